@@ -1,0 +1,1253 @@
+//! The engine: creates and claims runs, takes graphs from the front end, advances runs with
+//! the scheduler, applies each transition in one transaction, records task results.
+//!
+//! See ARCHITECTURE.md for the contract with the JS driver.
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasher, Hasher};
+use std::path::Path;
+use std::rc::Rc;
+
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::error::{Error, Result};
+use crate::events::{Event, EventBatch};
+use crate::graph::{EntryKind, GraphDescriptor, OnMaxReached, Plan, TaskBody, TaskNode};
+use crate::output::OutputTable;
+use crate::owner::{self, Liveness};
+use crate::plan::{Action, ApprovalStatus, NodeLookup, NodeView, SkipReason, Walk, WalkCache};
+use crate::state::{NodeEvent, NodeState, RunEvent, RunStatus};
+use crate::store::{self, now_ms};
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NewRun {
+    #[serde(default)]
+    pub run_id: Option<String>,
+    #[serde(default)]
+    pub workflow_name: Option<String>,
+    #[serde(default)]
+    pub workflow_path: Option<String>,
+    #[serde(default)]
+    pub input: Value,
+    #[serde(default)]
+    pub input_schema: Option<Value>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OutputRow {
+    pub table: String,
+    pub node_id: String,
+    pub iteration: i64,
+    pub value: Value,
+}
+
+/// What JS needs to render a run: its input, loop positions and every output so far.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Snapshot {
+    pub run_id: String,
+    pub status: &'static str,
+    pub workflow_name: String,
+    pub workflow_path: Option<String>,
+    pub input: Value,
+    pub loops: BTreeMap<String, i64>,
+    pub node_loops: BTreeMap<String, String>,
+    pub outputs: Vec<OutputRow>,
+    pub error: Option<RunError>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RunError {
+    pub code: String,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskToRun {
+    pub node_id: String,
+    pub iteration: i64,
+    pub attempt: i64,
+    pub output: String,
+    pub timeout_ms: Option<u64>,
+}
+
+/// The answer to every driving call: where the run is and what JS must do next.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Step {
+    pub status: &'static str,
+    pub needs_render: bool,
+    pub tasks: Vec<TaskToRun>,
+    pub outputs: Vec<OutputRow>,
+    pub loops: BTreeMap<String, i64>,
+    pub in_flight: usize,
+    pub error: Option<RunError>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskResult {
+    pub node_id: String,
+    #[serde(default)]
+    pub iteration: i64,
+    pub attempt: i64,
+    pub ok: bool,
+    #[serde(default)]
+    pub value: Value,
+    #[serde(default)]
+    pub error: Option<TaskError>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskError {
+    #[serde(default)]
+    pub code: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct NodeRecord {
+    pub state: NodeState,
+    pub approval: Option<ApprovalStatus>,
+    pub attempts: i64,
+    pub blocks: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LoopRecord {
+    pub iteration: i64,
+    pub done: bool,
+}
+
+pub(crate) struct ActiveRun {
+    pub status: RunStatus,
+    plan: Option<Plan>,
+    cache: WalkCache,
+    /// No output the render read has changed since the plan was submitted.
+    fresh: bool,
+    pub nodes: HashMap<String, BTreeMap<i64, NodeRecord>>,
+    pub loops: HashMap<String, LoopRecord>,
+    failure: Option<RunError>,
+    in_flight: usize,
+    waiting: usize,
+}
+
+impl NodeLookup for ActiveRun {
+    fn node(&self, id: &str, iteration: i64) -> Option<NodeView> {
+        self.nodes.get(id).and_then(|its| its.get(&iteration)).map(|n| NodeView {
+            state: n.state,
+            approval: n.approval,
+            blocks_dependents: n.blocks,
+        })
+    }
+    fn loop_done(&self, loop_id: &str) -> bool {
+        self.loops.get(loop_id).is_some_and(|l| l.done)
+    }
+}
+
+impl ActiveRun {
+    fn record(&mut self, id: &str, iteration: i64) -> Option<&mut NodeRecord> {
+        self.nodes.get_mut(id).and_then(|its| its.get_mut(&iteration))
+    }
+
+    /// Keeps the in-flight and waiting counters true to the node states.
+    fn set_state(&mut self, id: &str, iteration: i64, next: NodeState) {
+        let Some(rec) = self.nodes.get_mut(id).and_then(|its| its.get_mut(&iteration)) else { return };
+        let prev = rec.state;
+        rec.state = next;
+        match prev {
+            NodeState::InProgress => self.in_flight -= 1,
+            NodeState::WaitingApproval => self.waiting -= 1,
+            _ => {}
+        }
+        match next {
+            NodeState::InProgress => self.in_flight += 1,
+            NodeState::WaitingApproval => self.waiting += 1,
+            _ => {}
+        }
+    }
+
+    fn insert(&mut self, id: &str, iteration: i64, rec: NodeRecord) {
+        match rec.state {
+            NodeState::InProgress => self.in_flight += 1,
+            NodeState::WaitingApproval => self.waiting += 1,
+            _ => {}
+        }
+        self.nodes.entry(id.to_string()).or_default().insert(iteration, rec);
+    }
+
+    fn output_changed(&mut self, node_id: &str) {
+        if let Some(plan) = &self.plan
+            && plan.render_depends_on(node_id)
+        {
+            self.fresh = false;
+        }
+    }
+}
+
+pub struct Engine {
+    pub(crate) conn: Connection,
+    pub(crate) owner: String,
+    pub(crate) tables: HashMap<String, Rc<OutputTable>>,
+    pub(crate) runs: HashMap<String, ActiveRun>,
+    pub(crate) events: Vec<Event>,
+}
+
+fn random_suffix() -> String {
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+    format!("{:012x}", h.finish() & 0xffff_ffff_ffff)
+}
+
+pub fn check_run_id(run_id: &str) -> Result<()> {
+    let ok = !run_id.is_empty()
+        && run_id.len() <= 128
+        && run_id.chars().all(|c| c.is_ascii_alphanumeric() || "_.:-".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidGraph(format!(
+            "run id {run_id:?} must be 1-128 characters of letters, digits and _ . : -"
+        )))
+    }
+}
+
+impl Engine {
+    pub fn open(path: impl AsRef<Path>) -> Result<Engine> {
+        Ok(Engine {
+            conn: store::open(path.as_ref())?,
+            owner: owner::new_owner_id(),
+            tables: HashMap::new(),
+            runs: HashMap::new(),
+            events: Vec::new(),
+        })
+    }
+
+    pub fn owner_id(&self) -> &str {
+        &self.owner
+    }
+
+    /// Events committed since the last call, oldest first.
+    pub fn take_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events)
+    }
+
+    pub(crate) fn tx(&mut self) -> Result<Transaction<'_>> {
+        Ok(self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?)
+    }
+
+    // ---- output tables -------------------------------------------------------------------
+
+    /// The table for an output key, from the cache or from `_smithers_schemas`.
+    pub(crate) fn table(&mut self, key: &str) -> Result<Rc<OutputTable>> {
+        if let Some(t) = self.tables.get(key) {
+            return Ok(t.clone());
+        }
+        let schema: Option<String> = self
+            .conn
+            .query_row("SELECT schema_json FROM _smithers_schemas WHERE table_key = ?1", [key], |r| r.get(0))
+            .optional()?;
+        let Some(schema) = schema else {
+            return Err(Error::UnknownOutputSchema { key: key.into(), node_id: String::new() });
+        };
+        let table = Rc::new(OutputTable::new(key, &serde_json::from_str(&schema)?)?);
+        self.tables.insert(key.into(), table.clone());
+        Ok(table)
+    }
+
+    fn register_tables(&mut self, schemas: &BTreeMap<String, Value>) -> Result<()> {
+        let mut changed = Vec::new();
+        for (key, schema) in schemas {
+            if self.tables.get(key).is_some_and(|t| &t.schema == schema) {
+                continue;
+            }
+            changed.push(OutputTable::new(key, schema)?);
+        }
+        if changed.is_empty() {
+            return Ok(());
+        }
+        let tx = self.tx()?;
+        for table in &changed {
+            table.ensure(&tx)?;
+            tx.execute(
+                "INSERT INTO _smithers_schemas (table_key, table_name, schema_json, updated_at_ms) \
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT(table_key) DO UPDATE SET \
+                 table_name = excluded.table_name, schema_json = excluded.schema_json, \
+                 updated_at_ms = excluded.updated_at_ms WHERE schema_json != excluded.schema_json",
+                params![table.key, table.table, serde_json::to_string(&table.schema)?, now_ms()],
+            )?;
+        }
+        tx.commit()?;
+        for table in changed {
+            self.tables.insert(table.key.clone(), Rc::new(table));
+        }
+        Ok(())
+    }
+
+    /// Every output row of a run, across all known output tables.
+    pub(crate) fn read_outputs(&mut self, run_id: &str) -> Result<Vec<OutputRow>> {
+        let keys: Vec<String> = self
+            .conn
+            .prepare_cached("SELECT table_key FROM _smithers_schemas ORDER BY table_key")?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let mut rows = Vec::new();
+        for key in keys {
+            let table = self.table(&key)?;
+            for (node_id, iteration, value) in table.read_run(&self.conn, run_id)? {
+                rows.push(OutputRow { table: key.clone(), node_id, iteration, value });
+            }
+        }
+        Ok(rows)
+    }
+
+    // ---- runs ------------------------------------------------------------------------------
+
+    /// Creates a run owned by this engine and returns its first snapshot.
+    pub fn create_run(&mut self, new: NewRun) -> Result<Snapshot> {
+        let run_id = match new.run_id {
+            Some(id) => id,
+            None => format!("run-{}", random_suffix()),
+        };
+        check_run_id(&run_id)?;
+        if let Some(schema) = &new.input_schema {
+            let validator = jsonschema::options()
+                .should_validate_formats(true)
+                .build(schema)
+                .map_err(|e| Error::InvalidSchema { key: "input".into(), message: e.to_string() })?;
+            let errors: Vec<String> = validator.iter_errors(&new.input).take(8).map(|e| e.to_string()).collect();
+            if !errors.is_empty() {
+                return Err(Error::InvalidInput { errors });
+            }
+        }
+        let name = new.workflow_name.unwrap_or_else(|| "workflow".into());
+        let owner = self.owner.clone();
+        let tx = self.tx()?;
+        let exists: bool =
+            tx.query_row("SELECT 1 FROM _smithers_runs WHERE run_id = ?1", [&run_id], |_| Ok(true)).optional()?.is_some();
+        if exists {
+            return Err(Error::RunExists { run_id });
+        }
+        let now = now_ms();
+        tx.execute(
+            "INSERT INTO _smithers_runs (run_id, workflow_name, workflow_path, status, input_json, owner, created_at_ms, updated_at_ms) \
+             VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6, ?6)",
+            params![run_id, name, new.workflow_path, serde_json::to_string(&new.input)?, owner, now],
+        )?;
+        let mut batch = EventBatch::default();
+        batch.emit(&tx, &run_id, "RunStarted", json!({ "workflowName": name, "status": "running" }))?;
+        tx.commit()?;
+        self.events.extend(batch.events);
+        self.runs.insert(run_id.clone(), new_active(RunStatus::Running));
+        Ok(Snapshot {
+            run_id,
+            status: RunStatus::Running.as_str(),
+            workflow_name: name,
+            workflow_path: new.workflow_path,
+            input: new.input,
+            loops: BTreeMap::new(),
+            node_loops: BTreeMap::new(),
+            outputs: Vec::new(),
+            error: None,
+        })
+    }
+
+    /// Takes a run over to drive it (resume). Nodes a dead owner left in progress go back to
+    /// pending: their tasks never completed, so running them again loses nothing, and a
+    /// completed task is never run again. A finished, failed or cancelled run is returned as
+    /// it is, without being claimed.
+    pub fn claim_run(&mut self, run_id: &str, force: bool) -> Result<Snapshot> {
+        let me = self.owner.clone();
+        let tx = self.tx()?;
+        type RunRow = (String, Option<String>, String, Option<String>, String, Option<String>);
+        let row: Option<RunRow> = tx
+            .query_row(
+                "SELECT status, owner, workflow_name, workflow_path, input_json, error_json FROM _smithers_runs WHERE run_id = ?1",
+                [run_id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+            )
+            .optional()?;
+        let Some((status, owner, workflow_name, workflow_path, input_json, error_json)) = row else {
+            return Err(Error::RunNotFound { run_id: run_id.into() });
+        };
+        let status = RunStatus::parse(&status).unwrap_or(RunStatus::Failed);
+        let error: Option<RunError> = error_json.as_deref().and_then(|e| serde_json::from_str(e).ok());
+        let input: Value = serde_json::from_str(&input_json)?;
+        if status.is_terminal() {
+            drop(tx);
+            let outputs = self.read_outputs(run_id)?;
+            return Ok(Snapshot {
+                run_id: run_id.into(),
+                status: status.as_str(),
+                workflow_name,
+                workflow_path,
+                input,
+                loops: BTreeMap::new(),
+                node_loops: BTreeMap::new(),
+                outputs,
+                error,
+            });
+        }
+        if let Some(owner) = owner.as_deref()
+            && owner != me
+            && !force
+            && owner::liveness(owner) != Liveness::Dead
+        {
+            return Err(Error::RunOwned { run_id: run_id.into(), owner: owner.into() });
+        }
+        let mut batch = EventBatch::default();
+        let now = now_ms();
+        // Attempts that were open when the previous owner died.
+        let abandoned: Vec<(String, i64, i64)> = tx
+            .prepare("SELECT node_id, iteration, attempts FROM _smithers_nodes WHERE run_id = ?1 AND state = 'in-progress'")?
+            .query_map([run_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<Result<_, _>>()?;
+        for (node_id, iteration, attempt) in &abandoned {
+            let next = NodeState::InProgress.apply(NodeEvent::Abandon)?;
+            tx.execute(
+                "UPDATE _smithers_nodes SET state = ?4, updated_at_ms = ?5 WHERE run_id = ?1 AND node_id = ?2 AND iteration = ?3",
+                params![run_id, node_id, iteration, next.as_str(), now],
+            )?;
+            tx.execute(
+                "UPDATE _smithers_attempts SET state = 'abandoned', finished_at_ms = ?5 \
+                 WHERE run_id = ?1 AND node_id = ?2 AND iteration = ?3 AND attempt = ?4",
+                params![run_id, node_id, iteration, attempt, now],
+            )?;
+            batch.emit(&tx, run_id, "NodeAbandoned", json!({ "nodeId": node_id, "iteration": iteration, "attempt": attempt }))?;
+        }
+        let next_status = status.apply(RunEvent::Wake)?;
+        tx.execute(
+            "UPDATE _smithers_runs SET owner = ?2, status = ?3, updated_at_ms = ?4 WHERE run_id = ?1",
+            params![run_id, me, next_status.as_str(), now],
+        )?;
+        if next_status != status {
+            batch.emit(&tx, run_id, "RunStatusChanged", json!({ "status": next_status.as_str(), "previous": status.as_str() }))?;
+        }
+        tx.commit()?;
+        self.events.extend(batch.events);
+
+        let mut run = new_active(next_status);
+        let mut node_loops = BTreeMap::new();
+        {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT n.node_id, n.iteration, n.state, n.attempts, n.skip_reason, n.loop_id, a.status \
+                 FROM _smithers_nodes n LEFT JOIN _smithers_approvals a \
+                   ON a.run_id = n.run_id AND a.node_id = n.node_id AND a.iteration = n.iteration \
+                 WHERE n.run_id = ?1",
+            )?;
+            let rows = stmt.query_map([run_id], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, Option<String>>(4)?,
+                    r.get::<_, Option<String>>(5)?,
+                    r.get::<_, Option<String>>(6)?,
+                ))
+            })?;
+            for row in rows {
+                let (node_id, iteration, state, attempts, skip_reason, loop_id, approval) = row?;
+                if let Some(loop_id) = loop_id {
+                    node_loops.insert(node_id.clone(), loop_id);
+                }
+                run.insert(
+                    &node_id,
+                    iteration,
+                    NodeRecord {
+                        state: NodeState::parse(&state).unwrap_or(NodeState::Pending),
+                        approval: approval.as_deref().and_then(ApprovalStatus::parse),
+                        attempts,
+                        blocks: skip_reason.as_deref().is_some_and(blocks_dependents),
+                    },
+                );
+            }
+        }
+        let mut loops = BTreeMap::new();
+        {
+            let mut stmt =
+                self.conn.prepare_cached("SELECT loop_id, iteration, done FROM _smithers_loops WHERE run_id = ?1")?;
+            for row in stmt.query_map([run_id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, bool>(2)?)))? {
+                let (loop_id, iteration, done) = row?;
+                loops.insert(loop_id.clone(), iteration);
+                run.loops.insert(loop_id, LoopRecord { iteration, done });
+            }
+        }
+        self.runs.insert(run_id.into(), run);
+        let outputs = self.read_outputs(run_id)?;
+        Ok(Snapshot {
+            run_id: run_id.into(),
+            status: next_status.as_str(),
+            workflow_name,
+            workflow_path,
+            input,
+            loops,
+            node_loops,
+            outputs,
+            error,
+        })
+    }
+
+    /// Lets go of a run this engine drives (the process is about to stop driving it). A run
+    /// that is still running stays `running` with no owner: `resume` picks it up.
+    pub fn release_run(&mut self, run_id: &str) -> Result<()> {
+        if self.runs.remove(run_id).is_some() {
+            self.conn.execute(
+                "UPDATE _smithers_runs SET owner = NULL WHERE run_id = ?1 AND owner = ?2",
+                params![run_id, self.owner],
+            )?;
+        }
+        Ok(())
+    }
+
+    pub fn is_driving(&self, run_id: &str) -> bool {
+        self.runs.contains_key(run_id)
+    }
+
+    fn active(&mut self, run_id: &str) -> Result<&mut ActiveRun> {
+        self.runs.get_mut(run_id).ok_or_else(|| Error::RunNotClaimed { run_id: run_id.into() })
+    }
+
+    // ---- driving ---------------------------------------------------------------------------
+
+    /// Takes a freshly rendered graph and advances the run with it.
+    pub fn submit_graph(&mut self, run_id: &str, graph: GraphDescriptor) -> Result<Step> {
+        self.active(run_id)?;
+        graph.validate()?;
+        self.register_tables(&graph.schemas)?;
+        let workflow_name = graph.workflow.name.clone();
+        let plan = Plan::build(graph);
+        let now = now_ms();
+        let run = self.runs.get_mut(run_id).ok_or_else(|| Error::RunNotClaimed { run_id: run_id.into() })?;
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if let Some(name) = &workflow_name {
+            tx.prepare_cached("UPDATE _smithers_runs SET workflow_name = ?2 WHERE run_id = ?1 AND workflow_name != ?2")?
+                .execute(params![run_id, name])?;
+        }
+        {
+            let mut insert_node = tx.prepare_cached(
+                "INSERT OR IGNORE INTO _smithers_nodes (run_id, node_id, iteration, state, output_table, loop_id, label, ordinal, updated_at_ms) \
+                 VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6, ?7, ?8)",
+            )?;
+            let mut insert_loop =
+                tx.prepare_cached("INSERT OR IGNORE INTO _smithers_loops (run_id, loop_id, iteration, done) VALUES (?1, ?2, 0, 0)")?;
+            for (idx, entry) in plan.nodes.iter().enumerate() {
+                match &entry.kind {
+                    EntryKind::Task(task)
+                        if run.node(&task.id, task.iteration).is_none() => {
+                            insert_node.execute(params![
+                                run_id,
+                                task.id,
+                                task.iteration,
+                                task.output,
+                                plan.nodes[idx].loop_id,
+                                task.label,
+                                idx as i64,
+                                now
+                            ])?;
+                            run.insert(
+                                &task.id,
+                                task.iteration,
+                                NodeRecord { state: NodeState::Pending, approval: None, attempts: 0, blocks: false },
+                            );
+                        }
+                    EntryKind::Loop { id, .. }
+                        if !run.loops.contains_key(id) => {
+                            insert_loop.execute(params![run_id, id])?;
+                            run.loops.insert(id.clone(), LoopRecord { iteration: 0, done: false });
+                        }
+                    _ => {}
+                }
+            }
+        }
+        tx.commit()?;
+        for (_, task) in plan.tasks() {
+            if let Some(rec) = run.node(&task.id, task.iteration)
+                && rec.state == NodeState::Failed
+                && !task.continue_on_fail
+                && run.failure.is_none()
+            {
+                run.failure = Some(RunError {
+                    code: "TASK_FAILED".into(),
+                    message: format!("Task failed: {}", task.id),
+                    node_id: Some(task.id.clone()),
+                });
+            }
+        }
+        run.cache = WalkCache::new(&plan);
+        run.plan = Some(plan);
+        run.fresh = true;
+        self.advance(run_id)
+    }
+
+    /// Records results of compute tasks JS ran, then advances.
+    pub fn complete_tasks(&mut self, run_id: &str, results: Vec<TaskResult>) -> Result<Step> {
+        self.active(run_id)?;
+        let mut step = empty_step();
+        for result in results {
+            self.complete_one(run_id, result, &mut step)?;
+        }
+        let mut next = self.advance(run_id)?;
+        step.outputs.append(&mut next.outputs);
+        next.outputs = step.outputs;
+        Ok(next)
+    }
+
+    fn complete_one(&mut self, run_id: &str, result: TaskResult, step: &mut Step) -> Result<()> {
+        let run = self.runs.get(run_id).ok_or_else(|| Error::RunNotClaimed { run_id: run_id.into() })?;
+        let Some(task) = run.plan.as_ref().and_then(|p| p.task_index.get(&result.node_id).and_then(|&i| p.task(i))).cloned()
+        else {
+            // The node was unmounted by a later render; nothing depends on its output now.
+            return self.close_attempt(run_id, &result, "orphaned");
+        };
+        let current = run.nodes.get(&result.node_id).and_then(|its| its.get(&result.iteration)).cloned();
+        let Some(rec) = current else { return Ok(()) };
+        if rec.state != NodeState::InProgress || rec.attempts != result.attempt {
+            // A late result for an attempt the run no longer waits for (cancelled, failed).
+            return self.close_attempt(run_id, &result, "ignored");
+        }
+        let table = self.table(&task.output)?;
+        if result.ok {
+            match table.validate(&task.id, &result.value) {
+                Ok(()) => self.finish_task(run_id, &task, rec.attempts, &table, result.value, step),
+                // An output that does not match its schema will not match on a retry either.
+                Err(err) => self.fail_task(run_id, &task, rec.attempts, task_error(&err), false),
+            }
+        } else {
+            let error = result
+                .error
+                .unwrap_or_else(|| TaskError { message: "the task failed without an error".into(), ..TaskError::default() });
+            self.fail_task(run_id, &task, rec.attempts, error, true)
+        }
+    }
+
+    fn close_attempt(&mut self, run_id: &str, result: &TaskResult, state: &str) -> Result<()> {
+        self.conn.execute(
+            "UPDATE _smithers_attempts SET state = ?5, finished_at_ms = ?6 \
+             WHERE run_id = ?1 AND node_id = ?2 AND iteration = ?3 AND attempt = ?4 AND state = 'running'",
+            params![run_id, result.node_id, result.iteration, result.attempt, state, now_ms()],
+        )?;
+        Ok(())
+    }
+
+    fn finish_task(
+        &mut self,
+        run_id: &str,
+        task: &TaskNode,
+        attempt: i64,
+        table: &OutputTable,
+        value: Value,
+        step: &mut Step,
+    ) -> Result<()> {
+        let now = now_ms();
+        let next = NodeState::InProgress.apply(NodeEvent::Finish)?;
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        table.write(&tx, run_id, &task.id, task.iteration, &value)?;
+        set_node_row(&tx, run_id, &task.id, task.iteration, next, attempt, None, None)?;
+        tx.prepare_cached(
+            "UPDATE _smithers_attempts SET state = 'finished', finished_at_ms = ?5 \
+             WHERE run_id = ?1 AND node_id = ?2 AND iteration = ?3 AND attempt = ?4",
+        )?
+        .execute(params![run_id, task.id, task.iteration, attempt, now])?;
+        let mut batch = EventBatch::default();
+        batch.emit(&tx, run_id, "NodeFinished", json!({ "nodeId": task.id, "iteration": task.iteration, "attempt": attempt }))?;
+        tx.commit()?;
+        self.events.extend(batch.events);
+        let run = self.active(run_id)?;
+        run.set_state(&task.id, task.iteration, next);
+        run.output_changed(&task.id);
+        step.outputs.push(OutputRow { table: task.output.clone(), node_id: task.id.clone(), iteration: task.iteration, value });
+        Ok(())
+    }
+
+    fn fail_task(&mut self, run_id: &str, task: &TaskNode, attempt: i64, error: TaskError, retryable: bool) -> Result<()> {
+        let retry = retryable && attempt <= i64::from(task.retries);
+        let next = NodeState::InProgress.apply(if retry { NodeEvent::Retry } else { NodeEvent::Fail })?;
+        let now = now_ms();
+        let error_json = serde_json::to_string(&error)?;
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        set_node_row(&tx, run_id, &task.id, task.iteration, next, attempt, None, Some(&error_json))?;
+        tx.prepare_cached(
+            "UPDATE _smithers_attempts SET state = 'failed', finished_at_ms = ?5, error_json = ?6 \
+             WHERE run_id = ?1 AND node_id = ?2 AND iteration = ?3 AND attempt = ?4",
+        )?
+        .execute(params![run_id, task.id, task.iteration, attempt, now, error_json])?;
+        let mut batch = EventBatch::default();
+        let kind = if retry { "NodeRetrying" } else { "NodeFailed" };
+        batch.emit(
+            &tx,
+            run_id,
+            kind,
+            json!({ "nodeId": task.id, "iteration": task.iteration, "attempt": attempt, "error": error }),
+        )?;
+        tx.commit()?;
+        self.events.extend(batch.events);
+        let run = self.active(run_id)?;
+        run.set_state(&task.id, task.iteration, next);
+        if next == NodeState::Failed && !task.continue_on_fail && run.failure.is_none() {
+            run.failure = Some(RunError {
+                code: error.code.clone().unwrap_or_else(|| "TASK_FAILED".into()),
+                message: format!("Task {} failed: {}", task.id, error.message),
+                node_id: Some(task.id.clone()),
+            });
+        }
+        Ok(())
+    }
+
+    /// Advances a run as far as it can go without JS: requests reachable approvals, runs
+    /// static bodies, hands out compute tasks, moves loops, and settles the run's status.
+    pub fn advance(&mut self, run_id: &str) -> Result<Step> {
+        let mut step = empty_step();
+        loop {
+            self.refresh_from_store(run_id, &mut step)?;
+            let run = self.active(run_id)?;
+            if run.status.is_terminal() {
+                break;
+            }
+            if let Some(failure) = run.failure.clone() {
+                self.end_run(run_id, RunEvent::Fail, Some(failure))?;
+                break;
+            }
+            if run.plan.is_none() || !run.fresh {
+                step.needs_render = true;
+                break;
+            }
+            let (actions, root_terminal) = {
+                let run = self.runs.get_mut(run_id).ok_or_else(|| Error::RunNotClaimed { run_id: run_id.into() })?;
+                let plan = run.plan.take().ok_or_else(|| Error::RunNotClaimed { run_id: run_id.into() })?;
+                let mut cache = std::mem::take(&mut run.cache);
+                let (actions, terminal) = {
+                    let mut walk = Walk { plan: &plan, lookup: &*run, cache: &mut cache, actions: Vec::new() };
+                    let terminal = walk.run();
+                    (walk.actions, terminal)
+                };
+                run.cache = cache;
+                run.plan = Some(plan);
+                (actions, terminal)
+            };
+            if actions.is_empty() {
+                let run = self.active(run_id)?;
+                if root_terminal && run.in_flight == 0 {
+                    self.end_run(run_id, RunEvent::Finish, None)?;
+                } else if run.in_flight == 0 && run.waiting > 0 {
+                    if self.park(run_id, &mut step)? {
+                        continue;
+                    }
+                } else if run.in_flight == 0 {
+                    let failure = RunError {
+                        code: "RUN_STUCK".into(),
+                        message: "no task can run and nothing is waiting for a decision".into(),
+                        node_id: None,
+                    };
+                    self.end_run(run_id, RunEvent::Fail, Some(failure))?;
+                }
+                break;
+            }
+            for action in actions {
+                self.apply(run_id, action, &mut step)?;
+            }
+        }
+        let run = self.active(run_id)?;
+        step.status = run.status.as_str();
+        step.in_flight = run.in_flight;
+        if run.status.is_terminal() {
+            step.error = run.failure.clone();
+            step.tasks.clear();
+            step.needs_render = false;
+            self.runs.remove(run_id);
+        } else if run.status == RunStatus::WaitingApproval {
+            self.runs.remove(run_id);
+        }
+        Ok(step)
+    }
+
+    fn plan_task(&self, run_id: &str, idx: usize) -> Result<TaskNode> {
+        self.runs
+            .get(run_id)
+            .and_then(|r| r.plan.as_ref())
+            .and_then(|p| p.task(idx))
+            .cloned()
+            .ok_or_else(|| Error::RunNotClaimed { run_id: run_id.into() })
+    }
+
+    fn apply(&mut self, run_id: &str, action: Action, step: &mut Step) -> Result<()> {
+        match action {
+            Action::RunStatic(idx) => {
+                let task = self.plan_task(run_id, idx)?;
+                let TaskBody::Static { value } = &task.body else { return Ok(()) };
+                let table = self.table(&task.output)?;
+                self.start_task(run_id, &task)?;
+                let attempt = self.active(run_id)?.record(&task.id, task.iteration).map(|r| r.attempts).unwrap_or(1);
+                match table.validate(&task.id, value) {
+                    Ok(()) => self.finish_task(run_id, &task, attempt, &table, value.clone(), step)?,
+                    Err(err) => self.fail_task(run_id, &task, attempt, task_error(&err), false)?,
+                }
+            }
+            Action::Start(idx) => {
+                let task = self.plan_task(run_id, idx)?;
+                let attempt = self.start_task(run_id, &task)?;
+                step.tasks.push(TaskToRun {
+                    node_id: task.id.clone(),
+                    iteration: task.iteration,
+                    attempt,
+                    output: task.output.clone(),
+                    timeout_ms: task.timeout_ms,
+                });
+            }
+            Action::RequestApproval(idx) => {
+                let task = self.plan_task(run_id, idx)?;
+                self.request_approval(run_id, &task)?;
+            }
+            Action::Skip(idx, reason) => {
+                let task = self.plan_task(run_id, idx)?;
+                let next = NodeState::Pending.apply(NodeEvent::Skip)?;
+                let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                set_node_row(&tx, run_id, &task.id, task.iteration, next, 0, Some(reason.as_str()), None)?;
+                let mut batch = EventBatch::default();
+                batch.emit(&tx, run_id, "NodeSkipped", json!({ "nodeId": task.id, "iteration": task.iteration, "reason": reason.as_str() }))?;
+                tx.commit()?;
+                self.events.extend(batch.events);
+                let run = self.active(run_id)?;
+                run.set_state(&task.id, task.iteration, next);
+                if let Some(rec) = run.record(&task.id, task.iteration) {
+                    rec.blocks = reason == SkipReason::DependencyDenied;
+                }
+            }
+            Action::FinishFromDecision(idx) => {
+                let task = self.plan_task(run_id, idx)?;
+                let row = crate::decision::finish_from_decision(self, run_id, &task)?;
+                if let Some(row) = row {
+                    let run = self.active(run_id)?;
+                    run.set_state(&task.id, task.iteration, NodeState::Finished);
+                    run.output_changed(&task.id);
+                    step.outputs.push(row);
+                }
+            }
+            Action::LoopEnd(idx) | Action::LoopSkip(idx) => self.end_loop_iteration(run_id, idx, action, step)?,
+        }
+        Ok(())
+    }
+
+    /// pending → in-progress, with a new attempt row. Returns the attempt number.
+    fn start_task(&mut self, run_id: &str, task: &TaskNode) -> Result<i64> {
+        let run = self.runs.get(run_id).ok_or_else(|| Error::RunNotClaimed { run_id: run_id.into() })?;
+        let rec = run.node(&task.id, task.iteration).ok_or_else(|| Error::NodeNotFound {
+            run_id: run_id.into(),
+            node_id: task.id.clone(),
+            iteration: task.iteration,
+        })?;
+        let next = rec.state.apply(NodeEvent::Start)?;
+        let attempt = run.nodes.get(&task.id).and_then(|its| its.get(&task.iteration)).map(|r| r.attempts).unwrap_or(0) + 1;
+        let now = now_ms();
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        set_node_row(&tx, run_id, &task.id, task.iteration, next, attempt, None, None)?;
+        tx.prepare_cached(
+            "INSERT OR REPLACE INTO _smithers_attempts (run_id, node_id, iteration, attempt, state, started_at_ms, owner) \
+             VALUES (?1, ?2, ?3, ?4, 'running', ?5, ?6)",
+        )?
+        .execute(params![run_id, task.id, task.iteration, attempt, now, self.owner])?;
+        let mut batch = EventBatch::default();
+        batch.emit(&tx, run_id, "NodeStarted", json!({ "nodeId": task.id, "iteration": task.iteration, "attempt": attempt }))?;
+        tx.commit()?;
+        self.events.extend(batch.events);
+        let run = self.active(run_id)?;
+        run.set_state(&task.id, task.iteration, next);
+        if let Some(rec) = run.record(&task.id, task.iteration) {
+            rec.attempts = attempt;
+        }
+        Ok(attempt)
+    }
+
+    fn request_approval(&mut self, run_id: &str, task: &TaskNode) -> Result<()> {
+        let Some(spec) = &task.approval else { return Ok(()) };
+        let next = NodeState::Pending.apply(NodeEvent::RequestApproval)?;
+        let now = now_ms();
+        let request = json!({
+            "title": spec.request.title,
+            "summary": spec.request.summary,
+            "metadata": spec.request.metadata,
+            "label": task.label,
+            "options": spec.options,
+            "allowedUsers": spec.allowed_users,
+            "allowedScopes": spec.allowed_scopes,
+            "meta": task.meta,
+        });
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let inserted = tx.prepare_cached(
+            "INSERT OR IGNORE INTO _smithers_approvals (run_id, node_id, iteration, status, mode, on_deny, output_table, requested_at_ms, request_json) \
+             VALUES (?1, ?2, ?3, 'requested', ?4, ?5, ?6, ?7, ?8)",
+        )?
+        .execute(params![
+            run_id,
+            task.id,
+            task.iteration,
+            serde_json::to_value(spec.mode)?.as_str().unwrap_or("decision"),
+            serde_json::to_value(spec.on_deny)?.as_str().unwrap_or("fail"),
+            task.output,
+            now,
+            serde_json::to_string(&request)?
+        ])?;
+        if inserted == 0 {
+            // A row exists already (this process learned of it late): let the store decide.
+            drop(tx);
+            let status: Option<String> = self
+                .conn
+                .query_row(
+                    "SELECT status FROM _smithers_approvals WHERE run_id = ?1 AND node_id = ?2 AND iteration = ?3",
+                    params![run_id, task.id, task.iteration],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let run = self.active(run_id)?;
+            if let Some(rec) = run.record(&task.id, task.iteration) {
+                rec.approval = status.as_deref().and_then(ApprovalStatus::parse);
+            }
+            return self.reload_node(run_id, &task.id, task.iteration);
+        }
+        set_node_row(&tx, run_id, &task.id, task.iteration, next, 0, None, None)?;
+        let mut batch = EventBatch::default();
+        batch.emit(
+            &tx,
+            run_id,
+            "ApprovalRequested",
+            json!({ "nodeId": task.id, "iteration": task.iteration, "title": spec.request.title, "summary": spec.request.summary }),
+        )?;
+        batch.emit(&tx, run_id, "NodeWaitingApproval", json!({ "nodeId": task.id, "iteration": task.iteration }))?;
+        tx.commit()?;
+        self.events.extend(batch.events);
+        let run = self.active(run_id)?;
+        run.set_state(&task.id, task.iteration, next);
+        if let Some(rec) = run.record(&task.id, task.iteration) {
+            rec.approval = Some(ApprovalStatus::Requested);
+        }
+        Ok(())
+    }
+
+    fn reload_node(&mut self, run_id: &str, node_id: &str, iteration: i64) -> Result<()> {
+        let row: Option<(String, i64, Option<String>)> = self
+            .conn
+            .query_row(
+                "SELECT state, attempts, skip_reason FROM _smithers_nodes WHERE run_id = ?1 AND node_id = ?2 AND iteration = ?3",
+                params![run_id, node_id, iteration],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        if let Some((state, attempts, skip_reason)) = row {
+            let state = NodeState::parse(&state).unwrap_or(NodeState::Pending);
+            let run = self.active(run_id)?;
+            run.set_state(node_id, iteration, state);
+            if let Some(rec) = run.record(node_id, iteration) {
+                rec.attempts = attempts;
+                rec.blocks = skip_reason.as_deref().is_some_and(blocks_dependents);
+            }
+        }
+        Ok(())
+    }
+
+    /// Picks up what other writers changed: a cancel, or decisions on gates this run waits
+    /// on (made by the CLI in another process, or through this engine's `decide`).
+    fn refresh_from_store(&mut self, run_id: &str, step: &mut Step) -> Result<()> {
+        let status: Option<String> = self
+            .conn
+            .prepare_cached("SELECT status FROM _smithers_runs WHERE run_id = ?1")?
+            .query_row([run_id], |r| r.get(0))
+            .optional()?;
+        let run = self.active(run_id)?;
+        if status.as_deref() == Some("cancelled") && run.status != RunStatus::Cancelled {
+            run.status = RunStatus::Cancelled;
+            return Ok(());
+        }
+        if run.waiting == 0 {
+            return Ok(());
+        }
+        let decided: Vec<(String, i64, String, Option<String>, String, String)> = self
+            .conn
+            .prepare_cached(
+                "SELECT a.node_id, a.iteration, n.state, n.skip_reason, a.status, a.output_table \
+                 FROM _smithers_approvals a JOIN _smithers_nodes n \
+                   ON n.run_id = a.run_id AND n.node_id = a.node_id AND n.iteration = a.iteration \
+                 WHERE a.run_id = ?1 AND a.status != 'requested'",
+            )?
+            .query_map([run_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))?
+            .collect::<Result<_, _>>()?;
+        for (node_id, iteration, state, skip_reason, approval, output_table) in decided {
+            let run = self.active(run_id)?;
+            let Some(rec) = run.record(&node_id, iteration) else { continue };
+            if rec.state != NodeState::WaitingApproval {
+                continue;
+            }
+            rec.approval = ApprovalStatus::parse(&approval);
+            rec.blocks = skip_reason.as_deref().is_some_and(blocks_dependents);
+            let next = NodeState::parse(&state).unwrap_or(NodeState::Pending);
+            run.set_state(&node_id, iteration, next);
+            let continue_on_fail = run
+                .plan
+                .as_ref()
+                .and_then(|p| p.task_index.get(&node_id).and_then(|&i| p.task(i)))
+                .is_some_and(|t| t.continue_on_fail);
+            if next == NodeState::Failed && !continue_on_fail && run.failure.is_none() {
+                run.failure = Some(RunError {
+                    code: "APPROVAL_DENIED".into(),
+                    message: format!("Approval {node_id} was denied"),
+                    node_id: Some(node_id.clone()),
+                });
+            }
+            if next == NodeState::Finished {
+                run.output_changed(&node_id);
+                let table = self.table(&output_table)?;
+                if let Some(value) = table.read_one(&self.conn, run_id, &node_id, iteration)? {
+                    step.outputs.push(OutputRow { table: output_table, node_id, iteration, value });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Lets go of a run that can only wait for decisions. The check for decisions made in
+    /// the meantime happens inside the same transaction, so none is missed. Returns true when
+    /// a decision arrived and the run should advance again instead.
+    fn park(&mut self, run_id: &str, step: &mut Step) -> Result<bool> {
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let waiting_decided: i64 = tx.query_row(
+            "SELECT COUNT(*) FROM _smithers_nodes n JOIN _smithers_approvals a \
+               ON n.run_id = a.run_id AND n.node_id = a.node_id AND n.iteration = a.iteration \
+             WHERE n.run_id = ?1 AND a.status != 'requested' AND n.state != 'waiting-approval' \
+               AND n.state != 'finished' AND n.state != 'failed' AND n.state != 'skipped'",
+            [run_id],
+            |r| r.get(0),
+        )?;
+        let changed: i64 = {
+            let run = self.runs.get(run_id).ok_or_else(|| Error::RunNotClaimed { run_id: run_id.into() })?;
+            let mut n = 0;
+            let mut stmt = tx.prepare_cached(
+                "SELECT node_id, iteration FROM _smithers_approvals WHERE run_id = ?1 AND status != 'requested'",
+            )?;
+            for row in stmt.query_map([run_id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
+                let (node_id, iteration) = row?;
+                if run.node(&node_id, iteration).is_some_and(|v| v.state == NodeState::WaitingApproval) {
+                    n += 1;
+                }
+            }
+            n
+        };
+        if changed > 0 || waiting_decided > 0 {
+            drop(tx);
+            self.refresh_from_store(run_id, step)?;
+            return Ok(true);
+        }
+        let run = self.runs.get(run_id).ok_or_else(|| Error::RunNotClaimed { run_id: run_id.into() })?;
+        let next = run.status.apply(RunEvent::Park)?;
+        tx.execute(
+            "UPDATE _smithers_runs SET status = ?2, owner = NULL, updated_at_ms = ?3 WHERE run_id = ?1",
+            params![run_id, next.as_str(), now_ms()],
+        )?;
+        let mut batch = EventBatch::default();
+        batch.emit(&tx, run_id, "RunStatusChanged", json!({ "status": next.as_str(), "previous": run.status.as_str() }))?;
+        tx.commit()?;
+        self.events.extend(batch.events);
+        self.active(run_id)?.status = next;
+        Ok(false)
+    }
+
+    /// Finishes or fails a run: open nodes are cancelled, open approval requests withdrawn.
+    fn end_run(&mut self, run_id: &str, event: RunEvent, failure: Option<RunError>) -> Result<()> {
+        let run = self.runs.get(run_id).ok_or_else(|| Error::RunNotClaimed { run_id: run_id.into() })?;
+        let next = run.status.apply(event)?;
+        let previous = run.status;
+        let now = now_ms();
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut batch = EventBatch::default();
+        let open: Vec<(String, i64)> = tx
+            .prepare_cached(
+                "SELECT node_id, iteration FROM _smithers_nodes WHERE run_id = ?1 \
+                 AND state IN ('pending', 'in-progress', 'waiting-approval')",
+            )?
+            .query_map([run_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        for (node_id, iteration) in &open {
+            tx.execute(
+                "UPDATE _smithers_nodes SET state = 'cancelled', updated_at_ms = ?4 WHERE run_id = ?1 AND node_id = ?2 AND iteration = ?3",
+                params![run_id, node_id, iteration, now],
+            )?;
+            batch.emit(&tx, run_id, "NodeCancelled", json!({ "nodeId": node_id, "iteration": iteration }))?;
+        }
+        tx.execute(
+            "UPDATE _smithers_approvals SET status = 'cancelled' WHERE run_id = ?1 AND status = 'requested'",
+            [run_id],
+        )?;
+        tx.execute(
+            "UPDATE _smithers_attempts SET state = 'cancelled', finished_at_ms = ?2 WHERE run_id = ?1 AND state = 'running'",
+            params![run_id, now],
+        )?;
+        let error_json = failure.as_ref().map(serde_json::to_string).transpose()?;
+        tx.execute(
+            "UPDATE _smithers_runs SET status = ?2, owner = NULL, error_json = COALESCE(?3, error_json), \
+             updated_at_ms = ?4, finished_at_ms = ?4 WHERE run_id = ?1",
+            params![run_id, next.as_str(), error_json, now],
+        )?;
+        batch.emit(&tx, run_id, "RunStatusChanged", json!({ "status": next.as_str(), "previous": previous.as_str() }))?;
+        match next {
+            RunStatus::Finished => batch.emit(&tx, run_id, "RunFinished", json!({}))?,
+            RunStatus::Failed => batch.emit(&tx, run_id, "RunFailed", json!({ "error": failure }))?,
+            _ => {}
+        }
+        tx.commit()?;
+        self.events.extend(batch.events);
+        let run = self.active(run_id)?;
+        for (node_id, iteration) in open {
+            run.set_state(&node_id, iteration, NodeState::Cancelled);
+        }
+        run.status = next;
+        if failure.is_some() {
+            run.failure = failure;
+        }
+        Ok(())
+    }
+
+    fn end_loop_iteration(&mut self, run_id: &str, idx: usize, action: Action, step: &mut Step) -> Result<()> {
+        let run = self.runs.get(run_id).ok_or_else(|| Error::RunNotClaimed { run_id: run_id.into() })?;
+        let Some(EntryKind::Loop { id, until, max_iterations, on_max_reached }) =
+            run.plan.as_ref().map(|p| &p.nodes[idx].kind)
+        else {
+            return Ok(());
+        };
+        let id = id.clone();
+        let current = run.loops.get(&id).map(|l| l.iteration).unwrap_or(0);
+        enum Outcome {
+            Done,
+            Next,
+            Fail,
+        }
+        let outcome = if matches!(action, Action::LoopSkip(_)) || *until {
+            Outcome::Done
+        } else if current + 1 >= i64::from(*max_iterations) {
+            if *on_max_reached == OnMaxReached::Fail { Outcome::Fail } else { Outcome::Done }
+        } else {
+            Outcome::Next
+        };
+        let max = *max_iterations;
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut batch = EventBatch::default();
+        match outcome {
+            Outcome::Done | Outcome::Fail => {
+                tx.execute("UPDATE _smithers_loops SET done = 1 WHERE run_id = ?1 AND loop_id = ?2", params![run_id, id])?;
+                batch.emit(&tx, run_id, "LoopFinished", json!({ "loopId": id, "iteration": current }))?;
+            }
+            Outcome::Next => {
+                tx.execute(
+                    "UPDATE _smithers_loops SET iteration = ?3 WHERE run_id = ?1 AND loop_id = ?2",
+                    params![run_id, id, current + 1],
+                )?;
+                batch.emit(&tx, run_id, "LoopIteration", json!({ "loopId": id, "iteration": current + 1 }))?;
+            }
+        }
+        tx.commit()?;
+        self.events.extend(batch.events);
+        let run = self.active(run_id)?;
+        let rec = run.loops.entry(id.clone()).or_insert(LoopRecord { iteration: 0, done: false });
+        match outcome {
+            Outcome::Done => rec.done = true,
+            Outcome::Fail => {
+                rec.done = true;
+                run.failure = Some(RunError {
+                    code: "LOOP_MAX_REACHED".into(),
+                    message: format!("Loop {id} reached maxIterations ({max}) without its until condition"),
+                    node_id: Some(id),
+                });
+            }
+            Outcome::Next => {
+                rec.iteration = current + 1;
+                step.loops.insert(id, current + 1);
+                // The loop's children at the next iteration exist only after a render.
+                run.fresh = false;
+            }
+        }
+        Ok(())
+    }
+
+    /// Cancels a run (from any process). A driver of the run stops at its next step.
+    pub fn cancel_run(&mut self, run_id: &str) -> Result<&'static str> {
+        let status: Option<String> = self
+            .conn
+            .query_row("SELECT status FROM _smithers_runs WHERE run_id = ?1", [run_id], |r| r.get(0))
+            .optional()?;
+        let Some(status) = status else { return Err(Error::RunNotFound { run_id: run_id.into() }) };
+        let status = RunStatus::parse(&status).unwrap_or(RunStatus::Failed);
+        if status.is_terminal() {
+            return Ok(status.as_str());
+        }
+        if !self.runs.contains_key(run_id) {
+            self.runs.insert(run_id.into(), new_active(status));
+        }
+        self.end_run(run_id, RunEvent::Cancel, None)?;
+        self.runs.remove(run_id);
+        Ok(RunStatus::Cancelled.as_str())
+    }
+}
+
+fn task_error(err: &Error) -> TaskError {
+    TaskError { code: Some(err.code().into()), name: None, message: err.to_string(), stack: None }
+}
+
+pub(crate) fn blocks_dependents(skip_reason: &str) -> bool {
+    skip_reason == "denied" || skip_reason == SkipReason::DependencyDenied.as_str()
+}
+
+fn new_active(status: RunStatus) -> ActiveRun {
+    ActiveRun {
+        status,
+        plan: None,
+        cache: WalkCache::default(),
+        fresh: false,
+        nodes: HashMap::new(),
+        loops: HashMap::new(),
+        failure: None,
+        in_flight: 0,
+        waiting: 0,
+    }
+}
+
+fn empty_step() -> Step {
+    Step {
+        status: RunStatus::Running.as_str(),
+        needs_render: false,
+        tasks: Vec::new(),
+        outputs: Vec::new(),
+        loops: BTreeMap::new(),
+        in_flight: 0,
+        error: None,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn set_node_row(
+    conn: &Connection,
+    run_id: &str,
+    node_id: &str,
+    iteration: i64,
+    state: NodeState,
+    attempts: i64,
+    skip_reason: Option<&str>,
+    error_json: Option<&str>,
+) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE _smithers_nodes SET state = ?4, attempts = MAX(attempts, ?5), skip_reason = COALESCE(?6, skip_reason), \
+         error_json = ?7, updated_at_ms = ?8 WHERE run_id = ?1 AND node_id = ?2 AND iteration = ?3",
+    )?
+    .execute(params![run_id, node_id, iteration, state.as_str(), attempts, skip_reason, error_json, now_ms()])?;
+    Ok(())
+}

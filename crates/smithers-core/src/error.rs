@@ -1,0 +1,179 @@
+//! Every error the engine reports, each with a stable code.
+//!
+//! Codes are part of the public contract: the CLI, the Node API and (later) HTTP surface
+//! them verbatim, and scripts match on them.
+
+use serde_json::{Value, json};
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Who decided a gate first, for `ALREADY_DECIDED`.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(
+    "Approval {node_id} (iteration {iteration}) was already {status} by {} at {decided_at}",
+    decided_by.as_deref().unwrap_or("an unnamed approver")
+)]
+pub struct PriorDecision {
+    pub run_id: String,
+    pub node_id: String,
+    pub iteration: i64,
+    pub status: String,
+    pub decided_by: Option<String>,
+    pub decided_at: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Run not found: {run_id}")]
+    RunNotFound { run_id: String },
+
+    #[error("Run {run_id} already exists")]
+    RunExists { run_id: String },
+
+    #[error("Node {node_id} (iteration {iteration}) not found in run {run_id}")]
+    NodeNotFound { run_id: String, node_id: String, iteration: i64 },
+
+    #[error("No pending approvals for run: {run_id}")]
+    NoPendingApprovals { run_id: String },
+
+    #[error("Multiple pending approvals. Specify --node:\n{}", candidates.join("\n"))]
+    AmbiguousApproval { run_id: String, candidates: Vec<String> },
+
+    #[error("{0}")]
+    AlreadyDecided(Box<PriorDecision>),
+
+    #[error("Node {node_id} (iteration {iteration}) is not waiting for approval (state: {state})")]
+    NotWaiting { run_id: String, node_id: String, iteration: i64, state: String },
+
+    #[error("{message}")]
+    Forbidden { message: String },
+
+    #[error("Run {run_id} is {status}: {message}")]
+    RunNotResumable { run_id: String, status: String, message: String },
+
+    #[error(
+        "Run {run_id} is being driven by another live process ({owner}); pass force to take it over"
+    )]
+    RunOwned { run_id: String, owner: String },
+
+    #[error("Run {run_id} is not being driven by this engine; claim it first")]
+    RunNotClaimed { run_id: String },
+
+    #[error("Invalid workflow graph: {0}")]
+    InvalidGraph(String),
+
+    #[error("Duplicate node id: {0}")]
+    DuplicateId(String),
+
+    #[error("Output schema {key:?} is not declared (node {node_id})")]
+    UnknownOutputSchema { key: String, node_id: String },
+
+    #[error("{what} {name:?} is not a valid SQL identifier: {why}")]
+    InvalidIdentifier { what: &'static str, name: String, why: &'static str },
+
+    #[error("Approval {node_id} in {mode} mode needs options")]
+    ApprovalOptionsRequired { node_id: String, mode: String },
+
+    #[error("Invalid JSON Schema for {key:?}: {message}")]
+    InvalidSchema { key: String, message: String },
+
+    #[error("Output table {table:?} already exists with a different primary key")]
+    TableConflict { table: String },
+
+    #[error("Output of {node_id} does not match schema {key:?}: {}", errors.join("; "))]
+    InvalidOutput { node_id: String, key: String, errors: Vec<String> },
+
+    #[error("Input does not match the workflow's input schema: {}", errors.join("; "))]
+    InvalidInput { errors: Vec<String> },
+
+    #[error("Invalid decision: {0}")]
+    InvalidDecision(String),
+
+    #[error("Task {node_id} has no open attempt {attempt} (iteration {iteration})")]
+    NoSuchAttempt { node_id: String, iteration: i64, attempt: i64 },
+
+    #[error("Illegal {machine} transition: {from} --{event}--> (not allowed)")]
+    IllegalTransition { machine: &'static str, from: String, event: String },
+
+    #[error("Invalid JSON: {0}")]
+    Json(#[from] serde_json::Error),
+
+    #[error("Database error: {0}")]
+    Db(#[from] rusqlite::Error),
+
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl Error {
+    /// The stable code scripts and tests match on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::RunNotFound { .. } => "RUN_NOT_FOUND",
+            Error::RunExists { .. } => "RUN_EXISTS",
+            Error::NodeNotFound { .. } => "NODE_NOT_FOUND",
+            Error::NoPendingApprovals { .. } => "NO_PENDING_APPROVALS",
+            Error::AmbiguousApproval { .. } => "AMBIGUOUS_APPROVAL",
+            Error::AlreadyDecided(_) => "ALREADY_DECIDED",
+            Error::NotWaiting { .. } => "NOT_WAITING",
+            Error::Forbidden { .. } => "FORBIDDEN",
+            Error::RunNotResumable { .. } => "RUN_NOT_RESUMABLE",
+            Error::RunOwned { .. } => "RUN_OWNED",
+            Error::RunNotClaimed { .. } => "RUN_NOT_CLAIMED",
+            Error::InvalidGraph(_) => "INVALID_GRAPH",
+            Error::DuplicateId(_) => "DUPLICATE_ID",
+            Error::UnknownOutputSchema { .. } => "UNKNOWN_OUTPUT_SCHEMA",
+            Error::InvalidIdentifier { .. } => "INVALID_IDENTIFIER",
+            Error::ApprovalOptionsRequired { .. } => "APPROVAL_OPTIONS_REQUIRED",
+            Error::InvalidSchema { .. } => "INVALID_SCHEMA",
+            Error::TableConflict { .. } => "TABLE_CONFLICT",
+            Error::InvalidOutput { .. } => "INVALID_OUTPUT",
+            Error::InvalidInput { .. } => "INVALID_INPUT",
+            Error::InvalidDecision(_) => "INVALID_DECISION",
+            Error::NoSuchAttempt { .. } => "NO_SUCH_ATTEMPT",
+            Error::IllegalTransition { .. } => "ILLEGAL_TRANSITION",
+            Error::Json(_) => "INVALID_JSON",
+            Error::Db(_) => "DB_ERROR",
+            Error::Io(_) => "IO_ERROR",
+        }
+    }
+
+    /// Lookup errors: the thing named does not exist or is ambiguous (CLI exit 4).
+    pub fn is_lookup(&self) -> bool {
+        matches!(
+            self,
+            Error::RunNotFound { .. }
+                | Error::NodeNotFound { .. }
+                | Error::NoPendingApprovals { .. }
+                | Error::AmbiguousApproval { .. }
+        )
+    }
+
+    /// Structured fields for callers (the binding puts them on `error.details`).
+    pub fn details(&self) -> Value {
+        match self {
+            Error::RunNotFound { run_id } | Error::NoPendingApprovals { run_id } => {
+                json!({ "runId": run_id })
+            }
+            Error::AmbiguousApproval { run_id, candidates } => {
+                json!({ "runId": run_id, "candidates": candidates })
+            }
+            Error::AlreadyDecided(d) => {
+                json!({ "runId": d.run_id, "nodeId": d.node_id, "iteration": d.iteration,
+                        "status": d.status, "decidedBy": d.decided_by, "decidedAt": d.decided_at })
+            }
+            Error::NotWaiting { run_id, node_id, iteration, state } => {
+                json!({ "runId": run_id, "nodeId": node_id, "iteration": iteration, "state": state })
+            }
+            Error::NodeNotFound { run_id, node_id, iteration } => {
+                json!({ "runId": run_id, "nodeId": node_id, "iteration": iteration })
+            }
+            Error::RunOwned { run_id, owner } => json!({ "runId": run_id, "owner": owner }),
+            Error::InvalidOutput { node_id, key, errors } => {
+                json!({ "nodeId": node_id, "output": key, "errors": errors })
+            }
+            Error::InvalidInput { errors } => json!({ "errors": errors }),
+            _ => json!({}),
+        }
+    }
+}

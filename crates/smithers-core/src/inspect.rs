@@ -1,0 +1,241 @@
+//! Read-only views for operators: runs, one run in detail, pending approvals, events.
+
+use rusqlite::{OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::engine::{Engine, OutputRow, RunError};
+use crate::error::{Error, Result};
+use crate::events::{Event, read_events};
+use crate::store::{iso8601, now_ms};
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunFilter {
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub limit: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunSummary {
+    pub run_id: String,
+    pub workflow_name: String,
+    pub workflow_path: Option<String>,
+    pub status: String,
+    pub owner: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub finished_at: Option<String>,
+    pub pending_approvals: i64,
+    pub error: Option<RunError>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeSummary {
+    pub node_id: String,
+    pub iteration: i64,
+    pub state: String,
+    pub output: String,
+    pub label: Option<String>,
+    pub attempts: i64,
+    pub skip_reason: Option<String>,
+    pub error: Option<Value>,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovalSummary {
+    pub run_id: String,
+    pub workflow_name: String,
+    pub node_id: String,
+    pub iteration: i64,
+    pub status: String,
+    pub mode: String,
+    pub on_deny: String,
+    pub title: Option<String>,
+    pub summary: Option<String>,
+    pub metadata: Value,
+    pub options: Value,
+    pub allowed_users: Value,
+    pub allowed_scopes: Value,
+    pub requested_at: String,
+    pub requested_at_ms: i64,
+    pub waiting_ms: Option<i64>,
+    pub decided_at: Option<String>,
+    pub decided_by: Option<String>,
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunInspection {
+    pub run: RunSummary,
+    pub input: Value,
+    pub nodes: Vec<NodeSummary>,
+    pub approvals: Vec<ApprovalSummary>,
+    pub outputs: Vec<OutputRow>,
+    pub loops: Vec<LoopSummary>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoopSummary {
+    pub loop_id: String,
+    pub iteration: i64,
+    pub done: bool,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovalFilter {
+    #[serde(default)]
+    pub run_id: Option<String>,
+    #[serde(default)]
+    pub workflow_name: Option<String>,
+    #[serde(default)]
+    pub node_id: Option<String>,
+    #[serde(default)]
+    pub limit: Option<i64>,
+    #[serde(default)]
+    pub offset: Option<i64>,
+}
+
+const RUN_COLS: &str = "r.run_id, r.workflow_name, r.workflow_path, r.status, r.owner, r.created_at_ms, r.updated_at_ms, \
+     r.finished_at_ms, r.error_json, \
+     (SELECT COUNT(*) FROM _smithers_approvals a WHERE a.run_id = r.run_id AND a.status = 'requested')";
+
+fn run_summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunSummary> {
+    let error: Option<String> = r.get(8)?;
+    Ok(RunSummary {
+        run_id: r.get(0)?,
+        workflow_name: r.get(1)?,
+        workflow_path: r.get(2)?,
+        status: r.get(3)?,
+        owner: r.get(4)?,
+        created_at: iso8601(r.get(5)?),
+        updated_at: iso8601(r.get(6)?),
+        finished_at: r.get::<_, Option<i64>>(7)?.map(iso8601),
+        error: error.and_then(|e| serde_json::from_str(&e).ok()),
+        pending_approvals: r.get(9)?,
+    })
+}
+
+const APPROVAL_COLS: &str = "a.run_id, r.workflow_name, a.node_id, a.iteration, a.status, a.mode, a.on_deny, a.request_json, \
+     a.requested_at_ms, a.decided_at_ms, a.decided_by, a.note";
+
+fn approval_summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApprovalSummary> {
+    let request: Value = serde_json::from_str(&r.get::<_, String>(7)?).unwrap_or(Value::Null);
+    let requested_at_ms: i64 = r.get(8)?;
+    let decided_at_ms: Option<i64> = r.get(9)?;
+    let status: String = r.get(4)?;
+    let field = |k: &str| request.get(k).cloned().unwrap_or(Value::Null);
+    Ok(ApprovalSummary {
+        run_id: r.get(0)?,
+        workflow_name: r.get(1)?,
+        node_id: r.get(2)?,
+        iteration: r.get(3)?,
+        waiting_ms: (status == "requested").then(|| now_ms() - requested_at_ms),
+        status,
+        mode: r.get(5)?,
+        on_deny: r.get(6)?,
+        title: request.get("title").and_then(Value::as_str).map(String::from),
+        summary: request.get("summary").and_then(Value::as_str).map(String::from),
+        metadata: field("metadata"),
+        options: field("options"),
+        allowed_users: field("allowedUsers"),
+        allowed_scopes: field("allowedScopes"),
+        requested_at: iso8601(requested_at_ms),
+        requested_at_ms,
+        decided_at: decided_at_ms.map(iso8601),
+        decided_by: r.get(10)?,
+        note: r.get(11)?,
+    })
+}
+
+impl Engine {
+    pub fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunSummary>> {
+        let limit = filter.limit.unwrap_or(50).clamp(1, 10_000);
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {RUN_COLS} FROM _smithers_runs r WHERE (?1 IS NULL OR r.status = ?1) \
+             ORDER BY r.created_at_ms DESC, r.run_id DESC LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map(params![filter.status, limit], run_summary)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn run_summary(&self, run_id: &str) -> Result<RunSummary> {
+        self.conn
+            .prepare_cached(&format!("SELECT {RUN_COLS} FROM _smithers_runs r WHERE r.run_id = ?1"))?
+            .query_row([run_id], run_summary)
+            .optional()?
+            .ok_or_else(|| Error::RunNotFound { run_id: run_id.into() })
+    }
+
+    pub fn inspect(&mut self, run_id: &str) -> Result<RunInspection> {
+        let run = self.run_summary(run_id)?;
+        let input: String =
+            self.conn.query_row("SELECT input_json FROM _smithers_runs WHERE run_id = ?1", [run_id], |r| r.get(0))?;
+        let nodes = self
+            .conn
+            .prepare_cached(
+                "SELECT node_id, iteration, state, output_table, label, attempts, skip_reason, error_json, updated_at_ms \
+                 FROM _smithers_nodes WHERE run_id = ?1 ORDER BY iteration, ordinal, node_id",
+            )?
+            .query_map([run_id], |r| {
+                Ok(NodeSummary {
+                    node_id: r.get(0)?,
+                    iteration: r.get(1)?,
+                    state: r.get(2)?,
+                    output: r.get(3)?,
+                    label: r.get(4)?,
+                    attempts: r.get(5)?,
+                    skip_reason: r.get(6)?,
+                    error: r.get::<_, Option<String>>(7)?.and_then(|e| serde_json::from_str(&e).ok()),
+                    updated_at: iso8601(r.get(8)?),
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        let approvals = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {APPROVAL_COLS} FROM _smithers_approvals a JOIN _smithers_runs r ON r.run_id = a.run_id \
+                 WHERE a.run_id = ?1 ORDER BY a.requested_at_ms, a.node_id"
+            ))?
+            .query_map([run_id], approval_summary)?
+            .collect::<Result<_, _>>()?;
+        let loops = self
+            .conn
+            .prepare_cached("SELECT loop_id, iteration, done FROM _smithers_loops WHERE run_id = ?1 ORDER BY loop_id")?
+            .query_map([run_id], |r| Ok(LoopSummary { loop_id: r.get(0)?, iteration: r.get(1)?, done: r.get(2)? }))?
+            .collect::<Result<_, _>>()?;
+        let outputs = self.read_outputs(run_id)?;
+        Ok(RunInspection { run, input: serde_json::from_str(&input)?, nodes, approvals, outputs, loops })
+    }
+
+    /// Approvals waiting for a decision, oldest first, across runs or for one run.
+    pub fn pending_approvals(&self, filter: &ApprovalFilter) -> Result<Vec<ApprovalSummary>> {
+        let limit = filter.limit.unwrap_or(100).clamp(1, 10_000);
+        let offset = filter.offset.unwrap_or(0).max(0);
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {APPROVAL_COLS} FROM _smithers_approvals a JOIN _smithers_runs r ON r.run_id = a.run_id \
+             WHERE a.status = 'requested' AND (?1 IS NULL OR a.run_id = ?1) AND (?2 IS NULL OR r.workflow_name = ?2) \
+             AND (?3 IS NULL OR a.node_id = ?3) \
+             ORDER BY a.requested_at_ms, a.run_id, a.node_id LIMIT ?4 OFFSET ?5"
+        ))?;
+        let rows = stmt.query_map(
+            params![filter.run_id, filter.workflow_name, filter.node_id, limit, offset],
+            approval_summary,
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn events(&self, run_id: &str, after_seq: i64, limit: i64) -> Result<Vec<Event>> {
+        self.run_summary(run_id)?;
+        read_events(&self.conn, run_id, after_seq, limit.clamp(1, 100_000))
+    }
+}

@@ -1,0 +1,291 @@
+//! The scheduler: given the plan and the node states, what can happen next.
+//!
+//! It is a pure walk: it reads states through [`NodeLookup`] and returns [`Action`]s; the
+//! engine applies them, one transaction each. Within one plan, terminal subtrees stay
+//! terminal, so the walk caches them and keeps a cursor per sequence: a long sequence costs
+//! O(1) per step, not O(n).
+
+use crate::graph::{EntryKind, Plan, TaskBody, TaskNode};
+use crate::state::NodeState;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApprovalStatus {
+    Requested,
+    Approved,
+    Denied,
+}
+
+impl ApprovalStatus {
+    pub fn parse(s: &str) -> Option<ApprovalStatus> {
+        Some(match s {
+            "requested" => ApprovalStatus::Requested,
+            "approved" => ApprovalStatus::Approved,
+            "denied" => ApprovalStatus::Denied,
+            _ => return None,
+        })
+    }
+}
+
+/// What the scheduler needs to know of one node.
+#[derive(Debug, Clone, Copy)]
+pub struct NodeView {
+    pub state: NodeState,
+    pub approval: Option<ApprovalStatus>,
+    /// A gate denied with `onDeny: "skip"`, or a node skipped because of one: the nodes that
+    /// depend on it are skipped too.
+    pub blocks_dependents: bool,
+}
+
+pub trait NodeLookup {
+    fn node(&self, id: &str, iteration: i64) -> Option<NodeView>;
+    fn loop_done(&self, loop_id: &str) -> bool;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkipReason {
+    SkipIf,
+    DependencyDenied,
+}
+
+impl SkipReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SkipReason::SkipIf => "skipIf",
+            SkipReason::DependencyDenied => "dependency-denied",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// A reachable gate without a decision: request it.
+    RequestApproval(usize),
+    /// A static body: the core writes it.
+    RunStatic(usize),
+    /// A compute body: hand it to JS.
+    Start(usize),
+    Skip(usize, SkipReason),
+    /// An `<Approval>` whose decision exists but whose node was not finished with it.
+    FinishFromDecision(usize),
+    /// Every child of the loop is terminal for this iteration.
+    LoopEnd(usize),
+    /// The loop sits after a denied `skip` gate: it ends without running.
+    LoopSkip(usize),
+}
+
+/// Per-plan caches; reset whenever a new plan is submitted.
+#[derive(Debug, Default)]
+pub struct WalkCache {
+    terminal: Vec<bool>,
+    cursor: Vec<usize>,
+}
+
+impl WalkCache {
+    pub fn new(plan: &Plan) -> WalkCache {
+        WalkCache { terminal: vec![false; plan.nodes.len()], cursor: vec![0; plan.nodes.len()] }
+    }
+}
+
+pub fn is_terminal(view: &NodeView, task: &TaskNode) -> bool {
+    match view.state {
+        NodeState::Finished | NodeState::Skipped => true,
+        NodeState::Failed => task.continue_on_fail,
+        _ => false,
+    }
+}
+
+pub struct Walk<'a, L: NodeLookup> {
+    pub plan: &'a Plan,
+    pub lookup: &'a L,
+    pub cache: &'a mut WalkCache,
+    pub actions: Vec<Action>,
+}
+
+impl<L: NodeLookup> Walk<'_, L> {
+    /// Walks from the root; returns whether the whole plan is terminal.
+    pub fn run(&mut self) -> bool {
+        if self.plan.nodes.is_empty() {
+            return true;
+        }
+        let mut budget = None;
+        self.walk(0, &mut budget)
+    }
+
+    fn walk(&mut self, idx: usize, budget: &mut Option<usize>) -> bool {
+        if self.cache.terminal[idx] {
+            return true;
+        }
+        let plan = self.plan;
+        let terminal = match &plan.nodes[idx].kind {
+            EntryKind::Task(task) => self.walk_task(idx, task, budget),
+            EntryKind::Sequence => self.walk_sequence(idx, budget),
+            EntryKind::Group => self.walk_all(idx, budget),
+            EntryKind::Parallel { max_concurrency } => match max_concurrency {
+                Some(max) => {
+                    let running = self.running_in(idx);
+                    let mut local = Some((*max as usize).saturating_sub(running));
+                    if let Some(outer) = *budget {
+                        local = local.map(|l| l.min(outer));
+                    }
+                    let before = local;
+                    let t = self.walk_all(idx, &mut local);
+                    if let (Some(outer), Some(b), Some(after)) = (budget.as_mut(), before, local) {
+                        *outer = outer.saturating_sub(b - after);
+                    }
+                    t
+                }
+                None => self.walk_all(idx, budget),
+            },
+            EntryKind::Loop { id, .. } => {
+                if self.lookup.loop_done(id) {
+                    true
+                } else {
+                    if self.walk_sequence(idx, budget) {
+                        self.actions.push(Action::LoopEnd(idx));
+                    }
+                    // A loop is terminal only once marked done.
+                    return false;
+                }
+            }
+        };
+        if terminal {
+            self.cache.terminal[idx] = true;
+        }
+        terminal
+    }
+
+    fn walk_task(&mut self, idx: usize, task: &TaskNode, budget: &mut Option<usize>) -> bool {
+        let Some(view) = self.lookup.node(&task.id, task.iteration) else { return false };
+        if view.state != NodeState::Pending {
+            return is_terminal(&view, task);
+        }
+        for dep in &task.depends_on {
+            let Some(dep_task) = self.plan.task_index.get(dep).and_then(|&i| self.plan.task(i)) else {
+                continue;
+            };
+            let Some(dep_view) = self.lookup.node(&dep_task.id, dep_task.iteration) else { return false };
+            if dep_view.blocks_dependents {
+                self.actions.push(Action::Skip(idx, SkipReason::DependencyDenied));
+                return false;
+            }
+            if !is_terminal(&dep_view, dep_task) {
+                return false;
+            }
+        }
+        if task.skip {
+            self.actions.push(Action::Skip(idx, SkipReason::SkipIf));
+            return false;
+        }
+        if task.approval.is_some() {
+            match view.approval {
+                None => {
+                    self.actions.push(Action::RequestApproval(idx));
+                    return false;
+                }
+                Some(ApprovalStatus::Approved) => {}
+                // A decided or requested gate whose node is still pending: the decision
+                // transaction moves the node itself, so this is a stale view; wait.
+                Some(_) => return false,
+            }
+        }
+        match task.body {
+            TaskBody::Static { .. } => self.actions.push(Action::RunStatic(idx)),
+            TaskBody::Approval => self.actions.push(Action::FinishFromDecision(idx)),
+            TaskBody::Compute => match budget {
+                Some(0) => {}
+                Some(b) => {
+                    *b -= 1;
+                    self.actions.push(Action::Start(idx));
+                }
+                None => self.actions.push(Action::Start(idx)),
+            },
+        }
+        false
+    }
+
+    fn walk_sequence(&mut self, idx: usize, budget: &mut Option<usize>) -> bool {
+        let plan = self.plan;
+        let children = &plan.nodes[idx].children;
+        let mut i = self.cache.cursor[idx];
+        while i < children.len() {
+            let child = children[i];
+            if !self.walk(child, budget) {
+                return false;
+            }
+            if self.blocks(child) {
+                // Everything after a denied `skip` gate in this sequence depends on it.
+                let before = self.actions.len();
+                for &later in &children[i + 1..] {
+                    self.skip_subtree(later);
+                }
+                if self.actions.len() > before {
+                    return false;
+                }
+                self.cache.cursor[idx] = children.len();
+                return true;
+            }
+            i += 1;
+            self.cache.cursor[idx] = i;
+        }
+        true
+    }
+
+    fn walk_all(&mut self, idx: usize, budget: &mut Option<usize>) -> bool {
+        let plan = self.plan;
+        let children = &plan.nodes[idx].children;
+        let start = self.cache.cursor[idx];
+        let mut all = true;
+        let mut prefix = true;
+        for (offset, &child) in children[start..].iter().enumerate() {
+            let t = self.walk(child, budget);
+            all &= t;
+            if prefix && t {
+                self.cache.cursor[idx] = start + offset + 1;
+            } else {
+                prefix = false;
+            }
+        }
+        all
+    }
+
+    fn blocks(&self, idx: usize) -> bool {
+        match self.plan.task(idx) {
+            Some(task) => self.lookup.node(&task.id, task.iteration).is_some_and(|v| v.blocks_dependents),
+            None => false,
+        }
+    }
+
+    fn skip_subtree(&mut self, idx: usize) {
+        let plan = self.plan;
+        match &plan.nodes[idx].kind {
+            EntryKind::Task(task) => {
+                if self.lookup.node(&task.id, task.iteration).is_some_and(|v| v.state == NodeState::Pending) {
+                    self.actions.push(Action::Skip(idx, SkipReason::DependencyDenied));
+                }
+            }
+            EntryKind::Loop { id, .. } => {
+                if !self.lookup.loop_done(id) {
+                    self.actions.push(Action::LoopSkip(idx));
+                }
+                for &c in &plan.nodes[idx].children {
+                    self.skip_subtree(c);
+                }
+            }
+            _ => {
+                for &c in &plan.nodes[idx].children {
+                    self.skip_subtree(c);
+                }
+            }
+        }
+    }
+
+    fn running_in(&self, idx: usize) -> usize {
+        let plan = self.plan;
+        match &plan.nodes[idx].kind {
+            EntryKind::Task(task) => usize::from(
+                self.lookup.node(&task.id, task.iteration).is_some_and(|v| v.state == NodeState::InProgress),
+            ),
+            _ => plan.nodes[idx].children.iter().map(|&c| self.running_in(c)).sum(),
+        }
+    }
+}

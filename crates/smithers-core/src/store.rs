@@ -1,0 +1,169 @@
+//! The SQLite store: one file, WAL mode, internal `_smithers_*` tables.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
+
+use crate::error::Result;
+
+pub const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS _smithers_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS _smithers_runs (
+  run_id TEXT PRIMARY KEY,
+  workflow_name TEXT NOT NULL,
+  workflow_path TEXT,
+  status TEXT NOT NULL,
+  input_json TEXT NOT NULL DEFAULT 'null',
+  error_json TEXT,
+  owner TEXT,
+  created_at_ms INTEGER NOT NULL,
+  updated_at_ms INTEGER NOT NULL,
+  finished_at_ms INTEGER
+);
+CREATE INDEX IF NOT EXISTS _smithers_runs_by_status ON _smithers_runs (status, created_at_ms);
+CREATE INDEX IF NOT EXISTS _smithers_runs_by_created ON _smithers_runs (created_at_ms);
+CREATE TABLE IF NOT EXISTS _smithers_nodes (
+  run_id TEXT NOT NULL,
+  node_id TEXT NOT NULL,
+  iteration INTEGER NOT NULL DEFAULT 0,
+  state TEXT NOT NULL,
+  output_table TEXT NOT NULL,
+  loop_id TEXT,
+  label TEXT,
+  ordinal INTEGER NOT NULL DEFAULT 0,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  skip_reason TEXT,
+  error_json TEXT,
+  updated_at_ms INTEGER NOT NULL,
+  PRIMARY KEY (run_id, node_id, iteration)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS _smithers_attempts (
+  run_id TEXT NOT NULL,
+  node_id TEXT NOT NULL,
+  iteration INTEGER NOT NULL,
+  attempt INTEGER NOT NULL,
+  state TEXT NOT NULL,
+  started_at_ms INTEGER NOT NULL,
+  finished_at_ms INTEGER,
+  owner TEXT,
+  error_json TEXT,
+  PRIMARY KEY (run_id, node_id, iteration, attempt)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS _smithers_approvals (
+  run_id TEXT NOT NULL,
+  node_id TEXT NOT NULL,
+  iteration INTEGER NOT NULL DEFAULT 0,
+  status TEXT NOT NULL,
+  mode TEXT NOT NULL,
+  on_deny TEXT NOT NULL,
+  output_table TEXT NOT NULL,
+  requested_at_ms INTEGER NOT NULL,
+  decided_at_ms INTEGER,
+  note TEXT,
+  decided_by TEXT,
+  request_json TEXT NOT NULL,
+  decision_json TEXT,
+  PRIMARY KEY (run_id, node_id, iteration)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS _smithers_approvals_pending
+  ON _smithers_approvals (requested_at_ms) WHERE status = 'requested';
+CREATE TABLE IF NOT EXISTS _smithers_loops (
+  run_id TEXT NOT NULL,
+  loop_id TEXT NOT NULL,
+  iteration INTEGER NOT NULL DEFAULT 0,
+  done INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (run_id, loop_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS _smithers_events (
+  run_id TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  timestamp_ms INTEGER NOT NULL,
+  type TEXT NOT NULL,
+  payload_json TEXT NOT NULL,
+  PRIMARY KEY (run_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS _smithers_schemas (
+  table_key TEXT PRIMARY KEY,
+  table_name TEXT NOT NULL,
+  schema_json TEXT NOT NULL,
+  updated_at_ms INTEGER NOT NULL
+);
+";
+
+/// Opens (and if needed creates) a database, in WAL mode with a busy timeout so several
+/// processes (a service, the CLI) can share it.
+pub fn open(path: &Path) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(Duration::from_secs(30))?;
+    // WAL + NORMAL: commits survive a crash of the process (kill -9); only an OS crash or
+    // power loss can lose the last commits. See ARCHITECTURE.md.
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "OFF")?;
+    migrate(&conn)?;
+    Ok(conn)
+}
+
+fn migrate(conn: &Connection) -> Result<()> {
+    let current: Option<String> = conn
+        .query_row("SELECT value FROM _smithers_meta WHERE key = 'schema_version'", [], |r| r.get(0))
+        .optional()
+        .unwrap_or(None);
+    if current.as_deref() == Some("1") {
+        return Ok(());
+    }
+    // Several processes may open a fresh file at once: take the write lock first.
+    let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+    tx.execute_batch(SCHEMA)?;
+    tx.execute(
+        "INSERT OR REPLACE INTO _smithers_meta (key, value) VALUES ('schema_version', ?1)",
+        [SCHEMA_VERSION.to_string()],
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// RFC 3339 UTC timestamp with milliseconds (`2026-11-21T10:00:00.000Z`).
+pub fn iso8601(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let millis = ms.rem_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (h, m, s) = (rem / 3600, (rem % 3600) / 60, rem % 60);
+    // Howard Hinnant's days-to-civil algorithm.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(mo <= 2);
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}.{millis:03}Z")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_timestamps() {
+        assert_eq!(iso8601(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(iso8601(1_795_000_000_123), "2026-11-18T09:46:40.123Z");
+        assert_eq!(iso8601(951_782_400_000), "2000-02-29T00:00:00.000Z");
+    }
+}
