@@ -581,9 +581,21 @@ impl Engine {
                 && !task.continue_on_fail
                 && run.failure.is_none()
             {
+                // The node's own error says why (a denial, a task error) when it has one.
+                let stored: Option<Value> = self
+                    .conn
+                    .query_row(
+                        "SELECT error_json FROM _smithers_nodes WHERE run_id = ?1 AND node_id = ?2 AND iteration = ?3",
+                        params![run_id, task.id, task.iteration],
+                        |r| r.get::<_, Option<String>>(0),
+                    )
+                    .optional()?
+                    .flatten()
+                    .and_then(|e| serde_json::from_str(&e).ok());
+                let field = |k: &str| stored.as_ref().and_then(|e| e.get(k)).and_then(Value::as_str).map(String::from);
                 run.failure = Some(RunError {
-                    code: "TASK_FAILED".into(),
-                    message: format!("Task failed: {}", task.id),
+                    code: field("code").unwrap_or_else(|| "TASK_FAILED".into()),
+                    message: field("message").unwrap_or_else(|| format!("Task failed: {}", task.id)),
                     node_id: Some(task.id.clone()),
                 });
             }
