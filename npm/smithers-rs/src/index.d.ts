@@ -242,7 +242,16 @@ export interface Snapshot {
   input?: unknown;
   loops?: Record<string, number>;
   nodeLoops?: Record<string, string>;
-  outputs?: { table: string; nodeId: string; iteration: number; value: Record<string, unknown> }[];
+  outputs?: SnapshotOutput[];
+}
+
+export interface SnapshotOutput {
+  /** Schema key. */
+  table: string;
+  nodeId: string;
+  iteration: number;
+  /** The row's fields, camelCase as in the schema. */
+  value: Record<string, unknown>;
 }
 
 export type PlanNode =
@@ -293,7 +302,14 @@ export interface GraphDescriptor {
 export declare function renderWorkflow(
   workflow: SmithersWorkflow<any>,
   snapshot: Snapshot,
-): { graph: GraphDescriptor; computeFns: Map<string, (...args: any[]) => unknown> };
+): {
+  graph: GraphDescriptor;
+  computeFns: Map<string, (...args: any[]) => unknown>;
+  /** The render's ctx; compute bodies close over it. */
+  ctx: SmithersCtx<any, any>;
+  /** Add (upsert) a row produced after the render, so compute bodies that run later see it. */
+  addOutput(row: SnapshotOutput): void;
+};
 
 /** Arguments for a compute body: the driver calls `fn(...computeArgs(ctx))`, i.e. `fn(ctx)`. */
 export declare function computeArgs(ctx: SmithersCtx<any, any>): [SmithersCtx<any, any>];

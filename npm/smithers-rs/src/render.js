@@ -17,14 +17,17 @@ const ON_MAX_REACHED = ["return-last", "fail"];
 /**
  * @param {any} workflow the value returned by `smithers(build)`
  * @param {Snapshot} snapshot
- * @returns {{ graph: any, computeFns: Map<string, Function> }}
+ * The returned `ctx` stays live: compute bodies close over it and may run long after this
+ * render (the core re-renders only when a read output changed). The driver should call
+ * `addOutput(row)` for each output the core reports, so those bodies read fresh rows.
+ * @returns {{ graph: any, computeFns: Map<string, Function>, ctx: any, addOutput: (row: OutputRow) => void }}
  */
 export function renderWorkflow(workflow, snapshot) {
   if (!workflow?.__smithersWorkflow) {
     throw new SmithersError("INVALID_WORKFLOW", "renderWorkflow: not a workflow (expected smithers((ctx) => …))");
   }
   const deps = { nodes: new Set(), all: false };
-  const ctx = createCtx(workflow, snapshot, deps);
+  const { ctx, addOutput } = createCtx(workflow, snapshot, deps);
   const state = {
     workflow,
     loops: snapshot.loops ?? {},
@@ -51,7 +54,7 @@ export function renderWorkflow(workflow, snapshot) {
     renderDeps: deps.all ? "*" : [...deps.nodes].sort(),
     root,
   };
-  return { graph, computeFns: state.computeFns };
+  return { graph, computeFns: state.computeFns, ctx, addOutput };
 }
 
 /**
@@ -74,18 +77,26 @@ function createCtx(workflow, snapshot, deps) {
   // Index the rows once: table -> rows, and table+nodeId -> { rows, byIteration }.
   const byTable = new Map();
   const byNode = new Map();
-  for (const out of snapshot.outputs ?? []) {
+  const addOutput = (out) => {
     const iteration = out.iteration ?? 0;
     const row = { runId, nodeId: out.nodeId, iteration, ...out.value };
-    let tableRows = byTable.get(out.table);
-    if (!tableRows) byTable.set(out.table, (tableRows = []));
-    tableRows.push(row);
     const nodeKey = `${out.table}\0${out.nodeId}`;
     let entry = byNode.get(nodeKey);
     if (!entry) byNode.set(nodeKey, (entry = { rows: [], byIteration: new Map() }));
-    entry.rows.push(row);
+    let tableRows = byTable.get(out.table);
+    if (!tableRows) byTable.set(out.table, (tableRows = []));
+    const old = entry.byIteration.get(iteration);
+    if (old) {
+      // Upsert, like the output table's primary key (run, node, iteration).
+      entry.rows[entry.rows.indexOf(old)] = row;
+      tableRows[tableRows.indexOf(old)] = row;
+    } else {
+      entry.rows.push(row);
+      tableRows.push(row);
+    }
     entry.byIteration.set(iteration, row);
-  }
+  };
+  for (const out of snapshot.outputs ?? []) addOutput(out);
 
   const tableKey = (table) => resolveOutputKey(workflow, table, "ctx");
   const nodeEntry = (table, nodeId) => {
@@ -137,7 +148,7 @@ function createCtx(workflow, snapshot, deps) {
     Object.defineProperty(outputs, key, { get: () => outputs(key), enumerable: true, configurable: true });
   }
 
-  return {
+  const ctx = {
     runId,
     input: snapshot.input,
     iteration: firstLoop === undefined ? 0 : loops[firstLoop],
@@ -148,6 +159,7 @@ function createCtx(workflow, snapshot, deps) {
     iterationCount,
     outputs,
   };
+  return { ctx, addOutput };
 }
 
 /** Table given as a schema object (output handle), a string key, or a `tables.<key>` handle. */

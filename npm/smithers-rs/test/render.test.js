@@ -315,6 +315,20 @@ describe("ctx", () => {
     });
   });
 
+  test("addOutput keeps the ctx live for compute bodies that run after the render", () => {
+    const wf = smithers((ctx) =>
+      h(Workflow, null, h(Task, { id: "b", output: outputs.step }, () => ({ v: ctx.output(outputs.step, { nodeId: "a" }).v + 1 }))),
+    );
+    const r = renderWorkflow(wf, snap({ outputs: [{ table: "step", nodeId: "a", iteration: 0, value: { v: 1 } }] }));
+    assert.deepEqual(r.graph.renderDeps, []); // the body's read happens later, not in the render
+    assert.deepEqual(r.computeFns.get("b")(), { v: 2 });
+    r.addOutput({ table: "step", nodeId: "a", iteration: 0, value: { v: 40 } }); // upsert
+    r.addOutput({ table: "step", nodeId: "c", iteration: 0, value: { v: 5 } });
+    assert.deepEqual(r.computeFns.get("b")(), { v: 41 });
+    assert.equal(r.ctx.iterationCount(outputs.step, "a"), 1);
+    assert.deepEqual(r.ctx.outputs.step.map((row) => row.v), [40, 5]);
+  });
+
   test("renderDeps records the nodes a render read", () => {
     const deps = (fn) =>
       renderWorkflow(
