@@ -15,11 +15,11 @@ const ON_MAX_REACHED = ["return-last", "fail"];
  */
 
 /**
- * @param {any} workflow the value returned by `smithers(build)`
- * @param {Snapshot} snapshot
  * The returned `ctx` stays live: compute bodies close over it and may run long after this
  * render (the core re-renders only when a read output changed). The driver should call
  * `addOutput(row)` for each output the core reports, so those bodies read fresh rows.
+ * @param {any} workflow the value returned by `smithers(build)`
+ * @param {Snapshot} snapshot
  * @returns {{ graph: any, computeFns: Map<string, Function>, ctx: any, addOutput: (row: OutputRow) => void }}
  */
 export function renderWorkflow(workflow, snapshot) {
@@ -246,7 +246,8 @@ function expand(node, state, scope, out) {
     return;
   }
   const name = typeof type === "string" ? type : describe(type);
-  throw new SmithersError("UNKNOWN_COMPONENT", `Unknown component <${name}> in a workflow`, { component: name });
+  const hint = type === undefined ? " (is it imported from the right module?)" : "";
+  throw new SmithersError("UNKNOWN_COMPONENT", `Unknown component <${name}> in a workflow${hint}`, { component: name });
 }
 
 const RENDERERS = {
