@@ -1,0 +1,44 @@
+// Built-in components are markers: render.js recognises them by identity and turns them
+// into plan nodes. They are never called; user components are plain functions of props.
+import { SmithersError } from "./errors.js";
+
+let currentCtx = null;
+
+/** Set by the renderer for the duration of a render; returns the previous value. */
+export function setCurrentCtx(ctx) {
+  const prev = currentCtx;
+  currentCtx = ctx;
+  return prev;
+}
+
+/** The ctx of the render in progress (for user components that do not receive it). */
+export function useCtx() {
+  if (currentCtx === null) {
+    throw new SmithersError("CTX_OUTSIDE_RENDER", "useCtx() can only be called while a workflow renders");
+  }
+  return currentCtx;
+}
+
+function marker(name, tag) {
+  const component = {
+    [name]() {
+      throw new SmithersError("INVALID_ELEMENT", `<${name}> is rendered by smithers-rs; use it in JSX, do not call it`);
+    },
+  }[name];
+  component.__smithersTag = tag;
+  return component;
+}
+
+export const Workflow = marker("Workflow", "workflow");
+export const Sequence = marker("Sequence", "sequence");
+export const Parallel = marker("Parallel", "parallel");
+export const Branch = marker("Branch", "branch");
+export const Loop = marker("Loop", "loop");
+export const Ralph = Loop;
+export const Task = marker("Task", "task");
+export const Approval = marker("Approval", "approval");
+
+/** tag -> component, so the renderer can check identity (one runtime instance). */
+export const BUILTINS = new Map(
+  [Workflow, Sequence, Parallel, Branch, Loop, Task, Approval].map((c) => [c.__smithersTag, c]),
+);

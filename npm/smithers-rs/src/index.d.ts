@@ -1,0 +1,322 @@
+import type { SmithersElement, SmithersNode } from "./jsx-runtime.js";
+
+export type { SmithersElement, SmithersNode } from "./jsx-runtime.js";
+export { Fragment, createElement, jsx, jsxs } from "./jsx-runtime.js";
+
+// ------------------------------------------------------------------ schemas
+
+/** A JSON Schema object (draft 2020-12). */
+export type JsonSchema = { [keyword: string]: unknown };
+
+/** A JSON Schema that also carries the TypeScript type of the rows it describes. */
+export type JsonSchemaOf<T> = JsonSchema & { readonly __output?: T };
+
+/** zod 4 (or any Standard Schema with JSON Schema support), or a plain JSON Schema. */
+export type SchemaLike = { readonly "~standard": unknown } | JsonSchema;
+
+/** The row type a schema describes (zod's output type, or JsonSchemaOf's T). */
+export type InferOutput<S> = S extends { readonly "~standard": { readonly types?: infer T } }
+  ? NonNullable<T> extends { readonly output: infer O }
+    ? O
+    : Record<string, unknown>
+  : S extends { readonly __output?: infer O }
+    ? unknown extends O
+      ? Record<string, unknown>
+      : O
+    : Record<string, unknown>;
+
+export interface ApprovalDecision {
+  approved: boolean;
+  note: string | null;
+  decidedBy: string | null;
+  decidedAt: string | null;
+}
+export interface ApprovalSelection {
+  selected: string;
+  notes: string | null;
+}
+export interface ApprovalRanking {
+  ranked: string[];
+  notes: string | null;
+}
+export declare const approvalDecisionSchema: JsonSchemaOf<ApprovalDecision>;
+export declare const approvalSelectionSchema: JsonSchemaOf<ApprovalSelection>;
+export declare const approvalRankingSchema: JsonSchemaOf<ApprovalRanking>;
+
+/** Converts a schema to JSON Schema; throws SCHEMA_UNSUPPORTED (naming `key`) otherwise. */
+export declare function toJsonSchema(schemaLike: unknown, key: string, opts?: { kind?: "output" | "input" }): JsonSchema;
+
+// ------------------------------------------------------------------ errors
+
+export declare class SmithersError extends Error {
+  constructor(code: string, message: string, details?: Record<string, unknown>);
+  readonly code: string;
+  readonly details: Record<string, unknown>;
+}
+
+// ------------------------------------------------------------------ ctx
+
+export interface TableHandle<K extends string = string> {
+  readonly __smithersTable: true;
+  readonly key: K;
+}
+
+/** How an output table is named: its schema object, its key, or `tables.<key>`. */
+export type OutputRef = object | string;
+
+export type OutputRow<T> = T & { runId: string; nodeId: string; iteration: number };
+
+type RowOf<Schemas, S> = S extends keyof Schemas
+  ? InferOutput<Schemas[S]>
+  : S extends TableHandle<infer K>
+    ? K extends keyof Schemas
+      ? InferOutput<Schemas[K]>
+      : Record<string, unknown>
+    : InferOutput<S>;
+
+export interface OutputWhere {
+  nodeId: string;
+  /** Defaults to the current iteration of the loop the node belongs to (0 outside loops). */
+  iteration?: number;
+}
+
+export type OutputsAccessor<Schemas> = (<S extends OutputRef>(table: S) => OutputRow<RowOf<Schemas, S>>[]) & {
+  readonly [K in keyof Schemas]: OutputRow<InferOutput<Schemas[K]>>[];
+};
+
+export interface SmithersCtx<Schemas = Record<string, unknown>, Input = unknown> {
+  runId: string;
+  input: Input;
+  /** Iteration of the first loop in the snapshot, 0 without loops. */
+  iteration: number;
+  iterations: Record<string, number>;
+  outputMaybe<S extends OutputRef>(table: S, where: OutputWhere): OutputRow<RowOf<Schemas, S>> | undefined;
+  /** Like outputMaybe, but throws MISSING_OUTPUT. */
+  output<S extends OutputRef>(table: S, where: OutputWhere): OutputRow<RowOf<Schemas, S>>;
+  latest<S extends OutputRef>(table: S, nodeId: string): OutputRow<RowOf<Schemas, S>> | undefined;
+  iterationCount(table: OutputRef, nodeId: string): number;
+  /** Every row of a table (a render that reads this re-renders after any node). */
+  outputs: OutputsAccessor<Schemas>;
+}
+
+// ------------------------------------------------------------------ components
+
+export interface WorkflowProps {
+  name?: string;
+  children?: SmithersNode;
+}
+export interface SequenceProps {
+  skipIf?: boolean;
+  children?: SmithersNode;
+}
+export interface ParallelProps {
+  id?: string;
+  maxConcurrency?: number;
+  skipIf?: boolean;
+  children?: SmithersNode;
+}
+export interface BranchProps {
+  if: unknown;
+  then: SmithersNode;
+  else?: SmithersNode;
+}
+export interface LoopProps {
+  id: string;
+  /** The loop ends once a render passes true. */
+  until?: boolean;
+  /** Default 5. */
+  maxIterations?: number;
+  /** Default "return-last". */
+  onMaxReached?: "return-last" | "fail";
+  skipIf?: boolean;
+  children?: SmithersNode;
+}
+
+interface NodeProps<S> {
+  id: string;
+  output: S;
+  dependsOn?: string[];
+  /** Record of name -> node id; the ids are added to dependsOn. */
+  needs?: Record<string, string>;
+  label?: string;
+  meta?: Record<string, unknown>;
+  continueOnFail?: boolean;
+}
+
+export type TaskBody<T> = (() => T | Promise<T>) | T;
+
+export interface TaskProps<S> extends NodeProps<S> {
+  /** A compute function (runs in the driver) or a static value. */
+  children: TaskBody<InferOutput<S>>;
+  skipIf?: boolean;
+  /** Extra attempts after a failure. Default 0. */
+  retries?: number;
+  timeoutMs?: number | null;
+  /** Wait for a human approval ("gate") before the body runs. */
+  needsApproval?: boolean;
+  /** Agent (LLM) tasks are not supported: AGENT_TASKS_UNSUPPORTED. */
+  agent?: never;
+}
+
+export interface ApprovalOption {
+  key: string;
+  label: string;
+  summary?: string;
+}
+
+export interface ApprovalProps<S> extends NodeProps<S> {
+  request: { title: string; summary?: string | null; metadata?: Record<string, unknown> | null };
+  /** Default "approve" (output like approvalDecisionSchema). */
+  mode?: "approve" | "select" | "rank";
+  /** Required for select and rank. */
+  options?: ApprovalOption[];
+  /** Default "fail". */
+  onDeny?: "fail" | "continue" | "skip";
+  allowedUsers?: string[];
+  allowedScopes?: string[];
+  /** true: no node at all. */
+  skipIf?: boolean;
+  children?: unknown;
+}
+
+export declare function Workflow(props: WorkflowProps): SmithersElement;
+export declare function Sequence(props: SequenceProps): SmithersElement;
+export declare function Parallel(props: ParallelProps): SmithersElement;
+export declare function Branch(props: BranchProps): SmithersElement;
+export declare function Loop(props: LoopProps): SmithersElement;
+export declare const Ralph: typeof Loop;
+export declare function Task<S extends OutputRef>(props: TaskProps<S>): SmithersElement;
+export declare function Approval<S extends OutputRef>(props: ApprovalProps<S>): SmithersElement;
+/** The ctx of the render in progress; throws CTX_OUTSIDE_RENDER outside a render. */
+export declare function useCtx<Schemas = Record<string, unknown>, Input = unknown>(): SmithersCtx<Schemas, Input>;
+
+// ------------------------------------------------------------------ createSmithers
+
+type OutputSchemas<Schemas> = Omit<Schemas, "input">;
+type InputOf<Schemas> = Schemas extends { input: infer I } ? InferOutput<I> : unknown;
+
+export interface SmithersWorkflow<Schemas = Record<string, unknown>> {
+  readonly __smithersWorkflow: true;
+  build(ctx: SmithersCtx<OutputSchemas<Schemas>, InputOf<Schemas>>): SmithersNode;
+  schemas: Schemas;
+  schemaKeys: Map<object, string | null>;
+  /** Output table key -> JSON Schema (the input schema is not here). */
+  jsonSchemas: Record<string, JsonSchema>;
+  inputSchema: JsonSchema | null;
+  dbPath: string | null;
+  name: string | null;
+}
+
+export interface CreateSmithersOptions {
+  dbPath?: string;
+}
+
+export interface SmithersApi<Schemas> {
+  Workflow: typeof Workflow;
+  Sequence: typeof Sequence;
+  Parallel: typeof Parallel;
+  Branch: typeof Branch;
+  Loop: typeof Loop;
+  Ralph: typeof Loop;
+  Task: typeof Task;
+  Approval: typeof Approval;
+  useCtx(): SmithersCtx<OutputSchemas<Schemas>, InputOf<Schemas>>;
+  smithers(
+    build: (ctx: SmithersCtx<OutputSchemas<Schemas>, InputOf<Schemas>>) => SmithersNode,
+    opts?: CreateSmithersOptions,
+  ): SmithersWorkflow<Schemas>;
+  /** The schemas themselves: each doubles as the output handle of its table. */
+  outputs: Schemas;
+  tables: { readonly [K in keyof OutputSchemas<Schemas> & string]: TableHandle<K> };
+}
+
+export declare function createSmithers<const Schemas extends Record<string, SchemaLike>>(
+  schemas: Schemas,
+  opts?: CreateSmithersOptions,
+): SmithersApi<Schemas>;
+
+// ------------------------------------------------------------------ render
+
+export interface Snapshot {
+  runId: string;
+  input?: unknown;
+  loops?: Record<string, number>;
+  nodeLoops?: Record<string, string>;
+  outputs?: SnapshotOutput[];
+}
+
+export interface SnapshotOutput {
+  /** Schema key. */
+  table: string;
+  nodeId: string;
+  iteration: number;
+  /** The row's fields, camelCase as in the schema. */
+  value: Record<string, unknown>;
+}
+
+export type PlanNode =
+  | { kind: "sequence"; children: PlanNode[] }
+  | { kind: "parallel"; maxConcurrency?: number; children: PlanNode[] }
+  | { kind: "group"; children: PlanNode[] }
+  | {
+      kind: "loop";
+      id: string;
+      until: boolean;
+      maxIterations: number;
+      onMaxReached: "return-last" | "fail";
+      children: PlanNode[];
+    }
+  | TaskNode;
+
+export interface TaskNode {
+  kind: "task";
+  id: string;
+  iteration: number;
+  output: string;
+  body: { type: "static"; value: unknown } | { type: "compute" } | { type: "approval" };
+  approval?: {
+    mode: "gate" | "decision" | "select" | "rank";
+    onDeny: "fail" | "continue" | "skip";
+    request: { title: string; summary?: string | null; metadata?: object | null };
+    options?: ApprovalOption[];
+    allowedUsers?: string[];
+    allowedScopes?: string[];
+  };
+  dependsOn?: string[];
+  skip?: boolean;
+  retries?: number;
+  timeoutMs?: number | null;
+  continueOnFail?: boolean;
+  label?: string | null;
+  meta?: object | null;
+}
+
+export interface GraphDescriptor {
+  version: 1;
+  workflow: { name: string };
+  schemas: Record<string, JsonSchema>;
+  renderDeps: string[] | "*";
+  root: PlanNode;
+}
+
+export declare function renderWorkflow(
+  workflow: SmithersWorkflow<any>,
+  snapshot: Snapshot,
+): {
+  graph: GraphDescriptor;
+  computeFns: Map<string, (...args: any[]) => unknown>;
+  /** The render's ctx; compute bodies close over it. */
+  ctx: SmithersCtx<any, any>;
+  /** Add (upsert) a row produced after the render, so compute bodies that run later see it. */
+  addOutput(row: SnapshotOutput): void;
+};
+
+/** Arguments for a compute body: the driver calls `fn(...computeArgs(ctx))`, i.e. `fn(ctx)`. */
+export declare function computeArgs(ctx: SmithersCtx<any, any>): [SmithersCtx<any, any>];
+
+// ------------------------------------------------------------------ loader
+
+/** Installs the .ts/.tsx loader hooks once (also done by `import "smithers-rs/register"`). */
+export declare function registerLoader(): void;
+/** Imports a workflow file and returns its default export; INVALID_WORKFLOW if it is not one. */
+export declare function loadWorkflow(path: string): Promise<SmithersWorkflow<any>>;

@@ -1,0 +1,7 @@
+// `import "smithers-rs/register"` (or `node --import smithers-rs/register`) installs the
+// workflow loader hooks.
+import { registerLoader } from "./load.js";
+
+registerLoader();
+
+export { registerLoader };
