@@ -289,7 +289,7 @@ impl Engine {
             batch.emit(&tx, &run_id, "RunStatusChanged", json!({ "status": new_status.as_str(), "previous": run_status.as_str() }))?;
         }
         tx.commit()?;
-        self.events.extend(batch.events);
+        self.publish(batch);
 
         let live_owner = run_owner.filter(|o| {
             (o == &self.owner && self.runs.contains_key(&run_id))
@@ -459,6 +459,6 @@ pub(crate) fn finish_from_decision(engine: &mut Engine, run_id: &str, task: &Tas
     let mut batch = EventBatch::default();
     batch.emit(&tx, run_id, "NodeFinished", json!({ "nodeId": task.id, "iteration": task.iteration }))?;
     tx.commit()?;
-    engine.events.extend(batch.events);
+    engine.publish(batch);
     Ok(Some(OutputRow { table: task.output.clone(), node_id: task.id.clone(), iteration: task.iteration, value }))
 }

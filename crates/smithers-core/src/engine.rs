@@ -205,6 +205,8 @@ pub struct Engine {
     pub(crate) tables: HashMap<String, Rc<OutputTable>>,
     pub(crate) runs: HashMap<String, ActiveRun>,
     pub(crate) events: Vec<Event>,
+    /// Keep committed events for `take_events` (on while someone in-process listens).
+    pub(crate) buffer_events: bool,
 }
 
 fn random_suffix() -> String {
@@ -234,11 +236,46 @@ impl Engine {
             tables: HashMap::new(),
             runs: HashMap::new(),
             events: Vec::new(),
+            buffer_events: false,
         })
+    }
+
+    /// In-process subscribers turn this on; events are always persisted either way.
+    pub fn set_event_buffering(&mut self, on: bool) {
+        self.buffer_events = on;
+        if !on {
+            self.events.clear();
+        }
+    }
+
+    /// Everything `submit_graph` would refuse, checked without a run: the descriptor and
+    /// every output schema (identifiers, column names, JSON Schema compilation).
+    pub fn validate_graph(graph: &GraphDescriptor) -> Result<()> {
+        graph.validate()?;
+        for (key, schema) in &graph.schemas {
+            OutputTable::new(key, schema)?;
+        }
+        Ok(())
+    }
+
+    /// Fails a run this engine drives, for a reason found outside the core (the workflow
+    /// could not be rendered, say).
+    pub fn fail_run(&mut self, run_id: &str, error: RunError) -> Result<Step> {
+        if !self.runs.contains_key(run_id) {
+            return Err(Error::RunNotClaimed { run_id: run_id.into() });
+        }
+        self.end_run(run_id, RunEvent::Fail, Some(error))?;
+        self.advance(run_id)
     }
 
     pub fn owner_id(&self) -> &str {
         &self.owner
+    }
+
+    pub(crate) fn publish(&mut self, batch: EventBatch) {
+        if self.buffer_events {
+            self.events.extend(batch.events);
+        }
     }
 
     /// Events committed since the last call, oldest first.
@@ -351,7 +388,7 @@ impl Engine {
         let mut batch = EventBatch::default();
         batch.emit(&tx, &run_id, "RunStarted", json!({ "workflowName": name, "status": "running" }))?;
         tx.commit()?;
-        self.events.extend(batch.events);
+        self.publish(batch);
         self.runs.insert(run_id.clone(), new_active(RunStatus::Running));
         Ok(Snapshot {
             run_id,
@@ -438,7 +475,7 @@ impl Engine {
             batch.emit(&tx, run_id, "RunStatusChanged", json!({ "status": next_status.as_str(), "previous": status.as_str() }))?;
         }
         tx.commit()?;
-        self.events.extend(batch.events);
+        self.publish(batch);
 
         let mut run = new_active(next_status);
         let mut node_loops = BTreeMap::new();
@@ -678,7 +715,7 @@ impl Engine {
         let mut batch = EventBatch::default();
         batch.emit(&tx, run_id, "NodeFinished", json!({ "nodeId": task.id, "iteration": task.iteration, "attempt": attempt }))?;
         tx.commit()?;
-        self.events.extend(batch.events);
+        self.publish(batch);
         let run = self.active(run_id)?;
         run.set_state(&task.id, task.iteration, next);
         run.output_changed(&task.id);
@@ -707,7 +744,7 @@ impl Engine {
             json!({ "nodeId": task.id, "iteration": task.iteration, "attempt": attempt, "error": error }),
         )?;
         tx.commit()?;
-        self.events.extend(batch.events);
+        self.publish(batch);
         let run = self.active(run_id)?;
         run.set_state(&task.id, task.iteration, next);
         if next == NodeState::Failed && !task.continue_on_fail && run.failure.is_none() {
@@ -832,7 +869,7 @@ impl Engine {
                 let mut batch = EventBatch::default();
                 batch.emit(&tx, run_id, "NodeSkipped", json!({ "nodeId": task.id, "iteration": task.iteration, "reason": reason.as_str() }))?;
                 tx.commit()?;
-                self.events.extend(batch.events);
+                self.publish(batch);
                 let run = self.active(run_id)?;
                 run.set_state(&task.id, task.iteration, next);
                 if let Some(rec) = run.record(&task.id, task.iteration) {
@@ -875,7 +912,7 @@ impl Engine {
         let mut batch = EventBatch::default();
         batch.emit(&tx, run_id, "NodeStarted", json!({ "nodeId": task.id, "iteration": task.iteration, "attempt": attempt }))?;
         tx.commit()?;
-        self.events.extend(batch.events);
+        self.publish(batch);
         let run = self.active(run_id)?;
         run.set_state(&task.id, task.iteration, next);
         if let Some(rec) = run.record(&task.id, task.iteration) {
@@ -940,7 +977,7 @@ impl Engine {
         )?;
         batch.emit(&tx, run_id, "NodeWaitingApproval", json!({ "nodeId": task.id, "iteration": task.iteration }))?;
         tx.commit()?;
-        self.events.extend(batch.events);
+        self.publish(batch);
         let run = self.active(run_id)?;
         run.set_state(&task.id, task.iteration, next);
         if let Some(rec) = run.record(&task.id, task.iteration) {
@@ -1070,7 +1107,7 @@ impl Engine {
         let mut batch = EventBatch::default();
         batch.emit(&tx, run_id, "RunStatusChanged", json!({ "status": next.as_str(), "previous": run.status.as_str() }))?;
         tx.commit()?;
-        self.events.extend(batch.events);
+        self.publish(batch);
         self.active(run_id)?.status = next;
         Ok(false)
     }
@@ -1118,7 +1155,7 @@ impl Engine {
             _ => {}
         }
         tx.commit()?;
-        self.events.extend(batch.events);
+        self.publish(batch);
         let run = self.active(run_id)?;
         for (node_id, iteration) in open {
             run.set_state(&node_id, iteration, NodeState::Cancelled);
@@ -1168,7 +1205,7 @@ impl Engine {
             }
         }
         tx.commit()?;
-        self.events.extend(batch.events);
+        self.publish(batch);
         let run = self.active(run_id)?;
         let rec = run.loops.entry(id.clone()).or_insert(LoopRecord { iteration: 0, done: false });
         match outcome {

@@ -1,1 +1,178 @@
-pub fn y(){}
+//! The napi binding: one `Engine` class over `smithers_core::Engine`. No logic lives here.
+//!
+//! Every method takes and returns JSON text. A result is `{"ok":true,"value":…}` or
+//! `{"ok":false,"error":{"code","message","details"}}`: errors are values at the boundary (as in
+//! oxc and rolldown), and the JS layer turns them into `SmithersError`s with stable codes.
+//! JSON text is also the fastest way across for graphs of thousands of nodes.
+
+#![deny(clippy::all)]
+
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+use serde_json::json;
+use smithers_core as core;
+
+fn ok<T: serde::Serialize>(value: T) -> String {
+    match serde_json::to_string(&value) {
+        Ok(v) => format!("{{\"ok\":true,\"value\":{v}}}"),
+        Err(e) => fail(core::Error::Json(e)),
+    }
+}
+
+fn fail(err: core::Error) -> String {
+    json!({ "ok": false, "error": { "code": err.code(), "message": err.to_string(), "details": err.details(), "lookup": err.is_lookup() } })
+        .to_string()
+}
+
+fn answer<T: serde::Serialize>(result: core::Result<T>) -> String {
+    match result {
+        Ok(v) => ok(v),
+        Err(e) => fail(e),
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(json: &str) -> core::Result<T> {
+    Ok(serde_json::from_str(json)?)
+}
+
+/// A smithers-rs engine on one SQLite database file.
+#[napi]
+pub struct Engine {
+    inner: Option<core::Engine>,
+}
+
+#[napi]
+impl Engine {
+    /// Opens (or creates) the database at `dbPath`.
+    #[napi(constructor)]
+    pub fn new(db_path: String) -> Result<Self> {
+        let inner = core::Engine::open(&db_path)
+            .map_err(|e| Error::new(Status::GenericFailure, format!("{}: {}", e.code(), e)))?;
+        Ok(Engine { inner: Some(inner) })
+    }
+
+    fn engine(&mut self) -> core::Result<&mut core::Engine> {
+        self.inner.as_mut().ok_or_else(|| core::Error::InvalidGraph("the engine is closed".into()))
+    }
+
+    fn with<T: serde::Serialize>(&mut self, f: impl FnOnce(&mut core::Engine) -> core::Result<T>) -> String {
+        answer(self.engine().and_then(f))
+    }
+
+    /// This engine's owner id, as recorded on the runs it drives.
+    #[napi]
+    pub fn owner_id(&mut self) -> String {
+        self.with(|e| Ok(e.owner_id().to_string()))
+    }
+
+    #[napi]
+    pub fn create_run(&mut self, new_run_json: String) -> String {
+        self.with(|e| e.create_run(parse(&new_run_json)?))
+    }
+
+    #[napi]
+    pub fn claim_run(&mut self, run_id: String, force: bool) -> String {
+        self.with(|e| e.claim_run(&run_id, force))
+    }
+
+    #[napi]
+    pub fn release_run(&mut self, run_id: String) -> String {
+        self.with(|e| e.release_run(&run_id))
+    }
+
+    #[napi]
+    pub fn is_driving(&mut self, run_id: String) -> bool {
+        self.inner.as_ref().is_some_and(|e| e.is_driving(&run_id))
+    }
+
+    #[napi]
+    pub fn submit_graph(&mut self, run_id: String, graph_json: String) -> String {
+        self.with(|e| e.submit_graph(&run_id, core::GraphDescriptor::parse(&graph_json)?))
+    }
+
+    #[napi]
+    pub fn complete_tasks(&mut self, run_id: String, results_json: String) -> String {
+        self.with(|e| e.complete_tasks(&run_id, parse(&results_json)?))
+    }
+
+    #[napi]
+    pub fn advance(&mut self, run_id: String) -> String {
+        self.with(|e| e.advance(&run_id))
+    }
+
+    #[napi]
+    pub fn approve(&mut self, request_json: String) -> String {
+        self.with(|e| e.approve(parse(&request_json)?))
+    }
+
+    #[napi]
+    pub fn deny(&mut self, request_json: String) -> String {
+        self.with(|e| e.deny(parse(&request_json)?))
+    }
+
+    #[napi]
+    pub fn cancel_run(&mut self, run_id: String) -> String {
+        self.with(|e| e.cancel_run(&run_id))
+    }
+
+    #[napi]
+    pub fn list_runs(&mut self, filter_json: String) -> String {
+        self.with(|e| e.list_runs(&parse(&filter_json)?))
+    }
+
+    #[napi]
+    pub fn run_summary(&mut self, run_id: String) -> String {
+        self.with(|e| e.run_summary(&run_id))
+    }
+
+    #[napi]
+    pub fn inspect(&mut self, run_id: String) -> String {
+        self.with(|e| e.inspect(&run_id))
+    }
+
+    #[napi]
+    pub fn pending_approvals(&mut self, filter_json: String) -> String {
+        self.with(|e| e.pending_approvals(&parse(&filter_json)?))
+    }
+
+    #[napi]
+    pub fn events(&mut self, run_id: String, after_seq: i64, limit: i64) -> String {
+        self.with(|e| e.events(&run_id, after_seq, limit))
+    }
+
+    #[napi]
+    pub fn fail_run(&mut self, run_id: String, error_json: String) -> String {
+        self.with(|e| e.fail_run(&run_id, parse(&error_json)?))
+    }
+
+    /// Checks a graph descriptor without a run (a dry render before `createRun`).
+    #[napi]
+    pub fn validate_graph(&mut self, graph_json: String) -> String {
+        answer(core::GraphDescriptor::parse(&graph_json).and_then(|g| core::Engine::validate_graph(&g)))
+    }
+
+    #[napi]
+    pub fn set_event_buffering(&mut self, on: bool) {
+        if let Some(e) = self.inner.as_mut() {
+            e.set_event_buffering(on);
+        }
+    }
+
+    /// Events committed since the last call (for in-process subscribers).
+    #[napi]
+    pub fn take_events(&mut self) -> String {
+        self.with(|e| Ok(e.take_events()))
+    }
+
+    /// Closes the database. Later calls fail.
+    #[napi]
+    pub fn close(&mut self) {
+        self.inner = None;
+    }
+}
+
+/// The version of the native engine.
+#[napi]
+pub fn engine_version() -> String {
+    env!("CARGO_PKG_VERSION").to_string()
+}

@@ -1,0 +1,204 @@
+// The Node API: an engine on one database file, for services that embed smithers-rs and
+// for the CLI. Runs are driven in this process; decisions resume them at once.
+import { resolve } from "node:path";
+import { driveRun } from "./driver.js";
+import { SmithersError } from "./errors.js";
+import { loadWorkflow } from "./loader/load.js";
+import { NativeEngine } from "./native.js";
+import { renderWorkflow } from "./render.js";
+
+export class SmithersEngine {
+  /** @param {{ dbPath?: string }} [options] */
+  constructor(options = {}) {
+    this.dbPath = resolve(options.dbPath ?? "smithers.db");
+    this.native = new NativeEngine(this.dbPath);
+    /** @type {Map<string, Set<(event: any) => void>>} */
+    this.listeners = new Map();
+    /** Workflows of runs started here, so a decision can resume them without a file. */
+    this.workflows = new Map();
+    /** Runs this engine is driving now: runId -> { done, control }. */
+    this.driving = new Map();
+  }
+
+  /** @param {string} dbPath */
+  static open(dbPath) {
+    return new SmithersEngine({ dbPath });
+  }
+
+  /**
+   * Subscribes to events (`"ApprovalRequested"`, `"NodeFinished"`, …, or `"*"` for all).
+   * Returns a function that unsubscribes.
+   */
+  on(type, listener) {
+    if (!this.listeners.has(type)) this.listeners.set(type, new Set());
+    this.listeners.get(type).add(listener);
+    this.native.raw.setEventBuffering(true);
+    return () => {
+      this.listeners.get(type)?.delete(listener);
+      if ([...this.listeners.values()].every((s) => s.size === 0)) this.native.raw.setEventBuffering(false);
+    };
+  }
+
+  dispatch() {
+    if (this.listeners.size === 0) return;
+    const events = this.native.call("takeEvents");
+    for (const event of events) {
+      for (const key of [event.type, "*"]) {
+        for (const listener of this.listeners.get(key) ?? []) {
+          try {
+            listener(event);
+          } catch (e) {
+            // A listener's failure must not break the run that emitted the event.
+            queueMicrotask(() => {
+              throw e;
+            });
+          }
+        }
+      }
+    }
+  }
+
+  /**
+   * Starts a run and returns once it is recorded; `done` settles when this process stops
+   * driving it (finished, failed, cancelled, or waiting for a decision).
+   * @param {any} workflow a `smithers(...)` workflow, or the path of a workflow file
+   * @param {{ input?: unknown, runId?: string, workflowPath?: string }} [options]
+   */
+  async start(workflow, options = {}) {
+    const path = typeof workflow === "string" ? resolve(workflow) : options.workflowPath ? resolve(options.workflowPath) : null;
+    const wf = typeof workflow === "string" ? await loadWorkflow(path) : workflow;
+    const input = options.input ?? {};
+    // A dry render first: a malformed workflow is refused before anything is written.
+    const probe = renderWorkflow(wf, { runId: options.runId ?? "", input, loops: {}, nodeLoops: {}, outputs: [] });
+    this.native.call("validateGraph", JSON.stringify(probe.graph));
+    const snapshot = this.native.call(
+      "createRun",
+      JSON.stringify({
+        runId: options.runId,
+        workflowName: probe.graph.workflow.name,
+        workflowPath: path,
+        input,
+        inputSchema: wf.inputSchema ?? undefined,
+      }),
+    );
+    this.dispatch();
+    this.workflows.set(snapshot.runId, wf);
+    return { runId: snapshot.runId, done: this.#drive(wf, snapshot) };
+  }
+
+  /** Starts a run and waits until this process stops driving it. */
+  async run(workflow, options = {}) {
+    const { done } = await this.start(workflow, options);
+    return done;
+  }
+
+  /**
+   * Resumes a run: claims it and drives it to its next wait or its end. The workflow is the
+   * one the run was started with here, or the file recorded on the run.
+   * @param {string} runId
+   * @param {{ force?: boolean, workflow?: any }} [options]
+   */
+  async resume(runId, options = {}) {
+    const active = this.driving.get(runId);
+    if (active) return active.done;
+    const summary = this.native.call("runSummary", runId);
+    if (["finished", "failed", "cancelled"].includes(summary.status)) {
+      return summary.error ? { runId, status: summary.status, error: summary.error } : { runId, status: summary.status };
+    }
+    let wf = options.workflow ?? this.workflows.get(runId);
+    if (!wf) {
+      if (!summary.workflowPath) {
+        throw new SmithersError("WORKFLOW_NOT_FOUND", `run ${runId} has no workflow file recorded; pass the workflow to resume it`, { runId });
+      }
+      wf = await loadWorkflow(summary.workflowPath);
+    }
+    const snapshot = this.native.call("claimRun", runId, Boolean(options.force));
+    this.workflows.set(runId, wf);
+    return this.#drive(wf, snapshot);
+  }
+
+  #drive(workflow, snapshot) {
+    const control = {};
+    const runId = snapshot.runId;
+    const done = driveRun(this.native, workflow, snapshot, { afterCall: () => this.dispatch(), control }).finally(() => {
+      this.driving.delete(runId);
+      try {
+        this.native.call("releaseRun", runId);
+      } catch {
+        // The engine was closed while the run was driven.
+      }
+    });
+    this.driving.set(runId, { done, control });
+    return done;
+  }
+
+  /**
+   * Approves a gate. The decision is recorded in one transaction; then the run resumes in
+   * this process (unless `resume: false`, or another live process drives it).
+   * `done` settles when the resumed run stops again.
+   */
+  async approve(runId, options = {}) {
+    return this.#decide("approve", runId, options);
+  }
+
+  /** Denies a gate; see `approve`. */
+  async deny(runId, options = {}) {
+    return this.#decide("deny", runId, options);
+  }
+
+  async #decide(kind, runId, options) {
+    const { nodeId, iteration, note, decidedBy, scopes, decision, resume = true, workflow } = options;
+    const outcome = this.native.call(kind, JSON.stringify({ runId, nodeId, iteration, note, decidedBy, scopes, decision }));
+    this.dispatch();
+    const active = this.driving.get(runId);
+    if (active) {
+      // The run is driven here: wake the driver so the decided branch moves now.
+      active.control.poke?.();
+      return { ...outcome, done: active.done };
+    }
+    if (outcome.needsResume && resume) {
+      return { ...outcome, done: this.resume(runId, { workflow }) };
+    }
+    return { ...outcome, done: null };
+  }
+
+  /** Settles when this process stops driving the run; otherwise reports its status. */
+  async waitForRun(runId) {
+    const active = this.driving.get(runId);
+    if (active) return active.done;
+    const { status, error } = this.native.call("runSummary", runId);
+    return error ? { runId, status, error } : { runId, status };
+  }
+
+  /** @param {{ runId?: string, workflowName?: string, nodeId?: string, limit?: number, offset?: number }} [filter] */
+  pendingApprovals(filter = {}) {
+    return this.native.call("pendingApprovals", JSON.stringify(filter));
+  }
+
+  /** @param {{ status?: string, limit?: number }} [filter] */
+  listRuns(filter = {}) {
+    return this.native.call("listRuns", JSON.stringify(filter));
+  }
+
+  getRun(runId) {
+    return this.native.call("runSummary", runId);
+  }
+
+  inspect(runId) {
+    return this.native.call("inspect", runId);
+  }
+
+  events(runId, { afterSeq = 0, limit = 1000 } = {}) {
+    return this.native.call("events", runId, afterSeq, limit);
+  }
+
+  cancel(runId) {
+    const status = this.native.call("cancelRun", runId);
+    this.dispatch();
+    return { runId, status };
+  }
+
+  close() {
+    this.native.close();
+  }
+}

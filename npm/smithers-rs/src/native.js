@@ -1,0 +1,46 @@
+// The native engine, and the one place its JSON answers become values or SmithersErrors.
+import { createRequire } from "node:module";
+import { SmithersError } from "./errors.js";
+
+const require = createRequire(import.meta.url);
+/** @type {typeof import("../binding.cjs")} */
+const binding = require("../binding.cjs");
+
+/** Codes that mean "what you named does not exist or is ambiguous" (CLI exit 4). */
+export const LOOKUP_CODES = new Set([
+  "RUN_NOT_FOUND",
+  "NODE_NOT_FOUND",
+  "NO_PENDING_APPROVALS",
+  "AMBIGUOUS_APPROVAL",
+  "USAGE",
+  "DB_NOT_FOUND",
+  "WORKFLOW_NOT_FOUND",
+]);
+
+/** Thin typed wrapper: every call returns the value or throws a SmithersError. */
+export class NativeEngine {
+  /** @param {string} dbPath */
+  constructor(dbPath) {
+    try {
+      this.raw = new binding.Engine(dbPath);
+    } catch (e) {
+      const [code, ...rest] = String(e?.message ?? e).split(": ");
+      throw new SmithersError(/^[A-Z_]+$/.test(code) ? code : "DB_ERROR", rest.join(": ") || String(e), { dbPath });
+    }
+    this.dbPath = dbPath;
+  }
+
+  /** @param {string} method @param {...any} args */
+  call(method, ...args) {
+    const answer = JSON.parse(this.raw[method](...args));
+    if (answer.ok) return answer.value;
+    const { code, message, details } = answer.error;
+    throw new SmithersError(code, message, details ?? {});
+  }
+
+  close() {
+    this.raw.close();
+  }
+}
+
+export const engineVersion = () => binding.engineVersion();
