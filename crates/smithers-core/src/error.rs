@@ -31,25 +31,41 @@ pub enum Error {
     RunExists { run_id: String },
 
     #[error("Node {node_id} (iteration {iteration}) not found in run {run_id}")]
-    NodeNotFound { run_id: String, node_id: String, iteration: i64 },
+    NodeNotFound {
+        run_id: String,
+        node_id: String,
+        iteration: i64,
+    },
 
     #[error("No pending approvals for run: {run_id}")]
     NoPendingApprovals { run_id: String },
 
     #[error("Multiple pending approvals. Specify --node:\n{}", candidates.join("\n"))]
-    AmbiguousApproval { run_id: String, candidates: Vec<String> },
+    AmbiguousApproval {
+        run_id: String,
+        candidates: Vec<String>,
+    },
 
     #[error("{0}")]
     AlreadyDecided(Box<PriorDecision>),
 
     #[error("Node {node_id} (iteration {iteration}) is not waiting for approval (state: {state})")]
-    NotWaiting { run_id: String, node_id: String, iteration: i64, state: String },
+    NotWaiting {
+        run_id: String,
+        node_id: String,
+        iteration: i64,
+        state: String,
+    },
 
     #[error("{message}")]
     Forbidden { message: String },
 
     #[error("Run {run_id} is {status}: {message}")]
-    RunNotResumable { run_id: String, status: String, message: String },
+    RunNotResumable {
+        run_id: String,
+        status: String,
+        message: String,
+    },
 
     #[error(
         "Run {run_id} is being driven by another live process ({owner}); pass force to take it over"
@@ -69,7 +85,11 @@ pub enum Error {
     UnknownOutputSchema { key: String, node_id: String },
 
     #[error("{what} {name:?} is not a valid SQL identifier: {why}")]
-    InvalidIdentifier { what: &'static str, name: String, why: &'static str },
+    InvalidIdentifier {
+        what: &'static str,
+        name: String,
+        why: &'static str,
+    },
 
     #[error("Approval {node_id} in {mode} mode needs options")]
     ApprovalOptionsRequired { node_id: String, mode: String },
@@ -81,7 +101,11 @@ pub enum Error {
     TableConflict { table: String },
 
     #[error("Output of {node_id} does not match schema {key:?}: {}", errors.join("; "))]
-    InvalidOutput { node_id: String, key: String, errors: Vec<String> },
+    InvalidOutput {
+        node_id: String,
+        key: String,
+        errors: Vec<String>,
+    },
 
     #[error("Input does not match the workflow's input schema: {}", errors.join("; "))]
     InvalidInput { errors: Vec<String> },
@@ -90,10 +114,18 @@ pub enum Error {
     InvalidDecision(String),
 
     #[error("Task {node_id} has no open attempt {attempt} (iteration {iteration})")]
-    NoSuchAttempt { node_id: String, iteration: i64, attempt: i64 },
+    NoSuchAttempt {
+        node_id: String,
+        iteration: i64,
+        attempt: i64,
+    },
 
     #[error("Illegal {machine} transition: {from} --{event}--> (not allowed)")]
-    IllegalTransition { machine: &'static str, from: String, event: String },
+    IllegalTransition {
+        machine: &'static str,
+        from: String,
+        event: String,
+    },
 
     #[error("Invalid JSON: {0}")]
     Json(#[from] serde_json::Error),
@@ -162,14 +194,27 @@ impl Error {
                 json!({ "runId": d.run_id, "nodeId": d.node_id, "iteration": d.iteration,
                         "status": d.status, "decidedBy": d.decided_by, "decidedAt": d.decided_at })
             }
-            Error::NotWaiting { run_id, node_id, iteration, state } => {
+            Error::NotWaiting {
+                run_id,
+                node_id,
+                iteration,
+                state,
+            } => {
                 json!({ "runId": run_id, "nodeId": node_id, "iteration": iteration, "state": state })
             }
-            Error::NodeNotFound { run_id, node_id, iteration } => {
+            Error::NodeNotFound {
+                run_id,
+                node_id,
+                iteration,
+            } => {
                 json!({ "runId": run_id, "nodeId": node_id, "iteration": iteration })
             }
             Error::RunOwned { run_id, owner } => json!({ "runId": run_id, "owner": owner }),
-            Error::InvalidOutput { node_id, key, errors } => {
+            Error::InvalidOutput {
+                node_id,
+                key,
+                errors,
+            } => {
                 json!({ "nodeId": node_id, "output": key, "errors": errors })
             }
             Error::InvalidInput { errors } => json!({ "errors": errors }),
