@@ -2,11 +2,11 @@
 //! transaction, first writer wins. A decision never runs user code; resuming the run is the
 //! caller's next step.
 
-use rusqlite::{OptionalExtension, TransactionBehavior, params};
+use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::engine::{Engine, OutputRow, set_node_row};
+use crate::engine::{Engine, OutputRow, begin, set_node_row};
 use crate::error::{Error, PriorDecision, Result};
 use crate::events::EventBatch;
 use crate::graph::{ApprovalMode, OnDeny, TaskNode};
@@ -251,9 +251,7 @@ impl Engine {
             _ => None,
         };
 
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = begin(&self.conn, self.batching)?;
         let (run_status, run_owner): (String, Option<String>) = tx
             .query_row(
                 "SELECT status, owner FROM _smithers_runs WHERE run_id = ?1",
@@ -531,10 +529,7 @@ impl Engine {
                     _ => {
                         return Err(Error::AmbiguousApproval {
                             run_id: run_id.clone(),
-                            candidates: pending
-                                .iter()
-                                .map(|r| format!("  {} (iteration {})", r.0, r.1))
-                                .collect(),
+                            candidates: pending.iter().map(|r| (r.0.clone(), r.1)).collect(),
                         });
                     }
                 }
@@ -626,9 +621,7 @@ pub(crate) fn finish_from_decision(
         &decided_at,
         payload.as_ref(),
     )?;
-    let tx = engine
-        .conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = begin(&engine.conn, engine.batching)?;
     table.write(&tx, run_id, &task.id, task.iteration, &value)?;
     set_node_row(
         &tx,

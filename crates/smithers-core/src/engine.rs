@@ -8,7 +8,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::path::Path;
 use std::rc::Rc;
 
-use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -221,6 +221,52 @@ pub struct Engine {
     pub(crate) events: Vec<Event>,
     /// Keep committed events for `take_events` (on while someone in-process listens).
     pub(crate) buffer_events: bool,
+    /// Inside a driving call's transaction (see `batched`).
+    pub(crate) batching: bool,
+    pending_events: Vec<Event>,
+}
+
+/// A write transaction, or a part of the driving call's transaction when one is open.
+pub(crate) struct Tx<'c> {
+    conn: &'c Connection,
+    owned: bool,
+    done: bool,
+}
+
+pub(crate) fn begin(conn: &Connection, batching: bool) -> Result<Tx<'_>> {
+    if !batching {
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+    }
+    Ok(Tx {
+        conn,
+        owned: !batching,
+        done: false,
+    })
+}
+
+impl Tx<'_> {
+    pub(crate) fn commit(mut self) -> Result<()> {
+        if self.owned {
+            self.conn.execute_batch("COMMIT")?;
+        }
+        self.done = true;
+        Ok(())
+    }
+}
+
+impl std::ops::Deref for Tx<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        self.conn
+    }
+}
+
+impl Drop for Tx<'_> {
+    fn drop(&mut self) {
+        if self.owned && !self.done {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
 }
 
 fn random_suffix() -> String {
@@ -243,9 +289,7 @@ pub fn check_run_id(run_id: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::InvalidGraph(format!(
-            "run id {run_id:?} must be 1-128 characters of letters, digits and _ . : -"
-        )))
+        Err(Error::InvalidRunId(run_id.into()))
     }
 }
 
@@ -258,6 +302,8 @@ impl Engine {
             runs: HashMap::new(),
             events: Vec::new(),
             buffer_events: false,
+            batching: false,
+            pending_events: Vec::new(),
         })
     }
 
@@ -267,6 +313,14 @@ impl Engine {
         if !on {
             self.events.clear();
         }
+    }
+
+    /// Changes whenever another connection commits (`PRAGMA data_version`): a cheap way for a
+    /// driver to notice decisions made by other processes.
+    pub fn data_version(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA data_version", [], |r| r.get(0))?)
     }
 
     /// Everything `submit_graph` would refuse, checked without a run: the descriptor and
@@ -296,20 +350,47 @@ impl Engine {
     }
 
     pub(crate) fn publish(&mut self, batch: EventBatch) {
-        if self.buffer_events {
+        if self.batching {
+            self.pending_events.extend(batch.events);
+        } else if self.buffer_events {
             self.events.extend(batch.events);
+        }
+    }
+
+    /// Runs one driving call (submit, complete, advance) as one transaction: the transitions
+    /// inside it are all committed before JS sees the answer, or none is. On an error the
+    /// run's in-memory state is dropped; claiming the run again reloads it from the store.
+    fn batched<T>(&mut self, run_id: &str, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        if self.batching {
+            return f(self);
+        }
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        self.batching = true;
+        let result = f(self);
+        self.batching = false;
+        let result = result.and_then(|v| {
+            self.conn.execute_batch("COMMIT")?;
+            Ok(v)
+        });
+        let events = std::mem::take(&mut self.pending_events);
+        match result {
+            Ok(v) => {
+                if self.buffer_events {
+                    self.events.extend(events);
+                }
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                self.runs.remove(run_id);
+                Err(e)
+            }
         }
     }
 
     /// Events committed since the last call, oldest first.
     pub fn take_events(&mut self) -> Vec<Event> {
         std::mem::take(&mut self.events)
-    }
-
-    pub(crate) fn tx(&mut self) -> Result<Transaction<'_>> {
-        Ok(self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?)
     }
 
     // ---- output tables -------------------------------------------------------------------
@@ -349,7 +430,7 @@ impl Engine {
         if changed.is_empty() {
             return Ok(());
         }
-        let tx = self.tx()?;
+        let tx = begin(&self.conn, self.batching)?;
         for table in &changed {
             table.ensure(&tx)?;
             tx.execute(
@@ -422,7 +503,7 @@ impl Engine {
         }
         let name = new.workflow_name.unwrap_or_else(|| "workflow".into());
         let owner = self.owner.clone();
-        let tx = self.tx()?;
+        let tx = begin(&self.conn, self.batching)?;
         let exists: bool = tx
             .query_row(
                 "SELECT 1 FROM _smithers_runs WHERE run_id = ?1",
@@ -470,7 +551,7 @@ impl Engine {
     /// it is, without being claimed.
     pub fn claim_run(&mut self, run_id: &str, force: bool) -> Result<Snapshot> {
         let me = self.owner.clone();
-        let tx = self.tx()?;
+        let tx = begin(&self.conn, self.batching)?;
         type RunRow = (
             String,
             Option<String>,
@@ -663,6 +744,10 @@ impl Engine {
         self.active(run_id)?;
         graph.validate()?;
         self.register_tables(&graph.schemas)?;
+        self.batched(run_id, |engine| engine.submit_graph_inner(run_id, graph))
+    }
+
+    fn submit_graph_inner(&mut self, run_id: &str, graph: GraphDescriptor) -> Result<Step> {
         let workflow_name = graph.workflow.name.clone();
         let plan = Plan::build(graph);
         let now = now_ms();
@@ -672,9 +757,7 @@ impl Engine {
             .ok_or_else(|| Error::RunNotClaimed {
                 run_id: run_id.into(),
             })?;
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = begin(&self.conn, self.batching)?;
         if let Some(name) = &workflow_name {
             tx.prepare_cached("UPDATE _smithers_runs SET workflow_name = ?2 WHERE run_id = ?1 AND workflow_name != ?2")?
                 .execute(params![run_id, name])?;
@@ -766,6 +849,12 @@ impl Engine {
     /// Records results of compute tasks JS ran, then advances.
     pub fn complete_tasks(&mut self, run_id: &str, results: Vec<TaskResult>) -> Result<Step> {
         self.active(run_id)?;
+        self.batched(run_id, |engine| {
+            engine.complete_tasks_inner(run_id, results)
+        })
+    }
+
+    fn complete_tasks_inner(&mut self, run_id: &str, results: Vec<TaskResult>) -> Result<Step> {
         let mut step = empty_step();
         for result in results {
             self.complete_one(run_id, result, &mut step)?;
@@ -835,9 +924,7 @@ impl Engine {
     ) -> Result<()> {
         let now = now_ms();
         let next = NodeState::InProgress.apply(NodeEvent::Finish)?;
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = begin(&self.conn, self.batching)?;
         table.write(&tx, run_id, &task.id, task.iteration, &value)?;
         set_node_row(
             &tx,
@@ -891,9 +978,7 @@ impl Engine {
         })?;
         let now = now_ms();
         let error_json = serde_json::to_string(&error)?;
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = begin(&self.conn, self.batching)?;
         set_node_row(
             &tx,
             run_id,
@@ -941,9 +1026,14 @@ impl Engine {
     /// Advances a run as far as it can go without JS: requests reachable approvals, runs
     /// static bodies, hands out compute tasks, moves loops, and settles the run's status.
     pub fn advance(&mut self, run_id: &str) -> Result<Step> {
+        self.active(run_id)?;
+        self.batched(run_id, |engine| engine.advance_inner(run_id))
+    }
+
+    fn advance_inner(&mut self, run_id: &str) -> Result<Step> {
         let mut step = empty_step();
+        self.refresh_from_store(run_id, &mut step)?;
         loop {
-            self.refresh_from_store(run_id, &mut step)?;
             let run = self.active(run_id)?;
             if run.status.is_terminal() {
                 break;
@@ -1067,9 +1157,7 @@ impl Engine {
             Action::Skip(idx, reason) => {
                 let task = self.plan_task(run_id, idx)?;
                 let next = NodeState::Pending.apply(NodeEvent::Skip)?;
-                let tx = self
-                    .conn
-                    .transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let tx = begin(&self.conn, self.batching)?;
                 set_node_row(
                     &tx,
                     run_id,
@@ -1128,9 +1216,7 @@ impl Engine {
             .unwrap_or(0)
             + 1;
         let now = now_ms();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = begin(&self.conn, self.batching)?;
         set_node_row(
             &tx,
             run_id,
@@ -1179,9 +1265,7 @@ impl Engine {
             "allowedScopes": spec.allowed_scopes,
             "meta": task.meta,
         });
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = begin(&self.conn, self.batching)?;
         let inserted = tx.prepare_cached(
             "INSERT OR IGNORE INTO _smithers_approvals (run_id, node_id, iteration, status, mode, on_deny, output_table, requested_at_ms, request_json) \
              VALUES (?1, ?2, ?3, 'requested', ?4, ?5, ?6, ?7, ?8)",
@@ -1337,9 +1421,7 @@ impl Engine {
     /// the meantime happens inside the same transaction, so none is missed. Returns true when
     /// a decision arrived and the run should advance again instead.
     fn park(&mut self, run_id: &str, step: &mut Step) -> Result<bool> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = begin(&self.conn, self.batching)?;
         let waiting_decided: i64 = tx.query_row(
             "SELECT COUNT(*) FROM _smithers_nodes n JOIN _smithers_approvals a \
                ON n.run_id = a.run_id AND n.node_id = a.node_id AND n.iteration = a.iteration \
@@ -1403,9 +1485,7 @@ impl Engine {
         let next = run.status.apply(event)?;
         let previous = run.status;
         let now = now_ms();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = begin(&self.conn, self.batching)?;
         let mut batch = EventBatch::default();
         let open: Vec<(String, i64)> = tx
             .prepare_cached(
@@ -1504,9 +1584,7 @@ impl Engine {
             Outcome::Next
         };
         let max = *max_iterations;
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = begin(&self.conn, self.batching)?;
         let mut batch = EventBatch::default();
         match outcome {
             Outcome::Done | Outcome::Fail => {

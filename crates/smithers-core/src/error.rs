@@ -40,11 +40,17 @@ pub enum Error {
     #[error("No pending approvals for run: {run_id}")]
     NoPendingApprovals { run_id: String },
 
-    #[error("Multiple pending approvals. Specify --node:\n{}", candidates.join("\n"))]
+    #[error(
+        "Multiple pending approvals. Specify --node:\n{}",
+        candidates.iter().map(|(n, i)| format!("  {n} (iteration {i})")).collect::<Vec<_>>().join("\n")
+    )]
     AmbiguousApproval {
         run_id: String,
-        candidates: Vec<String>,
+        candidates: Vec<(String, i64)>,
     },
+
+    #[error("Invalid run id {0:?}: use 1-128 letters, digits and _ . : -")]
+    InvalidRunId(String),
 
     #[error("{0}")]
     AlreadyDecided(Box<PriorDecision>),
@@ -146,6 +152,7 @@ impl Error {
             Error::NodeNotFound { .. } => "NODE_NOT_FOUND",
             Error::NoPendingApprovals { .. } => "NO_PENDING_APPROVALS",
             Error::AmbiguousApproval { .. } => "AMBIGUOUS_APPROVAL",
+            Error::InvalidRunId(_) => "INVALID_RUN_ID",
             Error::AlreadyDecided(_) => "ALREADY_DECIDED",
             Error::NotWaiting { .. } => "NOT_WAITING",
             Error::Forbidden { .. } => "FORBIDDEN",
@@ -178,6 +185,7 @@ impl Error {
                 | Error::NodeNotFound { .. }
                 | Error::NoPendingApprovals { .. }
                 | Error::AmbiguousApproval { .. }
+                | Error::InvalidRunId(_)
         )
     }
 
@@ -188,6 +196,10 @@ impl Error {
                 json!({ "runId": run_id })
             }
             Error::AmbiguousApproval { run_id, candidates } => {
+                let candidates: Vec<Value> = candidates
+                    .iter()
+                    .map(|(n, i)| json!({ "nodeId": n, "iteration": i }))
+                    .collect();
                 json!({ "runId": run_id, "candidates": candidates })
             }
             Error::AlreadyDecided(d) => {

@@ -103,6 +103,9 @@ pub fn open(path: &Path) -> Result<Connection> {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     conn.busy_timeout(Duration::from_secs(30))?;
+    // The hot path uses a few dozen distinct statements; re-preparing them costs more than
+    // running them.
+    conn.set_prepared_statement_cache_capacity(256);
     // WAL + NORMAL: commits survive a crash of the process (kill -9); only an OS crash or
     // power loss can lose the last commits. See ARCHITECTURE.md.
     conn.pragma_update(None, "journal_mode", "WAL")?;

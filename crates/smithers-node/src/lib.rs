@@ -159,6 +159,15 @@ impl Engine {
         )
     }
 
+    /// Changes when another process commits to the database.
+    #[napi]
+    pub fn data_version(&mut self) -> i64 {
+        self.inner
+            .as_ref()
+            .and_then(|e| e.data_version().ok())
+            .unwrap_or(-1)
+    }
+
     #[napi]
     pub fn set_event_buffering(&mut self, on: bool) {
         if let Some(e) = self.inner.as_mut() {
