@@ -6,6 +6,7 @@ import { parseArgs } from "node:util";
 import { SmithersError } from "../errors.js";
 import { LOOKUP_CODES } from "../native.js";
 
+const RUN_STATUSES = ["running", "waiting-approval", "waiting-timer", "finished", "failed", "cancelled"];
 const EXIT = { finished: 0, "waiting-approval": 3, "waiting-timer": 3, cancelled: 2, failed: 1, running: 1 };
 
 const COMMON = {
@@ -334,6 +335,10 @@ async function ps(args) {
   const v = args.values;
   const limit = v.limit === undefined ? 50 : Number(v.limit);
   if (!Number.isInteger(limit) || limit < 1) throw usage("--limit must be a whole number ≥ 1", "ps");
+  // The core filters on the string as given: a typo would list nothing, and exit 0.
+  if (v.status !== undefined && !RUN_STATUSES.includes(v.status)) {
+    throw usage(`--status must be one of ${RUN_STATUSES.join(", ")}; got ${JSON.stringify(v.status)}`, "ps");
+  }
   const engine = await openEngine(findDb(v));
   const runs = engine.listRuns({ status: v.status, limit });
   if (v.json) {
