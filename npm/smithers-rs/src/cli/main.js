@@ -262,14 +262,24 @@ function finish(engine, result, json) {
       console.log(`  waiting for approval: ${a.nodeId}${a.iteration ? ` (iteration ${a.iteration})` : ""} — ${a.title ?? ""}`);
       if (a.summary) console.log(`    ${a.summary}`);
     }
-    if (pending.length > 0) {
-      const node = pending.length > 1 ? ` --node ${pending[0].nodeId}` : "";
-      console.log(`  approve: npx smithers approve ${result.runId}${node}`);
-      console.log(`  deny:    npx smithers deny ${result.runId}${node}`);
-    }
+    printDecisionCommands(result.runId, pending);
   }
   engine.close();
   return EXIT[result.status] ?? 1;
+}
+
+/** The approve/deny commands of the pending gates: one pair per gate when several wait. */
+function printDecisionCommands(runId, pending) {
+  if (pending.length === 1) {
+    console.log(`  approve: npx smithers approve ${runId}`);
+    console.log(`  deny:    npx smithers deny ${runId}`);
+    return;
+  }
+  for (const a of pending) {
+    const sel = ` --node ${a.nodeId}${a.iteration ? ` --iteration ${a.iteration}` : ""}`;
+    console.log(`  approve: npx smithers approve ${runId}${sel}`);
+    console.log(`  deny:    npx smithers deny ${runId}${sel}`);
+  }
 }
 
 // ---------------------------------------------------------------- decisions
@@ -311,6 +321,7 @@ async function decide(kind, args) {
     if (run) {
       console.log(`run ${id}: ${run.status}${run.error ? ` (${run.error.code}: ${run.error.message})` : ""}`);
       for (const a of pending) console.log(`  waiting for approval: ${a.nodeId} — ${a.title ?? ""}`);
+      printDecisionCommands(id, pending);
     } else if (recorded.owner) {
       console.log(`run ${id} is driven by ${recorded.owner}; it picks the decision up`);
     } else if (recorded.needsResume) {
