@@ -1,6 +1,7 @@
 // The `smithers` CLI. Exit codes (as Smithers): 0 finished, 3 waiting, 2 cancelled,
 // 1 failed, 4 usage or lookup errors.
 import { existsSync } from "node:fs";
+import { userInfo } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { SmithersError } from "../errors.js";
@@ -332,9 +333,11 @@ async function decide(kind, args) {
   return run ? (EXIT[run.status] ?? 1) : 0;
 }
 
+/** $USER / $USERNAME, else the account the process runs as (containers and CI often set neither). */
 function osUser() {
+  if (process.env.USER || process.env.USERNAME) return process.env.USER || process.env.USERNAME;
   try {
-    return process.env.USER || process.env.USERNAME || undefined;
+    return userInfo().username || undefined;
   } catch {
     return undefined;
   }
