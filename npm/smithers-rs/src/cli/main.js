@@ -237,7 +237,13 @@ async function resumeCmd(args) {
   const id = runId(args, "resume");
   const engine = await openEngine(findDb(args.values));
   progress(engine, args.values.json);
-  const result = await engine.resume(id, { force: args.values.force });
+  let result;
+  try {
+    result = await engine.resume(id, { force: args.values.force });
+  } catch (e) {
+    if (e?.code === "WORKFLOW_NOT_FOUND") e.message += `\n${resumeHint(id, e.code)}`;
+    throw e;
+  }
   return finish(engine, result, args.values.json);
 }
 
@@ -312,14 +318,30 @@ async function decide(kind, args) {
     decision,
     resume: !v["no-resume"],
   });
-  const run = outcome.done ? await outcome.done : null;
-  const { done: _done, ...recorded } = outcome;
+  const { done, ...recorded } = outcome;
+  // The decision is committed by now: if resuming fails (say the workflow file is gone),
+  // say so, rather than an error that reads as if the decision had not been taken.
+  let run = null;
+  let resumeError = null;
+  if (done) {
+    try {
+      run = await done;
+    } catch (e) {
+      resumeError = { code: e?.code ?? "INTERNAL", message: String(e?.message ?? e), details: e?.details ?? {} };
+    }
+  }
   const pending = run?.status === "waiting-approval" ? engine.pendingApprovals({ runId: id }) : [];
   if (v.json) {
-    console.log(JSON.stringify({ ok: true, ...recorded, run, pendingApprovals: pending }, null, 2));
+    const failed = resumeError ? { error: resumeError, runStatus: engine.getRun(id).status } : {};
+    console.log(JSON.stringify({ ok: !resumeError, ...recorded, run, pendingApprovals: pending, ...failed }, null, 2));
   } else {
     console.log(`${recorded.status} ${recorded.nodeId}${recorded.iteration ? ` (iteration ${recorded.iteration})` : ""} in run ${id} by ${recorded.decidedBy ?? "?"}`);
-    if (run) {
+    if (resumeError) {
+      const status = engine.getRun(id).status;
+      console.log(`run ${id}: ${status}`);
+      console.error(`smithers: ${resumeError.code}: the decision is recorded, but the run could not be resumed: ${resumeError.message}`);
+      if (status === "running") console.error(resumeHint(id, resumeError.code));
+    } else if (run) {
       console.log(`run ${id}: ${run.status}${run.error ? ` (${run.error.code}: ${run.error.message})` : ""}`);
       for (const a of pending) console.log(`  waiting for approval: ${a.nodeId} — ${a.title ?? ""}`);
       printDecisionCommands(id, pending);
@@ -330,7 +352,14 @@ async function decide(kind, args) {
     }
   }
   engine.close();
+  if (resumeError) return LOOKUP_CODES.has(resumeError.code) ? 4 : 1;
   return run ? (EXIT[run.status] ?? 1) : 0;
+}
+
+function resumeHint(id, code) {
+  return code === "WORKFLOW_NOT_FOUND"
+    ? `  resume it with the workflow file: npx smithers up <workflow.tsx> --run-id ${id} --resume`
+    : `  resume it with: npx smithers resume ${id}`;
 }
 
 /** $USER / $USERNAME, else the account the process runs as (containers and CI often set neither). */
