@@ -2,7 +2,7 @@
 // process on a database of its own, checks exit codes and output, then reads the database
 // (through the Node API, and with the sqlite3 shell for raw columns when it is installed).
 import assert from "node:assert/strict";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync } from "node:fs";
 import { userInfo } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
@@ -196,6 +196,30 @@ describe("smithers CLI", { concurrency: 3 }, () => {
     const info = inspectRun(db, "who");
     assert.equal(approvalOf(info, "publish-approval").decidedBy, me);
     assert.equal(outputsOf(info, "published")[0].value.approvedBy, me);
+  });
+
+  test("approve when the run's workflow file is gone: the decision is kept and said so; up --resume recovers", async (t) => {
+    const b = box(t);
+    const file = b.write("moved.tsx", readFileSync(PUBLISH, "utf8"));
+    await expectExit(assert, 3, ["up", file, "--run-id", "gone"], { db: b.db });
+    rmSync(file);
+
+    const r = await expectExit(assert, 4, ["approve", "gone", "--by", "alice"], { db: b.db });
+    assert.match(r.stdout, /^approved publish-approval in run gone by alice$/m);
+    assert.match(r.stderr, /WORKFLOW_NOT_FOUND: the decision is recorded/);
+    assert.ok(r.stderr.includes(`no such workflow file: ${file}`), r.stderr);
+    assert.match(r.stderr, /npx smithers up <workflow\.tsx> --run-id gone --resume/);
+    let info = inspectRun(b.db, "gone");
+    assert.equal(info.run.status, "running");
+    assert.equal(approvalOf(info, "publish-approval").decidedBy, "alice");
+
+    const again = await expectExit(assert, 4, ["resume", "gone", "--json"], { db: b.db });
+    assert.equal(again.json.error.code, "WORKFLOW_NOT_FOUND");
+
+    await expectExit(assert, 0, ["up", PUBLISH, "--run-id", "gone", "--resume"], { db: b.db });
+    info = inspectRun(b.db, "gone");
+    assert.equal(info.run.status, "finished");
+    assert.equal(outputsOf(info, "published")[0].value.approvedBy, "alice");
   });
 
   // ------------------------------------------------------------ parallel gates
