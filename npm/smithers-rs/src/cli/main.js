@@ -8,6 +8,8 @@ import { SmithersError } from "../errors.js";
 import { LOOKUP_CODES } from "../native.js";
 
 const RUN_STATUSES = ["running", "waiting-approval", "waiting-timer", "finished", "failed", "cancelled"];
+// The core's rule for run ids (engine.rs check_run_id).
+const RUN_ID = /^[A-Za-z0-9_.:-]{1,128}$/;
 const EXIT = { finished: 0, "waiting-approval": 3, "waiting-timer": 3, cancelled: 2, failed: 1, running: 1 };
 
 const COMMON = {
@@ -203,6 +205,10 @@ async function up(args) {
   const [file, extra] = args.positionals;
   if (!file) throw usage("a workflow file is required", "up");
   if (extra) throw usage(`unexpected argument ${JSON.stringify(extra)}`, "up");
+  const id = args.values["run-id"];
+  if (id !== undefined && !RUN_ID.test(id)) {
+    throw usage(`--run-id ${JSON.stringify(id)} must be 1-128 characters of letters, digits and _ . : -`, "up");
+  }
   const path = resolve(file);
   if (!existsSync(path)) throw new SmithersError("WORKFLOW_NOT_FOUND", `no such workflow file: ${path}`);
   let input = {};
