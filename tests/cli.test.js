@@ -19,6 +19,7 @@ import {
   sql,
   withEngine,
 } from "./helpers/cli.js";
+import { SmithersEngine, loadWorkflow } from "../npm/smithers-rs/src/index.js";
 
 const PUBLISH = join(EXAMPLES, "publish-approval.tsx");
 const PARALLEL = join(EXAMPLES, "parallel-gates.tsx");
@@ -498,6 +499,8 @@ describe("smithers CLI", { concurrency: 3 }, () => {
       [["up", PUBLISH, "extra"], /unexpected argument "extra"/],
       [["up", PUBLISH, "--resume"], /--resume needs --run-id/],
       [["up", join(EXAMPLES, "no-such-file.tsx")], /WORKFLOW_NOT_FOUND/],
+      [["up", PUBLISH, "--run-id", "bad id/x"], /--run-id "bad id\/x" must be 1-128 characters/],
+      [["up", PUBLISH, "--run-id", ""], /--run-id "" must be 1-128 characters/],
       [["resume"], /a run id is required/],
       [["approve"], /a run id is required/],
       [["deny"], /a run id is required/],
@@ -521,6 +524,25 @@ describe("smithers CLI", { concurrency: 3 }, () => {
     assert.equal(json.json.error.code, "USAGE");
     assert.deepEqual(listRuns(db), []);
   });
+
+  test(
+    "Node API: an invalid run id is refused with its own code, not INVALID_GRAPH",
+    { todo: "core engine.rs check_run_id returns Error::InvalidGraph (\"Invalid workflow graph: run id …\")" },
+    async (t) => {
+      const { db } = box(t);
+      const workflow = await loadWorkflow(PUBLISH);
+      const engine = new SmithersEngine({ dbPath: db });
+      try {
+        await assert.rejects(engine.run(workflow, { runId: "bad id" }), (e) => {
+          assert.notEqual(e.code, "INVALID_GRAPH");
+          assert.doesNotMatch(e.message, /workflow graph/);
+          return true;
+        });
+      } finally {
+        engine.close();
+      }
+    },
+  );
 
   test("ps --status with an unknown status is a usage error", async (t) => {
     const { db } = box(t);
