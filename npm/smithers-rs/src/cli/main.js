@@ -126,7 +126,18 @@ function commandHelp(name, c) {
     .join("\n");
 }
 
+/** `smithers up … | head -1`: a reader that goes away is not a failure of the command. */
+function ignoreClosedStdout() {
+  for (const stream of [process.stdout, process.stderr]) {
+    if (stream.listenerCount("error") > 0) continue;
+    stream.on("error", (e) => {
+      if (e?.code !== "EPIPE") throw e;
+    });
+  }
+}
+
 export async function main(argv) {
+  ignoreClosedStdout();
   const [name, ...rest] = argv;
   if (!name || name === "--help" || name === "-h" || name === "help") {
     console.log(mainHelp());
