@@ -2,12 +2,15 @@
 // process on a database of its own, checks exit codes and output, then reads the database
 // (through the Node API, and with the sqlite3 shell for raw columns when it is installed).
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { userInfo } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import {
+  BIN,
   EXAMPLES,
+  REPO,
   expectExit,
   hasSqlite3,
   inspectRun,
@@ -543,6 +546,21 @@ describe("smithers CLI", { concurrency: 3 }, () => {
       }
     },
   );
+
+  test("stdout closed by the reader (smithers up … | head -1): no EPIPE crash, the exit code stands", async (t) => {
+    const { db } = box(t);
+    const child = spawn(process.execPath, [BIN, "up", PUBLISH, "--run-id", "piped", "--db", db], {
+      cwd: REPO,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    child.stdout.destroy(); // the reader is gone before the CLI writes anything
+    let stderr = "";
+    child.stderr.on("data", (d) => (stderr += d));
+    const code = await new Promise((done) => child.on("close", done));
+    assert.doesNotMatch(stderr, /EPIPE/);
+    assert.equal(code, 3, stderr);
+    assert.equal(inspectRun(db, "piped").run.status, "waiting-approval");
+  });
 
   test("ps --status with an unknown status is a usage error", async (t) => {
     const { db } = box(t);
