@@ -2,7 +2,7 @@
 // 1 failed, 4 usage or lookup errors.
 import { existsSync } from "node:fs";
 import { userInfo } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { SmithersError } from "../errors.js";
 import { LOOKUP_CODES } from "../native.js";
@@ -198,6 +198,32 @@ function findDb(values, { create = false } = {}) {
   throw new SmithersError("DB_NOT_FOUND", "no smithers.db found in this directory or above it; pass --db FILE");
 }
 
+/**
+ * ` --db FILE` for the commands the CLI prints, when a command typed here without --db
+ * would not find `dbPath` (a --db or workflow dbPath other than the nearest smithers.db).
+ * With `{ up: true }`, for `smithers up`, which defaults to $SMITHERS_DB or ./smithers.db.
+ */
+function dbArg(dbPath, { up = false } = {}) {
+  let found = null;
+  if (up) {
+    found = resolve(process.env.SMITHERS_DB ?? "smithers.db");
+  } else {
+    try {
+      found = findDb({});
+    } catch {
+      // none found: the command needs --db
+    }
+  }
+  if (found === dbPath) return "";
+  const rel = relative(process.cwd(), dbPath);
+  const shown = rel !== "" && !rel.startsWith("..") && !isAbsolute(rel) ? rel : dbPath;
+  return ` --db ${shellQuote(shown)}`;
+}
+
+function shellQuote(word) {
+  return /^[A-Za-z0-9_./:@%+=,-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
+}
+
 async function openEngine(dbPath) {
   const { SmithersEngine } = await import("../engine.js");
   return new SmithersEngine({ dbPath });
@@ -258,7 +284,7 @@ async function resumeCmd(args) {
   try {
     result = await engine.resume(id, { force: args.values.force });
   } catch (e) {
-    if (e?.code === "WORKFLOW_NOT_FOUND") e.message += `\n${resumeHint(id, e.code)}`;
+    if (e?.code === "WORKFLOW_NOT_FOUND") e.message += `\n${resumeHint(id, e.code, engine.dbPath)}`;
     throw e;
   }
   return finish(engine, result, args.values.json);
@@ -286,21 +312,21 @@ function finish(engine, result, json) {
       console.log(`  waiting for approval: ${a.nodeId}${a.iteration ? ` (iteration ${a.iteration})` : ""} — ${a.title ?? ""}`);
       if (a.summary) console.log(`    ${a.summary}`);
     }
-    printDecisionCommands(result.runId, pending);
+    printDecisionCommands(result.runId, pending, dbArg(engine.dbPath));
   }
   engine.close();
   return EXIT[result.status] ?? 1;
 }
 
 /** The approve/deny commands of the pending gates: one pair per gate when several wait. */
-function printDecisionCommands(runId, pending) {
+function printDecisionCommands(runId, pending, db = "") {
   if (pending.length === 1) {
-    console.log(`  approve: npx smithers approve ${runId}`);
-    console.log(`  deny:    npx smithers deny ${runId}`);
+    console.log(`  approve: npx smithers approve ${runId}${db}`);
+    console.log(`  deny:    npx smithers deny ${runId}${db}`);
     return;
   }
   for (const a of pending) {
-    const sel = ` --node ${a.nodeId}${a.iteration ? ` --iteration ${a.iteration}` : ""}`;
+    const sel = ` --node ${a.nodeId}${a.iteration ? ` --iteration ${a.iteration}` : ""}${db}`;
     console.log(`  approve: npx smithers approve ${runId}${sel}`);
     console.log(`  deny:    npx smithers deny ${runId}${sel}`);
   }
@@ -357,15 +383,15 @@ async function decide(kind, args) {
       const status = engine.getRun(id).status;
       console.log(`run ${id}: ${status}`);
       console.error(`smithers: ${resumeError.code}: the decision is recorded, but the run could not be resumed: ${resumeError.message}`);
-      if (status === "running") console.error(resumeHint(id, resumeError.code));
+      if (status === "running") console.error(resumeHint(id, resumeError.code, engine.dbPath));
     } else if (run) {
       console.log(`run ${id}: ${run.status}${run.error ? ` (${run.error.code}: ${run.error.message})` : ""}`);
       for (const a of pending) console.log(`  waiting for approval: ${a.nodeId} — ${a.title ?? ""}`);
-      printDecisionCommands(id, pending);
+      printDecisionCommands(id, pending, dbArg(engine.dbPath));
     } else if (recorded.owner) {
       console.log(`run ${id} is driven by ${recorded.owner}; it picks the decision up`);
     } else if (recorded.needsResume) {
-      console.log(`not resumed; run: npx smithers resume ${id}`);
+      console.log(`not resumed; run: npx smithers resume ${id}${dbArg(engine.dbPath)}`);
     }
   }
   engine.close();
@@ -373,10 +399,10 @@ async function decide(kind, args) {
   return run ? (EXIT[run.status] ?? 1) : 0;
 }
 
-function resumeHint(id, code) {
+function resumeHint(id, code, dbPath) {
   return code === "WORKFLOW_NOT_FOUND"
-    ? `  resume it with the workflow file: npx smithers up <workflow.tsx> --run-id ${id} --resume`
-    : `  resume it with: npx smithers resume ${id}`;
+    ? `  resume it with the workflow file: npx smithers up <workflow.tsx> --run-id ${id} --resume${dbArg(dbPath, { up: true })}`
+    : `  resume it with: npx smithers resume ${id}${dbArg(dbPath)}`;
 }
 
 /** $USER / $USERNAME, else the account the process runs as (containers and CI often set neither). */
@@ -442,14 +468,18 @@ async function inspect(args) {
   return 0;
 }
 
-/** What blocks a run, and the command that unblocks it. */
-export function diagnose(info) {
+/**
+ * What blocks a run, and the command that unblocks it.
+ * @param {any} info an `inspect` answer
+ * @param {string} [db] appended to the commands (` --db FILE` when they need it)
+ */
+export function diagnose(info, db = "") {
   const r = info.run;
   const pending = info.approvals.filter((a) => a.status === "requested");
   const blockers = [];
   if (r.status === "waiting-approval" || pending.length > 0) {
     for (const a of pending) {
-      const sel = pending.length > 1 ? ` --node ${a.nodeId}${a.iteration ? ` --iteration ${a.iteration}` : ""}` : "";
+      const sel = (pending.length > 1 ? ` --node ${a.nodeId}${a.iteration ? ` --iteration ${a.iteration}` : ""}` : "") + db;
       blockers.push({
         kind: "approval",
         nodeId: a.nodeId,
@@ -461,7 +491,7 @@ export function diagnose(info) {
       });
     }
   } else if (r.status === "running" && !r.owner) {
-    blockers.push({ kind: "resume", reason: "No process drives this run (it was interrupted, or a decision was recorded with --no-resume)", unblocker: `npx smithers resume ${r.runId}` });
+    blockers.push({ kind: "resume", reason: "No process drives this run (it was interrupted, or a decision was recorded with --no-resume)", unblocker: `npx smithers resume ${r.runId}${db}` });
   } else if (r.status === "running") {
     blockers.push({ kind: "running", reason: `Being driven by ${r.owner}`, unblocker: null });
   }
@@ -476,7 +506,7 @@ export function diagnose(info) {
 async function why(args) {
   const id = runId(args, "why");
   const engine = await openEngine(findDb(args.values));
-  const report = diagnose(engine.inspect(id));
+  const report = diagnose(engine.inspect(id), dbArg(engine.dbPath));
   engine.close();
   if (args.values.json) {
     console.log(JSON.stringify({ ok: true, ...report }, null, 2));
