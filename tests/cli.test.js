@@ -11,11 +11,13 @@ import {
   BIN,
   EXAMPLES,
   REPO,
+  esc,
   expectExit,
   hasSqlite3,
   inspectRun,
   listRuns,
   outputsOf,
+  printedArgs,
   runIdOf,
   sandbox,
   smithers,
@@ -49,9 +51,11 @@ describe("smithers CLI", { concurrency: 3 }, () => {
     const runId = runIdOf(up.stdout);
     assert.match(up.stdout, new RegExp(`^run ${runId}: waiting-approval$`, "m"));
     assert.match(up.stdout, /waiting for approval: publish-approval — Publish "Hello World"\?/);
-    // The exact command that unblocks the run (one gate pending: no --node needed).
-    assert.match(up.stdout, new RegExp(`^  approve: npx smithers approve ${runId}$`, "m"));
-    assert.match(up.stdout, new RegExp(`^  deny:    npx smithers deny ${runId}$`, "m"));
+    // The exact command that unblocks the run (one gate pending: no --node needed; the
+    // database is not ./smithers.db here, so the command names it).
+    assert.match(up.stdout, new RegExp(`^  approve: npx smithers approve ${runId} --db ${esc(db)}$`, "m"));
+    assert.match(up.stdout, new RegExp(`^  deny:    npx smithers deny ${runId} --db ${esc(db)}$`, "m"));
+    const printed = /^  approve: (.*)$/m.exec(up.stdout)[1];
 
     let info = inspectRun(db, runId);
     assert.equal(info.run.status, "waiting-approval");
@@ -61,7 +65,8 @@ describe("smithers CLI", { concurrency: 3 }, () => {
     assert.deepEqual(outputsOf(info, "draft").map((o) => o.value), [{ title: "Hello World", words: 200 }]);
     assert.deepEqual(outputsOf(info, "publishApproval"), []);
 
-    const ok = await expectExit(assert, 0, ["approve", runId, "--note", "ship it", "--by", "alice"], { db });
+    // Run the printed command as it is (no --db of ours), with a note and a decider.
+    const ok = await expectExit(assert, 0, [...printedArgs(printed), "--note", "ship it", "--by", "alice"]);
     assert.match(ok.stdout, new RegExp(`^approved publish-approval in run ${runId} by alice$`, "m"));
     assert.match(ok.stdout, new RegExp(`^run ${runId}: finished$`, "m"));
 
@@ -102,17 +107,13 @@ describe("smithers CLI", { concurrency: 3 }, () => {
     const file = b.write("publish.tsx", source);
     assert.equal(existsSync(join(b.dir, "node_modules")) || existsSync(join(b.dir, "package.json")), false);
 
-    // Run from inside the workflow's folder, as a user would.
-    const up = await expectExit(assert, 3, ["up", "publish.tsx", "--input", '{"title":"Rust Inside"}', "--json"], {
-      db: b.db,
-      cwd: b.dir,
-    });
-    assert.equal(up.json.ok, true);
-    assert.equal(up.json.status, "waiting-approval");
-    assert.deepEqual(up.json.pendingApprovals.map((p) => p.nodeId), ["publish-approval"]);
-    const { runId } = up.json;
+    // Run from inside the workflow's folder, as a user would, with the default database.
+    const up = await expectExit(assert, 3, ["up", "publish.tsx", "--input", '{"title":"Rust Inside"}'], { cwd: b.dir });
+    const runId = runIdOf(up.stdout);
+    assert.ok(existsSync(b.db), "./smithers.db was created");
+    assert.match(up.stdout, new RegExp(`^  approve: npx smithers approve ${runId}$`, "m"), "no --db needed here");
 
-    await expectExit(assert, 0, ["approve", runId, "--by", "alice"], { db: b.db, cwd: b.dir });
+    await expectExit(assert, 0, ["approve", runId, "--by", "alice"], { cwd: b.dir });
     const info = inspectRun(b.db, runId);
     assert.equal(info.run.status, "finished");
     assert.equal(info.run.workflowPath, file);
@@ -149,7 +150,7 @@ describe("smithers CLI", { concurrency: 3 }, () => {
     await expectExit(assert, 3, ["up", PUBLISH, "--run-id", "nr"], { db });
     const r = await expectExit(assert, 0, ["approve", "nr", "--no-resume"], { db, env: { SMITHERS_USER: "ci-bot" } });
     assert.match(r.stdout, /^approved publish-approval in run nr by ci-bot$/m);
-    assert.match(r.stdout, /not resumed; run: npx smithers resume nr/);
+    assert.match(r.stdout, new RegExp(`not resumed; run: npx smithers resume nr --db ${esc(db)}$`, "m"));
 
     let info = inspectRun(db, "nr");
     assert.equal(info.run.status, "running", "recorded, not resumed");
@@ -159,7 +160,7 @@ describe("smithers CLI", { concurrency: 3 }, () => {
     assert.deepEqual(outputsOf(info, "published"), []);
 
     const why = await expectExit(assert, 0, ["why", "nr", "--json"], { db });
-    assert.deepEqual(why.json.blockers.map((b) => [b.kind, b.unblocker]), [["resume", "npx smithers resume nr"]]);
+    assert.deepEqual(why.json.blockers.map((b) => [b.kind, b.unblocker]), [["resume", `npx smithers resume nr --db ${db}`]]);
 
     const resumed = await expectExit(assert, 0, ["resume", "nr"], { db });
     assert.match(resumed.stdout, /^run nr: finished$/m);
@@ -235,8 +236,8 @@ describe("smithers CLI", { concurrency: 3 }, () => {
     // One command per gate, each naming its node.
     for (const node of ["legal-approval", "security-approval"]) {
       assert.match(up.stdout, new RegExp(`waiting for approval: ${node} — `));
-      assert.match(up.stdout, new RegExp(`^  approve: npx smithers approve pg --node ${node}$`, "m"));
-      assert.match(up.stdout, new RegExp(`^  deny:    npx smithers deny pg --node ${node}$`, "m"));
+      assert.match(up.stdout, new RegExp(`^  approve: npx smithers approve pg --node ${node} --db ${esc(db)}$`, "m"));
+      assert.match(up.stdout, new RegExp(`^  deny:    npx smithers deny pg --node ${node} --db ${esc(db)}$`, "m"));
     }
     let info = inspectRun(db, "pg");
     assert.deepEqual(info.approvals.map((a) => [a.nodeId, a.status]).sort(), [
@@ -270,8 +271,8 @@ describe("smithers CLI", { concurrency: 3 }, () => {
     assert.deepEqual(
       whyJson.json.blockers.map((b) => [b.nodeId, b.unblocker, b.deny]).sort(),
       [
-        ["legal-approval", "npx smithers approve pg --node legal-approval", "npx smithers deny pg --node legal-approval"],
-        ["security-approval", "npx smithers approve pg --node security-approval", "npx smithers deny pg --node security-approval"],
+        ["legal-approval", `npx smithers approve pg --node legal-approval --db ${db}`, `npx smithers deny pg --node legal-approval --db ${db}`],
+        ["security-approval", `npx smithers approve pg --node security-approval --db ${db}`, `npx smithers deny pg --node security-approval --db ${db}`],
       ],
     );
 
@@ -280,7 +281,7 @@ describe("smithers CLI", { concurrency: 3 }, () => {
     assert.match(one.stdout, /^approved legal-approval in run pg by alice$/m);
     assert.match(one.stdout, /^run pg: waiting-approval$/m);
     assert.match(one.stdout, /waiting for approval: security-approval/);
-    assert.match(one.stdout, /^  approve: npx smithers approve pg$/m);
+    assert.match(one.stdout, new RegExp(`^  approve: npx smithers approve pg --db ${esc(db)}$`, "m"));
     info = inspectRun(db, "pg");
     assert.equal(info.run.status, "waiting-approval");
     assert.equal(nodeOf(info, "legal-signoff").state, "finished");
@@ -319,7 +320,7 @@ describe("smithers CLI", { concurrency: 3 }, () => {
     const why = await expectExit(assert, 0, ["why", "pg"], { db });
     assert.match(why.stdout, /security-approval/);
     assert.match(why.stdout, /Approval requested/);
-    assert.match(why.stdout, /Unblock: npx smithers approve pg$/m);
+    assert.match(why.stdout, new RegExp(`Unblock: npx smithers approve pg --db ${esc(db)}$`, "m"));
     assert.doesNotMatch(why.stdout, /legal-approval/);
 
     const last = await expectExit(assert, 0, ["approve", "pg", "--node", "security-approval", "--by", "bob"], { db });
@@ -448,8 +449,8 @@ describe("smithers CLI", { concurrency: 3 }, () => {
     assert.match(why.stdout, /^run wait: waiting-approval$/m);
     assert.match(why.stdout, /publish-approval: Approval requested — no decision yet/);
     assert.match(why.stdout, /Waiting since: \d{4}-/);
-    assert.match(why.stdout, /^  Unblock: npx smithers approve wait$/m);
-    assert.match(why.stdout, /^  Deny instead: npx smithers deny wait$/m);
+    assert.match(why.stdout, new RegExp(`^  Unblock: npx smithers approve wait --db ${esc(db)}$`, "m"));
+    assert.match(why.stdout, new RegExp(`^  Deny instead: npx smithers deny wait --db ${esc(db)}$`, "m"));
     const w = whyJson.json;
     assert.equal(w.ok, true);
     assert.equal(w.runId, "wait");
@@ -460,8 +461,8 @@ describe("smithers CLI", { concurrency: 3 }, () => {
     assert.equal(b.kind, "approval");
     assert.equal(b.nodeId, "publish-approval");
     assert.equal(b.iteration, 0);
-    assert.equal(b.unblocker, "npx smithers approve wait");
-    assert.equal(b.deny, "npx smithers deny wait");
+    assert.equal(b.unblocker, `npx smithers approve wait --db ${db}`);
+    assert.equal(b.deny, `npx smithers deny wait --db ${db}`);
     assert.equal(typeof b.waitingSince, "number");
     assert.deepEqual([whyDone.json.status, whyDone.json.summary, whyDone.json.blockers], ["finished", "The run finished.", []]);
   });

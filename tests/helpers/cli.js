@@ -115,3 +115,19 @@ export function runIdOf(stdout) {
   if (!m) throw new Error(`no "run <id>:" line in:\n${stdout}`);
   return m[1];
 }
+
+/** `s` as a literal inside a RegExp. */
+export const esc = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+
+/**
+ * The arguments of a command the CLI printed ("npx smithers approve r1 --db 'a b.db'"),
+ * after "npx smithers"; single-quoted words as the shell reads them.
+ */
+export function printedArgs(command) {
+  const rest = command.replace(/^\s*npx smithers\s+/, "");
+  const words = [];
+  for (const m of rest.matchAll(/'((?:[^']|'\\'')*)'|(\S+)/g)) {
+    words.push(m[1] !== undefined ? m[1].replaceAll("'\\''", "'") : m[2]);
+  }
+  return words;
+}
