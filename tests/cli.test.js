@@ -3,7 +3,7 @@
 // (through the Node API, and with the sqlite3 shell for raw columns when it is installed).
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { userInfo } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
@@ -355,6 +355,89 @@ describe("smithers CLI", { concurrency: 3 }, () => {
     assert.equal(late.json.error.details.state, "cancelled");
     const none = await expectExit(assert, 4, ["approve", "pd", "--json"], { db });
     assert.equal(none.json.error.code, "NO_PENDING_APPROVALS");
+  });
+
+  test("approve while another process drives the run: the decision is left to that process", async (t) => {
+    const b = sandbox();
+    // A gate, and in parallel a task that holds the run (and its driver) until a file exists.
+    const file = b.write(
+      "busy.tsx",
+      HEADER +
+        `import { Parallel, approvalDecisionSchema } from "smithers-orchestrator";
+        import { existsSync } from "node:fs";
+        const { Workflow, smithers, outputs } = createSmithers({ gate: approvalDecisionSchema, done: z.object({ ok: z.boolean() }) });
+        const waitFor = async (f) => { while (!existsSync(f)) await new Promise((r) => setTimeout(r, 20)); };
+        export default smithers((ctx) => {
+          const gate = ctx.outputMaybe(outputs.gate, { nodeId: "gate" });
+          return (
+            <Workflow name="busy">
+              <Parallel>
+                <Sequence>
+                  <Approval id="gate" output={outputs.gate} request={{ title: "Go?" }} />
+                  {gate ? <Task id="after-gate" output={outputs.done}>{{ ok: gate.approved }}</Task> : null}
+                </Sequence>
+                <Task id="blocker" output={outputs.done}>{async () => { await waitFor(ctx.input.release); return { ok: true }; }}</Task>
+              </Parallel>
+            </Workflow>
+          );
+        });`,
+    );
+    const release = join(b.dir, "release");
+    const up = smithers(["up", file, "--run-id", "busy", "--input", JSON.stringify({ release })], { db: b.db });
+    t.after(async () => {
+      writeFileSync(release, ""); // never leave the child waiting
+      await up;
+      b.cleanup();
+    });
+
+    // Wait (bounded) until the gate is requested while the run is still driven.
+    let waiting = false;
+    for (let k = 0; k < 600 && !waiting; k++) {
+      await new Promise((r) => setTimeout(r, 50));
+      if (!existsSync(b.db)) continue;
+      waiting = withEngine(b.db, (e) => e.pendingApprovals({ runId: "busy" }).length === 1);
+    }
+    assert.ok(waiting, "the gate was requested");
+
+    const r = await expectExit(assert, 0, ["approve", "busy", "--by", "alice"], { db: b.db });
+    assert.match(r.stdout, /^approved gate in run busy by alice$/m);
+    assert.match(r.stdout, /^run busy is driven by \S+; it picks the decision up$/m);
+    let info = inspectRun(b.db, "busy");
+    assert.equal(info.run.status, "running");
+    assert.notEqual(info.run.owner, null);
+    assert.equal(approvalOf(info, "gate").status, "approved");
+
+    writeFileSync(release, "");
+    const done = await up;
+    assert.equal(done.code, 0, done.stdout + done.stderr);
+    assert.match(done.stdout, /^run busy: finished$/m);
+    info = inspectRun(b.db, "busy");
+    assert.equal(info.run.status, "finished");
+    assert.deepEqual(outputsOf(info, "done").map((o) => [o.nodeId, o.value]).sort(), [
+      ["after-gate", { ok: true }],
+      ["blocker", { ok: true }],
+    ]);
+  });
+
+  test("cancel a waiting run: the gate is withdrawn, nothing is left to decide", async (t) => {
+    const { db } = box(t);
+    await expectExit(assert, 3, ["up", PUBLISH, "--run-id", "cx"], { db });
+    const r = await expectExit(assert, 0, ["cancel", "cx", "--json"], { db });
+    assert.deepEqual(r.json, { ok: true, runId: "cx", status: "cancelled" });
+    const info = inspectRun(db, "cx");
+    assert.equal(info.run.status, "cancelled");
+    assert.notEqual(approvalOf(info, "publish-approval").status, "requested");
+    const [approve, why, resume] = await Promise.all([
+      smithers(["approve", "cx", "--json"], { db }),
+      smithers(["why", "cx", "--json"], { db }),
+      smithers(["resume", "cx"], { db }),
+    ]);
+    assert.equal(approve.code, 4);
+    assert.equal(approve.json.error.code, "NO_PENDING_APPROVALS");
+    assert.equal(why.json.summary, "The run was cancelled.");
+    assert.deepEqual(why.json.blockers, []);
+    assert.equal(resume.code, 2, "exit 2: cancelled");
+    assert.match(resume.stdout, /^run cx: cancelled$/m);
   });
 
   // ------------------------------------------------------------ lookups
