@@ -256,7 +256,6 @@ describe("smithers CLI", { concurrency: 3 }, () => {
     assert.match(ambJson.json.error.message, /legal-approval[\s\S]*security-approval/);
     await t.test(
       "AMBIGUOUS_APPROVAL details name the candidates as data",
-      { todo: "core decision.rs puts display strings ('  legal-approval (iteration 0)') in details.candidates" },
       () => {
         assert.deepEqual(
           ambJson.json.error.details.candidates,
@@ -614,7 +613,6 @@ describe("smithers CLI", { concurrency: 3 }, () => {
 
   test(
     "Node API: an invalid run id is refused with its own code, not INVALID_GRAPH",
-    { todo: "core engine.rs check_run_id returns Error::InvalidGraph (\"Invalid workflow graph: run id …\")" },
     async (t) => {
       const { db } = box(t);
       const workflow = await loadWorkflow(PUBLISH);

@@ -4,6 +4,8 @@ import { SmithersError } from "./errors.js";
 import { computeArgs, renderWorkflow } from "./render.js";
 
 const TERMINAL = new Set(["finished", "failed", "cancelled"]);
+/** How often a driver with bodies in flight looks for decisions made by other processes. */
+const DECISION_POLL_MS = 25;
 
 /**
  * Drives one claimed run until it finishes, fails, is cancelled, or waits for a decision.
@@ -103,9 +105,20 @@ export async function driveRun(native, workflow, snapshot, hooks = {}) {
         }
         continue;
       }
+      // While bodies run, watch for commits by other processes (a CLI decision on one of
+      // this run's gates): PRAGMA data_version changes only then, and costs microseconds.
+      const seen = native.raw.dataVersion();
+      const watch = setInterval(() => {
+        if (native.raw.dataVersion() !== seen) {
+          poked = true;
+          notify();
+        }
+      }, DECISION_POLL_MS);
+      watch.unref?.();
       await new Promise((resolve) => {
         wake = resolve;
       });
+      clearInterval(watch);
     }
     // Let bodies that settle in the same turn join this batch.
     await new Promise((resolve) => setImmediate(resolve));

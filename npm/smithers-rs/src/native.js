@@ -15,6 +15,7 @@ export const LOOKUP_CODES = new Set([
   "USAGE",
   "DB_NOT_FOUND",
   "WORKFLOW_NOT_FOUND",
+  "INVALID_RUN_ID",
 ]);
 
 /** Thin typed wrapper: every call returns the value or throws a SmithersError. */
