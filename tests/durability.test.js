@@ -1,0 +1,400 @@
+// Durability across processes: kill -9 mid-task and at a wait, racing approvers, and a
+// decision made by the CLI while another live process drives the run.
+// Every test has its own temp dir and database; every child process is killed in `after`.
+import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, describe, test } from "node:test";
+import { SmithersEngine } from "../npm/smithers-rs/src/index.js";
+import {
+  GATE_TSX,
+  KILLMID_TSX,
+  PKG_INDEX_URL,
+  cli,
+  cliJson,
+  countEffects,
+  freshDir,
+  killAll,
+  readEffects,
+  spawnCli,
+  spawnNode,
+  waitFor,
+  writeIn,
+} from "./helpers/durability.js";
+
+after(killAll);
+
+const TIMEOUT = 120_000;
+
+/** Reads a run's state from the database (a fresh connection, closed at once). */
+function inspectDb(dbPath, runId) {
+  const engine = new SmithersEngine({ dbPath });
+  try {
+    return { ...engine.inspect(runId), events: engine.events(runId, { limit: 10_000 }) };
+  } finally {
+    engine.close();
+  }
+}
+
+const nodeOf = (info, id) => info.nodes.find((n) => n.nodeId === id);
+const describeRun = (r) => `exit ${r.code} ${r.signal ?? ""}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
+
+describe("kill -9", { timeout: TIMEOUT }, () => {
+  test("kill -9 mid-task: resume re-runs only the interrupted task, completed ones never again", async () => {
+    const dir = freshDir();
+    const wf = writeIn(dir, "killmid.tsx", KILLMID_TSX);
+    const db = join(dir, "smithers.db");
+    const effects = join(dir, "effects.log");
+    const release = join(dir, "release");
+    const env = { EFFECTS: effects, RELEASE: release };
+    const runId = "kill-mid-1";
+
+    const up = spawnCli(["up", wf, "--db", db, "--run-id", runId], { env });
+    await waitFor(() => readEffects(effects).some((e) => e.what === "slow-start"), { what: "slow-start in the effects file" });
+    up.child.kill("SIGKILL");
+    const killed = await up.done;
+    assert.equal(killed.signal, "SIGKILL", describeRun(killed));
+
+    // What the dead process left: pre finished, slow in progress, owned by a dead pid.
+    let info = inspectDb(db, runId);
+    assert.equal(info.run.status, "running");
+    assert.equal(nodeOf(info, "pre").state, "finished");
+    assert.equal(nodeOf(info, "slow").state, "in-progress");
+
+    // The slow task may finish now; resume (no --force: the owner is dead).
+    writeFileSync(release, "");
+    const resumed = await cli(["resume", runId, "--db", db], { env });
+    assert.equal(resumed.code, 3, describeRun(resumed));
+    assert.match(resumed.stdout, /waiting-approval/);
+    assert.match(resumed.stdout, /gate/);
+
+    let counts = countEffects(effects);
+    assert.equal(counts.pre, 1, "pre ran exactly once in total");
+    assert.equal(counts["slow-start"], 2, "slow started twice (once per process)");
+    assert.equal(counts["slow-end"], 1, "slow finished once");
+    assert.equal(counts.after, undefined, "after waits for the gate");
+    const pids = readEffects(effects).filter((e) => e.what === "slow-start").map((e) => e.pid);
+    assert.notEqual(pids[0], pids[1], "the second slow-start comes from the resuming process");
+
+    info = inspectDb(db, runId);
+    assert.equal(info.run.status, "waiting-approval");
+    assert.equal(info.run.owner, null, "a waiting run has no owner");
+    assert.equal(nodeOf(info, "slow").state, "finished");
+    assert.equal(nodeOf(info, "slow").attempts, 2);
+    assert.equal(nodeOf(info, "pre").attempts, 1);
+    const abandoned = info.events.filter((e) => e.type === "NodeAbandoned");
+    assert.deepEqual(abandoned.map((e) => [e.nodeId, e.attempt]), [["slow", 1]]);
+    assert.deepEqual(info.approvals.map((a) => [a.nodeId, a.status]), [["gate", "requested"]]);
+
+    const approved = await cli(["approve", runId, "--db", db, "--by", "alice", "--note", "go"], { env });
+    assert.equal(approved.code, 0, describeRun(approved));
+    assert.match(approved.stdout, /finished/);
+
+    counts = countEffects(effects);
+    assert.deepEqual(counts, { pre: 1, "slow-start": 2, "slow-end": 1, after: 1 });
+    info = inspectDb(db, runId);
+    assert.equal(info.run.status, "finished");
+    assert.ok(info.nodes.every((n) => n.state === "finished"), JSON.stringify(info.nodes));
+    const gate = info.outputs.find((o) => o.nodeId === "gate");
+    assert.equal(gate.value.approved, true);
+    assert.equal(gate.value.decidedBy, "alice");
+    assert.equal(gate.value.note, "go");
+  });
+
+  test("resume refuses (RUN_OWNED) while the owner is alive, and takes over once it is killed", async () => {
+    const dir = freshDir();
+    const wf = writeIn(dir, "killmid.tsx", KILLMID_TSX);
+    const db = join(dir, "smithers.db");
+    const effects = join(dir, "effects.log");
+    const release = join(dir, "release");
+    const env = { EFFECTS: effects, RELEASE: release };
+    const runId = "kill-mid-2";
+
+    const up = spawnCli(["up", wf, "--db", db, "--run-id", runId], { env });
+    await waitFor(() => readEffects(effects).some((e) => e.what === "slow-start"), { what: "slow-start" });
+
+    const refused = await cliJson(["resume", runId, "--db", db], { env });
+    assert.notEqual(refused.code, 0, describeRun(refused));
+    assert.equal(refused.json.error.code, "RUN_OWNED");
+    assert.ok(up.child.exitCode === null, "the owner is still running");
+
+    up.child.kill("SIGKILL");
+    await up.done;
+    writeFileSync(release, "");
+    const resumed = await cli(["resume", runId, "--db", db], { env });
+    assert.equal(resumed.code, 3, describeRun(resumed));
+    assert.deepEqual(countEffects(effects), { pre: 1, "slow-start": 2, "slow-end": 1 });
+  });
+
+  test("kill -9 while waiting at the gate: the CLI approves, resumes and finishes the run", async () => {
+    const dir = freshDir();
+    const wf = writeIn(dir, "killmid.tsx", KILLMID_TSX);
+    const db = join(dir, "smithers.db");
+    const effects = join(dir, "effects.log");
+    const release = join(dir, "release");
+    writeFileSync(release, ""); // slow does not block in this test
+    const env = { EFFECTS: effects, RELEASE: release };
+    const runId = "kill-wait-1";
+    // An embedding service: runs the workflow with the Node API, then stays alive.
+    const script = writeIn(
+      dir,
+      "service.mjs",
+      `import { SmithersEngine } from ${JSON.stringify(PKG_INDEX_URL)};
+const engine = new SmithersEngine({ dbPath: ${JSON.stringify(db)} });
+const result = await engine.run(${JSON.stringify(wf)}, { runId: ${JSON.stringify(runId)} });
+console.log("RESULT " + JSON.stringify(result));
+setInterval(() => {}, 1 << 30);
+`,
+    );
+    const service = spawnNode([script], { env });
+    const line = await waitFor(() => /RESULT (.*)\n/.exec(service.output().stdout)?.[1], {
+      what: "the service to reach the gate",
+    }).catch((e) => {
+      throw new Error(`${e.message}\n${JSON.stringify(service.output())}`);
+    });
+    assert.equal(JSON.parse(line).status, "waiting-approval");
+    service.child.kill("SIGKILL");
+    const killed = await service.done;
+    assert.equal(killed.signal, "SIGKILL");
+
+    assert.deepEqual(countEffects(effects), { pre: 1, "slow-start": 1, "slow-end": 1 });
+    const approved = await cliJson(["approve", runId, "--db", db, "--by", "carol"], { env });
+    assert.equal(approved.code, 0, describeRun(approved));
+    assert.equal(approved.json.status, "approved");
+    assert.equal(approved.json.decidedBy, "carol");
+    assert.equal(approved.json.run.status, "finished");
+
+    // Every completed task ran exactly once, the last one in the CLI process.
+    assert.deepEqual(countEffects(effects), { pre: 1, "slow-start": 1, "slow-end": 1, after: 1 });
+    const afterPid = readEffects(effects).find((e) => e.what === "after").pid;
+    assert.notEqual(afterPid, service.child.pid);
+    const info = inspectDb(db, runId);
+    assert.equal(info.run.status, "finished");
+    assert.ok(info.nodes.every((n) => n.state === "finished" && n.attempts <= 1), JSON.stringify(info.nodes));
+  });
+});
+
+describe("two approvers racing", { timeout: TIMEOUT }, () => {
+  test("exactly one decision is recorded; the loser gets ALREADY_DECIDED or NO_PENDING_APPROVALS", async (t) => {
+    const dir = freshDir();
+    const wf = writeIn(dir, "race.tsx", GATE_TSX);
+    const db = join(dir, "smithers.db");
+    const outcomes = { ALREADY_DECIDED: 0, NO_PENDING_APPROVALS: 0 };
+    for (let i = 0; i < 10; i++) {
+      const effects = join(dir, `effects-${i}.log`);
+      const env = { EFFECTS: effects };
+      const runId = `race-${i}`;
+      const up = await cli(["up", wf, "--db", db, "--run-id", runId], { env });
+      assert.equal(up.code, 3, describeRun(up));
+
+      // Even rounds: approve vs deny; odd rounds: two approvals by different people.
+      const kinds = i % 2 === 0 ? ["approve", "deny"] : ["approve", "approve"];
+      const who = ["alice", "bob"];
+      const [a, b] = await Promise.all(
+        kinds.map((kind, k) => cliJson([kind, runId, "--db", db, "--by", who[k], "--note", `${who[k]}-${i}`], { env })),
+      );
+      const results = [a, b];
+      const winners = results.filter((r) => r.code === 0);
+      const losers = results.filter((r) => r.code !== 0);
+      assert.equal(winners.length, 1, `round ${i}: exactly one winner\n${results.map(describeRun).join("\n")}`);
+      const winner = winners[0];
+      const loser = losers[0];
+      const winnerIdx = results.indexOf(winner);
+      assert.equal(winner.json.ok, true);
+      assert.equal(winner.json.decidedBy, who[winnerIdx]);
+      assert.equal(winner.json.run.status, "finished");
+
+      assert.equal(loser.json.ok, false);
+      const code = loser.json.error.code;
+      assert.ok(code === "ALREADY_DECIDED" || code === "NO_PENDING_APPROVALS", `round ${i}: loser code ${code}`);
+      outcomes[code] += 1;
+      if (code === "ALREADY_DECIDED") {
+        assert.equal(loser.code, 1);
+        const { details, message } = loser.json.error;
+        assert.equal(details.decidedBy, who[winnerIdx]);
+        assert.equal(details.status, kinds[winnerIdx] === "approve" ? "approved" : "denied");
+        assert.match(details.decidedAt, /^\d{4}-\d\d-\d\dT/);
+        assert.ok(message.includes(who[winnerIdx]), `message names who decided: ${message}`);
+        assert.ok(message.includes(details.decidedAt), `message names when: ${message}`);
+      } else {
+        assert.equal(loser.code, 4);
+      }
+
+      // One decision in the store, by the winner, and the run went on accordingly.
+      const info = inspectDb(db, runId);
+      assert.equal(info.approvals.length, 1);
+      const [approval] = info.approvals;
+      assert.equal(approval.status, kinds[winnerIdx] === "approve" ? "approved" : "denied");
+      assert.equal(approval.decidedBy, who[winnerIdx]);
+      assert.equal(approval.note, `${who[winnerIdx]}-${i}`);
+      const decisions = info.events.filter((e) => e.type === "ApprovalGranted" || e.type === "ApprovalDenied");
+      assert.equal(decisions.length, 1, `round ${i}: one decision event`);
+      assert.equal(info.run.status, "finished");
+      const counts = countEffects(effects);
+      assert.equal(counts.pre, 1);
+      assert.equal(counts.after ?? 0, approval.status === "approved" ? 1 : 0);
+    }
+    // Neither loser outcome is required, but both must be one of the two.
+    assert.equal(outcomes.ALREADY_DECIDED + outcomes.NO_PENDING_APPROVALS, 10);
+    t.diagnostic(`loser outcomes: ${JSON.stringify(outcomes)}`);
+  });
+});
+
+describe("a decision while another live process drives the run", { timeout: TIMEOUT }, () => {
+  test("the CLI records it without taking over; the driving process picks it up", async () => {
+    const dir = freshDir();
+    const db = join(dir, "smithers.db");
+    const effects = join(dir, "effects.log");
+    const release = join(dir, "release");
+    const env = { EFFECTS: effects, RELEASE: release };
+    const runId = "live-driver-1";
+    const wf = writeIn(
+      dir,
+      "busy.tsx",
+      `/** @jsxImportSource smithers-orchestrator */
+import { Approval, Parallel, Sequence, Task, approvalDecisionSchema, createSmithers } from "smithers-orchestrator";
+import { appendFileSync, existsSync } from "node:fs";
+import { z } from "zod";
+
+const { Workflow, smithers, outputs } = createSmithers({
+  step: z.object({ v: z.number() }),
+  gate: approvalDecisionSchema,
+});
+const mark = (what: string) => appendFileSync(process.env.EFFECTS as string, \`\${what} \${process.pid}\\n\`);
+const until = async (file: string) => {
+  while (!existsSync(file)) await new Promise((r) => setTimeout(r, 20));
+};
+
+export default smithers((ctx) => {
+  const decision = ctx.outputMaybe(outputs.gate, { nodeId: "gate" });
+  return (
+    <Workflow name="busy">
+      <Parallel>
+        <Task id="busy" output={outputs.step}>
+          {async () => {
+            mark("busy-start");
+            await until(process.env.RELEASE as string);
+            mark("busy-end");
+            return { v: 1 };
+          }}
+        </Task>
+        <Sequence>
+          <Approval id="gate" output={outputs.gate} request={{ title: "Go?" }} />
+          {decision?.approved ? (
+            <Task id="down" output={outputs.step}>
+              {() => {
+                mark("down");
+                return { v: 2 };
+              }}
+            </Task>
+          ) : null}
+        </Sequence>
+      </Parallel>
+    </Workflow>
+  );
+});
+`,
+    );
+    const script = writeIn(
+      dir,
+      "driver.mjs",
+      `import { SmithersEngine } from ${JSON.stringify(PKG_INDEX_URL)};
+const engine = new SmithersEngine({ dbPath: ${JSON.stringify(db)} });
+const result = await engine.run(${JSON.stringify(wf)}, { runId: ${JSON.stringify(runId)} });
+console.log("RESULT " + JSON.stringify(result));
+engine.close();
+`,
+    );
+    const driver = spawnNode([script], { env });
+    // The busy task runs and the gate is requested: the run is driven, not parked.
+    await waitFor(() => readEffects(effects).some((e) => e.what === "busy-start"), { what: "busy-start" });
+    await waitFor(
+      () => {
+        const info = inspectDb(db, runId);
+        return info.approvals.some((a) => a.nodeId === "gate" && a.status === "requested");
+      },
+      { what: "the gate to be requested" },
+    );
+    let info = inspectDb(db, runId);
+    assert.equal(info.run.status, "running");
+    assert.ok(info.run.owner, "the driving process owns the run");
+
+    const approved = await cliJson(["approve", runId, "--db", db, "--by", "dave"], { env });
+    assert.equal(approved.code, 0, describeRun(approved));
+    assert.equal(approved.json.status, "approved");
+    assert.equal(approved.json.needsResume, false);
+    assert.equal(approved.json.owner, info.run.owner, "the outcome names the live owner");
+    assert.equal(approved.json.run, null, "the CLI did not drive the run");
+    assert.equal(countEffects(effects).down, undefined, "the CLI ran no task");
+    info = inspectDb(db, runId);
+    assert.equal(info.run.owner, approved.json.owner, "the owner is unchanged");
+
+    writeFileSync(release, "");
+    const end = await driver.done;
+    assert.equal(end.code, 0, describeRun(end));
+    const result = JSON.parse(/RESULT (.*)\n/.exec(end.stdout)[1]);
+    assert.equal(result.status, "finished");
+
+    const effectsNow = readEffects(effects);
+    assert.deepEqual(countEffects(effects), { "busy-start": 1, "busy-end": 1, down: 1 });
+    assert.ok(effectsNow.every((e) => e.pid === driver.child.pid), "every task ran in the driving process");
+    info = inspectDb(db, runId);
+    assert.equal(info.run.status, "finished");
+    assert.equal(info.approvals[0].decidedBy, "dave");
+  });
+
+  test("the human-readable CLI says the run is driven by another process", async () => {
+    const dir = freshDir();
+    const db = join(dir, "smithers.db");
+    const effects = join(dir, "effects.log");
+    const release = join(dir, "release");
+    const env = { EFFECTS: effects, RELEASE: release };
+    const runId = "live-driver-2";
+    const wf = writeIn(
+      dir,
+      "busy2.tsx",
+      `/** @jsxImportSource smithers-orchestrator */
+import { Approval, Parallel, Task, approvalDecisionSchema, createSmithers } from "smithers-orchestrator";
+import { appendFileSync, existsSync } from "node:fs";
+import { z } from "zod";
+
+const { Workflow, smithers, outputs } = createSmithers({
+  step: z.object({ v: z.number() }),
+  gate: approvalDecisionSchema,
+});
+const until = async (file: string) => {
+  while (!existsSync(file)) await new Promise((r) => setTimeout(r, 20));
+};
+
+export default smithers(() => (
+  <Workflow name="busy2">
+    <Parallel>
+      <Task id="busy" output={outputs.step}>
+        {async () => {
+          appendFileSync(process.env.EFFECTS as string, \`busy-start \${process.pid}\\n\`);
+          await until(process.env.RELEASE as string);
+          return { v: 1 };
+        }}
+      </Task>
+      <Approval id="gate" output={outputs.gate} request={{ title: "Go?" }} />
+    </Parallel>
+  </Workflow>
+));
+`,
+    );
+    const up = spawnCli(["up", wf, "--db", db, "--run-id", runId], { env });
+    await waitFor(() => readEffects(effects).some((e) => e.what === "busy-start"), { what: "busy-start" });
+    await waitFor(() => inspectDb(db, runId).approvals.some((a) => a.status === "requested"), { what: "the gate" });
+
+    const approved = await cli(["approve", runId, "--db", db, "--by", "erin"], { env });
+    assert.equal(approved.code, 0, describeRun(approved));
+    assert.match(approved.stdout, /approved gate in run live-driver-2 by erin/);
+    assert.match(approved.stdout, /is driven by .*picks the decision up/);
+
+    writeFileSync(release, "");
+    const end = await up.done;
+    assert.equal(end.code, 0, describeRun(end));
+    assert.match(end.stdout, /finished/);
+    assert.equal(inspectDb(db, runId).run.status, "finished");
+  });
+});
