@@ -111,6 +111,10 @@ export class SmithersEngine {
         throw new SmithersError("WORKFLOW_NOT_FOUND", `run ${runId} has no workflow file recorded; pass the workflow to resume it`, { runId });
       }
       wf = await loadWorkflow(summary.workflowPath);
+      // Another resume() may have claimed the run while the file loaded: claiming it again
+      // from this engine would abandon that drive's in-flight tasks and run them twice.
+      const started = this.driving.get(runId);
+      if (started) return started.done;
     }
     const snapshot = this.native.call("claimRun", runId, Boolean(options.force));
     this.workflows.set(runId, wf);
@@ -120,15 +124,32 @@ export class SmithersEngine {
   #drive(workflow, snapshot) {
     const control = {};
     const runId = snapshot.runId;
-    const done = driveRun(this.native, workflow, snapshot, { afterCall: () => this.dispatch(), control }).finally(() => {
-      this.driving.delete(runId);
+    // Registered before the driver's first (synchronous) steps: listeners called from them
+    // may decide or resume this run, and must see that it is driven here.
+    let settle;
+    const done = new Promise((resolve, reject) => {
+      settle = { resolve, reject };
+    });
+    const entry = { done, control };
+    this.driving.set(runId, entry);
+    const stop = () => {
+      if (this.driving.get(runId) === entry) this.driving.delete(runId);
       try {
         this.native.call("releaseRun", runId);
       } catch {
         // The engine was closed while the run was driven.
       }
-    });
-    this.driving.set(runId, { done, control });
+    };
+    driveRun(this.native, workflow, snapshot, { afterCall: () => this.dispatch(), control }).then(
+      (result) => {
+        stop();
+        settle.resolve(result);
+      },
+      (error) => {
+        stop();
+        settle.reject(error);
+      },
+    );
     return done;
   }
 
@@ -152,6 +173,11 @@ export class SmithersEngine {
     this.dispatch();
     const active = this.driving.get(runId);
     if (active) {
+      if (outcome.needsResume) {
+        // The driver here has already parked the run (it is returning "waiting-approval"),
+        // e.g. the decision came from an ApprovalRequested listener: resume once it stops.
+        return { ...outcome, done: resume ? active.done.then(() => this.resume(runId, { workflow })) : active.done };
+      }
       // The run is driven here: wake the driver so the decided branch moves now.
       active.control.poke?.();
       return { ...outcome, done: active.done };
