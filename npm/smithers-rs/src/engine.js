@@ -176,16 +176,31 @@ export class SmithersEngine {
       if (outcome.needsResume) {
         // The driver here has already parked the run (it is returning "waiting-approval"),
         // e.g. the decision came from an ApprovalRequested listener: resume once it stops.
-        return { ...outcome, done: resume ? active.done.then(() => this.resume(runId, { workflow })) : active.done };
+        return { ...outcome, done: resume ? active.done.then(() => this.#resumeAfterDecision(runId, workflow)) : active.done };
       }
       // The run is driven here: wake the driver so the decided branch moves now.
       active.control.poke?.();
       return { ...outcome, done: active.done };
     }
     if (outcome.needsResume && resume) {
-      return { ...outcome, done: this.resume(runId, { workflow }) };
+      return { ...outcome, done: this.#resumeAfterDecision(runId, workflow) };
     }
     return { ...outcome, done: null };
+  }
+
+  /**
+   * Resumes a run after a decision. Another live process may claim it between the decision
+   * and our claim (another approver of another gate, a `resume`): it claimed after the
+   * decision was committed, so it picks the decision up. Then `done` reports who drives the
+   * run: `{ runId, status: "running", owner }`, instead of failing with RUN_OWNED.
+   */
+  async #resumeAfterDecision(runId, workflow) {
+    try {
+      return await this.resume(runId, { workflow });
+    } catch (e) {
+      if (e?.code !== "RUN_OWNED") throw e;
+      return { runId, status: "running", owner: e.details?.owner ?? null };
+    }
   }
 
   /** Settles when this process stops driving the run; otherwise reports its status. */

@@ -300,8 +300,14 @@ async function decide(kind, args) {
     decision,
     resume: !v["no-resume"],
   });
-  const run = outcome.done ? await outcome.done : null;
+  let run = outcome.done ? await outcome.done : null;
   const { done: _done, ...recorded } = outcome;
+  if (run?.owner) {
+    // Another live process claimed the run after our decision: it picks the decision up.
+    recorded.owner = run.owner;
+    recorded.needsResume = false;
+    run = null;
+  }
   const pending = run?.status === "waiting-approval" ? engine.pendingApprovals({ runId: id }) : [];
   if (v.json) {
     console.log(JSON.stringify({ ok: true, ...recorded, run, pendingApprovals: pending }, null, 2));
