@@ -10,6 +10,7 @@ import {
   GATE_TSX,
   KILLMID_TSX,
   PKG_INDEX_URL,
+  TWO_GATES_TSX,
   cli,
   cliJson,
   countEffects,
@@ -237,6 +238,40 @@ describe("two approvers racing", { timeout: TIMEOUT }, () => {
     // Neither loser outcome is required, but both must be one of the two.
     assert.equal(outcomes.ALREADY_DECIDED + outcomes.NO_PENDING_APPROVALS, 10);
     t.diagnostic(`loser outcomes: ${JSON.stringify(outcomes)}`);
+  });
+});
+
+describe("two approvers of two different gates at once", { timeout: TIMEOUT }, () => {
+  test("both decisions count, both CLIs exit 0, the run finishes with each branch run once", async () => {
+    const dir = freshDir();
+    const wf = writeIn(dir, "two-gates.tsx", TWO_GATES_TSX);
+    const db = join(dir, "smithers.db");
+    for (let i = 0; i < 8; i++) {
+      const effects = join(dir, `effects-${i}.log`);
+      const env = { EFFECTS: effects };
+      const runId = `two-${i}`;
+      const up = await cli(["up", wf, "--db", db, "--run-id", runId], { env });
+      assert.equal(up.code, 3, describeRun(up));
+      // Whoever claims the run second finds it driven by the first: that is not an error,
+      // the driver claimed it after both decisions were committed and picks them up.
+      const [a, b] = await Promise.all([
+        cliJson(["approve", runId, "--db", db, "--node", "g1", "--by", "alice"], { env }),
+        cliJson(["approve", runId, "--db", db, "--node", "g2", "--by", "bob"], { env }),
+      ]);
+      assert.equal(a.code, 0, `round ${i}: ${describeRun(a)}`);
+      assert.equal(b.code, 0, `round ${i}: ${describeRun(b)}`);
+      for (const r of [a, b]) {
+        assert.equal(r.json.status, "approved");
+        if (r.json.run === null) assert.ok(r.json.owner, `round ${i}: no run and no owner: ${r.stdout}`);
+      }
+      const info = inspectDb(db, runId);
+      assert.equal(info.run.status, "finished", `round ${i}`);
+      assert.deepEqual(countEffects(effects), { a1: 1, a2: 1 });
+      assert.deepEqual(info.approvals.map((x) => [x.nodeId, x.status, x.decidedBy]), [
+        ["g1", "approved", "alice"],
+        ["g2", "approved", "bob"],
+      ]);
+    }
   });
 });
 

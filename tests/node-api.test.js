@@ -5,7 +5,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { z } from "zod";
-import { SmithersEngine, approvalDecisionSchema, createSmithers } from "../npm/smithers-rs/src/index.js";
+import { SmithersEngine, approvalDecisionSchema, createSmithers, loadWorkflow } from "../npm/smithers-rs/src/index.js";
 import { jsx } from "../npm/smithers-rs/src/jsx-runtime.js";
 import { freshDir, killAll, spawnNode, waitFor } from "./helpers/durability.js";
 
@@ -936,6 +936,38 @@ async function cancelWhileDriven(t, canceller) {
   return { engine, runId };
 }
 
+/**
+ * Writes a plain-JS workflow file (so resume() has to load it): <Approval gate> -> after,
+ * where `after` appends "after" to `effects` (then waits for `holdFile`, if given).
+ */
+function writeGateWorkflowFile(dir, effects, { holdFile = null } = {}) {
+  const wfPath = join(dir, "wf.mjs");
+  writeFileSync(
+    wfPath,
+      `import { appendFileSync, existsSync } from "node:fs";
+import { jsx } from ${JSON.stringify(new URL("../npm/smithers-rs/src/jsx-runtime.js", import.meta.url).href)};
+import { createSmithers, approvalDecisionSchema } from ${JSON.stringify(new URL("../npm/smithers-rs/src/index.js", import.meta.url).href)};
+const { Workflow, Sequence, Task, Approval, smithers, outputs } = createSmithers({
+  step: { type: "object", properties: { v: { type: "number" } }, required: ["v"] },
+  gate: approvalDecisionSchema,
+});
+export default smithers((ctx) => {
+  const d = ctx.outputMaybe(outputs.gate, { nodeId: "gate" });
+  const children = [jsx(Approval, { id: "gate", output: outputs.gate, request: { title: "Go?" } })];
+  if (d) children.push(jsx(Task, { id: "after", output: outputs.step, children: async () => {
+    appendFileSync(${JSON.stringify(effects)}, "after\\n");
+    await new Promise((r) => setTimeout(r, 20));
+    const hold = ${JSON.stringify(holdFile)};
+    while (hold && !existsSync(hold)) await new Promise((r) => setTimeout(r, 10));
+    return { v: 1 };
+  } }));
+  return jsx(Workflow, { name: "double-resume", children: jsx(Sequence, { children }) });
+});
+`,
+  );
+  return wfPath;
+}
+
 describe("re-entrancy and concurrent calls on one engine", () => {
   test("an approval made from an ApprovalRequested listener resumes the run", async (t) => {
     const engine = newEngine(t);
@@ -954,33 +986,41 @@ describe("re-entrancy and concurrent calls on one engine", () => {
     assert.equal(engine.getRun(first.runId).status, "finished");
   });
 
+  test("a decision whose resume loses the claim to another live engine reports that owner, not RUN_OWNED", async (t) => {
+    const dir = freshDir("smithers-api-");
+    const dbPath = join(dir, "smithers.db");
+    const effects = join(dir, "effects.log");
+    const hold = join(dir, "hold");
+    const wfPath = writeGateWorkflowFile(dir, effects, { holdFile: hold });
+    const setup = new SmithersEngine({ dbPath });
+    const { runId } = await setup.run(wfPath);
+    setup.close();
+
+    const a = new SmithersEngine({ dbPath });
+    const b = new SmithersEngine({ dbPath });
+    t.after(() => a.close());
+    t.after(() => b.close());
+    const wf = await loadWorkflow(wfPath);
+    // b records the decision (nobody drives the run) and starts loading the workflow file to
+    // resume it; meanwhile a claims the run and drives it.
+    const decided = b.approve(runId, { decidedBy: "b" });
+    const driven = a.resume(runId, { workflow: wf });
+    const outcome = await decided;
+    assert.equal(outcome.status, "approved");
+    assert.equal(outcome.needsResume, true);
+    const bEnd = await outcome.done;
+    assert.equal(bEnd.status, "running");
+    assert.equal(bEnd.owner, a.native.call("ownerId"));
+    writeFileSync(hold, "");
+    assert.equal((await driven).status, "finished");
+    assert.deepEqual(readFileSync(effects, "utf8").trim().split("\n"), ["after"]);
+  });
+
   test("two concurrent resume() calls drive the run once: every task runs once", async (t) => {
     const dir = freshDir("smithers-api-");
     const dbPath = join(dir, "smithers.db");
     const effects = join(dir, "effects.log");
-    const wfPath = join(dir, "wf.mjs");
-    // A workflow file (plain JS, so no compile step), so resume() has to load it.
-    writeFileSync(
-      wfPath,
-      `import { appendFileSync } from "node:fs";
-import { jsx } from ${JSON.stringify(new URL("../npm/smithers-rs/src/jsx-runtime.js", import.meta.url).href)};
-import { createSmithers, approvalDecisionSchema } from ${JSON.stringify(new URL("../npm/smithers-rs/src/index.js", import.meta.url).href)};
-const { Workflow, Sequence, Task, Approval, smithers, outputs } = createSmithers({
-  step: { type: "object", properties: { v: { type: "number" } }, required: ["v"] },
-  gate: approvalDecisionSchema,
-});
-export default smithers((ctx) => {
-  const d = ctx.outputMaybe(outputs.gate, { nodeId: "gate" });
-  const children = [jsx(Approval, { id: "gate", output: outputs.gate, request: { title: "Go?" } })];
-  if (d) children.push(jsx(Task, { id: "after", output: outputs.step, children: async () => {
-    appendFileSync(${JSON.stringify(effects)}, "after\\n");
-    await new Promise((r) => setTimeout(r, 20));
-    return { v: 1 };
-  } }));
-  return jsx(Workflow, { name: "double-resume", children: jsx(Sequence, { children }) });
-});
-`,
-    );
+    const wfPath = writeGateWorkflowFile(dir, effects);
     const e1 = new SmithersEngine({ dbPath });
     const { runId } = await e1.run(wfPath);
     await e1.approve(runId, { decidedBy: "x", resume: false });

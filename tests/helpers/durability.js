@@ -210,3 +210,50 @@ export default smithers((ctx) => {
   );
 });
 `;
+
+/** Two gates in parallel, each followed by its own task (a1, a2). Effects go to $EFFECTS. */
+export const TWO_GATES_TSX = `/** @jsxImportSource smithers-orchestrator */
+import { Approval, Parallel, Sequence, Task, approvalDecisionSchema, createSmithers } from "smithers-orchestrator";
+import { appendFileSync } from "node:fs";
+import { z } from "zod";
+
+const { Workflow, smithers, outputs } = createSmithers({
+  step: z.object({ v: z.number() }),
+  gate: approvalDecisionSchema,
+});
+
+const mark = (what: string) => appendFileSync(process.env.EFFECTS as string, \`\${what} \${process.pid}\\n\`);
+
+export default smithers((ctx) => {
+  const g1 = ctx.outputMaybe(outputs.gate, { nodeId: "g1" });
+  const g2 = ctx.outputMaybe(outputs.gate, { nodeId: "g2" });
+  return (
+    <Workflow name="two-gates">
+      <Parallel>
+        <Sequence>
+          <Approval id="g1" output={outputs.gate} request={{ title: "one" }} />
+          {g1 ? (
+            <Task id="a1" output={outputs.step}>
+              {() => {
+                mark("a1");
+                return { v: 1 };
+              }}
+            </Task>
+          ) : null}
+        </Sequence>
+        <Sequence>
+          <Approval id="g2" output={outputs.gate} request={{ title: "two" }} />
+          {g2 ? (
+            <Task id="a2" output={outputs.step}>
+              {() => {
+                mark("a2");
+                return { v: 2 };
+              }}
+            </Task>
+          ) : null}
+        </Sequence>
+      </Parallel>
+    </Workflow>
+  );
+});
+`;
