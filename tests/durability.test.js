@@ -40,6 +40,54 @@ function inspectDb(dbPath, runId) {
 const nodeOf = (info, id) => info.nodes.find((n) => n.nodeId === id);
 const describeRun = (r) => `exit ${r.code} ${r.signal ?? ""}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
 
+/**
+ * A compute task \`busy\` (waits for $RELEASE) in parallel with <Approval gate> -> \`down\`
+ * (only once approved). Effects go to $EFFECTS.
+ */
+const BUSY_TSX = `/** @jsxImportSource smithers-orchestrator */
+import { Approval, Parallel, Sequence, Task, approvalDecisionSchema, createSmithers } from "smithers-orchestrator";
+import { appendFileSync, existsSync } from "node:fs";
+import { z } from "zod";
+
+const { Workflow, smithers, outputs } = createSmithers({
+  step: z.object({ v: z.number() }),
+  gate: approvalDecisionSchema,
+});
+const mark = (what: string) => appendFileSync(process.env.EFFECTS as string, \`\${what} \${process.pid}\\n\`);
+const until = async (file: string) => {
+  while (!existsSync(file)) await new Promise((r) => setTimeout(r, 20));
+};
+
+export default smithers((ctx) => {
+  const decision = ctx.outputMaybe(outputs.gate, { nodeId: "gate" });
+  return (
+    <Workflow name="busy">
+      <Parallel>
+        <Task id="busy" output={outputs.step}>
+          {async () => {
+            mark("busy-start");
+            await until(process.env.RELEASE as string);
+            mark("busy-end");
+            return { v: 1 };
+          }}
+        </Task>
+        <Sequence>
+          <Approval id="gate" output={outputs.gate} request={{ title: "Go?" }} />
+          {decision?.approved ? (
+            <Task id="down" output={outputs.step}>
+              {() => {
+                mark("down");
+                return { v: 2 };
+              }}
+            </Task>
+          ) : null}
+        </Sequence>
+      </Parallel>
+    </Workflow>
+  );
+});
+`;
+
 describe("kill -9", { timeout: TIMEOUT }, () => {
   test("kill -9 mid-task: resume re-runs only the interrupted task, completed ones never again", async () => {
     const dir = freshDir();
@@ -173,6 +221,101 @@ setInterval(() => {}, 1 << 30);
     assert.equal(info.run.status, "finished");
     assert.ok(info.nodes.every((n) => n.state === "finished" && n.attempts <= 1), JSON.stringify(info.nodes));
   });
+
+  test("kill -9 of the driver while its gate waits in parallel: the CLI approves and takes the run over", async () => {
+    const dir = freshDir();
+    const wf = writeIn(dir, "busy.tsx", BUSY_TSX);
+    const db = join(dir, "smithers.db");
+    const effects = join(dir, "effects.log");
+    const release = join(dir, "release");
+    const env = { EFFECTS: effects, RELEASE: release };
+    const runId = "kill-parallel-1";
+
+    const up = spawnCli(["up", wf, "--db", db, "--run-id", runId], { env });
+    await waitFor(() => readEffects(effects).some((e) => e.what === "busy-start"), { what: "busy-start" });
+    await waitFor(() => inspectDb(db, runId).approvals.some((a) => a.status === "requested"), { what: "the gate" });
+    up.child.kill("SIGKILL");
+    await up.done;
+    assert.equal(inspectDb(db, runId).run.status, "running", "a run with work in flight is not parked");
+
+    writeFileSync(release, "");
+    const approved = await cliJson(["approve", runId, "--db", db, "--by", "frank"], { env });
+    assert.equal(approved.code, 0, describeRun(approved));
+    assert.equal(approved.json.needsResume, true, "the dead owner does not count");
+    assert.equal(approved.json.owner, null);
+    assert.equal(approved.json.run.status, "finished");
+    assert.deepEqual(countEffects(effects), { "busy-start": 2, "busy-end": 1, down: 1 });
+    const info = inspectDb(db, runId);
+    assert.equal(info.run.status, "finished");
+    assert.equal(nodeOf(info, "busy").attempts, 2);
+    assert.equal(nodeOf(info, "down").attempts, 1);
+  });
+
+  test("two resumers racing after a kill -9: one drives, the interrupted task re-runs once", async () => {
+    const dir = freshDir();
+    const wf = writeIn(dir, "killmid.tsx", KILLMID_TSX);
+    const db = join(dir, "smithers.db");
+    const effects = join(dir, "effects.log");
+    const release = join(dir, "release");
+    const env = { EFFECTS: effects, RELEASE: release };
+    const runId = "kill-race-1";
+
+    const up = spawnCli(["up", wf, "--db", db, "--run-id", runId], { env });
+    await waitFor(() => readEffects(effects).some((e) => e.what === "slow-start"), { what: "slow-start" });
+    up.child.kill("SIGKILL");
+    await up.done;
+
+    // Both start before slow can finish; slow is released once both have begun.
+    const r1 = spawnCli(["resume", runId, "--db", db, "--json"], { env });
+    const r2 = spawnCli(["resume", runId, "--db", db, "--json"], { env });
+    await waitFor(() => countEffects(effects)["slow-start"] >= 2, { what: "a resumer to restart slow" });
+    writeFileSync(release, "");
+    const results = await Promise.all([r1.done, r2.done]);
+    const codes = results.map((r) => r.code).sort();
+    // The loser finds the run driven (RUN_OWNED), or, if it came late, finds it parked and
+    // parks it again: either way nothing runs twice.
+    for (const r of results) {
+      const json = JSON.parse(r.stdout);
+      if (r.code === 1) assert.equal(json.error.code, "RUN_OWNED", describeRun(r));
+      else assert.equal(json.status, "waiting-approval", describeRun(r));
+    }
+    assert.ok(codes.includes(3), `one resumer reached the gate: ${codes}`);
+    assert.deepEqual(countEffects(effects), { pre: 1, "slow-start": 2, "slow-end": 1 });
+    const info = inspectDb(db, runId);
+    assert.equal(info.run.status, "waiting-approval");
+    assert.equal(nodeOf(info, "slow").attempts, 2);
+  });
+
+  test("smithers cancel while another process drives the run: the driver stops, nothing else runs", async () => {
+    const dir = freshDir();
+    const wf = writeIn(dir, "killmid.tsx", KILLMID_TSX);
+    const db = join(dir, "smithers.db");
+    const effects = join(dir, "effects.log");
+    const release = join(dir, "release");
+    const env = { EFFECTS: effects, RELEASE: release };
+    const runId = "cancel-live-1";
+
+    const up = spawnCli(["up", wf, "--db", db, "--run-id", runId], { env });
+    await waitFor(() => readEffects(effects).some((e) => e.what === "slow-start"), { what: "slow-start" });
+    const cancelled = await cliJson(["cancel", runId, "--db", db], { env });
+    assert.equal(cancelled.code, 0, describeRun(cancelled));
+    assert.equal(cancelled.json.status, "cancelled");
+    writeFileSync(release, "");
+    const end = await up.done;
+    assert.equal(end.code, 2, describeRun(end));
+    assert.match(end.stdout, /cancelled/);
+    const info = inspectDb(db, runId);
+    assert.equal(info.run.status, "cancelled");
+    assert.deepEqual(info.approvals, [], "the gate after slow was never requested");
+    const counts = countEffects(effects);
+    assert.equal(counts.pre, 1);
+    assert.equal(counts["slow-start"], 1);
+    assert.equal(counts.after, undefined);
+    // Resuming a cancelled run runs nothing.
+    const resumed = await cli(["resume", runId, "--db", db], { env });
+    assert.equal(resumed.code, 2, describeRun(resumed));
+    assert.equal(countEffects(effects)["slow-start"], 1);
+  });
 });
 
 describe("two approvers racing", { timeout: TIMEOUT }, () => {
@@ -283,53 +426,7 @@ describe("a decision while another live process drives the run", { timeout: TIME
     const release = join(dir, "release");
     const env = { EFFECTS: effects, RELEASE: release };
     const runId = "live-driver-1";
-    const wf = writeIn(
-      dir,
-      "busy.tsx",
-      `/** @jsxImportSource smithers-orchestrator */
-import { Approval, Parallel, Sequence, Task, approvalDecisionSchema, createSmithers } from "smithers-orchestrator";
-import { appendFileSync, existsSync } from "node:fs";
-import { z } from "zod";
-
-const { Workflow, smithers, outputs } = createSmithers({
-  step: z.object({ v: z.number() }),
-  gate: approvalDecisionSchema,
-});
-const mark = (what: string) => appendFileSync(process.env.EFFECTS as string, \`\${what} \${process.pid}\\n\`);
-const until = async (file: string) => {
-  while (!existsSync(file)) await new Promise((r) => setTimeout(r, 20));
-};
-
-export default smithers((ctx) => {
-  const decision = ctx.outputMaybe(outputs.gate, { nodeId: "gate" });
-  return (
-    <Workflow name="busy">
-      <Parallel>
-        <Task id="busy" output={outputs.step}>
-          {async () => {
-            mark("busy-start");
-            await until(process.env.RELEASE as string);
-            mark("busy-end");
-            return { v: 1 };
-          }}
-        </Task>
-        <Sequence>
-          <Approval id="gate" output={outputs.gate} request={{ title: "Go?" }} />
-          {decision?.approved ? (
-            <Task id="down" output={outputs.step}>
-              {() => {
-                mark("down");
-                return { v: 2 };
-              }}
-            </Task>
-          ) : null}
-        </Sequence>
-      </Parallel>
-    </Workflow>
-  );
-});
-`,
-    );
+    const wf = writeIn(dir, "busy.tsx", BUSY_TSX);
     const script = writeIn(
       dir,
       "driver.mjs",
