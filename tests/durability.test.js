@@ -318,6 +318,130 @@ setInterval(() => {}, 1 << 30);
   });
 });
 
+describe("kill -9 with loops and retries", { timeout: TIMEOUT }, () => {
+  test("kill -9 inside a loop: resume goes on at the same iteration, earlier iterations never re-run", async () => {
+    const dir = freshDir();
+    const wf = writeIn(
+      dir,
+      "loop.tsx",
+      `/** @jsxImportSource smithers-orchestrator */
+import { Loop, Sequence, Task, createSmithers } from "smithers-orchestrator";
+import { appendFileSync, existsSync } from "node:fs";
+import { z } from "zod";
+
+const { Workflow, smithers, outputs } = createSmithers({ step: z.object({ v: z.number(), it: z.number() }) });
+const mark = (what: string) => appendFileSync(process.env.EFFECTS as string, \`\${what} \${process.pid}\\n\`);
+
+export default smithers((ctx) => {
+  const last = ctx.latest(outputs.step, "step");
+  return (
+    <Workflow name="loop-kill">
+      <Sequence>
+        <Loop id="l" until={(last?.v ?? 0) >= 3} maxIterations={10}>
+          <Task id="step" output={outputs.step}>
+            {async () => {
+              const it = ctx.iteration;
+              mark(\`step-\${it}\`);
+              if (it === 1) {
+                while (!existsSync(process.env.RELEASE as string)) await new Promise((r) => setTimeout(r, 20));
+              }
+              return { v: (ctx.latest(outputs.step, "step")?.v ?? 0) + 1, it };
+            }}
+          </Task>
+        </Loop>
+        <Task id="done" output={outputs.step}>
+          {() => {
+            mark("done");
+            return { v: ctx.iterationCount(outputs.step, "step"), it: -1 };
+          }}
+        </Task>
+      </Sequence>
+    </Workflow>
+  );
+});
+`,
+    );
+    const db = join(dir, "smithers.db");
+    const effects = join(dir, "effects.log");
+    const release = join(dir, "release");
+    const env = { EFFECTS: effects, RELEASE: release };
+    const runId = "loop-kill-1";
+    const up = spawnCli(["up", wf, "--db", db, "--run-id", runId], { env });
+    await waitFor(() => readEffects(effects).some((e) => e.what === "step-1"), { what: "iteration 1 to start" });
+    up.child.kill("SIGKILL");
+    await up.done;
+
+    writeFileSync(release, "");
+    const resumed = await cli(["resume", runId, "--db", db], { env });
+    assert.equal(resumed.code, 0, describeRun(resumed));
+    assert.deepEqual(countEffects(effects), { "step-0": 1, "step-1": 2, "step-2": 1, done: 1 });
+    const info = inspectDb(db, runId);
+    assert.equal(info.run.status, "finished");
+    const rows = info.outputs.filter((o) => o.nodeId === "step").map((o) => [o.iteration, o.value.v, o.value.it]);
+    assert.deepEqual(rows.sort(), [
+      [0, 1, 0],
+      [1, 2, 1],
+      [2, 3, 2],
+    ]);
+    assert.equal(info.outputs.find((o) => o.nodeId === "done").value.v, 3);
+  });
+
+  test(
+    "an attempt abandoned by kill -9 does not use up the task's retries",
+    {
+      todo:
+        "Rust bug: Engine::fail_task (crates/smithers-core/src/engine.rs) retries while attempt <= retries, and " +
+        "the attempt number counts attempts abandoned by a dead owner (claim_run keeps `attempts`), so a task " +
+        "with retries: 1 whose first attempt was killed fails for good on its first real failure",
+    },
+    async () => {
+      const dir = freshDir();
+      const wf = writeIn(
+        dir,
+        "flaky.tsx",
+        `/** @jsxImportSource smithers-orchestrator */
+import { Task, createSmithers } from "smithers-orchestrator";
+import { appendFileSync, existsSync } from "node:fs";
+import { z } from "zod";
+
+const { Workflow, smithers, outputs } = createSmithers({ step: z.object({ v: z.number() }) });
+const mark = (what: string) => appendFileSync(process.env.EFFECTS as string, \`\${what} \${process.pid}\\n\`);
+let callsHere = 0;
+
+export default smithers(() => (
+  <Workflow name="flaky">
+    <Task id="flaky" output={outputs.step} retries={1}>
+      {async () => {
+        callsHere += 1;
+        mark("flaky");
+        // First process: hang until killed. Later: fail once, then succeed.
+        while (!existsSync(process.env.RELEASE as string)) await new Promise((r) => setTimeout(r, 20));
+        if (callsHere === 1) throw new Error("transient");
+        return { v: callsHere };
+      }}
+    </Task>
+  </Workflow>
+));
+`,
+      );
+      const db = join(dir, "smithers.db");
+      const effects = join(dir, "effects.log");
+      const release = join(dir, "release");
+      const env = { EFFECTS: effects, RELEASE: release };
+      const runId = "flaky-kill-1";
+      const up = spawnCli(["up", wf, "--db", db, "--run-id", runId], { env });
+      await waitFor(() => readEffects(effects).length === 1, { what: "the first attempt" });
+      up.child.kill("SIGKILL");
+      await up.done;
+      writeFileSync(release, "");
+      const resumed = await cli(["resume", runId, "--db", db], { env });
+      assert.equal(countEffects(effects).flaky, 3, "killed, failed, retried");
+      assert.equal(resumed.code, 0, describeRun(resumed));
+      assert.equal(inspectDb(db, runId).run.status, "finished");
+    },
+  );
+});
+
 describe("two approvers racing", { timeout: TIMEOUT }, () => {
   test("exactly one decision is recorded; the loser gets ALREADY_DECIDED or NO_PENDING_APPROVALS", async (t) => {
     const dir = freshDir();
