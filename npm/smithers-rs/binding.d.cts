@@ -33,6 +33,8 @@ export declare class Engine {
   failRun(runId: string, errorJson: string): string
   /** Checks a graph descriptor without a run (a dry render before `createRun`). */
   validateGraph(graphJson: string): string
+  /** Changes when another process commits to the database. */
+  dataVersion(): number
   setEventBuffering(on: boolean): void
   /** Events committed since the last call (for in-process subscribers). */
   takeEvents(): string

@@ -2,11 +2,11 @@
 //! transaction, first writer wins. A decision never runs user code; resuming the run is the
 //! caller's next step.
 
-use rusqlite::{OptionalExtension, TransactionBehavior, params};
+use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::engine::{Engine, OutputRow, set_node_row};
+use crate::engine::{Engine, OutputRow, begin, set_node_row};
 use crate::error::{Error, PriorDecision, Result};
 use crate::events::EventBatch;
 use crate::graph::{ApprovalMode, OnDeny, TaskNode};
@@ -83,7 +83,12 @@ fn parse_on_deny(s: &str) -> OnDeny {
 fn strings(v: &Value, key: &str) -> Vec<String> {
     v.get(key)
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(String::from)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -93,17 +98,28 @@ fn authorise(gate: &Gate, req: &DecisionRequest) -> Result<()> {
         return Err(Error::Forbidden {
             message: format!(
                 "{} may not decide {} (allowed users: {})",
-                req.decided_by.as_deref().map(|u| format!("user {u:?}")).unwrap_or_else(|| "an unnamed user".into()),
+                req.decided_by
+                    .as_deref()
+                    .map(|u| format!("user {u:?}"))
+                    .unwrap_or_else(|| "an unnamed user".into()),
                 gate.node_id,
                 users.join(", ")
             ),
         });
     }
     let scopes = strings(&gate.request, "allowedScopes");
-    let held = |s: &String| req.scopes.iter().any(|h| h == s || h == "admin" || h == "*");
+    let held = |s: &String| {
+        req.scopes
+            .iter()
+            .any(|h| h == s || h == "admin" || h == "*")
+    };
     if !scopes.is_empty() && !scopes.iter().any(held) {
         return Err(Error::Forbidden {
-            message: format!("deciding {} needs one of the scopes: {}", gate.node_id, scopes.join(", ")),
+            message: format!(
+                "deciding {} needs one of the scopes: {}",
+                gate.node_id,
+                scopes.join(", ")
+            ),
         });
     }
     Ok(())
@@ -119,22 +135,35 @@ fn decision_value(
     decided_at: &str,
     payload: Option<&Value>,
 ) -> Result<Value> {
-    let notes = payload.and_then(|p| p.get("notes")).and_then(Value::as_str).or(note);
+    let notes = payload
+        .and_then(|p| p.get("notes"))
+        .and_then(Value::as_str)
+        .or(note);
     let keys: Vec<String> = request
         .get("options")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|o| o.get("key").and_then(Value::as_str)).map(String::from).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|o| o.get("key").and_then(Value::as_str))
+                .map(String::from)
+                .collect()
+        })
         .unwrap_or_default();
     Ok(match mode {
         ApprovalMode::Gate | ApprovalMode::Decision => {
             json!({ "approved": approved, "note": note, "decidedBy": decided_by, "decidedAt": decided_at })
         }
         ApprovalMode::Select => {
-            let selected = payload.and_then(|p| p.get("selected")).and_then(Value::as_str);
+            let selected = payload
+                .and_then(|p| p.get("selected"))
+                .and_then(Value::as_str);
             let selected = match (approved, selected) {
                 (true, Some(s)) if keys.iter().any(|k| k == s) => s.to_string(),
                 (true, Some(s)) => {
-                    return Err(Error::InvalidDecision(format!("{s:?} is not one of the options: {}", keys.join(", "))));
+                    return Err(Error::InvalidDecision(format!(
+                        "{s:?} is not one of the options: {}",
+                        keys.join(", ")
+                    )));
                 }
                 (true, None) => {
                     return Err(Error::InvalidDecision(
@@ -148,14 +177,23 @@ fn decision_value(
         ApprovalMode::Rank => {
             let ranked: Vec<String> = match payload.and_then(|p| p.get("ranked")) {
                 Some(Value::Array(items)) => {
-                    let ranked: Vec<String> = items.iter().filter_map(Value::as_str).map(String::from).collect();
+                    let ranked: Vec<String> = items
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .map(String::from)
+                        .collect();
                     if let Some(bad) = ranked.iter().find(|r| !keys.contains(r)) {
-                        return Err(Error::InvalidDecision(format!("{bad:?} is not one of the options: {}", keys.join(", "))));
+                        return Err(Error::InvalidDecision(format!(
+                            "{bad:?} is not one of the options: {}",
+                            keys.join(", ")
+                        )));
                     }
                     ranked
                 }
                 _ if approved => {
-                    return Err(Error::InvalidDecision("a rank approval needs decision.ranked (option keys in order)".into()));
+                    return Err(Error::InvalidDecision(
+                        "a rank approval needs decision.ranked (option keys in order)".into(),
+                    ));
                 }
                 _ => Vec::new(),
             };
@@ -177,8 +215,14 @@ impl Engine {
         if req.note.as_ref().is_some_and(|n| n.len() > MAX_NOTE) {
             return Err(Error::InvalidDecision("note is longer than 64 KiB".into()));
         }
-        if req.decided_by.as_ref().is_some_and(|n| n.is_empty() || n.len() > MAX_NAME) {
-            return Err(Error::InvalidDecision("decidedBy must be 1-256 characters".into()));
+        if req
+            .decided_by
+            .as_ref()
+            .is_some_and(|n| n.is_empty() || n.len() > MAX_NAME)
+        {
+            return Err(Error::InvalidDecision(
+                "decidedBy must be 1-256 characters".into(),
+            ));
         }
         let run_id = req.run_id.clone();
         // Find the gate before taking the write lock, then check it again under the lock.
@@ -207,11 +251,17 @@ impl Engine {
             _ => None,
         };
 
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = begin(&self.conn, self.batching)?;
         let (run_status, run_owner): (String, Option<String>) = tx
-            .query_row("SELECT status, owner FROM _smithers_runs WHERE run_id = ?1", [&run_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row(
+                "SELECT status, owner FROM _smithers_runs WHERE run_id = ?1",
+                [&run_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .optional()?
-            .ok_or_else(|| Error::RunNotFound { run_id: run_id.clone() })?;
+            .ok_or_else(|| Error::RunNotFound {
+                run_id: run_id.clone(),
+            })?;
         let run_status = RunStatus::parse(&run_status).unwrap_or(RunStatus::Failed);
         let status = if approved { "approved" } else { "denied" };
         let changed = tx.execute(
@@ -251,7 +301,9 @@ impl Engine {
             (true, ApprovalMode::Gate, _) => (NodeEvent::ApproveGate, None),
             (true, _, _) => (NodeEvent::ApproveDecision, None),
             (false, _, OnDeny::Fail) => (NodeEvent::DenyFail, None),
-            (false, ApprovalMode::Gate, OnDeny::Continue) => (NodeEvent::Skip, Some("denied-continue")),
+            (false, ApprovalMode::Gate, OnDeny::Continue) => {
+                (NodeEvent::Skip, Some("denied-continue"))
+            }
             (false, ApprovalMode::Gate, OnDeny::Skip) => (NodeEvent::Skip, Some("denied")),
             (false, _, OnDeny::Continue) => (NodeEvent::DenyContinue, None),
             (false, _, OnDeny::Skip) => (NodeEvent::DenyContinue, Some("denied")),
@@ -263,13 +315,31 @@ impl Engine {
                         "note": req.note, "decidedBy": req.decided_by })
                 .to_string()
             });
-        set_node_row(&tx, &run_id, &gate.node_id, gate.iteration, next, 0, skip_reason, error_json.as_deref())?;
+        set_node_row(
+            &tx,
+            &run_id,
+            &gate.node_id,
+            gate.iteration,
+            next,
+            0,
+            skip_reason,
+            error_json.as_deref(),
+        )?;
         if let (Some(table), Some(value)) = (&table, &output_value) {
             table.write(&tx, &run_id, &gate.node_id, gate.iteration, value)?;
         }
         let mut batch = EventBatch::default();
         let payload = json!({ "nodeId": gate.node_id, "iteration": gate.iteration, "decidedBy": req.decided_by, "note": req.note });
-        batch.emit(&tx, &run_id, if approved { "ApprovalGranted" } else { "ApprovalDenied" }, payload)?;
+        batch.emit(
+            &tx,
+            &run_id,
+            if approved {
+                "ApprovalGranted"
+            } else {
+                "ApprovalDenied"
+            },
+            payload,
+        )?;
         let node_event = match next {
             NodeState::Finished => Some("NodeFinished"),
             NodeState::Failed => Some("NodeFailed"),
@@ -277,7 +347,12 @@ impl Engine {
             _ => None,
         };
         if let Some(kind) = node_event {
-            batch.emit(&tx, &run_id, kind, json!({ "nodeId": gate.node_id, "iteration": gate.iteration }))?;
+            batch.emit(
+                &tx,
+                &run_id,
+                kind,
+                json!({ "nodeId": gate.node_id, "iteration": gate.iteration }),
+            )?;
         }
         let mut new_status = run_status;
         if run_status == RunStatus::WaitingApproval {
@@ -286,7 +361,12 @@ impl Engine {
                 "UPDATE _smithers_runs SET status = ?2, updated_at_ms = ?3 WHERE run_id = ?1",
                 params![run_id, new_status.as_str(), decided_at_ms],
             )?;
-            batch.emit(&tx, &run_id, "RunStatusChanged", json!({ "status": new_status.as_str(), "previous": run_status.as_str() }))?;
+            batch.emit(
+                &tx,
+                &run_id,
+                "RunStatusChanged",
+                json!({ "status": new_status.as_str(), "previous": run_status.as_str() }),
+            )?;
         }
         tx.commit()?;
         self.publish(batch);
@@ -326,15 +406,21 @@ impl Engine {
             .ok()
             .flatten();
         match row {
-            Some((status, decided_by, decided_at)) => Error::AlreadyDecided(Box::new(PriorDecision {
+            Some((status, decided_by, decided_at)) => {
+                Error::AlreadyDecided(Box::new(PriorDecision {
+                    run_id: run_id.into(),
+                    node_id: node_id.into(),
+                    iteration,
+                    status,
+                    decided_by,
+                    decided_at: decided_at.map(iso8601).unwrap_or_default(),
+                }))
+            }
+            None => Error::NodeNotFound {
                 run_id: run_id.into(),
                 node_id: node_id.into(),
                 iteration,
-                status,
-                decided_by,
-                decided_at: decided_at.map(iso8601).unwrap_or_default(),
-            })),
-            None => Error::NodeNotFound { run_id: run_id.into(), node_id: node_id.into(), iteration },
+            },
         }
     }
 
@@ -342,15 +428,41 @@ impl Engine {
         let run_id = &req.run_id;
         let exists = self
             .conn
-            .query_row("SELECT 1 FROM _smithers_runs WHERE run_id = ?1", [run_id], |_| Ok(()))
+            .query_row(
+                "SELECT 1 FROM _smithers_runs WHERE run_id = ?1",
+                [run_id],
+                |_| Ok(()),
+            )
             .optional()?
             .is_some();
         if !exists {
-            return Err(Error::RunNotFound { run_id: run_id.clone() });
+            return Err(Error::RunNotFound {
+                run_id: run_id.clone(),
+            });
         }
-        type Row = (String, i64, String, String, String, String, String, Option<String>, Option<i64>);
+        type Row = (
+            String,
+            i64,
+            String,
+            String,
+            String,
+            String,
+            String,
+            Option<String>,
+            Option<i64>,
+        );
         let map = |r: &rusqlite::Row<'_>| -> rusqlite::Result<Row> {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?))
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+                r.get(7)?,
+                r.get(8)?,
+            ))
         };
         let cols = "node_id, iteration, status, mode, on_deny, output_table, request_json, decided_by, decided_at_ms";
         let row: Row = match &req.node_id {
@@ -378,8 +490,17 @@ impl Engine {
                             .optional()?;
                         let iteration = req.iteration.unwrap_or(0);
                         return Err(match state {
-                            Some(state) => Error::NotWaiting { run_id: run_id.clone(), node_id: node_id.clone(), iteration, state },
-                            None => Error::NodeNotFound { run_id: run_id.clone(), node_id: node_id.clone(), iteration },
+                            Some(state) => Error::NotWaiting {
+                                run_id: run_id.clone(),
+                                node_id: node_id.clone(),
+                                iteration,
+                                state,
+                            },
+                            None => Error::NodeNotFound {
+                                run_id: run_id.clone(),
+                                node_id: node_id.clone(),
+                                iteration,
+                            },
                         });
                     }
                 }
@@ -394,21 +515,45 @@ impl Engine {
                     .query_map(params![run_id, req.iteration], map)?
                     .collect::<Result<_, _>>()?;
                 match pending.len() {
-                    0 => return Err(Error::NoPendingApprovals { run_id: run_id.clone() }),
-                    1 => pending.into_iter().next().ok_or_else(|| Error::NoPendingApprovals { run_id: run_id.clone() })?,
+                    0 => {
+                        return Err(Error::NoPendingApprovals {
+                            run_id: run_id.clone(),
+                        });
+                    }
+                    1 => pending
+                        .into_iter()
+                        .next()
+                        .ok_or_else(|| Error::NoPendingApprovals {
+                            run_id: run_id.clone(),
+                        })?,
                     _ => {
                         return Err(Error::AmbiguousApproval {
                             run_id: run_id.clone(),
-                            candidates: pending.iter().map(|r| format!("  {} (iteration {})", r.0, r.1)).collect(),
+                            candidates: pending.iter().map(|r| (r.0.clone(), r.1)).collect(),
                         });
                     }
                 }
             }
         };
-        let (node_id, iteration, status, mode, on_deny, output_table, request_json, decided_by, decided_at) = row;
+        let (
+            node_id,
+            iteration,
+            status,
+            mode,
+            on_deny,
+            output_table,
+            request_json,
+            decided_by,
+            decided_at,
+        ) = row;
         if status != "requested" {
             if status == "cancelled" {
-                return Err(Error::NotWaiting { run_id: run_id.clone(), node_id, iteration, state: "cancelled".into() });
+                return Err(Error::NotWaiting {
+                    run_id: run_id.clone(),
+                    node_id,
+                    iteration,
+                    state: "cancelled".into(),
+                });
             }
             return Err(Error::AlreadyDecided(Box::new(PriorDecision {
                 run_id: run_id.clone(),
@@ -432,8 +577,19 @@ impl Engine {
 
 /// Writes the output of an `<Approval>` whose decision exists but whose node did not get it
 /// (a decision recorded by an older engine, or a crash between two writes).
-pub(crate) fn finish_from_decision(engine: &mut Engine, run_id: &str, task: &TaskNode) -> Result<Option<OutputRow>> {
-    type Row = (String, Option<String>, Option<String>, Option<i64>, Option<String>, String);
+pub(crate) fn finish_from_decision(
+    engine: &mut Engine,
+    run_id: &str,
+    task: &TaskNode,
+) -> Result<Option<OutputRow>> {
+    type Row = (
+        String,
+        Option<String>,
+        Option<String>,
+        Option<i64>,
+        Option<String>,
+        String,
+    );
     let row: Option<Row> = engine
         .conn
         .query_row(
@@ -443,22 +599,53 @@ pub(crate) fn finish_from_decision(engine: &mut Engine, run_id: &str, task: &Tas
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
         )
         .optional()?;
-    let Some((status, note, decided_by, decided_at, decision_json, request_json)) = row else { return Ok(None) };
+    let Some((status, note, decided_by, decided_at, decision_json, request_json)) = row else {
+        return Ok(None);
+    };
     if status != "approved" {
         return Ok(None);
     }
-    let Some(spec) = &task.approval else { return Ok(None) };
+    let Some(spec) = &task.approval else {
+        return Ok(None);
+    };
     let table = engine.table(&task.output)?;
     let request: Value = serde_json::from_str(&request_json).unwrap_or(Value::Null);
     let payload: Option<Value> = decision_json.and_then(|d| serde_json::from_str(&d).ok());
     let decided_at = iso8601(decided_at.unwrap_or_else(now_ms));
-    let value = decision_value(spec.mode, &request, true, note.as_deref(), decided_by.as_deref(), &decided_at, payload.as_ref())?;
-    let tx = engine.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let value = decision_value(
+        spec.mode,
+        &request,
+        true,
+        note.as_deref(),
+        decided_by.as_deref(),
+        &decided_at,
+        payload.as_ref(),
+    )?;
+    let tx = begin(&engine.conn, engine.batching)?;
     table.write(&tx, run_id, &task.id, task.iteration, &value)?;
-    set_node_row(&tx, run_id, &task.id, task.iteration, NodeState::Finished, 0, None, None)?;
+    set_node_row(
+        &tx,
+        run_id,
+        &task.id,
+        task.iteration,
+        NodeState::Finished,
+        0,
+        None,
+        None,
+    )?;
     let mut batch = EventBatch::default();
-    batch.emit(&tx, run_id, "NodeFinished", json!({ "nodeId": task.id, "iteration": task.iteration }))?;
+    batch.emit(
+        &tx,
+        run_id,
+        "NodeFinished",
+        json!({ "nodeId": task.id, "iteration": task.iteration }),
+    )?;
     tx.commit()?;
     engine.publish(batch);
-    Ok(Some(OutputRow { table: task.output.clone(), node_id: task.id.clone(), iteration: task.iteration, value }))
+    Ok(Some(OutputRow {
+        table: task.output.clone(),
+        node_id: task.id.clone(),
+        iteration: task.iteration,
+        value,
+    }))
 }

@@ -8,7 +8,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::path::Path;
 use std::rc::Rc;
 
-use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -148,11 +148,14 @@ pub(crate) struct ActiveRun {
 
 impl NodeLookup for ActiveRun {
     fn node(&self, id: &str, iteration: i64) -> Option<NodeView> {
-        self.nodes.get(id).and_then(|its| its.get(&iteration)).map(|n| NodeView {
-            state: n.state,
-            approval: n.approval,
-            blocks_dependents: n.blocks,
-        })
+        self.nodes
+            .get(id)
+            .and_then(|its| its.get(&iteration))
+            .map(|n| NodeView {
+                state: n.state,
+                approval: n.approval,
+                blocks_dependents: n.blocks,
+            })
     }
     fn loop_done(&self, loop_id: &str) -> bool {
         self.loops.get(loop_id).is_some_and(|l| l.done)
@@ -161,12 +164,20 @@ impl NodeLookup for ActiveRun {
 
 impl ActiveRun {
     fn record(&mut self, id: &str, iteration: i64) -> Option<&mut NodeRecord> {
-        self.nodes.get_mut(id).and_then(|its| its.get_mut(&iteration))
+        self.nodes
+            .get_mut(id)
+            .and_then(|its| its.get_mut(&iteration))
     }
 
     /// Keeps the in-flight and waiting counters true to the node states.
     fn set_state(&mut self, id: &str, iteration: i64, next: NodeState) {
-        let Some(rec) = self.nodes.get_mut(id).and_then(|its| its.get_mut(&iteration)) else { return };
+        let Some(rec) = self
+            .nodes
+            .get_mut(id)
+            .and_then(|its| its.get_mut(&iteration))
+        else {
+            return;
+        };
         let prev = rec.state;
         rec.state = next;
         match prev {
@@ -187,7 +198,10 @@ impl ActiveRun {
             NodeState::WaitingApproval => self.waiting += 1,
             _ => {}
         }
-        self.nodes.entry(id.to_string()).or_default().insert(iteration, rec);
+        self.nodes
+            .entry(id.to_string())
+            .or_default()
+            .insert(iteration, rec);
     }
 
     fn output_changed(&mut self, node_id: &str) {
@@ -207,24 +221,75 @@ pub struct Engine {
     pub(crate) events: Vec<Event>,
     /// Keep committed events for `take_events` (on while someone in-process listens).
     pub(crate) buffer_events: bool,
+    /// Inside a driving call's transaction (see `batched`).
+    pub(crate) batching: bool,
+    pending_events: Vec<Event>,
+}
+
+/// A write transaction, or a part of the driving call's transaction when one is open.
+pub(crate) struct Tx<'c> {
+    conn: &'c Connection,
+    owned: bool,
+    done: bool,
+}
+
+pub(crate) fn begin(conn: &Connection, batching: bool) -> Result<Tx<'_>> {
+    if !batching {
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+    }
+    Ok(Tx {
+        conn,
+        owned: !batching,
+        done: false,
+    })
+}
+
+impl Tx<'_> {
+    pub(crate) fn commit(mut self) -> Result<()> {
+        if self.owned {
+            self.conn.execute_batch("COMMIT")?;
+        }
+        self.done = true;
+        Ok(())
+    }
+}
+
+impl std::ops::Deref for Tx<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        self.conn
+    }
+}
+
+impl Drop for Tx<'_> {
+    fn drop(&mut self) {
+        if self.owned && !self.done {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
 }
 
 fn random_suffix() -> String {
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
     format!("{:012x}", h.finish() & 0xffff_ffff_ffff)
 }
 
 pub fn check_run_id(run_id: &str) -> Result<()> {
     let ok = !run_id.is_empty()
         && run_id.len() <= 128
-        && run_id.chars().all(|c| c.is_ascii_alphanumeric() || "_.:-".contains(c));
+        && run_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.:-".contains(c));
     if ok {
         Ok(())
     } else {
-        Err(Error::InvalidGraph(format!(
-            "run id {run_id:?} must be 1-128 characters of letters, digits and _ . : -"
-        )))
+        Err(Error::InvalidRunId(run_id.into()))
     }
 }
 
@@ -237,6 +302,8 @@ impl Engine {
             runs: HashMap::new(),
             events: Vec::new(),
             buffer_events: false,
+            batching: false,
+            pending_events: Vec::new(),
         })
     }
 
@@ -246,6 +313,14 @@ impl Engine {
         if !on {
             self.events.clear();
         }
+    }
+
+    /// Changes whenever another connection commits (`PRAGMA data_version`): a cheap way for a
+    /// driver to notice decisions made by other processes.
+    pub fn data_version(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA data_version", [], |r| r.get(0))?)
     }
 
     /// Everything `submit_graph` would refuse, checked without a run: the descriptor and
@@ -262,7 +337,9 @@ impl Engine {
     /// could not be rendered, say).
     pub fn fail_run(&mut self, run_id: &str, error: RunError) -> Result<Step> {
         if !self.runs.contains_key(run_id) {
-            return Err(Error::RunNotClaimed { run_id: run_id.into() });
+            return Err(Error::RunNotClaimed {
+                run_id: run_id.into(),
+            });
         }
         self.end_run(run_id, RunEvent::Fail, Some(error))?;
         self.advance(run_id)
@@ -273,18 +350,47 @@ impl Engine {
     }
 
     pub(crate) fn publish(&mut self, batch: EventBatch) {
-        if self.buffer_events {
+        if self.batching {
+            self.pending_events.extend(batch.events);
+        } else if self.buffer_events {
             self.events.extend(batch.events);
+        }
+    }
+
+    /// Runs one driving call (submit, complete, advance) as one transaction: the transitions
+    /// inside it are all committed before JS sees the answer, or none is. On an error the
+    /// run's in-memory state is dropped; claiming the run again reloads it from the store.
+    fn batched<T>(&mut self, run_id: &str, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        if self.batching {
+            return f(self);
+        }
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        self.batching = true;
+        let result = f(self);
+        self.batching = false;
+        let result = result.and_then(|v| {
+            self.conn.execute_batch("COMMIT")?;
+            Ok(v)
+        });
+        let events = std::mem::take(&mut self.pending_events);
+        match result {
+            Ok(v) => {
+                if self.buffer_events {
+                    self.events.extend(events);
+                }
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                self.runs.remove(run_id);
+                Err(e)
+            }
         }
     }
 
     /// Events committed since the last call, oldest first.
     pub fn take_events(&mut self) -> Vec<Event> {
         std::mem::take(&mut self.events)
-    }
-
-    pub(crate) fn tx(&mut self) -> Result<Transaction<'_>> {
-        Ok(self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?)
     }
 
     // ---- output tables -------------------------------------------------------------------
@@ -296,10 +402,17 @@ impl Engine {
         }
         let schema: Option<String> = self
             .conn
-            .query_row("SELECT schema_json FROM _smithers_schemas WHERE table_key = ?1", [key], |r| r.get(0))
+            .query_row(
+                "SELECT schema_json FROM _smithers_schemas WHERE table_key = ?1",
+                [key],
+                |r| r.get(0),
+            )
             .optional()?;
         let Some(schema) = schema else {
-            return Err(Error::UnknownOutputSchema { key: key.into(), node_id: String::new() });
+            return Err(Error::UnknownOutputSchema {
+                key: key.into(),
+                node_id: String::new(),
+            });
         };
         let table = Rc::new(OutputTable::new(key, &serde_json::from_str(&schema)?)?);
         self.tables.insert(key.into(), table.clone());
@@ -317,7 +430,7 @@ impl Engine {
         if changed.is_empty() {
             return Ok(());
         }
-        let tx = self.tx()?;
+        let tx = begin(&self.conn, self.batching)?;
         for table in &changed {
             table.ensure(&tx)?;
             tx.execute(
@@ -325,7 +438,12 @@ impl Engine {
                  VALUES (?1, ?2, ?3, ?4) ON CONFLICT(table_key) DO UPDATE SET \
                  table_name = excluded.table_name, schema_json = excluded.schema_json, \
                  updated_at_ms = excluded.updated_at_ms WHERE schema_json != excluded.schema_json",
-                params![table.key, table.table, serde_json::to_string(&table.schema)?, now_ms()],
+                params![
+                    table.key,
+                    table.table,
+                    serde_json::to_string(&table.schema)?,
+                    now_ms()
+                ],
             )?;
         }
         tx.commit()?;
@@ -346,7 +464,12 @@ impl Engine {
         for key in keys {
             let table = self.table(&key)?;
             for (node_id, iteration, value) in table.read_run(&self.conn, run_id)? {
-                rows.push(OutputRow { table: key.clone(), node_id, iteration, value });
+                rows.push(OutputRow {
+                    table: key.clone(),
+                    node_id,
+                    iteration,
+                    value,
+                });
             }
         }
         Ok(rows)
@@ -365,17 +488,30 @@ impl Engine {
             let validator = jsonschema::options()
                 .should_validate_formats(true)
                 .build(schema)
-                .map_err(|e| Error::InvalidSchema { key: "input".into(), message: e.to_string() })?;
-            let errors: Vec<String> = validator.iter_errors(&new.input).take(8).map(|e| e.to_string()).collect();
+                .map_err(|e| Error::InvalidSchema {
+                    key: "input".into(),
+                    message: e.to_string(),
+                })?;
+            let errors: Vec<String> = validator
+                .iter_errors(&new.input)
+                .take(8)
+                .map(|e| e.to_string())
+                .collect();
             if !errors.is_empty() {
                 return Err(Error::InvalidInput { errors });
             }
         }
         let name = new.workflow_name.unwrap_or_else(|| "workflow".into());
         let owner = self.owner.clone();
-        let tx = self.tx()?;
-        let exists: bool =
-            tx.query_row("SELECT 1 FROM _smithers_runs WHERE run_id = ?1", [&run_id], |_| Ok(true)).optional()?.is_some();
+        let tx = begin(&self.conn, self.batching)?;
+        let exists: bool = tx
+            .query_row(
+                "SELECT 1 FROM _smithers_runs WHERE run_id = ?1",
+                [&run_id],
+                |_| Ok(true),
+            )
+            .optional()?
+            .is_some();
         if exists {
             return Err(Error::RunExists { run_id });
         }
@@ -386,10 +522,16 @@ impl Engine {
             params![run_id, name, new.workflow_path, serde_json::to_string(&new.input)?, owner, now],
         )?;
         let mut batch = EventBatch::default();
-        batch.emit(&tx, &run_id, "RunStarted", json!({ "workflowName": name, "status": "running" }))?;
+        batch.emit(
+            &tx,
+            &run_id,
+            "RunStarted",
+            json!({ "workflowName": name, "status": "running" }),
+        )?;
         tx.commit()?;
         self.publish(batch);
-        self.runs.insert(run_id.clone(), new_active(RunStatus::Running));
+        self.runs
+            .insert(run_id.clone(), new_active(RunStatus::Running));
         Ok(Snapshot {
             run_id,
             status: RunStatus::Running.as_str(),
@@ -409,8 +551,15 @@ impl Engine {
     /// it is, without being claimed.
     pub fn claim_run(&mut self, run_id: &str, force: bool) -> Result<Snapshot> {
         let me = self.owner.clone();
-        let tx = self.tx()?;
-        type RunRow = (String, Option<String>, String, Option<String>, String, Option<String>);
+        let tx = begin(&self.conn, self.batching)?;
+        type RunRow = (
+            String,
+            Option<String>,
+            String,
+            Option<String>,
+            String,
+            Option<String>,
+        );
         let row: Option<RunRow> = tx
             .query_row(
                 "SELECT status, owner, workflow_name, workflow_path, input_json, error_json FROM _smithers_runs WHERE run_id = ?1",
@@ -418,11 +567,16 @@ impl Engine {
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
             )
             .optional()?;
-        let Some((status, owner, workflow_name, workflow_path, input_json, error_json)) = row else {
-            return Err(Error::RunNotFound { run_id: run_id.into() });
+        let Some((status, owner, workflow_name, workflow_path, input_json, error_json)) = row
+        else {
+            return Err(Error::RunNotFound {
+                run_id: run_id.into(),
+            });
         };
         let status = RunStatus::parse(&status).unwrap_or(RunStatus::Failed);
-        let error: Option<RunError> = error_json.as_deref().and_then(|e| serde_json::from_str(e).ok());
+        let error: Option<RunError> = error_json
+            .as_deref()
+            .and_then(|e| serde_json::from_str(e).ok());
         let input: Value = serde_json::from_str(&input_json)?;
         if status.is_terminal() {
             drop(tx);
@@ -444,7 +598,10 @@ impl Engine {
             && !force
             && owner::liveness(owner) != Liveness::Dead
         {
-            return Err(Error::RunOwned { run_id: run_id.into(), owner: owner.into() });
+            return Err(Error::RunOwned {
+                run_id: run_id.into(),
+                owner: owner.into(),
+            });
         }
         let mut batch = EventBatch::default();
         let now = now_ms();
@@ -464,7 +621,12 @@ impl Engine {
                  WHERE run_id = ?1 AND node_id = ?2 AND iteration = ?3 AND attempt = ?4",
                 params![run_id, node_id, iteration, attempt, now],
             )?;
-            batch.emit(&tx, run_id, "NodeAbandoned", json!({ "nodeId": node_id, "iteration": iteration, "attempt": attempt }))?;
+            batch.emit(
+                &tx,
+                run_id,
+                "NodeAbandoned",
+                json!({ "nodeId": node_id, "iteration": iteration, "attempt": attempt }),
+            )?;
         }
         let next_status = status.apply(RunEvent::Wake)?;
         tx.execute(
@@ -472,7 +634,12 @@ impl Engine {
             params![run_id, me, next_status.as_str(), now],
         )?;
         if next_status != status {
-            batch.emit(&tx, run_id, "RunStatusChanged", json!({ "status": next_status.as_str(), "previous": status.as_str() }))?;
+            batch.emit(
+                &tx,
+                run_id,
+                "RunStatusChanged",
+                json!({ "status": next_status.as_str(), "previous": status.as_str() }),
+            )?;
         }
         tx.commit()?;
         self.publish(batch);
@@ -516,9 +683,16 @@ impl Engine {
         }
         let mut loops = BTreeMap::new();
         {
-            let mut stmt =
-                self.conn.prepare_cached("SELECT loop_id, iteration, done FROM _smithers_loops WHERE run_id = ?1")?;
-            for row in stmt.query_map([run_id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, bool>(2)?)))? {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT loop_id, iteration, done FROM _smithers_loops WHERE run_id = ?1",
+            )?;
+            for row in stmt.query_map([run_id], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, bool>(2)?,
+                ))
+            })? {
                 let (loop_id, iteration, done) = row?;
                 loops.insert(loop_id.clone(), iteration);
                 run.loops.insert(loop_id, LoopRecord { iteration, done });
@@ -556,7 +730,11 @@ impl Engine {
     }
 
     fn active(&mut self, run_id: &str) -> Result<&mut ActiveRun> {
-        self.runs.get_mut(run_id).ok_or_else(|| Error::RunNotClaimed { run_id: run_id.into() })
+        self.runs
+            .get_mut(run_id)
+            .ok_or_else(|| Error::RunNotClaimed {
+                run_id: run_id.into(),
+            })
     }
 
     // ---- driving ---------------------------------------------------------------------------
@@ -566,11 +744,20 @@ impl Engine {
         self.active(run_id)?;
         graph.validate()?;
         self.register_tables(&graph.schemas)?;
+        self.batched(run_id, |engine| engine.submit_graph_inner(run_id, graph))
+    }
+
+    fn submit_graph_inner(&mut self, run_id: &str, graph: GraphDescriptor) -> Result<Step> {
         let workflow_name = graph.workflow.name.clone();
         let plan = Plan::build(graph);
         let now = now_ms();
-        let run = self.runs.get_mut(run_id).ok_or_else(|| Error::RunNotClaimed { run_id: run_id.into() })?;
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let run = self
+            .runs
+            .get_mut(run_id)
+            .ok_or_else(|| Error::RunNotClaimed {
+                run_id: run_id.into(),
+            })?;
+        let tx = begin(&self.conn, self.batching)?;
         if let Some(name) = &workflow_name {
             tx.prepare_cached("UPDATE _smithers_runs SET workflow_name = ?2 WHERE run_id = ?1 AND workflow_name != ?2")?
                 .execute(params![run_id, name])?;
@@ -584,29 +771,38 @@ impl Engine {
                 tx.prepare_cached("INSERT OR IGNORE INTO _smithers_loops (run_id, loop_id, iteration, done) VALUES (?1, ?2, 0, 0)")?;
             for (idx, entry) in plan.nodes.iter().enumerate() {
                 match &entry.kind {
-                    EntryKind::Task(task)
-                        if run.node(&task.id, task.iteration).is_none() => {
-                            insert_node.execute(params![
-                                run_id,
-                                task.id,
-                                task.iteration,
-                                task.output,
-                                plan.nodes[idx].loop_id,
-                                task.label,
-                                idx as i64,
-                                now
-                            ])?;
-                            run.insert(
-                                &task.id,
-                                task.iteration,
-                                NodeRecord { state: NodeState::Pending, approval: None, attempts: 0, blocks: false },
-                            );
-                        }
-                    EntryKind::Loop { id, .. }
-                        if !run.loops.contains_key(id) => {
-                            insert_loop.execute(params![run_id, id])?;
-                            run.loops.insert(id.clone(), LoopRecord { iteration: 0, done: false });
-                        }
+                    EntryKind::Task(task) if run.node(&task.id, task.iteration).is_none() => {
+                        insert_node.execute(params![
+                            run_id,
+                            task.id,
+                            task.iteration,
+                            task.output,
+                            plan.nodes[idx].loop_id,
+                            task.label,
+                            idx as i64,
+                            now
+                        ])?;
+                        run.insert(
+                            &task.id,
+                            task.iteration,
+                            NodeRecord {
+                                state: NodeState::Pending,
+                                approval: None,
+                                attempts: 0,
+                                blocks: false,
+                            },
+                        );
+                    }
+                    EntryKind::Loop { id, .. } if !run.loops.contains_key(id) => {
+                        insert_loop.execute(params![run_id, id])?;
+                        run.loops.insert(
+                            id.clone(),
+                            LoopRecord {
+                                iteration: 0,
+                                done: false,
+                            },
+                        );
+                    }
                     _ => {}
                 }
             }
@@ -629,10 +825,17 @@ impl Engine {
                     .optional()?
                     .flatten()
                     .and_then(|e| serde_json::from_str(&e).ok());
-                let field = |k: &str| stored.as_ref().and_then(|e| e.get(k)).and_then(Value::as_str).map(String::from);
+                let field = |k: &str| {
+                    stored
+                        .as_ref()
+                        .and_then(|e| e.get(k))
+                        .and_then(Value::as_str)
+                        .map(String::from)
+                };
                 run.failure = Some(RunError {
                     code: field("code").unwrap_or_else(|| "TASK_FAILED".into()),
-                    message: field("message").unwrap_or_else(|| format!("Task failed: {}", task.id)),
+                    message: field("message")
+                        .unwrap_or_else(|| format!("Task failed: {}", task.id)),
                     node_id: Some(task.id.clone()),
                 });
             }
@@ -646,6 +849,12 @@ impl Engine {
     /// Records results of compute tasks JS ran, then advances.
     pub fn complete_tasks(&mut self, run_id: &str, results: Vec<TaskResult>) -> Result<Step> {
         self.active(run_id)?;
+        self.batched(run_id, |engine| {
+            engine.complete_tasks_inner(run_id, results)
+        })
+    }
+
+    fn complete_tasks_inner(&mut self, run_id: &str, results: Vec<TaskResult>) -> Result<Step> {
         let mut step = empty_step();
         for result in results {
             self.complete_one(run_id, result, &mut step)?;
@@ -657,13 +866,23 @@ impl Engine {
     }
 
     fn complete_one(&mut self, run_id: &str, result: TaskResult, step: &mut Step) -> Result<()> {
-        let run = self.runs.get(run_id).ok_or_else(|| Error::RunNotClaimed { run_id: run_id.into() })?;
-        let Some(task) = run.plan.as_ref().and_then(|p| p.task_index.get(&result.node_id).and_then(|&i| p.task(i))).cloned()
+        let run = self.runs.get(run_id).ok_or_else(|| Error::RunNotClaimed {
+            run_id: run_id.into(),
+        })?;
+        let Some(task) = run
+            .plan
+            .as_ref()
+            .and_then(|p| p.task_index.get(&result.node_id).and_then(|&i| p.task(i)))
+            .cloned()
         else {
             // The node was unmounted by a later render; nothing depends on its output now.
             return self.close_attempt(run_id, &result, "orphaned");
         };
-        let current = run.nodes.get(&result.node_id).and_then(|its| its.get(&result.iteration)).cloned();
+        let current = run
+            .nodes
+            .get(&result.node_id)
+            .and_then(|its| its.get(&result.iteration))
+            .cloned();
         let Some(rec) = current else { return Ok(()) };
         if rec.state != NodeState::InProgress || rec.attempts != result.attempt {
             // A late result for an attempt the run no longer waits for (cancelled, failed).
@@ -677,9 +896,10 @@ impl Engine {
                 Err(err) => self.fail_task(run_id, &task, rec.attempts, task_error(&err), false),
             }
         } else {
-            let error = result
-                .error
-                .unwrap_or_else(|| TaskError { message: "the task failed without an error".into(), ..TaskError::default() });
+            let error = result.error.unwrap_or_else(|| TaskError {
+                message: "the task failed without an error".into(),
+                ..TaskError::default()
+            });
             self.fail_task(run_id, &task, rec.attempts, error, true)
         }
     }
@@ -704,37 +924,83 @@ impl Engine {
     ) -> Result<()> {
         let now = now_ms();
         let next = NodeState::InProgress.apply(NodeEvent::Finish)?;
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = begin(&self.conn, self.batching)?;
         table.write(&tx, run_id, &task.id, task.iteration, &value)?;
-        set_node_row(&tx, run_id, &task.id, task.iteration, next, attempt, None, None)?;
+        set_node_row(
+            &tx,
+            run_id,
+            &task.id,
+            task.iteration,
+            next,
+            attempt,
+            None,
+            None,
+        )?;
         tx.prepare_cached(
             "UPDATE _smithers_attempts SET state = 'finished', finished_at_ms = ?5 \
              WHERE run_id = ?1 AND node_id = ?2 AND iteration = ?3 AND attempt = ?4",
         )?
         .execute(params![run_id, task.id, task.iteration, attempt, now])?;
         let mut batch = EventBatch::default();
-        batch.emit(&tx, run_id, "NodeFinished", json!({ "nodeId": task.id, "iteration": task.iteration, "attempt": attempt }))?;
+        batch.emit(
+            &tx,
+            run_id,
+            "NodeFinished",
+            json!({ "nodeId": task.id, "iteration": task.iteration, "attempt": attempt }),
+        )?;
         tx.commit()?;
         self.publish(batch);
         let run = self.active(run_id)?;
         run.set_state(&task.id, task.iteration, next);
         run.output_changed(&task.id);
-        step.outputs.push(OutputRow { table: task.output.clone(), node_id: task.id.clone(), iteration: task.iteration, value });
+        step.outputs.push(OutputRow {
+            table: task.output.clone(),
+            node_id: task.id.clone(),
+            iteration: task.iteration,
+            value,
+        });
         Ok(())
     }
 
-    fn fail_task(&mut self, run_id: &str, task: &TaskNode, attempt: i64, error: TaskError, retryable: bool) -> Result<()> {
+    fn fail_task(
+        &mut self,
+        run_id: &str,
+        task: &TaskNode,
+        attempt: i64,
+        error: TaskError,
+        retryable: bool,
+    ) -> Result<()> {
         let retry = retryable && attempt <= i64::from(task.retries);
-        let next = NodeState::InProgress.apply(if retry { NodeEvent::Retry } else { NodeEvent::Fail })?;
+        let next = NodeState::InProgress.apply(if retry {
+            NodeEvent::Retry
+        } else {
+            NodeEvent::Fail
+        })?;
         let now = now_ms();
         let error_json = serde_json::to_string(&error)?;
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        set_node_row(&tx, run_id, &task.id, task.iteration, next, attempt, None, Some(&error_json))?;
+        let tx = begin(&self.conn, self.batching)?;
+        set_node_row(
+            &tx,
+            run_id,
+            &task.id,
+            task.iteration,
+            next,
+            attempt,
+            None,
+            Some(&error_json),
+        )?;
         tx.prepare_cached(
             "UPDATE _smithers_attempts SET state = 'failed', finished_at_ms = ?5, error_json = ?6 \
              WHERE run_id = ?1 AND node_id = ?2 AND iteration = ?3 AND attempt = ?4",
         )?
-        .execute(params![run_id, task.id, task.iteration, attempt, now, error_json])?;
+        .execute(params![
+            run_id,
+            task.id,
+            task.iteration,
+            attempt,
+            now,
+            error_json
+        ])?;
         let mut batch = EventBatch::default();
         let kind = if retry { "NodeRetrying" } else { "NodeFailed" };
         batch.emit(
@@ -760,9 +1026,14 @@ impl Engine {
     /// Advances a run as far as it can go without JS: requests reachable approvals, runs
     /// static bodies, hands out compute tasks, moves loops, and settles the run's status.
     pub fn advance(&mut self, run_id: &str) -> Result<Step> {
+        self.active(run_id)?;
+        self.batched(run_id, |engine| engine.advance_inner(run_id))
+    }
+
+    fn advance_inner(&mut self, run_id: &str) -> Result<Step> {
         let mut step = empty_step();
+        self.refresh_from_store(run_id, &mut step)?;
         loop {
-            self.refresh_from_store(run_id, &mut step)?;
             let run = self.active(run_id)?;
             if run.status.is_terminal() {
                 break;
@@ -776,11 +1047,23 @@ impl Engine {
                 break;
             }
             let (actions, root_terminal) = {
-                let run = self.runs.get_mut(run_id).ok_or_else(|| Error::RunNotClaimed { run_id: run_id.into() })?;
-                let plan = run.plan.take().ok_or_else(|| Error::RunNotClaimed { run_id: run_id.into() })?;
+                let run = self
+                    .runs
+                    .get_mut(run_id)
+                    .ok_or_else(|| Error::RunNotClaimed {
+                        run_id: run_id.into(),
+                    })?;
+                let plan = run.plan.take().ok_or_else(|| Error::RunNotClaimed {
+                    run_id: run_id.into(),
+                })?;
                 let mut cache = std::mem::take(&mut run.cache);
                 let (actions, terminal) = {
-                    let mut walk = Walk { plan: &plan, lookup: &*run, cache: &mut cache, actions: Vec::new() };
+                    let mut walk = Walk {
+                        plan: &plan,
+                        lookup: &*run,
+                        cache: &mut cache,
+                        actions: Vec::new(),
+                    };
                     let terminal = walk.run();
                     (walk.actions, terminal)
                 };
@@ -830,19 +1113,29 @@ impl Engine {
             .and_then(|r| r.plan.as_ref())
             .and_then(|p| p.task(idx))
             .cloned()
-            .ok_or_else(|| Error::RunNotClaimed { run_id: run_id.into() })
+            .ok_or_else(|| Error::RunNotClaimed {
+                run_id: run_id.into(),
+            })
     }
 
     fn apply(&mut self, run_id: &str, action: Action, step: &mut Step) -> Result<()> {
         match action {
             Action::RunStatic(idx) => {
                 let task = self.plan_task(run_id, idx)?;
-                let TaskBody::Static { value } = &task.body else { return Ok(()) };
+                let TaskBody::Static { value } = &task.body else {
+                    return Ok(());
+                };
                 let table = self.table(&task.output)?;
                 self.start_task(run_id, &task)?;
-                let attempt = self.active(run_id)?.record(&task.id, task.iteration).map(|r| r.attempts).unwrap_or(1);
+                let attempt = self
+                    .active(run_id)?
+                    .record(&task.id, task.iteration)
+                    .map(|r| r.attempts)
+                    .unwrap_or(1);
                 match table.validate(&task.id, value) {
-                    Ok(()) => self.finish_task(run_id, &task, attempt, &table, value.clone(), step)?,
+                    Ok(()) => {
+                        self.finish_task(run_id, &task, attempt, &table, value.clone(), step)?
+                    }
                     Err(err) => self.fail_task(run_id, &task, attempt, task_error(&err), false)?,
                 }
             }
@@ -864,8 +1157,17 @@ impl Engine {
             Action::Skip(idx, reason) => {
                 let task = self.plan_task(run_id, idx)?;
                 let next = NodeState::Pending.apply(NodeEvent::Skip)?;
-                let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                set_node_row(&tx, run_id, &task.id, task.iteration, next, 0, Some(reason.as_str()), None)?;
+                let tx = begin(&self.conn, self.batching)?;
+                set_node_row(
+                    &tx,
+                    run_id,
+                    &task.id,
+                    task.iteration,
+                    next,
+                    0,
+                    Some(reason.as_str()),
+                    None,
+                )?;
                 let mut batch = EventBatch::default();
                 batch.emit(&tx, run_id, "NodeSkipped", json!({ "nodeId": task.id, "iteration": task.iteration, "reason": reason.as_str() }))?;
                 tx.commit()?;
@@ -886,31 +1188,57 @@ impl Engine {
                     step.outputs.push(row);
                 }
             }
-            Action::LoopEnd(idx) | Action::LoopSkip(idx) => self.end_loop_iteration(run_id, idx, action, step)?,
+            Action::LoopEnd(idx) | Action::LoopSkip(idx) => {
+                self.end_loop_iteration(run_id, idx, action, step)?
+            }
         }
         Ok(())
     }
 
     /// pending → in-progress, with a new attempt row. Returns the attempt number.
     fn start_task(&mut self, run_id: &str, task: &TaskNode) -> Result<i64> {
-        let run = self.runs.get(run_id).ok_or_else(|| Error::RunNotClaimed { run_id: run_id.into() })?;
-        let rec = run.node(&task.id, task.iteration).ok_or_else(|| Error::NodeNotFound {
+        let run = self.runs.get(run_id).ok_or_else(|| Error::RunNotClaimed {
             run_id: run_id.into(),
-            node_id: task.id.clone(),
-            iteration: task.iteration,
         })?;
+        let rec = run
+            .node(&task.id, task.iteration)
+            .ok_or_else(|| Error::NodeNotFound {
+                run_id: run_id.into(),
+                node_id: task.id.clone(),
+                iteration: task.iteration,
+            })?;
         let next = rec.state.apply(NodeEvent::Start)?;
-        let attempt = run.nodes.get(&task.id).and_then(|its| its.get(&task.iteration)).map(|r| r.attempts).unwrap_or(0) + 1;
+        let attempt = run
+            .nodes
+            .get(&task.id)
+            .and_then(|its| its.get(&task.iteration))
+            .map(|r| r.attempts)
+            .unwrap_or(0)
+            + 1;
         let now = now_ms();
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        set_node_row(&tx, run_id, &task.id, task.iteration, next, attempt, None, None)?;
+        let tx = begin(&self.conn, self.batching)?;
+        set_node_row(
+            &tx,
+            run_id,
+            &task.id,
+            task.iteration,
+            next,
+            attempt,
+            None,
+            None,
+        )?;
         tx.prepare_cached(
             "INSERT OR REPLACE INTO _smithers_attempts (run_id, node_id, iteration, attempt, state, started_at_ms, owner) \
              VALUES (?1, ?2, ?3, ?4, 'running', ?5, ?6)",
         )?
         .execute(params![run_id, task.id, task.iteration, attempt, now, self.owner])?;
         let mut batch = EventBatch::default();
-        batch.emit(&tx, run_id, "NodeStarted", json!({ "nodeId": task.id, "iteration": task.iteration, "attempt": attempt }))?;
+        batch.emit(
+            &tx,
+            run_id,
+            "NodeStarted",
+            json!({ "nodeId": task.id, "iteration": task.iteration, "attempt": attempt }),
+        )?;
         tx.commit()?;
         self.publish(batch);
         let run = self.active(run_id)?;
@@ -922,7 +1250,9 @@ impl Engine {
     }
 
     fn request_approval(&mut self, run_id: &str, task: &TaskNode) -> Result<()> {
-        let Some(spec) = &task.approval else { return Ok(()) };
+        let Some(spec) = &task.approval else {
+            return Ok(());
+        };
         let next = NodeState::Pending.apply(NodeEvent::RequestApproval)?;
         let now = now_ms();
         let request = json!({
@@ -935,7 +1265,7 @@ impl Engine {
             "allowedScopes": spec.allowed_scopes,
             "meta": task.meta,
         });
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = begin(&self.conn, self.batching)?;
         let inserted = tx.prepare_cached(
             "INSERT OR IGNORE INTO _smithers_approvals (run_id, node_id, iteration, status, mode, on_deny, output_table, requested_at_ms, request_json) \
              VALUES (?1, ?2, ?3, 'requested', ?4, ?5, ?6, ?7, ?8)",
@@ -975,7 +1305,12 @@ impl Engine {
             "ApprovalRequested",
             json!({ "nodeId": task.id, "iteration": task.iteration, "title": spec.request.title, "summary": spec.request.summary }),
         )?;
-        batch.emit(&tx, run_id, "NodeWaitingApproval", json!({ "nodeId": task.id, "iteration": task.iteration }))?;
+        batch.emit(
+            &tx,
+            run_id,
+            "NodeWaitingApproval",
+            json!({ "nodeId": task.id, "iteration": task.iteration }),
+        )?;
         tx.commit()?;
         self.publish(batch);
         let run = self.active(run_id)?;
@@ -1031,11 +1366,22 @@ impl Engine {
                    ON n.run_id = a.run_id AND n.node_id = a.node_id AND n.iteration = a.iteration \
                  WHERE a.run_id = ?1 AND a.status != 'requested'",
             )?
-            .query_map([run_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))?
+            .query_map([run_id], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            })?
             .collect::<Result<_, _>>()?;
         for (node_id, iteration, state, skip_reason, approval, output_table) in decided {
             let run = self.active(run_id)?;
-            let Some(rec) = run.record(&node_id, iteration) else { continue };
+            let Some(rec) = run.record(&node_id, iteration) else {
+                continue;
+            };
             if rec.state != NodeState::WaitingApproval {
                 continue;
             }
@@ -1059,7 +1405,12 @@ impl Engine {
                 run.output_changed(&node_id);
                 let table = self.table(&output_table)?;
                 if let Some(value) = table.read_one(&self.conn, run_id, &node_id, iteration)? {
-                    step.outputs.push(OutputRow { table: output_table, node_id, iteration, value });
+                    step.outputs.push(OutputRow {
+                        table: output_table,
+                        node_id,
+                        iteration,
+                        value,
+                    });
                 }
             }
         }
@@ -1070,7 +1421,7 @@ impl Engine {
     /// the meantime happens inside the same transaction, so none is missed. Returns true when
     /// a decision arrived and the run should advance again instead.
     fn park(&mut self, run_id: &str, step: &mut Step) -> Result<bool> {
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = begin(&self.conn, self.batching)?;
         let waiting_decided: i64 = tx.query_row(
             "SELECT COUNT(*) FROM _smithers_nodes n JOIN _smithers_approvals a \
                ON n.run_id = a.run_id AND n.node_id = a.node_id AND n.iteration = a.iteration \
@@ -1080,14 +1431,21 @@ impl Engine {
             |r| r.get(0),
         )?;
         let changed: i64 = {
-            let run = self.runs.get(run_id).ok_or_else(|| Error::RunNotClaimed { run_id: run_id.into() })?;
+            let run = self.runs.get(run_id).ok_or_else(|| Error::RunNotClaimed {
+                run_id: run_id.into(),
+            })?;
             let mut n = 0;
             let mut stmt = tx.prepare_cached(
                 "SELECT node_id, iteration FROM _smithers_approvals WHERE run_id = ?1 AND status != 'requested'",
             )?;
-            for row in stmt.query_map([run_id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
+            for row in stmt.query_map([run_id], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            })? {
                 let (node_id, iteration) = row?;
-                if run.node(&node_id, iteration).is_some_and(|v| v.state == NodeState::WaitingApproval) {
+                if run
+                    .node(&node_id, iteration)
+                    .is_some_and(|v| v.state == NodeState::WaitingApproval)
+                {
                     n += 1;
                 }
             }
@@ -1098,14 +1456,21 @@ impl Engine {
             self.refresh_from_store(run_id, step)?;
             return Ok(true);
         }
-        let run = self.runs.get(run_id).ok_or_else(|| Error::RunNotClaimed { run_id: run_id.into() })?;
+        let run = self.runs.get(run_id).ok_or_else(|| Error::RunNotClaimed {
+            run_id: run_id.into(),
+        })?;
         let next = run.status.apply(RunEvent::Park)?;
         tx.execute(
             "UPDATE _smithers_runs SET status = ?2, owner = NULL, updated_at_ms = ?3 WHERE run_id = ?1",
             params![run_id, next.as_str(), now_ms()],
         )?;
         let mut batch = EventBatch::default();
-        batch.emit(&tx, run_id, "RunStatusChanged", json!({ "status": next.as_str(), "previous": run.status.as_str() }))?;
+        batch.emit(
+            &tx,
+            run_id,
+            "RunStatusChanged",
+            json!({ "status": next.as_str(), "previous": run.status.as_str() }),
+        )?;
         tx.commit()?;
         self.publish(batch);
         self.active(run_id)?.status = next;
@@ -1114,11 +1479,13 @@ impl Engine {
 
     /// Finishes or fails a run: open nodes are cancelled, open approval requests withdrawn.
     fn end_run(&mut self, run_id: &str, event: RunEvent, failure: Option<RunError>) -> Result<()> {
-        let run = self.runs.get(run_id).ok_or_else(|| Error::RunNotClaimed { run_id: run_id.into() })?;
+        let run = self.runs.get(run_id).ok_or_else(|| Error::RunNotClaimed {
+            run_id: run_id.into(),
+        })?;
         let next = run.status.apply(event)?;
         let previous = run.status;
         let now = now_ms();
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = begin(&self.conn, self.batching)?;
         let mut batch = EventBatch::default();
         let open: Vec<(String, i64)> = tx
             .prepare_cached(
@@ -1132,7 +1499,12 @@ impl Engine {
                 "UPDATE _smithers_nodes SET state = 'cancelled', updated_at_ms = ?4 WHERE run_id = ?1 AND node_id = ?2 AND iteration = ?3",
                 params![run_id, node_id, iteration, now],
             )?;
-            batch.emit(&tx, run_id, "NodeCancelled", json!({ "nodeId": node_id, "iteration": iteration }))?;
+            batch.emit(
+                &tx,
+                run_id,
+                "NodeCancelled",
+                json!({ "nodeId": node_id, "iteration": iteration }),
+            )?;
         }
         tx.execute(
             "UPDATE _smithers_approvals SET status = 'cancelled' WHERE run_id = ?1 AND status = 'requested'",
@@ -1148,10 +1520,17 @@ impl Engine {
              updated_at_ms = ?4, finished_at_ms = ?4 WHERE run_id = ?1",
             params![run_id, next.as_str(), error_json, now],
         )?;
-        batch.emit(&tx, run_id, "RunStatusChanged", json!({ "status": next.as_str(), "previous": previous.as_str() }))?;
+        batch.emit(
+            &tx,
+            run_id,
+            "RunStatusChanged",
+            json!({ "status": next.as_str(), "previous": previous.as_str() }),
+        )?;
         match next {
             RunStatus::Finished => batch.emit(&tx, run_id, "RunFinished", json!({}))?,
-            RunStatus::Failed => batch.emit(&tx, run_id, "RunFailed", json!({ "error": failure }))?,
+            RunStatus::Failed => {
+                batch.emit(&tx, run_id, "RunFailed", json!({ "error": failure }))?
+            }
             _ => {}
         }
         tx.commit()?;
@@ -1167,10 +1546,22 @@ impl Engine {
         Ok(())
     }
 
-    fn end_loop_iteration(&mut self, run_id: &str, idx: usize, action: Action, step: &mut Step) -> Result<()> {
-        let run = self.runs.get(run_id).ok_or_else(|| Error::RunNotClaimed { run_id: run_id.into() })?;
-        let Some(EntryKind::Loop { id, until, max_iterations, on_max_reached }) =
-            run.plan.as_ref().map(|p| &p.nodes[idx].kind)
+    fn end_loop_iteration(
+        &mut self,
+        run_id: &str,
+        idx: usize,
+        action: Action,
+        step: &mut Step,
+    ) -> Result<()> {
+        let run = self.runs.get(run_id).ok_or_else(|| Error::RunNotClaimed {
+            run_id: run_id.into(),
+        })?;
+        let Some(EntryKind::Loop {
+            id,
+            until,
+            max_iterations,
+            on_max_reached,
+        }) = run.plan.as_ref().map(|p| &p.nodes[idx].kind)
         else {
             return Ok(());
         };
@@ -1184,37 +1575,59 @@ impl Engine {
         let outcome = if matches!(action, Action::LoopSkip(_)) || *until {
             Outcome::Done
         } else if current + 1 >= i64::from(*max_iterations) {
-            if *on_max_reached == OnMaxReached::Fail { Outcome::Fail } else { Outcome::Done }
+            if *on_max_reached == OnMaxReached::Fail {
+                Outcome::Fail
+            } else {
+                Outcome::Done
+            }
         } else {
             Outcome::Next
         };
         let max = *max_iterations;
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = begin(&self.conn, self.batching)?;
         let mut batch = EventBatch::default();
         match outcome {
             Outcome::Done | Outcome::Fail => {
-                tx.execute("UPDATE _smithers_loops SET done = 1 WHERE run_id = ?1 AND loop_id = ?2", params![run_id, id])?;
-                batch.emit(&tx, run_id, "LoopFinished", json!({ "loopId": id, "iteration": current }))?;
+                tx.execute(
+                    "UPDATE _smithers_loops SET done = 1 WHERE run_id = ?1 AND loop_id = ?2",
+                    params![run_id, id],
+                )?;
+                batch.emit(
+                    &tx,
+                    run_id,
+                    "LoopFinished",
+                    json!({ "loopId": id, "iteration": current }),
+                )?;
             }
             Outcome::Next => {
                 tx.execute(
                     "UPDATE _smithers_loops SET iteration = ?3 WHERE run_id = ?1 AND loop_id = ?2",
                     params![run_id, id, current + 1],
                 )?;
-                batch.emit(&tx, run_id, "LoopIteration", json!({ "loopId": id, "iteration": current + 1 }))?;
+                batch.emit(
+                    &tx,
+                    run_id,
+                    "LoopIteration",
+                    json!({ "loopId": id, "iteration": current + 1 }),
+                )?;
             }
         }
         tx.commit()?;
         self.publish(batch);
         let run = self.active(run_id)?;
-        let rec = run.loops.entry(id.clone()).or_insert(LoopRecord { iteration: 0, done: false });
+        let rec = run.loops.entry(id.clone()).or_insert(LoopRecord {
+            iteration: 0,
+            done: false,
+        });
         match outcome {
             Outcome::Done => rec.done = true,
             Outcome::Fail => {
                 rec.done = true;
                 run.failure = Some(RunError {
                     code: "LOOP_MAX_REACHED".into(),
-                    message: format!("Loop {id} reached maxIterations ({max}) without its until condition"),
+                    message: format!(
+                        "Loop {id} reached maxIterations ({max}) without its until condition"
+                    ),
                     node_id: Some(id),
                 });
             }
@@ -1232,9 +1645,17 @@ impl Engine {
     pub fn cancel_run(&mut self, run_id: &str) -> Result<&'static str> {
         let status: Option<String> = self
             .conn
-            .query_row("SELECT status FROM _smithers_runs WHERE run_id = ?1", [run_id], |r| r.get(0))
+            .query_row(
+                "SELECT status FROM _smithers_runs WHERE run_id = ?1",
+                [run_id],
+                |r| r.get(0),
+            )
             .optional()?;
-        let Some(status) = status else { return Err(Error::RunNotFound { run_id: run_id.into() }) };
+        let Some(status) = status else {
+            return Err(Error::RunNotFound {
+                run_id: run_id.into(),
+            });
+        };
         let status = RunStatus::parse(&status).unwrap_or(RunStatus::Failed);
         if status.is_terminal() {
             return Ok(status.as_str());
@@ -1249,7 +1670,12 @@ impl Engine {
 }
 
 fn task_error(err: &Error) -> TaskError {
-    TaskError { code: Some(err.code().into()), name: None, message: err.to_string(), stack: None }
+    TaskError {
+        code: Some(err.code().into()),
+        name: None,
+        message: err.to_string(),
+        stack: None,
+    }
 }
 
 pub(crate) fn blocks_dependents(skip_reason: &str) -> bool {

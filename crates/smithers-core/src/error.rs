@@ -31,25 +31,47 @@ pub enum Error {
     RunExists { run_id: String },
 
     #[error("Node {node_id} (iteration {iteration}) not found in run {run_id}")]
-    NodeNotFound { run_id: String, node_id: String, iteration: i64 },
+    NodeNotFound {
+        run_id: String,
+        node_id: String,
+        iteration: i64,
+    },
 
     #[error("No pending approvals for run: {run_id}")]
     NoPendingApprovals { run_id: String },
 
-    #[error("Multiple pending approvals. Specify --node:\n{}", candidates.join("\n"))]
-    AmbiguousApproval { run_id: String, candidates: Vec<String> },
+    #[error(
+        "Multiple pending approvals. Specify --node:\n{}",
+        candidates.iter().map(|(n, i)| format!("  {n} (iteration {i})")).collect::<Vec<_>>().join("\n")
+    )]
+    AmbiguousApproval {
+        run_id: String,
+        candidates: Vec<(String, i64)>,
+    },
+
+    #[error("Invalid run id {0:?}: use 1-128 letters, digits and _ . : -")]
+    InvalidRunId(String),
 
     #[error("{0}")]
     AlreadyDecided(Box<PriorDecision>),
 
     #[error("Node {node_id} (iteration {iteration}) is not waiting for approval (state: {state})")]
-    NotWaiting { run_id: String, node_id: String, iteration: i64, state: String },
+    NotWaiting {
+        run_id: String,
+        node_id: String,
+        iteration: i64,
+        state: String,
+    },
 
     #[error("{message}")]
     Forbidden { message: String },
 
     #[error("Run {run_id} is {status}: {message}")]
-    RunNotResumable { run_id: String, status: String, message: String },
+    RunNotResumable {
+        run_id: String,
+        status: String,
+        message: String,
+    },
 
     #[error(
         "Run {run_id} is being driven by another live process ({owner}); pass force to take it over"
@@ -69,7 +91,11 @@ pub enum Error {
     UnknownOutputSchema { key: String, node_id: String },
 
     #[error("{what} {name:?} is not a valid SQL identifier: {why}")]
-    InvalidIdentifier { what: &'static str, name: String, why: &'static str },
+    InvalidIdentifier {
+        what: &'static str,
+        name: String,
+        why: &'static str,
+    },
 
     #[error("Approval {node_id} in {mode} mode needs options")]
     ApprovalOptionsRequired { node_id: String, mode: String },
@@ -81,7 +107,11 @@ pub enum Error {
     TableConflict { table: String },
 
     #[error("Output of {node_id} does not match schema {key:?}: {}", errors.join("; "))]
-    InvalidOutput { node_id: String, key: String, errors: Vec<String> },
+    InvalidOutput {
+        node_id: String,
+        key: String,
+        errors: Vec<String>,
+    },
 
     #[error("Input does not match the workflow's input schema: {}", errors.join("; "))]
     InvalidInput { errors: Vec<String> },
@@ -90,10 +120,18 @@ pub enum Error {
     InvalidDecision(String),
 
     #[error("Task {node_id} has no open attempt {attempt} (iteration {iteration})")]
-    NoSuchAttempt { node_id: String, iteration: i64, attempt: i64 },
+    NoSuchAttempt {
+        node_id: String,
+        iteration: i64,
+        attempt: i64,
+    },
 
     #[error("Illegal {machine} transition: {from} --{event}--> (not allowed)")]
-    IllegalTransition { machine: &'static str, from: String, event: String },
+    IllegalTransition {
+        machine: &'static str,
+        from: String,
+        event: String,
+    },
 
     #[error("Invalid JSON: {0}")]
     Json(#[from] serde_json::Error),
@@ -114,6 +152,7 @@ impl Error {
             Error::NodeNotFound { .. } => "NODE_NOT_FOUND",
             Error::NoPendingApprovals { .. } => "NO_PENDING_APPROVALS",
             Error::AmbiguousApproval { .. } => "AMBIGUOUS_APPROVAL",
+            Error::InvalidRunId(_) => "INVALID_RUN_ID",
             Error::AlreadyDecided(_) => "ALREADY_DECIDED",
             Error::NotWaiting { .. } => "NOT_WAITING",
             Error::Forbidden { .. } => "FORBIDDEN",
@@ -146,6 +185,7 @@ impl Error {
                 | Error::NodeNotFound { .. }
                 | Error::NoPendingApprovals { .. }
                 | Error::AmbiguousApproval { .. }
+                | Error::InvalidRunId(_)
         )
     }
 
@@ -156,20 +196,37 @@ impl Error {
                 json!({ "runId": run_id })
             }
             Error::AmbiguousApproval { run_id, candidates } => {
+                let candidates: Vec<Value> = candidates
+                    .iter()
+                    .map(|(n, i)| json!({ "nodeId": n, "iteration": i }))
+                    .collect();
                 json!({ "runId": run_id, "candidates": candidates })
             }
             Error::AlreadyDecided(d) => {
                 json!({ "runId": d.run_id, "nodeId": d.node_id, "iteration": d.iteration,
                         "status": d.status, "decidedBy": d.decided_by, "decidedAt": d.decided_at })
             }
-            Error::NotWaiting { run_id, node_id, iteration, state } => {
+            Error::NotWaiting {
+                run_id,
+                node_id,
+                iteration,
+                state,
+            } => {
                 json!({ "runId": run_id, "nodeId": node_id, "iteration": iteration, "state": state })
             }
-            Error::NodeNotFound { run_id, node_id, iteration } => {
+            Error::NodeNotFound {
+                run_id,
+                node_id,
+                iteration,
+            } => {
                 json!({ "runId": run_id, "nodeId": node_id, "iteration": iteration })
             }
             Error::RunOwned { run_id, owner } => json!({ "runId": run_id, "owner": owner }),
-            Error::InvalidOutput { node_id, key, errors } => {
+            Error::InvalidOutput {
+                node_id,
+                key,
+                errors,
+            } => {
                 json!({ "nodeId": node_id, "output": key, "errors": errors })
             }
             Error::InvalidInput { errors } => json!({ "errors": errors }),

@@ -27,7 +27,13 @@ pub struct EventBatch {
 }
 
 impl EventBatch {
-    pub fn emit(&mut self, conn: &Connection, run_id: &str, kind: &str, payload: Value) -> Result<()> {
+    pub fn emit(
+        &mut self,
+        conn: &Connection,
+        run_id: &str,
+        kind: &str,
+        payload: Value,
+    ) -> Result<()> {
         let payload = match payload {
             Value::Object(map) => map,
             _ => Map::new(),
@@ -42,13 +48,24 @@ impl EventBatch {
              RETURNING seq",
         )?
         .query_row(rusqlite::params![run_id, ts, kind, payload_json], |r| r.get(0))?;
-        self.events.push(Event { run_id: run_id.into(), seq, kind: kind.into(), timestamp_ms: ts, payload });
+        self.events.push(Event {
+            run_id: run_id.into(),
+            seq,
+            kind: kind.into(),
+            timestamp_ms: ts,
+            payload,
+        });
         Ok(())
     }
 }
 
 /// Events of a run after `after_seq`, oldest first.
-pub fn read_events(conn: &Connection, run_id: &str, after_seq: i64, limit: i64) -> Result<Vec<Event>> {
+pub fn read_events(
+    conn: &Connection,
+    run_id: &str,
+    after_seq: i64,
+    limit: i64,
+) -> Result<Vec<Event>> {
     let mut stmt = conn.prepare_cached(
         "SELECT seq, type, timestamp_ms, payload_json FROM _smithers_events \
          WHERE run_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",

@@ -117,7 +117,9 @@ pub struct TaskNode {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
 pub enum TaskBody {
-    Static { value: Value },
+    Static {
+        value: Value,
+    },
     Compute,
     /// `<Approval>`: the decision itself is the output, written by the core.
     Approval,
@@ -180,7 +182,9 @@ pub struct ApprovalOption {
 fn check_node_id(id: &str) -> Result<()> {
     let ok = !id.is_empty()
         && id.len() <= 128
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || "_.:@=,-".contains(c));
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.:@=,-".contains(c));
     if ok {
         Ok(())
     } else {
@@ -249,7 +253,12 @@ impl GraphDescriptor {
                     }
                     tasks.push(task);
                 }
-                PlanNode::Loop { id, children, max_iterations, .. } => {
+                PlanNode::Loop {
+                    id,
+                    children,
+                    max_iterations,
+                    ..
+                } => {
                     check_node_id(id)?;
                     if !loop_ids.insert(id) {
                         return Err(Error::DuplicateId(id.clone()));
@@ -300,9 +309,16 @@ pub struct PlanEntry {
 #[derive(Debug)]
 pub enum EntryKind {
     Sequence,
-    Parallel { max_concurrency: Option<u32> },
+    Parallel {
+        max_concurrency: Option<u32>,
+    },
     Group,
-    Loop { id: String, until: bool, max_iterations: u32, on_max_reached: OnMaxReached },
+    Loop {
+        id: String,
+        until: bool,
+        max_iterations: u32,
+        on_max_reached: OnMaxReached,
+    },
     Task(Box<TaskNode>),
 }
 
@@ -324,23 +340,45 @@ impl Plan {
         let index = self.nodes.len();
         let (kind, children, inner_loop) = match node {
             PlanNode::Sequence { children } => (EntryKind::Sequence, children, None),
-            PlanNode::Parallel { max_concurrency, children } => {
-                (EntryKind::Parallel { max_concurrency }, children, None)
-            }
+            PlanNode::Parallel {
+                max_concurrency,
+                children,
+            } => (EntryKind::Parallel { max_concurrency }, children, None),
             PlanNode::Group { children } => (EntryKind::Group, children, None),
-            PlanNode::Loop { id, until, max_iterations, on_max_reached, children } => {
+            PlanNode::Loop {
+                id,
+                until,
+                max_iterations,
+                on_max_reached,
+                children,
+            } => {
                 let inner = Some(id.clone());
-                (EntryKind::Loop { id, until, max_iterations, on_max_reached }, children, inner)
+                (
+                    EntryKind::Loop {
+                        id,
+                        until,
+                        max_iterations,
+                        on_max_reached,
+                    },
+                    children,
+                    inner,
+                )
             }
             PlanNode::Task(task) => {
                 self.task_index.insert(task.id.clone(), index);
                 (EntryKind::Task(task), Vec::new(), None)
             }
         };
-        self.nodes.push(PlanEntry { kind, children: Vec::new(), loop_id: loop_id.map(String::from) });
+        self.nodes.push(PlanEntry {
+            kind,
+            children: Vec::new(),
+            loop_id: loop_id.map(String::from),
+        });
         let child_loop = inner_loop.as_deref().or(loop_id).map(String::from);
-        let child_indices: Vec<usize> =
-            children.into_iter().map(|c| self.add(c, child_loop.as_deref())).collect();
+        let child_indices: Vec<usize> = children
+            .into_iter()
+            .map(|c| self.add(c, child_loop.as_deref()))
+            .collect();
         self.nodes[index].children = child_indices;
         index
     }
@@ -353,14 +391,19 @@ impl Plan {
     }
 
     pub fn tasks(&self) -> impl Iterator<Item = (usize, &TaskNode)> {
-        self.nodes.iter().enumerate().filter_map(|(i, e)| match &e.kind {
-            EntryKind::Task(t) => Some((i, t.as_ref())),
-            _ => None,
-        })
+        self.nodes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| match &e.kind {
+                EntryKind::Task(t) => Some((i, t.as_ref())),
+                _ => None,
+            })
     }
 
     /// Does a change to this node's output need a new render?
     pub fn render_depends_on(&self, node_id: &str) -> bool {
-        self.render_deps.as_ref().is_none_or(|deps| deps.contains(node_id))
+        self.render_deps
+            .as_ref()
+            .is_none_or(|deps| deps.contains(node_id))
     }
 }

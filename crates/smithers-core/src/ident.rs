@@ -7,7 +7,13 @@ use crate::error::{Error, Result};
 const MAX_LEN: usize = 63;
 
 fn check(what: &'static str, name: &str) -> Result<()> {
-    let invalid = |why| Err(Error::InvalidIdentifier { what, name: name.to_string(), why });
+    let invalid = |why| {
+        Err(Error::InvalidIdentifier {
+            what,
+            name: name.to_string(),
+            why,
+        })
+    };
     let mut chars = name.chars();
     match chars.next() {
         None => return invalid("it is empty"),
@@ -38,7 +44,10 @@ pub fn check_table_key(key: &str) -> Result<()> {
 
 pub fn check_field(field: &str) -> Result<()> {
     check("schema field", field)?;
-    if matches!(snake_case(field).as_str(), "run_id" | "node_id" | "iteration") {
+    if matches!(
+        snake_case(field).as_str(),
+        "run_id" | "node_id" | "iteration"
+    ) {
         return Err(Error::InvalidIdentifier {
             what: "schema field",
             name: field.to_string(),
@@ -92,8 +101,15 @@ mod tests {
 
     #[test]
     fn rejects_hostile_names() {
-        for bad in ["", "1abc", "a b", "x\";DROP TABLE t;--", "_smithers_runs", "smithersRuns", "a-b"]
-        {
+        for bad in [
+            "",
+            "1abc",
+            "a b",
+            "x\";DROP TABLE t;--",
+            "_smithers_runs",
+            "smithersRuns",
+            "a-b",
+        ] {
             assert!(check_table_key(bad).is_err(), "{bad}");
         }
         assert!(check_field("runId").is_err());

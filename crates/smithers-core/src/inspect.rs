@@ -143,8 +143,14 @@ fn approval_summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApprovalSummary> 
         status,
         mode: r.get(5)?,
         on_deny: r.get(6)?,
-        title: request.get("title").and_then(Value::as_str).map(String::from),
-        summary: request.get("summary").and_then(Value::as_str).map(String::from),
+        title: request
+            .get("title")
+            .and_then(Value::as_str)
+            .map(String::from),
+        summary: request
+            .get("summary")
+            .and_then(Value::as_str)
+            .map(String::from),
         metadata: field("metadata"),
         options: field("options"),
         allowed_users: field("allowedUsers"),
@@ -170,16 +176,23 @@ impl Engine {
 
     pub fn run_summary(&self, run_id: &str) -> Result<RunSummary> {
         self.conn
-            .prepare_cached(&format!("SELECT {RUN_COLS} FROM _smithers_runs r WHERE r.run_id = ?1"))?
+            .prepare_cached(&format!(
+                "SELECT {RUN_COLS} FROM _smithers_runs r WHERE r.run_id = ?1"
+            ))?
             .query_row([run_id], run_summary)
             .optional()?
-            .ok_or_else(|| Error::RunNotFound { run_id: run_id.into() })
+            .ok_or_else(|| Error::RunNotFound {
+                run_id: run_id.into(),
+            })
     }
 
     pub fn inspect(&mut self, run_id: &str) -> Result<RunInspection> {
         let run = self.run_summary(run_id)?;
-        let input: String =
-            self.conn.query_row("SELECT input_json FROM _smithers_runs WHERE run_id = ?1", [run_id], |r| r.get(0))?;
+        let input: String = self.conn.query_row(
+            "SELECT input_json FROM _smithers_runs WHERE run_id = ?1",
+            [run_id],
+            |r| r.get(0),
+        )?;
         let nodes = self
             .conn
             .prepare_cached(
@@ -214,7 +227,14 @@ impl Engine {
             .query_map([run_id], |r| Ok(LoopSummary { loop_id: r.get(0)?, iteration: r.get(1)?, done: r.get(2)? }))?
             .collect::<Result<_, _>>()?;
         let outputs = self.read_outputs(run_id)?;
-        Ok(RunInspection { run, input: serde_json::from_str(&input)?, nodes, approvals, outputs, loops })
+        Ok(RunInspection {
+            run,
+            input: serde_json::from_str(&input)?,
+            nodes,
+            approvals,
+            outputs,
+            loops,
+        })
     }
 
     /// Approvals waiting for a decision, oldest first, across runs or for one run.
@@ -228,7 +248,13 @@ impl Engine {
              ORDER BY a.requested_at_ms, a.run_id, a.node_id LIMIT ?4 OFFSET ?5"
         ))?;
         let rows = stmt.query_map(
-            params![filter.run_id, filter.workflow_name, filter.node_id, limit, offset],
+            params![
+                filter.run_id,
+                filter.workflow_name,
+                filter.node_id,
+                limit,
+                offset
+            ],
             approval_summary,
         )?;
         Ok(rows.collect::<Result<_, _>>()?)

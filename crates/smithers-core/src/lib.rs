@@ -18,7 +18,9 @@ pub mod state;
 pub mod store;
 
 pub use decision::{DecisionOutcome, DecisionRequest};
-pub use engine::{Engine, NewRun, OutputRow, RunError, Snapshot, Step, TaskError, TaskResult, TaskToRun};
+pub use engine::{
+    Engine, NewRun, OutputRow, RunError, Snapshot, Step, TaskError, TaskResult, TaskToRun,
+};
 pub use error::{Error, Result};
 pub use events::Event;
 pub use graph::GraphDescriptor;

@@ -21,25 +21,40 @@ enum Codec {
 impl Codec {
     fn of(prop: &Value) -> Codec {
         let non_null = |alts: &Vec<Value>| -> Vec<Value> {
-            alts.iter().filter(|a| a.get("type").and_then(Value::as_str) != Some("null")).cloned().collect()
+            alts.iter()
+                .filter(|a| a.get("type").and_then(Value::as_str) != Some("null"))
+                .cloned()
+                .collect()
         };
         match prop.get("type") {
             Some(Value::String(t)) => return Codec::of_type(t),
             Some(Value::Array(types)) => {
-                let named: Vec<&str> =
-                    types.iter().filter_map(Value::as_str).filter(|t| *t != "null").collect();
-                return if named.len() == 1 { Codec::of_type(named[0]) } else { Codec::Json };
+                let named: Vec<&str> = types
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .filter(|t| *t != "null")
+                    .collect();
+                return if named.len() == 1 {
+                    Codec::of_type(named[0])
+                } else {
+                    Codec::Json
+                };
             }
             _ => {}
         }
         for key in ["anyOf", "oneOf"] {
             if let Some(Value::Array(alts)) = prop.get(key) {
                 let rest = non_null(alts);
-                return if rest.len() == 1 { Codec::of(&rest[0]) } else { Codec::Json };
+                return if rest.len() == 1 {
+                    Codec::of(&rest[0])
+                } else {
+                    Codec::Json
+                };
             }
         }
         let all_strings = |v: &Value| v.as_array().is_some_and(|a| a.iter().all(Value::is_string));
-        if prop.get("enum").is_some_and(all_strings) || prop.get("const").is_some_and(Value::is_string)
+        if prop.get("enum").is_some_and(all_strings)
+            || prop.get("const").is_some_and(Value::is_string)
         {
             return Codec::Text;
         }
@@ -65,12 +80,18 @@ impl Codec {
     }
 
     fn encode(self, value: Option<&Value>) -> Result<SqlValue> {
-        let Some(value) = value else { return Ok(SqlValue::Null) };
+        let Some(value) = value else {
+            return Ok(SqlValue::Null);
+        };
         Ok(match (self, value) {
             (_, Value::Null) => SqlValue::Null,
             (Codec::Bool, Value::Bool(b)) => SqlValue::Integer(i64::from(*b)),
-            (Codec::Int, Value::Number(n)) if n.is_i64() => SqlValue::Integer(n.as_i64().unwrap_or(0)),
-            (Codec::Int | Codec::Real, Value::Number(n)) => SqlValue::Real(n.as_f64().unwrap_or(0.0)),
+            (Codec::Int, Value::Number(n)) if n.is_i64() => {
+                SqlValue::Integer(n.as_i64().unwrap_or(0))
+            }
+            (Codec::Int | Codec::Real, Value::Number(n)) => {
+                SqlValue::Real(n.as_f64().unwrap_or(0.0))
+            }
             (Codec::Text, Value::String(s)) => SqlValue::Text(s.clone()),
             // Anything the schema allowed that does not fit the column is kept as JSON.
             (_, other) => SqlValue::Text(serde_json::to_string(other)?),
@@ -84,7 +105,9 @@ impl Codec {
             (_, SqlValue::Integer(i)) => Value::from(i),
             (_, SqlValue::Real(f)) if f.fract() == 0.0 && f.abs() < 9.0e15 => Value::from(f as i64),
             (_, SqlValue::Real(f)) => Value::from(f),
-            (Codec::Json, SqlValue::Text(s)) => serde_json::from_str(&s).unwrap_or(Value::String(s)),
+            (Codec::Json, SqlValue::Text(s)) => {
+                serde_json::from_str(&s).unwrap_or(Value::String(s))
+            }
             (_, SqlValue::Text(s)) => Value::String(s),
             (_, SqlValue::Blob(b)) => Value::String(String::from_utf8_lossy(&b).into_owned()),
         }
@@ -112,14 +135,20 @@ pub struct OutputTable {
 
 impl std::fmt::Debug for OutputTable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OutputTable").field("key", &self.key).field("table", &self.table).finish()
+        f.debug_struct("OutputTable")
+            .field("key", &self.key)
+            .field("table", &self.table)
+            .finish()
     }
 }
 
 impl OutputTable {
     pub fn new(key: &str, schema: &Value) -> Result<OutputTable> {
         ident::check_table_key(key)?;
-        let invalid = |message: String| Error::InvalidSchema { key: key.into(), message };
+        let invalid = |message: String| Error::InvalidSchema {
+            key: key.into(),
+            message,
+        };
         let props = schema
             .get("properties")
             .and_then(Value::as_object)
@@ -151,14 +180,21 @@ impl OutputTable {
         let table = snake_case(key);
         let names: Vec<String> = columns.iter().map(|c| quote(&c.column)).collect();
         let placeholders = vec!["?"; columns.len() + 3].join(", ");
-        let updates: Vec<String> = names.iter().map(|n| format!("{n} = excluded.{n}")).collect();
+        let updates: Vec<String> = names
+            .iter()
+            .map(|n| format!("{n} = excluded.{n}"))
+            .collect();
         let insert_sql = format!(
             "INSERT INTO {t} (run_id, node_id, iteration{sep}{cols}) VALUES ({placeholders}) \
              ON CONFLICT(run_id, node_id, iteration) DO {upd}",
             t = quote(&table),
             sep = if names.is_empty() { "" } else { ", " },
             cols = names.join(", "),
-            upd = if updates.is_empty() { "NOTHING".into() } else { format!("UPDATE SET {}", updates.join(", ")) },
+            upd = if updates.is_empty() {
+                "NOTHING".into()
+            } else {
+                format!("UPDATE SET {}", updates.join(", "))
+            },
         );
         let select_sql = format!(
             "SELECT node_id, iteration{sep}{cols} FROM {t} WHERE run_id = ?",
@@ -166,18 +202,30 @@ impl OutputTable {
             sep = if names.is_empty() { "" } else { ", " },
             cols = names.join(", "),
         );
-        Ok(OutputTable { key: key.into(), table, schema: schema.clone(), columns, validator, insert_sql, select_sql })
+        Ok(OutputTable {
+            key: key.into(),
+            table,
+            schema: schema.clone(),
+            columns,
+            validator,
+            insert_sql,
+            select_sql,
+        })
     }
 
     /// Creates the table, or adds the columns a newer schema declares.
     pub fn ensure(&self, conn: &Connection) -> Result<()> {
         let existing: Vec<(String, i64)> = {
             let mut stmt = conn.prepare("SELECT name, pk FROM pragma_table_info(?1)")?;
-            stmt.query_map([&self.table], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?
+            stmt.query_map([&self.table], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?
         };
         if existing.is_empty() {
-            let cols: String =
-                self.columns.iter().map(|c| format!(", {} {}", quote(&c.column), c.codec.sql_type())).collect();
+            let cols: String = self
+                .columns
+                .iter()
+                .map(|c| format!(", {} {}", quote(&c.column), c.codec.sql_type()))
+                .collect();
             conn.execute_batch(&format!(
                 "CREATE TABLE IF NOT EXISTS {} (run_id TEXT NOT NULL, node_id TEXT NOT NULL, \
                  iteration INTEGER NOT NULL DEFAULT 0{cols}, PRIMARY KEY (run_id, node_id, iteration))",
@@ -185,10 +233,15 @@ impl OutputTable {
             ))?;
             return Ok(());
         }
-        let key_cols: Vec<&str> =
-            existing.iter().filter(|(_, pk)| *pk > 0).map(|(n, _)| n.as_str()).collect();
+        let key_cols: Vec<&str> = existing
+            .iter()
+            .filter(|(_, pk)| *pk > 0)
+            .map(|(n, _)| n.as_str())
+            .collect();
         if key_cols != ["run_id", "node_id", "iteration"] {
-            return Err(Error::TableConflict { table: self.table.clone() });
+            return Err(Error::TableConflict {
+                table: self.table.clone(),
+            });
         }
         for c in &self.columns {
             if !existing.iter().any(|(n, _)| *n == c.column) {
@@ -210,18 +263,33 @@ impl OutputTable {
             .take(8)
             .map(|e| {
                 let path = e.instance_path().to_string();
-                if path.is_empty() { e.to_string() } else { format!("{path}: {e}") }
+                if path.is_empty() {
+                    e.to_string()
+                } else {
+                    format!("{path}: {e}")
+                }
             })
             .collect();
         if errors.is_empty() {
             Ok(())
         } else {
-            Err(Error::InvalidOutput { node_id: node_id.into(), key: self.key.clone(), errors })
+            Err(Error::InvalidOutput {
+                node_id: node_id.into(),
+                key: self.key.clone(),
+                errors,
+            })
         }
     }
 
     /// Validates and writes one row.
-    pub fn write(&self, conn: &Connection, run_id: &str, node_id: &str, iteration: i64, value: &Value) -> Result<()> {
+    pub fn write(
+        &self,
+        conn: &Connection,
+        run_id: &str,
+        node_id: &str,
+        iteration: i64,
+        value: &Value,
+    ) -> Result<()> {
         self.validate(node_id, value)?;
         let mut params: Vec<SqlValue> = Vec::with_capacity(self.columns.len() + 3);
         params.push(SqlValue::Text(run_id.into()));
@@ -230,7 +298,8 @@ impl OutputTable {
         for c in &self.columns {
             params.push(c.codec.encode(value.get(&c.field))?);
         }
-        conn.prepare_cached(&self.insert_sql)?.execute(params_from_iter(params))?;
+        conn.prepare_cached(&self.insert_sql)?
+            .execute(params_from_iter(params))?;
         Ok(())
     }
 
@@ -261,7 +330,13 @@ impl OutputTable {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    pub fn read_one(&self, conn: &Connection, run_id: &str, node_id: &str, iteration: i64) -> Result<Option<Value>> {
+    pub fn read_one(
+        &self,
+        conn: &Connection,
+        run_id: &str,
+        node_id: &str,
+        iteration: i64,
+    ) -> Result<Option<Value>> {
         let sql = format!("{} AND node_id = ? AND iteration = ?", self.select_sql);
         let mut stmt = match conn.prepare_cached(&sql) {
             Ok(s) => s,
@@ -321,13 +396,25 @@ mod tests {
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
-        assert_eq!(cols, ["run_id", "node_id", "iteration", "approved", "note", "decided_by", "decided_at"]);
+        assert_eq!(
+            cols,
+            [
+                "run_id",
+                "node_id",
+                "iteration",
+                "approved",
+                "note",
+                "decided_by",
+                "decided_at"
+            ]
+        );
     }
 
     #[test]
     fn rejects_values_that_do_not_match() {
         let t = OutputTable::new("gate", &decision_schema()).unwrap();
-        let bad = json!({"approved": "yes", "note": null, "decidedBy": null, "decidedAt": "not-a-date"});
+        let bad =
+            json!({"approved": "yes", "note": null, "decidedBy": null, "decidedAt": "not-a-date"});
         let err = t.validate("gate", &bad).unwrap_err();
         assert_eq!(err.code(), "INVALID_OUTPUT");
         assert!(err.to_string().contains("approved"), "{err}");
@@ -338,11 +425,18 @@ mod tests {
     fn adds_columns_for_a_grown_schema() {
         let conn = Connection::open_in_memory().unwrap();
         let v1 = json!({"type": "object", "properties": {"a": {"type": "number"}}});
-        OutputTable::new("step", &v1).unwrap().ensure(&conn).unwrap();
+        OutputTable::new("step", &v1)
+            .unwrap()
+            .ensure(&conn)
+            .unwrap();
         let v2 = json!({"type": "object", "properties": {"a": {"type": "number"}, "tags": {"type": "array"}}});
         let t = OutputTable::new("step", &v2).unwrap();
         t.ensure(&conn).unwrap();
-        t.write(&conn, "r", "n", 0, &json!({"a": 1.5, "tags": ["x"]})).unwrap();
-        assert_eq!(t.read_one(&conn, "r", "n", 0).unwrap(), Some(json!({"a": 1.5, "tags": ["x"]})));
+        t.write(&conn, "r", "n", 0, &json!({"a": 1.5, "tags": ["x"]}))
+            .unwrap();
+        assert_eq!(
+            t.read_one(&conn, "r", "n", 0).unwrap(),
+            Some(json!({"a": 1.5, "tags": ["x"]}))
+        );
     }
 }

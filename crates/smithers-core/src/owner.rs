@@ -27,7 +27,13 @@ fn start_time(pid: u32) -> Option<u64> {
 pub fn new_owner_id() -> String {
     let pid = std::process::id();
     let n = ENGINE_COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("{}:{}:{}:{}", hostname(), pid, start_time(pid).unwrap_or(0), n)
+    format!(
+        "{}:{}:{}:{}",
+        hostname(),
+        pid,
+        start_time(pid).unwrap_or(0),
+        n
+    )
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -40,7 +46,9 @@ pub enum Liveness {
 
 pub fn liveness(owner: &str) -> Liveness {
     let parts: Vec<&str> = owner.split(':').collect();
-    let [host, pid, start, _engine] = parts.as_slice() else { return Liveness::Unknown };
+    let [host, pid, start, _engine] = parts.as_slice() else {
+        return Liveness::Unknown;
+    };
     if *host != hostname() {
         return Liveness::Unknown;
     }

@@ -82,7 +82,10 @@ pub struct WalkCache {
 
 impl WalkCache {
     pub fn new(plan: &Plan) -> WalkCache {
-        WalkCache { terminal: vec![false; plan.nodes.len()], cursor: vec![0; plan.nodes.len()] }
+        WalkCache {
+            terminal: vec![false; plan.nodes.len()],
+            cursor: vec![0; plan.nodes.len()],
+        }
     }
 }
 
@@ -155,17 +158,27 @@ impl<L: NodeLookup> Walk<'_, L> {
     }
 
     fn walk_task(&mut self, idx: usize, task: &TaskNode, budget: &mut Option<usize>) -> bool {
-        let Some(view) = self.lookup.node(&task.id, task.iteration) else { return false };
+        let Some(view) = self.lookup.node(&task.id, task.iteration) else {
+            return false;
+        };
         if view.state != NodeState::Pending {
             return is_terminal(&view, task);
         }
         for dep in &task.depends_on {
-            let Some(dep_task) = self.plan.task_index.get(dep).and_then(|&i| self.plan.task(i)) else {
+            let Some(dep_task) = self
+                .plan
+                .task_index
+                .get(dep)
+                .and_then(|&i| self.plan.task(i))
+            else {
                 continue;
             };
-            let Some(dep_view) = self.lookup.node(&dep_task.id, dep_task.iteration) else { return false };
+            let Some(dep_view) = self.lookup.node(&dep_task.id, dep_task.iteration) else {
+                return false;
+            };
             if dep_view.blocks_dependents {
-                self.actions.push(Action::Skip(idx, SkipReason::DependencyDenied));
+                self.actions
+                    .push(Action::Skip(idx, SkipReason::DependencyDenied));
                 return false;
             }
             if !is_terminal(&dep_view, dep_task) {
@@ -250,7 +263,10 @@ impl<L: NodeLookup> Walk<'_, L> {
 
     fn blocks(&self, idx: usize) -> bool {
         match self.plan.task(idx) {
-            Some(task) => self.lookup.node(&task.id, task.iteration).is_some_and(|v| v.blocks_dependents),
+            Some(task) => self
+                .lookup
+                .node(&task.id, task.iteration)
+                .is_some_and(|v| v.blocks_dependents),
             None => false,
         }
     }
@@ -259,8 +275,13 @@ impl<L: NodeLookup> Walk<'_, L> {
         let plan = self.plan;
         match &plan.nodes[idx].kind {
             EntryKind::Task(task) => {
-                if self.lookup.node(&task.id, task.iteration).is_some_and(|v| v.state == NodeState::Pending) {
-                    self.actions.push(Action::Skip(idx, SkipReason::DependencyDenied));
+                if self
+                    .lookup
+                    .node(&task.id, task.iteration)
+                    .is_some_and(|v| v.state == NodeState::Pending)
+                {
+                    self.actions
+                        .push(Action::Skip(idx, SkipReason::DependencyDenied));
                 }
             }
             EntryKind::Loop { id, .. } => {
@@ -283,9 +304,15 @@ impl<L: NodeLookup> Walk<'_, L> {
         let plan = self.plan;
         match &plan.nodes[idx].kind {
             EntryKind::Task(task) => usize::from(
-                self.lookup.node(&task.id, task.iteration).is_some_and(|v| v.state == NodeState::InProgress),
+                self.lookup
+                    .node(&task.id, task.iteration)
+                    .is_some_and(|v| v.state == NodeState::InProgress),
             ),
-            _ => plan.nodes[idx].children.iter().map(|&c| self.running_in(c)).sum(),
+            _ => plan.nodes[idx]
+                .children
+                .iter()
+                .map(|&c| self.running_in(c))
+                .sum(),
         }
     }
 }

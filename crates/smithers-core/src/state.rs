@@ -104,7 +104,10 @@ impl NodeState {
 
     /// Open nodes are cancelled when their run ends early.
     pub fn is_open(self) -> bool {
-        matches!(self, NodeState::Pending | NodeState::InProgress | NodeState::WaitingApproval)
+        matches!(
+            self,
+            NodeState::Pending | NodeState::InProgress | NodeState::WaitingApproval
+        )
     }
 }
 
@@ -174,7 +177,10 @@ impl RunStatus {
     }
 
     pub fn is_terminal(self) -> bool {
-        matches!(self, RunStatus::Finished | RunStatus::Failed | RunStatus::Cancelled)
+        matches!(
+            self,
+            RunStatus::Finished | RunStatus::Failed | RunStatus::Cancelled
+        )
     }
 }
 
@@ -184,21 +190,29 @@ mod tests {
 
     #[test]
     fn finished_nodes_never_restart() {
-        for event in [NodeEvent::Start, NodeEvent::RequestApproval, NodeEvent::Skip] {
+        for event in [
+            NodeEvent::Start,
+            NodeEvent::RequestApproval,
+            NodeEvent::Skip,
+        ] {
             assert!(NodeState::Finished.apply(event).is_err());
         }
     }
 
     #[test]
     fn a_gate_goes_back_to_pending_when_approved() {
-        let s = NodeState::Pending.apply(NodeEvent::RequestApproval).unwrap();
+        let s = NodeState::Pending
+            .apply(NodeEvent::RequestApproval)
+            .unwrap();
         assert_eq!(s, NodeState::WaitingApproval);
         assert_eq!(s.apply(NodeEvent::ApproveGate).unwrap(), NodeState::Pending);
     }
 
     #[test]
     fn a_second_decision_is_illegal() {
-        let s = NodeState::WaitingApproval.apply(NodeEvent::DenyFail).unwrap();
+        let s = NodeState::WaitingApproval
+            .apply(NodeEvent::DenyFail)
+            .unwrap();
         assert!(s.apply(NodeEvent::ApproveDecision).is_err());
     }
 

@@ -53,11 +53,19 @@ fn open() -> (tempfile::TempDir, Engine) {
 }
 
 fn start(engine: &mut Engine, run_id: &str) {
-    engine.create_run(NewRun { run_id: Some(run_id.into()), ..NewRun::default() }).unwrap();
+    engine
+        .create_run(NewRun {
+            run_id: Some(run_id.into()),
+            ..NewRun::default()
+        })
+        .unwrap();
 }
 
 fn ok(node: &str, attempt: i64, v: i64) -> TaskResult {
-    serde_json::from_value(json!({"nodeId": node, "attempt": attempt, "ok": true, "value": {"v": v}})).unwrap()
+    serde_json::from_value(
+        json!({"nodeId": node, "attempt": attempt, "ok": true, "value": {"v": v}}),
+    )
+    .unwrap()
 }
 
 fn decide(run_id: &str, node: Option<&str>, by: &str) -> DecisionRequest {
@@ -98,24 +106,49 @@ fn publish_with_approval_end_to_end() {
     assert!(outcome.needs_resume);
     assert_eq!(outcome.run_status, "running");
     let db = dir.path().join("smithers.db");
-    assert_eq!(count(&db, "SELECT COUNT(*) FROM gate WHERE approved = 1 AND decided_by = 'alice'"), 1);
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM gate WHERE approved = 1 AND decided_by = 'alice'"
+        ),
+        1
+    );
 
     let snap = engine.claim_run("r1", false).unwrap();
     assert_eq!(snap.outputs.len(), 2);
     let step = engine.submit_graph("r1", g()).unwrap();
     assert_eq!(step.tasks.len(), 1);
     assert_eq!(step.tasks[0].node_id, "deploy");
-    let step = engine.complete_tasks("r1", vec![ok("deploy", 1, 3)]).unwrap();
+    let step = engine
+        .complete_tasks("r1", vec![ok("deploy", 1, 3)])
+        .unwrap();
     assert_eq!(step.status, "finished");
-    assert_eq!(count(&db, "SELECT COUNT(*) FROM step WHERE run_id = 'r1'"), 2);
-    assert_eq!(count(&db, "SELECT COUNT(*) FROM _smithers_attempts WHERE run_id = 'r1' AND node_id = 'build'"), 1);
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM step WHERE run_id = 'r1'"),
+        2
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM _smithers_attempts WHERE run_id = 'r1' AND node_id = 'build'"
+        ),
+        1
+    );
 }
 
 #[test]
 fn a_second_decision_is_refused_and_names_the_first() {
     let (_dir, mut engine) = open();
     start(&mut engine, "r");
-    engine.submit_graph("r", graph(json!({"kind": "sequence", "children": [approval("g", "fail")]}), json!([]))).unwrap();
+    engine
+        .submit_graph(
+            "r",
+            graph(
+                json!({"kind": "sequence", "children": [approval("g", "fail")]}),
+                json!([]),
+            ),
+        )
+        .unwrap();
     engine.approve(decide("r", Some("g"), "alice")).unwrap();
     let err = engine.deny(decide("r", Some("g"), "bob")).unwrap_err();
     assert_eq!(err.code(), "ALREADY_DECIDED");
@@ -126,7 +159,13 @@ fn a_second_decision_is_refused_and_names_the_first() {
 #[test]
 fn lookup_errors_have_codes() {
     let (_dir, mut engine) = open();
-    assert_eq!(engine.approve(decide("nope", None, "a")).unwrap_err().code(), "RUN_NOT_FOUND");
+    assert_eq!(
+        engine
+            .approve(decide("nope", None, "a"))
+            .unwrap_err()
+            .code(),
+        "RUN_NOT_FOUND"
+    );
     start(&mut engine, "r");
     engine
         .submit_graph(
@@ -137,8 +176,20 @@ fn lookup_errors_have_codes() {
     let err = engine.approve(decide("r", None, "x")).unwrap_err();
     assert_eq!(err.code(), "AMBIGUOUS_APPROVAL");
     assert!(err.to_string().contains("a (iteration 0)"), "{err}");
-    assert_eq!(engine.approve(decide("r", Some("c"), "x")).unwrap_err().code(), "NOT_WAITING");
-    assert_eq!(engine.approve(decide("r", Some("zzz"), "x")).unwrap_err().code(), "NODE_NOT_FOUND");
+    assert_eq!(
+        engine
+            .approve(decide("r", Some("c"), "x"))
+            .unwrap_err()
+            .code(),
+        "NOT_WAITING"
+    );
+    assert_eq!(
+        engine
+            .approve(decide("r", Some("zzz"), "x"))
+            .unwrap_err()
+            .code(),
+        "NODE_NOT_FOUND"
+    );
 }
 
 #[test]
@@ -156,15 +207,32 @@ fn parallel_gates_are_requested_together_and_move_independently() {
     };
     let step = engine.submit_graph("p", g()).unwrap();
     assert_eq!(step.status, "waiting-approval");
-    assert_eq!(engine.pending_approvals(&Default::default()).unwrap().len(), 2);
+    assert_eq!(
+        engine.pending_approvals(&Default::default()).unwrap().len(),
+        2
+    );
     engine.approve(decide("p", Some("gateA"), "alice")).unwrap();
     engine.claim_run("p", false).unwrap();
     let step = engine.submit_graph("p", g()).unwrap();
-    assert_eq!(step.tasks.iter().map(|t| t.node_id.as_str()).collect::<Vec<_>>(), ["afterA"]);
-    let step = engine.complete_tasks("p", vec![ok("afterA", 1, 1)]).unwrap();
+    assert_eq!(
+        step.tasks
+            .iter()
+            .map(|t| t.node_id.as_str())
+            .collect::<Vec<_>>(),
+        ["afterA"]
+    );
+    let step = engine
+        .complete_tasks("p", vec![ok("afterA", 1, 1)])
+        .unwrap();
     assert_eq!(step.status, "waiting-approval", "gateB still waits");
     let pending = engine.pending_approvals(&Default::default()).unwrap();
-    assert_eq!(pending.iter().map(|p| p.node_id.as_str()).collect::<Vec<_>>(), ["gateB"]);
+    assert_eq!(
+        pending
+            .iter()
+            .map(|p| p.node_id.as_str())
+            .collect::<Vec<_>>(),
+        ["gateB"]
+    );
 }
 
 #[test]
@@ -184,7 +252,13 @@ fn a_decision_while_the_driver_has_work_in_flight_is_picked_up() {
     let outcome = engine.approve(decide("f", Some("gate"), "alice")).unwrap();
     assert!(!outcome.needs_resume, "this engine drives the run");
     let step = engine.advance("f").unwrap();
-    assert_eq!(step.tasks.iter().map(|t| t.node_id.as_str()).collect::<Vec<_>>(), ["after"]);
+    assert_eq!(
+        step.tasks
+            .iter()
+            .map(|t| t.node_id.as_str())
+            .collect::<Vec<_>>(),
+        ["after"]
+    );
     assert_eq!(step.outputs.len(), 1, "the decision row reaches the driver");
 }
 
@@ -192,14 +266,22 @@ fn a_decision_while_the_driver_has_work_in_flight_is_picked_up() {
 fn deny_fails_the_run_by_default_and_writes_no_row() {
     let (dir, mut engine) = open();
     start(&mut engine, "d");
-    let g = || graph(json!({"kind": "sequence", "children": [approval("g", "fail"), compute_task("after")]}), json!([]));
+    let g = || {
+        graph(
+            json!({"kind": "sequence", "children": [approval("g", "fail"), compute_task("after")]}),
+            json!([]),
+        )
+    };
     engine.submit_graph("d", g()).unwrap();
     engine.deny(decide("d", None, "bob")).unwrap();
     engine.claim_run("d", false).unwrap();
     let step = engine.submit_graph("d", g()).unwrap();
     assert_eq!(step.status, "failed");
     assert_eq!(step.error.unwrap().code, "APPROVAL_DENIED");
-    assert_eq!(count(&dir.path().join("smithers.db"), "SELECT COUNT(*) FROM gate"), 0);
+    assert_eq!(
+        count(&dir.path().join("smithers.db"), "SELECT COUNT(*) FROM gate"),
+        0
+    );
 }
 
 #[test]
@@ -222,22 +304,45 @@ fn deny_with_skip_skips_dependents_and_continues_the_rest() {
     let step = engine.submit_graph("s", g()).unwrap();
     assert_eq!(step.status, "finished");
     let db = dir.path().join("smithers.db");
-    assert_eq!(count(&db, "SELECT COUNT(*) FROM _smithers_nodes WHERE state = 'skipped'"), 2);
-    assert_eq!(count(&db, "SELECT COUNT(*) FROM gate WHERE approved = 0"), 1);
-    assert_eq!(count(&db, "SELECT COUNT(*) FROM step WHERE node_id = 'cleanup'"), 1);
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM _smithers_nodes WHERE state = 'skipped'"
+        ),
+        2
+    );
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM gate WHERE approved = 0"),
+        1
+    );
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM step WHERE node_id = 'cleanup'"),
+        1
+    );
 }
 
 #[test]
 fn deny_with_continue_records_the_denial_and_goes_on() {
     let (dir, mut engine) = open();
     start(&mut engine, "c");
-    let g = || graph(json!({"kind": "sequence", "children": [approval("g", "continue"), static_task("next", 1)]}), json!([]));
+    let g = || {
+        graph(
+            json!({"kind": "sequence", "children": [approval("g", "continue"), static_task("next", 1)]}),
+            json!([]),
+        )
+    };
     engine.submit_graph("c", g()).unwrap();
     engine.deny(decide("c", None, "bob")).unwrap();
     engine.claim_run("c", false).unwrap();
     assert_eq!(engine.submit_graph("c", g()).unwrap().status, "finished");
     let db = dir.path().join("smithers.db");
-    assert_eq!(count(&db, "SELECT COUNT(*) FROM gate WHERE approved = 0 AND decided_by = 'bob'"), 1);
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM gate WHERE approved = 0 AND decided_by = 'bob'"
+        ),
+        1
+    );
     assert_eq!(count(&db, "SELECT COUNT(*) FROM step"), 1);
 }
 
@@ -247,13 +352,27 @@ fn needs_approval_gate_runs_its_body_after_approval() {
     start(&mut engine, "n");
     let gated = json!({"kind": "task", "id": "deploy", "output": "step", "body": {"type": "compute"},
         "approval": {"mode": "gate", "onDeny": "fail", "request": {"title": "Deploy?"}}});
-    let g = || graph(json!({"kind": "sequence", "children": [gated.clone()]}), json!([]));
-    assert_eq!(engine.submit_graph("n", g()).unwrap().status, "waiting-approval");
+    let g = || {
+        graph(
+            json!({"kind": "sequence", "children": [gated.clone()]}),
+            json!([]),
+        )
+    };
+    assert_eq!(
+        engine.submit_graph("n", g()).unwrap().status,
+        "waiting-approval"
+    );
     engine.approve(decide("n", None, "a")).unwrap();
     engine.claim_run("n", false).unwrap();
     let step = engine.submit_graph("n", g()).unwrap();
     assert_eq!(step.tasks.len(), 1);
-    assert_eq!(engine.complete_tasks("n", vec![ok("deploy", 1, 9)]).unwrap().status, "finished");
+    assert_eq!(
+        engine
+            .complete_tasks("n", vec![ok("deploy", 1, 9)])
+            .unwrap()
+            .status,
+        "finished"
+    );
 }
 
 #[test]
@@ -261,7 +380,12 @@ fn a_sequence_whose_render_reads_nothing_runs_in_one_submission() {
     let (_dir, mut engine) = open();
     start(&mut engine, "seq");
     let children: Vec<Value> = (0..200).map(|i| static_task(&format!("t{i}"), i)).collect();
-    let step = engine.submit_graph("seq", graph(json!({"kind": "sequence", "children": children}), json!([]))).unwrap();
+    let step = engine
+        .submit_graph(
+            "seq",
+            graph(json!({"kind": "sequence", "children": children}), json!([])),
+        )
+        .unwrap();
     assert_eq!(step.status, "finished");
     assert_eq!(step.outputs.len(), 200);
 }
@@ -270,7 +394,10 @@ fn a_sequence_whose_render_reads_nothing_runs_in_one_submission() {
 fn an_output_the_render_reads_asks_for_a_new_render() {
     let (_dir, mut engine) = open();
     start(&mut engine, "rr");
-    let g = graph(json!({"kind": "sequence", "children": [static_task("a", 1), static_task("b", 2)]}), json!(["a"]));
+    let g = graph(
+        json!({"kind": "sequence", "children": [static_task("a", 1), static_task("b", 2)]}),
+        json!(["a"]),
+    );
     let step = engine.submit_graph("rr", g).unwrap();
     assert!(step.needs_render);
     assert_eq!(step.outputs.len(), 1);
@@ -281,10 +408,20 @@ fn an_output_the_render_reads_asks_for_a_new_render() {
 fn invalid_outputs_fail_the_task_and_the_run() {
     let (_dir, mut engine) = open();
     start(&mut engine, "bad");
-    let step = engine.submit_graph("bad", graph(json!({"kind": "sequence", "children": [compute_task("x")]}), json!([]))).unwrap();
+    let step = engine
+        .submit_graph(
+            "bad",
+            graph(
+                json!({"kind": "sequence", "children": [compute_task("x")]}),
+                json!([]),
+            ),
+        )
+        .unwrap();
     let attempt = step.tasks[0].attempt;
-    let result: TaskResult =
-        serde_json::from_value(json!({"nodeId": "x", "attempt": attempt, "ok": true, "value": {"v": "nope"}})).unwrap();
+    let result: TaskResult = serde_json::from_value(
+        json!({"nodeId": "x", "attempt": attempt, "ok": true, "value": {"v": "nope"}}),
+    )
+    .unwrap();
     let step = engine.complete_tasks("bad", vec![result]).unwrap();
     assert_eq!(step.status, "failed");
     assert_eq!(step.error.unwrap().code, "INVALID_OUTPUT");
@@ -295,13 +432,26 @@ fn retries_run_a_failed_task_again() {
     let (_dir, mut engine) = open();
     start(&mut engine, "retry");
     let task = json!({"kind": "task", "id": "flaky", "output": "step", "body": {"type": "compute"}, "retries": 1});
-    let step = engine.submit_graph("retry", graph(json!({"kind": "sequence", "children": [task]}), json!([]))).unwrap();
+    let step = engine
+        .submit_graph(
+            "retry",
+            graph(json!({"kind": "sequence", "children": [task]}), json!([])),
+        )
+        .unwrap();
     assert_eq!(step.tasks[0].attempt, 1);
-    let fail: TaskResult =
-        serde_json::from_value(json!({"nodeId": "flaky", "attempt": 1, "ok": false, "error": {"message": "boom"}})).unwrap();
+    let fail: TaskResult = serde_json::from_value(
+        json!({"nodeId": "flaky", "attempt": 1, "ok": false, "error": {"message": "boom"}}),
+    )
+    .unwrap();
     let step = engine.complete_tasks("retry", vec![fail]).unwrap();
     assert_eq!(step.tasks[0].attempt, 2);
-    assert_eq!(engine.complete_tasks("retry", vec![ok("flaky", 2, 1)]).unwrap().status, "finished");
+    assert_eq!(
+        engine
+            .complete_tasks("retry", vec![ok("flaky", 2, 1)])
+            .unwrap()
+            .status,
+        "finished"
+    );
 }
 
 #[test]
@@ -309,43 +459,93 @@ fn malformed_graphs_are_refused_before_anything_is_written() {
     let (dir, mut engine) = open();
     start(&mut engine, "m");
     let parse = |v: Value| GraphDescriptor::parse(&v.to_string()).unwrap_err().code();
-    let base = |root: Value, schemas: Value| json!({"version": 1, "schemas": schemas, "root": root});
+    let base =
+        |root: Value, schemas: Value| json!({"version": 1, "schemas": schemas, "root": root});
     assert_eq!(
-        parse(base(json!({"kind": "sequence", "children": [static_task("a", 1), static_task("a", 2)]}), json!({"step": step_schema()}))),
+        parse(base(
+            json!({"kind": "sequence", "children": [static_task("a", 1), static_task("a", 2)]}),
+            json!({"step": step_schema()})
+        )),
         "DUPLICATE_ID"
     );
-    assert_eq!(parse(base(static_task("a", 1), json!({}))), "UNKNOWN_OUTPUT_SCHEMA");
     assert_eq!(
-        parse(base(json!({"kind": "task", "id": "a", "output": "x; DROP TABLE t", "body": {"type": "compute"}}), json!({"x; DROP TABLE t": step_schema()}))),
+        parse(base(static_task("a", 1), json!({}))),
+        "UNKNOWN_OUTPUT_SCHEMA"
+    );
+    assert_eq!(
+        parse(base(
+            json!({"kind": "task", "id": "a", "output": "x; DROP TABLE t", "body": {"type": "compute"}}),
+            json!({"x; DROP TABLE t": step_schema()})
+        )),
         "INVALID_IDENTIFIER"
     );
-    assert_eq!(parse(base(json!({"kind": "widget"}), json!({}))), "INVALID_GRAPH");
-    assert_eq!(count(&dir.path().join("smithers.db"), "SELECT COUNT(*) FROM _smithers_nodes"), 0);
+    assert_eq!(
+        parse(base(json!({"kind": "widget"}), json!({}))),
+        "INVALID_GRAPH"
+    );
+    assert_eq!(
+        count(
+            &dir.path().join("smithers.db"),
+            "SELECT COUNT(*) FROM _smithers_nodes"
+        ),
+        0
+    );
 }
 
 #[test]
 fn a_run_left_by_a_dead_owner_resumes_without_rerunning_finished_tasks() {
     let (dir, mut engine) = open();
     start(&mut engine, "k");
-    let g = || graph(json!({"kind": "sequence", "children": [compute_task("a"), compute_task("b")]}), json!([]));
+    let g = || {
+        graph(
+            json!({"kind": "sequence", "children": [compute_task("a"), compute_task("b")]}),
+            json!([]),
+        )
+    };
     let step = engine.submit_graph("k", g()).unwrap();
-    let step2 = engine.complete_tasks("k", vec![ok("a", step.tasks[0].attempt, 1)]).unwrap();
+    let step2 = engine
+        .complete_tasks("k", vec![ok("a", step.tasks[0].attempt, 1)])
+        .unwrap();
     assert_eq!(step2.tasks[0].node_id, "b");
     drop(engine);
     let db = dir.path().join("smithers.db");
     rusqlite::Connection::open(&db)
         .unwrap()
-        .execute("UPDATE _smithers_runs SET owner = 'localhost-gone:999999:1:0'", [])
+        .execute(
+            "UPDATE _smithers_runs SET owner = 'localhost-gone:999999:1:0'",
+            [],
+        )
         .unwrap();
     let mut engine = Engine::open(&db).unwrap();
     // Another host: liveness unknown, so the claim needs force.
-    assert_eq!(engine.claim_run("k", false).unwrap_err().code(), "RUN_OWNED");
+    assert_eq!(
+        engine.claim_run("k", false).unwrap_err().code(),
+        "RUN_OWNED"
+    );
     let snap = engine.claim_run("k", true).unwrap();
     assert_eq!(snap.outputs.len(), 1);
     let step = engine.submit_graph("k", g()).unwrap();
-    assert_eq!(step.tasks.iter().map(|t| (t.node_id.as_str(), t.attempt)).collect::<Vec<_>>(), [("b", 2)]);
-    assert_eq!(count(&db, "SELECT COUNT(*) FROM _smithers_attempts WHERE node_id = 'b' AND state = 'abandoned'"), 1);
-    assert_eq!(count(&db, "SELECT COUNT(*) FROM _smithers_attempts WHERE node_id = 'a'"), 1);
+    assert_eq!(
+        step.tasks
+            .iter()
+            .map(|t| (t.node_id.as_str(), t.attempt))
+            .collect::<Vec<_>>(),
+        [("b", 2)]
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM _smithers_attempts WHERE node_id = 'b' AND state = 'abandoned'"
+        ),
+        1
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM _smithers_attempts WHERE node_id = 'a'"
+        ),
+        1
+    );
 }
 
 #[test]
@@ -380,14 +580,22 @@ fn select_approvals_validate_the_choice() {
                  "approval": {"mode": "select", "request": {"title": "Pick"}, "options": [{"key": "a", "label": "A"}, {"key": "b", "label": "B"}],
                               "allowedUsers": ["alice"]}}
     });
-    engine.submit_graph("sel", GraphDescriptor::parse(&g.to_string()).unwrap()).unwrap();
+    engine
+        .submit_graph("sel", GraphDescriptor::parse(&g.to_string()).unwrap())
+        .unwrap();
     let mut req = decide("sel", None, "mallory");
     req.decision = Some(json!({"selected": "b"}));
     assert_eq!(engine.approve(req.clone()).unwrap_err().code(), "FORBIDDEN");
     req.decided_by = Some("alice".into());
     req.decision = Some(json!({"selected": "zzz"}));
-    assert_eq!(engine.approve(req.clone()).unwrap_err().code(), "INVALID_DECISION");
+    assert_eq!(
+        engine.approve(req.clone()).unwrap_err().code(),
+        "INVALID_DECISION"
+    );
     req.decision = Some(json!({"selected": "b", "notes": "safest"}));
     let outcome = engine.approve(req).unwrap();
-    assert_eq!(outcome.output.unwrap().value, json!({"selected": "b", "notes": "safest"}));
+    assert_eq!(
+        outcome.output.unwrap().value,
+        json!({"selected": "b", "notes": "safest"})
+    );
 }

@@ -52,10 +52,15 @@ impl Engine {
     }
 
     fn engine(&mut self) -> core::Result<&mut core::Engine> {
-        self.inner.as_mut().ok_or_else(|| core::Error::InvalidGraph("the engine is closed".into()))
+        self.inner
+            .as_mut()
+            .ok_or_else(|| core::Error::InvalidGraph("the engine is closed".into()))
     }
 
-    fn with<T: serde::Serialize>(&mut self, f: impl FnOnce(&mut core::Engine) -> core::Result<T>) -> String {
+    fn with<T: serde::Serialize>(
+        &mut self,
+        f: impl FnOnce(&mut core::Engine) -> core::Result<T>,
+    ) -> String {
         answer(self.engine().and_then(f))
     }
 
@@ -148,7 +153,19 @@ impl Engine {
     /// Checks a graph descriptor without a run (a dry render before `createRun`).
     #[napi]
     pub fn validate_graph(&mut self, graph_json: String) -> String {
-        answer(core::GraphDescriptor::parse(&graph_json).and_then(|g| core::Engine::validate_graph(&g)))
+        answer(
+            core::GraphDescriptor::parse(&graph_json)
+                .and_then(|g| core::Engine::validate_graph(&g)),
+        )
+    }
+
+    /// Changes when another process commits to the database.
+    #[napi]
+    pub fn data_version(&mut self) -> i64 {
+        self.inner
+            .as_ref()
+            .and_then(|e| e.data_version().ok())
+            .unwrap_or(-1)
     }
 
     #[napi]

@@ -320,3 +320,153 @@ export declare function computeArgs(ctx: SmithersCtx<any, any>): [SmithersCtx<an
 export declare function registerLoader(): void;
 /** Imports a workflow file and returns its default export; INVALID_WORKFLOW if it is not one. */
 export declare function loadWorkflow(path: string): Promise<SmithersWorkflow<any>>;
+
+// ---------------------------------------------------------------- Node API
+
+export type RunStatus = "running" | "waiting-approval" | "waiting-timer" | "finished" | "failed" | "cancelled";
+export type NodeState = "pending" | "in-progress" | "waiting-approval" | "finished" | "failed" | "skipped" | "cancelled";
+
+export interface RunError {
+  code: string;
+  message: string;
+  nodeId?: string;
+}
+
+/** Where a run stands when this process stops driving it. */
+export interface RunResult {
+  runId: string;
+  status: RunStatus;
+  error?: RunError;
+}
+
+export interface RunSummary {
+  runId: string;
+  workflowName: string;
+  workflowPath: string | null;
+  status: RunStatus;
+  owner: string | null;
+  createdAt: string;
+  updatedAt: string;
+  finishedAt: string | null;
+  pendingApprovals: number;
+  error: RunError | null;
+}
+
+export interface PendingApproval {
+  runId: string;
+  workflowName: string;
+  nodeId: string;
+  iteration: number;
+  status: "requested" | "approved" | "denied" | "cancelled";
+  mode: "gate" | "decision" | "select" | "rank";
+  onDeny: "fail" | "continue" | "skip";
+  title: string | null;
+  summary: string | null;
+  metadata: Record<string, unknown> | null;
+  options: ApprovalOption[];
+  allowedUsers: string[];
+  allowedScopes: string[];
+  requestedAt: string;
+  requestedAtMs: number;
+  waitingMs: number | null;
+  decidedAt: string | null;
+  decidedBy: string | null;
+  note: string | null;
+}
+
+export interface NodeSummary {
+  nodeId: string;
+  iteration: number;
+  state: NodeState;
+  output: string;
+  label: string | null;
+  attempts: number;
+  skipReason: string | null;
+  error: { code?: string | null; message: string; name?: string | null; stack?: string | null } | null;
+  updatedAt: string;
+}
+
+export interface RunInspection {
+  run: RunSummary;
+  input: unknown;
+  nodes: NodeSummary[];
+  approvals: PendingApproval[];
+  outputs: { table: string; nodeId: string; iteration: number; value: Record<string, unknown> }[];
+  loops: { loopId: string; iteration: number; done: boolean }[];
+}
+
+export type EngineEventType =
+  | "RunStarted" | "RunStatusChanged" | "RunFinished" | "RunFailed"
+  | "NodeStarted" | "NodeFinished" | "NodeFailed" | "NodeRetrying" | "NodeSkipped" | "NodeCancelled" | "NodeAbandoned"
+  | "NodeWaitingApproval" | "ApprovalRequested" | "ApprovalGranted" | "ApprovalDenied"
+  | "LoopIteration" | "LoopFinished";
+
+export interface EngineEvent {
+  runId: string;
+  seq: number;
+  type: EngineEventType;
+  timestampMs: number;
+  nodeId?: string;
+  iteration?: number;
+  [field: string]: unknown;
+}
+
+export interface DecisionOptions {
+  nodeId?: string;
+  iteration?: number;
+  note?: string;
+  decidedBy?: string;
+  /** Scopes the decider holds, checked against the gate's `allowedScopes`. */
+  scopes?: string[];
+  /** `{ selected }` for select gates, `{ ranked }` for rank gates, plus `notes`. */
+  decision?: Record<string, unknown>;
+  /** Resume the run after recording (default true). */
+  resume?: boolean;
+  workflow?: SmithersWorkflow<any>;
+}
+
+export interface DecisionOutcome {
+  runId: string;
+  nodeId: string;
+  iteration: number;
+  status: "approved" | "denied";
+  decidedBy: string | null;
+  decidedAt: string;
+  runStatus: RunStatus;
+  /** Another live process that drives the run and will pick the decision up. */
+  owner: string | null;
+  needsResume: boolean;
+  output: { table: string; nodeId: string; iteration: number; value: Record<string, unknown> } | null;
+  /** Settles when the resumed run stops again; null when nothing was resumed here. */
+  done: Promise<RunResult> | null;
+}
+
+export interface StartOptions {
+  input?: unknown;
+  runId?: string;
+  workflowPath?: string;
+}
+
+export declare class SmithersEngine {
+  constructor(options?: { dbPath?: string });
+  static open(dbPath: string): SmithersEngine;
+  readonly dbPath: string;
+  /** Subscribe to events by type, or "*" for all; returns an unsubscribe function. */
+  on(type: EngineEventType | "*", listener: (event: EngineEvent) => void): () => void;
+  /** Start a run; `done` settles when this process stops driving it. */
+  start(workflow: SmithersWorkflow<any> | string, options?: StartOptions): Promise<{ runId: string; done: Promise<RunResult> }>;
+  run(workflow: SmithersWorkflow<any> | string, options?: StartOptions): Promise<RunResult>;
+  resume(runId: string, options?: { force?: boolean; workflow?: SmithersWorkflow<any> }): Promise<RunResult>;
+  approve(runId: string, options?: DecisionOptions): Promise<DecisionOutcome>;
+  deny(runId: string, options?: DecisionOptions): Promise<DecisionOutcome>;
+  waitForRun(runId: string): Promise<RunResult>;
+  pendingApprovals(filter?: { runId?: string; workflowName?: string; nodeId?: string; limit?: number; offset?: number }): PendingApproval[];
+  listRuns(filter?: { status?: RunStatus; limit?: number }): RunSummary[];
+  getRun(runId: string): RunSummary;
+  inspect(runId: string): RunInspection;
+  events(runId: string, options?: { afterSeq?: number; limit?: number }): EngineEvent[];
+  cancel(runId: string): { runId: string; status: RunStatus };
+  close(): void;
+}
+
+export declare function engineVersion(): string;

@@ -1,11 +1,15 @@
 // The `smithers` CLI. Exit codes (as Smithers): 0 finished, 3 waiting, 2 cancelled,
 // 1 failed, 4 usage or lookup errors.
 import { existsSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { userInfo } from "node:os";
+import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { SmithersError } from "../errors.js";
 import { LOOKUP_CODES } from "../native.js";
 
+const RUN_STATUSES = ["running", "waiting-approval", "waiting-timer", "finished", "failed", "cancelled"];
+// The core's rule for run ids (engine.rs check_run_id).
+const RUN_ID = /^[A-Za-z0-9_.:-]{1,128}$/;
 const EXIT = { finished: 0, "waiting-approval": 3, "waiting-timer": 3, cancelled: 2, failed: 1, running: 1 };
 
 const COMMON = {
@@ -122,7 +126,18 @@ function commandHelp(name, c) {
     .join("\n");
 }
 
+/** `smithers up … | head -1`: a reader that goes away is not a failure of the command. */
+function ignoreClosedStdout() {
+  for (const stream of [process.stdout, process.stderr]) {
+    if (stream.listenerCount("error") > 0) continue;
+    stream.on("error", (e) => {
+      if (e?.code !== "EPIPE") throw e;
+    });
+  }
+}
+
 export async function main(argv) {
+  ignoreClosedStdout();
   const [name, ...rest] = argv;
   if (!name || name === "--help" || name === "-h" || name === "help") {
     console.log(mainHelp());
@@ -183,6 +198,32 @@ function findDb(values, { create = false } = {}) {
   throw new SmithersError("DB_NOT_FOUND", "no smithers.db found in this directory or above it; pass --db FILE");
 }
 
+/**
+ * ` --db FILE` for the commands the CLI prints, when a command typed here without --db
+ * would not find `dbPath` (a --db or workflow dbPath other than the nearest smithers.db).
+ * With `{ up: true }`, for `smithers up`, which defaults to $SMITHERS_DB or ./smithers.db.
+ */
+function dbArg(dbPath, { up = false } = {}) {
+  let found = null;
+  if (up) {
+    found = resolve(process.env.SMITHERS_DB ?? "smithers.db");
+  } else {
+    try {
+      found = findDb({});
+    } catch {
+      // none found: the command needs --db
+    }
+  }
+  if (found === dbPath) return "";
+  const rel = relative(process.cwd(), dbPath);
+  const shown = rel !== "" && !rel.startsWith("..") && !isAbsolute(rel) ? rel : dbPath;
+  return ` --db ${shellQuote(shown)}`;
+}
+
+function shellQuote(word) {
+  return /^[A-Za-z0-9_./:@%+=,-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
+}
+
 async function openEngine(dbPath) {
   const { SmithersEngine } = await import("../engine.js");
   return new SmithersEngine({ dbPath });
@@ -201,6 +242,10 @@ async function up(args) {
   const [file, extra] = args.positionals;
   if (!file) throw usage("a workflow file is required", "up");
   if (extra) throw usage(`unexpected argument ${JSON.stringify(extra)}`, "up");
+  const id = args.values["run-id"];
+  if (id !== undefined && !RUN_ID.test(id)) {
+    throw usage(`--run-id ${JSON.stringify(id)} must be 1-128 characters of letters, digits and _ . : -`, "up");
+  }
   const path = resolve(file);
   if (!existsSync(path)) throw new SmithersError("WORKFLOW_NOT_FOUND", `no such workflow file: ${path}`);
   let input = {};
@@ -235,7 +280,13 @@ async function resumeCmd(args) {
   const id = runId(args, "resume");
   const engine = await openEngine(findDb(args.values));
   progress(engine, args.values.json);
-  const result = await engine.resume(id, { force: args.values.force });
+  let result;
+  try {
+    result = await engine.resume(id, { force: args.values.force });
+  } catch (e) {
+    if (e?.code === "WORKFLOW_NOT_FOUND") e.message += `\n${resumeHint(id, e.code, engine.dbPath)}`;
+    throw e;
+  }
   return finish(engine, result, args.values.json);
 }
 
@@ -261,14 +312,24 @@ function finish(engine, result, json) {
       console.log(`  waiting for approval: ${a.nodeId}${a.iteration ? ` (iteration ${a.iteration})` : ""} — ${a.title ?? ""}`);
       if (a.summary) console.log(`    ${a.summary}`);
     }
-    if (pending.length > 0) {
-      const node = pending.length > 1 ? ` --node ${pending[0].nodeId}` : "";
-      console.log(`  approve: npx smithers approve ${result.runId}${node}`);
-      console.log(`  deny:    npx smithers deny ${result.runId}${node}`);
-    }
+    printDecisionCommands(result.runId, pending, dbArg(engine.dbPath));
   }
   engine.close();
   return EXIT[result.status] ?? 1;
+}
+
+/** The approve/deny commands of the pending gates: one pair per gate when several wait. */
+function printDecisionCommands(runId, pending, db = "") {
+  if (pending.length === 1) {
+    console.log(`  approve: npx smithers approve ${runId}${db}`);
+    console.log(`  deny:    npx smithers deny ${runId}${db}`);
+    return;
+  }
+  for (const a of pending) {
+    const sel = ` --node ${a.nodeId}${a.iteration ? ` --iteration ${a.iteration}` : ""}${db}`;
+    console.log(`  approve: npx smithers approve ${runId}${sel}`);
+    console.log(`  deny:    npx smithers deny ${runId}${sel}`);
+  }
 }
 
 // ---------------------------------------------------------------- decisions
@@ -300,8 +361,18 @@ async function decide(kind, args) {
     decision,
     resume: !v["no-resume"],
   });
-  let run = outcome.done ? await outcome.done : null;
-  const { done: _done, ...recorded } = outcome;
+  const { done, ...recorded } = outcome;
+  // The decision is committed by now: if resuming fails (say the workflow file is gone),
+  // say so, rather than an error that reads as if the decision had not been taken.
+  let run = null;
+  let resumeError = null;
+  if (done) {
+    try {
+      run = await done;
+    } catch (e) {
+      resumeError = { code: e?.code ?? "INTERNAL", message: String(e?.message ?? e), details: e?.details ?? {} };
+    }
+  }
   if (run?.owner) {
     // Another live process claimed the run after our decision: it picks the decision up.
     recorded.owner = run.owner;
@@ -310,25 +381,41 @@ async function decide(kind, args) {
   }
   const pending = run?.status === "waiting-approval" ? engine.pendingApprovals({ runId: id }) : [];
   if (v.json) {
-    console.log(JSON.stringify({ ok: true, ...recorded, run, pendingApprovals: pending }, null, 2));
+    const failed = resumeError ? { error: resumeError, runStatus: engine.getRun(id).status } : {};
+    console.log(JSON.stringify({ ok: !resumeError, ...recorded, run, pendingApprovals: pending, ...failed }, null, 2));
   } else {
     console.log(`${recorded.status} ${recorded.nodeId}${recorded.iteration ? ` (iteration ${recorded.iteration})` : ""} in run ${id} by ${recorded.decidedBy ?? "?"}`);
-    if (run) {
+    if (resumeError) {
+      const status = engine.getRun(id).status;
+      console.log(`run ${id}: ${status}`);
+      console.error(`smithers: ${resumeError.code}: the decision is recorded, but the run could not be resumed: ${resumeError.message}`);
+      if (status === "running") console.error(resumeHint(id, resumeError.code, engine.dbPath));
+    } else if (run) {
       console.log(`run ${id}: ${run.status}${run.error ? ` (${run.error.code}: ${run.error.message})` : ""}`);
       for (const a of pending) console.log(`  waiting for approval: ${a.nodeId} — ${a.title ?? ""}`);
+      printDecisionCommands(id, pending, dbArg(engine.dbPath));
     } else if (recorded.owner) {
       console.log(`run ${id} is driven by ${recorded.owner}; it picks the decision up`);
     } else if (recorded.needsResume) {
-      console.log(`not resumed; run: npx smithers resume ${id}`);
+      console.log(`not resumed; run: npx smithers resume ${id}${dbArg(engine.dbPath)}`);
     }
   }
   engine.close();
+  if (resumeError) return LOOKUP_CODES.has(resumeError.code) ? 4 : 1;
   return run ? (EXIT[run.status] ?? 1) : 0;
 }
 
+function resumeHint(id, code, dbPath) {
+  return code === "WORKFLOW_NOT_FOUND"
+    ? `  resume it with the workflow file: npx smithers up <workflow.tsx> --run-id ${id} --resume${dbArg(dbPath, { up: true })}`
+    : `  resume it with: npx smithers resume ${id}${dbArg(dbPath)}`;
+}
+
+/** $USER / $USERNAME, else the account the process runs as (containers and CI often set neither). */
 function osUser() {
+  if (process.env.USER || process.env.USERNAME) return process.env.USER || process.env.USERNAME;
   try {
-    return process.env.USER || process.env.USERNAME || undefined;
+    return userInfo().username || undefined;
   } catch {
     return undefined;
   }
@@ -340,6 +427,10 @@ async function ps(args) {
   const v = args.values;
   const limit = v.limit === undefined ? 50 : Number(v.limit);
   if (!Number.isInteger(limit) || limit < 1) throw usage("--limit must be a whole number ≥ 1", "ps");
+  // The core filters on the string as given: a typo would list nothing, and exit 0.
+  if (v.status !== undefined && !RUN_STATUSES.includes(v.status)) {
+    throw usage(`--status must be one of ${RUN_STATUSES.join(", ")}; got ${JSON.stringify(v.status)}`, "ps");
+  }
   const engine = await openEngine(findDb(v));
   const runs = engine.listRuns({ status: v.status, limit });
   if (v.json) {
@@ -383,14 +474,18 @@ async function inspect(args) {
   return 0;
 }
 
-/** What blocks a run, and the command that unblocks it. */
-export function diagnose(info) {
+/**
+ * What blocks a run, and the command that unblocks it.
+ * @param {any} info an `inspect` answer
+ * @param {string} [db] appended to the commands (` --db FILE` when they need it)
+ */
+export function diagnose(info, db = "") {
   const r = info.run;
   const pending = info.approvals.filter((a) => a.status === "requested");
   const blockers = [];
   if (r.status === "waiting-approval" || pending.length > 0) {
     for (const a of pending) {
-      const sel = pending.length > 1 ? ` --node ${a.nodeId}${a.iteration ? ` --iteration ${a.iteration}` : ""}` : "";
+      const sel = (pending.length > 1 ? ` --node ${a.nodeId}${a.iteration ? ` --iteration ${a.iteration}` : ""}` : "") + db;
       blockers.push({
         kind: "approval",
         nodeId: a.nodeId,
@@ -402,7 +497,7 @@ export function diagnose(info) {
       });
     }
   } else if (r.status === "running" && !r.owner) {
-    blockers.push({ kind: "resume", reason: "No process drives this run (it was interrupted, or a decision was recorded with --no-resume)", unblocker: `npx smithers resume ${r.runId}` });
+    blockers.push({ kind: "resume", reason: "No process drives this run (it was interrupted, or a decision was recorded with --no-resume)", unblocker: `npx smithers resume ${r.runId}${db}` });
   } else if (r.status === "running") {
     blockers.push({ kind: "running", reason: `Being driven by ${r.owner}`, unblocker: null });
   }
@@ -417,7 +512,7 @@ export function diagnose(info) {
 async function why(args) {
   const id = runId(args, "why");
   const engine = await openEngine(findDb(args.values));
-  const report = diagnose(engine.inspect(id));
+  const report = diagnose(engine.inspect(id), dbArg(engine.dbPath));
   engine.close();
   if (args.values.json) {
     console.log(JSON.stringify({ ok: true, ...report }, null, 2));

@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { register } from "node:module";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -19,6 +20,10 @@ export function registerLoader() {
 export async function loadWorkflow(path) {
   registerLoader();
   const absolute = resolve(path);
+  // Node's ERR_MODULE_NOT_FOUND would blame load.js ("imported from …/load.js").
+  if (!existsSync(absolute)) {
+    throw new SmithersError("WORKFLOW_NOT_FOUND", `no such workflow file: ${absolute}`, { path: absolute });
+  }
   const mod = await import(pathToFileURL(absolute).href);
   const workflow = mod.default;
   if (!workflow?.__smithersWorkflow) {
