@@ -110,6 +110,16 @@ describe("kill -9", { timeout: TIMEOUT }, () => {
     assert.equal(nodeOf(info, "pre").state, "finished");
     assert.equal(nodeOf(info, "slow").state, "in-progress");
 
+    // `why` says the run needs a resume: its driver is gone (not "being driven by" it).
+    const why = await cliJson(["why", runId, "--db", db]);
+    assert.equal(why.code, 0, describeRun(why));
+    assert.deepEqual(
+      why.json.blockers.map((b) => b.kind),
+      ["resume"],
+      `why after kill -9: ${JSON.stringify(why.json)}`,
+    );
+    assert.match(why.json.blockers[0].unblocker, new RegExp(`smithers resume ${runId}`));
+
     // The slow task may finish now; resume (no --force: the owner is dead).
     writeFileSync(release, "");
     const resumed = await cli(["resume", runId, "--db", db], { env });
@@ -574,6 +584,10 @@ engine.close();
     let info = inspectDb(db, runId);
     assert.equal(info.run.status, "running");
     assert.ok(info.run.owner, "the driving process owns the run");
+    // While it is alive, `why` names it (the gate is also pending).
+    const why = await cliJson(["why", runId, "--db", db]);
+    assert.ok(why.json.blockers.some((b) => b.kind === "approval"), JSON.stringify(why.json));
+    assert.ok(!why.json.blockers.some((b) => b.kind === "resume"), JSON.stringify(why.json));
 
     const approved = await cliJson(["approve", runId, "--db", db, "--by", "dave"], { env });
     assert.equal(approved.code, 0, describeRun(approved));
