@@ -130,6 +130,8 @@ export class SmithersEngine {
     const done = new Promise((resolve, reject) => {
       settle = { resolve, reject };
     });
+    // start() hands `done` out; one who does not await it must not get an unhandled rejection.
+    done.catch(() => {});
     const entry = { done, control };
     this.driving.set(runId, entry);
     const stop = () => {
@@ -176,14 +178,20 @@ export class SmithersEngine {
       if (outcome.needsResume) {
         // The driver here has already parked the run (it is returning "waiting-approval"),
         // e.g. the decision came from an ApprovalRequested listener: resume once it stops.
-        return { ...outcome, done: resume ? active.done.then(() => this.#resumeAfterDecision(runId, workflow)) : active.done };
+        const done = resume ? active.done.then(() => this.#resumeAfterDecision(runId, workflow)) : active.done;
+        done.catch(() => {});
+        return { ...outcome, done };
       }
       // The run is driven here: wake the driver so the decided branch moves now.
       active.control.poke?.();
       return { ...outcome, done: active.done };
     }
     if (outcome.needsResume && resume) {
-      return { ...outcome, done: this.#resumeAfterDecision(runId, workflow) };
+      const done = this.#resumeAfterDecision(runId, workflow);
+      // The decision is recorded whatever happens to the resume: a caller that does not
+      // await `done` must not be crashed by an unhandled rejection (awaiting it still throws).
+      done.catch(() => {});
+      return { ...outcome, done };
     }
     return { ...outcome, done: null };
   }
