@@ -1016,6 +1016,23 @@ describe("re-entrancy and concurrent calls on one engine", () => {
     assert.deepEqual(readFileSync(effects, "utf8").trim().split("\n"), ["after"]);
   });
 
+  test("a resume after a decision that fails does not crash a caller that ignores `done`", async (t) => {
+    // In a child process: an unhandled rejection would end it (exit 1, no answer).
+    const r = await runScript(
+      t,
+      `const { runId } = await engine.run(gateWorkflow());
+const other = new (engine.constructor)({ dbPath: engine.dbPath });
+// This engine has no workflow for the run and no file is recorded: resuming fails.
+const outcome = await other.approve(runId, { decidedBy: "x" });
+await new Promise((r) => setTimeout(r, 200));
+let error = null;
+try { await outcome.done; } catch (e) { error = e.code; }
+print({ status: outcome.status, error, run: other.getRun(runId).status });`,
+    );
+    assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+    assert.deepEqual(r.json, { status: "approved", error: "WORKFLOW_NOT_FOUND", run: "running" });
+  });
+
   test("two concurrent resume() calls drive the run once: every task runs once", async (t) => {
     const dir = freshDir("smithers-api-");
     const dbPath = join(dir, "smithers.db");
