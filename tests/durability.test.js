@@ -17,13 +17,17 @@ import {
   freshDir,
   killAll,
   readEffects,
+  removeDirs,
   spawnCli,
   spawnNode,
   waitFor,
   writeIn,
 } from "./helpers/durability.js";
 
-after(killAll);
+after(() => {
+  killAll();
+  removeDirs();
+});
 
 const TIMEOUT = 120_000;
 

@@ -7,9 +7,12 @@ import { after, describe, test } from "node:test";
 import { z } from "zod";
 import { SmithersEngine, approvalDecisionSchema, createSmithers, loadWorkflow } from "../npm/smithers-rs/src/index.js";
 import { jsx } from "../npm/smithers-rs/src/jsx-runtime.js";
-import { freshDir, killAll, spawnNode, waitFor } from "./helpers/durability.js";
+import { freshDir, killAll, removeDirs, spawnNode, waitFor } from "./helpers/durability.js";
 
-after(killAll);
+after(() => {
+  killAll();
+  removeDirs();
+});
 
 /** h(type, props, ...children) over the automatic runtime's `jsx`. */
 const h = (type, props, ...children) =>

@@ -1,7 +1,7 @@
 // Shared helpers for the durability and Node API tests: temp dirs, CLI child processes
 // (all tracked so an `after` hook can kill whatever is still alive), effect files.
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -13,7 +13,21 @@ export const CLI = join(PKG, "bin", "smithers.js");
 /** file: URL of the package entry, for scripts written to temp dirs. */
 export const PKG_INDEX_URL = new URL(`file://${join(PKG, "src", "index.js")}`).href;
 
-export const freshDir = (prefix = "smithers-dur-") => mkdtempSync(join(tmpdir(), prefix));
+const dirs = new Set();
+
+/** A new temp dir, removed by `removeDirs()` (kept when $SMITHERS_KEEP_TMP is set). */
+export function freshDir(prefix = "smithers-dur-") {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  dirs.add(dir);
+  return dir;
+}
+
+/** Removes the temp dirs made by `freshDir`. Use in `after` hooks, after `killAll`. */
+export function removeDirs() {
+  if (process.env.SMITHERS_KEEP_TMP) return;
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+  dirs.clear();
+}
 
 /** Every child process spawned through these helpers, so tests can kill leftovers. */
 const children = new Set();
