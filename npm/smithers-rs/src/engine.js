@@ -111,6 +111,10 @@ export class SmithersEngine {
         throw new SmithersError("WORKFLOW_NOT_FOUND", `run ${runId} has no workflow file recorded; pass the workflow to resume it`, { runId });
       }
       wf = await loadWorkflow(summary.workflowPath);
+      // Another resume() may have claimed the run while the file loaded: claiming it again
+      // from this engine would abandon that drive's in-flight tasks and run them twice.
+      const started = this.driving.get(runId);
+      if (started) return started.done;
     }
     const snapshot = this.native.call("claimRun", runId, Boolean(options.force));
     this.workflows.set(runId, wf);
@@ -120,15 +124,34 @@ export class SmithersEngine {
   #drive(workflow, snapshot) {
     const control = {};
     const runId = snapshot.runId;
-    const done = driveRun(this.native, workflow, snapshot, { afterCall: () => this.dispatch(), control }).finally(() => {
-      this.driving.delete(runId);
+    // Registered before the driver's first (synchronous) steps: listeners called from them
+    // may decide or resume this run, and must see that it is driven here.
+    let settle;
+    const done = new Promise((resolve, reject) => {
+      settle = { resolve, reject };
+    });
+    // start() hands `done` out; one who does not await it must not get an unhandled rejection.
+    done.catch(() => {});
+    const entry = { done, control };
+    this.driving.set(runId, entry);
+    const stop = () => {
+      if (this.driving.get(runId) === entry) this.driving.delete(runId);
       try {
         this.native.call("releaseRun", runId);
       } catch {
         // The engine was closed while the run was driven.
       }
-    });
-    this.driving.set(runId, { done, control });
+    };
+    driveRun(this.native, workflow, snapshot, { afterCall: () => this.dispatch(), control }).then(
+      (result) => {
+        stop();
+        settle.resolve(result);
+      },
+      (error) => {
+        stop();
+        settle.reject(error);
+      },
+    );
     return done;
   }
 
@@ -152,14 +175,40 @@ export class SmithersEngine {
     this.dispatch();
     const active = this.driving.get(runId);
     if (active) {
+      if (outcome.needsResume) {
+        // The driver here has already parked the run (it is returning "waiting-approval"),
+        // e.g. the decision came from an ApprovalRequested listener: resume once it stops.
+        const done = resume ? active.done.then(() => this.#resumeAfterDecision(runId, workflow)) : active.done;
+        done.catch(() => {});
+        return { ...outcome, done };
+      }
       // The run is driven here: wake the driver so the decided branch moves now.
       active.control.poke?.();
       return { ...outcome, done: active.done };
     }
     if (outcome.needsResume && resume) {
-      return { ...outcome, done: this.resume(runId, { workflow }) };
+      const done = this.#resumeAfterDecision(runId, workflow);
+      // The decision is recorded whatever happens to the resume: a caller that does not
+      // await `done` must not be crashed by an unhandled rejection (awaiting it still throws).
+      done.catch(() => {});
+      return { ...outcome, done };
     }
     return { ...outcome, done: null };
+  }
+
+  /**
+   * Resumes a run after a decision. Another live process may claim it between the decision
+   * and our claim (another approver of another gate, a `resume`): it claimed after the
+   * decision was committed, so it picks the decision up. Then `done` reports who drives the
+   * run: `{ runId, status: "running", owner }`, instead of failing with RUN_OWNED.
+   */
+  async #resumeAfterDecision(runId, workflow) {
+    try {
+      return await this.resume(runId, { workflow });
+    } catch (e) {
+      if (e?.code !== "RUN_OWNED") throw e;
+      return { runId, status: "running", owner: e.details?.owner ?? null };
+    }
   }
 
   /** Settles when this process stops driving the run; otherwise reports its status. */

@@ -437,8 +437,12 @@ export interface DecisionOutcome {
   owner: string | null;
   needsResume: boolean;
   output: { table: string; nodeId: string; iteration: number; value: Record<string, unknown> } | null;
-  /** Settles when the resumed run stops again; null when nothing was resumed here. */
-  done: Promise<RunResult> | null;
+  /**
+   * Settles when the resumed run stops again; null when nothing was resumed here. If another
+   * live process claimed the run first, it settles with `{ status: "running", owner }`: that
+   * process picks the decision up.
+   */
+  done: Promise<RunResult & { owner?: string }> | null;
 }
 
 export interface StartOptions {
