@@ -402,12 +402,7 @@ export default smithers((ctx) => {
 
   test(
     "an attempt abandoned by kill -9 does not use up the task's retries",
-    {
-      todo:
-        "Rust bug: Engine::fail_task (crates/smithers-core/src/engine.rs) retries while attempt <= retries, and " +
-        "the attempt number counts attempts abandoned by a dead owner (claim_run keeps `attempts`), so a task " +
-        "with retries: 1 whose first attempt was killed fails for good on its first real failure",
-    },
+    
     async () => {
       const dir = freshDir();
       const wf = writeIn(
@@ -599,7 +594,9 @@ engine.close();
     assert.equal(approved.json.needsResume, false);
     assert.equal(approved.json.owner, info.run.owner, "the outcome names the live owner");
     assert.equal(approved.json.run, null, "the CLI did not drive the run");
-    assert.equal(countEffects(effects).down, undefined, "the CLI ran no task");
+    // The driver may already have run `down` (it watches for decisions while busy runs),
+    // but never the CLI.
+    assert.ok(readEffects(effects).every((e) => e.pid === driver.child.pid), "the CLI ran no task");
     info = inspectDb(db, runId);
     assert.equal(info.run.owner, approved.json.owner, "the owner is unchanged");
 

@@ -863,12 +863,7 @@ describe("authorisation and cancel", () => {
 
   test(
     "cancel while this process drives the run: done settles as cancelled",
-    {
-      todo:
-        "Rust bug: Engine::cancel_run (crates/smithers-core/src/engine.rs) ends the run and then calls " +
-        "self.runs.remove(run_id) even when this engine is the one driving it; the driver's next call " +
-        "(completeTasks/advance) then fails with RUN_NOT_CLAIMED and `done` rejects instead of settling as cancelled",
-    },
+    
     async (t) => {
       await cancelWhileDriven(t, (engine) => engine);
     },
@@ -886,13 +881,7 @@ describe("authorisation and cancel", () => {
 
   test(
     "a result that arrives after a cancel from elsewhere is not recorded: the node stays cancelled",
-    {
-      todo:
-        "Rust bug: Engine::complete_tasks/complete_one (crates/smithers-core/src/engine.rs) check the attempt " +
-        "against the in-memory node state only; a cancel made by another engine/process is seen by " +
-        "refresh_from_store in advance(), after the result was recorded, so the cancelled node becomes " +
-        "finished, its output row is written and NodeFinished is emitted after RunStatusChanged(cancelled)",
-    },
+    
     async (t) => {
       const { engine, runId } = await cancelWhileDriven(t, otherEngine(t));
       const info = engine.inspect(runId);
@@ -1061,13 +1050,7 @@ print({ status: outcome.status, error, run: other.getRun(runId).status });`,
 describe("parking with decided gates the plan no longer shows", () => {
   test(
     "an approved <Task needsApproval> unmounted by a later render does not keep the run from parking",
-    {
-      todo:
-        "Rust bug: Engine::park (crates/smithers-core/src/engine.rs) counts `waiting_decided` over every node " +
-        "row with a decided approval whose state is not waiting-approval/finished/failed/skipped, including an " +
-        "approved gate left `pending` that the current plan no longer contains; park() then returns true on " +
-        "every call and advance() loops forever (synchronously, 100% CPU, the process hangs)",
-    },
+    
     async (t) => {
       // G and H are <Approval>s; T (a needsApproval task) is rendered only until G is decided.
       const r = await runScript(

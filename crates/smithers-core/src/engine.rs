@@ -593,6 +593,12 @@ impl Engine {
                 error,
             });
         }
+        if self.runs.contains_key(run_id) {
+            return Err(Error::RunOwned {
+                run_id: run_id.into(),
+                owner: me,
+            });
+        }
         if let Some(owner) = owner.as_deref()
             && owner != me
             && !force
@@ -856,6 +862,8 @@ impl Engine {
 
     fn complete_tasks_inner(&mut self, run_id: &str, results: Vec<TaskResult>) -> Result<Step> {
         let mut step = empty_step();
+        // A cancel made by another process must win over results that arrive after it.
+        self.refresh_from_store(run_id, &mut step)?;
         for result in results {
             self.complete_one(run_id, result, &mut step)?;
         }
@@ -884,7 +892,10 @@ impl Engine {
             .and_then(|its| its.get(&result.iteration))
             .cloned();
         let Some(rec) = current else { return Ok(()) };
-        if rec.state != NodeState::InProgress || rec.attempts != result.attempt {
+        if run.status.is_terminal()
+            || rec.state != NodeState::InProgress
+            || rec.attempts != result.attempt
+        {
             // A late result for an attempt the run no longer waits for (cancelled, failed).
             return self.close_attempt(run_id, &result, "ignored");
         }
@@ -970,7 +981,14 @@ impl Engine {
         error: TaskError,
         retryable: bool,
     ) -> Result<()> {
-        let retry = retryable && attempt <= i64::from(task.retries);
+        let failures_before: i64 = self
+            .conn
+            .prepare_cached(
+                "SELECT COUNT(*) FROM _smithers_attempts \
+                 WHERE run_id = ?1 AND node_id = ?2 AND iteration = ?3 AND state = 'failed'",
+            )?
+            .query_row(params![run_id, task.id, task.iteration], |r| r.get(0))?;
+        let retry = retryable && failures_before < i64::from(task.retries);
         let next = NodeState::InProgress.apply(if retry {
             NodeEvent::Retry
         } else {
@@ -1422,14 +1440,6 @@ impl Engine {
     /// a decision arrived and the run should advance again instead.
     fn park(&mut self, run_id: &str, step: &mut Step) -> Result<bool> {
         let tx = begin(&self.conn, self.batching)?;
-        let waiting_decided: i64 = tx.query_row(
-            "SELECT COUNT(*) FROM _smithers_nodes n JOIN _smithers_approvals a \
-               ON n.run_id = a.run_id AND n.node_id = a.node_id AND n.iteration = a.iteration \
-             WHERE n.run_id = ?1 AND a.status != 'requested' AND n.state != 'waiting-approval' \
-               AND n.state != 'finished' AND n.state != 'failed' AND n.state != 'skipped'",
-            [run_id],
-            |r| r.get(0),
-        )?;
         let changed: i64 = {
             let run = self.runs.get(run_id).ok_or_else(|| Error::RunNotClaimed {
                 run_id: run_id.into(),
@@ -1451,7 +1461,7 @@ impl Engine {
             }
             n
         };
-        if changed > 0 || waiting_decided > 0 {
+        if changed > 0 {
             drop(tx);
             self.refresh_from_store(run_id, step)?;
             return Ok(true);
@@ -1660,11 +1670,16 @@ impl Engine {
         if status.is_terminal() {
             return Ok(status.as_str());
         }
-        if !self.runs.contains_key(run_id) {
+        // A run this engine drives stays in memory: its driver learns of the cancel at its
+        // next call and stops there.
+        let driving = self.runs.contains_key(run_id);
+        if !driving {
             self.runs.insert(run_id.into(), new_active(status));
         }
         self.end_run(run_id, RunEvent::Cancel, None)?;
-        self.runs.remove(run_id);
+        if !driving {
+            self.runs.remove(run_id);
+        }
         Ok(RunStatus::Cancelled.as_str())
     }
 }
