@@ -18,7 +18,7 @@ import { createRequire } from "node:module";
 import os from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { SmithersEngine, engineVersion } from "../npm/smithers-rs/src/index.js";
+import { SmithersEngine, engineBuild, engineVersion } from "../npm/smithers-rs/src/index.js";
 import { PEER, PEER_NAME, PEER_SOURCE } from "./peer-reference.js";
 import { approvalThenTask, manyTasks } from "./workflows.js";
 
@@ -73,7 +73,7 @@ function machine() {
   };
 }
 
-/** The native addon this process loaded, and debug vs release by its size (> 30 MB: debug). */
+/** The native addon this process loaded, and how it was compiled (the addon says). */
 function buildInfo() {
   const require = createRequire(import.meta.url);
   const loaded = Object.keys(require.cache).filter((k) => k.endsWith(".node"));
@@ -82,7 +82,7 @@ function buildInfo() {
   try {
     size = statSync(file).size;
   } catch {}
-  const type = size == null ? "unknown build" : size > 30 * 2 ** 20 ? "debug build" : "release build";
+  const type = `${engineBuild()} build`;
   return { file, sizeMB: size == null ? null : size / 2 ** 20, type, engineVersion: engineVersion() };
 }
 

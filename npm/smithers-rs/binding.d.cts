@@ -42,5 +42,8 @@ export declare class Engine {
   close(): void
 }
 
+/** How the addon was compiled: "debug" or "release". */
+export declare function engineBuild(): string
+
 /** The version of the native engine. */
 export declare function engineVersion(): string

@@ -108,7 +108,10 @@ pub fn open(path: &Path) -> Result<Connection> {
     conn.set_prepared_statement_cache_capacity(256);
     // Without a stable query plan SQLite recompiles statements whose plan may depend on a
     // bound value (the event insert's MAX(seq) subquery) every time they run.
-    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
     // WAL + NORMAL: commits survive a crash of the process (kill -9); only an OS crash or
     // power loss can lose the last commits. See ARCHITECTURE.md.
     conn.pragma_update(None, "journal_mode", "WAL")?;

@@ -188,6 +188,17 @@ impl Engine {
     }
 }
 
+/// How the addon was compiled: "debug" or "release".
+#[napi]
+pub fn engine_build() -> String {
+    if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    }
+    .to_string()
+}
+
 /// The version of the native engine.
 #[napi]
 pub fn engine_version() -> String {

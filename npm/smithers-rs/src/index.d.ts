@@ -474,3 +474,5 @@ export declare class SmithersEngine {
 }
 
 export declare function engineVersion(): string;
+/** How the native addon was compiled. */
+export declare function engineBuild(): "debug" | "release";

@@ -6,6 +6,6 @@ export { SmithersEngine } from "./engine.js";
 export { SmithersError } from "./errors.js";
 export { createElement, Fragment, jsx, jsxs } from "./jsx-runtime.js";
 export { loadWorkflow, registerLoader } from "./loader/load.js";
-export { engineVersion } from "./native.js";
+export { engineBuild, engineVersion } from "./native.js";
 export { computeArgs, renderWorkflow } from "./render.js";
 export { approvalDecisionSchema, approvalRankingSchema, approvalSelectionSchema, toJsonSchema } from "./schema.js";

@@ -45,3 +45,5 @@ export class NativeEngine {
 }
 
 export const engineVersion = () => binding.engineVersion();
+/** "debug" or "release": how the native addon was compiled. */
+export const engineBuild = () => binding.engineBuild();
