@@ -7,6 +7,7 @@ use serde_json::Value;
 use crate::engine::{Engine, OutputRow, RunError};
 use crate::error::{Error, Result};
 use crate::events::{Event, read_events};
+use crate::owner::{self, Liveness};
 use crate::store::{iso8601, now_ms};
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -26,6 +27,8 @@ pub struct RunSummary {
     pub workflow_path: Option<String>,
     pub status: String,
     pub owner: Option<String>,
+    /// Whether the owner's process is alive: "alive", "dead", or "unknown" (another host).
+    pub owner_liveness: Option<&'static str>,
     pub created_at: String,
     pub updated_at: String,
     pub finished_at: Option<String>,
@@ -111,12 +114,18 @@ const RUN_COLS: &str = "r.run_id, r.workflow_name, r.workflow_path, r.status, r.
 
 fn run_summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunSummary> {
     let error: Option<String> = r.get(8)?;
+    let owner: Option<String> = r.get(4)?;
     Ok(RunSummary {
+        owner_liveness: owner.as_deref().map(|o| match owner::liveness(o) {
+            Liveness::Alive => "alive",
+            Liveness::Dead => "dead",
+            Liveness::Unknown => "unknown",
+        }),
+        owner,
         run_id: r.get(0)?,
         workflow_name: r.get(1)?,
         workflow_path: r.get(2)?,
         status: r.get(3)?,
-        owner: r.get(4)?,
         created_at: iso8601(r.get(5)?),
         updated_at: iso8601(r.get(6)?),
         finished_at: r.get::<_, Option<i64>>(7)?.map(iso8601),

@@ -345,6 +345,8 @@ export interface RunSummary {
   workflowPath: string | null;
   status: RunStatus;
   owner: string | null;
+  /** Whether the owner's process is alive ("unknown" for another host). */
+  ownerLiveness: "alive" | "dead" | "unknown" | null;
   createdAt: string;
   updatedAt: string;
   finishedAt: string | null;

@@ -6,7 +6,6 @@ import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { SmithersError } from "../errors.js";
 import { LOOKUP_CODES } from "../native.js";
-import { ownerLiveness } from "../owner.js";
 
 const RUN_STATUSES = ["running", "waiting-approval", "waiting-timer", "finished", "failed", "cancelled"];
 // The core's rule for run ids (engine.rs check_run_id).
@@ -480,7 +479,7 @@ async function inspect(args) {
  * @param {any} info an `inspect` answer
  * @param {string} [db] appended to the commands (` --db FILE` when they need it)
  */
-export function diagnose(info, db = "", liveness = ownerLiveness) {
+export function diagnose(info, db = "") {
   const r = info.run;
   const pending = info.approvals.filter((a) => a.status === "requested");
   const blockers = [];
@@ -499,7 +498,7 @@ export function diagnose(info, db = "", liveness = ownerLiveness) {
     }
   } else if (r.status === "running" && !r.owner) {
     blockers.push({ kind: "resume", reason: "No process drives this run (it was interrupted, or a decision was recorded with --no-resume)", unblocker: `npx smithers resume ${r.runId}${db}` });
-  } else if (r.status === "running" && liveness(r.owner) === "dead") {
+  } else if (r.status === "running" && r.ownerLiveness === "dead") {
     // kill -9, a crash: the owner is recorded but its process is gone; resume takes over.
     blockers.push({ kind: "resume", reason: `The process that drove this run (${r.owner}) is gone (killed or crashed)`, unblocker: `npx smithers resume ${r.runId}${db}` });
   } else if (r.status === "running") {
