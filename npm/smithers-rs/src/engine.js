@@ -1,11 +1,22 @@
 // The Node API: an engine on one database file, for services that embed smithers-rs and
 // for the CLI. Runs are driven in this process; decisions resume them at once.
 import { resolve } from "node:path";
-import { driveRun } from "./driver.js";
 import { SmithersError } from "./errors.js";
-import { loadWorkflow } from "./loader/load.js";
 import { NativeEngine } from "./native.js";
-import { renderWorkflow } from "./render.js";
+
+/**
+ * The half that runs workflows (loader, renderer, driver), loaded on first use: commands
+ * that only read or decide (`ps`, `approve --no-resume`) never pay for it at start-up.
+ */
+let runtime;
+const loadRuntime = () =>
+  (runtime ??= Promise.all([import("./driver.js"), import("./loader/load.js"), import("./render.js")]).then(
+    ([driver, loader, render]) => ({
+      driveRun: driver.driveRun,
+      loadWorkflow: loader.loadWorkflow,
+      renderWorkflow: render.renderWorkflow,
+    }),
+  ));
 
 export class SmithersEngine {
   /** @param {{ dbPath?: string }} [options] */
@@ -65,6 +76,7 @@ export class SmithersEngine {
    * @param {{ input?: unknown, runId?: string, workflowPath?: string }} [options]
    */
   async start(workflow, options = {}) {
+    const { driveRun, loadWorkflow, renderWorkflow } = await loadRuntime();
     const path = typeof workflow === "string" ? resolve(workflow) : options.workflowPath ? resolve(options.workflowPath) : null;
     const wf = typeof workflow === "string" ? await loadWorkflow(path) : workflow;
     const input = options.input ?? {};
@@ -83,7 +95,7 @@ export class SmithersEngine {
     );
     this.dispatch();
     this.workflows.set(snapshot.runId, wf);
-    return { runId: snapshot.runId, done: this.#drive(wf, snapshot) };
+    return { runId: snapshot.runId, done: this.#drive(driveRun, wf, snapshot) };
   }
 
   /** Starts a run and waits until this process stops driving it. */
@@ -99,6 +111,8 @@ export class SmithersEngine {
    * @param {{ force?: boolean, workflow?: any }} [options]
    */
   async resume(runId, options = {}) {
+    // Loaded before the checks below, so no await sits between them and the claim.
+    const { driveRun, loadWorkflow } = await loadRuntime();
     const active = this.driving.get(runId);
     if (active) return active.done;
     const summary = this.native.call("runSummary", runId);
@@ -118,10 +132,10 @@ export class SmithersEngine {
     }
     const snapshot = this.native.call("claimRun", runId, Boolean(options.force));
     this.workflows.set(runId, wf);
-    return this.#drive(wf, snapshot);
+    return this.#drive(driveRun, wf, snapshot);
   }
 
-  #drive(workflow, snapshot) {
+  #drive(driveRun, workflow, snapshot) {
     const control = {};
     const runId = snapshot.runId;
     // Registered before the driver's first (synchronous) steps: listeners called from them
