@@ -40,14 +40,15 @@ async function create(db, n) {
   const { default: workflow } = await import(APPROVAL_WF);
   const engine = new SmithersEngine({ dbPath: db });
   const before = memory();
-  const perRun = [];
+  // Preallocated: this process's memory is measured, the harness should not grow with n.
+  const perRun = new Float64Array(n);
   const samples = [];
   const t0 = performance.now();
   for (let i = 0; i < n; i++) {
     const s = performance.now();
     const { runId, done } = await engine.start(workflow, { workflowPath: APPROVAL_WF });
     const r = await done;
-    perRun.push(performance.now() - s);
+    perRun[i] = performance.now() - s;
     if (r.status !== "waiting-approval") throw new Error(`run ${runId} did not park: ${r.status}`);
     if ((i + 1) % Math.max(1, Math.floor(n / 5)) === 0) samples.push({ runs: i + 1, ...memory() });
   }
@@ -95,8 +96,8 @@ async function approveAll(db, mode) {
   }
   const listMs = performance.now() - t0;
   const resume = mode === "resume";
-  const recordMs = [];
-  const doneMs = [];
+  const recordMs = new Float64Array(ids.length);
+  const doneMs = new Float64Array(resume ? ids.length : 0);
   const samples = [];
   const t1 = performance.now();
   for (const [i, runId] of ids.entries()) {
@@ -104,11 +105,11 @@ async function approveAll(db, mode) {
     const s = performance.now();
     const outcome = await engine.approve(runId, { decidedBy: "bench", resume });
     const r = performance.now();
-    recordMs.push(r - s);
+    recordMs[i] = r - s;
     if (resume) {
       const result = await outcome.done;
       if (result.status !== "finished") throw new Error(`run ${runId}: ${result.status} after approve`);
-      doneMs.push(performance.now() - s);
+      doneMs[i] = performance.now() - s;
     }
   }
   const totalMs = performance.now() - t1;

@@ -393,12 +393,14 @@ function render(res) {
     );
     const a = w.rows[0];
     const b = w.rows.at(-1);
+    const bytesPerRun = (samples) => (samples.length < 2 ? null : ((samples.at(-1).heapUsedMB - samples[0].heapUsedMB) * 2 ** 20) / (samples.at(-1).runs - samples[0].runs));
     const trace = (samples) => samples.map((x) => `${fmt(x.rssMB)}/${fmt(x.heapUsedMB)}`).join(", ");
     parts.push(
       `\nAn engine process over the pending runs holds nothing per run: RSS ${fmt(a.hold.after.rssMB)} MB with ${count(a.n)} pending, ${fmt(b.hold.after.rssMB)} MB with ${count(b.n)}. ` +
         `The processes that drove the runs settle at a higher, flat level (V8's committed heap, the loader thread that \`approve\` starts to load the workflow file). ` +
         `RSS/JS heap used (MB, after GC) at 20, 40, 60, 80, 100 % of the ${count(b.n)} runs: creating ${trace(b.create.samples)}; approving ${trace(b.approveAll.samples ?? [])}. ` +
-        `The creating engine keeps each waiting run's workflow (about 0.1 KB of heap a run) so that an approve in that process resumes it without a file: ${count(b.create.trackedWorkflows)} entries after creating ${count(b.n)}; ` +
+        `The creating engine keeps each waiting run's workflow, so that an approve in that process resumes it without a file: ${count(b.create.trackedWorkflows)} entries after creating ${count(b.n)}, ` +
+        `${fmt(bytesPerRun(b.create.samples))} bytes of JS heap a run (from 20 % to 100 %); the approving engine's heap: ${fmt(bytesPerRun(b.approveAll.samples ?? []))} bytes a run; ` +
         `the approving engine forgets a run's entry when the run ends (${count(b.approveAll.trackedWorkflows)} left).\n`,
     );
     parts.push(
