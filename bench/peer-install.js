@@ -38,8 +38,11 @@ export function peerEnv(app, extra = {}) {
   return { ...process.env, PATH: `${join(app, "node_modules/.bin")}:${process.env.PATH}`, ...extra };
 }
 
+/** npm's error lines, else the last lines. */
 function tail(text, lines = 6) {
-  return String(text ?? "").trim().split("\n").slice(-lines).join(" | ");
+  const all = String(text ?? "").trim().split("\n");
+  const errors = all.filter((l) => /\berr(or|!)/i.test(l));
+  return (errors.length ? errors.slice(0, 3) : all.slice(-lines)).join(" | ");
 }
 
 /**
