@@ -33,6 +33,17 @@ function bunJson(app, dir, args) {
   return { ...lastJson(p.stdout), peakRssMB: p.rssMB };
 }
 
+/**
+ * The peer's database size in MB, its WAL checkpointed into it first (ours is checkpointed
+ * when the engine closes): otherwise the WAL's size counts frames written, not data kept.
+ */
+function peerDbMB(app, dir) {
+  const code = 'import { Database } from "bun:sqlite"; const d = new Database("smithers.db"); d.run("PRAGMA wal_checkpoint(TRUNCATE)"); d.close();';
+  const p = measureProcess("bun", ["-e", code], { cwd: dir, env: peerEnv(app) });
+  if (p.status !== 0) throw new Error(`checkpoint of the peer's database failed: ${p.stderr.slice(-300)}`);
+  return dbSizeMB(join(dir, "smithers.db"));
+}
+
 const SHAPES = [
   { key: "static-sequence", shape: "seq", kind: "static", label: "Sequence, static tasks", file: "seq.tsx" },
   { key: "compute-sequence", shape: "seq", kind: "compute", label: "Sequence, compute tasks", file: "seq.tsx" },
@@ -58,7 +69,7 @@ async function perNode(app, full) {
         total: wall,
         perNode: stats(r.runs.map((x) => x.wallMs / n)),
         enginePerNode: stats(r.runs.map((x) => (x.engineMs == null ? null : x.engineMs / n))),
-        dbMB: dbSizeMB(join(dir, "smithers.db")),
+        dbMB: peerDbMB(app, dir),
       };
       rows.push(row);
       log(`peer: per-node ${s.label} N=${n}: ${fmt(row.perNode.median)} ms/node (runWorkflow wall; engine ${fmt(row.enginePerNode.median)}), db ${fmt(row.dbMB)} MB`);
@@ -103,11 +114,11 @@ async function cli(app, rounds) {
   const dir = freshDir(app, "cli");
   const PARKED = 2 * rounds + 10;
   const park = bunJson(app, dir, ["park", String(PARKED), "c"]);
-  const dbMB = dbSizeMB(join(dir, "smithers.db"));
-  // Ten more, for the database's growth per run (its fixed part left out).
-  const EXTRA = 10;
+  const dbMB = peerDbMB(app, dir);
+  // Twenty more, for the database's growth per run (its fixed part left out).
+  const EXTRA = 20;
   bunJson(app, dir, ["park", String(EXTRA), "d"]);
-  const marginalKBPerRun = ((dbSizeMB(join(dir, "smithers.db")) - dbMB) * 1024) / EXTRA;
+  const marginalKBPerRun = ((peerDbMB(app, dir) - dbMB) * 1024) / EXTRA;
   log(`peer: ${PARKED} runs parked in ${fmt(park.totalMs)} ms (p50 ${fmt(stats(park.perRunMs).p50)} ms/run), db ${fmt(dbMB)} MB, ${fmt(marginalKBPerRun)} KB per further run`);
   let k = 0;
   const env = peerEnv(app);
