@@ -260,7 +260,11 @@ function render(res) {
         p.growth.map((g) => [g.label, ...g.steps.map((s) => s.perNodeRatio.toFixed(2)), fmt(g.steps.at(-1).marginalMs), g.steps.every((s) => s.linear) ? "yes (or better)" : "**no**"]),
       ),
     );
-    parts.push("\nWhole process (`node bench/one.js <kind> <shape> N`: Node start-up, module load, one run, exit); peer: `smithers up` of the twin workflow:\n");
+    parts.push(
+      "\nWhole process (`node bench/one.js <kind> <shape> N`: Node start-up, module load, one run, exit)" +
+        (peer?.processes ? `; peer: \`smithers up\` of the twin workflow, ${peer.processes[0].wall.n} run(s) each` : "") +
+        ":\n",
+    );
     const peerProc = (r) => peer?.processes?.find((x) => x.key === `${r.kind}-${r.shape}` && x.n === r.n);
     parts.push(
       mdTable(
