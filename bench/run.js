@@ -15,8 +15,9 @@
 // exit code is 0 unless a benchmark cannot run at all.
 //
 // Options: --full, --no-write (leave BENCHMARKS.md alone), --only=a,b (those sections; then
-// BENCHMARKS.md is left alone too), --no-peer.
-import { mkdirSync, writeFileSync } from "node:fs";
+// BENCHMARKS.md is left alone too), --no-peer, --render=bench/results/<file>.json (measure
+// nothing: print the table and write BENCHMARKS.md again from a run's raw figures).
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { join } from "node:path";
 import { HERE, ROOT, buildInfo, checkRss, count, elapsedS, fmt, log, machine, mmm, ratio, stats } from "./lib.js";
@@ -40,6 +41,7 @@ const WRITE = !argv.includes("--no-write");
 const onlyArg = argv.find((a) => a.startsWith("--only="));
 const ONLY = onlyArg ? new Set(onlyArg.slice("--only=".length).split(",")) : null;
 const NO_PEER = argv.includes("--no-peer");
+const RENDER = argv.find((a) => a.startsWith("--render="))?.slice("--render=".length);
 const want = (section) => (ONLY === null || ONLY.has(section)) && !(section === "peer" && NO_PEER);
 
 const SECTIONS = [
@@ -146,7 +148,7 @@ function sideBySide(res) {
     add("create a run that parks at its gate (in-process, per run, p50)", create, p.cli.park.perRun.p50, "ms");
     const big = res.waiting?.rows.at(-1);
     const kb = big && big !== w1k ? ((big.dbMB - w1k.dbMB) * 1024) / (big.n - w1k.n) : null;
-    add("database growth per parked run", kb, p.cli.marginalKBPerRun, "KB", big ? `ours ${count(w1k.n)} → ${count(big.n)} runs, peer ${p.cli.parked} → ${p.cli.parked + p.cli.extra} (with the WAL)` : "");
+    add("database growth per parked run", kb, p.cli.marginalKBPerRun, "KB", big ? `ours ${count(w1k.n)} → ${count(big.n)} runs, peer ${p.cli.parked} → ${p.cli.parked + p.cli.extra} (WAL checkpointed)` : "");
   }
   if (res.recovery && p.recovery) {
     add("after kill -9: resume process, time to the first resumed task", res.recovery.summary.cli.firstBody.median, p.recovery.firstBody.median, "ms", "ours: `smithers resume`; peer: `up --resume --force`");
@@ -502,6 +504,16 @@ function consoleTable(res) {
 // ---------------------------------------------------------------- main
 
 async function main() {
+  if (RENDER) {
+    const res = JSON.parse(readFileSync(RENDER, "utf8"));
+    res.budgets = budgets(res);
+    console.log(consoleTable(res));
+    if (WRITE) {
+      writeFileSync(join(ROOT, "BENCHMARKS.md"), `${render(res)}\n`);
+      log(`wrote BENCHMARKS.md from ${RENDER}`);
+    }
+    return;
+  }
   const env = machine();
   const build = await buildInfo();
   log(`${build.type} (${fmt(build.sizeMB, 1)} MB ${build.file}); ${env.cpu}, ${env.cores} cores; node ${env.node}; ${FULL ? "full" : "quick"} mode`);
