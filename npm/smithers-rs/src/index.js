@@ -6,6 +6,13 @@ export { SmithersEngine } from "./engine.js";
 export { SmithersError } from "./errors.js";
 export { createElement, Fragment, jsx, jsxs } from "./jsx-runtime.js";
 export { loadWorkflow, registerLoader } from "./loader/load.js";
-export { engineBuild, engineVersion } from "./native.js";
+export { engineBuild, engineVersion, runCommand } from "./native.js";
 export { computeArgs, renderWorkflow } from "./render.js";
-export { approvalDecisionSchema, approvalRankingSchema, approvalSelectionSchema, toJsonSchema } from "./schema.js";
+export {
+  approvalDecisionSchema,
+  approvalDecisionWithInputsSchema,
+  approvalRankingSchema,
+  approvalSelectionSchema,
+  commandResultSchema,
+  toJsonSchema,
+} from "./schema.js";

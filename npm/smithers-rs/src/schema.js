@@ -134,3 +134,33 @@ export const approvalRankingSchema = deepFreeze({
   required: ["ranked", "notes"],
   additionalProperties: false,
 });
+
+/**
+ * The output of a command task (`<Task command=…>`) unless it says `parse="json"`: its exit
+ * code and the tails of its stdout and stderr (the logs keep everything).
+ */
+export const commandResultSchema = deepFreeze({
+  $schema: DRAFT_2020_12,
+  type: "object",
+  properties: {
+    exitCode: { type: "integer" },
+    stdout: { type: "string" },
+    stderr: { type: "string" },
+  },
+  required: ["exitCode", "stdout", "stderr"],
+});
+
+/** `approvalDecisionSchema` plus the approver's `inputs` (for `<Approval input={[…]}>`). */
+export const approvalDecisionWithInputsSchema = deepFreeze({
+  $schema: DRAFT_2020_12,
+  type: "object",
+  properties: {
+    approved: { type: "boolean" },
+    note: nullable({ type: "string" }),
+    decidedBy: nullable({ type: "string" }),
+    decidedAt: nullable({ type: "string", format: "date-time" }),
+    inputs: { type: "object", additionalProperties: { type: "string" } },
+  },
+  required: ["approved", "note", "decidedBy", "decidedAt"],
+  additionalProperties: false,
+});
