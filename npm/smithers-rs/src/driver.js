@@ -96,7 +96,12 @@ async function drive(native, workflow, snapshot, hooks) {
 
   const start = (task) => {
     inFlight += 1;
-    const running = task.command ? runCommandTask(task) : runBody(rendered?.computeFns.get(task.nodeId), rendered?.ctx, task);
+    const fn = rendered?.computeFns.get(task.nodeId);
+    const running = task.command
+      ? runCommandTask(task)
+      : fn?.subWorkflow
+        ? runSubWorkflow(native, fn.subWorkflow, runId, task, taskCtx(rendered?.ctx, task), hooks)
+        : runBody(fn, rendered?.ctx, task);
     running.then((r) => {
       inFlight -= 1;
       results.push(r);
@@ -163,6 +168,56 @@ async function runCommandTask(task) {
     return { ...base, ok: command.exitCode === 0 && !command.timedOut && !command.spawnError, command };
   } catch (e) {
     return { ...base, ok: false, error: { code: "COMMAND_NOT_STARTED", message: String(e?.message ?? e) } };
+  }
+}
+
+/**
+ * A task that calls another workflow file: the sub-run (id `<run>.<node>.<iteration>`, plus
+ * `.r<round>` after a push-back) is created or resumed and driven here, on the same
+ * database. Its result `{subRunId, status, outputs}` is the task's output. A sub-run that
+ * stops to wait for its own approval fails the task (SUBRUN_WAITING): put the gate on the
+ * calling task (`approval={{…}}`) instead.
+ */
+async function runSubWorkflow(native, sub, runId, task, ctx, hooks) {
+  const base = { nodeId: task.nodeId, iteration: task.iteration, attempt: task.attempt };
+  const round = task.pushBack?.iteration ? `.r${task.pushBack.iteration}` : "";
+  const childId = `${runId}.${task.nodeId}.${task.iteration}${round}`.replace(/[^A-Za-z0-9_.:-]/g, "_").slice(0, 128);
+  try {
+    const { loadWorkflow } = await import("./loader/load.js");
+    const workflow = await loadWorkflow(sub.path);
+    const input = typeof sub.input === "function" ? await sub.input(ctx) : sub.input;
+    let snapshot;
+    try {
+      snapshot = native.call("claimRun", childId, false);
+    } catch (e) {
+      if (e?.code !== "RUN_NOT_FOUND") throw e;
+      const probe = renderWorkflow(workflow, { runId: childId, input, loops: {}, nodeLoops: {}, outputs: [], workflowPath: sub.path });
+      native.call("validateGraph", JSON.stringify(probe.graph));
+      snapshot = native.call(
+        "createRun",
+        JSON.stringify({ runId: childId, workflowName: probe.graph.workflow.name, workflowPath: sub.path, input, inputSchema: workflow.inputSchema ?? undefined }),
+      );
+    }
+    let result;
+    try {
+      result = await driveRun(native, workflow, snapshot, { afterCall: hooks.afterCall });
+    } finally {
+      native.call("releaseRun", childId);
+    }
+    if (result.status === "finished") {
+      const outputs = {};
+      for (const row of native.call("inspect", childId).outputs) {
+        outputs[row.iteration ? `${row.nodeId}#${row.iteration}` : row.nodeId] = row.value;
+      }
+      return { ...base, ok: true, value: { subRunId: childId, status: "finished", outputs } };
+    }
+    const [code, message] =
+      result.status === "waiting-approval"
+        ? ["SUBRUN_WAITING", `sub-run ${childId} waits for its own approval; gate the calling task instead`]
+        : ["SUBRUN_FAILED", `sub-run ${childId} ${result.status}${result.error ? `: ${result.error.message}` : ""}`];
+    return { ...base, ok: false, error: { code, message } };
+  } catch (e) {
+    return { ...base, ok: false, error: { code: e?.code ?? "SUBRUN_FAILED", message: String(e?.message ?? e) } };
   }
 }
 

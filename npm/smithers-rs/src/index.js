@@ -14,5 +14,6 @@ export {
   approvalRankingSchema,
   approvalSelectionSchema,
   commandResultSchema,
+  subRunResultSchema,
   toJsonSchema,
 } from "./schema.js";

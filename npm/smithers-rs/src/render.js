@@ -321,7 +321,20 @@ const RENDERERS = {
       );
     }
     const body = props.children;
-    if (props.command != null || props.script != null) {
+    if (props.workflow != null) {
+      if (props.command != null || props.script != null || body !== undefined) {
+        throw new SmithersError("INVALID_PROP", `<Task id="${node.id}"> runs a sub-workflow; it takes no command or children`, { id: node.id });
+      }
+      if (typeof props.workflow !== "string" || props.workflow === "") {
+        throw new SmithersError("INVALID_PROP", `<Task id="${node.id}"> workflow must be the path of a workflow file`, { id: node.id });
+      }
+      const input = props.input ?? {};
+      if (typeof input !== "object" && typeof input !== "function") {
+        throw new SmithersError("INVALID_PROP", `<Task id="${node.id}"> input must be an object or a function of ctx`, { id: node.id });
+      }
+      node.body = { type: "compute" };
+      state.computeFns.set(node.id, { subWorkflow: { path: resolvePath(state.baseDir, props.workflow), input } });
+    } else if (props.command != null || props.script != null) {
       node.body = commandBody(node.id, props, state);
       if (body !== undefined) {
         throw new SmithersError("INVALID_PROP", `<Task id="${node.id}"> has a command; it takes no children`, { id: node.id });

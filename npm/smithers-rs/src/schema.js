@@ -164,3 +164,15 @@ export const approvalDecisionWithInputsSchema = deepFreeze({
   required: ["approved", "note", "decidedBy", "decidedAt"],
   additionalProperties: false,
 });
+
+/** The output of a task that runs a sub-workflow (`<Task workflow="./child.tsx">`). */
+export const subRunResultSchema = deepFreeze({
+  $schema: DRAFT_2020_12,
+  type: "object",
+  properties: {
+    subRunId: { type: "string" },
+    status: { type: "string" },
+    outputs: { type: "object" },
+  },
+  required: ["subRunId", "status", "outputs"],
+});
