@@ -127,7 +127,12 @@ impl Engine {
 
     /// Records a wait/failure handler's start or end in the run's events.
     #[napi]
-    pub fn record_driver_event(&mut self, run_id: String, kind: String, payload_json: String) -> String {
+    pub fn record_driver_event(
+        &mut self,
+        run_id: String,
+        kind: String,
+        payload_json: String,
+    ) -> String {
         self.with(|e| e.record_driver_event(&run_id, &kind, parse(&payload_json)?))
     }
 
@@ -233,7 +238,12 @@ pub fn run_command<'env>(env: &'env Env, spec_json: String) -> Result<Object<'en
             });
             deferred.resolve(move |_| Ok(text));
         })
-        .map_err(|e| Error::new(Status::GenericFailure, format!("cannot start a thread: {e}")))?;
+        .map_err(|e| {
+            Error::new(
+                Status::GenericFailure,
+                format!("cannot start a thread: {e}"),
+            )
+        })?;
     Ok(promise)
 }
 
