@@ -1,6 +1,7 @@
 // Public entry point. `createElement` must stay: compilers import it from the package root
 // for `<X {...props} key="k" />`.
 export { Approval, Branch, Loop, Parallel, Ralph, Sequence, Task, Workflow, useCtx } from "./components.js";
+export { approval, branch, fields, loop, parallel, sequence, tableKeyFor, task, workflow } from "./builder.js";
 export { createSmithers } from "./create.js";
 export { SmithersEngine } from "./engine.js";
 export { SmithersError } from "./errors.js";
@@ -8,4 +9,5 @@ export { createElement, Fragment, jsx, jsxs } from "./jsx-runtime.js";
 export { loadWorkflow, registerLoader } from "./loader/load.js";
 export { engineBuild, engineVersion } from "./native.js";
 export { computeArgs, renderWorkflow } from "./render.js";
+export { compileToon, loadToonWorkflow } from "./toon/index.js";
 export { approvalDecisionSchema, approvalRankingSchema, approvalSelectionSchema, toJsonSchema } from "./schema.js";
