@@ -415,7 +415,14 @@ describe("the graph a .toon file renders", () => {
         ),
       );
     const chosen = (wf, outputs) => tasksOf(render(wf, snap(outputs)).graph.root).map((t) => t.id).filter((id) => id !== "a");
-    for (const cond of ["a.v > 1", '"{a.v} > 1"', '"{a.v > 1}"', '"(a.v > 1) == true"']) {
+    for (const cond of [
+      "a.v > 1",
+      '"{a.v} > 1"',
+      '"{a.v > 1}"',
+      '"(a.v > 1) == true"',
+      '"{a} && {a}.v > 1"',
+      '"[a].some((x) => { return x && x.v > 1; })"',
+    ]) {
       const wf = await branchOn(cond);
       assert.deepEqual(chosen(wf, []), ["no"], cond);
       assert.deepEqual(chosen(wf, [row("a", "a", { v: 5 })]), ["yes"], cond);

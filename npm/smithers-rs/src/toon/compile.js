@@ -232,7 +232,7 @@ function collectNodes(at, steps, lineOf) {
     if (value.kind !== undefined && typeof value.kind !== "string") {
       throw at.err("TOON_INVALID_VALUE", "kind must be a string", [...path, "kind"]);
     }
-    const kindName = value.kind === undefined || value.kind === "task" ? "step" : value.kind;
+    const kindName = value.kind ?? "step";
     const kind = NODE_KINDS[kindName];
     if (!kind) {
       const known = Object.keys(NODE_KINDS).filter((k) => k !== "step");
@@ -582,20 +582,21 @@ function compileCondition(unit, info, value, path) {
   if (typeof value !== "string" || value.trim() === "") {
     throw unit.at.err("TOON_INVALID_VALUE", "a condition is true, false, or an expression", path);
   }
+  // With braces, the {…} form first: "{a} && {b}" is also valid JavaScript (two object
+  // literals, always true), which is never what a condition means. A bare expression with
+  // braces of its own (an arrow function body) does not compile in that form and is read as is.
   let expr;
-  try {
-    expr = compileExpression(unit, info, value, path);
-  } catch (e) {
-    if (e?.code !== "TOON_INVALID_EXPRESSION" || !value.includes("{")) throw e;
-    let parts;
+  if (value.includes("{")) {
     try {
-      parts = splitTemplate(value);
+      const parts = splitTemplate(value);
+      if (parts.some((p) => "expr" in p)) {
+        expr = compileExpression(unit, info, parts.map((p) => ("expr" in p ? `(${p.expr})` : p.text)).join(""), path);
+      }
     } catch {
-      throw e;
+      expr = undefined;
     }
-    const rewritten = parts.map((p) => ("expr" in p ? `(${p.expr})` : p.text)).join("");
-    expr = compileExpression(unit, info, rewritten, path);
   }
+  expr ??= compileExpression(unit, info, value, path);
   const evaluate = (env, frame) => {
     try {
       return Boolean(expr.call(env, frame));
@@ -665,11 +666,16 @@ function failed(unit, path, source, e) {
   return unit.at.err("TOON_EXPRESSION_FAILED", `${e?.message ?? e} in ${JSON.stringify(source)}`, path, { expression: source });
 }
 
-/** Every step of the file by id, read on access. */
+/** Every step of the file by id, read on access; one object per file and render. */
 function stepsObject(unit, env) {
-  const out = {};
-  for (const name of unit.names) {
-    Object.defineProperty(out, name, { get: () => unit.readName(env, name), enumerable: true });
+  unit.stepsByEnv ??= new WeakMap();
+  let out = unit.stepsByEnv.get(env);
+  if (!out) {
+    out = {};
+    for (const name of unit.names) {
+      Object.defineProperty(out, name, { get: () => unit.readName(env, name), enumerable: true });
+    }
+    unit.stepsByEnv.set(env, out);
   }
   return out;
 }
