@@ -1,4 +1,5 @@
-// End-to-end: .toon workflows through the `smithers` CLI, as a user runs them. Each test runs
+// End-to-end: .toon workflows (and a builder workflow file) through the `smithers` CLI, as a
+// user runs them. Each test runs
 // `node bin/smithers.js` on a database of its own, approves or denies through the CLI, and
 // reads the output tables (Node API, and the sqlite3 shell for raw columns when installed).
 import assert from "node:assert/strict";
@@ -20,7 +21,7 @@ const nodeStates = (info) => info.nodes.map((n) => [n.nodeId, n.iteration, n.sta
 const approvalOf = (info, nodeId) => info.approvals.find((a) => a.nodeId === nodeId);
 const lines = (...l) => `${l.join("\n")}\n`;
 
-describe("TOON workflows through the CLI", { concurrency: 2 }, () => {
+describe("TOON and builder workflows through the CLI", { concurrency: 2 }, () => {
   // ------------------------------------------------------------ examples/deploy.toon
 
   test("deploy.toon: up waits at the approval, its title shows the build; approve deploys", async (t) => {
@@ -239,6 +240,27 @@ describe("TOON workflows through the CLI", { concurrency: 2 }, () => {
     assert.deepEqual(outputsOf(info, "relBundle").map((o) => o.value), [{ artifact: "app-4.2.tgz", bytes: 1024 }]);
     assert.equal(outputsOf(info, "relApprove")[0].value.decidedBy, "erin");
     assert.deepEqual(outputsOf(info, "announce").map((o) => o.value), [{ text: "released 4.2" }]);
+  });
+
+  test("a builder workflow in a .ts file runs, waits and resumes through the CLI", async (t) => {
+    const b = box(t);
+    const file = b.write(
+      "svc.ts",
+      lines(
+        'import { approval, fields, task, workflow } from "smithers-rs";',
+        "const build = task(\"build\", { output: fields({ version: \"string\" }), run: ({ input }) => ({ version: `${input.major}.0.0` }) });",
+        "const gate = approval(\"approve-deploy\", { needs: { build }, request: ({ build }) => ({ title: `Deploy ${build.version}?` }) });",
+        "const deploy = task(\"deploy\", { needs: { build, gate }, output: fields({ by: \"string?\" }), run: ({ gate }) => ({ by: gate.decidedBy }) });",
+        'export default workflow({ name: "svc", input: fields({ major: "number" }), steps: [build, gate, deploy] });',
+      ),
+    );
+    const up = await expectExit(assert, 3, ["up", file, "--run-id", "bt", "--input", '{"major":3}'], { cwd: b.dir });
+    assert.match(up.stdout, /^  waiting for approval: approve-deploy — Deploy 3\.0\.0\?$/m);
+    await expectExit(assert, 0, ["approve", "bt", "--by", "frank"], { cwd: b.dir });
+    const info = inspectRun(b.db, "bt");
+    assert.equal(info.run.workflowPath, file);
+    assert.deepEqual(outputsOf(info, "deploy").map((o) => o.value), [{ by: "frank" }]);
+    assert.equal(outputsOf(info, "approveDeploy")[0].value.approved, true);
   });
 
   // ------------------------------------------------------------ malformed files
