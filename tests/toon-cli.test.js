@@ -1,7 +1,7 @@
 // End-to-end: .toon workflows (and a builder workflow file) through the `smithers` CLI, as a
-// user runs them. Each test runs
-// `node bin/smithers.js` on a database of its own, approves or denies through the CLI, and
-// reads the output tables (Node API, and the sqlite3 shell for raw columns when installed).
+// user runs them. Each test runs `node bin/smithers.js` on a database of its own, approves or
+// denies through the CLI, and reads the output tables (Node API, and the sqlite3 shell for
+// raw columns when installed).
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
