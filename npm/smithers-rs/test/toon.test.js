@@ -223,6 +223,17 @@ describe("validation errors", () => {
     await rejects(compile(wf("./h.ts#notAFunction"), file), "TOON_HANDLER_NOT_FOUND");
     await rejects(compile(wf("./h.ts"), file), "TOON_HANDLER_NOT_FOUND", { export: "default" });
     await rejects(compile(wf("tools#build"), file), "TOON_HANDLER_NOT_FOUND");
+    // An imported handler module must exist, used or not; without extension, as the hooks resolve it.
+    const imported = (from) => lines("name: x", "imports:", "  handlers[1]{from,as}:", `    ${from},tools`, "steps[1]:", "  - id: a", "    handler: tools#build", "    output:", "      v: number");
+    await rejects(compile(imported("./nope.ts"), file), "TOON_HANDLER_NOT_FOUND", { line: 4, key: "imports.handlers[0].from" });
+    for (const from of ["./h", "./h.js"]) {
+      const viaImport = render(await compile(imported(from), file));
+      assert.deepEqual(await viaImport.computeFns.get("a")(), { v: 1 }, from);
+    }
+    // A module that throws while it loads is another error.
+    writeFileSync(join(dir, "broken.ts"), "throw new Error('no config');\nexport const build = () => ({ v: 1 });\n");
+    await rejects(compile(wf("./broken.ts#build"), file), "TOON_HANDLER_LOAD_FAILED", { line: 4 });
+    await assert.rejects(compile(wf("./broken.ts#build"), file), /no config/);
     await compile(wf("./h.ts#build"), file); // and this one loads
   });
 

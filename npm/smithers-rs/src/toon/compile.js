@@ -23,6 +23,21 @@ const ID = /^[A-Za-z_][A-Za-z0-9_-]{0,99}$/;
 const ON_DENY = ["fail", "continue", "skip"];
 const ON_MAX_REACHED = ["return-last", "fail"];
 const RESERVED_COLUMNS = new Set(["run_id", "node_id", "iteration"]);
+/** Extensions tried for an extensionless handler module, and TypeScript sources of .js names. */
+const HANDLER_EXTENSIONS = [".ts", ".tsx", ".js", ".mjs", ".jsx", ".mts"];
+const TS_SOURCES = { ".js": [".ts", ".tsx"], ".jsx": [".tsx"], ".mjs": [".mts"] };
+
+/** The file a handler path names (`./tools`, `./tools.js` for tools.ts, …), or null. */
+function moduleFile(file) {
+  if (existsSync(file)) return file;
+  for (const ext of HANDLER_EXTENSIONS) if (existsSync(file + ext)) return file + ext;
+  const ext = extname(file);
+  for (const swap of TS_SOURCES[ext] ?? []) {
+    const candidate = file.slice(0, -ext.length) + swap;
+    if (existsSync(candidate)) return candidate;
+  }
+  return null;
+}
 
 // ---------------------------------------------------------------- node kinds
 //
@@ -339,6 +354,9 @@ async function compileHandlerBody(unit, info) {
   let file;
   if (modulePart.startsWith(".") || modulePart.startsWith("/")) {
     file = resolvePath(at.dir, modulePart);
+    const found = moduleFile(file);
+    if (!found) throw at.err("TOON_HANDLER_NOT_FOUND", `handler module ${file} does not exist`, path, { handler: spec, module: file });
+    file = found;
   } else {
     const imported = unit.imports.handlers.get(modulePart);
     if (!imported) {
@@ -365,9 +383,6 @@ async function importHandler(unit, file, spec, path) {
   try {
     mod = await import(pathToFileURL(file).href);
   } catch (e) {
-    if (e?.code === "ERR_MODULE_NOT_FOUND" && !existsSync(file) && String(e.message).includes(file)) {
-      throw unit.at.err("TOON_HANDLER_NOT_FOUND", `handler module ${file} does not exist`, path, { handler: spec, module: file });
-    }
     throw unit.at.err("TOON_HANDLER_LOAD_FAILED", `handler module ${file} failed to load: ${e?.message ?? e}`, path, { handler: spec, module: file });
   }
   modules.set(file, mod);
@@ -786,8 +801,12 @@ function readImports(at, imports) {
       if (kind === "workflows") {
         if (extname(file) !== ".toon") throw at.err("TOON_INVALID_VALUE", "an imported workflow is a .toon file", [...p, "from"]);
         if (!existsSync(file)) throw at.err("TOON_IMPORT_NOT_FOUND", `no such workflow file: ${file}`, [...p, "from"], { import: file });
+        out[kind].set(as, { file, path: p });
+      } else {
+        const found = moduleFile(file);
+        if (!found) throw at.err("TOON_HANDLER_NOT_FOUND", `handler module ${file} does not exist`, [...p, "from"], { module: file });
+        out[kind].set(as, { file: found, path: p });
       }
-      out[kind].set(as, { file, path: p });
     });
   }
   return out;

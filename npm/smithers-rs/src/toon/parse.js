@@ -75,14 +75,14 @@ const HEADER = /^\[[^\]]*\](\{[^}]*\})?:/;
 /**
  * Maps each key path (`steps[1].request.title`) to its 1-based line in `lines`. The lines
  * decoded without error, so the structure is TOON's: `key: value`, `key:` (a block at depth
- * + 1), `key[N]…:` (an array: items or rows at depth + 1), `- ` list items whose first field
- * shares the hyphen's line (that field's own block at depth + 2).
+ * + 1), `key[N]…:` (an array: items or rows at depth + 1; a row of `key[N]{a,b}:` is item i),
+ * `- ` list items whose first field shares the hyphen's line (that field's block at depth + 2).
  * @param {string[]} lines
  * @returns {Map<string, number>}
  */
 function locate(lines) {
   const out = new Map();
-  /** @type {{ childDepth: number, kind: "object" | "array", path: (string|number)[], count: number }[]} */
+  /** @type {{ childDepth: number, kind: "object" | "array", path: (string|number)[], count: number, tabular?: boolean }[]} */
   const stack = [{ childDepth: 0, kind: "object", path: [], count: 0 }];
   const keyLine = (content, parent, lineNo, nestedDepth) => {
     const key = readKey(content);
@@ -92,7 +92,9 @@ function locate(lines) {
     const rest = content.slice(key.end);
     const header = HEADER.exec(rest);
     if (header) {
-      if (rest.slice(header[0].length).trim() === "") stack.push({ childDepth: nestedDepth, kind: "array", path, count: 0 });
+      if (rest.slice(header[0].length).trim() === "") {
+        stack.push({ childDepth: nestedDepth, kind: "array", path, count: 0, tabular: header[1] !== undefined });
+      }
     } else if (rest.startsWith(":") && rest.slice(1).trim() === "") {
       stack.push({ childDepth: nestedDepth, kind: "object", path, count: 0 });
     }
@@ -112,10 +114,12 @@ function locate(lines) {
         stack.push({ childDepth: depth + 1, kind: "object", path: itemPath, count: 0 });
         keyLine(rest, itemPath, lineNo, depth + 2);
       }
+    } else if (top.kind === "array" && top.tabular) {
+      // A row of `key[N]{a,b}:` is item N of the array; its fields share its line.
+      out.set(pathString([...top.path, top.count++]), lineNo);
     } else if (top.kind === "object") {
       keyLine(content, top.path, lineNo, depth + 1);
     }
-    // Tabular rows and inline values have no keys of their own.
   });
   return out;
 }
