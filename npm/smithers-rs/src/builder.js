@@ -4,6 +4,7 @@
 // driver, the engine and the CLI run it on the same path and it renders to the same graph
 // descriptor. The TOON loader (toon/compile.js) compiles .toon files onto the same node
 // model (graphWorkflow below).
+import { dirname } from "node:path";
 import { Approval, Branch, Loop, Parallel, Sequence, Task, Workflow } from "./components.js";
 import { checkIdentifier } from "./create.js";
 import { SmithersError } from "./errors.js";
@@ -132,7 +133,8 @@ export function graphWorkflow({ name, steps, schemas, inputSchema = null, tableO
     dbPath,
     name,
     source,
-    ...(file ? { file } : {}),
+    // Where relative paths in the workflow resolve: the .toon file's folder.
+    ...(file ? { file, baseDir: dirname(file) } : {}),
   };
 }
 

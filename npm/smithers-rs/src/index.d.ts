@@ -209,6 +209,8 @@ export interface SmithersWorkflow<Schemas = Record<string, unknown>> {
   source?: "builder" | "toon";
   /** The .toon file a TOON workflow was loaded from. */
   file?: string;
+  /** The folder relative paths in a TOON workflow resolve against (the file's). */
+  baseDir?: string;
 }
 
 export interface CreateSmithersOptions {

@@ -324,7 +324,7 @@ describe("field types -> JSON Schema", () => {
 describe("the graph a .toon file renders", () => {
   test("examples/deploy.toon: tables, dependencies, a title rendered once build has an output", async () => {
     const wf = await loadWorkflow(join(EXAMPLES, "deploy.toon"));
-    assert.equal(wf.source, "toon");
+    assert.deepEqual([wf.source, wf.file, wf.baseDir], ["toon", join(EXAMPLES, "deploy.toon"), EXAMPLES]);
     const input = { service: "api", env: "prod" };
     const first = render(wf, snap([], { input })).graph;
     assert.equal(first.workflow.name, "deploy");
