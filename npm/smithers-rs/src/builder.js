@@ -156,10 +156,13 @@ function toElement(node, state, frame) {
     case "approval": {
       state.rendered.add(node.id);
       const request = node.request(env, frame) ?? { title: node.id };
+      if (typeof request?.title !== "string") {
+        throw new SmithersError("INVALID_PROP", `approval "${node.id}": request must give { title: string, summary? }`, { id: node.id });
+      }
       const props = {
         id: node.id,
         output: node.table,
-        request: { title: String(request.title), summary: request.summary == null ? null : String(request.summary) },
+        request: { title: request.title, summary: request.summary == null ? null : String(request.summary) },
         onDeny: node.onDeny,
       };
       if (node.allowedUsers) props.allowedUsers = node.allowedUsers;

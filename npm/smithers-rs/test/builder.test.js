@@ -79,6 +79,9 @@ describe("builder graphs", () => {
     const g1 = render(wf, snap([row("build", "build", { version: "1.0" })], { input: { env: "prod" } })).graph;
     assert.equal(requests, 1);
     assert.equal(byId(g1, "approve-deploy").approval.request.title, "Deploy 1.0 to prod?");
+
+    const untitled = workflow({ name: "w", steps: [approval("g", { request: () => ({ summary: "no title" }) })] });
+    assert.throws(() => render(untitled), code("INVALID_PROP"));
   });
 
   test("run gets { input, ctx, loop, ...needs } by alias, or by id for a list", async () => {

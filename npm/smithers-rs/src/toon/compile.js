@@ -124,7 +124,8 @@ export async function loadToonWorkflow(path) {
  * @param {string} text
  * @param {{ file?: string }} [options]
  */
-export async function compileToon(text, { file = resolvePath("workflow.toon") } = {}) {
+export async function compileToon(text, { file: given = "workflow.toon" } = {}) {
+  const file = resolvePath(given);
   const program = {
     tables: new TableRegistry(),
     tableOf: new Map(),
@@ -136,7 +137,7 @@ export async function compileToon(text, { file = resolvePath("workflow.toon") } 
     parsed: new Map(),
   };
   const parsed = parseFile(program, file, text);
-  const unit = await compileUnit(program, parsed, { prefix: "", inputOf: (env) => env.ctx.input, stack: [file], loops: [] });
+  const unit = await compileUnit(program, parsed, { prefix: "", inputOf: (env) => env.ctx.input, stack: [file] });
   for (const { node, deps } of program.pending) {
     const out = new Set();
     const add = (id) => {
