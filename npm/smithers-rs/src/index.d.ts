@@ -298,6 +298,12 @@ export interface SmithersWorkflow<Schemas = Record<string, unknown>> {
   inputSchema: JsonSchema | null;
   dbPath: string | null;
   name: string | null;
+  /** Set on workflows made by the builder or the TOON loader. */
+  source?: "builder" | "toon";
+  /** The .toon file a TOON workflow was loaded from. */
+  file?: string;
+  /** The folder relative paths in a TOON workflow resolve against (the file's). */
+  baseDir?: string;
 }
 
 export interface CreateSmithersOptions {
@@ -327,6 +333,174 @@ export declare function createSmithers<const Schemas extends Record<string, Sche
   schemas: Schemas,
   opts?: CreateSmithersOptions,
 ): SmithersApi<Schemas>;
+
+// ------------------------------------------------------------------ builder
+
+/**
+ * TOON field types: "string", "number", "boolean", literal unions ("'a' | 'b'"), "T[]",
+ * "T?" (absent or null), nested blocks, and one-item lists of structs.
+ */
+export interface FieldMap {
+  readonly [field: string]: FieldSpec;
+}
+export type FieldSpec = string | FieldMap | readonly [string | FieldMap];
+
+type Trim<S extends string> = S extends ` ${infer R}` ? Trim<R> : S extends `${infer R} ` ? Trim<R> : S;
+type Unquote<S extends string> = S extends `'${infer V}'` ? V : S extends `"${infer V}"` ? V : S;
+type Literals<S extends string> = S extends `${infer A}|${infer B}` ? Unquote<Trim<A>> | Literals<B> : Unquote<Trim<S>>;
+type ScalarOf<S extends string> = Trim<S> extends "string"
+  ? string
+  : Trim<S> extends "number"
+    ? number
+    : Trim<S> extends "boolean"
+      ? boolean
+      : Literals<S>;
+/** The TypeScript type of one field type. */
+export type FieldTypeOf<F> = F extends `${infer B}?`
+  ? FieldTypeOf<B> | null | undefined
+  : F extends `${infer B}[]`
+    ? ScalarOf<B>[]
+    : F extends string
+      ? ScalarOf<F>
+      : F extends readonly [infer I]
+        ? FieldTypeOf<I>[]
+        : F extends FieldMap
+          ? FieldsOf<F>
+          : unknown;
+type OptionalKeys<M> = { [K in keyof M]: M[K] extends `${string}?` ? K : never }[keyof M];
+type Simplify<T> = { [K in keyof T]: T[K] } & {};
+/** The row type of a field map: `T?` fields are optional. */
+export type FieldsOf<M> = Simplify<
+  { -readonly [K in Exclude<keyof M, OptionalKeys<M>>]: FieldTypeOf<M[K]> } & {
+    -readonly [K in OptionalKeys<M>]?: FieldTypeOf<M[K]>;
+  }
+>;
+
+/** A JSON Schema from TOON field types; throws INVALID_FIELD_TYPE. */
+export declare function fields<const M extends FieldMap>(map: M): JsonSchemaOf<FieldsOf<M>>;
+
+/** The output table key derived from a node id: `approve-deploy` -> `approveDeploy` (SQL `approve_deploy`). */
+export declare function tableKeyFor(id: string): string;
+
+/** A task or approval made by the builder; usable in `needs` and as a node. */
+export interface StepHandle<Id extends string = string, T = unknown> {
+  readonly kind: "task" | "approval";
+  readonly id: Id;
+  /** Type only: the output row of this node. */
+  readonly __output?: T;
+}
+export interface TaskHandle<Id extends string = string, T = unknown> extends StepHandle<Id, T> {
+  readonly kind: "task";
+}
+export interface ApprovalHandle<Id extends string = string> extends StepHandle<Id, ApprovalDecision> {
+  readonly kind: "approval";
+}
+export interface ContainerNode {
+  readonly kind: "sequence" | "parallel" | "branch" | "loop";
+}
+export type BuilderNode = StepHandle<string, any> | ContainerNode;
+
+/** `{ alias: handle | "id" }`, or a list of handles / ids (then keyed by id). */
+export type Needs =
+  | { readonly [alias: string]: StepHandle<string, any> | string }
+  | readonly (StepHandle<string, any> | string)[];
+type NeedValue<H> = H extends StepHandle<any, infer T> ? OutputRow<T> : OutputRow<Record<string, unknown>>;
+type NeedsValues<N> = N extends readonly unknown[]
+  ? { [H in N[number] as H extends StepHandle<infer I, any> ? I : H extends string ? H : never]: NeedValue<H> }
+  : { [K in keyof N]: NeedValue<N[K]> };
+
+/** What every builder function receives, besides the outputs of its needs. */
+export interface BuilderScope {
+  /** The run's input (validated against the workflow's input schema). */
+  input: any;
+  ctx: SmithersCtx<any, any>;
+  /** 1-based iteration of the enclosing loop; 0 outside loops. */
+  loop: { iteration: number };
+}
+/** For `run` and a `request` function: every need has an output. */
+export type BuilderDeps<N> = BuilderScope & NeedsValues<N>;
+/** For conditions, evaluated at each render: needs without an output yet are undefined. */
+export type BuilderMaybeDeps<N> = BuilderScope & Partial<NeedsValues<N>>;
+
+export interface TaskOptions<S, N> {
+  /** The output schema (zod 4, JSON Schema, or fields({...})). */
+  output: S;
+  /** Output table key; default tableKeyFor(id). */
+  table?: string;
+  needs?: N;
+  run(deps: BuilderDeps<N>): InferOutput<S> | Promise<InferOutput<S>>;
+  skipIf?: boolean | ((deps: BuilderMaybeDeps<N>) => unknown);
+  /** Extra attempts after a failure (default 0); or give maxAttempts. */
+  retries?: number;
+  maxAttempts?: number;
+  timeoutMs?: number;
+  continueOnFail?: boolean;
+  label?: string;
+}
+
+export interface ApprovalRequest {
+  title: string;
+  summary?: string | null;
+}
+
+export interface ApprovalOptions<N> {
+  needs?: N;
+  /** Static, or computed once every need has an output (until then the title is the id). */
+  request: ApprovalRequest | ((deps: BuilderDeps<N>) => ApprovalRequest);
+  /** Default "fail". */
+  onDeny?: "fail" | "continue" | "skip";
+  /** Table of the decision rows; default tableKeyFor(id). */
+  table?: string;
+  allowedUsers?: string[];
+  allowedScopes?: string[];
+}
+
+export declare function task<const Id extends string, S extends SchemaLike, const N extends Needs = {}>(
+  id: Id,
+  options: TaskOptions<S, N>,
+): TaskHandle<Id, InferOutput<S>>;
+export declare function approval<const Id extends string, const N extends Needs = {}>(
+  id: Id,
+  options: ApprovalOptions<N>,
+): ApprovalHandle<Id>;
+/** Children run one after another (arrays are flattened; null/undefined/false are dropped). */
+export declare function sequence(...children: (BuilderNode | readonly BuilderNode[] | null | undefined | false)[]): ContainerNode;
+export declare function parallel(children: readonly BuilderNode[], options?: { maxConcurrency?: number }): ContainerNode;
+export declare function branch<const N extends Needs = {}>(options: {
+  needs?: N;
+  if: boolean | ((deps: BuilderMaybeDeps<N>) => unknown);
+  /** A node, or a list run in order. */
+  then: BuilderNode | readonly BuilderNode[];
+  else?: BuilderNode | readonly BuilderNode[];
+}): ContainerNode;
+export declare function loop<const N extends Needs = {}>(
+  options: {
+    id: string;
+    needs?: N;
+    /** Checked after each iteration; default false. */
+    until?: boolean | ((deps: BuilderMaybeDeps<N>) => unknown);
+    /** Default 5. */
+    maxIterations?: number;
+    /** Default "return-last". */
+    onMaxReached?: "return-last" | "fail";
+  },
+  children: readonly BuilderNode[],
+): ContainerNode;
+/** A runnable workflow: `steps` run one after another. Pass it to SmithersEngine.start/run. */
+export declare function workflow(options: {
+  name: string;
+  /** Input schema (zod 4, JSON Schema, or fields({...})). */
+  input?: SchemaLike;
+  steps: readonly BuilderNode[];
+  dbPath?: string;
+}): SmithersWorkflow<Record<string, JsonSchema>>;
+
+// ------------------------------------------------------------------ TOON
+
+/** Loads a .toon workflow file (loadWorkflow does this for paths ending in .toon). */
+export declare function loadToonWorkflow(path: string): Promise<SmithersWorkflow<any>>;
+/** Compiles TOON text; `file` names it in errors and anchors relative imports and handlers. */
+export declare function compileToon(text: string, options?: { file?: string }): Promise<SmithersWorkflow<any>>;
 
 // ------------------------------------------------------------------ render
 
@@ -411,7 +585,10 @@ export declare function computeArgs(ctx: SmithersCtx<any, any>): [SmithersCtx<an
 
 /** Installs the .ts/.tsx loader hooks once (also done by `import "smithers-rs/register"`). */
 export declare function registerLoader(): void;
-/** Imports a workflow file and returns its default export; INVALID_WORKFLOW if it is not one. */
+/**
+ * Loads a workflow file: a .toon file is compiled; a .tsx/.ts/.jsx/.js file is imported and its
+ * default export returned (INVALID_WORKFLOW if it is not a workflow).
+ */
 export declare function loadWorkflow(path: string): Promise<SmithersWorkflow<any>>;
 
 // ---------------------------------------------------------------- Node API

@@ -1,6 +1,7 @@
 // Public entry point. `createElement` must stay: compilers import it from the package root
 // for `<X {...props} key="k" />`.
 export { Approval, Branch, Loop, Parallel, Ralph, Sequence, Task, Workflow, useCtx } from "./components.js";
+export { approval, branch, fields, loop, parallel, sequence, tableKeyFor, task, workflow } from "./builder.js";
 export { createSmithers } from "./create.js";
 export { SmithersEngine } from "./engine.js";
 export { SmithersError } from "./errors.js";
@@ -17,3 +18,4 @@ export {
   subRunResultSchema,
   toJsonSchema,
 } from "./schema.js";
+export { compileToon, loadToonWorkflow } from "./toon/index.js";

@@ -2,7 +2,7 @@
 // 1 failed, 4 usage or lookup errors.
 import { existsSync } from "node:fs";
 import { userInfo } from "node:os";
-import { dirname, isAbsolute, join, relative, resolve } from "node:path";
+import { dirname, extname, isAbsolute, join, relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { SmithersError } from "../errors.js";
 import { LOOKUP_CODES } from "../native.js";
@@ -32,8 +32,8 @@ const DECIDE = {
 
 const COMMANDS = {
   up: {
-    usage: "smithers up <workflow.tsx> [--input JSON] [--run-id ID] [--resume] [--force] [--db FILE] [--json]",
-    about: "Start a run of a workflow file and drive it until it finishes, fails, or waits at an approval.",
+    usage: "smithers up <workflow.tsx|workflow.toon> [--input JSON] [--run-id ID] [--resume] [--force] [--db FILE] [--json]",
+    about: "Start a run of a workflow file (.tsx/.ts/.jsx/.js or .toon) and drive it until it finishes, fails, or waits at an approval.",
     details: [
       "--input JSON    the run's input (default {})",
       "--run-id ID     use this run id (default: generated)",
@@ -178,7 +178,7 @@ function report(e, json) {
   } else {
     console.error(`smithers: ${code}: ${message}`);
   }
-  return LOOKUP_CODES.has(code) ? 4 : 1;
+  return e?.exitCode ?? (LOOKUP_CODES.has(code) ? 4 : 1);
 }
 
 function usage(message, command) {
@@ -258,7 +258,15 @@ async function up(args) {
   }
   const { loadWorkflow } = await import("../loader/load.js");
   process.setSourceMapsEnabled?.(true);
-  const workflow = await loadWorkflow(path);
+  let workflow;
+  try {
+    workflow = await loadWorkflow(path);
+  } catch (e) {
+    // A malformed .toon file (TOON_PARSE, TOON_UNKNOWN_NEED, …) is the caller's input to
+    // fix, like a usage error: exit 4, and nothing was written.
+    if (extname(path) === ".toon" && e instanceof SmithersError) e.exitCode = 4;
+    throw e;
+  }
   const dbPath = args.values.db
     ? resolve(args.values.db)
     : process.env.SMITHERS_DB
