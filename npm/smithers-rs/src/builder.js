@@ -9,7 +9,7 @@ import { Approval, Branch, Loop, Parallel, Sequence, Task, Workflow } from "./co
 import { checkIdentifier } from "./create.js";
 import { SmithersError } from "./errors.js";
 import { jsx } from "./jsx-runtime.js";
-import { approvalDecisionSchema, isPlainObject, toJsonSchema } from "./schema.js";
+import { approvalDecisionSchema, commandResultSchema, isPlainObject, toJsonSchema } from "./schema.js";
 import { FieldTypeError, fieldMapToSchema } from "./toon/fields.js";
 
 const BUILDER_NODE = Symbol.for("smithers.builderNode");
@@ -103,7 +103,7 @@ export class TableRegistry {
  * @param {{ name: string, steps: any[], schemas: Record<string, any>, inputSchema?: any,
  *   tableOf: Map<string, string>, dbPath?: string | null, source?: string, file?: string }} spec
  */
-export function graphWorkflow({ name, steps, schemas, inputSchema = null, tableOf, dbPath = null, source, file }) {
+export function graphWorkflow({ name, steps, schemas, inputSchema = null, tableOf, dbPath = null, source, file, handlers = {} }) {
   const build = (ctx) => {
     const env = {
       ctx,
@@ -121,7 +121,7 @@ export function graphWorkflow({ name, steps, schemas, inputSchema = null, tableO
       const present = deps.filter((id) => state.rendered.has(id));
       if (present.length) props.dependsOn = present;
     }
-    return jsx(Workflow, { name, children });
+    return jsx(Workflow, { name, ...handlers, children });
   };
   return {
     __smithersWorkflow: true,
@@ -144,7 +144,10 @@ function toElement(node, state, frame) {
   switch (node.kind) {
     case "task": {
       state.rendered.add(node.id);
-      const props = { id: node.id, output: node.table, children: () => node.run(env, frame) };
+      const props = node.command
+        ? { id: node.id, output: node.table, ...node.command }
+        : { id: node.id, output: node.table, children: (taskCtx) => node.run({ ...env, task: taskCtx }, frame) };
+      if (node.review) props.approval = node.review;
       if (node.skipIf && node.skipIf(env, frame)) props.skipIf = true;
       if (node.retries != null) props.retries = node.retries;
       if (node.timeoutMs != null) props.timeoutMs = node.timeoutMs;
@@ -167,6 +170,8 @@ function toElement(node, state, frame) {
       };
       if (node.allowedUsers) props.allowedUsers = node.allowedUsers;
       if (node.allowedScopes) props.allowedScopes = node.allowedScopes;
+      if (node.input) props.input = node.input;
+      if (node.required) props.required = node.required;
       if (node.dependsOn.length) state.deps.push([props, node.dependsOn]);
       return jsx(Approval, props);
     }
@@ -221,8 +226,13 @@ function need(cond, message, details) {
 export function task(id, options) {
   need(typeof id === "string" && id !== "", "task(id, options): id must be a non-empty string");
   need(isPlainObject(options), `task("${id}"): options must be an object`);
-  need(options.output !== undefined, `task("${id}"): options.output (a schema) is required`, { id });
-  need(typeof options.run === "function", `task("${id}"): options.run must be a function`, { id });
+  const isCommand = options.command != null || options.script != null;
+  need(options.output !== undefined || isCommand, `task("${id}"): options.output (a schema) is required`, { id });
+  need(
+    isCommand ? options.run === undefined && (options.command == null) !== (options.script == null) : typeof options.run === "function",
+    `task("${id}"): give exactly one of run (a function), command or script`,
+    { id },
+  );
   need(!(options.retries != null && options.maxAttempts != null), `task("${id}"): give retries or maxAttempts, not both`);
   return spec("task", { id, options });
 }
@@ -351,10 +361,15 @@ export function workflow(options) {
         const out = {
           kind: "task",
           id: node.id,
-          table: register(node.id, o.table, o.output),
+          table: register(node.id, o.table, o.output ?? commandResultSchema),
           dependsOn: needs.map((n) => n.id),
-          run: (env, frame) => run(scope(env, frame, needs)),
         };
+        if (run) out.run = (env, frame) => run(scope(env, frame, needs));
+        else {
+          out.command = {};
+          for (const k of ["command", "script", "cwd", "env", "parse", "shell"]) if (o[k] != null) out.command[k] = o[k];
+        }
+        if (o.approval != null) out.review = o.approval === true ? {} : o.approval;
         if (o.skipIf !== undefined) out.skipIf = condition(o.skipIf, needs);
         if (o.retries != null) out.retries = o.retries;
         if (o.maxAttempts != null) {
@@ -386,6 +401,8 @@ export function workflow(options) {
         };
         if (o.allowedUsers) out.allowedUsers = o.allowedUsers;
         if (o.allowedScopes) out.allowedScopes = o.allowedScopes;
+        if (o.input) out.input = o.input;
+        if (o.required) out.required = o.required;
         return out;
       }
       case "sequence":

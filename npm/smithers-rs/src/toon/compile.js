@@ -17,7 +17,7 @@ import { ExpressionSyntaxError, RESERVED, SCOPE_NAMES, analyse, compileFunction,
 import { FieldTypeError, fieldMapToSchema } from "./fields.js";
 import { parseToon, pathString, toonError } from "./parse.js";
 
-const TOP_LEVEL_KEYS = ["name", "input", "schemas", "steps", "imports"];
+const TOP_LEVEL_KEYS = ["name", "input", "schemas", "steps", "imports", "onWait", "onFailure"];
 const IMPORT_KINDS = ["workflows", "handlers"];
 const ID = /^[A-Za-z_][A-Za-z0-9_-]{0,99}$/;
 const ON_DENY = ["fail", "continue", "skip"];
@@ -44,7 +44,16 @@ function moduleFile(file) {
 // `kind:` absent means a step. Each kind lists its keys (anything else is TOON_UNKNOWN_KEY),
 // whether it has an id, where its child nodes are, and how it compiles.
 
-const STEP_COMMON_KEYS = ["kind", "id", "output", "needs", "retry", "maxAttempts", "timeout", "skipIf", "label", "continueOnFail"];
+const STEP_COMMON_KEYS = [
+  "kind", "id", "output", "needs", "retry", "maxAttempts", "timeout", "skipIf", "label", "continueOnFail",
+  // command/script steps only
+  "cwd", "env", "parse", "shell",
+  // review after the step ran (Dagu-style)
+  "approval",
+];
+const COMMAND_ONLY_KEYS = ["cwd", "env", "parse", "shell"];
+/** The output of a command step that names none: exit code and stdout/stderr tails. */
+const COMMAND_RESULT_FIELDS = { exitCode: "number", stdout: "string", stderr: "string" };
 
 /**
  * What a step does: exactly one of these bodies. Each names the keys that select it (and
@@ -53,6 +62,9 @@ const STEP_COMMON_KEYS = ["kind", "id", "output", "needs", "retry", "maxAttempts
 const STEP_BODIES = {
   run: { keys: ["run"], compile: compileRunBody },
   handler: { keys: ["handler"], compile: compileHandlerBody },
+  // Run by the Rust core as a child process: no {…} interpolation (shell ${VAR} stays as is).
+  command: { keys: ["command"], compile: (unit, info) => compileCommandBody(unit, info, "command") },
+  script: { keys: ["script"], compile: (unit, info) => compileCommandBody(unit, info, "script") },
   prompt: {
     keys: ["prompt", "agent"],
     compile(unit, info) {
@@ -151,6 +163,7 @@ export async function compileToon(text, { file: given = "workflow.toon" } = {}) 
   return graphWorkflow({
     name: unit.name,
     steps: unit.steps,
+    handlers: unit.handlers,
     schemas: program.tables.schemas,
     inputSchema: unit.inputSchema,
     tableOf: program.tableOf,
@@ -224,7 +237,11 @@ async function compileUnit(program, { file, doc, lineOf }, call) {
 
   const steps = [];
   for (let i = 0; i < doc.steps.length; i++) steps.push(await compileNode(unit, ["steps", i], call.extraDeps ?? []));
-  return { name, steps, inputSchema };
+  const handlers = {};
+  for (const key of ["onWait", "onFailure"]) {
+    if (doc[key] !== undefined) handlers[key] = expectString(at, doc[key], [key]);
+  }
+  return { name, steps, inputSchema, handlers };
 }
 
 /**
@@ -305,13 +322,21 @@ async function compileStep(unit, info, extraDeps) {
     throw at.err("TOON_CONFLICTING_KEYS", `step "${info.id}" has ${bodies.map(([b]) => `${b}:`).join(" and ")}; a step has exactly one of ${bodyNames.join(", ")}`, [...path, bodies[1][1].keys.find((k) => k in v)]);
   }
   const id = unit.globalId(info.id);
-  if (v.output === undefined) {
-    throw at.err("TOON_MISSING_KEY", `step "${info.id}" needs an output: a block of fields, or the name of an entry in schemas`, [...path, "output"]);
+  const isCommand = bodies[0][0] === "command" || bodies[0][0] === "script";
+  if (!isCommand) {
+    const stray = COMMAND_ONLY_KEYS.find((k) => k in v);
+    if (stray) throw at.err("TOON_INVALID_VALUE", `${stray}: applies to command: and script: steps only`, [...path, stray]);
   }
-  const table = stepTable(unit, info, id);
+  if (v.output === undefined) {
+    if (!isCommand) {
+      throw at.err("TOON_MISSING_KEY", `step "${info.id}" needs an output: a block of fields, or the name of an entry in schemas`, [...path, "output"]);
+    }
+  }
+  const table = stepTable(unit, isCommand && v.output === undefined ? { ...info, value: { ...v, output: COMMAND_RESULT_FIELDS } } : info, id);
   const refs = new Set();
-  const run = await bodies[0][1].compile(unit, info, refs);
-  const node = { kind: "task", id, table, run };
+  const body = await bodies[0][1].compile(unit, info, refs);
+  const node = isCommand ? { kind: "task", id, table, command: body } : { kind: "task", id, table, run: body };
+  if (v.approval !== undefined) node.review = readReview(at, v.approval, [...path, "approval"]);
   if (v.skipIf !== undefined) {
     const cond = compileCondition(unit, info, v.skipIf, [...path, "skipIf"]);
     for (const r of cond.refs) refs.add(r);
@@ -836,6 +861,50 @@ function readInput(at, input, schemas) {
     return named.schema;
   }
   return convertFields(at, input, ["input"], { output: false });
+}
+
+/** `command:` / `script:` with `cwd`, `env`, `parse`, `shell`; `cwd` is relative to the file. */
+function compileCommandBody(unit, info, which) {
+  const { at } = unit;
+  const { value: v, path } = info;
+  const text = v[which];
+  if (typeof text !== "string" || text.trim() === "") throw at.err("TOON_INVALID_VALUE", `${which} must be a non-empty string`, [...path, which]);
+  const spec = { [which]: text };
+  if (v.cwd !== undefined) spec.cwd = expectString(at, v.cwd, [...path, "cwd"]);
+  if (v.shell !== undefined) spec.shell = expectString(at, v.shell, [...path, "shell"]);
+  if (v.parse !== undefined) {
+    if (v.parse !== "json" && v.parse !== "text") throw at.err("TOON_INVALID_VALUE", "parse must be json or text", [...path, "parse"]);
+    spec.parse = v.parse;
+  }
+  if (v.env !== undefined) {
+    if (typeof v.env !== "object" || v.env === null || Array.isArray(v.env)) {
+      throw at.err("TOON_INVALID_VALUE", "env must be a block of NAME: value", [...path, "env"]);
+    }
+    spec.env = Object.fromEntries(Object.entries(v.env).map(([k, val]) => [k, String(val)]));
+  }
+  return spec;
+}
+
+/** `approval: {prompt, input[N], required[N]}` on a step: review after it ran. */
+function readReview(at, value, path) {
+  if (value === true) return {};
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw at.err("TOON_INVALID_VALUE", "approval must be a block: prompt, input[N], required[N]", path);
+  }
+  checkKeys(at, value, path, ["prompt", "input", "required", "allowedUsers", "allowedScopes"], "a step's approval");
+  const review = {};
+  if (value.prompt !== undefined) review.prompt = expectString(at, value.prompt, [...path, "prompt"]);
+  for (const key of ["input", "required", "allowedUsers", "allowedScopes"]) {
+    if (value[key] === undefined) continue;
+    const list = value[key];
+    if (!Array.isArray(list) || list.some((x) => typeof x !== "string" || x === "")) {
+      throw at.err("TOON_INVALID_VALUE", `${key} must be a list of names (${key}[N]: A,B)`, [...path, key]);
+    }
+    review[key] = list;
+  }
+  const missing = (review.required ?? []).filter((r) => !(review.input ?? []).includes(r));
+  if (missing.length) throw at.err("REQUIRED_NOT_IN_INPUT", `required ${missing.join(", ")} not in input`, [...path, "required"]);
+  return review;
 }
 
 function stepTable(unit, info, id) {
