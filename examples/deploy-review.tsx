@@ -7,6 +7,8 @@
 // Look:    npx smithers logs <runId> --node deploy-staging
 // Approve: npx smithers approve <runId> --by alice
 // Reject:  npx smithers reject <runId> --node deploy-staging --reason "staging is slow"
+// Each time the run starts waiting, and when it fails, scripts/notify.sh appends a line to
+// $NOTIFY_LOG (a stand-in for a chat message).
 import { Sequence, Task, commandResultSchema, createSmithers } from "smithers-orchestrator";
 
 const { Workflow, smithers, outputs } = createSmithers({
@@ -16,7 +18,7 @@ const { Workflow, smithers, outputs } = createSmithers({
 export default smithers((ctx) => {
   const version = String((ctx.input as { version?: string }).version ?? "dev");
   return (
-    <Workflow name="deploy-review">
+    <Workflow name="deploy-review" onWait="./scripts/notify.sh waiting" onFailure="./scripts/notify.sh failed">
       <Sequence>
         <Task
           id="deploy-staging"
