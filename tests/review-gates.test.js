@@ -8,12 +8,12 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { SmithersEngine } from "../npm/smithers-rs/src/index.js";
-import { expectExit, hasSqlite3, inspectRun, listRuns, outputsOf, sandbox, smithers, sql, withEngine } from "./helpers/cli.js";
+import { esc, expectExit, hasSqlite3, inspectRun, listRuns, outputsOf, sandbox, smithers, sql, withEngine } from "./helpers/cli.js";
 
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/;
 
 const HEADER = `/** @jsxImportSource smithers-orchestrator */
-import { Approval, Parallel, Sequence, Task, approvalDecisionSchema, approvalDecisionWithInputsSchema, commandResultSchema, createSmithers } from "smithers-orchestrator";
+import { Approval, Loop, Parallel, Sequence, Task, approvalDecisionSchema, approvalDecisionWithInputsSchema, commandResultSchema, createSmithers } from "smithers-orchestrator";
 import { z } from "zod";
 `;
 
@@ -531,6 +531,56 @@ export default smithers(() => (
     assert.equal(attempt.state, "failed");
     const r = await expectExit(assert, 0, ["logs", "to"], { db: b.db });
     assert.match(r.stdout, /^== slow \(attempt 1, (exit -?\d+|failed)\) ==\nstarted\n$/);
+  });
+
+  test("reviews in a loop: each iteration is reviewed on its own, its inputs stay in it; a parse=json step that prints no JSON fails and never waits (CLI)", async (t) => {
+    const b = box(t);
+    const file = b.workflow(
+      "loop.tsx",
+      `
+const { Workflow, smithers, outputs } = createSmithers({ cmd: commandResultSchema, j: z.object({ n: z.number() }) });
+export default smithers((ctx) => (
+  <Workflow name="loop">
+    <Parallel>
+      <Loop id="l" until={ctx.iterationCount(outputs.cmd, "check") >= 2} maxIterations={3}>
+        <Task id="check" output={outputs.cmd} command={'echo "iteration $SMITHERS_ITERATION x=\${X-unset}"'} approval={{ prompt: "Looks right?", input: ["X"] }} />
+      </Loop>
+      <Task id="bad-json" output={outputs.j} parse="json" command="echo not-json" approval={{ prompt: "never asked" }} continueOnFail />
+    </Parallel>
+  </Workflow>
+));
+`,
+    );
+    const { db } = b;
+    const up = await expectExit(assert, 3, ["up", file, "--run-id", "lp"], { db });
+    assert.match(up.stdout, /^  waiting for approval: check \(review, round 1\) — Looks right\?$/m);
+    assert.doesNotMatch(up.stdout, /bad-json/);
+    const bad = await expectExit(assert, 0, ["logs", "lp", "--node", "bad-json"], { db });
+    assert.equal(bad.stdout, "== bad-json (attempt 1, exit 0, failed) ==\nnot-json\n", "exit 0, but the attempt failed");
+    assert.equal(nodeOf(inspectRun(db, "lp"), "bad-json").state, "failed");
+
+    const first = await expectExit(assert, 3, ["approve", "lp", "--input", "X=1"], { db });
+    assert.match(first.stdout, /^  waiting for approval: check \(iteration 1, review, round 1\) — Looks right\?$/m);
+    assert.match(first.stdout, new RegExp(`^    its output: npx smithers logs lp --node check --iteration 1 --db ${esc(db)}$`, "m"));
+    const pushed = await expectExit(assert, 3, ["push-back", "lp", "--node", "check", "--iteration", "1", "--input", "X=2"], { db });
+    assert.match(pushed.stdout, /^pushed-back check \(iteration 1, round 1\) in run lp by /m);
+    const [it0, it1] = await Promise.all([
+      smithers(["logs", "lp", "--node", "check", "--iteration", "0"], { db }),
+      smithers(["logs", "lp", "--node", "check", "--iteration", "1"], { db }),
+    ]);
+    assert.equal(it0.stdout, "== check (attempt 1, exit 0) ==\niteration 0 x=unset\n");
+    assert.equal(
+      it1.stdout,
+      "== check [iteration 1] (attempt 1, exit 0) ==\niteration 1 x=unset\n== check [iteration 1] (attempt 2, exit 0) ==\niteration 1 x=2\n",
+      "X=1 approved in iteration 0 does not reach iteration 1; its own push-back does",
+    );
+    const done = await expectExit(assert, 0, ["approve", "lp", "--node", "check", "--iteration", "1"], { db });
+    assert.match(done.stdout, /^approved check \(iteration 1, round 2\) in run lp by /m);
+    const info = inspectRun(db, "lp");
+    assert.deepEqual(info.approvals.map((a) => [a.nodeId, a.iteration, a.status, a.round, a.inputs]), [
+      ["check", 0, "approved", 1, { X: "1" }],
+      ["check", 1, "approved", 2, {}],
+    ]);
   });
 
   test("<Approval input required>: approve --input writes the inputs column and reaches the next command (CLI)", async (t) => {

@@ -375,7 +375,7 @@ function progress(engine, json) {
   if (json || !process.stderr.isTTY) return;
   engine.on("*", (e) => {
     const where = e.nodeId ? ` ${e.nodeId}${e.iteration ? ` [${e.iteration}]` : ""}` : "";
-    if (["NodeStarted", "NodeFinished", "NodeFailed", "ApprovalRequested", "NodeSkipped", "LoopIteration"].includes(e.type)) {
+    if (["NodeStarted", "NodeFinished", "NodeFailed", "ApprovalRequested", "NodeSkipped", "NodeRejected", "NodePushedBack", "LoopIteration"].includes(e.type)) {
       process.stderr.write(`  ${e.type}${where}${e.error ? `: ${e.error.message}` : ""}\n`);
     }
   });
@@ -407,13 +407,12 @@ function inputList(a) {
 /** One line per pending gate; a reviewed step also says its round, inputs and where its output is. */
 function printPending(runId, pending, db = "") {
   for (const a of pending) {
-    const where = `${a.nodeId}${a.iteration ? ` (iteration ${a.iteration})` : ""}`;
     if (!isReview(a)) {
-      console.log(`  waiting for approval: ${where} — ${a.title ?? ""}`);
+      console.log(`  waiting for approval: ${a.nodeId}${a.iteration ? ` (iteration ${a.iteration})` : ""} — ${a.title ?? ""}`);
       if (a.summary && a.summary !== a.title) console.log(`    ${a.summary}`);
       continue;
     }
-    console.log(`  waiting for approval: ${where} (review, round ${a.round}) — ${a.prompt ?? a.title ?? ""}`);
+    console.log(`  waiting for approval: ${a.nodeId} (${a.iteration ? `iteration ${a.iteration}, ` : ""}review, round ${a.round}) — ${a.prompt ?? a.title ?? ""}`);
     if (a.input?.length) console.log(`    inputs: ${inputList(a)}; pass them as --input KEY=VALUE`);
     const last = a.history?.at(-1);
     if (last) console.log(`    last round: ${historyLine(last)}`);
@@ -509,9 +508,12 @@ async function decide(kind, args, command = kind) {
     const failed = resumeError ? { error: resumeError, runStatus: engine.getRun(id).status } : {};
     console.log(JSON.stringify({ ok: !resumeError, ...recorded, run, pendingApprovals: pending, ...failed }, null, 2));
   } else {
-    // "approved deploy in run r1 by alice"; a review names its round once it has had several.
-    const round = recorded.kind === "review" && (recorded.round > 1 || recorded.status === "pushed-back") ? ` (round ${recorded.round})` : "";
-    console.log(`${recorded.status} ${recorded.nodeId}${recorded.iteration ? ` (iteration ${recorded.iteration})` : ""}${round} in run ${id} by ${recorded.decidedBy ?? "?"}`);
+    // "approved deploy in run r1 by alice"; a review names its round once it has had several:
+    // "pushed-back metrics (round 1) …", "approved check (iteration 2, round 3) …".
+    const where = [];
+    if (recorded.iteration) where.push(`iteration ${recorded.iteration}`);
+    if (recorded.kind === "review" && (recorded.round > 1 || recorded.status === "pushed-back")) where.push(`round ${recorded.round}`);
+    console.log(`${recorded.status} ${recorded.nodeId}${where.length ? ` (${where.join(", ")})` : ""} in run ${id} by ${recorded.decidedBy ?? "?"}`);
     const sent = Object.entries(recorded.inputs ?? {});
     if (sent.length) console.log(`  inputs: ${sent.map(([k, val]) => `${k}=${val}`).join(", ")}`);
     if (resumeError) {
@@ -762,7 +764,11 @@ async function logs(args) {
   }
   const text = (t) => (t === "" || t.endsWith("\n") ? t : `${t}\n`);
   for (const a of attempts) {
-    const how = a.exitCode !== null && a.exitCode !== undefined ? `exit ${a.exitCode}` : a.state;
+    // "exit 0", "exit 7", or the state when there is no exit code (killed, still running,
+    // abandoned); both when they disagree (exit 0, but stdout was not the JSON it should be).
+    const exited = a.exitCode !== null && a.exitCode !== undefined;
+    const plain = exited && ((a.exitCode === 0 && a.state === "finished") || (a.exitCode !== 0 && a.state === "failed"));
+    const how = !exited ? a.state : plain ? `exit ${a.exitCode}` : `exit ${a.exitCode}, ${a.state}`;
     const head = `== ${a.nodeId}${a.iteration ? ` [iteration ${a.iteration}]` : ""} (attempt ${a.attempt}, ${how})`;
     if (v.both) {
       process.stdout.write(`${head} ==\n-- stdout --\n${text(a.stdout)}-- stderr --\n${text(a.stderr)}`);
