@@ -35,8 +35,9 @@ test("a sub-workflow completes, then the calling task waits for review; push-bac
   assert.equal(final.run.status, "finished");
   assert.equal(final.outputs.find((o) => o.nodeId === "announce").value.stdout, "released 1.4.0\n");
   const [history] = engine.inspect(runId).approvals.filter((a) => a.nodeId === "release").map((a) => a.history);
-  assert.equal(history.length, 1);
+  assert.deepEqual(history.map((h) => h.status), ["pushed-back", "approved"]);
   assert.deepEqual(history[0].inputs, { VERSION: "1.4.1" });
+  assert.equal(history[0].output.subRunId, `${runId}.release.0`, "the history keeps the output the reviewer judged");
 });
 
 test("a sub-workflow that fails fails the calling task with SUBRUN_FAILED", async (t) => {
