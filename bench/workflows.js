@@ -1,5 +1,6 @@
 // Workflows used by the benchmarks, built in plain JS (no .tsx step): createSmithers with
 // plain JSON Schema objects, and smithers((ctx) => jsx(...)).
+import { appendFileSync } from "node:fs";
 import { Approval, Parallel, Sequence, Task, approvalDecisionSchema, createSmithers } from "../npm/smithers-rs/src/index.js";
 import { jsx } from "../npm/smithers-rs/src/jsx-runtime.js";
 
@@ -58,6 +59,78 @@ export function approvalThenTask(onAfter = () => {}) {
               },
             },
             "after",
+          ),
+        ],
+      }),
+    }),
+  );
+}
+
+/**
+ * A <Sequence> of `input.n` compute tasks; each body appends "t<i> <pid> <epoch ms>" to the
+ * file `input.side` before it returns, so that a re-run of a task after a crash shows.
+ */
+export function sideEffectSequence() {
+  return smithers((ctx) => {
+    const { n, side } = ctx.input;
+    const children = new Array(n);
+    for (let i = 0; i < n; i++) {
+      const id = `t${i}`;
+      const body = () => {
+        appendFileSync(side, `${id} ${process.pid} ${(performance.timeOrigin + performance.now()).toFixed(3)}\n`);
+        return { i };
+      };
+      children[i] = jsx(Task, { id, output: outputs.value, children: body }, id);
+    }
+    return jsx(Workflow, { name: `recovery-${n}`, children: jsx(Sequence, { children }) });
+  });
+}
+
+/**
+ * A <Parallel> of two branches: <Approval id="gate"> then the compute task "after", and a compute
+ * task "hold" whose body waits for `holdUntil(runId)`. While "hold" runs the driver keeps the run,
+ * so a decision made by another process reaches it without a resume.
+ * @param {(runId: string) => void} onAfter called first thing in the body of "after"
+ * @param {(runId: string) => Promise<void>} holdUntil
+ */
+export function approvalBesideTask(onAfter, holdUntil) {
+  return smithers((ctx) =>
+    jsx(Workflow, {
+      name: "approval-beside-task",
+      children: jsx(Parallel, {
+        children: [
+          jsx(
+            Sequence,
+            {
+              children: [
+                jsx(Approval, { id: "gate", output: outputs.gate, request: { title: "Go on?" } }, "gate"),
+                jsx(
+                  Task,
+                  {
+                    id: "after",
+                    output: outputs.value,
+                    children: () => {
+                      onAfter(ctx.runId);
+                      return { i: 1 };
+                    },
+                  },
+                  "after",
+                ),
+              ],
+            },
+            "branch",
+          ),
+          jsx(
+            Task,
+            {
+              id: "hold",
+              output: outputs.value,
+              children: async () => {
+                await holdUntil(ctx.runId);
+                return { i: 2 };
+              },
+            },
+            "hold",
           ),
         ],
       }),

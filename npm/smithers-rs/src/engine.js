@@ -19,6 +19,8 @@ const loadRuntime = () =>
     }),
   ));
 
+const ENDED = new Set(["finished", "failed", "cancelled"]);
+
 export class SmithersEngine {
   /** @param {{ dbPath?: string }} [options] */
   constructor(options = {}) {
@@ -167,6 +169,9 @@ export class SmithersEngine {
     driveRun(this.native, workflow, snapshot, { afterCall: () => this.dispatch(), control }).then(
       (result) => {
         stop();
+        // An ended run is never resumed: forget its workflow, or an engine that lives long
+        // keeps one entry for every run it ever drove.
+        if (ENDED.has(result.status)) this.workflows.delete(runId);
         settle.resolve(result);
       },
       (error) => {

@@ -1,0 +1,98 @@
+// 3. The CLI as whole processes (wall time, peak RSS) on a database of runs that each wait at one
+// approval, next to `node -e 0` measured in the same rounds.
+import { join } from "node:path";
+import { SmithersEngine } from "../../npm/smithers-rs/src/index.js";
+import { CLI, HERE, checkRss, count, dbSizeMB, fmt, log, measureProcess, removeDir, runJson, stats, tempDir } from "../lib.js";
+
+const CHILD = join(HERE, "child.js");
+
+/** Creates `n` runs parked at their gate in `db` (in a child process); returns its report. */
+export function createParked(db, n) {
+  const p = runJson(process.execPath, ["--expose-gc", CHILD, "create", db, String(n)]);
+  return { ...p.json, peakRssMB: p.rssMB, processMs: p.wallMs };
+}
+
+/** Run ids waiting at an approval, oldest first. */
+export function pendingRunIds(db, limit) {
+  const engine = new SmithersEngine({ dbPath: db });
+  try {
+    return engine.pendingApprovals({ limit }).map((a) => a.runId);
+  } finally {
+    engine.close();
+  }
+}
+
+export const FULL_CLI = { ...process.env, SMITHERS_CLI_FULL: "1" };
+
+/** The command set; `next()` hands out a run id that is still waiting. */
+export function commands(db, next, { big = false } = {}) {
+  const smithers = (...args) => [CLI, ...args];
+  const list = [
+    { key: "nodeFloor", label: "`node -e 0` (runtime floor)", args: () => ["-e", "0"] },
+    { key: "version", label: "`smithers --version` (CLI floor)", args: () => smithers("--version") },
+    { key: "approveNoResume", label: "`smithers approve <run> --no-resume` (records only)", args: () => smithers("approve", next(), "--no-resume", "--by", "bench", "--db", db) },
+    {
+      key: "approveNoResumeFull",
+      label: "the same through the full CLI (`SMITHERS_CLI_FULL=1`, no short path)",
+      args: () => smithers("approve", next(), "--no-resume", "--by", "bench", "--db", db),
+      env: FULL_CLI,
+    },
+    { key: "approveResume", label: "`smithers approve <run>` (resumes: gate + downstream task, finished)", args: () => smithers("approve", next(), "--by", "bench", "--db", db) },
+    { key: "ps", label: "`smithers ps` (default: 50 newest)", args: () => smithers("ps", "--db", db) },
+    { key: "psWaiting50", label: "`smithers ps --status waiting-approval --limit 50 --json`", args: () => smithers("ps", "--status", "waiting-approval", "--limit", "50", "--json", "--db", db) },
+    { key: "psAll", label: "`smithers ps --status waiting-approval --limit 1000 --json`", args: () => smithers("ps", "--status", "waiting-approval", "--limit", "1000", "--json", "--db", db), rounds: 5 },
+  ];
+  // On the big databases: the operator commands only.
+  return big ? list.filter((c) => ["nodeFloor", "approveNoResume", "approveNoResumeFull", "ps", "psWaiting50"].includes(c.key)) : list;
+}
+
+/**
+ * Interleaved rounds (drift on a noisy machine hits every command alike); round 0 warms the
+ * page cache and is not counted.
+ */
+export function rounds(list, total, scratch) {
+  const samples = Object.fromEntries(list.map((c) => [c.key, []]));
+  for (let round = 0; round <= total; round++) {
+    for (const c of list) {
+      if (round > (c.rounds ?? total)) continue;
+      const p = measureProcess(process.execPath, c.args(), { env: c.env, cwd: scratch });
+      if (p.status !== 0) throw new Error(`${c.label} exited ${p.status}: ${p.stderr || p.stdout}`);
+      if (round > 0) samples[c.key].push(p);
+    }
+  }
+  return list.map((c) => ({
+    key: c.key,
+    label: c.label,
+    wall: stats(samples[c.key].map((p) => p.wallMs)),
+    rss: samples[c.key][0]?.rssMB == null ? null : stats(samples[c.key].map((p) => p.rssMB)),
+  }));
+}
+
+export async function run() {
+  const RUNS = 1000;
+  const ROUNDS = 20;
+  const dir = tempDir("cli");
+  const db = join(dir, "smithers.db");
+  try {
+    log(`cli: creating ${count(RUNS)} runs, each waiting at one approval`);
+    const created = createParked(db, RUNS);
+    const dbMB = dbSizeMB(db);
+    log(`cli: ${count(RUNS)} runs parked in ${fmt(created.totalMs)} ms (p50 ${fmt(created.perRun.p50)} ms/run), db ${fmt(dbMB)} MB`);
+    if (!checkRss()) log("cli: /usr/bin/time (GNU time) not usable: peak RSS unavailable (Debian package `time` provides it)");
+    const ids = pendingRunIds(db, RUNS);
+    let i = 0;
+    const next = () => {
+      if (i >= ids.length) throw new Error("cli: ran out of waiting runs");
+      return ids[i++];
+    };
+    const rows = rounds(commands(db, next), ROUNDS, dir);
+    const check = new SmithersEngine({ dbPath: db });
+    const waiting = check.listRuns({ status: "waiting-approval", limit: 10_000 }).length;
+    const finished = check.listRuns({ status: "finished", limit: 10_000 }).length;
+    check.close();
+    for (const r of rows) log(`cli: ${r.label}: wall median ${fmt(r.wall.median)} ms, RSS ${r.rss ? `${fmt(r.rss.median)} MB` : "n/a"}`);
+    return { runs: RUNS, rounds: ROUNDS, create: created, dbMB, rows, after: { waiting, finished }, rssAvailable: checkRss() };
+  } finally {
+    removeDir(dir);
+  }
+}

@@ -1,0 +1,219 @@
+// The short path of the `smithers` CLI, for the operator commands that only record or read:
+// `approve`/`deny --no-resume` and `ps`. It loads the native binding and nothing else of the
+// package (no module graph of the full CLI, no Node API, no renderer), which is most of what
+// these commands cost over Node's own start (bench/README.md).
+//
+// It handles only the plain success path, and prints exactly what the full CLI (main.js) prints.
+// For anything else it returns null and bin/smithers.js runs the full CLI: a flag it does not
+// know, --help, a value the full CLI would refuse, no database found, or any error from the
+// engine (an engine error changes nothing in the database, so the full CLI meets the same error
+// and reports it in its own words). SMITHERS_CLI_FULL=1 turns the short path off.
+// tests/cli-fast.test.js checks that both paths print the same.
+"use strict";
+// CommonJS, like bin/smithers.js: loading it costs a synchronous read, where an ES module goes
+// through the ESM loader.
+const { existsSync, writeSync } = require("node:fs");
+const { userInfo } = require("node:os");
+const { dirname, isAbsolute, join, relative, resolve } = require("node:path");
+const { parseArgs } = require("node:util");
+
+const RUN_STATUSES = ["running", "waiting-approval", "waiting-timer", "finished", "failed", "cancelled"];
+
+const COMMON = {
+  db: { type: "string" },
+  json: { type: "boolean", default: false },
+};
+const DECIDE = {
+  ...COMMON,
+  node: { type: "string", short: "n" },
+  iteration: { type: "string" },
+  note: { type: "string" },
+  reason: { type: "string" },
+  by: { type: "string" },
+  scope: { type: "string", multiple: true },
+  decision: { type: "string" },
+  "no-resume": { type: "boolean", default: false },
+  force: { type: "boolean", default: false },
+};
+const PS = { ...COMMON, status: { type: "string" }, limit: { type: "string" } };
+
+/**
+ * Runs the command if the short path covers it, and returns its exit code; else null.
+ * @param {string[]} argv
+ * @returns {number | null}
+ */
+function fast(argv) {
+  if (process.env.SMITHERS_CLI_FULL) return null;
+  const [name, ...rest] = argv;
+  if (name === "approve" || name === "deny") return decide(name, rest);
+  if (name === "ps") return ps(rest);
+  return null;
+}
+
+function parse(rest, options) {
+  try {
+    return parseArgs({ args: rest, options, allowPositionals: true, strict: true });
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The native binding. The addon built next to this package is loaded directly: napi-rs's
+ * loader (binding.cjs) works out the platform first, which costs a few milliseconds; it is
+ * the fallback for everything else (other platforms, an addon from a platform package,
+ * NAPI_RS_NATIVE_LIBRARY_PATH).
+ */
+function binding() {
+  if (process.platform === "linux" && process.arch === "x64" && !process.env.NAPI_RS_NATIVE_LIBRARY_PATH) {
+    try {
+      return require("../../smithers.linux-x64-gnu.node");
+    } catch {}
+  }
+  return require("../../binding.cjs");
+}
+
+/** The native engine on `dbPath`, or null when it cannot open (the full CLI reports why). */
+function open(dbPath) {
+  try {
+    return new (binding().Engine)(dbPath);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * console.log without process.stdout: creating that stream costs 4-6 ms, more than the
+ * rest of the command. Writes to fd 1 as the stream does for files and pipes (synchronously);
+ * a reader that went away (`smithers ps | head -1`) is not a failure, as in the full CLI.
+ */
+function print(text) {
+  const buf = Buffer.from(`${text}\n`);
+  let at = 0;
+  while (at < buf.length) {
+    try {
+      at += writeSync(1, buf, at);
+    } catch (e) {
+      if (e?.code === "EPIPE") return;
+      if (e?.code !== "EAGAIN") throw e;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1); // a full non-blocking pipe: wait 1 ms
+    }
+  }
+}
+
+/** One native call: its value, or undefined on an engine error. */
+function call(engine, method, ...args) {
+  try {
+    const answer = JSON.parse(engine[method](...args));
+    return answer.ok ? answer.value : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function decide(kind, rest) {
+  const args = parse(rest, DECIDE);
+  if (!args) return null;
+  const v = args.values;
+  const [id, extra] = args.positionals;
+  if (!v["no-resume"] || !id || extra !== undefined) return null;
+  let iteration;
+  if (v.iteration !== undefined) {
+    iteration = Number(v.iteration);
+    if (!Number.isInteger(iteration) || iteration < 0) return null;
+  }
+  let decision;
+  if (v.decision !== undefined) {
+    try {
+      decision = JSON.parse(v.decision);
+    } catch {
+      return null;
+    }
+  }
+  const dbPath = findDb(v);
+  if (dbPath === null) return null;
+  const engine = open(dbPath);
+  if (engine === null) return null;
+  const decidedBy = v.by ?? process.env.SMITHERS_USER ?? osUser();
+  let recorded;
+  try {
+    recorded = call(engine, kind, JSON.stringify({ runId: id, nodeId: v.node, iteration, note: v.note ?? v.reason, decidedBy, scopes: v.scope ?? [], decision }));
+  } finally {
+    if (recorded === undefined) engine.close();
+  }
+  if (recorded === undefined) return null;
+  if (v.json) {
+    print(JSON.stringify({ ok: true, ...recorded, run: null, pendingApprovals: [] }, null, 2));
+  } else {
+    print(`${recorded.status} ${recorded.nodeId}${recorded.iteration ? ` (iteration ${recorded.iteration})` : ""} in run ${id} by ${recorded.decidedBy ?? "?"}`);
+    if (recorded.owner) {
+      print(`run ${id} is driven by ${recorded.owner}; it picks the decision up`);
+    } else if (recorded.needsResume) {
+      print(`not resumed; run: npx smithers resume ${id}${dbArg(dbPath)}`);
+    }
+  }
+  engine.close();
+  return 0;
+}
+
+function ps(rest) {
+  const args = parse(rest, PS);
+  if (!args || args.positionals.length > 0) return null;
+  const v = args.values;
+  const limit = v.limit === undefined ? 50 : Number(v.limit);
+  if (!Number.isInteger(limit) || limit < 1) return null;
+  if (v.status !== undefined && !RUN_STATUSES.includes(v.status)) return null;
+  const dbPath = findDb(v);
+  if (dbPath === null) return null;
+  const engine = open(dbPath);
+  if (engine === null) return null;
+  const runs = call(engine, "listRuns", JSON.stringify({ status: v.status, limit }));
+  engine.close();
+  if (runs === undefined) return null;
+  if (v.json) {
+    print(JSON.stringify({ ok: true, runs }, null, 2));
+  } else if (runs.length === 0) {
+    print("no runs");
+  } else {
+    print(table(["RUN", "WORKFLOW", "STATUS", "PENDING", "CREATED"], runs.map((r) => [r.runId, r.workflowName, r.status, String(r.pendingApprovals), r.createdAt])));
+  }
+  return 0;
+}
+
+// The helpers below repeat main.js's, so that this path loads nothing of it.
+
+/** --db, else $SMITHERS_DB, else the nearest smithers.db from the working directory up; else null. */
+function findDb(values) {
+  if (values.db) return resolve(values.db);
+  if (process.env.SMITHERS_DB) return resolve(process.env.SMITHERS_DB);
+  for (let dir = process.cwd(); ; dir = dirname(dir)) {
+    const candidate = join(dir, "smithers.db");
+    if (existsSync(candidate)) return candidate;
+    if (dirname(dir) === dir) return null;
+  }
+}
+
+/** ` --db FILE` when a command typed here without --db would not find `dbPath`. */
+function dbArg(dbPath) {
+  if (findDb({}) === dbPath) return "";
+  const rel = relative(process.cwd(), dbPath);
+  const shown = rel !== "" && !rel.startsWith("..") && !isAbsolute(rel) ? rel : dbPath;
+  return ` --db ${/^[A-Za-z0-9_./:@%+=,-]+$/.test(shown) ? shown : `'${shown.replaceAll("'", `'\\''`)}'`}`;
+}
+
+function osUser() {
+  if (process.env.USER || process.env.USERNAME) return process.env.USER || process.env.USERNAME;
+  try {
+    return userInfo().username || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function table(header, rows) {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
+  const line = (cells) => cells.map((c, i) => String(c).padEnd(widths[i])).join("  ").trimEnd();
+  return [line(header), ...rows.map(line)].join("\n");
+}
+
+module.exports = { fast };
