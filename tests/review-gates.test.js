@@ -149,12 +149,16 @@ export default smithers(() => (
 
 /**
  * A reviewed step with a dependent, next to a JS task that holds the run (and the process
- * that drives it) until the file `ctx.input.release` exists. onFailure logs to failure.log.
+ * that drives it) until the file `ctx.input.release` exists (then it writes `<release>.seen`).
+ * onFailure logs to failure.log.
  */
 const BUSY = `
-import { existsSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 const { Workflow, smithers, outputs } = createSmithers({ cmd: commandResultSchema, done: z.object({ ok: z.boolean() }) });
-const waitFor = async (f: string) => { while (!existsSync(f)) await new Promise((r) => setTimeout(r, 20)); };
+const waitFor = async (f: string) => {
+  while (!existsSync(f)) await new Promise((r) => setTimeout(r, 20));
+  writeFileSync(f + ".seen", "");
+};
 export default smithers((ctx) => (
   <Workflow name="busy" onFailure={'echo "failure $SMITHERS_FAILED_NODE" >> failure.log'}>
     <Parallel>
@@ -666,7 +670,9 @@ export default smithers((ctx) => (
       assert.equal(decision.status, "rejected");
       result = await done;
     } finally {
-      writeFileSync(release, ""); // the blocker's body runs in this process: let it end
+      // The blocker's body runs in this process: let it end before the box is removed.
+      writeFileSync(release, "");
+      for (let k = 0; k < 500 && !existsSync(`${release}.seen`); k++) await new Promise((r) => setTimeout(r, 20));
     }
     assert.equal(result.status, "failed");
     assert.equal(result.error.code, "APPROVAL_REJECTED");
