@@ -699,6 +699,7 @@ export default smithers(() => (
     const up = await expectExit(assert, 3, ["up", file, "--run-id", "tk"], { db });
     assert.match(up.stdout, /^  waiting for approval: ship — Ship it\?$/m);
     assert.match(up.stdout, /^  approve: npx smithers approve tk /m, "a plain gate keeps the plain commands");
+    assert.match(up.stdout, /^    inputs: TICKET \(required\), REASON; pass them as --input KEY=VALUE$/m);
     const missing = await expectExit(assert, 4, ["approve", "tk", "--json"], { db });
     assert.equal(missing.json.error.code, "MISSING_REQUIRED_INPUTS");
     assert.deepEqual(missing.json.error.details.missing, ["TICKET"]);
@@ -712,6 +713,8 @@ export default smithers(() => (
       { approved: true, note: "go", decidedBy: "alice", decidedAt: undefined, inputs: { TICKET: "OPS-7" } },
     );
     assert.equal(outputOf(info, "ship-it").stdout, "ticket=OPS-7 reason=none\n");
+    const insp = await expectExit(assert, 0, ["inspect", "tk"], { db });
+    assert.match(insp.stdout, /^  ship \[0\] approved by alice at \S+: Ship it\? \(note: go\)\n    inputs: TICKET \(required\), REASON\n    approved with: TICKET=OPS-7$/m);
     if (hasSqlite3()) {
       assert.deepEqual(sql(db, "SELECT inputs FROM gate"), [{ inputs: '{"TICKET":"OPS-7"}' }]);
     }
