@@ -4,7 +4,7 @@
 // marker files. Some scenarios go through the Node API in this process, the others through
 // the CLI as child processes; the database is read back through the Node API.
 import assert from "node:assert/strict";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { SmithersEngine } from "../npm/smithers-rs/src/index.js";
@@ -142,6 +142,31 @@ export default smithers(() => (
         <Task id="gate-b" output={outputs.cmd} command="echo gate-b >> marks.log; echo b" approval={{ prompt: "B?" }} />
         <Task id="after-b" output={outputs.cmd} command="echo after-b >> marks.log" />
       </Sequence>
+    </Parallel>
+  </Workflow>
+));
+`;
+
+/**
+ * A reviewed step with a dependent, next to a JS task that holds the run (and the process
+ * that drives it) until the file `ctx.input.release` exists (then it writes `<release>.seen`).
+ * onFailure logs to failure.log.
+ */
+const BUSY = `
+import { existsSync, writeFileSync } from "node:fs";
+const { Workflow, smithers, outputs } = createSmithers({ cmd: commandResultSchema, done: z.object({ ok: z.boolean() }) });
+const waitFor = async (f: string) => {
+  while (!existsSync(f)) await new Promise((r) => setTimeout(r, 20));
+  writeFileSync(f + ".seen", "");
+};
+export default smithers((ctx) => (
+  <Workflow name="busy" onFailure={'echo "failure $SMITHERS_FAILED_NODE" >> failure.log'}>
+    <Parallel>
+      <Sequence>
+        <Task id="r" output={outputs.cmd} command={'echo "round \${SMITHERS_PUSHBACK_ITERATION:-1} x=\${X:-none}"'} approval={{ prompt: "ok?", input: ["X"] }} />
+        <Task id="after" output={outputs.cmd} command="echo after >> after.log" />
+      </Sequence>
+      <Task id="blocker" output={outputs.done}>{async () => { await waitFor((ctx.input as any).release); return { ok: true }; }}</Task>
     </Parallel>
   </Workflow>
 ));
@@ -583,6 +608,77 @@ export default smithers((ctx) => (
     ]);
   });
 
+  test("decisions on a run another process drives: that process picks up the push-back (re-runs the step) and the rejection (fails the run) (CLI)", async (t) => {
+    const b = box(t);
+    const file = b.workflow("busy.tsx", BUSY);
+    const { db } = b;
+    const release = b.path("release");
+    const waitUntil = async (what, predicate) => {
+      for (let k = 0; k < 600; k++) {
+        if (existsSync(db) && withEngine(db, predicate)) return;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.fail(`timed out waiting for ${what}`);
+    };
+    const up = smithers(["up", file, "--run-id", "live", "--input", JSON.stringify({ release })], { db });
+    try {
+      await waitUntil("the review", (e) => e.pendingApprovals({ runId: "live" }).length === 1);
+
+      const pushed = await expectExit(assert, 0, ["push-back", "live", "--input", "X=1", "--by", "bob"], { db });
+      assert.match(pushed.stdout, /^run live is driven by \S+; it picks the decision up$/m);
+      await waitUntil("round 2", (e) => e.pendingApprovals({ runId: "live" })[0]?.round === 2);
+      assert.equal(outputOf(inspectRun(db, "live"), "r").stdout, "round 2 x=1\n");
+      assert.equal(inspectRun(db, "live").run.status, "running", "still driven: the blocker runs");
+
+      const rejected = await expectExit(assert, 0, ["reject", "live", "--reason", "numbers are off", "--by", "carol"], { db });
+      assert.match(rejected.stdout, /^rejected r \(round 2\) in run live by carol$/m);
+      assert.match(rejected.stdout, /^run live is driven by \S+; it picks the decision up$/m);
+      await waitUntil("the run to fail", (e) => e.getRun("live").status === "failed");
+    } finally {
+      writeFileSync(release, ""); // never leave the child waiting (and before the box is removed)
+    }
+    const done = await up;
+    assert.equal(done.code, 1, done.stdout + done.stderr);
+    assert.match(done.stdout, /^run live: failed$/m);
+    const info = inspectRun(db, "live");
+    assert.equal(info.run.error.code, "APPROVAL_REJECTED");
+    assert.match(info.run.error.message, /^r was rejected by /);
+    assert.deepEqual(states(info), { r: "rejected", after: "cancelled", blocker: "cancelled" });
+    assert.deepEqual([nodeOf(info, "r").attempts, nodeOf(info, "after").attempts], [2, 0]);
+    assert.equal(b.read("after.log"), null, "the dependent never ran");
+    assert.equal(b.read("failure.log"), "failure r\n", "onFailure ran in the driving process");
+  });
+
+  // BUG (Rust, crates/smithers-core/src/engine.rs, refresh_from_store, ~line 1898): when the
+  // process that drives a run picks up a rejection made elsewhere (another process, or this
+  // engine while the run is driven), the run's error reads "r was rejected by its reviewer":
+  // who rejected it and why are lost. Resumed after the rejection (the usual CLI path), the
+  // same run says "r was rejected by carol: numbers are off" (decision.rs builds that message
+  // into the node's error). Marked todo until the core reads the node's error there.
+  test("the run's error names who rejected the step and why, also when the driving process picks the rejection up", { todo: "core bug: engine.rs refresh_from_store writes a generic APPROVAL_REJECTED message" }, async (t) => {
+    const b = box(t);
+    const file = b.workflow("busy.tsx", BUSY);
+    const release = b.path("release");
+    const engine = b.engine();
+    const { done } = await engine.start(file, { runId: "inproc", input: { release } });
+    let result;
+    try {
+      for (let k = 0; k < 600 && engine.pendingApprovals({ runId: "inproc" }).length === 0; k++) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      const decision = await engine.reject("inproc", { nodeId: "r", reason: "numbers are off", decidedBy: "carol" });
+      assert.equal(decision.status, "rejected");
+      result = await done;
+    } finally {
+      // The blocker's body runs in this process: let it end before the box is removed.
+      writeFileSync(release, "");
+      for (let k = 0; k < 500 && !existsSync(`${release}.seen`); k++) await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.equal(result.status, "failed");
+    assert.equal(result.error.code, "APPROVAL_REJECTED");
+    assert.equal(result.error.message, "r was rejected by carol: numbers are off");
+  });
+
   test("<Approval input required>: approve --input writes the inputs column and reaches the next command (CLI)", async (t) => {
     const b = box(t);
     const file = b.workflow(
@@ -603,6 +699,7 @@ export default smithers(() => (
     const up = await expectExit(assert, 3, ["up", file, "--run-id", "tk"], { db });
     assert.match(up.stdout, /^  waiting for approval: ship — Ship it\?$/m);
     assert.match(up.stdout, /^  approve: npx smithers approve tk /m, "a plain gate keeps the plain commands");
+    assert.match(up.stdout, /^    inputs: TICKET \(required\), REASON; pass them as --input KEY=VALUE$/m);
     const missing = await expectExit(assert, 4, ["approve", "tk", "--json"], { db });
     assert.equal(missing.json.error.code, "MISSING_REQUIRED_INPUTS");
     assert.deepEqual(missing.json.error.details.missing, ["TICKET"]);
@@ -616,6 +713,8 @@ export default smithers(() => (
       { approved: true, note: "go", decidedBy: "alice", decidedAt: undefined, inputs: { TICKET: "OPS-7" } },
     );
     assert.equal(outputOf(info, "ship-it").stdout, "ticket=OPS-7 reason=none\n");
+    const insp = await expectExit(assert, 0, ["inspect", "tk"], { db });
+    assert.match(insp.stdout, /^  ship \[0\] approved by alice at \S+: Ship it\? \(note: go\)\n    inputs: TICKET \(required\), REASON\n    approved with: TICKET=OPS-7$/m);
     if (hasSqlite3()) {
       assert.deepEqual(sql(db, "SELECT inputs FROM gate"), [{ inputs: '{"TICKET":"OPS-7"}' }]);
     }

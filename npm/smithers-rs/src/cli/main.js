@@ -418,6 +418,7 @@ function printPending(runId, pending, db = "") {
     if (!isReview(a)) {
       console.log(`  waiting for approval: ${a.nodeId}${a.iteration ? ` (iteration ${a.iteration})` : ""} — ${a.title ?? ""}`);
       if (a.summary && a.summary !== a.title) console.log(`    ${a.summary}`);
+      if (a.input?.length) console.log(`    inputs: ${inputList(a)}; pass them as --input KEY=VALUE`);
       continue;
     }
     console.log(`  waiting for approval: ${a.nodeId} (${a.iteration ? `iteration ${a.iteration}, ` : ""}review, round ${a.round}) — ${a.prompt ?? a.title ?? ""}`);
@@ -624,6 +625,9 @@ async function inspect(args) {
       const who = a.decidedBy ? ` by ${a.decidedBy} at ${a.decidedAt}` : ` since ${a.requestedAt}`;
       if (!isReview(a)) {
         console.log(`  ${a.nodeId} [${a.iteration}] ${a.status}${who}: ${a.title ?? ""}${a.summary ? ` — ${a.summary}` : ""}${a.note ? ` (note: ${a.note})` : ""}`);
+        if (a.input?.length) console.log(`    inputs: ${inputList(a)}`);
+        const given = Object.entries(a.inputs ?? {});
+        if (given.length) console.log(`    approved with: ${given.map(([k, v]) => `${k}=${v}`).join(", ")}`);
         continue;
       }
       // A reviewed step: its round, what it takes, what was decided, and the earlier rounds.
