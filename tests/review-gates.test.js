@@ -649,13 +649,10 @@ export default smithers((ctx) => (
     assert.equal(b.read("failure.log"), "failure r\n", "onFailure ran in the driving process");
   });
 
-  // BUG (Rust, crates/smithers-core/src/engine.rs, refresh_from_store, ~line 1898): when the
-  // process that drives a run picks up a rejection made elsewhere (another process, or this
-  // engine while the run is driven), the run's error reads "r was rejected by its reviewer":
-  // who rejected it and why are lost. Resumed after the rejection (the usual CLI path), the
-  // same run says "r was rejected by carol: numbers are off" (decision.rs builds that message
-  // into the node's error). Marked todo until the core reads the node's error there.
-  test("the run's error names who rejected the step and why, also when the driving process picks the rejection up", { todo: "core bug: engine.rs refresh_from_store writes a generic APPROVAL_REJECTED message" }, async (t) => {
+  // A rejection picked up by the process that drives the run (made by another process, or by
+  // this engine while it drives) keeps who rejected the step and why (engine.rs reads the
+  // node's error in refresh_from_store).
+  test("the run's error names who rejected the step and why, also when the driving process picks the rejection up", async (t) => {
     const b = box(t);
     const file = b.workflow("busy.tsx", BUSY);
     const release = b.path("release");

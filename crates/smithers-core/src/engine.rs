@@ -1852,10 +1852,19 @@ impl Engine {
         if run.waiting == 0 {
             return Ok(());
         }
-        let decided: Vec<(String, i64, String, Option<String>, String, String)> = self
+        type Decided = (
+            String,
+            i64,
+            String,
+            Option<String>,
+            String,
+            String,
+            Option<String>,
+        );
+        let decided: Vec<Decided> = self
             .conn
             .prepare_cached(
-                "SELECT a.node_id, a.iteration, n.state, n.skip_reason, a.status, a.output_table \
+                "SELECT a.node_id, a.iteration, n.state, n.skip_reason, a.status, a.output_table, n.error_json \
                  FROM _smithers_approvals a JOIN _smithers_nodes n \
                    ON n.run_id = a.run_id AND n.node_id = a.node_id AND n.iteration = a.iteration \
                  WHERE a.run_id = ?1 AND a.status != 'requested'",
@@ -1868,10 +1877,12 @@ impl Engine {
                     r.get(3)?,
                     r.get(4)?,
                     r.get(5)?,
+                    r.get(6)?,
                 ))
             })?
             .collect::<Result<_, _>>()?;
-        for (node_id, iteration, state, skip_reason, approval, output_table) in decided {
+        for (node_id, iteration, state, skip_reason, approval, output_table, error_json) in decided
+        {
             let run = self.active(run_id)?;
             let Some(rec) = run.record(&node_id, iteration) else {
                 continue;
@@ -1896,9 +1907,15 @@ impl Engine {
                 });
             }
             if next == NodeState::Rejected && run.failure.is_none() {
+                // The decision wrote who rejected it and why on the node.
+                let message = error_json
+                    .as_deref()
+                    .and_then(|e| serde_json::from_str::<Value>(e).ok())
+                    .and_then(|e| e.get("message").and_then(Value::as_str).map(String::from))
+                    .unwrap_or_else(|| format!("{node_id} was rejected by its reviewer"));
                 run.failure = Some(RunError {
                     code: "APPROVAL_REJECTED".into(),
-                    message: format!("{node_id} was rejected by its reviewer"),
+                    message,
                     node_id: Some(node_id.clone()),
                 });
             }
