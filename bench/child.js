@@ -21,7 +21,7 @@ const MB = 2 ** 20;
 function memory() {
   globalThis.gc?.();
   const m = process.memoryUsage();
-  return { rssMB: m.rss / MB, heapUsedMB: m.heapUsed / MB, externalMB: m.external / MB };
+  return { rssMB: m.rss / MB, heapTotalMB: m.heapTotal / MB, heapUsedMB: m.heapUsed / MB, externalMB: m.external / MB };
 }
 
 /** Repeats fn (after one untimed call) and returns the stats of its duration in ms. */
@@ -49,7 +49,7 @@ async function create(db, n) {
     const r = await done;
     perRun.push(performance.now() - s);
     if (r.status !== "waiting-approval") throw new Error(`run ${runId} did not park: ${r.status}`);
-    if ((i + 1) % Math.max(1, Math.floor(n / 5)) === 0) samples.push({ runs: i + 1, rssMB: process.memoryUsage().rss / MB });
+    if ((i + 1) % Math.max(1, Math.floor(n / 5)) === 0) samples.push({ runs: i + 1, ...memory() });
   }
   const totalMs = performance.now() - t0;
   const after = memory();
@@ -97,8 +97,10 @@ async function approveAll(db, mode) {
   const resume = mode === "resume";
   const recordMs = [];
   const doneMs = [];
+  const samples = [];
   const t1 = performance.now();
-  for (const runId of ids) {
+  for (const [i, runId] of ids.entries()) {
+    if ((i + 1) % Math.max(1, Math.floor(ids.length / 5)) === 0) samples.push({ runs: i + 1, ...memory() });
     const s = performance.now();
     const outcome = await engine.approve(runId, { decidedBy: "bench", resume });
     const r = performance.now();
@@ -114,7 +116,7 @@ async function approveAll(db, mode) {
   const left = engine.pendingApprovals({ limit: 10 }).length;
   const trackedWorkflows = engine.workflows.size;
   engine.close();
-  return { mode, n: ids.length, listMs, totalMs, record: stats(recordMs), done: stats(doneMs), before, after, left, trackedWorkflows };
+  return { mode, n: ids.length, listMs, totalMs, record: stats(recordMs), done: stats(doneMs), before, after, samples, left, trackedWorkflows };
 }
 
 async function resume(db, runId, file) {

@@ -63,6 +63,8 @@ export function rounds(list, total, scratch) {
   return list.map((c) => ({
     key: c.key,
     label: c.label,
+    // Per round, in order: a difference to the floor can be taken round by round.
+    walls: samples[c.key].map((p) => p.wallMs),
     wall: stats(samples[c.key].map((p) => p.wallMs)),
     rss: samples[c.key][0]?.rssMB == null ? null : stats(samples[c.key].map((p) => p.rssMB)),
   }));
@@ -70,7 +72,7 @@ export function rounds(list, total, scratch) {
 
 export async function run() {
   const RUNS = 1000;
-  const ROUNDS = 20;
+  const ROUNDS = 30;
   const dir = tempDir("cli");
   const db = join(dir, "smithers.db");
   try {

@@ -104,7 +104,11 @@ async function cli(app, rounds) {
   const PARKED = 2 * rounds + 10;
   const park = bunJson(app, dir, ["park", String(PARKED), "c"]);
   const dbMB = dbSizeMB(join(dir, "smithers.db"));
-  log(`peer: ${PARKED} runs parked in ${fmt(park.totalMs)} ms (p50 ${fmt(stats(park.perRunMs).p50)} ms/run), db ${fmt(dbMB)} MB`);
+  // Ten more, for the database's growth per run (its fixed part left out).
+  const EXTRA = 10;
+  bunJson(app, dir, ["park", String(EXTRA), "d"]);
+  const marginalKBPerRun = ((dbSizeMB(join(dir, "smithers.db")) - dbMB) * 1024) / EXTRA;
+  log(`peer: ${PARKED} runs parked in ${fmt(park.totalMs)} ms (p50 ${fmt(stats(park.perRunMs).p50)} ms/run), db ${fmt(dbMB)} MB, ${fmt(marginalKBPerRun)} KB per further run`);
   let k = 0;
   const env = peerEnv(app);
   const list = [
@@ -128,7 +132,7 @@ async function cli(app, rounds) {
   const resumed = [];
   const afterFile = join(dir, "after.txt");
   writeFileSync(afterFile, "");
-  for (let i = 0; i < (rounds > 5 ? 6 : 4); i++) {
+  for (let i = 0; i < (rounds > 5 ? 8 : 6); i++) {
     const runId = `c${PARKED - 1 - i}`;
     const t0 = epochMs();
     const a = measureProcess("smithers", ["approve", runId, "--by", "bench"], { cwd: dir, env });
@@ -141,7 +145,7 @@ async function cli(app, rounds) {
   const approveResume = { toBody: stats(resumed.map((x) => x.toBody)), approveWall: stats(resumed.map((x) => x.approveWall)), resumeWall: stats(resumed.map((x) => x.resumeWall)) };
   log(`peer: approve + up --resume -> downstream body p50 ${fmt(approveResume.toBody.p50)} ms`);
   rmSync(dir, { recursive: true, force: true });
-  return { parked: PARKED, park: { totalMs: park.totalMs, perRun: stats(park.perRunMs) }, dbMB, dbKBPerRun: (dbMB * 1024) / PARKED, rounds, rows, approveResume };
+  return { parked: PARKED, extra: EXTRA, park: { totalMs: park.totalMs, perRun: stats(park.perRunMs) }, dbMB, dbKBPerRun: (dbMB * 1024) / PARKED, marginalKBPerRun, rounds, rows, approveResume };
 }
 
 /** kill -9 part-way through a <Sequence> of n compute tasks, then resume (it needs --force). */
