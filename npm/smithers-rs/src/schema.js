@@ -152,17 +152,11 @@ export const commandResultSchema = deepFreeze({
 
 /** `approvalDecisionSchema` plus the approver's `inputs` (for `<Approval input={[…]}>`). */
 export const approvalDecisionWithInputsSchema = deepFreeze({
-  $schema: DRAFT_2020_12,
-  type: "object",
+  ...approvalDecisionSchema,
   properties: {
-    approved: { type: "boolean" },
-    note: nullable({ type: "string" }),
-    decidedBy: nullable({ type: "string" }),
-    decidedAt: nullable({ type: "string", format: "date-time" }),
+    ...approvalDecisionSchema.properties,
     inputs: { type: "object", additionalProperties: { type: "string" } },
   },
-  required: ["approved", "note", "decidedBy", "decidedAt"],
-  additionalProperties: false,
 });
 
 /** The output of a task that runs a sub-workflow (`<Task workflow="./child.tsx">`). */
