@@ -518,7 +518,7 @@ describe("two approvers racing", { timeout: TIMEOUT }, () => {
 });
 
 describe("two approvers of two different gates at once", { timeout: TIMEOUT }, () => {
-  test("both decisions count, both CLIs exit 0, the run finishes with each branch run once", async () => {
+  test("both decisions count, the run finishes with each branch run once", async () => {
     const dir = freshDir();
     const wf = writeIn(dir, "two-gates.tsx", TWO_GATES_TSX);
     const db = join(dir, "smithers.db");
@@ -534,8 +534,11 @@ describe("two approvers of two different gates at once", { timeout: TIMEOUT }, (
         cliJson(["approve", runId, "--db", db, "--node", "g1", "--by", "alice"], { env }),
         cliJson(["approve", runId, "--db", db, "--node", "g2", "--by", "bob"], { env }),
       ]);
-      assert.equal(a.code, 0, `round ${i}: ${describeRun(a)}`);
-      assert.equal(b.code, 0, `round ${i}: ${describeRun(b)}`);
+      // An approver whose resume parked the run before the other decision was committed
+      // reports the run as it left it (3, waiting); the other one then finishes it (0).
+      assert.ok([0, 3].includes(a.code), `round ${i}: ${describeRun(a)}`);
+      assert.ok([0, 3].includes(b.code), `round ${i}: ${describeRun(b)}`);
+      assert.ok(a.code === 0 || b.code === 0, `round ${i}: neither approver saw the run finish`);
       for (const r of [a, b]) {
         assert.equal(r.json.status, "approved");
         if (r.json.run === null) assert.ok(r.json.owner, `round ${i}: no run and no owner: ${r.stdout}`);

@@ -24,6 +24,13 @@ export declare class Engine {
   advance(runId: string): string
   approve(requestJson: string): string
   deny(requestJson: string): string
+  pushBack(requestJson: string): string
+  attemptLogs(runId: string, filterJson: string): string
+  /** Records a wait/failure handler's start or end in the run's events. */
+  recordDriverEvent(runId: string, kind: string, payloadJson: string): string
+  /** Where command tasks write their logs. */
+  logDir(): string
+  setLogDir(dir: string): void
   cancelRun(runId: string): string
   listRuns(filterJson: string): string
   runSummary(runId: string): string
@@ -47,3 +54,9 @@ export declare function engineBuild(): string
 
 /** The version of the native engine. */
 export declare function engineVersion(): string
+
+/**
+ * Runs a command task's process (a `CommandSpec` from a step's task) on a thread of its
+ * own and resolves with its `CommandOutcome` as JSON. The JS thread never waits on it.
+ */
+export declare function runCommand(specJson: string): Promise<string>

@@ -2,7 +2,9 @@
 //! transaction, first writer wins. A decision never runs user code; resuming the run is the
 //! caller's next step.
 
-use rusqlite::{OptionalExtension, params};
+use std::collections::BTreeMap;
+
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -35,6 +37,12 @@ pub struct DecisionRequest {
     /// The payload of `select` / `rank` gates: `{selected}` or `{ranked}`, plus `notes`.
     #[serde(default)]
     pub decision: Option<Value>,
+    /// Approver inputs (`--input K=V`): only names the gate declares in `input`.
+    #[serde(default)]
+    pub inputs: BTreeMap<String, String>,
+    /// Why a reviewed step is rejected (a deny); defaults to the note.
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -47,6 +55,11 @@ pub struct DecisionOutcome {
     pub decided_by: Option<String>,
     pub decided_at: String,
     pub run_status: &'static str,
+    /// `gate` (decided before the step runs) or `review` (after it ran).
+    pub kind: String,
+    /// The review round the decision closed (1 unless the step was pushed back before).
+    pub round: i64,
+    pub inputs: BTreeMap<String, String>,
     /// Another live process that drives the run and will pick the decision up.
     pub owner: Option<String>,
     /// Nobody drives the run: the caller should resume it.
@@ -61,6 +74,92 @@ struct Gate {
     on_deny: OnDeny,
     output_table: String,
     request: Value,
+    kind: String,
+    round: i64,
+    requested_at_ms: i64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Approve,
+    Deny,
+    PushBack,
+}
+
+const MAX_INPUT: usize = 64 * 1024;
+
+/// Inputs must be declared by the gate; an approve must carry the required ones.
+fn check_inputs(gate: &Gate, req: &DecisionRequest, verdict: Verdict) -> Result<()> {
+    let declared = strings(&gate.request, "input");
+    let undeclared: Vec<String> = req
+        .inputs
+        .keys()
+        .filter(|k| !declared.contains(k))
+        .cloned()
+        .collect();
+    if !undeclared.is_empty() {
+        return Err(Error::UndeclaredInput {
+            node_id: gate.node_id.clone(),
+            keys: undeclared,
+            allowed: declared,
+        });
+    }
+    if let Some((k, _)) = req
+        .inputs
+        .iter()
+        .find(|(_, v)| v.len() > MAX_INPUT || v.contains('\0'))
+    {
+        return Err(Error::InvalidDecision(format!(
+            "input {k} must be text without NUL bytes, at most 64 KiB"
+        )));
+    }
+    if verdict == Verdict::Approve {
+        let missing: Vec<String> = strings(&gate.request, "required")
+            .into_iter()
+            .filter(|r| req.inputs.get(r).is_none_or(|v| v.trim().is_empty()))
+            .collect();
+        if !missing.is_empty() {
+            return Err(Error::MissingRequiredInputs {
+                node_id: gate.node_id.clone(),
+                missing,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Earlier review rounds of a step, oldest first: who, when, what they sent back, the
+/// output they saw.
+pub(crate) fn review_history(
+    conn: &Connection,
+    run_id: &str,
+    node_id: &str,
+    iteration: i64,
+) -> Result<Vec<Value>> {
+    let rows = conn
+        .prepare_cached(
+            "SELECT round, status, requested_at_ms, decided_at_ms, decided_by, note, inputs_json, output_json, stdout_path \
+             FROM _smithers_approval_history WHERE run_id = ?1 AND node_id = ?2 AND iteration = ?3 ORDER BY round",
+        )?
+        .query_map(params![run_id, node_id, iteration], |r| {
+            let json = |s: Option<String>| {
+                s.and_then(|s| serde_json::from_str::<Value>(&s).ok())
+                    .unwrap_or(Value::Null)
+            };
+            Ok(json!({
+                "iteration": r.get::<_, i64>(0)?,
+                "status": r.get::<_, String>(1)?,
+                "requestedAt": iso8601(r.get(2)?),
+                "at": iso8601(r.get(3)?),
+                "by": r.get::<_, Option<String>>(4)?,
+                "note": r.get::<_, Option<String>>(5)?,
+                "inputs": json(r.get(6)?),
+                "output": json(r.get(7)?),
+                "stdoutPath": r.get::<_, Option<String>>(8)?,
+            }))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
 }
 
 fn parse_mode(s: &str) -> ApprovalMode {
@@ -204,16 +303,25 @@ fn decision_value(
 
 impl Engine {
     pub fn approve(&mut self, req: DecisionRequest) -> Result<DecisionOutcome> {
-        self.decide(req, true)
+        self.decide(req, Verdict::Approve)
     }
 
+    /// Denies a gate (per its `onDeny`), or rejects a reviewed step (the run fails).
     pub fn deny(&mut self, req: DecisionRequest) -> Result<DecisionOutcome> {
-        self.decide(req, false)
+        self.decide(req, Verdict::Deny)
     }
 
-    fn decide(&mut self, req: DecisionRequest, approved: bool) -> Result<DecisionOutcome> {
-        if req.note.as_ref().is_some_and(|n| n.len() > MAX_NOTE) {
-            return Err(Error::InvalidDecision("note is longer than 64 KiB".into()));
+    /// Sends a reviewed step back: it runs again with the inputs, in a new review round.
+    pub fn push_back(&mut self, req: DecisionRequest) -> Result<DecisionOutcome> {
+        self.decide(req, Verdict::PushBack)
+    }
+
+    fn decide(&mut self, req: DecisionRequest, verdict: Verdict) -> Result<DecisionOutcome> {
+        let approved = verdict == Verdict::Approve;
+        for text in [&req.note, &req.reason].into_iter().flatten() {
+            if text.len() > MAX_NOTE {
+                return Err(Error::InvalidDecision("note is longer than 64 KiB".into()));
+            }
         }
         if req
             .decided_by
@@ -227,16 +335,24 @@ impl Engine {
         let run_id = req.run_id.clone();
         // Find the gate before taking the write lock, then check it again under the lock.
         let gate = self.find_gate(&req)?;
+        let review = gate.kind == "review";
+        if verdict == Verdict::PushBack && !review {
+            return Err(Error::PushBackUnsupported {
+                node_id: gate.node_id.clone(),
+                why: "only a step with approval={{…}} (reviewed after it runs) can be sent back",
+            });
+        }
         authorise(&gate, &req)?;
-        let table = match gate.mode {
-            ApprovalMode::Gate => None,
+        check_inputs(&gate, &req, verdict)?;
+        let table = match (review, gate.mode) {
+            (false, ApprovalMode::Gate) => None,
             _ => Some(self.table(&gate.output_table)?),
         };
         let decided_at_ms = now_ms();
         let decided_at = iso8601(decided_at_ms);
         let output_value = match &table {
-            Some(table) if approved || gate.on_deny != OnDeny::Fail => {
-                let v = decision_value(
+            Some(table) if !review && (approved || gate.on_deny != OnDeny::Fail) => {
+                let mut v = decision_value(
                     gate.mode,
                     &gate.request,
                     approved,
@@ -245,11 +361,20 @@ impl Engine {
                     &decided_at,
                     req.decision.as_ref(),
                 )?;
+                if table.has_field("inputs")
+                    && let Some(obj) = v.as_object_mut()
+                {
+                    obj.insert("inputs".into(), json!(req.inputs));
+                }
                 table.validate(&gate.node_id, &v)?;
                 Some(v)
             }
             _ => None,
         };
+        let reason = req.reason.clone().or_else(|| req.note.clone());
+        let inputs_json = (!req.inputs.is_empty())
+            .then(|| serde_json::to_string(&req.inputs))
+            .transpose()?;
 
         let tx = begin(&self.conn, self.batching)?;
         let (run_status, run_owner): (String, Option<String>) = tx
@@ -263,9 +388,35 @@ impl Engine {
                 run_id: run_id.clone(),
             })?;
         let run_status = RunStatus::parse(&run_status).unwrap_or(RunStatus::Failed);
-        let status = if approved { "approved" } else { "denied" };
+        // A rejection ends the run: nothing else of it may be decided, so a later approval
+        // elsewhere can never bring the rejected step back.
+        let rejected: Option<String> = tx
+            .query_row(
+                "SELECT node_id FROM _smithers_nodes WHERE run_id = ?1 AND state = 'rejected' LIMIT 1",
+                [&run_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(node_id) = rejected {
+            return Err(Error::RunRejected { run_id, node_id });
+        }
+        let status = match (verdict, review) {
+            (Verdict::Approve, _) => "approved",
+            (Verdict::Deny, true) => "rejected",
+            (Verdict::Deny, false) => "denied",
+            (Verdict::PushBack, _) => "pushed-back",
+        };
+        let pushback_json = (verdict == Verdict::PushBack)
+            .then(|| {
+                json!({ "by": req.decided_by, "at": decided_at, "inputs": req.inputs, "note": req.note })
+                    .to_string()
+            });
         let changed = tx.execute(
-            "UPDATE _smithers_approvals SET status = ?4, decided_at_ms = ?5, note = ?6, decided_by = ?7, decision_json = ?8 \
+            "UPDATE _smithers_approvals SET status = ?4, decided_at_ms = ?5, note = ?6, decided_by = ?7, decision_json = ?8, \
+               inputs_json = CASE WHEN ?4 = 'approved' THEN ?9 ELSE inputs_json END, \
+               reason = CASE WHEN ?4 IN ('rejected', 'denied') THEN ?10 ELSE reason END, \
+               pushback_json = COALESCE(?11, pushback_json), \
+               round = round + (?4 = 'pushed-back') \
              WHERE run_id = ?1 AND node_id = ?2 AND iteration = ?3 AND status = 'requested'",
             params![
                 run_id,
@@ -275,7 +426,10 @@ impl Engine {
                 decided_at_ms,
                 req.note,
                 req.decided_by,
-                req.decision.as_ref().map(serde_json::to_string).transpose()?
+                req.decision.as_ref().map(serde_json::to_string).transpose()?,
+                inputs_json,
+                reason,
+                pushback_json
             ],
         )?;
         if changed == 0 {
@@ -297,24 +451,39 @@ impl Engine {
                 state: node_state.as_str().into(),
             });
         }
-        let (event, skip_reason) = match (approved, gate.mode, gate.on_deny) {
-            (true, ApprovalMode::Gate, _) => (NodeEvent::ApproveGate, None),
-            (true, _, _) => (NodeEvent::ApproveDecision, None),
-            (false, _, OnDeny::Fail) => (NodeEvent::DenyFail, None),
-            (false, ApprovalMode::Gate, OnDeny::Continue) => {
+        let (event, skip_reason) = match (verdict, review, gate.mode, gate.on_deny) {
+            (Verdict::Approve, true, _, _) => (NodeEvent::ApproveReview, None),
+            (Verdict::Deny, true, _, _) => (NodeEvent::Reject, None),
+            (Verdict::PushBack, _, _, _) => (NodeEvent::PushBack, None),
+            (Verdict::Approve, false, ApprovalMode::Gate, _) => (NodeEvent::ApproveGate, None),
+            (Verdict::Approve, false, _, _) => (NodeEvent::ApproveDecision, None),
+            (Verdict::Deny, false, _, OnDeny::Fail) => (NodeEvent::DenyFail, None),
+            (Verdict::Deny, false, ApprovalMode::Gate, OnDeny::Continue) => {
                 (NodeEvent::Skip, Some("denied-continue"))
             }
-            (false, ApprovalMode::Gate, OnDeny::Skip) => (NodeEvent::Skip, Some("denied")),
-            (false, _, OnDeny::Continue) => (NodeEvent::DenyContinue, None),
-            (false, _, OnDeny::Skip) => (NodeEvent::DenyContinue, Some("denied")),
+            (Verdict::Deny, false, ApprovalMode::Gate, OnDeny::Skip) => {
+                (NodeEvent::Skip, Some("denied"))
+            }
+            (Verdict::Deny, false, _, OnDeny::Continue) => (NodeEvent::DenyContinue, None),
+            (Verdict::Deny, false, _, OnDeny::Skip) => (NodeEvent::DenyContinue, Some("denied")),
         };
         let next = node_state.apply(event)?;
-        let error_json = (next == NodeState::Failed)
-            .then(|| {
+        let error_json = match next {
+            NodeState::Failed => Some(
                 json!({ "code": "APPROVAL_DENIED", "message": format!("Approval {} was denied", gate.node_id),
                         "note": req.note, "decidedBy": req.decided_by })
-                .to_string()
-            });
+                .to_string(),
+            ),
+            NodeState::Rejected => Some(
+                json!({ "code": "APPROVAL_REJECTED",
+                        "message": format!("{} was rejected by {}{}", gate.node_id,
+                            req.decided_by.as_deref().unwrap_or("its reviewer"),
+                            reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()),
+                        "reason": reason, "decidedBy": req.decided_by, "decidedAt": decided_at })
+                .to_string(),
+            ),
+            _ => None,
+        };
         set_node_row(
             &tx,
             &run_id,
@@ -328,15 +497,56 @@ impl Engine {
         if let (Some(table), Some(value)) = (&table, &output_value) {
             table.write(&tx, &run_id, &gate.node_id, gate.iteration, value)?;
         }
+        if review {
+            // Every round of a review stays in the history, with the output it judged.
+            let output = match &table {
+                Some(table) => table.read_one(&tx, &run_id, &gate.node_id, gate.iteration)?,
+                None => None,
+            };
+            let stdout_path = gate
+                .request
+                .get("stdoutPath")
+                .and_then(Value::as_str)
+                .map(String::from);
+            let history_inputs = (!req.inputs.is_empty()).then(|| json!(req.inputs).to_string());
+            tx.execute(
+                "INSERT OR REPLACE INTO _smithers_approval_history (run_id, node_id, iteration, round, status, requested_at_ms, \
+                   decided_at_ms, decided_by, note, inputs_json, output_json, stdout_path) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                params![
+                    run_id,
+                    gate.node_id,
+                    gate.iteration,
+                    gate.round,
+                    status,
+                    gate.requested_at_ms,
+                    decided_at_ms,
+                    req.decided_by,
+                    if verdict == Verdict::Deny { reason.clone() } else { req.note.clone() },
+                    history_inputs,
+                    output.map(|o| o.to_string()),
+                    stdout_path
+                ],
+            )?;
+            if verdict == Verdict::PushBack
+                && let Some(table) = &table
+            {
+                // The output was only proposed; the next round writes a new one.
+                table.delete(&tx, &run_id, &gate.node_id, gate.iteration)?;
+            }
+        }
         let mut batch = EventBatch::default();
-        let payload = json!({ "nodeId": gate.node_id, "iteration": gate.iteration, "decidedBy": req.decided_by, "note": req.note });
+        let payload = json!({ "nodeId": gate.node_id, "iteration": gate.iteration, "decidedBy": req.decided_by,
+                              "note": req.note, "kind": gate.kind, "round": gate.round,
+                              "inputs": req.inputs, "reason": if verdict == Verdict::Deny { reason.clone() } else { None } });
         batch.emit(
             &tx,
             &run_id,
-            if approved {
-                "ApprovalGranted"
-            } else {
-                "ApprovalDenied"
+            match status {
+                "approved" => "ApprovalGranted",
+                "rejected" => "ApprovalRejected",
+                "pushed-back" => "ApprovalPushedBack",
+                _ => "ApprovalDenied",
             },
             payload,
         )?;
@@ -344,6 +554,8 @@ impl Engine {
             NodeState::Finished => Some("NodeFinished"),
             NodeState::Failed => Some("NodeFailed"),
             NodeState::Skipped => Some("NodeSkipped"),
+            NodeState::Rejected => Some("NodeRejected"),
+            NodeState::Pending if verdict == Verdict::PushBack => Some("NodePushedBack"),
             _ => None,
         };
         if let Some(kind) = node_event {
@@ -384,6 +596,9 @@ impl Engine {
             decided_by: req.decided_by,
             decided_at,
             run_status: new_status.as_str(),
+            kind: gate.kind.clone(),
+            round: gate.round,
+            inputs: req.inputs,
             owner: live_owner,
             output: output_value.map(|value| OutputRow {
                 table: gate.output_table.clone(),
@@ -450,6 +665,7 @@ impl Engine {
             String,
             Option<String>,
             Option<i64>,
+            (String, i64, i64),
         );
         let map = |r: &rusqlite::Row<'_>| -> rusqlite::Result<Row> {
             Ok((
@@ -462,9 +678,10 @@ impl Engine {
                 r.get(6)?,
                 r.get(7)?,
                 r.get(8)?,
+                (r.get(9)?, r.get(10)?, r.get(11)?),
             ))
         };
-        let cols = "node_id, iteration, status, mode, on_deny, output_table, request_json, decided_by, decided_at_ms";
+        let cols = "node_id, iteration, status, mode, on_deny, output_table, request_json, decided_by, decided_at_ms, kind, round, requested_at_ms";
         let row: Row = match &req.node_id {
             Some(node_id) => {
                 // Without --iteration, the pending request of that node, else its latest.
@@ -545,14 +762,19 @@ impl Engine {
             request_json,
             decided_by,
             decided_at,
+            (kind, round, requested_at_ms),
         ) = row;
         if status != "requested" {
-            if status == "cancelled" {
+            if status == "cancelled" || status == "pushed-back" {
                 return Err(Error::NotWaiting {
                     run_id: run_id.clone(),
                     node_id,
                     iteration,
-                    state: "cancelled".into(),
+                    state: if status == "cancelled" {
+                        "cancelled".into()
+                    } else {
+                        "pending (pushed back)".into()
+                    },
                 });
             }
             return Err(Error::AlreadyDecided(Box::new(PriorDecision {
@@ -571,6 +793,9 @@ impl Engine {
             on_deny: parse_on_deny(&on_deny),
             output_table,
             request: serde_json::from_str(&request_json).unwrap_or(Value::Null),
+            kind,
+            round,
+            requested_at_ms,
         })
     }
 }

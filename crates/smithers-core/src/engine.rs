@@ -3,18 +3,21 @@
 //!
 //! See ARCHITECTURE.md for the contract with the JS driver.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{BuildHasher, Hasher};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::command::{CommandOutcome, CommandSpec};
 use crate::error::{Error, Result};
 use crate::events::{Event, EventBatch};
-use crate::graph::{EntryKind, GraphDescriptor, OnMaxReached, Plan, TaskBody, TaskNode};
+use crate::graph::{
+    CommandBody, EntryKind, GraphDescriptor, OnMaxReached, Plan, TaskBody, TaskNode,
+};
 use crate::output::OutputTable;
 use crate::owner::{self, Liveness};
 use crate::plan::{Action, ApprovalStatus, NodeLookup, NodeView, SkipReason, Walk, WalkCache};
@@ -77,6 +80,15 @@ pub struct TaskToRun {
     pub attempt: i64,
     pub output: String,
     pub timeout_ms: Option<u64>,
+    /// A command task: the driver hands this to the core's runner and reports its outcome.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<CommandSpec>,
+    /// Approver inputs that reach this task (from upstream gates, or its own push-back).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<BTreeMap<String, String>>,
+    /// Set when a reviewer sent this step back: round, who, when, inputs, history.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub push_back: Option<Value>,
 }
 
 /// The answer to every driving call: where the run is and what JS must do next.
@@ -90,6 +102,9 @@ pub struct Step {
     pub loops: BTreeMap<String, i64>,
     pub in_flight: usize,
     pub error: Option<RunError>,
+    /// When the run parks: the nodes waiting for a decision.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub waiting: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -104,6 +119,9 @@ pub struct TaskResult {
     pub value: Value,
     #[serde(default)]
     pub error: Option<TaskError>,
+    /// The outcome of a command task's process; the core turns it into output or failure.
+    #[serde(default)]
+    pub command: Option<CommandOutcome>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -144,6 +162,8 @@ pub(crate) struct ActiveRun {
     failure: Option<RunError>,
     in_flight: usize,
     waiting: usize,
+    /// Per plan: the tasks downstream of a gate (see `Plan::downstream`).
+    downstream: HashMap<usize, Rc<HashSet<usize>>>,
 }
 
 impl NodeLookup for ActiveRun {
@@ -215,6 +235,8 @@ impl ActiveRun {
 
 pub struct Engine {
     pub(crate) conn: Connection,
+    /// Where command tasks' stdout/stderr logs go: `<db stem>.logs/<run id>/`.
+    pub(crate) log_dir: PathBuf,
     pub(crate) owner: String,
     pub(crate) tables: HashMap<String, Rc<OutputTable>>,
     pub(crate) runs: HashMap<String, ActiveRun>,
@@ -295,8 +317,17 @@ pub fn check_run_id(run_id: &str) -> Result<()> {
 
 impl Engine {
     pub fn open(path: impl AsRef<Path>) -> Result<Engine> {
+        let path = path.as_ref();
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "smithers".into());
+        let log_dir = std::path::absolute(path)
+            .unwrap_or_else(|_| path.to_path_buf())
+            .with_file_name(format!("{stem}.logs"));
         Ok(Engine {
-            conn: store::open(path.as_ref())?,
+            conn: store::open(path)?,
+            log_dir,
             owner: owner::new_owner_id(),
             tables: HashMap::new(),
             runs: HashMap::new(),
@@ -305,6 +336,14 @@ impl Engine {
             batching: false,
             pending_events: Vec::new(),
         })
+    }
+
+    pub fn log_dir(&self) -> &Path {
+        &self.log_dir
+    }
+
+    pub fn set_log_dir(&mut self, dir: impl Into<PathBuf>) {
+        self.log_dir = dir.into();
     }
 
     /// In-process subscribers turn this on; events are always persisted either way.
@@ -816,8 +855,8 @@ impl Engine {
         tx.commit()?;
         for (_, task) in plan.tasks() {
             if let Some(rec) = run.node(&task.id, task.iteration)
-                && rec.state == NodeState::Failed
-                && !task.continue_on_fail
+                && (rec.state == NodeState::Rejected
+                    || (rec.state == NodeState::Failed && !task.continue_on_fail))
                 && run.failure.is_none()
             {
                 // The node's own error says why (a denial, a task error) when it has one.
@@ -847,6 +886,7 @@ impl Engine {
             }
         }
         run.cache = WalkCache::new(&plan);
+        run.downstream.clear();
         run.plan = Some(plan);
         run.fresh = true;
         self.advance(run_id)
@@ -900,6 +940,9 @@ impl Engine {
             return self.close_attempt(run_id, &result, "ignored");
         }
         let table = self.table(&task.output)?;
+        if let Some(outcome) = &result.command {
+            return self.complete_command(run_id, &task, rec.attempts, &table, outcome, step);
+        }
         if result.ok {
             match table.validate(&task.id, &result.value) {
                 Ok(()) => self.finish_task(run_id, &task, rec.attempts, &table, result.value, step),
@@ -913,6 +956,114 @@ impl Engine {
             });
             self.fail_task(run_id, &task, rec.attempts, error, true)
         }
+    }
+
+    /// A command's exit becomes the task's output (`{exitCode, stdout, stderr}`, or stdout
+    /// parsed as JSON) or its failure.
+    fn complete_command(
+        &mut self,
+        run_id: &str,
+        task: &TaskNode,
+        attempt: i64,
+        table: &OutputTable,
+        outcome: &CommandOutcome,
+        step: &mut Step,
+    ) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "UPDATE _smithers_attempts SET exit_code = ?5 \
+                 WHERE run_id = ?1 AND node_id = ?2 AND iteration = ?3 AND attempt = ?4",
+            )?
+            .execute(params![
+                run_id,
+                task.id,
+                task.iteration,
+                attempt,
+                outcome.exit_code
+            ])?;
+        if !outcome.succeeded() {
+            let last_line = |s: &str| {
+                s.lines()
+                    .rev()
+                    .find(|l| !l.trim().is_empty())
+                    .map(|l| l.chars().take(500).collect::<String>())
+            };
+            let (code, message) = if let Some(e) = &outcome.spawn_error {
+                ("COMMAND_NOT_STARTED", e.clone())
+            } else if outcome.timed_out {
+                (
+                    "TASK_TIMEOUT",
+                    format!("timed out after {} ms", task.timeout_ms.unwrap_or(0)),
+                )
+            } else {
+                let how = match (outcome.exit_code, outcome.signal) {
+                    (Some(code), _) => format!("exited with code {code}"),
+                    (None, Some(sig)) => format!("was killed by signal {sig}"),
+                    _ => "ended abnormally".into(),
+                };
+                let detail = last_line(&outcome.stderr)
+                    .or_else(|| last_line(&outcome.stdout))
+                    .map(|l| format!(": {l}"))
+                    .unwrap_or_default();
+                ("COMMAND_FAILED", format!("the command {how}{detail}"))
+            };
+            let error = TaskError {
+                code: Some(code.into()),
+                name: None,
+                message,
+                stack: None,
+            };
+            return self.fail_task(run_id, task, attempt, error, true);
+        }
+        let parse_json =
+            matches!(&task.body, TaskBody::Command(b) if b.parse.as_deref() == Some("json"));
+        let value = if parse_json {
+            let stdout = if outcome.stdout_truncated {
+                self.stdout_of(run_id, task, attempt)?
+            } else {
+                outcome.stdout.clone()
+            };
+            match serde_json::from_str::<Value>(stdout.trim()) {
+                Ok(v) => v,
+                Err(e) => {
+                    let error = TaskError {
+                        code: Some("INVALID_OUTPUT".into()),
+                        name: None,
+                        message: format!("stdout is not JSON ({e})"),
+                        stack: None,
+                    };
+                    return self.fail_task(run_id, task, attempt, error, false);
+                }
+            }
+        } else {
+            json!({ "exitCode": outcome.exit_code.unwrap_or(0), "stdout": outcome.stdout, "stderr": outcome.stderr })
+        };
+        match table.validate(&task.id, &value) {
+            Ok(()) => self.finish_task(run_id, task, attempt, table, value, step),
+            Err(err) => self.fail_task(run_id, task, attempt, task_error(&err), false),
+        }
+    }
+
+    /// The whole stdout of an attempt, from its log (at most 16 MiB).
+    fn stdout_of(&self, run_id: &str, task: &TaskNode, attempt: i64) -> Result<String> {
+        let path: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT stdout_path FROM _smithers_attempts WHERE run_id = ?1 AND node_id = ?2 AND iteration = ?3 AND attempt = ?4",
+                params![run_id, task.id, task.iteration, attempt],
+                |r| r.get(0),
+            )
+            .optional()?
+            .flatten();
+        let Some(path) = path else {
+            return Ok(String::new());
+        };
+        use std::io::Read;
+        let mut text = String::new();
+        std::fs::File::open(&path)?
+            .take(16 * 1024 * 1024)
+            .read_to_string(&mut text)?;
+        Ok(text)
     }
 
     fn close_attempt(&mut self, run_id: &str, result: &TaskResult, state: &str) -> Result<()> {
@@ -933,6 +1084,9 @@ impl Engine {
         value: Value,
         step: &mut Step,
     ) -> Result<()> {
+        if task.review.is_some() {
+            return self.await_review(run_id, task, attempt, table, value);
+        }
         let now = now_ms();
         let next = NodeState::InProgress.apply(NodeEvent::Finish)?;
         let tx = begin(&self.conn, self.batching)?;
@@ -970,6 +1124,109 @@ impl Engine {
             iteration: task.iteration,
             value,
         });
+        Ok(())
+    }
+
+    /// A reviewed step ran: its output is written (so the reviewer sees it) and the node waits
+    /// for a decision. Dependents stay blocked, and no render is asked for, until approval.
+    fn await_review(
+        &mut self,
+        run_id: &str,
+        task: &TaskNode,
+        attempt: i64,
+        table: &OutputTable,
+        value: Value,
+    ) -> Result<()> {
+        let Some(review) = &task.review else {
+            return Ok(());
+        };
+        let now = now_ms();
+        let next = NodeState::InProgress.apply(NodeEvent::AwaitReview)?;
+        let tx = begin(&self.conn, self.batching)?;
+        table.write(&tx, run_id, &task.id, task.iteration, &value)?;
+        set_node_row(
+            &tx,
+            run_id,
+            &task.id,
+            task.iteration,
+            next,
+            attempt,
+            None,
+            None,
+        )?;
+        tx.prepare_cached(
+            "UPDATE _smithers_attempts SET state = 'finished', finished_at_ms = ?5 \
+             WHERE run_id = ?1 AND node_id = ?2 AND iteration = ?3 AND attempt = ?4",
+        )?
+        .execute(params![run_id, task.id, task.iteration, attempt, now])?;
+        let stdout_path: Option<String> = tx
+            .query_row(
+                "SELECT stdout_path FROM _smithers_attempts WHERE run_id = ?1 AND node_id = ?2 AND iteration = ?3 AND attempt = ?4",
+                params![run_id, task.id, task.iteration, attempt],
+                |r| r.get(0),
+            )
+            .optional()?
+            .flatten();
+        let title = task
+            .label
+            .clone()
+            .or_else(|| review.prompt.clone())
+            .unwrap_or_else(|| format!("Review {}", task.id));
+        let request = json!({
+            "title": title,
+            "summary": review.prompt,
+            "prompt": review.prompt,
+            "input": review.input,
+            "required": review.required,
+            "allowedUsers": review.allowed_users,
+            "allowedScopes": review.allowed_scopes,
+            "label": task.label,
+            "meta": task.meta,
+            "attempt": attempt,
+            "stdoutPath": stdout_path,
+        });
+        // A step sent back comes here again: its row moves to the next round.
+        tx.prepare_cached(
+            "INSERT INTO _smithers_approvals (run_id, node_id, iteration, status, mode, on_deny, output_table, requested_at_ms, request_json, kind, round) \
+             VALUES (?1, ?2, ?3, 'requested', 'review', 'fail', ?4, ?5, ?6, 'review', 1) \
+             ON CONFLICT(run_id, node_id, iteration) DO UPDATE SET status = 'requested', \
+               requested_at_ms = excluded.requested_at_ms, request_json = excluded.request_json, \
+               decided_at_ms = NULL, decided_by = NULL, note = NULL, reason = NULL, inputs_json = NULL \
+             WHERE _smithers_approvals.status = 'pushed-back'",
+        )?
+        .execute(params![
+            run_id,
+            task.id,
+            task.iteration,
+            task.output,
+            now,
+            serde_json::to_string(&request)?
+        ])?;
+        let round: i64 = tx
+            .prepare_cached(
+                "SELECT round FROM _smithers_approvals WHERE run_id = ?1 AND node_id = ?2 AND iteration = ?3",
+            )?
+            .query_row(params![run_id, task.id, task.iteration], |r| r.get(0))?;
+        let mut batch = EventBatch::default();
+        batch.emit(
+            &tx,
+            run_id,
+            "ApprovalRequested",
+            json!({ "nodeId": task.id, "iteration": task.iteration, "title": title, "summary": review.prompt, "kind": "review", "round": round }),
+        )?;
+        batch.emit(
+            &tx,
+            run_id,
+            "NodeWaitingApproval",
+            json!({ "nodeId": task.id, "iteration": task.iteration, "kind": "review", "round": round }),
+        )?;
+        tx.commit()?;
+        self.publish(batch);
+        let run = self.active(run_id)?;
+        run.set_state(&task.id, task.iteration, next);
+        if let Some(rec) = run.record(&task.id, task.iteration) {
+            rec.approval = Some(ApprovalStatus::Requested);
+        }
         Ok(())
     }
 
@@ -1120,6 +1377,23 @@ impl Engine {
             step.needs_render = false;
             self.runs.remove(run_id);
         } else if run.status == RunStatus::WaitingApproval {
+            let mut waiting: Vec<String> = run
+                .nodes
+                .iter()
+                .flat_map(|(id, its)| {
+                    its.iter()
+                        .filter(|(_, r)| r.state == NodeState::WaitingApproval)
+                        .map(move |(it, _)| {
+                            if *it == 0 {
+                                id.clone()
+                            } else {
+                                format!("{id}#{it}")
+                            }
+                        })
+                })
+                .collect();
+            waiting.sort();
+            step.waiting = waiting;
             self.runs.remove(run_id);
         }
         Ok(step)
@@ -1160,12 +1434,43 @@ impl Engine {
             Action::Start(idx) => {
                 let task = self.plan_task(run_id, idx)?;
                 let attempt = self.start_task(run_id, &task)?;
+                let (inputs, push_back) = self.inputs_for(run_id, idx, &task)?;
+                let command = match &task.body {
+                    TaskBody::Command(body) => Some(self.command_spec(
+                        run_id,
+                        &task,
+                        attempt,
+                        body,
+                        &inputs,
+                        push_back.as_ref(),
+                    )?),
+                    _ => None,
+                };
+                if let Some(spec) = &command {
+                    self.conn
+                        .prepare_cached(
+                            "UPDATE _smithers_attempts SET stdout_path = ?5, stderr_path = ?6 \
+                             WHERE run_id = ?1 AND node_id = ?2 AND iteration = ?3 AND attempt = ?4",
+                        )?
+                        .execute(params![
+                            run_id,
+                            task.id,
+                            task.iteration,
+                            attempt,
+                            spec.stdout_path,
+                            spec.stderr_path
+                        ])?;
+                }
+                let carries = !inputs.is_empty() || push_back.is_some();
                 step.tasks.push(TaskToRun {
                     node_id: task.id.clone(),
                     iteration: task.iteration,
                     attempt,
                     output: task.output.clone(),
                     timeout_ms: task.timeout_ms,
+                    command,
+                    inputs: carries.then_some(inputs),
+                    push_back,
                 });
             }
             Action::RequestApproval(idx) => {
@@ -1211,6 +1516,175 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    fn downstream_of(&mut self, run_id: &str, gate: usize) -> Result<Rc<HashSet<usize>>> {
+        let run = self.active(run_id)?;
+        if let Some(set) = run.downstream.get(&gate) {
+            return Ok(set.clone());
+        }
+        let set = Rc::new(
+            run.plan
+                .as_ref()
+                .map(|p| p.downstream(gate))
+                .unwrap_or_default(),
+        );
+        run.downstream.insert(gate, set.clone());
+        Ok(set)
+    }
+
+    /// The approver inputs that reach a task: those of every decided gate upstream of it (a
+    /// push-back's, then the approval's), and, for a step sent back, its own push-back.
+    fn inputs_for(
+        &mut self,
+        run_id: &str,
+        idx: usize,
+        task: &TaskNode,
+    ) -> Result<(BTreeMap<String, String>, Option<Value>)> {
+        let mut inputs = BTreeMap::new();
+        let mut push_back = None;
+        let carries = self
+            .runs
+            .get(run_id)
+            .and_then(|r| r.plan.as_ref())
+            .is_some_and(|p| p.carries_inputs);
+        if !carries {
+            return Ok((inputs, push_back));
+        }
+        type Row = (String, i64, String, i64, Option<String>, Option<String>);
+        let rows: Vec<Row> = self
+            .conn
+            .prepare_cached(
+                "SELECT node_id, iteration, status, round, inputs_json, pushback_json FROM _smithers_approvals \
+                 WHERE run_id = ?1 AND (inputs_json IS NOT NULL OR pushback_json IS NOT NULL) \
+                 ORDER BY COALESCE(decided_at_ms, requested_at_ms)",
+            )?
+            .query_map([run_id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+            })?
+            .collect::<Result<_, _>>()?;
+        let parse = |json: &Option<String>| -> BTreeMap<String, String> {
+            json.as_deref()
+                .and_then(|j| serde_json::from_str::<Value>(j).ok())
+                .map(|v| v.get("inputs").cloned().unwrap_or(v))
+                .and_then(|v| serde_json::from_value(v).ok())
+                .unwrap_or_default()
+        };
+        for (gate_id, gate_iteration, status, round, inputs_json, pushback_json) in rows {
+            let (gate_idx, gate_in_loop) = {
+                let Some(plan) = self.runs.get(run_id).and_then(|r| r.plan.as_ref()) else {
+                    break;
+                };
+                let Some(&gate_idx) = plan.task_index.get(&gate_id) else {
+                    continue;
+                };
+                let gate_task = plan.task(gate_idx);
+                if gate_task.is_none_or(|g| g.iteration != gate_iteration) {
+                    continue;
+                }
+                (gate_idx, plan.nodes[gate_idx].loop_id.is_some())
+            };
+            if gate_id == task.id {
+                if let Some(json) = &pushback_json {
+                    inputs.extend(parse(&pushback_json));
+                    let mut value: Value = serde_json::from_str(json).unwrap_or(Value::Null);
+                    let history = crate::decision::review_history(
+                        &self.conn,
+                        run_id,
+                        &task.id,
+                        task.iteration,
+                    )?;
+                    if let Some(obj) = value.as_object_mut() {
+                        obj.insert("iteration".into(), json!(round));
+                        obj.insert(
+                            "previousStdoutFile".into(),
+                            history
+                                .iter()
+                                .rev()
+                                .find_map(|h| h.get("stdoutPath").cloned())
+                                .unwrap_or(Value::Null),
+                        );
+                        obj.insert("history".into(), Value::Array(history));
+                    }
+                    push_back = Some(value);
+                }
+                continue;
+            }
+            if gate_in_loop && gate_iteration != task.iteration {
+                continue;
+            }
+            if !self.downstream_of(run_id, gate_idx)?.contains(&idx) {
+                continue;
+            }
+            inputs.extend(parse(&pushback_json));
+            if status == "approved" {
+                inputs.extend(parse(&inputs_json));
+            }
+        }
+        Ok((inputs, push_back))
+    }
+
+    /// The process a command task runs: `shell -c <command>`, in its directory, with the
+    /// task's env, then the approver inputs that reach it, then the engine's own variables
+    /// (which nothing overrides).
+    fn command_spec(
+        &self,
+        run_id: &str,
+        task: &TaskNode,
+        attempt: i64,
+        body: &CommandBody,
+        inputs: &BTreeMap<String, String>,
+        push_back: Option<&Value>,
+    ) -> Result<CommandSpec> {
+        let text = body
+            .command
+            .clone()
+            .or_else(|| body.script.clone())
+            .unwrap_or_default();
+        let mut env: Vec<(String, String)> = body
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for (k, v) in inputs {
+            if !crate::graph::is_reserved_env(k) {
+                env.push((k.clone(), v.clone()));
+            }
+        }
+        if let Some(pb) = push_back {
+            env.push((
+                "SMITHERS_PUSHBACK_ITERATION".into(),
+                pb.get("iteration")
+                    .map(|i| i.to_string())
+                    .unwrap_or_default(),
+            ));
+            env.push(("SMITHERS_PUSHBACK".into(), pb.to_string()));
+            if let Some(prev) = pb.get("previousStdoutFile").and_then(Value::as_str) {
+                env.push(("SMITHERS_PUSHBACK_PREVIOUS_STDOUT_FILE".into(), prev.into()));
+            }
+        }
+        env.push(("SMITHERS_RUN_ID".into(), run_id.into()));
+        env.push(("SMITHERS_NODE_ID".into(), task.id.clone()));
+        env.push(("SMITHERS_ITERATION".into(), task.iteration.to_string()));
+        env.push(("SMITHERS_ATTEMPT".into(), attempt.to_string()));
+        let input_names: Vec<&str> = inputs.keys().map(String::as_str).collect();
+        env.push(("SMITHERS_APPROVAL_INPUTS".into(), input_names.join(",")));
+        let dir = self.log_dir.join(run_id);
+        let base = format!("{}.{}.{}", task.id, task.iteration, attempt);
+        let path = |ext: &str| {
+            dir.join(format!("{base}.{ext}"))
+                .to_string_lossy()
+                .into_owned()
+        };
+        Ok(CommandSpec {
+            program: body.shell.clone().unwrap_or_else(|| "/bin/sh".into()),
+            args: vec!["-c".into(), text],
+            cwd: body.cwd.clone(),
+            env,
+            timeout_ms: task.timeout_ms,
+            stdout_path: path("stdout.log"),
+            stderr_path: path("stderr.log"),
+        })
     }
 
     /// pending → in-progress, with a new attempt row. Returns the attempt number.
@@ -1281,6 +1755,8 @@ impl Engine {
             "options": spec.options,
             "allowedUsers": spec.allowed_users,
             "allowedScopes": spec.allowed_scopes,
+            "input": spec.input,
+            "required": spec.required,
             "meta": task.meta,
         });
         let tx = begin(&self.conn, self.batching)?;
@@ -1376,10 +1852,19 @@ impl Engine {
         if run.waiting == 0 {
             return Ok(());
         }
-        let decided: Vec<(String, i64, String, Option<String>, String, String)> = self
+        type Decided = (
+            String,
+            i64,
+            String,
+            Option<String>,
+            String,
+            String,
+            Option<String>,
+        );
+        let decided: Vec<Decided> = self
             .conn
             .prepare_cached(
-                "SELECT a.node_id, a.iteration, n.state, n.skip_reason, a.status, a.output_table \
+                "SELECT a.node_id, a.iteration, n.state, n.skip_reason, a.status, a.output_table, n.error_json \
                  FROM _smithers_approvals a JOIN _smithers_nodes n \
                    ON n.run_id = a.run_id AND n.node_id = a.node_id AND n.iteration = a.iteration \
                  WHERE a.run_id = ?1 AND a.status != 'requested'",
@@ -1392,10 +1877,12 @@ impl Engine {
                     r.get(3)?,
                     r.get(4)?,
                     r.get(5)?,
+                    r.get(6)?,
                 ))
             })?
             .collect::<Result<_, _>>()?;
-        for (node_id, iteration, state, skip_reason, approval, output_table) in decided {
+        for (node_id, iteration, state, skip_reason, approval, output_table, error_json) in decided
+        {
             let run = self.active(run_id)?;
             let Some(rec) = run.record(&node_id, iteration) else {
                 continue;
@@ -1416,6 +1903,19 @@ impl Engine {
                 run.failure = Some(RunError {
                     code: "APPROVAL_DENIED".into(),
                     message: format!("Approval {node_id} was denied"),
+                    node_id: Some(node_id.clone()),
+                });
+            }
+            if next == NodeState::Rejected && run.failure.is_none() {
+                // The decision wrote who rejected it and why on the node.
+                let message = error_json
+                    .as_deref()
+                    .and_then(|e| serde_json::from_str::<Value>(e).ok())
+                    .and_then(|e| e.get("message").and_then(Value::as_str).map(String::from))
+                    .unwrap_or_else(|| format!("{node_id} was rejected by its reviewer"));
+                run.failure = Some(RunError {
+                    code: "APPROVAL_REJECTED".into(),
+                    message,
                     node_id: Some(node_id.clone()),
                 });
             }
@@ -1708,6 +2208,7 @@ fn new_active(status: RunStatus) -> ActiveRun {
         failure: None,
         in_flight: 0,
         waiting: 0,
+        downstream: HashMap::new(),
     }
 }
 
@@ -1720,6 +2221,7 @@ fn empty_step() -> Step {
         loops: BTreeMap::new(),
         in_flight: 0,
         error: None,
+        waiting: Vec::new(),
     }
 }
 

@@ -119,6 +119,40 @@ pub enum Error {
     #[error("Invalid decision: {0}")]
     InvalidDecision(String),
 
+    #[error("Approving {node_id} needs the inputs: {}", missing.join(", "))]
+    MissingRequiredInputs {
+        node_id: String,
+        missing: Vec<String>,
+    },
+
+    #[error(
+        "{node_id} does not declare the input{} {} (declared: {})",
+        if keys.len() == 1 { "" } else { "s" },
+        keys.join(", "),
+        if allowed.is_empty() { "none".to_string() } else { allowed.join(", ") }
+    )]
+    UndeclaredInput {
+        node_id: String,
+        keys: Vec<String>,
+        allowed: Vec<String>,
+    },
+
+    #[error("{node_id}: required input{} {} not in its input list", if keys.len() == 1 { " is" } else { "s are" }, keys.join(", "))]
+    RequiredNotInInput { node_id: String, keys: Vec<String> },
+
+    #[error("{node_id}: input name {name:?} {why}")]
+    InvalidInputName {
+        node_id: String,
+        name: String,
+        why: &'static str,
+    },
+
+    #[error("{node_id} cannot be pushed back: {why}")]
+    PushBackUnsupported { node_id: String, why: &'static str },
+
+    #[error("Run {run_id} was rejected at {node_id}; no other gate of it can be decided")]
+    RunRejected { run_id: String, node_id: String },
+
     #[error("Task {node_id} has no open attempt {attempt} (iteration {iteration})")]
     NoSuchAttempt {
         node_id: String,
@@ -169,6 +203,12 @@ impl Error {
             Error::InvalidOutput { .. } => "INVALID_OUTPUT",
             Error::InvalidInput { .. } => "INVALID_INPUT",
             Error::InvalidDecision(_) => "INVALID_DECISION",
+            Error::MissingRequiredInputs { .. } => "MISSING_REQUIRED_INPUTS",
+            Error::UndeclaredInput { .. } => "UNDECLARED_INPUT",
+            Error::RequiredNotInInput { .. } => "REQUIRED_NOT_IN_INPUT",
+            Error::InvalidInputName { .. } => "INVALID_INPUT_NAME",
+            Error::PushBackUnsupported { .. } => "PUSH_BACK_UNSUPPORTED",
+            Error::RunRejected { .. } => "RUN_REJECTED",
             Error::NoSuchAttempt { .. } => "NO_SUCH_ATTEMPT",
             Error::IllegalTransition { .. } => "ILLEGAL_TRANSITION",
             Error::Json(_) => "INVALID_JSON",
@@ -230,6 +270,24 @@ impl Error {
                 json!({ "nodeId": node_id, "output": key, "errors": errors })
             }
             Error::InvalidInput { errors } => json!({ "errors": errors }),
+            Error::MissingRequiredInputs { node_id, missing } => {
+                json!({ "nodeId": node_id, "missing": missing })
+            }
+            Error::UndeclaredInput {
+                node_id,
+                keys,
+                allowed,
+            } => json!({ "nodeId": node_id, "keys": keys, "allowed": allowed }),
+            Error::RequiredNotInInput { node_id, keys } => {
+                json!({ "nodeId": node_id, "keys": keys })
+            }
+            Error::InvalidInputName { node_id, name, .. } => {
+                json!({ "nodeId": node_id, "name": name })
+            }
+            Error::PushBackUnsupported { node_id, .. } => json!({ "nodeId": node_id }),
+            Error::RunRejected { run_id, node_id } => {
+                json!({ "runId": run_id, "nodeId": node_id })
+            }
             _ => json!({}),
         }
     }

@@ -98,6 +98,10 @@ pub struct TaskNode {
     pub body: TaskBody,
     #[serde(default)]
     pub approval: Option<ApprovalSpec>,
+    /// Review after the body ran (Dagu's `approval:` on a step): the output waits for a
+    /// decision before the node finishes.
+    #[serde(default)]
+    pub review: Option<ReviewSpec>,
     #[serde(default)]
     pub depends_on: Vec<String>,
     #[serde(default)]
@@ -123,6 +127,47 @@ pub enum TaskBody {
     Compute,
     /// `<Approval>`: the decision itself is the output, written by the core.
     Approval,
+    /// A shell command or script, run by the core as a child process.
+    Command(CommandBody),
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CommandBody {
+    /// One command line, run with `shell -c`.
+    #[serde(default)]
+    pub command: Option<String>,
+    /// A multi-line script, run with `shell -c` as well.
+    #[serde(default)]
+    pub script: Option<String>,
+    /// Default `/bin/sh`.
+    #[serde(default)]
+    pub shell: Option<String>,
+    /// Absolute working directory (the front end resolves it against the workflow file).
+    #[serde(default)]
+    pub cwd: Option<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// `"json"`: stdout is parsed as JSON and is the output; otherwise the output is
+    /// `{exitCode, stdout, stderr}`.
+    #[serde(default)]
+    pub parse: Option<String>,
+}
+
+/// What a reviewer sees and may send back with a decision on a reviewed step.
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReviewSpec {
+    #[serde(default)]
+    pub prompt: Option<String>,
+    #[serde(default)]
+    pub input: Vec<String>,
+    #[serde(default)]
+    pub required: Vec<String>,
+    #[serde(default)]
+    pub allowed_users: Vec<String>,
+    #[serde(default)]
+    pub allowed_scopes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -156,6 +201,13 @@ pub struct ApprovalSpec {
     pub allowed_users: Vec<String>,
     #[serde(default)]
     pub allowed_scopes: Vec<String>,
+    /// Names of the values an approver may send (`--input K=V`); they reach every
+    /// downstream task as environment variables and through ctx.
+    #[serde(default)]
+    pub input: Vec<String>,
+    /// The inputs an approve must carry; a subset of `input`.
+    #[serde(default)]
+    pub required: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
@@ -192,6 +244,101 @@ fn check_node_id(id: &str) -> Result<()> {
             "node id {id:?} must be 1-128 characters of letters, digits and _ . : @ = , -"
         )))
     }
+}
+
+/// Environment variables an approver's input may never set: the system's and the engine's.
+pub fn is_reserved_env(name: &str) -> bool {
+    const EXACT: &[&str] = &[
+        "PATH",
+        "HOME",
+        "USER",
+        "LOGNAME",
+        "SHELL",
+        "PWD",
+        "OLDPWD",
+        "TMPDIR",
+        "TMP",
+        "TEMP",
+        "LANG",
+        "TERM",
+        "IFS",
+        "ENV",
+        "BASH_ENV",
+        "HOSTNAME",
+        "NODE_OPTIONS",
+        "PYTHONPATH",
+    ];
+    const PREFIXES: &[&str] = &["SMITHERS_", "LD_", "DYLD_", "LC_"];
+    EXACT.contains(&name) || PREFIXES.iter().any(|p| name.starts_with(p))
+}
+
+fn is_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && name.len() <= 128
+}
+
+/// `required ⊆ input`, names usable as environment variables, none reserved.
+fn check_inputs(node_id: &str, input: &[String], required: &[String]) -> Result<()> {
+    for name in input {
+        if !is_env_name(name) {
+            return Err(Error::InvalidInputName {
+                node_id: node_id.into(),
+                name: name.clone(),
+                why: "must be letters, digits and _ (not starting with a digit)",
+            });
+        }
+        if is_reserved_env(name) {
+            return Err(Error::InvalidInputName {
+                node_id: node_id.into(),
+                name: name.clone(),
+                why: "is reserved for the system or the engine",
+            });
+        }
+    }
+    let missing: Vec<String> = required
+        .iter()
+        .filter(|r| !input.contains(r))
+        .cloned()
+        .collect();
+    if !missing.is_empty() {
+        return Err(Error::RequiredNotInInput {
+            node_id: node_id.into(),
+            keys: missing,
+        });
+    }
+    Ok(())
+}
+
+fn check_command(node_id: &str, body: &CommandBody) -> Result<()> {
+    let given = |s: &Option<String>| s.as_deref().is_some_and(|c| !c.trim().is_empty());
+    if given(&body.command) == given(&body.script) {
+        return Err(Error::InvalidGraph(format!(
+            "{node_id}: a command task needs exactly one of command and script"
+        )));
+    }
+    if let Some(parse) = &body.parse
+        && parse != "json"
+        && parse != "text"
+    {
+        return Err(Error::InvalidGraph(format!(
+            "{node_id}: parse must be \"json\" or \"text\" (got {parse:?})"
+        )));
+    }
+    if let Some(name) = body.env.keys().find(|k| !is_env_name(k)) {
+        return Err(Error::InvalidGraph(format!(
+            "{node_id}: env name {name:?} must be letters, digits and _"
+        )));
+    }
+    if body.cwd.as_deref().is_some_and(|c| !c.starts_with('/')) {
+        return Err(Error::InvalidGraph(format!(
+            "{node_id}: cwd must be an absolute path"
+        )));
+    }
+    Ok(())
 }
 
 impl GraphDescriptor {
@@ -251,6 +398,21 @@ impl GraphDescriptor {
                             task.id
                         )));
                     }
+                    if let Some(approval) = &task.approval {
+                        check_inputs(&task.id, &approval.input, &approval.required)?;
+                    }
+                    if let Some(review) = &task.review {
+                        if task.approval.is_some() {
+                            return Err(Error::InvalidGraph(format!(
+                                "{}: a task is either approved before it runs (needsApproval) or reviewed after (approval), not both",
+                                task.id
+                            )));
+                        }
+                        check_inputs(&task.id, &review.input, &review.required)?;
+                    }
+                    if let TaskBody::Command(body) = &task.body {
+                        check_command(&task.id, body)?;
+                    }
                     tasks.push(task);
                 }
                 PlanNode::Loop {
@@ -296,6 +458,9 @@ pub struct Plan {
     pub nodes: Vec<PlanEntry>,
     pub task_index: HashMap<String, usize>,
     pub render_deps: Option<HashSet<String>>,
+    /// Some gate or reviewed step declares approver inputs, or can be pushed back: starting
+    /// a task then looks up the inputs that reach it.
+    pub carries_inputs: bool,
 }
 
 #[derive(Debug)]
@@ -304,6 +469,9 @@ pub struct PlanEntry {
     pub children: Vec<usize>,
     /// Innermost enclosing loop id, for tasks.
     pub loop_id: Option<String>,
+    pub parent: Option<usize>,
+    /// Position among the parent's children.
+    pub position: usize,
 }
 
 #[derive(Debug)]
@@ -331,12 +499,17 @@ impl Plan {
                 RenderDeps::Nodes(ids) => Some(ids.into_iter().collect()),
                 RenderDeps::All(_) => None,
             },
+            carries_inputs: false,
         };
-        plan.add(graph.root, None);
+        plan.add(graph.root, None, None);
+        let carries_inputs = plan.tasks().any(|(_, t)| {
+            t.review.is_some() || t.approval.as_ref().is_some_and(|a| !a.input.is_empty())
+        });
+        plan.carries_inputs = carries_inputs;
         plan
     }
 
-    fn add(&mut self, node: PlanNode, loop_id: Option<&str>) -> usize {
+    fn add(&mut self, node: PlanNode, loop_id: Option<&str>, parent: Option<usize>) -> usize {
         let index = self.nodes.len();
         let (kind, children, inner_loop) = match node {
             PlanNode::Sequence { children } => (EntryKind::Sequence, children, None),
@@ -373,12 +546,17 @@ impl Plan {
             kind,
             children: Vec::new(),
             loop_id: loop_id.map(String::from),
+            parent,
+            position: 0,
         });
         let child_loop = inner_loop.as_deref().or(loop_id).map(String::from);
         let child_indices: Vec<usize> = children
             .into_iter()
-            .map(|c| self.add(c, child_loop.as_deref()))
+            .map(|c| self.add(c, child_loop.as_deref(), Some(index)))
             .collect();
+        for (position, &c) in child_indices.iter().enumerate() {
+            self.nodes[c].position = position;
+        }
         self.nodes[index].children = child_indices;
         index
     }
@@ -398,6 +576,68 @@ impl Plan {
                 EntryKind::Task(t) => Some((i, t.as_ref())),
                 _ => None,
             })
+    }
+
+    /// The tasks that run only after this one is terminal: later siblings in every enclosing
+    /// sequence or loop (and everything inside them), and, transitively, tasks whose
+    /// `dependsOn` names one of those. Approver inputs of a gate reach exactly these.
+    pub fn downstream(&self, idx: usize) -> HashSet<usize> {
+        let mut named_by: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (i, t) in self.tasks() {
+            for d in &t.depends_on {
+                named_by.entry(d.as_str()).or_default().push(i);
+            }
+        }
+        let mut found: HashSet<usize> = HashSet::new();
+        let mut scanned_from: HashMap<usize, usize> = HashMap::new();
+        let mut work = vec![idx];
+        while let Some(n) = work.pop() {
+            // Structural: what follows n in each enclosing sequence or loop.
+            let mut child = n;
+            let mut parent = self.nodes[n].parent;
+            while let Some(p) = parent {
+                let siblings = &self.nodes[p].children;
+                let pos = self.nodes[child].position;
+                // An earlier child of p was walked already: it covered all of this and up.
+                if scanned_from.get(&p).is_some_and(|&done| done <= pos) {
+                    break;
+                }
+                scanned_from.insert(p, pos);
+                if matches!(
+                    self.nodes[p].kind,
+                    EntryKind::Sequence | EntryKind::Loop { .. }
+                ) {
+                    for &later in &siblings[pos + 1..] {
+                        self.collect_tasks(later, &mut found, &mut work);
+                    }
+                }
+                child = p;
+                parent = self.nodes[p].parent;
+            }
+            // Explicit: tasks that name n in dependsOn.
+            if let EntryKind::Task(task) = &self.nodes[n].kind {
+                for &i in named_by.get(task.id.as_str()).into_iter().flatten() {
+                    if found.insert(i) {
+                        work.push(i);
+                    }
+                }
+            }
+        }
+        found.remove(&idx);
+        found
+    }
+
+    fn collect_tasks(&self, idx: usize, found: &mut HashSet<usize>, work: &mut Vec<usize>) {
+        let mut stack = vec![idx];
+        while let Some(n) = stack.pop() {
+            if matches!(self.nodes[n].kind, EntryKind::Task(_)) {
+                if found.insert(n) {
+                    work.push(n);
+                }
+            } else {
+                stack.extend(self.nodes[n].children.iter().copied());
+            }
+        }
     }
 
     /// Does a change to this node's output need a new render?

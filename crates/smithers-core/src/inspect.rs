@@ -72,6 +72,21 @@ pub struct ApprovalSummary {
     pub decided_at: Option<String>,
     pub decided_by: Option<String>,
     pub note: Option<String>,
+    /// `gate` (decided before the step runs) or `review` (after it ran, Dagu-style).
+    pub kind: String,
+    /// The review round (1, then +1 per push-back).
+    pub round: i64,
+    pub prompt: Option<String>,
+    /// Inputs the approver may send, and those an approve must carry.
+    pub input: Value,
+    pub required: Value,
+    /// Inputs sent with the decision.
+    pub inputs: Value,
+    pub reason: Option<String>,
+    /// Where the reviewed attempt's stdout is.
+    pub stdout_path: Option<String>,
+    /// Earlier rounds of a review (push-backs), oldest first.
+    pub history: Vec<Value>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -135,7 +150,7 @@ fn run_summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunSummary> {
 }
 
 const APPROVAL_COLS: &str = "a.run_id, r.workflow_name, a.node_id, a.iteration, a.status, a.mode, a.on_deny, a.request_json, \
-     a.requested_at_ms, a.decided_at_ms, a.decided_by, a.note";
+     a.requested_at_ms, a.decided_at_ms, a.decided_by, a.note, a.kind, a.round, a.inputs_json, a.reason";
 
 fn approval_summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApprovalSummary> {
     let request: Value = serde_json::from_str(&r.get::<_, String>(7)?).unwrap_or(Value::Null);
@@ -169,8 +184,70 @@ fn approval_summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApprovalSummary> 
         decided_at: decided_at_ms.map(iso8601),
         decided_by: r.get(10)?,
         note: r.get(11)?,
+        kind: r.get(12)?,
+        round: r.get(13)?,
+        prompt: request
+            .get("prompt")
+            .and_then(Value::as_str)
+            .map(String::from),
+        input: request
+            .get("input")
+            .cloned()
+            .unwrap_or_else(|| Value::Array(Vec::new())),
+        required: request
+            .get("required")
+            .cloned()
+            .unwrap_or_else(|| Value::Array(Vec::new())),
+        inputs: r
+            .get::<_, Option<String>>(14)?
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or_else(|| Value::Object(Default::default())),
+        reason: r.get(15)?,
+        stdout_path: request
+            .get("stdoutPath")
+            .and_then(Value::as_str)
+            .map(String::from),
+        history: Vec::new(),
     })
 }
+
+fn with_history(
+    conn: &rusqlite::Connection,
+    mut approvals: Vec<ApprovalSummary>,
+) -> Result<Vec<ApprovalSummary>> {
+    for a in approvals.iter_mut().filter(|a| a.kind == "review") {
+        a.history = crate::decision::review_history(conn, &a.run_id, &a.node_id, a.iteration)?;
+    }
+    Ok(approvals)
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AttemptLog {
+    pub node_id: String,
+    pub iteration: i64,
+    pub attempt: i64,
+    pub state: String,
+    pub exit_code: Option<i64>,
+    pub stdout_path: Option<String>,
+    pub stderr_path: Option<String>,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogFilter {
+    #[serde(default)]
+    pub node_id: Option<String>,
+    #[serde(default)]
+    pub iteration: Option<i64>,
+    #[serde(default)]
+    pub attempt: Option<i64>,
+}
+
+/// Events a driver may record about what it ran outside the core (wait/failure handlers).
+const DRIVER_EVENTS: &[&str] = &["HandlerStarted", "HandlerFinished", "HandlerFailed"];
 
 impl Engine {
     pub fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunSummary>> {
@@ -229,7 +306,8 @@ impl Engine {
                  WHERE a.run_id = ?1 ORDER BY a.requested_at_ms, a.node_id"
             ))?
             .query_map([run_id], approval_summary)?
-            .collect::<Result<_, _>>()?;
+            .collect::<Result<Vec<_>, _>>()?;
+        let approvals = with_history(&self.conn, approvals)?;
         let loops = self
             .conn
             .prepare_cached("SELECT loop_id, iteration, done FROM _smithers_loops WHERE run_id = ?1 ORDER BY loop_id")?
@@ -266,7 +344,76 @@ impl Engine {
             ],
             approval_summary,
         )?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        with_history(&self.conn, rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The attempts of a run that have logs (command tasks), oldest first.
+    pub fn attempt_logs(&self, run_id: &str, filter: &LogFilter) -> Result<Vec<AttemptLog>> {
+        self.run_summary(run_id)?;
+        let rows = self
+            .conn
+            .prepare_cached(
+                "SELECT node_id, iteration, attempt, state, exit_code, stdout_path, stderr_path, started_at_ms, finished_at_ms \
+                 FROM _smithers_attempts WHERE run_id = ?1 AND stdout_path IS NOT NULL \
+                 AND (?2 IS NULL OR node_id = ?2) AND (?3 IS NULL OR iteration = ?3) AND (?4 IS NULL OR attempt = ?4) \
+                 ORDER BY started_at_ms, node_id, iteration, attempt",
+            )?
+            .query_map(
+                params![run_id, filter.node_id, filter.iteration, filter.attempt],
+                |r| {
+                    Ok(AttemptLog {
+                        node_id: r.get(0)?,
+                        iteration: r.get(1)?,
+                        attempt: r.get(2)?,
+                        state: r.get(3)?,
+                        exit_code: r.get(4)?,
+                        stdout_path: r.get(5)?,
+                        stderr_path: r.get(6)?,
+                        started_at: iso8601(r.get(7)?),
+                        finished_at: r.get::<_, Option<i64>>(8)?.map(iso8601),
+                    })
+                },
+            )?
+            .collect::<Result<Vec<_>, _>>()?;
+        if rows.is_empty()
+            && let Some(node_id) = &filter.node_id
+        {
+            let known: bool = self
+                .conn
+                .query_row(
+                    "SELECT 1 FROM _smithers_nodes WHERE run_id = ?1 AND node_id = ?2 LIMIT 1",
+                    params![run_id, node_id],
+                    |_| Ok(true),
+                )
+                .optional()?
+                .is_some();
+            if !known {
+                return Err(Error::NodeNotFound {
+                    run_id: run_id.into(),
+                    node_id: node_id.clone(),
+                    iteration: filter.iteration.unwrap_or(0),
+                });
+            }
+        }
+        Ok(rows)
+    }
+
+    /// Records what a driver ran outside the core (a wait or failure handler) in the run's
+    /// event log. Only the handler event types are accepted.
+    pub fn record_driver_event(&mut self, run_id: &str, kind: &str, payload: Value) -> Result<()> {
+        if !DRIVER_EVENTS.contains(&kind) {
+            return Err(Error::InvalidDecision(format!(
+                "{kind:?} is not an event a driver may record ({})",
+                DRIVER_EVENTS.join(", ")
+            )));
+        }
+        self.run_summary(run_id)?;
+        let tx = crate::engine::begin(&self.conn, self.batching)?;
+        let mut batch = crate::events::EventBatch::default();
+        batch.emit(&tx, run_id, kind, payload)?;
+        tx.commit()?;
+        self.publish(batch);
+        Ok(())
     }
 
     pub fn events(&self, run_id: &str, after_seq: i64, limit: i64) -> Result<Vec<Event>> {

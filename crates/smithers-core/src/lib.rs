@@ -4,6 +4,7 @@
 //! Start with [`Engine`]; ARCHITECTURE.md describes the contract with the JS driver, the state
 //! machines and the tables.
 
+pub mod command;
 pub mod decision;
 pub mod engine;
 pub mod error;
@@ -17,6 +18,7 @@ pub mod plan;
 pub mod state;
 pub mod store;
 
+pub use command::{CommandOutcome, CommandSpec};
 pub use decision::{DecisionOutcome, DecisionRequest};
 pub use engine::{
     Engine, NewRun, OutputRow, RunError, Snapshot, Step, TaskError, TaskResult, TaskToRun,
@@ -24,4 +26,6 @@ pub use engine::{
 pub use error::{Error, Result};
 pub use events::Event;
 pub use graph::GraphDescriptor;
-pub use inspect::{ApprovalFilter, ApprovalSummary, RunFilter, RunInspection, RunSummary};
+pub use inspect::{
+    ApprovalFilter, ApprovalSummary, AttemptLog, LogFilter, RunFilter, RunInspection, RunSummary,
+};

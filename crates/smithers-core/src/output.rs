@@ -281,6 +281,34 @@ impl OutputTable {
         }
     }
 
+    pub fn has_field(&self, field: &str) -> bool {
+        self.columns.iter().any(|c| c.field == field)
+    }
+
+    /// Removes one row (a reviewed step sent back: its output is no longer proposed).
+    pub fn delete(
+        &self,
+        conn: &Connection,
+        run_id: &str,
+        node_id: &str,
+        iteration: i64,
+    ) -> Result<()> {
+        let sql = format!(
+            "DELETE FROM {} WHERE run_id = ?1 AND node_id = ?2 AND iteration = ?3",
+            quote(&self.table)
+        );
+        match conn.prepare_cached(&sql) {
+            Ok(mut stmt) => {
+                stmt.execute(rusqlite::params![run_id, node_id, iteration])?;
+                Ok(())
+            }
+            Err(rusqlite::Error::SqliteFailure(_, Some(msg))) if msg.contains("no such table") => {
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Validates and writes one row.
     pub fn write(
         &self,

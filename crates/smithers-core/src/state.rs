@@ -15,6 +15,8 @@ pub enum NodeState {
     Failed,
     Skipped,
     Cancelled,
+    /// A reviewed step whose reviewer rejected it: the run fails.
+    Rejected,
 }
 
 /// What can happen to a node.
@@ -44,6 +46,14 @@ pub enum NodeEvent {
     Skip,
     /// The run ended while the node was still open.
     Cancel,
+    /// A reviewed step's body succeeded: its output waits for a reviewer.
+    AwaitReview,
+    /// The reviewer approved the output.
+    ApproveReview,
+    /// The reviewer sent the step back to run again, with inputs.
+    PushBack,
+    /// The reviewer rejected the step.
+    Reject,
 }
 
 impl NodeState {
@@ -66,6 +76,11 @@ impl NodeState {
             // Skip from waiting: a gate denied with onDeny continue/skip has no output.
             (S::Pending | S::WaitingApproval, E::Skip) => S::Skipped,
             (S::Pending | S::InProgress | S::WaitingApproval, E::Cancel) => S::Cancelled,
+            // Static bodies have no visible in-progress phase.
+            (S::InProgress | S::Pending, E::AwaitReview) => S::WaitingApproval,
+            (S::WaitingApproval, E::ApproveReview) => S::Finished,
+            (S::WaitingApproval, E::PushBack) => S::Pending,
+            (S::WaitingApproval, E::Reject) => S::Rejected,
             (from, event) => {
                 return Err(Error::IllegalTransition {
                     machine: "node",
@@ -86,6 +101,7 @@ impl NodeState {
             NodeState::Failed => "failed",
             NodeState::Skipped => "skipped",
             NodeState::Cancelled => "cancelled",
+            NodeState::Rejected => "rejected",
         }
     }
 
@@ -98,6 +114,7 @@ impl NodeState {
             "failed" => NodeState::Failed,
             "skipped" => NodeState::Skipped,
             "cancelled" => NodeState::Cancelled,
+            "rejected" => NodeState::Rejected,
             _ => return None,
         })
     }
@@ -214,6 +231,27 @@ mod tests {
             .apply(NodeEvent::DenyFail)
             .unwrap();
         assert!(s.apply(NodeEvent::ApproveDecision).is_err());
+    }
+
+    #[test]
+    fn a_reviewed_step_waits_after_it_ran() {
+        let s = NodeState::InProgress.apply(NodeEvent::AwaitReview).unwrap();
+        assert_eq!(s, NodeState::WaitingApproval);
+        assert_eq!(s.apply(NodeEvent::PushBack).unwrap(), NodeState::Pending);
+        assert_eq!(
+            s.apply(NodeEvent::ApproveReview).unwrap(),
+            NodeState::Finished
+        );
+        let rejected = s.apply(NodeEvent::Reject).unwrap();
+        assert_eq!(rejected, NodeState::Rejected);
+        for e in [
+            NodeEvent::Start,
+            NodeEvent::ApproveReview,
+            NodeEvent::PushBack,
+            NodeEvent::Skip,
+        ] {
+            assert!(rejected.apply(e).is_err(), "{e:?}");
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use crate::error::Result;
 
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS _smithers_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -93,6 +93,34 @@ CREATE TABLE IF NOT EXISTS _smithers_schemas (
 );
 ";
 
+/// Version 2: command tasks (exit code, log files per attempt), reviewed steps (kind, round,
+/// approver inputs, push-back, reject reason) and the history of every review round.
+const V2: &str = "
+ALTER TABLE _smithers_attempts ADD COLUMN exit_code INTEGER;
+ALTER TABLE _smithers_attempts ADD COLUMN stdout_path TEXT;
+ALTER TABLE _smithers_attempts ADD COLUMN stderr_path TEXT;
+ALTER TABLE _smithers_approvals ADD COLUMN kind TEXT NOT NULL DEFAULT 'gate';
+ALTER TABLE _smithers_approvals ADD COLUMN round INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE _smithers_approvals ADD COLUMN inputs_json TEXT;
+ALTER TABLE _smithers_approvals ADD COLUMN pushback_json TEXT;
+ALTER TABLE _smithers_approvals ADD COLUMN reason TEXT;
+CREATE TABLE IF NOT EXISTS _smithers_approval_history (
+  run_id TEXT NOT NULL,
+  node_id TEXT NOT NULL,
+  iteration INTEGER NOT NULL,
+  round INTEGER NOT NULL,
+  status TEXT NOT NULL,
+  requested_at_ms INTEGER NOT NULL,
+  decided_at_ms INTEGER NOT NULL,
+  decided_by TEXT,
+  note TEXT,
+  inputs_json TEXT,
+  output_json TEXT,
+  stdout_path TEXT,
+  PRIMARY KEY (run_id, node_id, iteration, round)
+) WITHOUT ROWID;
+";
+
 /// Opens (and if needed creates) a database, in WAL mode with a busy timeout so several
 /// processes (a service, the CLI) can share it.
 pub fn open(path: &Path) -> Result<Connection> {
@@ -122,20 +150,29 @@ pub fn open(path: &Path) -> Result<Connection> {
 }
 
 fn migrate(conn: &Connection) -> Result<()> {
-    let current: Option<String> = conn
-        .query_row(
+    let read = |conn: &Connection| -> Option<i64> {
+        conn.query_row(
             "SELECT value FROM _smithers_meta WHERE key = 'schema_version'",
             [],
-            |r| r.get(0),
+            |r| r.get::<_, String>(0),
         )
         .optional()
-        .unwrap_or(None);
-    if current.as_deref() == Some("1") {
+        .ok()
+        .flatten()
+        .and_then(|v| v.parse().ok())
+    };
+    if read(conn) == Some(SCHEMA_VERSION) {
         return Ok(());
     }
-    // Several processes may open a fresh file at once: take the write lock first.
+    // Several processes may open a file at once: take the write lock, then look again.
     let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
-    tx.execute_batch(SCHEMA)?;
+    let current = read(&tx).unwrap_or(0);
+    if current < 1 {
+        tx.execute_batch(SCHEMA)?;
+    }
+    if current < 2 {
+        tx.execute_batch(V2)?;
+    }
     tx.execute(
         "INSERT OR REPLACE INTO _smithers_meta (key, value) VALUES ('schema_version', ?1)",
         [SCHEMA_VERSION.to_string()],

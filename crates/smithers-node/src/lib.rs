@@ -116,6 +116,40 @@ impl Engine {
     }
 
     #[napi]
+    pub fn push_back(&mut self, request_json: String) -> String {
+        self.with(|e| e.push_back(parse(&request_json)?))
+    }
+
+    #[napi]
+    pub fn attempt_logs(&mut self, run_id: String, filter_json: String) -> String {
+        self.with(|e| e.attempt_logs(&run_id, &parse(&filter_json)?))
+    }
+
+    /// Records a wait/failure handler's start or end in the run's events.
+    #[napi]
+    pub fn record_driver_event(
+        &mut self,
+        run_id: String,
+        kind: String,
+        payload_json: String,
+    ) -> String {
+        self.with(|e| e.record_driver_event(&run_id, &kind, parse(&payload_json)?))
+    }
+
+    /// Where command tasks write their logs.
+    #[napi]
+    pub fn log_dir(&mut self) -> String {
+        self.with(|e| Ok(e.log_dir().to_string_lossy().into_owned()))
+    }
+
+    #[napi]
+    pub fn set_log_dir(&mut self, dir: String) {
+        if let Some(e) = self.inner.as_mut() {
+            e.set_log_dir(dir);
+        }
+    }
+
+    #[napi]
     pub fn cancel_run(&mut self, run_id: String) -> String {
         self.with(|e| e.cancel_run(&run_id))
     }
@@ -186,6 +220,31 @@ impl Engine {
     pub fn close(&mut self) {
         self.inner = None;
     }
+}
+
+/// Runs a command task's process (a `CommandSpec` from a step's task) on a thread of its
+/// own and resolves with its `CommandOutcome` as JSON. The JS thread never waits on it.
+#[napi(ts_return_type = "Promise<string>")]
+pub fn run_command<'env>(env: &'env Env, spec_json: String) -> Result<Object<'env>> {
+    let spec: core::CommandSpec = serde_json::from_str(&spec_json)
+        .map_err(|e| Error::new(Status::InvalidArg, format!("INVALID_JSON: {e}")))?;
+    let (deferred, promise) = env.create_deferred::<String, _>()?;
+    std::thread::Builder::new()
+        .name("smithers-command".into())
+        .spawn(move || {
+            let outcome = core::command::run(&spec);
+            let text = serde_json::to_string(&outcome).unwrap_or_else(|e| {
+                format!("{{\"spawnError\":\"cannot encode the outcome: {e}\"}}")
+            });
+            deferred.resolve(move |_| Ok(text));
+        })
+        .map_err(|e| {
+            Error::new(
+                Status::GenericFailure,
+                format!("cannot start a thread: {e}"),
+            )
+        })?;
+    Ok(promise)
 }
 
 /// How the addon was compiled: "debug" or "release".

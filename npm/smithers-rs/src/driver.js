@@ -1,11 +1,15 @@
 // The run driver: renders the workflow, submits graphs to the core, runs compute task
 // bodies, reports their results. The core decides everything else (ARCHITECTURE.md).
+import { join } from "node:path";
 import { SmithersError } from "./errors.js";
-import { computeArgs, renderWorkflow } from "./render.js";
+import { runCommand } from "./native.js";
+import { renderWorkflow } from "./render.js";
 
 const TERMINAL = new Set(["finished", "failed", "cancelled"]);
 /** How often a driver with bodies in flight looks for decisions made by other processes. */
 const DECISION_POLL_MS = 25;
+/** A wait/failure handler that runs longer than this is stopped (and logged as failed). */
+const HANDLER_TIMEOUT_MS = 60_000;
 
 /**
  * Drives one claimed run until it finishes, fails, is cancelled, or waits for a decision.
@@ -16,8 +20,26 @@ const DECISION_POLL_MS = 25;
  * @returns {Promise<{ runId: string, status: string, error?: any }>}
  */
 export async function driveRun(native, workflow, snapshot, hooks = {}) {
+  const outcome = await drive(native, workflow, snapshot, hooks);
+  const handlers = outcome.rendered?.handlers ?? {};
+  const { runId, status, error } = outcome.result;
+  // Each time the run starts waiting (this driver parked it), and once when it fails.
+  if (status === "waiting-approval" && handlers.onWait) {
+    await runHandler(native, outcome.rendered, "onWait", handlers.onWait, runId, {
+      SMITHERS_WAITING_NODES: (outcome.waiting ?? []).join(","),
+    }, { runId, status, waitingNodes: outcome.waiting ?? [] });
+  } else if (status === "failed" && outcome.observedEnd && handlers.onFailure) {
+    await runHandler(native, outcome.rendered, "onFailure", handlers.onFailure, runId, {
+      SMITHERS_RUN_ERROR: JSON.stringify(error ?? null),
+      SMITHERS_FAILED_NODE: error?.nodeId ?? "",
+    }, { runId, status, error });
+  }
+  return outcome.result;
+}
+
+async function drive(native, workflow, snapshot, hooks) {
   const runId = snapshot.runId;
-  if (TERMINAL.has(snapshot.status)) return result(runId, snapshot.status, snapshot.error);
+  if (TERMINAL.has(snapshot.status)) return { result: result(runId, snapshot.status, snapshot.error) };
   const after = hooks.afterCall ?? (() => {});
   const call = (method, ...args) => {
     try {
@@ -42,6 +64,7 @@ export async function driveRun(native, workflow, snapshot, hooks = {}) {
         loops,
         nodeLoops,
         outputs: [...outputs.values()],
+        workflowPath: snapshot.workflowPath ?? null,
       });
       collectNodeLoops(rendered.graph.root, null, nodeLoops);
       return call("submitGraph", runId, JSON.stringify(rendered.graph));
@@ -72,9 +95,14 @@ export async function driveRun(native, workflow, snapshot, hooks = {}) {
   }
 
   const start = (task) => {
-    const fn = rendered?.computeFns.get(task.nodeId);
     inFlight += 1;
-    runBody(fn, rendered?.ctx, task).then((r) => {
+    const fn = rendered?.computeFns.get(task.nodeId);
+    const running = task.command
+      ? runCommandTask(task)
+      : fn?.subWorkflow
+        ? runSubWorkflow(native, fn.subWorkflow, runId, task, taskCtx(rendered?.ctx, task), hooks)
+        : runBody(fn, rendered?.ctx, task);
+    running.then((r) => {
       inFlight -= 1;
       results.push(r);
       notify();
@@ -90,7 +118,7 @@ export async function driveRun(native, workflow, snapshot, hooks = {}) {
     Object.assign(loops, step.loops);
     for (const task of step.tasks) start(task);
     if (TERMINAL.has(step.status) || step.status === "waiting-approval") {
-      return result(runId, step.status, step.error);
+      return { result: result(runId, step.status, step.error), rendered, waiting: step.waiting, observedEnd: true };
     }
     if (step.needsRender) {
       step = render();
@@ -101,7 +129,7 @@ export async function driveRun(native, workflow, snapshot, hooks = {}) {
         // Nothing runs and the core asks for nothing: only a decision can move the run.
         step = call("advance", runId);
         if (step.tasks.length === 0 && !step.needsRender && step.status === "running") {
-          return result(runId, "running", { code: "RUN_IDLE", message: "the run has nothing to do" });
+          return { result: result(runId, "running", { code: "RUN_IDLE", message: "the run has nothing to do" }), rendered };
         }
         continue;
       }
@@ -132,6 +160,126 @@ function result(runId, status, error) {
   return error ? { runId, status, error } : { runId, status };
 }
 
+/** A command task: the core's runner starts the process on a thread of its own. */
+async function runCommandTask(task) {
+  const base = { nodeId: task.nodeId, iteration: task.iteration, attempt: task.attempt };
+  try {
+    const command = await runCommand(task.command);
+    return { ...base, ok: command.exitCode === 0 && !command.timedOut && !command.spawnError, command };
+  } catch (e) {
+    return { ...base, ok: false, error: { code: "COMMAND_NOT_STARTED", message: String(e?.message ?? e) } };
+  }
+}
+
+/**
+ * A task that calls another workflow file: the sub-run (id `<run>.<node>.<iteration>`, plus
+ * `.r<round>` after a push-back) is created or resumed and driven here, on the same
+ * database. Its result `{subRunId, status, outputs}` is the task's output. A sub-run that
+ * stops to wait for its own approval fails the task (SUBRUN_WAITING): put the gate on the
+ * calling task (`approval={{…}}`) instead.
+ */
+async function runSubWorkflow(native, sub, runId, task, ctx, hooks) {
+  const base = { nodeId: task.nodeId, iteration: task.iteration, attempt: task.attempt };
+  const round = task.pushBack?.iteration ? `.r${task.pushBack.iteration}` : "";
+  const childId = `${runId}.${task.nodeId}.${task.iteration}${round}`.replace(/[^A-Za-z0-9_.:-]/g, "_").slice(0, 128);
+  try {
+    const { loadWorkflow } = await import("./loader/load.js");
+    const workflow = await loadWorkflow(sub.path);
+    const input = typeof sub.input === "function" ? await sub.input(ctx) : sub.input;
+    let snapshot;
+    try {
+      snapshot = native.call("claimRun", childId, false);
+    } catch (e) {
+      if (e?.code !== "RUN_NOT_FOUND") throw e;
+      const probe = renderWorkflow(workflow, { runId: childId, input, loops: {}, nodeLoops: {}, outputs: [], workflowPath: sub.path });
+      native.call("validateGraph", JSON.stringify(probe.graph));
+      snapshot = native.call(
+        "createRun",
+        JSON.stringify({ runId: childId, workflowName: probe.graph.workflow.name, workflowPath: sub.path, input, inputSchema: workflow.inputSchema ?? undefined }),
+      );
+    }
+    let result;
+    try {
+      result = await driveRun(native, workflow, snapshot, { afterCall: hooks.afterCall });
+    } finally {
+      native.call("releaseRun", childId);
+    }
+    if (result.status === "finished") {
+      const outputs = {};
+      for (const row of native.call("inspect", childId).outputs) {
+        outputs[row.iteration ? `${row.nodeId}#${row.iteration}` : row.nodeId] = row.value;
+      }
+      return { ...base, ok: true, value: { subRunId: childId, status: "finished", outputs } };
+    }
+    const [code, message] =
+      result.status === "waiting-approval"
+        ? ["SUBRUN_WAITING", `sub-run ${childId} waits for its own approval; gate the calling task instead`]
+        : ["SUBRUN_FAILED", `sub-run ${childId} ${result.status}${result.error ? `: ${result.error.message}` : ""}`];
+    return { ...base, ok: false, error: { code, message } };
+  } catch (e) {
+    return { ...base, ok: false, error: { code: e?.code ?? "SUBRUN_FAILED", message: String(e?.message ?? e) } };
+  }
+}
+
+/**
+ * The ctx a compute body receives: the render's ctx plus what reaches this task only, the
+ * approver inputs of upstream gates and, when a reviewer sent it back, the push-back.
+ */
+function taskCtx(ctx, task) {
+  if (!task.inputs && !task.pushBack) return ctx;
+  return Object.assign(Object.create(ctx ?? null), {
+    approvalInputs: task.inputs ?? {},
+    pushBack: task.pushBack ?? null,
+  });
+}
+
+/**
+ * Runs a wait or failure handler: a shell command (through the core's runner, logged next
+ * to the run's task logs) or a function. Its failure is recorded and changes nothing else.
+ */
+async function runHandler(native, rendered, name, handler, runId, env, info) {
+  const record = (kind, payload) => {
+    try {
+      native.call("recordDriverEvent", runId, kind, JSON.stringify({ handler: name, ...payload }));
+    } catch {
+      // The engine was closed meanwhile: nothing to record into.
+    }
+  };
+  record("HandlerStarted", {});
+  try {
+    if (typeof handler === "function") {
+      await Promise.race([
+        Promise.resolve().then(() => handler(info)),
+        new Promise((_, reject) => {
+          const t = setTimeout(() => reject(new Error(`timed out after ${HANDLER_TIMEOUT_MS} ms`)), HANDLER_TIMEOUT_MS);
+          t.unref?.();
+        }),
+      ]);
+      record("HandlerFinished", {});
+      return;
+    }
+    const dir = join(native.call("logDir"), runId);
+    const stamp = `${name}.${Date.now()}`;
+    const outcome = await runCommand({
+      program: "/bin/sh",
+      args: ["-c", handler],
+      cwd: rendered?.baseDir ?? null,
+      env: Object.entries({ ...env, SMITHERS_RUN_ID: runId }),
+      timeoutMs: HANDLER_TIMEOUT_MS,
+      stdoutPath: join(dir, `${stamp}.stdout.log`),
+      stderrPath: join(dir, `${stamp}.stderr.log`),
+    });
+    if (outcome.exitCode === 0 && !outcome.timedOut && !outcome.spawnError) {
+      record("HandlerFinished", { exitCode: 0, stdoutPath: join(dir, `${stamp}.stdout.log`) });
+    } else {
+      const why = outcome.spawnError ?? (outcome.timedOut ? "timed out" : `exited with code ${outcome.exitCode}`);
+      record("HandlerFailed", { exitCode: outcome.exitCode ?? null, error: why, stderr: outcome.stderr.slice(-2000) });
+    }
+  } catch (e) {
+    record("HandlerFailed", { error: String(e?.message ?? e) });
+  }
+}
+
 async function runBody(fn, ctx, task) {
   const base = { nodeId: task.nodeId, iteration: task.iteration, attempt: task.attempt };
   if (typeof fn !== "function") {
@@ -139,7 +287,7 @@ async function runBody(fn, ctx, task) {
   }
   let timer;
   try {
-    let value = fn(...computeArgs(ctx));
+    let value = fn(taskCtx(ctx, task));
     if (task.timeoutMs != null) {
       const timeout = new Promise((_, reject) => {
         timer = setTimeout(

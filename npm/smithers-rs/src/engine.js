@@ -1,5 +1,6 @@
 // The Node API: an engine on one database file, for services that embed smithers-rs and
 // for the CLI. Runs are driven in this process; decisions resume them at once.
+import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { SmithersError } from "./errors.js";
 import { NativeEngine } from "./native.js";
@@ -83,7 +84,14 @@ export class SmithersEngine {
     const wf = typeof workflow === "string" ? await loadWorkflow(path) : workflow;
     const input = options.input ?? {};
     // A dry render first: a malformed workflow is refused before anything is written.
-    const probe = renderWorkflow(wf, { runId: options.runId ?? "", input, loops: {}, nodeLoops: {}, outputs: [] });
+    const probe = renderWorkflow(wf, {
+      runId: options.runId ?? "",
+      input,
+      loops: {},
+      nodeLoops: {},
+      outputs: [],
+      workflowPath: path,
+    });
     this.native.call("validateGraph", JSON.stringify(probe.graph));
     const snapshot = this.native.call(
       "createRun",
@@ -183,14 +191,54 @@ export class SmithersEngine {
     return this.#decide("approve", runId, options);
   }
 
-  /** Denies a gate; see `approve`. */
+  /**
+   * Denies a gate (per its `onDeny`), or rejects a reviewed step with `reason`: the run then
+   * fails and its `onFailure` handler runs. See `approve`.
+   */
   async deny(runId, options = {}) {
     return this.#decide("deny", runId, options);
   }
 
+  /** `deny` under the name reviewers use for reviewed steps. */
+  async reject(runId, options = {}) {
+    return this.#decide("deny", runId, options);
+  }
+
+  /**
+   * Sends a reviewed step back: it runs again (with `inputs` in its environment / ctx) and
+   * waits for review in its next round. Other waiting gates are not disturbed.
+   */
+  async pushBack(runId, options = {}) {
+    return this.#decide("pushBack", runId, options);
+  }
+
+  /**
+   * The logs of a run's command tasks, per attempt (oldest first), with their text.
+   * @param {string} runId
+   * @param {{ nodeId?: string, iteration?: number, attempt?: number, maxBytes?: number }} [filter]
+   */
+  logs(runId, filter = {}) {
+    const { maxBytes = 1024 * 1024, ...where } = filter;
+    const read = (path) => {
+      if (!path) return "";
+      try {
+        const buf = readFileSync(path);
+        return buf.subarray(Math.max(0, buf.length - maxBytes)).toString("utf8");
+      } catch {
+        return "";
+      }
+    };
+    return this.native
+      .call("attemptLogs", runId, JSON.stringify(where))
+      .map((a) => ({ ...a, stdout: read(a.stdoutPath), stderr: read(a.stderrPath) }));
+  }
+
   async #decide(kind, runId, options) {
-    const { nodeId, iteration, note, decidedBy, scopes, decision, resume = true, workflow } = options;
-    const outcome = this.native.call(kind, JSON.stringify({ runId, nodeId, iteration, note, decidedBy, scopes, decision }));
+    const { nodeId, iteration, note, decidedBy, scopes, decision, inputs, reason, resume = true, workflow } = options;
+    const outcome = this.native.call(
+      kind,
+      JSON.stringify({ runId, nodeId, iteration, note, decidedBy, scopes, decision, inputs: inputs ?? {}, reason }),
+    );
     this.dispatch();
     const active = this.driving.get(runId);
     if (active) {

@@ -42,6 +42,22 @@ export interface ApprovalRanking {
 export declare const approvalDecisionSchema: JsonSchemaOf<ApprovalDecision>;
 export declare const approvalSelectionSchema: JsonSchemaOf<ApprovalSelection>;
 export declare const approvalRankingSchema: JsonSchemaOf<ApprovalRanking>;
+/** `approvalDecisionSchema` plus the approver's `inputs` (for `<Approval input={[…]}>`). */
+export declare const approvalDecisionWithInputsSchema: JsonSchemaOf<ApprovalDecision & { inputs?: Record<string, string> }>;
+/** The output of a command task (unless `parse="json"`): exit code and stdout/stderr tails. */
+export interface CommandResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+export declare const commandResultSchema: JsonSchemaOf<CommandResult>;
+/** The output of a task that runs a sub-workflow: the sub-run's id, status and outputs by node. */
+export interface SubRunResult {
+  subRunId: string;
+  status: string;
+  outputs: Record<string, Record<string, unknown>>;
+}
+export declare const subRunResultSchema: JsonSchemaOf<SubRunResult>;
 
 /** Converts a schema to JSON Schema; throws SCHEMA_UNSUPPORTED (naming `key`) otherwise. */
 export declare function toJsonSchema(schemaLike: unknown, key: string, opts?: { kind?: "output" | "input" }): JsonSchema;
@@ -101,8 +117,24 @@ export interface SmithersCtx<Schemas = Record<string, unknown>, Input = unknown>
 
 // ------------------------------------------------------------------ components
 
+/** What a wait/failure handler function receives. */
+export interface HandlerInfo {
+  runId: string;
+  status: RunStatus;
+  waitingNodes?: string[];
+  error?: RunError;
+}
+
 export interface WorkflowProps {
   name?: string;
+  /**
+   * Runs each time the run starts waiting for a decision: a shell command (with
+   * SMITHERS_WAITING_NODES and SMITHERS_RUN_ID) or a function. Its failure is recorded as a
+   * HandlerFailed event and changes nothing else.
+   */
+  onWait?: string | ((info: HandlerInfo) => unknown);
+  /** Runs once when the run fails (a task failed, a gate was denied or a step rejected). */
+  onFailure?: string | ((info: HandlerInfo) => unknown);
   children?: SmithersNode;
 }
 export interface SequenceProps {
@@ -143,11 +175,68 @@ interface NodeProps<S> {
   continueOnFail?: boolean;
 }
 
-export type TaskBody<T> = (() => T | Promise<T>) | T;
+/** The ctx a compute body receives: the render's ctx plus what reaches this task only. */
+export interface TaskCtx {
+  /** Approver inputs of the decided gates upstream of this task (and its own push-back's). */
+  approvalInputs?: Record<string, string>;
+  /** Set when a reviewer sent this step back: round, who, when, inputs, history. */
+  pushBack?: PushBackInfo | null;
+  [key: string]: unknown;
+}
+export interface PushBackInfo {
+  iteration: number;
+  by: string | null;
+  at: string;
+  inputs: Record<string, string>;
+  note: string | null;
+  previousStdoutFile: string | null;
+  history: ReviewRound[];
+}
+export interface ReviewRound {
+  iteration: number;
+  status: "pushed-back" | "approved" | "rejected";
+  by: string | null;
+  at: string;
+  requestedAt: string;
+  inputs: Record<string, string> | null;
+  note: string | null;
+  output: Record<string, unknown> | null;
+  stdoutPath: string | null;
+}
+
+export type TaskBody<T> = ((ctx: TaskCtx) => T | Promise<T>) | T;
+
+/** approval={{…}} on a Task: it runs, then waits for a reviewer (Dagu-style). */
+export interface ReviewOptions {
+  prompt?: string;
+  /** Names of the values a reviewer may send (environment variable names). */
+  input?: string[];
+  /** The inputs an approve must carry; a subset of `input`. */
+  required?: string[];
+  allowedUsers?: string[];
+  allowedScopes?: string[];
+}
 
 export interface TaskProps<S> extends NodeProps<S> {
-  /** A compute function (runs in the driver) or a static value. */
-  children: TaskBody<InferOutput<S>>;
+  /** A compute function (runs in the driver) or a static value; none with command/script/workflow. */
+  children?: TaskBody<InferOutput<S>>;
+  /** A shell command run by the core as a child process (`sh -c`). */
+  command?: string;
+  /** A multi-line shell script, run the same way. */
+  script?: string;
+  /** Working directory of command/script, relative to the workflow file. */
+  cwd?: string;
+  env?: Record<string, string | number | boolean>;
+  /** Default `/bin/sh`. */
+  shell?: string;
+  /** "json": stdout is parsed as the output. Default: `{exitCode, stdout, stderr}`. */
+  parse?: "json" | "text";
+  /** Another workflow file, run as a sub-run; the output is `{subRunId, status, outputs}`. */
+  workflow?: string;
+  /** The sub-workflow's input (a function gets the TaskCtx, with approvalInputs). */
+  input?: Record<string, unknown> | ((ctx: TaskCtx) => unknown);
+  /** Review after the task ran: it waits with its output until approved, pushed back or rejected. */
+  approval?: ReviewOptions | true;
   skipIf?: boolean;
   /** Extra attempts after a failure. Default 0. */
   retries?: number;
@@ -174,6 +263,10 @@ export interface ApprovalProps<S> extends NodeProps<S> {
   onDeny?: "fail" | "continue" | "skip";
   allowedUsers?: string[];
   allowedScopes?: string[];
+  /** Names of the values an approver may send; they reach every downstream task. */
+  input?: string[];
+  /** The inputs an approve must carry; a subset of `input`. */
+  required?: string[];
   /** true: no node at all. */
   skipIf?: boolean;
   children?: unknown;
@@ -205,6 +298,12 @@ export interface SmithersWorkflow<Schemas = Record<string, unknown>> {
   inputSchema: JsonSchema | null;
   dbPath: string | null;
   name: string | null;
+  /** Set on workflows made by the builder or the TOON loader. */
+  source?: "builder" | "toon";
+  /** The .toon file a TOON workflow was loaded from. */
+  file?: string;
+  /** The folder relative paths in a TOON workflow resolve against (the file's). */
+  baseDir?: string;
 }
 
 export interface CreateSmithersOptions {
@@ -234,6 +333,174 @@ export declare function createSmithers<const Schemas extends Record<string, Sche
   schemas: Schemas,
   opts?: CreateSmithersOptions,
 ): SmithersApi<Schemas>;
+
+// ------------------------------------------------------------------ builder
+
+/**
+ * TOON field types: "string", "number", "boolean", literal unions ("'a' | 'b'"), "T[]",
+ * "T?" (absent or null), nested blocks, and one-item lists of structs.
+ */
+export interface FieldMap {
+  readonly [field: string]: FieldSpec;
+}
+export type FieldSpec = string | FieldMap | readonly [string | FieldMap];
+
+type Trim<S extends string> = S extends ` ${infer R}` ? Trim<R> : S extends `${infer R} ` ? Trim<R> : S;
+type Unquote<S extends string> = S extends `'${infer V}'` ? V : S extends `"${infer V}"` ? V : S;
+type Literals<S extends string> = S extends `${infer A}|${infer B}` ? Unquote<Trim<A>> | Literals<B> : Unquote<Trim<S>>;
+type ScalarOf<S extends string> = Trim<S> extends "string"
+  ? string
+  : Trim<S> extends "number"
+    ? number
+    : Trim<S> extends "boolean"
+      ? boolean
+      : Literals<S>;
+/** The TypeScript type of one field type. */
+export type FieldTypeOf<F> = F extends `${infer B}?`
+  ? FieldTypeOf<B> | null | undefined
+  : F extends `${infer B}[]`
+    ? ScalarOf<B>[]
+    : F extends string
+      ? ScalarOf<F>
+      : F extends readonly [infer I]
+        ? FieldTypeOf<I>[]
+        : F extends FieldMap
+          ? FieldsOf<F>
+          : unknown;
+type OptionalKeys<M> = { [K in keyof M]: M[K] extends `${string}?` ? K : never }[keyof M];
+type Simplify<T> = { [K in keyof T]: T[K] } & {};
+/** The row type of a field map: `T?` fields are optional. */
+export type FieldsOf<M> = Simplify<
+  { -readonly [K in Exclude<keyof M, OptionalKeys<M>>]: FieldTypeOf<M[K]> } & {
+    -readonly [K in OptionalKeys<M>]?: FieldTypeOf<M[K]>;
+  }
+>;
+
+/** A JSON Schema from TOON field types; throws INVALID_FIELD_TYPE. */
+export declare function fields<const M extends FieldMap>(map: M): JsonSchemaOf<FieldsOf<M>>;
+
+/** The output table key derived from a node id: `approve-deploy` -> `approveDeploy` (SQL `approve_deploy`). */
+export declare function tableKeyFor(id: string): string;
+
+/** A task or approval made by the builder; usable in `needs` and as a node. */
+export interface StepHandle<Id extends string = string, T = unknown> {
+  readonly kind: "task" | "approval";
+  readonly id: Id;
+  /** Type only: the output row of this node. */
+  readonly __output?: T;
+}
+export interface TaskHandle<Id extends string = string, T = unknown> extends StepHandle<Id, T> {
+  readonly kind: "task";
+}
+export interface ApprovalHandle<Id extends string = string> extends StepHandle<Id, ApprovalDecision> {
+  readonly kind: "approval";
+}
+export interface ContainerNode {
+  readonly kind: "sequence" | "parallel" | "branch" | "loop";
+}
+export type BuilderNode = StepHandle<string, any> | ContainerNode;
+
+/** `{ alias: handle | "id" }`, or a list of handles / ids (then keyed by id). */
+export type Needs =
+  | { readonly [alias: string]: StepHandle<string, any> | string }
+  | readonly (StepHandle<string, any> | string)[];
+type NeedValue<H> = H extends StepHandle<any, infer T> ? OutputRow<T> : OutputRow<Record<string, unknown>>;
+type NeedsValues<N> = N extends readonly unknown[]
+  ? { [H in N[number] as H extends StepHandle<infer I, any> ? I : H extends string ? H : never]: NeedValue<H> }
+  : { [K in keyof N]: NeedValue<N[K]> };
+
+/** What every builder function receives, besides the outputs of its needs. */
+export interface BuilderScope {
+  /** The run's input (validated against the workflow's input schema). */
+  input: any;
+  ctx: SmithersCtx<any, any>;
+  /** 1-based iteration of the enclosing loop; 0 outside loops. */
+  loop: { iteration: number };
+}
+/** For `run` and a `request` function: every need has an output. */
+export type BuilderDeps<N> = BuilderScope & NeedsValues<N>;
+/** For conditions, evaluated at each render: needs without an output yet are undefined. */
+export type BuilderMaybeDeps<N> = BuilderScope & Partial<NeedsValues<N>>;
+
+export interface TaskOptions<S, N> {
+  /** The output schema (zod 4, JSON Schema, or fields({...})). */
+  output: S;
+  /** Output table key; default tableKeyFor(id). */
+  table?: string;
+  needs?: N;
+  run(deps: BuilderDeps<N>): InferOutput<S> | Promise<InferOutput<S>>;
+  skipIf?: boolean | ((deps: BuilderMaybeDeps<N>) => unknown);
+  /** Extra attempts after a failure (default 0); or give maxAttempts. */
+  retries?: number;
+  maxAttempts?: number;
+  timeoutMs?: number;
+  continueOnFail?: boolean;
+  label?: string;
+}
+
+export interface ApprovalRequest {
+  title: string;
+  summary?: string | null;
+}
+
+export interface ApprovalOptions<N> {
+  needs?: N;
+  /** Static, or computed once every need has an output (until then the title is the id). */
+  request: ApprovalRequest | ((deps: BuilderDeps<N>) => ApprovalRequest);
+  /** Default "fail". */
+  onDeny?: "fail" | "continue" | "skip";
+  /** Table of the decision rows; default tableKeyFor(id). */
+  table?: string;
+  allowedUsers?: string[];
+  allowedScopes?: string[];
+}
+
+export declare function task<const Id extends string, S extends SchemaLike, const N extends Needs = {}>(
+  id: Id,
+  options: TaskOptions<S, N>,
+): TaskHandle<Id, InferOutput<S>>;
+export declare function approval<const Id extends string, const N extends Needs = {}>(
+  id: Id,
+  options: ApprovalOptions<N>,
+): ApprovalHandle<Id>;
+/** Children run one after another (arrays are flattened; null/undefined/false are dropped). */
+export declare function sequence(...children: (BuilderNode | readonly BuilderNode[] | null | undefined | false)[]): ContainerNode;
+export declare function parallel(children: readonly BuilderNode[], options?: { maxConcurrency?: number }): ContainerNode;
+export declare function branch<const N extends Needs = {}>(options: {
+  needs?: N;
+  if: boolean | ((deps: BuilderMaybeDeps<N>) => unknown);
+  /** A node, or a list run in order. */
+  then: BuilderNode | readonly BuilderNode[];
+  else?: BuilderNode | readonly BuilderNode[];
+}): ContainerNode;
+export declare function loop<const N extends Needs = {}>(
+  options: {
+    id: string;
+    needs?: N;
+    /** Checked after each iteration; default false. */
+    until?: boolean | ((deps: BuilderMaybeDeps<N>) => unknown);
+    /** Default 5. */
+    maxIterations?: number;
+    /** Default "return-last". */
+    onMaxReached?: "return-last" | "fail";
+  },
+  children: readonly BuilderNode[],
+): ContainerNode;
+/** A runnable workflow: `steps` run one after another. Pass it to SmithersEngine.start/run. */
+export declare function workflow(options: {
+  name: string;
+  /** Input schema (zod 4, JSON Schema, or fields({...})). */
+  input?: SchemaLike;
+  steps: readonly BuilderNode[];
+  dbPath?: string;
+}): SmithersWorkflow<Record<string, JsonSchema>>;
+
+// ------------------------------------------------------------------ TOON
+
+/** Loads a .toon workflow file (loadWorkflow does this for paths ending in .toon). */
+export declare function loadToonWorkflow(path: string): Promise<SmithersWorkflow<any>>;
+/** Compiles TOON text; `file` names it in errors and anchors relative imports and handlers. */
+export declare function compileToon(text: string, options?: { file?: string }): Promise<SmithersWorkflow<any>>;
 
 // ------------------------------------------------------------------ render
 
@@ -318,13 +585,16 @@ export declare function computeArgs(ctx: SmithersCtx<any, any>): [SmithersCtx<an
 
 /** Installs the .ts/.tsx loader hooks once (also done by `import "smithers-rs/register"`). */
 export declare function registerLoader(): void;
-/** Imports a workflow file and returns its default export; INVALID_WORKFLOW if it is not one. */
+/**
+ * Loads a workflow file: a .toon file is compiled; a .tsx/.ts/.jsx/.js file is imported and its
+ * default export returned (INVALID_WORKFLOW if it is not a workflow).
+ */
 export declare function loadWorkflow(path: string): Promise<SmithersWorkflow<any>>;
 
 // ---------------------------------------------------------------- Node API
 
 export type RunStatus = "running" | "waiting-approval" | "waiting-timer" | "finished" | "failed" | "cancelled";
-export type NodeState = "pending" | "in-progress" | "waiting-approval" | "finished" | "failed" | "skipped" | "cancelled";
+export type NodeState = "pending" | "in-progress" | "waiting-approval" | "finished" | "failed" | "skipped" | "cancelled" | "rejected";
 
 export interface RunError {
   code: string;
@@ -359,8 +629,22 @@ export interface PendingApproval {
   workflowName: string;
   nodeId: string;
   iteration: number;
-  status: "requested" | "approved" | "denied" | "cancelled";
-  mode: "gate" | "decision" | "select" | "rank";
+  status: "requested" | "approved" | "denied" | "rejected" | "pushed-back" | "cancelled";
+  mode: "gate" | "decision" | "select" | "rank" | "review";
+  /** "gate": decided before the step runs; "review": after it ran. */
+  kind: "gate" | "review";
+  /** The review round: 1, then +1 per push-back. */
+  round: number;
+  prompt: string | null;
+  input: string[];
+  required: string[];
+  /** Inputs sent with the decision. */
+  inputs: Record<string, string>;
+  /** Why a reviewed step was rejected. */
+  reason: string | null;
+  stdoutPath: string | null;
+  /** Earlier review rounds, oldest first. */
+  history: ReviewRound[];
   onDeny: "fail" | "continue" | "skip";
   title: string | null;
   summary: string | null;
@@ -401,6 +685,8 @@ export type EngineEventType =
   | "RunStarted" | "RunStatusChanged" | "RunFinished" | "RunFailed"
   | "NodeStarted" | "NodeFinished" | "NodeFailed" | "NodeRetrying" | "NodeSkipped" | "NodeCancelled" | "NodeAbandoned"
   | "NodeWaitingApproval" | "ApprovalRequested" | "ApprovalGranted" | "ApprovalDenied"
+  | "ApprovalRejected" | "ApprovalPushedBack" | "NodeRejected" | "NodePushedBack"
+  | "HandlerStarted" | "HandlerFinished" | "HandlerFailed"
   | "LoopIteration" | "LoopFinished";
 
 export interface EngineEvent {
@@ -422,6 +708,10 @@ export interface DecisionOptions {
   scopes?: string[];
   /** `{ selected }` for select gates, `{ ranked }` for rank gates, plus `notes`. */
   decision?: Record<string, unknown>;
+  /** Approver inputs; only names the gate declares in `input` (else UNDECLARED_INPUT). */
+  inputs?: Record<string, string>;
+  /** Why a reviewed step is rejected (deny/reject). */
+  reason?: string;
   /** Resume the run after recording (default true). */
   resume?: boolean;
   workflow?: SmithersWorkflow<any>;
@@ -431,7 +721,10 @@ export interface DecisionOutcome {
   runId: string;
   nodeId: string;
   iteration: number;
-  status: "approved" | "denied";
+  status: "approved" | "denied" | "rejected" | "pushed-back";
+  kind: "gate" | "review";
+  round: number;
+  inputs: Record<string, string>;
   decidedBy: string | null;
   decidedAt: string;
   runStatus: RunStatus;
@@ -464,7 +757,13 @@ export declare class SmithersEngine {
   run(workflow: SmithersWorkflow<any> | string, options?: StartOptions): Promise<RunResult>;
   resume(runId: string, options?: { force?: boolean; workflow?: SmithersWorkflow<any> }): Promise<RunResult>;
   approve(runId: string, options?: DecisionOptions): Promise<DecisionOutcome>;
+  /** Denies a gate (per onDeny) or rejects a reviewed step (the run fails). */
   deny(runId: string, options?: DecisionOptions): Promise<DecisionOutcome>;
+  reject(runId: string, options?: DecisionOptions): Promise<DecisionOutcome>;
+  /** Sends a reviewed step back to run again with `inputs`; its review round counts up. */
+  pushBack(runId: string, options?: DecisionOptions): Promise<DecisionOutcome>;
+  /** Logs of the run's command tasks, per attempt, with their text. */
+  logs(runId: string, filter?: { nodeId?: string; iteration?: number; attempt?: number; maxBytes?: number }): AttemptLog[];
   waitForRun(runId: string): Promise<RunResult>;
   pendingApprovals(filter?: { runId?: string; workflowName?: string; nodeId?: string; limit?: number; offset?: number }): PendingApproval[];
   listRuns(filter?: { status?: RunStatus; limit?: number }): RunSummary[];
@@ -473,6 +772,20 @@ export declare class SmithersEngine {
   events(runId: string, options?: { afterSeq?: number; limit?: number }): EngineEvent[];
   cancel(runId: string): { runId: string; status: RunStatus };
   close(): void;
+}
+
+export interface AttemptLog {
+  nodeId: string;
+  iteration: number;
+  attempt: number;
+  state: string;
+  exitCode: number | null;
+  stdoutPath: string | null;
+  stderrPath: string | null;
+  startedAt: string;
+  finishedAt: string | null;
+  stdout: string;
+  stderr: string;
 }
 
 export declare function engineVersion(): string;

@@ -1,11 +1,21 @@
 // Public entry point. `createElement` must stay: compilers import it from the package root
 // for `<X {...props} key="k" />`.
 export { Approval, Branch, Loop, Parallel, Ralph, Sequence, Task, Workflow, useCtx } from "./components.js";
+export { approval, branch, fields, loop, parallel, sequence, tableKeyFor, task, workflow } from "./builder.js";
 export { createSmithers } from "./create.js";
 export { SmithersEngine } from "./engine.js";
 export { SmithersError } from "./errors.js";
 export { createElement, Fragment, jsx, jsxs } from "./jsx-runtime.js";
 export { loadWorkflow, registerLoader } from "./loader/load.js";
-export { engineBuild, engineVersion } from "./native.js";
+export { engineBuild, engineVersion, runCommand } from "./native.js";
 export { computeArgs, renderWorkflow } from "./render.js";
-export { approvalDecisionSchema, approvalRankingSchema, approvalSelectionSchema, toJsonSchema } from "./schema.js";
+export {
+  approvalDecisionSchema,
+  approvalDecisionWithInputsSchema,
+  approvalRankingSchema,
+  approvalSelectionSchema,
+  commandResultSchema,
+  subRunResultSchema,
+  toJsonSchema,
+} from "./schema.js";
+export { compileToon, loadToonWorkflow } from "./toon/index.js";

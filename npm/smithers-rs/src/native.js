@@ -44,6 +44,14 @@ export class NativeEngine {
   }
 }
 
+/**
+ * Runs a command task's process with the core's runner (on a thread of its own).
+ * @param {any} spec a CommandSpec from a step's task
+ * @returns {Promise<{ exitCode: number | null, signal: number | null, timedOut: boolean, stdout: string,
+ *   stderr: string, stdoutTruncated: boolean, stderrTruncated: boolean, durationMs: number, spawnError?: string | null }>}
+ */
+export const runCommand = async (spec) => JSON.parse(await binding.runCommand(JSON.stringify(spec)));
+
 export const engineVersion = () => binding.engineVersion();
 /** "debug" or "release": how the native addon was compiled. */
 export const engineBuild = () => binding.engineBuild();

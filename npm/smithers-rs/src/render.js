@@ -1,5 +1,6 @@
 // Render a workflow: build a ctx from the core's snapshot, call `workflow.build(ctx)`,
 // and turn the element tree into the graph descriptor of ARCHITECTURE.md.
+import { dirname, resolve as resolvePath } from "node:path";
 import { BUILTINS, setCurrentCtx } from "./components.js";
 import { SmithersError } from "./errors.js";
 import { Fragment, isElement } from "./jsx-runtime.js";
@@ -11,7 +12,7 @@ const ON_MAX_REACHED = ["return-last", "fail"];
 /**
  * @typedef {{ table: string, nodeId: string, iteration: number, value: Record<string, unknown> }} OutputRow
  * @typedef {{ runId: string, input?: unknown, loops?: Record<string, number>,
- *   nodeLoops?: Record<string, string>, outputs?: OutputRow[] }} Snapshot
+ *   nodeLoops?: Record<string, string>, outputs?: OutputRow[], workflowPath?: string | null }} Snapshot
  */
 
 /**
@@ -20,7 +21,8 @@ const ON_MAX_REACHED = ["return-last", "fail"];
  * `addOutput(row)` for each output the core reports, so those bodies read fresh rows.
  * @param {any} workflow the value returned by `smithers(build)`
  * @param {Snapshot} snapshot
- * @returns {{ graph: any, computeFns: Map<string, Function>, ctx: any, addOutput: (row: OutputRow) => void }}
+ * @returns {{ graph: any, computeFns: Map<string, Function>, ctx: any, addOutput: (row: OutputRow) => void,
+ *   handlers: { onWait?: string | Function, onFailure?: string | Function }, baseDir: string }}
  */
 export function renderWorkflow(workflow, snapshot) {
   if (!workflow?.__smithersWorkflow) {
@@ -35,6 +37,9 @@ export function renderWorkflow(workflow, snapshot) {
     loopIds: new Set(),
     computeFns: new Map(),
     name: "workflow",
+    handlers: {},
+    // Command tasks run in the workflow file's directory unless they say otherwise.
+    baseDir: snapshot.workflowPath ? dirname(snapshot.workflowPath) : (workflow.baseDir ?? process.cwd()),
   };
   const prevCtx = setCurrentCtx(ctx);
   let root;
@@ -54,7 +59,7 @@ export function renderWorkflow(workflow, snapshot) {
     renderDeps: deps.all ? "*" : [...deps.nodes].sort(),
     root,
   };
-  return { graph, computeFns: state.computeFns, ctx, addOutput };
+  return { graph, computeFns: state.computeFns, ctx, addOutput, handlers: state.handlers, baseDir: state.baseDir };
 }
 
 /**
@@ -205,6 +210,14 @@ function renderRoot(tree, state) {
     throw new SmithersError("INVALID_PROP", "<Workflow name> must be a non-empty string");
   }
   state.name = name ?? "workflow";
+  for (const key of ["onWait", "onFailure"]) {
+    const handler = node.props[key];
+    if (handler == null) continue;
+    if (typeof handler !== "function" && (typeof handler !== "string" || handler.trim() === "")) {
+      throw new SmithersError("INVALID_PROP", `<Workflow ${key}> must be a shell command (string) or a function`);
+    }
+    state.handlers[key] = handler;
+  }
   return { kind: "sequence", children: renderChildren(node.props.children, state, []) };
 }
 
@@ -308,7 +321,25 @@ const RENDERERS = {
       );
     }
     const body = props.children;
-    if (typeof body === "function") {
+    if (props.workflow != null) {
+      if (props.command != null || props.script != null || body !== undefined) {
+        throw new SmithersError("INVALID_PROP", `<Task id="${node.id}"> runs a sub-workflow; it takes no command or children`, { id: node.id });
+      }
+      if (typeof props.workflow !== "string" || props.workflow === "") {
+        throw new SmithersError("INVALID_PROP", `<Task id="${node.id}"> workflow must be the path of a workflow file`, { id: node.id });
+      }
+      const input = props.input ?? {};
+      if (typeof input !== "object" && typeof input !== "function") {
+        throw new SmithersError("INVALID_PROP", `<Task id="${node.id}"> input must be an object or a function of ctx`, { id: node.id });
+      }
+      node.body = { type: "compute" };
+      state.computeFns.set(node.id, { subWorkflow: { path: resolvePath(state.baseDir, props.workflow), input } });
+    } else if (props.command != null || props.script != null) {
+      node.body = commandBody(node.id, props, state);
+      if (body !== undefined) {
+        throw new SmithersError("INVALID_PROP", `<Task id="${node.id}"> has a command; it takes no children`, { id: node.id });
+      }
+    } else if (typeof body === "function") {
       node.body = { type: "compute" };
       state.computeFns.set(node.id, body);
     } else if (body !== undefined) {
@@ -329,6 +360,16 @@ const RENDERERS = {
         onDeny: "fail",
         request: { title: props.label ?? props.id, summary: null },
       };
+    }
+    if (props.approval != null) {
+      if (props.needsApproval) {
+        throw new SmithersError(
+          "INVALID_PROP",
+          `<Task id="${node.id}">: needsApproval asks before the task runs, approval={{…}} reviews it after; pick one`,
+          { id: node.id },
+        );
+      }
+      node.review = reviewSpec(node.id, props.approval);
     }
     if (props.skipIf) node.skip = true;
     if (props.retries != null) node.retries = nonNegativeInt(props.retries, `<Task id="${node.id}"> retries`);
@@ -373,6 +414,8 @@ const RENDERERS = {
     if (options) node.approval.options = options;
     if (props.allowedUsers) node.approval.allowedUsers = props.allowedUsers;
     if (props.allowedScopes) node.approval.allowedScopes = props.allowedScopes;
+    if (props.input != null) node.approval.input = nameList(props.input, `<Approval id="${node.id}"> input`);
+    if (props.required != null) node.approval.required = nameList(props.required, `<Approval id="${node.id}"> required`);
     if (props.continueOnFail) node.continueOnFail = true;
     node.label = props.label ?? request.title;
     if (props.meta != null) node.meta = props.meta;
@@ -410,6 +453,54 @@ function taskBase(component, props, state, scope) {
   const dependsOn = [...deps, ...Object.values(needs)];
   if (dependsOn.length) node.dependsOn = [...new Set(dependsOn)];
   return node;
+}
+
+/** `command` / `script` on a <Task>: run by the core as a child process. */
+function commandBody(id, props, state) {
+  const where = `<Task id="${id}">`;
+  if ((props.command != null) === (props.script != null)) {
+    throw new SmithersError("INVALID_PROP", `${where} needs exactly one of command and script`, { id });
+  }
+  const text = props.command ?? props.script;
+  if (typeof text !== "string" || text.trim() === "") {
+    throw new SmithersError("INVALID_PROP", `${where} ${props.command != null ? "command" : "script"} must be a non-empty string`, { id });
+  }
+  const body = { type: "command", [props.command != null ? "command" : "script"]: text };
+  body.cwd = resolvePath(state.baseDir, props.cwd ?? ".");
+  if (props.shell != null) body.shell = String(props.shell);
+  if (props.env != null) {
+    if (typeof props.env !== "object") throw new SmithersError("INVALID_PROP", `${where} env must be an object`, { id });
+    body.env = Object.fromEntries(Object.entries(props.env).map(([k, v]) => [k, String(v)]));
+  }
+  if (props.parse != null) body.parse = oneOf(props.parse, ["json", "text"], `${where} parse`);
+  return body;
+}
+
+/** approval={{ prompt, input, required }} on a <Task>: review after the task ran. */
+function reviewSpec(id, approval) {
+  const where = `<Task id="${id}"> approval`;
+  if (approval === true) return {};
+  if (typeof approval !== "object") {
+    throw new SmithersError("INVALID_PROP", `${where} must be an object {prompt, input, required}`, { id });
+  }
+  const spec = {};
+  if (approval.prompt != null) spec.prompt = String(approval.prompt);
+  if (approval.input != null) spec.input = nameList(approval.input, `${where}.input`);
+  if (approval.required != null) spec.required = nameList(approval.required, `${where}.required`);
+  if (approval.allowedUsers != null) spec.allowedUsers = nameList(approval.allowedUsers, `${where}.allowedUsers`);
+  if (approval.allowedScopes != null) spec.allowedScopes = nameList(approval.allowedScopes, `${where}.allowedScopes`);
+  const missing = (spec.required ?? []).filter((r) => !(spec.input ?? []).includes(r));
+  if (missing.length) {
+    throw new SmithersError("REQUIRED_NOT_IN_INPUT", `${where}: required ${missing.join(", ")} not in input`, { id, keys: missing });
+  }
+  return spec;
+}
+
+function nameList(value, what) {
+  if (!Array.isArray(value) || value.some((v) => typeof v !== "string" || v === "")) {
+    throw new SmithersError("INVALID_PROP", `${what} must be an array of names`);
+  }
+  return value;
 }
 
 function positiveInt(value, what) {

@@ -134,3 +134,39 @@ export const approvalRankingSchema = deepFreeze({
   required: ["ranked", "notes"],
   additionalProperties: false,
 });
+
+/**
+ * The output of a command task (`<Task command=…>`) unless it says `parse="json"`: its exit
+ * code and the tails of its stdout and stderr (the logs keep everything).
+ */
+export const commandResultSchema = deepFreeze({
+  $schema: DRAFT_2020_12,
+  type: "object",
+  properties: {
+    exitCode: { type: "integer" },
+    stdout: { type: "string" },
+    stderr: { type: "string" },
+  },
+  required: ["exitCode", "stdout", "stderr"],
+});
+
+/** `approvalDecisionSchema` plus the approver's `inputs` (for `<Approval input={[…]}>`). */
+export const approvalDecisionWithInputsSchema = deepFreeze({
+  ...approvalDecisionSchema,
+  properties: {
+    ...approvalDecisionSchema.properties,
+    inputs: { type: "object", additionalProperties: { type: "string" } },
+  },
+});
+
+/** The output of a task that runs a sub-workflow (`<Task workflow="./child.tsx">`). */
+export const subRunResultSchema = deepFreeze({
+  $schema: DRAFT_2020_12,
+  type: "object",
+  properties: {
+    subRunId: { type: "string" },
+    status: { type: "string" },
+    outputs: { type: "object" },
+  },
+  required: ["subRunId", "status", "outputs"],
+});

@@ -1,8 +1,9 @@
 // The `smithers` CLI. Exit codes (as Smithers): 0 finished, 3 waiting, 2 cancelled,
-// 1 failed, 4 usage or lookup errors.
+// 1 failed, 4 usage or lookup errors (including a decision whose --input can never fit the
+// gate: MISSING_REQUIRED_INPUTS, UNDECLARED_INPUT, PUSH_BACK_UNSUPPORTED).
 import { existsSync } from "node:fs";
 import { userInfo } from "node:os";
-import { dirname, isAbsolute, join, relative, resolve } from "node:path";
+import { dirname, extname, isAbsolute, join, relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { SmithersError } from "../errors.js";
 import { LOOKUP_CODES } from "../native.js";
@@ -11,6 +12,14 @@ const RUN_STATUSES = ["running", "waiting-approval", "waiting-timer", "finished"
 // The core's rule for run ids (engine.rs check_run_id).
 const RUN_ID = /^[A-Za-z0-9_.:-]{1,128}$/;
 const EXIT = { finished: 0, "waiting-approval": 3, "waiting-timer": 3, cancelled: 2, failed: 1, running: 1 };
+/**
+ * Exit 4: the command line names nothing that exists, or asks what the named gate can never
+ * do (inputs it does not declare or lacks, a push-back of a plain gate). The same command
+ * fixed by hand succeeds. State conflicts (ALREADY_DECIDED, NOT_WAITING, RUN_REJECTED,
+ * FORBIDDEN) stay exit 1: the command was right, the run said no.
+ */
+const USAGE_CODES = new Set([...LOOKUP_CODES, "MISSING_REQUIRED_INPUTS", "UNDECLARED_INPUT", "PUSH_BACK_UNSUPPORTED"]);
+const exitFor = (code) => (USAGE_CODES.has(code) ? 4 : 1);
 
 const COMMON = {
   db: { type: "string" },
@@ -26,14 +35,15 @@ const DECIDE = {
   by: { type: "string" },
   scope: { type: "string", multiple: true },
   decision: { type: "string" },
+  input: { type: "string", short: "i", multiple: true },
   "no-resume": { type: "boolean", default: false },
   force: { type: "boolean", default: false },
 };
 
 const COMMANDS = {
   up: {
-    usage: "smithers up <workflow.tsx> [--input JSON] [--run-id ID] [--resume] [--force] [--db FILE] [--json]",
-    about: "Start a run of a workflow file and drive it until it finishes, fails, or waits at an approval.",
+    usage: "smithers up <workflow.tsx|workflow.toon> [--input JSON] [--run-id ID] [--resume] [--force] [--db FILE] [--json]",
+    about: "Start a run of a workflow file (.tsx/.ts/.jsx/.js or .toon) and drive it until it finishes, fails, or waits at an approval.",
     details: [
       "--input JSON    the run's input (default {})",
       "--run-id ID     use this run id (default: generated)",
@@ -52,27 +62,82 @@ const COMMANDS = {
     run: resumeCmd,
   },
   approve: {
-    usage: "smithers approve <runId> [--node ID] [--iteration N] [--note TEXT] [--by USER] [--no-resume] [--json]",
-    about: "Approve a pending gate, then resume the run to its next wait or its end.",
+    usage: "smithers approve <runId> [--node ID] [--iteration N] [--input KEY=VALUE]… [--note TEXT] [--by USER] [--no-resume] [--json]",
+    about: "Approve a pending gate or reviewed step, then resume the run to its next wait or its end.",
     details: [
-      "--node, -n ID     the gate (found automatically when exactly one is pending)",
-      "--iteration N     the loop iteration of the gate (found automatically)",
-      "--note TEXT       a note stored with the decision",
-      "--by USER         who decides (default: $SMITHERS_USER, else the OS user)",
-      "--scope S         a scope the decider holds (repeatable; checked against allowedScopes)",
-      "--decision JSON   payload for select/rank gates, e.g. '{\"selected\":\"canary\"}'",
-      "--no-resume       only record the decision",
-      "Exit code: the run's status after resuming (0 finished, 3 waiting, 1 failed); 0 with --no-resume.",
+      "--node, -n ID       the gate (found automatically when exactly one is pending)",
+      "--iteration N       the loop iteration of the gate (found automatically)",
+      "--input, -i K=V     an input the gate declares (repeatable); reaches every later task",
+      "                    as an environment variable, and JS bodies as ctx.approvalInputs",
+      "--note TEXT         a note stored with the decision",
+      "--by USER           who decides (default: $SMITHERS_USER, else the OS user)",
+      "--scope S           a scope the decider holds (repeatable; checked against allowedScopes)",
+      "--decision JSON     payload for select/rank gates, e.g. '{\"selected\":\"canary\"}'",
+      "--no-resume         only record the decision",
+      "Exit code: the run's status after resuming (0 finished, 3 waiting, 1 failed); 0 with --no-resume;",
+      "4 when the inputs do not fit the gate (MISSING_REQUIRED_INPUTS, UNDECLARED_INPUT): nothing is recorded.",
     ],
     options: DECIDE,
     run: (args) => decide("approve", args),
   },
   deny: {
-    usage: "smithers deny <runId> [--node ID] [--iteration N] [--note TEXT | --reason TEXT] [--by USER] [--no-resume] [--json]",
-    about: "Deny a pending gate, then resume the run (onDeny decides: fail the run, continue, or skip dependents).",
-    details: ["Options as for approve; --reason is another name for --note."],
+    usage: "smithers deny <runId> [--node ID] [--iteration N] [--reason TEXT] [--note TEXT] [--by USER] [--no-resume] [--json]",
+    about: "Deny a pending gate (its onDeny decides), or reject a reviewed step (the run fails), then resume.",
+    details: [
+      "Options as for approve, without --input. --reason says why (for a reviewed step it is",
+      "shown as the rejection's reason; --note defaults to it).",
+      "Rejecting a reviewed step fails the run (APPROVAL_REJECTED): the steps after it are",
+      "cancelled, other waiting gates withdrawn, the workflow's onFailure handler runs, and",
+      "nothing else in the run can be decided any more (RUN_REJECTED).",
+    ],
     options: DECIDE,
     run: (args) => decide("deny", args),
+  },
+  reject: {
+    usage: "smithers reject <runId> [--node ID] [--iteration N] [--reason TEXT] [--by USER] [--no-resume] [--json]",
+    about: "Another name for deny, the word for reviewed steps: reject the step, the run fails.",
+    details: ["Options and exit codes as for deny."],
+    options: DECIDE,
+    run: (args) => decide("deny", args, "reject"),
+  },
+  "push-back": {
+    usage: "smithers push-back <runId> [--node ID] [--iteration N] [--input KEY=VALUE]… [--note TEXT] [--by USER] [--no-resume] [--json]",
+    about: "Send a reviewed step back: it runs again with the inputs, then waits for review in its next round.",
+    details: [
+      "--node, -n ID       the reviewed step (found automatically when exactly one gate is pending)",
+      "--input, -i K=V     new parameters for the step (repeatable; only names it declares)",
+      "--note TEXT         feedback, kept in the step's review history",
+      "--by USER           who sends it back (default: $SMITHERS_USER, else the OS user)",
+      "--no-resume         only record the push-back",
+      "The step sees its inputs as environment variables, and SMITHERS_PUSHBACK_ITERATION,",
+      "SMITHERS_PUSHBACK (JSON with the history) and SMITHERS_PUSHBACK_PREVIOUS_STDOUT_FILE.",
+      "Other waiting gates are not disturbed. Only steps with approval={{…}} can be sent back",
+      "(PUSH_BACK_UNSUPPORTED, exit 4, otherwise).",
+      "Exit code: the run's status after resuming (3 when the step waits for review again).",
+    ],
+    options: DECIDE,
+    run: (args) => decide("pushBack", args, "push-back"),
+  },
+  logs: {
+    usage: "smithers logs <runId> [--node ID] [--iteration N] [--attempt N] [--stderr | --both] [--db FILE] [--json]",
+    about: "Print what a run's command tasks wrote: stdout (or stderr) per attempt, oldest first.",
+    details: [
+      "--node, -n ID    only this task",
+      "--iteration N    only this loop iteration",
+      "--attempt N      only this attempt (retries and push-backs run a task again)",
+      "--stderr         print stderr instead of stdout",
+      "--both           print stdout and stderr",
+      "--json           the attempts (node, iteration, attempt, state, exit code, log paths) with their text",
+    ],
+    options: {
+      ...COMMON,
+      node: { type: "string", short: "n" },
+      iteration: { type: "string" },
+      attempt: { type: "string" },
+      stderr: { type: "boolean", default: false },
+      both: { type: "boolean", default: false },
+    },
+    run: logs,
   },
   ps: {
     usage: "smithers ps [--status STATUS] [--limit N] [--db FILE] [--json]",
@@ -113,10 +178,12 @@ function mainHelp() {
     "",
     ...Object.entries(COMMANDS)
       .filter(([name]) => name !== "run")
-      .map(([name, c]) => `  ${name.padEnd(9)} ${c.about}`),
+      .map(([name, c]) => `  ${name.padEnd(10)} ${c.about}`),
     "",
-    "Every command takes --help, --json and --db FILE. `run` is another name for `up`.",
-    "Exit codes: 0 finished, 3 waiting for approval, 2 cancelled, 1 failed, 4 usage or lookup error.",
+    "Every command takes --help, --json and --db FILE. `run` is another name for `up`;",
+    "`reject` is another name for `deny`.",
+    "Exit codes: 0 finished, 3 waiting for approval, 2 cancelled, 1 failed, 4 usage or lookup error",
+    "(including --input that does not fit the gate).",
   ];
   return lines.join("\n");
 }
@@ -177,8 +244,21 @@ function report(e, json) {
     console.log(JSON.stringify({ ok: false, error: { code, message, details: e?.details ?? {} } }, null, 2));
   } else {
     console.error(`smithers: ${code}: ${message}`);
+    const extra = hint(code, e?.details ?? {});
+    if (extra) console.error(extra);
   }
-  return LOOKUP_CODES.has(code) ? 4 : 1;
+  return e?.exitCode ?? exitFor(code);
+}
+
+/** What to type instead, for errors where the details say it (text mode only). */
+function hint(code, details) {
+  if (code === "MISSING_REQUIRED_INPUTS" && Array.isArray(details.missing)) {
+    return `  nothing was recorded; add ${details.missing.map((k) => `--input ${k}=VALUE`).join(" ")}`;
+  }
+  if (code === "UNDECLARED_INPUT" && Array.isArray(details.allowed)) {
+    return `  nothing was recorded; leave out ${(details.keys ?? []).map((k) => `--input ${k}=…`).join(" ")}`;
+  }
+  return "";
 }
 
 function usage(message, command) {
@@ -258,7 +338,15 @@ async function up(args) {
   }
   const { loadWorkflow } = await import("../loader/load.js");
   process.setSourceMapsEnabled?.(true);
-  const workflow = await loadWorkflow(path);
+  let workflow;
+  try {
+    workflow = await loadWorkflow(path);
+  } catch (e) {
+    // A malformed .toon file (TOON_PARSE, TOON_UNKNOWN_NEED, …) is the caller's input to
+    // fix, like a usage error: exit 4, and nothing was written.
+    if (extname(path) === ".toon" && e instanceof SmithersError) e.exitCode = 4;
+    throw e;
+  }
   const dbPath = args.values.db
     ? resolve(args.values.db)
     : process.env.SMITHERS_DB
@@ -295,7 +383,7 @@ function progress(engine, json) {
   if (json || !process.stderr.isTTY) return;
   engine.on("*", (e) => {
     const where = e.nodeId ? ` ${e.nodeId}${e.iteration ? ` [${e.iteration}]` : ""}` : "";
-    if (["NodeStarted", "NodeFinished", "NodeFailed", "ApprovalRequested", "NodeSkipped", "LoopIteration"].includes(e.type)) {
+    if (["NodeStarted", "NodeFinished", "NodeFailed", "ApprovalRequested", "NodeSkipped", "NodeRejected", "NodePushedBack", "LoopIteration"].includes(e.type)) {
       process.stderr.write(`  ${e.type}${where}${e.error ? `: ${e.error.message}` : ""}\n`);
     }
   });
@@ -308,57 +396,102 @@ function finish(engine, result, json) {
   } else {
     console.log(`run ${result.runId}: ${result.status}`);
     if (result.error) console.log(`  error: ${result.error.code}: ${result.error.message}`);
-    for (const a of pending) {
-      console.log(`  waiting for approval: ${a.nodeId}${a.iteration ? ` (iteration ${a.iteration})` : ""} — ${a.title ?? ""}`);
-      if (a.summary) console.log(`    ${a.summary}`);
-    }
-    printDecisionCommands(result.runId, pending, dbArg(engine.dbPath));
+    const db = dbArg(engine.dbPath);
+    printPending(result.runId, pending, db);
+    printDecisionCommands(result.runId, pending, db);
   }
   engine.close();
   return EXIT[result.status] ?? 1;
 }
 
-/** The approve/deny commands of the pending gates: one pair per gate when several wait. */
-function printDecisionCommands(runId, pending, db = "") {
-  if (pending.length === 1) {
-    console.log(`  approve: npx smithers approve ${runId}${db}`);
-    console.log(`  deny:    npx smithers deny ${runId}${db}`);
-    return;
-  }
+const isReview = (a) => a.kind === "review";
+
+/** "APPROVED_BY (required), MAINTENANCE_WINDOW" */
+function inputList(a) {
+  const required = new Set(a.required ?? []);
+  return (a.input ?? []).map((k) => (required.has(k) ? `${k} (required)` : k)).join(", ");
+}
+
+/** One line per pending gate; a reviewed step also says its round, inputs and where its output is. */
+function printPending(runId, pending, db = "") {
   for (const a of pending) {
-    const sel = ` --node ${a.nodeId}${a.iteration ? ` --iteration ${a.iteration}` : ""}${db}`;
-    console.log(`  approve: npx smithers approve ${runId}${sel}`);
-    console.log(`  deny:    npx smithers deny ${runId}${sel}`);
+    if (!isReview(a)) {
+      console.log(`  waiting for approval: ${a.nodeId}${a.iteration ? ` (iteration ${a.iteration})` : ""} — ${a.title ?? ""}`);
+      if (a.summary && a.summary !== a.title) console.log(`    ${a.summary}`);
+      if (a.input?.length) console.log(`    inputs: ${inputList(a)}; pass them as --input KEY=VALUE`);
+      continue;
+    }
+    console.log(`  waiting for approval: ${a.nodeId} (${a.iteration ? `iteration ${a.iteration}, ` : ""}review, round ${a.round}) — ${a.prompt ?? a.title ?? ""}`);
+    if (a.input?.length) console.log(`    inputs: ${inputList(a)}; pass them as --input KEY=VALUE`);
+    const last = a.history?.at(-1);
+    if (last) console.log(`    last round: ${historyLine(last)}`);
+    console.log(`    its output: npx smithers logs ${runId} --node ${a.nodeId}${a.iteration ? ` --iteration ${a.iteration}` : ""}${db}`);
+  }
+}
+
+/** "round 1 pushed-back by bob at 2026-…: DAYS=30 (note: a month)" */
+function historyLine(h) {
+  const inputs = Object.entries(h.inputs ?? {}).map(([k, v]) => `${k}=${v}`).join(", ");
+  return `round ${h.iteration} ${h.status}${h.by ? ` by ${h.by}` : ""}${h.at ? ` at ${h.at}` : ""}${inputs ? `: ${inputs}` : ""}${h.note ? ` (note: ${h.note})` : ""}`;
+}
+
+/**
+ * The commands that decide the pending gates: approve/deny for a gate, approve/push-back/
+ * reject for a reviewed step; one set per gate (with --node) when several wait.
+ */
+function printDecisionCommands(runId, pending, db = "") {
+  for (const a of pending) {
+    const sel = (pending.length > 1 ? ` --node ${a.nodeId}${a.iteration ? ` --iteration ${a.iteration}` : ""}` : "") + db;
+    if (isReview(a)) {
+      console.log(`  approve:   npx smithers approve ${runId}${sel}`);
+      console.log(`  push-back: npx smithers push-back ${runId}${sel}`);
+      console.log(`  reject:    npx smithers reject ${runId}${sel}`);
+    } else {
+      console.log(`  approve: npx smithers approve ${runId}${sel}`);
+      console.log(`  deny:    npx smithers deny ${runId}${sel}`);
+    }
   }
 }
 
 // ---------------------------------------------------------------- decisions
 
-async function decide(kind, args) {
-  const id = runId(args, kind);
+/**
+ * approve / deny (reject) / push-back.
+ * @param {"approve" | "deny" | "pushBack"} kind the engine method
+ * @param {any} args parsed arguments
+ * @param {string} [command] the command typed, for usage messages (default: kind)
+ */
+async function decide(kind, args, command = kind) {
+  const id = runId(args, command);
   const v = args.values;
   let iteration;
   if (v.iteration !== undefined) {
     iteration = Number(v.iteration);
-    if (!Number.isInteger(iteration) || iteration < 0) throw usage("--iteration must be a whole number ≥ 0", kind);
+    if (!Number.isInteger(iteration) || iteration < 0) throw usage("--iteration must be a whole number ≥ 0", command);
   }
   let decision;
   if (v.decision !== undefined) {
     try {
       decision = JSON.parse(v.decision);
     } catch (e) {
-      throw usage(`--decision is not valid JSON: ${e.message}`, kind);
+      throw usage(`--decision is not valid JSON: ${e.message}`, command);
     }
   }
+  if (kind === "deny" && v.input?.length) {
+    throw usage(`${command} takes no --input: inputs go with approve or push-back`, command);
+  }
+  const inputs = parseInputs(v.input ?? [], command);
   const decidedBy = v.by ?? process.env.SMITHERS_USER ?? osUser();
   const engine = await openEngine(findDb(v));
   const outcome = await engine[kind](id, {
     nodeId: v.node,
     iteration,
     note: v.note ?? v.reason,
+    reason: kind === "deny" ? v.reason : undefined,
     decidedBy,
     scopes: v.scope ?? [],
     decision,
+    inputs,
     resume: !v["no-resume"],
   });
   const { done, ...recorded } = outcome;
@@ -384,7 +517,14 @@ async function decide(kind, args) {
     const failed = resumeError ? { error: resumeError, runStatus: engine.getRun(id).status } : {};
     console.log(JSON.stringify({ ok: !resumeError, ...recorded, run, pendingApprovals: pending, ...failed }, null, 2));
   } else {
-    console.log(`${recorded.status} ${recorded.nodeId}${recorded.iteration ? ` (iteration ${recorded.iteration})` : ""} in run ${id} by ${recorded.decidedBy ?? "?"}`);
+    // "approved deploy in run r1 by alice"; a review names its round once it has had several:
+    // "pushed-back metrics (round 1) …", "approved check (iteration 2, round 3) …".
+    const where = [];
+    if (recorded.iteration) where.push(`iteration ${recorded.iteration}`);
+    if (recorded.kind === "review" && (recorded.round > 1 || recorded.status === "pushed-back")) where.push(`round ${recorded.round}`);
+    console.log(`${recorded.status} ${recorded.nodeId}${where.length ? ` (${where.join(", ")})` : ""} in run ${id} by ${recorded.decidedBy ?? "?"}`);
+    const sent = Object.entries(recorded.inputs ?? {});
+    if (sent.length) console.log(`  inputs: ${sent.map(([k, val]) => `${k}=${val}`).join(", ")}`);
     if (resumeError) {
       const status = engine.getRun(id).status;
       console.log(`run ${id}: ${status}`);
@@ -392,8 +532,9 @@ async function decide(kind, args) {
       if (status === "running") console.error(resumeHint(id, resumeError.code, engine.dbPath));
     } else if (run) {
       console.log(`run ${id}: ${run.status}${run.error ? ` (${run.error.code}: ${run.error.message})` : ""}`);
-      for (const a of pending) console.log(`  waiting for approval: ${a.nodeId} — ${a.title ?? ""}`);
-      printDecisionCommands(id, pending, dbArg(engine.dbPath));
+      const db = dbArg(engine.dbPath);
+      printPending(id, pending, db);
+      printDecisionCommands(id, pending, db);
     } else if (recorded.owner) {
       console.log(`run ${id} is driven by ${recorded.owner}; it picks the decision up`);
     } else if (recorded.needsResume) {
@@ -401,8 +542,26 @@ async function decide(kind, args) {
     }
   }
   engine.close();
-  if (resumeError) return LOOKUP_CODES.has(resumeError.code) ? 4 : 1;
+  if (resumeError) return exitFor(resumeError.code);
   return run ? (EXIT[run.status] ?? 1) : 0;
+}
+
+/**
+ * `--input KEY=VALUE`, repeatable, into `{KEY: "VALUE"}`. Split at the first "=" (values may
+ * hold more); a word without "=", an empty key or a key given twice is a usage error. Which
+ * keys a gate takes is the core's to check (UNDECLARED_INPUT).
+ */
+function parseInputs(words, command) {
+  const inputs = {};
+  for (const word of words) {
+    const eq = word.indexOf("=");
+    if (eq < 0) throw usage(`--input ${JSON.stringify(word)} must be KEY=VALUE`, command);
+    const key = word.slice(0, eq);
+    if (key === "") throw usage(`--input ${JSON.stringify(word)} has no key before "="`, command);
+    if (Object.hasOwn(inputs, key)) throw usage(`--input ${key} is given twice`, command);
+    inputs[key] = word.slice(eq + 1);
+  }
+  return inputs;
 }
 
 function resumeHint(id, code, dbPath) {
@@ -464,7 +623,29 @@ async function inspect(args) {
     console.log("\napprovals:");
     for (const a of info.approvals) {
       const who = a.decidedBy ? ` by ${a.decidedBy} at ${a.decidedAt}` : ` since ${a.requestedAt}`;
-      console.log(`  ${a.nodeId} [${a.iteration}] ${a.status}${who}: ${a.title ?? ""}${a.summary ? ` — ${a.summary}` : ""}${a.note ? ` (note: ${a.note})` : ""}`);
+      if (!isReview(a)) {
+        console.log(`  ${a.nodeId} [${a.iteration}] ${a.status}${who}: ${a.title ?? ""}${a.summary ? ` — ${a.summary}` : ""}${a.note ? ` (note: ${a.note})` : ""}`);
+        if (a.input?.length) console.log(`    inputs: ${inputList(a)}`);
+        const given = Object.entries(a.inputs ?? {});
+        if (given.length) console.log(`    approved with: ${given.map(([k, v]) => `${k}=${v}`).join(", ")}`);
+        continue;
+      }
+      // A reviewed step: its round, what it takes, what was decided, and the earlier rounds.
+      console.log(`  ${a.nodeId} [${a.iteration}] ${a.status}${who} (review, round ${a.round}): ${a.prompt ?? a.title ?? ""}`);
+      if (a.input?.length) console.log(`    inputs: ${inputList(a)}`);
+      const sent = Object.entries(a.inputs ?? {});
+      if (sent.length) console.log(`    approved with: ${sent.map(([k, v]) => `${k}=${v}`).join(", ")}`);
+      if (a.status === "rejected" || a.status === "denied") {
+        console.log(`    ${a.status} by ${a.decidedBy ?? "?"}: ${a.reason ?? a.note ?? "(no reason given)"}`);
+      } else if (a.note) {
+        console.log(`    note: ${a.note}`);
+      }
+      if (a.stdoutPath) console.log(`    output: ${a.stdoutPath}`);
+      const earlier = (a.history ?? []).filter((h) => h.iteration < a.round);
+      if (earlier.length) {
+        console.log("    history:");
+        for (const h of earlier) console.log(`      ${historyLine(h)}`);
+      }
     }
   }
   if (info.outputs.length > 0) {
@@ -486,15 +667,30 @@ export function diagnose(info, db = "") {
   if (r.status === "waiting-approval" || pending.length > 0) {
     for (const a of pending) {
       const sel = (pending.length > 1 ? ` --node ${a.nodeId}${a.iteration ? ` --iteration ${a.iteration}` : ""}` : "") + db;
-      blockers.push({
+      const blocker = {
         kind: "approval",
+        approvalKind: a.kind ?? "gate",
         nodeId: a.nodeId,
         iteration: a.iteration,
         reason: `Approval requested — no decision yet: ${a.title ?? a.nodeId}`,
         waitingSince: a.requestedAtMs,
         unblocker: `npx smithers approve ${r.runId}${sel}`,
         deny: `npx smithers deny ${r.runId}${sel}`,
-      });
+      };
+      if (isReview(a)) {
+        Object.assign(blocker, {
+          reason: `Review requested (round ${a.round}) — no decision yet: ${a.prompt ?? a.title ?? a.nodeId}`,
+          deny: `npx smithers reject ${r.runId}${sel}`,
+          pushBack: `npx smithers push-back ${r.runId}${sel}`,
+          logs: `npx smithers logs ${r.runId} --node ${a.nodeId}${a.iteration ? ` --iteration ${a.iteration}` : ""}${db}`,
+          round: a.round,
+          prompt: a.prompt ?? null,
+          input: a.input ?? [],
+          required: a.required ?? [],
+          history: a.history ?? [],
+        });
+      }
+      blockers.push(blocker);
     }
   } else if (r.status === "running" && !r.owner) {
     blockers.push({ kind: "resume", reason: "No process drives this run (it was interrupted, or a decision was recorded with --no-resume)", unblocker: `npx smithers resume ${r.runId}${db}` });
@@ -504,12 +700,16 @@ export function diagnose(info, db = "") {
   } else if (r.status === "running") {
     blockers.push({ kind: "running", reason: `Being driven by ${r.owner}`, unblocker: null });
   }
+  // Who rejected which step, and why: the rejection is final (RUN_REJECTED for anything else).
+  const rejected = info.approvals
+    .filter((a) => a.status === "rejected")
+    .map((a) => ({ nodeId: a.nodeId, iteration: a.iteration, round: a.round, by: a.decidedBy, at: a.decidedAt, reason: a.reason ?? a.note ?? null }));
   const summary =
     r.status === "finished" ? "The run finished." :
     r.status === "failed" ? `The run failed${r.error ? `: ${r.error.code}: ${r.error.message}` : "."}` :
     r.status === "cancelled" ? "The run was cancelled." :
     blockers.length > 0 ? blockers.map((b) => b.reason).join("; ") : `The run is ${r.status}.`;
-  return { runId: r.runId, status: r.status, summary, blockers };
+  return { runId: r.runId, status: r.status, summary, blockers, ...(rejected.length ? { rejected } : {}) };
 }
 
 async function why(args) {
@@ -523,14 +723,71 @@ async function why(args) {
   }
   console.log(`run ${report.runId}: ${report.status}`);
   console.log(report.summary);
+  for (const r of report.rejected ?? []) {
+    console.log(`  Rejected: ${r.nodeId}${r.iteration ? ` (iteration ${r.iteration})` : ""} by ${r.by ?? "?"} at ${r.at}: ${r.reason ?? "(no reason given)"}`);
+  }
   for (const b of report.blockers) {
-    if (b.kind === "approval") {
+    if (b.kind === "approval" && b.approvalKind === "review") {
+      console.log(`\n  ${b.nodeId}${b.iteration ? ` (iteration ${b.iteration})` : ""}: ${b.reason}`);
+      console.log(`  Waiting since: ${new Date(b.waitingSince).toISOString()}`);
+      if (b.input.length) console.log(`  Inputs: ${inputList(b)}`);
+      for (const h of b.history) console.log(`  Earlier: ${historyLine(h)}`);
+      console.log(`  Its output: ${b.logs}`);
+      console.log(`  Unblock: ${b.unblocker}`);
+      console.log(`  Push back: ${b.pushBack}`);
+      console.log(`  Reject instead: ${b.deny}`);
+    } else if (b.kind === "approval") {
       console.log(`\n  ${b.nodeId}${b.iteration ? ` (iteration ${b.iteration})` : ""}: ${b.reason}`);
       console.log(`  Waiting since: ${new Date(b.waitingSince).toISOString()}`);
       console.log(`  Unblock: ${b.unblocker}`);
       console.log(`  Deny instead: ${b.deny}`);
     } else if (b.unblocker) {
       console.log(`  Unblock: ${b.unblocker}`);
+    }
+  }
+  return 0;
+}
+
+async function logs(args) {
+  const id = runId(args, "logs");
+  const v = args.values;
+  if (v.stderr && v.both) throw usage("--stderr and --both cannot be used together", "logs");
+  const whole = (name, min) => {
+    if (v[name] === undefined) return undefined;
+    const n = Number(v[name]);
+    if (!Number.isInteger(n) || n < min) throw usage(`--${name} must be a whole number ≥ ${min}`, "logs");
+    return n;
+  };
+  const filter = { nodeId: v.node, iteration: whole("iteration", 0), attempt: whole("attempt", 1) };
+  const engine = await openEngine(findDb(v));
+  let attempts;
+  try {
+    attempts = engine.logs(id, filter);
+  } finally {
+    engine.close();
+  }
+  if (v.json) {
+    console.log(JSON.stringify({ ok: true, runId: id, attempts }, null, 2));
+    return 0;
+  }
+  if (attempts.length === 0) {
+    console.log(v.node ? `no command output for ${v.node} in run ${id} (it ran no command yet)` : `no command output in run ${id}`);
+    return 0;
+  }
+  const text = (t) => (t === "" || t.endsWith("\n") ? t : `${t}\n`);
+  for (const a of attempts) {
+    // "exit 0", "exit 7", or the state when there is no exit code (killed, still running,
+    // abandoned); both when they disagree (exit 0, but stdout was not the JSON it should be).
+    const exited = a.exitCode !== null && a.exitCode !== undefined;
+    const plain = exited && ((a.exitCode === 0 && a.state === "finished") || (a.exitCode !== 0 && a.state === "failed"));
+    const how = !exited ? a.state : plain ? `exit ${a.exitCode}` : `exit ${a.exitCode}, ${a.state}`;
+    const head = `== ${a.nodeId}${a.iteration ? ` [iteration ${a.iteration}]` : ""} (attempt ${a.attempt}, ${how})`;
+    if (v.both) {
+      process.stdout.write(`${head} ==\n-- stdout --\n${text(a.stdout)}-- stderr --\n${text(a.stderr)}`);
+    } else if (v.stderr) {
+      process.stdout.write(`${head} stderr ==\n${text(a.stderr)}`);
+    } else {
+      process.stdout.write(`${head} ==\n${text(a.stdout)}`);
     }
   }
   return 0;

@@ -1,6 +1,6 @@
 import { existsSync } from "node:fs";
 import { register } from "node:module";
-import { resolve } from "node:path";
+import { extname, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { SmithersError } from "../errors.js";
 
@@ -14,16 +14,21 @@ export function registerLoader() {
 }
 
 /**
- * Import a workflow file (.tsx, .ts, .jsx, .js) and return its default export.
+ * Load a workflow file: a .toon file is parsed and compiled (toon/compile.js); any other
+ * (.tsx, .ts, .jsx, .js) is imported and its default export returned.
  * @param {string} path
  */
 export async function loadWorkflow(path) {
-  registerLoader();
   const absolute = resolve(path);
   // Node's ERR_MODULE_NOT_FOUND would blame load.js ("imported from …/load.js").
   if (!existsSync(absolute)) {
     throw new SmithersError("WORKFLOW_NOT_FOUND", `no such workflow file: ${absolute}`, { path: absolute });
   }
+  if (extname(absolute) === ".toon") {
+    const { loadToonWorkflow } = await import("../toon/compile.js");
+    return loadToonWorkflow(absolute);
+  }
+  registerLoader();
   const mod = await import(pathToFileURL(absolute).href);
   const workflow = mod.default;
   if (!workflow?.__smithersWorkflow) {

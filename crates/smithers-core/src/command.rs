@@ -1,0 +1,334 @@
+//! Command tasks: a shell command or script run as a child process, with its stdout and
+//! stderr streamed to per-attempt log files and only their tails kept in memory.
+//!
+//! [`run`] blocks until the process ends (or its timeout kills it); the Node binding calls it
+//! on a thread of its own so the JS thread never waits. The engine builds the
+//! [`CommandSpec`] when it starts the task and reads the [`CommandOutcome`] when the result
+//! is reported.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+/// How much of stdout / stderr a task's output row and error keep; the logs keep it all.
+pub const TAIL_BYTES: usize = 64 * 1024;
+/// After SIGTERM on timeout, how long the process group gets before SIGKILL.
+const KILL_GRACE: Duration = Duration::from_secs(2);
+/// After the command exits, how long to wait for background children that still hold its
+/// stdout/stderr open.
+const DRAIN_GRACE: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CommandSpec {
+    pub program: String,
+    pub args: Vec<String>,
+    #[serde(default)]
+    pub cwd: Option<String>,
+    /// Added to (or replacing in) the environment the engine process has.
+    #[serde(default)]
+    pub env: Vec<(String, String)>,
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    pub stdout_path: String,
+    pub stderr_path: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CommandOutcome {
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub timed_out: bool,
+    /// The last [`TAIL_BYTES`] of stdout, as UTF-8 (lossy).
+    pub stdout: String,
+    pub stderr: String,
+    pub stdout_truncated: bool,
+    pub stderr_truncated: bool,
+    pub duration_ms: u64,
+    /// The process could not be started (no such shell or directory, say).
+    #[serde(default)]
+    pub spawn_error: Option<String>,
+}
+
+impl CommandOutcome {
+    pub fn succeeded(&self) -> bool {
+        self.spawn_error.is_none() && !self.timed_out && self.exit_code == Some(0)
+    }
+}
+
+/// Keeps the last `cap` bytes that went through it.
+struct Tail {
+    buf: VecDeque<u8>,
+    cap: usize,
+    dropped: bool,
+}
+
+impl Tail {
+    fn push(&mut self, bytes: &[u8]) {
+        self.buf.extend(bytes);
+        if self.buf.len() > self.cap {
+            let extra = self.buf.len() - self.cap;
+            self.buf.drain(..extra);
+            self.dropped = true;
+        }
+    }
+    fn text(&self) -> String {
+        let bytes: Vec<u8> = self.buf.iter().copied().collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
+fn pump(mut from: impl Read, mut log: File) -> Tail {
+    let mut tail = Tail {
+        buf: VecDeque::new(),
+        cap: TAIL_BYTES,
+        dropped: false,
+    };
+    let mut chunk = [0u8; 8192];
+    loop {
+        match from.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => {
+                // A full disk must not stop the command; the tail still has the end.
+                let _ = log.write_all(&chunk[..n]);
+                tail.push(&chunk[..n]);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    let _ = log.flush();
+    tail
+}
+
+/// Signals the whole process group the command leads (the shell and what it started).
+fn signal_group(pid: u32, signal: &str) {
+    // `kill` from a shell, so the engine needs no unsafe code for kill(2).
+    let _ = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(format!("kill -s {signal} -- -{pid} 2>/dev/null"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+fn open_log(path: &str) -> std::io::Result<File> {
+    if let Some(dir) = Path::new(path).parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    File::create(path)
+}
+
+/// Runs the command to its end. Never panics; every failure is in the outcome.
+pub fn run(spec: &CommandSpec) -> CommandOutcome {
+    let started = Instant::now();
+    let failed = |message: String| CommandOutcome {
+        spawn_error: Some(message),
+        duration_ms: started.elapsed().as_millis() as u64,
+        ..CommandOutcome::default()
+    };
+    let (out_log, err_log) = match (open_log(&spec.stdout_path), open_log(&spec.stderr_path)) {
+        (Ok(o), Ok(e)) => (o, e),
+        (Err(e), _) | (_, Err(e)) => return failed(format!("cannot open the log files: {e}")),
+    };
+    let mut command = Command::new(&spec.program);
+    command
+        .args(&spec.args)
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // Its own process group, so a timeout can stop everything the command started.
+        .process_group(0);
+    if let Some(cwd) = &spec.cwd {
+        command.current_dir(cwd);
+    }
+    let mut child = match command.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            let cwd = spec.cwd.as_deref().unwrap_or(".");
+            return failed(format!("cannot start {} in {cwd}: {e}", spec.program));
+        }
+    };
+    let pid = child.id();
+    let (done_tx, done_rx) = mpsc::channel::<(bool, Tail)>();
+    if let Some(stdout) = child.stdout.take() {
+        let tx = done_tx.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send((true, pump(stdout, out_log)));
+        });
+    }
+    if let Some(stderr) = child.stderr.take() {
+        let tx = done_tx.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send((false, pump(stderr, err_log)));
+        });
+    }
+    drop(done_tx);
+
+    // The watchdog sleeps until the deadline or until the command ends, whichever is first.
+    let finished = Arc::new((Mutex::new(false), Condvar::new()));
+    let timed_out = Arc::new(Mutex::new(false));
+    let watchdog = spec.timeout_ms.map(|ms| {
+        let finished = finished.clone();
+        let timed_out = timed_out.clone();
+        std::thread::spawn(move || {
+            let (lock, cvar) = &*finished;
+            let deadline = Instant::now() + Duration::from_millis(ms);
+            let mut done = lock.lock().unwrap_or_else(|p| p.into_inner());
+            while !*done {
+                let now = Instant::now();
+                if now >= deadline {
+                    if let Ok(mut t) = timed_out.lock() {
+                        *t = true;
+                    }
+                    drop(done);
+                    signal_group(pid, "TERM");
+                    let grace_end = Instant::now() + KILL_GRACE;
+                    let mut done = lock.lock().unwrap_or_else(|p| p.into_inner());
+                    while !*done && Instant::now() < grace_end {
+                        let left = grace_end.saturating_duration_since(Instant::now());
+                        done = match cvar.wait_timeout(done, left) {
+                            Ok((g, _)) => g,
+                            Err(p) => p.into_inner().0,
+                        };
+                    }
+                    if !*done {
+                        signal_group(pid, "KILL");
+                    }
+                    return;
+                }
+                done = match cvar.wait_timeout(done, deadline - now) {
+                    Ok((g, _)) => g,
+                    Err(p) => p.into_inner().0,
+                };
+            }
+        })
+    });
+
+    let status = child.wait();
+    {
+        let (lock, cvar) = &*finished;
+        if let Ok(mut done) = lock.lock() {
+            *done = true;
+        }
+        cvar.notify_all();
+    }
+    if let Some(w) = watchdog {
+        let _ = w.join();
+    }
+    let timed_out = timed_out.lock().map(|t| *t).unwrap_or(false);
+
+    let mut stdout = None;
+    let mut stderr = None;
+    let drain_until = Instant::now() + DRAIN_GRACE;
+    while stdout.is_none() || stderr.is_none() {
+        let left = drain_until.saturating_duration_since(Instant::now());
+        match done_rx.recv_timeout(left) {
+            Ok((true, tail)) => stdout = Some(tail),
+            Ok((false, tail)) => stderr = Some(tail),
+            // Background children still hold the pipes: report what we have.
+            Err(_) => break,
+        }
+    }
+    let (exit_code, signal) = match &status {
+        Ok(s) => (s.code(), s.signal()),
+        Err(_) => (None, None),
+    };
+    let text = |t: &Option<Tail>| t.as_ref().map(Tail::text).unwrap_or_default();
+    let cut = |t: &Option<Tail>| t.as_ref().is_some_and(|t| t.dropped);
+    CommandOutcome {
+        exit_code,
+        signal,
+        timed_out,
+        stdout: text(&stdout),
+        stderr: text(&stderr),
+        stdout_truncated: cut(&stdout),
+        stderr_truncated: cut(&stderr),
+        duration_ms: started.elapsed().as_millis() as u64,
+        spawn_error: status
+            .err()
+            .map(|e| format!("waiting for the command failed: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(dir: &Path, script: &str, timeout_ms: Option<u64>) -> CommandSpec {
+        CommandSpec {
+            program: "/bin/sh".into(),
+            args: vec!["-c".into(), script.into()],
+            cwd: Some(dir.to_string_lossy().into_owned()),
+            env: vec![("GREETING".into(), "hi".into())],
+            timeout_ms,
+            stdout_path: dir.join("logs/out.log").to_string_lossy().into_owned(),
+            stderr_path: dir.join("logs/err.log").to_string_lossy().into_owned(),
+        }
+    }
+
+    #[test]
+    fn captures_output_exit_code_and_logs() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = run(&spec(
+            dir.path(),
+            "echo $GREETING; pwd; echo oops >&2; exit 3",
+            None,
+        ));
+        assert_eq!(out.exit_code, Some(3));
+        assert!(!out.succeeded());
+        assert!(out.stdout.starts_with("hi\n"), "{out:?}");
+        assert!(out.stdout.contains(&*dir.path().to_string_lossy()));
+        assert_eq!(out.stderr, "oops\n");
+        let log = std::fs::read_to_string(dir.path().join("logs/out.log")).expect("log");
+        assert_eq!(log, out.stdout);
+    }
+
+    #[test]
+    fn keeps_only_the_tail_in_memory_but_all_in_the_log() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = run(&spec(dir.path(), "seq 1 100000", None));
+        assert!(out.succeeded());
+        assert!(out.stdout_truncated);
+        assert!(out.stdout.len() <= TAIL_BYTES);
+        assert!(out.stdout.ends_with("100000\n"));
+        let log = std::fs::metadata(dir.path().join("logs/out.log")).expect("log");
+        assert!(log.len() > TAIL_BYTES as u64);
+    }
+
+    #[test]
+    fn a_timeout_stops_the_whole_process_group() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let started = Instant::now();
+        let out = run(&spec(
+            dir.path(),
+            "sleep 30 & sleep 30; echo never",
+            Some(200),
+        ));
+        assert!(out.timed_out);
+        assert!(!out.succeeded());
+        assert!(started.elapsed() < Duration::from_secs(10));
+        assert!(!out.stdout.contains("never"));
+    }
+
+    #[test]
+    fn a_missing_directory_is_a_spawn_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = spec(dir.path(), "true", None);
+        s.cwd = Some("/no/such/dir".into());
+        let out = run(&s);
+        assert!(out.spawn_error.is_some());
+        assert!(!out.succeeded());
+    }
+}
