@@ -7,7 +7,7 @@ import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { REPO, sandbox, smithers } from "./helpers/cli.js";
-import { Approval, Parallel, Sequence, SmithersEngine, Task, approvalDecisionSchema, createSmithers } from "../npm/smithers-rs/src/index.js";
+import { Approval, Parallel, Sequence, SmithersEngine, Task, approvalDecisionSchema, commandResultSchema, createSmithers } from "../npm/smithers-rs/src/index.js";
 import { jsx } from "../npm/smithers-rs/src/jsx-runtime.js";
 
 const TRACE = join(REPO, "tests/helpers/trace-imports.js");
@@ -16,6 +16,7 @@ const MAIN = "/npm/smithers-rs/src/cli/main.js";
 const { Workflow, smithers: build, outputs } = createSmithers({
   gate: approvalDecisionSchema,
   value: { type: "object", properties: { i: { type: "integer" } }, required: ["i"] },
+  cmd: commandResultSchema,
 });
 
 /** <Approval id="gate"> then a task; and two gates side by side (ambiguous without --node). */
@@ -26,6 +27,13 @@ const wf = {
       children: jsx(Sequence, {
         children: [jsx(Approval, { id: "gate", output: outputs.gate, request: { title: "Go?" } }, "gate"), jsx(Task, { id: "after", output: outputs.value, children: { i: 1 } }, "after")],
       }),
+    }),
+  ),
+  // A reviewed step (a command task with approval): it waits for review after it ran.
+  review: build(() =>
+    jsx(Workflow, {
+      name: "fast-review",
+      children: jsx(Task, { id: "step", output: outputs.cmd, command: "true", approval: { prompt: "Keep it?" } }, "step"),
     }),
   ),
   two: build(() =>
@@ -51,13 +59,18 @@ async function cli(args, { full = false, db, cwd } = {}) {
 let box;
 let serial = 0;
 
-/** Parks a fresh run of `kind` and returns its id. */
+/** Parks a fresh run of `kind` and returns its id; `round2`: pushed back once, waiting again. */
 async function park(kind = "one") {
   const engine = new SmithersEngine({ dbPath: box.db });
   try {
     const runId = `r${++serial}`;
-    const r = await engine.run(wf[kind], { runId });
+    let r = await engine.run(wf[kind === "round2" ? "review" : kind], { runId });
     assert.equal(r.status, "waiting-approval");
+    if (kind === "round2") {
+      const pushed = await engine.pushBack(runId, { nodeId: "step", decidedBy: "eve" });
+      r = await pushed.done;
+      assert.equal(r.status, "waiting-approval");
+    }
     return runId;
   } finally {
     engine.close();
@@ -112,6 +125,15 @@ describe("smithers CLI short path", { concurrency: 1 }, () => {
   test("approve --no-resume -n NODE --scope, with the database found from the working directory", async () => {
     const { fast } = await same(["approve", "RUN", "-n", "left", "--no-resume", "--scope", "ops", "--by", "carol"], { kind: "two", db: false, cwd: box.dir });
     assert.doesNotMatch(fast.stdout, /--db/, "the database is ./smithers.db: the printed command needs no --db");
+  });
+
+  test("reviewed steps: approve in round 2, reject with a reason; reject and push-back themselves are the full CLI's", async () => {
+    const { fast } = await same(["approve", "RUN", "--no-resume", "--by", "fay"], { kind: "round2" });
+    assert.match(fast.stdout, /^approved step \(round 2\) in run r\d+ by fay$/m);
+    await same(["deny", "RUN", "--no-resume", "--reason", "wrong table", "--json"], { kind: "review", jsonWithout: ["decidedAt"] });
+    await same(["reject", "RUN", "--no-resume", "--reason", "no"], { kind: "review", expectFast: false });
+    await same(["push-back", "RUN", "--no-resume", "--node", "step"], { kind: "review", expectFast: false });
+    await same(["approve", "RUN", "--no-resume", "--input", "X=1"], { kind: "review", expectFast: false });
   });
 
   test("errors go to the full CLI: ambiguous gate, unknown run, decided twice", async () => {

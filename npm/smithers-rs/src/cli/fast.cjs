@@ -1,7 +1,8 @@
 // The short path of the `smithers` CLI, for the operator commands that only record or read:
-// `approve`/`deny --no-resume` and `ps`. It loads the native binding and nothing else of the
-// package (no module graph of the full CLI, no Node API, no renderer), which is most of what
-// these commands cost over Node's own start (bench/README.md).
+// `approve`/`deny --no-resume` and `ps` (not `reject`, `push-back` or `--input`: those go to
+// the full CLI). It loads the native binding and nothing else of the package (no module graph
+// of the full CLI, no Node API, no renderer), which is most of what these commands cost over
+// Node's own start (bench/README.md).
 //
 // It handles only the plain success path, and prints exactly what the full CLI (main.js) prints.
 // For anything else it returns null and bin/smithers.js runs the full CLI: a flag it does not
@@ -137,7 +138,9 @@ function decide(kind, rest) {
   const decidedBy = v.by ?? process.env.SMITHERS_USER ?? osUser();
   let recorded;
   try {
-    recorded = call(engine, kind, JSON.stringify({ runId: id, nodeId: v.node, iteration, note: v.note ?? v.reason, decidedBy, scopes: v.scope ?? [], decision }));
+    // The request SmithersEngine sends (engine.js #decide) for what main.js passes it.
+    const request = { runId: id, nodeId: v.node, iteration, note: v.note ?? v.reason, decidedBy, scopes: v.scope ?? [], decision, inputs: {}, reason: kind === "deny" ? v.reason : undefined };
+    recorded = call(engine, kind, JSON.stringify(request));
   } finally {
     if (recorded === undefined) engine.close();
   }
@@ -145,7 +148,12 @@ function decide(kind, rest) {
   if (v.json) {
     print(JSON.stringify({ ok: true, ...recorded, run: null, pendingApprovals: [] }, null, 2));
   } else {
-    print(`${recorded.status} ${recorded.nodeId}${recorded.iteration ? ` (iteration ${recorded.iteration})` : ""} in run ${id} by ${recorded.decidedBy ?? "?"}`);
+    const where = [];
+    if (recorded.iteration) where.push(`iteration ${recorded.iteration}`);
+    if (recorded.kind === "review" && (recorded.round > 1 || recorded.status === "pushed-back")) where.push(`round ${recorded.round}`);
+    print(`${recorded.status} ${recorded.nodeId}${where.length ? ` (${where.join(", ")})` : ""} in run ${id} by ${recorded.decidedBy ?? "?"}`);
+    const sent = Object.entries(recorded.inputs ?? {});
+    if (sent.length) print(`  inputs: ${sent.map(([k, val]) => `${k}=${val}`).join(", ")}`);
     if (recorded.owner) {
       print(`run ${id} is driven by ${recorded.owner}; it picks the decision up`);
     } else if (recorded.needsResume) {
