@@ -1087,25 +1087,9 @@ impl Engine {
         if task.review.is_some() {
             return self.await_review(run_id, task, attempt, table, value);
         }
-        let now = now_ms();
         let next = NodeState::InProgress.apply(NodeEvent::Finish)?;
         let tx = begin(&self.conn, self.batching)?;
-        table.write(&tx, run_id, &task.id, task.iteration, &value)?;
-        set_node_row(
-            &tx,
-            run_id,
-            &task.id,
-            task.iteration,
-            next,
-            attempt,
-            None,
-            None,
-        )?;
-        tx.prepare_cached(
-            "UPDATE _smithers_attempts SET state = 'finished', finished_at_ms = ?5 \
-             WHERE run_id = ?1 AND node_id = ?2 AND iteration = ?3 AND attempt = ?4",
-        )?
-        .execute(params![run_id, task.id, task.iteration, attempt, now])?;
+        write_result(&tx, run_id, task, attempt, next, table, &value)?;
         let mut batch = EventBatch::default();
         batch.emit(
             &tx,
@@ -1143,22 +1127,7 @@ impl Engine {
         let now = now_ms();
         let next = NodeState::InProgress.apply(NodeEvent::AwaitReview)?;
         let tx = begin(&self.conn, self.batching)?;
-        table.write(&tx, run_id, &task.id, task.iteration, &value)?;
-        set_node_row(
-            &tx,
-            run_id,
-            &task.id,
-            task.iteration,
-            next,
-            attempt,
-            None,
-            None,
-        )?;
-        tx.prepare_cached(
-            "UPDATE _smithers_attempts SET state = 'finished', finished_at_ms = ?5 \
-             WHERE run_id = ?1 AND node_id = ?2 AND iteration = ?3 AND attempt = ?4",
-        )?
-        .execute(params![run_id, task.id, task.iteration, attempt, now])?;
+        write_result(&tx, run_id, task, attempt, next, table, &value)?;
         let stdout_path: Option<String> = tx
             .query_row(
                 "SELECT stdout_path FROM _smithers_attempts WHERE run_id = ?1 AND node_id = ?2 AND iteration = ?3 AND attempt = ?4",
@@ -2223,6 +2192,36 @@ fn empty_step() -> Step {
         error: None,
         waiting: Vec::new(),
     }
+}
+
+/// The writes a successful attempt makes, whether the node then finishes or waits for review:
+/// the output row, the node's new state, the attempt closed as finished.
+fn write_result(
+    tx: &Connection,
+    run_id: &str,
+    task: &TaskNode,
+    attempt: i64,
+    next: NodeState,
+    table: &OutputTable,
+    value: &Value,
+) -> Result<()> {
+    table.write(tx, run_id, &task.id, task.iteration, value)?;
+    set_node_row(
+        tx,
+        run_id,
+        &task.id,
+        task.iteration,
+        next,
+        attempt,
+        None,
+        None,
+    )?;
+    tx.prepare_cached(
+        "UPDATE _smithers_attempts SET state = 'finished', finished_at_ms = ?5 \
+         WHERE run_id = ?1 AND node_id = ?2 AND iteration = ?3 AND attempt = ?4",
+    )?
+    .execute(params![run_id, task.id, task.iteration, attempt, now_ms()])?;
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
