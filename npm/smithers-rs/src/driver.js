@@ -12,6 +12,22 @@ const DECISION_POLL_MS = 25;
 const HANDLER_TIMEOUT_MS = 60_000;
 
 /**
+ * Records a new run of a workflow, owned by this engine, and returns its first snapshot. A
+ * dry render comes first: a malformed workflow is refused before anything is written.
+ * @param {import("./native.js").NativeEngine} native
+ * @param {any} workflow
+ * @param {{ runId?: string, input: unknown, workflowPath: string | null }} options
+ */
+export function createRun(native, workflow, { runId, input, workflowPath }) {
+  const probe = renderWorkflow(workflow, { runId: runId ?? "", input, loops: {}, nodeLoops: {}, outputs: [], workflowPath });
+  native.call("validateGraph", JSON.stringify(probe.graph));
+  return native.call(
+    "createRun",
+    JSON.stringify({ runId, workflowName: probe.graph.workflow.name, workflowPath, input, inputSchema: workflow.inputSchema ?? undefined }),
+  );
+}
+
+/**
  * Drives one claimed run until it finishes, fails, is cancelled, or waits for a decision.
  * @param {import("./native.js").NativeEngine} native
  * @param {any} workflow value of `smithers(build)`
@@ -191,12 +207,7 @@ async function runSubWorkflow(native, sub, runId, task, ctx, hooks) {
       snapshot = native.call("claimRun", childId, false);
     } catch (e) {
       if (e?.code !== "RUN_NOT_FOUND") throw e;
-      const probe = renderWorkflow(workflow, { runId: childId, input, loops: {}, nodeLoops: {}, outputs: [], workflowPath: sub.path });
-      native.call("validateGraph", JSON.stringify(probe.graph));
-      snapshot = native.call(
-        "createRun",
-        JSON.stringify({ runId: childId, workflowName: probe.graph.workflow.name, workflowPath: sub.path, input, inputSchema: workflow.inputSchema ?? undefined }),
-      );
+      snapshot = createRun(native, workflow, { runId: childId, input, workflowPath: sub.path });
     }
     let result;
     try {

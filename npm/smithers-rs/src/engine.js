@@ -11,11 +11,11 @@ import { NativeEngine } from "./native.js";
  */
 let runtime;
 const loadRuntime = () =>
-  (runtime ??= Promise.all([import("./driver.js"), import("./loader/load.js"), import("./render.js")]).then(
-    ([driver, loader, render]) => ({
+  (runtime ??= Promise.all([import("./driver.js"), import("./loader/load.js")]).then(
+    ([driver, loader]) => ({
       driveRun: driver.driveRun,
+      createRun: driver.createRun,
       loadWorkflow: loader.loadWorkflow,
-      renderWorkflow: render.renderWorkflow,
     }),
   ));
 
@@ -79,30 +79,10 @@ export class SmithersEngine {
    * @param {{ input?: unknown, runId?: string, workflowPath?: string }} [options]
    */
   async start(workflow, options = {}) {
-    const { driveRun, loadWorkflow, renderWorkflow } = await loadRuntime();
+    const { driveRun, createRun, loadWorkflow } = await loadRuntime();
     const path = typeof workflow === "string" ? resolve(workflow) : options.workflowPath ? resolve(options.workflowPath) : null;
     const wf = typeof workflow === "string" ? await loadWorkflow(path) : workflow;
-    const input = options.input ?? {};
-    // A dry render first: a malformed workflow is refused before anything is written.
-    const probe = renderWorkflow(wf, {
-      runId: options.runId ?? "",
-      input,
-      loops: {},
-      nodeLoops: {},
-      outputs: [],
-      workflowPath: path,
-    });
-    this.native.call("validateGraph", JSON.stringify(probe.graph));
-    const snapshot = this.native.call(
-      "createRun",
-      JSON.stringify({
-        runId: options.runId,
-        workflowName: probe.graph.workflow.name,
-        workflowPath: path,
-        input,
-        inputSchema: wf.inputSchema ?? undefined,
-      }),
-    );
+    const snapshot = createRun(this.native, wf, { runId: options.runId, input: options.input ?? {}, workflowPath: path });
     this.dispatch();
     this.workflows.set(snapshot.runId, wf);
     return { runId: snapshot.runId, done: this.#drive(driveRun, wf, snapshot) };
