@@ -489,10 +489,8 @@ function reviewSpec(id, approval) {
   if (approval.required != null) spec.required = nameList(approval.required, `${where}.required`);
   if (approval.allowedUsers != null) spec.allowedUsers = nameList(approval.allowedUsers, `${where}.allowedUsers`);
   if (approval.allowedScopes != null) spec.allowedScopes = nameList(approval.allowedScopes, `${where}.allowedScopes`);
-  const missing = (spec.required ?? []).filter((r) => !(spec.input ?? []).includes(r));
-  if (missing.length) {
-    throw new SmithersError("REQUIRED_NOT_IN_INPUT", `${where}: required ${missing.join(", ")} not in input`, { id, keys: missing });
-  }
+  // required ⊆ input and the names themselves are checked by the core (REQUIRED_NOT_IN_INPUT,
+  // INVALID_INPUT_NAME) before anything is written.
   return spec;
 }
 
