@@ -1176,20 +1176,24 @@ impl Engine {
                 "SELECT round FROM _smithers_approvals WHERE run_id = ?1 AND node_id = ?2 AND iteration = ?3",
             )?
             .query_row(params![run_id, task.id, task.iteration], |r| r.get(0))?;
-        let mut batch = EventBatch::default();
-        batch.emit(
+        let batch = waiting_events(
             &tx,
             run_id,
-            "ApprovalRequested",
-            json!({ "nodeId": task.id, "iteration": task.iteration, "title": title, "summary": review.prompt, "kind": "review", "round": round }),
-        )?;
-        batch.emit(
-            &tx,
-            run_id,
-            "NodeWaitingApproval",
-            json!({ "nodeId": task.id, "iteration": task.iteration, "kind": "review", "round": round }),
+            task,
+            json!({ "title": title, "summary": review.prompt, "kind": "review", "round": round }),
         )?;
         tx.commit()?;
+        self.entered_waiting(run_id, task, next, batch)
+    }
+
+    /// After the transaction that made a node wait for a decision committed.
+    fn entered_waiting(
+        &mut self,
+        run_id: &str,
+        task: &TaskNode,
+        next: NodeState,
+        batch: EventBatch,
+    ) -> Result<()> {
         self.publish(batch);
         let run = self.active(run_id)?;
         run.set_state(&task.id, task.iteration, next);
@@ -1761,27 +1765,14 @@ impl Engine {
             return self.reload_node(run_id, &task.id, task.iteration);
         }
         set_node_row(&tx, run_id, &task.id, task.iteration, next, 0, None, None)?;
-        let mut batch = EventBatch::default();
-        batch.emit(
+        let batch = waiting_events(
             &tx,
             run_id,
-            "ApprovalRequested",
-            json!({ "nodeId": task.id, "iteration": task.iteration, "title": spec.request.title, "summary": spec.request.summary }),
-        )?;
-        batch.emit(
-            &tx,
-            run_id,
-            "NodeWaitingApproval",
-            json!({ "nodeId": task.id, "iteration": task.iteration }),
+            task,
+            json!({ "title": spec.request.title, "summary": spec.request.summary }),
         )?;
         tx.commit()?;
-        self.publish(batch);
-        let run = self.active(run_id)?;
-        run.set_state(&task.id, task.iteration, next);
-        if let Some(rec) = run.record(&task.id, task.iteration) {
-            rec.approval = Some(ApprovalStatus::Requested);
-        }
-        Ok(())
+        self.entered_waiting(run_id, task, next, batch)
     }
 
     fn reload_node(&mut self, run_id: &str, node_id: &str, iteration: i64) -> Result<()> {
@@ -2192,6 +2183,30 @@ fn empty_step() -> Step {
         error: None,
         waiting: Vec::new(),
     }
+}
+
+/// `ApprovalRequested` (with `request`: title, summary, and for reviews kind and round) and
+/// `NodeWaitingApproval`, in the transaction that made the node wait.
+fn waiting_events(
+    tx: &Connection,
+    run_id: &str,
+    task: &TaskNode,
+    request: Value,
+) -> Result<EventBatch> {
+    let mut batch = EventBatch::default();
+    let mut requested = json!({ "nodeId": task.id, "iteration": task.iteration });
+    let mut waiting = requested.clone();
+    if let (Some(r), Value::Object(extra)) = (requested.as_object_mut(), request) {
+        for (k, v) in extra {
+            if k == "kind" || k == "round" {
+                waiting[&k] = v.clone();
+            }
+            r.insert(k, v);
+        }
+    }
+    batch.emit(tx, run_id, "ApprovalRequested", requested)?;
+    batch.emit(tx, run_id, "NodeWaitingApproval", waiting)?;
+    Ok(batch)
 }
 
 /// The writes a successful attempt makes, whether the node then finishes or waits for review:
