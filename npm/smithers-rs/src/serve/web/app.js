@@ -241,6 +241,7 @@ const EVENT_TYPES = [
   "NodeAbandoned", "NodeWaitingApproval", "NodePushedBack", "NodeRejected",
   "ApprovalRequested", "ApprovalGranted", "ApprovalDenied", "ApprovalRejected", "ApprovalPushedBack",
   "ApprovalCancelled", "LoopIteration", "LoopFinished", "HandlerStarted", "HandlerFinished", "HandlerFailed",
+  "WaitMailSent", "WaitMailFailed",
   "message",
 ];
 
@@ -509,7 +510,7 @@ class ApprovalCard {
   update(a, fetchedAt) {
     if (this.done && !this.busy && (a.round ?? 1) > this.doneRound && a.status === "requested") {
       // Pushed back from here, and the step is waiting again in its next round.
-      this.revive();
+      this.revive(a);
     }
     this.a = a;
     this.clock = { waitingMs: Number(a.waitingMs ?? 0), at: fetchedAt, requestedAtMs: a.requestedAtMs };
@@ -652,7 +653,7 @@ class ApprovalCard {
     const add = (name, label, cls, build) => {
       const panelId = uid("panel");
       const btn = h("button", { type: "button", class: `btn ${cls}`, "aria-expanded": "false", "aria-controls": panelId, text: label });
-      const panel = h("div", { id: panelId, class: "panel", hidden: true }, build());
+      const panel = h("div", { id: panelId, class: "panel", role: "group", "aria-label": label, hidden: true, dataset: { action: name } }, build());
       btn.addEventListener("click", () => this.toggle(name));
       this.buttons[name] = btn;
       this.panels[name] = panel;
@@ -963,7 +964,9 @@ class ApprovalCard {
     setTimeout(() => this.env.onDecided?.(), LINGER_DONE_MS + 50);
   }
 
-  revive() {
+  revive(a) {
+    const after = this.result.querySelector(".result-after");
+    if (after) after.textContent = `Round ${a.round} is waiting for review.`;
     this.done = false;
     this.sticky = false;
     this.el.classList.remove("done");
