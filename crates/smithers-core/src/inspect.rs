@@ -404,12 +404,14 @@ impl Engine {
     }
 
     /// Runs that are `running` but driven by nobody: a decision was recorded while no process
-    /// drove them (`--no-resume`, another process), or their owner died. Oldest first.
-    pub fn orphaned_runs(&self, limit: i64) -> Result<Vec<RunSummary>> {
+    /// drove them (`--no-resume`, another process), or (with `include_dead`, which checks
+    /// each owner's process) their owner died. Oldest first.
+    pub fn orphaned_runs(&self, limit: i64, include_dead: bool) -> Result<Vec<RunSummary>> {
         let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {RUN_COLS} FROM _smithers_runs r WHERE r.status = 'running' ORDER BY r.updated_at_ms, r.run_id"
+            "SELECT {RUN_COLS} FROM _smithers_runs r WHERE r.status = 'running' AND (?1 OR r.owner IS NULL) \
+             ORDER BY r.updated_at_ms, r.run_id"
         ))?;
-        let rows = stmt.query_map([], run_summary)?;
+        let rows = stmt.query_map([include_dead], run_summary)?;
         let mut out = Vec::new();
         for run in rows {
             let run = run?;

@@ -190,8 +190,8 @@ impl Engine {
     }
 
     #[napi]
-    pub fn orphaned_runs(&mut self, limit: i64) -> String {
-        self.with(|e| e.orphaned_runs(limit))
+    pub fn orphaned_runs(&mut self, limit: i64, include_dead: bool) -> String {
+        self.with(|e| e.orphaned_runs(limit, include_dead))
     }
 
     #[napi]
