@@ -567,6 +567,9 @@ test("waitMail: subject forms", () => {
   assert.equal(bare.subject, "deploy (waiting)");
   const newline = waitMail({ run: { ...run, workflowName: "de\nploy" }, gates: [gate()], from: "b@example.com", to: "o@example.com" });
   assert.equal(newline.subject, "[smithers] de ploy (waiting)");
+  const none = waitMail({ run, gates: null, from: "b@example.com", to: "o@example.com" });
+  assert.equal(none.subject, "[smithers] deploy (waiting)");
+  assert.throws(() => waitMail({ run: {}, gates: [], from: "b@example.com", to: "o@example.com" }), { code: "INVALID_ARGUMENT" });
 });
 
 test("waitMail: text has the run, each gate, required marks, links and CLI commands", () => {

@@ -705,8 +705,9 @@ const isWebUrl = (url) => typeof url === "string" && /^https?:\/\/[^\s]+$/i.test
  * @param {import("./mail.d.ts").WaitMailOptions} options
  * @returns {import("./mail.d.ts").MailMessage & { subject: string, text: string, html: string }}
  */
-export function waitMail({ run, gates = [], inboxUrl, subjectPrefix = "[smithers]", from, to }) {
+export function waitMail({ run, gates: given, inboxUrl, subjectPrefix = "[smithers]", from, to }) {
   if (!run || typeof run.runId !== "string") throw new SmithersError("INVALID_ARGUMENT", "waitMail: run.runId is required");
+  const gates = Array.isArray(given) ? given : [];
   const oneLine = (s) => String(s).replace(/[\x00-\x1f\x7f]+/g, " ").trim();
   const runId = run.runId;
   const workflow = run.workflowName ? String(run.workflowName) : runId;
