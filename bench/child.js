@@ -6,14 +6,13 @@
 //   node --expose-gc bench/child.js approve-all <db> <record|resume>   approve every pending gate
 //   node bench/child.js resume <db> <runId> <workflow file>   resume a run (the file loaded first, untimed)
 //   node bench/child.js live <db> <runs> <after file>    runs that wait at a gate while a task runs beside it
-//   node bench/child.js live-parked <db> <wait ms>       a run parked at its gate, the engine left open
 // The live modes print "ready <runId>" when the gate waits; the body of "after" appends
 // "<runId> <epoch ms>" to the after file (live) when a decision from elsewhere reaches it.
 import { appendFileSync } from "node:fs";
 import { join } from "node:path";
 import { SmithersEngine, loadWorkflow } from "../npm/smithers-rs/src/index.js";
-import { HERE, epochMs, sleep, stats } from "./lib.js";
-import { approvalBesideTask, approvalThenTask } from "./workflows.js";
+import { HERE, epochMs, stats } from "./lib.js";
+import { approvalBesideTask } from "./workflows.js";
 
 const APPROVAL_WF = join(HERE, "wf/approval.js");
 const MB = 2 ** 20;
@@ -159,22 +158,6 @@ async function live(db, runs, afterFile) {
   return { runs, statuses };
 }
 
-async function liveParked(db, waitMs) {
-  let ranAt = null;
-  const workflow = approvalThenTask(() => {
-    ranAt = epochMs();
-  });
-  const engine = new SmithersEngine({ dbPath: db });
-  const r = await engine.run(workflow, { runId: "parked0" });
-  process.stdout.write(`ready parked0 ${r.status}\n`);
-  // The engine stays open; does a decision recorded by another process move the run?
-  const t0 = performance.now();
-  while (ranAt === null && performance.now() - t0 < waitMs) await sleep(5);
-  const status = engine.getRun("parked0").status;
-  engine.close();
-  return { parkedStatus: r.status, pickedUp: ranAt !== null, statusAfterWait: status, waitedMs: performance.now() - t0 };
-}
-
 const [mode, db, arg, arg2] = process.argv.slice(2);
 let out;
 if (mode === "create") out = await create(db, Number(arg));
@@ -182,7 +165,6 @@ else if (mode === "hold") out = await hold(db, Number(arg));
 else if (mode === "approve-all") out = await approveAll(db, arg ?? "resume");
 else if (mode === "resume") out = await resume(db, arg, arg2);
 else if (mode === "live") out = await live(db, Number(arg), arg2);
-else if (mode === "live-parked") out = await liveParked(db, Number(arg));
 else {
   console.error("usage: node --expose-gc bench/child.js create|hold|approve-all <db> <arg>");
   process.exit(4);

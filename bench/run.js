@@ -312,14 +312,13 @@ function render(res) {
       mdTable(["path", "n", "min", "p50", "p90", "p99", "max", "approving process wall, p50"], [
         ["a. `smithers approve <run>` (no engine running; the approving process resumes the run itself)", ...s5(c.withResume.toBody), fmt(c.withResume.wall.p50)],
         ["b. `smithers approve <run> --no-resume` while an engine process drives the run (a task runs beside the gate)", ...s5(c.liveEngine.toBody), fmt(c.liveEngine.wall.p50)],
-        ["c. `smithers approve --no-resume` while an engine process holds the run parked at the gate", "1", "n/a until `smithers serve` (issue 5)", "", "", "", "", ""],
+        ["c. `smithers approve <run> --no-resume` while `smithers serve` runs on the database (the run is parked: nothing drives it)", ...s5(c.serve.toBody), fmt(c.serve.wall.p50)],
         ...(pc ? [["peer: `smithers approve`, then `smithers up --resume` (two processes)", ...s5(pc.toBody), `${fmt(pc.approveWall.p50)} + ${fmt(pc.resumeWall.p50)}`]] : []),
       ]),
     );
     parts.push(
       `\nPath b: the driver notices the commit through \`PRAGMA data_version\`, polled every 25 ms while bodies run; the approving process printed "${c.liveEngine.printed ?? "?"}". ` +
-        `Path c, checked: the engine process held a parked run for ${fmt(c.parked.waitedMs)} ms after the decision and it ${c.parked.pickedUp ? "was picked up" : `was not picked up (status ${c.parked.statusAfterWait})`}: ` +
-        "a parked run has no driver, and nothing watches for decisions until a serve/engine loop exists.\n",
+        "Path c: serve's watcher polls `PRAGMA data_version` on a connection of its own every 20 ms, finds the run `running` with no owner, loads its workflow file (once per file) and resumes it.\n",
     );
   }
 
@@ -462,7 +461,7 @@ function consoleTable(res) {
     const c = res.crossproc;
     add("crossproc", "smithers approve (resumes) -> body", c.withResume.toBody.n, `p50 ${fmt(c.withResume.toBody.p50)} p99 ${fmt(c.withResume.toBody.p99)} ms`);
     add("crossproc", "approve --no-resume, live engine -> body", c.liveEngine.toBody.n, `p50 ${fmt(c.liveEngine.toBody.p50)} p99 ${fmt(c.liveEngine.toBody.p99)} ms`);
-    add("crossproc", "approve --no-resume, parked + open engine", 1, "n/a until serve (issue 5)", c.parked.pickedUp ? "picked up?!" : "not picked up");
+    add("crossproc", "approve --no-resume, smithers serve -> body", c.serve.toBody.n, `p50 ${fmt(c.serve.toBody.p50)} p99 ${fmt(c.serve.toBody.p99)} ms`);
   }
   if (res.cli) for (const r of res.cli.rows) add("cli 1k", r.label.replace(/`/g, ""), r.wall.n, `${mmm(r.wall)} ms`, r.rss ? `RSS ${mmm(r.rss)} MB` : "RSS n/a");
   if (res.waiting) {

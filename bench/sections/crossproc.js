@@ -7,11 +7,12 @@
 //   b. an engine process still drives the run (a task runs beside the gate) and the decision
 //      is recorded by `smithers approve --no-resume` in another process: the driver sees the
 //      commit (PRAGMA data_version, polled every 25 ms) and moves on.
-//   c. an engine process is open but the run is parked (nothing runs): checked once. Nothing
-//      wakes it until `smithers serve` exists (issue 5), so the figure is n/a.
+//   c. the run is parked (nothing runs) and `smithers serve` runs on the database: serve's
+//      watcher sees the commit (PRAGMA data_version on a connection of its own, polled every
+//      20 ms), finds the run running with no owner, and resumes it.
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { CLI, HERE, epochMs, fmt, lastJson, log, measureProcess, removeDir, sleep, startProcess, stats, tempDir, waitForLine } from "../lib.js";
+import { CLI, HERE, epochMs, fmt, log, measureProcess, removeDir, sleep, startProcess, stats, tempDir, waitForLine } from "../lib.js";
 import { createParked, pendingRunIds } from "./cli.js";
 
 const CHILD = join(HERE, "child.js");
@@ -78,22 +79,41 @@ export async function run() {
     const liveEnd = await live.done;
     if (liveEnd.status !== 0) throw new Error(`live engine process exited ${liveEnd.status}: ${liveEnd.stderr}`);
 
-    // c. a parked run in an open engine process.
+    // c. parked runs, and `smithers serve` on the database.
     const dbC = join(dir, "c.db");
-    const parked = startProcess(process.execPath, [CHILD, "live-parked", dbC, "2000"], { rss: false });
-    await waitForLine(parked, /^ready parked0 waiting-approval$/m);
-    const pa = measureProcess(process.execPath, [CLI, "approve", "parked0", "--no-resume", "--by", "bench", "--db", dbC]);
-    const parkedEnd = await parked.done;
-    const parkedCheck = { approveStatus: pa.status, printed: pa.stdout.trim(), ...lastJson(parkedEnd.stdout) };
-    log(`crossproc: parked run in an open engine process: ${parkedCheck.pickedUp ? "picked up" : `not picked up in ${fmt(parkedCheck.waitedMs)} ms (status ${parkedCheck.statusAfterWait})`}`);
+    const afterC = join(dir, "after-c.txt");
+    writeFileSync(afterC, "");
+    createParked(dbC, REPS + WARMUP);
+    const idsC = pendingRunIds(dbC, REPS + WARMUP);
+    log(`crossproc: ${WARMUP} + ${REPS} x smithers approve --no-resume while smithers serve runs on the database`);
+    const serve = startProcess(process.execPath, [CLI, "serve", "--db", dbC, "--port", "0", "--quiet"], {
+      rss: false,
+      env: { ...process.env, BENCH_AFTER_FILE: afterC },
+    });
+    const toServe = [];
+    try {
+      await waitForLine(serve, /^smithers serve: http/m);
+      for (const [i, runId] of idsC.entries()) {
+        const t0 = epochMs();
+        const p = measureProcess(process.execPath, [CLI, "approve", runId, "--no-resume", "--by", "bench", "--db", dbC]);
+        if (p.status !== 0) throw new Error(`smithers approve ${runId} --no-resume exited ${p.status}: ${p.stderr}`);
+        const at = await waitFor(() => afterTimes(afterC).get(runId));
+        if (at == null) throw new Error(`smithers serve did not pick up the decision on ${runId} within 10 s: ${serve.output()}`);
+        if (i >= WARMUP) toServe.push({ toBody: at - t0, wall: p.wallMs });
+      }
+    } finally {
+      serve.child.kill("SIGTERM");
+    }
+    const serveEnd = await serve.done;
+    if (serveEnd.status !== 0) throw new Error(`smithers serve exited ${serveEnd.status} on SIGTERM: ${serveEnd.stderr}`);
 
     const out = {
       reps: REPS,
       withResume: { toBody: stats(withResume.map((x) => x.toBody)), wall: stats(withResume.map((x) => x.wall)) },
       liveEngine: { toBody: stats(toLive.map((x) => x.toBody)), wall: stats(toLive.map((x) => x.wall)), printed: toLive[0]?.printed },
-      parked: parkedCheck,
+      serve: { toBody: stats(toServe.map((x) => x.toBody)), wall: stats(toServe.map((x) => x.wall)) },
     };
-    log(`crossproc: approve (resume) -> body p50 ${fmt(out.withResume.toBody.p50)} p99 ${fmt(out.withResume.toBody.p99)} ms; live engine: p50 ${fmt(out.liveEngine.toBody.p50)} p99 ${fmt(out.liveEngine.toBody.p99)} ms`);
+    log(`crossproc: approve (resume) -> body p50 ${fmt(out.withResume.toBody.p50)} p99 ${fmt(out.withResume.toBody.p99)} ms; live engine: p50 ${fmt(out.liveEngine.toBody.p50)} p99 ${fmt(out.liveEngine.toBody.p99)} ms; serve: p50 ${fmt(out.serve.toBody.p50)} p99 ${fmt(out.serve.toBody.p99)} ms`);
     return out;
   } finally {
     removeDir(dir);

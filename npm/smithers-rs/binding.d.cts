@@ -37,6 +37,9 @@ export declare class Engine {
   inspect(runId: string): string
   pendingApprovals(filterJson: string): string
   events(runId: string, afterSeq: number, limit: number): string
+  feed(afterId: number, limit: number): string
+  feedHead(): string
+  orphanedRuns(limit: number, includeDead: boolean): string
   failRun(runId: string, errorJson: string): string
   /** Checks a graph descriptor without a run (a dry render before `createRun`). */
   validateGraph(graphJson: string): string

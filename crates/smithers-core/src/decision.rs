@@ -43,6 +43,9 @@ pub struct DecisionRequest {
     /// Why a reviewed step is rejected (a deny); defaults to the note.
     #[serde(default)]
     pub reason: Option<String>,
+    /// Refuse an approve by the user who started the run (four-eyes rule).
+    #[serde(default)]
+    pub forbid_starter: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -207,11 +210,7 @@ fn authorise(gate: &Gate, req: &DecisionRequest) -> Result<()> {
         });
     }
     let scopes = strings(&gate.request, "allowedScopes");
-    let held = |s: &String| {
-        req.scopes
-            .iter()
-            .any(|h| h == s || h == "admin" || h == "*")
-    };
+    let held = |s: &String| req.scopes.iter().any(|h| scope_covers(h, s));
     if !scopes.is_empty() && !scopes.iter().any(held) {
         return Err(Error::Forbidden {
             message: format!(
@@ -222,6 +221,24 @@ fn authorise(gate: &Gate, req: &DecisionRequest) -> Result<()> {
         });
     }
     Ok(())
+}
+
+/// Built-in scopes, each covering those before it (as Smithers' gateway ranks them).
+const SCOPE_LEVELS: &[&str] = &["read", "execute", "approve", "admin"];
+
+/// Whether holding scope `held` satisfies `needed`: the same scope, a higher built-in level
+/// (`approve` covers `execute` and `read`; `admin` and `*` cover everything), or a
+/// wildcard prefix (`deploy:*` covers `deploy:prod`).
+pub fn scope_covers(held: &str, needed: &str) -> bool {
+    if held == needed || held == "*" || held == "admin" {
+        return true;
+    }
+    let level = |s: &str| SCOPE_LEVELS.iter().position(|l| *l == s);
+    if let (Some(h), Some(n)) = (level(held), level(needed)) {
+        return h >= n;
+    }
+    held.strip_suffix('*')
+        .is_some_and(|prefix| needed.starts_with(prefix))
 }
 
 /// The value an `<Approval>` writes to its output table.
@@ -343,6 +360,25 @@ impl Engine {
             });
         }
         authorise(&gate, &req)?;
+        if req.forbid_starter && approved {
+            let started_by: Option<String> = self
+                .conn
+                .query_row(
+                    "SELECT started_by FROM _smithers_runs WHERE run_id = ?1",
+                    [&run_id],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .flatten();
+            if started_by.is_some() && started_by == req.decided_by {
+                return Err(Error::Forbidden {
+                    message: format!(
+                        "{} started run {run_id} and may not approve it (the starter may not approve their own run)",
+                        started_by.unwrap_or_default()
+                    ),
+                });
+            }
+        }
         check_inputs(&gate, &req, verdict)?;
         let table = match (review, gate.mode) {
             (false, ApprovalMode::Gate) => None,

@@ -37,6 +37,9 @@ pub struct NewRun {
     pub input: Value,
     #[serde(default)]
     pub input_schema: Option<Value>,
+    /// Who started the run (recorded; a decision request may forbid them from approving it).
+    #[serde(default)]
+    pub started_by: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -540,6 +543,15 @@ impl Engine {
                 return Err(Error::InvalidInput { errors });
             }
         }
+        if new
+            .started_by
+            .as_ref()
+            .is_some_and(|n| n.is_empty() || n.len() > 256)
+        {
+            return Err(Error::InvalidDecision(
+                "startedBy must be 1-256 characters".into(),
+            ));
+        }
         let name = new.workflow_name.unwrap_or_else(|| "workflow".into());
         let owner = self.owner.clone();
         let tx = begin(&self.conn, self.batching)?;
@@ -556,9 +568,9 @@ impl Engine {
         }
         let now = now_ms();
         tx.execute(
-            "INSERT INTO _smithers_runs (run_id, workflow_name, workflow_path, status, input_json, owner, created_at_ms, updated_at_ms) \
-             VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6, ?6)",
-            params![run_id, name, new.workflow_path, serde_json::to_string(&new.input)?, owner, now],
+            "INSERT INTO _smithers_runs (run_id, workflow_name, workflow_path, status, input_json, owner, created_at_ms, updated_at_ms, started_by) \
+             VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6, ?6, ?7)",
+            params![run_id, name, new.workflow_path, serde_json::to_string(&new.input)?, owner, now, new.started_by],
         )?;
         let mut batch = EventBatch::default();
         batch.emit(
@@ -1153,6 +1165,8 @@ impl Engine {
             "meta": task.meta,
             "attempt": attempt,
             "stdoutPath": stdout_path,
+            // What the reviewer decides on, shown by the inbox next to the prompt.
+            "output": value,
         });
         // A step sent back comes here again: its row moves to the next round.
         tx.prepare_cached(

@@ -16,6 +16,10 @@ pub struct Event {
     #[serde(rename = "type")]
     pub kind: String,
     pub timestamp_ms: i64,
+    /// Position in the database-wide order of events (`feed`); absent on events written
+    /// before schema v3.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub feed_id: Option<i64>,
     #[serde(flatten)]
     pub payload: Map<String, Value>,
 }
@@ -42,17 +46,20 @@ impl EventBatch {
         let payload_json = serde_json::to_string(&payload)?;
         // MAX(seq) is an index lookup on the primary key; writers are serialised by SQLite, so
         // this stays correct when several processes write events for one run.
-        let seq: i64 = conn.prepare_cached(
-            "INSERT INTO _smithers_events (run_id, seq, timestamp_ms, type, payload_json) \
-             VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM _smithers_events WHERE run_id = ?1), ?2, ?3, ?4) \
-             RETURNING seq",
+        // The same holds for feed_id across runs: a reader of the feed sees a prefix of it.
+        let (seq, feed_id): (i64, i64) = conn.prepare_cached(
+            "INSERT INTO _smithers_events (run_id, seq, timestamp_ms, type, payload_json, feed_id) \
+             VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM _smithers_events WHERE run_id = ?1), ?2, ?3, ?4, \
+                     (SELECT COALESCE(MAX(feed_id), 0) + 1 FROM _smithers_events)) \
+             RETURNING seq, feed_id",
         )?
-        .query_row(rusqlite::params![run_id, ts, kind, payload_json], |r| r.get(0))?;
+        .query_row(rusqlite::params![run_id, ts, kind, payload_json], |r| Ok((r.get(0)?, r.get(1)?)))?;
         self.events.push(Event {
             run_id: run_id.into(),
             seq,
             kind: kind.into(),
             timestamp_ms: ts,
+            feed_id: Some(feed_id),
             payload,
         });
         Ok(())
@@ -67,18 +74,38 @@ pub fn read_events(
     limit: i64,
 ) -> Result<Vec<Event>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT seq, type, timestamp_ms, payload_json FROM _smithers_events \
+        "SELECT run_id, seq, type, timestamp_ms, payload_json, feed_id FROM _smithers_events \
          WHERE run_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
     )?;
-    let rows = stmt.query_map(rusqlite::params![run_id, after_seq, limit], |r| {
-        let payload: String = r.get(3)?;
-        Ok(Event {
-            run_id: run_id.into(),
-            seq: r.get(0)?,
-            kind: r.get(1)?,
-            timestamp_ms: r.get(2)?,
-            payload: serde_json::from_str(&payload).unwrap_or_default(),
-        })
-    })?;
+    let rows = stmt.query_map(rusqlite::params![run_id, after_seq, limit], event_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Events of all runs after position `after_id` of the feed, in commit order.
+pub fn read_feed(conn: &Connection, after_id: i64, limit: i64) -> Result<Vec<Event>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT run_id, seq, type, timestamp_ms, payload_json, feed_id FROM _smithers_events \
+         WHERE feed_id > ?1 ORDER BY feed_id LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(rusqlite::params![after_id, limit], event_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The newest position of the feed (0 when it is empty).
+pub fn feed_head(conn: &Connection) -> Result<i64> {
+    Ok(conn
+        .prepare_cached("SELECT COALESCE(MAX(feed_id), 0) FROM _smithers_events")?
+        .query_row([], |r| r.get(0))?)
+}
+
+fn event_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
+    let payload: String = r.get(4)?;
+    Ok(Event {
+        run_id: r.get(0)?,
+        seq: r.get(1)?,
+        kind: r.get(2)?,
+        timestamp_ms: r.get(3)?,
+        feed_id: r.get(5)?,
+        payload: serde_json::from_str(&payload).unwrap_or_default(),
+    })
 }

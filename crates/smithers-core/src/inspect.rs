@@ -34,6 +34,7 @@ pub struct RunSummary {
     pub finished_at: Option<String>,
     pub pending_approvals: i64,
     pub error: Option<RunError>,
+    pub started_by: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -55,6 +56,7 @@ pub struct NodeSummary {
 pub struct ApprovalSummary {
     pub run_id: String,
     pub workflow_name: String,
+    pub run_status: String,
     pub node_id: String,
     pub iteration: i64,
     pub status: String,
@@ -85,6 +87,8 @@ pub struct ApprovalSummary {
     pub reason: Option<String>,
     /// Where the reviewed attempt's stdout is.
     pub stdout_path: Option<String>,
+    /// The reviewed step's output (reviews only).
+    pub output: Value,
     /// Earlier rounds of a review (push-backs), oldest first.
     pub history: Vec<Value>,
 }
@@ -117,15 +121,40 @@ pub struct ApprovalFilter {
     pub workflow_name: Option<String>,
     #[serde(default)]
     pub node_id: Option<String>,
+    /// `requested` (the default), `approved`, `denied`, `rejected`, `pushed-back`, or `all`.
+    #[serde(default)]
+    pub status: Option<String>,
     #[serde(default)]
     pub limit: Option<i64>,
     #[serde(default)]
     pub offset: Option<i64>,
+    /// Keyset paging: only approvals after this one in the listing's order.
+    #[serde(default)]
+    pub after: Option<ApprovalCursor>,
 }
+
+/// A position in the approvals listing (its sort key), for paging without OFFSET.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovalCursor {
+    pub requested_at_ms: i64,
+    pub run_id: String,
+    pub node_id: String,
+    pub iteration: i64,
+}
+
+const APPROVAL_STATUSES: &[&str] = &[
+    "requested",
+    "approved",
+    "denied",
+    "rejected",
+    "pushed-back",
+    "all",
+];
 
 const RUN_COLS: &str = "r.run_id, r.workflow_name, r.workflow_path, r.status, r.owner, r.created_at_ms, r.updated_at_ms, \
      r.finished_at_ms, r.error_json, \
-     (SELECT COUNT(*) FROM _smithers_approvals a WHERE a.run_id = r.run_id AND a.status = 'requested')";
+     (SELECT COUNT(*) FROM _smithers_approvals a WHERE a.run_id = r.run_id AND a.status = 'requested'), r.started_by";
 
 fn run_summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunSummary> {
     let error: Option<String> = r.get(8)?;
@@ -146,11 +175,12 @@ fn run_summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunSummary> {
         finished_at: r.get::<_, Option<i64>>(7)?.map(iso8601),
         error: error.and_then(|e| serde_json::from_str(&e).ok()),
         pending_approvals: r.get(9)?,
+        started_by: r.get(10)?,
     })
 }
 
 const APPROVAL_COLS: &str = "a.run_id, r.workflow_name, a.node_id, a.iteration, a.status, a.mode, a.on_deny, a.request_json, \
-     a.requested_at_ms, a.decided_at_ms, a.decided_by, a.note, a.kind, a.round, a.inputs_json, a.reason";
+     a.requested_at_ms, a.decided_at_ms, a.decided_by, a.note, a.kind, a.round, a.inputs_json, a.reason, r.status";
 
 fn approval_summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApprovalSummary> {
     let request: Value = serde_json::from_str(&r.get::<_, String>(7)?).unwrap_or(Value::Null);
@@ -161,6 +191,7 @@ fn approval_summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApprovalSummary> 
     Ok(ApprovalSummary {
         run_id: r.get(0)?,
         workflow_name: r.get(1)?,
+        run_status: r.get(16)?,
         node_id: r.get(2)?,
         iteration: r.get(3)?,
         waiting_ms: (status == "requested").then(|| now_ms() - requested_at_ms),
@@ -207,6 +238,7 @@ fn approval_summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApprovalSummary> 
             .get("stdoutPath")
             .and_then(Value::as_str)
             .map(String::from),
+        output: field("output"),
         history: Vec::new(),
     })
 }
@@ -247,7 +279,13 @@ pub struct LogFilter {
 }
 
 /// Events a driver may record about what it ran outside the core (wait/failure handlers).
-const DRIVER_EVENTS: &[&str] = &["HandlerStarted", "HandlerFinished", "HandlerFailed"];
+const DRIVER_EVENTS: &[&str] = &[
+    "HandlerStarted",
+    "HandlerFinished",
+    "HandlerFailed",
+    "WaitMailSent",
+    "WaitMailFailed",
+];
 
 impl Engine {
     pub fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunSummary>> {
@@ -324,27 +362,77 @@ impl Engine {
         })
     }
 
-    /// Approvals waiting for a decision, oldest first, across runs or for one run.
+    /// Approvals waiting for a decision (or, with `status`, decided ones), oldest request
+    /// first, across runs or for one run. Page with `after` (the last row's sort key): its
+    /// cost does not grow with the depth of the page, unlike `offset`.
     pub fn pending_approvals(&self, filter: &ApprovalFilter) -> Result<Vec<ApprovalSummary>> {
         let limit = filter.limit.unwrap_or(100).clamp(1, 10_000);
         let offset = filter.offset.unwrap_or(0).max(0);
+        let status = filter.status.as_deref().unwrap_or("requested");
+        if !APPROVAL_STATUSES.contains(&status) {
+            return Err(Error::InvalidDecision(format!(
+                "unknown approval status {status:?} (one of: {})",
+                APPROVAL_STATUSES.join(", ")
+            )));
+        }
+        let status = (status != "all").then_some(status);
+        let after = filter.after.as_ref();
+        // Row values compare lexicographically: (t, run, node, iteration) > the cursor.
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {APPROVAL_COLS} FROM _smithers_approvals a JOIN _smithers_runs r ON r.run_id = a.run_id \
-             WHERE a.status = 'requested' AND (?1 IS NULL OR a.run_id = ?1) AND (?2 IS NULL OR r.workflow_name = ?2) \
-             AND (?3 IS NULL OR a.node_id = ?3) \
-             ORDER BY a.requested_at_ms, a.run_id, a.node_id LIMIT ?4 OFFSET ?5"
+             WHERE (?1 IS NULL OR a.status = ?1) AND (?2 IS NULL OR a.run_id = ?2) AND (?3 IS NULL OR r.workflow_name = ?3) \
+             AND (?4 IS NULL OR a.node_id = ?4) \
+             AND (?5 IS NULL OR (a.requested_at_ms, a.run_id, a.node_id, a.iteration) > (?5, ?6, ?7, ?8)) \
+             ORDER BY a.requested_at_ms, a.run_id, a.node_id, a.iteration LIMIT ?9 OFFSET ?10"
         ))?;
         let rows = stmt.query_map(
             params![
+                status,
                 filter.run_id,
                 filter.workflow_name,
                 filter.node_id,
+                after.map(|c| c.requested_at_ms),
+                after.map(|c| c.run_id.as_str()),
+                after.map(|c| c.node_id.as_str()),
+                after.map(|c| c.iteration),
                 limit,
                 offset
             ],
             approval_summary,
         )?;
         with_history(&self.conn, rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Runs that are `running` but driven by nobody: a decision was recorded while no process
+    /// drove them (`--no-resume`, another process), or (with `include_dead`, which checks
+    /// each owner's process) their owner died. Oldest first.
+    pub fn orphaned_runs(&self, limit: i64, include_dead: bool) -> Result<Vec<RunSummary>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {RUN_COLS} FROM _smithers_runs r WHERE r.status = 'running' AND (?1 OR r.owner IS NULL) \
+             ORDER BY r.updated_at_ms, r.run_id"
+        ))?;
+        let rows = stmt.query_map([include_dead], run_summary)?;
+        let mut out = Vec::new();
+        for run in rows {
+            let run = run?;
+            if run.owner.is_none() || run.owner_liveness == Some("dead") {
+                out.push(run);
+                if out.len() as i64 >= limit.max(1) {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Events of every run after position `after_id` of the database-wide feed.
+    pub fn feed(&self, after_id: i64, limit: i64) -> Result<Vec<Event>> {
+        crate::events::read_feed(&self.conn, after_id, limit.clamp(1, 100_000))
+    }
+
+    /// The newest position of the feed.
+    pub fn feed_head(&self) -> Result<i64> {
+        crate::events::feed_head(&self.conn)
     }
 
     /// The attempts of a run that have logs (command tasks), oldest first.
@@ -398,8 +486,8 @@ impl Engine {
         Ok(rows)
     }
 
-    /// Records what a driver ran outside the core (a wait or failure handler) in the run's
-    /// event log. Only the handler event types are accepted.
+    /// Records what a driver ran outside the core (a wait or failure handler, a wait mail)
+    /// in the run's event log. Only those event types are accepted.
     pub fn record_driver_event(&mut self, run_id: &str, kind: &str, payload: Value) -> Result<()> {
         if !DRIVER_EVENTS.contains(&kind) {
             return Err(Error::InvalidDecision(format!(

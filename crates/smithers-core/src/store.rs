@@ -7,7 +7,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use crate::error::Result;
 
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS _smithers_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -123,6 +123,15 @@ CREATE TABLE IF NOT EXISTS _smithers_approval_history (
 
 /// Opens (and if needed creates) a database, in WAL mode with a busy timeout so several
 /// processes (a service, the CLI) can share it.
+/// v3: who started a run (`started_by`, for "the starter may not approve"), and a global
+/// order over all runs' events (`feed_id`), which `smithers serve` tails for its event stream.
+const V3: &str = "
+ALTER TABLE _smithers_runs ADD COLUMN started_by TEXT;
+ALTER TABLE _smithers_events ADD COLUMN feed_id INTEGER;
+CREATE INDEX IF NOT EXISTS _smithers_events_feed ON _smithers_events (feed_id);
+CREATE INDEX IF NOT EXISTS _smithers_approvals_by_status ON _smithers_approvals (status, requested_at_ms);
+";
+
 pub fn open(path: &Path) -> Result<Connection> {
     let conn = Connection::open_with_flags(
         path,
@@ -172,6 +181,9 @@ fn migrate(conn: &Connection) -> Result<()> {
     }
     if current < 2 {
         tx.execute_batch(V2)?;
+    }
+    if current < 3 {
+        tx.execute_batch(V3)?;
     }
     tx.execute(
         "INSERT OR REPLACE INTO _smithers_meta (key, value) VALUES ('schema_version', ?1)",

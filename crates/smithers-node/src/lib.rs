@@ -180,6 +180,21 @@ impl Engine {
     }
 
     #[napi]
+    pub fn feed(&mut self, after_id: i64, limit: i64) -> String {
+        self.with(|e| e.feed(after_id, limit))
+    }
+
+    #[napi]
+    pub fn feed_head(&mut self) -> String {
+        self.with(|e| e.feed_head())
+    }
+
+    #[napi]
+    pub fn orphaned_runs(&mut self, limit: i64, include_dead: bool) -> String {
+        self.with(|e| e.orphaned_runs(limit, include_dead))
+    }
+
+    #[napi]
     pub fn fail_run(&mut self, run_id: String, error_json: String) -> String {
         self.with(|e| e.fail_run(&run_id, parse(&error_json)?))
     }

@@ -18,12 +18,12 @@ const HANDLER_TIMEOUT_MS = 60_000;
  * @param {any} workflow
  * @param {{ runId?: string, input: unknown, workflowPath: string | null }} options
  */
-export function createRun(native, workflow, { runId, input, workflowPath }) {
+export function createRun(native, workflow, { runId, input, workflowPath, startedBy }) {
   const probe = renderWorkflow(workflow, { runId: runId ?? "", input, loops: {}, nodeLoops: {}, outputs: [], workflowPath });
   native.call("validateGraph", JSON.stringify(probe.graph));
   return native.call(
     "createRun",
-    JSON.stringify({ runId, workflowName: probe.graph.workflow.name, workflowPath, input, inputSchema: workflow.inputSchema ?? undefined }),
+    JSON.stringify({ runId, workflowName: probe.graph.workflow.name, workflowPath, input, inputSchema: workflow.inputSchema ?? undefined, startedBy }),
   );
 }
 

@@ -22,9 +22,11 @@ const loadRuntime = () =>
 const ENDED = new Set(["finished", "failed", "cancelled"]);
 
 export class SmithersEngine {
-  /** @param {{ dbPath?: string }} [options] */
+  /** @param {{ dbPath?: string, forbidSelfApproval?: boolean }} [options] */
   constructor(options = {}) {
     this.dbPath = resolve(options.dbPath ?? "smithers.db");
+    /** Refuse an approve by the user who started the run (`startedBy`). */
+    this.forbidSelfApproval = Boolean(options.forbidSelfApproval);
     this.native = new NativeEngine(this.dbPath);
     /** @type {Map<string, Set<(event: any) => void>>} */
     this.listeners = new Map();
@@ -32,6 +34,8 @@ export class SmithersEngine {
     this.workflows = new Map();
     /** Runs this engine is driving now: runId -> { done, control }. */
     this.driving = new Map();
+    /** Resumes under way (loading the workflow, not yet claimed): runId -> promise. */
+    this.resuming = new Map();
   }
 
   /** @param {string} dbPath */
@@ -76,13 +80,18 @@ export class SmithersEngine {
    * Starts a run and returns once it is recorded; `done` settles when this process stops
    * driving it (finished, failed, cancelled, or waiting for a decision).
    * @param {any} workflow a `smithers(...)` workflow, or the path of a workflow file
-   * @param {{ input?: unknown, runId?: string, workflowPath?: string }} [options]
+   * @param {{ input?: unknown, runId?: string, workflowPath?: string, startedBy?: string }} [options]
    */
   async start(workflow, options = {}) {
     const { driveRun, createRun, loadWorkflow } = await loadRuntime();
     const path = typeof workflow === "string" ? resolve(workflow) : options.workflowPath ? resolve(options.workflowPath) : null;
     const wf = typeof workflow === "string" ? await loadWorkflow(path) : workflow;
-    const snapshot = createRun(this.native, wf, { runId: options.runId, input: options.input ?? {}, workflowPath: path });
+    const snapshot = createRun(this.native, wf, {
+      runId: options.runId,
+      input: options.input ?? {},
+      workflowPath: path,
+      startedBy: options.startedBy,
+    });
     this.dispatch();
     this.workflows.set(snapshot.runId, wf);
     return { runId: snapshot.runId, done: this.#drive(driveRun, wf, snapshot) };
@@ -100,7 +109,21 @@ export class SmithersEngine {
    * @param {string} runId
    * @param {{ force?: boolean, workflow?: any }} [options]
    */
-  async resume(runId, options = {}) {
+  resume(runId, options = {}) {
+    // One resume per run at a time: a second caller (the serve watcher, another decision)
+    // while the first loads the workflow file gets the first one's outcome.
+    const pending = this.resuming.get(runId);
+    if (pending) return pending;
+    const started = this.#resume(runId, options);
+    this.resuming.set(runId, started);
+    const clear = () => {
+      if (this.resuming.get(runId) === started) this.resuming.delete(runId);
+    };
+    started.then(clear, clear);
+    return started;
+  }
+
+  async #resume(runId, options) {
     // Loaded before the checks below, so no await sits between them and the claim.
     const { driveRun, loadWorkflow } = await loadRuntime();
     const active = this.driving.get(runId);
@@ -215,9 +238,10 @@ export class SmithersEngine {
 
   async #decide(kind, runId, options) {
     const { nodeId, iteration, note, decidedBy, scopes, decision, inputs, reason, resume = true, workflow } = options;
+    const forbidStarter = Boolean(options.forbidSelfApproval ?? this.forbidSelfApproval);
     const outcome = this.native.call(
       kind,
-      JSON.stringify({ runId, nodeId, iteration, note, decidedBy, scopes, decision, inputs: inputs ?? {}, reason }),
+      JSON.stringify({ runId, nodeId, iteration, note, decidedBy, scopes, decision, inputs: inputs ?? {}, reason, forbidStarter }),
     );
     this.dispatch();
     const active = this.driving.get(runId);
@@ -266,9 +290,28 @@ export class SmithersEngine {
     return error ? { runId, status, error } : { runId, status };
   }
 
-  /** @param {{ runId?: string, workflowName?: string, nodeId?: string, limit?: number, offset?: number }} [filter] */
+  /**
+   * Approvals waiting for a decision (or decided ones, with `status`), oldest request first.
+   * Page with `after`: the `{requestedAtMs, runId, nodeId, iteration}` of the last row seen.
+   * @param {{ runId?: string, workflowName?: string, nodeId?: string, status?: string, limit?: number, offset?: number, after?: { requestedAtMs: number, runId: string, nodeId: string, iteration: number } }} [filter]
+   */
   pendingApprovals(filter = {}) {
     return this.native.call("pendingApprovals", JSON.stringify(filter));
+  }
+
+  /** Events of every run after position `afterId` of the database-wide feed (commit order). */
+  feed(afterId = 0, limit = 1000) {
+    return this.native.call("feed", afterId, limit);
+  }
+
+  /** The newest position of the feed. */
+  feedHead() {
+    return this.native.call("feedHead");
+  }
+
+  /** Runs that are `running` while no live process drives them (a decision nobody resumed, a dead owner). */
+  orphanedRuns(limit = 100, { includeDead = true } = {}) {
+    return this.native.call("orphanedRuns", limit, includeDead);
   }
 
   /** @param {{ status?: string, limit?: number }} [filter] */

@@ -622,11 +622,15 @@ export interface RunSummary {
   finishedAt: string | null;
   pendingApprovals: number;
   error: RunError | null;
+  /** Who started the run (`smithers up --by`, `start({ startedBy })`). */
+  startedBy: string | null;
 }
 
 export interface PendingApproval {
   runId: string;
   workflowName: string;
+  /** The status of the approval's run. */
+  runStatus: RunStatus;
   nodeId: string;
   iteration: number;
   status: "requested" | "approved" | "denied" | "rejected" | "pushed-back" | "cancelled";
@@ -643,6 +647,8 @@ export interface PendingApproval {
   /** Why a reviewed step was rejected. */
   reason: string | null;
   stdoutPath: string | null;
+  /** The reviewed step's output (reviews only). */
+  output: unknown;
   /** Earlier review rounds, oldest first. */
   history: ReviewRound[];
   onDeny: "fail" | "continue" | "skip";
@@ -686,12 +692,14 @@ export type EngineEventType =
   | "NodeStarted" | "NodeFinished" | "NodeFailed" | "NodeRetrying" | "NodeSkipped" | "NodeCancelled" | "NodeAbandoned"
   | "NodeWaitingApproval" | "ApprovalRequested" | "ApprovalGranted" | "ApprovalDenied"
   | "ApprovalRejected" | "ApprovalPushedBack" | "NodeRejected" | "NodePushedBack"
-  | "HandlerStarted" | "HandlerFinished" | "HandlerFailed"
+  | "HandlerStarted" | "HandlerFinished" | "HandlerFailed" | "WaitMailSent" | "WaitMailFailed"
   | "LoopIteration" | "LoopFinished";
 
 export interface EngineEvent {
   runId: string;
   seq: number;
+  /** Position in the database-wide order of events (`feed`). */
+  feedId?: number;
   type: EngineEventType;
   timestampMs: number;
   nodeId?: string;
@@ -714,6 +722,8 @@ export interface DecisionOptions {
   reason?: string;
   /** Resume the run after recording (default true). */
   resume?: boolean;
+  /** Override the engine's `forbidSelfApproval` for this decision. */
+  forbidSelfApproval?: boolean;
   workflow?: SmithersWorkflow<any>;
 }
 
@@ -744,12 +754,24 @@ export interface StartOptions {
   input?: unknown;
   runId?: string;
   workflowPath?: string;
+  /** Who starts the run; recorded, and refused as approver under `forbidSelfApproval`. */
+  startedBy?: string;
+}
+
+/** Where a page of `pendingApprovals` ended: the last row's sort key. */
+export interface ApprovalCursor {
+  requestedAtMs: number;
+  runId: string;
+  nodeId: string;
+  iteration: number;
 }
 
 export declare class SmithersEngine {
-  constructor(options?: { dbPath?: string });
+  /** `forbidSelfApproval`: refuse an approve by the user who started the run (FORBIDDEN). */
+  constructor(options?: { dbPath?: string; forbidSelfApproval?: boolean });
   static open(dbPath: string): SmithersEngine;
   readonly dbPath: string;
+  readonly forbidSelfApproval: boolean;
   /** Subscribe to events by type, or "*" for all; returns an unsubscribe function. */
   on(type: EngineEventType | "*", listener: (event: EngineEvent) => void): () => void;
   /** Start a run; `done` settles when this process stops driving it. */
@@ -765,7 +787,17 @@ export declare class SmithersEngine {
   /** Logs of the run's command tasks, per attempt, with their text. */
   logs(runId: string, filter?: { nodeId?: string; iteration?: number; attempt?: number; maxBytes?: number }): AttemptLog[];
   waitForRun(runId: string): Promise<RunResult>;
-  pendingApprovals(filter?: { runId?: string; workflowName?: string; nodeId?: string; limit?: number; offset?: number }): PendingApproval[];
+  /** Waiting approvals (or decided ones with `status`), oldest request first; page with `after`. */
+  pendingApprovals(filter?: {
+    runId?: string; workflowName?: string; nodeId?: string; limit?: number; offset?: number;
+    status?: "requested" | "approved" | "denied" | "rejected" | "pushed-back" | "all";
+    after?: ApprovalCursor;
+  }): PendingApproval[];
+  /** Events of every run after position `afterId` of the database-wide feed, in commit order. */
+  feed(afterId?: number, limit?: number): EngineEvent[];
+  feedHead(): number;
+  /** Runs that are `running` while no live process drives them. */
+  orphanedRuns(limit?: number, options?: { includeDead?: boolean }): RunSummary[];
   listRuns(filter?: { status?: RunStatus; limit?: number }): RunSummary[];
   getRun(runId: string): RunSummary;
   inspect(runId: string): RunInspection;

@@ -139,7 +139,8 @@ function decide(kind, rest) {
   let recorded;
   try {
     // The request SmithersEngine sends (engine.js #decide) for what main.js passes it.
-    const request = { runId: id, nodeId: v.node, iteration, note: v.note ?? v.reason, decidedBy, scopes: v.scope ?? [], decision, inputs: {}, reason: kind === "deny" ? v.reason : undefined };
+    const request = { runId: id, nodeId: v.node, iteration, note: v.note ?? v.reason, decidedBy, scopes: v.scope ?? [], decision, inputs: {}, reason: kind === "deny" ? v.reason : undefined,
+      forbidStarter: /^(1|true|yes)$/i.test(process.env.SMITHERS_FORBID_SELF_APPROVAL ?? "") };
     recorded = call(engine, kind, JSON.stringify(request));
   } finally {
     if (recorded === undefined) engine.close();

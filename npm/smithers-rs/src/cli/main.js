@@ -42,16 +42,17 @@ const DECIDE = {
 
 const COMMANDS = {
   up: {
-    usage: "smithers up <workflow.tsx|workflow.toon> [--input JSON] [--run-id ID] [--resume] [--force] [--db FILE] [--json]",
+    usage: "smithers up <workflow.tsx|workflow.toon> [--input JSON] [--run-id ID] [--by USER] [--resume] [--force] [--db FILE] [--json]",
     about: "Start a run of a workflow file (.tsx/.ts/.jsx/.js or .toon) and drive it until it finishes, fails, or waits at an approval.",
     details: [
       "--input JSON    the run's input (default {})",
       "--run-id ID     use this run id (default: generated)",
+      "--by USER       who starts the run, recorded as its startedBy (default: $SMITHERS_USER, else the OS user)",
       "--resume        resume the run named by --run-id instead of starting one",
       "--force         with --resume: take the run over even if another live process drives it",
       "--db FILE       database (default: $SMITHERS_DB, the workflow's dbPath, or ./smithers.db)",
     ],
-    options: { ...COMMON, input: { type: "string" }, "run-id": { type: "string" }, resume: { type: "boolean", default: false }, force: { type: "boolean", default: false } },
+    options: { ...COMMON, input: { type: "string" }, "run-id": { type: "string" }, by: { type: "string" }, resume: { type: "boolean", default: false }, force: { type: "boolean", default: false } },
     run: up,
   },
   resume: {
@@ -74,6 +75,7 @@ const COMMANDS = {
       "--scope S           a scope the decider holds (repeatable; checked against allowedScopes)",
       "--decision JSON     payload for select/rank gates, e.g. '{\"selected\":\"canary\"}'",
       "--no-resume         only record the decision",
+      "SMITHERS_FORBID_SELF_APPROVAL=1 refuses an approve by whoever started the run (FORBIDDEN).",
       "Exit code: the run's status after resuming (0 finished, 3 waiting, 1 failed); 0 with --no-resume;",
       "4 when the inputs do not fit the gate (MISSING_REQUIRED_INPUTS, UNDECLARED_INPUT): nothing is recorded.",
     ],
@@ -166,6 +168,27 @@ const COMMANDS = {
     details: [],
     options: COMMON,
     run: cancel,
+  },
+  serve: {
+    usage: "smithers serve [--port 7331] [--host 127.0.0.1] [--db FILE] [--config FILE] [--json] [--quiet]",
+    about: "Serve the HTTP API and the web approval inbox over a database, and drive its runs.",
+    details: [
+      "--port N        port (default 7331; 0 picks a free one)",
+      "--host H        address to bind (default 127.0.0.1, loopback only)",
+      "--db FILE       database (default: $SMITHERS_DB, else ./smithers.db)",
+      "--config FILE   JSON configuration (default: $SMITHERS_SERVE_CONFIG, else ./smithers.serve.json if present):",
+      '                {"tokens": [{"user": "alice", "token": "…16+ chars…" | "tokenSha256": "…", "scopes": ["approve"]}],',
+      '                 "forbidSelfApproval": true, "publicUrl": "https://…",',
+      '                 "mailOnWait": {"smtp": {"host", "port", "secure", "starttls", "user", "pass"}, "from", "to", "subjectPrefix"}}',
+      "                Tokens also come from $SMITHERS_TOKENS (the same JSON array) and $SMITHERS_API_KEY (user api, admin).",
+      "                With no token configured, serve makes one for you (admin) and prints a sign-in link.",
+      "--quiet         print only the address (and errors)",
+      "Decisions made through the API record the token's user as decidedBy; runs resume in this process, and",
+      "decisions recorded elsewhere (smithers approve --no-resume, another process) are picked up within milliseconds.",
+      "Stops cleanly on SIGINT/SIGTERM: runs being driven reach their next wait or end (up to 10 s).",
+    ],
+    options: { ...COMMON, port: { type: "string" }, host: { type: "string" }, config: { type: "string" }, quiet: { type: "boolean", default: false } },
+    run: serve,
   },
 };
 COMMANDS.run = COMMANDS.up;
@@ -306,7 +329,7 @@ function shellQuote(word) {
 
 async function openEngine(dbPath) {
   const { SmithersEngine } = await import("../engine.js");
-  return new SmithersEngine({ dbPath });
+  return new SmithersEngine({ dbPath, forbidSelfApproval: forbidSelfApproval() });
 }
 
 function runId(args, command) {
@@ -359,9 +382,77 @@ async function up(args) {
     if (!args.values["run-id"]) throw usage("--resume needs --run-id", "up");
     result = await engine.resume(args.values["run-id"], { workflow, force: args.values.force });
   } else {
-    result = await engine.run(workflow, { input, runId: args.values["run-id"], workflowPath: path });
+    const startedBy = args.values.by ?? process.env.SMITHERS_USER ?? osUser();
+    result = await engine.run(workflow, { input, runId: args.values["run-id"], workflowPath: path, startedBy });
   }
   return finish(engine, result, args.values.json);
+}
+
+async function serve(args) {
+  const v = args.values;
+  const port = v.port === undefined ? 7331 : Number(v.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw usage("--port must be 0-65535", "serve");
+  const host = v.host ?? "127.0.0.1";
+  const dbPath = v.db ? resolve(v.db) : process.env.SMITHERS_DB ? resolve(process.env.SMITHERS_DB) : resolve("smithers.db");
+  const { loadServeConfig, generatedToken } = await import("../serve/config.js");
+  const { startServer } = await import("../serve/server.js");
+  let config;
+  try {
+    config = loadServeConfig({ configPath: v.config });
+  } catch (e) {
+    e.exitCode = 4;
+    throw e;
+  }
+  let signIn = null;
+  let tokens = config.tokens;
+  if (tokens.length === 0) {
+    const generated = generatedToken(process.env.SMITHERS_USER ?? osUser() ?? "admin");
+    tokens = [generated.entry];
+    signIn = { user: generated.entry.user, token: generated.token };
+  }
+  const stamp = () => new Date().toISOString().slice(11, 23);
+  const log = v.quiet ? () => {} : (line) => console.error(`${stamp()} ${line}`);
+  const server = await startServer({ dbPath, host, port, config, tokens, log });
+  const signInUrl = signIn ? `${server.url}?token=${encodeURIComponent(signIn.token)}` : null;
+  if (v.json) {
+    console.log(JSON.stringify({ ok: true, url: server.url, db: dbPath, config: config.path, signInUrl, user: signIn?.user ?? null, token: signIn?.token ?? null }));
+  } else {
+    console.log(`smithers serve: ${server.url} (db ${dbPath})`);
+    if (!v.quiet) {
+      console.log(`  inbox: ${server.url}   API: ${server.url}v1/…   OpenAPI: ${server.url}openapi.json`);
+      if (signIn) {
+        console.log(`  no tokens configured: sign in as ${signIn.user} (admin) with ${signInUrl}`);
+        console.log(`  or: curl -H 'Authorization: Bearer ${signIn.token}' ${server.url}v1/approvals`);
+      } else {
+        console.log(`  ${config.tokens.length} token(s) from ${config.path ?? "the environment"}`);
+      }
+      if (config.mailOnWait) console.log(`  mail on wait: ${config.mailOnWait.to.join(", ")} via ${config.mailOnWait.smtp.host}`);
+      if (!/^(127\.|::1$|localhost$)/.test(host)) console.log(`  listening beyond loopback (${host}): put TLS in front of it`);
+    }
+  }
+  return new Promise((resolveExit) => {
+    let stopping = false;
+    const stop = (signal) => {
+      if (stopping) {
+        console.error(`smithers serve: ${signal} again, exiting now`);
+        process.exit(130);
+      }
+      stopping = true;
+      log(`${signal}: stopping`);
+      server.close().then(
+        () => {
+          log("stopped");
+          resolveExit(0);
+        },
+        (e) => {
+          console.error(`smithers serve: ${e?.message ?? e}`);
+          resolveExit(1);
+        },
+      );
+    };
+    process.on("SIGINT", () => stop("SIGINT"));
+    process.on("SIGTERM", () => stop("SIGTERM"));
+  });
 }
 
 async function resumeCmd(args) {
@@ -568,6 +659,11 @@ function resumeHint(id, code, dbPath) {
   return code === "WORKFLOW_NOT_FOUND"
     ? `  resume it with the workflow file: npx smithers up <workflow.tsx> --run-id ${id} --resume${dbArg(dbPath, { up: true })}`
     : `  resume it with: npx smithers resume ${id}${dbArg(dbPath)}`;
+}
+
+/** SMITHERS_FORBID_SELF_APPROVAL=1: whoever started a run may not approve it. */
+function forbidSelfApproval() {
+  return /^(1|true|yes)$/i.test(process.env.SMITHERS_FORBID_SELF_APPROVAL ?? "");
 }
 
 /** $USER / $USERNAME, else the account the process runs as (containers and CI often set neither). */

@@ -1,0 +1,235 @@
+//! What `smithers serve` needs from the core: who started a run and the four-eyes rule,
+//! scope levels, keyset paging and status filters over approvals, the database-wide event
+//! feed, and runs that nobody drives.
+
+use serde_json::{Value, json};
+use smithers_core::inspect::{ApprovalCursor, ApprovalFilter};
+use smithers_core::{DecisionRequest, Engine, GraphDescriptor, NewRun};
+
+fn decision_schema() -> Value {
+    json!({"type": "object", "properties": {
+        "approved": {"type": "boolean"}, "note": {}, "decidedBy": {}, "decidedAt": {}
+    }, "required": ["approved"]})
+}
+
+fn graph(gates: &[Value]) -> GraphDescriptor {
+    let g = json!({
+        "version": 1,
+        "workflow": {"name": "ops"},
+        "schemas": {"gate": decision_schema()},
+        "renderDeps": [],
+        "root": {"kind": "parallel", "children": gates},
+    });
+    GraphDescriptor::parse(&g.to_string()).unwrap()
+}
+
+fn gate(id: &str, extra: Value) -> Value {
+    let mut approval = json!({"mode": "decision", "onDeny": "fail", "request": {"title": format!("Approve {id}?")}});
+    if let (Some(a), Some(e)) = (approval.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            a.insert(k.clone(), v.clone());
+        }
+    }
+    json!({"kind": "task", "id": id, "output": "gate", "body": {"type": "approval"}, "approval": approval})
+}
+
+fn open() -> (tempfile::TempDir, Engine) {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path().join("smithers.db")).unwrap();
+    (dir, engine)
+}
+
+fn start(engine: &mut Engine, run_id: &str, by: Option<&str>, gates: &[Value]) {
+    engine
+        .create_run(NewRun {
+            run_id: Some(run_id.into()),
+            started_by: by.map(String::from),
+            ..NewRun::default()
+        })
+        .unwrap();
+    let step = engine.submit_graph(run_id, graph(gates)).unwrap();
+    assert_eq!(step.status, "waiting-approval");
+    engine.release_run(run_id).unwrap();
+}
+
+fn req(run_id: &str, node: &str, by: &str) -> DecisionRequest {
+    DecisionRequest {
+        run_id: run_id.into(),
+        node_id: Some(node.into()),
+        decided_by: Some(by.into()),
+        ..DecisionRequest::default()
+    }
+}
+
+#[test]
+fn the_starter_may_not_approve_when_the_request_forbids_it() {
+    let (_dir, mut engine) = open();
+    start(
+        &mut engine,
+        "r1",
+        Some("alice"),
+        &[gate("a", json!({})), gate("b", json!({}))],
+    );
+    assert_eq!(
+        engine.run_summary("r1").unwrap().started_by.as_deref(),
+        Some("alice")
+    );
+
+    let mut own = req("r1", "a", "alice");
+    own.forbid_starter = true;
+    let err = engine.approve(own.clone()).unwrap_err();
+    assert_eq!(err.code(), "FORBIDDEN");
+    assert!(err.to_string().contains("alice started run r1"), "{err}");
+    // Nothing was recorded: the gate still waits.
+    let pending = engine
+        .pending_approvals(&ApprovalFilter::default())
+        .unwrap();
+    assert_eq!(pending.len(), 2);
+
+    // The starter may still deny their own run; without the rule they may approve.
+    own.forbid_starter = false;
+    assert_eq!(engine.approve(own).unwrap().status, "approved");
+    let mut other = req("r1", "b", "bob");
+    other.forbid_starter = true;
+    assert_eq!(engine.approve(other).unwrap().status, "approved");
+}
+
+#[test]
+fn scopes_cover_lower_levels_and_wildcards() {
+    use smithers_core::decision::scope_covers;
+    assert!(scope_covers("approve", "read"));
+    assert!(scope_covers("approve", "execute"));
+    assert!(!scope_covers("read", "approve"));
+    assert!(scope_covers("admin", "deploy:prod"));
+    assert!(scope_covers("deploy:*", "deploy:prod"));
+    assert!(!scope_covers("deploy:*", "release:prod"));
+    assert!(!scope_covers("approve", "deploy:prod"));
+
+    let (_dir, mut engine) = open();
+    start(
+        &mut engine,
+        "r1",
+        None,
+        &[gate("prod", json!({"allowedScopes": ["deploy:prod"]}))],
+    );
+    let mut r = req("r1", "prod", "carol");
+    r.scopes = vec!["approve".into()];
+    assert_eq!(engine.approve(r.clone()).unwrap_err().code(), "FORBIDDEN");
+    r.scopes = vec!["deploy:*".into()];
+    assert_eq!(
+        engine.approve(r).unwrap().decided_by.as_deref(),
+        Some("carol")
+    );
+}
+
+#[test]
+fn approvals_page_by_keyset_and_filter_by_status() {
+    let (_dir, mut engine) = open();
+    for i in 0..5 {
+        start(
+            &mut engine,
+            &format!("r{i}"),
+            None,
+            &[gate("a", json!({})), gate("b", json!({}))],
+        );
+    }
+    let mut seen = Vec::new();
+    let mut after: Option<ApprovalCursor> = None;
+    loop {
+        let page = engine
+            .pending_approvals(&ApprovalFilter {
+                limit: Some(3),
+                after: after.clone(),
+                ..ApprovalFilter::default()
+            })
+            .unwrap();
+        if page.is_empty() {
+            break;
+        }
+        let last = page.last().unwrap();
+        after = Some(ApprovalCursor {
+            requested_at_ms: last.requested_at_ms,
+            run_id: last.run_id.clone(),
+            node_id: last.node_id.clone(),
+            iteration: last.iteration,
+        });
+        seen.extend(
+            page.into_iter()
+                .map(|a| format!("{}/{}", a.run_id, a.node_id)),
+        );
+    }
+    assert_eq!(seen.len(), 10);
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 10, "no approval twice across pages: {seen:?}");
+
+    engine.approve(req("r2", "a", "dave")).unwrap();
+    let approved = engine
+        .pending_approvals(&ApprovalFilter {
+            status: Some("approved".into()),
+            ..ApprovalFilter::default()
+        })
+        .unwrap();
+    assert_eq!(approved.len(), 1);
+    assert_eq!(approved[0].decided_by.as_deref(), Some("dave"));
+    assert_eq!(
+        approved[0].run_status, "running",
+        "woken for a driver to pick up"
+    );
+    let all = engine
+        .pending_approvals(&ApprovalFilter {
+            status: Some("all".into()),
+            ..ApprovalFilter::default()
+        })
+        .unwrap();
+    assert_eq!(all.len(), 10);
+    let err = engine
+        .pending_approvals(&ApprovalFilter {
+            status: Some("maybe".into()),
+            ..ApprovalFilter::default()
+        })
+        .unwrap_err();
+    assert!(err.to_string().contains("unknown approval status"), "{err}");
+}
+
+#[test]
+fn the_feed_orders_every_runs_events_and_orphans_are_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("smithers.db");
+    let mut a = Engine::open(&db).unwrap();
+    let head = a.feed_head().unwrap();
+    assert_eq!(head, 0);
+    start(&mut a, "r1", None, &[gate("g", json!({}))]);
+    start(&mut a, "r2", None, &[gate("g", json!({}))]);
+    let feed = a.feed(0, 1000).unwrap();
+    let ids: Vec<i64> = feed.iter().map(|e| e.feed_id.unwrap()).collect();
+    assert!(ids.windows(2).all(|w| w[1] == w[0] + 1), "{ids:?}");
+    assert!(feed.iter().any(|e| e.run_id == "r1") && feed.iter().any(|e| e.run_id == "r2"));
+    let r1_last = feed.iter().rposition(|e| e.run_id == "r1").unwrap();
+    let r2_first = feed.iter().position(|e| e.run_id == "r2").unwrap();
+    assert!(r1_last < r2_first, "r1 was written before r2");
+
+    // A decision from another connection (another process) shows up after the head, and
+    // leaves its run running with no owner: an orphan for a watcher to drive.
+    let head = a.feed_head().unwrap();
+    assert!(a.orphaned_runs(10, true).unwrap().is_empty());
+    let mut b = Engine::open(&db).unwrap();
+    let outcome = b.approve(req("r2", "g", "erin")).unwrap();
+    assert!(outcome.needs_resume);
+    let new: Vec<String> = a
+        .feed(head, 100)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert!(new.contains(&"ApprovalGranted".to_string()), "{new:?}");
+    let orphans = a.orphaned_runs(10, false).unwrap();
+    assert_eq!(
+        orphans
+            .iter()
+            .map(|r| r.run_id.as_str())
+            .collect::<Vec<_>>(),
+        ["r2"]
+    );
+}

@@ -1,0 +1,216 @@
+// The OpenAPI 3.1 document served at /openapi.json. Kept next to the routes in server.js;
+// tests/serve-api.test.js checks that every route is described here.
+import { engineVersion } from "../native.js";
+
+const ref = (name) => ({ $ref: `#/components/schemas/${name}` });
+const json = (schema, description = "OK") => ({ description, content: { "application/json": { schema } } });
+const str = { type: "string" };
+const nstr = { type: ["string", "null"] };
+const int = { type: "integer" };
+
+const errors = (...codes) =>
+  Object.fromEntries(
+    codes.map((status) => [
+      String(status),
+      json(ref("Error"), {
+        400: "Bad request (INVALID_REQUEST, INVALID_JSON, MISSING_REQUIRED_INPUTS, UNDECLARED_INPUT, INVALID_DECISION, PUSH_BACK_UNSUPPORTED, …)",
+        401: "No or unknown token (UNAUTHORIZED)",
+        403: "Not allowed (FORBIDDEN): missing scope, allowedUsers/allowedScopes, the four-eyes rule, decidedBy not the caller",
+        404: "RUN_NOT_FOUND, NODE_NOT_FOUND, NOT_FOUND",
+        409: "ALREADY_DECIDED, NOT_WAITING, RUN_REJECTED, RUN_OWNED, RUN_NOT_RESUMABLE",
+      }[status]),
+    ]),
+  );
+
+const runId = { name: "runId", in: "path", required: true, schema: str };
+const nodeId = { name: "nodeId", in: "path", required: true, schema: str };
+const query = (name, schema, description) => ({ name, in: "query", required: false, schema, description });
+
+const decisionBody = (properties, description) => ({
+  required: false,
+  content: { "application/json": { schema: { type: "object", additionalProperties: false, properties, description } } },
+});
+const common = {
+  iteration: { ...int, minimum: 0, description: "Loop iteration of the gate (default: the pending one)" },
+  note: { ...str, description: "Stored with the decision" },
+  decidedBy: { ...str, description: "Accepted for Smithers clients; must equal the authenticated user (else 403)" },
+};
+const inputs = { type: "object", additionalProperties: str, description: "Approver inputs: names the gate declares in `input`" };
+
+const decisionOp = (summary, properties) => ({
+  summary,
+  tags: ["approvals"],
+  security: [{ bearer: [] }, { cookie: [] }],
+  parameters: [runId, nodeId],
+  requestBody: decisionBody(properties),
+  responses: { 200: json(ref("Decision")), ...errors(400, 401, 403, 404, 409) },
+});
+
+export function openApiDocument() {
+  return {
+    openapi: "3.1.0",
+    info: {
+      title: "smithers-rs serve",
+      version: engineVersion(),
+      description:
+        "Runs, approvals and decisions of a smithers-rs database. Decisions record the authenticated user as decidedBy " +
+        "and resume the run in the serving process. Errors are {error: {code, message, details?}} with the CLI's stable codes. " +
+        "Scopes: read < execute < approve < admin.",
+    },
+    components: {
+      securitySchemes: {
+        bearer: { type: "http", scheme: "bearer", description: "A token from the serve configuration; also accepted as X-Smithers-Key" },
+        cookie: { type: "apiKey", in: "cookie", name: "smithers_session", description: "The inbox's session (writes also need X-Smithers-Inbox: 1)" },
+      },
+      schemas: {
+        Error: {
+          type: "object",
+          required: ["error"],
+          properties: { error: { type: "object", required: ["code", "message"], properties: { code: str, message: str, details: { type: "object" } } } },
+        },
+        RunSummary: {
+          type: "object",
+          properties: {
+            runId: str, workflowName: str, workflowPath: nstr,
+            status: { enum: ["running", "waiting-approval", "waiting-timer", "finished", "failed", "cancelled"] },
+            owner: nstr, ownerLiveness: { enum: ["alive", "dead", "unknown", null] },
+            createdAt: str, updatedAt: str, finishedAt: nstr, pendingApprovals: int,
+            error: { type: ["object", "null"] }, startedBy: nstr,
+          },
+        },
+        Node: {
+          type: "object",
+          properties: {
+            nodeId: str, iteration: int,
+            state: { enum: ["pending", "in-progress", "waiting-approval", "finished", "failed", "skipped", "cancelled", "rejected"] },
+            output: str, label: nstr, attempts: int, skipReason: nstr, error: {}, updatedAt: str,
+          },
+        },
+        Approval: {
+          type: "object",
+          properties: {
+            runId: str, workflowName: str, runStatus: str, nodeId: str, iteration: int,
+            status: { enum: ["requested", "approved", "denied", "rejected", "pushed-back"] },
+            mode: { enum: ["gate", "decision", "select", "rank", "review"] }, kind: { enum: ["gate", "review"] },
+            onDeny: str, title: nstr, summary: nstr, prompt: nstr, metadata: {}, options: {},
+            allowedUsers: {}, allowedScopes: {}, requestedAt: str, requestedAtMs: int, waitingMs: { type: ["integer", "null"] },
+            decidedAt: nstr, decidedBy: nstr, note: nstr, round: int,
+            input: { type: "array", items: str }, required: { type: "array", items: str }, inputs: { type: "object" },
+            reason: nstr, output: {}, stdoutPath: nstr, stdoutTail: nstr, history: { type: "array", items: { type: "object" } },
+            label: str, requestTitle: str, requestSummary: nstr, approvalMode: str,
+          },
+        },
+        Decision: {
+          type: "object",
+          properties: {
+            runId: str, nodeId: str, iteration: int, status: { enum: ["approved", "denied", "rejected", "pushed-back"] },
+            decidedBy: nstr, decidedAt: str, runStatus: str, kind: str, round: int, inputs: { type: "object" },
+            output: {}, resumed: { type: "boolean", description: "The run was resumed in the serving process" },
+          },
+        },
+        Event: {
+          type: "object",
+          properties: { runId: str, seq: int, feedId: int, type: str, timestampMs: int },
+          additionalProperties: true,
+        },
+      },
+    },
+    security: [{ bearer: [] }, { cookie: [] }],
+    paths: {
+      "/healthz": { get: { summary: "Liveness", security: [], responses: { 200: json({ type: "object" }) } } },
+      "/openapi.json": { get: { summary: "This document", security: [], responses: { 200: json({ type: "object" }) } } },
+      "/v1/me": {
+        get: { summary: "Who the token stands for", responses: { 200: json({ type: "object", properties: { user: str, scopes: { type: "array", items: str } } }), ...errors(401) } },
+      },
+      "/v1/session": {
+        post: {
+          summary: "Sign in the inbox: sets an HttpOnly session cookie for the token",
+          security: [],
+          requestBody: decisionBody({ token: str }),
+          responses: { 200: json({ type: "object" }), ...errors(400, 401) },
+        },
+        delete: { summary: "Sign out (clears the cookie)", security: [], responses: { 200: json({ type: "object" }) } },
+      },
+      "/v1/runs": {
+        get: {
+          summary: "Runs, newest first",
+          parameters: [query("status", str), query("workflow", str), query("limit", { ...int, minimum: 1, maximum: 1000 })],
+          responses: { 200: json({ type: "object", properties: { runs: { type: "array", items: ref("RunSummary") } } }), ...errors(400, 401, 403) },
+        },
+      },
+      "/v1/runs/{runId}": {
+        get: {
+          summary: "One run: its nodes, approvals, outputs and loops",
+          parameters: [runId],
+          responses: {
+            200: json({
+              type: "object",
+              properties: { run: ref("RunSummary"), input: {}, nodes: { type: "array", items: ref("Node") }, approvals: { type: "array", items: ref("Approval") }, outputs: { type: "array" }, loops: { type: "array" } },
+            }),
+            ...errors(401, 403, 404),
+          },
+        },
+      },
+      "/v1/runs/{runId}/events": {
+        get: {
+          summary: "A run's events, oldest first",
+          parameters: [runId, query("after", int, "Events after this seq"), query("limit", int)],
+          responses: { 200: json({ type: "object", properties: { events: { type: "array", items: ref("Event") } } }), ...errors(401, 403, 404) },
+        },
+      },
+      "/v1/runs/{runId}/logs": {
+        get: {
+          summary: "Stdout and stderr of a run's command tasks, per attempt",
+          parameters: [runId, query("node", str), query("iteration", int), query("attempt", int)],
+          responses: { 200: json({ type: "object", properties: { logs: { type: "array" } } }), ...errors(401, 403, 404) },
+        },
+      },
+      "/v1/runs/{runId}/nodes/{nodeId}/logs": {
+        get: { summary: "Logs of one node", parameters: [runId, nodeId, query("iteration", int), query("attempt", int)], responses: { 200: json({ type: "object" }), ...errors(401, 403, 404) } },
+      },
+      "/v1/runs/{runId}/nodes/{nodeId}/approve": {
+        post: decisionOp("Approve a gate or a reviewed step (Smithers' route shape)", {
+          ...common,
+          inputs,
+          decision: { type: "object", description: "select: {selected, notes}; rank: {ranked, notes}" },
+        }),
+      },
+      "/v1/runs/{runId}/nodes/{nodeId}/deny": {
+        post: decisionOp("Deny a gate (per its onDeny), or reject a reviewed step", { ...common, reason: str }),
+      },
+      "/v1/runs/{runId}/nodes/{nodeId}/reject": {
+        post: decisionOp("Reject a reviewed step with a reason: the run fails", { ...common, reason: str }),
+      },
+      "/v1/runs/{runId}/nodes/{nodeId}/push-back": {
+        post: decisionOp("Send a reviewed step back: it runs again with the inputs, in a new round", { ...common, inputs }),
+      },
+      "/v1/runs/{runId}/cancel": {
+        post: { summary: "Cancel a run (scope execute)", parameters: [runId], responses: { 200: json({ type: "object" }), ...errors(401, 403, 404) } },
+      },
+      "/v1/runs/{runId}/resume": {
+        post: { summary: "Resume a run in the serving process (scope execute)", parameters: [runId], responses: { 200: json({ type: "object" }), ...errors(400, 401, 403, 404, 409) } },
+      },
+      "/v1/approvals": {
+        get: {
+          summary: "Approvals across runs, oldest request first (also at /approvals, /v1/approval/list)",
+          parameters: [
+            query("workflow", str), query("node", str), query("runId", str),
+            query("status", { enum: ["requested", "approved", "denied", "rejected", "pushed-back", "all"] }, "Default requested"),
+            query("limit", { ...int, minimum: 1, maximum: 500 }), query("cursor", str, "nextCursor of the previous page"),
+          ],
+          responses: {
+            200: json({ type: "object", properties: { approvals: { type: "array", items: ref("Approval") }, nextCursor: nstr } }),
+            ...errors(400, 401, 403),
+          },
+        },
+      },
+      "/v1/events": {
+        get: {
+          summary: "Server-sent events of every run (or ?runId=); id is the feed position, Last-Event-ID resumes",
+          parameters: [query("runId", str)],
+          responses: { 200: { description: "text/event-stream of Event", content: { "text/event-stream": { schema: str } } }, ...errors(401, 403) },
+        },
+      },
+    },
+  };
+}

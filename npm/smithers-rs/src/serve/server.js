@@ -1,0 +1,606 @@
+// `smithers serve`: one process that serves the HTTP API and the web approval inbox over a
+// database, and drives its runs. Node's own http module; no framework.
+//
+// Who decides is who authenticated: a bearer token (or the inbox's session cookie) maps to a
+// user and scopes, and that user is the `decidedBy` the core records. The core enforces each
+// gate's allowedUsers / allowedScopes and the four-eyes rule, as it does for the CLI.
+import { createReadStream, existsSync, openSync, readSync, closeSync, fstatSync } from "node:fs";
+import { createServer } from "node:http";
+import { dirname, extname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { SmithersEngine } from "../engine.js";
+import { SmithersError } from "../errors.js";
+import { engineVersion } from "../native.js";
+import { authenticate, scopeCovers } from "./config.js";
+import { openApiDocument } from "./openapi.js";
+import { Watcher } from "./watch.js";
+
+const WEB_DIR = join(dirname(fileURLToPath(import.meta.url)), "web");
+const COOKIE = "smithers_session";
+const MAX_BODY = 1024 * 1024;
+const STDOUT_TAIL = 8 * 1024;
+
+/** HTTP status for each stable error code; anything else the caller sent wrong is 400. */
+const STATUS = {
+  UNAUTHORIZED: 401,
+  FORBIDDEN: 403,
+  RUN_NOT_FOUND: 404,
+  NODE_NOT_FOUND: 404,
+  NO_PENDING_APPROVALS: 404,
+  NOT_FOUND: 404,
+  METHOD_NOT_ALLOWED: 405,
+  ALREADY_DECIDED: 409,
+  NOT_WAITING: 409,
+  RUN_REJECTED: 409,
+  RUN_OWNED: 409,
+  RUN_NOT_RESUMABLE: 409,
+  AMBIGUOUS_APPROVAL: 409,
+  PAYLOAD_TOO_LARGE: 413,
+  DB_ERROR: 500,
+  IO_ERROR: 500,
+  INTERNAL: 500,
+};
+
+const TYPES = {
+  ".html": "text/html; charset=utf-8",
+  ".js": "text/javascript; charset=utf-8",
+  ".css": "text/css; charset=utf-8",
+  ".svg": "image/svg+xml",
+  ".png": "image/png",
+  ".ico": "image/x-icon",
+};
+
+const SECURITY_HEADERS = {
+  "x-content-type-options": "nosniff",
+  "referrer-policy": "no-referrer",
+  "x-frame-options": "DENY",
+};
+const PAGE_CSP =
+  "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
+  "frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
+class HttpError extends SmithersError {}
+
+/**
+ * Starts serving. Resolves once the port is bound.
+ * @param {{ dbPath: string, host?: string, port?: number, config: ReturnType<typeof import("./config.js").loadServeConfig>,
+ *   tokens?: { user: string, scopes: string[], hash: Buffer }[], log?: (line: string) => void,
+ *   sendMail?: (smtp: any, message: any) => Promise<any>, pollMs?: number }} options
+ */
+export async function startServer(options) {
+  const { dbPath, config } = options;
+  const tokens = options.tokens ?? config.tokens;
+  const log = options.log ?? (() => {});
+  const engine = new SmithersEngine({ dbPath, forbidSelfApproval: config.forbidSelfApproval });
+  /** @type {Set<{ res: import("node:http").ServerResponse, runId: string | null }>} */
+  const streams = new Set();
+  let baseUrl = "";
+  let mailer = null;
+  const watcher = new Watcher(engine, {
+    intervalMs: options.pollMs,
+    log,
+    onEvents: (events) => {
+      for (const event of events) broadcast(streams, event);
+      mailer?.onEvents(events);
+    },
+  });
+  if (config.mailOnWait) {
+    const { WaitMailer } = await import("./notify.js");
+    mailer = new WaitMailer(engine, config.mailOnWait, {
+      inboxUrl: () => config.mailOnWait.inboxUrl ?? config.publicUrl ?? baseUrl,
+      log,
+      sendMail: options.sendMail,
+    });
+  }
+
+  const ctx = { engine, tokens, config, streams, watcher, log };
+  const server = createServer((req, res) => {
+    handle(ctx, req, res).catch((e) => {
+      log(`internal error on ${req.method} ${req.url}: ${e?.stack ?? e}`);
+      if (!res.headersSent) sendError(res, new SmithersError("INTERNAL", "internal error"));
+      else res.destroy();
+    });
+  });
+  server.keepAliveTimeout = 5000;
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
+
+  await new Promise((resolvePromise, reject) => {
+    server.once("error", (e) =>
+      reject(
+        new SmithersError(
+          e.code === "EADDRINUSE" ? "ADDRESS_IN_USE" : "LISTEN_FAILED",
+          e.code === "EADDRINUSE" ? `port ${options.port} on ${options.host} is in use` : e.message,
+          { host: options.host, port: options.port },
+        ),
+      ),
+    );
+    server.listen(options.port ?? 7331, options.host ?? "127.0.0.1", resolvePromise);
+  });
+  const address = server.address();
+  const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
+  baseUrl = `http://${host}:${address.port}/`;
+  watcher.start();
+  const heartbeat = setInterval(() => {
+    for (const s of streams) s.res.write(": ping\n\n");
+  }, 15_000);
+
+  let closing = null;
+  return {
+    url: baseUrl,
+    port: address.port,
+    engine,
+    /**
+     * Stops taking requests, ends event streams, lets runs being driven here reach their
+     * next wait or end (up to `graceMs`), then closes the database. A run still going after
+     * that stays `running` with this (now dead) process as owner: the next serve, or
+     * `smithers resume`, takes it over without losing a completed task.
+     */
+    close({ graceMs = 10_000 } = {}) {
+      closing ??= (async () => {
+        clearInterval(heartbeat);
+        watcher.stop();
+        const closed = new Promise((r) => server.close(r));
+        for (const s of streams) s.res.end();
+        server.closeIdleConnections?.();
+        const drives = [...engine.driving.values()].map((d) => d.done.catch(() => {}));
+        await Promise.race([Promise.all(drives), new Promise((r) => setTimeout(r, graceMs).unref())]);
+        await mailer?.flush(graceMs);
+        server.closeAllConnections?.();
+        await closed;
+        watcher.close();
+        engine.close();
+      })();
+      return closing;
+    },
+  };
+}
+
+function broadcast(streams, event) {
+  if (streams.size === 0) return;
+  const frame = sseFrame(event);
+  for (const s of streams) {
+    if (s.runId && s.runId !== event.runId) continue;
+    s.res.write(frame);
+  }
+}
+
+function sseFrame(event) {
+  return `id: ${event.feedId}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`;
+}
+
+// ---------------------------------------------------------------------------------------
+// Routing
+
+/** [method, path pattern, scope needed (null: public), handler] */
+const ROUTES = [
+  ["GET", /^\/healthz$/, null, () => ({ ok: true, engine: engineVersion() })],
+  ["GET", /^\/openapi\.json$/, null, () => openApiDocument()],
+  ["GET", /^\/v1\/me$/, "read", (c) => ({ user: c.auth.user, scopes: c.auth.scopes })],
+  ["POST", /^\/v1\/session$/, null, createSession],
+  ["DELETE", /^\/v1\/session$/, null, deleteSession],
+  ["GET", /^\/v1\/runs$/, "read", listRuns],
+  ["GET", /^\/v1\/runs\/([^/]+)$/, "read", getRun],
+  ["GET", /^\/v1\/runs\/([^/]+)\/events$/, "read", runEvents],
+  ["GET", /^\/v1\/runs\/([^/]+)\/logs$/, "read", runLogs],
+  ["GET", /^\/v1\/runs\/([^/]+)\/nodes\/([^/]+)\/logs$/, "read", runLogs],
+  ["POST", /^\/v1\/runs\/([^/]+)\/nodes\/([^/]+)\/approve$/, "approve", (c) => decide(c, "approve")],
+  ["POST", /^\/v1\/runs\/([^/]+)\/nodes\/([^/]+)\/deny$/, "approve", (c) => decide(c, "deny")],
+  ["POST", /^\/v1\/runs\/([^/]+)\/nodes\/([^/]+)\/reject$/, "approve", (c) => decide(c, "reject")],
+  ["POST", /^\/v1\/runs\/([^/]+)\/nodes\/([^/]+)\/push-back$/, "approve", (c) => decide(c, "pushBack")],
+  ["POST", /^\/v1\/runs\/([^/]+)\/cancel$/, "execute", cancelRun],
+  ["POST", /^\/v1\/runs\/([^/]+)\/resume$/, "execute", resumeRun],
+  ["GET", /^\/v1\/approvals$/, "read", listApprovals],
+  // Smithers' aliases for the approvals list.
+  ["GET", /^\/(?:v1\/)?approvals?(?:\/list)?$/, "read", listApprovals],
+  ["GET", /^\/v1\/events$/, "read", eventStream],
+];
+
+async function handle(ctx, req, res) {
+  const url = new URL(req.url ?? "/", "http://localhost");
+  const path = url.pathname;
+  if (req.method === "GET" || req.method === "HEAD") {
+    if (path === "/" || /^\/runs\/[^/]+$/.test(path)) return page(ctx, req, res, url);
+    if (path.startsWith("/assets/")) return asset(res, path.slice("/assets/".length));
+  }
+  let matched = false;
+  for (const [method, pattern, scope, handler] of ROUTES) {
+    const m = pattern.exec(path);
+    if (!m) continue;
+    matched = true;
+    if (method !== req.method) continue;
+    try {
+      const params = m.slice(1).map((p) => {
+        try {
+          return decodeURIComponent(p);
+        } catch {
+          throw new HttpError("INVALID_REQUEST", `malformed path segment ${JSON.stringify(p)}`);
+        }
+      });
+      const c = { ...ctx, req, res, url, params, auth: null, query: url.searchParams };
+      if (scope) {
+        c.auth = identify(ctx, req);
+        if (!c.auth.scopes.some((s) => scopeCovers(s, scope))) {
+          throw new HttpError("FORBIDDEN", `${c.auth.user} lacks the ${scope} scope (holds: ${c.auth.scopes.join(", ") || "none"})`);
+        }
+      }
+      const value = await handler(c);
+      if (value !== undefined && !res.headersSent) sendJson(res, 200, value);
+    } catch (e) {
+      sendError(res, e, ctx.log);
+    }
+    return;
+  }
+  sendError(res, new HttpError(matched ? "METHOD_NOT_ALLOWED" : "NOT_FOUND", matched ? `${req.method} is not allowed on ${path}` : `no route ${path}`));
+}
+
+/**
+ * The caller's identity: `Authorization: Bearer <token>`, `X-Smithers-Key: <token>`
+ * (Smithers' header), or the inbox's session cookie. A cookie alone does not authorise a
+ * write unless the request carries `X-Smithers-Inbox: 1`, which a page on another site
+ * cannot add to a cross-site request (CSRF).
+ */
+function identify(ctx, req) {
+  const header = req.headers.authorization;
+  let token = null;
+  let viaCookie = false;
+  if (header) {
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    if (!m) throw new HttpError("UNAUTHORIZED", "Authorization must be `Bearer <token>`");
+    token = m[1];
+  } else if (req.headers["x-smithers-key"]) {
+    token = String(req.headers["x-smithers-key"]);
+  } else {
+    token = readCookie(req, COOKIE);
+    viaCookie = token !== null;
+  }
+  if (!token) throw new HttpError("UNAUTHORIZED", "sign in: send Authorization: Bearer <token>");
+  const auth = authenticate(ctx.tokens, token);
+  if (!auth) throw new HttpError("UNAUTHORIZED", "unknown or revoked token");
+  if (viaCookie && req.method !== "GET" && req.method !== "HEAD" && req.headers["x-smithers-inbox"] !== "1") {
+    throw new HttpError("FORBIDDEN", "a write authorised by the session cookie must carry X-Smithers-Inbox: 1");
+  }
+  return auth;
+}
+
+function readCookie(req, name) {
+  for (const part of String(req.headers.cookie ?? "").split(";")) {
+    const [k, ...v] = part.trim().split("=");
+    if (k === name) {
+      try {
+        return decodeURIComponent(v.join("="));
+      } catch {
+        return null;
+      }
+    }
+  }
+  return null;
+}
+
+function sessionCookie(token, maxAge) {
+  return `${COOKIE}=${encodeURIComponent(token)}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${maxAge}`;
+}
+
+async function createSession(c) {
+  const body = await readBody(c.req, ["token"]);
+  if (typeof body.token !== "string" || !body.token) throw new HttpError("INVALID_REQUEST", "token is required");
+  const auth = authenticate(c.tokens, body.token);
+  if (!auth) throw new HttpError("UNAUTHORIZED", "unknown or revoked token");
+  c.res.setHeader("set-cookie", sessionCookie(body.token, 60 * 60 * 24 * 30));
+  return { user: auth.user, scopes: auth.scopes };
+}
+
+function deleteSession(c) {
+  if (c.req.headers["x-smithers-inbox"] !== "1" && !c.req.headers.authorization) {
+    throw new HttpError("FORBIDDEN", "signing out needs X-Smithers-Inbox: 1");
+  }
+  c.res.setHeader("set-cookie", sessionCookie("", 0));
+  return { ok: true };
+}
+
+// ---------------------------------------------------------------------------------------
+// Handlers
+
+function listRuns(c) {
+  const status = c.query.get("status") ?? undefined;
+  const limit = intParam(c.query, "limit", 50, 1, 1000);
+  let runs = c.engine.listRuns({ status, limit: c.query.get("workflow") ? 10_000 : limit });
+  const workflow = c.query.get("workflow");
+  if (workflow) runs = runs.filter((r) => r.workflowName === workflow).slice(0, limit);
+  return { runs };
+}
+
+function getRun(c) {
+  const inspection = c.engine.inspect(c.params[0]);
+  inspection.approvals = inspection.approvals.map(withCompatFields);
+  return inspection;
+}
+
+function runEvents(c) {
+  const after = intParam(c.query, "after", 0, 0, Number.MAX_SAFE_INTEGER);
+  const limit = intParam(c.query, "limit", 200, 1, 10_000);
+  return { events: c.engine.events(c.params[0], { afterSeq: after, limit }) };
+}
+
+function runLogs(c) {
+  const filter = { maxBytes: 256 * 1024 };
+  const node = c.params[1] ?? c.query.get("node");
+  if (node) filter.nodeId = node;
+  if (c.query.has("iteration")) filter.iteration = intParam(c.query, "iteration", 0, 0, 1e9);
+  if (c.query.has("attempt")) filter.attempt = intParam(c.query, "attempt", 1, 1, 1e9);
+  return { logs: c.engine.logs(c.params[0], filter) };
+}
+
+function listApprovals(c) {
+  const q = c.query;
+  const limit = intParam(q, "limit", 50, 1, 500);
+  const filter = {
+    workflowName: q.get("workflow") ?? q.get("workflowName") ?? undefined,
+    nodeId: q.get("node") ?? q.get("nodeId") ?? undefined,
+    runId: q.get("runId") ?? q.get("run") ?? undefined,
+    status: q.get("status") ?? undefined,
+    limit,
+  };
+  const cursor = q.get("cursor");
+  if (cursor) filter.after = decodeCursor(cursor);
+  let approvals;
+  try {
+    approvals = c.engine.pendingApprovals(filter);
+  } catch (e) {
+    if (e.code === "INVALID_DECISION") throw new HttpError("INVALID_REQUEST", e.message);
+    throw e;
+  }
+  const last = approvals.at(-1);
+  return {
+    approvals: approvals.map(withCompatFields),
+    nextCursor: approvals.length === limit && last ? encodeCursor(last) : null,
+  };
+}
+
+/** Smithers' names for the same fields (GET /v1/approvals, the gateway), and the stdout tail. */
+function withCompatFields(a) {
+  return {
+    ...a,
+    label: a.title ?? a.nodeId,
+    requestTitle: a.title ?? a.nodeId,
+    requestSummary: a.summary ?? null,
+    approvalMode: a.mode,
+    stdoutTail: a.stdoutPath ? tail(a.stdoutPath, STDOUT_TAIL) : null,
+  };
+}
+
+function tail(path, bytes) {
+  let fd;
+  try {
+    fd = openSync(path, "r");
+    const size = fstatSync(fd).size;
+    const length = Math.min(size, bytes);
+    const buf = Buffer.alloc(length);
+    readSync(fd, buf, 0, length, size - length);
+    return buf.toString("utf8");
+  } catch {
+    return null;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+const encodeCursor = (a) => Buffer.from(JSON.stringify([a.requestedAtMs, a.runId, a.nodeId, a.iteration])).toString("base64url");
+
+function decodeCursor(text) {
+  try {
+    const [requestedAtMs, runId, nodeId, iteration] = JSON.parse(Buffer.from(text, "base64url").toString("utf8"));
+    if (Number.isInteger(requestedAtMs) && typeof runId === "string" && typeof nodeId === "string" && Number.isInteger(iteration)) {
+      return { requestedAtMs, runId, nodeId, iteration };
+    }
+  } catch {
+    // fall through
+  }
+  throw new HttpError("INVALID_REQUEST", "cursor is not one this server handed out (use nextCursor as given)");
+}
+
+const DECISION_FIELDS = {
+  approve: ["iteration", "note", "inputs", "decision", "decidedBy"],
+  deny: ["iteration", "note", "reason", "decidedBy"],
+  reject: ["iteration", "note", "reason", "decidedBy"],
+  pushBack: ["iteration", "note", "inputs", "decidedBy"],
+};
+
+async function decide(c, kind) {
+  const [runId, nodeId] = c.params;
+  const body = await readBody(c.req, DECISION_FIELDS[kind]);
+  if (body.iteration !== undefined && !(Number.isInteger(body.iteration) && body.iteration >= 0)) {
+    throw new HttpError("INVALID_REQUEST", "iteration must be a whole number ≥ 0");
+  }
+  for (const key of ["note", "reason"]) {
+    if (body[key] !== undefined && body[key] !== null && typeof body[key] !== "string") {
+      throw new HttpError("INVALID_REQUEST", `${key} must be a string`);
+    }
+  }
+  if (body.inputs !== undefined) {
+    const ok =
+      body.inputs && typeof body.inputs === "object" && !Array.isArray(body.inputs) &&
+      Object.values(body.inputs).every((v) => typeof v === "string");
+    if (!ok) throw new HttpError("INVALID_REQUEST", "inputs must be an object of strings, e.g. {\"APPROVED_BY\": \"alice\"}");
+  }
+  if (body.decision !== undefined && (typeof body.decision !== "object" || Array.isArray(body.decision))) {
+    throw new HttpError("INVALID_REQUEST", "decision must be an object ({selected} or {ranked}, with notes)");
+  }
+  // The decider is the authenticated user. A client that names someone else is told so,
+  // rather than having the name silently replaced.
+  if (body.decidedBy !== undefined && body.decidedBy !== null && body.decidedBy !== c.auth.user) {
+    throw new HttpError(
+      "FORBIDDEN",
+      `decidedBy ${JSON.stringify(body.decidedBy)} is not the authenticated user ${JSON.stringify(c.auth.user)}: the decider is taken from the token`,
+    );
+  }
+  const method = kind === "reject" ? "deny" : kind;
+  const outcome = await c.engine[method](runId, {
+    nodeId,
+    iteration: body.iteration,
+    note: body.note ?? undefined,
+    reason: kind === "deny" || kind === "reject" ? (body.reason ?? undefined) : undefined,
+    inputs: body.inputs,
+    decision: body.decision,
+    decidedBy: c.auth.user,
+    scopes: c.auth.scopes,
+  });
+  const { done, ...recorded } = outcome;
+  c.log(`${recorded.status} ${recorded.nodeId} in run ${runId} by ${c.auth.user}${done ? " (resuming)" : ""}`);
+  done?.then(
+    (r) => c.log(`run ${runId}: ${r.status}${r.error ? ` (${r.error.code})` : ""}`),
+    (e) => c.log(`run ${runId} did not resume: ${e?.code ?? "ERROR"} ${e?.message ?? e}`),
+  );
+  return { ...recorded, resumed: Boolean(done) };
+}
+
+function cancelRun(c) {
+  return c.engine.cancel(c.params[0]);
+}
+
+async function resumeRun(c) {
+  const runId = c.params[0];
+  const summary = c.engine.getRun(runId);
+  if (["finished", "failed", "cancelled"].includes(summary.status)) {
+    throw new HttpError("RUN_NOT_RESUMABLE", `run ${runId} is ${summary.status}`);
+  }
+  const done = c.engine.resume(runId);
+  done.then(
+    (r) => c.log(`run ${runId}: ${r.status}`),
+    (e) => c.log(`run ${runId} did not resume: ${e?.code ?? "ERROR"} ${e?.message ?? e}`),
+  );
+  // Errors found before the claim (no workflow file, owned elsewhere) are the answer.
+  const early = await Promise.race([done.then(() => null, (e) => e), new Promise((r) => setTimeout(r, 50, null))]);
+  if (early) throw early;
+  return { runId, resumed: true };
+}
+
+/** Server-sent events: every run's events (or one run's, `?runId=`), from the database-wide feed. */
+function eventStream(c) {
+  const { req, res } = c;
+  const runId = c.query.get("runId") ?? null;
+  res.writeHead(200, {
+    ...SECURITY_HEADERS,
+    "content-type": "text/event-stream; charset=utf-8",
+    "cache-control": "no-store",
+    connection: "keep-alive",
+    "x-accel-buffering": "no",
+  });
+  res.write("retry: 1000\n\n");
+  const lastId = Number(req.headers["last-event-id"] ?? c.query.get("after") ?? NaN);
+  if (Number.isInteger(lastId) && lastId >= 0) {
+    for (const event of c.watcher.replay(lastId, 1000)) {
+      if (!runId || event.runId === runId) res.write(sseFrame(event));
+    }
+  }
+  const stream = { res, runId };
+  c.streams.add(stream);
+  const drop = () => c.streams.delete(stream);
+  req.on("close", drop);
+  res.on("error", drop);
+  return undefined;
+}
+
+// ---------------------------------------------------------------------------------------
+// The inbox page and its files
+
+function page(ctx, req, res, url) {
+  const token = url.searchParams.get("token");
+  if (token !== null) {
+    // A sign-in link (printed by `smithers serve`): keep the token in an HttpOnly cookie and
+    // take it out of the address bar and the history.
+    url.searchParams.delete("token");
+    const headers = { ...SECURITY_HEADERS, location: url.pathname + url.search, "cache-control": "no-store" };
+    if (authenticate(ctx.tokens, token)) headers["set-cookie"] = sessionCookie(token, 60 * 60 * 24 * 30);
+    res.writeHead(303, headers);
+    res.end();
+    return;
+  }
+  const file = join(WEB_DIR, "index.html");
+  if (!existsSync(file)) {
+    res.writeHead(500, { "content-type": "text/plain; charset=utf-8" });
+    res.end("the inbox files are missing from this installation");
+    return;
+  }
+  res.writeHead(200, {
+    ...SECURITY_HEADERS,
+    "content-type": TYPES[".html"],
+    "cache-control": "no-store",
+    "content-security-policy": PAGE_CSP,
+  });
+  if (req.method === "HEAD") return res.end();
+  createReadStream(file).pipe(res);
+}
+
+function asset(res, name) {
+  if (!/^[A-Za-z0-9][\w.-]*$/.test(name) || !TYPES[extname(name)]) {
+    return sendError(res, new HttpError("NOT_FOUND", `no asset ${name}`));
+  }
+  const file = join(WEB_DIR, name);
+  if (!existsSync(file)) return sendError(res, new HttpError("NOT_FOUND", `no asset ${name}`));
+  res.writeHead(200, { ...SECURITY_HEADERS, "content-type": TYPES[extname(name)], "cache-control": "no-cache" });
+  createReadStream(file).pipe(res);
+}
+
+// ---------------------------------------------------------------------------------------
+// Plumbing
+
+/**
+ * The JSON body, whatever Content-Type says (`curl -d` sends form-urlencoded). Cookie-authorised
+ * writes need X-Smithers-Inbox, so a cross-site form post never gets this far.
+ */
+async function readBody(req, allowed) {
+  const chunks = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += chunk.length;
+    if (size > MAX_BODY) throw new HttpError("PAYLOAD_TOO_LARGE", "the body is larger than 1 MiB");
+    chunks.push(chunk);
+  }
+  const text = Buffer.concat(chunks).toString("utf8").trim();
+  if (!text) return {};
+  let body;
+  try {
+    body = JSON.parse(text);
+  } catch (e) {
+    throw new HttpError("INVALID_JSON", `the body is not valid JSON: ${e.message}`);
+  }
+  if (!body || typeof body !== "object" || Array.isArray(body)) throw new HttpError("INVALID_REQUEST", "the body must be a JSON object");
+  const unknown = Object.keys(body).filter((k) => !allowed.includes(k));
+  if (unknown.length) {
+    throw new HttpError("INVALID_REQUEST", `unknown field${unknown.length > 1 ? "s" : ""} ${unknown.join(", ")} (accepted: ${allowed.join(", ")})`);
+  }
+  return body;
+}
+
+function intParam(query, name, fallback, min, max) {
+  const raw = query.get(name);
+  if (raw === null || raw === "") return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new HttpError("INVALID_REQUEST", `${name} must be a whole number from ${min} to ${max}`);
+  }
+  return n;
+}
+
+function sendJson(res, status, value) {
+  const body = JSON.stringify(value);
+  res.writeHead(status, {
+    ...SECURITY_HEADERS,
+    "content-type": "application/json; charset=utf-8",
+    "cache-control": "no-store",
+    "content-length": Buffer.byteLength(body),
+  });
+  res.end(body);
+}
+
+function sendError(res, e, log) {
+  const code = typeof e?.code === "string" && /^[A-Z_]+$/.test(e.code) ? e.code : "INTERNAL";
+  const status = STATUS[code] ?? (e instanceof SmithersError ? 400 : 500);
+  if (status === 500) log?.(`error: ${e?.stack ?? e}`);
+  const error = { code, message: status === 500 && !(e instanceof SmithersError) ? "internal error" : e.message };
+  if (e?.details && Object.keys(e.details).length) error.details = e.details;
+  if (res.headersSent) return res.end();
+  if (code === "UNAUTHORIZED") res.setHeader("www-authenticate", 'Bearer realm="smithers"');
+  sendJson(res, status, { error });
+}

@@ -1,0 +1,134 @@
+// Mail on wait: `smithers serve` with mailOnWait sends one message each time a run starts
+// waiting (whichever process parked it), naming the gates and linking to the inbox, and
+// records it in the run's events. Against a real SMTP server on loopback, started here.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { SMTPServer } from "smtp-server";
+import { expectExit, sandbox } from "./helpers/cli.js";
+import { client, eventually, startServe } from "./helpers/serve.js";
+
+const TOKEN = "mail-test-token-0123456789";
+
+const GATES_TSX = `/** @jsxImportSource smithers-orchestrator */
+import { Approval, Parallel, approvalDecisionSchema, createSmithers } from "smithers-orchestrator";
+const { Workflow, smithers, outputs } = createSmithers({ gate: approvalDecisionSchema });
+export default smithers(() => (
+  <Workflow name="release">
+    <Parallel>
+      <Approval id="security-review" output={outputs.gate} request={{ title: "Security sign-off for 2.0", summary: "CVE scan clean" }} />
+      <Approval id="qa-review" output={outputs.gate} request={{ title: "QA sign-off for 2.0" }} />
+    </Parallel>
+  </Workflow>
+));
+`;
+
+function smtpServer() {
+  const received = [];
+  const server = new SMTPServer({
+    logger: false,
+    authOptional: true,
+    disabledCommands: ["STARTTLS"],
+    onData(stream, session, cb) {
+      const chunks = [];
+      stream.on("data", (c) => chunks.push(c));
+      stream.on("end", () => {
+        received.push({
+          raw: Buffer.concat(chunks).toString("utf8"),
+          from: session.envelope.mailFrom.address,
+          to: session.envelope.rcptTo.map((r) => r.address),
+        });
+        cb();
+      });
+    },
+  });
+  return new Promise((resolve) => {
+    server.listen(0, "127.0.0.1", () => resolve({ port: server.server.address().port, received, close: () => new Promise((r) => server.close(r)) }));
+  });
+}
+
+/** The decoded text of a quoted-printable body (enough for assertions). */
+const decodeQP = (s) =>
+  Buffer.from(s.replace(/=\r?\n/g, "").replace(/=([0-9A-F]{2})/g, (_, h) => String.fromCharCode(parseInt(h, 16))), "latin1").toString("utf8");
+
+test("a run that starts waiting is mailed once, naming its gates and linking to the inbox", async (t) => {
+  const box = sandbox("smithers-serve-mail-");
+  const smtp = await smtpServer();
+  t.after(async () => {
+    await smtp.close();
+    box.cleanup();
+  });
+  const config = box.write(
+    "serve.json",
+    JSON.stringify({
+      tokens: [{ user: "alice", token: TOKEN, scopes: ["approve"] }],
+      publicUrl: "https://approvals.example.com/",
+      mailOnWait: {
+        smtp: { host: "127.0.0.1", port: smtp.port, starttls: "never" },
+        from: "smithers@example.com",
+        to: ["ops@example.com", "qa@example.com"],
+        subjectPrefix: "[ci]",
+      },
+    }),
+  );
+  const file = box.write("release.tsx", GATES_TSX);
+  const server = await startServe({ db: box.db, config });
+  t.after(() => server.stop("SIGKILL"));
+  const api = client(server.url, TOKEN);
+
+  // The CLI (another process) parks the run; serve sees it through the event feed.
+  const up = await expectExit(assert, 3, ["up", file, "--json"], { db: box.db });
+  const runId = up.json.runId;
+  await eventually(() => smtp.received.length >= 1, 15_000, "the wait mail");
+  const [mail] = smtp.received;
+  assert.equal(mail.from, "smithers@example.com");
+  assert.deepEqual(mail.to, ["ops@example.com", "qa@example.com"]);
+  assert.match(mail.raw, /^Subject: \[ci\] release \(waiting: 2 approvals\)\r?$/m);
+  const body = decodeQP(mail.raw);
+  assert.ok(body.includes(runId), "names the run");
+  assert.ok(body.includes("Security sign-off for 2.0") && body.includes("QA sign-off for 2.0"), "names both gates");
+  assert.ok(body.includes("https://approvals.example.com/"), "links to the inbox (publicUrl)");
+  assert.ok(body.includes(`https://approvals.example.com/runs/${runId}`), "links to the run page");
+
+  const sent = await eventually(async () => {
+    const events = (await api(`/v1/runs/${runId}/events`)).body.events;
+    return events.find((e) => e.type === "WaitMailSent");
+  }, 10_000, "the WaitMailSent event");
+  assert.deepEqual(sent.nodes.sort(), ["qa-review", "security-review"]);
+  assert.deepEqual(sent.to, ["ops@example.com", "qa@example.com"]);
+
+  // Deciding one gate resumes the run, which parks again at the other: one more mail.
+  const ok = await api(`/v1/runs/${runId}/nodes/qa-review/approve`, { body: {} });
+  assert.equal(ok.status, 200);
+  await eventually(() => smtp.received.length >= 2, 15_000, "the second wait mail");
+  assert.match(smtp.received[1].raw, /^Subject: \[ci\] release \(waiting\)\r?$/m);
+  assert.ok(decodeQP(smtp.received[1].raw).includes("Security sign-off"));
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(smtp.received.length, 2, "one message per wait, no more");
+});
+
+test("a mail server that is down: the run is unaffected and WaitMailFailed says why", async (t) => {
+  const box = sandbox("smithers-serve-mail-");
+  t.after(() => box.cleanup());
+  const smtp = await smtpServer();
+  const deadPort = smtp.port;
+  await smtp.close();
+  const config = box.write(
+    "serve.json",
+    JSON.stringify({
+      tokens: [{ user: "alice", token: TOKEN, scopes: ["approve"] }],
+      mailOnWait: { smtp: { host: "127.0.0.1", port: deadPort, timeoutMs: 3000 }, from: "s@example.com", to: "ops@example.com" },
+    }),
+  );
+  const file = box.write("release.tsx", GATES_TSX);
+  const server = await startServe({ db: box.db, config });
+  t.after(() => server.stop("SIGKILL"));
+  const api = client(server.url, TOKEN);
+  const up = await expectExit(assert, 3, ["up", file, "--json"], { db: box.db });
+  const failed = await eventually(async () => {
+    const events = (await api(`/v1/runs/${up.json.runId}/events`)).body.events;
+    return events.find((e) => e.type === "WaitMailFailed");
+  }, 15_000, "WaitMailFailed");
+  assert.equal(failed.code, "MAIL_CONNECT_FAILED");
+  assert.equal((await api(`/v1/runs/${up.json.runId}`)).body.run.status, "waiting-approval");
+  assert.equal((await api(`/v1/approvals?runId=${up.json.runId}`)).body.approvals.length, 2);
+});
