@@ -1111,8 +1111,7 @@ class InboxView {
     this.el = h(
       "section",
       { class: "view inbox", "aria-labelledby": "inbox-title" },
-      h("div", { class: "view-head" }, h("h1", { id: "inbox-title", text: "Waiting for approval" }), this.count),
-      filterForm,
+      h("div", { class: "view-head" }, h("h1", { id: "inbox-title", text: "Waiting for approval" }), this.count, filterForm),
       this.error,
       this.list,
       this.empty,
