@@ -377,7 +377,7 @@ function renderSignIn(message) {
     { class: "signin card", novalidate: true },
     h("h1", { text: "Sign in" }),
     message ? h("p", { class: "muted", text: message }) : null,
-    h("p", { text: "Paste the access token that `smithers serve` printed (or that your administrator gave you)." }),
+    h("p", null, "Paste the access token that ", h("code", { text: "smithers serve" }), " printed, or open the sign-in link it printed."),
     h("div", { class: "field" }, h("label", { for: tokenId, text: "Access token" }), input),
     err,
     h("div", { class: "form-actions" }, btn),
@@ -922,9 +922,9 @@ class ApprovalCard {
     if (r.decidedAt) msg.push(" at ", timeEl(r.decidedAt));
     if (r.inputs && Object.keys(r.inputs).length) msg.push(inputsEl(r.inputs));
     const after = [];
-    if (r.runStatus) after.push(h("span", null, "run ", badge(r.runStatus, "badge-small")));
+    if (r.runStatus) after.push(h("span", null, "Run status: ", badge(r.runStatus, "badge-small")));
     if (action === "push-back") after.push(h("span", { text: " — the step runs again; its next round will show up here." }));
-    else if (r.resumed) after.push(h("span", { text: " — resumed." }));
+    else if (r.resumed) after.push(h("span", { text: " — resuming." }));
     if (after.length) msg.push(h("div", { class: "result-after" }, after));
     this.markDone();
     this.showResult("ok", msg);
@@ -1075,6 +1075,9 @@ class InboxView {
     this.pages = 1;
     this.seq = 0;
     this.nextCursor = null;
+    // Page size: 50, or ?limit=N (1-500) in the address.
+    const limit = Number(params.get("limit"));
+    this.pageSize = Number.isInteger(limit) && limit >= 1 && limit <= 500 ? limit : 50;
     this.known = { workflows: new Set(), nodes: new Set() };
 
     const wfId = uid("f-wf");
@@ -1151,7 +1154,7 @@ class InboxView {
 
   query(cursor) {
     const f = this.filters();
-    const q = new URLSearchParams({ status: "requested", limit: "50" });
+    const q = new URLSearchParams({ status: "requested", limit: String(this.pageSize) });
     if (f.workflow) q.set("workflow", f.workflow);
     if (f.node) q.set("node", f.node);
     if (cursor) q.set("cursor", cursor);
