@@ -1281,12 +1281,16 @@ class RunView {
       table("Approvals of this run", ["Node", "Kind", "Round", "Status", "Decided by", "Decided at", "Note / reason", "Inputs"], this.approvalsBody),
     );
 
+    this.content = h("div", { class: "run-content", hidden: true });
     this.el = h(
       "section",
       { class: "view run" },
       h("p", { class: "back" }, h("a", { href: "/", "data-nav": true, text: "← Inbox" })),
       h("div", { class: "view-head" }, this.titleEl, this.statusEl),
       this.error,
+      this.content,
+    );
+    this.content.append(
       this.runError,
       this.summary,
       this.inputDetails,
@@ -1343,11 +1347,13 @@ class RunView {
   notFound(e) {
     this.error.hidden = false;
     this.error.textContent = `${e.code}: ${e.message}`;
-    this.summary.replaceChildren();
+    this.content.hidden = true;
+    document.title = `${this.runId} (not found) — Smithers`;
   }
 
   render(d, pending, fetchedAt) {
     this.showError(null);
+    this.content.hidden = false;
     const run = d.run ?? {};
     this.titleEl.replaceChildren(h("span", { text: run.workflowName ?? "run" }), " ", h("span", { class: "mono run-id", text: this.runId }));
     this.statusEl.replaceChildren(badge(run.status, "badge-large"));
@@ -1399,6 +1405,8 @@ class RunView {
     const rows = [];
     for (const a of approvals) {
       for (const r of a.history ?? []) {
+        // A decided review's last round is the approval row itself.
+        if (a.status !== "requested" && r.iteration === a.round && r.status === a.status) continue;
         rows.push(
           h(
             "tr",
@@ -1435,7 +1443,7 @@ class RunView {
     this.eventsNote.textContent = shown.length ? `The last ${shown.length} event${shown.length === 1 ? "" : "s"}, newest first.` : "No events.";
     this.eventsBody.replaceChildren(
       ...shown.map((e) => {
-        const { runId: _r, seq, type, timestampMs, nodeId, iteration, ...rest } = e;
+        const { runId: _r, seq, type, timestampMs, nodeId, iteration, feedId: _f, ...rest } = e;
         const detail = Object.keys(rest).length ? JSON.stringify(rest) : "";
         return h(
           "tr",
