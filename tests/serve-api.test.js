@@ -355,6 +355,27 @@ describe("smithers serve: process", () => {
     await assert.rejects(fetch(`${server.url}healthz`));
   });
 
+  test("embedded: smithers-rs/serve hosts the API in a Node process of one's own", async (t) => {
+    const box = sandbox("smithers-serve-");
+    t.after(() => box.cleanup());
+    const { startServer, loadServeConfig } = await import("smithers-rs/serve");
+    const config = loadServeConfig({ env: { SMITHERS_TOKENS: JSON.stringify([{ user: "erin", token: "erin-token-0123456789", scopes: ["approve"] }]) }, cwd: box.dir });
+    assert.equal(config.path, null);
+    const runId = (await expectExit(assert, 3, ["up", join(EXAMPLES, "publish-approval.tsx"), "--input", '{"title":"Embedded"}', "--json"], { db: box.db })).json.runId;
+    const lines = [];
+    const server = await startServer({ dbPath: box.db, port: 0, config, log: (l) => lines.push(l) });
+    try {
+      const api = client(server.url, "erin-token-0123456789");
+      const r = await api(`/v1/runs/${runId}/nodes/publish-approval/approve`, { body: { note: "ship it" } });
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      assert.equal((await server.engine.waitForRun(runId)).status, "finished");
+      assert.ok(lines.some((l) => l.includes(`approved publish-approval in run ${runId} by erin`)), lines.join("\n"));
+    } finally {
+      await server.close();
+    }
+    withEngine(box.db, (e) => assert.equal(e.getRun(runId).status, "finished"));
+  });
+
   test("a bad configuration is refused with SERVE_CONFIG_INVALID (exit 4)", async (t) => {
     const box = sandbox("smithers-serve-");
     t.after(() => box.cleanup());
