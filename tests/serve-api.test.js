@@ -254,6 +254,35 @@ describe("smithers serve: HTTP API", () => {
     assert.deepEqual(approved.map((x) => [x.nodeId, x.decidedBy, x.note]), [["plain-gate", "alice", "fine"]]);
   });
 
+  test("a select gate takes its decision payload; a choice that is not an option is refused", async () => {
+    const file = box.write(
+      "pick.tsx",
+      `/** @jsxImportSource smithers-orchestrator */
+import { Approval, approvalSelectionSchema, createSmithers } from "smithers-orchestrator";
+const { Workflow, smithers, outputs } = createSmithers({ pick: approvalSelectionSchema });
+export default smithers(() => (
+  <Workflow name="pick">
+    <Approval id="pick-plan" mode="select" output={outputs.pick} request={{ title: "Which rollout?" }}
+      options={[{ key: "canary", label: "Canary" }, { key: "global", label: "Global" }]} />
+  </Workflow>
+));
+`,
+    );
+    const runId = await startRun(file);
+    const [listed] = (await api(`/v1/approvals?runId=${runId}`)).body.approvals;
+    assert.equal(listed.mode, "select");
+    assert.deepEqual(listed.options.map((o) => o.key), ["canary", "global"]);
+    const url = `/v1/runs/${runId}/nodes/pick-plan/approve`;
+    const wrong = await api(url, { body: { decision: { selected: "everything" } } });
+    assert.equal(wrong.status, 400);
+    assert.equal(wrong.body.error.code, "INVALID_DECISION");
+    const ok = await api(url, { body: { decision: { selected: "canary", notes: "safest" } } });
+    assert.equal(ok.status, 200, JSON.stringify(ok.body));
+    await eventually(async () => (await runStatus(runId)) === "finished", 15_000, "the run to finish");
+    const row = (await api(`/v1/runs/${runId}`)).body.outputs.find((o) => o.nodeId === "pick-plan");
+    assert.deepEqual({ selected: row.value.selected, notes: row.value.notes }, { selected: "canary", notes: "safest" });
+  });
+
   test("push-back and reject through the API", async () => {
     const pb = await startRun(join(EXAMPLES, "metrics-pushback.tsx"));
     const sent = await api(`/v1/runs/${pb}/nodes/metrics/push-back`, { body: { inputs: { DAYS: "30" }, note: "a month please" } });
@@ -353,6 +382,27 @@ describe("smithers serve: process", () => {
     assert.equal(code, 0, server.stderr());
     stream.close();
     await assert.rejects(fetch(`${server.url}healthz`));
+  });
+
+  test("embedded: smithers-rs/serve hosts the API in a Node process of one's own", async (t) => {
+    const box = sandbox("smithers-serve-");
+    t.after(() => box.cleanup());
+    const { startServer, loadServeConfig } = await import("smithers-rs/serve");
+    const config = loadServeConfig({ env: { SMITHERS_TOKENS: JSON.stringify([{ user: "erin", token: "erin-token-0123456789", scopes: ["approve"] }]) }, cwd: box.dir });
+    assert.equal(config.path, null);
+    const runId = (await expectExit(assert, 3, ["up", join(EXAMPLES, "publish-approval.tsx"), "--input", '{"title":"Embedded"}', "--json"], { db: box.db })).json.runId;
+    const lines = [];
+    const server = await startServer({ dbPath: box.db, port: 0, config, log: (l) => lines.push(l) });
+    try {
+      const api = client(server.url, "erin-token-0123456789");
+      const r = await api(`/v1/runs/${runId}/nodes/publish-approval/approve`, { body: { note: "ship it" } });
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      assert.equal((await server.engine.waitForRun(runId)).status, "finished");
+      assert.ok(lines.some((l) => l.includes(`approved publish-approval in run ${runId} by erin`)), lines.join("\n"));
+    } finally {
+      await server.close();
+    }
+    withEngine(box.db, (e) => assert.equal(e.getRun(runId).status, "finished"));
   });
 
   test("a bad configuration is refused with SERVE_CONFIG_INVALID (exit 4)", async (t) => {

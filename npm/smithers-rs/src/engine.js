@@ -286,6 +286,9 @@ export class SmithersEngine {
   async waitForRun(runId) {
     const active = this.driving.get(runId);
     if (active) return active.done;
+    // Still loading the workflow file to resume it: that resume's outcome.
+    const resuming = this.resuming.get(runId);
+    if (resuming) return resuming;
     const { status, error } = this.native.call("runSummary", runId);
     return error ? { runId, status, error } : { runId, status };
   }
