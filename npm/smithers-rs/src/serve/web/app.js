@@ -655,6 +655,13 @@ class ApprovalCard {
       const btn = h("button", { type: "button", class: `btn ${cls}`, "aria-expanded": "false", "aria-controls": panelId, text: label });
       const panel = h("div", { id: panelId, class: "panel", role: "group", "aria-label": label, hidden: true, dataset: { action: name } }, build());
       btn.addEventListener("click", () => this.toggle(name));
+      // Escape closes the form (its text stays) and gives the focus back to its button.
+      panel.addEventListener("keydown", (ev) => {
+        if (ev.key !== "Escape" || this.busy) return;
+        ev.preventDefault();
+        this.toggle(null);
+        btn.focus();
+      });
       this.buttons[name] = btn;
       this.panels[name] = panel;
       bar.append(btn);
@@ -718,7 +725,16 @@ class ApprovalCard {
   formShell(submitLabel, submitClass, children, onSubmit) {
     const err = h("p", { class: "form-error", role: "alert", hidden: true });
     const submit = h("button", { type: "submit", class: `btn ${submitClass}`, text: submitLabel });
-    const cancel = h("button", { type: "button", class: "btn btn-ghost", text: "Cancel", onclick: () => this.toggle(null) });
+    const cancel = h("button", {
+      type: "button",
+      class: "btn btn-ghost",
+      text: "Cancel",
+      onclick: (ev) => {
+        const panel = ev.currentTarget.closest(".panel");
+        this.toggle(null);
+        if (panel) this.actions.querySelector(`[aria-controls="${panel.id}"]`)?.focus();
+      },
+    });
     const form = h("form", { class: "action-form", novalidate: true }, children, err, h("div", { class: "form-actions" }, submit, cancel));
     form.addEventListener("submit", (ev) => {
       ev.preventDefault();
@@ -1204,7 +1220,8 @@ class InboxView {
     const { live: n } = this.cardsList.sync(items, fetchedAt);
     const f = this.filters();
     const filtered = Boolean(f.workflow || f.node);
-    this.count.textContent = `${n}${cursor ? "+" : ""} waiting${filtered ? " (filtered)" : ""}`;
+    const countText = `${n}${cursor ? "+" : ""} waiting${filtered ? " (filtered)" : ""}`;
+    if (this.count.textContent !== countText) this.count.textContent = countText;
     document.title = n ? `(${n}${cursor ? "+" : ""}) Inbox — Smithers` : "Inbox — Smithers";
     this.more.hidden = !cursor;
 
