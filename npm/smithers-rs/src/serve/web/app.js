@@ -793,7 +793,7 @@ class ApprovalCard {
       const body = { iteration: a.iteration, inputs: ApprovalCard.collect(fields) };
       if (note.input.value.trim()) body.note = note.input.value;
       if (decision) body.decision = decision;
-      this.send("approve", body, err);
+      this.send("approve", body);
     });
   }
 
@@ -864,7 +864,7 @@ class ApprovalCard {
       if (!this.checkRequired(fields, err)) return;
       const body = { iteration: a.iteration, inputs: ApprovalCard.collect(fields) };
       if (note.input.value.trim()) body.note = note.input.value;
-      this.send("push-back", body, err);
+      this.send("push-back", body);
     });
   }
 
@@ -888,14 +888,14 @@ class ApprovalCard {
           return;
         }
         reason.input.removeAttribute("aria-invalid");
-        this.send("reject", { iteration: a.iteration, reason: text }, err);
+        this.send("reject", { iteration: a.iteration, reason: text });
       } else {
         const body = { iteration: a.iteration };
         if (text.trim()) {
           body.reason = text;
           body.note = text;
         }
-        this.send("deny", body, err);
+        this.send("deny", body);
       }
     });
   }
@@ -915,7 +915,7 @@ class ApprovalCard {
     }
   }
 
-  async send(action, body, err) {
+  async send(action, body) {
     const a = this.a;
     this.setBusy(true);
     this.showResult("pending", `Sending ${action}…`);
@@ -925,7 +925,7 @@ class ApprovalCard {
       this.finish(action, r);
     } catch (e) {
       this.setBusy(false);
-      this.failed(e, err);
+      this.failed(e);
     }
     this.env.onDecided?.();
   }
@@ -946,7 +946,7 @@ class ApprovalCard {
     this.showResult("ok", msg);
   }
 
-  failed(e, formErr) {
+  failed(e) {
     const code = e instanceof ApiError ? e.code : "ERROR";
     const parts = [h("strong", { class: "mono", text: code }), h("span", { text: `: ${e?.message ?? e}` })];
     if (e instanceof ApiError && e.status) parts.push(h("span", { class: "muted", text: ` (HTTP ${e.status})` }));
@@ -964,7 +964,6 @@ class ApprovalCard {
       this.markDone({ sticky: true });
     }
     this.showResult("error", parts);
-    if (!final && formErr) showFormError(formErr, `${code}: ${e?.message ?? e}`);
   }
 
   markDone({ sticky = false } = {}) {
@@ -995,6 +994,7 @@ class ApprovalCard {
     this.result.replaceChildren();
     this.result.hidden = !content;
     this.result.dataset.kind = kind ?? "";
+    this.result.setAttribute("role", kind === "error" ? "alert" : "status");
     if (!content) return;
     append(this.result, [content]);
     if (kind === "ok" || kind === "error") {
