@@ -683,10 +683,13 @@ class ApprovalCard {
     }
   }
 
-  /** Text fields for the gate's declared inputs; required ones marked `*`. */
-  inputFields() {
+  /**
+   * Text fields for the gate's declared inputs; required ones marked `*` when the action
+   * needs them (an approve; the core does not require them to push a step back).
+   */
+  inputFields({ markRequired = true } = {}) {
     const a = this.a;
-    const required = new Set(a.required ?? []);
+    const required = new Set(markRequired ? (a.required ?? []) : []);
     const fields = (a.input ?? []).map((name) => {
       const id = uid("in");
       const isReq = required.has(name);
@@ -856,12 +859,11 @@ class ApprovalCard {
 
   pushBackForm() {
     const a = this.a;
-    const { el: inputsFs, fields } = this.inputFields();
+    const { el: inputsFs, fields } = this.inputFields({ markRequired: false });
     this.pushBackFields = fields;
     const note = this.noteField("Note (optional): what should change?");
     this.pushBackNote = note.input;
-    return this.formShell("Push back", "btn-pushback", [h("p", { class: "muted small", text: "The step runs again with these inputs and comes back for review in its next round." }), inputsFs, note.el], (err) => {
-      if (!this.checkRequired(fields, err)) return;
+    return this.formShell("Push back", "btn-pushback", [h("p", { class: "muted small", text: "The step runs again with these inputs and comes back for review in its next round." }), inputsFs, note.el], () => {
       const body = { iteration: a.iteration, inputs: ApprovalCard.collect(fields) };
       if (note.input.value.trim()) body.note = note.input.value;
       this.send("push-back", body);
