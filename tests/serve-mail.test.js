@@ -5,7 +5,8 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { SMTPServer } from "smtp-server";
 import { expectExit, sandbox } from "./helpers/cli.js";
-import { client, eventually, startServe } from "./helpers/serve.js";
+import { waitFor } from "./helpers/durability.js";
+import { client, startServe } from "./helpers/serve.js";
 
 const TOKEN = "mail-test-token-0123456789";
 
@@ -78,7 +79,7 @@ test("a run that starts waiting is mailed once, naming its gates and linking to 
   // The CLI (another process) parks the run; serve sees it through the event feed.
   const up = await expectExit(assert, 3, ["up", file, "--json"], { db: box.db });
   const runId = up.json.runId;
-  await eventually(() => smtp.received.length >= 1, 15_000, "the wait mail");
+  await waitFor(() => smtp.received.length >= 1, { timeoutMs: 15_000, what: "the wait mail" });
   const [mail] = smtp.received;
   assert.equal(mail.from, "smithers@example.com");
   assert.deepEqual(mail.to, ["ops@example.com", "qa@example.com"]);
@@ -89,17 +90,17 @@ test("a run that starts waiting is mailed once, naming its gates and linking to 
   assert.ok(body.includes("https://approvals.example.com/"), "links to the inbox (publicUrl)");
   assert.ok(body.includes(`https://approvals.example.com/runs/${runId}`), "links to the run page");
 
-  const sent = await eventually(async () => {
+  const sent = await waitFor(async () => {
     const events = (await api(`/v1/runs/${runId}/events`)).body.events;
     return events.find((e) => e.type === "WaitMailSent");
-  }, 10_000, "the WaitMailSent event");
+  }, { timeoutMs: 10_000, what: "the WaitMailSent event" });
   assert.deepEqual(sent.nodes.sort(), ["qa-review", "security-review"]);
   assert.deepEqual(sent.to, ["ops@example.com", "qa@example.com"]);
 
   // Deciding one gate resumes the run, which parks again at the other: one more mail.
   const ok = await api(`/v1/runs/${runId}/nodes/qa-review/approve`, { body: {} });
   assert.equal(ok.status, 200);
-  await eventually(() => smtp.received.length >= 2, 15_000, "the second wait mail");
+  await waitFor(() => smtp.received.length >= 2, { timeoutMs: 15_000, what: "the second wait mail" });
   assert.match(smtp.received[1].raw, /^Subject: \[ci\] release \(waiting\)\r?$/m);
   assert.ok(decodeQP(smtp.received[1].raw).includes("Security sign-off"));
   await new Promise((r) => setTimeout(r, 300));
@@ -124,10 +125,10 @@ test("a mail server that is down: the run is unaffected and WaitMailFailed says 
   t.after(() => server.stop("SIGKILL"));
   const api = client(server.url, TOKEN);
   const up = await expectExit(assert, 3, ["up", file, "--json"], { db: box.db });
-  const failed = await eventually(async () => {
+  const failed = await waitFor(async () => {
     const events = (await api(`/v1/runs/${up.json.runId}/events`)).body.events;
     return events.find((e) => e.type === "WaitMailFailed");
-  }, 15_000, "WaitMailFailed");
+  }, { timeoutMs: 15_000, what: "WaitMailFailed" });
   assert.equal(failed.code, "MAIL_CONNECT_FAILED");
   assert.equal((await api(`/v1/runs/${up.json.runId}`)).body.run.status, "waiting-approval");
   assert.equal((await api(`/v1/approvals?runId=${up.json.runId}`)).body.approvals.length, 2);

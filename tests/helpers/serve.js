@@ -145,14 +145,3 @@ export async function eventStream(url, token, headers = {}) {
     },
   };
 }
-
-/** Polls `fn` until it returns a truthy value (or throws after `timeoutMs`). */
-export async function eventually(fn, timeoutMs = 15_000, what = "condition") {
-  const t0 = Date.now();
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
