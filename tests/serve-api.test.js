@@ -4,7 +4,8 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { join } from "node:path";
 import { EXAMPLES, expectExit, sandbox, smithers, withEngine } from "./helpers/cli.js";
-import { client, eventStream, eventually, startServe } from "./helpers/serve.js";
+import { waitFor } from "./helpers/durability.js";
+import { client, eventStream, startServe } from "./helpers/serve.js";
 
 const TOKENS = {
   alice: "alice-token-0123456789",
@@ -145,7 +146,7 @@ describe("smithers serve: HTTP API", () => {
     assert.equal(ok.body.resumed, true);
 
     // The run resumes in the serving process and finishes; the inputs reached the next step.
-    await eventually(async () => (await runStatus(runId)) === "finished", 15_000, "the run to finish");
+    await waitFor(async () => (await runStatus(runId)) === "finished", { timeoutMs: 15_000, what: "the run to finish" });
     const run = (await api(`/v1/runs/${runId}`)).body;
     const migrate = run.outputs.find((o) => o.nodeId === "migrate");
     assert.match(migrate.value.stdout, /alice/);
@@ -208,7 +209,7 @@ describe("smithers serve: HTTP API", () => {
     const deny = await api(`/v1/runs/${runId}/nodes/prod-gate/deny`, { token: TOKENS.alice, body: { iteration: 0, note: "not today", decidedBy: "alice" } });
     assert.equal(deny.status, 200);
     assert.equal(deny.body.status, "denied");
-    await eventually(async () => (await runStatus(runId)) === "failed", 15_000, "the denied run to fail");
+    await waitFor(async () => (await runStatus(runId)) === "failed", { timeoutMs: 15_000, what: "the denied run to fail" });
   });
 
   test("approvals across runs: Smithers' fields and aliases, filters, keyset pages", async () => {
@@ -236,6 +237,9 @@ describe("smithers serve: HTTP API", () => {
     assert.equal(typeof a.waitingMs, "number");
     assert.equal(a.runStatus, "waiting-approval");
 
+    const runs = (await api("/v1/runs?workflow=gates&limit=1000")).body.runs;
+    assert.ok(ids.every((id) => runs.some((r) => r.runId === id)));
+    assert.ok(runs.every((r) => r.workflowName === "gates"), "only the named workflow's runs");
     const byNode = (await api(`/v1/approvals?node=prod-gate&runId=${ids[0]}`)).body.approvals;
     assert.deepEqual(byNode.map((x) => x.nodeId), ["prod-gate"]);
     for (const alias of ["/approvals", "/v1/approval/list"]) {
@@ -278,7 +282,7 @@ export default smithers(() => (
     assert.equal(wrong.body.error.code, "INVALID_DECISION");
     const ok = await api(url, { body: { decision: { selected: "canary", notes: "safest" } } });
     assert.equal(ok.status, 200, JSON.stringify(ok.body));
-    await eventually(async () => (await runStatus(runId)) === "finished", 15_000, "the run to finish");
+    await waitFor(async () => (await runStatus(runId)) === "finished", { timeoutMs: 15_000, what: "the run to finish" });
     const row = (await api(`/v1/runs/${runId}`)).body.outputs.find((o) => o.nodeId === "pick-plan");
     assert.deepEqual({ selected: row.value.selected, notes: row.value.notes }, { selected: "canary", notes: "safest" });
   });
@@ -288,10 +292,10 @@ export default smithers(() => (
     const sent = await api(`/v1/runs/${pb}/nodes/metrics/push-back`, { body: { inputs: { DAYS: "30" }, note: "a month please" } });
     assert.equal(sent.status, 200, JSON.stringify(sent.body));
     assert.equal(sent.body.status, "pushed-back");
-    const round2 = await eventually(async () => {
+    const round2 = await waitFor(async () => {
       const [a] = (await api(`/v1/approvals?runId=${pb}`)).body.approvals;
       return a?.round === 2 ? a : null;
-    }, 15_000, "round 2");
+    }, { timeoutMs: 15_000, what: "round 2" });
     assert.equal(round2.history.length, 1);
     assert.equal(round2.history[0].by, "alice");
     assert.deepEqual(round2.history[0].inputs, { DAYS: "30" });
@@ -303,7 +307,7 @@ export default smithers(() => (
     const rejected = await api(`/v1/runs/${dr}/nodes/deploy-staging/reject`, { body: { reason: "staging is slow" } });
     assert.equal(rejected.status, 200);
     assert.equal(rejected.body.status, "rejected");
-    await eventually(async () => (await runStatus(dr)) === "failed", 15_000, "the rejected run to fail");
+    await waitFor(async () => (await runStatus(dr)) === "failed", { timeoutMs: 15_000, what: "the rejected run to fail" });
     const run = (await api(`/v1/runs/${dr}`)).body;
     assert.equal(run.approvals[0].reason, "staging is slow");
     assert.equal(run.approvals[0].decidedBy, "alice");

@@ -16,6 +16,8 @@ pub struct RunFilter {
     #[serde(default)]
     pub status: Option<String>,
     #[serde(default)]
+    pub workflow_name: Option<String>,
+    #[serde(default)]
     pub limit: Option<i64>,
 }
 
@@ -292,9 +294,13 @@ impl Engine {
         let limit = filter.limit.unwrap_or(50).clamp(1, 10_000);
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {RUN_COLS} FROM _smithers_runs r WHERE (?1 IS NULL OR r.status = ?1) \
+             AND (?3 IS NULL OR r.workflow_name = ?3) \
              ORDER BY r.created_at_ms DESC, r.run_id DESC LIMIT ?2"
         ))?;
-        let rows = stmt.query_map(params![filter.status, limit], run_summary)?;
+        let rows = stmt.query_map(
+            params![filter.status, limit, filter.workflow_name],
+            run_summary,
+        )?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 

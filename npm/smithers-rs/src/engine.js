@@ -317,7 +317,7 @@ export class SmithersEngine {
     return this.native.call("orphanedRuns", limit, includeDead);
   }
 
-  /** @param {{ status?: string, limit?: number }} [filter] */
+  /** @param {{ status?: string, workflowName?: string, limit?: number }} [filter] */
   listRuns(filter = {}) {
     return this.native.call("listRuns", JSON.stringify(filter));
   }

@@ -798,7 +798,7 @@ export declare class SmithersEngine {
   feedHead(): number;
   /** Runs that are `running` while no live process drives them. */
   orphanedRuns(limit?: number, options?: { includeDead?: boolean }): RunSummary[];
-  listRuns(filter?: { status?: RunStatus; limit?: number }): RunSummary[];
+  listRuns(filter?: { status?: RunStatus; workflowName?: string; limit?: number }): RunSummary[];
   getRun(runId: string): RunSummary;
   inspect(runId: string): RunInspection;
   events(runId: string, options?: { afterSeq?: number; limit?: number }): EngineEvent[];

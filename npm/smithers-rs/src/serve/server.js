@@ -303,11 +303,9 @@ function deleteSession(c) {
 
 function listRuns(c) {
   const status = c.query.get("status") ?? undefined;
+  const workflowName = c.query.get("workflow") ?? undefined;
   const limit = intParam(c.query, "limit", 50, 1, 1000);
-  let runs = c.engine.listRuns({ status, limit: c.query.get("workflow") ? 10_000 : limit });
-  const workflow = c.query.get("workflow");
-  if (workflow) runs = runs.filter((r) => r.workflowName === workflow).slice(0, limit);
-  return { runs };
+  return { runs: c.engine.listRuns({ status, workflowName, limit }) };
 }
 
 function getRun(c) {
