@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS _smithers_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -121,8 +121,6 @@ CREATE TABLE IF NOT EXISTS _smithers_approval_history (
 ) WITHOUT ROWID;
 ";
 
-/// Opens (and if needed creates) a database, in WAL mode with a busy timeout so several
-/// processes (a service, the CLI) can share it.
 /// v3: who started a run (`started_by`, for "the starter may not approve"), and a global
 /// order over all runs' events (`feed_id`), which `smithers serve` tails for its event stream.
 const V3: &str = "
@@ -132,13 +130,70 @@ CREATE INDEX IF NOT EXISTS _smithers_events_feed ON _smithers_events (feed_id);
 CREATE INDEX IF NOT EXISTS _smithers_approvals_by_status ON _smithers_approvals (status, requested_at_ms);
 ";
 
-pub fn open(path: &Path) -> Result<Connection> {
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
+/// v4: ownership as a lease (`lease_expires_at_ms`, renewed by the owner), why a run could not
+/// be resumed (`resume_error_json`), and output schemas per version and per run: every schema
+/// an output key has had (`_smithers_schema_versions`) and the version each run reads and
+/// writes its rows through (`_smithers_run_schemas`). Runs written before v4 read through the
+/// schema their database held at the upgrade (version 1).
+const V4: &str = "
+ALTER TABLE _smithers_runs ADD COLUMN lease_expires_at_ms INTEGER;
+ALTER TABLE _smithers_runs ADD COLUMN resume_error_json TEXT;
+ALTER TABLE _smithers_runs ADD COLUMN resume_error_at_ms INTEGER;
+ALTER TABLE _smithers_schemas ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
+CREATE TABLE IF NOT EXISTS _smithers_schema_versions (
+  table_key TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  table_name TEXT NOT NULL,
+  schema_json TEXT NOT NULL,
+  created_at_ms INTEGER NOT NULL,
+  PRIMARY KEY (table_key, version)
+);
+INSERT OR IGNORE INTO _smithers_schema_versions (table_key, version, table_name, schema_json, created_at_ms)
+  SELECT table_key, 1, table_name, schema_json, updated_at_ms FROM _smithers_schemas;
+CREATE TABLE IF NOT EXISTS _smithers_run_schemas (
+  run_id TEXT NOT NULL,
+  table_key TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  PRIMARY KEY (run_id, table_key)
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO _smithers_run_schemas (run_id, table_key, version)
+  SELECT DISTINCT n.run_id, n.output_table, 1 FROM _smithers_nodes n
+  WHERE n.output_table IN (SELECT table_key FROM _smithers_schemas);
+";
+
+/// How a database is opened.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OpenOptions {
+    /// The file must exist already (every command but `up` and `serve`): a mistyped path is
+    /// `DB_NOT_FOUND`, not a new empty database.
+    pub must_exist: bool,
+    /// Read only (`ps`, `inspect`, `why`, `logs`): nothing is written, not even a migration.
+    /// A database of another schema version is refused (`SCHEMA_TOO_NEW`, `SCHEMA_OUTDATED`).
+    pub read_only: bool,
+}
+
+/// Opens (and unless told otherwise creates) a database, in WAL mode with a busy timeout so
+/// several processes (a service, the CLI) can share it, and brings its schema up to date.
+/// A database written by a newer version is refused (`SCHEMA_TOO_NEW`) before anything is
+/// written to it.
+pub fn open(path: &Path, options: OpenOptions) -> Result<Connection> {
+    let exists = path.exists();
+    if !exists && (options.must_exist || options.read_only) {
+        return Err(Error::DbNotFound {
+            path: path.display().to_string(),
+            why: "no such file",
+        });
+    }
+    let mut flags = OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    if options.read_only {
+        flags |= OpenFlags::SQLITE_OPEN_READ_ONLY;
+    } else {
+        flags |= OpenFlags::SQLITE_OPEN_READ_WRITE;
+        if !options.must_exist {
+            flags |= OpenFlags::SQLITE_OPEN_CREATE;
+        }
+    }
+    let conn = Connection::open_with_flags(path, flags)?;
     conn.busy_timeout(Duration::from_secs(30))?;
     // The hot path uses a few dozen distinct statements; re-preparing them costs more than
     // running them.
@@ -149,33 +204,91 @@ pub fn open(path: &Path) -> Result<Connection> {
         rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
         true,
     )?;
+    let path_text = || path.display().to_string();
+    // Looked at before anything could write: a newer database is left exactly as it is.
+    let found = schema_version(&conn)?;
+    if let Some(found) = found
+        && found > SCHEMA_VERSION
+    {
+        return Err(Error::SchemaTooNew {
+            path: path_text(),
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    if exists && found.is_none() && (options.must_exist || options.read_only) && !is_empty(&conn)? {
+        return Err(Error::DbNotFound {
+            path: path_text(),
+            why: "it is not a smithers database",
+        });
+    }
+    if options.read_only {
+        return match found {
+            Some(SCHEMA_VERSION) => Ok(conn),
+            None => Err(Error::DbNotFound {
+                path: path_text(),
+                why: "it is not a smithers database",
+            }),
+            Some(found) => Err(Error::SchemaOutdated {
+                path: path_text(),
+                found,
+                supported: SCHEMA_VERSION,
+            }),
+        };
+    }
     // WAL + NORMAL: commits survive a crash of the process (kill -9); only an OS crash or
     // power loss can lose the last commits. See ARCHITECTURE.md.
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "OFF")?;
-    migrate(&conn)?;
+    if found != Some(SCHEMA_VERSION) {
+        migrate(&conn, path)?;
+    }
     Ok(conn)
 }
 
-fn migrate(conn: &Connection) -> Result<()> {
-    let read = |conn: &Connection| -> Option<i64> {
-        conn.query_row(
+/// The schema version recorded in the database; None when it has no smithers tables.
+fn schema_version(conn: &Connection) -> Result<Option<i64>> {
+    let has_meta: bool = conn
+        .query_row(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_smithers_meta'",
+            [],
+            |_| Ok(true),
+        )
+        .optional()?
+        .is_some();
+    if !has_meta {
+        return Ok(None);
+    }
+    Ok(conn
+        .query_row(
             "SELECT value FROM _smithers_meta WHERE key = 'schema_version'",
             [],
             |r| r.get::<_, String>(0),
         )
-        .optional()
-        .ok()
-        .flatten()
-        .and_then(|v| v.parse().ok())
-    };
-    if read(conn) == Some(SCHEMA_VERSION) {
-        return Ok(());
-    }
+        .optional()?
+        .and_then(|v| v.parse().ok()))
+}
+
+fn is_empty(conn: &Connection) -> Result<bool> {
+    let tables: i64 = conn.query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| r.get(0))?;
+    Ok(tables == 0)
+}
+
+fn migrate(conn: &Connection, path: &Path) -> Result<()> {
     // Several processes may open a file at once: take the write lock, then look again.
     let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
-    let current = read(&tx).unwrap_or(0);
+    let current = schema_version(&tx)?.unwrap_or(0);
+    if current == SCHEMA_VERSION {
+        return Ok(());
+    }
+    if current > SCHEMA_VERSION {
+        return Err(Error::SchemaTooNew {
+            path: path.display().to_string(),
+            found: current,
+            supported: SCHEMA_VERSION,
+        });
+    }
     if current < 1 {
         tx.execute_batch(SCHEMA)?;
     }
@@ -184,6 +297,9 @@ fn migrate(conn: &Connection) -> Result<()> {
     }
     if current < 3 {
         tx.execute_batch(V3)?;
+    }
+    if current < 4 {
+        tx.execute_batch(V4)?;
     }
     tx.execute(
         "INSERT OR REPLACE INTO _smithers_meta (key, value) VALUES ('schema_version', ?1)",
