@@ -346,4 +346,56 @@ mod tests {
         assert_eq!(iso8601(1_795_000_000_123), "2026-11-18T11:06:40.123Z");
         assert_eq!(iso8601(951_782_400_000), "2000-02-29T00:00:00.000Z");
     }
+
+    /// A database as v3 left it: a run parked at a gate, with one output row.
+    fn v3_database(path: &Path) {
+        let conn = Connection::open(path).unwrap();
+        conn.execute_batch(SCHEMA).unwrap();
+        conn.execute_batch(V2).unwrap();
+        conn.execute_batch(V3).unwrap();
+        conn.execute_batch(
+            "INSERT INTO _smithers_meta VALUES ('schema_version', '3');
+             INSERT INTO _smithers_runs (run_id, workflow_name, status, created_at_ms, updated_at_ms)
+               VALUES ('r1', 'old', 'waiting-approval', 1, 1);
+             INSERT INTO _smithers_nodes (run_id, node_id, iteration, state, output_table, updated_at_ms)
+               VALUES ('r1', 'build', 0, 'finished', 'build', 1);
+             INSERT INTO _smithers_schemas VALUES ('build', 'build',
+               '{\"type\":\"object\",\"properties\":{\"version\":{\"type\":\"string\"}}}', 1);
+             CREATE TABLE build (run_id TEXT NOT NULL, node_id TEXT NOT NULL, iteration INTEGER NOT NULL DEFAULT 0,
+               version TEXT, PRIMARY KEY (run_id, node_id, iteration));
+             INSERT INTO build VALUES ('r1', 'build', 0, '1.2.0');",
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn a_v3_database_is_upgraded_and_its_runs_read_their_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        v3_database(&path);
+        // Reading does not upgrade it.
+        let read_only = OpenOptions {
+            read_only: true,
+            ..OpenOptions::default()
+        };
+        let err = open(&path, read_only).err().map(|e| e.code());
+        assert_eq!(err, Some("SCHEMA_OUTDATED"));
+        let version = |path: &Path| -> String {
+            Connection::open(path)
+                .unwrap()
+                .query_row(
+                    "SELECT value FROM _smithers_meta WHERE key = 'schema_version'",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap()
+        };
+        assert_eq!(version(&path), "3");
+        let mut engine = crate::Engine::open(&path).unwrap();
+        assert_eq!(version(&path), SCHEMA_VERSION.to_string());
+        let outputs = engine.inspect("r1").unwrap().outputs;
+        assert_eq!(outputs.len(), 1);
+        assert_eq!(outputs[0].value, serde_json::json!({"version": "1.2.0"}));
+        assert!(open(&path, read_only).is_ok());
+    }
 }

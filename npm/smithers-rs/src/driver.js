@@ -34,6 +34,27 @@ export function createRun(native, workflow, { runId, input, workflowPath, starte
 }
 
 /**
+ * The name a workflow gives itself (`<Workflow name>`) when rendered for a run in the state
+ * `info` (an `inspect` answer) describes; null when that render throws (the drive will say why).
+ */
+export function renderedName(workflow, info) {
+  try {
+    const loops = Object.fromEntries((info.loops ?? []).map((l) => [l.loopId, l.iteration]));
+    const { graph } = renderWorkflow(workflow, {
+      runId: info.run.runId,
+      input: info.input,
+      loops,
+      nodeLoops: {},
+      outputs: info.outputs ?? [],
+      workflowPath: info.run.workflowPath ?? null,
+    });
+    return graph.workflow?.name ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/**
  * Drives one claimed run until it finishes, fails, is cancelled, or waits for a decision.
  * @param {import("./native.js").NativeEngine} native
  * @param {any} workflow value of `smithers(build)`

@@ -15,6 +15,7 @@ const loadRuntime = () =>
     ([driver, loader]) => ({
       driveRun: driver.driveRun,
       createRun: driver.createRun,
+      renderedName: driver.renderedName,
       loadWorkflow: loader.loadWorkflow,
     }),
   ));
@@ -22,12 +23,21 @@ const loadRuntime = () =>
 const ENDED = new Set(["finished", "failed", "cancelled"]);
 
 export class SmithersEngine {
-  /** @param {{ dbPath?: string, forbidSelfApproval?: boolean }} [options] */
+  /**
+   * @param {{ dbPath?: string, forbidSelfApproval?: boolean, mustExist?: boolean, readOnly?: boolean, leaseMs?: number }} [options]
+   *   `mustExist`: a missing database is DB_NOT_FOUND instead of a new one; `readOnly`: never
+   *   writes (not even a migration); `leaseMs`: how long a claim on a run lasts unless renewed
+   *   (default $SMITHERS_LEASE_MS, else 30 s)
+   */
   constructor(options = {}) {
     this.dbPath = resolve(options.dbPath ?? "smithers.db");
     /** Refuse an approve by the user who started the run (`startedBy`). */
     this.forbidSelfApproval = Boolean(options.forbidSelfApproval);
-    this.native = new NativeEngine(this.dbPath);
+    const leaseMs = options.leaseMs ?? (process.env.SMITHERS_LEASE_MS ? Number(process.env.SMITHERS_LEASE_MS) : undefined);
+    if (leaseMs !== undefined && !(Number.isInteger(leaseMs) && leaseMs >= 30)) {
+      throw new SmithersError("INVALID_ARGUMENT", `leaseMs must be a whole number of milliseconds ≥ 30 (got ${leaseMs})`);
+    }
+    this.native = new NativeEngine(this.dbPath, { mustExist: options.mustExist, readOnly: options.readOnly, leaseMs });
     /** @type {Map<string, Set<(event: any) => void>>} */
     this.listeners = new Map();
     /** Workflows of runs started here, so a decision can resume them without a file. */
@@ -105,9 +115,12 @@ export class SmithersEngine {
 
   /**
    * Resumes a run: claims it and drives it to its next wait or its end. The workflow is the
-   * one the run was started with here, or the file recorded on the run.
+   * one the run was started with here, or the file recorded on the run. A `workflow` given
+   * here (an object, or a file path; `workflowPath` names the file of an object) must be the
+   * run's: another file or another workflow name is refused with WORKFLOW_MISMATCH and the run
+   * is left as it was, unless `force` (which also takes it over from a live owner).
    * @param {string} runId
-   * @param {{ force?: boolean, workflow?: any }} [options]
+   * @param {{ force?: boolean, workflow?: any, workflowPath?: string }} [options]
    */
   resume(runId, options = {}) {
     // One resume per run at a time: a second caller (the serve watcher, another decision)
@@ -125,14 +138,22 @@ export class SmithersEngine {
 
   async #resume(runId, options) {
     // Loaded before the checks below, so no await sits between them and the claim.
-    const { driveRun, loadWorkflow } = await loadRuntime();
+    const { driveRun, loadWorkflow, renderedName } = await loadRuntime();
+    const given = options.workflow;
+    const givenPath = typeof given === "string" ? resolve(given) : options.workflowPath ? resolve(options.workflowPath) : null;
+    const givenWorkflow = typeof given === "string" ? await loadWorkflow(givenPath) : given;
     const active = this.driving.get(runId);
     if (active) return active.done;
     const summary = this.native.call("runSummary", runId);
     if (["finished", "failed", "cancelled"].includes(summary.status)) {
       return summary.error ? { runId, status: summary.status, error: summary.error } : { runId, status: summary.status };
     }
-    let wf = options.workflow ?? this.workflows.get(runId);
+    let wf = givenWorkflow ?? this.workflows.get(runId);
+    // A workflow given by the caller is checked against the run's (by the core, at the claim).
+    const expect =
+      givenWorkflow === undefined
+        ? undefined
+        : JSON.stringify({ workflowPath: givenPath ?? undefined, workflowName: renderedName(givenWorkflow, this.native.call("inspect", runId)) ?? undefined });
     if (!wf) {
       if (!summary.workflowPath) {
         throw new SmithersError("WORKFLOW_NOT_FOUND", `run ${runId} has no workflow file recorded; pass the workflow to resume it`, { runId });
@@ -143,7 +164,7 @@ export class SmithersEngine {
       const started = this.driving.get(runId);
       if (started) return started.done;
     }
-    const snapshot = this.native.call("claimRun", runId, Boolean(options.force));
+    const snapshot = this.native.call("claimRun", runId, Boolean(options.force), expect);
     this.workflows.set(runId, wf);
     return this.#drive(driveRun, wf, snapshot);
   }

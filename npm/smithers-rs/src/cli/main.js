@@ -7,10 +7,12 @@ import { dirname, extname, isAbsolute, join, relative, resolve } from "node:path
 import { parseArgs } from "node:util";
 import { SmithersError } from "../errors.js";
 import { LOOKUP_CODES } from "../native.js";
+import { describeThrown, isSmithersError, printable } from "../values.js";
 
 const RUN_STATUSES = ["running", "waiting-approval", "waiting-timer", "finished", "failed", "cancelled"];
-// The core's rule for run ids (engine.rs check_run_id).
-const RUN_ID = /^[A-Za-z0-9_.:-]{1,128}$/;
+// The core's rule for run ids (engine.rs check_run_id): a run id names a log directory, so
+// not `.` or `..` either.
+const RUN_ID = /^(?!\.+$)[A-Za-z0-9_.:-]{1,128}$/;
 const EXIT = { finished: 0, "waiting-approval": 3, "waiting-timer": 3, cancelled: 2, failed: 1, running: 1 };
 /**
  * Exit 4: the command line names nothing that exists, or asks what the named gate can never
@@ -48,8 +50,10 @@ const COMMANDS = {
       "--input JSON    the run's input (default {})",
       "--run-id ID     use this run id (default: generated)",
       "--by USER       who starts the run, recorded as its startedBy (default: $SMITHERS_USER, else the OS user)",
-      "--resume        resume the run named by --run-id instead of starting one",
-      "--force         with --resume: take the run over even if another live process drives it",
+      "--resume        resume the run named by --run-id instead of starting one; a run of another",
+      "                workflow (file or name) is refused with WORKFLOW_MISMATCH",
+      "--force         with --resume: take the run over even if another live process drives it,",
+      "                or resume it with this workflow even though it was started with another",
       "--db FILE       database (default: $SMITHERS_DB, the workflow's dbPath, or ./smithers.db)",
     ],
     options: { ...COMMON, input: { type: "string" }, "run-id": { type: "string" }, by: { type: "string" }, resume: { type: "boolean", default: false }, force: { type: "boolean", default: false } },
@@ -169,6 +173,16 @@ const COMMANDS = {
     options: COMMON,
     run: cancel,
   },
+  migrate: {
+    usage: "smithers migrate [--db FILE] [--json]",
+    about: "Upgrade a database to this version's schema (every command that writes does it too).",
+    details: [
+      "Read commands (ps, inspect, why, logs) never change a database: on one of an older schema",
+      "they say SCHEMA_OUTDATED. A database of a newer version is refused (SCHEMA_TOO_NEW), untouched.",
+    ],
+    options: COMMON,
+    run: migrate,
+  },
   serve: {
     usage: "smithers serve [--port 7331] [--host 127.0.0.1] [--db FILE] [--config FILE] [--json] [--quiet]",
     about: "Serve the HTTP API and the web approval inbox over a database, and drive its runs.",
@@ -261,17 +275,29 @@ export async function main(argv) {
 }
 
 function report(e, json) {
-  const code = e?.code ?? "INTERNAL";
-  const message = String(e?.message ?? e);
+  const thrown = describeThrown(e);
+  const field = (key) => {
+    try {
+      return e?.[key];
+    } catch {
+      return undefined;
+    }
+  };
+  const code = thrown.code ?? "INTERNAL";
+  // A message may quote what the user wrote (a TOON file, a name): escape sequences in it
+  // are shown, not sent to the terminal.
+  const message = json ? thrown.message : printable(thrown.message);
   if (json) {
-    console.log(JSON.stringify({ ok: false, error: { code, message, details: e?.details ?? {} } }, null, 2));
+    console.log(JSON.stringify({ ok: false, error: { code, message, details: field("details") ?? {} } }, null, 2));
   } else {
     console.error(`smithers: ${code}: ${message}`);
-    const extra = hint(code, e?.details ?? {});
+    const extra = hint(code, field("details") ?? {});
     if (extra) console.error(extra);
   }
-  return e?.exitCode ?? exitFor(code);
+  const exitCode = field("exitCode");
+  return Number.isInteger(exitCode) ? exitCode : exitFor(code);
 }
+
 
 /** What to type instead, for errors where the details say it (text mode only). */
 function hint(code, details) {
@@ -327,9 +353,14 @@ function shellQuote(word) {
   return /^[A-Za-z0-9_./:@%+=,-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
 }
 
-async function openEngine(dbPath) {
+/**
+ * The engine on `dbPath`. Only `up` creates a database (`create`): for every other command a
+ * missing file is a mistyped path (DB_NOT_FOUND). Read commands (`readOnly`) never write, not
+ * even a migration (SCHEMA_OUTDATED tells them to run `smithers migrate`).
+ */
+async function openEngine(dbPath, { create = false, readOnly = false } = {}) {
   const { SmithersEngine } = await import("../engine.js");
-  return new SmithersEngine({ dbPath, forbidSelfApproval: forbidSelfApproval() });
+  return new SmithersEngine({ dbPath, forbidSelfApproval: forbidSelfApproval(), mustExist: !create, readOnly });
 }
 
 function runId(args, command) {
@@ -347,7 +378,7 @@ async function up(args) {
   if (extra) throw usage(`unexpected argument ${JSON.stringify(extra)}`, "up");
   const id = args.values["run-id"];
   if (id !== undefined && !RUN_ID.test(id)) {
-    throw usage(`--run-id ${JSON.stringify(id)} must be 1-128 characters of letters, digits and _ . : -`, "up");
+    throw usage(`--run-id ${JSON.stringify(id)} must be 1-128 characters of letters, digits and _ . : - (not only dots)`, "up");
   }
   const path = resolve(file);
   if (!existsSync(path)) throw new SmithersError("WORKFLOW_NOT_FOUND", `no such workflow file: ${path}`);
@@ -367,7 +398,7 @@ async function up(args) {
   } catch (e) {
     // A malformed .toon file (TOON_PARSE, TOON_UNKNOWN_NEED, …) is the caller's input to
     // fix, like a usage error: exit 4, and nothing was written.
-    if (extname(path) === ".toon" && e instanceof SmithersError) e.exitCode = 4;
+    if (extname(path) === ".toon" && isSmithersError(e)) e.exitCode = 4;
     throw e;
   }
   const dbPath = args.values.db
@@ -375,12 +406,12 @@ async function up(args) {
     : process.env.SMITHERS_DB
       ? resolve(process.env.SMITHERS_DB)
       : resolve(workflow.dbPath ?? "smithers.db");
-  const engine = await openEngine(dbPath);
+  const engine = await openEngine(dbPath, { create: true });
   progress(engine, args.values.json);
   let result;
   if (args.values.resume) {
     if (!args.values["run-id"]) throw usage("--resume needs --run-id", "up");
-    result = await engine.resume(args.values["run-id"], { workflow, force: args.values.force });
+    result = await engine.resume(args.values["run-id"], { workflow, workflowPath: path, force: args.values.force });
   } else {
     const startedBy = args.values.by ?? process.env.SMITHERS_USER ?? osUser();
     result = await engine.run(workflow, { input, runId: args.values["run-id"], workflowPath: path, startedBy });
@@ -453,6 +484,28 @@ async function serve(args) {
     process.on("SIGINT", () => stop("SIGINT"));
     process.on("SIGTERM", () => stop("SIGTERM"));
   });
+}
+
+async function migrate(args) {
+  const dbPath = findDb(args.values);
+  const { NativeEngine } = await import("../native.js");
+  let before;
+  try {
+    new NativeEngine(dbPath, { readOnly: true }).close();
+    before = "current";
+  } catch (e) {
+    if (e?.code !== "SCHEMA_OUTDATED") throw e;
+    before = `v${e.details?.found}`;
+  }
+  const engine = new NativeEngine(dbPath, { mustExist: true });
+  engine.close();
+  const { engineVersion } = await import("../native.js");
+  if (args.values.json) {
+    console.log(JSON.stringify({ ok: true, db: dbPath, from: before, engine: engineVersion() }, null, 2));
+  } else {
+    console.log(before === "current" ? `${dbPath}: up to date` : `${dbPath}: upgraded from schema ${before}`);
+  }
+  return 0;
 }
 
 async function resumeCmd(args) {
@@ -686,7 +739,7 @@ async function ps(args) {
   if (v.status !== undefined && !RUN_STATUSES.includes(v.status)) {
     throw usage(`--status must be one of ${RUN_STATUSES.join(", ")}; got ${JSON.stringify(v.status)}`, "ps");
   }
-  const engine = await openEngine(findDb(v));
+  const engine = await openEngine(findDb(v), { readOnly: true });
   const runs = engine.listRuns({ status: v.status, limit });
   if (v.json) {
     console.log(JSON.stringify({ ok: true, runs }, null, 2));
@@ -701,7 +754,7 @@ async function ps(args) {
 
 async function inspect(args) {
   const id = runId(args, "inspect");
-  const engine = await openEngine(findDb(args.values));
+  const engine = await openEngine(findDb(args.values), { readOnly: true });
   const info = engine.inspect(id);
   engine.close();
   if (args.values.json) {
@@ -810,7 +863,7 @@ export function diagnose(info, db = "") {
 
 async function why(args) {
   const id = runId(args, "why");
-  const engine = await openEngine(findDb(args.values));
+  const engine = await openEngine(findDb(args.values), { readOnly: true });
   const report = diagnose(engine.inspect(id), dbArg(engine.dbPath));
   engine.close();
   if (args.values.json) {
@@ -855,7 +908,7 @@ async function logs(args) {
     return n;
   };
   const filter = { nodeId: v.node, iteration: whole("iteration", 0), attempt: whole("attempt", 1) };
-  const engine = await openEngine(findDb(v));
+  const engine = await openEngine(findDb(v), { readOnly: true });
   let attempts;
   try {
     attempts = engine.logs(id, filter);

@@ -3,6 +3,7 @@
 // every later error can name the file, the line and the key.
 import { decode } from "@toon-format/toon";
 import { SmithersError } from "../errors.js";
+import { printable } from "../values.js";
 
 /**
  * A SmithersError about a TOON file: `file:line: key: message`, details `{ file, line, key }`.
@@ -12,8 +13,11 @@ import { SmithersError } from "../errors.js";
  */
 export function toonError(code, message, { file, line = null, key = null, ...extra }) {
   const at = line ? `${file}:${line}` : file;
-  const text = key ? `${at}: ${key}: ${message}` : `${at}: ${message}`;
-  return new SmithersError(code, text, { file, line, key, ...extra });
+  // The key and the decoder's message quote the file: an escape sequence in it is shown as
+  // text (\u001b), never handed to whoever prints the error.
+  const shownKey = key === null ? null : printable(key);
+  const text = shownKey ? `${at}: ${shownKey}: ${printable(message)}` : `${at}: ${printable(message)}`;
+  return new SmithersError(code, text, { file, line, key: shownKey, ...extra });
 }
 
 /** `["steps", 2, "request", "title"]` -> `steps[2].request.title` */
