@@ -20,6 +20,9 @@ pub struct RunFilter {
     pub workflow_name: Option<String>,
     #[serde(default)]
     pub limit: Option<i64>,
+    /// Only runs a watcher could not resume (true), or only the others (false).
+    #[serde(default)]
+    pub resume_failed: Option<bool>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -329,10 +332,11 @@ impl Engine {
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {RUN_COLS} FROM _smithers_runs r WHERE (?1 IS NULL OR r.status = ?1) \
              AND (?3 IS NULL OR r.workflow_name = ?3) \
+             AND (?4 IS NULL OR (r.resume_error_json IS NOT NULL) = ?4) \
              ORDER BY r.created_at_ms DESC, r.run_id DESC LIMIT ?2"
         ))?;
         let rows = stmt.query_map(
-            params![filter.status, limit, filter.workflow_name],
+            params![filter.status, limit, filter.workflow_name, filter.resume_failed],
             run_summary,
         )?;
         Ok(rows.collect::<Result<_, _>>()?)

@@ -79,14 +79,15 @@ pub fn liveness(owner: &str) -> Liveness {
     }
 }
 
-/// Whether `owner` still holds its run at `now_ms`: on this host, while its process lives (the
-/// fast path, no waiting); elsewhere, while its lease has not expired. A row written before
-/// leases existed (no expiry) on another host is taken to be held: only `force` takes it.
+/// Whether `owner` still holds its run at `now_ms`: while its lease has not expired. On this
+/// host a dead process lets go at once (the fast path: no waiting for the lease); a live one
+/// still needs a current lease, since an engine can end while its process lives on (closed,
+/// or the worker thread it ran in stopped). A row written before leases existed (no expiry)
+/// is held unless its process is known to be dead: only `force` takes it.
 pub fn holds(owner: &str, lease_expires_at_ms: Option<i64>, now_ms: i64) -> bool {
     match liveness(owner) {
-        Liveness::Alive => true,
         Liveness::Dead => false,
-        Liveness::Unknown => lease_expires_at_ms.is_none_or(|t| t > now_ms),
+        Liveness::Alive | Liveness::Unknown => lease_expires_at_ms.is_none_or(|t| t > now_ms),
     }
 }
 
@@ -150,9 +151,11 @@ mod tests {
         assert!(holds("elsewhere:1:1:0", Some(2_000), 1_000));
         assert!(!holds("elsewhere:1:1:0", Some(1_000), 1_000));
         assert!(holds("elsewhere:1:1:0", None, 1_000));
-        // On this host the process decides, whatever the lease says.
-        assert!(holds(&new_owner_id(), Some(0), 1_000));
+        // On this host a dead process lets go whatever the lease says; a live one holds the
+        // run only while its engine renews the lease.
         let dead = format!("{}:{}:1:0", hostname(), u32::MAX - 7);
         assert!(!holds(&dead, Some(i64::MAX), 1_000));
+        assert!(holds(&new_owner_id(), Some(2_000), 1_000));
+        assert!(!holds(&new_owner_id(), Some(0), 1_000));
     }
 }

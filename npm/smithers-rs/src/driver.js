@@ -22,10 +22,16 @@ const NOT_OURS = new Set(["RUN_OWNED", "RUN_NOT_CLAIMED", "WORKFLOW_MISMATCH", "
  * dry render comes first: a malformed workflow is refused before anything is written.
  * @param {import("./native.js").NativeEngine} native
  * @param {any} workflow
- * @param {{ runId?: string, input: unknown, workflowPath: string | null }} options
+ * @param {{ runId?: string, input: unknown, workflowPath: string | null, startedBy?: string, onRender?: (rendering: boolean, owned: boolean) => void }} options
  */
-export function createRun(native, workflow, { runId, input, workflowPath, startedBy }) {
-  const probe = renderWorkflow(workflow, { runId: runId ?? "", input, loops: {}, nodeLoops: {}, outputs: [], workflowPath });
+export function createRun(native, workflow, { runId, input, workflowPath, startedBy, onRender }) {
+  let probe;
+  try {
+    onRender?.(true, false);
+    probe = renderWorkflow(workflow, { runId: runId ?? "", input, loops: {}, nodeLoops: {}, outputs: [], workflowPath });
+  } finally {
+    onRender?.(false, false);
+  }
   native.call("validateGraph", JSON.stringify(probe.graph));
   return native.call(
     "createRun",
@@ -59,7 +65,7 @@ export function renderedName(workflow, info) {
  * @param {import("./native.js").NativeEngine} native
  * @param {any} workflow value of `smithers(build)`
  * @param {any} snapshot from createRun / claimRun
- * @param {{ afterCall?: () => void, control?: { poke?: () => void } }} [hooks]
+ * @param {{ afterCall?: () => void, control?: { poke?: () => void }, onRender?: (rendering: boolean, owned: boolean) => void }} [hooks]
  * @returns {Promise<{ runId: string, status: string, error?: any }>}
  */
 export async function driveRun(native, workflow, snapshot, hooks = {}) {
@@ -102,7 +108,7 @@ async function drive(native, workflow, snapshot, hooks) {
   const render = () => {
     let graph;
     try {
-      hooks.onRender?.(true);
+      hooks.onRender?.(true, true);
       rendered = renderWorkflow(workflow, {
         runId,
         input: snapshot.input,
@@ -121,7 +127,7 @@ async function drive(native, workflow, snapshot, hooks) {
       const ours = isSmithersError(e);
       return fail({ code: ours ? thrown.code ?? "RENDER_FAILED" : "RENDER_FAILED", message: ours ? thrown.message : `the workflow threw while rendering: ${thrown.message}` });
     } finally {
-      hooks.onRender?.(false);
+      hooks.onRender?.(false, true);
     }
     try {
       return call("submitGraph", runId, graph);

@@ -3,6 +3,7 @@
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { SmithersError } from "./errors.js";
+import { DriverPool, newRunId } from "./isolation.js";
 import { NativeEngine } from "./native.js";
 
 /**
@@ -24,10 +25,14 @@ const ENDED = new Set(["finished", "failed", "cancelled"]);
 
 export class SmithersEngine {
   /**
-   * @param {{ dbPath?: string, forbidSelfApproval?: boolean, mustExist?: boolean, readOnly?: boolean, leaseMs?: number }} [options]
+   * @param {{ dbPath?: string, forbidSelfApproval?: boolean, mustExist?: boolean, readOnly?: boolean, leaseMs?: number,
+   *   isolate?: boolean | { renderTimeoutMs?: number, blockedTimeoutMs?: number, maxWorkers?: number },
+   *   onRender?: (rendering: boolean, owned: boolean) => void, log?: (line: string) => void }} [options]
    *   `mustExist`: a missing database is DB_NOT_FOUND instead of a new one; `readOnly`: never
    *   writes (not even a migration); `leaseMs`: how long a claim on a run lasts unless renewed
-   *   (default $SMITHERS_LEASE_MS, else 30 s)
+   *   (default $SMITHERS_LEASE_MS, else 30 s); `isolate`: runs of workflow files are driven in
+   *   worker threads with a watchdog (isolation.js), never on this thread; `onRender`: told when
+   *   a render starts and ends (`owned`: of a run this engine drives, not the check before a start)
    */
   constructor(options = {}) {
     this.dbPath = resolve(options.dbPath ?? "smithers.db");
@@ -38,6 +43,15 @@ export class SmithersEngine {
       throw new SmithersError("INVALID_ARGUMENT", `leaseMs must be a whole number of milliseconds ≥ 30 (got ${leaseMs})`);
     }
     this.native = new NativeEngine(this.dbPath, { mustExist: options.mustExist, readOnly: options.readOnly, leaseMs });
+    this.onRender = options.onRender;
+    /** Drives runs of workflow files in worker threads (`isolate`), or null: in this thread. */
+    this.pool = options.isolate
+      ? new DriverPool(this.native, {
+          ...(typeof options.isolate === "object" ? options.isolate : {}),
+          engine: { dbPath: this.dbPath, leaseMs, forbidSelfApproval: this.forbidSelfApproval },
+          log: options.log,
+        })
+      : null;
     /** @type {Map<string, Set<(event: any) => void>>} */
     this.listeners = new Map();
     /** Workflows of runs started here, so a decision can resume them without a file. */
@@ -93,6 +107,7 @@ export class SmithersEngine {
    * @param {{ input?: unknown, runId?: string, workflowPath?: string, startedBy?: string }} [options]
    */
   async start(workflow, options = {}) {
+    if (this.pool && typeof workflow === "string") return this.#startIsolated(resolve(workflow), options);
     const { driveRun, createRun, loadWorkflow } = await loadRuntime();
     const path = typeof workflow === "string" ? resolve(workflow) : options.workflowPath ? resolve(options.workflowPath) : null;
     const wf = typeof workflow === "string" ? await loadWorkflow(path) : workflow;
@@ -101,10 +116,32 @@ export class SmithersEngine {
       input: options.input ?? {},
       workflowPath: path,
       startedBy: options.startedBy,
+      onRender: this.onRender,
     });
     this.dispatch();
     this.workflows.set(snapshot.runId, wf);
     return { runId: snapshot.runId, done: this.#drive(driveRun, wf, snapshot) };
+  }
+
+  /** `start` of a workflow file in a worker thread: returns once the run is recorded. */
+  async #startIsolated(path, options) {
+    const runId = options.runId ?? newRunId();
+    const drive = this.pool.drive({ kind: "start", runId, path, input: options.input ?? {}, startedBy: options.startedBy });
+    const done = this.#track(runId, drive);
+    // Not recorded (the workflow did not load, or refused its input): the reason is `done`'s.
+    if ((await drive.started) === null) await done;
+    return { runId, done };
+  }
+
+  /** Registers a drive under way in a worker as driven here (for decisions, the watcher). */
+  #track(runId, drive) {
+    const entry = { done: drive.done, control: drive.control };
+    this.driving.set(runId, entry);
+    const stop = () => {
+      if (this.driving.get(runId) === entry) this.driving.delete(runId);
+    };
+    drive.done.then(stop, stop);
+    return drive.done;
   }
 
   /** Starts a run and waits until this process stops driving it. */
@@ -148,6 +185,13 @@ export class SmithersEngine {
     if (["finished", "failed", "cancelled"].includes(summary.status)) {
       return summary.error ? { runId, status: summary.status, error: summary.error } : { runId, status: summary.status };
     }
+    if (this.pool && (given === undefined || typeof given === "string") && !this.workflows.has(runId)) {
+      if (!summary.workflowPath && !givenPath) {
+        throw new SmithersError("WORKFLOW_NOT_FOUND", `run ${runId} has no workflow file recorded; pass the workflow to resume it`, { runId });
+      }
+      const drive = this.pool.drive({ kind: "resume", runId, path: givenPath ?? summary.workflowPath, force: Boolean(options.force), workflowPath: givenPath ?? undefined });
+      return this.#track(runId, drive);
+    }
     let wf = givenWorkflow ?? this.workflows.get(runId);
     // A workflow given by the caller is checked against the run's (by the core, at the claim).
     const expect =
@@ -190,7 +234,7 @@ export class SmithersEngine {
         // The engine was closed while the run was driven.
       }
     };
-    driveRun(this.native, workflow, snapshot, { afterCall: () => this.dispatch(), control }).then(
+    driveRun(this.native, workflow, snapshot, { afterCall: () => this.dispatch(), control, onRender: this.onRender }).then(
       (result) => {
         stop();
         // An ended run is never resumed: forget its workflow, or an engine that lives long
@@ -260,6 +304,14 @@ export class SmithersEngine {
   async #decide(kind, runId, options) {
     const { nodeId, iteration, note, decidedBy, scopes, decision, inputs, reason, resume = true, workflow } = options;
     const forbidStarter = Boolean(options.forbidSelfApproval ?? this.forbidSelfApproval);
+    // Text the core cannot hold (a lone surrogate: a string cut inside an emoji) is a bad
+    // decision, named by its field; nothing is recorded.
+    const fields = { note, reason, decidedBy, nodeId, ...Object.fromEntries(Object.entries(inputs ?? {}).flatMap(([k, v]) => [[`input name ${k}`, k], [`input ${k}`, v]])) };
+    for (const [field, value] of Object.entries(fields)) {
+      if (typeof value === "string" && !value.isWellFormed()) {
+        throw new SmithersError("INVALID_DECISION", `${field} is not valid Unicode text (it holds a lone surrogate, as a string cut inside an emoji does)`, { field });
+      }
+    }
     const outcome = this.native.call(
       kind,
       JSON.stringify({ runId, nodeId, iteration, note, decidedBy, scopes, decision, inputs: inputs ?? {}, reason, forbidStarter }),
@@ -362,6 +414,7 @@ export class SmithersEngine {
   }
 
   close() {
+    this.pool?.close();
     this.native.close();
   }
 }

@@ -762,44 +762,44 @@ async function inspect(args) {
     return 0;
   }
   const r = info.run;
-  console.log(`run ${r.runId} (${r.workflowName}): ${r.status}`);
-  if (r.workflowPath) console.log(`  workflow: ${r.workflowPath}`);
-  console.log(`  created ${r.createdAt}, updated ${r.updatedAt}${r.finishedAt ? `, ended ${r.finishedAt}` : ""}`);
-  if (r.error) console.log(`  error: ${r.error.code}: ${r.error.message}`);
-  console.log("\nnodes:");
-  console.log(table(["NODE", "ITER", "STATE", "OUTPUT", "ATTEMPTS", "NOTE"], info.nodes.map((n) => [n.nodeId, String(n.iteration), n.state, n.output, String(n.attempts), n.error?.message ?? n.skipReason ?? ""])));
+  say(`run ${r.runId} (${r.workflowName}): ${r.status}`);
+  if (r.workflowPath) say(`  workflow: ${r.workflowPath}`);
+  say(`  created ${r.createdAt}, updated ${r.updatedAt}${r.finishedAt ? `, ended ${r.finishedAt}` : ""}`);
+  if (r.error) say(`  error: ${r.error.code}: ${r.error.message}`);
+  say("\nnodes:");
+  say(table(["NODE", "ITER", "STATE", "OUTPUT", "ATTEMPTS", "NOTE"], info.nodes.map((n) => [n.nodeId, String(n.iteration), n.state, n.output, String(n.attempts), n.error?.message ?? n.skipReason ?? ""])));
   if (info.approvals.length > 0) {
-    console.log("\napprovals:");
+    say("\napprovals:");
     for (const a of info.approvals) {
       const who = a.decidedBy ? ` by ${a.decidedBy} at ${a.decidedAt}` : ` since ${a.requestedAt}`;
       if (!isReview(a)) {
-        console.log(`  ${a.nodeId} [${a.iteration}] ${a.status}${who}: ${a.title ?? ""}${a.summary ? ` — ${a.summary}` : ""}${a.note ? ` (note: ${a.note})` : ""}`);
-        if (a.input?.length) console.log(`    inputs: ${inputList(a)}`);
+        say(`  ${a.nodeId} [${a.iteration}] ${a.status}${who}: ${a.title ?? ""}${a.summary ? ` — ${a.summary}` : ""}${a.note ? ` (note: ${a.note})` : ""}`);
+        if (a.input?.length) say(`    inputs: ${inputList(a)}`);
         const given = Object.entries(a.inputs ?? {});
-        if (given.length) console.log(`    approved with: ${given.map(([k, v]) => `${k}=${v}`).join(", ")}`);
+        if (given.length) say(`    approved with: ${given.map(([k, v]) => `${k}=${v}`).join(", ")}`);
         continue;
       }
       // A reviewed step: its round, what it takes, what was decided, and the earlier rounds.
-      console.log(`  ${a.nodeId} [${a.iteration}] ${a.status}${who} (review, round ${a.round}): ${a.prompt ?? a.title ?? ""}`);
-      if (a.input?.length) console.log(`    inputs: ${inputList(a)}`);
+      say(`  ${a.nodeId} [${a.iteration}] ${a.status}${who} (review, round ${a.round}): ${a.prompt ?? a.title ?? ""}`);
+      if (a.input?.length) say(`    inputs: ${inputList(a)}`);
       const sent = Object.entries(a.inputs ?? {});
-      if (sent.length) console.log(`    approved with: ${sent.map(([k, v]) => `${k}=${v}`).join(", ")}`);
+      if (sent.length) say(`    approved with: ${sent.map(([k, v]) => `${k}=${v}`).join(", ")}`);
       if (a.status === "rejected" || a.status === "denied") {
-        console.log(`    ${a.status} by ${a.decidedBy ?? "?"}: ${a.reason ?? a.note ?? "(no reason given)"}`);
+        say(`    ${a.status} by ${a.decidedBy ?? "?"}: ${a.reason ?? a.note ?? "(no reason given)"}`);
       } else if (a.note) {
-        console.log(`    note: ${a.note}`);
+        say(`    note: ${a.note}`);
       }
-      if (a.stdoutPath) console.log(`    output: ${a.stdoutPath}`);
+      if (a.stdoutPath) say(`    output: ${a.stdoutPath}`);
       const earlier = (a.history ?? []).filter((h) => h.iteration < a.round);
       if (earlier.length) {
-        console.log("    history:");
-        for (const h of earlier) console.log(`      ${historyLine(h)}`);
+        say("    history:");
+        for (const h of earlier) say(`      ${historyLine(h)}`);
       }
     }
   }
   if (info.outputs.length > 0) {
-    console.log("\noutputs:");
-    for (const o of info.outputs) console.log(`  ${o.table} ${o.nodeId} [${o.iteration}]: ${JSON.stringify(o.value)}`);
+    say("\noutputs:");
+    for (const o of info.outputs) say(`  ${o.table} ${o.nodeId} [${o.iteration}]: ${JSON.stringify(o.value)}`);
   }
   return 0;
 }
@@ -841,13 +841,22 @@ export function diagnose(info, db = "") {
       }
       blockers.push(blocker);
     }
+  } else if (r.status === "running" && !r.owner && r.resumeError) {
+    // A watcher (smithers serve) tried and could not: say why, and what to run once fixed.
+    const { code, message } = r.resumeError;
+    const unblocker =
+      code === "WORKFLOW_NOT_FOUND" || code === "WORKFLOW_MISMATCH"
+        ? `npx smithers up <workflow file> --run-id ${r.runId} --resume${db}`
+        : `npx smithers resume ${r.runId}${db}`;
+    blockers.push({ kind: "resume", reason: `smithers serve could not resume this run: ${code}: ${message}`, resumeError: r.resumeError, unblocker });
   } else if (r.status === "running" && !r.owner) {
     blockers.push({ kind: "resume", reason: "No process drives this run (it was interrupted, or a decision was recorded with --no-resume)", unblocker: `npx smithers resume ${r.runId}${db}` });
   } else if (r.status === "running" && r.ownerLiveness === "dead") {
-    // kill -9, a crash: the owner is recorded but its process is gone; resume takes over.
-    blockers.push({ kind: "resume", reason: `The process that drove this run (${r.owner}) is gone (killed or crashed)`, unblocker: `npx smithers resume ${r.runId}${db}` });
+    // kill -9, a crash, a container gone: the owner's process is gone or its lease expired;
+    // resume takes over.
+    blockers.push({ kind: "resume", reason: `The process that drove this run (${r.owner}) is gone (its process ended, or its lease expired${r.leaseExpiresAt ? ` at ${r.leaseExpiresAt}` : ""})`, unblocker: `npx smithers resume ${r.runId}${db}` });
   } else if (r.status === "running") {
-    blockers.push({ kind: "running", reason: `Being driven by ${r.owner}`, unblocker: null });
+    blockers.push({ kind: "running", reason: `Being driven by ${r.owner}${r.leaseExpiresAt ? ` (its lease runs to ${r.leaseExpiresAt} unless it renews it)` : ""}`, unblocker: null });
   }
   // Who rejected which step, and why: the rejection is final (RUN_REJECTED for anything else).
   const rejected = info.approvals
@@ -870,28 +879,28 @@ async function why(args) {
     console.log(JSON.stringify({ ok: true, ...report }, null, 2));
     return 0;
   }
-  console.log(`run ${report.runId}: ${report.status}`);
-  console.log(report.summary);
+  say(`run ${report.runId}: ${report.status}`);
+  say(report.summary);
   for (const r of report.rejected ?? []) {
-    console.log(`  Rejected: ${r.nodeId}${r.iteration ? ` (iteration ${r.iteration})` : ""} by ${r.by ?? "?"} at ${r.at}: ${r.reason ?? "(no reason given)"}`);
+    say(`  Rejected: ${r.nodeId}${r.iteration ? ` (iteration ${r.iteration})` : ""} by ${r.by ?? "?"} at ${r.at}: ${r.reason ?? "(no reason given)"}`);
   }
   for (const b of report.blockers) {
     if (b.kind === "approval" && b.approvalKind === "review") {
-      console.log(`\n  ${b.nodeId}${b.iteration ? ` (iteration ${b.iteration})` : ""}: ${b.reason}`);
-      console.log(`  Waiting since: ${new Date(b.waitingSince).toISOString()}`);
-      if (b.input.length) console.log(`  Inputs: ${inputList(b)}`);
-      for (const h of b.history) console.log(`  Earlier: ${historyLine(h)}`);
-      console.log(`  Its output: ${b.logs}`);
-      console.log(`  Unblock: ${b.unblocker}`);
-      console.log(`  Push back: ${b.pushBack}`);
-      console.log(`  Reject instead: ${b.deny}`);
+      say(`\n  ${b.nodeId}${b.iteration ? ` (iteration ${b.iteration})` : ""}: ${b.reason}`);
+      say(`  Waiting since: ${new Date(b.waitingSince).toISOString()}`);
+      if (b.input.length) say(`  Inputs: ${inputList(b)}`);
+      for (const h of b.history) say(`  Earlier: ${historyLine(h)}`);
+      say(`  Its output: ${b.logs}`);
+      say(`  Unblock: ${b.unblocker}`);
+      say(`  Push back: ${b.pushBack}`);
+      say(`  Reject instead: ${b.deny}`);
     } else if (b.kind === "approval") {
-      console.log(`\n  ${b.nodeId}${b.iteration ? ` (iteration ${b.iteration})` : ""}: ${b.reason}`);
-      console.log(`  Waiting since: ${new Date(b.waitingSince).toISOString()}`);
-      console.log(`  Unblock: ${b.unblocker}`);
-      console.log(`  Deny instead: ${b.deny}`);
+      say(`\n  ${b.nodeId}${b.iteration ? ` (iteration ${b.iteration})` : ""}: ${b.reason}`);
+      say(`  Waiting since: ${new Date(b.waitingSince).toISOString()}`);
+      say(`  Unblock: ${b.unblocker}`);
+      say(`  Deny instead: ${b.deny}`);
     } else if (b.unblocker) {
-      console.log(`  Unblock: ${b.unblocker}`);
+      say(`  Unblock: ${b.unblocker}`);
     }
   }
   return 0;
@@ -950,6 +959,9 @@ async function cancel(args) {
   console.log(args.values.json ? JSON.stringify({ ok: true, ...result }, null, 2) : `run ${id}: ${result.status}`);
   return 0;
 }
+
+/** A line of text output that may hold what users wrote (notes, task errors, stderr lines). */
+const say = (line = "") => console.log(printable(line));
 
 function table(header, rows) {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
