@@ -336,7 +336,12 @@ impl Engine {
              ORDER BY r.created_at_ms DESC, r.run_id DESC LIMIT ?2"
         ))?;
         let rows = stmt.query_map(
-            params![filter.status, limit, filter.workflow_name, filter.resume_failed],
+            params![
+                filter.status,
+                limit,
+                filter.workflow_name,
+                filter.resume_failed
+            ],
             run_summary,
         )?;
         Ok(rows.collect::<Result<_, _>>()?)

@@ -2,28 +2,17 @@
 //! other workflows, databases of other versions, owners on other hosts, another workflow
 //! resuming a run, hostile names.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
+use common::{decision_schema, digest};
 use rusqlite::Connection;
 use serde_json::{Value, json};
 use smithers_core::{
     ClaimOptions, DecisionRequest, Engine, GraphDescriptor, NewRun, OpenOptions, OrphanCursor,
     RunError, TaskResult,
 };
-
-fn decision_schema() -> Value {
-    json!({
-        "type": "object",
-        "properties": {
-            "approved": {"type": "boolean"},
-            "note": {"anyOf": [{"type": "string"}, {"type": "null"}]},
-            "decidedBy": {"anyOf": [{"type": "string"}, {"type": "null"}]},
-            "decidedAt": {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "null"}]}
-        },
-        "required": ["approved", "note", "decidedBy", "decidedAt"],
-        "additionalProperties": false
-    })
-}
 
 fn object(props: Value) -> Value {
     let required: Vec<String> = props
@@ -83,39 +72,6 @@ fn open_err(path: &Path, options: OpenOptions) -> smithers_core::Error {
 
 fn raw(path: &Path) -> Connection {
     Connection::open(path).unwrap()
-}
-
-/// Every row of every table, in a stable order: equal digests mean nothing was written.
-fn digest(path: &Path) -> String {
-    let conn = raw(path);
-    let tables: Vec<String> = conn
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    let mut out = String::new();
-    for t in tables {
-        out.push_str(&format!("== {t}\n"));
-        let mut stmt = conn
-            .prepare(&format!("SELECT * FROM \"{t}\" ORDER BY 1, 2"))
-            .unwrap();
-        let n = stmt.column_count();
-        let rows = stmt
-            .query_map([], |r| {
-                let cells: Vec<String> = (0..n)
-                    .map(|i| format!("{:?}", r.get_ref(i).unwrap()))
-                    .collect();
-                Ok(cells.join("|"))
-            })
-            .unwrap();
-        for row in rows {
-            out.push_str(&row.unwrap());
-            out.push('\n');
-        }
-    }
-    out
 }
 
 fn schema_version(path: &Path) -> String {
