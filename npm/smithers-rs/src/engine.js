@@ -385,9 +385,19 @@ export class SmithersEngine {
     return this.native.call("feedHead");
   }
 
-  /** Runs that are `running` while no live process drives them (a decision nobody resumed, a dead owner). */
-  orphanedRuns(limit = 100, { includeDead = true } = {}) {
-    return this.native.call("orphanedRuns", limit, includeDead);
+  /**
+   * Runs that are `running` while nobody holds them (a decision nobody resumed, an owner whose
+   * process died or whose lease expired), oldest first; page with `after` (the last run's
+   * `{ updatedAtMs, runId }`). Runs marked unresumable are left out.
+   */
+  orphanedRuns(limit = 100, { includeDead = true, after } = {}) {
+    return this.native.call("orphanedRuns", limit, includeDead, after ? JSON.stringify(after) : undefined);
+  }
+
+  /** Records why a run cannot be resumed (shown by `why`, `resumeError`); a claim clears it. */
+  markUnresumable(runId, error) {
+    this.native.call("markUnresumable", runId, JSON.stringify({ code: error.code, message: error.message }));
+    this.dispatch();
   }
 
   /** @param {{ status?: string, workflowName?: string, limit?: number }} [filter] */
