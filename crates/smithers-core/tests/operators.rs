@@ -2,15 +2,12 @@
 //! scope levels, keyset paging and status filters over approvals, the database-wide event
 //! feed, and runs that nobody drives.
 
+mod common;
+
+use common::decision_schema;
 use serde_json::{Value, json};
 use smithers_core::inspect::{ApprovalCursor, ApprovalFilter};
 use smithers_core::{DecisionRequest, Engine, GraphDescriptor, NewRun};
-
-fn decision_schema() -> Value {
-    json!({"type": "object", "properties": {
-        "approved": {"type": "boolean"}, "note": {}, "decidedBy": {}, "decidedAt": {}
-    }, "required": ["approved"]})
-}
 
 fn graph(gates: &[Value]) -> GraphDescriptor {
     let g = json!({

@@ -57,6 +57,14 @@ fn start(engine: &mut Engine, run_id: &str, name: &str, path: Option<&str>) {
         .unwrap();
 }
 
+/// An engine that created run `r1` and let go of it (it is `running` with no owner).
+fn released(path: &Path, name: &str, workflow: Option<&str>) -> Engine {
+    let mut engine = Engine::open(path).unwrap();
+    start(&mut engine, "r1", name, workflow);
+    engine.release_run("r1").unwrap();
+    engine
+}
+
 fn result(node: &str, attempt: i64, value: Value) -> TaskResult {
     serde_json::from_value(json!({"nodeId": node, "attempt": attempt, "ok": true, "value": value}))
         .unwrap()
@@ -393,9 +401,7 @@ fn a_render_that_changes_a_key_s_schema_after_the_run_wrote_rows_is_refused() {
 #[test]
 fn an_owner_on_another_host_holds_its_run_until_its_lease_expires() {
     let (_dir, path) = db();
-    let mut a = Engine::open(&path).unwrap();
-    start(&mut a, "r1", "w", None);
-    a.release_run("r1").unwrap();
+    let _a = released(&path, "w", None);
     let far = smithers_core::store::now_ms() + 60_000;
     raw(&path)
         .execute(
@@ -479,9 +485,7 @@ fn an_engine_that_lost_its_run_writes_nothing_more_for_it() {
 #[test]
 fn claiming_a_run_for_another_workflow_is_refused_unless_forced() {
     let (_dir, path) = db();
-    let mut engine = Engine::open(&path).unwrap();
-    start(&mut engine, "r1", "deploy", Some("/srv/deploy.tsx"));
-    engine.release_run("r1").unwrap();
+    let mut engine = released(&path, "deploy", Some("/srv/deploy.tsx"));
     let before = digest(&path);
     let claim = |engine: &mut Engine, path: &str, name: &str, force: bool| {
         engine.claim_run_with(
