@@ -114,6 +114,45 @@ describe("operator mistakes at the CLI", { concurrency: 3 }, () => {
     assert.equal(forced.run.workflowPath, other);
   });
 
+  test("a parked run reads its outputs through its own schema after another workflow gave the key another one", async (t) => {
+    const b = box(t);
+    // Workflow B: `result` has `extra`; it parks at a gate, then `check` reads result.extra.
+    const wfB = b.write(
+      "b.js",
+      `import { approval, fields, task, workflow } from ${BUILDER_URL};
+const result = task("produce", { table: "result", output: fields({ ok: "boolean", extra: "boolean" }), run: () => ({ ok: true, extra: true }) });
+const gate = approval("gate", { needs: { result }, request: { title: "Go?" } });
+const check = task("check", { needs: { result, gate }, output: fields({ extra: "boolean?" }), run: ({ result }) => ({ extra: result.extra ?? null }) });
+export default workflow({ name: "b", steps: [result, gate, check] });
+`,
+    );
+    // Workflow A: the same key, another schema; it runs to its end in between.
+    const wfA = b.write(
+      "a.js",
+      `import { fields, task, workflow } from ${BUILDER_URL};
+export default workflow({ name: "a", steps: [task("produce", { table: "result", output: fields({ ok: "boolean" }), run: () => ({ ok: false }) })] });
+`,
+    );
+    const runB = runIdOf((await expectExit(assert, 3, ["up", wfB], { db: b.db })).stdout);
+    await expectExit(assert, 0, ["up", wfA], { db: b.db });
+    await expectExit(assert, 0, ["approve", runB], { db: b.db });
+    const info = inspectRun(b.db, runB);
+    assert.deepEqual(info.outputs.find((o) => o.nodeId === "check").value, { extra: true });
+    // Keys that would share a SQL table are refused before anything is written.
+    const twins = b.write(
+      "twins.js",
+      `import { fields, task, workflow } from ${BUILDER_URL};
+export default workflow({ name: "twins", steps: [task("one", { table: "fooBar", output: fields({ v: "number" }), run: () => ({ v: 1 }) }),
+  task("two", { table: "foo_bar", output: fields({ v: "number" }), run: () => ({ v: 2 }) })] });
+`,
+    );
+    const runs = (await smithers(["ps", "--json"], { db: b.db })).json.runs.length;
+    const r = await smithers(["up", twins], { db: b.db });
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /TABLE_NAME_CONFLICT|OUTPUT_CONFLICT/);
+    assert.equal((await smithers(["ps", "--json"], { db: b.db })).json.runs.length, runs);
+  });
+
   test("run ids made of dots are refused: no logs are written outside <db>.logs/", async (t) => {
     const b = box(t);
     const wf = b.write("wf.js", gateWorkflow("deploy"));

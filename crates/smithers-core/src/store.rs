@@ -130,7 +130,8 @@ CREATE INDEX IF NOT EXISTS _smithers_events_feed ON _smithers_events (feed_id);
 CREATE INDEX IF NOT EXISTS _smithers_approvals_by_status ON _smithers_approvals (status, requested_at_ms);
 ";
 
-/// v4: ownership as a lease (`lease_expires_at_ms`, renewed by the owner), why a run could not
+/// v4: ownership as a lease (`lease_expires_at_ms`, renewed by the owner: the index finds an
+/// owner's runs without a scan), why a run could not
 /// be resumed (`resume_error_json`), and output schemas per version and per run: every schema
 /// an output key has had (`_smithers_schema_versions`) and the version each run reads and
 /// writes its rows through (`_smithers_run_schemas`). Runs written before v4 read through the
@@ -139,6 +140,7 @@ const V4: &str = "
 ALTER TABLE _smithers_runs ADD COLUMN lease_expires_at_ms INTEGER;
 ALTER TABLE _smithers_runs ADD COLUMN resume_error_json TEXT;
 ALTER TABLE _smithers_runs ADD COLUMN resume_error_at_ms INTEGER;
+CREATE INDEX IF NOT EXISTS _smithers_runs_by_owner ON _smithers_runs (owner) WHERE owner IS NOT NULL;
 ALTER TABLE _smithers_schemas ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
 CREATE TABLE IF NOT EXISTS _smithers_schema_versions (
   table_key TEXT NOT NULL,
