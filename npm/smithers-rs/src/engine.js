@@ -178,17 +178,20 @@ export class SmithersEngine {
     const { driveRun, loadWorkflow, renderedName } = await loadRuntime();
     const given = options.workflow;
     const givenPath = typeof given === "string" ? resolve(given) : options.workflowPath ? resolve(options.workflowPath) : null;
-    const givenWorkflow = typeof given === "string" ? await loadWorkflow(givenPath) : given;
+    // A workflow file is loaded (its code run) in the worker that drives the run, if isolated.
+    const isolated = this.pool !== null && (given === undefined || typeof given === "string") && !this.workflows.has(runId);
+    const givenWorkflow = typeof given === "string" && !isolated ? await loadWorkflow(givenPath) : given;
     const active = this.driving.get(runId);
     if (active) return active.done;
     const summary = this.native.call("runSummary", runId);
     if (["finished", "failed", "cancelled"].includes(summary.status)) {
       return summary.error ? { runId, status: summary.status, error: summary.error } : { runId, status: summary.status };
     }
-    if (this.pool && (given === undefined || typeof given === "string") && !this.workflows.has(runId)) {
+    if (isolated) {
       if (!summary.workflowPath && !givenPath) {
         throw new SmithersError("WORKFLOW_NOT_FOUND", `run ${runId} has no workflow file recorded; pass the workflow to resume it`, { runId });
       }
+      // The worker's engine checks a given file against the run's, as below.
       const drive = this.pool.drive({ kind: "resume", runId, path: givenPath ?? summary.workflowPath, force: Boolean(options.force), workflowPath: givenPath ?? undefined });
       return this.#track(runId, drive);
     }
