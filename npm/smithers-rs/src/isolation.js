@@ -1,15 +1,17 @@
 // Workflow code off the caller's thread: an engine created with `isolate` (smithers serve)
-// drives each run in a worker thread of its own (driver-worker.js), so whatever a workflow does
-// — a render that spins, a body that blocks, a module that throws from a timer — the thread
-// that serves HTTP keeps answering. A watchdog on this side reads what each worker shares
+// drives each run in a worker thread (driver-worker.js), so whatever a workflow does — a
+// render that spins, a body that blocks, a module that throws from a timer — the thread that
+// serves HTTP keeps answering. A watchdog on this side reads what each worker shares
 // (heartbeat, render start) and stops a worker whose render does not return within
 // `renderTimeoutMs` (RENDER_TIMEOUT), or whose event loop has not turned for
 // `blockedTimeoutMs` (WORKFLOW_BLOCKED); a worker that dies on its own is WORKFLOW_CRASHED.
 // Then this side fails the run with that code (it takes the run over to do so).
 //
-// A worker drives one run and ends. To keep a decision from waiting for a worker to start and
-// a workflow module to load, a spare worker is kept per recently used workflow file, with that
-// file already loaded; it is used if the file has not changed since.
+// A worker drives one run at a time. To keep a decision from waiting for a worker to start
+// and a workflow module to load, a spare worker is kept per recently driven workflow file,
+// with that file loaded: the worker of a drive that ended cleanly (nothing of the workflow
+// left running in it) becomes the spare, else a new one is started when the drive ends. A
+// spare is used while its file has not changed (mtime).
 import { randomBytes } from "node:crypto";
 import { statSync } from "node:fs";
 import { Worker } from "node:worker_threads";
@@ -50,7 +52,7 @@ export class DriverPool {
     this.active = new Set();
     /** @type {any[]} drives waiting for a worker */
     this.queue = [];
-    /** @type {Map<string, { worker: Worker, watch: Float64Array, ready: Promise<void>, mtimeMs: number }>} */
+    /** @type {Map<string, any>} path -> an idle worker with that workflow loaded */
     this.spares = new Map();
     this.watchdog = null;
     this.closed = false;
@@ -58,8 +60,8 @@ export class DriverPool {
 
   /**
    * Drives a run in a worker. `done` settles as the in-process drive's would; `started`
-   * once a started run is recorded (with its id). `control.poke()` wakes the driver (a
-   * decision was recorded on this run).
+   * once a started run is recorded (with its id; null if it never was). `control.poke()`
+   * wakes the driver (a decision was recorded on this run).
    * @param {{ kind: "start" | "resume", runId: string, path?: string | null, input?: unknown, startedBy?: string, force?: boolean, workflowPath?: string }} job
    */
   drive(job) {
@@ -72,10 +74,10 @@ export class DriverPool {
     const started = new Promise((resolve) => {
       markStarted = resolve;
     });
-    const drive = { job, settle, markStarted, worker: null, watch: null, stopping: null, finished: false, poked: false };
+    const drive = { job, settle, markStarted, slot: null, stopping: null, finished: false, poked: false, crash: null };
     const control = {
       poke: () => {
-        if (drive.worker) drive.worker.postMessage({ type: "poke" });
+        if (drive.slot) drive.slot.worker.postMessage({ type: "poke" });
         else drive.poked = true;
       },
     };
@@ -86,40 +88,44 @@ export class DriverPool {
 
   #run(drive) {
     if (this.closed) {
+      drive.markStarted(null);
       drive.settle.reject(new SmithersError("ENGINE_CLOSED", "the engine was closed"));
       return;
     }
     this.active.add(drive);
     const path = drive.job.path ?? null;
-    const spare = path ? this.#takeSpare(path) : null;
-    const { worker, watch, ready } = spare ?? this.#spawn(path);
-    drive.worker = worker;
-    drive.watch = watch;
-    worker.on("message", (m) => this.#message(drive, m));
-    worker.on("error", (e) => {
+    const slot = (path && this.#takeSpare(path)) || this.#spawn(path);
+    drive.slot = slot;
+    const { worker, watch } = slot;
+    slot.onMessage = (m) => this.#message(drive, m);
+    slot.onError = (e) => {
       drive.crash ??= e;
-    });
-    worker.on("exit", () => this.#exited(drive));
-    ready.then(() => {
+    };
+    slot.onExit = () => this.#exited(drive);
+    worker.on("message", slot.onMessage);
+    worker.on("error", slot.onError);
+    worker.on("exit", slot.onExit);
+    slot.ready.then(() => {
       if (drive.finished || drive.stopping) return;
-      // The watchdog counts from now: a spare's idle time is not the drive's.
+      // The watchdog counts from now: the idle time of a spare is not the drive's.
       watch[HEARTBEAT] = Math.max(watch[HEARTBEAT], Date.now());
+      watch[RENDER] = 0;
+      watch[OWNED] = 0;
+      watch[DONE] = 0;
       worker.postMessage({ type: "job", job: { ...drive.job, engine: this.engineOptions } });
       if (drive.poked) worker.postMessage({ type: "poke" });
     });
     this.#startWatchdog();
-    if (path) this.#keepSpare(path);
   }
 
-  #spawn(preload) {
+  /** A new worker; with `path`, it loads that workflow file while it waits for a job. */
+  #spawn(path) {
     const shared = new SharedArrayBuffer(8 * 4);
     const watch = new Float64Array(shared);
     watch[HEARTBEAT] = Date.now();
-    const worker = new Worker(WORKER_URL, { workerData: { watch: shared, preload } });
+    const worker = new Worker(WORKER_URL, { workerData: { watch: shared, preload: path } });
     let ready;
-    const readyPromise = new Promise((resolve) => {
-      ready = resolve;
-    });
+    const slot = { worker, watch, path, mtimeMs: path ? mtime(path) : null, ready: new Promise((r) => (ready = r)) };
     const onReady = (m) => {
       if (m?.type === "ready") {
         worker.off("message", onReady);
@@ -127,37 +133,42 @@ export class DriverPool {
       }
     };
     worker.on("message", onReady);
-    // A worker that dies before it is ready is handled by its drive's exit handler.
+    // One that dies before it is ready is handled by its drive's exit handler.
     worker.once("exit", () => ready());
-    return { worker, watch, ready: readyPromise };
+    return slot;
   }
 
   #takeSpare(path) {
-    const spare = this.spares.get(path);
-    if (!spare) return null;
+    const slot = this.spares.get(path);
+    if (!slot) return null;
     this.spares.delete(path);
-    spare.worker.removeAllListeners("exit");
-    if (mtime(path) !== spare.mtimeMs) {
+    slot.worker.off("exit", slot.onIdleExit);
+    slot.worker.off("error", slot.onIdleError);
+    if (mtime(path) !== slot.mtimeMs) {
       // The file changed since the spare loaded it.
-      spare.worker.terminate();
+      slot.worker.terminate();
       return null;
     }
-    spare.worker.ref();
-    return spare;
+    slot.worker.ref();
+    return slot;
   }
 
-  #keepSpare(path) {
-    if (this.closed || this.spares.has(path)) return;
-    const mtimeMs = mtime(path);
-    if (mtimeMs === null) return;
-    const spare = { ...this.#spawn(path), mtimeMs };
+  /** Keeps `slot` (its worker idle, `path` loaded) for the next drive of `path`. */
+  #keepSpare(slot) {
+    const path = slot.path;
+    if (this.closed || this.spares.has(path) || slot.mtimeMs === null || mtime(path) !== slot.mtimeMs) {
+      slot.worker.terminate();
+      return;
+    }
     // An idle spare does not keep the process alive.
-    spare.worker.unref();
-    spare.worker.on("error", () => {});
-    spare.worker.once("exit", () => {
-      if (this.spares.get(path) === spare) this.spares.delete(path);
-    });
-    this.spares.set(path, spare);
+    slot.worker.unref();
+    slot.onIdleError = () => {};
+    slot.onIdleExit = () => {
+      if (this.spares.get(path) === slot) this.spares.delete(path);
+    };
+    slot.worker.on("error", slot.onIdleError);
+    slot.worker.once("exit", slot.onIdleExit);
+    this.spares.set(path, slot);
     while (this.spares.size > SPARE_FILES) {
       const [oldest, old] = this.spares.entries().next().value;
       this.spares.delete(oldest);
@@ -167,48 +178,69 @@ export class DriverPool {
 
   #message(drive, m) {
     if (m?.type === "started") drive.markStarted(m.runId);
-    else if (m?.type === "done") this.#finish(drive, drive.job.runId, () => drive.settle.resolve(m.result));
+    else if (m?.type === "done") this.#finish(drive, m.clean, drive.job.runId, () => drive.settle.resolve(m.result));
     else if (m?.type === "error") {
       const { code, message, details } = m.error;
-      this.#finish(drive, null, () => drive.settle.reject(new SmithersError(code ?? "INTERNAL", message, details ?? {})));
+      this.#finish(drive, m.clean, null, () => drive.settle.reject(new SmithersError(code ?? "INTERNAL", message, details ?? {})));
     }
   }
 
-  /** `startedAs`: the run id when the drive got as far as a run (else null: nothing recorded). */
-  #finish(drive, startedAs, settle) {
+  /**
+   * The drive's outcome came. A worker the workflow left nothing running in (`clean`) waits
+   * for the next drive of its file; any other is stopped, whatever the workflow left in it.
+   * `startedAs`: the run id when the drive got as far as a run (else null: nothing recorded).
+   */
+  #finish(drive, clean, startedAs, settle) {
     if (drive.finished) return;
     drive.finished = true;
     drive.markStarted(startedAs);
     settle();
-    // The drive is over; whatever the workflow left running in the worker (timers) goes too.
-    drive.worker.terminate();
+    const slot = drive.slot;
+    slot.worker.off("message", slot.onMessage);
+    slot.worker.off("error", slot.onError);
+    slot.worker.off("exit", slot.onExit);
+    this.#release(drive);
+    if (clean && slot.path && !drive.crash) this.#keepSpare(slot);
+    else {
+      slot.worker.terminate();
+      if (slot.path) this.#replaceSpare(slot.path);
+    }
   }
 
-  /** The worker ended: after its outcome (normal), stopped by the watchdog, or crashed. */
-  #exited(drive) {
+  /** After a drive whose worker is not kept: a fresh spare for its file (if none is kept). */
+  #replaceSpare(path) {
+    if (this.closed || this.spares.has(path)) return;
+    this.#keepSpare(this.#spawn(path));
+  }
+
+  /** The drive no longer holds a worker: the next queued one may run. */
+  #release(drive) {
     this.active.delete(drive);
-    if (!drive.finished) {
-      const why =
-        drive.stopping ??
-        {
-          code: "WORKFLOW_CRASHED",
-          message: `the workflow's thread ended without finishing the drive${drive.crash ? `: ${describeThrown(drive.crash).message}` : ""}`,
-        };
-      drive.finished = true;
-      if (drive.watch[OWNED] === 1) {
-        const result = this.#failRun(drive.job.runId, why);
-        drive.markStarted(drive.job.runId);
-        drive.settle.resolve(result);
-      } else {
-        // The run was never this worker's (it stopped loading the workflow, or rendering
-        // the first time): nothing of it is touched.
-        drive.markStarted(null);
-        drive.settle.reject(new SmithersError(why.code, why.message, { runId: drive.job.runId }));
-      }
-    }
     const next = this.queue.shift();
     if (next) this.#run(next);
     else if (this.active.size === 0) this.#stopWatchdog();
+  }
+
+  /** The worker ended before the drive's outcome: stopped by the watchdog, or crashed. */
+  #exited(drive) {
+    if (drive.finished) return;
+    drive.finished = true;
+    const why = drive.stopping ?? {
+      code: "WORKFLOW_CRASHED",
+      message: `the workflow's thread ended without finishing the drive${drive.crash ? `: ${describeThrown(drive.crash).message}` : ""}`,
+    };
+    if (drive.slot.watch[OWNED] === 1) {
+      const result = this.#failRun(drive.job.runId, why);
+      drive.markStarted(drive.job.runId);
+      drive.settle.resolve(result);
+    } else {
+      // The run was never this worker's (it stopped while loading the workflow, or in the
+      // check before a start): nothing of it is touched.
+      drive.markStarted(null);
+      drive.settle.reject(new SmithersError(why.code, why.message, { runId: drive.job.runId }));
+    }
+    this.#release(drive);
+    if (drive.slot.path && !drive.stopping) this.#replaceSpare(drive.slot.path);
   }
 
   /** Takes the run over from the stopped worker and fails it with `error`. */
@@ -243,7 +275,7 @@ export class DriverPool {
   #check() {
     const now = Date.now();
     for (const drive of this.active) {
-      const w = drive.watch;
+      const w = drive.slot.watch;
       if (drive.stopping || drive.finished || w[DONE] === 1) continue;
       if (w[RENDER] > 0 && now - w[RENDER] > this.renderTimeoutMs) {
         this.#stop(drive, { code: "RENDER_TIMEOUT", message: `the workflow's render did not return within ${this.renderTimeoutMs} ms` });
@@ -259,21 +291,26 @@ export class DriverPool {
   #stop(drive, why) {
     drive.stopping = why;
     this.log(`stopping the worker of run ${drive.job.runId}: ${why.code}`);
-    drive.worker.terminate();
+    drive.slot.worker.terminate();
   }
 
   /** Stops every worker (runs they drove stay running; their leases lapse and they are adopted). */
   close() {
     this.closed = true;
     this.#stopWatchdog();
-    for (const drive of this.queue.splice(0)) drive.settle.reject(new SmithersError("ENGINE_CLOSED", "the engine was closed"));
-    for (const drive of this.active) {
-      drive.stopping ??= { code: "ENGINE_CLOSED", message: "the engine was closed while it drove the run" };
-      drive.finished = true;
-      drive.settle.reject(new SmithersError("ENGINE_CLOSED", "the engine was closed while it drove the run", { runId: drive.job.runId }));
-      drive.worker.terminate();
+    const closed = () => new SmithersError("ENGINE_CLOSED", "the engine was closed while it drove the run");
+    for (const drive of this.queue.splice(0)) {
+      drive.markStarted(null);
+      drive.settle.reject(closed());
     }
-    for (const spare of this.spares.values()) spare.worker.terminate();
+    for (const drive of this.active) {
+      drive.finished = true;
+      drive.markStarted(null);
+      drive.settle.reject(closed());
+      drive.slot.worker.terminate();
+    }
+    this.active.clear();
+    for (const slot of this.spares.values()) slot.worker.terminate();
     this.spares.clear();
   }
 }
