@@ -575,8 +575,10 @@ impl Engine {
     }
 
     /// [`Engine::claim_run`], saying which workflow the caller will drive the run with: a run
-    /// recorded with another workflow file or name is refused (`WORKFLOW_MISMATCH`, nothing
-    /// written) unless `force`, which also records the new workflow on the run.
+    /// recorded with another workflow name (or another file, when the name is not given) is
+    /// refused (`WORKFLOW_MISMATCH`, nothing written) unless `force`, which also records the
+    /// new workflow on the run. Another file with the run's workflow name is recorded as the
+    /// run's file from now on (the file was moved).
     pub fn claim_run_with(&mut self, run_id: &str, options: &ClaimOptions) -> Result<Snapshot> {
         let force = options.force;
         let me = self.owner.clone();
@@ -649,6 +651,10 @@ impl Engine {
                 owner: owner.into(),
             });
         }
+        // A workflow is known by its name (`<Workflow name>`): another name is another
+        // workflow. Another file with the same name is the same workflow moved or copied (the
+        // way to resume a run whose file is gone); a file alone, with no name to tell, is not
+        // trusted.
         let other_path = options.workflow_path.as_ref().filter(|p| {
             workflow_path
                 .as_ref()
@@ -658,26 +664,30 @@ impl Engine {
             .workflow_name
             .as_ref()
             .filter(|n| **n != workflow_name);
-        if !force && (other_path.is_some() || other_name.is_some()) {
-            let (recorded, given) = match other_path {
-                Some(p) => (workflow_path.clone().unwrap_or_default(), p.clone()),
-                None => (
-                    workflow_name.clone(),
-                    other_name.cloned().unwrap_or_default(),
-                ),
+        let unverified = other_path.is_some() && options.workflow_name.is_none();
+        if !force && (other_name.is_some() || unverified) {
+            let shown = |name: &str, path: Option<&String>| match path {
+                Some(p) => format!("{name} ({p})"),
+                None => name.to_string(),
             };
             return Err(Error::WorkflowMismatch {
                 run_id: run_id.into(),
-                recorded,
-                given,
+                recorded: shown(&workflow_name, workflow_path.as_ref()),
+                given: shown(
+                    options
+                        .workflow_name
+                        .as_deref()
+                        .unwrap_or("a workflow of unknown name"),
+                    options.workflow_path.as_ref(),
+                ),
             });
         }
-        if force {
-            // Taken over with another workflow, on purpose: the run is that workflow's now.
+        if force || other_path.is_some() {
+            // Resumed from the file given (moved, or taken over on purpose): the run records it.
             if let Some(p) = &options.workflow_path {
                 workflow_path = Some(p.clone());
             }
-            if let Some(n) = &options.workflow_name {
+            if let Some(n) = options.workflow_name.as_ref().filter(|_| force) {
                 workflow_name = n.clone();
             }
             tx.execute(

@@ -497,13 +497,32 @@ fn claiming_a_run_for_another_workflow_is_refused_unless_forced() {
             },
         )
     };
-    let err = claim(&mut engine, "/srv/other.tsx", "deploy", false).unwrap_err();
+    let err = claim(&mut engine, "/srv/other.tsx", "other", false).unwrap_err();
     assert_eq!(err.code(), "WORKFLOW_MISMATCH");
-    assert!(err.to_string().contains("/srv/other.tsx"), "{err}");
+    assert!(
+        err.to_string().contains("/srv/other.tsx") && err.to_string().contains("deploy"),
+        "{err}"
+    );
     let err = claim(&mut engine, "/srv/deploy.tsx", "other", false).unwrap_err();
     assert_eq!(err.code(), "WORKFLOW_MISMATCH");
+    // A file alone (no name to tell which workflow it holds) is not taken on trust.
+    let err = engine
+        .claim_run_with(
+            "r1",
+            &ClaimOptions {
+                workflow_path: Some("/srv/other.tsx".into()),
+                ..ClaimOptions::default()
+            },
+        )
+        .unwrap_err();
+    assert_eq!(err.code(), "WORKFLOW_MISMATCH");
     assert_eq!(digest(&path), before);
-    claim(&mut engine, "/srv/deploy.tsx", "deploy", false).unwrap();
+    // The same workflow from another file (moved): resumed, and the run records the file.
+    let snapshot = claim(&mut engine, "/srv/moved/deploy.tsx", "deploy", false).unwrap();
+    assert_eq!(
+        snapshot.workflow_path.as_deref(),
+        Some("/srv/moved/deploy.tsx")
+    );
     engine.release_run("r1").unwrap();
     let snapshot = claim(&mut engine, "/srv/other.tsx", "other", true).unwrap();
     assert_eq!(snapshot.workflow_path.as_deref(), Some("/srv/other.tsx"));

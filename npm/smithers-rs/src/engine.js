@@ -154,7 +154,7 @@ export class SmithersEngine {
    * Resumes a run: claims it and drives it to its next wait or its end. The workflow is the
    * one the run was started with here, or the file recorded on the run. A `workflow` given
    * here (an object, or a file path; `workflowPath` names the file of an object) must be the
-   * run's: another file or another workflow name is refused with WORKFLOW_MISMATCH and the run
+   * run's: another workflow name is refused with WORKFLOW_MISMATCH and the run
    * is left as it was, unless `force` (which also takes it over from a live owner).
    * @param {string} runId
    * @param {{ force?: boolean, workflow?: any, workflowPath?: string }} [options]

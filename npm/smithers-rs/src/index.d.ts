@@ -803,7 +803,7 @@ export declare class SmithersEngine {
   run(workflow: SmithersWorkflow<any> | string, options?: StartOptions): Promise<RunResult>;
   /**
    * Claims the run and drives it. A `workflow` (object or file path; `workflowPath` names an
-   * object's file) other than the run's is WORKFLOW_MISMATCH unless `force`.
+   * object's file) whose workflow name is not the run's is WORKFLOW_MISMATCH unless `force`.
    */
   resume(runId: string, options?: { force?: boolean; workflow?: SmithersWorkflow<any> | string; workflowPath?: string }): Promise<RunResult>;
   approve(runId: string, options?: DecisionOptions): Promise<DecisionOutcome>;

@@ -51,7 +51,7 @@ const COMMANDS = {
       "--run-id ID     use this run id (default: generated)",
       "--by USER       who starts the run, recorded as its startedBy (default: $SMITHERS_USER, else the OS user)",
       "--resume        resume the run named by --run-id instead of starting one; a run of another",
-      "                workflow (file or name) is refused with WORKFLOW_MISMATCH",
+      "                workflow (another name) is refused with WORKFLOW_MISMATCH",
       "--force         with --resume: take the run over even if another live process drives it,",
       "                or resume it with this workflow even though it was started with another",
       "--db FILE       database (default: $SMITHERS_DB, the workflow's dbPath, or ./smithers.db)",
