@@ -68,7 +68,7 @@ const NOT_HONOURED_ON = {
  * @param {Record<string, string>} [notHonoured] component-specific reasons
  */
 export function checkProps(component, props, allowed, notHonoured = {}) {
-  for (const name of Object.keys(props)) {
+  for (const name in props) {
     if (allowed.has(name) || props[name] === undefined || props[name] === null) continue;
     const why = notHonoured[name] ?? NOT_HONOURED[name];
     const id = typeof props.id === "string" ? ` id="${props.id}"` : "";
@@ -344,17 +344,24 @@ function renderRoot(tree, state) {
  */
 function renderChildren(children, state, scope, path) {
   const out = [];
-  const list = Array.isArray(children) ? children : [children];
-  for (let i = 0; i < list.length; i++) expand(list[i], state, scope, path === "" ? `${i}` : `${path}.${i}`, out);
+  if (Array.isArray(children)) {
+    for (let i = 0; i < children.length; i++) expand(children[i], state, scope, path, i, out);
+  } else {
+    expand(children, state, scope, path, 0, out);
+  }
   return out;
 }
 
-function expand(node, state, scope, path, out) {
+/** The path of child `index` of the node at `path`; built only where it is used (containers). */
+const at = (path, index) => (path === "" ? `${index}` : `${path}.${index}`);
+
+function expand(node, state, scope, parentPath, index, out) {
   // Strings and numbers are ignored, as Smithers' reconciler drops text in the plan.
   if (node === null || node === undefined || typeof node === "boolean") return;
   if (typeof node === "string" || typeof node === "number") return;
   if (Array.isArray(node)) {
-    for (let i = 0; i < node.length; i++) expand(node[i], state, scope, `${path}.${i}`, out);
+    const path = at(parentPath, index);
+    for (let i = 0; i < node.length; i++) expand(node[i], state, scope, path, i, out);
     return;
   }
   if (!isElement(node)) {
@@ -362,12 +369,12 @@ function expand(node, state, scope, path, out) {
   }
   const { type, props } = node;
   if (type === Fragment) {
-    out.push(...renderChildren(props.children, state, scope, path));
+    out.push(...renderChildren(props.children, state, scope, at(parentPath, index)));
     return;
   }
   if (typeof type === "function") {
     const tag = type.__smithersTag;
-    if (tag === undefined) return expand(type(props), state, scope, path, out);
+    if (tag === undefined) return expand(type(props), state, scope, parentPath, index, out);
     if (BUILTINS.get(tag) !== type) {
       throw new SmithersError(
         "UNKNOWN_COMPONENT",
@@ -375,7 +382,7 @@ function expand(node, state, scope, path, out) {
       );
     }
     checkProps(COMPONENT_NAMES[tag], props, ALLOWED[tag], NOT_HONOURED_ON[tag]);
-    const planNode = RENDERERS[tag](props, state, scope, path);
+    const planNode = RENDERERS[tag](props, state, scope, parentPath, index);
     if (planNode) out.push(planNode);
     return;
   }
@@ -389,29 +396,30 @@ const RENDERERS = {
     throw new SmithersError("WORKFLOW_ROOT_REQUIRED", "<Workflow> must be the root element, not nested");
   },
 
-  sequence(props, state, scope, path) {
+  sequence(props, state, scope, path, index) {
     if (props.skipIf) return null;
-    return { kind: "sequence", children: renderChildren(props.children, state, scope, path) };
+    return { kind: "sequence", children: renderChildren(props.children, state, scope, at(path, index)) };
   },
 
-  parallel(props, state, scope, path) {
+  parallel(props, state, scope, path, index) {
     if (props.skipIf) return null;
-    const node = { kind: "parallel", children: renderChildren(props.children, state, scope, path) };
+    const node = { kind: "parallel", children: renderChildren(props.children, state, scope, at(path, index)) };
     if (props.maxConcurrency != null) {
       node.maxConcurrency = positiveInt(props.maxConcurrency, "<Parallel maxConcurrency>");
     }
     return node;
   },
 
-  branch(props, state, scope, path) {
+  branch(props, state, scope, path, index) {
     if (props.skipIf) return null;
     // then and else keep their own positions, so a loop in either keeps its id.
     const [chosen, side] = props.if ? [props.then, 0] : [props.else, 1];
-    return { kind: "group", children: renderChildren(chosen, state, scope, `${path}.${side}`) };
+    return { kind: "group", children: renderChildren(chosen, state, scope, at(at(path, index), side)) };
   },
 
-  loop(props, state, scope, path) {
+  loop(props, state, scope, parentPath, index) {
     if (props.skipIf) return null;
+    const path = at(parentPath, index);
     // Smithers names a loop without an id after its place in the tree (ralph:<path>).
     const id = props.id ?? `loop:${path}`;
     if (typeof id !== "string" || id === "") {
