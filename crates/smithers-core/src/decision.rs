@@ -1122,9 +1122,6 @@ pub(crate) fn auto_approve(
             ],
         )?;
     }
-    table.write(&tx, run_id, &task.id, task.iteration, &value)?;
-    let next = NodeState::Pending.apply(NodeEvent::ApproveDecision)?;
-    set_node_row(&tx, run_id, &task.id, task.iteration, next, 0, None, None)?;
     let mut batch = EventBatch::default();
     batch.emit(
         &tx,
@@ -1133,23 +1130,38 @@ pub(crate) fn auto_approve(
         json!({ "nodeId": task.id, "iteration": task.iteration, "decidedBy": AUTO_DECIDER,
                 "audit": auto.audit, "after": auto.after }),
     )?;
+    let row = write_finished(&tx, &mut batch, run_id, task, &table, value)?;
+    tx.commit()?;
+    engine.publish(batch);
+    let approval = auto.audit.then_some(ApprovalStatus::Approved);
+    engine.decided_here(run_id, task, NodeState::Finished, approval, row, step)?;
+    Ok(true)
+}
+
+/// The writes that finish a decided gate with its output: the row, the node, `NodeFinished`.
+fn write_finished(
+    tx: &Connection,
+    batch: &mut EventBatch,
+    run_id: &str,
+    task: &TaskNode,
+    table: &OutputTable,
+    value: Value,
+) -> Result<OutputRow> {
+    table.write(tx, run_id, &task.id, task.iteration, &value)?;
+    let next = NodeState::Pending.apply(NodeEvent::ApproveDecision)?;
+    set_node_row(tx, run_id, &task.id, task.iteration, next, 0, None, None)?;
     batch.emit(
-        &tx,
+        tx,
         run_id,
         "NodeFinished",
         json!({ "nodeId": task.id, "iteration": task.iteration }),
     )?;
-    tx.commit()?;
-    engine.publish(batch);
-    let row = OutputRow {
+    Ok(OutputRow {
         table: task.output.clone(),
         node_id: task.id.clone(),
         iteration: task.iteration,
         value,
-    };
-    let approval = auto.audit.then_some(ApprovalStatus::Approved);
-    engine.decided_here(run_id, task, next, approval, row, step)?;
-    Ok(true)
+    })
 }
 
 /// Whether the latest `after` decisions on this node in other runs of the same workflow,
@@ -1220,30 +1232,9 @@ pub(crate) fn finish_from_decision(
         )?,
     };
     let tx = begin(&engine.conn, engine.batching)?;
-    table.write(&tx, run_id, &task.id, task.iteration, &value)?;
-    set_node_row(
-        &tx,
-        run_id,
-        &task.id,
-        task.iteration,
-        NodeState::Finished,
-        0,
-        None,
-        None,
-    )?;
     let mut batch = EventBatch::default();
-    batch.emit(
-        &tx,
-        run_id,
-        "NodeFinished",
-        json!({ "nodeId": task.id, "iteration": task.iteration }),
-    )?;
+    let row = write_finished(&tx, &mut batch, run_id, task, &table, value)?;
     tx.commit()?;
     engine.publish(batch);
-    Ok(Some(OutputRow {
-        table: task.output.clone(),
-        node_id: task.id.clone(),
-        iteration: task.iteration,
-        value,
-    }))
+    Ok(Some(row))
 }

@@ -891,13 +891,7 @@ impl Engine {
                     .optional()?
                     .flatten()
                     .and_then(|e| serde_json::from_str(&e).ok());
-                let field = |k: &str| {
-                    stored
-                        .as_ref()
-                        .and_then(|e| e.get(k))
-                        .and_then(Value::as_str)
-                        .map(String::from)
-                };
+                let field = |k: &str| error_field(stored.as_ref(), k);
                 run.failure = Some(RunError {
                     code: field("code").unwrap_or_else(|| "TASK_FAILED".into()),
                     message: field("message")
@@ -1888,13 +1882,7 @@ impl Engine {
             let stored = error_json
                 .as_deref()
                 .and_then(|e| serde_json::from_str::<Value>(e).ok());
-            let field = |k: &str| {
-                stored
-                    .as_ref()
-                    .and_then(|e| e.get(k))
-                    .and_then(Value::as_str)
-                    .map(String::from)
-            };
+            let field = |k: &str| error_field(stored.as_ref(), k);
             if next == NodeState::Failed && !continue_on_fail && run.failure.is_none() {
                 run.failure = Some(RunError {
                     code: field("code").unwrap_or_else(|| "APPROVAL_DENIED".into()),
@@ -2168,6 +2156,14 @@ impl Engine {
         }
         Ok(RunStatus::Cancelled.as_str())
     }
+}
+
+/// A text field (`code`, `message`) of an error stored as JSON on a node.
+fn error_field(error: Option<&Value>, key: &str) -> Option<String> {
+    error
+        .and_then(|e| e.get(key))
+        .and_then(Value::as_str)
+        .map(String::from)
 }
 
 fn task_error(err: &Error) -> TaskError {

@@ -2,21 +2,10 @@
 //! `autoApprove`, and human tasks (`<HumanTask>`: a person's answer is the output).
 
 use serde_json::{Value, json};
-use smithers_core::{DecisionRequest, Engine, GraphDescriptor, NewRun, Step};
+use smithers_core::{Engine, GraphDescriptor, NewRun, Step};
 
-fn decision_schema() -> Value {
-    json!({
-        "type": "object",
-        "properties": {
-            "approved": {"type": "boolean"},
-            "note": {"anyOf": [{"type": "string"}, {"type": "null"}]},
-            "decidedBy": {"anyOf": [{"type": "string"}, {"type": "null"}]},
-            "decidedAt": {"anyOf": [{"type": "string"}, {"type": "null"}]}
-        },
-        "required": ["approved", "note", "decidedBy", "decidedAt"],
-        "additionalProperties": false
-    })
-}
+mod common;
+use common::{decision_schema, req};
 
 fn answer_schema() -> Value {
     json!({
@@ -94,32 +83,7 @@ impl Db {
     }
 
     fn query(&self, sql: &str) -> Vec<Vec<Value>> {
-        let conn = rusqlite::Connection::open(self.dir.path().join("smithers.db")).unwrap();
-        let mut stmt = conn.prepare(sql).unwrap();
-        let n = stmt.column_count();
-        stmt.query_map([], |r| {
-            Ok((0..n)
-                .map(|i| match r.get_ref(i).unwrap() {
-                    rusqlite::types::ValueRef::Null => Value::Null,
-                    rusqlite::types::ValueRef::Integer(v) => json!(v),
-                    rusqlite::types::ValueRef::Real(v) => json!(v),
-                    rusqlite::types::ValueRef::Text(t) => json!(String::from_utf8_lossy(t)),
-                    rusqlite::types::ValueRef::Blob(_) => Value::Null,
-                })
-                .collect())
-        })
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
-    }
-}
-
-fn req(run_id: &str, node: &str, by: &str) -> DecisionRequest {
-    DecisionRequest {
-        run_id: run_id.into(),
-        node_id: Some(node.into()),
-        decided_by: Some(by.into()),
-        ..DecisionRequest::default()
+        common::query(self.dir.path(), sql)
     }
 }
 

@@ -4,19 +4,8 @@
 use serde_json::{Value, json};
 use smithers_core::{DecisionRequest, Engine, GraphDescriptor, NewRun, Step, TaskResult};
 
-fn decision_schema() -> Value {
-    json!({
-        "type": "object",
-        "properties": {
-            "approved": {"type": "boolean"},
-            "note": {"anyOf": [{"type": "string"}, {"type": "null"}]},
-            "decidedBy": {"anyOf": [{"type": "string"}, {"type": "null"}]},
-            "decidedAt": {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "null"}]}
-        },
-        "required": ["approved", "note", "decidedBy", "decidedAt"],
-        "additionalProperties": false
-    })
-}
+mod common;
+use common::decision_schema;
 
 fn step_schema() -> Value {
     json!({"type": "object", "properties": {"v": {"type": "number"}}, "required": ["v"], "additionalProperties": false})
