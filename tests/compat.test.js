@@ -365,7 +365,12 @@ describe("<HumanTask>", () => {
     const file = join(EXAMPLES, "incident-triage.tsx");
     const up = await expectExit(assert, 3, ["up", file, "--input", '{"service":"api","errors":420}'], { db: b.db });
     const runId = runIdOf(up.stdout);
-    assert.match(up.stdout, /waiting for approval: triage — human:triage/);
+    assert.match(up.stdout, /^  waiting for an answer: triage — api logged 420 errors\. Answer severity/m);
+    assert.match(up.stdout, /^    fields: severity \(required\), owner \(required\), notes$/m);
+    assert.match(up.stdout, new RegExp(`^  answer:  npx smithers approve ${runId} triage --db \\S+ --note '<json>'$`, "m"));
+    const why = await expectExit(assert, 0, ["why", runId, "--json"], { db: b.db });
+    assert.match(why.json.blockers[0].reason, /^Answer requested/);
+    assert.deepEqual(why.json.blockers[0].schema.required, ["severity", "owner"]);
 
     const bad = await expectExit(assert, 1, ["approve", runId, "triage", "--note", '{"severity":"urgent","owner":"dana"}'], { db: b.db });
     assert.match(bad.stderr, /HUMAN_TASK_VALIDATION_FAILED/);

@@ -546,6 +546,14 @@ function inputList(a) {
 /** One line per pending gate; a reviewed step also says its round, inputs and where its output is. */
 function printPending(runId, pending, db = "") {
   for (const a of pending) {
+    if (a.mode === "human") {
+      // A <HumanTask>: the answer is the output; say what to fill in.
+      console.log(`  waiting for an answer: ${a.nodeId}${a.iteration ? ` (iteration ${a.iteration})` : ""} — ${a.prompt ?? a.title ?? ""}`);
+      const required = new Set(a.schema?.required ?? []);
+      const fields = Object.keys(a.schema?.properties ?? {}).map((k) => (required.has(k) ? `${k} (required)` : k));
+      if (fields.length) console.log(`    fields: ${fields.join(", ")}`);
+      continue;
+    }
     if (!isReview(a)) {
       console.log(`  waiting for approval: ${a.nodeId}${a.iteration ? ` (iteration ${a.iteration})` : ""} — ${a.title ?? ""}`);
       if (a.summary && a.summary !== a.title) console.log(`    ${a.summary}`);
@@ -573,7 +581,10 @@ function historyLine(h) {
 function printDecisionCommands(runId, pending, db = "") {
   for (const a of pending) {
     const sel = (pending.length > 1 ? ` --node ${a.nodeId}${a.iteration ? ` --iteration ${a.iteration}` : ""}` : "") + db;
-    if (isReview(a)) {
+    if (a.mode === "human") {
+      console.log(`  answer:  npx smithers approve ${runId} ${a.nodeId}${a.iteration ? ` --iteration ${a.iteration}` : ""}${db} --note '<json>'`);
+      console.log(`  deny:    npx smithers deny ${runId}${sel}`);
+    } else if (isReview(a)) {
       console.log(`  approve:   npx smithers approve ${runId}${sel}`);
       console.log(`  push-back: npx smithers push-back ${runId}${sel}`);
       console.log(`  reject:    npx smithers reject ${runId}${sel}`);
@@ -852,6 +863,13 @@ export function diagnose(info, db = "") {
         unblocker: `npx smithers approve ${r.runId}${sel}`,
         deny: `npx smithers deny ${r.runId}${sel}`,
       };
+      if (a.mode === "human") {
+        Object.assign(blocker, {
+          reason: `Answer requested — none valid yet: ${a.prompt ?? a.title ?? a.nodeId}`,
+          unblocker: `npx smithers approve ${r.runId} ${a.nodeId}${a.iteration ? ` --iteration ${a.iteration}` : ""}${db} --note '<json>'`,
+          schema: a.schema ?? null,
+        });
+      }
       if (isReview(a)) {
         Object.assign(blocker, {
           reason: `Review requested (round ${a.round}) — no decision yet: ${a.prompt ?? a.title ?? a.nodeId}`,
