@@ -951,7 +951,14 @@ fn human_answer(
         Ok(()) => Ok(value),
         Err(e) => Err(RefusedAnswer {
             code: "HUMAN_TASK_VALIDATION_FAILED",
-            message: e.to_string(),
+            message: match e {
+                Error::InvalidOutput { errors, .. } => format!(
+                    "the answer for {} does not fit its schema: {}",
+                    gate.node_id,
+                    errors.join("; ")
+                ),
+                e => e.to_string(),
+            },
             answer: value,
         }),
     })
