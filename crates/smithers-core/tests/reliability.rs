@@ -40,6 +40,15 @@ fn seq(children: Vec<Value>) -> Value {
     json!({"kind": "sequence", "children": children})
 }
 
+const READ_ONLY: OpenOptions = OpenOptions {
+    read_only: true,
+    must_exist: false,
+};
+const MUST_EXIST: OpenOptions = OpenOptions {
+    read_only: false,
+    must_exist: true,
+};
+
 fn db() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("smithers.db");
@@ -141,17 +150,7 @@ fn a_database_from_a_newer_version_is_refused_and_left_as_it_is() {
         )
         .unwrap();
     let before = digest(&path);
-    for options in [
-        OpenOptions::default(),
-        OpenOptions {
-            read_only: true,
-            ..OpenOptions::default()
-        },
-        OpenOptions {
-            must_exist: true,
-            ..OpenOptions::default()
-        },
-    ] {
+    for options in [OpenOptions::default(), READ_ONLY, MUST_EXIST] {
         let err = open_err(&path, options);
         assert_eq!(err.code(), "SCHEMA_TOO_NEW", "{options:?}");
         assert!(err.to_string().contains("v99"), "{err}");
@@ -164,16 +163,7 @@ fn a_database_from_a_newer_version_is_refused_and_left_as_it_is() {
 fn read_only_opening_never_creates_nor_migrates() {
     let (dir, path) = db();
     let missing = dir.path().join("typo.db");
-    for options in [
-        OpenOptions {
-            read_only: true,
-            ..OpenOptions::default()
-        },
-        OpenOptions {
-            must_exist: true,
-            ..OpenOptions::default()
-        },
-    ] {
+    for options in [READ_ONLY, MUST_EXIST] {
         let err = open_err(&missing, options);
         assert_eq!(err.code(), "DB_NOT_FOUND");
         assert!(
@@ -188,13 +178,7 @@ fn read_only_opening_never_creates_nor_migrates() {
             [],
         )
         .unwrap();
-    let err = open_err(
-        &path,
-        OpenOptions {
-            read_only: true,
-            ..OpenOptions::default()
-        },
-    );
+    let err = open_err(&path, READ_ONLY);
     assert_eq!(err.code(), "SCHEMA_OUTDATED");
     assert_eq!(schema_version(&path), "3");
     // A file that is some other program's database is not taken for an empty smithers one.
@@ -202,13 +186,7 @@ fn read_only_opening_never_creates_nor_migrates() {
     raw(&other)
         .execute_batch("CREATE TABLE notes (body TEXT)")
         .unwrap();
-    let err = open_err(
-        &other,
-        OpenOptions {
-            must_exist: true,
-            ..OpenOptions::default()
-        },
-    );
+    let err = open_err(&other, MUST_EXIST);
     assert_eq!(err.code(), "DB_NOT_FOUND");
 }
 
