@@ -204,7 +204,7 @@ impl<L: NodeLookup> Walk<'_, L> {
         match task.body {
             TaskBody::Static { .. } => self.actions.push(Action::RunStatic(idx)),
             TaskBody::Approval => self.actions.push(Action::FinishFromDecision(idx)),
-            TaskBody::Compute | TaskBody::Command(_) => match budget {
+            TaskBody::Compute | TaskBody::Agent { .. } | TaskBody::Command(_) => match budget {
                 Some(0) => {}
                 Some(b) => {
                     *b -= 1;

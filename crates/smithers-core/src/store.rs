@@ -7,7 +7,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use crate::error::Result;
 
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS _smithers_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -132,6 +132,16 @@ CREATE INDEX IF NOT EXISTS _smithers_events_feed ON _smithers_events (feed_id);
 CREATE INDEX IF NOT EXISTS _smithers_approvals_by_status ON _smithers_approvals (status, requested_at_ms);
 ";
 
+/// v4: agent tasks keep, per attempt, the prompt they sent, the raw text of the answer, the
+/// token usage, and what agent answered (with the follow-up asked when its JSON was missing
+/// or wrong). A CLI agent's process logs use the existing `stdout_path` / `stderr_path`.
+const V4: &str = "
+ALTER TABLE _smithers_attempts ADD COLUMN prompt TEXT;
+ALTER TABLE _smithers_attempts ADD COLUMN response_text TEXT;
+ALTER TABLE _smithers_attempts ADD COLUMN usage_json TEXT;
+ALTER TABLE _smithers_attempts ADD COLUMN agent_json TEXT;
+";
+
 pub fn open(path: &Path) -> Result<Connection> {
     let conn = Connection::open_with_flags(
         path,
@@ -184,6 +194,9 @@ fn migrate(conn: &Connection) -> Result<()> {
     }
     if current < 3 {
         tx.execute_batch(V3)?;
+    }
+    if current < 4 {
+        tx.execute_batch(V4)?;
     }
     tx.execute(
         "INSERT OR REPLACE INTO _smithers_meta (key, value) VALUES ('schema_version', ?1)",
