@@ -4,6 +4,7 @@ import { dirname, resolve as resolvePath } from "node:path";
 import { BUILTINS, setCurrentCtx } from "./components.js";
 import { SmithersError } from "./errors.js";
 import { Fragment, isElement } from "./jsx-runtime.js";
+import { agentLabel } from "./agents/task.js";
 
 const ON_DENY = ["fail", "continue", "skip"];
 const APPROVAL_MODES = { approve: "decision", select: "select", rank: "rank" };
@@ -32,6 +33,7 @@ export function renderWorkflow(workflow, snapshot) {
   const { ctx, addOutput } = createCtx(workflow, snapshot, deps);
   const state = {
     workflow,
+    ctx,
     loops: snapshot.loops ?? {},
     ids: new Set(),
     loopIds: new Set(),
@@ -312,15 +314,15 @@ const RENDERERS = {
   },
 
   task(props, state, scope) {
+    // `deps`: typed dependencies read at render; until each has an output the task is not
+    // part of the plan yet (Smithers defers it the same way).
+    const deps = resolveDeps(props, state);
+    if (deps === null) return null;
     const node = taskBase("Task", props, state, scope);
-    if (props.agent !== undefined) {
-      throw new SmithersError(
-        "AGENT_TASKS_UNSUPPORTED",
-        "Agent tasks (LLM calls) are not supported yet by smithers-rs; use a compute function or a static value",
-        { id: node.id },
-      );
+    if (props.agent !== undefined || props.fallbackAgent !== undefined) {
+      return agentTask(node, props, state, deps.values);
     }
-    const body = props.children;
+    const body = props.deps != null && typeof props.children === "function" ? props.children(deps.values) : props.children;
     if (props.workflow != null) {
       if (props.command != null || props.script != null || body !== undefined) {
         throw new SmithersError("INVALID_PROP", `<Task id="${node.id}"> runs a sub-workflow; it takes no command or children`, { id: node.id });
@@ -339,7 +341,7 @@ const RENDERERS = {
       if (body !== undefined) {
         throw new SmithersError("INVALID_PROP", `<Task id="${node.id}"> has a command; it takes no children`, { id: node.id });
       }
-    } else if (typeof body === "function") {
+    } else if (typeof body === "function" && props.deps == null) {
       node.body = { type: "compute" };
       state.computeFns.set(node.id, body);
     } else if (body !== undefined) {
@@ -354,30 +356,7 @@ const RENDERERS = {
         { id: node.id },
       );
     }
-    if (props.needsApproval) {
-      node.approval = {
-        mode: "gate",
-        onDeny: "fail",
-        request: { title: props.label ?? props.id, summary: null },
-      };
-    }
-    if (props.approval != null) {
-      if (props.needsApproval) {
-        throw new SmithersError(
-          "INVALID_PROP",
-          `<Task id="${node.id}">: needsApproval asks before the task runs, approval={{…}} reviews it after; pick one`,
-          { id: node.id },
-        );
-      }
-      node.review = reviewSpec(node.id, props.approval);
-    }
-    if (props.skipIf) node.skip = true;
-    if (props.retries != null) node.retries = nonNegativeInt(props.retries, `<Task id="${node.id}"> retries`);
-    if (props.timeoutMs != null) node.timeoutMs = positiveInt(props.timeoutMs, `<Task id="${node.id}"> timeoutMs`);
-    if (props.continueOnFail) node.continueOnFail = true;
-    if (props.label != null) node.label = String(props.label);
-    if (props.meta != null) node.meta = props.meta;
-    return node;
+    return taskOptions(node, props);
   },
 
   approval(props, state, scope) {
@@ -422,6 +401,86 @@ const RENDERERS = {
     return node;
   },
 };
+
+/** The props every kind of <Task> shares: gates, review, retries, timeout, label. */
+function taskOptions(node, props) {
+  if (props.needsApproval) {
+    node.approval = {
+      mode: "gate",
+      onDeny: "fail",
+      request: { title: props.label ?? props.id, summary: null },
+    };
+  }
+  if (props.approval != null) {
+    if (props.needsApproval) {
+      throw new SmithersError(
+        "INVALID_PROP",
+        `<Task id="${node.id}">: needsApproval asks before the task runs, approval={{…}} reviews it after; pick one`,
+        { id: node.id },
+      );
+    }
+    node.review = reviewSpec(node.id, props.approval);
+  }
+  if (props.skipIf) node.skip = true;
+  if (props.retries != null) node.retries = nonNegativeInt(props.retries, `<Task id="${node.id}"> retries`);
+  if (props.timeoutMs != null) node.timeoutMs = positiveInt(props.timeoutMs, `<Task id="${node.id}"> timeoutMs`);
+  if (props.continueOnFail) node.continueOnFail = true;
+  if (props.label != null) node.label = String(props.label);
+  if (props.meta != null) node.meta = props.meta;
+  return node;
+}
+
+/**
+ * `<Task agent={…}>prompt</Task>`: the driver calls the agent when the task runs (its
+ * prompt is rendered to text then). `agent` may be a list (tried in order on retries), and
+ * `fallbackAgent` is one more for the last retries.
+ */
+function agentTask(node, props, state, depValues) {
+  const where = `<Task id="${node.id}">`;
+  const agents = [...(Array.isArray(props.agent) ? props.agent : props.agent === undefined ? [] : [props.agent])];
+  if (props.fallbackAgent !== undefined) agents.push(props.fallbackAgent);
+  if (agents.length === 0 || agents.some((a) => !a || typeof a.generate !== "function")) {
+    throw new SmithersError("INVALID_PROP", `${where} agent must be an object with a generate() method (an AgentLike)`, { id: node.id });
+  }
+  if (props.command != null || props.script != null || props.workflow != null) {
+    throw new SmithersError("INVALID_PROP", `${where} has an agent; it takes no command, script or workflow`, { id: node.id });
+  }
+  let prompt = props.children;
+  if (typeof prompt === "function") prompt = prompt(depValues ?? Object.create(null));
+  if (prompt === undefined || prompt === null || prompt === "") {
+    throw new SmithersError("TASK_BODY_REQUIRED", `${where} has an agent but no prompt (its children)`, { id: node.id });
+  }
+  node.body = { type: "agent", agent: agentLabel(agents[0]) };
+  state.computeFns.set(node.id, {
+    agentTask: {
+      agents,
+      prompt,
+      outputKey: node.output,
+      outputSchema: props.outputSchema ?? state.workflow.schemas?.[node.output],
+      rootDir: state.baseDir,
+    },
+  });
+  return taskOptions(node, props);
+}
+
+/**
+ * `deps={{ key: outputs.x }}` (node id = the key, or `needs[key]`): the rows by key, or null
+ * while one of them has no output yet. They need no `dependsOn`: they have finished.
+ */
+function resolveDeps(props, state) {
+  if (props.deps == null) return { values: undefined };
+  if (typeof props.deps !== "object") {
+    throw new SmithersError("INVALID_PROP", `<Task id="${props.id}"> deps must be an object of key -> output schema`);
+  }
+  const values = Object.create(null);
+  for (const [key, table] of Object.entries(props.deps)) {
+    const nodeId = props.needs?.[key] ?? key;
+    const row = state.ctx.outputMaybe(table, { nodeId });
+    if (row === undefined) return null;
+    values[key] = row;
+  }
+  return { values };
+}
 
 /** Fields shared by <Task> and <Approval>: id (+ loop scope), iteration, output, dependsOn. */
 function taskBase(component, props, state, scope) {

@@ -445,7 +445,8 @@ describe("render errors", () => {
     ["TASK_MISSING_OUTPUT", () => render(h(Task, { id: "a" }, { v: 1 }))],
     ["UNKNOWN_OUTPUT_SCHEMA", () => render(h(Task, { id: "a", output: "nope" }, { v: 1 }))],
     ["UNKNOWN_OUTPUT_SCHEMA", () => render(h(Task, { id: "a", output: z.object({ v: z.number() }) }, { v: 1 }))],
-    ["AGENT_TASKS_UNSUPPORTED", () => render(h(Task, { id: "a", output: outputs.step, agent: {} }, "prompt"))],
+    ["INVALID_PROP", () => render(h(Task, { id: "a", output: outputs.step, agent: {} }, "prompt"))],
+    ["TASK_BODY_REQUIRED", () => render(h(Task, { id: "a", output: outputs.step, agent: { generate: async () => ({}) } }))],
     ["TASK_BODY_REQUIRED", () => render(h(Task, { id: "a", output: outputs.step }))],
     ["INVALID_PROP", () => render(h(Task, { id: "a", output: outputs.step, retries: -1 }, { v: 1 }))],
     ["INVALID_PROP", () => render(h(Task, { id: "a", output: outputs.step, dependsOn: "b" }, { v: 1 }))],
@@ -471,7 +472,7 @@ describe("render errors", () => {
       assert.fail("no error");
     } catch (err) {
       assert.equal(err.name, "SmithersError");
-      assert.match(err.message, /Agent tasks \(LLM calls\) are not supported yet by smithers-rs/);
+      assert.match(err.message, /agent must be an object with a generate\(\) method/);
       assert.deepEqual(err.details, { id: "a" });
     }
     assert.throws(() => render(h("div", null)), /<div>/);

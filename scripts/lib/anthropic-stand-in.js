@@ -1,0 +1,160 @@
+// A scripted model behind Anthropic's Messages API on loopback, for running workflows
+// written for Claude (`anthropic("…")` from @ai-sdk/anthropic) offline: point
+// ANTHROPIC_BASE_URL at it. It answers like a model that follows smithers' output
+// instructions: a first turn that calls one of the tools offered (when there are any), then
+// a JSON answer for the schema the request asks for (the prompt's REQUIRED OUTPUT block,
+// an `output_format`, or a forced `json` tool), built from the schema and overridden by
+// the script's values.
+import { createServer } from "node:http";
+
+/**
+ * A value that satisfies a JSON Schema: enums take their first value, strings name their
+ * field, numbers respect their bounds, arrays hold `minItems` (at least one) items.
+ * @param {any} schema
+ * @param {string} [name] the field's name, shown in strings
+ */
+export function valueForSchema(schema, name = "value", depth = 0) {
+  if (!schema || typeof schema !== "object" || depth > 12) return null;
+  if ("const" in schema) return schema.const;
+  if (Array.isArray(schema.enum) && schema.enum.length) return schema.enum[0];
+  if ("default" in schema) return schema.default;
+  const variants = schema.anyOf ?? schema.oneOf;
+  if (Array.isArray(variants) && variants.length) {
+    const pick = variants.find((v) => v && v.type !== "null") ?? variants[0];
+    return valueForSchema(pick, name, depth + 1);
+  }
+  if (Array.isArray(schema.allOf) && schema.allOf.length) {
+    return Object.assign({}, ...schema.allOf.map((s) => valueForSchema(s, name, depth + 1)));
+  }
+  const type = Array.isArray(schema.type) ? (schema.type.find((t) => t !== "null") ?? "null") : schema.type;
+  switch (type ?? (schema.properties ? "object" : undefined)) {
+    case "string": {
+      if (schema.format === "date-time") return "2026-01-01T00:00:00.000Z";
+      if (schema.format === "date") return "2026-01-01";
+      if (schema.format === "email") return "someone@example.com";
+      if (schema.format === "uri" || schema.format === "url") return "https://example.com/";
+      if (schema.format === "uuid") return "00000000-0000-4000-8000-000000000000";
+      let text = `${name} (scripted)`;
+      if (schema.minLength && text.length < schema.minLength) text = text.padEnd(schema.minLength, ".");
+      if (schema.maxLength && text.length > schema.maxLength) text = text.slice(0, schema.maxLength);
+      return text;
+    }
+    case "integer":
+    case "number": {
+      let n = schema.minimum ?? (schema.exclusiveMinimum !== undefined ? schema.exclusiveMinimum + 1 : 1);
+      if (schema.maximum !== undefined && n > schema.maximum) n = schema.maximum;
+      if (schema.exclusiveMaximum !== undefined && n >= schema.exclusiveMaximum) n = schema.exclusiveMaximum - 1;
+      return type === "integer" ? Math.ceil(n) : n;
+    }
+    case "boolean":
+      return true;
+    case "null":
+      return null;
+    case "array": {
+      const count = Math.max(1, schema.minItems ?? 1);
+      return Array.from({ length: Math.min(count, schema.maxItems ?? count) }, () => valueForSchema(schema.items, name, depth + 1));
+    }
+    case "object": {
+      const out = {};
+      const required = new Set(schema.required ?? Object.keys(schema.properties ?? {}));
+      for (const [key, field] of Object.entries(schema.properties ?? {})) {
+        if (required.has(key)) out[key] = valueForSchema(field, key, depth + 1);
+      }
+      return out;
+    }
+    default:
+      return null;
+  }
+}
+
+/** The JSON Schema in smithers' REQUIRED OUTPUT block of a prompt, or null. */
+export function schemaFromPrompt(text) {
+  const m = /REQUIRED OUTPUT[^\n]*\n```json\n([\s\S]*?)\n```/.exec(text);
+  if (!m) return null;
+  try {
+    return JSON.parse(m[1]);
+  } catch {
+    return null;
+  }
+}
+
+const textOf = (content) =>
+  typeof content === "string" ? content : Array.isArray(content) ? content.map((c) => (c?.type === "text" ? c.text : "")).join("\n") : "";
+
+/**
+ * Starts the stand-in on 127.0.0.1 (a free port).
+ * @param {{ answer?: (ask: { prompt: string, system: string, schema: any, value: any, turn: number }) => any,
+ *   readPath?: string, useTools?: boolean }} [script]
+ *   `answer` may return an object merged over the built value, or a string sent as the text.
+ * @returns {Promise<{ url: string, requests: any[], close: () => Promise<void> }>}
+ */
+export async function startAnthropicStandIn(script = {}) {
+  const requests = [];
+  let ids = 0;
+  const server = createServer((req, res) => {
+    let body = "";
+    req.setEncoding("utf8");
+    req.on("data", (chunk) => {
+      body += chunk;
+    });
+    req.on("end", () => {
+      let request;
+      try {
+        request = JSON.parse(body);
+      } catch {
+        res.writeHead(400, { "content-type": "application/json" });
+        res.end(JSON.stringify({ type: "error", error: { type: "invalid_request_error", message: "body is not JSON" } }));
+        return;
+      }
+      requests.push(request);
+      const reply = respond(request, script, () => ++ids);
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(JSON.stringify(reply));
+    });
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address();
+  return {
+    url: `http://127.0.0.1:${port}/v1`,
+    requests,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}
+
+function respond(request, script, nextId) {
+  const messages = request.messages ?? [];
+  const prompt = messages.filter((m) => m.role === "user").map((m) => textOf(m.content)).join("\n");
+  const system = Array.isArray(request.system) ? request.system.map((s) => s.text).join("\n") : (request.system ?? "");
+  const toolResults = messages.flatMap((m) => (Array.isArray(m.content) ? m.content : [])).filter((c) => c?.type === "tool_result");
+  const tools = (request.tools ?? []).map((t) => t.name);
+  const jsonTool = (request.tools ?? []).find((t) => t.name === "json");
+  const formatSchema = request.output_format?.schema ?? request.output_config?.format?.schema ?? null;
+  const usage = { input_tokens: Math.ceil(JSON.stringify(request).length / 4), output_tokens: 0 };
+  const message = (content, stop) => {
+    usage.output_tokens = Math.ceil(JSON.stringify(content).length / 4);
+    return { id: `msg_${nextId()}`, type: "message", role: "assistant", model: request.model, content, stop_reason: stop, stop_sequence: null, usage };
+  };
+  // First turn with tools offered: use one, as an agent gathering evidence would.
+  const usable = tools.filter((t) => t !== "json");
+  if (script.useTools !== false && usable.length && toolResults.length === 0) {
+    const call = toolCall(usable, script);
+    if (call) return message([{ type: "text", text: "Let me look first." }, { type: "tool_use", id: `toolu_${nextId()}`, ...call }], "tool_use");
+  }
+  const schema = jsonTool?.input_schema ?? formatSchema ?? schemaFromPrompt(prompt);
+  const built = schema ? valueForSchema(schema) : null;
+  const scripted = script.answer?.({ prompt, system, schema, value: built, turn: messages.length });
+  if (typeof scripted === "string") return message([{ type: "text", text: scripted }], "end_turn");
+  const value = built && typeof built === "object" && scripted && typeof scripted === "object" ? { ...built, ...scripted } : (scripted ?? built);
+  if (jsonTool) return message([{ type: "tool_use", id: `toolu_${nextId()}`, name: "json", input: value }], "tool_use");
+  if (formatSchema) return message([{ type: "text", text: JSON.stringify(value) }], "end_turn");
+  const text = value === null ? "Done: nothing to report." : `Here is what I found.\n\n\`\`\`json\n${JSON.stringify(value, null, 2)}\n\`\`\``;
+  return message([{ type: "text", text }], "end_turn");
+}
+
+function toolCall(tools, script) {
+  if (tools.includes("read") && script.readPath) return { name: "read", input: { path: script.readPath } };
+  if (tools.includes("bash")) return { name: "bash", input: { cmd: "ls" } };
+  if (tools.includes("grep")) return { name: "grep", input: { pattern: "export", path: "." } };
+  if (tools.includes("read")) return { name: "read", input: { path: script.readPath ?? "." } };
+  return null;
+}
