@@ -34,7 +34,8 @@ export function valueForSchema(schema, name = "value", depth = 0) {
       if (schema.format === "email") return "someone@example.com";
       if (schema.format === "uri" || schema.format === "url") return "https://example.com/";
       if (schema.format === "uuid") return "00000000-0000-4000-8000-000000000000";
-      let text = `${name} (scripted)`;
+      // Identifier-like, as models answer ids and paths: workflows build node ids from them.
+      let text = `${name}-scripted`;
       if (schema.minLength && text.length < schema.minLength) text = text.padEnd(schema.minLength, ".");
       if (schema.maxLength && text.length > schema.maxLength) text = text.slice(0, schema.maxLength);
       return text;
@@ -56,9 +57,16 @@ export function valueForSchema(schema, name = "value", depth = 0) {
     }
     case "object": {
       const out = {};
-      const required = new Set(schema.required ?? Object.keys(schema.properties ?? {}));
-      for (const [key, field] of Object.entries(schema.properties ?? {})) {
+      const properties = schema.properties ?? {};
+      const required = new Set(schema.required ?? Object.keys(properties));
+      for (const [key, field] of Object.entries(properties)) {
         if (required.has(key)) out[key] = valueForSchema(field, key, depth + 1);
+      }
+      // A record with required keys (z.record(z.enum([…]), …)): the values' schema.
+      for (const key of required) {
+        if (!(key in out) && typeof schema.additionalProperties === "object") {
+          out[key] = valueForSchema(schema.additionalProperties, key, depth + 1);
+        }
       }
       return out;
     }
@@ -67,15 +75,22 @@ export function valueForSchema(schema, name = "value", depth = 0) {
   }
 }
 
-/** The JSON Schema in smithers' REQUIRED OUTPUT block of a prompt, or null. */
+/**
+ * The JSON Schema a smithers prompt asks for: its REQUIRED OUTPUT block, or the schema a
+ * follow-up prompt names ("The JSON Schema it must match:"); else null.
+ */
 export function schemaFromPrompt(text) {
-  const m = /REQUIRED OUTPUT[^\n]*\n```json\n([\s\S]*?)\n```/.exec(text);
-  if (!m) return null;
-  try {
-    return JSON.parse(m[1]);
-  } catch {
-    return null;
+  const fenced = /REQUIRED OUTPUT[^\n]*\n```json\n([\s\S]*?)\n```/.exec(text);
+  const followUp = /The JSON Schema it must match:\n(\{[\s\S]*?\n\})\n/.exec(text);
+  for (const m of [fenced, followUp]) {
+    if (!m) continue;
+    try {
+      return JSON.parse(m[1]);
+    } catch {
+      // not this one
+    }
   }
+  return null;
 }
 
 const textOf = (content) =>

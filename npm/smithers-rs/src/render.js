@@ -346,7 +346,12 @@ const RENDERERS = {
       state.computeFns.set(node.id, body);
     } else if (body !== undefined) {
       if (isElement(body)) {
-        throw new SmithersError("INVALID_PROP", `<Task id="${node.id}"> children must be a function or a value, not an element`);
+        // Smithers stores the element itself as the output, which no schema of fields accepts.
+        throw new SmithersError(
+          "INVALID_PROP",
+          `<Task id="${node.id}"> has a prompt (JSX) as its children but no agent: give it agent={…}, or make its children a function or a value`,
+          { id: node.id },
+        );
       }
       node.body = { type: "static", value: body };
     } else {

@@ -88,19 +88,22 @@ function textFromJsonValue(value) {
 function textFromJsonPayload(raw) {
   const trimmed = raw.trim();
   if (!trimmed) return undefined;
+  let events;
   try {
-    return textFromJsonValue(JSON.parse(trimmed));
+    const whole = JSON.parse(trimmed);
+    const text = textFromJsonValue(whole);
+    if (text !== undefined) return text;
+    events = [whole];
   } catch {
     // JSON lines, below
   }
-  const events = [];
-  for (const line of trimmed.split(/\r?\n/)) {
+  events ??= trimmed.split(/\r?\n/).flatMap((line) => {
     try {
-      events.push(JSON.parse(line));
+      return [JSON.parse(line)];
     } catch {
-      // a banner or a partial line
+      return []; // a banner or a partial line
     }
-  }
+  });
   for (let i = events.length - 1; i >= 0; i--) {
     const e = events[i];
     // Claude Code's final `result` event carries the whole answer.
