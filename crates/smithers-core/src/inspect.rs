@@ -270,16 +270,11 @@ pub struct AttemptLog {
     pub started_at: String,
     pub finished_at: Option<String>,
     /// Agent attempts: the prompt sent, the raw answer, token usage, and the agent
-    /// (`{agent, model, followUp, toolCalls}`).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// (`{agent, model, followUp, toolCalls}`); null for command tasks.
     pub prompt: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub response_text: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub usage: Option<Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub agent: Option<Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<Value>,
 }
 

@@ -930,12 +930,12 @@ export interface AttemptLog {
   finishedAt: string | null;
   stdout: string;
   stderr: string;
-  /** Agent attempts only. */
-  prompt?: string;
-  responseText?: string | null;
-  usage?: AgentAttempt["usage"];
-  agent?: AgentAttempt["agent"];
-  error?: AgentAttempt["error"];
+  /** Agent attempts (null for command tasks). */
+  prompt: string | null;
+  responseText: string | null;
+  usage: AgentAttempt["usage"];
+  agent: AgentAttempt["agent"];
+  error: AgentAttempt["error"];
 }
 
 export declare function engineVersion(): string;
