@@ -99,8 +99,10 @@ const textOf = (content) =>
 /**
  * Starts the stand-in on 127.0.0.1 (a free port).
  * @param {{ answer?: (ask: { prompt: string, system: string, schema: any, value: any, turn: number }) => any,
+ *   toolCall?: (ask: { prompt: string, system: string, tools: string[] }) => { name: string, input: object } | null,
  *   readPath?: string, useTools?: boolean }} [script]
- *   `answer` may return an object merged over the built value, or a string sent as the text.
+ *   `answer` may return an object merged over the built value, or a string sent as the text;
+ *   `toolCall` chooses the first turn's tool call (null: none), instead of the default one.
  * @returns {Promise<{ url: string, requests: any[], close: () => Promise<void> }>}
  */
 export async function startAnthropicStandIn(script = {}) {
@@ -152,7 +154,7 @@ function respond(request, script, nextId) {
   // First turn with tools offered: use one, as an agent gathering evidence would.
   const usable = tools.filter((t) => t !== "json");
   if (script.useTools !== false && usable.length && toolResults.length === 0) {
-    const call = toolCall(usable, script);
+    const call = script.toolCall ? script.toolCall({ prompt, system, tools: usable }) : toolCall(usable, script);
     if (call) return message([{ type: "text", text: "Let me look first." }, { type: "tool_use", id: `toolu_${nextId()}`, ...call }], "tool_use");
   }
   const schema = jsonTool?.input_schema ?? formatSchema ?? schemaFromPrompt(prompt);

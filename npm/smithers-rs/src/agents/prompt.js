@@ -81,12 +81,30 @@ function text(node, depth) {
       const lang = typeof props.className === "string" ? props.className.replace(/^language-/, "") : null;
       return lang !== null ? `\`\`\`${lang}\n${inner.replace(/\n$/, "")}\n\`\`\`\n\n` : `\`${inner}\``;
     }
+    if (type === "ol") return `${orderedItems(props, depth)}\n\n`;
     if (type === "a") return `[${inner}](${props.href ?? ""})`;
     if (type === "img") return `![${props.alt ?? ""}](${props.src ?? ""})`;
     const md = MARKDOWN[type];
     return md ? md(inner) : inner;
   }
   throw new SmithersError("INVALID_PROMPT", "an agent task's prompt holds an element of unknown type");
+}
+
+/** `1. …` per <li> of an <ol> (from its `start`); what else it holds is kept as text. */
+function orderedItems(props, depth) {
+  let n = Number.isInteger(props.start) ? props.start : 1;
+  const lines = [];
+  const visit = (child) => {
+    if (Array.isArray(child)) return child.forEach(visit);
+    if (isElement(child) && child.type === "li") {
+      lines.push(`${n++}. ${text(child.props.children, depth + 1).trim()}`);
+    } else {
+      const t = text(child, depth + 1).trim();
+      if (t) lines.push(t);
+    }
+  };
+  visit(props.children);
+  return lines.join("\n");
 }
 
 /**
