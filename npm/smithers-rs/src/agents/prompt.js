@@ -168,6 +168,9 @@ function typeName(schema, depth = 0) {
     .join(" | ");
 }
 
+/** Each output schema as the prompt shows it, made once. */
+const SHOWN_SCHEMAS = new WeakMap();
+
 /**
  * The prompt the agent gets: the task's prompt between an instruction to end with a JSON
  * object and the schema it must match (as Smithers words it, so models behave alike).
@@ -175,6 +178,8 @@ function typeName(schema, depth = 0) {
  * @param {object} schema the output table's JSON Schema
  */
 export function promptWithSchema(prompt, schema) {
+  let shown = SHOWN_SCHEMAS.get(schema);
+  if (shown === undefined) SHOWN_SCHEMAS.set(schema, (shown = JSON.stringify(schema, null, 2)));
   return [
     "IMPORTANT: After completing the task below, you MUST output a JSON object in a ```json code fence at the very end of your response. Do NOT forget this — the workflow fails without it.",
     "",
@@ -183,7 +188,7 @@ export function promptWithSchema(prompt, schema) {
     "",
     "**REQUIRED OUTPUT** — You MUST end your response with a JSON object in a code fence matching this schema:",
     "```json",
-    JSON.stringify(schema, null, 2),
+    shown,
     "```",
     "Output the JSON at the END of your response. The workflow will fail without it.",
   ].join("\n");
