@@ -9,10 +9,13 @@ import { after, describe, test } from "node:test";
 import { ToolLoopAgent } from "ai";
 import { z } from "zod";
 import { installCliStandIns } from "../scripts/lib/cli-stand-in.js";
+import { startAnthropicStandIn } from "../scripts/lib/anthropic-stand-in.js";
 import {
+  AnthropicAgent,
   ClaudeCodeAgent,
   CodexAgent,
   KimiAgent,
+  OpenAIAgent,
   PiAgent,
   SmithersEngine,
   approvalDecisionSchema,
@@ -294,6 +297,26 @@ describe("agent tasks", () => {
     assert.equal((await approved.done).status, "finished");
     assert.equal(model.doGenerateCalls.length, 2);
     assert.equal(engine.inspect(runId).outputs[0].value.text, "second draft, see the dashboard");
+  });
+});
+
+describe("Smithers' SDK agents", () => {
+  test("AnthropicAgent on a model name talks to Anthropic's API (here a loopback stand-in); OpenAIAgent takes a model object", async (t) => {
+    const standIn = await startAnthropicStandIn({ answer: () => ({ action: "observe", reason: "from the stand-in" }) });
+    t.after(() => standIn.close());
+    // Read by @ai-sdk/anthropic when AnthropicAgent loads it, on its first call.
+    process.env.ANTHROPIC_BASE_URL = standIn.url;
+    process.env.ANTHROPIC_API_KEY ??= "scripted";
+    const { engine } = newEngine(t);
+    const viaName = await engine.run(oneTask(new AnthropicAgent({ model: "claude-sonnet-4-20250514", instructions: "Be careful." })));
+    assert.equal(viaName.status, "finished", JSON.stringify(viaName));
+    assert.equal(standIn.requests[0].model, "claude-sonnet-4-20250514");
+    assert.match(JSON.stringify(standIn.requests[0].system), /Be careful\./);
+    const model = scriptedModel(() => json({ action: "rollback", reason: "mock" }));
+    const viaObject = await engine.run(oneTask(new OpenAIAgent({ model })));
+    assert.equal(viaObject.status, "finished");
+    assert.equal(model.doGenerateCalls.length, 1);
+    assert.throws(() => new AnthropicAgent({}), { code: "INVALID_ARGUMENT" });
   });
 });
 
