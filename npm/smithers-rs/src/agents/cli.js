@@ -22,6 +22,9 @@ function pushFlag(args, flag, value) {
   else args.push(flag, String(value));
 }
 
+/** The session a call asks to resume (Smithers' `resumeSession`), else the agent's own. */
+const sessionOf = (options, fallback) => (typeof options?.resumeSession === "string" ? options.resumeSession : fallback);
+
 /** `--flag a b c`, nothing for an empty list. */
 function pushList(args, flag, values) {
   if (values?.length) args.push(flag, ...values.map(String));
@@ -378,7 +381,7 @@ export class ClaudeCodeAgent extends BaseCliAgent {
     pushFlag(args, "--permission-mode", o.permissionMode);
     pushList(args, "--plugin-dir", o.pluginDir);
     pushFlag(args, "--replay-user-messages", o.replayUserMessages);
-    pushFlag(args, "--resume", typeof options?.resumeSession === "string" ? options.resumeSession : o.resume);
+    pushFlag(args, "--resume", sessionOf(options, o.resume));
     pushFlag(args, "--session-id", o.sessionId);
     pushFlag(args, "--setting-sources", o.settingSources);
     pushFlag(args, "--settings", o.settings);
@@ -400,7 +403,7 @@ export class CodexAgent extends BaseCliAgent {
 
   async buildCommand({ prompt, systemPrompt, options }) {
     const o = this.opts;
-    const resume = typeof options?.resumeSession === "string" ? options.resumeSession : undefined;
+    const resume = sessionOf(options);
     const args = resume ? ["exec", "resume", resume] : ["exec"];
     for (const entry of codexConfig(o.config)) args.push("-c", entry);
     pushList(args, "--enable", o.enable);
@@ -489,7 +492,7 @@ export class GeminiAgent extends BaseCliAgent {
     }
     pushList(args, "--extensions", o.extensions);
     pushFlag(args, "--list-extensions", o.listExtensions);
-    pushFlag(args, "--resume", typeof options?.resumeSession === "string" ? options.resumeSession : o.resume);
+    pushFlag(args, "--resume", sessionOf(options, o.resume));
     pushFlag(args, "--list-sessions", o.listSessions);
     pushFlag(args, "--delete-session", o.deleteSession);
     pushList(args, "--include-directories", o.includeDirectories);
@@ -525,7 +528,7 @@ export class PiAgent extends BaseCliAgent {
     const mode = options?.onEvent ? "json" : (o.mode ?? "text");
     const { systemFromMessages } = extractPrompt(options);
     const args = [];
-    const session = typeof options?.resumeSession === "string" ? options.resumeSession : o.session;
+    const session = sessionOf(options, o.session);
     if (mode === "text") {
       if (o.print !== false) args.push("--print");
     } else {
@@ -579,7 +582,7 @@ export class KimiAgent extends BaseCliAgent {
     const outputFormat = o.outputFormat ?? (options?.onEvent ? "stream-json" : "text");
     pushFlag(args, "--output-format", outputFormat);
     if (o.finalMessageOnly ?? outputFormat === "text") args.push("--final-message-only");
-    const session = typeof options?.resumeSession === "string" ? options.resumeSession : (o.session ?? randomUUID());
+    const session = sessionOf(options, o.session ?? randomUUID());
     pushFlag(args, "--work-dir", o.workDir ?? cwd);
     pushFlag(args, "--session", session);
     pushFlag(args, "--continue", o.continue);
@@ -644,7 +647,7 @@ export class ForgeAgent extends BaseCliAgent {
     pushFlag(args, "--model", o.model ?? this.model);
     pushFlag(args, "--provider", o.provider);
     pushFlag(args, "--agent", o.agent);
-    const conversation = typeof options?.resumeSession === "string" ? options.resumeSession : (o.conversationId ?? randomUUID());
+    const conversation = sessionOf(options, o.conversationId ?? randomUUID());
     pushFlag(args, "--conversation-id", conversation);
     pushFlag(args, "--sandbox", o.sandbox);
     pushFlag(args, "--restricted", o.restricted);
