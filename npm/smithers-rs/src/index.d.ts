@@ -218,8 +218,11 @@ export interface ReviewOptions {
 }
 
 export interface TaskProps<S> extends NodeProps<S> {
-  /** A compute function (runs in the driver) or a static value; none with command/script/workflow. */
-  children?: TaskBody<InferOutput<S>>;
+  /**
+   * A compute function (runs in the driver) or a static value; none with command/script/workflow.
+   * With `agent`: the prompt (text, JSX, an MDX component), or a function of `deps` giving it.
+   */
+  children?: TaskBody<InferOutput<S>> | SmithersNode | ((deps: Record<string, any>) => SmithersNode);
   /** A shell command run by the core as a child process (`sh -c`). */
   command?: string;
   /** A multi-line shell script, run the same way. */

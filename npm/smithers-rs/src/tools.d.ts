@@ -1,5 +1,12 @@
 // Types of `smithers-orchestrator/tools` (`smithers-rs/tools`): tools of the `ai` package.
-import type { Tool } from "ai";
+// `Tool` is the shape `ai`'s tool() returns, declared here so these types do not need `ai`'s.
+
+/** A tool as the `ai` package's agents take it. */
+export interface Tool<Args = any, Result = unknown> {
+  description?: string;
+  inputSchema: unknown;
+  execute?: (args: Args, options?: unknown) => Promise<Result>;
+}
 
 export interface ToolContext {
   runId: string;
