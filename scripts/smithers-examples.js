@@ -140,7 +140,7 @@ async function main() {
     .filter((f) => f.endsWith(".jsx"))
     .sort();
   if (values.only) {
-    const only = new Set(values.only.split(","));
+    const only = new Set(values.only.split(",").map((s) => s.trim()));
     files = files.filter((f) => only.has(basename(f, ".jsx")));
   }
   const model = await startAnthropicStandIn({ readPath: "_example-kit.js" });
