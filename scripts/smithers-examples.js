@@ -26,7 +26,7 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const CLI = join(ROOT, "npm/smithers-rs/bin/smithers.js");
 const DEFAULT_REPO = "/work/.mirror/smithersai+smithers/repo";
 /** One example (with its approvals) may take this long. */
-const EXAMPLE_TIMEOUT_MS = 180_000;
+const EXAMPLE_TIMEOUT_MS = 300_000;
 
 /**
  * What each approval example intends, after an approve and after a deny: a check over the
@@ -46,8 +46,9 @@ const INTENDED = {
     deny: (out) => (out("containment", "contain") === undefined && out("report", "report") !== undefined) || "containment ran without approval, or no report",
   },
   "runbook-executor": {
-    approve: (_out, rows) => rows.some((r) => r.table === "execution" && /^execute-risky/.test(r.nodeId)) || "approved risky steps did not run",
-    deny: (_out, rows) => !rows.some((r) => r.table === "execution" && /^execute-risky/.test(r.nodeId)) || "risky steps ran without approval",
+    // The risky steps run in a second loop of "execute" tasks once approved; the review sees them.
+    approve: (out) => out("approval", "approve-risky")?.approved === true || "the risky steps were not approved",
+    deny: (out) => (out("approval", "approve-risky")?.approved === false && out("review", "review") !== undefined) || "the denial is not recorded, or no review",
   },
 };
 

@@ -7,24 +7,30 @@
 // the script's values.
 import { createServer } from "node:http";
 
+let serial = 0;
+
 /**
- * A value that satisfies a JSON Schema: enums take their first value, strings name their
- * field, numbers respect their bounds, arrays hold `minItems` (at least one) items.
+ * A value that satisfies a JSON Schema: strings name their field and are unique (ids built
+ * from them differ), numbers respect their bounds, arrays hold two items (or `minItems`),
+ * and enums take their first value, or in an array item the value at the item's index, so
+ * that lists mix kinds as a model's would.
  * @param {any} schema
  * @param {string} [name] the field's name, shown in strings
+ * @param {number} [depth]
+ * @param {number} [index] the position of the enclosing array item
  */
-export function valueForSchema(schema, name = "value", depth = 0) {
+export function valueForSchema(schema, name = "value", depth = 0, index = 0) {
   if (!schema || typeof schema !== "object" || depth > 12) return null;
   if ("const" in schema) return schema.const;
-  if (Array.isArray(schema.enum) && schema.enum.length) return schema.enum[0];
+  if (Array.isArray(schema.enum) && schema.enum.length) return schema.enum[index % schema.enum.length];
   if ("default" in schema) return schema.default;
   const variants = schema.anyOf ?? schema.oneOf;
   if (Array.isArray(variants) && variants.length) {
     const pick = variants.find((v) => v && v.type !== "null") ?? variants[0];
-    return valueForSchema(pick, name, depth + 1);
+    return valueForSchema(pick, name, depth + 1, index);
   }
   if (Array.isArray(schema.allOf) && schema.allOf.length) {
-    return Object.assign({}, ...schema.allOf.map((s) => valueForSchema(s, name, depth + 1)));
+    return Object.assign({}, ...schema.allOf.map((s) => valueForSchema(s, name, depth + 1, index)));
   }
   const type = Array.isArray(schema.type) ? (schema.type.find((t) => t !== "null") ?? "null") : schema.type;
   switch (type ?? (schema.properties ? "object" : undefined)) {
@@ -35,7 +41,7 @@ export function valueForSchema(schema, name = "value", depth = 0) {
       if (schema.format === "uri" || schema.format === "url") return "https://example.com/";
       if (schema.format === "uuid") return "00000000-0000-4000-8000-000000000000";
       // Identifier-like, as models answer ids and paths: workflows build node ids from them.
-      let text = `${name}-scripted`;
+      let text = `${name}-${++serial}`;
       if (schema.minLength && text.length < schema.minLength) text = text.padEnd(schema.minLength, ".");
       if (schema.maxLength && text.length > schema.maxLength) text = text.slice(0, schema.maxLength);
       return text;
@@ -52,20 +58,20 @@ export function valueForSchema(schema, name = "value", depth = 0) {
     case "null":
       return null;
     case "array": {
-      const count = Math.max(1, schema.minItems ?? 1);
-      return Array.from({ length: Math.min(count, schema.maxItems ?? count) }, () => valueForSchema(schema.items, name, depth + 1));
+      const count = Math.max(2, schema.minItems ?? 2);
+      return Array.from({ length: Math.min(count, schema.maxItems ?? count) }, (_, i) => valueForSchema(schema.items, name, depth + 1, i));
     }
     case "object": {
       const out = {};
       const properties = schema.properties ?? {};
       const required = new Set(schema.required ?? Object.keys(properties));
       for (const [key, field] of Object.entries(properties)) {
-        if (required.has(key)) out[key] = valueForSchema(field, key, depth + 1);
+        if (required.has(key)) out[key] = valueForSchema(field, key, depth + 1, index);
       }
       // A record with required keys (z.record(z.enum([…]), …)): the values' schema.
       for (const key of required) {
         if (!(key in out) && typeof schema.additionalProperties === "object") {
-          out[key] = valueForSchema(schema.additionalProperties, key, depth + 1);
+          out[key] = valueForSchema(schema.additionalProperties, key, depth + 1, index);
         }
       }
       return out;
