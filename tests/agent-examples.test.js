@@ -111,18 +111,22 @@ describe("examples/agents/release-announcement.tsx", () => {
     assert.match(draftPrompt, /Write the announcement of release \*\*3\.2\.0\*\*\./);
     assert.match(draftPrompt, /1\. give it a title/);
     const pushed = await cli(["push-back", "rel", "--node", "draft", "--note", "mention the migration guide", "--by", "editor", "--json"]);
-    assert.equal(pushed.code, 3, pushed.stdout + pushed.stderr);
+    // A decision exits 0 once recorded; the resumed run's status is in the answer.
+    assert.equal(pushed.code, 0, pushed.stdout + pushed.stderr);
+    assert.equal(pushed.json.run.status, "waiting-approval");
     const round2 = inspect("rel").agentAttempts.filter((a) => a.nodeId === "draft");
     assert.equal(round2.length, 2);
     assert.match(round2[1].prompt, /Reviewer's note: mention the migration guide/);
     assert.match(round2[1].prompt, /"title": "Checkout 3\.2\.0"/, "the previous draft");
     const approved = await cli(["approve", "rel", "--node", "draft", "--by", "editor", "--json"]);
-    assert.equal(approved.code, 3, "now publishing waits for its approval");
+    assert.equal(approved.code, 0, approved.stdout + approved.stderr);
+    assert.equal(approved.json.run.status, "waiting-approval", "now publishing waits for its approval");
     const publishCalls = () => model.requests.filter((r) => /Write this announcement/.test(textOf(r))).length;
     assert.equal(publishCalls(), 0, "the publisher is not called before the approval");
     assert.equal(existsSync(join(dir, "announcements/3.2.0.md")), false);
     const publish = await cli(["approve", "rel", "--node", "publish", "--by", "alice", "--json"]);
     assert.equal(publish.code, 0, publish.stdout + publish.stderr);
+    assert.equal(publish.json.run.status, "finished");
     assert.equal(readFileSync(join(dir, "announcements/3.2.0.md"), "utf8"), "# Checkout 3.2.0: server totals");
     assert.deepEqual(inspect("rel").outputs.find((o) => o.nodeId === "publish").value, { path: "announcements/3.2.0.md", words: 24 });
     assert.equal(publishCalls(), 2, "a tool turn and the answer");
