@@ -96,7 +96,7 @@ describe("examples/agents/incident-rollback.tsx", () => {
 });
 
 describe("examples/agents/release-announcement.tsx", () => {
-  test("a reviewer pushes the draft back with a note, approves the second; publishing waits for a person, then the publisher writes the file", async (t) => {
+  test("a reviewer pushes the draft back with a note, approves the second; a person answers the schedule (a HumanTask); publishing waits for a person, then the publisher writes the file", async (t) => {
     const { dir, model, cli, inspect } = await setUp(t, {
       toolCall: ({ prompt, tools }) =>
         tools.includes("write") ? { name: "write", input: { path: "announcements/3.2.0.md", content: /# (.*)/.exec(prompt.split("announcements/3.2.0.md")[1])?.[0] ?? "" } } : { name: "read", input: { path: "CHANGELOG.md" } },
@@ -120,7 +120,11 @@ describe("examples/agents/release-announcement.tsx", () => {
     assert.match(round2[1].prompt, /"title": "Checkout 3\.2\.0"/, "the previous draft");
     const approved = await cli(["approve", "rel", "--node", "draft", "--by", "editor", "--json"]);
     assert.equal(approved.code, 0, approved.stdout + approved.stderr);
-    assert.equal(approved.json.run.status, "waiting-approval", "now publishing waits for its approval");
+    assert.equal(approved.json.run.status, "waiting-approval", "now the schedule waits for a person's answer");
+    const wrong = await cli(["approve", "rel", "schedule", "--note", '{"date":"2026-12-10","channel":"radio"}', "--by", "pm", "--json"]);
+    assert.equal(wrong.json.error.code, "HUMAN_TASK_VALIDATION_FAILED", wrong.stdout + wrong.stderr);
+    const answered = await cli(["approve", "rel", "schedule", "--note", '{"date":"2026-12-10","channel":"newsletter"}', "--by", "pm", "--json"]);
+    assert.equal(answered.json.run.status, "waiting-approval", "now publishing waits for its approval");
     const publishCalls = () => model.requests.filter((r) => /Write this announcement/.test(textOf(r))).length;
     assert.equal(publishCalls(), 0, "the publisher is not called before the approval");
     assert.equal(existsSync(join(dir, "announcements/3.2.0.md")), false);
@@ -128,6 +132,8 @@ describe("examples/agents/release-announcement.tsx", () => {
     assert.equal(publish.code, 0, publish.stdout + publish.stderr);
     assert.equal(publish.json.run.status, "finished");
     assert.equal(readFileSync(join(dir, "announcements/3.2.0.md"), "utf8"), "# Checkout 3.2.0: server totals");
+    const publishPrompt = inspect("rel").agentAttempts.find((a) => a.nodeId === "publish").prompt;
+    assert.match(publishPrompt, /it goes out on the newsletter on 2026-12-10/);
     assert.deepEqual(inspect("rel").outputs.find((o) => o.nodeId === "publish").value, { path: "announcements/3.2.0.md", words: 24 });
     assert.equal(publishCalls(), 2, "a tool turn and the answer");
   });
