@@ -7,7 +7,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use crate::error::{Error, Result};
 
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS _smithers_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -130,13 +130,23 @@ CREATE INDEX IF NOT EXISTS _smithers_events_feed ON _smithers_events (feed_id);
 CREATE INDEX IF NOT EXISTS _smithers_approvals_by_status ON _smithers_approvals (status, requested_at_ms);
 ";
 
-/// v4: ownership as a lease (`lease_expires_at_ms`, renewed by the owner: the index finds an
-/// owner's runs without a scan), why a run could not
-/// be resumed (`resume_error_json`), and output schemas per version and per run: every schema
-/// an output key has had (`_smithers_schema_versions`) and the version each run reads and
-/// writes its rows through (`_smithers_run_schemas`). Runs written before v4 read through the
-/// schema their database held at the upgrade (version 1).
+/// v4: agent tasks keep, per attempt, the prompt they sent, the raw text of the answer, the
+/// token usage, and what agent answered (with the follow-up asked when its JSON was missing
+/// or wrong). A CLI agent's process logs use the existing `stdout_path` / `stderr_path`.
 const V4: &str = "
+ALTER TABLE _smithers_attempts ADD COLUMN prompt TEXT;
+ALTER TABLE _smithers_attempts ADD COLUMN response_text TEXT;
+ALTER TABLE _smithers_attempts ADD COLUMN usage_json TEXT;
+ALTER TABLE _smithers_attempts ADD COLUMN agent_json TEXT;
+";
+
+/// v5: ownership as a lease (`lease_expires_at_ms`, renewed by the owner: the index finds an
+/// owner's runs without a scan), why a run could not be resumed (`resume_error_json`), and
+/// output schemas per version and per run: every schema an output key has had
+/// (`_smithers_schema_versions`) and the version each run reads and writes its rows through
+/// (`_smithers_run_schemas`). Runs written before v5 read through the schema their database
+/// held at the upgrade (version 1).
+const V5: &str = "
 ALTER TABLE _smithers_runs ADD COLUMN lease_expires_at_ms INTEGER;
 ALTER TABLE _smithers_runs ADD COLUMN resume_error_json TEXT;
 ALTER TABLE _smithers_runs ADD COLUMN resume_error_at_ms INTEGER;
@@ -302,6 +312,9 @@ fn migrate(conn: &Connection, path: &Path) -> Result<()> {
     }
     if current < 4 {
         tx.execute_batch(V4)?;
+    }
+    if current < 5 {
+        tx.execute_batch(V5)?;
     }
     tx.execute(
         "INSERT OR REPLACE INTO _smithers_meta (key, value) VALUES ('schema_version', ?1)",

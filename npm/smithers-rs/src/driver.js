@@ -1,6 +1,7 @@
 // The run driver: renders the workflow, submits graphs to the core, runs compute task
 // bodies, reports their results. The core decides everything else (ARCHITECTURE.md).
 import { join } from "node:path";
+import { runAgentTask } from "./agents/task.js";
 import { SmithersError } from "./errors.js";
 import { runCommand } from "./native.js";
 import { renderWorkflow } from "./render.js";
@@ -165,6 +166,7 @@ async function drive(native, workflow, snapshot, hooks) {
     };
   }
 
+  let logDir;
   const start = (task) => {
     inFlight += 1;
     const fn = rendered?.computeFns.get(task.nodeId);
@@ -172,7 +174,16 @@ async function drive(native, workflow, snapshot, hooks) {
       ? runCommandTask(task)
       : fn?.subWorkflow
         ? runSubWorkflow(native, fn.subWorkflow, runId, task, taskCtx(rendered?.ctx, task), hooks)
-        : runBody(fn, rendered?.ctx, task);
+        : fn?.agentTask
+          ? runAgentTask({
+              native,
+              runId,
+              task,
+              spec: fn.agentTask,
+              jsonSchema: workflow.jsonSchemas[fn.agentTask.outputKey],
+              logDir: (logDir ??= native.call("logDir")),
+            })
+          : runBody(fn, rendered?.ctx, task);
     const settled = (r) => {
       inFlight -= 1;
       results.push(r);

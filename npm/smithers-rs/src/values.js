@@ -112,6 +112,26 @@ function check(value) {
   });
 }
 
+/** Strings made well-formed, BigInts written as text: for what a result says about itself. */
+const lenient = (_key, v) => (typeof v === "string" ? v.toWellFormed() : typeof v === "bigint" ? String(v) : v);
+
+/**
+ * Everything of a result but its value (ids, the error, a command's outcome, an agent call's
+ * prompt, answer and usage) as JSON the core can read. Text a model or a body produced may
+ * hold lone surrogates: made well-formed. If that is not enough (a cycle, a key that is not
+ * text), only what the core needs is kept.
+ */
+function encodeHead(rest) {
+  try {
+    const text = JSON.stringify(rest, lenient);
+    if (!/\\u[dD][89a-fA-F]/.test(text)) return text;
+  } catch {
+    // fall through
+  }
+  const { nodeId, iteration, attempt, ok, error, command } = rest;
+  return JSON.stringify({ nodeId, iteration, attempt, ok, error, command }, lenient);
+}
+
 /**
  * One task's result as JSON text for `completeTasks`. A value JSON cannot carry turns the
  * result into the task's failure (`INVALID_OUTPUT`, retryable).
@@ -119,9 +139,9 @@ function check(value) {
  */
 export function encodeResult(result) {
   const { value, ...rest } = result;
-  if (!result.ok || result.command) return JSON.stringify(rest);
+  const head = encodeHead(rest);
+  if (!result.ok || result.command) return head;
   try {
-    const head = JSON.stringify(rest);
     return `${head.slice(0, -1)},"value":${storable(value)}}`;
   } catch (e) {
     if (!(e instanceof Unstorable)) throw e;
