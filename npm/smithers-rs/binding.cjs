@@ -838,4 +838,5 @@ module.exports = nativeBinding
 module.exports.Engine = nativeBinding.Engine
 module.exports.engineBuild = nativeBinding.engineBuild
 module.exports.engineVersion = nativeBinding.engineVersion
+module.exports.reservedEnv = nativeBinding.reservedEnv
 module.exports.runCommand = nativeBinding.runCommand

@@ -7,7 +7,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use crate::error::Result;
 
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS _smithers_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -121,8 +121,6 @@ CREATE TABLE IF NOT EXISTS _smithers_approval_history (
 ) WITHOUT ROWID;
 ";
 
-/// Opens (and if needed creates) a database, in WAL mode with a busy timeout so several
-/// processes (a service, the CLI) can share it.
 /// v3: who started a run (`started_by`, for "the starter may not approve"), and a global
 /// order over all runs' events (`feed_id`), which `smithers serve` tails for its event stream.
 const V3: &str = "
@@ -132,6 +130,19 @@ CREATE INDEX IF NOT EXISTS _smithers_events_feed ON _smithers_events (feed_id);
 CREATE INDEX IF NOT EXISTS _smithers_approvals_by_status ON _smithers_approvals (status, requested_at_ms);
 ";
 
+/// v4: sub-runs know their caller (`parent_*`, so a sub-run that ends wakes the task that
+/// waits on it, and its gates are listed with the caller's), and a task records the sub-run
+/// it waits on (`sub_run_id`).
+const V4: &str = "
+ALTER TABLE _smithers_runs ADD COLUMN parent_run_id TEXT;
+ALTER TABLE _smithers_runs ADD COLUMN parent_node_id TEXT;
+ALTER TABLE _smithers_runs ADD COLUMN parent_iteration INTEGER;
+ALTER TABLE _smithers_nodes ADD COLUMN sub_run_id TEXT;
+CREATE INDEX IF NOT EXISTS _smithers_runs_by_parent ON _smithers_runs (parent_run_id) WHERE parent_run_id IS NOT NULL;
+";
+
+/// Opens (and if needed creates) a database, in WAL mode with a busy timeout so several
+/// processes (a service, the CLI) can share it.
 pub fn open(path: &Path) -> Result<Connection> {
     let conn = Connection::open_with_flags(
         path,
@@ -184,6 +195,9 @@ fn migrate(conn: &Connection) -> Result<()> {
     }
     if current < 3 {
         tx.execute_batch(V3)?;
+    }
+    if current < 4 {
+        tx.execute_batch(V4)?;
     }
     tx.execute(
         "INSERT OR REPLACE INTO _smithers_meta (key, value) VALUES ('schema_version', ?1)",

@@ -262,6 +262,14 @@ pub fn run_command<'env>(env: &'env Env, spec_json: String) -> Result<Object<'en
     Ok(promise)
 }
 
+/// Environment variable names an approver's input or a workflow's param may never use:
+/// `{"exact": [...], "prefixes": [...]}`.
+#[napi]
+pub fn reserved_env() -> String {
+    json!({ "exact": core::graph::RESERVED_ENV, "prefixes": core::graph::RESERVED_ENV_PREFIXES })
+        .to_string()
+}
+
 /// How the addon was compiled: "debug" or "release".
 #[napi]
 pub fn engine_build() -> String {
