@@ -3,6 +3,7 @@
 export { Approval, Branch, Loop, Parallel, Ralph, Sequence, Task, Workflow, useCtx } from "./components.js";
 export { approval, branch, fields, loop, parallel, sequence, tableKeyFor, task, workflow } from "./builder.js";
 export { createSmithers } from "./create.js";
+export { compileDagu, loadDaguWorkflow } from "./dagu/compile.js";
 export { SmithersEngine } from "./engine.js";
 export { SmithersError } from "./errors.js";
 export { createElement, Fragment, jsx, jsxs } from "./jsx-runtime.js";
