@@ -236,8 +236,8 @@ describe("smithers serve: the web approval inbox in a browser", { skip }, () => 
 
     const info = await until(async () => {
       const i = await inspectCli(box.db, runs.deploy);
-      return i.run.status === "failed" && i;
-    }, "the deploy run to fail");
+      return i.run.status === "rejected" && i;
+    }, "the deploy run to end rejected");
     assert.equal(info.run.error.code, "APPROVAL_REJECTED");
     const a = approvalOf(info, "deploy-staging");
     assert.equal(a.status, "rejected");
