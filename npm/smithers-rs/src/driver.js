@@ -5,7 +5,7 @@ import { dirname, join } from "node:path";
 import { SmithersError } from "./errors.js";
 import { runCommand } from "./native.js";
 import { renderWorkflow } from "./render.js";
-import { expandEnvTemplates, expandTemplate } from "./templates.js";
+import { expandEnvTemplates, expandTemplate, substituteDaguVars } from "./templates.js";
 
 const TERMINAL = new Set(["finished", "failed", "cancelled", "rejected"]);
 /** Dagu's word for each run status, in DAG_RUN_STATUS. */
@@ -346,9 +346,10 @@ async function runHandler(run, name, handler, env, info) {
       SMITHERS_RUN_ID: runId,
     };
     runLog(native, runId, `started ${name}`);
+    const text = spec.command ?? spec.script;
     const outcome = await runCommand({
       program: spec.shell ?? "/bin/sh",
-      args: ["-c", spec.command ?? spec.script],
+      args: ["-c", spec.daguText ? substituteDaguVars(text, vars) : text],
       cwd: spec.cwd ?? run.rendered?.baseDir ?? null,
       env: Object.entries(vars),
       envTemplates: expandEnvTemplates(spec.envTemplates ?? [], vars),

@@ -33,6 +33,21 @@ export function expandEnvTemplates(templates, vars) {
   return out;
 }
 
+/**
+ * Dagu substitutes its variables into a command's text before the shell sees it, so
+ * `'{"text": "for ${DAG_NAME}"}'` works inside single quotes. We do the same for the
+ * variables whose values never come from outside the file or the engine (names of the DAG,
+ * the run, the steps, the status), and only when the value is plain (letters, digits,
+ * `_ . : @ = , -`): everything else reaches the step in its environment only.
+ */
+const TEXT_VARS = new Set(["DAG_NAME", "DAG_RUN_ID", "DAG_RUN_STEP_NAME", "DAG_WAITING_STEPS", "DAG_RUN_STATUS"]);
+const PLAIN = /^[A-Za-z0-9_.:@=,-]*$/;
+
+/** @param {string} text @param {Record<string, string | undefined>} vars */
+export function substituteDaguVars(text, vars) {
+  return expandTemplate(text, (n) => (TEXT_VARS.has(n) && typeof vars[n] === "string" && PLAIN.test(vars[n]) ? vars[n] : undefined));
+}
+
 /** Words of a params string: split at spaces, '…' and "…" keep spaces (quotes removed). */
 export function shellWords(text) {
   const words = [];

@@ -21,7 +21,7 @@ import { TableRegistry, graphWorkflow } from "../builder.js";
 import { SmithersError, keyPath, locatedError } from "../errors.js";
 import { reservedEnv } from "../native.js";
 import { commandResultSchema, subRunResultSchema } from "../schema.js";
-import { expandEnvTemplates, shellWords } from "../templates.js";
+import { expandEnvTemplates, shellWords, substituteDaguVars } from "../templates.js";
 import { parseDagu } from "./parse.js";
 
 const TOP_KEYS = [
@@ -98,7 +98,7 @@ function compileFile(file, text, stack) {
   tables.add(STEP_TABLE, JSON.parse(JSON.stringify(commandResultSchema)), () => null);
   tables.add(CALL_TABLE, JSON.parse(JSON.stringify(subRunResultSchema)), () => null);
   const tableOf = new Map(steps.map((s) => [s.name, s.call ? CALL_TABLE : STEP_TABLE]));
-  const nodes = steps.map((s) => taskNode(s, type, outputsOf));
+  const nodes = steps.map((s) => taskNode(s, type, outputsOf, name));
   // A handler runs after the render, with the ctx the driver keeps: it reads the rows then.
   const stepsOf = (ctx) => ({ step: (id) => (tableOf.has(id) ? ctx.latest(tableOf.get(id), id) : undefined) });
   const handlers = readHandlers(at, doc.handler_on, {
@@ -305,7 +305,7 @@ function resolveCall(at, ref, path, stack) {
 }
 
 /** A step as a node of the builder's model. */
-function taskNode(step, type, outputsOf) {
+function taskNode(step, type, outputsOf, dagName) {
   // In a graph DAG a step waits for its depends; in a chain the sequence orders the steps.
   const dependsOn = type === "chain" ? [] : step.depends;
   const node = { kind: "task", id: step.name, table: step.call ? CALL_TABLE : STEP_TABLE, dependsOn };
@@ -318,7 +318,12 @@ function taskNode(step, type, outputsOf) {
       },
     };
   } else {
-    node.command = (env) => ({ ...step.command, env: { ...stringParams(env.ctx.input), ...outputsOf(env, step) } });
+    const which = step.command.command !== undefined ? "command" : "script";
+    node.command = (env) => ({
+      ...step.command,
+      [which]: substituteDaguVars(step.command[which], { DAG_NAME: dagName, DAG_RUN_ID: env.ctx.runId, DAG_RUN_STEP_NAME: step.name }),
+      env: { ...stringParams(env.ctx.input), ...outputsOf(env, step) },
+    });
   }
   if (step.review) node.review = step.review;
   if (step.timeoutMs !== undefined) node.timeoutMs = step.timeoutMs;
@@ -456,6 +461,8 @@ function readHandlers(at, value, ctx) {
       envTemplates: [...ctx.dagEnv, ...readEnv(at, h.env, [...path, "env"])],
       // Read when the handler runs: the params and every step's output variable so far.
       env: ctx.envOf,
+      // Dagu's own variables are substituted into the text, as Dagu does (templates.js).
+      daguText: true,
     };
   }
   return out;
