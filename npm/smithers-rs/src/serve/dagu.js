@@ -171,7 +171,7 @@ export function daguRoutes({ readBody, HttpError }) {
   return [
     ["GET", /^\/health$/, null, health, "dagu"],
     ["GET", new RegExp(`${API}\\/health$`), null, health, "dagu"],
-    ["POST", new RegExp(`${API}\\/dags\\/${SEG}\\/start$`), "execute", start, "dagu"],
+    ["POST", new RegExp(`${API}\\/dags\\/${SEG}\\/start$`), "execute", (c) => start(c, c.params), "dagu"],
     ["GET", new RegExp(`${API}\\/dag-runs\\/${SEG}\\/${SEG}$`), "read", (c) => details(c, c.params), "dagu"],
     ["GET", new RegExp(`${API}\\/dag-runs\\/${SEG}\\/${SEG}\\/sub-dag-runs\\/${SEG}$`), "read", (c) => details(c, c.params), "dagu"],
     [
