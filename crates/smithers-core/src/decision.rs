@@ -15,7 +15,7 @@ use crate::events::EventBatch;
 use crate::graph::{ApprovalMode, OnDeny, TaskNode};
 use crate::output::OutputTable;
 use crate::owner::{self, Liveness};
-use crate::state::{NodeEvent, NodeState, RunEvent, RunStatus};
+use crate::state::{NodeEvent, NodeState, RunStatus};
 use crate::store::{iso8601, now_ms};
 
 const MAX_NOTE: usize = 64 * 1024;
@@ -657,20 +657,8 @@ impl Engine {
                 json!({ "nodeId": gate.node_id, "iteration": gate.iteration }),
             )?;
         }
-        let mut new_status = run_status;
-        if run_status == RunStatus::WaitingApproval {
-            new_status = run_status.apply(RunEvent::Wake)?;
-            tx.execute(
-                "UPDATE _smithers_runs SET status = ?2, updated_at_ms = ?3 WHERE run_id = ?1",
-                params![run_id, new_status.as_str(), decided_at_ms],
-            )?;
-            batch.emit(
-                &tx,
-                &run_id,
-                "RunStatusChanged",
-                json!({ "status": new_status.as_str(), "previous": run_status.as_str() }),
-            )?;
-        }
+        let new_status =
+            crate::engine::wake_parked(&tx, &run_id, run_status, decided_at_ms, &mut batch)?;
         tx.commit()?;
         self.publish(batch);
 

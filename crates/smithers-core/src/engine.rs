@@ -2542,22 +2542,36 @@ fn wake_caller(tx: &Connection, run_id: &str, now: i64, batch: &mut EventBatch) 
             |r| r.get(0),
         )
         .optional()?;
-    if let Some(status) = status.as_deref().and_then(RunStatus::parse)
-        && status == RunStatus::WaitingApproval
-    {
-        let woken = status.apply(RunEvent::Wake)?;
-        tx.execute(
-            "UPDATE _smithers_runs SET status = ?2, updated_at_ms = ?3 WHERE run_id = ?1",
-            params![parent, woken.as_str(), now],
-        )?;
-        batch.emit(
-            tx,
-            &parent,
-            "RunStatusChanged",
-            json!({ "status": woken.as_str(), "previous": status.as_str() }),
-        )?;
+    if let Some(status) = status.as_deref().and_then(RunStatus::parse) {
+        wake_parked(tx, &parent, status, now, batch)?;
     }
     Ok(())
+}
+
+/// A parked run (`waiting-approval`) that something moved becomes `running` again, with no
+/// owner until a driver claims it. Returns the run's status afterwards.
+pub(crate) fn wake_parked(
+    tx: &Connection,
+    run_id: &str,
+    status: RunStatus,
+    now: i64,
+    batch: &mut EventBatch,
+) -> Result<RunStatus> {
+    if status != RunStatus::WaitingApproval {
+        return Ok(status);
+    }
+    let woken = status.apply(RunEvent::Wake)?;
+    tx.execute(
+        "UPDATE _smithers_runs SET status = ?2, updated_at_ms = ?3 WHERE run_id = ?1",
+        params![run_id, woken.as_str(), now],
+    )?;
+    batch.emit(
+        tx,
+        run_id,
+        "RunStatusChanged",
+        json!({ "status": woken.as_str(), "previous": status.as_str() }),
+    )?;
+    Ok(woken)
 }
 
 fn task_error(err: &Error) -> TaskError {

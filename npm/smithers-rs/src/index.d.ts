@@ -135,6 +135,8 @@ export interface HandlerCommand {
   env?: Record<string, string> | ((ctx: any) => Record<string, string>);
   /** `[name, value]` pairs set first, their `${VAR}` references expanded. */
   envTemplates?: [string, string][];
+  /** Substitute Dagu's own variables (DAG_NAME, DAG_WAITING_STEPS, …) into the text, as Dagu does. */
+  daguText?: boolean;
 }
 export type Handler = string | HandlerCommand | ((info: HandlerInfo) => unknown);
 
