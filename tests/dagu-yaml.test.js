@@ -206,3 +206,26 @@ export default smithers(() => (
     assert.equal(await b.stdout(up.runId, "show"), "toon-env show t1\n");
   });
 });
+
+test("a step that prints ~60 KB per round is pushed back again and again (no Argument list too long)", async (t) => {
+  const b = daguBox(t, { examples: false });
+  b.write(
+    "big.yaml",
+    `steps:
+  - name: big
+    script: |
+      head -c 61440 /dev/zero | tr '\\0' x
+      echo
+      echo "ROUND=\${DAG_PUSHBACK_ITERATION:-0}"
+    approval:
+      input: [NOTE]
+`,
+  );
+  const { runId } = await b.up("big.yaml");
+  for (let round = 1; round <= 4; round++) {
+    const r = await b.expect(3, ["push-back", runId, "--input", `NOTE=round ${round}`, "--json"]);
+    assert.equal(r.json.approvalIteration, round);
+    assert.equal(valueOf(await b.stdout(runId, "big"), "ROUND"), String(round));
+  }
+  await b.expect(0, ["approve", runId]);
+});
