@@ -896,14 +896,14 @@ fn rewind_node(
     tables: &HashMap<String, Rc<OutputTable>>,
     batch: &mut EventBatch,
 ) -> Result<bool> {
-    let row: Option<(String, String)> = tx
+    let row: Option<(String, String, Option<String>)> = tx
         .query_row(
-            "SELECT state, output_table FROM _smithers_nodes WHERE run_id = ?1 AND node_id = ?2 AND iteration = ?3",
+            "SELECT state, output_table, sub_run_id FROM _smithers_nodes WHERE run_id = ?1 AND node_id = ?2 AND iteration = ?3",
             params![run_id, node_id, iteration],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .optional()?;
-    let Some((state, output_table)) = row else {
+    let Some((state, output_table, sub_run)) = row else {
         return Ok(false); // never reached yet: it runs with the push-back's inputs anyway
     };
     let state = NodeState::parse(&state).unwrap_or(NodeState::Pending);
@@ -911,6 +911,12 @@ fn rewind_node(
         return Ok(false);
     }
     let next = state.apply(NodeEvent::Rewind)?;
+    if let Some(sub) = sub_run
+        .as_deref()
+        .filter(|_| state == NodeState::WaitingApproval)
+    {
+        crate::engine::cancel_sub_runs(tx, crate::engine::SubRuns::Tree(sub), now_ms(), batch)?;
+    }
     tx.execute(
         "UPDATE _smithers_nodes SET state = ?4, error_json = NULL, skip_reason = NULL, sub_run_id = NULL, \
            updated_at_ms = ?5 WHERE run_id = ?1 AND node_id = ?2 AND iteration = ?3",

@@ -2320,7 +2320,7 @@ impl Engine {
             _ => {}
         }
         if next != RunStatus::Finished {
-            cancel_sub_runs(&tx, run_id, now, &mut batch)?;
+            cancel_sub_runs(&tx, SubRuns::Of(run_id), now, &mut batch)?;
         }
         wake_caller(&tx, run_id, now, &mut batch)?;
         tx.commit()?;
@@ -2464,17 +2464,36 @@ impl Engine {
     }
 }
 
-/// A run that ends early takes its open sub-runs with it: they are cancelled, their nodes
-/// and requests too (a driver of one learns it at its next call).
-fn cancel_sub_runs(tx: &Connection, run_id: &str, now: i64, batch: &mut EventBatch) -> Result<()> {
+/// Which runs `cancel_sub_runs` ends: the sub-runs of a run, or a sub-run and its own.
+#[derive(Clone, Copy)]
+pub(crate) enum SubRuns<'a> {
+    /// A run that ends early takes its open sub-runs with it.
+    Of(&'a str),
+    /// A task a push-back sent back no longer waits on its sub-run: the next attempt makes a
+    /// new one.
+    Tree(&'a str),
+}
+
+/// Cancels open sub-runs, their nodes and requests too (a driver of one learns it at its
+/// next call).
+pub(crate) fn cancel_sub_runs(
+    tx: &Connection,
+    which: SubRuns<'_>,
+    now: i64,
+    batch: &mut EventBatch,
+) -> Result<()> {
+    let (root, tree, reason) = match which {
+        SubRuns::Of(run_id) => (run_id, false, "its caller ended"),
+        SubRuns::Tree(sub) => (sub, true, "its caller was sent back"),
+    };
     let open: Vec<(String, String)> = tx
         .prepare_cached(
-            "WITH RECURSIVE sub(id) AS (SELECT run_id FROM _smithers_runs WHERE parent_run_id = ?1 \
+            "WITH RECURSIVE sub(id) AS (SELECT run_id FROM _smithers_runs WHERE (?2 AND run_id = ?1) OR (NOT ?2 AND parent_run_id = ?1) \
                UNION SELECT r.run_id FROM _smithers_runs r JOIN sub ON r.parent_run_id = sub.id) \
              SELECT run_id, status FROM _smithers_runs WHERE run_id IN sub \
                AND status IN ('running', 'waiting-approval', 'waiting-timer')",
         )?
-        .query_map([run_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .query_map(params![root, tree], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
     for (sub, status) in open {
         tx.execute(
@@ -2498,7 +2517,7 @@ fn cancel_sub_runs(tx: &Connection, run_id: &str, now: i64, batch: &mut EventBat
             tx,
             &sub,
             "RunStatusChanged",
-            json!({ "status": "cancelled", "previous": status, "reason": "its caller ended", "callerRunId": run_id }),
+            json!({ "status": "cancelled", "previous": status, "reason": reason }),
         )?;
     }
     Ok(())

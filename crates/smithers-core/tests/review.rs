@@ -688,3 +688,67 @@ fn a_push_back_never_resets_a_step_that_is_running() {
     assert_eq!(err.code(), "PUSH_BACK_BUSY");
     assert_eq!(err.details()["busy"], json!("slow"));
 }
+
+/// A push-back whose scope holds a task waiting on its sub-run cancels that sub-run: the
+/// task's next attempt makes a new one, and nothing is left waiting forever.
+#[test]
+fn a_push_back_cancels_the_sub_run_a_rewound_task_waited_on() {
+    let (_dir, mut engine) = open();
+    let mut call =
+        json!({"kind": "task", "id": "call", "output": "cmd", "body": {"type": "compute"}});
+    call["dependsOn"] = json!(["prepare"]);
+    let mut review = cmd("review", "true");
+    review["dependsOn"] = json!(["prepare"]);
+    review["review"] = json!({"rewindTo": "prepare"});
+    let root = json!({"kind": "parallel", "children": [cmd("prepare", "true"), call, review]});
+    engine
+        .create_run(NewRun {
+            run_id: Some("p".into()),
+            ..NewRun::default()
+        })
+        .unwrap();
+    let step = engine.submit_graph("p", graph(root)).unwrap();
+    let run = |t: &smithers_core::TaskToRun| -> TaskResult {
+        let outcome = command::run(t.command.as_ref().unwrap());
+        serde_json::from_value(json!({"nodeId": t.node_id, "iteration": 0, "attempt": t.attempt, "ok": true, "command": outcome})).unwrap()
+    };
+    let step = engine
+        .complete_tasks("p", vec![run(&step.tasks[0])])
+        .unwrap();
+    let call_task = step.tasks.iter().find(|t| t.node_id == "call").unwrap();
+    let review_task = step.tasks.iter().find(|t| t.node_id == "review").unwrap();
+    let child_root =
+        json!({"kind": "sequence", "children": [reviewed("sign", "echo ok", &[], &[])]});
+    engine
+        .create_run(NewRun {
+            run_id: Some("p.call.0".into()),
+            parent: Some(smithers_core::engine::ParentRef {
+                run_id: "p".into(),
+                node_id: "call".into(),
+                iteration: 0,
+            }),
+            ..NewRun::default()
+        })
+        .unwrap();
+    assert_eq!(
+        drive(&mut engine, "p.call.0", &child_root).status,
+        "waiting-approval"
+    );
+    let waiting: TaskResult = serde_json::from_value(json!({
+        "nodeId": "call", "iteration": 0, "attempt": call_task.attempt, "ok": true, "waitingOn": "p.call.0"
+    }))
+    .unwrap();
+    let step = engine
+        .complete_tasks("p", vec![waiting, run(review_task)])
+        .unwrap();
+    assert_eq!(step.status, "waiting-approval");
+    let out = engine.push_back(req("p", "review", &[])).unwrap();
+    assert_eq!(out.reset, vec!["prepare", "call"]);
+    assert_eq!(engine.run_summary("p.call.0").unwrap().status, "cancelled");
+    assert!(
+        engine
+            .pending_approvals(&Default::default())
+            .unwrap()
+            .is_empty()
+    );
+}
