@@ -223,7 +223,7 @@ test("a step that prints ~60 KB per round is pushed back again and again (no Arg
   );
   const { runId } = await b.up("big.yaml");
   for (let round = 1; round <= 4; round++) {
-    const r = await b.expect(3, ["push-back", runId, "--input", `NOTE=round ${round}`, "--json"]);
+    const r = await b.expect(0, ["push-back", runId, "--input", `NOTE=round ${round}`, "--json"]);
     assert.equal(r.json.approvalIteration, round);
     assert.equal(valueOf(await b.stdout(runId, "big"), "ROUND"), String(round));
   }

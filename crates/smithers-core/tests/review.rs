@@ -533,6 +533,24 @@ fn a_step_with_large_output_is_pushed_back_many_times() {
     }
 }
 
+/// Creates `<parent>.call.0`, a sub-run of task `call` of run `parent`, and drives it until
+/// it parks at its own review.
+fn park_sub_run(engine: &mut Engine, parent: &str, child_root: &Value) {
+    let id = format!("{parent}.call.0");
+    engine
+        .create_run(NewRun {
+            run_id: Some(id.clone()),
+            parent: Some(smithers_core::engine::ParentRef {
+                run_id: parent.into(),
+                node_id: "call".into(),
+                iteration: 0,
+            }),
+            ..NewRun::default()
+        })
+        .unwrap();
+    assert_eq!(drive(engine, &id, child_root).status, "waiting-approval");
+}
+
 /// A task whose sub-run waits for its own decision waits with it, and runs again (reading
 /// the sub-run's result) when the sub-run ends; a caller that ends takes its sub-runs along.
 #[test]
@@ -551,21 +569,7 @@ fn a_task_waits_on_its_sub_run_and_is_woken_when_it_ends() {
     // The sub-run, linked to its caller, parks at its own review.
     let child_root =
         json!({"kind": "sequence", "children": [reviewed("sign", "echo ok", &[], &[])]});
-    engine
-        .create_run(NewRun {
-            run_id: Some("p.call.0".into()),
-            parent: Some(smithers_core::engine::ParentRef {
-                run_id: "p".into(),
-                node_id: "call".into(),
-                iteration: 0,
-            }),
-            ..NewRun::default()
-        })
-        .unwrap();
-    assert_eq!(
-        drive(&mut engine, "p.call.0", &child_root).status,
-        "waiting-approval"
-    );
+    park_sub_run(&mut engine, "p", &child_root);
     let waiting: TaskResult = serde_json::from_value(json!({
         "nodeId": "call", "iteration": 0, "attempt": attempt, "ok": true, "waitingOn": "p.call.0"
     }))
@@ -620,21 +624,7 @@ fn a_task_waits_on_its_sub_run_and_is_woken_when_it_ends() {
         })
         .unwrap();
     engine.release_run("q").unwrap();
-    engine
-        .create_run(NewRun {
-            run_id: Some("q.call.0".into()),
-            parent: Some(smithers_core::engine::ParentRef {
-                run_id: "q".into(),
-                node_id: "call".into(),
-                iteration: 0,
-            }),
-            ..NewRun::default()
-        })
-        .unwrap();
-    assert_eq!(
-        drive(&mut engine, "q.call.0", &child_root).status,
-        "waiting-approval"
-    );
+    park_sub_run(&mut engine, "q", &child_root);
     engine.cancel_run("q").unwrap();
     assert_eq!(engine.run_summary("q.call.0").unwrap().status, "cancelled");
 }
@@ -702,21 +692,7 @@ fn a_push_back_cancels_the_sub_run_a_rewound_task_waited_on() {
     let review_task = step.tasks.iter().find(|t| t.node_id == "review").unwrap();
     let child_root =
         json!({"kind": "sequence", "children": [reviewed("sign", "echo ok", &[], &[])]});
-    engine
-        .create_run(NewRun {
-            run_id: Some("p.call.0".into()),
-            parent: Some(smithers_core::engine::ParentRef {
-                run_id: "p".into(),
-                node_id: "call".into(),
-                iteration: 0,
-            }),
-            ..NewRun::default()
-        })
-        .unwrap();
-    assert_eq!(
-        drive(&mut engine, "p.call.0", &child_root).status,
-        "waiting-approval"
-    );
+    park_sub_run(&mut engine, "p", &child_root);
     let waiting: TaskResult = serde_json::from_value(json!({
         "nodeId": "call", "iteration": 0, "attempt": call_task.attempt, "ok": true, "waitingOn": "p.call.0"
     }))

@@ -24,7 +24,7 @@ function isHandler(h) {
 // accepted and ignored, it would silently behave otherwise than the author meant.
 const TASK_LIKE = ["id", "output", "dependsOn", "needs", "skipIf", "continueOnFail", "label", "meta"];
 const PROPS = {
-  workflow: ["name", "onWait", "onFailure", "children"],
+  workflow: ["name", "onWait", "onSuccess", "onFailure", "onExit", "children"],
   sequence: ["skipIf", "children"],
   // Smithers' Parallel id names the group; it has no effect on how the children run.
   parallel: ["id", "maxConcurrency", "skipIf", "children"],
@@ -32,7 +32,7 @@ const PROPS = {
   loop: ["id", "until", "maxIterations", "onMaxReached", "skipIf", "children"],
   task: [
     ...TASK_LIKE, "children", "agent", "deps", "needsApproval", "async", "approval", "retries", "noRetry", "timeoutMs",
-    "command", "script", "shell", "cwd", "env", "parse", "workflow", "input",
+    "command", "script", "shell", "cwd", "env", "envTemplates", "parse", "workflow", "input",
   ],
   approval: [
     ...TASK_LIKE, "request", "mode", "options", "onDeny", "allowedUsers", "allowedScopes", "autoApprove", "async",
