@@ -4,23 +4,12 @@
 // real `smithers serve`, as tests/serve-inbox.test.js does; runs started by the CLI from
 // examples/dagu in a temp copy.
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
+import { launchChromium, skip } from "./helpers/browser.js";
 import { daguBox } from "./helpers/dagu.js";
 import { startServe } from "./helpers/serve.js";
 
-const CHROMIUM = process.env.SMITHERS_CHROMIUM ?? "/usr/bin/chromium";
-const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-sync"];
 const TOKEN = "alice-dagu-inbox-token-0123456789";
-
-let playwright = null;
-try {
-  playwright = await import("playwright-core");
-} catch {
-  playwright = null;
-}
-const missing = !playwright ? "playwright-core is not installed" : !existsSync(CHROMIUM) ? `no Chromium at ${CHROMIUM}` : null;
-const skip = missing && !process.env.CI ? missing : false;
 
 async function until(fn, what, ms = 20_000) {
   const t0 = Date.now();
@@ -44,14 +33,13 @@ describe("smithers serve: Dagu runs in the inbox", { skip }, () => {
   const panel = (c, action) => c.locator(`[data-action="${action}"]`);
 
   before(async () => {
-    if (missing) throw new Error(`${missing} (.ci/run installs Debian's chromium when it runs as root)`);
     // Removed in after() below (a hook has no test context to register it with).
     box = daguBox({ after() {} });
     runs.metrics = (await box.up("metrics-pushback.yaml")).runId;
     runs.migration = (await box.up("migration-inputs.yaml")).runId;
     runs.deploy = (await box.up("deploy-review.yaml")).runId;
     server = await startServe({ db: box.db, cwd: box.dir, env: { SMITHERS_TOKENS: JSON.stringify([{ user: "alice", token: TOKEN, scopes: ["approve"] }]) } });
-    browser = await playwright.chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+    browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     page.on("request", (req) => {
       if (req.method() === "POST" && /\/v1\/runs\//.test(req.url())) posts.push({ url: req.url(), body: req.postDataJSON() });
