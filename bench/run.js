@@ -9,6 +9,7 @@
 //   cli        the CLI as whole processes (wall, peak RSS) on 1,000 waiting runs
 //   waiting    1,000 / 10,000 (/ 100,000) runs waiting at an approval
 //   recovery   kill -9 during a 1,000-task run, then resume
+//   agents     what an agent task costs over a compute task (an agent that answers at once)
 //   peer       the same workflows on Smithers 0.32, installed into a scratch folder
 //   dagu       a 100-step Dagu DAG of command steps, ms per step, beside Dagu running it
 // It prints a table on stdout (progress on stderr), writes BENCHMARKS.md at the repo root and
@@ -28,6 +29,7 @@ const signed = (v) => (v == null ? "–" : v < 0 ? `−${fmt(-v)}` : `+${fmt(v)}
 /** Median over rounds of (this command's wall − the floor's wall in the same round). */
 const overFloor = (row, floor) => stats(row.walls.map((w, i) => w - floor.walls[i])).median;
 import { PEER_PACKAGE, PEER_VERSION } from "./peer-install.js";
+import * as agentsSection from "./sections/agents.js";
 import * as approveSection from "./sections/approve.js";
 import * as cliSection from "./sections/cli.js";
 import * as crossprocSection from "./sections/crossproc.js";
@@ -53,6 +55,7 @@ const SECTIONS = [
   ["cli", cliSection],
   ["waiting", waitingSection],
   ["recovery", recoverySection],
+  ["agents", agentsSection],
   ["peer", peerSection],
   ["dagu", daguSection],
 ];
@@ -81,6 +84,14 @@ function budgets(res) {
         ? { what: "`smithers approve --no-resume` peak RSS < 60 MB", value: `${fmt(approve.rss.median)} MB (\`node -e 0\`: ${fmt(floor.rss.median)} MB)`, pass: approve.rss.median < 60 }
         : { what: "`smithers approve --no-resume` peak RSS < 60 MB", value: "RSS unavailable (no GNU time)", pass: null },
     );
+  }
+  if (res.agents) {
+    const r = res.agents.rows.at(-1);
+    out.push({
+      what: "an agent task over a compute task (agent answering at once), per task < 0.5 ms",
+      value: `${fmt(r.overhead.median)} ms at N = ${count(r.n)} (median of ${r.overhead.n} paired runs)`,
+      pass: r.overhead.median < 0.5,
+    });
   }
   if (res.approve) {
     out.push({ what: "in-process approve → downstream task started, p50 < 5 ms", value: `${fmt(res.approve.toBody.p50)} ms (p99 ${fmt(res.approve.toBody.p99)} ms)`, pass: res.approve.toBody.p50 < 5 });
@@ -442,12 +453,27 @@ function render(res) {
       );
     }
   }
+  if (res.agents) {
+    const a = res.agents;
+    parts.push("\n## 6. Agent tasks over compute tasks\n");
+    parts.push(
+      `A <Sequence> of N agent tasks whose agent answers at once (its JSON in a fence: the answer is parsed, checked by the core and kept on the attempt with its prompt), ` +
+        `against the same Sequence of compute tasks; in-process, a fresh database each run, ${a.reps} interleaved repetitions per N. ` +
+        "\"over compute\" is the median of the paired differences per task. The ToolLoopAgent row is `ai`'s agent on its MockLanguageModelV3 (what the `ai` package adds on top).\n",
+    );
+    parts.push(
+      mdTable(
+        ["N", "compute ms/task", "agent ms/task", "agent over compute", "ToolLoopAgent ms/task", "ToolLoopAgent over compute"],
+        a.rows.map((r) => [count(r.n), mmm(r.perKind.compute), mmm(r.perKind.agent), mmm(r.overhead), r.perKind.toolLoopAgent ? mmm(r.perKind.toolLoopAgent) : "–", r.aiOverhead ? mmm(r.aiOverhead) : "–"]),
+      ),
+    );
+  }
   if (res.dagu) parts.push(renderDagu(res.dagu));
   return parts.join("\n");
 }
 
 function renderDagu(d) {
-  const out = ["\n## 6. A Dagu DAG: ms per command step\n"];
+  const out = ["\n## 7. A Dagu DAG: ms per command step\n"];
   out.push(
     "A chain of `true` steps in Dagu's YAML (`type: graph`, each step `depends` on the one before), the same file for both. " +
       `Per-step overhead = (median wall of the ${d.lengths[1]}-step chain − median of the ${d.lengths[0]}-step one) / ${d.lengths[1] - d.lengths[0]}, so process start-up cancels out; ` +
@@ -497,6 +523,11 @@ function consoleTable(res) {
       add("waiting", `${count(w.n)} runs: page of 50`, w.hold.pageFirst.n, `first ${fmt(w.hold.pageFirst.p50)} ms`, `last ${fmt(w.hold.pageLast.p50)} ms`);
       add("waiting", `${count(w.n)} runs: approve all`, "", `${fmt(w.approveAll.totalMs / 1000)} s`, `to finished p50 ${fmt(w.approveAll.done.p50)} ms`);
       for (const r of w.cli ?? []) add(`cli ${count(w.n)}`, r.label.replace(/`/g, ""), r.wall.n, `${mmm(r.wall)} ms`, r.rss ? `RSS ${mmm(r.rss)} MB` : "");
+    }
+  }
+  if (res.agents) {
+    for (const r of res.agents.rows) {
+      add("agents", `N=${count(r.n)}: agent task over compute task`, r.overhead.n, `${fmt(r.overhead.median)} ms/task`, r.aiOverhead ? `ToolLoopAgent: ${fmt(r.aiOverhead.median)} ms/task` : "");
     }
   }
   if (res.recovery) {

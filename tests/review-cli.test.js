@@ -480,9 +480,9 @@ describe("review gates through the CLI", { concurrency: 2 }, () => {
       smithers(["logs", "--json"], { db }),
     ]);
     assert.equal(record.code, 0);
-    assert.equal(record.stdout, "no command output for record in run lg (it ran no command yet)\n", "a JS task has no logs");
+    assert.equal(record.stdout, "no command or agent output for record in run lg (it ran none yet)\n", "a JS task has no logs");
     assert.equal(pending.code, 0);
-    assert.match(pending.stdout, /^no command output for migrate/);
+    assert.match(pending.stdout, /^no command or agent output for migrate/);
     assert.equal(iter.code, 0);
     assert.equal(iter.stdout, "== migrate (attempt 1, exit 0) ==\nmigrating app, approved by x, window now\n");
     for (const [r, pattern] of [

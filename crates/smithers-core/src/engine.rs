@@ -156,6 +156,41 @@ pub struct TaskResult {
     /// with it (until the sub-run ends) instead of finishing or failing.
     #[serde(default)]
     pub waiting_on: Option<String>,
+    /// An agent task's call: kept on the attempt whether it succeeded or failed.
+    #[serde(default)]
+    pub agent: Option<AgentCall>,
+}
+
+/// What an agent attempt asked and answered (`_smithers_attempts`: `prompt`,
+/// `response_text`, `usage_json`, `agent_json`, and the CLI agent's log paths).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentCall {
+    /// The agent's id, class or CLI, and its model when known.
+    #[serde(default)]
+    pub agent: Option<String>,
+    #[serde(default)]
+    pub model: Option<String>,
+    /// The prompt as sent (with the output instructions).
+    #[serde(default)]
+    pub prompt: String,
+    /// The raw text of the answer; absent when the call itself failed.
+    #[serde(default)]
+    pub text: Option<String>,
+    /// Token counts (`inputTokens`, `outputTokens`, …), over every call of the attempt.
+    #[serde(default)]
+    pub usage: Option<Value>,
+    /// The one follow-up asked when the answer had no valid JSON: `{prompt, text, reason}`.
+    #[serde(default)]
+    pub follow_up: Option<Value>,
+    /// Tool calls the agent made through smithers' tools.
+    #[serde(default)]
+    pub tool_calls: Option<i64>,
+    /// A CLI agent's process logs.
+    #[serde(default)]
+    pub stdout_path: Option<String>,
+    #[serde(default)]
+    pub stderr_path: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -975,6 +1010,10 @@ impl Engine {
     }
 
     fn complete_one(&mut self, run_id: &str, result: TaskResult, step: &mut Step) -> Result<()> {
+        if let Some(call) = &result.agent {
+            // In the driving call's transaction, so it commits with the result it explains.
+            self.record_agent_call(run_id, &result, call)?;
+        }
         let run = self.runs.get(run_id).ok_or_else(|| Error::RunNotClaimed {
             run_id: run_id.into(),
         })?;
@@ -1020,6 +1059,82 @@ impl Engine {
             });
             self.fail_task(run_id, &task, rec.attempts, error, true)
         }
+    }
+
+    /// Keeps an agent attempt's prompt, answer and usage on its attempt row, and reports the
+    /// tokens it used (`TokenUsageReported`).
+    fn record_agent_call(
+        &mut self,
+        run_id: &str,
+        result: &TaskResult,
+        call: &AgentCall,
+    ) -> Result<()> {
+        let meta = json!({
+            "agent": call.agent,
+            "model": call.model,
+            "followUp": call.follow_up,
+            "toolCalls": call.tool_calls,
+        });
+        let usage = call.usage.as_ref().map(Value::to_string);
+        let tx = begin(&self.conn, self.batching)?;
+        tx.prepare_cached(
+            "UPDATE _smithers_attempts SET prompt = ?5, response_text = ?6, usage_json = ?7, agent_json = ?8, \
+             stdout_path = COALESCE(?9, stdout_path), stderr_path = COALESCE(?10, stderr_path) \
+             WHERE run_id = ?1 AND node_id = ?2 AND iteration = ?3 AND attempt = ?4",
+        )?
+        .execute(params![
+            run_id,
+            result.node_id,
+            result.iteration,
+            result.attempt,
+            call.prompt,
+            call.text,
+            usage,
+            meta.to_string(),
+            call.stdout_path,
+            call.stderr_path
+        ])?;
+        let mut batch = EventBatch::default();
+        if let Some(usage) = call
+            .usage
+            .as_ref()
+            .filter(|u| u.as_object().is_some_and(|o| !o.is_empty()))
+        {
+            let mut payload = json!({
+                "nodeId": result.node_id,
+                "iteration": result.iteration,
+                "attempt": result.attempt,
+                "agent": call.agent,
+                "model": call.model,
+            });
+            if let (Some(p), Some(u)) = (payload.as_object_mut(), usage.as_object()) {
+                p.extend(u.clone());
+            }
+            batch.emit(&tx, run_id, "TokenUsageReported", payload)?;
+        }
+        tx.commit()?;
+        self.publish(batch);
+        Ok(())
+    }
+
+    /// Checks a value against the output schema of a task of a run this engine drives,
+    /// without recording anything: the driver asks before it reports an agent's answer, so
+    /// an answer that does not fit gets one follow-up before the attempt fails.
+    pub fn check_output(&mut self, run_id: &str, node_id: &str, value: &Value) -> Result<()> {
+        let key = {
+            let run = self.active(run_id)?;
+            let task = run
+                .plan
+                .as_ref()
+                .and_then(|p| p.task_index.get(node_id).and_then(|&i| p.task(i)))
+                .ok_or_else(|| Error::NodeNotFound {
+                    run_id: run_id.into(),
+                    node_id: node_id.into(),
+                    iteration: 0,
+                })?;
+            task.output.clone()
+        };
+        self.table(&key)?.validate(node_id, value)
     }
 
     /// A command's exit becomes the task's output (`{exitCode, stdout, stderr}`, or stdout
@@ -1897,6 +2012,8 @@ impl Engine {
             timeout_ms: task.timeout_ms,
             stdout_path,
             stderr_path,
+            stdin: None,
+            idle_timeout_ms: None,
         })
     }
 

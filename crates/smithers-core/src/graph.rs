@@ -125,6 +125,13 @@ pub enum TaskBody {
         value: Value,
     },
     Compute,
+    /// `<Task agent>`: JS calls the agent (an LLM) and reports its answer with the prompt,
+    /// raw text and token usage, which the core keeps on the attempt.
+    Agent {
+        /// What the agent is (its id, class or model), for inspect and the events.
+        #[serde(default)]
+        agent: Option<String>,
+    },
     /// `<Approval>`: the decision itself is the output, written by the core.
     Approval,
     /// A shell command or script, run by the core as a child process.

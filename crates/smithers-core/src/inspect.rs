@@ -141,6 +141,8 @@ pub struct RunInspection {
     pub approvals: Vec<ApprovalSummary>,
     pub outputs: Vec<OutputRow>,
     pub loops: Vec<LoopSummary>,
+    /// Every attempt of an agent task: prompt, answer, usage.
+    pub agent_attempts: Vec<AttemptLog>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -339,6 +341,39 @@ pub struct AttemptLog {
     pub stderr_path: Option<String>,
     pub started_at: String,
     pub finished_at: Option<String>,
+    /// Agent attempts: the prompt sent, the raw answer, token usage, and the agent
+    /// (`{agent, model, followUp, toolCalls}`); null for command tasks.
+    pub prompt: Option<String>,
+    pub response_text: Option<String>,
+    pub usage: Option<Value>,
+    pub agent: Option<Value>,
+    pub error: Option<Value>,
+}
+
+const ATTEMPT_COLS: &str = "node_id, iteration, attempt, state, exit_code, stdout_path, stderr_path, started_at_ms, \
+     finished_at_ms, prompt, response_text, usage_json, agent_json, error_json";
+
+fn attempt_log(r: &rusqlite::Row<'_>) -> rusqlite::Result<AttemptLog> {
+    let json = |i: usize| -> rusqlite::Result<Option<Value>> {
+        Ok(r.get::<_, Option<String>>(i)?
+            .and_then(|t| serde_json::from_str(&t).ok()))
+    };
+    Ok(AttemptLog {
+        node_id: r.get(0)?,
+        iteration: r.get(1)?,
+        attempt: r.get(2)?,
+        state: r.get(3)?,
+        exit_code: r.get(4)?,
+        stdout_path: r.get(5)?,
+        stderr_path: r.get(6)?,
+        started_at: iso8601(r.get(7)?),
+        finished_at: r.get::<_, Option<i64>>(8)?.map(iso8601),
+        prompt: r.get(9)?,
+        response_text: r.get(10)?,
+        usage: json(11)?,
+        agent: json(12)?,
+        error: json(13)?,
+    })
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -352,7 +387,8 @@ pub struct LogFilter {
     pub attempt: Option<i64>,
 }
 
-/// Events a driver may record about what it ran outside the core (handlers, mail).
+/// Events a driver may record about what it ran outside the core (wait/failure handlers,
+/// mail). Tool calls an agent makes through smithers' tools are recorded the same way.
 const DRIVER_EVENTS: &[&str] = &[
     "HandlerStarted",
     "HandlerFinished",
@@ -361,6 +397,8 @@ const DRIVER_EVENTS: &[&str] = &[
     "WaitMailFailed",
     "FailureMailSent",
     "FailureMailFailed",
+    "ToolCallStarted",
+    "ToolCallFinished",
 ];
 
 impl Engine {
@@ -433,6 +471,14 @@ impl Engine {
             .query_map([run_id], |r| Ok(LoopSummary { loop_id: r.get(0)?, iteration: r.get(1)?, done: r.get(2)? }))?
             .collect::<Result<_, _>>()?;
         let outputs = self.read_outputs(run_id)?;
+        let agent_attempts = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {ATTEMPT_COLS} FROM _smithers_attempts WHERE run_id = ?1 AND prompt IS NOT NULL \
+                 ORDER BY started_at_ms, node_id, iteration, attempt"
+            ))?
+            .query_map([run_id], attempt_log)?
+            .collect::<Result<_, _>>()?;
         Ok(RunInspection {
             run,
             input: serde_json::from_str(&input)?,
@@ -440,6 +486,7 @@ impl Engine {
             approvals,
             outputs,
             loops,
+            agent_attempts,
         })
     }
 
@@ -524,27 +571,15 @@ impl Engine {
         self.run_summary(run_id)?;
         let rows = self
             .conn
-            .prepare_cached(
-                "SELECT node_id, iteration, attempt, state, exit_code, stdout_path, stderr_path, started_at_ms, finished_at_ms \
-                 FROM _smithers_attempts WHERE run_id = ?1 AND stdout_path IS NOT NULL \
+            .prepare_cached(&format!(
+                "SELECT {ATTEMPT_COLS} \
+                 FROM _smithers_attempts WHERE run_id = ?1 AND (stdout_path IS NOT NULL OR prompt IS NOT NULL) \
                  AND (?2 IS NULL OR node_id = ?2) AND (?3 IS NULL OR iteration = ?3) AND (?4 IS NULL OR attempt = ?4) \
-                 ORDER BY started_at_ms, node_id, iteration, attempt",
-            )?
+                 ORDER BY started_at_ms, node_id, iteration, attempt"
+            ))?
             .query_map(
                 params![run_id, filter.node_id, filter.iteration, filter.attempt],
-                |r| {
-                    Ok(AttemptLog {
-                        node_id: r.get(0)?,
-                        iteration: r.get(1)?,
-                        attempt: r.get(2)?,
-                        state: r.get(3)?,
-                        exit_code: r.get(4)?,
-                        stdout_path: r.get(5)?,
-                        stderr_path: r.get(6)?,
-                        started_at: iso8601(r.get(7)?),
-                        finished_at: r.get::<_, Option<i64>>(8)?.map(iso8601),
-                    })
-                },
+                attempt_log,
             )?
             .collect::<Result<Vec<_>, _>>()?;
         if rows.is_empty()

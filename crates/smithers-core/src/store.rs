@@ -7,7 +7,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use crate::error::Result;
 
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS _smithers_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -130,10 +130,20 @@ CREATE INDEX IF NOT EXISTS _smithers_events_feed ON _smithers_events (feed_id);
 CREATE INDEX IF NOT EXISTS _smithers_approvals_by_status ON _smithers_approvals (status, requested_at_ms);
 ";
 
-/// v4: sub-runs know their caller (`parent_*`, so a sub-run that ends wakes the task that
+/// v4: agent tasks keep, per attempt, the prompt they sent, the raw text of the answer, the
+/// token usage, and what agent answered (with the follow-up asked when its JSON was missing
+/// or wrong). A CLI agent's process logs use the existing `stdout_path` / `stderr_path`.
+const V4: &str = "
+ALTER TABLE _smithers_attempts ADD COLUMN prompt TEXT;
+ALTER TABLE _smithers_attempts ADD COLUMN response_text TEXT;
+ALTER TABLE _smithers_attempts ADD COLUMN usage_json TEXT;
+ALTER TABLE _smithers_attempts ADD COLUMN agent_json TEXT;
+";
+
+/// v5: sub-runs know their caller (`parent_*`, so a sub-run that ends wakes the task that
 /// waits on it, and its gates are listed with the caller's), and a task records the sub-run
 /// it waits on (`sub_run_id`).
-const V4: &str = "
+const V5: &str = "
 ALTER TABLE _smithers_runs ADD COLUMN parent_run_id TEXT;
 ALTER TABLE _smithers_runs ADD COLUMN parent_node_id TEXT;
 ALTER TABLE _smithers_runs ADD COLUMN parent_iteration INTEGER;
@@ -198,6 +208,9 @@ fn migrate(conn: &Connection) -> Result<()> {
     }
     if current < 4 {
         tx.execute_batch(V4)?;
+    }
+    if current < 5 {
+        tx.execute_batch(V5)?;
     }
     tx.execute(
         "INSERT OR REPLACE INTO _smithers_meta (key, value) VALUES ('schema_version', ?1)",

@@ -2,6 +2,7 @@
 // bodies, reports their results. The core decides everything else (ARCHITECTURE.md).
 import { appendFile, mkdir } from "node:fs/promises";
 import { dirname, join } from "node:path";
+import { runAgentTask } from "./agents/task.js";
 import { SmithersError } from "./errors.js";
 import { runCommand } from "./native.js";
 import { renderWorkflow } from "./render.js";
@@ -129,6 +130,7 @@ async function drive(native, workflow, snapshot, hooks) {
     };
   }
 
+  let logDir;
   const start = (task) => {
     inFlight += 1;
     const fn = rendered?.computeFns.get(task.nodeId);
@@ -136,7 +138,16 @@ async function drive(native, workflow, snapshot, hooks) {
       ? runCommandTask(native, runId, task)
       : fn?.subWorkflow
         ? runSubWorkflow(native, fn.subWorkflow, runId, task, taskCtx(rendered?.ctx, task), hooks)
-        : runBody(fn, rendered?.ctx, task);
+        : fn?.agentTask
+          ? runAgentTask({
+              native,
+              runId,
+              task,
+              spec: fn.agentTask,
+              jsonSchema: workflow.jsonSchemas[fn.agentTask.outputKey],
+              logDir: (logDir ??= native.call("logDir")),
+            })
+          : runBody(fn, rendered?.ctx, task);
     running.then((r) => {
       inFlight -= 1;
       results.push(r);

@@ -248,8 +248,11 @@ export interface ReviewOptions {
 }
 
 export interface TaskProps<S> extends NodeProps<S> {
-  /** A compute function (runs in the driver) or a static value; none with command/script/workflow. */
-  children?: TaskBody<InferOutput<S>>;
+  /**
+   * A compute function (runs in the driver) or a static value; none with command/script/workflow.
+   * With `agent`: the prompt (text, JSX, an MDX component), or a function of `deps` giving it.
+   */
+  children?: TaskBody<InferOutput<S>> | SmithersNode | ((deps: Record<string, any>) => SmithersNode);
   /** A shell command run by the core as a child process (`sh -c`). */
   command?: string;
   /** A multi-line shell script, run the same way. */
@@ -288,9 +291,87 @@ export interface TaskProps<S> extends NodeProps<S> {
   needsApproval?: boolean;
   /** With needsApproval: while the gate waits, later siblings run; dependsOn still waits. */
   async?: boolean;
-  /** Agent (LLM) tasks are not supported: AGENT_TASKS_UNSUPPORTED. */
-  agent?: never;
+  /**
+   * An agent task: the children are its prompt (text, JSX, an MDX component with props),
+   * rendered to text when it runs; its answer's JSON is the output. A list is tried in
+   * order on retries.
+   */
+  agent?: AgentLike | AgentLike[];
+  /** One more agent, for the last retries. */
+  fallbackAgent?: AgentLike;
+  /** Agent tasks: passed to the agent as `outputSchema` (default: the output's schema object). */
+  outputSchema?: unknown;
 }
+
+/** Anything with `generate(args)`: the `ai` package's ToolLoopAgent, a CLI agent, your own. */
+export interface AgentLike {
+  id?: string;
+  tools?: Record<string, unknown>;
+  generate(args: AgentGenerateArgs): Promise<unknown>;
+}
+/** What smithers-rs passes to `agent.generate`, as Smithers does. */
+export interface AgentGenerateArgs {
+  prompt: string;
+  options?: undefined;
+  abortSignal: AbortSignal;
+  timeout?: { totalMs: number };
+  rootDir: string;
+  maxOutputBytes: number;
+  outputSchema?: unknown;
+  onStdout: (text: string) => void;
+  onStderr: (text: string) => void;
+}
+
+/** Options of Smithers' CLI agents (the ones every CLI agent takes). */
+export interface CliAgentOptions {
+  id?: string;
+  model?: string;
+  systemPrompt?: string;
+  instructions?: string;
+  /** Where the CLI runs (default: the workflow's directory). */
+  cwd?: string;
+  env?: Record<string, string>;
+  /** Skip the CLI's permission prompts (default true). */
+  yolo?: boolean;
+  timeoutMs?: number;
+  /** Stop the CLI when it prints nothing for this long. */
+  idleTimeoutMs?: number;
+  maxOutputBytes?: number;
+  extraArgs?: string[];
+  [option: string]: unknown;
+}
+export declare class BaseCliAgent implements AgentLike {
+  constructor(opts?: CliAgentOptions);
+  id: string;
+  model?: string;
+  opts: CliAgentOptions;
+  generate(args: Partial<AgentGenerateArgs> & { messages?: unknown[] }): Promise<{
+    text: string;
+    output: unknown;
+    usage?: Record<string, number>;
+    totalUsage?: Record<string, number>;
+    finishReason: "stop";
+  }>;
+}
+export declare class ClaudeCodeAgent extends BaseCliAgent {}
+export declare class CodexAgent extends BaseCliAgent {}
+export declare class GeminiAgent extends BaseCliAgent {}
+export declare class PiAgent extends BaseCliAgent {}
+export declare class KimiAgent extends BaseCliAgent {}
+export declare class AmpAgent extends BaseCliAgent {}
+export declare class ForgeAgent extends BaseCliAgent {}
+/** A ToolLoopAgent of the `ai` package on `@ai-sdk/anthropic` (needs both installed). */
+export declare class AnthropicAgent implements AgentLike {
+  constructor(opts: { model: string | object; [setting: string]: unknown });
+  generate(args: AgentGenerateArgs): Promise<unknown>;
+}
+/** A ToolLoopAgent of the `ai` package on `@ai-sdk/openai` (needs both installed). */
+export declare class OpenAIAgent implements AgentLike {
+  constructor(opts: { model: string | object; [setting: string]: unknown });
+  generate(args: AgentGenerateArgs): Promise<unknown>;
+}
+/** An MDX (or any) component with props, rendered to the markdown text of a prompt. */
+export declare function renderMdx(component: (props: any) => unknown, props?: Record<string, unknown>): string;
 
 export interface ApprovalOption {
   key: string;
@@ -827,6 +908,34 @@ export interface RunInspection {
   approvals: PendingApproval[];
   outputs: { table: string; nodeId: string; iteration: number; value: Record<string, unknown> }[];
   loops: { loopId: string; iteration: number; done: boolean }[];
+  /** Every attempt of an agent task: what it asked, answered and used. */
+  agentAttempts: AgentAttempt[];
+}
+
+/** An agent attempt as the core keeps it. */
+export interface AgentAttempt {
+  nodeId: string;
+  iteration: number;
+  attempt: number;
+  state: string;
+  startedAt: string;
+  finishedAt: string | null;
+  /** The prompt as sent, with the output instructions. */
+  prompt: string;
+  /** The raw text of the answer (null when the call failed). */
+  responseText: string | null;
+  usage: { inputTokens?: number; outputTokens?: number; totalTokens?: number; reasoningTokens?: number; cacheReadTokens?: number; cacheWriteTokens?: number } | null;
+  agent: {
+    agent: string | null;
+    model: string | null;
+    /** The follow-up asked when the answer had no valid JSON. */
+    followUp: { reason: string; prompt: string; text: string } | null;
+    toolCalls: number | null;
+  } | null;
+  error: { code?: string | null; message: string } | null;
+  /** A CLI agent's process logs. */
+  stdoutPath: string | null;
+  stderrPath: string | null;
 }
 
 export type EngineEventType =
@@ -836,6 +945,7 @@ export type EngineEventType =
   | "ApprovalRejected" | "ApprovalPushedBack" | "NodeRejected" | "NodePushedBack"
   | "HandlerStarted" | "HandlerFinished" | "HandlerFailed" | "WaitMailSent" | "WaitMailFailed"
   | "FailureMailSent" | "FailureMailFailed" | "RunRejected" | "NodeReset" | "NodeWaitingSubRun" | "NodeSubRunEnded"
+  | "ToolCallStarted" | "ToolCallFinished" | "TokenUsageReported"
   | "LoopIteration" | "LoopFinished";
 
 export interface EngineEvent {
@@ -970,6 +1080,12 @@ export interface AttemptLog {
   finishedAt: string | null;
   stdout: string;
   stderr: string;
+  /** Agent attempts (null for command tasks). */
+  prompt: string | null;
+  responseText: string | null;
+  usage: AgentAttempt["usage"];
+  agent: AgentAttempt["agent"];
+  error: AgentAttempt["error"];
 }
 
 export declare function engineVersion(): string;

@@ -4,6 +4,7 @@ import { dirname, resolve as resolvePath } from "node:path";
 import { BUILTINS, setCurrentCtx } from "./components.js";
 import { SmithersError } from "./errors.js";
 import { Fragment, isElement } from "./jsx-runtime.js";
+import { agentLabel } from "./agents/task.js";
 
 const ON_DENY = ["fail", "continue", "skip"];
 const APPROVAL_MODES = { approve: "decision", select: "select", rank: "rank" };
@@ -31,7 +32,7 @@ const PROPS = {
   branch: ["if", "then", "else", "skipIf"],
   loop: ["id", "until", "maxIterations", "onMaxReached", "skipIf", "children"],
   task: [
-    ...TASK_LIKE, "children", "agent", "deps", "needsApproval", "async", "approval", "retries", "noRetry", "timeoutMs",
+    ...TASK_LIKE, "children", "agent", "fallbackAgent", "outputSchema", "deps", "needsApproval", "async", "approval", "retries", "noRetry", "timeoutMs",
     "command", "script", "shell", "cwd", "env", "envTemplates", "parse", "workflow", "input",
   ],
   approval: [
@@ -51,14 +52,13 @@ const NOT_HONOURED = {
   cache: "output caching is not supported yet",
   heartbeatTimeoutMs: "task heartbeats are not supported yet",
   heartbeatTimeout: "task heartbeats are not supported yet",
-  outputSchema: "is not supported: the schema is the one createSmithers registered for the output key",
+  outputSchema: "is not supported (except on agent tasks, which pass it to the agent): the schema is the one createSmithers registered for the output key",
   continueAsNewEvery: "is not supported yet",
-  fallbackAgent: "agent options are not supported yet",
-  allowTools: "agent options are not supported yet",
-  scorers: "agent options are not supported yet",
-  memory: "agent options are not supported yet",
-  hijack: "agent options are not supported yet",
-  onHijackExit: "agent options are not supported yet",
+  allowTools: "is not supported: give the agent its tools (a CLI agent its allowedTools)",
+  scorers: "scoring agent outputs is not supported yet",
+  memory: "agent memory is not supported yet",
+  hijack: "hijacking an agent session is not supported",
+  onHijackExit: "hijacking an agent session is not supported",
 };
 /** The same, where one component differs from the rest. */
 const NOT_HONOURED_ON = {
@@ -471,6 +471,8 @@ const RENDERERS = {
   task(props, state, scope) {
     let body = props.children;
     let depIds = [];
+    const isAgent = props.agent !== undefined || props.fallbackAgent !== undefined;
+    if (!isAgent && props.outputSchema != null) checkProps("Task", { id: props.id, outputSchema: props.outputSchema }, new Set(["id"]));
     if (props.deps != null) {
       const resolved = resolveDeps(props, state);
       // As in Smithers: the task appears once every dep has an output.
@@ -480,15 +482,12 @@ const RENDERERS = {
       depIds = resolved.nodeIds.filter((id) => state.ids.has(id));
       // A function child gets the deps' rows at render; what it returns is the body.
       if (typeof body === "function") body = body(resolved.values);
+    } else if (isAgent && typeof body === "function") {
+      // An agent's prompt given as a function (Smithers calls it with the deps, here none).
+      body = body({});
     }
     const node = taskBase("Task", props, state, scope, depIds);
-    if (props.agent !== undefined) {
-      throw new SmithersError(
-        "AGENT_TASKS_UNSUPPORTED",
-        "Agent tasks (LLM calls) are not supported yet by smithers-rs; use a compute function or a static value",
-        { id: node.id },
-      );
-    }
+    if (isAgent) return agentTask(node, props, state, body);
     if (props.workflow != null) {
       if (props.command != null || props.script != null || body !== undefined) {
         throw new SmithersError("INVALID_PROP", `<Task id="${node.id}"> runs a sub-workflow; it takes no command or children`, { id: node.id });
@@ -512,7 +511,12 @@ const RENDERERS = {
       state.computeFns.set(node.id, body);
     } else if (body !== undefined) {
       if (isElement(body)) {
-        throw new SmithersError("INVALID_PROP", `<Task id="${node.id}"> children must be a function or a value, not an element`);
+        // Smithers stores the element itself as the output, which no schema of fields accepts.
+        throw new SmithersError(
+          "INVALID_PROP",
+          `<Task id="${node.id}"> has a prompt (JSX) as its children but no agent: give it agent={…}, or make its children a function or a value`,
+          { id: node.id },
+        );
       }
       node.body = { type: "static", value: body };
     } else {
@@ -522,43 +526,7 @@ const RENDERERS = {
         { id: node.id },
       );
     }
-    if (props.needsApproval) {
-      node.approval = {
-        mode: "gate",
-        onDeny: "fail",
-        request: { title: props.label ?? props.id, summary: null },
-      };
-      if (asyncProp(props, `<Task id="${node.id}">`)) node.approval.async = true;
-    } else if (props.async != null) {
-      throw new SmithersError(
-        "UNSUPPORTED_PROP",
-        `<Task id="${node.id}"> async: only a task that waits for a decision (needsApproval) can wait asynchronously`,
-        { component: "Task", prop: "async", id: node.id },
-      );
-    }
-    if (props.approval != null) {
-      if (props.needsApproval) {
-        throw new SmithersError(
-          "INVALID_PROP",
-          `<Task id="${node.id}">: needsApproval asks before the task runs, approval={{…}} reviews it after; pick one`,
-          { id: node.id },
-        );
-      }
-      node.review = reviewSpec(node.id, props.approval);
-    }
-    if (props.skipIf) node.skip = true;
-    if (props.retries != null) node.retries = nonNegativeInt(props.retries, `<Task id="${node.id}"> retries`);
-    if (props.noRetry) {
-      if (node.retries > 0) {
-        throw new SmithersError("INVALID_PROP", `<Task id="${node.id}">: noRetry and retries=${node.retries} contradict each other`, { id: node.id });
-      }
-      node.retries = 0;
-    }
-    if (props.timeoutMs != null) node.timeoutMs = positiveInt(props.timeoutMs, `<Task id="${node.id}"> timeoutMs`);
-    if (props.continueOnFail) node.continueOnFail = true;
-    if (props.label != null) node.label = String(props.label);
-    if (props.meta != null) node.meta = props.meta;
-    return node;
+    return taskOptions(node, props);
   },
 
   approval(props, state, scope) {
@@ -635,6 +603,78 @@ const RENDERERS = {
     return node;
   },
 };
+
+/** The props every kind of <Task> shares: gates, review, retries, timeout, label. */
+function taskOptions(node, props) {
+  if (props.needsApproval) {
+    node.approval = {
+      mode: "gate",
+      onDeny: "fail",
+      request: { title: props.label ?? props.id, summary: null },
+    };
+    if (asyncProp(props, `<Task id="${node.id}">`)) node.approval.async = true;
+  } else if (props.async != null) {
+    throw new SmithersError(
+      "UNSUPPORTED_PROP",
+      `<Task id="${node.id}"> async: only a task that waits for a decision (needsApproval) can wait asynchronously`,
+      { component: "Task", prop: "async", id: node.id },
+    );
+  }
+  if (props.approval != null) {
+    if (props.needsApproval) {
+      throw new SmithersError(
+        "INVALID_PROP",
+        `<Task id="${node.id}">: needsApproval asks before the task runs, approval={{…}} reviews it after; pick one`,
+        { id: node.id },
+      );
+    }
+    node.review = reviewSpec(node.id, props.approval);
+  }
+  if (props.skipIf) node.skip = true;
+  if (props.retries != null) node.retries = nonNegativeInt(props.retries, `<Task id="${node.id}"> retries`);
+  if (props.noRetry) {
+    if (node.retries > 0) {
+      throw new SmithersError("INVALID_PROP", `<Task id="${node.id}">: noRetry and retries=${node.retries} contradict each other`, { id: node.id });
+    }
+    node.retries = 0;
+  }
+  if (props.timeoutMs != null) node.timeoutMs = positiveInt(props.timeoutMs, `<Task id="${node.id}"> timeoutMs`);
+  if (props.continueOnFail) node.continueOnFail = true;
+  if (props.label != null) node.label = String(props.label);
+  if (props.meta != null) node.meta = props.meta;
+  return node;
+}
+
+/**
+ * `<Task agent={…}>prompt</Task>`: the driver calls the agent when the task runs (its
+ * prompt is rendered to text then). `agent` may be a list (tried in order on retries), and
+ * `fallbackAgent` is one more for the last retries.
+ */
+function agentTask(node, props, state, prompt) {
+  const where = `<Task id="${node.id}">`;
+  const agents = [...(Array.isArray(props.agent) ? props.agent : props.agent === undefined ? [] : [props.agent])];
+  if (props.fallbackAgent !== undefined) agents.push(props.fallbackAgent);
+  if (agents.length === 0 || agents.some((a) => !a || typeof a.generate !== "function")) {
+    throw new SmithersError("INVALID_PROP", `${where} agent must be an object with a generate() method (an AgentLike)`, { id: node.id });
+  }
+  if (props.command != null || props.script != null || props.workflow != null) {
+    throw new SmithersError("INVALID_PROP", `${where} has an agent; it takes no command, script or workflow`, { id: node.id });
+  }
+  if (prompt === undefined || prompt === null || prompt === "") {
+    throw new SmithersError("TASK_BODY_REQUIRED", `${where} has an agent but no prompt (its children)`, { id: node.id });
+  }
+  node.body = { type: "agent", agent: agentLabel(agents[0]) };
+  state.computeFns.set(node.id, {
+    agentTask: {
+      agents,
+      prompt,
+      outputKey: node.output,
+      outputSchema: props.outputSchema ?? state.workflow.schemas?.[node.output],
+      rootDir: state.baseDir,
+    },
+  });
+  return taskOptions(node, props);
+}
 
 function asyncProp(props, where) {
   if (props.async == null) return false;

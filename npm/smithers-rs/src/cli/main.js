@@ -3,7 +3,7 @@
 // gate: MISSING_REQUIRED_INPUTS, UNDECLARED_INPUT, PUSH_BACK_UNSUPPORTED).
 import { existsSync } from "node:fs";
 import { userInfo } from "node:os";
-import { dirname, extname, isAbsolute, join, relative, resolve } from "node:path";
+import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { SmithersError } from "../errors.js";
 import { LOOKUP_CODES } from "../native.js";
@@ -129,14 +129,16 @@ const COMMANDS = {
   },
   logs: {
     usage: "smithers logs <runId> [--node ID] [--iteration N] [--attempt N] [--stderr | --both] [--db FILE] [--json]",
-    about: "Print what a run's command tasks wrote: stdout (or stderr) per attempt, oldest first.",
+    about:
+      "Print what a run's command tasks wrote (stdout, or stderr) and what its agent tasks answered, per attempt, oldest first.",
     details: [
       "--node, -n ID    only this task",
       "--iteration N    only this loop iteration",
       "--attempt N      only this attempt (retries and push-backs run a task again)",
-      "--stderr         print stderr instead of stdout",
-      "--both           print stdout and stderr",
-      "--json           the attempts (node, iteration, attempt, state, exit code, log paths) with their text",
+      "--stderr         print stderr instead of stdout (a CLI agent's stderr)",
+      "--both           print stdout and stderr; for agent tasks also the prompt and the follow-up",
+      "--json           the attempts (node, iteration, attempt, state, exit code, log paths; an agent's prompt,",
+      "                 answer, token usage) with their text",
     ],
     options: {
       ...COMMON,
@@ -416,9 +418,11 @@ async function up(args) {
   try {
     workflow = await loadWorkflow(path);
   } catch (e) {
-    // A malformed .toon or DAG file (TOON_PARSE, DAGU_UNKNOWN_KEY, …) is the caller's input
-    // to fix, like a usage error: exit 4, and nothing was written.
-    if ([".toon", ".yaml", ".yml"].includes(extname(path).toLowerCase()) && e instanceof SmithersError) e.exitCode = 4;
+    // A file that cannot be loaded (a malformed .toon or DAG file, a .tsx that does not
+    // compile or throws while loading, an export we do not provide: TOON_PARSE,
+    // DAGU_UNKNOWN_KEY, …) is the caller's input to fix, like a usage error: exit 4, and
+    // nothing was written.
+    if (e instanceof SmithersError) e.exitCode = 4;
     throw e;
   }
   const dbPath = args.values.db
@@ -860,6 +864,16 @@ async function inspect(args) {
       }
     }
   }
+  if (info.agentAttempts?.length > 0) {
+    console.log("\nagent calls:");
+    for (const a of info.agentAttempts) {
+      const answer = (a.responseText ?? "").replace(/\s+/g, " ").trim();
+      const shown = answer.length > 100 ? `${answer.slice(0, 100)}…` : answer || "(no answer)";
+      console.log(`  ${a.nodeId} [${a.iteration}] attempt ${a.attempt} ${a.state}${agentNote(a)}: ${shown}`);
+      if (a.agent?.followUp) console.log(`    follow-up asked: ${a.agent.followUp.reason}`);
+    }
+    console.log(`  (prompts and answers in full: npx smithers logs ${r.runId} --both)`);
+  }
   if (info.outputs.length > 0) {
     console.log("\noutputs:");
     for (const o of info.outputs) console.log(`  ${o.table} ${o.nodeId} [${o.iteration}]: ${JSON.stringify(o.value)}`);
@@ -1001,7 +1015,7 @@ async function logs(args) {
     return 0;
   }
   if (attempts.length === 0) {
-    console.log(v.node ? `no command output for ${v.node} in run ${id} (it ran no command yet)` : `no command output in run ${id}`);
+    console.log(v.node ? `no command or agent output for ${v.node} in run ${id} (it ran none yet)` : `no command or agent output in run ${id}`);
     return 0;
   }
   const text = (t) => (t === "" || t.endsWith("\n") ? t : `${t}\n`);
@@ -1011,8 +1025,10 @@ async function logs(args) {
     const exited = a.exitCode !== null && a.exitCode !== undefined;
     const plain = exited && ((a.exitCode === 0 && a.state === "finished") || (a.exitCode !== 0 && a.state === "failed"));
     const how = !exited ? a.state : plain ? `exit ${a.exitCode}` : `exit ${a.exitCode}, ${a.state}`;
-    const head = `== ${a.nodeId}${a.iteration ? ` [iteration ${a.iteration}]` : ""} (attempt ${a.attempt}, ${how})`;
-    if (v.both) {
+    const head = `== ${a.nodeId}${a.iteration ? ` [iteration ${a.iteration}]` : ""} (attempt ${a.attempt}, ${how}${agentNote(a)})`;
+    if (a.prompt != null) {
+      process.stdout.write(`${head} ==\n${agentLog(a, v)}`);
+    } else if (v.both) {
       process.stdout.write(`${head} ==\n-- stdout --\n${text(a.stdout)}-- stderr --\n${text(a.stderr)}`);
     } else if (v.stderr) {
       process.stdout.write(`${head} stderr ==\n${text(a.stderr)}`);
@@ -1021,6 +1037,32 @@ async function logs(args) {
     }
   }
   return 0;
+}
+
+/** `, agent X (model), N in / M out tokens` for an agent attempt's heading. */
+function agentNote(a) {
+  if (a.prompt == null) return "";
+  const who = a.agent?.agent ? `, agent ${a.agent.agent}${a.agent.model ? ` (${a.agent.model})` : ""}` : "";
+  const u = a.usage ?? {};
+  const tokens = u.inputTokens != null || u.outputTokens != null ? `, ${u.inputTokens ?? "?"} in / ${u.outputTokens ?? "?"} out tokens` : "";
+  const tools = a.agent?.toolCalls ? `, ${a.agent.toolCalls} tool call${a.agent.toolCalls === 1 ? "" : "s"}` : "";
+  return `${who}${tokens}${tools}`;
+}
+
+/** An agent attempt: its answer (and the follow-up's); with --both the prompts and a CLI's logs too. */
+function agentLog(a, v) {
+  const text = (t) => (t === "" || t.endsWith("\n") ? t : `${t}\n`);
+  const follow = a.agent?.followUp;
+  const error = a.error?.message ? `-- error --\n${text(`${a.error.code ? `${a.error.code}: ` : ""}${a.error.message}`)}` : "";
+  if (v.stderr) return text(a.stderr ?? "");
+  if (!v.both) {
+    const answer = a.responseText == null ? "(no answer)" : a.responseText;
+    return `${text(answer)}${follow ? `-- follow-up answer (${follow.reason}) --\n${text(follow.text ?? "")}` : ""}${error}`;
+  }
+  let out = `-- prompt --\n${text(a.prompt)}-- answer --\n${text(a.responseText ?? "(no answer)")}`;
+  if (follow) out += `-- follow-up prompt --\n${text(follow.prompt ?? "")}-- follow-up answer --\n${text(follow.text ?? "")}`;
+  if (a.stdoutPath) out += `-- stdout --\n${text(a.stdout)}-- stderr --\n${text(a.stderr)}`;
+  return out + error;
 }
 
 async function cancel(args) {
