@@ -80,6 +80,12 @@ export declare function engineBuild(): string
 export declare function engineVersion(): string
 
 /**
+ * Environment variable names an approver's input or a workflow's param may never use:
+ * `{"exact": [...], "prefixes": [...]}`.
+ */
+export declare function reservedEnv(): string
+
+/**
  * Runs a command task's process (a `CommandSpec` from a step's task) on a thread of its
  * own and resolves with its `CommandOutcome` as JSON. The JS thread never waits on it.
  * With `cancelId`, `cancelCommand(cancelId)` stops it.

@@ -47,6 +47,25 @@ pub struct RunSummary {
     pub pending_approvals: i64,
     pub error: Option<RunError>,
     pub started_by: Option<String>,
+    /// A sub-run's caller: run, task and iteration.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent_run_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent_node_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent_iteration: Option<i64>,
+    /// A rejected run: which step, who rejected it, when and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rejection: Option<Rejection>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Rejection {
+    pub node_id: String,
+    pub rejected_at: String,
+    pub rejected_by: Option<String>,
+    pub rejection_reason: Option<String>,
 }
 
 /// A run `orphaned_runs` found, with its position for the next page.
@@ -78,6 +97,9 @@ pub struct NodeSummary {
     pub skip_reason: Option<String>,
     pub error: Option<Value>,
     pub updated_at: String,
+    /// The sub-run the task waits on (or last waited on).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub_run_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -107,6 +129,13 @@ pub struct ApprovalSummary {
     pub kind: String,
     /// The review round (1, then +1 per push-back).
     pub round: i64,
+    /// Dagu's `approvalIteration`: how many times the step was pushed back (round − 1).
+    pub approval_iteration: i64,
+    /// Where a push-back restarts (`rewindTo`), when not the step itself.
+    pub rewind_to: Option<String>,
+    /// The run's workflow file, and its caller when the run is a sub-run.
+    pub workflow_path: Option<String>,
+    pub parent_run_id: Option<String>,
     pub prompt: Option<String>,
     /// Inputs the approver may send, and those an approve must carry.
     pub input: Value,
@@ -194,13 +223,16 @@ const APPROVAL_STATUSES: &[&str] = &[
 const RUN_COLS: &str = "r.run_id, r.workflow_name, r.workflow_path, r.status, r.owner, r.created_at_ms, r.updated_at_ms, \
      r.finished_at_ms, r.error_json, \
      (SELECT COUNT(*) FROM _smithers_approvals a WHERE a.run_id = r.run_id AND a.status = 'requested'), r.started_by, \
+     r.parent_run_id, r.parent_node_id, r.parent_iteration, \
+     CASE WHEN r.status = 'rejected' THEN (SELECT json_array(a.node_id, a.decided_at_ms, a.decided_by, a.reason) \
+       FROM _smithers_approvals a WHERE a.run_id = r.run_id AND a.status = 'rejected' LIMIT 1) END, \
      r.lease_expires_at_ms, r.resume_error_json";
 
 fn run_summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunSummary> {
     let error: Option<String> = r.get(8)?;
     let owner: Option<String> = r.get(4)?;
-    let lease: Option<i64> = r.get(11)?;
-    let resume_error: Option<String> = r.get(12)?;
+    let lease: Option<i64> = r.get(15)?;
+    let resume_error: Option<String> = r.get(16)?;
     Ok(RunSummary {
         owner_liveness: owner.as_deref().map(|o| {
             if owner::holds(o, lease, now_ms()) {
@@ -225,11 +257,26 @@ fn run_summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunSummary> {
         error: error.and_then(|e| serde_json::from_str(&e).ok()),
         pending_approvals: r.get(9)?,
         started_by: r.get(10)?,
+        parent_run_id: r.get(11)?,
+        parent_node_id: r.get(12)?,
+        parent_iteration: r.get(13)?,
+        rejection: r
+            .get::<_, Option<String>>(14)?
+            .and_then(|j| {
+                serde_json::from_str::<(String, i64, Option<String>, Option<String>)>(&j).ok()
+            })
+            .map(|(node_id, at, by, reason)| Rejection {
+                node_id,
+                rejected_at: iso8601(at),
+                rejected_by: by,
+                rejection_reason: reason,
+            }),
     })
 }
 
 const APPROVAL_COLS: &str = "a.run_id, r.workflow_name, a.node_id, a.iteration, a.status, a.mode, a.on_deny, a.request_json, \
-     a.requested_at_ms, a.decided_at_ms, a.decided_by, a.note, a.kind, a.round, a.inputs_json, a.reason, r.status";
+     a.requested_at_ms, a.decided_at_ms, a.decided_by, a.note, a.kind, a.round, a.inputs_json, a.reason, r.status, \
+     r.workflow_path, r.parent_run_id";
 
 fn approval_summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApprovalSummary> {
     let request: Value = serde_json::from_str(&r.get::<_, String>(7)?).unwrap_or(Value::Null);
@@ -264,6 +311,17 @@ fn approval_summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApprovalSummary> 
         decided_at: decided_at_ms.map(iso8601),
         decided_by: r.get(10)?,
         note: r.get(11)?,
+        approval_iteration: if r.get::<_, String>(12)? == "review" {
+            r.get::<_, i64>(13)? - 1
+        } else {
+            0
+        },
+        rewind_to: request
+            .get("rewindTo")
+            .and_then(Value::as_str)
+            .map(String::from),
+        workflow_path: r.get(17)?,
+        parent_run_id: r.get(18)?,
         kind: r.get(12)?,
         round: r.get(13)?,
         prompt: request
@@ -366,14 +424,16 @@ pub struct LogFilter {
     pub attempt: Option<i64>,
 }
 
-/// Events a driver may record about what it ran outside the core (wait/failure handlers).
-/// Tool calls an agent makes through smithers' tools are recorded the same way.
+/// Events a driver may record about what it ran outside the core (wait/failure handlers,
+/// mail). Tool calls an agent makes through smithers' tools are recorded the same way.
 const DRIVER_EVENTS: &[&str] = &[
     "HandlerStarted",
     "HandlerFinished",
     "HandlerFailed",
     "WaitMailSent",
     "WaitMailFailed",
+    "FailureMailSent",
+    "FailureMailFailed",
     "ToolCallStarted",
     "ToolCallFinished",
 ];
@@ -421,7 +481,7 @@ impl Engine {
         let nodes = self
             .conn
             .prepare_cached(
-                "SELECT node_id, iteration, state, output_table, label, attempts, skip_reason, error_json, updated_at_ms \
+                "SELECT node_id, iteration, state, output_table, label, attempts, skip_reason, error_json, updated_at_ms, sub_run_id \
                  FROM _smithers_nodes WHERE run_id = ?1 ORDER BY iteration, ordinal, node_id",
             )?
             .query_map([run_id], |r| {
@@ -435,6 +495,7 @@ impl Engine {
                     skip_reason: r.get(6)?,
                     error: r.get::<_, Option<String>>(7)?.and_then(|e| serde_json::from_str(&e).ok()),
                     updated_at: iso8601(r.get(8)?),
+                    sub_run_id: r.get(9)?,
                 })
             })?
             .collect::<Result<_, _>>()?;
@@ -473,7 +534,8 @@ impl Engine {
     }
 
     /// Approvals waiting for a decision (or, with `status`, decided ones), oldest request
-    /// first, across runs or for one run. Page with `after` (the last row's sort key): its
+    /// first, across runs or for one run and its sub-runs (a caller waits on its sub-run's
+    /// gates, so they are listed with it). Page with `after` (the last row's sort key): its
     /// cost does not grow with the depth of the page, unlike `offset`.
     pub fn pending_approvals(&self, filter: &ApprovalFilter) -> Result<Vec<ApprovalSummary>> {
         let limit = filter.limit.unwrap_or(100).clamp(1, 10_000);
@@ -490,7 +552,9 @@ impl Engine {
         // Row values compare lexicographically: (t, run, node, iteration) > the cursor.
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {APPROVAL_COLS} FROM _smithers_approvals a JOIN _smithers_runs r ON r.run_id = a.run_id \
-             WHERE (?1 IS NULL OR a.status = ?1) AND (?2 IS NULL OR a.run_id = ?2) AND (?3 IS NULL OR r.workflow_name = ?3) \
+             WHERE (?1 IS NULL OR a.status = ?1) AND (?3 IS NULL OR r.workflow_name = ?3) \
+             AND (?2 IS NULL OR a.run_id IN (WITH RECURSIVE sub(id) AS (SELECT ?2 \
+                    UNION SELECT s.run_id FROM _smithers_runs s JOIN sub ON s.parent_run_id = sub.id) SELECT id FROM sub)) \
              AND (?4 IS NULL OR a.node_id = ?4) \
              AND (?5 IS NULL OR (a.requested_at_ms, a.run_id, a.node_id, a.iteration) > (?5, ?6, ?7, ?8)) \
              ORDER BY a.requested_at_ms, a.run_id, a.node_id, a.iteration LIMIT ?9 OFFSET ?10"

@@ -7,7 +7,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use crate::error::{Error, Result};
 
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS _smithers_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -140,13 +140,24 @@ ALTER TABLE _smithers_attempts ADD COLUMN usage_json TEXT;
 ALTER TABLE _smithers_attempts ADD COLUMN agent_json TEXT;
 ";
 
-/// v5: ownership as a lease (`lease_expires_at_ms`, renewed by the owner: the index finds an
+/// v5: sub-runs know their caller (`parent_*`, so a sub-run that ends wakes the task that
+/// waits on it, and its gates are listed with the caller's), and a task records the sub-run
+/// it waits on (`sub_run_id`).
+const V5: &str = "
+ALTER TABLE _smithers_runs ADD COLUMN parent_run_id TEXT;
+ALTER TABLE _smithers_runs ADD COLUMN parent_node_id TEXT;
+ALTER TABLE _smithers_runs ADD COLUMN parent_iteration INTEGER;
+ALTER TABLE _smithers_nodes ADD COLUMN sub_run_id TEXT;
+CREATE INDEX IF NOT EXISTS _smithers_runs_by_parent ON _smithers_runs (parent_run_id) WHERE parent_run_id IS NOT NULL;
+";
+
+/// v6: ownership as a lease (`lease_expires_at_ms`, renewed by the owner: the index finds an
 /// owner's runs without a scan), why a run could not be resumed (`resume_error_json`), and
 /// output schemas per version and per run: every schema an output key has had
 /// (`_smithers_schema_versions`) and the version each run reads and writes its rows through
-/// (`_smithers_run_schemas`). Runs written before v5 read through the schema their database
+/// (`_smithers_run_schemas`). Runs written before v6 read through the schema their database
 /// held at the upgrade (version 1).
-const V5: &str = "
+const V6: &str = "
 ALTER TABLE _smithers_runs ADD COLUMN lease_expires_at_ms INTEGER;
 ALTER TABLE _smithers_runs ADD COLUMN resume_error_json TEXT;
 ALTER TABLE _smithers_runs ADD COLUMN resume_error_at_ms INTEGER;
@@ -315,6 +326,9 @@ fn migrate(conn: &Connection, path: &Path) -> Result<()> {
     }
     if current < 5 {
         tx.execute_batch(V5)?;
+    }
+    if current < 6 {
+        tx.execute_batch(V6)?;
     }
     tx.execute(
         "INSERT OR REPLACE INTO _smithers_meta (key, value) VALUES ('schema_version', ?1)",

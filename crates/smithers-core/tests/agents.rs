@@ -134,8 +134,8 @@ fn a_version_3_database_gains_the_agent_columns() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("smithers.db");
     {
-        // What schema v3 created for attempts (and the tables later migrations change), and
-        // its version mark.
+        // What schema v3 created for attempts, the tables later versions alter (v5: sub-run
+        // callers; v6: leases, schemas per run) as far as they need them, and its version mark.
         let conn = rusqlite::Connection::open(&path).unwrap();
         conn.execute_batch(
             "CREATE TABLE _smithers_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);

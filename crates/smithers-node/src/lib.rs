@@ -359,6 +359,14 @@ pub fn run_command<'env>(env: &'env Env, spec_json: String) -> Result<Object<'en
     Ok(promise)
 }
 
+/// Environment variable names an approver's input or a workflow's param may never use:
+/// `{"exact": [...], "prefixes": [...]}`.
+#[napi]
+pub fn reserved_env() -> String {
+    json!({ "exact": core::graph::RESERVED_ENV, "prefixes": core::graph::RESERVED_ENV_PREFIXES })
+        .to_string()
+}
+
 /// Stops a command started with this `cancelId` (SIGTERM to its process group, SIGKILL two
 /// seconds later). False when no such command is running.
 #[napi]

@@ -72,5 +72,7 @@ export const runCommand = async (spec) => JSON.parse(await binding.runCommand(JS
 export const cancelCommand = (cancelId) => binding.cancelCommand(cancelId);
 
 export const engineVersion = () => binding.engineVersion();
+/** Names no approver input or Dagu param may use: `{ exact: string[], prefixes: string[] }`. */
+export const reservedEnv = () => JSON.parse(binding.reservedEnv());
 /** "debug" or "release": how the native addon was compiled. */
 export const engineBuild = () => binding.engineBuild();

@@ -10,14 +10,6 @@ export const MAX_OUTPUT_DEPTH = 100;
 const MAX_MESSAGE = 16 * 1024;
 const CODE = /^[A-Z][A-Z0-9_]{0,63}$/;
 
-/**
- * Text for a terminal or a log line: control characters other than newline and tab (escape
- * sequences above all) written as `\u001b`, so a hostile file or name cannot drive the terminal.
- */
-export function printable(text) {
-  return String(text).replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
-}
-
 /** Reads a property of anything (a Proxy, a getter that throws) without throwing. */
 function read(value, key) {
   try {

@@ -5,15 +5,15 @@ import { existsSync } from "node:fs";
 import { userInfo } from "node:os";
 import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { SmithersError } from "../errors.js";
+import { SmithersError, printable } from "../errors.js";
 import { LOOKUP_CODES } from "../native.js";
-import { describeThrown, isSmithersError, printable } from "../values.js";
+import { describeThrown, isSmithersError } from "../values.js";
 
-const RUN_STATUSES = ["running", "waiting-approval", "waiting-timer", "finished", "failed", "cancelled"];
+const RUN_STATUSES = ["running", "waiting-approval", "waiting-timer", "finished", "failed", "cancelled", "rejected"];
 // The core's rule for run ids (engine.rs check_run_id): a run id names a log directory, so
 // not `.` or `..` either.
 const RUN_ID = /^(?!\.+$)[A-Za-z0-9_.:-]{1,128}$/;
-const EXIT = { finished: 0, "waiting-approval": 3, "waiting-timer": 3, cancelled: 2, failed: 1, running: 1 };
+const EXIT = { finished: 0, "waiting-approval": 3, "waiting-timer": 3, cancelled: 2, failed: 1, rejected: 1, running: 1 };
 /**
  * Exit 4: the command line names nothing that exists, or asks what the named gate can never
  * do (inputs it does not declare or lacks, a push-back of a plain gate). The same command
@@ -44,10 +44,11 @@ const DECIDE = {
 
 const COMMANDS = {
   up: {
-    usage: "smithers up <workflow.tsx|workflow.toon> [--input JSON] [--run-id ID] [--by USER] [--resume [true|false|ID]] [--force] [--db FILE] [--json]",
-    about: "Start a run of a workflow file (.tsx/.ts/.jsx/.js or .toon) and drive it until it finishes, fails, or waits at an approval.",
+    usage: "smithers up <workflow.tsx|.toon|dag.yaml> [--input JSON] [--run-id ID] [--by USER] [--resume [true|false|ID]] [--force] [--db FILE] [--json] [-- NAME=VALUE …]",
+    about: "Start a run of a workflow file (.tsx/.ts/.jsx/.js, .toon, or a Dagu DAG .yaml/.yml) and drive it until it finishes, fails, or waits at an approval.",
     details: [
-      "--input JSON    the run's input (default {})",
+      "--input JSON    the run's input (default {}); for a Dagu DAG, its params: {\"NAME\": \"value\"}",
+      "-- NAME=VALUE   params after --, as Dagu takes them (merged into --input)",
       "--run-id ID     use this run id (default: generated)",
       "--by USER       who starts the run, recorded as its startedBy (default: $SMITHERS_USER, else the OS user)",
       "--resume        resume the run named by --run-id instead of starting one; Smithers' forms work too:",
@@ -268,7 +269,7 @@ export async function main(argv) {
   let args;
   try {
     const words = command.run === up ? resumeWords(rest) : rest;
-    args = parseArgs({ args: words, options: command.options, allowPositionals: true, strict: true });
+    args = parseArgs({ args: words, options: command.options, allowPositionals: true, strict: true, tokens: true });
   } catch (e) {
     return report(new SmithersError("USAGE", `${e.message}\nUsage: ${command.usage}`), rest.includes("--json"));
   }
@@ -284,7 +285,7 @@ export async function main(argv) {
 }
 
 /** Workflow files `up` loads; a word after `--resume` with one of these is the file, not a run id. */
-const WORKFLOW_FILE = /\.(tsx|ts|jsx|js|mjs|mts|toon)$/;
+const WORKFLOW_FILE = /\.(tsx|ts|jsx|js|mjs|mts|toon|ya?ml)$/;
 
 /**
  * `up` takes `--resume` as Smithers' docs write it: `--resume true` / `--resume false`
@@ -415,9 +416,15 @@ function runId(args, command) {
 // ---------------------------------------------------------------- up / resume
 
 async function up(args) {
-  const [file, extra] = args.positionals;
+  const [file, ...extra] = args.positionals;
   if (!file) throw usage("a workflow file is required", "up");
-  if (extra) throw usage(`unexpected argument ${JSON.stringify(extra)}`, "up");
+  // `smithers up dag.yaml -- NAME=value …`: params the way Dagu's CLI takes them.
+  const params = {};
+  for (const word of extra) {
+    const eq = word.indexOf("=");
+    if (eq <= 0 || !args.tokens?.some((t) => t.kind === "option-terminator")) throw usage(`unexpected argument ${JSON.stringify(word)}`, "up");
+    params[word.slice(0, eq)] = word.slice(eq + 1);
+  }
   const id = args.values["run-id"];
   if (id !== undefined && !RUN_ID.test(id)) {
     throw usage(`--run-id ${JSON.stringify(id)} must be 1-128 characters of letters, digits and _ . : - (not only dots)`, "up");
@@ -432,15 +439,20 @@ async function up(args) {
       throw usage(`--input is not valid JSON: ${e.message}`, "up");
     }
   }
+  if (Object.keys(params).length) {
+    if (typeof input !== "object" || input === null || Array.isArray(input)) throw usage("params after -- need --input to be an object", "up");
+    input = { ...input, ...params };
+  }
   const { loadWorkflow } = await import("../loader/load.js");
   process.setSourceMapsEnabled?.(true);
   let workflow;
   try {
     workflow = await loadWorkflow(path);
   } catch (e) {
-    // A file that cannot be loaded (a malformed .toon file, a .tsx that does not compile or
-    // throws while loading, an export we do not provide) is the caller's input to fix, like
-    // a usage error: exit 4, and nothing was written.
+    // A file that cannot be loaded (a malformed .toon or DAG file, a .tsx that does not
+    // compile or throws while loading, an export we do not provide: TOON_PARSE,
+    // DAGU_UNKNOWN_KEY, …) is the caller's input to fix, like a usage error: exit 4, and
+    // nothing was written.
     if (isSmithersError(e)) e.exitCode = 4;
     throw e;
   }
@@ -585,7 +597,7 @@ function finish(engine, result, json) {
     if (result.error) console.log(`  error: ${result.error.code}: ${result.error.message}`);
     const db = dbArg(engine.dbPath);
     printPending(result.runId, pending, db);
-    printDecisionCommands(result.runId, pending, db);
+    printDecisionCommands(pending, db);
   }
   engine.close();
   return EXIT[result.status] ?? 1;
@@ -599,9 +611,13 @@ function inputList(a) {
   return (a.input ?? []).map((k) => (required.has(k) ? `${k} (required)` : k)).join(", ");
 }
 
-/** One line per pending gate; a reviewed step also says its round, inputs and where its output is. */
+/**
+ * One line per pending gate; a reviewed step also says its round, inputs and where its
+ * output is. A gate of a sub-run the run waits on names that sub-run.
+ */
 function printPending(runId, pending, db = "") {
   for (const a of pending) {
+    if (a.runId !== runId) console.log(`  sub-run ${a.runId} (${a.workflowName}) waits:`);
     if (a.mode === "human") {
       // A <HumanTask>: the answer is the output; say what to fill in.
       console.log(`  waiting for an answer: ${a.nodeId}${a.iteration ? ` (iteration ${a.iteration})` : ""} — ${a.prompt ?? a.title ?? ""}`);
@@ -620,7 +636,7 @@ function printPending(runId, pending, db = "") {
     if (a.input?.length) console.log(`    inputs: ${inputList(a)}; pass them as --input KEY=VALUE`);
     const last = a.history?.at(-1);
     if (last) console.log(`    last round: ${historyLine(last)}`);
-    console.log(`    its output: npx smithers logs ${runId} --node ${a.nodeId}${a.iteration ? ` --iteration ${a.iteration}` : ""}${db}`);
+    console.log(`    its output: npx smithers logs ${a.runId} --node ${a.nodeId}${a.iteration ? ` --iteration ${a.iteration}` : ""}${db}`);
   }
 }
 
@@ -632,21 +648,22 @@ function historyLine(h) {
 
 /**
  * The commands that decide the pending gates: approve/deny for a gate, approve/push-back/
- * reject for a reviewed step; one set per gate (with --node) when several wait.
+ * reject for a reviewed step; one set per gate (with --node) when several wait. Each names
+ * the gate's own run (a sub-run's, when the run waits on one).
  */
-function printDecisionCommands(runId, pending, db = "") {
+function printDecisionCommands(pending, db = "") {
   for (const a of pending) {
     const sel = (pending.length > 1 ? ` --node ${a.nodeId}${a.iteration ? ` --iteration ${a.iteration}` : ""}` : "") + db;
     if (a.mode === "human") {
-      console.log(`  answer:  npx smithers approve ${runId} ${a.nodeId}${a.iteration ? ` --iteration ${a.iteration}` : ""}${db} --note '<json>'`);
-      console.log(`  deny:    npx smithers deny ${runId}${sel}`);
+      console.log(`  answer:  npx smithers approve ${a.runId} ${a.nodeId}${a.iteration ? ` --iteration ${a.iteration}` : ""}${db} --note '<json>'`);
+      console.log(`  deny:    npx smithers deny ${a.runId}${sel}`);
     } else if (isReview(a)) {
-      console.log(`  approve:   npx smithers approve ${runId}${sel}`);
-      console.log(`  push-back: npx smithers push-back ${runId}${sel}`);
-      console.log(`  reject:    npx smithers reject ${runId}${sel}`);
+      console.log(`  approve:   npx smithers approve ${a.runId}${sel}`);
+      console.log(`  push-back: npx smithers push-back ${a.runId}${sel}`);
+      console.log(`  reject:    npx smithers reject ${a.runId}${sel}`);
     } else {
-      console.log(`  approve: npx smithers approve ${runId}${sel}`);
-      console.log(`  deny:    npx smithers deny ${runId}${sel}`);
+      console.log(`  approve: npx smithers approve ${a.runId}${sel}`);
+      console.log(`  deny:    npx smithers deny ${a.runId}${sel}`);
     }
   }
 }
@@ -732,7 +749,17 @@ async function decide(kind, args, command = kind) {
     } else if (run) {
       const db = dbArg(engine.dbPath);
       printPending(id, pending, db);
-      printDecisionCommands(id, pending, db);
+      printDecisionCommands(pending, db);
+      // A sub-run that ended woke its caller, which this process then drove on.
+      const caller = run.caller;
+      if (caller?.runId) {
+        console.log(`caller run ${caller.runId}: ${caller.status}${caller.error ? ` (${caller.error.code}: ${caller.error.message})` : ""}`);
+        if (caller.status === "waiting-approval") {
+          const waiting = engine.pendingApprovals({ runId: caller.runId });
+          printPending(caller.runId, waiting, db);
+          printDecisionCommands(waiting, db);
+        }
+      }
     } else if (recorded.owner) {
       console.log(`run ${id} is driven by ${recorded.owner}; it picks the decision up`);
     } else if (recorded.needsResume) {
@@ -951,6 +978,16 @@ export function diagnose(info, db = "") {
       }
       blockers.push(blocker);
     }
+    for (const n of info.nodes.filter((x) => x.state === "waiting-approval" && x.subRunId)) {
+      blockers.push({
+        kind: "sub-run",
+        nodeId: n.nodeId,
+        iteration: n.iteration,
+        subRunId: n.subRunId,
+        reason: `${n.nodeId} waits for its sub-run ${n.subRunId}, which waits for a decision`,
+        unblocker: `npx smithers why ${n.subRunId}${db}`,
+      });
+    }
   } else if (r.status === "running" && !r.owner && r.resumeError) {
     // A watcher (smithers serve) tried and could not: say why, and what to run once fixed.
     const { code, message } = r.resumeError;
@@ -976,6 +1013,7 @@ export function diagnose(info, db = "") {
     r.status === "finished" ? "The run finished." :
     r.status === "failed" ? `The run failed${r.error ? `: ${r.error.code}: ${r.error.message}` : "."}` :
     r.status === "cancelled" ? "The run was cancelled." :
+    r.status === "rejected" ? `The run was rejected${r.rejection ? ` at ${r.rejection.nodeId} by ${r.rejection.rejectedBy ?? "?"}${r.rejection.rejectionReason ? `: ${r.rejection.rejectionReason}` : ""}` : "."}` :
     blockers.length > 0 ? blockers.map((b) => b.reason).join("; ") : `The run is ${r.status}.`;
   return { runId: r.runId, status: r.status, summary, blockers, ...(rejected.length ? { rejected } : {}) };
 }
