@@ -151,3 +151,22 @@ export function approvalBesideTask(onAfter, holdUntil) {
     }),
   );
 }
+
+/**
+ * A <Sequence> of n compute tasks whose render reads the previous task's output (the usual
+ * Smithers shape: each step builds on the last). Every finished task changes an output the
+ * render read, so the driver renders again after each one.
+ * @param {number} n
+ */
+export function readingSequence(n) {
+  return smithers((ctx) => {
+    const children = new Array(n);
+    for (let i = 0; i < n; i++) {
+      const id = `t${i}`;
+      const prev = i === 0 ? null : ctx.outputMaybe(outputs.value, { nodeId: `t${i - 1}` });
+      const body = () => ({ i: prev ? prev.i + 1 : 0 });
+      children[i] = jsx(Task, { id, output: outputs.value, children: body }, id);
+    }
+    return jsx(Workflow, { name: `reading-sequence-${n}`, children: jsx(Sequence, { children }) });
+  });
+}

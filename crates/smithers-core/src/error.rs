@@ -7,6 +7,14 @@ use serde_json::{Value, json};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Codes the engine compares with what it reads back (a node's stored error, a run's
+/// failure): the same strings as [`Error::code`] gives their errors.
+pub mod codes {
+    pub const TASK_FAILED: &str = "TASK_FAILED";
+    pub const APPROVAL_DENIED: &str = "APPROVAL_DENIED";
+    pub const APPROVAL_REJECTED: &str = "APPROVAL_REJECTED";
+}
+
 /// Who decided a gate first, for `ALREADY_DECIDED`.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error(
@@ -232,6 +240,51 @@ pub enum Error {
         given: String,
     },
 
+    #[error(
+        "The database holds a {what} state smithers does not know: {value:?}. It was written by something other than this engine, or damaged; nothing was changed"
+    )]
+    CorruptStore { what: &'static str, value: String },
+
+    #[error("The engine is closed")]
+    EngineClosed,
+
+    #[error("Task {node_id} failed: {message}")]
+    TaskFailed { node_id: String, message: String },
+
+    #[error("timed out after {ms} ms")]
+    TaskTimeout { ms: u64 },
+
+    #[error("{0}")]
+    CommandNotStarted(String),
+
+    #[error("the command {how}")]
+    CommandFailed { how: String },
+
+    #[error("{0}")]
+    SubRunFailed(String),
+
+    #[error("Approval {node_id} was denied")]
+    ApprovalDenied { node_id: String },
+
+    #[error("{node_id} was rejected by {}{}", by.as_deref().unwrap_or("its reviewer"), reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default())]
+    ApprovalRejected {
+        node_id: String,
+        by: Option<String>,
+        reason: Option<String>,
+    },
+
+    #[error("the answer for {node_id} is not JSON: {message}")]
+    HumanTaskInvalidJson { node_id: String, message: String },
+
+    #[error("the answer for {node_id} does not fit its schema: {message}")]
+    HumanTaskValidationFailed { node_id: String, message: String },
+
+    #[error("Loop {loop_id} reached maxIterations ({max}) without its until condition")]
+    LoopMaxReached { loop_id: String, max: u32 },
+
+    #[error("no task can run and nothing is waiting for a decision")]
+    RunStuck,
+
     #[error("Invalid JSON: {0}")]
     Json(#[from] serde_json::Error),
 
@@ -284,6 +337,19 @@ impl Error {
             Error::TableNameConflict { .. } => "TABLE_NAME_CONFLICT",
             Error::SchemaChanged { .. } => "SCHEMA_CHANGED",
             Error::WorkflowMismatch { .. } => "WORKFLOW_MISMATCH",
+            Error::CorruptStore { .. } => "CORRUPT_STORE",
+            Error::EngineClosed => "ENGINE_CLOSED",
+            Error::TaskFailed { .. } => codes::TASK_FAILED,
+            Error::TaskTimeout { .. } => "TASK_TIMEOUT",
+            Error::CommandNotStarted(_) => "COMMAND_NOT_STARTED",
+            Error::CommandFailed { .. } => "COMMAND_FAILED",
+            Error::SubRunFailed(_) => "SUBRUN_FAILED",
+            Error::ApprovalDenied { .. } => codes::APPROVAL_DENIED,
+            Error::ApprovalRejected { .. } => codes::APPROVAL_REJECTED,
+            Error::HumanTaskInvalidJson { .. } => "HUMAN_TASK_INVALID_JSON",
+            Error::HumanTaskValidationFailed { .. } => "HUMAN_TASK_VALIDATION_FAILED",
+            Error::LoopMaxReached { .. } => "LOOP_MAX_REACHED",
+            Error::RunStuck => "RUN_STUCK",
             Error::Json(_) => "INVALID_JSON",
             Error::Db(_) => "DB_ERROR",
             Error::Io(_) => "IO_ERROR",
@@ -397,6 +463,7 @@ impl Error {
             Error::RunRejected { run_id, node_id } => {
                 json!({ "runId": run_id, "nodeId": node_id })
             }
+            Error::CorruptStore { what, value } => json!({ "what": what, "value": value }),
             _ => json!({}),
         }
     }

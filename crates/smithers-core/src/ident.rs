@@ -1,6 +1,7 @@
-//! SQL identifiers that come from user input: output table keys and schema field names.
-//! They are checked here and always double-quoted when used; nothing else from the user ever
-//! becomes part of SQL text.
+//! Names that come from user input. SQL identifiers (output table keys and schema field
+//! names) are checked here and always double-quoted when used; nothing else from the user
+//! ever becomes part of SQL text. Run ids, and the names of people and scopes, are checked
+//! here too.
 
 use crate::error::{Error, Result};
 
@@ -87,6 +88,56 @@ pub fn snake_case(name: &str) -> String {
 /// Double-quotes an identifier that [`check`] accepted (it cannot contain quotes).
 pub fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// A run id names a directory of logs (`<db>.logs/<run id>/`): 1-128 letters, digits and
+/// `_ . : -`, and not only dots (`.` and `..` would not name a directory of its own).
+pub fn check_run_id(run_id: &str) -> Result<()> {
+    let ok = !run_id.is_empty()
+        && run_id.len() <= 128
+        && run_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.:-".contains(c))
+        && !run_id.chars().all(|c| c == '.');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidRunId(run_id.into()))
+    }
+}
+
+const MAX_NAME: usize = 256;
+
+/// A person's or a scope's name (`decidedBy`, `startedBy`, scopes): 1-256 characters, no
+/// control characters. Names are printed by the CLI and the inbox: a raw escape sequence in
+/// one would be sent to a terminal.
+pub fn check_name(what: &str, name: &str) -> Result<()> {
+    if name.is_empty() || name.len() > MAX_NAME {
+        return Err(Error::InvalidDecision(format!(
+            "{what} must be 1-256 characters"
+        )));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(Error::InvalidDecision(format!(
+            "{what} must not contain control characters (got {name:?})"
+        )));
+    }
+    Ok(())
+}
+
+/// Free text (notes, reasons, input values): tabs and line breaks are text, other control
+/// characters (escape sequences, NUL) are refused.
+pub fn check_text(what: &str, text: &str) -> Result<()> {
+    if let Some(c) = text
+        .chars()
+        .find(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+    {
+        return Err(Error::InvalidDecision(format!(
+            "{what} must not contain control characters (found U+{:04X})",
+            u32::from(c)
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -2,13 +2,12 @@
 //! `(run_id, node_id, iteration)` as Smithers lays them out. Values are validated against the
 //! key's JSON Schema before they are written.
 
-use rusqlite::types::Value as SqlValue;
-use rusqlite::{Connection, OptionalExtension, params_from_iter};
-use serde_json::{Map, Value};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::ident::{self, quote, snake_case};
-
+use crate::ident::{self, snake_case};
 /// How deep an output value may nest (arrays and objects). A JSON reader has a limit (serde's
 /// is 128 for a whole document); outputs travel inside other documents (results, snapshots),
 /// so they get a limit of their own, well below it. The JS driver checks the same number.
@@ -30,8 +29,9 @@ pub fn nesting(value: &Value) -> usize {
     deepest
 }
 
+/// How a field is stored: the column type it gets and how its JSON goes in and out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Codec {
+pub enum Codec {
     Bool,
     Int,
     Real,
@@ -92,7 +92,7 @@ impl Codec {
         }
     }
 
-    fn sql_type(self) -> &'static str {
+    pub fn sql_type(self) -> &'static str {
         match self {
             Codec::Bool | Codec::Int => "INTEGER",
             Codec::Real => "REAL",
@@ -100,47 +100,15 @@ impl Codec {
         }
     }
 
-    fn encode(self, value: Option<&Value>) -> Result<SqlValue> {
-        let Some(value) = value else {
-            return Ok(SqlValue::Null);
-        };
-        Ok(match (self, value) {
-            (_, Value::Null) => SqlValue::Null,
-            (Codec::Bool, Value::Bool(b)) => SqlValue::Integer(i64::from(*b)),
-            (Codec::Int, Value::Number(n)) if n.is_i64() => {
-                SqlValue::Integer(n.as_i64().unwrap_or(0))
-            }
-            (Codec::Int | Codec::Real, Value::Number(n)) => {
-                SqlValue::Real(n.as_f64().unwrap_or(0.0))
-            }
-            (Codec::Text, Value::String(s)) => SqlValue::Text(s.clone()),
-            // Anything the schema allowed that does not fit the column is kept as JSON.
-            (_, other) => SqlValue::Text(serde_json::to_string(other)?),
-        })
-    }
-
-    fn decode(self, value: SqlValue) -> Value {
-        match (self, value) {
-            (_, SqlValue::Null) => Value::Null,
-            (Codec::Bool, SqlValue::Integer(i)) => Value::Bool(i != 0),
-            (_, SqlValue::Integer(i)) => Value::from(i),
-            (_, SqlValue::Real(f)) if f.fract() == 0.0 && f.abs() < 9.0e15 => Value::from(f as i64),
-            (_, SqlValue::Real(f)) => Value::from(f),
-            (Codec::Json, SqlValue::Text(s)) => {
-                serde_json::from_str(&s).unwrap_or(Value::String(s))
-            }
-            (_, SqlValue::Text(s)) => Value::String(s),
-            (_, SqlValue::Blob(b)) => Value::String(String::from_utf8_lossy(&b).into_owned()),
-        }
-    }
 }
 
 #[derive(Debug)]
-struct Column {
-    field: String,
-    column: String,
-    codec: Codec,
-    required: bool,
+pub struct Column {
+    pub field: String,
+    pub column: String,
+    pub codec: Codec,
+    /// A null value of a field that is not required is left out when read back.
+    pub required: bool,
 }
 
 /// One output key: its table, columns and compiled validator.
@@ -148,11 +116,13 @@ pub struct OutputTable {
     pub key: String,
     pub table: String,
     pub schema: Value,
-    columns: Vec<Column>,
+    pub columns: Vec<Column>,
     validator: jsonschema::Validator,
-    insert_sql: String,
-    select_sql: String,
+    /// Tells one table object from another (a store caches its statements by it).
+    pub id: u64,
 }
+
+static TABLE_IDS: AtomicU64 = AtomicU64::new(1);
 
 impl std::fmt::Debug for OutputTable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -199,89 +169,14 @@ impl OutputTable {
             .build(schema)
             .map_err(|e| invalid(e.to_string()))?;
         let table = snake_case(key);
-        let names: Vec<String> = columns.iter().map(|c| quote(&c.column)).collect();
-        let placeholders = vec!["?"; columns.len() + 3].join(", ");
-        let updates: Vec<String> = names
-            .iter()
-            .map(|n| format!("{n} = excluded.{n}"))
-            .collect();
-        let insert_sql = format!(
-            "INSERT INTO {t} (run_id, node_id, iteration{sep}{cols}) VALUES ({placeholders}) \
-             ON CONFLICT(run_id, node_id, iteration) DO {upd}",
-            t = quote(&table),
-            sep = if names.is_empty() { "" } else { ", " },
-            cols = names.join(", "),
-            upd = if updates.is_empty() {
-                "NOTHING".into()
-            } else {
-                format!("UPDATE SET {}", updates.join(", "))
-            },
-        );
-        let select_sql = format!(
-            "SELECT node_id, iteration{sep}{cols} FROM {t} WHERE run_id = ?",
-            t = quote(&table),
-            sep = if names.is_empty() { "" } else { ", " },
-            cols = names.join(", "),
-        );
         Ok(OutputTable {
             key: key.into(),
             table,
             schema: schema.clone(),
             columns,
             validator,
-            insert_sql,
-            select_sql,
+            id: TABLE_IDS.fetch_add(1, Ordering::Relaxed),
         })
-    }
-
-    /// Creates the table, or adds the columns a newer schema declares.
-    pub fn ensure(&self, conn: &Connection) -> Result<()> {
-        let existing: Vec<(String, i64)> = {
-            let mut stmt = conn.prepare("SELECT name, pk FROM pragma_table_info(?1)")?;
-            stmt.query_map([&self.table], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<Result<_, _>>()?
-        };
-        if existing.is_empty() {
-            let cols: String = self
-                .columns
-                .iter()
-                .map(|c| format!(", {} {}", quote(&c.column), c.codec.sql_type()))
-                .collect();
-            conn.execute_batch(&format!(
-                "CREATE TABLE IF NOT EXISTS {} (run_id TEXT NOT NULL, node_id TEXT NOT NULL, \
-                 iteration INTEGER NOT NULL DEFAULT 0{cols}, PRIMARY KEY (run_id, node_id, iteration))",
-                quote(&self.table)
-            ))?;
-            return Ok(());
-        }
-        let key_cols: Vec<&str> = existing
-            .iter()
-            .filter(|(_, pk)| *pk > 0)
-            .map(|(n, _)| n.as_str())
-            .collect();
-        if key_cols != ["run_id", "node_id", "iteration"] {
-            return Err(Error::TableConflict {
-                table: self.table.clone(),
-            });
-        }
-        for c in &self.columns {
-            if !existing.iter().any(|(n, _)| *n == c.column) {
-                conn.execute_batch(&format!(
-                    "ALTER TABLE {} ADD COLUMN {} {}",
-                    quote(&self.table),
-                    quote(&c.column),
-                    c.codec.sql_type()
-                ))?;
-            }
-        }
-        Ok(())
-    }
-
-    /// `(field, column, SQL type)` of each column this schema declares.
-    pub fn columns_sql(&self) -> impl Iterator<Item = (&str, &str, &'static str)> {
-        self.columns
-            .iter()
-            .map(|c| (c.field.as_str(), c.column.as_str(), c.codec.sql_type()))
     }
 
     pub fn validate(&self, node_id: &str, value: &Value) -> Result<()> {
@@ -335,110 +230,6 @@ impl OutputTable {
         }
         serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.into()))
     }
-
-    /// Removes one row (a reviewed step sent back: its output is no longer proposed).
-    pub fn delete(
-        &self,
-        conn: &Connection,
-        run_id: &str,
-        node_id: &str,
-        iteration: i64,
-    ) -> Result<()> {
-        let sql = format!(
-            "DELETE FROM {} WHERE run_id = ?1 AND node_id = ?2 AND iteration = ?3",
-            quote(&self.table)
-        );
-        match conn.prepare_cached(&sql) {
-            Ok(mut stmt) => {
-                stmt.execute(rusqlite::params![run_id, node_id, iteration])?;
-                Ok(())
-            }
-            Err(rusqlite::Error::SqliteFailure(_, Some(msg))) if msg.contains("no such table") => {
-                Ok(())
-            }
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// Validates and writes one row.
-    pub fn write(
-        &self,
-        conn: &Connection,
-        run_id: &str,
-        node_id: &str,
-        iteration: i64,
-        value: &Value,
-    ) -> Result<()> {
-        self.validate(node_id, value)?;
-        let mut params: Vec<SqlValue> = Vec::with_capacity(self.columns.len() + 3);
-        params.push(SqlValue::Text(run_id.into()));
-        params.push(SqlValue::Text(node_id.into()));
-        params.push(SqlValue::Integer(iteration));
-        for c in &self.columns {
-            params.push(c.codec.encode(value.get(&c.field))?);
-        }
-        conn.prepare_cached(&self.insert_sql)?
-            .execute(params_from_iter(params))?;
-        Ok(())
-    }
-
-    /// Every row of a run, as `(node_id, iteration, value)`.
-    pub fn read_run(&self, conn: &Connection, run_id: &str) -> Result<Vec<(String, i64, Value)>> {
-        let mut stmt = match conn.prepare_cached(&self.select_sql) {
-            Ok(s) => s,
-            // The table is created when a graph using it is first submitted.
-            Err(rusqlite::Error::SqliteFailure(_, Some(msg))) if msg.contains("no such table") => {
-                return Ok(Vec::new());
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let rows = stmt.query_map([run_id], |row| {
-            let node_id: String = row.get(0)?;
-            let iteration: i64 = row.get(1)?;
-            let mut obj = Map::new();
-            for (i, c) in self.columns.iter().enumerate() {
-                let raw: SqlValue = row.get(i + 2)?;
-                let v = c.codec.decode(raw);
-                if v.is_null() && !c.required {
-                    continue;
-                }
-                obj.insert(c.field.clone(), v);
-            }
-            Ok((node_id, iteration, Value::Object(obj)))
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    pub fn read_one(
-        &self,
-        conn: &Connection,
-        run_id: &str,
-        node_id: &str,
-        iteration: i64,
-    ) -> Result<Option<Value>> {
-        let sql = format!("{} AND node_id = ? AND iteration = ?", self.select_sql);
-        let mut stmt = match conn.prepare_cached(&sql) {
-            Ok(s) => s,
-            Err(rusqlite::Error::SqliteFailure(_, Some(msg))) if msg.contains("no such table") => {
-                return Ok(None);
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let row = stmt
-            .query_row(rusqlite::params![run_id, node_id, iteration], |row| {
-                let mut obj = Map::new();
-                for (i, c) in self.columns.iter().enumerate() {
-                    let v = c.codec.decode(row.get(i + 2)?);
-                    if v.is_null() && !c.required {
-                        continue;
-                    }
-                    obj.insert(c.field.clone(), v);
-                }
-                Ok(Value::Object(obj))
-            })
-            .optional()?;
-        Ok(row)
-    }
 }
 
 #[cfg(test)]
@@ -446,54 +237,18 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn decision_schema() -> Value {
-        json!({
+    #[test]
+    fn rejects_values_that_do_not_match() {
+        let schema = json!({
             "type": "object",
             "properties": {
                 "approved": {"type": "boolean"},
-                "note": {"anyOf": [{"type": "string"}, {"type": "null"}]},
-                "decidedBy": {"anyOf": [{"type": "string"}, {"type": "null"}]},
                 "decidedAt": {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "null"}]}
             },
-            "required": ["approved", "note", "decidedBy", "decidedAt"],
-            "additionalProperties": false
-        })
-    }
-
-    #[test]
-    fn round_trips_a_decision_row() {
-        let conn = Connection::open_in_memory().unwrap();
-        let t = OutputTable::new("publishApproval", &decision_schema()).unwrap();
-        t.ensure(&conn).unwrap();
-        let v = json!({"approved": true, "note": "ship it", "decidedBy": "alice", "decidedAt": "2026-01-01T00:00:00Z"});
-        t.write(&conn, "r1", "gate", 0, &v).unwrap();
-        assert_eq!(t.read_one(&conn, "r1", "gate", 0).unwrap(), Some(v));
-        let cols: Vec<String> = conn
-            .prepare("SELECT name FROM pragma_table_info('publish_approval')")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        assert_eq!(
-            cols,
-            [
-                "run_id",
-                "node_id",
-                "iteration",
-                "approved",
-                "note",
-                "decided_by",
-                "decided_at"
-            ]
-        );
-    }
-
-    #[test]
-    fn rejects_values_that_do_not_match() {
-        let t = OutputTable::new("gate", &decision_schema()).unwrap();
-        let bad =
-            json!({"approved": "yes", "note": null, "decidedBy": null, "decidedAt": "not-a-date"});
+            "required": ["approved"],
+        });
+        let t = OutputTable::new("gate", &schema).unwrap();
+        let bad = json!({"approved": "yes", "decidedAt": "not-a-date"});
         let err = t.validate("gate", &bad).unwrap_err();
         assert_eq!(err.code(), "INVALID_OUTPUT");
         assert!(err.to_string().contains("approved"), "{err}");
@@ -501,21 +256,18 @@ mod tests {
     }
 
     #[test]
-    fn adds_columns_for_a_grown_schema() {
-        let conn = Connection::open_in_memory().unwrap();
-        let v1 = json!({"type": "object", "properties": {"a": {"type": "number"}}});
-        OutputTable::new("step", &v1)
-            .unwrap()
-            .ensure(&conn)
-            .unwrap();
-        let v2 = json!({"type": "object", "properties": {"a": {"type": "number"}, "tags": {"type": "array"}}});
-        let t = OutputTable::new("step", &v2).unwrap();
-        t.ensure(&conn).unwrap();
-        t.write(&conn, "r", "n", 0, &json!({"a": 1.5, "tags": ["x"]}))
-            .unwrap();
-        assert_eq!(
-            t.read_one(&conn, "r", "n", 0).unwrap(),
-            Some(json!({"a": 1.5, "tags": ["x"]}))
-        );
+    fn fields_get_codecs_by_their_type() {
+        let schema = json!({"type": "object", "properties": {
+            "ok": {"type": "boolean"}, "n": {"type": "integer"}, "x": {"type": "number"},
+            "name": {"anyOf": [{"type": "string"}, {"type": "null"}]}, "tags": {"type": "array"},
+            "kind": {"enum": ["a", "b"]}}});
+        let t = OutputTable::new("step", &schema).unwrap();
+        let codec = |f: &str| t.columns.iter().find(|c| c.field == f).unwrap().codec;
+        assert_eq!(codec("ok"), Codec::Bool);
+        assert_eq!(codec("n"), Codec::Int);
+        assert_eq!(codec("x"), Codec::Real);
+        assert_eq!(codec("name"), Codec::Text);
+        assert_eq!(codec("tags"), Codec::Json);
+        assert_eq!(codec("kind"), Codec::Text);
     }
 }

@@ -10,12 +10,11 @@
 //! On the same host the engine can also tell at once whether the owner's process is alive
 //! (`/proc`), so a run left by a `kill -9` is resumed without waiting for the lease to expire.
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags, params};
+use crate::store::LeaseRenewer;
 
 /// How long a lease lasts unless the engine is told otherwise; renewed every third of it.
 pub const DEFAULT_LEASE_MS: i64 = 30_000;
@@ -92,46 +91,30 @@ pub fn holds(owner: &str, lease_expires_at_ms: Option<i64>, now_ms: i64) -> bool
 }
 
 /// Renews the leases of the runs an engine owns, from a thread of its own with a connection
-/// of its own. Dropping it stops the thread at its next wake-up.
-pub struct LeaseKeeper {
+/// of its own (the store's [`LeaseRenewer`]). Dropping it stops the thread at its next wake-up.
+pub(crate) struct LeaseKeeper {
     _stop: mpsc::Sender<()>,
 }
 
 impl LeaseKeeper {
-    pub fn start(db_path: PathBuf, owner: String, lease_ms: i64) -> std::io::Result<LeaseKeeper> {
+    pub(crate) fn start(
+        mut renewer: Box<dyn LeaseRenewer>,
+        owner: String,
+        lease_ms: i64,
+    ) -> std::io::Result<LeaseKeeper> {
         let (stop, stopped) = mpsc::channel::<()>();
         let every = Duration::from_millis((lease_ms / 3).max(1) as u64);
         std::thread::Builder::new()
             .name("smithers-lease".into())
             .spawn(move || {
-                let mut conn: Option<Connection> = None;
                 while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
-                    if conn.is_none() {
-                        conn = Connection::open_with_flags(
-                            &db_path,
-                            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-                        )
-                        .ok()
-                        .filter(|c| c.busy_timeout(Duration::from_secs(2)).is_ok());
-                    }
                     // A failed renewal (the database is busy, gone) is tried again next time;
                     // the lease has two more renewals' worth of time left.
-                    if let Some(c) = &conn {
-                        let _ = renew(c, &owner, lease_ms);
-                    }
+                    let _ = renewer.renew(&owner, crate::time::now_ms() + lease_ms);
                 }
             })?;
         Ok(LeaseKeeper { _stop: stop })
     }
-}
-
-/// Pushes the expiry of every open run `owner` holds `lease_ms` into the future.
-pub fn renew(conn: &Connection, owner: &str, lease_ms: i64) -> rusqlite::Result<usize> {
-    conn.prepare_cached(
-        "UPDATE _smithers_runs SET lease_expires_at_ms = ?2 \
-         WHERE owner = ?1 AND status NOT IN ('finished', 'failed', 'cancelled')",
-    )?
-    .execute(params![owner, crate::store::now_ms() + lease_ms])
 }
 
 #[cfg(test)]

@@ -15,14 +15,12 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::rc::Rc;
 
-use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
-use crate::engine::{Engine, begin};
+use crate::api::OutputRow;
 use crate::error::{Error, Result};
-use crate::ident::quote;
 use crate::output::OutputTable;
-use crate::store::now_ms;
+use crate::store::Store;
 
 /// What this engine knows of the schema versions in its database.
 #[derive(Default)]
@@ -68,96 +66,57 @@ fn static_type(t: &str) -> &'static str {
     }
 }
 
-/// The columns a table has now, with their declared types.
-fn table_columns(conn: &Connection, table: &str) -> Result<Vec<(String, String)>> {
-    let mut stmt = conn.prepare_cached("SELECT name, type FROM pragma_table_info(?1)")?;
-    let cols = stmt
-        .query_map([table], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<Result<_, _>>()?;
-    Ok(cols)
-}
-
-impl Engine {
+impl SchemaCache {
     /// One version of an output key's schema, from the cache or the store.
-    fn schema_version(&mut self, key: &str, version: i64) -> Result<Rc<OutputTable>> {
-        if let Some(t) = self.schemas.versions.get(&(key.to_string(), version)) {
+    fn version(&mut self, store: &dyn Store, key: &str, version: i64) -> Result<Rc<OutputTable>> {
+        if let Some(t) = self.versions.get(&(key.to_string(), version)) {
             return Ok(t.clone());
         }
-        let schema: Option<String> = self
-            .conn
-            .prepare_cached(
-                "SELECT schema_json FROM _smithers_schema_versions WHERE table_key = ?1 AND version = ?2",
-            )?
-            .query_row(params![key, version], |r| r.get(0))
-            .optional()?;
-        let Some(schema) = schema else {
+        let Some(schema) = store.schema_json(key, version)? else {
             return Err(Error::UnknownOutputSchema {
                 key: key.into(),
                 node_id: String::new(),
             });
         };
         let table = Rc::new(OutputTable::new(key, &serde_json::from_str(&schema)?)?);
-        self.schemas
-            .versions
+        self.versions
             .insert((key.to_string(), version), table.clone());
         Ok(table)
     }
 
-    /// The version of `key` a run reads and writes through: its binding (in memory while the
-    /// run is driven here, else in the store), or, for a key the run never bound, the latest.
-    fn bound_version(&self, run_id: &str, key: &str) -> Result<Option<i64>> {
-        if let Some(v) = self
-            .runs
-            .get(run_id)
-            .and_then(|r| r.schema_versions.get(key))
-        {
-            return Ok(Some(*v));
-        }
-        let bound: Option<i64> = self
-            .conn
-            .prepare_cached(
-                "SELECT version FROM _smithers_run_schemas WHERE run_id = ?1 AND table_key = ?2",
-            )?
-            .query_row(params![run_id, key], |r| r.get(0))
-            .optional()?;
-        if bound.is_some() {
-            return Ok(bound);
-        }
-        Ok(self
-            .conn
-            .prepare_cached("SELECT version FROM _smithers_schemas WHERE table_key = ?1")?
-            .query_row([key], |r| r.get(0))
-            .optional()?)
-    }
-
-    /// The table of an output key as a run sees it (see [`Engine::bound_version`]).
-    pub(crate) fn run_table(&mut self, run_id: &str, key: &str) -> Result<Rc<OutputTable>> {
-        let Some(version) = self.bound_version(run_id, key)? else {
+    /// The table of an output key as a run sees it: through the version it is bound to (in
+    /// `bound` while the run is driven here, else in the store), or, for a key the run never
+    /// bound, the latest.
+    pub(crate) fn run_table(
+        &mut self,
+        store: &dyn Store,
+        run_id: &str,
+        bound: Option<&HashMap<String, i64>>,
+        key: &str,
+    ) -> Result<Rc<OutputTable>> {
+        let version = match bound.and_then(|b| b.get(key)) {
+            Some(v) => Some(*v),
+            None => match store.bound_version(run_id, key)? {
+                Some(v) => Some(v),
+                None => store.latest_version(key)?,
+            },
+        };
+        let Some(version) = version else {
             return Err(Error::UnknownOutputSchema {
                 key: key.into(),
                 node_id: String::new(),
             });
         };
-        self.schema_version(key, version)
+        self.version(store, key, version)
     }
 
-    /// The versions a run is bound to, key by key (loaded when the run is claimed).
-    pub(crate) fn run_bindings(&self, run_id: &str) -> Result<HashMap<String, i64>> {
-        let rows = self
-            .conn
-            .prepare_cached(
-                "SELECT table_key, version FROM _smithers_run_schemas WHERE run_id = ?1",
-            )?
-            .query_map([run_id], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<Result<_, _>>()?;
-        Ok(rows)
-    }
-
-    /// Works out, without writing anything, what registering `schemas` (for `run_id`, or for
-    /// no run: a dry check before a run is created) writes; refuses what cannot be stored.
-    pub(crate) fn plan_schemas(
+    /// Works out, without writing anything, what registering `schemas` (for a run and the
+    /// versions it is bound to, or for no run: a dry check before a run is created) writes;
+    /// refuses what cannot be stored.
+    pub(crate) fn plan(
         &mut self,
-        run_id: Option<&str>,
+        store: &dyn Store,
+        run: Option<(&str, &HashMap<String, i64>)>,
         schemas: &BTreeMap<String, Value>,
     ) -> Result<SchemaPlan> {
         let mut plan = SchemaPlan::default();
@@ -171,49 +130,30 @@ impl Engine {
                     table: table_name,
                 });
             }
-            let (version, table) = match self.schemas.current.get(key) {
+            let (version, table) = match self.current.get(key) {
                 Some((v, t)) if &t.schema == schema => (*v, t.clone()),
-                _ => {
-                    let text = serde_json::to_string(schema)?;
-                    let known: Option<i64> = self
-                        .conn
-                        .prepare_cached(
-                            "SELECT version FROM _smithers_schema_versions WHERE table_key = ?1 AND schema_json = ?2",
-                        )?
-                        .query_row(params![key, text], |r| r.get(0))
-                        .optional()?;
-                    match known {
-                        Some(v) => {
-                            let table = self.schema_version(key, v)?;
-                            self.schemas.current.insert(key.clone(), (v, table.clone()));
-                            (v, table)
-                        }
-                        None => {
-                            let table = Rc::new(OutputTable::new(key, schema)?);
-                            self.check_new_version(key, &table)?;
-                            let latest: i64 = self
-                                .conn
-                                .prepare_cached(
-                                    "SELECT COALESCE(MAX(version), 0) FROM _smithers_schema_versions WHERE table_key = ?1",
-                                )?
-                                .query_row([key], |r| r.get(0))?;
-                            plan.new_versions.push((latest + 1, table.clone()));
-                            (latest + 1, table)
-                        }
+                _ => match store.version_of_schema(key, &serde_json::to_string(schema)?)? {
+                    Some(v) => {
+                        let table = self.version(store, key, v)?;
+                        self.current.insert(key.clone(), (v, table.clone()));
+                        (v, table)
                     }
-                }
+                    None => {
+                        let table = Rc::new(OutputTable::new(key, schema)?);
+                        check_new_version(store, key, &table)?;
+                        let next = store.max_version(key)? + 1;
+                        plan.new_versions.push((next, table.clone()));
+                        (next, table)
+                    }
+                },
             };
-            let Some(run_id) = run_id else { continue };
-            match self
-                .runs
-                .get(run_id)
-                .and_then(|r| r.schema_versions.get(key))
-            {
+            let Some((run_id, bound)) = run else { continue };
+            match bound.get(key) {
                 Some(&bound) if bound == version => {}
                 Some(&bound) => {
                     // A render gives the key another schema than the run's rows were written
                     // with: fine while the run has none, refused once it has some.
-                    if self.run_has_rows(run_id, &table.table)? {
+                    if store.run_has_rows(&table.table, run_id)? {
                         return Err(Error::SchemaChanged {
                             run_id: run_id.into(),
                             key: key.clone(),
@@ -228,128 +168,51 @@ impl Engine {
         Ok(plan)
     }
 
-    /// A schema not seen before for `key`: its table name must be the key's alone, and the
-    /// columns its fields share with earlier versions must hold what it writes.
-    fn check_new_version(&self, key: &str, table: &OutputTable) -> Result<()> {
-        let other: Option<String> = self
-            .conn
-            .prepare_cached(
-                "SELECT table_key FROM _smithers_schema_versions WHERE table_name = ?1 AND table_key != ?2 LIMIT 1",
-            )?
-            .query_row(params![table.table, key], |r| r.get(0))
-            .optional()?;
-        if let Some(other) = other {
-            return Err(Error::TableNameConflict {
-                key: key.into(),
-                other,
-                table: table.table.clone(),
-            });
-        }
-        let existing = table_columns(&self.conn, &table.table)?;
-        for (field, column, wanted) in table.columns_sql() {
-            let Some((_, stored)) = existing.iter().find(|(name, _)| name == column) else {
-                continue;
-            };
-            if !column_fits(stored, wanted) {
-                let version: i64 = self
-                    .conn
-                    .prepare_cached(
-                        "SELECT COALESCE(MAX(version), 0) FROM _smithers_schema_versions WHERE table_key = ?1",
-                    )?
-                    .query_row([key], |r| r.get(0))?;
-                return Err(Error::SchemaConflict {
-                    key: key.into(),
-                    field: field.into(),
-                    table: table.table.clone(),
-                    version,
-                    stored: static_type(stored),
-                    wanted,
-                });
-            }
-        }
-        Ok(())
-    }
-
-    fn run_has_rows(&self, run_id: &str, table: &str) -> Result<bool> {
-        let sql = format!("SELECT 1 FROM {} WHERE run_id = ?1 LIMIT 1", quote(table));
-        match self.conn.prepare_cached(&sql) {
-            Ok(mut stmt) => Ok(stmt.query_row([run_id], |_| Ok(())).optional()?.is_some()),
-            Err(rusqlite::Error::SqliteFailure(_, Some(msg))) if msg.contains("no such table") => {
-                Ok(false)
-            }
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// Writes what [`Engine::plan_schemas`] worked out: new versions (their tables created or
-    /// given the new columns) and the run's bindings.
-    pub(crate) fn apply_schemas(&mut self, run_id: &str, plan: SchemaPlan) -> Result<()> {
-        if plan.new_versions.is_empty() && plan.bind.is_empty() {
-            return Ok(());
-        }
-        let now = now_ms();
-        let tx = begin(&self.conn, self.batching)?;
+    /// Writes what [`SchemaCache::plan`] worked out, inside the caller's transaction: new
+    /// versions (their tables created or given the new columns) and the run's bindings, which
+    /// `bound` (the run's in-memory copy) follows. A rollback of that transaction must
+    /// [`clear`](SchemaCache::clear) the cache.
+    pub(crate) fn apply(
+        &mut self,
+        store: &dyn Store,
+        run_id: &str,
+        bound: &mut HashMap<String, i64>,
+        plan: SchemaPlan,
+        now: i64,
+    ) -> Result<()> {
         for (version, table) in &plan.new_versions {
-            table.ensure(&tx)?;
+            store.ensure_table(table)?;
             let schema_json = serde_json::to_string(&table.schema)?;
-            tx.prepare_cached(
-                "INSERT INTO _smithers_schema_versions (table_key, version, table_name, schema_json, created_at_ms) \
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?
-            .execute(params![table.key, version, table.table, schema_json, now])?;
-            // `_smithers_schemas` keeps the latest schema of each key (for readers of the
-            // Smithers layout, and runs that never bound the key).
-            tx.prepare_cached(
-                "INSERT INTO _smithers_schemas (table_key, table_name, schema_json, updated_at_ms, version) \
-                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(table_key) DO UPDATE SET \
-                 table_name = excluded.table_name, schema_json = excluded.schema_json, \
-                 updated_at_ms = excluded.updated_at_ms, version = excluded.version",
-            )?
-            .execute(params![table.key, table.table, schema_json, now, version])?;
+            store.insert_schema_version(table, *version, &schema_json, now)?;
         }
-        for (key, version, table) in &plan.bind {
-            tx.prepare_cached(
-                "INSERT INTO _smithers_run_schemas (run_id, table_key, version) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT(run_id, table_key) DO UPDATE SET version = excluded.version",
-            )?
-            .execute(params![run_id, key, version])?;
-            self.schemas
-                .versions
-                .insert((key.clone(), *version), table.clone());
+        for (key, version, table) in plan.bind {
+            store.bind_schema(run_id, &key, version)?;
+            self.versions.insert((key.clone(), version), table);
+            bound.insert(key, version);
         }
-        tx.commit()?;
-        // Known to the cache only now; a rollback of the driving call's transaction clears it.
         for (version, table) in plan.new_versions {
-            self.schemas
-                .current
+            self.current
                 .insert(table.key.clone(), (version, table.clone()));
-            self.schemas
-                .versions
-                .insert((table.key.clone(), version), table);
-        }
-        if let Some(run) = self.runs.get_mut(run_id) {
-            for (key, version, _) in plan.bind {
-                run.schema_versions.insert(key, version);
-            }
+            self.versions.insert((table.key.clone(), version), table);
         }
         Ok(())
     }
 
     /// Every output row of a run, read through the schema versions it is bound to.
-    pub(crate) fn read_outputs(&mut self, run_id: &str) -> Result<Vec<crate::engine::OutputRow>> {
-        let mut bindings: Vec<(String, i64)> = self.run_bindings(run_id)?.into_iter().collect();
+    pub(crate) fn read_outputs(&mut self, store: &dyn Store, run_id: &str) -> Result<Vec<OutputRow>> {
+        let mut bindings: Vec<(String, i64)> = store.schema_bindings(run_id)?.into_iter().collect();
         bindings.sort();
         let mut rows = Vec::new();
         let mut seen_tables = HashSet::new();
         for (key, version) in bindings {
-            let table = self.schema_version(&key, version)?;
+            let table = self.version(store, &key, version)?;
             // Two keys that share a table (allowed before TABLE_NAME_CONFLICT existed) would
             // show every row twice.
             if !seen_tables.insert(table.table.clone()) {
                 continue;
             }
-            for (node_id, iteration, value) in table.read_run(&self.conn, run_id)? {
-                rows.push(crate::engine::OutputRow {
+            for (node_id, iteration, value) in store.read_outputs(&table, run_id)? {
+                rows.push(OutputRow {
                     table: key.clone(),
                     node_id,
                     iteration,
@@ -359,4 +222,34 @@ impl Engine {
         }
         Ok(rows)
     }
+}
+
+/// A schema not seen before for `key`: its table name must be the key's alone, and the
+/// columns its fields share with earlier versions must hold what it writes.
+fn check_new_version(store: &dyn Store, key: &str, table: &OutputTable) -> Result<()> {
+    if let Some(other) = store.other_key_of_table(&table.table, key)? {
+        return Err(Error::TableNameConflict {
+            key: key.into(),
+            other,
+            table: table.table.clone(),
+        });
+    }
+    let existing = store.table_columns(&table.table)?;
+    for c in &table.columns {
+        let wanted = c.codec.sql_type();
+        let Some((_, stored)) = existing.iter().find(|(name, _)| *name == c.column) else {
+            continue;
+        };
+        if !column_fits(stored, wanted) {
+            return Err(Error::SchemaConflict {
+                key: key.into(),
+                field: c.field.clone(),
+                table: table.table.clone(),
+                version: store.max_version(key)?,
+                stored: static_type(stored),
+                wanted,
+            });
+        }
+    }
+    Ok(())
 }

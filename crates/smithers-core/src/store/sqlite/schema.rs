@@ -1,10 +1,11 @@
-//! The SQLite store: one file, WAL mode, internal `_smithers_*` tables.
+//! The SQLite store's tables (`_smithers_*`), its migrations, and how a file is opened.
 
 use std::path::Path;
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
+use crate::store::OpenOptions;
 use crate::error::{Error, Result};
 
 pub const SCHEMA_VERSION: i64 = 6;
@@ -184,22 +185,11 @@ INSERT OR IGNORE INTO _smithers_run_schemas (run_id, table_key, version)
   WHERE n.output_table IN (SELECT table_key FROM _smithers_schemas);
 ";
 
-/// How a database is opened.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct OpenOptions {
-    /// The file must exist already (every command but `up` and `serve`): a mistyped path is
-    /// `DB_NOT_FOUND`, not a new empty database.
-    pub must_exist: bool,
-    /// Read only (`ps`, `inspect`, `why`, `logs`): nothing is written, not even a migration.
-    /// A database of another schema version is refused (`SCHEMA_TOO_NEW`, `SCHEMA_OUTDATED`).
-    pub read_only: bool,
-}
-
 /// Opens (and unless told otherwise creates) a database, in WAL mode with a busy timeout so
 /// several processes (a service, the CLI) can share it, and brings its schema up to date.
 /// A database written by a newer version is refused (`SCHEMA_TOO_NEW`) before anything is
 /// written to it.
-pub fn open(path: &Path, options: OpenOptions) -> Result<Connection> {
+pub(super) fn open(path: &Path, options: OpenOptions) -> Result<Connection> {
     let exists = path.exists();
     if !exists && (options.must_exist || options.read_only) {
         return Err(Error::DbNotFound {
@@ -338,43 +328,9 @@ fn migrate(conn: &Connection, path: &Path) -> Result<()> {
     Ok(())
 }
 
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
-/// RFC 3339 UTC timestamp with milliseconds (`2026-11-21T10:00:00.000Z`).
-pub fn iso8601(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let millis = ms.rem_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (h, m, s) = (rem / 3600, (rem % 3600) / 60, rem % 60);
-    // Howard Hinnant's days-to-civil algorithm.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(mo <= 2);
-    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}.{millis:03}Z")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn formats_timestamps() {
-        assert_eq!(iso8601(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(iso8601(1_795_000_000_123), "2026-11-18T11:06:40.123Z");
-        assert_eq!(iso8601(951_782_400_000), "2000-02-29T00:00:00.000Z");
-    }
 
     /// A database as v3 left it: a run parked at a gate, with one output row.
     fn v3_database(path: &Path) {

@@ -5,26 +5,9 @@
 //! terminal, so the walk caches them and keeps a cursor per sequence: a long sequence costs
 //! O(1) per step, not O(n).
 
-use crate::graph::{EntryKind, Plan, TaskBody, TaskNode};
-use crate::state::NodeState;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ApprovalStatus {
-    Requested,
-    Approved,
-    Denied,
-}
-
-impl ApprovalStatus {
-    pub fn parse(s: &str) -> Option<ApprovalStatus> {
-        Some(match s {
-            "requested" => ApprovalStatus::Requested,
-            "approved" => ApprovalStatus::Approved,
-            "denied" => ApprovalStatus::Denied,
-            _ => return None,
-        })
-    }
-}
+use super::{EntryKind, Plan};
+use crate::graph::{TaskBody, TaskNode};
+use crate::machines::{ApprovalStatus, NodeState, node::SkipReason};
 
 /// What the scheduler needs to know of one node.
 #[derive(Debug, Clone, Copy)]
@@ -36,19 +19,6 @@ pub struct NodeView {
 pub trait NodeLookup {
     fn node(&self, id: &str, iteration: i64) -> Option<NodeView>;
     fn loop_done(&self, loop_id: &str) -> bool;
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SkipReason {
-    SkipIf,
-}
-
-impl SkipReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SkipReason::SkipIf => "skipIf",
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -204,14 +174,20 @@ impl<L: NodeLookup> Walk<'_, L> {
         }
         if task.approval.is_some() {
             match view.approval {
-                None => {
-                    self.actions.push(Action::RequestApproval(idx));
-                    return false;
-                }
                 Some(ApprovalStatus::Approved) => {}
                 // A decided or requested gate whose node is still pending: the decision
                 // transaction moves the node itself, so this is a stale view; wait.
-                Some(_) => return false,
+                Some(ApprovalStatus::Requested | ApprovalStatus::Denied) => return false,
+                // Not asked yet (a row that is not a gate's decision asks again).
+                None
+                | Some(
+                    ApprovalStatus::Rejected
+                    | ApprovalStatus::PushedBack
+                    | ApprovalStatus::Cancelled,
+                ) => {
+                    self.actions.push(Action::RequestApproval(idx));
+                    return false;
+                }
             }
         }
         match task.body {

@@ -1,0 +1,202 @@
+//! Decisions on approval gates and reviews: found, authorised, validated and recorded in one
+//! transaction, first writer wins. A decision never runs user code; resuming the run is the
+//! caller's next step.
+//!
+//! Vocabulary (ARCHITECTURE.md, glossary): a **gate** is decided before its step runs, a
+//! **review** after; the **verdict** is approve, deny (a review denied is rejected) or
+//! push-back; a push-back opens the review's next **round**.
+
+mod checks;
+mod gate;
+mod record;
+mod values;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::api::OutputRow;
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::graph::{ApprovalMode, OnDeny};
+use crate::ident::{check_name, check_text};
+use crate::machines::node::Verdict;
+use crate::owner;
+
+pub use checks::{SCOPE_LEVELS, scope_covers};
+pub(crate) use values::{AUTO_DECIDER, AUTO_NOTE, decision_value};
+
+const MAX_NOTE: usize = 64 * 1024;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DecisionRequest {
+    pub run_id: String,
+    #[serde(default)]
+    pub node_id: Option<String>,
+    #[serde(default)]
+    pub iteration: Option<i64>,
+    #[serde(default)]
+    pub note: Option<String>,
+    #[serde(default)]
+    pub decided_by: Option<String>,
+    /// Scopes the decider holds (checked against a gate's `allowedScopes`).
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// The payload of `select` / `rank` gates: `{selected}` or `{ranked}`, plus `notes`.
+    #[serde(default)]
+    pub decision: Option<Value>,
+    /// Approver inputs (`--input K=V`): only names the gate declares in `input`.
+    #[serde(default)]
+    pub inputs: BTreeMap<String, String>,
+    /// Why a reviewed step is rejected (a deny); defaults to the note.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Refuse an approve by the user who started the run (four-eyes rule).
+    #[serde(default)]
+    pub forbid_starter: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DecisionOutcome {
+    pub run_id: String,
+    pub node_id: String,
+    pub iteration: i64,
+    pub status: &'static str,
+    pub decided_by: Option<String>,
+    pub decided_at: String,
+    pub run_status: &'static str,
+    /// `gate` (decided before the step runs) or `review` (after it ran).
+    pub kind: String,
+    /// The review round the decision closed (1 unless the step was pushed back before).
+    pub round: i64,
+    /// Dagu's count of push-backs of the step, from 0: after this decision.
+    pub approval_iteration: i64,
+    /// Nodes a push-back sent back to pending besides the step itself (its `rewindTo`
+    /// target and what depends on it), to run again.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reset: Vec<String>,
+    pub inputs: BTreeMap<String, String>,
+    /// Another live process that drives the run and will pick the decision up.
+    pub owner: Option<String>,
+    /// Nobody drives the run: the caller should resume it.
+    pub needs_resume: bool,
+    pub output: Option<OutputRow>,
+    /// A `<HumanTask>` answer that was not valid (`status: "invalid"`): which attempt it
+    /// was, how many the task takes, and why it was refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<Value>,
+}
+
+/// A request waiting for a decision, as found.
+pub(crate) struct Gate {
+    pub node_id: String,
+    pub iteration: i64,
+    pub mode: ApprovalMode,
+    pub on_deny: OnDeny,
+    pub output_table: String,
+    pub request: Value,
+    pub kind: String,
+    pub round: i64,
+    pub requested_at_ms: i64,
+}
+
+impl Gate {
+    fn is_review(&self) -> bool {
+        self.kind == "review"
+    }
+}
+
+impl Engine {
+    pub fn approve(&mut self, req: DecisionRequest) -> Result<DecisionOutcome> {
+        self.decide(req, Verdict::Approve)
+    }
+
+    /// Denies a gate (per its `onDeny`), or rejects a reviewed step (the run is rejected).
+    pub fn deny(&mut self, req: DecisionRequest) -> Result<DecisionOutcome> {
+        self.decide(req, Verdict::Deny)
+    }
+
+    /// Sends a reviewed step back: it runs again with the inputs, in a new review round.
+    pub fn push_back(&mut self, req: DecisionRequest) -> Result<DecisionOutcome> {
+        self.decide(req, Verdict::PushBack)
+    }
+
+    fn decide(&mut self, req: DecisionRequest, verdict: Verdict) -> Result<DecisionOutcome> {
+        check_request(&req)?;
+        let run_id = req.run_id.clone();
+        // Find the gate before taking the write lock; the record checks it again under it.
+        let gate = gate::find(&*self.store, &req)?;
+        if verdict == Verdict::PushBack && !gate.is_review() {
+            return Err(Error::PushBackUnsupported {
+                node_id: gate.node_id.clone(),
+                why: "only a step with approval={{…}} (reviewed after it runs) can be sent back",
+            });
+        }
+        checks::authorise(&gate, &req)?;
+        if req.forbid_starter && verdict == Verdict::Approve {
+            let started_by = self.store.run(&run_id)?.and_then(|r| r.started_by);
+            if started_by.is_some() && started_by == req.decided_by {
+                return Err(Error::Forbidden {
+                    message: format!(
+                        "{} started run {run_id} and may not approve it (the starter may not approve their own run)",
+                        started_by.unwrap_or_default()
+                    ),
+                });
+            }
+        }
+        let human = !gate.is_review() && gate.mode == ApprovalMode::Human;
+        if !human {
+            checks::check_inputs(&gate, &req.inputs, verdict)?;
+        }
+        let bound = self.runs.get(&run_id).map(|r| r.schema_versions.clone());
+        let driving = self.runs.contains_key(&run_id);
+        let me = self.config.owner.clone();
+        let recorded = self.transaction(|tx| {
+            record::record(tx, &req, &gate, verdict, bound.as_ref())
+        })?;
+        // The owner of a run that will pick the decision up itself: this engine while it
+        // drives the run, or another engine that still holds its lease.
+        let live_owner = recorded.owner.clone().filter(|o| {
+            (*o == me && driving)
+                || (*o != me && owner::holds(o, recorded.lease_expires_at_ms, recorded.at_ms))
+        });
+        Ok(recorded.outcome(req, gate, live_owner))
+    }
+}
+
+/// What a request must be, whatever it decides: bounded text without control characters,
+/// names that are names, and no decider that speaks for the engine.
+fn check_request(req: &DecisionRequest) -> Result<()> {
+    for (what, text) in [("note", &req.note), ("reason", &req.reason)] {
+        let Some(text) = text else { continue };
+        if text.len() > MAX_NOTE {
+            return Err(Error::InvalidDecision(format!(
+                "{what} is longer than 64 KiB"
+            )));
+        }
+        check_text(what, text)?;
+    }
+    if let Some(by) = &req.decided_by {
+        check_name("decidedBy", by)?;
+    }
+    for scope in &req.scopes {
+        check_name("a scope", scope)?;
+    }
+    if req
+        .decided_by
+        .as_ref()
+        .is_some_and(|n| n.starts_with("smithers:"))
+    {
+        return Err(Error::InvalidDecision(
+            "decidedBy names starting with \"smithers:\" are the engine's (smithers:auto decides auto-approvals)".into(),
+        ));
+    }
+    Ok(())
+}

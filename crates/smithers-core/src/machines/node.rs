@@ -1,0 +1,825 @@
+//! The node machine: one task (or gate) of a run at one loop iteration.
+//!
+//! Each function below is one event: it checks the move against [`MOVES`] and returns the
+//! node's new state with the effects of the move (the node row, its attempt, its output, its
+//! approval request, the events), in the order they are written.
+
+use std::rc::Rc;
+
+use serde_json::{Value, json};
+
+use super::approval::{self, ApprovalEvent, ApprovalStatus};
+use super::attempt::{self, AttemptEvent, AttemptState};
+use super::{
+    ApprovalRequest, DecisionRow, Effect, Field, HistoryRow, Move, NodeChange, NodeKey, Stored,
+    Taken,
+};
+use crate::api::{RunError, TaskError};
+use crate::error::Result;
+use crate::events::EventKind;
+use crate::output::OutputTable;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NodeState {
+    Pending,
+    InProgress,
+    WaitingApproval,
+    Finished,
+    Failed,
+    Skipped,
+    Cancelled,
+    /// A reviewed step whose reviewer rejected it: the run ends `rejected`.
+    Rejected,
+}
+
+impl Stored for NodeState {
+    const MACHINE: &'static str = "node";
+    const ALL: &'static [NodeState] = &[
+        NodeState::Pending,
+        NodeState::InProgress,
+        NodeState::WaitingApproval,
+        NodeState::Finished,
+        NodeState::Failed,
+        NodeState::Skipped,
+        NodeState::Cancelled,
+        NodeState::Rejected,
+    ];
+
+    fn as_str(self) -> &'static str {
+        self.as_str()
+    }
+}
+
+impl NodeState {
+    pub const ALL: &'static [NodeState] = <NodeState as Stored>::ALL;
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeState::Pending => "pending",
+            NodeState::InProgress => "in-progress",
+            NodeState::WaitingApproval => "waiting-approval",
+            NodeState::Finished => "finished",
+            NodeState::Failed => "failed",
+            NodeState::Skipped => "skipped",
+            NodeState::Cancelled => "cancelled",
+            NodeState::Rejected => "rejected",
+        }
+    }
+
+    /// Open nodes are cancelled when their run ends early.
+    pub fn is_open(self) -> bool {
+        matches!(
+            self,
+            NodeState::Pending | NodeState::InProgress | NodeState::WaitingApproval
+        )
+    }
+}
+
+/// What can happen to a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeEvent {
+    /// An attempt starts (compute task handed to JS, or a native body runs).
+    Start,
+    /// The attempt produced a valid output.
+    Finish,
+    /// The attempt failed and a retry is left (or its sub-run ended before it could wait).
+    Retry,
+    /// The attempt failed for good.
+    Fail,
+    /// The owner of the run died while the attempt was open.
+    Abandon,
+    /// A reachable gate asks for a decision.
+    RequestApproval,
+    /// `<Approval>` approved (by a person, by `autoApprove`, or found decided): the decision
+    /// row is the output.
+    ApproveDecision,
+    /// `<Task needsApproval>` approved: the body still has to run.
+    ApproveGate,
+    /// Denied with `onDeny: "fail"`, or a human task out of answers.
+    DenyFail,
+    /// `<Approval>` denied with `onDeny: "continue" | "skip"`: `approved: false` is the output.
+    DenyContinue,
+    /// `skipIf`, or a gate before a task denied without failing.
+    Skip,
+    /// The run ended while the node was still open.
+    Cancel,
+    /// A reviewed step's body succeeded: its output waits for a reviewer.
+    AwaitReview,
+    /// The reviewer approved the output.
+    ApproveReview,
+    /// The reviewer sent the step back to run again, in a new round.
+    PushBack,
+    /// The reviewer rejected the step.
+    Reject,
+    /// A sub-run the task started waits for a decision of its own: the task waits with it.
+    AwaitSubRun,
+    /// The sub-run a task waited on ended: the task runs again to collect its result.
+    SubRunEnded,
+    /// A push-back's scope takes the node back to pending, to run again.
+    Rewind,
+    /// A human task's answer that does not fit: counted, and the task keeps waiting.
+    RefuseAnswer,
+}
+
+impl NodeEvent {
+    pub const ALL: &'static [NodeEvent] = &[
+        NodeEvent::Start,
+        NodeEvent::Finish,
+        NodeEvent::Retry,
+        NodeEvent::Fail,
+        NodeEvent::Abandon,
+        NodeEvent::RequestApproval,
+        NodeEvent::ApproveDecision,
+        NodeEvent::ApproveGate,
+        NodeEvent::DenyFail,
+        NodeEvent::DenyContinue,
+        NodeEvent::Skip,
+        NodeEvent::Cancel,
+        NodeEvent::AwaitReview,
+        NodeEvent::ApproveReview,
+        NodeEvent::PushBack,
+        NodeEvent::Reject,
+        NodeEvent::AwaitSubRun,
+        NodeEvent::SubRunEnded,
+        NodeEvent::Rewind,
+        NodeEvent::RefuseAnswer,
+    ];
+}
+
+const fn m(from: NodeState, event: NodeEvent, to: NodeState) -> Move<NodeState, NodeEvent> {
+    Move { from, event, to }
+}
+
+use NodeEvent as E;
+use NodeState as S;
+
+/// Every legal move of a node.
+pub(crate) static MOVES: [Move<NodeState, NodeEvent>; 27] = [
+    m(S::Pending, E::Start, S::InProgress),
+    m(S::InProgress, E::Finish, S::Finished),
+    m(S::InProgress, E::Retry, S::Pending),
+    m(S::InProgress, E::Fail, S::Failed),
+    m(S::InProgress, E::Abandon, S::Pending),
+    m(S::Pending, E::RequestApproval, S::WaitingApproval),
+    // A decided gate found pending (auto-approved, or decided by an older engine that did
+    // not finish the node) finishes without waiting.
+    m(S::Pending, E::ApproveDecision, S::Finished),
+    m(S::WaitingApproval, E::ApproveDecision, S::Finished),
+    m(S::WaitingApproval, E::ApproveGate, S::Pending),
+    m(S::WaitingApproval, E::DenyFail, S::Failed),
+    m(S::WaitingApproval, E::DenyContinue, S::Finished),
+    m(S::Pending, E::Skip, S::Skipped),
+    // A gate before a task denied without failing: the task does not run.
+    m(S::WaitingApproval, E::Skip, S::Skipped),
+    m(S::Pending, E::Cancel, S::Cancelled),
+    m(S::InProgress, E::Cancel, S::Cancelled),
+    m(S::WaitingApproval, E::Cancel, S::Cancelled),
+    m(S::InProgress, E::AwaitReview, S::WaitingApproval),
+    m(S::WaitingApproval, E::ApproveReview, S::Finished),
+    m(S::WaitingApproval, E::PushBack, S::Pending),
+    m(S::WaitingApproval, E::Reject, S::Rejected),
+    m(S::InProgress, E::AwaitSubRun, S::WaitingApproval),
+    m(S::WaitingApproval, E::SubRunEnded, S::Pending),
+    m(S::Finished, E::Rewind, S::Pending),
+    m(S::Failed, E::Rewind, S::Pending),
+    m(S::Skipped, E::Rewind, S::Pending),
+    m(S::WaitingApproval, E::Rewind, S::Pending),
+    m(S::WaitingApproval, E::RefuseAnswer, S::WaitingApproval),
+];
+
+pub(crate) static TAKEN: Taken<27> = Taken::new();
+
+/// The state `event` takes a node in `from` to, or `ILLEGAL_TRANSITION`.
+pub fn next(from: NodeState, event: NodeEvent) -> Result<NodeState> {
+    super::take("node", &MOVES, &TAKEN, from, event)
+}
+
+/// A new state and what the move writes.
+pub(crate) type Moved = (NodeState, Vec<Effect>);
+
+/// An attempt starts: the node is in progress with a new attempt row.
+pub(crate) fn start(key: &NodeKey, from: NodeState, attempt: i64, owner: &str) -> Result<Moved> {
+    let to = next(from, E::Start)?;
+    attempt::next(None, AttemptEvent::Open)?;
+    Ok((
+        to,
+        vec![
+            set(key, to, NodeChange::attempt(attempt)),
+            Effect::OpenAttempt {
+                node: key.clone(),
+                attempt,
+                owner: owner.into(),
+            },
+            key.emit(EventKind::NodeStarted, json!({ "attempt": attempt })),
+        ],
+    ))
+}
+
+/// The attempt produced its output: written, the node finished, the attempt closed.
+pub(crate) fn finish(
+    key: &NodeKey,
+    from: NodeState,
+    attempt: i64,
+    table: &Rc<OutputTable>,
+    value: Value,
+) -> Result<Moved> {
+    let to = next(from, E::Finish)?;
+    Ok((
+        to,
+        vec![
+            write(key, table, value, true),
+            set(key, to, NodeChange::attempt(attempt)),
+            close(key, attempt, AttemptEvent::Finish, None)?,
+            key.emit(EventKind::NodeFinished, json!({ "attempt": attempt })),
+        ],
+    ))
+}
+
+/// A decided `<Approval>` (by `autoApprove`, or a decision an older engine recorded without
+/// finishing the node) finishes with the decision row as its output.
+pub(crate) fn finish_decided(
+    key: &NodeKey,
+    from: NodeState,
+    table: &Rc<OutputTable>,
+    value: Value,
+) -> Result<Moved> {
+    let to = next(from, E::ApproveDecision)?;
+    Ok((
+        to,
+        vec![
+            write(key, table, value, true),
+            set(key, to, NodeChange::attempt(0)),
+            key.emit(EventKind::NodeFinished, json!({})),
+        ],
+    ))
+}
+
+/// The attempt failed: the node goes back to pending (`retry`) or fails, the attempt is
+/// closed with the error, and a failure that is not `continueOnFail` fails the run.
+pub(crate) fn fail(
+    key: &NodeKey,
+    from: NodeState,
+    attempt: i64,
+    error: &TaskError,
+    retry: bool,
+    continue_on_fail: bool,
+) -> Result<Moved> {
+    let to = next(from, if retry { E::Retry } else { E::Fail })?;
+    let error_json = serde_json::to_string(error)?;
+    let mut effects = vec![
+        set(
+            key,
+            to,
+            NodeChange {
+                attempts: Some(attempt),
+                error: Field::Set(error_json.clone()),
+                ..NodeChange::default()
+            },
+        ),
+        close(key, attempt, AttemptEvent::Fail, Some(error_json))?,
+        key.emit(
+            if retry {
+                EventKind::NodeRetrying
+            } else {
+                EventKind::NodeFailed
+            },
+            json!({ "attempt": attempt, "error": error }),
+        ),
+    ];
+    if to == S::Failed && !continue_on_fail {
+        effects.push(Effect::FailRun(RunError {
+            code: error
+                .code
+                .clone()
+                .unwrap_or_else(|| crate::error::codes::TASK_FAILED.into()),
+            message: format!("Task {} failed: {}", key.node, error.message),
+            node_id: Some(key.node.clone()),
+        }));
+    }
+    Ok((to, effects))
+}
+
+/// The run's previous owner died during the attempt: the node runs again.
+pub(crate) fn abandon(key: &NodeKey, from: NodeState, attempt: i64) -> Result<Moved> {
+    let to = next(from, E::Abandon)?;
+    Ok((
+        to,
+        vec![
+            set(key, to, NodeChange::default()),
+            close(key, attempt, AttemptEvent::Abandon, None)?,
+            key.emit(EventKind::NodeAbandoned, json!({ "attempt": attempt })),
+        ],
+    ))
+}
+
+/// A late result for an attempt the run no longer waits for, or for a node a later render
+/// unmounted: the attempt is closed if nothing closed it; the node does not move.
+pub(crate) fn close_late(key: &NodeKey, attempt: i64, orphaned: bool) -> Result<Effect> {
+    let event = if orphaned {
+        AttemptEvent::Orphan
+    } else {
+        AttemptEvent::Ignore
+    };
+    let state = attempt::next(Some(AttemptState::Running), event)?;
+    Ok(Effect::CloseAttempt {
+        node: key.clone(),
+        attempt,
+        state,
+        error: None,
+        only_running: true,
+    })
+}
+
+/// A reachable gate asks for a decision. `shown` is what its events say of the request
+/// (title, summary).
+pub(crate) fn request_approval(
+    key: &NodeKey,
+    from: NodeState,
+    request: ApprovalRequest,
+    shown: Value,
+) -> Result<Moved> {
+    let to = next(from, E::RequestApproval)?;
+    approval::next(None, ApprovalEvent::Request)?;
+    let mut effects = vec![
+        Effect::RequestApproval {
+            node: key.clone(),
+            request: Box::new(request),
+        },
+        set(key, to, NodeChange::attempt(0)),
+    ];
+    effects.extend(waiting_events(key, shown, false));
+    Ok((to, effects))
+}
+
+/// A reviewed step's body succeeded: its output is written for the reviewer (not published:
+/// no render, no dependent until approval), the attempt closed, the review requested (the
+/// next round of a step sent back).
+pub(crate) fn await_review(
+    key: &NodeKey,
+    from: NodeState,
+    attempt: i64,
+    (table, value): (&Rc<OutputTable>, Value),
+    request: ApprovalRequest,
+    prior: Option<ApprovalStatus>,
+    shown: Value,
+) -> Result<Moved> {
+    let to = next(from, E::AwaitReview)?;
+    approval::next(prior, ApprovalEvent::Request)?;
+    let mut effects = vec![
+        write(key, table, value, false),
+        set(key, to, NodeChange::attempt(attempt)),
+        close(key, attempt, AttemptEvent::Finish, None)?,
+        Effect::RequestApproval {
+            node: key.clone(),
+            request: Box::new(request),
+        },
+    ];
+    effects.extend(waiting_events(key, shown, true));
+    Ok((to, effects))
+}
+
+/// `ApprovalRequested` (with what is shown of the request) and `NodeWaitingApproval` (with
+/// a review's kind and round).
+fn waiting_events(key: &NodeKey, shown: Value, review: bool) -> [Effect; 2] {
+    let mut waiting = json!({});
+    if review {
+        for k in ["kind", "round"] {
+            if let Some(v) = shown.get(k) {
+                waiting[k] = v.clone();
+            }
+        }
+    }
+    [
+        key.emit(EventKind::ApprovalRequested, shown),
+        key.emit(EventKind::NodeWaitingApproval, waiting),
+    ]
+}
+
+/// The task's sub-run waits for a decision of its own: the task waits with it, its attempt
+/// closed as `waiting`. A sub-run that ended meanwhile sends the task back to pending at
+/// once, to read its result.
+pub(crate) fn await_sub_run(
+    key: &NodeKey,
+    from: NodeState,
+    attempt: i64,
+    sub_run: &str,
+    sub_run_ended: bool,
+) -> Result<Moved> {
+    let to = next(
+        from,
+        if sub_run_ended {
+            E::Retry
+        } else {
+            E::AwaitSubRun
+        },
+    )?;
+    Ok((
+        to,
+        vec![
+            set(
+                key,
+                to,
+                NodeChange {
+                    sub_run: Field::Set(sub_run.into()),
+                    ..NodeChange::attempt(attempt)
+                },
+            ),
+            close(key, attempt, AttemptEvent::Wait, None)?,
+            key.emit(
+                if sub_run_ended {
+                    EventKind::NodeSubRunEnded
+                } else {
+                    EventKind::NodeWaitingSubRun
+                },
+                json!({ "subRunId": sub_run }),
+            ),
+        ],
+    ))
+}
+
+/// The sub-run a waiting task started ended: the task runs again (in its caller's run).
+pub(crate) fn sub_run_ended(key: &NodeKey, from: NodeState, sub_run: &str) -> Result<Moved> {
+    let to = next(from, E::SubRunEnded)?;
+    Ok((
+        to,
+        vec![
+            set(key, to, NodeChange::default()),
+            key.emit(EventKind::NodeSubRunEnded, json!({ "subRunId": sub_run })),
+        ],
+    ))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkipReason {
+    /// `skipIf` held.
+    SkipIf,
+    /// The gate before the task was denied (without failing).
+    Denied,
+}
+
+impl SkipReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SkipReason::SkipIf => "skipIf",
+            SkipReason::Denied => "denied",
+        }
+    }
+}
+
+pub(crate) fn skip(key: &NodeKey, from: NodeState, reason: SkipReason) -> Result<Moved> {
+    let to = next(from, E::Skip)?;
+    Ok((
+        to,
+        vec![
+            set(
+                key,
+                to,
+                NodeChange {
+                    skip_reason: Field::Set(reason.as_str()),
+                    ..NodeChange::attempt(0)
+                },
+            ),
+            key.emit(EventKind::NodeSkipped, json!({ "reason": reason.as_str() })),
+        ],
+    ))
+}
+
+/// The run ended while the node was open.
+pub(crate) fn cancel(key: &NodeKey, from: NodeState) -> Result<Moved> {
+    let to = next(from, E::Cancel)?;
+    Ok((
+        to,
+        vec![
+            set(key, to, NodeChange::default()),
+            key.emit(EventKind::NodeCancelled, json!({})),
+        ],
+    ))
+}
+
+/// What a decision does to the node it decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    Approve,
+    Deny,
+    PushBack,
+}
+
+/// The node event a verdict is, for a gate (`review` false) of `mode` and `on_deny`, or a
+/// reviewed step, with the reason a skipped node records.
+pub(crate) fn decision_event(
+    verdict: Verdict,
+    review: bool,
+    gate_before_task: bool,
+    denial_fails: bool,
+) -> (NodeEvent, Option<SkipReason>) {
+    match (verdict, review) {
+        (Verdict::Approve, true) => (E::ApproveReview, None),
+        (Verdict::Deny, true) => (E::Reject, None),
+        (Verdict::PushBack, _) => (E::PushBack, None),
+        (Verdict::Approve, false) if gate_before_task => (E::ApproveGate, None),
+        (Verdict::Approve, false) => (E::ApproveDecision, None),
+        (Verdict::Deny, false) if denial_fails => (E::DenyFail, None),
+        (Verdict::Deny, false) if gate_before_task => (E::Skip, Some(SkipReason::Denied)),
+        // `<Approval>`: continue and skip alike record `approved: false` and go on.
+        (Verdict::Deny, false) => (E::DenyContinue, None),
+    }
+}
+
+/// A decision on a node waiting for it: the approval row decided (with, for a review, its
+/// round kept in the history), the node moved, the output written (an `<Approval>`'s
+/// decision row, a human task's answer) or withdrawn (a review pushed back).
+pub(crate) struct Decided {
+    pub event: NodeEvent,
+    pub skip_reason: Option<SkipReason>,
+    pub decision: DecisionRow,
+    /// JSON of the node's error (a denial that fails, a rejection).
+    pub error: Option<String>,
+    pub output: Option<(Rc<OutputTable>, Value)>,
+    /// A review's round, for the history.
+    pub history: Option<HistoryRow>,
+    pub withdraw_output: Option<Rc<OutputTable>>,
+}
+
+pub(crate) fn decide(key: &NodeKey, from: NodeState, decided: Decided) -> Result<Moved> {
+    let to = next(from, decided.event)?;
+    let approval_event = match decided.decision.status {
+        ApprovalStatus::Approved => ApprovalEvent::Approve,
+        ApprovalStatus::Rejected => ApprovalEvent::Reject,
+        ApprovalStatus::PushedBack => ApprovalEvent::PushBack,
+        _ => ApprovalEvent::Deny,
+    };
+    approval::next(Some(ApprovalStatus::Requested), approval_event)?;
+    let mut effects = vec![
+        Effect::Decide {
+            node: key.clone(),
+            decision: Box::new(decided.decision),
+        },
+        set(
+            key,
+            to,
+            NodeChange {
+                attempts: Some(0),
+                skip_reason: decided
+                    .skip_reason
+                    .map_or(Field::Keep, |r| Field::Set(r.as_str())),
+                error: decided.error.map_or(Field::Clear, Field::Set),
+                sub_run: Field::Keep,
+            },
+        ),
+    ];
+    if let Some((table, value)) = decided.output {
+        effects.push(write(key, &table, value, false));
+    }
+    if let Some(row) = decided.history {
+        effects.push(Effect::AppendHistory {
+            node: key.clone(),
+            row: Box::new(row),
+        });
+    }
+    if let Some(table) = decided.withdraw_output {
+        effects.push(Effect::DeleteOutput {
+            node: key.clone(),
+            table,
+        });
+    }
+    Ok((to, effects))
+}
+
+/// The event that says where a decided node went (after the approval's own event).
+pub(crate) fn decided_event(key: &NodeKey, to: NodeState, pushed_back: bool) -> Option<Effect> {
+    let kind = match to {
+        S::Finished => EventKind::NodeFinished,
+        S::Failed => EventKind::NodeFailed,
+        S::Skipped => EventKind::NodeSkipped,
+        S::Rejected => EventKind::NodeRejected,
+        S::Pending if pushed_back => EventKind::NodePushedBack,
+        _ => return None,
+    };
+    Some(key.emit(kind, json!({})))
+}
+
+/// A human task's answer that does not fit: a failed attempt, and the task waits for the
+/// next answer, or, out of attempts, fails (its request withdrawn).
+pub(crate) fn refuse_answer(
+    key: &NodeKey,
+    from: NodeState,
+    attempt: i64,
+    attempt_error: &Value,
+    event_payload: Value,
+    exhausted: Option<(Value, Option<String>, Option<String>)>,
+) -> Result<Moved> {
+    attempt::next(None, AttemptEvent::Refuse)?;
+    let mut effects = vec![
+        Effect::RecordRefusedAnswer {
+            node: key.clone(),
+            attempt,
+            error: attempt_error.to_string(),
+        },
+        key.emit(EventKind::HumanAnswerInvalid, event_payload),
+    ];
+    let Some((node_error, decided_by, note)) = exhausted else {
+        let to = next(from, E::RefuseAnswer)?;
+        effects.push(set(key, to, NodeChange::attempt(attempt)));
+        return Ok((to, effects));
+    };
+    let to = next(from, E::DenyFail)?;
+    approval::next(Some(ApprovalStatus::Requested), ApprovalEvent::Withdraw)?;
+    effects.push(set(
+        key,
+        to,
+        NodeChange {
+            attempts: Some(attempt),
+            error: Field::Set(node_error.to_string()),
+            ..NodeChange::default()
+        },
+    ));
+    effects.push(Effect::WithdrawApproval {
+        node: key.clone(),
+        decided_by,
+        note,
+    });
+    effects.push(key.emit(
+        EventKind::NodeFailed,
+        json!({ "attempt": attempt, "error": node_error }),
+    ));
+    Ok((to, effects))
+}
+
+/// A node in a push-back's scope goes back to pending: its output withdrawn, its error and
+/// skip reason cleared, and a decision it had undone (a gate is asked again; a review opens
+/// its next round). `approval` is its approval row's status and whether it is a review.
+pub(crate) fn rewind(
+    key: &NodeKey,
+    from: NodeState,
+    table: Option<Rc<OutputTable>>,
+    approval: Option<(ApprovalStatus, bool)>,
+    by_gate: &str,
+) -> Result<Moved> {
+    let to = next(from, E::Rewind)?;
+    let mut effects = vec![set(
+        key,
+        to,
+        NodeChange {
+            attempts: None,
+            skip_reason: Field::Clear,
+            error: Field::Clear,
+            sub_run: Field::Clear,
+        },
+    )];
+    if let Some(table) = table {
+        effects.push(Effect::DeleteOutput {
+            node: key.clone(),
+            table,
+        });
+    }
+    match approval {
+        Some((status, false)) => {
+            approval::next(Some(status), ApprovalEvent::Forget)?;
+            effects.push(Effect::ForgetGate { node: key.clone() });
+        }
+        Some((status, true)) => {
+            approval::next(Some(status), ApprovalEvent::Reopen)?;
+            effects.push(Effect::ReopenReview { node: key.clone() });
+        }
+        None => {}
+    }
+    effects.push(key.emit(
+        EventKind::NodeReset,
+        json!({ "previous": from.as_str(), "pushedBackAt": by_gate }),
+    ));
+    Ok((to, effects))
+}
+
+fn set(key: &NodeKey, state: NodeState, change: NodeChange) -> Effect {
+    Effect::SetNode {
+        node: key.clone(),
+        state,
+        change,
+    }
+}
+
+fn write(key: &NodeKey, table: &Rc<OutputTable>, value: Value, publish: bool) -> Effect {
+    Effect::WriteOutput {
+        node: key.clone(),
+        table: table.clone(),
+        value,
+        publish,
+    }
+}
+
+fn close(
+    key: &NodeKey,
+    attempt: i64,
+    event: AttemptEvent,
+    error: Option<String>,
+) -> Result<Effect> {
+    Ok(Effect::CloseAttempt {
+        node: key.clone(),
+        attempt,
+        state: attempt::next(Some(AttemptState::Running), event)?,
+        error,
+        only_running: false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The node machine as a diagram: every (state, event) pair and where it goes, or `None`
+    /// where the move is illegal. Written out on its own, so a change to [`MOVES`] must be
+    /// made here too.
+    fn expected(from: NodeState, event: NodeEvent) -> Option<NodeState> {
+        use NodeEvent as E;
+        use NodeState as S;
+        Some(match (from, event) {
+            (S::Pending, E::Start) => S::InProgress,
+            (S::InProgress, E::Finish) => S::Finished,
+            (S::InProgress, E::Retry | E::Abandon) => S::Pending,
+            (S::InProgress, E::Fail) => S::Failed,
+            (S::Pending, E::RequestApproval) => S::WaitingApproval,
+            (S::Pending | S::WaitingApproval, E::ApproveDecision) => S::Finished,
+            (S::WaitingApproval, E::DenyContinue | E::ApproveReview) => S::Finished,
+            (S::WaitingApproval, E::ApproveGate | E::PushBack | E::SubRunEnded) => S::Pending,
+            (S::WaitingApproval, E::DenyFail) => S::Failed,
+            (S::Pending | S::WaitingApproval, E::Skip) => S::Skipped,
+            (S::Pending | S::InProgress | S::WaitingApproval, E::Cancel) => S::Cancelled,
+            (S::InProgress, E::AwaitReview | E::AwaitSubRun) => S::WaitingApproval,
+            (S::WaitingApproval, E::Reject) => S::Rejected,
+            (S::Finished | S::Failed | S::Skipped | S::WaitingApproval, E::Rewind) => S::Pending,
+            (S::WaitingApproval, E::RefuseAnswer) => S::WaitingApproval,
+            _ => return None,
+        })
+    }
+
+    #[test]
+    fn every_move_and_nothing_else() {
+        let mut legal = 0;
+        for &from in NodeState::ALL {
+            for &event in NodeEvent::ALL {
+                let got = next(from, event).ok();
+                assert_eq!(got, expected(from, event), "{from:?} --{event:?}-->");
+                legal += usize::from(got.is_some());
+            }
+        }
+        assert_eq!(legal, MOVES.len(), "a move is listed twice");
+    }
+
+    #[test]
+    fn finished_nodes_never_restart_and_rejected_ones_never_come_back() {
+        for event in [E::Start, E::RequestApproval, E::Skip] {
+            assert!(next(S::Finished, event).is_err());
+        }
+        for event in [E::Start, E::ApproveReview, E::PushBack, E::Skip, E::Rewind] {
+            assert!(next(S::Rejected, event).is_err(), "{event:?}");
+        }
+        assert!(next(S::InProgress, E::Rewind).is_err());
+    }
+
+    #[test]
+    fn a_finished_attempt_writes_its_output_then_the_node_then_the_attempt() {
+        let key = NodeKey::new("r", "t", 0);
+        let schema = json!({"type": "object", "properties": {"v": {"type": "number"}}});
+        let table = Rc::new(OutputTable::new("step", &schema).unwrap());
+        let (to, effects) = finish(&key, S::InProgress, 2, &table, json!({"v": 1})).unwrap();
+        assert_eq!(to, S::Finished);
+        let kinds: Vec<&str> = effects
+            .iter()
+            .map(|e| match e {
+                Effect::WriteOutput { publish: true, .. } => "write",
+                Effect::SetNode {
+                    state: S::Finished, ..
+                } => "node",
+                Effect::CloseAttempt {
+                    state: AttemptState::Finished,
+                    attempt: 2,
+                    ..
+                } => "attempt",
+                Effect::Emit {
+                    kind: EventKind::NodeFinished,
+                    ..
+                } => "event",
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        assert_eq!(kinds, ["write", "node", "attempt", "event"]);
+    }
+
+    #[test]
+    fn a_failure_without_continue_on_fail_fails_the_run_with_the_tasks_code() {
+        let key = NodeKey::new("r", "t", 0);
+        let error = TaskError {
+            code: Some("BOOM".into()),
+            message: "it broke".into(),
+            ..TaskError::default()
+        };
+        let (to, effects) = fail(&key, S::InProgress, 1, &error, false, false).unwrap();
+        assert_eq!(to, S::Failed);
+        assert!(effects.iter().any(
+            |e| matches!(e, Effect::FailRun(RunError { code, .. }) if code == "BOOM")
+        ));
+        let (to, effects) = fail(&key, S::InProgress, 1, &error, true, false).unwrap();
+        assert_eq!(to, S::Pending);
+        assert!(!effects.iter().any(|e| matches!(e, Effect::FailRun(_))));
+    }
+}

@@ -1,0 +1,360 @@
+//! The store boundary: everything the engine asks of its database, as one interface
+//! ([`Store`]), so that another database is an implementation of it, not a fork of the engine.
+//! SQLite (`sqlite/`, one file, WAL) is the one there is.
+//!
+//! The interface is synchronous and transactional: a driving call (submit, complete,
+//! advance), a decision or a claim opens one write transaction ([`Transactions::begin`]), asks
+//! and writes through the methods below, and commits (or rolls back) once. Reads under an
+//! open transaction see its writes and hold its lock, which is how first-writer-wins
+//! decisions, fencing and claims work: the check and the write happen in one transaction
+//! (on SQLite its `BEGIN IMMEDIATE` lock; on a server database `SELECT … FOR UPDATE` or a
+//! conditional `UPDATE`). States come back typed: a stored state that is not one of its
+//! machine's is `CORRUPT_STORE`. Why it is synchronous, and how a server database fits: see
+//! ARCHITECTURE.md ("The store").
+
+mod sqlite;
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::api::{ParentRef, RunError};
+use crate::error::Result;
+use crate::events::{Event, EventKind};
+use crate::machines::{
+    AgentRecord, ApprovalRequest, ApprovalStatus, AttemptState, DecisionRow, HistoryRow,
+    NodeChange, NodeKey, NodeState, RunChange, RunInsert, RunStatus,
+};
+use crate::output::OutputTable;
+use crate::views::{
+    ApprovalFilter, ApprovalSummary, AttemptLog, LogFilter, LoopSummary, NodeSummary,
+    OrphanCursor, RunFilter, RunSummary,
+};
+
+pub use sqlite::SCHEMA_VERSION;
+
+/// How a database is opened.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OpenOptions {
+    /// The file must exist already (every command but `up` and `serve`): a mistyped path is
+    /// `DB_NOT_FOUND`, not a new empty database.
+    pub must_exist: bool,
+    /// Read only (`ps`, `inspect`, `why`, `logs`): nothing is written, not even a migration.
+    /// A database of another schema version is refused (`SCHEMA_TOO_NEW`, `SCHEMA_OUTDATED`).
+    pub read_only: bool,
+}
+
+/// Opens the store at `path` (a SQLite file), bringing its schema up to date unless read only.
+pub(crate) fn open(path: &Path, options: OpenOptions) -> Result<Box<dyn Store>> {
+    Ok(Box::new(sqlite::SqliteStore::open(path, options)?))
+}
+
+/// Every part of the interface; implemented by each store.
+pub(crate) trait Store:
+    Transactions + RunRows + NodeRows + AttemptRows + ApprovalRows + OutputRows + EventRows + Views
+{
+}
+
+impl<T> Store for T where
+    T: Transactions + RunRows + NodeRows + AttemptRows + ApprovalRows + OutputRows + EventRows + Views
+{
+}
+
+/// Renews the leases of an owner's runs from a thread of its own, on a connection of its own.
+pub(crate) trait LeaseRenewer: Send {
+    /// Moves the expiry of every open run `owner` holds to `until`; returns how many.
+    fn renew(&mut self, owner: &str, until: i64) -> Result<usize>;
+}
+
+pub(crate) trait Transactions: Send {
+    /// Starts a write transaction (taking the write lock at once).
+    fn begin(&self) -> Result<()>;
+    fn commit(&self) -> Result<()>;
+    fn rollback(&self);
+    /// Changes whenever another connection commits: a cheap way to notice decisions made by
+    /// other processes.
+    fn change_counter(&self) -> Result<i64>;
+    fn renewer(&self) -> Result<Box<dyn LeaseRenewer>>;
+}
+
+/// A run's row, as a claim or a decision reads it.
+#[derive(Debug, Clone)]
+pub(crate) struct RunRow {
+    pub status: RunStatus,
+    pub owner: Option<String>,
+    pub lease_expires_at_ms: Option<i64>,
+    pub workflow_name: String,
+    pub workflow_path: Option<String>,
+    pub input_json: String,
+    pub error: Option<RunError>,
+    pub started_by: Option<String>,
+}
+
+pub(crate) trait RunRows {
+    fn run_exists(&self, run_id: &str) -> Result<bool>;
+    fn run(&self, run_id: &str) -> Result<Option<RunRow>>;
+    fn insert_run(&self, run: &RunInsert, now: i64) -> Result<()>;
+    fn set_run_workflow(&self, run_id: &str, name: &str, path: Option<&str>) -> Result<()>;
+    /// The name a render gives the workflow (when it changed).
+    fn set_workflow_name(&self, run_id: &str, name: &str) -> Result<()>;
+    fn set_run(&self, run_id: &str, status: RunStatus, change: &RunChange, now: i64) -> Result<()>;
+    /// Lets go of a run this owner holds (owner and lease cleared).
+    fn release_run(&self, run_id: &str, owner: &str) -> Result<()>;
+    fn mark_unresumable(&self, run_id: &str, error: &RunError, now: i64) -> Result<()>;
+    /// The task whose sub-run this run is.
+    fn caller(&self, run_id: &str) -> Result<Option<ParentRef>>;
+    /// Open sub-runs of `root` and theirs (`tree`: `root` itself and its sub-runs).
+    fn open_sub_runs(&self, root: &str, tree: bool) -> Result<Vec<(String, RunStatus)>>;
+    /// Statuses of the latest `limit` decisions on `node_id` in other runs of `run_id`'s
+    /// workflow, newest first, not made by `except_by`.
+    fn decisions_elsewhere(
+        &self,
+        run_id: &str,
+        node_id: &str,
+        except_by: &str,
+        limit: u32,
+    ) -> Result<Vec<ApprovalStatus>>;
+}
+
+/// A node as a claim loads it into memory.
+#[derive(Debug, Clone)]
+pub(crate) struct NodeRow {
+    pub node_id: String,
+    pub iteration: i64,
+    pub state: NodeState,
+    pub attempts: i64,
+    pub loop_id: Option<String>,
+    pub approval: Option<ApprovalStatus>,
+}
+
+/// One node's row.
+#[derive(Debug, Clone)]
+pub(crate) struct NodeDetail {
+    pub state: NodeState,
+    pub attempts: i64,
+    pub output_table: String,
+    pub error_json: Option<String>,
+    pub sub_run_id: Option<String>,
+}
+
+/// A node a graph adds.
+#[derive(Debug, Clone)]
+pub(crate) struct NodeInsert<'a> {
+    pub node_id: &'a str,
+    pub iteration: i64,
+    pub output_table: &'a str,
+    pub loop_id: Option<&'a str>,
+    pub label: Option<&'a str>,
+    pub ordinal: i64,
+}
+
+pub(crate) trait NodeRows {
+    /// Adds nodes (pending) and loops a graph has and the run does not.
+    fn insert_nodes(&self, run_id: &str, nodes: &[NodeInsert<'_>], now: i64) -> Result<()>;
+    fn insert_loops(&self, run_id: &str, loop_ids: &[&str]) -> Result<()>;
+    fn nodes(&self, run_id: &str) -> Result<Vec<NodeRow>>;
+    fn loops(&self, run_id: &str) -> Result<Vec<(String, i64, bool)>>;
+    fn node(&self, key: &NodeKey) -> Result<Option<NodeDetail>>;
+    /// `(node, iteration, state, attempts)` of the nodes of a run in one of `states`.
+    fn nodes_in(
+        &self,
+        run_id: &str,
+        states: &[NodeState],
+    ) -> Result<Vec<(String, i64, NodeState, i64)>>;
+    fn set_node(&self, key: &NodeKey, state: NodeState, change: &NodeChange, now: i64)
+    -> Result<()>;
+    fn cancel_open_nodes(&self, run_id: &str, now: i64) -> Result<()>;
+    /// Nodes that waited on a sub-run and no longer wait (it ended).
+    fn woken_nodes(&self, run_id: &str) -> Result<Vec<(String, i64, NodeState)>>;
+    /// A node of the run that was rejected, if any.
+    fn rejected_node(&self, run_id: &str) -> Result<Option<String>>;
+    fn has_node(&self, run_id: &str, node_id: &str) -> Result<bool>;
+    fn set_loop(&self, run_id: &str, loop_id: &str, iteration: i64, done: bool) -> Result<()>;
+}
+
+pub(crate) trait AttemptRows {
+    fn open_attempt(&self, key: &NodeKey, attempt: i64, owner: &str, now: i64) -> Result<()>;
+    fn close_attempt(
+        &self,
+        key: &NodeKey,
+        attempt: i64,
+        state: AttemptState,
+        error_json: Option<&str>,
+        only_running: bool,
+        now: i64,
+    ) -> Result<()>;
+    fn record_refused_answer(&self, key: &NodeKey, attempt: i64, error_json: &str, now: i64)
+    -> Result<()>;
+    fn set_attempt_logs(&self, key: &NodeKey, attempt: i64, stdout: &str, stderr: &str)
+    -> Result<()>;
+    fn set_attempt_exit(&self, key: &NodeKey, attempt: i64, exit_code: Option<i32>) -> Result<()>;
+    fn set_attempt_agent(&self, key: &NodeKey, attempt: i64, record: &AgentRecord) -> Result<()>;
+    fn cancel_attempts(&self, run_id: &str, now: i64) -> Result<()>;
+    fn failed_attempts(&self, key: &NodeKey) -> Result<i64>;
+    fn attempt_stdout(&self, key: &NodeKey, attempt: i64) -> Result<Option<String>>;
+    /// The stdout log of the latest finished attempt before `attempt`.
+    fn previous_stdout(&self, key: &NodeKey, attempt: i64) -> Result<Option<String>>;
+}
+
+/// An approval row.
+#[derive(Debug, Clone)]
+pub(crate) struct ApprovalRow {
+    pub node_id: String,
+    pub iteration: i64,
+    pub status: ApprovalStatus,
+    pub mode: String,
+    pub on_deny: String,
+    pub output_table: String,
+    pub request_json: String,
+    pub decided_by: Option<String>,
+    pub decided_at_ms: Option<i64>,
+    pub note: Option<String>,
+    pub decision_json: Option<String>,
+    pub kind: String,
+    pub round: i64,
+    pub requested_at_ms: i64,
+}
+
+/// A decided approval of a run with its node, as a driver of the run picks it up.
+#[derive(Debug, Clone)]
+pub(crate) struct DecidedRow {
+    pub node_id: String,
+    pub iteration: i64,
+    pub node_state: NodeState,
+    pub status: ApprovalStatus,
+    pub output_table: String,
+    pub node_error_json: Option<String>,
+    pub request_json: String,
+}
+
+/// An approval that carries inputs or a push-back, for the tasks it reaches.
+#[derive(Debug, Clone)]
+pub(crate) struct InputRow {
+    pub node_id: String,
+    pub iteration: i64,
+    pub status: ApprovalStatus,
+    pub round: i64,
+    pub inputs_json: Option<String>,
+    pub pushback_json: Option<String>,
+    pub request_json: String,
+}
+
+pub(crate) trait ApprovalRows {
+    fn approval(&self, key: &NodeKey) -> Result<Option<ApprovalRow>>;
+    /// A node's request: the open one, else its latest (any iteration unless given).
+    fn approval_of_node(
+        &self,
+        run_id: &str,
+        node_id: &str,
+        iteration: Option<i64>,
+    ) -> Result<Option<ApprovalRow>>;
+    /// The open requests of a run, oldest first.
+    fn open_requests(&self, run_id: &str, iteration: Option<i64>) -> Result<Vec<ApprovalRow>>;
+    /// The state of a node (its latest iteration unless given), for a request that names it.
+    fn node_state_named(
+        &self,
+        run_id: &str,
+        node_id: &str,
+        iteration: Option<i64>,
+    ) -> Result<Option<NodeState>>;
+    /// Inserts a request, or (a review's next round) reopens a pushed-back one.
+    fn request_approval(
+        &self,
+        key: &NodeKey,
+        request: &ApprovalRequest,
+        status: ApprovalStatus,
+        now: i64,
+    ) -> Result<()>;
+    fn decide(&self, key: &NodeKey, decision: &DecisionRow, now: i64) -> Result<()>;
+    fn withdraw_approval(
+        &self,
+        key: &NodeKey,
+        decided_by: Option<&str>,
+        note: Option<&str>,
+        now: i64,
+    ) -> Result<()>;
+    fn withdraw_requests(&self, run_id: &str) -> Result<()>;
+    fn forget_gate(&self, key: &NodeKey) -> Result<()>;
+    fn reopen_review(&self, key: &NodeKey) -> Result<()>;
+    fn append_history(&self, key: &NodeKey, row: &HistoryRow, now: i64) -> Result<()>;
+    /// Earlier rounds of a review, oldest first, as JSON objects (`iteration`, `status`,
+    /// `requestedAt`, `at`, `by`, `note`, `inputs`, `output`, `stdoutPath`).
+    fn review_history(&self, key: &NodeKey) -> Result<Vec<Value>>;
+    /// Decided approvals of a run, with their nodes.
+    fn decided(&self, run_id: &str) -> Result<Vec<DecidedRow>>;
+    /// Approvals of a run that carry inputs or a push-back, in the order they were decided.
+    fn input_rows(&self, run_id: &str) -> Result<Vec<InputRow>>;
+}
+
+/// Output tables (one per output key, one column per field) and the versions of their
+/// schemas.
+pub(crate) trait OutputRows {
+    /// Creates a key's table, or adds the columns a newer schema declares.
+    fn ensure_table(&self, table: &OutputTable) -> Result<()>;
+    /// The columns a table has now, with their declared types.
+    fn table_columns(&self, table: &str) -> Result<Vec<(String, String)>>;
+    fn write_output(&self, table: &OutputTable, key: &NodeKey, value: &Value) -> Result<()>;
+    fn read_output(&self, table: &OutputTable, key: &NodeKey) -> Result<Option<Value>>;
+    /// Every row of a run, as `(node, iteration, value)`.
+    fn read_outputs(&self, table: &OutputTable, run_id: &str) -> Result<Vec<(String, i64, Value)>>;
+    fn delete_output(&self, table: &OutputTable, key: &NodeKey) -> Result<()>;
+    fn run_has_rows(&self, table: &str, run_id: &str) -> Result<bool>;
+
+    /// The JSON of one version of a key's schema.
+    fn schema_json(&self, key: &str, version: i64) -> Result<Option<String>>;
+    /// The version a run reads and writes a key through.
+    fn bound_version(&self, run_id: &str, key: &str) -> Result<Option<i64>>;
+    /// The version of a key's latest schema.
+    fn latest_version(&self, key: &str) -> Result<Option<i64>>;
+    fn version_of_schema(&self, key: &str, schema_json: &str) -> Result<Option<i64>>;
+    fn max_version(&self, key: &str) -> Result<i64>;
+    /// Another key whose table has this name.
+    fn other_key_of_table(&self, table: &str, key: &str) -> Result<Option<String>>;
+    fn insert_schema_version(
+        &self,
+        table: &OutputTable,
+        version: i64,
+        schema_json: &str,
+        now: i64,
+    ) -> Result<()>;
+    fn bind_schema(&self, run_id: &str, key: &str, version: i64) -> Result<()>;
+    fn schema_bindings(&self, run_id: &str) -> Result<HashMap<String, i64>>;
+}
+
+pub(crate) trait EventRows {
+    /// Appends an event: its `seq` in the run and its place in the database-wide feed.
+    fn insert_event(
+        &self,
+        run_id: &str,
+        kind: EventKind,
+        timestamp_ms: i64,
+        payload_json: &str,
+    ) -> Result<(i64, i64)>;
+    fn events(&self, run_id: &str, after_seq: i64, limit: i64) -> Result<Vec<Event>>;
+    fn feed(&self, after_id: i64, limit: i64) -> Result<Vec<Event>>;
+    fn feed_head(&self) -> Result<i64>;
+}
+
+/// The read views of operators (`ps`, `inspect`, the inbox).
+pub(crate) trait Views {
+    fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunSummary>>;
+    fn run_summary(&self, run_id: &str) -> Result<Option<RunSummary>>;
+    fn node_summaries(&self, run_id: &str) -> Result<Vec<NodeSummary>>;
+    fn run_approvals(&self, run_id: &str) -> Result<Vec<ApprovalSummary>>;
+    fn loop_summaries(&self, run_id: &str) -> Result<Vec<LoopSummary>>;
+    fn agent_attempts(&self, run_id: &str) -> Result<Vec<AttemptLog>>;
+    fn approvals(&self, filter: &ApprovalFilter, status: Option<&str>)
+    -> Result<Vec<ApprovalSummary>>;
+    /// Runs `running` with no owner (or any owner, `include_dead`), oldest change first,
+    /// after `after`, not marked unresumable since, with their `updated_at_ms`: the first
+    /// `limit` that `keep` keeps.
+    fn orphan_candidates(
+        &self,
+        include_dead: bool,
+        after: Option<&OrphanCursor>,
+        limit: usize,
+        keep: &mut dyn FnMut(&mut RunSummary) -> bool,
+    ) -> Result<Vec<(RunSummary, i64)>>;
+    fn attempt_logs(&self, run_id: &str, filter: &LogFilter) -> Result<Vec<AttemptLog>>;
+}
