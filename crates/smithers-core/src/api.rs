@@ -241,14 +241,3 @@ impl TaskError {
         }
     }
 }
-
-impl RunError {
-    /// Why a run failed, from the engine error that says it (its code and message).
-    pub(crate) fn of(err: &crate::error::Error, node_id: Option<&str>) -> RunError {
-        RunError {
-            code: err.code().into(),
-            message: err.to_string(),
-            node_id: node_id.map(String::from),
-        }
-    }
-}

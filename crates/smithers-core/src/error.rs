@@ -13,6 +13,13 @@ pub mod codes {
     pub const TASK_FAILED: &str = "TASK_FAILED";
     pub const APPROVAL_DENIED: &str = "APPROVAL_DENIED";
     pub const APPROVAL_REJECTED: &str = "APPROVAL_REJECTED";
+    pub const RUN_STUCK: &str = "RUN_STUCK";
+    pub const LOOP_MAX_REACHED: &str = "LOOP_MAX_REACHED";
+    pub const SUBRUN_FAILED: &str = "SUBRUN_FAILED";
+    pub const COMMAND_NOT_STARTED: &str = "COMMAND_NOT_STARTED";
+    pub const COMMAND_FAILED: &str = "COMMAND_FAILED";
+    pub const TASK_TIMEOUT: &str = "TASK_TIMEOUT";
+    pub const INVALID_OUTPUT: &str = "INVALID_OUTPUT";
 }
 
 /// Who decided a gate first, for `ALREADY_DECIDED`.

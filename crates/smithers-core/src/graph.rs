@@ -1,7 +1,7 @@
 //! The graph descriptor (version 1) that every front end (JSX, TOON, builder) produces, and
 //! its validation. See ARCHITECTURE.md for the format.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -486,6 +486,20 @@ impl GraphDescriptor {
             serde_json::from_str(json).map_err(|e| Error::InvalidGraph(e.to_string()))?;
         graph.validate()?;
         Ok(graph)
+    }
+
+    /// Some reviewed step names a `rewindTo` target (which the plan must check).
+    pub fn has_rewinds(&self) -> bool {
+        fn any(node: &PlanNode) -> bool {
+            match node {
+                PlanNode::Task(t) => t.review.as_ref().is_some_and(|r| r.rewind_to.is_some()),
+                PlanNode::Sequence { children }
+                | PlanNode::Parallel { children, .. }
+                | PlanNode::Group { children }
+                | PlanNode::Loop { children, .. } => children.iter().any(any),
+            }
+        }
+        any(&self.root)
     }
 
     /// Checks everything that can be checked before a single row is written.

@@ -4,32 +4,40 @@
 //! Start with [`Engine`]; ARCHITECTURE.md describes the contract with the JS driver, the state
 //! machines and the tables.
 
+mod api;
+mod apply;
 pub mod command;
 pub mod decision;
+mod drive;
 pub mod engine;
 pub mod error;
 pub mod events;
 pub mod graph;
 pub mod ident;
 pub mod inspect;
+pub mod machines;
+mod memory;
 pub mod output;
 pub mod owner;
 pub mod plan;
+mod runs;
 mod schemas;
-pub mod state;
 pub mod store;
+pub mod time;
+pub mod views;
 
 pub use command::{CommandOutcome, CommandSpec};
 pub use decision::{DecisionOutcome, DecisionRequest};
 pub use engine::{
-    ClaimOptions, Engine, NewRun, OutputRow, RunError, Snapshot, Step, TaskError, TaskResult,
-    TaskToRun,
+    AgentCall, ClaimOptions, Engine, NewRun, OutputRef, OutputRow, ParentRef, RunError, Snapshot,
+    Step, TaskError, TaskResult, TaskToRun,
 };
 pub use error::{Error, Result};
-pub use events::Event;
+pub use events::{Event, EventKind};
 pub use graph::GraphDescriptor;
-pub use inspect::{
+pub use machines::{ApprovalStatus, AttemptState, NodeState, RunStatus};
+pub use store::OpenOptions;
+pub use views::{
     ApprovalFilter, ApprovalSummary, AttemptLog, LogFilter, OrphanCursor, OrphanedRun, RunFilter,
     RunInspection, RunSummary,
 };
-pub use store::OpenOptions;

@@ -99,7 +99,6 @@ impl Codec {
             Codec::Text | Codec::Json => "TEXT",
         }
     }
-
 }
 
 #[derive(Debug)]

@@ -111,7 +111,8 @@ impl Engine {
         let me = self.config.owner.clone();
         let lease_until = self.lease_until()?;
         let driving = self.runs.contains_key(run_id);
-        let claimed = self.transaction(|tx| claim(tx, run_id, options, &me, lease_until, driving))?;
+        let claimed =
+            self.transaction(|tx| claim(tx, run_id, options, &me, lease_until, driving))?;
         let (row, status) = match claimed {
             Claimed::Ended(snapshot) => return Ok(*snapshot),
             Claimed::Taken { row, status } => (row, status),
@@ -270,10 +271,11 @@ fn claim(
     // A workflow is known by its name (`<Workflow name>`): another name is another workflow.
     // Another file with the same name is the same workflow moved or copied (the way to resume
     // a run whose file is gone); a file alone, with no name to tell, is not trusted.
-    let other_path = options
-        .workflow_path
-        .as_ref()
-        .filter(|p| row.workflow_path.as_ref().is_some_and(|recorded| recorded != *p));
+    let other_path = options.workflow_path.as_ref().filter(|p| {
+        row.workflow_path
+            .as_ref()
+            .is_some_and(|recorded| recorded != *p)
+    });
     let other_name = options
         .workflow_name
         .as_ref()
@@ -311,7 +313,9 @@ fn claim(
         }])?;
     }
     // Attempts that were open when the previous owner died.
-    for (node_id, iteration, state, attempt) in tx.store.nodes_in(run_id, &[NodeState::InProgress])? {
+    for (node_id, iteration, state, attempt) in
+        tx.store.nodes_in(run_id, &[NodeState::InProgress])?
+    {
         let key = NodeKey::new(run_id, &node_id, iteration);
         let (_, effects) = node::abandon(&key, state, attempt)?;
         tx.apply(effects)?;

@@ -199,7 +199,11 @@ impl SchemaCache {
     }
 
     /// Every output row of a run, read through the schema versions it is bound to.
-    pub(crate) fn read_outputs(&mut self, store: &dyn Store, run_id: &str) -> Result<Vec<OutputRow>> {
+    pub(crate) fn read_outputs(
+        &mut self,
+        store: &dyn Store,
+        run_id: &str,
+    ) -> Result<Vec<OutputRow>> {
         let mut bindings: Vec<(String, i64)> = store.schema_bindings(run_id)?.into_iter().collect();
         bindings.sort();
         let mut rows = Vec::new();

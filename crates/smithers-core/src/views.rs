@@ -239,4 +239,3 @@ pub struct LogFilter {
     #[serde(default)]
     pub attempt: Option<i64>,
 }
-

@@ -124,7 +124,7 @@ fn an_agent_attempt_keeps_its_call_with_its_result() {
         .events("a", 0, 1000)
         .unwrap()
         .into_iter()
-        .filter(|e| e.kind == "TokenUsageReported")
+        .filter(|e| e.kind == smithers_core::EventKind::TokenUsageReported)
         .count();
     assert_eq!(usage_events, 2);
 }

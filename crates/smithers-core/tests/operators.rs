@@ -6,7 +6,7 @@ mod common;
 
 use common::{decision_schema, req};
 use serde_json::{Value, json};
-use smithers_core::inspect::{ApprovalCursor, ApprovalFilter};
+use smithers_core::views::{ApprovalCursor, ApprovalFilter};
 use smithers_core::{Engine, GraphDescriptor, NewRun};
 
 fn graph(gates: &[Value]) -> GraphDescriptor {
@@ -209,7 +209,7 @@ fn the_feed_orders_every_runs_events_and_orphans_are_found() {
         .feed(head, 100)
         .unwrap()
         .into_iter()
-        .map(|e| e.kind)
+        .map(|e| e.kind.as_str().to_string())
         .collect();
     assert!(new.contains(&"ApprovalGranted".to_string()), "{new:?}");
     let orphans = a.orphaned_runs(10, false, None).unwrap();

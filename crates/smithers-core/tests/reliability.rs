@@ -380,7 +380,7 @@ fn a_render_that_changes_a_key_s_schema_after_the_run_wrote_rows_is_refused() {
 fn an_owner_on_another_host_holds_its_run_until_its_lease_expires() {
     let (_dir, path) = db();
     let _a = released(&path, "w", None);
-    let far = smithers_core::store::now_ms() + 60_000;
+    let far = smithers_core::time::now_ms() + 60_000;
     raw(&path)
         .execute(
             "UPDATE _smithers_runs SET owner = 'pod-7f9c:1:1:0', lease_expires_at_ms = ?1 WHERE run_id = 'r1'",

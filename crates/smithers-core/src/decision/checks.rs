@@ -26,7 +26,11 @@ pub(super) fn strings(v: &Value, key: &str) -> Vec<String> {
 }
 
 /// Inputs must be declared by the gate; an approve must carry the required ones.
-pub(super) fn check_inputs(gate: &Gate, inputs: &BTreeMap<String, String>, verdict: Verdict) -> Result<()> {
+pub(super) fn check_inputs(
+    gate: &Gate,
+    inputs: &BTreeMap<String, String>,
+    verdict: Verdict,
+) -> Result<()> {
     let declared = strings(&gate.request, "input");
     let undeclared: Vec<String> = inputs
         .keys()

@@ -23,19 +23,21 @@ pub(super) fn find(store: &dyn Store, req: &DecisionRequest) -> Result<Gate> {
             Some(row) => row,
             None => {
                 let iteration = req.iteration.unwrap_or(0);
-                return Err(match store.node_state_named(run_id, node_id, req.iteration)? {
-                    Some(state) => Error::NotWaiting {
-                        run_id: run_id.clone(),
-                        node_id: node_id.clone(),
-                        iteration,
-                        state: state.as_str().into(),
+                return Err(
+                    match store.node_state_named(run_id, node_id, req.iteration)? {
+                        Some(state) => Error::NotWaiting {
+                            run_id: run_id.clone(),
+                            node_id: node_id.clone(),
+                            iteration,
+                            state: state.as_str().into(),
+                        },
+                        None => Error::NodeNotFound {
+                            run_id: run_id.clone(),
+                            node_id: node_id.clone(),
+                            iteration,
+                        },
                     },
-                    None => Error::NodeNotFound {
-                        run_id: run_id.clone(),
-                        node_id: node_id.clone(),
-                        iteration,
-                    },
-                });
+                );
             }
         },
         None => {
@@ -50,7 +52,10 @@ pub(super) fn find(store: &dyn Store, req: &DecisionRequest) -> Result<Gate> {
                 _ => {
                     return Err(Error::AmbiguousApproval {
                         run_id: run_id.clone(),
-                        candidates: open.iter().map(|r| (r.node_id.clone(), r.iteration)).collect(),
+                        candidates: open
+                            .iter()
+                            .map(|r| (r.node_id.clone(), r.iteration))
+                            .collect(),
                     });
                 }
             }

@@ -25,6 +25,7 @@ use crate::machines::node::Verdict;
 use crate::owner;
 
 pub use checks::{SCOPE_LEVELS, scope_covers};
+pub(crate) use record::reset_scope_of;
 pub(crate) use values::{AUTO_DECIDER, AUTO_NOTE, decision_value};
 
 const MAX_NOTE: usize = 64 * 1024;
@@ -158,9 +159,8 @@ impl Engine {
         let bound = self.runs.get(&run_id).map(|r| r.schema_versions.clone());
         let driving = self.runs.contains_key(&run_id);
         let me = self.config.owner.clone();
-        let recorded = self.transaction(|tx| {
-            record::record(tx, &req, &gate, verdict, bound.as_ref())
-        })?;
+        let recorded =
+            self.transaction(|tx| record::record(tx, &req, &gate, verdict, bound.as_ref()))?;
         // The owner of a run that will pick the decision up itself: this engine while it
         // drives the run, or another engine that still holds its lease.
         let live_owner = recorded.owner.clone().filter(|o| {

@@ -14,7 +14,9 @@ use crate::error::{Error, Result};
 use crate::events::EventKind;
 use crate::graph::{ApprovalMode, OnDeny};
 use crate::machines::node::{self, Decided, Verdict};
-use crate::machines::{ApprovalStatus, DecisionRow, HistoryRow, NodeEvent, NodeKey, NodeState, RunStatus};
+use crate::machines::{
+    ApprovalStatus, DecisionRow, HistoryRow, NodeEvent, NodeKey, NodeState, RunStatus,
+};
 use crate::runs::{self, SubRuns};
 use crate::time::iso8601;
 
@@ -211,8 +213,10 @@ pub(super) fn record(
             let denied = Error::ApprovalDenied {
                 node_id: gate.node_id.clone(),
             };
-            Some(json!({ "code": denied.code(), "message": denied.to_string(),
-                         "note": req.note, "decidedBy": req.decided_by }))
+            Some(
+                json!({ "code": denied.code(), "message": denied.to_string(),
+                         "note": req.note, "decidedBy": req.decided_by }),
+            )
         }
         NodeEvent::Reject => {
             let rejected = Error::ApprovalRejected {
@@ -220,8 +224,10 @@ pub(super) fn record(
                 by: req.decided_by.clone(),
                 reason: reason.clone(),
             };
-            Some(json!({ "code": rejected.code(), "message": rejected.to_string(),
-                         "reason": reason, "decidedBy": req.decided_by, "decidedAt": decided_at }))
+            Some(
+                json!({ "code": rejected.code(), "message": rejected.to_string(),
+                         "reason": reason, "decidedBy": req.decided_by, "decidedAt": decided_at }),
+            )
         }
         _ => None,
     };
@@ -283,7 +289,9 @@ pub(super) fn record(
             output,
             history,
             // The output was only proposed; the next round writes a new one.
-            withdraw_output: table.clone().filter(|_| verdict == Verdict::PushBack && review),
+            withdraw_output: table
+                .clone()
+                .filter(|_| verdict == Verdict::PushBack && review),
         },
     )?;
     tx.apply(effects)?;

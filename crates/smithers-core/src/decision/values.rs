@@ -148,4 +148,3 @@ pub(super) fn human_answer(
         }),
     })
 }
-

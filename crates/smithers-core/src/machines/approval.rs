@@ -122,7 +122,10 @@ pub fn next(from: Option<ApprovalStatus>, event: ApprovalEvent) -> Result<Option
 mod tests {
     use super::*;
 
-    fn expected(from: Option<ApprovalStatus>, event: ApprovalEvent) -> Option<Option<ApprovalStatus>> {
+    fn expected(
+        from: Option<ApprovalStatus>,
+        event: ApprovalEvent,
+    ) -> Option<Option<ApprovalStatus>> {
         Some(match (from, event) {
             (None | Some(S::PushedBack), E::Request) => Some(S::Requested),
             (None, E::AutoApprove) => Some(S::Approved),

@@ -26,10 +26,10 @@ use crate::error::{Error, Result};
 use crate::events::EventKind;
 use crate::output::OutputTable;
 
-pub use approval::ApprovalStatus;
-pub use attempt::AttemptState;
-pub use node::NodeState;
-pub use run::RunStatus;
+pub use approval::{ApprovalEvent, ApprovalStatus};
+pub use attempt::{AttemptEvent, AttemptState};
+pub use node::{NodeEvent, NodeState};
+pub use run::{RunEvent, RunStatus};
 
 /// A state that is stored as text.
 pub(crate) trait Stored: Copy + Sized + 'static {

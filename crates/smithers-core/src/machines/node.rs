@@ -815,9 +815,11 @@ mod tests {
         };
         let (to, effects) = fail(&key, S::InProgress, 1, &error, false, false).unwrap();
         assert_eq!(to, S::Failed);
-        assert!(effects.iter().any(
-            |e| matches!(e, Effect::FailRun(RunError { code, .. }) if code == "BOOM")
-        ));
+        assert!(
+            effects
+                .iter()
+                .any(|e| matches!(e, Effect::FailRun(RunError { code, .. }) if code == "BOOM"))
+        );
         let (to, effects) = fail(&key, S::InProgress, 1, &error, true, false).unwrap();
         assert_eq!(to, S::Pending);
         assert!(!effects.iter().any(|e| matches!(e, Effect::FailRun(_))));

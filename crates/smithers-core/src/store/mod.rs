@@ -28,8 +28,8 @@ use crate::machines::{
 };
 use crate::output::OutputTable;
 use crate::views::{
-    ApprovalFilter, ApprovalSummary, AttemptLog, LogFilter, LoopSummary, NodeSummary,
-    OrphanCursor, RunFilter, RunSummary,
+    ApprovalFilter, ApprovalSummary, AttemptLog, LogFilter, LoopSummary, NodeSummary, OrphanCursor,
+    RunFilter, RunSummary,
 };
 
 pub use sqlite::SCHEMA_VERSION;
@@ -57,7 +57,14 @@ pub(crate) trait Store:
 }
 
 impl<T> Store for T where
-    T: Transactions + RunRows + NodeRows + AttemptRows + ApprovalRows + OutputRows + EventRows + Views
+    T: Transactions
+        + RunRows
+        + NodeRows
+        + AttemptRows
+        + ApprovalRows
+        + OutputRows
+        + EventRows
+        + Views
 {
 }
 
@@ -162,8 +169,13 @@ pub(crate) trait NodeRows {
         run_id: &str,
         states: &[NodeState],
     ) -> Result<Vec<(String, i64, NodeState, i64)>>;
-    fn set_node(&self, key: &NodeKey, state: NodeState, change: &NodeChange, now: i64)
-    -> Result<()>;
+    fn set_node(
+        &self,
+        key: &NodeKey,
+        state: NodeState,
+        change: &NodeChange,
+        now: i64,
+    ) -> Result<()>;
     fn cancel_open_nodes(&self, run_id: &str, now: i64) -> Result<()>;
     /// Nodes that waited on a sub-run and no longer wait (it ended).
     fn woken_nodes(&self, run_id: &str) -> Result<Vec<(String, i64, NodeState)>>;
@@ -184,10 +196,20 @@ pub(crate) trait AttemptRows {
         only_running: bool,
         now: i64,
     ) -> Result<()>;
-    fn record_refused_answer(&self, key: &NodeKey, attempt: i64, error_json: &str, now: i64)
-    -> Result<()>;
-    fn set_attempt_logs(&self, key: &NodeKey, attempt: i64, stdout: &str, stderr: &str)
-    -> Result<()>;
+    fn record_refused_answer(
+        &self,
+        key: &NodeKey,
+        attempt: i64,
+        error_json: &str,
+        now: i64,
+    ) -> Result<()>;
+    fn set_attempt_logs(
+        &self,
+        key: &NodeKey,
+        attempt: i64,
+        stdout: &str,
+        stderr: &str,
+    ) -> Result<()>;
     fn set_attempt_exit(&self, key: &NodeKey, attempt: i64, exit_code: Option<i32>) -> Result<()>;
     fn set_attempt_agent(&self, key: &NodeKey, attempt: i64, record: &AgentRecord) -> Result<()>;
     fn cancel_attempts(&self, run_id: &str, now: i64) -> Result<()>;
@@ -344,8 +366,11 @@ pub(crate) trait Views {
     fn run_approvals(&self, run_id: &str) -> Result<Vec<ApprovalSummary>>;
     fn loop_summaries(&self, run_id: &str) -> Result<Vec<LoopSummary>>;
     fn agent_attempts(&self, run_id: &str) -> Result<Vec<AttemptLog>>;
-    fn approvals(&self, filter: &ApprovalFilter, status: Option<&str>)
-    -> Result<Vec<ApprovalSummary>>;
+    fn approvals(
+        &self,
+        filter: &ApprovalFilter,
+        status: Option<&str>,
+    ) -> Result<Vec<ApprovalSummary>>;
     /// Runs `running` with no owner (or any owner, `include_dead`), oldest change first,
     /// after `after`, not marked unresumable since, with their `updated_at_ms`: the first
     /// `limit` that `keep` keeps.

@@ -5,7 +5,9 @@ use serde_json::{Value, json};
 
 use super::{SqliteStore, all, json_col, one, typed};
 use crate::error::Result;
-use crate::machines::{ApprovalRequest, ApprovalStatus, DecisionRow, HistoryRow, NodeKey, NodeState};
+use crate::machines::{
+    ApprovalRequest, ApprovalStatus, DecisionRow, HistoryRow, NodeKey, NodeState,
+};
 use crate::store::{ApprovalRow, ApprovalRows, DecidedRow, InputRow};
 use crate::time::iso8601;
 
@@ -134,13 +136,13 @@ impl ApprovalRows for SqliteStore {
             // A step sent back comes here again: its row moves to the next round.
             self.conn.prepare_cached(
                 "INSERT INTO _smithers_approvals (run_id, node_id, iteration, status, mode, on_deny, output_table, requested_at_ms, request_json, kind, round) \
-                 VALUES (?1, ?2, ?3, 'requested', 'review', 'fail', ?4, ?5, ?6, 'review', 1) \
+                 VALUES (?1, ?2, ?3, 'requested', 'review', 'fail', ?4, ?5, ?6, 'review', ?7) \
                  ON CONFLICT(run_id, node_id, iteration) DO UPDATE SET status = 'requested', \
                    requested_at_ms = excluded.requested_at_ms, request_json = excluded.request_json, \
                    decided_at_ms = NULL, decided_by = NULL, note = NULL, reason = NULL, inputs_json = NULL \
                  WHERE _smithers_approvals.status = 'pushed-back'",
             )?
-            .execute(params![key.run, key.node, key.iteration, request.output_table, now, request.request_json])?;
+            .execute(params![key.run, key.node, key.iteration, request.output_table, now, request.request_json, request.round])?;
             return Ok(());
         }
         self.conn.prepare_cached(
@@ -286,7 +288,17 @@ impl ApprovalRows for SqliteStore {
                ON n.run_id = a.run_id AND n.node_id = a.node_id AND n.iteration = a.iteration \
              WHERE a.run_id = ?1 AND a.status != 'requested'",
             [run_id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)),
+            |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                ))
+            },
         )?;
         rows.into_iter()
             .map(
@@ -306,14 +318,32 @@ impl ApprovalRows for SqliteStore {
     }
 
     fn input_rows(&self, run_id: &str) -> Result<Vec<InputRow>> {
-        type Row = (String, i64, String, i64, Option<String>, Option<String>, String);
+        type Row = (
+            String,
+            i64,
+            String,
+            i64,
+            Option<String>,
+            Option<String>,
+            String,
+        );
         let rows: Vec<Row> = all(
             &self.conn,
             "SELECT node_id, iteration, status, round, inputs_json, pushback_json, request_json FROM _smithers_approvals \
              WHERE run_id = ?1 AND (inputs_json IS NOT NULL OR pushback_json IS NOT NULL) \
              ORDER BY COALESCE(decided_at_ms, requested_at_ms)",
             [run_id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)),
+            |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                ))
+            },
         )?;
         rows.into_iter()
             .map(

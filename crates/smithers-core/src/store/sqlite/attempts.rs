@@ -73,7 +73,14 @@ impl AttemptRows for SqliteStore {
                 "UPDATE _smithers_attempts SET stdout_path = ?5, stderr_path = ?6 \
                  WHERE run_id = ?1 AND node_id = ?2 AND iteration = ?3 AND attempt = ?4",
             )?
-            .execute(params![key.run, key.node, key.iteration, attempt, stdout, stderr])?;
+            .execute(params![
+                key.run,
+                key.node,
+                key.iteration,
+                attempt,
+                stdout,
+                stderr
+            ])?;
         Ok(())
     }
 
@@ -83,7 +90,13 @@ impl AttemptRows for SqliteStore {
                 "UPDATE _smithers_attempts SET exit_code = ?5 \
                  WHERE run_id = ?1 AND node_id = ?2 AND iteration = ?3 AND attempt = ?4",
             )?
-            .execute(params![key.run, key.node, key.iteration, attempt, exit_code])?;
+            .execute(params![
+                key.run,
+                key.node,
+                key.iteration,
+                attempt,
+                exit_code
+            ])?;
         Ok(())
     }
 

@@ -10,7 +10,14 @@ use crate::store::EventRows;
 type Row = (String, i64, String, i64, String, Option<i64>);
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+    ))
 }
 
 fn typed(rows: Vec<Row>) -> Result<Vec<Event>> {

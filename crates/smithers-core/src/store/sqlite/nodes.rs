@@ -4,7 +4,7 @@ use rusqlite::params;
 
 use super::{SqliteStore, all, one, typed, typed_opt};
 use crate::error::Result;
-use crate::machines::{Field, NodeChange, NodeKey, NodeState, Stored};
+use crate::machines::{Field, NodeChange, NodeKey, NodeState};
 use crate::store::{NodeDetail, NodeInsert, NodeRow, NodeRows};
 
 /// A field as two parameters: whether it is written, and the value written (NULL clears).
@@ -56,7 +56,16 @@ impl NodeRows for SqliteStore {
                ON a.run_id = n.run_id AND a.node_id = n.node_id AND a.iteration = n.iteration \
              WHERE n.run_id = ?1",
             [run_id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+            |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            },
         )?;
         rows.into_iter()
             .map(|(node_id, iteration, state, attempts, loop_id, approval)| {

@@ -58,12 +58,8 @@ fn encode(codec: Codec, value: Option<&Value>) -> Result<SqlValue> {
     Ok(match (codec, value) {
         (_, Value::Null) => SqlValue::Null,
         (Codec::Bool, Value::Bool(b)) => SqlValue::Integer(i64::from(*b)),
-        (Codec::Int, Value::Number(n)) if n.is_i64() => {
-            SqlValue::Integer(n.as_i64().unwrap_or(0))
-        }
-        (Codec::Int | Codec::Real, Value::Number(n)) => {
-            SqlValue::Real(n.as_f64().unwrap_or(0.0))
-        }
+        (Codec::Int, Value::Number(n)) if n.is_i64() => SqlValue::Integer(n.as_i64().unwrap_or(0)),
+        (Codec::Int | Codec::Real, Value::Number(n)) => SqlValue::Real(n.as_f64().unwrap_or(0.0)),
         (Codec::Text, Value::String(s)) => SqlValue::Text(s.clone()),
         // Anything the schema allowed that does not fit the column is kept as JSON.
         (_, other) => SqlValue::Text(serde_json::to_string(other)?),
@@ -77,9 +73,7 @@ fn decode(codec: Codec, value: SqlValue) -> Value {
         (_, SqlValue::Integer(i)) => Value::from(i),
         (_, SqlValue::Real(f)) if f.fract() == 0.0 && f.abs() < 9.0e15 => Value::from(f as i64),
         (_, SqlValue::Real(f)) => Value::from(f),
-        (Codec::Json, SqlValue::Text(s)) => {
-            serde_json::from_str(&s).unwrap_or(Value::String(s))
-        }
+        (Codec::Json, SqlValue::Text(s)) => serde_json::from_str(&s).unwrap_or(Value::String(s)),
         (_, SqlValue::Text(s)) => Value::String(s),
         (_, SqlValue::Blob(b)) => Value::String(String::from_utf8_lossy(&b).into_owned()),
     }
@@ -127,7 +121,6 @@ fn ensure(conn: &Connection, t: &OutputTable) -> Result<()> {
     }
     Ok(())
 }
-
 
 /// A row's fields as JSON (a null field that is not required is left out).
 fn row_value(t: &OutputTable, row: &rusqlite::Row<'_>) -> rusqlite::Result<Value> {
@@ -193,7 +186,8 @@ impl OutputRows for SqliteStore {
     fn read_outputs(&self, t: &OutputTable, run_id: &str) -> Result<Vec<(String, i64, Value)>> {
         let sql = self.sql(t);
         on_table(&self.conn, &sql.select_run, Vec::new(), |stmt| {
-            let rows = stmt.query_map([run_id], |r| Ok((r.get(0)?, r.get(1)?, row_value(t, r)?)))?;
+            let rows =
+                stmt.query_map([run_id], |r| Ok((r.get(0)?, r.get(1)?, row_value(t, r)?)))?;
             Ok(rows.collect::<Result<_, _>>()?)
         })
     }
@@ -209,7 +203,10 @@ impl OutputRows for SqliteStore {
     fn run_has_rows(&self, table: &str, run_id: &str) -> Result<bool> {
         let sql = format!("SELECT 1 FROM {} WHERE run_id = ?1 LIMIT 1", quote(table));
         on_table(&self.conn, &sql, false, |stmt| {
-            Ok(rusqlite::OptionalExtension::optional(stmt.query_row([run_id], |_| Ok(())))?.is_some())
+            Ok(
+                rusqlite::OptionalExtension::optional(stmt.query_row([run_id], |_| Ok(())))?
+                    .is_some(),
+            )
         })
     }
 

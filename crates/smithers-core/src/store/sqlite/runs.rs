@@ -35,7 +35,18 @@ impl RunRows for SqliteStore {
             "SELECT status, owner, lease_expires_at_ms, workflow_name, workflow_path, input_json, error_json, started_by \
              FROM _smithers_runs WHERE run_id = ?1",
             [run_id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?)),
+            |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                ))
+            },
         )?;
         let Some((status, owner, lease, name, path, input_json, error_json, started_by)) = row
         else {

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
-use crate::store::OpenOptions;
 use crate::error::{Error, Result};
+use crate::store::OpenOptions;
 
 pub const SCHEMA_VERSION: i64 = 6;
 

@@ -9,8 +9,8 @@ use crate::machines::NodeKey;
 use crate::store::{ApprovalRows, Views};
 use crate::time::{iso8601, now_ms};
 use crate::views::{
-    ApprovalFilter, ApprovalSummary, AttemptLog, LogFilter, LoopSummary, NodeSummary,
-    OrphanCursor, Rejection, RunFilter, RunSummary,
+    ApprovalFilter, ApprovalSummary, AttemptLog, LogFilter, LoopSummary, NodeSummary, OrphanCursor,
+    Rejection, RunFilter, RunSummary,
 };
 
 const RUN_COLS: &str = "r.run_id, r.workflow_name, r.workflow_path, r.status, r.owner, r.created_at_ms, r.updated_at_ms, \
@@ -189,7 +189,12 @@ impl Views for SqliteStore {
                  AND (?4 IS NULL OR (r.resume_error_json IS NOT NULL) = ?4) \
                  ORDER BY r.created_at_ms DESC, r.run_id DESC LIMIT ?2"
             ),
-            params![filter.status, limit, filter.workflow_name, filter.resume_failed],
+            params![
+                filter.status,
+                limit,
+                filter.workflow_name,
+                filter.resume_failed
+            ],
             run_summary,
         )
     }
@@ -218,7 +223,9 @@ impl Views for SqliteStore {
                     label: r.get(4)?,
                     attempts: r.get(5)?,
                     skip_reason: r.get(6)?,
-                    error: r.get::<_, Option<String>>(7)?.and_then(|e| serde_json::from_str(&e).ok()),
+                    error: r
+                        .get::<_, Option<String>>(7)?
+                        .and_then(|e| serde_json::from_str(&e).ok()),
                     updated_at: iso8601(r.get(8)?),
                     sub_run_id: r.get(9)?,
                 })
@@ -244,7 +251,13 @@ impl Views for SqliteStore {
             &self.conn,
             "SELECT loop_id, iteration, done FROM _smithers_loops WHERE run_id = ?1 ORDER BY loop_id",
             [run_id],
-            |r| Ok(LoopSummary { loop_id: r.get(0)?, iteration: r.get(1)?, done: r.get(2)? }),
+            |r| {
+                Ok(LoopSummary {
+                    loop_id: r.get(0)?,
+                    iteration: r.get(1)?,
+                    done: r.get(2)?,
+                })
+            },
         )
     }
 
@@ -260,7 +273,11 @@ impl Views for SqliteStore {
         )
     }
 
-    fn approvals(&self, filter: &ApprovalFilter, status: Option<&str>) -> Result<Vec<ApprovalSummary>> {
+    fn approvals(
+        &self,
+        filter: &ApprovalFilter,
+        status: Option<&str>,
+    ) -> Result<Vec<ApprovalSummary>> {
         let limit = filter.limit.unwrap_or(100).clamp(1, 10_000);
         let offset = filter.offset.unwrap_or(0).max(0);
         let after = filter.after.as_ref();
@@ -307,7 +324,11 @@ impl Views for SqliteStore {
              ORDER BY r.updated_at_ms, r.run_id"
         ))?;
         let rows = stmt.query_map(
-            params![include_dead, after.map(|c| c.updated_at_ms), after.map(|c| c.run_id.as_str())],
+            params![
+                include_dead,
+                after.map(|c| c.updated_at_ms),
+                after.map(|c| c.run_id.as_str())
+            ],
             |r| Ok((run_summary(r)?, r.get::<_, i64>(6)?)),
         )?;
         let mut out = Vec::new();
