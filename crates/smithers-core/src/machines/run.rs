@@ -6,6 +6,8 @@
 
 use serde_json::json;
 
+use super::approval::{self, ApprovalEvent, ApprovalStatus};
+use super::attempt::{self, AttemptEvent, AttemptState};
 use super::{Effect, Move, RunChange, RunInsert, Stored, Taken};
 use crate::api::RunError;
 use crate::error::Result;
@@ -235,9 +237,10 @@ pub(crate) fn end(
     error: Option<RunError>,
 ) -> Result<Moved> {
     let to = next(Some(from), event)?;
+    let [withdraw, cancel] = close_open(run)?;
     let mut effects = vec![
-        Effect::WithdrawRequests { run: run.into() },
-        Effect::CancelAttempts { run: run.into() },
+        withdraw,
+        cancel,
         Effect::SetRun {
             run: run.into(),
             status: to,
@@ -263,21 +266,29 @@ pub(crate) fn end(
     Ok((to, effects))
 }
 
+/// An ending run's open requests are withdrawn and its running attempts cancelled: each row
+/// those writes touch takes that move of its machine.
+fn close_open(run: &str) -> Result<[Effect; 2]> {
+    approval::next(Some(ApprovalStatus::Requested), ApprovalEvent::Withdraw)?;
+    attempt::next(Some(AttemptState::Running), AttemptEvent::Cancel)?;
+    Ok([
+        Effect::WithdrawRequests { run: run.into() },
+        Effect::CancelAttempts { run: run.into() },
+    ])
+}
+
 /// A sub-run whose caller ended (or was sent back) is cancelled with everything open in it.
 pub(crate) fn cancel_sub_run(sub_run: &str, from: RunStatus, reason: &str) -> Result<Moved> {
     let to = next(Some(from), E::Cancel)?;
+    let [withdraw, cancel] = close_open(sub_run)?;
     Ok((
         to,
         vec![
             Effect::CancelOpenNodes {
                 run: sub_run.into(),
             },
-            Effect::WithdrawRequests {
-                run: sub_run.into(),
-            },
-            Effect::CancelAttempts {
-                run: sub_run.into(),
-            },
+            withdraw,
+            cancel,
             Effect::SetRun {
                 run: sub_run.into(),
                 status: to,

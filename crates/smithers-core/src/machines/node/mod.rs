@@ -10,10 +10,7 @@ use serde_json::{Value, json};
 
 use super::approval::{self, ApprovalEvent, ApprovalStatus};
 use super::attempt::{self, AttemptEvent, AttemptState};
-use super::{
-    ApprovalRequest, DecisionRow, Effect, Field, HistoryRow, Move, NodeChange, NodeKey, Stored,
-    Taken,
-};
+use super::{ApprovalRequest, Effect, Field, Move, NodeChange, NodeKey, Stored, Taken};
 use crate::api::{RunError, TaskError};
 use crate::error::Result;
 use crate::events::EventKind;
@@ -496,201 +493,7 @@ pub(crate) fn cancel(key: &NodeKey, from: NodeState) -> Result<Moved> {
     ))
 }
 
-/// What a decision does to the node it decides.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Verdict {
-    Approve,
-    Deny,
-    PushBack,
-}
-
-/// The node event a verdict is, for a gate (`review` false) of `mode` and `on_deny`, or a
-/// reviewed step, with the reason a skipped node records.
-pub(crate) fn decision_event(
-    verdict: Verdict,
-    review: bool,
-    gate_before_task: bool,
-    denial_fails: bool,
-) -> (NodeEvent, Option<SkipReason>) {
-    match (verdict, review) {
-        (Verdict::Approve, true) => (E::ApproveReview, None),
-        (Verdict::Deny, true) => (E::Reject, None),
-        (Verdict::PushBack, _) => (E::PushBack, None),
-        (Verdict::Approve, false) if gate_before_task => (E::ApproveGate, None),
-        (Verdict::Approve, false) => (E::ApproveDecision, None),
-        (Verdict::Deny, false) if denial_fails => (E::DenyFail, None),
-        (Verdict::Deny, false) if gate_before_task => (E::Skip, Some(SkipReason::Denied)),
-        // `<Approval>`: continue and skip alike record `approved: false` and go on.
-        (Verdict::Deny, false) => (E::DenyContinue, None),
-    }
-}
-
-/// A decision on a node waiting for it: the approval row decided (with, for a review, its
-/// round kept in the history), the node moved, the output written (an `<Approval>`'s
-/// decision row, a human task's answer) or withdrawn (a review pushed back).
-pub(crate) struct Decided {
-    pub event: NodeEvent,
-    pub skip_reason: Option<SkipReason>,
-    pub decision: DecisionRow,
-    /// JSON of the node's error (a denial that fails, a rejection).
-    pub error: Option<String>,
-    pub output: Option<(Rc<OutputTable>, Value)>,
-    /// A review's round, for the history.
-    pub history: Option<HistoryRow>,
-    pub withdraw_output: Option<Rc<OutputTable>>,
-}
-
-pub(crate) fn decide(key: &NodeKey, from: NodeState, decided: Decided) -> Result<Moved> {
-    let to = next(from, decided.event)?;
-    let approval_event = match decided.decision.status {
-        ApprovalStatus::Approved => ApprovalEvent::Approve,
-        ApprovalStatus::Rejected => ApprovalEvent::Reject,
-        ApprovalStatus::PushedBack => ApprovalEvent::PushBack,
-        _ => ApprovalEvent::Deny,
-    };
-    approval::next(Some(ApprovalStatus::Requested), approval_event)?;
-    let mut effects = vec![
-        Effect::Decide {
-            node: key.clone(),
-            decision: Box::new(decided.decision),
-        },
-        set(
-            key,
-            to,
-            NodeChange {
-                attempts: Some(0),
-                skip_reason: decided
-                    .skip_reason
-                    .map_or(Field::Keep, |r| Field::Set(r.as_str())),
-                error: decided.error.map_or(Field::Clear, Field::Set),
-                sub_run: Field::Keep,
-            },
-        ),
-    ];
-    if let Some((table, value)) = decided.output {
-        effects.push(write(key, &table, value, false));
-    }
-    if let Some(row) = decided.history {
-        effects.push(Effect::AppendHistory {
-            node: key.clone(),
-            row: Box::new(row),
-        });
-    }
-    if let Some(table) = decided.withdraw_output {
-        effects.push(Effect::DeleteOutput {
-            node: key.clone(),
-            table,
-        });
-    }
-    Ok((to, effects))
-}
-
-/// The event that says where a decided node went (after the approval's own event).
-pub(crate) fn decided_event(key: &NodeKey, to: NodeState, pushed_back: bool) -> Option<Effect> {
-    let kind = match to {
-        S::Finished => EventKind::NodeFinished,
-        S::Failed => EventKind::NodeFailed,
-        S::Skipped => EventKind::NodeSkipped,
-        S::Rejected => EventKind::NodeRejected,
-        S::Pending if pushed_back => EventKind::NodePushedBack,
-        _ => return None,
-    };
-    Some(key.emit(kind, json!({})))
-}
-
-/// A human task's answer that does not fit: a failed attempt, and the task waits for the
-/// next answer, or, out of attempts, fails (its request withdrawn).
-pub(crate) fn refuse_answer(
-    key: &NodeKey,
-    from: NodeState,
-    attempt: i64,
-    attempt_error: &Value,
-    event_payload: Value,
-    exhausted: Option<(Value, Option<String>, Option<String>)>,
-) -> Result<Moved> {
-    attempt::next(None, AttemptEvent::Refuse)?;
-    let mut effects = vec![
-        Effect::RecordRefusedAnswer {
-            node: key.clone(),
-            attempt,
-            error: attempt_error.to_string(),
-        },
-        key.emit(EventKind::HumanAnswerInvalid, event_payload),
-    ];
-    let Some((node_error, decided_by, note)) = exhausted else {
-        let to = next(from, E::RefuseAnswer)?;
-        effects.push(set(key, to, NodeChange::attempt(attempt)));
-        return Ok((to, effects));
-    };
-    let to = next(from, E::DenyFail)?;
-    approval::next(Some(ApprovalStatus::Requested), ApprovalEvent::Withdraw)?;
-    effects.push(set(
-        key,
-        to,
-        NodeChange {
-            attempts: Some(attempt),
-            error: Field::Set(node_error.to_string()),
-            ..NodeChange::default()
-        },
-    ));
-    effects.push(Effect::WithdrawApproval {
-        node: key.clone(),
-        decided_by,
-        note,
-    });
-    effects.push(key.emit(
-        EventKind::NodeFailed,
-        json!({ "attempt": attempt, "error": node_error }),
-    ));
-    Ok((to, effects))
-}
-
-/// A node in a push-back's scope goes back to pending: its output withdrawn, its error and
-/// skip reason cleared, and a decision it had undone (a gate is asked again; a review opens
-/// its next round). `approval` is its approval row's status and whether it is a review.
-pub(crate) fn rewind(
-    key: &NodeKey,
-    from: NodeState,
-    table: Option<Rc<OutputTable>>,
-    approval: Option<(ApprovalStatus, bool)>,
-    by_gate: &str,
-) -> Result<Moved> {
-    let to = next(from, E::Rewind)?;
-    let mut effects = vec![set(
-        key,
-        to,
-        NodeChange {
-            attempts: None,
-            skip_reason: Field::Clear,
-            error: Field::Clear,
-            sub_run: Field::Clear,
-        },
-    )];
-    if let Some(table) = table {
-        effects.push(Effect::DeleteOutput {
-            node: key.clone(),
-            table,
-        });
-    }
-    match approval {
-        Some((status, false)) => {
-            approval::next(Some(status), ApprovalEvent::Forget)?;
-            effects.push(Effect::ForgetGate { node: key.clone() });
-        }
-        Some((status, true)) => {
-            approval::next(Some(status), ApprovalEvent::Reopen)?;
-            effects.push(Effect::ReopenReview { node: key.clone() });
-        }
-        None => {}
-    }
-    effects.push(key.emit(
-        EventKind::NodeReset,
-        json!({ "previous": from.as_str(), "pushedBackAt": by_gate }),
-    ));
-    Ok((to, effects))
-}
-
-fn set(key: &NodeKey, state: NodeState, change: NodeChange) -> Effect {
+pub(super) fn set(key: &NodeKey, state: NodeState, change: NodeChange) -> Effect {
     Effect::SetNode {
         node: key.clone(),
         state,
@@ -698,7 +501,7 @@ fn set(key: &NodeKey, state: NodeState, change: NodeChange) -> Effect {
     }
 }
 
-fn write(key: &NodeKey, table: &Rc<OutputTable>, value: Value, publish: bool) -> Effect {
+pub(super) fn write(key: &NodeKey, table: &Rc<OutputTable>, value: Value, publish: bool) -> Effect {
     Effect::WriteOutput {
         node: key.clone(),
         table: table.clone(),
@@ -707,7 +510,7 @@ fn write(key: &NodeKey, table: &Rc<OutputTable>, value: Value, publish: bool) ->
     }
 }
 
-fn close(
+pub(super) fn close(
     key: &NodeKey,
     attempt: i64,
     event: AttemptEvent,
@@ -722,106 +525,10 @@ fn close(
     })
 }
 
+mod decide;
+pub(crate) use decide::{
+    Decided, Verdict, decide, decided_event, decision_event, refuse_answer, rewind,
+};
+
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The node machine as a diagram: every (state, event) pair and where it goes, or `None`
-    /// where the move is illegal. Written out on its own, so a change to [`MOVES`] must be
-    /// made here too.
-    fn expected(from: NodeState, event: NodeEvent) -> Option<NodeState> {
-        use NodeEvent as E;
-        use NodeState as S;
-        Some(match (from, event) {
-            (S::Pending, E::Start) => S::InProgress,
-            (S::InProgress, E::Finish) => S::Finished,
-            (S::InProgress, E::Retry | E::Abandon) => S::Pending,
-            (S::InProgress, E::Fail) => S::Failed,
-            (S::Pending, E::RequestApproval) => S::WaitingApproval,
-            (S::Pending | S::WaitingApproval, E::ApproveDecision) => S::Finished,
-            (S::WaitingApproval, E::DenyContinue | E::ApproveReview) => S::Finished,
-            (S::WaitingApproval, E::ApproveGate | E::PushBack | E::SubRunEnded) => S::Pending,
-            (S::WaitingApproval, E::DenyFail) => S::Failed,
-            (S::Pending | S::WaitingApproval, E::Skip) => S::Skipped,
-            (S::Pending | S::InProgress | S::WaitingApproval, E::Cancel) => S::Cancelled,
-            (S::InProgress, E::AwaitReview | E::AwaitSubRun) => S::WaitingApproval,
-            (S::WaitingApproval, E::Reject) => S::Rejected,
-            (S::Finished | S::Failed | S::Skipped | S::WaitingApproval, E::Rewind) => S::Pending,
-            (S::WaitingApproval, E::RefuseAnswer) => S::WaitingApproval,
-            _ => return None,
-        })
-    }
-
-    #[test]
-    fn every_move_and_nothing_else() {
-        let mut legal = 0;
-        for &from in NodeState::ALL {
-            for &event in NodeEvent::ALL {
-                let got = next(from, event).ok();
-                assert_eq!(got, expected(from, event), "{from:?} --{event:?}-->");
-                legal += usize::from(got.is_some());
-            }
-        }
-        assert_eq!(legal, MOVES.len(), "a move is listed twice");
-    }
-
-    #[test]
-    fn finished_nodes_never_restart_and_rejected_ones_never_come_back() {
-        for event in [E::Start, E::RequestApproval, E::Skip] {
-            assert!(next(S::Finished, event).is_err());
-        }
-        for event in [E::Start, E::ApproveReview, E::PushBack, E::Skip, E::Rewind] {
-            assert!(next(S::Rejected, event).is_err(), "{event:?}");
-        }
-        assert!(next(S::InProgress, E::Rewind).is_err());
-    }
-
-    #[test]
-    fn a_finished_attempt_writes_its_output_then_the_node_then_the_attempt() {
-        let key = NodeKey::new("r", "t", 0);
-        let schema = json!({"type": "object", "properties": {"v": {"type": "number"}}});
-        let table = Rc::new(OutputTable::new("step", &schema).unwrap());
-        let (to, effects) = finish(&key, S::InProgress, 2, &table, json!({"v": 1})).unwrap();
-        assert_eq!(to, S::Finished);
-        let kinds: Vec<&str> = effects
-            .iter()
-            .map(|e| match e {
-                Effect::WriteOutput { publish: true, .. } => "write",
-                Effect::SetNode {
-                    state: S::Finished, ..
-                } => "node",
-                Effect::CloseAttempt {
-                    state: AttemptState::Finished,
-                    attempt: 2,
-                    ..
-                } => "attempt",
-                Effect::Emit {
-                    kind: EventKind::NodeFinished,
-                    ..
-                } => "event",
-                other => panic!("unexpected {other:?}"),
-            })
-            .collect();
-        assert_eq!(kinds, ["write", "node", "attempt", "event"]);
-    }
-
-    #[test]
-    fn a_failure_without_continue_on_fail_fails_the_run_with_the_tasks_code() {
-        let key = NodeKey::new("r", "t", 0);
-        let error = TaskError {
-            code: Some("BOOM".into()),
-            message: "it broke".into(),
-            ..TaskError::default()
-        };
-        let (to, effects) = fail(&key, S::InProgress, 1, &error, false, false).unwrap();
-        assert_eq!(to, S::Failed);
-        assert!(
-            effects
-                .iter()
-                .any(|e| matches!(e, Effect::FailRun(RunError { code, .. }) if code == "BOOM"))
-        );
-        let (to, effects) = fail(&key, S::InProgress, 1, &error, true, false).unwrap();
-        assert_eq!(to, S::Pending);
-        assert!(!effects.iter().any(|e| matches!(e, Effect::FailRun(_))));
-    }
-}
+mod tests;
