@@ -1,0 +1,116 @@
+#!/usr/bin/env node
+// CI check of the npm packaging path (.ci/run): what `npm install smithers-rs` gives a user.
+//   1. `npm pack` the main package (no `.node` in it; README, LICENSE, the CLI, the loader);
+//   2. `npm pack` every platform package from its committed manifest (npm/smithers-rs/npm/*/);
+//      the one for this machine carries the addon `npm install` built here (a debug build:
+//      release builds are for scripts/build-platforms.js, too slow for CI);
+//   3. install the main tarball into an empty project with no Rust on PATH, its optional
+//      dependencies pointed at those tarballs (`overrides`), so npm itself chooses the platform
+//      package by the manifests' os / cpu / libc fields;
+//   4. run an example there through `smithers up` (waits at its gate) and `smithers approve`
+//      (finishes), and check the error a user gets when the platform package is missing.
+// A missing file, a wrong `files` entry or a wrong os/cpu/libc field fails it. ~10 s.
+import { execFileSync, spawnSync } from "node:child_process";
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import { delimiter, dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const PKG_DIR = join(ROOT, "npm/smithers-rs");
+const HOST_ABI = "linux-x64-gnu";
+const t0 = performance.now();
+const failures = [];
+const check = (ok, what) => {
+  if (!ok) failures.push(what);
+  process.stderr.write(`[pack-test] ${ok ? "ok  " : "FAIL"} ${what}\n`);
+};
+
+if (`${process.platform}-${process.arch}` !== "linux-x64") {
+  console.log(`pack-test: skipped: it installs the ${HOST_ABI} package and runs on linux-x64 only`);
+  process.exit(0);
+}
+
+const work = mkdtempSync(join(os.tmpdir(), "smithers-pack-test-"));
+const pack = (dir) => {
+  const [info] = JSON.parse(execFileSync("npm", ["pack", "--json", "--ignore-scripts", "--pack-destination", work], { cwd: dir, encoding: "utf8" }));
+  return info;
+};
+
+try {
+  // 1. The main package.
+  const main = pack(PKG_DIR);
+  const files = main.files.map((f) => f.path);
+  check(!files.some((f) => f.endsWith(".node")), `the main tarball holds no .node (${(main.size / 1024).toFixed(0)} KB, ${files.length} files)`);
+  for (const f of ["README.md", "LICENSE", "package.json", "bin/smithers.js", "binding.cjs", "src/binding-load.cjs", "src/loader/hooks.js"]) check(files.includes(f), `the main tarball holds ${f}`);
+
+  // 2. The platform packages.
+  const pkg = JSON.parse(readFileSync(join(PKG_DIR, "package.json"), "utf8"));
+  const overrides = {};
+  for (const name of Object.keys(pkg.optionalDependencies)) {
+    const abi = name.slice(`${pkg.name}-`.length);
+    const dir = join(work, "platforms", abi);
+    mkdirSync(dir, { recursive: true });
+    for (const f of ["package.json", "README.md"]) copyFileSync(join(PKG_DIR, "npm", abi, f), join(dir, f));
+    const manifest = JSON.parse(readFileSync(join(dir, "package.json"), "utf8"));
+    check(manifest.name === name && manifest.version === pkg.version, `npm/${abi}/package.json is ${name}@${pkg.version}`);
+    if (abi === HOST_ABI) copyFileSync(join(PKG_DIR, manifest.main), join(dir, manifest.main));
+    const tarball = pack(dir);
+    if (abi === HOST_ABI) check(tarball.files.some((f) => f.path === manifest.main), `${name} carries ${manifest.main}`);
+    overrides[name] = `file:${join(work, tarball.filename)}`;
+  }
+
+  // 3. An empty project, no Rust on PATH.
+  const app = join(work, "app");
+  mkdirSync(app);
+  const zod = JSON.parse(readFileSync(join(ROOT, "node_modules/zod/package.json"), "utf8")).version;
+  writeFileSync(
+    join(app, "package.json"),
+    `${JSON.stringify({ name: "app", private: true, type: "module", dependencies: { "smithers-rs": `file:${join(work, main.filename)}`, zod }, overrides }, null, 2)}\n`,
+  );
+  const noRust = [dirname(process.execPath), "/usr/bin", "/bin"].filter((d, i, all) => all.indexOf(d) === i && !existsSync(join(d, "cargo")) && !existsSync(join(d, "rustc")));
+  const env = { ...process.env, PATH: noRust.join(delimiter), npm_config_audit: "false", npm_config_fund: "false" };
+  for (const k of ["CARGO", "RUSTUP_HOME", "CARGO_HOME", "NAPI_RS_NATIVE_LIBRARY_PATH", "SMITHERS_DB", "SMITHERS_LOG"]) delete env[k];
+  check(spawnSync("sh", ["-c", "command -v cargo || command -v rustc"], { env }).status !== 0, `no cargo or rustc on PATH (${env.PATH})`);
+  const install = spawnSync("npm", ["install", "--prefer-offline", "--no-audit", "--no-fund"], { cwd: app, env, encoding: "utf8" });
+  check(install.status === 0, `npm install of the tarball exits 0${install.status ? `: ${install.stderr.slice(-1500)}` : ""}`);
+  const installed = readdirSync(join(app, "node_modules")).filter((d) => d.startsWith(`${pkg.name}-`));
+  check(installed.join(",") === `${pkg.name}-${HOST_ABI}`, `npm installed exactly the ${HOST_ABI} platform package (got: ${installed.join(", ") || "none"})`);
+
+  // 4. An example through its gate.
+  cpSync(join(ROOT, "examples/publish-approval.tsx"), join(app, "publish-approval.tsx"));
+  const smithers = (...args) => spawnSync(join(app, "node_modules/.bin/smithers"), args, { cwd: app, env, encoding: "utf8" });
+  const version = smithers("--version");
+  check(version.status === 0 && version.stdout.trim() === pkg.version, `smithers --version prints ${pkg.version} (${version.stdout.trim() || version.stderr.trim()})`);
+  const up = smithers("up", "publish-approval.tsx", "--input", '{"title":"Packed"}', "--json");
+  const run = up.status === 3 ? JSON.parse(up.stdout) : null;
+  check(run?.status === "waiting-approval", `smithers up waits at the gate, exit 3 (exit ${up.status}${up.status === 3 ? "" : `: ${up.stderr.slice(-800)}`})`);
+  if (run) {
+    const approve = smithers("approve", run.runId, "--by", "ci", "--json");
+    const decided = approve.status === 0 ? JSON.parse(approve.stdout) : null;
+    check(decided?.run?.status === "finished", `smithers approve finishes the run, exit 0 (exit ${approve.status}${approve.status ? `: ${approve.stderr.slice(-800)}` : ""})`);
+    const inspect = smithers("inspect", run.runId, "--json");
+    const outputs = inspect.status === 0 ? JSON.parse(inspect.stdout).outputs.map((o) => o.nodeId) : [];
+    check(outputs.includes("publish"), `smithers inspect shows the published output (${outputs.join(", ")})`);
+  }
+
+  // Without the platform package: an error that names it, not napi's generic one.
+  const platformDir = join(app, "node_modules", `${pkg.name}-${HOST_ABI}`);
+  renameSync(platformDir, `${platformDir}.away`);
+  const missing = smithers("--version");
+  renameSync(`${platformDir}.away`, platformDir);
+  check(
+    missing.status === 1 && missing.stderr.includes("NATIVE_BINDING_MISSING") && missing.stderr.includes(`${pkg.name}-${HOST_ABI}`),
+    `without its platform package, smithers says NATIVE_BINDING_MISSING and names ${pkg.name}-${HOST_ABI} (exit ${missing.status}: ${missing.stderr.trim().split("\n")[0].slice(0, 160)})`,
+  );
+} finally {
+  rmSync(work, { recursive: true, force: true });
+}
+
+const seconds = ((performance.now() - t0) / 1000).toFixed(1);
+if (failures.length) {
+  console.log(`pack-test: ${failures.length} check(s) failed in ${seconds} s:\n${failures.map((f) => `  - ${f}`).join("\n")}`);
+  process.exitCode = 1;
+} else {
+  console.log(`pack-test: the packed tarball installs without Rust and runs an example through approve (${seconds} s)`);
+}
