@@ -38,6 +38,8 @@ export declare class Engine {
   pendingApprovals(filterJson: string): string
   events(runId: string, afterSeq: number, limit: number): string
   feed(afterId: number, limit: number): string
+  /** Runs by workflow and status, pending approvals by workflow (for `/metrics`). */
+  storeMetrics(): string
   feedHead(): string
   orphanedRuns(limit: number, includeDead: boolean): string
   failRun(runId: string, errorJson: string): string

@@ -131,6 +131,26 @@ fn open_log(path: &str) -> std::io::Result<File> {
 
 /// Runs the command to its end. Never panics; every failure is in the outcome.
 pub fn run(spec: &CommandSpec) -> CommandOutcome {
+    tracing::debug!(
+        program = spec.program.as_str(),
+        stdout_log = spec.stdout_path.as_str(),
+        timeout_ms = spec.timeout_ms.unwrap_or(0),
+        "command started"
+    );
+    let outcome = run_process(spec);
+    tracing::debug!(
+        stdout_log = spec.stdout_path.as_str(),
+        exit_code = outcome.exit_code.unwrap_or(-1),
+        signal = outcome.signal.unwrap_or(0),
+        timed_out = outcome.timed_out,
+        duration_ms = outcome.duration_ms,
+        spawn_error = outcome.spawn_error.as_deref().unwrap_or(""),
+        "command ended"
+    );
+    outcome
+}
+
+fn run_process(spec: &CommandSpec) -> CommandOutcome {
     let started = Instant::now();
     let failed = |message: String| CommandOutcome {
         spawn_error: Some(message),

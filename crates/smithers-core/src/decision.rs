@@ -89,6 +89,16 @@ enum Verdict {
     PushBack,
 }
 
+impl Verdict {
+    fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Approve => "approve",
+            Verdict::Deny => "deny",
+            Verdict::PushBack => "push-back",
+        }
+    }
+}
+
 const MAX_INPUT: usize = 64 * 1024;
 
 /// Inputs must be declared by the gate; an approve must carry the required ones.
@@ -333,7 +343,42 @@ impl Engine {
         self.decide(req, Verdict::PushBack)
     }
 
+    /// Records a decision, and logs it (target `smithers_core::decision`): recorded at info,
+    /// refused at debug with the error's code.
     fn decide(&mut self, req: DecisionRequest, verdict: Verdict) -> Result<DecisionOutcome> {
+        let run_id = req.run_id.clone();
+        let asked_node = req.node_id.clone().unwrap_or_default();
+        let result = self.record_decision(req, verdict);
+        match &result {
+            Ok(d) => tracing::info!(
+                run_id = d.run_id.as_str(),
+                node_id = d.node_id.as_str(),
+                iteration = d.iteration,
+                status = d.status,
+                kind = d.kind.as_str(),
+                round = d.round,
+                decided_by = d.decided_by.as_deref().unwrap_or(""),
+                run_status = d.run_status,
+                owner = d.owner.as_deref().unwrap_or(""),
+                needs_resume = d.needs_resume,
+                "decision recorded"
+            ),
+            Err(e) => tracing::debug!(
+                run_id = run_id.as_str(),
+                node_id = asked_node.as_str(),
+                verdict = verdict.as_str(),
+                code = e.code(),
+                "decision refused"
+            ),
+        }
+        result
+    }
+
+    fn record_decision(
+        &mut self,
+        req: DecisionRequest,
+        verdict: Verdict,
+    ) -> Result<DecisionOutcome> {
         let approved = verdict == Verdict::Approve;
         for text in [&req.note, &req.reason].into_iter().flatten() {
             if text.len() > MAX_NOTE {
@@ -574,7 +619,9 @@ impl Engine {
         let mut batch = EventBatch::default();
         let payload = json!({ "nodeId": gate.node_id, "iteration": gate.iteration, "decidedBy": req.decided_by,
                               "note": req.note, "kind": gate.kind, "round": gate.round,
-                              "inputs": req.inputs, "reason": if verdict == Verdict::Deny { reason.clone() } else { None } });
+                              "inputs": req.inputs, "reason": if verdict == Verdict::Deny { reason.clone() } else { None },
+                              // How long the gate waited for this decision (the time-to-decision metric).
+                              "waitedMs": decided_at_ms - gate.requested_at_ms });
         batch.emit(
             &tx,
             &run_id,

@@ -11,10 +11,11 @@ use std::rc::Rc;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use tracing::{Level, debug, enabled};
 
 use crate::command::{CommandOutcome, CommandSpec};
 use crate::error::{Error, Result};
-use crate::events::{Event, EventBatch};
+use crate::events::{Event, EventBatch, log_committed};
 use crate::graph::{
     CommandBody, EntryKind, GraphDescriptor, OnMaxReached, Plan, TaskBody, TaskNode,
 };
@@ -394,8 +395,11 @@ impl Engine {
     pub(crate) fn publish(&mut self, batch: EventBatch) {
         if self.batching {
             self.pending_events.extend(batch.events);
-        } else if self.buffer_events {
-            self.events.extend(batch.events);
+        } else {
+            log_committed(&batch.events);
+            if self.buffer_events {
+                self.events.extend(batch.events);
+            }
         }
     }
 
@@ -417,6 +421,7 @@ impl Engine {
         let events = std::mem::take(&mut self.pending_events);
         match result {
             Ok(v) => {
+                log_committed(&events);
                 if self.buffer_events {
                     self.events.extend(events);
                 }
@@ -581,6 +586,12 @@ impl Engine {
         )?;
         tx.commit()?;
         self.publish(batch);
+        debug!(
+            run_id = run_id.as_str(),
+            owner = self.owner.as_str(),
+            workflow = name.as_str(),
+            "run created and claimed"
+        );
         self.runs
             .insert(run_id.clone(), new_active(RunStatus::Running));
         Ok(Snapshot {
@@ -655,6 +666,10 @@ impl Engine {
             && !force
             && owner::liveness(owner) != Liveness::Dead
         {
+            debug!(
+                run_id,
+                owner, "claim refused: another live process owns the run"
+            );
             return Err(Error::RunOwned {
                 run_id: run_id.into(),
                 owner: owner.into(),
@@ -700,6 +715,15 @@ impl Engine {
         }
         tx.commit()?;
         self.publish(batch);
+        debug!(
+            run_id,
+            owner = me.as_str(),
+            previous_owner = owner.as_deref().unwrap_or(""),
+            forced = force,
+            abandoned = abandoned.len(),
+            status = next_status.as_str(),
+            "run claimed"
+        );
 
         let mut run = new_active(next_status);
         let mut node_loops = BTreeMap::new();
@@ -778,6 +802,7 @@ impl Engine {
                 "UPDATE _smithers_runs SET owner = NULL WHERE run_id = ?1 AND owner = ?2",
                 params![run_id, self.owner],
             )?;
+            debug!(run_id, owner = self.owner.as_str(), "run released");
         }
         Ok(())
     }
@@ -1233,6 +1258,17 @@ impl Engine {
             )?
             .query_row(params![run_id, task.id, task.iteration], |r| r.get(0))?;
         let retry = retryable && failures_before < i64::from(task.retries);
+        debug!(
+            run_id,
+            node_id = task.id.as_str(),
+            iteration = task.iteration,
+            attempt,
+            retries = task.retries,
+            failures_before,
+            retry,
+            error = error.message.as_str(),
+            "task failed"
+        );
         let next = NodeState::InProgress.apply(if retry {
             NodeEvent::Retry
         } else {
@@ -1382,6 +1418,18 @@ impl Engine {
             waiting.sort();
             step.waiting = waiting;
             self.runs.remove(run_id);
+        }
+        if enabled!(Level::DEBUG) {
+            let tasks: Vec<&str> = step.tasks.iter().map(|t| t.node_id.as_str()).collect();
+            debug!(
+                run_id,
+                status = step.status,
+                tasks = ?tasks,
+                in_flight = step.in_flight,
+                needs_render = step.needs_render,
+                waiting = ?step.waiting,
+                "scheduled"
+            );
         }
         Ok(step)
     }
@@ -1937,6 +1985,11 @@ impl Engine {
         };
         if changed > 0 {
             drop(tx);
+            debug!(
+                run_id,
+                decided = changed,
+                "not parking: decisions arrived meanwhile"
+            );
             self.refresh_from_store(run_id, step)?;
             return Ok(true);
         }

@@ -280,6 +280,31 @@ pub struct LogFilter {
     pub attempt: Option<i64>,
 }
 
+/// Counts over the whole database for `smithers serve`'s `/metrics`: runs by workflow and
+/// status, pending approvals by workflow with the oldest one's request time.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoreMetrics {
+    pub runs: Vec<RunCount>,
+    pub pending_approvals: Vec<PendingCount>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunCount {
+    pub workflow: String,
+    pub status: String,
+    pub count: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingCount {
+    pub workflow: String,
+    pub count: i64,
+    pub oldest_requested_at_ms: i64,
+}
+
 /// Events a driver may record about what it ran outside the core (wait/failure handlers).
 const DRIVER_EVENTS: &[&str] = &[
     "HandlerStarted",
@@ -508,6 +533,44 @@ impl Engine {
         tx.commit()?;
         self.publish(batch);
         Ok(())
+    }
+
+    /// Runs by workflow and status, and pending approvals by workflow (two GROUP BY queries:
+    /// a scan of the runs, and of the requested approvals through their status index).
+    pub fn store_metrics(&self) -> Result<StoreMetrics> {
+        let runs = self
+            .conn
+            .prepare_cached(
+                "SELECT workflow_name, status, COUNT(*) FROM _smithers_runs GROUP BY workflow_name, status \
+                 ORDER BY workflow_name, status",
+            )?
+            .query_map([], |r| {
+                Ok(RunCount {
+                    workflow: r.get(0)?,
+                    status: r.get(1)?,
+                    count: r.get(2)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        let pending_approvals = self
+            .conn
+            .prepare_cached(
+                "SELECT r.workflow_name, COUNT(*), MIN(a.requested_at_ms) FROM _smithers_approvals a \
+                 JOIN _smithers_runs r ON r.run_id = a.run_id WHERE a.status = 'requested' \
+                 GROUP BY r.workflow_name ORDER BY r.workflow_name",
+            )?
+            .query_map([], |r| {
+                Ok(PendingCount {
+                    workflow: r.get(0)?,
+                    count: r.get(1)?,
+                    oldest_requested_at_ms: r.get(2)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(StoreMetrics {
+            runs,
+            pending_approvals,
+        })
     }
 
     pub fn events(&self, run_id: &str, after_seq: i64, limit: i64) -> Result<Vec<Event>> {

@@ -28,4 +28,5 @@ pub use events::Event;
 pub use graph::GraphDescriptor;
 pub use inspect::{
     ApprovalFilter, ApprovalSummary, AttemptLog, LogFilter, RunFilter, RunInspection, RunSummary,
+    StoreMetrics,
 };

@@ -132,14 +132,48 @@ CREATE INDEX IF NOT EXISTS _smithers_events_feed ON _smithers_events (feed_id);
 CREATE INDEX IF NOT EXISTS _smithers_approvals_by_status ON _smithers_approvals (status, requested_at_ms);
 ";
 
+/// How long a statement waits for another connection's lock before it fails with "database
+/// is locked" (SQLite's busy timeout, made visible in the logs).
+const BUSY_TIMEOUT_MS: u64 = 30_000;
+
+/// SQLite's busy handler: sleeps (1 ms, growing to 100 ms, as SQLite's own busy timeout does)
+/// while another connection holds the lock, up to `BUSY_TIMEOUT_MS`. The first wait of a
+/// statement is logged at debug (`smithers_core::store`), later ones at trace, giving up at warn.
+fn wait_while_busy(count: i32) -> bool {
+    const DELAYS_MS: [u64; 12] = [1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100];
+    let n = usize::try_from(count).unwrap_or(0);
+    let waited: u64 =
+        DELAYS_MS.iter().take(n).sum::<u64>() + n.saturating_sub(DELAYS_MS.len()) as u64 * 100;
+    if waited >= BUSY_TIMEOUT_MS {
+        tracing::warn!(
+            waits = count,
+            waited_ms = waited,
+            "database still locked: giving up"
+        );
+        return false;
+    }
+    let delay = DELAYS_MS.get(n).copied().unwrap_or(100);
+    if count == 0 {
+        tracing::debug!("database locked by another connection: waiting");
+    } else {
+        tracing::trace!(
+            waits = count,
+            waited_ms = waited,
+            "database still locked: waiting"
+        );
+    }
+    std::thread::sleep(Duration::from_millis(delay));
+    true
+}
+
 pub fn open(path: &Path) -> Result<Connection> {
-    let conn = Connection::open_with_flags(
+    let mut conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
-    conn.busy_timeout(Duration::from_secs(30))?;
+    conn.busy_handler(Some(wait_while_busy))?;
     // The hot path uses a few dozen distinct statements; re-preparing them costs more than
     // running them.
     conn.set_prepared_statement_cache_capacity(256);

@@ -12,6 +12,8 @@ use napi_derive::napi;
 use serde_json::json;
 use smithers_core as core;
 
+mod logging;
+
 fn ok<T: serde::Serialize>(value: T) -> String {
     match serde_json::to_string(&value) {
         Ok(v) => format!("{{\"ok\":true,\"value\":{v}}}"),
@@ -46,6 +48,7 @@ impl Engine {
     /// Opens (or creates) the database at `dbPath`.
     #[napi(constructor)]
     pub fn new(db_path: String) -> Result<Self> {
+        logging::init();
         let inner = core::Engine::open(&db_path)
             .map_err(|e| Error::new(Status::GenericFailure, format!("{}: {}", e.code(), e)))?;
         Ok(Engine { inner: Some(inner) })
@@ -184,6 +187,12 @@ impl Engine {
         self.with(|e| e.feed(after_id, limit))
     }
 
+    /// Runs by workflow and status, pending approvals by workflow (for `/metrics`).
+    #[napi]
+    pub fn store_metrics(&mut self) -> String {
+        self.with(|e| e.store_metrics())
+    }
+
     #[napi]
     pub fn feed_head(&mut self) -> String {
         self.with(|e| e.feed_head())
@@ -241,6 +250,7 @@ impl Engine {
 /// own and resolves with its `CommandOutcome` as JSON. The JS thread never waits on it.
 #[napi(ts_return_type = "Promise<string>")]
 pub fn run_command<'env>(env: &'env Env, spec_json: String) -> Result<Object<'env>> {
+    logging::init();
     let spec: core::CommandSpec = serde_json::from_str(&spec_json)
         .map_err(|e| Error::new(Status::InvalidArg, format!("INVALID_JSON: {e}")))?;
     let (deferred, promise) = env.create_deferred::<String, _>()?;
@@ -262,15 +272,21 @@ pub fn run_command<'env>(env: &'env Env, spec_json: String) -> Result<Object<'en
     Ok(promise)
 }
 
+/// How the addon was compiled, as a marker that `scripts/publish-guard.js` also finds in the
+/// binary itself (for platforms whose addon cannot be loaded here). Only this build's marker is
+/// compiled in: the constant is evaluated at compile time.
+const BUILD_PROFILE: &str = if cfg!(debug_assertions) {
+    "smithers-build-profile=debug"
+} else {
+    "smithers-build-profile=release"
+};
+
 /// How the addon was compiled: "debug" or "release".
 #[napi]
 pub fn engine_build() -> String {
-    if cfg!(debug_assertions) {
-        "debug"
-    } else {
-        "release"
-    }
-    .to_string()
+    BUILD_PROFILE
+        .trim_start_matches("smithers-build-profile=")
+        .to_string()
 }
 
 /// The version of the native engine.

@@ -2,6 +2,7 @@
 // bodies, reports their results. The core decides everything else (ARCHITECTURE.md).
 import { join } from "node:path";
 import { SmithersError } from "./errors.js";
+import { logger } from "./log.js";
 import { runCommand } from "./native.js";
 import { renderWorkflow } from "./render.js";
 
@@ -10,6 +11,7 @@ const TERMINAL = new Set(["finished", "failed", "cancelled"]);
 const DECISION_POLL_MS = 25;
 /** A wait/failure handler that runs longer than this is stopped (and logged as failed). */
 const HANDLER_TIMEOUT_MS = 60_000;
+const log = logger("smithers_js::driver");
 
 /**
  * Records a new run of a workflow, owned by this engine, and returns its first snapshot. A
@@ -74,6 +76,7 @@ async function drive(native, workflow, snapshot, hooks) {
 
   const render = () => {
     try {
+      const t0 = log.enabled("debug") ? performance.now() : 0;
       rendered = renderWorkflow(workflow, {
         runId,
         input: snapshot.input,
@@ -83,6 +86,7 @@ async function drive(native, workflow, snapshot, hooks) {
         workflowPath: snapshot.workflowPath ?? null,
       });
       collectNodeLoops(rendered.graph.root, null, nodeLoops);
+      if (t0) log.debug("rendered", { run_id: runId, render_ms: Number((performance.now() - t0).toFixed(3)), render_deps: rendered.graph.renderDeps });
       return call("submitGraph", runId, JSON.stringify(rendered.graph));
     } catch (e) {
       // A workflow that cannot be rendered (or whose graph the core refuses) fails the run,
@@ -113,6 +117,9 @@ async function drive(native, workflow, snapshot, hooks) {
   const start = (task) => {
     inFlight += 1;
     const fn = rendered?.computeFns.get(task.nodeId);
+    const kind = task.command ? "command" : fn?.subWorkflow ? "sub-run" : "compute";
+    const t0 = performance.now();
+    log.debug("task started", { run_id: runId, node_id: task.nodeId, iteration: task.iteration, attempt: task.attempt, kind });
     const running = task.command
       ? runCommandTask(task)
       : fn?.subWorkflow
@@ -120,6 +127,7 @@ async function drive(native, workflow, snapshot, hooks) {
         : runBody(fn, rendered?.ctx, task);
     running.then((r) => {
       inFlight -= 1;
+      log.debug("task ended", { run_id: runId, node_id: task.nodeId, iteration: task.iteration, attempt: task.attempt, ok: r.ok, duration_ms: Math.round(performance.now() - t0) });
       results.push(r);
       notify();
     });
@@ -134,6 +142,7 @@ async function drive(native, workflow, snapshot, hooks) {
     Object.assign(loops, step.loops);
     for (const task of step.tasks) start(task);
     if (TERMINAL.has(step.status) || step.status === "waiting-approval") {
+      log.info("run stopped", { run_id: runId, status: step.status, waiting: (step.waiting ?? []).join(","), in_flight: inFlight });
       return { result: result(runId, step.status, step.error), rendered, waiting: step.waiting, observedEnd: true };
     }
     if (step.needsRender) {
@@ -152,8 +161,10 @@ async function drive(native, workflow, snapshot, hooks) {
       // While bodies run, watch for commits by other processes (a CLI decision on one of
       // this run's gates): PRAGMA data_version changes only then, and costs microseconds.
       const seen = native.raw.dataVersion();
+      log.trace("waiting for task bodies; polling for decisions", { run_id: runId, in_flight: inFlight, poll_ms: DECISION_POLL_MS });
       const watch = setInterval(() => {
         if (native.raw.dataVersion() !== seen) {
+          log.debug("another process committed: advancing", { run_id: runId, in_flight: inFlight });
           poked = true;
           notify();
         }
@@ -257,6 +268,7 @@ async function runHandler(native, rendered, name, handler, runId, env, info) {
     }
   };
   record("HandlerStarted", {});
+  log.debug("handler started", { run_id: runId, handler: name, kind: typeof handler === "function" ? "function" : "command" });
   try {
     if (typeof handler === "function") {
       await Promise.race([

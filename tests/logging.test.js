@@ -1,0 +1,122 @@
+// SMITHERS_LOG: structured logs from the Rust core (tracing) and the JS layer, one format, to
+// stderr or SMITHERS_LOG_FILE; per-module filters; off by default. The lines asserted here are
+// the ones README.md documents (a claim, a scheduling decision, a decision, a committed event).
+import assert from "node:assert/strict";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { EXAMPLES, sandbox, smithers } from "./helpers/cli.js";
+
+const EXAMPLE = join(EXAMPLES, "publish-approval.tsx");
+/** timestamp, level, target: message, fields — the tracing-subscriber text format. */
+const LINE = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z) (ERROR| WARN| INFO|DEBUG|TRACE) ([a-z_]+(?:::[a-z_]+)*): (.+)$/;
+
+function logLines(file) {
+  return readFileSync(file, "utf8").split("\n").filter(Boolean);
+}
+
+/** The lines of `target` whose message starts with `message`, for run `runId`. */
+const find = (lines, target, message, runId) =>
+  lines.filter((l) => l.includes(` ${target}: ${message}`) && (!runId || l.includes(`run_id="${runId}"`)));
+
+describe("SMITHERS_LOG", () => {
+  let box;
+  before(() => {
+    box = sandbox("smithers-log-");
+  });
+  after(() => box?.cleanup());
+
+  test("debug: the core and the JS layer log claims, scheduling, decisions and events, in one format, to SMITHERS_LOG_FILE", async () => {
+    const file = join(box.dir, "debug.log");
+    const env = { SMITHERS_LOG: "debug", SMITHERS_LOG_FILE: file };
+    const up = await smithers(["up", EXAMPLE, "--input", '{"title":"Logged"}', "--json"], { db: box.db, env });
+    assert.equal(up.code, 3, up.stderr);
+    assert.doesNotMatch(up.stderr, / DEBUG /, "with a log file, nothing goes to stderr");
+    const runId = up.json.runId;
+    const approve = await smithers(["approve", runId, "--by", "alice", "--note", "ok"], { db: box.db, env });
+    assert.equal(approve.code, 0, approve.stderr);
+
+    const lines = logLines(file);
+    for (const l of lines) assert.match(l, LINE, `every line has the one format: ${l}`);
+
+    // The run is created (and owned) by `up`, claimed again by the approving process.
+    const created = find(lines, "smithers_core::engine", "run created and claimed", runId);
+    assert.equal(created.length, 1, lines.join("\n"));
+    assert.match(created[0], / DEBUG smithers_core::engine: run created and claimed run_id="[^"]+" owner="[^"]+:\d+:\d+:\d+" workflow="publish"$/);
+    const claimed = find(lines, "smithers_core::engine", "run claimed", runId);
+    assert.equal(claimed.length, 1, "approve claims the run to resume it");
+    assert.match(claimed[0], / owner="[^"]+" previous_owner="" forced=false abandoned=0 status="running"$/);
+
+    // Scheduling decisions: the first advance hands out the draft task, a later one parks.
+    const scheduled = find(lines, "smithers_core::engine", "scheduled", runId);
+    assert.ok(scheduled.some((l) => / tasks=\["draft"\] /.test(l)), scheduled.join("\n"));
+    assert.ok(scheduled.some((l) => /status="waiting-approval" .*waiting=\["publish-approval"\]/.test(l)), scheduled.join("\n"));
+
+    // The decision, at info.
+    const decided = find(lines, "smithers_core::decision", "decision recorded", runId);
+    assert.equal(decided.length, 1);
+    assert.match(
+      decided[0],
+      / INFO smithers_core::decision: decision recorded run_id="[^"]+" node_id="publish-approval" iteration=0 status="approved" kind="gate" round=1 decided_by="alice" run_status="running" owner="" needs_resume=true$/,
+    );
+
+    // Every committed transition, with its payload (the decision event says how long the gate waited).
+    const granted = find(lines, "smithers_core::events", "committed", runId).filter((l) => l.includes('event="ApprovalGranted"'));
+    assert.equal(granted.length, 1);
+    assert.match(granted[0], /payload=\{.*"waitedMs":\d+/);
+
+    // The JS driver, in the same format: tasks it ran, and where the run stopped.
+    assert.ok(find(lines, "smithers_js::driver", "task started", runId).some((l) => / node_id="draft" iteration=0 attempt=1 kind="compute"$/.test(l)));
+    assert.ok(find(lines, "smithers_js::driver", "task ended", runId).some((l) => / node_id="publish" .* ok=true duration_ms=\d+$/.test(l)));
+    const stopped = find(lines, "smithers_js::driver", "run stopped", runId);
+    assert.match(stopped[0], / INFO smithers_js::driver: run stopped run_id="[^"]+" status="waiting-approval" waiting="publish-approval" in_flight=0$/);
+    assert.match(stopped.at(-1), /status="finished"/);
+  });
+
+  test("a per-module filter logs only that module; a refused decision is logged with its code", async () => {
+    const up = await smithers(["up", EXAMPLE, "--json"], { db: box.db });
+    assert.equal(up.code, 3);
+    const runId = up.json.runId;
+    const file = join(box.dir, "decision.log");
+    const env = { SMITHERS_LOG: "smithers_core::decision=debug", SMITHERS_LOG_FILE: file };
+    assert.equal((await smithers(["approve", runId, "--no-resume", "--by", "bob"], { db: box.db, env })).code, 0);
+    const again = await smithers(["approve", runId, "--node", "publish-approval", "--no-resume", "--by", "carol"], { db: box.db, env });
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /ALREADY_DECIDED/);
+    const lines = logLines(file);
+    assert.ok(lines.length >= 2, lines.join("\n"));
+    for (const l of lines) assert.match(l, / smithers_core::decision: /, `only the decision module logs: ${l}`);
+    assert.equal(find(lines, "smithers_core::decision", "decision recorded", runId).length, 1);
+    const refused = find(lines, "smithers_core::decision", "decision refused", runId);
+    assert.ok(refused.length >= 1, lines.join("\n"));
+    assert.match(refused[0], / DEBUG smithers_core::decision: decision refused run_id="[^"]+" node_id="publish-approval" verdict="approve" code="ALREADY_DECIDED"$/);
+  });
+
+  test("off by default: no lines, no file", async () => {
+    const file = join(box.dir, "never.log");
+    const up = await smithers(["up", EXAMPLE, "--json"], { db: box.db, env: { SMITHERS_LOG: "", SMITHERS_LOG_FILE: file } });
+    assert.equal(up.code, 3);
+    assert.equal(up.stderr, "");
+    assert.equal(existsSync(file), false);
+  });
+
+  test("SMITHERS_LOG_FORMAT=json: one JSON object a line from both layers; to stderr without a file", async () => {
+    const up = await smithers(["up", EXAMPLE, "--json"], { db: box.db, env: { SMITHERS_LOG: "info", SMITHERS_LOG_FORMAT: "json" } });
+    assert.equal(up.code, 3);
+    const lines = up.stderr.split("\n").filter(Boolean).map((l) => JSON.parse(l));
+    assert.ok(lines.length > 0);
+    for (const l of lines) {
+      assert.deepEqual(Object.keys(l).sort(), ["fields", "level", "target", "timestamp"]);
+      assert.match(l.timestamp, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/);
+      assert.ok(["INFO", "WARN", "ERROR"].includes(l.level), "info and above only");
+      assert.equal(typeof l.fields.message, "string");
+    }
+    assert.ok(lines.some((l) => l.target === "smithers_js::driver" && l.fields.message === "run stopped" && l.fields.run_id === up.json.runId));
+  });
+
+  test("a malformed filter is reported and the command still works", async () => {
+    const up = await smithers(["up", EXAMPLE, "--json"], { db: box.db, env: { SMITHERS_LOG: "smithers_core=loud" } });
+    assert.equal(up.code, 3);
+    assert.match(up.stderr, /^smithers: SMITHERS_LOG="smithers_core=loud" is not a log filter .*; logs of the native engine are off$/m);
+  });
+});
