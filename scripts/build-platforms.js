@@ -72,16 +72,30 @@ function ensureZig() {
   return bin;
 }
 
-/** The glibc 2.17 GCC toolchains from npm; returns the node_modules napi resolves them from. */
-function ensureNapiCross() {
+/**
+ * The glibc 2.17 GCC toolchain for `triple`, from npm; returns the node_modules napi resolves
+ * @napi-rs/cross-toolchain from. napi would `npm pack` the toolchain package at the version of
+ * @napi-rs/cross-toolchain itself, which the registry does not have (the toolchain packages lag
+ * it), so the installed toolchain is unpacked where napi looks first
+ * (~/.napi-rs/cross-toolchain/<version>/<triple>, marked by its package.json).
+ */
+function ensureNapiCross(triple) {
   const dir = join(CACHE, "napi-cross");
   const modules = join(dir, "node_modules");
+  const toolchain = { "x86_64-unknown-linux-gnu": "@napi-rs/cross-toolchain-x64-target-x86_64", "aarch64-unknown-linux-gnu": "@napi-rs/cross-toolchain-x64-target-aarch64" }[triple];
+  if (!toolchain || process.arch !== "x64") throw new Error(`no glibc 2.17 toolchain here for ${triple} on ${process.arch}`);
   const wanted = ["@napi-rs/cross-toolchain", "@napi-rs/cross-toolchain-x64-target-x86_64", "@napi-rs/cross-toolchain-x64-target-aarch64"];
   if (!wanted.every((p) => existsSync(join(modules, p, "package.json")))) {
     mkdirSync(dir, { recursive: true });
     if (!existsSync(join(dir, "package.json"))) writeFileSync(join(dir, "package.json"), '{"name":"smithers-rs-napi-cross","private":true}\n');
-    // The target packages lag the main one's peer ranges: take the newest of each anyway.
+    // Their peer ranges disagree (see above): take the newest of each anyway.
     run("npm", ["install", "--no-audit", "--no-fund", "--legacy-peer-deps", ...wanted], { cwd: dir });
+  }
+  const version = JSON.parse(readFileSync(join(modules, "@napi-rs/cross-toolchain/package.json"), "utf8")).version;
+  const dest = join(os.homedir(), ".napi-rs/cross-toolchain", version, triple);
+  if (!existsSync(join(dest, "package.json"))) {
+    mkdirSync(dest, { recursive: true });
+    run("tar", ["-xJf", join(modules, toolchain, `${triple}.tar.xz`), "-C", dest]);
   }
   return modules;
 }
@@ -115,7 +129,7 @@ function build(abi) {
   const args = ["build", "--platform", "--release", "--target", triple, "--manifest-path", "../../crates/smithers-node/Cargo.toml", "--output-dir", OUT_DIR, "--no-js", "--dts", "binding.d.cts"];
   if (libc === "glibc") {
     args.push("--use-napi-cross");
-    env.NODE_PATH = [ensureNapiCross(), env.NODE_PATH].filter(Boolean).join(":");
+    env.NODE_PATH = [ensureNapiCross(triple), env.NODE_PATH].filter(Boolean).join(":");
   } else {
     args.push("--cross-compile");
     env.PATH = `${ensureZig()}:${env.PATH}`;
