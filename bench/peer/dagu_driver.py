@@ -18,7 +18,6 @@ import os
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,17 +26,8 @@ import time
 import urllib.error
 import urllib.request
 
-POLL_S = 0.005
-
-
-def wait_until(predicate, limit_s=120, poll_s=POLL_S):
-    deadline = time.time() + limit_s
-    while time.time() < deadline:
-        v = predicate()
-        if v:
-            return v
-        time.sleep(poll_s)
-    raise TimeoutError("condition not reached")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "python"))
+from common import wait_until  # noqa: E402  (standard library only)
 
 
 def lines(path):

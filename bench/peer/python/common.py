@@ -12,7 +12,9 @@ and race shapes count how often each body really ran.
 """
 import json
 import os
+import signal
 import statistics
+import subprocess
 import sys
 import time
 
@@ -69,3 +71,43 @@ def wait_until(predicate, limit_s=120, poll_s=0.002):
             return v
         time.sleep(poll_s)
     raise TimeoutError("condition not reached")
+
+
+def measure_crash(script: str, n: int, worker_args: list, resume_args: list) -> dict:
+    """kill -9 of `script crash-worker …` once half of its n logged steps ran, then a fresh
+    `script crash-resume …`; how long, when the first resumed step ran, what ran twice or never."""
+    clear_effects("step")
+    worker = subprocess.Popen([sys.executable, script, "crash-worker", *worker_args])
+    wait_until(lambda: len(effects("step")) >= n // 2, limit_s=300)
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.wait()
+    killed_after = len(effects("step"))
+    t0 = time.time()
+    resume = subprocess.run([sys.executable, script, "crash-resume", *resume_args], capture_output=True, text=True)
+    wall = (time.time() - t0) * 1000
+    if resume.returncode != 0:
+        raise RuntimeError(f"crash-resume exited {resume.returncode}: {resume.stderr[-800:]}")
+    steps = effects("step")
+    counts = {}
+    for key, _ in steps:
+        counts[key] = counts.get(key, 0) + 1
+    later = [t for _, t in steps[killed_after:]]
+    return {
+        "n": n, "killedAfter": killed_after, "resumeWallMs": wall,
+        "firstBodyMs": (later[0] - t0) * 1000 if later else None,
+        "remaining": n - killed_after,
+        "twice": sum(1 for c in counts.values() if c == 2), "more": sum(1 for c in counts.values() if c > 2),
+        "missing": n - len(counts),
+    }
+
+
+def measure_race(script: str, ids: list, approver: str, settle) -> dict:
+    """For each parked run, two `script <approver> <id>` processes at once; `settle(id)` waits
+    for the run to end. Counts runs whose downstream ran more than once."""
+    twice, exits = 0, []
+    for run_id in ids:
+        both = [subprocess.Popen([sys.executable, script, approver, run_id], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for _ in range(2)]
+        exits.extend(p.wait() for p in both)
+        settle(run_id)
+        twice += sum(1 for key, _ in effects("downstream") if key == run_id) > 1
+    return {"k": len(ids), "ranTwice": twice, "approverExitCodes": sorted(set(exits))}

@@ -6,15 +6,13 @@ is a message (`send`) that the recv notices on its next poll of the database (1 
 usage: python dbos_driver.py <shape> [args]   (see common.py); prints one JSON line
 """
 import os
-import signal
-import subprocess
 import sys
 import time
 import uuid
 
 from dbos import DBOS, DBOSClient, SetWorkflowID
 
-from common import clear_effects, effect, effects, emit, stats, wait_until
+from common import clear_effects, effect, effects, emit, measure_crash, measure_race, wait_until
 
 DB = os.path.abspath(os.environ.get("BENCH_DB", "dbos.sqlite"))
 AT_GATE = set()
@@ -133,31 +131,8 @@ def shape_park(r):
 
 
 def shape_crash(n):
-    clear_effects("step")
     wfid = f"crash-{uuid.uuid4().hex[:8]}"
-    worker = subprocess.Popen([sys.executable, __file__, "crash-worker", str(n), wfid])
-    wait_until(lambda: len(effects("step")) >= n // 2, limit_s=300)
-    os.kill(worker.pid, signal.SIGKILL)
-    worker.wait()
-    killed_after = len(effects("step"))
-    t0 = time.time()
-    resume = subprocess.run([sys.executable, __file__, "crash-resume", wfid], capture_output=True, text=True)
-    wall = (time.time() - t0) * 1000
-    if resume.returncode != 0:
-        raise RuntimeError(f"crash-resume exited {resume.returncode}: {resume.stderr[-800:]}")
-    steps = effects("step")
-    counts = {}
-    for key, _ in steps:
-        counts[key] = counts.get(key, 0) + 1
-    later = [t for key, t in steps[killed_after:]]
-    emit({
-        "n": n, "killedAfter": killed_after, "resumeWallMs": wall,
-        "firstBodyMs": (later[0] - t0) * 1000 if later else None,
-        "remaining": n - killed_after,
-        "twice": sum(1 for c in counts.values() if c == 2), "more": sum(1 for c in counts.values() if c > 2),
-        "missing": n - len(counts),
-    })
-
+    emit(measure_crash(__file__, n, [str(n), wfid], [wfid]))
 
 def crash_worker(n, wfid):
     launch()
@@ -176,16 +151,9 @@ def shape_race(k):
     launch()
     clear_effects("downstream")
     ids, _ = park(k, "race")
-    twice, exits = 0, []
-    for wfid in ids:
-        approvers = [subprocess.Popen([sys.executable, __file__, "send", wfid], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for _ in range(2)]
-        exits.extend(p.wait() for p in approvers)
-        DBOS.retrieve_workflow(wfid).get_result()
-        ran = sum(1 for key, _ in effects("downstream") if key == wfid)
-        twice += ran > 1
+    result = measure_race(__file__, ids, "send", lambda wfid: DBOS.retrieve_workflow(wfid).get_result())
     DBOS.destroy()
-    emit({"k": k, "ranTwice": twice, "approverExitCodes": sorted(set(exits))})
-
+    emit(result)
 
 def send(wfid):
     """An approver process: what an `approve` command is with DBOS (its CLI has no send)."""

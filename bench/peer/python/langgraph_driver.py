@@ -8,9 +8,7 @@ rest, and nothing keeps two resumers apart.
 usage: python langgraph_driver.py <shape> [args]   (see common.py); prints one JSON line
 """
 import os
-import signal
 import sqlite3
-import subprocess
 import sys
 import time
 import uuid
@@ -21,7 +19,7 @@ from langgraph.func import entrypoint, task
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, interrupt
 
-from common import clear_effects, effect, effects, emit, wait_until
+from common import clear_effects, effect, effects, emit, measure_crash, measure_race, wait_until
 
 DB = os.path.abspath(os.environ.get("BENCH_DB", "langgraph.sqlite"))
 
@@ -147,31 +145,8 @@ def shape_park(r):
 
 def shape_crash(n):
     fresh()
-    clear_effects("step")
     key = f"crash-{uuid.uuid4().hex[:8]}"
-    worker = subprocess.Popen([sys.executable, __file__, "crash-worker", str(n), key])
-    wait_until(lambda: len(effects("step")) >= n // 2, limit_s=300)
-    os.kill(worker.pid, signal.SIGKILL)
-    worker.wait()
-    killed_after = len(effects("step"))
-    t0 = time.time()
-    resume = subprocess.run([sys.executable, __file__, "crash-resume", str(n), key], capture_output=True, text=True)
-    wall = (time.time() - t0) * 1000
-    if resume.returncode != 0:
-        raise RuntimeError(f"crash-resume exited {resume.returncode}: {resume.stderr[-800:]}")
-    steps = effects("step")
-    counts = {}
-    for k, _ in steps:
-        counts[k] = counts.get(k, 0) + 1
-    later = [t for _, t in steps[killed_after:]]
-    emit({
-        "n": n, "killedAfter": killed_after, "resumeWallMs": wall,
-        "firstBodyMs": (later[0] - t0) * 1000 if later else None,
-        "remaining": n - killed_after,
-        "twice": sum(1 for c in counts.values() if c == 2), "more": sum(1 for c in counts.values() if c > 2),
-        "missing": n - len(counts),
-    })
-
+    emit(measure_crash(__file__, n, [str(n), key], [str(n), key]))
 
 def crash_worker(n, key):
     logged_app(saver()).invoke({"n": n, "key": key}, cfg(key))
@@ -186,16 +161,9 @@ def crash_resume(n, key):
 def shape_race(k):
     fresh()
     clear_effects("downstream")
-    app = gate_app(saver())
-    ids, _ = park(app, k, "race")
-    twice, exits = 0, []
-    for tid in ids:
-        approvers = [subprocess.Popen([sys.executable, __file__, "resume", tid], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for _ in range(2)]
-        exits.extend(p.wait() for p in approvers)
-        ran = sum(1 for key, _ in effects("downstream") if key == tid)
-        twice += ran > 1
-    emit({"k": k, "ranTwice": twice, "approverExitCodes": sorted(set(exits))})
-
+    ids, _ = park(gate_app(saver()), k, "race")
+    # Each approver resumes the run itself, so it has ended when both processes have.
+    emit(measure_race(__file__, ids, "resume", lambda tid: None))
 
 def resume(tid):
     """An approver process: with LangGraph, approving is resuming (this process runs the rest)."""

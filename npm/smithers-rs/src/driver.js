@@ -12,6 +12,8 @@ const DECISION_POLL_MS = 25;
 /** A wait/failure handler that runs longer than this is stopped (and logged as failed). */
 const HANDLER_TIMEOUT_MS = 60_000;
 const log = logger("smithers_js::driver");
+/** Per-task lines are built only when they are logged (the hot path pays one branch). */
+const LOG_TASKS = log.enabled("debug");
 
 /**
  * Records a new run of a workflow, owned by this engine, and returns its first snapshot. A
@@ -117,9 +119,8 @@ async function drive(native, workflow, snapshot, hooks) {
   const start = (task) => {
     inFlight += 1;
     const fn = rendered?.computeFns.get(task.nodeId);
-    const kind = task.command ? "command" : fn?.subWorkflow ? "sub-run" : "compute";
-    const t0 = performance.now();
-    log.debug("task started", { run_id: runId, node_id: task.nodeId, iteration: task.iteration, attempt: task.attempt, kind });
+    const t0 = LOG_TASKS ? performance.now() : 0;
+    if (LOG_TASKS) log.debug("task started", { run_id: runId, node_id: task.nodeId, iteration: task.iteration, attempt: task.attempt, kind: task.command ? "command" : fn?.subWorkflow ? "sub-run" : "compute" });
     const running = task.command
       ? runCommandTask(task)
       : fn?.subWorkflow
@@ -127,7 +128,7 @@ async function drive(native, workflow, snapshot, hooks) {
         : runBody(fn, rendered?.ctx, task);
     running.then((r) => {
       inFlight -= 1;
-      log.debug("task ended", { run_id: runId, node_id: task.nodeId, iteration: task.iteration, attempt: task.attempt, ok: r.ok, duration_ms: Math.round(performance.now() - t0) });
+      if (LOG_TASKS) log.debug("task ended", { run_id: runId, node_id: task.nodeId, iteration: task.iteration, attempt: task.attempt, ok: r.ok, duration_ms: Math.round(performance.now() - t0) });
       results.push(r);
       notify();
     });
