@@ -18,7 +18,7 @@ const { Workflow, smithers, outputs } = createSmithers({
 export default smithers(() => (
   <Workflow name="follow">
     <Sequence>
-      <Task id="slow" output={outputs.out} command={"echo one; sleep 0.4; echo two; echo oops >&2; sleep 0.4; printf three"} />
+      <Task id="slow" output={outputs.out} command={"echo one; sleep 1; echo two; echo oops >&2; sleep 1; printf three"} />
       <Approval id="gate" output={outputs.gate} request={{ title: "Go on?" }} />
       <Task id="after" output={outputs.out} command="echo done" />
     </Sequence>
