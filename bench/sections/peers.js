@@ -3,9 +3,10 @@
 // shape runs as a driver process (bench/peer/python/*_driver.py, bench/peer/dagu_driver.py)
 // that prints one JSON line. Also here: racing approvers for smithers-rs itself (two
 // `smithers approve` processes on one gate at once), the one shape the other sections lack.
+import { spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { CLI, HERE, count, fmt, lastJson, log, measureProcess, startProcess, stats, tempDir } from "../lib.js";
+import { CLI, HERE, count, fmt, lastJson, log, startProcess, stats, tempDir } from "../lib.js";
 import { DAGU_VERSION, installDagu, installPython } from "../peers-install.js";
 import { createParked, pendingRunIds } from "./cli.js";
 
@@ -36,7 +37,7 @@ async function oursRace(k) {
     const exits = [];
     const losers = new Set();
     for (const runId of pendingRunIds(db, k)) {
-      const both = ["alice", "bob"].map((by) => startProcess(process.execPath, [CLI, "approve", runId, "--by", by, "--db", db], { env, rss: false }));
+      const both = ["alice", "bob"].map((by) => startProcess(process.execPath, [CLI, "approve", runId, "--node", "gate", "--by", by, "--db", db], { env, rss: false }));
       const done = await Promise.all(both.map((p) => p.done));
       for (const d of done) {
         exits.push(d.status);
@@ -54,14 +55,18 @@ async function oursRace(k) {
   }
 }
 
-/** Runs one driver shape in a scratch folder; its JSON line, or throws with its stderr. */
-function driver(cmd, args, { timeoutMs = 30 * 60_000 } = {}) {
+/** Runs one driver shape in a scratch folder; its JSON line, or throws with its stderr. A shape
+ * that hangs (DBOS once stalled for minutes starting 200 waiting runs on a loaded machine) is
+ * stopped after `timeoutMs` and reported as such. */
+function driver(cmd, args, { timeoutMs = 8 * 60_000 } = {}) {
   const dir = tempDir("peer");
   try {
     mkdirSync(join(dir, "effects"), { recursive: true });
-    const p = measureProcess(cmd, args, { cwd: dir, env: { ...process.env, BENCH_EFFECTS: join(dir, "effects") }, timeoutMs });
-    if (p.status !== 0) throw new Error(`${args.slice(0, 3).join(" ")} exited ${p.status ?? p.error?.message}: ${p.stderr.slice(-600)}`);
-    return { ...lastJson(p.stdout), processWallMs: p.wallMs, peakRssMB: p.rssMB };
+    // Not through GNU time (measureProcess): a timeout must stop the driver itself.
+    const p = spawnSync(cmd, args, { cwd: dir, env: { ...process.env, BENCH_EFFECTS: join(dir, "effects") }, encoding: "utf8", maxBuffer: 64 << 20, timeout: timeoutMs, killSignal: "SIGKILL" });
+    if (p.error?.code === "ETIMEDOUT") throw new Error(`timed out after ${timeoutMs / 60_000} min (stopped)`);
+    if (p.status !== 0) throw new Error(`${args.slice(0, 3).join(" ")} exited ${p.status ?? p.error?.message}: ${String(p.stderr).slice(-600)}`);
+    return lastJson(p.stdout);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
