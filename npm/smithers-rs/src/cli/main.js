@@ -157,7 +157,7 @@ const COMMANDS = {
       "--after N      only events after N (default 0: all); without --run, N is the feed position (feedId)",
       "--follow, -f   keep printing events as they are committed, by any process, until the run ends",
       "               (with --run; exit code: the run's) or until interrupted (without --run)",
-      "--json         one JSON object per line (NDJSON)",
+      "With --json, each event is one JSON object on a line of its own (NDJSON).",
     ],
     options: { ...COMMON, run: { type: "string" }, after: { type: "string" }, follow: { type: "boolean", short: "f", default: false } },
     run: events,
