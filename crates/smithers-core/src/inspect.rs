@@ -154,9 +154,12 @@ const APPROVAL_STATUSES: &[&str] = &[
     "all",
 ];
 
+// `+a.status`: the count must go through the primary key (this run's few approvals); left to
+// itself SQLite prefers the covering (status, requested_at_ms) index and reads every pending
+// approval of the database once per listed run (200 ms for `smithers ps` on 20,000 waiting runs).
 const RUN_COLS: &str = "r.run_id, r.workflow_name, r.workflow_path, r.status, r.owner, r.created_at_ms, r.updated_at_ms, \
      r.finished_at_ms, r.error_json, \
-     (SELECT COUNT(*) FROM _smithers_approvals a WHERE a.run_id = r.run_id AND a.status = 'requested'), r.started_by";
+     (SELECT COUNT(*) FROM _smithers_approvals a WHERE a.run_id = r.run_id AND +a.status = 'requested'), r.started_by";
 
 fn run_summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunSummary> {
     let error: Option<String> = r.get(8)?;
