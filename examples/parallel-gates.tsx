@@ -6,27 +6,30 @@
 // Approve: npx smithers approve <runId> --node legal-approval --by alice
 //          npx smithers approve <runId> --node security-approval --by bob
 // (`approve <runId>` without --node is refused while both gates wait: AMBIGUOUS_APPROVAL.)
+// Deny:    npx smithers deny <runId> security-approval --by eve   (recorded: approved false;
+//          that branch signs off "not approved" and the run goes on)
 import { Approval, Parallel, Sequence, Task, approvalDecisionSchema, createSmithers } from "smithers-orchestrator";
 import { z } from "zod";
 
 const { Workflow, smithers, outputs } = createSmithers({
-  // One table for both gates' decisions (rows are keyed by node id). Registering the same
-  // schema object under two keys would make `outputs.x` ambiguous.
-  review: approvalDecisionSchema,
+  // One schema object under two keys, as Smithers workflows write it: a table per key
+  // (legal_review, security_review), and outputs.legalReview / outputs.securityReview apart.
+  legalReview: approvalDecisionSchema,
+  securityReview: approvalDecisionSchema,
   signoff: z.object({ area: z.string(), release: z.string(), approved: z.boolean(), by: z.string().nullable() }),
 });
 
 export default smithers((ctx) => {
   const release = String((ctx.input as { release?: string }).release ?? "next");
-  const legal = ctx.outputMaybe(outputs.review, { nodeId: "legal-approval" });
-  const security = ctx.outputMaybe(outputs.review, { nodeId: "security-approval" });
+  const legal = ctx.outputMaybe(outputs.legalReview, { nodeId: "legal-approval" });
+  const security = ctx.outputMaybe(outputs.securityReview, { nodeId: "security-approval" });
   return (
     <Workflow name="parallel-gates">
       <Parallel>
         <Sequence>
           <Approval
             id="legal-approval"
-            output={outputs.review}
+            output={outputs.legalReview}
             request={{ title: `Legal review of ${release}`, summary: "Licences and notices checked?" }}
           />
           {legal ? (
@@ -38,7 +41,7 @@ export default smithers((ctx) => {
         <Sequence>
           <Approval
             id="security-approval"
-            output={outputs.review}
+            output={outputs.securityReview}
             request={{ title: `Security review of ${release}`, summary: "Dependencies audited?" }}
           />
           {security ? (

@@ -7,7 +7,7 @@ import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { REPO, sandbox, smithers } from "./helpers/cli.js";
-import { Approval, Parallel, Sequence, SmithersEngine, Task, approvalDecisionSchema, commandResultSchema, createSmithers } from "../npm/smithers-rs/src/index.js";
+import { Approval, HumanTask, Parallel, Sequence, SmithersEngine, Task, approvalDecisionSchema, commandResultSchema, createSmithers } from "../npm/smithers-rs/src/index.js";
 import { jsx } from "../npm/smithers-rs/src/jsx-runtime.js";
 
 const TRACE = join(REPO, "tests/helpers/trace-imports.js");
@@ -17,6 +17,7 @@ const { Workflow, smithers: build, outputs } = createSmithers({
   gate: approvalDecisionSchema,
   value: { type: "object", properties: { i: { type: "integer" } }, required: ["i"] },
   cmd: commandResultSchema,
+  answer: { type: "object", properties: { score: { type: "integer" }, ok: { type: "boolean" } }, required: ["score", "ok"], additionalProperties: false },
 });
 
 /** <Approval id="gate"> then a task; and two gates side by side (ambiguous without --node). */
@@ -34,6 +35,13 @@ const wf = {
     jsx(Workflow, {
       name: "fast-review",
       children: jsx(Task, { id: "step", output: outputs.cmd, command: "true", approval: { prompt: "Keep it?" } }, "step"),
+    }),
+  ),
+  // A human task: its answer is its output, JSON valid for the schema.
+  human: build(() =>
+    jsx(Workflow, {
+      name: "fast-human",
+      children: jsx(HumanTask, { id: "ask", output: outputs.answer, prompt: "Score it", maxAttempts: 2 }, "ask"),
     }),
   ),
   two: build(() =>
@@ -113,7 +121,26 @@ describe("smithers CLI short path", { concurrency: 1 }, () => {
   test("approve --no-resume: same text, exit 0, without the full CLI", async () => {
     const { fast } = await same(["approve", "RUN", "--no-resume", "--by", "alice", "--note", "ok"], { kind: "one" });
     assert.equal(fast.code, 0);
-    assert.match(fast.stdout, /^approved gate in run r\d+ by alice\nnot resumed; run: npx smithers resume r\d+ --db \S+\n$/);
+    assert.match(fast.stdout, /^approved gate in run r\d+ by alice\nrun r\d+: running\nnot resumed; run: npx smithers resume r\d+ --db \S+\n$/);
+  });
+
+  test("approve <runId> <nodeId> --no-resume (the node as a second word): same text, the short path", async () => {
+    const { fast } = await same(["approve", "RUN", "left", "--no-resume", "--by", "carol"], { kind: "two" });
+    assert.match(fast.stdout, /^approved left in run r\d+ by carol$/m);
+    await same(["approve", "RUN", "left", "--node", "right", "--no-resume"], { kind: "two", expectFast: false });
+  });
+
+  test("a human task's answer: refused (exit 1, an attempt used) and accepted, the same on both paths", async () => {
+    const bad = await same(["approve", "RUN", "ask", "--no-resume", "--note", '{"score":"high","ok":true}'], { kind: "human" });
+    assert.equal(bad.fast.code, 1);
+    assert.match(bad.fast.stderr, /HUMAN_TASK_VALIDATION_FAILED/);
+    assert.match(bad.fast.stdout, /^answer 1 of 2 for ask refused; it waits for another answer \(1 left\)$/m);
+    const json = await same(["approve", "RUN", "ask", "--no-resume", "--note", "not json", "--json"], { kind: "human", jsonWithout: ["decidedAt"] });
+    assert.equal(json.fast.json.error.code, "HUMAN_TASK_INVALID_JSON");
+    const good = await same(["approve", "RUN", "ask", "--no-resume", "--input", "score=7", "--input", "ok=true"], { kind: "human", expectFast: false });
+    assert.equal(good.fast.code, 0);
+    const note = await same(["approve", "RUN", "ask", "--no-resume", "--note", '{"score":7,"ok":true}', "--by", "kim"], { kind: "human" });
+    assert.match(note.fast.stdout, /^approved ask in run r\d+ by kim$/m);
   });
 
   test("deny --no-resume --json: same JSON (but the decision time)", async () => {

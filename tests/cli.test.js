@@ -122,25 +122,25 @@ describe("smithers CLI", { concurrency: 3 }, () => {
     ]);
   });
 
-  test("deny with the default onDeny fails the run and writes no decision row", async (t) => {
+  test("deny with the default onDeny records approved:false; the run finishes without publishing (exit 0)", async (t) => {
     const { db } = box(t);
     await expectExit(assert, 3, ["up", PUBLISH, "--run-id", "d1"], { db });
-    const r = await expectExit(assert, 1, ["deny", "d1", "--reason", "not yet", "--by", "carol"], { db });
+    const r = await expectExit(assert, 0, ["deny", "d1", "--reason", "not yet", "--by", "carol"], { db });
     assert.match(r.stdout, /^denied publish-approval in run d1 by carol$/m);
-    assert.match(r.stdout, /^run d1: failed \(APPROVAL_DENIED: /m);
+    assert.match(r.stdout, /^run d1: finished$/m);
 
     const info = inspectRun(db, "d1");
-    assert.equal(info.run.status, "failed");
-    assert.equal(info.run.error.code, "APPROVAL_DENIED");
-    assert.equal(nodeOf(info, "publish-approval").state, "failed");
+    assert.equal(info.run.status, "finished");
+    assert.equal(nodeOf(info, "publish-approval").state, "finished");
     assert.equal(nodeOf(info, "publish"), undefined, "the publish task never rendered");
     const a = approvalOf(info, "publish-approval");
     assert.deepEqual([a.status, a.decidedBy, a.note], ["denied", "carol", "not yet"]);
-    assert.deepEqual(outputsOf(info, "publishApproval"), []);
+    const [row] = outputsOf(info, "publishApproval").map((o) => o.value);
+    assert.deepEqual([row.approved, row.note, row.decidedBy], [false, "not yet", "carol"]);
     assert.deepEqual(outputsOf(info, "published"), []);
-    if (hasSqlite3()) assert.deepEqual(sql(db, "SELECT count(*) AS n FROM publish_approval"), [{ n: 0 }]);
+    if (hasSqlite3()) assert.deepEqual(sql(db, "SELECT approved, note FROM publish_approval"), [{ approved: 0, note: "not yet" }]);
 
-    // Nothing is left to decide on the failed run.
+    // Nothing is left to decide on the finished run.
     const again = await expectExit(assert, 4, ["deny", "d1", "--json"], { db });
     assert.equal(again.json.error.code, "NO_PENDING_APPROVALS");
   });
@@ -209,8 +209,10 @@ describe("smithers CLI", { concurrency: 3 }, () => {
     await expectExit(assert, 3, ["up", file, "--run-id", "gone"], { db: b.db });
     rmSync(file);
 
-    const r = await expectExit(assert, 4, ["approve", "gone", "--by", "alice"], { db: b.db });
+    // Exit 0: the decision is recorded; that the run could not be resumed is said.
+    const r = await expectExit(assert, 0, ["approve", "gone", "--by", "alice"], { db: b.db });
     assert.match(r.stdout, /^approved publish-approval in run gone by alice$/m);
+    assert.match(r.stdout, /^run gone: running$/m);
     assert.match(r.stderr, /WORKFLOW_NOT_FOUND: the decision is recorded/);
     assert.ok(r.stderr.includes(`no such workflow file: ${file}`), r.stderr);
     assert.match(r.stderr, /npx smithers up <workflow\.tsx> --run-id gone --resume/);
@@ -276,7 +278,7 @@ describe("smithers CLI", { concurrency: 3 }, () => {
     );
 
     // Approving one gate runs its branch; the run waits for the other.
-    const one = await expectExit(assert, 3, ["approve", "pg", "--node", "legal-approval", "--by", "alice"], { db });
+    const one = await expectExit(assert, 0, ["approve", "pg", "--node", "legal-approval", "--by", "alice"], { db });
     assert.match(one.stdout, /^approved legal-approval in run pg by alice$/m);
     assert.match(one.stdout, /^run pg: waiting-approval$/m);
     assert.match(one.stdout, /waiting for approval: security-approval/);
@@ -288,9 +290,12 @@ describe("smithers CLI", { concurrency: 3 }, () => {
     assert.deepEqual(outputsOf(info, "signoff").map((o) => [o.nodeId, o.value]), [
       ["legal-signoff", { area: "legal", release: "v2", approved: true, by: "alice" }],
     ]);
-    assert.deepEqual(outputsOf(info, "review").map((o) => [o.nodeId, o.value.approved, o.value.decidedBy]), [
+    // One schema under two keys: each gate's decision is in its own key's table.
+    assert.deepEqual(outputsOf(info, "legalReview").map((o) => [o.nodeId, o.value.approved, o.value.decidedBy]), [
       ["legal-approval", true, "alice"],
     ]);
+    assert.deepEqual(outputsOf(info, "securityReview"), []);
+    if (hasSqlite3()) assert.deepEqual(sql(db, "SELECT node_id, decided_by FROM legal_review"), [{ node_id: "legal-approval", decided_by: "alice" }]);
 
     // A second decision on the decided gate: who decided, and when.
     const twice = await expectExit(assert, 1, ["deny", "pg", "--node", "legal-approval", "--by", "mallory"], { db });
@@ -335,25 +340,43 @@ describe("smithers CLI", { concurrency: 3 }, () => {
     assert.equal(done.json.error.code, "NO_PENDING_APPROVALS");
   });
 
-  test("parallel gates: denying one gate fails the run and withdraws the other", async (t) => {
+  test("parallel gates: denying one gate (default onDeny) records it, its branch goes on, the other still waits", async (t) => {
     const { db } = box(t);
     const up = await expectExit(assert, 3, ["up", PARALLEL, "--run-id", "pd", "--json"], { db });
     assert.equal(up.json.status, "waiting-approval");
     assert.deepEqual(up.json.pendingApprovals.map((p) => p.nodeId).sort(), ["legal-approval", "security-approval"]);
-    const r = await expectExit(assert, 1, ["deny", "pd", "--node", "security-approval", "--by", "eve"], { db });
-    assert.match(r.stdout, /^run pd: failed \(APPROVAL_DENIED/m);
-    const info = inspectRun(db, "pd");
-    assert.equal(info.run.status, "failed");
+    // Smithers' docs' form: the node as the second word.
+    const r = await expectExit(assert, 0, ["deny", "pd", "security-approval", "--by", "eve", "--json"], { db });
+    assert.equal(r.json.status, "denied");
+    assert.equal(r.json.runStatus, "waiting-approval");
+    assert.deepEqual(r.json.pendingApprovals.map((p) => p.nodeId), ["legal-approval"]);
+    let info = inspectRun(db, "pd");
+    assert.equal(info.run.status, "waiting-approval");
     assert.equal(approvalOf(info, "security-approval").status, "denied");
-    assert.notEqual(approvalOf(info, "legal-approval").status, "requested");
-    assert.equal(info.run.pendingApprovals, 0);
-    assert.deepEqual(outputsOf(info, "signoff"), []);
-    // The withdrawn gate is not waiting any more.
-    const late = await expectExit(assert, 1, ["approve", "pd", "--node", "legal-approval", "--json"], { db });
-    assert.equal(late.json.error.code, "NOT_WAITING");
-    assert.equal(late.json.error.details.state, "cancelled");
+    assert.deepEqual(outputsOf(info, "securityReview").map((o) => [o.value.approved, o.value.decidedBy]), [[false, "eve"]]);
+    assert.deepEqual(outputsOf(info, "signoff").map((o) => [o.nodeId, o.value.approved, o.value.by]), [["security-signoff", false, "eve"]]);
+
+    const text = await expectExit(assert, 0, ["approve", "pd", "legal-approval", "--by", "alice"], { db });
+    assert.match(text.stdout, /^approved legal-approval in run pd by alice$/m);
+    assert.match(text.stdout, /^run pd: finished$/m);
+    info = inspectRun(db, "pd");
+    assert.equal(info.run.status, "finished");
     const none = await expectExit(assert, 4, ["approve", "pd", "--json"], { db });
     assert.equal(none.json.error.code, "NO_PENDING_APPROVALS");
+  });
+
+  test('deny of an <Approval onDeny="fail">: the run fails, exit 0 (the denial is recorded), status printed', async (t) => {
+    const b = box(t);
+    const file = b.write("strict.tsx", readFileSync(PUBLISH, "utf8").replace("<Approval", '<Approval onDeny="fail"'));
+    await expectExit(assert, 3, ["up", file, "--run-id", "sf"], { db: b.db });
+    const r = await expectExit(assert, 0, ["deny", "sf", "--reason", "no", "--by", "eve"], { db: b.db });
+    assert.match(r.stdout, /^run sf: failed \(APPROVAL_DENIED: /m);
+    const info = inspectRun(b.db, "sf");
+    assert.equal(info.run.status, "failed");
+    assert.equal(info.run.error.code, "APPROVAL_DENIED");
+    assert.deepEqual(outputsOf(info, "publishApproval"), [], "no decision row");
+    const json = await expectExit(assert, 4, ["deny", "sf", "--json"], { db: b.db });
+    assert.equal(json.json.error.code, "NO_PENDING_APPROVALS");
   });
 
   test("approve while another process drives the run: the decision is left to that process", async (t) => {

@@ -139,7 +139,7 @@ describe("review gates through the CLI", { concurrency: 2 }, () => {
     const b = box(t);
     const { db, env } = b;
     await expectExit(assert, 3, ["up", DEPLOY, "--run-id", "rj", "--input", '{"version":"2.0"}'], { db, env });
-    const r = await expectExit(assert, 1, ["reject", "rj", "--node", "deploy-staging", "--reason", "staging is slow", "--by", "carol"], { db, env });
+    const r = await expectExit(assert, 0, ["reject", "rj", "--node", "deploy-staging", "--reason", "staging is slow", "--by", "carol"], { db, env });
     assert.match(r.stdout, /^rejected deploy-staging in run rj by carol$/m);
     assert.match(r.stdout, /^run rj: failed \(APPROVAL_REJECTED: deploy-staging was rejected by carol: staging is slow\)$/m);
 
@@ -326,7 +326,7 @@ describe("review gates through the CLI", { concurrency: 2 }, () => {
     const weeks = await expectExit(assert, 4, ["push-back", "mx", "--input", "WEEKS=4"], { db });
     assert.match(weeks.stderr, /UNDECLARED_INPUT: metrics does not declare the input WEEKS \(declared: DAYS\)/);
 
-    const p1 = await expectExit(assert, 3, ["push-back", "mx", "--node", "metrics", "--input", "DAYS=30", "--note", "a month, please", "--by", "bob"], { db });
+    const p1 = await expectExit(assert, 0, ["push-back", "mx", "--node", "metrics", "--input", "DAYS=30", "--note", "a month, please", "--by", "bob"], { db });
     assert.match(p1.stdout, /^pushed-back metrics \(round 1\) in run mx by bob$/m);
     assert.match(p1.stdout, /^  inputs: DAYS=30$/m);
     assert.match(p1.stdout, /^run mx: waiting-approval$/m);
@@ -358,7 +358,7 @@ describe("review gates through the CLI", { concurrency: 2 }, () => {
     );
 
     // Again, without --node (one gate pending), through the printed command.
-    const p2 = await expectExit(assert, 3, [...printedArgs(printed(p1.stdout, "push-back")), "-i", "DAYS=90", "--by", "carol"], {});
+    const p2 = await expectExit(assert, 0, [...printedArgs(printed(p1.stdout, "push-back")), "-i", "DAYS=90", "--by", "carol"], {});
     assert.match(p2.stdout, /^pushed-back metrics \(round 2\) in run mx by carol$/m);
     a = approvalOf(inspectRun(db, "mx"), "metrics");
     assert.equal(a.round, 3);

@@ -209,7 +209,10 @@ describe("smithers serve: HTTP API", () => {
     const deny = await api(`/v1/runs/${runId}/nodes/prod-gate/deny`, { token: TOKENS.alice, body: { iteration: 0, note: "not today", decidedBy: "alice" } });
     assert.equal(deny.status, 200);
     assert.equal(deny.body.status, "denied");
-    await waitFor(async () => (await runStatus(runId)) === "failed", { timeoutMs: 15_000, what: "the denied run to fail" });
+    // Without onDeny the denial is recorded (approved: false) and the run goes on to its end.
+    await waitFor(async () => (await runStatus(runId)) === "finished", { timeoutMs: 15_000, what: "the run to finish after the denial" });
+    const prod = (await api(`/v1/runs/${runId}`)).body.outputs.find((o) => o.nodeId === "prod-gate");
+    assert.deepEqual([prod.value.approved, prod.value.decidedBy], [false, "alice"]);
   });
 
   test("approvals across runs: Smithers' fields and aliases, filters, keyset pages", async () => {

@@ -24,7 +24,8 @@ test("a sub-workflow completes, then the calling task waits for review; push-bac
   assert.equal(proposed.value.outputs.compile.stdout, "compiled 1.4.0\n");
 
   const back = await smithers(["push-back", runId, "--node", "release", "--input", "VERSION=1.4.1", "--json"], { db: box.db });
-  assert.equal(back.code, 3, back.stderr);
+  assert.equal(back.code, 0, back.stderr);
+  assert.equal(back.json.runStatus, "waiting-approval");
   const again = engine.inspect(runId).outputs.find((o) => o.nodeId === "release");
   assert.equal(again.value.subRunId, `${runId}.release.0.r2`);
   assert.equal(again.value.outputs.test.stdout, "tests passed for 1.4.1\n");

@@ -77,10 +77,10 @@ describe("TOON and builder workflows through the CLI", { concurrency: 2 }, () =>
     });
   });
 
-  test("deploy.toon: deny fails the run (onDeny: fail) and deploys nothing", async (t) => {
+  test("deploy.toon: deny fails the run (onDeny: fail) and deploys nothing; deny itself exits 0", async (t) => {
     const { db } = box(t);
     await expectExit(assert, 3, ["up", DEPLOY, "--run-id", "d1", "--input", '{"service":"web","env":"staging"}'], { db });
-    const r = await expectExit(assert, 1, ["deny", "d1", "--reason", "freeze", "--by", "carol"], { db });
+    const r = await expectExit(assert, 0, ["deny", "d1", "--reason", "freeze", "--by", "carol"], { db });
     assert.match(r.stdout, /^denied approve-deploy in run d1 by carol$/m);
     assert.match(r.stdout, /^run d1: failed \(APPROVAL_DENIED: /m);
     const info = inspectRun(db, "d1");
@@ -132,7 +132,7 @@ describe("TOON and builder workflows through the CLI", { concurrency: 2 }, () =>
     const ambiguous = await expectExit(assert, 4, ["approve", "rr", "--json"], { db });
     assert.equal(ambiguous.json.error.code, "AMBIGUOUS_APPROVAL");
 
-    const one = await expectExit(assert, 3, ["approve", "rr", "--node", "legal-approval", "--by", "alice"], { db });
+    const one = await expectExit(assert, 0, ["approve", "rr", "--node", "legal-approval", "--by", "alice"], { db });
     assert.match(one.stdout, /^run rr: waiting-approval$/m);
     assert.match(one.stdout, /^  waiting for approval: security-approval — /m);
     assert.deepEqual(outputsOf(inspectRun(db, "rr"), "signoff").map((o) => [o.nodeId, o.value]), [
@@ -170,8 +170,9 @@ describe("TOON and builder workflows through the CLI", { concurrency: 2 }, () =>
   test("release-review.toon: a denial (onDeny: continue) is recorded and the release is held", async (t) => {
     const { db } = box(t);
     await expectExit(assert, 3, ["up", RELEASE, "--run-id", "rd", "--input", '{"release":"v2.1","flakyRuns":0}'], { db });
-    const denied = await expectExit(assert, 3, ["deny", "rd", "--node", "security-approval", "--reason", "CVE open", "--by", "bob"], { db });
+    const denied = await expectExit(assert, 0, ["deny", "rd", "--node", "security-approval", "--reason", "CVE open", "--by", "bob"], { db });
     assert.match(denied.stdout, /^denied security-approval in run rd by bob$/m);
+    assert.match(denied.stdout, /^run rd: waiting-approval$/m);
     await expectExit(assert, 0, ["approve", "rd", "--by", "alice"], { db });
     const info = inspectRun(db, "rd");
     assert.equal(info.run.status, "finished");

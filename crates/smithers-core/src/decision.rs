@@ -8,16 +8,22 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::engine::{Engine, OutputRow, begin, set_node_row};
+use crate::engine::{Engine, OutputRow, Step, begin, request_json, set_node_row};
 use crate::error::{Error, PriorDecision, Result};
 use crate::events::EventBatch;
 use crate::graph::{ApprovalMode, OnDeny, TaskNode};
+use crate::output::OutputTable;
 use crate::owner::{self, Liveness};
+use crate::plan::ApprovalStatus;
 use crate::state::{NodeEvent, NodeState, RunEvent, RunStatus};
 use crate::store::{iso8601, now_ms};
 
 const MAX_NOTE: usize = 64 * 1024;
 const MAX_NAME: usize = 256;
+/// Who decides an auto-approved gate (as in Smithers); names starting with `smithers:` are
+/// the engine's, never a person's.
+pub const AUTO_DECIDER: &str = "smithers:auto";
+const AUTO_NOTE: &str = "Auto-approved";
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -68,6 +74,14 @@ pub struct DecisionOutcome {
     /// Nobody drives the run: the caller should resume it.
     pub needs_resume: bool,
     pub output: Option<OutputRow>,
+    /// A `<HumanTask>` answer that was not valid (`status: "invalid"`): which attempt it
+    /// was, how many the task takes, and why it was refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<Value>,
 }
 
 struct Gate {
@@ -175,23 +189,6 @@ pub(crate) fn review_history(
     Ok(rows)
 }
 
-fn parse_mode(s: &str) -> ApprovalMode {
-    match s {
-        "gate" => ApprovalMode::Gate,
-        "select" => ApprovalMode::Select,
-        "rank" => ApprovalMode::Rank,
-        _ => ApprovalMode::Decision,
-    }
-}
-
-fn parse_on_deny(s: &str) -> OnDeny {
-    match s {
-        "continue" => OnDeny::Continue,
-        "skip" => OnDeny::Skip,
-        _ => OnDeny::Fail,
-    }
-}
-
 fn strings(v: &Value, key: &str) -> Vec<String> {
     v.get(key)
         .and_then(Value::as_array)
@@ -276,7 +273,7 @@ fn decision_value(
         })
         .unwrap_or_default();
     Ok(match mode {
-        ApprovalMode::Gate | ApprovalMode::Decision => {
+        ApprovalMode::Gate | ApprovalMode::Decision | ApprovalMode::Human => {
             json!({ "approved": approved, "note": note, "decidedBy": decided_by, "decidedAt": decided_at })
         }
         ApprovalMode::Select => {
@@ -394,6 +391,15 @@ impl Engine {
                 "decidedBy must be 1-256 characters".into(),
             ));
         }
+        if req
+            .decided_by
+            .as_ref()
+            .is_some_and(|n| n.starts_with("smithers:"))
+        {
+            return Err(Error::InvalidDecision(
+                "decidedBy names starting with \"smithers:\" are the engine's (smithers:auto decides auto-approvals)".into(),
+            ));
+        }
         let run_id = req.run_id.clone();
         // Find the gate before taking the write lock, then check it again under the lock.
         let gate = self.find_gate(&req)?;
@@ -424,15 +430,24 @@ impl Engine {
                 });
             }
         }
-        check_inputs(&gate, &req, verdict)?;
+        let human = !review && gate.mode == ApprovalMode::Human;
+        if !human {
+            check_inputs(&gate, &req, verdict)?;
+        }
         let table = match (review, gate.mode) {
             (false, ApprovalMode::Gate) => None,
             _ => Some(self.table(&gate.output_table)?),
         };
         let decided_at_ms = now_ms();
         let decided_at = iso8601(decided_at_ms);
-        let output_value = match &table {
-            Some(table) if !review && (approved || gate.on_deny != OnDeny::Fail) => {
+        // A human task's answer is its output: valid for the schema, or a failed attempt.
+        let answer = match (&table, human && approved) {
+            (Some(table), true) => Some(human_answer(&gate, &req, table)?),
+            _ => None,
+        };
+        let output_value = match (&table, &answer) {
+            (_, Some(answer)) => answer.as_ref().ok().cloned(),
+            (Some(table), None) if !review && (approved || gate.on_deny != OnDeny::Fail) => {
                 let mut v = decision_value(
                     gate.mode,
                     &gate.request,
@@ -481,6 +496,37 @@ impl Engine {
         if let Some(node_id) = rejected {
             return Err(Error::RunRejected { run_id, node_id });
         }
+        if let Some(Err(refused)) = answer {
+            let (attempt, max_attempts, mut batch) =
+                record_invalid_answer(&tx, &gate, &req, &refused, decided_at_ms)?;
+            let exhausted = attempt >= max_attempts;
+            let new_status = if exhausted {
+                wake_run(&tx, &run_id, run_status, decided_at_ms, &mut batch)?
+            } else {
+                run_status
+            };
+            tx.commit()?;
+            self.publish(batch);
+            let live_owner = self.live_owner(&run_id, run_owner);
+            return Ok(DecisionOutcome {
+                needs_resume: exhausted && !new_status.is_terminal() && live_owner.is_none(),
+                run_id,
+                node_id: gate.node_id,
+                iteration: gate.iteration,
+                status: "invalid",
+                decided_by: req.decided_by,
+                decided_at,
+                run_status: new_status.as_str(),
+                kind: gate.kind,
+                round: gate.round,
+                inputs: req.inputs,
+                owner: live_owner,
+                output: None,
+                attempt: Some(attempt),
+                max_attempts: Some(max_attempts),
+                error: Some(json!({ "code": refused.code, "message": refused.message })),
+            });
+        }
         let status = match (verdict, review) {
             (Verdict::Approve, _) => "approved",
             (Verdict::Deny, true) => "rejected",
@@ -507,7 +553,10 @@ impl Engine {
                 decided_at_ms,
                 req.note,
                 req.decided_by,
-                req.decision.as_ref().map(serde_json::to_string).transpose()?,
+                // A human task's decision is its answer, in whatever form it came.
+                if human { output_value.as_ref() } else { req.decision.as_ref() }
+                    .map(serde_json::to_string)
+                    .transpose()?,
                 inputs_json,
                 reason,
                 pushback_json
@@ -539,14 +588,12 @@ impl Engine {
             (Verdict::Approve, false, ApprovalMode::Gate, _) => (NodeEvent::ApproveGate, None),
             (Verdict::Approve, false, _, _) => (NodeEvent::ApproveDecision, None),
             (Verdict::Deny, false, _, OnDeny::Fail) => (NodeEvent::DenyFail, None),
-            (Verdict::Deny, false, ApprovalMode::Gate, OnDeny::Continue) => {
-                (NodeEvent::Skip, Some("denied-continue"))
+            // A gate before a task, denied without failing: the task does not run.
+            (Verdict::Deny, false, ApprovalMode::Gate, _) => (NodeEvent::Skip, Some("denied")),
+            // `<Approval>`: continue and skip alike record `approved: false` and go on.
+            (Verdict::Deny, false, _, OnDeny::Continue | OnDeny::Skip) => {
+                (NodeEvent::DenyContinue, None)
             }
-            (Verdict::Deny, false, ApprovalMode::Gate, OnDeny::Skip) => {
-                (NodeEvent::Skip, Some("denied"))
-            }
-            (Verdict::Deny, false, _, OnDeny::Continue) => (NodeEvent::DenyContinue, None),
-            (Verdict::Deny, false, _, OnDeny::Skip) => (NodeEvent::DenyContinue, Some("denied")),
         };
         let next = node_state.apply(event)?;
         let error_json = match next {
@@ -649,27 +696,11 @@ impl Engine {
                 json!({ "nodeId": gate.node_id, "iteration": gate.iteration }),
             )?;
         }
-        let mut new_status = run_status;
-        if run_status == RunStatus::WaitingApproval {
-            new_status = run_status.apply(RunEvent::Wake)?;
-            tx.execute(
-                "UPDATE _smithers_runs SET status = ?2, updated_at_ms = ?3 WHERE run_id = ?1",
-                params![run_id, new_status.as_str(), decided_at_ms],
-            )?;
-            batch.emit(
-                &tx,
-                &run_id,
-                "RunStatusChanged",
-                json!({ "status": new_status.as_str(), "previous": run_status.as_str() }),
-            )?;
-        }
+        let new_status = wake_run(&tx, &run_id, run_status, decided_at_ms, &mut batch)?;
         tx.commit()?;
         self.publish(batch);
 
-        let live_owner = run_owner.filter(|o| {
-            (o == &self.owner && self.runs.contains_key(&run_id))
-                || (o != &self.owner && owner::liveness(o) != Liveness::Dead)
-        });
+        let live_owner = self.live_owner(&run_id, run_owner);
         Ok(DecisionOutcome {
             needs_resume: !new_status.is_terminal() && live_owner.is_none(),
             run_id: run_id.clone(),
@@ -689,6 +720,18 @@ impl Engine {
                 iteration: gate.iteration,
                 value,
             }),
+            attempt: None,
+            max_attempts: None,
+            error: None,
+        })
+    }
+
+    /// The owner of a run that will pick a decision up itself: this engine while it drives
+    /// the run, or another process that is alive.
+    fn live_owner(&self, run_id: &str, owner: Option<String>) -> Option<String> {
+        owner.filter(|o| {
+            (o == &self.owner && self.runs.contains_key(run_id))
+                || (o != &self.owner && owner::liveness(o) != Liveness::Dead)
         })
     }
 
@@ -872,8 +915,8 @@ impl Engine {
         Ok(Gate {
             node_id,
             iteration,
-            mode: parse_mode(&mode),
-            on_deny: parse_on_deny(&on_deny),
+            mode: ApprovalMode::parse(&mode),
+            on_deny: OnDeny::parse(&on_deny),
             output_table,
             request: serde_json::from_str(&request_json).unwrap_or(Value::Null),
             kind,
@@ -881,6 +924,316 @@ impl Engine {
             requested_at_ms,
         })
     }
+}
+
+/// A decision on a waiting run wakes it (`running`): whoever resumes it picks the decision up.
+fn wake_run(
+    tx: &Connection,
+    run_id: &str,
+    status: RunStatus,
+    now: i64,
+    batch: &mut EventBatch,
+) -> Result<RunStatus> {
+    if status != RunStatus::WaitingApproval {
+        return Ok(status);
+    }
+    let next = status.apply(RunEvent::Wake)?;
+    tx.execute(
+        "UPDATE _smithers_runs SET status = ?2, updated_at_ms = ?3 WHERE run_id = ?1",
+        params![run_id, next.as_str(), now],
+    )?;
+    batch.emit(
+        tx,
+        run_id,
+        "RunStatusChanged",
+        json!({ "status": next.as_str(), "previous": status.as_str() }),
+    )?;
+    Ok(next)
+}
+
+/// Why a human task's answer was refused (it still counts as an attempt).
+struct RefusedAnswer {
+    code: &'static str,
+    message: String,
+    answer: Value,
+}
+
+/// The answer an approve of a `<HumanTask>` carries, as the task's output: `decision` (the
+/// JSON object), else the note parsed as JSON (`approve <run> <node> --note '<json>'`, as
+/// Smithers documents it), else the inputs as fields (`--input field=value`, typed by the
+/// schema). `Err` inside: an answer that is not valid; outside: no answer at all.
+fn human_answer(
+    gate: &Gate,
+    req: &DecisionRequest,
+    table: &OutputTable,
+) -> Result<std::result::Result<Value, RefusedAnswer>> {
+    let value = if let Some(decision) = &req.decision {
+        decision.clone()
+    } else if let Some(note) = req.note.as_deref().filter(|n| !n.trim().is_empty()) {
+        match serde_json::from_str::<Value>(note) {
+            Ok(v) => v,
+            Err(e) => {
+                return Ok(Err(RefusedAnswer {
+                    code: "HUMAN_TASK_INVALID_JSON",
+                    message: format!("the answer for {} is not JSON: {e}", gate.node_id),
+                    answer: Value::String(note.into()),
+                }));
+            }
+        }
+    } else if !req.inputs.is_empty() {
+        Value::Object(
+            req.inputs
+                .iter()
+                .map(|(k, v)| (k.clone(), table.typed_field(k, v)))
+                .collect(),
+        )
+    } else {
+        return Err(Error::InvalidDecision(format!(
+            "{} is a human task: approve it with its answer, JSON valid for its output \
+             (--note '<json>', --decision '<json>' or --input FIELD=VALUE)",
+            gate.node_id
+        )));
+    };
+    Ok(match table.validate(&gate.node_id, &value) {
+        Ok(()) => Ok(value),
+        Err(e) => Err(RefusedAnswer {
+            code: "HUMAN_TASK_VALIDATION_FAILED",
+            message: match e {
+                Error::InvalidOutput { errors, .. } => format!(
+                    "the answer for {} does not fit its schema: {}",
+                    gate.node_id,
+                    errors.join("; ")
+                ),
+                e => e.to_string(),
+            },
+            answer: value,
+        }),
+    })
+}
+
+/// An answer that is not valid is an attempt of the task: recorded (with the answer and why),
+/// and the request stays open for another, until `maxAttempts` is used up and the task
+/// fails. Returns (this attempt, maxAttempts, events).
+fn record_invalid_answer(
+    tx: &Connection,
+    gate: &Gate,
+    req: &DecisionRequest,
+    refused: &RefusedAnswer,
+    now: i64,
+) -> Result<(i64, i64, EventBatch)> {
+    let run_id = &req.run_id;
+    let state: Option<String> = tx
+        .query_row(
+            "SELECT n.state FROM _smithers_nodes n JOIN _smithers_approvals a \
+               ON a.run_id = n.run_id AND a.node_id = n.node_id AND a.iteration = n.iteration \
+             WHERE n.run_id = ?1 AND n.node_id = ?2 AND n.iteration = ?3 AND a.status = 'requested'",
+            params![run_id, gate.node_id, gate.iteration],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if state.as_deref() != Some(NodeState::WaitingApproval.as_str()) {
+        return Err(Error::NotWaiting {
+            run_id: run_id.clone(),
+            node_id: gate.node_id.clone(),
+            iteration: gate.iteration,
+            state: state.unwrap_or_else(|| "decided".into()),
+        });
+    }
+    let max_attempts = gate
+        .request
+        .get("maxAttempts")
+        .and_then(Value::as_i64)
+        .unwrap_or(10);
+    let failed: i64 = tx.query_row(
+        "SELECT COUNT(*) FROM _smithers_attempts WHERE run_id = ?1 AND node_id = ?2 AND iteration = ?3 AND state = 'failed'",
+        params![run_id, gate.node_id, gate.iteration],
+        |r| r.get(0),
+    )?;
+    let attempt = failed + 1;
+    let error = json!({ "code": refused.code, "message": refused.message, "answer": refused.answer,
+                        "decidedBy": req.decided_by });
+    tx.execute(
+        "INSERT OR REPLACE INTO _smithers_attempts (run_id, node_id, iteration, attempt, state, started_at_ms, finished_at_ms, error_json) \
+         VALUES (?1, ?2, ?3, ?4, 'failed', ?5, ?5, ?6)",
+        params![run_id, gate.node_id, gate.iteration, attempt, now, error.to_string()],
+    )?;
+    let mut batch = EventBatch::default();
+    let exhausted = attempt >= max_attempts;
+    let payload = json!({ "nodeId": gate.node_id, "iteration": gate.iteration, "attempt": attempt,
+                          "maxAttempts": max_attempts, "decidedBy": req.decided_by,
+                          "error": { "code": refused.code, "message": refused.message } });
+    batch.emit(tx, run_id, "HumanAnswerInvalid", payload)?;
+    if exhausted {
+        let next = NodeState::WaitingApproval.apply(NodeEvent::DenyFail)?;
+        let node_error = json!({ "code": refused.code,
+            "message": format!("{} got no valid answer in {max_attempts} attempt{}; the last: {}",
+                gate.node_id, if max_attempts == 1 { "" } else { "s" }, refused.message) });
+        set_node_row(
+            tx,
+            run_id,
+            &gate.node_id,
+            gate.iteration,
+            next,
+            attempt,
+            None,
+            Some(&node_error.to_string()),
+        )?;
+        // The request is withdrawn: nobody can answer a failed task any more.
+        tx.execute(
+            "UPDATE _smithers_approvals SET status = 'cancelled', decided_at_ms = ?4, decided_by = ?5, note = ?6 \
+             WHERE run_id = ?1 AND node_id = ?2 AND iteration = ?3",
+            params![run_id, gate.node_id, gate.iteration, now, req.decided_by, req.note],
+        )?;
+        batch.emit(
+            tx,
+            run_id,
+            "NodeFailed",
+            json!({ "nodeId": gate.node_id, "iteration": gate.iteration,
+                                                     "attempt": attempt, "error": node_error }),
+        )?;
+    } else {
+        set_node_row(
+            tx,
+            run_id,
+            &gate.node_id,
+            gate.iteration,
+            NodeState::WaitingApproval,
+            attempt,
+            None,
+            None,
+        )?;
+    }
+    Ok((attempt, max_attempts, batch))
+}
+
+/// `<Approval autoApprove>`: decides the gate the moment it is reached, without a person,
+/// when its conditions hold (as Smithers' tests assert): `revertOn` did not match,
+/// `condition` (if any) did, and the last `after` decisions on this node in earlier runs of
+/// the workflow were approvals by a person. The decision is `smithers:auto`'s; with `audit`
+/// (the default) it is kept in the approvals table like any other. Returns whether it did.
+pub(crate) fn auto_approve(
+    engine: &mut Engine,
+    run_id: &str,
+    task: &TaskNode,
+    step: &mut Step,
+) -> Result<bool> {
+    let Some(spec) = &task.approval else {
+        return Ok(false);
+    };
+    let Some(auto) = &spec.auto_approve else {
+        return Ok(false);
+    };
+    if auto.revert_on_met == Some(true) || auto.condition_met == Some(false) {
+        return Ok(false);
+    }
+    let after = auto.after.unwrap_or(0);
+    if after > 0 && !approved_streak(&engine.conn, run_id, &task.id, after)? {
+        return Ok(false);
+    }
+    let table = engine.table(&task.output)?;
+    let request = request_json(task, spec);
+    let now = now_ms();
+    let decided_at = iso8601(now);
+    let keys: Vec<&str> = spec.options.iter().map(|o| o.key.as_str()).collect();
+    let payload = match spec.mode {
+        ApprovalMode::Select => keys
+            .first()
+            .map(|k| json!({ "selected": k, "notes": "Automatically selected" })),
+        ApprovalMode::Rank => Some(json!({ "ranked": keys, "notes": "Automatically ranked" })),
+        _ => None,
+    };
+    let value = decision_value(
+        spec.mode,
+        &request,
+        true,
+        Some(AUTO_NOTE),
+        Some(AUTO_DECIDER),
+        &decided_at,
+        payload.as_ref(),
+    )?;
+    // An output schema the decision does not fit: a person decides (and meets the error).
+    if table.validate(&task.id, &value).is_err() {
+        return Ok(false);
+    }
+    let tx = begin(&engine.conn, engine.batching)?;
+    if auto.audit {
+        tx.execute(
+            "INSERT INTO _smithers_approvals (run_id, node_id, iteration, status, mode, on_deny, output_table, \
+               requested_at_ms, request_json, decided_at_ms, decided_by, note, decision_json) \
+             VALUES (?1, ?2, ?3, 'approved', ?4, ?5, ?6, ?7, ?8, ?7, ?9, ?10, ?11)",
+            params![
+                run_id,
+                task.id,
+                task.iteration,
+                spec.mode.as_str(),
+                spec.on_deny().as_str(),
+                task.output,
+                now,
+                serde_json::to_string(&request)?,
+                AUTO_DECIDER,
+                AUTO_NOTE,
+                payload.as_ref().map(Value::to_string)
+            ],
+        )?;
+    }
+    let mut batch = EventBatch::default();
+    batch.emit(
+        &tx,
+        run_id,
+        "ApprovalAutoApproved",
+        json!({ "nodeId": task.id, "iteration": task.iteration, "decidedBy": AUTO_DECIDER,
+                "audit": auto.audit, "after": auto.after }),
+    )?;
+    let row = write_finished(&tx, &mut batch, run_id, task, &table, value)?;
+    tx.commit()?;
+    engine.publish(batch);
+    let approval = auto.audit.then_some(ApprovalStatus::Approved);
+    engine.decided_here(run_id, task, NodeState::Finished, approval, row, step)?;
+    Ok(true)
+}
+
+/// The writes that finish a decided gate with its output: the row, the node, `NodeFinished`.
+fn write_finished(
+    tx: &Connection,
+    batch: &mut EventBatch,
+    run_id: &str,
+    task: &TaskNode,
+    table: &OutputTable,
+    value: Value,
+) -> Result<OutputRow> {
+    table.write(tx, run_id, &task.id, task.iteration, &value)?;
+    let next = NodeState::Pending.apply(NodeEvent::ApproveDecision)?;
+    set_node_row(tx, run_id, &task.id, task.iteration, next, 0, None, None)?;
+    batch.emit(
+        tx,
+        run_id,
+        "NodeFinished",
+        json!({ "nodeId": task.id, "iteration": task.iteration }),
+    )?;
+    Ok(OutputRow {
+        table: task.output.clone(),
+        node_id: task.id.clone(),
+        iteration: task.iteration,
+        value,
+    })
+}
+
+/// Whether the latest `after` decisions on this node in other runs of the same workflow,
+/// newest run first, were all approvals by a person (auto-approvals and open requests are
+/// passed over; a denial ends the streak).
+fn approved_streak(conn: &Connection, run_id: &str, node_id: &str, after: u32) -> Result<bool> {
+    let statuses: Vec<String> = conn
+        .prepare_cached(
+            "SELECT a.status FROM _smithers_approvals a \
+             JOIN _smithers_runs r ON r.run_id = a.run_id \
+             WHERE a.node_id = ?2 AND a.run_id != ?1 \
+               AND r.workflow_name = (SELECT workflow_name FROM _smithers_runs WHERE run_id = ?1) \
+               AND a.status IN ('approved', 'denied') AND COALESCE(a.decided_by, '') != ?3 \
+             ORDER BY r.created_at_ms DESC, a.decided_at_ms DESC LIMIT ?4",
+        )?
+        .query_map(params![run_id, node_id, AUTO_DECIDER, after], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    Ok(statuses.len() >= after as usize && statuses.iter().all(|s| s == "approved"))
 }
 
 /// Writes the output of an `<Approval>` whose decision exists but whose node did not get it
@@ -920,40 +1273,22 @@ pub(crate) fn finish_from_decision(
     let request: Value = serde_json::from_str(&request_json).unwrap_or(Value::Null);
     let payload: Option<Value> = decision_json.and_then(|d| serde_json::from_str(&d).ok());
     let decided_at = iso8601(decided_at.unwrap_or_else(now_ms));
-    let value = decision_value(
-        spec.mode,
-        &request,
-        true,
-        note.as_deref(),
-        decided_by.as_deref(),
-        &decided_at,
-        payload.as_ref(),
-    )?;
+    let value = match (spec.mode, payload) {
+        (ApprovalMode::Human, Some(answer)) => answer,
+        (mode, payload) => decision_value(
+            mode,
+            &request,
+            true,
+            note.as_deref(),
+            decided_by.as_deref(),
+            &decided_at,
+            payload.as_ref(),
+        )?,
+    };
     let tx = begin(&engine.conn, engine.batching)?;
-    table.write(&tx, run_id, &task.id, task.iteration, &value)?;
-    set_node_row(
-        &tx,
-        run_id,
-        &task.id,
-        task.iteration,
-        NodeState::Finished,
-        0,
-        None,
-        None,
-    )?;
     let mut batch = EventBatch::default();
-    batch.emit(
-        &tx,
-        run_id,
-        "NodeFinished",
-        json!({ "nodeId": task.id, "iteration": task.iteration }),
-    )?;
+    let row = write_finished(&tx, &mut batch, run_id, task, &table, value)?;
     tx.commit()?;
     engine.publish(batch);
-    Ok(Some(OutputRow {
-        table: task.output.clone(),
-        node_id: task.id.clone(),
-        iteration: task.iteration,
-        value,
-    }))
+    Ok(Some(row))
 }

@@ -17,11 +17,12 @@ use crate::command::{CommandOutcome, CommandSpec};
 use crate::error::{Error, Result};
 use crate::events::{Event, EventBatch, log_committed};
 use crate::graph::{
-    CommandBody, EntryKind, GraphDescriptor, OnMaxReached, Plan, TaskBody, TaskNode,
+    ApprovalMode, ApprovalSpec, CommandBody, EntryKind, GraphDescriptor, OnMaxReached, Plan,
+    TaskBody, TaskNode,
 };
 use crate::output::OutputTable;
 use crate::owner::{self, Liveness};
-use crate::plan::{Action, ApprovalStatus, NodeLookup, NodeView, SkipReason, Walk, WalkCache};
+use crate::plan::{Action, ApprovalStatus, NodeLookup, NodeView, Walk, WalkCache};
 use crate::state::{NodeEvent, NodeState, RunEvent, RunStatus};
 use crate::store::{self, now_ms};
 
@@ -146,7 +147,6 @@ pub(crate) struct NodeRecord {
     pub state: NodeState,
     pub approval: Option<ApprovalStatus>,
     pub attempts: i64,
-    pub blocks: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -178,7 +178,6 @@ impl NodeLookup for ActiveRun {
             .map(|n| NodeView {
                 state: n.state,
                 approval: n.approval,
-                blocks_dependents: n.blocks,
             })
     }
     fn loop_done(&self, loop_id: &str) -> bool {
@@ -226,6 +225,19 @@ impl ActiveRun {
             .entry(id.to_string())
             .or_default()
             .insert(iteration, rec);
+    }
+
+    /// An `async` gate of the current plan waits for its decision.
+    fn waits_async(&self) -> bool {
+        self.waiting > 0
+            && self.plan.as_ref().is_some_and(|plan| {
+                plan.tasks().any(|(_, t)| {
+                    t.approval.as_ref().is_some_and(|a| a.wait_async)
+                        && self
+                            .node(&t.id, t.iteration)
+                            .is_some_and(|v| v.state == NodeState::WaitingApproval)
+                })
+            })
     }
 
     fn output_changed(&mut self, node_id: &str) {
@@ -729,7 +741,7 @@ impl Engine {
         let mut node_loops = BTreeMap::new();
         {
             let mut stmt = self.conn.prepare_cached(
-                "SELECT n.node_id, n.iteration, n.state, n.attempts, n.skip_reason, n.loop_id, a.status \
+                "SELECT n.node_id, n.iteration, n.state, n.attempts, n.loop_id, a.status \
                  FROM _smithers_nodes n LEFT JOIN _smithers_approvals a \
                    ON a.run_id = n.run_id AND a.node_id = n.node_id AND a.iteration = n.iteration \
                  WHERE n.run_id = ?1",
@@ -742,11 +754,10 @@ impl Engine {
                     r.get::<_, i64>(3)?,
                     r.get::<_, Option<String>>(4)?,
                     r.get::<_, Option<String>>(5)?,
-                    r.get::<_, Option<String>>(6)?,
                 ))
             })?;
             for row in rows {
-                let (node_id, iteration, state, attempts, skip_reason, loop_id, approval) = row?;
+                let (node_id, iteration, state, attempts, loop_id, approval) = row?;
                 if let Some(loop_id) = loop_id {
                     node_loops.insert(node_id.clone(), loop_id);
                 }
@@ -757,7 +768,6 @@ impl Engine {
                         state: NodeState::parse(&state).unwrap_or(NodeState::Pending),
                         approval: approval.as_deref().and_then(ApprovalStatus::parse),
                         attempts,
-                        blocks: skip_reason.as_deref().is_some_and(blocks_dependents),
                     },
                 );
             }
@@ -871,7 +881,6 @@ impl Engine {
                                 state: NodeState::Pending,
                                 approval: None,
                                 attempts: 0,
-                                blocks: false,
                             },
                         );
                     }
@@ -907,13 +916,7 @@ impl Engine {
                     .optional()?
                     .flatten()
                     .and_then(|e| serde_json::from_str(&e).ok());
-                let field = |k: &str| {
-                    stored
-                        .as_ref()
-                        .and_then(|e| e.get(k))
-                        .and_then(Value::as_str)
-                        .map(String::from)
-                };
+                let field = |k: &str| error_field(stored.as_ref(), k);
                 run.failure = Some(RunError {
                     code: field("code").unwrap_or_else(|| "TASK_FAILED".into()),
                     message: field("message")
@@ -1225,6 +1228,26 @@ impl Engine {
         self.entered_waiting(run_id, task, next, batch)
     }
 
+    /// After a transaction that decided a node of a run this engine drives (an auto-approval).
+    pub(crate) fn decided_here(
+        &mut self,
+        run_id: &str,
+        task: &TaskNode,
+        next: NodeState,
+        approval: Option<ApprovalStatus>,
+        output: OutputRow,
+        step: &mut Step,
+    ) -> Result<()> {
+        let run = self.active(run_id)?;
+        run.set_state(&task.id, task.iteration, next);
+        if let Some(rec) = run.record(&task.id, task.iteration) {
+            rec.approval = approval;
+        }
+        run.output_changed(&task.id);
+        step.outputs.push(output);
+        Ok(())
+    }
+
     /// After the transaction that made a node wait for a decision committed.
     fn entered_waiting(
         &mut self,
@@ -1361,6 +1384,7 @@ impl Engine {
                         lookup: &*run,
                         cache: &mut cache,
                         actions: Vec::new(),
+                        provisional: false,
                     };
                     let terminal = walk.run();
                     (walk.actions, terminal)
@@ -1371,7 +1395,8 @@ impl Engine {
             };
             if actions.is_empty() {
                 let run = self.active(run_id)?;
-                if root_terminal && run.in_flight == 0 {
+                // An `async` gate that still waits lets the rest of the plan end, not the run.
+                if root_terminal && run.in_flight == 0 && !run.waits_async() {
                     self.end_run(run_id, RunEvent::Finish, None)?;
                 } else if run.in_flight == 0 && run.waiting > 0 {
                     if self.park(run_id, &mut step)? {
@@ -1510,7 +1535,7 @@ impl Engine {
             }
             Action::RequestApproval(idx) => {
                 let task = self.plan_task(run_id, idx)?;
-                self.request_approval(run_id, &task)?;
+                self.request_approval(run_id, &task, step)?;
             }
             Action::Skip(idx, reason) => {
                 let task = self.plan_task(run_id, idx)?;
@@ -1530,11 +1555,8 @@ impl Engine {
                 batch.emit(&tx, run_id, "NodeSkipped", json!({ "nodeId": task.id, "iteration": task.iteration, "reason": reason.as_str() }))?;
                 tx.commit()?;
                 self.publish(batch);
-                let run = self.active(run_id)?;
-                run.set_state(&task.id, task.iteration, next);
-                if let Some(rec) = run.record(&task.id, task.iteration) {
-                    rec.blocks = reason == SkipReason::DependencyDenied;
-                }
+                self.active(run_id)?
+                    .set_state(&task.id, task.iteration, next);
             }
             Action::FinishFromDecision(idx) => {
                 let task = self.plan_task(run_id, idx)?;
@@ -1546,9 +1568,7 @@ impl Engine {
                     step.outputs.push(row);
                 }
             }
-            Action::LoopEnd(idx) | Action::LoopSkip(idx) => {
-                self.end_loop_iteration(run_id, idx, action, step)?
-            }
+            Action::LoopEnd(idx) => self.end_loop_iteration(run_id, idx, step)?,
         }
         Ok(())
     }
@@ -1776,24 +1796,20 @@ impl Engine {
         Ok(attempt)
     }
 
-    fn request_approval(&mut self, run_id: &str, task: &TaskNode) -> Result<()> {
+    fn request_approval(&mut self, run_id: &str, task: &TaskNode, step: &mut Step) -> Result<()> {
         let Some(spec) = &task.approval else {
             return Ok(());
         };
+        if crate::decision::auto_approve(self, run_id, task, step)? {
+            return Ok(());
+        }
         let next = NodeState::Pending.apply(NodeEvent::RequestApproval)?;
         let now = now_ms();
-        let request = json!({
-            "title": spec.request.title,
-            "summary": spec.request.summary,
-            "metadata": spec.request.metadata,
-            "label": task.label,
-            "options": spec.options,
-            "allowedUsers": spec.allowed_users,
-            "allowedScopes": spec.allowed_scopes,
-            "input": spec.input,
-            "required": spec.required,
-            "meta": task.meta,
-        });
+        let mut request = request_json(task, spec);
+        if spec.mode == ApprovalMode::Human {
+            // What the person fills in: the inbox renders its fields.
+            request["schema"] = self.table(&task.output)?.schema.clone();
+        }
         let tx = begin(&self.conn, self.batching)?;
         let inserted = tx.prepare_cached(
             "INSERT OR IGNORE INTO _smithers_approvals (run_id, node_id, iteration, status, mode, on_deny, output_table, requested_at_ms, request_json) \
@@ -1803,8 +1819,8 @@ impl Engine {
             run_id,
             task.id,
             task.iteration,
-            serde_json::to_value(spec.mode)?.as_str().unwrap_or("decision"),
-            serde_json::to_value(spec.on_deny)?.as_str().unwrap_or("fail"),
+            spec.mode.as_str(),
+            spec.on_deny().as_str(),
             task.output,
             now,
             serde_json::to_string(&request)?
@@ -1838,21 +1854,20 @@ impl Engine {
     }
 
     fn reload_node(&mut self, run_id: &str, node_id: &str, iteration: i64) -> Result<()> {
-        let row: Option<(String, i64, Option<String>)> = self
+        let row: Option<(String, i64)> = self
             .conn
             .query_row(
-                "SELECT state, attempts, skip_reason FROM _smithers_nodes WHERE run_id = ?1 AND node_id = ?2 AND iteration = ?3",
+                "SELECT state, attempts FROM _smithers_nodes WHERE run_id = ?1 AND node_id = ?2 AND iteration = ?3",
                 params![run_id, node_id, iteration],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
-        if let Some((state, attempts, skip_reason)) = row {
+        if let Some((state, attempts)) = row {
             let state = NodeState::parse(&state).unwrap_or(NodeState::Pending);
             let run = self.active(run_id)?;
             run.set_state(node_id, iteration, state);
             if let Some(rec) = run.record(node_id, iteration) {
                 rec.attempts = attempts;
-                rec.blocks = skip_reason.as_deref().is_some_and(blocks_dependents);
             }
         }
         Ok(())
@@ -1874,19 +1889,11 @@ impl Engine {
         if run.waiting == 0 {
             return Ok(());
         }
-        type Decided = (
-            String,
-            i64,
-            String,
-            Option<String>,
-            String,
-            String,
-            Option<String>,
-        );
+        type Decided = (String, i64, String, String, String, Option<String>);
         let decided: Vec<Decided> = self
             .conn
             .prepare_cached(
-                "SELECT a.node_id, a.iteration, n.state, n.skip_reason, a.status, a.output_table, n.error_json \
+                "SELECT a.node_id, a.iteration, n.state, a.status, a.output_table, n.error_json \
                  FROM _smithers_approvals a JOIN _smithers_nodes n \
                    ON n.run_id = a.run_id AND n.node_id = a.node_id AND n.iteration = a.iteration \
                  WHERE a.run_id = ?1 AND a.status != 'requested'",
@@ -1899,12 +1906,10 @@ impl Engine {
                     r.get(3)?,
                     r.get(4)?,
                     r.get(5)?,
-                    r.get(6)?,
                 ))
             })?
             .collect::<Result<_, _>>()?;
-        for (node_id, iteration, state, skip_reason, approval, output_table, error_json) in decided
-        {
+        for (node_id, iteration, state, approval, output_table, error_json) in decided {
             let run = self.active(run_id)?;
             let Some(rec) = run.record(&node_id, iteration) else {
                 continue;
@@ -1913,7 +1918,6 @@ impl Engine {
                 continue;
             }
             rec.approval = ApprovalStatus::parse(&approval);
-            rec.blocks = skip_reason.as_deref().is_some_and(blocks_dependents);
             let next = NodeState::parse(&state).unwrap_or(NodeState::Pending);
             run.set_state(&node_id, iteration, next);
             let continue_on_fail = run
@@ -1921,23 +1925,25 @@ impl Engine {
                 .as_ref()
                 .and_then(|p| p.task_index.get(&node_id).and_then(|&i| p.task(i)))
                 .is_some_and(|t| t.continue_on_fail);
+            // The decision wrote why on the node (who denied or rejected it, a human task's
+            // last invalid answer).
+            let stored = error_json
+                .as_deref()
+                .and_then(|e| serde_json::from_str::<Value>(e).ok());
+            let field = |k: &str| error_field(stored.as_ref(), k);
             if next == NodeState::Failed && !continue_on_fail && run.failure.is_none() {
                 run.failure = Some(RunError {
-                    code: "APPROVAL_DENIED".into(),
-                    message: format!("Approval {node_id} was denied"),
+                    code: field("code").unwrap_or_else(|| "APPROVAL_DENIED".into()),
+                    message: field("message")
+                        .unwrap_or_else(|| format!("Approval {node_id} was denied")),
                     node_id: Some(node_id.clone()),
                 });
             }
             if next == NodeState::Rejected && run.failure.is_none() {
-                // The decision wrote who rejected it and why on the node.
-                let message = error_json
-                    .as_deref()
-                    .and_then(|e| serde_json::from_str::<Value>(e).ok())
-                    .and_then(|e| e.get("message").and_then(Value::as_str).map(String::from))
-                    .unwrap_or_else(|| format!("{node_id} was rejected by its reviewer"));
                 run.failure = Some(RunError {
                     code: "APPROVAL_REJECTED".into(),
-                    message,
+                    message: field("message")
+                        .unwrap_or_else(|| format!("{node_id} was rejected by its reviewer")),
                     node_id: Some(node_id.clone()),
                 });
             }
@@ -2083,13 +2089,7 @@ impl Engine {
         Ok(())
     }
 
-    fn end_loop_iteration(
-        &mut self,
-        run_id: &str,
-        idx: usize,
-        action: Action,
-        step: &mut Step,
-    ) -> Result<()> {
+    fn end_loop_iteration(&mut self, run_id: &str, idx: usize, step: &mut Step) -> Result<()> {
         let run = self.runs.get(run_id).ok_or_else(|| Error::RunNotClaimed {
             run_id: run_id.into(),
         })?;
@@ -2109,7 +2109,7 @@ impl Engine {
             Next,
             Fail,
         }
-        let outcome = if matches!(action, Action::LoopSkip(_)) || *until {
+        let outcome = if *until {
             Outcome::Done
         } else if current + 1 >= i64::from(*max_iterations) {
             if *on_max_reached == OnMaxReached::Fail {
@@ -2211,6 +2211,14 @@ impl Engine {
     }
 }
 
+/// A text field (`code`, `message`) of an error stored as JSON on a node.
+fn error_field(error: Option<&Value>, key: &str) -> Option<String> {
+    error
+        .and_then(|e| e.get(key))
+        .and_then(Value::as_str)
+        .map(String::from)
+}
+
 fn task_error(err: &Error) -> TaskError {
     TaskError {
         code: Some(err.code().into()),
@@ -2218,10 +2226,6 @@ fn task_error(err: &Error) -> TaskError {
         message: err.to_string(),
         stack: None,
     }
-}
-
-pub(crate) fn blocks_dependents(skip_reason: &str) -> bool {
-    skip_reason == "denied" || skip_reason == SkipReason::DependencyDenied.as_str()
 }
 
 fn new_active(status: RunStatus) -> ActiveRun {
@@ -2250,6 +2254,30 @@ fn empty_step() -> Step {
         error: None,
         waiting: Vec::new(),
     }
+}
+
+/// What a gate asks, as stored on its approval row (`request_json`) and shown by listings.
+pub(crate) fn request_json(task: &TaskNode, spec: &ApprovalSpec) -> Value {
+    let mut request = json!({
+        "title": spec.request.title,
+        "summary": spec.request.summary,
+        "metadata": spec.request.metadata,
+        "label": task.label,
+        "options": spec.options,
+        "allowedUsers": spec.allowed_users,
+        "allowedScopes": spec.allowed_scopes,
+        "input": spec.input,
+        "required": spec.required,
+        "meta": task.meta,
+    });
+    if spec.wait_async {
+        request["async"] = json!(true);
+    }
+    if spec.mode == ApprovalMode::Human {
+        request["prompt"] = json!(spec.request.summary);
+        request["maxAttempts"] = json!(spec.max_attempts());
+    }
+    request
 }
 
 /// `ApprovalRequested` (with `request`: title, summary, and for reviews kind and round) and

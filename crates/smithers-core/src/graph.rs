@@ -177,23 +177,91 @@ pub enum ApprovalMode {
     Decision,
     Select,
     Rank,
+    /// `<HumanTask>`: a person submits the output itself (JSON valid for its schema).
+    Human,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+impl ApprovalMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApprovalMode::Gate => "gate",
+            ApprovalMode::Decision => "decision",
+            ApprovalMode::Select => "select",
+            ApprovalMode::Rank => "rank",
+            ApprovalMode::Human => "human",
+        }
+    }
+
+    pub fn parse(s: &str) -> ApprovalMode {
+        match s {
+            "gate" => ApprovalMode::Gate,
+            "select" => ApprovalMode::Select,
+            "rank" => ApprovalMode::Rank,
+            "human" => ApprovalMode::Human,
+            _ => ApprovalMode::Decision,
+        }
+    }
+}
+
+/// What a denial does. `Continue` and `Skip` are the same for `<Approval>` (as in
+/// Smithers' runtime): `approved: false` is the gate's output and the run goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum OnDeny {
-    #[default]
     Fail,
     Continue,
     Skip,
+}
+
+impl OnDeny {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnDeny::Fail => "fail",
+            OnDeny::Continue => "continue",
+            OnDeny::Skip => "skip",
+        }
+    }
+
+    pub fn parse(s: &str) -> OnDeny {
+        match s {
+            "continue" => OnDeny::Continue,
+            "skip" => OnDeny::Skip,
+            _ => OnDeny::Fail,
+        }
+    }
+}
+
+/// `<Approval autoApprove>`; `condition` and `revertOn` were evaluated by the renderer.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AutoApprove {
+    /// Auto-approve once this many decisions in earlier runs of the workflow, newest
+    /// first, were approvals by a person (a denial breaks the streak). None or 0: at once.
+    #[serde(default)]
+    pub after: Option<u32>,
+    /// Keep the auto-approval in `_smithers_approvals` (listings, inspect). Default true.
+    #[serde(default = "yes")]
+    pub audit: bool,
+    /// `condition(ctx)`; false: never auto-approve this time.
+    #[serde(default)]
+    pub condition_met: Option<bool>,
+    /// `revertOn(ctx)`; true: never auto-approve this time.
+    #[serde(default)]
+    pub revert_on_met: Option<bool>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ApprovalSpec {
     pub mode: ApprovalMode,
-    #[serde(default)]
-    pub on_deny: OnDeny,
+    /// Unset: `fail` for a gate before a task (`needsApproval`) and for a `<HumanTask>`,
+    /// `continue` for `<Approval>` (Smithers' runtime); see [`ApprovalSpec::on_deny`].
+    #[serde(default, rename = "onDeny")]
+    pub on_deny_given: Option<OnDeny>,
     pub request: ApprovalRequest,
     #[serde(default)]
     pub options: Vec<ApprovalOption>,
@@ -208,6 +276,29 @@ pub struct ApprovalSpec {
     /// The inputs an approve must carry; a subset of `input`.
     #[serde(default)]
     pub required: Vec<String>,
+    /// `async`: while it waits, later siblings run (it does not hold up a sequence, a
+    /// parallel or a loop); tasks naming it in `dependsOn` still wait.
+    #[serde(default, rename = "async")]
+    pub wait_async: bool,
+    #[serde(default)]
+    pub auto_approve: Option<AutoApprove>,
+    /// `<HumanTask>`: answers that are not valid for the output schema it takes before the
+    /// task fails (default 10).
+    #[serde(default)]
+    pub max_attempts: Option<u32>,
+}
+
+impl ApprovalSpec {
+    pub fn on_deny(&self) -> OnDeny {
+        self.on_deny_given.unwrap_or(match self.mode {
+            ApprovalMode::Gate | ApprovalMode::Human => OnDeny::Fail,
+            _ => OnDeny::Continue,
+        })
+    }
+
+    pub fn max_attempts(&self) -> u32 {
+        self.max_attempts.unwrap_or(10)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
@@ -313,6 +404,30 @@ fn check_inputs(node_id: &str, input: &[String], required: &[String]) -> Result<
     Ok(())
 }
 
+/// Options that only some kinds of gate have.
+fn check_approval_kind(node_id: &str, body: &TaskBody, approval: &ApprovalSpec) -> Result<()> {
+    let invalid = |why: &str| Err(Error::InvalidGraph(format!("{node_id}: {why}")));
+    let human = approval.mode == ApprovalMode::Human;
+    if human && !matches!(body, TaskBody::Approval) {
+        return invalid("a human task has the body type approval");
+    }
+    if approval.auto_approve.is_some()
+        && matches!(approval.mode, ApprovalMode::Gate | ApprovalMode::Human)
+    {
+        return invalid("autoApprove is for approval nodes (mode decision, select or rank)");
+    }
+    if approval.max_attempts.is_some() && !human {
+        return invalid("maxAttempts is for human tasks");
+    }
+    if approval.max_attempts == Some(0) {
+        return invalid("maxAttempts must be at least 1");
+    }
+    if human && approval.on_deny() != OnDeny::Fail {
+        return invalid("a human task fails when denied (onDeny fail)");
+    }
+    Ok(())
+}
+
 fn check_command(node_id: &str, body: &CommandBody) -> Result<()> {
     let given = |s: &Option<String>| s.as_deref().is_some_and(|c| !c.trim().is_empty());
     if given(&body.command) == given(&body.script) {
@@ -400,6 +515,7 @@ impl GraphDescriptor {
                     }
                     if let Some(approval) = &task.approval {
                         check_inputs(&task.id, &approval.input, &approval.required)?;
+                        check_approval_kind(&task.id, &task.body, approval)?;
                     }
                     if let Some(review) = &task.review {
                         if task.approval.is_some() {

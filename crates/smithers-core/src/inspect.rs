@@ -93,6 +93,14 @@ pub struct ApprovalSummary {
     pub output: Value,
     /// Earlier rounds of a review (push-backs), oldest first.
     pub history: Vec<Value>,
+    /// A `<HumanTask>`: the JSON Schema its answer must fit, and how many answers it takes.
+    #[serde(skip_serializing_if = "Value::is_null")]
+    pub schema: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<i64>,
+    /// `async`: the run goes on around the gate while it waits.
+    #[serde(rename = "async", skip_serializing_if = "std::ops::Not::not")]
+    pub wait_async: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -245,6 +253,12 @@ fn approval_summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApprovalSummary> 
             .map(String::from),
         output: field("output"),
         history: Vec::new(),
+        schema: field("schema"),
+        max_attempts: request.get("maxAttempts").and_then(Value::as_i64),
+        wait_async: request
+            .get("async")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
     })
 }
 

@@ -285,6 +285,20 @@ impl OutputTable {
         self.columns.iter().any(|c| c.field == field)
     }
 
+    /// A value typed on a command line (`--input field=value`) as the field's JSON: text
+    /// fields take it as it is, others parse it (`true`, `3`, `["a"]`), falling back to text
+    /// so that validation reports the mismatch.
+    pub fn typed_field(&self, field: &str, text: &str) -> Value {
+        let text_field = self
+            .columns
+            .iter()
+            .any(|c| c.field == field && c.codec == Codec::Text);
+        if text_field {
+            return Value::String(text.into());
+        }
+        serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.into()))
+    }
+
     /// Removes one row (a reviewed step sent back: its output is no longer proposed).
     pub fn delete(
         &self,

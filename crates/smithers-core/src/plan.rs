@@ -31,9 +31,6 @@ impl ApprovalStatus {
 pub struct NodeView {
     pub state: NodeState,
     pub approval: Option<ApprovalStatus>,
-    /// A gate denied with `onDeny: "skip"`, or a node skipped because of one: the nodes that
-    /// depend on it are skipped too.
-    pub blocks_dependents: bool,
 }
 
 pub trait NodeLookup {
@@ -44,14 +41,12 @@ pub trait NodeLookup {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SkipReason {
     SkipIf,
-    DependencyDenied,
 }
 
 impl SkipReason {
     pub fn as_str(self) -> &'static str {
         match self {
             SkipReason::SkipIf => "skipIf",
-            SkipReason::DependencyDenied => "dependency-denied",
         }
     }
 }
@@ -69,8 +64,6 @@ pub enum Action {
     FinishFromDecision(usize),
     /// Every child of the loop is terminal for this iteration.
     LoopEnd(usize),
-    /// The loop sits after a denied `skip` gate: it ends without running.
-    LoopSkip(usize),
 }
 
 /// Per-plan caches; reset whenever a new plan is submitted.
@@ -97,11 +90,21 @@ pub fn is_terminal(view: &NodeView, task: &TaskNode) -> bool {
     }
 }
 
+/// An `async` gate that waits for its decision: it does not hold up the sequence, parallel
+/// or loop it is in (Smithers' `waitAsync`), but `dependsOn` still waits for it.
+fn waits_async(view: &NodeView, task: &TaskNode) -> bool {
+    view.state == NodeState::WaitingApproval && task.approval.as_ref().is_some_and(|a| a.wait_async)
+}
+
 pub struct Walk<'a, L: NodeLookup> {
     pub plan: &'a Plan,
     pub lookup: &'a L,
     pub cache: &'a mut WalkCache,
     pub actions: Vec<Action>,
+    /// The subtree being walked holds an `async` gate that still waits: it counts as
+    /// terminal for this walk, but must not be cached as such (the decision may put the
+    /// gate's task back to pending).
+    pub provisional: bool,
 }
 
 impl<L: NodeLookup> Walk<'_, L> {
@@ -118,8 +121,18 @@ impl<L: NodeLookup> Walk<'_, L> {
         if self.cache.terminal[idx] {
             return true;
         }
+        let outer = std::mem::replace(&mut self.provisional, false);
+        let terminal = self.walk_uncached(idx, budget);
+        if terminal && !self.provisional {
+            self.cache.terminal[idx] = true;
+        }
+        self.provisional |= outer;
+        terminal
+    }
+
+    fn walk_uncached(&mut self, idx: usize, budget: &mut Option<usize>) -> bool {
         let plan = self.plan;
-        let terminal = match &plan.nodes[idx].kind {
+        match &plan.nodes[idx].kind {
             EntryKind::Task(task) => self.walk_task(idx, task, budget),
             EntryKind::Sequence => self.walk_sequence(idx, budget),
             EntryKind::Group => self.walk_all(idx, budget),
@@ -147,14 +160,10 @@ impl<L: NodeLookup> Walk<'_, L> {
                         self.actions.push(Action::LoopEnd(idx));
                     }
                     // A loop is terminal only once marked done.
-                    return false;
+                    false
                 }
             }
-        };
-        if terminal {
-            self.cache.terminal[idx] = true;
         }
-        terminal
     }
 
     fn walk_task(&mut self, idx: usize, task: &TaskNode, budget: &mut Option<usize>) -> bool {
@@ -162,6 +171,10 @@ impl<L: NodeLookup> Walk<'_, L> {
             return false;
         };
         if view.state != NodeState::Pending {
+            if waits_async(&view, task) {
+                self.provisional = true;
+                return true;
+            }
             return is_terminal(&view, task);
         }
         for dep in &task.depends_on {
@@ -176,11 +189,6 @@ impl<L: NodeLookup> Walk<'_, L> {
             let Some(dep_view) = self.lookup.node(&dep_task.id, dep_task.iteration) else {
                 return false;
             };
-            if dep_view.blocks_dependents {
-                self.actions
-                    .push(Action::Skip(idx, SkipReason::DependencyDenied));
-                return false;
-            }
             if !is_terminal(&dep_view, dep_task) {
                 return false;
             }
@@ -220,25 +228,21 @@ impl<L: NodeLookup> Walk<'_, L> {
         let plan = self.plan;
         let children = &plan.nodes[idx].children;
         let mut i = self.cache.cursor[idx];
+        // The cursor only moves past children that stay terminal.
+        let mut settled = true;
         while i < children.len() {
             let child = children[i];
-            if !self.walk(child, budget) {
+            let before = std::mem::replace(&mut self.provisional, false);
+            let terminal = self.walk(child, budget);
+            settled &= !self.provisional;
+            self.provisional |= before;
+            if !terminal {
                 return false;
             }
-            if self.blocks(child) {
-                // Everything after a denied `skip` gate in this sequence depends on it.
-                let before = self.actions.len();
-                for &later in &children[i + 1..] {
-                    self.skip_subtree(later);
-                }
-                if self.actions.len() > before {
-                    return false;
-                }
-                self.cache.cursor[idx] = children.len();
-                return true;
-            }
             i += 1;
-            self.cache.cursor[idx] = i;
+            if settled {
+                self.cache.cursor[idx] = i;
+            }
         }
         true
     }
@@ -250,54 +254,18 @@ impl<L: NodeLookup> Walk<'_, L> {
         let mut all = true;
         let mut prefix = true;
         for (offset, &child) in children[start..].iter().enumerate() {
+            let before = std::mem::replace(&mut self.provisional, false);
             let t = self.walk(child, budget);
+            let settled = t && !self.provisional;
+            self.provisional |= before;
             all &= t;
-            if prefix && t {
+            if prefix && settled {
                 self.cache.cursor[idx] = start + offset + 1;
             } else {
                 prefix = false;
             }
         }
         all
-    }
-
-    fn blocks(&self, idx: usize) -> bool {
-        match self.plan.task(idx) {
-            Some(task) => self
-                .lookup
-                .node(&task.id, task.iteration)
-                .is_some_and(|v| v.blocks_dependents),
-            None => false,
-        }
-    }
-
-    fn skip_subtree(&mut self, idx: usize) {
-        let plan = self.plan;
-        match &plan.nodes[idx].kind {
-            EntryKind::Task(task) => {
-                if self
-                    .lookup
-                    .node(&task.id, task.iteration)
-                    .is_some_and(|v| v.state == NodeState::Pending)
-                {
-                    self.actions
-                        .push(Action::Skip(idx, SkipReason::DependencyDenied));
-                }
-            }
-            EntryKind::Loop { id, .. } => {
-                if !self.lookup.loop_done(id) {
-                    self.actions.push(Action::LoopSkip(idx));
-                }
-                for &c in &plan.nodes[idx].children {
-                    self.skip_subtree(c);
-                }
-            }
-            _ => {
-                for &c in &plan.nodes[idx].children {
-                    self.skip_subtree(c);
-                }
-            }
-        }
     }
 
     fn running_in(&self, idx: usize) -> usize {

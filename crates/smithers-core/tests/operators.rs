@@ -4,7 +4,10 @@
 
 use serde_json::{Value, json};
 use smithers_core::inspect::{ApprovalCursor, ApprovalFilter};
-use smithers_core::{DecisionRequest, Engine, GraphDescriptor, NewRun};
+use smithers_core::{Engine, GraphDescriptor, NewRun};
+
+mod common;
+use common::req;
 
 fn decision_schema() -> Value {
     json!({"type": "object", "properties": {
@@ -50,15 +53,6 @@ fn start(engine: &mut Engine, run_id: &str, by: Option<&str>, gates: &[Value]) {
     let step = engine.submit_graph(run_id, graph(gates)).unwrap();
     assert_eq!(step.status, "waiting-approval");
     engine.release_run(run_id).unwrap();
-}
-
-fn req(run_id: &str, node: &str, by: &str) -> DecisionRequest {
-    DecisionRequest {
-        run_id: run_id.into(),
-        node_id: Some(node.into()),
-        decided_by: Some(by.into()),
-        ..DecisionRequest::default()
-    }
 }
 
 #[test]

@@ -6,6 +6,9 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 use smithers_core::{DecisionRequest, Engine, GraphDescriptor, NewRun, Step, TaskResult, command};
 
+mod common;
+use common::query;
+
 fn result_schema() -> Value {
     json!({"type": "object", "properties": {
         "exitCode": {"type": "integer"}, "stdout": {"type": "string"}, "stderr": {"type": "string"}
@@ -94,26 +97,6 @@ fn req(run_id: &str, node: &str, inputs: &[(&str, &str)]) -> DecisionRequest {
             .collect::<BTreeMap<_, _>>(),
         ..DecisionRequest::default()
     }
-}
-
-fn query(dir: &tempfile::TempDir, sql: &str) -> Vec<Vec<Value>> {
-    let conn = rusqlite::Connection::open(dir.path().join("smithers.db")).unwrap();
-    let mut stmt = conn.prepare(sql).unwrap();
-    let n = stmt.column_count();
-    stmt.query_map([], |r| {
-        Ok((0..n)
-            .map(|i| match r.get_ref(i).unwrap() {
-                rusqlite::types::ValueRef::Null => Value::Null,
-                rusqlite::types::ValueRef::Integer(v) => json!(v),
-                rusqlite::types::ValueRef::Real(v) => json!(v),
-                rusqlite::types::ValueRef::Text(t) => json!(String::from_utf8_lossy(t)),
-                rusqlite::types::ValueRef::Blob(_) => Value::Null,
-            })
-            .collect())
-    })
-    .unwrap()
-    .map(Result::unwrap)
-    .collect()
 }
 
 #[test]

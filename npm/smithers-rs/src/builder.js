@@ -217,6 +217,25 @@ function need(cond, message, details) {
   if (!cond) throw new SmithersError("INVALID_ARGUMENT", message, details);
 }
 
+/** The options each builder function takes; any other is refused, naming it. */
+const OPTIONS = {
+  task: ["output", "table", "needs", "run", "command", "script", "cwd", "env", "parse", "shell", "approval", "skipIf", "retries", "maxAttempts", "timeoutMs", "continueOnFail", "label"],
+  approval: ["request", "needs", "onDeny", "table", "allowedUsers", "allowedScopes", "input", "required"],
+  loop: ["id", "until", "maxIterations", "onMaxReached", "needs"],
+  branch: ["if", "then", "else", "needs"],
+  parallel: ["maxConcurrency"],
+  workflow: ["name", "steps", "input", "dbPath"],
+};
+
+function knownOptions(kind, options, where) {
+  const allowed = OPTIONS[kind];
+  for (const key of Object.keys(options)) {
+    if (!allowed.includes(key) && options[key] !== undefined) {
+      throw new SmithersError("UNSUPPORTED_PROP", `${where}: ${key} is not an option of ${kind}() (it takes ${allowed.join(", ")})`, { option: key, prop: key });
+    }
+  }
+}
+
 /**
  * A task: `run` computes the output (sync or async) from `{ input, ctx, loop, ...needs }`.
  * @param {string} id
@@ -226,6 +245,7 @@ function need(cond, message, details) {
 export function task(id, options) {
   need(typeof id === "string" && id !== "", "task(id, options): id must be a non-empty string");
   need(isPlainObject(options), `task("${id}"): options must be an object`);
+  knownOptions("task", options, `task("${id}")`);
   const isCommand = options.command != null || options.script != null;
   need(options.output !== undefined || isCommand, `task("${id}"): options.output (a schema) is required`, { id });
   need(
@@ -249,13 +269,15 @@ export function task(id, options) {
 export function approval(id, options) {
   need(typeof id === "string" && id !== "", "approval(id, options): id must be a non-empty string");
   need(isPlainObject(options), `approval("${id}"): options must be an object`);
+  knownOptions("approval", options, `approval("${id}")`);
   const { request } = options;
   need(
     typeof request === "function" || (isPlainObject(request) && typeof request.title === "string"),
     `approval("${id}"): options.request must be { title, summary? } or a function returning it`,
     { id },
   );
-  const onDeny = options.onDeny ?? "fail";
+  // As <Approval>: a denial is recorded (approved: false) and the run goes on, unless "fail".
+  const onDeny = options.onDeny ?? "continue";
   need(ON_DENY.includes(onDeny), `approval("${id}"): onDeny must be one of ${ON_DENY.join(", ")}`, { id });
   return spec("approval", { id, options: { ...options, onDeny } });
 }
@@ -269,6 +291,7 @@ export function sequence(...children) {
 export function parallel(children, options = {}) {
   need(Array.isArray(children), "parallel(children, options?): children must be an array");
   need(isPlainObject(options), "parallel(children, options?): options must be an object");
+  knownOptions("parallel", options, "parallel()");
   return spec("parallel", { children: flatChildren(children, "parallel"), maxConcurrency: options.maxConcurrency });
 }
 
@@ -279,6 +302,7 @@ export function parallel(children, options = {}) {
 export function branch(options) {
   need(isPlainObject(options), "branch(options): options must be an object");
   need("if" in options, "branch(options): options.if is required");
+  knownOptions("branch", options, "branch()");
   return spec("branch", {
     options,
     then: optionalChild(options.then, "branch then"),
@@ -293,6 +317,7 @@ export function branch(options) {
 export function loop(options, children) {
   need(isPlainObject(options), "loop(options, children): options must be an object");
   need(typeof options.id === "string" && options.id !== "", "loop(options, children): options.id is required");
+  knownOptions("loop", options, `loop("${options.id}")`);
   need(Array.isArray(children), `loop("${options.id}"): children must be an array`);
   const onMaxReached = options.onMaxReached ?? "return-last";
   need(ON_MAX_REACHED.includes(onMaxReached), `loop("${options.id}"): onMaxReached must be return-last or fail`);
@@ -320,6 +345,7 @@ export function fields(map) {
  */
 export function workflow(options) {
   need(isPlainObject(options), "workflow(options): options must be an object");
+  knownOptions("workflow", options, "workflow()");
   const { name, steps } = options;
   need(typeof name === "string" && name !== "", "workflow(options): options.name must be a non-empty string");
   need(Array.isArray(steps) && steps.length > 0, `workflow("${name}"): options.steps must be a non-empty array`);

@@ -37,8 +37,10 @@ export const Loop = marker("Loop", "loop");
 export const Ralph = Loop;
 export const Task = marker("Task", "task");
 export const Approval = marker("Approval", "approval");
+/** A task whose output a person submits: the run waits for JSON valid for its schema. */
+export const HumanTask = marker("HumanTask", "human");
 
 /** tag -> component, so the renderer can check identity (one runtime instance). */
 export const BUILTINS = new Map(
-  [Workflow, Sequence, Parallel, Branch, Loop, Task, Approval].map((c) => [c.__smithersTag, c]),
+  [Workflow, Sequence, Parallel, Branch, Loop, Task, Approval, HumanTask].map((c) => [c.__smithersTag, c]),
 );

@@ -27,9 +27,9 @@ export function createSmithers(schemas, opts = {}) {
   // Converted once, here, so a bad schema fails when the workflow file loads.
   const jsonSchemas = {};
   let inputSchema = null;
-  /** Schema object -> key; null marks an object registered under several keys. */
-  const schemaKeys = new Map();
   const tables = {};
+  /** Schema object -> the keys it is registered under, in order. */
+  const keysOf = new Map();
   for (const [key, schema] of Object.entries(schemas)) {
     checkIdentifier(key, "Schema key");
     if (key === "input") {
@@ -39,10 +39,26 @@ export function createSmithers(schemas, opts = {}) {
     const json = toJsonSchema(schema, key);
     for (const field of Object.keys(json.properties)) checkIdentifier(field, `Field of "${key}":`);
     jsonSchemas[key] = json;
-    if (typeof schema === "object" && schema !== null) {
-      schemaKeys.set(schema, schemaKeys.has(schema) ? null : key);
-    }
+    if (typeof schema === "object" && schema !== null) keysOf.set(schema, [...(keysOf.get(schema) ?? []), key]);
     tables[key] = Object.freeze({ __smithersTable: true, key });
+  }
+  // One schema object under several keys (`securityReview: approvalDecisionSchema, qaReview:
+  // approvalDecisionSchema`) is one table per key: each `outputs.<key>` is then a handle of
+  // its own that behaves as the schema and names its key, so the keys are told apart.
+  /** Output handle or schema object -> its key; a schema under several keys -> all of them. */
+  const schemaKeys = new Map();
+  const outputs = {};
+  for (const [key, schema] of Object.entries(schemas)) {
+    const keys = key === "input" ? undefined : keysOf.get(schema);
+    if (keys === undefined || keys.length === 1) {
+      outputs[key] = schema;
+      if (keys) schemaKeys.set(schema, key);
+      continue;
+    }
+    const handle = keyedHandle(schema);
+    outputs[key] = handle;
+    schemaKeys.set(handle, key);
+    schemaKeys.set(schema, keys);
   }
 
   /**
@@ -76,7 +92,18 @@ export function createSmithers(schemas, opts = {}) {
     Approval,
     useCtx,
     smithers,
-    outputs: schemas,
+    outputs,
     tables,
   };
+}
+
+/**
+ * `outputs.<key>` for a schema object registered under several keys: an object of its own
+ * (`schemaKeys` maps it to the key) that is the schema to everything that reads it (zod's
+ * methods, `shape`, instanceof).
+ */
+function keyedHandle(schema) {
+  // Reads go to the schema itself (not through the proxy), so getters and methods that keep
+  // state on their object see the object they expect.
+  return new Proxy(schema, { get: (target, prop) => Reflect.get(target, prop, target) });
 }

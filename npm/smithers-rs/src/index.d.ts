@@ -151,9 +151,11 @@ export interface BranchProps {
   if: unknown;
   then: SmithersNode;
   else?: SmithersNode;
+  skipIf?: boolean;
 }
 export interface LoopProps {
-  id: string;
+  /** Default: named after its place in the tree (`loop:0.2`), the same at every render and resume. */
+  id?: string;
   /** The loop ends once a render passes true. */
   until?: boolean;
   /** Default 5. */
@@ -240,9 +242,19 @@ export interface TaskProps<S> extends NodeProps<S> {
   skipIf?: boolean;
   /** Extra attempts after a failure. Default 0. */
   retries?: number;
+  /**
+   * Outputs this task needs, `{ key: outputs.<table> }` (node `needs[key] ?? key`): the task
+   * appears once each has a row, and a function child is called at render with the rows
+   * (`({ key }) => value`); what it returns is the task's (static) output.
+   */
+  deps?: Record<string, OutputRef>;
+  /** No retries (the default; contradicts retries > 0). */
+  noRetry?: boolean;
   timeoutMs?: number | null;
   /** Wait for a human approval ("gate") before the body runs. */
   needsApproval?: boolean;
+  /** With needsApproval: while the gate waits, later siblings run; dependsOn still waits. */
+  async?: boolean;
   /** Agent (LLM) tasks are not supported: AGENT_TASKS_UNSUPPORTED. */
   agent?: never;
 }
@@ -259,7 +271,10 @@ export interface ApprovalProps<S> extends NodeProps<S> {
   mode?: "approve" | "select" | "rank";
   /** Required for select and rank. */
   options?: ApprovalOption[];
-  /** Default "fail". */
+  /**
+   * What a denial does. Default (as Smithers' runtime): `approved: false` is recorded and the
+   * run goes on; "continue" and "skip" do the same; "fail" fails the run.
+   */
   onDeny?: "fail" | "continue" | "skip";
   allowedUsers?: string[];
   allowedScopes?: string[];
@@ -267,9 +282,64 @@ export interface ApprovalProps<S> extends NodeProps<S> {
   input?: string[];
   /** The inputs an approve must carry; a subset of `input`. */
   required?: string[];
+  /** While the gate waits, later siblings run; tasks naming it in dependsOn still wait. */
+  async?: boolean;
+  /** Decide without a person (by `smithers:auto`) when the conditions hold. */
+  autoApprove?: AutoApprove;
   /** true: no node at all. */
   skipIf?: boolean;
-  children?: unknown;
+}
+
+export interface AutoApprove {
+  /** Only once the last `after` decisions on this gate in earlier runs of the workflow were approvals by a person. */
+  after?: number;
+  /** Evaluated at render; false: a person decides this time. */
+  condition?: (ctx: SmithersCtx<any, any>) => boolean;
+  /** Keep the auto-approval in the approvals table (listings, inspect). Default true. */
+  audit?: boolean;
+  /** Evaluated at render; true: a person decides this time. */
+  revertOn?: (ctx: SmithersCtx<any, any>) => boolean;
+}
+
+export interface HumanTaskProps<S> extends NodeProps<S> {
+  /** What the person is asked to fill in. */
+  prompt: string;
+  /** Answers that do not fit the output schema it takes before it fails. Default 10. */
+  maxAttempts?: number;
+  /** While it waits, later siblings run; tasks naming it in dependsOn still wait. */
+  async?: boolean;
+  /** true: no node at all. */
+  skipIf?: boolean;
+}
+
+export interface ApprovalGateProps<S> extends NodeProps<S> {
+  request: ApprovalProps<S>["request"];
+  /** true: a person decides; false: approved at once with a valid decision row. */
+  when: boolean;
+  onDeny?: "fail" | "continue" | "skip";
+  skipIf?: boolean;
+}
+
+export interface RunbookStep {
+  id: string;
+  risk: "safe" | "risky" | "critical";
+  /** The agent's prompt, or, without an agent, a shell command. */
+  command?: string;
+  agent?: unknown;
+  label?: string;
+  output?: OutputRef;
+}
+
+export interface RunbookProps {
+  /** Prefix of the node ids. Default "runbook". */
+  id?: string;
+  steps: RunbookStep[];
+  defaultAgent?: unknown;
+  stepOutput: OutputRef;
+  approvalRequest?: Partial<ApprovalProps<OutputRef>["request"]>;
+  /** A denied risky or critical step: "fail" (default) fails the run, "skip" skips the step. */
+  onDeny?: "fail" | "skip";
+  skipIf?: boolean;
 }
 
 export declare function Workflow(props: WorkflowProps): SmithersElement;
@@ -280,6 +350,12 @@ export declare function Loop(props: LoopProps): SmithersElement;
 export declare const Ralph: typeof Loop;
 export declare function Task<S extends OutputRef>(props: TaskProps<S>): SmithersElement;
 export declare function Approval<S extends OutputRef>(props: ApprovalProps<S>): SmithersElement;
+/** The run waits until a person submits JSON valid for the output schema (`smithers approve <run> <node> --note '<json>'`). */
+export declare function HumanTask<S extends OutputRef>(props: HumanTaskProps<S>): SmithersElement;
+/** An approval only when `when` is true; otherwise approved at once. */
+export declare function ApprovalGate<S extends OutputRef>(props: ApprovalGateProps<S>): SmithersElement | null;
+/** Steps in order: safe ones run, risky and critical ones wait for an approval first. */
+export declare function Runbook(props: RunbookProps): SmithersElement | null;
 /** The ctx of the render in progress; throws CTX_OUTSIDE_RENDER outside a render. */
 export declare function useCtx<Schemas = Record<string, unknown>, Input = unknown>(): SmithersCtx<Schemas, Input>;
 
@@ -324,7 +400,11 @@ export interface SmithersApi<Schemas> {
     build: (ctx: SmithersCtx<OutputSchemas<Schemas>, InputOf<Schemas>>) => SmithersNode,
     opts?: CreateSmithersOptions,
   ): SmithersWorkflow<Schemas>;
-  /** The schemas themselves: each doubles as the output handle of its table. */
+  /**
+   * The schemas themselves: each doubles as the output handle of its table. A schema object
+   * under several keys gets a handle per key (it behaves as the schema), so
+   * `outputs.securityReview` and `outputs.qaReview` name their own tables.
+   */
   outputs: Schemas;
   tables: { readonly [K in keyof OutputSchemas<Schemas> & string]: TableHandle<K> };
 }
@@ -542,12 +622,15 @@ export interface TaskNode {
   output: string;
   body: { type: "static"; value: unknown } | { type: "compute" } | { type: "approval" };
   approval?: {
-    mode: "gate" | "decision" | "select" | "rank";
+    mode: "gate" | "decision" | "select" | "rank" | "human";
     onDeny: "fail" | "continue" | "skip";
     request: { title: string; summary?: string | null; metadata?: object | null };
     options?: ApprovalOption[];
     allowedUsers?: string[];
     allowedScopes?: string[];
+    async?: boolean;
+    autoApprove?: { after?: number; audit: boolean; conditionMet?: boolean; revertOnMet?: boolean };
+    maxAttempts?: number;
   };
   dependsOn?: string[];
   skip?: boolean;
@@ -731,7 +814,8 @@ export interface DecisionOutcome {
   runId: string;
   nodeId: string;
   iteration: number;
-  status: "approved" | "denied" | "rejected" | "pushed-back";
+  /** "invalid": a human task's answer that does not fit its schema (it used up an attempt; see error). */
+  status: "approved" | "denied" | "rejected" | "pushed-back" | "invalid";
   kind: "gate" | "review";
   round: number;
   inputs: Record<string, string>;
@@ -742,6 +826,10 @@ export interface DecisionOutcome {
   owner: string | null;
   needsResume: boolean;
   output: { table: string; nodeId: string; iteration: number; value: Record<string, unknown> } | null;
+  /** With status "invalid": the attempt it was, how many the task takes, and why it was refused. */
+  attempt?: number;
+  maxAttempts?: number;
+  error?: { code: "HUMAN_TASK_INVALID_JSON" | "HUMAN_TASK_VALIDATION_FAILED"; message: string };
   /**
    * Settles when the resumed run stops again; null when nothing was resumed here. If another
    * live process claimed the run first, it settles with `{ status: "running", owner }`: that

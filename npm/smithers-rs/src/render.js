@@ -9,6 +9,77 @@ const ON_DENY = ["fail", "continue", "skip"];
 const APPROVAL_MODES = { approve: "decision", select: "select", rank: "rank" };
 const ON_MAX_REACHED = ["return-last", "fail"];
 
+// The props each built-in honours. Any other prop is refused (UNSUPPORTED_PROP, naming it):
+// accepted and ignored, it would silently behave otherwise than the author meant.
+const TASK_LIKE = ["id", "output", "dependsOn", "needs", "skipIf", "continueOnFail", "label", "meta"];
+const PROPS = {
+  workflow: ["name", "onWait", "onFailure", "children"],
+  sequence: ["skipIf", "children"],
+  // Smithers' Parallel id names the group; it has no effect on how the children run.
+  parallel: ["id", "maxConcurrency", "skipIf", "children"],
+  branch: ["if", "then", "else", "skipIf"],
+  loop: ["id", "until", "maxIterations", "onMaxReached", "skipIf", "children"],
+  task: [
+    ...TASK_LIKE, "children", "agent", "deps", "needsApproval", "async", "approval", "retries", "noRetry", "timeoutMs",
+    "command", "script", "shell", "cwd", "env", "parse", "workflow", "input",
+  ],
+  approval: [
+    ...TASK_LIKE, "request", "mode", "options", "onDeny", "allowedUsers", "allowedScopes", "autoApprove", "async",
+    "input", "required",
+  ],
+  human: [...TASK_LIKE, "prompt", "maxAttempts", "async"],
+};
+const ALLOWED = Object.fromEntries(Object.entries(PROPS).map(([tag, names]) => [tag, new Set(names)]));
+const COMPONENT_NAMES = {
+  workflow: "Workflow", sequence: "Sequence", parallel: "Parallel", branch: "Branch", loop: "Loop",
+  task: "Task", approval: "Approval", human: "HumanTask",
+};
+/** Smithers props smithers-rs does not honour (yet), and what to do instead. */
+const NOT_HONOURED = {
+  retryPolicy: "retry backoff is not supported yet: retries run again at once (use retries)",
+  cache: "output caching is not supported yet",
+  heartbeatTimeoutMs: "task heartbeats are not supported yet",
+  heartbeatTimeout: "task heartbeats are not supported yet",
+  outputSchema: "is not supported: the schema is the one createSmithers registered for the output key",
+  continueAsNewEvery: "is not supported yet",
+  fallbackAgent: "agent options are not supported yet",
+  allowTools: "agent options are not supported yet",
+  scorers: "agent options are not supported yet",
+  memory: "agent options are not supported yet",
+  hijack: "agent options are not supported yet",
+  onHijackExit: "agent options are not supported yet",
+};
+/** The same, where one component differs from the rest. */
+const NOT_HONOURED_ON = {
+  approval: {
+    timeoutMs: "a deadline for the decision is not supported yet",
+    retries: "an approval has no body to run again",
+    children: "an <Approval> renders no children: put what follows the decision after it",
+  },
+  human: { timeoutMs: "a deadline for the answer is not supported yet" },
+};
+
+/**
+ * Refuses props a component does not honour, with a stable code naming the prop.
+ * `undefined` and `null` values are passed over: they say nothing.
+ * @param {string} component display name, e.g. "Approval"
+ * @param {Record<string, unknown>} props
+ * @param {Set<string>} allowed
+ * @param {Record<string, string>} [notHonoured] component-specific reasons
+ */
+export function checkProps(component, props, allowed, notHonoured = {}) {
+  for (const name in props) {
+    if (allowed.has(name) || props[name] === undefined || props[name] === null) continue;
+    const why = notHonoured[name] ?? NOT_HONOURED[name];
+    const id = typeof props.id === "string" ? ` id="${props.id}"` : "";
+    throw new SmithersError(
+      "UNSUPPORTED_PROP",
+      `<${component}${id}> ${name}: ${why ?? `is not a prop of <${component}>`}`,
+      { component, prop: name, ...(id ? { id: props.id } : {}) },
+    );
+  }
+}
+
 /**
  * @typedef {{ table: string, nodeId: string, iteration: number, value: Record<string, unknown> }} OutputRow
  * @typedef {{ runId: string, input?: unknown, loops?: Record<string, number>,
@@ -32,6 +103,7 @@ export function renderWorkflow(workflow, snapshot) {
   const { ctx, addOutput } = createCtx(workflow, snapshot, deps);
   const state = {
     workflow,
+    ctx,
     loops: snapshot.loops ?? {},
     ids: new Set(),
     loopIds: new Set(),
@@ -55,7 +127,9 @@ export function renderWorkflow(workflow, snapshot) {
   const graph = {
     version: 1,
     workflow: { name: state.name },
-    schemas: workflow.jsonSchemas,
+    schemas: workflow.implicitSchemas?.size
+      ? { ...workflow.jsonSchemas, ...Object.fromEntries(workflow.implicitSchemas) }
+      : workflow.jsonSchemas,
     renderDeps: deps.all ? "*" : [...deps.nodes].sort(),
     root,
   };
@@ -109,7 +183,14 @@ function createCtx(workflow, snapshot, deps) {
       throw new SmithersError("INVALID_ARGUMENT", "ctx output lookups need a nodeId string");
     }
     deps.nodes.add(nodeId);
-    return byNode.get(`${tableKey(table)}\0${nodeId}`);
+    const keys = outputKeys(workflow, table, "ctx");
+    if (keys.length === 1) return byNode.get(`${keys[0]}\0${nodeId}`);
+    // A schema shared by several keys: the node writes to one of them.
+    for (const key of keys) {
+      const entry = byNode.get(`${key}\0${nodeId}`);
+      if (entry) return entry;
+    }
+    return undefined;
   };
   // A node's default iteration is the current iteration of the loop it belongs to.
   const defaultIteration = (nodeId) => {
@@ -145,9 +226,9 @@ function createCtx(workflow, snapshot, deps) {
 
   // outputs(key) and outputs.<key>: every row of a table, so any finished node may matter.
   const outputs = (table) => {
-    const key = tableKey(table);
+    const keys = outputKeys(workflow, table, "ctx");
     deps.all = true;
-    return byTable.get(key) ?? [];
+    return keys.length === 1 ? (byTable.get(keys[0]) ?? []) : keys.flatMap((key) => byTable.get(key) ?? []);
   };
   for (const key of Object.keys(workflow.jsonSchemas)) {
     Object.defineProperty(outputs, key, { get: () => outputs(key), enumerable: true, configurable: true });
@@ -167,23 +248,32 @@ function createCtx(workflow, snapshot, deps) {
   return { ctx, addOutput };
 }
 
-/** Table given as a schema object (output handle), a string key, or a `tables.<key>` handle. */
+/**
+ * The output key a table argument names: a string key, `outputs.<key>` (the schema object,
+ * or the key's own handle when one schema is registered under several keys), a
+ * `tables.<key>` handle, or a table a composite component derives (`implicitTable`). A schema
+ * object registered under several keys, passed as itself, names the last of them (as in
+ * Smithers); lookups by node id search all of them (`outputKeys`).
+ */
 function resolveOutputKey(workflow, table, where) {
+  const keys = outputKeys(workflow, table, where);
+  return keys[keys.length - 1];
+}
+
+/** Every key a table argument may name (one, unless a shared schema object is passed). */
+function outputKeys(workflow, table, where) {
   let key = table;
   if (typeof table === "object" && table !== null) {
-    if (workflow.schemaKeys.has(table)) {
-      key = workflow.schemaKeys.get(table);
-      if (key === null) {
-        throw new SmithersError(
-          "AMBIGUOUS_OUTPUT_SCHEMA",
-          `${where}: this schema object is registered under several keys; pass the key as a string`,
-        );
-      }
+    const entry = workflow.schemaKeys.get(table);
+    if (Array.isArray(entry)) return entry;
+    if (entry !== undefined) {
+      key = entry;
     } else if (table.__smithersTable) {
       key = table.key;
+      if (table.schema) registerImplicit(workflow, key, table.schema, where);
     }
   }
-  if (typeof key !== "string" || !Object.hasOwn(workflow.jsonSchemas, key)) {
+  if (typeof key !== "string" || !(Object.hasOwn(workflow.jsonSchemas, key) || workflow.implicitSchemas?.has(key))) {
     const shown = typeof key === "string" ? `"${key}"` : "schema object";
     throw new SmithersError(
       "UNKNOWN_OUTPUT_SCHEMA",
@@ -191,7 +281,28 @@ function resolveOutputKey(workflow, table, where) {
       { key: typeof key === "string" ? key : null },
     );
   }
-  return key;
+  return [key];
+}
+
+/**
+ * A table a composite component derives from node ids (a <Runbook> step's approval): kept on
+ * the workflow, so every later render and ctx lookup knows it, and sent with the graph.
+ */
+function registerImplicit(workflow, key, schema, where) {
+  const existing = Object.hasOwn(workflow.jsonSchemas, key) ? workflow.jsonSchemas[key] : workflow.implicitSchemas?.get(key);
+  if (existing !== undefined) {
+    if (JSON.stringify(existing) !== JSON.stringify(schema)) {
+      throw new SmithersError("OUTPUT_CONFLICT", `${where}: table "${key}" is already registered with another schema`, { key });
+    }
+    return;
+  }
+  workflow.implicitSchemas ??= new Map();
+  workflow.implicitSchemas.set(key, schema);
+}
+
+/** A table named by a composite component (not by createSmithers), with its JSON Schema. */
+export function implicitTable(key, schema) {
+  return Object.freeze({ __smithersTable: true, key, schema });
 }
 
 // ---------------------------------------------------------------- tree
@@ -205,6 +316,7 @@ function renderRoot(tree, state) {
   if (!isElement(node) || node.type !== BUILTINS.get("workflow")) {
     throw new SmithersError("WORKFLOW_ROOT_REQUIRED", "The build function must return a <Workflow> element");
   }
+  checkProps("Workflow", node.props, ALLOWED.workflow);
   const { name } = node.props;
   if (name !== undefined && (typeof name !== "string" || name === "")) {
     throw new SmithersError("INVALID_PROP", "<Workflow name> must be a non-empty string");
@@ -218,43 +330,59 @@ function renderRoot(tree, state) {
     }
     state.handlers[key] = handler;
   }
-  return { kind: "sequence", children: renderChildren(node.props.children, state, []) };
+  return { kind: "sequence", children: renderChildren(node.props.children, state, [], "") };
 }
 
 /**
  * @param {unknown} children
  * @param {any} state
  * @param {{ id: string, iteration: number }[]} scope enclosing loops, outermost first
+ * @param {string} path where `children` sit in the element tree ("0.2.1"): a loop without an
+ *   id is named after it, so its id is the same at every render and after a resume. A
+ *   position counts every child written in the JSX, null and false included, so a
+ *   conditional sibling (`{ready ? <Task/> : null}`) does not move the loops after it.
  */
-function renderChildren(children, state, scope) {
+function renderChildren(children, state, scope, path) {
   const out = [];
-  expand(children, state, scope, out);
+  if (Array.isArray(children)) {
+    for (let i = 0; i < children.length; i++) expand(children[i], state, scope, path, i, out);
+  } else {
+    expand(children, state, scope, path, 0, out);
+  }
   return out;
 }
 
-function expand(node, state, scope, out) {
+/** The path of child `index` of the node at `path`; built only where it is used (containers). */
+const at = (path, index) => (path === "" ? `${index}` : `${path}.${index}`);
+
+function expand(node, state, scope, parentPath, index, out) {
   // Strings and numbers are ignored, as Smithers' reconciler drops text in the plan.
   if (node === null || node === undefined || typeof node === "boolean") return;
   if (typeof node === "string" || typeof node === "number") return;
   if (Array.isArray(node)) {
-    for (const child of node) expand(child, state, scope, out);
+    const path = at(parentPath, index);
+    for (let i = 0; i < node.length; i++) expand(node[i], state, scope, path, i, out);
     return;
   }
   if (!isElement(node)) {
     throw new SmithersError("INVALID_ELEMENT", `Cannot render ${describe(node)} inside a workflow`);
   }
   const { type, props } = node;
-  if (type === Fragment) return expand(props.children, state, scope, out);
+  if (type === Fragment) {
+    out.push(...renderChildren(props.children, state, scope, at(parentPath, index)));
+    return;
+  }
   if (typeof type === "function") {
     const tag = type.__smithersTag;
-    if (tag === undefined) return expand(type(props), state, scope, out);
+    if (tag === undefined) return expand(type(props), state, scope, parentPath, index, out);
     if (BUILTINS.get(tag) !== type) {
       throw new SmithersError(
         "UNKNOWN_COMPONENT",
         `<${type.name}> comes from another copy of smithers-rs; import components from one place`,
       );
     }
-    const planNode = RENDERERS[tag](props, state, scope);
+    checkProps(COMPONENT_NAMES[tag], props, ALLOWED[tag], NOT_HONOURED_ON[tag]);
+    const planNode = RENDERERS[tag](props, state, scope, parentPath, index);
     if (planNode) out.push(planNode);
     return;
   }
@@ -268,30 +396,34 @@ const RENDERERS = {
     throw new SmithersError("WORKFLOW_ROOT_REQUIRED", "<Workflow> must be the root element, not nested");
   },
 
-  sequence(props, state, scope) {
+  sequence(props, state, scope, path, index) {
     if (props.skipIf) return null;
-    return { kind: "sequence", children: renderChildren(props.children, state, scope) };
+    return { kind: "sequence", children: renderChildren(props.children, state, scope, at(path, index)) };
   },
 
-  parallel(props, state, scope) {
+  parallel(props, state, scope, path, index) {
     if (props.skipIf) return null;
-    const node = { kind: "parallel", children: renderChildren(props.children, state, scope) };
+    const node = { kind: "parallel", children: renderChildren(props.children, state, scope, at(path, index)) };
     if (props.maxConcurrency != null) {
       node.maxConcurrency = positiveInt(props.maxConcurrency, "<Parallel maxConcurrency>");
     }
     return node;
   },
 
-  branch(props, state, scope) {
-    const chosen = props.if ? props.then : props.else;
-    return { kind: "group", children: renderChildren(chosen, state, scope) };
+  branch(props, state, scope, path, index) {
+    if (props.skipIf) return null;
+    // then and else keep their own positions, so a loop in either keeps its id.
+    const [chosen, side] = props.if ? [props.then, 0] : [props.else, 1];
+    return { kind: "group", children: renderChildren(chosen, state, scope, at(at(path, index), side)) };
   },
 
-  loop(props, state, scope) {
+  loop(props, state, scope, parentPath, index) {
     if (props.skipIf) return null;
-    const { id } = props;
+    const path = at(parentPath, index);
+    // Smithers names a loop without an id after its place in the tree (ralph:<path>).
+    const id = props.id ?? `loop:${path}`;
     if (typeof id !== "string" || id === "") {
-      throw new SmithersError("LOOP_ID_REQUIRED", "<Loop> needs an id");
+      throw new SmithersError("INVALID_PROP", "<Loop> id must be a non-empty string");
     }
     if (state.loopIds.has(id)) throw new SmithersError("DUPLICATE_ID", `Duplicate loop id "${id}"`, { id });
     state.loopIds.add(id);
@@ -307,12 +439,24 @@ const RENDERERS = {
       until,
       maxIterations: positiveInt(props.maxIterations ?? 5, `<Loop id="${id}"> maxIterations`),
       onMaxReached,
-      children: renderChildren(props.children, state, [...scope, { id, iteration }]),
+      children: renderChildren(props.children, state, [...scope, { id, iteration }], path),
     };
   },
 
   task(props, state, scope) {
-    const node = taskBase("Task", props, state, scope);
+    let body = props.children;
+    let depIds = [];
+    if (props.deps != null) {
+      const resolved = resolveDeps(props, state);
+      // As in Smithers: the task appears once every dep has an output.
+      if (resolved === null) return null;
+      // Waiting on them (a reviewed step's output exists before its review) where the graph
+      // has them already; a dep not in this render has its output and nothing to wait for.
+      depIds = resolved.nodeIds.filter((id) => state.ids.has(id));
+      // A function child gets the deps' rows at render; what it returns is the body.
+      if (typeof body === "function") body = body(resolved.values);
+    }
+    const node = taskBase("Task", props, state, scope, depIds);
     if (props.agent !== undefined) {
       throw new SmithersError(
         "AGENT_TASKS_UNSUPPORTED",
@@ -320,7 +464,6 @@ const RENDERERS = {
         { id: node.id },
       );
     }
-    const body = props.children;
     if (props.workflow != null) {
       if (props.command != null || props.script != null || body !== undefined) {
         throw new SmithersError("INVALID_PROP", `<Task id="${node.id}"> runs a sub-workflow; it takes no command or children`, { id: node.id });
@@ -360,6 +503,13 @@ const RENDERERS = {
         onDeny: "fail",
         request: { title: props.label ?? props.id, summary: null },
       };
+      if (asyncProp(props, `<Task id="${node.id}">`)) node.approval.async = true;
+    } else if (props.async != null) {
+      throw new SmithersError(
+        "UNSUPPORTED_PROP",
+        `<Task id="${node.id}"> async: only a task that waits for a decision (needsApproval) can wait asynchronously`,
+        { component: "Task", prop: "async", id: node.id },
+      );
     }
     if (props.approval != null) {
       if (props.needsApproval) {
@@ -373,6 +523,12 @@ const RENDERERS = {
     }
     if (props.skipIf) node.skip = true;
     if (props.retries != null) node.retries = nonNegativeInt(props.retries, `<Task id="${node.id}"> retries`);
+    if (props.noRetry) {
+      if (node.retries > 0) {
+        throw new SmithersError("INVALID_PROP", `<Task id="${node.id}">: noRetry and retries=${node.retries} contradict each other`, { id: node.id });
+      }
+      node.retries = 0;
+    }
     if (props.timeoutMs != null) node.timeoutMs = positiveInt(props.timeoutMs, `<Task id="${node.id}"> timeoutMs`);
     if (props.continueOnFail) node.continueOnFail = true;
     if (props.label != null) node.label = String(props.label);
@@ -387,7 +543,8 @@ const RENDERERS = {
     if (!mode) {
       throw new SmithersError("INVALID_PROP", `<Approval id="${node.id}"> mode must be approve, select or rank`);
     }
-    const onDeny = oneOf(props.onDeny ?? "fail", ON_DENY, `<Approval id="${node.id}"> onDeny`);
+    // Smithers' runtime: without onDeny a denial is recorded (approved: false) and the run goes on.
+    const onDeny = oneOf(props.onDeny ?? "continue", ON_DENY, `<Approval id="${node.id}"> onDeny`);
     const { request } = props;
     if (typeof request?.title !== "string") {
       throw new SmithersError("INVALID_PROP", `<Approval id="${node.id}"> needs request={{ title: "…" }}`);
@@ -416,15 +573,106 @@ const RENDERERS = {
     if (props.allowedScopes) node.approval.allowedScopes = props.allowedScopes;
     if (props.input != null) node.approval.input = nameList(props.input, `<Approval id="${node.id}"> input`);
     if (props.required != null) node.approval.required = nameList(props.required, `<Approval id="${node.id}"> required`);
+    if (asyncProp(props, `<Approval id="${node.id}">`)) node.approval.async = true;
+    if (props.autoApprove != null) node.approval.autoApprove = autoApproveSpec(node.id, props.autoApprove, state.ctx);
     if (props.continueOnFail) node.continueOnFail = true;
     node.label = props.label ?? request.title;
     if (props.meta != null) node.meta = props.meta;
     return node;
   },
+
+  human(props, state, scope) {
+    if (props.skipIf) return null; // as <Approval>: a skipped human task is no node at all
+    const node = taskBase("HumanTask", props, state, scope);
+    const where = `<HumanTask id="${node.id}">`;
+    const { prompt } = props;
+    if (typeof prompt !== "string" && typeof prompt !== "number") {
+      throw new SmithersError(
+        prompt === undefined ? "INVALID_PROP" : "UNSUPPORTED_PROP",
+        prompt === undefined
+          ? `${where} needs a prompt: what the person is asked to fill in`
+          : `${where} prompt: only text is supported as a prompt yet`,
+        { component: "HumanTask", prop: "prompt", id: node.id },
+      );
+    }
+    const label = props.label == null ? `human:${props.id}` : String(props.label);
+    node.body = { type: "approval" };
+    node.approval = {
+      mode: "human",
+      onDeny: "fail",
+      request: { title: label, summary: String(prompt), metadata: null },
+      maxAttempts: positiveInt(props.maxAttempts ?? 10, `${where} maxAttempts`),
+    };
+    if (asyncProp(props, where)) node.approval.async = true;
+    if (props.continueOnFail) node.continueOnFail = true;
+    node.label = label;
+    if (props.meta != null) node.meta = props.meta;
+    return node;
+  },
 };
 
+function asyncProp(props, where) {
+  if (props.async == null) return false;
+  if (typeof props.async !== "boolean") throw new SmithersError("INVALID_PROP", `${where} async must be a boolean`);
+  return props.async;
+}
+
+const AUTO_APPROVE_KEYS = new Set(["after", "condition", "audit", "revertOn"]);
+
+/**
+ * `autoApprove={{ after, condition, audit, revertOn }}` as the core takes it: `condition`
+ * and `revertOn` are called with ctx now, at render (as Smithers does); the core applies the
+ * rest when the gate is reached.
+ */
+function autoApproveSpec(id, auto, ctx) {
+  const where = `<Approval id="${id}"> autoApprove`;
+  if (typeof auto !== "object" || Array.isArray(auto)) {
+    throw new SmithersError("INVALID_PROP", `${where} must be an object { after, condition, audit, revertOn }`, { id });
+  }
+  for (const key of Object.keys(auto)) {
+    if (!AUTO_APPROVE_KEYS.has(key) && auto[key] !== undefined) {
+      throw new SmithersError("UNSUPPORTED_PROP", `${where}.${key}: autoApprove takes after, condition, audit and revertOn`, {
+        component: "Approval", prop: `autoApprove.${key}`, id,
+      });
+    }
+  }
+  const spec = {};
+  if (auto.after != null) spec.after = nonNegativeInt(auto.after, `${where}.after`);
+  spec.audit = auto.audit == null ? true : Boolean(auto.audit);
+  for (const [key, field] of [["condition", "conditionMet"], ["revertOn", "revertOnMet"]]) {
+    const fn = auto[key];
+    if (fn == null) continue;
+    if (typeof fn !== "function") {
+      throw new SmithersError("INVALID_PROP", `${where}.${key} must be a function of ctx`, { id });
+    }
+    spec[field] = Boolean(fn(ctx));
+  }
+  return spec;
+}
+
+/**
+ * `deps={{ key: outputs.x }}` on a <Task>: the output row of node `needs[key] ?? key` for each
+ * key, read through ctx (so the render depends on them), or null while one has none yet.
+ */
+function resolveDeps(props, state) {
+  const { deps, needs = {} } = props;
+  if (typeof deps !== "object" || Array.isArray(deps)) {
+    throw new SmithersError("INVALID_PROP", `<Task id="${props.id}"> deps must be an object { key: outputs.<table> }`, { id: props.id });
+  }
+  const values = {};
+  const nodeIds = [];
+  for (const [key, table] of Object.entries(deps)) {
+    const nodeId = needs?.[key] ?? key;
+    const row = state.ctx.outputMaybe(table, { nodeId });
+    if (row === undefined) return null;
+    values[key] = row;
+    nodeIds.push(nodeId);
+  }
+  return { values, nodeIds };
+}
+
 /** Fields shared by <Task> and <Approval>: id (+ loop scope), iteration, output, dependsOn. */
-function taskBase(component, props, state, scope) {
+function taskBase(component, props, state, scope, extraDependsOn = []) {
   if (typeof props.id !== "string" || props.id === "") {
     throw new SmithersError("TASK_ID_REQUIRED", `<${component}> needs an id`);
   }
@@ -450,7 +698,7 @@ function taskBase(component, props, state, scope) {
   if (!Array.isArray(deps) || typeof needs !== "object" || needs === null) {
     throw new SmithersError("INVALID_PROP", `<${component} id="${props.id}">: dependsOn must be an array, needs an object`);
   }
-  const dependsOn = [...deps, ...Object.values(needs)];
+  const dependsOn = [...deps, ...Object.values(needs), ...extraDependsOn];
   if (dependsOn.length) node.dependsOn = [...new Set(dependsOn)];
   return node;
 }

@@ -71,7 +71,7 @@ describe("builder graphs", () => {
         output: "approveDeploy",
         body: { type: "approval" },
         dependsOn: ["build"],
-        approval: { mode: "decision", onDeny: "fail", request: { title: "approve-deploy", summary: null, metadata: null } },
+        approval: { mode: "decision", onDeny: "continue", request: { title: "approve-deploy", summary: null, metadata: null } },
         label: "approve-deploy",
       },
       { kind: "task", id: "deploy", iteration: 0, output: "deploy", body: { type: "compute" }, dependsOn: ["build", "approve-deploy"] },
@@ -193,6 +193,10 @@ describe("builder errors", () => {
     assert.throws(() => task("a", { output: num, run: () => 1, retries: 1, maxAttempts: 2 }), code("INVALID_ARGUMENT"));
     assert.throws(() => approval("g", { request: { summary: "x" } }), code("INVALID_ARGUMENT"));
     assert.throws(() => approval("g", { request: { title: "t" }, onDeny: "later" }), code("INVALID_ARGUMENT"));
+    // An option no builder function takes is refused, named, not ignored.
+    assert.throws(() => approval("g", { request: { title: "t" }, timeoutMs: 5 }), (e) => e.code === "UNSUPPORTED_PROP" && e.details.option === "timeoutMs");
+    assert.throws(() => task("t", { output: num, run: () => ({ v: 1 }), retry: 2 }), code("UNSUPPORTED_PROP"));
+    assert.throws(() => workflow({ name: "w", steps: [task("t", { output: num, run: () => ({ v: 1 }) })], db: "x" }), code("UNSUPPORTED_PROP"));
     assert.throws(() => loop({ id: "l", onMaxReached: "never" }, []), code("INVALID_ARGUMENT"));
     assert.throws(() => sequence({ kind: "task", id: "fake" }), code("INVALID_ARGUMENT"));
     assert.throws(() => workflow({ name: "w", steps: [] }), code("INVALID_ARGUMENT"));
@@ -245,23 +249,35 @@ describe("running a builder workflow", () => {
     await assert.rejects(engine.run(wf, { input: { major: "three" } }), code("INVALID_INPUT"));
   });
 
-  test('onDeny "skip" skips what needs the gate; the rest of the run goes on', async (t) => {
+  test('a denial is recorded and the run goes on (default, "continue", "skip"); "fail" fails the run', async (t) => {
     const dir = dbDir();
     const engine = new SmithersEngine({ dbPath: join(dir, "smithers.db") });
     t.after(() => {
       engine.close();
       rmSync(dir, { recursive: true, force: true });
     });
-    const gate = approval("gate", { request: { title: "Risky step?" }, onDeny: "skip" });
-    const risky = task("risky", { needs: [gate], output: num, run: () => ({ v: 1 }) });
-    const safe = task("safe", { output: num, run: () => ({ v: 2 }) });
-    const wf = workflow({ name: "skip", steps: [parallel([sequence(gate, risky), safe])] });
-    const first = await engine.run(wf);
-    assert.equal(first.status, "waiting-approval");
-    const decision = await engine.deny(first.runId, { decidedBy: "bob" });
-    assert.equal((await decision.done).status, "finished");
-    const states = Object.fromEntries(engine.inspect(first.runId).nodes.map((n) => [n.nodeId, n.state]));
-    assert.deepEqual(states, { gate: "finished", risky: "skipped", safe: "finished" });
+    for (const onDeny of [undefined, "continue", "skip", "fail"]) {
+      const gate = approval("gate", { request: { title: "Risky step?" }, ...(onDeny ? { onDeny } : {}) });
+      const risky = task("risky", { needs: { gate }, output: num, run: ({ gate }) => ({ v: gate.approved ? 1 : 0 }) });
+      const safe = task("safe", { output: num, run: () => ({ v: 2 }) });
+      const wf = workflow({ name: `deny-${onDeny}`, steps: [parallel([sequence(gate, risky), safe])] });
+      const first = await engine.run(wf);
+      assert.equal(first.status, "waiting-approval");
+      const decision = await engine.deny(first.runId, { decidedBy: "bob" });
+      const end = await decision.done;
+      const info = engine.inspect(first.runId);
+      const states = Object.fromEntries(info.nodes.map((n) => [n.nodeId, n.state]));
+      if (onDeny === "fail") {
+        assert.equal(end.status, "failed");
+        assert.equal(end.error.code, "APPROVAL_DENIED");
+        assert.equal(states.gate, "failed");
+        assert.equal(states.risky, "cancelled");
+      } else {
+        assert.equal(end.status, "finished", String(onDeny));
+        assert.deepEqual(states, { gate: "finished", risky: "finished", safe: "finished" });
+        assert.equal(info.outputs.find((o) => o.nodeId === "risky").value.v, 0, "risky read approved: false");
+      }
+    }
   });
 });
 

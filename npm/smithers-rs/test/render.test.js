@@ -229,7 +229,7 @@ describe("graph shapes", () => {
     });
     assert.deepEqual(pick.approval, {
       mode: "select",
-      onDeny: "fail",
+      onDeny: "continue",
       request: { title: "Which plan?", summary: null, metadata: null },
       options: [{ key: "a", label: "A", summary: "first" }, { key: "b", label: "B" }],
     });
@@ -419,15 +419,168 @@ describe("schemas", () => {
     assert.throws(() => createSmithers({ ok: z.object({ d: z.date() }) }), code("SCHEMA_UNSUPPORTED"));
   });
 
-  test("one schema object under two keys must be named by key", () => {
-    const { smithers: s2 } = createSmithers({ g1: approvalDecisionSchema, g2: approvalDecisionSchema });
-    const wf = s2(() => h(Workflow, null, h(Approval, { id: "a", output: approvalDecisionSchema, request: { title: "t" } })));
-    assert.throws(() => renderWorkflow(wf, snap()), code("AMBIGUOUS_OUTPUT_SCHEMA"));
-    const wf2 = s2(() => h(Workflow, null, h(Approval, { id: "a", output: "g2", request: { title: "t" } })));
-    assert.equal(renderWorkflow(wf2, snap()).graph.root.children[0].output, "g2");
+  test("one schema object under several keys: a table per key, outputs.<key> told apart", () => {
+    const made = createSmithers({ securityReview: approvalDecisionSchema, qaReview: approvalDecisionSchema, step });
+    const { smithers: s2, outputs: o2 } = made;
+    assert.notEqual(o2.securityReview, o2.qaReview);
+    assert.equal(o2.step, step, "a schema under one key is its own handle");
+    // The handles behave as the schema: a JSON Schema's fields, a zod object's methods.
+    assert.equal(o2.qaReview.properties, approvalDecisionSchema.properties);
+    const review = z.object({ ok: z.boolean() });
+    const { outputs: o3 } = createSmithers({ a: review, b: review });
+    assert.ok(o3.a instanceof z.ZodObject);
+    assert.equal(o3.b.shape, review.shape);
+    assert.deepEqual(o3.b.parse({ ok: true }), { ok: true });
+    assert.throws(() => o3.a.parse({ ok: 1 }));
+    let seen = {};
+    const wf = s2((ctx) => {
+      seen = {
+        security: ctx.outputMaybe(o2.securityReview, { nodeId: "sec" }),
+        qa: ctx.outputMaybe(o2.qaReview, { nodeId: "qa" }),
+        byKey: ctx.outputMaybe("qaReview", { nodeId: "qa" }),
+        crossed: ctx.outputMaybe(o2.qaReview, { nodeId: "sec" }),
+        // The shared schema object itself: found in whichever of its tables the node wrote.
+        shared: ctx.outputMaybe(approvalDecisionSchema, { nodeId: "sec" }),
+        all: ctx.outputs(approvalDecisionSchema).length,
+      };
+      return h(
+        Workflow,
+        null,
+        h(Approval, { id: "sec", output: o2.securityReview, request: { title: "s" } }),
+        h(Approval, { id: "qa", output: o2.qaReview, request: { title: "q" } }),
+        // As in Smithers, the shared object as an output names the last key.
+        h(Approval, { id: "raw", output: approvalDecisionSchema, request: { title: "r" } }),
+      );
+    });
+    const row = (table, nodeId, approved) => ({ table, nodeId, iteration: 0, value: { approved, note: null, decidedBy: "x", decidedAt: null } });
+    const { graph } = renderWorkflow(wf, snap({ outputs: [row("securityReview", "sec", true), row("qaReview", "qa", false)] }));
+    assert.deepEqual(graph.root.children.map((n) => [n.id, n.output]), [["sec", "securityReview"], ["qa", "qaReview"], ["raw", "qaReview"]]);
+    assert.deepEqual(Object.keys(graph.schemas), ["securityReview", "qaReview", "step"]);
+    assert.equal(seen.security.approved, true);
+    assert.equal(seen.qa.approved, false);
+    assert.equal(seen.byKey.approved, false);
+    assert.equal(seen.crossed, undefined, "qaReview holds no row of node sec");
+    assert.equal(seen.shared.approved, true);
+    assert.equal(seen.all, 2);
   });
 });
 
+describe("loops without an id", () => {
+  const loopWf = (showFirst) =>
+    smithers(() =>
+      h(
+        Workflow,
+        null,
+        h(
+          Sequence,
+          null,
+          showFirst ? task("first") : null,
+          h(Loop, { until: false }, task("a")),
+          h(Branch, { if: showFirst, then: h(Loop, { maxIterations: 2 }, task("b")), else: h(Loop, null, task("c")) }),
+        ),
+      ),
+    );
+  test("are named after their place in the tree, the same whatever renders beside them", () => {
+    const first = renderWorkflow(loopWf(true), snap()).graph.root.children[0];
+    const again = renderWorkflow(loopWf(false), snap({ loops: { "loop:0.1": 2 } })).graph.root.children[0];
+    assert.deepEqual(first.children.map((c) => c.id ?? c.children[0].id), ["first", "loop:0.1", "loop:0.2.0.0"]);
+    assert.deepEqual(again.children.map((c) => c.id ?? c.children[0].id), ["loop:0.1", "loop:0.2.1.0"]);
+    assert.equal(again.children[0].children[0].iteration, 2, "the iteration of the loop by that id");
+  });
+});
+
+describe("props a component does not honour are refused, naming them", () => {
+  const refused = [
+    [() => h(Approval, { id: "g", output: outputs.gate, request: { title: "t" }, timeoutMs: 1000 }), "timeoutMs", /deadline/],
+    [() => h(Approval, { id: "g", output: outputs.gate, request: { title: "t" }, retryPolicy: { backoff: "fixed" } }), "retryPolicy", /backoff/],
+    [() => h(Approval, { id: "g", output: outputs.gate, request: { title: "t" }, cache: { version: "1" } }), "cache", /caching/],
+    [() => h(Approval, { id: "g", output: outputs.gate, request: { title: "t" }, retries: 2 }), "retries", /no body/],
+    [() => h(Approval, { id: "g", output: outputs.gate, request: { title: "t" } }, task("child")), "children", /renders no children/],
+    [() => h(Task, { id: "a", output: outputs.step, retryPolicy: { initialDelayMs: 10 } }, { v: 1 }), "retryPolicy", /backoff/],
+    [() => h(Task, { id: "a", output: outputs.step, cache: { by: () => 1 } }, { v: 1 }), "cache", /caching/],
+    [() => h(Task, { id: "a", output: outputs.step, fallbackAgent: {} }, { v: 1 }), "fallbackAgent", /agent options/],
+    [() => h(Task, { id: "a", output: outputs.step, heartbeatTimeoutMs: 5 }, { v: 1 }), "heartbeatTimeoutMs", /heartbeats/],
+    [() => h(Task, { id: "a", output: outputs.step, async: true }, { v: 1 }), "async", /needsApproval/],
+    [() => h(Task, { id: "a", output: outputs.step, continueOnFial: true }, { v: 1 }), "continueOnFial", /not a prop of <Task>/],
+    [() => h(Loop, { id: "L", continueAsNewEvery: 3 }, task("a")), "continueAsNewEvery", /not supported/],
+    [() => h(Sequence, { id: "s" }, task("a")), "id", /not a prop of <Sequence>/],
+    [() => h(Approval, { id: "g", output: outputs.gate, request: { title: "t" }, autoApprove: { afterr: 2 } }), "autoApprove.afterr", /after, condition, audit and revertOn/],
+  ];
+  for (const [make, prop, why] of refused) {
+    test(`${prop}`, () => {
+      assert.throws(() => render(make()), (err) => {
+        assert.equal(err.code, "UNSUPPORTED_PROP");
+        assert.equal(err.details.prop, prop);
+        assert.match(err.message, why);
+        return true;
+      });
+    });
+  }
+  test("on <Workflow>: cache", () => {
+    assert.throws(() => renderWorkflow(smithers(() => h(Workflow, { cache: true }, task("a"))), snap()), code("UNSUPPORTED_PROP"));
+  });
+  test("undefined and null props say nothing; noRetry is honoured", () => {
+    const [a] = rootChildren(render(h(Task, { id: "a", output: outputs.step, cache: undefined, retryPolicy: null, noRetry: true }, { v: 1 })));
+    assert.equal(a.retries, 0);
+    assert.throws(() => render(h(Task, { id: "a", output: outputs.step, noRetry: true, retries: 2 }, { v: 1 })), code("INVALID_PROP"));
+  });
+});
+
+describe("Task deps", () => {
+  test("the task appears once every dep has an output; a function child gets the rows", () => {
+    const make = (children) => () => [
+      task("first"),
+      h(Task, { id: "second", output: outputs.step, deps: { first: outputs.step, other: "step" }, needs: { other: "third" } }, children),
+    ];
+    assert.deepEqual(rootChildren(render(make(({ first }) => ({ v: first.v + 1 })))).map((n) => n.id), ["first"]);
+    const rows = [
+      { table: "step", nodeId: "first", iteration: 0, value: { v: 1 } },
+      { table: "step", nodeId: "third", iteration: 0, value: { v: 5 } },
+    ];
+    const r = render(make(({ first, other }) => ({ v: first.v + other.v })), snap({ outputs: rows }));
+    const second = rootChildren(r)[1];
+    assert.deepEqual(second.body, { type: "static", value: { v: 6 } });
+    // first is in this render: second waits for it; third is not, it only had to have an output.
+    assert.deepEqual(second.dependsOn, ["third", "first"]);
+    assert.ok(r.graph.renderDeps.includes("first") && r.graph.renderDeps.includes("third"));
+  });
+});
+
+describe("Approval async and autoApprove", () => {
+  test("reach the descriptor: async, and autoApprove with condition and revertOn evaluated on ctx", () => {
+    const seen = [];
+    const [gate, gate2, pre] = rootChildren(
+      render(() => [
+        h(Approval, {
+          id: "g",
+          output: outputs.gate,
+          request: { title: "t" },
+          async: true,
+          autoApprove: {
+            after: 2,
+            condition: (c) => {
+              seen.push(c.input.n);
+              return c.input.n === 1;
+            },
+            revertOn: () => 0,
+          },
+        }),
+        h(Approval, { id: "g2", output: outputs.gate, request: { title: "t" }, autoApprove: { audit: false } }),
+        task("pre", { needsApproval: true, async: true }),
+      ]),
+    );
+    assert.deepEqual(gate.approval, {
+      mode: "decision",
+      onDeny: "continue",
+      request: { title: "t", summary: null, metadata: null },
+      async: true,
+      autoApprove: { after: 2, audit: true, conditionMet: true, revertOnMet: false },
+    });
+    assert.deepEqual(seen, [1]);
+    assert.deepEqual(gate2.approval.autoApprove, { audit: false });
+    assert.equal(pre.approval.async, true);
+  });
+});
 describe("render errors", () => {
   const cases = [
     ["WORKFLOW_ROOT_REQUIRED", () => renderWorkflow(smithers(() => h(Sequence, null)), snap())],
@@ -435,7 +588,7 @@ describe("render errors", () => {
     ["WORKFLOW_ROOT_REQUIRED", () => render(h(Workflow, null))],
     ["UNKNOWN_COMPONENT", () => render(h("div", null))],
     ["INVALID_ELEMENT", () => render({ not: "an element" })],
-    ["LOOP_ID_REQUIRED", () => render(h(Loop, null, task("a")))],
+    ["INVALID_PROP", () => render(h(Loop, { id: "" }, task("a")))],
     ["DUPLICATE_ID", () => render([h(Loop, { id: "L" }), h(Loop, { id: "L" })])],
     ["INVALID_PROP", () => render(h(Loop, { id: "L", until: () => true }))],
     ["INVALID_PROP", () => render(h(Loop, { id: "L", maxIterations: 0 }))],

@@ -102,6 +102,15 @@ function print(text) {
   }
 }
 
+/** console.error's counterpart of print (fd 2). */
+function printErr(text) {
+  try {
+    writeSync(2, `${text}\n`);
+  } catch {
+    // stderr closed: nothing to tell
+  }
+}
+
 /** One native call: its value, or undefined on an engine error. */
 function call(engine, method, ...args) {
   try {
@@ -116,8 +125,10 @@ function decide(kind, rest) {
   const args = parse(rest, DECIDE);
   if (!args) return null;
   const v = args.values;
-  const [id, extra] = args.positionals;
+  const [id, positionalNode, extra] = args.positionals;
   if (!v["no-resume"] || !id || extra !== undefined) return null;
+  if (positionalNode !== undefined && v.node !== undefined && v.node !== positionalNode) return null;
+  const nodeId = positionalNode ?? v.node;
   let iteration;
   if (v.iteration !== undefined) {
     iteration = Number(v.iteration);
@@ -139,13 +150,32 @@ function decide(kind, rest) {
   let recorded;
   try {
     // The request SmithersEngine sends (engine.js #decide) for what main.js passes it.
-    const request = { runId: id, nodeId: v.node, iteration, note: v.note ?? v.reason, decidedBy, scopes: v.scope ?? [], decision, inputs: {}, reason: kind === "deny" ? v.reason : undefined,
+    const request = { runId: id, nodeId, iteration, note: v.note ?? v.reason, decidedBy, scopes: v.scope ?? [], decision, inputs: {}, reason: kind === "deny" ? v.reason : undefined,
       forbidStarter: /^(1|true|yes)$/i.test(process.env.SMITHERS_FORBID_SELF_APPROVAL ?? "") };
     recorded = call(engine, kind, JSON.stringify(request));
   } finally {
     if (recorded === undefined) engine.close();
   }
   if (recorded === undefined) return null;
+  if (recorded.status === "invalid") {
+    // A <HumanTask> answer that does not fit its schema (as main.js refusedAnswer).
+    const { attempt, maxAttempts, error } = recorded;
+    const left = maxAttempts - attempt;
+    if (v.json) {
+      print(JSON.stringify({ ok: false, error: { ...error, details: { nodeId: recorded.nodeId, attempt, maxAttempts } }, ...recorded }, null, 2));
+    } else {
+      printErr(`smithers: ${error.code}: ${error.message}`);
+      print(
+        left > 0
+          ? `answer ${attempt} of ${maxAttempts} for ${recorded.nodeId} refused; it waits for another answer (${left} left)`
+          : `answer ${attempt} of ${maxAttempts} for ${recorded.nodeId} refused; no attempts left: the task failed`,
+      );
+      print(`run ${id}: ${recorded.runStatus}`);
+      if (recorded.needsResume) print(`not resumed; run: npx smithers resume ${id}${dbArg(dbPath)}`);
+    }
+    engine.close();
+    return 1;
+  }
   if (v.json) {
     print(JSON.stringify({ ok: true, ...recorded, run: null, pendingApprovals: [] }, null, 2));
   } else {
@@ -155,6 +185,7 @@ function decide(kind, rest) {
     print(`${recorded.status} ${recorded.nodeId}${where.length ? ` (${where.join(", ")})` : ""} in run ${id} by ${recorded.decidedBy ?? "?"}`);
     const sent = Object.entries(recorded.inputs ?? {});
     if (sent.length) print(`  inputs: ${sent.map(([k, val]) => `${k}=${val}`).join(", ")}`);
+    print(`run ${id}: ${recorded.runStatus}`);
     if (recorded.owner) {
       print(`run ${id} is driven by ${recorded.owner}; it picks the decision up`);
     } else if (recorded.needsResume) {

@@ -42,13 +42,14 @@ const DECIDE = {
 
 const COMMANDS = {
   up: {
-    usage: "smithers up <workflow.tsx|workflow.toon> [--input JSON] [--run-id ID] [--by USER] [--resume] [--force] [--db FILE] [--json]",
+    usage: "smithers up <workflow.tsx|workflow.toon> [--input JSON] [--run-id ID] [--by USER] [--resume [true|false|ID]] [--force] [--db FILE] [--json]",
     about: "Start a run of a workflow file (.tsx/.ts/.jsx/.js or .toon) and drive it until it finishes, fails, or waits at an approval.",
     details: [
       "--input JSON    the run's input (default {})",
       "--run-id ID     use this run id (default: generated)",
       "--by USER       who starts the run, recorded as its startedBy (default: $SMITHERS_USER, else the OS user)",
-      "--resume        resume the run named by --run-id instead of starting one",
+      "--resume        resume the run named by --run-id instead of starting one; Smithers' forms work too:",
+      "                --resume true (false: start a run), --resume ID (= --resume --run-id ID)",
       "--force         with --resume: take the run over even if another live process drives it",
       "--db FILE       database (default: $SMITHERS_DB, the workflow's dbPath, or ./smithers.db)",
       "--live          show progress and command output on stderr as the run goes, each line prefixed",
@@ -67,10 +68,10 @@ const COMMANDS = {
     run: resumeCmd,
   },
   approve: {
-    usage: "smithers approve <runId> [--node ID] [--iteration N] [--input KEY=VALUE]… [--note TEXT] [--by USER] [--no-resume] [--json]",
+    usage: "smithers approve <runId> [<nodeId> | --node ID] [--iteration N] [--input KEY=VALUE]… [--note TEXT] [--by USER] [--no-resume] [--json]",
     about: "Approve a pending gate or reviewed step, then resume the run to its next wait or its end.",
     details: [
-      "--node, -n ID       the gate (found automatically when exactly one is pending)",
+      "<nodeId>, --node ID the gate (found automatically when exactly one is pending)",
       "--iteration N       the loop iteration of the gate (found automatically)",
       "--input, -i K=V     an input the gate declares (repeatable); reaches every later task",
       "                    as an environment variable, and JS bodies as ctx.approvalInputs",
@@ -79,15 +80,19 @@ const COMMANDS = {
       "--scope S           a scope the decider holds (repeatable; checked against allowedScopes)",
       "--decision JSON     payload for select/rank gates, e.g. '{\"selected\":\"canary\"}'",
       "--no-resume         only record the decision",
+      "A <HumanTask> is approved with its answer, JSON valid for its output: --note '<json>',",
+      "--decision '<json>', or --input FIELD=VALUE (typed by the schema). An answer that does not",
+      "fit counts as an attempt (exit 1); the task waits for another until maxAttempts.",
       "SMITHERS_FORBID_SELF_APPROVAL=1 refuses an approve by whoever started the run (FORBIDDEN).",
-      "Exit code: the run's status after resuming (0 finished, 3 waiting, 1 failed); 0 with --no-resume;",
-      "4 when the inputs do not fit the gate (MISSING_REQUIRED_INPUTS, UNDECLARED_INPUT): nothing is recorded.",
+      "Exit code: 0 once the decision is recorded, whatever the resumed run then does (its status",
+      "is printed, and in --json as runStatus); 4 when the inputs do not fit the gate",
+      "(MISSING_REQUIRED_INPUTS, UNDECLARED_INPUT) or nothing matches: nothing is recorded.",
     ],
     options: DECIDE,
     run: (args) => decide("approve", args),
   },
   deny: {
-    usage: "smithers deny <runId> [--node ID] [--iteration N] [--reason TEXT] [--note TEXT] [--by USER] [--no-resume] [--json]",
+    usage: "smithers deny <runId> [<nodeId> | --node ID] [--iteration N] [--reason TEXT] [--note TEXT] [--by USER] [--no-resume] [--json]",
     about: "Deny a pending gate (its onDeny decides), or reject a reviewed step (the run fails), then resume.",
     details: [
       "Options as for approve, without --input. --reason says why (for a reviewed step it is",
@@ -95,19 +100,20 @@ const COMMANDS = {
       "Rejecting a reviewed step fails the run (APPROVAL_REJECTED): the steps after it are",
       "cancelled, other waiting gates withdrawn, the workflow's onFailure handler runs, and",
       "nothing else in the run can be decided any more (RUN_REJECTED).",
+      "Exit code: 0 once the denial is recorded, as for approve.",
     ],
     options: DECIDE,
     run: (args) => decide("deny", args),
   },
   reject: {
-    usage: "smithers reject <runId> [--node ID] [--iteration N] [--reason TEXT] [--by USER] [--no-resume] [--json]",
+    usage: "smithers reject <runId> [<nodeId> | --node ID] [--iteration N] [--reason TEXT] [--by USER] [--no-resume] [--json]",
     about: "Another name for deny, the word for reviewed steps: reject the step, the run fails.",
     details: ["Options and exit codes as for deny."],
     options: DECIDE,
     run: (args) => decide("deny", args, "reject"),
   },
   "push-back": {
-    usage: "smithers push-back <runId> [--node ID] [--iteration N] [--input KEY=VALUE]… [--note TEXT] [--by USER] [--no-resume] [--json]",
+    usage: "smithers push-back <runId> [<nodeId> | --node ID] [--iteration N] [--input KEY=VALUE]… [--note TEXT] [--by USER] [--no-resume] [--json]",
     about: "Send a reviewed step back: it runs again with the inputs, then waits for review in its next round.",
     details: [
       "--node, -n ID       the reviewed step (found automatically when exactly one gate is pending)",
@@ -119,7 +125,7 @@ const COMMANDS = {
       "SMITHERS_PUSHBACK (JSON with the history) and SMITHERS_PUSHBACK_PREVIOUS_STDOUT_FILE.",
       "Other waiting gates are not disturbed. Only steps with approval={{…}} can be sent back",
       "(PUSH_BACK_UNSUPPORTED, exit 4, otherwise).",
-      "Exit code: the run's status after resuming (3 when the step waits for review again).",
+      "Exit code: 0 once the push-back is recorded (the run's status is printed).",
     ],
     options: DECIDE,
     run: (args) => decide("pushBack", args, "push-back"),
@@ -270,7 +276,8 @@ export async function main(argv) {
   }
   let args;
   try {
-    args = parseArgs({ args: rest, options: command.options, allowPositionals: true, strict: true });
+    const words = command.run === up ? resumeWords(rest) : rest;
+    args = parseArgs({ args: words, options: command.options, allowPositionals: true, strict: true });
   } catch (e) {
     return report(new SmithersError("USAGE", `${e.message}\nUsage: ${command.usage}`), rest.includes("--json"));
   }
@@ -283,6 +290,39 @@ export async function main(argv) {
   } catch (e) {
     return report(e, args.values.json);
   }
+}
+
+/** Workflow files `up` loads; a word after `--resume` with one of these is the file, not a run id. */
+const WORKFLOW_FILE = /\.(tsx|ts|jsx|js|mjs|mts|toon)$/;
+
+/**
+ * `up` takes `--resume` as Smithers' docs write it: `--resume true` / `--resume false`
+ * (`--resume=true`), and `--resume <runId>` for `--resume --run-id <runId>`; `--resume`
+ * alone still works. Rewritten to the boolean flag before parsing.
+ */
+function resumeWords(words) {
+  const out = [];
+  for (let i = 0; i < words.length; i++) {
+    const word = words[i];
+    const inline = /^--resume=(.*)$/.exec(word);
+    const value = inline ? inline[1] : word === "--resume" ? words[i + 1] : undefined;
+    if (!inline && word !== "--resume") {
+      out.push(word);
+      continue;
+    }
+    if (value === "true" || value === "false") {
+      if (value === "true") out.push("--resume");
+      if (!inline) i++;
+    } else if (inline) {
+      out.push("--resume", "--run-id", value);
+    } else if (value !== undefined && !value.startsWith("-") && !WORKFLOW_FILE.test(value)) {
+      out.push("--resume", "--run-id", value);
+      i++;
+    } else {
+      out.push("--resume");
+    }
+  }
+  return out;
 }
 
 function report(e, json) {
@@ -557,6 +597,14 @@ function inputList(a) {
 /** One line per pending gate; a reviewed step also says its round, inputs and where its output is. */
 function printPending(runId, pending, db = "") {
   for (const a of pending) {
+    if (a.mode === "human") {
+      // A <HumanTask>: the answer is the output; say what to fill in.
+      console.log(`  waiting for an answer: ${a.nodeId}${a.iteration ? ` (iteration ${a.iteration})` : ""} — ${a.prompt ?? a.title ?? ""}`);
+      const required = new Set(a.schema?.required ?? []);
+      const fields = Object.keys(a.schema?.properties ?? {}).map((k) => (required.has(k) ? `${k} (required)` : k));
+      if (fields.length) console.log(`    fields: ${fields.join(", ")}`);
+      continue;
+    }
     if (!isReview(a)) {
       console.log(`  waiting for approval: ${a.nodeId}${a.iteration ? ` (iteration ${a.iteration})` : ""} — ${a.title ?? ""}`);
       if (a.summary && a.summary !== a.title) console.log(`    ${a.summary}`);
@@ -584,7 +632,10 @@ function historyLine(h) {
 function printDecisionCommands(runId, pending, db = "") {
   for (const a of pending) {
     const sel = (pending.length > 1 ? ` --node ${a.nodeId}${a.iteration ? ` --iteration ${a.iteration}` : ""}` : "") + db;
-    if (isReview(a)) {
+    if (a.mode === "human") {
+      console.log(`  answer:  npx smithers approve ${runId} ${a.nodeId}${a.iteration ? ` --iteration ${a.iteration}` : ""}${db} --note '<json>'`);
+      console.log(`  deny:    npx smithers deny ${runId}${sel}`);
+    } else if (isReview(a)) {
       console.log(`  approve:   npx smithers approve ${runId}${sel}`);
       console.log(`  push-back: npx smithers push-back ${runId}${sel}`);
       console.log(`  reject:    npx smithers reject ${runId}${sel}`);
@@ -604,8 +655,15 @@ function printDecisionCommands(runId, pending, db = "") {
  * @param {string} [command] the command typed, for usage messages (default: kind)
  */
 async function decide(kind, args, command = kind) {
-  const id = runId(args, command);
+  const [id, positionalNode, extra] = args.positionals;
+  if (!id) throw usage("a run id is required", command);
+  if (extra !== undefined) throw usage(`unexpected argument ${JSON.stringify(extra)}`, command);
   const v = args.values;
+  // `smithers approve <runId> <nodeId>` (as Smithers' docs write it) or --node.
+  if (positionalNode !== undefined && v.node !== undefined && v.node !== positionalNode) {
+    throw usage(`the node is given twice: ${JSON.stringify(positionalNode)} and --node ${JSON.stringify(v.node)}`, command);
+  }
+  const nodeId = positionalNode ?? v.node;
   let iteration;
   if (v.iteration !== undefined) {
     iteration = Number(v.iteration);
@@ -626,7 +684,7 @@ async function decide(kind, args, command = kind) {
   const decidedBy = v.by ?? process.env.SMITHERS_USER ?? osUser();
   const engine = await openEngine(findDb(v));
   const outcome = await engine[kind](id, {
-    nodeId: v.node,
+    nodeId,
     iteration,
     note: v.note ?? v.reason,
     reason: kind === "deny" ? v.reason : undefined,
@@ -637,6 +695,7 @@ async function decide(kind, args, command = kind) {
     resume: !v["no-resume"],
   });
   const { done, ...recorded } = outcome;
+  if (recorded.status === "invalid") return refusedAnswer(engine, recorded, v.json, done);
   // The decision is committed by now: if resuming fails (say the workflow file is gone),
   // say so, rather than an error that reads as if the decision had not been taken.
   let run = null;
@@ -654,26 +713,18 @@ async function decide(kind, args, command = kind) {
     recorded.needsResume = false;
     run = null;
   }
-  const pending = run?.status === "waiting-approval" ? engine.pendingApprovals({ runId: id }) : [];
+  const runStatus = run?.status ?? (resumeError ? engine.getRun(id).status : recorded.runStatus);
+  const pending = runStatus === "waiting-approval" ? engine.pendingApprovals({ runId: id }) : [];
   if (v.json) {
-    const failed = resumeError ? { error: resumeError, runStatus: engine.getRun(id).status } : {};
-    console.log(JSON.stringify({ ok: !resumeError, ...recorded, run, pendingApprovals: pending, ...failed }, null, 2));
+    const failed = resumeError ? { resumeError } : {};
+    console.log(JSON.stringify({ ok: true, ...recorded, runStatus, run, pendingApprovals: pending, ...failed }, null, 2));
   } else {
-    // "approved deploy in run r1 by alice"; a review names its round once it has had several:
-    // "pushed-back metrics (round 1) …", "approved check (iteration 2, round 3) …".
-    const where = [];
-    if (recorded.iteration) where.push(`iteration ${recorded.iteration}`);
-    if (recorded.kind === "review" && (recorded.round > 1 || recorded.status === "pushed-back")) where.push(`round ${recorded.round}`);
-    console.log(`${recorded.status} ${recorded.nodeId}${where.length ? ` (${where.join(", ")})` : ""} in run ${id} by ${recorded.decidedBy ?? "?"}`);
-    const sent = Object.entries(recorded.inputs ?? {});
-    if (sent.length) console.log(`  inputs: ${sent.map(([k, val]) => `${k}=${val}`).join(", ")}`);
+    printDecision(id, recorded);
+    console.log(`run ${id}: ${runStatus}${run?.error ? ` (${run.error.code}: ${run.error.message})` : ""}`);
     if (resumeError) {
-      const status = engine.getRun(id).status;
-      console.log(`run ${id}: ${status}`);
       console.error(`smithers: ${resumeError.code}: the decision is recorded, but the run could not be resumed: ${resumeError.message}`);
-      if (status === "running") console.error(resumeHint(id, resumeError.code, engine.dbPath));
+      if (runStatus === "running") console.error(resumeHint(id, resumeError.code, engine.dbPath));
     } else if (run) {
-      console.log(`run ${id}: ${run.status}${run.error ? ` (${run.error.code}: ${run.error.message})` : ""}`);
       const db = dbArg(engine.dbPath);
       printPending(id, pending, db);
       printDecisionCommands(id, pending, db);
@@ -684,8 +735,47 @@ async function decide(kind, args, command = kind) {
     }
   }
   engine.close();
-  if (resumeError) return exitFor(resumeError.code);
-  return run ? (EXIT[run.status] ?? 1) : 0;
+  // The decision is recorded: whatever the resumed run does next, the command did its job.
+  return 0;
+}
+
+/**
+ * "approved deploy in run r1 by alice"; a review names its round once it has had several:
+ * "pushed-back metrics (round 1) …", "approved check (iteration 2, round 3) …".
+ */
+function printDecision(id, recorded) {
+  const where = [];
+  if (recorded.iteration) where.push(`iteration ${recorded.iteration}`);
+  if (recorded.kind === "review" && (recorded.round > 1 || recorded.status === "pushed-back")) where.push(`round ${recorded.round}`);
+  console.log(`${recorded.status} ${recorded.nodeId}${where.length ? ` (${where.join(", ")})` : ""} in run ${id} by ${recorded.decidedBy ?? "?"}`);
+  const sent = Object.entries(recorded.inputs ?? {});
+  if (sent.length) console.log(`  inputs: ${sent.map(([k, val]) => `${k}=${val}`).join(", ")}`);
+}
+
+/**
+ * A <HumanTask> answer that does not fit the task's schema: it counts as an attempt and the
+ * task waits for another (until maxAttempts, then it fails). Exit 1: the answer was refused.
+ */
+async function refusedAnswer(engine, recorded, json, done) {
+  const { attempt, maxAttempts, error, runId: id } = recorded;
+  const left = maxAttempts - attempt;
+  // The last attempt failed the task: the resumed run ends (failed, unless continueOnFail).
+  const run = done ? await done.catch(() => null) : null;
+  if (run?.status) recorded.runStatus = run.status;
+  if (json) {
+    console.log(JSON.stringify({ ok: false, error: { ...error, details: { nodeId: recorded.nodeId, attempt, maxAttempts } }, ...recorded }, null, 2));
+  } else {
+    console.error(`smithers: ${error.code}: ${error.message}`);
+    console.log(
+      left > 0
+        ? `answer ${attempt} of ${maxAttempts} for ${recorded.nodeId} refused; it waits for another answer (${left} left)`
+        : `answer ${attempt} of ${maxAttempts} for ${recorded.nodeId} refused; no attempts left: the task failed`,
+    );
+    console.log(`run ${id}: ${recorded.runStatus}`);
+    if (recorded.needsResume && !run) console.log(`not resumed; run: npx smithers resume ${id}${dbArg(engine.dbPath)}`);
+  }
+  engine.close();
+  return 1;
 }
 
 /**
@@ -824,6 +914,13 @@ export function diagnose(info, db = "") {
         unblocker: `npx smithers approve ${r.runId}${sel}`,
         deny: `npx smithers deny ${r.runId}${sel}`,
       };
+      if (a.mode === "human") {
+        Object.assign(blocker, {
+          reason: `Answer requested — none valid yet: ${a.prompt ?? a.title ?? a.nodeId}`,
+          unblocker: `npx smithers approve ${r.runId} ${a.nodeId}${a.iteration ? ` --iteration ${a.iteration}` : ""}${db} --note '<json>'`,
+          schema: a.schema ?? null,
+        });
+      }
       if (isReview(a)) {
         Object.assign(blocker, {
           reason: `Review requested (round ${a.round}) — no decision yet: ${a.prompt ?? a.title ?? a.nodeId}`,

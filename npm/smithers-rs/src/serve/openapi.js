@@ -18,6 +18,7 @@ const errors = (...codes) =>
         403: "Not allowed (FORBIDDEN): missing scope, allowedUsers/allowedScopes, the four-eyes rule, decidedBy not the caller",
         404: "RUN_NOT_FOUND, NODE_NOT_FOUND, NOT_FOUND",
         409: "ALREADY_DECIDED, NOT_WAITING, RUN_REJECTED, RUN_OWNED, RUN_NOT_RESUMABLE",
+        422: "A human task's answer that is not valid (HUMAN_TASK_INVALID_JSON, HUMAN_TASK_VALIDATION_FAILED): it counted as an attempt",
       }[status]),
     ]),
   );
@@ -37,13 +38,13 @@ const common = {
 };
 const inputs = { type: "object", additionalProperties: str, description: "Approver inputs: names the gate declares in `input`" };
 
-const decisionOp = (summary, properties) => ({
+const decisionOp = (summary, properties, more = []) => ({
   summary,
   tags: ["approvals"],
   security: [{ bearer: [] }, { cookie: [] }],
   parameters: [runId, nodeId],
   requestBody: decisionBody(properties),
-  responses: { 200: json(ref("Decision")), ...errors(400, 401, 403, 404, 409) },
+  responses: { 200: json(ref("Decision")), ...errors(400, 401, 403, 404, 409, ...more) },
 });
 
 export function openApiDocument() {
@@ -90,14 +91,16 @@ export function openApiDocument() {
           type: "object",
           properties: {
             runId: str, workflowName: str, runStatus: str, nodeId: str, iteration: int,
-            status: { enum: ["requested", "approved", "denied", "rejected", "pushed-back"] },
-            mode: { enum: ["gate", "decision", "select", "rank", "review"] }, kind: { enum: ["gate", "review"] },
+            status: { enum: ["requested", "approved", "denied", "rejected", "pushed-back", "cancelled"] },
+            mode: { enum: ["gate", "decision", "select", "rank", "human", "review"] }, kind: { enum: ["gate", "review"] },
             onDeny: str, title: nstr, summary: nstr, prompt: nstr, metadata: {}, options: {},
             allowedUsers: {}, allowedScopes: {}, requestedAt: str, requestedAtMs: int, waitingMs: { type: ["integer", "null"] },
             decidedAt: nstr, decidedBy: nstr, note: nstr, round: int,
             input: { type: "array", items: str }, required: { type: "array", items: str }, inputs: { type: "object" },
             reason: nstr, output: {}, stdoutPath: nstr, stdoutTail: nstr, history: { type: "array", items: { type: "object" } },
             label: str, requestTitle: str, requestSummary: nstr, approvalMode: str,
+            // A human task: the schema its answer (`decision` of an approve) must fit.
+            schema: { type: "object" }, maxAttempts: int, async: { type: "boolean" },
           },
         },
         Decision: {
@@ -178,8 +181,8 @@ export function openApiDocument() {
         post: decisionOp("Approve a gate or a reviewed step (Smithers' route shape)", {
           ...common,
           inputs,
-          decision: { type: "object", description: "select: {selected, notes}; rank: {ranked, notes}" },
-        }),
+          decision: { type: "object", description: "select: {selected, notes}; rank: {ranked, notes}; a human task: its answer (422 when it does not fit)" },
+        }, [422]),
       },
       "/v1/runs/{runId}/nodes/{nodeId}/deny": {
         post: decisionOp("Deny a gate (per its onDeny), or reject a reviewed step", { ...common, reason: str }),

@@ -37,6 +37,9 @@ const STATUS = {
   RUN_NOT_RESUMABLE: 409,
   AMBIGUOUS_APPROVAL: 409,
   PAYLOAD_TOO_LARGE: 413,
+  // A <HumanTask> answer that does not fit its schema (it counts as an attempt).
+  HUMAN_TASK_INVALID_JSON: 422,
+  HUMAN_TASK_VALIDATION_FAILED: 422,
   DB_ERROR: 500,
   IO_ERROR: 500,
   INTERNAL: 500,
@@ -433,7 +436,7 @@ async function decide(c, kind) {
     if (!ok) throw new HttpError("INVALID_REQUEST", "inputs must be an object of strings, e.g. {\"APPROVED_BY\": \"alice\"}");
   }
   if (body.decision !== undefined && (typeof body.decision !== "object" || Array.isArray(body.decision))) {
-    throw new HttpError("INVALID_REQUEST", "decision must be an object ({selected} or {ranked}, with notes)");
+    throw new HttpError("INVALID_REQUEST", "decision must be an object ({selected} or {ranked}, with notes; a human task's answer)");
   }
   // The decider is the authenticated user. A client that names someone else is told so,
   // rather than having the name silently replaced.
@@ -460,6 +463,11 @@ async function decide(c, kind) {
     (r) => c.log(`run ${runId}: ${r.status}${r.error ? ` (${r.error.code})` : ""}`),
     (e) => c.log(`run ${runId} did not resume: ${e?.code ?? "ERROR"} ${e?.message ?? e}`),
   );
+  if (recorded.status === "invalid") {
+    // A human task's answer that does not fit: refused, though it used up an attempt.
+    const { attempt, maxAttempts } = recorded;
+    throw new HttpError(recorded.error.code, recorded.error.message, { nodeId: recorded.nodeId, attempt, maxAttempts, runStatus: recorded.runStatus });
+  }
   return { ...recorded, resumed: Boolean(done) };
 }
 

@@ -432,7 +432,8 @@ function compileApproval(unit, info, extraDeps) {
       ? null
       : compileTemplate(unit, info, expectString(at, req.summary, [...path, "request", "summary"]), [...path, "request", "summary"]);
   const refs = new Set([...title.refs, ...(summary?.refs ?? [])]);
-  const onDeny = v.onDeny ?? "fail";
+  // As <Approval>: a denial is recorded (approved: false) and the run goes on, unless "fail".
+  const onDeny = v.onDeny ?? "continue";
   if (!ON_DENY.includes(onDeny)) throw at.err("TOON_INVALID_VALUE", `onDeny must be one of ${ON_DENY.join(", ")}`, [...path, "onDeny"]);
 
   let table;

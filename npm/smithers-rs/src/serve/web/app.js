@@ -554,7 +554,7 @@ class ApprovalCard {
       h("span", { class: "sep", "aria-hidden": "true", text: "·" }),
       h("span", { class: "mono node", title: "node" }, a.nodeId, a.iteration ? h("span", { class: "muted", text: ` #${a.iteration}` }) : null),
       h("span", { class: `badge kind-${isReview ? "review" : "gate"}`, text: isReview ? "review" : "gate" }),
-      a.mode === "select" || a.mode === "rank" ? h("span", { class: "badge tone-neutral", text: a.mode }) : null,
+      a.mode === "select" || a.mode === "rank" || a.mode === "human" ? h("span", { class: "badge tone-neutral", text: a.mode === "human" ? "answer" : a.mode }) : null,
       isReview || (a.round ?? 1) > 1 ? h("span", { class: "badge tone-neutral round", text: `round ${a.round ?? 1}` }) : null,
     );
 
@@ -775,6 +775,7 @@ class ApprovalCard {
 
   approveForm() {
     const a = this.a;
+    if (a.mode === "human") return this.answerForm();
     const { el: inputsFs, fields } = this.inputFields();
     const note = this.noteField("Note (optional)");
     let choice = null;
@@ -797,6 +798,48 @@ class ApprovalCard {
       if (note.input.value.trim()) body.note = note.input.value;
       if (decision) body.decision = decision;
       this.send("approve", body);
+    });
+  }
+
+  /**
+   * A <HumanTask>: one field per property of its output schema (a checkbox for booleans, a
+   * list for string enums, JSON for objects and arrays); the answer is sent as `decision`,
+   * and the core checks it against the schema.
+   */
+  answerForm() {
+    const a = this.a;
+    const props = a.schema?.properties ?? {};
+    const required = new Set(a.schema?.required ?? []);
+    const fields = Object.entries(props).map(([name, p]) => answerField(name, p, required.has(name)));
+    const fs = h(
+      "fieldset",
+      { class: "inputs" },
+      h("legend", null, "Answer", required.size ? h("span", { class: "muted small", text: " (* required)" }) : null),
+      fields.map((f) => h("div", { class: f.checkbox ? "field field-check" : "field" }, f.label, f.input)),
+    );
+    const hint = a.maxAttempts ? h("p", { class: "muted small", text: `An answer that does not fit is refused and counts as one of ${a.maxAttempts} attempts.` }) : null;
+    return this.formShell("Submit answer", "btn-approve", [fs, hint], (err) => {
+      const answer = {};
+      for (const f of fields) {
+        const value = f.read();
+        if (value === undefined) continue;
+        if (value instanceof Error) {
+          f.input.setAttribute("aria-invalid", "true");
+          showFormError(err, `${f.name}: ${value.message}`);
+          f.input.focus();
+          return;
+        }
+        f.input.removeAttribute("aria-invalid");
+        answer[f.name] = value;
+      }
+      const missing = fields.filter((f) => f.required && !(f.name in answer));
+      if (missing.length) {
+        for (const f of missing) f.input.setAttribute("aria-invalid", "true");
+        showFormError(err, `Required: ${missing.map((f) => f.name).join(", ")}.`);
+        missing[0].input.focus();
+        return;
+      }
+      this.send("approve", { iteration: a.iteration, decision: answer });
     });
   }
 
@@ -875,11 +918,9 @@ class ApprovalCard {
     const reason = this.noteField(isReview ? "Reason" : "Reason (optional)", "reason", { required: isReview });
     const hint = isReview
       ? "Rejecting fails the run: the steps after this one never run."
-      : a.onDeny === "continue"
+      : a.onDeny === "continue" || a.onDeny === "skip"
         ? "Denying records the decision and the run goes on."
-        : a.onDeny === "skip"
-          ? "Denying skips the steps that depend on this gate."
-          : "Denying fails the run.";
+        : "Denying fails the run.";
     return this.formShell(isReview ? "Reject" : "Deny", "btn-deny", [h("p", { class: "muted small", text: hint }), reason.el], (err) => {
       const text = reason.input.value;
       if (isReview) {
@@ -906,7 +947,7 @@ class ApprovalCard {
     this.busy = busy;
     this.el.toggleAttribute("aria-busy", busy);
     this.el.classList.toggle("busy", busy);
-    for (const c of this.actions.querySelectorAll("button, input, textarea")) {
+    for (const c of this.actions.querySelectorAll("button, input, textarea, select")) {
       if (busy) {
         c.dataset.wasDisabled = c.disabled ? "1" : "";
         c.disabled = true;
@@ -1254,6 +1295,48 @@ class InboxView {
   destroy() {
     this.seq++;
   }
+}
+
+/** One field of a human task's answer form, for a property of its JSON Schema. */
+function answerField(name, schema, required) {
+  const id = uid("ans");
+  const types = [schema.type, ...(schema.anyOf ?? []).map((s) => s.type)].flat().filter((t) => t && t !== "null");
+  const nullable = [schema.type, ...(schema.anyOf ?? []).map((s) => s.type)].flat().includes("null");
+  const choices = schema.enum ?? schema.anyOf?.find((s) => s.enum)?.enum;
+  const label = h(
+    "label",
+    { for: id },
+    h("span", { class: "mono", text: name }),
+    required ? h("span", { class: "req", "aria-hidden": "true", text: " *" }) : null,
+    schema.description ? h("span", { class: "muted small", text: ` — ${schema.description}` }) : null,
+  );
+  let input;
+  let read;
+  if (types.length === 1 && types[0] === "boolean") {
+    input = h("input", { id, name, type: "checkbox" });
+    return { name, required, label, input, checkbox: true, read: () => input.checked };
+  }
+  if (Array.isArray(choices) && choices.every((c) => typeof c === "string")) {
+    input = h("select", { id, name }, h("option", { value: "", text: "—" }), choices.map((c) => h("option", { value: c, text: c })));
+    read = () => (input.value === "" ? (nullable ? null : undefined) : input.value);
+  } else if (types.length === 1 && (types[0] === "number" || types[0] === "integer")) {
+    input = h("input", { id, name, type: "number", step: types[0] === "integer" ? "1" : "any" });
+    read = () => (input.value.trim() === "" ? undefined : Number(input.value));
+  } else if (types.length === 1 && types[0] === "string") {
+    input = h("input", { id, name, type: "text", autocomplete: "off" });
+    read = () => (input.value === "" ? (nullable && !required ? null : required ? undefined : "") : input.value);
+  } else {
+    input = h("textarea", { id, name, rows: "3", class: "mono", placeholder: "JSON" });
+    read = () => {
+      if (input.value.trim() === "") return undefined;
+      try {
+        return JSON.parse(input.value);
+      } catch (e) {
+        return new Error(`not JSON (${e.message})`);
+      }
+    };
+  }
+  return { name, required, label, input, read };
 }
 
 function fillDatalist(dl, values) {
