@@ -1,7 +1,7 @@
 // Which native addon the benchmark measures, chosen before anything loads it (bench/run.js
 // imports this module first). By default the release build: the one users get from npm.
 //
-//   --addon=release   (default) target/napi-release/smithers.linux-x64-gnu.node, built here with
+//   --addon=release   (default) target/bench-release/smithers.linux-x64-gnu.node, built here with
 //                     `napi build --release` when missing or older than the Rust sources (a few
 //                     minutes, once); a release addon that scripts/build-platforms.js put into
 //                     npm/smithers-rs/npm/linux-x64-gnu/ is used as it is when it is newer
@@ -19,7 +19,7 @@ import { fileURLToPath } from "node:url";
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const PKG_DIR = join(ROOT, "npm/smithers-rs");
 const HOST = "linux-x64-gnu";
-const RELEASE_OUT = join(ROOT, "target/napi-release");
+const RELEASE_OUT = join(ROOT, "target/bench-release");
 
 /** Newest modification time of the Rust sources and manifests the addon is built from. */
 function sourcesMtime() {
