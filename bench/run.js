@@ -237,7 +237,7 @@ function everyPeer(res) {
     "\n## Against every peer (same run)\n",
     "Every figure in this table was measured in this run, on this machine. Medians unless said; (ours/theirs) below 1 means smithers-rs is faster. " +
       `DBOS and LangGraph${py} run from a venv the suite installs from PyPI (\`bench/peers-install.js\`), Dagu from the binary npm ships in \`@dagu-org/dagu-linux-x64\`; ` +
-      "each shape is a driver process (`bench/peer/`). In process: DBOS `DBOS.send` to a workflow waiting in `recv` (its SQLite listener polls once a second), LangGraph `invoke(Command(resume))` of a StateGraph, " +
+      "each shape is a driver process (`bench/peers/`). In process: DBOS `DBOS.send` to a workflow waiting in `recv` (its SQLite listener polls once a second), LangGraph `invoke(Command(resume))` of a StateGraph, " +
       "Dagu over its REST API (a process per run and per step). Sequences: DBOS steps in one workflow, LangGraph's functional API (`@task`s), Dagu a chain of `true` steps run by `dagu start`. " +
       "Racing approvers: two processes approve one waiting gate at the same moment, for each of the runs.\n",
     mdTable(header, rows),

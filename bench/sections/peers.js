@@ -1,6 +1,6 @@
 // 7. The other peers, in the same run, on the same shapes: DBOS (Python, SQLite) and LangGraph
 // (SqliteSaver) from PyPI, Dagu from its npm-shipped binary (bench/peers-install.js). Each
-// shape runs as a driver process (bench/peer/python/*_driver.py, bench/peer/dagu_driver.py)
+// shape runs as a driver process (bench/peers/python/*_driver.py, bench/peers/dagu_driver.py)
 // that prints one JSON line. Also here: racing approvers for smithers-rs itself (two
 // `smithers approve` processes on one gate at once), the one shape the other sections lack.
 import { spawnSync } from "node:child_process";
@@ -58,7 +58,7 @@ async function oursRace(k) {
 /** Runs one driver shape in a scratch folder; its JSON line, or throws with its stderr. A shape
  * that hangs (DBOS once stalled for minutes starting 200 waiting runs on a loaded machine) is
  * stopped after `timeoutMs` and reported as such. */
-function driver(cmd, args, { timeoutMs = 8 * 60_000 } = {}) {
+function driver(cmd, args, { timeoutMs = 5 * 60_000 } = {}) {
   const dir = tempDir("peer");
   try {
     mkdirSync(join(dir, "effects"), { recursive: true });
@@ -127,12 +127,12 @@ export async function run({ full }) {
       res.peers[name] = { available: false, reason: py.reason };
       continue;
     }
-    const file = join(HERE, "peer/python", `${name}_driver.py`);
+    const file = join(HERE, "peers/python", `${name}_driver.py`);
     res.peers[name] = { available: true, version: py.versions[name], python: py.versions.python, sqlite: py.versions.sqlite, ...shapes(name, (args) => driver(py.python, [file, ...args]), s) };
   }
   const dagu = installDagu({ log });
   res.peers.dagu = dagu.ok
-    ? { available: true, version: dagu.version ?? DAGU_VERSION, ...shapes("dagu", (args) => driver("python3", [join(HERE, "peer/dagu_driver.py"), dagu.bin, ...args]), s, { dagu: true }) }
+    ? { available: true, version: dagu.version ?? DAGU_VERSION, ...shapes("dagu", (args) => driver("python3", [join(HERE, "peers/dagu_driver.py"), dagu.bin, ...args]), s, { dagu: true }) }
     : { available: false, reason: dagu.reason };
   return res;
 }

@@ -1,5 +1,5 @@
 """Dagu (the binary npm ships in @dagu-org/dagu-linux-x64), driven through the bench shapes of
-bench/peer/python/common.py, with Python's standard library only. Every server listens on
+bench/peers/python/common.py, with Python's standard library only. Every server listens on
 127.0.0.1 in a throw-away DAGU_HOME and is stopped by its own pid; every loop is bounded.
 
   pernode N REPS   `dagu start` (foreground CLI) of an N-step chain of `true`: wall per step
