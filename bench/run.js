@@ -9,8 +9,10 @@
 //   cli        the CLI as whole processes (wall, peak RSS) on 1,000 waiting runs
 //   waiting    1,000 / 10,000 (/ 100,000) runs waiting at an approval
 //   recovery   kill -9 during a 1,000-task run, then resume
+//   agents     what an agent task costs over a compute task (an agent that answers at once)
 //   peer       the same workflows on Smithers 0.32, installed into a scratch folder
 //   peers      DBOS, LangGraph (PyPI) and Dagu (npm binary) on the same shapes; racing approvers
+//   dagu       a 100-step Dagu DAG of command steps, ms per step, beside Dagu running it
 // It prints a table on stdout (progress on stderr), writes BENCHMARKS.md at the repo root and
 // the raw figures to bench/results/ (ignored by git). Budgets are reported, not asserted: the
 // exit code is 0 unless a benchmark cannot run at all.
@@ -30,9 +32,11 @@ const signed = (v) => (v == null ? "–" : v < 0 ? `−${fmt(-v)}` : `+${fmt(v)}
 /** Median over rounds of (this command's wall − the floor's wall in the same round). */
 const overFloor = (row, floor) => stats(row.walls.map((w, i) => w - floor.walls[i])).median;
 import { PEER_PACKAGE, PEER_VERSION } from "./peer-install.js";
+import * as agentsSection from "./sections/agents.js";
 import * as approveSection from "./sections/approve.js";
 import * as cliSection from "./sections/cli.js";
 import * as crossprocSection from "./sections/crossproc.js";
+import * as daguSection from "./sections/dagu.js";
 import * as peerSection from "./sections/peer.js";
 import * as peersSection from "./sections/peers.js";
 import * as pernodeSection from "./sections/pernode.js";
@@ -55,8 +59,10 @@ const SECTIONS = [
   ["cli", cliSection],
   ["waiting", waitingSection],
   ["recovery", recoverySection],
+  ["agents", agentsSection],
   ["peer", peerSection],
   ["peers", peersSection],
+  ["dagu", daguSection],
 ];
 
 // ---------------------------------------------------------------- budgets
@@ -83,6 +89,14 @@ function budgets(res) {
         ? { what: "`smithers approve --no-resume` peak RSS < 60 MB", value: `${fmt(approve.rss.median)} MB (\`node -e 0\`: ${fmt(floor.rss.median)} MB)`, pass: approve.rss.median < 60 }
         : { what: "`smithers approve --no-resume` peak RSS < 60 MB", value: "RSS unavailable (no GNU time)", pass: null },
     );
+  }
+  if (res.agents) {
+    const r = res.agents.rows.at(-1);
+    out.push({
+      what: "an agent task over a compute task (agent answering at once), per task < 0.5 ms",
+      value: `${fmt(r.overhead.median)} ms at N = ${count(r.n)} (median of ${r.overhead.n} paired runs)`,
+      pass: r.overhead.median < 0.5,
+    });
   }
   if (res.approve) {
     out.push({ what: "in-process approve → downstream task started, p50 < 5 ms", value: `${fmt(res.approve.toBody.p50)} ms (p99 ${fmt(res.approve.toBody.p99)} ms)`, pass: res.approve.toBody.p50 < 5 });
@@ -529,7 +543,45 @@ function render(res) {
       );
     }
   }
+  if (res.agents) {
+    const a = res.agents;
+    parts.push("\n## 6. Agent tasks over compute tasks\n");
+    parts.push(
+      `A <Sequence> of N agent tasks whose agent answers at once (its JSON in a fence: the answer is parsed, checked by the core and kept on the attempt with its prompt), ` +
+        `against the same Sequence of compute tasks; in-process, a fresh database each run, ${a.reps} interleaved repetitions per N. ` +
+        "\"over compute\" is the median of the paired differences per task. The ToolLoopAgent row is `ai`'s agent on its MockLanguageModelV3 (what the `ai` package adds on top).\n",
+    );
+    parts.push(
+      mdTable(
+        ["N", "compute ms/task", "agent ms/task", "agent over compute", "ToolLoopAgent ms/task", "ToolLoopAgent over compute"],
+        a.rows.map((r) => [count(r.n), mmm(r.perKind.compute), mmm(r.perKind.agent), mmm(r.overhead), r.perKind.toolLoopAgent ? mmm(r.perKind.toolLoopAgent) : "–", r.aiOverhead ? mmm(r.aiOverhead) : "–"]),
+      ),
+    );
+  }
+  if (res.dagu) parts.push(renderDagu(res.dagu));
   return parts.join("\n");
+}
+
+function renderDagu(d) {
+  const out = ["\n## 7. A Dagu DAG: ms per command step\n"];
+  out.push(
+    "A chain of `true` steps in Dagu's YAML (`type: graph`, each step `depends` on the one before), the same file for both. " +
+      `Per-step overhead = (median wall of the ${d.lengths[1]}-step chain − median of the ${d.lengths[0]}-step one) / ${d.lengths[1] - d.lengths[0]}, so process start-up cancels out; ` +
+      `${d.reps} interleaved rounds after a warm-up. Ours: \`smithers up chain.yaml\` as a whole process (a fresh database each), and \`engine.run\` in-process. ` +
+      (d.dagu.available ? `Dagu: \`dagu start chain.yaml\` (${d.dagu.version}, the binary npm serves in ${"`"}@dagu-org/dagu-linux-x64${"`"}), in the same rounds.` : `Dagu could not run here (${d.dagu.reason}); its figure is the one measured on this machine earlier: ${d.reference.source}.`) +
+      "\n",
+  );
+  const rows = [
+    ["`smithers up` (whole process)", mmm(d.cli.walls[d.lengths[0]]), mmm(d.cli.walls[d.lengths[1]]), fmt(d.cli.perStepMs)],
+    ["`engine.run` (in-process)", mmm(d.inproc.walls[d.lengths[0]]), mmm(d.inproc.walls[d.lengths[1]]), fmt(d.inproc.perStepMs)],
+    d.dagu.available
+      ? [`\`dagu start\` (${d.dagu.version})`, mmm(d.dagu.walls[d.lengths[0]]), mmm(d.dagu.walls[d.lengths[1]]), fmt(d.dagu.perStepMs)]
+      : ["`dagu start` (reference, not run)", "–", "–", d.reference.cliMsPerStep.join("–")],
+  ];
+  out.push(mdTable(["runner", `${d.lengths[0]} step, wall ms`, `${d.lengths[1]} steps, wall ms`, "ms per step"], rows));
+  const theirs = d.dagu.available ? d.dagu.perStepMs : d.reference.cliMsPerStep[0];
+  out.push(`\nours/Dagu per step (whole process): ${ratio(d.cli.perStepMs, theirs)}. Each step is a \`/bin/sh -c true\` process in both; the rest is the engine.\n`);
+  return out.join("\n");
 }
 
 // ---------------------------------------------------------------- console
@@ -563,11 +615,21 @@ function consoleTable(res) {
       for (const r of w.cli ?? []) add(`cli ${count(w.n)}`, r.label.replace(/`/g, ""), r.wall.n, `${mmm(r.wall)} ms`, r.rss ? `RSS ${mmm(r.rss)} MB` : "");
     }
   }
+  if (res.agents) {
+    for (const r of res.agents.rows) {
+      add("agents", `N=${count(r.n)}: agent task over compute task`, r.overhead.n, `${fmt(r.overhead.median)} ms/task`, r.aiOverhead ? `ToolLoopAgent: ${fmt(r.aiOverhead.median)} ms/task` : "");
+    }
+  }
   if (res.recovery) {
     const r = res.recovery.summary;
     add("recovery", "smithers resume after kill -9", r.cli.resume.n, `${mmm(r.cli.resume)} ms`, `first body ${fmt(r.cli.firstBody.median)} ms`);
     add("recovery", "engine.resume after kill -9", r.engine.resume.n, `${mmm(r.engine.resume)} ms`, `first body ${fmt(r.engine.firstBody.median)} ms`);
     add("recovery", "ran exactly once / at most twice", "", res.recovery.allOk ? "ok" : "FAILED", `max ran twice per kill: ${res.recovery.maxTwice}`);
+  }
+  if (res.dagu) {
+    const d = res.dagu;
+    add("dagu", "100-step command DAG: smithers up", d.reps, `${fmt(d.cli.perStepMs)} ms/step`, `in-process ${fmt(d.inproc.perStepMs)} ms/step`);
+    add("dagu", d.dagu.available ? `same DAG: dagu start (${d.dagu.version})` : "same DAG: dagu start (reference, not run)", d.dagu.available ? d.reps : "", `${d.dagu.available ? fmt(d.dagu.perStepMs) : d.reference.cliMsPerStep.join("-")} ms/step`, d.dagu.available ? "" : d.dagu.reason);
   }
   const widths = [0, 1, 2, 3, 4].map((i) => Math.max(...rows.map((r) => r[i].length), 4));
   const lines = [`smithers-rs benchmarks — ${res.date} — ${res.env.node} — ${res.build.type} — ${res.env.cpu}, ${res.env.cores} cores — ${res.full ? "full" : "quick"}`];

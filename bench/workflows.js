@@ -37,6 +37,20 @@ export function manyTasks(kind, shape, n) {
 }
 
 /**
+ * A <Sequence> of n agent tasks, each asking `agent` for a value of the output schema.
+ * @param {number} n
+ * @param {{ generate: (args: any) => Promise<unknown> }} agent
+ */
+export function manyAgentTasks(n, agent) {
+  const children = new Array(n);
+  for (let i = 0; i < n; i++) {
+    const id = `a${i}`;
+    children[i] = jsx(Task, { id, output: outputs.value, agent, children: `Give the value of task ${i}.` }, id);
+  }
+  return smithers(() => jsx(Workflow, { name: `sequence-agent-${n}`, children: jsx(Sequence, { children }) }));
+}
+
+/**
  * <Approval id="gate"> then a compute task "after". `onAfter(runId)` is called first thing in
  * the body of "after" (the approve -> downstream benchmark records performance.now() there).
  * @param {(runId: string) => void} [onAfter]

@@ -706,15 +706,12 @@ describe("smithers CLI", { concurrency: 3 }, () => {
           <Task id="x" output={outputs.a}>{{ n: 2 }}</Task>
         </Sequence></Workflow>));`,
     TASK_MISSING_OUTPUT: SCHEMAS + `export default smithers(() => (<Workflow name="no-output"><Task id="x">{{ n: 1 }}</Task></Workflow>));`,
-    INVALID_IDENTIFIER:
-      `const { Workflow, smithers, outputs } = createSmithers({ "bad key; drop": z.object({ n: z.number() }) });\n` +
-      `export default smithers(() => (<Workflow name="bad-key"><Task id="x" output={outputs["bad key; drop"]}>{{ n: 1 }}</Task></Workflow>));`,
     UNKNOWN_COMPONENT:
       SCHEMAS +
       `export default smithers(() => (<Workflow name="foo"><Sequence><Task id="x" output={outputs.a}>{{ n: 1 }}</Task><foo /></Sequence></Workflow>));`,
-    AGENT_TASKS_UNSUPPORTED:
+    INVALID_PROP:
       SCHEMAS +
-      `const agent = { id: "llm", generate: async () => ({ text: "{}" }) };
+      `const agent = { id: "llm" };
       export default smithers(() => (<Workflow name="agent"><Task id="x" output={outputs.a} agent={agent}>Count to one</Task></Workflow>));`,
   };
 
@@ -731,6 +728,50 @@ describe("smithers CLI", { concurrency: 3 }, () => {
       assert.deepEqual(listRuns(b.db), []);
     });
   }
+
+  // A file that cannot be loaded is the caller's input to fix: exit 4, as for a .toon file.
+  const UNLOADABLE = {
+    INVALID_IDENTIFIER: [
+      HEADER +
+        `const { Workflow, smithers, outputs } = createSmithers({ "bad key; drop": z.object({ n: z.number() }) });\n` +
+        `export default smithers(() => (<Workflow name="bad-key"><Task id="x" output={outputs["bad key; drop"]}>{{ n: 1 }}</Task></Workflow>));`,
+      /bad key; drop/,
+    ],
+    WORKFLOW_LOAD_FAILED: [HEADER + SCHEMAS + `export default smithers(() => (<Workflow name="x"><Task id="x" output={outputs.a}>{{ n: 1 }}</Task></Workflow>);\n`, /bad\.tsx:5:\d+: /],
+    UNSUPPORTED_EXPORT: [
+      `import { Sequence, Saga } from "smithers-orchestrator";\nexport default [Sequence, Saga];\n`,
+      /smithers-orchestrator has no export "Saga"/,
+    ],
+  };
+  for (const [code, [body, message]] of Object.entries(UNLOADABLE)) {
+    test(`unloadable workflow: ${code}; up exits 4 with the code and creates no run`, async (t) => {
+      const b = box(t);
+      const file = b.write("bad.tsx", body);
+      const [text, json] = await Promise.all([smithers(["up", file], { db: b.db }), smithers(["up", file, "--json"], { db: b.db })]);
+      assert.equal(text.code, 4, text.stdout + text.stderr);
+      assert.match(text.stderr, new RegExp(`^smithers: ${code}: `, "m"));
+      assert.match(text.stderr, message);
+      assert.doesNotMatch(text.stderr, /\n\s+at /, "no stack trace");
+      assert.equal(json.code, 4);
+      assert.equal(json.json.error.code, code);
+      assert.deepEqual(listRuns(b.db), []);
+    });
+  }
+
+  test("a workflow that throws while loading, an unsupported subpath and an unknown file type: stable codes with file and line", async (t) => {
+    const b = box(t);
+    const thrower = b.write("throws.tsx", `${HEADER}${SCHEMAS}const config = JSON.parse("{not json");\nexport default smithers(() => null);\n`);
+    const r1 = await expectExit(assert, 4, ["up", thrower], { db: b.db });
+    assert.match(r1.stderr, /^smithers: WORKFLOW_LOAD_FAILED: .*throws\.tsx:5(:\d+)?: SyntaxError: /m);
+    const subpath = b.write("subpath.tsx", `import { x } from "smithers-orchestrator/observability";\nexport default x;\n`);
+    const r2 = await expectExit(assert, 4, ["up", subpath], { db: b.db });
+    assert.match(r2.stderr, /^smithers: UNSUPPORTED_EXPORT: smithers-orchestrator\/observability \(imported by .*subpath\.tsx\) is not provided/m);
+    b.write("data.yaml", "a: 1\n");
+    const yaml = b.write("yaml.tsx", `import data from "./data.yaml";\nexport default data;\n`);
+    const r3 = await expectExit(assert, 4, ["up", yaml], { db: b.db });
+    assert.match(r3.stderr, /^smithers: UNSUPPORTED_FILE_TYPE: .*data\.yaml: smithers-rs cannot load "\.yaml" files/m);
+    assert.deepEqual(listRuns(b.db), []);
+  });
 
   test("a compute task whose value does not match its schema fails the run with INVALID_OUTPUT", async (t) => {
     const b = box(t);

@@ -310,7 +310,7 @@ export default smithers(() => (
     const rejected = await api(`/v1/runs/${dr}/nodes/deploy-staging/reject`, { body: { reason: "staging is slow" } });
     assert.equal(rejected.status, 200);
     assert.equal(rejected.body.status, "rejected");
-    await waitFor(async () => (await runStatus(dr)) === "failed", { timeoutMs: 15_000, what: "the rejected run to fail" });
+    await waitFor(async () => (await runStatus(dr)) === "rejected", { timeoutMs: 15_000, what: "the run to end rejected" });
     const run = (await api(`/v1/runs/${dr}`)).body;
     assert.equal(run.approvals[0].reason, "staging is slow");
     assert.equal(run.approvals[0].decidedBy, "alice");

@@ -836,6 +836,8 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.Engine = nativeBinding.Engine
+module.exports.cancelCommand = nativeBinding.cancelCommand
 module.exports.engineBuild = nativeBinding.engineBuild
 module.exports.engineVersion = nativeBinding.engineVersion
+module.exports.reservedEnv = nativeBinding.reservedEnv
 module.exports.runCommand = nativeBinding.runCommand

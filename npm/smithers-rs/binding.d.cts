@@ -21,6 +21,8 @@ export declare class Engine {
   isDriving(runId: string): boolean
   submitGraph(runId: string, graphJson: string): string
   completeTasks(runId: string, resultsJson: string): string
+  /** Checks an agent's answer against a task's output schema; records nothing. */
+  checkOutput(runId: string, nodeId: string, valueJson: string): string
   advance(runId: string): string
   approve(requestJson: string): string
   deny(requestJson: string): string
@@ -54,6 +56,12 @@ export declare class Engine {
   close(): void
 }
 
+/**
+ * Stops a command started with this `cancelId` (SIGTERM to its process group, SIGKILL two
+ * seconds later). False when no such command is running.
+ */
+export declare function cancelCommand(cancelId: string): boolean
+
 /** How the addon was compiled: "debug" or "release". */
 export declare function engineBuild(): string
 
@@ -61,7 +69,14 @@ export declare function engineBuild(): string
 export declare function engineVersion(): string
 
 /**
+ * Environment variable names an approver's input or a workflow's param may never use:
+ * `{"exact": [...], "prefixes": [...]}`.
+ */
+export declare function reservedEnv(): string
+
+/**
  * Runs a command task's process (a `CommandSpec` from a step's task) on a thread of its
  * own and resolves with its `CommandOutcome` as JSON. The JS thread never waits on it.
+ * With `cancelId`, `cancelCommand(cancelId)` stops it.
  */
 export declare function runCommand(specJson: string): Promise<string>

@@ -12,6 +12,7 @@ use std::io::{Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -36,10 +37,21 @@ pub struct CommandSpec {
     /// Added to (or replacing in) the environment the engine process has.
     #[serde(default)]
     pub env: Vec<(String, String)>,
+    /// Set before `env` once the driver has expanded their `${VAR}` references (it hands the
+    /// runner a spec without them); the runner sets any left as they are written.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env_templates: Vec<(String, String)>,
     #[serde(default)]
     pub timeout_ms: Option<u64>,
+    /// Stops the command when it writes nothing (stdout or stderr) for this long.
+    #[serde(default)]
+    pub idle_timeout_ms: Option<u64>,
     pub stdout_path: String,
     pub stderr_path: String,
+    /// Written to the process's stdin, which is then closed (a CLI agent's prompt); without
+    /// it stdin is closed from the start.
+    #[serde(default)]
+    pub stdin: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -57,11 +69,39 @@ pub struct CommandOutcome {
     /// The process could not be started (no such shell or directory, say).
     #[serde(default)]
     pub spawn_error: Option<String>,
+    /// Stopped by [`Canceller::cancel`] (the caller gave up on it: an aborted agent call).
+    #[serde(default)]
+    pub cancelled: bool,
 }
 
 impl CommandOutcome {
     pub fn succeeded(&self) -> bool {
-        self.spawn_error.is_none() && !self.timed_out && self.exit_code == Some(0)
+        self.spawn_error.is_none()
+            && !self.timed_out
+            && !self.cancelled
+            && self.exit_code == Some(0)
+    }
+}
+
+#[derive(Default)]
+struct WatchState {
+    finished: bool,
+    cancelled: bool,
+}
+
+/// Stops a running command from another thread: its process group gets SIGTERM, then
+/// SIGKILL after a grace period, as on a timeout. Cancelling before the command starts
+/// stops it as soon as it does.
+#[derive(Clone, Default)]
+pub struct Canceller(Arc<(Mutex<WatchState>, Condvar)>);
+
+impl Canceller {
+    pub fn cancel(&self) {
+        let (lock, cvar) = &*self.0;
+        if let Ok(mut state) = lock.lock() {
+            state.cancelled = true;
+        }
+        cvar.notify_all();
     }
 }
 
@@ -87,7 +127,9 @@ impl Tail {
     }
 }
 
-fn pump(mut from: impl Read, mut log: File) -> Tail {
+/// Copies a pipe to its log and keeps its tail; `activity` gets the time of the last read
+/// (ms since `started`), for the idle timeout.
+fn pump(mut from: impl Read, mut log: File, activity: &AtomicU64, started: Instant) -> Tail {
     let mut tail = Tail {
         buf: VecDeque::new(),
         cap: TAIL_BYTES,
@@ -98,6 +140,7 @@ fn pump(mut from: impl Read, mut log: File) -> Tail {
         match from.read(&mut chunk) {
             Ok(0) => break,
             Ok(n) => {
+                activity.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
                 // A full disk must not stop the command; the tail still has the end.
                 let _ = log.write_all(&chunk[..n]);
                 tail.push(&chunk[..n]);
@@ -131,18 +174,25 @@ fn open_log(path: &str) -> std::io::Result<File> {
 
 /// Runs the command to its end. Never panics; every failure is in the outcome.
 pub fn run(spec: &CommandSpec) -> CommandOutcome {
+    run_with(spec, None)
+}
+
+/// [`run`], stoppable through `canceller`.
+pub fn run_with(spec: &CommandSpec, canceller: Option<&Canceller>) -> CommandOutcome {
     tracing::debug!(
         program = spec.program.as_str(),
         stdout_log = spec.stdout_path.as_str(),
         timeout_ms = spec.timeout_ms.unwrap_or(0),
+        idle_timeout_ms = spec.idle_timeout_ms.unwrap_or(0),
         "command started"
     );
-    let outcome = run_process(spec);
+    let outcome = run_process(spec, canceller);
     tracing::debug!(
         stdout_log = spec.stdout_path.as_str(),
         exit_code = outcome.exit_code.unwrap_or(-1),
         signal = outcome.signal.unwrap_or(0),
         timed_out = outcome.timed_out,
+        cancelled = outcome.cancelled,
         duration_ms = outcome.duration_ms,
         spawn_error = outcome.spawn_error.as_deref().unwrap_or(""),
         "command ended"
@@ -150,7 +200,7 @@ pub fn run(spec: &CommandSpec) -> CommandOutcome {
     outcome
 }
 
-fn run_process(spec: &CommandSpec) -> CommandOutcome {
+fn run_process(spec: &CommandSpec, canceller: Option<&Canceller>) -> CommandOutcome {
     let started = Instant::now();
     let failed = |message: String| CommandOutcome {
         spawn_error: Some(message),
@@ -164,8 +214,17 @@ fn run_process(spec: &CommandSpec) -> CommandOutcome {
     let mut command = Command::new(&spec.program);
     command
         .args(&spec.args)
-        .envs(spec.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
+        .envs(
+            spec.env_templates
+                .iter()
+                .chain(&spec.env)
+                .map(|(k, v)| (k, v)),
+        )
+        .stdin(if spec.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         // Its own process group, so a timeout can stop everything the command started.
@@ -181,69 +240,109 @@ fn run_process(spec: &CommandSpec) -> CommandOutcome {
         }
     };
     let pid = child.id();
+    if let (Some(mut pipe), Some(text)) = (child.stdin.take(), spec.stdin.clone()) {
+        // A thread of its own: a process that does not read its stdin must not block us.
+        std::thread::spawn(move || {
+            let _ = pipe.write_all(text.as_bytes());
+        });
+    }
     let (done_tx, done_rx) = mpsc::channel::<(bool, Tail)>();
+    let activity = Arc::new(AtomicU64::new(0));
     if let Some(stdout) = child.stdout.take() {
         let tx = done_tx.clone();
+        let activity = activity.clone();
         std::thread::spawn(move || {
-            let _ = tx.send((true, pump(stdout, out_log)));
+            let _ = tx.send((true, pump(stdout, out_log, &activity, started)));
         });
     }
     if let Some(stderr) = child.stderr.take() {
         let tx = done_tx.clone();
+        let activity = activity.clone();
         std::thread::spawn(move || {
-            let _ = tx.send((false, pump(stderr, err_log)));
+            let _ = tx.send((false, pump(stderr, err_log, &activity, started)));
         });
     }
     drop(done_tx);
 
-    // The watchdog sleeps until the deadline or until the command ends, whichever is first.
-    let finished = Arc::new((Mutex::new(false), Condvar::new()));
+    // The watchdog sleeps until the deadline, a cancel, or the end of the command, whichever
+    // is first; on the first two it stops the process group.
+    let watch = canceller.cloned().unwrap_or_default();
     let timed_out = Arc::new(Mutex::new(false));
-    let watchdog = spec.timeout_ms.map(|ms| {
-        let finished = finished.clone();
-        let timed_out = timed_out.clone();
-        std::thread::spawn(move || {
-            let (lock, cvar) = &*finished;
-            let deadline = Instant::now() + Duration::from_millis(ms);
-            let mut done = lock.lock().unwrap_or_else(|p| p.into_inner());
-            while !*done {
-                let now = Instant::now();
-                if now >= deadline {
-                    if let Ok(mut t) = timed_out.lock() {
-                        *t = true;
+    let idle = spec.idle_timeout_ms.map(Duration::from_millis);
+    let watchdog =
+        (spec.timeout_ms.is_some() || idle.is_some() || canceller.is_some()).then(|| {
+            let watch = watch.clone();
+            let timed_out = timed_out.clone();
+            let activity = activity.clone();
+            let total = spec
+                .timeout_ms
+                .map(|ms| Instant::now() + Duration::from_millis(ms));
+            std::thread::spawn(move || {
+                let (lock, cvar) = &*watch.0;
+                let mut state = lock.lock().unwrap_or_else(|p| p.into_inner());
+                loop {
+                    if state.finished {
+                        return;
                     }
-                    drop(done);
-                    signal_group(pid, "TERM");
-                    let grace_end = Instant::now() + KILL_GRACE;
-                    let mut done = lock.lock().unwrap_or_else(|p| p.into_inner());
-                    while !*done && Instant::now() < grace_end {
-                        let left = grace_end.saturating_duration_since(Instant::now());
-                        done = match cvar.wait_timeout(done, left) {
+                    let quiet_until = idle.map(|d| {
+                        started + Duration::from_millis(activity.load(Ordering::Relaxed)) + d
+                    });
+                    let deadline = match (total, quiet_until) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                    let expired = deadline.is_some_and(|d| Instant::now() >= d);
+                    if state.cancelled || expired {
+                        break;
+                    }
+                    state = match deadline {
+                        Some(d) => match cvar
+                            .wait_timeout(state, d.saturating_duration_since(Instant::now()))
+                        {
                             Ok((g, _)) => g,
                             Err(p) => p.into_inner().0,
-                        };
-                    }
-                    if !*done {
-                        signal_group(pid, "KILL");
-                    }
-                    return;
+                        },
+                        None => match cvar.wait(state) {
+                            Ok(g) => g,
+                            Err(p) => p.into_inner(),
+                        },
+                    };
                 }
-                done = match cvar.wait_timeout(done, deadline - now) {
-                    Ok((g, _)) => g,
-                    Err(p) => p.into_inner().0,
-                };
-            }
-        })
-    });
+                if !state.cancelled
+                    && let Ok(mut t) = timed_out.lock()
+                {
+                    *t = true;
+                }
+                drop(state);
+                signal_group(pid, "TERM");
+                let grace_end = Instant::now() + KILL_GRACE;
+                let mut state = lock.lock().unwrap_or_else(|p| p.into_inner());
+                while !state.finished && Instant::now() < grace_end {
+                    let left = grace_end.saturating_duration_since(Instant::now());
+                    state = match cvar.wait_timeout(state, left) {
+                        Ok((g, _)) => g,
+                        Err(p) => p.into_inner().0,
+                    };
+                }
+                if !state.finished {
+                    signal_group(pid, "KILL");
+                }
+            })
+        });
 
     let status = child.wait();
-    {
-        let (lock, cvar) = &*finished;
-        if let Ok(mut done) = lock.lock() {
-            *done = true;
-        }
+    let cancelled = {
+        let (lock, cvar) = &*watch.0;
+        let cancelled = match lock.lock() {
+            Ok(mut state) => {
+                state.finished = true;
+                state.cancelled
+            }
+            Err(_) => false,
+        };
         cvar.notify_all();
-    }
+        cancelled
+    };
     if let Some(w) = watchdog {
         let _ = w.join();
     }
@@ -279,6 +378,7 @@ fn run_process(spec: &CommandSpec) -> CommandOutcome {
         spawn_error: status
             .err()
             .map(|e| format!("waiting for the command failed: {e}")),
+        cancelled,
     }
 }
 
@@ -292,9 +392,12 @@ mod tests {
             args: vec!["-c".into(), script.into()],
             cwd: Some(dir.to_string_lossy().into_owned()),
             env: vec![("GREETING".into(), "hi".into())],
+            env_templates: Vec::new(),
             timeout_ms,
             stdout_path: dir.join("logs/out.log").to_string_lossy().into_owned(),
             stderr_path: dir.join("logs/err.log").to_string_lossy().into_owned(),
+            stdin: None,
+            idle_timeout_ms: None,
         }
     }
 
@@ -340,6 +443,49 @@ mod tests {
         assert!(!out.succeeded());
         assert!(started.elapsed() < Duration::from_secs(10));
         assert!(!out.stdout.contains("never"));
+    }
+
+    #[test]
+    fn a_quiet_command_hits_the_idle_timeout() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = spec(dir.path(), "echo started; sleep 30", None);
+        s.idle_timeout_ms = Some(300);
+        let started = Instant::now();
+        let out = run(&s);
+        assert!(out.timed_out, "{out:?}");
+        assert_eq!(out.stdout, "started\n");
+        assert!(started.elapsed() < Duration::from_secs(10));
+    }
+
+    #[test]
+    fn stdin_is_written_and_closed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = spec(dir.path(), "tr a-z A-Z", None);
+        s.stdin = Some("hello agent\n".into());
+        let out = run(&s);
+        assert!(out.succeeded(), "{out:?}");
+        assert_eq!(out.stdout, "HELLO AGENT\n");
+    }
+
+    #[test]
+    fn a_cancel_stops_the_whole_process_group() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let canceller = Canceller::default();
+        let stopper = canceller.clone();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            stopper.cancel();
+        });
+        let started = Instant::now();
+        let out = run_with(
+            &spec(dir.path(), "sleep 30 & sleep 30; echo never", None),
+            Some(&canceller),
+        );
+        t.join().expect("join");
+        assert!(out.cancelled, "{out:?}");
+        assert!(!out.timed_out);
+        assert!(!out.succeeded());
+        assert!(started.elapsed() < Duration::from_secs(10));
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! transaction, first writer wins. A decision never runs user code; resuming the run is the
 //! caller's next step.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
@@ -68,6 +69,12 @@ pub struct DecisionOutcome {
     pub kind: String,
     /// The review round the decision closed (1 unless the step was pushed back before).
     pub round: i64,
+    /// Dagu's count of push-backs of the step, from 0: after this decision.
+    pub approval_iteration: i64,
+    /// Nodes a push-back sent back to pending besides the step itself (its `rewindTo`
+    /// target and what depends on it), to run again.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reset: Vec<String>,
     pub inputs: BTreeMap<String, String>,
     /// Another live process that drives the run and will pick the decision up.
     pub owner: Option<String>,
@@ -472,6 +479,33 @@ impl Engine {
             .then(|| serde_json::to_string(&req.inputs))
             .transpose()?;
 
+        // What a push-back sends back to pending besides the step (its rewindTo target and
+        // what depends on it), with the tables their outputs are in.
+        let scope: Vec<(String, i64)> = if verdict == Verdict::PushBack {
+            crate::engine::reset_scope_of(&gate.request)
+                .into_iter()
+                .filter(|(id, it)| !(id == &gate.node_id && *it == gate.iteration))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let mut scope_tables = HashMap::new();
+        for (node_id, iteration) in &scope {
+            let key: Option<String> = self
+                .conn
+                .query_row(
+                    "SELECT output_table FROM _smithers_nodes WHERE run_id = ?1 AND node_id = ?2 AND iteration = ?3",
+                    params![run_id, node_id, iteration],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(key) = key
+                && !scope_tables.contains_key(&key)
+            {
+                let table = self.table(&key)?;
+                scope_tables.insert(key, table);
+            }
+        }
         let tx = begin(&self.conn, self.batching)?;
         let (run_status, run_owner): (String, Option<String>) = tx
             .query_row(
@@ -519,12 +553,20 @@ impl Engine {
                 run_status: new_status.as_str(),
                 kind: gate.kind,
                 round: gate.round,
+                approval_iteration: 0,
+                reset: Vec::new(),
                 inputs: req.inputs,
                 owner: live_owner,
                 output: None,
                 attempt: Some(attempt),
                 max_attempts: Some(max_attempts),
                 error: Some(json!({ "code": refused.code, "message": refused.message })),
+            });
+        }
+        if let Some(busy) = running_in(&tx, &run_id, &scope)? {
+            return Err(Error::PushBackBusy {
+                node_id: gate.node_id.clone(),
+                busy,
             });
         }
         let status = match (verdict, review) {
@@ -664,9 +706,23 @@ impl Engine {
             }
         }
         let mut batch = EventBatch::default();
+        let mut reset = Vec::new();
+        for (node_id, iteration) in &scope {
+            if rewind_node(
+                &tx,
+                &run_id,
+                (node_id, *iteration),
+                &gate.node_id,
+                &scope_tables,
+                &mut batch,
+            )? {
+                reset.push(node_id.clone());
+            }
+        }
         let payload = json!({ "nodeId": gate.node_id, "iteration": gate.iteration, "decidedBy": req.decided_by,
                               "note": req.note, "kind": gate.kind, "round": gate.round,
                               "inputs": req.inputs, "reason": if verdict == Verdict::Deny { reason.clone() } else { None },
+                              "reset": reset,
                               // How long the gate waited for this decision (the time-to-decision metric).
                               "waitedMs": decided_at_ms - gate.requested_at_ms });
         batch.emit(
@@ -712,6 +768,12 @@ impl Engine {
             run_status: new_status.as_str(),
             kind: gate.kind.clone(),
             round: gate.round,
+            approval_iteration: match (review, verdict) {
+                (false, _) => 0,
+                (true, Verdict::PushBack) => gate.round,
+                (true, _) => gate.round - 1,
+            },
+            reset,
             inputs: req.inputs,
             owner: live_owner,
             output: output_value.map(|value| OutputRow {
@@ -926,8 +988,9 @@ impl Engine {
     }
 }
 
-/// A decision on a waiting run wakes it (`running`): whoever resumes it picks the decision up.
-fn wake_run(
+/// A decision on a waiting run (or a sub-run's end, for its caller) wakes it (`running`):
+/// whoever resumes it picks the decision up.
+pub(crate) fn wake_run(
     tx: &Connection,
     run_id: &str,
     status: RunStatus,
@@ -1234,6 +1297,83 @@ fn approved_streak(conn: &Connection, run_id: &str, node_id: &str, after: u32) -
         .query_map(params![run_id, node_id, AUTO_DECIDER, after], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
     Ok(statuses.len() >= after as usize && statuses.iter().all(|s| s == "approved"))
+}
+
+/// One node of a push-back's reset scope goes back to pending: its output is withdrawn,
+/// its error and skip reason cleared, and a decision it had is undone (a gate is asked
+/// again; a review opens its next round). Returns whether it changed.
+fn rewind_node(
+    tx: &Connection,
+    run_id: &str,
+    (node_id, iteration): (&str, i64),
+    by_gate: &str,
+    tables: &HashMap<String, Rc<OutputTable>>,
+    batch: &mut EventBatch,
+) -> Result<bool> {
+    let row: Option<(String, String, Option<String>)> = tx
+        .query_row(
+            "SELECT state, output_table, sub_run_id FROM _smithers_nodes WHERE run_id = ?1 AND node_id = ?2 AND iteration = ?3",
+            params![run_id, node_id, iteration],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    let Some((state, output_table, sub_run)) = row else {
+        return Ok(false); // never reached yet: it runs with the push-back's inputs anyway
+    };
+    let state = NodeState::parse(&state).unwrap_or(NodeState::Pending);
+    if state == NodeState::Pending {
+        return Ok(false);
+    }
+    let next = state.apply(NodeEvent::Rewind)?;
+    if let Some(sub) = sub_run
+        .as_deref()
+        .filter(|_| state == NodeState::WaitingApproval)
+    {
+        crate::engine::cancel_sub_runs(tx, crate::engine::SubRuns::Tree(sub), now_ms(), batch)?;
+    }
+    tx.execute(
+        "UPDATE _smithers_nodes SET state = ?4, error_json = NULL, skip_reason = NULL, sub_run_id = NULL, \
+           updated_at_ms = ?5 WHERE run_id = ?1 AND node_id = ?2 AND iteration = ?3",
+        params![run_id, node_id, iteration, next.as_str(), now_ms()],
+    )?;
+    if let Some(table) = tables.get(&output_table) {
+        table.delete(tx, run_id, node_id, iteration)?;
+    }
+    tx.execute(
+        "DELETE FROM _smithers_approvals WHERE run_id = ?1 AND node_id = ?2 AND iteration = ?3 AND kind = 'gate'",
+        params![run_id, node_id, iteration],
+    )?;
+    // A decided review keeps its round in the history and opens the next one.
+    tx.execute(
+        "UPDATE _smithers_approvals SET round = round + (status != 'requested'), status = 'pushed-back', \
+           decided_at_ms = NULL, decided_by = NULL, note = NULL, inputs_json = NULL \
+         WHERE run_id = ?1 AND node_id = ?2 AND iteration = ?3 AND kind = 'review'",
+        params![run_id, node_id, iteration],
+    )?;
+    batch.emit(
+        tx,
+        run_id,
+        "NodeReset",
+        json!({ "nodeId": node_id, "iteration": iteration, "previous": state.as_str(), "pushedBackAt": by_gate }),
+    )?;
+    Ok(true)
+}
+
+/// The first node of `scope` that is running now, if any: a push-back cannot send back a
+/// step whose attempt is still under way.
+fn running_in(tx: &Connection, run_id: &str, scope: &[(String, i64)]) -> Result<Option<String>> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT state FROM _smithers_nodes WHERE run_id = ?1 AND node_id = ?2 AND iteration = ?3",
+    )?;
+    for (node_id, iteration) in scope {
+        let state: Option<String> = stmt
+            .query_row(params![run_id, node_id, iteration], |r| r.get(0))
+            .optional()?;
+        if state.as_deref() == Some("in-progress") {
+            return Ok(Some(node_id.clone()));
+        }
+    }
+    Ok(None)
 }
 
 /// Writes the output of an `<Approval>` whose decision exists but whose node did not get it

@@ -42,6 +42,20 @@ pub struct NewRun {
     /// Who started the run (recorded; a decision request may forbid them from approving it).
     #[serde(default)]
     pub started_by: Option<String>,
+    /// The task whose sub-run this is: when the sub-run ends, that task (if it waits on it)
+    /// runs again and its run moves on.
+    #[serde(default)]
+    pub parent: Option<ParentRef>,
+}
+
+/// The calling task of a sub-run.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ParentRef {
+    pub run_id: String,
+    pub node_id: String,
+    #[serde(default)]
+    pub iteration: i64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -110,6 +124,18 @@ pub struct Step {
     /// When the run parks: the nodes waiting for a decision.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub waiting: Vec<String>,
+    /// Outputs a push-back withdrew (its reset scope runs again): the driver forgets them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reset: Vec<OutputRef>,
+}
+
+/// Names one output row: table, node, iteration.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OutputRef {
+    pub table: String,
+    pub node_id: String,
+    pub iteration: i64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -127,6 +153,45 @@ pub struct TaskResult {
     /// The outcome of a command task's process; the core turns it into output or failure.
     #[serde(default)]
     pub command: Option<CommandOutcome>,
+    /// The task started a sub-run that now waits for a decision of its own: the task waits
+    /// with it (until the sub-run ends) instead of finishing or failing.
+    #[serde(default)]
+    pub waiting_on: Option<String>,
+    /// An agent task's call: kept on the attempt whether it succeeded or failed.
+    #[serde(default)]
+    pub agent: Option<AgentCall>,
+}
+
+/// What an agent attempt asked and answered (`_smithers_attempts`: `prompt`,
+/// `response_text`, `usage_json`, `agent_json`, and the CLI agent's log paths).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentCall {
+    /// The agent's id, class or CLI, and its model when known.
+    #[serde(default)]
+    pub agent: Option<String>,
+    #[serde(default)]
+    pub model: Option<String>,
+    /// The prompt as sent (with the output instructions).
+    #[serde(default)]
+    pub prompt: String,
+    /// The raw text of the answer; absent when the call itself failed.
+    #[serde(default)]
+    pub text: Option<String>,
+    /// Token counts (`inputTokens`, `outputTokens`, …), over every call of the attempt.
+    #[serde(default)]
+    pub usage: Option<Value>,
+    /// The one follow-up asked when the answer had no valid JSON: `{prompt, text, reason}`.
+    #[serde(default)]
+    pub follow_up: Option<Value>,
+    /// Tool calls the agent made through smithers' tools.
+    #[serde(default)]
+    pub tool_calls: Option<i64>,
+    /// A CLI agent's process logs.
+    #[serde(default)]
+    pub stdout_path: Option<String>,
+    #[serde(default)]
+    pub stderr_path: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -157,6 +222,9 @@ pub(crate) struct LoopRecord {
 
 pub(crate) struct ActiveRun {
     pub status: RunStatus,
+    /// For the environment of command tasks (DAG_NAME, DAG_PARAMS_JSON).
+    workflow_name: String,
+    input_json: String,
     plan: Option<Plan>,
     cache: WalkCache,
     /// No output the render read has changed since the plan was submitted.
@@ -382,6 +450,9 @@ impl Engine {
     /// every output schema (identifiers, column names, JSON Schema compilation).
     pub fn validate_graph(graph: &GraphDescriptor) -> Result<()> {
         graph.validate()?;
+        if graph_has_rewinds(&graph.root) {
+            Plan::build(graph.clone()).check_rewinds()?;
+        }
         for (key, schema) in &graph.schemas {
             OutputTable::new(key, schema)?;
         }
@@ -584,10 +655,14 @@ impl Engine {
             return Err(Error::RunExists { run_id });
         }
         let now = now_ms();
+        let input_json = serde_json::to_string(&new.input)?;
+        let parent = new.parent.as_ref();
         tx.execute(
-            "INSERT INTO _smithers_runs (run_id, workflow_name, workflow_path, status, input_json, owner, created_at_ms, updated_at_ms, started_by) \
-             VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6, ?6, ?7)",
-            params![run_id, name, new.workflow_path, serde_json::to_string(&new.input)?, owner, now, new.started_by],
+            "INSERT INTO _smithers_runs (run_id, workflow_name, workflow_path, status, input_json, owner, created_at_ms, updated_at_ms, started_by, \
+               parent_run_id, parent_node_id, parent_iteration) \
+             VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6, ?6, ?7, ?8, ?9, ?10)",
+            params![run_id, name, new.workflow_path, input_json, owner, now, new.started_by,
+                    parent.map(|p| &p.run_id), parent.map(|p| &p.node_id), parent.map(|p| p.iteration)],
         )?;
         let mut batch = EventBatch::default();
         batch.emit(
@@ -604,8 +679,10 @@ impl Engine {
             workflow = name.as_str(),
             "run created and claimed"
         );
-        self.runs
-            .insert(run_id.clone(), new_active(RunStatus::Running));
+        let mut active = new_active(RunStatus::Running);
+        active.workflow_name = name.clone();
+        active.input_json = input_json;
+        self.runs.insert(run_id.clone(), active);
         Ok(Snapshot {
             run_id,
             status: RunStatus::Running.as_str(),
@@ -738,6 +815,8 @@ impl Engine {
         );
 
         let mut run = new_active(next_status);
+        run.workflow_name = workflow_name.clone();
+        run.input_json = input_json;
         let mut node_loops = BTreeMap::new();
         {
             let mut stmt = self.conn.prepare_cached(
@@ -842,6 +921,7 @@ impl Engine {
     fn submit_graph_inner(&mut self, run_id: &str, graph: GraphDescriptor) -> Result<Step> {
         let workflow_name = graph.workflow.name.clone();
         let plan = Plan::build(graph);
+        plan.check_rewinds()?;
         let now = now_ms();
         let run = self
             .runs
@@ -853,6 +933,7 @@ impl Engine {
         if let Some(name) = &workflow_name {
             tx.prepare_cached("UPDATE _smithers_runs SET workflow_name = ?2 WHERE run_id = ?1 AND workflow_name != ?2")?
                 .execute(params![run_id, name])?;
+            run.workflow_name.clone_from(name);
         }
         {
             let mut insert_node = tx.prepare_cached(
@@ -954,6 +1035,10 @@ impl Engine {
     }
 
     fn complete_one(&mut self, run_id: &str, result: TaskResult, step: &mut Step) -> Result<()> {
+        if let Some(call) = &result.agent {
+            // In the driving call's transaction, so it commits with the result it explains.
+            self.record_agent_call(run_id, &result, call)?;
+        }
         let run = self.runs.get(run_id).ok_or_else(|| Error::RunNotClaimed {
             run_id: run_id.into(),
         })?;
@@ -979,6 +1064,9 @@ impl Engine {
             // A late result for an attempt the run no longer waits for (cancelled, failed).
             return self.close_attempt(run_id, &result, "ignored");
         }
+        if let Some(sub_run) = &result.waiting_on {
+            return self.await_sub_run(run_id, &task, rec.attempts, sub_run);
+        }
         let table = self.table(&task.output)?;
         if let Some(outcome) = &result.command {
             return self.complete_command(run_id, &task, rec.attempts, &table, outcome, step);
@@ -996,6 +1084,82 @@ impl Engine {
             });
             self.fail_task(run_id, &task, rec.attempts, error, true)
         }
+    }
+
+    /// Keeps an agent attempt's prompt, answer and usage on its attempt row, and reports the
+    /// tokens it used (`TokenUsageReported`).
+    fn record_agent_call(
+        &mut self,
+        run_id: &str,
+        result: &TaskResult,
+        call: &AgentCall,
+    ) -> Result<()> {
+        let meta = json!({
+            "agent": call.agent,
+            "model": call.model,
+            "followUp": call.follow_up,
+            "toolCalls": call.tool_calls,
+        });
+        let usage = call.usage.as_ref().map(Value::to_string);
+        let tx = begin(&self.conn, self.batching)?;
+        tx.prepare_cached(
+            "UPDATE _smithers_attempts SET prompt = ?5, response_text = ?6, usage_json = ?7, agent_json = ?8, \
+             stdout_path = COALESCE(?9, stdout_path), stderr_path = COALESCE(?10, stderr_path) \
+             WHERE run_id = ?1 AND node_id = ?2 AND iteration = ?3 AND attempt = ?4",
+        )?
+        .execute(params![
+            run_id,
+            result.node_id,
+            result.iteration,
+            result.attempt,
+            call.prompt,
+            call.text,
+            usage,
+            meta.to_string(),
+            call.stdout_path,
+            call.stderr_path
+        ])?;
+        let mut batch = EventBatch::default();
+        if let Some(usage) = call
+            .usage
+            .as_ref()
+            .filter(|u| u.as_object().is_some_and(|o| !o.is_empty()))
+        {
+            let mut payload = json!({
+                "nodeId": result.node_id,
+                "iteration": result.iteration,
+                "attempt": result.attempt,
+                "agent": call.agent,
+                "model": call.model,
+            });
+            if let (Some(p), Some(u)) = (payload.as_object_mut(), usage.as_object()) {
+                p.extend(u.clone());
+            }
+            batch.emit(&tx, run_id, "TokenUsageReported", payload)?;
+        }
+        tx.commit()?;
+        self.publish(batch);
+        Ok(())
+    }
+
+    /// Checks a value against the output schema of a task of a run this engine drives,
+    /// without recording anything: the driver asks before it reports an agent's answer, so
+    /// an answer that does not fit gets one follow-up before the attempt fails.
+    pub fn check_output(&mut self, run_id: &str, node_id: &str, value: &Value) -> Result<()> {
+        let key = {
+            let run = self.active(run_id)?;
+            let task = run
+                .plan
+                .as_ref()
+                .and_then(|p| p.task_index.get(node_id).and_then(|&i| p.task(i)))
+                .ok_or_else(|| Error::NodeNotFound {
+                    run_id: run_id.into(),
+                    node_id: node_id.into(),
+                    iteration: 0,
+                })?;
+            task.output.clone()
+        };
+        self.table(&key)?.validate(node_id, value)
     }
 
     /// A command's exit becomes the task's output (`{exitCode, stdout, stderr}`, or stdout
@@ -1164,6 +1328,12 @@ impl Engine {
         let Some(review) = &task.review else {
             return Ok(());
         };
+        let reset_scope = self
+            .active(run_id)?
+            .plan
+            .as_ref()
+            .and_then(|p| p.task_index.get(&task.id).map(|&i| p.reset_scope(i)))
+            .unwrap_or_else(|| vec![(task.id.clone(), task.iteration)]);
         let now = now_ms();
         let next = NodeState::InProgress.apply(NodeEvent::AwaitReview)?;
         let tx = begin(&self.conn, self.batching)?;
@@ -1195,6 +1365,9 @@ impl Engine {
             "stdoutPath": stdout_path,
             // What the reviewer decides on, shown by the inbox next to the prompt.
             "output": value,
+            "rewindTo": review.rewind_to,
+            // What a push-back sends back to pending (the decision has no plan to ask).
+            "resetScope": reset_scope,
         });
         // A step sent back comes here again: its row moves to the next round.
         tx.prepare_cached(
@@ -1245,6 +1418,81 @@ impl Engine {
         }
         run.output_changed(&task.id);
         step.outputs.push(output);
+        Ok(())
+    }
+
+    /// The task's sub-run waits for a decision of its own: the task waits with it, holding
+    /// no thread, until the sub-run ends (`wake_caller`). Its attempt is closed as `waiting`.
+    fn await_sub_run(
+        &mut self,
+        run_id: &str,
+        task: &TaskNode,
+        attempt: i64,
+        sub_run: &str,
+    ) -> Result<()> {
+        check_run_id(sub_run)?;
+        let now = now_ms();
+        let tx = begin(&self.conn, self.batching)?;
+        let sub_status: Option<RunStatus> = tx
+            .query_row(
+                "SELECT status FROM _smithers_runs WHERE run_id = ?1",
+                [sub_run],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()?
+            .as_deref()
+            .and_then(RunStatus::parse);
+        let Some(sub_status) = sub_status else {
+            drop(tx);
+            let error = TaskError {
+                code: Some("SUBRUN_FAILED".into()),
+                name: None,
+                message: format!("sub-run {sub_run} does not exist"),
+                stack: None,
+            };
+            return self.fail_task(run_id, task, attempt, error, false);
+        };
+        // It ended between its driver's return and this call (decided elsewhere): the task
+        // runs again at once and reads its result.
+        let next = NodeState::InProgress.apply(if sub_status.is_terminal() {
+            NodeEvent::Retry
+        } else {
+            NodeEvent::AwaitSubRun
+        })?;
+        set_node_row(
+            &tx,
+            run_id,
+            &task.id,
+            task.iteration,
+            next,
+            attempt,
+            None,
+            None,
+        )?;
+        tx.prepare_cached(
+            "UPDATE _smithers_nodes SET sub_run_id = ?4 WHERE run_id = ?1 AND node_id = ?2 AND iteration = ?3",
+        )?
+        .execute(params![run_id, task.id, task.iteration, sub_run])?;
+        tx.prepare_cached(
+            "UPDATE _smithers_attempts SET state = 'waiting', finished_at_ms = ?5 \
+             WHERE run_id = ?1 AND node_id = ?2 AND iteration = ?3 AND attempt = ?4",
+        )?
+        .execute(params![run_id, task.id, task.iteration, attempt, now])?;
+        let mut batch = EventBatch::default();
+        batch.emit(
+            &tx,
+            run_id,
+            if next == NodeState::Pending {
+                "NodeSubRunEnded"
+            } else {
+                "NodeWaitingSubRun"
+            },
+            json!({ "nodeId": task.id, "iteration": task.iteration, "subRunId": sub_run }),
+        )?;
+        tx.commit()?;
+        self.publish(batch);
+        self.active(run_id)?
+            .set_state(&task.id, task.iteration, next);
         Ok(())
     }
 
@@ -1360,7 +1608,13 @@ impl Engine {
                 break;
             }
             if let Some(failure) = run.failure.clone() {
-                self.end_run(run_id, RunEvent::Fail, Some(failure))?;
+                // A reviewer's rejection ends the run `rejected`, not `failed`.
+                let event = if failure.code == "APPROVAL_REJECTED" {
+                    RunEvent::Reject
+                } else {
+                    RunEvent::Fail
+                };
+                self.end_run(run_id, event, Some(failure))?;
                 break;
             }
             if run.plan.is_none() || !run.fresh {
@@ -1494,7 +1748,7 @@ impl Engine {
             Action::Start(idx) => {
                 let task = self.plan_task(run_id, idx)?;
                 let attempt = self.start_task(run_id, &task)?;
-                let (inputs, push_back) = self.inputs_for(run_id, idx, &task)?;
+                let (inputs, push_back) = self.inputs_for(run_id, idx, &task, attempt)?;
                 let command = match &task.body {
                     TaskBody::Command(body) => Some(self.command_spec(
                         run_id,
@@ -1589,12 +1843,15 @@ impl Engine {
     }
 
     /// The approver inputs that reach a task: those of every decided gate upstream of it (a
-    /// push-back's, then the approval's), and, for a step sent back, its own push-back.
+    /// push-back's, then the approval's), and, for a task in a push-back's reset scope (the
+    /// step sent back, its `rewindTo` target and what depends on it), that push-back: its
+    /// inputs and `{iteration, by, at, inputs, history, previousStdoutFile}`.
     fn inputs_for(
         &mut self,
         run_id: &str,
         idx: usize,
         task: &TaskNode,
+        attempt: i64,
     ) -> Result<(BTreeMap<String, String>, Option<Value>)> {
         let mut inputs = BTreeMap::new();
         let mut push_back = None;
@@ -1606,16 +1863,24 @@ impl Engine {
         if !carries {
             return Ok((inputs, push_back));
         }
-        type Row = (String, i64, String, i64, Option<String>, Option<String>);
+        type Row = (
+            String,
+            i64,
+            String,
+            i64,
+            Option<String>,
+            Option<String>,
+            String,
+        );
         let rows: Vec<Row> = self
             .conn
             .prepare_cached(
-                "SELECT node_id, iteration, status, round, inputs_json, pushback_json FROM _smithers_approvals \
+                "SELECT node_id, iteration, status, round, inputs_json, pushback_json, request_json FROM _smithers_approvals \
                  WHERE run_id = ?1 AND (inputs_json IS NOT NULL OR pushback_json IS NOT NULL) \
                  ORDER BY COALESCE(decided_at_ms, requested_at_ms)",
             )?
             .query_map([run_id], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
             })?
             .collect::<Result<_, _>>()?;
         let parse = |json: &Option<String>| -> BTreeMap<String, String> {
@@ -1625,7 +1890,7 @@ impl Engine {
                 .and_then(|v| serde_json::from_value(v).ok())
                 .unwrap_or_default()
         };
-        for (gate_id, gate_iteration, status, round, inputs_json, pushback_json) in rows {
+        for (gate_id, gate_iteration, status, round, inputs_json, pushback_json, request) in rows {
             let (gate_idx, gate_in_loop) = {
                 let Some(plan) = self.runs.get(run_id).and_then(|r| r.plan.as_ref()) else {
                     break;
@@ -1639,49 +1904,81 @@ impl Engine {
                 }
                 (gate_idx, plan.nodes[gate_idx].loop_id.is_some())
             };
-            if gate_id == task.id {
-                if let Some(json) = &pushback_json {
+            let own = gate_id == task.id;
+            if !own && gate_in_loop && gate_iteration != task.iteration {
+                continue;
+            }
+            let downstream = !own && self.downstream_of(run_id, gate_idx)?.contains(&idx);
+            if let Some(json) = &pushback_json {
+                let scope = crate::engine::reset_scope(&request);
+                let in_scope = own
+                    || if scope.is_empty() {
+                        downstream
+                    } else {
+                        scope
+                            .iter()
+                            .any(|(id, it)| id == &task.id && *it == task.iteration)
+                    };
+                if in_scope {
                     inputs.extend(parse(&pushback_json));
-                    let mut value: Value = serde_json::from_str(json).unwrap_or(Value::Null);
                     let history = crate::decision::review_history(
                         &self.conn,
                         run_id,
-                        &task.id,
-                        task.iteration,
+                        &gate_id,
+                        gate_iteration,
                     )?;
+                    let mut value: Value = serde_json::from_str(json).unwrap_or(Value::Null);
                     if let Some(obj) = value.as_object_mut() {
                         obj.insert("iteration".into(), json!(round));
-                        obj.insert(
-                            "previousStdoutFile".into(),
+                        if !own {
+                            obj.insert("gate".into(), json!(gate_id));
+                        }
+                        let previous = if own {
                             history
                                 .iter()
                                 .rev()
                                 .find_map(|h| h.get("stdoutPath").cloned())
-                                .unwrap_or(Value::Null),
-                        );
+                                .unwrap_or(Value::Null)
+                        } else {
+                            json!(self.previous_stdout(run_id, task, attempt)?)
+                        };
+                        obj.insert("previousStdoutFile".into(), previous);
                         obj.insert("history".into(), Value::Array(history));
                     }
                     push_back = Some(value);
                 }
-                continue;
             }
-            if gate_in_loop && gate_iteration != task.iteration {
-                continue;
-            }
-            if !self.downstream_of(run_id, gate_idx)?.contains(&idx) {
-                continue;
-            }
-            inputs.extend(parse(&pushback_json));
-            if status == "approved" {
+            if downstream && status == "approved" {
                 inputs.extend(parse(&inputs_json));
             }
         }
         Ok((inputs, push_back))
     }
 
+    /// The stdout log of a task's latest finished attempt before `attempt` (what it printed
+    /// before a push-back sent it back).
+    fn previous_stdout(
+        &self,
+        run_id: &str,
+        task: &TaskNode,
+        attempt: i64,
+    ) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT stdout_path FROM _smithers_attempts WHERE run_id = ?1 AND node_id = ?2 AND iteration = ?3 \
+                 AND attempt < ?4 AND state = 'finished' AND stdout_path IS NOT NULL ORDER BY attempt DESC LIMIT 1",
+            )?
+            .query_row(params![run_id, task.id, task.iteration, attempt], |r| r.get(0))
+            .optional()?)
+    }
+
     /// The process a command task runs: `shell -c <command>`, in its directory, with the
     /// task's env, then the approver inputs that reach it, then the engine's own variables
-    /// (which nothing overrides).
+    /// (which nothing overrides): `SMITHERS_*`, and Dagu's names (`DAG_NAME`, `DAG_RUN_ID`,
+    /// `DAG_RUN_STEP_NAME`, `DAG_PUSHBACK`, …) so a Dagu step runs unchanged. Big values
+    /// travel as files: the push-back's history is in the variable without outputs, the
+    /// previous stdout is a path.
     fn command_spec(
         &self,
         run_id: &str,
@@ -1706,24 +2003,6 @@ impl Engine {
                 env.push((k.clone(), v.clone()));
             }
         }
-        if let Some(pb) = push_back {
-            env.push((
-                "SMITHERS_PUSHBACK_ITERATION".into(),
-                pb.get("iteration")
-                    .map(|i| i.to_string())
-                    .unwrap_or_default(),
-            ));
-            env.push(("SMITHERS_PUSHBACK".into(), pb.to_string()));
-            if let Some(prev) = pb.get("previousStdoutFile").and_then(Value::as_str) {
-                env.push(("SMITHERS_PUSHBACK_PREVIOUS_STDOUT_FILE".into(), prev.into()));
-            }
-        }
-        env.push(("SMITHERS_RUN_ID".into(), run_id.into()));
-        env.push(("SMITHERS_NODE_ID".into(), task.id.clone()));
-        env.push(("SMITHERS_ITERATION".into(), task.iteration.to_string()));
-        env.push(("SMITHERS_ATTEMPT".into(), attempt.to_string()));
-        let input_names: Vec<&str> = inputs.keys().map(String::as_str).collect();
-        env.push(("SMITHERS_APPROVAL_INPUTS".into(), input_names.join(",")));
         let dir = self.log_dir.join(run_id);
         let base = format!("{}.{}.{}", task.id, task.iteration, attempt);
         let path = |ext: &str| {
@@ -1731,14 +2010,58 @@ impl Engine {
                 .to_string_lossy()
                 .into_owned()
         };
+        let (stdout_path, stderr_path) = (path("stdout.log"), path("stderr.log"));
+        if let Some(pb) = push_back {
+            let round = pb.get("iteration").and_then(Value::as_i64).unwrap_or(1);
+            let previous = pb
+                .get("previousStdoutFile")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            env.push(("SMITHERS_PUSHBACK_ITERATION".into(), round.to_string()));
+            env.push(("SMITHERS_PUSHBACK".into(), slim_push_back(pb).to_string()));
+            env.push((
+                "SMITHERS_PUSHBACK_PREVIOUS_STDOUT_FILE".into(),
+                previous.clone(),
+            ));
+            env.push(("DAG_PUSHBACK_ITERATION".into(), (round - 1).to_string()));
+            env.push(("DAG_PUSHBACK".into(), dagu_push_back(pb).to_string()));
+            env.push(("DAG_PUSHBACK_PREVIOUS_STDOUT_FILE".into(), previous));
+        }
+        env.push(("SMITHERS_RUN_ID".into(), run_id.into()));
+        env.push(("SMITHERS_NODE_ID".into(), task.id.clone()));
+        env.push(("SMITHERS_ITERATION".into(), task.iteration.to_string()));
+        env.push(("SMITHERS_ATTEMPT".into(), attempt.to_string()));
+        let input_names: Vec<&str> = inputs.keys().map(String::as_str).collect();
+        env.push(("SMITHERS_APPROVAL_INPUTS".into(), input_names.join(",")));
+        let run = self.runs.get(run_id);
+        env.push((
+            "DAG_NAME".into(),
+            run.map(|r| r.workflow_name.clone()).unwrap_or_default(),
+        ));
+        env.push(("DAG_RUN_ID".into(), run_id.into()));
+        env.push(("DAG_RUN_STEP_NAME".into(), task.id.clone()));
+        env.push(("DAG_RUN_STEP_STDOUT_FILE".into(), stdout_path.clone()));
+        env.push(("DAG_RUN_STEP_STDERR_FILE".into(), stderr_path.clone()));
+        env.push((
+            "DAG_RUN_LOG_FILE".into(),
+            dir.join(RUN_LOG_FILE).to_string_lossy().into_owned(),
+        ));
+        let params = run.map(|r| r.input_json.as_str()).unwrap_or("null");
+        if params.len() <= MAX_PARAMS_ENV {
+            env.push(("DAG_PARAMS_JSON".into(), params.into()));
+        }
         Ok(CommandSpec {
             program: body.shell.clone().unwrap_or_else(|| "/bin/sh".into()),
             args: vec!["-c".into(), text],
             cwd: body.cwd.clone(),
             env,
+            env_templates: body.env_templates.clone(),
             timeout_ms: task.timeout_ms,
-            stdout_path: path("stdout.log"),
-            stderr_path: path("stderr.log"),
+            stdout_path,
+            stderr_path,
+            stdin: None,
+            idle_timeout_ms: None,
         })
     }
 
@@ -1889,11 +2212,11 @@ impl Engine {
         if run.waiting == 0 {
             return Ok(());
         }
-        type Decided = (String, i64, String, String, String, Option<String>);
+        type Decided = (String, i64, String, String, String, Option<String>, String);
         let decided: Vec<Decided> = self
             .conn
             .prepare_cached(
-                "SELECT a.node_id, a.iteration, n.state, a.status, a.output_table, n.error_json \
+                "SELECT a.node_id, a.iteration, n.state, a.status, a.output_table, n.error_json, a.request_json \
                  FROM _smithers_approvals a JOIN _smithers_nodes n \
                    ON n.run_id = a.run_id AND n.node_id = a.node_id AND n.iteration = a.iteration \
                  WHERE a.run_id = ?1 AND a.status != 'requested'",
@@ -1906,10 +2229,11 @@ impl Engine {
                     r.get(3)?,
                     r.get(4)?,
                     r.get(5)?,
+                    r.get(6)?,
                 ))
             })?
             .collect::<Result<_, _>>()?;
-        for (node_id, iteration, state, approval, output_table, error_json) in decided {
+        for (node_id, iteration, state, approval, output_table, error_json, request) in decided {
             let run = self.active(run_id)?;
             let Some(rec) = run.record(&node_id, iteration) else {
                 continue;
@@ -1947,7 +2271,17 @@ impl Engine {
                     node_id: Some(node_id.clone()),
                 });
             }
+            if approval == "pushed-back" {
+                step.reset.push(OutputRef {
+                    table: output_table.clone(),
+                    node_id: node_id.clone(),
+                    iteration,
+                });
+                let scope = reset_scope(&request);
+                self.reload_reset_scope(run_id, &scope, step)?;
+            }
             if next == NodeState::Finished {
+                let run = self.active(run_id)?;
                 run.output_changed(&node_id);
                 let table = self.table(&output_table)?;
                 if let Some(value) = table.read_one(&self.conn, run_id, &node_id, iteration)? {
@@ -1960,6 +2294,70 @@ impl Engine {
                 }
             }
         }
+        // Tasks that waited on a sub-run which has ended since (`wake_caller`).
+        let woken: Vec<(String, i64, String)> = self
+            .conn
+            .prepare_cached(
+                "SELECT node_id, iteration, state FROM _smithers_nodes WHERE run_id = ?1 \
+                 AND sub_run_id IS NOT NULL AND state != 'waiting-approval'",
+            )?
+            .query_map([run_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<Result<_, _>>()?;
+        let run = self.active(run_id)?;
+        for (node_id, iteration, state) in woken {
+            if run
+                .node(&node_id, iteration)
+                .is_some_and(|v| v.state == NodeState::WaitingApproval)
+            {
+                let next = NodeState::parse(&state).unwrap_or(NodeState::Pending);
+                run.set_state(&node_id, iteration, next);
+            }
+        }
+        Ok(())
+    }
+
+    /// A push-back decided while this engine drives the run took its reset scope back to
+    /// pending in the store: the in-memory states follow, the walk's caches (which assume
+    /// terminal stays terminal) start over, the withdrawn outputs go to the driver, and the
+    /// workflow renders again (it may have read them).
+    fn reload_reset_scope(
+        &mut self,
+        run_id: &str,
+        scope: &[(String, i64)],
+        step: &mut Step,
+    ) -> Result<()> {
+        for (node_id, iteration) in scope {
+            let before = self
+                .active(run_id)?
+                .node(node_id, *iteration)
+                .map(|v| v.state);
+            let Some(before) = before else { continue };
+            self.reload_node(run_id, node_id, *iteration)?;
+            let run = self.active(run_id)?;
+            let after = run.node(node_id, *iteration).map(|v| v.state);
+            if before != NodeState::Pending && after == Some(NodeState::Pending) {
+                if let Some(rec) = run.record(node_id, *iteration) {
+                    rec.approval = None;
+                }
+                let table = run
+                    .plan
+                    .as_ref()
+                    .and_then(|p| p.task_index.get(node_id).and_then(|&i| p.task(i)))
+                    .map(|t| t.output.clone());
+                if let Some(table) = table {
+                    step.reset.push(OutputRef {
+                        table,
+                        node_id: node_id.clone(),
+                        iteration: *iteration,
+                    });
+                }
+            }
+        }
+        let run = self.active(run_id)?;
+        if let Some(plan) = &run.plan {
+            run.cache = WalkCache::new(plan);
+        }
+        run.fresh = false;
         Ok(())
     }
 
@@ -1975,6 +2373,22 @@ impl Engine {
             let mut n = 0;
             let mut stmt = tx.prepare_cached(
                 "SELECT node_id, iteration FROM _smithers_approvals WHERE run_id = ?1 AND status != 'requested'",
+            )?;
+            for row in stmt.query_map([run_id], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            })? {
+                let (node_id, iteration) = row?;
+                if run
+                    .node(&node_id, iteration)
+                    .is_some_and(|v| v.state == NodeState::WaitingApproval)
+                {
+                    n += 1;
+                }
+            }
+            // A sub-run this run waits on ended meanwhile.
+            let mut stmt = tx.prepare_cached(
+                "SELECT node_id, iteration FROM _smithers_nodes WHERE run_id = ?1 \
+                 AND sub_run_id IS NOT NULL AND state != 'waiting-approval'",
             )?;
             for row in stmt.query_map([run_id], |r| {
                 Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
@@ -2074,8 +2488,15 @@ impl Engine {
             RunStatus::Failed => {
                 batch.emit(&tx, run_id, "RunFailed", json!({ "error": failure }))?
             }
+            RunStatus::Rejected => {
+                batch.emit(&tx, run_id, "RunRejected", json!({ "error": failure }))?
+            }
             _ => {}
         }
+        if next != RunStatus::Finished {
+            cancel_sub_runs(&tx, SubRuns::Of(run_id), now, &mut batch)?;
+        }
+        wake_caller(&tx, run_id, now, &mut batch)?;
         tx.commit()?;
         self.publish(batch);
         let run = self.active(run_id)?;
@@ -2219,6 +2640,109 @@ fn error_field(error: Option<&Value>, key: &str) -> Option<String> {
         .map(String::from)
 }
 
+/// Which runs `cancel_sub_runs` ends: the sub-runs of a run, or a sub-run and its own.
+#[derive(Clone, Copy)]
+pub(crate) enum SubRuns<'a> {
+    /// A run that ends early takes its open sub-runs with it.
+    Of(&'a str),
+    /// A task a push-back sent back no longer waits on its sub-run: the next attempt makes a
+    /// new one.
+    Tree(&'a str),
+}
+
+/// Cancels open sub-runs, their nodes and requests too (a driver of one learns it at its
+/// next call).
+pub(crate) fn cancel_sub_runs(
+    tx: &Connection,
+    which: SubRuns<'_>,
+    now: i64,
+    batch: &mut EventBatch,
+) -> Result<()> {
+    let (root, tree, reason) = match which {
+        SubRuns::Of(run_id) => (run_id, false, "its caller ended"),
+        SubRuns::Tree(sub) => (sub, true, "its caller was sent back"),
+    };
+    let open: Vec<(String, String)> = tx
+        .prepare_cached(
+            "WITH RECURSIVE sub(id) AS (SELECT run_id FROM _smithers_runs WHERE (?2 AND run_id = ?1) OR (NOT ?2 AND parent_run_id = ?1) \
+               UNION SELECT r.run_id FROM _smithers_runs r JOIN sub ON r.parent_run_id = sub.id) \
+             SELECT run_id, status FROM _smithers_runs WHERE run_id IN sub \
+               AND status IN ('running', 'waiting-approval', 'waiting-timer')",
+        )?
+        .query_map(params![root, tree], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    for (sub, status) in open {
+        tx.execute(
+            "UPDATE _smithers_nodes SET state = 'cancelled', updated_at_ms = ?2 WHERE run_id = ?1 \
+             AND state IN ('pending', 'in-progress', 'waiting-approval')",
+            params![sub, now],
+        )?;
+        tx.execute(
+            "UPDATE _smithers_approvals SET status = 'cancelled' WHERE run_id = ?1 AND status = 'requested'",
+            [&sub],
+        )?;
+        tx.execute(
+            "UPDATE _smithers_attempts SET state = 'cancelled', finished_at_ms = ?2 WHERE run_id = ?1 AND state = 'running'",
+            params![sub, now],
+        )?;
+        tx.execute(
+            "UPDATE _smithers_runs SET status = 'cancelled', owner = NULL, updated_at_ms = ?2, finished_at_ms = ?2 WHERE run_id = ?1",
+            params![sub, now],
+        )?;
+        batch.emit(
+            tx,
+            &sub,
+            "RunStatusChanged",
+            json!({ "status": "cancelled", "previous": status, "reason": reason }),
+        )?;
+    }
+    Ok(())
+}
+
+/// A sub-run ended: the task that waits on it goes back to pending (it runs again and reads
+/// the sub-run's result) and its run wakes up. A run nobody drives is then `running` with no
+/// owner, which `resume` (or serve's watcher) picks up; a live driver of it sees the node
+/// move at its next call.
+fn wake_caller(tx: &Connection, run_id: &str, now: i64, batch: &mut EventBatch) -> Result<()> {
+    type Caller = (Option<String>, Option<String>, Option<i64>);
+    let caller: Option<Caller> = tx
+        .prepare_cached(
+            "SELECT parent_run_id, parent_node_id, parent_iteration FROM _smithers_runs WHERE run_id = ?1",
+        )?
+        .query_row([run_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    let Some((Some(parent), Some(node), iteration)) = caller else {
+        return Ok(());
+    };
+    let iteration = iteration.unwrap_or(0);
+    let next = NodeState::WaitingApproval.apply(NodeEvent::SubRunEnded)?;
+    let moved = tx.execute(
+        "UPDATE _smithers_nodes SET state = ?5, updated_at_ms = ?6 WHERE run_id = ?1 AND node_id = ?2 \
+         AND iteration = ?3 AND state = 'waiting-approval' AND sub_run_id = ?4",
+        params![parent, node, iteration, run_id, next.as_str(), now],
+    )?;
+    if moved == 0 {
+        return Ok(());
+    }
+    batch.emit(
+        tx,
+        &parent,
+        "NodeSubRunEnded",
+        json!({ "nodeId": node, "iteration": iteration, "subRunId": run_id }),
+    )?;
+    let status: Option<String> = tx
+        .query_row(
+            "SELECT status FROM _smithers_runs WHERE run_id = ?1",
+            [&parent],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(status) = status.as_deref().and_then(RunStatus::parse) {
+        crate::decision::wake_run(tx, &parent, status, now, batch)?;
+    }
+    Ok(())
+}
+
 fn task_error(err: &Error) -> TaskError {
     TaskError {
         code: Some(err.code().into()),
@@ -2228,9 +2752,90 @@ fn task_error(err: &Error) -> TaskError {
     }
 }
 
+fn graph_has_rewinds(node: &crate::graph::PlanNode) -> bool {
+    use crate::graph::PlanNode;
+    match node {
+        PlanNode::Task(t) => t.review.as_ref().is_some_and(|r| r.rewind_to.is_some()),
+        PlanNode::Sequence { children }
+        | PlanNode::Parallel { children, .. }
+        | PlanNode::Group { children }
+        | PlanNode::Loop { children, .. } => children.iter().any(graph_has_rewinds),
+    }
+}
+
+/// The run's log in its log directory (`DAG_RUN_LOG_FILE`): the driver appends a line per
+/// command step and handler it runs.
+pub const RUN_LOG_FILE: &str = "run.log";
+
+/// `DAG_PARAMS_JSON` is set when the run's input is at most this big (a variable over
+/// 128 KiB cannot be passed to a process at all); the input is in `smithers inspect`.
+const MAX_PARAMS_ENV: usize = 64 * 1024;
+
+/// `SMITHERS_PUSHBACK`: the push-back without the outputs and notes of earlier rounds, so it
+/// stays small however many rounds there were (the outputs are in the logs and history).
+fn slim_push_back(pb: &Value) -> Value {
+    let mut out = pb.clone();
+    if let Some(obj) = out.as_object_mut()
+        && let Some(Value::Array(history)) = obj.get_mut("history")
+    {
+        for h in history.iter_mut() {
+            if let Some(h) = h.as_object_mut() {
+                h.retain(|k, _| {
+                    matches!(k.as_str(), "iteration" | "status" | "by" | "at" | "inputs")
+                });
+            }
+        }
+    }
+    out
+}
+
+/// `DAG_PUSHBACK` in Dagu's shape: `iteration` counts push-backs from 0 (our review round
+/// minus one), `history` has one entry per push-back `{iteration, by, at, inputs}`.
+fn dagu_push_back(pb: &Value) -> Value {
+    let round = pb.get("iteration").and_then(Value::as_i64).unwrap_or(1);
+    let history: Vec<Value> = pb
+        .get("history")
+        .and_then(Value::as_array)
+        .map(|rows| {
+            rows.iter()
+                .filter(|h| h.get("status").and_then(Value::as_str) == Some("pushed-back"))
+                .map(|h| {
+                    json!({ "iteration": h.get("iteration"), "by": h.get("by"), "at": h.get("at"),
+                            "inputs": h.get("inputs").filter(|v| !v.is_null()).cloned().unwrap_or_else(|| json!({})) })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    json!({
+        "iteration": round - 1,
+        "by": pb.get("by"),
+        "at": pb.get("at"),
+        "inputs": pb.get("inputs").cloned().unwrap_or_else(|| json!({})),
+        "history": history,
+    })
+}
+
+/// The nodes a push-back of a review resets (stored on its request when it was made):
+/// `[[nodeId, iteration], …]`.
+pub(crate) fn reset_scope(request_json: &str) -> Vec<(String, i64)> {
+    serde_json::from_str::<Value>(request_json)
+        .map(|r| reset_scope_of(&r))
+        .unwrap_or_default()
+}
+
+pub(crate) fn reset_scope_of(request: &Value) -> Vec<(String, i64)> {
+    request
+        .get("resetScope")
+        .cloned()
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default()
+}
+
 fn new_active(status: RunStatus) -> ActiveRun {
     ActiveRun {
         status,
+        workflow_name: String::new(),
+        input_json: "null".into(),
         plan: None,
         cache: WalkCache::default(),
         fresh: false,
@@ -2253,6 +2858,7 @@ fn empty_step() -> Step {
         in_flight: 0,
         error: None,
         waiting: Vec::new(),
+        reset: Vec::new(),
     }
 }
 

@@ -150,6 +150,11 @@ pub enum Error {
     #[error("{node_id} cannot be pushed back: {why}")]
     PushBackUnsupported { node_id: String, why: &'static str },
 
+    #[error(
+        "{node_id} cannot be pushed back while {busy} (which the push-back would run again) is running; push back once it has ended"
+    )]
+    PushBackBusy { node_id: String, busy: String },
+
     #[error("Run {run_id} was rejected at {node_id}; no other gate of it can be decided")]
     RunRejected { run_id: String, node_id: String },
 
@@ -208,6 +213,7 @@ impl Error {
             Error::RequiredNotInInput { .. } => "REQUIRED_NOT_IN_INPUT",
             Error::InvalidInputName { .. } => "INVALID_INPUT_NAME",
             Error::PushBackUnsupported { .. } => "PUSH_BACK_UNSUPPORTED",
+            Error::PushBackBusy { .. } => "PUSH_BACK_BUSY",
             Error::RunRejected { .. } => "RUN_REJECTED",
             Error::NoSuchAttempt { .. } => "NO_SUCH_ATTEMPT",
             Error::IllegalTransition { .. } => "ILLEGAL_TRANSITION",
@@ -285,6 +291,7 @@ impl Error {
                 json!({ "nodeId": node_id, "name": name })
             }
             Error::PushBackUnsupported { node_id, .. } => json!({ "nodeId": node_id }),
+            Error::PushBackBusy { node_id, busy } => json!({ "nodeId": node_id, "busy": busy }),
             Error::RunRejected { run_id, node_id } => {
                 json!({ "runId": run_id, "nodeId": node_id })
             }

@@ -37,6 +37,25 @@ pub struct RunSummary {
     pub pending_approvals: i64,
     pub error: Option<RunError>,
     pub started_by: Option<String>,
+    /// A sub-run's caller: run, task and iteration.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent_run_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent_node_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent_iteration: Option<i64>,
+    /// A rejected run: which step, who rejected it, when and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rejection: Option<Rejection>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Rejection {
+    pub node_id: String,
+    pub rejected_at: String,
+    pub rejected_by: Option<String>,
+    pub rejection_reason: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -51,6 +70,9 @@ pub struct NodeSummary {
     pub skip_reason: Option<String>,
     pub error: Option<Value>,
     pub updated_at: String,
+    /// The sub-run the task waits on (or last waited on).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub_run_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -80,6 +102,13 @@ pub struct ApprovalSummary {
     pub kind: String,
     /// The review round (1, then +1 per push-back).
     pub round: i64,
+    /// Dagu's `approvalIteration`: how many times the step was pushed back (round − 1).
+    pub approval_iteration: i64,
+    /// Where a push-back restarts (`rewindTo`), when not the step itself.
+    pub rewind_to: Option<String>,
+    /// The run's workflow file, and its caller when the run is a sub-run.
+    pub workflow_path: Option<String>,
+    pub parent_run_id: Option<String>,
     pub prompt: Option<String>,
     /// Inputs the approver may send, and those an approve must carry.
     pub input: Value,
@@ -112,6 +141,8 @@ pub struct RunInspection {
     pub approvals: Vec<ApprovalSummary>,
     pub outputs: Vec<OutputRow>,
     pub loops: Vec<LoopSummary>,
+    /// Every attempt of an agent task: prompt, answer, usage.
+    pub agent_attempts: Vec<AttemptLog>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -167,7 +198,10 @@ const APPROVAL_STATUSES: &[&str] = &[
 // approval of the database once per listed run (200 ms for `smithers ps` on 20,000 waiting runs).
 const RUN_COLS: &str = "r.run_id, r.workflow_name, r.workflow_path, r.status, r.owner, r.created_at_ms, r.updated_at_ms, \
      r.finished_at_ms, r.error_json, \
-     (SELECT COUNT(*) FROM _smithers_approvals a WHERE a.run_id = r.run_id AND +a.status = 'requested'), r.started_by";
+     (SELECT COUNT(*) FROM _smithers_approvals a WHERE a.run_id = r.run_id AND +a.status = 'requested'), r.started_by, \
+     r.parent_run_id, r.parent_node_id, r.parent_iteration, \
+     CASE WHEN r.status = 'rejected' THEN (SELECT json_array(a.node_id, a.decided_at_ms, a.decided_by, a.reason) \
+       FROM _smithers_approvals a WHERE a.run_id = r.run_id AND a.status = 'rejected' LIMIT 1) END";
 
 fn run_summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunSummary> {
     let error: Option<String> = r.get(8)?;
@@ -189,11 +223,26 @@ fn run_summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunSummary> {
         error: error.and_then(|e| serde_json::from_str(&e).ok()),
         pending_approvals: r.get(9)?,
         started_by: r.get(10)?,
+        parent_run_id: r.get(11)?,
+        parent_node_id: r.get(12)?,
+        parent_iteration: r.get(13)?,
+        rejection: r
+            .get::<_, Option<String>>(14)?
+            .and_then(|j| {
+                serde_json::from_str::<(String, i64, Option<String>, Option<String>)>(&j).ok()
+            })
+            .map(|(node_id, at, by, reason)| Rejection {
+                node_id,
+                rejected_at: iso8601(at),
+                rejected_by: by,
+                rejection_reason: reason,
+            }),
     })
 }
 
 const APPROVAL_COLS: &str = "a.run_id, r.workflow_name, a.node_id, a.iteration, a.status, a.mode, a.on_deny, a.request_json, \
-     a.requested_at_ms, a.decided_at_ms, a.decided_by, a.note, a.kind, a.round, a.inputs_json, a.reason, r.status";
+     a.requested_at_ms, a.decided_at_ms, a.decided_by, a.note, a.kind, a.round, a.inputs_json, a.reason, r.status, \
+     r.workflow_path, r.parent_run_id";
 
 fn approval_summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApprovalSummary> {
     let request: Value = serde_json::from_str(&r.get::<_, String>(7)?).unwrap_or(Value::Null);
@@ -228,6 +277,17 @@ fn approval_summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApprovalSummary> 
         decided_at: decided_at_ms.map(iso8601),
         decided_by: r.get(10)?,
         note: r.get(11)?,
+        approval_iteration: if r.get::<_, String>(12)? == "review" {
+            r.get::<_, i64>(13)? - 1
+        } else {
+            0
+        },
+        rewind_to: request
+            .get("rewindTo")
+            .and_then(Value::as_str)
+            .map(String::from),
+        workflow_path: r.get(17)?,
+        parent_run_id: r.get(18)?,
         kind: r.get(12)?,
         round: r.get(13)?,
         prompt: request
@@ -284,6 +344,39 @@ pub struct AttemptLog {
     pub stderr_path: Option<String>,
     pub started_at: String,
     pub finished_at: Option<String>,
+    /// Agent attempts: the prompt sent, the raw answer, token usage, and the agent
+    /// (`{agent, model, followUp, toolCalls}`); null for command tasks.
+    pub prompt: Option<String>,
+    pub response_text: Option<String>,
+    pub usage: Option<Value>,
+    pub agent: Option<Value>,
+    pub error: Option<Value>,
+}
+
+const ATTEMPT_COLS: &str = "node_id, iteration, attempt, state, exit_code, stdout_path, stderr_path, started_at_ms, \
+     finished_at_ms, prompt, response_text, usage_json, agent_json, error_json";
+
+fn attempt_log(r: &rusqlite::Row<'_>) -> rusqlite::Result<AttemptLog> {
+    let json = |i: usize| -> rusqlite::Result<Option<Value>> {
+        Ok(r.get::<_, Option<String>>(i)?
+            .and_then(|t| serde_json::from_str(&t).ok()))
+    };
+    Ok(AttemptLog {
+        node_id: r.get(0)?,
+        iteration: r.get(1)?,
+        attempt: r.get(2)?,
+        state: r.get(3)?,
+        exit_code: r.get(4)?,
+        stdout_path: r.get(5)?,
+        stderr_path: r.get(6)?,
+        started_at: iso8601(r.get(7)?),
+        finished_at: r.get::<_, Option<i64>>(8)?.map(iso8601),
+        prompt: r.get(9)?,
+        response_text: r.get(10)?,
+        usage: json(11)?,
+        agent: json(12)?,
+        error: json(13)?,
+    })
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -322,13 +415,18 @@ pub struct PendingCount {
     pub oldest_requested_at_ms: i64,
 }
 
-/// Events a driver may record about what it ran outside the core (wait/failure handlers).
+/// Events a driver may record about what it ran outside the core (wait/failure handlers,
+/// mail). Tool calls an agent makes through smithers' tools are recorded the same way.
 const DRIVER_EVENTS: &[&str] = &[
     "HandlerStarted",
     "HandlerFinished",
     "HandlerFailed",
     "WaitMailSent",
     "WaitMailFailed",
+    "FailureMailSent",
+    "FailureMailFailed",
+    "ToolCallStarted",
+    "ToolCallFinished",
 ];
 
 impl Engine {
@@ -368,7 +466,7 @@ impl Engine {
         let nodes = self
             .conn
             .prepare_cached(
-                "SELECT node_id, iteration, state, output_table, label, attempts, skip_reason, error_json, updated_at_ms \
+                "SELECT node_id, iteration, state, output_table, label, attempts, skip_reason, error_json, updated_at_ms, sub_run_id \
                  FROM _smithers_nodes WHERE run_id = ?1 ORDER BY iteration, ordinal, node_id",
             )?
             .query_map([run_id], |r| {
@@ -382,6 +480,7 @@ impl Engine {
                     skip_reason: r.get(6)?,
                     error: r.get::<_, Option<String>>(7)?.and_then(|e| serde_json::from_str(&e).ok()),
                     updated_at: iso8601(r.get(8)?),
+                    sub_run_id: r.get(9)?,
                 })
             })?
             .collect::<Result<_, _>>()?;
@@ -400,6 +499,14 @@ impl Engine {
             .query_map([run_id], |r| Ok(LoopSummary { loop_id: r.get(0)?, iteration: r.get(1)?, done: r.get(2)? }))?
             .collect::<Result<_, _>>()?;
         let outputs = self.read_outputs(run_id)?;
+        let agent_attempts = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {ATTEMPT_COLS} FROM _smithers_attempts WHERE run_id = ?1 AND prompt IS NOT NULL \
+                 ORDER BY started_at_ms, node_id, iteration, attempt"
+            ))?
+            .query_map([run_id], attempt_log)?
+            .collect::<Result<_, _>>()?;
         Ok(RunInspection {
             run,
             input: serde_json::from_str(&input)?,
@@ -407,11 +514,13 @@ impl Engine {
             approvals,
             outputs,
             loops,
+            agent_attempts,
         })
     }
 
     /// Approvals waiting for a decision (or, with `status`, decided ones), oldest request
-    /// first, across runs or for one run. Page with `after` (the last row's sort key): its
+    /// first, across runs or for one run and its sub-runs (a caller waits on its sub-run's
+    /// gates, so they are listed with it). Page with `after` (the last row's sort key): its
     /// cost does not grow with the depth of the page, unlike `offset`.
     pub fn pending_approvals(&self, filter: &ApprovalFilter) -> Result<Vec<ApprovalSummary>> {
         let limit = filter.limit.unwrap_or(100).clamp(1, 10_000);
@@ -428,7 +537,9 @@ impl Engine {
         // Row values compare lexicographically: (t, run, node, iteration) > the cursor.
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {APPROVAL_COLS} FROM _smithers_approvals a JOIN _smithers_runs r ON r.run_id = a.run_id \
-             WHERE (?1 IS NULL OR a.status = ?1) AND (?2 IS NULL OR a.run_id = ?2) AND (?3 IS NULL OR r.workflow_name = ?3) \
+             WHERE (?1 IS NULL OR a.status = ?1) AND (?3 IS NULL OR r.workflow_name = ?3) \
+             AND (?2 IS NULL OR a.run_id IN (WITH RECURSIVE sub(id) AS (SELECT ?2 \
+                    UNION SELECT s.run_id FROM _smithers_runs s JOIN sub ON s.parent_run_id = sub.id) SELECT id FROM sub)) \
              AND (?4 IS NULL OR a.node_id = ?4) \
              AND (?5 IS NULL OR (a.requested_at_ms, a.run_id, a.node_id, a.iteration) > (?5, ?6, ?7, ?8)) \
              ORDER BY a.requested_at_ms, a.run_id, a.node_id, a.iteration LIMIT ?9 OFFSET ?10"
@@ -488,27 +599,15 @@ impl Engine {
         self.run_summary(run_id)?;
         let rows = self
             .conn
-            .prepare_cached(
-                "SELECT node_id, iteration, attempt, state, exit_code, stdout_path, stderr_path, started_at_ms, finished_at_ms \
-                 FROM _smithers_attempts WHERE run_id = ?1 AND stdout_path IS NOT NULL \
+            .prepare_cached(&format!(
+                "SELECT {ATTEMPT_COLS} \
+                 FROM _smithers_attempts WHERE run_id = ?1 AND (stdout_path IS NOT NULL OR prompt IS NOT NULL) \
                  AND (?2 IS NULL OR node_id = ?2) AND (?3 IS NULL OR iteration = ?3) AND (?4 IS NULL OR attempt = ?4) \
-                 ORDER BY started_at_ms, node_id, iteration, attempt",
-            )?
+                 ORDER BY started_at_ms, node_id, iteration, attempt"
+            ))?
             .query_map(
                 params![run_id, filter.node_id, filter.iteration, filter.attempt],
-                |r| {
-                    Ok(AttemptLog {
-                        node_id: r.get(0)?,
-                        iteration: r.get(1)?,
-                        attempt: r.get(2)?,
-                        state: r.get(3)?,
-                        exit_code: r.get(4)?,
-                        stdout_path: r.get(5)?,
-                        stderr_path: r.get(6)?,
-                        started_at: iso8601(r.get(7)?),
-                        finished_at: r.get::<_, Option<i64>>(8)?.map(iso8601),
-                    })
-                },
+                attempt_log,
             )?
             .collect::<Result<Vec<_>, _>>()?;
         if rows.is_empty()

@@ -152,9 +152,14 @@ impl<L: NodeLookup> Walk<'_, L> {
                 }
                 None => self.walk_all(idx, budget),
             },
-            EntryKind::Loop { id, .. } => {
+            EntryKind::Loop { id, until, .. } => {
                 if self.lookup.loop_done(id) {
                     true
+                } else if *until {
+                    // As in Smithers: a loop whose `until` holds is done at once; children
+                    // that appeared since (ids that depend on outputs) are not run.
+                    self.actions.push(Action::LoopEnd(idx));
+                    false
                 } else {
                     if self.walk_sequence(idx, budget) {
                         self.actions.push(Action::LoopEnd(idx));
@@ -212,7 +217,7 @@ impl<L: NodeLookup> Walk<'_, L> {
         match task.body {
             TaskBody::Static { .. } => self.actions.push(Action::RunStatic(idx)),
             TaskBody::Approval => self.actions.push(Action::FinishFromDecision(idx)),
-            TaskBody::Compute | TaskBody::Command(_) => match budget {
+            TaskBody::Compute | TaskBody::Agent { .. } | TaskBody::Command(_) => match budget {
                 Some(0) => {}
                 Some(b) => {
                     *b -= 1;

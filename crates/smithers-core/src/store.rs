@@ -7,7 +7,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use crate::error::Result;
 
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 5;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS _smithers_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -121,8 +121,6 @@ CREATE TABLE IF NOT EXISTS _smithers_approval_history (
 ) WITHOUT ROWID;
 ";
 
-/// Opens (and if needed creates) a database, in WAL mode with a busy timeout so several
-/// processes (a service, the CLI) can share it.
 /// v3: who started a run (`started_by`, for "the starter may not approve"), and a global
 /// order over all runs' events (`feed_id`), which `smithers serve` tails for its event stream.
 const V3: &str = "
@@ -130,6 +128,27 @@ ALTER TABLE _smithers_runs ADD COLUMN started_by TEXT;
 ALTER TABLE _smithers_events ADD COLUMN feed_id INTEGER;
 CREATE INDEX IF NOT EXISTS _smithers_events_feed ON _smithers_events (feed_id);
 CREATE INDEX IF NOT EXISTS _smithers_approvals_by_status ON _smithers_approvals (status, requested_at_ms);
+";
+
+/// v4: agent tasks keep, per attempt, the prompt they sent, the raw text of the answer, the
+/// token usage, and what agent answered (with the follow-up asked when its JSON was missing
+/// or wrong). A CLI agent's process logs use the existing `stdout_path` / `stderr_path`.
+const V4: &str = "
+ALTER TABLE _smithers_attempts ADD COLUMN prompt TEXT;
+ALTER TABLE _smithers_attempts ADD COLUMN response_text TEXT;
+ALTER TABLE _smithers_attempts ADD COLUMN usage_json TEXT;
+ALTER TABLE _smithers_attempts ADD COLUMN agent_json TEXT;
+";
+
+/// v5: sub-runs know their caller (`parent_*`, so a sub-run that ends wakes the task that
+/// waits on it, and its gates are listed with the caller's), and a task records the sub-run
+/// it waits on (`sub_run_id`).
+const V5: &str = "
+ALTER TABLE _smithers_runs ADD COLUMN parent_run_id TEXT;
+ALTER TABLE _smithers_runs ADD COLUMN parent_node_id TEXT;
+ALTER TABLE _smithers_runs ADD COLUMN parent_iteration INTEGER;
+ALTER TABLE _smithers_nodes ADD COLUMN sub_run_id TEXT;
+CREATE INDEX IF NOT EXISTS _smithers_runs_by_parent ON _smithers_runs (parent_run_id) WHERE parent_run_id IS NOT NULL;
 ";
 
 /// How long a statement waits for another connection's lock before it fails with "database
@@ -166,6 +185,8 @@ fn wait_while_busy(count: i32) -> bool {
     true
 }
 
+/// Opens (and if needed creates) a database, in WAL mode with a busy timeout so several
+/// processes (a service, the CLI) can share it.
 pub fn open(path: &Path) -> Result<Connection> {
     let mut conn = Connection::open_with_flags(
         path,
@@ -218,6 +239,12 @@ fn migrate(conn: &Connection) -> Result<()> {
     }
     if current < 3 {
         tx.execute_batch(V3)?;
+    }
+    if current < 4 {
+        tx.execute_batch(V4)?;
+    }
+    if current < 5 {
+        tx.execute_batch(V5)?;
     }
     tx.execute(
         "INSERT OR REPLACE INTO _smithers_meta (key, value) VALUES ('schema_version', ?1)",

@@ -103,6 +103,12 @@ impl Engine {
         self.with(|e| e.complete_tasks(&run_id, parse(&results_json)?))
     }
 
+    /// Checks an agent's answer against a task's output schema; records nothing.
+    #[napi]
+    pub fn check_output(&mut self, run_id: String, node_id: String, value_json: String) -> String {
+        self.with(|e| e.check_output(&run_id, &node_id, &parse(&value_json)?))
+    }
+
     #[napi]
     pub fn advance(&mut self, run_id: String) -> String {
         self.with(|e| e.advance(&run_id))
@@ -246,18 +252,44 @@ impl Engine {
     }
 }
 
+/// A `CommandSpec`, plus the id under which `cancelCommand` can stop it.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CommandRequest {
+    #[serde(flatten)]
+    spec: core::CommandSpec,
+    #[serde(default)]
+    cancel_id: Option<String>,
+}
+
+/// Commands that can be cancelled, by the id their caller gave.
+static CANCELLERS: std::sync::LazyLock<
+    std::sync::Mutex<std::collections::HashMap<String, core::command::Canceller>>,
+> = std::sync::LazyLock::new(Default::default);
+
 /// Runs a command task's process (a `CommandSpec` from a step's task) on a thread of its
 /// own and resolves with its `CommandOutcome` as JSON. The JS thread never waits on it.
+/// With `cancelId`, `cancelCommand(cancelId)` stops it.
 #[napi(ts_return_type = "Promise<string>")]
 pub fn run_command<'env>(env: &'env Env, spec_json: String) -> Result<Object<'env>> {
     logging::init();
-    let spec: core::CommandSpec = serde_json::from_str(&spec_json)
+    let request: CommandRequest = serde_json::from_str(&spec_json)
         .map_err(|e| Error::new(Status::InvalidArg, format!("INVALID_JSON: {e}")))?;
+    let canceller = request.cancel_id.clone().map(|id| {
+        let c = core::command::Canceller::default();
+        if let Ok(mut map) = CANCELLERS.lock() {
+            map.insert(id, c.clone());
+        }
+        c
+    });
     let (deferred, promise) = env.create_deferred::<String, _>()?;
     std::thread::Builder::new()
         .name("smithers-command".into())
         .spawn(move || {
-            let outcome = core::command::run(&spec);
+            let outcome = core::command::run_with(&request.spec, canceller.as_ref());
+            if let (Some(id), Ok(mut map)) = (&request.cancel_id, CANCELLERS.lock()) {
+                map.remove(id);
+            }
             let text = serde_json::to_string(&outcome).unwrap_or_else(|e| {
                 format!("{{\"spawnError\":\"cannot encode the outcome: {e}\"}}")
             });
@@ -270,6 +302,25 @@ pub fn run_command<'env>(env: &'env Env, spec_json: String) -> Result<Object<'en
             )
         })?;
     Ok(promise)
+}
+
+/// Environment variable names an approver's input or a workflow's param may never use:
+/// `{"exact": [...], "prefixes": [...]}`.
+#[napi]
+pub fn reserved_env() -> String {
+    json!({ "exact": core::graph::RESERVED_ENV, "prefixes": core::graph::RESERVED_ENV_PREFIXES })
+        .to_string()
+}
+
+/// Stops a command started with this `cancelId` (SIGTERM to its process group, SIGKILL two
+/// seconds later). False when no such command is running.
+#[napi]
+pub fn cancel_command(cancel_id: String) -> bool {
+    let canceller = CANCELLERS
+        .lock()
+        .ok()
+        .and_then(|map| map.get(&cancel_id).cloned());
+    canceller.map(|c| c.cancel()).is_some()
 }
 
 /// How the addon was compiled, as a marker that `scripts/publish-guard.js` also finds in the

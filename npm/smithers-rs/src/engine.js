@@ -19,7 +19,7 @@ const loadRuntime = () =>
     }),
   ));
 
-const ENDED = new Set(["finished", "failed", "cancelled"]);
+const ENDED = new Set(["finished", "failed", "cancelled", "rejected"]);
 
 export class SmithersEngine {
   /** @param {{ dbPath?: string, forbidSelfApproval?: boolean }} [options] */
@@ -129,7 +129,7 @@ export class SmithersEngine {
     const active = this.driving.get(runId);
     if (active) return active.done;
     const summary = this.native.call("runSummary", runId);
-    if (["finished", "failed", "cancelled"].includes(summary.status)) {
+    if (ENDED.has(summary.status)) {
       return summary.error ? { runId, status: summary.status, error: summary.error } : { runId, status: summary.status };
     }
     let wf = options.workflow ?? this.workflows.get(runId);
@@ -170,12 +170,12 @@ export class SmithersEngine {
       }
     };
     driveRun(this.native, workflow, snapshot, { afterCall: () => this.dispatch(), control }).then(
-      (result) => {
+      async (result) => {
         stop();
         // An ended run is never resumed: forget its workflow, or an engine that lives long
         // keeps one entry for every run it ever drove.
         if (ENDED.has(result.status)) this.workflows.delete(runId);
-        settle.resolve(result);
+        settle.resolve(ENDED.has(result.status) ? await this.#resumeCaller(runId, result) : result);
       },
       (error) => {
         stop();
@@ -280,6 +280,25 @@ export class SmithersEngine {
       if (e?.code !== "RUN_OWNED") throw e;
       return { runId, status: "running", owner: e.details?.owner ?? null };
     }
+  }
+
+  /**
+   * A sub-run ended: the task that waited on it runs again and its run moves on. The caller
+   * is resumed here (unless another live process drives it), and its outcome is reported as
+   * `caller` on the sub-run's result.
+   */
+  async #resumeCaller(runId, result) {
+    let caller;
+    try {
+      const { parentRunId } = this.native.call("runSummary", runId);
+      if (!parentRunId) return result;
+      const parent = this.native.call("runSummary", parentRunId);
+      if (parent.status !== "running" || (parent.owner && parent.ownerLiveness !== "dead")) return result;
+      caller = await this.#resumeAfterDecision(parentRunId);
+    } catch (e) {
+      caller = { runId: null, status: "not-resumed", error: { code: e?.code ?? "INTERNAL", message: String(e?.message ?? e) } };
+    }
+    return { ...result, caller };
   }
 
   /** Settles when this process stops driving the run; otherwise reports its status. */

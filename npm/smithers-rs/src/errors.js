@@ -27,3 +27,23 @@ export const LOOKUP_CODES = new Set([
   "WORKFLOW_NOT_FOUND",
   "INVALID_RUN_ID",
 ]);
+
+/**
+ * A SmithersError about a place in a workflow file: `file:line: key: message`, with
+ * details `{ file, line, key }` (TOON and Dagu YAML files).
+ * @param {string} code
+ * @param {string} message
+ * @param {{ file: string, line?: number | null, key?: string | null, [k: string]: unknown }} where
+ */
+export function locatedError(code, message, { file, line = null, key = null, ...extra }) {
+  const at = line ? `${file}:${line}` : file;
+  const text = key ? `${at}: ${key}: ${message}` : `${at}: ${message}`;
+  return new SmithersError(code, text, { file, line, key, ...extra });
+}
+
+/** `["steps", 2, "request", "title"]` -> `steps[2].request.title` */
+export function keyPath(path) {
+  let out = "";
+  for (const part of path) out += typeof part === "number" ? `[${part}]` : out ? `.${part}` : part;
+  return out;
+}

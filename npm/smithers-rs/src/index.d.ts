@@ -125,16 +125,36 @@ export interface HandlerInfo {
   error?: RunError;
 }
 
+/** A handler as a command spec (what a Dagu DAG's `handler_on` compiles to). */
+export interface HandlerCommand {
+  command?: string;
+  script?: string;
+  shell?: string;
+  cwd?: string;
+  /** Extra variables, or a function of the run's ctx when the handler runs. */
+  env?: Record<string, string> | ((ctx: any) => Record<string, string>);
+  /** `[name, value]` pairs set first, their `${VAR}` references expanded. */
+  envTemplates?: [string, string][];
+  /** Substitute Dagu's own variables (DAG_NAME, DAG_WAITING_STEPS, …) into the text, as Dagu does. */
+  daguText?: boolean;
+}
+export type Handler = string | HandlerCommand | ((info: HandlerInfo) => unknown);
+
 export interface WorkflowProps {
   name?: string;
   /**
    * Runs each time the run starts waiting for a decision: a shell command (with
-   * SMITHERS_WAITING_NODES and SMITHERS_RUN_ID) or a function. Its failure is recorded as a
-   * HandlerFailed event and changes nothing else.
+   * SMITHERS_WAITING_NODES / DAG_WAITING_STEPS, SMITHERS_RUN_ID and Dagu's DAG_* variables),
+   * a command spec, or a function. Its failure is recorded as a HandlerFailed event and
+   * changes nothing else.
    */
-  onWait?: string | ((info: HandlerInfo) => unknown);
-  /** Runs once when the run fails (a task failed, a gate was denied or a step rejected). */
-  onFailure?: string | ((info: HandlerInfo) => unknown);
+  onWait?: Handler;
+  /** Runs once when the run finishes. */
+  onSuccess?: Handler;
+  /** Runs once when the run fails or is rejected (a task failed, a gate was denied or a step rejected). */
+  onFailure?: Handler;
+  /** Runs once when the run ends, whatever the end (after onSuccess / onFailure). */
+  onExit?: Handler;
   children?: SmithersNode;
 }
 export interface SequenceProps {
@@ -186,7 +206,10 @@ export interface TaskCtx {
   [key: string]: unknown;
 }
 export interface PushBackInfo {
+  /** The review round now running (Dagu's count of push-backs is this minus one). */
   iteration: number;
+  /** Set when this task is in another step's push-back scope (that step's id). */
+  gate?: string;
   by: string | null;
   at: string;
   inputs: Record<string, string>;
@@ -217,11 +240,19 @@ export interface ReviewOptions {
   required?: string[];
   allowedUsers?: string[];
   allowedScopes?: string[];
+  /**
+   * Where a push-back restarts (Dagu's `rewind_to`): this task or one it depends on. That
+   * task and everything downstream of it run again. Default: this task (and its dependents).
+   */
+  rewindTo?: string;
 }
 
 export interface TaskProps<S> extends NodeProps<S> {
-  /** A compute function (runs in the driver) or a static value; none with command/script/workflow. */
-  children?: TaskBody<InferOutput<S>>;
+  /**
+   * A compute function (runs in the driver) or a static value; none with command/script/workflow.
+   * With `agent`: the prompt (text, JSX, an MDX component), or a function of `deps` giving it.
+   */
+  children?: TaskBody<InferOutput<S>> | SmithersNode | ((deps: Record<string, any>) => SmithersNode);
   /** A shell command run by the core as a child process (`sh -c`). */
   command?: string;
   /** A multi-line shell script, run the same way. */
@@ -229,11 +260,16 @@ export interface TaskProps<S> extends NodeProps<S> {
   /** Working directory of command/script, relative to the workflow file. */
   cwd?: string;
   env?: Record<string, string | number | boolean>;
+  /** Variables set before `env`, in order; their `${VAR}` references are expanded when the task runs. */
+  envTemplates?: [string, string][];
   /** Default `/bin/sh`. */
   shell?: string;
   /** "json": stdout is parsed as the output. Default: `{exitCode, stdout, stderr}`. */
   parse?: "json" | "text";
-  /** Another workflow file, run as a sub-run; the output is `{subRunId, status, outputs}`. */
+  /**
+   * Another workflow file, run as a sub-run; the output is `{subRunId, status, outputs}`. A
+   * sub-run that waits for a decision of its own makes this task (and its run) wait with it.
+   */
   workflow?: string;
   /** The sub-workflow's input (a function gets the TaskCtx, with approvalInputs). */
   input?: Record<string, unknown> | ((ctx: TaskCtx) => unknown);
@@ -255,9 +291,87 @@ export interface TaskProps<S> extends NodeProps<S> {
   needsApproval?: boolean;
   /** With needsApproval: while the gate waits, later siblings run; dependsOn still waits. */
   async?: boolean;
-  /** Agent (LLM) tasks are not supported: AGENT_TASKS_UNSUPPORTED. */
-  agent?: never;
+  /**
+   * An agent task: the children are its prompt (text, JSX, an MDX component with props),
+   * rendered to text when it runs; its answer's JSON is the output. A list is tried in
+   * order on retries.
+   */
+  agent?: AgentLike | AgentLike[];
+  /** One more agent, for the last retries. */
+  fallbackAgent?: AgentLike;
+  /** Agent tasks: passed to the agent as `outputSchema` (default: the output's schema object). */
+  outputSchema?: unknown;
 }
+
+/** Anything with `generate(args)`: the `ai` package's ToolLoopAgent, a CLI agent, your own. */
+export interface AgentLike {
+  id?: string;
+  tools?: Record<string, unknown>;
+  generate(args: AgentGenerateArgs): Promise<unknown>;
+}
+/** What smithers-rs passes to `agent.generate`, as Smithers does. */
+export interface AgentGenerateArgs {
+  prompt: string;
+  options?: undefined;
+  abortSignal: AbortSignal;
+  timeout?: { totalMs: number };
+  rootDir: string;
+  maxOutputBytes: number;
+  outputSchema?: unknown;
+  onStdout: (text: string) => void;
+  onStderr: (text: string) => void;
+}
+
+/** Options of Smithers' CLI agents (the ones every CLI agent takes). */
+export interface CliAgentOptions {
+  id?: string;
+  model?: string;
+  systemPrompt?: string;
+  instructions?: string;
+  /** Where the CLI runs (default: the workflow's directory). */
+  cwd?: string;
+  env?: Record<string, string>;
+  /** Skip the CLI's permission prompts (default true). */
+  yolo?: boolean;
+  timeoutMs?: number;
+  /** Stop the CLI when it prints nothing for this long. */
+  idleTimeoutMs?: number;
+  maxOutputBytes?: number;
+  extraArgs?: string[];
+  [option: string]: unknown;
+}
+export declare class BaseCliAgent implements AgentLike {
+  constructor(opts?: CliAgentOptions);
+  id: string;
+  model?: string;
+  opts: CliAgentOptions;
+  generate(args: Partial<AgentGenerateArgs> & { messages?: unknown[] }): Promise<{
+    text: string;
+    output: unknown;
+    usage?: Record<string, number>;
+    totalUsage?: Record<string, number>;
+    finishReason: "stop";
+  }>;
+}
+export declare class ClaudeCodeAgent extends BaseCliAgent {}
+export declare class CodexAgent extends BaseCliAgent {}
+export declare class GeminiAgent extends BaseCliAgent {}
+export declare class PiAgent extends BaseCliAgent {}
+export declare class KimiAgent extends BaseCliAgent {}
+export declare class AmpAgent extends BaseCliAgent {}
+export declare class ForgeAgent extends BaseCliAgent {}
+/** A ToolLoopAgent of the `ai` package on `@ai-sdk/anthropic` (needs both installed). */
+export declare class AnthropicAgent implements AgentLike {
+  constructor(opts: { model: string | object; [setting: string]: unknown });
+  generate(args: AgentGenerateArgs): Promise<unknown>;
+}
+/** A ToolLoopAgent of the `ai` package on `@ai-sdk/openai` (needs both installed). */
+export declare class OpenAIAgent implements AgentLike {
+  constructor(opts: { model: string | object; [setting: string]: unknown });
+  generate(args: AgentGenerateArgs): Promise<unknown>;
+}
+/** An MDX (or any) component with props, rendered to the markdown text of a prompt. */
+export declare function renderMdx(component: (props: any) => unknown, props?: Record<string, unknown>): string;
 
 export interface ApprovalOption {
   key: string;
@@ -582,6 +696,15 @@ export declare function loadToonWorkflow(path: string): Promise<SmithersWorkflow
 /** Compiles TOON text; `file` names it in errors and anchors relative imports and handlers. */
 export declare function compileToon(text: string, options?: { file?: string }): Promise<SmithersWorkflow<any>>;
 
+/**
+ * Loads a Dagu DAG (.yaml / .yml): parsed with the `yaml` package and compiled to the same
+ * graph as JSX and TOON; every DAG it calls is loaded too. Errors have DAGU_* codes with
+ * `details { file, line, key }`.
+ */
+export declare function loadDaguWorkflow(path: string): Promise<SmithersWorkflow<any>>;
+/** Compiles DAG text; `file` names it in messages and anchors relative paths. */
+export declare function compileDagu(text: string, options?: { file?: string }): SmithersWorkflow<any>;
+
 // ------------------------------------------------------------------ render
 
 export interface Snapshot {
@@ -676,7 +799,7 @@ export declare function loadWorkflow(path: string): Promise<SmithersWorkflow<any
 
 // ---------------------------------------------------------------- Node API
 
-export type RunStatus = "running" | "waiting-approval" | "waiting-timer" | "finished" | "failed" | "cancelled";
+export type RunStatus = "running" | "waiting-approval" | "waiting-timer" | "finished" | "failed" | "cancelled" | "rejected";
 export type NodeState = "pending" | "in-progress" | "waiting-approval" | "finished" | "failed" | "skipped" | "cancelled" | "rejected";
 
 export interface RunError {
@@ -690,6 +813,8 @@ export interface RunResult {
   runId: string;
   status: RunStatus;
   error?: RunError;
+  /** A sub-run that ended woke its caller, which this process resumed: where the caller stands. */
+  caller?: RunResult;
 }
 
 export interface RunSummary {
@@ -707,6 +832,12 @@ export interface RunSummary {
   error: RunError | null;
   /** Who started the run (`smithers up --by`, `start({ startedBy })`). */
   startedBy: string | null;
+  /** A sub-run's caller: its run, task and iteration. */
+  parentRunId?: string;
+  parentNodeId?: string;
+  parentIteration?: number;
+  /** A rejected run: who rejected which step, when, and why. */
+  rejection?: { nodeId: string; rejectedAt: string; rejectedBy: string | null; rejectionReason: string | null };
 }
 
 export interface PendingApproval {
@@ -722,6 +853,13 @@ export interface PendingApproval {
   kind: "gate" | "review";
   /** The review round: 1, then +1 per push-back. */
   round: number;
+  /** Dagu's approvalIteration: push-backs so far (round - 1). */
+  approvalIteration: number;
+  /** Where a push-back restarts, when not the step itself. */
+  rewindTo: string | null;
+  workflowPath: string | null;
+  /** Set when the approval belongs to a sub-run (listed with its caller's). */
+  parentRunId: string | null;
   prompt: string | null;
   input: string[];
   required: string[];
@@ -759,6 +897,8 @@ export interface NodeSummary {
   skipReason: string | null;
   error: { code?: string | null; message: string; name?: string | null; stack?: string | null } | null;
   updatedAt: string;
+  /** The sub-run the task waits on (or last waited on). */
+  subRunId?: string;
 }
 
 export interface RunInspection {
@@ -768,6 +908,34 @@ export interface RunInspection {
   approvals: PendingApproval[];
   outputs: { table: string; nodeId: string; iteration: number; value: Record<string, unknown> }[];
   loops: { loopId: string; iteration: number; done: boolean }[];
+  /** Every attempt of an agent task: what it asked, answered and used. */
+  agentAttempts: AgentAttempt[];
+}
+
+/** An agent attempt as the core keeps it. */
+export interface AgentAttempt {
+  nodeId: string;
+  iteration: number;
+  attempt: number;
+  state: string;
+  startedAt: string;
+  finishedAt: string | null;
+  /** The prompt as sent, with the output instructions. */
+  prompt: string;
+  /** The raw text of the answer (null when the call failed). */
+  responseText: string | null;
+  usage: { inputTokens?: number; outputTokens?: number; totalTokens?: number; reasoningTokens?: number; cacheReadTokens?: number; cacheWriteTokens?: number } | null;
+  agent: {
+    agent: string | null;
+    model: string | null;
+    /** The follow-up asked when the answer had no valid JSON. */
+    followUp: { reason: string; prompt: string; text: string } | null;
+    toolCalls: number | null;
+  } | null;
+  error: { code?: string | null; message: string } | null;
+  /** A CLI agent's process logs. */
+  stdoutPath: string | null;
+  stderrPath: string | null;
 }
 
 export type EngineEventType =
@@ -776,6 +944,8 @@ export type EngineEventType =
   | "NodeWaitingApproval" | "ApprovalRequested" | "ApprovalGranted" | "ApprovalDenied"
   | "ApprovalRejected" | "ApprovalPushedBack" | "NodeRejected" | "NodePushedBack"
   | "HandlerStarted" | "HandlerFinished" | "HandlerFailed" | "WaitMailSent" | "WaitMailFailed"
+  | "FailureMailSent" | "FailureMailFailed" | "RunRejected" | "NodeReset" | "NodeWaitingSubRun" | "NodeSubRunEnded"
+  | "ToolCallStarted" | "ToolCallFinished" | "TokenUsageReported"
   | "LoopIteration" | "LoopFinished";
 
 export interface EngineEvent {
@@ -818,6 +988,10 @@ export interface DecisionOutcome {
   status: "approved" | "denied" | "rejected" | "pushed-back" | "invalid";
   kind: "gate" | "review";
   round: number;
+  /** Push-backs of the step so far, after this decision (Dagu's approvalIteration). */
+  approvalIteration: number;
+  /** Nodes a push-back sent back to pending besides the step (its rewindTo target and dependents). */
+  reset?: string[];
   inputs: Record<string, string>;
   decidedBy: string | null;
   decidedAt: string;
@@ -867,7 +1041,7 @@ export declare class SmithersEngine {
   run(workflow: SmithersWorkflow<any> | string, options?: StartOptions): Promise<RunResult>;
   resume(runId: string, options?: { force?: boolean; workflow?: SmithersWorkflow<any> }): Promise<RunResult>;
   approve(runId: string, options?: DecisionOptions): Promise<DecisionOutcome>;
-  /** Denies a gate (per onDeny) or rejects a reviewed step (the run fails). */
+  /** Denies a gate (per onDeny) or rejects a reviewed step (the run ends rejected). */
   deny(runId: string, options?: DecisionOptions): Promise<DecisionOutcome>;
   reject(runId: string, options?: DecisionOptions): Promise<DecisionOutcome>;
   /** Sends a reviewed step back to run again with `inputs`; its review round counts up. */
@@ -906,6 +1080,12 @@ export interface AttemptLog {
   finishedAt: string | null;
   stdout: string;
   stderr: string;
+  /** Agent attempts (null for command tasks). */
+  prompt: string | null;
+  responseText: string | null;
+  usage: AgentAttempt["usage"];
+  agent: AgentAttempt["agent"];
+  error: AgentAttempt["error"];
 }
 
 export declare function engineVersion(): string;

@@ -3,7 +3,20 @@
 export { Approval, Branch, HumanTask, Loop, Parallel, Ralph, Sequence, Task, Workflow, useCtx } from "./components.js";
 export { ApprovalGate, Runbook } from "./composites.js";
 export { approval, branch, fields, loop, parallel, sequence, tableKeyFor, task, workflow } from "./builder.js";
+export {
+  AmpAgent,
+  BaseCliAgent,
+  ClaudeCodeAgent,
+  CodexAgent,
+  ForgeAgent,
+  GeminiAgent,
+  KimiAgent,
+  PiAgent,
+} from "./agents/cli.js";
+export { renderMdx } from "./agents/prompt.js";
+export { AnthropicAgent, OpenAIAgent } from "./agents/sdk.js";
 export { createSmithers } from "./create.js";
+export { compileDagu, loadDaguWorkflow } from "./dagu/compile.js";
 export { SmithersEngine } from "./engine.js";
 export { SmithersError } from "./errors.js";
 export { createElement, Fragment, jsx, jsxs } from "./jsx-runtime.js";

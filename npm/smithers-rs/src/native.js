@@ -48,6 +48,15 @@ export class NativeEngine {
  */
 export const runCommand = async (spec) => JSON.parse(await binding.runCommand(JSON.stringify(spec)));
 
+/**
+ * Stops a command started by `runCommand` with this `cancelId` (its process group gets
+ * SIGTERM, SIGKILL two seconds later). False when none is running under that id.
+ * @param {string} cancelId
+ */
+export const cancelCommand = (cancelId) => binding.cancelCommand(cancelId);
+
 export const engineVersion = () => binding.engineVersion();
+/** Names no approver input or Dagu param may use: `{ exact: string[], prefixes: string[] }`. */
+export const reservedEnv = () => JSON.parse(binding.reservedEnv());
 /** "debug" or "release": how the native addon was compiled. */
 export const engineBuild = () => binding.engineBuild();

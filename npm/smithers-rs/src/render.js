@@ -4,24 +4,36 @@ import { dirname, resolve as resolvePath } from "node:path";
 import { BUILTINS, setCurrentCtx } from "./components.js";
 import { SmithersError } from "./errors.js";
 import { Fragment, isElement } from "./jsx-runtime.js";
+import { agentLabel } from "./agents/task.js";
 
 const ON_DENY = ["fail", "continue", "skip"];
 const APPROVAL_MODES = { approve: "decision", select: "select", rank: "rank" };
 const ON_MAX_REACHED = ["return-last", "fail"];
+/** Run by the driver: onWait each time the run parks; the others once when it ends. */
+const HANDLERS = ["onWait", "onSuccess", "onFailure", "onExit"];
+
+/** A handler: a shell command, a function, or a command spec `{ command | script, … }`. */
+function isHandler(h) {
+  if (typeof h === "function") return true;
+  if (typeof h === "string") return h.trim() !== "";
+  if (typeof h !== "object" || h === null) return false;
+  const text = h.command ?? h.script;
+  return (h.command == null) !== (h.script == null) && typeof text === "string" && text.trim() !== "";
+}
 
 // The props each built-in honours. Any other prop is refused (UNSUPPORTED_PROP, naming it):
 // accepted and ignored, it would silently behave otherwise than the author meant.
 const TASK_LIKE = ["id", "output", "dependsOn", "needs", "skipIf", "continueOnFail", "label", "meta"];
 const PROPS = {
-  workflow: ["name", "onWait", "onFailure", "children"],
+  workflow: ["name", "onWait", "onSuccess", "onFailure", "onExit", "children"],
   sequence: ["skipIf", "children"],
   // Smithers' Parallel id names the group; it has no effect on how the children run.
   parallel: ["id", "maxConcurrency", "skipIf", "children"],
   branch: ["if", "then", "else", "skipIf"],
   loop: ["id", "until", "maxIterations", "onMaxReached", "skipIf", "children"],
   task: [
-    ...TASK_LIKE, "children", "agent", "deps", "needsApproval", "async", "approval", "retries", "noRetry", "timeoutMs",
-    "command", "script", "shell", "cwd", "env", "parse", "workflow", "input",
+    ...TASK_LIKE, "children", "agent", "fallbackAgent", "outputSchema", "deps", "needsApproval", "async", "approval", "retries", "noRetry", "timeoutMs",
+    "command", "script", "shell", "cwd", "env", "envTemplates", "parse", "workflow", "input",
   ],
   approval: [
     ...TASK_LIKE, "request", "mode", "options", "onDeny", "allowedUsers", "allowedScopes", "autoApprove", "async",
@@ -40,14 +52,13 @@ const NOT_HONOURED = {
   cache: "output caching is not supported yet",
   heartbeatTimeoutMs: "task heartbeats are not supported yet",
   heartbeatTimeout: "task heartbeats are not supported yet",
-  outputSchema: "is not supported: the schema is the one createSmithers registered for the output key",
+  outputSchema: "is not supported (except on agent tasks, which pass it to the agent): the schema is the one createSmithers registered for the output key",
   continueAsNewEvery: "is not supported yet",
-  fallbackAgent: "agent options are not supported yet",
-  allowTools: "agent options are not supported yet",
-  scorers: "agent options are not supported yet",
-  memory: "agent options are not supported yet",
-  hijack: "agent options are not supported yet",
-  onHijackExit: "agent options are not supported yet",
+  allowTools: "is not supported: give the agent its tools (a CLI agent its allowedTools)",
+  scorers: "scoring agent outputs is not supported yet",
+  memory: "agent memory is not supported yet",
+  hijack: "hijacking an agent session is not supported",
+  onHijackExit: "hijacking an agent session is not supported",
 };
 /** The same, where one component differs from the rest. */
 const NOT_HONOURED_ON = {
@@ -93,14 +104,15 @@ export function checkProps(component, props, allowed, notHonoured = {}) {
  * @param {any} workflow the value returned by `smithers(build)`
  * @param {Snapshot} snapshot
  * @returns {{ graph: any, computeFns: Map<string, Function>, ctx: any, addOutput: (row: OutputRow) => void,
- *   handlers: { onWait?: string | Function, onFailure?: string | Function }, baseDir: string }}
+ *   dropOutput: (ref: { table: string, nodeId: string, iteration: number }) => void,
+ *   handlers: { onWait?: any, onSuccess?: any, onFailure?: any, onExit?: any }, baseDir: string }}
  */
 export function renderWorkflow(workflow, snapshot) {
   if (!workflow?.__smithersWorkflow) {
     throw new SmithersError("INVALID_WORKFLOW", "renderWorkflow: not a workflow (expected smithers((ctx) => …))");
   }
   const deps = { nodes: new Set(), all: false };
-  const { ctx, addOutput } = createCtx(workflow, snapshot, deps);
+  const { ctx, addOutput, dropOutput } = createCtx(workflow, snapshot, deps);
   const state = {
     workflow,
     ctx,
@@ -133,7 +145,7 @@ export function renderWorkflow(workflow, snapshot) {
     renderDeps: deps.all ? "*" : [...deps.nodes].sort(),
     root,
   };
-  return { graph, computeFns: state.computeFns, ctx, addOutput, handlers: state.handlers, baseDir: state.baseDir };
+  return { graph, computeFns: state.computeFns, ctx, addOutput, dropOutput, handlers: state.handlers, baseDir: state.baseDir };
 }
 
 /**
@@ -176,6 +188,16 @@ function createCtx(workflow, snapshot, deps) {
     entry.byIteration.set(iteration, row);
   };
   for (const out of snapshot.outputs ?? []) addOutput(out);
+  // A push-back withdrew this row (its step runs again).
+  const dropOutput = (ref) => {
+    const entry = byNode.get(`${ref.table}\0${ref.nodeId}`);
+    const old = entry?.byIteration.get(ref.iteration ?? 0);
+    if (!old) return;
+    entry.byIteration.delete(ref.iteration ?? 0);
+    entry.rows.splice(entry.rows.indexOf(old), 1);
+    const tableRows = byTable.get(ref.table);
+    tableRows?.splice(tableRows.indexOf(old), 1);
+  };
 
   const tableKey = (table) => resolveOutputKey(workflow, table, "ctx");
   const nodeEntry = (table, nodeId) => {
@@ -245,7 +267,7 @@ function createCtx(workflow, snapshot, deps) {
     iterationCount,
     outputs,
   };
-  return { ctx, addOutput };
+  return { ctx, addOutput, dropOutput };
 }
 
 /**
@@ -322,11 +344,14 @@ function renderRoot(tree, state) {
     throw new SmithersError("INVALID_PROP", "<Workflow name> must be a non-empty string");
   }
   state.name = name ?? "workflow";
-  for (const key of ["onWait", "onFailure"]) {
+  for (const key of HANDLERS) {
     const handler = node.props[key];
     if (handler == null) continue;
-    if (typeof handler !== "function" && (typeof handler !== "string" || handler.trim() === "")) {
-      throw new SmithersError("INVALID_PROP", `<Workflow ${key}> must be a shell command (string) or a function`);
+    if (!isHandler(handler)) {
+      throw new SmithersError(
+        "INVALID_PROP",
+        `<Workflow ${key}> must be a shell command (string), a function, or { command | script, shell?, cwd?, env? }`,
+      );
     }
     state.handlers[key] = handler;
   }
@@ -446,6 +471,8 @@ const RENDERERS = {
   task(props, state, scope) {
     let body = props.children;
     let depIds = [];
+    const isAgent = props.agent !== undefined || props.fallbackAgent !== undefined;
+    if (!isAgent && props.outputSchema != null) checkProps("Task", { id: props.id, outputSchema: props.outputSchema }, new Set(["id"]));
     if (props.deps != null) {
       const resolved = resolveDeps(props, state);
       // As in Smithers: the task appears once every dep has an output.
@@ -455,15 +482,12 @@ const RENDERERS = {
       depIds = resolved.nodeIds.filter((id) => state.ids.has(id));
       // A function child gets the deps' rows at render; what it returns is the body.
       if (typeof body === "function") body = body(resolved.values);
+    } else if (isAgent && typeof body === "function") {
+      // An agent's prompt given as a function (Smithers calls it with the deps, here none).
+      body = body({});
     }
     const node = taskBase("Task", props, state, scope, depIds);
-    if (props.agent !== undefined) {
-      throw new SmithersError(
-        "AGENT_TASKS_UNSUPPORTED",
-        "Agent tasks (LLM calls) are not supported yet by smithers-rs; use a compute function or a static value",
-        { id: node.id },
-      );
-    }
+    if (isAgent) return agentTask(node, props, state, body);
     if (props.workflow != null) {
       if (props.command != null || props.script != null || body !== undefined) {
         throw new SmithersError("INVALID_PROP", `<Task id="${node.id}"> runs a sub-workflow; it takes no command or children`, { id: node.id });
@@ -487,7 +511,12 @@ const RENDERERS = {
       state.computeFns.set(node.id, body);
     } else if (body !== undefined) {
       if (isElement(body)) {
-        throw new SmithersError("INVALID_PROP", `<Task id="${node.id}"> children must be a function or a value, not an element`);
+        // Smithers stores the element itself as the output, which no schema of fields accepts.
+        throw new SmithersError(
+          "INVALID_PROP",
+          `<Task id="${node.id}"> has a prompt (JSX) as its children but no agent: give it agent={…}, or make its children a function or a value`,
+          { id: node.id },
+        );
       }
       node.body = { type: "static", value: body };
     } else {
@@ -497,43 +526,7 @@ const RENDERERS = {
         { id: node.id },
       );
     }
-    if (props.needsApproval) {
-      node.approval = {
-        mode: "gate",
-        onDeny: "fail",
-        request: { title: props.label ?? props.id, summary: null },
-      };
-      if (asyncProp(props, `<Task id="${node.id}">`)) node.approval.async = true;
-    } else if (props.async != null) {
-      throw new SmithersError(
-        "UNSUPPORTED_PROP",
-        `<Task id="${node.id}"> async: only a task that waits for a decision (needsApproval) can wait asynchronously`,
-        { component: "Task", prop: "async", id: node.id },
-      );
-    }
-    if (props.approval != null) {
-      if (props.needsApproval) {
-        throw new SmithersError(
-          "INVALID_PROP",
-          `<Task id="${node.id}">: needsApproval asks before the task runs, approval={{…}} reviews it after; pick one`,
-          { id: node.id },
-        );
-      }
-      node.review = reviewSpec(node.id, props.approval);
-    }
-    if (props.skipIf) node.skip = true;
-    if (props.retries != null) node.retries = nonNegativeInt(props.retries, `<Task id="${node.id}"> retries`);
-    if (props.noRetry) {
-      if (node.retries > 0) {
-        throw new SmithersError("INVALID_PROP", `<Task id="${node.id}">: noRetry and retries=${node.retries} contradict each other`, { id: node.id });
-      }
-      node.retries = 0;
-    }
-    if (props.timeoutMs != null) node.timeoutMs = positiveInt(props.timeoutMs, `<Task id="${node.id}"> timeoutMs`);
-    if (props.continueOnFail) node.continueOnFail = true;
-    if (props.label != null) node.label = String(props.label);
-    if (props.meta != null) node.meta = props.meta;
-    return node;
+    return taskOptions(node, props);
   },
 
   approval(props, state, scope) {
@@ -610,6 +603,78 @@ const RENDERERS = {
     return node;
   },
 };
+
+/** The props every kind of <Task> shares: gates, review, retries, timeout, label. */
+function taskOptions(node, props) {
+  if (props.needsApproval) {
+    node.approval = {
+      mode: "gate",
+      onDeny: "fail",
+      request: { title: props.label ?? props.id, summary: null },
+    };
+    if (asyncProp(props, `<Task id="${node.id}">`)) node.approval.async = true;
+  } else if (props.async != null) {
+    throw new SmithersError(
+      "UNSUPPORTED_PROP",
+      `<Task id="${node.id}"> async: only a task that waits for a decision (needsApproval) can wait asynchronously`,
+      { component: "Task", prop: "async", id: node.id },
+    );
+  }
+  if (props.approval != null) {
+    if (props.needsApproval) {
+      throw new SmithersError(
+        "INVALID_PROP",
+        `<Task id="${node.id}">: needsApproval asks before the task runs, approval={{…}} reviews it after; pick one`,
+        { id: node.id },
+      );
+    }
+    node.review = reviewSpec(node.id, props.approval);
+  }
+  if (props.skipIf) node.skip = true;
+  if (props.retries != null) node.retries = nonNegativeInt(props.retries, `<Task id="${node.id}"> retries`);
+  if (props.noRetry) {
+    if (node.retries > 0) {
+      throw new SmithersError("INVALID_PROP", `<Task id="${node.id}">: noRetry and retries=${node.retries} contradict each other`, { id: node.id });
+    }
+    node.retries = 0;
+  }
+  if (props.timeoutMs != null) node.timeoutMs = positiveInt(props.timeoutMs, `<Task id="${node.id}"> timeoutMs`);
+  if (props.continueOnFail) node.continueOnFail = true;
+  if (props.label != null) node.label = String(props.label);
+  if (props.meta != null) node.meta = props.meta;
+  return node;
+}
+
+/**
+ * `<Task agent={…}>prompt</Task>`: the driver calls the agent when the task runs (its
+ * prompt is rendered to text then). `agent` may be a list (tried in order on retries), and
+ * `fallbackAgent` is one more for the last retries.
+ */
+function agentTask(node, props, state, prompt) {
+  const where = `<Task id="${node.id}">`;
+  const agents = [...(Array.isArray(props.agent) ? props.agent : props.agent === undefined ? [] : [props.agent])];
+  if (props.fallbackAgent !== undefined) agents.push(props.fallbackAgent);
+  if (agents.length === 0 || agents.some((a) => !a || typeof a.generate !== "function")) {
+    throw new SmithersError("INVALID_PROP", `${where} agent must be an object with a generate() method (an AgentLike)`, { id: node.id });
+  }
+  if (props.command != null || props.script != null || props.workflow != null) {
+    throw new SmithersError("INVALID_PROP", `${where} has an agent; it takes no command, script or workflow`, { id: node.id });
+  }
+  if (prompt === undefined || prompt === null || prompt === "") {
+    throw new SmithersError("TASK_BODY_REQUIRED", `${where} has an agent but no prompt (its children)`, { id: node.id });
+  }
+  node.body = { type: "agent", agent: agentLabel(agents[0]) };
+  state.computeFns.set(node.id, {
+    agentTask: {
+      agents,
+      prompt,
+      outputKey: node.output,
+      outputSchema: props.outputSchema ?? state.workflow.schemas?.[node.output],
+      rootDir: state.baseDir,
+    },
+  });
+  return taskOptions(node, props);
+}
 
 function asyncProp(props, where) {
   if (props.async == null) return false;
@@ -721,10 +786,21 @@ function commandBody(id, props, state) {
     body.env = Object.fromEntries(Object.entries(props.env).map(([k, v]) => [k, String(v)]));
   }
   if (props.parse != null) body.parse = oneOf(props.parse, ["json", "text"], `${where} parse`);
+  if (props.envTemplates != null) body.envTemplates = envTemplates(props.envTemplates, where, id);
   return body;
 }
 
-/** approval={{ prompt, input, required }} on a <Task>: review after the task ran. */
+/**
+ * `envTemplates={[["NAME", "${HOME}/x"], …]}`: variables set before `env`, in order, each
+ * value with its `${VAR}` references expanded when the task runs (templates.js).
+ */
+function envTemplates(value, where, id) {
+  const ok = Array.isArray(value) && value.every((e) => Array.isArray(e) && e.length === 2 && typeof e[0] === "string" && typeof e[1] === "string");
+  if (!ok) throw new SmithersError("INVALID_PROP", `${where} envTemplates must be [name, value] pairs of strings`, { id });
+  return value;
+}
+
+/** approval={{ prompt, input, required, rewindTo }} on a <Task>: review after the task ran. */
 function reviewSpec(id, approval) {
   const where = `<Task id="${id}"> approval`;
   if (approval === true) return {};
@@ -737,6 +813,13 @@ function reviewSpec(id, approval) {
   if (approval.required != null) spec.required = nameList(approval.required, `${where}.required`);
   if (approval.allowedUsers != null) spec.allowedUsers = nameList(approval.allowedUsers, `${where}.allowedUsers`);
   if (approval.allowedScopes != null) spec.allowedScopes = nameList(approval.allowedScopes, `${where}.allowedScopes`);
+  if (approval.rewindTo != null) {
+    // Where a push-back restarts: this task or one it depends on (the core checks which).
+    if (typeof approval.rewindTo !== "string" || approval.rewindTo === "") {
+      throw new SmithersError("INVALID_PROP", `${where}.rewindTo must be the id of this task or of one it depends on`, { id });
+    }
+    spec.rewindTo = approval.rewindTo;
+  }
   // required ⊆ input and the names themselves are checked by the core (REQUIRED_NOT_IN_INPUT,
   // INVALID_INPUT_NAME) before anything is written.
   return spec;

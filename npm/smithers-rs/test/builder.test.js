@@ -289,7 +289,7 @@ describe("builder types", () => {
     // TypeScript is not installed here (it comes with @napi-rs/cli, a dev dependency).
   }
 
-  test("index.d.ts types the builder (tsc --strict on fixtures/builder-types.ts)", { skip: !tsc && "typescript not installed", timeout: 60_000 }, async () => {
+  test("index.d.ts and tools.d.ts type the builder and agent tasks (tsc --strict on fixtures/builder-types.ts, agent-types.ts)", { skip: !tsc && "typescript not installed", timeout: 60_000 }, async () => {
     const dir = mkdtempSync(join(tmpdir(), "smithers-types-"));
     try {
       const config = join(dir, "tsconfig.json");
@@ -297,7 +297,7 @@ describe("builder types", () => {
         config,
         JSON.stringify({
           compilerOptions: { strict: true, noEmit: true, module: "nodenext", moduleResolution: "nodenext", target: "es2022", types: [], skipLibCheck: false },
-          files: [join(HERE, "fixtures/builder-types.ts")],
+          files: [join(HERE, "fixtures/builder-types.ts"), join(HERE, "fixtures/agent-types.ts")],
         }),
       );
       const out = await new Promise((done) => {

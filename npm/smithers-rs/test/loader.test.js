@@ -132,12 +132,19 @@ test("a default export that is not a workflow is INVALID_WORKFLOW", async () => 
   });
 });
 
-test("unresolvable imports still fail with Node's error", async () => {
+test("unresolvable imports fail with WORKFLOW_LOAD_FAILED, naming the module and the importing file", async () => {
   const dir = freshDir();
   writeFileSync(join(dir, "missing-pkg.ts"), `import "definitely-not-installed-pkg";\nexport default 1;\n`);
-  await assert.rejects(loadWorkflow(join(dir, "missing-pkg.ts")), { code: "ERR_MODULE_NOT_FOUND" });
+  await assert.rejects(loadWorkflow(join(dir, "missing-pkg.ts")), (e) => {
+    assert.equal(e.code, "WORKFLOW_LOAD_FAILED");
+    assert.equal(e.details.cause, "ERR_MODULE_NOT_FOUND");
+    assert.match(e.message, /definitely-not-installed-pkg/);
+    assert.match(e.message, /missing-pkg\.ts/);
+    return true;
+  });
   writeFileSync(join(dir, "missing-rel.ts"), `import "./nothing-here";\nexport default 1;\n`);
-  await assert.rejects(loadWorkflow(join(dir, "missing-rel.ts")), { code: "ERR_MODULE_NOT_FOUND" });
+  const file = join(dir, "missing-rel.ts");
+  await assert.rejects(loadWorkflow(file), { code: "WORKFLOW_LOAD_FAILED", details: { cause: "ERR_MODULE_NOT_FOUND", path: file, file } });
 });
 
 test("TypeScript-style .js specifiers find the .ts source; syntax errors point at the file", async () => {

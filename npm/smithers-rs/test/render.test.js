@@ -498,7 +498,8 @@ describe("props a component does not honour are refused, naming them", () => {
     [() => h(Approval, { id: "g", output: outputs.gate, request: { title: "t" } }, task("child")), "children", /renders no children/],
     [() => h(Task, { id: "a", output: outputs.step, retryPolicy: { initialDelayMs: 10 } }, { v: 1 }), "retryPolicy", /backoff/],
     [() => h(Task, { id: "a", output: outputs.step, cache: { by: () => 1 } }, { v: 1 }), "cache", /caching/],
-    [() => h(Task, { id: "a", output: outputs.step, fallbackAgent: {} }, { v: 1 }), "fallbackAgent", /agent options/],
+    [() => h(Task, { id: "a", output: outputs.step, allowTools: ["Read"] }, { v: 1 }), "allowTools", /give the agent its tools/],
+    [() => h(Task, { id: "a", output: outputs.step, outputSchema: { type: "object" } }, { v: 1 }), "outputSchema", /except on agent tasks/],
     [() => h(Task, { id: "a", output: outputs.step, heartbeatTimeoutMs: 5 }, { v: 1 }), "heartbeatTimeoutMs", /heartbeats/],
     [() => h(Task, { id: "a", output: outputs.step, async: true }, { v: 1 }), "async", /needsApproval/],
     [() => h(Task, { id: "a", output: outputs.step, continueOnFial: true }, { v: 1 }), "continueOnFial", /not a prop of <Task>/],
@@ -598,7 +599,8 @@ describe("render errors", () => {
     ["TASK_MISSING_OUTPUT", () => render(h(Task, { id: "a" }, { v: 1 }))],
     ["UNKNOWN_OUTPUT_SCHEMA", () => render(h(Task, { id: "a", output: "nope" }, { v: 1 }))],
     ["UNKNOWN_OUTPUT_SCHEMA", () => render(h(Task, { id: "a", output: z.object({ v: z.number() }) }, { v: 1 }))],
-    ["AGENT_TASKS_UNSUPPORTED", () => render(h(Task, { id: "a", output: outputs.step, agent: {} }, "prompt"))],
+    ["INVALID_PROP", () => render(h(Task, { id: "a", output: outputs.step, agent: {} }, "prompt"))],
+    ["TASK_BODY_REQUIRED", () => render(h(Task, { id: "a", output: outputs.step, agent: { generate: async () => ({}) } }))],
     ["TASK_BODY_REQUIRED", () => render(h(Task, { id: "a", output: outputs.step }))],
     ["INVALID_PROP", () => render(h(Task, { id: "a", output: outputs.step, retries: -1 }, { v: 1 }))],
     ["INVALID_PROP", () => render(h(Task, { id: "a", output: outputs.step, dependsOn: "b" }, { v: 1 }))],
@@ -624,7 +626,7 @@ describe("render errors", () => {
       assert.fail("no error");
     } catch (err) {
       assert.equal(err.name, "SmithersError");
-      assert.match(err.message, /Agent tasks \(LLM calls\) are not supported yet by smithers-rs/);
+      assert.match(err.message, /agent must be an object with a generate\(\) method/);
       assert.deepEqual(err.details, { id: "a" });
     }
     assert.throws(() => render(h("div", null)), /<div>/);

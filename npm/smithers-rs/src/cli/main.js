@@ -3,15 +3,15 @@
 // gate: MISSING_REQUIRED_INPUTS, UNDECLARED_INPUT, PUSH_BACK_UNSUPPORTED).
 import { existsSync } from "node:fs";
 import { userInfo } from "node:os";
-import { dirname, extname, isAbsolute, join, relative, resolve } from "node:path";
+import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { LOOKUP_CODES, SmithersError } from "../errors.js";
 import { OutputTail, POLL_MS, eventLine, outputLine, pollUntilEnd } from "./follow.js";
 
-const RUN_STATUSES = ["running", "waiting-approval", "waiting-timer", "finished", "failed", "cancelled"];
+const RUN_STATUSES = ["running", "waiting-approval", "waiting-timer", "finished", "failed", "cancelled", "rejected"];
 // The core's rule for run ids (engine.rs check_run_id).
 const RUN_ID = /^[A-Za-z0-9_.:-]{1,128}$/;
-const EXIT = { finished: 0, "waiting-approval": 3, "waiting-timer": 3, cancelled: 2, failed: 1, running: 1 };
+const EXIT = { finished: 0, "waiting-approval": 3, "waiting-timer": 3, cancelled: 2, failed: 1, rejected: 1, running: 1 };
 /**
  * Exit 4: the command line names nothing that exists, or asks what the named gate can never
  * do (inputs it does not declare or lacks, a push-back of a plain gate). The same command
@@ -42,10 +42,11 @@ const DECIDE = {
 
 const COMMANDS = {
   up: {
-    usage: "smithers up <workflow.tsx|workflow.toon> [--input JSON] [--run-id ID] [--by USER] [--resume [true|false|ID]] [--force] [--db FILE] [--json]",
-    about: "Start a run of a workflow file (.tsx/.ts/.jsx/.js or .toon) and drive it until it finishes, fails, or waits at an approval.",
+    usage: "smithers up <workflow.tsx|.toon|dag.yaml> [--input JSON] [--run-id ID] [--by USER] [--resume [true|false|ID]] [--force] [--live] [--db FILE] [--json] [-- NAME=VALUE …]",
+    about: "Start a run of a workflow file (.tsx/.ts/.jsx/.js, .toon, or a Dagu DAG .yaml/.yml) and drive it until it finishes, fails, or waits at an approval.",
     details: [
-      "--input JSON    the run's input (default {})",
+      "--input JSON    the run's input (default {}); for a Dagu DAG, its params: {\"NAME\": \"value\"}",
+      "-- NAME=VALUE   params after --, as Dagu takes them (merged into --input)",
       "--run-id ID     use this run id (default: generated)",
       "--by USER       who starts the run, recorded as its startedBy (default: $SMITHERS_USER, else the OS user)",
       "--resume        resume the run named by --run-id instead of starting one; Smithers' forms work too:",
@@ -61,7 +62,7 @@ const COMMANDS = {
     run: up,
   },
   resume: {
-    usage: "smithers resume <runId> [--force] [--db FILE] [--json]",
+    usage: "smithers resume <runId> [--force] [--live] [--db FILE] [--json]",
     about: "Resume a run from where it stopped (after a crash, or after a decision recorded with --no-resume).",
     details: ["--force   take the run over even if another live process drives it", "--live    progress and command output on stderr (default on a terminal)"],
     options: { ...COMMON, force: { type: "boolean", default: false }, live: { type: "boolean", default: false } },
@@ -132,17 +133,19 @@ const COMMANDS = {
   },
   logs: {
     usage: "smithers logs <runId> [--node ID] [--iteration N] [--attempt N] [--stderr | --both] [--follow] [--db FILE] [--json]",
-    about: "Print what a run's command tasks wrote: stdout (or stderr) per attempt, oldest first.",
+    about:
+      "Print what a run's command tasks wrote (stdout, or stderr) and what its agent tasks answered, per attempt, oldest first.",
     details: [
       "--node, -n ID    only this task",
       "--iteration N    only this loop iteration",
       "--attempt N      only this attempt (retries and push-backs run a task again)",
-      "--stderr         print stderr instead of stdout",
-      "--both           print stdout and stderr",
+      "--stderr         print stderr instead of stdout (a CLI agent's stderr)",
+      "--both           print stdout and stderr; for agent tasks also the prompt and the follow-up",
       "--follow, -f     print what the tasks write as they write it, each line prefixed by its node, until",
       "                 the run ends (exit code: the run's, 0 finished, 1 failed, 2 cancelled); a run that",
       "                 waits for approval is followed on",
-      "--json           the attempts (node, iteration, attempt, state, exit code, log paths) with their text",
+      "--json           the attempts (node, iteration, attempt, state, exit code, log paths; an agent's prompt,",
+      "                 answer, token usage) with their text",
     ],
     options: {
       ...COMMON,
@@ -277,7 +280,7 @@ export async function main(argv) {
   let args;
   try {
     const words = command.run === up ? resumeWords(rest) : rest;
-    args = parseArgs({ args: words, options: command.options, allowPositionals: true, strict: true });
+    args = parseArgs({ args: words, options: command.options, allowPositionals: true, strict: true, tokens: true });
   } catch (e) {
     return report(new SmithersError("USAGE", `${e.message}\nUsage: ${command.usage}`), rest.includes("--json"));
   }
@@ -293,7 +296,7 @@ export async function main(argv) {
 }
 
 /** Workflow files `up` loads; a word after `--resume` with one of these is the file, not a run id. */
-const WORKFLOW_FILE = /\.(tsx|ts|jsx|js|mjs|mts|toon)$/;
+const WORKFLOW_FILE = /\.(tsx|ts|jsx|js|mjs|mts|toon|ya?ml)$/;
 
 /**
  * `up` takes `--resume` as Smithers' docs write it: `--resume true` / `--resume false`
@@ -407,9 +410,15 @@ function runId(args, command) {
 // ---------------------------------------------------------------- up / resume
 
 async function up(args) {
-  const [file, extra] = args.positionals;
+  const [file, ...extra] = args.positionals;
   if (!file) throw usage("a workflow file is required", "up");
-  if (extra) throw usage(`unexpected argument ${JSON.stringify(extra)}`, "up");
+  // `smithers up dag.yaml -- NAME=value …`: params the way Dagu's CLI takes them.
+  const params = {};
+  for (const word of extra) {
+    const eq = word.indexOf("=");
+    if (eq <= 0 || !args.tokens?.some((t) => t.kind === "option-terminator")) throw usage(`unexpected argument ${JSON.stringify(word)}`, "up");
+    params[word.slice(0, eq)] = word.slice(eq + 1);
+  }
   const id = args.values["run-id"];
   if (id !== undefined && !RUN_ID.test(id)) {
     throw usage(`--run-id ${JSON.stringify(id)} must be 1-128 characters of letters, digits and _ . : -`, "up");
@@ -424,15 +433,21 @@ async function up(args) {
       throw usage(`--input is not valid JSON: ${e.message}`, "up");
     }
   }
+  if (Object.keys(params).length) {
+    if (typeof input !== "object" || input === null || Array.isArray(input)) throw usage("params after -- need --input to be an object", "up");
+    input = { ...input, ...params };
+  }
   const { loadWorkflow } = await import("../loader/load.js");
   process.setSourceMapsEnabled?.(true);
   let workflow;
   try {
     workflow = await loadWorkflow(path);
   } catch (e) {
-    // A malformed .toon file (TOON_PARSE, TOON_UNKNOWN_NEED, …) is the caller's input to
-    // fix, like a usage error: exit 4, and nothing was written.
-    if (extname(path) === ".toon" && e instanceof SmithersError) e.exitCode = 4;
+    // A file that cannot be loaded (a malformed .toon or DAG file, a .tsx that does not
+    // compile or throws while loading, an export we do not provide: TOON_PARSE,
+    // DAGU_UNKNOWN_KEY, …) is the caller's input to fix, like a usage error: exit 4, and
+    // nothing was written.
+    if (e instanceof SmithersError) e.exitCode = 4;
     throw e;
   }
   const dbPath = args.values.db
@@ -580,7 +595,7 @@ function finish(engine, result, json) {
     if (result.error) console.log(`  error: ${result.error.code}: ${result.error.message}`);
     const db = dbArg(engine.dbPath);
     printPending(result.runId, pending, db);
-    printDecisionCommands(result.runId, pending, db);
+    printDecisionCommands(pending, db);
   }
   engine.close();
   return EXIT[result.status] ?? 1;
@@ -594,9 +609,13 @@ function inputList(a) {
   return (a.input ?? []).map((k) => (required.has(k) ? `${k} (required)` : k)).join(", ");
 }
 
-/** One line per pending gate; a reviewed step also says its round, inputs and where its output is. */
+/**
+ * One line per pending gate; a reviewed step also says its round, inputs and where its
+ * output is. A gate of a sub-run the run waits on names that sub-run.
+ */
 function printPending(runId, pending, db = "") {
   for (const a of pending) {
+    if (a.runId !== runId) console.log(`  sub-run ${a.runId} (${a.workflowName}) waits:`);
     if (a.mode === "human") {
       // A <HumanTask>: the answer is the output; say what to fill in.
       console.log(`  waiting for an answer: ${a.nodeId}${a.iteration ? ` (iteration ${a.iteration})` : ""} — ${a.prompt ?? a.title ?? ""}`);
@@ -615,7 +634,7 @@ function printPending(runId, pending, db = "") {
     if (a.input?.length) console.log(`    inputs: ${inputList(a)}; pass them as --input KEY=VALUE`);
     const last = a.history?.at(-1);
     if (last) console.log(`    last round: ${historyLine(last)}`);
-    console.log(`    its output: npx smithers logs ${runId} --node ${a.nodeId}${a.iteration ? ` --iteration ${a.iteration}` : ""}${db}`);
+    console.log(`    its output: npx smithers logs ${a.runId} --node ${a.nodeId}${a.iteration ? ` --iteration ${a.iteration}` : ""}${db}`);
   }
 }
 
@@ -627,21 +646,22 @@ function historyLine(h) {
 
 /**
  * The commands that decide the pending gates: approve/deny for a gate, approve/push-back/
- * reject for a reviewed step; one set per gate (with --node) when several wait.
+ * reject for a reviewed step; one set per gate (with --node) when several wait. Each names
+ * the gate's own run (a sub-run's, when the run waits on one).
  */
-function printDecisionCommands(runId, pending, db = "") {
+function printDecisionCommands(pending, db = "") {
   for (const a of pending) {
     const sel = (pending.length > 1 ? ` --node ${a.nodeId}${a.iteration ? ` --iteration ${a.iteration}` : ""}` : "") + db;
     if (a.mode === "human") {
-      console.log(`  answer:  npx smithers approve ${runId} ${a.nodeId}${a.iteration ? ` --iteration ${a.iteration}` : ""}${db} --note '<json>'`);
-      console.log(`  deny:    npx smithers deny ${runId}${sel}`);
+      console.log(`  answer:  npx smithers approve ${a.runId} ${a.nodeId}${a.iteration ? ` --iteration ${a.iteration}` : ""}${db} --note '<json>'`);
+      console.log(`  deny:    npx smithers deny ${a.runId}${sel}`);
     } else if (isReview(a)) {
-      console.log(`  approve:   npx smithers approve ${runId}${sel}`);
-      console.log(`  push-back: npx smithers push-back ${runId}${sel}`);
-      console.log(`  reject:    npx smithers reject ${runId}${sel}`);
+      console.log(`  approve:   npx smithers approve ${a.runId}${sel}`);
+      console.log(`  push-back: npx smithers push-back ${a.runId}${sel}`);
+      console.log(`  reject:    npx smithers reject ${a.runId}${sel}`);
     } else {
-      console.log(`  approve: npx smithers approve ${runId}${sel}`);
-      console.log(`  deny:    npx smithers deny ${runId}${sel}`);
+      console.log(`  approve: npx smithers approve ${a.runId}${sel}`);
+      console.log(`  deny:    npx smithers deny ${a.runId}${sel}`);
     }
   }
 }
@@ -727,7 +747,17 @@ async function decide(kind, args, command = kind) {
     } else if (run) {
       const db = dbArg(engine.dbPath);
       printPending(id, pending, db);
-      printDecisionCommands(id, pending, db);
+      printDecisionCommands(pending, db);
+      // A sub-run that ended woke its caller, which this process then drove on.
+      const caller = run.caller;
+      if (caller?.runId) {
+        console.log(`caller run ${caller.runId}: ${caller.status}${caller.error ? ` (${caller.error.code}: ${caller.error.message})` : ""}`);
+        if (caller.status === "waiting-approval") {
+          const waiting = engine.pendingApprovals({ runId: caller.runId });
+          printPending(caller.runId, waiting, db);
+          printDecisionCommands(waiting, db);
+        }
+      }
     } else if (recorded.owner) {
       console.log(`run ${id} is driven by ${recorded.owner}; it picks the decision up`);
     } else if (recorded.needsResume) {
@@ -885,6 +915,16 @@ async function inspect(args) {
       }
     }
   }
+  if (info.agentAttempts?.length > 0) {
+    console.log("\nagent calls:");
+    for (const a of info.agentAttempts) {
+      const answer = (a.responseText ?? "").replace(/\s+/g, " ").trim();
+      const shown = answer.length > 100 ? `${answer.slice(0, 100)}…` : answer || "(no answer)";
+      console.log(`  ${a.nodeId} [${a.iteration}] attempt ${a.attempt} ${a.state}${agentNote(a)}: ${shown}`);
+      if (a.agent?.followUp) console.log(`    follow-up asked: ${a.agent.followUp.reason}`);
+    }
+    console.log(`  (prompts and answers in full: npx smithers logs ${r.runId} --both)`);
+  }
   if (info.outputs.length > 0) {
     console.log("\noutputs:");
     for (const o of info.outputs) console.log(`  ${o.table} ${o.nodeId} [${o.iteration}]: ${JSON.stringify(o.value)}`);
@@ -936,6 +976,16 @@ export function diagnose(info, db = "") {
       }
       blockers.push(blocker);
     }
+    for (const n of info.nodes.filter((x) => x.state === "waiting-approval" && x.subRunId)) {
+      blockers.push({
+        kind: "sub-run",
+        nodeId: n.nodeId,
+        iteration: n.iteration,
+        subRunId: n.subRunId,
+        reason: `${n.nodeId} waits for its sub-run ${n.subRunId}, which waits for a decision`,
+        unblocker: `npx smithers why ${n.subRunId}${db}`,
+      });
+    }
   } else if (r.status === "running" && !r.owner) {
     blockers.push({ kind: "resume", reason: "No process drives this run (it was interrupted, or a decision was recorded with --no-resume)", unblocker: `npx smithers resume ${r.runId}${db}` });
   } else if (r.status === "running" && r.ownerLiveness === "dead") {
@@ -952,6 +1002,7 @@ export function diagnose(info, db = "") {
     r.status === "finished" ? "The run finished." :
     r.status === "failed" ? `The run failed${r.error ? `: ${r.error.code}: ${r.error.message}` : "."}` :
     r.status === "cancelled" ? "The run was cancelled." :
+    r.status === "rejected" ? `The run was rejected${r.rejection ? ` at ${r.rejection.nodeId} by ${r.rejection.rejectedBy ?? "?"}${r.rejection.rejectionReason ? `: ${r.rejection.rejectionReason}` : ""}` : "."}` :
     blockers.length > 0 ? blockers.map((b) => b.reason).join("; ") : `The run is ${r.status}.`;
   return { runId: r.runId, status: r.status, summary, blockers, ...(rejected.length ? { rejected } : {}) };
 }
@@ -1016,7 +1067,7 @@ async function logs(args) {
     return 0;
   }
   if (attempts.length === 0) {
-    console.log(v.node ? `no command output for ${v.node} in run ${id} (it ran no command yet)` : `no command output in run ${id}`);
+    console.log(v.node ? `no command or agent output for ${v.node} in run ${id} (it ran none yet)` : `no command or agent output in run ${id}`);
     return 0;
   }
   const text = (t) => (t === "" || t.endsWith("\n") ? t : `${t}\n`);
@@ -1026,8 +1077,10 @@ async function logs(args) {
     const exited = a.exitCode !== null && a.exitCode !== undefined;
     const plain = exited && ((a.exitCode === 0 && a.state === "finished") || (a.exitCode !== 0 && a.state === "failed"));
     const how = !exited ? a.state : plain ? `exit ${a.exitCode}` : `exit ${a.exitCode}, ${a.state}`;
-    const head = `== ${a.nodeId}${a.iteration ? ` [iteration ${a.iteration}]` : ""} (attempt ${a.attempt}, ${how})`;
-    if (v.both) {
+    const head = `== ${a.nodeId}${a.iteration ? ` [iteration ${a.iteration}]` : ""} (attempt ${a.attempt}, ${how}${agentNote(a)})`;
+    if (a.prompt != null) {
+      process.stdout.write(`${head} ==\n${agentLog(a, v)}`);
+    } else if (v.both) {
       process.stdout.write(`${head} ==\n-- stdout --\n${text(a.stdout)}-- stderr --\n${text(a.stderr)}`);
     } else if (v.stderr) {
       process.stdout.write(`${head} stderr ==\n${text(a.stderr)}`);
@@ -1085,6 +1138,32 @@ async function events(args) {
   } finally {
     engine.close();
   }
+}
+
+/** `, agent X (model), N in / M out tokens` for an agent attempt's heading. */
+function agentNote(a) {
+  if (a.prompt == null) return "";
+  const who = a.agent?.agent ? `, agent ${a.agent.agent}${a.agent.model ? ` (${a.agent.model})` : ""}` : "";
+  const u = a.usage ?? {};
+  const tokens = u.inputTokens != null || u.outputTokens != null ? `, ${u.inputTokens ?? "?"} in / ${u.outputTokens ?? "?"} out tokens` : "";
+  const tools = a.agent?.toolCalls ? `, ${a.agent.toolCalls} tool call${a.agent.toolCalls === 1 ? "" : "s"}` : "";
+  return `${who}${tokens}${tools}`;
+}
+
+/** An agent attempt: its answer (and the follow-up's); with --both the prompts and a CLI's logs too. */
+function agentLog(a, v) {
+  const text = (t) => (t === "" || t.endsWith("\n") ? t : `${t}\n`);
+  const follow = a.agent?.followUp;
+  const error = a.error?.message ? `-- error --\n${text(`${a.error.code ? `${a.error.code}: ` : ""}${a.error.message}`)}` : "";
+  if (v.stderr) return text(a.stderr ?? "");
+  if (!v.both) {
+    const answer = a.responseText == null ? "(no answer)" : a.responseText;
+    return `${text(answer)}${follow ? `-- follow-up answer (${follow.reason}) --\n${text(follow.text ?? "")}` : ""}${error}`;
+  }
+  let out = `-- prompt --\n${text(a.prompt)}-- answer --\n${text(a.responseText ?? "(no answer)")}`;
+  if (follow) out += `-- follow-up prompt --\n${text(follow.prompt ?? "")}-- follow-up answer --\n${text(follow.text ?? "")}`;
+  if (a.stdoutPath) out += `-- stdout --\n${text(a.stdout)}-- stderr --\n${text(a.stderr)}`;
+  return out + error;
 }
 
 async function cancel(args) {

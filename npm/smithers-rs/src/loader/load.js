@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import { register } from "node:module";
 import { extname, resolve } from "node:path";
-import { pathToFileURL } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { SmithersError } from "../errors.js";
 
 let registered = false;
@@ -14,8 +14,9 @@ export function registerLoader() {
 }
 
 /**
- * Load a workflow file: a .toon file is parsed and compiled (toon/compile.js); any other
- * (.tsx, .ts, .jsx, .js) is imported and its default export returned.
+ * Load a workflow file: a .toon file or a Dagu DAG (.yaml, .yml) is parsed and compiled
+ * (toon/compile.js, dagu/compile.js); any other (.tsx, .ts, .jsx, .js) is imported and its
+ * default export returned.
  * @param {string} path
  */
 export async function loadWorkflow(path) {
@@ -28,8 +29,17 @@ export async function loadWorkflow(path) {
     const { loadToonWorkflow } = await import("../toon/compile.js");
     return loadToonWorkflow(absolute);
   }
+  if (/\.ya?ml$/i.test(absolute)) {
+    const { loadDaguWorkflow } = await import("../dagu/compile.js");
+    return loadDaguWorkflow(absolute);
+  }
   registerLoader();
-  const mod = await import(pathToFileURL(absolute).href);
+  let mod;
+  try {
+    mod = await import(pathToFileURL(absolute).href);
+  } catch (e) {
+    throw loadError(e, absolute);
+  }
   const workflow = mod.default;
   if (!workflow?.__smithersWorkflow) {
     throw new SmithersError(
@@ -39,4 +49,64 @@ export async function loadWorkflow(path) {
     );
   }
   return workflow;
+}
+
+/** Where our own files are: a stack frame there is not the user's line. */
+const PACKAGE_DIR = fileURLToPath(new URL("../../", import.meta.url));
+const CODED = /^([A-Z][A-Z0-9_]+): ([\s\S]*)$/;
+
+/**
+ * A failure to import a workflow file, as a SmithersError with a stable code: what the
+ * loader hooks refused (their message starts with the code), a name smithers-orchestrator
+ * does not export, a module that cannot be found, or a workflow that threw while loading
+ * (WORKFLOW_LOAD_FAILED with the file and line where it threw).
+ * @param {any} e
+ * @param {string} path the workflow file
+ */
+export function loadError(e, path) {
+  if (e instanceof SmithersError) return e;
+  const message = String(e?.message ?? e);
+  const coded = CODED.exec(message);
+  if (coded) {
+    const [, code, rest] = coded;
+    return new SmithersError(code, rest, { path, ...locationIn(rest) });
+  }
+  const missing = /The requested module '([^']+)' does not provide an export named '([^']+)'/.exec(message);
+  if (missing && /^(smithers-orchestrator|smithers-rs)(\/|$)/.test(missing[1])) {
+    const where = userFrame(e?.stack) ?? { file: path };
+    return new SmithersError(
+      "UNSUPPORTED_EXPORT",
+      `${where.file}${where.line ? `:${where.line}` : ""}: ${missing[1]} has no export "${missing[2]}" in smithers-rs ` +
+        "(README.md lists what is supported and where we differ from Smithers)",
+      { path, module: missing[1], export: missing[2], ...where },
+    );
+  }
+  if (e?.code === "ERR_MODULE_NOT_FOUND" || e?.code === "ERR_PACKAGE_PATH_NOT_EXPORTED") {
+    // Node names the importing file ("imported from …"); its stack is the loader's own.
+    const importer = / imported from (\S+)/.exec(message)?.[1];
+    const file = importer?.startsWith("file:") ? fileURLToPath(importer) : (importer ?? path);
+    return new SmithersError("WORKFLOW_LOAD_FAILED", message, { path, file, cause: e.code });
+  }
+  const where = userFrame(e?.stack) ?? { file: path };
+  const at = `${where.file}${where.line ? `:${where.line}` : ""}`;
+  const kind = e?.name && e.name !== "Error" ? `${e.name}: ` : "";
+  return new SmithersError("WORKFLOW_LOAD_FAILED", `${at}: ${kind}${message}`, { path, ...where });
+}
+
+/** `file:line[:column]` at the start of a hook's message. */
+function locationIn(text) {
+  const m = /^(\/[^:]+):(\d+)(?::(\d+))?:/.exec(text);
+  return m ? { file: m[1], line: Number(m[2]), ...(m[3] ? { column: Number(m[3]) } : {}) } : {};
+}
+
+/** The first stack frame in a file of the user's (not node's, not this package's). */
+function userFrame(stack) {
+  for (const line of String(stack ?? "").split("\n")) {
+    const m = /(?:^|[\s(])(file:\/\/[^\s)]+?|\/[^\s):]+):(\d+)(?::(\d+))?/.exec(line);
+    if (!m) continue;
+    const file = m[1].startsWith("file:") ? fileURLToPath(m[1]) : m[1];
+    if (file.startsWith(PACKAGE_DIR) || file.includes("/node_modules/")) continue;
+    return { file, line: Number(m[2]), ...(m[3] ? { column: Number(m[3]) } : {}) };
+  }
+  return null;
 }

@@ -12,8 +12,10 @@ import { SmithersEngine } from "../engine.js";
 import { SmithersError } from "../errors.js";
 import { engineVersion } from "../native.js";
 import { authenticate, scopeCovers } from "./config.js";
+import { daguErrorBody, daguRoutes } from "./dagu.js";
 import { Metrics } from "./metrics.js";
 import { openApiDocument } from "./openapi.js";
+import { startAllowed } from "./start.js";
 import { Watcher } from "./watch.js";
 
 const WEB_DIR = join(dirname(fileURLToPath(import.meta.url)), "web");
@@ -35,6 +37,9 @@ const STATUS = {
   RUN_REJECTED: 409,
   RUN_OWNED: 409,
   RUN_NOT_RESUMABLE: 409,
+  RUN_EXISTS: 409,
+  PUSH_BACK_BUSY: 409,
+  WORKFLOW_NOT_FOUND: 404,
   AMBIGUOUS_APPROVAL: 409,
   PAYLOAD_TOO_LARGE: 413,
   // A <HumanTask> answer that does not fit its schema (it counts as an attempt).
@@ -185,7 +190,7 @@ function prometheusMetrics(c) {
 // ---------------------------------------------------------------------------------------
 // Routing
 
-/** [method, path pattern, scope needed (null: public), handler] */
+/** [method, path pattern, scope needed (null: public), handler, error shape ("dagu": Dagu's)] */
 const ROUTES = [
   ["GET", /^\/healthz$/, null, () => ({ ok: true, engine: engineVersion() })],
   ["GET", /^\/openapi\.json$/, null, () => openApiDocument()],
@@ -202,12 +207,16 @@ const ROUTES = [
   ["POST", /^\/v1\/runs\/([^/]+)\/nodes\/([^/]+)\/deny$/, "approve", (c) => decide(c, "deny")],
   ["POST", /^\/v1\/runs\/([^/]+)\/nodes\/([^/]+)\/reject$/, "approve", (c) => decide(c, "reject")],
   ["POST", /^\/v1\/runs\/([^/]+)\/nodes\/([^/]+)\/push-back$/, "approve", (c) => decide(c, "pushBack")],
+  ["POST", /^\/v1\/runs$/, "execute", startRun],
+  ["POST", /^\/v1\/runs\/([^/]+)\/reject$/, "approve", rejectRun],
   ["POST", /^\/v1\/runs\/([^/]+)\/cancel$/, "execute", cancelRun],
   ["POST", /^\/v1\/runs\/([^/]+)\/resume$/, "execute", resumeRun],
   ["GET", /^\/v1\/approvals$/, "read", listApprovals],
   // Smithers' aliases for the approvals list.
   ["GET", /^\/(?:v1\/)?approvals?(?:\/list)?$/, "read", listApprovals],
   ["GET", /^\/v1\/events$/, "read", eventStream],
+  // Dagu's paths (serve/dagu.js).
+  ...daguRoutes({ readBody, HttpError }),
 ];
 
 async function handle(ctx, req, res) {
@@ -218,7 +227,7 @@ async function handle(ctx, req, res) {
     if (path.startsWith("/assets/")) return asset(res, path.slice("/assets/".length));
   }
   let matched = false;
-  for (const [method, pattern, scope, handler] of ROUTES) {
+  for (const [method, pattern, scope, handler, format] of ROUTES) {
     const m = pattern.exec(path);
     if (!m) continue;
     matched = true;
@@ -241,7 +250,8 @@ async function handle(ctx, req, res) {
       const value = await handler(c);
       if (value !== undefined && !res.headersSent) sendJson(res, 200, value);
     } catch (e) {
-      sendError(res, e, ctx.log);
+      if (format === "dagu") sendDaguError(res, e, ctx.log);
+      else sendError(res, e, ctx.log);
     }
     return;
   }
@@ -446,6 +456,11 @@ async function decide(c, kind) {
       `decidedBy ${JSON.stringify(body.decidedBy)} is not the authenticated user ${JSON.stringify(c.auth.user)}: the decider is taken from the token`,
     );
   }
+  return decideAs(c, kind, runId, nodeId, body);
+}
+
+/** Records a decision as the authenticated user; the run resumes in this process. */
+async function decideAs(c, kind, runId, nodeId, body) {
   const method = kind === "reject" ? "deny" : kind;
   const outcome = await c.engine[method](runId, {
     nodeId,
@@ -469,6 +484,42 @@ async function decide(c, kind) {
     throw new HttpError(recorded.error.code, recorded.error.message, { nodeId: recorded.nodeId, attempt, maxAttempts, runStatus: recorded.runStatus });
   }
   return { ...recorded, resumed: Boolean(done) };
+}
+
+/**
+ * `POST /v1/runs {workflow | workflowPath, input?, runId?}`: starts a run of a workflow file
+ * the serve configuration allow-lists (`workflows`), as the caller.
+ */
+async function startRun(c) {
+  const body = await readBody(c.req, ["workflow", "workflowPath", "input", "runId"]);
+  if ((body.workflow === undefined) === (body.workflowPath === undefined)) {
+    throw new HttpError("INVALID_REQUEST", "give workflow (a name the serve configuration lists) or workflowPath (one of its files)");
+  }
+  for (const key of ["workflow", "workflowPath"]) {
+    if (body[key] !== undefined && (typeof body[key] !== "string" || body[key] === "")) throw new HttpError("INVALID_REQUEST", `${key} must be a string`);
+  }
+  const started = await startAllowed(c, {
+    name: body.workflow,
+    path: body.workflowPath,
+    input: body.input ?? {},
+    runId: body.runId,
+    startedBy: c.auth.user,
+  });
+  return { runId: started.runId, workflow: started.workflow, status: c.engine.getRun(started.runId).status };
+}
+
+/**
+ * `POST /v1/runs/:runId/reject {reason?}`: rejects the run (Dagu's Reject for a waiting
+ * run): its oldest waiting reviewed step is rejected, which ends the run `rejected` and
+ * withdraws every other wait.
+ */
+async function rejectRun(c) {
+  const runId = c.params[0];
+  const body = await readBody(c.req, ["reason"]);
+  if (body.reason !== undefined && body.reason !== null && typeof body.reason !== "string") throw new HttpError("INVALID_REQUEST", "reason must be a string");
+  const review = c.engine.pendingApprovals({ runId, limit: 500 }).find((a) => a.runId === runId && a.kind === "review");
+  if (!review) throw new HttpError("NO_PENDING_APPROVALS", `run ${runId} has no reviewed step waiting to be rejected`, { runId });
+  return decideAs(c, "reject", runId, review.nodeId, { iteration: review.iteration, reason: body.reason ?? undefined });
 }
 
 function cancelRun(c) {
@@ -609,6 +660,14 @@ function sendJson(res, status, value) {
     "content-length": Buffer.byteLength(body),
   });
   res.end(body);
+}
+
+function sendDaguError(res, e, log) {
+  const { status, body } = daguErrorBody(e);
+  if (status === 500) log?.(`error: ${e?.stack ?? e}`);
+  if (res.headersSent) return res.end();
+  if (status === 401) res.setHeader("www-authenticate", 'Bearer realm="smithers"');
+  sendJson(res, status, body);
 }
 
 function sendError(res, e, log) {

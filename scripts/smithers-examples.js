@@ -1,0 +1,204 @@
+#!/usr/bin/env node
+// Runs every workflow of Smithers' own `examples/` folder, unmodified, on smithers-rs, with
+// scripted models standing in for the providers, and reports pass/fail per example with
+// the reason.
+//
+//   node scripts/smithers-examples.js [DIR] [--repo GIT_DIR] [--only NAME,…] [--jobs N] [--json]
+//
+// The examples (examples/*.jsx, _example-kit.js, prompts/) are extracted from a git copy of
+// smithersai/smithers (default: the mirror at /work/.mirror/smithersai+smithers/repo, or
+// $SMITHERS_REPO) into DIR (default: a new temporary directory). Models: a loopback
+// server speaking Anthropic's Messages API (ANTHROPIC_BASE_URL) for the `anthropic("…")`
+// models of `ai` ToolLoopAgents, and stand-in CLIs on PATH for Smithers' CLI agents. Each
+// example runs with `smithers up` in a child process; a run that waits for approval is
+// approved, and the approval examples run a second time to be denied, and each end is
+// checked against what the example intends.
+import { execFileSync, spawn } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { basename, dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { startAnthropicStandIn } from "./lib/anthropic-stand-in.js";
+import { installCliStandIns } from "./lib/cli-stand-in.js";
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const CLI = join(ROOT, "npm/smithers-rs/bin/smithers.js");
+const DEFAULT_REPO = "/work/.mirror/smithersai+smithers/repo";
+/** One example (with its approvals) may take this long. */
+const EXAMPLE_TIMEOUT_MS = 300_000;
+
+/**
+ * What each approval example intends, after an approve and after a deny: a check over the
+ * run's final outputs (`out(table, nodeId)` is that row, or undefined).
+ */
+const INTENDED = {
+  "rollback-advisor": {
+    approve: (out) => out("action", "act")?.action === "rollback" || "the approved rollback is not the action taken",
+    deny: (out) => out("action", "act")?.action === "observe" || "a denied rollback should leave the service observed",
+  },
+  "lead-router-with-approval": {
+    approve: (out) => (out("approval", "approve-route")?.approved === true && out("sink", "sink") !== undefined) || "the approved lead was not written",
+    deny: (out) => out("approval", "approve-route")?.approved === false || "the denial is not recorded",
+  },
+  "ransomware-isolation-coordinator": {
+    approve: (out) => out("containment", "contain") !== undefined || "approved containment did not run",
+    deny: (out) => (out("containment", "contain") === undefined && out("report", "report") !== undefined) || "containment ran without approval, or no report",
+  },
+  "runbook-executor": {
+    // The risky steps run in a second loop of "execute" tasks once approved; the review sees them.
+    approve: (out) => out("approval", "approve-risky")?.approved === true || "the risky steps were not approved",
+    deny: (out) => (out("approval", "approve-risky")?.approved === false && out("review", "review") !== undefined) || "the denial is not recorded, or no review",
+  },
+};
+
+function run(args, { env, cwd, timeoutMs }) {
+  return new Promise((done) => {
+    const child = spawn(process.execPath, [CLI, ...args], { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    child.stderr.on("data", (d) => (stderr += d));
+    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+    child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      let json = null;
+      try {
+        json = JSON.parse(stdout);
+      } catch {
+        // not --json, or cut off
+      }
+      done({ code: signal ? `killed (${signal})` : code, stdout, stderr, json });
+    });
+  });
+}
+
+const lastLine = (s) => s.trim().split("\n").filter(Boolean).pop() ?? "";
+
+/**
+ * One run of an example to its end: `up`, then while it waits, decide every pending gate
+ * (approve, or deny the first one when `deny`). Returns the final inspection or a failure.
+ */
+async function runExample(file, { env, dir, deny, deadline }) {
+  const name = basename(file, ".jsx");
+  const db = join(dir, "dbs", `${name}${deny ? ".deny" : ""}.db`);
+  const left = () => Math.max(1_000, deadline - Date.now());
+  let result = await run(["up", file, "--db", db, "--json"], { env, cwd: dir, timeoutMs: left() });
+  const runId = result.json?.runId;
+  let decided = 0;
+  while (result.code === 3 && runId) {
+    const why = await run(["inspect", runId, "--db", db, "--json"], { env, cwd: dir, timeoutMs: left() });
+    const pending = (why.json?.approvals ?? []).filter((a) => a.status === "requested");
+    if (pending.length === 0) return { ok: false, reason: "waits, but no approval is pending" };
+    for (const a of pending) {
+      const verb = deny && decided === 0 ? "deny" : "approve";
+      decided += 1;
+      const decision = await run([verb, runId, "--node", a.nodeId, "--iteration", String(a.iteration), "--by", "examples-script", "--db", db, "--json"], {
+        env,
+        cwd: dir,
+        timeoutMs: left(),
+      });
+      // Refused (nothing recorded): an error and no decision in the answer.
+      if (decision.json?.error && !decision.json?.status) {
+        const e = decision.json.error;
+        return { ok: false, reason: `${verb} ${a.nodeId} refused: ${e.code}: ${e.message}` };
+      }
+    }
+    // The decision resumed the run; read where it ended.
+    const after = await run(["inspect", runId, "--db", db, "--json"], { env, cwd: dir, timeoutMs: left() });
+    const status = after.json?.run?.status;
+    result = { code: status === "finished" ? 0 : status === "waiting-approval" ? 3 : status === "cancelled" ? 2 : 1, json: after.json, stderr: "" };
+    if (decided > 20) return { ok: false, reason: "more than 20 approvals asked" };
+  }
+  if (!runId) return { ok: false, reason: `${result.code}: ${result.json?.error ? `${result.json.error.code}: ${result.json.error.message}` : lastLine(result.stderr) || lastLine(result.stdout)}` };
+  const info = (await run(["inspect", runId, "--db", db, "--json"], { env, cwd: dir, timeoutMs: left() })).json;
+  if (info?.run?.status !== "finished") {
+    const err = info?.run?.error;
+    return { ok: false, reason: `run ${info?.run?.status ?? "?"}${err ? `: ${err.code}: ${err.message}` : ""}`, info, decided };
+  }
+  return { ok: true, info, decided };
+}
+
+async function main() {
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: {
+      repo: { type: "string" },
+      only: { type: "string" },
+      jobs: { type: "string", default: "2" },
+      json: { type: "boolean", default: false },
+    },
+  });
+  const repo = values.repo ?? process.env.SMITHERS_REPO ?? DEFAULT_REPO;
+  const dir = resolve(positionals[0] ?? mkdtempSync(join(tmpdir(), "smithers-examples-")));
+  mkdirSync(join(dir, "dbs"), { recursive: true });
+  if (!existsSync(join(dir, "examples"))) {
+    const tar = execFileSync("git", [`--git-dir=${repo}`, "archive", "HEAD", "examples"], { maxBuffer: 256 * 1024 * 1024 });
+    execFileSync("tar", ["-x", "-C", dir], { input: tar });
+  }
+  const examplesDir = join(dir, "examples");
+  let files = readdirSync(examplesDir)
+    .filter((f) => f.endsWith(".jsx"))
+    .sort();
+  if (values.only) {
+    const only = new Set(values.only.split(",").map((s) => s.trim()));
+    files = files.filter((f) => only.has(basename(f, ".jsx")));
+  }
+  const model = await startAnthropicStandIn({ readPath: "_example-kit.js" });
+  const bin = installCliStandIns(join(dir, "bin"));
+  const env = {
+    ...process.env,
+    PATH: `${bin}:${process.env.PATH}`,
+    ANTHROPIC_BASE_URL: model.url,
+    ANTHROPIC_API_KEY: "scripted-stand-in",
+    SMITHERS_CACHE_DIR: join(dir, "cache"),
+  };
+  delete env.SMITHERS_DB;
+
+  const results = [];
+  const queue = [...files];
+  const worker = async () => {
+    for (let file = queue.shift(); file; file = queue.shift()) {
+      const name = basename(file, ".jsx");
+      const path = join(examplesDir, file);
+      const deadline = Date.now() + EXAMPLE_TIMEOUT_MS;
+      const started = Date.now();
+      const first = await runExample(path, { env, dir, deny: false, deadline });
+      let outcome = first;
+      const intended = INTENDED[name];
+      if (first.ok && intended) {
+        const checked = check(intended.approve, first.info);
+        if (checked !== true) outcome = { ok: false, reason: `approve: ${checked}` };
+        else {
+          const second = await runExample(path, { env, dir, deny: true, deadline });
+          const denied = second.ok ? check(intended.deny, second.info) : second.reason;
+          outcome = denied === true ? { ok: true, decided: first.decided + second.decided } : { ok: false, reason: `deny: ${denied}` };
+        }
+      } else if (first.ok && first.decided > 0) {
+        outcome = { ...first, note: `${first.decided} approval(s) approved` };
+      }
+      const row = { example: name, ok: outcome.ok, reason: outcome.reason ?? null, approvals: outcome.decided ?? 0, ms: Date.now() - started };
+      results.push(row);
+      if (!values.json) console.log(`${row.ok ? "pass" : "FAIL"}  ${name}${row.approvals ? ` (${row.approvals} decisions)` : ""}${row.reason ? `  — ${row.reason}` : ""}`);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Number(values.jobs) || 1) }, worker));
+  await model.close();
+  results.sort((a, b) => a.example.localeCompare(b.example));
+  const passed = results.filter((r) => r.ok).length;
+  if (values.json) console.log(JSON.stringify({ dir, passed, failed: results.length - passed, results }, null, 2));
+  else console.log(`\n${passed} passed, ${results.length - passed} failed (examples in ${examplesDir})`);
+  return passed === results.length ? 0 : 1;
+}
+
+function check(fn, info) {
+  const rows = info?.outputs ?? [];
+  const out = (table, nodeId) => rows.find((r) => r.table === table && r.nodeId === nodeId)?.value;
+  try {
+    return fn(out, rows);
+  } catch (e) {
+    return String(e?.message ?? e);
+  }
+}
+
+process.exitCode = await main();
