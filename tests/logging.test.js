@@ -2,10 +2,12 @@
 // stderr or SMITHERS_LOG_FILE; per-module filters; off by default. The lines asserted here are
 // the ones README.md documents (a claim, a scheduling decision, a decision, a committed event).
 import assert from "node:assert/strict";
-import { existsSync, readFileSync } from "node:fs";
+import { cpSync, existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { startAnthropicStandIn } from "../scripts/lib/anthropic-stand-in.js";
 import { EXAMPLES, sandbox, smithers } from "./helpers/cli.js";
+import { daguBox } from "./helpers/dagu.js";
 
 const EXAMPLE = join(EXAMPLES, "publish-approval.tsx");
 /** timestamp, level, target: message, fields — the tracing-subscriber text format. */
@@ -57,7 +59,7 @@ describe("SMITHERS_LOG", () => {
     assert.equal(decided.length, 1);
     assert.match(
       decided[0],
-      / INFO smithers_core::decision: decision recorded run_id="[^"]+" node_id="publish-approval" iteration=0 status="approved" kind="gate" round=1 decided_by="alice" run_status="running" owner="" needs_resume=true$/,
+      / INFO smithers_core::decision: decision recorded run_id="[^"]+" node_id="publish-approval" iteration=0 status="approved" kind="gate" round=1 approval_iteration=0 reset="" decided_by="alice" run_status="running" owner="" needs_resume=true$/,
     );
 
     // Every committed transition, with its payload (the decision event says how long the gate waited).
@@ -118,5 +120,59 @@ describe("SMITHERS_LOG", () => {
     const up = await smithers(["up", EXAMPLE, "--json"], { db: box.db, env: { SMITHERS_LOG: "smithers_core=loud" } });
     assert.equal(up.code, 3);
     assert.match(up.stderr, /^smithers: SMITHERS_LOG="smithers_core=loud" is not a log filter .*; logs of the native engine are off$/m);
+  });
+
+  test("a push-back's reset scope, a sub-run parking and waking its caller, a refused HumanTask answer", async (t) => {
+    const b = daguBox(t);
+    const file = join(b.dir, "paths.log");
+    const env = { SMITHERS_LOG: "smithers_core::decision=info,smithers_core::engine=debug", SMITHERS_LOG_FILE: file };
+    // rewind_to: a push-back of the review sends prepare and draft back too.
+    const rewind = (await b.expect(3, ["up", "rewind-review.yaml", "--json"], { env })).json.runId;
+    await b.expect(0, ["push-back", rewind, "--input", "FEEDBACK=shorter"], { env });
+    // Sub-runs that wait: the caller's tasks park on them; one ending wakes the caller.
+    const train = (await b.expect(3, ["up", "release-train.yaml", "--json"], { env })).json.runId;
+    await b.expect(0, ["approve", `${train}.api.0`, "--input", "SIGNED_BY=alice"], { env });
+    // A <HumanTask> answer that does not fit its schema.
+    const triage = (await b.expect(3, ["up", join(EXAMPLES, "incident-triage.tsx"), "--input", '{"service":"api","errors":420}', "--json"], { env })).json.runId;
+    await b.expect(1, ["approve", triage, "triage", "--note", '{"severity":"meh"}'], { env });
+
+    const lines = logLines(file);
+    const pushed = find(lines, "smithers_core::decision", "decision recorded", rewind);
+    assert.equal(pushed.length, 1, lines.join("\n"));
+    assert.match(pushed[0], / node_id="review" iteration=0 status="pushed-back" kind="review" round=1 approval_iteration=1 reset="(prepare,draft|draft,prepare)" /);
+
+    const parked = find(lines, "smithers_core::engine", "task waits on its sub-run", train);
+    assert.deepEqual(parked.map((l) => l.match(/ node_id="(\w+)"/)[1]).sort(), ["api", "web"], lines.join("\n"));
+    for (const l of parked) assert.match(l, / sub_run="[^"]+\.(api|web)\.0" sub_run_status="waiting-approval" waits=true$/);
+    const ended = find(lines, "smithers_core::engine", "run ended", `${train}.api.0`);
+    assert.equal(ended.length, 1, lines.join("\n"));
+    assert.match(ended[0], new RegExp(` DEBUG smithers_core::engine: run ended run_id="${train}\\.api\\.0" status="finished" cancelled_nodes=0 woke_caller="${train}"$`));
+
+    const refused = find(lines, "smithers_core::decision", "human answer refused", triage);
+    assert.equal(refused.length, 1, lines.join("\n"));
+    assert.match(refused[0], / INFO smithers_core::decision: human answer refused run_id="[^"]+" node_id="triage" iteration=0 attempt=1 max_attempts=3 code="HUMAN_TASK_VALIDATION_FAILED" decided_by="[^"]+" run_status="waiting-approval"$/);
+  });
+
+  test("an agent attempt: the agent, its model, tool calls and tokens, once recorded", async (t) => {
+    const dir = join(box.dir, "agents");
+    cpSync(join(EXAMPLES, "agents"), dir, { recursive: true });
+    const model = await startAnthropicStandIn();
+    t.after(() => model.close());
+    const file = join(box.dir, "agents.log");
+    const env = {
+      ANTHROPIC_BASE_URL: model.url,
+      ANTHROPIC_API_KEY: "scripted",
+      SMITHERS_CACHE_DIR: join(dir, ".cache"),
+      SMITHERS_LOG: "smithers_core::engine=debug",
+      SMITHERS_LOG_FILE: file,
+    };
+    const up = await smithers(["up", "incident-rollback.tsx", "--input", '{"service":"checkout"}', "--json"], { db: join(dir, "smithers.db"), cwd: dir, env });
+    assert.equal(up.code, 3, up.stderr);
+    const recorded = find(logLines(file), "smithers_core::engine", "agent attempt recorded", up.json.runId);
+    assert.deepEqual(recorded.map((l) => l.match(/ node_id="([\w-]+)"/)[1]), ["investigate", "advise"]);
+    assert.match(
+      recorded[0],
+      / DEBUG smithers_core::engine: agent attempt recorded run_id="[^"]+" node_id="investigate" iteration=0 attempt=1 ok=true agent="ToolLoopAgent" model="anthropic\.messages:claude-sonnet-4-20250514" follow_up=false tool_calls=1 input_tokens=\d+ output_tokens=\d+ answer_bytes=\d+$/,
+    );
   });
 });

@@ -1139,6 +1139,30 @@ impl Engine {
         }
         tx.commit()?;
         self.publish(batch);
+        if enabled!(Level::DEBUG) {
+            let tokens = |key: &str| {
+                call.usage
+                    .as_ref()
+                    .and_then(|u| u.get(key))
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0)
+            };
+            debug!(
+                run_id,
+                node_id = result.node_id.as_str(),
+                iteration = result.iteration,
+                attempt = result.attempt,
+                ok = result.ok,
+                agent = call.agent.as_deref().unwrap_or(""),
+                model = call.model.as_deref().unwrap_or(""),
+                follow_up = call.follow_up.is_some(),
+                tool_calls = call.tool_calls.unwrap_or(0),
+                input_tokens = tokens("inputTokens"),
+                output_tokens = tokens("outputTokens"),
+                answer_bytes = call.text.as_deref().map_or(0, str::len),
+                "agent attempt recorded"
+            );
+        }
         Ok(())
     }
 
@@ -1491,6 +1515,15 @@ impl Engine {
         )?;
         tx.commit()?;
         self.publish(batch);
+        debug!(
+            run_id,
+            node_id = task.id.as_str(),
+            iteration = task.iteration,
+            sub_run,
+            sub_run_status = sub_status.as_str(),
+            waits = next != NodeState::Pending,
+            "task waits on its sub-run"
+        );
         self.active(run_id)?
             .set_state(&task.id, task.iteration, next);
         Ok(())
@@ -2496,9 +2529,16 @@ impl Engine {
         if next != RunStatus::Finished {
             cancel_sub_runs(&tx, SubRuns::Of(run_id), now, &mut batch)?;
         }
-        wake_caller(&tx, run_id, now, &mut batch)?;
+        let woken = wake_caller(&tx, run_id, now, &mut batch)?;
         tx.commit()?;
         self.publish(batch);
+        debug!(
+            run_id,
+            status = next.as_str(),
+            cancelled_nodes = open.len(),
+            woke_caller = woken.as_deref().unwrap_or(""),
+            "run ended"
+        );
         let run = self.active(run_id)?;
         for (node_id, iteration) in open {
             run.set_state(&node_id, iteration, NodeState::Cancelled);
@@ -2702,8 +2742,13 @@ pub(crate) fn cancel_sub_runs(
 /// A sub-run ended: the task that waits on it goes back to pending (it runs again and reads
 /// the sub-run's result) and its run wakes up. A run nobody drives is then `running` with no
 /// owner, which `resume` (or serve's watcher) picks up; a live driver of it sees the node
-/// move at its next call.
-fn wake_caller(tx: &Connection, run_id: &str, now: i64, batch: &mut EventBatch) -> Result<()> {
+/// move at its next call. Returns the caller's run id when it woke one.
+fn wake_caller(
+    tx: &Connection,
+    run_id: &str,
+    now: i64,
+    batch: &mut EventBatch,
+) -> Result<Option<String>> {
     type Caller = (Option<String>, Option<String>, Option<i64>);
     let caller: Option<Caller> = tx
         .prepare_cached(
@@ -2712,7 +2757,7 @@ fn wake_caller(tx: &Connection, run_id: &str, now: i64, batch: &mut EventBatch) 
         .query_row([run_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
     let Some((Some(parent), Some(node), iteration)) = caller else {
-        return Ok(());
+        return Ok(None);
     };
     let iteration = iteration.unwrap_or(0);
     let next = NodeState::WaitingApproval.apply(NodeEvent::SubRunEnded)?;
@@ -2722,7 +2767,7 @@ fn wake_caller(tx: &Connection, run_id: &str, now: i64, batch: &mut EventBatch) 
         params![parent, node, iteration, run_id, next.as_str(), now],
     )?;
     if moved == 0 {
-        return Ok(());
+        return Ok(None);
     }
     batch.emit(
         tx,
@@ -2740,7 +2785,7 @@ fn wake_caller(tx: &Connection, run_id: &str, now: i64, batch: &mut EventBatch) 
     if let Some(status) = status.as_deref().and_then(RunStatus::parse) {
         crate::decision::wake_run(tx, &parent, status, now, batch)?;
     }
-    Ok(())
+    Ok(Some(parent))
 }
 
 fn task_error(err: &Error) -> TaskError {
