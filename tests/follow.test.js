@@ -1,6 +1,7 @@
 // Watching a run as it goes: `smithers up --live` shows command output while the command still
-// runs, prefixed by node; `smithers logs --follow` and `smithers events --follow --run` tail the
-// run from other processes until it ends, across a wait for approval.
+// runs, and an agent's tool calls and answer as they come, prefixed by node; `smithers logs
+// --follow` and `smithers events --follow --run` tail the run from other processes until it
+// ends (finished, or rejected), across a wait for approval.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { after, before, describe, test } from "node:test";
@@ -22,6 +23,34 @@ export default smithers(() => (
       <Approval id="gate" output={outputs.gate} request={{ title: "Go on?" }} />
       <Task id="after" output={outputs.out} command="echo done" />
     </Sequence>
+  </Workflow>
+));
+`;
+
+// An agent of the workflow's own (Smithers' AgentLike, no model): it reads notes.txt with
+// smithers' read tool, works a while, then answers with the JSON its task asks for. Its task is
+// reviewed, so a reviewer can reject it.
+const AGENT_WORKFLOW = `/** @jsxImportSource smithers-orchestrator */
+import { Task, createSmithers } from "smithers-orchestrator";
+import { read } from "smithers-orchestrator/tools";
+import { z } from "zod";
+
+const { Workflow, smithers, outputs } = createSmithers({ draft: z.object({ title: z.string() }) });
+
+const writer = {
+  id: "writer",
+  async generate() {
+    const notes = await read.execute({ path: "notes.txt" }, { toolCallId: "call-1", messages: [] });
+    await new Promise((r) => setTimeout(r, 1500));
+    return { text: "Drafted from the notes.\\n" + JSON.stringify({ title: notes.trim() }) };
+  },
+};
+
+export default smithers(() => (
+  <Workflow name="follow-agent">
+    <Task id="draft" output={outputs.draft} agent={writer} approval={{ prompt: "Review the title" }}>
+      Draft a title from notes.txt.
+    </Task>
   </Workflow>
 ));
 `;
@@ -98,5 +127,22 @@ describe("following a run", () => {
     const positional = await smithers(["events", "f1"], { db: box.db });
     assert.equal(positional.code, 4);
     assert.match(positional.stderr, /name a run with --run ID/);
+  });
+
+  test("an agent task: up --live shows its tool call while it works and its answer when it comes; logs --follow ends with a rejected run", async () => {
+    const agentFile = box.write("follow-agent.tsx", AGENT_WORKFLOW);
+    box.write("notes.txt", "Smithers on Rust\n");
+    const up = start(["up", agentFile, "--run-id", "f2", "--live"], box.db);
+    await waitFor(() => up.stderr.includes("  ToolCallStarted draft: read\n"), { timeoutMs: 20_000, what: "the tool call, live" });
+    assert.doesNotMatch(up.stderr, /draft \| /, `the tool call came before the answer:\n${up.stderr}`);
+    const logs = start(["logs", "f2", "--follow"], box.db);
+    assert.equal(await up.exit, 3, up.stderr);
+    assert.match(up.stderr, /  draft \| Drafted from the notes\.\n  draft \| \{"title":"Smithers on Rust"\}\n/);
+
+    await waitFor(() => logs.stdout.includes('draft | {"title":"Smithers on Rust"}\n'), { what: "logs --follow to show the answer" });
+    assert.equal(logs.child.exitCode, null, "logs --follow goes on while the draft waits for review");
+    await expectExit(assert, 0, ["reject", "f2", "--reason", "too plain", "--by", "alice"], { db: box.db });
+    assert.equal(await logs.exit, 1, `a rejected run ends the follower with exit 1: ${logs.stderr}`);
+    assert.equal(logs.stdout, 'draft | Drafted from the notes.\ndraft | {"title":"Smithers on Rust"}\n', "the answer once");
   });
 });

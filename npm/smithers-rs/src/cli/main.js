@@ -6,7 +6,7 @@ import { userInfo } from "node:os";
 import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { LOOKUP_CODES, SmithersError } from "../errors.js";
-import { OutputTail, POLL_MS, eventLine, outputLine, pollUntilEnd } from "./follow.js";
+import { OutputTail, POLL_MS, agentLog, eventLine, outputLine, pollUntilEnd } from "./follow.js";
 
 const RUN_STATUSES = ["running", "waiting-approval", "waiting-timer", "finished", "failed", "cancelled", "rejected"];
 // The core's rule for run ids (engine.rs check_run_id).
@@ -53,8 +53,8 @@ const COMMANDS = {
       "                --resume true (false: start a run), --resume ID (= --resume --run-id ID)",
       "--force         with --resume: take the run over even if another live process drives it",
       "--db FILE       database (default: $SMITHERS_DB, the workflow's dbPath, or ./smithers.db)",
-      "--live          show progress and command output on stderr as the run goes, each line prefixed",
-      "                by its node (the default when stderr is a terminal and --json is not given)",
+      "--live          show progress, command output and agents' answers on stderr as the run goes, each",
+      "                line prefixed by its node (the default when stderr is a terminal and --json is not given)",
       "SMITHERS_LOG=debug (or info, or smithers_core::decision=debug, …) logs what the engine decides, to",
       "stderr or SMITHERS_LOG_FILE; see README.md.",
     ],
@@ -64,7 +64,7 @@ const COMMANDS = {
   resume: {
     usage: "smithers resume <runId> [--force] [--live] [--db FILE] [--json]",
     about: "Resume a run from where it stopped (after a crash, or after a decision recorded with --no-resume).",
-    details: ["--force   take the run over even if another live process drives it", "--live    progress and command output on stderr (default on a terminal)"],
+    details: ["--force   take the run over even if another live process drives it", "--live    progress, command output and agents' answers on stderr (default on a terminal)"],
     options: { ...COMMON, force: { type: "boolean", default: false }, live: { type: "boolean", default: false } },
     run: resumeCmd,
   },
@@ -141,9 +141,10 @@ const COMMANDS = {
       "--attempt N      only this attempt (retries and push-backs run a task again)",
       "--stderr         print stderr instead of stdout (a CLI agent's stderr)",
       "--both           print stdout and stderr; for agent tasks also the prompt and the follow-up",
-      "--follow, -f     print what the tasks write as they write it, each line prefixed by its node, until",
-      "                 the run ends (exit code: the run's, 0 finished, 1 failed, 2 cancelled); a run that",
-      "                 waits for approval is followed on",
+      "--follow, -f     print what the tasks write as they write it, and each agent's answer when it",
+      "                 comes, each line prefixed by its node, until the run ends (exit code: the run's,",
+      "                 0 finished, 1 failed or rejected, 2 cancelled); a run that waits for approval is",
+      "                 followed on",
       "--json           the attempts (node, iteration, attempt, state, exit code, log paths; an agent's prompt,",
       "                 answer, token usage) with their text",
     ],
@@ -553,9 +554,10 @@ async function resumeCmd(args) {
 }
 
 /**
- * Progress on stderr while a run is driven here: its node events, and what its command tasks
- * write as they write it, each line prefixed by its node (`build | …`). On a terminal unless
- * --json; always with --live. Returns a handle whose stop() prints the last lines, or null.
+ * Progress on stderr while a run is driven here: its node events and agents' tool calls, what
+ * its command tasks write as they write it, and each agent's answer when it comes, each line
+ * prefixed by its node (`build | …`). On a terminal unless --json; always with --live. Returns a
+ * handle whose stop() prints the last lines, or null.
  */
 function progress(engine, values) {
   if (!values.live && (values.json || !process.stderr.isTTY)) return null;
@@ -567,15 +569,23 @@ function progress(engine, values) {
     for (const tail of tails.values()) write(tail.poll());
   };
   // Output is read from the log files the runner streams into, between the driver's calls
-  // and on a timer while commands run.
-  const timer = setInterval(pollAll, POLL_MS);
+  // and on a timer while commands run. The timer also hands out events recorded while an
+  // agent works (its tool calls), which would otherwise wait for the driver's next call.
+  const timer = setInterval(() => {
+    engine.dispatch();
+    pollAll();
+  }, POLL_MS);
   timer.unref();
   engine.on("*", (e) => {
-    if (!tails.has(e.runId)) tails.set(e.runId, new OutputTail(engine.native, e.runId));
-    if (e.type === "NodeFinished" || e.type === "NodeFailed" || e.type === "NodeRetrying") pollAll();
+    // Agents: their answers, not their prompts (`smithers logs --both` has those).
+    if (!tails.has(e.runId)) tails.set(e.runId, new OutputTail(engine.native, e.runId, { agentView: {} }));
+    // An attempt ended (a reviewed one waits): its last lines, or its agent's answer, come first.
+    if (ATTEMPT_ENDS.has(e.type)) pollAll();
     const where = e.nodeId ? ` ${e.nodeId}${e.iteration ? ` [${e.iteration}]` : ""}` : "";
-    if (["NodeStarted", "NodeFinished", "NodeFailed", "ApprovalRequested", "NodeSkipped", "NodeRejected", "NodePushedBack", "LoopIteration"].includes(e.type)) {
+    if (PROGRESS_EVENTS.has(e.type)) {
       process.stderr.write(`  ${e.type}${where}${e.error ? `: ${e.error.message}` : ""}\n`);
+    } else if (e.type === "ToolCallStarted" || (e.type === "ToolCallFinished" && !e.ok)) {
+      process.stderr.write(`  ${e.type}${where}: ${e.tool}${e.error ? `: ${e.error.message}` : ""}\n`);
     }
   });
   return {
@@ -585,6 +595,22 @@ function progress(engine, values) {
     },
   };
 }
+
+const ATTEMPT_ENDS = new Set(["NodeFinished", "NodeFailed", "NodeRetrying", "ApprovalRequested"]);
+/** The events `smithers up` shows as progress (with an error's message when they carry one). */
+const PROGRESS_EVENTS = new Set([
+  "NodeStarted",
+  "NodeFinished",
+  "NodeFailed",
+  "ApprovalRequested",
+  "NodeSkipped",
+  "NodeRejected",
+  "NodePushedBack",
+  "NodeReset",
+  "NodeWaitingSubRun",
+  "NodeSubRunEnded",
+  "LoopIteration",
+]);
 
 function finish(engine, result, json) {
   const pending = result.status === "waiting-approval" ? engine.pendingApprovals({ runId: result.runId }) : [];
@@ -1148,22 +1174,6 @@ function agentNote(a) {
   const tokens = u.inputTokens != null || u.outputTokens != null ? `, ${u.inputTokens ?? "?"} in / ${u.outputTokens ?? "?"} out tokens` : "";
   const tools = a.agent?.toolCalls ? `, ${a.agent.toolCalls} tool call${a.agent.toolCalls === 1 ? "" : "s"}` : "";
   return `${who}${tokens}${tools}`;
-}
-
-/** An agent attempt: its answer (and the follow-up's); with --both the prompts and a CLI's logs too. */
-function agentLog(a, v) {
-  const text = (t) => (t === "" || t.endsWith("\n") ? t : `${t}\n`);
-  const follow = a.agent?.followUp;
-  const error = a.error?.message ? `-- error --\n${text(`${a.error.code ? `${a.error.code}: ` : ""}${a.error.message}`)}` : "";
-  if (v.stderr) return text(a.stderr ?? "");
-  if (!v.both) {
-    const answer = a.responseText == null ? "(no answer)" : a.responseText;
-    return `${text(answer)}${follow ? `-- follow-up answer (${follow.reason}) --\n${text(follow.text ?? "")}` : ""}${error}`;
-  }
-  let out = `-- prompt --\n${text(a.prompt)}-- answer --\n${text(a.responseText ?? "(no answer)")}`;
-  if (follow) out += `-- follow-up prompt --\n${text(follow.prompt ?? "")}-- follow-up answer --\n${text(follow.text ?? "")}`;
-  if (a.stdoutPath) out += `-- stdout --\n${text(a.stdout)}-- stderr --\n${text(a.stderr)}`;
-  return out + error;
 }
 
 async function cancel(args) {
