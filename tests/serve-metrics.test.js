@@ -1,10 +1,11 @@
-// `GET /metrics` of `smithers serve`, scraped and parsed as Prometheus text: runs by status,
-// pending approvals by workflow, time to decision, task durations; counted over every process
-// that shares the database.
+// `GET /metrics` of `smithers serve`, scraped and parsed as Prometheus text: runs by status
+// (rejected ones too), pending approvals by workflow, time to decision, task durations; counted
+// over every process that shares the database.
 import assert from "node:assert/strict";
+import { cpSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { expectExit, sandbox, smithers } from "./helpers/cli.js";
+import { EXAMPLES, expectExit, sandbox, smithers } from "./helpers/cli.js";
 import { waitFor } from "./helpers/durability.js";
 import { client, startServe } from "./helpers/serve.js";
 
@@ -126,5 +127,22 @@ describe("smithers serve: /metrics", () => {
     assert.equal(types.get("smithers_runs_ended_total"), "counter");
     assert.ok(value(samples, "process_start_time_seconds") > 1.7e9);
     assert.ok(!samples.some((s) => s.name.includes("timer")), "no timer metric before the core has timers");
+  });
+
+  test("a rejected run: counted by status, as an ended run, and its rejection's wait", async () => {
+    // A Dagu DAG whose reviewed step is rejected ends `rejected`, not failed.
+    for (const f of ["deploy-review.yaml", "deploy.sh"]) cpSync(join(EXAMPLES, "dagu", f), join(box.dir, f));
+    await expectExit(assert, 3, ["up", "deploy-review.yaml", "--run-id", "dr", "--db", box.db], { cwd: box.dir });
+    await expectExit(assert, 0, ["reject", "dr", "--reason", "staging is slow", "--by", "bob"], { db: box.db, cwd: box.dir });
+    let samples;
+    await waitFor(async () => {
+      const res = await fetch(new URL("/metrics", server.url), { headers: { authorization: `Bearer ${READER}` } });
+      ({ samples } = parsePrometheus(await res.text()));
+      return value(samples, "smithers_runs_ended_total", { status: "rejected" }) === 1;
+    }, { timeoutMs: 10_000, what: "the metrics to count the rejected run" });
+    assert.equal(value(samples, "smithers_runs", { workflow: "deploy-review", status: "rejected" }), 1);
+    assert.equal(value(samples, "smithers_runs_ended_total", { status: "failed" }), undefined, "a rejection is not a failure");
+    assert.equal(value(samples, "smithers_approval_decision_wait_seconds_count", { decision: "rejected" }), 1);
+    assert.equal(value(samples, "smithers_pending_approvals", { workflow: "deploy-review" }), undefined, "nothing of it waits");
   });
 });

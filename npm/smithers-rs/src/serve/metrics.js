@@ -17,6 +17,8 @@ const DECISION_BUCKETS = [1, 10, 60, 300, 900, 3600, 4 * 3600, 24 * 3600, 7 * 24
 const TASK_BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120, 600, 3600];
 const DECISIONS = { ApprovalGranted: "approved", ApprovalDenied: "denied", ApprovalRejected: "rejected", ApprovalPushedBack: "pushed-back" };
 const TASK_ENDS = { NodeFinished: "finished", NodeFailed: "failed", NodeRetrying: "retrying" };
+/** Events that end a run, by the status it ends in (a cancel is a RunStatusChanged). */
+const RUN_ENDS = { RunFinished: "finished", RunFailed: "failed", RunRejected: "rejected" };
 /** Tasks whose start was seen and whose end was not (yet): bounded, oldest dropped first. */
 const MAX_OPEN_TASKS = 100_000;
 
@@ -79,8 +81,8 @@ export class Metrics {
         }
       } else if (DECISIONS[e.type] && typeof e.waitedMs === "number") {
         this.decisionWait.observe(DECISIONS[e.type], Math.max(0, e.waitedMs) / 1000);
-      } else if (e.type === "RunFinished" || e.type === "RunFailed") {
-        const status = e.type === "RunFinished" ? "finished" : "failed";
+      } else if (RUN_ENDS[e.type]) {
+        const status = RUN_ENDS[e.type];
         this.runsEnded.set(status, (this.runsEnded.get(status) ?? 0) + 1);
       } else if (e.type === "RunStatusChanged" && e.status === "cancelled") {
         this.runsEnded.set("cancelled", (this.runsEnded.get("cancelled") ?? 0) + 1);
@@ -132,7 +134,7 @@ export class Metrics {
     family(
       "smithers_runs_ended_total",
       "counter",
-      "Runs that finished, failed or were cancelled since this serve process started.",
+      "Runs that finished, failed, were rejected or were cancelled since this serve process started.",
       [...this.runsEnded].map(([status, n]) => `smithers_runs_ended_total{status="${status}"} ${n}`),
     );
     family("process_start_time_seconds", "gauge", "When this serve process started (Unix time).", [`process_start_time_seconds ${round(this.startedAt / 1000)}`]);
