@@ -7,14 +7,17 @@
 //   3. install the main tarball into an empty project with no Rust on PATH, its optional
 //      dependencies pointed at those tarballs (`overrides`), so npm itself chooses the platform
 //      package by the manifests' os / cpu / libc fields;
-//   4. run an example there through `smithers up` (waits at its gate) and `smithers approve`
-//      (finishes), and check the error a user gets when the platform package is missing.
-// A missing file, a wrong `files` entry or a wrong os/cpu/libc field fails it. ~10 s.
-import { execFileSync, spawnSync } from "node:child_process";
+//   4. run examples there through `smithers up` (waits at its gate) and `smithers approve`
+//      (finishes): a JSX workflow, a Dagu DAG, and an agent workflow (MDX prompt, smithers'
+//      tools, `ai` installed beside it as a user would) against a loopback stand-in for
+//      Anthropic's API; and check the error a user gets when the platform package is missing.
+// A missing file, a wrong `files` entry or a wrong os/cpu/libc field fails it. ~20 s.
+import { execFile, execFileSync, spawnSync } from "node:child_process";
 import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { delimiter, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { startAnthropicStandIn } from "./lib/anthropic-stand-in.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const PKG_DIR = join(ROOT, "npm/smithers-rs");
@@ -42,7 +45,9 @@ try {
   const main = pack(PKG_DIR);
   const files = main.files.map((f) => f.path);
   check(!files.some((f) => f.endsWith(".node")), `the main tarball holds no .node (${(main.size / 1024).toFixed(0)} KB, ${files.length} files)`);
-  for (const f of ["README.md", "LICENSE", "package.json", "bin/smithers.js", "binding.cjs", "src/binding-load.cjs", "src/loader/hooks.js"]) check(files.includes(f), `the main tarball holds ${f}`);
+  for (const f of ["README.md", "LICENSE", "package.json", "bin/smithers.js", "binding.cjs", "src/binding-load.cjs", "src/loader/hooks.js", "src/tools.js", "src/agents/task.js", "src/dagu/parse.js", "src/serve/web/index.html"]) {
+    check(files.includes(f), `the main tarball holds ${f}`);
+  }
 
   // 2. The platform packages.
   const pkg = JSON.parse(readFileSync(join(PKG_DIR, "package.json"), "utf8"));
@@ -63,10 +68,12 @@ try {
   // 3. An empty project, no Rust on PATH.
   const app = join(work, "app");
   mkdirSync(app);
-  const zod = JSON.parse(readFileSync(join(ROOT, "node_modules/zod/package.json"), "utf8")).version;
+  // What a project that writes agent workflows has beside smithers-rs (versions as here).
+  const versionOf = (name) => JSON.parse(readFileSync(join(ROOT, "node_modules", name, "package.json"), "utf8")).version;
+  const peers = Object.fromEntries(["zod", "ai", "@ai-sdk/anthropic"].map((name) => [name, versionOf(name)]));
   writeFileSync(
     join(app, "package.json"),
-    `${JSON.stringify({ name: "app", private: true, type: "module", dependencies: { "smithers-rs": `file:${join(work, main.filename)}`, zod }, overrides }, null, 2)}\n`,
+    `${JSON.stringify({ name: "app", private: true, type: "module", dependencies: { "smithers-rs": `file:${join(work, main.filename)}`, ...peers }, overrides }, null, 2)}\n`,
   );
   const noRust = [dirname(process.execPath), "/usr/bin", "/bin"].filter((d, i, all) => all.indexOf(d) === i && !existsSync(join(d, "cargo")) && !existsSync(join(d, "rustc")));
   const env = { ...process.env, PATH: noRust.join(delimiter), npm_config_audit: "false", npm_config_fund: "false" };
@@ -94,6 +101,52 @@ try {
     check(outputs.includes("publish"), `smithers inspect shows the published output (${outputs.join(", ")})`);
   }
 
+  // A Dagu DAG, as Dagu users bring it: its step waits for review, then production deploys.
+  mkdirSync(join(app, "dagu"));
+  for (const f of ["deploy-review.yaml", "deploy.sh"]) cpSync(join(ROOT, "examples/dagu", f), join(app, "dagu", f));
+  const inDagu = (...args) => spawnSync(join(app, "node_modules/.bin/smithers"), [...args, "--db", join(app, "dagu.db")], { cwd: join(app, "dagu"), env, encoding: "utf8" });
+  const dagUp = inDagu("up", "deploy-review.yaml", "--json");
+  const dagRun = dagUp.status === 3 ? JSON.parse(dagUp.stdout) : null;
+  check(dagRun?.pendingApprovals?.[0]?.nodeId === "deploy_staging", `a Dagu DAG waits for review of deploy_staging, exit 3 (exit ${dagUp.status}${dagUp.status === 3 ? "" : `: ${dagUp.stderr.slice(-800)}`})`);
+  if (dagRun) {
+    const approve = inDagu("approve", dagRun.runId, "--json");
+    const marks = existsSync(join(app, "dagu/marks.log")) ? readFileSync(join(app, "dagu/marks.log"), "utf8") : "";
+    check(approve.status === 0 && /^deploy production/m.test(marks), `approving it deploys production, exit 0 (exit ${approve.status}; marks: ${JSON.stringify(marks)}${approve.status ? `: ${approve.stderr.slice(-800)}` : ""})`);
+  }
+
+  // An agent workflow: agents on `ai`, an MDX prompt, smithers' tools, a person between them.
+  cpSync(join(ROOT, "examples/agents"), join(app, "agents"), { recursive: true });
+  const model = await startAnthropicStandIn();
+  try {
+    const agentEnv = { ...env, ANTHROPIC_BASE_URL: model.url, ANTHROPIC_API_KEY: "stand-in", SMITHERS_CACHE_DIR: join(work, "cache") };
+    // Not spawnSync: the stand-in answers from this process's event loop.
+    const inAgents = (...args) =>
+      new Promise((done) => {
+        execFile(join(app, "node_modules/.bin/smithers"), [...args, "--db", join(app, "agents.db")], { cwd: join(app, "agents"), env: agentEnv, timeout: 120_000 }, (error, stdout, stderr) =>
+          done({ status: error ? (typeof error.code === "number" ? error.code : -1) : 0, stdout, stderr }),
+        );
+      });
+    const agentUp = await inAgents("up", "incident-rollback.tsx", "--input", '{"service":"checkout"}', "--json");
+    const agentRun = agentUp.status === 3 ? JSON.parse(agentUp.stdout) : null;
+    check(
+      agentRun?.pendingApprovals?.[0]?.nodeId === "approve-rollback",
+      `agents investigate (a tool call) and advise (an MDX prompt), then wait for approve-rollback, exit 3 (exit ${agentUp.status}${agentUp.status === 3 ? "" : `: ${agentUp.stderr.slice(-800)}`})`,
+    );
+    if (agentRun) {
+      const approve = await inAgents("approve", agentRun.runId, "--by", "ci", "--json");
+      const decided = approve.status === 0 ? JSON.parse(approve.stdout) : null;
+      check(decided?.run?.status === "finished", `approving the rollback lets the operator agent act, exit 0 (exit ${approve.status}${approve.status ? `: ${approve.stderr.slice(-800)}` : ""})`);
+      const inspect = await inAgents("inspect", agentRun.runId, "--json");
+      const calls = inspect.status === 0 ? JSON.parse(inspect.stdout).agentAttempts : [];
+      check(
+        calls.map((a) => a.nodeId).join(",") === "investigate,advise,act" && calls[0].agent.toolCalls >= 1,
+        `inspect keeps the three agent calls and the investigator's tool call (${calls.map((a) => `${a.nodeId}:${a.agent?.toolCalls ?? 0}`).join(", ")})`,
+      );
+    }
+  } finally {
+    await model.close();
+  }
+
   // Without the platform package: an error that names it, not napi's generic one.
   const platformDir = join(app, "node_modules", `${pkg.name}-${HOST_ABI}`);
   renameSync(platformDir, `${platformDir}.away`);
@@ -112,5 +165,5 @@ if (failures.length) {
   console.log(`pack-test: ${failures.length} check(s) failed in ${seconds} s:\n${failures.map((f) => `  - ${f}`).join("\n")}`);
   process.exitCode = 1;
 } else {
-  console.log(`pack-test: the packed tarball installs without Rust and runs an example through approve (${seconds} s)`);
+  console.log(`pack-test: the packed tarball installs without Rust and runs a JSX workflow, a Dagu DAG and an agent workflow through approve (${seconds} s)`);
 }
