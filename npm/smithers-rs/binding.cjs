@@ -840,3 +840,4 @@ module.exports.cancelCommand = nativeBinding.cancelCommand
 module.exports.engineBuild = nativeBinding.engineBuild
 module.exports.engineVersion = nativeBinding.engineVersion
 module.exports.runCommand = nativeBinding.runCommand
+module.exports.writeCommandStdin = nativeBinding.writeCommandStdin

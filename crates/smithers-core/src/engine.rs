@@ -1808,6 +1808,7 @@ impl Engine {
             stderr_path: path("stderr.log"),
             stdin: None,
             idle_timeout_ms: None,
+            keep_stdin_open: false,
         })
     }
 
