@@ -330,7 +330,8 @@ pub struct LogFilter {
 }
 
 /// Events a driver may record about what it ran outside the core (wait/failure handlers).
-/// Tool calls an agent makes through smithers' tools are recorded the same way.
+/// Tool calls an agent makes through smithers' tools, and the git worktrees the driver makes
+/// for `<Worktree>`, are recorded the same way.
 const DRIVER_EVENTS: &[&str] = &[
     "HandlerStarted",
     "HandlerFinished",
@@ -339,6 +340,7 @@ const DRIVER_EVENTS: &[&str] = &[
     "WaitMailFailed",
     "ToolCallStarted",
     "ToolCallFinished",
+    "WorktreeCreated",
 ];
 
 impl Engine {

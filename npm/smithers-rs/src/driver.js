@@ -5,6 +5,7 @@ import { runAgentTask } from "./agents/task.js";
 import { SmithersError } from "./errors.js";
 import { runCommand } from "./native.js";
 import { renderWorkflow } from "./render.js";
+import { ensureWorktree } from "./worktree.js";
 
 const TERMINAL = new Set(["finished", "failed", "cancelled"]);
 /** How often a driver with bodies in flight looks for decisions made by other processes. */
@@ -112,10 +113,9 @@ async function drive(native, workflow, snapshot, hooks) {
   }
 
   let logDir;
-  const start = (task) => {
-    inFlight += 1;
+  const runTask = (task) => {
     const fn = rendered?.computeFns.get(task.nodeId);
-    const running = task.command
+    return task.command
       ? runCommandTask(task)
       : fn?.subWorkflow
         ? runSubWorkflow(native, fn.subWorkflow, runId, task, taskCtx(rendered?.ctx, task), hooks)
@@ -129,6 +129,18 @@ async function drive(native, workflow, snapshot, hooks) {
               logDir: (logDir ??= native.call("logDir")),
             })
           : runBody(fn, rendered?.ctx, task);
+  };
+  const start = (task) => {
+    inFlight += 1;
+    const worktree = rendered?.worktrees.get(task.nodeId);
+    const running = worktree
+      ? inWorktree(worktree, task, () => runTask(task), {
+          rootDir: rendered.baseDir,
+          logDir: (logDir ??= native.call("logDir")),
+          runId,
+          record: (type, payload) => recordEvent(native, runId, type, payload),
+        })
+      : runTask(task);
     running.then((r) => {
       inFlight -= 1;
       results.push(r);
@@ -185,6 +197,31 @@ async function drive(native, workflow, snapshot, hooks) {
 
 function result(runId, status, error) {
   return error ? { runId, status, error } : { runId, status };
+}
+
+/** Runs a task once its <Worktree> exists; a worktree that cannot be made fails the attempt. */
+async function inWorktree(spec, task, run, where) {
+  try {
+    await ensureWorktree(spec, where);
+  } catch (e) {
+    return {
+      nodeId: task.nodeId,
+      iteration: task.iteration,
+      attempt: task.attempt,
+      ok: false,
+      error: { code: e?.code ?? "WORKTREE_CREATE_FAILED", message: String(e?.message ?? e) },
+    };
+  }
+  return run();
+}
+
+/** An event the driver adds to the run (the engine may have been closed meanwhile). */
+function recordEvent(native, runId, type, payload) {
+  try {
+    native.call("recordDriverEvent", runId, type, JSON.stringify(payload));
+  } catch {
+    // The engine was closed meanwhile: nothing to record into.
+  }
 }
 
 /** A command task: the core's runner starts the process on a thread of its own. */
@@ -260,13 +297,7 @@ function taskCtx(ctx, task) {
  * to the run's task logs) or a function. Its failure is recorded and changes nothing else.
  */
 async function runHandler(native, rendered, name, handler, runId, env, info) {
-  const record = (kind, payload) => {
-    try {
-      native.call("recordDriverEvent", runId, kind, JSON.stringify({ handler: name, ...payload }));
-    } catch {
-      // The engine was closed meanwhile: nothing to record into.
-    }
-  };
+  const record = (kind, payload) => recordEvent(native, runId, kind, { handler: name, ...payload });
   record("HandlerStarted", {});
   try {
     if (typeof handler === "function") {
