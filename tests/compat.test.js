@@ -542,15 +542,16 @@ describe("<Runbook>", () => {
 describe("<EscalationChain>", () => {
   const s = createSmithers({
     tier: z.object({ answer: z.string(), confidence: z.number() }),
-    escalation: z.object({
-      escalated: z.boolean().optional(),
-      fromLevel: z.number().optional(),
-      toLevel: z.number().optional(),
-      approved: z.boolean().optional(),
-      note: z.string().nullable().optional(),
-      decidedBy: z.string().nullable().optional(),
-      decidedAt: z.string().nullable().optional(),
-    }),
+    // A plain JSON Schema: each check's fields and the decision's, none required.
+    escalation: {
+      type: "object",
+      properties: {
+        ...Object.fromEntries(["escalated", "approved"].map((f) => [f, { type: "boolean" }])),
+        ...Object.fromEntries(["fromLevel", "toLevel"].map((f) => [f, { type: "integer" }])),
+        ...Object.fromEntries(["note", "decidedBy", "decidedAt"].map((f) => [f, { type: ["string", "null"] }])),
+      },
+      additionalProperties: false,
+    },
     checksOnly: z.object({ escalated: z.boolean(), fromLevel: z.number(), toLevel: z.number() }),
   });
   /** An AgentLike that answers with `value` as JSON (or throws `value` when it is an Error), and counts its calls. */

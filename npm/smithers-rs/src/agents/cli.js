@@ -277,27 +277,7 @@ export class BaseCliAgent {
       }
       const json = spec.outputFormat === "json" || spec.outputFormat === "stream-json";
       const text = json ? (textFromJsonPayload(raw) ?? raw) : raw;
-      let output;
-      if (/^\s*[[{]/.test(text)) {
-        try {
-          output = JSON.parse(text);
-        } catch {
-          output = undefined;
-        }
-      }
-      const usage = usageFromOutput(full);
-      return {
-        text,
-        output,
-        usage: usage ?? undefined,
-        totalUsage: usage ?? undefined,
-        content: [{ type: "text", text }],
-        steps: [],
-        toolCalls: [],
-        toolResults: [],
-        finishReason: "stop",
-        response: { id: randomUUID(), timestamp: new Date(), modelId: this.model ?? spec.command, messages: [] },
-      };
+      return cliResult(text, usageFromOutput(full), this.model ?? spec.command);
     } finally {
       signal?.removeEventListener("abort", onAbort);
       try {
@@ -307,6 +287,30 @@ export class BaseCliAgent {
       }
     }
   }
+}
+
+/** What a CLI agent's `generate` answers: the text (its JSON parsed as `output` when it is JSON) and usage. */
+function cliResult(text, usage, modelId) {
+  let output;
+  if (/^\s*[[{]/.test(text)) {
+    try {
+      output = JSON.parse(text);
+    } catch {
+      output = undefined;
+    }
+  }
+  return {
+    text,
+    output,
+    usage: usage ?? undefined,
+    totalUsage: usage ?? undefined,
+    content: [{ type: "text", text }],
+    steps: [],
+    toolCalls: [],
+    toolResults: [],
+    finishReason: "stop",
+    response: { id: randomUUID(), timestamp: new Date(), modelId, messages: [] },
+  };
 }
 
 /**
@@ -536,27 +540,7 @@ export class PiAgent extends BaseCliAgent {
       onExtensionUiRequest: this.opts.onExtensionUiRequest,
     });
     if (ctx) ctx.logs = logs;
-    const { text, usage } = answer;
-    let output;
-    if (/^\s*[[{]/.test(text)) {
-      try {
-        output = JSON.parse(text);
-      } catch {
-        output = undefined;
-      }
-    }
-    return {
-      text,
-      output,
-      usage: usage ?? undefined,
-      totalUsage: usage ?? undefined,
-      content: [{ type: "text", text }],
-      steps: [],
-      toolCalls: [],
-      toolResults: [],
-      finishReason: "stop",
-      response: { id: randomUUID(), timestamp: new Date(), modelId: this.opts.model ?? "pi", messages: [] },
-    };
+    return cliResult(answer.text, answer.usage, this.opts.model ?? "pi");
   }
 
   async buildCommand({ prompt, options }) {
