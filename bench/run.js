@@ -11,6 +11,7 @@
 //   recovery   kill -9 during a 1,000-task run, then resume
 //   agents     what an agent task costs over a compute task (an agent that answers at once)
 //   peer       the same workflows on Smithers 0.32, installed into a scratch folder
+//   dagu       a 100-step Dagu DAG of command steps, ms per step, beside Dagu running it
 // It prints a table on stdout (progress on stderr), writes BENCHMARKS.md at the repo root and
 // the raw figures to bench/results/ (ignored by git). Budgets are reported, not asserted: the
 // exit code is 0 unless a benchmark cannot run at all.
@@ -32,6 +33,7 @@ import * as agentsSection from "./sections/agents.js";
 import * as approveSection from "./sections/approve.js";
 import * as cliSection from "./sections/cli.js";
 import * as crossprocSection from "./sections/crossproc.js";
+import * as daguSection from "./sections/dagu.js";
 import * as peerSection from "./sections/peer.js";
 import * as pernodeSection from "./sections/pernode.js";
 import * as recoverySection from "./sections/recovery.js";
@@ -55,6 +57,7 @@ const SECTIONS = [
   ["recovery", recoverySection],
   ["agents", agentsSection],
   ["peer", peerSection],
+  ["dagu", daguSection],
 ];
 
 // ---------------------------------------------------------------- budgets
@@ -465,7 +468,30 @@ function render(res) {
       ),
     );
   }
+  if (res.dagu) parts.push(renderDagu(res.dagu));
   return parts.join("\n");
+}
+
+function renderDagu(d) {
+  const out = ["\n## 7. A Dagu DAG: ms per command step\n"];
+  out.push(
+    "A chain of `true` steps in Dagu's YAML (`type: graph`, each step `depends` on the one before), the same file for both. " +
+      `Per-step overhead = (median wall of the ${d.lengths[1]}-step chain − median of the ${d.lengths[0]}-step one) / ${d.lengths[1] - d.lengths[0]}, so process start-up cancels out; ` +
+      `${d.reps} interleaved rounds after a warm-up. Ours: \`smithers up chain.yaml\` as a whole process (a fresh database each), and \`engine.run\` in-process. ` +
+      (d.dagu.available ? `Dagu: \`dagu start chain.yaml\` (${d.dagu.version}, the binary npm serves in ${"`"}@dagu-org/dagu-linux-x64${"`"}), in the same rounds.` : `Dagu could not run here (${d.dagu.reason}); its figure is the one measured on this machine earlier: ${d.reference.source}.`) +
+      "\n",
+  );
+  const rows = [
+    ["`smithers up` (whole process)", mmm(d.cli.walls[d.lengths[0]]), mmm(d.cli.walls[d.lengths[1]]), fmt(d.cli.perStepMs)],
+    ["`engine.run` (in-process)", mmm(d.inproc.walls[d.lengths[0]]), mmm(d.inproc.walls[d.lengths[1]]), fmt(d.inproc.perStepMs)],
+    d.dagu.available
+      ? [`\`dagu start\` (${d.dagu.version})`, mmm(d.dagu.walls[d.lengths[0]]), mmm(d.dagu.walls[d.lengths[1]]), fmt(d.dagu.perStepMs)]
+      : ["`dagu start` (reference, not run)", "–", "–", d.reference.cliMsPerStep.join("–")],
+  ];
+  out.push(mdTable(["runner", `${d.lengths[0]} step, wall ms`, `${d.lengths[1]} steps, wall ms`, "ms per step"], rows));
+  const theirs = d.dagu.available ? d.dagu.perStepMs : d.reference.cliMsPerStep[0];
+  out.push(`\nours/Dagu per step (whole process): ${ratio(d.cli.perStepMs, theirs)}. Each step is a \`/bin/sh -c true\` process in both; the rest is the engine.\n`);
+  return out.join("\n");
 }
 
 // ---------------------------------------------------------------- console
@@ -509,6 +535,11 @@ function consoleTable(res) {
     add("recovery", "smithers resume after kill -9", r.cli.resume.n, `${mmm(r.cli.resume)} ms`, `first body ${fmt(r.cli.firstBody.median)} ms`);
     add("recovery", "engine.resume after kill -9", r.engine.resume.n, `${mmm(r.engine.resume)} ms`, `first body ${fmt(r.engine.firstBody.median)} ms`);
     add("recovery", "ran exactly once / at most twice", "", res.recovery.allOk ? "ok" : "FAILED", `max ran twice per kill: ${res.recovery.maxTwice}`);
+  }
+  if (res.dagu) {
+    const d = res.dagu;
+    add("dagu", "100-step command DAG: smithers up", d.reps, `${fmt(d.cli.perStepMs)} ms/step`, `in-process ${fmt(d.inproc.perStepMs)} ms/step`);
+    add("dagu", d.dagu.available ? `same DAG: dagu start (${d.dagu.version})` : "same DAG: dagu start (reference, not run)", d.dagu.available ? d.reps : "", `${d.dagu.available ? fmt(d.dagu.perStepMs) : d.reference.cliMsPerStep.join("-")} ms/step`, d.dagu.available ? "" : d.dagu.reason);
   }
   const widths = [0, 1, 2, 3, 4].map((i) => Math.max(...rows.map((r) => r[i].length), 4));
   const lines = [`smithers-rs benchmarks — ${res.date} — ${res.env.node} — ${res.build.type} — ${res.env.cpu}, ${res.env.cores} cores — ${res.full ? "full" : "quick"}`];

@@ -135,16 +135,17 @@ describe("review gates through the CLI", { concurrency: 2 }, () => {
     }
   });
 
-  test("deploy-review: reject with a reason fails the run; production is cancelled and never deploys; onFailure runs", async (t) => {
+  test("deploy-review: reject with a reason ends the run rejected; production is cancelled and never deploys; onFailure runs", async (t) => {
     const b = box(t);
     const { db, env } = b;
     await expectExit(assert, 3, ["up", DEPLOY, "--run-id", "rj", "--input", '{"version":"2.0"}'], { db, env });
     const r = await expectExit(assert, 0, ["reject", "rj", "--node", "deploy-staging", "--reason", "staging is slow", "--by", "carol"], { db, env });
     assert.match(r.stdout, /^rejected deploy-staging in run rj by carol$/m);
-    assert.match(r.stdout, /^run rj: failed \(APPROVAL_REJECTED: deploy-staging was rejected by carol: staging is slow\)$/m);
+    assert.match(r.stdout, /^run rj: rejected \(APPROVAL_REJECTED: deploy-staging was rejected by carol: staging is slow\)$/m);
 
     let info = inspectRun(db, "rj");
-    assert.equal(info.run.status, "failed");
+    assert.equal(info.run.status, "rejected");
+    assert.deepEqual(info.run.rejection, { nodeId: "deploy-staging", rejectedAt: info.run.rejection.rejectedAt, rejectedBy: "carol", rejectionReason: "staging is slow" });
     assert.equal(info.run.error.code, "APPROVAL_REJECTED");
     assert.deepEqual(info.nodes.map((n) => [n.nodeId, n.state, n.attempts]), [
       ["deploy-staging", "rejected", 1],
@@ -165,7 +166,7 @@ describe("review gates through the CLI", { concurrency: 2 }, () => {
     assert.match(insp.stdout, /^deploy-production\s+0\s+cancelled\s/m);
     assert.match(insp.stdout, /^  deploy-staging \[0\] rejected by carol at \S+ \(review, round 1\): 2\.0 is on staging/m);
     assert.match(insp.stdout, /^    rejected by carol: staging is slow$/m);
-    assert.match(why.stdout, /^The run failed: APPROVAL_REJECTED: deploy-staging was rejected by carol: staging is slow$/m);
+    assert.match(why.stdout, /^The run was rejected at deploy-staging by carol: staging is slow$/m);
     assert.match(why.stdout, /^  Rejected: deploy-staging by carol at \d{4}-\S+: staging is slow$/m);
     assert.deepEqual(whyJson.json.rejected.map((x) => [x.nodeId, x.by, x.reason, x.round]), [["deploy-staging", "carol", "staging is slow", 1]]);
     assert.deepEqual(whyJson.json.blockers, []);
@@ -178,7 +179,7 @@ describe("review gates through the CLI", { concurrency: 2 }, () => {
     assert.equal(again.json.error.code, "ALREADY_DECIDED");
     assert.deepEqual([again.json.error.details.status, again.json.error.details.decidedBy], ["rejected", "carol"]);
     const resumed = await expectExit(assert, 1, ["resume", "rj"], { db, env });
-    assert.match(resumed.stdout, /^run rj: failed$/m);
+    assert.match(resumed.stdout, /^run rj: rejected$/m);
     info = inspectRun(db, "rj");
     assert.deepEqual(info.nodes.map((n) => [n.nodeId, n.state, n.attempts]), [
       ["deploy-staging", "rejected", 1],

@@ -324,7 +324,7 @@ export default smithers(() => (
     await assert.rejects(engine.pushBack("pb", { nodeId: "draft" }), code("ALREADY_DECIDED"));
   });
 
-  test("reject with a reason: node rejected, run failed APPROVAL_REJECTED, dependents cancelled and never run, onFailure runs; the rejection sticks (CLI)", async (t) => {
+  test("reject with a reason: node rejected, run rejected (APPROVAL_REJECTED), dependents cancelled and never run, onFailure runs; the rejection sticks (CLI)", async (t) => {
     const b = box(t);
     const file = b.workflow("two.tsx", TWO_REVIEWS);
     const { db } = b;
@@ -344,9 +344,10 @@ export default smithers(() => (
     assert.equal(approvalOf(before, "gate-b").status, "requested");
 
     const resumed = await expectExit(assert, 1, ["resume", "rj"], { db });
-    assert.match(resumed.stdout, /^run rj: failed$/m);
+    assert.match(resumed.stdout, /^run rj: rejected$/m);
     assert.match(resumed.stdout, /^  error: APPROVAL_REJECTED: gate-a was rejected by carol: wrong numbers$/m);
     let info = inspectRun(db, "rj");
+    assert.equal(info.run.status, "rejected");
     assert.equal(info.run.error.code, "APPROVAL_REJECTED");
     assert.deepEqual(states(info), { "gate-a": "rejected", "after-a": "cancelled", "gate-b": "cancelled", "after-b": "cancelled" });
     const a = approvalOf(info, "gate-a");
@@ -608,7 +609,7 @@ export default smithers((ctx) => (
     ]);
   });
 
-  test("decisions on a run another process drives: that process picks up the push-back (re-runs the step) and the rejection (fails the run) (CLI)", async (t) => {
+  test("decisions on a run another process drives: that process picks up the push-back (re-runs the step) and the rejection (ends the run) (CLI)", async (t) => {
     const b = box(t);
     const file = b.workflow("busy.tsx", BUSY);
     const { db } = b;
@@ -633,13 +634,13 @@ export default smithers((ctx) => (
       const rejected = await expectExit(assert, 0, ["reject", "live", "--reason", "numbers are off", "--by", "carol"], { db });
       assert.match(rejected.stdout, /^rejected r \(round 2\) in run live by carol$/m);
       assert.match(rejected.stdout, /^run live is driven by \S+; it picks the decision up$/m);
-      await waitUntil("the run to fail", (e) => e.getRun("live").status === "failed");
+      await waitUntil("the run to end rejected", (e) => e.getRun("live").status === "rejected");
     } finally {
       writeFileSync(release, ""); // never leave the child waiting (and before the box is removed)
     }
     const done = await up;
     assert.equal(done.code, 1, done.stdout + done.stderr);
-    assert.match(done.stdout, /^run live: failed$/m);
+    assert.match(done.stdout, /^run live: rejected$/m);
     const info = inspectRun(db, "live");
     assert.equal(info.run.error.code, "APPROVAL_REJECTED");
     assert.match(info.run.error.message, /^r was rejected by /);
@@ -671,7 +672,7 @@ export default smithers((ctx) => (
       writeFileSync(release, "");
       for (let k = 0; k < 500 && !existsSync(`${release}.seen`); k++) await new Promise((r) => setTimeout(r, 20));
     }
-    assert.equal(result.status, "failed");
+    assert.equal(result.status, "rejected");
     assert.equal(result.error.code, "APPROVAL_REJECTED");
     assert.equal(result.error.message, "r was rejected by carol: numbers are off");
   });

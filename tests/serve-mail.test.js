@@ -3,10 +3,10 @@
 // records it in the run's events. Against a real SMTP server on loopback, started here.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { SMTPServer } from "smtp-server";
 import { expectExit, sandbox } from "./helpers/cli.js";
 import { waitFor } from "./helpers/durability.js";
 import { client, startServe } from "./helpers/serve.js";
+import { decodeQP, smtpServer } from "./helpers/smtp.js";
 
 const TOKEN = "mail-test-token-0123456789";
 
@@ -22,34 +22,6 @@ export default smithers(() => (
   </Workflow>
 ));
 `;
-
-function smtpServer() {
-  const received = [];
-  const server = new SMTPServer({
-    logger: false,
-    authOptional: true,
-    disabledCommands: ["STARTTLS"],
-    onData(stream, session, cb) {
-      const chunks = [];
-      stream.on("data", (c) => chunks.push(c));
-      stream.on("end", () => {
-        received.push({
-          raw: Buffer.concat(chunks).toString("utf8"),
-          from: session.envelope.mailFrom.address,
-          to: session.envelope.rcptTo.map((r) => r.address),
-        });
-        cb();
-      });
-    },
-  });
-  return new Promise((resolve) => {
-    server.listen(0, "127.0.0.1", () => resolve({ port: server.server.address().port, received, close: () => new Promise((r) => server.close(r)) }));
-  });
-}
-
-/** The decoded text of a quoted-printable body (enough for assertions). */
-const decodeQP = (s) =>
-  Buffer.from(s.replace(/=\r?\n/g, "").replace(/=([0-9A-F]{2})/g, (_, h) => String.fromCharCode(parseInt(h, 16))), "latin1").toString("utf8");
 
 test("a run that starts waiting is mailed once, naming its gates and linking to the inbox", async (t) => {
   const box = sandbox("smithers-serve-mail-");

@@ -67,3 +67,50 @@ export default smithers(() => (
   assert.equal(up.json.error.code, "SUBRUN_FAILED");
   assert.match(up.json.error.message, /exited with code 4: broken/);
 });
+
+test("a sub-workflow that waits for its own approval makes the calling task wait; approving it moves the caller on", async (t) => {
+  const box = sandbox();
+  t.after(() => box.cleanup());
+  box.write(
+    "child.tsx",
+    `/** @jsxImportSource smithers-rs */
+import { Approval, Sequence, Task, approvalDecisionSchema, commandResultSchema, createSmithers } from "smithers-rs";
+const { Workflow, smithers, outputs } = createSmithers({ gate: approvalDecisionSchema, step: commandResultSchema });
+export default smithers(() => (
+  <Workflow name="child">
+    <Sequence>
+      <Approval id="sign-off" output={outputs.gate} request={{ title: "Sign off?" }} />
+      <Task id="built" output={outputs.step} command="echo built" />
+    </Sequence>
+  </Workflow>
+));`,
+  );
+  const parent = box.write(
+    "parent.tsx",
+    `/** @jsxImportSource smithers-rs */
+import { Sequence, Task, commandResultSchema, createSmithers, subRunResultSchema } from "smithers-rs";
+const { Workflow, smithers, outputs } = createSmithers({ sub: subRunResultSchema, step: commandResultSchema });
+export default smithers(() => (
+  <Workflow name="parent">
+    <Sequence>
+      <Task id="call" output={outputs.sub} workflow="./child.tsx" />
+      <Task id="after" output={outputs.step} command="echo after" />
+    </Sequence>
+  </Workflow>
+));`,
+  );
+  const up = await smithers(["up", parent, "--run-id", "p", "--json"], { db: box.db });
+  assert.equal(up.code, 3, up.stdout + up.stderr);
+  assert.equal(up.json.status, "waiting-approval", "the caller waits with its sub-run, not SUBRUN_WAITING");
+  assert.deepEqual(up.json.pendingApprovals.map((a) => [a.runId, a.nodeId]), [["p.call.0", "sign-off"]]);
+  const why = await smithers(["why", "p"], { db: box.db });
+  assert.match(why.stdout, /call waits for its sub-run p\.call\.0/);
+  const ok = await smithers(["approve", "p.call.0", "--json"], { db: box.db });
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.equal(ok.json.run.caller.status, "finished");
+  const engine = new SmithersEngine({ dbPath: box.db });
+  t.after(() => engine.close());
+  const info = engine.inspect("p");
+  assert.deepEqual(info.nodes.map((n) => [n.nodeId, n.state]), [["call", "finished"], ["after", "finished"]]);
+  assert.equal(info.outputs.find((o) => o.nodeId === "call").value.outputs.built.stdout, "built\n");
+});

@@ -839,5 +839,6 @@ module.exports.Engine = nativeBinding.Engine
 module.exports.cancelCommand = nativeBinding.cancelCommand
 module.exports.engineBuild = nativeBinding.engineBuild
 module.exports.engineVersion = nativeBinding.engineVersion
+module.exports.reservedEnv = nativeBinding.reservedEnv
 module.exports.runCommand = nativeBinding.runCommand
 module.exports.writeCommandStdin = nativeBinding.writeCommandStdin

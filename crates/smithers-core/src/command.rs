@@ -37,6 +37,10 @@ pub struct CommandSpec {
     /// Added to (or replacing in) the environment the engine process has.
     #[serde(default)]
     pub env: Vec<(String, String)>,
+    /// Set before `env` once the driver has expanded their `${VAR}` references (it hands the
+    /// runner a spec without them); the runner sets any left as they are written.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env_templates: Vec<(String, String)>,
     #[serde(default)]
     pub timeout_ms: Option<u64>,
     /// Stops the command when it writes nothing (stdout or stderr) for this long.
@@ -206,7 +210,12 @@ pub fn run_with(spec: &CommandSpec, canceller: Option<&Canceller>) -> CommandOut
     let mut command = Command::new(&spec.program);
     command
         .args(&spec.args)
-        .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .envs(
+            spec.env_templates
+                .iter()
+                .chain(&spec.env)
+                .map(|(k, v)| (k, v)),
+        )
         .stdin(if spec.stdin.is_some() || spec.keep_stdin_open {
             Stdio::piped()
         } else {
@@ -394,6 +403,7 @@ mod tests {
             args: vec!["-c".into(), script.into()],
             cwd: Some(dir.to_string_lossy().into_owned()),
             env: vec![("GREETING".into(), "hi".into())],
+            env_templates: Vec::new(),
             timeout_ms,
             stdout_path: dir.join("logs/out.log").to_string_lossy().into_owned(),
             stderr_path: dir.join("logs/err.log").to_string_lossy().into_owned(),

@@ -2,7 +2,8 @@
 //! transaction, first writer wins. A decision never runs user code; resuming the run is the
 //! caller's next step.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
@@ -13,7 +14,7 @@ use crate::error::{Error, PriorDecision, Result};
 use crate::events::EventBatch;
 use crate::graph::{ApprovalMode, OnDeny, TaskNode};
 use crate::output::OutputTable;
-use crate::owner::{self, Liveness};
+use crate::owner;
 use crate::plan::ApprovalStatus;
 use crate::state::{NodeEvent, NodeState, RunEvent, RunStatus};
 use crate::store::{iso8601, now_ms};
@@ -24,6 +25,38 @@ const MAX_NAME: usize = 256;
 /// the engine's, never a person's.
 pub const AUTO_DECIDER: &str = "smithers:auto";
 const AUTO_NOTE: &str = "Auto-approved";
+
+/// A person's or a scope's name (`decidedBy`, `startedBy`, scopes): 1-256 characters, no
+/// control characters. Names are printed by the CLI and the inbox: a raw escape sequence in
+/// one would be sent to a terminal.
+pub(crate) fn check_name(what: &str, name: &str) -> Result<()> {
+    if name.is_empty() || name.len() > MAX_NAME {
+        return Err(Error::InvalidDecision(format!(
+            "{what} must be 1-256 characters"
+        )));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(Error::InvalidDecision(format!(
+            "{what} must not contain control characters (got {name:?})"
+        )));
+    }
+    Ok(())
+}
+
+/// Free text (notes, reasons, input values): tabs and line breaks are text, other control
+/// characters (escape sequences, NUL) are refused.
+fn check_text(what: &str, text: &str) -> Result<()> {
+    if let Some(c) = text
+        .chars()
+        .find(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+    {
+        return Err(Error::InvalidDecision(format!(
+            "{what} must not contain control characters (found U+{:04X})",
+            u32::from(c)
+        )));
+    }
+    Ok(())
+}
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -68,6 +101,12 @@ pub struct DecisionOutcome {
     pub kind: String,
     /// The review round the decision closed (1 unless the step was pushed back before).
     pub round: i64,
+    /// Dagu's count of push-backs of the step, from 0: after this decision.
+    pub approval_iteration: i64,
+    /// Nodes a push-back sent back to pending besides the step itself (its `rewindTo`
+    /// target and what depends on it), to run again.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reset: Vec<String>,
     pub inputs: BTreeMap<String, String>,
     /// Another live process that drives the run and will pick the decision up.
     pub owner: Option<String>,
@@ -129,6 +168,9 @@ fn check_inputs(gate: &Gate, req: &DecisionRequest, verdict: Verdict) -> Result<
         return Err(Error::InvalidDecision(format!(
             "input {k} must be text without NUL bytes, at most 64 KiB"
         )));
+    }
+    for (k, v) in &req.inputs {
+        check_text(&format!("input {k}"), v)?;
     }
     if verdict == Verdict::Approve {
         let missing: Vec<String> = strings(&gate.request, "required")
@@ -332,19 +374,20 @@ impl Engine {
 
     fn decide(&mut self, req: DecisionRequest, verdict: Verdict) -> Result<DecisionOutcome> {
         let approved = verdict == Verdict::Approve;
-        for text in [&req.note, &req.reason].into_iter().flatten() {
+        for (what, text) in [("note", &req.note), ("reason", &req.reason)] {
+            let Some(text) = text else { continue };
             if text.len() > MAX_NOTE {
-                return Err(Error::InvalidDecision("note is longer than 64 KiB".into()));
+                return Err(Error::InvalidDecision(format!(
+                    "{what} is longer than 64 KiB"
+                )));
             }
+            check_text(what, text)?;
         }
-        if req
-            .decided_by
-            .as_ref()
-            .is_some_and(|n| n.is_empty() || n.len() > MAX_NAME)
-        {
-            return Err(Error::InvalidDecision(
-                "decidedBy must be 1-256 characters".into(),
-            ));
+        if let Some(by) = &req.decided_by {
+            check_name("decidedBy", by)?;
+        }
+        for scope in &req.scopes {
+            check_name("a scope", scope)?;
         }
         if req
             .decided_by
@@ -391,7 +434,7 @@ impl Engine {
         }
         let table = match (review, gate.mode) {
             (false, ApprovalMode::Gate) => None,
-            _ => Some(self.table(&gate.output_table)?),
+            _ => Some(self.run_table(&run_id, &gate.output_table)?),
         };
         let decided_at_ms = now_ms();
         let decided_at = iso8601(decided_at_ms);
@@ -427,12 +470,39 @@ impl Engine {
             .then(|| serde_json::to_string(&req.inputs))
             .transpose()?;
 
+        // What a push-back sends back to pending besides the step (its rewindTo target and
+        // what depends on it), with the tables their outputs are in.
+        let scope: Vec<(String, i64)> = if verdict == Verdict::PushBack {
+            crate::engine::reset_scope_of(&gate.request)
+                .into_iter()
+                .filter(|(id, it)| !(id == &gate.node_id && *it == gate.iteration))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let mut scope_tables = HashMap::new();
+        for (node_id, iteration) in &scope {
+            let key: Option<String> = self
+                .conn
+                .query_row(
+                    "SELECT output_table FROM _smithers_nodes WHERE run_id = ?1 AND node_id = ?2 AND iteration = ?3",
+                    params![run_id, node_id, iteration],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(key) = key
+                && !scope_tables.contains_key(&key)
+            {
+                let table = self.run_table(&run_id, &key)?;
+                scope_tables.insert(key, table);
+            }
+        }
         let tx = begin(&self.conn, self.batching)?;
-        let (run_status, run_owner): (String, Option<String>) = tx
+        let (run_status, run_owner, lease_expires): (String, Option<String>, Option<i64>) = tx
             .query_row(
-                "SELECT status, owner FROM _smithers_runs WHERE run_id = ?1",
+                "SELECT status, owner, lease_expires_at_ms FROM _smithers_runs WHERE run_id = ?1",
                 [&run_id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .optional()?
             .ok_or_else(|| Error::RunNotFound {
@@ -462,7 +532,7 @@ impl Engine {
             };
             tx.commit()?;
             self.publish(batch);
-            let live_owner = self.live_owner(&run_id, run_owner);
+            let live_owner = self.live_owner(&run_id, run_owner, lease_expires, decided_at_ms);
             return Ok(DecisionOutcome {
                 needs_resume: exhausted && !new_status.is_terminal() && live_owner.is_none(),
                 run_id,
@@ -474,12 +544,20 @@ impl Engine {
                 run_status: new_status.as_str(),
                 kind: gate.kind,
                 round: gate.round,
+                approval_iteration: 0,
+                reset: Vec::new(),
                 inputs: req.inputs,
                 owner: live_owner,
                 output: None,
                 attempt: Some(attempt),
                 max_attempts: Some(max_attempts),
                 error: Some(json!({ "code": refused.code, "message": refused.message })),
+            });
+        }
+        if let Some(busy) = running_in(&tx, &run_id, &scope)? {
+            return Err(Error::PushBackBusy {
+                node_id: gate.node_id.clone(),
+                busy,
             });
         }
         let status = match (verdict, review) {
@@ -619,9 +697,23 @@ impl Engine {
             }
         }
         let mut batch = EventBatch::default();
+        let mut reset = Vec::new();
+        for (node_id, iteration) in &scope {
+            if rewind_node(
+                &tx,
+                &run_id,
+                (node_id, *iteration),
+                &gate.node_id,
+                &scope_tables,
+                &mut batch,
+            )? {
+                reset.push(node_id.clone());
+            }
+        }
         let payload = json!({ "nodeId": gate.node_id, "iteration": gate.iteration, "decidedBy": req.decided_by,
                               "note": req.note, "kind": gate.kind, "round": gate.round,
-                              "inputs": req.inputs, "reason": if verdict == Verdict::Deny { reason.clone() } else { None } });
+                              "inputs": req.inputs, "reason": if verdict == Verdict::Deny { reason.clone() } else { None },
+                              "reset": reset });
         batch.emit(
             &tx,
             &run_id,
@@ -653,7 +745,7 @@ impl Engine {
         tx.commit()?;
         self.publish(batch);
 
-        let live_owner = self.live_owner(&run_id, run_owner);
+        let live_owner = self.live_owner(&run_id, run_owner, lease_expires, decided_at_ms);
         Ok(DecisionOutcome {
             needs_resume: !new_status.is_terminal() && live_owner.is_none(),
             run_id: run_id.clone(),
@@ -665,6 +757,12 @@ impl Engine {
             run_status: new_status.as_str(),
             kind: gate.kind.clone(),
             round: gate.round,
+            approval_iteration: match (review, verdict) {
+                (false, _) => 0,
+                (true, Verdict::PushBack) => gate.round,
+                (true, _) => gate.round - 1,
+            },
+            reset,
             inputs: req.inputs,
             owner: live_owner,
             output: output_value.map(|value| OutputRow {
@@ -680,11 +778,17 @@ impl Engine {
     }
 
     /// The owner of a run that will pick a decision up itself: this engine while it drives
-    /// the run, or another process that is alive.
-    fn live_owner(&self, run_id: &str, owner: Option<String>) -> Option<String> {
+    /// the run, or another engine that still holds its lease.
+    fn live_owner(
+        &self,
+        run_id: &str,
+        owner: Option<String>,
+        lease_expires_at_ms: Option<i64>,
+        now_ms: i64,
+    ) -> Option<String> {
         owner.filter(|o| {
             (o == &self.owner && self.runs.contains_key(run_id))
-                || (o != &self.owner && owner::liveness(o) != Liveness::Dead)
+                || (o != &self.owner && owner::holds(o, lease_expires_at_ms, now_ms))
         })
     }
 
@@ -879,8 +983,9 @@ impl Engine {
     }
 }
 
-/// A decision on a waiting run wakes it (`running`): whoever resumes it picks the decision up.
-fn wake_run(
+/// A decision on a waiting run (or a sub-run's end, for its caller) wakes it (`running`):
+/// whoever resumes it picks the decision up.
+pub(crate) fn wake_run(
     tx: &Connection,
     run_id: &str,
     status: RunStatus,
@@ -1083,7 +1188,7 @@ pub(crate) fn auto_approve(
     if after > 0 && !approved_streak(&engine.conn, run_id, &task.id, after)? {
         return Ok(false);
     }
-    let table = engine.table(&task.output)?;
+    let table = engine.run_table(run_id, &task.output)?;
     let request = request_json(task, spec);
     let now = now_ms();
     let decided_at = iso8601(now);
@@ -1189,6 +1294,83 @@ fn approved_streak(conn: &Connection, run_id: &str, node_id: &str, after: u32) -
     Ok(statuses.len() >= after as usize && statuses.iter().all(|s| s == "approved"))
 }
 
+/// One node of a push-back's reset scope goes back to pending: its output is withdrawn,
+/// its error and skip reason cleared, and a decision it had is undone (a gate is asked
+/// again; a review opens its next round). Returns whether it changed.
+fn rewind_node(
+    tx: &Connection,
+    run_id: &str,
+    (node_id, iteration): (&str, i64),
+    by_gate: &str,
+    tables: &HashMap<String, Rc<OutputTable>>,
+    batch: &mut EventBatch,
+) -> Result<bool> {
+    let row: Option<(String, String, Option<String>)> = tx
+        .query_row(
+            "SELECT state, output_table, sub_run_id FROM _smithers_nodes WHERE run_id = ?1 AND node_id = ?2 AND iteration = ?3",
+            params![run_id, node_id, iteration],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    let Some((state, output_table, sub_run)) = row else {
+        return Ok(false); // never reached yet: it runs with the push-back's inputs anyway
+    };
+    let state = NodeState::parse(&state).unwrap_or(NodeState::Pending);
+    if state == NodeState::Pending {
+        return Ok(false);
+    }
+    let next = state.apply(NodeEvent::Rewind)?;
+    if let Some(sub) = sub_run
+        .as_deref()
+        .filter(|_| state == NodeState::WaitingApproval)
+    {
+        crate::engine::cancel_sub_runs(tx, crate::engine::SubRuns::Tree(sub), now_ms(), batch)?;
+    }
+    tx.execute(
+        "UPDATE _smithers_nodes SET state = ?4, error_json = NULL, skip_reason = NULL, sub_run_id = NULL, \
+           updated_at_ms = ?5 WHERE run_id = ?1 AND node_id = ?2 AND iteration = ?3",
+        params![run_id, node_id, iteration, next.as_str(), now_ms()],
+    )?;
+    if let Some(table) = tables.get(&output_table) {
+        table.delete(tx, run_id, node_id, iteration)?;
+    }
+    tx.execute(
+        "DELETE FROM _smithers_approvals WHERE run_id = ?1 AND node_id = ?2 AND iteration = ?3 AND kind = 'gate'",
+        params![run_id, node_id, iteration],
+    )?;
+    // A decided review keeps its round in the history and opens the next one.
+    tx.execute(
+        "UPDATE _smithers_approvals SET round = round + (status != 'requested'), status = 'pushed-back', \
+           decided_at_ms = NULL, decided_by = NULL, note = NULL, inputs_json = NULL \
+         WHERE run_id = ?1 AND node_id = ?2 AND iteration = ?3 AND kind = 'review'",
+        params![run_id, node_id, iteration],
+    )?;
+    batch.emit(
+        tx,
+        run_id,
+        "NodeReset",
+        json!({ "nodeId": node_id, "iteration": iteration, "previous": state.as_str(), "pushedBackAt": by_gate }),
+    )?;
+    Ok(true)
+}
+
+/// The first node of `scope` that is running now, if any: a push-back cannot send back a
+/// step whose attempt is still under way.
+fn running_in(tx: &Connection, run_id: &str, scope: &[(String, i64)]) -> Result<Option<String>> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT state FROM _smithers_nodes WHERE run_id = ?1 AND node_id = ?2 AND iteration = ?3",
+    )?;
+    for (node_id, iteration) in scope {
+        let state: Option<String> = stmt
+            .query_row(params![run_id, node_id, iteration], |r| r.get(0))
+            .optional()?;
+        if state.as_deref() == Some("in-progress") {
+            return Ok(Some(node_id.clone()));
+        }
+    }
+    Ok(None)
+}
+
 /// Writes the output of an `<Approval>` whose decision exists but whose node did not get it
 /// (a decision recorded by an older engine, or a crash between two writes).
 pub(crate) fn finish_from_decision(
@@ -1222,7 +1404,7 @@ pub(crate) fn finish_from_decision(
     let Some(spec) = &task.approval else {
         return Ok(None);
     };
-    let table = engine.table(&task.output)?;
+    let table = engine.run_table(run_id, &task.output)?;
     let request: Value = serde_json::from_str(&request_json).unwrap_or(Value::Null);
     let payload: Option<Value> = decision_json.and_then(|d| serde_json::from_str(&d).ok());
     let decided_at = iso8601(decided_at.unwrap_or_else(now_ms));

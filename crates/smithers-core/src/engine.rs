@@ -20,8 +20,9 @@ use crate::graph::{
     TaskBody, TaskNode,
 };
 use crate::output::OutputTable;
-use crate::owner::{self, Liveness};
+use crate::owner::{self, LeaseKeeper};
 use crate::plan::{Action, ApprovalStatus, NodeLookup, NodeView, Walk, WalkCache};
+use crate::schemas::SchemaCache;
 use crate::state::{NodeEvent, NodeState, RunEvent, RunStatus};
 use crate::store::{self, now_ms};
 
@@ -41,6 +42,34 @@ pub struct NewRun {
     /// Who started the run (recorded; a decision request may forbid them from approving it).
     #[serde(default)]
     pub started_by: Option<String>,
+    /// The task whose sub-run this is: when the sub-run ends, that task (if it waits on it)
+    /// runs again and its run moves on.
+    #[serde(default)]
+    pub parent: Option<ParentRef>,
+}
+
+/// The calling task of a sub-run.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ParentRef {
+    pub run_id: String,
+    pub node_id: String,
+    #[serde(default)]
+    pub iteration: i64,
+}
+
+/// How `claim_run_with` takes a run: over a live owner (`force`), and with which workflow.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClaimOptions {
+    #[serde(default)]
+    pub force: bool,
+    /// The workflow file the caller drives the run with (absolute).
+    #[serde(default)]
+    pub workflow_path: Option<String>,
+    /// The name that workflow renders (`<Workflow name>`).
+    #[serde(default)]
+    pub workflow_name: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -109,6 +138,18 @@ pub struct Step {
     /// When the run parks: the nodes waiting for a decision.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub waiting: Vec<String>,
+    /// Outputs a push-back withdrew (its reset scope runs again): the driver forgets them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reset: Vec<OutputRef>,
+}
+
+/// Names one output row: table, node, iteration.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OutputRef {
+    pub table: String,
+    pub node_id: String,
+    pub iteration: i64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -126,6 +167,10 @@ pub struct TaskResult {
     /// The outcome of a command task's process; the core turns it into output or failure.
     #[serde(default)]
     pub command: Option<CommandOutcome>,
+    /// The task started a sub-run that now waits for a decision of its own: the task waits
+    /// with it (until the sub-run ends) instead of finishing or failing.
+    #[serde(default)]
+    pub waiting_on: Option<String>,
     /// An agent task's call: kept on the attempt whether it succeeded or failed.
     #[serde(default)]
     pub agent: Option<AgentCall>,
@@ -191,6 +236,9 @@ pub(crate) struct LoopRecord {
 
 pub(crate) struct ActiveRun {
     pub status: RunStatus,
+    /// For the environment of command tasks (DAG_NAME, DAG_PARAMS_JSON).
+    workflow_name: String,
+    input_json: String,
     plan: Option<Plan>,
     cache: WalkCache,
     /// No output the render read has changed since the plan was submitted.
@@ -202,6 +250,8 @@ pub(crate) struct ActiveRun {
     waiting: usize,
     /// Per plan: the tasks downstream of a gate (see `Plan::downstream`).
     downstream: HashMap<usize, Rc<HashSet<usize>>>,
+    /// The schema version of each output key this run reads and writes through.
+    pub(crate) schema_versions: HashMap<String, i64>,
 }
 
 impl NodeLookup for ActiveRun {
@@ -285,10 +335,15 @@ impl ActiveRun {
 
 pub struct Engine {
     pub(crate) conn: Connection,
+    db_path: PathBuf,
     /// Where command tasks' stdout/stderr logs go: `<db stem>.logs/<run id>/`.
     pub(crate) log_dir: PathBuf,
     pub(crate) owner: String,
-    pub(crate) tables: HashMap<String, Rc<OutputTable>>,
+    /// How long a claim on a run lasts without renewal (see `owner.rs`).
+    lease_ms: i64,
+    /// Renews this engine's leases while it lives; started when it first owns a run.
+    lease_keeper: Option<LeaseKeeper>,
+    pub(crate) schemas: SchemaCache,
     pub(crate) runs: HashMap<String, ActiveRun>,
     pub(crate) events: Vec<Event>,
     /// Keep committed events for `take_events` (on while someone in-process listens).
@@ -353,11 +408,13 @@ fn random_suffix() -> String {
 }
 
 pub fn check_run_id(run_id: &str) -> Result<()> {
+    // A run id names a directory of logs (`<db>.logs/<run id>/`): `.` and `..` would not.
     let ok = !run_id.is_empty()
         && run_id.len() <= 128
         && run_id
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_.:-".contains(c));
+            .all(|c| c.is_ascii_alphanumeric() || "_.:-".contains(c))
+        && !run_id.chars().all(|c| c == '.');
     if ok {
         Ok(())
     } else {
@@ -366,7 +423,12 @@ pub fn check_run_id(run_id: &str) -> Result<()> {
 }
 
 impl Engine {
+    /// Opens (or creates) a database for reading and writing.
     pub fn open(path: impl AsRef<Path>) -> Result<Engine> {
+        Engine::open_with(path, store::OpenOptions::default())
+    }
+
+    pub fn open_with(path: impl AsRef<Path>, options: store::OpenOptions) -> Result<Engine> {
         let path = path.as_ref();
         let stem = path
             .file_stem()
@@ -376,10 +438,13 @@ impl Engine {
             .unwrap_or_else(|_| path.to_path_buf())
             .with_file_name(format!("{stem}.logs"));
         Ok(Engine {
-            conn: store::open(path)?,
+            conn: store::open(path, options)?,
+            db_path: path.to_path_buf(),
             log_dir,
             owner: owner::new_owner_id(),
-            tables: HashMap::new(),
+            lease_ms: owner::DEFAULT_LEASE_MS,
+            lease_keeper: None,
+            schemas: SchemaCache::default(),
             runs: HashMap::new(),
             events: Vec::new(),
             buffer_events: false,
@@ -412,14 +477,34 @@ impl Engine {
             .query_row("PRAGMA data_version", [], |r| r.get(0))?)
     }
 
-    /// Everything `submit_graph` would refuse, checked without a run: the descriptor and
-    /// every output schema (identifiers, column names, JSON Schema compilation).
-    pub fn validate_graph(graph: &GraphDescriptor) -> Result<()> {
+    /// Everything `submit_graph` would refuse, checked without a run and without writing:
+    /// the descriptor and every output schema (identifiers, column names, JSON Schema
+    /// compilation, SQL names and column types that clash with this database's).
+    pub fn validate_graph(&mut self, graph: &GraphDescriptor) -> Result<()> {
         graph.validate()?;
-        for (key, schema) in &graph.schemas {
-            OutputTable::new(key, schema)?;
+        if graph_has_rewinds(&graph.root) {
+            Plan::build(graph.clone()).check_rewinds()?;
         }
+        self.plan_schemas(None, &graph.schemas)?;
         Ok(())
+    }
+
+    /// How long a claim lasts without renewal; renewed every third of it.
+    pub fn set_lease_ms(&mut self, lease_ms: i64) {
+        self.lease_ms = lease_ms.max(30);
+        self.lease_keeper = None;
+    }
+
+    /// The expiry of a lease taken now, and the thread that renews it started.
+    fn lease_until(&mut self) -> Result<i64> {
+        if self.lease_keeper.is_none() {
+            self.lease_keeper = Some(LeaseKeeper::start(
+                self.db_path.clone(),
+                self.owner.clone(),
+                self.lease_ms,
+            )?);
+        }
+        Ok(now_ms() + self.lease_ms)
     }
 
     /// Fails a run this engine drives, for a reason found outside the core (the workflow
@@ -472,6 +557,8 @@ impl Engine {
             Err(e) => {
                 let _ = self.conn.execute_batch("ROLLBACK");
                 self.runs.remove(run_id);
+                // Schema versions registered inside the rolled-back transaction do not exist.
+                self.schemas.clear();
                 Err(e)
             }
         }
@@ -480,88 +567,6 @@ impl Engine {
     /// Events committed since the last call, oldest first.
     pub fn take_events(&mut self) -> Vec<Event> {
         std::mem::take(&mut self.events)
-    }
-
-    // ---- output tables -------------------------------------------------------------------
-
-    /// The table for an output key, from the cache or from `_smithers_schemas`.
-    pub(crate) fn table(&mut self, key: &str) -> Result<Rc<OutputTable>> {
-        if let Some(t) = self.tables.get(key) {
-            return Ok(t.clone());
-        }
-        let schema: Option<String> = self
-            .conn
-            .query_row(
-                "SELECT schema_json FROM _smithers_schemas WHERE table_key = ?1",
-                [key],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let Some(schema) = schema else {
-            return Err(Error::UnknownOutputSchema {
-                key: key.into(),
-                node_id: String::new(),
-            });
-        };
-        let table = Rc::new(OutputTable::new(key, &serde_json::from_str(&schema)?)?);
-        self.tables.insert(key.into(), table.clone());
-        Ok(table)
-    }
-
-    fn register_tables(&mut self, schemas: &BTreeMap<String, Value>) -> Result<()> {
-        let mut changed = Vec::new();
-        for (key, schema) in schemas {
-            if self.tables.get(key).is_some_and(|t| &t.schema == schema) {
-                continue;
-            }
-            changed.push(OutputTable::new(key, schema)?);
-        }
-        if changed.is_empty() {
-            return Ok(());
-        }
-        let tx = begin(&self.conn, self.batching)?;
-        for table in &changed {
-            table.ensure(&tx)?;
-            tx.execute(
-                "INSERT INTO _smithers_schemas (table_key, table_name, schema_json, updated_at_ms) \
-                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT(table_key) DO UPDATE SET \
-                 table_name = excluded.table_name, schema_json = excluded.schema_json, \
-                 updated_at_ms = excluded.updated_at_ms WHERE schema_json != excluded.schema_json",
-                params![
-                    table.key,
-                    table.table,
-                    serde_json::to_string(&table.schema)?,
-                    now_ms()
-                ],
-            )?;
-        }
-        tx.commit()?;
-        for table in changed {
-            self.tables.insert(table.key.clone(), Rc::new(table));
-        }
-        Ok(())
-    }
-
-    /// Every output row of a run, across all known output tables.
-    pub(crate) fn read_outputs(&mut self, run_id: &str) -> Result<Vec<OutputRow>> {
-        let keys: Vec<String> = self
-            .conn
-            .prepare_cached("SELECT table_key FROM _smithers_schemas ORDER BY table_key")?
-            .query_map([], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
-        let mut rows = Vec::new();
-        for key in keys {
-            let table = self.table(&key)?;
-            for (node_id, iteration, value) in table.read_run(&self.conn, run_id)? {
-                rows.push(OutputRow {
-                    table: key.clone(),
-                    node_id,
-                    iteration,
-                    value,
-                });
-            }
-        }
-        Ok(rows)
     }
 
     // ---- runs ------------------------------------------------------------------------------
@@ -590,17 +595,12 @@ impl Engine {
                 return Err(Error::InvalidInput { errors });
             }
         }
-        if new
-            .started_by
-            .as_ref()
-            .is_some_and(|n| n.is_empty() || n.len() > 256)
-        {
-            return Err(Error::InvalidDecision(
-                "startedBy must be 1-256 characters".into(),
-            ));
+        if let Some(by) = &new.started_by {
+            crate::decision::check_name("startedBy", by)?;
         }
         let name = new.workflow_name.unwrap_or_else(|| "workflow".into());
         let owner = self.owner.clone();
+        let lease = self.lease_until()?;
         let tx = begin(&self.conn, self.batching)?;
         let exists: bool = tx
             .query_row(
@@ -614,10 +614,14 @@ impl Engine {
             return Err(Error::RunExists { run_id });
         }
         let now = now_ms();
+        let input_json = serde_json::to_string(&new.input)?;
+        let parent = new.parent.as_ref();
         tx.execute(
-            "INSERT INTO _smithers_runs (run_id, workflow_name, workflow_path, status, input_json, owner, created_at_ms, updated_at_ms, started_by) \
-             VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6, ?6, ?7)",
-            params![run_id, name, new.workflow_path, serde_json::to_string(&new.input)?, owner, now, new.started_by],
+            "INSERT INTO _smithers_runs (run_id, workflow_name, workflow_path, status, input_json, owner, created_at_ms, updated_at_ms, started_by, \
+               parent_run_id, parent_node_id, parent_iteration, lease_expires_at_ms) \
+             VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6, ?6, ?7, ?8, ?9, ?10, ?11)",
+            params![run_id, name, new.workflow_path, input_json, owner, now, new.started_by,
+                    parent.map(|p| &p.run_id), parent.map(|p| &p.node_id), parent.map(|p| p.iteration), lease],
         )?;
         let mut batch = EventBatch::default();
         batch.emit(
@@ -628,8 +632,10 @@ impl Engine {
         )?;
         tx.commit()?;
         self.publish(batch);
-        self.runs
-            .insert(run_id.clone(), new_active(RunStatus::Running));
+        let mut active = new_active(RunStatus::Running);
+        active.workflow_name = name.clone();
+        active.input_json = input_json;
+        self.runs.insert(run_id.clone(), active);
         Ok(Snapshot {
             run_id,
             status: RunStatus::Running.as_str(),
@@ -648,7 +654,25 @@ impl Engine {
     /// completed task is never run again. A finished, failed or cancelled run is returned as
     /// it is, without being claimed.
     pub fn claim_run(&mut self, run_id: &str, force: bool) -> Result<Snapshot> {
+        self.claim_run_with(
+            run_id,
+            &ClaimOptions {
+                force,
+                ..ClaimOptions::default()
+            },
+        )
+    }
+
+    /// [`Engine::claim_run`], saying which workflow the caller will drive the run with: a run
+    /// recorded with another workflow name (or another file, when the name is not given) is
+    /// refused (`WORKFLOW_MISMATCH`, nothing written) unless `force`, which also records the
+    /// new workflow on the run. Another file with the run's workflow name is recorded as the
+    /// run's file from now on (the file was moved).
+    pub fn claim_run_with(&mut self, run_id: &str, options: &ClaimOptions) -> Result<Snapshot> {
+        let force = options.force;
         let me = self.owner.clone();
+        let lease = self.lease_until()?;
+        let now = now_ms();
         let tx = begin(&self.conn, self.batching)?;
         type RunRow = (
             String,
@@ -657,15 +681,24 @@ impl Engine {
             Option<String>,
             String,
             Option<String>,
+            Option<i64>,
         );
         let row: Option<RunRow> = tx
             .query_row(
-                "SELECT status, owner, workflow_name, workflow_path, input_json, error_json FROM _smithers_runs WHERE run_id = ?1",
+                "SELECT status, owner, workflow_name, workflow_path, input_json, error_json, lease_expires_at_ms FROM _smithers_runs WHERE run_id = ?1",
                 [run_id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)),
             )
             .optional()?;
-        let Some((status, owner, workflow_name, workflow_path, input_json, error_json)) = row
+        let Some((
+            status,
+            owner,
+            mut workflow_name,
+            mut workflow_path,
+            input_json,
+            error_json,
+            lease_expires,
+        )) = row
         else {
             return Err(Error::RunNotFound {
                 run_id: run_id.into(),
@@ -700,15 +733,58 @@ impl Engine {
         if let Some(owner) = owner.as_deref()
             && owner != me
             && !force
-            && owner::liveness(owner) != Liveness::Dead
+            && owner::holds(owner, lease_expires, now)
         {
             return Err(Error::RunOwned {
                 run_id: run_id.into(),
                 owner: owner.into(),
             });
         }
+        // A workflow is known by its name (`<Workflow name>`): another name is another
+        // workflow. Another file with the same name is the same workflow moved or copied (the
+        // way to resume a run whose file is gone); a file alone, with no name to tell, is not
+        // trusted.
+        let other_path = options.workflow_path.as_ref().filter(|p| {
+            workflow_path
+                .as_ref()
+                .is_some_and(|recorded| recorded != *p)
+        });
+        let other_name = options
+            .workflow_name
+            .as_ref()
+            .filter(|n| **n != workflow_name);
+        let unverified = other_path.is_some() && options.workflow_name.is_none();
+        if !force && (other_name.is_some() || unverified) {
+            let shown = |name: &str, path: Option<&String>| match path {
+                Some(p) => format!("{name} ({p})"),
+                None => name.to_string(),
+            };
+            return Err(Error::WorkflowMismatch {
+                run_id: run_id.into(),
+                recorded: shown(&workflow_name, workflow_path.as_ref()),
+                given: shown(
+                    options
+                        .workflow_name
+                        .as_deref()
+                        .unwrap_or("a workflow of unknown name"),
+                    options.workflow_path.as_ref(),
+                ),
+            });
+        }
+        if force || other_path.is_some() {
+            // Resumed from the file given (moved, or taken over on purpose): the run records it.
+            if let Some(p) = &options.workflow_path {
+                workflow_path = Some(p.clone());
+            }
+            if let Some(n) = options.workflow_name.as_ref().filter(|_| force) {
+                workflow_name = n.clone();
+            }
+            tx.execute(
+                "UPDATE _smithers_runs SET workflow_path = ?2, workflow_name = ?3 WHERE run_id = ?1",
+                params![run_id, workflow_path, workflow_name],
+            )?;
+        }
         let mut batch = EventBatch::default();
-        let now = now_ms();
         // Attempts that were open when the previous owner died.
         let abandoned: Vec<(String, i64, i64)> = tx
             .prepare("SELECT node_id, iteration, attempts FROM _smithers_nodes WHERE run_id = ?1 AND state = 'in-progress'")?
@@ -733,9 +809,11 @@ impl Engine {
             )?;
         }
         let next_status = status.apply(RunEvent::Wake)?;
+        // Claimed: whatever kept a watcher from resuming it is history.
         tx.execute(
-            "UPDATE _smithers_runs SET owner = ?2, status = ?3, updated_at_ms = ?4 WHERE run_id = ?1",
-            params![run_id, me, next_status.as_str(), now],
+            "UPDATE _smithers_runs SET owner = ?2, status = ?3, updated_at_ms = ?4, lease_expires_at_ms = ?5, \
+             resume_error_json = NULL, resume_error_at_ms = NULL WHERE run_id = ?1",
+            params![run_id, me, next_status.as_str(), now, lease],
         )?;
         if next_status != status {
             batch.emit(
@@ -749,6 +827,8 @@ impl Engine {
         self.publish(batch);
 
         let mut run = new_active(next_status);
+        run.workflow_name = workflow_name.clone();
+        run.input_json = input_json;
         let mut node_loops = BTreeMap::new();
         {
             let mut stmt = self.conn.prepare_cached(
@@ -800,6 +880,7 @@ impl Engine {
                 run.loops.insert(loop_id, LoopRecord { iteration, done });
             }
         }
+        run.schema_versions = self.run_bindings(run_id)?;
         self.runs.insert(run_id.into(), run);
         let outputs = self.read_outputs(run_id)?;
         Ok(Snapshot {
@@ -820,7 +901,7 @@ impl Engine {
     pub fn release_run(&mut self, run_id: &str) -> Result<()> {
         if self.runs.remove(run_id).is_some() {
             self.conn.execute(
-                "UPDATE _smithers_runs SET owner = NULL WHERE run_id = ?1 AND owner = ?2",
+                "UPDATE _smithers_runs SET owner = NULL, lease_expires_at_ms = NULL WHERE run_id = ?1 AND owner = ?2",
                 params![run_id, self.owner],
             )?;
         }
@@ -845,13 +926,18 @@ impl Engine {
     pub fn submit_graph(&mut self, run_id: &str, graph: GraphDescriptor) -> Result<Step> {
         self.active(run_id)?;
         graph.validate()?;
-        self.register_tables(&graph.schemas)?;
-        self.batched(run_id, |engine| engine.submit_graph_inner(run_id, graph))
+        // Everything about the schemas that can be refused is refused before a write.
+        let schemas = self.plan_schemas(Some(run_id), &graph.schemas)?;
+        self.batched(run_id, |engine| {
+            engine.apply_schemas(run_id, schemas)?;
+            engine.submit_graph_inner(run_id, graph)
+        })
     }
 
     fn submit_graph_inner(&mut self, run_id: &str, graph: GraphDescriptor) -> Result<Step> {
         let workflow_name = graph.workflow.name.clone();
         let plan = Plan::build(graph);
+        plan.check_rewinds()?;
         let now = now_ms();
         let run = self
             .runs
@@ -863,6 +949,7 @@ impl Engine {
         if let Some(name) = &workflow_name {
             tx.prepare_cached("UPDATE _smithers_runs SET workflow_name = ?2 WHERE run_id = ?1 AND workflow_name != ?2")?
                 .execute(params![run_id, name])?;
+            run.workflow_name.clone_from(name);
         }
         {
             let mut insert_node = tx.prepare_cached(
@@ -993,7 +1080,10 @@ impl Engine {
             // A late result for an attempt the run no longer waits for (cancelled, failed).
             return self.close_attempt(run_id, &result, "ignored");
         }
-        let table = self.table(&task.output)?;
+        if let Some(sub_run) = &result.waiting_on {
+            return self.await_sub_run(run_id, &task, rec.attempts, sub_run);
+        }
+        let table = self.run_table(run_id, &task.output)?;
         if let Some(outcome) = &result.command {
             return self.complete_command(run_id, &task, rec.attempts, &table, outcome, step);
         }
@@ -1085,7 +1175,7 @@ impl Engine {
                 })?;
             task.output.clone()
         };
-        self.table(&key)?.validate(node_id, value)
+        self.run_table(run_id, &key)?.validate(node_id, value)
     }
 
     /// A command's exit becomes the task's output (`{exitCode, stdout, stderr}`, or stdout
@@ -1254,6 +1344,12 @@ impl Engine {
         let Some(review) = &task.review else {
             return Ok(());
         };
+        let reset_scope = self
+            .active(run_id)?
+            .plan
+            .as_ref()
+            .and_then(|p| p.task_index.get(&task.id).map(|&i| p.reset_scope(i)))
+            .unwrap_or_else(|| vec![(task.id.clone(), task.iteration)]);
         let now = now_ms();
         let next = NodeState::InProgress.apply(NodeEvent::AwaitReview)?;
         let tx = begin(&self.conn, self.batching)?;
@@ -1285,6 +1381,9 @@ impl Engine {
             "stdoutPath": stdout_path,
             // What the reviewer decides on, shown by the inbox next to the prompt.
             "output": value,
+            "rewindTo": review.rewind_to,
+            // What a push-back sends back to pending (the decision has no plan to ask).
+            "resetScope": reset_scope,
         });
         // A step sent back comes here again: its row moves to the next round.
         tx.prepare_cached(
@@ -1335,6 +1434,81 @@ impl Engine {
         }
         run.output_changed(&task.id);
         step.outputs.push(output);
+        Ok(())
+    }
+
+    /// The task's sub-run waits for a decision of its own: the task waits with it, holding
+    /// no thread, until the sub-run ends (`wake_caller`). Its attempt is closed as `waiting`.
+    fn await_sub_run(
+        &mut self,
+        run_id: &str,
+        task: &TaskNode,
+        attempt: i64,
+        sub_run: &str,
+    ) -> Result<()> {
+        check_run_id(sub_run)?;
+        let now = now_ms();
+        let tx = begin(&self.conn, self.batching)?;
+        let sub_status: Option<RunStatus> = tx
+            .query_row(
+                "SELECT status FROM _smithers_runs WHERE run_id = ?1",
+                [sub_run],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()?
+            .as_deref()
+            .and_then(RunStatus::parse);
+        let Some(sub_status) = sub_status else {
+            drop(tx);
+            let error = TaskError {
+                code: Some("SUBRUN_FAILED".into()),
+                name: None,
+                message: format!("sub-run {sub_run} does not exist"),
+                stack: None,
+            };
+            return self.fail_task(run_id, task, attempt, error, false);
+        };
+        // It ended between its driver's return and this call (decided elsewhere): the task
+        // runs again at once and reads its result.
+        let next = NodeState::InProgress.apply(if sub_status.is_terminal() {
+            NodeEvent::Retry
+        } else {
+            NodeEvent::AwaitSubRun
+        })?;
+        set_node_row(
+            &tx,
+            run_id,
+            &task.id,
+            task.iteration,
+            next,
+            attempt,
+            None,
+            None,
+        )?;
+        tx.prepare_cached(
+            "UPDATE _smithers_nodes SET sub_run_id = ?4 WHERE run_id = ?1 AND node_id = ?2 AND iteration = ?3",
+        )?
+        .execute(params![run_id, task.id, task.iteration, sub_run])?;
+        tx.prepare_cached(
+            "UPDATE _smithers_attempts SET state = 'waiting', finished_at_ms = ?5 \
+             WHERE run_id = ?1 AND node_id = ?2 AND iteration = ?3 AND attempt = ?4",
+        )?
+        .execute(params![run_id, task.id, task.iteration, attempt, now])?;
+        let mut batch = EventBatch::default();
+        batch.emit(
+            &tx,
+            run_id,
+            if next == NodeState::Pending {
+                "NodeSubRunEnded"
+            } else {
+                "NodeWaitingSubRun"
+            },
+            json!({ "nodeId": task.id, "iteration": task.iteration, "subRunId": sub_run }),
+        )?;
+        tx.commit()?;
+        self.publish(batch);
+        self.active(run_id)?
+            .set_state(&task.id, task.iteration, next);
         Ok(())
     }
 
@@ -1439,7 +1613,13 @@ impl Engine {
                 break;
             }
             if let Some(failure) = run.failure.clone() {
-                self.end_run(run_id, RunEvent::Fail, Some(failure))?;
+                // A reviewer's rejection ends the run `rejected`, not `failed`.
+                let event = if failure.code == "APPROVAL_REJECTED" {
+                    RunEvent::Reject
+                } else {
+                    RunEvent::Fail
+                };
+                self.end_run(run_id, event, Some(failure))?;
                 break;
             }
             if run.plan.is_none() || !run.fresh {
@@ -1544,7 +1724,7 @@ impl Engine {
                 let TaskBody::Static { value } = &task.body else {
                     return Ok(());
                 };
-                let table = self.table(&task.output)?;
+                let table = self.run_table(run_id, &task.output)?;
                 self.start_task(run_id, &task)?;
                 let attempt = self
                     .active(run_id)?
@@ -1561,7 +1741,7 @@ impl Engine {
             Action::Start(idx) => {
                 let task = self.plan_task(run_id, idx)?;
                 let attempt = self.start_task(run_id, &task)?;
-                let (inputs, push_back) = self.inputs_for(run_id, idx, &task)?;
+                let (inputs, push_back) = self.inputs_for(run_id, idx, &task, attempt)?;
                 let command = match &task.body {
                     TaskBody::Command(body) => Some(self.command_spec(
                         run_id,
@@ -1656,12 +1836,15 @@ impl Engine {
     }
 
     /// The approver inputs that reach a task: those of every decided gate upstream of it (a
-    /// push-back's, then the approval's), and, for a step sent back, its own push-back.
+    /// push-back's, then the approval's), and, for a task in a push-back's reset scope (the
+    /// step sent back, its `rewindTo` target and what depends on it), that push-back: its
+    /// inputs and `{iteration, by, at, inputs, history, previousStdoutFile}`.
     fn inputs_for(
         &mut self,
         run_id: &str,
         idx: usize,
         task: &TaskNode,
+        attempt: i64,
     ) -> Result<(BTreeMap<String, String>, Option<Value>)> {
         let mut inputs = BTreeMap::new();
         let mut push_back = None;
@@ -1673,16 +1856,24 @@ impl Engine {
         if !carries {
             return Ok((inputs, push_back));
         }
-        type Row = (String, i64, String, i64, Option<String>, Option<String>);
+        type Row = (
+            String,
+            i64,
+            String,
+            i64,
+            Option<String>,
+            Option<String>,
+            String,
+        );
         let rows: Vec<Row> = self
             .conn
             .prepare_cached(
-                "SELECT node_id, iteration, status, round, inputs_json, pushback_json FROM _smithers_approvals \
+                "SELECT node_id, iteration, status, round, inputs_json, pushback_json, request_json FROM _smithers_approvals \
                  WHERE run_id = ?1 AND (inputs_json IS NOT NULL OR pushback_json IS NOT NULL) \
                  ORDER BY COALESCE(decided_at_ms, requested_at_ms)",
             )?
             .query_map([run_id], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
             })?
             .collect::<Result<_, _>>()?;
         let parse = |json: &Option<String>| -> BTreeMap<String, String> {
@@ -1692,7 +1883,7 @@ impl Engine {
                 .and_then(|v| serde_json::from_value(v).ok())
                 .unwrap_or_default()
         };
-        for (gate_id, gate_iteration, status, round, inputs_json, pushback_json) in rows {
+        for (gate_id, gate_iteration, status, round, inputs_json, pushback_json, request) in rows {
             let (gate_idx, gate_in_loop) = {
                 let Some(plan) = self.runs.get(run_id).and_then(|r| r.plan.as_ref()) else {
                     break;
@@ -1706,49 +1897,81 @@ impl Engine {
                 }
                 (gate_idx, plan.nodes[gate_idx].loop_id.is_some())
             };
-            if gate_id == task.id {
-                if let Some(json) = &pushback_json {
+            let own = gate_id == task.id;
+            if !own && gate_in_loop && gate_iteration != task.iteration {
+                continue;
+            }
+            let downstream = !own && self.downstream_of(run_id, gate_idx)?.contains(&idx);
+            if let Some(json) = &pushback_json {
+                let scope = crate::engine::reset_scope(&request);
+                let in_scope = own
+                    || if scope.is_empty() {
+                        downstream
+                    } else {
+                        scope
+                            .iter()
+                            .any(|(id, it)| id == &task.id && *it == task.iteration)
+                    };
+                if in_scope {
                     inputs.extend(parse(&pushback_json));
-                    let mut value: Value = serde_json::from_str(json).unwrap_or(Value::Null);
                     let history = crate::decision::review_history(
                         &self.conn,
                         run_id,
-                        &task.id,
-                        task.iteration,
+                        &gate_id,
+                        gate_iteration,
                     )?;
+                    let mut value: Value = serde_json::from_str(json).unwrap_or(Value::Null);
                     if let Some(obj) = value.as_object_mut() {
                         obj.insert("iteration".into(), json!(round));
-                        obj.insert(
-                            "previousStdoutFile".into(),
+                        if !own {
+                            obj.insert("gate".into(), json!(gate_id));
+                        }
+                        let previous = if own {
                             history
                                 .iter()
                                 .rev()
                                 .find_map(|h| h.get("stdoutPath").cloned())
-                                .unwrap_or(Value::Null),
-                        );
+                                .unwrap_or(Value::Null)
+                        } else {
+                            json!(self.previous_stdout(run_id, task, attempt)?)
+                        };
+                        obj.insert("previousStdoutFile".into(), previous);
                         obj.insert("history".into(), Value::Array(history));
                     }
                     push_back = Some(value);
                 }
-                continue;
             }
-            if gate_in_loop && gate_iteration != task.iteration {
-                continue;
-            }
-            if !self.downstream_of(run_id, gate_idx)?.contains(&idx) {
-                continue;
-            }
-            inputs.extend(parse(&pushback_json));
-            if status == "approved" {
+            if downstream && status == "approved" {
                 inputs.extend(parse(&inputs_json));
             }
         }
         Ok((inputs, push_back))
     }
 
+    /// The stdout log of a task's latest finished attempt before `attempt` (what it printed
+    /// before a push-back sent it back).
+    fn previous_stdout(
+        &self,
+        run_id: &str,
+        task: &TaskNode,
+        attempt: i64,
+    ) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT stdout_path FROM _smithers_attempts WHERE run_id = ?1 AND node_id = ?2 AND iteration = ?3 \
+                 AND attempt < ?4 AND state = 'finished' AND stdout_path IS NOT NULL ORDER BY attempt DESC LIMIT 1",
+            )?
+            .query_row(params![run_id, task.id, task.iteration, attempt], |r| r.get(0))
+            .optional()?)
+    }
+
     /// The process a command task runs: `shell -c <command>`, in its directory, with the
     /// task's env, then the approver inputs that reach it, then the engine's own variables
-    /// (which nothing overrides).
+    /// (which nothing overrides): `SMITHERS_*`, and Dagu's names (`DAG_NAME`, `DAG_RUN_ID`,
+    /// `DAG_RUN_STEP_NAME`, `DAG_PUSHBACK`, …) so a Dagu step runs unchanged. Big values
+    /// travel as files: the push-back's history is in the variable without outputs, the
+    /// previous stdout is a path.
     fn command_spec(
         &self,
         run_id: &str,
@@ -1773,24 +1996,6 @@ impl Engine {
                 env.push((k.clone(), v.clone()));
             }
         }
-        if let Some(pb) = push_back {
-            env.push((
-                "SMITHERS_PUSHBACK_ITERATION".into(),
-                pb.get("iteration")
-                    .map(|i| i.to_string())
-                    .unwrap_or_default(),
-            ));
-            env.push(("SMITHERS_PUSHBACK".into(), pb.to_string()));
-            if let Some(prev) = pb.get("previousStdoutFile").and_then(Value::as_str) {
-                env.push(("SMITHERS_PUSHBACK_PREVIOUS_STDOUT_FILE".into(), prev.into()));
-            }
-        }
-        env.push(("SMITHERS_RUN_ID".into(), run_id.into()));
-        env.push(("SMITHERS_NODE_ID".into(), task.id.clone()));
-        env.push(("SMITHERS_ITERATION".into(), task.iteration.to_string()));
-        env.push(("SMITHERS_ATTEMPT".into(), attempt.to_string()));
-        let input_names: Vec<&str> = inputs.keys().map(String::as_str).collect();
-        env.push(("SMITHERS_APPROVAL_INPUTS".into(), input_names.join(",")));
         let dir = self.log_dir.join(run_id);
         let base = format!("{}.{}.{}", task.id, task.iteration, attempt);
         let path = |ext: &str| {
@@ -1798,14 +2003,56 @@ impl Engine {
                 .to_string_lossy()
                 .into_owned()
         };
+        let (stdout_path, stderr_path) = (path("stdout.log"), path("stderr.log"));
+        if let Some(pb) = push_back {
+            let round = pb.get("iteration").and_then(Value::as_i64).unwrap_or(1);
+            let previous = pb
+                .get("previousStdoutFile")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            env.push(("SMITHERS_PUSHBACK_ITERATION".into(), round.to_string()));
+            env.push(("SMITHERS_PUSHBACK".into(), slim_push_back(pb).to_string()));
+            env.push((
+                "SMITHERS_PUSHBACK_PREVIOUS_STDOUT_FILE".into(),
+                previous.clone(),
+            ));
+            env.push(("DAG_PUSHBACK_ITERATION".into(), (round - 1).to_string()));
+            env.push(("DAG_PUSHBACK".into(), dagu_push_back(pb).to_string()));
+            env.push(("DAG_PUSHBACK_PREVIOUS_STDOUT_FILE".into(), previous));
+        }
+        env.push(("SMITHERS_RUN_ID".into(), run_id.into()));
+        env.push(("SMITHERS_NODE_ID".into(), task.id.clone()));
+        env.push(("SMITHERS_ITERATION".into(), task.iteration.to_string()));
+        env.push(("SMITHERS_ATTEMPT".into(), attempt.to_string()));
+        let input_names: Vec<&str> = inputs.keys().map(String::as_str).collect();
+        env.push(("SMITHERS_APPROVAL_INPUTS".into(), input_names.join(",")));
+        let run = self.runs.get(run_id);
+        env.push((
+            "DAG_NAME".into(),
+            run.map(|r| r.workflow_name.clone()).unwrap_or_default(),
+        ));
+        env.push(("DAG_RUN_ID".into(), run_id.into()));
+        env.push(("DAG_RUN_STEP_NAME".into(), task.id.clone()));
+        env.push(("DAG_RUN_STEP_STDOUT_FILE".into(), stdout_path.clone()));
+        env.push(("DAG_RUN_STEP_STDERR_FILE".into(), stderr_path.clone()));
+        env.push((
+            "DAG_RUN_LOG_FILE".into(),
+            dir.join(RUN_LOG_FILE).to_string_lossy().into_owned(),
+        ));
+        let params = run.map(|r| r.input_json.as_str()).unwrap_or("null");
+        if params.len() <= MAX_PARAMS_ENV {
+            env.push(("DAG_PARAMS_JSON".into(), params.into()));
+        }
         Ok(CommandSpec {
             program: body.shell.clone().unwrap_or_else(|| "/bin/sh".into()),
             args: vec!["-c".into(), text],
             cwd: body.cwd.clone(),
             env,
+            env_templates: body.env_templates.clone(),
             timeout_ms: task.timeout_ms,
-            stdout_path: path("stdout.log"),
-            stderr_path: path("stderr.log"),
+            stdout_path,
+            stderr_path,
             stdin: None,
             idle_timeout_ms: None,
             keep_stdin_open: false,
@@ -1878,7 +2125,7 @@ impl Engine {
         let mut request = request_json(task, spec);
         if spec.mode == ApprovalMode::Human {
             // What the person fills in: the inbox renders its fields.
-            request["schema"] = self.table(&task.output)?.schema.clone();
+            request["schema"] = self.run_table(run_id, &task.output)?.schema.clone();
         }
         let tx = begin(&self.conn, self.batching)?;
         let inserted = tx.prepare_cached(
@@ -1946,24 +2193,34 @@ impl Engine {
     /// Picks up what other writers changed: a cancel, or decisions on gates this run waits
     /// on (made by the CLI in another process, or through this engine's `decide`).
     fn refresh_from_store(&mut self, run_id: &str, step: &mut Step) -> Result<()> {
-        let status: Option<String> = self
+        let row: Option<(String, Option<String>)> = self
             .conn
-            .prepare_cached("SELECT status FROM _smithers_runs WHERE run_id = ?1")?
-            .query_row([run_id], |r| r.get(0))
+            .prepare_cached("SELECT status, owner FROM _smithers_runs WHERE run_id = ?1")?
+            .query_row([run_id], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
+        let (status, owner) = row.unzip();
+        let lost = owner.flatten().filter(|o| *o != self.owner);
         let run = self.active(run_id)?;
         if status.as_deref() == Some("cancelled") && run.status != RunStatus::Cancelled {
             run.status = RunStatus::Cancelled;
             return Ok(());
         }
+        // Fencing: another engine took the run over (this one's lease had expired, or it was
+        // forced); nothing more may be written for it from here.
+        if let Some(other) = lost {
+            return Err(Error::RunOwned {
+                run_id: run_id.into(),
+                owner: other,
+            });
+        }
         if run.waiting == 0 {
             return Ok(());
         }
-        type Decided = (String, i64, String, String, String, Option<String>);
+        type Decided = (String, i64, String, String, String, Option<String>, String);
         let decided: Vec<Decided> = self
             .conn
             .prepare_cached(
-                "SELECT a.node_id, a.iteration, n.state, a.status, a.output_table, n.error_json \
+                "SELECT a.node_id, a.iteration, n.state, a.status, a.output_table, n.error_json, a.request_json \
                  FROM _smithers_approvals a JOIN _smithers_nodes n \
                    ON n.run_id = a.run_id AND n.node_id = a.node_id AND n.iteration = a.iteration \
                  WHERE a.run_id = ?1 AND a.status != 'requested'",
@@ -1976,10 +2233,11 @@ impl Engine {
                     r.get(3)?,
                     r.get(4)?,
                     r.get(5)?,
+                    r.get(6)?,
                 ))
             })?
             .collect::<Result<_, _>>()?;
-        for (node_id, iteration, state, approval, output_table, error_json) in decided {
+        for (node_id, iteration, state, approval, output_table, error_json, request) in decided {
             let run = self.active(run_id)?;
             let Some(rec) = run.record(&node_id, iteration) else {
                 continue;
@@ -2017,9 +2275,19 @@ impl Engine {
                     node_id: Some(node_id.clone()),
                 });
             }
+            if approval == "pushed-back" {
+                step.reset.push(OutputRef {
+                    table: output_table.clone(),
+                    node_id: node_id.clone(),
+                    iteration,
+                });
+                let scope = reset_scope(&request);
+                self.reload_reset_scope(run_id, &scope, step)?;
+            }
             if next == NodeState::Finished {
+                let run = self.active(run_id)?;
                 run.output_changed(&node_id);
-                let table = self.table(&output_table)?;
+                let table = self.run_table(run_id, &output_table)?;
                 if let Some(value) = table.read_one(&self.conn, run_id, &node_id, iteration)? {
                     step.outputs.push(OutputRow {
                         table: output_table,
@@ -2030,6 +2298,70 @@ impl Engine {
                 }
             }
         }
+        // Tasks that waited on a sub-run which has ended since (`wake_caller`).
+        let woken: Vec<(String, i64, String)> = self
+            .conn
+            .prepare_cached(
+                "SELECT node_id, iteration, state FROM _smithers_nodes WHERE run_id = ?1 \
+                 AND sub_run_id IS NOT NULL AND state != 'waiting-approval'",
+            )?
+            .query_map([run_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<Result<_, _>>()?;
+        let run = self.active(run_id)?;
+        for (node_id, iteration, state) in woken {
+            if run
+                .node(&node_id, iteration)
+                .is_some_and(|v| v.state == NodeState::WaitingApproval)
+            {
+                let next = NodeState::parse(&state).unwrap_or(NodeState::Pending);
+                run.set_state(&node_id, iteration, next);
+            }
+        }
+        Ok(())
+    }
+
+    /// A push-back decided while this engine drives the run took its reset scope back to
+    /// pending in the store: the in-memory states follow, the walk's caches (which assume
+    /// terminal stays terminal) start over, the withdrawn outputs go to the driver, and the
+    /// workflow renders again (it may have read them).
+    fn reload_reset_scope(
+        &mut self,
+        run_id: &str,
+        scope: &[(String, i64)],
+        step: &mut Step,
+    ) -> Result<()> {
+        for (node_id, iteration) in scope {
+            let before = self
+                .active(run_id)?
+                .node(node_id, *iteration)
+                .map(|v| v.state);
+            let Some(before) = before else { continue };
+            self.reload_node(run_id, node_id, *iteration)?;
+            let run = self.active(run_id)?;
+            let after = run.node(node_id, *iteration).map(|v| v.state);
+            if before != NodeState::Pending && after == Some(NodeState::Pending) {
+                if let Some(rec) = run.record(node_id, *iteration) {
+                    rec.approval = None;
+                }
+                let table = run
+                    .plan
+                    .as_ref()
+                    .and_then(|p| p.task_index.get(node_id).and_then(|&i| p.task(i)))
+                    .map(|t| t.output.clone());
+                if let Some(table) = table {
+                    step.reset.push(OutputRef {
+                        table,
+                        node_id: node_id.clone(),
+                        iteration: *iteration,
+                    });
+                }
+            }
+        }
+        let run = self.active(run_id)?;
+        if let Some(plan) = &run.plan {
+            run.cache = WalkCache::new(plan);
+        }
+        run.fresh = false;
         Ok(())
     }
 
@@ -2057,6 +2389,22 @@ impl Engine {
                     n += 1;
                 }
             }
+            // A sub-run this run waits on ended meanwhile.
+            let mut stmt = tx.prepare_cached(
+                "SELECT node_id, iteration FROM _smithers_nodes WHERE run_id = ?1 \
+                 AND sub_run_id IS NOT NULL AND state != 'waiting-approval'",
+            )?;
+            for row in stmt.query_map([run_id], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            })? {
+                let (node_id, iteration) = row?;
+                if run
+                    .node(&node_id, iteration)
+                    .is_some_and(|v| v.state == NodeState::WaitingApproval)
+                {
+                    n += 1;
+                }
+            }
             n
         };
         if changed > 0 {
@@ -2069,7 +2417,7 @@ impl Engine {
         })?;
         let next = run.status.apply(RunEvent::Park)?;
         tx.execute(
-            "UPDATE _smithers_runs SET status = ?2, owner = NULL, updated_at_ms = ?3 WHERE run_id = ?1",
+            "UPDATE _smithers_runs SET status = ?2, owner = NULL, lease_expires_at_ms = NULL, updated_at_ms = ?3 WHERE run_id = ?1",
             params![run_id, next.as_str(), now_ms()],
         )?;
         let mut batch = EventBatch::default();
@@ -2124,8 +2472,8 @@ impl Engine {
         )?;
         let error_json = failure.as_ref().map(serde_json::to_string).transpose()?;
         tx.execute(
-            "UPDATE _smithers_runs SET status = ?2, owner = NULL, error_json = COALESCE(?3, error_json), \
-             updated_at_ms = ?4, finished_at_ms = ?4 WHERE run_id = ?1",
+            "UPDATE _smithers_runs SET status = ?2, owner = NULL, lease_expires_at_ms = NULL, \
+             error_json = COALESCE(?3, error_json), updated_at_ms = ?4, finished_at_ms = ?4 WHERE run_id = ?1",
             params![run_id, next.as_str(), error_json, now],
         )?;
         batch.emit(
@@ -2139,8 +2487,15 @@ impl Engine {
             RunStatus::Failed => {
                 batch.emit(&tx, run_id, "RunFailed", json!({ "error": failure }))?
             }
+            RunStatus::Rejected => {
+                batch.emit(&tx, run_id, "RunRejected", json!({ "error": failure }))?
+            }
             _ => {}
         }
+        if next != RunStatus::Finished {
+            cancel_sub_runs(&tx, SubRuns::Of(run_id), now, &mut batch)?;
+        }
+        wake_caller(&tx, run_id, now, &mut batch)?;
         tx.commit()?;
         self.publish(batch);
         let run = self.active(run_id)?;
@@ -2284,6 +2639,109 @@ fn error_field(error: Option<&Value>, key: &str) -> Option<String> {
         .map(String::from)
 }
 
+/// Which runs `cancel_sub_runs` ends: the sub-runs of a run, or a sub-run and its own.
+#[derive(Clone, Copy)]
+pub(crate) enum SubRuns<'a> {
+    /// A run that ends early takes its open sub-runs with it.
+    Of(&'a str),
+    /// A task a push-back sent back no longer waits on its sub-run: the next attempt makes a
+    /// new one.
+    Tree(&'a str),
+}
+
+/// Cancels open sub-runs, their nodes and requests too (a driver of one learns it at its
+/// next call).
+pub(crate) fn cancel_sub_runs(
+    tx: &Connection,
+    which: SubRuns<'_>,
+    now: i64,
+    batch: &mut EventBatch,
+) -> Result<()> {
+    let (root, tree, reason) = match which {
+        SubRuns::Of(run_id) => (run_id, false, "its caller ended"),
+        SubRuns::Tree(sub) => (sub, true, "its caller was sent back"),
+    };
+    let open: Vec<(String, String)> = tx
+        .prepare_cached(
+            "WITH RECURSIVE sub(id) AS (SELECT run_id FROM _smithers_runs WHERE (?2 AND run_id = ?1) OR (NOT ?2 AND parent_run_id = ?1) \
+               UNION SELECT r.run_id FROM _smithers_runs r JOIN sub ON r.parent_run_id = sub.id) \
+             SELECT run_id, status FROM _smithers_runs WHERE run_id IN sub \
+               AND status IN ('running', 'waiting-approval', 'waiting-timer')",
+        )?
+        .query_map(params![root, tree], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    for (sub, status) in open {
+        tx.execute(
+            "UPDATE _smithers_nodes SET state = 'cancelled', updated_at_ms = ?2 WHERE run_id = ?1 \
+             AND state IN ('pending', 'in-progress', 'waiting-approval')",
+            params![sub, now],
+        )?;
+        tx.execute(
+            "UPDATE _smithers_approvals SET status = 'cancelled' WHERE run_id = ?1 AND status = 'requested'",
+            [&sub],
+        )?;
+        tx.execute(
+            "UPDATE _smithers_attempts SET state = 'cancelled', finished_at_ms = ?2 WHERE run_id = ?1 AND state = 'running'",
+            params![sub, now],
+        )?;
+        tx.execute(
+            "UPDATE _smithers_runs SET status = 'cancelled', owner = NULL, lease_expires_at_ms = NULL, updated_at_ms = ?2, finished_at_ms = ?2 WHERE run_id = ?1",
+            params![sub, now],
+        )?;
+        batch.emit(
+            tx,
+            &sub,
+            "RunStatusChanged",
+            json!({ "status": "cancelled", "previous": status, "reason": reason }),
+        )?;
+    }
+    Ok(())
+}
+
+/// A sub-run ended: the task that waits on it goes back to pending (it runs again and reads
+/// the sub-run's result) and its run wakes up. A run nobody drives is then `running` with no
+/// owner, which `resume` (or serve's watcher) picks up; a live driver of it sees the node
+/// move at its next call.
+fn wake_caller(tx: &Connection, run_id: &str, now: i64, batch: &mut EventBatch) -> Result<()> {
+    type Caller = (Option<String>, Option<String>, Option<i64>);
+    let caller: Option<Caller> = tx
+        .prepare_cached(
+            "SELECT parent_run_id, parent_node_id, parent_iteration FROM _smithers_runs WHERE run_id = ?1",
+        )?
+        .query_row([run_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    let Some((Some(parent), Some(node), iteration)) = caller else {
+        return Ok(());
+    };
+    let iteration = iteration.unwrap_or(0);
+    let next = NodeState::WaitingApproval.apply(NodeEvent::SubRunEnded)?;
+    let moved = tx.execute(
+        "UPDATE _smithers_nodes SET state = ?5, updated_at_ms = ?6 WHERE run_id = ?1 AND node_id = ?2 \
+         AND iteration = ?3 AND state = 'waiting-approval' AND sub_run_id = ?4",
+        params![parent, node, iteration, run_id, next.as_str(), now],
+    )?;
+    if moved == 0 {
+        return Ok(());
+    }
+    batch.emit(
+        tx,
+        &parent,
+        "NodeSubRunEnded",
+        json!({ "nodeId": node, "iteration": iteration, "subRunId": run_id }),
+    )?;
+    let status: Option<String> = tx
+        .query_row(
+            "SELECT status FROM _smithers_runs WHERE run_id = ?1",
+            [&parent],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(status) = status.as_deref().and_then(RunStatus::parse) {
+        crate::decision::wake_run(tx, &parent, status, now, batch)?;
+    }
+    Ok(())
+}
+
 fn task_error(err: &Error) -> TaskError {
     TaskError {
         code: Some(err.code().into()),
@@ -2293,9 +2751,90 @@ fn task_error(err: &Error) -> TaskError {
     }
 }
 
+fn graph_has_rewinds(node: &crate::graph::PlanNode) -> bool {
+    use crate::graph::PlanNode;
+    match node {
+        PlanNode::Task(t) => t.review.as_ref().is_some_and(|r| r.rewind_to.is_some()),
+        PlanNode::Sequence { children }
+        | PlanNode::Parallel { children, .. }
+        | PlanNode::Group { children }
+        | PlanNode::Loop { children, .. } => children.iter().any(graph_has_rewinds),
+    }
+}
+
+/// The run's log in its log directory (`DAG_RUN_LOG_FILE`): the driver appends a line per
+/// command step and handler it runs.
+pub const RUN_LOG_FILE: &str = "run.log";
+
+/// `DAG_PARAMS_JSON` is set when the run's input is at most this big (a variable over
+/// 128 KiB cannot be passed to a process at all); the input is in `smithers inspect`.
+const MAX_PARAMS_ENV: usize = 64 * 1024;
+
+/// `SMITHERS_PUSHBACK`: the push-back without the outputs and notes of earlier rounds, so it
+/// stays small however many rounds there were (the outputs are in the logs and history).
+fn slim_push_back(pb: &Value) -> Value {
+    let mut out = pb.clone();
+    if let Some(obj) = out.as_object_mut()
+        && let Some(Value::Array(history)) = obj.get_mut("history")
+    {
+        for h in history.iter_mut() {
+            if let Some(h) = h.as_object_mut() {
+                h.retain(|k, _| {
+                    matches!(k.as_str(), "iteration" | "status" | "by" | "at" | "inputs")
+                });
+            }
+        }
+    }
+    out
+}
+
+/// `DAG_PUSHBACK` in Dagu's shape: `iteration` counts push-backs from 0 (our review round
+/// minus one), `history` has one entry per push-back `{iteration, by, at, inputs}`.
+fn dagu_push_back(pb: &Value) -> Value {
+    let round = pb.get("iteration").and_then(Value::as_i64).unwrap_or(1);
+    let history: Vec<Value> = pb
+        .get("history")
+        .and_then(Value::as_array)
+        .map(|rows| {
+            rows.iter()
+                .filter(|h| h.get("status").and_then(Value::as_str) == Some("pushed-back"))
+                .map(|h| {
+                    json!({ "iteration": h.get("iteration"), "by": h.get("by"), "at": h.get("at"),
+                            "inputs": h.get("inputs").filter(|v| !v.is_null()).cloned().unwrap_or_else(|| json!({})) })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    json!({
+        "iteration": round - 1,
+        "by": pb.get("by"),
+        "at": pb.get("at"),
+        "inputs": pb.get("inputs").cloned().unwrap_or_else(|| json!({})),
+        "history": history,
+    })
+}
+
+/// The nodes a push-back of a review resets (stored on its request when it was made):
+/// `[[nodeId, iteration], …]`.
+pub(crate) fn reset_scope(request_json: &str) -> Vec<(String, i64)> {
+    serde_json::from_str::<Value>(request_json)
+        .map(|r| reset_scope_of(&r))
+        .unwrap_or_default()
+}
+
+pub(crate) fn reset_scope_of(request: &Value) -> Vec<(String, i64)> {
+    request
+        .get("resetScope")
+        .cloned()
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default()
+}
+
 fn new_active(status: RunStatus) -> ActiveRun {
     ActiveRun {
         status,
+        workflow_name: String::new(),
+        input_json: "null".into(),
         plan: None,
         cache: WalkCache::default(),
         fresh: false,
@@ -2305,6 +2844,7 @@ fn new_active(status: RunStatus) -> ActiveRun {
         in_flight: 0,
         waiting: 0,
         downstream: HashMap::new(),
+        schema_versions: HashMap::new(),
     }
 }
 
@@ -2318,6 +2858,7 @@ fn empty_step() -> Step {
         in_flight: 0,
         error: None,
         waiting: Vec::new(),
+        reset: Vec::new(),
     }
 }
 

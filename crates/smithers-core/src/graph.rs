@@ -155,6 +155,10 @@ pub struct CommandBody {
     pub cwd: Option<String>,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Variables set before `env`, in order, whose `${VAR}` references the driver expands
+    /// when the task runs (a Dagu step's `env`): `[[name, template], …]`.
+    #[serde(default)]
+    pub env_templates: Vec<(String, String)>,
     /// `"json"`: stdout is parsed as JSON and is the output; otherwise the output is
     /// `{exitCode, stdout, stderr}`.
     #[serde(default)]
@@ -175,6 +179,11 @@ pub struct ReviewSpec {
     pub allowed_users: Vec<String>,
     #[serde(default)]
     pub allowed_scopes: Vec<String>,
+    /// Where a push-back restarts (Dagu's `rewind_to`): this step or one it depends on,
+    /// transitively. That node and everything downstream of it run again. Default: the
+    /// step itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rewind_to: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -345,29 +354,32 @@ fn check_node_id(id: &str) -> Result<()> {
 }
 
 /// Environment variables an approver's input may never set: the system's and the engine's.
+pub const RESERVED_ENV: &[&str] = &[
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "PWD",
+    "OLDPWD",
+    "TMPDIR",
+    "TMP",
+    "TEMP",
+    "LANG",
+    "TERM",
+    "IFS",
+    "ENV",
+    "BASH_ENV",
+    "HOSTNAME",
+    "NODE_OPTIONS",
+    "PYTHONPATH",
+];
+/// … and names starting with these. DAG_ and DAGU_: the Dagu names the engine sets for
+/// every step (DAG_RUN_ID, …).
+pub const RESERVED_ENV_PREFIXES: &[&str] = &["SMITHERS_", "DAG_", "DAGU_", "LD_", "DYLD_", "LC_"];
+
 pub fn is_reserved_env(name: &str) -> bool {
-    const EXACT: &[&str] = &[
-        "PATH",
-        "HOME",
-        "USER",
-        "LOGNAME",
-        "SHELL",
-        "PWD",
-        "OLDPWD",
-        "TMPDIR",
-        "TMP",
-        "TEMP",
-        "LANG",
-        "TERM",
-        "IFS",
-        "ENV",
-        "BASH_ENV",
-        "HOSTNAME",
-        "NODE_OPTIONS",
-        "PYTHONPATH",
-    ];
-    const PREFIXES: &[&str] = &["SMITHERS_", "LD_", "DYLD_", "LC_"];
-    EXACT.contains(&name) || PREFIXES.iter().any(|p| name.starts_with(p))
+    RESERVED_ENV.contains(&name) || RESERVED_ENV_PREFIXES.iter().any(|p| name.starts_with(p))
 }
 
 fn is_env_name(name: &str) -> bool {
@@ -496,7 +508,12 @@ fn check_command(node_id: &str, body: &CommandBody) -> Result<()> {
             "{node_id}: parse must be \"json\" or \"text\" (got {parse:?})"
         )));
     }
-    if let Some(name) = body.env.keys().find(|k| !is_env_name(k)) {
+    if let Some(name) = body
+        .env
+        .keys()
+        .chain(body.env_templates.iter().map(|(k, _)| k))
+        .find(|k| !is_env_name(k))
+    {
         return Err(Error::InvalidGraph(format!(
             "{node_id}: env name {name:?} must be letters, digits and _"
         )));
@@ -619,6 +636,14 @@ impl GraphDescriptor {
                         task.id
                     )));
                 }
+            }
+            if let Some(target) = task.review.as_ref().and_then(|r| r.rewind_to.as_ref())
+                && !ids.contains(target.as_str())
+            {
+                return Err(Error::InvalidGraph(format!(
+                    "{}: rewindTo names {target:?}, which is not in the workflow",
+                    task.id
+                )));
             }
         }
         Ok(())
@@ -799,6 +824,44 @@ impl Plan {
         }
         found.remove(&idx);
         found
+    }
+
+    /// What a push-back of the reviewed step `idx` sends back to pending: its `rewindTo`
+    /// target (default: itself) and everything downstream of that, as `(id, iteration)`.
+    pub fn reset_scope(&self, idx: usize) -> Vec<(String, i64)> {
+        let target = self
+            .task(idx)
+            .and_then(|t| t.review.as_ref())
+            .and_then(|r| r.rewind_to.as_ref())
+            .and_then(|id| self.task_index.get(id).copied())
+            .unwrap_or(idx);
+        let mut scope: Vec<usize> = self.downstream(target).into_iter().collect();
+        scope.push(target);
+        scope.sort_unstable();
+        scope
+            .into_iter()
+            .filter_map(|i| self.task(i).map(|t| (t.id.clone(), t.iteration)))
+            .collect()
+    }
+
+    /// A review's `rewindTo` must name the step itself or one it depends on (transitively):
+    /// rewinding to anything else would run the step again without what it reviewed.
+    pub fn check_rewinds(&self) -> Result<()> {
+        for (idx, task) in self.tasks() {
+            let Some(target) = task.review.as_ref().and_then(|r| r.rewind_to.as_ref()) else {
+                continue;
+            };
+            let Some(&target_idx) = self.task_index.get(target) else {
+                continue; // validate() reports a missing target
+            };
+            if target_idx != idx && !self.downstream(target_idx).contains(&idx) {
+                return Err(Error::InvalidGraph(format!(
+                    "{}: rewindTo {target:?} must be the step itself or a step it depends on",
+                    task.id
+                )));
+            }
+        }
+        Ok(())
     }
 
     fn collect_tasks(&self, idx: usize, found: &mut HashSet<usize>, work: &mut Vec<usize>) {

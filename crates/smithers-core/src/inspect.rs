@@ -8,6 +8,7 @@ use crate::engine::{Engine, OutputRow, RunError};
 use crate::error::{Error, Result};
 use crate::events::{Event, read_events};
 use crate::owner::{self, Liveness};
+use crate::store;
 use crate::store::{iso8601, now_ms};
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -19,6 +20,9 @@ pub struct RunFilter {
     pub workflow_name: Option<String>,
     #[serde(default)]
     pub limit: Option<i64>,
+    /// Only runs a watcher could not resume (true), or only the others (false).
+    #[serde(default)]
+    pub resume_failed: Option<bool>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -29,14 +33,56 @@ pub struct RunSummary {
     pub workflow_path: Option<String>,
     pub status: String,
     pub owner: Option<String>,
-    /// Whether the owner's process is alive: "alive", "dead", or "unknown" (another host).
+    /// Whether the owner still holds the run: "alive" (its process runs, or its lease is
+    /// current), "dead" (its process is gone, or its lease expired), or "unknown" (another
+    /// host, and no lease recorded: a row written before leases existed).
     pub owner_liveness: Option<&'static str>,
+    /// When the owner's lease expires unless it renews it.
+    pub lease_expires_at: Option<String>,
+    /// Why a watcher (`smithers serve`) could not resume this run; cleared when it is claimed.
+    pub resume_error: Option<RunError>,
     pub created_at: String,
     pub updated_at: String,
     pub finished_at: Option<String>,
     pub pending_approvals: i64,
     pub error: Option<RunError>,
     pub started_by: Option<String>,
+    /// A sub-run's caller: run, task and iteration.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent_run_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent_node_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent_iteration: Option<i64>,
+    /// A rejected run: which step, who rejected it, when and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rejection: Option<Rejection>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Rejection {
+    pub node_id: String,
+    pub rejected_at: String,
+    pub rejected_by: Option<String>,
+    pub rejection_reason: Option<String>,
+}
+
+/// A run `orphaned_runs` found, with its position for the next page.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrphanedRun {
+    #[serde(flatten)]
+    pub run: RunSummary,
+    pub updated_at_ms: i64,
+}
+
+/// Where the previous page of `orphaned_runs` ended.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrphanCursor {
+    pub updated_at_ms: i64,
+    pub run_id: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -51,6 +97,9 @@ pub struct NodeSummary {
     pub skip_reason: Option<String>,
     pub error: Option<Value>,
     pub updated_at: String,
+    /// The sub-run the task waits on (or last waited on).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub_run_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -80,6 +129,13 @@ pub struct ApprovalSummary {
     pub kind: String,
     /// The review round (1, then +1 per push-back).
     pub round: i64,
+    /// Dagu's `approvalIteration`: how many times the step was pushed back (round − 1).
+    pub approval_iteration: i64,
+    /// Where a push-back restarts (`rewindTo`), when not the step itself.
+    pub rewind_to: Option<String>,
+    /// The run's workflow file, and its caller when the run is a sub-run.
+    pub workflow_path: Option<String>,
+    pub parent_run_id: Option<String>,
     pub prompt: Option<String>,
     /// Inputs the approver may send, and those an approve must carry.
     pub input: Value,
@@ -166,17 +222,30 @@ const APPROVAL_STATUSES: &[&str] = &[
 
 const RUN_COLS: &str = "r.run_id, r.workflow_name, r.workflow_path, r.status, r.owner, r.created_at_ms, r.updated_at_ms, \
      r.finished_at_ms, r.error_json, \
-     (SELECT COUNT(*) FROM _smithers_approvals a WHERE a.run_id = r.run_id AND a.status = 'requested'), r.started_by";
+     (SELECT COUNT(*) FROM _smithers_approvals a WHERE a.run_id = r.run_id AND a.status = 'requested'), r.started_by, \
+     r.parent_run_id, r.parent_node_id, r.parent_iteration, \
+     CASE WHEN r.status = 'rejected' THEN (SELECT json_array(a.node_id, a.decided_at_ms, a.decided_by, a.reason) \
+       FROM _smithers_approvals a WHERE a.run_id = r.run_id AND a.status = 'rejected' LIMIT 1) END, \
+     r.lease_expires_at_ms, r.resume_error_json";
 
 fn run_summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunSummary> {
     let error: Option<String> = r.get(8)?;
     let owner: Option<String> = r.get(4)?;
+    let lease: Option<i64> = r.get(15)?;
+    let resume_error: Option<String> = r.get(16)?;
     Ok(RunSummary {
-        owner_liveness: owner.as_deref().map(|o| match owner::liveness(o) {
-            Liveness::Alive => "alive",
-            Liveness::Dead => "dead",
-            Liveness::Unknown => "unknown",
+        owner_liveness: owner.as_deref().map(|o| {
+            if owner::holds(o, lease, now_ms()) {
+                match (owner::liveness(o), lease) {
+                    (Liveness::Unknown, None) => "unknown",
+                    _ => "alive",
+                }
+            } else {
+                "dead"
+            }
         }),
+        lease_expires_at: lease.map(iso8601),
+        resume_error: resume_error.and_then(|e| serde_json::from_str(&e).ok()),
         owner,
         run_id: r.get(0)?,
         workflow_name: r.get(1)?,
@@ -188,11 +257,26 @@ fn run_summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunSummary> {
         error: error.and_then(|e| serde_json::from_str(&e).ok()),
         pending_approvals: r.get(9)?,
         started_by: r.get(10)?,
+        parent_run_id: r.get(11)?,
+        parent_node_id: r.get(12)?,
+        parent_iteration: r.get(13)?,
+        rejection: r
+            .get::<_, Option<String>>(14)?
+            .and_then(|j| {
+                serde_json::from_str::<(String, i64, Option<String>, Option<String>)>(&j).ok()
+            })
+            .map(|(node_id, at, by, reason)| Rejection {
+                node_id,
+                rejected_at: iso8601(at),
+                rejected_by: by,
+                rejection_reason: reason,
+            }),
     })
 }
 
 const APPROVAL_COLS: &str = "a.run_id, r.workflow_name, a.node_id, a.iteration, a.status, a.mode, a.on_deny, a.request_json, \
-     a.requested_at_ms, a.decided_at_ms, a.decided_by, a.note, a.kind, a.round, a.inputs_json, a.reason, r.status";
+     a.requested_at_ms, a.decided_at_ms, a.decided_by, a.note, a.kind, a.round, a.inputs_json, a.reason, r.status, \
+     r.workflow_path, r.parent_run_id";
 
 fn approval_summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApprovalSummary> {
     let request: Value = serde_json::from_str(&r.get::<_, String>(7)?).unwrap_or(Value::Null);
@@ -227,6 +311,17 @@ fn approval_summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApprovalSummary> 
         decided_at: decided_at_ms.map(iso8601),
         decided_by: r.get(10)?,
         note: r.get(11)?,
+        approval_iteration: if r.get::<_, String>(12)? == "review" {
+            r.get::<_, i64>(13)? - 1
+        } else {
+            0
+        },
+        rewind_to: request
+            .get("rewindTo")
+            .and_then(Value::as_str)
+            .map(String::from),
+        workflow_path: r.get(17)?,
+        parent_run_id: r.get(18)?,
         kind: r.get(12)?,
         round: r.get(13)?,
         prompt: request
@@ -329,15 +424,17 @@ pub struct LogFilter {
     pub attempt: Option<i64>,
 }
 
-/// Events a driver may record about what it ran outside the core (wait/failure handlers).
-/// Tool calls an agent makes through smithers' tools, and the git worktrees the driver makes
-/// for `<Worktree>`, are recorded the same way.
+/// Events a driver may record about what it ran outside the core (wait/failure handlers,
+/// mail). Tool calls an agent makes through smithers' tools, and the git worktrees the driver
+/// makes for `<Worktree>`, are recorded the same way.
 const DRIVER_EVENTS: &[&str] = &[
     "HandlerStarted",
     "HandlerFinished",
     "HandlerFailed",
     "WaitMailSent",
     "WaitMailFailed",
+    "FailureMailSent",
+    "FailureMailFailed",
     "ToolCallStarted",
     "ToolCallFinished",
     "WorktreeCreated",
@@ -349,10 +446,16 @@ impl Engine {
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {RUN_COLS} FROM _smithers_runs r WHERE (?1 IS NULL OR r.status = ?1) \
              AND (?3 IS NULL OR r.workflow_name = ?3) \
+             AND (?4 IS NULL OR (r.resume_error_json IS NOT NULL) = ?4) \
              ORDER BY r.created_at_ms DESC, r.run_id DESC LIMIT ?2"
         ))?;
         let rows = stmt.query_map(
-            params![filter.status, limit, filter.workflow_name],
+            params![
+                filter.status,
+                limit,
+                filter.workflow_name,
+                filter.resume_failed
+            ],
             run_summary,
         )?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -380,7 +483,7 @@ impl Engine {
         let nodes = self
             .conn
             .prepare_cached(
-                "SELECT node_id, iteration, state, output_table, label, attempts, skip_reason, error_json, updated_at_ms \
+                "SELECT node_id, iteration, state, output_table, label, attempts, skip_reason, error_json, updated_at_ms, sub_run_id \
                  FROM _smithers_nodes WHERE run_id = ?1 ORDER BY iteration, ordinal, node_id",
             )?
             .query_map([run_id], |r| {
@@ -394,6 +497,7 @@ impl Engine {
                     skip_reason: r.get(6)?,
                     error: r.get::<_, Option<String>>(7)?.and_then(|e| serde_json::from_str(&e).ok()),
                     updated_at: iso8601(r.get(8)?),
+                    sub_run_id: r.get(9)?,
                 })
             })?
             .collect::<Result<_, _>>()?;
@@ -432,7 +536,8 @@ impl Engine {
     }
 
     /// Approvals waiting for a decision (or, with `status`, decided ones), oldest request
-    /// first, across runs or for one run. Page with `after` (the last row's sort key): its
+    /// first, across runs or for one run and its sub-runs (a caller waits on its sub-run's
+    /// gates, so they are listed with it). Page with `after` (the last row's sort key): its
     /// cost does not grow with the depth of the page, unlike `offset`.
     pub fn pending_approvals(&self, filter: &ApprovalFilter) -> Result<Vec<ApprovalSummary>> {
         let limit = filter.limit.unwrap_or(100).clamp(1, 10_000);
@@ -449,7 +554,9 @@ impl Engine {
         // Row values compare lexicographically: (t, run, node, iteration) > the cursor.
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {APPROVAL_COLS} FROM _smithers_approvals a JOIN _smithers_runs r ON r.run_id = a.run_id \
-             WHERE (?1 IS NULL OR a.status = ?1) AND (?2 IS NULL OR a.run_id = ?2) AND (?3 IS NULL OR r.workflow_name = ?3) \
+             WHERE (?1 IS NULL OR a.status = ?1) AND (?3 IS NULL OR r.workflow_name = ?3) \
+             AND (?2 IS NULL OR a.run_id IN (WITH RECURSIVE sub(id) AS (SELECT ?2 \
+                    UNION SELECT s.run_id FROM _smithers_runs s JOIN sub ON s.parent_run_id = sub.id) SELECT id FROM sub)) \
              AND (?4 IS NULL OR a.node_id = ?4) \
              AND (?5 IS NULL OR (a.requested_at_ms, a.run_id, a.node_id, a.iteration) > (?5, ?6, ?7, ?8)) \
              ORDER BY a.requested_at_ms, a.run_id, a.node_id, a.iteration LIMIT ?9 OFFSET ?10"
@@ -473,25 +580,64 @@ impl Engine {
     }
 
     /// Runs that are `running` but driven by nobody: a decision was recorded while no process
-    /// drove them (`--no-resume`, another process), or (with `include_dead`, which checks
-    /// each owner's process) their owner died. Oldest first.
-    pub fn orphaned_runs(&self, limit: i64, include_dead: bool) -> Result<Vec<RunSummary>> {
+    /// drove them (`--no-resume`, another process), or (with `include_dead`) their owner no
+    /// longer holds them (its process died, or its lease expired). Oldest first; page with
+    /// `after` (the last run's `updatedAtMs` and id). Runs a watcher could not resume
+    /// (`mark_unresumable`) are left out until something changes them or they are claimed.
+    pub fn orphaned_runs(
+        &self,
+        limit: i64,
+        include_dead: bool,
+        after: Option<&OrphanCursor>,
+    ) -> Result<Vec<OrphanedRun>> {
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {RUN_COLS} FROM _smithers_runs r WHERE r.status = 'running' AND (?1 OR r.owner IS NULL) \
+             AND (r.resume_error_at_ms IS NULL OR r.resume_error_at_ms < r.updated_at_ms) \
+             AND (?2 IS NULL OR (r.updated_at_ms, r.run_id) > (?2, ?3)) \
              ORDER BY r.updated_at_ms, r.run_id"
         ))?;
-        let rows = stmt.query_map([include_dead], run_summary)?;
+        let rows = stmt.query_map(
+            params![
+                include_dead,
+                after.map(|c| c.updated_at_ms),
+                after.map(|c| c.run_id.as_str())
+            ],
+            |r| Ok((run_summary(r)?, r.get::<_, i64>(6)?)),
+        )?;
         let mut out = Vec::new();
-        for run in rows {
-            let run = run?;
+        for row in rows {
+            let (run, updated_at_ms) = row?;
             if run.owner.is_none() || run.owner_liveness == Some("dead") {
-                out.push(run);
+                out.push(OrphanedRun { run, updated_at_ms });
                 if out.len() as i64 >= limit.max(1) {
                     break;
                 }
             }
         }
         Ok(out)
+    }
+
+    /// Records why a watcher could not resume a run (its workflow file is gone, it no longer
+    /// loads, …): `orphaned_runs` leaves it out from then on, and `why` and the inbox say so.
+    /// Claiming the run (`smithers resume` once the cause is fixed) clears it.
+    pub fn mark_unresumable(&mut self, run_id: &str, error: RunError) -> Result<()> {
+        self.run_summary(run_id)?;
+        let now = store::now_ms();
+        let tx = crate::engine::begin(&self.conn, self.batching)?;
+        tx.execute(
+            "UPDATE _smithers_runs SET resume_error_json = ?2, resume_error_at_ms = MAX(?3, updated_at_ms) WHERE run_id = ?1",
+            params![run_id, serde_json::to_string(&error)?, now],
+        )?;
+        let mut batch = crate::events::EventBatch::default();
+        batch.emit(
+            &tx,
+            run_id,
+            "ResumeFailed",
+            serde_json::json!({ "error": error }),
+        )?;
+        tx.commit()?;
+        self.publish(batch);
+        Ok(())
     }
 
     /// Events of every run after position `after_id` of the database-wide feed.

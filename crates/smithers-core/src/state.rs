@@ -54,6 +54,13 @@ pub enum NodeEvent {
     PushBack,
     /// The reviewer rejected the step.
     Reject,
+    /// A sub-run the task started waits for a decision of its own: the task waits with it.
+    AwaitSubRun,
+    /// The sub-run a task waited on ended: the task runs again to collect its result.
+    SubRunEnded,
+    /// A push-back's reset scope (the step, or its `rewindTo` target, and what depends on
+    /// it) takes the node back to pending, to run again.
+    Rewind,
 }
 
 impl NodeState {
@@ -81,6 +88,11 @@ impl NodeState {
             (S::WaitingApproval, E::ApproveReview) => S::Finished,
             (S::WaitingApproval, E::PushBack) => S::Pending,
             (S::WaitingApproval, E::Reject) => S::Rejected,
+            (S::InProgress, E::AwaitSubRun) => S::WaitingApproval,
+            (S::WaitingApproval, E::SubRunEnded) => S::Pending,
+            (S::Pending | S::Finished | S::Failed | S::Skipped | S::WaitingApproval, E::Rewind) => {
+                S::Pending
+            }
             (from, event) => {
                 return Err(Error::IllegalTransition {
                     machine: "node",
@@ -136,6 +148,8 @@ pub enum RunStatus {
     Finished,
     Failed,
     Cancelled,
+    /// A reviewer rejected a reviewed step: the run ends, dependents never run.
+    Rejected,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,6 +161,7 @@ pub enum RunEvent {
     Finish,
     Fail,
     Cancel,
+    Reject,
 }
 
 impl RunStatus {
@@ -159,6 +174,7 @@ impl RunStatus {
             (S::Running, E::Finish) => S::Finished,
             (S::Running | S::WaitingApproval | S::WaitingTimer, E::Fail) => S::Failed,
             (S::Running | S::WaitingApproval | S::WaitingTimer, E::Cancel) => S::Cancelled,
+            (S::Running | S::WaitingApproval | S::WaitingTimer, E::Reject) => S::Rejected,
             (from, event) => {
                 return Err(Error::IllegalTransition {
                     machine: "run",
@@ -178,6 +194,7 @@ impl RunStatus {
             RunStatus::Finished => "finished",
             RunStatus::Failed => "failed",
             RunStatus::Cancelled => "cancelled",
+            RunStatus::Rejected => "rejected",
         }
     }
 
@@ -189,6 +206,7 @@ impl RunStatus {
             "finished" => RunStatus::Finished,
             "failed" => RunStatus::Failed,
             "cancelled" => RunStatus::Cancelled,
+            "rejected" => RunStatus::Rejected,
             _ => return None,
         })
     }
@@ -196,7 +214,7 @@ impl RunStatus {
     pub fn is_terminal(self) -> bool {
         matches!(
             self,
-            RunStatus::Finished | RunStatus::Failed | RunStatus::Cancelled
+            RunStatus::Finished | RunStatus::Failed | RunStatus::Cancelled | RunStatus::Rejected
         )
     }
 }
@@ -255,8 +273,30 @@ mod tests {
     }
 
     #[test]
+    fn a_task_waits_on_its_sub_run_and_runs_again_when_it_ends() {
+        let s = NodeState::InProgress.apply(NodeEvent::AwaitSubRun).unwrap();
+        assert_eq!(s, NodeState::WaitingApproval);
+        assert_eq!(s.apply(NodeEvent::SubRunEnded).unwrap(), NodeState::Pending);
+        assert!(NodeState::Pending.apply(NodeEvent::SubRunEnded).is_err());
+    }
+
+    #[test]
+    fn rewinding_takes_ended_nodes_back_but_never_a_running_or_rejected_one() {
+        for from in [NodeState::Finished, NodeState::Failed, NodeState::Skipped] {
+            assert_eq!(from.apply(NodeEvent::Rewind).unwrap(), NodeState::Pending);
+        }
+        assert!(NodeState::InProgress.apply(NodeEvent::Rewind).is_err());
+        assert!(NodeState::Rejected.apply(NodeEvent::Rewind).is_err());
+    }
+
+    #[test]
     fn terminal_runs_stay_terminal() {
-        for s in [RunStatus::Finished, RunStatus::Failed, RunStatus::Cancelled] {
+        for s in [
+            RunStatus::Finished,
+            RunStatus::Failed,
+            RunStatus::Cancelled,
+            RunStatus::Rejected,
+        ] {
             for e in [RunEvent::Park, RunEvent::Wake, RunEvent::Finish] {
                 assert!(s.apply(e).is_err(), "{s:?} {e:?}");
             }

@@ -286,7 +286,7 @@ fn push_back_reruns_the_step_with_feedback_and_keeps_the_history() {
 }
 
 #[test]
-fn reject_fails_the_run_cancels_dependents_and_sticks() {
+fn reject_ends_the_run_rejected_cancels_dependents_and_sticks() {
     let (dir, mut engine) = open();
     let root = json!({"kind": "parallel", "children": [
         {"kind": "sequence", "children": [reviewed("gate-a", "echo a", &[], &[]), cmd("after-a", "echo ran-a")]},
@@ -303,8 +303,16 @@ fn reject_fails_the_run_cancels_dependents_and_sticks() {
         "RUN_REJECTED"
     );
     let step = resume(&mut engine, "r1", &root);
-    assert_eq!(step.status, "failed");
+    assert_eq!(
+        step.status, "rejected",
+        "a run status of its own, not failed"
+    );
     assert_eq!(step.error.unwrap().code, "APPROVAL_REJECTED");
+    let run = engine.run_summary("r1").unwrap();
+    let rejection = run.rejection.expect("who rejected which step, and why");
+    assert_eq!(rejection.node_id, "gate-a");
+    assert_eq!(rejection.rejected_by.as_deref(), Some("alice"));
+    assert_eq!(rejection.rejection_reason.as_deref(), Some("wrong numbers"));
     let nodes = query(
         &dir,
         "SELECT node_id, state FROM _smithers_nodes ORDER BY node_id",
@@ -328,7 +336,7 @@ fn reject_fails_the_run_cancels_dependents_and_sticks() {
     assert!(query(&dir, "SELECT 1 FROM cmd WHERE node_id LIKE 'after-%'").is_empty());
     // Resuming again does not re-run anything.
     let snap = engine.claim_run("r1", false).unwrap();
-    assert_eq!(snap.status, "failed");
+    assert_eq!(snap.status, "rejected");
 }
 
 #[test]
@@ -354,4 +362,352 @@ fn a_timeout_fails_a_command_task() {
     let step = start(&mut engine, "r1", &root);
     assert_eq!(step.status, "failed");
     assert_eq!(step.error.unwrap().code, "TASK_TIMEOUT");
+}
+
+fn env_of(stdout: &Value, name: &str) -> Option<String> {
+    let prefix = format!("{name}=");
+    stdout
+        .as_str()?
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix(&prefix).map(String::from))
+}
+
+/// Dagu's `ApplyPushBackRewindToResetsNamedStepAndDependents`, on our engine:
+/// bootstrap -> prepare -> {sidecar, review(rewind_to prepare) -> deploy}, bootstrap -> notify.
+#[test]
+fn push_back_with_rewind_to_resets_the_target_and_its_dependents_and_nothing_else() {
+    let (dir, mut engine) = open();
+    let show = "echo FEEDBACK=${FEEDBACK:-}; echo DAG_PUSHBACK=${DAG_PUSHBACK:-}; echo PREV=${DAG_PUSHBACK_PREVIOUS_STDOUT_FILE:-}; echo STEP=$DAG_RUN_STEP_NAME RUN=$DAG_RUN_ID NAME=$DAG_NAME";
+    let with = |id: &str, deps: &[&str]| {
+        let mut t = cmd(id, show);
+        t["dependsOn"] = json!(deps);
+        t
+    };
+    let mut review = with("review", &["prepare"]);
+    review["review"] = json!({"prompt": "Review", "input": ["FEEDBACK"], "rewindTo": "prepare"});
+    let root = json!({"kind": "parallel", "children": [
+        with("bootstrap", &[]), with("prepare", &["bootstrap"]), with("sidecar", &["prepare"]),
+        review, with("deploy", &["review"]), with("notify", &["bootstrap"]),
+    ]});
+    assert_eq!(start(&mut engine, "r1", &root).status, "waiting-approval");
+    let out = engine
+        .push_back(req("r1", "review", &[("FEEDBACK", "try again")]))
+        .unwrap();
+    assert_eq!(out.approval_iteration, 1);
+    assert_eq!(out.reset, vec!["prepare", "sidecar"]);
+    let states = query(
+        &dir,
+        "SELECT node_id, state FROM _smithers_nodes ORDER BY node_id",
+    );
+    assert_eq!(
+        states,
+        vec![
+            vec![json!("bootstrap"), json!("finished")],
+            vec![json!("deploy"), json!("pending")],
+            vec![json!("notify"), json!("finished")],
+            vec![json!("prepare"), json!("pending")],
+            vec![json!("review"), json!("pending")],
+            vec![json!("sidecar"), json!("pending")],
+        ]
+    );
+    // Their outputs are withdrawn; the untouched steps keep theirs.
+    assert_eq!(
+        query(&dir, "SELECT node_id FROM cmd ORDER BY node_id"),
+        vec![vec![json!("bootstrap")], vec![json!("notify")]]
+    );
+
+    let step = resume(&mut engine, "r1", &root);
+    assert_eq!(step.status, "waiting-approval");
+    let attempts = query(
+        &dir,
+        "SELECT node_id, MAX(attempt) FROM _smithers_attempts GROUP BY node_id ORDER BY node_id",
+    );
+    assert_eq!(
+        attempts,
+        vec![
+            vec![json!("bootstrap"), json!(1)],
+            vec![json!("notify"), json!(1)],
+            vec![json!("prepare"), json!(2)],
+            vec![json!("review"), json!(2)],
+            vec![json!("sidecar"), json!(2)],
+        ]
+    );
+    let out = |node: &str| {
+        query(
+            &dir,
+            &format!("SELECT stdout FROM cmd WHERE node_id = '{node}'"),
+        )[0][0]
+            .clone()
+    };
+    for node in ["prepare", "sidecar", "review"] {
+        let stdout = out(node);
+        assert_eq!(
+            env_of(&stdout, "FEEDBACK").as_deref(),
+            Some("try again"),
+            "{node}"
+        );
+        let pb: Value = serde_json::from_str(&env_of(&stdout, "DAG_PUSHBACK").unwrap()).unwrap();
+        assert_eq!(
+            pb["iteration"],
+            json!(1),
+            "{node}: Dagu counts push-backs from 0"
+        );
+        assert_eq!(pb["by"], json!("alice"));
+        assert_eq!(pb["inputs"], json!({"FEEDBACK": "try again"}));
+        assert_eq!(pb["history"].as_array().map(Vec::len), Some(1));
+        // Each rewound step gets its own previous stdout.
+        let prev = env_of(&stdout, "PREV").unwrap();
+        assert!(
+            prev.ends_with(&format!("{node}.0.1.stdout.log")),
+            "{node}: {prev}"
+        );
+        assert!(
+            std::fs::read_to_string(&prev)
+                .unwrap()
+                .contains(&format!("STEP={node} "))
+        );
+        assert!(
+            env_of(&stdout, "STEP")
+                .unwrap()
+                .ends_with("RUN=r1 NAME=review-test")
+        );
+    }
+    assert_eq!(env_of(&out("notify"), "FEEDBACK").as_deref(), Some(""));
+    engine.approve(req("r1", "review", &[])).unwrap();
+    assert_eq!(resume(&mut engine, "r1", &root).status, "finished");
+    // deploy never ran before: it sees the push-back, with no previous stdout of its own.
+    let deploy = out("deploy");
+    assert_eq!(env_of(&deploy, "FEEDBACK").as_deref(), Some("try again"));
+    assert_eq!(env_of(&deploy, "PREV").as_deref(), Some(""));
+    let pending = engine.pending_approvals(&smithers_core::ApprovalFilter {
+        status: Some("all".into()),
+        ..Default::default()
+    });
+    assert_eq!(pending.unwrap()[0].approval_iteration, 1);
+}
+
+#[test]
+fn rewind_to_must_name_the_step_or_one_it_depends_on() {
+    let (_dir, mut engine) = open();
+    let mut review = cmd("review", "true");
+    review["review"] = json!({"rewindTo": "sibling"});
+    let root = json!({"kind": "parallel", "children": [cmd("sibling", "true"), review]});
+    engine
+        .create_run(NewRun {
+            run_id: Some("r1".into()),
+            ..NewRun::default()
+        })
+        .unwrap();
+    let err = engine.submit_graph("r1", graph(root)).unwrap_err();
+    assert_eq!(err.code(), "INVALID_GRAPH");
+    assert!(err.to_string().contains("rewindTo"), "{err}");
+}
+
+/// A step printing ~60 KB per round, pushed back four times: the environment stays small
+/// (`DAG_PUSHBACK` and `SMITHERS_PUSHBACK` carry no outputs; the previous stdout is a file),
+/// where inlining every round's stdout failed the 4th run with `Argument list too long`.
+#[test]
+fn a_step_with_large_output_is_pushed_back_many_times() {
+    let (dir, mut engine) = open();
+    let script = "head -c 61440 /dev/zero | tr '\\0' x; echo; echo ROUND=$SMITHERS_PUSHBACK_ITERATION; echo SIZE=$(printf %s \"$SMITHERS_PUSHBACK$DAG_PUSHBACK\" | wc -c)";
+    let root = json!({"kind": "sequence", "children": [reviewed("big", script, &["NOTE"], &[])]});
+    assert_eq!(start(&mut engine, "r1", &root).status, "waiting-approval");
+    for round in 1..=5 {
+        engine
+            .push_back(req("r1", "big", &[("NOTE", &format!("round {round}"))]))
+            .unwrap();
+        let step = resume(&mut engine, "r1", &root);
+        assert_eq!(
+            step.status, "waiting-approval",
+            "round {round}: {:?}",
+            step.error
+        );
+        let stdout = query(&dir, "SELECT stdout FROM cmd WHERE node_id = 'big'")[0][0].clone();
+        assert_eq!(env_of(&stdout, "ROUND"), Some((round + 1).to_string()));
+        let size: usize = env_of(&stdout, "SIZE").unwrap().trim().parse().unwrap();
+        assert!(
+            size < 8 * 1024,
+            "round {round}: the push-back variables hold {size} bytes"
+        );
+    }
+}
+
+/// Creates `<parent>.call.0`, a sub-run of task `call` of run `parent`, and drives it until
+/// it parks at its own review.
+fn park_sub_run(engine: &mut Engine, parent: &str, child_root: &Value) {
+    let id = format!("{parent}.call.0");
+    engine
+        .create_run(NewRun {
+            run_id: Some(id.clone()),
+            parent: Some(smithers_core::engine::ParentRef {
+                run_id: parent.into(),
+                node_id: "call".into(),
+                iteration: 0,
+            }),
+            ..NewRun::default()
+        })
+        .unwrap();
+    assert_eq!(drive(engine, &id, child_root).status, "waiting-approval");
+}
+
+/// A task whose sub-run waits for its own decision waits with it, and runs again (reading
+/// the sub-run's result) when the sub-run ends; a caller that ends takes its sub-runs along.
+#[test]
+fn a_task_waits_on_its_sub_run_and_is_woken_when_it_ends() {
+    let (dir, mut engine) = open();
+    let call = json!({"kind": "task", "id": "call", "output": "cmd", "body": {"type": "compute"}});
+    let root = json!({"kind": "sequence", "children": [call, cmd("after", "echo after")]});
+    engine
+        .create_run(NewRun {
+            run_id: Some("p".into()),
+            ..NewRun::default()
+        })
+        .unwrap();
+    let step = engine.submit_graph("p", graph(root.clone())).unwrap();
+    let attempt = step.tasks[0].attempt;
+    // The sub-run, linked to its caller, parks at its own review.
+    let child_root =
+        json!({"kind": "sequence", "children": [reviewed("sign", "echo ok", &[], &[])]});
+    park_sub_run(&mut engine, "p", &child_root);
+    let waiting: TaskResult = serde_json::from_value(json!({
+        "nodeId": "call", "iteration": 0, "attempt": attempt, "ok": true, "waitingOn": "p.call.0"
+    }))
+    .unwrap();
+    let step = engine.complete_tasks("p", vec![waiting]).unwrap();
+    assert_eq!(
+        step.status, "waiting-approval",
+        "the caller waits with its sub-run"
+    );
+    assert_eq!(step.waiting, vec!["call"]);
+    // Its gate is listed with the caller.
+    let listed = engine
+        .pending_approvals(&smithers_core::ApprovalFilter {
+            run_id: Some("p".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(
+        listed
+            .iter()
+            .map(|a| (a.run_id.as_str(), a.node_id.as_str()))
+            .collect::<Vec<_>>(),
+        vec![("p.call.0", "sign")]
+    );
+    engine.approve(req("p.call.0", "sign", &[])).unwrap();
+    assert_eq!(
+        resume(&mut engine, "p.call.0", &child_root).status,
+        "finished"
+    );
+    // The sub-run's end woke the caller: running, no owner, the task pending again.
+    assert_eq!(engine.run_summary("p").unwrap().status, "running");
+    assert_eq!(
+        query(
+            &dir,
+            "SELECT state, sub_run_id FROM _smithers_nodes WHERE run_id = 'p' AND node_id = 'call'"
+        ),
+        vec![vec![json!("pending"), json!("p.call.0")]]
+    );
+    engine.claim_run("p", false).unwrap();
+    let step = engine.submit_graph("p", graph(root.clone())).unwrap();
+    assert_eq!(
+        step.tasks[0].node_id, "call",
+        "the task runs again to read the result"
+    );
+    assert_eq!(step.tasks[0].attempt, attempt + 1);
+
+    // A caller that is cancelled cancels the sub-runs still open.
+    engine
+        .create_run(NewRun {
+            run_id: Some("q".into()),
+            ..NewRun::default()
+        })
+        .unwrap();
+    engine.release_run("q").unwrap();
+    park_sub_run(&mut engine, "q", &child_root);
+    engine.cancel_run("q").unwrap();
+    assert_eq!(engine.run_summary("q.call.0").unwrap().status, "cancelled");
+}
+
+#[test]
+fn a_push_back_never_resets_a_step_that_is_running() {
+    let (_dir, mut engine) = open();
+    let mut review = cmd("review", "true");
+    review["dependsOn"] = json!(["prepare"]);
+    review["review"] = json!({"rewindTo": "prepare"});
+    let mut slow = cmd("slow", "true");
+    slow["dependsOn"] = json!(["prepare"]);
+    let root = json!({"kind": "parallel", "children": [cmd("prepare", "true"), review, slow]});
+    engine
+        .create_run(NewRun {
+            run_id: Some("r1".into()),
+            ..NewRun::default()
+        })
+        .unwrap();
+    // Run prepare, then start review and slow; finish only review.
+    let step = engine.submit_graph("r1", graph(root)).unwrap();
+    let done = |t: &smithers_core::TaskToRun| -> TaskResult {
+        let outcome = command::run(t.command.as_ref().unwrap());
+        serde_json::from_value(json!({"nodeId": t.node_id, "iteration": 0, "attempt": t.attempt, "ok": true, "command": outcome})).unwrap()
+    };
+    let step = engine
+        .complete_tasks("r1", vec![done(&step.tasks[0])])
+        .unwrap();
+    let review_task = step.tasks.iter().find(|t| t.node_id == "review").unwrap();
+    engine
+        .complete_tasks("r1", vec![done(review_task)])
+        .unwrap();
+    let err = engine.push_back(req("r1", "review", &[])).unwrap_err();
+    assert_eq!(err.code(), "PUSH_BACK_BUSY");
+    assert_eq!(err.details()["busy"], json!("slow"));
+}
+
+/// A push-back whose scope holds a task waiting on its sub-run cancels that sub-run: the
+/// task's next attempt makes a new one, and nothing is left waiting forever.
+#[test]
+fn a_push_back_cancels_the_sub_run_a_rewound_task_waited_on() {
+    let (_dir, mut engine) = open();
+    let mut call =
+        json!({"kind": "task", "id": "call", "output": "cmd", "body": {"type": "compute"}});
+    call["dependsOn"] = json!(["prepare"]);
+    let mut review = cmd("review", "true");
+    review["dependsOn"] = json!(["prepare"]);
+    review["review"] = json!({"rewindTo": "prepare"});
+    let root = json!({"kind": "parallel", "children": [cmd("prepare", "true"), call, review]});
+    engine
+        .create_run(NewRun {
+            run_id: Some("p".into()),
+            ..NewRun::default()
+        })
+        .unwrap();
+    let step = engine.submit_graph("p", graph(root)).unwrap();
+    let run = |t: &smithers_core::TaskToRun| -> TaskResult {
+        let outcome = command::run(t.command.as_ref().unwrap());
+        serde_json::from_value(json!({"nodeId": t.node_id, "iteration": 0, "attempt": t.attempt, "ok": true, "command": outcome})).unwrap()
+    };
+    let step = engine
+        .complete_tasks("p", vec![run(&step.tasks[0])])
+        .unwrap();
+    let call_task = step.tasks.iter().find(|t| t.node_id == "call").unwrap();
+    let review_task = step.tasks.iter().find(|t| t.node_id == "review").unwrap();
+    let child_root =
+        json!({"kind": "sequence", "children": [reviewed("sign", "echo ok", &[], &[])]});
+    park_sub_run(&mut engine, "p", &child_root);
+    let waiting: TaskResult = serde_json::from_value(json!({
+        "nodeId": "call", "iteration": 0, "attempt": call_task.attempt, "ok": true, "waitingOn": "p.call.0"
+    }))
+    .unwrap();
+    let step = engine
+        .complete_tasks("p", vec![waiting, run(review_task)])
+        .unwrap();
+    assert_eq!(step.status, "waiting-approval");
+    let out = engine.push_back(req("p", "review", &[])).unwrap();
+    assert_eq!(out.reset, vec!["prepare", "call"]);
+    assert_eq!(engine.run_summary("p.call.0").unwrap().status, "cancelled");
+    assert!(
+        engine
+            .pending_approvals(&Default::default())
+            .unwrap()
+            .is_empty()
+    );
 }

@@ -50,8 +50,8 @@ export function snakeCase(name) {
 export function checkTableKey(key, what) {
   checkIdentifier(key, what);
   const sql = snakeCase(key);
-  if (sql.startsWith("smithers_") || sql === "sqlite") {
-    throw new SmithersError("INVALID_IDENTIFIER", `${what} ${JSON.stringify(key)}: table names starting with smithers_ or sqlite are reserved`, { name: key });
+  if (sql.startsWith("smithers_") || sql === "sqlite" || sql.startsWith("sqlite_")) {
+    throw new SmithersError("INVALID_IDENTIFIER", `${what} ${JSON.stringify(key)}: table names starting with smithers_ or sqlite_ are reserved`, { name: key });
   }
 }
 
@@ -91,7 +91,10 @@ export class TableRegistry {
 //   env.iteration(loop) 1-based current iteration of loop `loop`
 //   frame.loops         ids of the enclosing loops, outermost first
 //
-// { kind: "task", id, table, dependsOn, run, skipIf?, retries?, timeoutMs?, continueOnFail?, label? }
+// { kind: "task", id, table, dependsOn, run | command | workflow, review?, skipIf?, retries?,
+//   timeoutMs?, continueOnFail?, label? }
+//    command: a <Task command> spec, or a function (env, frame) -> spec
+//    workflow: { path, input(env, taskCtx) } a sub-workflow file run as a sub-run
 // { kind: "approval", id, table, dependsOn, request, onDeny, allowedUsers?, allowedScopes? }
 //    request(env, frame) -> { title, summary? } | null (null: not ready, the title is the id)
 // { kind: "sequence", children } | { kind: "parallel", maxConcurrency?, children }
@@ -103,7 +106,7 @@ export class TableRegistry {
  * @param {{ name: string, steps: any[], schemas: Record<string, any>, inputSchema?: any,
  *   tableOf: Map<string, string>, dbPath?: string | null, source?: string, file?: string }} spec
  */
-export function graphWorkflow({ name, steps, schemas, inputSchema = null, tableOf, dbPath = null, source, file, handlers = {} }) {
+export function graphWorkflow({ name, steps, schemas, inputSchema = null, tableOf, dbPath = null, source, file, handlers = {}, mail = null }) {
   const build = (ctx) => {
     const env = {
       ctx,
@@ -133,6 +136,8 @@ export function graphWorkflow({ name, steps, schemas, inputSchema = null, tableO
     dbPath,
     name,
     source,
+    // Mail the run's driver sends when it waits or fails (Dagu's mail_on).
+    ...(mail ? { mail } : {}),
     // Where relative paths in the workflow resolve: the .toon file's folder.
     ...(file ? { file, baseDir: dirname(file) } : {}),
   };
@@ -144,9 +149,16 @@ function toElement(node, state, frame) {
   switch (node.kind) {
     case "task": {
       state.rendered.add(node.id);
-      const props = node.command
-        ? { id: node.id, output: node.table, ...node.command }
-        : { id: node.id, output: node.table, children: (taskCtx) => node.run({ ...env, task: taskCtx }, frame) };
+      const props = { id: node.id, output: node.table };
+      if (node.command) {
+        // A command spec, or (Dagu) a function of the render: its env reads upstream outputs.
+        Object.assign(props, typeof node.command === "function" ? node.command(env, frame) : node.command);
+      } else if (node.workflow) {
+        props.workflow = node.workflow.path;
+        props.input = (taskCtx) => node.workflow.input(env, taskCtx);
+      } else {
+        props.children = (taskCtx) => node.run({ ...env, task: taskCtx }, frame);
+      }
       if (node.review) props.approval = node.review;
       if (node.skipIf && node.skipIf(env, frame)) props.skipIf = true;
       if (node.retries != null) props.retries = node.retries;

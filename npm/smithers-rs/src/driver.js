@@ -1,32 +1,73 @@
 // The run driver: renders the workflow, submits graphs to the core, runs compute task
 // bodies, reports their results. The core decides everything else (ARCHITECTURE.md).
-import { join } from "node:path";
+import { appendFile, mkdir } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import { runAgentTask } from "./agents/task.js";
 import { SmithersError } from "./errors.js";
 import { runCommand } from "./native.js";
 import { renderWorkflow } from "./render.js";
+import { expandEnvTemplates, expandTemplate, substituteDaguVars } from "./templates.js";
+import { describeThrown, encodeResult, isSmithersError } from "./values.js";
 import { ensureWorktree } from "./worktree.js";
 
-const TERMINAL = new Set(["finished", "failed", "cancelled"]);
+const TERMINAL = new Set(["finished", "failed", "cancelled", "rejected"]);
+/** Dagu's word for each run status, in DAG_RUN_STATUS. */
+const DAGU_STATUS = { finished: "succeeded", failed: "failed", cancelled: "aborted", rejected: "rejected", "waiting-approval": "waiting" };
+/** The run's log next to its task logs (the core's RUN_LOG_FILE, DAG_RUN_LOG_FILE). */
+const RUN_LOG = "run.log";
 /** How often a driver with bodies in flight looks for decisions made by other processes. */
 const DECISION_POLL_MS = 25;
 /** A wait/failure handler that runs longer than this is stopped (and logged as failed). */
 const HANDLER_TIMEOUT_MS = 60_000;
+/**
+ * Errors of a driving call that say this driver must stop without failing the run: another
+ * process drives it now, or this workflow is not the run's (the run stays as it is).
+ */
+const NOT_OURS = new Set(["RUN_OWNED", "RUN_NOT_CLAIMED", "WORKFLOW_MISMATCH", "SCHEMA_CHANGED"]);
 
 /**
  * Records a new run of a workflow, owned by this engine, and returns its first snapshot. A
  * dry render comes first: a malformed workflow is refused before anything is written.
  * @param {import("./native.js").NativeEngine} native
  * @param {any} workflow
- * @param {{ runId?: string, input: unknown, workflowPath: string | null }} options
+ * @param {{ runId?: string, input: unknown, workflowPath: string | null, startedBy?: string, onRender?: (rendering: boolean, owned: boolean) => void }} options
  */
-export function createRun(native, workflow, { runId, input, workflowPath, startedBy }) {
-  const probe = renderWorkflow(workflow, { runId: runId ?? "", input, loops: {}, nodeLoops: {}, outputs: [], workflowPath });
+export function createRun(native, workflow, { runId, input: given, workflowPath, startedBy, parent, onRender }) {
+  // A Dagu DAG's input is its params: the declared defaults fill in what the run was not given.
+  const input = workflow.resolveInput ? workflow.resolveInput(given) : given;
+  let probe;
+  try {
+    onRender?.(true, false);
+    probe = renderWorkflow(workflow, { runId: runId ?? "", input, loops: {}, nodeLoops: {}, outputs: [], workflowPath });
+  } finally {
+    onRender?.(false, false);
+  }
   native.call("validateGraph", JSON.stringify(probe.graph));
   return native.call(
     "createRun",
-    JSON.stringify({ runId, workflowName: probe.graph.workflow.name, workflowPath, input, inputSchema: workflow.inputSchema ?? undefined, startedBy }),
+    JSON.stringify({ runId, workflowName: probe.graph.workflow.name, workflowPath, input, inputSchema: workflow.inputSchema ?? undefined, startedBy, parent }),
   );
+}
+
+/**
+ * The name a workflow gives itself (`<Workflow name>`) when rendered for a run in the state
+ * `info` (an `inspect` answer) describes; null when that render throws (the drive will say why).
+ */
+export function renderedName(workflow, info) {
+  try {
+    const loops = Object.fromEntries((info.loops ?? []).map((l) => [l.loopId, l.iteration]));
+    const { graph } = renderWorkflow(workflow, {
+      runId: info.run.runId,
+      input: info.input,
+      loops,
+      nodeLoops: {},
+      outputs: info.outputs ?? [],
+      workflowPath: info.run.workflowPath ?? null,
+    });
+    return graph.workflow?.name ?? null;
+  } catch {
+    return null;
+  }
 }
 
 /**
@@ -34,23 +75,34 @@ export function createRun(native, workflow, { runId, input, workflowPath, starte
  * @param {import("./native.js").NativeEngine} native
  * @param {any} workflow value of `smithers(build)`
  * @param {any} snapshot from createRun / claimRun
- * @param {{ afterCall?: () => void, control?: { poke?: () => void } }} [hooks]
+ * @param {{ afterCall?: () => void, control?: { poke?: () => void }, onRender?: (rendering: boolean, owned: boolean) => void }} [hooks]
  * @returns {Promise<{ runId: string, status: string, error?: any }>}
  */
 export async function driveRun(native, workflow, snapshot, hooks = {}) {
   const outcome = await drive(native, workflow, snapshot, hooks);
   const handlers = outcome.rendered?.handlers ?? {};
   const { runId, status, error } = outcome.result;
-  // Each time the run starts waiting (this driver parked it), and once when it fails.
-  if (status === "waiting-approval" && handlers.onWait) {
-    await runHandler(native, outcome.rendered, "onWait", handlers.onWait, runId, {
-      SMITHERS_WAITING_NODES: (outcome.waiting ?? []).join(","),
-    }, { runId, status, waitingNodes: outcome.waiting ?? [] });
-  } else if (status === "failed" && outcome.observedEnd && handlers.onFailure) {
-    await runHandler(native, outcome.rendered, "onFailure", handlers.onFailure, runId, {
-      SMITHERS_RUN_ERROR: JSON.stringify(error ?? null),
-      SMITHERS_FAILED_NODE: error?.nodeId ?? "",
-    }, { runId, status, error });
+  const run = { native, workflow, rendered: outcome.rendered, runId, input: snapshot.input, status };
+  // onWait each time the run starts waiting (this driver parked it); onSuccess / onFailure
+  // (failed or rejected) and then onExit once, when this driver saw it end.
+  if (status === "waiting-approval") {
+    const waiting = (outcome.waiting ?? []).join(",");
+    if (handlers.onWait) {
+      await runHandler(run, "onWait", handlers.onWait, { SMITHERS_WAITING_NODES: waiting, DAG_WAITING_STEPS: waiting }, {
+        runId,
+        status,
+        waitingNodes: outcome.waiting ?? [],
+      });
+    }
+    if (workflow.mail?.wait) await sendRunMail(run, "wait");
+  } else if (TERMINAL.has(status) && outcome.observedEnd) {
+    const failed = status === "failed" || status === "rejected";
+    const env = failed ? { SMITHERS_RUN_ERROR: JSON.stringify(error ?? null), SMITHERS_FAILED_NODE: error?.nodeId ?? "" } : {};
+    const info = error ? { runId, status, error } : { runId, status };
+    if (status === "finished" && handlers.onSuccess) await runHandler(run, "onSuccess", handlers.onSuccess, env, info);
+    if (failed && handlers.onFailure) await runHandler(run, "onFailure", handlers.onFailure, env, info);
+    if (handlers.onExit) await runHandler(run, "onExit", handlers.onExit, env, info);
+    if (failed && workflow.mail?.failure) await sendRunMail(run, "failure");
   }
   return outcome.result;
 }
@@ -75,7 +127,9 @@ async function drive(native, workflow, snapshot, hooks) {
   let rendered = null;
 
   const render = () => {
+    let graph;
     try {
+      hooks.onRender?.(true, true);
       rendered = renderWorkflow(workflow, {
         runId,
         input: snapshot.input,
@@ -85,13 +139,33 @@ async function drive(native, workflow, snapshot, hooks) {
         workflowPath: snapshot.workflowPath ?? null,
       });
       collectNodeLoops(rendered.graph.root, null, nodeLoops);
-      return call("submitGraph", runId, JSON.stringify(rendered.graph));
+      graph = JSON.stringify(rendered.graph);
     } catch (e) {
-      // A workflow that cannot be rendered (or whose graph the core refuses) fails the run,
-      // with the code of the error; nothing else is written.
-      const error = { code: e?.code ?? "RENDER_FAILED", message: String(e?.message ?? e) };
-      call("failRun", runId, JSON.stringify(error));
-      throw e instanceof SmithersError ? e : new SmithersError(error.code, error.message);
+      // A workflow that cannot be rendered fails the run (a render is a function of the run's
+      // state: rendering again gives the same answer). Whatever was thrown is described,
+      // never rethrown raw. A SmithersError keeps its code (TOON_EXPRESSION_FAILED, …).
+      const thrown = describeThrown(e);
+      const ours = isSmithersError(e);
+      return fail({ code: ours ? thrown.code ?? "RENDER_FAILED" : "RENDER_FAILED", message: ours ? thrown.message : `the workflow threw while rendering: ${thrown.message}` });
+    } finally {
+      hooks.onRender?.(false, true);
+    }
+    try {
+      return call("submitGraph", runId, graph);
+    } catch (e) {
+      // The core refused the graph (INVALID_GRAPH, …): the run fails with that code. Unless
+      // the run is not this driver's to fail (NOT_OURS): then it is left as it is.
+      if (NOT_OURS.has(e?.code)) throw e;
+      return fail({ code: e?.code ?? "RENDER_FAILED", message: describeThrown(e).message });
+    }
+  };
+  // Fails the run; its step (status failed, with the error) ends the drive like any other.
+  const fail = (error) => {
+    try {
+      return call("failRun", runId, JSON.stringify(error));
+    } catch {
+      // The run is no longer this driver's (or the engine was closed): nothing to record.
+      throw new SmithersError(error.code, error.message, { runId });
     }
   };
 
@@ -116,7 +190,7 @@ async function drive(native, workflow, snapshot, hooks) {
   const runTask = (task) => {
     const fn = rendered?.computeFns.get(task.nodeId);
     return task.command
-      ? runCommandTask(task)
+      ? runCommandTask(native, runId, task)
       : fn?.subWorkflow
         ? runSubWorkflow(native, fn.subWorkflow, runId, task, taskCtx(rendered?.ctx, task), hooks)
         : fn?.agentTask
@@ -141,15 +215,22 @@ async function drive(native, workflow, snapshot, hooks) {
           record: (type, payload) => recordEvent(native, runId, type, payload),
         })
       : runTask(task);
-    running.then((r) => {
+    const settled = (r) => {
       inFlight -= 1;
       results.push(r);
       notify();
-    });
+    };
+    // Nothing a body does reaches the top level: an unexpected rejection fails its task.
+    running.then(settled, (e) => settled({ nodeId: task.nodeId, iteration: task.iteration, attempt: task.attempt, ok: false, error: describeThrown(e) }));
   };
 
   let step = render();
   for (;;) {
+    // Outputs a push-back withdrew (its scope runs again): no render may read them now.
+    for (const ref of step.reset ?? []) {
+      outputs.delete(keyOf(ref));
+      rendered?.dropOutput(ref);
+    }
     for (const row of step.outputs) {
       outputs.set(keyOf(row), row);
       rendered?.addOutput(row);
@@ -191,7 +272,8 @@ async function drive(native, workflow, snapshot, hooks) {
     await new Promise((resolve) => setImmediate(resolve));
     poked = false;
     const batch = results.splice(0);
-    step = batch.length > 0 ? call("completeTasks", runId, JSON.stringify(batch)) : call("advance", runId);
+    // Each result is encoded on its own: one that JSON cannot carry fails its own task.
+    step = batch.length > 0 ? call("completeTasks", runId, `[${batch.map(encodeResult).join(",")}]`) : call("advance", runId);
   }
 }
 
@@ -224,23 +306,57 @@ function recordEvent(native, runId, type, payload) {
   }
 }
 
-/** A command task: the core's runner starts the process on a thread of its own. */
-async function runCommandTask(task) {
+/**
+ * A command task: the core's runner starts the process on a thread of its own. Templates in
+ * its environment (a Dagu step's `env`) are expanded here, against what the process gets.
+ */
+async function runCommandTask(native, runId, task) {
   const base = { nodeId: task.nodeId, iteration: task.iteration, attempt: task.attempt };
+  const what = `${task.nodeId}${task.iteration ? `#${task.iteration}` : ""} attempt ${task.attempt}`;
   try {
-    const command = await runCommand(task.command);
+    const { envTemplates, ...spec } = task.command;
+    if (envTemplates?.length) spec.envTemplates = expandEnvTemplates(envTemplates, spec.env);
+    runLog(native, runId, `started ${what}`);
+    const command = await runCommand(spec);
+    runLog(native, runId, `ended ${what}: ${command.spawnError ?? (command.timedOut ? "timed out" : `exit ${command.exitCode}`)}`);
     return { ...base, ok: command.exitCode === 0 && !command.timedOut && !command.spawnError, command };
   } catch (e) {
-    return { ...base, ok: false, error: { code: "COMMAND_NOT_STARTED", message: String(e?.message ?? e) } };
+    return { ...base, ok: false, error: { ...describeThrown(e), code: "COMMAND_NOT_STARTED" } };
   }
+}
+
+/** Per run log: the last write queued, so lines land in the order they were logged. */
+const runLogs = new Map();
+
+/**
+ * Appends a line to the run's log (DAG_RUN_LOG_FILE): the command steps and handlers this
+ * driver ran, stamped when they happened. Never fails the run: a log that cannot be written
+ * is skipped.
+ */
+function runLog(native, runId, text) {
+  let file;
+  try {
+    file = join(native.call("logDir"), runId, RUN_LOG);
+  } catch {
+    return Promise.resolve();
+  }
+  const line = `${new Date().toISOString()} ${text}\n`;
+  const before = runLogs.get(file) ?? mkdir(dirname(file), { recursive: true });
+  const written = before.then(() => appendFile(file, line)).catch(() => {});
+  runLogs.set(file, written);
+  written.then(() => {
+    if (runLogs.get(file) === written) runLogs.delete(file);
+  });
+  return written;
 }
 
 /**
  * A task that calls another workflow file: the sub-run (id `<run>.<node>.<iteration>`, plus
  * `.r<round>` after a push-back) is created or resumed and driven here, on the same
  * database. Its result `{subRunId, status, outputs}` is the task's output. A sub-run that
- * stops to wait for its own approval fails the task (SUBRUN_WAITING): put the gate on the
- * calling task (`approval={{…}}`) instead.
+ * stops to wait for a decision of its own makes the task wait with it (`waitingOn`): the
+ * caller parks too, the sub-run's gates are decided like any other, and when the sub-run
+ * ends the task runs again and reads its result here.
  */
 async function runSubWorkflow(native, sub, runId, task, ctx, hooks) {
   const base = { nodeId: task.nodeId, iteration: task.iteration, attempt: task.attempt };
@@ -249,13 +365,16 @@ async function runSubWorkflow(native, sub, runId, task, ctx, hooks) {
   try {
     const { loadWorkflow } = await import("./loader/load.js");
     const workflow = await loadWorkflow(sub.path);
-    const input = typeof sub.input === "function" ? await sub.input(ctx) : sub.input;
     let snapshot;
     try {
       snapshot = native.call("claimRun", childId, false);
     } catch (e) {
+      // Decided elsewhere and being driven there: wait for it like for a waiting one.
+      if (e?.code === "RUN_OWNED") return { ...base, ok: true, waitingOn: childId };
       if (e?.code !== "RUN_NOT_FOUND") throw e;
-      snapshot = createRun(native, workflow, { runId: childId, input, workflowPath: sub.path });
+      const input = typeof sub.input === "function" ? await sub.input(ctx) : sub.input;
+      const parent = { runId, nodeId: task.nodeId, iteration: task.iteration };
+      snapshot = createRun(native, workflow, { runId: childId, input, workflowPath: sub.path, parent });
     }
     let result;
     try {
@@ -270,13 +389,12 @@ async function runSubWorkflow(native, sub, runId, task, ctx, hooks) {
       }
       return { ...base, ok: true, value: { subRunId: childId, status: "finished", outputs } };
     }
-    const [code, message] =
-      result.status === "waiting-approval"
-        ? ["SUBRUN_WAITING", `sub-run ${childId} waits for its own approval; gate the calling task instead`]
-        : ["SUBRUN_FAILED", `sub-run ${childId} ${result.status}${result.error ? `: ${result.error.message}` : ""}`];
-    return { ...base, ok: false, error: { code, message } };
+    if (result.status === "waiting-approval") return { ...base, ok: true, waitingOn: childId };
+    const message = `sub-run ${childId} ${result.status}${result.error ? `: ${result.error.message}` : ""}`;
+    return { ...base, ok: false, error: { code: "SUBRUN_FAILED", message } };
   } catch (e) {
-    return { ...base, ok: false, error: { code: e?.code ?? "SUBRUN_FAILED", message: String(e?.message ?? e) } };
+    const error = describeThrown(e);
+    return { ...base, ok: false, error: { ...error, code: error.code ?? "SUBRUN_FAILED" } };
   }
 }
 
@@ -293,10 +411,15 @@ function taskCtx(ctx, task) {
 }
 
 /**
- * Runs a wait or failure handler: a shell command (through the core's runner, logged next
- * to the run's task logs) or a function. Its failure is recorded and changes nothing else.
+ * Runs a handler (onWait, onSuccess, onFailure, onExit): a function, a shell command, or a
+ * command spec `{ command | script, shell?, cwd?, env?, envTemplates? }` (a Dagu
+ * handler_on step). Commands run through the core's runner, logged next to the run's task
+ * logs, with the approver inputs of the run, the handler's env and Dagu's variables
+ * (DAG_NAME, DAG_RUN_ID, DAG_RUN_STATUS, DAG_WAITING_STEPS, …). A handler's failure is
+ * recorded and changes nothing else.
  */
-async function runHandler(native, rendered, name, handler, runId, env, info) {
+async function runHandler(run, name, handler, env, info) {
+  const { native, runId } = run;
   const record = (kind, payload) => recordEvent(native, runId, kind, { handler: name, ...payload });
   record("HandlerStarted", {});
   try {
@@ -311,26 +434,111 @@ async function runHandler(native, rendered, name, handler, runId, env, info) {
       record("HandlerFinished", {});
       return;
     }
+    const spec = typeof handler === "string" ? { command: handler } : handler;
     const dir = join(native.call("logDir"), runId);
     const stamp = `${name}.${Date.now()}`;
+    const stdoutPath = join(dir, `${stamp}.stdout.log`);
+    const stderrPath = join(dir, `${stamp}.stderr.log`);
+    const vars = {
+      ...runApprovalInputs(native, runId),
+      ...(typeof spec.env === "function" ? spec.env(run.rendered?.ctx ?? { input: run.input, latest: () => undefined }) : (spec.env ?? {})),
+      ...env,
+      ...daguVars(run, name, { stdoutPath, stderrPath }),
+      SMITHERS_RUN_ID: runId,
+    };
+    runLog(native, runId, `started ${name}`);
+    const text = spec.command ?? spec.script;
     const outcome = await runCommand({
-      program: "/bin/sh",
-      args: ["-c", handler],
-      cwd: rendered?.baseDir ?? null,
-      env: Object.entries({ ...env, SMITHERS_RUN_ID: runId }),
+      program: spec.shell ?? "/bin/sh",
+      args: ["-c", spec.daguText ? substituteDaguVars(text, vars) : text],
+      cwd: spec.cwd ?? run.rendered?.baseDir ?? null,
+      env: Object.entries(vars),
+      envTemplates: expandEnvTemplates(spec.envTemplates ?? [], vars),
       timeoutMs: HANDLER_TIMEOUT_MS,
-      stdoutPath: join(dir, `${stamp}.stdout.log`),
-      stderrPath: join(dir, `${stamp}.stderr.log`),
+      stdoutPath,
+      stderrPath,
     });
-    if (outcome.exitCode === 0 && !outcome.timedOut && !outcome.spawnError) {
-      record("HandlerFinished", { exitCode: 0, stdoutPath: join(dir, `${stamp}.stdout.log`) });
+    const ok = outcome.exitCode === 0 && !outcome.timedOut && !outcome.spawnError;
+    const why = outcome.spawnError ?? (outcome.timedOut ? "timed out" : `exited with code ${outcome.exitCode}`);
+    runLog(native, runId, `ended ${name}: ${why}`);
+    if (ok) {
+      record("HandlerFinished", { exitCode: 0, stdoutPath });
     } else {
-      const why = outcome.spawnError ?? (outcome.timedOut ? "timed out" : `exited with code ${outcome.exitCode}`);
-      record("HandlerFailed", { exitCode: outcome.exitCode ?? null, error: why, stderr: outcome.stderr.slice(-2000) });
+      record("HandlerFailed", { exitCode: outcome.exitCode ?? null, error: why, stderr: outcome.stderr.slice(-2000), stdoutPath });
     }
   } catch (e) {
-    record("HandlerFailed", { error: String(e?.message ?? e) });
+    record("HandlerFailed", { error: describeThrown(e).message });
   }
+}
+
+/** Dagu's variables for a handler, as it sets them for its handler steps. */
+function daguVars(run, stepName, { stdoutPath, stderrPath }) {
+  const params = JSON.stringify(run.input ?? null);
+  const logDir = join(run.native.call("logDir"), run.runId);
+  return {
+    DAG_NAME: run.rendered?.graph.workflow.name ?? run.workflow.name ?? "",
+    DAG_RUN_ID: run.runId,
+    DAG_RUN_STATUS: DAGU_STATUS[run.status] ?? run.status,
+    DAG_RUN_STEP_NAME: stepName,
+    DAG_RUN_LOG_FILE: join(logDir, RUN_LOG),
+    DAG_RUN_STEP_STDOUT_FILE: stdoutPath,
+    DAG_RUN_STEP_STDERR_FILE: stderrPath,
+    ...(params.length <= 64 * 1024 ? { DAG_PARAMS_JSON: params } : {}),
+  };
+}
+
+/** The inputs approvers gave this run's gates (they reach handlers as they reach steps). */
+function runApprovalInputs(native, runId) {
+  const inputs = {};
+  try {
+    for (const a of native.call("pendingApprovals", JSON.stringify({ runId, status: "approved", limit: 1000 }))) {
+      if (a.runId === runId) Object.assign(inputs, a.inputs ?? {});
+    }
+  } catch {
+    // A closed engine: the handler runs without them.
+  }
+  return inputs;
+}
+
+/**
+ * Dagu's `mail_on`: a mail when the run starts waiting (naming its gates, as serve's wait
+ * mail does) or when it fails or is rejected. Recorded in the run's events either way.
+ */
+async function sendRunMail(run, when) {
+  const { native, runId, workflow } = run;
+  const config = workflow.mail[when];
+  const kind = when === "wait" ? "WaitMail" : "FailureMail";
+  const record = (suffix, payload) => recordEvent(native, runId, `${kind}${suffix}`, { to: config.to, ...payload });
+  try {
+    const { sendMail, runEndedMail, waitMail } = await import("./serve/mail.js");
+    const summary = native.call("runSummary", runId);
+    const subjectPrefix = config.prefix;
+    const message =
+      when === "wait"
+        ? waitMail({ run: summary, gates: native.call("pendingApprovals", JSON.stringify({ runId, limit: 100 })), subjectPrefix, from: config.from, to: config.to })
+        : runEndedMail({ run: summary, subjectPrefix, from: config.from, to: config.to });
+    const sent = await sendMail(mailServer(workflow.mail.smtp), message);
+    record("Sent", { messageId: sent?.messageId ?? null });
+  } catch (e) {
+    record("Failed", { code: e?.code ?? "MAIL_FAILED", message: String(e?.message ?? e) });
+  }
+}
+
+/** The DAG's smtp block (each value may be ${VAR}), else $SMITHERS_SMTP_HOST / _PORT / _USER / _PASSWORD. */
+function mailServer(smtp) {
+  const env = process.env;
+  const given = smtp ?? {
+    host: env.SMITHERS_SMTP_HOST,
+    port: env.SMITHERS_SMTP_PORT,
+    ...(env.SMITHERS_SMTP_USER ? { user: env.SMITHERS_SMTP_USER, pass: env.SMITHERS_SMTP_PASSWORD } : {}),
+  };
+  const out = {};
+  for (const [k, v] of Object.entries(given)) {
+    if (v === undefined || v === "") continue;
+    const text = expandTemplate(String(v), (n) => env[n]);
+    out[k] = k === "port" ? Number(text) : text;
+  }
+  return out;
 }
 
 async function runBody(fn, ctx, task) {
@@ -352,13 +560,9 @@ async function runBody(fn, ctx, task) {
     } else {
       value = await value;
     }
-    return { ...base, ok: true, value: value === undefined ? null : value };
+    return { ...base, ok: true, value };
   } catch (e) {
-    return {
-      ...base,
-      ok: false,
-      error: { code: e?.code ?? null, name: e?.name ?? null, message: String(e?.message ?? e), stack: e?.stack ?? null },
-    };
+    return { ...base, ok: false, error: describeThrown(e) };
   } finally {
     clearTimeout(timer);
   }

@@ -125,16 +125,36 @@ export interface HandlerInfo {
   error?: RunError;
 }
 
+/** A handler as a command spec (what a Dagu DAG's `handler_on` compiles to). */
+export interface HandlerCommand {
+  command?: string;
+  script?: string;
+  shell?: string;
+  cwd?: string;
+  /** Extra variables, or a function of the run's ctx when the handler runs. */
+  env?: Record<string, string> | ((ctx: any) => Record<string, string>);
+  /** `[name, value]` pairs set first, their `${VAR}` references expanded. */
+  envTemplates?: [string, string][];
+  /** Substitute Dagu's own variables (DAG_NAME, DAG_WAITING_STEPS, …) into the text, as Dagu does. */
+  daguText?: boolean;
+}
+export type Handler = string | HandlerCommand | ((info: HandlerInfo) => unknown);
+
 export interface WorkflowProps {
   name?: string;
   /**
    * Runs each time the run starts waiting for a decision: a shell command (with
-   * SMITHERS_WAITING_NODES and SMITHERS_RUN_ID) or a function. Its failure is recorded as a
-   * HandlerFailed event and changes nothing else.
+   * SMITHERS_WAITING_NODES / DAG_WAITING_STEPS, SMITHERS_RUN_ID and Dagu's DAG_* variables),
+   * a command spec, or a function. Its failure is recorded as a HandlerFailed event and
+   * changes nothing else.
    */
-  onWait?: string | ((info: HandlerInfo) => unknown);
-  /** Runs once when the run fails (a task failed, a gate was denied or a step rejected). */
-  onFailure?: string | ((info: HandlerInfo) => unknown);
+  onWait?: Handler;
+  /** Runs once when the run finishes. */
+  onSuccess?: Handler;
+  /** Runs once when the run fails or is rejected (a task failed, a gate was denied or a step rejected). */
+  onFailure?: Handler;
+  /** Runs once when the run ends, whatever the end (after onSuccess / onFailure). */
+  onExit?: Handler;
   children?: SmithersNode;
 }
 export interface SequenceProps {
@@ -206,7 +226,10 @@ export interface TaskCtx {
   [key: string]: unknown;
 }
 export interface PushBackInfo {
+  /** The review round now running (Dagu's count of push-backs is this minus one). */
   iteration: number;
+  /** Set when this task is in another step's push-back scope (that step's id). */
+  gate?: string;
   by: string | null;
   at: string;
   inputs: Record<string, string>;
@@ -237,6 +260,11 @@ export interface ReviewOptions {
   required?: string[];
   allowedUsers?: string[];
   allowedScopes?: string[];
+  /**
+   * Where a push-back restarts (Dagu's `rewind_to`): this task or one it depends on. That
+   * task and everything downstream of it run again. Default: this task (and its dependents).
+   */
+  rewindTo?: string;
 }
 
 export interface TaskProps<S> extends NodeProps<S> {
@@ -252,11 +280,16 @@ export interface TaskProps<S> extends NodeProps<S> {
   /** Working directory of command/script, relative to the workflow file. */
   cwd?: string;
   env?: Record<string, string | number | boolean>;
+  /** Variables set before `env`, in order; their `${VAR}` references are expanded when the task runs. */
+  envTemplates?: [string, string][];
   /** Default `/bin/sh`. */
   shell?: string;
   /** "json": stdout is parsed as the output. Default: `{exitCode, stdout, stderr}`. */
   parse?: "json" | "text";
-  /** Another workflow file, run as a sub-run; the output is `{subRunId, status, outputs}`. */
+  /**
+   * Another workflow file, run as a sub-run; the output is `{subRunId, status, outputs}`. A
+   * sub-run that waits for a decision of its own makes this task (and its run) wait with it.
+   */
   workflow?: string;
   /** The sub-workflow's input (a function gets the TaskCtx, with approvalInputs). */
   input?: Record<string, unknown> | ((ctx: TaskCtx) => unknown);
@@ -711,6 +744,15 @@ export declare function loadToonWorkflow(path: string): Promise<SmithersWorkflow
 /** Compiles TOON text; `file` names it in errors and anchors relative imports and handlers. */
 export declare function compileToon(text: string, options?: { file?: string }): Promise<SmithersWorkflow<any>>;
 
+/**
+ * Loads a Dagu DAG (.yaml / .yml): parsed with the `yaml` package and compiled to the same
+ * graph as JSX and TOON; every DAG it calls is loaded too. Errors have DAGU_* codes with
+ * `details { file, line, key }`.
+ */
+export declare function loadDaguWorkflow(path: string): Promise<SmithersWorkflow<any>>;
+/** Compiles DAG text; `file` names it in messages and anchors relative paths. */
+export declare function compileDagu(text: string, options?: { file?: string }): SmithersWorkflow<any>;
+
 // ------------------------------------------------------------------ render
 
 export interface Snapshot {
@@ -805,7 +847,7 @@ export declare function loadWorkflow(path: string): Promise<SmithersWorkflow<any
 
 // ---------------------------------------------------------------- Node API
 
-export type RunStatus = "running" | "waiting-approval" | "waiting-timer" | "finished" | "failed" | "cancelled";
+export type RunStatus = "running" | "waiting-approval" | "waiting-timer" | "finished" | "failed" | "cancelled" | "rejected";
 export type NodeState = "pending" | "in-progress" | "waiting-approval" | "finished" | "failed" | "skipped" | "cancelled" | "rejected";
 
 export interface RunError {
@@ -819,6 +861,8 @@ export interface RunResult {
   runId: string;
   status: RunStatus;
   error?: RunError;
+  /** A sub-run that ended woke its caller, which this process resumed: where the caller stands. */
+  caller?: RunResult;
 }
 
 export interface RunSummary {
@@ -827,8 +871,15 @@ export interface RunSummary {
   workflowPath: string | null;
   status: RunStatus;
   owner: string | null;
-  /** Whether the owner's process is alive ("unknown" for another host). */
+  /**
+   * Whether the owner still holds the run: "alive" (its lease is current), "dead" (its process
+   * is gone or its lease expired: anyone may resume it), "unknown" (a row from before leases).
+   */
   ownerLiveness: "alive" | "dead" | "unknown" | null;
+  /** When the owner's lease expires unless it renews it. */
+  leaseExpiresAt: string | null;
+  /** Why `smithers serve` could not resume the run (cleared when it is claimed). */
+  resumeError: RunError | null;
   createdAt: string;
   updatedAt: string;
   finishedAt: string | null;
@@ -836,6 +887,12 @@ export interface RunSummary {
   error: RunError | null;
   /** Who started the run (`smithers up --by`, `start({ startedBy })`). */
   startedBy: string | null;
+  /** A sub-run's caller: its run, task and iteration. */
+  parentRunId?: string;
+  parentNodeId?: string;
+  parentIteration?: number;
+  /** A rejected run: who rejected which step, when, and why. */
+  rejection?: { nodeId: string; rejectedAt: string; rejectedBy: string | null; rejectionReason: string | null };
 }
 
 export interface PendingApproval {
@@ -851,6 +908,13 @@ export interface PendingApproval {
   kind: "gate" | "review";
   /** The review round: 1, then +1 per push-back. */
   round: number;
+  /** Dagu's approvalIteration: push-backs so far (round - 1). */
+  approvalIteration: number;
+  /** Where a push-back restarts, when not the step itself. */
+  rewindTo: string | null;
+  workflowPath: string | null;
+  /** Set when the approval belongs to a sub-run (listed with its caller's). */
+  parentRunId: string | null;
   prompt: string | null;
   input: string[];
   required: string[];
@@ -888,6 +952,8 @@ export interface NodeSummary {
   skipReason: string | null;
   error: { code?: string | null; message: string; name?: string | null; stack?: string | null } | null;
   updatedAt: string;
+  /** The sub-run the task waits on (or last waited on). */
+  subRunId?: string;
 }
 
 export interface RunInspection {
@@ -933,6 +999,7 @@ export type EngineEventType =
   | "NodeWaitingApproval" | "ApprovalRequested" | "ApprovalGranted" | "ApprovalDenied"
   | "ApprovalRejected" | "ApprovalPushedBack" | "NodeRejected" | "NodePushedBack"
   | "HandlerStarted" | "HandlerFinished" | "HandlerFailed" | "WaitMailSent" | "WaitMailFailed"
+  | "FailureMailSent" | "FailureMailFailed" | "RunRejected" | "NodeReset" | "NodeWaitingSubRun" | "NodeSubRunEnded"
   | "ToolCallStarted" | "ToolCallFinished" | "TokenUsageReported"
   | "LoopIteration" | "LoopFinished";
 
@@ -976,6 +1043,10 @@ export interface DecisionOutcome {
   status: "approved" | "denied" | "rejected" | "pushed-back" | "invalid";
   kind: "gate" | "review";
   round: number;
+  /** Push-backs of the step so far, after this decision (Dagu's approvalIteration). */
+  approvalIteration: number;
+  /** Nodes a push-back sent back to pending besides the step (its rewindTo target and dependents). */
+  reset?: string[];
   inputs: Record<string, string>;
   decidedBy: string | null;
   decidedAt: string;
@@ -1013,8 +1084,25 @@ export interface ApprovalCursor {
 }
 
 export declare class SmithersEngine {
-  /** `forbidSelfApproval`: refuse an approve by the user who started the run (FORBIDDEN). */
-  constructor(options?: { dbPath?: string; forbidSelfApproval?: boolean });
+  /**
+   * `forbidSelfApproval`: refuse an approve by the user who started the run (FORBIDDEN).
+   * `mustExist`: a missing database is DB_NOT_FOUND, not a new file. `readOnly`: never write,
+   * not even a migration (SCHEMA_OUTDATED on an older database). `leaseMs`: how long a claim
+   * on a run lasts unless renewed (default $SMITHERS_LEASE_MS, else 30 000). `isolate`: drive
+   * runs of workflow files in worker threads with a watchdog (RENDER_TIMEOUT,
+   * WORKFLOW_BLOCKED, WORKFLOW_CRASHED), as `smithers serve` does. `onRender`: told when a
+   * render starts and ends (`owned`: of a run this engine drives).
+   */
+  constructor(options?: {
+    dbPath?: string;
+    forbidSelfApproval?: boolean;
+    mustExist?: boolean;
+    readOnly?: boolean;
+    leaseMs?: number;
+    isolate?: boolean | { renderTimeoutMs?: number; blockedTimeoutMs?: number; maxWorkers?: number };
+    onRender?: (rendering: boolean, owned: boolean) => void;
+    log?: (line: string) => void;
+  });
   static open(dbPath: string): SmithersEngine;
   readonly dbPath: string;
   readonly forbidSelfApproval: boolean;
@@ -1023,9 +1111,13 @@ export declare class SmithersEngine {
   /** Start a run; `done` settles when this process stops driving it. */
   start(workflow: SmithersWorkflow<any> | string, options?: StartOptions): Promise<{ runId: string; done: Promise<RunResult> }>;
   run(workflow: SmithersWorkflow<any> | string, options?: StartOptions): Promise<RunResult>;
-  resume(runId: string, options?: { force?: boolean; workflow?: SmithersWorkflow<any> }): Promise<RunResult>;
+  /**
+   * Claims the run and drives it. A `workflow` (object or file path; `workflowPath` names an
+   * object's file) whose workflow name is not the run's is WORKFLOW_MISMATCH unless `force`.
+   */
+  resume(runId: string, options?: { force?: boolean; workflow?: SmithersWorkflow<any> | string; workflowPath?: string }): Promise<RunResult>;
   approve(runId: string, options?: DecisionOptions): Promise<DecisionOutcome>;
-  /** Denies a gate (per onDeny) or rejects a reviewed step (the run fails). */
+  /** Denies a gate (per onDeny) or rejects a reviewed step (the run ends rejected). */
   deny(runId: string, options?: DecisionOptions): Promise<DecisionOutcome>;
   reject(runId: string, options?: DecisionOptions): Promise<DecisionOutcome>;
   /** Sends a reviewed step back to run again with `inputs`; its review round counts up. */
@@ -1042,9 +1134,14 @@ export declare class SmithersEngine {
   /** Events of every run after position `afterId` of the database-wide feed, in commit order. */
   feed(afterId?: number, limit?: number): EngineEvent[];
   feedHead(): number;
-  /** Runs that are `running` while no live process drives them. */
-  orphanedRuns(limit?: number, options?: { includeDead?: boolean }): RunSummary[];
-  listRuns(filter?: { status?: RunStatus; workflowName?: string; limit?: number }): RunSummary[];
+  /**
+   * Runs that are `running` while nobody holds them, oldest first; page with `after` (the last
+   * run's `updatedAtMs` and `runId`). Runs marked unresumable are left out.
+   */
+  orphanedRuns(limit?: number, options?: { includeDead?: boolean; after?: { updatedAtMs: number; runId: string } }): (RunSummary & { updatedAtMs: number })[];
+  /** Records why a run cannot be resumed (`why`, `resumeError`); claiming it clears that. */
+  markUnresumable(runId: string, error: { code: string; message: string }): void;
+  listRuns(filter?: { status?: RunStatus; workflowName?: string; limit?: number; resumeFailed?: boolean }): RunSummary[];
   getRun(runId: string): RunSummary;
   inspect(runId: string): RunInspection;
   events(runId: string, options?: { afterSeq?: number; limit?: number }): EngineEvent[];

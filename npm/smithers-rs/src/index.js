@@ -16,6 +16,7 @@ export {
 export { renderMdx } from "./agents/prompt.js";
 export { AnthropicAgent, OpenAIAgent } from "./agents/sdk.js";
 export { createSmithers } from "./create.js";
+export { compileDagu, loadDaguWorkflow } from "./dagu/compile.js";
 export { SmithersEngine } from "./engine.js";
 export { SmithersError } from "./errors.js";
 export { createElement, Fragment, jsx, jsxs } from "./jsx-runtime.js";

@@ -9,12 +9,23 @@ import { agentLabel } from "./agents/task.js";
 const ON_DENY = ["fail", "continue", "skip"];
 const APPROVAL_MODES = { approve: "decision", select: "select", rank: "rank" };
 const ON_MAX_REACHED = ["return-last", "fail"];
+/** Run by the driver: onWait each time the run parks; the others once when it ends. */
+const HANDLERS = ["onWait", "onSuccess", "onFailure", "onExit"];
+
+/** A handler: a shell command, a function, or a command spec `{ command | script, … }`. */
+function isHandler(h) {
+  if (typeof h === "function") return true;
+  if (typeof h === "string") return h.trim() !== "";
+  if (typeof h !== "object" || h === null) return false;
+  const text = h.command ?? h.script;
+  return (h.command == null) !== (h.script == null) && typeof text === "string" && text.trim() !== "";
+}
 
 // The props each built-in honours. Any other prop is refused (UNSUPPORTED_PROP, naming it):
 // accepted and ignored, it would silently behave otherwise than the author meant.
 const TASK_LIKE = ["id", "output", "dependsOn", "needs", "skipIf", "continueOnFail", "label", "meta"];
 const PROPS = {
-  workflow: ["name", "onWait", "onFailure", "children"],
+  workflow: ["name", "onWait", "onSuccess", "onFailure", "onExit", "children"],
   sequence: ["skipIf", "children"],
   // Smithers' Parallel id names the group; it has no effect on how the children run.
   parallel: ["id", "maxConcurrency", "skipIf", "children"],
@@ -24,7 +35,7 @@ const PROPS = {
   loop: ["id", "until", "maxIterations", "onMaxReached", "skipIf", "children"],
   task: [
     ...TASK_LIKE, "children", "agent", "fallbackAgent", "outputSchema", "deps", "needsApproval", "async", "approval", "retries", "noRetry", "timeoutMs",
-    "command", "script", "shell", "cwd", "env", "parse", "workflow", "input",
+    "command", "script", "shell", "cwd", "env", "envTemplates", "parse", "workflow", "input",
   ],
   approval: [
     ...TASK_LIKE, "request", "mode", "options", "onDeny", "allowedUsers", "allowedScopes", "autoApprove", "async",
@@ -96,7 +107,8 @@ export function checkProps(component, props, allowed, notHonoured = {}) {
  * @param {any} workflow the value returned by `smithers(build)`
  * @param {Snapshot} snapshot
  * @returns {{ graph: any, computeFns: Map<string, Function>, ctx: any, addOutput: (row: OutputRow) => void,
- *   handlers: { onWait?: string | Function, onFailure?: string | Function }, baseDir: string,
+ *   dropOutput: (ref: { table: string, nodeId: string, iteration: number }) => void,
+ *   handlers: { onWait?: any, onSuccess?: any, onFailure?: any, onExit?: any }, baseDir: string,
  *   worktrees: Map<string, WorktreeSpec> }}
  */
 export function renderWorkflow(workflow, snapshot) {
@@ -104,7 +116,7 @@ export function renderWorkflow(workflow, snapshot) {
     throw new SmithersError("INVALID_WORKFLOW", "renderWorkflow: not a workflow (expected smithers((ctx) => …))");
   }
   const deps = { nodes: new Set(), all: false };
-  const { ctx, addOutput } = createCtx(workflow, snapshot, deps);
+  const { ctx, addOutput, dropOutput } = createCtx(workflow, snapshot, deps);
   const state = {
     workflow,
     ctx,
@@ -152,6 +164,7 @@ export function renderWorkflow(workflow, snapshot) {
     computeFns: state.computeFns,
     ctx,
     addOutput,
+    dropOutput,
     handlers: state.handlers,
     baseDir: state.rootDir,
     worktrees: state.worktrees,
@@ -198,6 +211,16 @@ function createCtx(workflow, snapshot, deps) {
     entry.byIteration.set(iteration, row);
   };
   for (const out of snapshot.outputs ?? []) addOutput(out);
+  // A push-back withdrew this row (its step runs again).
+  const dropOutput = (ref) => {
+    const entry = byNode.get(`${ref.table}\0${ref.nodeId}`);
+    const old = entry?.byIteration.get(ref.iteration ?? 0);
+    if (!old) return;
+    entry.byIteration.delete(ref.iteration ?? 0);
+    entry.rows.splice(entry.rows.indexOf(old), 1);
+    const tableRows = byTable.get(ref.table);
+    tableRows?.splice(tableRows.indexOf(old), 1);
+  };
 
   const tableKey = (table) => resolveOutputKey(workflow, table, "ctx");
   const nodeEntry = (table, nodeId) => {
@@ -267,7 +290,7 @@ function createCtx(workflow, snapshot, deps) {
     iterationCount,
     outputs,
   };
-  return { ctx, addOutput };
+  return { ctx, addOutput, dropOutput };
 }
 
 /**
@@ -362,11 +385,14 @@ function renderRoot(tree, state) {
     throw new SmithersError("INVALID_PROP", "<Workflow name> must be a non-empty string");
   }
   state.name = name ?? "workflow";
-  for (const key of ["onWait", "onFailure"]) {
+  for (const key of HANDLERS) {
     const handler = node.props[key];
     if (handler == null) continue;
-    if (typeof handler !== "function" && (typeof handler !== "string" || handler.trim() === "")) {
-      throw new SmithersError("INVALID_PROP", `<Workflow ${key}> must be a shell command (string) or a function`);
+    if (!isHandler(handler)) {
+      throw new SmithersError(
+        "INVALID_PROP",
+        `<Workflow ${key}> must be a shell command (string), a function, or { command | script, shell?, cwd?, env? }`,
+      );
     }
     state.handlers[key] = handler;
   }
@@ -843,10 +869,21 @@ function commandBody(id, props, state) {
     body.env = Object.fromEntries(Object.entries(props.env).map(([k, v]) => [k, String(v)]));
   }
   if (props.parse != null) body.parse = oneOf(props.parse, ["json", "text"], `${where} parse`);
+  if (props.envTemplates != null) body.envTemplates = envTemplates(props.envTemplates, where, id);
   return body;
 }
 
-/** approval={{ prompt, input, required }} on a <Task>: review after the task ran. */
+/**
+ * `envTemplates={[["NAME", "${HOME}/x"], …]}`: variables set before `env`, in order, each
+ * value with its `${VAR}` references expanded when the task runs (templates.js).
+ */
+function envTemplates(value, where, id) {
+  const ok = Array.isArray(value) && value.every((e) => Array.isArray(e) && e.length === 2 && typeof e[0] === "string" && typeof e[1] === "string");
+  if (!ok) throw new SmithersError("INVALID_PROP", `${where} envTemplates must be [name, value] pairs of strings`, { id });
+  return value;
+}
+
+/** approval={{ prompt, input, required, rewindTo }} on a <Task>: review after the task ran. */
 function reviewSpec(id, approval) {
   const where = `<Task id="${id}"> approval`;
   if (approval === true) return {};
@@ -859,6 +896,13 @@ function reviewSpec(id, approval) {
   if (approval.required != null) spec.required = nameList(approval.required, `${where}.required`);
   if (approval.allowedUsers != null) spec.allowedUsers = nameList(approval.allowedUsers, `${where}.allowedUsers`);
   if (approval.allowedScopes != null) spec.allowedScopes = nameList(approval.allowedScopes, `${where}.allowedScopes`);
+  if (approval.rewindTo != null) {
+    // Where a push-back restarts: this task or one it depends on (the core checks which).
+    if (typeof approval.rewindTo !== "string" || approval.rewindTo === "") {
+      throw new SmithersError("INVALID_PROP", `${where}.rewindTo must be the id of this task or of one it depends on`, { id });
+    }
+    spec.rewindTo = approval.rewindTo;
+  }
   // required ⊆ input and the names themselves are checked by the core (REQUIRED_NOT_IN_INPUT,
   // INVALID_INPUT_NAME) before anything is written.
   return spec;

@@ -5,13 +5,15 @@ import { existsSync } from "node:fs";
 import { userInfo } from "node:os";
 import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { SmithersError } from "../errors.js";
+import { SmithersError, printable } from "../errors.js";
 import { LOOKUP_CODES } from "../native.js";
+import { describeThrown, isSmithersError } from "../values.js";
 
-const RUN_STATUSES = ["running", "waiting-approval", "waiting-timer", "finished", "failed", "cancelled"];
-// The core's rule for run ids (engine.rs check_run_id).
-const RUN_ID = /^[A-Za-z0-9_.:-]{1,128}$/;
-const EXIT = { finished: 0, "waiting-approval": 3, "waiting-timer": 3, cancelled: 2, failed: 1, running: 1 };
+const RUN_STATUSES = ["running", "waiting-approval", "waiting-timer", "finished", "failed", "cancelled", "rejected"];
+// The core's rule for run ids (engine.rs check_run_id): a run id names a log directory, so
+// not `.` or `..` either.
+const RUN_ID = /^(?!\.+$)[A-Za-z0-9_.:-]{1,128}$/;
+const EXIT = { finished: 0, "waiting-approval": 3, "waiting-timer": 3, cancelled: 2, failed: 1, rejected: 1, running: 1 };
 /**
  * Exit 4: the command line names nothing that exists, or asks what the named gate can never
  * do (inputs it does not declare or lacks, a push-back of a plain gate). The same command
@@ -42,15 +44,18 @@ const DECIDE = {
 
 const COMMANDS = {
   up: {
-    usage: "smithers up <workflow.tsx|workflow.toon> [--input JSON] [--run-id ID] [--by USER] [--resume [true|false|ID]] [--force] [--db FILE] [--json]",
-    about: "Start a run of a workflow file (.tsx/.ts/.jsx/.js or .toon) and drive it until it finishes, fails, or waits at an approval.",
+    usage: "smithers up <workflow.tsx|.toon|dag.yaml> [--input JSON] [--run-id ID] [--by USER] [--resume [true|false|ID]] [--force] [--db FILE] [--json] [-- NAME=VALUE …]",
+    about: "Start a run of a workflow file (.tsx/.ts/.jsx/.js, .toon, or a Dagu DAG .yaml/.yml) and drive it until it finishes, fails, or waits at an approval.",
     details: [
-      "--input JSON    the run's input (default {})",
+      "--input JSON    the run's input (default {}); for a Dagu DAG, its params: {\"NAME\": \"value\"}",
+      "-- NAME=VALUE   params after --, as Dagu takes them (merged into --input)",
       "--run-id ID     use this run id (default: generated)",
       "--by USER       who starts the run, recorded as its startedBy (default: $SMITHERS_USER, else the OS user)",
       "--resume        resume the run named by --run-id instead of starting one; Smithers' forms work too:",
-      "                --resume true (false: start a run), --resume ID (= --resume --run-id ID)",
-      "--force         with --resume: take the run over even if another live process drives it",
+      "                --resume true (false: start a run), --resume ID (= --resume --run-id ID).",
+      "                A run of another workflow (another name) is refused with WORKFLOW_MISMATCH",
+      "--force         with --resume: take the run over even if another live process drives it,",
+      "                or resume it with this workflow even though it was started with another",
       "--db FILE       database (default: $SMITHERS_DB, the workflow's dbPath, or ./smithers.db)",
     ],
     options: { ...COMMON, input: { type: "string" }, "run-id": { type: "string" }, by: { type: "string" }, resume: { type: "boolean", default: false }, force: { type: "boolean", default: false } },
@@ -177,6 +182,16 @@ const COMMANDS = {
     options: COMMON,
     run: cancel,
   },
+  migrate: {
+    usage: "smithers migrate [--db FILE] [--json]",
+    about: "Upgrade a database to this version's schema (every command that writes does it too).",
+    details: [
+      "Read commands (ps, inspect, why, logs) never change a database: on one of an older schema",
+      "they say SCHEMA_OUTDATED. A database of a newer version is refused (SCHEMA_TOO_NEW), untouched.",
+    ],
+    options: COMMON,
+    run: migrate,
+  },
   serve: {
     usage: "smithers serve [--port 7331] [--host 127.0.0.1] [--db FILE] [--config FILE] [--json] [--quiet]",
     about: "Serve the HTTP API and the web approval inbox over a database, and drive its runs.",
@@ -254,7 +269,7 @@ export async function main(argv) {
   let args;
   try {
     const words = command.run === up ? resumeWords(rest) : rest;
-    args = parseArgs({ args: words, options: command.options, allowPositionals: true, strict: true });
+    args = parseArgs({ args: words, options: command.options, allowPositionals: true, strict: true, tokens: true });
   } catch (e) {
     return report(new SmithersError("USAGE", `${e.message}\nUsage: ${command.usage}`), rest.includes("--json"));
   }
@@ -270,7 +285,7 @@ export async function main(argv) {
 }
 
 /** Workflow files `up` loads; a word after `--resume` with one of these is the file, not a run id. */
-const WORKFLOW_FILE = /\.(tsx|ts|jsx|js|mjs|mts|toon)$/;
+const WORKFLOW_FILE = /\.(tsx|ts|jsx|js|mjs|mts|toon|ya?ml)$/;
 
 /**
  * `up` takes `--resume` as Smithers' docs write it: `--resume true` / `--resume false`
@@ -303,17 +318,29 @@ function resumeWords(words) {
 }
 
 function report(e, json) {
-  const code = e?.code ?? "INTERNAL";
-  const message = String(e?.message ?? e);
+  const thrown = describeThrown(e);
+  const field = (key) => {
+    try {
+      return e?.[key];
+    } catch {
+      return undefined;
+    }
+  };
+  const code = thrown.code ?? "INTERNAL";
+  // A message may quote what the user wrote (a TOON file, a name): escape sequences in it
+  // are shown, not sent to the terminal.
+  const message = json ? thrown.message : printable(thrown.message);
   if (json) {
-    console.log(JSON.stringify({ ok: false, error: { code, message, details: e?.details ?? {} } }, null, 2));
+    console.log(JSON.stringify({ ok: false, error: { code, message, details: field("details") ?? {} } }, null, 2));
   } else {
     console.error(`smithers: ${code}: ${message}`);
-    const extra = hint(code, e?.details ?? {});
+    const extra = hint(code, field("details") ?? {});
     if (extra) console.error(extra);
   }
-  return e?.exitCode ?? exitFor(code);
+  const exitCode = field("exitCode");
+  return Number.isInteger(exitCode) ? exitCode : exitFor(code);
 }
+
 
 /** What to type instead, for errors where the details say it (text mode only). */
 function hint(code, details) {
@@ -369,9 +396,14 @@ function shellQuote(word) {
   return /^[A-Za-z0-9_./:@%+=,-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
 }
 
-async function openEngine(dbPath) {
+/**
+ * The engine on `dbPath`. Only `up` creates a database (`create`): for every other command a
+ * missing file is a mistyped path (DB_NOT_FOUND). Read commands (`readOnly`) never write, not
+ * even a migration (SCHEMA_OUTDATED tells them to run `smithers migrate`).
+ */
+async function openEngine(dbPath, { create = false, readOnly = false } = {}) {
   const { SmithersEngine } = await import("../engine.js");
-  return new SmithersEngine({ dbPath, forbidSelfApproval: forbidSelfApproval() });
+  return new SmithersEngine({ dbPath, forbidSelfApproval: forbidSelfApproval(), mustExist: !create, readOnly });
 }
 
 function runId(args, command) {
@@ -384,12 +416,18 @@ function runId(args, command) {
 // ---------------------------------------------------------------- up / resume
 
 async function up(args) {
-  const [file, extra] = args.positionals;
+  const [file, ...extra] = args.positionals;
   if (!file) throw usage("a workflow file is required", "up");
-  if (extra) throw usage(`unexpected argument ${JSON.stringify(extra)}`, "up");
+  // `smithers up dag.yaml -- NAME=value …`: params the way Dagu's CLI takes them.
+  const params = {};
+  for (const word of extra) {
+    const eq = word.indexOf("=");
+    if (eq <= 0 || !args.tokens?.some((t) => t.kind === "option-terminator")) throw usage(`unexpected argument ${JSON.stringify(word)}`, "up");
+    params[word.slice(0, eq)] = word.slice(eq + 1);
+  }
   const id = args.values["run-id"];
   if (id !== undefined && !RUN_ID.test(id)) {
-    throw usage(`--run-id ${JSON.stringify(id)} must be 1-128 characters of letters, digits and _ . : -`, "up");
+    throw usage(`--run-id ${JSON.stringify(id)} must be 1-128 characters of letters, digits and _ . : - (not only dots)`, "up");
   }
   const path = resolve(file);
   if (!existsSync(path)) throw new SmithersError("WORKFLOW_NOT_FOUND", `no such workflow file: ${path}`);
@@ -401,16 +439,21 @@ async function up(args) {
       throw usage(`--input is not valid JSON: ${e.message}`, "up");
     }
   }
+  if (Object.keys(params).length) {
+    if (typeof input !== "object" || input === null || Array.isArray(input)) throw usage("params after -- need --input to be an object", "up");
+    input = { ...input, ...params };
+  }
   const { loadWorkflow } = await import("../loader/load.js");
   process.setSourceMapsEnabled?.(true);
   let workflow;
   try {
     workflow = await loadWorkflow(path);
   } catch (e) {
-    // A file that cannot be loaded (a malformed .toon file, a .tsx that does not compile or
-    // throws while loading, an export we do not provide) is the caller's input to fix, like
-    // a usage error: exit 4, and nothing was written.
-    if (e instanceof SmithersError) e.exitCode = 4;
+    // A file that cannot be loaded (a malformed .toon or DAG file, a .tsx that does not
+    // compile or throws while loading, an export we do not provide: TOON_PARSE,
+    // DAGU_UNKNOWN_KEY, …) is the caller's input to fix, like a usage error: exit 4, and
+    // nothing was written.
+    if (isSmithersError(e)) e.exitCode = 4;
     throw e;
   }
   const dbPath = args.values.db
@@ -418,12 +461,12 @@ async function up(args) {
     : process.env.SMITHERS_DB
       ? resolve(process.env.SMITHERS_DB)
       : resolve(workflow.dbPath ?? "smithers.db");
-  const engine = await openEngine(dbPath);
+  const engine = await openEngine(dbPath, { create: true });
   progress(engine, args.values.json);
   let result;
   if (args.values.resume) {
     if (!args.values["run-id"]) throw usage("--resume needs --run-id", "up");
-    result = await engine.resume(args.values["run-id"], { workflow, force: args.values.force });
+    result = await engine.resume(args.values["run-id"], { workflow, workflowPath: path, force: args.values.force });
   } else {
     const startedBy = args.values.by ?? process.env.SMITHERS_USER ?? osUser();
     result = await engine.run(workflow, { input, runId: args.values["run-id"], workflowPath: path, startedBy });
@@ -498,6 +541,28 @@ async function serve(args) {
   });
 }
 
+async function migrate(args) {
+  const dbPath = findDb(args.values);
+  const { NativeEngine } = await import("../native.js");
+  let before;
+  try {
+    new NativeEngine(dbPath, { readOnly: true }).close();
+    before = "current";
+  } catch (e) {
+    if (e?.code !== "SCHEMA_OUTDATED") throw e;
+    before = `v${e.details?.found}`;
+  }
+  const engine = new NativeEngine(dbPath, { mustExist: true });
+  engine.close();
+  const { engineVersion } = await import("../native.js");
+  if (args.values.json) {
+    console.log(JSON.stringify({ ok: true, db: dbPath, from: before, engine: engineVersion() }, null, 2));
+  } else {
+    console.log(before === "current" ? `${dbPath}: up to date` : `${dbPath}: upgraded from schema ${before}`);
+  }
+  return 0;
+}
+
 async function resumeCmd(args) {
   const id = runId(args, "resume");
   const engine = await openEngine(findDb(args.values));
@@ -532,7 +597,7 @@ function finish(engine, result, json) {
     if (result.error) console.log(`  error: ${result.error.code}: ${result.error.message}`);
     const db = dbArg(engine.dbPath);
     printPending(result.runId, pending, db);
-    printDecisionCommands(result.runId, pending, db);
+    printDecisionCommands(pending, db);
   }
   engine.close();
   return EXIT[result.status] ?? 1;
@@ -546,9 +611,13 @@ function inputList(a) {
   return (a.input ?? []).map((k) => (required.has(k) ? `${k} (required)` : k)).join(", ");
 }
 
-/** One line per pending gate; a reviewed step also says its round, inputs and where its output is. */
+/**
+ * One line per pending gate; a reviewed step also says its round, inputs and where its
+ * output is. A gate of a sub-run the run waits on names that sub-run.
+ */
 function printPending(runId, pending, db = "") {
   for (const a of pending) {
+    if (a.runId !== runId) console.log(`  sub-run ${a.runId} (${a.workflowName}) waits:`);
     if (a.mode === "human") {
       // A <HumanTask>: the answer is the output; say what to fill in.
       console.log(`  waiting for an answer: ${a.nodeId}${a.iteration ? ` (iteration ${a.iteration})` : ""} — ${a.prompt ?? a.title ?? ""}`);
@@ -567,7 +636,7 @@ function printPending(runId, pending, db = "") {
     if (a.input?.length) console.log(`    inputs: ${inputList(a)}; pass them as --input KEY=VALUE`);
     const last = a.history?.at(-1);
     if (last) console.log(`    last round: ${historyLine(last)}`);
-    console.log(`    its output: npx smithers logs ${runId} --node ${a.nodeId}${a.iteration ? ` --iteration ${a.iteration}` : ""}${db}`);
+    console.log(`    its output: npx smithers logs ${a.runId} --node ${a.nodeId}${a.iteration ? ` --iteration ${a.iteration}` : ""}${db}`);
   }
 }
 
@@ -579,21 +648,22 @@ function historyLine(h) {
 
 /**
  * The commands that decide the pending gates: approve/deny for a gate, approve/push-back/
- * reject for a reviewed step; one set per gate (with --node) when several wait.
+ * reject for a reviewed step; one set per gate (with --node) when several wait. Each names
+ * the gate's own run (a sub-run's, when the run waits on one).
  */
-function printDecisionCommands(runId, pending, db = "") {
+function printDecisionCommands(pending, db = "") {
   for (const a of pending) {
     const sel = (pending.length > 1 ? ` --node ${a.nodeId}${a.iteration ? ` --iteration ${a.iteration}` : ""}` : "") + db;
     if (a.mode === "human") {
-      console.log(`  answer:  npx smithers approve ${runId} ${a.nodeId}${a.iteration ? ` --iteration ${a.iteration}` : ""}${db} --note '<json>'`);
-      console.log(`  deny:    npx smithers deny ${runId}${sel}`);
+      console.log(`  answer:  npx smithers approve ${a.runId} ${a.nodeId}${a.iteration ? ` --iteration ${a.iteration}` : ""}${db} --note '<json>'`);
+      console.log(`  deny:    npx smithers deny ${a.runId}${sel}`);
     } else if (isReview(a)) {
-      console.log(`  approve:   npx smithers approve ${runId}${sel}`);
-      console.log(`  push-back: npx smithers push-back ${runId}${sel}`);
-      console.log(`  reject:    npx smithers reject ${runId}${sel}`);
+      console.log(`  approve:   npx smithers approve ${a.runId}${sel}`);
+      console.log(`  push-back: npx smithers push-back ${a.runId}${sel}`);
+      console.log(`  reject:    npx smithers reject ${a.runId}${sel}`);
     } else {
-      console.log(`  approve: npx smithers approve ${runId}${sel}`);
-      console.log(`  deny:    npx smithers deny ${runId}${sel}`);
+      console.log(`  approve: npx smithers approve ${a.runId}${sel}`);
+      console.log(`  deny:    npx smithers deny ${a.runId}${sel}`);
     }
   }
 }
@@ -679,7 +749,17 @@ async function decide(kind, args, command = kind) {
     } else if (run) {
       const db = dbArg(engine.dbPath);
       printPending(id, pending, db);
-      printDecisionCommands(id, pending, db);
+      printDecisionCommands(pending, db);
+      // A sub-run that ended woke its caller, which this process then drove on.
+      const caller = run.caller;
+      if (caller?.runId) {
+        console.log(`caller run ${caller.runId}: ${caller.status}${caller.error ? ` (${caller.error.code}: ${caller.error.message})` : ""}`);
+        if (caller.status === "waiting-approval") {
+          const waiting = engine.pendingApprovals({ runId: caller.runId });
+          printPending(caller.runId, waiting, db);
+          printDecisionCommands(waiting, db);
+        }
+      }
     } else if (recorded.owner) {
       console.log(`run ${id} is driven by ${recorded.owner}; it picks the decision up`);
     } else if (recorded.needsResume) {
@@ -779,7 +859,7 @@ async function ps(args) {
   if (v.status !== undefined && !RUN_STATUSES.includes(v.status)) {
     throw usage(`--status must be one of ${RUN_STATUSES.join(", ")}; got ${JSON.stringify(v.status)}`, "ps");
   }
-  const engine = await openEngine(findDb(v));
+  const engine = await openEngine(findDb(v), { readOnly: true });
   const runs = engine.listRuns({ status: v.status, limit });
   if (v.json) {
     console.log(JSON.stringify({ ok: true, runs }, null, 2));
@@ -794,7 +874,7 @@ async function ps(args) {
 
 async function inspect(args) {
   const id = runId(args, "inspect");
-  const engine = await openEngine(findDb(args.values));
+  const engine = await openEngine(findDb(args.values), { readOnly: true });
   const info = engine.inspect(id);
   engine.close();
   if (args.values.json) {
@@ -802,38 +882,38 @@ async function inspect(args) {
     return 0;
   }
   const r = info.run;
-  console.log(`run ${r.runId} (${r.workflowName}): ${r.status}`);
-  if (r.workflowPath) console.log(`  workflow: ${r.workflowPath}`);
-  console.log(`  created ${r.createdAt}, updated ${r.updatedAt}${r.finishedAt ? `, ended ${r.finishedAt}` : ""}`);
-  if (r.error) console.log(`  error: ${r.error.code}: ${r.error.message}`);
-  console.log("\nnodes:");
-  console.log(table(["NODE", "ITER", "STATE", "OUTPUT", "ATTEMPTS", "NOTE"], info.nodes.map((n) => [n.nodeId, String(n.iteration), n.state, n.output, String(n.attempts), n.error?.message ?? n.skipReason ?? ""])));
+  say(`run ${r.runId} (${r.workflowName}): ${r.status}`);
+  if (r.workflowPath) say(`  workflow: ${r.workflowPath}`);
+  say(`  created ${r.createdAt}, updated ${r.updatedAt}${r.finishedAt ? `, ended ${r.finishedAt}` : ""}`);
+  if (r.error) say(`  error: ${r.error.code}: ${r.error.message}`);
+  say("\nnodes:");
+  say(table(["NODE", "ITER", "STATE", "OUTPUT", "ATTEMPTS", "NOTE"], info.nodes.map((n) => [n.nodeId, String(n.iteration), n.state, n.output, String(n.attempts), n.error?.message ?? n.skipReason ?? ""])));
   if (info.approvals.length > 0) {
-    console.log("\napprovals:");
+    say("\napprovals:");
     for (const a of info.approvals) {
       const who = a.decidedBy ? ` by ${a.decidedBy} at ${a.decidedAt}` : ` since ${a.requestedAt}`;
       if (!isReview(a)) {
-        console.log(`  ${a.nodeId} [${a.iteration}] ${a.status}${who}: ${a.title ?? ""}${a.summary ? ` — ${a.summary}` : ""}${a.note ? ` (note: ${a.note})` : ""}`);
-        if (a.input?.length) console.log(`    inputs: ${inputList(a)}`);
+        say(`  ${a.nodeId} [${a.iteration}] ${a.status}${who}: ${a.title ?? ""}${a.summary ? ` — ${a.summary}` : ""}${a.note ? ` (note: ${a.note})` : ""}`);
+        if (a.input?.length) say(`    inputs: ${inputList(a)}`);
         const given = Object.entries(a.inputs ?? {});
-        if (given.length) console.log(`    approved with: ${given.map(([k, v]) => `${k}=${v}`).join(", ")}`);
+        if (given.length) say(`    approved with: ${given.map(([k, v]) => `${k}=${v}`).join(", ")}`);
         continue;
       }
       // A reviewed step: its round, what it takes, what was decided, and the earlier rounds.
-      console.log(`  ${a.nodeId} [${a.iteration}] ${a.status}${who} (review, round ${a.round}): ${a.prompt ?? a.title ?? ""}`);
-      if (a.input?.length) console.log(`    inputs: ${inputList(a)}`);
+      say(`  ${a.nodeId} [${a.iteration}] ${a.status}${who} (review, round ${a.round}): ${a.prompt ?? a.title ?? ""}`);
+      if (a.input?.length) say(`    inputs: ${inputList(a)}`);
       const sent = Object.entries(a.inputs ?? {});
-      if (sent.length) console.log(`    approved with: ${sent.map(([k, v]) => `${k}=${v}`).join(", ")}`);
+      if (sent.length) say(`    approved with: ${sent.map(([k, v]) => `${k}=${v}`).join(", ")}`);
       if (a.status === "rejected" || a.status === "denied") {
-        console.log(`    ${a.status} by ${a.decidedBy ?? "?"}: ${a.reason ?? a.note ?? "(no reason given)"}`);
+        say(`    ${a.status} by ${a.decidedBy ?? "?"}: ${a.reason ?? a.note ?? "(no reason given)"}`);
       } else if (a.note) {
-        console.log(`    note: ${a.note}`);
+        say(`    note: ${a.note}`);
       }
-      if (a.stdoutPath) console.log(`    output: ${a.stdoutPath}`);
+      if (a.stdoutPath) say(`    output: ${a.stdoutPath}`);
       const earlier = (a.history ?? []).filter((h) => h.iteration < a.round);
       if (earlier.length) {
-        console.log("    history:");
-        for (const h of earlier) console.log(`      ${historyLine(h)}`);
+        say("    history:");
+        for (const h of earlier) say(`      ${historyLine(h)}`);
       }
     }
   }
@@ -848,8 +928,8 @@ async function inspect(args) {
     console.log(`  (prompts and answers in full: npx smithers logs ${r.runId} --both)`);
   }
   if (info.outputs.length > 0) {
-    console.log("\noutputs:");
-    for (const o of info.outputs) console.log(`  ${o.table} ${o.nodeId} [${o.iteration}]: ${JSON.stringify(o.value)}`);
+    say("\noutputs:");
+    for (const o of info.outputs) say(`  ${o.table} ${o.nodeId} [${o.iteration}]: ${JSON.stringify(o.value)}`);
   }
   return 0;
 }
@@ -898,13 +978,32 @@ export function diagnose(info, db = "") {
       }
       blockers.push(blocker);
     }
+    for (const n of info.nodes.filter((x) => x.state === "waiting-approval" && x.subRunId)) {
+      blockers.push({
+        kind: "sub-run",
+        nodeId: n.nodeId,
+        iteration: n.iteration,
+        subRunId: n.subRunId,
+        reason: `${n.nodeId} waits for its sub-run ${n.subRunId}, which waits for a decision`,
+        unblocker: `npx smithers why ${n.subRunId}${db}`,
+      });
+    }
+  } else if (r.status === "running" && !r.owner && r.resumeError) {
+    // A watcher (smithers serve) tried and could not: say why, and what to run once fixed.
+    const { code, message } = r.resumeError;
+    const unblocker =
+      code === "WORKFLOW_NOT_FOUND" || code === "WORKFLOW_MISMATCH"
+        ? `npx smithers up <workflow file> --run-id ${r.runId} --resume${db}`
+        : `npx smithers resume ${r.runId}${db}`;
+    blockers.push({ kind: "resume", reason: `smithers serve could not resume this run: ${code}: ${message}`, resumeError: r.resumeError, unblocker });
   } else if (r.status === "running" && !r.owner) {
     blockers.push({ kind: "resume", reason: "No process drives this run (it was interrupted, or a decision was recorded with --no-resume)", unblocker: `npx smithers resume ${r.runId}${db}` });
   } else if (r.status === "running" && r.ownerLiveness === "dead") {
-    // kill -9, a crash: the owner is recorded but its process is gone; resume takes over.
-    blockers.push({ kind: "resume", reason: `The process that drove this run (${r.owner}) is gone (killed or crashed)`, unblocker: `npx smithers resume ${r.runId}${db}` });
+    // kill -9, a crash, a container gone: the owner's process is gone or its lease expired;
+    // resume takes over.
+    blockers.push({ kind: "resume", reason: `The process that drove this run (${r.owner}) is gone (its process ended, or its lease expired${r.leaseExpiresAt ? ` at ${r.leaseExpiresAt}` : ""})`, unblocker: `npx smithers resume ${r.runId}${db}` });
   } else if (r.status === "running") {
-    blockers.push({ kind: "running", reason: `Being driven by ${r.owner}`, unblocker: null });
+    blockers.push({ kind: "running", reason: `Being driven by ${r.owner}${r.leaseExpiresAt ? ` (its lease runs to ${r.leaseExpiresAt} unless it renews it)` : ""}`, unblocker: null });
   }
   // Who rejected which step, and why: the rejection is final (RUN_REJECTED for anything else).
   const rejected = info.approvals
@@ -914,41 +1013,42 @@ export function diagnose(info, db = "") {
     r.status === "finished" ? "The run finished." :
     r.status === "failed" ? `The run failed${r.error ? `: ${r.error.code}: ${r.error.message}` : "."}` :
     r.status === "cancelled" ? "The run was cancelled." :
+    r.status === "rejected" ? `The run was rejected${r.rejection ? ` at ${r.rejection.nodeId} by ${r.rejection.rejectedBy ?? "?"}${r.rejection.rejectionReason ? `: ${r.rejection.rejectionReason}` : ""}` : "."}` :
     blockers.length > 0 ? blockers.map((b) => b.reason).join("; ") : `The run is ${r.status}.`;
   return { runId: r.runId, status: r.status, summary, blockers, ...(rejected.length ? { rejected } : {}) };
 }
 
 async function why(args) {
   const id = runId(args, "why");
-  const engine = await openEngine(findDb(args.values));
+  const engine = await openEngine(findDb(args.values), { readOnly: true });
   const report = diagnose(engine.inspect(id), dbArg(engine.dbPath));
   engine.close();
   if (args.values.json) {
     console.log(JSON.stringify({ ok: true, ...report }, null, 2));
     return 0;
   }
-  console.log(`run ${report.runId}: ${report.status}`);
-  console.log(report.summary);
+  say(`run ${report.runId}: ${report.status}`);
+  say(report.summary);
   for (const r of report.rejected ?? []) {
-    console.log(`  Rejected: ${r.nodeId}${r.iteration ? ` (iteration ${r.iteration})` : ""} by ${r.by ?? "?"} at ${r.at}: ${r.reason ?? "(no reason given)"}`);
+    say(`  Rejected: ${r.nodeId}${r.iteration ? ` (iteration ${r.iteration})` : ""} by ${r.by ?? "?"} at ${r.at}: ${r.reason ?? "(no reason given)"}`);
   }
   for (const b of report.blockers) {
     if (b.kind === "approval" && b.approvalKind === "review") {
-      console.log(`\n  ${b.nodeId}${b.iteration ? ` (iteration ${b.iteration})` : ""}: ${b.reason}`);
-      console.log(`  Waiting since: ${new Date(b.waitingSince).toISOString()}`);
-      if (b.input.length) console.log(`  Inputs: ${inputList(b)}`);
-      for (const h of b.history) console.log(`  Earlier: ${historyLine(h)}`);
-      console.log(`  Its output: ${b.logs}`);
-      console.log(`  Unblock: ${b.unblocker}`);
-      console.log(`  Push back: ${b.pushBack}`);
-      console.log(`  Reject instead: ${b.deny}`);
+      say(`\n  ${b.nodeId}${b.iteration ? ` (iteration ${b.iteration})` : ""}: ${b.reason}`);
+      say(`  Waiting since: ${new Date(b.waitingSince).toISOString()}`);
+      if (b.input.length) say(`  Inputs: ${inputList(b)}`);
+      for (const h of b.history) say(`  Earlier: ${historyLine(h)}`);
+      say(`  Its output: ${b.logs}`);
+      say(`  Unblock: ${b.unblocker}`);
+      say(`  Push back: ${b.pushBack}`);
+      say(`  Reject instead: ${b.deny}`);
     } else if (b.kind === "approval") {
-      console.log(`\n  ${b.nodeId}${b.iteration ? ` (iteration ${b.iteration})` : ""}: ${b.reason}`);
-      console.log(`  Waiting since: ${new Date(b.waitingSince).toISOString()}`);
-      console.log(`  Unblock: ${b.unblocker}`);
-      console.log(`  Deny instead: ${b.deny}`);
+      say(`\n  ${b.nodeId}${b.iteration ? ` (iteration ${b.iteration})` : ""}: ${b.reason}`);
+      say(`  Waiting since: ${new Date(b.waitingSince).toISOString()}`);
+      say(`  Unblock: ${b.unblocker}`);
+      say(`  Deny instead: ${b.deny}`);
     } else if (b.unblocker) {
-      console.log(`  Unblock: ${b.unblocker}`);
+      say(`  Unblock: ${b.unblocker}`);
     }
   }
   return 0;
@@ -965,7 +1065,7 @@ async function logs(args) {
     return n;
   };
   const filter = { nodeId: v.node, iteration: whole("iteration", 0), attempt: whole("attempt", 1) };
-  const engine = await openEngine(findDb(v));
+  const engine = await openEngine(findDb(v), { readOnly: true });
   let attempts;
   try {
     attempts = engine.logs(id, filter);
@@ -1035,6 +1135,9 @@ async function cancel(args) {
   console.log(args.values.json ? JSON.stringify({ ok: true, ...result }, null, 2) : `run ${id}: ${result.status}`);
   return 0;
 }
+
+/** A line of text output that may hold what users wrote (notes, task errors, stderr lines). */
+const say = (line = "") => console.log(printable(line));
 
 function table(header, rows) {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));

@@ -14,8 +14,9 @@ export function registerLoader() {
 }
 
 /**
- * Load a workflow file: a .toon file is parsed and compiled (toon/compile.js); any other
- * (.tsx, .ts, .jsx, .js) is imported and its default export returned.
+ * Load a workflow file: a .toon file or a Dagu DAG (.yaml, .yml) is parsed and compiled
+ * (toon/compile.js, dagu/compile.js); any other (.tsx, .ts, .jsx, .js) is imported and its
+ * default export returned.
  * @param {string} path
  */
 export async function loadWorkflow(path) {
@@ -27,6 +28,10 @@ export async function loadWorkflow(path) {
   if (extname(absolute) === ".toon") {
     const { loadToonWorkflow } = await import("../toon/compile.js");
     return loadToonWorkflow(absolute);
+  }
+  if (/\.ya?ml$/i.test(absolute)) {
+    const { loadDaguWorkflow } = await import("../dagu/compile.js");
+    return loadDaguWorkflow(absolute);
   }
   registerLoader();
   let mod;

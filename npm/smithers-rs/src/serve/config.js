@@ -2,10 +2,13 @@
 // four-eyes rule, and mail on wait. From a JSON file and the environment.
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
-import { resolve } from "node:path";
+import { basename, dirname, extname, resolve } from "node:path";
 import { SmithersError } from "../errors.js";
 
-const KEYS = new Set(["tokens", "forbidSelfApproval", "mailOnWait", "publicUrl"]);
+const KEYS = new Set(["tokens", "forbidSelfApproval", "mailOnWait", "publicUrl", "workflows", "workers"]);
+const WORKER_KEYS = new Set(["renderTimeoutMs", "blockedTimeoutMs", "max"]);
+/** A name under which a workflow file may be started over HTTP (`/v1/runs`, Dagu's `/dags/{name}/start`). */
+const WORKFLOW_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 const TOKEN_KEYS = new Set(["user", "token", "tokenSha256", "scopes"]);
 const MAIL_KEYS = new Set(["smtp", "from", "to", "subjectPrefix", "inboxUrl"]);
 const SMTP_KEYS = new Set(["host", "port", "secure", "starttls", "user", "pass", "rejectUnauthorized", "timeoutMs"]);
@@ -69,7 +72,59 @@ export function loadServeConfig(options = {}) {
     file.forbidSelfApproval ?? /^(1|true|yes)$/i.test(env.SMITHERS_FORBID_SELF_APPROVAL ?? "");
   if (file.publicUrl !== undefined && !isHttpUrl(file.publicUrl)) throw invalid(where, "publicUrl must be an http(s) URL");
   const mailOnWait = file.mailOnWait === undefined ? null : parseMail(file.mailOnWait, `${where}: mailOnWait`, env);
-  return { path: where === "configuration" ? null : where, tokens, forbidSelfApproval, mailOnWait, publicUrl: file.publicUrl ?? null };
+  const workflows = file.workflows === undefined ? new Map() : parseWorkflows(file.workflows, `${where}: workflows`, dirname(path));
+  const workers = parseWorkers(file.workers ?? {}, `${where}: workers`);
+  return { path: where === "configuration" ? null : where, tokens, forbidSelfApproval, mailOnWait, publicUrl: file.publicUrl ?? null, workflows, workers };
+}
+
+/**
+ * The worker threads that run workflow code (isolation.js): how long a render may take
+ * (`renderTimeoutMs`, default 30 s), how long workflow code may keep its thread busy
+ * (`blockedTimeoutMs`, default 5 min), how many runs are driven at once (`max`, default 16).
+ */
+function parseWorkers(workers, where) {
+  if (!workers || typeof workers !== "object" || Array.isArray(workers)) throw invalid(where, "must be an object");
+  for (const key of Object.keys(workers)) {
+    if (!WORKER_KEYS.has(key)) throw invalid(where, `unknown key ${JSON.stringify(key)} (known: ${[...WORKER_KEYS].join(", ")})`);
+  }
+  for (const key of ["renderTimeoutMs", "blockedTimeoutMs"]) {
+    if (workers[key] !== undefined && !(Number.isInteger(workers[key]) && workers[key] >= 100)) {
+      throw invalid(where, `${key} must be a whole number of milliseconds ≥ 100`);
+    }
+  }
+  if (workers.max !== undefined && !(Number.isInteger(workers.max) && workers.max >= 1 && workers.max <= 1024)) {
+    throw invalid(where, "max must be a whole number from 1 to 1024");
+  }
+  return { renderTimeoutMs: workers.renderTimeoutMs, blockedTimeoutMs: workers.blockedTimeoutMs, maxWorkers: workers.max };
+}
+
+/**
+ * `workflows`: the files `POST /v1/runs` and `POST /api/v1/dags/{name}/start` may start,
+ * `{ "name": "./path" }` or `["./path", …]` (named by file stem: deploy.yaml -> deploy).
+ * Paths are relative to the configuration file and must exist. Returns name -> absolute path.
+ */
+function parseWorkflows(value, where, dir) {
+  let entries;
+  if (Array.isArray(value)) {
+    entries = value.map((p, i) => {
+      if (typeof p !== "string" || !p) throw invalid(`${where}[${i}]`, "must be the path of a workflow file");
+      return [basename(p, extname(p)), p];
+    });
+  } else if (value && typeof value === "object") {
+    entries = Object.entries(value);
+  } else {
+    throw invalid(where, 'must be { "name": "./file.yaml" } or a list of paths');
+  }
+  const out = new Map();
+  for (const [name, p] of entries) {
+    if (!WORKFLOW_NAME.test(name)) throw invalid(where, `name ${JSON.stringify(name)} must be 1-128 letters, digits and _ . -`);
+    if (typeof p !== "string" || !p) throw invalid(`${where}.${name}`, "must be the path of a workflow file");
+    if (out.has(name)) throw invalid(where, `two workflows are named ${JSON.stringify(name)}`);
+    const file = resolve(dir, p);
+    if (!existsSync(file)) throw invalid(`${where}.${name}`, `no such file: ${file}`);
+    out.set(name, file);
+  }
+  return out;
 }
 
 function parseTokens(list, where) {

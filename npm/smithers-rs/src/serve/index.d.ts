@@ -22,6 +22,12 @@ export interface ServeConfig {
   forbidSelfApproval: boolean;
   mailOnWait: MailOnWait | null;
   publicUrl: string | null;
+  /**
+   * The workflow files `POST /v1/runs` and Dagu's `POST /api/v1/dags/{name}/start` may start:
+   * name -> absolute path (`"workflows": {"deploy": "./dags/deploy.yaml"}`, or a list of
+   * paths named by file stem).
+   */
+  workflows: Map<string, string>;
 }
 
 /** Reads `--config`/`$SMITHERS_SERVE_CONFIG`/`./smithers.serve.json` and the token variables. Throws SERVE_CONFIG_INVALID. */

@@ -113,6 +113,14 @@ export interface WaitMail {
 /** The mail for a run that starts waiting for approval; pass it to sendMail. */
 export function waitMail(options: WaitMailOptions): WaitMail;
 
+/** The mail sent when a run ends failed or rejected (Dagu's `mail_on.failure`). */
+export function runEndedMail(options: {
+  run: WaitMailRun & { status: string; error?: { code: string; message: string } | null; rejection?: any };
+  subjectPrefix?: string;
+  from: string;
+  to: string | string[];
+}): MailMessage & { subject: string; text: string };
+
 /** Validates and renders a message (RFC 5322 + MIME, CRLF, 7-bit) without sending it. */
 export function buildMessage(
   message: MailMessage,

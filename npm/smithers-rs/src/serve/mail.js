@@ -775,3 +775,26 @@ export function waitMail({ run, gates: given, inboxUrl, subjectPrefix = "[smithe
 
   return { from, to, subject, text: `${text.join("\n")}\n`, html: `${html.join("\n")}\n` };
 }
+
+/**
+ * The mail sent when a run ends failed or rejected (a Dagu DAG's `mail_on.failure`):
+ * subject `<prefix> <workflow> (failed)`, the error or the rejection in the body.
+ * @param {{ run: any, subjectPrefix?: string, from: string, to: string | string[] }} options
+ * @returns {import("./mail.d.ts").MailMessage & { subject: string, text: string }}
+ */
+export function runEndedMail({ run, subjectPrefix = "[smithers]", from, to }) {
+  if (!run || typeof run.runId !== "string") throw new SmithersError("INVALID_ARGUMENT", "runEndedMail: run.runId is required");
+  const oneLine = (s) => String(s).replace(/[\x00-\x1f\x7f]+/g, " ").trim();
+  const workflow = run.workflowName ? String(run.workflowName) : run.runId;
+  const subject = [oneLine(subjectPrefix ?? ""), oneLine(workflow), `(${oneLine(run.status)})`].filter(Boolean).join(" ");
+  const text = [`Run ${run.runId} of ${workflow} ${run.status}.`, ""];
+  const rejection = run.rejection;
+  if (rejection) {
+    text.push(`  rejected: ${rejection.nodeId} by ${rejection.rejectedBy ?? "?"} at ${rejection.rejectedAt}`);
+    if (rejection.rejectionReason) text.push(`  reason:   ${rejection.rejectionReason}`);
+  } else if (run.error) {
+    text.push(`  error: ${run.error.code}: ${run.error.message}`);
+  }
+  text.push("", `  npx smithers inspect ${shellArg(run.runId)}`, "", "-- ", "smithers");
+  return { from, to, subject, text: `${text.join("\n")}\n` };
+}

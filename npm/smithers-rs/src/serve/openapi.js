@@ -47,6 +47,55 @@ const decisionOp = (summary, properties, more = []) => ({
   responses: { 200: json(ref("Decision")), ...errors(400, 401, 403, 404, 409, ...more) },
 });
 
+const daguParam = (name, description) => ({ name, in: "path", required: true, schema: str, description });
+const daguErrors = (...codes) => Object.fromEntries(codes.map((status) => [String(status), json(ref("DaguError"), `Dagu's error body (${status})`)]));
+
+/** Dagu's REST paths (serve/dagu.js); /api/v2/… (Dagu 1.x) is served too. */
+function daguPaths() {
+  const name = daguParam("name", "The DAG's name (its workflow name)");
+  const dagRunId = daguParam("dagRunId", "The run id ('latest' on GET: the newest run of the DAG)");
+  const subId = daguParam("subDAGRunId", "A sub-run under dagRunId");
+  const stepName = daguParam("stepName", "The step (node id)");
+  const op = (summary, params, body, response) => ({
+    summary,
+    tags: ["dagu"],
+    security: [{ bearer: [] }, { cookie: [] }],
+    parameters: params,
+    ...(body ? { requestBody: decisionBody(body) } : {}),
+    responses: { 200: json(response), ...daguErrors(400, 401, 403, 404) },
+  });
+  const inputs = { type: "object", additionalProperties: str };
+  const steps = (prefix, params, sub) => ({
+    [`${prefix}/steps/{stepName}/approve`]: {
+      post: op("Approve a waiting step (Dagu)", [...params, stepName], { inputs }, { type: "object", properties: { dagRunId: str, stepName: str, resumed: { type: "boolean" } } }),
+    },
+    [`${prefix}/steps/{stepName}/reject`]: {
+      post: op("Reject a waiting step: the run ends rejected (Dagu)", [...params, stepName], { reason: str }, { type: "object", properties: { dagRunId: str, stepName: str } }),
+    },
+    [`${prefix}/steps/{stepName}/push-back`]: {
+      post: op("Push a waiting step back with inputs: it and its dependents (or from rewind_to on) run again (Dagu)", [...params, stepName], { inputs }, {
+        type: "object",
+        properties: { dagRunId: str, stepName: str, approvalIteration: int, resumed: { type: "boolean" }, ...(sub ? { subDAGRunId: str } : {}) },
+      }),
+    },
+  });
+  const details = { type: "object", properties: { dagRunDetails: { type: "object", description: "Dagu's DAGRunDetails: status, statusLabel, nodes (status, approvalIteration, pushBackHistory, …)" } } };
+  return {
+    "/health": { get: { summary: "Dagu's health check", tags: ["dagu"], security: [], responses: { 200: json({ type: "object", properties: { status: str, version: str, uptime: int, timestamp: str } }) } } },
+    "/api/v1/health": { get: { summary: "Dagu's health check", tags: ["dagu"], security: [], responses: { 200: json({ type: "object" }) } } },
+    "/api/v1/dags/{name}/start": {
+      post: {
+        ...op("Start a run of an allow-listed DAG (serve config `workflows`; scope execute)", [name], { params: { ...str, description: "JSON object or NAME=value …" }, dagRunId: str, singleton: { type: "boolean" } }, { type: "object", properties: { dagRunId: str } }),
+        responses: { 200: json({ type: "object", properties: { dagRunId: str } }), ...daguErrors(400, 401, 403, 404, 409) },
+      },
+    },
+    "/api/v1/dag-runs/{name}/{dagRunId}": { get: op("A run in Dagu's shape", [name, dagRunId], null, details) },
+    "/api/v1/dag-runs/{name}/{dagRunId}/sub-dag-runs/{subDAGRunId}": { get: op("A sub-run in Dagu's shape", [name, dagRunId, subId], null, details) },
+    ...steps("/api/v1/dag-runs/{name}/{dagRunId}", [name, dagRunId], false),
+    ...steps("/api/v1/dag-runs/{name}/{dagRunId}/sub-dag-runs/{subDAGRunId}", [name, dagRunId, subId], true),
+  };
+}
+
 export function openApiDocument() {
   return {
     openapi: "3.1.0",
@@ -73,10 +122,14 @@ export function openApiDocument() {
           type: "object",
           properties: {
             runId: str, workflowName: str, workflowPath: nstr,
-            status: { enum: ["running", "waiting-approval", "waiting-timer", "finished", "failed", "cancelled"] },
+            status: { enum: ["running", "waiting-approval", "waiting-timer", "finished", "failed", "cancelled", "rejected"] },
             owner: nstr, ownerLiveness: { enum: ["alive", "dead", "unknown", null] },
             createdAt: str, updatedAt: str, finishedAt: nstr, pendingApprovals: int,
             error: { type: ["object", "null"] }, startedBy: nstr,
+            leaseExpiresAt: nstr, resumeError: { type: ["object", "null"], description: "why smithers serve could not resume the run ({code, message})" },
+            parentRunId: { ...str, description: "A sub-run's caller (its run, parentNodeId, parentIteration)" },
+            parentNodeId: str, parentIteration: int,
+            rejection: { type: "object", properties: { nodeId: str, rejectedAt: str, rejectedBy: nstr, rejectionReason: nstr }, description: "A rejected run: who rejected which step, when, why" },
           },
         },
         Node: {
@@ -85,6 +138,7 @@ export function openApiDocument() {
             nodeId: str, iteration: int,
             state: { enum: ["pending", "in-progress", "waiting-approval", "finished", "failed", "skipped", "cancelled", "rejected"] },
             output: str, label: nstr, attempts: int, skipReason: nstr, error: {}, updatedAt: str,
+            subRunId: { ...str, description: "The sub-run the task waits on (or last waited on)" },
           },
         },
         Approval: {
@@ -99,6 +153,9 @@ export function openApiDocument() {
             input: { type: "array", items: str }, required: { type: "array", items: str }, inputs: { type: "object" },
             reason: nstr, output: {}, stdoutPath: nstr, stdoutTail: nstr, history: { type: "array", items: { type: "object" } },
             label: str, requestTitle: str, requestSummary: nstr, approvalMode: str,
+            approvalIteration: { ...int, description: "Dagu's count of push-backs, from 0 (round - 1)" },
+            rewindTo: { ...nstr, description: "Where a push-back restarts, when not the step itself" },
+            workflowPath: nstr, parentRunId: { ...nstr, description: "Set when the gate is a sub-run's" },
             // A human task: the schema its answer (`decision` of an approve) must fit.
             schema: { type: "object" }, maxAttempts: int, async: { type: "boolean" },
           },
@@ -109,6 +166,17 @@ export function openApiDocument() {
             runId: str, nodeId: str, iteration: int, status: { enum: ["approved", "denied", "rejected", "pushed-back"] },
             decidedBy: nstr, decidedAt: str, runStatus: str, kind: str, round: int, inputs: { type: "object" },
             output: {}, resumed: { type: "boolean", description: "The run was resumed in the serving process" },
+            approvalIteration: { ...int, description: "Push-backs of the step so far, after this decision" },
+            reset: { type: "array", items: str, description: "Nodes a push-back sent back to pending besides the step" },
+          },
+        },
+        DaguError: {
+          type: "object",
+          required: ["code", "message"],
+          properties: {
+            code: { enum: ["bad_request", "not_found", "forbidden", "unauthorized", "already_exists", "max_run_reached", "internal_error"] },
+            message: str,
+            details: { type: "object", properties: { code: { ...str, description: "smithers' stable code" } } },
           },
         },
         Event: {
@@ -127,18 +195,31 @@ export function openApiDocument() {
       },
       "/v1/session": {
         post: {
-          summary: "Sign in the inbox: sets an HttpOnly session cookie for the token",
+          summary: "Sign in the inbox: sets an HttpOnly session cookie for the token (needs X-Smithers-Inbox: 1)",
           security: [],
           requestBody: decisionBody({ token: str }),
-          responses: { 200: json({ type: "object" }), ...errors(400, 401) },
+          responses: { 200: json({ type: "object" }), ...errors(400, 401, 403) },
         },
         delete: { summary: "Sign out (clears the cookie)", security: [], responses: { 200: json({ type: "object" }) } },
       },
       "/v1/runs": {
         get: {
           summary: "Runs, newest first",
-          parameters: [query("status", str), query("workflow", str), query("limit", { ...int, minimum: 1, maximum: 1000 })],
+          parameters: [
+            query("status", str),
+            query("workflow", str),
+            query("limit", { ...int, minimum: 1, maximum: 1000 }),
+            query("resumeFailed", { type: "boolean", description: "only runs smithers serve could not resume (resumeError says why), or only the others" }),
+          ],
           responses: { 200: json({ type: "object", properties: { runs: { type: "array", items: ref("RunSummary") } } }), ...errors(400, 401, 403) },
+        },
+        post: {
+          summary: "Start a run of a workflow file the serve configuration lists under `workflows` (scope execute); the caller is its startedBy",
+          requestBody: decisionBody(
+            { workflow: { ...str, description: "A name listed in `workflows`" }, workflowPath: { ...str, description: "Or one of the listed files" }, input: { type: "object" }, runId: str },
+            "Exactly one of workflow and workflowPath",
+          ),
+          responses: { 200: json({ type: "object", properties: { runId: str, workflow: str, status: str } }), ...errors(400, 401, 403, 404, 409) },
         },
       },
       "/v1/runs/{runId}": {
@@ -187,6 +268,14 @@ export function openApiDocument() {
       "/v1/runs/{runId}/nodes/{nodeId}/push-back": {
         post: decisionOp("Send a reviewed step back: it runs again with the inputs, in a new round", { ...common, inputs }),
       },
+      "/v1/runs/{runId}/reject": {
+        post: {
+          summary: "Reject the run (Dagu's Reject): its oldest waiting reviewed step is rejected, the run ends rejected",
+          parameters: [runId],
+          requestBody: decisionBody({ reason: str }),
+          responses: { 200: json(ref("Decision")), ...errors(400, 401, 403, 404, 409) },
+        },
+      },
       "/v1/runs/{runId}/cancel": {
         post: { summary: "Cancel a run (scope execute)", parameters: [runId], responses: { 200: json({ type: "object" }), ...errors(401, 403, 404) } },
       },
@@ -207,6 +296,7 @@ export function openApiDocument() {
           },
         },
       },
+      ...daguPaths(),
       "/v1/events": {
         get: {
           summary: "Server-sent events of every run (or ?runId=); id is the feed position, Last-Event-ID resumes",

@@ -12,7 +12,9 @@ import { SmithersEngine } from "../engine.js";
 import { SmithersError } from "../errors.js";
 import { engineVersion } from "../native.js";
 import { authenticate, scopeCovers } from "./config.js";
+import { daguErrorBody, daguRoutes } from "./dagu.js";
 import { openApiDocument } from "./openapi.js";
+import { startAllowed } from "./start.js";
 import { Watcher } from "./watch.js";
 
 const WEB_DIR = join(dirname(fileURLToPath(import.meta.url)), "web");
@@ -34,6 +36,9 @@ const STATUS = {
   RUN_REJECTED: 409,
   RUN_OWNED: 409,
   RUN_NOT_RESUMABLE: 409,
+  RUN_EXISTS: 409,
+  PUSH_BACK_BUSY: 409,
+  WORKFLOW_NOT_FOUND: 404,
   AMBIGUOUS_APPROVAL: 409,
   PAYLOAD_TOO_LARGE: 413,
   // A <HumanTask> answer that does not fit its schema (it counts as an attempt).
@@ -74,7 +79,9 @@ export async function startServer(options) {
   const { dbPath, config } = options;
   const tokens = options.tokens ?? config.tokens;
   const log = options.log ?? (() => {});
-  const engine = new SmithersEngine({ dbPath, forbidSelfApproval: config.forbidSelfApproval });
+  // Workflow code (module loading, renders, task bodies, handlers) runs in worker threads
+  // with a watchdog, never on this thread: the API and the inbox answer whatever it does.
+  const engine = new SmithersEngine({ dbPath, forbidSelfApproval: config.forbidSelfApproval, isolate: config.workers ?? true, log });
   /** @type {Set<{ res: import("node:http").ServerResponse, runId: string | null }>} */
   const streams = new Set();
   let baseUrl = "";
@@ -175,7 +182,7 @@ function sseFrame(event) {
 // ---------------------------------------------------------------------------------------
 // Routing
 
-/** [method, path pattern, scope needed (null: public), handler] */
+/** [method, path pattern, scope needed (null: public), handler, error shape ("dagu": Dagu's)] */
 const ROUTES = [
   ["GET", /^\/healthz$/, null, () => ({ ok: true, engine: engineVersion() })],
   ["GET", /^\/openapi\.json$/, null, () => openApiDocument()],
@@ -191,12 +198,16 @@ const ROUTES = [
   ["POST", /^\/v1\/runs\/([^/]+)\/nodes\/([^/]+)\/deny$/, "approve", (c) => decide(c, "deny")],
   ["POST", /^\/v1\/runs\/([^/]+)\/nodes\/([^/]+)\/reject$/, "approve", (c) => decide(c, "reject")],
   ["POST", /^\/v1\/runs\/([^/]+)\/nodes\/([^/]+)\/push-back$/, "approve", (c) => decide(c, "pushBack")],
+  ["POST", /^\/v1\/runs$/, "execute", startRun],
+  ["POST", /^\/v1\/runs\/([^/]+)\/reject$/, "approve", rejectRun],
   ["POST", /^\/v1\/runs\/([^/]+)\/cancel$/, "execute", cancelRun],
   ["POST", /^\/v1\/runs\/([^/]+)\/resume$/, "execute", resumeRun],
   ["GET", /^\/v1\/approvals$/, "read", listApprovals],
   // Smithers' aliases for the approvals list.
   ["GET", /^\/(?:v1\/)?approvals?(?:\/list)?$/, "read", listApprovals],
   ["GET", /^\/v1\/events$/, "read", eventStream],
+  // Dagu's paths (serve/dagu.js).
+  ...daguRoutes({ readBody, HttpError }),
 ];
 
 async function handle(ctx, req, res) {
@@ -207,7 +218,7 @@ async function handle(ctx, req, res) {
     if (path.startsWith("/assets/")) return asset(res, path.slice("/assets/".length));
   }
   let matched = false;
-  for (const [method, pattern, scope, handler] of ROUTES) {
+  for (const [method, pattern, scope, handler, format] of ROUTES) {
     const m = pattern.exec(path);
     if (!m) continue;
     matched = true;
@@ -230,7 +241,8 @@ async function handle(ctx, req, res) {
       const value = await handler(c);
       if (value !== undefined && !res.headersSent) sendJson(res, 200, value);
     } catch (e) {
-      sendError(res, e, ctx.log);
+      if (format === "dagu") sendDaguError(res, e, ctx.log);
+      else sendError(res, e, ctx.log);
     }
     return;
   }
@@ -285,6 +297,11 @@ function sessionCookie(token, maxAge) {
 }
 
 async function createSession(c) {
+  // A page on another site could post a form here and sign the browser in as the attacker
+  // (login CSRF); only the inbox's own script sends this header.
+  if (c.req.headers["x-smithers-inbox"] !== "1") {
+    throw new HttpError("FORBIDDEN", "creating a session needs X-Smithers-Inbox: 1 (sign in from the inbox page)");
+  }
   const body = await readBody(c.req, ["token"]);
   if (typeof body.token !== "string" || !body.token) throw new HttpError("INVALID_REQUEST", "token is required");
   const auth = authenticate(c.tokens, body.token);
@@ -308,7 +325,10 @@ function listRuns(c) {
   const status = c.query.get("status") ?? undefined;
   const workflowName = c.query.get("workflow") ?? undefined;
   const limit = intParam(c.query, "limit", 50, 1, 1000);
-  return { runs: c.engine.listRuns({ status, workflowName, limit }) };
+  const flag = c.query.get("resumeFailed");
+  if (flag !== null && flag !== "true" && flag !== "false") throw new HttpError("INVALID_REQUEST", "resumeFailed must be true or false");
+  const resumeFailed = flag === null ? undefined : flag === "true";
+  return { runs: c.engine.listRuns({ status, workflowName, limit, resumeFailed }) };
 }
 
 function getRun(c) {
@@ -435,6 +455,11 @@ async function decide(c, kind) {
       `decidedBy ${JSON.stringify(body.decidedBy)} is not the authenticated user ${JSON.stringify(c.auth.user)}: the decider is taken from the token`,
     );
   }
+  return decideAs(c, kind, runId, nodeId, body);
+}
+
+/** Records a decision as the authenticated user; the run resumes in this process. */
+async function decideAs(c, kind, runId, nodeId, body) {
   const method = kind === "reject" ? "deny" : kind;
   const outcome = await c.engine[method](runId, {
     nodeId,
@@ -458,6 +483,42 @@ async function decide(c, kind) {
     throw new HttpError(recorded.error.code, recorded.error.message, { nodeId: recorded.nodeId, attempt, maxAttempts, runStatus: recorded.runStatus });
   }
   return { ...recorded, resumed: Boolean(done) };
+}
+
+/**
+ * `POST /v1/runs {workflow | workflowPath, input?, runId?}`: starts a run of a workflow file
+ * the serve configuration allow-lists (`workflows`), as the caller.
+ */
+async function startRun(c) {
+  const body = await readBody(c.req, ["workflow", "workflowPath", "input", "runId"]);
+  if ((body.workflow === undefined) === (body.workflowPath === undefined)) {
+    throw new HttpError("INVALID_REQUEST", "give workflow (a name the serve configuration lists) or workflowPath (one of its files)");
+  }
+  for (const key of ["workflow", "workflowPath"]) {
+    if (body[key] !== undefined && (typeof body[key] !== "string" || body[key] === "")) throw new HttpError("INVALID_REQUEST", `${key} must be a string`);
+  }
+  const started = await startAllowed(c, {
+    name: body.workflow,
+    path: body.workflowPath,
+    input: body.input ?? {},
+    runId: body.runId,
+    startedBy: c.auth.user,
+  });
+  return { runId: started.runId, workflow: started.workflow, status: c.engine.getRun(started.runId).status };
+}
+
+/**
+ * `POST /v1/runs/:runId/reject {reason?}`: rejects the run (Dagu's Reject for a waiting
+ * run): its oldest waiting reviewed step is rejected, which ends the run `rejected` and
+ * withdraws every other wait.
+ */
+async function rejectRun(c) {
+  const runId = c.params[0];
+  const body = await readBody(c.req, ["reason"]);
+  if (body.reason !== undefined && body.reason !== null && typeof body.reason !== "string") throw new HttpError("INVALID_REQUEST", "reason must be a string");
+  const review = c.engine.pendingApprovals({ runId, limit: 500 }).find((a) => a.runId === runId && a.kind === "review");
+  if (!review) throw new HttpError("NO_PENDING_APPROVALS", `run ${runId} has no reviewed step waiting to be rejected`, { runId });
+  return decideAs(c, "reject", runId, review.nodeId, { iteration: review.iteration, reason: body.reason ?? undefined });
 }
 
 function cancelRun(c) {
@@ -513,12 +574,13 @@ function eventStream(c) {
 function page(ctx, req, res, url) {
   const token = url.searchParams.get("token");
   if (token !== null) {
-    // A sign-in link (printed by `smithers serve`): keep the token in an HttpOnly cookie and
-    // take it out of the address bar and the history.
+    // A sign-in link (printed by `smithers serve`). Opening it must not sign anyone in by
+    // itself: a link from someone else would sign the browser in as them (login CSRF). The
+    // token moves to the fragment (never sent to a server again, nor in a Referer); the page
+    // says whose it is and signs in only when asked to.
     url.searchParams.delete("token");
-    const headers = { ...SECURITY_HEADERS, location: url.pathname + url.search, "cache-control": "no-store" };
-    if (authenticate(ctx.tokens, token)) headers["set-cookie"] = sessionCookie(token, 60 * 60 * 24 * 30);
-    res.writeHead(303, headers);
+    const location = `${url.pathname}${url.search}#token=${encodeURIComponent(token)}`;
+    res.writeHead(303, { ...SECURITY_HEADERS, location, "cache-control": "no-store" });
     res.end();
     return;
   }
@@ -558,9 +620,11 @@ function asset(res, name) {
 async function readBody(req, allowed) {
   const chunks = [];
   let size = 0;
+  const declared = Number(req.headers["content-length"]);
+  if (declared > MAX_BODY) throw tooLarge(req);
   for await (const chunk of req) {
     size += chunk.length;
-    if (size > MAX_BODY) throw new HttpError("PAYLOAD_TOO_LARGE", "the body is larger than 1 MiB");
+    if (size > MAX_BODY) throw tooLarge(req);
     chunks.push(chunk);
   }
   const text = Buffer.concat(chunks).toString("utf8").trim();
@@ -577,6 +641,15 @@ async function readBody(req, allowed) {
     throw new HttpError("INVALID_REQUEST", `unknown field${unknown.length > 1 ? "s" : ""} ${unknown.join(", ")} (accepted: ${allowed.join(", ")})`);
   }
   return body;
+}
+
+/**
+ * 413: the rest of the body is never read, so the connection cannot carry another request
+ * (its bytes would be read as one): the answer says `Connection: close` and the socket ends.
+ */
+function tooLarge(req) {
+  req.tooLarge = true;
+  return new HttpError("PAYLOAD_TOO_LARGE", "the body is larger than 1 MiB");
 }
 
 function intParam(query, name, fallback, min, max) {
@@ -600,6 +673,14 @@ function sendJson(res, status, value) {
   res.end(body);
 }
 
+function sendDaguError(res, e, log) {
+  const { status, body } = daguErrorBody(e);
+  if (status === 500) log?.(`error: ${e?.stack ?? e}`);
+  if (res.headersSent) return res.end();
+  if (status === 401) res.setHeader("www-authenticate", 'Bearer realm="smithers"');
+  sendJson(res, status, body);
+}
+
 function sendError(res, e, log) {
   const code = typeof e?.code === "string" && /^[A-Z_]+$/.test(e.code) ? e.code : "INTERNAL";
   const status = STATUS[code] ?? (e instanceof SmithersError ? 400 : 500);
@@ -608,5 +689,9 @@ function sendError(res, e, log) {
   if (e?.details && Object.keys(e.details).length) error.details = e.details;
   if (res.headersSent) return res.end();
   if (code === "UNAUTHORIZED") res.setHeader("www-authenticate", 'Bearer realm="smithers"');
+  if (res.req?.tooLarge) {
+    res.setHeader("connection", "close");
+    res.on("finish", () => res.req.socket?.destroySoon?.());
+  }
   sendJson(res, status, { error });
 }

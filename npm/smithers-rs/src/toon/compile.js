@@ -886,15 +886,17 @@ function compileCommandBody(unit, info, which) {
   return spec;
 }
 
-/** `approval: {prompt, input[N], required[N]}` on a step: review after it ran. */
+/** `approval: {prompt, input[N], required[N], rewindTo}` on a step: review after it ran. */
 function readReview(at, value, path) {
   if (value === true) return {};
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     throw at.err("TOON_INVALID_VALUE", "approval must be a block: prompt, input[N], required[N]", path);
   }
-  checkKeys(at, value, path, ["prompt", "input", "required", "allowedUsers", "allowedScopes"], "a step's approval");
+  checkKeys(at, value, path, ["prompt", "input", "required", "allowedUsers", "allowedScopes", "rewindTo"], "a step's approval");
   const review = {};
   if (value.prompt !== undefined) review.prompt = expectString(at, value.prompt, [...path, "prompt"]);
+  // Where a push-back restarts: this step or one it needs (the core checks which).
+  if (value.rewindTo !== undefined) review.rewindTo = expectString(at, value.rewindTo, [...path, "rewindTo"]);
   for (const key of ["input", "required", "allowedUsers", "allowedScopes"]) {
     if (value[key] === undefined) continue;
     const list = value[key];

@@ -2,26 +2,10 @@
 // array length headers, duplicate keys), and keep a map from value paths to source lines so
 // every later error can name the file, the line and the key.
 import { decode } from "@toon-format/toon";
-import { SmithersError } from "../errors.js";
+import { keyPath as pathString, locatedError as toonError } from "../errors.js";
 
-/**
- * A SmithersError about a TOON file: `file:line: key: message`, details `{ file, line, key }`.
- * @param {string} code
- * @param {string} message
- * @param {{ file: string, line?: number | null, key?: string | null, [k: string]: unknown }} where
- */
-export function toonError(code, message, { file, line = null, key = null, ...extra }) {
-  const at = line ? `${file}:${line}` : file;
-  const text = key ? `${at}: ${key}: ${message}` : `${at}: ${message}`;
-  return new SmithersError(code, text, { file, line, key, ...extra });
-}
-
-/** `["steps", 2, "request", "title"]` -> `steps[2].request.title` */
-export function pathString(path) {
-  let out = "";
-  for (const part of path) out += typeof part === "number" ? `[${part}]` : out ? `.${part}` : part;
-  return out;
-}
+// Errors name the file, the line and the key (shared with the Dagu loader).
+export { pathString, toonError };
 
 /**
  * Decodes a TOON document. Blank lines and whole-line `#` comments are dropped before

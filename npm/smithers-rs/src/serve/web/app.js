@@ -151,8 +151,10 @@ class ApiError extends Error {
  * the server requires. Throws ApiError (`code` from the server's error body, or
  * NETWORK_ERROR / HTTP_<status>).
  */
-async function api(method, path, body) {
+async function api(method, path, body, { token } = {}) {
   const headers = { Accept: "application/json" };
+  // A token given here (a sign-in link's, before it is accepted) is sent for this request only.
+  if (token) headers.Authorization = `Bearer ${token}`;
   if (method !== "GET" && method !== "HEAD") headers["X-Smithers-Inbox"] = "1";
   if (body !== undefined) headers["Content-Type"] = "application/json";
   let res;
@@ -191,6 +193,8 @@ async function api(method, path, body) {
 const enc = encodeURIComponent;
 const runHref = (runId) => `/runs/${enc(runId)}`;
 const keyOf = (a) => `${a.runId}/${a.nodeId}/${a.iteration}`;
+/** A Dagu DAG's run: shown as Dagu's Approval tab shows it (Retry, iteration, Reject run). */
+const isDagu = (a) => /\.ya?ml$/i.test(a.workflowPath ?? "");
 
 // --------------------------------------------------------------------------- app state
 
@@ -548,14 +552,20 @@ class ApprovalCard {
       { class: "card-meta" },
       h("span", { class: "wf", title: "workflow", text: a.workflowName ?? "?" }),
       h("span", { class: "sep", "aria-hidden": "true", text: "·" }),
-      this.env.showRunLink !== false
+      (typeof this.env.showRunLink === "function" ? this.env.showRunLink(a) : this.env.showRunLink !== false)
         ? h("a", { class: "mono", href: runHref(a.runId), "data-nav": true, title: "open the run", text: a.runId })
         : h("span", { class: "mono", text: a.runId }),
       h("span", { class: "sep", "aria-hidden": "true", text: "·" }),
       h("span", { class: "mono node", title: "node" }, a.nodeId, a.iteration ? h("span", { class: "muted", text: ` #${a.iteration}` }) : null),
       h("span", { class: `badge kind-${isReview ? "review" : "gate"}`, text: isReview ? "review" : "gate" }),
       a.mode === "select" || a.mode === "rank" || a.mode === "human" ? h("span", { class: "badge tone-neutral", text: a.mode === "human" ? "answer" : a.mode }) : null,
-      isReview || (a.round ?? 1) > 1 ? h("span", { class: "badge tone-neutral round", text: `round ${a.round ?? 1}` }) : null,
+      isDagu(a)
+        ? a.approvalIteration > 0
+          ? h("span", { class: "badge tone-neutral iteration", title: "times pushed back", text: `iteration ${a.approvalIteration}` })
+          : null
+        : isReview || (a.round ?? 1) > 1
+          ? h("span", { class: "badge tone-neutral round", text: `round ${a.round ?? 1}` })
+          : null,
     );
 
     const waitLine = h(
@@ -597,14 +607,15 @@ class ApprovalCard {
     if (a.metadata !== null && a.metadata !== undefined && !(typeof a.metadata === "object" && Object.keys(a.metadata).length === 0)) {
       parts.push(preDetails("Metadata", pretty(a.metadata), { key: "metadata", open: open.get("metadata") ?? false }));
     }
-    const hasOutput = isReview && a.output !== null && a.output !== undefined;
+    // A Dagu step's output is its stdout, shown inline as Dagu does.
+    const hasOutput = isReview && a.output !== null && a.output !== undefined && !(isDagu(a) && a.stdoutTail);
     if (hasOutput) {
       const text = pretty(a.output);
       const small = text.split("\n").length <= 24;
       parts.push(preDetails(`Output${a.round ? ` of round ${a.round}` : ""}`, text, { key: "output", open: open.get("output") ?? small, cls: "json" }));
     }
     if (a.stdoutTail) {
-      parts.push(preDetails("stdout (tail)", a.stdoutTail, { key: "stdout", open: open.get("stdout") ?? !hasOutput, cls: "stdout" }));
+      parts.push(preDetails(isDagu(a) ? "Step output" : "stdout (tail)", a.stdoutTail, { key: "stdout", open: open.get("stdout") ?? !hasOutput, cls: "stdout" }));
     }
     if (a.history?.length) parts.push(this.historyEl(a.history, open));
 
@@ -666,9 +677,11 @@ class ApprovalCard {
       this.panels[name] = panel;
       bar.append(btn);
     };
+    const dagu = isDagu(a);
     add("approve", "Approve", "btn-approve", () => this.approveForm());
-    if (isReview) add("pushback", "Push back", "btn-pushback", () => this.pushBackForm());
-    add("deny", isReview ? "Reject" : "Deny", "btn-deny", () => this.denyForm(isReview));
+    if (isReview) add("pushback", dagu ? "Retry" : "Push back", "btn-pushback", () => this.pushBackForm(dagu));
+    if (isReview && dagu) add("deny", "Reject run", "btn-deny", () => this.rejectRunForm());
+    else add("deny", isReview ? "Reject" : "Deny", "btn-deny", () => this.denyForm(isReview));
     this.actions.replaceChildren(bar, ...Object.values(this.panels));
     if (this.done) this.actions.hidden = true;
   }
@@ -900,13 +913,16 @@ class ApprovalCard {
     };
   }
 
-  pushBackForm() {
+  pushBackForm(dagu = false) {
     const a = this.a;
     const { el: inputsFs, fields } = this.inputFields({ markRequired: false });
     this.pushBackFields = fields;
     const note = this.noteField("Note (optional): what should change?");
     this.pushBackNote = note.input;
-    return this.formShell("Push back", "btn-pushback", [h("p", { class: "muted small", text: "The step runs again with these inputs and comes back for review in its next round." }), inputsFs, note.el], () => {
+    const hint = dagu
+      ? "The step and the steps after it run again with these inputs; it comes back here for review."
+      : "The step runs again with these inputs and comes back for review in its next round.";
+    return this.formShell(dagu ? "Retry" : "Push back", "btn-pushback", [h("p", { class: "muted small", text: hint }), inputsFs, note.el], () => {
       const body = { iteration: a.iteration, inputs: ApprovalCard.collect(fields) };
       if (note.input.value.trim()) body.note = note.input.value;
       this.send("push-back", body);
@@ -940,6 +956,18 @@ class ApprovalCard {
         }
         this.send("deny", body);
       }
+    });
+  }
+
+  /** Dagu's Reject: the whole run ends rejected; the reason is optional. */
+  rejectRunForm() {
+    const a = this.a;
+    const reason = this.noteField("Reason (optional)", "reason");
+    const hint = "Rejecting ends the whole run as rejected: every waiting step is withdrawn, the steps after them never run, and the failure handler runs.";
+    return this.formShell("Reject run", "btn-deny", [h("p", { class: "muted small", text: hint }), reason.el], () => {
+      const body = { iteration: a.iteration };
+      if (reason.input.value.trim()) body.reason = reason.input.value;
+      this.send("reject", body);
     });
   }
 
@@ -1148,6 +1176,8 @@ class InboxView {
     this.clearBtn = h("button", { type: "button", class: "btn btn-small btn-ghost", text: "Clear filters", onclick: () => this.clearFilters() });
     this.count = h("p", { class: "count", role: "status", "aria-live": "polite" });
     this.error = h("div", { class: "banner banner-error", role: "alert", hidden: true });
+    /** Runs smithers serve could not resume (their decisions wait for someone to fix them). */
+    this.stuck = h("section", { class: "banner banner-error stuck", "aria-label": "Runs that cannot be resumed", hidden: true });
     this.list = h("div", { class: "cards" });
     this.empty = h("div", { class: "empty", hidden: true });
     this.more = h("button", { type: "button", class: "btn", text: "Load more", hidden: true, onclick: () => this.loadMore() });
@@ -1175,6 +1205,7 @@ class InboxView {
       { class: "view inbox", "aria-labelledby": "inbox-title" },
       h("div", { class: "view-head" }, h("h1", { id: "inbox-title", text: "Waiting for approval" }), this.count, filterForm),
       this.error,
+      this.stuck,
       this.list,
       this.empty,
       h("div", { class: "more" }, this.more),
@@ -1231,8 +1262,32 @@ class InboxView {
       cursor = r.nextCursor ?? null;
       pages++;
     } while (cursor && pages < this.pages);
+    const stuck = await api("GET", "/v1/runs?status=running&resumeFailed=true&limit=50").then((r) => r.runs ?? [], () => []);
     if (seq !== this.seq || state.view !== this) return;
     this.render(items, cursor, Date.now());
+    this.renderStuck(stuck);
+  }
+
+  renderStuck(runs) {
+    this.stuck.hidden = runs.length === 0;
+    if (runs.length === 0) return this.stuck.replaceChildren();
+    this.stuck.replaceChildren(
+      h("p", { class: "stuck-title", text: `${runs.length}${runs.length === 50 ? "+" : ""} run${runs.length === 1 ? "" : "s"} cannot be resumed` }),
+      h(
+        "ul",
+        { class: "stuck-list" },
+        runs.map((r) =>
+          h(
+            "li",
+            null,
+            h("a", { href: runHref(r.runId), "data-nav": "", text: r.runId }),
+            ` (${r.workflowName}): `,
+            h("code", { text: r.resumeError?.code ?? "?" }),
+            ` ${r.resumeError?.message ?? ""}`,
+          ),
+        ),
+      ),
+    );
   }
 
   async loadMore() {
@@ -1366,7 +1421,7 @@ class RunView {
     this.pendingTitle = h("h2", { id: "pending-title", text: "Waiting for a decision" });
     this.pendingList = h("div", { class: "cards" });
     this.pendingWrap.append(this.pendingTitle, this.pendingList);
-    this.cardsList = new CardList(this.pendingList, { showRunLink: false, onDecided: () => refresher.schedule(0) });
+    this.cardsList = new CardList(this.pendingList, { showRunLink: (a) => a.runId !== this.runId, onDecided: () => refresher.schedule(0) });
     this.nodesBody = h("tbody");
     this.approvalsBody = h("tbody");
     this.approvalsWrap = h("section", { class: "run-section", "aria-labelledby": "appr-title" });
@@ -1425,7 +1480,8 @@ class RunView {
     let pending;
     try {
       const r = await api("GET", `/v1/approvals?${new URLSearchParams({ runId: this.runId, status: "requested", limit: "100" })}`);
-      pending = (r.approvals ?? []).filter((a) => a.runId === this.runId);
+      // This run's gates and those of its sub-runs (it waits on them too).
+      pending = r.approvals ?? [];
     } catch (e) {
       if (e instanceof ApiError && e.status === 401) throw e;
       pending = (detail.approvals ?? []).filter((a) => a.status === "requested");
@@ -1470,6 +1526,10 @@ class RunView {
       ...(run.finishedAt ? row("Finished", timeEl(run.finishedAt, { relative: true })) : []),
       ...row("Started by", run.startedBy ? h("span", { text: run.startedBy }) : h("span", { class: "muted", text: "—" })),
       ...(run.owner ? row("Driven by", h("span", { class: "mono small", text: `${run.owner}${run.ownerLiveness ? ` (${run.ownerLiveness})` : ""}` })) : []),
+      ...(run.parentRunId ? row("Called by", h("a", { class: "mono", href: runHref(run.parentRunId), "data-nav": true, text: `${run.parentRunId} (${run.parentNodeId})` })) : []),
+      ...(run.rejection
+        ? row("Rejected", h("span", null, h("span", { class: "mono", text: run.rejection.nodeId }), ` by ${run.rejection.rejectedBy ?? "?"} `, timeEl(run.rejection.rejectedAt), run.rejection.rejectionReason ? `: ${run.rejection.rejectionReason}` : ""))
+        : []),
       ...row("Pending approvals", h("span", { text: String(run.pendingApprovals ?? pending.length) })),
     );
     this.runError.hidden = !run.error;
@@ -1496,7 +1556,17 @@ class RunView {
           h("td", { text: n.label ?? "" }),
           h("td", { class: "num", text: String(n.attempts ?? 0) }),
           h("td", null, timeEl(n.updatedAt)),
-          h("td", { class: "small" }, n.error ? h("span", { class: "err-text" }, h("strong", { class: "mono", text: n.error.code ?? "ERROR" }), `: ${n.error.message ?? ""}`) : n.skipReason ? h("span", { class: "muted", text: n.skipReason }) : null),
+          h(
+            "td",
+            { class: "small" },
+            n.error
+              ? h("span", { class: "err-text" }, h("strong", { class: "mono", text: n.error.code ?? "ERROR" }), `: ${n.error.message ?? ""}`)
+              : n.subRunId
+                ? h("span", null, n.state === "waiting-approval" ? "waits for sub-run " : "sub-run ", h("a", { class: "mono", href: runHref(n.subRunId), "data-nav": true, text: n.subRunId }))
+                : n.skipReason
+                  ? h("span", { class: "muted", text: n.skipReason })
+                  : null,
+          ),
         ),
       ),
     );
@@ -1590,15 +1660,50 @@ async function start() {
   route();
 }
 
-async function boot() {
-  const token = takeUrlToken();
-  if (token) {
+/**
+ * A sign-in link's token is not used until the person at the browser says so: a link made by
+ * someone else would otherwise sign them in as that someone (login CSRF). The page says whose
+ * token it is (asked with the token itself, nothing stored) and who is signed in now.
+ */
+async function confirmSignIn(token) {
+  let who;
+  try {
+    who = await api("GET", "/v1/me", undefined, { token });
+  } catch (e) {
+    return renderSignIn(`The sign-in link did not work (${errorText(e)}).`);
+  }
+  const current = await api("GET", "/v1/me").catch(() => null);
+  document.title = "Sign in — Smithers";
+  const yes = h("button", { type: "button", class: "btn btn-primary", text: `Sign in as ${who.user}` });
+  const no = h("button", { type: "button", class: "btn", text: "Cancel" });
+  const err = h("p", { class: "form-error", role: "alert", hidden: true });
+  const card = h(
+    "section",
+    { class: "signin card", "aria-labelledby": "confirm-title" },
+    h("h1", { id: "confirm-title", text: `Sign in as ${who.user}?` }),
+    h("p", null, "This sign-in link is for ", h("strong", { text: who.user }), (who.scopes ?? []).length ? ` (${who.scopes.join(", ")})` : "", ". Use it only if you asked for it."),
+    current ? h("p", { class: "muted", text: `You are signed in as ${current.user} now.` }) : null,
+    err,
+    h("div", { class: "form-actions" }, yes, no),
+  );
+  yes.addEventListener("click", async () => {
+    yes.disabled = true;
     try {
       await api("POST", "/v1/session", { token });
+      await start();
     } catch (e) {
-      return renderSignIn(`The sign-in link did not work (${errorText(e)}).`);
+      showFormError(err, errorText(e));
+      yes.disabled = false;
     }
-  }
+  });
+  no.addEventListener("click", () => (current ? start() : renderSignIn()));
+  $main().replaceChildren(card);
+  yes.focus();
+}
+
+async function boot() {
+  const token = takeUrlToken();
+  if (token) return confirmSignIn(token);
   try {
     await start();
   } catch (e) {
