@@ -8,6 +8,8 @@ import { logger } from "./log.js";
 import { runCommand } from "./native.js";
 import { renderWorkflow } from "./render.js";
 import { expandEnvTemplates, expandTemplate, substituteDaguVars } from "./templates.js";
+import { describeThrown, encodeResult, isSmithersError } from "./values.js";
+import { ensureWorktree } from "./worktree.js";
 
 const TERMINAL = new Set(["finished", "failed", "cancelled", "rejected"]);
 /** Dagu's word for each run status, in DAG_RUN_STATUS. */
@@ -21,18 +23,29 @@ const HANDLER_TIMEOUT_MS = 60_000;
 const log = logger("smithers_js::driver");
 /** Per-task lines are built only when they are logged (the hot path pays one branch). */
 const LOG_TASKS = log.enabled("debug");
+/**
+ * Errors of a driving call that say this driver must stop without failing the run: another
+ * process drives it now, or this workflow is not the run's (the run stays as it is).
+ */
+const NOT_OURS = new Set(["RUN_OWNED", "RUN_NOT_CLAIMED", "WORKFLOW_MISMATCH", "SCHEMA_CHANGED"]);
 
 /**
  * Records a new run of a workflow, owned by this engine, and returns its first snapshot. A
  * dry render comes first: a malformed workflow is refused before anything is written.
  * @param {import("./native.js").NativeEngine} native
  * @param {any} workflow
- * @param {{ runId?: string, input: unknown, workflowPath: string | null }} options
+ * @param {{ runId?: string, input: unknown, workflowPath: string | null, startedBy?: string, onRender?: (rendering: boolean, owned: boolean) => void }} options
  */
-export function createRun(native, workflow, { runId, input: given, workflowPath, startedBy, parent }) {
+export function createRun(native, workflow, { runId, input: given, workflowPath, startedBy, parent, onRender }) {
   // A Dagu DAG's input is its params: the declared defaults fill in what the run was not given.
   const input = workflow.resolveInput ? workflow.resolveInput(given) : given;
-  const probe = renderWorkflow(workflow, { runId: runId ?? "", input, loops: {}, nodeLoops: {}, outputs: [], workflowPath });
+  let probe;
+  try {
+    onRender?.(true, false);
+    probe = renderWorkflow(workflow, { runId: runId ?? "", input, loops: {}, nodeLoops: {}, outputs: [], workflowPath });
+  } finally {
+    onRender?.(false, false);
+  }
   native.call("validateGraph", JSON.stringify(probe.graph));
   return native.call(
     "createRun",
@@ -41,11 +54,32 @@ export function createRun(native, workflow, { runId, input: given, workflowPath,
 }
 
 /**
+ * The name a workflow gives itself (`<Workflow name>`) when rendered for a run in the state
+ * `info` (an `inspect` answer) describes; null when that render throws (the drive will say why).
+ */
+export function renderedName(workflow, info) {
+  try {
+    const loops = Object.fromEntries((info.loops ?? []).map((l) => [l.loopId, l.iteration]));
+    const { graph } = renderWorkflow(workflow, {
+      runId: info.run.runId,
+      input: info.input,
+      loops,
+      nodeLoops: {},
+      outputs: info.outputs ?? [],
+      workflowPath: info.run.workflowPath ?? null,
+    });
+    return graph.workflow?.name ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/**
  * Drives one claimed run until it finishes, fails, is cancelled, or waits for a decision.
  * @param {import("./native.js").NativeEngine} native
  * @param {any} workflow value of `smithers(build)`
  * @param {any} snapshot from createRun / claimRun
- * @param {{ afterCall?: () => void, control?: { poke?: () => void } }} [hooks]
+ * @param {{ afterCall?: () => void, control?: { poke?: () => void }, onRender?: (rendering: boolean, owned: boolean) => void }} [hooks]
  * @returns {Promise<{ runId: string, status: string, error?: any }>}
  */
 export async function driveRun(native, workflow, snapshot, hooks = {}) {
@@ -97,8 +131,10 @@ async function drive(native, workflow, snapshot, hooks) {
   let rendered = null;
 
   const render = () => {
+    let graph;
     try {
       const t0 = log.enabled("debug") ? performance.now() : 0;
+      hooks.onRender?.(true, true);
       rendered = renderWorkflow(workflow, {
         runId,
         input: snapshot.input,
@@ -109,13 +145,33 @@ async function drive(native, workflow, snapshot, hooks) {
       });
       collectNodeLoops(rendered.graph.root, null, nodeLoops);
       if (t0) log.debug("rendered", { run_id: runId, render_ms: Number((performance.now() - t0).toFixed(3)), render_deps: rendered.graph.renderDeps });
-      return call("submitGraph", runId, JSON.stringify(rendered.graph));
+      graph = JSON.stringify(rendered.graph);
     } catch (e) {
-      // A workflow that cannot be rendered (or whose graph the core refuses) fails the run,
-      // with the code of the error; nothing else is written.
-      const error = { code: e?.code ?? "RENDER_FAILED", message: String(e?.message ?? e) };
-      call("failRun", runId, JSON.stringify(error));
-      throw e instanceof SmithersError ? e : new SmithersError(error.code, error.message);
+      // A workflow that cannot be rendered fails the run (a render is a function of the run's
+      // state: rendering again gives the same answer). Whatever was thrown is described,
+      // never rethrown raw. A SmithersError keeps its code (TOON_EXPRESSION_FAILED, …).
+      const thrown = describeThrown(e);
+      const ours = isSmithersError(e);
+      return fail({ code: ours ? thrown.code ?? "RENDER_FAILED" : "RENDER_FAILED", message: ours ? thrown.message : `the workflow threw while rendering: ${thrown.message}` });
+    } finally {
+      hooks.onRender?.(false, true);
+    }
+    try {
+      return call("submitGraph", runId, graph);
+    } catch (e) {
+      // The core refused the graph (INVALID_GRAPH, …): the run fails with that code. Unless
+      // the run is not this driver's to fail (NOT_OURS): then it is left as it is.
+      if (NOT_OURS.has(e?.code)) throw e;
+      return fail({ code: e?.code ?? "RENDER_FAILED", message: describeThrown(e).message });
+    }
+  };
+  // Fails the run; its step (status failed, with the error) ends the drive like any other.
+  const fail = (error) => {
+    try {
+      return call("failRun", runId, JSON.stringify(error));
+    } catch {
+      // The run is no longer this driver's (or the engine was closed): nothing to record.
+      throw new SmithersError(error.code, error.message, { runId });
     }
   };
 
@@ -137,12 +193,9 @@ async function drive(native, workflow, snapshot, hooks) {
   }
 
   let logDir;
-  const start = (task) => {
-    inFlight += 1;
+  const runTask = (task) => {
     const fn = rendered?.computeFns.get(task.nodeId);
-    const t0 = LOG_TASKS ? performance.now() : 0;
-    if (LOG_TASKS) log.debug("task started", { run_id: runId, node_id: task.nodeId, iteration: task.iteration, attempt: task.attempt, kind: task.command ? "command" : fn?.subWorkflow ? "sub-run" : "compute" });
-    const running = task.command
+    return task.command
       ? runCommandTask(native, runId, task)
       : fn?.subWorkflow
         ? runSubWorkflow(native, fn.subWorkflow, runId, task, taskCtx(rendered?.ctx, task), hooks)
@@ -156,12 +209,28 @@ async function drive(native, workflow, snapshot, hooks) {
               logDir: (logDir ??= native.call("logDir")),
             })
           : runBody(fn, rendered?.ctx, task);
-    running.then((r) => {
+  };
+  const start = (task) => {
+    inFlight += 1;
+    const t0 = LOG_TASKS ? performance.now() : 0;
+    if (LOG_TASKS) log.debug("task started", { run_id: runId, node_id: task.nodeId, iteration: task.iteration, attempt: task.attempt, kind: task.command ? "command" : rendered?.computeFns.get(task.nodeId)?.subWorkflow ? "sub-run" : "compute" });
+    const worktree = rendered?.worktrees.get(task.nodeId);
+    const running = worktree
+      ? inWorktree(worktree, task, () => runTask(task), {
+          rootDir: rendered.baseDir,
+          logDir: (logDir ??= native.call("logDir")),
+          runId,
+          record: (type, payload) => recordEvent(native, runId, type, payload),
+        })
+      : runTask(task);
+    const settled = (r) => {
       inFlight -= 1;
       if (LOG_TASKS) log.debug("task ended", { run_id: runId, node_id: task.nodeId, iteration: task.iteration, attempt: task.attempt, ok: r.ok, duration_ms: Math.round(performance.now() - t0) });
       results.push(r);
       notify();
-    });
+    };
+    // Nothing a body does reaches the top level: an unexpected rejection fails its task.
+    running.then(settled, (e) => settled({ nodeId: task.nodeId, iteration: task.iteration, attempt: task.attempt, ok: false, error: describeThrown(e) }));
   };
 
   let step = render();
@@ -215,12 +284,38 @@ async function drive(native, workflow, snapshot, hooks) {
     await new Promise((resolve) => setImmediate(resolve));
     poked = false;
     const batch = results.splice(0);
-    step = batch.length > 0 ? call("completeTasks", runId, JSON.stringify(batch)) : call("advance", runId);
+    // Each result is encoded on its own: one that JSON cannot carry fails its own task.
+    step = batch.length > 0 ? call("completeTasks", runId, `[${batch.map(encodeResult).join(",")}]`) : call("advance", runId);
   }
 }
 
 function result(runId, status, error) {
   return error ? { runId, status, error } : { runId, status };
+}
+
+/** Runs a task once its <Worktree> exists; a worktree that cannot be made fails the attempt. */
+async function inWorktree(spec, task, run, where) {
+  try {
+    await ensureWorktree(spec, where);
+  } catch (e) {
+    return {
+      nodeId: task.nodeId,
+      iteration: task.iteration,
+      attempt: task.attempt,
+      ok: false,
+      error: { code: e?.code ?? "WORKTREE_CREATE_FAILED", message: String(e?.message ?? e) },
+    };
+  }
+  return run();
+}
+
+/** An event the driver adds to the run (the engine may have been closed meanwhile). */
+function recordEvent(native, runId, type, payload) {
+  try {
+    native.call("recordDriverEvent", runId, type, JSON.stringify(payload));
+  } catch {
+    // The engine was closed meanwhile: nothing to record into.
+  }
 }
 
 /**
@@ -238,7 +333,7 @@ async function runCommandTask(native, runId, task) {
     runLog(native, runId, `ended ${what}: ${command.spawnError ?? (command.timedOut ? "timed out" : `exit ${command.exitCode}`)}`);
     return { ...base, ok: command.exitCode === 0 && !command.timedOut && !command.spawnError, command };
   } catch (e) {
-    return { ...base, ok: false, error: { code: "COMMAND_NOT_STARTED", message: String(e?.message ?? e) } };
+    return { ...base, ok: false, error: { ...describeThrown(e), code: "COMMAND_NOT_STARTED" } };
   }
 }
 
@@ -310,7 +405,8 @@ async function runSubWorkflow(native, sub, runId, task, ctx, hooks) {
     const message = `sub-run ${childId} ${result.status}${result.error ? `: ${result.error.message}` : ""}`;
     return { ...base, ok: false, error: { code: "SUBRUN_FAILED", message } };
   } catch (e) {
-    return { ...base, ok: false, error: { code: e?.code ?? "SUBRUN_FAILED", message: String(e?.message ?? e) } };
+    const error = describeThrown(e);
+    return { ...base, ok: false, error: { ...error, code: error.code ?? "SUBRUN_FAILED" } };
   }
 }
 
@@ -336,13 +432,7 @@ function taskCtx(ctx, task) {
  */
 async function runHandler(run, name, handler, env, info) {
   const { native, runId } = run;
-  const record = (kind, payload) => {
-    try {
-      native.call("recordDriverEvent", runId, kind, JSON.stringify({ handler: name, ...payload }));
-    } catch {
-      // The engine was closed meanwhile: nothing to record into.
-    }
-  };
+  const record = (kind, payload) => recordEvent(native, runId, kind, { handler: name, ...payload });
   record("HandlerStarted", {});
   log.debug("handler started", { run_id: runId, handler: name, kind: typeof handler === "function" ? "function" : "command" });
   try {
@@ -390,7 +480,7 @@ async function runHandler(run, name, handler, env, info) {
       record("HandlerFailed", { exitCode: outcome.exitCode ?? null, error: why, stderr: outcome.stderr.slice(-2000), stdoutPath });
     }
   } catch (e) {
-    record("HandlerFailed", { error: String(e?.message ?? e) });
+    record("HandlerFailed", { error: describeThrown(e).message });
   }
 }
 
@@ -431,13 +521,7 @@ async function sendRunMail(run, when) {
   const { native, runId, workflow } = run;
   const config = workflow.mail[when];
   const kind = when === "wait" ? "WaitMail" : "FailureMail";
-  const record = (suffix, payload) => {
-    try {
-      native.call("recordDriverEvent", runId, `${kind}${suffix}`, JSON.stringify({ to: config.to, ...payload }));
-    } catch {
-      // closed meanwhile
-    }
-  };
+  const record = (suffix, payload) => recordEvent(native, runId, `${kind}${suffix}`, { to: config.to, ...payload });
   try {
     const { sendMail, runEndedMail, waitMail } = await import("./serve/mail.js");
     const summary = native.call("runSummary", runId);
@@ -489,13 +573,9 @@ async function runBody(fn, ctx, task) {
     } else {
       value = await value;
     }
-    return { ...base, ok: true, value: value === undefined ? null : value };
+    return { ...base, ok: true, value };
   } catch (e) {
-    return {
-      ...base,
-      ok: false,
-      error: { code: e?.code ?? null, name: e?.name ?? null, message: String(e?.message ?? e), stack: e?.stack ?? null },
-    };
+    return { ...base, ok: false, error: describeThrown(e) };
   } finally {
     clearTimeout(timer);
   }

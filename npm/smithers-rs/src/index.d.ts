@@ -167,6 +167,26 @@ export interface ParallelProps {
   skipIf?: boolean;
   children?: SmithersNode;
 }
+/** A parallel group that runs at most `maxConcurrency` of its tasks at a time (default 1). */
+export interface MergeQueueProps {
+  id?: string;
+  /** Default 1: one task at a time. */
+  maxConcurrency?: number;
+  skipIf?: boolean;
+  children?: SmithersNode;
+}
+/** Its tasks run in a git worktree at `path`, created before the first of them runs. */
+export interface WorktreeProps {
+  id?: string;
+  /** The worktree's directory, relative to the workflow file's. */
+  path: string;
+  /** Created (or reset) at the base with `git worktree add -B`; none: a detached checkout. */
+  branch?: string;
+  /** Default "main" (then origin/<base>, then HEAD). */
+  baseBranch?: string;
+  skipIf?: boolean;
+  children?: SmithersNode;
+}
 export interface BranchProps {
   if: unknown;
   then: SmithersNode;
@@ -434,6 +454,28 @@ export interface ApprovalGateProps<S> extends NodeProps<S> {
   skipIf?: boolean;
 }
 
+export interface EscalationLevel {
+  agent: AgentLike | AgentLike[];
+  output: OutputRef;
+  label?: string;
+  /** Called with the level's output row when its check runs; true: escalate to the next level. */
+  escalateIf?: (result: any) => boolean;
+}
+
+export interface EscalationChainProps {
+  /** Prefix of the node ids: <id>-level-<i>, <id>-check-<i>, <id>-human-fallback. Default "escalation". */
+  id?: string;
+  levels: EscalationLevel[];
+  /** After the last level escalates, a person decides (an approval). */
+  humanFallback?: boolean;
+  humanRequest?: ApprovalProps<OutputRef>["request"];
+  /** Holds each check's {escalated, fromLevel, toLevel} and the human fallback's decision. */
+  escalationOutput: OutputRef;
+  skipIf?: boolean;
+  /** The prompt every level's agent answers. */
+  children?: SmithersNode;
+}
+
 export interface RunbookStep {
   id: string;
   risk: "safe" | "risky" | "critical";
@@ -470,6 +512,12 @@ export declare function HumanTask<S extends OutputRef>(props: HumanTaskProps<S>)
 export declare function ApprovalGate<S extends OutputRef>(props: ApprovalGateProps<S>): SmithersElement | null;
 /** Steps in order: safe ones run, risky and critical ones wait for an approval first. */
 export declare function Runbook(props: RunbookProps): SmithersElement | null;
+/** Agent levels in order, each only when the one before failed or escalated; then, optionally, a person. */
+export declare function EscalationChain(props: EscalationChainProps): SmithersElement | null;
+/** A parallel group that runs one task at a time (or `maxConcurrency`). */
+export declare function MergeQueue(props: MergeQueueProps): SmithersElement;
+/** Its tasks run in a git worktree (created on first use). */
+export declare function Worktree(props: WorktreeProps): SmithersElement;
 /** The ctx of the render in progress; throws CTX_OUTSIDE_RENDER outside a render. */
 export declare function useCtx<Schemas = Record<string, unknown>, Input = unknown>(): SmithersCtx<Schemas, Input>;
 
@@ -823,8 +871,15 @@ export interface RunSummary {
   workflowPath: string | null;
   status: RunStatus;
   owner: string | null;
-  /** Whether the owner's process is alive ("unknown" for another host). */
+  /**
+   * Whether the owner still holds the run: "alive" (its lease is current), "dead" (its process
+   * is gone or its lease expired: anyone may resume it), "unknown" (a row from before leases).
+   */
   ownerLiveness: "alive" | "dead" | "unknown" | null;
+  /** When the owner's lease expires unless it renews it. */
+  leaseExpiresAt: string | null;
+  /** Why `smithers serve` could not resume the run (cleared when it is claimed). */
+  resumeError: RunError | null;
   createdAt: string;
   updatedAt: string;
   finishedAt: string | null;
@@ -1029,8 +1084,25 @@ export interface ApprovalCursor {
 }
 
 export declare class SmithersEngine {
-  /** `forbidSelfApproval`: refuse an approve by the user who started the run (FORBIDDEN). */
-  constructor(options?: { dbPath?: string; forbidSelfApproval?: boolean });
+  /**
+   * `forbidSelfApproval`: refuse an approve by the user who started the run (FORBIDDEN).
+   * `mustExist`: a missing database is DB_NOT_FOUND, not a new file. `readOnly`: never write,
+   * not even a migration (SCHEMA_OUTDATED on an older database). `leaseMs`: how long a claim
+   * on a run lasts unless renewed (default $SMITHERS_LEASE_MS, else 30 000). `isolate`: drive
+   * runs of workflow files in worker threads with a watchdog (RENDER_TIMEOUT,
+   * WORKFLOW_BLOCKED, WORKFLOW_CRASHED), as `smithers serve` does. `onRender`: told when a
+   * render starts and ends (`owned`: of a run this engine drives).
+   */
+  constructor(options?: {
+    dbPath?: string;
+    forbidSelfApproval?: boolean;
+    mustExist?: boolean;
+    readOnly?: boolean;
+    leaseMs?: number;
+    isolate?: boolean | { renderTimeoutMs?: number; blockedTimeoutMs?: number; maxWorkers?: number };
+    onRender?: (rendering: boolean, owned: boolean) => void;
+    log?: (line: string) => void;
+  });
   static open(dbPath: string): SmithersEngine;
   readonly dbPath: string;
   readonly forbidSelfApproval: boolean;
@@ -1039,7 +1111,11 @@ export declare class SmithersEngine {
   /** Start a run; `done` settles when this process stops driving it. */
   start(workflow: SmithersWorkflow<any> | string, options?: StartOptions): Promise<{ runId: string; done: Promise<RunResult> }>;
   run(workflow: SmithersWorkflow<any> | string, options?: StartOptions): Promise<RunResult>;
-  resume(runId: string, options?: { force?: boolean; workflow?: SmithersWorkflow<any> }): Promise<RunResult>;
+  /**
+   * Claims the run and drives it. A `workflow` (object or file path; `workflowPath` names an
+   * object's file) whose workflow name is not the run's is WORKFLOW_MISMATCH unless `force`.
+   */
+  resume(runId: string, options?: { force?: boolean; workflow?: SmithersWorkflow<any> | string; workflowPath?: string }): Promise<RunResult>;
   approve(runId: string, options?: DecisionOptions): Promise<DecisionOutcome>;
   /** Denies a gate (per onDeny) or rejects a reviewed step (the run ends rejected). */
   deny(runId: string, options?: DecisionOptions): Promise<DecisionOutcome>;
@@ -1058,9 +1134,14 @@ export declare class SmithersEngine {
   /** Events of every run after position `afterId` of the database-wide feed, in commit order. */
   feed(afterId?: number, limit?: number): EngineEvent[];
   feedHead(): number;
-  /** Runs that are `running` while no live process drives them. */
-  orphanedRuns(limit?: number, options?: { includeDead?: boolean }): RunSummary[];
-  listRuns(filter?: { status?: RunStatus; workflowName?: string; limit?: number }): RunSummary[];
+  /**
+   * Runs that are `running` while nobody holds them, oldest first; page with `after` (the last
+   * run's `updatedAtMs` and `runId`). Runs marked unresumable are left out.
+   */
+  orphanedRuns(limit?: number, options?: { includeDead?: boolean; after?: { updatedAtMs: number; runId: string } }): (RunSummary & { updatedAtMs: number })[];
+  /** Records why a run cannot be resumed (`why`, `resumeError`); claiming it clears that. */
+  markUnresumable(runId: string, error: { code: string; message: string }): void;
+  listRuns(filter?: { status?: RunStatus; workflowName?: string; limit?: number; resumeFailed?: boolean }): RunSummary[];
   getRun(runId: string): RunSummary;
   inspect(runId: string): RunInspection;
   events(runId: string, options?: { afterSeq?: number; limit?: number }): EngineEvent[];
