@@ -2,19 +2,30 @@
 // stderr or SMITHERS_LOG_FILE; per-module filters; off by default. The lines asserted here are
 // the ones README.md documents (a claim, a scheduling decision, a decision, a committed event).
 import assert from "node:assert/strict";
+import { execFileSync, spawn } from "node:child_process";
 import { cpSync, existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { startAnthropicStandIn } from "../scripts/lib/anthropic-stand-in.js";
-import { EXAMPLES, sandbox, smithers } from "./helpers/cli.js";
+import { BIN, EXAMPLES, hasSqlite3, sandbox, smithers } from "./helpers/cli.js";
 import { daguBox } from "./helpers/dagu.js";
+import { PKG_INDEX_URL, waitFor } from "./helpers/durability.js";
 
 const EXAMPLE = join(EXAMPLES, "publish-approval.tsx");
 /** timestamp, level, target: message, fields — the tracing-subscriber text format. */
 const LINE = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z) (ERROR| WARN| INFO|DEBUG|TRACE) ([a-z_]+(?:::[a-z_]+)*): (.+)$/;
 
 function logLines(file) {
-  return readFileSync(file, "utf8").split("\n").filter(Boolean);
+  return existsSync(file) ? readFileSync(file, "utf8").split("\n").filter(Boolean) : [];
+}
+
+/** A builder workflow: `build` (its body waits `ms`), then a gate; `v` is build's field type. */
+function slowWorkflow(name, { ms = 0, v = "number" } = {}) {
+  return `import { approval, fields, task, workflow } from ${JSON.stringify(PKG_INDEX_URL)};
+const build = task("build", { output: fields({ v: ${JSON.stringify(v)} }), run: async () => { await new Promise((r) => setTimeout(r, ${ms})); return { v: ${v === "number" ? 1 : '"one"'} }; } });
+const gate = approval("gate", { needs: { build }, request: { title: "Go?" } });
+export default workflow({ name: ${JSON.stringify(name)}, steps: [build, gate] });
+`;
 }
 
 /** The lines of `target` whose message starts with `message`, for run `runId`. */
@@ -47,7 +58,7 @@ describe("SMITHERS_LOG", () => {
     assert.match(created[0], / DEBUG smithers_core::engine: run created and claimed run_id="[^"]+" owner="[^"]+:\d+:\d+:\d+" workflow="publish"$/);
     const claimed = find(lines, "smithers_core::engine", "run claimed", runId);
     assert.equal(claimed.length, 1, "approve claims the run to resume it");
-    assert.match(claimed[0], / owner="[^"]+" previous_owner="" forced=false abandoned=0 status="running"$/);
+    assert.match(claimed[0], / owner="[^"]+" previous_owner="" taken_over="" forced=false abandoned=0 status="running"$/);
 
     // Scheduling decisions: the first advance hands out the draft task, a later one parks.
     const scheduled = find(lines, "smithers_core::engine", "scheduled", runId);
@@ -151,6 +162,57 @@ describe("SMITHERS_LOG", () => {
     const refused = find(lines, "smithers_core::decision", "human answer refused", triage);
     assert.equal(refused.length, 1, lines.join("\n"));
     assert.match(refused[0], / INFO smithers_core::decision: human answer refused run_id="[^"]+" node_id="triage" iteration=0 attempt=1 max_attempts=3 code="HUMAN_TASK_VALIDATION_FAILED" decided_by="[^"]+" run_status="waiting-approval"$/);
+  });
+
+  test("leases renewed, a run taken over once its lease expired, another workflow refused, schema versions and conflicts", { skip: !hasSqlite3() && "needs the sqlite3 shell" }, async () => {
+    const file = join(box.dir, "leases.log");
+    const db = join(box.dir, "leases.db");
+    const env = { SMITHERS_LOG: "smithers_core=debug", SMITHERS_LOG_FILE: file, SMITHERS_LEASE_MS: "90" };
+    const wf = box.write("slow.js", slowWorkflow("slow", { ms: 60_000 }));
+    // `up` drives the run; its lease is renewed every 30 ms while build's body runs.
+    const { SMITHERS_DB: _db, SMITHERS_USER: _u, ...parentEnv } = process.env;
+    const up = spawn(process.execPath, [BIN, "up", wf, "--run-id", "leased", "--db", db, "--json"], { env: { ...parentEnv, ...env }, stdio: "ignore" });
+    const exited = new Promise((r) => up.on("exit", r));
+    const owner = await waitFor(() => logLines(file).find((l) => l.includes("run created and claimed") && l.includes('run_id="leased"'))?.match(/ owner="([^"]+)"/)[1], { timeoutMs: 30_000, what: "the run to be created" });
+    const renewed = await waitFor(() => find(logLines(file), "smithers_core::owner", "leases renewed").find((l) => l.includes(`owner="${owner}"`)), { timeoutMs: 30_000, what: "a lease renewal" });
+    assert.match(renewed, new RegExp(` DEBUG smithers_core::owner: leases renewed owner="${owner}" runs=1 lease_ms=90$`));
+    const lines0 = logLines(file);
+    assert.match(find(lines0, "smithers_core::engine", "lease keeper started").find((l) => l.includes(owner)), / lease_ms=90$/);
+    assert.ok(find(lines0, "smithers_core::store", "database created").some((l) => / version=\d+$/.test(l)), lines0.join("\n"));
+    assert.ok(find(lines0, "smithers_core::schemas", "output schema version registered", "leased").some((l) => / key="build" version=1 table="build"$/.test(l)), lines0.join("\n"));
+    assert.ok(find(lines0, "smithers_core::schemas", "run bound to output schema versions", "leased").length >= 1, lines0.join("\n"));
+
+    // The process dies mid-task; say it ran on another host, whose lease has not run out: refused.
+    up.kill("SIGKILL");
+    await exited;
+    const setOwner = (expires) => execFileSync("sqlite3", [db, `UPDATE _smithers_runs SET owner = 'elsewhere:1:1:0', lease_expires_at_ms = ${expires} WHERE run_id = 'leased'`]);
+    setOwner(Date.now() + 3_600_000);
+    const refused = await smithers(["resume", "leased"], { db, env });
+    assert.equal(refused.code, 1, refused.stderr);
+    assert.match(refused.stderr, /RUN_OWNED/);
+    assert.match(find(logLines(file), "smithers_core::engine", "claim refused: another live process owns the run", "leased")[0], / owner="elsewhere:1:1:0" lease_expires_at_ms=\d+$/);
+    // Once the lease ran out, another workflow is still refused.
+    setOwner(1);
+    const other = box.write("other.js", slowWorkflow("other"));
+    const mismatch = await smithers(["up", other, "--run-id", "leased", "--resume"], { db, env });
+    assert.equal(mismatch.code, 1, mismatch.stderr);
+    assert.match(mismatch.stderr, /WORKFLOW_MISMATCH/);
+    assert.match(find(logLines(file), "smithers_core::engine", "claim refused: the run is another workflow's (WORKFLOW_MISMATCH)", "leased")[0], / recorded="slow \([^)]*slow\.js\)" given="other \([^)]*other\.js\)"$/);
+    // The lease ran out: the run is taken over, its abandoned attempt run again.
+    const wfQuick = box.write("slow.js", slowWorkflow("slow"));
+    assert.equal(wfQuick, wf);
+    const resumed = await smithers(["resume", "leased"], { db, env });
+    assert.equal(resumed.code, 3, resumed.stderr);
+    const taken = find(logLines(file), "smithers_core::engine", "run claimed", "leased");
+    assert.equal(taken.length, 1, logLines(file).join("\n"));
+    assert.match(taken[0], / previous_owner="elsewhere:1:1:0" taken_over="lease expired" forced=false abandoned=1 status="running"$/);
+
+    // A workflow whose `build` field needs another column type: refused before a run exists.
+    const clash = box.write("clash.js", slowWorkflow("clash", { v: "string" }));
+    const conflict = await smithers(["up", clash], { db, env });
+    assert.notEqual(conflict.code, 0);
+    assert.match(conflict.stderr, /SCHEMA_CONFLICT/);
+    assert.match(find(logLines(file), "smithers_core::engine", "output schemas refused")[0], / code="SCHEMA_CONFLICT" error=".*build.*"$/);
   });
 
   test("an agent attempt: the agent, its model, tool calls and tokens, once recorded", async (t) => {

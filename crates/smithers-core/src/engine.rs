@@ -423,6 +423,25 @@ pub fn check_run_id(run_id: &str) -> Result<()> {
     }
 }
 
+/// Why a claim could take a run another engine had owned, for the `run claimed` log line:
+/// "" (nobody held it, or this engine did), "owner process dead", "lease expired", "forced".
+fn taken_over(
+    previous: Option<&str>,
+    me: &str,
+    lease_expires_at_ms: Option<i64>,
+    force: bool,
+    now: i64,
+) -> &'static str {
+    match previous {
+        None => "",
+        Some(p) if p == me => "",
+        Some(p) if owner::liveness(p) == owner::Liveness::Dead => "owner process dead",
+        Some(_) if lease_expires_at_ms.is_some_and(|t| t <= now) => "lease expired",
+        Some(_) if force => "forced",
+        Some(_) => "",
+    }
+}
+
 impl Engine {
     /// Opens (or creates) a database for reading and writing.
     pub fn open(path: impl AsRef<Path>) -> Result<Engine> {
@@ -486,7 +505,13 @@ impl Engine {
         if graph_has_rewinds(&graph.root) {
             Plan::build(graph.clone()).check_rewinds()?;
         }
-        self.plan_schemas(None, &graph.schemas)?;
+        self.plan_schemas(None, &graph.schemas).inspect_err(|e| {
+            tracing::info!(
+                code = e.code(),
+                error = e.to_string().as_str(),
+                "output schemas refused"
+            )
+        })?;
         Ok(())
     }
 
@@ -504,6 +529,11 @@ impl Engine {
                 self.owner.clone(),
                 self.lease_ms,
             )?);
+            debug!(
+                owner = self.owner.as_str(),
+                lease_ms = self.lease_ms,
+                "lease keeper started"
+            );
         }
         Ok(now_ms() + self.lease_ms)
     }
@@ -748,7 +778,9 @@ impl Engine {
         {
             debug!(
                 run_id,
-                owner, "claim refused: another live process owns the run"
+                owner,
+                lease_expires_at_ms = lease_expires,
+                "claim refused: another live process owns the run"
             );
             return Err(Error::RunOwned {
                 run_id: run_id.into(),
@@ -774,16 +806,24 @@ impl Engine {
                 Some(p) => format!("{name} ({p})"),
                 None => name.to_string(),
             };
+            let recorded = shown(&workflow_name, workflow_path.as_ref());
+            let given = shown(
+                options
+                    .workflow_name
+                    .as_deref()
+                    .unwrap_or("a workflow of unknown name"),
+                options.workflow_path.as_ref(),
+            );
+            debug!(
+                run_id,
+                recorded = recorded.as_str(),
+                given = given.as_str(),
+                "claim refused: the run is another workflow's (WORKFLOW_MISMATCH)"
+            );
             return Err(Error::WorkflowMismatch {
                 run_id: run_id.into(),
-                recorded: shown(&workflow_name, workflow_path.as_ref()),
-                given: shown(
-                    options
-                        .workflow_name
-                        .as_deref()
-                        .unwrap_or("a workflow of unknown name"),
-                    options.workflow_path.as_ref(),
-                ),
+                recorded,
+                given,
             });
         }
         if force || other_path.is_some() {
@@ -798,6 +838,13 @@ impl Engine {
                 "UPDATE _smithers_runs SET workflow_path = ?2, workflow_name = ?3 WHERE run_id = ?1",
                 params![run_id, workflow_path, workflow_name],
             )?;
+            debug!(
+                run_id,
+                workflow = workflow_name.as_str(),
+                workflow_path = workflow_path.as_deref().unwrap_or(""),
+                forced = force,
+                "run's workflow recorded anew (moved, or resumed with another on purpose)"
+            );
         }
         let mut batch = EventBatch::default();
         // Attempts that were open when the previous owner died.
@@ -844,6 +891,7 @@ impl Engine {
             run_id,
             owner = me.as_str(),
             previous_owner = owner.as_deref().unwrap_or(""),
+            taken_over = taken_over(owner.as_deref(), &me, lease_expires, force, now),
             forced = force,
             abandoned = abandoned.len(),
             status = next_status.as_str(),
@@ -952,7 +1000,16 @@ impl Engine {
         self.active(run_id)?;
         graph.validate()?;
         // Everything about the schemas that can be refused is refused before a write.
-        let schemas = self.plan_schemas(Some(run_id), &graph.schemas)?;
+        let schemas = self
+            .plan_schemas(Some(run_id), &graph.schemas)
+            .inspect_err(|e| {
+                tracing::info!(
+                    run_id,
+                    code = e.code(),
+                    error = e.to_string().as_str(),
+                    "output schemas refused"
+                )
+            })?;
         self.batched(run_id, |engine| {
             engine.apply_schemas(run_id, schemas)?;
             engine.submit_graph_inner(run_id, graph)
@@ -2289,6 +2346,12 @@ impl Engine {
         // Fencing: another engine took the run over (this one's lease had expired, or it was
         // forced); nothing more may be written for it from here.
         if let Some(other) = lost {
+            tracing::warn!(
+                run_id,
+                owner = self.owner.as_str(),
+                new_owner = other.as_str(),
+                "run lost: another engine took it over (this one's lease expired, or --force)"
+            );
             return Err(Error::RunOwned {
                 run_id: run_id.into(),
                 owner: other,

@@ -636,6 +636,12 @@ impl Engine {
         for row in rows {
             let (run, updated_at_ms) = row?;
             if run.owner.is_none() || run.owner_liveness == Some("dead") {
+                tracing::debug!(
+                    run_id = run.run_id.as_str(),
+                    previous_owner = run.owner.as_deref().unwrap_or(""),
+                    lease_expires_at = run.lease_expires_at.as_deref().unwrap_or(""),
+                    "orphaned run found: nobody drives it"
+                );
                 out.push(OrphanedRun { run, updated_at_ms });
                 if out.len() as i64 >= limit.max(1) {
                     break;
@@ -665,6 +671,12 @@ impl Engine {
         )?;
         tx.commit()?;
         self.publish(batch);
+        tracing::info!(
+            run_id,
+            code = error.code.as_str(),
+            error = error.message.as_str(),
+            "run marked unresumable: watchers leave it until it changes or is claimed"
+        );
         Ok(())
     }
 

@@ -369,6 +369,16 @@ fn migrate(conn: &Connection, path: &Path) -> Result<()> {
         [SCHEMA_VERSION.to_string()],
     )?;
     tx.commit()?;
+    if current == 0 {
+        tracing::info!(db = %path.display(), version = SCHEMA_VERSION, "database created");
+    } else {
+        tracing::info!(
+            db = %path.display(),
+            from = current,
+            to = SCHEMA_VERSION,
+            "database migrated"
+        );
+    }
     Ok(())
 }
 
