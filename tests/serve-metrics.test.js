@@ -1,8 +1,9 @@
 // `GET /metrics` of `smithers serve`, scraped and parsed as Prometheus text: runs by status
 // (rejected ones too), pending approvals by workflow, time to decision, task durations; counted
-// over every process that shares the database.
+// over every process that shares the database, and over the runs serve drives in its worker
+// threads (which a follower in another process and serve's log file see as well).
 import assert from "node:assert/strict";
-import { cpSync } from "node:fs";
+import { cpSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { EXAMPLES, expectExit, sandbox, smithers } from "./helpers/cli.js";
@@ -144,5 +145,57 @@ describe("smithers serve: /metrics", () => {
     assert.equal(value(samples, "smithers_runs_ended_total", { status: "failed" }), undefined, "a rejection is not a failure");
     assert.equal(value(samples, "smithers_approval_decision_wait_seconds_count", { decision: "rejected" }), 1);
     assert.equal(value(samples, "smithers_pending_approvals", { workflow: "deploy-review" }), undefined, "nothing of it waits");
+  });
+});
+
+describe("smithers serve: runs its worker threads drive", () => {
+  test("started and approved over the API: counted in /metrics, followed from another process, logged from the worker into serve's log file", async (t) => {
+    const b = sandbox("smithers-metrics-workers-");
+    t.after(() => b.cleanup());
+    b.write("gate.tsx", GATE_TSX);
+    b.write("serve.json", JSON.stringify({ tokens: [{ user: "alice", token: APPROVER, scopes: ["admin"] }], workflows: { gate: "./gate.tsx" } }));
+    const logFile = join(b.dir, "serve.log");
+    const server = await startServe({
+      db: b.db,
+      cwd: b.dir,
+      config: join(b.dir, "serve.json"),
+      env: { SMITHERS_LOG: "smithers_js::isolation=debug,smithers_js::driver=debug,smithers_core::engine=debug", SMITHERS_LOG_FILE: logFile },
+    });
+    t.after(() => server.stop("SIGKILL"));
+    const api = client(server.url, APPROVER);
+
+    const started = await api("/v1/runs", { body: { workflow: "gate", runId: "w1" } });
+    assert.ok(started.status < 300, JSON.stringify(started.body));
+    await waitFor(async () => (await api("/v1/runs/w1")).body.run?.status === "waiting-approval", { timeoutMs: 20_000, what: "the run to wait at its gate" });
+    // Followed from another process across the decision, to the run's end.
+    const follower = smithers(["events", "--follow", "--run", "w1"], { db: b.db });
+    assert.equal((await api("/v1/runs/w1/nodes/gate/approve", { body: {} })).status, 200);
+    const followed = await follower;
+    assert.equal(followed.code, 0, followed.stderr);
+    const types = followed.stdout.split("\n").filter(Boolean).map((l) => l.split(" ")[3]);
+    for (const type of ["RunStarted", "ApprovalRequested", "ApprovalGranted", "NodeFinished", "RunFinished"]) assert.ok(types.includes(type), `${type} in:\n${followed.stdout}`);
+    assert.equal(types.at(-1), "RunFinished");
+
+    let samples;
+    await waitFor(async () => {
+      const res = await fetch(new URL("/metrics", server.url), { headers: { authorization: `Bearer ${APPROVER}` } });
+      ({ samples } = parsePrometheus(await res.text()));
+      return value(samples, "smithers_runs_ended_total", { status: "finished" }) === 1;
+    }, { timeoutMs: 10_000, what: "the metrics to count the run" });
+    assert.equal(value(samples, "smithers_runs", { workflow: "metrics-gate", status: "finished" }), 1);
+    assert.equal(value(samples, "smithers_approval_decision_wait_seconds_count", { decision: "approved" }), 1);
+    assert.equal(value(samples, "smithers_task_duration_seconds_count", { outcome: "finished" }), 2, "prepare and after, both run in a worker");
+
+    // Serve's thread hands each drive to a worker; the driver and the core log from the worker,
+    // into the same file.
+    const lines = readFileSync(logFile, "utf8").split("\n").filter(Boolean);
+    const handed = lines.filter((l) => l.includes(" smithers_js::isolation: drive handed to a worker") && l.includes('run_id="w1"'));
+    assert.deepEqual(handed.map((l) => l.match(/ kind="(\w+)"/)[1]), ["start", "resume"], lines.join("\n"));
+    assert.ok(lines.some((l) => / smithers_js::isolation: drive ended in its worker run_id="w1" started=true clean=true worker_kept=true$/.test(l)), lines.join("\n"));
+    for (const node of ["prepare", "after"]) {
+      assert.ok(lines.some((l) => l.includes(" smithers_js::driver: task started") && l.includes('run_id="w1"') && l.includes(`node_id="${node}"`)), `${node} in:\n${lines.join("\n")}`);
+    }
+    assert.ok(lines.some((l) => l.includes(" smithers_core::engine: run created and claimed") && l.includes('run_id="w1"')));
+    assert.ok(lines.some((l) => l.includes(" smithers_core::engine: run claimed") && l.includes('run_id="w1"')));
   });
 });

@@ -9,6 +9,7 @@
 // with `smithers_js::`; the core's with `smithers_core::`. A malformed SMITHERS_LOG is reported
 // by the native engine when it loads.
 import { openSync, writeSync } from "node:fs";
+import { isMainThread, workerData } from "node:worker_threads";
 
 const LEVELS = ["off", "error", "warn", "info", "debug", "trace"];
 const LEVEL_NAMES = ["", "ERROR", " WARN", " INFO", "DEBUG", "TRACE"];
@@ -47,7 +48,11 @@ function sink() {
   if (fd === null) {
     const file = process.env.SMITHERS_LOG_FILE;
     fd = 2;
-    if (file) {
+    // A worker thread (serve's drives, isolation.js) writes to the file its parent opened: a
+    // descriptor opened here would outlive the thread, one more per worker.
+    const inherited = isMainThread ? null : workerData?.smithersLogFd;
+    if (file && Number.isInteger(inherited)) fd = inherited;
+    else if (file) {
       try {
         fd = openSync(file, "a");
       } catch (e) {
@@ -87,6 +92,17 @@ function write(level, target, message, fields) {
   } catch {
     // A log line that cannot be written is not worth failing the run for.
   }
+}
+
+/**
+ * The descriptor log lines go to when they go to SMITHERS_LOG_FILE (opened now if need be),
+ * for a worker thread to write to (`workerData.smithersLogFd`); null when nothing is logged
+ * or lines go to stderr.
+ */
+export function logFileFd() {
+  if (DIRECTIVES.length === 0 || !process.env.SMITHERS_LOG_FILE) return null;
+  const out = sink();
+  return out === 2 ? null : out;
 }
 
 const noop = () => {};
