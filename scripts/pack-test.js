@@ -10,9 +10,11 @@
 //   4. run examples there through `smithers up` (waits at its gate) and `smithers approve`
 //      (finishes): a JSX workflow, a Dagu DAG, and an agent workflow (MDX prompt, smithers'
 //      tools, `ai` installed beside it as a user would) against a loopback stand-in for
-//      Anthropic's API; and check the error a user gets when the platform package is missing.
+//      Anthropic's API; a decision through `smithers serve`, which resumes the run in a worker
+//      thread (src/driver-worker.js, loaded from the installed package); and check the error a
+//      user gets when the platform package is missing.
 // A missing file, a wrong `files` entry or a wrong os/cpu/libc field fails it. ~20 s.
-import { execFile, execFileSync, spawnSync } from "node:child_process";
+import { execFile, execFileSync, spawn, spawnSync } from "node:child_process";
 import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { delimiter, dirname, join, resolve } from "node:path";
@@ -45,7 +47,7 @@ try {
   const main = pack(PKG_DIR);
   const files = main.files.map((f) => f.path);
   check(!files.some((f) => f.endsWith(".node")), `the main tarball holds no .node (${(main.size / 1024).toFixed(0)} KB, ${files.length} files)`);
-  for (const f of ["README.md", "LICENSE", "package.json", "bin/smithers.js", "binding.cjs", "src/binding-load.cjs", "src/loader/hooks.js", "src/tools.js", "src/agents/task.js", "src/dagu/parse.js", "src/serve/web/index.html"]) {
+  for (const f of ["README.md", "LICENSE", "package.json", "bin/smithers.js", "binding.cjs", "src/binding-load.cjs", "src/loader/hooks.js", "src/tools.js", "src/agents/task.js", "src/dagu/parse.js", "src/serve/web/index.html", "src/driver-worker.js", "src/isolation.js", "src/worktree.js"]) {
     check(files.includes(f), `the main tarball holds ${f}`);
   }
 
@@ -99,6 +101,47 @@ try {
     const inspect = smithers("inspect", run.runId, "--json");
     const outputs = inspect.status === 0 ? JSON.parse(inspect.stdout).outputs.map((o) => o.nodeId) : [];
     check(outputs.includes("publish"), `smithers inspect shows the published output (${outputs.join(", ")})`);
+  }
+
+  // A decision through `smithers serve`: it resumes the run in a worker thread of its own.
+  const waiting = smithers("up", "publish-approval.tsx", "--input", '{"title":"Served"}', "--json");
+  const served = waiting.status === 3 ? JSON.parse(waiting.stdout) : null;
+  check(served !== null, `a second run waits at the gate (exit ${waiting.status}${waiting.status === 3 ? "" : `: ${waiting.stderr.slice(-800)}`})`);
+  if (served) {
+    const token = "pack-test-token-0123456789";
+    const server = spawn(join(app, "node_modules/.bin/smithers"), ["serve", "--port", "0", "--json"], {
+      cwd: app,
+      env: { ...env, SMITHERS_TOKENS: JSON.stringify([{ user: "ci", token, scopes: ["admin"] }]) },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let serveErr = "";
+    server.stderr.on("data", (d) => (serveErr += d));
+    try {
+      const url = await new Promise((found, failed) => {
+        let out = "";
+        const timer = setTimeout(() => failed(new Error("serve did not start in 20 s")), 20_000);
+        server.stdout.on("data", (d) => {
+          out += d;
+          if (!out.includes("\n")) return;
+          clearTimeout(timer);
+          found(JSON.parse(out.split("\n")[0]).url);
+        });
+        server.on("exit", (code) => failed(new Error(`serve exited ${code}`)));
+      });
+      const api = (path, body) =>
+        fetch(new URL(path, url), { method: body ? "POST" : "GET", headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body: body && JSON.stringify(body) }).then(async (r) => ({ status: r.status, body: await r.json() }));
+      const decided = await api(`/v1/runs/${served.runId}/nodes/publish-approval/approve`, {});
+      let status = null;
+      for (let i = 0; i < 200 && status !== "finished"; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        status = (await api(`/v1/runs/${served.runId}`)).body.run?.status;
+      }
+      check(decided.status === 200 && status === "finished", `smithers serve takes the decision and its worker thread finishes the run (HTTP ${decided.status}, run ${status})`);
+    } catch (e) {
+      check(false, `smithers serve from the tarball: ${e.message} ${serveErr.slice(-800)}`);
+    } finally {
+      server.kill("SIGKILL");
+    }
   }
 
   // A Dagu DAG, as Dagu users bring it: its step waits for review, then production deploys.
@@ -165,5 +208,5 @@ if (failures.length) {
   console.log(`pack-test: ${failures.length} check(s) failed in ${seconds} s:\n${failures.map((f) => `  - ${f}`).join("\n")}`);
   process.exitCode = 1;
 } else {
-  console.log(`pack-test: the packed tarball installs without Rust and runs a JSX workflow, a Dagu DAG and an agent workflow through approve (${seconds} s)`);
+  console.log(`pack-test: the packed tarball installs without Rust and runs a JSX workflow (also through serve's worker threads), a Dagu DAG and an agent workflow through approve (${seconds} s)`);
 }
