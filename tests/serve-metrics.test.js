@@ -64,6 +64,17 @@ function parsePrometheus(text) {
   return { types, samples };
 }
 
+/** Scrapes `/metrics` with `token` until `done(samples)`; the last scrape, parsed. */
+async function scrapeUntil(server, token, done, what) {
+  let scraped;
+  await waitFor(async () => {
+    const res = await fetch(new URL("/metrics", server.url), { headers: { authorization: `Bearer ${token}` } });
+    scraped = parsePrometheus(await res.text());
+    return done(scraped.samples);
+  }, { timeoutMs: 10_000, what });
+  return scraped;
+}
+
 const value = (samples, name, labels = {}) =>
   samples.find((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))?.value;
 
@@ -135,12 +146,7 @@ describe("smithers serve: /metrics", () => {
     for (const f of ["deploy-review.yaml", "deploy.sh"]) cpSync(join(EXAMPLES, "dagu", f), join(box.dir, f));
     await expectExit(assert, 3, ["up", "deploy-review.yaml", "--run-id", "dr", "--db", box.db], { cwd: box.dir });
     await expectExit(assert, 0, ["reject", "dr", "--reason", "staging is slow", "--by", "bob"], { db: box.db, cwd: box.dir });
-    let samples;
-    await waitFor(async () => {
-      const res = await fetch(new URL("/metrics", server.url), { headers: { authorization: `Bearer ${READER}` } });
-      ({ samples } = parsePrometheus(await res.text()));
-      return value(samples, "smithers_runs_ended_total", { status: "rejected" }) === 1;
-    }, { timeoutMs: 10_000, what: "the metrics to count the rejected run" });
+    const { samples } = await scrapeUntil(server, READER, (samples) => value(samples, "smithers_runs_ended_total", { status: "rejected" }) === 1, "the metrics to count the rejected run");
     assert.equal(value(samples, "smithers_runs", { workflow: "deploy-review", status: "rejected" }), 1);
     assert.equal(value(samples, "smithers_runs_ended_total", { status: "failed" }), undefined, "a rejection is not a failure");
     assert.equal(value(samples, "smithers_approval_decision_wait_seconds_count", { decision: "rejected" }), 1);
@@ -176,12 +182,7 @@ describe("smithers serve: runs its worker threads drive", () => {
     for (const type of ["RunStarted", "ApprovalRequested", "ApprovalGranted", "NodeFinished", "RunFinished"]) assert.ok(types.includes(type), `${type} in:\n${followed.stdout}`);
     assert.equal(types.at(-1), "RunFinished");
 
-    let samples;
-    await waitFor(async () => {
-      const res = await fetch(new URL("/metrics", server.url), { headers: { authorization: `Bearer ${APPROVER}` } });
-      ({ samples } = parsePrometheus(await res.text()));
-      return value(samples, "smithers_runs_ended_total", { status: "finished" }) === 1;
-    }, { timeoutMs: 10_000, what: "the metrics to count the run" });
+    const { samples } = await scrapeUntil(server, APPROVER, (samples) => value(samples, "smithers_runs_ended_total", { status: "finished" }) === 1, "the metrics to count the run");
     assert.equal(value(samples, "smithers_runs", { workflow: "metrics-gate", status: "finished" }), 1);
     assert.equal(value(samples, "smithers_approval_decision_wait_seconds_count", { decision: "approved" }), 1);
     assert.equal(value(samples, "smithers_task_duration_seconds_count", { outcome: "finished" }), 2, "prepare and after, both run in a worker");
