@@ -47,6 +47,8 @@ export declare class Engine {
   pendingApprovals(filterJson: string): string
   events(runId: string, afterSeq: number, limit: number): string
   feed(afterId: number, limit: number): string
+  /** Runs by workflow and status, pending approvals by workflow (for `/metrics`). */
+  storeMetrics(): string
   feedHead(): string
   /** `afterJson`: `{updatedAtMs, runId}` of the last run of the previous page. */
   orphanedRuns(limit: number, includeDead: boolean, afterJson?: string | undefined | null): string
@@ -91,3 +93,9 @@ export declare function reservedEnv(): string
  * With `cancelId`, `cancelCommand(cancelId)` stops it.
  */
 export declare function runCommand(specJson: string): Promise<string>
+
+/**
+ * Writes `text` to the stdin of a command started with this `cancelId` and
+ * `keepStdinOpen` (queued, never blocking). False when its stdin is not open.
+ */
+export declare function writeCommandStdin(cancelId: string, text: string): boolean

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 use crate::apply::Tx;
 use crate::error::Result;
-use crate::events::Event;
+use crate::events::{Event, log_committed};
+use crate::logs::ENGINE;
 use crate::memory::ActiveRun;
 use crate::owner::{self, LeaseKeeper};
 use crate::schemas::SchemaCache;
@@ -138,6 +139,12 @@ impl Engine {
                 self.config.owner.clone(),
                 self.config.lease_ms,
             )?);
+            tracing::debug!(
+                target: ENGINE,
+                owner = self.config.owner.as_str(),
+                lease_ms = self.config.lease_ms,
+                "lease keeper started"
+            );
         }
         Ok(self.now() + self.config.lease_ms)
     }
@@ -171,6 +178,7 @@ impl Engine {
     }
 
     pub(crate) fn publish(&mut self, events: Vec<Event>) {
+        log_committed(&events);
         if self.buffer_events {
             self.events.extend(events);
         }

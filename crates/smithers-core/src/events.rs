@@ -79,6 +79,8 @@ event_kinds! {
     FailureMailFailed = driver,
     ToolCallStarted = driver,
     ToolCallFinished = driver,
+    /// A git worktree the driver made for `<Worktree>`.
+    WorktreeCreated = driver,
 }
 
 impl EventKind {
@@ -115,4 +117,16 @@ pub struct Event {
     pub feed_id: Option<i64>,
     #[serde(flatten)]
     pub payload: Map<String, Value>,
+}
+
+/// One debug line per committed event (target `smithers_core::events`): every transition of
+/// every node and run, in commit order. Called after the transaction commits, never before.
+pub(crate) fn log_committed(events: &[Event]) {
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        return;
+    }
+    for e in events {
+        let payload = serde_json::to_string(&e.payload).unwrap_or_default();
+        tracing::debug!(run_id = e.run_id.as_str(), seq = e.seq, event = e.kind.as_str(), payload = %payload, "committed");
+    }
 }

@@ -14,7 +14,7 @@ use crate::machines::{ApprovalStatus, Effect};
 use crate::owner::{self, Liveness};
 use crate::views::{
     ApprovalFilter, ApprovalSummary, AttemptLog, LogFilter, OrphanCursor, OrphanedRun, RunFilter,
-    RunInspection, RunSummary,
+    RunInspection, RunSummary, StoreMetrics,
 };
 
 /// What `pending_approvals` takes as `status`: an approval status, or `all`.
@@ -113,7 +113,16 @@ impl Engine {
         let limit = usize::try_from(limit.max(1)).unwrap_or(1);
         let mut keep = |run: &mut RunSummary| {
             *run = self.with_liveness(run.clone());
-            run.owner.is_none() || run.owner_liveness == Some("dead")
+            let orphaned = run.owner.is_none() || run.owner_liveness == Some("dead");
+            if orphaned {
+                tracing::debug!(
+                    run_id = run.run_id.as_str(),
+                    previous_owner = run.owner.as_deref().unwrap_or(""),
+                    lease_expires_at = run.lease_expires_at.as_deref().unwrap_or(""),
+                    "orphaned run found: nobody drives it"
+                );
+            }
+            orphaned
         };
         Ok(self
             .store
@@ -140,7 +149,14 @@ impl Engine {
                     payload: json!({ "error": error }),
                 },
             ])
-        })
+        })?;
+        tracing::info!(
+            run_id,
+            code = error.code.as_str(),
+            error = error.message.as_str(),
+            "run marked unresumable: watchers leave it until it changes or is claimed"
+        );
+        Ok(())
     }
 
     /// Events of every run after position `after_id` of the database-wide feed.
@@ -196,6 +212,11 @@ impl Engine {
                 payload,
             }])
         })
+    }
+
+    /// Runs by workflow and status, and pending approvals by workflow (`/metrics`).
+    pub fn store_metrics(&self) -> Result<StoreMetrics> {
+        self.store.store_metrics()
     }
 
     pub fn events(&self, run_id: &str, after_seq: i64, limit: i64) -> Result<Vec<Event>> {

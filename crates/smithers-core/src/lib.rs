@@ -15,6 +15,7 @@ pub mod events;
 pub mod graph;
 pub mod ident;
 pub mod inspect;
+mod logs;
 pub mod machines;
 mod memory;
 pub mod output;
@@ -39,5 +40,5 @@ pub use machines::{ApprovalStatus, AttemptState, NodeState, RunStatus};
 pub use store::OpenOptions;
 pub use views::{
     ApprovalFilter, ApprovalSummary, AttemptLog, LogFilter, OrphanCursor, OrphanedRun, RunFilter,
-    RunInspection, RunSummary,
+    RunInspection, RunSummary, StoreMetrics,
 };

@@ -110,7 +110,22 @@ impl LeaseKeeper {
                 while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
                     // A failed renewal (the database is busy, gone) is tried again next time;
                     // the lease has two more renewals' worth of time left.
-                    let _ = renewer.renew(&owner, crate::time::now_ms() + lease_ms);
+                    match renewer.renew(&owner, crate::time::now_ms() + lease_ms) {
+                        Ok(0) => {}
+                        Ok(runs) => {
+                            tracing::debug!(
+                                owner = owner.as_str(),
+                                runs,
+                                lease_ms,
+                                "leases renewed"
+                            )
+                        }
+                        Err(e) => tracing::warn!(
+                            owner = owner.as_str(),
+                            error = e.to_string().as_str(),
+                            "lease renewal failed: trying again at the next renewal"
+                        ),
+                    }
                 }
             })?;
         Ok(LeaseKeeper { _stop: stop })

@@ -11,6 +11,7 @@ use crate::apply::{Driven, Tx};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::ident::{check_name, check_run_id};
+use crate::logs::ENGINE;
 use crate::machines::{NodeKey, NodeState, RunEvent, RunInsert, RunStatus, node, run};
 use crate::memory::{ActiveRun, LoopRecord, NodeRecord};
 use crate::owner;
@@ -71,6 +72,13 @@ impl Engine {
             tx.apply(effects)?;
             Ok(status)
         })?;
+        tracing::debug!(
+            target: ENGINE,
+            run_id = run_id.as_str(),
+            owner = self.config.owner.as_str(),
+            workflow = name.as_str(),
+            "run created and claimed"
+        );
         self.runs.insert(
             run_id.clone(),
             ActiveRun::new(status, name.clone(), input_json),
@@ -113,10 +121,31 @@ impl Engine {
         let driving = self.runs.contains_key(run_id);
         let claimed =
             self.transaction(|tx| claim(tx, run_id, options, &me, lease_until, driving))?;
-        let (row, status) = match claimed {
+        let (row, status, abandoned) = match claimed {
             Claimed::Ended(snapshot) => return Ok(*snapshot),
-            Claimed::Taken { row, status } => (row, status),
+            Claimed::Taken {
+                row,
+                status,
+                abandoned,
+            } => (row, status, abandoned),
         };
+        tracing::debug!(
+            target: ENGINE,
+            run_id,
+            owner = me.as_str(),
+            previous_owner = row.owner.as_deref().unwrap_or(""),
+            taken_over = taken_over(
+                row.owner.as_deref(),
+                &me,
+                row.lease_expires_at_ms,
+                options.force,
+                self.now()
+            ),
+            forced = options.force,
+            abandoned,
+            status = status.as_str(),
+            "run claimed"
+        );
         let mut run = ActiveRun::new(status, row.workflow_name.clone(), row.input_json.clone());
         let mut node_loops = BTreeMap::new();
         for n in self.store.nodes(run_id)? {
@@ -159,6 +188,7 @@ impl Engine {
     pub fn release_run(&mut self, run_id: &str) -> Result<()> {
         if self.runs.remove(run_id).is_some() {
             self.store.release_run(run_id, &self.config.owner)?;
+            tracing::debug!(target: ENGINE, run_id, owner = self.config.owner.as_str(), "run released");
         }
         Ok(())
     }
@@ -218,6 +248,8 @@ enum Claimed {
     Taken {
         row: Box<crate::store::RunRow>,
         status: RunStatus,
+        /// Attempts the previous owner left open.
+        abandoned: usize,
     },
     Ended(Box<Snapshot>),
 }
@@ -263,6 +295,13 @@ fn claim(
         && !force
         && owner::holds(owner, row.lease_expires_at_ms, tx.now)
     {
+        tracing::debug!(
+            target: ENGINE,
+            run_id,
+            owner,
+            lease_expires_at_ms = row.lease_expires_at_ms,
+            "claim refused: another live process owns the run"
+        );
         return Err(Error::RunOwned {
             run_id: run_id.into(),
             owner: owner.into(),
@@ -286,16 +325,25 @@ fn claim(
             Some(p) => format!("{name} ({p})"),
             None => name.to_string(),
         };
+        let recorded = shown(&row.workflow_name, row.workflow_path.as_ref());
+        let given = shown(
+            options
+                .workflow_name
+                .as_deref()
+                .unwrap_or("a workflow of unknown name"),
+            options.workflow_path.as_ref(),
+        );
+        tracing::debug!(
+            target: ENGINE,
+            run_id,
+            recorded = recorded.as_str(),
+            given = given.as_str(),
+            "claim refused: the run is another workflow's (WORKFLOW_MISMATCH)"
+        );
         return Err(Error::WorkflowMismatch {
             run_id: run_id.into(),
-            recorded: shown(&row.workflow_name, row.workflow_path.as_ref()),
-            given: shown(
-                options
-                    .workflow_name
-                    .as_deref()
-                    .unwrap_or("a workflow of unknown name"),
-                options.workflow_path.as_ref(),
-            ),
+            recorded,
+            given,
         });
     }
     if force || other_path.is_some() {
@@ -311,13 +359,20 @@ fn claim(
             name: row.workflow_name.clone(),
             path: row.workflow_path.clone(),
         }])?;
+        tracing::debug!(
+            target: ENGINE,
+            run_id,
+            workflow = row.workflow_name.as_str(),
+            workflow_path = row.workflow_path.as_deref().unwrap_or(""),
+            forced = force,
+            "run's workflow recorded anew (moved, or resumed with another on purpose)"
+        );
     }
     // Attempts that were open when the previous owner died.
-    for (node_id, iteration, state, attempt) in
-        tx.store.nodes_in(run_id, &[NodeState::InProgress])?
-    {
-        let key = NodeKey::new(run_id, &node_id, iteration);
-        let (_, effects) = node::abandon(&key, state, attempt)?;
+    let open = tx.store.nodes_in(run_id, &[NodeState::InProgress])?;
+    for (node_id, iteration, state, attempt) in &open {
+        let key = NodeKey::new(run_id, node_id, *iteration);
+        let (_, effects) = node::abandon(&key, *state, *attempt)?;
         tx.apply(effects)?;
     }
     let (status, effects) = run::claim(run_id, row.status, me, lease_until)?;
@@ -325,7 +380,27 @@ fn claim(
     Ok(Claimed::Taken {
         row: Box::new(row),
         status,
+        abandoned: open.len(),
     })
+}
+
+/// Why a claim could take a run another engine had owned, for the `run claimed` log line:
+/// "" (nobody held it, or this engine did), "owner process dead", "lease expired", "forced".
+fn taken_over(
+    previous: Option<&str>,
+    me: &str,
+    lease_expires_at_ms: Option<i64>,
+    force: bool,
+    now: i64,
+) -> &'static str {
+    match previous {
+        None => "",
+        Some(p) if p == me => "",
+        Some(p) if owner::liveness(p) == owner::Liveness::Dead => "owner process dead",
+        Some(_) if lease_expires_at_ms.is_some_and(|t| t <= now) => "lease expired",
+        Some(_) if force => "forced",
+        Some(_) => "",
+    }
 }
 
 /// Ends a run: open nodes are cancelled (node by node), open requests withdrawn, running
@@ -340,9 +415,10 @@ pub(crate) fn end_run(
     failure: Option<RunError>,
 ) -> Result<()> {
     let mut effects = Vec::new();
-    for (node_id, iteration, state, _) in tx.store.nodes_in(run_id, &OPEN)? {
-        let key = NodeKey::new(run_id, &node_id, iteration);
-        effects.extend(node::cancel(&key, state)?.1);
+    let open = tx.store.nodes_in(run_id, &OPEN)?;
+    for (node_id, iteration, state, _) in &open {
+        let key = NodeKey::new(run_id, node_id, *iteration);
+        effects.extend(node::cancel(&key, *state)?.1);
     }
     let (to, run_effects) = run::end(run_id, from, event, failure)?;
     effects.extend(run_effects);
@@ -350,7 +426,16 @@ pub(crate) fn end_run(
     if to != RunStatus::Finished {
         cancel_sub_runs(tx, SubRuns::Of(run_id))?;
     }
-    wake_caller(tx, run_id)
+    let woken = wake_caller(tx, run_id)?;
+    tracing::debug!(
+        target: ENGINE,
+        run_id,
+        status = to.as_str(),
+        cancelled_nodes = open.len(),
+        woke_caller = woken.as_deref().unwrap_or(""),
+        "run ended"
+    );
+    Ok(())
 }
 
 /// Which runs `cancel_sub_runs` ends: the sub-runs of a run, or a sub-run and its own.
@@ -380,24 +465,24 @@ pub(crate) fn cancel_sub_runs(tx: &mut Tx<'_>, which: SubRuns<'_>) -> Result<()>
 /// A sub-run ended: the task that waits on it goes back to pending (it runs again and reads
 /// the sub-run's result) and its run wakes up. A run nobody drives is then `running` with no
 /// owner, which `resume` (or serve's watcher) picks up; a live driver of it sees the node
-/// move at its next call.
-fn wake_caller(tx: &mut Tx<'_>, run_id: &str) -> Result<()> {
+/// move at its next call. Returns the caller's run id when it woke one.
+fn wake_caller(tx: &mut Tx<'_>, run_id: &str) -> Result<Option<String>> {
     let Some(caller) = tx.store.caller(run_id)? else {
-        return Ok(());
+        return Ok(None);
     };
     let key = NodeKey::new(&caller.run_id, &caller.node_id, caller.iteration);
     let waits = tx.store.node(&key)?.filter(|n| {
         n.state == NodeState::WaitingApproval && n.sub_run_id.as_deref() == Some(run_id)
     });
     let Some(waiting) = waits else {
-        return Ok(());
+        return Ok(None);
     };
     let (_, effects) = node::sub_run_ended(&key, waiting.state, run_id)?;
     tx.apply(effects)?;
     if let Some(parent) = tx.store.run(&caller.run_id)? {
         wake(tx, &caller.run_id, parent.status)?;
     }
-    Ok(())
+    Ok(Some(caller.run_id))
 }
 
 /// A decision on a waiting run (or a sub-run's end, for its caller) wakes it (`running`):

@@ -177,7 +177,7 @@ impl SchemaCache {
         store: &dyn Store,
         run_id: &str,
         bound: &mut HashMap<String, i64>,
-        plan: SchemaPlan,
+        plan: &SchemaPlan,
         now: i64,
     ) -> Result<()> {
         for (version, table) in &plan.new_versions {
@@ -185,19 +185,22 @@ impl SchemaCache {
             let schema_json = serde_json::to_string(&table.schema)?;
             store.insert_schema_version(table, *version, &schema_json, now)?;
         }
-        for (key, version, table) in plan.bind {
-            store.bind_schema(run_id, &key, version)?;
-            self.versions.insert((key.clone(), version), table);
-            bound.insert(key, version);
+        for (key, version, table) in &plan.bind {
+            store.bind_schema(run_id, key, *version)?;
+            self.versions.insert((key.clone(), *version), table.clone());
+            bound.insert(key.clone(), *version);
         }
-        for (version, table) in plan.new_versions {
+        for (version, table) in &plan.new_versions {
             self.current
-                .insert(table.key.clone(), (version, table.clone()));
-            self.versions.insert((table.key.clone(), version), table);
+                .insert(table.key.clone(), (*version, table.clone()));
+            self.versions
+                .insert((table.key.clone(), *version), table.clone());
         }
         Ok(())
     }
+}
 
+impl SchemaCache {
     /// Every output row of a run, read through the schema versions it is bound to.
     pub(crate) fn read_outputs(
         &mut self,
@@ -256,4 +259,27 @@ fn check_new_version(store: &dyn Store, key: &str, table: &OutputTable) -> Resul
         }
     }
     Ok(())
+}
+
+impl SchemaPlan {
+    /// Logs what the plan wrote, once the transaction that wrote it committed.
+    pub(crate) fn log_written(&self, run_id: &str) {
+        for (version, table) in &self.new_versions {
+            tracing::info!(
+                run_id,
+                key = table.key.as_str(),
+                version,
+                table = table.table.as_str(),
+                "output schema version registered"
+            );
+        }
+        if !self.bind.is_empty() && tracing::enabled!(tracing::Level::DEBUG) {
+            let bound: Vec<String> = self
+                .bind
+                .iter()
+                .map(|(key, version, _)| format!("{key}@{version}"))
+                .collect();
+            tracing::debug!(run_id, bound = ?bound, "run bound to output schema versions");
+        }
+    }
 }

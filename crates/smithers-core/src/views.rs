@@ -239,3 +239,28 @@ pub struct LogFilter {
     #[serde(default)]
     pub attempt: Option<i64>,
 }
+
+/// Counts over the whole database for `smithers serve`'s `/metrics`: runs by workflow and
+/// status, pending approvals by workflow with the oldest one's request time.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoreMetrics {
+    pub runs: Vec<RunCount>,
+    pub pending_approvals: Vec<PendingCount>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunCount {
+    pub workflow: String,
+    pub status: String,
+    pub count: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingCount {
+    pub workflow: String,
+    pub count: i64,
+    pub oldest_requested_at_ms: i64,
+}

@@ -3,20 +3,16 @@ import { createRequire } from "node:module";
 import { SmithersError } from "./errors.js";
 
 const require = createRequire(import.meta.url);
+const { loadBinding } = require("./binding-load.cjs");
 /** @type {typeof import("../binding.cjs")} */
-const binding = require("../binding.cjs");
+let binding;
+try {
+  binding = loadBinding();
+} catch (e) {
+  throw new SmithersError(e.code, e.message, e.details);
+}
 
-/** Codes that mean "what you named does not exist or is ambiguous" (CLI exit 4). */
-export const LOOKUP_CODES = new Set([
-  "RUN_NOT_FOUND",
-  "NODE_NOT_FOUND",
-  "NO_PENDING_APPROVALS",
-  "AMBIGUOUS_APPROVAL",
-  "USAGE",
-  "DB_NOT_FOUND",
-  "WORKFLOW_NOT_FOUND",
-  "INVALID_RUN_ID",
-]);
+export { LOOKUP_CODES } from "./errors.js";
 
 /** `found` and `supported` of a SCHEMA_TOO_NEW / SCHEMA_OUTDATED message ("schema v3; … reads v4"). */
 function schemaVersions(message) {
@@ -70,6 +66,14 @@ export const runCommand = async (spec) => JSON.parse(await binding.runCommand(JS
  * @param {string} cancelId
  */
 export const cancelCommand = (cancelId) => binding.cancelCommand(cancelId);
+
+/**
+ * Writes to the stdin of a command started by `runCommand` with this `cancelId` and
+ * `keepStdinOpen: true` (queued; never blocks). False when its stdin is not open.
+ * @param {string} cancelId
+ * @param {string} text
+ */
+export const writeCommandStdin = (cancelId, text) => binding.writeCommandStdin(cancelId, text);
 
 export const engineVersion = () => binding.engineVersion();
 /** Names no approver input or Dagu param may use: `{ exact: string[], prefixes: string[] }`. */

@@ -21,6 +21,7 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::graph::{ApprovalMode, OnDeny};
 use crate::ident::{check_name, check_text};
+use crate::logs::DECISION;
 use crate::machines::node::Verdict;
 use crate::owner;
 
@@ -129,7 +130,64 @@ impl Engine {
         self.decide(req, Verdict::PushBack)
     }
 
+    /// Records a decision, and logs it (target `smithers_core::decision`): recorded at info
+    /// (with the nodes a push-back sent back), a `<HumanTask>` answer that does not fit at
+    /// info, refused at debug with the error's code.
     fn decide(&mut self, req: DecisionRequest, verdict: Verdict) -> Result<DecisionOutcome> {
+        let run_id = req.run_id.clone();
+        let asked_node = req.node_id.clone().unwrap_or_default();
+        let result = self.record_decision(req, verdict);
+        match &result {
+            Ok(d) if d.error.is_some() => tracing::info!(
+                target: DECISION,
+                run_id = d.run_id.as_str(),
+                node_id = d.node_id.as_str(),
+                iteration = d.iteration,
+                attempt = d.attempt.unwrap_or(0),
+                max_attempts = d.max_attempts.unwrap_or(0),
+                code = d
+                    .error
+                    .as_ref()
+                    .and_then(|e| e.get("code"))
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or(""),
+                decided_by = d.decided_by.as_deref().unwrap_or(""),
+                run_status = d.run_status,
+                "human answer refused"
+            ),
+            Ok(d) => tracing::info!(
+                target: DECISION,
+                run_id = d.run_id.as_str(),
+                node_id = d.node_id.as_str(),
+                iteration = d.iteration,
+                status = d.status,
+                kind = d.kind.as_str(),
+                round = d.round,
+                approval_iteration = d.approval_iteration,
+                reset = d.reset.join(",").as_str(),
+                decided_by = d.decided_by.as_deref().unwrap_or(""),
+                run_status = d.run_status,
+                owner = d.owner.as_deref().unwrap_or(""),
+                needs_resume = d.needs_resume,
+                "decision recorded"
+            ),
+            Err(e) => tracing::debug!(
+                target: DECISION,
+                run_id = run_id.as_str(),
+                node_id = asked_node.as_str(),
+                verdict = verdict.as_str(),
+                code = e.code(),
+                "decision refused"
+            ),
+        }
+        result
+    }
+
+    fn record_decision(
+        &mut self,
+        req: DecisionRequest,
+        verdict: Verdict,
+    ) -> Result<DecisionOutcome> {
         check_request(&req)?;
         let run_id = req.run_id.clone();
         // Find the gate before taking the write lock; the record checks it again under it.

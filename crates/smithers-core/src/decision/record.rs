@@ -310,7 +310,9 @@ pub(super) fn record(
         kind,
         json!({ "decidedBy": req.decided_by, "note": req.note, "kind": gate.kind, "round": gate.round,
                 "inputs": req.inputs, "reason": if verdict == Verdict::Deny { reason } else { None },
-                "reset": recorded.reset }),
+                "reset": recorded.reset,
+                // How long the gate waited for this decision (the time-to-decision metric).
+                "waitedMs": at_ms - gate.requested_at_ms }),
     )];
     effects.extend(node::decided_event(&key, to, verdict == Verdict::PushBack));
     tx.apply(effects)?;

@@ -10,6 +10,7 @@ use crate::decision::{AUTO_DECIDER, AUTO_NOTE, decision_value};
 use crate::error::{Error, Result, codes};
 use crate::events::EventKind;
 use crate::graph::{ApprovalMode, ApprovalSpec, OnMaxReached, TaskBody, TaskNode};
+use crate::logs::DECISION;
 use crate::machines::node;
 use crate::machines::{ApprovalRequest, ApprovalStatus, DecisionRow, Effect, NodeState};
 use crate::plan::{Action, EntryKind};
@@ -212,6 +213,15 @@ impl Drive<'_, '_> {
         let (_, finished) = node::finish_decided(&key, NodeState::Pending, &table, value)?;
         effects.extend(finished);
         self.apply(effects)?;
+        tracing::info!(
+            target: DECISION,
+            run_id = self.run_id,
+            node_id = task.id.as_str(),
+            iteration = task.iteration,
+            after,
+            audit = auto.audit,
+            "gate auto-approved"
+        );
         Ok(true)
     }
 

@@ -13,6 +13,7 @@ use crate::error::{Result, codes};
 use crate::events::EventKind;
 use crate::graph::{TaskBody, TaskNode};
 use crate::ident::check_run_id;
+use crate::logs::ENGINE;
 use crate::machines::{AgentRecord, ApprovalRequest, Effect, NodeKey, NodeState, node};
 use crate::output::OutputTable;
 
@@ -22,7 +23,7 @@ impl Drive<'_, '_> {
         let key = NodeKey::new(self.run_id, &result.node_id, result.iteration);
         if let Some(call) = &result.agent {
             // In the driving call's transaction, so it commits with the result it explains.
-            self.record_agent_call(&key, result.attempt, call)?;
+            self.record_agent_call(&key, result.attempt, result.ok, call)?;
         }
         let Some(task) = self.task_named(&result.node_id).cloned() else {
             // The node was unmounted by a later render; nothing depends on its output now.
@@ -74,7 +75,13 @@ impl Drive<'_, '_> {
 
     /// Keeps an agent attempt's prompt, answer and usage on its attempt row, and reports the
     /// tokens it used (`TokenUsageReported`).
-    fn record_agent_call(&mut self, key: &NodeKey, attempt: i64, call: &AgentCall) -> Result<()> {
+    fn record_agent_call(
+        &mut self,
+        key: &NodeKey,
+        attempt: i64,
+        ok: bool,
+        call: &AgentCall,
+    ) -> Result<()> {
         let meta = json!({
             "agent": call.agent,
             "model": call.model,
@@ -109,7 +116,33 @@ impl Drive<'_, '_> {
             }
             effects.push(key.emit(EventKind::TokenUsageReported, payload));
         }
-        self.apply(effects)
+        self.apply(effects)?;
+        if tracing::enabled!(target: ENGINE, tracing::Level::DEBUG) {
+            let tokens = |name: &str| {
+                call.usage
+                    .as_ref()
+                    .and_then(|u| u.get(name))
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0)
+            };
+            tracing::debug!(
+                target: ENGINE,
+                run_id = self.run_id,
+                node_id = key.node.as_str(),
+                iteration = key.iteration,
+                attempt,
+                ok,
+                agent = call.agent.as_deref().unwrap_or(""),
+                model = call.model.as_deref().unwrap_or(""),
+                follow_up = call.follow_up.is_some(),
+                tool_calls = call.tool_calls.unwrap_or(0),
+                input_tokens = tokens("inputTokens"),
+                output_tokens = tokens("outputTokens"),
+                answer_bytes = call.text.as_deref().map_or(0, str::len),
+                "agent attempt recorded"
+            );
+        }
+        Ok(())
     }
 
     /// A command's exit becomes the task's output (`{exitCode, stdout, stderr}`, or stdout
@@ -269,14 +302,25 @@ impl Drive<'_, '_> {
         };
         // It ended between its driver's return and this call (decided elsewhere): the task
         // runs again at once and reads its result.
-        let (_, effects) = node::await_sub_run(
+        let (next, effects) = node::await_sub_run(
             &self.key(task),
             NodeState::InProgress,
             attempt,
             sub_run,
             sub.status.is_terminal(),
         )?;
-        self.apply(effects)
+        self.apply(effects)?;
+        tracing::debug!(
+            target: ENGINE,
+            run_id = self.run_id,
+            node_id = task.id.as_str(),
+            iteration = task.iteration,
+            sub_run,
+            sub_run_status = sub.status.as_str(),
+            waits = next != NodeState::Pending,
+            "task waits on its sub-run"
+        );
+        Ok(())
     }
 
     pub(super) fn fail_task(
@@ -289,6 +333,18 @@ impl Drive<'_, '_> {
         let key = self.key(task);
         let failures_before = self.tx.store.failed_attempts(&key)?;
         let retry = retryable && failures_before < i64::from(task.retries);
+        tracing::debug!(
+            target: ENGINE,
+            run_id = self.run_id,
+            node_id = task.id.as_str(),
+            iteration = task.iteration,
+            attempt,
+            retries = task.retries,
+            failures_before,
+            retry,
+            error = error.message.as_str(),
+            "task failed"
+        );
         let (_, effects) = node::fail(
             &key,
             NodeState::InProgress,

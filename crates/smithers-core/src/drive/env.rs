@@ -205,6 +205,7 @@ impl Drive<'_, '_> {
             stderr_path,
             stdin: None,
             idle_timeout_ms: None,
+            keep_stdin_open: false,
         }
     }
 }

@@ -26,6 +26,7 @@ use crate::apply::{Driven, Tx};
 use crate::engine::Engine;
 use crate::error::{Error, Result, codes};
 use crate::graph::{GraphDescriptor, TaskNode};
+use crate::logs::ENGINE;
 use crate::machines::{Effect, NodeKey, NodeState, RunEvent, RunStatus};
 use crate::memory::ActiveRun;
 use crate::memory::{LoopRecord, NodeRecord};
@@ -76,6 +77,19 @@ impl Engine {
             drive.advance()?;
             Ok(drive.step)
         })?;
+        if tracing::enabled!(target: ENGINE, tracing::Level::DEBUG) {
+            let tasks: Vec<&str> = step.tasks.iter().map(|t| t.node_id.as_str()).collect();
+            tracing::debug!(
+                target: ENGINE,
+                run_id,
+                status = step.status,
+                tasks = ?tasks,
+                in_flight = step.in_flight,
+                needs_render = step.needs_render,
+                waiting = ?step.waiting,
+                "scheduled"
+            );
+        }
         if !run.status.is_terminal() && run.status != RunStatus::WaitingApproval {
             self.runs.insert(run_id.into(), run);
         }
@@ -99,17 +113,28 @@ impl Engine {
         // Everything about the schemas that can be refused is refused before a write.
         let schemas = self
             .schemas
-            .plan(&*self.store, Some((run_id, &bound)), &graph.schemas)?;
-        self.drive(run_id, |d| {
+            .plan(&*self.store, Some((run_id, &bound)), &graph.schemas)
+            .inspect_err(|e| {
+                tracing::info!(
+                    target: ENGINE,
+                    run_id,
+                    code = e.code(),
+                    error = e.to_string().as_str(),
+                    "output schemas refused"
+                )
+            })?;
+        let step = self.drive(run_id, |d| {
             d.tx.schemas.apply(
                 d.tx.store,
                 run_id,
                 &mut d.run.schema_versions,
-                schemas,
+                &schemas,
                 d.tx.now,
             )?;
             d.submit(graph)
-        })
+        })?;
+        schemas.log_written(run_id);
+        Ok(step)
     }
 
     /// Records results of compute tasks JS ran, then advances.
@@ -166,7 +191,16 @@ impl Engine {
         if graph.has_rewinds() {
             Plan::build(graph.clone()).check_rewinds()?;
         }
-        self.schemas.plan(&*self.store, None, &graph.schemas)?;
+        self.schemas
+            .plan(&*self.store, None, &graph.schemas)
+            .inspect_err(|e| {
+                tracing::info!(
+                    target: ENGINE,
+                    code = e.code(),
+                    error = e.to_string().as_str(),
+                    "output schemas refused"
+                )
+            })?;
         Ok(())
     }
 }

@@ -10,6 +10,7 @@ use super::{Drive, error_field};
 use crate::api::{OutputRef, OutputRow, RunError};
 use crate::decision::reset_scope_of;
 use crate::error::{Error, Result, codes};
+use crate::logs::ENGINE;
 use crate::machines::{ApprovalStatus, NodeKey, NodeState, RunStatus, run};
 use crate::plan::WalkCache;
 
@@ -24,6 +25,13 @@ impl Drive<'_, '_> {
         // Fencing: another engine took the run over (this one's lease had expired, or it was
         // forced); nothing more may be written for it from here.
         if let Some(other) = owner.flatten().filter(|o| o != self.owner) {
+            tracing::warn!(
+                target: ENGINE,
+                run_id = self.run_id,
+                owner = self.owner,
+                new_owner = other.as_str(),
+                "run lost: another engine took it over (this one's lease expired, or --force)"
+            );
             return Err(Error::RunOwned {
                 run_id: self.run_id.into(),
                 owner: other,
@@ -160,8 +168,15 @@ impl Drive<'_, '_> {
             .map(|(n, i, _)| (n, i));
         let changed = decided
             .chain(woken)
-            .any(|(n, i)| self.state_of(&n, i) == Some(NodeState::WaitingApproval));
-        if changed {
+            .filter(|(n, i)| self.state_of(n, *i) == Some(NodeState::WaitingApproval))
+            .count();
+        if changed > 0 {
+            tracing::debug!(
+                target: ENGINE,
+                run_id = self.run_id,
+                decided = changed,
+                "not parking: decisions arrived meanwhile"
+            );
             self.refresh()?;
             return Ok(true);
         }

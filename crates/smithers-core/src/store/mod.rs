@@ -29,7 +29,7 @@ use crate::machines::{
 use crate::output::OutputTable;
 use crate::views::{
     ApprovalFilter, ApprovalSummary, AttemptLog, LogFilter, LoopSummary, NodeSummary, OrphanCursor,
-    RunFilter, RunSummary,
+    RunFilter, RunSummary, StoreMetrics,
 };
 
 pub use sqlite::SCHEMA_VERSION;
@@ -382,4 +382,6 @@ pub(crate) trait Views {
         keep: &mut dyn FnMut(&mut RunSummary) -> bool,
     ) -> Result<Vec<(RunSummary, i64)>>;
     fn attempt_logs(&self, run_id: &str, filter: &LogFilter) -> Result<Vec<AttemptLog>>;
+    /// Runs by workflow and status, and pending approvals by workflow.
+    fn store_metrics(&self) -> Result<StoreMetrics>;
 }

@@ -21,6 +21,16 @@ pub(crate) enum Verdict {
     PushBack,
 }
 
+impl Verdict {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Approve => "approve",
+            Verdict::Deny => "deny",
+            Verdict::PushBack => "push-back",
+        }
+    }
+}
+
 /// The node event a verdict is, for a gate (`review` false) of `mode` and `on_deny`, or a
 /// reviewed step, with the reason a skipped node records.
 pub(crate) fn decision_event(

@@ -10,12 +10,15 @@ use crate::store::{ApprovalRows, Views};
 use crate::time::{iso8601, now_ms};
 use crate::views::{
     ApprovalFilter, ApprovalSummary, AttemptLog, LogFilter, LoopSummary, NodeSummary, OrphanCursor,
-    Rejection, RunFilter, RunSummary,
+    PendingCount, Rejection, RunCount, RunFilter, RunSummary, StoreMetrics,
 };
 
+// `+a.status`: the count must go through the primary key (this run's few approvals); left to
+// itself SQLite prefers the covering (status, requested_at_ms) index and reads every pending
+// approval of the database once per listed run (200 ms for `smithers ps` on 20,000 waiting runs).
 const RUN_COLS: &str = "r.run_id, r.workflow_name, r.workflow_path, r.status, r.owner, r.created_at_ms, r.updated_at_ms, \
      r.finished_at_ms, r.error_json, \
-     (SELECT COUNT(*) FROM _smithers_approvals a WHERE a.run_id = r.run_id AND a.status = 'requested'), r.started_by, \
+     (SELECT COUNT(*) FROM _smithers_approvals a WHERE a.run_id = r.run_id AND +a.status = 'requested'), r.started_by, \
      r.parent_run_id, r.parent_node_id, r.parent_iteration, \
      CASE WHEN r.status = 'rejected' THEN (SELECT json_array(a.node_id, a.decided_at_ms, a.decided_by, a.reason) \
        FROM _smithers_approvals a WHERE a.run_id = r.run_id AND a.status = 'rejected' LIMIT 1) END, \
@@ -356,5 +359,41 @@ impl Views for SqliteStore {
             params![run_id, filter.node_id, filter.iteration, filter.attempt],
             attempt_log,
         )
+    }
+
+    /// Two GROUP BY queries: a scan of the runs, and of the requested approvals through
+    /// their status index.
+    fn store_metrics(&self) -> Result<StoreMetrics> {
+        let runs = all(
+            &self.conn,
+            "SELECT workflow_name, status, COUNT(*) FROM _smithers_runs GROUP BY workflow_name, status \
+             ORDER BY workflow_name, status",
+            [],
+            |r| {
+                Ok(RunCount {
+                    workflow: r.get(0)?,
+                    status: r.get(1)?,
+                    count: r.get(2)?,
+                })
+            },
+        )?;
+        let pending_approvals = all(
+            &self.conn,
+            "SELECT r.workflow_name, COUNT(*), MIN(a.requested_at_ms) FROM _smithers_approvals a \
+             JOIN _smithers_runs r ON r.run_id = a.run_id WHERE a.status = 'requested' \
+             GROUP BY r.workflow_name ORDER BY r.workflow_name",
+            [],
+            |r| {
+                Ok(PendingCount {
+                    workflow: r.get(0)?,
+                    count: r.get(1)?,
+                    oldest_requested_at_ms: r.get(2)?,
+                })
+            },
+        )?;
+        Ok(StoreMetrics {
+            runs,
+            pending_approvals,
+        })
     }
 }
