@@ -510,7 +510,7 @@ fn rewind_to_must_name_the_step_or_one_it_depends_on() {
 #[test]
 fn a_step_with_large_output_is_pushed_back_many_times() {
     let (dir, mut engine) = open();
-    let script = "head -c 61440 /dev/zero | tr '\\0' x; echo; echo ROUND=$SMITHERS_PUSHBACK_ITERATION; echo SIZE=$(printf %s \"$SMITHERS_PUSHBACK$DAG_PUSHBACK\" | wc -c)";
+    let script = "head -c 61440 /dev/zero | tr '\\0' x; echo; echo ROUND=$SMITHERS_PUSHBACK_ROUND; echo ALIAS=$SMITHERS_PUSHBACK_ITERATION; echo SIZE=$(printf %s \"$SMITHERS_PUSHBACK$DAG_PUSHBACK\" | wc -c)";
     let root = json!({"kind": "sequence", "children": [reviewed("big", script, &["NOTE"], &[])]});
     assert_eq!(start(&mut engine, "r1", &root).status, "waiting-approval");
     for round in 1..=5 {
@@ -525,6 +525,8 @@ fn a_step_with_large_output_is_pushed_back_many_times() {
         );
         let stdout = query(&dir, "SELECT stdout FROM cmd WHERE node_id = 'big'")[0][0].clone();
         assert_eq!(env_of(&stdout, "ROUND"), Some((round + 1).to_string()));
+        // The old name of the variable stays an alias of the round.
+        assert_eq!(env_of(&stdout, "ALIAS"), Some((round + 1).to_string()));
         let size: usize = env_of(&stdout, "SIZE").unwrap().trim().parse().unwrap();
         assert!(
             size < 8 * 1024,

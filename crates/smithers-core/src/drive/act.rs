@@ -119,14 +119,7 @@ impl Drive<'_, '_> {
             // What the person fills in: the inbox renders its fields.
             request["schema"] = self.table(&task.output)?.schema.clone();
         }
-        let request = ApprovalRequest {
-            kind: "gate",
-            mode: spec.mode.as_str(),
-            on_deny: spec.on_deny().as_str(),
-            output_table: task.output.clone(),
-            request_json: serde_json::to_string(&request)?,
-            round: 1,
-        };
+        let request = gate_request(task, spec, &request)?;
         let shown = json!({ "title": spec.request.title, "summary": spec.request.summary });
         let (_, effects) = node::request_approval(&key, NodeState::Pending, request, shown)?;
         self.apply(effects)
@@ -187,14 +180,7 @@ impl Drive<'_, '_> {
             crate::machines::approval::next(None, crate::machines::ApprovalEvent::AutoApprove)?;
             effects.push(Effect::RecordAutoApproval {
                 node: key.clone(),
-                request: Box::new(ApprovalRequest {
-                    kind: "gate",
-                    mode: spec.mode.as_str(),
-                    on_deny: spec.on_deny().as_str(),
-                    output_table: task.output.clone(),
-                    request_json: serde_json::to_string(&request)?,
-                    round: 1,
-                }),
+                request: Box::new(gate_request(task, spec, &request)?),
                 decision: Box::new(DecisionRow {
                     status: ApprovalStatus::Approved,
                     decided_by: Some(AUTO_DECIDER.into()),
@@ -309,6 +295,18 @@ impl Drive<'_, '_> {
         }
         self.apply(effects)
     }
+}
+
+/// A gate's approval row, asking `request`.
+fn gate_request(task: &TaskNode, spec: &ApprovalSpec, request: &Value) -> Result<ApprovalRequest> {
+    Ok(ApprovalRequest {
+        kind: "gate",
+        mode: spec.mode.as_str(),
+        on_deny: spec.on_deny().as_str(),
+        output_table: task.output.clone(),
+        request_json: serde_json::to_string(request)?,
+        round: 1,
+    })
 }
 
 /// What a gate asks, as stored on its approval row (`request_json`) and shown by listings.

@@ -166,6 +166,8 @@ impl Drive<'_, '_> {
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_string();
+            env.push(("SMITHERS_PUSHBACK_ROUND".into(), round.to_string()));
+            // The review round's earlier name, kept for steps written against it.
             env.push(("SMITHERS_PUSHBACK_ITERATION".into(), round.to_string()));
             env.push(("SMITHERS_PUSHBACK".into(), slim_push_back(pb).to_string()));
             env.push((
