@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use crate::error::{Error, Result};
 use crate::graph::{GraphDescriptor, OnMaxReached, PlanNode, RenderDeps, TaskNode};
 
-pub use walk::{Action, NodeLookup, NodeView, Walk, WalkCache, is_terminal};
+pub use walk::{Action, NodeLookup, NodeView, Walk, WalkCache};
 
 /// The plan tree flattened into an arena, with parents, so the scheduler can walk it without
 /// recursion and cache what it learns (terminal subtrees, sequence cursors).
