@@ -28,6 +28,9 @@ pub(crate) struct ActiveRun {
     pub workflow_name: String,
     pub input_json: String,
     pub plan: Option<Plan>,
+    /// The descriptor text the plan was built from, when it came as text
+    /// (`submit_graph_json`): a render that gives the same text again reuses the plan.
+    pub plan_source: Option<Box<str>>,
     pub cache: WalkCache,
     /// No output the render read has changed since the plan was submitted.
     pub fresh: bool,
@@ -63,6 +66,7 @@ impl ActiveRun {
             workflow_name,
             input_json,
             plan: None,
+            plan_source: None,
             cache: WalkCache::default(),
             fresh: false,
             nodes: HashMap::new(),

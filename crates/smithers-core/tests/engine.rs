@@ -392,6 +392,42 @@ fn an_output_the_render_reads_asks_for_a_new_render() {
     assert_eq!(step.status, "running");
 }
 
+/// A render whose descriptor text is the one the plan was built from (a render that reads
+/// outputs only inside task bodies) reuses the plan: the run goes on as after a full submit,
+/// and other text is parsed and checked as always.
+#[test]
+fn a_render_that_gives_the_same_text_reuses_the_plan() {
+    let (_dir, mut engine) = open();
+    start(&mut engine, "same");
+    let root = json!({"kind": "sequence", "children": [compute_task("a"), compute_task("b"), compute_task("c")]});
+    let text = json!({
+        "version": 1,
+        "workflow": {"name": "test"},
+        "schemas": {"step": step_schema()},
+        "renderDeps": ["a", "b"],
+        "root": root,
+    })
+    .to_string();
+    let mut step = engine.submit_graph_json("same", &text).unwrap();
+    let mut ran = Vec::new();
+    while let Some(task) = step.tasks.first() {
+        ran.push(task.node_id.clone());
+        step = engine
+            .complete_tasks("same", vec![ok(&task.node_id, task.attempt, 1)])
+            .unwrap();
+        if step.needs_render {
+            step = engine.submit_graph_json("same", &text).unwrap();
+        }
+    }
+    assert_eq!(ran, ["a", "b", "c"]);
+    assert_eq!(step.status, "finished");
+
+    start(&mut engine, "other");
+    engine.submit_graph_json("other", &text).unwrap();
+    let err = engine.submit_graph_json("other", "{not json").unwrap_err();
+    assert_eq!(err.code(), "INVALID_GRAPH");
+}
+
 #[test]
 fn invalid_outputs_fail_the_task_and_the_run() {
     let (_dir, mut engine) = open();

@@ -147,7 +147,7 @@ impl Engine {
 
     #[napi]
     pub fn submit_graph(&mut self, run_id: String, graph_json: String) -> String {
-        self.with(|e| e.submit_graph(&run_id, core::GraphDescriptor::parse(&graph_json)?))
+        self.with(|e| e.submit_graph_json(&run_id, &graph_json))
     }
 
     #[napi]

@@ -137,6 +137,29 @@ impl Engine {
         Ok(step)
     }
 
+    /// [`Engine::submit_graph`] from the descriptor's JSON text. A render whose text is the
+    /// one the run's plan was built from (the usual case when a render reads outputs only
+    /// inside task bodies) reuses the plan and the walk's caches: nothing is parsed, checked or
+    /// built again, and the run advances as after any render.
+    pub fn submit_graph_json(&mut self, run_id: &str, json: &str) -> Result<Step> {
+        let same = self
+            .runs
+            .get(run_id)
+            .and_then(|run| run.plan_source.as_deref())
+            .is_some_and(|source| source == json);
+        if same {
+            return self.drive(run_id, |d| {
+                d.run.fresh = true;
+                Ok(())
+            });
+        }
+        let step = self.submit_graph(run_id, GraphDescriptor::parse(json)?)?;
+        if let Some(run) = self.runs.get_mut(run_id) {
+            run.plan_source = Some(json.into());
+        }
+        Ok(step)
+    }
+
     /// Records results of compute tasks JS ran, then advances.
     pub fn complete_tasks(&mut self, run_id: &str, results: Vec<TaskResult>) -> Result<Step> {
         self.drive(run_id, |d| {
@@ -315,6 +338,7 @@ impl Drive<'_, '_> {
         self.run.cache = WalkCache::new(&plan);
         self.run.downstream.clear();
         self.run.plan = Some(plan);
+        self.run.plan_source = None;
         self.run.fresh = true;
         Ok(())
     }
