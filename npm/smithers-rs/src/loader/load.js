@@ -1,17 +1,10 @@
 import { existsSync } from "node:fs";
-import { register } from "node:module";
 import { extname, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { SmithersError } from "../errors.js";
+import { registerLoader } from "./install.js";
 
-let registered = false;
-
-/** Install the .tsx/.ts loader hooks (loader/hooks.js) once per process. */
-export function registerLoader() {
-  if (registered) return;
-  registered = true;
-  register(new URL("./hooks.js", import.meta.url));
-}
+export { registerLoader };
 
 /**
  * Load a workflow file: a .toon file or a Dagu DAG (.yaml, .yml) is parsed and compiled

@@ -1,6 +1,6 @@
 // `import "smithers-rs/register"` (or `node --import smithers-rs/register`) installs the
 // workflow loader hooks.
-import { registerLoader } from "./load.js";
+import { registerLoader } from "./install.js";
 
 registerLoader();
 

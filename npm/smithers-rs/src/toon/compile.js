@@ -12,6 +12,7 @@ import { dirname, extname, resolve as resolvePath } from "node:path";
 import { pathToFileURL } from "node:url";
 import { TableRegistry, checkTableKey, graphWorkflow, snakeCase, tableKeyFor } from "../builder.js";
 import { SmithersError } from "../errors.js";
+import { registerLoader } from "../loader/install.js";
 import { approvalDecisionSchema } from "../schema.js";
 import { ExpressionSyntaxError, RESERVED, SCOPE_NAMES, analyse, compileFunction, splitTemplate } from "./expr.js";
 import { FieldTypeError, fieldMapToSchema } from "./fields.js";
@@ -403,7 +404,6 @@ async function compileHandlerBody(unit, info) {
 async function importHandler(unit, file, spec, path) {
   const { modules } = unit.program;
   if (modules.has(file)) return modules.get(file);
-  const { registerLoader } = await import("../loader/load.js");
   registerLoader();
   let mod;
   try {
