@@ -245,3 +245,6 @@ impl Plan {
             .is_none_or(|deps| deps.contains(node_id))
     }
 }
+
+#[cfg(test)]
+mod tests;
