@@ -2,23 +2,20 @@
 //! recorded (`check_output`), each attempt's call kept with its result, and a database of
 //! schema v3 migrated to v4.
 
+mod common;
+
 use serde_json::{Value, json};
-use smithers_core::{Engine, GraphDescriptor, LogFilter, NewRun, TaskResult};
+use smithers_core::{Engine, GraphDescriptor, LogFilter, TaskResult};
 
 fn graph(children: Value) -> GraphDescriptor {
-    let g = json!({
-        "version": 1,
-        "workflow": {"name": "agents"},
-        "schemas": {"advice": {
-            "type": "object",
-            "properties": {"verdict": {"enum": ["ship", "hold"]}},
-            "required": ["verdict"],
-            "additionalProperties": false
-        }},
-        "renderDeps": [],
-        "root": {"kind": "sequence", "children": children},
+    let advice = json!({
+        "type": "object",
+        "properties": {"verdict": {"enum": ["ship", "hold"]}},
+        "required": ["verdict"],
+        "additionalProperties": false
     });
-    GraphDescriptor::parse(&g.to_string()).unwrap()
+    let root = json!({"kind": "sequence", "children": children});
+    common::descriptor("agents", json!({"advice": advice}), json!([]), root)
 }
 
 fn agent_task(id: &str, retries: u32) -> Value {
@@ -27,7 +24,7 @@ fn agent_task(id: &str, retries: u32) -> Value {
 
 fn result(node: &str, attempt: i64, ok: bool, value: Value, text: &str) -> TaskResult {
     let mut r = json!({
-        "nodeId": node, "attempt": attempt, "ok": ok,
+        "ok": ok,
         "agent": {"agent": "advisor", "model": "mock", "prompt": format!("prompt {attempt}"), "text": text,
                   "usage": {"inputTokens": 10, "outputTokens": 3}, "toolCalls": 2}
     });
@@ -36,19 +33,13 @@ fn result(node: &str, attempt: i64, ok: bool, value: Value, text: &str) -> TaskR
     } else {
         r["error"] = json!({"code": "INVALID_OUTPUT", "message": "no JSON"});
     }
-    serde_json::from_value(r).unwrap()
+    common::result(node, attempt, r)
 }
 
 #[test]
 fn an_agent_attempt_keeps_its_call_with_its_result() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut engine = Engine::open(dir.path().join("smithers.db")).unwrap();
-    engine
-        .create_run(NewRun {
-            run_id: Some("a".into()),
-            ..NewRun::default()
-        })
-        .unwrap();
+    let (_dir, mut engine) = common::open();
+    common::start(&mut engine, "a");
     let step = engine
         .submit_graph("a", graph(json!([agent_task("advise", 1)])))
         .unwrap();

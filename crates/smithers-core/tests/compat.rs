@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use smithers_core::{Engine, GraphDescriptor, NewRun, Step};
 
 mod common;
-use common::{decision_schema, req};
+use common::{approval, decision_schema, human, req};
 
 fn answer_schema() -> Value {
     json!({
@@ -21,37 +21,18 @@ fn answer_schema() -> Value {
 }
 
 fn graph(workflow: &str, root: Value) -> GraphDescriptor {
-    let g = json!({
-        "version": 1,
-        "workflow": {"name": workflow},
-        "schemas": {
-            "step": {"type": "object", "properties": {"v": {"type": "number"}}, "required": ["v"]},
-            "gate": decision_schema(),
-            "answer": answer_schema(),
-            "pick": {"type": "object", "properties": {"selected": {"type": "string"}, "notes": {"anyOf": [{"type": "string"}, {"type": "null"}]}}, "required": ["selected", "notes"]}
-        },
-        "renderDeps": [],
-        "root": root,
+    let pick = json!({"type": "object", "properties": {"selected": {"type": "string"}, "notes": {"anyOf": [{"type": "string"}, {"type": "null"}]}}, "required": ["selected", "notes"]});
+    let schemas = json!({
+        "step": {"type": "object", "properties": {"v": {"type": "number"}}, "required": ["v"]},
+        "gate": decision_schema(),
+        "answer": answer_schema(),
+        "pick": pick,
     });
-    GraphDescriptor::parse(&g.to_string()).unwrap()
+    common::descriptor(workflow, schemas, json!([]), root)
 }
 
 fn task(id: &str, v: i64) -> Value {
-    json!({"kind": "task", "id": id, "output": "step", "body": {"type": "static", "value": {"v": v}}})
-}
-
-fn gate(id: &str, extra: Value) -> Value {
-    let mut approval = json!({"mode": "decision", "request": {"title": format!("{id}?")}});
-    if let (Some(a), Value::Object(extra)) = (approval.as_object_mut(), extra) {
-        a.extend(extra);
-    }
-    json!({"kind": "task", "id": id, "output": "gate", "body": {"type": "approval"}, "approval": approval})
-}
-
-fn human(id: &str, max_attempts: u32) -> Value {
-    json!({"kind": "task", "id": id, "output": "answer", "body": {"type": "approval"},
-           "approval": {"mode": "human", "request": {"title": format!("human:{id}"), "summary": "Score it"},
-                        "maxAttempts": max_attempts}})
+    common::static_task(id, "step", json!({"v": v}))
 }
 
 struct Db {
@@ -61,19 +42,16 @@ struct Db {
 
 impl Db {
     fn new() -> Db {
-        let dir = tempfile::tempdir().unwrap();
-        let engine = Engine::open(dir.path().join("smithers.db")).unwrap();
+        let (dir, engine) = common::open();
         Db { dir, engine }
     }
 
     fn start(&mut self, run_id: &str, g: GraphDescriptor) -> Step {
-        self.engine
-            .create_run(NewRun {
-                run_id: Some(run_id.into()),
-                workflow_name: g.workflow.name.clone(),
-                ..NewRun::default()
-            })
-            .unwrap();
+        let new = NewRun {
+            workflow_name: g.workflow.name.clone(),
+            ..NewRun::default()
+        };
+        common::create(&mut self.engine, run_id, new);
         self.engine.submit_graph(run_id, g).unwrap()
     }
 
@@ -95,7 +73,7 @@ fn approval_without_on_deny_records_the_denial_and_goes_on() {
     let g = || {
         graph(
             "d",
-            json!({"kind": "sequence", "children": [gate("g", json!({})), task("after", 1)]}),
+            json!({"kind": "sequence", "children": [approval("g", json!({})), task("after", 1)]}),
         )
     };
     assert_eq!(db.start("r", g()).status, "waiting-approval");
@@ -140,7 +118,7 @@ fn a_gate_before_a_task_fails_when_denied_without_on_deny() {
 fn an_async_gate_lets_later_siblings_run_but_not_its_dependents() {
     let mut db = Db::new();
     let root = json!({"kind": "sequence", "children": [
-        gate("g", json!({"async": true})),
+        approval("g", json!({"async": true})),
         task("after", 1),
         {"kind": "task", "id": "needs-g", "output": "step", "body": {"type": "static", "value": {"v": 2}}, "dependsOn": ["g"]}
     ]});
@@ -193,7 +171,7 @@ fn an_async_gate_before_a_task_runs_the_task_once_approved() {
 #[test]
 fn auto_approve_without_after_decides_at_once_as_smithers_auto() {
     let mut db = Db::new();
-    let root = json!({"kind": "sequence", "children": [gate("g", json!({"autoApprove": {"audit": true}})), task("after", 1)]});
+    let root = json!({"kind": "sequence", "children": [approval("g", json!({"autoApprove": {"audit": true}})), task("after", 1)]});
     let step = db.start("r", graph("auto", root));
     assert_eq!(step.status, "finished");
     assert_eq!(
@@ -221,7 +199,7 @@ fn auto_approve_without_after_decides_at_once_as_smithers_auto() {
 #[test]
 fn auto_approve_without_audit_keeps_no_approval_row() {
     let mut db = Db::new();
-    let root = json!({"kind": "sequence", "children": [gate("g", json!({"autoApprove": {"audit": false}}))]});
+    let root = json!({"kind": "sequence", "children": [approval("g", json!({"autoApprove": {"audit": false}}))]});
     assert_eq!(db.start("r", graph("quiet", root)).status, "finished");
     assert_eq!(
         db.query("SELECT COUNT(*) FROM _smithers_approvals"),
@@ -241,14 +219,14 @@ fn auto_approve_condition_and_revert_on_leave_it_to_a_person() {
         ),
     ] {
         let root =
-            json!({"kind": "sequence", "children": [gate("g", json!({"autoApprove": auto}))]});
+            json!({"kind": "sequence", "children": [approval("g", json!({"autoApprove": auto}))]});
         assert_eq!(
             db.start(run, graph("c", root)).status,
             "waiting-approval",
             "{run}"
         );
     }
-    let root = json!({"kind": "sequence", "children": [gate("g", json!({"autoApprove": {"audit": true, "conditionMet": true}}))]});
+    let root = json!({"kind": "sequence", "children": [approval("g", json!({"autoApprove": {"audit": true, "conditionMet": true}}))]});
     assert_eq!(db.start("yes", graph("c", root)).status, "finished");
 }
 
@@ -260,7 +238,7 @@ fn auto_approve_after_consecutive_manual_approvals() {
     let g = || {
         graph(
             "checkout",
-            json!({"kind": "sequence", "children": [gate("checkout", json!({"autoApprove": {"after": 2, "audit": true}}))]}),
+            json!({"kind": "sequence", "children": [approval("checkout", json!({"autoApprove": {"after": 2, "audit": true}}))]}),
         )
     };
     let manual = |db: &mut Db, run: &str, approve: bool| {
@@ -294,7 +272,7 @@ fn auto_approve_after_consecutive_manual_approvals() {
     // Another workflow with the same node id has its own history.
     let other = graph(
         "other",
-        json!({"kind": "sequence", "children": [gate("checkout", json!({"autoApprove": {"after": 1}}))]}),
+        json!({"kind": "sequence", "children": [approval("checkout", json!({"autoApprove": {"after": 1}}))]}),
     );
     assert_eq!(db.start("o1", other).status, "waiting-approval");
 }
@@ -326,7 +304,7 @@ fn nobody_may_decide_as_the_engine() {
         "r",
         graph(
             "x",
-            json!({"kind": "sequence", "children": [gate("g", json!({}))]}),
+            json!({"kind": "sequence", "children": [approval("g", json!({}))]}),
         ),
     );
     let err = db
@@ -525,7 +503,7 @@ fn an_approval_whose_schema_requires_fields_no_decision_has_is_refused() {
     // schema is its answer's.
     graph(
         "ok",
-        json!({"kind": "sequence", "children": [gate("g", json!({})), human("h", 3)]}),
+        json!({"kind": "sequence", "children": [approval("g", json!({})), human("h", 3)]}),
     );
     let select = json!({
         "version": 1,

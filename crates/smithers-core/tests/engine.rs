@@ -3,58 +3,36 @@
 
 mod common;
 
-use common::decision_schema;
+use common::{decision_schema, open, start};
 use serde_json::{Value, json};
-use smithers_core::{DecisionRequest, Engine, GraphDescriptor, NewRun, Step, TaskResult};
+use smithers_core::{DecisionRequest, Engine, GraphDescriptor, Step, TaskResult};
 
 fn step_schema() -> Value {
     json!({"type": "object", "properties": {"v": {"type": "number"}}, "required": ["v"], "additionalProperties": false})
 }
 
 fn graph(root: Value, deps: Value) -> GraphDescriptor {
-    let g = json!({
-        "version": 1,
-        "workflow": {"name": "test"},
-        "schemas": {"step": step_schema(), "gate": decision_schema(), "publishApproval": decision_schema()},
-        "renderDeps": deps,
-        "root": root,
-    });
-    GraphDescriptor::parse(&g.to_string()).unwrap()
+    let schemas = json!({"step": step_schema(), "gate": decision_schema(), "publishApproval": decision_schema()});
+    common::descriptor("test", schemas, deps, root)
 }
 
 fn static_task(id: &str, v: i64) -> Value {
-    json!({"kind": "task", "id": id, "output": "step", "body": {"type": "static", "value": {"v": v}}})
+    common::static_task(id, "step", json!({"v": v}))
 }
 
 fn compute_task(id: &str) -> Value {
-    json!({"kind": "task", "id": id, "output": "step", "body": {"type": "compute"}})
+    common::compute(id, "step")
 }
 
 fn approval(id: &str, on_deny: &str) -> Value {
-    json!({"kind": "task", "id": id, "output": "gate", "body": {"type": "approval"},
-           "approval": {"mode": "decision", "onDeny": on_deny, "request": {"title": format!("Approve {id}?"), "summary": "s"}}})
-}
-
-fn open() -> (tempfile::TempDir, Engine) {
-    let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::open(dir.path().join("smithers.db")).unwrap();
-    (dir, engine)
-}
-
-fn start(engine: &mut Engine, run_id: &str) {
-    engine
-        .create_run(NewRun {
-            run_id: Some(run_id.into()),
-            ..NewRun::default()
-        })
-        .unwrap();
+    common::approval(
+        id,
+        json!({"onDeny": on_deny, "request": {"title": format!("Approve {id}?"), "summary": "s"}}),
+    )
 }
 
 fn ok(node: &str, attempt: i64, v: i64) -> TaskResult {
-    serde_json::from_value(
-        json!({"nodeId": node, "attempt": attempt, "ok": true, "value": {"v": v}}),
-    )
-    .unwrap()
+    common::ok(node, attempt, json!({"v": v}))
 }
 
 fn decide(run_id: &str, node: Option<&str>, by: &str) -> DecisionRequest {
@@ -442,10 +420,7 @@ fn invalid_outputs_fail_the_task_and_the_run() {
         )
         .unwrap();
     let attempt = step.tasks[0].attempt;
-    let result: TaskResult = serde_json::from_value(
-        json!({"nodeId": "x", "attempt": attempt, "ok": true, "value": {"v": "nope"}}),
-    )
-    .unwrap();
+    let result = common::ok("x", attempt, json!({"v": "nope"}));
     let step = engine.complete_tasks("bad", vec![result]).unwrap();
     assert_eq!(step.status, "failed");
     assert_eq!(step.error.unwrap().code, "INVALID_OUTPUT");
@@ -455,7 +430,7 @@ fn invalid_outputs_fail_the_task_and_the_run() {
 fn retries_run_a_failed_task_again() {
     let (_dir, mut engine) = open();
     start(&mut engine, "retry");
-    let task = json!({"kind": "task", "id": "flaky", "output": "step", "body": {"type": "compute"}, "retries": 1});
+    let task = common::with(compute_task("flaky"), json!({"retries": 1}));
     let step = engine
         .submit_graph(
             "retry",
@@ -463,10 +438,7 @@ fn retries_run_a_failed_task_again() {
         )
         .unwrap();
     assert_eq!(step.tasks[0].attempt, 1);
-    let fail: TaskResult = serde_json::from_value(
-        json!({"nodeId": "flaky", "attempt": 1, "ok": false, "error": {"message": "boom"}}),
-    )
-    .unwrap();
+    let fail = common::failed("flaky", 1, "boom");
     let step = engine.complete_tasks("retry", vec![fail]).unwrap();
     assert_eq!(step.tasks[0].attempt, 2);
     assert_eq!(

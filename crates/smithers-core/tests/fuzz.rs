@@ -248,16 +248,13 @@ struct World {
 }
 
 fn world() -> World {
-    let dir = tempfile::tempdir().expect("temp dir");
+    let (dir, mut engine) = common::open();
     let path = dir.path().join("smithers.db");
-    let mut engine = Engine::open(&path).expect("open");
-    engine
-        .create_run(NewRun {
-            run_id: Some("r".into()),
-            workflow_name: Some("fuzz".into()),
-            ..NewRun::default()
-        })
-        .expect("create");
+    let new = NewRun {
+        workflow_name: Some("fuzz".into()),
+        ..NewRun::default()
+    };
+    common::create(&mut engine, "r", new);
     World {
         _dir: dir,
         path,

@@ -4,46 +4,26 @@
 
 mod common;
 
-use common::{decision_schema, req};
+use common::{approval, decision_schema, open, req, with};
 use serde_json::{Value, json};
 use smithers_core::views::{ApprovalCursor, ApprovalFilter};
 use smithers_core::{Engine, GraphDescriptor, NewRun};
 
 fn graph(gates: &[Value]) -> GraphDescriptor {
-    let g = json!({
-        "version": 1,
-        "workflow": {"name": "ops"},
-        "schemas": {"gate": decision_schema()},
-        "renderDeps": [],
-        "root": {"kind": "parallel", "children": gates},
-    });
-    GraphDescriptor::parse(&g.to_string()).unwrap()
+    let root = json!({"kind": "parallel", "children": gates});
+    common::descriptor("ops", json!({"gate": decision_schema()}), json!([]), root)
 }
 
 fn gate(id: &str, extra: Value) -> Value {
-    let mut approval = json!({"mode": "decision", "onDeny": "fail", "request": {"title": format!("Approve {id}?")}});
-    if let (Some(a), Some(e)) = (approval.as_object_mut(), extra.as_object()) {
-        for (k, v) in e {
-            a.insert(k.clone(), v.clone());
-        }
-    }
-    json!({"kind": "task", "id": id, "output": "gate", "body": {"type": "approval"}, "approval": approval})
-}
-
-fn open() -> (tempfile::TempDir, Engine) {
-    let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::open(dir.path().join("smithers.db")).unwrap();
-    (dir, engine)
+    approval(id, with(json!({"onDeny": "fail"}), extra))
 }
 
 fn start(engine: &mut Engine, run_id: &str, by: Option<&str>, gates: &[Value]) {
-    engine
-        .create_run(NewRun {
-            run_id: Some(run_id.into()),
-            started_by: by.map(String::from),
-            ..NewRun::default()
-        })
-        .unwrap();
+    let new = NewRun {
+        started_by: by.map(String::from),
+        ..NewRun::default()
+    };
+    common::create(engine, run_id, new);
     let step = engine.submit_graph(run_id, graph(gates)).unwrap();
     assert_eq!(step.status, "waiting-approval");
     engine.release_run(run_id).unwrap();

@@ -6,12 +6,12 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{decision_schema, digest};
+use common::{compute, create, decision_schema, digest, ok as result, seq};
 use rusqlite::Connection;
 use serde_json::{Value, json};
 use smithers_core::{
     ClaimOptions, DecisionRequest, Engine, GraphDescriptor, NewRun, OpenOptions, OrphanCursor,
-    RunError, TaskResult,
+    RunError,
 };
 
 fn object(props: Value) -> Value {
@@ -23,21 +23,11 @@ fn object(props: Value) -> Value {
 }
 
 fn graph_with(name: &str, schemas: Value, root: Value) -> GraphDescriptor {
-    let g = json!({"version": 1, "workflow": {"name": name}, "schemas": schemas, "renderDeps": [], "root": root});
-    GraphDescriptor::parse(&g.to_string()).unwrap()
-}
-
-fn compute(id: &str, output: &str) -> Value {
-    json!({"kind": "task", "id": id, "output": output, "body": {"type": "compute"}})
+    common::descriptor(name, schemas, json!([]), root)
 }
 
 fn gate(id: &str) -> Value {
-    json!({"kind": "task", "id": id, "output": "gate", "body": {"type": "approval"},
-           "approval": {"mode": "decision", "onDeny": "fail", "request": {"title": "ok?"}}})
-}
-
-fn seq(children: Vec<Value>) -> Value {
-    json!({"kind": "sequence", "children": children})
+    common::approval(id, json!({"onDeny": "fail"}))
 }
 
 const READ_ONLY: OpenOptions = OpenOptions {
@@ -56,14 +46,12 @@ fn db() -> (tempfile::TempDir, PathBuf) {
 }
 
 fn start(engine: &mut Engine, run_id: &str, name: &str, path: Option<&str>) {
-    engine
-        .create_run(NewRun {
-            run_id: Some(run_id.into()),
-            workflow_name: Some(name.into()),
-            workflow_path: path.map(String::from),
-            ..NewRun::default()
-        })
-        .unwrap();
+    let new = NewRun {
+        workflow_name: Some(name.into()),
+        workflow_path: path.map(String::from),
+        ..NewRun::default()
+    };
+    create(engine, run_id, new);
 }
 
 /// An engine that created run `r1` and let go of it (it is `running` with no owner).
@@ -72,11 +60,6 @@ fn released(path: &Path, name: &str, workflow: Option<&str>) -> Engine {
     start(&mut engine, "r1", name, workflow);
     engine.release_run("r1").unwrap();
     engine
-}
-
-fn result(node: &str, attempt: i64, value: Value) -> TaskResult {
-    serde_json::from_value(json!({"nodeId": node, "attempt": attempt, "ok": true, "value": value}))
-        .unwrap()
 }
 
 /// The error an open gives (`Engine` is not `Debug`, so no `unwrap_err`).

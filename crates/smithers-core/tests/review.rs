@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
-use smithers_core::{DecisionRequest, Engine, GraphDescriptor, NewRun, Step, TaskResult, command};
+use smithers_core::{
+    DecisionRequest, Engine, GraphDescriptor, NewRun, Step, TaskResult, TaskToRun, command,
+};
 
 mod common;
 use common::query;
@@ -16,14 +18,14 @@ fn result_schema() -> Value {
 }
 
 fn graph(root: Value) -> GraphDescriptor {
-    let g = json!({
-        "version": 1,
-        "workflow": {"name": "review-test"},
-        "schemas": {"cmd": result_schema(), "plan": {"type": "object", "properties": {"rows": {"type": "number"}}, "required": ["rows"]}},
-        "renderDeps": [],
-        "root": root,
-    });
-    GraphDescriptor::parse(&g.to_string()).unwrap()
+    let plan =
+        json!({"type": "object", "properties": {"rows": {"type": "number"}}, "required": ["rows"]});
+    common::descriptor(
+        "review-test",
+        json!({"cmd": result_schema(), "plan": plan}),
+        json!([]),
+        root,
+    )
 }
 
 fn cmd(id: &str, command: &str) -> Value {
@@ -36,48 +38,25 @@ fn reviewed(id: &str, command: &str, input: &[&str], required: &[&str]) -> Value
     t
 }
 
-fn open() -> (tempfile::TempDir, Engine) {
-    let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::open(dir.path().join("smithers.db")).unwrap();
-    (dir, engine)
+/// Runs a command task with the core's runner and reports its outcome, as the driver does.
+fn run_command(t: &TaskToRun) -> TaskResult {
+    let spec = t.command.as_ref().expect("only command tasks here");
+    let outcome = command::run(spec);
+    common::result(
+        &t.node_id,
+        t.attempt,
+        json!({"iteration": t.iteration, "ok": outcome.succeeded(), "command": outcome}),
+    )
 }
 
 /// Drives a claimed run the way the JS driver does, running command tasks with the core's
 /// runner, until it parks or ends.
 fn drive(engine: &mut Engine, run_id: &str, root: &Value) -> Step {
-    let mut step = engine.submit_graph(run_id, graph(root.clone())).unwrap();
-    loop {
-        if step.needs_render {
-            step = engine.submit_graph(run_id, graph(root.clone())).unwrap();
-            continue;
-        }
-        if step.tasks.is_empty() {
-            return step;
-        }
-        let results: Vec<TaskResult> = step
-            .tasks
-            .iter()
-            .map(|t| {
-                let spec = t.command.as_ref().expect("only command tasks here");
-                let outcome = command::run(spec);
-                serde_json::from_value(json!({
-                    "nodeId": t.node_id, "iteration": t.iteration, "attempt": t.attempt,
-                    "ok": outcome.succeeded(), "command": outcome,
-                }))
-                .unwrap()
-            })
-            .collect();
-        step = engine.complete_tasks(run_id, results).unwrap();
-    }
+    common::drive(engine, run_id, || graph(root.clone()), run_command)
 }
 
 fn start(engine: &mut Engine, run_id: &str, root: &Value) -> Step {
-    engine
-        .create_run(NewRun {
-            run_id: Some(run_id.into()),
-            ..NewRun::default()
-        })
-        .unwrap();
+    common::start(engine, run_id);
     drive(engine, run_id, root)
 }
 
@@ -101,7 +80,7 @@ fn req(run_id: &str, node: &str, inputs: &[(&str, &str)]) -> DecisionRequest {
 
 #[test]
 fn a_command_task_runs_in_the_core_and_its_logs_are_kept() {
-    let (dir, mut engine) = open();
+    let (dir, mut engine) = common::open();
     let root = json!({"kind": "sequence", "children": [
         cmd("hello", "echo hello $SMITHERS_NODE_ID; echo warn >&2"),
         cmd("boom", "echo about to fail; echo 'disk full' >&2; exit 7"),
@@ -153,7 +132,7 @@ fn required_inputs_must_be_declared_and_reserved_names_are_refused() {
 
 #[test]
 fn a_reviewed_step_runs_first_then_waits_and_its_inputs_reach_downstream_commands() {
-    let (dir, mut engine) = open();
+    let (dir, mut engine) = common::open();
     let root = json!({"kind": "sequence", "children": [
         reviewed("migrate-plan", "echo 'plan: add column'", &["APPROVED_BY", "MAINTENANCE_WINDOW"], &["APPROVED_BY"]),
         cmd("migrate", "echo by=$APPROVED_BY window=$MAINTENANCE_WINDOW home=$HOME run=$SMITHERS_RUN_ID"),
@@ -215,7 +194,7 @@ fn a_reviewed_step_runs_first_then_waits_and_its_inputs_reach_downstream_command
 
 #[test]
 fn push_back_reruns_the_step_with_feedback_and_keeps_the_history() {
-    let (dir, mut engine) = open();
+    let (dir, mut engine) = common::open();
     let root = json!({"kind": "parallel", "children": [
         {"kind": "sequence", "children": [
             reviewed("metrics", "echo rows for ${DAYS:-7} days, round $SMITHERS_PUSHBACK_ITERATION", &["DAYS"], &[]),
@@ -287,7 +266,7 @@ fn push_back_reruns_the_step_with_feedback_and_keeps_the_history() {
 
 #[test]
 fn reject_ends_the_run_rejected_cancels_dependents_and_sticks() {
-    let (dir, mut engine) = open();
+    let (dir, mut engine) = common::open();
     let root = json!({"kind": "parallel", "children": [
         {"kind": "sequence", "children": [reviewed("gate-a", "echo a", &[], &[]), cmd("after-a", "echo ran-a")]},
         {"kind": "sequence", "children": [reviewed("gate-b", "echo b", &[], &[]), cmd("after-b", "echo ran-b")]},
@@ -341,7 +320,7 @@ fn reject_ends_the_run_rejected_cancels_dependents_and_sticks() {
 
 #[test]
 fn a_failing_reviewed_step_fails_and_never_waits() {
-    let (_dir, mut engine) = open();
+    let (_dir, mut engine) = common::open();
     let root = json!({"kind": "sequence", "children": [reviewed("deploy", "exit 2", &[], &[])]});
     let step = start(&mut engine, "r1", &root);
     assert_eq!(step.status, "failed");
@@ -355,7 +334,7 @@ fn a_failing_reviewed_step_fails_and_never_waits() {
 
 #[test]
 fn a_timeout_fails_a_command_task() {
-    let (_dir, mut engine) = open();
+    let (_dir, mut engine) = common::open();
     let mut t = cmd("slow", "sleep 20");
     t["timeoutMs"] = json!(150);
     let root = json!({"kind": "sequence", "children": [t]});
@@ -377,7 +356,7 @@ fn env_of(stdout: &Value, name: &str) -> Option<String> {
 /// bootstrap -> prepare -> {sidecar, review(rewind_to prepare) -> deploy}, bootstrap -> notify.
 #[test]
 fn push_back_with_rewind_to_resets_the_target_and_its_dependents_and_nothing_else() {
-    let (dir, mut engine) = open();
+    let (dir, mut engine) = common::open();
     let show = "echo FEEDBACK=${FEEDBACK:-}; echo DAG_PUSHBACK=${DAG_PUSHBACK:-}; echo PREV=${DAG_PUSHBACK_PREVIOUS_STDOUT_FILE:-}; echo STEP=$DAG_RUN_STEP_NAME RUN=$DAG_RUN_ID NAME=$DAG_NAME";
     let with = |id: &str, deps: &[&str]| {
         let mut t = cmd(id, show);
@@ -489,16 +468,11 @@ fn push_back_with_rewind_to_resets_the_target_and_its_dependents_and_nothing_els
 
 #[test]
 fn rewind_to_must_name_the_step_or_one_it_depends_on() {
-    let (_dir, mut engine) = open();
+    let (_dir, mut engine) = common::open();
     let mut review = cmd("review", "true");
     review["review"] = json!({"rewindTo": "sibling"});
     let root = json!({"kind": "parallel", "children": [cmd("sibling", "true"), review]});
-    engine
-        .create_run(NewRun {
-            run_id: Some("r1".into()),
-            ..NewRun::default()
-        })
-        .unwrap();
+    common::start(&mut engine, "r1");
     let err = engine.submit_graph("r1", graph(root)).unwrap_err();
     assert_eq!(err.code(), "INVALID_GRAPH");
     assert!(err.to_string().contains("rewindTo"), "{err}");
@@ -509,7 +483,7 @@ fn rewind_to_must_name_the_step_or_one_it_depends_on() {
 /// where inlining every round's stdout failed the 4th run with `Argument list too long`.
 #[test]
 fn a_step_with_large_output_is_pushed_back_many_times() {
-    let (dir, mut engine) = open();
+    let (dir, mut engine) = common::open();
     let script = "head -c 61440 /dev/zero | tr '\\0' x; echo; echo ROUND=$SMITHERS_PUSHBACK_ROUND; echo ALIAS=$SMITHERS_PUSHBACK_ITERATION; echo SIZE=$(printf %s \"$SMITHERS_PUSHBACK$DAG_PUSHBACK\" | wc -c)";
     let root = json!({"kind": "sequence", "children": [reviewed("big", script, &["NOTE"], &[])]});
     assert_eq!(start(&mut engine, "r1", &root).status, "waiting-approval");
@@ -539,17 +513,19 @@ fn a_step_with_large_output_is_pushed_back_many_times() {
 /// it parks at its own review.
 fn park_sub_run(engine: &mut Engine, parent: &str, child_root: &Value) {
     let id = format!("{parent}.call.0");
-    engine
-        .create_run(NewRun {
-            run_id: Some(id.clone()),
-            parent: Some(smithers_core::engine::ParentRef {
-                run_id: parent.into(),
-                node_id: "call".into(),
-                iteration: 0,
-            }),
+    let parent = smithers_core::engine::ParentRef {
+        run_id: parent.into(),
+        node_id: "call".into(),
+        iteration: 0,
+    };
+    common::create(
+        engine,
+        &id,
+        NewRun {
+            parent: Some(parent),
             ..NewRun::default()
-        })
-        .unwrap();
+        },
+    );
     assert_eq!(drive(engine, &id, child_root).status, "waiting-approval");
 }
 
@@ -557,25 +533,21 @@ fn park_sub_run(engine: &mut Engine, parent: &str, child_root: &Value) {
 /// the sub-run's result) when the sub-run ends; a caller that ends takes its sub-runs along.
 #[test]
 fn a_task_waits_on_its_sub_run_and_is_woken_when_it_ends() {
-    let (dir, mut engine) = open();
-    let call = json!({"kind": "task", "id": "call", "output": "cmd", "body": {"type": "compute"}});
+    let (dir, mut engine) = common::open();
+    let call = common::compute("call", "cmd");
     let root = json!({"kind": "sequence", "children": [call, cmd("after", "echo after")]});
-    engine
-        .create_run(NewRun {
-            run_id: Some("p".into()),
-            ..NewRun::default()
-        })
-        .unwrap();
+    common::start(&mut engine, "p");
     let step = engine.submit_graph("p", graph(root.clone())).unwrap();
     let attempt = step.tasks[0].attempt;
     // The sub-run, linked to its caller, parks at its own review.
     let child_root =
         json!({"kind": "sequence", "children": [reviewed("sign", "echo ok", &[], &[])]});
     park_sub_run(&mut engine, "p", &child_root);
-    let waiting: TaskResult = serde_json::from_value(json!({
-        "nodeId": "call", "iteration": 0, "attempt": attempt, "ok": true, "waitingOn": "p.call.0"
-    }))
-    .unwrap();
+    let waiting = common::result(
+        "call",
+        attempt,
+        json!({"ok": true, "waitingOn": "p.call.0"}),
+    );
     let step = engine.complete_tasks("p", vec![waiting]).unwrap();
     assert_eq!(
         step.status, "waiting-approval",
@@ -619,12 +591,7 @@ fn a_task_waits_on_its_sub_run_and_is_woken_when_it_ends() {
     assert_eq!(step.tasks[0].attempt, attempt + 1);
 
     // A caller that is cancelled cancels the sub-runs still open.
-    engine
-        .create_run(NewRun {
-            run_id: Some("q".into()),
-            ..NewRun::default()
-        })
-        .unwrap();
+    common::start(&mut engine, "q");
     engine.release_run("q").unwrap();
     park_sub_run(&mut engine, "q", &child_root);
     engine.cancel_run("q").unwrap();
@@ -633,31 +600,22 @@ fn a_task_waits_on_its_sub_run_and_is_woken_when_it_ends() {
 
 #[test]
 fn a_push_back_never_resets_a_step_that_is_running() {
-    let (_dir, mut engine) = open();
+    let (_dir, mut engine) = common::open();
     let mut review = cmd("review", "true");
     review["dependsOn"] = json!(["prepare"]);
     review["review"] = json!({"rewindTo": "prepare"});
     let mut slow = cmd("slow", "true");
     slow["dependsOn"] = json!(["prepare"]);
     let root = json!({"kind": "parallel", "children": [cmd("prepare", "true"), review, slow]});
-    engine
-        .create_run(NewRun {
-            run_id: Some("r1".into()),
-            ..NewRun::default()
-        })
-        .unwrap();
+    common::start(&mut engine, "r1");
     // Run prepare, then start review and slow; finish only review.
     let step = engine.submit_graph("r1", graph(root)).unwrap();
-    let done = |t: &smithers_core::TaskToRun| -> TaskResult {
-        let outcome = command::run(t.command.as_ref().unwrap());
-        serde_json::from_value(json!({"nodeId": t.node_id, "iteration": 0, "attempt": t.attempt, "ok": true, "command": outcome})).unwrap()
-    };
     let step = engine
-        .complete_tasks("r1", vec![done(&step.tasks[0])])
+        .complete_tasks("r1", vec![run_command(&step.tasks[0])])
         .unwrap();
     let review_task = step.tasks.iter().find(|t| t.node_id == "review").unwrap();
     engine
-        .complete_tasks("r1", vec![done(review_task)])
+        .complete_tasks("r1", vec![run_command(review_task)])
         .unwrap();
     let err = engine.push_back(req("r1", "review", &[])).unwrap_err();
     assert_eq!(err.code(), "PUSH_BACK_BUSY");
@@ -668,39 +626,30 @@ fn a_push_back_never_resets_a_step_that_is_running() {
 /// task's next attempt makes a new one, and nothing is left waiting forever.
 #[test]
 fn a_push_back_cancels_the_sub_run_a_rewound_task_waited_on() {
-    let (_dir, mut engine) = open();
-    let mut call =
-        json!({"kind": "task", "id": "call", "output": "cmd", "body": {"type": "compute"}});
+    let (_dir, mut engine) = common::open();
+    let mut call = common::compute("call", "cmd");
     call["dependsOn"] = json!(["prepare"]);
     let mut review = cmd("review", "true");
     review["dependsOn"] = json!(["prepare"]);
     review["review"] = json!({"rewindTo": "prepare"});
     let root = json!({"kind": "parallel", "children": [cmd("prepare", "true"), call, review]});
-    engine
-        .create_run(NewRun {
-            run_id: Some("p".into()),
-            ..NewRun::default()
-        })
-        .unwrap();
+    common::start(&mut engine, "p");
     let step = engine.submit_graph("p", graph(root)).unwrap();
-    let run = |t: &smithers_core::TaskToRun| -> TaskResult {
-        let outcome = command::run(t.command.as_ref().unwrap());
-        serde_json::from_value(json!({"nodeId": t.node_id, "iteration": 0, "attempt": t.attempt, "ok": true, "command": outcome})).unwrap()
-    };
     let step = engine
-        .complete_tasks("p", vec![run(&step.tasks[0])])
+        .complete_tasks("p", vec![run_command(&step.tasks[0])])
         .unwrap();
     let call_task = step.tasks.iter().find(|t| t.node_id == "call").unwrap();
     let review_task = step.tasks.iter().find(|t| t.node_id == "review").unwrap();
     let child_root =
         json!({"kind": "sequence", "children": [reviewed("sign", "echo ok", &[], &[])]});
     park_sub_run(&mut engine, "p", &child_root);
-    let waiting: TaskResult = serde_json::from_value(json!({
-        "nodeId": "call", "iteration": 0, "attempt": call_task.attempt, "ok": true, "waitingOn": "p.call.0"
-    }))
-    .unwrap();
+    let waiting = common::result(
+        "call",
+        call_task.attempt,
+        json!({"ok": true, "waitingOn": "p.call.0"}),
+    );
     let step = engine
-        .complete_tasks("p", vec![waiting, run(review_task)])
+        .complete_tasks("p", vec![waiting, run_command(review_task)])
         .unwrap();
     assert_eq!(step.status, "waiting-approval");
     let out = engine.push_back(req("p", "review", &[])).unwrap();

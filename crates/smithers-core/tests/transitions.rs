@@ -6,42 +6,31 @@
 
 mod common;
 
-use common::{decision_schema, req};
+use common::{approval, create, failed, human, ok, req, with};
 use serde_json::{Value, json};
 use smithers_core::engine::ParentRef;
 use smithers_core::machines::{self, run::TIMER_MOVES};
 use smithers_core::{Engine, GraphDescriptor, NewRun, Step, TaskResult};
 
 fn graph(root: Value) -> GraphDescriptor {
-    let g = json!({
-        "version": 1,
-        "workflow": {"name": "transitions"},
-        "schemas": {
+    common::descriptor(
+        "transitions",
+        json!({
             "step": {"type": "object", "properties": {"v": {"type": "number"}}, "required": ["v"]},
-            "gate": decision_schema(),
+            "gate": common::decision_schema(),
             "answer": {"type": "object", "properties": {"score": {"type": "integer"}}, "required": ["score"]},
-        },
-        "renderDeps": [],
-        "root": root,
-    });
-    GraphDescriptor::parse(&g.to_string()).expect("a valid graph")
+        }),
+        json!([]),
+        root,
+    )
 }
 
 fn compute(id: &str, extra: Value) -> Value {
-    let mut t = json!({"kind": "task", "id": id, "output": "step", "body": {"type": "compute"}});
-    if let (Some(t), Value::Object(extra)) = (t.as_object_mut(), extra) {
-        t.extend(extra);
-    }
-    t
+    with(common::compute(id, "step"), extra)
 }
 
-/// An `<Approval>` (`extra` adds to its approval spec, e.g. `onDeny`, `autoApprove`).
-fn approval(id: &str, on_deny: &str, extra: Value) -> Value {
-    let mut spec = json!({"mode": "decision", "onDeny": on_deny, "request": {"title": id}});
-    if let (Some(s), Value::Object(extra)) = (spec.as_object_mut(), extra) {
-        s.extend(extra);
-    }
-    json!({"kind": "task", "id": id, "output": "gate", "body": {"type": "approval"}, "approval": spec})
+fn gate(id: &str, on_deny: &str, extra: Value) -> Value {
+    approval(id, with(json!({"onDeny": on_deny}), extra))
 }
 
 fn after(mut task: Value, upstream: &str) -> Value {
@@ -50,64 +39,34 @@ fn after(mut task: Value, upstream: &str) -> Value {
 }
 
 fn reviewed(id: &str, rewind_to: Option<&str>) -> Value {
-    let mut t = compute(id, json!({}));
-    t["review"] = json!({"prompt": id, "rewindTo": rewind_to});
-    t
+    compute(id, json!({"review": {"prompt": id, "rewindTo": rewind_to}}))
 }
 
-fn human(id: &str, max_attempts: u32) -> Value {
-    json!({"kind": "task", "id": id, "output": "answer", "body": {"type": "approval"}, "continueOnFail": true,
-           "approval": {"mode": "human", "request": {"title": id}, "maxAttempts": max_attempts}})
-}
-
-fn result(node: &str, attempt: i64, ok: bool) -> TaskResult {
-    let r = if ok {
-        json!({"nodeId": node, "attempt": attempt, "ok": true, "value": {"v": 1}})
-    } else {
-        json!({"nodeId": node, "attempt": attempt, "ok": false, "error": {"message": "no"}})
+fn new_run(engine: &mut Engine, run_id: &str, parent: Option<ParentRef>) {
+    let new = NewRun {
+        workflow_name: Some("transitions".into()),
+        parent,
+        ..NewRun::default()
     };
-    serde_json::from_value(r).expect("a task result")
+    create(engine, run_id, new);
 }
 
-fn open() -> (tempfile::TempDir, Engine) {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let engine = Engine::open(dir.path().join("smithers.db")).expect("an engine");
-    (dir, engine)
-}
-
-fn create(engine: &mut Engine, run_id: &str, parent: Option<ParentRef>) {
-    engine
-        .create_run(NewRun {
-            run_id: Some(run_id.into()),
-            workflow_name: Some("transitions".into()),
-            parent,
-            ..NewRun::default()
-        })
-        .expect("a new run");
+fn result(node: &str, attempt: i64, succeeded: bool) -> TaskResult {
+    if succeeded {
+        ok(node, attempt, json!({"v": 1}))
+    } else {
+        failed(node, attempt, "no")
+    }
 }
 
 /// Drives a claimed run: every task handed out succeeds, unless `fails` names it.
 fn drive(engine: &mut Engine, run_id: &str, root: &Value, fails: &[&str]) -> Step {
-    let mut step = engine
-        .submit_graph(run_id, graph(root.clone()))
-        .expect("submit");
-    loop {
-        if step.needs_render {
-            step = engine
-                .submit_graph(run_id, graph(root.clone()))
-                .expect("submit");
-            continue;
-        }
-        if step.tasks.is_empty() {
-            return step;
-        }
-        let results = step
-            .tasks
-            .iter()
-            .map(|t| result(&t.node_id, t.attempt, !fails.contains(&t.node_id.as_str())))
-            .collect();
-        step = engine.complete_tasks(run_id, results).expect("complete");
-    }
+    common::drive(
+        engine,
+        run_id,
+        || graph(root.clone()),
+        |t| result(&t.node_id, t.attempt, !fails.contains(&t.node_id.as_str())),
+    )
 }
 
 fn resume(engine: &mut Engine, run_id: &str, root: &Value, fails: &[&str]) -> Step {
@@ -118,10 +77,10 @@ fn resume(engine: &mut Engine, run_id: &str, root: &Value, fails: &[&str]) -> St
 /// Start, finish, retry, fail (continueOnFail), skip; a late result and one for a node no
 /// render has.
 fn tasks_finish_retry_fail_and_skip() {
-    let (_dir, mut engine) = open();
-    create(&mut engine, "basics", None);
+    let (_dir, mut engine) = common::open();
+    new_run(&mut engine, "basics", None);
     let root = json!({"kind": "sequence", "children": [
-        {"kind": "task", "id": "s", "output": "step", "body": {"type": "static", "value": {"v": 1}}},
+        common::static_task("s", "step", json!({"v": 1})),
         compute("c1", json!({"retries": 1})),
         compute("c2", json!({"continueOnFail": true})),
         compute("k", json!({"skip": true})),
@@ -151,8 +110,8 @@ fn tasks_finish_retry_fail_and_skip() {
 /// Gates approved, denied without failing, before a task (approved, denied), auto-approved;
 /// a parked run claimed before any decision.
 fn gates_are_decided_every_way() {
-    let (_dir, mut engine) = open();
-    create(&mut engine, "gates", None);
+    let (_dir, mut engine) = common::open();
+    new_run(&mut engine, "gates", None);
     let gated = |id: &str, on_deny: &str| {
         compute(
             id,
@@ -160,11 +119,11 @@ fn gates_are_decided_every_way() {
         )
     };
     let root = json!({"kind": "parallel", "children": [
-        approval("a1", "continue", json!({})),
-        approval("a2", "continue", json!({})),
+        gate("a1", "continue", json!({})),
+        gate("a2", "continue", json!({})),
         gated("t1", "skip"),
         gated("t2", "fail"),
-        approval("a3", "fail", json!({"autoApprove": {"audit": true}})),
+        gate("a3", "fail", json!({"autoApprove": {"audit": true}})),
     ]});
     assert_eq!(
         drive(&mut engine, "gates", &root, &[]).status,
@@ -184,8 +143,8 @@ fn gates_are_decided_every_way() {
         .expect("approve t2");
     assert_eq!(resume(&mut engine, "gates", &root, &[]).status, "finished");
 
-    create(&mut engine, "denied", None);
-    let root = json!({"kind": "sequence", "children": [approval("g", "fail", json!({}))]});
+    new_run(&mut engine, "denied", None);
+    let root = json!({"kind": "sequence", "children": [gate("g", "fail", json!({}))]});
     drive(&mut engine, "denied", &root, &[]);
     engine.deny(req("denied", "g", "ann")).expect("deny");
     assert_eq!(resume(&mut engine, "denied", &root, &[]).status, "failed");
@@ -193,17 +152,17 @@ fn gates_are_decided_every_way() {
 
 /// A run cancelled while it runs (nodes pending, in progress, waiting) and while it waits.
 fn runs_are_cancelled_running_and_waiting() {
-    let (_dir, mut engine) = open();
-    create(&mut engine, "busy", None);
+    let (_dir, mut engine) = common::open();
+    new_run(&mut engine, "busy", None);
     let root = json!({"kind": "parallel", "children": [
-        compute("a", json!({})), after(compute("b", json!({})), "a"), approval("g", "fail", json!({})),
+        compute("a", json!({})), after(compute("b", json!({})), "a"), gate("g", "fail", json!({})),
     ]});
     let step = engine.submit_graph("busy", graph(root)).expect("submit");
     assert_eq!(step.status, "running");
     assert_eq!(engine.cancel_run("busy").expect("cancel"), "cancelled");
 
-    create(&mut engine, "parked", None);
-    let root = json!({"kind": "sequence", "children": [approval("g", "fail", json!({}))]});
+    new_run(&mut engine, "parked", None);
+    let root = json!({"kind": "sequence", "children": [gate("g", "fail", json!({}))]});
     assert_eq!(
         drive(&mut engine, "parked", &root, &[]).status,
         "waiting-approval"
@@ -213,8 +172,8 @@ fn runs_are_cancelled_running_and_waiting() {
 
 /// Another engine takes over a run whose attempt is open: the attempt is abandoned.
 fn an_open_attempt_is_abandoned_when_another_engine_takes_over() {
-    let (dir, mut first) = open();
-    create(&mut first, "taken", None);
+    let (dir, mut first) = common::open();
+    new_run(&mut first, "taken", None);
     let root = json!({"kind": "sequence", "children": [compute("a", json!({}))]});
     assert_eq!(drive_once(&mut first, "taken", &root).tasks.len(), 1);
     let mut second = Engine::open(dir.path().join("smithers.db")).expect("a second engine");
@@ -232,16 +191,16 @@ fn drive_once(engine: &mut Engine, run_id: &str, root: &Value) -> Step {
 /// approval rows in every status one is forgotten or reopened from; then the step is
 /// reviewed again and rejected.
 fn a_push_back_rewinds_every_kind_of_node_and_a_rejection_ends_the_run() {
-    let (_dir, mut engine) = open();
-    create(&mut engine, "rev", None);
+    let (_dir, mut engine) = common::open();
+    new_run(&mut engine, "rev", None);
     let root = json!({"kind": "parallel", "children": [
         compute("p", json!({})),
         after(compute("f", json!({"continueOnFail": true})), "p"),
         after(compute("s", json!({"skip": true})), "p"),
-        after(approval("w", "continue", json!({})), "p"),
-        after(approval("g", "continue", json!({})), "p"),
-        after(approval("d", "continue", json!({})), "p"),
-        after(human("h", 2), "p"),
+        after(gate("w", "continue", json!({})), "p"),
+        after(gate("g", "continue", json!({})), "p"),
+        after(gate("d", "continue", json!({})), "p"),
+        after(with(human("h", 2), json!({"continueOnFail": true})), "p"),
         after(reviewed("r0", None), "p"),
         after(reviewed("r2", None), "p"),
         after(reviewed("r", Some("p")), "p"),
@@ -271,8 +230,8 @@ fn a_push_back_rewinds_every_kind_of_node_and_a_rejection_ends_the_run() {
 /// A task waits on its sub-run, which parks at its own gate; the sub-run ends and the
 /// task runs again.
 fn a_task_waits_on_its_sub_run_until_it_ends() {
-    let (_dir, mut engine) = open();
-    create(&mut engine, "p", None);
+    let (_dir, mut engine) = common::open();
+    new_run(&mut engine, "p", None);
     let root = json!({"kind": "sequence", "children": [compute("call", json!({}))]});
     let step = drive_once(&mut engine, "p", &root);
     let attempt = step.tasks[0].attempt;
@@ -281,16 +240,17 @@ fn a_task_waits_on_its_sub_run_until_it_ends() {
         node_id: "call".into(),
         iteration: 0,
     };
-    create(&mut engine, "p.call.0", Some(parent));
-    let child = json!({"kind": "sequence", "children": [approval("g", "fail", json!({}))]});
+    new_run(&mut engine, "p.call.0", Some(parent));
+    let child = json!({"kind": "sequence", "children": [gate("g", "fail", json!({}))]});
     assert_eq!(
         drive(&mut engine, "p.call.0", &child, &[]).status,
         "waiting-approval"
     );
-    let waiting: TaskResult = serde_json::from_value(json!({
-        "nodeId": "call", "attempt": attempt, "ok": true, "waitingOn": "p.call.0"
-    }))
-    .expect("a waiting result");
+    let waiting = common::result(
+        "call",
+        attempt,
+        json!({"ok": true, "waitingOn": "p.call.0"}),
+    );
     let step = engine.complete_tasks("p", vec![waiting]).expect("wait");
     assert_eq!(step.status, "waiting-approval");
     engine

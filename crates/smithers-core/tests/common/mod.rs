@@ -1,11 +1,114 @@
-//! Helpers shared by the integration tests (each test file uses some of them).
+//! The integration tests' one harness (each test file uses some of it): an engine on a
+//! temporary database, descriptors and their nodes, task results, a driver loop that drives a
+//! run the way the JS driver does, and reads of the raw database.
 #![allow(dead_code)]
 
 use std::path::Path;
 
 use rusqlite::Connection;
 use serde_json::{Value, json};
-use smithers_core::DecisionRequest;
+use smithers_core::{
+    DecisionRequest, Engine, GraphDescriptor, NewRun, Snapshot, Step, TaskResult, TaskToRun,
+};
+
+// ---- engines and runs ----------------------------------------------------------------------
+
+/// An engine on `<temporary dir>/smithers.db`; the directory lives as long as the guard.
+pub fn open() -> (tempfile::TempDir, Engine) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let engine = Engine::open(dir.path().join("smithers.db")).expect("an engine");
+    (dir, engine)
+}
+
+/// Creates (and claims) run `run_id` with `new`'s other fields.
+pub fn create(engine: &mut Engine, run_id: &str, new: NewRun) -> Snapshot {
+    engine
+        .create_run(NewRun {
+            run_id: Some(run_id.into()),
+            ..new
+        })
+        .expect("a new run")
+}
+
+/// Creates (and claims) run `run_id` with nothing else set.
+pub fn start(engine: &mut Engine, run_id: &str) -> Snapshot {
+    create(engine, run_id, NewRun::default())
+}
+
+/// Drives a claimed run the way the JS driver does: submits `render()` whenever a render is
+/// owed, hands every task out to `run_task` and reports its results, until the run parks or
+/// ends (no task handed out, no render owed).
+pub fn drive(
+    engine: &mut Engine,
+    run_id: &str,
+    render: impl Fn() -> GraphDescriptor,
+    mut run_task: impl FnMut(&TaskToRun) -> TaskResult,
+) -> Step {
+    let mut step = engine.submit_graph(run_id, render()).expect("submit");
+    loop {
+        if step.needs_render {
+            step = engine.submit_graph(run_id, render()).expect("submit");
+            continue;
+        }
+        if step.tasks.is_empty() {
+            return step;
+        }
+        let results = step.tasks.iter().map(&mut run_task).collect();
+        step = engine.complete_tasks(run_id, results).expect("complete");
+    }
+}
+
+// ---- descriptors ---------------------------------------------------------------------------
+
+/// A version 1 descriptor of workflow `name` (`renderDeps`: `[]` when `deps` is null).
+pub fn descriptor(name: &str, schemas: Value, deps: Value, root: Value) -> GraphDescriptor {
+    let deps = if deps.is_null() { json!([]) } else { deps };
+    let g = json!({
+        "version": 1,
+        "workflow": {"name": name},
+        "schemas": schemas,
+        "renderDeps": deps,
+        "root": root,
+    });
+    GraphDescriptor::parse(&g.to_string()).expect("a valid descriptor")
+}
+
+/// `node` with the fields of `extra` added (or replaced).
+pub fn with(mut node: Value, extra: Value) -> Value {
+    if let (Some(n), Value::Object(extra)) = (node.as_object_mut(), extra) {
+        n.extend(extra);
+    }
+    node
+}
+
+pub fn seq(children: Vec<Value>) -> Value {
+    json!({"kind": "sequence", "children": children})
+}
+
+/// A compute task writing to `output`.
+pub fn compute(id: &str, output: &str) -> Value {
+    json!({"kind": "task", "id": id, "output": output, "body": {"type": "compute"}})
+}
+
+/// A static task writing `value` to `output`.
+pub fn static_task(id: &str, output: &str, value: Value) -> Value {
+    json!({"kind": "task", "id": id, "output": output, "body": {"type": "static", "value": value}})
+}
+
+/// An `<Approval>` writing its decision to `gate`; `spec` adds to (or replaces) its approval
+/// spec (`onDeny`, `autoApprove`, `allowedUsers`, …).
+pub fn approval(id: &str, spec: Value) -> Value {
+    let base = json!({"mode": "decision", "request": {"title": format!("Approve {id}?")}});
+    json!({"kind": "task", "id": id, "output": "gate", "body": {"type": "approval"},
+           "approval": with(base, spec)})
+}
+
+/// A `<HumanTask>` whose answer is the output `answer`, after at most `max_attempts` answers.
+pub fn human(id: &str, max_attempts: u32) -> Value {
+    json!({"kind": "task", "id": id, "output": "answer", "body": {"type": "approval"},
+           "approval": {"mode": "human", "request": {"title": format!("human:{id}"), "summary": "Score it"},
+                        "maxAttempts": max_attempts}})
+}
 
 /// `approvalDecisionSchema` as the JS layer sends it.
 pub fn decision_schema() -> Value {
@@ -22,6 +125,28 @@ pub fn decision_schema() -> Value {
     })
 }
 
+// ---- results and decisions -----------------------------------------------------------------
+
+/// A result JS reports: `{nodeId, attempt, ...fields}`.
+pub fn result(node: &str, attempt: i64, fields: Value) -> TaskResult {
+    serde_json::from_value(with(json!({"nodeId": node, "attempt": attempt}), fields))
+        .expect("a task result")
+}
+
+/// A successful result with `value`.
+pub fn ok(node: &str, attempt: i64, value: Value) -> TaskResult {
+    result(node, attempt, json!({"ok": true, "value": value}))
+}
+
+/// A failed result with `message`.
+pub fn failed(node: &str, attempt: i64, message: &str) -> TaskResult {
+    result(
+        node,
+        attempt,
+        json!({"ok": false, "error": {"message": message}}),
+    )
+}
+
 /// A decision on `node` of `run_id` by `by`.
 pub fn req(run_id: &str, node: &str, by: &str) -> DecisionRequest {
     DecisionRequest {
@@ -31,6 +156,8 @@ pub fn req(run_id: &str, node: &str, by: &str) -> DecisionRequest {
         ..DecisionRequest::default()
     }
 }
+
+// ---- the raw database ----------------------------------------------------------------------
 
 /// The rows of `sql` on `<dir>/smithers.db`, as JSON values.
 pub fn query(dir: impl AsRef<Path>, sql: &str) -> Vec<Vec<Value>> {
