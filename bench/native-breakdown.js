@@ -1,13 +1,13 @@
 // Where the time of one run goes, by native method: counts, time inside the addon, and the
 // JSON.parse of its answers (plus the JSON.stringify of graphs/results done by the callers).
-//   node bench/native-breakdown.js <static|compute> <sequence|parallel> <N>
+//   node bench/native-breakdown.js <static|compute|reading> <sequence|parallel> <N>
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SmithersEngine } from "../npm/smithers-rs/src/index.js";
 import { NativeEngine } from "../npm/smithers-rs/src/native.js";
 import { SmithersError } from "../npm/smithers-rs/src/errors.js";
-import { manyTasks } from "./workflows.js";
+import { manyTasks, readingSequence } from "./workflows.js";
 
 const [kind = "compute", shape = "sequence", nArg = "1000"] = process.argv.slice(2);
 const n = Number(nArg);
@@ -33,7 +33,7 @@ const dir = mkdtempSync(join(tmpdir(), "smithers-bench-breakdown-"));
 try {
   const engine = new SmithersEngine({ dbPath: join(dir, "bench.db") });
   const t0 = performance.now();
-  const result = await engine.run(manyTasks(kind, shape, n));
+  const result = await engine.run(kind === "reading" ? readingSequence(n) : manyTasks(kind, shape, n));
   const total = performance.now() - t0;
   engine.close();
   console.log(`${shape} of ${n} ${kind} tasks: ${result.status} in ${total.toFixed(1)} ms (${(total / n).toFixed(3)} ms/node)`);

@@ -326,6 +326,29 @@ describe("compute tasks", () => {
     assert.deepEqual(out, { sync: { v: 2 }, async: { v: 20 }, static: { text: "static value" } });
   });
 
+  test("a sequence whose render reads the previous output: each body sees the row before it", async (t) => {
+    // Every render gives the same graph (the driver sends the text it sent before without
+    // building it); the bodies close over what that render read, so each must see the
+    // previous task's row, added to the driver's index by the step that reported it.
+    const engine = newEngine(t);
+    const n = 30;
+    let renders = 0;
+    const wf = smithers((ctx) => {
+      renders += 1;
+      const tasks = [];
+      for (let i = 0; i < n; i++) {
+        const prev = i === 0 ? null : ctx.outputMaybe(outputs.step, { nodeId: `t${i - 1}` });
+        tasks.push(h(Task, { id: `t${i}`, output: outputs.step }, () => ({ v: prev ? prev.v + 1 : 0 })));
+      }
+      return h(Workflow, { name: "chain" }, h(Sequence, {}, ...tasks));
+    });
+    const end = await engine.run(wf);
+    assert.equal(end.status, "finished");
+    const out = Object.fromEntries(engine.inspect(end.runId).outputs.map((o) => [o.nodeId, o.value.v]));
+    assert.deepEqual(out, Object.fromEntries(Array.from({ length: n }, (_, i) => [`t${i}`, i])));
+    assert.ok(renders >= n, `a render after each task (${renders})`);
+  });
+
   test("a task that throws fails the run; the message is on the node", async (t) => {
     const engine = newEngine(t);
     let later = 0;

@@ -6,7 +6,7 @@ import { runAgentTask } from "./agents/task.js";
 import { SmithersError } from "./errors.js";
 import { logger } from "./log.js";
 import { runCommand } from "./native.js";
-import { renderWorkflow } from "./render.js";
+import { outputIndex, renderWorkflow } from "./render.js";
 import { expandEnvTemplates, expandTemplate, substituteDaguVars } from "./templates.js";
 import { describeThrown, encodeResult, isSmithersError } from "./values.js";
 import { ensureWorktree } from "./worktree.js";
@@ -123,12 +123,16 @@ async function drive(native, workflow, snapshot, hooks) {
     }
   };
 
-  const outputs = new Map();
-  const keyOf = (row) => `${row.table}\u0000${row.nodeId}\u0000${row.iteration}`;
-  for (const row of snapshot.outputs ?? []) outputs.set(keyOf(row), row);
+  // Every render reads the run's outputs through one index, which the core's steps keep up
+  // to date: a render does not index every row again.
+  const index = outputIndex(runId, snapshot.outputs ?? []);
   const loops = { ...(snapshot.loops ?? {}) };
   const nodeLoops = { ...(snapshot.nodeLoops ?? {}) };
   let rendered = null;
+  // The last graph text sent, and (once a render gave that text again) the graph it encodes:
+  // a render equal to it is sent as the same text without building it (see sameGraph).
+  let lastText = null;
+  let lastGraph = null;
 
   const render = () => {
     let graph;
@@ -140,12 +144,20 @@ async function drive(native, workflow, snapshot, hooks) {
         input: snapshot.input,
         loops,
         nodeLoops,
-        outputs: [...outputs.values()],
+        index,
         workflowPath: snapshot.workflowPath ?? null,
       });
-      collectNodeLoops(rendered.graph.root, null, nodeLoops);
       if (t0) log.debug("rendered", { run_id: runId, render_ms: Number((performance.now() - t0).toFixed(3)), render_deps: rendered.graph.renderDeps });
-      graph = JSON.stringify(rendered.graph);
+      if (lastGraph !== null && sameGraph(rendered.graph, lastGraph)) {
+        graph = lastText;
+      } else {
+        collectNodeLoops(rendered.graph.root, null, nodeLoops);
+        graph = JSON.stringify(rendered.graph);
+        // The same text twice: later renders are compared with its graph (a private copy, so
+        // a value the workflow mutates later cannot make two graphs look alike).
+        lastGraph = graph === lastText ? JSON.parse(graph) : null;
+        lastText = graph;
+      }
     } catch (e) {
       // A workflow that cannot be rendered fails the run (a render is a function of the run's
       // state: rendering again gives the same answer). Whatever was thrown is described,
@@ -236,14 +248,8 @@ async function drive(native, workflow, snapshot, hooks) {
   let step = render();
   for (;;) {
     // Outputs a push-back withdrew (its scope runs again): no render may read them now.
-    for (const ref of step.reset ?? []) {
-      outputs.delete(keyOf(ref));
-      rendered?.dropOutput(ref);
-    }
-    for (const row of step.outputs) {
-      outputs.set(keyOf(row), row);
-      rendered?.addOutput(row);
-    }
+    for (const ref of step.reset ?? []) index.drop(ref);
+    for (const row of step.outputs) index.add(row);
     Object.assign(loops, step.loops);
     for (const task of step.tasks) start(task);
     if (TERMINAL.has(step.status) || step.status === "waiting-approval") {
@@ -579,6 +585,34 @@ async function runBody(fn, ctx, task) {
   } finally {
     clearTimeout(timer);
   }
+}
+
+/**
+ * Whether a rendered graph is, as a JSON value, `last` (the JSON.parse of the text last sent):
+ * then that text says what it says, and is sent again without building it. Only JSON's own
+ * values compare equal (plain objects with the same keys, in any order; arrays; strings;
+ * finite numbers; booleans; null); anything else (a Date, a toJSON, undefined, NaN) is
+ * "different", and the caller stringifies. Allocates nothing.
+ * @param {unknown} a
+ * @param {unknown} b
+ */
+export function sameGraph(a, b) {
+  if (typeof a !== "object" || a === null) return a === b && a !== undefined && (typeof a !== "number" || Number.isFinite(a));
+  if (typeof b !== "object" || b === null) return false;
+  if (Array.isArray(a)) {
+    if (!Array.isArray(b) || a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) if (!sameGraph(a[i], b[i])) return false;
+    return true;
+  }
+  const proto = Object.getPrototypeOf(a);
+  if (Array.isArray(b) || (proto !== Object.prototype && proto !== null)) return false;
+  let keys = 0;
+  for (const key in a) {
+    if (!Object.hasOwn(b, key) || !sameGraph(a[key], b[key])) return false;
+    keys += 1;
+  }
+  for (const _ in b) keys -= 1;
+  return keys === 0 && typeof a.toJSON !== "function";
 }
 
 function collectNodeLoops(node, loopId, out) {

@@ -97,7 +97,8 @@ export function checkProps(component, props, allowed, notHonoured = {}) {
  * @typedef {{ id: string, path: string, branch?: string, baseBranch?: string }} WorktreeSpec
  * @typedef {{ table: string, nodeId: string, iteration: number, value: Record<string, unknown> }} OutputRow
  * @typedef {{ runId: string, input?: unknown, loops?: Record<string, number>,
- *   nodeLoops?: Record<string, string>, outputs?: OutputRow[], workflowPath?: string | null }} Snapshot
+ *   nodeLoops?: Record<string, string>, outputs?: OutputRow[], workflowPath?: string | null,
+ *   index?: ReturnType<typeof outputIndex> }} Snapshot (`index`: the rows, indexed already; then `outputs` is not read)
  */
 
 /**
@@ -182,21 +183,24 @@ export function computeArgs(ctx) {
 
 // ---------------------------------------------------------------- ctx
 
-function createCtx(workflow, snapshot, deps) {
-  const runId = snapshot.runId;
-  const loops = { ...(snapshot.loops ?? {}) };
-  const nodeLoops = snapshot.nodeLoops ?? {};
-  const firstLoop = Object.keys(loops)[0];
-
-  // Index the rows once: table -> rows, and table+nodeId -> { rows, byIteration }.
+/**
+ * The output rows a ctx reads, indexed by table and by table and node. A driver keeps one per
+ * run (`snapshot.index`) and adds the rows the core reports, so a render does not index every
+ * row of the run again; every ctx built on it stays live.
+ * @param {string} runId
+ * @param {OutputRow[]} [rows]
+ */
+export function outputIndex(runId, rows = []) {
+  /** table -> rows; table -> nodeId -> { rows, byIteration } */
   const byTable = new Map();
   const byNode = new Map();
-  const addOutput = (out) => {
+  const add = (out) => {
     const iteration = out.iteration ?? 0;
     const row = { runId, nodeId: out.nodeId, iteration, ...out.value };
-    const nodeKey = `${out.table}\0${out.nodeId}`;
-    let entry = byNode.get(nodeKey);
-    if (!entry) byNode.set(nodeKey, (entry = { rows: [], byIteration: new Map() }));
+    let nodes = byNode.get(out.table);
+    if (!nodes) byNode.set(out.table, (nodes = new Map()));
+    let entry = nodes.get(out.nodeId);
+    if (!entry) nodes.set(out.nodeId, (entry = { rows: [], byIteration: new Map() }));
     let tableRows = byTable.get(out.table);
     if (!tableRows) byTable.set(out.table, (tableRows = []));
     const old = entry.byIteration.get(iteration);
@@ -210,10 +214,9 @@ function createCtx(workflow, snapshot, deps) {
     }
     entry.byIteration.set(iteration, row);
   };
-  for (const out of snapshot.outputs ?? []) addOutput(out);
   // A push-back withdrew this row (its step runs again).
-  const dropOutput = (ref) => {
-    const entry = byNode.get(`${ref.table}\0${ref.nodeId}`);
+  const drop = (ref) => {
+    const entry = byNode.get(ref.table)?.get(ref.nodeId);
     const old = entry?.byIteration.get(ref.iteration ?? 0);
     if (!old) return;
     entry.byIteration.delete(ref.iteration ?? 0);
@@ -221,6 +224,18 @@ function createCtx(workflow, snapshot, deps) {
     const tableRows = byTable.get(ref.table);
     tableRows?.splice(tableRows.indexOf(old), 1);
   };
+  for (const out of rows) add(out);
+  return { byTable, byNode, add, drop };
+}
+
+function createCtx(workflow, snapshot, deps) {
+  const runId = snapshot.runId;
+  const loops = { ...(snapshot.loops ?? {}) };
+  // A Map: a lookup that misses (a node outside every loop) is several times cheaper than on an object.
+  const loopOf = new Map(Object.entries(snapshot.nodeLoops ?? {}));
+  const firstLoop = Object.keys(loops)[0];
+  const index = snapshot.index ?? outputIndex(runId, snapshot.outputs);
+  const { byTable, byNode, add: addOutput, drop: dropOutput } = index;
 
   const tableKey = (table) => resolveOutputKey(workflow, table, "ctx");
   const nodeEntry = (table, nodeId) => {
@@ -229,17 +244,17 @@ function createCtx(workflow, snapshot, deps) {
     }
     deps.nodes.add(nodeId);
     const keys = outputKeys(workflow, table, "ctx");
-    if (keys.length === 1) return byNode.get(`${keys[0]}\0${nodeId}`);
+    if (keys.length === 1) return byNode.get(keys[0])?.get(nodeId);
     // A schema shared by several keys: the node writes to one of them.
     for (const key of keys) {
-      const entry = byNode.get(`${key}\0${nodeId}`);
+      const entry = byNode.get(key)?.get(nodeId);
       if (entry) return entry;
     }
     return undefined;
   };
   // A node's default iteration is the current iteration of the loop it belongs to.
   const defaultIteration = (nodeId) => {
-    const loopId = nodeLoops[nodeId];
+    const loopId = loopOf.get(nodeId);
     return loopId === undefined ? 0 : (loops[loopId] ?? 0);
   };
 
@@ -829,8 +844,13 @@ function taskBase(component, props, state, scope, extraDependsOn = []) {
     });
   }
   // Smithers scopes ids by the OUTER loops only: id@@outer=0,inner=… for nested loops.
-  const outer = scope.slice(0, -1);
-  const id = outer.length ? `${props.id}@@${outer.map((l) => `${l.id}=${l.iteration}`).join(",")}` : props.id;
+  const id =
+    scope.length > 1
+      ? `${props.id}@@${scope
+          .slice(0, -1)
+          .map((l) => `${l.id}=${l.iteration}`)
+          .join(",")}`
+      : props.id;
   if (state.ids.has(id)) throw new SmithersError("DUPLICATE_ID", `Duplicate node id "${id}"`, { id });
   state.ids.add(id);
   if (state.worktree) state.worktrees.set(id, state.worktree);
@@ -842,6 +862,7 @@ function taskBase(component, props, state, scope, extraDependsOn = []) {
     output: resolveOutputKey(state.workflow, props.output, `<${component} id="${props.id}"> output`),
     body: null,
   };
+  if (props.dependsOn === undefined && props.needs === undefined && extraDependsOn.length === 0) return node;
   const { dependsOn: deps = [], needs = {} } = props;
   if (!Array.isArray(deps) || typeof needs !== "object" || needs === null) {
     throw new SmithersError("INVALID_PROP", `<${component} id="${props.id}">: dependsOn must be an array, needs an object`);
