@@ -72,6 +72,8 @@ function budgets(res) {
   if (res.pernode) {
     const r = res.pernode.rows.find((x) => x.kind === "static" && x.shape === "sequence" && x.n === 1000);
     out.push({ what: "static per-node overhead at N = 1,000 < 0.2 ms", value: `${fmt(r.perNode.median)} ms/node (median of ${r.perNode.n})`, pass: r.perNode.median < 0.2 });
+    const reading = res.pernode.reading?.find((x) => x.n === 2000);
+    if (reading) out.push({ what: "output-reading sequence at N = 2,000 < 2 s (issue 13)", value: `${fmt(reading.total.median)} ms`, pass: reading.total.median < 2000 });
   }
   if (res.cli) {
     const get = (k) => res.cli.rows.find((r) => r.key === k);
@@ -366,6 +368,18 @@ function render(res) {
         p.growth.map((g) => [g.label, ...g.steps.map((s) => s.perNodeRatio.toFixed(2)), fmt(g.steps.at(-1).marginalMs), g.steps.every((s) => s.linear) ? "yes (or better)" : "**no**"]),
       ),
     );
+    if (p.reading) {
+      parts.push(
+        "\nRe-renders: a sequence whose render reads the previous task's output (`bench/workflows.js` `readingSequence`), " +
+          "so the workflow is rendered after every task: N renders of N elements. Total wall of `engine.run`; each size over the one before:\n",
+      );
+      parts.push(
+        mdTable(
+          ["workflow", "N", "reps", "total ms", "ms/node", "total / total at the size before"],
+          p.reading.map((r, i) => [r.label, count(r.n), String(r.total.n), mmm(r.total), mmm(r.perNode), i ? ratio(r.total.median, p.reading[i - 1].total.median) : "–"]),
+        ),
+      );
+    }
     parts.push(
       "\nWhole process (`node bench/one.js <kind> <shape> N`: Node start-up, module load, one run, exit)" +
         (peer?.processes ? `; peer: \`smithers up\` of the twin workflow, ${peer.processes[0].wall.n} run(s) each` : "") +
@@ -592,6 +606,7 @@ function consoleTable(res) {
   if (res.pernode) {
     for (const r of res.pernode.rows) add("per-node", `${r.label} N=${r.n}`, r.total.n, `${mmm(r.perNode)} ms/node`, `total ${mmm(r.total)} ms`);
     for (const g of res.pernode.growth) add("growth", g.label, "", g.steps.map((s) => `${s.from}->${s.to} ${s.perNodeRatio.toFixed(2)}`).join(", "), g.steps.every((s) => s.linear) ? "linear or better" : "GROWS");
+    for (const r of res.pernode.reading ?? []) add("re-render", `${r.label} N=${r.n}`, r.total.n, `total ${mmm(r.total)} ms`, `${mmm(r.perNode)} ms/node`);
     for (const r of res.pernode.processes) add("process", `${r.label} N=${r.n}`, r.wall.n, `${mmm(r.wall)} ms`, r.rss ? `RSS ${mmm(r.rss)} MB` : "RSS n/a");
   }
   if (res.approve) {

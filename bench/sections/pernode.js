@@ -4,7 +4,7 @@
 import { join } from "node:path";
 import { SmithersEngine } from "../../npm/smithers-rs/src/index.js";
 import { HERE, fmt, log, measureProcess, removeDir, stats, tempDir } from "../lib.js";
-import { manyTasks } from "../workflows.js";
+import { manyTasks, readingSequence } from "../workflows.js";
 
 const ONE = join(HERE, "one.js");
 
@@ -14,11 +14,15 @@ export const CASES = [
   { kind: "compute", shape: "parallel", label: "Parallel, compute tasks" },
 ];
 
+/** The sequence whose render reads the previous task's output: a render after every task. */
+export const READING = { kind: "reading", shape: "sequence", label: "Sequence reading the previous output" };
+const READING_SIZES = [500, 1000, 2000];
+
 async function runOnce(kind, shape, n) {
   const dir = tempDir("pernode");
   try {
     const engine = new SmithersEngine({ dbPath: join(dir, "bench.db") });
-    const workflow = manyTasks(kind, shape, n);
+    const workflow = kind === "reading" ? readingSequence(n) : manyTasks(kind, shape, n);
     const t0 = performance.now();
     const result = await engine.run(workflow);
     const ms = performance.now() - t0;
@@ -63,6 +67,15 @@ export async function run({ full }) {
       log(`per-node: ${g.label} N=${s.from}->${s.to}: ms/node ratio ${s.perNodeRatio.toFixed(2)} (${s.linear ? "linear or better" : "GROWS"}), marginal ${fmt(s.marginalMs)} ms/added node`);
     }
   }
+  // Re-renders: N renders of N nodes each. Linear growth doubles the total with N.
+  const reading = [];
+  for (const n of READING_SIZES) {
+    const times = [];
+    for (let i = 0; i < (n <= 500 ? 3 : 1); i++) times.push(await runOnce(READING.kind, READING.shape, n));
+    const total = stats(times);
+    reading.push({ ...READING, n, total, perNode: stats(times.map((t) => t / n)) });
+    log(`per-node: ${READING.label} N=${n}: total ${fmt(total.median)} ms (${fmt(total.median / n)} ms/node)`);
+  }
   const procN = full ? [100, 1000, 10000] : [100, 1000];
   const processes = [];
   for (const c of CASES) {
@@ -85,5 +98,5 @@ export async function run({ full }) {
       log(`per-node: process ${c.label} N=${n}: wall ${fmt(row.wall.median)} ms, peak RSS ${row.rss ? `${fmt(row.rss.median)} MB` : "n/a"}`);
     }
   }
-  return { sizes, reps, rows, growth, processes };
+  return { sizes, reps, rows, growth, reading, processes };
 }
