@@ -413,7 +413,6 @@ async function up(args) {
     input = { ...input, ...params };
   }
   const { loadWorkflow } = await import("../loader/load.js");
-  process.setSourceMapsEnabled?.(true);
   let workflow;
   try {
     workflow = await loadWorkflow(path);
