@@ -25,8 +25,9 @@ export function pendingRunIds(db, limit) {
 
 export const FULL_CLI = { ...process.env, SMITHERS_CLI_FULL: "1" };
 
-/** A small Smithers-style .tsx (zod schemas, a task, a gate, a task after it). */
+/** A small .tsx (a task, a gate, a task after it; JSON Schema outputs), and the same with zod. */
 const GATE_TSX = join(HERE, "wf/gate.tsx");
+const GATE_ZOD_TSX = join(HERE, "wf/gate-zod.tsx");
 
 /**
  * `smithers up` of the .tsx (it parks at its gate, exit 3), then `smithers approve` of that run
@@ -34,16 +35,16 @@ const GATE_TSX = join(HERE, "wf/gate.tsx");
  * them; `tag` keeps run ids apart. The compile cache is `cacheDir` (filled by the warm-up
  * round); with `cold`, every `up` gets an empty one.
  */
-function tsxCommands({ cli, db, cacheDir, tag, label, cold = false }) {
+function tsxCommands({ cli, file = GATE_TSX, db, cacheDir, tag, label, cold = false }) {
   let serial = 0;
   let current = null;
   const cache = () => ({ ...process.env, SMITHERS_CACHE_DIR: cold ? join(cacheDir, `cold-${tag}-${serial}`) : cacheDir });
   const up = {
     key: `up${tag}`,
-    label: `\`smithers up\` of a small .tsx (parks at its gate)${label}`,
+    label: `\`smithers up\` of a small .tsx${file === GATE_ZOD_TSX ? " with zod" : ""} (parks at its gate)${label}`,
     args: () => {
-      current = `${tag.toLowerCase() || "tsx"}-${++serial}`;
-      return [cli, "up", GATE_TSX, "--run-id", current, "--by", "bench", "--db", db];
+      current = `${tag.toLowerCase()}-${++serial}`;
+      return [cli, "up", file, "--run-id", current, "--by", "bench", "--db", db];
     },
     env: cache,
     status: 3,
@@ -65,12 +66,16 @@ function tsxCommands({ cli, db, cacheDir, tag, label, cold = false }) {
  */
 export function commands(db, next, { big = false, cacheDir, baseline } = {}) {
   const smithers = (...args) => [CLI, ...args];
+  const before = baseline && join(baseline, "npm/smithers-rs/bin/smithers.js");
   const tsx = big
     ? []
     : [
+        { key: "zodFloor", label: "`node wf/import-zod.mjs` (Node, then `import \"zod\"`: the zod rows' floor)", args: () => [join(HERE, "wf/import-zod.mjs")] },
         ...tsxCommands({ cli: CLI, db, cacheDir, tag: "Tsx", label: " (compiled file cached)" }),
+        ...tsxCommands({ cli: CLI, file: GATE_ZOD_TSX, db, cacheDir, tag: "TsxZod", label: " (cached)" }),
         ...tsxCommands({ cli: CLI, db, cacheDir, tag: "TsxCold", label: " with an empty compile cache", cold: true }),
-        ...(baseline ? tsxCommands({ cli: join(baseline, "npm/smithers-rs/bin/smithers.js"), db, cacheDir, tag: "TsxBaseline", label: ` — baseline \`${baseline}\`` }) : []),
+        ...(before ? tsxCommands({ cli: before, db, cacheDir, tag: "TsxBaseline", label: " — baseline" }) : []),
+        ...(before ? tsxCommands({ cli: before, file: GATE_ZOD_TSX, db, cacheDir, tag: "TsxZodBaseline", label: " — baseline" }) : []),
       ];
   const list = [
     { key: "nodeFloor", label: "`node -e 0` (runtime floor)", args: () => ["-e", "0"] },

@@ -2,13 +2,25 @@
 // 1 failed, 4 usage or lookup errors (including a decision whose --input can never fit the
 // gate: MISSING_REQUIRED_INPUTS, UNDECLARED_INPUT, PUSH_BACK_UNSUPPORTED).
 import { existsSync } from "node:fs";
-import { userInfo } from "node:os";
-import { dirname, isAbsolute, join, relative, resolve } from "node:path";
+import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { SmithersError } from "../errors.js";
 import { LOOKUP_CODES } from "../native.js";
-
-const RUN_STATUSES = ["running", "waiting-approval", "waiting-timer", "finished", "failed", "cancelled", "rejected"];
+import {
+  COMMON,
+  DECIDE,
+  PS,
+  RUN_STATUSES,
+  dbArg,
+  decisionLines,
+  findDbPath,
+  forbidSelfApproval,
+  notResumedLine,
+  osUser,
+  refusedAnswerText,
+  runsTable,
+  table,
+} from "./common.cjs";
 // The core's rule for run ids (engine.rs check_run_id).
 const RUN_ID = /^[A-Za-z0-9_.:-]{1,128}$/;
 const EXIT = { finished: 0, "waiting-approval": 3, "waiting-timer": 3, cancelled: 2, failed: 1, rejected: 1, running: 1 };
@@ -20,25 +32,6 @@ const EXIT = { finished: 0, "waiting-approval": 3, "waiting-timer": 3, cancelled
  */
 const USAGE_CODES = new Set([...LOOKUP_CODES, "MISSING_REQUIRED_INPUTS", "UNDECLARED_INPUT", "PUSH_BACK_UNSUPPORTED"]);
 const exitFor = (code) => (USAGE_CODES.has(code) ? 4 : 1);
-
-const COMMON = {
-  db: { type: "string" },
-  json: { type: "boolean", default: false },
-  help: { type: "boolean", short: "h", default: false },
-};
-const DECIDE = {
-  ...COMMON,
-  node: { type: "string", short: "n" },
-  iteration: { type: "string" },
-  note: { type: "string" },
-  reason: { type: "string" },
-  by: { type: "string" },
-  scope: { type: "string", multiple: true },
-  decision: { type: "string" },
-  input: { type: "string", short: "i", multiple: true },
-  "no-resume": { type: "boolean", default: false },
-  force: { type: "boolean", default: false },
-};
 
 const COMMANDS = {
   up: {
@@ -154,7 +147,7 @@ const COMMANDS = {
     usage: "smithers ps [--status STATUS] [--limit N] [--db FILE] [--json]",
     about: "List runs, newest first.",
     details: ["--status S   running | waiting-approval | finished | failed | cancelled"],
-    options: { ...COMMON, status: { type: "string" }, limit: { type: "string" } },
+    options: PS,
     run: ps,
   },
   inspect: {
@@ -331,43 +324,11 @@ function usage(message, command) {
   return new SmithersError("USAGE", `${message}\nUsage: ${COMMANDS[command].usage}`);
 }
 
-/** --db, else $SMITHERS_DB, else the nearest smithers.db from the working directory up. */
-function findDb(values, { create = false } = {}) {
-  if (values.db) return resolve(values.db);
-  if (process.env.SMITHERS_DB) return resolve(process.env.SMITHERS_DB);
-  for (let dir = process.cwd(); ; dir = dirname(dir)) {
-    const candidate = join(dir, "smithers.db");
-    if (existsSync(candidate)) return candidate;
-    if (dirname(dir) === dir) break;
-  }
-  if (create) return resolve("smithers.db");
-  throw new SmithersError("DB_NOT_FOUND", "no smithers.db found in this directory or above it; pass --db FILE");
-}
-
-/**
- * ` --db FILE` for the commands the CLI prints, when a command typed here without --db
- * would not find `dbPath` (a --db or workflow dbPath other than the nearest smithers.db).
- * With `{ up: true }`, for `smithers up`, which defaults to $SMITHERS_DB or ./smithers.db.
- */
-function dbArg(dbPath, { up = false } = {}) {
-  let found = null;
-  if (up) {
-    found = resolve(process.env.SMITHERS_DB ?? "smithers.db");
-  } else {
-    try {
-      found = findDb({});
-    } catch {
-      // none found: the command needs --db
-    }
-  }
-  if (found === dbPath) return "";
-  const rel = relative(process.cwd(), dbPath);
-  const shown = rel !== "" && !rel.startsWith("..") && !isAbsolute(rel) ? rel : dbPath;
-  return ` --db ${shellQuote(shown)}`;
-}
-
-function shellQuote(word) {
-  return /^[A-Za-z0-9_./:@%+=,-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
+/** The database a command works on (common.cjs findDbPath); none is DB_NOT_FOUND. */
+function findDb(values) {
+  const found = findDbPath(values);
+  if (found === null) throw new SmithersError("DB_NOT_FOUND", "no smithers.db found in this directory or above it; pass --db FILE");
+  return found;
 }
 
 async function openEngine(dbPath) {
@@ -687,7 +648,7 @@ async function decide(kind, args, command = kind) {
     const failed = resumeError ? { resumeError } : {};
     console.log(JSON.stringify({ ok: true, ...recorded, runStatus, run, pendingApprovals: pending, ...failed }, null, 2));
   } else {
-    printDecision(id, recorded);
+    for (const line of decisionLines(id, recorded)) console.log(line);
     console.log(`run ${id}: ${runStatus}${run?.error ? ` (${run.error.code}: ${run.error.message})` : ""}`);
     if (resumeError) {
       console.error(`smithers: ${resumeError.code}: the decision is recorded, but the run could not be resumed: ${resumeError.message}`);
@@ -709,7 +670,7 @@ async function decide(kind, args, command = kind) {
     } else if (recorded.owner) {
       console.log(`run ${id} is driven by ${recorded.owner}; it picks the decision up`);
     } else if (recorded.needsResume) {
-      console.log(`not resumed; run: npx smithers resume ${id}${dbArg(engine.dbPath)}`);
+      console.log(notResumedLine(id, engine.dbPath));
     }
   }
   engine.close();
@@ -718,39 +679,20 @@ async function decide(kind, args, command = kind) {
 }
 
 /**
- * "approved deploy in run r1 by alice"; a review names its round once it has had several:
- * "pushed-back metrics (round 1) …", "approved check (iteration 2, round 3) …".
- */
-function printDecision(id, recorded) {
-  const where = [];
-  if (recorded.iteration) where.push(`iteration ${recorded.iteration}`);
-  if (recorded.kind === "review" && (recorded.round > 1 || recorded.status === "pushed-back")) where.push(`round ${recorded.round}`);
-  console.log(`${recorded.status} ${recorded.nodeId}${where.length ? ` (${where.join(", ")})` : ""} in run ${id} by ${recorded.decidedBy ?? "?"}`);
-  const sent = Object.entries(recorded.inputs ?? {});
-  if (sent.length) console.log(`  inputs: ${sent.map(([k, val]) => `${k}=${val}`).join(", ")}`);
-}
-
-/**
  * A <HumanTask> answer that does not fit the task's schema: it counts as an attempt and the
  * task waits for another (until maxAttempts, then it fails). Exit 1: the answer was refused.
  */
 async function refusedAnswer(engine, recorded, json, done) {
-  const { attempt, maxAttempts, error, runId: id } = recorded;
-  const left = maxAttempts - attempt;
   // The last attempt failed the task: the resumed run ends (failed, unless continueOnFail).
   const run = done ? await done.catch(() => null) : null;
   if (run?.status) recorded.runStatus = run.status;
+  const text = refusedAnswerText(recorded);
   if (json) {
-    console.log(JSON.stringify({ ok: false, error: { ...error, details: { nodeId: recorded.nodeId, attempt, maxAttempts } }, ...recorded }, null, 2));
+    console.log(text.json);
   } else {
-    console.error(`smithers: ${error.code}: ${error.message}`);
-    console.log(
-      left > 0
-        ? `answer ${attempt} of ${maxAttempts} for ${recorded.nodeId} refused; it waits for another answer (${left} left)`
-        : `answer ${attempt} of ${maxAttempts} for ${recorded.nodeId} refused; no attempts left: the task failed`,
-    );
-    console.log(`run ${id}: ${recorded.runStatus}`);
-    if (recorded.needsResume && !run) console.log(`not resumed; run: npx smithers resume ${id}${dbArg(engine.dbPath)}`);
+    console.error(text.stderr);
+    for (const line of text.stdout) console.log(line);
+    if (recorded.needsResume && !run) console.log(notResumedLine(recorded.runId, engine.dbPath));
   }
   engine.close();
   return 1;
@@ -780,21 +722,6 @@ function resumeHint(id, code, dbPath) {
     : `  resume it with: npx smithers resume ${id}${dbArg(dbPath)}`;
 }
 
-/** SMITHERS_FORBID_SELF_APPROVAL=1: whoever started a run may not approve it. */
-function forbidSelfApproval() {
-  return /^(1|true|yes)$/i.test(process.env.SMITHERS_FORBID_SELF_APPROVAL ?? "");
-}
-
-/** $USER / $USERNAME, else the account the process runs as (containers and CI often set neither). */
-function osUser() {
-  if (process.env.USER || process.env.USERNAME) return process.env.USER || process.env.USERNAME;
-  try {
-    return userInfo().username || undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 // ---------------------------------------------------------------- views
 
 async function ps(args) {
@@ -812,7 +739,7 @@ async function ps(args) {
   } else if (runs.length === 0) {
     console.log("no runs");
   } else {
-    console.log(table(["RUN", "WORKFLOW", "STATUS", "PENDING", "CREATED"], runs.map((r) => [r.runId, r.workflowName, r.status, String(r.pendingApprovals), r.createdAt])));
+    console.log(runsTable(runs));
   }
   engine.close();
   return 0;
@@ -1071,10 +998,4 @@ async function cancel(args) {
   engine.close();
   console.log(args.values.json ? JSON.stringify({ ok: true, ...result }, null, 2) : `run ${id}: ${result.status}`);
   return 0;
-}
-
-function table(header, rows) {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
-  const line = (cells) => cells.map((c, i) => String(c).padEnd(widths[i])).join("  ").trimEnd();
-  return [line(header), ...rows.map(line)].join("\n");
 }
