@@ -160,14 +160,18 @@ test("TypeScript-style .js specifiers find the .ts source; syntax errors point a
   await assert.rejects(loadWorkflow(join(dir, "broken.tsx")), /broken\.tsx/);
 });
 
-test("TypeScript the loader compiles: enums, namespaces, parameter properties, `using` (lowered where Node lacks it)", async () => {
+test("TypeScript the loader compiles: enums, namespaces, parameter properties, decorators (experimentalDecorators), `using`", async () => {
   const dir = freshDir();
   writeFileSync(
     join(dir, "ts.ts"),
     `import { createSmithers } from "smithers-orchestrator";
 enum Color { Red = 1, Green }
 namespace Names { export const first = "ada"; }
-class Box { constructor(private readonly value: number) {} get(): number { return this.value; } }
+const doubled = (target: any, key: string, descriptor: PropertyDescriptor) => {
+  const get = descriptor.value;
+  descriptor.value = function () { return get.call(this) * 2; };
+};
+class Box { constructor(private readonly value: number) {} @doubled get(): number { return this.value; } }
 export const disposed: string[] = [];
 {
   using held = { [Symbol.dispose]() { disposed.push("held"); } };
@@ -179,6 +183,6 @@ export default smithers(() => null);
   );
   await loadWorkflow(join(dir, "ts.ts"));
   const mod = await import(pathToFileURL(join(dir, "ts.ts")).href);
-  assert.deepEqual(mod.facts, { green: 2, first: "ada", boxed: 7 });
+  assert.deepEqual(mod.facts, { green: 2, first: "ada", boxed: 14 });
   assert.deepEqual(mod.disposed, ["held"]);
 });

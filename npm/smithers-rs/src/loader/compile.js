@@ -20,13 +20,16 @@ export const LANGS = { ".ts": "ts", ".mts": "ts", ".cts": "ts", ".tsx": "tsx", "
 const TARGET = `node${process.versions.node.split(".")[0]}`;
 /**
  * JSX compiles to this package's runtime; a `@jsxImportSource` pragma in the file wins
- * (`smithers-orchestrator`, which the resolve hook maps here).
+ * (`smithers-orchestrator`, which the resolve hook maps here). Decorators compile as
+ * TypeScript's `experimentalDecorators` (Node runs no decorators yet). Helpers the lowering
+ * needs are imported from @oxc-project/runtime, a dependency of this package.
  */
 const SCRIPT_OPTIONS = (lang) => ({
   lang,
   sourceType: "module",
   target: TARGET,
   jsx: { runtime: "automatic", importSource: "smithers-rs", development: false },
+  decorator: { legacy: true },
   sourcemap: true,
 });
 const MDX_OPTIONS = { jsxImportSource: "smithers-rs", development: false };
