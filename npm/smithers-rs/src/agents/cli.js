@@ -3,7 +3,6 @@
 // Smithers documents, and runs it as a child process through the core's command runner
 // (its own process group, a timeout, an abort that stops the group, stdout/stderr logged
 // per attempt next to the run's command logs).
-import { randomUUID } from "node:crypto";
 import { closeSync, openSync, readSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -11,6 +10,9 @@ import { SmithersError } from "../errors.js";
 import { cancelCommand, runCommand } from "../native.js";
 import { toJsonSchema } from "../schema.js";
 import { getToolContext } from "./context.js";
+
+// Web Crypto's global: node:crypto loads on first use, not whenever the package is imported.
+const randomUUID = () => crypto.randomUUID();
 
 /** How much of a CLI's stdout is read back for its answer. */
 const MAX_STDOUT_BYTES = 16 * 1024 * 1024;
