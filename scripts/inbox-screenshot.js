@@ -69,6 +69,7 @@ try {
   });
   const page = await browser.newPage({ viewport: { width: 1280, height: 800 }, colorScheme: values.dark ? "dark" : "light" });
   await page.goto(`${url}?token=${TOKEN}`);
+  await page.getByRole("button", { name: /^Sign in as / }).click();
   await page.locator("article.card").nth(5).waitFor();
   await page.locator('#live[data-state="live"]').waitFor();
   // Let the waiting clocks tick past zero; fold the migration plan's output (its stdout is

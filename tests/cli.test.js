@@ -223,9 +223,11 @@ describe("smithers CLI", { concurrency: 3 }, () => {
     const again = await expectExit(assert, 4, ["resume", "gone", "--json"], { db: b.db });
     assert.equal(again.json.error.code, "WORKFLOW_NOT_FOUND");
 
+    // The same workflow from another file: resumed, and the run now records that file.
     await expectExit(assert, 0, ["up", PUBLISH, "--run-id", "gone", "--resume"], { db: b.db });
     info = inspectRun(b.db, "gone");
     assert.equal(info.run.status, "finished");
+    assert.equal(info.run.workflowPath, PUBLISH);
     assert.equal(outputsOf(info, "published")[0].value.approvedBy, "alice");
   });
 
@@ -574,6 +576,8 @@ describe("smithers CLI", { concurrency: 3 }, () => {
 
   test("ps on an empty database", async (t) => {
     const { db } = box(t);
+    // A database with no runs yet (a missing file is DB_NOT_FOUND: tests/reliability-cli.test.js).
+    withEngine(db, () => {});
     const [text, json] = await Promise.all([smithers(["ps"], { db }), smithers(["ps", "--json"], { db })]);
     assert.equal(text.code, 0);
     assert.match(text.stdout, /^no runs$/m);

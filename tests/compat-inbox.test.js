@@ -48,6 +48,8 @@ describe("the inbox answers a human task", { skip }, () => {
     const errors = [];
     page.on("pageerror", (e) => errors.push(e.message));
     await page.goto(`${server.url}?token=${TOKEN}`);
+    // A sign-in link asks before it signs in (login CSRF).
+    await page.getByRole("button", { name: /^Sign in as / }).click();
     const card = page.locator(`article.card[data-key*="/triage/"]`);
     await card.waitFor();
     assert.match(await card.textContent(), /web logged 7 errors\. Answer severity/);

@@ -45,6 +45,8 @@ describe("smithers serve: Dagu runs in the inbox", { skip }, () => {
       if (req.method() === "POST" && /\/v1\/runs\//.test(req.url())) posts.push({ url: req.url(), body: req.postDataJSON() });
     });
     await page.goto(`${server.url}?token=${TOKEN}`);
+    // A sign-in link asks before it signs in (login CSRF).
+    await page.getByRole("button", { name: /^Sign in as / }).click();
   });
 
   after(async () => {

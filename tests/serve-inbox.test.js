@@ -245,6 +245,10 @@ describe("smithers serve: the web approval inbox in a browser", { skip }, () => 
     const readerCtx = await browser.newContext();
     const readerPage = await readerCtx.newPage();
     await readerPage.goto(`${server.url}?token=${TOKENS.reader}`);
+    // The link asks before it signs in (login CSRF), naming whose it is.
+    await readerPage.getByRole("heading", { name: "Sign in as reader?" }).waitFor();
+    assert.equal(await readerPage.locator("#who").isVisible(), false, "not signed in before the confirmation");
+    await readerPage.getByRole("button", { name: "Sign in as reader" }).click();
     const rLegal = card("legal-approval", readerPage);
     await rLegal.waitFor();
     await rLegal.getByRole("button", { name: "Approve" }).click();
@@ -263,6 +267,7 @@ describe("smithers serve: the web approval inbox in a browser", { skip }, () => 
     await staleCtx.route("**/v1/events*", (route) => route.abort());
     const stale = await staleCtx.newPage();
     await stale.goto(`${server.url}?token=${TOKENS.alice}`);
+    await stale.getByRole("button", { name: "Sign in as alice" }).click();
     const sLegal = card("legal-approval", stale);
     await sLegal.waitFor();
 

@@ -11,12 +11,19 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 
 /** A smithers-rs engine on one SQLite database file. */
 export declare class Engine {
-  /** Opens (or creates) the database at `dbPath`. */
-  constructor(dbPath: string)
+  /**
+   * Opens (or creates) the database at `dbPath`. `optionsJson`: `{mustExist, readOnly,
+   * leaseMs}` (a missing file is DB_NOT_FOUND; read only never migrates or writes).
+   */
+  constructor(dbPath: string, optionsJson?: string | undefined | null)
   /** This engine's owner id, as recorded on the runs it drives. */
   ownerId(): string
   createRun(newRunJson: string): string
-  claimRun(runId: string, force: boolean): string
+  /**
+   * `expectJson`: `{workflowPath, workflowName}` the caller drives the run with
+   * (WORKFLOW_MISMATCH unless `force`).
+   */
+  claimRun(runId: string, force: boolean, expectJson?: string | undefined | null): string
   releaseRun(runId: string): string
   isDriving(runId: string): boolean
   submitGraph(runId: string, graphJson: string): string
@@ -41,9 +48,15 @@ export declare class Engine {
   events(runId: string, afterSeq: number, limit: number): string
   feed(afterId: number, limit: number): string
   feedHead(): string
-  orphanedRuns(limit: number, includeDead: boolean): string
+  /** `afterJson`: `{updatedAtMs, runId}` of the last run of the previous page. */
+  orphanedRuns(limit: number, includeDead: boolean, afterJson?: string | undefined | null): string
+  /** Records why a watcher could not resume a run (`{code, message}`). */
+  markUnresumable(runId: string, errorJson: string): string
   failRun(runId: string, errorJson: string): string
-  /** Checks a graph descriptor without a run (a dry render before `createRun`). */
+  /**
+   * Checks a graph descriptor without a run (a dry render before `createRun`), against
+   * this database's output tables; writes nothing.
+   */
   validateGraph(graphJson: string): string
   /** Changes when another process commits to the database. */
   dataVersion(): number

@@ -14,7 +14,7 @@ use crate::error::{Error, PriorDecision, Result};
 use crate::events::EventBatch;
 use crate::graph::{ApprovalMode, OnDeny, TaskNode};
 use crate::output::OutputTable;
-use crate::owner::{self, Liveness};
+use crate::owner;
 use crate::plan::ApprovalStatus;
 use crate::state::{NodeEvent, NodeState, RunEvent, RunStatus};
 use crate::store::{iso8601, now_ms};
@@ -25,6 +25,38 @@ const MAX_NAME: usize = 256;
 /// the engine's, never a person's.
 pub const AUTO_DECIDER: &str = "smithers:auto";
 const AUTO_NOTE: &str = "Auto-approved";
+
+/// A person's or a scope's name (`decidedBy`, `startedBy`, scopes): 1-256 characters, no
+/// control characters. Names are printed by the CLI and the inbox: a raw escape sequence in
+/// one would be sent to a terminal.
+pub(crate) fn check_name(what: &str, name: &str) -> Result<()> {
+    if name.is_empty() || name.len() > MAX_NAME {
+        return Err(Error::InvalidDecision(format!(
+            "{what} must be 1-256 characters"
+        )));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(Error::InvalidDecision(format!(
+            "{what} must not contain control characters (got {name:?})"
+        )));
+    }
+    Ok(())
+}
+
+/// Free text (notes, reasons, input values): tabs and line breaks are text, other control
+/// characters (escape sequences, NUL) are refused.
+fn check_text(what: &str, text: &str) -> Result<()> {
+    if let Some(c) = text
+        .chars()
+        .find(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+    {
+        return Err(Error::InvalidDecision(format!(
+            "{what} must not contain control characters (found U+{:04X})",
+            u32::from(c)
+        )));
+    }
+    Ok(())
+}
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -136,6 +168,9 @@ fn check_inputs(gate: &Gate, req: &DecisionRequest, verdict: Verdict) -> Result<
         return Err(Error::InvalidDecision(format!(
             "input {k} must be text without NUL bytes, at most 64 KiB"
         )));
+    }
+    for (k, v) in &req.inputs {
+        check_text(&format!("input {k}"), v)?;
     }
     if verdict == Verdict::Approve {
         let missing: Vec<String> = strings(&gate.request, "required")
@@ -339,19 +374,20 @@ impl Engine {
 
     fn decide(&mut self, req: DecisionRequest, verdict: Verdict) -> Result<DecisionOutcome> {
         let approved = verdict == Verdict::Approve;
-        for text in [&req.note, &req.reason].into_iter().flatten() {
+        for (what, text) in [("note", &req.note), ("reason", &req.reason)] {
+            let Some(text) = text else { continue };
             if text.len() > MAX_NOTE {
-                return Err(Error::InvalidDecision("note is longer than 64 KiB".into()));
+                return Err(Error::InvalidDecision(format!(
+                    "{what} is longer than 64 KiB"
+                )));
             }
+            check_text(what, text)?;
         }
-        if req
-            .decided_by
-            .as_ref()
-            .is_some_and(|n| n.is_empty() || n.len() > MAX_NAME)
-        {
-            return Err(Error::InvalidDecision(
-                "decidedBy must be 1-256 characters".into(),
-            ));
+        if let Some(by) = &req.decided_by {
+            check_name("decidedBy", by)?;
+        }
+        for scope in &req.scopes {
+            check_name("a scope", scope)?;
         }
         if req
             .decided_by
@@ -398,7 +434,7 @@ impl Engine {
         }
         let table = match (review, gate.mode) {
             (false, ApprovalMode::Gate) => None,
-            _ => Some(self.table(&gate.output_table)?),
+            _ => Some(self.run_table(&run_id, &gate.output_table)?),
         };
         let decided_at_ms = now_ms();
         let decided_at = iso8601(decided_at_ms);
@@ -457,16 +493,16 @@ impl Engine {
             if let Some(key) = key
                 && !scope_tables.contains_key(&key)
             {
-                let table = self.table(&key)?;
+                let table = self.run_table(&run_id, &key)?;
                 scope_tables.insert(key, table);
             }
         }
         let tx = begin(&self.conn, self.batching)?;
-        let (run_status, run_owner): (String, Option<String>) = tx
+        let (run_status, run_owner, lease_expires): (String, Option<String>, Option<i64>) = tx
             .query_row(
-                "SELECT status, owner FROM _smithers_runs WHERE run_id = ?1",
+                "SELECT status, owner, lease_expires_at_ms FROM _smithers_runs WHERE run_id = ?1",
                 [&run_id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .optional()?
             .ok_or_else(|| Error::RunNotFound {
@@ -496,7 +532,7 @@ impl Engine {
             };
             tx.commit()?;
             self.publish(batch);
-            let live_owner = self.live_owner(&run_id, run_owner);
+            let live_owner = self.live_owner(&run_id, run_owner, lease_expires, decided_at_ms);
             return Ok(DecisionOutcome {
                 needs_resume: exhausted && !new_status.is_terminal() && live_owner.is_none(),
                 run_id,
@@ -709,7 +745,7 @@ impl Engine {
         tx.commit()?;
         self.publish(batch);
 
-        let live_owner = self.live_owner(&run_id, run_owner);
+        let live_owner = self.live_owner(&run_id, run_owner, lease_expires, decided_at_ms);
         Ok(DecisionOutcome {
             needs_resume: !new_status.is_terminal() && live_owner.is_none(),
             run_id: run_id.clone(),
@@ -742,11 +778,17 @@ impl Engine {
     }
 
     /// The owner of a run that will pick a decision up itself: this engine while it drives
-    /// the run, or another process that is alive.
-    fn live_owner(&self, run_id: &str, owner: Option<String>) -> Option<String> {
+    /// the run, or another engine that still holds its lease.
+    fn live_owner(
+        &self,
+        run_id: &str,
+        owner: Option<String>,
+        lease_expires_at_ms: Option<i64>,
+        now_ms: i64,
+    ) -> Option<String> {
         owner.filter(|o| {
             (o == &self.owner && self.runs.contains_key(run_id))
-                || (o != &self.owner && owner::liveness(o) != Liveness::Dead)
+                || (o != &self.owner && owner::holds(o, lease_expires_at_ms, now_ms))
         })
     }
 
@@ -1146,7 +1188,7 @@ pub(crate) fn auto_approve(
     if after > 0 && !approved_streak(&engine.conn, run_id, &task.id, after)? {
         return Ok(false);
     }
-    let table = engine.table(&task.output)?;
+    let table = engine.run_table(run_id, &task.output)?;
     let request = request_json(task, spec);
     let now = now_ms();
     let decided_at = iso8601(now);
@@ -1362,7 +1404,7 @@ pub(crate) fn finish_from_decision(
     let Some(spec) = &task.approval else {
         return Ok(None);
     };
-    let table = engine.table(&task.output)?;
+    let table = engine.run_table(run_id, &task.output)?;
     let request: Value = serde_json::from_str(&request_json).unwrap_or(Value::Null);
     let payload: Option<Value> = decision_json.and_then(|d| serde_json::from_str(&d).ok());
     let decided_at = iso8601(decided_at.unwrap_or_else(now_ms));

@@ -20,8 +20,9 @@ use crate::graph::{
     TaskBody, TaskNode,
 };
 use crate::output::OutputTable;
-use crate::owner::{self, Liveness};
+use crate::owner::{self, LeaseKeeper};
 use crate::plan::{Action, ApprovalStatus, NodeLookup, NodeView, Walk, WalkCache};
+use crate::schemas::SchemaCache;
 use crate::state::{NodeEvent, NodeState, RunEvent, RunStatus};
 use crate::store::{self, now_ms};
 
@@ -55,6 +56,20 @@ pub struct ParentRef {
     pub node_id: String,
     #[serde(default)]
     pub iteration: i64,
+}
+
+/// How `claim_run_with` takes a run: over a live owner (`force`), and with which workflow.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClaimOptions {
+    #[serde(default)]
+    pub force: bool,
+    /// The workflow file the caller drives the run with (absolute).
+    #[serde(default)]
+    pub workflow_path: Option<String>,
+    /// The name that workflow renders (`<Workflow name>`).
+    #[serde(default)]
+    pub workflow_name: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -235,6 +250,8 @@ pub(crate) struct ActiveRun {
     waiting: usize,
     /// Per plan: the tasks downstream of a gate (see `Plan::downstream`).
     downstream: HashMap<usize, Rc<HashSet<usize>>>,
+    /// The schema version of each output key this run reads and writes through.
+    pub(crate) schema_versions: HashMap<String, i64>,
 }
 
 impl NodeLookup for ActiveRun {
@@ -318,10 +335,15 @@ impl ActiveRun {
 
 pub struct Engine {
     pub(crate) conn: Connection,
+    db_path: PathBuf,
     /// Where command tasks' stdout/stderr logs go: `<db stem>.logs/<run id>/`.
     pub(crate) log_dir: PathBuf,
     pub(crate) owner: String,
-    pub(crate) tables: HashMap<String, Rc<OutputTable>>,
+    /// How long a claim on a run lasts without renewal (see `owner.rs`).
+    lease_ms: i64,
+    /// Renews this engine's leases while it lives; started when it first owns a run.
+    lease_keeper: Option<LeaseKeeper>,
+    pub(crate) schemas: SchemaCache,
     pub(crate) runs: HashMap<String, ActiveRun>,
     pub(crate) events: Vec<Event>,
     /// Keep committed events for `take_events` (on while someone in-process listens).
@@ -386,11 +408,13 @@ fn random_suffix() -> String {
 }
 
 pub fn check_run_id(run_id: &str) -> Result<()> {
+    // A run id names a directory of logs (`<db>.logs/<run id>/`): `.` and `..` would not.
     let ok = !run_id.is_empty()
         && run_id.len() <= 128
         && run_id
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_.:-".contains(c));
+            .all(|c| c.is_ascii_alphanumeric() || "_.:-".contains(c))
+        && !run_id.chars().all(|c| c == '.');
     if ok {
         Ok(())
     } else {
@@ -399,7 +423,12 @@ pub fn check_run_id(run_id: &str) -> Result<()> {
 }
 
 impl Engine {
+    /// Opens (or creates) a database for reading and writing.
     pub fn open(path: impl AsRef<Path>) -> Result<Engine> {
+        Engine::open_with(path, store::OpenOptions::default())
+    }
+
+    pub fn open_with(path: impl AsRef<Path>, options: store::OpenOptions) -> Result<Engine> {
         let path = path.as_ref();
         let stem = path
             .file_stem()
@@ -409,10 +438,13 @@ impl Engine {
             .unwrap_or_else(|_| path.to_path_buf())
             .with_file_name(format!("{stem}.logs"));
         Ok(Engine {
-            conn: store::open(path)?,
+            conn: store::open(path, options)?,
+            db_path: path.to_path_buf(),
             log_dir,
             owner: owner::new_owner_id(),
-            tables: HashMap::new(),
+            lease_ms: owner::DEFAULT_LEASE_MS,
+            lease_keeper: None,
+            schemas: SchemaCache::default(),
             runs: HashMap::new(),
             events: Vec::new(),
             buffer_events: false,
@@ -445,17 +477,34 @@ impl Engine {
             .query_row("PRAGMA data_version", [], |r| r.get(0))?)
     }
 
-    /// Everything `submit_graph` would refuse, checked without a run: the descriptor and
-    /// every output schema (identifiers, column names, JSON Schema compilation).
-    pub fn validate_graph(graph: &GraphDescriptor) -> Result<()> {
+    /// Everything `submit_graph` would refuse, checked without a run and without writing:
+    /// the descriptor and every output schema (identifiers, column names, JSON Schema
+    /// compilation, SQL names and column types that clash with this database's).
+    pub fn validate_graph(&mut self, graph: &GraphDescriptor) -> Result<()> {
         graph.validate()?;
         if graph_has_rewinds(&graph.root) {
             Plan::build(graph.clone()).check_rewinds()?;
         }
-        for (key, schema) in &graph.schemas {
-            OutputTable::new(key, schema)?;
-        }
+        self.plan_schemas(None, &graph.schemas)?;
         Ok(())
+    }
+
+    /// How long a claim lasts without renewal; renewed every third of it.
+    pub fn set_lease_ms(&mut self, lease_ms: i64) {
+        self.lease_ms = lease_ms.max(30);
+        self.lease_keeper = None;
+    }
+
+    /// The expiry of a lease taken now, and the thread that renews it started.
+    fn lease_until(&mut self) -> Result<i64> {
+        if self.lease_keeper.is_none() {
+            self.lease_keeper = Some(LeaseKeeper::start(
+                self.db_path.clone(),
+                self.owner.clone(),
+                self.lease_ms,
+            )?);
+        }
+        Ok(now_ms() + self.lease_ms)
     }
 
     /// Fails a run this engine drives, for a reason found outside the core (the workflow
@@ -508,6 +557,8 @@ impl Engine {
             Err(e) => {
                 let _ = self.conn.execute_batch("ROLLBACK");
                 self.runs.remove(run_id);
+                // Schema versions registered inside the rolled-back transaction do not exist.
+                self.schemas.clear();
                 Err(e)
             }
         }
@@ -516,88 +567,6 @@ impl Engine {
     /// Events committed since the last call, oldest first.
     pub fn take_events(&mut self) -> Vec<Event> {
         std::mem::take(&mut self.events)
-    }
-
-    // ---- output tables -------------------------------------------------------------------
-
-    /// The table for an output key, from the cache or from `_smithers_schemas`.
-    pub(crate) fn table(&mut self, key: &str) -> Result<Rc<OutputTable>> {
-        if let Some(t) = self.tables.get(key) {
-            return Ok(t.clone());
-        }
-        let schema: Option<String> = self
-            .conn
-            .query_row(
-                "SELECT schema_json FROM _smithers_schemas WHERE table_key = ?1",
-                [key],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let Some(schema) = schema else {
-            return Err(Error::UnknownOutputSchema {
-                key: key.into(),
-                node_id: String::new(),
-            });
-        };
-        let table = Rc::new(OutputTable::new(key, &serde_json::from_str(&schema)?)?);
-        self.tables.insert(key.into(), table.clone());
-        Ok(table)
-    }
-
-    fn register_tables(&mut self, schemas: &BTreeMap<String, Value>) -> Result<()> {
-        let mut changed = Vec::new();
-        for (key, schema) in schemas {
-            if self.tables.get(key).is_some_and(|t| &t.schema == schema) {
-                continue;
-            }
-            changed.push(OutputTable::new(key, schema)?);
-        }
-        if changed.is_empty() {
-            return Ok(());
-        }
-        let tx = begin(&self.conn, self.batching)?;
-        for table in &changed {
-            table.ensure(&tx)?;
-            tx.execute(
-                "INSERT INTO _smithers_schemas (table_key, table_name, schema_json, updated_at_ms) \
-                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT(table_key) DO UPDATE SET \
-                 table_name = excluded.table_name, schema_json = excluded.schema_json, \
-                 updated_at_ms = excluded.updated_at_ms WHERE schema_json != excluded.schema_json",
-                params![
-                    table.key,
-                    table.table,
-                    serde_json::to_string(&table.schema)?,
-                    now_ms()
-                ],
-            )?;
-        }
-        tx.commit()?;
-        for table in changed {
-            self.tables.insert(table.key.clone(), Rc::new(table));
-        }
-        Ok(())
-    }
-
-    /// Every output row of a run, across all known output tables.
-    pub(crate) fn read_outputs(&mut self, run_id: &str) -> Result<Vec<OutputRow>> {
-        let keys: Vec<String> = self
-            .conn
-            .prepare_cached("SELECT table_key FROM _smithers_schemas ORDER BY table_key")?
-            .query_map([], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
-        let mut rows = Vec::new();
-        for key in keys {
-            let table = self.table(&key)?;
-            for (node_id, iteration, value) in table.read_run(&self.conn, run_id)? {
-                rows.push(OutputRow {
-                    table: key.clone(),
-                    node_id,
-                    iteration,
-                    value,
-                });
-            }
-        }
-        Ok(rows)
     }
 
     // ---- runs ------------------------------------------------------------------------------
@@ -626,17 +595,12 @@ impl Engine {
                 return Err(Error::InvalidInput { errors });
             }
         }
-        if new
-            .started_by
-            .as_ref()
-            .is_some_and(|n| n.is_empty() || n.len() > 256)
-        {
-            return Err(Error::InvalidDecision(
-                "startedBy must be 1-256 characters".into(),
-            ));
+        if let Some(by) = &new.started_by {
+            crate::decision::check_name("startedBy", by)?;
         }
         let name = new.workflow_name.unwrap_or_else(|| "workflow".into());
         let owner = self.owner.clone();
+        let lease = self.lease_until()?;
         let tx = begin(&self.conn, self.batching)?;
         let exists: bool = tx
             .query_row(
@@ -654,10 +618,10 @@ impl Engine {
         let parent = new.parent.as_ref();
         tx.execute(
             "INSERT INTO _smithers_runs (run_id, workflow_name, workflow_path, status, input_json, owner, created_at_ms, updated_at_ms, started_by, \
-               parent_run_id, parent_node_id, parent_iteration) \
-             VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6, ?6, ?7, ?8, ?9, ?10)",
+               parent_run_id, parent_node_id, parent_iteration, lease_expires_at_ms) \
+             VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6, ?6, ?7, ?8, ?9, ?10, ?11)",
             params![run_id, name, new.workflow_path, input_json, owner, now, new.started_by,
-                    parent.map(|p| &p.run_id), parent.map(|p| &p.node_id), parent.map(|p| p.iteration)],
+                    parent.map(|p| &p.run_id), parent.map(|p| &p.node_id), parent.map(|p| p.iteration), lease],
         )?;
         let mut batch = EventBatch::default();
         batch.emit(
@@ -690,7 +654,25 @@ impl Engine {
     /// completed task is never run again. A finished, failed or cancelled run is returned as
     /// it is, without being claimed.
     pub fn claim_run(&mut self, run_id: &str, force: bool) -> Result<Snapshot> {
+        self.claim_run_with(
+            run_id,
+            &ClaimOptions {
+                force,
+                ..ClaimOptions::default()
+            },
+        )
+    }
+
+    /// [`Engine::claim_run`], saying which workflow the caller will drive the run with: a run
+    /// recorded with another workflow name (or another file, when the name is not given) is
+    /// refused (`WORKFLOW_MISMATCH`, nothing written) unless `force`, which also records the
+    /// new workflow on the run. Another file with the run's workflow name is recorded as the
+    /// run's file from now on (the file was moved).
+    pub fn claim_run_with(&mut self, run_id: &str, options: &ClaimOptions) -> Result<Snapshot> {
+        let force = options.force;
         let me = self.owner.clone();
+        let lease = self.lease_until()?;
+        let now = now_ms();
         let tx = begin(&self.conn, self.batching)?;
         type RunRow = (
             String,
@@ -699,15 +681,24 @@ impl Engine {
             Option<String>,
             String,
             Option<String>,
+            Option<i64>,
         );
         let row: Option<RunRow> = tx
             .query_row(
-                "SELECT status, owner, workflow_name, workflow_path, input_json, error_json FROM _smithers_runs WHERE run_id = ?1",
+                "SELECT status, owner, workflow_name, workflow_path, input_json, error_json, lease_expires_at_ms FROM _smithers_runs WHERE run_id = ?1",
                 [run_id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)),
             )
             .optional()?;
-        let Some((status, owner, workflow_name, workflow_path, input_json, error_json)) = row
+        let Some((
+            status,
+            owner,
+            mut workflow_name,
+            mut workflow_path,
+            input_json,
+            error_json,
+            lease_expires,
+        )) = row
         else {
             return Err(Error::RunNotFound {
                 run_id: run_id.into(),
@@ -742,15 +733,58 @@ impl Engine {
         if let Some(owner) = owner.as_deref()
             && owner != me
             && !force
-            && owner::liveness(owner) != Liveness::Dead
+            && owner::holds(owner, lease_expires, now)
         {
             return Err(Error::RunOwned {
                 run_id: run_id.into(),
                 owner: owner.into(),
             });
         }
+        // A workflow is known by its name (`<Workflow name>`): another name is another
+        // workflow. Another file with the same name is the same workflow moved or copied (the
+        // way to resume a run whose file is gone); a file alone, with no name to tell, is not
+        // trusted.
+        let other_path = options.workflow_path.as_ref().filter(|p| {
+            workflow_path
+                .as_ref()
+                .is_some_and(|recorded| recorded != *p)
+        });
+        let other_name = options
+            .workflow_name
+            .as_ref()
+            .filter(|n| **n != workflow_name);
+        let unverified = other_path.is_some() && options.workflow_name.is_none();
+        if !force && (other_name.is_some() || unverified) {
+            let shown = |name: &str, path: Option<&String>| match path {
+                Some(p) => format!("{name} ({p})"),
+                None => name.to_string(),
+            };
+            return Err(Error::WorkflowMismatch {
+                run_id: run_id.into(),
+                recorded: shown(&workflow_name, workflow_path.as_ref()),
+                given: shown(
+                    options
+                        .workflow_name
+                        .as_deref()
+                        .unwrap_or("a workflow of unknown name"),
+                    options.workflow_path.as_ref(),
+                ),
+            });
+        }
+        if force || other_path.is_some() {
+            // Resumed from the file given (moved, or taken over on purpose): the run records it.
+            if let Some(p) = &options.workflow_path {
+                workflow_path = Some(p.clone());
+            }
+            if let Some(n) = options.workflow_name.as_ref().filter(|_| force) {
+                workflow_name = n.clone();
+            }
+            tx.execute(
+                "UPDATE _smithers_runs SET workflow_path = ?2, workflow_name = ?3 WHERE run_id = ?1",
+                params![run_id, workflow_path, workflow_name],
+            )?;
+        }
         let mut batch = EventBatch::default();
-        let now = now_ms();
         // Attempts that were open when the previous owner died.
         let abandoned: Vec<(String, i64, i64)> = tx
             .prepare("SELECT node_id, iteration, attempts FROM _smithers_nodes WHERE run_id = ?1 AND state = 'in-progress'")?
@@ -775,9 +809,11 @@ impl Engine {
             )?;
         }
         let next_status = status.apply(RunEvent::Wake)?;
+        // Claimed: whatever kept a watcher from resuming it is history.
         tx.execute(
-            "UPDATE _smithers_runs SET owner = ?2, status = ?3, updated_at_ms = ?4 WHERE run_id = ?1",
-            params![run_id, me, next_status.as_str(), now],
+            "UPDATE _smithers_runs SET owner = ?2, status = ?3, updated_at_ms = ?4, lease_expires_at_ms = ?5, \
+             resume_error_json = NULL, resume_error_at_ms = NULL WHERE run_id = ?1",
+            params![run_id, me, next_status.as_str(), now, lease],
         )?;
         if next_status != status {
             batch.emit(
@@ -844,6 +880,7 @@ impl Engine {
                 run.loops.insert(loop_id, LoopRecord { iteration, done });
             }
         }
+        run.schema_versions = self.run_bindings(run_id)?;
         self.runs.insert(run_id.into(), run);
         let outputs = self.read_outputs(run_id)?;
         Ok(Snapshot {
@@ -864,7 +901,7 @@ impl Engine {
     pub fn release_run(&mut self, run_id: &str) -> Result<()> {
         if self.runs.remove(run_id).is_some() {
             self.conn.execute(
-                "UPDATE _smithers_runs SET owner = NULL WHERE run_id = ?1 AND owner = ?2",
+                "UPDATE _smithers_runs SET owner = NULL, lease_expires_at_ms = NULL WHERE run_id = ?1 AND owner = ?2",
                 params![run_id, self.owner],
             )?;
         }
@@ -889,8 +926,12 @@ impl Engine {
     pub fn submit_graph(&mut self, run_id: &str, graph: GraphDescriptor) -> Result<Step> {
         self.active(run_id)?;
         graph.validate()?;
-        self.register_tables(&graph.schemas)?;
-        self.batched(run_id, |engine| engine.submit_graph_inner(run_id, graph))
+        // Everything about the schemas that can be refused is refused before a write.
+        let schemas = self.plan_schemas(Some(run_id), &graph.schemas)?;
+        self.batched(run_id, |engine| {
+            engine.apply_schemas(run_id, schemas)?;
+            engine.submit_graph_inner(run_id, graph)
+        })
     }
 
     fn submit_graph_inner(&mut self, run_id: &str, graph: GraphDescriptor) -> Result<Step> {
@@ -1042,7 +1083,7 @@ impl Engine {
         if let Some(sub_run) = &result.waiting_on {
             return self.await_sub_run(run_id, &task, rec.attempts, sub_run);
         }
-        let table = self.table(&task.output)?;
+        let table = self.run_table(run_id, &task.output)?;
         if let Some(outcome) = &result.command {
             return self.complete_command(run_id, &task, rec.attempts, &table, outcome, step);
         }
@@ -1134,7 +1175,7 @@ impl Engine {
                 })?;
             task.output.clone()
         };
-        self.table(&key)?.validate(node_id, value)
+        self.run_table(run_id, &key)?.validate(node_id, value)
     }
 
     /// A command's exit becomes the task's output (`{exitCode, stdout, stderr}`, or stdout
@@ -1683,7 +1724,7 @@ impl Engine {
                 let TaskBody::Static { value } = &task.body else {
                     return Ok(());
                 };
-                let table = self.table(&task.output)?;
+                let table = self.run_table(run_id, &task.output)?;
                 self.start_task(run_id, &task)?;
                 let attempt = self
                     .active(run_id)?
@@ -2083,7 +2124,7 @@ impl Engine {
         let mut request = request_json(task, spec);
         if spec.mode == ApprovalMode::Human {
             // What the person fills in: the inbox renders its fields.
-            request["schema"] = self.table(&task.output)?.schema.clone();
+            request["schema"] = self.run_table(run_id, &task.output)?.schema.clone();
         }
         let tx = begin(&self.conn, self.batching)?;
         let inserted = tx.prepare_cached(
@@ -2151,15 +2192,25 @@ impl Engine {
     /// Picks up what other writers changed: a cancel, or decisions on gates this run waits
     /// on (made by the CLI in another process, or through this engine's `decide`).
     fn refresh_from_store(&mut self, run_id: &str, step: &mut Step) -> Result<()> {
-        let status: Option<String> = self
+        let row: Option<(String, Option<String>)> = self
             .conn
-            .prepare_cached("SELECT status FROM _smithers_runs WHERE run_id = ?1")?
-            .query_row([run_id], |r| r.get(0))
+            .prepare_cached("SELECT status, owner FROM _smithers_runs WHERE run_id = ?1")?
+            .query_row([run_id], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
+        let (status, owner) = row.unzip();
+        let lost = owner.flatten().filter(|o| *o != self.owner);
         let run = self.active(run_id)?;
         if status.as_deref() == Some("cancelled") && run.status != RunStatus::Cancelled {
             run.status = RunStatus::Cancelled;
             return Ok(());
+        }
+        // Fencing: another engine took the run over (this one's lease had expired, or it was
+        // forced); nothing more may be written for it from here.
+        if let Some(other) = lost {
+            return Err(Error::RunOwned {
+                run_id: run_id.into(),
+                owner: other,
+            });
         }
         if run.waiting == 0 {
             return Ok(());
@@ -2235,7 +2286,7 @@ impl Engine {
             if next == NodeState::Finished {
                 let run = self.active(run_id)?;
                 run.output_changed(&node_id);
-                let table = self.table(&output_table)?;
+                let table = self.run_table(run_id, &output_table)?;
                 if let Some(value) = table.read_one(&self.conn, run_id, &node_id, iteration)? {
                     step.outputs.push(OutputRow {
                         table: output_table,
@@ -2365,7 +2416,7 @@ impl Engine {
         })?;
         let next = run.status.apply(RunEvent::Park)?;
         tx.execute(
-            "UPDATE _smithers_runs SET status = ?2, owner = NULL, updated_at_ms = ?3 WHERE run_id = ?1",
+            "UPDATE _smithers_runs SET status = ?2, owner = NULL, lease_expires_at_ms = NULL, updated_at_ms = ?3 WHERE run_id = ?1",
             params![run_id, next.as_str(), now_ms()],
         )?;
         let mut batch = EventBatch::default();
@@ -2420,8 +2471,8 @@ impl Engine {
         )?;
         let error_json = failure.as_ref().map(serde_json::to_string).transpose()?;
         tx.execute(
-            "UPDATE _smithers_runs SET status = ?2, owner = NULL, error_json = COALESCE(?3, error_json), \
-             updated_at_ms = ?4, finished_at_ms = ?4 WHERE run_id = ?1",
+            "UPDATE _smithers_runs SET status = ?2, owner = NULL, lease_expires_at_ms = NULL, \
+             error_json = COALESCE(?3, error_json), updated_at_ms = ?4, finished_at_ms = ?4 WHERE run_id = ?1",
             params![run_id, next.as_str(), error_json, now],
         )?;
         batch.emit(
@@ -2633,7 +2684,7 @@ pub(crate) fn cancel_sub_runs(
             params![sub, now],
         )?;
         tx.execute(
-            "UPDATE _smithers_runs SET status = 'cancelled', owner = NULL, updated_at_ms = ?2, finished_at_ms = ?2 WHERE run_id = ?1",
+            "UPDATE _smithers_runs SET status = 'cancelled', owner = NULL, lease_expires_at_ms = NULL, updated_at_ms = ?2, finished_at_ms = ?2 WHERE run_id = ?1",
             params![sub, now],
         )?;
         batch.emit(
@@ -2792,6 +2843,7 @@ fn new_active(status: RunStatus) -> ActiveRun {
         in_flight: 0,
         waiting: 0,
         downstream: HashMap::new(),
+        schema_versions: HashMap::new(),
     }
 }
 

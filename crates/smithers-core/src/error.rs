@@ -172,6 +172,66 @@ pub enum Error {
         event: String,
     },
 
+    #[error("No smithers database at {path}: {why}")]
+    DbNotFound { path: String, why: &'static str },
+
+    #[error(
+        "{path} was written by a newer smithers (database schema v{found}; this one reads v{supported}): upgrade smithers-rs to use it. Nothing was changed"
+    )]
+    SchemaTooNew {
+        path: String,
+        found: i64,
+        supported: i64,
+    },
+
+    #[error(
+        "{path} has database schema v{found}; this smithers reads v{supported}. A read-only command does not upgrade it: run `smithers migrate --db {path}` (or any command that writes)"
+    )]
+    SchemaOutdated {
+        path: String,
+        found: i64,
+        supported: i64,
+    },
+
+    #[error(
+        "Output key {key:?}: field {field:?} is stored as {stored} in table {table:?} (schema v{version} of {key:?}, written by earlier runs), but this workflow declares it as {wanted}. Rename the field or the output key"
+    )]
+    SchemaConflict {
+        key: String,
+        field: String,
+        table: String,
+        version: i64,
+        stored: &'static str,
+        wanted: &'static str,
+    },
+
+    #[error(
+        "Output keys {key:?} and {other:?} both map to the SQL table {table:?}: rename one of them"
+    )]
+    TableNameConflict {
+        key: String,
+        other: String,
+        table: String,
+    },
+
+    #[error(
+        "Run {run_id} wrote {key:?} rows with schema v{version} of that key; the workflow now gives {key:?} another schema, which cannot read them. Restore the schema the run was started with, or start a new run"
+    )]
+    SchemaChanged {
+        run_id: String,
+        key: String,
+        version: i64,
+    },
+
+    #[error(
+        "Run {run_id} belongs to workflow {recorded}, not {given}: resuming it with another workflow would run that workflow's tasks inside it. Pass force to do it anyway"
+    )]
+    WorkflowMismatch {
+        run_id: String,
+        recorded: String,
+        given: String,
+    },
+
     #[error("Invalid JSON: {0}")]
     Json(#[from] serde_json::Error),
 
@@ -217,6 +277,13 @@ impl Error {
             Error::RunRejected { .. } => "RUN_REJECTED",
             Error::NoSuchAttempt { .. } => "NO_SUCH_ATTEMPT",
             Error::IllegalTransition { .. } => "ILLEGAL_TRANSITION",
+            Error::DbNotFound { .. } => "DB_NOT_FOUND",
+            Error::SchemaTooNew { .. } => "SCHEMA_TOO_NEW",
+            Error::SchemaOutdated { .. } => "SCHEMA_OUTDATED",
+            Error::SchemaConflict { .. } => "SCHEMA_CONFLICT",
+            Error::TableNameConflict { .. } => "TABLE_NAME_CONFLICT",
+            Error::SchemaChanged { .. } => "SCHEMA_CHANGED",
+            Error::WorkflowMismatch { .. } => "WORKFLOW_MISMATCH",
             Error::Json(_) => "INVALID_JSON",
             Error::Db(_) => "DB_ERROR",
             Error::Io(_) => "IO_ERROR",
@@ -232,6 +299,7 @@ impl Error {
                 | Error::NoPendingApprovals { .. }
                 | Error::AmbiguousApproval { .. }
                 | Error::InvalidRunId(_)
+                | Error::DbNotFound { .. }
         )
     }
 
@@ -268,6 +336,40 @@ impl Error {
                 json!({ "runId": run_id, "nodeId": node_id, "iteration": iteration })
             }
             Error::RunOwned { run_id, owner } => json!({ "runId": run_id, "owner": owner }),
+            Error::DbNotFound { path, .. } => json!({ "dbPath": path }),
+            Error::SchemaTooNew {
+                path,
+                found,
+                supported,
+            }
+            | Error::SchemaOutdated {
+                path,
+                found,
+                supported,
+            } => json!({ "dbPath": path, "found": found, "supported": supported }),
+            Error::SchemaConflict {
+                key,
+                field,
+                table,
+                version,
+                stored,
+                wanted,
+            } => {
+                json!({ "key": key, "field": field, "table": table, "version": version, "stored": stored, "wanted": wanted })
+            }
+            Error::TableNameConflict { key, other, table } => {
+                json!({ "key": key, "other": other, "table": table })
+            }
+            Error::SchemaChanged {
+                run_id,
+                key,
+                version,
+            } => json!({ "runId": run_id, "key": key, "version": version }),
+            Error::WorkflowMismatch {
+                run_id,
+                recorded,
+                given,
+            } => json!({ "runId": run_id, "recorded": recorded, "given": given }),
             Error::InvalidOutput {
                 node_id,
                 key,

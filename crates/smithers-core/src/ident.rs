@@ -32,11 +32,14 @@ fn check(what: &'static str, name: &str) -> Result<()> {
 /// An output key (`createSmithers({ publishApproval: … })`); its table is `snake_case(key)`.
 pub fn check_table_key(key: &str) -> Result<()> {
     check("output key", key)?;
-    if snake_case(key).starts_with("smithers_") || snake_case(key) == "sqlite" {
+    // SQLite reserves every table name that starts with `sqlite_` (`sqliteMaster` would be
+    // `sqlite_master`): refused here, not by CREATE TABLE after a run was written.
+    let table = snake_case(key);
+    if table.starts_with("smithers_") || table == "sqlite" || table.starts_with("sqlite_") {
         return Err(Error::InvalidIdentifier {
             what: "output key",
             name: key.to_string(),
-            why: "names starting with smithers_ or sqlite are reserved",
+            why: "names starting with smithers_ or sqlite_ are reserved",
         });
     }
     Ok(())
@@ -109,6 +112,10 @@ mod tests {
             "_smithers_runs",
             "smithersRuns",
             "a-b",
+            "sqliteMaster",
+            "sqliteSequence",
+            "sqlite_stat1",
+            "SqliteSchema",
         ] {
             assert!(check_table_key(bad).is_err(), "{bad}");
         }

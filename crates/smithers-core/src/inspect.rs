@@ -8,6 +8,7 @@ use crate::engine::{Engine, OutputRow, RunError};
 use crate::error::{Error, Result};
 use crate::events::{Event, read_events};
 use crate::owner::{self, Liveness};
+use crate::store;
 use crate::store::{iso8601, now_ms};
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -19,6 +20,9 @@ pub struct RunFilter {
     pub workflow_name: Option<String>,
     #[serde(default)]
     pub limit: Option<i64>,
+    /// Only runs a watcher could not resume (true), or only the others (false).
+    #[serde(default)]
+    pub resume_failed: Option<bool>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -29,8 +33,14 @@ pub struct RunSummary {
     pub workflow_path: Option<String>,
     pub status: String,
     pub owner: Option<String>,
-    /// Whether the owner's process is alive: "alive", "dead", or "unknown" (another host).
+    /// Whether the owner still holds the run: "alive" (its process runs, or its lease is
+    /// current), "dead" (its process is gone, or its lease expired), or "unknown" (another
+    /// host, and no lease recorded: a row written before leases existed).
     pub owner_liveness: Option<&'static str>,
+    /// When the owner's lease expires unless it renews it.
+    pub lease_expires_at: Option<String>,
+    /// Why a watcher (`smithers serve`) could not resume this run; cleared when it is claimed.
+    pub resume_error: Option<RunError>,
     pub created_at: String,
     pub updated_at: String,
     pub finished_at: Option<String>,
@@ -56,6 +66,23 @@ pub struct Rejection {
     pub rejected_at: String,
     pub rejected_by: Option<String>,
     pub rejection_reason: Option<String>,
+}
+
+/// A run `orphaned_runs` found, with its position for the next page.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrphanedRun {
+    #[serde(flatten)]
+    pub run: RunSummary,
+    pub updated_at_ms: i64,
+}
+
+/// Where the previous page of `orphaned_runs` ended.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrphanCursor {
+    pub updated_at_ms: i64,
+    pub run_id: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -198,17 +225,27 @@ const RUN_COLS: &str = "r.run_id, r.workflow_name, r.workflow_path, r.status, r.
      (SELECT COUNT(*) FROM _smithers_approvals a WHERE a.run_id = r.run_id AND a.status = 'requested'), r.started_by, \
      r.parent_run_id, r.parent_node_id, r.parent_iteration, \
      CASE WHEN r.status = 'rejected' THEN (SELECT json_array(a.node_id, a.decided_at_ms, a.decided_by, a.reason) \
-       FROM _smithers_approvals a WHERE a.run_id = r.run_id AND a.status = 'rejected' LIMIT 1) END";
+       FROM _smithers_approvals a WHERE a.run_id = r.run_id AND a.status = 'rejected' LIMIT 1) END, \
+     r.lease_expires_at_ms, r.resume_error_json";
 
 fn run_summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunSummary> {
     let error: Option<String> = r.get(8)?;
     let owner: Option<String> = r.get(4)?;
+    let lease: Option<i64> = r.get(15)?;
+    let resume_error: Option<String> = r.get(16)?;
     Ok(RunSummary {
-        owner_liveness: owner.as_deref().map(|o| match owner::liveness(o) {
-            Liveness::Alive => "alive",
-            Liveness::Dead => "dead",
-            Liveness::Unknown => "unknown",
+        owner_liveness: owner.as_deref().map(|o| {
+            if owner::holds(o, lease, now_ms()) {
+                match (owner::liveness(o), lease) {
+                    (Liveness::Unknown, None) => "unknown",
+                    _ => "alive",
+                }
+            } else {
+                "dead"
+            }
         }),
+        lease_expires_at: lease.map(iso8601),
+        resume_error: resume_error.and_then(|e| serde_json::from_str(&e).ok()),
         owner,
         run_id: r.get(0)?,
         workflow_name: r.get(1)?,
@@ -407,10 +444,16 @@ impl Engine {
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {RUN_COLS} FROM _smithers_runs r WHERE (?1 IS NULL OR r.status = ?1) \
              AND (?3 IS NULL OR r.workflow_name = ?3) \
+             AND (?4 IS NULL OR (r.resume_error_json IS NOT NULL) = ?4) \
              ORDER BY r.created_at_ms DESC, r.run_id DESC LIMIT ?2"
         ))?;
         let rows = stmt.query_map(
-            params![filter.status, limit, filter.workflow_name],
+            params![
+                filter.status,
+                limit,
+                filter.workflow_name,
+                filter.resume_failed
+            ],
             run_summary,
         )?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -535,25 +578,64 @@ impl Engine {
     }
 
     /// Runs that are `running` but driven by nobody: a decision was recorded while no process
-    /// drove them (`--no-resume`, another process), or (with `include_dead`, which checks
-    /// each owner's process) their owner died. Oldest first.
-    pub fn orphaned_runs(&self, limit: i64, include_dead: bool) -> Result<Vec<RunSummary>> {
+    /// drove them (`--no-resume`, another process), or (with `include_dead`) their owner no
+    /// longer holds them (its process died, or its lease expired). Oldest first; page with
+    /// `after` (the last run's `updatedAtMs` and id). Runs a watcher could not resume
+    /// (`mark_unresumable`) are left out until something changes them or they are claimed.
+    pub fn orphaned_runs(
+        &self,
+        limit: i64,
+        include_dead: bool,
+        after: Option<&OrphanCursor>,
+    ) -> Result<Vec<OrphanedRun>> {
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {RUN_COLS} FROM _smithers_runs r WHERE r.status = 'running' AND (?1 OR r.owner IS NULL) \
+             AND (r.resume_error_at_ms IS NULL OR r.resume_error_at_ms < r.updated_at_ms) \
+             AND (?2 IS NULL OR (r.updated_at_ms, r.run_id) > (?2, ?3)) \
              ORDER BY r.updated_at_ms, r.run_id"
         ))?;
-        let rows = stmt.query_map([include_dead], run_summary)?;
+        let rows = stmt.query_map(
+            params![
+                include_dead,
+                after.map(|c| c.updated_at_ms),
+                after.map(|c| c.run_id.as_str())
+            ],
+            |r| Ok((run_summary(r)?, r.get::<_, i64>(6)?)),
+        )?;
         let mut out = Vec::new();
-        for run in rows {
-            let run = run?;
+        for row in rows {
+            let (run, updated_at_ms) = row?;
             if run.owner.is_none() || run.owner_liveness == Some("dead") {
-                out.push(run);
+                out.push(OrphanedRun { run, updated_at_ms });
                 if out.len() as i64 >= limit.max(1) {
                     break;
                 }
             }
         }
         Ok(out)
+    }
+
+    /// Records why a watcher could not resume a run (its workflow file is gone, it no longer
+    /// loads, …): `orphaned_runs` leaves it out from then on, and `why` and the inbox say so.
+    /// Claiming the run (`smithers resume` once the cause is fixed) clears it.
+    pub fn mark_unresumable(&mut self, run_id: &str, error: RunError) -> Result<()> {
+        self.run_summary(run_id)?;
+        let now = store::now_ms();
+        let tx = crate::engine::begin(&self.conn, self.batching)?;
+        tx.execute(
+            "UPDATE _smithers_runs SET resume_error_json = ?2, resume_error_at_ms = MAX(?3, updated_at_ms) WHERE run_id = ?1",
+            params![run_id, serde_json::to_string(&error)?, now],
+        )?;
+        let mut batch = crate::events::EventBatch::default();
+        batch.emit(
+            &tx,
+            run_id,
+            "ResumeFailed",
+            serde_json::json!({ "error": error }),
+        )?;
+        tx.commit()?;
+        self.publish(batch);
+        Ok(())
     }
 
     /// Events of every run after position `after_id` of the database-wide feed.

@@ -15,17 +15,21 @@ pub mod inspect;
 pub mod output;
 pub mod owner;
 pub mod plan;
+mod schemas;
 pub mod state;
 pub mod store;
 
 pub use command::{CommandOutcome, CommandSpec};
 pub use decision::{DecisionOutcome, DecisionRequest};
 pub use engine::{
-    Engine, NewRun, OutputRow, RunError, Snapshot, Step, TaskError, TaskResult, TaskToRun,
+    ClaimOptions, Engine, NewRun, OutputRow, RunError, Snapshot, Step, TaskError, TaskResult,
+    TaskToRun,
 };
 pub use error::{Error, Result};
 pub use events::Event;
 pub use graph::GraphDescriptor;
 pub use inspect::{
-    ApprovalFilter, ApprovalSummary, AttemptLog, LogFilter, RunFilter, RunInspection, RunSummary,
+    ApprovalFilter, ApprovalSummary, AttemptLog, LogFilter, OrphanCursor, OrphanedRun, RunFilter,
+    RunInspection, RunSummary,
 };
+pub use store::OpenOptions;

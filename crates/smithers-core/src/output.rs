@@ -9,6 +9,27 @@ use serde_json::{Map, Value};
 use crate::error::{Error, Result};
 use crate::ident::{self, quote, snake_case};
 
+/// How deep an output value may nest (arrays and objects). A JSON reader has a limit (serde's
+/// is 128 for a whole document); outputs travel inside other documents (results, snapshots),
+/// so they get a limit of their own, well below it. The JS driver checks the same number.
+pub const MAX_OUTPUT_DEPTH: usize = 100;
+
+/// How deeply arrays and objects nest in `value` (a scalar is 0), without recursion.
+pub fn nesting(value: &Value) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(value, 0usize)];
+    while let Some((v, depth)) = stack.pop() {
+        let children: Box<dyn Iterator<Item = &Value>> = match v {
+            Value::Array(items) => Box::new(items.iter()),
+            Value::Object(map) => Box::new(map.values()),
+            _ => continue,
+        };
+        deepest = deepest.max(depth + 1);
+        stack.extend(children.map(|c| (c, depth + 1)));
+    }
+    deepest
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Codec {
     Bool,
@@ -256,7 +277,23 @@ impl OutputTable {
         Ok(())
     }
 
+    /// `(field, column, SQL type)` of each column this schema declares.
+    pub fn columns_sql(&self) -> impl Iterator<Item = (&str, &str, &'static str)> {
+        self.columns
+            .iter()
+            .map(|c| (c.field.as_str(), c.column.as_str(), c.codec.sql_type()))
+    }
+
     pub fn validate(&self, node_id: &str, value: &Value) -> Result<()> {
+        if nesting(value) > MAX_OUTPUT_DEPTH {
+            return Err(Error::InvalidOutput {
+                node_id: node_id.into(),
+                key: self.key.clone(),
+                errors: vec![format!(
+                    "the value nests deeper than {MAX_OUTPUT_DEPTH} levels"
+                )],
+            });
+        }
         let errors: Vec<String> = self
             .validator
             .iter_errors(value)

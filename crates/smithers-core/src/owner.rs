@@ -1,8 +1,24 @@
-//! Which process drives a run. An owner is `host:pid:start-time:engine`; on the same host the
-//! engine can tell at once whether that process is still alive, so a run left by a `kill -9`
-//! is resumed without waiting for a heartbeat to go stale.
+//! Which process drives a run. Ownership is a **lease**: the owner id (`host:pid:start-time:engine`)
+//! and an expiry, both in the run's row, renewed by the owner while it lives (a thread of its
+//! own, [`LeaseKeeper`], so a busy JS thread does not let it lapse). A crashed owner stops
+//! renewing and its runs can be taken over once the lease expires, whatever host or OS it ran
+//! on. Nothing here depends on the store being SQLite or on the host: a lease is two values
+//! compared with the engine's clock, renewed by `UPDATE … WHERE owner = me`, taken over by a
+//! conditional update, so the same contract holds for several engines on several machines
+//! sharing one store.
+//!
+//! On the same host the engine can also tell at once whether the owner's process is alive
+//! (`/proc`), so a run left by a `kill -9` is resumed without waiting for the lease to expire.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, params};
+
+/// How long a lease lasts unless the engine is told otherwise; renewed every third of it.
+pub const DEFAULT_LEASE_MS: i64 = 30_000;
 
 static ENGINE_COUNTER: AtomicU32 = AtomicU32::new(0);
 
@@ -63,6 +79,61 @@ pub fn liveness(owner: &str) -> Liveness {
     }
 }
 
+/// Whether `owner` still holds its run at `now_ms`: while its lease has not expired. On this
+/// host a dead process lets go at once (the fast path: no waiting for the lease); a live one
+/// still needs a current lease, since an engine can end while its process lives on (closed,
+/// or the worker thread it ran in stopped). A row written before leases existed (no expiry)
+/// is held unless its process is known to be dead: only `force` takes it.
+pub fn holds(owner: &str, lease_expires_at_ms: Option<i64>, now_ms: i64) -> bool {
+    match liveness(owner) {
+        Liveness::Dead => false,
+        Liveness::Alive | Liveness::Unknown => lease_expires_at_ms.is_none_or(|t| t > now_ms),
+    }
+}
+
+/// Renews the leases of the runs an engine owns, from a thread of its own with a connection
+/// of its own. Dropping it stops the thread at its next wake-up.
+pub struct LeaseKeeper {
+    _stop: mpsc::Sender<()>,
+}
+
+impl LeaseKeeper {
+    pub fn start(db_path: PathBuf, owner: String, lease_ms: i64) -> std::io::Result<LeaseKeeper> {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let every = Duration::from_millis((lease_ms / 3).max(1) as u64);
+        std::thread::Builder::new()
+            .name("smithers-lease".into())
+            .spawn(move || {
+                let mut conn: Option<Connection> = None;
+                while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
+                    if conn.is_none() {
+                        conn = Connection::open_with_flags(
+                            &db_path,
+                            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                        )
+                        .ok()
+                        .filter(|c| c.busy_timeout(Duration::from_secs(2)).is_ok());
+                    }
+                    // A failed renewal (the database is busy, gone) is tried again next time;
+                    // the lease has two more renewals' worth of time left.
+                    if let Some(c) = &conn {
+                        let _ = renew(c, &owner, lease_ms);
+                    }
+                }
+            })?;
+        Ok(LeaseKeeper { _stop: stop })
+    }
+}
+
+/// Pushes the expiry of every open run `owner` holds `lease_ms` into the future.
+pub fn renew(conn: &Connection, owner: &str, lease_ms: i64) -> rusqlite::Result<usize> {
+    conn.prepare_cached(
+        "UPDATE _smithers_runs SET lease_expires_at_ms = ?2 \
+         WHERE owner = ?1 AND status NOT IN ('finished', 'failed', 'cancelled')",
+    )?
+    .execute(params![owner, crate::store::now_ms() + lease_ms])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,5 +144,18 @@ mod tests {
         let dead = format!("{}:{}:1:0", hostname(), u32::MAX - 7);
         assert_eq!(liveness(&dead), Liveness::Dead);
         assert_eq!(liveness("elsewhere:1:1:0"), Liveness::Unknown);
+    }
+
+    #[test]
+    fn an_owner_elsewhere_holds_its_run_until_its_lease_expires() {
+        assert!(holds("elsewhere:1:1:0", Some(2_000), 1_000));
+        assert!(!holds("elsewhere:1:1:0", Some(1_000), 1_000));
+        assert!(holds("elsewhere:1:1:0", None, 1_000));
+        // On this host a dead process lets go whatever the lease says; a live one holds the
+        // run only while its engine renews the lease.
+        let dead = format!("{}:{}:1:0", hostname(), u32::MAX - 7);
+        assert!(!holds(&dead, Some(i64::MAX), 1_000));
+        assert!(holds(&new_owner_id(), Some(2_000), 1_000));
+        assert!(!holds(&new_owner_id(), Some(0), 1_000));
     }
 }

@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS _smithers_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -151,15 +151,72 @@ ALTER TABLE _smithers_nodes ADD COLUMN sub_run_id TEXT;
 CREATE INDEX IF NOT EXISTS _smithers_runs_by_parent ON _smithers_runs (parent_run_id) WHERE parent_run_id IS NOT NULL;
 ";
 
-/// Opens (and if needed creates) a database, in WAL mode with a busy timeout so several
-/// processes (a service, the CLI) can share it.
-pub fn open(path: &Path) -> Result<Connection> {
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
+/// v6: ownership as a lease (`lease_expires_at_ms`, renewed by the owner: the index finds an
+/// owner's runs without a scan), why a run could not be resumed (`resume_error_json`), and
+/// output schemas per version and per run: every schema an output key has had
+/// (`_smithers_schema_versions`) and the version each run reads and writes its rows through
+/// (`_smithers_run_schemas`). Runs written before v6 read through the schema their database
+/// held at the upgrade (version 1).
+const V6: &str = "
+ALTER TABLE _smithers_runs ADD COLUMN lease_expires_at_ms INTEGER;
+ALTER TABLE _smithers_runs ADD COLUMN resume_error_json TEXT;
+ALTER TABLE _smithers_runs ADD COLUMN resume_error_at_ms INTEGER;
+CREATE INDEX IF NOT EXISTS _smithers_runs_by_owner ON _smithers_runs (owner) WHERE owner IS NOT NULL;
+ALTER TABLE _smithers_schemas ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
+CREATE TABLE IF NOT EXISTS _smithers_schema_versions (
+  table_key TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  table_name TEXT NOT NULL,
+  schema_json TEXT NOT NULL,
+  created_at_ms INTEGER NOT NULL,
+  PRIMARY KEY (table_key, version)
+);
+INSERT OR IGNORE INTO _smithers_schema_versions (table_key, version, table_name, schema_json, created_at_ms)
+  SELECT table_key, 1, table_name, schema_json, updated_at_ms FROM _smithers_schemas;
+CREATE TABLE IF NOT EXISTS _smithers_run_schemas (
+  run_id TEXT NOT NULL,
+  table_key TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  PRIMARY KEY (run_id, table_key)
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO _smithers_run_schemas (run_id, table_key, version)
+  SELECT DISTINCT n.run_id, n.output_table, 1 FROM _smithers_nodes n
+  WHERE n.output_table IN (SELECT table_key FROM _smithers_schemas);
+";
+
+/// How a database is opened.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OpenOptions {
+    /// The file must exist already (every command but `up` and `serve`): a mistyped path is
+    /// `DB_NOT_FOUND`, not a new empty database.
+    pub must_exist: bool,
+    /// Read only (`ps`, `inspect`, `why`, `logs`): nothing is written, not even a migration.
+    /// A database of another schema version is refused (`SCHEMA_TOO_NEW`, `SCHEMA_OUTDATED`).
+    pub read_only: bool,
+}
+
+/// Opens (and unless told otherwise creates) a database, in WAL mode with a busy timeout so
+/// several processes (a service, the CLI) can share it, and brings its schema up to date.
+/// A database written by a newer version is refused (`SCHEMA_TOO_NEW`) before anything is
+/// written to it.
+pub fn open(path: &Path, options: OpenOptions) -> Result<Connection> {
+    let exists = path.exists();
+    if !exists && (options.must_exist || options.read_only) {
+        return Err(Error::DbNotFound {
+            path: path.display().to_string(),
+            why: "no such file",
+        });
+    }
+    let mut flags = OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    if options.read_only {
+        flags |= OpenFlags::SQLITE_OPEN_READ_ONLY;
+    } else {
+        flags |= OpenFlags::SQLITE_OPEN_READ_WRITE;
+        if !options.must_exist {
+            flags |= OpenFlags::SQLITE_OPEN_CREATE;
+        }
+    }
+    let conn = Connection::open_with_flags(path, flags)?;
     conn.busy_timeout(Duration::from_secs(30))?;
     // The hot path uses a few dozen distinct statements; re-preparing them costs more than
     // running them.
@@ -170,33 +227,91 @@ pub fn open(path: &Path) -> Result<Connection> {
         rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
         true,
     )?;
+    let path_text = || path.display().to_string();
+    // Looked at before anything could write: a newer database is left exactly as it is.
+    let found = schema_version(&conn)?;
+    if let Some(found) = found
+        && found > SCHEMA_VERSION
+    {
+        return Err(Error::SchemaTooNew {
+            path: path_text(),
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    if exists && found.is_none() && (options.must_exist || options.read_only) && !is_empty(&conn)? {
+        return Err(Error::DbNotFound {
+            path: path_text(),
+            why: "it is not a smithers database",
+        });
+    }
+    if options.read_only {
+        return match found {
+            Some(SCHEMA_VERSION) => Ok(conn),
+            None => Err(Error::DbNotFound {
+                path: path_text(),
+                why: "it is not a smithers database",
+            }),
+            Some(found) => Err(Error::SchemaOutdated {
+                path: path_text(),
+                found,
+                supported: SCHEMA_VERSION,
+            }),
+        };
+    }
     // WAL + NORMAL: commits survive a crash of the process (kill -9); only an OS crash or
     // power loss can lose the last commits. See ARCHITECTURE.md.
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "OFF")?;
-    migrate(&conn)?;
+    if found != Some(SCHEMA_VERSION) {
+        migrate(&conn, path)?;
+    }
     Ok(conn)
 }
 
-fn migrate(conn: &Connection) -> Result<()> {
-    let read = |conn: &Connection| -> Option<i64> {
-        conn.query_row(
+/// The schema version recorded in the database; None when it has no smithers tables.
+fn schema_version(conn: &Connection) -> Result<Option<i64>> {
+    let has_meta: bool = conn
+        .query_row(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_smithers_meta'",
+            [],
+            |_| Ok(true),
+        )
+        .optional()?
+        .is_some();
+    if !has_meta {
+        return Ok(None);
+    }
+    Ok(conn
+        .query_row(
             "SELECT value FROM _smithers_meta WHERE key = 'schema_version'",
             [],
             |r| r.get::<_, String>(0),
         )
-        .optional()
-        .ok()
-        .flatten()
-        .and_then(|v| v.parse().ok())
-    };
-    if read(conn) == Some(SCHEMA_VERSION) {
-        return Ok(());
-    }
+        .optional()?
+        .and_then(|v| v.parse().ok()))
+}
+
+fn is_empty(conn: &Connection) -> Result<bool> {
+    let tables: i64 = conn.query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| r.get(0))?;
+    Ok(tables == 0)
+}
+
+fn migrate(conn: &Connection, path: &Path) -> Result<()> {
     // Several processes may open a file at once: take the write lock, then look again.
     let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
-    let current = read(&tx).unwrap_or(0);
+    let current = schema_version(&tx)?.unwrap_or(0);
+    if current == SCHEMA_VERSION {
+        return Ok(());
+    }
+    if current > SCHEMA_VERSION {
+        return Err(Error::SchemaTooNew {
+            path: path.display().to_string(),
+            found: current,
+            supported: SCHEMA_VERSION,
+        });
+    }
     if current < 1 {
         tx.execute_batch(SCHEMA)?;
     }
@@ -211,6 +326,9 @@ fn migrate(conn: &Connection) -> Result<()> {
     }
     if current < 5 {
         tx.execute_batch(V5)?;
+    }
+    if current < 6 {
+        tx.execute_batch(V6)?;
     }
     tx.execute(
         "INSERT OR REPLACE INTO _smithers_meta (key, value) VALUES ('schema_version', ?1)",
@@ -256,5 +374,57 @@ mod tests {
         assert_eq!(iso8601(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(iso8601(1_795_000_000_123), "2026-11-18T11:06:40.123Z");
         assert_eq!(iso8601(951_782_400_000), "2000-02-29T00:00:00.000Z");
+    }
+
+    /// A database as v3 left it: a run parked at a gate, with one output row.
+    fn v3_database(path: &Path) {
+        let conn = Connection::open(path).unwrap();
+        conn.execute_batch(SCHEMA).unwrap();
+        conn.execute_batch(V2).unwrap();
+        conn.execute_batch(V3).unwrap();
+        conn.execute_batch(
+            "INSERT INTO _smithers_meta VALUES ('schema_version', '3');
+             INSERT INTO _smithers_runs (run_id, workflow_name, status, created_at_ms, updated_at_ms)
+               VALUES ('r1', 'old', 'waiting-approval', 1, 1);
+             INSERT INTO _smithers_nodes (run_id, node_id, iteration, state, output_table, updated_at_ms)
+               VALUES ('r1', 'build', 0, 'finished', 'build', 1);
+             INSERT INTO _smithers_schemas VALUES ('build', 'build',
+               '{\"type\":\"object\",\"properties\":{\"version\":{\"type\":\"string\"}}}', 1);
+             CREATE TABLE build (run_id TEXT NOT NULL, node_id TEXT NOT NULL, iteration INTEGER NOT NULL DEFAULT 0,
+               version TEXT, PRIMARY KEY (run_id, node_id, iteration));
+             INSERT INTO build VALUES ('r1', 'build', 0, '1.2.0');",
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn a_v3_database_is_upgraded_and_its_runs_read_their_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        v3_database(&path);
+        // Reading does not upgrade it.
+        let read_only = OpenOptions {
+            read_only: true,
+            ..OpenOptions::default()
+        };
+        let err = open(&path, read_only).err().map(|e| e.code());
+        assert_eq!(err, Some("SCHEMA_OUTDATED"));
+        let version = |path: &Path| -> String {
+            Connection::open(path)
+                .unwrap()
+                .query_row(
+                    "SELECT value FROM _smithers_meta WHERE key = 'schema_version'",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap()
+        };
+        assert_eq!(version(&path), "3");
+        let mut engine = crate::Engine::open(&path).unwrap();
+        assert_eq!(version(&path), SCHEMA_VERSION.to_string());
+        let outputs = engine.inspect("r1").unwrap().outputs;
+        assert_eq!(outputs.len(), 1);
+        assert_eq!(outputs[0].value, serde_json::json!({"version": "1.2.0"}));
+        assert!(open(&path, read_only).is_ok());
     }
 }

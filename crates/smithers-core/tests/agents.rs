@@ -134,21 +134,25 @@ fn a_version_3_database_gains_the_agent_columns() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("smithers.db");
     {
-        // What schema v3 created for attempts, and its version mark.
+        // What schema v3 created for attempts, the tables later versions alter (v5: sub-run
+        // callers; v6: leases, schemas per run) as far as they need them, and its version mark.
         let conn = rusqlite::Connection::open(&path).unwrap();
         conn.execute_batch(
             "CREATE TABLE _smithers_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
              INSERT INTO _smithers_meta VALUES ('schema_version', '3');
+             CREATE TABLE _smithers_runs (run_id TEXT PRIMARY KEY, workflow_name TEXT NOT NULL, workflow_path TEXT,
+               status TEXT NOT NULL, input_json TEXT NOT NULL DEFAULT 'null', error_json TEXT, owner TEXT,
+               created_at_ms INTEGER NOT NULL, updated_at_ms INTEGER NOT NULL, finished_at_ms INTEGER, started_by TEXT);
+             CREATE TABLE _smithers_nodes (run_id TEXT NOT NULL, node_id TEXT NOT NULL, iteration INTEGER NOT NULL DEFAULT 0,
+               state TEXT NOT NULL, output_table TEXT NOT NULL, PRIMARY KEY (run_id, node_id, iteration)) WITHOUT ROWID;
+             CREATE TABLE _smithers_schemas (table_key TEXT PRIMARY KEY, table_name TEXT NOT NULL, schema_json TEXT NOT NULL,
+               updated_at_ms INTEGER NOT NULL);
              CREATE TABLE _smithers_attempts (run_id TEXT NOT NULL, node_id TEXT NOT NULL, iteration INTEGER NOT NULL,
                attempt INTEGER NOT NULL, state TEXT NOT NULL, started_at_ms INTEGER NOT NULL, finished_at_ms INTEGER,
                owner TEXT, error_json TEXT, exit_code INTEGER, stdout_path TEXT, stderr_path TEXT,
                PRIMARY KEY (run_id, node_id, iteration, attempt)) WITHOUT ROWID;
              INSERT INTO _smithers_attempts (run_id, node_id, iteration, attempt, state, started_at_ms)
-               VALUES ('old', 'x', 0, 1, 'finished', 1);
-             -- The tables later versions alter (v5: sub-run callers), as far as they need them.
-             CREATE TABLE _smithers_runs (run_id TEXT PRIMARY KEY);
-             CREATE TABLE _smithers_nodes (run_id TEXT NOT NULL, node_id TEXT NOT NULL, iteration INTEGER NOT NULL,
-               PRIMARY KEY (run_id, node_id, iteration)) WITHOUT ROWID;",
+               VALUES ('old', 'x', 0, 1, 'finished', 1);",
         )
         .unwrap();
     }

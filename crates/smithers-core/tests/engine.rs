@@ -1,11 +1,11 @@
 //! The engine driven the way the JS driver drives it: create/claim, submit graphs, complete
 //! compute tasks, decide gates.
 
+mod common;
+
+use common::decision_schema;
 use serde_json::{Value, json};
 use smithers_core::{DecisionRequest, Engine, GraphDescriptor, NewRun, Step, TaskResult};
-
-mod common;
-use common::decision_schema;
 
 fn step_schema() -> Value {
     json!({"type": "object", "properties": {"v": {"type": "number"}}, "required": ["v"], "additionalProperties": false})

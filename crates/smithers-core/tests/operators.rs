@@ -2,18 +2,12 @@
 //! scope levels, keyset paging and status filters over approvals, the database-wide event
 //! feed, and runs that nobody drives.
 
+mod common;
+
+use common::{decision_schema, req};
 use serde_json::{Value, json};
 use smithers_core::inspect::{ApprovalCursor, ApprovalFilter};
 use smithers_core::{Engine, GraphDescriptor, NewRun};
-
-mod common;
-use common::req;
-
-fn decision_schema() -> Value {
-    json!({"type": "object", "properties": {
-        "approved": {"type": "boolean"}, "note": {}, "decidedBy": {}, "decidedAt": {}
-    }, "required": ["approved"]})
-}
 
 fn graph(gates: &[Value]) -> GraphDescriptor {
     let g = json!({
@@ -207,7 +201,7 @@ fn the_feed_orders_every_runs_events_and_orphans_are_found() {
     // A decision from another connection (another process) shows up after the head, and
     // leaves its run running with no owner: an orphan for a watcher to drive.
     let head = a.feed_head().unwrap();
-    assert!(a.orphaned_runs(10, true).unwrap().is_empty());
+    assert!(a.orphaned_runs(10, true, None).unwrap().is_empty());
     let mut b = Engine::open(&db).unwrap();
     let outcome = b.approve(req("r2", "g", "erin")).unwrap();
     assert!(outcome.needs_resume);
@@ -218,11 +212,11 @@ fn the_feed_orders_every_runs_events_and_orphans_are_found() {
         .map(|e| e.kind)
         .collect();
     assert!(new.contains(&"ApprovalGranted".to_string()), "{new:?}");
-    let orphans = a.orphaned_runs(10, false).unwrap();
+    let orphans = a.orphaned_runs(10, false, None).unwrap();
     assert_eq!(
         orphans
             .iter()
-            .map(|r| r.run_id.as_str())
+            .map(|r| r.run.run_id.as_str())
             .collect::<Vec<_>>(),
         ["r2"]
     );

@@ -35,6 +35,28 @@ fn parse<T: serde::de::DeserializeOwned>(json: &str) -> core::Result<T> {
     Ok(serde_json::from_str(json)?)
 }
 
+/// A decision request that is not valid JSON (a lone surrogate in a note, from a client that
+/// sent `"\ud83d"`) is a bad decision, not a bad program.
+fn parse_decision(json: &str) -> core::Result<core::DecisionRequest> {
+    serde_json::from_str(json).map_err(|e| {
+        core::Error::InvalidDecision(format!(
+            "the request cannot be read: {e} (text must be valid Unicode, without lone surrogates)"
+        ))
+    })
+}
+
+/// How `new Engine(dbPath, options)` opens its database.
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct EngineOptions {
+    #[serde(default)]
+    must_exist: bool,
+    #[serde(default)]
+    read_only: bool,
+    #[serde(default)]
+    lease_ms: Option<i64>,
+}
+
 /// A smithers-rs engine on one SQLite database file.
 #[napi]
 pub struct Engine {
@@ -43,11 +65,27 @@ pub struct Engine {
 
 #[napi]
 impl Engine {
-    /// Opens (or creates) the database at `dbPath`.
+    /// Opens (or creates) the database at `dbPath`. `optionsJson`: `{mustExist, readOnly,
+    /// leaseMs}` (a missing file is DB_NOT_FOUND; read only never migrates or writes).
     #[napi(constructor)]
-    pub fn new(db_path: String) -> Result<Self> {
-        let inner = core::Engine::open(&db_path)
-            .map_err(|e| Error::new(Status::GenericFailure, format!("{}: {}", e.code(), e)))?;
+    pub fn new(db_path: String, options_json: Option<String>) -> Result<Self> {
+        let failed =
+            |e: core::Error| Error::new(Status::GenericFailure, format!("{}: {}", e.code(), e));
+        let options: EngineOptions = match options_json.as_deref() {
+            Some(json) => parse(json).map_err(failed)?,
+            None => EngineOptions::default(),
+        };
+        let mut inner = core::Engine::open_with(
+            &db_path,
+            core::OpenOptions {
+                must_exist: options.must_exist,
+                read_only: options.read_only,
+            },
+        )
+        .map_err(failed)?;
+        if let Some(ms) = options.lease_ms {
+            inner.set_lease_ms(ms);
+        }
         Ok(Engine { inner: Some(inner) })
     }
 
@@ -75,9 +113,23 @@ impl Engine {
         self.with(|e| e.create_run(parse(&new_run_json)?))
     }
 
+    /// `expectJson`: `{workflowPath, workflowName}` the caller drives the run with
+    /// (WORKFLOW_MISMATCH unless `force`).
     #[napi]
-    pub fn claim_run(&mut self, run_id: String, force: bool) -> String {
-        self.with(|e| e.claim_run(&run_id, force))
+    pub fn claim_run(
+        &mut self,
+        run_id: String,
+        force: bool,
+        expect_json: Option<String>,
+    ) -> String {
+        self.with(|e| {
+            let mut options: core::ClaimOptions = match expect_json.as_deref() {
+                Some(json) => parse(json)?,
+                None => core::ClaimOptions::default(),
+            };
+            options.force = force;
+            e.claim_run_with(&run_id, &options)
+        })
     }
 
     #[napi]
@@ -113,17 +165,17 @@ impl Engine {
 
     #[napi]
     pub fn approve(&mut self, request_json: String) -> String {
-        self.with(|e| e.approve(parse(&request_json)?))
+        self.with(|e| e.approve(parse_decision(&request_json)?))
     }
 
     #[napi]
     pub fn deny(&mut self, request_json: String) -> String {
-        self.with(|e| e.deny(parse(&request_json)?))
+        self.with(|e| e.deny(parse_decision(&request_json)?))
     }
 
     #[napi]
     pub fn push_back(&mut self, request_json: String) -> String {
-        self.with(|e| e.push_back(parse(&request_json)?))
+        self.with(|e| e.push_back(parse_decision(&request_json)?))
     }
 
     #[napi]
@@ -195,9 +247,24 @@ impl Engine {
         self.with(|e| e.feed_head())
     }
 
+    /// `afterJson`: `{updatedAtMs, runId}` of the last run of the previous page.
     #[napi]
-    pub fn orphaned_runs(&mut self, limit: i64, include_dead: bool) -> String {
-        self.with(|e| e.orphaned_runs(limit, include_dead))
+    pub fn orphaned_runs(
+        &mut self,
+        limit: i64,
+        include_dead: bool,
+        after_json: Option<String>,
+    ) -> String {
+        self.with(|e| {
+            let after: Option<core::OrphanCursor> = after_json.as_deref().map(parse).transpose()?;
+            e.orphaned_runs(limit, include_dead, after.as_ref())
+        })
+    }
+
+    /// Records why a watcher could not resume a run (`{code, message}`).
+    #[napi]
+    pub fn mark_unresumable(&mut self, run_id: String, error_json: String) -> String {
+        self.with(|e| e.mark_unresumable(&run_id, parse(&error_json)?))
     }
 
     #[napi]
@@ -205,13 +272,11 @@ impl Engine {
         self.with(|e| e.fail_run(&run_id, parse(&error_json)?))
     }
 
-    /// Checks a graph descriptor without a run (a dry render before `createRun`).
+    /// Checks a graph descriptor without a run (a dry render before `createRun`), against
+    /// this database's output tables; writes nothing.
     #[napi]
     pub fn validate_graph(&mut self, graph_json: String) -> String {
-        answer(
-            core::GraphDescriptor::parse(&graph_json)
-                .and_then(|g| core::Engine::validate_graph(&g)),
-        )
+        self.with(|e| e.validate_graph(&core::GraphDescriptor::parse(&graph_json)?))
     }
 
     /// Changes when another process commits to the database.

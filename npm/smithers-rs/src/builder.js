@@ -50,8 +50,8 @@ export function snakeCase(name) {
 export function checkTableKey(key, what) {
   checkIdentifier(key, what);
   const sql = snakeCase(key);
-  if (sql.startsWith("smithers_") || sql === "sqlite") {
-    throw new SmithersError("INVALID_IDENTIFIER", `${what} ${JSON.stringify(key)}: table names starting with smithers_ or sqlite are reserved`, { name: key });
+  if (sql.startsWith("smithers_") || sql === "sqlite" || sql.startsWith("sqlite_")) {
+    throw new SmithersError("INVALID_IDENTIFIER", `${what} ${JSON.stringify(key)}: table names starting with smithers_ or sqlite_ are reserved`, { name: key });
   }
 }
 

@@ -7,6 +7,7 @@ import { SmithersError } from "./errors.js";
 import { runCommand } from "./native.js";
 import { renderWorkflow } from "./render.js";
 import { expandEnvTemplates, expandTemplate, substituteDaguVars } from "./templates.js";
+import { describeThrown, encodeResult, isSmithersError } from "./values.js";
 
 const TERMINAL = new Set(["finished", "failed", "cancelled", "rejected"]);
 /** Dagu's word for each run status, in DAG_RUN_STATUS. */
@@ -17,18 +18,29 @@ const RUN_LOG = "run.log";
 const DECISION_POLL_MS = 25;
 /** A wait/failure handler that runs longer than this is stopped (and logged as failed). */
 const HANDLER_TIMEOUT_MS = 60_000;
+/**
+ * Errors of a driving call that say this driver must stop without failing the run: another
+ * process drives it now, or this workflow is not the run's (the run stays as it is).
+ */
+const NOT_OURS = new Set(["RUN_OWNED", "RUN_NOT_CLAIMED", "WORKFLOW_MISMATCH", "SCHEMA_CHANGED"]);
 
 /**
  * Records a new run of a workflow, owned by this engine, and returns its first snapshot. A
  * dry render comes first: a malformed workflow is refused before anything is written.
  * @param {import("./native.js").NativeEngine} native
  * @param {any} workflow
- * @param {{ runId?: string, input: unknown, workflowPath: string | null }} options
+ * @param {{ runId?: string, input: unknown, workflowPath: string | null, startedBy?: string, onRender?: (rendering: boolean, owned: boolean) => void }} options
  */
-export function createRun(native, workflow, { runId, input: given, workflowPath, startedBy, parent }) {
+export function createRun(native, workflow, { runId, input: given, workflowPath, startedBy, parent, onRender }) {
   // A Dagu DAG's input is its params: the declared defaults fill in what the run was not given.
   const input = workflow.resolveInput ? workflow.resolveInput(given) : given;
-  const probe = renderWorkflow(workflow, { runId: runId ?? "", input, loops: {}, nodeLoops: {}, outputs: [], workflowPath });
+  let probe;
+  try {
+    onRender?.(true, false);
+    probe = renderWorkflow(workflow, { runId: runId ?? "", input, loops: {}, nodeLoops: {}, outputs: [], workflowPath });
+  } finally {
+    onRender?.(false, false);
+  }
   native.call("validateGraph", JSON.stringify(probe.graph));
   return native.call(
     "createRun",
@@ -37,11 +49,32 @@ export function createRun(native, workflow, { runId, input: given, workflowPath,
 }
 
 /**
+ * The name a workflow gives itself (`<Workflow name>`) when rendered for a run in the state
+ * `info` (an `inspect` answer) describes; null when that render throws (the drive will say why).
+ */
+export function renderedName(workflow, info) {
+  try {
+    const loops = Object.fromEntries((info.loops ?? []).map((l) => [l.loopId, l.iteration]));
+    const { graph } = renderWorkflow(workflow, {
+      runId: info.run.runId,
+      input: info.input,
+      loops,
+      nodeLoops: {},
+      outputs: info.outputs ?? [],
+      workflowPath: info.run.workflowPath ?? null,
+    });
+    return graph.workflow?.name ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/**
  * Drives one claimed run until it finishes, fails, is cancelled, or waits for a decision.
  * @param {import("./native.js").NativeEngine} native
  * @param {any} workflow value of `smithers(build)`
  * @param {any} snapshot from createRun / claimRun
- * @param {{ afterCall?: () => void, control?: { poke?: () => void } }} [hooks]
+ * @param {{ afterCall?: () => void, control?: { poke?: () => void }, onRender?: (rendering: boolean, owned: boolean) => void }} [hooks]
  * @returns {Promise<{ runId: string, status: string, error?: any }>}
  */
 export async function driveRun(native, workflow, snapshot, hooks = {}) {
@@ -93,7 +126,9 @@ async function drive(native, workflow, snapshot, hooks) {
   let rendered = null;
 
   const render = () => {
+    let graph;
     try {
+      hooks.onRender?.(true, true);
       rendered = renderWorkflow(workflow, {
         runId,
         input: snapshot.input,
@@ -103,13 +138,33 @@ async function drive(native, workflow, snapshot, hooks) {
         workflowPath: snapshot.workflowPath ?? null,
       });
       collectNodeLoops(rendered.graph.root, null, nodeLoops);
-      return call("submitGraph", runId, JSON.stringify(rendered.graph));
+      graph = JSON.stringify(rendered.graph);
     } catch (e) {
-      // A workflow that cannot be rendered (or whose graph the core refuses) fails the run,
-      // with the code of the error; nothing else is written.
-      const error = { code: e?.code ?? "RENDER_FAILED", message: String(e?.message ?? e) };
-      call("failRun", runId, JSON.stringify(error));
-      throw e instanceof SmithersError ? e : new SmithersError(error.code, error.message);
+      // A workflow that cannot be rendered fails the run (a render is a function of the run's
+      // state: rendering again gives the same answer). Whatever was thrown is described,
+      // never rethrown raw. A SmithersError keeps its code (TOON_EXPRESSION_FAILED, …).
+      const thrown = describeThrown(e);
+      const ours = isSmithersError(e);
+      return fail({ code: ours ? thrown.code ?? "RENDER_FAILED" : "RENDER_FAILED", message: ours ? thrown.message : `the workflow threw while rendering: ${thrown.message}` });
+    } finally {
+      hooks.onRender?.(false, true);
+    }
+    try {
+      return call("submitGraph", runId, graph);
+    } catch (e) {
+      // The core refused the graph (INVALID_GRAPH, …): the run fails with that code. Unless
+      // the run is not this driver's to fail (NOT_OURS): then it is left as it is.
+      if (NOT_OURS.has(e?.code)) throw e;
+      return fail({ code: e?.code ?? "RENDER_FAILED", message: describeThrown(e).message });
+    }
+  };
+  // Fails the run; its step (status failed, with the error) ends the drive like any other.
+  const fail = (error) => {
+    try {
+      return call("failRun", runId, JSON.stringify(error));
+    } catch {
+      // The run is no longer this driver's (or the engine was closed): nothing to record.
+      throw new SmithersError(error.code, error.message, { runId });
     }
   };
 
@@ -148,11 +203,13 @@ async function drive(native, workflow, snapshot, hooks) {
               logDir: (logDir ??= native.call("logDir")),
             })
           : runBody(fn, rendered?.ctx, task);
-    running.then((r) => {
+    const settled = (r) => {
       inFlight -= 1;
       results.push(r);
       notify();
-    });
+    };
+    // Nothing a body does reaches the top level: an unexpected rejection fails its task.
+    running.then(settled, (e) => settled({ nodeId: task.nodeId, iteration: task.iteration, attempt: task.attempt, ok: false, error: describeThrown(e) }));
   };
 
   let step = render();
@@ -203,7 +260,8 @@ async function drive(native, workflow, snapshot, hooks) {
     await new Promise((resolve) => setImmediate(resolve));
     poked = false;
     const batch = results.splice(0);
-    step = batch.length > 0 ? call("completeTasks", runId, JSON.stringify(batch)) : call("advance", runId);
+    // Each result is encoded on its own: one that JSON cannot carry fails its own task.
+    step = batch.length > 0 ? call("completeTasks", runId, `[${batch.map(encodeResult).join(",")}]`) : call("advance", runId);
   }
 }
 
@@ -226,7 +284,7 @@ async function runCommandTask(native, runId, task) {
     runLog(native, runId, `ended ${what}: ${command.spawnError ?? (command.timedOut ? "timed out" : `exit ${command.exitCode}`)}`);
     return { ...base, ok: command.exitCode === 0 && !command.timedOut && !command.spawnError, command };
   } catch (e) {
-    return { ...base, ok: false, error: { code: "COMMAND_NOT_STARTED", message: String(e?.message ?? e) } };
+    return { ...base, ok: false, error: { ...describeThrown(e), code: "COMMAND_NOT_STARTED" } };
   }
 }
 
@@ -298,7 +356,8 @@ async function runSubWorkflow(native, sub, runId, task, ctx, hooks) {
     const message = `sub-run ${childId} ${result.status}${result.error ? `: ${result.error.message}` : ""}`;
     return { ...base, ok: false, error: { code: "SUBRUN_FAILED", message } };
   } catch (e) {
-    return { ...base, ok: false, error: { code: e?.code ?? "SUBRUN_FAILED", message: String(e?.message ?? e) } };
+    const error = describeThrown(e);
+    return { ...base, ok: false, error: { ...error, code: error.code ?? "SUBRUN_FAILED" } };
   }
 }
 
@@ -377,7 +436,7 @@ async function runHandler(run, name, handler, env, info) {
       record("HandlerFailed", { exitCode: outcome.exitCode ?? null, error: why, stderr: outcome.stderr.slice(-2000), stdoutPath });
     }
   } catch (e) {
-    record("HandlerFailed", { error: String(e?.message ?? e) });
+    record("HandlerFailed", { error: describeThrown(e).message });
   }
 }
 
@@ -476,13 +535,9 @@ async function runBody(fn, ctx, task) {
     } else {
       value = await value;
     }
-    return { ...base, ok: true, value: value === undefined ? null : value };
+    return { ...base, ok: true, value };
   } catch (e) {
-    return {
-      ...base,
-      ok: false,
-      error: { code: e?.code ?? null, name: e?.name ?? null, message: String(e?.message ?? e), stack: e?.stack ?? null },
-    };
+    return { ...base, ok: false, error: describeThrown(e) };
   } finally {
     clearTimeout(timer);
   }

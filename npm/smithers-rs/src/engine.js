@@ -3,6 +3,7 @@
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { SmithersError } from "./errors.js";
+import { DriverPool, newRunId } from "./isolation.js";
 import { NativeEngine } from "./native.js";
 
 /**
@@ -15,6 +16,7 @@ const loadRuntime = () =>
     ([driver, loader]) => ({
       driveRun: driver.driveRun,
       createRun: driver.createRun,
+      renderedName: driver.renderedName,
       loadWorkflow: loader.loadWorkflow,
     }),
   ));
@@ -22,12 +24,34 @@ const loadRuntime = () =>
 const ENDED = new Set(["finished", "failed", "cancelled", "rejected"]);
 
 export class SmithersEngine {
-  /** @param {{ dbPath?: string, forbidSelfApproval?: boolean }} [options] */
+  /**
+   * @param {{ dbPath?: string, forbidSelfApproval?: boolean, mustExist?: boolean, readOnly?: boolean, leaseMs?: number,
+   *   isolate?: boolean | { renderTimeoutMs?: number, blockedTimeoutMs?: number, maxWorkers?: number },
+   *   onRender?: (rendering: boolean, owned: boolean) => void, log?: (line: string) => void }} [options]
+   *   `mustExist`: a missing database is DB_NOT_FOUND instead of a new one; `readOnly`: never
+   *   writes (not even a migration); `leaseMs`: how long a claim on a run lasts unless renewed
+   *   (default $SMITHERS_LEASE_MS, else 30 s); `isolate`: runs of workflow files are driven in
+   *   worker threads with a watchdog (isolation.js), never on this thread; `onRender`: told when
+   *   a render starts and ends (`owned`: of a run this engine drives, not the check before a start)
+   */
   constructor(options = {}) {
     this.dbPath = resolve(options.dbPath ?? "smithers.db");
     /** Refuse an approve by the user who started the run (`startedBy`). */
     this.forbidSelfApproval = Boolean(options.forbidSelfApproval);
-    this.native = new NativeEngine(this.dbPath);
+    const leaseMs = options.leaseMs ?? (process.env.SMITHERS_LEASE_MS ? Number(process.env.SMITHERS_LEASE_MS) : undefined);
+    if (leaseMs !== undefined && !(Number.isInteger(leaseMs) && leaseMs >= 30)) {
+      throw new SmithersError("INVALID_ARGUMENT", `leaseMs must be a whole number of milliseconds ≥ 30 (got ${leaseMs})`);
+    }
+    this.native = new NativeEngine(this.dbPath, { mustExist: options.mustExist, readOnly: options.readOnly, leaseMs });
+    this.onRender = options.onRender;
+    /** Drives runs of workflow files in worker threads (`isolate`), or null: in this thread. */
+    this.pool = options.isolate
+      ? new DriverPool(this.native, {
+          ...(typeof options.isolate === "object" ? options.isolate : {}),
+          engine: { dbPath: this.dbPath, leaseMs, forbidSelfApproval: this.forbidSelfApproval },
+          log: options.log,
+        })
+      : null;
     /** @type {Map<string, Set<(event: any) => void>>} */
     this.listeners = new Map();
     /** Workflows of runs started here, so a decision can resume them without a file. */
@@ -83,6 +107,7 @@ export class SmithersEngine {
    * @param {{ input?: unknown, runId?: string, workflowPath?: string, startedBy?: string }} [options]
    */
   async start(workflow, options = {}) {
+    if (this.pool && typeof workflow === "string") return this.#startIsolated(resolve(workflow), options);
     const { driveRun, createRun, loadWorkflow } = await loadRuntime();
     const path = typeof workflow === "string" ? resolve(workflow) : options.workflowPath ? resolve(options.workflowPath) : null;
     const wf = typeof workflow === "string" ? await loadWorkflow(path) : workflow;
@@ -91,10 +116,32 @@ export class SmithersEngine {
       input: options.input ?? {},
       workflowPath: path,
       startedBy: options.startedBy,
+      onRender: this.onRender,
     });
     this.dispatch();
     this.workflows.set(snapshot.runId, wf);
     return { runId: snapshot.runId, done: this.#drive(driveRun, wf, snapshot) };
+  }
+
+  /** `start` of a workflow file in a worker thread: returns once the run is recorded. */
+  async #startIsolated(path, options) {
+    const runId = options.runId ?? newRunId();
+    const drive = this.pool.drive({ kind: "start", runId, path, input: options.input ?? {}, startedBy: options.startedBy });
+    const done = this.#track(runId, drive);
+    // Not recorded (the workflow did not load, or refused its input): the reason is `done`'s.
+    if ((await drive.started) === null) await done;
+    return { runId, done };
+  }
+
+  /** Registers a drive under way in a worker as driven here (for decisions, the watcher). */
+  #track(runId, drive) {
+    const entry = { done: drive.done, control: drive.control };
+    this.driving.set(runId, entry);
+    const stop = () => {
+      if (this.driving.get(runId) === entry) this.driving.delete(runId);
+    };
+    drive.done.then(stop, stop);
+    return drive.done;
   }
 
   /** Starts a run and waits until this process stops driving it. */
@@ -105,9 +152,12 @@ export class SmithersEngine {
 
   /**
    * Resumes a run: claims it and drives it to its next wait or its end. The workflow is the
-   * one the run was started with here, or the file recorded on the run.
+   * one the run was started with here, or the file recorded on the run. A `workflow` given
+   * here (an object, or a file path; `workflowPath` names the file of an object) must be the
+   * run's: another workflow name is refused with WORKFLOW_MISMATCH and the run
+   * is left as it was, unless `force` (which also takes it over from a live owner).
    * @param {string} runId
-   * @param {{ force?: boolean, workflow?: any }} [options]
+   * @param {{ force?: boolean, workflow?: any, workflowPath?: string }} [options]
    */
   resume(runId, options = {}) {
     // One resume per run at a time: a second caller (the serve watcher, another decision)
@@ -125,14 +175,32 @@ export class SmithersEngine {
 
   async #resume(runId, options) {
     // Loaded before the checks below, so no await sits between them and the claim.
-    const { driveRun, loadWorkflow } = await loadRuntime();
+    const { driveRun, loadWorkflow, renderedName } = await loadRuntime();
+    const given = options.workflow;
+    const givenPath = typeof given === "string" ? resolve(given) : options.workflowPath ? resolve(options.workflowPath) : null;
+    // A workflow file is loaded (its code run) in the worker that drives the run, if isolated.
+    const isolated = this.pool !== null && (given === undefined || typeof given === "string") && !this.workflows.has(runId);
+    const givenWorkflow = typeof given === "string" && !isolated ? await loadWorkflow(givenPath) : given;
     const active = this.driving.get(runId);
     if (active) return active.done;
     const summary = this.native.call("runSummary", runId);
     if (ENDED.has(summary.status)) {
       return summary.error ? { runId, status: summary.status, error: summary.error } : { runId, status: summary.status };
     }
-    let wf = options.workflow ?? this.workflows.get(runId);
+    if (isolated) {
+      if (!summary.workflowPath && !givenPath) {
+        throw new SmithersError("WORKFLOW_NOT_FOUND", `run ${runId} has no workflow file recorded; pass the workflow to resume it`, { runId });
+      }
+      // The worker's engine checks a given file against the run's, as below.
+      const drive = this.pool.drive({ kind: "resume", runId, path: givenPath ?? summary.workflowPath, force: Boolean(options.force), workflowPath: givenPath ?? undefined });
+      return this.#track(runId, drive);
+    }
+    let wf = givenWorkflow ?? this.workflows.get(runId);
+    // A workflow given by the caller is checked against the run's (by the core, at the claim).
+    const expect =
+      givenWorkflow === undefined
+        ? undefined
+        : JSON.stringify({ workflowPath: givenPath ?? undefined, workflowName: renderedName(givenWorkflow, this.native.call("inspect", runId)) ?? undefined });
     if (!wf) {
       if (!summary.workflowPath) {
         throw new SmithersError("WORKFLOW_NOT_FOUND", `run ${runId} has no workflow file recorded; pass the workflow to resume it`, { runId });
@@ -143,7 +211,7 @@ export class SmithersEngine {
       const started = this.driving.get(runId);
       if (started) return started.done;
     }
-    const snapshot = this.native.call("claimRun", runId, Boolean(options.force));
+    const snapshot = this.native.call("claimRun", runId, Boolean(options.force), expect);
     this.workflows.set(runId, wf);
     return this.#drive(driveRun, wf, snapshot);
   }
@@ -169,7 +237,7 @@ export class SmithersEngine {
         // The engine was closed while the run was driven.
       }
     };
-    driveRun(this.native, workflow, snapshot, { afterCall: () => this.dispatch(), control }).then(
+    driveRun(this.native, workflow, snapshot, { afterCall: () => this.dispatch(), control, onRender: this.onRender }).then(
       async (result) => {
         stop();
         // An ended run is never resumed: forget its workflow, or an engine that lives long
@@ -239,6 +307,14 @@ export class SmithersEngine {
   async #decide(kind, runId, options) {
     const { nodeId, iteration, note, decidedBy, scopes, decision, inputs, reason, resume = true, workflow } = options;
     const forbidStarter = Boolean(options.forbidSelfApproval ?? this.forbidSelfApproval);
+    // Text the core cannot hold (a lone surrogate: a string cut inside an emoji) is a bad
+    // decision, named by its field; nothing is recorded.
+    const fields = { note, reason, decidedBy, nodeId, ...Object.fromEntries(Object.entries(inputs ?? {}).flatMap(([k, v]) => [[`input name ${k}`, k], [`input ${k}`, v]])) };
+    for (const [field, value] of Object.entries(fields)) {
+      if (typeof value === "string" && !value.isWellFormed()) {
+        throw new SmithersError("INVALID_DECISION", `${field} is not valid Unicode text (it holds a lone surrogate, as a string cut inside an emoji does)`, { field });
+      }
+    }
     const outcome = this.native.call(
       kind,
       JSON.stringify({ runId, nodeId, iteration, note, decidedBy, scopes, decision, inputs: inputs ?? {}, reason, forbidStarter }),
@@ -331,9 +407,19 @@ export class SmithersEngine {
     return this.native.call("feedHead");
   }
 
-  /** Runs that are `running` while no live process drives them (a decision nobody resumed, a dead owner). */
-  orphanedRuns(limit = 100, { includeDead = true } = {}) {
-    return this.native.call("orphanedRuns", limit, includeDead);
+  /**
+   * Runs that are `running` while nobody holds them (a decision nobody resumed, an owner whose
+   * process died or whose lease expired), oldest first; page with `after` (the last run's
+   * `{ updatedAtMs, runId }`). Runs marked unresumable are left out.
+   */
+  orphanedRuns(limit = 100, { includeDead = true, after } = {}) {
+    return this.native.call("orphanedRuns", limit, includeDead, after ? JSON.stringify(after) : undefined);
+  }
+
+  /** Records why a run cannot be resumed (shown by `why`, `resumeError`); a claim clears it. */
+  markUnresumable(runId, error) {
+    this.native.call("markUnresumable", runId, JSON.stringify({ code: error.code, message: error.message }));
+    this.dispatch();
   }
 
   /** @param {{ status?: string, workflowName?: string, limit?: number }} [filter] */
@@ -360,6 +446,7 @@ export class SmithersEngine {
   }
 
   close() {
+    this.pool?.close();
     this.native.close();
   }
 }

@@ -25,8 +25,19 @@ export class SmithersError extends Error {
  */
 export function locatedError(code, message, { file, line = null, key = null, ...extra }) {
   const at = line ? `${file}:${line}` : file;
-  const text = key ? `${at}: ${key}: ${message}` : `${at}: ${message}`;
-  return new SmithersError(code, text, { file, line, key, ...extra });
+  // The key and the parser's message quote the file: an escape sequence in it is shown as
+  // text (\u001b), never handed to whoever prints the error.
+  const shownKey = key === null ? null : printable(key);
+  const text = shownKey ? `${at}: ${shownKey}: ${printable(message)}` : `${at}: ${printable(message)}`;
+  return new SmithersError(code, text, { file, line, key: shownKey, ...extra });
+}
+
+/**
+ * Text for a terminal or a log line: control characters other than newline and tab (escape
+ * sequences above all) written as `\u001b`, so a hostile file or name cannot drive the terminal.
+ */
+export function printable(text) {
+  return String(text).replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }
 
 /** `["steps", 2, "request", "title"]` -> `steps[2].request.title` */

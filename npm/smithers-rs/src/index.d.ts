@@ -823,8 +823,15 @@ export interface RunSummary {
   workflowPath: string | null;
   status: RunStatus;
   owner: string | null;
-  /** Whether the owner's process is alive ("unknown" for another host). */
+  /**
+   * Whether the owner still holds the run: "alive" (its lease is current), "dead" (its process
+   * is gone or its lease expired: anyone may resume it), "unknown" (a row from before leases).
+   */
   ownerLiveness: "alive" | "dead" | "unknown" | null;
+  /** When the owner's lease expires unless it renews it. */
+  leaseExpiresAt: string | null;
+  /** Why `smithers serve` could not resume the run (cleared when it is claimed). */
+  resumeError: RunError | null;
   createdAt: string;
   updatedAt: string;
   finishedAt: string | null;
@@ -1029,8 +1036,25 @@ export interface ApprovalCursor {
 }
 
 export declare class SmithersEngine {
-  /** `forbidSelfApproval`: refuse an approve by the user who started the run (FORBIDDEN). */
-  constructor(options?: { dbPath?: string; forbidSelfApproval?: boolean });
+  /**
+   * `forbidSelfApproval`: refuse an approve by the user who started the run (FORBIDDEN).
+   * `mustExist`: a missing database is DB_NOT_FOUND, not a new file. `readOnly`: never write,
+   * not even a migration (SCHEMA_OUTDATED on an older database). `leaseMs`: how long a claim
+   * on a run lasts unless renewed (default $SMITHERS_LEASE_MS, else 30 000). `isolate`: drive
+   * runs of workflow files in worker threads with a watchdog (RENDER_TIMEOUT,
+   * WORKFLOW_BLOCKED, WORKFLOW_CRASHED), as `smithers serve` does. `onRender`: told when a
+   * render starts and ends (`owned`: of a run this engine drives).
+   */
+  constructor(options?: {
+    dbPath?: string;
+    forbidSelfApproval?: boolean;
+    mustExist?: boolean;
+    readOnly?: boolean;
+    leaseMs?: number;
+    isolate?: boolean | { renderTimeoutMs?: number; blockedTimeoutMs?: number; maxWorkers?: number };
+    onRender?: (rendering: boolean, owned: boolean) => void;
+    log?: (line: string) => void;
+  });
   static open(dbPath: string): SmithersEngine;
   readonly dbPath: string;
   readonly forbidSelfApproval: boolean;
@@ -1039,7 +1063,11 @@ export declare class SmithersEngine {
   /** Start a run; `done` settles when this process stops driving it. */
   start(workflow: SmithersWorkflow<any> | string, options?: StartOptions): Promise<{ runId: string; done: Promise<RunResult> }>;
   run(workflow: SmithersWorkflow<any> | string, options?: StartOptions): Promise<RunResult>;
-  resume(runId: string, options?: { force?: boolean; workflow?: SmithersWorkflow<any> }): Promise<RunResult>;
+  /**
+   * Claims the run and drives it. A `workflow` (object or file path; `workflowPath` names an
+   * object's file) whose workflow name is not the run's is WORKFLOW_MISMATCH unless `force`.
+   */
+  resume(runId: string, options?: { force?: boolean; workflow?: SmithersWorkflow<any> | string; workflowPath?: string }): Promise<RunResult>;
   approve(runId: string, options?: DecisionOptions): Promise<DecisionOutcome>;
   /** Denies a gate (per onDeny) or rejects a reviewed step (the run ends rejected). */
   deny(runId: string, options?: DecisionOptions): Promise<DecisionOutcome>;
@@ -1058,9 +1086,14 @@ export declare class SmithersEngine {
   /** Events of every run after position `afterId` of the database-wide feed, in commit order. */
   feed(afterId?: number, limit?: number): EngineEvent[];
   feedHead(): number;
-  /** Runs that are `running` while no live process drives them. */
-  orphanedRuns(limit?: number, options?: { includeDead?: boolean }): RunSummary[];
-  listRuns(filter?: { status?: RunStatus; workflowName?: string; limit?: number }): RunSummary[];
+  /**
+   * Runs that are `running` while nobody holds them, oldest first; page with `after` (the last
+   * run's `updatedAtMs` and `runId`). Runs marked unresumable are left out.
+   */
+  orphanedRuns(limit?: number, options?: { includeDead?: boolean; after?: { updatedAtMs: number; runId: string } }): (RunSummary & { updatedAtMs: number })[];
+  /** Records why a run cannot be resumed (`why`, `resumeError`); claiming it clears that. */
+  markUnresumable(runId: string, error: { code: string; message: string }): void;
+  listRuns(filter?: { status?: RunStatus; workflowName?: string; limit?: number; resumeFailed?: boolean }): RunSummary[];
   getRun(runId: string): RunSummary;
   inspect(runId: string): RunInspection;
   events(runId: string, options?: { afterSeq?: number; limit?: number }): EngineEvent[];

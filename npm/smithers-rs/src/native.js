@@ -18,15 +18,27 @@ export const LOOKUP_CODES = new Set([
   "INVALID_RUN_ID",
 ]);
 
+/** `found` and `supported` of a SCHEMA_TOO_NEW / SCHEMA_OUTDATED message ("schema v3; … reads v4"). */
+function schemaVersions(message) {
+  const m = /schema v(\d+)[^]*?reads v(\d+)/.exec(message);
+  return m ? { found: Number(m[1]), supported: Number(m[2]) } : {};
+}
+
 /** Thin typed wrapper: every call returns the value or throws a SmithersError. */
 export class NativeEngine {
-  /** @param {string} dbPath */
-  constructor(dbPath) {
+  /**
+   * @param {string} dbPath
+   * @param {{ mustExist?: boolean, readOnly?: boolean, leaseMs?: number }} [options] a missing
+   *   file is DB_NOT_FOUND (`mustExist`, `readOnly`); read only never migrates nor writes
+   */
+  constructor(dbPath, options) {
+    const given = options && Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined && v !== false));
     try {
-      this.raw = new binding.Engine(dbPath);
+      this.raw = given && Object.keys(given).length ? new binding.Engine(dbPath, JSON.stringify(given)) : new binding.Engine(dbPath);
     } catch (e) {
       const [code, ...rest] = String(e?.message ?? e).split(": ");
-      throw new SmithersError(/^[A-Z_]+$/.test(code) ? code : "DB_ERROR", rest.join(": ") || String(e), { dbPath });
+      const known = /^[A-Z_]+$/.test(code);
+      throw new SmithersError(known ? code : "DB_ERROR", rest.join(": ") || String(e), { dbPath, ...schemaVersions(rest.join(": ")) });
     }
     this.dbPath = dbPath;
   }

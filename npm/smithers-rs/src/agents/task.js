@@ -3,6 +3,7 @@
 // against the output schema, ask once more when it does not fit, and report the value with
 // what was asked and answered (the core keeps that on the attempt).
 import { SmithersError } from "../errors.js";
+import { describeThrown } from "../values.js";
 import { runWithToolContext } from "./context.js";
 import { addUsage, resultText, structuredValue, usageOf } from "./extract.js";
 import { followUpPrompt, promptWithSchema, renderPromptText, schemaExample } from "./prompt.js";
@@ -111,9 +112,11 @@ export async function runAgentTask({ native, runId, task, spec, jsonSchema, logD
     return finish({ ok: true, value: answer.value });
   } catch (e) {
     const timeout = controller.signal.aborted && controller.signal.reason?.code === "TASK_TIMEOUT";
+    // Whatever the agent threw, described without throwing again.
+    const thrown = describeThrown(e);
     const error = timeout
       ? { code: "TASK_TIMEOUT", message: `${task.nodeId} timed out after ${task.timeoutMs} ms` }
-      : { code: e?.code ?? "AGENT_FAILED", name: e?.name ?? null, message: String(e?.message ?? e), stack: e?.stack ?? null };
+      : { ...thrown, code: thrown.code ?? "AGENT_FAILED" };
     controller.abort(new SmithersError("TASK_ABORTED", "the attempt ended"));
     return finish({ ok: false, error });
   }

@@ -58,10 +58,13 @@ function binding() {
   return require("../../binding.cjs");
 }
 
-/** The native engine on `dbPath`, or null when it cannot open (the full CLI reports why). */
-function open(dbPath) {
+/**
+ * The native engine on an existing `dbPath` (read only for `ps`), or null when it cannot open
+ * (the full CLI reports why: DB_NOT_FOUND, SCHEMA_TOO_NEW, …).
+ */
+function open(dbPath, readOnly) {
   try {
-    return new (binding().Engine)(dbPath);
+    return new (binding().Engine)(dbPath, readOnly ? '{"readOnly":true}' : '{"mustExist":true}');
   } catch {
     return null;
   }
@@ -128,7 +131,7 @@ function decide(kind, rest) {
   }
   const dbPath = findDbPath(v);
   if (dbPath === null) return null;
-  const engine = open(dbPath);
+  const engine = open(dbPath, false);
   if (engine === null) return null;
   const decidedBy = v.by ?? process.env.SMITHERS_USER ?? osUser();
   let recorded;
@@ -178,7 +181,7 @@ function ps(rest) {
   if (v.status !== undefined && !RUN_STATUSES.includes(v.status)) return null;
   const dbPath = findDbPath(v);
   if (dbPath === null) return null;
-  const engine = open(dbPath);
+  const engine = open(dbPath, true);
   if (engine === null) return null;
   const runs = call(engine, "listRuns", JSON.stringify({ status: v.status, limit }));
   engine.close();

@@ -4,8 +4,9 @@
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { SmithersError } from "../errors.js";
+import { SmithersError, printable } from "../errors.js";
 import { LOOKUP_CODES } from "../native.js";
+import { describeThrown, isSmithersError } from "../values.js";
 import {
   COMMON,
   DECIDE,
@@ -21,8 +22,10 @@ import {
   runsTable,
   table,
 } from "./common.cjs";
-// The core's rule for run ids (engine.rs check_run_id).
-const RUN_ID = /^[A-Za-z0-9_.:-]{1,128}$/;
+
+// The core's rule for run ids (engine.rs check_run_id): a run id names a log directory, so
+// not `.` or `..` either.
+const RUN_ID = /^(?!\.+$)[A-Za-z0-9_.:-]{1,128}$/;
 const EXIT = { finished: 0, "waiting-approval": 3, "waiting-timer": 3, cancelled: 2, failed: 1, rejected: 1, running: 1 };
 /**
  * Exit 4: the command line names nothing that exists, or asks what the named gate can never
@@ -43,8 +46,10 @@ const COMMANDS = {
       "--run-id ID     use this run id (default: generated)",
       "--by USER       who starts the run, recorded as its startedBy (default: $SMITHERS_USER, else the OS user)",
       "--resume        resume the run named by --run-id instead of starting one; Smithers' forms work too:",
-      "                --resume true (false: start a run), --resume ID (= --resume --run-id ID)",
-      "--force         with --resume: take the run over even if another live process drives it",
+      "                --resume true (false: start a run), --resume ID (= --resume --run-id ID).",
+      "                A run of another workflow (another name) is refused with WORKFLOW_MISMATCH",
+      "--force         with --resume: take the run over even if another live process drives it,",
+      "                or resume it with this workflow even though it was started with another",
       "--db FILE       database (default: $SMITHERS_DB, the workflow's dbPath, or ./smithers.db)",
     ],
     options: { ...COMMON, input: { type: "string" }, "run-id": { type: "string" }, by: { type: "string" }, resume: { type: "boolean", default: false }, force: { type: "boolean", default: false } },
@@ -170,6 +175,16 @@ const COMMANDS = {
     details: [],
     options: COMMON,
     run: cancel,
+  },
+  migrate: {
+    usage: "smithers migrate [--db FILE] [--json]",
+    about: "Upgrade a database to this version's schema (every command that writes does it too).",
+    details: [
+      "Read commands (ps, inspect, why, logs) never change a database: on one of an older schema",
+      "they say SCHEMA_OUTDATED. A database of a newer version is refused (SCHEMA_TOO_NEW), untouched.",
+    ],
+    options: COMMON,
+    run: migrate,
   },
   serve: {
     usage: "smithers serve [--port 7331] [--host 127.0.0.1] [--db FILE] [--config FILE] [--json] [--quiet]",
@@ -297,17 +312,29 @@ function resumeWords(words) {
 }
 
 function report(e, json) {
-  const code = e?.code ?? "INTERNAL";
-  const message = String(e?.message ?? e);
+  const thrown = describeThrown(e);
+  const field = (key) => {
+    try {
+      return e?.[key];
+    } catch {
+      return undefined;
+    }
+  };
+  const code = thrown.code ?? "INTERNAL";
+  // A message may quote what the user wrote (a TOON file, a name): escape sequences in it
+  // are shown, not sent to the terminal.
+  const message = json ? thrown.message : printable(thrown.message);
   if (json) {
-    console.log(JSON.stringify({ ok: false, error: { code, message, details: e?.details ?? {} } }, null, 2));
+    console.log(JSON.stringify({ ok: false, error: { code, message, details: field("details") ?? {} } }, null, 2));
   } else {
     console.error(`smithers: ${code}: ${message}`);
-    const extra = hint(code, e?.details ?? {});
+    const extra = hint(code, field("details") ?? {});
     if (extra) console.error(extra);
   }
-  return e?.exitCode ?? exitFor(code);
+  const exitCode = field("exitCode");
+  return Number.isInteger(exitCode) ? exitCode : exitFor(code);
 }
+
 
 /** What to type instead, for errors where the details say it (text mode only). */
 function hint(code, details) {
@@ -331,9 +358,14 @@ function findDb(values) {
   return found;
 }
 
-async function openEngine(dbPath) {
+/**
+ * The engine on `dbPath`. Only `up` creates a database (`create`): for every other command a
+ * missing file is a mistyped path (DB_NOT_FOUND). Read commands (`readOnly`) never write, not
+ * even a migration (SCHEMA_OUTDATED tells them to run `smithers migrate`).
+ */
+async function openEngine(dbPath, { create = false, readOnly = false } = {}) {
   const { SmithersEngine } = await import("../engine.js");
-  return new SmithersEngine({ dbPath, forbidSelfApproval: forbidSelfApproval() });
+  return new SmithersEngine({ dbPath, forbidSelfApproval: forbidSelfApproval(), mustExist: !create, readOnly });
 }
 
 function runId(args, command) {
@@ -357,7 +389,7 @@ async function up(args) {
   }
   const id = args.values["run-id"];
   if (id !== undefined && !RUN_ID.test(id)) {
-    throw usage(`--run-id ${JSON.stringify(id)} must be 1-128 characters of letters, digits and _ . : -`, "up");
+    throw usage(`--run-id ${JSON.stringify(id)} must be 1-128 characters of letters, digits and _ . : - (not only dots)`, "up");
   }
   const path = resolve(file);
   if (!existsSync(path)) throw new SmithersError("WORKFLOW_NOT_FOUND", `no such workflow file: ${path}`);
@@ -382,7 +414,7 @@ async function up(args) {
     // compile or throws while loading, an export we do not provide: TOON_PARSE,
     // DAGU_UNKNOWN_KEY, …) is the caller's input to fix, like a usage error: exit 4, and
     // nothing was written.
-    if (e instanceof SmithersError) e.exitCode = 4;
+    if (isSmithersError(e)) e.exitCode = 4;
     throw e;
   }
   const dbPath = args.values.db
@@ -390,12 +422,12 @@ async function up(args) {
     : process.env.SMITHERS_DB
       ? resolve(process.env.SMITHERS_DB)
       : resolve(workflow.dbPath ?? "smithers.db");
-  const engine = await openEngine(dbPath);
+  const engine = await openEngine(dbPath, { create: true });
   progress(engine, args.values.json);
   let result;
   if (args.values.resume) {
     if (!args.values["run-id"]) throw usage("--resume needs --run-id", "up");
-    result = await engine.resume(args.values["run-id"], { workflow, force: args.values.force });
+    result = await engine.resume(args.values["run-id"], { workflow, workflowPath: path, force: args.values.force });
   } else {
     const startedBy = args.values.by ?? process.env.SMITHERS_USER ?? osUser();
     result = await engine.run(workflow, { input, runId: args.values["run-id"], workflowPath: path, startedBy });
@@ -468,6 +500,28 @@ async function serve(args) {
     process.on("SIGINT", () => stop("SIGINT"));
     process.on("SIGTERM", () => stop("SIGTERM"));
   });
+}
+
+async function migrate(args) {
+  const dbPath = findDb(args.values);
+  const { NativeEngine } = await import("../native.js");
+  let before;
+  try {
+    new NativeEngine(dbPath, { readOnly: true }).close();
+    before = "current";
+  } catch (e) {
+    if (e?.code !== "SCHEMA_OUTDATED") throw e;
+    before = `v${e.details?.found}`;
+  }
+  const engine = new NativeEngine(dbPath, { mustExist: true });
+  engine.close();
+  const { engineVersion } = await import("../native.js");
+  if (args.values.json) {
+    console.log(JSON.stringify({ ok: true, db: dbPath, from: before, engine: engineVersion() }, null, 2));
+  } else {
+    console.log(before === "current" ? `${dbPath}: up to date` : `${dbPath}: upgraded from schema ${before}`);
+  }
+  return 0;
 }
 
 async function resumeCmd(args) {
@@ -732,7 +786,7 @@ async function ps(args) {
   if (v.status !== undefined && !RUN_STATUSES.includes(v.status)) {
     throw usage(`--status must be one of ${RUN_STATUSES.join(", ")}; got ${JSON.stringify(v.status)}`, "ps");
   }
-  const engine = await openEngine(findDb(v));
+  const engine = await openEngine(findDb(v), { readOnly: true });
   const runs = engine.listRuns({ status: v.status, limit });
   if (v.json) {
     console.log(JSON.stringify({ ok: true, runs }, null, 2));
@@ -747,7 +801,7 @@ async function ps(args) {
 
 async function inspect(args) {
   const id = runId(args, "inspect");
-  const engine = await openEngine(findDb(args.values));
+  const engine = await openEngine(findDb(args.values), { readOnly: true });
   const info = engine.inspect(id);
   engine.close();
   if (args.values.json) {
@@ -755,38 +809,38 @@ async function inspect(args) {
     return 0;
   }
   const r = info.run;
-  console.log(`run ${r.runId} (${r.workflowName}): ${r.status}`);
-  if (r.workflowPath) console.log(`  workflow: ${r.workflowPath}`);
-  console.log(`  created ${r.createdAt}, updated ${r.updatedAt}${r.finishedAt ? `, ended ${r.finishedAt}` : ""}`);
-  if (r.error) console.log(`  error: ${r.error.code}: ${r.error.message}`);
-  console.log("\nnodes:");
-  console.log(table(["NODE", "ITER", "STATE", "OUTPUT", "ATTEMPTS", "NOTE"], info.nodes.map((n) => [n.nodeId, String(n.iteration), n.state, n.output, String(n.attempts), n.error?.message ?? n.skipReason ?? ""])));
+  say(`run ${r.runId} (${r.workflowName}): ${r.status}`);
+  if (r.workflowPath) say(`  workflow: ${r.workflowPath}`);
+  say(`  created ${r.createdAt}, updated ${r.updatedAt}${r.finishedAt ? `, ended ${r.finishedAt}` : ""}`);
+  if (r.error) say(`  error: ${r.error.code}: ${r.error.message}`);
+  say("\nnodes:");
+  say(table(["NODE", "ITER", "STATE", "OUTPUT", "ATTEMPTS", "NOTE"], info.nodes.map((n) => [n.nodeId, String(n.iteration), n.state, n.output, String(n.attempts), n.error?.message ?? n.skipReason ?? ""])));
   if (info.approvals.length > 0) {
-    console.log("\napprovals:");
+    say("\napprovals:");
     for (const a of info.approvals) {
       const who = a.decidedBy ? ` by ${a.decidedBy} at ${a.decidedAt}` : ` since ${a.requestedAt}`;
       if (!isReview(a)) {
-        console.log(`  ${a.nodeId} [${a.iteration}] ${a.status}${who}: ${a.title ?? ""}${a.summary ? ` — ${a.summary}` : ""}${a.note ? ` (note: ${a.note})` : ""}`);
-        if (a.input?.length) console.log(`    inputs: ${inputList(a)}`);
+        say(`  ${a.nodeId} [${a.iteration}] ${a.status}${who}: ${a.title ?? ""}${a.summary ? ` — ${a.summary}` : ""}${a.note ? ` (note: ${a.note})` : ""}`);
+        if (a.input?.length) say(`    inputs: ${inputList(a)}`);
         const given = Object.entries(a.inputs ?? {});
-        if (given.length) console.log(`    approved with: ${given.map(([k, v]) => `${k}=${v}`).join(", ")}`);
+        if (given.length) say(`    approved with: ${given.map(([k, v]) => `${k}=${v}`).join(", ")}`);
         continue;
       }
       // A reviewed step: its round, what it takes, what was decided, and the earlier rounds.
-      console.log(`  ${a.nodeId} [${a.iteration}] ${a.status}${who} (review, round ${a.round}): ${a.prompt ?? a.title ?? ""}`);
-      if (a.input?.length) console.log(`    inputs: ${inputList(a)}`);
+      say(`  ${a.nodeId} [${a.iteration}] ${a.status}${who} (review, round ${a.round}): ${a.prompt ?? a.title ?? ""}`);
+      if (a.input?.length) say(`    inputs: ${inputList(a)}`);
       const sent = Object.entries(a.inputs ?? {});
-      if (sent.length) console.log(`    approved with: ${sent.map(([k, v]) => `${k}=${v}`).join(", ")}`);
+      if (sent.length) say(`    approved with: ${sent.map(([k, v]) => `${k}=${v}`).join(", ")}`);
       if (a.status === "rejected" || a.status === "denied") {
-        console.log(`    ${a.status} by ${a.decidedBy ?? "?"}: ${a.reason ?? a.note ?? "(no reason given)"}`);
+        say(`    ${a.status} by ${a.decidedBy ?? "?"}: ${a.reason ?? a.note ?? "(no reason given)"}`);
       } else if (a.note) {
-        console.log(`    note: ${a.note}`);
+        say(`    note: ${a.note}`);
       }
-      if (a.stdoutPath) console.log(`    output: ${a.stdoutPath}`);
+      if (a.stdoutPath) say(`    output: ${a.stdoutPath}`);
       const earlier = (a.history ?? []).filter((h) => h.iteration < a.round);
       if (earlier.length) {
-        console.log("    history:");
-        for (const h of earlier) console.log(`      ${historyLine(h)}`);
+        say("    history:");
+        for (const h of earlier) say(`      ${historyLine(h)}`);
       }
     }
   }
@@ -801,8 +855,8 @@ async function inspect(args) {
     console.log(`  (prompts and answers in full: npx smithers logs ${r.runId} --both)`);
   }
   if (info.outputs.length > 0) {
-    console.log("\noutputs:");
-    for (const o of info.outputs) console.log(`  ${o.table} ${o.nodeId} [${o.iteration}]: ${JSON.stringify(o.value)}`);
+    say("\noutputs:");
+    for (const o of info.outputs) say(`  ${o.table} ${o.nodeId} [${o.iteration}]: ${JSON.stringify(o.value)}`);
   }
   return 0;
 }
@@ -861,13 +915,22 @@ export function diagnose(info, db = "") {
         unblocker: `npx smithers why ${n.subRunId}${db}`,
       });
     }
+  } else if (r.status === "running" && !r.owner && r.resumeError) {
+    // A watcher (smithers serve) tried and could not: say why, and what to run once fixed.
+    const { code, message } = r.resumeError;
+    const unblocker =
+      code === "WORKFLOW_NOT_FOUND" || code === "WORKFLOW_MISMATCH"
+        ? `npx smithers up <workflow file> --run-id ${r.runId} --resume${db}`
+        : `npx smithers resume ${r.runId}${db}`;
+    blockers.push({ kind: "resume", reason: `smithers serve could not resume this run: ${code}: ${message}`, resumeError: r.resumeError, unblocker });
   } else if (r.status === "running" && !r.owner) {
     blockers.push({ kind: "resume", reason: "No process drives this run (it was interrupted, or a decision was recorded with --no-resume)", unblocker: `npx smithers resume ${r.runId}${db}` });
   } else if (r.status === "running" && r.ownerLiveness === "dead") {
-    // kill -9, a crash: the owner is recorded but its process is gone; resume takes over.
-    blockers.push({ kind: "resume", reason: `The process that drove this run (${r.owner}) is gone (killed or crashed)`, unblocker: `npx smithers resume ${r.runId}${db}` });
+    // kill -9, a crash, a container gone: the owner's process is gone or its lease expired;
+    // resume takes over.
+    blockers.push({ kind: "resume", reason: `The process that drove this run (${r.owner}) is gone (its process ended, or its lease expired${r.leaseExpiresAt ? ` at ${r.leaseExpiresAt}` : ""})`, unblocker: `npx smithers resume ${r.runId}${db}` });
   } else if (r.status === "running") {
-    blockers.push({ kind: "running", reason: `Being driven by ${r.owner}`, unblocker: null });
+    blockers.push({ kind: "running", reason: `Being driven by ${r.owner}${r.leaseExpiresAt ? ` (its lease runs to ${r.leaseExpiresAt} unless it renews it)` : ""}`, unblocker: null });
   }
   // Who rejected which step, and why: the rejection is final (RUN_REJECTED for anything else).
   const rejected = info.approvals
@@ -884,35 +947,35 @@ export function diagnose(info, db = "") {
 
 async function why(args) {
   const id = runId(args, "why");
-  const engine = await openEngine(findDb(args.values));
+  const engine = await openEngine(findDb(args.values), { readOnly: true });
   const report = diagnose(engine.inspect(id), dbArg(engine.dbPath));
   engine.close();
   if (args.values.json) {
     console.log(JSON.stringify({ ok: true, ...report }, null, 2));
     return 0;
   }
-  console.log(`run ${report.runId}: ${report.status}`);
-  console.log(report.summary);
+  say(`run ${report.runId}: ${report.status}`);
+  say(report.summary);
   for (const r of report.rejected ?? []) {
-    console.log(`  Rejected: ${r.nodeId}${r.iteration ? ` (iteration ${r.iteration})` : ""} by ${r.by ?? "?"} at ${r.at}: ${r.reason ?? "(no reason given)"}`);
+    say(`  Rejected: ${r.nodeId}${r.iteration ? ` (iteration ${r.iteration})` : ""} by ${r.by ?? "?"} at ${r.at}: ${r.reason ?? "(no reason given)"}`);
   }
   for (const b of report.blockers) {
     if (b.kind === "approval" && b.approvalKind === "review") {
-      console.log(`\n  ${b.nodeId}${b.iteration ? ` (iteration ${b.iteration})` : ""}: ${b.reason}`);
-      console.log(`  Waiting since: ${new Date(b.waitingSince).toISOString()}`);
-      if (b.input.length) console.log(`  Inputs: ${inputList(b)}`);
-      for (const h of b.history) console.log(`  Earlier: ${historyLine(h)}`);
-      console.log(`  Its output: ${b.logs}`);
-      console.log(`  Unblock: ${b.unblocker}`);
-      console.log(`  Push back: ${b.pushBack}`);
-      console.log(`  Reject instead: ${b.deny}`);
+      say(`\n  ${b.nodeId}${b.iteration ? ` (iteration ${b.iteration})` : ""}: ${b.reason}`);
+      say(`  Waiting since: ${new Date(b.waitingSince).toISOString()}`);
+      if (b.input.length) say(`  Inputs: ${inputList(b)}`);
+      for (const h of b.history) say(`  Earlier: ${historyLine(h)}`);
+      say(`  Its output: ${b.logs}`);
+      say(`  Unblock: ${b.unblocker}`);
+      say(`  Push back: ${b.pushBack}`);
+      say(`  Reject instead: ${b.deny}`);
     } else if (b.kind === "approval") {
-      console.log(`\n  ${b.nodeId}${b.iteration ? ` (iteration ${b.iteration})` : ""}: ${b.reason}`);
-      console.log(`  Waiting since: ${new Date(b.waitingSince).toISOString()}`);
-      console.log(`  Unblock: ${b.unblocker}`);
-      console.log(`  Deny instead: ${b.deny}`);
+      say(`\n  ${b.nodeId}${b.iteration ? ` (iteration ${b.iteration})` : ""}: ${b.reason}`);
+      say(`  Waiting since: ${new Date(b.waitingSince).toISOString()}`);
+      say(`  Unblock: ${b.unblocker}`);
+      say(`  Deny instead: ${b.deny}`);
     } else if (b.unblocker) {
-      console.log(`  Unblock: ${b.unblocker}`);
+      say(`  Unblock: ${b.unblocker}`);
     }
   }
   return 0;
@@ -929,7 +992,7 @@ async function logs(args) {
     return n;
   };
   const filter = { nodeId: v.node, iteration: whole("iteration", 0), attempt: whole("attempt", 1) };
-  const engine = await openEngine(findDb(v));
+  const engine = await openEngine(findDb(v), { readOnly: true });
   let attempts;
   try {
     attempts = engine.logs(id, filter);
@@ -999,3 +1062,6 @@ async function cancel(args) {
   console.log(args.values.json ? JSON.stringify({ ok: true, ...result }, null, 2) : `run ${id}: ${result.status}`);
   return 0;
 }
+
+/** A line of text output that may hold what users wrote (notes, task errors, stderr lines). */
+const say = (line = "") => console.log(printable(line));

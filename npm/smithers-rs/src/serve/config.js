@@ -5,7 +5,8 @@ import { existsSync, readFileSync } from "node:fs";
 import { basename, dirname, extname, resolve } from "node:path";
 import { SmithersError } from "../errors.js";
 
-const KEYS = new Set(["tokens", "forbidSelfApproval", "mailOnWait", "publicUrl", "workflows"]);
+const KEYS = new Set(["tokens", "forbidSelfApproval", "mailOnWait", "publicUrl", "workflows", "workers"]);
+const WORKER_KEYS = new Set(["renderTimeoutMs", "blockedTimeoutMs", "max"]);
 /** A name under which a workflow file may be started over HTTP (`/v1/runs`, Dagu's `/dags/{name}/start`). */
 const WORKFLOW_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 const TOKEN_KEYS = new Set(["user", "token", "tokenSha256", "scopes"]);
@@ -72,7 +73,29 @@ export function loadServeConfig(options = {}) {
   if (file.publicUrl !== undefined && !isHttpUrl(file.publicUrl)) throw invalid(where, "publicUrl must be an http(s) URL");
   const mailOnWait = file.mailOnWait === undefined ? null : parseMail(file.mailOnWait, `${where}: mailOnWait`, env);
   const workflows = file.workflows === undefined ? new Map() : parseWorkflows(file.workflows, `${where}: workflows`, dirname(path));
-  return { path: where === "configuration" ? null : where, tokens, forbidSelfApproval, mailOnWait, publicUrl: file.publicUrl ?? null, workflows };
+  const workers = parseWorkers(file.workers ?? {}, `${where}: workers`);
+  return { path: where === "configuration" ? null : where, tokens, forbidSelfApproval, mailOnWait, publicUrl: file.publicUrl ?? null, workflows, workers };
+}
+
+/**
+ * The worker threads that run workflow code (isolation.js): how long a render may take
+ * (`renderTimeoutMs`, default 30 s), how long workflow code may keep its thread busy
+ * (`blockedTimeoutMs`, default 5 min), how many runs are driven at once (`max`, default 16).
+ */
+function parseWorkers(workers, where) {
+  if (!workers || typeof workers !== "object" || Array.isArray(workers)) throw invalid(where, "must be an object");
+  for (const key of Object.keys(workers)) {
+    if (!WORKER_KEYS.has(key)) throw invalid(where, `unknown key ${JSON.stringify(key)} (known: ${[...WORKER_KEYS].join(", ")})`);
+  }
+  for (const key of ["renderTimeoutMs", "blockedTimeoutMs"]) {
+    if (workers[key] !== undefined && !(Number.isInteger(workers[key]) && workers[key] >= 100)) {
+      throw invalid(where, `${key} must be a whole number of milliseconds ≥ 100`);
+    }
+  }
+  if (workers.max !== undefined && !(Number.isInteger(workers.max) && workers.max >= 1 && workers.max <= 1024)) {
+    throw invalid(where, "max must be a whole number from 1 to 1024");
+  }
+  return { renderTimeoutMs: workers.renderTimeoutMs, blockedTimeoutMs: workers.blockedTimeoutMs, maxWorkers: workers.max };
 }
 
 /**

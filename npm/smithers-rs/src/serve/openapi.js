@@ -126,6 +126,7 @@ export function openApiDocument() {
             owner: nstr, ownerLiveness: { enum: ["alive", "dead", "unknown", null] },
             createdAt: str, updatedAt: str, finishedAt: nstr, pendingApprovals: int,
             error: { type: ["object", "null"] }, startedBy: nstr,
+            leaseExpiresAt: nstr, resumeError: { type: ["object", "null"], description: "why smithers serve could not resume the run ({code, message})" },
             parentRunId: { ...str, description: "A sub-run's caller (its run, parentNodeId, parentIteration)" },
             parentNodeId: str, parentIteration: int,
             rejection: { type: "object", properties: { nodeId: str, rejectedAt: str, rejectedBy: nstr, rejectionReason: nstr }, description: "A rejected run: who rejected which step, when, why" },
@@ -194,17 +195,22 @@ export function openApiDocument() {
       },
       "/v1/session": {
         post: {
-          summary: "Sign in the inbox: sets an HttpOnly session cookie for the token",
+          summary: "Sign in the inbox: sets an HttpOnly session cookie for the token (needs X-Smithers-Inbox: 1)",
           security: [],
           requestBody: decisionBody({ token: str }),
-          responses: { 200: json({ type: "object" }), ...errors(400, 401) },
+          responses: { 200: json({ type: "object" }), ...errors(400, 401, 403) },
         },
         delete: { summary: "Sign out (clears the cookie)", security: [], responses: { 200: json({ type: "object" }) } },
       },
       "/v1/runs": {
         get: {
           summary: "Runs, newest first",
-          parameters: [query("status", str), query("workflow", str), query("limit", { ...int, minimum: 1, maximum: 1000 })],
+          parameters: [
+            query("status", str),
+            query("workflow", str),
+            query("limit", { ...int, minimum: 1, maximum: 1000 }),
+            query("resumeFailed", { type: "boolean", description: "only runs smithers serve could not resume (resumeError says why), or only the others" }),
+          ],
           responses: { 200: json({ type: "object", properties: { runs: { type: "array", items: ref("RunSummary") } } }), ...errors(400, 401, 403) },
         },
         post: {

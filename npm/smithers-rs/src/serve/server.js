@@ -79,7 +79,9 @@ export async function startServer(options) {
   const { dbPath, config } = options;
   const tokens = options.tokens ?? config.tokens;
   const log = options.log ?? (() => {});
-  const engine = new SmithersEngine({ dbPath, forbidSelfApproval: config.forbidSelfApproval });
+  // Workflow code (module loading, renders, task bodies, handlers) runs in worker threads
+  // with a watchdog, never on this thread: the API and the inbox answer whatever it does.
+  const engine = new SmithersEngine({ dbPath, forbidSelfApproval: config.forbidSelfApproval, isolate: config.workers ?? true, log });
   /** @type {Set<{ res: import("node:http").ServerResponse, runId: string | null }>} */
   const streams = new Set();
   let baseUrl = "";
@@ -295,6 +297,11 @@ function sessionCookie(token, maxAge) {
 }
 
 async function createSession(c) {
+  // A page on another site could post a form here and sign the browser in as the attacker
+  // (login CSRF); only the inbox's own script sends this header.
+  if (c.req.headers["x-smithers-inbox"] !== "1") {
+    throw new HttpError("FORBIDDEN", "creating a session needs X-Smithers-Inbox: 1 (sign in from the inbox page)");
+  }
   const body = await readBody(c.req, ["token"]);
   if (typeof body.token !== "string" || !body.token) throw new HttpError("INVALID_REQUEST", "token is required");
   const auth = authenticate(c.tokens, body.token);
@@ -318,7 +325,10 @@ function listRuns(c) {
   const status = c.query.get("status") ?? undefined;
   const workflowName = c.query.get("workflow") ?? undefined;
   const limit = intParam(c.query, "limit", 50, 1, 1000);
-  return { runs: c.engine.listRuns({ status, workflowName, limit }) };
+  const flag = c.query.get("resumeFailed");
+  if (flag !== null && flag !== "true" && flag !== "false") throw new HttpError("INVALID_REQUEST", "resumeFailed must be true or false");
+  const resumeFailed = flag === null ? undefined : flag === "true";
+  return { runs: c.engine.listRuns({ status, workflowName, limit, resumeFailed }) };
 }
 
 function getRun(c) {
@@ -564,12 +574,13 @@ function eventStream(c) {
 function page(ctx, req, res, url) {
   const token = url.searchParams.get("token");
   if (token !== null) {
-    // A sign-in link (printed by `smithers serve`): keep the token in an HttpOnly cookie and
-    // take it out of the address bar and the history.
+    // A sign-in link (printed by `smithers serve`). Opening it must not sign anyone in by
+    // itself: a link from someone else would sign the browser in as them (login CSRF). The
+    // token moves to the fragment (never sent to a server again, nor in a Referer); the page
+    // says whose it is and signs in only when asked to.
     url.searchParams.delete("token");
-    const headers = { ...SECURITY_HEADERS, location: url.pathname + url.search, "cache-control": "no-store" };
-    if (authenticate(ctx.tokens, token)) headers["set-cookie"] = sessionCookie(token, 60 * 60 * 24 * 30);
-    res.writeHead(303, headers);
+    const location = `${url.pathname}${url.search}#token=${encodeURIComponent(token)}`;
+    res.writeHead(303, { ...SECURITY_HEADERS, location, "cache-control": "no-store" });
     res.end();
     return;
   }
@@ -609,9 +620,11 @@ function asset(res, name) {
 async function readBody(req, allowed) {
   const chunks = [];
   let size = 0;
+  const declared = Number(req.headers["content-length"]);
+  if (declared > MAX_BODY) throw tooLarge(req);
   for await (const chunk of req) {
     size += chunk.length;
-    if (size > MAX_BODY) throw new HttpError("PAYLOAD_TOO_LARGE", "the body is larger than 1 MiB");
+    if (size > MAX_BODY) throw tooLarge(req);
     chunks.push(chunk);
   }
   const text = Buffer.concat(chunks).toString("utf8").trim();
@@ -628,6 +641,15 @@ async function readBody(req, allowed) {
     throw new HttpError("INVALID_REQUEST", `unknown field${unknown.length > 1 ? "s" : ""} ${unknown.join(", ")} (accepted: ${allowed.join(", ")})`);
   }
   return body;
+}
+
+/**
+ * 413: the rest of the body is never read, so the connection cannot carry another request
+ * (its bytes would be read as one): the answer says `Connection: close` and the socket ends.
+ */
+function tooLarge(req) {
+  req.tooLarge = true;
+  return new HttpError("PAYLOAD_TOO_LARGE", "the body is larger than 1 MiB");
 }
 
 function intParam(query, name, fallback, min, max) {
@@ -667,5 +689,9 @@ function sendError(res, e, log) {
   if (e?.details && Object.keys(e.details).length) error.details = e.details;
   if (res.headersSent) return res.end();
   if (code === "UNAUTHORIZED") res.setHeader("www-authenticate", 'Bearer realm="smithers"');
+  if (res.req?.tooLarge) {
+    res.setHeader("connection", "close");
+    res.on("finish", () => res.req.socket?.destroySoon?.());
+  }
   sendJson(res, status, { error });
 }

@@ -7,8 +7,16 @@
 //      (server-sent events, mail on wait);
 //   2. resumes runs that are `running` but driven by nobody — a decision recorded by
 //      `smithers approve --no-resume` or by another process that did not resume, or a run
-//      whose process died.
+//      whose owner stopped holding it (its process died, its lease expired). It pages through
+//      all of them; a run it cannot resume (its workflow file is gone, no longer loads, …) is
+//      marked with the reason (`why`, the inbox and GET /v1/runs?resumeFailed=true show it)
+//      and left out from then on, so it never hides the others.
 import { NativeEngine } from "../native.js";
+
+/** Orphaned runs read per query. */
+const PAGE = 100;
+/** Failures that say nothing about the run (another process took it, the database was busy): tried again later. */
+const TRANSIENT = new Set(["RUN_OWNED", "RUN_NOT_CLAIMED", "DB_ERROR", "IO_ERROR", "ENGINE_CLOSED"]);
 
 export class Watcher {
   /**
@@ -23,7 +31,7 @@ export class Watcher {
     this.onEvents = options.onEvents ?? (() => {});
     this.cursor = this.native.call("feedHead");
     this.version = null;
-    /** runId -> updatedAt of a resume that failed: not retried until the run changes. */
+    /** runId -> updatedAt of a resume that failed for a passing reason: not retried until the run changes. */
     this.failed = new Map();
     this.timer = null;
     this.ticking = false;
@@ -75,25 +83,55 @@ export class Watcher {
     return this.native.call("feed", afterId, limit);
   }
 
-  /** @param {boolean} includeDead also runs whose owner's process died (checks each owner) */
+  /** @param {boolean} includeDead also runs whose owner no longer holds them (process gone, lease expired) */
   adoptOrphans(includeDead) {
-    const orphans = this.native.call("orphanedRuns", 100, includeDead);
-    for (const run of orphans) {
-      if (this.engine.driving.has(run.runId) || this.engine.resuming.has(run.runId)) continue;
-      if (!run.workflowPath) continue; // started by a service with a workflow object: it resumes its own
-      if (this.failed.get(run.runId) === run.updatedAt) continue;
-      this.log(`resuming ${run.runId} (${run.owner ? "its process died" : "decided elsewhere"})`);
-      this.engine.resume(run.runId).then(
-        (result) => {
-          this.failed.delete(run.runId);
-          this.log(`run ${run.runId}: ${result.status}${result.error ? ` (${result.error.code})` : ""}`);
-        },
-        (e) => {
-          if (e?.code === "RUN_OWNED") return; // another process took it first: it drives the run
+    let after;
+    for (;;) {
+      const page = this.native.call("orphanedRuns", PAGE, includeDead, after === undefined ? undefined : JSON.stringify(after));
+      for (const run of page) this.adopt(run);
+      if (page.length < PAGE) return;
+      const last = page[page.length - 1];
+      after = { updatedAtMs: last.updatedAtMs, runId: last.runId };
+    }
+  }
+
+  adopt(run) {
+    if (this.engine.driving.has(run.runId) || this.engine.resuming.has(run.runId)) return;
+    if (this.failed.get(run.runId) === run.updatedAt) return;
+    if (!run.workflowPath) {
+      // Started by a service with a workflow object: only that service can resume it.
+      this.markUnresumable(run.runId, {
+        code: "WORKFLOW_NOT_FOUND",
+        message: "no workflow file is recorded on the run (a service started it with a workflow object); that service resumes it",
+      });
+      return;
+    }
+    this.log(`resuming ${run.runId} (${run.owner ? "its owner is gone" : "decided elsewhere"})`);
+    this.engine.resume(run.runId).then(
+      (result) => {
+        this.failed.delete(run.runId);
+        this.log(`run ${run.runId}: ${result.status}${result.error ? ` (${result.error.code})` : ""}`);
+      },
+      (e) => {
+        const code = typeof e?.code === "string" ? e.code : "INTERNAL";
+        const message = String(e?.message ?? e);
+        if (code === "RUN_OWNED") return; // another process took it first: it drives the run
+        if (TRANSIENT.has(code)) {
           this.failed.set(run.runId, run.updatedAt);
-          this.log(`cannot resume ${run.runId}: ${e?.code ?? "ERROR"} ${e?.message ?? e}`);
-        },
-      );
+          this.log(`cannot resume ${run.runId} now: ${code} ${message}`);
+          return;
+        }
+        this.markUnresumable(run.runId, { code, message });
+      },
+    );
+  }
+
+  markUnresumable(runId, error) {
+    this.log(`cannot resume ${runId}: ${error.code} ${error.message}`);
+    try {
+      this.native.call("markUnresumable", runId, JSON.stringify(error));
+    } catch (e) {
+      this.log(`cannot record why ${runId} was not resumed: ${e?.code ?? "ERROR"} ${e?.message ?? e}`);
     }
   }
 

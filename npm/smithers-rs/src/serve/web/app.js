@@ -151,8 +151,10 @@ class ApiError extends Error {
  * the server requires. Throws ApiError (`code` from the server's error body, or
  * NETWORK_ERROR / HTTP_<status>).
  */
-async function api(method, path, body) {
+async function api(method, path, body, { token } = {}) {
   const headers = { Accept: "application/json" };
+  // A token given here (a sign-in link's, before it is accepted) is sent for this request only.
+  if (token) headers.Authorization = `Bearer ${token}`;
   if (method !== "GET" && method !== "HEAD") headers["X-Smithers-Inbox"] = "1";
   if (body !== undefined) headers["Content-Type"] = "application/json";
   let res;
@@ -1174,6 +1176,8 @@ class InboxView {
     this.clearBtn = h("button", { type: "button", class: "btn btn-small btn-ghost", text: "Clear filters", onclick: () => this.clearFilters() });
     this.count = h("p", { class: "count", role: "status", "aria-live": "polite" });
     this.error = h("div", { class: "banner banner-error", role: "alert", hidden: true });
+    /** Runs smithers serve could not resume (their decisions wait for someone to fix them). */
+    this.stuck = h("section", { class: "banner banner-error stuck", "aria-label": "Runs that cannot be resumed", hidden: true });
     this.list = h("div", { class: "cards" });
     this.empty = h("div", { class: "empty", hidden: true });
     this.more = h("button", { type: "button", class: "btn", text: "Load more", hidden: true, onclick: () => this.loadMore() });
@@ -1201,6 +1205,7 @@ class InboxView {
       { class: "view inbox", "aria-labelledby": "inbox-title" },
       h("div", { class: "view-head" }, h("h1", { id: "inbox-title", text: "Waiting for approval" }), this.count, filterForm),
       this.error,
+      this.stuck,
       this.list,
       this.empty,
       h("div", { class: "more" }, this.more),
@@ -1257,8 +1262,32 @@ class InboxView {
       cursor = r.nextCursor ?? null;
       pages++;
     } while (cursor && pages < this.pages);
+    const stuck = await api("GET", "/v1/runs?status=running&resumeFailed=true&limit=50").then((r) => r.runs ?? [], () => []);
     if (seq !== this.seq || state.view !== this) return;
     this.render(items, cursor, Date.now());
+    this.renderStuck(stuck);
+  }
+
+  renderStuck(runs) {
+    this.stuck.hidden = runs.length === 0;
+    if (runs.length === 0) return this.stuck.replaceChildren();
+    this.stuck.replaceChildren(
+      h("p", { class: "stuck-title", text: `${runs.length}${runs.length === 50 ? "+" : ""} run${runs.length === 1 ? "" : "s"} cannot be resumed` }),
+      h(
+        "ul",
+        { class: "stuck-list" },
+        runs.map((r) =>
+          h(
+            "li",
+            null,
+            h("a", { href: runHref(r.runId), "data-nav": "", text: r.runId }),
+            ` (${r.workflowName}): `,
+            h("code", { text: r.resumeError?.code ?? "?" }),
+            ` ${r.resumeError?.message ?? ""}`,
+          ),
+        ),
+      ),
+    );
   }
 
   async loadMore() {
@@ -1631,15 +1660,50 @@ async function start() {
   route();
 }
 
-async function boot() {
-  const token = takeUrlToken();
-  if (token) {
+/**
+ * A sign-in link's token is not used until the person at the browser says so: a link made by
+ * someone else would otherwise sign them in as that someone (login CSRF). The page says whose
+ * token it is (asked with the token itself, nothing stored) and who is signed in now.
+ */
+async function confirmSignIn(token) {
+  let who;
+  try {
+    who = await api("GET", "/v1/me", undefined, { token });
+  } catch (e) {
+    return renderSignIn(`The sign-in link did not work (${errorText(e)}).`);
+  }
+  const current = await api("GET", "/v1/me").catch(() => null);
+  document.title = "Sign in — Smithers";
+  const yes = h("button", { type: "button", class: "btn btn-primary", text: `Sign in as ${who.user}` });
+  const no = h("button", { type: "button", class: "btn", text: "Cancel" });
+  const err = h("p", { class: "form-error", role: "alert", hidden: true });
+  const card = h(
+    "section",
+    { class: "signin card", "aria-labelledby": "confirm-title" },
+    h("h1", { id: "confirm-title", text: `Sign in as ${who.user}?` }),
+    h("p", null, "This sign-in link is for ", h("strong", { text: who.user }), (who.scopes ?? []).length ? ` (${who.scopes.join(", ")})` : "", ". Use it only if you asked for it."),
+    current ? h("p", { class: "muted", text: `You are signed in as ${current.user} now.` }) : null,
+    err,
+    h("div", { class: "form-actions" }, yes, no),
+  );
+  yes.addEventListener("click", async () => {
+    yes.disabled = true;
     try {
       await api("POST", "/v1/session", { token });
+      await start();
     } catch (e) {
-      return renderSignIn(`The sign-in link did not work (${errorText(e)}).`);
+      showFormError(err, errorText(e));
+      yes.disabled = false;
     }
-  }
+  });
+  no.addEventListener("click", () => (current ? start() : renderSignIn()));
+  $main().replaceChildren(card);
+  yes.focus();
+}
+
+async function boot() {
+  const token = takeUrlToken();
+  if (token) return confirmSignIn(token);
   try {
     await start();
   } catch (e) {

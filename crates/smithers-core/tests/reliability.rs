@@ -1,0 +1,622 @@
+//! What one bad workflow or one operator mistake must not do to a run (issue 12): schemas of
+//! other workflows, databases of other versions, owners on other hosts, another workflow
+//! resuming a run, hostile names.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{decision_schema, digest};
+use rusqlite::Connection;
+use serde_json::{Value, json};
+use smithers_core::{
+    ClaimOptions, DecisionRequest, Engine, GraphDescriptor, NewRun, OpenOptions, OrphanCursor,
+    RunError, TaskResult,
+};
+
+fn object(props: Value) -> Value {
+    let required: Vec<String> = props
+        .as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    json!({"type": "object", "properties": props, "required": required})
+}
+
+fn graph_with(name: &str, schemas: Value, root: Value) -> GraphDescriptor {
+    let g = json!({"version": 1, "workflow": {"name": name}, "schemas": schemas, "renderDeps": [], "root": root});
+    GraphDescriptor::parse(&g.to_string()).unwrap()
+}
+
+fn compute(id: &str, output: &str) -> Value {
+    json!({"kind": "task", "id": id, "output": output, "body": {"type": "compute"}})
+}
+
+fn gate(id: &str) -> Value {
+    json!({"kind": "task", "id": id, "output": "gate", "body": {"type": "approval"},
+           "approval": {"mode": "decision", "onDeny": "fail", "request": {"title": "ok?"}}})
+}
+
+fn seq(children: Vec<Value>) -> Value {
+    json!({"kind": "sequence", "children": children})
+}
+
+const READ_ONLY: OpenOptions = OpenOptions {
+    read_only: true,
+    must_exist: false,
+};
+const MUST_EXIST: OpenOptions = OpenOptions {
+    read_only: false,
+    must_exist: true,
+};
+
+fn db() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("smithers.db");
+    (dir, path)
+}
+
+fn start(engine: &mut Engine, run_id: &str, name: &str, path: Option<&str>) {
+    engine
+        .create_run(NewRun {
+            run_id: Some(run_id.into()),
+            workflow_name: Some(name.into()),
+            workflow_path: path.map(String::from),
+            ..NewRun::default()
+        })
+        .unwrap();
+}
+
+/// An engine that created run `r1` and let go of it (it is `running` with no owner).
+fn released(path: &Path, name: &str, workflow: Option<&str>) -> Engine {
+    let mut engine = Engine::open(path).unwrap();
+    start(&mut engine, "r1", name, workflow);
+    engine.release_run("r1").unwrap();
+    engine
+}
+
+fn result(node: &str, attempt: i64, value: Value) -> TaskResult {
+    serde_json::from_value(json!({"nodeId": node, "attempt": attempt, "ok": true, "value": value}))
+        .unwrap()
+}
+
+/// The error an open gives (`Engine` is not `Debug`, so no `unwrap_err`).
+fn open_err(path: &Path, options: OpenOptions) -> smithers_core::Error {
+    match Engine::open_with(path, options) {
+        Ok(_) => panic!("{} opened", path.display()),
+        Err(e) => e,
+    }
+}
+
+fn raw(path: &Path) -> Connection {
+    Connection::open(path).unwrap()
+}
+
+fn schema_version(path: &Path) -> String {
+    raw(path)
+        .query_row(
+            "SELECT value FROM _smithers_meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
+// ---- run ids and output keys -------------------------------------------------------------
+
+#[test]
+fn run_ids_made_of_dots_are_refused() {
+    let (_dir, path) = db();
+    let mut engine = Engine::open(&path).unwrap();
+    for id in [".", "..", "...."] {
+        let err = engine
+            .create_run(NewRun {
+                run_id: Some(id.into()),
+                ..NewRun::default()
+            })
+            .unwrap_err();
+        assert_eq!(err.code(), "INVALID_RUN_ID", "{id}");
+    }
+    for id in ["a.b", ".hidden", "v1..2"] {
+        start(&mut engine, id, "w", None);
+    }
+}
+
+#[test]
+fn output_keys_that_name_sqlite_tables_are_refused_at_validation() {
+    let (_dir, path) = db();
+    let mut engine = Engine::open(&path).unwrap();
+    let before = digest(&path);
+    for key in ["sqliteMaster", "sqliteSequence", "sqlite_stat1"] {
+        let g = json!({"version": 1, "schemas": {key: object(json!({"v": {"type": "number"}}))},
+                       "root": compute("a", key)});
+        let err = GraphDescriptor::parse(&g.to_string())
+            .and_then(|g| engine.validate_graph(&g))
+            .unwrap_err();
+        assert_eq!(err.code(), "INVALID_IDENTIFIER", "{key}");
+    }
+    assert_eq!(digest(&path), before);
+}
+
+// ---- database versions -------------------------------------------------------------------
+
+#[test]
+fn a_database_from_a_newer_version_is_refused_and_left_as_it_is() {
+    let (_dir, path) = db();
+    drop(Engine::open(&path).unwrap());
+    raw(&path)
+        .execute(
+            "UPDATE _smithers_meta SET value = '99' WHERE key = 'schema_version'",
+            [],
+        )
+        .unwrap();
+    let before = digest(&path);
+    for options in [OpenOptions::default(), READ_ONLY, MUST_EXIST] {
+        let err = open_err(&path, options);
+        assert_eq!(err.code(), "SCHEMA_TOO_NEW", "{options:?}");
+        assert!(err.to_string().contains("v99"), "{err}");
+    }
+    assert_eq!(schema_version(&path), "99");
+    assert_eq!(digest(&path), before);
+}
+
+#[test]
+fn read_only_opening_never_creates_nor_migrates() {
+    let (dir, path) = db();
+    let missing = dir.path().join("typo.db");
+    for options in [READ_ONLY, MUST_EXIST] {
+        let err = open_err(&missing, options);
+        assert_eq!(err.code(), "DB_NOT_FOUND");
+        assert!(
+            !missing.exists(),
+            "a mistyped path must not become a database"
+        );
+    }
+    drop(Engine::open(&path).unwrap());
+    raw(&path)
+        .execute(
+            "UPDATE _smithers_meta SET value = '3' WHERE key = 'schema_version'",
+            [],
+        )
+        .unwrap();
+    let err = open_err(&path, READ_ONLY);
+    assert_eq!(err.code(), "SCHEMA_OUTDATED");
+    assert_eq!(schema_version(&path), "3");
+    // A file that is some other program's database is not taken for an empty smithers one.
+    let other = dir.path().join("other.db");
+    raw(&other)
+        .execute_batch("CREATE TABLE notes (body TEXT)")
+        .unwrap();
+    let err = open_err(&other, MUST_EXIST);
+    assert_eq!(err.code(), "DB_NOT_FOUND");
+}
+
+// ---- output schemas per run ----------------------------------------------------------------
+
+#[test]
+fn a_parked_run_reads_its_rows_through_the_schema_it_was_started_with() {
+    let (_dir, path) = db();
+    let mut b = Engine::open(&path).unwrap();
+    let b_schemas = json!({"result": object(json!({"ok": {"type": "boolean"}, "extra": {"type": "boolean"}})),
+                           "gate": decision_schema()});
+    start(&mut b, "run-b", "b", None);
+    let step = b
+        .submit_graph(
+            "run-b",
+            graph_with(
+                "b",
+                b_schemas.clone(),
+                seq(vec![compute("produce", "result"), gate("g")]),
+            ),
+        )
+        .unwrap();
+    assert_eq!(step.tasks.len(), 1);
+    let step = b
+        .complete_tasks(
+            "run-b",
+            vec![result("produce", 1, json!({"ok": true, "extra": true}))],
+        )
+        .unwrap();
+    assert_eq!(step.status, "waiting-approval");
+
+    // Another workflow, the same key, another schema: it runs to its end in between.
+    let mut a = Engine::open(&path).unwrap();
+    let a_schemas = json!({"result": object(json!({"ok": {"type": "boolean"}}))});
+    start(&mut a, "run-a", "a", None);
+    a.submit_graph(
+        "run-a",
+        graph_with("a", a_schemas, compute("produce", "result")),
+    )
+    .unwrap();
+    let step = a
+        .complete_tasks("run-a", vec![result("produce", 1, json!({"ok": false}))])
+        .unwrap();
+    assert_eq!(step.status, "finished");
+
+    let mut again = Engine::open(&path).unwrap();
+    again
+        .approve(DecisionRequest {
+            run_id: "run-b".into(),
+            decided_by: Some("alice".into()),
+            ..DecisionRequest::default()
+        })
+        .unwrap();
+    let snapshot = again.claim_run("run-b", false).unwrap();
+    let row = snapshot
+        .outputs
+        .iter()
+        .find(|o| o.node_id == "produce")
+        .unwrap();
+    assert_eq!(row.value, json!({"ok": true, "extra": true}));
+    let inspected = again.inspect("run-a").unwrap();
+    assert_eq!(inspected.outputs.len(), 1);
+    assert_eq!(inspected.outputs[0].value, json!({"ok": false}));
+}
+
+#[test]
+fn two_keys_that_map_to_one_table_are_refused_before_anything_is_written() {
+    let (_dir, path) = db();
+    let mut engine = Engine::open(&path).unwrap();
+    let schema = object(json!({"v": {"type": "number"}}));
+    let both = graph_with(
+        "w",
+        json!({"fooBar": schema, "foo_bar": schema}),
+        seq(vec![compute("a", "fooBar"), compute("b", "foo_bar")]),
+    );
+    let before = digest(&path);
+    let err = engine.validate_graph(&both).unwrap_err();
+    assert_eq!(err.code(), "TABLE_NAME_CONFLICT");
+    assert!(err.to_string().contains("fooBar") && err.to_string().contains("foo_bar"));
+    assert_eq!(digest(&path), before);
+
+    // Across workflows: `fooBar` owns the table once a run used it.
+    start(&mut engine, "r1", "w", None);
+    engine
+        .submit_graph(
+            "r1",
+            graph_with("w", json!({"fooBar": schema}), compute("a", "fooBar")),
+        )
+        .unwrap();
+    start(&mut engine, "r2", "w", None);
+    let before = digest(&path);
+    let other = graph_with("w", json!({"foo_bar": schema}), compute("b", "foo_bar"));
+    assert_eq!(
+        engine.validate_graph(&other).unwrap_err().code(),
+        "TABLE_NAME_CONFLICT"
+    );
+    assert_eq!(
+        engine.submit_graph("r2", other).unwrap_err().code(),
+        "TABLE_NAME_CONFLICT"
+    );
+    assert_eq!(digest(&path), before);
+}
+
+#[test]
+fn a_field_whose_column_cannot_hold_the_new_type_is_refused_naming_both() {
+    let (_dir, path) = db();
+    let mut engine = Engine::open(&path).unwrap();
+    start(&mut engine, "r1", "w", None);
+    engine
+        .submit_graph(
+            "r1",
+            graph_with(
+                "w",
+                json!({"result": object(json!({"extra": {"type": "boolean"}}))}),
+                compute("a", "result"),
+            ),
+        )
+        .unwrap();
+    let before = digest(&path);
+    let changed = graph_with(
+        "w",
+        json!({"result": object(json!({"extra": {"type": "string"}}))}),
+        compute("a", "result"),
+    );
+    let err = engine.validate_graph(&changed).unwrap_err();
+    assert_eq!(err.code(), "SCHEMA_CONFLICT");
+    let text = err.to_string();
+    assert!(
+        text.contains("INTEGER") && text.contains("TEXT") && text.contains("extra"),
+        "{text}"
+    );
+    assert_eq!(digest(&path), before);
+    // A compatible change (a new field, a number that was an integer) is a new version.
+    let grown = graph_with(
+        "w",
+        json!({"result": object(json!({"extra": {"type": "boolean"}, "more": {"type": "string"}}))}),
+        compute("a", "result"),
+    );
+    engine.validate_graph(&grown).unwrap();
+}
+
+#[test]
+fn a_render_that_changes_a_key_s_schema_after_the_run_wrote_rows_is_refused() {
+    let (_dir, path) = db();
+    let mut engine = Engine::open(&path).unwrap();
+    let v1 = json!({"result": object(json!({"v": {"type": "number"}}))});
+    let v2 = json!({"result": object(json!({"v": {"type": "number"}, "w": {"type": "number"}}))});
+    start(&mut engine, "r1", "w", None);
+    // No rows yet: a new schema simply replaces the first.
+    engine
+        .submit_graph(
+            "r1",
+            graph_with(
+                "w",
+                v1.clone(),
+                seq(vec![compute("a", "result"), compute("b", "result")]),
+            ),
+        )
+        .unwrap();
+    engine
+        .submit_graph(
+            "r1",
+            graph_with(
+                "w",
+                v2.clone(),
+                seq(vec![compute("a", "result"), compute("b", "result")]),
+            ),
+        )
+        .unwrap();
+    engine
+        .complete_tasks("r1", vec![result("a", 1, json!({"v": 1, "w": 2}))])
+        .unwrap();
+    let before = digest(&path);
+    let err = engine
+        .submit_graph(
+            "r1",
+            graph_with(
+                "w",
+                v1,
+                seq(vec![compute("a", "result"), compute("b", "result")]),
+            ),
+        )
+        .unwrap_err();
+    assert_eq!(err.code(), "SCHEMA_CHANGED");
+    assert_eq!(digest(&path), before);
+}
+
+// ---- leases ------------------------------------------------------------------------------
+
+#[test]
+fn an_owner_on_another_host_holds_its_run_until_its_lease_expires() {
+    let (_dir, path) = db();
+    let _a = released(&path, "w", None);
+    let far = smithers_core::store::now_ms() + 60_000;
+    raw(&path)
+        .execute(
+            "UPDATE _smithers_runs SET owner = 'pod-7f9c:1:1:0', lease_expires_at_ms = ?1 WHERE run_id = 'r1'",
+            [far],
+        )
+        .unwrap();
+    let mut b = Engine::open(&path).unwrap();
+    assert_eq!(b.claim_run("r1", false).unwrap_err().code(), "RUN_OWNED");
+    assert!(b.orphaned_runs(100, true, None).unwrap().is_empty());
+    assert_eq!(b.run_summary("r1").unwrap().owner_liveness, Some("alive"));
+
+    // The owner stops renewing (its container is gone): once the lease expires, anyone may
+    // take the run over, no force needed.
+    raw(&path)
+        .execute(
+            "UPDATE _smithers_runs SET lease_expires_at_ms = ?1 WHERE run_id = 'r1'",
+            [far - 120_000],
+        )
+        .unwrap();
+    assert_eq!(b.run_summary("r1").unwrap().owner_liveness, Some("dead"));
+    let orphans = b.orphaned_runs(100, true, None).unwrap();
+    assert_eq!(orphans.len(), 1);
+    b.claim_run("r1", false).unwrap();
+    assert_eq!(
+        b.run_summary("r1").unwrap().owner.as_deref(),
+        Some(b.owner_id())
+    );
+}
+
+#[test]
+fn an_owner_renews_its_lease_while_it_lives() {
+    let (_dir, path) = db();
+    let mut a = Engine::open(&path).unwrap();
+    a.set_lease_ms(90);
+    start(&mut a, "r1", "w", None);
+    let lease = |path: &Path| -> i64 {
+        raw(path)
+            .query_row(
+                "SELECT lease_expires_at_ms FROM _smithers_runs WHERE run_id = 'r1'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    let first = lease(&path);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while lease(&path) == first {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the lease was never renewed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(lease(&path) > first);
+}
+
+#[test]
+fn an_engine_that_lost_its_run_writes_nothing_more_for_it() {
+    let (_dir, path) = db();
+    let schemas = json!({"result": object(json!({"v": {"type": "number"}}))});
+    let mut a = Engine::open(&path).unwrap();
+    start(&mut a, "r1", "w", None);
+    let step = a
+        .submit_graph("r1", graph_with("w", schemas, compute("a", "result")))
+        .unwrap();
+    assert_eq!(step.tasks.len(), 1);
+    // Taken over (A's lease expired, or an operator forced it).
+    let mut b = Engine::open(&path).unwrap();
+    b.claim_run("r1", true).unwrap();
+    let before = digest(&path);
+    let err = a
+        .complete_tasks("r1", vec![result("a", 1, json!({"v": 1}))])
+        .unwrap_err();
+    assert_eq!(err.code(), "RUN_OWNED");
+    assert_eq!(digest(&path), before);
+}
+
+// ---- resuming with another workflow -------------------------------------------------------
+
+#[test]
+fn claiming_a_run_for_another_workflow_is_refused_unless_forced() {
+    let (_dir, path) = db();
+    let mut engine = released(&path, "deploy", Some("/srv/deploy.tsx"));
+    let before = digest(&path);
+    let claim = |engine: &mut Engine, path: &str, name: &str, force: bool| {
+        engine.claim_run_with(
+            "r1",
+            &ClaimOptions {
+                force,
+                workflow_path: Some(path.into()),
+                workflow_name: Some(name.into()),
+            },
+        )
+    };
+    let err = claim(&mut engine, "/srv/other.tsx", "other", false).unwrap_err();
+    assert_eq!(err.code(), "WORKFLOW_MISMATCH");
+    assert!(
+        err.to_string().contains("/srv/other.tsx") && err.to_string().contains("deploy"),
+        "{err}"
+    );
+    let err = claim(&mut engine, "/srv/deploy.tsx", "other", false).unwrap_err();
+    assert_eq!(err.code(), "WORKFLOW_MISMATCH");
+    // A file alone (no name to tell which workflow it holds) is not taken on trust.
+    let err = engine
+        .claim_run_with(
+            "r1",
+            &ClaimOptions {
+                workflow_path: Some("/srv/other.tsx".into()),
+                ..ClaimOptions::default()
+            },
+        )
+        .unwrap_err();
+    assert_eq!(err.code(), "WORKFLOW_MISMATCH");
+    assert_eq!(digest(&path), before);
+    // The same workflow from another file (moved): resumed, and the run records the file.
+    let snapshot = claim(&mut engine, "/srv/moved/deploy.tsx", "deploy", false).unwrap();
+    assert_eq!(
+        snapshot.workflow_path.as_deref(),
+        Some("/srv/moved/deploy.tsx")
+    );
+    engine.release_run("r1").unwrap();
+    let snapshot = claim(&mut engine, "/srv/other.tsx", "other", true).unwrap();
+    assert_eq!(snapshot.workflow_path.as_deref(), Some("/srv/other.tsx"));
+    assert_eq!(engine.run_summary("r1").unwrap().workflow_name, "other");
+}
+
+// ---- orphaned runs -----------------------------------------------------------------------
+
+#[test]
+fn orphaned_runs_page_through_all_and_unresumable_ones_do_not_hide_the_rest() {
+    let (_dir, path) = db();
+    let mut engine = Engine::open(&path).unwrap();
+    for i in 0..150 {
+        let id = format!("r{i:03}");
+        start(&mut engine, &id, "w", Some("/gone.tsx"));
+        engine.release_run(&id).unwrap();
+    }
+    let mut seen = 0;
+    let mut after: Option<OrphanCursor> = None;
+    loop {
+        let page = engine.orphaned_runs(100, true, after.as_ref()).unwrap();
+        if page.is_empty() {
+            break;
+        }
+        seen += page.len();
+        let last = page.last().unwrap();
+        after = Some(OrphanCursor {
+            updated_at_ms: last.updated_at_ms,
+            run_id: last.run.run_id.clone(),
+        });
+    }
+    assert_eq!(seen, 150);
+    for i in 0..120 {
+        engine
+            .mark_unresumable(
+                &format!("r{i:03}"),
+                RunError {
+                    code: "WORKFLOW_NOT_FOUND".into(),
+                    message: "no such workflow file: /gone.tsx".into(),
+                    node_id: None,
+                },
+            )
+            .unwrap();
+    }
+    let left = engine.orphaned_runs(100, true, None).unwrap();
+    assert_eq!(left.len(), 30);
+    assert_eq!(left[0].run.run_id, "r120");
+    let marked = engine.run_summary("r000").unwrap();
+    assert_eq!(
+        marked.resume_error.map(|e| e.code).as_deref(),
+        Some("WORKFLOW_NOT_FOUND")
+    );
+    // Claiming it (the operator fixed the cause) clears the mark.
+    engine.claim_run("r000", false).unwrap();
+    assert!(engine.run_summary("r000").unwrap().resume_error.is_none());
+}
+
+// ---- decisions ---------------------------------------------------------------------------
+
+#[test]
+fn control_characters_in_names_and_notes_are_refused_and_nothing_is_recorded() {
+    let (_dir, path) = db();
+    let mut engine = Engine::open(&path).unwrap();
+    start(&mut engine, "r1", "w", None);
+    let step = engine
+        .submit_graph(
+            "r1",
+            graph_with("w", json!({"gate": decision_schema()}), gate("g")),
+        )
+        .unwrap();
+    assert_eq!(step.status, "waiting-approval");
+    let before = digest(&path);
+    let bad = [
+        (Some("eve\u{1b}[2J"), None),
+        (Some("eve\nmallory"), None),
+        (Some("alice"), Some("ok\u{1b}]0;pwned\u{7}")),
+        (Some("alice"), Some("nul\u{0}")),
+    ];
+    for (by, note) in bad {
+        let err = engine
+            .approve(DecisionRequest {
+                run_id: "r1".into(),
+                decided_by: by.map(String::from),
+                note: note.map(String::from),
+                ..DecisionRequest::default()
+            })
+            .unwrap_err();
+        assert_eq!(err.code(), "INVALID_DECISION", "{by:?} {note:?}");
+    }
+    assert_eq!(digest(&path), before);
+    engine
+        .approve(DecisionRequest {
+            run_id: "r1".into(),
+            decided_by: Some("alice".into()),
+            note: Some("line one\nline two\ttabbed".into()),
+            ..DecisionRequest::default()
+        })
+        .unwrap();
+}
+
+#[test]
+fn an_output_nested_deeper_than_the_limit_fails_its_task() {
+    let (_dir, path) = db();
+    let mut engine = Engine::open(&path).unwrap();
+    start(&mut engine, "r1", "w", None);
+    let schemas = json!({"result": {"type": "object", "properties": {"v": {}}}});
+    engine
+        .submit_graph("r1", graph_with("w", schemas, compute("a", "result")))
+        .unwrap();
+    let mut deep = json!(1);
+    for _ in 0..101 {
+        deep = json!([deep]);
+    }
+    let step = engine
+        .complete_tasks("r1", vec![result("a", 1, json!({"v": deep}))])
+        .unwrap();
+    assert_eq!(step.status, "failed");
+    assert_eq!(step.error.unwrap().code, "INVALID_OUTPUT");
+}
