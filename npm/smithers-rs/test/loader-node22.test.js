@@ -91,6 +91,7 @@ console.log(wf.__smithersWorkflow, typeof module.registerHooks);`;
       const id = `r-${round}`;
       const up = await run([BIN, "up", join(dir, "wf.tsx"), "--db", db, "--run-id", id], { env });
       assert.equal(up.code, 3, `${round}: ${up.stderr}`);
+      assert.equal(up.stderr, "", "no warning (module.registerHooks is not experimental-warned)");
       assert.match(up.stdout, /waiting for approval: gate — Ship it\?/);
       const approve = await run([BIN, "approve", id, "--db", db, "--json"], { env });
       assert.equal(approve.code, 0, approve.stderr);
