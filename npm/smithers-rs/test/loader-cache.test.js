@@ -1,5 +1,5 @@
 // The loader's on-disk cache of compiled modules (src/loader/cache.js): keyed by content, safe
-// with concurrent processes, a damaged entry ignored, an unwritable location only means
+// with concurrent processes, a damaged entry or another key's ignored, an unwritable location only means
 // compiling every time; and what the compiled modules keep of the source (lines, file names).
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, test } from "node:test";
-import { cacheKey, cached } from "../src/loader/cache.js";
+import { cacheKey, cached, digest } from "../src/loader/cache.js";
 
 const BIN = fileURLToPath(new URL("../bin/smithers.js", import.meta.url));
 const freshDir = () => mkdtempSync(join(tmpdir(), "smithers-rs-cache-"));
@@ -62,7 +62,7 @@ describe("the compiled-module cache, in a process", () => {
     process.env.SMITHERS_CACHE_DIR = dir;
     try {
       const key = cacheKey("compiler@1", {}, "/damaged.tsx", "source");
-      const file = join(dir, "modules", `${key}.js`);
+      const file = join(dir, "modules", `${digest(key)}.js`);
       let compiles = 0;
       const compile = () => `export default ${++compiles};\n`;
       cached(key, compile);
@@ -79,6 +79,30 @@ describe("the compiled-module cache, in a process", () => {
       delete process.env.SMITHERS_CACHE_DIR;
     }
   });
+
+  test("an entry under the same file name for another key (a digest collision) is a miss, never the other module", () => {
+    const dir = freshDir();
+    process.env.SMITHERS_CACHE_DIR = dir;
+    try {
+      const key = cacheKey("compiler@1", {}, "/a.tsx", "source a");
+      const other = cacheKey("compiler@1", {}, "/b.tsx", "source b");
+      cached(other, () => "export default 'b';\n");
+      // The other key's whole, valid entry, where this key's would be.
+      const entry = readFileSync(join(dir, "modules", `${digest(other)}.js`), "utf8");
+      writeFileSync(join(dir, "modules", `${digest(key)}.js`), entry);
+      assert.equal(cached(key, () => "export default 'a';\n"), "export default 'a';\n");
+      assert.equal(cached(key, () => "recompiled"), "export default 'a';\n", "its own entry replaced it");
+    } finally {
+      delete process.env.SMITHERS_CACHE_DIR;
+    }
+  });
+
+  test("the digest: 16 hex digits, stable, different for near-identical texts", () => {
+    assert.match(digest(""), /^[0-9a-f]{16}$/);
+    assert.equal(digest("export default 1;"), digest("export default 1;"));
+    const texts = ["a", "b", "ab", "ba", "export default 1;", "export default 2;", "é", "\u{1F600}", "a".repeat(1000), `${"a".repeat(999)}b`];
+    assert.equal(new Set(texts.map(digest)).size, texts.length);
+  });
 });
 
 describe("the compiled-module cache, through the CLI", () => {
@@ -93,7 +117,7 @@ describe("the compiled-module cache, through the CLI", () => {
     for (const r of cold) assert.equal(r.code, 0, r.stderr);
     const [entry, ...rest] = entries(cache);
     assert.deepEqual(rest, []);
-    assert.match(entry, /^[0-9a-f]{64}\.js$/);
+    assert.match(entry, /^[0-9a-f]{16}\.js$/);
     const mtime = statSync(join(cache, "modules", entry)).mtimeMs;
     assert.equal((await smithers(["up", file, "--db", db, "--run-id", "w1"], cache)).code, 0);
     assert.equal(statSync(join(cache, "modules", entry)).mtimeMs, mtime, "the warm start read the entry");

@@ -5,13 +5,16 @@
 // file and line. A file that does not compile is an Error whose message starts with
 // `WORKFLOW_LOAD_FAILED: <file>:<line>:<column>: `, the form loadWorkflow turns into a
 // SmithersError.
-import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
-import { pathToFileURL } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { cacheKey, cached } from "./cache.js";
 
+// node:fs through getBuiltinModule: an ES import of it builds its whole namespace, which loads
+// fs/promises and Node's streams (start-up: ARCHITECTURE.md).
+const { readFileSync } = process.getBuiltinModule("node:fs");
 const require = createRequire(import.meta.url);
+const HERE = dirname(fileURLToPath(import.meta.url));
 
 /** What each extension this package compiles is, for the compiler. */
 export const LANGS = { ".ts": "ts", ".mts": "ts", ".cts": "ts", ".tsx": "tsx", ".jsx": "jsx", ".mdx": "mdx" };
@@ -34,16 +37,32 @@ const SCRIPT_OPTIONS = (lang) => ({
 });
 const MDX_OPTIONS = { jsxImportSource: "smithers-rs", development: false };
 
-/** The version of an installed package, from its package.json, without loading it. */
+/**
+ * The version of an installed package, from its package.json, without loading it. First
+ * where Node's lookup would find it, `node_modules/<name>` in this folder or one above, which
+ * costs a read or two; else through require.resolve (other layouts), which costs a few
+ * milliseconds of package "exports" resolution at every start.
+ */
 function versionOf(name) {
+  for (let dir = HERE; ; dir = dirname(dir)) {
+    const found = packageVersion(join(dir, "node_modules", name), name);
+    if (found) return found;
+    if (dirname(dir) === dir) break;
+  }
   for (let dir = dirname(require.resolve(name)); ; dir = dirname(dir)) {
-    try {
-      const pkg = JSON.parse(readFileSync(join(dir, "package.json"), "utf8"));
-      if (pkg.name === name) return pkg.version;
-    } catch {
-      // not this folder
-    }
+    const found = packageVersion(dir, name);
+    if (found) return found;
     if (dirname(dir) === dir) throw new Error(`WORKFLOW_LOAD_FAILED: cannot find the version of ${name}`);
+  }
+}
+
+/** The version in `dir`/package.json when that is package `name`'s, else null. */
+function packageVersion(dir, name) {
+  try {
+    const pkg = JSON.parse(readFileSync(join(dir, "package.json"), "utf8"));
+    return pkg.name === name ? pkg.version : null;
+  } catch {
+    return null;
   }
 }
 
