@@ -1,6 +1,5 @@
 // The run driver: renders the workflow, submits graphs to the core, runs compute task
 // bodies, reports their results. The core decides everything else (ARCHITECTURE.md).
-import { appendFile, mkdir } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { runAgentTask } from "./agents/task.js";
 import { SmithersError } from "./errors.js";
@@ -304,6 +303,8 @@ function runLog(native, runId, text) {
     return Promise.resolve();
   }
   const line = `${new Date().toISOString()} ${text}\n`;
+  // node:fs/promises on first use: most runs write no run log.
+  const { appendFile, mkdir } = process.getBuiltinModule("node:fs").promises;
   const before = runLogs.get(file) ?? mkdir(dirname(file), { recursive: true });
   const written = before.then(() => appendFile(file, line)).catch(() => {});
   runLogs.set(file, written);

@@ -1,10 +1,13 @@
 // The Node API: an engine on one database file, for services that embed smithers-rs and
 // for the CLI. Runs are driven in this process; decisions resume them at once.
-import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { SmithersError } from "./errors.js";
 import { DriverPool, newRunId } from "./isolation.js";
 import { NativeEngine } from "./native.js";
+
+// node:fs through getBuiltinModule: an ES import of it builds its whole namespace, which loads
+// fs/promises and Node's streams (start-up: ARCHITECTURE.md).
+const { readFileSync } = process.getBuiltinModule("node:fs");
 
 /**
  * The half that runs workflows (loader, renderer, driver), loaded on first use: commands

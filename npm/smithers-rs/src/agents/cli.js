@@ -3,7 +3,6 @@
 // Smithers documents, and runs it as a child process through the core's command runner
 // (its own process group, a timeout, an abort that stops the group, stdout/stderr logged
 // per attempt next to the run's command logs).
-import { closeSync, openSync, readSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SmithersError } from "../errors.js";
@@ -11,6 +10,9 @@ import { cancelCommand, runCommand } from "../native.js";
 import { toJsonSchema } from "../schema.js";
 import { getToolContext } from "./context.js";
 
+// node:fs through getBuiltinModule: an ES import of it builds its whole namespace, which loads
+// fs/promises and Node's streams (start-up: ARCHITECTURE.md).
+const { closeSync, openSync, readSync, rmSync, writeFileSync } = process.getBuiltinModule("node:fs");
 // Web Crypto's global: node:crypto loads on first use, not whenever the package is imported.
 const randomUUID = () => crypto.randomUUID();
 

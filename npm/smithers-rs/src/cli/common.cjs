@@ -3,8 +3,7 @@
 // copy, so both paths print the same by construction. CommonJS, so that the short path loads
 // it with a synchronous require (main.js imports it).
 "use strict";
-const { existsSync } = require("node:fs");
-const { userInfo } = require("node:os");
+const { existsSync, fstatSync, writeSync } = require("node:fs");
 const { dirname, isAbsolute, join, relative, resolve } = require("node:path");
 
 const RUN_STATUSES = ["running", "waiting-approval", "waiting-timer", "finished", "failed", "cancelled", "rejected"];
@@ -61,9 +60,86 @@ function shellQuote(word) {
 function osUser() {
   if (process.env.USER || process.env.USERNAME) return process.env.USER || process.env.USERNAME;
   try {
-    return userInfo().username || undefined;
+    return require("node:os").userInfo().username || undefined;
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * console.log without process.stdout: creating that stream loads Node's streams, which costs
+ * more than most commands do. Writes to fd 1 as the stream does for files and pipes
+ * (synchronously); a reader that went away (`smithers ps | head -1`) is not a failure.
+ */
+function print(text) {
+  writeAll(1, `${text}\n`);
+}
+
+/** console.error's counterpart of print (fd 2). */
+function printErr(text) {
+  try {
+    writeAll(2, `${text}\n`);
+  } catch {
+    // stderr closed: nothing to tell
+  }
+}
+
+/** `process.stdout.write`'s counterpart of print: `text` as it is. */
+function printRaw(text) {
+  writeAll(1, text);
+}
+
+/** `text` to file descriptor `fd`, all of it: a full non-blocking pipe is waited for, a closed one ends the write. */
+function writeAll(fd, text) {
+  const buf = Buffer.from(text);
+  let at = 0;
+  while (at < buf.length) {
+    try {
+      at += writeSync(fd, buf, at);
+    } catch (e) {
+      if (e?.code === "EPIPE") return;
+      if (e?.code !== "EAGAIN") throw e;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1); // wait 1 ms
+    }
+  }
+}
+
+/**
+ * Whether `fd` is a terminal, without creating process.stdout/stderr for it (their `isTTY`):
+ * node:tty (which loads Node's streams) only for a character device, which a pipe or a file
+ * is not.
+ */
+function isTerminal(fd) {
+  try {
+    return fstatSync(fd).isCharacterDevice() && require("node:tty").isatty(fd);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * `smithers up … | head -1`: a reader that goes away is not a failure of the command, also
+ * when a workflow's own code writes to process.stdout. The guard is set when a stream is
+ * first used: creating it loads Node's streams, which the CLI's own output (print) does not.
+ */
+function ignoreClosedStdio() {
+  for (const name of ["stdout", "stderr"]) {
+    const own = Object.getOwnPropertyDescriptor(process, name);
+    if (!own?.get || !own.configurable) continue;
+    Object.defineProperty(process, name, {
+      configurable: true,
+      enumerable: own.enumerable,
+      get() {
+        Object.defineProperty(process, name, own);
+        const stream = process[name];
+        if (stream.listenerCount("error") === 0) {
+          stream.on("error", (e) => {
+            if (e?.code !== "EPIPE") throw e;
+          });
+        }
+        return stream;
+      },
+    });
   }
 }
 
@@ -124,8 +200,13 @@ module.exports = {
   decisionLines,
   findDbPath,
   forbidSelfApproval,
+  ignoreClosedStdio,
+  isTerminal,
   notResumedLine,
   osUser,
+  print,
+  printErr,
+  printRaw,
   refusedAnswerText,
   runsTable,
   table,

@@ -12,10 +12,11 @@
 // tests/cli-fast.test.js checks that both paths print the same.
 "use strict";
 // CommonJS, like bin/smithers.js: loading it costs a synchronous read, where an ES module goes
-// through the ESM loader. What it prints comes from common.cjs, which main.js prints with too.
-const { writeSync } = require("node:fs");
+// through the ESM loader. What it prints, and how, comes from common.cjs, which main.js prints
+// with too.
 const { parseArgs } = require("node:util");
-const { DECIDE, PS, RUN_STATUSES, decisionLines, findDbPath, forbidSelfApproval, notResumedLine, osUser, refusedAnswerText, runsTable } = require("./common.cjs");
+const { DECIDE, PS, RUN_STATUSES, decisionLines, findDbPath, forbidSelfApproval, notResumedLine, osUser, print, printErr, refusedAnswerText, runsTable } =
+  require("./common.cjs");
 
 /** The options the short path takes: the full CLI's, but --help and --input (theirs to handle). */
 const shortPath = ({ help, input, ...options }) => options;
@@ -67,34 +68,6 @@ function open(dbPath, readOnly) {
     return new (binding().Engine)(dbPath, readOnly ? '{"readOnly":true}' : '{"mustExist":true}');
   } catch {
     return null;
-  }
-}
-
-/**
- * console.log without process.stdout: creating that stream costs 4-6 ms, more than the
- * rest of the command. Writes to fd 1 as the stream does for files and pipes (synchronously);
- * a reader that went away (`smithers ps | head -1`) is not a failure, as in the full CLI.
- */
-function print(text) {
-  const buf = Buffer.from(`${text}\n`);
-  let at = 0;
-  while (at < buf.length) {
-    try {
-      at += writeSync(1, buf, at);
-    } catch (e) {
-      if (e?.code === "EPIPE") return;
-      if (e?.code !== "EAGAIN") throw e;
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1); // a full non-blocking pipe: wait 1 ms
-    }
-  }
-}
-
-/** console.error's counterpart of print (fd 2). */
-function printErr(text) {
-  try {
-    writeSync(2, `${text}\n`);
-  } catch {
-    // stderr closed: nothing to tell
   }
 }
 

@@ -1,13 +1,17 @@
 // The `smithers` CLI. Exit codes (as Smithers): 0 finished, 3 waiting, 2 cancelled,
 // 1 failed, 4 usage or lookup errors (including a decision whose --input can never fit the
 // gate: MISSING_REQUIRED_INPUTS, UNDECLARED_INPUT, PUSH_BACK_UNSUPPORTED).
-import { existsSync } from "node:fs";
 import { resolve } from "node:path";
-import { parseArgs } from "node:util";
 import { SmithersError, printable } from "../errors.js";
 import { LOOKUP_CODES } from "../native.js";
 import { describeThrown, isSmithersError } from "../values.js";
-import {
+
+// Node's fs and util through getBuiltinModule, common.cjs through require: an ES import of a
+// builtin builds its whole namespace (for node:fs that loads fs/promises and Node's streams),
+// and one of a CommonJS file runs the CommonJS export lexer. Start-up: ARCHITECTURE.md.
+const { existsSync } = process.getBuiltinModule("node:fs");
+const { parseArgs } = process.getBuiltinModule("node:util");
+const {
   COMMON,
   DECIDE,
   PS,
@@ -16,12 +20,17 @@ import {
   decisionLines,
   findDbPath,
   forbidSelfApproval,
+  ignoreClosedStdio,
+  isTerminal,
   notResumedLine,
   osUser,
+  print,
+  printErr,
+  printRaw,
   refusedAnswerText,
   runsTable,
   table,
-} from "./common.cjs";
+} = process.getBuiltinModule("node:module").createRequire(import.meta.url)("./common.cjs");
 
 // The core's rule for run ids (engine.rs check_run_id): a run id names a log directory, so
 // not `.` or `..` either.
@@ -233,31 +242,21 @@ function commandHelp(name, c) {
     .join("\n");
 }
 
-/** `smithers up … | head -1`: a reader that goes away is not a failure of the command. */
-function ignoreClosedStdout() {
-  for (const stream of [process.stdout, process.stderr]) {
-    if (stream.listenerCount("error") > 0) continue;
-    stream.on("error", (e) => {
-      if (e?.code !== "EPIPE") throw e;
-    });
-  }
-}
-
 export async function main(argv) {
-  ignoreClosedStdout();
+  ignoreClosedStdio();
   const [name, ...rest] = argv;
   if (!name || name === "--help" || name === "-h" || name === "help") {
-    console.log(mainHelp());
+    print(mainHelp());
     return name ? 0 : 4;
   }
   if (name === "--version" || name === "-v") {
     const { engineVersion } = await import("../native.js");
-    console.log(engineVersion());
+    print(engineVersion());
     return 0;
   }
   const command = COMMANDS[name];
   if (!command) {
-    console.error(`smithers: unknown command ${JSON.stringify(name)}\n\n${mainHelp()}`);
+    printErr(`smithers: unknown command ${JSON.stringify(name)}\n\n${mainHelp()}`);
     return 4;
   }
   let args;
@@ -268,7 +267,7 @@ export async function main(argv) {
     return report(new SmithersError("USAGE", `${e.message}\nUsage: ${command.usage}`), rest.includes("--json"));
   }
   if (args.values.help) {
-    console.log(commandHelp(name, command));
+    print(commandHelp(name, command));
     return 0;
   }
   try {
@@ -325,11 +324,11 @@ function report(e, json) {
   // are shown, not sent to the terminal.
   const message = json ? thrown.message : printable(thrown.message);
   if (json) {
-    console.log(JSON.stringify({ ok: false, error: { code, message, details: field("details") ?? {} } }, null, 2));
+    print(JSON.stringify({ ok: false, error: { code, message, details: field("details") ?? {} } }, null, 2));
   } else {
-    console.error(`smithers: ${code}: ${message}`);
+    printErr(`smithers: ${code}: ${message}`);
     const extra = hint(code, field("details") ?? {});
-    if (extra) console.error(extra);
+    if (extra) printErr(extra);
   }
   const exitCode = field("exitCode");
   return Number.isInteger(exitCode) ? exitCode : exitFor(code);
@@ -458,30 +457,30 @@ async function serve(args) {
     signIn = { user: generated.entry.user, token: generated.token };
   }
   const stamp = () => new Date().toISOString().slice(11, 23);
-  const log = v.quiet ? () => {} : (line) => console.error(`${stamp()} ${line}`);
+  const log = v.quiet ? () => {} : (line) => printErr(`${stamp()} ${line}`);
   const server = await startServer({ dbPath, host, port, config, tokens, log });
   const signInUrl = signIn ? `${server.url}?token=${encodeURIComponent(signIn.token)}` : null;
   if (v.json) {
-    console.log(JSON.stringify({ ok: true, url: server.url, db: dbPath, config: config.path, signInUrl, user: signIn?.user ?? null, token: signIn?.token ?? null }));
+    print(JSON.stringify({ ok: true, url: server.url, db: dbPath, config: config.path, signInUrl, user: signIn?.user ?? null, token: signIn?.token ?? null }));
   } else {
-    console.log(`smithers serve: ${server.url} (db ${dbPath})`);
+    print(`smithers serve: ${server.url} (db ${dbPath})`);
     if (!v.quiet) {
-      console.log(`  inbox: ${server.url}   API: ${server.url}v1/…   OpenAPI: ${server.url}openapi.json`);
+      print(`  inbox: ${server.url}   API: ${server.url}v1/…   OpenAPI: ${server.url}openapi.json`);
       if (signIn) {
-        console.log(`  no tokens configured: sign in as ${signIn.user} (admin) with ${signInUrl}`);
-        console.log(`  or: curl -H 'Authorization: Bearer ${signIn.token}' ${server.url}v1/approvals`);
+        print(`  no tokens configured: sign in as ${signIn.user} (admin) with ${signInUrl}`);
+        print(`  or: curl -H 'Authorization: Bearer ${signIn.token}' ${server.url}v1/approvals`);
       } else {
-        console.log(`  ${config.tokens.length} token(s) from ${config.path ?? "the environment"}`);
+        print(`  ${config.tokens.length} token(s) from ${config.path ?? "the environment"}`);
       }
-      if (config.mailOnWait) console.log(`  mail on wait: ${config.mailOnWait.to.join(", ")} via ${config.mailOnWait.smtp.host}`);
-      if (!/^(127\.|::1$|localhost$)/.test(host)) console.log(`  listening beyond loopback (${host}): put TLS in front of it`);
+      if (config.mailOnWait) print(`  mail on wait: ${config.mailOnWait.to.join(", ")} via ${config.mailOnWait.smtp.host}`);
+      if (!/^(127\.|::1$|localhost$)/.test(host)) print(`  listening beyond loopback (${host}): put TLS in front of it`);
     }
   }
   return new Promise((resolveExit) => {
     let stopping = false;
     const stop = (signal) => {
       if (stopping) {
-        console.error(`smithers serve: ${signal} again, exiting now`);
+        printErr(`smithers serve: ${signal} again, exiting now`);
         process.exit(130);
       }
       stopping = true;
@@ -492,7 +491,7 @@ async function serve(args) {
           resolveExit(0);
         },
         (e) => {
-          console.error(`smithers serve: ${e?.message ?? e}`);
+          printErr(`smithers serve: ${e?.message ?? e}`);
           resolveExit(1);
         },
       );
@@ -517,9 +516,9 @@ async function migrate(args) {
   engine.close();
   const { engineVersion } = await import("../native.js");
   if (args.values.json) {
-    console.log(JSON.stringify({ ok: true, db: dbPath, from: before, engine: engineVersion() }, null, 2));
+    print(JSON.stringify({ ok: true, db: dbPath, from: before, engine: engineVersion() }, null, 2));
   } else {
-    console.log(before === "current" ? `${dbPath}: up to date` : `${dbPath}: upgraded from schema ${before}`);
+    print(before === "current" ? `${dbPath}: up to date` : `${dbPath}: upgraded from schema ${before}`);
   }
   return 0;
 }
@@ -540,11 +539,11 @@ async function resumeCmd(args) {
 
 /** Progress on stderr while a run is driven (not in --json mode). */
 function progress(engine, json) {
-  if (json || !process.stderr.isTTY) return;
+  if (json || !isTerminal(2)) return;
   engine.on("*", (e) => {
     const where = e.nodeId ? ` ${e.nodeId}${e.iteration ? ` [${e.iteration}]` : ""}` : "";
     if (["NodeStarted", "NodeFinished", "NodeFailed", "ApprovalRequested", "NodeSkipped", "NodeRejected", "NodePushedBack", "LoopIteration"].includes(e.type)) {
-      process.stderr.write(`  ${e.type}${where}${e.error ? `: ${e.error.message}` : ""}\n`);
+      printErr(`  ${e.type}${where}${e.error ? `: ${e.error.message}` : ""}`);
     }
   });
 }
@@ -552,10 +551,10 @@ function progress(engine, json) {
 function finish(engine, result, json) {
   const pending = result.status === "waiting-approval" ? engine.pendingApprovals({ runId: result.runId }) : [];
   if (json) {
-    console.log(JSON.stringify({ ok: result.status !== "failed", ...result, pendingApprovals: pending }, null, 2));
+    print(JSON.stringify({ ok: result.status !== "failed", ...result, pendingApprovals: pending }, null, 2));
   } else {
-    console.log(`run ${result.runId}: ${result.status}`);
-    if (result.error) console.log(`  error: ${result.error.code}: ${result.error.message}`);
+    print(`run ${result.runId}: ${result.status}`);
+    if (result.error) print(`  error: ${result.error.code}: ${result.error.message}`);
     const db = dbArg(engine.dbPath);
     printPending(result.runId, pending, db);
     printDecisionCommands(pending, db);
@@ -578,26 +577,26 @@ function inputList(a) {
  */
 function printPending(runId, pending, db = "") {
   for (const a of pending) {
-    if (a.runId !== runId) console.log(`  sub-run ${a.runId} (${a.workflowName}) waits:`);
+    if (a.runId !== runId) print(`  sub-run ${a.runId} (${a.workflowName}) waits:`);
     if (a.mode === "human") {
       // A <HumanTask>: the answer is the output; say what to fill in.
-      console.log(`  waiting for an answer: ${a.nodeId}${a.iteration ? ` (iteration ${a.iteration})` : ""} — ${a.prompt ?? a.title ?? ""}`);
+      print(`  waiting for an answer: ${a.nodeId}${a.iteration ? ` (iteration ${a.iteration})` : ""} — ${a.prompt ?? a.title ?? ""}`);
       const required = new Set(a.schema?.required ?? []);
       const fields = Object.keys(a.schema?.properties ?? {}).map((k) => (required.has(k) ? `${k} (required)` : k));
-      if (fields.length) console.log(`    fields: ${fields.join(", ")}`);
+      if (fields.length) print(`    fields: ${fields.join(", ")}`);
       continue;
     }
     if (!isReview(a)) {
-      console.log(`  waiting for approval: ${a.nodeId}${a.iteration ? ` (iteration ${a.iteration})` : ""} — ${a.title ?? ""}`);
-      if (a.summary && a.summary !== a.title) console.log(`    ${a.summary}`);
-      if (a.input?.length) console.log(`    inputs: ${inputList(a)}; pass them as --input KEY=VALUE`);
+      print(`  waiting for approval: ${a.nodeId}${a.iteration ? ` (iteration ${a.iteration})` : ""} — ${a.title ?? ""}`);
+      if (a.summary && a.summary !== a.title) print(`    ${a.summary}`);
+      if (a.input?.length) print(`    inputs: ${inputList(a)}; pass them as --input KEY=VALUE`);
       continue;
     }
-    console.log(`  waiting for approval: ${a.nodeId} (${a.iteration ? `iteration ${a.iteration}, ` : ""}review, round ${a.round}) — ${a.prompt ?? a.title ?? ""}`);
-    if (a.input?.length) console.log(`    inputs: ${inputList(a)}; pass them as --input KEY=VALUE`);
+    print(`  waiting for approval: ${a.nodeId} (${a.iteration ? `iteration ${a.iteration}, ` : ""}review, round ${a.round}) — ${a.prompt ?? a.title ?? ""}`);
+    if (a.input?.length) print(`    inputs: ${inputList(a)}; pass them as --input KEY=VALUE`);
     const last = a.history?.at(-1);
-    if (last) console.log(`    last round: ${historyLine(last)}`);
-    console.log(`    its output: npx smithers logs ${a.runId} --node ${a.nodeId}${a.iteration ? ` --iteration ${a.iteration}` : ""}${db}`);
+    if (last) print(`    last round: ${historyLine(last)}`);
+    print(`    its output: npx smithers logs ${a.runId} --node ${a.nodeId}${a.iteration ? ` --iteration ${a.iteration}` : ""}${db}`);
   }
 }
 
@@ -616,15 +615,15 @@ function printDecisionCommands(pending, db = "") {
   for (const a of pending) {
     const sel = (pending.length > 1 ? ` --node ${a.nodeId}${a.iteration ? ` --iteration ${a.iteration}` : ""}` : "") + db;
     if (a.mode === "human") {
-      console.log(`  answer:  npx smithers approve ${a.runId} ${a.nodeId}${a.iteration ? ` --iteration ${a.iteration}` : ""}${db} --note '<json>'`);
-      console.log(`  deny:    npx smithers deny ${a.runId}${sel}`);
+      print(`  answer:  npx smithers approve ${a.runId} ${a.nodeId}${a.iteration ? ` --iteration ${a.iteration}` : ""}${db} --note '<json>'`);
+      print(`  deny:    npx smithers deny ${a.runId}${sel}`);
     } else if (isReview(a)) {
-      console.log(`  approve:   npx smithers approve ${a.runId}${sel}`);
-      console.log(`  push-back: npx smithers push-back ${a.runId}${sel}`);
-      console.log(`  reject:    npx smithers reject ${a.runId}${sel}`);
+      print(`  approve:   npx smithers approve ${a.runId}${sel}`);
+      print(`  push-back: npx smithers push-back ${a.runId}${sel}`);
+      print(`  reject:    npx smithers reject ${a.runId}${sel}`);
     } else {
-      console.log(`  approve: npx smithers approve ${a.runId}${sel}`);
-      console.log(`  deny:    npx smithers deny ${a.runId}${sel}`);
+      print(`  approve: npx smithers approve ${a.runId}${sel}`);
+      print(`  deny:    npx smithers deny ${a.runId}${sel}`);
     }
   }
 }
@@ -700,13 +699,13 @@ async function decide(kind, args, command = kind) {
   const pending = runStatus === "waiting-approval" ? engine.pendingApprovals({ runId: id }) : [];
   if (v.json) {
     const failed = resumeError ? { resumeError } : {};
-    console.log(JSON.stringify({ ok: true, ...recorded, runStatus, run, pendingApprovals: pending, ...failed }, null, 2));
+    print(JSON.stringify({ ok: true, ...recorded, runStatus, run, pendingApprovals: pending, ...failed }, null, 2));
   } else {
-    for (const line of decisionLines(id, recorded)) console.log(line);
-    console.log(`run ${id}: ${runStatus}${run?.error ? ` (${run.error.code}: ${run.error.message})` : ""}`);
+    for (const line of decisionLines(id, recorded)) print(line);
+    print(`run ${id}: ${runStatus}${run?.error ? ` (${run.error.code}: ${run.error.message})` : ""}`);
     if (resumeError) {
-      console.error(`smithers: ${resumeError.code}: the decision is recorded, but the run could not be resumed: ${resumeError.message}`);
-      if (runStatus === "running") console.error(resumeHint(id, resumeError.code, engine.dbPath));
+      printErr(`smithers: ${resumeError.code}: the decision is recorded, but the run could not be resumed: ${resumeError.message}`);
+      if (runStatus === "running") printErr(resumeHint(id, resumeError.code, engine.dbPath));
     } else if (run) {
       const db = dbArg(engine.dbPath);
       printPending(id, pending, db);
@@ -714,7 +713,7 @@ async function decide(kind, args, command = kind) {
       // A sub-run that ended woke its caller, which this process then drove on.
       const caller = run.caller;
       if (caller?.runId) {
-        console.log(`caller run ${caller.runId}: ${caller.status}${caller.error ? ` (${caller.error.code}: ${caller.error.message})` : ""}`);
+        print(`caller run ${caller.runId}: ${caller.status}${caller.error ? ` (${caller.error.code}: ${caller.error.message})` : ""}`);
         if (caller.status === "waiting-approval") {
           const waiting = engine.pendingApprovals({ runId: caller.runId });
           printPending(caller.runId, waiting, db);
@@ -722,9 +721,9 @@ async function decide(kind, args, command = kind) {
         }
       }
     } else if (recorded.owner) {
-      console.log(`run ${id} is driven by ${recorded.owner}; it picks the decision up`);
+      print(`run ${id} is driven by ${recorded.owner}; it picks the decision up`);
     } else if (recorded.needsResume) {
-      console.log(notResumedLine(id, engine.dbPath));
+      print(notResumedLine(id, engine.dbPath));
     }
   }
   engine.close();
@@ -742,11 +741,11 @@ async function refusedAnswer(engine, recorded, json, done) {
   if (run?.status) recorded.runStatus = run.status;
   const text = refusedAnswerText(recorded);
   if (json) {
-    console.log(text.json);
+    print(text.json);
   } else {
-    console.error(text.stderr);
-    for (const line of text.stdout) console.log(line);
-    if (recorded.needsResume && !run) console.log(notResumedLine(recorded.runId, engine.dbPath));
+    printErr(text.stderr);
+    for (const line of text.stdout) print(line);
+    if (recorded.needsResume && !run) print(notResumedLine(recorded.runId, engine.dbPath));
   }
   engine.close();
   return 1;
@@ -789,11 +788,11 @@ async function ps(args) {
   const engine = await openEngine(findDb(v), { readOnly: true });
   const runs = engine.listRuns({ status: v.status, limit });
   if (v.json) {
-    console.log(JSON.stringify({ ok: true, runs }, null, 2));
+    print(JSON.stringify({ ok: true, runs }, null, 2));
   } else if (runs.length === 0) {
-    console.log("no runs");
+    print("no runs");
   } else {
-    console.log(runsTable(runs));
+    print(runsTable(runs));
   }
   engine.close();
   return 0;
@@ -805,7 +804,7 @@ async function inspect(args) {
   const info = engine.inspect(id);
   engine.close();
   if (args.values.json) {
-    console.log(JSON.stringify({ ok: true, ...info }, null, 2));
+    print(JSON.stringify({ ok: true, ...info }, null, 2));
     return 0;
   }
   const r = info.run;
@@ -845,14 +844,14 @@ async function inspect(args) {
     }
   }
   if (info.agentAttempts?.length > 0) {
-    console.log("\nagent calls:");
+    print("\nagent calls:");
     for (const a of info.agentAttempts) {
       const answer = (a.responseText ?? "").replace(/\s+/g, " ").trim();
       const shown = answer.length > 100 ? `${answer.slice(0, 100)}…` : answer || "(no answer)";
-      console.log(`  ${a.nodeId} [${a.iteration}] attempt ${a.attempt} ${a.state}${agentNote(a)}: ${shown}`);
-      if (a.agent?.followUp) console.log(`    follow-up asked: ${a.agent.followUp.reason}`);
+      print(`  ${a.nodeId} [${a.iteration}] attempt ${a.attempt} ${a.state}${agentNote(a)}: ${shown}`);
+      if (a.agent?.followUp) print(`    follow-up asked: ${a.agent.followUp.reason}`);
     }
-    console.log(`  (prompts and answers in full: npx smithers logs ${r.runId} --both)`);
+    print(`  (prompts and answers in full: npx smithers logs ${r.runId} --both)`);
   }
   if (info.outputs.length > 0) {
     say("\noutputs:");
@@ -951,7 +950,7 @@ async function why(args) {
   const report = diagnose(engine.inspect(id), dbArg(engine.dbPath));
   engine.close();
   if (args.values.json) {
-    console.log(JSON.stringify({ ok: true, ...report }, null, 2));
+    print(JSON.stringify({ ok: true, ...report }, null, 2));
     return 0;
   }
   say(`run ${report.runId}: ${report.status}`);
@@ -1000,11 +999,11 @@ async function logs(args) {
     engine.close();
   }
   if (v.json) {
-    console.log(JSON.stringify({ ok: true, runId: id, attempts }, null, 2));
+    print(JSON.stringify({ ok: true, runId: id, attempts }, null, 2));
     return 0;
   }
   if (attempts.length === 0) {
-    console.log(v.node ? `no command or agent output for ${v.node} in run ${id} (it ran none yet)` : `no command or agent output in run ${id}`);
+    print(v.node ? `no command or agent output for ${v.node} in run ${id} (it ran none yet)` : `no command or agent output in run ${id}`);
     return 0;
   }
   const text = (t) => (t === "" || t.endsWith("\n") ? t : `${t}\n`);
@@ -1016,13 +1015,13 @@ async function logs(args) {
     const how = !exited ? a.state : plain ? `exit ${a.exitCode}` : `exit ${a.exitCode}, ${a.state}`;
     const head = `== ${a.nodeId}${a.iteration ? ` [iteration ${a.iteration}]` : ""} (attempt ${a.attempt}, ${how}${agentNote(a)})`;
     if (a.prompt != null) {
-      process.stdout.write(`${head} ==\n${agentLog(a, v)}`);
+      printRaw(`${head} ==\n${agentLog(a, v)}`);
     } else if (v.both) {
-      process.stdout.write(`${head} ==\n-- stdout --\n${text(a.stdout)}-- stderr --\n${text(a.stderr)}`);
+      printRaw(`${head} ==\n-- stdout --\n${text(a.stdout)}-- stderr --\n${text(a.stderr)}`);
     } else if (v.stderr) {
-      process.stdout.write(`${head} stderr ==\n${text(a.stderr)}`);
+      printRaw(`${head} stderr ==\n${text(a.stderr)}`);
     } else {
-      process.stdout.write(`${head} ==\n${text(a.stdout)}`);
+      printRaw(`${head} ==\n${text(a.stdout)}`);
     }
   }
   return 0;
@@ -1059,9 +1058,9 @@ async function cancel(args) {
   const engine = await openEngine(findDb(args.values));
   const result = engine.cancel(id);
   engine.close();
-  console.log(args.values.json ? JSON.stringify({ ok: true, ...result }, null, 2) : `run ${id}: ${result.status}`);
+  print(args.values.json ? JSON.stringify({ ok: true, ...result }, null, 2) : `run ${id}: ${result.status}`);
   return 0;
 }
 
 /** A line of text output that may hold what users wrote (notes, task errors, stderr lines). */
-const say = (line = "") => console.log(printable(line));
+const say = (line = "") => print(printable(line));

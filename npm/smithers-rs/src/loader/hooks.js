@@ -11,10 +11,13 @@
 //   on Node's loader thread.
 // The steps are generators that yield each call to the next hook in the chain, so that the
 // same code is driven synchronously or with `await`.
-import { readFileSync, statSync } from "node:fs";
 import { extname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { LANGS, compile } from "./compile.js";
+
+// node:fs through getBuiltinModule: an ES import of it builds its whole namespace, which loads
+// fs/promises and Node's streams (start-up: ARCHITECTURE.md).
+const { readFileSync, statSync } = process.getBuiltinModule("node:fs");
 
 const ALIASES = ["smithers-orchestrator", "smithers-rs"];
 /** This package's folder: bare imports from inside it may be the user's peers (`ai`). */

@@ -1,8 +1,11 @@
-import { existsSync } from "node:fs";
 import module, { createRequire } from "node:module";
 import { extname, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { SmithersError } from "../errors.js";
+
+// node:fs through getBuiltinModule: an ES import of it builds its whole namespace, which loads
+// fs/promises and Node's streams (start-up: ARCHITECTURE.md).
+const { existsSync } = process.getBuiltinModule("node:fs");
 
 let registered = false;
 /** Node has `module.registerHooks` (22.15, 23.5 and later): hooks run in this thread. */
