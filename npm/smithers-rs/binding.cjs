@@ -841,3 +841,4 @@ module.exports.engineBuild = nativeBinding.engineBuild
 module.exports.engineVersion = nativeBinding.engineVersion
 module.exports.reservedEnv = nativeBinding.reservedEnv
 module.exports.runCommand = nativeBinding.runCommand
+module.exports.writeCommandStdin = nativeBinding.writeCommandStdin

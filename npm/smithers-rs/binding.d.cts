@@ -91,3 +91,9 @@ export declare function reservedEnv(): string
  * With `cancelId`, `cancelCommand(cancelId)` stops it.
  */
 export declare function runCommand(specJson: string): Promise<string>
+
+/**
+ * Writes `text` to the stdin of a command started with this `cancelId` and
+ * `keepStdinOpen` (queued, never blocking). False when its stdin is not open.
+ */
+export declare function writeCommandStdin(cancelId: string, text: string): boolean

@@ -2055,6 +2055,7 @@ impl Engine {
             stderr_path,
             stdin: None,
             idle_timeout_ms: None,
+            keep_stdin_open: false,
         })
     }
 

@@ -71,6 +71,14 @@ export const runCommand = async (spec) => JSON.parse(await binding.runCommand(JS
  */
 export const cancelCommand = (cancelId) => binding.cancelCommand(cancelId);
 
+/**
+ * Writes to the stdin of a command started by `runCommand` with this `cancelId` and
+ * `keepStdinOpen: true` (queued; never blocks). False when its stdin is not open.
+ * @param {string} cancelId
+ * @param {string} text
+ */
+export const writeCommandStdin = (cancelId, text) => binding.writeCommandStdin(cancelId, text);
+
 export const engineVersion = () => binding.engineVersion();
 /** Names no approver input or Dagu param may use: `{ exact: string[], prefixes: string[] }`. */
 export const reservedEnv = () => JSON.parse(binding.reservedEnv());
