@@ -20,7 +20,8 @@
 // BENCHMARKS.md is left alone too), --no-peer, --render=bench/results/<file>.json (measure
 // nothing: print the table and write BENCHMARKS.md again from a run's raw figures),
 // --baseline=DIR (section cli: another checkout's CLI runs the .tsx rows in the same rounds,
-// for before/after figures; DIR needs its node_modules and addon).
+// for before/after figures; DIR needs its node_modules and addon), --node=PATH (section cli:
+// the processes run on that Node, e.g. one with module.registerHooks when this one lacks it).
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { join, resolve } from "node:path";
@@ -49,6 +50,7 @@ const ONLY = onlyArg ? new Set(onlyArg.slice("--only=".length).split(",")) : nul
 const NO_PEER = argv.includes("--no-peer");
 const RENDER = argv.find((a) => a.startsWith("--render="))?.slice("--render=".length);
 const BASELINE = argv.find((a) => a.startsWith("--baseline="))?.slice("--baseline=".length);
+const CLI_NODE = argv.find((a) => a.startsWith("--node="))?.slice("--node=".length);
 const want = (section) => (ONLY === null || ONLY.has(section)) && !(section === "peer" && NO_PEER);
 
 const SECTIONS = [
@@ -101,7 +103,7 @@ function budgets(res) {
       const over = stats(row.walls.map((w, i) => w - base.walls[i]));
       out.push({
         what: `${what} within 40 ms of ${floorWhat} (median of the differences within each round; compiled file cached)`,
-        value: `${signed(over.median)} ms over ${over.n} rounds (medians ${fmt(row.wall.median)} vs ${fmt(base.wall.median)} ms)`,
+        value: `${signed(over.median)} ms over ${over.n} rounds${res.cli.node ? ` on Node ${res.cli.node}` : ""} (medians ${fmt(row.wall.median)} vs ${fmt(base.wall.median)} ms)`,
         pass: over.median <= 40,
       });
     }
@@ -365,6 +367,7 @@ function render(res) {
       `On a database of ${count(c.runs)} runs each waiting at one approval (created in-process in ${fmt(c.create.totalMs)} ms, p50 ${fmt(c.create.perRun.p50)} ms per run; ${fmt(c.dbMB)} MB with its WAL). ` +
         `Each command ran as \`node npm/smithers-rs/bin/smithers.js …\`${c.rssAvailable ? " under `/usr/bin/time -f %M`" : ""}, in ${c.rounds} interleaved rounds after one warm-up round; ` +
         `each approve names a different run. After the rounds: ${c.after.waiting} runs waiting, ${c.after.finished} finished. ` +
+        (c.node ? `Every process of this section ran on Node ${c.node}. ` : "") +
         "The .tsx rows run `bench/wf/gate.tsx` (a task, a gate, a task after it; JSON Schema outputs) and `gate-zod.tsx` (the same with zod, as Smithers workflows write it; its floor is Node importing zod): `up` parks a run at its gate, then `approve` of that run, in the same round, loads the file again and resumes it to its end. " +
         "Their compile cache is a folder of the suite's own, filled by the warm-up round; the empty-cache row gives every `up` a new one (a file's first run after an edit)." +
         (c.baseline ? ` Baseline rows: the CLI of \`${c.baseline}\` on the same database, in the same rounds.` : "") +
@@ -609,7 +612,7 @@ async function main() {
     if (!want(name)) continue;
     const t0 = elapsedS();
     const load0 = os.loadavg()[0];
-    res[name] = await section.run({ full: FULL, baseline: BASELINE && resolve(BASELINE) });
+    res[name] = await section.run({ full: FULL, baseline: BASELINE && resolve(BASELINE), node: CLI_NODE && resolve(CLI_NODE) });
     // The 1-minute load average as the section starts and ends: whole-process figures
     // (start-up, the CLI) stretch when other work takes the cores.
     res.load = { ...res.load, [name]: [load0, os.loadavg()[0]] };

@@ -1,6 +1,7 @@
 // 3. The CLI as whole processes (wall time, peak RSS) on a database of runs that each wait at one
 // approval, next to `node -e 0` measured in the same rounds: the operator commands, and
 // `smithers up` / `approve` (with resume) of a small .tsx workflow file.
+import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { SmithersEngine } from "../../npm/smithers-rs/src/index.js";
 import { CLI, HERE, checkRss, count, dbSizeMB, fmt, log, measureProcess, removeDir, runJson, stats, tempDir } from "../lib.js";
@@ -101,13 +102,13 @@ export function commands(db, next, { big = false, cacheDir, baseline } = {}) {
  * Interleaved rounds (drift on a noisy machine hits every command alike); round 0 warms the
  * page cache and is not counted.
  */
-export function rounds(list, total, scratch) {
+export function rounds(list, total, scratch, node = process.execPath) {
   const samples = Object.fromEntries(list.map((c) => [c.key, []]));
   for (let round = 0; round <= total; round++) {
     for (const c of list) {
       if (round > (c.rounds ?? total)) continue;
       const env = typeof c.env === "function" ? c.env() : c.env;
-      const p = measureProcess(process.execPath, c.args(), { env, cwd: scratch });
+      const p = measureProcess(node, c.args(), { env, cwd: scratch });
       if (p.status !== (c.status ?? 0)) throw new Error(`${c.label} exited ${p.status}: ${p.stderr || p.stdout}`);
       if (round > 0) samples[c.key].push(p);
     }
@@ -122,7 +123,12 @@ export function rounds(list, total, scratch) {
   }));
 }
 
-export async function run({ baseline } = {}) {
+/**
+ * `node` (default: the Node running the suite) runs every process of the section, the floor
+ * included: `--node=PATH` measures start-up on another Node, e.g. one with module.registerHooks
+ * (22.15+) when the suite runs on Node 20.
+ */
+export async function run({ baseline, node = process.execPath } = {}) {
   const RUNS = 1000;
   const ROUNDS = 30;
   const dir = tempDir("cli");
@@ -139,13 +145,15 @@ export async function run({ baseline } = {}) {
       if (i >= ids.length) throw new Error("cli: ran out of waiting runs");
       return ids[i++];
     };
-    const rows = rounds(commands(db, next, { cacheDir: join(dir, "cache"), baseline }), ROUNDS, dir);
+    const nodeVersion = execFileSync(node, ["--version"], { encoding: "utf8" }).trim();
+    log(`cli: processes run on Node ${nodeVersion} (${node})`);
+    const rows = rounds(commands(db, next, { cacheDir: join(dir, "cache"), baseline }), ROUNDS, dir, node);
     const check = new SmithersEngine({ dbPath: db });
     const waiting = check.listRuns({ status: "waiting-approval", limit: 10_000 }).length;
     const finished = check.listRuns({ status: "finished", limit: 10_000 }).length;
     check.close();
     for (const r of rows) log(`cli: ${r.label}: wall median ${fmt(r.wall.median)} ms, RSS ${r.rss ? `${fmt(r.rss.median)} MB` : "n/a"}`);
-    return { runs: RUNS, rounds: ROUNDS, create: created, dbMB, rows, after: { waiting, finished }, rssAvailable: checkRss(), baseline: baseline ?? null };
+    return { runs: RUNS, rounds: ROUNDS, create: created, dbMB, rows, after: { waiting, finished }, rssAvailable: checkRss(), baseline: baseline ?? null, node: nodeVersion };
   } finally {
     removeDir(dir);
   }
