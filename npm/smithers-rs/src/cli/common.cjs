@@ -1,7 +1,8 @@
 // What the `smithers` CLI (main.js) and its short path (fast.cjs) share: option tables, how a
-// command finds its database and who decides, and the lines a decision and `ps` print. One
-// copy, so both paths print the same by construction. CommonJS, so that the short path loads
-// it with a synchronous require (main.js imports it).
+// command finds its database and who decides, the lines a decision and `ps` print, and how
+// anything is printed (writeSync to fd 1/2: no process.stdout, whose streams cost more than
+// most commands). One copy, so both paths print the same by construction. CommonJS, so that
+// both load it with a synchronous require.
 "use strict";
 const { existsSync, fstatSync, writeSync } = require("node:fs");
 const { dirname, isAbsolute, join, relative, resolve } = require("node:path");
