@@ -8,7 +8,6 @@ import { runCommand } from "./native.js";
 import { renderWorkflow } from "./render.js";
 import { expandEnvTemplates, expandTemplate, substituteDaguVars } from "./templates.js";
 import { describeThrown, encodeResult, isSmithersError } from "./values.js";
-import { ensureWorktree } from "./worktree.js";
 
 const TERMINAL = new Set(["finished", "failed", "cancelled", "rejected"]);
 /** Dagu's word for each run status, in DAG_RUN_STATUS. */
@@ -295,6 +294,8 @@ function result(runId, status, error) {
 /** Runs a task once its <Worktree> exists; a worktree that cannot be made fails the attempt. */
 async function inWorktree(spec, task, run, where) {
   try {
+    // worktree.js on first use: only a <Worktree> needs it.
+    const { ensureWorktree } = await import("./worktree.js");
     await ensureWorktree(spec, where);
   } catch (e) {
     return {
