@@ -12,13 +12,13 @@
 // with that file loaded: the worker of a drive that ended cleanly (nothing of the workflow
 // left running in it) becomes the spare, else a new one is started when the drive ends. A
 // spare is used while its file has not changed (mtime).
+import { randomBytes } from "node:crypto";
+import { statSync } from "node:fs";
+import { Worker } from "node:worker_threads";
 import { SmithersError } from "./errors.js";
 import { logFileFd, logger } from "./log.js";
 import { describeThrown } from "./values.js";
 
-// node:fs through getBuiltinModule: an ES import of it builds its whole namespace, which loads
-// fs/promises and Node's streams (start-up: ARCHITECTURE.md).
-const { statSync } = process.getBuiltinModule("node:fs");
 const log = logger("smithers_js::isolation");
 
 /** Slots of the Float64Array a worker shares (see driver-worker.js). */
@@ -35,13 +35,8 @@ const SPARE_FILES = 4;
 
 export const ISOLATION_DEFAULTS = { renderTimeoutMs: 30_000, blockedTimeoutMs: 300_000, maxWorkers: 16 };
 
-/**
- * A run id for a run started in a worker (the caller must know it before the worker does).
- * Math.random, seeded by V8 from the OS per process, not node:crypto (which costs a `smithers
- * up` more than the rest of its start): a run id is unique, not secret (`--run-id` names
- * one), and the store refuses a duplicate.
- */
-export const newRunId = () => `run-${Array.from({ length: 12 }, () => Math.floor(Math.random() * 16).toString(16)).join("")}`;
+/** A run id for a run started in a worker (the caller must know it before the worker does). */
+export const newRunId = () => `run-${randomBytes(6).toString("hex")}`;
 
 export class DriverPool {
   /**
@@ -136,8 +131,6 @@ export class DriverPool {
     const shared = new SharedArrayBuffer(8 * 4);
     const watch = new Float64Array(shared);
     watch[HEARTBEAT] = Date.now();
-    // node:worker_threads here: only an isolating engine (smithers serve) starts workers.
-    const { Worker } = process.getBuiltinModule("node:worker_threads");
     const worker = new Worker(WORKER_URL, { workerData: { watch: shared, preload: path, smithersLogFd: logFileFd() } });
     let ready;
     const slot = { worker, watch, path, mtimeMs: path ? mtime(path) : null, ready: new Promise((r) => (ready = r)) };
