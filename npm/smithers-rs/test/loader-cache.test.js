@@ -21,9 +21,9 @@ const entries = (cache) => {
 };
 
 /** `smithers …` in a child process with its own cache location. */
-const smithers = (args, cache) =>
+const smithers = (args, cache, env = {}) =>
   new Promise((done) =>
-    execFile(process.execPath, [BIN, ...args], { env: { ...process.env, SMITHERS_CACHE_DIR: cache } }, (e, stdout, stderr) =>
+    execFile(process.execPath, [BIN, ...args], { env: { ...process.env, ...env, SMITHERS_CACHE_DIR: cache } }, (e, stdout, stderr) =>
       done({ code: e ? e.code : 0, stdout, stderr }),
     ),
   );
@@ -127,6 +127,20 @@ describe("the compiled-module cache, through the CLI", () => {
     assert.equal(entries(cache).length, 2);
     const out = await smithers(["inspect", "e1", "--db", db, "--json"], cache);
     assert.deepEqual(JSON.parse(out.stdout).outputs[0].value, { n: 2 }, "the edited file ran, not the cached one");
+  });
+
+  test("NAPI_RS_NATIVE_LIBRARY_PATH naming this package's addon (as the bench sets it) is not taken as oxc-transform's", async () => {
+    const pkg = fileURLToPath(new URL("..", import.meta.url));
+    const addon = readdirSync(pkg).find((f) => f.endsWith(".node"));
+    assert.ok(addon, "the package holds its built addon (npm install builds it)");
+    const dir = freshDir();
+    const file = join(dir, "wf.tsx");
+    writeFileSync(file, WORKFLOW.replace("VALUE", "4"));
+    // An empty cache: oxc-transform is loaded to compile the file.
+    const r = await smithers(["up", file, "--db", join(dir, "smithers.db"), "--run-id", "n1"], join(dir, "cache"), { NAPI_RS_NATIVE_LIBRARY_PATH: join(pkg, addon) });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^run n1: finished$/m);
+    assert.equal(entries(join(dir, "cache")).length, 1);
   });
 
   test("a cache location that cannot be written (a file, a read-only folder) only means compiling each time", async () => {

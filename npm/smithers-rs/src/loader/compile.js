@@ -84,8 +84,28 @@ export function compile(path, source, lang) {
   return cached(cacheKey(compilerId("oxc-transform"), options, path, source), () => compileScript(path, source, options));
 }
 
+/**
+ * oxc-transform, required on first compile. Its napi-rs loader, like this package's
+ * binding.cjs, loads the addon named by $NAPI_RS_NATIVE_LIBRARY_PATH instead of its own when
+ * that is set, and here it names smithers-rs's addon (`npm run bench --addon`,
+ * scripts/check-platforms.js), which has no transformSync: the variable is hidden from it
+ * while it loads.
+ */
+let oxc;
+function oxcTransform() {
+  if (oxc) return oxc;
+  const override = process.env.NAPI_RS_NATIVE_LIBRARY_PATH;
+  delete process.env.NAPI_RS_NATIVE_LIBRARY_PATH;
+  try {
+    oxc = require("oxc-transform");
+  } finally {
+    if (override !== undefined) process.env.NAPI_RS_NATIVE_LIBRARY_PATH = override;
+  }
+  return oxc;
+}
+
 function compileScript(path, source, options) {
-  const { transformSync } = require("oxc-transform");
+  const { transformSync } = oxcTransform();
   const { code, map, errors } = transformSync(path, source, options);
   const error = errors.find((e) => e.severity === "Error");
   if (error) {
