@@ -291,8 +291,6 @@ export function buildMessage(message, now = new Date()) {
   return { envelopeFrom: sender[0].address, recipients: envelope, messageId, data: `${head.join("\r\n")}\r\n\r\n${body}` };
 }
 
-/** SMTP transparency (RFC 5321 4.5.2): a line starting with "." gets another one. */
-export const dotStuff = (data) => data.replace(/(^|\r\n)\./g, "$1..");
 
 // ===================================================================== sending (nodemailer)
 
