@@ -16,6 +16,7 @@ export const LOOKUP_CODES = new Set([
   "DB_NOT_FOUND",
   "WORKFLOW_NOT_FOUND",
   "INVALID_RUN_ID",
+  "DELIVERY_NOT_FOUND",
 ]);
 
 /** `found` and `supported` of a SCHEMA_TOO_NEW / SCHEMA_OUTDATED message ("schema v3; … reads v4"). */
