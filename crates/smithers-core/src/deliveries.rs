@@ -289,6 +289,19 @@ impl Engine {
         if targets.is_empty() {
             return Ok(Vec::new());
         }
+        // Looked at first without the write lock: most polls find nothing due.
+        let due: bool = self
+            .conn
+            .prepare_cached(
+                "SELECT 1 FROM _smithers_deliveries WHERE status IN ('pending', 'sending') \
+                 AND next_attempt_at_ms <= ?1 AND (status = 'pending' OR claim_expires_at_ms <= ?1) LIMIT 1",
+            )?
+            .query_row([now_ms], |_| Ok(true))
+            .optional()?
+            .is_some();
+        if !due {
+            return Ok(Vec::new());
+        }
         let targets_json = serde_json::to_string(targets)?;
         let tx = begin(&self.conn, self.batching)?;
         let claimed = tx

@@ -152,6 +152,7 @@ export class WebhookDispatcher {
     this.timer = null;
     this.ticking = false;
     this.cursor = null;
+    this.cursorSavedAt = 0;
     this.closed = false;
   }
 
@@ -191,7 +192,12 @@ export class WebhookDispatcher {
       const last = events[events.length - 1].feedId;
       const rows = [];
       for (const event of events) rows.push(...this.deliveriesFor(event));
-      this.native.call("enqueueDeliveries", JSON.stringify(rows), last, this.now());
+      // The stored cursor only saves a restarted serve from reading events again: written
+      // with deliveries, else now and then, not for every batch of other events.
+      if (rows.length || this.now() - this.cursorSavedAt > 5000) {
+        this.native.call("enqueueDeliveries", JSON.stringify(rows), last, this.now());
+        this.cursorSavedAt = this.now();
+      }
       this.cursor = last;
       if (events.length < 500) return;
     }
