@@ -532,6 +532,8 @@ async function serve(args) {
         console.log(`  ${config.tokens.length} token(s) from ${config.path ?? "the environment"}`);
       }
       if (config.mailOnWait) console.log(`  mail on wait: ${config.mailOnWait.to.join(", ")} via ${config.mailOnWait.smtp.host}`);
+      for (const w of config.webhooks) console.log(`  webhook ${w.name}: ${w.events.join(", ")} to ${new URL(w.url).origin} (${w.format}${w.links ? `, links as ${w.links.approver}` : ""})`);
+      if (config.links && !config.publicUrl) console.log(`  decision links point to ${server.url} (set publicUrl for the address people reach)`);
       if (!/^(127\.|::1$|localhost$)/.test(host)) console.log(`  listening beyond loopback (${host}): put TLS in front of it`);
     }
   }

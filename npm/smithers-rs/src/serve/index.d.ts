@@ -96,4 +96,6 @@ export function startServer(options: {
   tokens?: ServeToken[];
   log?: (line: string) => void;
   pollMs?: number;
+  /** How often webhook deliveries that are due are looked for (default 250 ms; new events are looked at when they commit). */
+  webhookPollMs?: number;
 }): Promise<RunningServer>;
