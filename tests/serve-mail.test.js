@@ -5,23 +5,11 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { expectExit, sandbox } from "./helpers/cli.js";
 import { waitFor } from "./helpers/durability.js";
-import { client, startServe } from "./helpers/serve.js";
+import { RELEASE_GATES_TSX, client, releaseBox, startServe } from "./helpers/serve.js";
 import { decodeQP, smtpServer } from "./helpers/smtp.js";
 
 const TOKEN = "mail-test-token-0123456789";
 
-const GATES_TSX = `/** @jsxImportSource smithers-orchestrator */
-import { Approval, Parallel, approvalDecisionSchema, createSmithers } from "smithers-orchestrator";
-const { Workflow, smithers, outputs } = createSmithers({ gate: approvalDecisionSchema });
-export default smithers(() => (
-  <Workflow name="release">
-    <Parallel>
-      <Approval id="security-review" output={outputs.gate} request={{ title: "Security sign-off for 2.0", summary: "CVE scan clean" }} />
-      <Approval id="qa-review" output={outputs.gate} request={{ title: "QA sign-off for 2.0" }} />
-    </Parallel>
-  </Workflow>
-));
-`;
 
 test("a run that starts waiting is mailed once, naming its gates and linking to the inbox", async (t) => {
   const box = sandbox("smithers-serve-mail-");
@@ -43,7 +31,7 @@ test("a run that starts waiting is mailed once, naming its gates and linking to 
       },
     }),
   );
-  const file = box.write("release.tsx", GATES_TSX);
+  const file = box.write("release.tsx", RELEASE_GATES_TSX);
   const server = await startServe({ db: box.db, config });
   t.after(() => server.stop("SIGKILL"));
   const api = client(server.url, TOKEN);
@@ -92,7 +80,7 @@ test("a mail server that is down: the run is unaffected and WaitMailFailed says 
       mailOnWait: { smtp: { host: "127.0.0.1", port: deadPort, timeoutMs: 3000 }, from: "s@example.com", to: "ops@example.com" },
     }),
   );
-  const file = box.write("release.tsx", GATES_TSX);
+  const file = box.write("release.tsx", RELEASE_GATES_TSX);
   const server = await startServe({ db: box.db, config });
   t.after(() => server.stop("SIGKILL"));
   const api = client(server.url, TOKEN);
@@ -107,15 +95,11 @@ test("a mail server that is down: the run is unaffected and WaitMailFailed says 
 });
 
 test("a recipient mapped to an approver gets a message of their own with links that decide as them", async (t) => {
-  const box = sandbox("smithers-serve-mail-");
   const smtp = await smtpServer();
-  t.after(async () => {
-    await smtp.close();
-    box.cleanup();
-  });
-  const config = box.write(
-    "serve.json",
-    JSON.stringify({
+  t.after(() => smtp.close());
+  const { box, config, file } = releaseBox(
+    t,
+    {
       tokens: [{ user: "alice", token: TOKEN, scopes: ["approve"] }],
       links: { secret: "mail-link-secret-0123456789abcdefgh", ttlMs: 3_600_000 },
       mailOnWait: {
@@ -124,9 +108,9 @@ test("a recipient mapped to an approver gets a message of their own with links t
         to: ["alice@example.com", "ops@example.com"],
         links: { approvers: { "alice@example.com": "alice" } },
       },
-    }),
+    },
+    "smithers-serve-mail-",
   );
-  const file = box.write("release.tsx", GATES_TSX);
   const server = await startServe({ db: box.db, config });
   t.after(() => server.stop("SIGKILL"));
   const api = client(server.url, TOKEN);

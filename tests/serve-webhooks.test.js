@@ -7,25 +7,12 @@ import { createServer } from "node:http";
 import { test } from "node:test";
 import { signLink } from "../npm/smithers-rs/src/serve/links.js";
 import { newWebhookSecret, verifyWebhook } from "../npm/smithers-rs/src/serve/webhooks.js";
-import { expectExit, sandbox, smithers } from "./helpers/cli.js";
+import { expectExit, smithers } from "./helpers/cli.js";
 import { waitFor } from "./helpers/durability.js";
-import { client, startServe } from "./helpers/serve.js";
+import { client, releaseBox, startServe } from "./helpers/serve.js";
 
 const TOKEN = "webhook-test-token-0123456789";
 const LINK_SECRET = "link-secret-for-tests-0123456789abcdef";
-
-const GATES_TSX = `/** @jsxImportSource smithers-orchestrator */
-import { Approval, Parallel, approvalDecisionSchema, createSmithers } from "smithers-orchestrator";
-const { Workflow, smithers, outputs } = createSmithers({ gate: approvalDecisionSchema });
-export default smithers(() => (
-  <Workflow name="release">
-    <Parallel>
-      <Approval id="security-review" output={outputs.gate} request={{ title: "Security sign-off", summary: "CVE scan clean" }} />
-      <Approval id="qa-review" output={outputs.gate} request={{ title: "QA sign-off" }} />
-    </Parallel>
-  </Workflow>
-));
-`;
 
 /**
  * A webhook receiver on 127.0.0.1. `respond(delivery)` gives each request's status (200 by
@@ -72,23 +59,15 @@ const deliveriesOf = async (db, extra = []) => {
 };
 
 test("gate events reach a receiver signed; failed attempts are retried with backoff, across a kill -9 of serve", async (t) => {
-  const box = sandbox("smithers-webhooks-");
   const secret = newWebhookSecret();
   // Each delivery fails twice (503), then is taken.
   const hook = await receiver(secret, (_d, nth) => (nth <= 2 ? 503 : 204));
-  t.after(async () => {
-    await hook.close();
-    box.cleanup();
-  });
-  const config = box.write(
-    "serve.json",
-    JSON.stringify({
-      tokens: [{ user: "alice", token: TOKEN, scopes: ["approve"] }],
-      publicUrl: "https://approvals.example.com",
-      webhooks: [{ name: "ops", url: hook.url, secret, timeoutMs: 2000, retry: { maxAttempts: 5, initialDelayMs: 300, maxDelayMs: 2000 } }],
-    }),
-  );
-  const file = box.write("release.tsx", GATES_TSX);
+  t.after(() => hook.close());
+  const { box, config, file } = releaseBox(t, {
+    tokens: [{ user: "alice", token: TOKEN, scopes: ["approve"] }],
+    publicUrl: "https://approvals.example.com",
+    webhooks: [{ name: "ops", url: hook.url, secret, timeoutMs: 2000, retry: { maxAttempts: 5, initialDelayMs: 300, maxDelayMs: 2000 } }],
+  }, "smithers-webhooks-");
   let server = await startServe({ db: box.db, config });
   t.after(() => server.stop("SIGKILL"));
 
@@ -126,7 +105,7 @@ test("gate events reach a receiver signed; failed attempts are retried with back
   assert.equal(waiting.type, "gate.waiting");
   assert.equal(waiting.data.run.runId, runId);
   assert.equal(waiting.data.run.workflowName, "release");
-  assert.equal(waiting.data.gate.title, "Security sign-off");
+  assert.equal(waiting.data.gate.title, "Security sign-off for 2.0");
   assert.equal(waiting.data.gate.summary, "CVE scan clean");
   assert.equal(waiting.data.url, `https://approvals.example.com/runs/${runId}`);
   assert.equal(waiting.data.links, undefined, "no links unless configured");
@@ -154,22 +133,14 @@ test("gate events reach a receiver signed; failed attempts are retried with back
 });
 
 test("a receiver that never takes them: failed after maxAttempts; `deliveries retry` makes one due again", async (t) => {
-  const box = sandbox("smithers-webhooks-");
   const secret = newWebhookSecret();
   let down = true;
   const hook = await receiver(secret, () => (down ? 500 : 200));
-  t.after(async () => {
-    await hook.close();
-    box.cleanup();
-  });
-  const config = box.write(
-    "serve.json",
-    JSON.stringify({
-      tokens: [{ user: "alice", token: TOKEN, scopes: ["admin"] }],
-      webhooks: [{ name: "ops", url: hook.url, secret, events: ["gate.waiting"], retry: { maxAttempts: 2, initialDelayMs: 100, maxDelayMs: 100 } }],
-    }),
-  );
-  const file = box.write("release.tsx", GATES_TSX);
+  t.after(() => hook.close());
+  const { box, config, file } = releaseBox(t, {
+    tokens: [{ user: "alice", token: TOKEN, scopes: ["admin"] }],
+    webhooks: [{ name: "ops", url: hook.url, secret, events: ["gate.waiting"], retry: { maxAttempts: 2, initialDelayMs: 100, maxDelayMs: 100 } }],
+  }, "smithers-webhooks-");
   const server = await startServe({ db: box.db, config });
   t.after(() => server.stop("SIGKILL"));
   await expectExit(assert, 3, ["up", file, "--json"], { db: box.db });
@@ -197,18 +168,10 @@ test("a receiver that never takes them: failed after maxAttempts; `deliveries re
 });
 
 test("two serve processes on one database send each delivery once", async (t) => {
-  const box = sandbox("smithers-webhooks-");
   const secret = newWebhookSecret();
   const hook = await receiver(secret);
-  t.after(async () => {
-    await hook.close();
-    box.cleanup();
-  });
-  const config = box.write(
-    "serve.json",
-    JSON.stringify({ tokens: [{ user: "alice", token: TOKEN, scopes: ["approve"] }], webhooks: [{ name: "ops", url: hook.url, secret }] }),
-  );
-  const file = box.write("release.tsx", GATES_TSX);
+  t.after(() => hook.close());
+  const { box, config, file } = releaseBox(t, { tokens: [{ user: "alice", token: TOKEN, scopes: ["approve"] }], webhooks: [{ name: "ops", url: hook.url, secret }] }, "smithers-webhooks-");
   const [a, b] = await Promise.all([startServe({ db: box.db, config }), startServe({ db: box.db, config })]);
   t.after(() => Promise.all([a.stop("SIGKILL"), b.stop("SIGKILL")]));
   const up = await expectExit(assert, 3, ["up", file, "--json"], { db: box.db });
@@ -226,24 +189,16 @@ test("two serve processes on one database send each delivery once", async (t) =>
 });
 
 test("a Slack payload's approve link: GET asks, POST decides once; a second use, an expired or altered link are refused", async (t) => {
-  const box = sandbox("smithers-webhooks-");
   const slack = await receiver(null);
-  t.after(async () => {
-    await slack.close();
-    box.cleanup();
-  });
-  const config = box.write(
-    "serve.json",
-    JSON.stringify({
-      tokens: [
-        { user: "alice", token: TOKEN, scopes: ["approve"] },
-        { user: "bob", token: "bob-token-0123456789abcdef", scopes: ["approve"] },
-      ],
-      links: { secret: LINK_SECRET },
-      webhooks: [{ name: "chat", url: slack.url, format: "slack", events: ["gate.waiting"], links: { approver: "alice" } }],
-    }),
-  );
-  const file = box.write("release.tsx", GATES_TSX);
+  t.after(() => slack.close());
+  const { box, config, file } = releaseBox(t, {
+    tokens: [
+      { user: "alice", token: TOKEN, scopes: ["approve"] },
+      { user: "bob", token: "bob-token-0123456789abcdef", scopes: ["approve"] },
+    ],
+    links: { secret: LINK_SECRET },
+    webhooks: [{ name: "chat", url: slack.url, format: "slack", events: ["gate.waiting"], links: { approver: "alice" } }],
+  }, "smithers-webhooks-");
   const server = await startServe({ db: box.db, config });
   t.after(() => server.stop("SIGKILL"));
   const api = client(server.url, TOKEN);
@@ -254,7 +209,7 @@ test("a Slack payload's approve link: GET asks, POST decides once; a second use,
     { timeoutMs: 15_000, what: "the Slack message" },
   );
   // Slack's shape: text, a section, and link buttons.
-  assert.match(message.body.text, /Security sign-off is waiting for approval in run/);
+  assert.match(message.body.text, /Security sign-off for 2\.0 is waiting for approval in run/);
   const actions = message.body.blocks.find((b) => b.type === "actions").elements;
   assert.deepEqual(actions.map((e) => e.action_id), ["approve", "deny", "open"]);
   const approve = actions[0].url;
@@ -265,7 +220,7 @@ test("a Slack payload's approve link: GET asks, POST decides once; a second use,
   const page = await fetch(approve);
   assert.equal(page.status, 200);
   const html = await page.text();
-  assert.match(html, /Approve Security sign-off\?/);
+  assert.match(html, /Approve Security sign-off for 2\.0\?/);
   assert.match(html, /<form method="post"/);
   assert.match(page.headers.get("content-security-policy"), /default-src 'none'/);
   assert.equal((await api(`/v1/approvals?runId=${runId}`)).body.approvals.length, 2);

@@ -73,7 +73,9 @@ function waitingGate(c, claims) {
   const gate = c.engine
     .pendingApprovals({ runId: claims.runId, limit: 500 })
     .find((a) => a.runId === claims.runId && a.nodeId === claims.nodeId && a.iteration === claims.iteration);
-  if (!gate || (gate.round ?? 1) !== claims.round) {
+  // A link is for what the approver was shown: another round of a review, or (once gates
+  // carry one) another digest of what is shown, is another question.
+  if (!gate || (gate.round ?? 1) !== claims.round || (claims.digest && gate.digest !== claims.digest)) {
     throw new SmithersError("LINK_EXPIRED", `${claims.nodeId} in run ${claims.runId} no longer waits for the decision this link was made for`, {
       runId: claims.runId,
       nodeId: claims.nodeId,

@@ -78,12 +78,13 @@ export function verifyLink(secret, token, nowMs = Date.now()) {
  * Approve and deny links for one gate as one approver: `{approve, deny, approver, expiresAt}`.
  * @param {{ secret: string, ttlMs: number }} links the serve's `links` configuration
  * @param {string} baseUrl where this serve is reached (publicUrl), ending in "/"
- * @param {{ runId: string, nodeId: string, iteration: number, round?: number, digest?: string | null }} gate
+ * @param {{ runId: string, nodeId: string, iteration: number, round?: number, digest?: string | null,
+ *   deadlineAtMs?: number | null }} gate a gate with a deadline ends its links then, if sooner
  * @param {string} approver
  */
 export function decisionLinks(links, baseUrl, gate, approver, nowMs = Date.now()) {
-  const expiresAtMs = nowMs + links.ttlMs;
-  const url = (action) =>
-    `${baseUrl}v1/links/${signLink(links.secret, { ...gate, round: gate.round ?? 1, action, approver, expiresAtMs })}`;
+  const expiresAtMs = Math.min(nowMs + links.ttlMs, gate.deadlineAtMs ?? Number.POSITIVE_INFINITY);
+  const { runId, nodeId, iteration, round = 1, digest = null } = gate;
+  const url = (action) => `${baseUrl}v1/links/${signLink(links.secret, { runId, nodeId, iteration, round, digest, action, approver, expiresAtMs })}`;
   return { approve: url("approve"), deny: url("deny"), approver, expiresAt: new Date(expiresAtMs).toISOString() };
 }

@@ -49,7 +49,7 @@ export class WaitMailer {
     const nodes = gates.map((g) => g.nodeId);
     for (const { to, approver } of this.recipients()) {
       const withLinks = approver
-        ? gates.map((g) => ({ ...g, links: decisionLinks(this.links, this.links.baseUrl(), { runId: g.runId, nodeId: g.nodeId, iteration: g.iteration, round: g.round, digest: g.digest }, approver) }))
+        ? gates.map((g) => ({ ...g, links: decisionLinks(this.links, this.links.baseUrl(), g, approver) }))
         : gates;
       const message = waitMail({
         run,

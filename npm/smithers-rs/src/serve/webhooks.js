@@ -247,7 +247,7 @@ export class WebhookDispatcher {
     return wanted.map((target) => {
       let body = message;
       if (type === "gate.waiting" && target.links && this.links) {
-        const gate = { runId: event.runId, nodeId: event.nodeId, iteration: event.iteration ?? 0, round: event.round ?? 1, digest: event.digest ?? null };
+        const gate = { runId: event.runId, nodeId: event.nodeId, iteration: event.iteration ?? 0, round: event.round ?? 1, digest: event.digest ?? null, deadlineAtMs: event.deadlineAtMs ?? null };
         body = { ...message, data: { ...message.data, links: decisionLinks(this.links, base, gate, target.links.approver, this.now()) } };
       }
       return {
