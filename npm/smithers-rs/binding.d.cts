@@ -47,6 +47,8 @@ export declare class Engine {
   pendingApprovals(filterJson: string): string
   events(runId: string, afterSeq: number, limit: number): string
   feed(afterId: number, limit: number): string
+  /** Runs by workflow and status, pending approvals by workflow (for `/metrics`). */
+  storeMetrics(): string
   feedHead(): string
   /** `afterJson`: `{updatedAtMs, runId}` of the last run of the previous page. */
   orphanedRuns(limit: number, includeDead: boolean, afterJson?: string | undefined | null): string

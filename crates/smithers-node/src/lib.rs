@@ -12,6 +12,8 @@ use napi_derive::napi;
 use serde_json::json;
 use smithers_core as core;
 
+mod logging;
+
 fn ok<T: serde::Serialize>(value: T) -> String {
     match serde_json::to_string(&value) {
         Ok(v) => format!("{{\"ok\":true,\"value\":{v}}}"),
@@ -69,6 +71,7 @@ impl Engine {
     /// leaseMs}` (a missing file is DB_NOT_FOUND; read only never migrates or writes).
     #[napi(constructor)]
     pub fn new(db_path: String, options_json: Option<String>) -> Result<Self> {
+        logging::init();
         let failed =
             |e: core::Error| Error::new(Status::GenericFailure, format!("{}: {}", e.code(), e));
         let options: EngineOptions = match options_json.as_deref() {
@@ -242,6 +245,12 @@ impl Engine {
         self.with(|e| e.feed(after_id, limit))
     }
 
+    /// Runs by workflow and status, pending approvals by workflow (for `/metrics`).
+    #[napi]
+    pub fn store_metrics(&mut self) -> String {
+        self.with(|e| e.store_metrics())
+    }
+
     #[napi]
     pub fn feed_head(&mut self) -> String {
         self.with(|e| e.feed_head())
@@ -407,6 +416,7 @@ static CANCELLERS: std::sync::LazyLock<
 /// With `cancelId`, `cancelCommand(cancelId)` stops it.
 #[napi(ts_return_type = "Promise<string>")]
 pub fn run_command<'env>(env: &'env Env, spec_json: String) -> Result<Object<'env>> {
+    logging::init();
     let request: CommandRequest = serde_json::from_str(&spec_json)
         .map_err(|e| Error::new(Status::InvalidArg, format!("INVALID_JSON: {e}")))?;
     let canceller = request.cancel_id.clone().map(|id| {
@@ -457,6 +467,15 @@ pub fn cancel_command(cancel_id: String) -> bool {
     canceller.map(|c| c.cancel()).is_some()
 }
 
+/// How the addon was compiled, as a marker that `scripts/publish-guard.js` also finds in the
+/// binary itself (for platforms whose addon cannot be loaded here). Only this build's marker is
+/// compiled in: the constant is evaluated at compile time.
+const BUILD_PROFILE: &str = if cfg!(debug_assertions) {
+    "smithers-build-profile=debug"
+} else {
+    "smithers-build-profile=release"
+};
+
 /// Writes `text` to the stdin of a command started with this `cancelId` and
 /// `keepStdinOpen` (queued, never blocking). False when its stdin is not open.
 #[napi]
@@ -471,12 +490,9 @@ pub fn write_command_stdin(cancel_id: String, text: String) -> bool {
 /// How the addon was compiled: "debug" or "release".
 #[napi]
 pub fn engine_build() -> String {
-    if cfg!(debug_assertions) {
-        "debug"
-    } else {
-        "release"
-    }
-    .to_string()
+    BUILD_PROFILE
+        .trim_start_matches("smithers-build-profile=")
+        .to_string()
 }
 
 /// The version of the native engine.

@@ -3,21 +3,16 @@ import { createRequire } from "node:module";
 import { SmithersError } from "./errors.js";
 
 const require = createRequire(import.meta.url);
+const { loadBinding } = require("./binding-load.cjs");
 /** @type {typeof import("../binding.cjs")} */
-const binding = require("../binding.cjs");
+let binding;
+try {
+  binding = loadBinding();
+} catch (e) {
+  throw new SmithersError(e.code, e.message, e.details);
+}
 
-/** Codes that mean "what you named does not exist or is ambiguous" (CLI exit 4). */
-export const LOOKUP_CODES = new Set([
-  "RUN_NOT_FOUND",
-  "NODE_NOT_FOUND",
-  "NO_PENDING_APPROVALS",
-  "AMBIGUOUS_APPROVAL",
-  "USAGE",
-  "DB_NOT_FOUND",
-  "WORKFLOW_NOT_FOUND",
-  "INVALID_RUN_ID",
-  "DELIVERY_NOT_FOUND",
-]);
+export { LOOKUP_CODES } from "./errors.js";
 
 /** `found` and `supported` of a SCHEMA_TOO_NEW / SCHEMA_OUTDATED message ("schema v3; … reads v4"). */
 function schemaVersions(message) {

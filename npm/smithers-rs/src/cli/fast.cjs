@@ -71,7 +71,7 @@ function binding() {
       return require("../../smithers.linux-x64-gnu.node");
     } catch {}
   }
-  return require("../../binding.cjs");
+  return require("../binding-load.cjs").loadBinding();
 }
 
 /**
