@@ -317,11 +317,24 @@ impl Engine {
                  RETURNING {DELIVERY_COLS}"
             ))?
             .query_map(
-                params![claimer, now_ms, lease_ms.max(1), targets_json, limit.clamp(1, 1000)],
+                params![
+                    claimer,
+                    now_ms,
+                    lease_ms.max(1),
+                    targets_json,
+                    limit.clamp(1, 1000)
+                ],
                 |r| delivery_row(r, true),
             )?
             .collect::<Result<Vec<_>, _>>()?;
         tx.commit()?;
+        if !claimed.is_empty() {
+            tracing::debug!(
+                claimer,
+                deliveries = ?claimed.iter().map(|d| d.delivery_id.as_str()).collect::<Vec<_>>(),
+                "deliveries claimed"
+            );
+        }
         Ok(claimed)
     }
 
@@ -360,6 +373,15 @@ impl Engine {
             ],
         )?;
         tx.commit()?;
+        tracing::info!(
+            delivery_id,
+            status,
+            status_code = ?outcome.status_code,
+            error = error.as_deref().unwrap_or(""),
+            next_attempt_at_ms = ?next,
+            claim_held = changed == 1,
+            "delivery attempt recorded"
+        );
         Ok(changed == 1)
     }
 
@@ -454,6 +476,15 @@ impl Engine {
                 now_ms
             ],
         )?;
+        tracing::info!(
+            link_id = link.link_id.as_str(),
+            run_id = link.run_id.as_str(),
+            node_id = link.node_id.as_str(),
+            action = link.action.as_str(),
+            approver = link.approver.as_str(),
+            first_use = added == 1,
+            "decision link used"
+        );
         if added == 0 {
             let (used_at_ms, outcome): (i64, Option<String>) = tx.query_row(
                 "SELECT used_at_ms, outcome_json FROM _smithers_link_uses WHERE link_id = ?1",
@@ -562,8 +593,14 @@ mod tests {
             error: Some("HTTP 500".into()),
             next_attempt_at_ms: Some(13_000),
         };
-        assert!(!a.settle_delivery("msg_1_ops", "a", &failed, 12_000).unwrap());
-        assert!(b.settle_delivery("msg_1_ops", "b", &failed, 12_000).unwrap());
+        assert!(
+            !a.settle_delivery("msg_1_ops", "a", &failed, 12_000)
+                .unwrap()
+        );
+        assert!(
+            b.settle_delivery("msg_1_ops", "b", &failed, 12_000)
+                .unwrap()
+        );
         assert!(
             a.claim_deliveries("a", &ops, 12_500, 10_000, 10)
                 .unwrap()
@@ -667,9 +704,7 @@ mod tests {
         let mut bad_id = delivery("msg 1", "ops");
         bad_id.delivery_id = "msg 1".into();
         assert_eq!(
-            e.enqueue_deliveries(&[bad_id], None, 0)
-                .unwrap_err()
-                .code(),
+            e.enqueue_deliveries(&[bad_id], None, 0).unwrap_err().code(),
             "INVALID_DELIVERY"
         );
     }
