@@ -60,45 +60,56 @@ const deliveriesOf = async (db, extra = []) => {
 
 test("gate events reach a receiver signed; failed attempts are retried with backoff, across a kill -9 of serve", async (t) => {
   const secret = newWebhookSecret();
-  // Each delivery fails twice (503), then is taken.
-  const hook = await receiver(secret, (_d, nth) => (nth <= 2 ? 503 : 204));
+  // The receiver refuses (503) until the test lets it take deliveries: what happens between is
+  // decided by the rows, not by how fast this machine is.
+  let accepting = false;
+  const hook = await receiver(secret, () => (accepting ? 204 : 503));
   t.after(() => hook.close());
   const { box, config, file } = releaseBox(t, {
     tokens: [{ user: "alice", token: TOKEN, scopes: ["approve"] }],
     publicUrl: "https://approvals.example.com",
-    webhooks: [{ name: "ops", url: hook.url, secret, timeoutMs: 2000, retry: { maxAttempts: 5, initialDelayMs: 300, maxDelayMs: 2000 } }],
+    webhooks: [{ name: "ops", url: hook.url, secret, timeoutMs: 2000, retry: { maxAttempts: 50, initialDelayMs: 300, maxDelayMs: 1000 } }],
   }, "smithers-webhooks-");
   let server = await startServe({ db: box.db, config });
   t.after(() => server.stop("SIGKILL"));
 
   const up = await expectExit(assert, 3, ["up", file, "--json"], { db: box.db });
   const runId = up.json.runId;
-  // The first attempt of each of the two gate.waiting deliveries fails; serve records that.
+  // The attempts of each of the two gate.waiting deliveries fail; serve records that.
   const firstFailures = await waitFor(async () => {
     const rows = await deliveriesOf(box.db);
-    return rows.length === 2 && rows.every((d) => d.attempts === 1 && d.status === "pending") ? rows : null;
-  }, { timeoutMs: 15_000, what: "two failed first attempts" });
+    return rows.length === 2 && rows.every((d) => d.attempts >= 1 && d.status === "pending" && d.lastStatusCode === 503) ? rows : null;
+  }, { timeoutMs: 15_000, what: "two failed attempts" });
   assert.ok(firstFailures.every((d) => d.lastStatusCode === 503 && d.eventType === "gate.waiting" && d.runId === runId && d.target === "ops"));
   assert.ok(firstFailures.every((d) => d.nextAttemptAtMs > d.updatedAtMs), "the next attempt is later");
 
   // serve dies between attempts; the rows are all that is left of the retries.
   await server.stop("SIGKILL");
   const before = hook.received.length;
+  accepting = true;
   server = await startServe({ db: box.db, config });
   const delivered = await waitFor(async () => {
     const rows = await deliveriesOf(box.db, ["--status", "delivered"]);
     return rows.length === 2 ? rows : null;
-  }, { timeoutMs: 20_000, what: "both deliveries delivered by the restarted serve" });
-  assert.ok(hook.received.length > before, "the restarted serve sent the retries");
-  assert.ok(delivered.every((d) => d.attempts === 3 && d.lastStatusCode === 204));
+  }, { timeoutMs: 30_000, what: "both deliveries delivered by the restarted serve" });
+  const after = hook.received.slice(before);
+  assert.deepEqual(
+    [...new Set(after.map((d) => d.id))].sort(),
+    delivered.map((d) => d.deliveryId).sort(),
+    "the restarted serve sent the retries of both",
+  );
+  assert.ok(delivered.every((d) => d.attempts >= 2 && d.lastStatusCode === 204));
 
   // Every attempt was signed and carried the delivery's id, the same on each attempt.
   assert.ok(hook.received.every((d) => d.signed), "every signature verified");
   const byId = new Map();
   for (const d of hook.received) byId.set(d.id, [...(byId.get(d.id) ?? []), d]);
   assert.deepEqual([...byId.keys()].sort(), delivered.map((d) => d.deliveryId).sort());
-  for (const attempts of byId.values()) {
-    assert.equal(attempts.length, 3);
+  for (const d of delivered) {
+    const attempts = byId.get(d.deliveryId);
+    // Every attempt counted in the row reached the receiver (one cut off by the kill may
+    // have been counted without reaching it), and the last one was taken.
+    assert.ok(attempts.length >= 2 && attempts.length <= d.attempts, `${d.deliveryId}: ${attempts.length} requests, ${d.attempts} attempts`);
     assert.ok(attempts.every((a) => a.raw === attempts[0].raw), "the same body on every attempt");
   }
   const waiting = hook.received.map((d) => d.body).find((b) => b.data.gate.nodeId === "security-review");
@@ -129,7 +140,7 @@ test("gate events reach a receiver signed; failed attempts are retried with back
   assert.equal((await api("/v1/deliveries?status=lost")).body.error.code, "INVALID_DELIVERY");
   const text = await smithers(["deliveries"], { db: box.db });
   assert.match(text.stdout, /DELIVERY\s+TARGET\s+EVENT/);
-  assert.match(text.stdout, /gate\.waiting\s+\S+\s+delivered\s+3\s+HTTP 204/);
+  assert.match(text.stdout, /gate\.waiting\s+\S+\s+delivered\s+\d+\s+HTTP 204/);
 });
 
 test("a receiver that never takes them: failed after maxAttempts; `deliveries retry` makes one due again", async (t) => {

@@ -49,7 +49,9 @@ const decisionOp = (summary, properties, more = []) => ({
 
 const linkErrors = Object.fromEntries(
   [
+    [400, "INVALID_REQUEST: a field other than note, or a note that is not a string"],
     [403, "LINK_INVALID: not signed by this server's link secret, altered, or its approver is no longer configured; FORBIDDEN: the approver may not decide this gate"],
+    [404, "NOT_FOUND: decision links are not configured on this server (no links secret)"],
     [409, "LINK_USED: used before (details: usedAt, outcome); ALREADY_DECIDED"],
     [410, "LINK_EXPIRED: past its expiry, or the gate no longer waits in the round the link was made for"],
   ].map(([status, description]) => [String(status), json(ref("Error"), description)]),
@@ -349,8 +351,20 @@ export function openApiDocument() {
           summary: "Use a signed decision link: decides the gate as the link's approver, once (form or JSON `{note}`; JSON answer with Accept: application/json)",
           security: [],
           parameters: [{ name: "token", in: "path", required: true, schema: str }],
-          requestBody: decisionBody({ note: str }),
-          responses: { 200: json(ref("Decision")), ...linkErrors },
+          requestBody: {
+            required: false,
+            content: {
+              "application/x-www-form-urlencoded": { schema: { type: "object", additionalProperties: false, properties: { note: str } } },
+              "application/json": { schema: { type: "object", additionalProperties: false, properties: { note: str } } },
+            },
+          },
+          responses: {
+            200: {
+              description: "The decision: JSON with Accept: application/json, else an HTML page saying what was recorded",
+              content: { "application/json": { schema: ref("Decision") }, "text/html": { schema: str } },
+            },
+            ...linkErrors,
+          },
         },
       },
       ...daguPaths(),
