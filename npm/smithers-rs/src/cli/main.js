@@ -206,6 +206,20 @@ const COMMANDS = {
     options: COMMON,
     run: cancel,
   },
+  deliveries: {
+    usage: "smithers deliveries [--status STATUS] [--run ID] [--target NAME] [--limit N] [--db FILE] [--json] | smithers deliveries retry <deliveryId>",
+    about: "List the webhook deliveries of smithers serve (newest first), or make a failed one due again.",
+    details: [
+      "--status S     pending | sending | delivered | failed",
+      "--run ID       only deliveries about this run",
+      "--target NAME  only deliveries to this webhook (its name in the serve configuration)",
+      "--limit N      at most N (default 50)",
+      "--body         with --json: the body each delivery sends",
+      "retry ID       a failed delivery becomes pending again (attempts from 0); a running serve sends it",
+    ],
+    options: { ...COMMON, status: { type: "string" }, run: { type: "string" }, target: { type: "string" }, limit: { type: "string" }, body: { type: "boolean", default: false } },
+    run: deliveries,
+  },
   migrate: {
     usage: "smithers migrate [--db FILE] [--json]",
     about: "Upgrade a database to this version's schema (every command that writes does it too).",
@@ -226,7 +240,12 @@ const COMMANDS = {
       "--config FILE   JSON configuration (default: $SMITHERS_SERVE_CONFIG, else ./smithers.serve.json if present):",
       '                {"tokens": [{"user": "alice", "token": "…16+ chars…" | "tokenSha256": "…", "scopes": ["approve"]}],',
       '                 "forbidSelfApproval": true, "publicUrl": "https://…",',
-      '                 "mailOnWait": {"smtp": {"host", "port", "secure", "starttls", "user", "pass"}, "from", "to", "subjectPrefix"}}',
+      '                 "mailOnWait": {"smtp": {"host", "port", "secure", "starttls", "user", "pass" | "auth": {"type": "OAuth2", …}},',
+      '                                "from", "to", "subjectPrefix", "links": {"approvers": {"<address>": "<user>"}}},',
+      '                 "webhooks": [{"name", "url", "secret": "whsec_…", "events": ["gate.waiting", "gate.decided"],',
+      '                               "format": "json" | "slack", "links": {"approver": "<user>"}, "retry": {…}}],',
+      '                 "links": {"secret": "…32+ chars…", "ttlMs": 86400000}}',
+      "                Webhook deliveries are rows: `smithers deliveries` lists them.",
       "                Tokens also come from $SMITHERS_TOKENS (the same JSON array) and $SMITHERS_API_KEY (user api, admin).",
       "                With no token configured, serve makes one for you (admin) and prints a sign-in link.",
       "--quiet         print only the address (and errors)",
@@ -499,6 +518,8 @@ async function serve(args) {
         print(`  ${config.tokens.length} token(s) from ${config.path ?? "the environment"}`);
       }
       if (config.mailOnWait) print(`  mail on wait: ${config.mailOnWait.to.join(", ")} via ${config.mailOnWait.smtp.host}`);
+      for (const w of config.webhooks) print(`  webhook ${w.name}: ${w.events.join(", ")} to ${new URL(w.url).origin} (${w.format}${w.links ? `, links as ${w.links.approver}` : ""})`);
+      if (config.links && !config.publicUrl) print(`  decision links point to ${server.url} (set publicUrl for the address people reach)`);
       if (!/^(127\.|::1$|localhost$)/.test(host)) print(`  listening beyond loopback (${host}): put TLS in front of it`);
     }
   }
@@ -872,6 +893,60 @@ async function ps(args) {
     print(runsTable(runs));
   }
   engine.close();
+  return 0;
+}
+
+const DELIVERY_STATUSES = ["pending", "sending", "delivered", "failed"];
+
+async function deliveries(args) {
+  const v = args.values;
+  const [word, id, extra] = args.positionals;
+  if (word === "retry") {
+    if (!id || extra !== undefined) throw usage("retry takes one delivery id", "deliveries");
+    const engine = await openEngine(findDb(v));
+    try {
+      const row = engine.native.call("retryDelivery", id, Date.now());
+      print(v.json ? JSON.stringify({ ok: true, delivery: row }, null, 2) : `delivery ${id}: pending again`);
+    } finally {
+      engine.close();
+    }
+    return 0;
+  }
+  if (word !== undefined) throw usage(`unexpected argument ${JSON.stringify(word)}`, "deliveries");
+  const limit = v.limit === undefined ? 50 : Number(v.limit);
+  if (!Number.isInteger(limit) || limit < 1) throw usage("--limit must be a whole number ≥ 1", "deliveries");
+  if (v.status !== undefined && !DELIVERY_STATUSES.includes(v.status)) {
+    throw usage(`--status must be one of ${DELIVERY_STATUSES.join(", ")}; got ${JSON.stringify(v.status)}`, "deliveries");
+  }
+  const engine = await openEngine(findDb(v), { readOnly: true });
+  let rows;
+  try {
+    rows = engine.native.call("listDeliveries", JSON.stringify({ status: v.status, runId: v.run, target: v.target, limit, withBody: v.body }));
+  } finally {
+    engine.close();
+  }
+  if (v.json) {
+    print(JSON.stringify({ ok: true, deliveries: rows }, null, 2));
+  } else if (rows.length === 0) {
+    print("no deliveries");
+  } else {
+    const when = (ms) => (ms ? new Date(ms).toISOString() : "");
+    print(
+      table(
+        ["DELIVERY", "TARGET", "EVENT", "RUN", "STATUS", "ATTEMPTS", "LAST", "NEXT/DONE"],
+        rows.map((d) => [
+          d.deliveryId,
+          d.target,
+          d.eventType,
+          d.runId ?? "",
+          d.status,
+          String(d.attempts),
+          d.lastStatusCode ? `HTTP ${d.lastStatusCode}` : printable(d.lastError ?? "").slice(0, 40),
+          d.status === "delivered" ? when(d.deliveredAtMs) : d.status === "pending" ? when(d.nextAttemptAtMs) : "",
+        ]),
+      ),
+    );
+  }
   return 0;
 }
 
