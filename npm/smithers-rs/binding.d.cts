@@ -52,6 +52,31 @@ export declare class Engine {
   feedHead(): string
   /** `afterJson`: `{updatedAtMs, runId}` of the last run of the previous page. */
   orphanedRuns(limit: number, includeDead: boolean, afterJson?: string | undefined | null): string
+  /**
+   * Writes webhook deliveries (`[{deliveryId, target, url, eventType, feedId?, runId?,
+   * nodeId?, iteration?, body}]`; one that exists is kept) and moves the feed cursor to
+   * `cursor`, in one transaction. Returns how many were new.
+   */
+  enqueueDeliveries(rowsJson: string, cursor: number | undefined | null, nowMs: number): string
+  /** The feed position up to which gate events became deliveries (null: never). */
+  deliveryCursor(): string
+  /** Claims due deliveries to `targetsJson` (names) for `claimer` until `nowMs + leaseMs`. */
+  claimDeliveries(claimer: string, targetsJson: string, nowMs: number, leaseMs: number, limit: number): string
+  /**
+   * `outcomeJson`: `{delivered, statusCode?, error?, nextAttemptAtMs?}`. False when the
+   * claim was lost.
+   */
+  settleDelivery(deliveryId: string, claimer: string, outcomeJson: string, nowMs: number): string
+  retryDelivery(deliveryId: string, nowMs: number): string
+  /** `filterJson`: `{status?, runId?, target?, limit?, before?: {createdAtMs, deliveryId}, withBody?}`. */
+  listDeliveries(filterJson: string): string
+  /**
+   * Records the first use of a decision link (`{linkId, runId, nodeId, iteration, action,
+   * approver}`); LINK_USED when it was used before.
+   */
+  useLink(linkJson: string, nowMs: number): string
+  recordLinkOutcome(linkId: string, outcomeJson: string): string
+  releaseLink(linkId: string): string
   /** Records why a watcher could not resume a run (`{code, message}`). */
   markUnresumable(runId: string, errorJson: string): string
   failRun(runId: string, errorJson: string): string

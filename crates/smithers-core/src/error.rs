@@ -304,6 +304,19 @@ pub enum Error {
     #[error("no task can run and nothing is waiting for a decision")]
     RunStuck,
 
+    #[error("Invalid delivery: {0}")]
+    InvalidDelivery(String),
+
+    #[error("No delivery {delivery_id}")]
+    DeliveryNotFound { delivery_id: String },
+
+    #[error("This link was already used (at {used_at}); a decision link works once")]
+    LinkUsed {
+        link_id: String,
+        used_at: String,
+        outcome: Option<Value>,
+    },
+
     #[error("Invalid JSON: {0}")]
     Json(#[from] serde_json::Error),
 
@@ -370,6 +383,9 @@ impl Error {
             Error::HumanTaskValidationFailed { .. } => "HUMAN_TASK_VALIDATION_FAILED",
             Error::LoopMaxReached { .. } => "LOOP_MAX_REACHED",
             Error::RunStuck => "RUN_STUCK",
+            Error::InvalidDelivery(_) => "INVALID_DELIVERY",
+            Error::DeliveryNotFound { .. } => "DELIVERY_NOT_FOUND",
+            Error::LinkUsed { .. } => "LINK_USED",
             Error::Json(_) => "INVALID_JSON",
             Error::Db(_) => "DB_ERROR",
             Error::Io(_) => "IO_ERROR",
@@ -386,6 +402,7 @@ impl Error {
                 | Error::AmbiguousApproval { .. }
                 | Error::InvalidRunId(_)
                 | Error::DbNotFound { .. }
+                | Error::DeliveryNotFound { .. }
         )
     }
 
@@ -492,6 +509,12 @@ impl Error {
                 json!({ "runId": run_id, "nodeId": node_id })
             }
             Error::CorruptStore { what, value } => json!({ "what": what, "value": value }),
+            Error::DeliveryNotFound { delivery_id } => json!({ "deliveryId": delivery_id }),
+            Error::LinkUsed {
+                link_id,
+                used_at,
+                outcome,
+            } => json!({ "linkId": link_id, "usedAt": used_at, "outcome": outcome }),
             _ => json!({}),
         }
     }

@@ -8,6 +8,7 @@ mod api;
 mod apply;
 pub mod command;
 pub mod decision;
+pub mod deliveries;
 mod drive;
 pub mod engine;
 pub mod error;
@@ -18,6 +19,7 @@ mod inspect;
 mod logs;
 pub mod machines;
 mod memory;
+mod outbox;
 mod output;
 mod owner;
 mod plan;
@@ -29,6 +31,7 @@ pub mod views;
 
 pub use command::{CommandOutcome, CommandSpec};
 pub use decision::{DecisionOutcome, DecisionRequest};
+pub use deliveries::{Delivery, DeliveryFilter, DeliveryOutcome, LinkUse, NewDelivery};
 pub use engine::{
     AgentCall, ClaimOptions, Engine, NewRun, OutputRef, OutputRow, ParentRef, RunError, Snapshot,
     Step, TaskError, TaskResult, TaskToRun,

@@ -9,3 +9,5 @@ pub(crate) const ENGINE: &str = "smithers_core::engine";
 pub(crate) const DECISION: &str = "smithers_core::decision";
 /// The database: created, migrated, locked by another connection.
 pub(crate) const STORE: &str = "smithers_core::store";
+/// Deliveries claimed and settled, decision links used.
+pub(crate) const DELIVERIES: &str = "smithers_core::deliveries";

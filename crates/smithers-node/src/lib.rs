@@ -270,6 +270,85 @@ impl Engine {
         })
     }
 
+    /// Writes webhook deliveries (`[{deliveryId, target, url, eventType, feedId?, runId?,
+    /// nodeId?, iteration?, body}]`; one that exists is kept) and moves the feed cursor to
+    /// `cursor`, in one transaction. Returns how many were new.
+    #[napi]
+    pub fn enqueue_deliveries(
+        &mut self,
+        rows_json: String,
+        cursor: Option<i64>,
+        now_ms: i64,
+    ) -> String {
+        self.with(|e| {
+            let rows: Vec<core::NewDelivery> = parse(&rows_json)?;
+            e.enqueue_deliveries(&rows, cursor, now_ms)
+        })
+    }
+
+    /// The feed position up to which gate events became deliveries (null: never).
+    #[napi]
+    pub fn delivery_cursor(&mut self) -> String {
+        self.with(|e| e.delivery_cursor())
+    }
+
+    /// Claims due deliveries to `targetsJson` (names) for `claimer` until `nowMs + leaseMs`.
+    #[napi]
+    pub fn claim_deliveries(
+        &mut self,
+        claimer: String,
+        targets_json: String,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: i64,
+    ) -> String {
+        self.with(|e| {
+            let targets: Vec<String> = parse(&targets_json)?;
+            e.claim_deliveries(&claimer, &targets, now_ms, lease_ms, limit)
+        })
+    }
+
+    /// `outcomeJson`: `{delivered, statusCode?, error?, nextAttemptAtMs?}`. False when the
+    /// claim was lost.
+    #[napi]
+    pub fn settle_delivery(
+        &mut self,
+        delivery_id: String,
+        claimer: String,
+        outcome_json: String,
+        now_ms: i64,
+    ) -> String {
+        self.with(|e| e.settle_delivery(&delivery_id, &claimer, &parse(&outcome_json)?, now_ms))
+    }
+
+    #[napi]
+    pub fn retry_delivery(&mut self, delivery_id: String, now_ms: i64) -> String {
+        self.with(|e| e.retry_delivery(&delivery_id, now_ms))
+    }
+
+    /// `filterJson`: `{status?, runId?, target?, limit?, before?: {createdAtMs, deliveryId}, withBody?}`.
+    #[napi]
+    pub fn list_deliveries(&mut self, filter_json: String) -> String {
+        self.with(|e| e.list_deliveries(&parse(&filter_json)?))
+    }
+
+    /// Records the first use of a decision link (`{linkId, runId, nodeId, iteration, action,
+    /// approver}`); LINK_USED when it was used before.
+    #[napi]
+    pub fn use_link(&mut self, link_json: String, now_ms: i64) -> String {
+        self.with(|e| e.use_link(&parse(&link_json)?, now_ms))
+    }
+
+    #[napi]
+    pub fn record_link_outcome(&mut self, link_id: String, outcome_json: String) -> String {
+        self.with(|e| e.record_link_outcome(&link_id, &parse(&outcome_json)?))
+    }
+
+    #[napi]
+    pub fn release_link(&mut self, link_id: String) -> String {
+        self.with(|e| e.release_link(&link_id))
+    }
+
     /// Records why a watcher could not resume a run (`{code, message}`).
     #[napi]
     pub fn mark_unresumable(&mut self, run_id: String, error_json: String) -> String {

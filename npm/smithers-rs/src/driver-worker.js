@@ -21,7 +21,7 @@ setInterval(beat, HEARTBEAT_MS).unref();
 const { SmithersEngine } = await import("./engine.js");
 const { describeThrown } = await import("./values.js");
 // What a drive needs, loaded before a job comes (a spare waits with it loaded).
-await Promise.all([import("./driver.js"), import("./loader/load.js")]);
+await Promise.all([import("./driver.js"), import("./loader/load.js"), import("./loader/warm.js").then((m) => m.warm())]);
 if (workerData.preload) {
   // Its failure is the drive's to report, when a job comes.
   await import("./loader/load.js").then(({ loadWorkflow }) => loadWorkflow(workerData.preload)).catch(() => {});

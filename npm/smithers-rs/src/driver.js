@@ -1,6 +1,5 @@
 // The run driver: renders the workflow, submits graphs to the core, runs compute task
 // bodies, reports their results. The core decides everything else (ARCHITECTURE.md).
-import { appendFile, mkdir } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { runAgentTask } from "./agents/task.js";
 import { SmithersError } from "./errors.js";
@@ -9,7 +8,6 @@ import { runCommand } from "./native.js";
 import { outputIndex, renderWorkflow } from "./render.js";
 import { expandEnvTemplates, expandTemplate, substituteDaguVars } from "./templates.js";
 import { describeThrown, encodeResult, isSmithersError } from "./values.js";
-import { ensureWorktree } from "./worktree.js";
 
 const TERMINAL = new Set(["finished", "failed", "cancelled", "rejected"]);
 /** Dagu's word for each run status, in DAG_RUN_STATUS. */
@@ -302,6 +300,8 @@ function result(runId, status, error) {
 /** Runs a task once its <Worktree> exists; a worktree that cannot be made fails the attempt. */
 async function inWorktree(spec, task, run, where) {
   try {
+    // worktree.js on first use: only a <Worktree> needs it.
+    const { ensureWorktree } = await import("./worktree.js");
     await ensureWorktree(spec, where);
   } catch (e) {
     return {
@@ -359,6 +359,8 @@ function runLog(native, runId, text) {
     return Promise.resolve();
   }
   const line = `${new Date().toISOString()} ${text}\n`;
+  // node:fs/promises on first use: most runs write no run log.
+  const { appendFile, mkdir } = process.getBuiltinModule("node:fs").promises;
   const before = runLogs.get(file) ?? mkdir(dirname(file), { recursive: true });
   const written = before.then(() => appendFile(file, line)).catch(() => {});
   runLogs.set(file, written);

@@ -26,6 +26,7 @@ export const LOOKUP_CODES = new Set([
   "DB_NOT_FOUND",
   "WORKFLOW_NOT_FOUND",
   "INVALID_RUN_ID",
+  "DELIVERY_NOT_FOUND",
 ]);
 
 /**

@@ -1,5 +1,6 @@
 // Public entry point. `createElement` must stay: compilers import it from the package root
 // for `<X {...props} key="k" />`.
+import { SYNC_HOOKS } from "./loader/install.js";
 export { Approval, Branch, HumanTask, Loop, MergeQueue, Parallel, Ralph, Sequence, Task, Workflow, Worktree, useCtx } from "./components.js";
 export { ApprovalGate, EscalationChain, Runbook } from "./composites.js";
 export { approval, branch, fields, loop, parallel, sequence, tableKeyFor, task, workflow } from "./builder.js";
@@ -20,7 +21,7 @@ export { compileDagu, loadDaguWorkflow } from "./dagu/compile.js";
 export { SmithersEngine } from "./engine.js";
 export { SmithersError } from "./errors.js";
 export { createElement, Fragment, jsx, jsxs } from "./jsx-runtime.js";
-export { loadWorkflow, registerLoader } from "./loader/load.js";
+export { registerLoader } from "./loader/install.js";
 export { engineBuild, engineVersion, runCommand } from "./native.js";
 export { computeArgs, renderWorkflow } from "./render.js";
 export {
@@ -33,3 +34,13 @@ export {
   toJsonSchema,
 } from "./schema.js";
 export { compileToon, loadToonWorkflow } from "./toon/index.js";
+
+/**
+ * Load a workflow file (a .tsx/.ts/.jsx/.js module's default export, a .toon file or a Dagu
+ * DAG). The driver that will run it is loaded first (see loader/warm.js).
+ * @param {string} path
+ */
+export async function loadWorkflow(path) {
+  const [{ loadWorkflow: load }] = await Promise.all([import("./loader/load.js"), SYNC_HOOKS ? null : import("./driver.js")]);
+  return load(path);
+}

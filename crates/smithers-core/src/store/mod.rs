@@ -20,6 +20,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::api::{ParentRef, RunError};
+use crate::deliveries::{Delivery, DeliveryFilter, LinkUse, NewDelivery, Settled};
 use crate::error::Result;
 use crate::events::{Event, EventKind};
 use crate::machines::{
@@ -52,7 +53,15 @@ pub(crate) fn open(path: &Path, options: OpenOptions) -> Result<Box<dyn Store>> 
 
 /// Every part of the interface; implemented by each store.
 pub(crate) trait Store:
-    Transactions + RunRows + NodeRows + AttemptRows + ApprovalRows + OutputRows + EventRows + Views
+    Transactions
+    + RunRows
+    + NodeRows
+    + AttemptRows
+    + ApprovalRows
+    + OutputRows
+    + EventRows
+    + Views
+    + DeliveryRows
 {
 }
 
@@ -65,6 +74,7 @@ impl<T> Store for T where
         + OutputRows
         + EventRows
         + Views
+        + DeliveryRows
 {
 }
 
@@ -384,4 +394,39 @@ pub(crate) trait Views {
     fn attempt_logs(&self, run_id: &str, filter: &LogFilter) -> Result<Vec<AttemptLog>>;
     /// Runs by workflow and status, and pending approvals by workflow.
     fn store_metrics(&self) -> Result<StoreMetrics>;
+}
+
+/// Outgoing notifications (`deliveries.rs`): webhook deliveries, claimed by one sender at a
+/// time, and the single-use decision links they carry.
+pub(crate) trait DeliveryRows {
+    /// Writes the rows that do not exist yet (`pending`, due at `now`); returns how many.
+    fn insert_deliveries(&self, rows: &[NewDelivery], now: i64) -> Result<usize>;
+    /// Moves the feed position turned into deliveries forward to `cursor` (never back).
+    fn advance_delivery_cursor(&self, cursor: i64) -> Result<()>;
+    fn delivery_cursor(&self) -> Result<Option<i64>>;
+    /// Some delivery is due at `now` (pending and due, or sending with an expired claim).
+    fn deliveries_due(&self, now: i64) -> Result<bool>;
+    /// Claims up to `limit` due deliveries to `targets` for `claimer` until `now + lease_ms`,
+    /// counting an attempt on each; returned with their bodies.
+    fn claim_deliveries(
+        &self,
+        claimer: &str,
+        targets: &[String],
+        now: i64,
+        lease_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<Delivery>>;
+    /// Settles a delivery `claimer` holds (`status`: delivered, pending or failed); false
+    /// when it no longer holds it.
+    fn settle_delivery(&self, id: &str, claimer: &str, settled: &Settled<'_>) -> Result<bool>;
+    fn delivery_status(&self, id: &str) -> Result<Option<String>>;
+    /// A failed delivery made due again at `now`, its attempts counted from zero.
+    fn reopen_delivery(&self, id: &str, now: i64) -> Result<Delivery>;
+    fn list_deliveries(&self, filter: &DeliveryFilter) -> Result<Vec<Delivery>>;
+    /// Records the first use of a link; false when it was used before.
+    fn insert_link_use(&self, link: &LinkUse, now: i64) -> Result<bool>;
+    /// When a link was used and what it did.
+    fn link_use(&self, link_id: &str) -> Result<Option<(i64, Option<Value>)>>;
+    fn set_link_outcome(&self, link_id: &str, outcome: &Value) -> Result<()>;
+    fn delete_link_use(&self, link_id: &str) -> Result<()>;
 }

@@ -1,4 +1,3 @@
-import { existsSync } from "node:fs";
 import { extname, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { SmithersError } from "../errors.js";
@@ -6,10 +5,14 @@ import { registerLoader } from "./install.js";
 
 export { registerLoader };
 
+// node:fs through getBuiltinModule: an ES import of it builds its whole namespace, which loads
+// fs/promises and Node's streams (start-up: ARCHITECTURE.md).
+const { existsSync } = process.getBuiltinModule("node:fs");
+
 /**
  * Load a workflow file: a .toon file or a Dagu DAG (.yaml, .yml) is parsed and compiled
  * (toon/compile.js, dagu/compile.js); any other (.tsx, .ts, .jsx, .js) is imported and its
- * default export returned.
+ * default export returned. Callers that can load the package's modules first do (warm.js).
  * @param {string} path
  */
 export async function loadWorkflow(path) {

@@ -4,6 +4,7 @@
 
 mod approvals;
 mod attempts;
+mod deliveries;
 mod events;
 mod nodes;
 mod outputs;

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::logs::STORE;
 use crate::store::OpenOptions;
 
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS _smithers_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -186,6 +186,45 @@ INSERT OR IGNORE INTO _smithers_run_schemas (run_id, table_key, version)
   WHERE n.output_table IN (SELECT table_key FROM _smithers_schemas);
 ";
 
+/// Schema v7: the two tables, and the feed position up to which gate events were turned into
+/// deliveries (`_smithers_meta` key `deliveries_feed_cursor`).
+const V7: &str = "
+CREATE TABLE IF NOT EXISTS _smithers_deliveries (
+  delivery_id TEXT PRIMARY KEY,
+  target TEXT NOT NULL,
+  url TEXT NOT NULL,
+  event_type TEXT NOT NULL,
+  feed_id INTEGER,
+  run_id TEXT,
+  node_id TEXT,
+  iteration INTEGER,
+  body TEXT NOT NULL,
+  status TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at_ms INTEGER NOT NULL,
+  claimed_by TEXT,
+  claim_expires_at_ms INTEGER,
+  last_status_code INTEGER,
+  last_error TEXT,
+  created_at_ms INTEGER NOT NULL,
+  updated_at_ms INTEGER NOT NULL,
+  delivered_at_ms INTEGER
+);
+CREATE INDEX IF NOT EXISTS _smithers_deliveries_due
+  ON _smithers_deliveries (next_attempt_at_ms) WHERE status IN ('pending', 'sending');
+CREATE INDEX IF NOT EXISTS _smithers_deliveries_by_created ON _smithers_deliveries (created_at_ms);
+CREATE TABLE IF NOT EXISTS _smithers_link_uses (
+  link_id TEXT PRIMARY KEY,
+  run_id TEXT NOT NULL,
+  node_id TEXT NOT NULL,
+  iteration INTEGER NOT NULL,
+  action TEXT NOT NULL,
+  approver TEXT NOT NULL,
+  used_at_ms INTEGER NOT NULL,
+  outcome_json TEXT
+) WITHOUT ROWID;
+";
+
 /// Opens (and unless told otherwise creates) a database, in WAL mode with a busy timeout so
 /// several processes (a service, the CLI) can share it, and brings its schema up to date.
 /// A database written by a newer version is refused (`SCHEMA_TOO_NEW`) before anything is
@@ -356,6 +395,9 @@ fn migrate(conn: &Connection, path: &Path) -> Result<()> {
     }
     if current < 6 {
         tx.execute_batch(V6)?;
+    }
+    if current < 7 {
+        tx.execute_batch(V7)?;
     }
     tx.execute(
         "INSERT OR REPLACE INTO _smithers_meta (key, value) VALUES ('schema_version', ?1)",
