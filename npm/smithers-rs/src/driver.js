@@ -4,14 +4,12 @@ import { appendFile, mkdir } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { runAgentTask } from "./agents/task.js";
 import { SmithersError } from "./errors.js";
+import { isTerminal } from "./contract.js";
 import { runCommand } from "./native.js";
 import { renderWorkflow } from "./render.js";
 import { expandEnvTemplates, expandTemplate, substituteDaguVars } from "./templates.js";
 import { describeThrown, encodeResult, isSmithersError } from "./values.js";
 
-const TERMINAL = new Set(["finished", "failed", "cancelled", "rejected"]);
-/** Dagu's word for each run status, in DAG_RUN_STATUS. */
-const DAGU_STATUS = { finished: "succeeded", failed: "failed", cancelled: "aborted", rejected: "rejected", "waiting-approval": "waiting" };
 /** The run's log next to its task logs (the core's RUN_LOG_FILE, DAG_RUN_LOG_FILE). */
 const RUN_LOG = "run.log";
 /** How often a driver with bodies in flight looks for decisions made by other processes. */
@@ -41,11 +39,16 @@ export function createRun(native, workflow, { runId, input: given, workflowPath,
   } finally {
     onRender?.(false, false);
   }
-  native.call("validateGraph", JSON.stringify(probe.graph));
-  return native.call(
-    "createRun",
-    JSON.stringify({ runId, workflowName: probe.graph.workflow.name, workflowPath, input, inputSchema: workflow.inputSchema ?? undefined, startedBy, parent }),
-  );
+  native.validateGraph(JSON.stringify(probe.graph));
+  return native.createRun({
+    runId,
+    workflowName: probe.graph.workflow.name,
+    workflowPath,
+    inputJson: JSON.stringify(input),
+    inputSchemaJson: workflow.inputSchema ? JSON.stringify(workflow.inputSchema) : undefined,
+    startedBy,
+    parent,
+  });
 }
 
 /**
@@ -94,7 +97,7 @@ export async function driveRun(native, workflow, snapshot, hooks = {}) {
       });
     }
     if (workflow.mail?.wait) await sendRunMail(run, "wait");
-  } else if (TERMINAL.has(status) && outcome.observedEnd) {
+  } else if (isTerminal(status) && outcome.observedEnd) {
     const failed = status === "failed" || status === "rejected";
     const env = failed ? { SMITHERS_RUN_ERROR: JSON.stringify(error ?? null), SMITHERS_FAILED_NODE: error?.nodeId ?? "" } : {};
     const info = error ? { runId, status, error } : { runId, status };
@@ -108,11 +111,11 @@ export async function driveRun(native, workflow, snapshot, hooks = {}) {
 
 async function drive(native, workflow, snapshot, hooks) {
   const runId = snapshot.runId;
-  if (TERMINAL.has(snapshot.status)) return { result: result(runId, snapshot.status, snapshot.error) };
+  if (isTerminal(snapshot.status)) return { result: result(runId, snapshot.status, snapshot.error) };
   const after = hooks.afterCall ?? (() => {});
   const call = (method, ...args) => {
     try {
-      return native.call(method, ...args);
+      return native[method](...args);
     } finally {
       after();
     }
@@ -161,7 +164,7 @@ async function drive(native, workflow, snapshot, hooks) {
   // Fails the run; its step (status failed, with the error) ends the drive like any other.
   const fail = (error) => {
     try {
-      return call("failRun", runId, JSON.stringify(error));
+      return call("failRun", runId, error);
     } catch {
       // The run is no longer this driver's (or the engine was closed): nothing to record.
       throw new SmithersError(error.code, error.message, { runId });
@@ -200,7 +203,7 @@ async function drive(native, workflow, snapshot, hooks) {
               task,
               spec: fn.agentTask,
               jsonSchema: workflow.jsonSchemas[fn.agentTask.outputKey],
-              logDir: (logDir ??= native.call("logDir")),
+              logDir: (logDir ??= native.logDir()),
             })
           : runBody(fn, rendered?.ctx, task);
     const settled = (r) => {
@@ -225,7 +228,7 @@ async function drive(native, workflow, snapshot, hooks) {
     }
     Object.assign(loops, step.loops);
     for (const task of step.tasks) start(task);
-    if (TERMINAL.has(step.status) || step.status === "waiting-approval") {
+    if (isTerminal(step.status) || step.status === "waiting-approval") {
       return { result: result(runId, step.status, step.error), rendered, waiting: step.waiting, observedEnd: true };
     }
     if (step.needsRender) {
@@ -243,9 +246,9 @@ async function drive(native, workflow, snapshot, hooks) {
       }
       // While bodies run, watch for commits by other processes (a CLI decision on one of
       // this run's gates): PRAGMA data_version changes only then, and costs microseconds.
-      const seen = native.raw.dataVersion();
+      const seen = native.dataVersion();
       const watch = setInterval(() => {
-        if (native.raw.dataVersion() !== seen) {
+        if (native.dataVersion() !== seen) {
           poked = true;
           notify();
         }
@@ -299,7 +302,7 @@ const runLogs = new Map();
 function runLog(native, runId, text) {
   let file;
   try {
-    file = join(native.call("logDir"), runId, RUN_LOG);
+    file = join(native.logDir(), runId, RUN_LOG);
   } catch {
     return Promise.resolve();
   }
@@ -330,7 +333,7 @@ async function runSubWorkflow(native, sub, runId, task, ctx, hooks) {
     const workflow = await loadWorkflow(sub.path);
     let snapshot;
     try {
-      snapshot = native.call("claimRun", childId, false);
+      snapshot = native.claimRun(childId);
     } catch (e) {
       // Decided elsewhere and being driven there: wait for it like for a waiting one.
       if (e?.code === "RUN_OWNED") return { ...base, ok: true, waitingOn: childId };
@@ -343,11 +346,11 @@ async function runSubWorkflow(native, sub, runId, task, ctx, hooks) {
     try {
       result = await driveRun(native, workflow, snapshot, { afterCall: hooks.afterCall });
     } finally {
-      native.call("releaseRun", childId);
+      native.releaseRun(childId);
     }
     if (result.status === "finished") {
       const outputs = {};
-      for (const row of native.call("inspect", childId).outputs) {
+      for (const row of native.inspect(childId).outputs) {
         outputs[row.iteration ? `${row.nodeId}#${row.iteration}` : row.nodeId] = row.value;
       }
       return { ...base, ok: true, value: { subRunId: childId, status: "finished", outputs } };
@@ -385,7 +388,7 @@ async function runHandler(run, name, handler, env, info) {
   const { native, runId } = run;
   const record = (kind, payload) => {
     try {
-      native.call("recordDriverEvent", runId, kind, JSON.stringify({ handler: name, ...payload }));
+      native.recordDriverEvent(runId, kind, JSON.stringify({ handler: name, ...payload }));
     } catch {
       // The engine was closed meanwhile: nothing to record into.
     }
@@ -404,7 +407,7 @@ async function runHandler(run, name, handler, env, info) {
       return;
     }
     const spec = typeof handler === "string" ? { command: handler } : handler;
-    const dir = join(native.call("logDir"), runId);
+    const dir = join(native.logDir(), runId);
     const stamp = `${name}.${Date.now()}`;
     const stdoutPath = join(dir, `${stamp}.stdout.log`);
     const stderrPath = join(dir, `${stamp}.stderr.log`);
@@ -443,11 +446,11 @@ async function runHandler(run, name, handler, env, info) {
 /** Dagu's variables for a handler, as it sets them for its handler steps. */
 function daguVars(run, stepName, { stdoutPath, stderrPath }) {
   const params = JSON.stringify(run.input ?? null);
-  const logDir = join(run.native.call("logDir"), run.runId);
+  const logDir = join(run.native.logDir(), run.runId);
   return {
     DAG_NAME: run.rendered?.graph.workflow.name ?? run.workflow.name ?? "",
     DAG_RUN_ID: run.runId,
-    DAG_RUN_STATUS: DAGU_STATUS[run.status] ?? run.status,
+    DAG_RUN_STATUS: daguRunStatus(run.status)?.[1] ?? run.status,
     DAG_RUN_STEP_NAME: stepName,
     DAG_RUN_LOG_FILE: join(logDir, RUN_LOG),
     DAG_RUN_STEP_STDOUT_FILE: stdoutPath,
@@ -460,7 +463,7 @@ function daguVars(run, stepName, { stdoutPath, stderrPath }) {
 function runApprovalInputs(native, runId) {
   const inputs = {};
   try {
-    for (const a of native.call("pendingApprovals", JSON.stringify({ runId, status: "approved", limit: 1000 }))) {
+    for (const a of native.pendingApprovals({ runId, status: "approved", limit: 1000 })) {
       if (a.runId === runId) Object.assign(inputs, a.inputs ?? {});
     }
   } catch {
@@ -479,18 +482,18 @@ async function sendRunMail(run, when) {
   const kind = when === "wait" ? "WaitMail" : "FailureMail";
   const record = (suffix, payload) => {
     try {
-      native.call("recordDriverEvent", runId, `${kind}${suffix}`, JSON.stringify({ to: config.to, ...payload }));
+      native.recordDriverEvent(runId, `${kind}${suffix}`, JSON.stringify({ to: config.to, ...payload }));
     } catch {
       // closed meanwhile
     }
   };
   try {
     const { sendMail, runEndedMail, waitMail } = await import("./serve/mail.js");
-    const summary = native.call("runSummary", runId);
+    const summary = native.runSummary(runId);
     const subjectPrefix = config.prefix;
     const message =
       when === "wait"
-        ? waitMail({ run: summary, gates: native.call("pendingApprovals", JSON.stringify({ runId, limit: 100 })), subjectPrefix, from: config.from, to: config.to })
+        ? waitMail({ run: summary, gates: native.pendingApprovals({ runId, limit: 100 }), subjectPrefix, from: config.from, to: config.to })
         : runEndedMail({ run: summary, subjectPrefix, from: config.from, to: config.to });
     const sent = await sendMail(mailServer(workflow.mail.smtp), message);
     record("Sent", { messageId: sent?.messageId ?? null });
