@@ -401,11 +401,8 @@ static CANCELLERS: std::sync::LazyLock<
 /// Runs a command task's process (a step's `command`, or one a CLI agent or a tool builds)
 /// on a thread of its own and resolves with how it ended. The JS thread never waits on it.
 /// With `cancelId`, `cancelCommand(cancelId)` stops it.
-#[napi]
-pub fn run_command<'env>(
-    env: &'env Env,
-    spec: BindingCommandSpec,
-) -> Result<PromiseRaw<'env, BindingCommandOutcome>> {
+#[napi(ts_return_type = "Promise<BindingCommandOutcome>")]
+pub fn run_command<'env>(env: &'env Env, spec: BindingCommandSpec) -> Result<Object<'env>> {
     let (spec, cancel_id) = spec.into_core()?;
     let canceller = cancel_id.clone().map(|id| {
         let c = core::command::Canceller::default();

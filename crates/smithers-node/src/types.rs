@@ -812,7 +812,7 @@ pub struct BindingNodeSummary {
     pub attempts: i64,
     pub skip_reason: Either<String, Null>,
     /// `{code?, message, name?, stack?}` of the last failure.
-    pub error: Either<Value, Null>,
+    pub error: Value,
     pub updated_at: String,
     /// The sub-run the task waits on (or last waited on).
     pub sub_run_id: Option<String>,
@@ -840,7 +840,7 @@ impl From<core::inspect::NodeSummary> for BindingNodeSummary {
             label: nullable(label),
             attempts,
             skip_reason: nullable(skip_reason),
-            error: nullable(error),
+            error: error.unwrap_or_default(),
             updated_at,
             sub_run_id,
         }
@@ -1145,9 +1145,9 @@ pub struct BindingAttemptLog {
     /// (`{agent, model, followUp, toolCalls}`); null for command tasks.
     pub prompt: Either<String, Null>,
     pub response_text: Either<String, Null>,
-    pub usage: Either<Value, Null>,
-    pub agent: Either<Value, Null>,
-    pub error: Either<Value, Null>,
+    pub usage: Value,
+    pub agent: Value,
+    pub error: Value,
 }
 
 impl From<core::AttemptLog> for BindingAttemptLog {
@@ -1180,9 +1180,9 @@ impl From<core::AttemptLog> for BindingAttemptLog {
             finished_at: nullable(finished_at),
             prompt: nullable(prompt),
             response_text: nullable(response_text),
-            usage: nullable(usage),
-            agent: nullable(agent),
-            error: nullable(error),
+            usage: usage.unwrap_or_default(),
+            agent: agent.unwrap_or_default(),
+            error: error.unwrap_or_default(),
         }
     }
 }

@@ -5,6 +5,7 @@ import { dirname, join } from "node:path";
 import { runAgentTask } from "./agents/task.js";
 import { SmithersError } from "./errors.js";
 import { isTerminal } from "./contract.js";
+import { DAGU_RUN_STATUS } from "./dagu/status.js";
 import { runCommand } from "./native.js";
 import { renderWorkflow } from "./render.js";
 import { expandEnvTemplates, expandTemplate, substituteDaguVars } from "./templates.js";
@@ -450,7 +451,7 @@ function daguVars(run, stepName, { stdoutPath, stderrPath }) {
   return {
     DAG_NAME: run.rendered?.graph.workflow.name ?? run.workflow.name ?? "",
     DAG_RUN_ID: run.runId,
-    DAG_RUN_STATUS: daguRunStatus(run.status)?.[1] ?? run.status,
+    DAG_RUN_STATUS: DAGU_RUN_STATUS[run.status]?.[1] ?? run.status,
     DAG_RUN_STEP_NAME: stepName,
     DAG_RUN_LOG_FILE: join(logDir, RUN_LOG),
     DAG_RUN_STEP_STDOUT_FILE: stdoutPath,

@@ -6,22 +6,17 @@ import { userInfo } from "node:os";
 import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { SmithersError, printable } from "../errors.js";
-import { LOOKUP_CODES } from "../native.js";
+import { RUN_STATUSES, errorMeta, isRunId, runExitCode } from "../contract.js";
 import { describeThrown, isSmithersError } from "../values.js";
 
-const RUN_STATUSES = ["running", "waiting-approval", "waiting-timer", "finished", "failed", "cancelled", "rejected"];
-// The core's rule for run ids (engine.rs check_run_id): a run id names a log directory, so
-// not `.` or `..` either.
-const RUN_ID = /^(?!\.+$)[A-Za-z0-9_.:-]{1,128}$/;
-const EXIT = { finished: 0, "waiting-approval": 3, "waiting-timer": 3, cancelled: 2, failed: 1, rejected: 1, running: 1 };
 /**
- * Exit 4: the command line names nothing that exists, or asks what the named gate can never
- * do (inputs it does not declare or lacks, a push-back of a plain gate). The same command
- * fixed by hand succeeds. State conflicts (ALREADY_DECIDED, NOT_WAITING, RUN_REJECTED,
- * FORBIDDEN) stay exit 1: the command was right, the run said no.
+ * Exit 4 (the core's error metadata, contract.rs): the command line names nothing that
+ * exists, or asks what the named gate can never do (inputs it does not declare or lacks, a
+ * push-back of a plain gate). The same command fixed by hand succeeds. State conflicts
+ * (ALREADY_DECIDED, NOT_WAITING, RUN_REJECTED, FORBIDDEN) stay exit 1: the command was
+ * right, the run said no.
  */
-const USAGE_CODES = new Set([...LOOKUP_CODES, "MISSING_REQUIRED_INPUTS", "UNDECLARED_INPUT", "PUSH_BACK_UNSUPPORTED"]);
-const exitFor = (code) => (USAGE_CODES.has(code) ? 4 : 1);
+const exitFor = (code) => errorMeta(code).exitCode;
 
 const COMMON = {
   db: { type: "string" },
@@ -426,7 +421,7 @@ async function up(args) {
     params[word.slice(0, eq)] = word.slice(eq + 1);
   }
   const id = args.values["run-id"];
-  if (id !== undefined && !RUN_ID.test(id)) {
+  if (id !== undefined && !isRunId(id)) {
     throw usage(`--run-id ${JSON.stringify(id)} must be 1-128 characters of letters, digits and _ . : - (not only dots)`, "up");
   }
   const path = resolve(file);
@@ -600,7 +595,7 @@ function finish(engine, result, json) {
     printDecisionCommands(pending, db);
   }
   engine.close();
-  return EXIT[result.status] ?? 1;
+  return runExitCode(result.status);
 }
 
 const isReview = (a) => a.kind === "review";

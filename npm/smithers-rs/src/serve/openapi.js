@@ -1,5 +1,6 @@
 // The OpenAPI 3.1 document served at /openapi.json. Kept next to the routes in server.js;
 // tests/serve-api.test.js checks that every route is described here.
+import { APPROVAL_STATUSES, NODE_STATES, RUN_STATUSES } from "../contract.js";
 import { engineVersion } from "../native.js";
 
 const ref = (name) => ({ $ref: `#/components/schemas/${name}` });
@@ -122,7 +123,7 @@ export function openApiDocument() {
           type: "object",
           properties: {
             runId: str, workflowName: str, workflowPath: nstr,
-            status: { enum: ["running", "waiting-approval", "waiting-timer", "finished", "failed", "cancelled", "rejected"] },
+            status: { enum: [...RUN_STATUSES] },
             owner: nstr, ownerLiveness: { enum: ["alive", "dead", "unknown", null] },
             createdAt: str, updatedAt: str, finishedAt: nstr, pendingApprovals: int,
             error: { type: ["object", "null"] }, startedBy: nstr,
@@ -136,7 +137,7 @@ export function openApiDocument() {
           type: "object",
           properties: {
             nodeId: str, iteration: int,
-            state: { enum: ["pending", "in-progress", "waiting-approval", "finished", "failed", "skipped", "cancelled", "rejected"] },
+            state: { enum: [...NODE_STATES] },
             output: str, label: nstr, attempts: int, skipReason: nstr, error: {}, updatedAt: str,
             subRunId: { ...str, description: "The sub-run the task waits on (or last waited on)" },
           },
@@ -145,7 +146,7 @@ export function openApiDocument() {
           type: "object",
           properties: {
             runId: str, workflowName: str, runStatus: str, nodeId: str, iteration: int,
-            status: { enum: ["requested", "approved", "denied", "rejected", "pushed-back", "cancelled"] },
+            status: { enum: [...APPROVAL_STATUSES] },
             mode: { enum: ["gate", "decision", "select", "rank", "human", "review"] }, kind: { enum: ["gate", "review"] },
             onDeny: str, title: nstr, summary: nstr, prompt: nstr, metadata: {}, options: {},
             allowedUsers: {}, allowedScopes: {}, requestedAt: str, requestedAtMs: int, waitingMs: { type: ["integer", "null"] },
@@ -287,7 +288,7 @@ export function openApiDocument() {
           summary: "Approvals across runs, oldest request first (also at /approvals, /v1/approval/list)",
           parameters: [
             query("workflow", str), query("node", str), query("runId", str),
-            query("status", { enum: ["requested", "approved", "denied", "rejected", "pushed-back", "all"] }, "Default requested"),
+            query("status", { enum: [...APPROVAL_STATUSES, "all"] }, "Default requested"),
             query("limit", { ...int, minimum: 1, maximum: 500 }), query("cursor", str, "nextCursor of the previous page"),
           ],
           responses: {

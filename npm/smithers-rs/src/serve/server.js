@@ -8,10 +8,11 @@ import { createReadStream, existsSync, openSync, readSync, closeSync, fstatSync 
 import { createServer } from "node:http";
 import { dirname, extname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { CONTRACT, errorMeta, isTerminal, scopeCovers } from "../contract.js";
 import { SmithersEngine } from "../engine.js";
 import { SmithersError } from "../errors.js";
 import { engineVersion } from "../native.js";
-import { authenticate, scopeCovers } from "./config.js";
+import { authenticate } from "./config.js";
 import { daguErrorBody, daguRoutes } from "./dagu.js";
 import { openApiDocument } from "./openapi.js";
 import { startAllowed } from "./start.js";
@@ -21,33 +22,6 @@ const WEB_DIR = join(dirname(fileURLToPath(import.meta.url)), "web");
 const COOKIE = "smithers_session";
 const MAX_BODY = 1024 * 1024;
 const STDOUT_TAIL = 8 * 1024;
-
-/** HTTP status for each stable error code; anything else the caller sent wrong is 400. */
-const STATUS = {
-  UNAUTHORIZED: 401,
-  FORBIDDEN: 403,
-  RUN_NOT_FOUND: 404,
-  NODE_NOT_FOUND: 404,
-  NO_PENDING_APPROVALS: 404,
-  NOT_FOUND: 404,
-  METHOD_NOT_ALLOWED: 405,
-  ALREADY_DECIDED: 409,
-  NOT_WAITING: 409,
-  RUN_REJECTED: 409,
-  RUN_OWNED: 409,
-  RUN_NOT_RESUMABLE: 409,
-  RUN_EXISTS: 409,
-  PUSH_BACK_BUSY: 409,
-  WORKFLOW_NOT_FOUND: 404,
-  AMBIGUOUS_APPROVAL: 409,
-  PAYLOAD_TOO_LARGE: 413,
-  // A <HumanTask> answer that does not fit its schema (it counts as an attempt).
-  HUMAN_TASK_INVALID_JSON: 422,
-  HUMAN_TASK_VALIDATION_FAILED: 422,
-  DB_ERROR: 500,
-  IO_ERROR: 500,
-  INTERNAL: 500,
-};
 
 const TYPES = {
   ".html": "text/html; charset=utf-8",
@@ -528,7 +502,7 @@ function cancelRun(c) {
 async function resumeRun(c) {
   const runId = c.params[0];
   const summary = c.engine.getRun(runId);
-  if (["finished", "failed", "cancelled"].includes(summary.status)) {
+  if (isTerminal(summary.status)) {
     throw new HttpError("RUN_NOT_RESUMABLE", `run ${runId} is ${summary.status}`);
   }
   const done = c.engine.resume(runId);
@@ -683,7 +657,10 @@ function sendDaguError(res, e, log) {
 
 function sendError(res, e, log) {
   const code = typeof e?.code === "string" && /^[A-Z_]+$/.test(e.code) ? e.code : "INTERNAL";
-  const status = STATUS[code] ?? (e instanceof SmithersError ? 400 : 500);
+  // The core's HTTP status for the code (contract.rs); a code it gives no meaning to is the
+  // caller's mistake (400) when we raised it, ours (500) when something else threw.
+  const known = Object.hasOwn(CONTRACT.errorCodes, code);
+  const status = known || e instanceof SmithersError ? errorMeta(code).httpStatus : 500;
   if (status === 500) log?.(`error: ${e?.stack ?? e}`);
   const error = { code, message: status === 500 && !(e instanceof SmithersError) ? "internal error" : e.message };
   if (e?.details && Object.keys(e.details).length) error.details = e.details;
