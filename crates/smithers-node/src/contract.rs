@@ -203,7 +203,10 @@ pub fn contract() -> BindingContract {
         other_error: vocab::OTHER_ERROR.into(),
         scope_levels: strings(&vocab::SCOPE_LEVELS),
         run_id_max_length: vocab::RUN_ID_MAX_LEN as u32,
-        on_deny: vocab::ON_DENY.iter().map(|d| d.as_str().to_string()).collect(),
+        on_deny: vocab::ON_DENY
+            .iter()
+            .map(|d| d.as_str().to_string())
+            .collect(),
         on_max_reached: strings(&vocab::ON_MAX_REACHED),
         key_columns: strings(&core::ident::KEY_COLUMNS),
         reserved_env: BindingReservedEnv {

@@ -383,7 +383,9 @@ impl Engine {
     /// Events committed since the last call (for in-process subscribers).
     #[napi]
     pub fn take_events(&mut self, env: &Env) -> Result<Vec<serde_json::Map<String, Value>>> {
-        self.with(env, |e| Ok(e.take_events().into_iter().map(event).collect()))
+        self.with(env, |e| {
+            Ok(e.take_events().into_iter().map(event).collect())
+        })
     }
 
     /// Closes the database. Later calls fail with ENGINE_CLOSED.

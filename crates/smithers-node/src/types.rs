@@ -14,7 +14,7 @@
 //! surrogate, a cycle, a BigInt) with a stable code, where a field-by-field conversion would
 //! silently replace a lone surrogate. From the core to JS they are converted by napi.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use napi::bindgen_prelude::{Either, Null};
 use napi_derive::napi;
@@ -237,8 +237,8 @@ pub struct BindingSnapshot {
     pub workflow_name: String,
     pub workflow_path: Either<String, Null>,
     pub input: Value,
-    pub loops: HashMap<String, i64>,
-    pub node_loops: HashMap<String, String>,
+    pub loops: BTreeMap<String, i64>,
+    pub node_loops: BTreeMap<String, String>,
     pub outputs: Vec<BindingOutputRow>,
     pub error: Either<BindingRunError, Null>,
 }
@@ -262,8 +262,8 @@ impl From<core::Snapshot> for BindingSnapshot {
             workflow_name,
             workflow_path: nullable(workflow_path),
             input,
-            loops: loops.into_iter().collect(),
-            node_loops: node_loops.into_iter().collect(),
+            loops,
+            node_loops,
             outputs: outputs.into_iter().map(Into::into).collect(),
             error: nullable(error.map(Into::into)),
         }
@@ -278,7 +278,7 @@ pub struct BindingStep {
     pub needs_render: bool,
     pub tasks: Vec<BindingTaskToRun>,
     pub outputs: Vec<BindingOutputRow>,
-    pub loops: HashMap<String, i64>,
+    pub loops: BTreeMap<String, i64>,
     pub in_flight: u32,
     pub error: Either<BindingRunError, Null>,
     /// When the run parks: the nodes waiting for a decision.
@@ -305,7 +305,7 @@ impl From<core::Step> for BindingStep {
             needs_render,
             tasks: tasks.into_iter().map(Into::into).collect(),
             outputs: outputs.into_iter().map(Into::into).collect(),
-            loops: loops.into_iter().collect(),
+            loops,
             in_flight: count(in_flight),
             error: nullable(error.map(Into::into)),
             waiting: (!waiting.is_empty()).then_some(waiting),
@@ -324,7 +324,7 @@ pub struct BindingTaskToRun {
     pub timeout_ms: Either<i64, Null>,
     pub command: Option<BindingCommandSpec>,
     /// Approver inputs that reach this task (from upstream gates, or its own push-back).
-    pub inputs: Option<HashMap<String, String>>,
+    pub inputs: Option<BTreeMap<String, String>>,
     /// Set when a reviewer sent this step back: round, who, when, inputs, history.
     pub push_back: Option<Value>,
 }
@@ -348,7 +348,7 @@ impl From<core::TaskToRun> for BindingTaskToRun {
             output,
             timeout_ms: nullable(timeout_ms.map(millis)),
             command: command.map(Into::into),
-            inputs: inputs.map(|i| i.into_iter().collect()),
+            inputs,
             push_back,
         }
     }
@@ -510,7 +510,7 @@ pub struct BindingDecisionRequest {
     pub scopes: Option<Either<Vec<String>, Null>>,
     pub decision_json: Option<Either<String, Null>>,
     /// Approver inputs: only names the gate declares in `input`.
-    pub inputs: Option<Either<HashMap<String, String>, Null>>,
+    pub inputs: Option<Either<BTreeMap<String, String>, Null>>,
     /// Why a reviewed step is rejected; defaults to the note.
     pub reason: Option<Either<String, Null>>,
     /// Refuse an approve by the user who started the run (four-eyes rule).
@@ -547,7 +547,7 @@ impl TryFrom<BindingDecisionRequest> for core::DecisionRequest {
             decided_by: given(decided_by),
             scopes: given(scopes).unwrap_or_default(),
             decision,
-            inputs: given(inputs).unwrap_or_default().into_iter().collect(),
+            inputs: given(inputs).unwrap_or_default(),
             reason: given(reason),
             forbid_starter: forbid_starter.unwrap_or(false),
         })
@@ -574,7 +574,7 @@ pub struct BindingDecisionOutcome {
     pub approval_iteration: i64,
     /// Nodes a push-back sent back to pending besides the step itself.
     pub reset: Option<Vec<String>>,
-    pub inputs: HashMap<String, String>,
+    pub inputs: BTreeMap<String, String>,
     /// Another live process that drives the run and will pick the decision up.
     pub owner: Either<String, Null>,
     /// Nobody drives the run: the caller should resume it.
@@ -621,7 +621,7 @@ impl From<core::DecisionOutcome> for BindingDecisionOutcome {
             round,
             approval_iteration,
             reset: (!reset.is_empty()).then_some(reset),
-            inputs: inputs.into_iter().collect(),
+            inputs,
             owner: nullable(owner),
             needs_resume,
             output: nullable(output.map(Into::into)),

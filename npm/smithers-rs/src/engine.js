@@ -412,7 +412,7 @@ export class SmithersEngine {
    * `{ updatedAtMs, runId }`). Runs marked unresumable are left out.
    */
   orphanedRuns(limit = 100, { includeDead = true, after } = {}) {
-    return this.native.orphanedRuns(limit, includeDead, after);
+    return this.native.orphanedRuns(limit, includeDead, after).map(({ run, updatedAtMs }) => ({ ...run, updatedAtMs }));
   }
 
   /** Records why a run cannot be resumed (shown by `why`, `resumeError`); a claim clears it. */

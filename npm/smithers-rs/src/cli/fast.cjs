@@ -18,8 +18,6 @@ const { userInfo } = require("node:os");
 const { dirname, isAbsolute, join, relative, resolve } = require("node:path");
 const { parseArgs } = require("node:util");
 
-const RUN_STATUSES = ["running", "waiting-approval", "waiting-timer", "finished", "failed", "cancelled"];
-
 const COMMON = {
   db: { type: "string" },
   json: { type: "boolean", default: false },
@@ -80,7 +78,7 @@ function binding() {
  */
 function open(dbPath, readOnly) {
   try {
-    return new (binding().Engine)(dbPath, readOnly ? '{"readOnly":true}' : '{"mustExist":true}');
+    return new (binding().Engine)(dbPath, readOnly ? { readOnly: true } : { mustExist: true });
   } catch {
     return null;
   }
@@ -117,8 +115,7 @@ function printErr(text) {
 /** One native call: its value, or undefined on an engine error. */
 function call(engine, method, ...args) {
   try {
-    const answer = JSON.parse(engine[method](...args));
-    return answer.ok ? answer.value : undefined;
+    return engine[method](...args);
   } catch {
     return undefined;
   }
@@ -153,9 +150,9 @@ function decide(kind, rest) {
   let recorded;
   try {
     // The request SmithersEngine sends (engine.js #decide) for what main.js passes it.
-    const request = { runId: id, nodeId, iteration, note: v.note ?? v.reason, decidedBy, scopes: v.scope ?? [], decision, inputs: {}, reason: kind === "deny" ? v.reason : undefined,
-      forbidStarter: /^(1|true|yes)$/i.test(process.env.SMITHERS_FORBID_SELF_APPROVAL ?? "") };
-    recorded = call(engine, kind, JSON.stringify(request));
+    const request = { runId: id, nodeId, iteration, note: v.note ?? v.reason, decidedBy, scopes: v.scope ?? [], decisionJson: decision === undefined ? undefined : JSON.stringify(decision),
+      reason: kind === "deny" ? v.reason : undefined, forbidStarter: /^(1|true|yes)$/i.test(process.env.SMITHERS_FORBID_SELF_APPROVAL ?? "") };
+    recorded = call(engine, kind, request);
   } finally {
     if (recorded === undefined) engine.close();
   }
@@ -205,12 +202,12 @@ function ps(rest) {
   const v = args.values;
   const limit = v.limit === undefined ? 50 : Number(v.limit);
   if (!Number.isInteger(limit) || limit < 1) return null;
-  if (v.status !== undefined && !RUN_STATUSES.includes(v.status)) return null;
+  if (v.status !== undefined && !binding().contract().runStatuses.some((s) => s.status === v.status)) return null;
   const dbPath = findDb(v);
   if (dbPath === null) return null;
   const engine = open(dbPath, true);
   if (engine === null) return null;
-  const runs = call(engine, "listRuns", JSON.stringify({ status: v.status, limit }));
+  const runs = call(engine, "listRuns", { status: v.status, limit });
   engine.close();
   if (runs === undefined) return null;
   if (v.json) {

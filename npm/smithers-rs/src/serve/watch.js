@@ -88,10 +88,10 @@ export class Watcher {
     let after;
     for (;;) {
       const page = this.native.orphanedRuns(PAGE, includeDead, after);
-      for (const run of page) this.adopt(run);
+      for (const { run } of page) this.adopt(run);
       if (page.length < PAGE) return;
       const last = page[page.length - 1];
-      after = { updatedAtMs: last.updatedAtMs, runId: last.runId };
+      after = { updatedAtMs: last.updatedAtMs, runId: last.run.runId };
     }
   }
 
