@@ -138,3 +138,54 @@ describe("examples/agents/release-announcement.tsx", () => {
     assert.equal(publishCalls(), 2, "a tool turn and the answer");
   });
 });
+
+describe("examples/agents/support-escalation.tsx", () => {
+  const ticket = '{"customer":"Ada","body":"My invoice is in the wrong currency since I moved."}';
+  const levelOf = (system) => (/first-line/.test(system) ? 1 : /second-line/.test(system) ? 2 : 0);
+
+  test("a confident first line resolves the ticket: no second line, nobody asked", async (t) => {
+    const { model, cli, inspect } = await setUp(t, {
+      answer: ({ system }) => (levelOf(system) === 1 ? { resolution: "Reissue the invoice from Billing.", confidence: 0.9 } : undefined),
+    });
+    const up = await cli(["up", "support-escalation.tsx", "--input", ticket, "--run-id", "easy", "--json"]);
+    assert.equal(up.code, 0, up.stdout + up.stderr);
+    const info = inspect("easy");
+    assert.deepEqual(info.nodes.map((n) => n.nodeId), ["support-level-0", "support-check-0", "reply"]);
+    assert.deepEqual(info.outputs.find((o) => o.nodeId === "support-check-0").value, { escalated: false, fromLevel: 0, toLevel: 1 });
+    assert.deepEqual(info.outputs.find((o) => o.nodeId === "reply").value, { by: "first-line agent", text: "Reissue the invoice from Billing." });
+    assert.equal(model.requests.filter((r) => levelOf(JSON.stringify(r.system ?? "")) === 2).length, 0);
+    assert.match(info.agentAttempts[0].prompt, /# Support ticket from Ada\n\n> My invoice is in the wrong currency since I moved\./);
+  });
+
+  test("a first line with no answer and an unsure second line (after reading the known issues) hand the ticket to a person", async (t) => {
+    const { model, cli, inspect } = await setUp(t, {
+      readPath: "support/known-issues.md",
+      answer: ({ system }) => {
+        const level = levelOf(system);
+        if (level === 1) return "I am not sure what to do here.";
+        if (level === 2) return { resolution: "Maybe reissue the invoice?", confidence: 0.5 };
+        return undefined;
+      },
+    });
+    const up = await cli(["up", "support-escalation.tsx", "--input", ticket, "--run-id", "hard", "--json"]);
+    assert.equal(up.code, 3, up.stdout + up.stderr);
+    let info = inspect("hard");
+    assert.equal(info.nodes.find((n) => n.nodeId === "support-level-0").state, "failed", "no JSON, also after the follow-up");
+    const gate = info.approvals.find((a) => a.status === "requested");
+    assert.deepEqual([gate.nodeId, gate.title], ["support-human-fallback", "Take over Ada's ticket?"]);
+    // The second line read the known issues with its tool before answering.
+    const second = model.requests.filter((r) => levelOf(JSON.stringify(r.system ?? "")) === 2);
+    assert.equal(second.length, 2, "a tool turn, then the answer");
+    assert.match(textOf(second[1]), /Invoices show the wrong currency/);
+
+    const approve = await cli(["approve", "hard", "--note", "I reissued your invoice in EUR.", "--by", "bob", "--json"]);
+    assert.equal(approve.code, 0, approve.stdout + approve.stderr);
+    info = inspect("hard");
+    assert.equal(info.run.status, "finished");
+    assert.deepEqual(
+      info.outputs.filter((o) => o.table === "escalation").map((o) => [o.nodeId, o.value.escalated ?? o.value.approved]),
+      [["support-check-0", true], ["support-check-1", true], ["support-human-fallback", true]],
+    );
+    assert.deepEqual(info.outputs.find((o) => o.nodeId === "reply").value, { by: "bob", text: "I reissued your invoice in EUR." });
+  });
+});

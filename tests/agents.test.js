@@ -422,7 +422,50 @@ describe("Smithers' CLI agents", () => {
     assert.deepEqual(kimiCall.args.slice(0, 4), ["--print", "--output-format", "text", "--final-message-only"]);
     assert.ok(kimiCall.args.includes("--no-thinking"));
     assert.match(kimiCall.args[kimiCall.args.indexOf("--prompt") + 1], /REMINDER: Your response MUST end with a ```json code fence/);
-    assert.throws(() => new PiAgent({ mode: "rpc" }), { code: "UNSUPPORTED_OPTION" });
+  });
+
+  test("PiAgent in RPC mode speaks pi's protocol: a prompt command on stdin kept open, the last assistant message at agent_end, pi stopped after it", async (t) => {
+    const log = join(freshDir("smithers-standin-log-"), "calls.jsonl");
+    const calls = () => readFileSync(log, "utf8").trim().split("\n").map((l) => JSON.parse(l));
+    const pi = new PiAgent({ provider: "openai-codex", model: "gpt-5.4", mode: "rpc", tools: ["read", "bash"], env: env({ STANDIN_LOG: log }) });
+    // The stand-in, like pi, runs on after its answer: the task ends because pi is stopped.
+    const { engine, runId, result } = await runCli(t, pi);
+    assert.equal(result.status, "finished", JSON.stringify(result));
+    const [started, prompt] = calls();
+    assert.deepEqual(started.args.slice(0, 6), ["--mode", "rpc", "--provider", "openai-codex", "--model", "gpt-5.4"]);
+    assert.equal(started.args[started.args.indexOf("--tools") + 1], "read,bash");
+    assert.equal(prompt.rpc.type, "prompt");
+    assert.match(prompt.rpc.message, /Propose what to do with the api deployment\.[\s\S]*REQUIRED OUTPUT/);
+    const info = engine.inspect(runId);
+    assert.equal(info.outputs[0].value.action, "rollback", "the answer turn, not the first turn's 'Let me look first.'");
+    const [a] = info.agentAttempts;
+    assert.equal(a.usage.inputTokens, 40, "both assistant messages' usage");
+    assert.match(readFileSync(a.stdoutPath, "utf8"), /"type":"agent_end"/);
+
+    // An extension's UI request that waits for an answer: cancelled, or what the handler says.
+    const ask = new PiAgent({ mode: "rpc", env: env({ STANDIN_LOG: log, STANDIN_UI_REQUEST: "confirm" }) });
+    assert.equal((await runCli(t, ask)).result.status, "finished");
+    assert.deepEqual(calls().at(-1).uiResponse, { type: "extension_ui_response", id: "ui-1", cancelled: true });
+    const seen = [];
+    const answering = new PiAgent({
+      mode: "rpc",
+      env: env({ STANDIN_LOG: log, STANDIN_UI_REQUEST: "confirm" }),
+      onExtensionUiRequest: (request) => {
+        seen.push(request.title);
+        return { confirmed: true };
+      },
+    });
+    assert.equal((await runCli(t, answering)).result.status, "finished");
+    assert.deepEqual(seen, ["Proceed?"]);
+    assert.deepEqual(calls().at(-1).uiResponse, { type: "extension_ui_response", id: "ui-1", confirmed: true });
+
+    const refused = await runCli(t, new PiAgent({ mode: "rpc", env: env({ STANDIN_RPC_FAIL: "no such model" }) }));
+    assert.equal(refused.result.error.code, "AGENT_CLI_ERROR");
+    assert.match(refused.result.error.message, /pi: no such model/);
+    const slow = await runCli(t, new PiAgent({ mode: "rpc", env: env({ STANDIN_SLEEP_MS: "30000" }) }), { timeoutMs: 400 });
+    assert.equal(slow.result.error.code, "TASK_TIMEOUT");
+    const files = await runCli(t, new PiAgent({ mode: "rpc", files: ["a.txt"], env: env() }));
+    assert.equal(files.result.error.code, "AGENT_RPC_FILE_ARGS");
   });
 
   test("a CLI agent's timeout stops its process group (TASK_TIMEOUT); a failing CLI is AGENT_CLI_ERROR with its stderr; a missing one AGENT_CLI_NOT_STARTED", async (t) => {

@@ -10,6 +10,7 @@ import { z } from "zod";
 import {
   Approval,
   ApprovalGate,
+  EscalationChain,
   HumanTask,
   Loop,
   Runbook,
@@ -533,6 +534,113 @@ describe("<Runbook>", () => {
     await assert.rejects(engine.run(none), (e) => e.code === "INVALID_PROP");
     const typo = s.smithers(() => h(Workflow, {}, h(Runbook, { stepOutput: s.outputs.step, steps: [{ id: "x", risk: "safe", command: "true", riks: "safe" }] })));
     await assert.rejects(engine.run(typo), (e) => e.code === "UNSUPPORTED_PROP" && e.details.prop === "steps[].riks");
+  });
+});
+
+// ------------------------------------------------------------------ EscalationChain
+
+describe("<EscalationChain>", () => {
+  const s = createSmithers({
+    tier: z.object({ answer: z.string(), confidence: z.number() }),
+    // A plain JSON Schema: each check's fields and the decision's, none required.
+    escalation: {
+      type: "object",
+      properties: {
+        ...Object.fromEntries(["escalated", "approved"].map((f) => [f, { type: "boolean" }])),
+        ...Object.fromEntries(["fromLevel", "toLevel"].map((f) => [f, { type: "integer" }])),
+        ...Object.fromEntries(["note", "decidedBy", "decidedAt"].map((f) => [f, { type: ["string", "null"] }])),
+      },
+      additionalProperties: false,
+    },
+    checksOnly: z.object({ escalated: z.boolean(), fromLevel: z.number(), toLevel: z.number() }),
+  });
+  /** An AgentLike that answers with `value` as JSON (or throws `value` when it is an Error), and counts its calls. */
+  const agent = (value) => {
+    const a = {
+      calls: 0,
+      prompts: [],
+      async generate({ prompt }) {
+        a.calls += 1;
+        a.prompts.push(prompt);
+        if (value instanceof Error) throw value;
+        return { text: `\`\`\`json\n${JSON.stringify(value)}\n\`\`\`` };
+      },
+    };
+    return a;
+  };
+  const chain = (levels, props = {}) =>
+    s.smithers(() =>
+      h(
+        Workflow,
+        { name: "support" },
+        h(
+          EscalationChain,
+          { id: "support", escalationOutput: s.outputs.escalation, levels: levels.map((agentLike, i) => ({ agent: agentLike, output: s.outputs.tier, label: `Tier ${i + 1}`, escalateIf: (r) => r.confidence < 0.7 })), ...props },
+          "Resolve the ticket: my invoice is wrong.",
+        ),
+      ),
+    );
+  const nodeIds = (info) => info.nodes.map((n) => n.nodeId);
+
+  test("a confident first level ends the chain: its check says so and no later level runs", async (t) => {
+    const engine = newEngine(t);
+    const [one, two] = [agent({ answer: "reissue it", confidence: 0.9 }), agent({ answer: "x", confidence: 1 })];
+    const run = await engine.run(chain([one, two], { humanFallback: true }));
+    assert.equal(run.status, "finished");
+    const info = engine.inspect(run.runId);
+    assert.deepEqual(nodeIds(info), ["support-level-0", "support-check-0"]);
+    assert.deepEqual(rows(info, "escalation"), [{ nodeId: "support-check-0", iteration: 0, escalated: false, fromLevel: 0, toLevel: 1 }]);
+    assert.equal(info.nodes[0].label, "Tier 1");
+    assert.deepEqual([one.calls, two.calls], [1, 0]);
+    assert.match(one.prompts[0], /Resolve the ticket: my invoice is wrong\./);
+  });
+
+  test("escalateIf and a failed level escalate; after the last level a person decides, in escalationOutput", async (t) => {
+    const engine = newEngine(t);
+    const levels = [agent({ answer: "not sure", confidence: 0.3 }), agent(new Error("model overloaded")), agent({ answer: "maybe", confidence: 0.5 })];
+    const run = await engine.run(chain(levels, { humanFallback: true, humanRequest: { title: "Take the ticket?", summary: "All tiers are unsure." } }));
+    assert.equal(run.status, "waiting-approval");
+    let info = engine.inspect(run.runId);
+    assert.equal(nodeState(info, "support-level-1"), "failed", "a failed level lets the chain go on (continueOnFail)");
+    const [gate] = engine.pendingApprovals({ runId: run.runId });
+    assert.deepEqual([gate.nodeId, gate.title, gate.summary], ["support-human-fallback", "Take the ticket?", "All tiers are unsure."]);
+    assert.equal((await (await engine.approve(run.runId, { decidedBy: "bob", note: "I reissued it" })).done).status, "finished");
+    info = engine.inspect(run.runId);
+    assert.deepEqual(nodeIds(info), [
+      "support-level-0", "support-check-0", "support-level-1", "support-check-1", "support-level-2", "support-check-2", "support-human-fallback",
+    ]);
+    assert.deepEqual(
+      rows(info, "escalation").map((r) => [r.nodeId, r.escalated ?? r.approved, r.toLevel ?? r.decidedBy]),
+      [["support-check-0", true, 1], ["support-check-1", true, 2], ["support-check-2", true, 3], ["support-human-fallback", true, "bob"]],
+    );
+    assert.deepEqual(levels.map((l) => l.calls), [1, 1, 1]);
+  });
+
+  test("without humanFallback the last level ends the chain; a denied fallback is recorded and the run goes on", async (t) => {
+    const engine = newEngine(t);
+    const unsure = () => agent({ answer: "?", confidence: 0.1 });
+    const plain = await engine.run(chain([unsure(), unsure()]));
+    assert.equal(plain.status, "finished");
+    assert.deepEqual(nodeIds(engine.inspect(plain.runId)), ["support-level-0", "support-check-0", "support-level-1"]);
+
+    const denied = await engine.run(chain([unsure()], { humanFallback: true }));
+    const [gate] = engine.pendingApprovals({ runId: denied.runId });
+    assert.deepEqual([gate.title, gate.summary], ["Escalation requires human review", "All 1 automated levels have been exhausted."]);
+    assert.equal((await (await engine.deny(denied.runId, { decidedBy: "bob" })).done).status, "finished");
+    assert.equal(rows(engine.inspect(denied.runId), "escalation").find((r) => r.nodeId === "support-human-fallback").approved, false);
+  });
+
+  test("props are checked: levels, their keys, and an escalationOutput that cannot hold what the chain writes", async (t) => {
+    const engine = newEngine(t);
+    const one = agent({ answer: "a", confidence: 1 });
+    const run = (props) => engine.run(s.smithers(() => h(Workflow, {}, h(EscalationChain, { escalationOutput: s.outputs.escalation, levels: [{ agent: one, output: s.outputs.tier }], ...props }, "p"))));
+    await assert.rejects(run({ levels: [] }), (e) => e.code === "INVALID_PROP" && e.details.prop === "levels");
+    await assert.rejects(run({ levels: [{ agent: one, output: s.outputs.tier, escalateWhen: () => true }] }), (e) => e.code === "UNSUPPORTED_PROP" && e.details.prop === "levels[].escalateWhen");
+    await assert.rejects(run({ maxLevels: 2 }), (e) => e.code === "UNSUPPORTED_PROP" && e.details.prop === "maxLevels");
+    // Checks only: a schema of the check's fields is enough; with a human fallback it is not.
+    const checks = { escalationOutput: s.outputs.checksOnly };
+    assert.equal((await run(checks)).status, "finished");
+    await assert.rejects(run({ ...checks, humanFallback: true }), (e) => e.code === "INVALID_PROP" && /requires escalated, fromLevel, toLevel/.test(e.message));
   });
 });
 

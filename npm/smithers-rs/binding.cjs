@@ -850,3 +850,4 @@ module.exports.runCommand = nativeBinding.runCommand
 module.exports.scopeCovers = nativeBinding.scopeCovers
 module.exports.snakeCase = nativeBinding.snakeCase
 module.exports.tableKeyProblem = nativeBinding.tableKeyProblem
+module.exports.writeCommandStdin = nativeBinding.writeCommandStdin

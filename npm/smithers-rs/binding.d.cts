@@ -235,8 +235,13 @@ export interface BindingCommandSpec {
   idleTimeoutMs?: number | null
   stdoutPath: string
   stderrPath: string
-  /** Written to the process's stdin, which is then closed. */
+  /** Written to the process's stdin, which is then closed (unless `keepStdinOpen`). */
   stdin?: string | null
+  /**
+   * Keep stdin open until the process ends: `writeCommandStdin(cancelId, text)` writes
+   * more (a CLI spoken to over JSON lines).
+   */
+  keepStdinOpen?: boolean
   /** `runCommand` only: the id under which `cancelCommand` can stop it. */
   cancelId?: string | null
 }
@@ -587,3 +592,9 @@ export declare function snakeCase(name: string): string
 
 /** Why `key` cannot be an output key (its table's name is reserved, …), or null. */
 export declare function tableKeyProblem(key: string): string | null
+
+/**
+ * Writes `text` to the stdin of a command started with this `cancelId` and
+ * `keepStdinOpen` (queued, never blocking). False when its stdin is not open.
+ */
+export declare function writeCommandStdin(cancelId: string, text: string): boolean

@@ -40,6 +40,8 @@ export function valueForSchema(schema, name = "value", depth = 0, index = 0) {
       if (schema.format === "email") return "someone@example.com";
       if (schema.format === "uri" || schema.format === "url") return "https://example.com/";
       if (schema.format === "uuid") return "00000000-0000-4000-8000-000000000000";
+      // A pattern that is one literal word (`^saffron-orbit-lantern$`): what the model found.
+      if (typeof schema.pattern === "string" && /^\^[A-Za-z0-9_-]+\$$/.test(schema.pattern)) return schema.pattern.slice(1, -1);
       // Identifier-like, as models answer ids and paths: workflows build node ids from them.
       let text = `${name}-${++serial}`;
       if (schema.minLength && text.length < schema.minLength) text = text.padEnd(schema.minLength, ".");

@@ -6,8 +6,15 @@
 // Install it on PATH as `<cli>` (see installCliStandIns). With STANDIN_LOG set, each call
 // appends `{cli, args, stdin, cwd}` to that file as one JSON line; STANDIN_SLEEP_MS makes it
 // wait before answering, STANDIN_EXIT makes it fail with that exit code.
+//
+// `pi --mode rpc` speaks pi's RPC protocol (JSON lines: commands on stdin, responses and
+// events on stdout) and, like pi, keeps running after its answer until it is stopped: a
+// turn that runs a tool, then the answer turn, then `agent_end`. STANDIN_UI_REQUEST=<method>
+// makes it ask an extension UI request first and wait for the response (logged);
+// STANDIN_RPC_FAIL=<message> makes it refuse the prompt.
 import { appendFileSync, chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { schemaFromPrompt, valueForSchema } from "./anthropic-stand-in.js";
 
@@ -36,8 +43,66 @@ function answerText(prompt) {
   return `Done.\n\n\`\`\`json\n${JSON.stringify(value, null, 2)}\n\`\`\``;
 }
 
+const log = (entry) => process.env.STANDIN_LOG && appendFileSync(process.env.STANDIN_LOG, `${JSON.stringify(entry)}\n`);
+const emit = (event) => process.stdout.write(`${JSON.stringify(event)}\n`);
+
+/** pi's RPC mode: answers each `prompt` command with pi's events, and runs on. */
+function piRpc(args) {
+  log({ cli: "pi", args, cwd: process.cwd() });
+  const waiting = new Map();
+  const usage = (text) => ({ input: 20, output: Math.ceil(text.length / 4), cacheRead: 0, cacheWrite: 0, totalTokens: 20 + Math.ceil(text.length / 4) });
+  const assistant = (content, text) => ({ role: "assistant", content, usage: usage(text), stopReason: "stop" });
+  createInterface({ input: process.stdin }).on("line", async (line) => {
+    let command;
+    try {
+      command = JSON.parse(line);
+    } catch {
+      emit({ type: "response", command: "parse", success: false, error: "Failed to parse command" });
+      return;
+    }
+    if (command.type === "extension_ui_response") {
+      waiting.get(command.id)?.(command);
+      return;
+    }
+    if (command.type !== "prompt") {
+      emit({ id: command.id, type: "response", command: command.type, success: false, error: `Unknown command: ${command.type}` });
+      return;
+    }
+    log({ cli: "pi", rpc: command });
+    if (process.env.STANDIN_RPC_FAIL) {
+      emit({ id: command.id, type: "response", command: "prompt", success: false, error: process.env.STANDIN_RPC_FAIL });
+      return;
+    }
+    emit({ id: command.id, type: "response", command: "prompt", success: true });
+    emit({ type: "agent_start" });
+    if (process.env.STANDIN_SLEEP_MS) await new Promise((r) => setTimeout(r, Number(process.env.STANDIN_SLEEP_MS)));
+    if (process.env.STANDIN_UI_REQUEST) {
+      emit({ type: "extension_ui_request", id: "ui-1", method: process.env.STANDIN_UI_REQUEST, title: "Proceed?" });
+      log({ cli: "pi", uiResponse: await new Promise((resolve) => waiting.set("ui-1", resolve)) });
+    }
+    const look = "Let me look first.";
+    const call = { type: "toolCall", id: "tool-1", name: "bash", arguments: { command: "pwd" } };
+    emit({ type: "turn_start" });
+    emit({ type: "message_update", assistantMessageEvent: { type: "text_delta", delta: look } });
+    emit({ type: "message_end", message: assistant([{ type: "text", text: look }, call], look) });
+    emit({ type: "tool_execution_start", toolCallId: "tool-1", toolName: "bash", args: call.arguments });
+    emit({ type: "tool_execution_end", toolCallId: "tool-1", toolName: "bash", result: { content: [{ type: "text", text: process.cwd() }] }, isError: false });
+    emit({ type: "turn_end", message: assistant([{ type: "text", text: look }, call], look), toolResults: [] });
+    const text = answerText(command.message);
+    emit({ type: "turn_start" });
+    const half = Math.floor(text.length / 2);
+    emit({ type: "message_update", assistantMessageEvent: { type: "text_delta", delta: text.slice(0, half) } });
+    emit({ type: "message_update", assistantMessageEvent: { type: "text_delta", delta: text.slice(half) } });
+    const final = assistant([{ type: "text", text }], text);
+    emit({ type: "message_end", message: final });
+    emit({ type: "turn_end", message: final, toolResults: [] });
+    emit({ type: "agent_end", messages: [final] });
+  });
+}
+
 async function main() {
   const [cli, ...args] = process.argv.slice(2);
+  if (cli === "pi" && after(args, "--mode") === "rpc") return piRpc(args);
   const stdin = args.at(-1) === "-" ? readFileSync(0, "utf8") : "";
   if (process.env.STANDIN_LOG) {
     appendFileSync(process.env.STANDIN_LOG, `${JSON.stringify({ cli, args, stdin, cwd: process.cwd() })}\n`);

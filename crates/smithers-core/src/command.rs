@@ -52,6 +52,10 @@ pub struct CommandSpec {
     /// it stdin is closed from the start.
     #[serde(default)]
     pub stdin: Option<String>,
+    /// Keep stdin open after `stdin` is written, until the process ends: more can be written
+    /// through [`Canceller::write_stdin`] (a CLI spoken to over a JSON-lines protocol).
+    #[serde(default)]
+    pub keep_stdin_open: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -87,11 +91,14 @@ impl CommandOutcome {
 struct WatchState {
     finished: bool,
     cancelled: bool,
+    /// What goes to the process's stdin while it is kept open (`keep_stdin_open`).
+    stdin: Option<mpsc::Sender<Vec<u8>>>,
 }
 
 /// Stops a running command from another thread: its process group gets SIGTERM, then
 /// SIGKILL after a grace period, as on a timeout. Cancelling before the command starts
-/// stops it as soon as it does.
+/// stops it as soon as it does. With `keep_stdin_open`, it also writes to the command's
+/// stdin.
 #[derive(Clone, Default)]
 pub struct Canceller(Arc<(Mutex<WatchState>, Condvar)>);
 
@@ -102,6 +109,17 @@ impl Canceller {
             state.cancelled = true;
         }
         cvar.notify_all();
+    }
+
+    /// Queues `bytes` for the command's stdin (written in order by a thread of its own, so
+    /// the caller never blocks). False when its stdin is not open (not kept open, or the
+    /// command has ended).
+    pub fn write_stdin(&self, bytes: Vec<u8>) -> bool {
+        let (lock, _) = &*self.0;
+        lock.lock()
+            .ok()
+            .and_then(|state| state.stdin.as_ref().map(|tx| tx.send(bytes).is_ok()))
+            .unwrap_or(false)
     }
 }
 
@@ -198,7 +216,7 @@ pub fn run_with(spec: &CommandSpec, canceller: Option<&Canceller>) -> CommandOut
                 .chain(&spec.env)
                 .map(|(k, v)| (k, v)),
         )
-        .stdin(if spec.stdin.is_some() {
+        .stdin(if spec.stdin.is_some() || spec.keep_stdin_open {
             Stdio::piped()
         } else {
             Stdio::null()
@@ -218,10 +236,25 @@ pub fn run_with(spec: &CommandSpec, canceller: Option<&Canceller>) -> CommandOut
         }
     };
     let pid = child.id();
-    if let (Some(mut pipe), Some(text)) = (child.stdin.take(), spec.stdin.clone()) {
-        // A thread of its own: a process that does not read its stdin must not block us.
+    let watch = canceller.cloned().unwrap_or_default();
+    if let Some(mut pipe) = child.stdin.take() {
+        // A thread of its own: a process that does not read its stdin must not block us. The
+        // pipe closes when every sender is gone: at once, or when the process ends.
+        let (tx, rx) = mpsc::channel::<Vec<u8>>();
+        if let Some(text) = &spec.stdin {
+            let _ = tx.send(text.as_bytes().to_vec());
+        }
+        if spec.keep_stdin_open
+            && let Ok(mut state) = watch.0.0.lock()
+        {
+            state.stdin = Some(tx);
+        }
         std::thread::spawn(move || {
-            let _ = pipe.write_all(text.as_bytes());
+            for chunk in rx {
+                if pipe.write_all(&chunk).and_then(|()| pipe.flush()).is_err() {
+                    break;
+                }
+            }
         });
     }
     let (done_tx, done_rx) = mpsc::channel::<(bool, Tail)>();
@@ -244,7 +277,6 @@ pub fn run_with(spec: &CommandSpec, canceller: Option<&Canceller>) -> CommandOut
 
     // The watchdog sleeps until the deadline, a cancel, or the end of the command, whichever
     // is first; on the first two it stops the process group.
-    let watch = canceller.cloned().unwrap_or_default();
     let timed_out = Arc::new(Mutex::new(false));
     let idle = spec.idle_timeout_ms.map(Duration::from_millis);
     let watchdog =
@@ -314,6 +346,7 @@ pub fn run_with(spec: &CommandSpec, canceller: Option<&Canceller>) -> CommandOut
         let cancelled = match lock.lock() {
             Ok(mut state) => {
                 state.finished = true;
+                state.stdin = None;
                 state.cancelled
             }
             Err(_) => false,
@@ -375,6 +408,7 @@ mod tests {
             stdout_path: dir.join("logs/out.log").to_string_lossy().into_owned(),
             stderr_path: dir.join("logs/err.log").to_string_lossy().into_owned(),
             stdin: None,
+            keep_stdin_open: false,
             idle_timeout_ms: None,
         }
     }
@@ -443,6 +477,58 @@ mod tests {
         let out = run(&s);
         assert!(out.succeeded(), "{out:?}");
         assert_eq!(out.stdout, "HELLO AGENT\n");
+    }
+
+    #[test]
+    fn stdin_kept_open_takes_more_writes_until_the_command_is_stopped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = spec(
+            dir.path(),
+            "while read line; do echo \"got $line\"; done; echo closed",
+            None,
+        );
+        s.stdin = Some("first\n".into());
+        s.keep_stdin_open = true;
+        let log = dir.path().join("logs/out.log");
+        let control = Canceller::default();
+        let writer = control.clone();
+        let t = std::thread::spawn(move || {
+            let seen = |text: &str| {
+                let until = Instant::now() + Duration::from_secs(10);
+                while Instant::now() < until {
+                    if std::fs::read_to_string(&log).is_ok_and(|l| l.contains(text)) {
+                        return true;
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                false
+            };
+            assert!(
+                seen("got first"),
+                "the first line is answered while stdin stays open"
+            );
+            assert!(writer.write_stdin(b"second\n".to_vec()));
+            assert!(seen("got second"));
+            writer.cancel();
+        });
+        let out = run_with(&s, Some(&control));
+        t.join().expect("join");
+        assert!(out.cancelled, "{out:?}");
+        assert_eq!(
+            out.stdout, "got first\ngot second\n",
+            "stdin never closed, so no \"closed\""
+        );
+        assert!(
+            !control.write_stdin(b"late\n".to_vec()),
+            "nothing is written once it ended"
+        );
+        // Without keep_stdin_open, nothing more can be written.
+        let mut once = spec(dir.path(), "cat", None);
+        once.stdin = Some("only\n".into());
+        let control = Canceller::default();
+        let out = run_with(&once, Some(&control));
+        assert_eq!(out.stdout, "only\n");
+        assert!(!control.write_stdin(b"more".to_vec()));
     }
 
     #[test]

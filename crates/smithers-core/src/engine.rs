@@ -2048,6 +2048,7 @@ impl Engine {
             stderr_path,
             stdin: None,
             idle_timeout_ms: None,
+            keep_stdin_open: false,
         })
     }
 

@@ -100,6 +100,18 @@ pub enum Error {
     #[error("Approval {node_id} in {mode} mode needs options")]
     ApprovalOptionsRequired { node_id: String, mode: String },
 
+    #[error(
+        "Approval {node_id} writes {{{}}} to {output:?}, whose schema also requires {}: no decision can fit it (give the approval a decision schema such as approvalDecisionSchema, or make those fields optional)",
+        fields.join(", "),
+        missing.join(", ")
+    )]
+    ApprovalSchemaMismatch {
+        node_id: String,
+        output: String,
+        missing: Vec<String>,
+        fields: Vec<String>,
+    },
+
     #[error("Invalid JSON Schema for {key:?}: {message}")]
     InvalidSchema { key: String, message: String },
 
@@ -263,6 +275,7 @@ impl Error {
             Error::UnknownOutputSchema { .. } => "UNKNOWN_OUTPUT_SCHEMA",
             Error::InvalidIdentifier { .. } => "INVALID_IDENTIFIER",
             Error::ApprovalOptionsRequired { .. } => "APPROVAL_OPTIONS_REQUIRED",
+            Error::ApprovalSchemaMismatch { .. } => "APPROVAL_SCHEMA_MISMATCH",
             Error::InvalidSchema { .. } => "INVALID_SCHEMA",
             Error::TableConflict { .. } => "TABLE_CONFLICT",
             Error::InvalidOutput { .. } => "INVALID_OUTPUT",
@@ -386,6 +399,14 @@ impl Error {
             }
             Error::PushBackUnsupported { node_id, .. } => json!({ "nodeId": node_id }),
             Error::PushBackBusy { node_id, busy } => json!({ "nodeId": node_id, "busy": busy }),
+            Error::ApprovalSchemaMismatch {
+                node_id,
+                output,
+                missing,
+                fields,
+            } => {
+                json!({ "nodeId": node_id, "output": output, "missing": missing, "decisionFields": fields })
+            }
             Error::RunRejected { run_id, node_id } => {
                 json!({ "runId": run_id, "nodeId": node_id })
             }

@@ -447,6 +447,52 @@ fn check_approval_kind(node_id: &str, body: &TaskBody, approval: &ApprovalSpec) 
     Ok(())
 }
 
+/// The fields of the row an `<Approval>` writes in each mode (`inputs` too when its table
+/// has that field): see `decision_value`.
+fn decision_fields(mode: ApprovalMode) -> &'static [&'static str] {
+    match mode {
+        ApprovalMode::Select => &["selected", "notes", "inputs"],
+        ApprovalMode::Rank => &["ranked", "notes", "inputs"],
+        ApprovalMode::Gate | ApprovalMode::Decision => {
+            &["approved", "note", "decidedBy", "decidedAt", "inputs"]
+        }
+        // A human task's output is the person's answer, whatever its schema.
+        ApprovalMode::Human => &[],
+    }
+}
+
+/// An `<Approval>` whose output schema requires a field its decision row never has could
+/// never be decided: refused before a person is asked (Smithers fails the run after the
+/// decision, when the row does not validate).
+fn check_decision_schema(task: &TaskNode, mode: ApprovalMode, schema: &Value) -> Result<()> {
+    if mode == ApprovalMode::Human {
+        return Ok(());
+    }
+    let fields = decision_fields(mode);
+    let missing: Vec<String> = schema
+        .get("required")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .filter(|f| !fields.contains(f))
+        .map(String::from)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(Error::ApprovalSchemaMismatch {
+        node_id: task.id.clone(),
+        output: task.output.clone(),
+        missing,
+        fields: fields
+            .iter()
+            .filter(|f| **f != "inputs")
+            .map(|f| f.to_string())
+            .collect(),
+    })
+}
+
 fn check_command(node_id: &str, body: &CommandBody) -> Result<()> {
     let given = |s: &Option<String>| s.as_deref().is_some_and(|c| !c.trim().is_empty());
     if given(&body.command) == given(&body.script) {
@@ -540,6 +586,11 @@ impl GraphDescriptor {
                     if let Some(approval) = &task.approval {
                         check_inputs(&task.id, &approval.input, &approval.required)?;
                         check_approval_kind(&task.id, &task.body, approval)?;
+                        if matches!(task.body, TaskBody::Approval)
+                            && let Some(schema) = self.schemas.get(&task.output)
+                        {
+                            check_decision_schema(task, approval.mode, schema)?;
+                        }
                     }
                     if let Some(review) = &task.review {
                         if task.approval.is_some() {

@@ -425,7 +425,8 @@ pub struct LogFilter {
 }
 
 /// Events a driver may record about what it ran outside the core (wait/failure handlers,
-/// mail). Tool calls an agent makes through smithers' tools are recorded the same way.
+/// mail). Tool calls an agent makes through smithers' tools, and the git worktrees the driver
+/// makes for `<Worktree>`, are recorded the same way.
 const DRIVER_EVENTS: &[&str] = &[
     "HandlerStarted",
     "HandlerFinished",
@@ -436,6 +437,7 @@ const DRIVER_EVENTS: &[&str] = &[
     "FailureMailFailed",
     "ToolCallStarted",
     "ToolCallFinished",
+    "WorktreeCreated",
 ];
 
 impl Engine {

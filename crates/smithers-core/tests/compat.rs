@@ -499,3 +499,39 @@ fn a_decision_answer_object_is_taken_as_it_is() {
         vec![vec![json!(r#"{"score":3,"ok":false}"#)]]
     );
 }
+
+#[test]
+fn an_approval_whose_schema_requires_fields_no_decision_has_is_refused() {
+    // lead-router-with-approval: { approved, reviewer, note } as the approval's output.
+    let own = json!({
+        "type": "object",
+        "properties": {"approved": {"type": "boolean"}, "reviewer": {"type": "string"}, "note": {"type": "string"}},
+        "required": ["approved", "reviewer", "note"],
+        "additionalProperties": false
+    });
+    let g = json!({
+        "version": 1,
+        "schemas": {"approval": own, "gate": decision_schema()},
+        "root": {"kind": "sequence", "children": [
+            {"kind": "task", "id": "approve-route", "output": "approval", "body": {"type": "approval"},
+             "approval": {"mode": "decision", "request": {"title": "Route?"}}}
+        ]}
+    });
+    let err = GraphDescriptor::parse(&g.to_string()).unwrap_err();
+    assert_eq!(err.code(), "APPROVAL_SCHEMA_MISMATCH");
+    assert_eq!(err.details()["missing"], json!(["reviewer"]));
+    assert!(err.to_string().contains("approve-route"), "{err}");
+    // A decision schema, or a select gate's own fields, are accepted; a human task's
+    // schema is its answer's.
+    graph(
+        "ok",
+        json!({"kind": "sequence", "children": [gate("g", json!({})), human("h", 3)]}),
+    );
+    let select = json!({
+        "version": 1,
+        "schemas": {"pick": {"type": "object", "properties": {"selected": {"type": "string"}, "notes": {}}, "required": ["selected", "notes"]}},
+        "root": {"kind": "task", "id": "p", "output": "pick", "body": {"type": "approval"},
+                 "approval": {"mode": "select", "request": {"title": "Pick"}, "options": [{"key": "a", "label": "A"}]}}
+    });
+    GraphDescriptor::parse(&select.to_string()).unwrap();
+}

@@ -443,6 +443,17 @@ pub fn cancel_command(cancel_id: String) -> bool {
     canceller.map(|c| c.cancel()).is_some()
 }
 
+/// Writes `text` to the stdin of a command started with this `cancelId` and
+/// `keepStdinOpen` (queued, never blocking). False when its stdin is not open.
+#[napi]
+pub fn write_command_stdin(cancel_id: String, text: String) -> bool {
+    let control = CANCELLERS
+        .lock()
+        .ok()
+        .and_then(|map| map.get(&cancel_id).cloned());
+    control.is_some_and(|c| c.write_stdin(text.into_bytes()))
+}
+
 /// How the addon was compiled.
 #[napi(ts_return_type = "'debug' | 'release'")]
 pub fn engine_build() -> String {

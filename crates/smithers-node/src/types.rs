@@ -381,8 +381,11 @@ pub struct BindingCommandSpec {
     pub idle_timeout_ms: Option<Either<i64, Null>>,
     pub stdout_path: String,
     pub stderr_path: String,
-    /// Written to the process's stdin, which is then closed.
+    /// Written to the process's stdin, which is then closed (unless `keepStdinOpen`).
     pub stdin: Option<Either<String, Null>>,
+    /// Keep stdin open until the process ends: `writeCommandStdin(cancelId, text)` writes
+    /// more (a CLI spoken to over JSON lines).
+    pub keep_stdin_open: Option<bool>,
     /// `runCommand` only: the id under which `cancelCommand` can stop it.
     pub cancel_id: Option<Either<String, Null>>,
 }
@@ -400,6 +403,7 @@ impl From<core::CommandSpec> for BindingCommandSpec {
             stdout_path,
             stderr_path,
             stdin,
+            keep_stdin_open,
         } = c;
         BindingCommandSpec {
             program,
@@ -412,6 +416,7 @@ impl From<core::CommandSpec> for BindingCommandSpec {
             stdout_path,
             stderr_path,
             stdin: Some(nullable(stdin)),
+            keep_stdin_open: keep_stdin_open.then_some(true),
             cancel_id: None,
         }
     }
@@ -431,6 +436,7 @@ impl BindingCommandSpec {
             stdout_path,
             stderr_path,
             stdin,
+            keep_stdin_open,
             cancel_id,
         } = self;
         let spec = core::CommandSpec {
@@ -444,6 +450,7 @@ impl BindingCommandSpec {
             stdout_path,
             stderr_path,
             stdin: given(stdin),
+            keep_stdin_open: keep_stdin_open.unwrap_or(false),
         };
         Ok((spec, given(cancel_id)))
     }

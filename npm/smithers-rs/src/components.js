@@ -39,8 +39,12 @@ export const Task = marker("Task", "task");
 export const Approval = marker("Approval", "approval");
 /** A task whose output a person submits: the run waits for JSON valid for its schema. */
 export const HumanTask = marker("HumanTask", "human");
+/** A parallel group that runs at most `maxConcurrency` tasks at a time (default 1). */
+export const MergeQueue = marker("MergeQueue", "merge-queue");
+/** Children run in a git worktree at `path` (created on first use, on `branch`). */
+export const Worktree = marker("Worktree", "worktree");
 
 /** tag -> component, so the renderer can check identity (one runtime instance). */
 export const BUILTINS = new Map(
-  [Workflow, Sequence, Parallel, Branch, Loop, Task, Approval, HumanTask].map((c) => [c.__smithersTag, c]),
+  [Workflow, Sequence, Parallel, Branch, Loop, Task, Approval, HumanTask, MergeQueue, Worktree].map((c) => [c.__smithersTag, c]),
 );

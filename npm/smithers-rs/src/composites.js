@@ -4,7 +4,7 @@ import { tableKeyFor } from "./builder.js";
 import { Approval, Branch, Sequence, Task, useCtx } from "./components.js";
 import { SmithersError } from "./errors.js";
 import { jsx } from "./jsx-runtime.js";
-import { checkProps, implicitTable } from "./render.js";
+import { checkProps, implicitTable, outputJsonSchema } from "./render.js";
 import { approvalDecisionSchema, toJsonSchema } from "./schema.js";
 
 const APPROVAL_GATE_PROPS = new Set([
@@ -132,4 +132,100 @@ export function Runbook(props) {
     previous = stepId;
   }
   return jsx(Sequence, { children });
+}
+
+const ESCALATION_PROPS = new Set(["id", "levels", "humanFallback", "humanRequest", "escalationOutput", "skipIf", "children"]);
+const LEVEL_KEYS = new Set(["agent", "output", "label", "escalateIf"]);
+/** What an escalation check writes, and what the human fallback's decision writes. */
+const CHECK_FIELDS = ["escalated", "fromLevel", "toLevel"];
+const DECISION_FIELDS = ["approved", "note", "decidedBy", "decidedAt"];
+
+/**
+ * `<EscalationChain levels escalationOutput humanFallback humanRequest>{prompt}</EscalationChain>`:
+ * level 0's agent answers the prompt; a check (`<id>-check-<i>`, a compute task writing
+ * `{escalated, fromLevel, toLevel}` to `escalationOutput`) then decides, when it runs, whether
+ * to escalate: the level failed (levels run with `continueOnFail`) or its `escalateIf(result)`
+ * is true. Only then does the next level (`<id>-level-<i+1>`) run; after the last one, with
+ * `humanFallback`, a person decides (`<Approval id="<id>-human-fallback">`, its decision in
+ * `escalationOutput` too). So `escalationOutput`'s schema must fit both rows.
+ * @param {Record<string, any>} props
+ */
+export function EscalationChain(props) {
+  checkProps("EscalationChain", props, ESCALATION_PROPS);
+  if (props.skipIf) return null;
+  const prefix = props.id ?? "escalation";
+  const where = `<EscalationChain id="${prefix}">`;
+  const invalid = (message, prop) => new SmithersError("INVALID_PROP", `${where} ${message}`, { component: "EscalationChain", prop, id: prefix });
+  if (typeof prefix !== "string" || prefix === "") throw invalid("id must be a non-empty string", "id");
+  const { levels, escalationOutput } = props;
+  if (!Array.isArray(levels) || levels.length === 0) throw invalid("needs levels: [{ agent, output, label?, escalateIf? }, …]", "levels");
+  if (escalationOutput == null) throw invalid("needs escalationOutput: the table its checks (and the human fallback) write", "escalationOutput");
+  if (props.humanFallback != null && typeof props.humanFallback !== "boolean") throw invalid("humanFallback must be a boolean", "humanFallback");
+  levels.forEach((level, i) => {
+    if (typeof level !== "object" || level === null) throw invalid(`levels[${i}] must be an object { agent, output }`, "levels");
+    for (const key of Object.keys(level)) {
+      if (!LEVEL_KEYS.has(key) && level[key] !== undefined) {
+        throw new SmithersError("UNSUPPORTED_PROP", `${where} levels[${i}].${key} is not a key of an escalation level (agent, output, label, escalateIf)`, {
+          component: "EscalationChain", prop: `levels[].${key}`, id: prefix,
+        });
+      }
+    }
+    if (level.escalateIf != null && typeof level.escalateIf !== "function") throw invalid(`levels[${i}].escalateIf must be a function of the level's result`, "levels");
+  });
+  const human = props.humanFallback === true;
+  checkEscalationSchema(outputJsonSchema(escalationOutput, `${where} escalationOutput`), human, invalid);
+
+  const ctx = useCtx();
+  const escalatedAt = (i) => ctx.outputMaybe(escalationOutput, { nodeId: `${prefix}-check-${i}` })?.escalated === true;
+  const children = [];
+  for (let i = 0; i < levels.length; i++) {
+    // Level i runs once the check after level i-1 said to escalate.
+    if (i > 0 && !escalatedAt(i - 1)) break;
+    const level = levels[i];
+    const levelId = `${prefix}-level-${i}`;
+    children.push(
+      jsx(Task, { id: levelId, output: level.output, agent: level.agent, continueOnFail: true, label: level.label ?? `Escalation level ${i}`, children: props.children }),
+    );
+    const last = i === levels.length - 1;
+    if (last && !human) break;
+    children.push(
+      jsx(Task, {
+        id: `${prefix}-check-${i}`,
+        output: escalationOutput,
+        label: `Check escalation from level ${i}`,
+        // At execution, as Smithers documents: a failed level (no output) escalates.
+        children: (taskCtx) => {
+          const result = taskCtx.outputMaybe(level.output, { nodeId: levelId });
+          const escalated = result === undefined || (level.escalateIf ? Boolean(level.escalateIf(result)) : false);
+          return { escalated, fromLevel: i, toLevel: i + 1 };
+        },
+      }),
+    );
+    if (last && escalatedAt(i)) {
+      const request = props.humanRequest ?? {
+        title: "Escalation requires human review",
+        summary: `All ${levels.length} automated levels have been exhausted.`,
+      };
+      children.push(jsx(Approval, { id: `${prefix}-human-fallback`, output: escalationOutput, request, continueOnFail: true, label: request.title }));
+    }
+  }
+  return jsx(Sequence, { children });
+}
+
+/** `escalationOutput` must take every row the chain writes there, or the chain would stop midway. */
+function checkEscalationSchema(schema, human, invalid) {
+  const required = Array.isArray(schema?.required) ? schema.required : [];
+  const closed = schema?.additionalProperties === false;
+  const properties = schema?.properties ?? {};
+  for (const [what, fields] of [["each check's", CHECK_FIELDS], ...(human ? [["the human fallback's decision", DECISION_FIELDS]] : [])]) {
+    const extra = required.filter((f) => !fields.includes(f));
+    const absent = closed ? fields.filter((f) => !Object.hasOwn(properties, f)) : [];
+    if (extra.length || absent.length) {
+      throw invalid(
+        `escalationOutput holds ${what} {${fields.join(", ")}}${human ? " (checks and the human fallback's decision share it, as in Smithers)" : ""}, ` +
+          `but its schema ${extra.length ? `requires ${extra.join(", ")}` : `has no ${absent.join(", ")}`}: give it those fields${human ? ", all optional" : ""}`,
+        "escalationOutput",
+      );
+    }
+  }
 }

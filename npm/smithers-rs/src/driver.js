@@ -10,6 +10,7 @@ import { runCommand } from "./native.js";
 import { renderWorkflow } from "./render.js";
 import { expandEnvTemplates, expandTemplate, substituteDaguVars } from "./templates.js";
 import { describeThrown, encodeResult, isSmithersError } from "./values.js";
+import { ensureWorktree } from "./worktree.js";
 
 /** The run's log next to its task logs (the core's RUN_LOG_FILE, DAG_RUN_LOG_FILE). */
 const RUN_LOG = "run.log";
@@ -190,10 +191,9 @@ async function drive(native, workflow, snapshot, hooks) {
   }
 
   let logDir;
-  const start = (task) => {
-    inFlight += 1;
+  const runTask = (task) => {
     const fn = rendered?.computeFns.get(task.nodeId);
-    const running = task.command
+    return task.command
       ? runCommandTask(native, runId, task)
       : fn?.subWorkflow
         ? runSubWorkflow(native, fn.subWorkflow, runId, task, taskCtx(rendered?.ctx, task), hooks)
@@ -207,6 +207,18 @@ async function drive(native, workflow, snapshot, hooks) {
               logDir: (logDir ??= native.logDir()),
             })
           : runBody(fn, rendered?.ctx, task);
+  };
+  const start = (task) => {
+    inFlight += 1;
+    const worktree = rendered?.worktrees.get(task.nodeId);
+    const running = worktree
+      ? inWorktree(worktree, task, () => runTask(task), {
+          rootDir: rendered.baseDir,
+          logDir: (logDir ??= native.logDir()),
+          runId,
+          record: (type, payload) => recordEvent(native, runId, type, payload),
+        })
+      : runTask(task);
     const settled = (r) => {
       inFlight -= 1;
       results.push(r);
@@ -271,6 +283,31 @@ async function drive(native, workflow, snapshot, hooks) {
 
 function result(runId, status, error) {
   return error ? { runId, status, error } : { runId, status };
+}
+
+/** Runs a task once its <Worktree> exists; a worktree that cannot be made fails the attempt. */
+async function inWorktree(spec, task, run, where) {
+  try {
+    await ensureWorktree(spec, where);
+  } catch (e) {
+    return {
+      nodeId: task.nodeId,
+      iteration: task.iteration,
+      attempt: task.attempt,
+      ok: false,
+      error: { code: e?.code ?? "WORKTREE_CREATE_FAILED", message: String(e?.message ?? e) },
+    };
+  }
+  return run();
+}
+
+/** An event the driver adds to the run (the engine may have been closed meanwhile). */
+function recordEvent(native, runId, type, payload) {
+  try {
+    native.recordDriverEvent(runId, type, JSON.stringify(payload));
+  } catch {
+    // The engine was closed meanwhile: nothing to record into.
+  }
 }
 
 /**
@@ -387,13 +424,7 @@ function taskCtx(ctx, task) {
  */
 async function runHandler(run, name, handler, env, info) {
   const { native, runId } = run;
-  const record = (kind, payload) => {
-    try {
-      native.recordDriverEvent(runId, kind, JSON.stringify({ handler: name, ...payload }));
-    } catch {
-      // The engine was closed meanwhile: nothing to record into.
-    }
-  };
+  const record = (kind, payload) => recordEvent(native, runId, kind, { handler: name, ...payload });
   record("HandlerStarted", {});
   try {
     if (typeof handler === "function") {
@@ -481,13 +512,7 @@ async function sendRunMail(run, when) {
   const { native, runId, workflow } = run;
   const config = workflow.mail[when];
   const kind = when === "wait" ? "WaitMail" : "FailureMail";
-  const record = (suffix, payload) => {
-    try {
-      native.recordDriverEvent(runId, `${kind}${suffix}`, JSON.stringify({ to: config.to, ...payload }));
-    } catch {
-      // closed meanwhile
-    }
-  };
+  const record = (suffix, payload) => recordEvent(native, runId, `${kind}${suffix}`, { to: config.to, ...payload });
   try {
     const { sendMail, runEndedMail, waitMail } = await import("./serve/mail.js");
     const summary = native.runSummary(runId);

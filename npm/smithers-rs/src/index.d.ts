@@ -167,6 +167,26 @@ export interface ParallelProps {
   skipIf?: boolean;
   children?: SmithersNode;
 }
+/** A parallel group that runs at most `maxConcurrency` of its tasks at a time (default 1). */
+export interface MergeQueueProps {
+  id?: string;
+  /** Default 1: one task at a time. */
+  maxConcurrency?: number;
+  skipIf?: boolean;
+  children?: SmithersNode;
+}
+/** Its tasks run in a git worktree at `path`, created before the first of them runs. */
+export interface WorktreeProps {
+  id?: string;
+  /** The worktree's directory, relative to the workflow file's. */
+  path: string;
+  /** Created (or reset) at the base with `git worktree add -B`; none: a detached checkout. */
+  branch?: string;
+  /** Default "main" (then origin/<base>, then HEAD). */
+  baseBranch?: string;
+  skipIf?: boolean;
+  children?: SmithersNode;
+}
 export interface BranchProps {
   if: unknown;
   then: SmithersNode;
@@ -434,6 +454,28 @@ export interface ApprovalGateProps<S> extends NodeProps<S> {
   skipIf?: boolean;
 }
 
+export interface EscalationLevel {
+  agent: AgentLike | AgentLike[];
+  output: OutputRef;
+  label?: string;
+  /** Called with the level's output row when its check runs; true: escalate to the next level. */
+  escalateIf?: (result: any) => boolean;
+}
+
+export interface EscalationChainProps {
+  /** Prefix of the node ids: <id>-level-<i>, <id>-check-<i>, <id>-human-fallback. Default "escalation". */
+  id?: string;
+  levels: EscalationLevel[];
+  /** After the last level escalates, a person decides (an approval). */
+  humanFallback?: boolean;
+  humanRequest?: ApprovalProps<OutputRef>["request"];
+  /** Holds each check's {escalated, fromLevel, toLevel} and the human fallback's decision. */
+  escalationOutput: OutputRef;
+  skipIf?: boolean;
+  /** The prompt every level's agent answers. */
+  children?: SmithersNode;
+}
+
 export interface RunbookStep {
   id: string;
   risk: "safe" | "risky" | "critical";
@@ -470,6 +512,12 @@ export declare function HumanTask<S extends OutputRef>(props: HumanTaskProps<S>)
 export declare function ApprovalGate<S extends OutputRef>(props: ApprovalGateProps<S>): SmithersElement | null;
 /** Steps in order: safe ones run, risky and critical ones wait for an approval first. */
 export declare function Runbook(props: RunbookProps): SmithersElement | null;
+/** Agent levels in order, each only when the one before failed or escalated; then, optionally, a person. */
+export declare function EscalationChain(props: EscalationChainProps): SmithersElement | null;
+/** A parallel group that runs one task at a time (or `maxConcurrency`). */
+export declare function MergeQueue(props: MergeQueueProps): SmithersElement;
+/** Its tasks run in a git worktree (created on first use). */
+export declare function Worktree(props: WorktreeProps): SmithersElement;
 /** The ctx of the render in progress; throws CTX_OUTSIDE_RENDER outside a render. */
 export declare function useCtx<Schemas = Record<string, unknown>, Input = unknown>(): SmithersCtx<Schemas, Input>;
 

@@ -1,7 +1,7 @@
 // Public entry point. `createElement` must stay: compilers import it from the package root
 // for `<X {...props} key="k" />`.
-export { Approval, Branch, HumanTask, Loop, Parallel, Ralph, Sequence, Task, Workflow, useCtx } from "./components.js";
-export { ApprovalGate, Runbook } from "./composites.js";
+export { Approval, Branch, HumanTask, Loop, MergeQueue, Parallel, Ralph, Sequence, Task, Workflow, Worktree, useCtx } from "./components.js";
+export { ApprovalGate, EscalationChain, Runbook } from "./composites.js";
 export { approval, branch, fields, loop, parallel, sequence, tableKeyFor, task, workflow } from "./builder.js";
 export {
   AmpAgent,

@@ -92,6 +92,14 @@ export const runCommand = async (spec) => {
  */
 export const cancelCommand = (cancelId) => binding.cancelCommand(cancelId);
 
+/**
+ * Writes to the stdin of a command started by `runCommand` with this `cancelId` and
+ * `keepStdinOpen: true` (queued; never blocks). False when its stdin is not open.
+ * @param {string} cancelId
+ * @param {string} text
+ */
+export const writeCommandStdin = (cancelId, text) => binding.writeCommandStdin(cancelId, text);
+
 export const engineVersion = () => binding.engineVersion();
 /** "debug" or "release": how the native addon was compiled. */
 export const engineBuild = () => binding.engineBuild();

@@ -29,6 +29,8 @@ const PROPS = {
   sequence: ["skipIf", "children"],
   // Smithers' Parallel id names the group; it has no effect on how the children run.
   parallel: ["id", "maxConcurrency", "skipIf", "children"],
+  "merge-queue": ["id", "maxConcurrency", "skipIf", "children"],
+  worktree: ["id", "path", "branch", "baseBranch", "skipIf", "children"],
   branch: ["if", "then", "else", "skipIf"],
   loop: ["id", "until", "maxIterations", "onMaxReached", "skipIf", "children"],
   task: [
@@ -44,7 +46,7 @@ const PROPS = {
 const ALLOWED = Object.fromEntries(Object.entries(PROPS).map(([tag, names]) => [tag, new Set(names)]));
 const COMPONENT_NAMES = {
   workflow: "Workflow", sequence: "Sequence", parallel: "Parallel", branch: "Branch", loop: "Loop",
-  task: "Task", approval: "Approval", human: "HumanTask",
+  task: "Task", approval: "Approval", human: "HumanTask", "merge-queue": "MergeQueue", worktree: "Worktree",
 };
 /** Smithers props smithers-rs does not honour (yet), and what to do instead. */
 const NOT_HONOURED = {
@@ -92,6 +94,7 @@ export function checkProps(component, props, allowed, notHonoured = {}) {
 }
 
 /**
+ * @typedef {{ id: string, path: string, branch?: string, baseBranch?: string }} WorktreeSpec
  * @typedef {{ table: string, nodeId: string, iteration: number, value: Record<string, unknown> }} OutputRow
  * @typedef {{ runId: string, input?: unknown, loops?: Record<string, number>,
  *   nodeLoops?: Record<string, string>, outputs?: OutputRow[], workflowPath?: string | null }} Snapshot
@@ -105,7 +108,8 @@ export function checkProps(component, props, allowed, notHonoured = {}) {
  * @param {Snapshot} snapshot
  * @returns {{ graph: any, computeFns: Map<string, Function>, ctx: any, addOutput: (row: OutputRow) => void,
  *   dropOutput: (ref: { table: string, nodeId: string, iteration: number }) => void,
- *   handlers: { onWait?: any, onSuccess?: any, onFailure?: any, onExit?: any }, baseDir: string }}
+ *   handlers: { onWait?: any, onSuccess?: any, onFailure?: any, onExit?: any }, baseDir: string,
+ *   worktrees: Map<string, WorktreeSpec> }}
  */
 export function renderWorkflow(workflow, snapshot) {
   if (!workflow?.__smithersWorkflow) {
@@ -122,10 +126,19 @@ export function renderWorkflow(workflow, snapshot) {
     computeFns: new Map(),
     name: "workflow",
     handlers: {},
-    // Command tasks run in the workflow file's directory unless they say otherwise.
-    baseDir: snapshot.workflowPath ? dirname(snapshot.workflowPath) : (workflow.baseDir ?? process.cwd()),
+    // Command tasks run in the workflow file's directory unless they say otherwise; inside a
+    // <Worktree>, in the worktree (baseDir), while rootDir stays the workflow's.
+    rootDir: snapshot.workflowPath ? dirname(snapshot.workflowPath) : (workflow.baseDir ?? process.cwd()),
+    baseDir: null,
+    /** The <Worktree> being rendered, and node id -> the worktree its task runs in. */
+    worktree: null,
+    worktrees: new Map(),
+    worktreeIds: new Set(),
   };
+  state.baseDir = state.rootDir;
   const prevCtx = setCurrentCtx(ctx);
+  const prevState = rendering;
+  rendering = state;
   let root;
   try {
     const tree = workflow.build(ctx);
@@ -135,6 +148,7 @@ export function renderWorkflow(workflow, snapshot) {
     root = renderRoot(tree, state);
   } finally {
     setCurrentCtx(prevCtx);
+    rendering = prevState;
   }
   const graph = {
     version: 1,
@@ -145,7 +159,16 @@ export function renderWorkflow(workflow, snapshot) {
     renderDeps: deps.all ? "*" : [...deps.nodes].sort(),
     root,
   };
-  return { graph, computeFns: state.computeFns, ctx, addOutput, dropOutput, handlers: state.handlers, baseDir: state.baseDir };
+  return {
+    graph,
+    computeFns: state.computeFns,
+    ctx,
+    addOutput,
+    dropOutput,
+    handlers: state.handlers,
+    baseDir: state.rootDir,
+    worktrees: state.worktrees,
+  };
 }
 
 /**
@@ -322,6 +345,24 @@ function registerImplicit(workflow, key, schema, where) {
   workflow.implicitSchemas.set(key, schema);
 }
 
+/** The state of the render in progress (composite components look up schemas in it). */
+let rendering = null;
+
+/**
+ * The JSON Schema of an output table argument, for a composite component checking what it
+ * will write there; only while a workflow renders.
+ * @param {unknown} table
+ * @param {string} where who asks, for errors
+ */
+export function outputJsonSchema(table, where) {
+  if (rendering === null) {
+    throw new SmithersError("CTX_OUTSIDE_RENDER", `${where}: output schemas are known only while a workflow renders`);
+  }
+  const { workflow } = rendering;
+  const key = resolveOutputKey(workflow, table, where);
+  return Object.hasOwn(workflow.jsonSchemas, key) ? workflow.jsonSchemas[key] : workflow.implicitSchemas.get(key);
+}
+
 /** A table named by a composite component (not by createSmithers), with its JSON Schema. */
 export function implicitTable(key, schema) {
   return Object.freeze({ __smithersTable: true, key, schema });
@@ -435,6 +476,47 @@ const RENDERERS = {
     return node;
   },
 
+  // Smithers' <MergeQueue>: a parallel group whose tasks run one at a time unless it says more.
+  "merge-queue"(props, state, scope, path, index) {
+    if (props.skipIf) return null;
+    return {
+      kind: "parallel",
+      maxConcurrency: positiveInt(props.maxConcurrency ?? 1, "<MergeQueue maxConcurrency>"),
+      children: renderChildren(props.children, state, scope, at(path, index)),
+    };
+  },
+
+  // <Worktree path branch baseBranch>: its tasks run in a git worktree at `path` (relative to
+  // the workflow's directory), which the driver creates before the first of them runs.
+  worktree(props, state, scope, parentPath, index) {
+    if (props.skipIf) return null;
+    const path = at(parentPath, index);
+    const id = props.id ?? `worktree:${path}`;
+    const where = `<Worktree id="${id}">`;
+    if (typeof id !== "string" || id === "") throw new SmithersError("INVALID_PROP", "<Worktree> id must be a non-empty string");
+    if (typeof props.path !== "string" || props.path.trim() === "") {
+      throw new SmithersError("INVALID_PROP", `${where} needs a path: the directory of the worktree`, { id });
+    }
+    for (const key of ["branch", "baseBranch"]) {
+      if (props[key] != null && (typeof props[key] !== "string" || props[key].trim() === "")) {
+        throw new SmithersError("INVALID_PROP", `${where} ${key} must be a branch name`, { id });
+      }
+    }
+    if (state.worktreeIds.has(id)) throw new SmithersError("DUPLICATE_ID", `Duplicate worktree id "${id}"`, { id });
+    state.worktreeIds.add(id);
+    const spec = { id, path: resolvePath(state.rootDir, props.path.trim()) };
+    if (props.branch != null) spec.branch = props.branch;
+    if (props.baseBranch != null) spec.baseBranch = props.baseBranch;
+    const outer = { baseDir: state.baseDir, worktree: state.worktree };
+    state.baseDir = spec.path;
+    state.worktree = spec;
+    try {
+      return { kind: "group", children: renderChildren(props.children, state, scope, path) };
+    } finally {
+      Object.assign(state, outer);
+    }
+  },
+
   branch(props, state, scope, path, index) {
     if (props.skipIf) return null;
     // then and else keep their own positions, so a loop in either keeps its id.
@@ -500,7 +582,7 @@ const RENDERERS = {
         throw new SmithersError("INVALID_PROP", `<Task id="${node.id}"> input must be an object or a function of ctx`, { id: node.id });
       }
       node.body = { type: "compute" };
-      state.computeFns.set(node.id, { subWorkflow: { path: resolvePath(state.baseDir, props.workflow), input } });
+      state.computeFns.set(node.id, { subWorkflow: { path: resolvePath(state.rootDir, props.workflow), input } });
     } else if (props.command != null || props.script != null) {
       node.body = commandBody(node.id, props, state);
       if (body !== undefined) {
@@ -751,6 +833,7 @@ function taskBase(component, props, state, scope, extraDependsOn = []) {
   const id = outer.length ? `${props.id}@@${outer.map((l) => `${l.id}=${l.iteration}`).join(",")}` : props.id;
   if (state.ids.has(id)) throw new SmithersError("DUPLICATE_ID", `Duplicate node id "${id}"`, { id });
   state.ids.add(id);
+  if (state.worktree) state.worktrees.set(id, state.worktree);
 
   const node = {
     kind: "task",

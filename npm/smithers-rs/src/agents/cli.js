@@ -5,10 +5,11 @@
 // per attempt next to the run's command logs).
 import { randomUUID } from "node:crypto";
 import { closeSync, openSync, readSync, rmSync, writeFileSync } from "node:fs";
+import { open } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SmithersError } from "../errors.js";
-import { cancelCommand, runCommand } from "../native.js";
+import { cancelCommand, runCommand, writeCommandStdin } from "../native.js";
 import { toJsonSchema } from "../schema.js";
 import { getToolContext } from "./context.js";
 
@@ -276,27 +277,7 @@ export class BaseCliAgent {
       }
       const json = spec.outputFormat === "json" || spec.outputFormat === "stream-json";
       const text = json ? (textFromJsonPayload(raw) ?? raw) : raw;
-      let output;
-      if (/^\s*[[{]/.test(text)) {
-        try {
-          output = JSON.parse(text);
-        } catch {
-          output = undefined;
-        }
-      }
-      const usage = usageFromOutput(full);
-      return {
-        text,
-        output,
-        usage: usage ?? undefined,
-        totalUsage: usage ?? undefined,
-        content: [{ type: "text", text }],
-        steps: [],
-        toolCalls: [],
-        toolResults: [],
-        finishReason: "stop",
-        response: { id: randomUUID(), timestamp: new Date(), modelId: this.model ?? spec.command, messages: [] },
-      };
+      return cliResult(text, usageFromOutput(full), this.model ?? spec.command);
     } finally {
       signal?.removeEventListener("abort", onAbort);
       try {
@@ -306,6 +287,30 @@ export class BaseCliAgent {
       }
     }
   }
+}
+
+/** What a CLI agent's `generate` answers: the text (its JSON parsed as `output` when it is JSON) and usage. */
+function cliResult(text, usage, modelId) {
+  let output;
+  if (/^\s*[[{]/.test(text)) {
+    try {
+      output = JSON.parse(text);
+    } catch {
+      output = undefined;
+    }
+  }
+  return {
+    text,
+    output,
+    usage: usage ?? undefined,
+    totalUsage: usage ?? undefined,
+    content: [{ type: "text", text }],
+    steps: [],
+    toolCalls: [],
+    toolResults: [],
+    finishReason: "stop",
+    response: { id: randomUUID(), timestamp: new Date(), modelId, messages: [] },
+  };
 }
 
 /**
@@ -509,23 +514,43 @@ export class GeminiAgent extends BaseCliAgent {
 export class PiAgent extends BaseCliAgent {
   cliEngine = "pi";
 
-  constructor(opts = {}) {
-    super(opts);
-    if (opts.mode === "rpc") {
-      throw new SmithersError("UNSUPPORTED_OPTION", 'PiAgent mode "rpc" is not supported by smithers-rs; use "text" or "json"', {
-        option: "mode",
-      });
+  /** Smithers' resolveMode: "rpc" when asked, "json" for a caller that wants events, else the option. */
+  modeFor(options) {
+    if (this.opts.mode === "rpc") return "rpc";
+    return options?.onEvent ? "json" : (this.opts.mode ?? "text");
+  }
+
+  async generate(options = {}) {
+    if (this.modeFor(options) !== "rpc") return super.generate(options);
+    if (this.opts.files?.length) {
+      throw new SmithersError("AGENT_RPC_FILE_ARGS", "PiAgent: RPC mode does not take files (as in Smithers)", { option: "files" });
     }
-    if (opts.onExtensionUiRequest !== undefined) {
-      throw new SmithersError("UNSUPPORTED_OPTION", "PiAgent onExtensionUiRequest needs RPC mode, which smithers-rs does not support", {
-        option: "onExtensionUiRequest",
-      });
-    }
+    const { prompt } = extractPrompt(options);
+    const ctx = getToolContext();
+    const cwd = this.cwd ?? options.rootDir ?? ctx?.rootDir ?? process.cwd();
+    const logs = logPaths(ctx, "pi");
+    const answer = await runPiRpc({
+      args: this.piArgs("rpc", prompt, options),
+      cwd,
+      env: Object.entries({ ...this.env }).map(([k, v]) => [k, String(v ?? "")]),
+      prompt,
+      timeouts: resolveTimeouts(options.timeout, { totalMs: this.timeoutMs, idleMs: this.idleTimeoutMs }),
+      logs,
+      signal: options.abortSignal,
+      onExtensionUiRequest: this.opts.onExtensionUiRequest,
+    });
+    if (ctx) ctx.logs = logs;
+    return cliResult(answer.text, answer.usage, this.opts.model ?? "pi");
   }
 
   async buildCommand({ prompt, options }) {
+    const mode = this.modeFor(options);
+    return { command: "pi", args: this.piArgs(mode, prompt, options), outputFormat: mode };
+  }
+
+  /** pi's command line, as Smithers builds it (the prompt last, in RPC mode too). */
+  piArgs(mode, prompt, options) {
     const o = this.opts;
-    const mode = options?.onEvent ? "json" : (o.mode ?? "text");
     const { systemFromMessages } = extractPrompt(options);
     const args = [];
     const session = sessionOf(options, o.session);
@@ -564,12 +589,191 @@ export class PiAgent extends BaseCliAgent {
     pushFlag(args, "--thinking", o.thinking);
     pushFlag(args, "--verbose", o.verbose);
     if (this.extraArgs?.length) args.push(...this.extraArgs);
-    for (const f of o.files ?? []) args.push(`@${f}`);
+    if (mode !== "rpc") for (const f of o.files ?? []) args.push(`@${f}`);
     if (prompt) args.push(prompt);
     // pi gets --system-prompt from the agent's own option and the messages' system parts
     // in --append-system-prompt, as Smithers passes them.
-    return { command: "pi", args, outputFormat: mode };
+    return args;
   }
+}
+
+/** How often the RPC transport reads what pi has written to its stdout log. */
+const RPC_POLL_MS = 20;
+/** Extension UI requests that wait for an answer; others (notify, status, …) do not. */
+const BLOCKING_UI = new Set(["select", "confirm", "input", "editor"]);
+
+/**
+ * pi's RPC mode (`pi --mode rpc`, JSON lines on stdin and stdout), as Smithers speaks it:
+ * a `prompt` command on stdin, kept open; the events pi prints are read from its stdout
+ * log as they come; an extension's UI request is answered (by `onExtensionUiRequest`, or
+ * cancelled when it waits for an answer); the answer is the last assistant message once pi
+ * says `agent_end`, and pi (which runs on) is then stopped. pi runs through the core's
+ * runner like every CLI agent: its own process group, the timeouts, the abort, the logs.
+ */
+async function runPiRpc({ args, cwd, env, prompt, timeouts, logs, signal, onExtensionUiRequest }) {
+  const cancelId = randomUUID();
+  const line = `${JSON.stringify({ id: randomUUID(), type: "prompt", message: prompt })}\n`;
+  const state = { deltas: "", last: null, usage: null, error: null, done: false, stopped: false };
+  const stop = () => {
+    if (!state.stopped) {
+      state.stopped = true;
+      cancelCommand(cancelId);
+    }
+  };
+  const onAbort = () => cancelCommand(cancelId);
+  signal?.addEventListener("abort", onAbort, { once: true });
+  let handling = Promise.resolve();
+  const onEvent = (event) => {
+    switch (event.type) {
+      case "response":
+        if (event.command === "prompt" && event.success === false) {
+          state.error = typeof event.error === "string" ? event.error : "pi refused the prompt";
+          stop();
+        }
+        break;
+      case "message_update":
+        if (event.assistantMessageEvent?.type === "text_delta" && typeof event.assistantMessageEvent.delta === "string") {
+          state.deltas += event.assistantMessageEvent.delta;
+        }
+        break;
+      case "message_end":
+        if (event.message?.role === "assistant") {
+          state.last = event.message;
+          state.usage = addPiUsage(state.usage, event.message.usage);
+          if (event.message.stopReason === "error" || event.message.stopReason === "aborted") {
+            state.error = event.message.errorMessage || `pi's request ${event.message.stopReason}`;
+          }
+        }
+        break;
+      case "agent_end":
+        state.done = true;
+        stop();
+        break;
+      case "extension_ui_request":
+        handling = handling.then(() => answerUiRequest(event, cancelId, onExtensionUiRequest)).catch((e) => {
+          state.error = `onExtensionUiRequest failed: ${e?.message ?? e}`;
+          stop();
+        });
+        break;
+      default:
+        break;
+    }
+  };
+  let outcome;
+  try {
+    if (signal?.aborted) throw signal.reason ?? new SmithersError("AGENT_ABORTED", "the agent call was aborted");
+    const running = runCommand({
+      program: "pi",
+      args,
+      cwd,
+      env,
+      timeoutMs: timeouts.totalMs ?? null,
+      idleTimeoutMs: timeouts.idleMs ?? null,
+      stdoutPath: logs.stdoutPath,
+      stderrPath: logs.stderrPath,
+      stdin: line,
+      keepStdinOpen: true,
+      cancelId,
+    });
+    let ended = false;
+    running.then(() => {
+      ended = true;
+    });
+    const reader = await followLines(logs.stdoutPath, onEvent, () => ended || state.stopped);
+    outcome = await running;
+    await reader.drain();
+    await handling;
+  } finally {
+    signal?.removeEventListener("abort", onAbort);
+  }
+  if (outcome.spawnError) {
+    throw new SmithersError("AGENT_CLI_NOT_STARTED", `pi: ${outcome.spawnError} (is pi installed and on PATH?)`, { command: "pi" });
+  }
+  if (state.error) throw new SmithersError("AGENT_CLI_ERROR", `pi: ${state.error}`, { command: "pi", stderrPath: logs.stderrPath });
+  if (outcome.timedOut) throw new SmithersError("TASK_TIMEOUT", `pi timed out after ${timeouts.totalMs ?? timeouts.idleMs} ms`, { command: "pi" });
+  if (outcome.cancelled && !state.done) throw signal?.reason ?? new SmithersError("AGENT_ABORTED", "pi was stopped");
+  if (!state.done && outcome.exitCode !== 0) {
+    const why = lastLine(outcome.stderr) || `exited with code ${outcome.exitCode}`;
+    throw new SmithersError("AGENT_CLI_ERROR", `pi exited before its answer: ${why}`, { command: "pi", exitCode: outcome.exitCode });
+  }
+  const text = (state.last && textFromJsonValue(state.last)) || state.deltas;
+  return { text: text.trim(), usage: state.usage };
+}
+
+/** Answers one extension UI request on pi's stdin, as Smithers does. */
+async function answerUiRequest(request, cancelId, handler) {
+  const waits = BLOCKING_UI.has(request.method);
+  if (!waits && !handler) return;
+  let response = handler ? await handler(request) : null;
+  if (!response && waits) response = { cancelled: true };
+  if (!response) return;
+  writeCommandStdin(cancelId, `${JSON.stringify({ ...response, type: "extension_ui_response", id: request.id })}\n`);
+}
+
+/** pi's usage (`{input, output, cacheRead, cacheWrite}`) added to the running total. */
+function addPiUsage(total, u) {
+  if (!u || typeof u !== "object") return total;
+  const next = { ...(total ?? {}) };
+  const add = (k, v) => {
+    if (typeof v === "number" && Number.isFinite(v)) next[k] = (next[k] ?? 0) + v;
+  };
+  add("inputTokens", u.input ?? u.inputTokens);
+  add("outputTokens", u.output ?? u.outputTokens);
+  add("cacheReadTokens", u.cacheRead);
+  add("cacheWriteTokens", u.cacheWrite);
+  add("totalTokens", u.totalTokens);
+  return Object.keys(next).length ? next : total;
+}
+
+/**
+ * Calls `onEvent` with each JSON object line written to `path`, as it is written, until
+ * `finished()` says so; `drain()` then reads what is left.
+ */
+async function followLines(path, onEvent, finished) {
+  let offset = 0;
+  let partial = "";
+  const read = async () => {
+    let file;
+    try {
+      file = await open(path, "r");
+    } catch {
+      return; // not created yet
+    }
+    try {
+      for (;;) {
+        const buf = Buffer.alloc(64 * 1024);
+        const { bytesRead } = await file.read(buf, 0, buf.length, offset);
+        if (bytesRead === 0) break;
+        offset += bytesRead;
+        partial += buf.subarray(0, bytesRead).toString("utf8");
+        const lines = partial.split("\n");
+        partial = lines.pop() ?? "";
+        for (const l of lines) {
+          let event;
+          try {
+            event = JSON.parse(l);
+          } catch {
+            continue; // not a protocol line
+          }
+          if (event && typeof event === "object" && !Array.isArray(event)) onEvent(event);
+        }
+      }
+    } finally {
+      await file.close();
+    }
+  };
+  const loop = (async () => {
+    while (!finished()) {
+      await read();
+      if (!finished()) await new Promise((r) => setTimeout(r, RPC_POLL_MS));
+    }
+  })();
+  return {
+    drain: async () => {
+      await loop;
+      await read();
+    },
+  };
 }
 
 /** Moonshot's Kimi CLI (`kimi --print`). */
