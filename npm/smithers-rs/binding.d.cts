@@ -130,10 +130,10 @@ export interface BindingApprovalSummary {
   onDeny: 'fail' | 'continue' | 'skip'
   title: string | null
   summary: string | null
-  metadata: any
-  options: any
-  allowedUsers: any
-  allowedScopes: any
+  metadata: Record<string, unknown> | null
+  options: Array<{ key: string; label: string; summary?: string }>
+  allowedUsers: Array<string>
+  allowedScopes: Array<string>
   requestedAt: string
   requestedAtMs: number
   waitingMs: number | null
@@ -152,17 +152,17 @@ export interface BindingApprovalSummary {
   /** Set when the approval belongs to a sub-run (listed with its caller's). */
   parentRunId: string | null
   prompt: string | null
-  input: any
-  required: any
+  input: Array<string>
+  required: Array<string>
   /** Inputs sent with the decision. */
-  inputs: any
+  inputs: Record<string, string>
   /** Why a reviewed step was rejected. */
   reason: string | null
   stdoutPath: string | null
   /** The reviewed step's output (reviews only). */
   output: any
   /** Earlier review rounds, oldest first. */
-  history: Array<any>
+  history: Array<{ iteration: number; status: 'pushed-back' | 'approved' | 'rejected'; by: string | null; at: string; requestedAt: string; inputs: Record<string, string> | null; note: string | null; output: Record<string, unknown> | null; stdoutPath: string | null }>
   /** A human task's answer schema. */
   schema?: any
   maxAttempts?: number
@@ -187,9 +187,9 @@ export interface BindingAttemptLog {
    */
   prompt: string | null
   responseText: string | null
-  usage: any
-  agent: any
-  error: any
+  usage: { inputTokens?: number; outputTokens?: number; totalTokens?: number; reasoningTokens?: number; cacheReadTokens?: number; cacheWriteTokens?: number } | null
+  agent: { agent: string | null; model: string | null; followUp: { reason: string; prompt: string; text: string } | null; toolCalls: number | null } | null
+  error: { code?: string | null; message: string } | null
 }
 
 /**
@@ -295,7 +295,7 @@ export interface BindingDecisionOutcome {
    */
   attempt?: number
   maxAttempts?: number
-  error?: any
+  error?: { code: 'HUMAN_TASK_INVALID_JSON' | 'HUMAN_TASK_VALIDATION_FAILED'; message: string }
 }
 
 /**
@@ -386,7 +386,7 @@ export interface BindingNodeSummary {
   attempts: number
   skipReason: string | null
   /** `{code?, message, name?, stack?}` of the last failure. */
-  error: any
+  error: { code?: string | null; message: string; name?: string | null; stack?: string | null } | null
   updatedAt: string
   /** The sub-run the task waits on (or last waited on). */
   subRunId?: string

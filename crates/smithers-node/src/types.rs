@@ -591,6 +591,9 @@ pub struct BindingDecisionOutcome {
     /// takes, and why it was refused.
     pub attempt: Option<i64>,
     pub max_attempts: Option<i64>,
+    #[napi(
+        ts_type = "{ code: 'HUMAN_TASK_INVALID_JSON' | 'HUMAN_TASK_VALIDATION_FAILED'; message: string }"
+    )]
     pub error: Option<Value>,
 }
 
@@ -819,6 +822,9 @@ pub struct BindingNodeSummary {
     pub attempts: i64,
     pub skip_reason: Either<String, Null>,
     /// `{code?, message, name?, stack?}` of the last failure.
+    #[napi(
+        ts_type = "{ code?: string | null; message: string; name?: string | null; stack?: string | null } | null"
+    )]
     pub error: Value,
     pub updated_at: String,
     /// The sub-run the task waits on (or last waited on).
@@ -872,9 +878,13 @@ pub struct BindingApprovalSummary {
     pub on_deny: String,
     pub title: Either<String, Null>,
     pub summary: Either<String, Null>,
+    #[napi(ts_type = "Record<string, unknown> | null")]
     pub metadata: Value,
+    #[napi(ts_type = "Array<{ key: string; label: string; summary?: string }>")]
     pub options: Value,
+    #[napi(ts_type = "Array<string>")]
     pub allowed_users: Value,
+    #[napi(ts_type = "Array<string>")]
     pub allowed_scopes: Value,
     pub requested_at: String,
     pub requested_at_ms: i64,
@@ -895,9 +905,12 @@ pub struct BindingApprovalSummary {
     /// Set when the approval belongs to a sub-run (listed with its caller's).
     pub parent_run_id: Either<String, Null>,
     pub prompt: Either<String, Null>,
+    #[napi(ts_type = "Array<string>")]
     pub input: Value,
+    #[napi(ts_type = "Array<string>")]
     pub required: Value,
     /// Inputs sent with the decision.
+    #[napi(ts_type = "Record<string, string>")]
     pub inputs: Value,
     /// Why a reviewed step was rejected.
     pub reason: Either<String, Null>,
@@ -905,6 +918,9 @@ pub struct BindingApprovalSummary {
     /// The reviewed step's output (reviews only).
     pub output: Value,
     /// Earlier review rounds, oldest first.
+    #[napi(
+        ts_type = "Array<{ iteration: number; status: 'pushed-back' | 'approved' | 'rejected'; by: string | null; at: string; requestedAt: string; inputs: Record<string, string> | null; note: string | null; output: Record<string, unknown> | null; stdoutPath: string | null }>"
+    )]
     pub history: Vec<Value>,
     /// A human task's answer schema.
     pub schema: Option<Value>,
@@ -1152,8 +1168,15 @@ pub struct BindingAttemptLog {
     /// (`{agent, model, followUp, toolCalls}`); null for command tasks.
     pub prompt: Either<String, Null>,
     pub response_text: Either<String, Null>,
+    #[napi(
+        ts_type = "{ inputTokens?: number; outputTokens?: number; totalTokens?: number; reasoningTokens?: number; cacheReadTokens?: number; cacheWriteTokens?: number } | null"
+    )]
     pub usage: Value,
+    #[napi(
+        ts_type = "{ agent: string | null; model: string | null; followUp: { reason: string; prompt: string; text: string } | null; toolCalls: number | null } | null"
+    )]
     pub agent: Value,
+    #[napi(ts_type = "{ code?: string | null; message: string } | null")]
     pub error: Value,
 }
 
