@@ -1,0 +1,111 @@
+// The typed boundary between JS and the core: the vocabulary JS reads from the core
+// (contract.js over the binding's contract()), and how the binding's typed calls fail.
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { after, describe, test } from "node:test";
+import {
+  APPROVAL_STATUSES,
+  CONTRACT,
+  NODE_STATES,
+  RUN_STATUSES,
+  errorMeta,
+  fieldProblem,
+  identifierProblem,
+  isRunId,
+  isTerminal,
+  runExitCode,
+  scopeCovers,
+  snakeCase,
+  tableKeyProblem,
+} from "../npm/smithers-rs/src/contract.js";
+import { NativeEngine } from "../npm/smithers-rs/src/native.js";
+import { freshDir, removeDirs } from "./helpers/durability.js";
+
+after(() => removeDirs());
+
+describe("the contract JS reads from the core", () => {
+  test("statuses: every run status and node state, which end a run, and the CLI's exit code for each", () => {
+    assert.deepEqual(RUN_STATUSES, ["running", "waiting-approval", "waiting-timer", "finished", "failed", "cancelled", "rejected"]);
+    assert.deepEqual(NODE_STATES, ["pending", "in-progress", "waiting-approval", "finished", "failed", "skipped", "cancelled", "rejected"]);
+    assert.deepEqual(APPROVAL_STATUSES, ["requested", "approved", "denied", "rejected", "pushed-back", "cancelled"]);
+    assert.deepEqual(RUN_STATUSES.filter(isTerminal), ["finished", "failed", "cancelled", "rejected"]);
+    assert.deepEqual(Object.fromEntries(RUN_STATUSES.map((s) => [s, runExitCode(s)])), {
+      running: 1,
+      "waiting-approval": 3,
+      "waiting-timer": 3,
+      finished: 0,
+      failed: 1,
+      cancelled: 2,
+      rejected: 1,
+    });
+    assert.ok(Object.isFrozen(CONTRACT) && Object.isFrozen(RUN_STATUSES));
+  });
+
+  test("error metadata: lookups exit 4 with their HTTP status, conflicts exit 1 with 409, anything else is 1 and 400", () => {
+    assert.deepEqual(errorMeta("RUN_NOT_FOUND"), { lookup: true, exitCode: 4, httpStatus: 404, finalForDecision: true });
+    assert.deepEqual(errorMeta("AMBIGUOUS_APPROVAL"), { lookup: true, exitCode: 4, httpStatus: 409, finalForDecision: false });
+    assert.deepEqual(errorMeta("UNDECLARED_INPUT"), { lookup: false, exitCode: 4, httpStatus: 400, finalForDecision: false });
+    assert.deepEqual(errorMeta("ALREADY_DECIDED"), { lookup: false, exitCode: 1, httpStatus: 409, finalForDecision: true });
+    assert.equal(errorMeta("INTERNAL").httpStatus, 500);
+    assert.deepEqual(errorMeta("TASK_FAILED"), CONTRACT.otherError);
+    assert.deepEqual(CONTRACT.otherError, { lookup: false, exitCode: 1, httpStatus: 400, finalForDecision: false });
+  });
+
+  test("scopes, run ids and SQL names follow the core's rules", () => {
+    assert.ok(scopeCovers("approve", "read"));
+    assert.ok(scopeCovers("deploy:*", "deploy:prod"));
+    assert.ok(scopeCovers("admin", "anything"));
+    assert.ok(!scopeCovers("read", "approve"));
+    assert.ok(!scopeCovers("deploy:staging", "deploy:prod"));
+
+    for (const good of ["r1", "a.b:c-d_e", "..a", "x".repeat(128)]) assert.ok(isRunId(good), good);
+    for (const bad of ["", ".", "..", "a/b", "a b", "é", "x".repeat(129), 7, null]) assert.ok(!isRunId(bad), String(bad));
+
+    assert.equal(snakeCase("publishApproval"), "publish_approval");
+    assert.equal(snakeCase("HTTPCode"), "http_code");
+    assert.equal(identifierProblem("ok_1"), null);
+    assert.equal(identifierProblem("1x"), "it must start with a letter");
+    assert.equal(identifierProblem(42), "it is not a string");
+    assert.match(tableKeyProblem("sqliteMaster"), /reserved/);
+    assert.equal(tableKeyProblem("publishApproval"), null);
+    assert.match(fieldProblem("runId"), /key columns/);
+    assert.deepEqual(CONTRACT.keyColumns, ["run_id", "node_id", "iteration"]);
+    assert.ok(CONTRACT.reservedEnv.prefixes.includes("SMITHERS_"));
+  });
+});
+
+describe("the binding's typed calls", () => {
+  const open = () => new NativeEngine(join(freshDir("smithers-boundary-"), "smithers.db"));
+
+  test("a core error is a SmithersError with the core's code and details", () => {
+    const native = open();
+    try {
+      assert.throws(() => native.runSummary("nope"), (e) => e.name === "SmithersError" && e.code === "RUN_NOT_FOUND" && e.details.runId === "nope");
+      assert.throws(() => native.approve({ runId: "nope" }), { code: "RUN_NOT_FOUND" });
+      assert.throws(() => native.createRun({ runId: "a/b" }), { code: "INVALID_RUN_ID" });
+    } finally {
+      native.close();
+    }
+  });
+
+  test("an argument of the wrong type is refused with the call's stable code, and nothing is written", () => {
+    const native = open();
+    try {
+      assert.throws(() => native.approve({ runId: "r", iteration: "1" }), (e) => e.code === "INVALID_DECISION" && e.details.call === "approve");
+      assert.throws(() => native.pushBack({ runId: "r", inputs: { k: 1 } }), { code: "INVALID_DECISION" });
+      assert.throws(() => native.approve({ runId: "r", decisionJson: "{" }), { code: "INVALID_DECISION" });
+      assert.throws(() => native.listRuns({ limit: "5" }), (e) => e.code === "INVALID_ARGUMENT" && e.details.call === "listRuns");
+      assert.throws(() => native.createRun({ inputJson: "{not json" }), { code: "INVALID_JSON" });
+      assert.deepEqual(native.listRuns({}), []);
+    } finally {
+      native.close();
+    }
+  });
+
+  test("a closed engine refuses every call with ENGINE_CLOSED", () => {
+    const native = open();
+    native.close();
+    assert.throws(() => native.listRuns(), { code: "ENGINE_CLOSED" });
+    assert.throws(() => native.submitGraph("r", "{}"), { code: "ENGINE_CLOSED" });
+  });
+});
