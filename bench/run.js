@@ -11,14 +11,17 @@
 //   recovery   kill -9 during a 1,000-task run, then resume
 //   agents     what an agent task costs over a compute task (an agent that answers at once)
 //   peer       the same workflows on Smithers 0.32, installed into a scratch folder
+//   peers      DBOS, LangGraph (PyPI) and Dagu (npm binary) on the same shapes; racing approvers
 //   dagu       a 100-step Dagu DAG of command steps, ms per step, beside Dagu running it
 // It prints a table on stdout (progress on stderr), writes BENCHMARKS.md at the repo root and
 // the raw figures to bench/results/ (ignored by git). Budgets are reported, not asserted: the
 // exit code is 0 unless a benchmark cannot run at all.
 //
 // Options: --full, --no-write (leave BENCHMARKS.md alone), --only=a,b (those sections; then
-// BENCHMARKS.md is left alone too), --no-peer, --render=bench/results/<file>.json (measure
-// nothing: print the table and write BENCHMARKS.md again from a run's raw figures).
+// BENCHMARKS.md is left alone too), --no-peer (neither peer section), --render=bench/results/<file>.json
+// (measure nothing: print the table and write BENCHMARKS.md again from a run's raw figures),
+// --addon=release|debug|FILE (bench/addon.js: the release build by default, built if needed).
+import { ADDON } from "./addon.js";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { join } from "node:path";
@@ -35,6 +38,7 @@ import * as cliSection from "./sections/cli.js";
 import * as crossprocSection from "./sections/crossproc.js";
 import * as daguSection from "./sections/dagu.js";
 import * as peerSection from "./sections/peer.js";
+import * as peersSection from "./sections/peers.js";
 import * as pernodeSection from "./sections/pernode.js";
 import * as recoverySection from "./sections/recovery.js";
 import * as waitingSection from "./sections/waiting.js";
@@ -46,7 +50,7 @@ const onlyArg = argv.find((a) => a.startsWith("--only="));
 const ONLY = onlyArg ? new Set(onlyArg.slice("--only=".length).split(",")) : null;
 const NO_PEER = argv.includes("--no-peer");
 const RENDER = argv.find((a) => a.startsWith("--render="))?.slice("--render=".length);
-const want = (section) => (ONLY === null || ONLY.has(section)) && !(section === "peer" && NO_PEER);
+const want = (section) => (ONLY === null || ONLY.has(section)) && !((section === "peer" || section === "peers") && NO_PEER);
 
 const SECTIONS = [
   ["pernode", pernodeSection],
@@ -57,6 +61,7 @@ const SECTIONS = [
   ["recovery", recoverySection],
   ["agents", agentsSection],
   ["peer", peerSection],
+  ["peers", peersSection],
   ["dagu", daguSection],
 ];
 
@@ -171,6 +176,89 @@ function sideBySide(res) {
   return rows;
 }
 
+// ---------------------------------------------------------------- every peer
+
+const PEER_NAMES = { dbos: "DBOS", langgraph: "LangGraph", dagu: "Dagu" };
+
+/** "12.3 ms (0.01×)": a peer's figure with ours/theirs. */
+const cell = (theirs, ours, unit = "ms") => (theirs == null ? "–" : `${fmt(theirs)} ${unit}${ours == null ? "" : ` (${ratio(ours, theirs)})`}`);
+
+/** The shapes every peer ran, side by side, and what each peer is (versions, sizes). */
+function everyPeer(res) {
+  const p = res.peers;
+  const sm = res.peer?.available ? res.peer : null;
+  const names = Object.keys(PEER_NAMES);
+  const peer = (n) => (p.peers[n]?.available ? p.peers[n] : null);
+  const seq1000 = res.pernode?.rows.find((r) => r.kind === "compute" && r.shape === "sequence" && r.n === 1000);
+  const smSeq = sm?.pernode?.filter((r) => r.key === "compute-sequence").at(-1);
+  const waiting = res.waiting?.rows[0];
+  const rec = res.recovery?.summary?.cli;
+  const recTwice = res.recovery ? Math.max(...res.recovery.reps.map((x) => x.twice)) : null;
+  const recMissing = res.recovery ? Math.max(...res.recovery.reps.map((x) => x.missing)) : null;
+  const ours = {
+    pernode: seq1000?.perNode.median,
+    approve: res.approve?.toBody.p50,
+    park: waiting?.create.perRun.p50,
+    crash: rec?.firstBody.median,
+  };
+  const row = (label, oursText, smText, per) => [label, oursText, smText, ...names.map((n) => (peer(n) ? per(peer(n), n) : "–"))];
+  const rows = [
+    row(
+      "per node, 1,000-step sequence of compute tasks (ms per step, in process)",
+      ours.pernode == null ? "–" : `${fmt(ours.pernode)} ms`,
+      smSeq ? `${cell(smSeq.perNode.median, ours.pernode)}${smSeq.n !== 1000 ? ` at N = ${count(smSeq.n)}` : ""}` : "–",
+      (x) => (x.pernode ? `${cell(x.pernode.perNode.median, ours.pernode)}${x.pernode.n !== 1000 ? ` at N = ${count(x.pernode.n)}, CLI` : ""}` : "–"),
+    ),
+    row(
+      "approve → downstream task started (p50 ms)",
+      ours.approve == null ? "–" : `${fmt(ours.approve)} ms`,
+      sm?.approve ? cell(sm.approve.toBody.p50, ours.approve) : "–",
+      (x, n) => (x.approve ? `${cell(x.approve.toBody.p50, ours.approve)}${n === "dagu" ? ", REST" : ""}` : "–"),
+    ),
+    row(
+      "start runs that each wait at a gate (p50 ms per run)",
+      waiting ? `${fmt(ours.park)} ms (${count(waiting.n)} runs, ${fmt(waiting.create.totalMs / 1000)} s)` : "–",
+      sm?.cli ? `${cell(sm.cli.park.perRun.p50, ours.park)} (${sm.cli.parked} runs)` : "–",
+      (x) => (x.park ? `${cell(x.park.perRun.p50, ours.park)} (${count(x.park.n)} runs, ${fmt(x.park.totalMs / 1000)} s)` : "–"),
+    ),
+    row(
+      "kill -9 mid-sequence, then resume: first resumed task after (ms); ran twice / missing",
+      rec ? `${fmt(ours.crash)} ms; ${recTwice} / ${recMissing} (N = ${count(res.recovery.n)})` : "–",
+      sm?.recovery ? `${cell(sm.recovery.firstBody.median, ours.crash)}; ${Math.max(...sm.recovery.reps.map((x) => x.twice))} / ${Math.max(...sm.recovery.reps.map((x) => x.missing))} (N = ${sm.recovery.n}, \`--force\`)` : "–",
+      (x, n) => {
+        const c = x.crash;
+        if (!c) return "–";
+        if (n === "dagu" && c.resumeExit !== 0) return `\`dagu retry\` failed (exit ${c.resumeExit}: ${c.resumeStderr.split("\n").filter(Boolean).pop()?.replace(/\|/g, "/").slice(0, 140) ?? ""}); ${c.missing} of ${c.n} steps never ran`;
+        return `${cell(c.firstBodyMs, ours.crash)}; ${c.twice + c.more} / ${c.missing} (N = ${count(c.n)})`;
+      },
+    ),
+    row(
+      "racing approvers: two approvals of one gate at once (runs whose downstream ran twice; what the second approver heard)",
+      p.oursRace ? `${p.oursRace.ranTwice} of ${p.oursRace.k}; exit ${p.oursRace.approverExitCodes.join("/")} (${p.oursRace.loserCodes.join(", ") || "–"})` : "–",
+      "–",
+      (x, n) => (x.race ? `${x.race.ranTwice} of ${x.race.k}; ${n === "dagu" ? `HTTP ${x.race.approveStatuses.join("/")}` : `exit ${x.race.approverExitCodes.join("/")}`}` : "–"),
+    ),
+  ];
+  const header = ["shape", "smithers-rs", `Smithers ${sm?.install?.versions?.smithers ?? PEER_VERSION}`, ...names.map((n) => `${PEER_NAMES[n]} ${peer(n)?.version ?? ""}`.trim())];
+  const notes = [];
+  for (const n of names) {
+    const x = p.peers[n];
+    if (!x?.available) notes.push(`**${PEER_NAMES[n]} unavailable**: ${x?.reason ?? "not run"}.`);
+    else if (x.errors?.length) notes.push(`${PEER_NAMES[n]}: shapes that failed: ${x.errors.map((e) => `${e.shape} (${e.message.split("\n")[0].slice(0, 200)})`).join("; ")}.`);
+  }
+  const py = p.peers.dbos?.python ? ` on Python ${p.peers.dbos.python} (SQLite ${p.peers.dbos.sqlite})` : "";
+  return [
+    "\n## Against every peer (same run)\n",
+    "Every figure in this table was measured in this run, on this machine. Medians unless said; (ours/theirs) below 1 means smithers-rs is faster. " +
+      `DBOS and LangGraph${py} run from a venv the suite installs from PyPI (\`bench/peers-install.js\`), Dagu from the binary npm ships in \`@dagu-org/dagu-linux-x64\`; ` +
+      "each shape is a driver process (`bench/peers/`). In process: DBOS `DBOS.send` to a workflow waiting in `recv` (its SQLite listener polls once a second), LangGraph `invoke(Command(resume))` of a StateGraph, " +
+      "Dagu over its REST API (a process per run and per step). Sequences: DBOS steps in one workflow, LangGraph's functional API (`@task`s), Dagu a chain of `true` steps run by `dagu start`. " +
+      "Racing approvers: two processes approve one waiting gate at the same moment, for each of the runs.\n",
+    mdTable(header, rows),
+    notes.length ? `\n${notes.join("\n\n")}\n` : "",
+  ].join("\n");
+}
+
 // ---------------------------------------------------------------- markdown
 
 function mdTable(header, rows, { left = 1 } = {}) {
@@ -205,7 +293,7 @@ function render(res) {
         ["node", env.node],
         ["load average (1/5/15 min)", `at start ${res.loadavgStart.map((x) => x.toFixed(2)).join(" / ")}, at end ${res.loadavgEnd.map((x) => x.toFixed(2)).join(" / ")} (other work shares this machine)`],
         ["suite duration", `${fmt(res.durationS)} s`],
-        ["native addon", `**${build.type}** (${build.sizeMB == null ? "?" : fmt(build.sizeMB, 1)} MB, \`${build.file.replace(`${ROOT}/`, "")}\`), engine ${build.engineVersion}`],
+        ["native addon", `**${build.type}** (${build.sizeMB == null ? "?" : fmt(build.sizeMB, 1)} MB, \`${build.file.replace(`${ROOT}/`, "")}\`${build.builtNow ? ", built for this run" : ""}), engine ${build.engineVersion}; \`--addon=${build.asked ?? "?"}\``],
         ["mode", res.full ? "full (N up to 10,000; 100,000 waiting runs)" : "quick (N up to 1,000; 10,000 waiting runs); `--full` for the rest"],
         ["peak RSS", res.rssAvailable ? "GNU time (`/usr/bin/time -f %M`)" : "unavailable (GNU time missing)"],
         ["peer", peerLine],
@@ -250,6 +338,8 @@ function render(res) {
       if (peer.errors?.length) parts.push(`\nPeer steps that failed: ${peer.errors.map((e) => `${e.step} (${e.message.split("\n")[0]})`).join("; ")}.\n`);
     }
   }
+
+  if (res.peers) parts.push(everyPeer(res));
 
   if (res.pernode) {
     const p = res.pernode;
@@ -556,6 +646,18 @@ function consoleTable(res) {
       if (res.peer.errors?.length) lines.push(`  peer steps that failed: ${res.peer.errors.map((e) => e.step).join(", ")}`);
     }
   }
+  if (res.peers) {
+    lines.push("", "every peer (same run):");
+    if (res.peers.oursRace) lines.push(`  smithers-rs: racing approvers ran downstream twice in ${res.peers.oursRace.ranTwice} of ${res.peers.oursRace.k}`);
+    for (const [n, x] of Object.entries(res.peers.peers)) {
+      lines.push(
+        x.available
+          ? `  ${n} ${x.version}: per node ${fmt(x.pernode?.perNode.median)} ms (N=${x.pernode?.n ?? "–"}), approve->body p50 ${fmt(x.approve?.toBody.p50)} ms, park p50 ${fmt(x.park?.perRun.p50)} ms/run, ` +
+              `after kill -9 first body ${fmt(x.crash?.firstBodyMs)} ms, racing approvers twice ${x.race?.ranTwice ?? "–"}/${x.race?.k ?? "–"}${x.errors?.length ? `; failed: ${x.errors.map((e) => e.shape).join(", ")}` : ""}`
+          : `  ${n} unavailable: ${x.reason}`,
+      );
+    }
+  }
   lines.push("");
   lines.push("budgets (issue 6; reported, not asserted):");
   for (const b of res.budgets) lines.push(`  ${b.pass == null ? "n/a   " : b.pass ? "met   " : "MISSED"}  ${b.what.replace(/`/g, "")}: ${b.value.replace(/`/g, "")}`);
@@ -576,7 +678,7 @@ async function main() {
     return;
   }
   const env = machine();
-  const build = await buildInfo();
+  const build = { ...(await buildInfo()), asked: ADDON.asked, builtNow: ADDON.built };
   log(`${build.type} (${fmt(build.sizeMB, 1)} MB ${build.file}); ${env.cpu}, ${env.cores} cores; node ${env.node}; ${FULL ? "full" : "quick"} mode`);
   const res = { date: new Date().toISOString(), full: FULL, env, build, loadavgStart: os.loadavg(), rssAvailable: checkRss() };
   for (const [name, section] of SECTIONS) {

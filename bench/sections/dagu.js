@@ -3,17 +3,15 @@
 // (median wall of the 100-step chain − median of the 1-step one) / 99, so that process
 // start-up cancels out. Ours: `smithers up chain.yaml` as a whole process, and
 // `engine.run` in-process. Dagu: `dagu start chain.yaml` (its CLI, no server), the binary
-// npm serves in @dagu-org/dagu-linux-x64 (1.30.2), fetched into a scratch folder outside the
-// repository; without it, the figure measured on this machine earlier is quoted.
-import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
-import os from "node:os";
+// npm serves in @dagu-org/dagu-linux-x64 (1.30.2), fetched by bench/peers-install.js into a
+// scratch folder outside the repository (the peers section uses the same one); without it,
+// the figure measured on this machine earlier is quoted.
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { SmithersEngine, loadWorkflow } from "../../npm/smithers-rs/src/index.js";
 import { CLI, fmt, log, measureProcess, removeDir, stats, tempDir } from "../lib.js";
+import { installDagu } from "../peers-install.js";
 
-export const DAGU_PACKAGE = "@dagu-org/dagu-linux-x64";
-export const DAGU_VERSION = process.env.SMITHERS_BENCH_DAGU_VERSION ?? "1.30.2";
 /** Dagu 1.30.2's CLI on this machine (shared/peers/dagu, two runs): ms per `true` step. */
 export const DAGU_REFERENCE = { cliMsPerStep: [11.9, 12.7], source: "/work/shared/reference/dagu.md §9 (Dagu 1.30.2, `dagu start`, 2-core host)" };
 
@@ -27,24 +25,6 @@ function chainSpec(n) {
     if (i) lines.push(`    depends: [s${i - 1}]`);
   }
   return `${lines.join("\n")}\n`;
-}
-
-/** The Dagu binary: fetched once with `npm pack` into $SMITHERS_BENCH_DAGU_DIR (or tmp). */
-export function installDagu() {
-  const dir = process.env.SMITHERS_BENCH_DAGU_DIR ?? join(os.tmpdir(), "smithers-rs-bench-dagu");
-  const bin = join(dir, "package/bin/dagu");
-  if (!existsSync(bin)) {
-    mkdirSync(dir, { recursive: true });
-    log(`dagu: fetching ${DAGU_PACKAGE}@${DAGU_VERSION} with npm pack into ${dir}`);
-    const pack = spawnSync("npm", ["pack", `${DAGU_PACKAGE}@${DAGU_VERSION}`], { cwd: dir, encoding: "utf8", timeout: 5 * 60_000 });
-    const tgz = readdirSync(dir).find((f) => f.endsWith(".tgz"));
-    if (pack.status !== 0 || !tgz) return { ok: false, reason: `npm pack ${DAGU_PACKAGE}@${DAGU_VERSION} failed: ${(pack.stderr || pack.error?.message || "").trim().split("\n").pop()}` };
-    const untar = spawnSync("tar", ["-xzf", tgz], { cwd: dir, encoding: "utf8" });
-    if (untar.status !== 0 || !existsSync(bin)) return { ok: false, reason: `cannot unpack ${tgz}: ${untar.stderr}` };
-  }
-  const version = spawnSync(bin, ["version"], { encoding: "utf8", timeout: 30_000 });
-  if (version.status !== 0) return { ok: false, reason: `${bin} version exited ${version.status}: ${version.stderr}` };
-  return { ok: true, bin, dir, version: (version.stdout || version.stderr).trim().split("\n").pop() };
 }
 
 /** Per-step overhead from walls of the chains: (median(100) − median(1)) / 99. */
@@ -62,7 +42,7 @@ export async function run({ full }) {
     const cli = Object.fromEntries(LENGTHS.map((n) => [n, []]));
     const inproc = Object.fromEntries(LENGTHS.map((n) => [n, []]));
     const dagu = Object.fromEntries(LENGTHS.map((n) => [n, []]));
-    const installed = installDagu();
+    const installed = installDagu({ log });
     if (!installed.ok) log(`dagu: not available (${installed.reason}); quoting the reference figure`);
     const daguHome = join(dir, "dagu-home");
     // Interleaved: load that comes and goes hits every figure alike. Round 0 warms up.

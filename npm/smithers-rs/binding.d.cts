@@ -67,6 +67,8 @@ export declare class Engine {
    * order.
    */
   feed(afterId: number, limit: number): Array<Record<string, any>>
+  /** Runs by workflow and status, pending approvals by workflow (for `/metrics`). */
+  storeMetrics(): BindingStoreMetrics
   feedHead(): number
   /** Runs that are `running` while nobody holds them, oldest first; page with `after`. */
   orphanedRuns(limit: number, includeDead: boolean, after?: BindingOrphanCursor | undefined | null): Array<BindingOrphanedRun>
@@ -429,6 +431,12 @@ export interface BindingParentRef {
   iteration?: number
 }
 
+export interface BindingPendingCount {
+  workflow: string
+  count: number
+  oldestRequestedAtMs: number
+}
+
 export interface BindingRejection {
   nodeId: string
   rejectedAt: string
@@ -440,6 +448,12 @@ export interface BindingRejection {
 export interface BindingReservedEnv {
   exact: Array<string>
   prefixes: Array<string>
+}
+
+export interface BindingRunCount {
+  workflow: string
+  status: BindingRunStatus
+  count: number
 }
 
 /** Why a run failed (or could not be resumed). */
@@ -537,6 +551,15 @@ export interface BindingStep {
   waiting?: Array<string>
   /** Outputs a push-back withdrew (its reset scope runs again): the driver forgets them. */
   reset?: Array<BindingOutputRef>
+}
+
+/**
+ * Counts over the whole database for `/metrics`: runs by workflow and status, pending
+ * approvals by workflow with the oldest one's request time.
+ */
+export interface BindingStoreMetrics {
+  runs: Array<BindingRunCount>
+  pendingApprovals: Array<BindingPendingCount>
 }
 
 /** A task JS must run: a compute or agent body, or a command (`command`, for the runner). */

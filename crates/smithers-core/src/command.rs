@@ -197,6 +197,28 @@ pub fn run(spec: &CommandSpec) -> CommandOutcome {
 
 /// [`run`], stoppable through `canceller`.
 pub fn run_with(spec: &CommandSpec, canceller: Option<&Canceller>) -> CommandOutcome {
+    tracing::debug!(
+        program = spec.program.as_str(),
+        stdout_log = spec.stdout_path.as_str(),
+        timeout_ms = spec.timeout_ms.unwrap_or(0),
+        idle_timeout_ms = spec.idle_timeout_ms.unwrap_or(0),
+        "command started"
+    );
+    let outcome = run_process(spec, canceller);
+    tracing::debug!(
+        stdout_log = spec.stdout_path.as_str(),
+        exit_code = outcome.exit_code.unwrap_or(-1),
+        signal = outcome.signal.unwrap_or(0),
+        timed_out = outcome.timed_out,
+        cancelled = outcome.cancelled,
+        duration_ms = outcome.duration_ms,
+        spawn_error = outcome.spawn_error.as_deref().unwrap_or(""),
+        "command ended"
+    );
+    outcome
+}
+
+fn run_process(spec: &CommandSpec, canceller: Option<&Canceller>) -> CommandOutcome {
     let started = Instant::now();
     let failed = |message: String| CommandOutcome {
         spawn_error: Some(message),

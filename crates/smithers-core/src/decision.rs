@@ -145,6 +145,16 @@ enum Verdict {
     PushBack,
 }
 
+impl Verdict {
+    fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Approve => "approve",
+            Verdict::Deny => "deny",
+            Verdict::PushBack => "push-back",
+        }
+    }
+}
+
 const MAX_INPUT: usize = 64 * 1024;
 
 /// Inputs must be declared by the gate; an approve must carry the required ones.
@@ -357,7 +367,61 @@ impl Engine {
         self.decide(req, Verdict::PushBack)
     }
 
+    /// Records a decision, and logs it (target `smithers_core::decision`): recorded at info
+    /// (with the nodes a push-back sent back), a `<HumanTask>` answer that does not fit at
+    /// info, refused at debug with the error's code.
     fn decide(&mut self, req: DecisionRequest, verdict: Verdict) -> Result<DecisionOutcome> {
+        let run_id = req.run_id.clone();
+        let asked_node = req.node_id.clone().unwrap_or_default();
+        let result = self.record_decision(req, verdict);
+        match &result {
+            Ok(d) if d.error.is_some() => tracing::info!(
+                run_id = d.run_id.as_str(),
+                node_id = d.node_id.as_str(),
+                iteration = d.iteration,
+                attempt = d.attempt.unwrap_or(0),
+                max_attempts = d.max_attempts.unwrap_or(0),
+                code = d
+                    .error
+                    .as_ref()
+                    .and_then(|e| e.get("code"))
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or(""),
+                decided_by = d.decided_by.as_deref().unwrap_or(""),
+                run_status = d.run_status,
+                "human answer refused"
+            ),
+            Ok(d) => tracing::info!(
+                run_id = d.run_id.as_str(),
+                node_id = d.node_id.as_str(),
+                iteration = d.iteration,
+                status = d.status,
+                kind = d.kind.as_str(),
+                round = d.round,
+                approval_iteration = d.approval_iteration,
+                reset = d.reset.join(",").as_str(),
+                decided_by = d.decided_by.as_deref().unwrap_or(""),
+                run_status = d.run_status,
+                owner = d.owner.as_deref().unwrap_or(""),
+                needs_resume = d.needs_resume,
+                "decision recorded"
+            ),
+            Err(e) => tracing::debug!(
+                run_id = run_id.as_str(),
+                node_id = asked_node.as_str(),
+                verdict = verdict.as_str(),
+                code = e.code(),
+                "decision refused"
+            ),
+        }
+        result
+    }
+
+    fn record_decision(
+        &mut self,
+        req: DecisionRequest,
+        verdict: Verdict,
+    ) -> Result<DecisionOutcome> {
         let approved = verdict == Verdict::Approve;
         for (what, text) in [("note", &req.note), ("reason", &req.reason)] {
             let Some(text) = text else { continue };
@@ -698,7 +762,9 @@ impl Engine {
         let payload = json!({ "nodeId": gate.node_id, "iteration": gate.iteration, "decidedBy": req.decided_by,
                               "note": req.note, "kind": gate.kind, "round": gate.round,
                               "inputs": req.inputs, "reason": if verdict == Verdict::Deny { reason.clone() } else { None },
-                              "reset": reset });
+                              "reset": reset,
+                              // How long the gate waited for this decision (the time-to-decision metric).
+                              "waitedMs": decided_at_ms - gate.requested_at_ms });
         batch.emit(
             &tx,
             &run_id,
@@ -1230,6 +1296,14 @@ pub(crate) fn auto_approve(
     let row = write_finished(&tx, &mut batch, run_id, task, &table, value)?;
     tx.commit()?;
     engine.publish(batch);
+    tracing::info!(
+        run_id,
+        node_id = task.id.as_str(),
+        iteration = task.iteration,
+        after,
+        audit = auto.audit,
+        "gate auto-approved"
+    );
     let approval = auto.audit.then_some(ApprovalStatus::Approved);
     engine.decided_here(run_id, task, NodeState::Finished, approval, row, step)?;
     Ok(true)

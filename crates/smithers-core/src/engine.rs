@@ -11,10 +11,11 @@ use std::rc::Rc;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use tracing::{Level, debug, enabled};
 
 use crate::command::{CommandOutcome, CommandSpec};
 use crate::error::{Error, Result};
-use crate::events::{Event, EventBatch};
+use crate::events::{Event, EventBatch, log_committed};
 use crate::graph::{
     ApprovalMode, ApprovalSpec, CommandBody, EntryKind, GraphDescriptor, OnMaxReached, Plan,
     TaskBody, TaskNode,
@@ -415,6 +416,25 @@ pub fn check_run_id(run_id: &str) -> Result<()> {
     }
 }
 
+/// Why a claim could take a run another engine had owned, for the `run claimed` log line:
+/// "" (nobody held it, or this engine did), "owner process dead", "lease expired", "forced".
+fn taken_over(
+    previous: Option<&str>,
+    me: &str,
+    lease_expires_at_ms: Option<i64>,
+    force: bool,
+    now: i64,
+) -> &'static str {
+    match previous {
+        None => "",
+        Some(p) if p == me => "",
+        Some(p) if owner::liveness(p) == owner::Liveness::Dead => "owner process dead",
+        Some(_) if lease_expires_at_ms.is_some_and(|t| t <= now) => "lease expired",
+        Some(_) if force => "forced",
+        Some(_) => "",
+    }
+}
+
 impl Engine {
     /// Opens (or creates) a database for reading and writing.
     pub fn open(path: impl AsRef<Path>) -> Result<Engine> {
@@ -478,7 +498,13 @@ impl Engine {
         if graph_has_rewinds(&graph.root) {
             Plan::build(graph.clone()).check_rewinds()?;
         }
-        self.plan_schemas(None, &graph.schemas)?;
+        self.plan_schemas(None, &graph.schemas).inspect_err(|e| {
+            tracing::info!(
+                code = e.code(),
+                error = e.to_string().as_str(),
+                "output schemas refused"
+            )
+        })?;
         Ok(())
     }
 
@@ -496,6 +522,11 @@ impl Engine {
                 self.owner.clone(),
                 self.lease_ms,
             )?);
+            debug!(
+                owner = self.owner.as_str(),
+                lease_ms = self.lease_ms,
+                "lease keeper started"
+            );
         }
         Ok(now_ms() + self.lease_ms)
     }
@@ -519,8 +550,11 @@ impl Engine {
     pub(crate) fn publish(&mut self, batch: EventBatch) {
         if self.batching {
             self.pending_events.extend(batch.events);
-        } else if self.buffer_events {
-            self.events.extend(batch.events);
+        } else {
+            log_committed(&batch.events);
+            if self.buffer_events {
+                self.events.extend(batch.events);
+            }
         }
     }
 
@@ -542,6 +576,7 @@ impl Engine {
         let events = std::mem::take(&mut self.pending_events);
         match result {
             Ok(v) => {
+                log_committed(&events);
                 if self.buffer_events {
                     self.events.extend(events);
                 }
@@ -625,6 +660,12 @@ impl Engine {
         )?;
         tx.commit()?;
         self.publish(batch);
+        debug!(
+            run_id = run_id.as_str(),
+            owner = self.owner.as_str(),
+            workflow = name.as_str(),
+            "run created and claimed"
+        );
         let mut active = new_active(RunStatus::Running);
         active.workflow_name = name.clone();
         active.input_json = input_json;
@@ -728,6 +769,12 @@ impl Engine {
             && !force
             && owner::holds(owner, lease_expires, now)
         {
+            debug!(
+                run_id,
+                owner,
+                lease_expires_at_ms = lease_expires,
+                "claim refused: another live process owns the run"
+            );
             return Err(Error::RunOwned {
                 run_id: run_id.into(),
                 owner: owner.into(),
@@ -752,16 +799,24 @@ impl Engine {
                 Some(p) => format!("{name} ({p})"),
                 None => name.to_string(),
             };
+            let recorded = shown(&workflow_name, workflow_path.as_ref());
+            let given = shown(
+                options
+                    .workflow_name
+                    .as_deref()
+                    .unwrap_or("a workflow of unknown name"),
+                options.workflow_path.as_ref(),
+            );
+            debug!(
+                run_id,
+                recorded = recorded.as_str(),
+                given = given.as_str(),
+                "claim refused: the run is another workflow's (WORKFLOW_MISMATCH)"
+            );
             return Err(Error::WorkflowMismatch {
                 run_id: run_id.into(),
-                recorded: shown(&workflow_name, workflow_path.as_ref()),
-                given: shown(
-                    options
-                        .workflow_name
-                        .as_deref()
-                        .unwrap_or("a workflow of unknown name"),
-                    options.workflow_path.as_ref(),
-                ),
+                recorded,
+                given,
             });
         }
         if force || other_path.is_some() {
@@ -776,6 +831,13 @@ impl Engine {
                 "UPDATE _smithers_runs SET workflow_path = ?2, workflow_name = ?3 WHERE run_id = ?1",
                 params![run_id, workflow_path, workflow_name],
             )?;
+            debug!(
+                run_id,
+                workflow = workflow_name.as_str(),
+                workflow_path = workflow_path.as_deref().unwrap_or(""),
+                forced = force,
+                "run's workflow recorded anew (moved, or resumed with another on purpose)"
+            );
         }
         let mut batch = EventBatch::default();
         // Attempts that were open when the previous owner died.
@@ -818,6 +880,16 @@ impl Engine {
         }
         tx.commit()?;
         self.publish(batch);
+        debug!(
+            run_id,
+            owner = me.as_str(),
+            previous_owner = owner.as_deref().unwrap_or(""),
+            taken_over = taken_over(owner.as_deref(), &me, lease_expires, force, now),
+            forced = force,
+            abandoned = abandoned.len(),
+            status = next_status.as_str(),
+            "run claimed"
+        );
 
         let mut run = new_active(next_status);
         run.workflow_name = workflow_name.clone();
@@ -897,6 +969,7 @@ impl Engine {
                 "UPDATE _smithers_runs SET owner = NULL, lease_expires_at_ms = NULL WHERE run_id = ?1 AND owner = ?2",
                 params![run_id, self.owner],
             )?;
+            debug!(run_id, owner = self.owner.as_str(), "run released");
         }
         Ok(())
     }
@@ -920,7 +993,16 @@ impl Engine {
         self.active(run_id)?;
         graph.validate()?;
         // Everything about the schemas that can be refused is refused before a write.
-        let schemas = self.plan_schemas(Some(run_id), &graph.schemas)?;
+        let schemas = self
+            .plan_schemas(Some(run_id), &graph.schemas)
+            .inspect_err(|e| {
+                tracing::info!(
+                    run_id,
+                    code = e.code(),
+                    error = e.to_string().as_str(),
+                    "output schemas refused"
+                )
+            })?;
         self.batched(run_id, |engine| {
             engine.apply_schemas(run_id, schemas)?;
             engine.submit_graph_inner(run_id, graph)
@@ -1148,6 +1230,30 @@ impl Engine {
         }
         tx.commit()?;
         self.publish(batch);
+        if enabled!(Level::DEBUG) {
+            let tokens = |key: &str| {
+                call.usage
+                    .as_ref()
+                    .and_then(|u| u.get(key))
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0)
+            };
+            debug!(
+                run_id,
+                node_id = result.node_id.as_str(),
+                iteration = result.iteration,
+                attempt = result.attempt,
+                ok = result.ok,
+                agent = call.agent.as_deref().unwrap_or(""),
+                model = call.model.as_deref().unwrap_or(""),
+                follow_up = call.follow_up.is_some(),
+                tool_calls = call.tool_calls.unwrap_or(0),
+                input_tokens = tokens("inputTokens"),
+                output_tokens = tokens("outputTokens"),
+                answer_bytes = call.text.as_deref().map_or(0, str::len),
+                "agent attempt recorded"
+            );
+        }
         Ok(())
     }
 
@@ -1500,6 +1606,15 @@ impl Engine {
         )?;
         tx.commit()?;
         self.publish(batch);
+        debug!(
+            run_id,
+            node_id = task.id.as_str(),
+            iteration = task.iteration,
+            sub_run,
+            sub_run_status = sub_status.as_str(),
+            waits = next != NodeState::Pending,
+            "task waits on its sub-run"
+        );
         self.active(run_id)?
             .set_state(&task.id, task.iteration, next);
         Ok(())
@@ -1538,6 +1653,17 @@ impl Engine {
             )?
             .query_row(params![run_id, task.id, task.iteration], |r| r.get(0))?;
         let retry = retryable && failures_before < i64::from(task.retries);
+        debug!(
+            run_id,
+            node_id = task.id.as_str(),
+            iteration = task.iteration,
+            attempt,
+            retries = task.retries,
+            failures_before,
+            retry,
+            error = error.message.as_str(),
+            "task failed"
+        );
         let next = NodeState::InProgress.apply(if retry {
             NodeEvent::Retry
         } else {
@@ -1695,6 +1821,18 @@ impl Engine {
             waiting.sort();
             step.waiting = waiting;
             self.runs.remove(run_id);
+        }
+        if enabled!(Level::DEBUG) {
+            let tasks: Vec<&str> = step.tasks.iter().map(|t| t.node_id.as_str()).collect();
+            debug!(
+                run_id,
+                status = step.status,
+                tasks = ?tasks,
+                in_flight = step.in_flight,
+                needs_render = step.needs_render,
+                waiting = ?step.waiting,
+                "scheduled"
+            );
         }
         Ok(step)
     }
@@ -2201,6 +2339,12 @@ impl Engine {
         // Fencing: another engine took the run over (this one's lease had expired, or it was
         // forced); nothing more may be written for it from here.
         if let Some(other) = lost {
+            tracing::warn!(
+                run_id,
+                owner = self.owner.as_str(),
+                new_owner = other.as_str(),
+                "run lost: another engine took it over (this one's lease expired, or --force)"
+            );
             return Err(Error::RunOwned {
                 run_id: run_id.into(),
                 owner: other,
@@ -2402,6 +2546,11 @@ impl Engine {
         };
         if changed > 0 {
             drop(tx);
+            debug!(
+                run_id,
+                decided = changed,
+                "not parking: decisions arrived meanwhile"
+            );
             self.refresh_from_store(run_id, step)?;
             return Ok(true);
         }
@@ -2488,9 +2637,16 @@ impl Engine {
         if next != RunStatus::Finished {
             cancel_sub_runs(&tx, SubRuns::Of(run_id), now, &mut batch)?;
         }
-        wake_caller(&tx, run_id, now, &mut batch)?;
+        let woken = wake_caller(&tx, run_id, now, &mut batch)?;
         tx.commit()?;
         self.publish(batch);
+        debug!(
+            run_id,
+            status = next.as_str(),
+            cancelled_nodes = open.len(),
+            woke_caller = woken.as_deref().unwrap_or(""),
+            "run ended"
+        );
         let run = self.active(run_id)?;
         for (node_id, iteration) in open {
             run.set_state(&node_id, iteration, NodeState::Cancelled);
@@ -2694,8 +2850,13 @@ pub(crate) fn cancel_sub_runs(
 /// A sub-run ended: the task that waits on it goes back to pending (it runs again and reads
 /// the sub-run's result) and its run wakes up. A run nobody drives is then `running` with no
 /// owner, which `resume` (or serve's watcher) picks up; a live driver of it sees the node
-/// move at its next call.
-fn wake_caller(tx: &Connection, run_id: &str, now: i64, batch: &mut EventBatch) -> Result<()> {
+/// move at its next call. Returns the caller's run id when it woke one.
+fn wake_caller(
+    tx: &Connection,
+    run_id: &str,
+    now: i64,
+    batch: &mut EventBatch,
+) -> Result<Option<String>> {
     type Caller = (Option<String>, Option<String>, Option<i64>);
     let caller: Option<Caller> = tx
         .prepare_cached(
@@ -2704,7 +2865,7 @@ fn wake_caller(tx: &Connection, run_id: &str, now: i64, batch: &mut EventBatch) 
         .query_row([run_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
     let Some((Some(parent), Some(node), iteration)) = caller else {
-        return Ok(());
+        return Ok(None);
     };
     let iteration = iteration.unwrap_or(0);
     let next = NodeState::WaitingApproval.apply(NodeEvent::SubRunEnded)?;
@@ -2714,7 +2875,7 @@ fn wake_caller(tx: &Connection, run_id: &str, now: i64, batch: &mut EventBatch) 
         params![parent, node, iteration, run_id, next.as_str(), now],
     )?;
     if moved == 0 {
-        return Ok(());
+        return Ok(None);
     }
     batch.emit(
         tx,
@@ -2732,7 +2893,7 @@ fn wake_caller(tx: &Connection, run_id: &str, now: i64, batch: &mut EventBatch) 
     if let Some(status) = status.as_deref().and_then(RunStatus::parse) {
         crate::decision::wake_run(tx, &parent, status, now, batch)?;
     }
-    Ok(())
+    Ok(Some(parent))
 }
 
 fn task_error(err: &Error) -> TaskError {

@@ -109,3 +109,15 @@ fn event_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
         payload: serde_json::from_str(&payload).unwrap_or_default(),
     })
 }
+
+/// One debug line per committed event (target `smithers_core::events`): every transition of
+/// every node and run, in commit order. Called after the transaction commits, never before.
+pub(crate) fn log_committed(events: &[Event]) {
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        return;
+    }
+    for e in events {
+        let payload = serde_json::to_string(&e.payload).unwrap_or_default();
+        tracing::debug!(run_id = e.run_id.as_str(), seq = e.seq, event = e.kind.as_str(), payload = %payload, "committed");
+    }
+}

@@ -220,9 +220,12 @@ const APPROVAL_STATUSES: &[&str] = &[
     "all",
 ];
 
+// `+a.status`: the count must go through the primary key (this run's few approvals); left to
+// itself SQLite prefers the covering (status, requested_at_ms) index and reads every pending
+// approval of the database once per listed run (200 ms for `smithers ps` on 20,000 waiting runs).
 const RUN_COLS: &str = "r.run_id, r.workflow_name, r.workflow_path, r.status, r.owner, r.created_at_ms, r.updated_at_ms, \
      r.finished_at_ms, r.error_json, \
-     (SELECT COUNT(*) FROM _smithers_approvals a WHERE a.run_id = r.run_id AND a.status = 'requested'), r.started_by, \
+     (SELECT COUNT(*) FROM _smithers_approvals a WHERE a.run_id = r.run_id AND +a.status = 'requested'), r.started_by, \
      r.parent_run_id, r.parent_node_id, r.parent_iteration, \
      CASE WHEN r.status = 'rejected' THEN (SELECT json_array(a.node_id, a.decided_at_ms, a.decided_by, a.reason) \
        FROM _smithers_approvals a WHERE a.run_id = r.run_id AND a.status = 'rejected' LIMIT 1) END, \
@@ -424,6 +427,31 @@ pub struct LogFilter {
     pub attempt: Option<i64>,
 }
 
+/// Counts over the whole database for `smithers serve`'s `/metrics`: runs by workflow and
+/// status, pending approvals by workflow with the oldest one's request time.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoreMetrics {
+    pub runs: Vec<RunCount>,
+    pub pending_approvals: Vec<PendingCount>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunCount {
+    pub workflow: String,
+    pub status: String,
+    pub count: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingCount {
+    pub workflow: String,
+    pub count: i64,
+    pub oldest_requested_at_ms: i64,
+}
+
 /// Events a driver may record about what it ran outside the core (wait/failure handlers,
 /// mail). Tool calls an agent makes through smithers' tools, and the git worktrees the driver
 /// makes for `<Worktree>`, are recorded the same way.
@@ -608,6 +636,12 @@ impl Engine {
         for row in rows {
             let (run, updated_at_ms) = row?;
             if run.owner.is_none() || run.owner_liveness == Some("dead") {
+                tracing::debug!(
+                    run_id = run.run_id.as_str(),
+                    previous_owner = run.owner.as_deref().unwrap_or(""),
+                    lease_expires_at = run.lease_expires_at.as_deref().unwrap_or(""),
+                    "orphaned run found: nobody drives it"
+                );
                 out.push(OrphanedRun { run, updated_at_ms });
                 if out.len() as i64 >= limit.max(1) {
                     break;
@@ -637,6 +671,12 @@ impl Engine {
         )?;
         tx.commit()?;
         self.publish(batch);
+        tracing::info!(
+            run_id,
+            code = error.code.as_str(),
+            error = error.message.as_str(),
+            "run marked unresumable: watchers leave it until it changes or is claimed"
+        );
         Ok(())
     }
 
@@ -705,6 +745,44 @@ impl Engine {
         tx.commit()?;
         self.publish(batch);
         Ok(())
+    }
+
+    /// Runs by workflow and status, and pending approvals by workflow (two GROUP BY queries:
+    /// a scan of the runs, and of the requested approvals through their status index).
+    pub fn store_metrics(&self) -> Result<StoreMetrics> {
+        let runs = self
+            .conn
+            .prepare_cached(
+                "SELECT workflow_name, status, COUNT(*) FROM _smithers_runs GROUP BY workflow_name, status \
+                 ORDER BY workflow_name, status",
+            )?
+            .query_map([], |r| {
+                Ok(RunCount {
+                    workflow: r.get(0)?,
+                    status: r.get(1)?,
+                    count: r.get(2)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        let pending_approvals = self
+            .conn
+            .prepare_cached(
+                "SELECT r.workflow_name, COUNT(*), MIN(a.requested_at_ms) FROM _smithers_approvals a \
+                 JOIN _smithers_runs r ON r.run_id = a.run_id WHERE a.status = 'requested' \
+                 GROUP BY r.workflow_name ORDER BY r.workflow_name",
+            )?
+            .query_map([], |r| {
+                Ok(PendingCount {
+                    workflow: r.get(0)?,
+                    count: r.get(1)?,
+                    oldest_requested_at_ms: r.get(2)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(StoreMetrics {
+            runs,
+            pending_approvals,
+        })
     }
 
     pub fn events(&self, run_id: &str, after_seq: i64, limit: i64) -> Result<Vec<Event>> {

@@ -31,6 +31,6 @@ pub use events::Event;
 pub use graph::GraphDescriptor;
 pub use inspect::{
     ApprovalFilter, ApprovalSummary, AttemptLog, LogFilter, OrphanCursor, OrphanedRun, RunFilter,
-    RunInspection, RunSummary,
+    RunInspection, RunSummary, StoreMetrics,
 };
 pub use store::OpenOptions;

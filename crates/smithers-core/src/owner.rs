@@ -116,8 +116,26 @@ impl LeaseKeeper {
                     }
                     // A failed renewal (the database is busy, gone) is tried again next time;
                     // the lease has two more renewals' worth of time left.
-                    if let Some(c) = &conn {
-                        let _ = renew(c, &owner, lease_ms);
+                    match conn.as_ref().map(|c| renew(c, &owner, lease_ms)) {
+                        Some(Ok(0)) => {}
+                        Some(Ok(runs)) => {
+                            tracing::debug!(
+                                owner = owner.as_str(),
+                                runs,
+                                lease_ms,
+                                "leases renewed"
+                            )
+                        }
+                        Some(Err(e)) => tracing::warn!(
+                            owner = owner.as_str(),
+                            error = e.to_string().as_str(),
+                            "lease renewal failed: trying again at the next renewal"
+                        ),
+                        None => tracing::warn!(
+                            owner = owner.as_str(),
+                            db = %db_path.display(),
+                            "lease renewal failed: the database cannot be opened; trying again"
+                        ),
                     }
                 }
             })?;

@@ -318,6 +318,23 @@ impl Engine {
                 .insert((key.clone(), *version), table.clone());
         }
         tx.commit()?;
+        for (version, table) in &plan.new_versions {
+            tracing::info!(
+                run_id,
+                key = table.key.as_str(),
+                version,
+                table = table.table.as_str(),
+                "output schema version registered"
+            );
+        }
+        if !plan.bind.is_empty() && tracing::enabled!(tracing::Level::DEBUG) {
+            let bound: Vec<String> = plan
+                .bind
+                .iter()
+                .map(|(key, version, _)| format!("{key}@{version}"))
+                .collect();
+            tracing::debug!(run_id, bound = ?bound, "run bound to output schema versions");
+        }
         // Known to the cache only now; a rollback of the driving call's transaction clears it.
         for (version, table) in plan.new_versions {
             self.schemas

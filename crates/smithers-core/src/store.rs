@@ -184,6 +184,40 @@ INSERT OR IGNORE INTO _smithers_run_schemas (run_id, table_key, version)
   WHERE n.output_table IN (SELECT table_key FROM _smithers_schemas);
 ";
 
+/// How long a statement waits for another connection's lock before it fails with "database
+/// is locked" (SQLite's busy timeout, made visible in the logs).
+const BUSY_TIMEOUT_MS: u64 = 30_000;
+
+/// SQLite's busy handler: sleeps (1 ms, growing to 100 ms, as SQLite's own busy timeout does)
+/// while another connection holds the lock, up to `BUSY_TIMEOUT_MS`. The first wait of a
+/// statement is logged at debug (`smithers_core::store`), later ones at trace, giving up at warn.
+fn wait_while_busy(count: i32) -> bool {
+    const DELAYS_MS: [u64; 12] = [1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100];
+    let n = usize::try_from(count).unwrap_or(0);
+    let waited: u64 =
+        DELAYS_MS.iter().take(n).sum::<u64>() + n.saturating_sub(DELAYS_MS.len()) as u64 * 100;
+    if waited >= BUSY_TIMEOUT_MS {
+        tracing::warn!(
+            waits = count,
+            waited_ms = waited,
+            "database still locked: giving up"
+        );
+        return false;
+    }
+    let delay = DELAYS_MS.get(n).copied().unwrap_or(100);
+    if count == 0 {
+        tracing::debug!("database locked by another connection: waiting");
+    } else {
+        tracing::trace!(
+            waits = count,
+            waited_ms = waited,
+            "database still locked: waiting"
+        );
+    }
+    std::thread::sleep(Duration::from_millis(delay));
+    true
+}
+
 /// How a database is opened.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct OpenOptions {
@@ -216,8 +250,8 @@ pub fn open(path: &Path, options: OpenOptions) -> Result<Connection> {
             flags |= OpenFlags::SQLITE_OPEN_CREATE;
         }
     }
-    let conn = Connection::open_with_flags(path, flags)?;
-    conn.busy_timeout(Duration::from_secs(30))?;
+    let mut conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_handler(Some(wait_while_busy))?;
     // The hot path uses a few dozen distinct statements; re-preparing them costs more than
     // running them.
     conn.set_prepared_statement_cache_capacity(256);
@@ -335,6 +369,16 @@ fn migrate(conn: &Connection, path: &Path) -> Result<()> {
         [SCHEMA_VERSION.to_string()],
     )?;
     tx.commit()?;
+    if current == 0 {
+        tracing::info!(db = %path.display(), version = SCHEMA_VERSION, "database created");
+    } else {
+        tracing::info!(
+            db = %path.display(),
+            from = current,
+            to = SCHEMA_VERSION,
+            "database migrated"
+        );
+    }
     Ok(())
 }
 

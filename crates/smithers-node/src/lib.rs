@@ -14,6 +14,7 @@
 #![deny(clippy::all)]
 
 mod contract;
+mod logging;
 mod types;
 
 use napi::bindgen_prelude::*;
@@ -52,6 +53,7 @@ impl Engine {
     /// Opens (or creates) the database at `dbPath` (see `BindingEngineOptions`).
     #[napi(constructor)]
     pub fn new(env: &Env, db_path: String, options: Option<BindingEngineOptions>) -> Result<Self> {
+        logging::init();
         let BindingEngineOptions {
             must_exist,
             read_only,
@@ -313,6 +315,12 @@ impl Engine {
         })
     }
 
+    /// Runs by workflow and status, pending approvals by workflow (for `/metrics`).
+    #[napi]
+    pub fn store_metrics(&mut self, env: &Env) -> Result<BindingStoreMetrics> {
+        self.with(env, |e| e.store_metrics().map(Into::into))
+    }
+
     #[napi]
     pub fn feed_head(&mut self, env: &Env) -> Result<i64> {
         self.with(env, |e| e.feed_head())
@@ -405,6 +413,7 @@ static CANCELLERS: std::sync::LazyLock<
 /// With `cancelId`, `cancelCommand(cancelId)` stops it.
 #[napi(ts_return_type = "Promise<BindingCommandOutcome>")]
 pub fn run_command<'env>(env: &'env Env, spec: BindingCommandSpec) -> Result<Object<'env>> {
+    logging::init();
     let (spec, cancel_id) = spec.into_core()?;
     let canceller = cancel_id.clone().map(|id| {
         let c = core::command::Canceller::default();
@@ -443,6 +452,15 @@ pub fn cancel_command(cancel_id: String) -> bool {
     canceller.map(|c| c.cancel()).is_some()
 }
 
+/// How the addon was compiled, as a marker that `scripts/publish-guard.js` also finds in the
+/// binary itself (for platforms whose addon cannot be loaded here). Only this build's marker is
+/// compiled in: the constant is evaluated at compile time.
+const BUILD_PROFILE: &str = if cfg!(debug_assertions) {
+    "smithers-build-profile=debug"
+} else {
+    "smithers-build-profile=release"
+};
+
 /// Writes `text` to the stdin of a command started with this `cancelId` and
 /// `keepStdinOpen` (queued, never blocking). False when its stdin is not open.
 #[napi]
@@ -457,12 +475,9 @@ pub fn write_command_stdin(cancel_id: String, text: String) -> bool {
 /// How the addon was compiled.
 #[napi(ts_return_type = "'debug' | 'release'")]
 pub fn engine_build() -> String {
-    if cfg!(debug_assertions) {
-        "debug"
-    } else {
-        "release"
-    }
-    .to_string()
+    BUILD_PROFILE
+        .trim_start_matches("smithers-build-profile=")
+        .to_string()
 }
 
 /// The version of the native engine.

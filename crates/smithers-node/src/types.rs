@@ -1129,6 +1129,70 @@ impl From<core::RunInspection> for BindingRunInspection {
     }
 }
 
+/// Counts over the whole database for `/metrics`: runs by workflow and status, pending
+/// approvals by workflow with the oldest one's request time.
+#[napi(object)]
+pub struct BindingStoreMetrics {
+    pub runs: Vec<BindingRunCount>,
+    pub pending_approvals: Vec<BindingPendingCount>,
+}
+
+#[napi(object)]
+pub struct BindingRunCount {
+    pub workflow: String,
+    #[napi(ts_type = "BindingRunStatus")]
+    pub status: String,
+    pub count: i64,
+}
+
+#[napi(object)]
+pub struct BindingPendingCount {
+    pub workflow: String,
+    pub count: i64,
+    pub oldest_requested_at_ms: i64,
+}
+
+impl From<core::StoreMetrics> for BindingStoreMetrics {
+    fn from(m: core::StoreMetrics) -> Self {
+        let core::StoreMetrics {
+            runs,
+            pending_approvals,
+        } = m;
+        BindingStoreMetrics {
+            runs: runs
+                .into_iter()
+                .map(|r| {
+                    let core::inspect::RunCount {
+                        workflow,
+                        status,
+                        count,
+                    } = r;
+                    BindingRunCount {
+                        workflow,
+                        status,
+                        count,
+                    }
+                })
+                .collect(),
+            pending_approvals: pending_approvals
+                .into_iter()
+                .map(|p| {
+                    let core::inspect::PendingCount {
+                        workflow,
+                        count,
+                        oldest_requested_at_ms,
+                    } = p;
+                    BindingPendingCount {
+                        workflow,
+                        count,
+                        oldest_requested_at_ms,
+                    }
+                })
+                .collect(),
+        }
+    }
+}
+
 /// Which attempts `attemptLogs` returns.
 #[napi(object)]
 pub struct BindingLogFilter {

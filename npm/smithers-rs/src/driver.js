@@ -6,6 +6,7 @@ import { runAgentTask } from "./agents/task.js";
 import { SmithersError } from "./errors.js";
 import { isTerminal } from "./contract.js";
 import { DAGU_RUN_STATUS } from "./dagu/status.js";
+import { logger } from "./log.js";
 import { runCommand } from "./native.js";
 import { renderWorkflow } from "./render.js";
 import { expandEnvTemplates, expandTemplate, substituteDaguVars } from "./templates.js";
@@ -18,6 +19,9 @@ const RUN_LOG = "run.log";
 const DECISION_POLL_MS = 25;
 /** A wait/failure handler that runs longer than this is stopped (and logged as failed). */
 const HANDLER_TIMEOUT_MS = 60_000;
+const log = logger("smithers_js::driver");
+/** Per-task lines are built only when they are logged (the hot path pays one branch). */
+const LOG_TASKS = log.enabled("debug");
 /**
  * Errors of a driving call that say this driver must stop without failing the run: another
  * process drives it now, or this workflow is not the run's (the run stays as it is).
@@ -133,6 +137,7 @@ async function drive(native, workflow, snapshot, hooks) {
   const render = () => {
     let graph;
     try {
+      const t0 = log.enabled("debug") ? performance.now() : 0;
       hooks.onRender?.(true, true);
       rendered = renderWorkflow(workflow, {
         runId,
@@ -143,6 +148,7 @@ async function drive(native, workflow, snapshot, hooks) {
         workflowPath: snapshot.workflowPath ?? null,
       });
       collectNodeLoops(rendered.graph.root, null, nodeLoops);
+      if (t0) log.debug("rendered", { run_id: runId, render_ms: Number((performance.now() - t0).toFixed(3)), render_deps: rendered.graph.renderDeps });
       graph = JSON.stringify(rendered.graph);
     } catch (e) {
       // A workflow that cannot be rendered fails the run (a render is a function of the run's
@@ -210,6 +216,8 @@ async function drive(native, workflow, snapshot, hooks) {
   };
   const start = (task) => {
     inFlight += 1;
+    const t0 = LOG_TASKS ? performance.now() : 0;
+    if (LOG_TASKS) log.debug("task started", { run_id: runId, node_id: task.nodeId, iteration: task.iteration, attempt: task.attempt, kind: task.command ? "command" : rendered?.computeFns.get(task.nodeId)?.subWorkflow ? "sub-run" : "compute" });
     const worktree = rendered?.worktrees.get(task.nodeId);
     const running = worktree
       ? inWorktree(worktree, task, () => runTask(task), {
@@ -221,6 +229,7 @@ async function drive(native, workflow, snapshot, hooks) {
       : runTask(task);
     const settled = (r) => {
       inFlight -= 1;
+      if (LOG_TASKS) log.debug("task ended", { run_id: runId, node_id: task.nodeId, iteration: task.iteration, attempt: task.attempt, ok: r.ok, duration_ms: Math.round(performance.now() - t0) });
       results.push(r);
       notify();
     };
@@ -242,6 +251,7 @@ async function drive(native, workflow, snapshot, hooks) {
     Object.assign(loops, step.loops);
     for (const task of step.tasks) start(task);
     if (isTerminal(step.status) || step.status === "waiting-approval") {
+      log.info("run stopped", { run_id: runId, status: step.status, waiting: (step.waiting ?? []).join(","), in_flight: inFlight });
       return { result: result(runId, step.status, step.error), rendered, waiting: step.waiting, observedEnd: true };
     }
     if (step.needsRender) {
@@ -260,8 +270,10 @@ async function drive(native, workflow, snapshot, hooks) {
       // While bodies run, watch for commits by other processes (a CLI decision on one of
       // this run's gates): PRAGMA data_version changes only then, and costs microseconds.
       const seen = native.dataVersion();
+      log.trace("waiting for task bodies; polling for decisions", { run_id: runId, in_flight: inFlight, poll_ms: DECISION_POLL_MS });
       const watch = setInterval(() => {
         if (native.dataVersion() !== seen) {
+          log.debug("another process committed: advancing", { run_id: runId, in_flight: inFlight });
           poked = true;
           notify();
         }
@@ -426,6 +438,7 @@ async function runHandler(run, name, handler, env, info) {
   const { native, runId } = run;
   const record = (kind, payload) => recordEvent(native, runId, kind, { handler: name, ...payload });
   record("HandlerStarted", {});
+  log.debug("handler started", { run_id: runId, handler: name, kind: typeof handler === "function" ? "function" : "command" });
   try {
     if (typeof handler === "function") {
       await Promise.race([

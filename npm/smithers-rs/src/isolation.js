@@ -17,7 +17,10 @@ import { statSync } from "node:fs";
 import { Worker } from "node:worker_threads";
 import { isTerminal } from "./contract.js";
 import { SmithersError } from "./errors.js";
+import { logFileFd, logger } from "./log.js";
 import { describeThrown } from "./values.js";
+
+const log = logger("smithers_js::isolation");
 
 /** Slots of the Float64Array a worker shares (see driver-worker.js). */
 export const HEARTBEAT = 0;
@@ -82,7 +85,10 @@ export class DriverPool {
       },
     };
     if (this.active.size < this.maxWorkers) this.#run(drive);
-    else this.queue.push(drive);
+    else {
+      this.queue.push(drive);
+      log.debug("drive queued: every worker is busy", { run_id: job.runId, kind: job.kind, workers: this.active.size, queued: this.queue.length });
+    }
     return { done, started, control };
   }
 
@@ -94,8 +100,10 @@ export class DriverPool {
     }
     this.active.add(drive);
     const path = drive.job.path ?? null;
-    const slot = (path && this.#takeSpare(path)) || this.#spawn(path);
+    const spare = path ? this.#takeSpare(path) : null;
+    const slot = spare ?? this.#spawn(path);
     drive.slot = slot;
+    log.debug("drive handed to a worker", { run_id: drive.job.runId, kind: drive.job.kind, workflow_path: path, spare: spare !== null, workers: this.active.size });
     const { worker, watch } = slot;
     slot.onMessage = (m) => this.#message(drive, m);
     slot.onError = (e) => {
@@ -123,7 +131,7 @@ export class DriverPool {
     const shared = new SharedArrayBuffer(8 * 4);
     const watch = new Float64Array(shared);
     watch[HEARTBEAT] = Date.now();
-    const worker = new Worker(WORKER_URL, { workerData: { watch: shared, preload: path } });
+    const worker = new Worker(WORKER_URL, { workerData: { watch: shared, preload: path, smithersLogFd: logFileFd() } });
     let ready;
     const slot = { worker, watch, path, mtimeMs: path ? mtime(path) : null, ready: new Promise((r) => (ready = r)) };
     const onReady = (m) => {
@@ -200,7 +208,9 @@ export class DriverPool {
     slot.worker.off("error", slot.onError);
     slot.worker.off("exit", slot.onExit);
     this.#release(drive);
-    if (clean && slot.path && !drive.crash) this.#keepSpare(slot);
+    const reused = Boolean(clean && slot.path && !drive.crash);
+    log.debug("drive ended in its worker", { run_id: drive.job.runId, started: startedAs !== null, clean: Boolean(clean), worker_kept: reused });
+    if (reused) this.#keepSpare(slot);
     else {
       slot.worker.terminate();
       if (slot.path) this.#replaceSpare(slot.path);
@@ -229,6 +239,7 @@ export class DriverPool {
       code: "WORKFLOW_CRASHED",
       message: `the workflow's thread ended without finishing the drive${drive.crash ? `: ${describeThrown(drive.crash).message}` : ""}`,
     };
+    log.warn("worker ended before its drive did", { run_id: drive.job.runId, code: why.code, owned: drive.slot.watch[OWNED] === 1 });
     if (drive.slot.watch[OWNED] === 1) {
       const result = this.#failRun(drive.job.runId, why);
       drive.markStarted(drive.job.runId);
@@ -291,6 +302,7 @@ export class DriverPool {
   #stop(drive, why) {
     drive.stopping = why;
     this.log(`stopping the worker of run ${drive.job.runId}: ${why.code}`);
+    log.warn("stopping a worker", { run_id: drive.job.runId, code: why.code });
     drive.slot.worker.terminate();
   }
 

@@ -6,8 +6,14 @@ import { createRequire } from "node:module";
 import { SmithersError } from "./errors.js";
 
 const require = createRequire(import.meta.url);
+const { loadBinding } = require("./binding-load.cjs");
 /** @type {typeof import("../binding.cjs")} */
-export const binding = require("../binding.cjs");
+export let binding;
+try {
+  binding = loadBinding();
+} catch (e) {
+  throw new SmithersError(e.code, e.message, e.details);
+}
 
 /**
  * The stable code of an argument napi could not convert (a string where a number goes, …),

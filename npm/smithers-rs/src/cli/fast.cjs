@@ -69,7 +69,7 @@ function binding() {
       return require("../../smithers.linux-x64-gnu.node");
     } catch {}
   }
-  return require("../../binding.cjs");
+  return require("../binding-load.cjs").loadBinding();
 }
 
 /**
@@ -202,11 +202,15 @@ function ps(rest) {
   const v = args.values;
   const limit = v.limit === undefined ? 50 : Number(v.limit);
   if (!Number.isInteger(limit) || limit < 1) return null;
-  if (v.status !== undefined && !binding().contract().runStatuses.some((s) => s.status === v.status)) return null;
   const dbPath = findDb(v);
   if (dbPath === null) return null;
   const engine = open(dbPath, true);
   if (engine === null) return null;
+  // A status the core does not know is the full CLI's usage error.
+  if (v.status !== undefined && !binding().contract().runStatuses.some((s) => s.status === v.status)) {
+    engine.close();
+    return null;
+  }
   const runs = call(engine, "listRuns", { status: v.status, limit });
   engine.close();
   if (runs === undefined) return null;

@@ -6,17 +6,30 @@ import { userInfo } from "node:os";
 import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { SmithersError, printable } from "../errors.js";
-import { RUN_STATUSES, errorMeta, isRunId, runExitCode } from "../contract.js";
 import { describeThrown, isSmithersError } from "../values.js";
+import { OutputTail, POLL_MS, agentLog, eventLine, outputLine, pollUntilEnd } from "./follow.js";
+
+/**
+ * The core's vocabulary (`contract.js`: statuses, exit codes, run ids), loaded when a command
+ * needs it: it loads the native engine, which `--help` does not, and a CLI whose engine did
+ * not load must still be able to say why.
+ */
+const vocabulary = () => import("../contract.js");
 
 /**
  * Exit 4 (the core's error metadata, contract.rs): the command line names nothing that
  * exists, or asks what the named gate can never do (inputs it does not declare or lacks, a
  * push-back of a plain gate). The same command fixed by hand succeeds. State conflicts
  * (ALREADY_DECIDED, NOT_WAITING, RUN_REJECTED, FORBIDDEN) stay exit 1: the command was
- * right, the run said no.
+ * right, the run said no. 1 as well when the engine itself did not load.
  */
-const exitFor = (code) => errorMeta(code).exitCode;
+async function exitFor(code) {
+  try {
+    return (await vocabulary()).errorMeta(code).exitCode;
+  } catch {
+    return 1;
+  }
+}
 
 const COMMON = {
   db: { type: "string" },
@@ -39,7 +52,7 @@ const DECIDE = {
 
 const COMMANDS = {
   up: {
-    usage: "smithers up <workflow.tsx|.toon|dag.yaml> [--input JSON] [--run-id ID] [--by USER] [--resume [true|false|ID]] [--force] [--db FILE] [--json] [-- NAME=VALUE …]",
+    usage: "smithers up <workflow.tsx|.toon|dag.yaml> [--input JSON] [--run-id ID] [--by USER] [--resume [true|false|ID]] [--force] [--live] [--db FILE] [--json] [-- NAME=VALUE …]",
     about: "Start a run of a workflow file (.tsx/.ts/.jsx/.js, .toon, or a Dagu DAG .yaml/.yml) and drive it until it finishes, fails, or waits at an approval.",
     details: [
       "--input JSON    the run's input (default {}); for a Dagu DAG, its params: {\"NAME\": \"value\"}",
@@ -52,15 +65,19 @@ const COMMANDS = {
       "--force         with --resume: take the run over even if another live process drives it,",
       "                or resume it with this workflow even though it was started with another",
       "--db FILE       database (default: $SMITHERS_DB, the workflow's dbPath, or ./smithers.db)",
+      "--live          show progress, command output and agents' answers on stderr as the run goes, each",
+      "                line prefixed by its node (the default when stderr is a terminal and --json is not given)",
+      "SMITHERS_LOG=debug (or info, or smithers_core::decision=debug, …) logs what the engine decides, to",
+      "stderr or SMITHERS_LOG_FILE; see README.md.",
     ],
-    options: { ...COMMON, input: { type: "string" }, "run-id": { type: "string" }, by: { type: "string" }, resume: { type: "boolean", default: false }, force: { type: "boolean", default: false } },
+    options: { ...COMMON, input: { type: "string" }, "run-id": { type: "string" }, by: { type: "string" }, resume: { type: "boolean", default: false }, force: { type: "boolean", default: false }, live: { type: "boolean", default: false } },
     run: up,
   },
   resume: {
-    usage: "smithers resume <runId> [--force] [--db FILE] [--json]",
+    usage: "smithers resume <runId> [--force] [--live] [--db FILE] [--json]",
     about: "Resume a run from where it stopped (after a crash, or after a decision recorded with --no-resume).",
-    details: ["--force   take the run over even if another live process drives it"],
-    options: { ...COMMON, force: { type: "boolean", default: false } },
+    details: ["--force   take the run over even if another live process drives it", "--live    progress, command output and agents' answers on stderr (default on a terminal)"],
+    options: { ...COMMON, force: { type: "boolean", default: false }, live: { type: "boolean", default: false } },
     run: resumeCmd,
   },
   approve: {
@@ -127,7 +144,7 @@ const COMMANDS = {
     run: (args) => decide("pushBack", args, "push-back"),
   },
   logs: {
-    usage: "smithers logs <runId> [--node ID] [--iteration N] [--attempt N] [--stderr | --both] [--db FILE] [--json]",
+    usage: "smithers logs <runId> [--node ID] [--iteration N] [--attempt N] [--stderr | --both] [--follow] [--db FILE] [--json]",
     about:
       "Print what a run's command tasks wrote (stdout, or stderr) and what its agent tasks answered, per attempt, oldest first.",
     details: [
@@ -136,11 +153,16 @@ const COMMANDS = {
       "--attempt N      only this attempt (retries and push-backs run a task again)",
       "--stderr         print stderr instead of stdout (a CLI agent's stderr)",
       "--both           print stdout and stderr; for agent tasks also the prompt and the follow-up",
+      "--follow, -f     print what the tasks write as they write it, and each agent's answer when it",
+      "                 comes, each line prefixed by its node, until the run ends (exit code: the run's,",
+      "                 0 finished, 1 failed or rejected, 2 cancelled); a run that waits for approval is",
+      "                 followed on",
       "--json           the attempts (node, iteration, attempt, state, exit code, log paths; an agent's prompt,",
       "                 answer, token usage) with their text",
     ],
     options: {
       ...COMMON,
+      follow: { type: "boolean", short: "f", default: false },
       node: { type: "string", short: "n" },
       iteration: { type: "string" },
       attempt: { type: "string" },
@@ -148,6 +170,19 @@ const COMMANDS = {
       both: { type: "boolean", default: false },
     },
     run: logs,
+  },
+  events: {
+    usage: "smithers events [--run ID] [--after N] [--follow] [--db FILE] [--json]",
+    about: "Print the events of one run or of every run, oldest first; --follow keeps printing new ones.",
+    details: [
+      "--run ID       only this run's events (--after counts its events: seq)",
+      "--after N      only events after N (default 0: all); without --run, N is the feed position (feedId)",
+      "--follow, -f   keep printing events as they are committed, by any process, until the run ends",
+      "               (with --run; exit code: the run's) or until interrupted (without --run)",
+      "With --json, each event is one JSON object on a line of its own (NDJSON).",
+    ],
+    options: { ...COMMON, run: { type: "string" }, after: { type: "string" }, follow: { type: "boolean", short: "f", default: false } },
+    run: events,
   },
   ps: {
     usage: "smithers ps [--status STATUS] [--limit N] [--db FILE] [--json]",
@@ -252,9 +287,13 @@ export async function main(argv) {
     return name ? 0 : 4;
   }
   if (name === "--version" || name === "-v") {
-    const { engineVersion } = await import("../native.js");
-    console.log(engineVersion());
-    return 0;
+    try {
+      const { engineVersion } = await import("../native.js");
+      console.log(engineVersion());
+      return 0;
+    } catch (e) {
+      return report(e, false);
+    }
   }
   const command = COMMANDS[name];
   if (!command) {
@@ -312,7 +351,7 @@ function resumeWords(words) {
   return out;
 }
 
-function report(e, json) {
+async function report(e, json) {
   const thrown = describeThrown(e);
   const field = (key) => {
     try {
@@ -421,7 +460,7 @@ async function up(args) {
     params[word.slice(0, eq)] = word.slice(eq + 1);
   }
   const id = args.values["run-id"];
-  if (id !== undefined && !isRunId(id)) {
+  if (id !== undefined && !(await vocabulary()).isRunId(id)) {
     throw usage(`--run-id ${JSON.stringify(id)} must be 1-128 characters of letters, digits and _ . : - (not only dots)`, "up");
   }
   const path = resolve(file);
@@ -457,7 +496,7 @@ async function up(args) {
       ? resolve(process.env.SMITHERS_DB)
       : resolve(workflow.dbPath ?? "smithers.db");
   const engine = await openEngine(dbPath, { create: true });
-  progress(engine, args.values.json);
+  const live = progress(engine, args.values);
   let result;
   if (args.values.resume) {
     if (!args.values["run-id"]) throw usage("--resume needs --run-id", "up");
@@ -466,6 +505,7 @@ async function up(args) {
     const startedBy = args.values.by ?? process.env.SMITHERS_USER ?? osUser();
     result = await engine.run(workflow, { input, runId: args.values["run-id"], workflowPath: path, startedBy });
   }
+  live?.stop();
   return finish(engine, result, args.values.json);
 }
 
@@ -561,29 +601,79 @@ async function migrate(args) {
 async function resumeCmd(args) {
   const id = runId(args, "resume");
   const engine = await openEngine(findDb(args.values));
-  progress(engine, args.values.json);
+  const live = progress(engine, args.values);
   let result;
   try {
     result = await engine.resume(id, { force: args.values.force });
   } catch (e) {
     if (e?.code === "WORKFLOW_NOT_FOUND") e.message += `\n${resumeHint(id, e.code, engine.dbPath)}`;
     throw e;
+  } finally {
+    live?.stop();
   }
   return finish(engine, result, args.values.json);
 }
 
-/** Progress on stderr while a run is driven (not in --json mode). */
-function progress(engine, json) {
-  if (json || !process.stderr.isTTY) return;
+/**
+ * Progress on stderr while a run is driven here: its node events and agents' tool calls, what
+ * its command tasks write as they write it, and each agent's answer when it comes, each line
+ * prefixed by its node (`build | …`). On a terminal unless --json; always with --live. Returns a
+ * handle whose stop() prints the last lines, or null.
+ */
+function progress(engine, values) {
+  if (!values.live && (values.json || !process.stderr.isTTY)) return null;
+  const tails = new Map();
+  const write = (lines) => {
+    for (const l of lines) process.stderr.write(`  ${outputLine(l)}\n`);
+  };
+  const pollAll = () => {
+    for (const tail of tails.values()) write(tail.poll());
+  };
+  // Output is read from the log files the runner streams into, between the driver's calls
+  // and on a timer while commands run. The timer also hands out events recorded while an
+  // agent works (its tool calls), which would otherwise wait for the driver's next call.
+  const timer = setInterval(() => {
+    engine.dispatch();
+    pollAll();
+  }, POLL_MS);
+  timer.unref();
   engine.on("*", (e) => {
+    // Agents: their answers, not their prompts (`smithers logs --both` has those).
+    if (!tails.has(e.runId)) tails.set(e.runId, new OutputTail(engine.native, e.runId, { agentView: {} }));
+    // An attempt ended (a reviewed one waits): its last lines, or its agent's answer, come first.
+    if (ATTEMPT_ENDS.has(e.type)) pollAll();
     const where = e.nodeId ? ` ${e.nodeId}${e.iteration ? ` [${e.iteration}]` : ""}` : "";
-    if (["NodeStarted", "NodeFinished", "NodeFailed", "ApprovalRequested", "NodeSkipped", "NodeRejected", "NodePushedBack", "LoopIteration"].includes(e.type)) {
+    if (PROGRESS_EVENTS.has(e.type)) {
       process.stderr.write(`  ${e.type}${where}${e.error ? `: ${e.error.message}` : ""}\n`);
+    } else if (e.type === "ToolCallStarted" || (e.type === "ToolCallFinished" && !e.ok)) {
+      process.stderr.write(`  ${e.type}${where}: ${e.tool}${e.error ? `: ${e.error.message}` : ""}\n`);
     }
   });
+  return {
+    stop() {
+      clearInterval(timer);
+      for (const tail of tails.values()) write(tail.flush());
+    },
+  };
 }
 
-function finish(engine, result, json) {
+const ATTEMPT_ENDS = new Set(["NodeFinished", "NodeFailed", "NodeRetrying", "ApprovalRequested"]);
+/** The events `smithers up` shows as progress (with an error's message when they carry one). */
+const PROGRESS_EVENTS = new Set([
+  "NodeStarted",
+  "NodeFinished",
+  "NodeFailed",
+  "ApprovalRequested",
+  "NodeSkipped",
+  "NodeRejected",
+  "NodePushedBack",
+  "NodeReset",
+  "NodeWaitingSubRun",
+  "NodeSubRunEnded",
+  "LoopIteration",
+]);
+
+async function finish(engine, result, json) {
   const pending = result.status === "waiting-approval" ? engine.pendingApprovals({ runId: result.runId }) : [];
   if (json) {
     console.log(JSON.stringify({ ok: result.status !== "failed", ...result, pendingApprovals: pending }, null, 2));
@@ -595,7 +685,7 @@ function finish(engine, result, json) {
     printDecisionCommands(pending, db);
   }
   engine.close();
-  return runExitCode(result.status);
+  return (await vocabulary()).runExitCode(result.status);
 }
 
 const isReview = (a) => a.kind === "review";
@@ -851,6 +941,7 @@ async function ps(args) {
   const limit = v.limit === undefined ? 50 : Number(v.limit);
   if (!Number.isInteger(limit) || limit < 1) throw usage("--limit must be a whole number ≥ 1", "ps");
   // The core filters on the string as given: a typo would list nothing, and exit 0.
+  const { RUN_STATUSES } = await vocabulary();
   if (v.status !== undefined && !RUN_STATUSES.includes(v.status)) {
     throw usage(`--status must be one of ${RUN_STATUSES.join(", ")}; got ${JSON.stringify(v.status)}`, "ps");
   }
@@ -1060,6 +1151,7 @@ async function logs(args) {
     return n;
   };
   const filter = { nodeId: v.node, iteration: whole("iteration", 0), attempt: whole("attempt", 1) };
+  if (v.follow) return followLogs(id, v, filter);
   const engine = await openEngine(findDb(v), { readOnly: true });
   let attempts;
   try {
@@ -1096,6 +1188,55 @@ async function logs(args) {
   return 0;
 }
 
+/** `smithers logs --follow`: the run's command output as it is written, until the run ends. */
+async function followLogs(id, v, filter) {
+  if (v.json) throw usage("--follow prints lines as they are written; leave out --json", "logs");
+  const engine = await openEngine(findDb(v), { readOnly: true });
+  try {
+    const streams = v.both ? ["stdout", "stderr"] : v.stderr ? ["stderr"] : ["stdout"];
+    const tail = new OutputTail(engine.native, id, { ...filter, streams });
+    const write = (lines) => {
+      for (const l of lines) process.stdout.write(`${outputLine(l)}\n`);
+    };
+    const status = await pollUntilEnd(engine.native, id, () => write(tail.poll()), { stopped: false });
+    write(tail.flush());
+    return EXIT[status] ?? 1;
+  } finally {
+    engine.close();
+  }
+}
+
+/** `smithers events`: a run's events (--run) or every run's (the feed), and with --follow, new ones. */
+async function events(args) {
+  const v = args.values;
+  if (args.positionals.length > 0) throw usage(`unexpected argument ${JSON.stringify(args.positionals[0])}; name a run with --run ID`, "events");
+  let cursor = 0;
+  if (v.after !== undefined) {
+    cursor = Number(v.after);
+    if (!Number.isInteger(cursor) || cursor < 0) throw usage("--after must be a whole number ≥ 0", "events");
+  }
+  const engine = await openEngine(findDb(v), { readOnly: true });
+  try {
+    if (v.run) engine.getRun(v.run); // RUN_NOT_FOUND before anything is printed
+    const drain = () => {
+      for (;;) {
+        const batch = v.run ? engine.events(v.run, { afterSeq: cursor, limit: 1000 }) : engine.feed(cursor, 1000);
+        for (const e of batch) process.stdout.write(`${v.json ? JSON.stringify(e) : eventLine(e)}\n`);
+        if (batch.length > 0) cursor = v.run ? batch.at(-1).seq : batch.at(-1).feedId;
+        if (batch.length < 1000) return;
+      }
+    };
+    if (!v.follow) {
+      drain();
+      return 0;
+    }
+    const status = await pollUntilEnd(engine.native, v.run ?? null, drain, { stopped: false });
+    return v.run ? (EXIT[status] ?? 1) : 0;
+  } finally {
+    engine.close();
+  }
+}
+
 /** `, agent X (model), N in / M out tokens` for an agent attempt's heading. */
 function agentNote(a) {
   if (a.prompt == null) return "";
@@ -1104,22 +1245,6 @@ function agentNote(a) {
   const tokens = u.inputTokens != null || u.outputTokens != null ? `, ${u.inputTokens ?? "?"} in / ${u.outputTokens ?? "?"} out tokens` : "";
   const tools = a.agent?.toolCalls ? `, ${a.agent.toolCalls} tool call${a.agent.toolCalls === 1 ? "" : "s"}` : "";
   return `${who}${tokens}${tools}`;
-}
-
-/** An agent attempt: its answer (and the follow-up's); with --both the prompts and a CLI's logs too. */
-function agentLog(a, v) {
-  const text = (t) => (t === "" || t.endsWith("\n") ? t : `${t}\n`);
-  const follow = a.agent?.followUp;
-  const error = a.error?.message ? `-- error --\n${text(`${a.error.code ? `${a.error.code}: ` : ""}${a.error.message}`)}` : "";
-  if (v.stderr) return text(a.stderr ?? "");
-  if (!v.both) {
-    const answer = a.responseText == null ? "(no answer)" : a.responseText;
-    return `${text(answer)}${follow ? `-- follow-up answer (${follow.reason}) --\n${text(follow.text ?? "")}` : ""}${error}`;
-  }
-  let out = `-- prompt --\n${text(a.prompt)}-- answer --\n${text(a.responseText ?? "(no answer)")}`;
-  if (follow) out += `-- follow-up prompt --\n${text(follow.prompt ?? "")}-- follow-up answer --\n${text(follow.text ?? "")}`;
-  if (a.stdoutPath) out += `-- stdout --\n${text(a.stdout)}-- stderr --\n${text(a.stderr)}`;
-  return out + error;
 }
 
 async function cancel(args) {

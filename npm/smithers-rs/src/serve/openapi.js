@@ -191,6 +191,12 @@ export function openApiDocument() {
     paths: {
       "/healthz": { get: { summary: "Liveness", security: [], responses: { 200: json({ type: "object" }) } } },
       "/openapi.json": { get: { summary: "This document", security: [], responses: { 200: json({ type: "object" }) } } },
+      "/metrics": {
+        get: {
+          summary: "Prometheus metrics (text format 0.0.4): runs by status, pending approvals by workflow, time to decision, task durations",
+          responses: { 200: { description: "Prometheus text", content: { "text/plain": { schema: str } } }, ...errors(401, 403) },
+        },
+      },
       "/v1/me": {
         get: { summary: "Who the token stands for", responses: { 200: json({ type: "object", properties: { user: str, scopes: { type: "array", items: str } } }), ...errors(401) } },
       },

@@ -14,6 +14,7 @@ import { SmithersError } from "../errors.js";
 import { engineVersion } from "../native.js";
 import { authenticate } from "./config.js";
 import { daguErrorBody, daguRoutes } from "./dagu.js";
+import { Metrics } from "./metrics.js";
 import { openApiDocument } from "./openapi.js";
 import { startAllowed } from "./start.js";
 import { Watcher } from "./watch.js";
@@ -60,10 +61,12 @@ export async function startServer(options) {
   const streams = new Set();
   let baseUrl = "";
   let mailer = null;
+  const metrics = new Metrics();
   const watcher = new Watcher(engine, {
     intervalMs: options.pollMs,
     log,
     onEvents: (events) => {
+      metrics.onEvents(events);
       for (const event of events) broadcast(streams, event);
       mailer?.onEvents(events);
     },
@@ -77,7 +80,7 @@ export async function startServer(options) {
     });
   }
 
-  const ctx = { engine, tokens, config, streams, watcher, log };
+  const ctx = { engine, tokens, config, streams, watcher, metrics, log };
   const server = createServer((req, res) => {
     handle(ctx, req, res).catch((e) => {
       log(`internal error on ${req.method} ${req.url}: ${e?.stack ?? e}`);
@@ -153,6 +156,13 @@ function sseFrame(event) {
   return `id: ${event.feedId}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`;
 }
 
+/** `GET /metrics`: Prometheus text (serve/metrics.js), counted on the watcher's connection. */
+function prometheusMetrics(c) {
+  const text = c.metrics.render(c.watcher.native.storeMetrics());
+  c.res.writeHead(200, { ...SECURITY_HEADERS, "content-type": "text/plain; version=0.0.4; charset=utf-8", "cache-control": "no-store" });
+  c.res.end(text);
+}
+
 // ---------------------------------------------------------------------------------------
 // Routing
 
@@ -160,6 +170,7 @@ function sseFrame(event) {
 const ROUTES = [
   ["GET", /^\/healthz$/, null, () => ({ ok: true, engine: engineVersion() })],
   ["GET", /^\/openapi\.json$/, null, () => openApiDocument()],
+  ["GET", /^\/metrics$/, "read", prometheusMetrics],
   ["GET", /^\/v1\/me$/, "read", (c) => ({ user: c.auth.user, scopes: c.auth.scopes })],
   ["POST", /^\/v1\/session$/, null, createSession],
   ["DELETE", /^\/v1\/session$/, null, deleteSession],

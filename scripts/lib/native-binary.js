@@ -1,0 +1,161 @@
+// What a built `.node` file is, read from its bytes (no tool of the target platform needed):
+// its format and CPU, the build profile the addon was compiled with, the shared libraries it
+// needs and, for glibc builds, the newest GLIBC_x.y symbol version it requires (the glibc
+// floor of a machine that can load it). Used by scripts/build-platforms.js and
+// scripts/publish-guard.js.
+import { readFileSync } from "node:fs";
+
+/** What each platform package's addon must be. */
+export const PLATFORMS = {
+  "linux-x64-gnu": { triple: "x86_64-unknown-linux-gnu", format: "elf", cpu: "x86_64", libc: "glibc" },
+  "linux-arm64-gnu": { triple: "aarch64-unknown-linux-gnu", format: "elf", cpu: "aarch64", libc: "glibc" },
+  "linux-x64-musl": { triple: "x86_64-unknown-linux-musl", format: "elf", cpu: "x86_64", libc: "musl" },
+  "linux-arm64-musl": { triple: "aarch64-unknown-linux-musl", format: "elf", cpu: "aarch64", libc: "musl" },
+  "darwin-x64": { triple: "x86_64-apple-darwin", format: "mach-o", cpu: "x86_64" },
+  "darwin-arm64": { triple: "aarch64-apple-darwin", format: "mach-o", cpu: "arm64" },
+};
+
+/** The oldest glibc a gnu build may require (RHEL/CentOS 7, Amazon Linux 2). */
+export const GLIBC_FLOOR = "2.17";
+
+const ELF_MACHINES = { 0x3e: "x86_64", 0xb7: "aarch64" };
+const MACHO_CPUS = { 0x01000007: "x86_64", 0x0100000c: "arm64" };
+const PROFILE_MARKER = "smithers-build-profile=";
+
+/** "2.17" < "2.28": compares dotted versions numerically. */
+export function compareVersions(a, b) {
+  const x = a.split(".").map(Number);
+  const y = b.split(".").map(Number);
+  for (let i = 0; i < Math.max(x.length, y.length); i++) {
+    const d = (x[i] ?? 0) - (y[i] ?? 0);
+    if (d !== 0) return d;
+  }
+  return 0;
+}
+
+function cString(buf, at) {
+  const end = buf.indexOf(0, at);
+  return buf.toString("latin1", at, end < 0 ? buf.length : end);
+}
+
+/** Sections of a 64-bit little-endian ELF file: { name, type, offset, size, link }. */
+function elfSections(buf) {
+  const shoff = Number(buf.readBigUInt64LE(0x28));
+  const shentsize = buf.readUInt16LE(0x3a);
+  const shnum = buf.readUInt16LE(0x3c);
+  const shstrndx = buf.readUInt16LE(0x3e);
+  const sections = [];
+  for (let i = 0; i < shnum; i++) {
+    const at = shoff + i * shentsize;
+    sections.push({
+      nameAt: buf.readUInt32LE(at),
+      type: buf.readUInt32LE(at + 4),
+      offset: Number(buf.readBigUInt64LE(at + 0x18)),
+      size: Number(buf.readBigUInt64LE(at + 0x20)),
+      link: buf.readUInt32LE(at + 0x28),
+    });
+  }
+  const names = sections[shstrndx];
+  for (const s of sections) s.name = names ? cString(buf, names.offset + s.nameAt) : "";
+  return sections;
+}
+
+const SHT_DYNAMIC = 6;
+const SHT_GNU_VERNEED = 0x6ffffffe;
+const DT_NEEDED = 1;
+
+function elfInfo(buf) {
+  if (buf[4] !== 2 || buf[5] !== 1) throw new Error("not a 64-bit little-endian ELF file");
+  const sections = elfSections(buf);
+  const needed = [];
+  const versions = new Set();
+  for (const s of sections) {
+    if (s.type === SHT_DYNAMIC) {
+      const strtab = sections[s.link];
+      for (let at = s.offset; at + 16 <= s.offset + s.size; at += 16) {
+        const tag = Number(buf.readBigInt64LE(at));
+        if (tag === 0) break;
+        if (tag === DT_NEEDED) needed.push(cString(buf, strtab.offset + Number(buf.readBigUInt64LE(at + 8))));
+      }
+    } else if (s.type === SHT_GNU_VERNEED) {
+      const strtab = sections[s.link];
+      let at = s.offset;
+      for (;;) {
+        const count = buf.readUInt16LE(at + 2);
+        let aux = at + buf.readUInt32LE(at + 8);
+        for (let i = 0; i < count; i++) {
+          versions.add(cString(buf, strtab.offset + buf.readUInt32LE(aux + 8)));
+          const next = buf.readUInt32LE(aux + 12);
+          if (next === 0) break;
+          aux += next;
+        }
+        const next = buf.readUInt32LE(at + 12);
+        if (next === 0) break;
+        at += next;
+      }
+    }
+  }
+  const glibc = [...versions]
+    .filter((v) => v.startsWith("GLIBC_") && /^GLIBC_\d+(\.\d+)*$/.test(v))
+    .map((v) => v.slice("GLIBC_".length))
+    .sort(compareVersions);
+  return {
+    format: "elf",
+    cpu: ELF_MACHINES[buf.readUInt16LE(18)] ?? `machine 0x${buf.readUInt16LE(18).toString(16)}`,
+    sharedObject: buf.readUInt16LE(16) === 3,
+    needed,
+    maxGlibc: glibc.at(-1) ?? null,
+    debugInfo: sections.some((s) => s.name === ".debug_info"),
+  };
+}
+
+function machoInfo(buf) {
+  const cputype = buf.readUInt32LE(4);
+  const filetype = buf.readUInt32LE(12);
+  return {
+    format: "mach-o",
+    cpu: MACHO_CPUS[cputype] ?? `cputype 0x${cputype.toString(16)}`,
+    sharedObject: filetype === 6 || filetype === 8, // MH_DYLIB, MH_BUNDLE
+    needed: [],
+    maxGlibc: null,
+    debugInfo: buf.includes("__debug_info"),
+  };
+}
+
+/**
+ * Reads a `.node` file. Throws when it is neither ELF nor 64-bit Mach-O.
+ * @param {string} file
+ */
+export function inspectBinary(file) {
+  const buf = readFileSync(file);
+  let info;
+  if (buf.readUInt32BE(0) === 0x7f454c46) info = elfInfo(buf);
+  else if (buf.readUInt32LE(0) === 0xfeedfacf) info = machoInfo(buf);
+  else throw new Error(`${file}: neither an ELF nor a 64-bit Mach-O file`);
+  const profiles = ["release", "debug"].filter((p) => buf.includes(`${PROFILE_MARKER}${p}`));
+  return { ...info, file, sizeBytes: buf.length, profile: profiles.length === 1 ? profiles[0] : null };
+}
+
+/**
+ * What is wrong with the addon of one platform package, as sentences (none: it may ship).
+ * @param {string} abi a key of PLATFORMS
+ * @param {ReturnType<typeof inspectBinary>} info
+ */
+export function problems(abi, info) {
+  const want = PLATFORMS[abi];
+  const out = [];
+  if (info.format !== want.format) out.push(`is ${info.format}, not ${want.format}`);
+  if (info.cpu !== want.cpu) out.push(`is built for ${info.cpu}, not ${want.cpu}`);
+  if (!info.sharedObject) out.push("is not a shared library");
+  if (info.profile !== "release") out.push(info.profile === "debug" ? "is a debug build" : "carries no build-profile marker (not built from this source?)");
+  if (info.debugInfo) out.push("carries debug info (.debug_info)");
+  if (want.libc === "glibc") {
+    if (!info.maxGlibc) out.push("requires no GLIBC_ symbol version (not a glibc build?)");
+    else if (compareVersions(info.maxGlibc, GLIBC_FLOOR) > 0) out.push(`requires GLIBC_${info.maxGlibc}, newer than the floor ${GLIBC_FLOOR}`);
+  }
+  if (want.libc === "musl") {
+    if (info.maxGlibc) out.push(`requires GLIBC_${info.maxGlibc}: not a musl build`);
+    if (!info.needed.some((n) => /^libc\.(musl-[a-z0-9_]+\.)?so/.test(n))) out.push(`does not link musl's libc (needs: ${info.needed.join(", ") || "nothing"})`);
+  }
+  return out;
+}
