@@ -1200,7 +1200,7 @@ async function followLogs(id, v, filter) {
     };
     const status = await pollUntilEnd(engine.native, id, () => write(tail.poll()), { stopped: false });
     write(tail.flush());
-    return EXIT[status] ?? 1;
+    return (await vocabulary()).runExitCode(status);
   } finally {
     engine.close();
   }
@@ -1231,7 +1231,7 @@ async function events(args) {
       return 0;
     }
     const status = await pollUntilEnd(engine.native, v.run ?? null, drain, { stopped: false });
-    return v.run ? (EXIT[status] ?? 1) : 0;
+    return v.run ? (await vocabulary()).runExitCode(status) : 0;
   } finally {
     engine.close();
   }
