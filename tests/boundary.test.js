@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
+import { z } from "zod";
 import {
   APPROVAL_STATUSES,
   CONTRACT,
@@ -18,6 +19,9 @@ import {
   snakeCase,
   tableKeyProblem,
 } from "../npm/smithers-rs/src/contract.js";
+import { createRun } from "../npm/smithers-rs/src/driver.js";
+import { Sequence, Task, Workflow, createSmithers, renderWorkflow } from "../npm/smithers-rs/src/index.js";
+import { jsx } from "../npm/smithers-rs/src/jsx-runtime.js";
 import { NativeEngine } from "../npm/smithers-rs/src/native.js";
 import { freshDir, removeDirs } from "./helpers/durability.js";
 
@@ -97,6 +101,31 @@ describe("the binding's typed calls", () => {
       assert.throws(() => native.listRuns({ limit: "5" }), (e) => e.code === "INVALID_ARGUMENT" && e.details.call === "listRuns");
       assert.throws(() => native.createRun({ inputJson: "{not json" }), { code: "INVALID_JSON" });
       assert.deepEqual(native.listRuns({}), []);
+    } finally {
+      native.close();
+    }
+  });
+
+  test("output rows come out as JSON text: a step carries the rows it wrote, a snapshot every row of the run", () => {
+    const native = open();
+    try {
+      const { smithers, outputs } = createSmithers({ out: z.object({ v: z.number(), s: z.string() }) });
+      const h = (type, props, children) => jsx(type, children === undefined ? props : { ...props, children });
+      const workflow = smithers(() =>
+        h(Workflow, { name: "static-rows" }, h(Sequence, {}, [h(Task, { id: "a", output: outputs.out }, { v: 1, s: "é\u2028\"" }), h(Task, { id: "b", output: outputs.out }, { v: 2, s: "" })])),
+      );
+      const created = createRun(native, workflow, { runId: "rows", input: {}, workflowPath: null });
+      assert.equal(created.outputsJson, "[]");
+      const { graph } = renderWorkflow(workflow, { runId: "rows", input: {}, loops: {}, nodeLoops: {}, outputs: [], workflowPath: null });
+      const step = native.submitGraph("rows", JSON.stringify(graph));
+      assert.equal(step.status, "finished");
+      const expected = [
+        { table: "out", nodeId: "a", iteration: 0, value: { v: 1, s: "é\u2028\"" } },
+        { table: "out", nodeId: "b", iteration: 0, value: { v: 2, s: "" } },
+      ];
+      assert.deepEqual(JSON.parse(step.outputsJson), expected);
+      assert.deepEqual(JSON.parse(native.claimRun("rows").outputsJson), expected);
+      assert.deepEqual(native.inspect("rows").outputs, expected, "the typed inspect answer has the same rows");
     } finally {
       native.close();
     }

@@ -534,7 +534,11 @@ export interface BindingSnapshot {
   input: any
   loops: Record<string, number>
   nodeLoops: Record<string, string>
-  outputs: Array<BindingOutputRow>
+  /**
+   * Every output row so far, as JSON text (`JSON.parse` gives `BindingOutputRow[]`): the
+   * bulk path out of the core.
+   */
+  outputsJson: string
   error: BindingRunError | null
 }
 
@@ -543,7 +547,11 @@ export interface BindingStep {
   status: BindingRunStatus
   needsRender: boolean
   tasks: Array<BindingTaskToRun>
-  outputs: Array<BindingOutputRow>
+  /**
+   * The rows this step wrote, as JSON text (`JSON.parse` gives `BindingOutputRow[]`): the
+   * bulk path out of the core.
+   */
+  outputsJson: string
   loops: Record<string, number>
   inFlight: number
   error: BindingRunError | null

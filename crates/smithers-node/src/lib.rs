@@ -2,9 +2,10 @@
 //! the shared vocabulary (`contract`). No logic lives here.
 //!
 //! The boundary is oxc's hybrid (ARCHITECTURE.md, "The boundary"): graphs go in as JSON text
-//! (`submitGraph`, `validateGraph`: the bulk path, thousands of nodes in one string), and
-//! every other call takes and returns typed objects (`types.rs`), whose TypeScript napi
-//! generates into `binding.d.cts`.
+//! (`submitGraph`, `validateGraph`: the bulk path, thousands of nodes in one string), the
+//! output rows of a step or snapshot come out as JSON text (`outputsJson`), and every other
+//! call takes and returns typed objects (`types.rs`), whose TypeScript napi generates into
+//! `binding.d.cts`.
 //!
 //! A failing call throws an `Error` whose `code` is the core's stable code and whose
 //! `details` are its structured fields; the JS layer (`native.js`) makes it a
@@ -96,7 +97,9 @@ impl Engine {
     /// Records a new run, owned by this engine, and returns its first snapshot.
     #[napi]
     pub fn create_run(&mut self, env: &Env, run: BindingNewRun) -> Result<BindingSnapshot> {
-        self.with(env, |e| e.create_run(run.try_into()?).map(Into::into))
+        self.with(env, |e| {
+            e.create_run(run.try_into()?).and_then(TryInto::try_into)
+        })
     }
 
     /// Takes the run for this engine (RUN_OWNED while another live engine holds it, unless
@@ -109,7 +112,10 @@ impl Engine {
         options: Option<BindingClaimOptions>,
     ) -> Result<BindingSnapshot> {
         let options: core::ClaimOptions = options.map(Into::into).unwrap_or_default();
-        self.with(env, |e| e.claim_run_with(&run_id, &options).map(Into::into))
+        self.with(env, |e| {
+            e.claim_run_with(&run_id, &options)
+                .and_then(TryInto::try_into)
+        })
     }
 
     #[napi]
@@ -133,7 +139,7 @@ impl Engine {
     ) -> Result<BindingStep> {
         self.with(env, |e| {
             e.submit_graph(&run_id, core::GraphDescriptor::parse(&graph_json)?)
-                .map(Into::into)
+                .and_then(TryInto::try_into)
         })
     }
 
@@ -148,7 +154,8 @@ impl Engine {
     ) -> Result<BindingStep> {
         self.with(env, |e| {
             let results = serde_json::from_str(&results_json)?;
-            e.complete_tasks(&run_id, results).map(Into::into)
+            e.complete_tasks(&run_id, results)
+                .and_then(TryInto::try_into)
         })
     }
 
@@ -168,7 +175,7 @@ impl Engine {
 
     #[napi]
     pub fn advance(&mut self, env: &Env, run_id: String) -> Result<BindingStep> {
-        self.with(env, |e| e.advance(&run_id).map(Into::into))
+        self.with(env, |e| e.advance(&run_id).and_then(TryInto::try_into))
     }
 
     #[napi]
@@ -360,7 +367,10 @@ impl Engine {
         run_id: String,
         error: BindingRunError,
     ) -> Result<BindingStep> {
-        self.with(env, |e| e.fail_run(&run_id, error.into()).map(Into::into))
+        self.with(env, |e| {
+            e.fail_run(&run_id, error.into())
+                .and_then(TryInto::try_into)
+        })
     }
 
     /// Checks a graph descriptor (JSON text) without a run (a dry render before

@@ -205,6 +205,16 @@ impl From<core::OutputRow> for BindingOutputRow {
     }
 }
 
+/// Output rows as JSON text: the bulk path out of the core, as graphs are the bulk path in. A
+/// step of a sequence of static tasks carries every row, a snapshot every row of the run, each
+/// with a user's value; V8's `JSON.parse` builds them several times faster than napi sets
+/// their fields one call at a time (ARCHITECTURE.md, "The boundary"). Rows hold JSON values
+/// under string keys, which serialize; were one not to, the call fails (`INVALID_JSON`) rather
+/// than hand JS fewer rows than the core has.
+fn outputs_json(rows: &[core::OutputRow]) -> core::Result<String> {
+    Ok(serde_json::to_string(rows)?)
+}
+
 /// Names one output row.
 #[napi(object)]
 pub struct BindingOutputRef {
@@ -239,12 +249,16 @@ pub struct BindingSnapshot {
     pub input: Value,
     pub loops: BTreeMap<String, i64>,
     pub node_loops: BTreeMap<String, String>,
-    pub outputs: Vec<BindingOutputRow>,
+    /// Every output row so far, as JSON text (`JSON.parse` gives `BindingOutputRow[]`): the
+    /// bulk path out of the core.
+    pub outputs_json: String,
     pub error: Either<BindingRunError, Null>,
 }
 
-impl From<core::Snapshot> for BindingSnapshot {
-    fn from(s: core::Snapshot) -> Self {
+impl TryFrom<core::Snapshot> for BindingSnapshot {
+    type Error = core::Error;
+
+    fn try_from(s: core::Snapshot) -> core::Result<Self> {
         let core::Snapshot {
             run_id,
             status,
@@ -256,7 +270,7 @@ impl From<core::Snapshot> for BindingSnapshot {
             outputs,
             error,
         } = s;
-        BindingSnapshot {
+        Ok(BindingSnapshot {
             run_id,
             status: status.to_string(),
             workflow_name,
@@ -264,9 +278,9 @@ impl From<core::Snapshot> for BindingSnapshot {
             input,
             loops,
             node_loops,
-            outputs: outputs.into_iter().map(Into::into).collect(),
+            outputs_json: outputs_json(&outputs)?,
             error: nullable(error.map(Into::into)),
-        }
+        })
     }
 }
 
@@ -277,7 +291,9 @@ pub struct BindingStep {
     pub status: String,
     pub needs_render: bool,
     pub tasks: Vec<BindingTaskToRun>,
-    pub outputs: Vec<BindingOutputRow>,
+    /// The rows this step wrote, as JSON text (`JSON.parse` gives `BindingOutputRow[]`): the
+    /// bulk path out of the core.
+    pub outputs_json: String,
     pub loops: BTreeMap<String, i64>,
     pub in_flight: u32,
     pub error: Either<BindingRunError, Null>,
@@ -287,8 +303,10 @@ pub struct BindingStep {
     pub reset: Option<Vec<BindingOutputRef>>,
 }
 
-impl From<core::Step> for BindingStep {
-    fn from(s: core::Step) -> Self {
+impl TryFrom<core::Step> for BindingStep {
+    type Error = core::Error;
+
+    fn try_from(s: core::Step) -> core::Result<Self> {
         let core::Step {
             status,
             needs_render,
@@ -300,17 +318,17 @@ impl From<core::Step> for BindingStep {
             waiting,
             reset,
         } = s;
-        BindingStep {
+        Ok(BindingStep {
             status: status.to_string(),
             needs_render,
             tasks: tasks.into_iter().map(Into::into).collect(),
-            outputs: outputs.into_iter().map(Into::into).collect(),
+            outputs_json: outputs_json(&outputs)?,
             loops,
             in_flight: count(in_flight),
             error: nullable(error.map(Into::into)),
             waiting: (!waiting.is_empty()).then_some(waiting),
             reset: (!reset.is_empty()).then(|| reset.into_iter().map(Into::into).collect()),
-        }
+        })
     }
 }
 

@@ -129,7 +129,8 @@ async function drive(native, workflow, snapshot, hooks) {
 
   const outputs = new Map();
   const keyOf = (row) => `${row.table}\u0000${row.nodeId}\u0000${row.iteration}`;
-  for (const row of snapshot.outputs ?? []) outputs.set(keyOf(row), row);
+  // Output rows cross as JSON text, the bulk path out of the core (ARCHITECTURE.md, "The boundary").
+  for (const row of JSON.parse(snapshot.outputsJson)) outputs.set(keyOf(row), row);
   const loops = { ...(snapshot.loops ?? {}) };
   const nodeLoops = { ...(snapshot.nodeLoops ?? {}) };
   let rendered = null;
@@ -244,7 +245,7 @@ async function drive(native, workflow, snapshot, hooks) {
       outputs.delete(keyOf(ref));
       rendered?.dropOutput(ref);
     }
-    for (const row of step.outputs) {
+    for (const row of JSON.parse(step.outputsJson)) {
       outputs.set(keyOf(row), row);
       rendered?.addOutput(row);
     }
