@@ -20,11 +20,14 @@
 // Options: --full, --no-write (leave BENCHMARKS.md alone), --only=a,b (those sections; then
 // BENCHMARKS.md is left alone too), --no-peer (neither peer section), --render=bench/results/<file>.json
 // (measure nothing: print the table and write BENCHMARKS.md again from a run's raw figures),
-// --addon=release|debug|FILE (bench/addon.js: the release build by default, built if needed).
+// --addon=release|debug|FILE (bench/addon.js: the release build by default, built if needed),
+// --baseline=DIR (section cli: another checkout's CLI runs the .tsx rows in the same rounds,
+// for before/after figures; DIR needs its node_modules and addon), --node=PATH (section cli:
+// the processes run on that Node, e.g. one with module.registerHooks when this one lacks it).
 import { ADDON } from "./addon.js";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { HERE, ROOT, buildInfo, checkRss, count, elapsedS, fmt, log, machine, mmm, ratio, stats } from "./lib.js";
 
 /** "+9.4" / "−1.1": a difference of medians. */
@@ -50,6 +53,8 @@ const onlyArg = argv.find((a) => a.startsWith("--only="));
 const ONLY = onlyArg ? new Set(onlyArg.slice("--only=".length).split(",")) : null;
 const NO_PEER = argv.includes("--no-peer");
 const RENDER = argv.find((a) => a.startsWith("--render="))?.slice("--render=".length);
+const BASELINE = argv.find((a) => a.startsWith("--baseline="))?.slice("--baseline=".length);
+const CLI_NODE = argv.find((a) => a.startsWith("--node="))?.slice("--node=".length);
 const want = (section) => (ONLY === null || ONLY.has(section)) && !((section === "peer" || section === "peers") && NO_PEER);
 
 const SECTIONS = [
@@ -89,6 +94,24 @@ function budgets(res) {
         ? { what: "`smithers approve --no-resume` peak RSS < 60 MB", value: `${fmt(approve.rss.median)} MB (\`node -e 0\`: ${fmt(floor.rss.median)} MB)`, pass: approve.rss.median < 60 }
         : { what: "`smithers approve --no-resume` peak RSS < 60 MB", value: "RSS unavailable (no GNU time)", pass: null },
     );
+    // Issue 17: the CLI starts at Node's speed.
+    const starts = [
+      ["upTsx", "nodeFloor", "`smithers up` of a small .tsx", "`node -e 0`"],
+      ["approveTsx", "nodeFloor", "`smithers approve` that resumes it", "`node -e 0`"],
+      ["upTsxZod", "zodFloor", "`smithers up` of the .tsx with zod", "`node` + `import \"zod\"`"],
+      ["approveTsxZod", "zodFloor", "`smithers approve` that resumes it", "`node` + `import \"zod\"`"],
+    ];
+    for (const [key, floorKey, what, floorWhat] of starts) {
+      const row = get(key);
+      const base = get(floorKey);
+      if (!row || !base) continue;
+      const over = stats(row.walls.map((w, i) => w - base.walls[i]));
+      out.push({
+        what: `${what} within 40 ms of ${floorWhat} (median of the differences within each round; compiled file cached)`,
+        value: `${signed(over.median)} ms over ${over.n} rounds${res.cli.node ? ` on Node ${res.cli.node}` : ""} (medians ${fmt(row.wall.median)} vs ${fmt(base.wall.median)} ms)`,
+        pass: over.median <= 40,
+      });
+    }
   }
   if (res.agents) {
     const r = res.agents.rows.at(-1);
@@ -433,18 +456,24 @@ function render(res) {
     parts.push(
       `On a database of ${count(c.runs)} runs each waiting at one approval (created in-process in ${fmt(c.create.totalMs)} ms, p50 ${fmt(c.create.perRun.p50)} ms per run; ${fmt(c.dbMB)} MB with its WAL). ` +
         `Each command ran as \`node npm/smithers-rs/bin/smithers.js …\`${c.rssAvailable ? " under `/usr/bin/time -f %M`" : ""}, in ${c.rounds} interleaved rounds after one warm-up round; ` +
-        `each approve names a different run. After the rounds: ${c.after.waiting} runs waiting, ${c.after.finished} finished.` +
+        `each approve names a different run. After the rounds: ${c.after.waiting} runs waiting, ${c.after.finished} finished. ` +
+        (c.node ? `Every process of this section ran on Node ${c.node}. ` : "") +
+        "The .tsx rows run `bench/wf/gate.tsx` (a task, a gate, a task after it; JSON Schema outputs) and `gate-zod.tsx` (the same with zod, as Smithers workflows write it; its floor is Node importing zod): `up` parks a run at its gate, then `approve` of that run, in the same round, loads the file again and resumes it to its end. " +
+        "Their compile cache is a folder of the suite's own, filled by the warm-up round; the empty-cache row gives every `up` a new one (a file's first run after an edit)." +
+        (c.baseline ? ` Baseline rows: the CLI of \`${c.baseline}\` on the same database, in the same rounds.` : "") +
         (pc ? ` Peer: the same commands in a folder holding ${pc.parked} parked runs, ${pc.rounds} rounds; its floor is \`bun -e 0\`.` : "") +
         "\n",
     );
     const peerOf = { nodeFloor: "floor", version: "version", approveNoResume: "approve", ps: "ps", psWaiting50: "psWaiting50" };
     const floor = c.rows.find((r) => r.key === "nodeFloor");
+    const zodFloor = c.rows.find((r) => r.key === "zodFloor");
     parts.push(
       mdTable(
-        ["process", "n", "wall ms", "minus `node -e 0` in the same round (median)", "peak RSS MB", "peer wall ms", "peer RSS MB", "ours/peer wall", "ours/peer RSS"],
+        ["process", "n", "wall ms", "minus its floor in the same round (median): `node -e 0`, for zod rows Node importing zod", "peak RSS MB", "peer wall ms", "peer RSS MB", "ours/peer wall", "ours/peer RSS"],
         c.rows.map((r) => {
           const t = pc?.rows[peerOf[r.key]];
-          return [r.label, String(r.wall.n), mmm(r.wall), r.key === "nodeFloor" ? "–" : signed(overFloor(r, floor)), r.rss ? mmm(r.rss) : "n/a", t ? mmm(t.wall) : "–", t ? mmm(t.rss) : "–", ratio(r.wall.median, t?.wall.median), ratio(r.rss?.median, t?.rss.median)];
+          const own = /Zod/.test(r.key) ? (zodFloor ?? floor) : floor;
+          return [r.label, String(r.wall.n), mmm(r.wall), r.key === "nodeFloor" ? "–" : signed(overFloor(r, own)), r.rss ? mmm(r.rss) : "n/a", t ? mmm(t.wall) : "–", t ? mmm(t.rss) : "–", ratio(r.wall.median, t?.wall.median), ratio(r.rss?.median, t?.rss.median)];
         }),
       ),
     );
@@ -685,7 +714,7 @@ async function main() {
     if (!want(name)) continue;
     const t0 = elapsedS();
     const load0 = os.loadavg()[0];
-    res[name] = await section.run({ full: FULL });
+    res[name] = await section.run({ full: FULL, baseline: BASELINE && resolve(BASELINE), node: CLI_NODE && resolve(CLI_NODE) });
     // The 1-minute load average as the section starts and ends: whole-process figures
     // (start-up, the CLI) stretch when other work takes the cores.
     res.load = { ...res.load, [name]: [load0, os.loadavg()[0]] };

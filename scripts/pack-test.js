@@ -11,14 +11,17 @@
 //      (finishes): a JSX workflow, a Dagu DAG, and an agent workflow (MDX prompt, smithers'
 //      tools, `ai` installed beside it as a user would) against a loopback stand-in for
 //      Anthropic's API; a decision through `smithers serve`, which resumes the run in a worker
-//      thread (src/driver-worker.js, loaded from the installed package); and check the error a
-//      user gets when the platform package is missing.
+//      thread (src/driver-worker.js, loaded from the installed package), and whose decision
+//      reaches a webhook receiver on loopback signed (checked with the package's own
+//      verifyWebhook); and check the error a user gets when the platform package is missing.
 // A missing file, a wrong `files` entry or a wrong os/cpu/libc field fails it. ~20 s.
 import { execFile, execFileSync, spawn, spawnSync } from "node:child_process";
+import { createServer } from "node:http";
+import { createRequire } from "node:module";
 import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { delimiter, dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { startAnthropicStandIn } from "./lib/anthropic-stand-in.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -47,7 +50,7 @@ try {
   const main = pack(PKG_DIR);
   const files = main.files.map((f) => f.path);
   check(!files.some((f) => f.endsWith(".node")), `the main tarball holds no .node (${(main.size / 1024).toFixed(0)} KB, ${files.length} files)`);
-  for (const f of ["README.md", "LICENSE", "package.json", "bin/smithers.js", "binding.cjs", "src/binding-load.cjs", "src/loader/hooks.js", "src/tools.js", "src/agents/task.js", "src/dagu/parse.js", "src/serve/web/index.html", "src/driver-worker.js", "src/isolation.js", "src/worktree.js"]) {
+  for (const f of ["README.md", "LICENSE", "package.json", "bin/smithers.js", "binding.cjs", "src/binding-load.cjs", "src/loader/hooks.js", "src/tools.js", "src/agents/task.js", "src/dagu/parse.js", "src/serve/web/index.html", "src/serve/webhooks.js", "src/serve/links.js", "src/serve/link-page.js", "src/serve/mail.js", "src/driver-worker.js", "src/isolation.js", "src/worktree.js"]) {
     check(files.includes(f), `the main tarball holds ${f}`);
   }
 
@@ -109,7 +112,25 @@ try {
   check(served !== null, `a second run waits at the gate (exit ${waiting.status}${waiting.status === 3 ? "" : `: ${waiting.stderr.slice(-800)}`})`);
   if (served) {
     const token = "pack-test-token-0123456789";
-    const server = spawn(join(app, "node_modules/.bin/smithers"), ["serve", "--port", "0", "--json"], {
+    // A webhook receiver: serve (its webhooks.js, the core's delivery rows) sends it the decision.
+    const { newWebhookSecret, verifyWebhook } = await import(pathToFileURL(createRequire(join(app, "package.json")).resolve("smithers-rs/serve")).href);
+    const secret = newWebhookSecret();
+    const received = [];
+    const hook = createServer((req, res) => {
+      const chunks = [];
+      req.on("data", (c) => chunks.push(c));
+      req.on("end", () => {
+        try {
+          received.push(verifyWebhook(secret, req.headers, Buffer.concat(chunks).toString("utf8")));
+        } catch (e) {
+          received.push({ unverified: e.code });
+        }
+        res.writeHead(204).end();
+      });
+    });
+    await new Promise((r) => hook.listen(0, "127.0.0.1", r));
+    writeFileSync(join(app, "serve.json"), JSON.stringify({ webhooks: [{ name: "ci", url: `http://127.0.0.1:${hook.address().port}/hook`, secret, events: ["gate.decided"] }] }));
+    const server = spawn(join(app, "node_modules/.bin/smithers"), ["serve", "--port", "0", "--json", "--config", "serve.json"], {
       cwd: app,
       env: { ...env, SMITHERS_TOKENS: JSON.stringify([{ user: "ci", token, scopes: ["admin"] }]) },
       stdio: ["ignore", "pipe", "pipe"],
@@ -137,10 +158,18 @@ try {
         status = (await api(`/v1/runs/${served.runId}`)).body.run?.status;
       }
       check(decided.status === 200 && status === "finished", `smithers serve takes the decision and its worker thread finishes the run (HTTP ${decided.status}, run ${status})`);
+      const isDecision = (m) => m.type === "gate.decided" && m.data?.run?.runId === served.runId;
+      for (let i = 0; i < 200 && !received.some(isDecision); i++) await new Promise((r) => setTimeout(r, 100));
+      check(
+        received.some(isDecision) && !received.some((m) => m.unverified),
+        `the decision reaches a webhook receiver, signed (${received.map((m) => m.type ?? m.unverified).join(", ") || "nothing received"})`,
+      );
     } catch (e) {
       check(false, `smithers serve from the tarball: ${e.message} ${serveErr.slice(-800)}`);
     } finally {
       server.kill("SIGKILL");
+      hook.closeAllConnections();
+      hook.close();
     }
   }
 

@@ -7,6 +7,7 @@ import { z } from "zod";
 import {
   APPROVAL_STATUSES,
   CONTRACT,
+  DELIVERY_STATUSES,
   NODE_STATES,
   RUN_STATUSES,
   errorMeta,
@@ -32,6 +33,7 @@ describe("the contract JS reads from the core", () => {
     assert.deepEqual(RUN_STATUSES, ["running", "waiting-approval", "waiting-timer", "finished", "failed", "cancelled", "rejected"]);
     assert.deepEqual(NODE_STATES, ["pending", "in-progress", "waiting-approval", "finished", "failed", "skipped", "cancelled", "rejected"]);
     assert.deepEqual(APPROVAL_STATUSES, ["requested", "approved", "denied", "rejected", "pushed-back", "cancelled"]);
+    assert.deepEqual(DELIVERY_STATUSES, ["pending", "sending", "delivered", "failed"]);
     assert.deepEqual(RUN_STATUSES.filter(isTerminal), ["finished", "failed", "cancelled", "rejected"]);
     assert.deepEqual(Object.fromEntries(RUN_STATUSES.map((s) => [s, runExitCode(s)])), {
       running: 1,
@@ -50,6 +52,8 @@ describe("the contract JS reads from the core", () => {
     assert.deepEqual(errorMeta("AMBIGUOUS_APPROVAL"), { lookup: true, exitCode: 4, httpStatus: 409, finalForDecision: false });
     assert.deepEqual(errorMeta("UNDECLARED_INPUT"), { lookup: false, exitCode: 4, httpStatus: 400, finalForDecision: false });
     assert.deepEqual(errorMeta("ALREADY_DECIDED"), { lookup: false, exitCode: 1, httpStatus: 409, finalForDecision: true });
+    assert.deepEqual(errorMeta("DELIVERY_NOT_FOUND"), { lookup: true, exitCode: 4, httpStatus: 404, finalForDecision: false });
+    assert.deepEqual([errorMeta("LINK_INVALID").httpStatus, errorMeta("LINK_EXPIRED").httpStatus, errorMeta("LINK_USED").httpStatus], [403, 410, 409]);
     assert.equal(errorMeta("INTERNAL").httpStatus, 500);
     assert.deepEqual(errorMeta("TASK_FAILED"), CONTRACT.otherError);
     assert.deepEqual(CONTRACT.otherError, { lookup: false, exitCode: 1, httpStatus: 400, finalForDecision: false });
@@ -100,6 +104,8 @@ describe("the binding's typed calls", () => {
       assert.throws(() => native.approve({ runId: "r", decisionJson: "{" }), { code: "INVALID_DECISION" });
       assert.throws(() => native.listRuns({ limit: "5" }), (e) => e.code === "INVALID_ARGUMENT" && e.details.call === "listRuns");
       assert.throws(() => native.createRun({ inputJson: "{not json" }), { code: "INVALID_JSON" });
+      assert.throws(() => native.useLink({ linkId: 7 }, 0), (e) => e.code === "INVALID_ARGUMENT" && e.details.call === "useLink");
+      assert.throws(() => native.settleDelivery("d", "me", { delivered: "yes" }, 0), { code: "INVALID_ARGUMENT" });
       assert.deepEqual(native.listRuns({}), []);
     } finally {
       native.close();
@@ -126,6 +132,36 @@ describe("the binding's typed calls", () => {
       assert.deepEqual(JSON.parse(step.outputsJson), expected);
       assert.deepEqual(JSON.parse(native.claimRun("rows").outputsJson), expected);
       assert.deepEqual(native.inspect("rows").outputs, expected, "the typed inspect answer has the same rows");
+    } finally {
+      native.close();
+    }
+  });
+
+  test("deliveries and decision links: typed rows in and out, the core's codes for what is wrong", () => {
+    const native = open();
+    try {
+      const row = { deliveryId: "msg_1_hook", target: "hook", url: "http://127.0.0.1:9/hook", eventType: "gate.waiting", feedId: 1, runId: "r1", body: '{"a":"é"}' };
+      assert.equal(native.enqueueDeliveries([row, row], 1, 1000), 1, "one row: the second is the same delivery");
+      assert.equal(native.deliveryCursor(), 1);
+      const [claimed, ...more] = native.claimDeliveries("me", ["hook"], 1000, 60_000, 10);
+      assert.deepEqual(more, []);
+      assert.equal(claimed.status, "sending");
+      assert.equal(claimed.body, row.body);
+      assert.equal(claimed.nodeId, null);
+      assert.equal(native.settleDelivery(claimed.deliveryId, "someone-else", { delivered: true }, 1001), false, "not their claim");
+      assert.equal(native.settleDelivery(claimed.deliveryId, "me", { delivered: true, statusCode: 204 }, 1001), true);
+      const [listed] = native.listDeliveries({ status: "delivered" });
+      assert.equal(listed.lastStatusCode, 204);
+      assert.equal(listed.body, undefined, "no body unless withBody");
+      assert.equal(native.listDeliveries({ withBody: true })[0].body, row.body);
+      assert.throws(() => native.listDeliveries({ status: "lost" }), { code: "INVALID_DELIVERY" });
+      assert.throws(() => native.retryDelivery("nope", 0), (e) => e.code === "DELIVERY_NOT_FOUND" && e.details.deliveryId === "nope");
+      const link = { linkId: "l1", runId: "r1", nodeId: "gate", iteration: 0, action: "approve", approver: "ada" };
+      native.useLink(link, 5);
+      native.recordLinkOutcome("l1", JSON.stringify({ status: "approved" }));
+      assert.throws(() => native.useLink(link, 6), (e) => e.code === "LINK_USED" && e.details.outcome.status === "approved");
+      native.releaseLink("l1");
+      native.useLink(link, 7);
     } finally {
       native.close();
     }

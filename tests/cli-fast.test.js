@@ -196,6 +196,8 @@ describe("smithers CLI short path", { concurrency: 1 }, () => {
     await same(["ps", "--json"]);
     await same(["ps", "--status", "waiting-approval", "--limit", "2"]);
     await same(["ps", "--status", "cancelled"]);
+    // Statuses are one list (cli/common.cjs): one the full CLI knows, the short path knows.
+    await same(["ps", "--status", "rejected"]);
     const { fast } = await same(["ps"], { db: false, cwd: box.dir });
     assert.match(fast.stdout, /^RUN +WORKFLOW +STATUS +PENDING +CREATED$/m);
   });

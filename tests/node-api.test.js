@@ -1071,3 +1071,41 @@ print({ first: first.status, pending, resumed: resumed.status, left: engine.pend
     },
   );
 });
+
+describe("an isolating engine (`isolate`, as serve makes it)", () => {
+  test("drives a workflow file's start and its resume after an approve in worker threads; closed, it refuses a drive", async () => {
+    const dir = freshDir("smithers-api-isolate-");
+    const effects = join(dir, "effects.txt");
+    writeFileSync(effects, "");
+    const wfPath = writeGateWorkflowFile(dir, effects);
+    const dbPath = join(dir, "smithers.db");
+    const first = new SmithersEngine({ dbPath, isolate: { maxWorkers: 2 } });
+    try {
+      const { runId, done } = await first.start(wfPath);
+      assert.match(runId, /^run-[0-9a-f]{12}$/);
+      assert.equal((await done).status, "waiting-approval");
+    } finally {
+      first.close();
+    }
+    const reader = new SmithersEngine({ dbPath });
+    const [{ runId }] = reader.listRuns({ status: "waiting-approval" });
+    reader.close();
+    // Another isolating engine (another process, as serve after a restart): the approve resumes
+    // the run in one of its workers, which loads the file.
+    const second = new SmithersEngine({ dbPath, isolate: true });
+    try {
+      const { done } = await second.approve(runId, { decidedBy: "alice" });
+      assert.equal((await done).status, "finished");
+      assert.equal(readFileSync(effects, "utf8"), "after\n");
+    } finally {
+      second.close();
+    }
+    // Closed before it drove anything (its pool not made yet): ENGINE_CLOSED, nothing recorded.
+    const closed = new SmithersEngine({ dbPath, isolate: true });
+    closed.close();
+    await assert.rejects(closed.start(wfPath), { code: "ENGINE_CLOSED" });
+    const check = new SmithersEngine({ dbPath });
+    assert.equal(check.listRuns({}).length, 1);
+    check.close();
+  });
+});

@@ -87,6 +87,7 @@ describe("smithers serve: HTTP API", () => {
       "/v1/runs/{runId}/nodes/{nodeId}/approve", "/v1/runs/{runId}/nodes/{nodeId}/deny",
       "/v1/runs/{runId}/nodes/{nodeId}/reject", "/v1/runs/{runId}/nodes/{nodeId}/push-back",
       "/v1/runs/{runId}/cancel", "/v1/runs/{runId}/events", "/v1/runs/{runId}/logs",
+      "/v1/deliveries", "/v1/deliveries/{deliveryId}/retry", "/v1/links/{token}",
     ]) {
       assert.ok(doc.body.paths[path], `${path} is documented`);
     }

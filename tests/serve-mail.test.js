@@ -5,23 +5,11 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { expectExit, sandbox } from "./helpers/cli.js";
 import { waitFor } from "./helpers/durability.js";
-import { client, startServe } from "./helpers/serve.js";
+import { RELEASE_GATES_TSX, client, releaseBox, startServe } from "./helpers/serve.js";
 import { decodeQP, smtpServer } from "./helpers/smtp.js";
 
 const TOKEN = "mail-test-token-0123456789";
 
-const GATES_TSX = `/** @jsxImportSource smithers-orchestrator */
-import { Approval, Parallel, approvalDecisionSchema, createSmithers } from "smithers-orchestrator";
-const { Workflow, smithers, outputs } = createSmithers({ gate: approvalDecisionSchema });
-export default smithers(() => (
-  <Workflow name="release">
-    <Parallel>
-      <Approval id="security-review" output={outputs.gate} request={{ title: "Security sign-off for 2.0", summary: "CVE scan clean" }} />
-      <Approval id="qa-review" output={outputs.gate} request={{ title: "QA sign-off for 2.0" }} />
-    </Parallel>
-  </Workflow>
-));
-`;
 
 test("a run that starts waiting is mailed once, naming its gates and linking to the inbox", async (t) => {
   const box = sandbox("smithers-serve-mail-");
@@ -43,7 +31,7 @@ test("a run that starts waiting is mailed once, naming its gates and linking to 
       },
     }),
   );
-  const file = box.write("release.tsx", GATES_TSX);
+  const file = box.write("release.tsx", RELEASE_GATES_TSX);
   const server = await startServe({ db: box.db, config });
   t.after(() => server.stop("SIGKILL"));
   const api = client(server.url, TOKEN);
@@ -92,7 +80,7 @@ test("a mail server that is down: the run is unaffected and WaitMailFailed says 
       mailOnWait: { smtp: { host: "127.0.0.1", port: deadPort, timeoutMs: 3000 }, from: "s@example.com", to: "ops@example.com" },
     }),
   );
-  const file = box.write("release.tsx", GATES_TSX);
+  const file = box.write("release.tsx", RELEASE_GATES_TSX);
   const server = await startServe({ db: box.db, config });
   t.after(() => server.stop("SIGKILL"));
   const api = client(server.url, TOKEN);
@@ -104,4 +92,47 @@ test("a mail server that is down: the run is unaffected and WaitMailFailed says 
   assert.equal(failed.code, "MAIL_CONNECT_FAILED");
   assert.equal((await api(`/v1/runs/${up.json.runId}`)).body.run.status, "waiting-approval");
   assert.equal((await api(`/v1/approvals?runId=${up.json.runId}`)).body.approvals.length, 2);
+});
+
+test("a recipient mapped to an approver gets a message of their own with links that decide as them", async (t) => {
+  const smtp = await smtpServer();
+  t.after(() => smtp.close());
+  const { box, config, file } = releaseBox(
+    t,
+    {
+      tokens: [{ user: "alice", token: TOKEN, scopes: ["approve"] }],
+      links: { secret: "mail-link-secret-0123456789abcdefgh", ttlMs: 3_600_000 },
+      mailOnWait: {
+        smtp: { host: "127.0.0.1", port: smtp.port, starttls: "never" },
+        from: "smithers@example.com",
+        to: ["alice@example.com", "ops@example.com"],
+        links: { approvers: { "alice@example.com": "alice" } },
+      },
+    },
+    "smithers-serve-mail-",
+  );
+  const server = await startServe({ db: box.db, config });
+  t.after(() => server.stop("SIGKILL"));
+  const api = client(server.url, TOKEN);
+  const up = await expectExit(assert, 3, ["up", file, "--json"], { db: box.db });
+  const runId = up.json.runId;
+  await waitFor(() => smtp.received.length >= 2, { timeoutMs: 15_000, what: "two wait mails" });
+  const mine = smtp.received.find((m) => m.to.includes("alice@example.com"));
+  const theirs = smtp.received.find((m) => m.to.includes("ops@example.com"));
+  assert.deepEqual(mine.to, ["alice@example.com"], "alice's message is hers alone");
+  assert.doesNotMatch(decodeQP(theirs.raw), /v1\/links\//, "no links for a recipient who is no approver");
+  const text = decodeQP(mine.raw).replace(/\r\n/g, "\n");
+  // Plain text part: "Deny as alice: <url>" under each gate.
+  const denyLinks = [...text.matchAll(/^ *Deny as alice: +(\S+)$/gm)].map((m) => m[1]);
+  assert.equal(denyLinks.length, 2, text);
+  assert.ok(denyLinks.every((u) => u.startsWith(`${server.url}v1/links/`)));
+  const security = denyLinks[text.slice(0, text.indexOf(denyLinks[0])).includes("Security sign-off") ? 0 : 1];
+  const denied = await fetch(security, { method: "POST", headers: { accept: "application/json" } });
+  assert.equal(denied.status, 200);
+  const outcome = await denied.json();
+  assert.equal(outcome.status, "denied");
+  const decision = (await api(`/v1/runs/${runId}`)).body.approvals.find((a) => a.nodeId === "security-review");
+  assert.deepEqual([decision.status, decision.decidedBy], ["denied", "alice"]);
+  const again = await fetch(security, { method: "POST", headers: { accept: "application/json" } });
+  assert.equal((await again.json()).error.code, "LINK_USED");
 });

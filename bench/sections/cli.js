@@ -1,5 +1,7 @@
 // 3. The CLI as whole processes (wall time, peak RSS) on a database of runs that each wait at one
-// approval, next to `node -e 0` measured in the same rounds.
+// approval, next to `node -e 0` measured in the same rounds: the operator commands, and
+// `smithers up` / `approve` (with resume) of a small .tsx workflow file.
+import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { SmithersEngine } from "../../npm/smithers-rs/src/index.js";
 import { CLI, HERE, checkRss, count, dbSizeMB, fmt, log, measureProcess, removeDir, runJson, stats, tempDir } from "../lib.js";
@@ -24,9 +26,58 @@ export function pendingRunIds(db, limit) {
 
 export const FULL_CLI = { ...process.env, SMITHERS_CLI_FULL: "1" };
 
-/** The command set; `next()` hands out a run id that is still waiting. */
-export function commands(db, next, { big = false } = {}) {
+/** A small .tsx (a task, a gate, a task after it; JSON Schema outputs), and the same with zod. */
+const GATE_TSX = join(HERE, "wf/gate.tsx");
+const GATE_ZOD_TSX = join(HERE, "wf/gate-zod.tsx");
+
+/**
+ * `smithers up` of the .tsx (it parks at its gate, exit 3), then `smithers approve` of that run
+ * in the same round (it loads the file again and resumes the run to its end), as `cli` runs
+ * them; `tag` keeps run ids apart. The compile cache is `cacheDir` (filled by the warm-up
+ * round); with `cold`, every `up` gets an empty one.
+ */
+function tsxCommands({ cli, file = GATE_TSX, db, cacheDir, tag, label, cold = false }) {
+  let serial = 0;
+  let current = null;
+  const cache = () => ({ ...process.env, SMITHERS_CACHE_DIR: cold ? join(cacheDir, `cold-${tag}-${serial}`) : cacheDir });
+  const up = {
+    key: `up${tag}`,
+    label: `\`smithers up\` of a small .tsx${file === GATE_ZOD_TSX ? " with zod" : ""} (parks at its gate)${label}`,
+    args: () => {
+      current = `${tag.toLowerCase()}-${++serial}`;
+      return [cli, "up", file, "--run-id", current, "--by", "bench", "--db", db];
+    },
+    env: cache,
+    status: 3,
+  };
+  if (cold) return [up];
+  const approve = {
+    key: `approve${tag}`,
+    label: `\`smithers approve <run>\` of that run (loads the .tsx again, resumes it to its end)${label}`,
+    args: () => [cli, "approve", current, "--by", "bench", "--db", db],
+    env: cache,
+  };
+  return [up, approve];
+}
+
+/**
+ * The command set; `next()` hands out a run id that is still waiting. `cacheDir`: the
+ * loader's compile cache for the .tsx rows; `baseline`: another checkout whose CLI runs the
+ * .tsx rows in the same rounds (before/after a change).
+ */
+export function commands(db, next, { big = false, cacheDir, baseline } = {}) {
   const smithers = (...args) => [CLI, ...args];
+  const before = baseline && join(baseline, "npm/smithers-rs/bin/smithers.js");
+  const tsx = big
+    ? []
+    : [
+        { key: "zodFloor", label: "`node wf/import-zod.mjs` (Node, then `import \"zod\"`: the zod rows' floor)", args: () => [join(HERE, "wf/import-zod.mjs")] },
+        ...tsxCommands({ cli: CLI, db, cacheDir, tag: "Tsx", label: " (compiled file cached)" }),
+        ...tsxCommands({ cli: CLI, file: GATE_ZOD_TSX, db, cacheDir, tag: "TsxZod", label: " (cached)" }),
+        ...tsxCommands({ cli: CLI, db, cacheDir, tag: "TsxCold", label: " with an empty compile cache", cold: true }),
+        ...(before ? tsxCommands({ cli: before, db, cacheDir, tag: "TsxBaseline", label: " — baseline" }) : []),
+        ...(before ? tsxCommands({ cli: before, file: GATE_ZOD_TSX, db, cacheDir, tag: "TsxZodBaseline", label: " — baseline" }) : []),
+      ];
   const list = [
     { key: "nodeFloor", label: "`node -e 0` (runtime floor)", args: () => ["-e", "0"] },
     { key: "version", label: "`smithers --version` (CLI floor)", args: () => smithers("--version") },
@@ -41,6 +92,7 @@ export function commands(db, next, { big = false } = {}) {
     { key: "ps", label: "`smithers ps` (default: 50 newest)", args: () => smithers("ps", "--db", db) },
     { key: "psWaiting50", label: "`smithers ps --status waiting-approval --limit 50 --json`", args: () => smithers("ps", "--status", "waiting-approval", "--limit", "50", "--json", "--db", db) },
     { key: "psAll", label: "`smithers ps --status waiting-approval --limit 1000 --json`", args: () => smithers("ps", "--status", "waiting-approval", "--limit", "1000", "--json", "--db", db), rounds: 5 },
+    ...tsx,
   ];
   // On the big databases: the operator commands only.
   return big ? list.filter((c) => ["nodeFloor", "approveNoResume", "approveNoResumeFull", "ps", "psWaiting50"].includes(c.key)) : list;
@@ -50,13 +102,14 @@ export function commands(db, next, { big = false } = {}) {
  * Interleaved rounds (drift on a noisy machine hits every command alike); round 0 warms the
  * page cache and is not counted.
  */
-export function rounds(list, total, scratch) {
+export function rounds(list, total, scratch, node = process.execPath) {
   const samples = Object.fromEntries(list.map((c) => [c.key, []]));
   for (let round = 0; round <= total; round++) {
     for (const c of list) {
       if (round > (c.rounds ?? total)) continue;
-      const p = measureProcess(process.execPath, c.args(), { env: c.env, cwd: scratch });
-      if (p.status !== 0) throw new Error(`${c.label} exited ${p.status}: ${p.stderr || p.stdout}`);
+      const env = typeof c.env === "function" ? c.env() : c.env;
+      const p = measureProcess(node, c.args(), { env, cwd: scratch });
+      if (p.status !== (c.status ?? 0)) throw new Error(`${c.label} exited ${p.status}: ${p.stderr || p.stdout}`);
       if (round > 0) samples[c.key].push(p);
     }
   }
@@ -70,7 +123,12 @@ export function rounds(list, total, scratch) {
   }));
 }
 
-export async function run() {
+/**
+ * `node` (default: the Node running the suite) runs every process of the section, the floor
+ * included: `--node=PATH` measures start-up on another Node, e.g. one with module.registerHooks
+ * (22.15+) when the suite runs on Node 20.
+ */
+export async function run({ baseline, node = process.execPath } = {}) {
   const RUNS = 1000;
   const ROUNDS = 30;
   const dir = tempDir("cli");
@@ -87,13 +145,15 @@ export async function run() {
       if (i >= ids.length) throw new Error("cli: ran out of waiting runs");
       return ids[i++];
     };
-    const rows = rounds(commands(db, next), ROUNDS, dir);
+    const nodeVersion = execFileSync(node, ["--version"], { encoding: "utf8" }).trim();
+    log(`cli: processes run on Node ${nodeVersion} (${node})`);
+    const rows = rounds(commands(db, next, { cacheDir: join(dir, "cache"), baseline }), ROUNDS, dir, node);
     const check = new SmithersEngine({ dbPath: db });
     const waiting = check.listRuns({ status: "waiting-approval", limit: 10_000 }).length;
     const finished = check.listRuns({ status: "finished", limit: 10_000 }).length;
     check.close();
     for (const r of rows) log(`cli: ${r.label}: wall median ${fmt(r.wall.median)} ms, RSS ${r.rss ? `${fmt(r.rss.median)} MB` : "n/a"}`);
-    return { runs: RUNS, rounds: ROUNDS, create: created, dbMB, rows, after: { waiting, finished }, rssAvailable: checkRss() };
+    return { runs: RUNS, rounds: ROUNDS, create: created, dbMB, rows, after: { waiting, finished }, rssAvailable: checkRss(), baseline: baseline ?? null, node: nodeVersion };
   } finally {
     removeDir(dir);
   }

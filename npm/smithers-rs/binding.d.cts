@@ -72,6 +72,33 @@ export declare class Engine {
   feedHead(): number
   /** Runs that are `running` while nobody holds them, oldest first; page with `after`. */
   orphanedRuns(limit: number, includeDead: boolean, after?: BindingOrphanCursor | undefined | null): Array<BindingOrphanedRun>
+  /**
+   * Writes webhook deliveries (one that exists is kept: its id names the event and the
+   * target) and moves the feed cursor to `cursor`, in one transaction. Returns how many
+   * were new.
+   */
+  enqueueDeliveries(rows: Array<BindingNewDelivery>, cursor: number | undefined | null, nowMs: number): number
+  /** The feed position up to which gate events became deliveries (null: never). */
+  deliveryCursor(): number | null
+  /** Claims due deliveries to `targets` (names) for `claimer` until `nowMs + leaseMs`. */
+  claimDeliveries(claimer: string, targets: Array<string>, nowMs: number, leaseMs: number, limit: number): Array<BindingDelivery>
+  /** Settles a claimed delivery; false when the claim was lost. */
+  settleDelivery(deliveryId: string, claimer: string, outcome: BindingDeliveryOutcome, nowMs: number): boolean
+  /** Makes a delivery due again now (DELIVERY_NOT_FOUND when there is none). */
+  retryDelivery(deliveryId: string, nowMs: number): BindingDelivery
+  listDeliveries(filter?: BindingDeliveryFilter | undefined | null): Array<BindingDelivery>
+  /** Records the first use of a decision link; LINK_USED when it was used before. */
+  useLink(link: BindingLinkUse, nowMs: number): void
+  /**
+   * Records what a used link's decision came to (`outcomeJson`: JSON text, as the
+   * decision's own error message may hold anything).
+   */
+  recordLinkOutcome(linkId: string, outcomeJson: string): void
+  /**
+   * Forgets a link's use (its decision failed for a reason that says nothing about the
+   * link), so that it works again.
+   */
+  releaseLink(linkId: string): void
   /** Records why a watcher could not resume a run. */
   markUnresumable(runId: string, error: BindingRunError): void
   failRun(runId: string, error: BindingRunError): BindingStep
@@ -253,6 +280,8 @@ export interface BindingContract {
   runStatuses: Array<BindingRunStatusInfo>
   nodeStates: Array<BindingNodeStateInfo>
   approvalStatuses: Array<BindingApprovalStatusInfo>
+  /** The statuses of a webhook delivery. */
+  deliveryStatuses: Array<string>
   /** The codes that mean more than "failed", by code. */
   errorCodes: Record<string, BindingErrorMeta>
   /** What every other code means. */
@@ -322,6 +351,56 @@ export interface BindingDecisionRequest {
   forbidStarter?: boolean
 }
 
+/** A delivery row, as `claimDeliveries`, `retryDelivery` and `listDeliveries` return it. */
+export interface BindingDelivery {
+  deliveryId: string
+  target: string
+  url: string
+  eventType: string
+  feedId: number | null
+  runId: string | null
+  nodeId: string | null
+  iteration: number | null
+  /** The body sent: on claimed rows, and listed ones when `withBody`. */
+  body?: string
+  status: 'pending' | 'sending' | 'delivered' | 'failed'
+  attempts: number
+  nextAttemptAtMs: number
+  claimedBy: string | null
+  lastStatusCode: number | null
+  lastError: string | null
+  createdAtMs: number
+  updatedAtMs: number
+  deliveredAtMs: number | null
+}
+
+/** Where a page of `listDeliveries` ended. */
+export interface BindingDeliveryCursor {
+  createdAtMs: number
+  deliveryId: string
+}
+
+/** `listDeliveries`: newest first, paged with `before` (the last row's sort key). */
+export interface BindingDeliveryFilter {
+  status?: 'pending' | 'sending' | 'delivered' | 'failed' | null
+  runId?: string | null
+  target?: string | null
+  limit?: number | null
+  before?: BindingDeliveryCursor | null
+  /** Include the body sent. */
+  withBody?: boolean
+}
+
+/** What became of one attempt (`settleDelivery`). */
+export interface BindingDeliveryOutcome {
+  /** The receiver answered 2xx. */
+  delivered: boolean
+  statusCode?: number | null
+  error?: string | null
+  /** When to try again; none (and not delivered) gives up: `failed`. */
+  nextAttemptAtMs?: number | null
+}
+
 /**
  * How `new Engine(dbPath, options)` opens its database: a missing file is DB_NOT_FOUND
  * (`mustExist`); read only never migrates nor writes; `leaseMs` is how long a claim on a
@@ -344,6 +423,16 @@ export interface BindingErrorMeta {
   finalForDecision: boolean
 }
 
+/** The first use of a signed decision link (`useLink`). */
+export interface BindingLinkUse {
+  linkId: string
+  runId: string
+  nodeId: string
+  iteration: number
+  action: 'approve' | 'deny'
+  approver: string
+}
+
 /** Which attempts `attemptLogs` returns. */
 export interface BindingLogFilter {
   nodeId?: string | null
@@ -355,6 +444,20 @@ export interface BindingLoopSummary {
   loopId: string
   iteration: number
   done: boolean
+}
+
+/** A webhook delivery to write (`enqueueDeliveries`). */
+export interface BindingNewDelivery {
+  deliveryId: string
+  target: string
+  url: string
+  eventType: string
+  feedId?: number | null
+  runId?: string | null
+  nodeId?: string | null
+  iteration?: number | null
+  /** The exact bytes that are sent (and signed). */
+  body: string
 }
 
 /**

@@ -1,7 +1,32 @@
 // Helpers for tests of `smithers serve`: the real CLI as a child process on a port of its
 // own, spoken to over loopback.
 import { spawn } from "node:child_process";
-import { BIN, REPO } from "./cli.js";
+import { BIN, REPO, sandbox } from "./cli.js";
+
+/** A workflow named release whose two gates wait in parallel (security-review, qa-review). */
+export const RELEASE_GATES_TSX = `/** @jsxImportSource smithers-orchestrator */
+import { Approval, Parallel, approvalDecisionSchema, createSmithers } from "smithers-orchestrator";
+const { Workflow, smithers, outputs } = createSmithers({ gate: approvalDecisionSchema });
+export default smithers(() => (
+  <Workflow name="release">
+    <Parallel>
+      <Approval id="security-review" output={outputs.gate} request={{ title: "Security sign-off for 2.0", summary: "CVE scan clean" }} />
+      <Approval id="qa-review" output={outputs.gate} request={{ title: "QA sign-off for 2.0" }} />
+    </Parallel>
+  </Workflow>
+));
+`;
+
+/**
+ * A sandbox with `serve.json` (the given configuration) and `release.tsx`
+ * (RELEASE_GATES_TSX), removed after the test: `{ box, config, file }`.
+ * @param {import("node:test").TestContext} t
+ */
+export function releaseBox(t, serveConfig, prefix = "smithers-serve-") {
+  const box = sandbox(prefix);
+  t.after(() => box.cleanup());
+  return { box, config: box.write("serve.json", JSON.stringify(serveConfig)), file: box.write("release.tsx", RELEASE_GATES_TSX) };
+}
 
 /**
  * Starts `smithers serve --port 0 --json` and resolves once it prints its address.

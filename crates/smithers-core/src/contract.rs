@@ -42,6 +42,9 @@ pub const APPROVAL_STATUSES: [&str; 6] = [
     "cancelled",
 ];
 
+/// The statuses of a webhook delivery (`_smithers_deliveries.status`).
+pub use crate::deliveries::DELIVERY_STATUSES;
+
 /// What a denied `<Approval>` does (`onDeny`).
 pub const ON_DENY: [OnDeny; 3] = [OnDeny::Fail, OnDeny::Continue, OnDeny::Skip];
 
@@ -113,6 +116,7 @@ pub const ERROR_CODES: &[(&str, ErrorMeta)] = &[
     lookup("DB_NOT_FOUND", 400),
     lookup("USAGE", 400),
     lookup("WORKFLOW_NOT_FOUND", 404),
+    lookup("DELIVERY_NOT_FOUND", 404),
     // The named gate can never take this decision as asked.
     meta("MISSING_REQUIRED_INPUTS", 4, 400),
     meta("UNDECLARED_INPUT", 4, 400),
@@ -126,6 +130,11 @@ pub const ERROR_CODES: &[(&str, ErrorMeta)] = &[
     meta("RUN_EXISTS", 1, 409),
     meta("PUSH_BACK_BUSY", 1, 409),
     meta("FORBIDDEN", 1, 403),
+    // Signed decision links (`smithers serve`): the signature or approver is not valid, the
+    // link expired, or it was used before (the core's `_smithers_link_uses`).
+    meta("LINK_INVALID", 1, 403),
+    meta("LINK_EXPIRED", 1, 410),
+    meta("LINK_USED", 1, 409),
     // A <HumanTask> answer that does not fit its schema (it counts as an attempt).
     meta("HUMAN_TASK_INVALID_JSON", 1, 422),
     meta("HUMAN_TASK_VALIDATION_FAILED", 1, 422),

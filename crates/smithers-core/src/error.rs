@@ -244,6 +244,19 @@ pub enum Error {
         given: String,
     },
 
+    #[error("Invalid delivery: {0}")]
+    InvalidDelivery(String),
+
+    #[error("No delivery {delivery_id}")]
+    DeliveryNotFound { delivery_id: String },
+
+    #[error("This link was already used (at {used_at}); a decision link works once")]
+    LinkUsed {
+        link_id: String,
+        used_at: String,
+        outcome: Option<Value>,
+    },
+
     #[error("Invalid JSON: {0}")]
     Json(#[from] serde_json::Error),
 
@@ -297,6 +310,9 @@ impl Error {
             Error::TableNameConflict { .. } => "TABLE_NAME_CONFLICT",
             Error::SchemaChanged { .. } => "SCHEMA_CHANGED",
             Error::WorkflowMismatch { .. } => "WORKFLOW_MISMATCH",
+            Error::InvalidDelivery(_) => "INVALID_DELIVERY",
+            Error::DeliveryNotFound { .. } => "DELIVERY_NOT_FOUND",
+            Error::LinkUsed { .. } => "LINK_USED",
             Error::Json(_) => "INVALID_JSON",
             Error::Db(_) => "DB_ERROR",
             Error::Io(_) => "IO_ERROR",
@@ -410,6 +426,12 @@ impl Error {
             Error::RunRejected { run_id, node_id } => {
                 json!({ "runId": run_id, "nodeId": node_id })
             }
+            Error::DeliveryNotFound { delivery_id } => json!({ "deliveryId": delivery_id }),
+            Error::LinkUsed {
+                link_id,
+                used_at,
+                outcome,
+            } => json!({ "linkId": link_id, "usedAt": used_at, "outcome": outcome }),
             _ => json!({}),
         }
     }

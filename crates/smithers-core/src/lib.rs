@@ -7,6 +7,7 @@
 pub mod command;
 pub mod contract;
 pub mod decision;
+pub mod deliveries;
 pub mod engine;
 pub mod error;
 pub mod events;
@@ -22,6 +23,7 @@ pub mod store;
 
 pub use command::{CommandOutcome, CommandSpec};
 pub use decision::{DecisionOutcome, DecisionRequest};
+pub use deliveries::{Delivery, DeliveryFilter, DeliveryOutcome, LinkUse, NewDelivery};
 pub use engine::{
     ClaimOptions, Engine, NewRun, OutputRow, RunError, Snapshot, Step, TaskError, TaskResult,
     TaskToRun,

@@ -7,7 +7,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use crate::error::{Error, Result};
 
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS _smithers_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -363,6 +363,9 @@ fn migrate(conn: &Connection, path: &Path) -> Result<()> {
     }
     if current < 6 {
         tx.execute_batch(V6)?;
+    }
+    if current < 7 {
+        tx.execute_batch(crate::deliveries::V7)?;
     }
     tx.execute(
         "INSERT OR REPLACE INTO _smithers_meta (key, value) VALUES ('schema_version', ?1)",

@@ -148,6 +148,8 @@ pub struct BindingContract {
     pub run_statuses: Vec<BindingRunStatusInfo>,
     pub node_states: Vec<BindingNodeStateInfo>,
     pub approval_statuses: Vec<BindingApprovalStatusInfo>,
+    /// The statuses of a webhook delivery.
+    pub delivery_statuses: Vec<String>,
     /// The codes that mean more than "failed", by code.
     pub error_codes: std::collections::HashMap<String, BindingErrorMeta>,
     /// What every other code means.
@@ -196,6 +198,7 @@ pub fn contract() -> BindingContract {
                 })
             })
             .collect(),
+        delivery_statuses: strings(&vocab::DELIVERY_STATUSES),
         error_codes: vocab::ERROR_CODES
             .iter()
             .map(|(code, meta)| (code.to_string(), (*meta).into()))

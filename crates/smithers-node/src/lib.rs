@@ -349,6 +349,119 @@ impl Engine {
         })
     }
 
+    /// Writes webhook deliveries (one that exists is kept: its id names the event and the
+    /// target) and moves the feed cursor to `cursor`, in one transaction. Returns how many
+    /// were new.
+    #[napi]
+    pub fn enqueue_deliveries(
+        &mut self,
+        env: &Env,
+        rows: Vec<BindingNewDelivery>,
+        cursor: Option<i64>,
+        now_ms: i64,
+    ) -> Result<u32> {
+        let rows: Vec<core::NewDelivery> = rows.into_iter().map(Into::into).collect();
+        self.with(env, |e| {
+            let new = e.enqueue_deliveries(&rows, cursor, now_ms)?;
+            Ok(u32::try_from(new).unwrap_or(u32::MAX))
+        })
+    }
+
+    /// The feed position up to which gate events became deliveries (null: never).
+    #[napi]
+    pub fn delivery_cursor(&mut self, env: &Env) -> Result<Option<i64>> {
+        self.with(env, |e| e.delivery_cursor())
+    }
+
+    /// Claims due deliveries to `targets` (names) for `claimer` until `nowMs + leaseMs`.
+    #[napi]
+    pub fn claim_deliveries(
+        &mut self,
+        env: &Env,
+        claimer: String,
+        targets: Vec<String>,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<BindingDelivery>> {
+        self.with(env, |e| {
+            let claimed = e.claim_deliveries(&claimer, &targets, now_ms, lease_ms, limit)?;
+            Ok(claimed.into_iter().map(Into::into).collect())
+        })
+    }
+
+    /// Settles a claimed delivery; false when the claim was lost.
+    #[napi]
+    pub fn settle_delivery(
+        &mut self,
+        env: &Env,
+        delivery_id: String,
+        claimer: String,
+        outcome: BindingDeliveryOutcome,
+        now_ms: i64,
+    ) -> Result<bool> {
+        let outcome: core::DeliveryOutcome = outcome.into();
+        self.with(env, |e| {
+            e.settle_delivery(&delivery_id, &claimer, &outcome, now_ms)
+        })
+    }
+
+    /// Makes a delivery due again now (DELIVERY_NOT_FOUND when there is none).
+    #[napi]
+    pub fn retry_delivery(
+        &mut self,
+        env: &Env,
+        delivery_id: String,
+        now_ms: i64,
+    ) -> Result<BindingDelivery> {
+        self.with(env, |e| {
+            e.retry_delivery(&delivery_id, now_ms).map(Into::into)
+        })
+    }
+
+    #[napi]
+    pub fn list_deliveries(
+        &mut self,
+        env: &Env,
+        filter: Option<BindingDeliveryFilter>,
+    ) -> Result<Vec<BindingDelivery>> {
+        let filter: core::DeliveryFilter = filter.map(Into::into).unwrap_or_default();
+        self.with(env, |e| {
+            Ok(e.list_deliveries(&filter)?
+                .into_iter()
+                .map(Into::into)
+                .collect())
+        })
+    }
+
+    /// Records the first use of a decision link; LINK_USED when it was used before.
+    #[napi]
+    pub fn use_link(&mut self, env: &Env, link: BindingLinkUse, now_ms: i64) -> Result<()> {
+        let link: core::LinkUse = link.into();
+        self.with(env, |e| e.use_link(&link, now_ms))
+    }
+
+    /// Records what a used link's decision came to (`outcomeJson`: JSON text, as the
+    /// decision's own error message may hold anything).
+    #[napi]
+    pub fn record_link_outcome(
+        &mut self,
+        env: &Env,
+        link_id: String,
+        outcome_json: String,
+    ) -> Result<()> {
+        self.with(env, |e| {
+            e.record_link_outcome(&link_id, &parse_value(&outcome_json)?)
+        })
+    }
+
+    /// Forgets a link's use (its decision failed for a reason that says nothing about the
+    /// link), so that it works again.
+    #[napi]
+    pub fn release_link(&mut self, env: &Env, link_id: String) -> Result<()> {
+        self.with(env, |e| e.release_link(&link_id))
+    }
+
     /// Records why a watcher could not resume a run.
     #[napi]
     pub fn mark_unresumable(

@@ -1321,3 +1321,227 @@ pub fn event(e: core::Event) -> serde_json::Map<String, Value> {
     out.extend(payload);
     out
 }
+
+/// A webhook delivery to write (`enqueueDeliveries`).
+#[napi(object)]
+pub struct BindingNewDelivery {
+    pub delivery_id: String,
+    pub target: String,
+    pub url: String,
+    pub event_type: String,
+    pub feed_id: Option<Either<i64, Null>>,
+    pub run_id: Option<Either<String, Null>>,
+    pub node_id: Option<Either<String, Null>>,
+    pub iteration: Option<Either<i64, Null>>,
+    /// The exact bytes that are sent (and signed).
+    pub body: String,
+}
+
+impl From<BindingNewDelivery> for core::NewDelivery {
+    fn from(d: BindingNewDelivery) -> Self {
+        let BindingNewDelivery {
+            delivery_id,
+            target,
+            url,
+            event_type,
+            feed_id,
+            run_id,
+            node_id,
+            iteration,
+            body,
+        } = d;
+        core::NewDelivery {
+            delivery_id,
+            target,
+            url,
+            event_type,
+            feed_id: given(feed_id),
+            run_id: given(run_id),
+            node_id: given(node_id),
+            iteration: given(iteration),
+            body,
+        }
+    }
+}
+
+/// A delivery row, as `claimDeliveries`, `retryDelivery` and `listDeliveries` return it.
+#[napi(object)]
+pub struct BindingDelivery {
+    pub delivery_id: String,
+    pub target: String,
+    pub url: String,
+    pub event_type: String,
+    pub feed_id: Either<i64, Null>,
+    pub run_id: Either<String, Null>,
+    pub node_id: Either<String, Null>,
+    pub iteration: Either<i64, Null>,
+    /// The body sent: on claimed rows, and listed ones when `withBody`.
+    pub body: Option<String>,
+    #[napi(ts_type = "'pending' | 'sending' | 'delivered' | 'failed'")]
+    pub status: String,
+    pub attempts: i64,
+    pub next_attempt_at_ms: i64,
+    pub claimed_by: Either<String, Null>,
+    pub last_status_code: Either<i64, Null>,
+    pub last_error: Either<String, Null>,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+    pub delivered_at_ms: Either<i64, Null>,
+}
+
+impl From<core::Delivery> for BindingDelivery {
+    fn from(d: core::Delivery) -> Self {
+        let core::Delivery {
+            delivery_id,
+            target,
+            url,
+            event_type,
+            feed_id,
+            run_id,
+            node_id,
+            iteration,
+            body,
+            status,
+            attempts,
+            next_attempt_at_ms,
+            claimed_by,
+            last_status_code,
+            last_error,
+            created_at_ms,
+            updated_at_ms,
+            delivered_at_ms,
+        } = d;
+        BindingDelivery {
+            delivery_id,
+            target,
+            url,
+            event_type,
+            feed_id: nullable(feed_id),
+            run_id: nullable(run_id),
+            node_id: nullable(node_id),
+            iteration: nullable(iteration),
+            body,
+            status,
+            attempts,
+            next_attempt_at_ms,
+            claimed_by: nullable(claimed_by),
+            last_status_code: nullable(last_status_code),
+            last_error: nullable(last_error),
+            created_at_ms,
+            updated_at_ms,
+            delivered_at_ms: nullable(delivered_at_ms),
+        }
+    }
+}
+
+/// What became of one attempt (`settleDelivery`).
+#[napi(object)]
+pub struct BindingDeliveryOutcome {
+    /// The receiver answered 2xx.
+    pub delivered: bool,
+    pub status_code: Option<Either<i64, Null>>,
+    pub error: Option<Either<String, Null>>,
+    /// When to try again; none (and not delivered) gives up: `failed`.
+    pub next_attempt_at_ms: Option<Either<i64, Null>>,
+}
+
+impl From<BindingDeliveryOutcome> for core::DeliveryOutcome {
+    fn from(o: BindingDeliveryOutcome) -> Self {
+        let BindingDeliveryOutcome {
+            delivered,
+            status_code,
+            error,
+            next_attempt_at_ms,
+        } = o;
+        core::DeliveryOutcome {
+            delivered,
+            status_code: given(status_code),
+            error: given(error),
+            next_attempt_at_ms: given(next_attempt_at_ms),
+        }
+    }
+}
+
+/// `listDeliveries`: newest first, paged with `before` (the last row's sort key).
+#[napi(object)]
+#[derive(Default)]
+pub struct BindingDeliveryFilter {
+    #[napi(ts_type = "'pending' | 'sending' | 'delivered' | 'failed' | null")]
+    pub status: Option<Either<String, Null>>,
+    pub run_id: Option<Either<String, Null>>,
+    pub target: Option<Either<String, Null>>,
+    pub limit: Option<Either<i64, Null>>,
+    pub before: Option<Either<BindingDeliveryCursor, Null>>,
+    /// Include the body sent.
+    pub with_body: Option<bool>,
+}
+
+/// Where a page of `listDeliveries` ended.
+#[napi(object)]
+pub struct BindingDeliveryCursor {
+    pub created_at_ms: i64,
+    pub delivery_id: String,
+}
+
+impl From<BindingDeliveryFilter> for core::DeliveryFilter {
+    fn from(f: BindingDeliveryFilter) -> Self {
+        let BindingDeliveryFilter {
+            status,
+            run_id,
+            target,
+            limit,
+            before,
+            with_body,
+        } = f;
+        core::DeliveryFilter {
+            status: given(status),
+            run_id: given(run_id),
+            target: given(target),
+            limit: given(limit),
+            before: given(before).map(|c| {
+                let BindingDeliveryCursor {
+                    created_at_ms,
+                    delivery_id,
+                } = c;
+                core::deliveries::DeliveryCursor {
+                    created_at_ms,
+                    delivery_id,
+                }
+            }),
+            with_body: with_body.unwrap_or(false),
+        }
+    }
+}
+
+/// The first use of a signed decision link (`useLink`).
+#[napi(object)]
+pub struct BindingLinkUse {
+    pub link_id: String,
+    pub run_id: String,
+    pub node_id: String,
+    pub iteration: i64,
+    #[napi(ts_type = "'approve' | 'deny'")]
+    pub action: String,
+    pub approver: String,
+}
+
+impl From<BindingLinkUse> for core::LinkUse {
+    fn from(l: BindingLinkUse) -> Self {
+        let BindingLinkUse {
+            link_id,
+            run_id,
+            node_id,
+            iteration,
+            action,
+            approver,
+        } = l;
+        core::LinkUse {
+            link_id,
+            run_id,
+            node_id,
+            iteration,
+            action,
+            approver,
+        }
+    }
+}

@@ -5,6 +5,9 @@
 // (src/cli/fast.cjs); everything else, and anything that path does not handle, runs the full
 // CLI (src/cli/main.js).
 "use strict";
+// V8's compile cache (Node 22.1 and later): the CLI's modules, and the workflow's, are not
+// compiled again at every start.
+require("node:module").enableCompileCache?.(require("node:path").join(require("../src/loader/cache-dir.cjs").cacheRoot(), "v8"));
 const { fast } = require("../src/cli/fast.cjs");
 
 const argv = process.argv.slice(2);

@@ -12,6 +12,8 @@ export const RUN_STATUSES = Object.freeze(CONTRACT.runStatuses.map((s) => s.stat
 export const NODE_STATES = Object.freeze(CONTRACT.nodeStates.map((s) => s.state));
 /** @type {readonly import("../binding.cjs").BindingApprovalStatus[]} */
 export const APPROVAL_STATUSES = Object.freeze(CONTRACT.approvalStatuses.map((s) => s.status));
+/** The statuses of a webhook delivery: pending, sending, delivered, failed. */
+export const DELIVERY_STATUSES = Object.freeze([...CONTRACT.deliveryStatuses]);
 
 const TERMINAL = new Set(CONTRACT.runStatuses.filter((s) => s.terminal).map((s) => s.status));
 const RUN_EXIT = new Map(CONTRACT.runStatuses.map((s) => [s.status, s.exitCode]));

@@ -1,6 +1,5 @@
 // The run driver: renders the workflow, submits graphs to the core, runs compute task
 // bodies, reports their results. The core decides everything else (ARCHITECTURE.md).
-import { appendFile, mkdir } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { runAgentTask } from "./agents/task.js";
 import { SmithersError } from "./errors.js";
@@ -11,7 +10,6 @@ import { runCommand } from "./native.js";
 import { renderWorkflow } from "./render.js";
 import { expandEnvTemplates, expandTemplate, substituteDaguVars } from "./templates.js";
 import { describeThrown, encodeResult, isSmithersError } from "./values.js";
-import { ensureWorktree } from "./worktree.js";
 
 /** The run's log next to its task logs (the core's RUN_LOG_FILE, DAG_RUN_LOG_FILE). */
 const RUN_LOG = "run.log";
@@ -301,6 +299,8 @@ function result(runId, status, error) {
 /** Runs a task once its <Worktree> exists; a worktree that cannot be made fails the attempt. */
 async function inWorktree(spec, task, run, where) {
   try {
+    // worktree.js on first use: only a <Worktree> needs it.
+    const { ensureWorktree } = await import("./worktree.js");
     await ensureWorktree(spec, where);
   } catch (e) {
     return {
@@ -358,6 +358,8 @@ function runLog(native, runId, text) {
     return Promise.resolve();
   }
   const line = `${new Date().toISOString()} ${text}\n`;
+  // node:fs/promises on first use: most runs write no run log.
+  const { appendFile, mkdir } = process.getBuiltinModule("node:fs").promises;
   const before = runLogs.get(file) ?? mkdir(dirname(file), { recursive: true });
   const written = before.then(() => appendFile(file, line)).catch(() => {});
   runLogs.set(file, written);

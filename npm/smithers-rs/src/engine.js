@@ -1,11 +1,13 @@
 // The Node API: an engine on one database file, for services that embed smithers-rs and
 // for the CLI. Runs are driven in this process; decisions resume them at once.
-import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { SmithersError } from "./errors.js";
-import { DriverPool, newRunId } from "./isolation.js";
 import { isTerminal } from "./contract.js";
 import { NativeEngine } from "./native.js";
+
+// node:fs through getBuiltinModule: an ES import of it builds its whole namespace, which loads
+// fs/promises and Node's streams (start-up: ARCHITECTURE.md).
+const { readFileSync } = process.getBuiltinModule("node:fs");
 
 /**
  * The half that runs workflows (loader, renderer, driver), loaded on first use: commands
@@ -23,6 +25,21 @@ const loadRuntime = () =>
   ));
 
 export class SmithersEngine {
+  /**
+   * The pool of an isolating engine (isolation.js), made when the first run is driven in it:
+   * only such an engine (`smithers serve`) imports isolation.js and node:worker_threads.
+   * @type {Promise<import("./isolation.js").DriverPool> | null}
+   */
+  #poolMade = null;
+  /** That pool once made. */
+  #driverPool = null;
+  /**
+   * The options of that pool (the engine's `isolate`), or null: runs are driven in this thread.
+   * @type {object | null}
+   */
+  #isolate;
+  #closed = false;
+
   /**
    * @param {{ dbPath?: string, forbidSelfApproval?: boolean, mustExist?: boolean, readOnly?: boolean, leaseMs?: number,
    *   isolate?: boolean | { renderTimeoutMs?: number, blockedTimeoutMs?: number, maxWorkers?: number },
@@ -43,13 +60,12 @@ export class SmithersEngine {
     }
     this.native = new NativeEngine(this.dbPath, { mustExist: options.mustExist, readOnly: options.readOnly, leaseMs });
     this.onRender = options.onRender;
-    /** Drives runs of workflow files in worker threads (`isolate`), or null: in this thread. */
-    this.pool = options.isolate
-      ? new DriverPool(this.native, {
+    this.#isolate = options.isolate
+      ? {
           ...(typeof options.isolate === "object" ? options.isolate : {}),
           engine: { dbPath: this.dbPath, leaseMs, forbidSelfApproval: this.forbidSelfApproval },
           log: options.log,
-        })
+        }
       : null;
     /** @type {Map<string, Set<(event: any) => void>>} */
     this.listeners = new Map();
@@ -106,7 +122,7 @@ export class SmithersEngine {
    * @param {{ input?: unknown, runId?: string, workflowPath?: string, startedBy?: string }} [options]
    */
   async start(workflow, options = {}) {
-    if (this.pool && typeof workflow === "string") return this.#startIsolated(resolve(workflow), options);
+    if (this.#isolate && typeof workflow === "string") return this.#startIsolated(resolve(workflow), options);
     const { driveRun, createRun, loadWorkflow } = await loadRuntime();
     const path = typeof workflow === "string" ? resolve(workflow) : options.workflowPath ? resolve(options.workflowPath) : null;
     const wf = typeof workflow === "string" ? await loadWorkflow(path) : workflow;
@@ -122,10 +138,22 @@ export class SmithersEngine {
     return { runId: snapshot.runId, done: this.#drive(driveRun, wf, snapshot) };
   }
 
+  /** The pool of worker threads of an isolating engine, made on first use. */
+  #pool() {
+    this.#poolMade ??= import("./isolation.js").then(({ DriverPool }) => {
+      this.#driverPool = new DriverPool(this.native, this.#isolate);
+      // Closed while isolation.js loaded: the pool refuses every drive (ENGINE_CLOSED).
+      if (this.#closed) this.#driverPool.close();
+      return this.#driverPool;
+    });
+    return this.#poolMade;
+  }
+
   /** `start` of a workflow file in a worker thread: returns once the run is recorded. */
   async #startIsolated(path, options) {
+    const [pool, { newRunId }] = await Promise.all([this.#pool(), import("./isolation.js")]);
     const runId = options.runId ?? newRunId();
-    const drive = this.pool.drive({ kind: "start", runId, path, input: options.input ?? {}, startedBy: options.startedBy });
+    const drive = pool.drive({ kind: "start", runId, path, input: options.input ?? {}, startedBy: options.startedBy });
     const done = this.#track(runId, drive);
     // Not recorded (the workflow did not load, or refused its input): the reason is `done`'s.
     if ((await drive.started) === null) await done;
@@ -173,12 +201,13 @@ export class SmithersEngine {
   }
 
   async #resume(runId, options) {
-    // Loaded before the checks below, so no await sits between them and the claim.
-    const { driveRun, loadWorkflow, renderedName } = await loadRuntime();
     const given = options.workflow;
-    const givenPath = typeof given === "string" ? resolve(given) : options.workflowPath ? resolve(options.workflowPath) : null;
+    const fileOrNone = given === undefined || typeof given === "string";
+    // Loaded before the checks below, so no await sits between them and the claim.
+    const [{ driveRun, loadWorkflow, renderedName }, pool] = await Promise.all([loadRuntime(), this.#isolate && fileOrNone ? this.#pool() : null]);
     // A workflow file is loaded (its code run) in the worker that drives the run, if isolated.
-    const isolated = this.pool !== null && (given === undefined || typeof given === "string") && !this.workflows.has(runId);
+    const isolated = pool !== null && !this.workflows.has(runId);
+    const givenPath = typeof given === "string" ? resolve(given) : options.workflowPath ? resolve(options.workflowPath) : null;
     const givenWorkflow = typeof given === "string" && !isolated ? await loadWorkflow(givenPath) : given;
     const active = this.driving.get(runId);
     if (active) return active.done;
@@ -191,7 +220,7 @@ export class SmithersEngine {
         throw new SmithersError("WORKFLOW_NOT_FOUND", `run ${runId} has no workflow file recorded; pass the workflow to resume it`, { runId });
       }
       // The worker's engine checks a given file against the run's, as below.
-      const drive = this.pool.drive({ kind: "resume", runId, path: givenPath ?? summary.workflowPath, force: Boolean(options.force), workflowPath: givenPath ?? undefined });
+      const drive = pool.drive({ kind: "resume", runId, path: givenPath ?? summary.workflowPath, force: Boolean(options.force), workflowPath: givenPath ?? undefined });
       return this.#track(runId, drive);
     }
     let wf = givenWorkflow ?? this.workflows.get(runId);
@@ -445,7 +474,8 @@ export class SmithersEngine {
   }
 
   close() {
-    this.pool?.close();
+    this.#closed = true;
+    this.#driverPool?.close();
     this.native.close();
   }
 }

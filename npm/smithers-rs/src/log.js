@@ -8,8 +8,10 @@
 // Unset, every logger's methods are one shared no-op: logging costs nothing. Targets here start
 // with `smithers_js::`; the core's with `smithers_core::`. A malformed SMITHERS_LOG is reported
 // by the native engine when it loads.
-import { openSync, writeSync } from "node:fs";
-import { isMainThread, workerData } from "node:worker_threads";
+// node:fs through getBuiltinModule (an ES import of it builds its whole namespace, which loads
+// fs/promises and Node's streams), node:worker_threads only when a line is written: the driver
+// imports this module at every start, which logs nothing by default (start-up: ARCHITECTURE.md).
+const { openSync, writeSync } = process.getBuiltinModule("node:fs");
 
 const LEVELS = ["off", "error", "warn", "info", "debug", "trace"];
 const LEVEL_NAMES = ["", "ERROR", " WARN", " INFO", "DEBUG", "TRACE"];
@@ -50,6 +52,7 @@ function sink() {
     fd = 2;
     // A worker thread (serve's drives, isolation.js) writes to the file its parent opened: a
     // descriptor opened here would outlive the thread, one more per worker.
+    const { isMainThread, workerData } = process.getBuiltinModule("node:worker_threads");
     const inherited = isMainThread ? null : workerData?.smithersLogFd;
     if (file && Number.isInteger(inherited)) fd = inherited;
     else if (file) {

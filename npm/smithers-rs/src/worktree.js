@@ -1,10 +1,13 @@
 // <Worktree>: the git worktree a task runs in, created by the driver before the first task
 // inside it runs (as Smithers' engine does). git runs through the core's command runner
 // (its own process group, a timeout, logs next to the run's task logs).
-import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { SmithersError } from "./errors.js";
 import { runCommand } from "./native.js";
+
+// node:fs through getBuiltinModule: an ES import of it builds its whole namespace, which loads
+// fs/promises and Node's streams (start-up: ARCHITECTURE.md).
+const { existsSync } = process.getBuiltinModule("node:fs");
 
 /** One git command may take this long (a checkout of a large repository). */
 const GIT_TIMEOUT_MS = 120_000;

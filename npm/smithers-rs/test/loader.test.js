@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { test } from "node:test";
 import { SmithersError, loadWorkflow, renderWorkflow } from "../src/index.js";
 
@@ -158,4 +158,31 @@ test("TypeScript-style .js specifiers find the .ts source; syntax errors point a
   assert.deepEqual(Object.keys(wf.jsonSchemas), ["out"]);
   writeFileSync(join(dir, "broken.tsx"), `export default <Task id=>;\n`);
   await assert.rejects(loadWorkflow(join(dir, "broken.tsx")), /broken\.tsx/);
+});
+
+test("TypeScript the loader compiles: enums, namespaces, parameter properties, decorators (experimentalDecorators), `using`", async () => {
+  const dir = freshDir();
+  writeFileSync(
+    join(dir, "ts.ts"),
+    `import { createSmithers } from "smithers-orchestrator";
+enum Color { Red = 1, Green }
+namespace Names { export const first = "ada"; }
+const doubled = (target: any, key: string, descriptor: PropertyDescriptor) => {
+  const get = descriptor.value;
+  descriptor.value = function () { return get.call(this) * 2; };
+};
+class Box { constructor(private readonly value: number) {} @doubled get(): number { return this.value; } }
+export const disposed: string[] = [];
+{
+  using held = { [Symbol.dispose]() { disposed.push("held"); } };
+}
+const { smithers } = createSmithers({ out: { type: "object", properties: { n: { type: "number" } } } });
+export const facts = { green: Color.Green, first: Names.first, boxed: new Box(7).get() };
+export default smithers(() => null);
+`,
+  );
+  await loadWorkflow(join(dir, "ts.ts"));
+  const mod = await import(pathToFileURL(join(dir, "ts.ts")).href);
+  assert.deepEqual(mod.facts, { green: 2, first: "ada", boxed: 14 });
+  assert.deepEqual(mod.disposed, ["held"]);
 });

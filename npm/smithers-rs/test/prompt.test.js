@@ -93,11 +93,13 @@ export default smithers(() => <Workflow name="mdx"><Task id="t" output={outputs.
     assert.equal(first.code, 0, first.stderr);
     const inspect = await run(["inspect", "m1", "--db", db, "--json"], {});
     assert.equal(JSON.parse(inspect.stdout).outputs[0].value.text, "# Hello Ada\n\nYou have **2** tasks:\n\n- first\n- second");
-    const cached = readdirSync(join(cache, "mdx"));
-    assert.equal(cached.length, 1);
-    const before = statSync(join(cache, "mdx", cached[0])).mtimeMs;
+    // The compiled workflow and the compiled prompt.
+    const modules = join(cache, "modules");
+    const cached = readdirSync(modules).filter((f) => f.endsWith(".js"));
+    assert.equal(cached.length, 2);
+    const before = cached.map((f) => statSync(join(modules, f)).mtimeMs);
     assert.equal((await run(["up", join(dir, "wf.tsx"), "--db", db, "--run-id", "m2"], { SMITHERS_CACHE_DIR: cache })).code, 0);
-    assert.equal(statSync(join(cache, "mdx", cached[0])).mtimeMs, before, "the second load used the cache");
+    assert.deepEqual(cached.map((f) => statSync(join(modules, f)).mtimeMs), before, "the second load used the cache");
 
     writeFileSync(join(dir, "greeting.mdx"), "# Hello\n\nan {unclosed expression\n");
     const broken = await run(["up", join(dir, "wf.tsx"), "--db", db], { SMITHERS_CACHE_DIR: cache });

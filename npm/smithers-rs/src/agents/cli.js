@@ -3,15 +3,18 @@
 // Smithers documents, and runs it as a child process through the core's command runner
 // (its own process group, a timeout, an abort that stops the group, stdout/stderr logged
 // per attempt next to the run's command logs).
-import { randomUUID } from "node:crypto";
-import { closeSync, openSync, readSync, rmSync, writeFileSync } from "node:fs";
-import { open } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SmithersError } from "../errors.js";
 import { cancelCommand, runCommand, writeCommandStdin } from "../native.js";
 import { toJsonSchema } from "../schema.js";
 import { getToolContext } from "./context.js";
+
+// node:fs through getBuiltinModule: an ES import of it builds its whole namespace, which loads
+// fs/promises and Node's streams (start-up: ARCHITECTURE.md).
+const { closeSync, openSync, readSync, rmSync, writeFileSync } = process.getBuiltinModule("node:fs");
+// Web Crypto's global: node:crypto loads on first use, not whenever the package is imported.
+const randomUUID = () => crypto.randomUUID();
 
 /** How much of a CLI's stdout is read back for its answer. */
 const MAX_STDOUT_BYTES = 16 * 1024 * 1024;
@@ -735,7 +738,8 @@ async function followLines(path, onEvent, finished) {
   const read = async () => {
     let file;
     try {
-      file = await open(path, "r");
+      // fs/promises on first use: only pi's RPC mode follows a file.
+      file = await process.getBuiltinModule("node:fs").promises.open(path, "r");
     } catch {
       return; // not created yet
     }

@@ -111,7 +111,11 @@ export async function runAgentTask({ native, runId, task, spec, jsonSchema, logD
     }
     return finish({ ok: true, value: answer.value });
   } catch (e) {
-    const timeout = controller.signal.aborted && controller.signal.reason?.code === "TASK_TIMEOUT";
+    // The agent may be told of the deadline too (`timeout.totalMs`: the ai package sets its own
+    // timer for it) and give up a moment before ours fires: past the deadline it is a timeout.
+    const timeout =
+      (controller.signal.aborted && controller.signal.reason?.code === "TASK_TIMEOUT") ||
+      (deadline !== null && deadline - Date.now() <= 5);
     // Whatever the agent threw, described without throwing again.
     const thrown = describeThrown(e);
     const error = timeout

@@ -12,29 +12,16 @@
 // tests/cli-fast.test.js checks that both paths print the same.
 "use strict";
 // CommonJS, like bin/smithers.js: loading it costs a synchronous read, where an ES module goes
-// through the ESM loader.
-const { existsSync, writeSync } = require("node:fs");
-const { userInfo } = require("node:os");
-const { dirname, isAbsolute, join, relative, resolve } = require("node:path");
+// through the ESM loader. What it prints, and how, comes from common.cjs, which main.js prints
+// with too.
 const { parseArgs } = require("node:util");
+const { DECIDE, PS, decisionLines, findDbPath, forbidSelfApproval, notResumedLine, osUser, print, printErr, refusedAnswerText, runsTable } =
+  require("./common.cjs");
 
-const COMMON = {
-  db: { type: "string" },
-  json: { type: "boolean", default: false },
-};
-const DECIDE = {
-  ...COMMON,
-  node: { type: "string", short: "n" },
-  iteration: { type: "string" },
-  note: { type: "string" },
-  reason: { type: "string" },
-  by: { type: "string" },
-  scope: { type: "string", multiple: true },
-  decision: { type: "string" },
-  "no-resume": { type: "boolean", default: false },
-  force: { type: "boolean", default: false },
-};
-const PS = { ...COMMON, status: { type: "string" }, limit: { type: "string" } };
+/** The options the short path takes: the full CLI's, but --help and --input (theirs to handle). */
+const shortPath = ({ help, input, ...options }) => options;
+const FAST_DECIDE = shortPath(DECIDE);
+const FAST_PS = shortPath(PS);
 
 /**
  * Runs the command if the short path covers it, and returns its exit code; else null.
@@ -84,34 +71,6 @@ function open(dbPath, readOnly) {
   }
 }
 
-/**
- * console.log without process.stdout: creating that stream costs 4-6 ms, more than the
- * rest of the command. Writes to fd 1 as the stream does for files and pipes (synchronously);
- * a reader that went away (`smithers ps | head -1`) is not a failure, as in the full CLI.
- */
-function print(text) {
-  const buf = Buffer.from(`${text}\n`);
-  let at = 0;
-  while (at < buf.length) {
-    try {
-      at += writeSync(1, buf, at);
-    } catch (e) {
-      if (e?.code === "EPIPE") return;
-      if (e?.code !== "EAGAIN") throw e;
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1); // a full non-blocking pipe: wait 1 ms
-    }
-  }
-}
-
-/** console.error's counterpart of print (fd 2). */
-function printErr(text) {
-  try {
-    writeSync(2, `${text}\n`);
-  } catch {
-    // stderr closed: nothing to tell
-  }
-}
-
 /** One native call: its value, or undefined on an engine error. */
 function call(engine, method, ...args) {
   try {
@@ -122,7 +81,7 @@ function call(engine, method, ...args) {
 }
 
 function decide(kind, rest) {
-  const args = parse(rest, DECIDE);
+  const args = parse(rest, FAST_DECIDE);
   if (!args) return null;
   const v = args.values;
   const [id, positionalNode, extra] = args.positionals;
@@ -142,7 +101,7 @@ function decide(kind, rest) {
       return null;
     }
   }
-  const dbPath = findDb(v);
+  const dbPath = findDbPath(v);
   if (dbPath === null) return null;
   const engine = open(dbPath, false);
   if (engine === null) return null;
@@ -151,7 +110,7 @@ function decide(kind, rest) {
   try {
     // The request SmithersEngine sends (engine.js #decide) for what main.js passes it.
     const request = { runId: id, nodeId, iteration, note: v.note ?? v.reason, decidedBy, scopes: v.scope ?? [], decisionJson: decision === undefined ? undefined : JSON.stringify(decision),
-      reason: kind === "deny" ? v.reason : undefined, forbidStarter: /^(1|true|yes)$/i.test(process.env.SMITHERS_FORBID_SELF_APPROVAL ?? "") };
+      reason: kind === "deny" ? v.reason : undefined, forbidStarter: forbidSelfApproval() };
     recorded = call(engine, kind, request);
   } finally {
     if (recorded === undefined) engine.close();
@@ -159,19 +118,13 @@ function decide(kind, rest) {
   if (recorded === undefined) return null;
   if (recorded.status === "invalid") {
     // A <HumanTask> answer that does not fit its schema (as main.js refusedAnswer).
-    const { attempt, maxAttempts, error } = recorded;
-    const left = maxAttempts - attempt;
+    const text = refusedAnswerText(recorded);
     if (v.json) {
-      print(JSON.stringify({ ok: false, error: { ...error, details: { nodeId: recorded.nodeId, attempt, maxAttempts } }, ...recorded }, null, 2));
+      print(text.json);
     } else {
-      printErr(`smithers: ${error.code}: ${error.message}`);
-      print(
-        left > 0
-          ? `answer ${attempt} of ${maxAttempts} for ${recorded.nodeId} refused; it waits for another answer (${left} left)`
-          : `answer ${attempt} of ${maxAttempts} for ${recorded.nodeId} refused; no attempts left: the task failed`,
-      );
-      print(`run ${id}: ${recorded.runStatus}`);
-      if (recorded.needsResume) print(`not resumed; run: npx smithers resume ${id}${dbArg(dbPath)}`);
+      printErr(text.stderr);
+      for (const line of text.stdout) print(line);
+      if (recorded.needsResume) print(notResumedLine(id, dbPath));
     }
     engine.close();
     return 1;
@@ -179,17 +132,12 @@ function decide(kind, rest) {
   if (v.json) {
     print(JSON.stringify({ ok: true, ...recorded, run: null, pendingApprovals: [] }, null, 2));
   } else {
-    const where = [];
-    if (recorded.iteration) where.push(`iteration ${recorded.iteration}`);
-    if (recorded.kind === "review" && (recorded.round > 1 || recorded.status === "pushed-back")) where.push(`round ${recorded.round}`);
-    print(`${recorded.status} ${recorded.nodeId}${where.length ? ` (${where.join(", ")})` : ""} in run ${id} by ${recorded.decidedBy ?? "?"}`);
-    const sent = Object.entries(recorded.inputs ?? {});
-    if (sent.length) print(`  inputs: ${sent.map(([k, val]) => `${k}=${val}`).join(", ")}`);
+    for (const line of decisionLines(id, recorded)) print(line);
     print(`run ${id}: ${recorded.runStatus}`);
     if (recorded.owner) {
       print(`run ${id} is driven by ${recorded.owner}; it picks the decision up`);
     } else if (recorded.needsResume) {
-      print(`not resumed; run: npx smithers resume ${id}${dbArg(dbPath)}`);
+      print(notResumedLine(id, dbPath));
     }
   }
   engine.close();
@@ -197,12 +145,12 @@ function decide(kind, rest) {
 }
 
 function ps(rest) {
-  const args = parse(rest, PS);
+  const args = parse(rest, FAST_PS);
   if (!args || args.positionals.length > 0) return null;
   const v = args.values;
   const limit = v.limit === undefined ? 50 : Number(v.limit);
   if (!Number.isInteger(limit) || limit < 1) return null;
-  const dbPath = findDb(v);
+  const dbPath = findDbPath(v);
   if (dbPath === null) return null;
   const engine = open(dbPath, true);
   if (engine === null) return null;
@@ -219,45 +167,9 @@ function ps(rest) {
   } else if (runs.length === 0) {
     print("no runs");
   } else {
-    print(table(["RUN", "WORKFLOW", "STATUS", "PENDING", "CREATED"], runs.map((r) => [r.runId, r.workflowName, r.status, String(r.pendingApprovals), r.createdAt])));
+    print(runsTable(runs));
   }
   return 0;
-}
-
-// The helpers below repeat main.js's, so that this path loads nothing of it.
-
-/** --db, else $SMITHERS_DB, else the nearest smithers.db from the working directory up; else null. */
-function findDb(values) {
-  if (values.db) return resolve(values.db);
-  if (process.env.SMITHERS_DB) return resolve(process.env.SMITHERS_DB);
-  for (let dir = process.cwd(); ; dir = dirname(dir)) {
-    const candidate = join(dir, "smithers.db");
-    if (existsSync(candidate)) return candidate;
-    if (dirname(dir) === dir) return null;
-  }
-}
-
-/** ` --db FILE` when a command typed here without --db would not find `dbPath`. */
-function dbArg(dbPath) {
-  if (findDb({}) === dbPath) return "";
-  const rel = relative(process.cwd(), dbPath);
-  const shown = rel !== "" && !rel.startsWith("..") && !isAbsolute(rel) ? rel : dbPath;
-  return ` --db ${/^[A-Za-z0-9_./:@%+=,-]+$/.test(shown) ? shown : `'${shown.replaceAll("'", `'\\''`)}'`}`;
-}
-
-function osUser() {
-  if (process.env.USER || process.env.USERNAME) return process.env.USER || process.env.USERNAME;
-  try {
-    return userInfo().username || undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-function table(header, rows) {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
-  const line = (cells) => cells.map((c, i) => String(c).padEnd(widths[i])).join("  ").trimEnd();
-  return [line(header), ...rows.map(line)].join("\n");
 }
 
 module.exports = { fast };

@@ -4,7 +4,9 @@
 // keeps: the per-attempt log files the runner streams into (paths on the attempt rows), the
 // answer an agent attempt commits with its result, and the events table. Nothing is pushed
 // between processes: a follower polls (every POLL_MS, and reads only what grew).
-import { closeSync, fstatSync, openSync, readSync, statSync } from "node:fs";
+// node:fs through getBuiltinModule: an ES import of it builds its whole namespace, which loads
+// fs/promises and Node's streams (start-up: ARCHITECTURE.md).
+const { closeSync, fstatSync, openSync, readSync, statSync } = process.getBuiltinModule("node:fs");
 
 export const POLL_MS = 100;
 const READ_CHUNK = 64 * 1024;

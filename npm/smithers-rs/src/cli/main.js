@@ -1,13 +1,34 @@
 // The `smithers` CLI. Exit codes (as Smithers): 0 finished, 3 waiting, 2 cancelled,
 // 1 failed, 4 usage or lookup errors (including a decision whose --input can never fit the
 // gate: MISSING_REQUIRED_INPUTS, UNDECLARED_INPUT, PUSH_BACK_UNSUPPORTED).
-import { existsSync } from "node:fs";
-import { userInfo } from "node:os";
-import { dirname, isAbsolute, join, relative, resolve } from "node:path";
-import { parseArgs } from "node:util";
+import { resolve } from "node:path";
 import { SmithersError, printable } from "../errors.js";
 import { describeThrown, isSmithersError } from "../values.js";
-import { OutputTail, POLL_MS, agentLog, eventLine, outputLine, pollUntilEnd } from "./follow.js";
+
+// Node's fs and util through getBuiltinModule, common.cjs through require: an ES import of a
+// builtin builds its whole namespace (for node:fs that loads fs/promises and Node's streams),
+// and one of a CommonJS file runs the CommonJS export lexer. Start-up: ARCHITECTURE.md.
+const { existsSync } = process.getBuiltinModule("node:fs");
+const { parseArgs } = process.getBuiltinModule("node:util");
+const {
+  COMMON,
+  DECIDE,
+  PS,
+  dbArg,
+  decisionLines,
+  findDbPath,
+  forbidSelfApproval,
+  ignoreClosedStdio,
+  isTerminal,
+  notResumedLine,
+  osUser,
+  print,
+  printErr,
+  printRaw,
+  refusedAnswerText,
+  runsTable,
+  table,
+} = process.getBuiltinModule("node:module").createRequire(import.meta.url)("./common.cjs");
 
 /**
  * The core's vocabulary (`contract.js`: statuses, exit codes, run ids), loaded when a command
@@ -30,25 +51,6 @@ async function exitFor(code) {
     return 1;
   }
 }
-
-const COMMON = {
-  db: { type: "string" },
-  json: { type: "boolean", default: false },
-  help: { type: "boolean", short: "h", default: false },
-};
-const DECIDE = {
-  ...COMMON,
-  node: { type: "string", short: "n" },
-  iteration: { type: "string" },
-  note: { type: "string" },
-  reason: { type: "string" },
-  by: { type: "string" },
-  scope: { type: "string", multiple: true },
-  decision: { type: "string" },
-  input: { type: "string", short: "i", multiple: true },
-  "no-resume": { type: "boolean", default: false },
-  force: { type: "boolean", default: false },
-};
 
 const COMMANDS = {
   up: {
@@ -188,7 +190,7 @@ const COMMANDS = {
     usage: "smithers ps [--status STATUS] [--limit N] [--db FILE] [--json]",
     about: "List runs, newest first.",
     details: ["--status S   running | waiting-approval | finished | failed | cancelled"],
-    options: { ...COMMON, status: { type: "string" }, limit: { type: "string" } },
+    options: PS,
     run: ps,
   },
   inspect: {
@@ -212,6 +214,20 @@ const COMMANDS = {
     options: COMMON,
     run: cancel,
   },
+  deliveries: {
+    usage: "smithers deliveries [--status STATUS] [--run ID] [--target NAME] [--limit N] [--db FILE] [--json] | smithers deliveries retry <deliveryId>",
+    about: "List the webhook deliveries of smithers serve (newest first), or make a failed one due again.",
+    details: [
+      "--status S     pending | sending | delivered | failed",
+      "--run ID       only deliveries about this run",
+      "--target NAME  only deliveries to this webhook (its name in the serve configuration)",
+      "--limit N      at most N (default 50)",
+      "--body         with --json: the body each delivery sends",
+      "retry ID       a failed delivery becomes pending again (attempts from 0); a running serve sends it",
+    ],
+    options: { ...COMMON, status: { type: "string" }, run: { type: "string" }, target: { type: "string" }, limit: { type: "string" }, body: { type: "boolean", default: false } },
+    run: deliveries,
+  },
   migrate: {
     usage: "smithers migrate [--db FILE] [--json]",
     about: "Upgrade a database to this version's schema (every command that writes does it too).",
@@ -232,7 +248,12 @@ const COMMANDS = {
       "--config FILE   JSON configuration (default: $SMITHERS_SERVE_CONFIG, else ./smithers.serve.json if present):",
       '                {"tokens": [{"user": "alice", "token": "…16+ chars…" | "tokenSha256": "…", "scopes": ["approve"]}],',
       '                 "forbidSelfApproval": true, "publicUrl": "https://…",',
-      '                 "mailOnWait": {"smtp": {"host", "port", "secure", "starttls", "user", "pass"}, "from", "to", "subjectPrefix"}}',
+      '                 "mailOnWait": {"smtp": {"host", "port", "secure", "starttls", "user", "pass" | "auth": {"type": "OAuth2", …}},',
+      '                                "from", "to", "subjectPrefix", "links": {"approvers": {"<address>": "<user>"}}},',
+      '                 "webhooks": [{"name", "url", "secret": "whsec_…", "events": ["gate.waiting", "gate.decided"],',
+      '                               "format": "json" | "slack", "links": {"approver": "<user>"}, "retry": {…}}],',
+      '                 "links": {"secret": "…32+ chars…", "ttlMs": 86400000}}',
+      "                Webhook deliveries are rows: `smithers deliveries` lists them.",
       "                Tokens also come from $SMITHERS_TOKENS (the same JSON array) and $SMITHERS_API_KEY (user api, admin).",
       "                With no token configured, serve makes one for you (admin) and prints a sign-in link.",
       "--quiet         print only the address (and errors)",
@@ -269,27 +290,17 @@ function commandHelp(name, c) {
     .join("\n");
 }
 
-/** `smithers up … | head -1`: a reader that goes away is not a failure of the command. */
-function ignoreClosedStdout() {
-  for (const stream of [process.stdout, process.stderr]) {
-    if (stream.listenerCount("error") > 0) continue;
-    stream.on("error", (e) => {
-      if (e?.code !== "EPIPE") throw e;
-    });
-  }
-}
-
 export async function main(argv) {
-  ignoreClosedStdout();
+  ignoreClosedStdio();
   const [name, ...rest] = argv;
   if (!name || name === "--help" || name === "-h" || name === "help") {
-    console.log(mainHelp());
+    print(mainHelp());
     return name ? 0 : 4;
   }
   if (name === "--version" || name === "-v") {
     try {
       const { engineVersion } = await import("../native.js");
-      console.log(engineVersion());
+      print(engineVersion());
       return 0;
     } catch (e) {
       return report(e, false);
@@ -297,7 +308,7 @@ export async function main(argv) {
   }
   const command = COMMANDS[name];
   if (!command) {
-    console.error(`smithers: unknown command ${JSON.stringify(name)}\n\n${mainHelp()}`);
+    printErr(`smithers: unknown command ${JSON.stringify(name)}\n\n${mainHelp()}`);
     return 4;
   }
   let args;
@@ -308,7 +319,7 @@ export async function main(argv) {
     return report(new SmithersError("USAGE", `${e.message}\nUsage: ${command.usage}`), rest.includes("--json"));
   }
   if (args.values.help) {
-    console.log(commandHelp(name, command));
+    print(commandHelp(name, command));
     return 0;
   }
   try {
@@ -365,11 +376,11 @@ async function report(e, json) {
   // are shown, not sent to the terminal.
   const message = json ? thrown.message : printable(thrown.message);
   if (json) {
-    console.log(JSON.stringify({ ok: false, error: { code, message, details: field("details") ?? {} } }, null, 2));
+    print(JSON.stringify({ ok: false, error: { code, message, details: field("details") ?? {} } }, null, 2));
   } else {
-    console.error(`smithers: ${code}: ${message}`);
+    printErr(`smithers: ${code}: ${message}`);
     const extra = hint(code, field("details") ?? {});
-    if (extra) console.error(extra);
+    if (extra) printErr(extra);
   }
   const exitCode = field("exitCode");
   return Number.isInteger(exitCode) ? exitCode : exitFor(code);
@@ -391,43 +402,11 @@ function usage(message, command) {
   return new SmithersError("USAGE", `${message}\nUsage: ${COMMANDS[command].usage}`);
 }
 
-/** --db, else $SMITHERS_DB, else the nearest smithers.db from the working directory up. */
-function findDb(values, { create = false } = {}) {
-  if (values.db) return resolve(values.db);
-  if (process.env.SMITHERS_DB) return resolve(process.env.SMITHERS_DB);
-  for (let dir = process.cwd(); ; dir = dirname(dir)) {
-    const candidate = join(dir, "smithers.db");
-    if (existsSync(candidate)) return candidate;
-    if (dirname(dir) === dir) break;
-  }
-  if (create) return resolve("smithers.db");
-  throw new SmithersError("DB_NOT_FOUND", "no smithers.db found in this directory or above it; pass --db FILE");
-}
-
-/**
- * ` --db FILE` for the commands the CLI prints, when a command typed here without --db
- * would not find `dbPath` (a --db or workflow dbPath other than the nearest smithers.db).
- * With `{ up: true }`, for `smithers up`, which defaults to $SMITHERS_DB or ./smithers.db.
- */
-function dbArg(dbPath, { up = false } = {}) {
-  let found = null;
-  if (up) {
-    found = resolve(process.env.SMITHERS_DB ?? "smithers.db");
-  } else {
-    try {
-      found = findDb({});
-    } catch {
-      // none found: the command needs --db
-    }
-  }
-  if (found === dbPath) return "";
-  const rel = relative(process.cwd(), dbPath);
-  const shown = rel !== "" && !rel.startsWith("..") && !isAbsolute(rel) ? rel : dbPath;
-  return ` --db ${shellQuote(shown)}`;
-}
-
-function shellQuote(word) {
-  return /^[A-Za-z0-9_./:@%+=,-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
+/** The database a command works on (common.cjs findDbPath); none is DB_NOT_FOUND. */
+function findDb(values) {
+  const found = findDbPath(values);
+  if (found === null) throw new SmithersError("DB_NOT_FOUND", "no smithers.db found in this directory or above it; pass --db FILE");
+  return found;
 }
 
 /**
@@ -478,7 +457,6 @@ async function up(args) {
     input = { ...input, ...params };
   }
   const { loadWorkflow } = await import("../loader/load.js");
-  process.setSourceMapsEnabled?.(true);
   let workflow;
   try {
     workflow = await loadWorkflow(path);
@@ -496,7 +474,7 @@ async function up(args) {
       ? resolve(process.env.SMITHERS_DB)
       : resolve(workflow.dbPath ?? "smithers.db");
   const engine = await openEngine(dbPath, { create: true });
-  const live = progress(engine, args.values);
+  const live = await progress(engine, args.values);
   let result;
   if (args.values.resume) {
     if (!args.values["run-id"]) throw usage("--resume needs --run-id", "up");
@@ -532,30 +510,32 @@ async function serve(args) {
     signIn = { user: generated.entry.user, token: generated.token };
   }
   const stamp = () => new Date().toISOString().slice(11, 23);
-  const log = v.quiet ? () => {} : (line) => console.error(`${stamp()} ${line}`);
+  const log = v.quiet ? () => {} : (line) => printErr(`${stamp()} ${line}`);
   const server = await startServer({ dbPath, host, port, config, tokens, log });
   const signInUrl = signIn ? `${server.url}?token=${encodeURIComponent(signIn.token)}` : null;
   if (v.json) {
-    console.log(JSON.stringify({ ok: true, url: server.url, db: dbPath, config: config.path, signInUrl, user: signIn?.user ?? null, token: signIn?.token ?? null }));
+    print(JSON.stringify({ ok: true, url: server.url, db: dbPath, config: config.path, signInUrl, user: signIn?.user ?? null, token: signIn?.token ?? null }));
   } else {
-    console.log(`smithers serve: ${server.url} (db ${dbPath})`);
+    print(`smithers serve: ${server.url} (db ${dbPath})`);
     if (!v.quiet) {
-      console.log(`  inbox: ${server.url}   API: ${server.url}v1/…   OpenAPI: ${server.url}openapi.json`);
+      print(`  inbox: ${server.url}   API: ${server.url}v1/…   OpenAPI: ${server.url}openapi.json`);
       if (signIn) {
-        console.log(`  no tokens configured: sign in as ${signIn.user} (admin) with ${signInUrl}`);
-        console.log(`  or: curl -H 'Authorization: Bearer ${signIn.token}' ${server.url}v1/approvals`);
+        print(`  no tokens configured: sign in as ${signIn.user} (admin) with ${signInUrl}`);
+        print(`  or: curl -H 'Authorization: Bearer ${signIn.token}' ${server.url}v1/approvals`);
       } else {
-        console.log(`  ${config.tokens.length} token(s) from ${config.path ?? "the environment"}`);
+        print(`  ${config.tokens.length} token(s) from ${config.path ?? "the environment"}`);
       }
-      if (config.mailOnWait) console.log(`  mail on wait: ${config.mailOnWait.to.join(", ")} via ${config.mailOnWait.smtp.host}`);
-      if (!/^(127\.|::1$|localhost$)/.test(host)) console.log(`  listening beyond loopback (${host}): put TLS in front of it`);
+      if (config.mailOnWait) print(`  mail on wait: ${config.mailOnWait.to.join(", ")} via ${config.mailOnWait.smtp.host}`);
+      for (const w of config.webhooks) print(`  webhook ${w.name}: ${w.events.join(", ")} to ${new URL(w.url).origin} (${w.format}${w.links ? `, links as ${w.links.approver}` : ""})`);
+      if (config.links && !config.publicUrl) print(`  decision links point to ${server.url} (set publicUrl for the address people reach)`);
+      if (!/^(127\.|::1$|localhost$)/.test(host)) print(`  listening beyond loopback (${host}): put TLS in front of it`);
     }
   }
   return new Promise((resolveExit) => {
     let stopping = false;
     const stop = (signal) => {
       if (stopping) {
-        console.error(`smithers serve: ${signal} again, exiting now`);
+        printErr(`smithers serve: ${signal} again, exiting now`);
         process.exit(130);
       }
       stopping = true;
@@ -566,7 +546,7 @@ async function serve(args) {
           resolveExit(0);
         },
         (e) => {
-          console.error(`smithers serve: ${e?.message ?? e}`);
+          printErr(`smithers serve: ${e?.message ?? e}`);
           resolveExit(1);
         },
       );
@@ -591,9 +571,9 @@ async function migrate(args) {
   engine.close();
   const { engineVersion } = await import("../native.js");
   if (args.values.json) {
-    console.log(JSON.stringify({ ok: true, db: dbPath, from: before, engine: engineVersion() }, null, 2));
+    print(JSON.stringify({ ok: true, db: dbPath, from: before, engine: engineVersion() }, null, 2));
   } else {
-    console.log(before === "current" ? `${dbPath}: up to date` : `${dbPath}: upgraded from schema ${before}`);
+    print(before === "current" ? `${dbPath}: up to date` : `${dbPath}: upgraded from schema ${before}`);
   }
   return 0;
 }
@@ -601,7 +581,7 @@ async function migrate(args) {
 async function resumeCmd(args) {
   const id = runId(args, "resume");
   const engine = await openEngine(findDb(args.values));
-  const live = progress(engine, args.values);
+  const live = await progress(engine, args.values);
   let result;
   try {
     result = await engine.resume(id, { force: args.values.force });
@@ -620,11 +600,12 @@ async function resumeCmd(args) {
  * prefixed by its node (`build | …`). On a terminal unless --json; always with --live. Returns a
  * handle whose stop() prints the last lines, or null.
  */
-function progress(engine, values) {
-  if (!values.live && (values.json || !process.stderr.isTTY)) return null;
+async function progress(engine, values) {
+  if (!values.live && (values.json || !isTerminal(2))) return null;
+  const { OutputTail, POLL_MS, outputLine } = await import("./follow.js");
   const tails = new Map();
   const write = (lines) => {
-    for (const l of lines) process.stderr.write(`  ${outputLine(l)}\n`);
+    for (const l of lines) printErr(`  ${outputLine(l)}`);
   };
   const pollAll = () => {
     for (const tail of tails.values()) write(tail.poll());
@@ -644,9 +625,9 @@ function progress(engine, values) {
     if (ATTEMPT_ENDS.has(e.type)) pollAll();
     const where = e.nodeId ? ` ${e.nodeId}${e.iteration ? ` [${e.iteration}]` : ""}` : "";
     if (PROGRESS_EVENTS.has(e.type)) {
-      process.stderr.write(`  ${e.type}${where}${e.error ? `: ${e.error.message}` : ""}\n`);
+      printErr(`  ${e.type}${where}${e.error ? `: ${e.error.message}` : ""}`);
     } else if (e.type === "ToolCallStarted" || (e.type === "ToolCallFinished" && !e.ok)) {
-      process.stderr.write(`  ${e.type}${where}: ${e.tool}${e.error ? `: ${e.error.message}` : ""}\n`);
+      printErr(`  ${e.type}${where}: ${e.tool}${e.error ? `: ${e.error.message}` : ""}`);
     }
   });
   return {
@@ -676,10 +657,10 @@ const PROGRESS_EVENTS = new Set([
 async function finish(engine, result, json) {
   const pending = result.status === "waiting-approval" ? engine.pendingApprovals({ runId: result.runId }) : [];
   if (json) {
-    console.log(JSON.stringify({ ok: result.status !== "failed", ...result, pendingApprovals: pending }, null, 2));
+    print(JSON.stringify({ ok: result.status !== "failed", ...result, pendingApprovals: pending }, null, 2));
   } else {
-    console.log(`run ${result.runId}: ${result.status}`);
-    if (result.error) console.log(`  error: ${result.error.code}: ${result.error.message}`);
+    print(`run ${result.runId}: ${result.status}`);
+    if (result.error) print(`  error: ${result.error.code}: ${result.error.message}`);
     const db = dbArg(engine.dbPath);
     printPending(result.runId, pending, db);
     printDecisionCommands(pending, db);
@@ -702,26 +683,26 @@ function inputList(a) {
  */
 function printPending(runId, pending, db = "") {
   for (const a of pending) {
-    if (a.runId !== runId) console.log(`  sub-run ${a.runId} (${a.workflowName}) waits:`);
+    if (a.runId !== runId) print(`  sub-run ${a.runId} (${a.workflowName}) waits:`);
     if (a.mode === "human") {
       // A <HumanTask>: the answer is the output; say what to fill in.
-      console.log(`  waiting for an answer: ${a.nodeId}${a.iteration ? ` (iteration ${a.iteration})` : ""} — ${a.prompt ?? a.title ?? ""}`);
+      print(`  waiting for an answer: ${a.nodeId}${a.iteration ? ` (iteration ${a.iteration})` : ""} — ${a.prompt ?? a.title ?? ""}`);
       const required = new Set(a.schema?.required ?? []);
       const fields = Object.keys(a.schema?.properties ?? {}).map((k) => (required.has(k) ? `${k} (required)` : k));
-      if (fields.length) console.log(`    fields: ${fields.join(", ")}`);
+      if (fields.length) print(`    fields: ${fields.join(", ")}`);
       continue;
     }
     if (!isReview(a)) {
-      console.log(`  waiting for approval: ${a.nodeId}${a.iteration ? ` (iteration ${a.iteration})` : ""} — ${a.title ?? ""}`);
-      if (a.summary && a.summary !== a.title) console.log(`    ${a.summary}`);
-      if (a.input?.length) console.log(`    inputs: ${inputList(a)}; pass them as --input KEY=VALUE`);
+      print(`  waiting for approval: ${a.nodeId}${a.iteration ? ` (iteration ${a.iteration})` : ""} — ${a.title ?? ""}`);
+      if (a.summary && a.summary !== a.title) print(`    ${a.summary}`);
+      if (a.input?.length) print(`    inputs: ${inputList(a)}; pass them as --input KEY=VALUE`);
       continue;
     }
-    console.log(`  waiting for approval: ${a.nodeId} (${a.iteration ? `iteration ${a.iteration}, ` : ""}review, round ${a.round}) — ${a.prompt ?? a.title ?? ""}`);
-    if (a.input?.length) console.log(`    inputs: ${inputList(a)}; pass them as --input KEY=VALUE`);
+    print(`  waiting for approval: ${a.nodeId} (${a.iteration ? `iteration ${a.iteration}, ` : ""}review, round ${a.round}) — ${a.prompt ?? a.title ?? ""}`);
+    if (a.input?.length) print(`    inputs: ${inputList(a)}; pass them as --input KEY=VALUE`);
     const last = a.history?.at(-1);
-    if (last) console.log(`    last round: ${historyLine(last)}`);
-    console.log(`    its output: npx smithers logs ${a.runId} --node ${a.nodeId}${a.iteration ? ` --iteration ${a.iteration}` : ""}${db}`);
+    if (last) print(`    last round: ${historyLine(last)}`);
+    print(`    its output: npx smithers logs ${a.runId} --node ${a.nodeId}${a.iteration ? ` --iteration ${a.iteration}` : ""}${db}`);
   }
 }
 
@@ -740,15 +721,15 @@ function printDecisionCommands(pending, db = "") {
   for (const a of pending) {
     const sel = (pending.length > 1 ? ` --node ${a.nodeId}${a.iteration ? ` --iteration ${a.iteration}` : ""}` : "") + db;
     if (a.mode === "human") {
-      console.log(`  answer:  npx smithers approve ${a.runId} ${a.nodeId}${a.iteration ? ` --iteration ${a.iteration}` : ""}${db} --note '<json>'`);
-      console.log(`  deny:    npx smithers deny ${a.runId}${sel}`);
+      print(`  answer:  npx smithers approve ${a.runId} ${a.nodeId}${a.iteration ? ` --iteration ${a.iteration}` : ""}${db} --note '<json>'`);
+      print(`  deny:    npx smithers deny ${a.runId}${sel}`);
     } else if (isReview(a)) {
-      console.log(`  approve:   npx smithers approve ${a.runId}${sel}`);
-      console.log(`  push-back: npx smithers push-back ${a.runId}${sel}`);
-      console.log(`  reject:    npx smithers reject ${a.runId}${sel}`);
+      print(`  approve:   npx smithers approve ${a.runId}${sel}`);
+      print(`  push-back: npx smithers push-back ${a.runId}${sel}`);
+      print(`  reject:    npx smithers reject ${a.runId}${sel}`);
     } else {
-      console.log(`  approve: npx smithers approve ${a.runId}${sel}`);
-      console.log(`  deny:    npx smithers deny ${a.runId}${sel}`);
+      print(`  approve: npx smithers approve ${a.runId}${sel}`);
+      print(`  deny:    npx smithers deny ${a.runId}${sel}`);
     }
   }
 }
@@ -824,13 +805,13 @@ async function decide(kind, args, command = kind) {
   const pending = runStatus === "waiting-approval" ? engine.pendingApprovals({ runId: id }) : [];
   if (v.json) {
     const failed = resumeError ? { resumeError } : {};
-    console.log(JSON.stringify({ ok: true, ...recorded, runStatus, run, pendingApprovals: pending, ...failed }, null, 2));
+    print(JSON.stringify({ ok: true, ...recorded, runStatus, run, pendingApprovals: pending, ...failed }, null, 2));
   } else {
-    printDecision(id, recorded);
-    console.log(`run ${id}: ${runStatus}${run?.error ? ` (${run.error.code}: ${run.error.message})` : ""}`);
+    for (const line of decisionLines(id, recorded)) print(line);
+    print(`run ${id}: ${runStatus}${run?.error ? ` (${run.error.code}: ${run.error.message})` : ""}`);
     if (resumeError) {
-      console.error(`smithers: ${resumeError.code}: the decision is recorded, but the run could not be resumed: ${resumeError.message}`);
-      if (runStatus === "running") console.error(resumeHint(id, resumeError.code, engine.dbPath));
+      printErr(`smithers: ${resumeError.code}: the decision is recorded, but the run could not be resumed: ${resumeError.message}`);
+      if (runStatus === "running") printErr(resumeHint(id, resumeError.code, engine.dbPath));
     } else if (run) {
       const db = dbArg(engine.dbPath);
       printPending(id, pending, db);
@@ -838,7 +819,7 @@ async function decide(kind, args, command = kind) {
       // A sub-run that ended woke its caller, which this process then drove on.
       const caller = run.caller;
       if (caller?.runId) {
-        console.log(`caller run ${caller.runId}: ${caller.status}${caller.error ? ` (${caller.error.code}: ${caller.error.message})` : ""}`);
+        print(`caller run ${caller.runId}: ${caller.status}${caller.error ? ` (${caller.error.code}: ${caller.error.message})` : ""}`);
         if (caller.status === "waiting-approval") {
           const waiting = engine.pendingApprovals({ runId: caller.runId });
           printPending(caller.runId, waiting, db);
@@ -846,9 +827,9 @@ async function decide(kind, args, command = kind) {
         }
       }
     } else if (recorded.owner) {
-      console.log(`run ${id} is driven by ${recorded.owner}; it picks the decision up`);
+      print(`run ${id} is driven by ${recorded.owner}; it picks the decision up`);
     } else if (recorded.needsResume) {
-      console.log(`not resumed; run: npx smithers resume ${id}${dbArg(engine.dbPath)}`);
+      print(notResumedLine(id, engine.dbPath));
     }
   }
   engine.close();
@@ -857,39 +838,20 @@ async function decide(kind, args, command = kind) {
 }
 
 /**
- * "approved deploy in run r1 by alice"; a review names its round once it has had several:
- * "pushed-back metrics (round 1) …", "approved check (iteration 2, round 3) …".
- */
-function printDecision(id, recorded) {
-  const where = [];
-  if (recorded.iteration) where.push(`iteration ${recorded.iteration}`);
-  if (recorded.kind === "review" && (recorded.round > 1 || recorded.status === "pushed-back")) where.push(`round ${recorded.round}`);
-  console.log(`${recorded.status} ${recorded.nodeId}${where.length ? ` (${where.join(", ")})` : ""} in run ${id} by ${recorded.decidedBy ?? "?"}`);
-  const sent = Object.entries(recorded.inputs ?? {});
-  if (sent.length) console.log(`  inputs: ${sent.map(([k, val]) => `${k}=${val}`).join(", ")}`);
-}
-
-/**
  * A <HumanTask> answer that does not fit the task's schema: it counts as an attempt and the
  * task waits for another (until maxAttempts, then it fails). Exit 1: the answer was refused.
  */
 async function refusedAnswer(engine, recorded, json, done) {
-  const { attempt, maxAttempts, error, runId: id } = recorded;
-  const left = maxAttempts - attempt;
   // The last attempt failed the task: the resumed run ends (failed, unless continueOnFail).
   const run = done ? await done.catch(() => null) : null;
   if (run?.status) recorded.runStatus = run.status;
+  const text = refusedAnswerText(recorded);
   if (json) {
-    console.log(JSON.stringify({ ok: false, error: { ...error, details: { nodeId: recorded.nodeId, attempt, maxAttempts } }, ...recorded }, null, 2));
+    print(text.json);
   } else {
-    console.error(`smithers: ${error.code}: ${error.message}`);
-    console.log(
-      left > 0
-        ? `answer ${attempt} of ${maxAttempts} for ${recorded.nodeId} refused; it waits for another answer (${left} left)`
-        : `answer ${attempt} of ${maxAttempts} for ${recorded.nodeId} refused; no attempts left: the task failed`,
-    );
-    console.log(`run ${id}: ${recorded.runStatus}`);
-    if (recorded.needsResume && !run) console.log(`not resumed; run: npx smithers resume ${id}${dbArg(engine.dbPath)}`);
+    printErr(text.stderr);
+    for (const line of text.stdout) print(line);
+    if (recorded.needsResume && !run) print(notResumedLine(recorded.runId, engine.dbPath));
   }
   engine.close();
   return 1;
@@ -919,21 +881,6 @@ function resumeHint(id, code, dbPath) {
     : `  resume it with: npx smithers resume ${id}${dbArg(dbPath)}`;
 }
 
-/** SMITHERS_FORBID_SELF_APPROVAL=1: whoever started a run may not approve it. */
-function forbidSelfApproval() {
-  return /^(1|true|yes)$/i.test(process.env.SMITHERS_FORBID_SELF_APPROVAL ?? "");
-}
-
-/** $USER / $USERNAME, else the account the process runs as (containers and CI often set neither). */
-function osUser() {
-  if (process.env.USER || process.env.USERNAME) return process.env.USER || process.env.USERNAME;
-  try {
-    return userInfo().username || undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 // ---------------------------------------------------------------- views
 
 async function ps(args) {
@@ -948,13 +895,67 @@ async function ps(args) {
   const engine = await openEngine(findDb(v), { readOnly: true });
   const runs = engine.listRuns({ status: v.status, limit });
   if (v.json) {
-    console.log(JSON.stringify({ ok: true, runs }, null, 2));
+    print(JSON.stringify({ ok: true, runs }, null, 2));
   } else if (runs.length === 0) {
-    console.log("no runs");
+    print("no runs");
   } else {
-    console.log(table(["RUN", "WORKFLOW", "STATUS", "PENDING", "CREATED"], runs.map((r) => [r.runId, r.workflowName, r.status, String(r.pendingApprovals), r.createdAt])));
+    print(runsTable(runs));
   }
   engine.close();
+  return 0;
+}
+
+
+async function deliveries(args) {
+  const v = args.values;
+  const [word, id, extra] = args.positionals;
+  if (word === "retry") {
+    if (!id || extra !== undefined) throw usage("retry takes one delivery id", "deliveries");
+    const engine = await openEngine(findDb(v));
+    try {
+      const row = engine.native.retryDelivery(id, Date.now());
+      print(v.json ? JSON.stringify({ ok: true, delivery: row }, null, 2) : `delivery ${id}: pending again`);
+    } finally {
+      engine.close();
+    }
+    return 0;
+  }
+  if (word !== undefined) throw usage(`unexpected argument ${JSON.stringify(word)}`, "deliveries");
+  const limit = v.limit === undefined ? 50 : Number(v.limit);
+  if (!Number.isInteger(limit) || limit < 1) throw usage("--limit must be a whole number ≥ 1", "deliveries");
+  const { DELIVERY_STATUSES } = await vocabulary();
+  if (v.status !== undefined && !DELIVERY_STATUSES.includes(v.status)) {
+    throw usage(`--status must be one of ${DELIVERY_STATUSES.join(", ")}; got ${JSON.stringify(v.status)}`, "deliveries");
+  }
+  const engine = await openEngine(findDb(v), { readOnly: true });
+  let rows;
+  try {
+    rows = engine.native.listDeliveries({ status: v.status, runId: v.run, target: v.target, limit, withBody: v.body });
+  } finally {
+    engine.close();
+  }
+  if (v.json) {
+    print(JSON.stringify({ ok: true, deliveries: rows }, null, 2));
+  } else if (rows.length === 0) {
+    print("no deliveries");
+  } else {
+    const when = (ms) => (ms ? new Date(ms).toISOString() : "");
+    print(
+      table(
+        ["DELIVERY", "TARGET", "EVENT", "RUN", "STATUS", "ATTEMPTS", "LAST", "NEXT/DONE"],
+        rows.map((d) => [
+          d.deliveryId,
+          d.target,
+          d.eventType,
+          d.runId ?? "",
+          d.status,
+          String(d.attempts),
+          d.lastStatusCode ? `HTTP ${d.lastStatusCode}` : printable(d.lastError ?? "").slice(0, 40),
+          d.status === "delivered" ? when(d.deliveredAtMs) : d.status === "pending" ? when(d.nextAttemptAtMs) : "",
+        ]),
+      ),
+    );
+  }
   return 0;
 }
 
@@ -964,7 +965,7 @@ async function inspect(args) {
   const info = engine.inspect(id);
   engine.close();
   if (args.values.json) {
-    console.log(JSON.stringify({ ok: true, ...info }, null, 2));
+    print(JSON.stringify({ ok: true, ...info }, null, 2));
     return 0;
   }
   const r = info.run;
@@ -1004,14 +1005,14 @@ async function inspect(args) {
     }
   }
   if (info.agentAttempts?.length > 0) {
-    console.log("\nagent calls:");
+    print("\nagent calls:");
     for (const a of info.agentAttempts) {
       const answer = (a.responseText ?? "").replace(/\s+/g, " ").trim();
       const shown = answer.length > 100 ? `${answer.slice(0, 100)}…` : answer || "(no answer)";
-      console.log(`  ${a.nodeId} [${a.iteration}] attempt ${a.attempt} ${a.state}${agentNote(a)}: ${shown}`);
-      if (a.agent?.followUp) console.log(`    follow-up asked: ${a.agent.followUp.reason}`);
+      print(`  ${a.nodeId} [${a.iteration}] attempt ${a.attempt} ${a.state}${agentNote(a)}: ${shown}`);
+      if (a.agent?.followUp) print(`    follow-up asked: ${a.agent.followUp.reason}`);
     }
-    console.log(`  (prompts and answers in full: npx smithers logs ${r.runId} --both)`);
+    print(`  (prompts and answers in full: npx smithers logs ${r.runId} --both)`);
   }
   if (info.outputs.length > 0) {
     say("\noutputs:");
@@ -1110,7 +1111,7 @@ async function why(args) {
   const report = diagnose(engine.inspect(id), dbArg(engine.dbPath));
   engine.close();
   if (args.values.json) {
-    console.log(JSON.stringify({ ok: true, ...report }, null, 2));
+    print(JSON.stringify({ ok: true, ...report }, null, 2));
     return 0;
   }
   say(`run ${report.runId}: ${report.status}`);
@@ -1160,13 +1161,14 @@ async function logs(args) {
     engine.close();
   }
   if (v.json) {
-    console.log(JSON.stringify({ ok: true, runId: id, attempts }, null, 2));
+    print(JSON.stringify({ ok: true, runId: id, attempts }, null, 2));
     return 0;
   }
   if (attempts.length === 0) {
-    console.log(v.node ? `no command or agent output for ${v.node} in run ${id} (it ran none yet)` : `no command or agent output in run ${id}`);
+    print(v.node ? `no command or agent output for ${v.node} in run ${id} (it ran none yet)` : `no command or agent output in run ${id}`);
     return 0;
   }
+  const { agentLog } = await import("./follow.js");
   const text = (t) => (t === "" || t.endsWith("\n") ? t : `${t}\n`);
   for (const a of attempts) {
     // "exit 0", "exit 7", or the state when there is no exit code (killed, still running,
@@ -1176,13 +1178,13 @@ async function logs(args) {
     const how = !exited ? a.state : plain ? `exit ${a.exitCode}` : `exit ${a.exitCode}, ${a.state}`;
     const head = `== ${a.nodeId}${a.iteration ? ` [iteration ${a.iteration}]` : ""} (attempt ${a.attempt}, ${how}${agentNote(a)})`;
     if (a.prompt != null) {
-      process.stdout.write(`${head} ==\n${agentLog(a, v)}`);
+      printRaw(`${head} ==\n${agentLog(a, v)}`);
     } else if (v.both) {
-      process.stdout.write(`${head} ==\n-- stdout --\n${text(a.stdout)}-- stderr --\n${text(a.stderr)}`);
+      printRaw(`${head} ==\n-- stdout --\n${text(a.stdout)}-- stderr --\n${text(a.stderr)}`);
     } else if (v.stderr) {
-      process.stdout.write(`${head} stderr ==\n${text(a.stderr)}`);
+      printRaw(`${head} stderr ==\n${text(a.stderr)}`);
     } else {
-      process.stdout.write(`${head} ==\n${text(a.stdout)}`);
+      printRaw(`${head} ==\n${text(a.stdout)}`);
     }
   }
   return 0;
@@ -1191,12 +1193,13 @@ async function logs(args) {
 /** `smithers logs --follow`: the run's command output as it is written, until the run ends. */
 async function followLogs(id, v, filter) {
   if (v.json) throw usage("--follow prints lines as they are written; leave out --json", "logs");
+  const { OutputTail, outputLine, pollUntilEnd } = await import("./follow.js");
   const engine = await openEngine(findDb(v), { readOnly: true });
   try {
     const streams = v.both ? ["stdout", "stderr"] : v.stderr ? ["stderr"] : ["stdout"];
     const tail = new OutputTail(engine.native, id, { ...filter, streams });
     const write = (lines) => {
-      for (const l of lines) process.stdout.write(`${outputLine(l)}\n`);
+      for (const l of lines) print(outputLine(l));
     };
     const status = await pollUntilEnd(engine.native, id, () => write(tail.poll()), { stopped: false });
     write(tail.flush());
@@ -1215,13 +1218,14 @@ async function events(args) {
     cursor = Number(v.after);
     if (!Number.isInteger(cursor) || cursor < 0) throw usage("--after must be a whole number ≥ 0", "events");
   }
+  const { eventLine, pollUntilEnd } = await import("./follow.js");
   const engine = await openEngine(findDb(v), { readOnly: true });
   try {
     if (v.run) engine.getRun(v.run); // RUN_NOT_FOUND before anything is printed
     const drain = () => {
       for (;;) {
         const batch = v.run ? engine.events(v.run, { afterSeq: cursor, limit: 1000 }) : engine.feed(cursor, 1000);
-        for (const e of batch) process.stdout.write(`${v.json ? JSON.stringify(e) : eventLine(e)}\n`);
+        for (const e of batch) print(v.json ? JSON.stringify(e) : eventLine(e));
         if (batch.length > 0) cursor = v.run ? batch.at(-1).seq : batch.at(-1).feedId;
         if (batch.length < 1000) return;
       }
@@ -1252,15 +1256,9 @@ async function cancel(args) {
   const engine = await openEngine(findDb(args.values));
   const result = engine.cancel(id);
   engine.close();
-  console.log(args.values.json ? JSON.stringify({ ok: true, ...result }, null, 2) : `run ${id}: ${result.status}`);
+  print(args.values.json ? JSON.stringify({ ok: true, ...result }, null, 2) : `run ${id}: ${result.status}`);
   return 0;
 }
 
 /** A line of text output that may hold what users wrote (notes, task errors, stderr lines). */
-const say = (line = "") => console.log(printable(line));
-
-function table(header, rows) {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
-  const line = (cells) => cells.map((c, i) => String(c).padEnd(widths[i])).join("  ").trimEnd();
-  return [line(header), ...rows.map(line)].join("\n");
-}
+const say = (line = "") => print(printable(line));

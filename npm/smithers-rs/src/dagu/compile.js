@@ -15,7 +15,6 @@
 // Node ids are the steps' names (an `id:` is another name for the step in depends,
 // rewind_to). Every step writes to one of two tables: dagu_step (commands), dagu_call
 // (sub-DAGs). Any key not listed here is refused with its line (DAGU_UNKNOWN_KEY).
-import { existsSync, readFileSync } from "node:fs";
 import { basename, dirname, extname, resolve as resolvePath } from "node:path";
 import { TableRegistry, graphWorkflow } from "../builder.js";
 import { SmithersError, keyPath, locatedError } from "../errors.js";
@@ -23,6 +22,10 @@ import { RESERVED_ENV } from "../contract.js";
 import { commandResultSchema, subRunResultSchema } from "../schema.js";
 import { expandEnvTemplates, shellWords, substituteDaguVars } from "../templates.js";
 import { parseDagu } from "./parse.js";
+
+// node:fs through getBuiltinModule: an ES import of it builds its whole namespace, which loads
+// fs/promises and Node's streams (start-up: ARCHITECTURE.md).
+const { existsSync, readFileSync } = process.getBuiltinModule("node:fs");
 
 const TOP_KEYS = [
   "name", "description", "type", "params", "env", "working_dir", "shell", "steps",

@@ -1,8 +1,13 @@
 // Reading a Dagu DAG file: parse it with the `yaml` package (YAML 1.2, duplicate keys
 // refused) and keep a map from value paths to source lines, so every later error names the
 // file, the line and the key, as the TOON loader does.
-import { LineCounter, isMap, isPair, isScalar, isSeq, parseAllDocuments } from "yaml";
+import { createRequire } from "node:module";
 import { keyPath, locatedError } from "../errors.js";
+
+// Required on first use (its CommonJS build, the one Node's import of "yaml" gives too):
+// the package index exports compileDagu, and importing smithers-rs should not load a YAML
+// parser for workflows that have none.
+const require = createRequire(import.meta.url);
 
 /**
  * @param {string} text
@@ -10,6 +15,7 @@ import { keyPath, locatedError } from "../errors.js";
  * @returns {{ doc: unknown, lineOf: (path: (string | number)[]) => number | null }}
  */
 export function parseDagu(text, file) {
+  const { LineCounter, isMap, isPair, isScalar, isSeq, parseAllDocuments } = require("yaml");
   const lineCounter = new LineCounter();
   const docs = parseAllDocuments(text.replace(/^\uFEFF/, ""), { lineCounter, uniqueKeys: true, prettyErrors: true });
   const list = Array.isArray(docs) ? docs : [];

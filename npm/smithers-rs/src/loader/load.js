@@ -1,16 +1,39 @@
-import { existsSync } from "node:fs";
-import { register } from "node:module";
+import module, { createRequire } from "node:module";
 import { extname, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { SmithersError } from "../errors.js";
 
-let registered = false;
+// node:fs through getBuiltinModule: an ES import of it builds its whole namespace, which loads
+// fs/promises and Node's streams (start-up: ARCHITECTURE.md).
+const { existsSync } = process.getBuiltinModule("node:fs");
 
-/** Install the .tsx/.ts loader hooks (loader/hooks.js) once per process. */
+let registered = false;
+/** Node has `module.registerHooks` (22.15, 23.5 and later): hooks run in this thread. */
+const SYNC_HOOKS = typeof module.registerHooks === "function";
+
+/**
+ * With `module.register`, every module loaded once the hooks exist is resolved and loaded on
+ * Node's loader thread, two message round trips each: this package's own modules (what every
+ * workflow imports, and the driver that runs it) are loaded before, without them.
+ */
+const preload = () => Promise.all([import("../index.js"), import("../driver.js")]);
+
+/**
+ * Install the workflow loader hooks (loader/hooks.js) once per process: in this thread with
+ * `module.registerHooks` where Node has it (22.15, 23.5 and later), else on Node's loader
+ * thread with `module.register`.
+ */
 export function registerLoader() {
   if (registered) return;
   registered = true;
-  register(new URL("./hooks.js", import.meta.url));
+  // Source maps of compiled files: stack traces name the user's file and line.
+  process.setSourceMapsEnabled(true);
+  if (SYNC_HOOKS) {
+    // require(esm): registerLoader is synchronous, and every Node with registerHooks has it.
+    module.registerHooks(createRequire(import.meta.url)("./hooks.js").syncHooks);
+  } else {
+    module.register(new URL("./hooks.js", import.meta.url));
+  }
 }
 
 /**
@@ -33,6 +56,7 @@ export async function loadWorkflow(path) {
     const { loadDaguWorkflow } = await import("../dagu/compile.js");
     return loadDaguWorkflow(absolute);
   }
+  if (!SYNC_HOOKS) await preload();
   registerLoader();
   let mod;
   try {

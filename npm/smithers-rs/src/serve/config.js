@@ -4,14 +4,20 @@ import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { basename, dirname, extname, resolve } from "node:path";
 import { SmithersError } from "../errors.js";
+import { DEFAULT_LINK_TTL_MS } from "./links.js";
+import { GATE_EVENTS, WEBHOOK_FORMATS, webhookKey } from "./webhooks.js";
 
-const KEYS = new Set(["tokens", "forbidSelfApproval", "mailOnWait", "publicUrl", "workflows", "workers"]);
+const KEYS = new Set(["tokens", "forbidSelfApproval", "mailOnWait", "publicUrl", "workflows", "workers", "webhooks", "links"]);
 const WORKER_KEYS = new Set(["renderTimeoutMs", "blockedTimeoutMs", "max"]);
 /** A name under which a workflow file may be started over HTTP (`/v1/runs`, Dagu's `/dags/{name}/start`). */
 const WORKFLOW_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 const TOKEN_KEYS = new Set(["user", "token", "tokenSha256", "scopes"]);
-const MAIL_KEYS = new Set(["smtp", "from", "to", "subjectPrefix", "inboxUrl"]);
-const SMTP_KEYS = new Set(["host", "port", "secure", "starttls", "user", "pass", "rejectUnauthorized", "timeoutMs"]);
+const MAIL_KEYS = new Set(["smtp", "from", "to", "subjectPrefix", "inboxUrl", "links"]);
+const SMTP_KEYS = new Set(["host", "port", "secure", "starttls", "user", "pass", "auth", "rejectUnauthorized", "timeoutMs"]);
+const WEBHOOK_KEYS = new Set(["name", "url", "secret", "events", "format", "links", "timeoutMs", "retry"]);
+const RETRY_KEYS = new Set(["maxAttempts", "initialDelayMs", "maxDelayMs"]);
+const LINKS_KEYS = new Set(["secret", "ttlMs"]);
+const WEBHOOK_NAME = /^[A-Za-z0-9_-]{1,64}$/;
 
 /** The file used when neither --config nor $SMITHERS_SERVE_CONFIG names one (if it exists). */
 export const DEFAULT_CONFIG_FILE = "smithers.serve.json";
@@ -74,7 +80,95 @@ export function loadServeConfig(options = {}) {
   const mailOnWait = file.mailOnWait === undefined ? null : parseMail(file.mailOnWait, `${where}: mailOnWait`, env);
   const workflows = file.workflows === undefined ? new Map() : parseWorkflows(file.workflows, `${where}: workflows`, dirname(path));
   const workers = parseWorkers(file.workers ?? {}, `${where}: workers`);
-  return { path: where === "configuration" ? null : where, tokens, forbidSelfApproval, mailOnWait, publicUrl: file.publicUrl ?? null, workflows, workers };
+  const links = parseLinks(file.links, `${where}: links`, env);
+  const webhooks = file.webhooks === undefined ? [] : parseWebhooks(file.webhooks, `${where}: webhooks`);
+  // A link decides as a configured user: one the configuration does not know could never be used.
+  const users = new Set(tokens.map((t) => t.user));
+  const approvers = [
+    ...webhooks.filter((w) => w.links).map((w) => [`${where}: webhooks.${w.name}.links.approver`, w.links.approver]),
+    ...Object.values(mailOnWait?.links?.approvers ?? {}).map((user) => [`${where}: mailOnWait.links.approvers`, user]),
+  ];
+  for (const [at, user] of approvers) {
+    if (!links) throw invalid(at, "decision links need a links secret (links.secret or $SMITHERS_LINK_SECRET)");
+    if (!users.has(user)) throw invalid(at, `${JSON.stringify(user)} is not a user of any configured token`);
+  }
+  return { path: where === "configuration" ? null : where, tokens, forbidSelfApproval, mailOnWait, publicUrl: file.publicUrl ?? null, workflows, workers, webhooks, links };
+}
+
+/**
+ * `links`: the secret that signs approve/deny links (at least 32 characters; or
+ * $SMITHERS_LINK_SECRET) and how long a link lasts (`ttlMs`, default 24 h). Every serve on one
+ * database should have the same secret, so a link works whichever of them it reaches.
+ */
+function parseLinks(value, where, env) {
+  if (value === undefined && !env.SMITHERS_LINK_SECRET) return null;
+  const links = value ?? {};
+  if (!links || typeof links !== "object" || Array.isArray(links)) throw invalid(where, "must be an object");
+  for (const key of Object.keys(links)) {
+    if (!LINKS_KEYS.has(key)) throw invalid(where, `unknown key ${JSON.stringify(key)} (known: ${[...LINKS_KEYS].join(", ")})`);
+  }
+  const secret = links.secret ?? env.SMITHERS_LINK_SECRET;
+  if (typeof secret !== "string" || secret.length < 32) throw invalid(where, "secret (or $SMITHERS_LINK_SECRET) must be at least 32 characters");
+  const ttlMs = links.ttlMs ?? DEFAULT_LINK_TTL_MS;
+  if (!(Number.isInteger(ttlMs) && ttlMs >= 1000)) throw invalid(where, "ttlMs must be a whole number of milliseconds ≥ 1000");
+  return { secret, ttlMs };
+}
+
+/**
+ * `webhooks`: `[{name, url, secret: "whsec_…", events, format: "json" | "slack", links:
+ * {approver}, timeoutMs, retry: {maxAttempts, initialDelayMs, maxDelayMs}}]`.
+ */
+function parseWebhooks(list, where) {
+  if (!Array.isArray(list)) throw invalid(where, "must be an array of {name, url, secret, events, …}");
+  const names = new Set();
+  return list.map((w, i) => {
+    const at = `${where}[${i}]`;
+    if (!w || typeof w !== "object" || Array.isArray(w)) throw invalid(at, "must be an object");
+    for (const key of Object.keys(w)) {
+      if (!WEBHOOK_KEYS.has(key)) throw invalid(at, `unknown key ${JSON.stringify(key)} (known: ${[...WEBHOOK_KEYS].join(", ")})`);
+    }
+    if (typeof w.name !== "string" || !WEBHOOK_NAME.test(w.name)) throw invalid(at, "name must be 1-64 letters, digits, _ and -");
+    if (names.has(w.name)) throw invalid(at, `two webhooks are named ${JSON.stringify(w.name)}`);
+    names.add(w.name);
+    if (!isHttpUrl(w.url)) throw invalid(at, "url must be an http(s) URL");
+    const format = w.format ?? "json";
+    if (!WEBHOOK_FORMATS.includes(format)) throw invalid(at, `format must be one of ${WEBHOOK_FORMATS.join(", ")}`);
+    // Slack's incoming webhooks check no signature; every other receiver should.
+    if (w.secret === undefined && format !== "slack") throw invalid(at, 'secret ("whsec_" + base64 of 24-64 random bytes) is required');
+    if (w.secret !== undefined) {
+      try {
+        webhookKey(w.secret);
+      } catch (e) {
+        throw invalid(at, `secret: ${e.message}`);
+      }
+    }
+    const events = w.events ?? ["gate.waiting", "gate.decided"];
+    if (!Array.isArray(events) || events.length === 0) throw invalid(at, "events must be a non-empty array");
+    for (const e of events) {
+      if (!(e in GATE_EVENTS)) throw invalid(at, `unknown event ${JSON.stringify(e)} (known: ${Object.keys(GATE_EVENTS).join(", ")})`);
+      if (GATE_EVENTS[e] === null) throw invalid(at, `event ${JSON.stringify(e)} is not produced yet (it comes with gate deadlines and reminders)`);
+    }
+    let links = null;
+    if (w.links !== undefined) {
+      if (!w.links || typeof w.links !== "object" || Object.keys(w.links).some((k) => k !== "approver") || typeof w.links.approver !== "string") {
+        throw invalid(`${at}.links`, 'must be {"approver": "<a configured user>"}');
+      }
+      links = { approver: w.links.approver };
+    }
+    const timeoutMs = w.timeoutMs ?? 10_000;
+    if (!(Number.isInteger(timeoutMs) && timeoutMs >= 100 && timeoutMs <= 120_000)) throw invalid(at, "timeoutMs must be a whole number from 100 to 120000");
+    const retry = w.retry ?? {};
+    if (!retry || typeof retry !== "object" || Array.isArray(retry)) throw invalid(`${at}.retry`, "must be an object");
+    for (const key of Object.keys(retry)) {
+      if (!RETRY_KEYS.has(key)) throw invalid(`${at}.retry`, `unknown key ${JSON.stringify(key)} (known: ${[...RETRY_KEYS].join(", ")})`);
+    }
+    const r = { maxAttempts: retry.maxAttempts ?? 8, initialDelayMs: retry.initialDelayMs ?? 1000, maxDelayMs: retry.maxDelayMs ?? 3_600_000 };
+    if (!(Number.isInteger(r.maxAttempts) && r.maxAttempts >= 1 && r.maxAttempts <= 100)) throw invalid(`${at}.retry`, "maxAttempts must be a whole number from 1 to 100");
+    for (const key of ["initialDelayMs", "maxDelayMs"]) {
+      if (!(Number.isInteger(r[key]) && r[key] >= 10)) throw invalid(`${at}.retry`, `${key} must be a whole number of milliseconds ≥ 10`);
+    }
+    return { name: w.name, url: w.url, secret: w.secret ?? null, events, format, links, timeoutMs, retry: r };
+  });
 }
 
 /**
@@ -180,15 +274,55 @@ function parseMail(mail, where, env) {
     throw invalid(where, "to must be an address or a non-empty array of addresses");
   }
   if (mail.inboxUrl !== undefined && !isHttpUrl(mail.inboxUrl)) throw invalid(where, "inboxUrl must be an http(s) URL");
-  // The password may stay out of the file.
+  let links = null;
+  if (mail.links !== undefined) {
+    const approvers = mail.links?.approvers;
+    const ok =
+      mail.links && typeof mail.links === "object" && Object.keys(mail.links).every((k) => k === "approvers") &&
+      approvers && typeof approvers === "object" && !Array.isArray(approvers) &&
+      Object.entries(approvers).every(([address, user]) => to.includes(address) && typeof user === "string");
+    if (!ok) throw invalid(`${where}.links`, 'must be {"approvers": {"<an address of to>": "<a configured user>", …}}');
+    links = { approvers: { ...approvers } };
+  }
+  // The password (or the OAuth2 secrets) may stay out of the file.
   const pass = smtp.pass ?? env.SMITHERS_SMTP_PASSWORD;
+  const auth = smtp.auth === undefined ? undefined : parseSmtpAuth(smtp.auth, `${where}.smtp.auth`, env);
   return {
-    smtp: { ...smtp, ...(pass !== undefined ? { pass } : {}) },
+    smtp: { ...smtp, ...(pass !== undefined ? { pass } : {}), ...(auth ? { auth } : {}) },
     from: mail.from,
     to,
     subjectPrefix: mail.subjectPrefix ?? "[smithers]",
     inboxUrl: mail.inboxUrl ?? null,
+    links,
   };
+}
+
+const OAUTH2_KEYS = new Set(["type", "user", "accessToken", "clientId", "clientSecret", "refreshToken", "accessUrl", "expires"]);
+
+/**
+ * `smtp.auth` for XOAUTH2 (Gmail, Microsoft 365): `{type: "OAuth2", user, accessToken}` or,
+ * to have nodemailer fetch access tokens, `{type: "OAuth2", user, clientId, clientSecret,
+ * refreshToken, accessUrl?}`. Secrets may come from $SMITHERS_SMTP_OAUTH_CLIENT_SECRET,
+ * $SMITHERS_SMTP_OAUTH_REFRESH_TOKEN, $SMITHERS_SMTP_OAUTH_ACCESS_TOKEN.
+ */
+function parseSmtpAuth(auth, where, env) {
+  if (!auth || typeof auth !== "object" || Array.isArray(auth)) throw invalid(where, "must be an object");
+  for (const key of Object.keys(auth)) {
+    if (!OAUTH2_KEYS.has(key)) throw invalid(where, `unknown key ${JSON.stringify(key)} (known: ${[...OAUTH2_KEYS].join(", ")})`);
+  }
+  if (auth.type !== "OAuth2") throw invalid(where, 'type must be "OAuth2" (for a password use smtp.user and smtp.pass)');
+  const out = {
+    ...auth,
+    clientSecret: auth.clientSecret ?? env.SMITHERS_SMTP_OAUTH_CLIENT_SECRET,
+    refreshToken: auth.refreshToken ?? env.SMITHERS_SMTP_OAUTH_REFRESH_TOKEN,
+    accessToken: auth.accessToken ?? env.SMITHERS_SMTP_OAUTH_ACCESS_TOKEN,
+  };
+  for (const k of Object.keys(out)) if (out[k] === undefined) delete out[k];
+  if (typeof out.user !== "string" || !out.user) throw invalid(where, "user is required");
+  if (!out.accessToken && !(out.clientId && out.clientSecret && out.refreshToken)) {
+    throw invalid(where, "give accessToken, or clientId, clientSecret and refreshToken");
+  }
+  return out;
 }
 
 function isHttpUrl(value) {

@@ -2,3 +2,4 @@
 // the API and the inbox itself.
 export { startServer } from "./server.js";
 export { loadServeConfig, generatedToken } from "./config.js";
+export { signWebhook, verifyWebhook, newWebhookSecret, GATE_EVENTS } from "./webhooks.js";

@@ -13,12 +13,17 @@ export interface SmtpOptions {
    * `true` / `false` mean "always" / "never".
    */
   starttls?: "auto" | "always" | "never" | boolean;
-  /** Set to authenticate (AUTH PLAIN when offered, else AUTH LOGIN). */
+  /** Set to authenticate with a password (nodemailer picks PLAIN, LOGIN or CRAM-MD5 as offered). */
   user?: string;
   pass?: string;
+  /**
+   * XOAUTH2 instead of a password (Gmail, Microsoft 365): an access token, or a client id,
+   * secret and refresh token that nodemailer exchanges for access tokens at `accessUrl`.
+   */
+  auth?: { type: "OAuth2"; user: string; accessToken?: string; clientId?: string; clientSecret?: string; refreshToken?: string; accessUrl?: string; expires?: number };
   /** Verify the server's TLS certificate. Default true. */
   rejectUnauthorized?: boolean;
-  /** Limit for the whole exchange, connect to QUIT. Default 15000. */
+  /** How long the server may stay silent (connecting, the greeting, each reply). Default 15000. */
   timeoutMs?: number;
   /** The name given in EHLO/HELO. Default os.hostname() ("localhost" if that is not a domain). */
   clientName?: string;
@@ -43,7 +48,7 @@ export interface MailMessage {
 export interface SendMailResult {
   /** The Message-ID header, "<…@domain-of-from>". */
   messageId: string;
-  /** The envelope recipients (every one was accepted; a rejected one throws). */
+  /** The envelope recipients (every one was accepted; a rejected one throws MAIL_REJECTED, naming those that got it). */
   accepted: string[];
   /** The server's reply to the end of DATA, e.g. "250 2.0.0 Ok: queued as 4F1A2". */
   response: string;
@@ -64,7 +69,7 @@ export type MailErrorCode =
   | "MAIL_TIMEOUT"
   | "INVALID_ARGUMENT";
 
-/** Sends one message over SMTP (one connection, then QUIT). Rejects with a SmithersError. */
+/** Sends one message over SMTP with nodemailer (one connection). Rejects with a SmithersError. */
 export function sendMail(smtp: SmtpOptions, message: MailMessage): Promise<SendMailResult>;
 
 /** A run as `smithers serve` knows it. */
@@ -88,6 +93,8 @@ export interface WaitMailGate {
   required: string[];
   /** ISO 8601. */
   requestedAt: string;
+  /** Signed approve/deny links for the one recipient of this message (serve's mailOnWait.links). */
+  links?: { approve: string; deny: string; approver: string; expiresAt: string } | null;
 }
 
 export interface WaitMailOptions {
@@ -129,9 +136,6 @@ export function buildMessage(
 
 /** Quoted-printable of UTF-8 text with CRLF line endings. */
 export function quotedPrintable(text: string): string;
-
-/** SMTP dot-stuffing of CRLF text. */
-export function dotStuff(data: string): string;
 
 /** RFC 5322 date-time in local time, e.g. "Tue, 05 May 2026 14:03:09 +0200". */
 export function rfc5322Date(date?: Date): string;

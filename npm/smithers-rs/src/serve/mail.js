@@ -1,25 +1,21 @@
-// Mail for `smithers serve`: a small SMTP client over node:net / node:tls (no dependency),
-// and the "run is waiting for approval" message it sends (mailOnWait).
+// Mail for `smithers serve` and workflows' `mail`: the message composition (RFC 5322 + MIME,
+// ours), sending through nodemailer, and the "run is waiting for approval" message (mailOnWait).
 //
 // sendMail(smtp, message): one connection, one message, then QUIT. Everything it throws is a
 // SmithersError whose code says what went wrong:
 //   MAIL_INVALID_MESSAGE  the message is malformed (bad address, CR/LF in a header…); nothing was sent
 //   MAIL_CONNECT_FAILED   no TCP connection, the server closed it, or it does not speak SMTP
 //   MAIL_TLS_UNAVAILABLE  TLS was required but not offered, or the TLS handshake failed
-//   MAIL_AUTH_FAILED      credentials refused, or no AUTH mechanism we support (PLAIN, LOGIN)
+//   MAIL_AUTH_FAILED      credentials refused, or no AUTH mechanism nodemailer supports
 //   MAIL_REJECTED         the server refused a command (details: command, responseCode, response)
-//   MAIL_TIMEOUT          the whole exchange took longer than smtp.timeoutMs
+//   MAIL_TIMEOUT          the server stayed silent for smtp.timeoutMs (connect, greeting, any reply)
 //   INVALID_ARGUMENT      the smtp options themselves are wrong
 import { randomBytes } from "node:crypto";
 import net from "node:net";
 import os from "node:os";
-import { StringDecoder } from "node:string_decoder";
-import tls from "node:tls";
 import { SmithersError } from "../errors.js";
 
 const DEFAULT_TIMEOUT_MS = 15_000;
-/** Longest reply line we buffer before calling the peer broken (RFC 5321 says 512). */
-const MAX_REPLY_LINE = 8192;
 
 // ===================================================================== the message
 
@@ -295,299 +291,8 @@ export function buildMessage(message, now = new Date()) {
   return { envelopeFrom: sender[0].address, recipients: envelope, messageId, data: `${head.join("\r\n")}\r\n\r\n${body}` };
 }
 
-/** SMTP transparency (RFC 5321 4.5.2): a line starting with "." gets another one. */
-export const dotStuff = (data) => data.replace(/(^|\r\n)\./g, "$1..");
 
-// ===================================================================== the connection
-
-const replyText = (reply) => `${reply.code} ${reply.lines.join(" ")}`.trim();
-
-/** One SMTP connection: the socket (plain, then maybe TLS), the reply reader, the first failure. */
-class Connection {
-  constructor({ host, port, rejectUnauthorized }) {
-    this.host = host;
-    this.port = port;
-    this.where = `${host.includes(":") ? `[${host}]` : host}:${port}`;
-    this.rejectUnauthorized = rejectUnauthorized;
-    this.sockets = [];
-    this.socket = null;
-    this.secure = false;
-    this.connected = false;
-    this.handshaking = false;
-    this.closing = false;
-    this.stage = "connecting";
-    this.decoder = new StringDecoder("utf8");
-    this.buffer = "";
-    this.partial = [];
-    this.replies = [];
-    this.waiter = null;
-    this.error = null;
-    this.failed = new Promise((_, reject) => {
-      this.rejectFailed = reject;
-    });
-    this.failed.catch(() => {});
-    this.onData = (chunk) => this.receive(chunk);
-  }
-
-  /** Records the first failure, wakes whoever waits, and tears the sockets down. */
-  fail(error) {
-    if (this.error || this.closing) return;
-    this.error = error;
-    this.rejectFailed(error);
-    for (const s of this.sockets) s.destroy();
-  }
-
-  /** `promise`, unless the connection fails first. */
-  wait(promise) {
-    return Promise.race([promise, this.failed]);
-  }
-
-  close() {
-    this.closing = true;
-    if (this.waiter) this.waiter = null;
-    for (const s of this.sockets) s.destroy();
-  }
-
-  watch(socket) {
-    this.sockets.push(socket);
-    socket.on("error", (e) => {
-      if (this.handshaking) {
-        this.fail(new SmithersError("MAIL_TLS_UNAVAILABLE", `TLS handshake with ${this.where} failed: ${e.message}`, { host: this.host, port: this.port, cause: e.code ?? e.message }));
-      } else if (!this.connected) {
-        this.fail(new SmithersError("MAIL_CONNECT_FAILED", `cannot connect to ${this.where}: ${e.message}`, { host: this.host, port: this.port, cause: e.code ?? e.message }));
-      } else {
-        this.fail(new SmithersError("MAIL_CONNECT_FAILED", `connection to ${this.where} failed (${this.stage}): ${e.message}`, { host: this.host, port: this.port, cause: e.code ?? e.message }));
-      }
-    });
-    socket.on("close", () => {
-      const what = this.handshaking ? "MAIL_TLS_UNAVAILABLE" : "MAIL_CONNECT_FAILED";
-      this.fail(new SmithersError(what, `${this.where} closed the connection (${this.stage})`, { host: this.host, port: this.port }));
-    });
-  }
-
-  async connect() {
-    const socket = net.connect({ host: this.host, port: this.port });
-    this.watch(socket);
-    await this.wait(new Promise((resolve) => socket.once("connect", resolve)));
-    this.connected = true;
-    this.socket = socket;
-    socket.on("data", this.onData);
-  }
-
-  /** Implicit TLS or STARTTLS: wraps the current socket; replies start afresh. */
-  async startTls() {
-    if (this.buffer || this.partial.length || this.replies.length) {
-      // Anything the server sent after its "220 ready" would be plaintext smuggled past TLS.
-      throw new SmithersError("MAIL_TLS_UNAVAILABLE", `${this.where} sent data before the TLS handshake`, { host: this.host, port: this.port });
-    }
-    const raw = this.socket;
-    raw.off("data", this.onData);
-    this.stage = "TLS handshake";
-    this.handshaking = true;
-    const options = { socket: raw, host: this.host, rejectUnauthorized: this.rejectUnauthorized };
-    if (!net.isIP(this.host)) options.servername = this.host;
-    const secure = tls.connect(options);
-    this.watch(secure);
-    await this.wait(new Promise((resolve) => secure.once("secureConnect", resolve)));
-    this.handshaking = false;
-    this.secure = true;
-    this.socket = secure;
-    this.decoder = new StringDecoder("utf8");
-    secure.on("data", this.onData);
-  }
-
-  receive(chunk) {
-    this.buffer += this.decoder.write(chunk);
-    let nl;
-    while ((nl = this.buffer.indexOf("\n")) !== -1) {
-      const line = this.buffer.slice(0, nl).replace(/\r$/, "");
-      this.buffer = this.buffer.slice(nl + 1);
-      this.line(line);
-      if (this.error) return;
-    }
-    if (this.buffer.length > MAX_REPLY_LINE) this.notSmtp(this.buffer.slice(0, 80));
-  }
-
-  notSmtp(line) {
-    this.fail(new SmithersError("MAIL_CONNECT_FAILED", `${this.where} does not speak SMTP (${this.stage}): got ${JSON.stringify(line.slice(0, 80))}`, { host: this.host, port: this.port }));
-  }
-
-  /** "250-first" … "250 last": continuation lines carry "-" after the code. */
-  line(text) {
-    const m = /^(\d{3})(?:([ -])(.*))?$/.exec(text);
-    if (!m) return this.notSmtp(text);
-    this.partial.push(m[3] ?? "");
-    if (m[2] === "-") return;
-    this.replies.push({ code: Number(m[1]), lines: this.partial });
-    this.partial = [];
-    this.deliver();
-  }
-
-  deliver() {
-    if (this.waiter && this.replies.length) {
-      const resolve = this.waiter;
-      this.waiter = null;
-      resolve(this.replies.shift());
-    }
-  }
-
-  /** The next complete reply. */
-  read(stage) {
-    if (stage) this.stage = stage;
-    return this.wait(
-      new Promise((resolve) => {
-        this.waiter = resolve;
-        this.deliver();
-      }),
-    );
-  }
-
-  write(text) {
-    if (this.error) throw this.error;
-    this.socket.write(text);
-  }
-
-  /** Sends one command line and reads its reply; `shown` replaces the line in messages (AUTH). */
-  command(line, shown = line) {
-    this.write(`${line}\r\n`);
-    return this.read(`waiting for the reply to ${shown}`);
-  }
-
-  rejected(reply, shown, extra = {}) {
-    return new SmithersError("MAIL_REJECTED", `${this.where} rejected ${shown}: ${replyText(reply)}`, {
-      host: this.host,
-      port: this.port,
-      command: shown,
-      responseCode: reply.code,
-      response: replyText(reply),
-      ...extra,
-    });
-  }
-}
-
-// ===================================================================== the exchange
-
-/** EHLO's keywords → their parameters ("AUTH" → "PLAIN LOGIN"); legacy "AUTH=…" folds in. */
-function parseExtensions(reply) {
-  const ext = new Map();
-  for (const line of reply.lines.slice(1)) {
-    const m = /^([A-Za-z0-9][A-Za-z0-9-]*)(?:[ =](.*))?$/.exec(line.trim());
-    if (!m) continue;
-    const key = m[1].toUpperCase();
-    const params = (m[2] ?? "").trim();
-    ext.set(key, [ext.get(key), params].filter(Boolean).join(" "));
-  }
-  return ext;
-}
-
-/** EHLO, or HELO when the server refuses EHLO (then there are no extensions). */
-async function hello(conn, clientName) {
-  const reply = await conn.command(`EHLO ${clientName}`, "EHLO");
-  if (reply.code === 250) return parseExtensions(reply);
-  if (reply.code < 500 || reply.code >= 600) throw conn.rejected(reply, "EHLO");
-  const helo = await conn.command(`HELO ${clientName}`, "HELO");
-  if (helo.code !== 250) throw conn.rejected(helo, "HELO");
-  return new Map();
-}
-
-const b64 = (text) => Buffer.from(text, "utf8").toString("base64");
-
-async function authenticate(conn, ext, user, pass) {
-  const authFailed = (message, reply) =>
-    new SmithersError("MAIL_AUTH_FAILED", reply ? `${message}: ${replyText(reply)}` : message, {
-      host: conn.host,
-      port: conn.port,
-      user,
-      ...(reply ? { responseCode: reply.code, response: replyText(reply) } : {}),
-    });
-  if (!ext.has("AUTH")) {
-    const hint = conn.secure ? "" : " on an unencrypted connection (many servers offer it only after STARTTLS)";
-    throw authFailed(`${conn.where} does not offer AUTH${hint}, but smtp.user is set`);
-  }
-  const mechanisms = new Set(ext.get("AUTH").toUpperCase().split(/\s+/).filter(Boolean));
-  let reply;
-  if (mechanisms.has("PLAIN")) {
-    const token = b64(`\0${user}\0${pass}`);
-    reply = await conn.command(`AUTH PLAIN ${token}`, "AUTH PLAIN");
-    if (reply.code === 334) reply = await conn.command(token, "AUTH PLAIN credentials");
-  } else if (mechanisms.has("LOGIN")) {
-    reply = await conn.command("AUTH LOGIN");
-    if (reply.code === 334) reply = await conn.command(b64(user), "AUTH LOGIN user name");
-    if (reply.code === 334) reply = await conn.command(b64(pass), "AUTH LOGIN password");
-  } else {
-    throw authFailed(`${conn.where} offers AUTH ${[...mechanisms].join(" ") || "(no mechanism)"}; sendMail supports PLAIN and LOGIN`);
-  }
-  if (reply.code !== 235) throw authFailed(`${conn.where} refused the credentials of ${JSON.stringify(user)}`, reply);
-}
-
-/** How long QUIT may take once the outcome is known. */
-const QUIT_WAIT_MS = 2000;
-
-/** QUIT without caring for the answer (the outcome is already known); waits ≤ QUIT_WAIT_MS. */
-async function quietQuit(conn) {
-  let timer;
-  try {
-    await Promise.race([conn.command("QUIT"), new Promise((resolve) => (timer = setTimeout(resolve, QUIT_WAIT_MS)))]);
-  } catch {
-    // the server may hang up first; nothing depends on it
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-async function exchange(conn, options, prepared) {
-  await conn.connect();
-  if (options.secure) await conn.startTls();
-  const greeting = await conn.read("waiting for the greeting");
-  if (greeting.code !== 220) throw conn.rejected(greeting, "the connection (greeting)");
-
-  let ext = await hello(conn, options.clientName);
-  if (!conn.secure && options.starttls !== "never") {
-    if (ext.has("STARTTLS")) {
-      const reply = await conn.command("STARTTLS");
-      if (reply.code !== 220) {
-        throw new SmithersError("MAIL_TLS_UNAVAILABLE", `${conn.where} refused STARTTLS: ${replyText(reply)}`, { host: conn.host, port: conn.port, responseCode: reply.code, response: replyText(reply) });
-      }
-      await conn.startTls();
-      ext = await hello(conn, options.clientName);
-    } else if (options.starttls === "always") {
-      throw new SmithersError("MAIL_TLS_UNAVAILABLE", `${conn.where} does not offer STARTTLS (smtp.starttls is "always")`, { host: conn.host, port: conn.port });
-    }
-  }
-
-  if (options.user !== undefined) await authenticate(conn, ext, options.user, options.pass);
-
-  const size = ext.has("SIZE") ? ` SIZE=${Buffer.byteLength(prepared.data)}` : "";
-  const mailFrom = `MAIL FROM:<${prepared.envelopeFrom}>`;
-  const mailReply = await conn.command(`${mailFrom}${size}`, mailFrom);
-  if (mailReply.code !== 250) throw conn.rejected(mailReply, mailFrom);
-
-  const rejected = [];
-  for (const recipient of prepared.recipients) {
-    const reply = await conn.command(`RCPT TO:<${recipient}>`);
-    if (reply.code !== 250 && reply.code !== 251) rejected.push({ recipient, responseCode: reply.code, response: replyText(reply) });
-  }
-  if (rejected.length) {
-    await quietQuit(conn);
-    const list = rejected.map((r) => `<${r.recipient}> (${r.response})`).join(", ");
-    throw new SmithersError("MAIL_REJECTED", `${conn.where} rejected recipient${rejected.length > 1 ? "s" : ""} ${list}`, {
-      host: conn.host,
-      port: conn.port,
-      command: "RCPT TO",
-      responseCode: rejected[0].responseCode,
-      response: rejected[0].response,
-      rejected,
-    });
-  }
-
-  const dataReply = await conn.command("DATA");
-  if (dataReply.code !== 354) throw conn.rejected(dataReply, "DATA");
-  conn.write(`${dotStuff(prepared.data)}.\r\n`);
-  const accepted = await conn.read("waiting for the reply to the message");
-  if (accepted.code !== 250) throw conn.rejected(accepted, "the message");
-  await quietQuit(conn);
-  return { messageId: prepared.messageId, accepted: [...prepared.recipients], response: replyText(accepted) };
-}
+// ===================================================================== sending (nodemailer)
 
 function badOption(message) {
   return new SmithersError("INVALID_ARGUMENT", `sendMail: ${message}`);
@@ -599,6 +304,8 @@ function helloName(name) {
   if (net.isIPv6(name)) return `[IPv6:${name}]`;
   return DOMAIN.test(name) || ADDRESS_LITERAL.test(name) ? name : "localhost";
 }
+
+const hasUserOf = (user) => typeof user === "string";
 
 function normalizeSmtp(smtp) {
   if (!smtp || typeof smtp !== "object") throw badOption("smtp options must be an object");
@@ -613,10 +320,16 @@ function normalizeSmtp(smtp) {
   if (typeof user === "string" && (CONTROL.test(user) || CONTROL.test(pass))) throw badOption("smtp.user / smtp.pass contain control characters");
   if (!(typeof timeoutMs === "number" && timeoutMs > 0 && Number.isFinite(timeoutMs))) throw badOption("smtp.timeoutMs must be a positive number");
   if (clientName !== undefined && (typeof clientName !== "string" || CONTROL.test(clientName))) throw badOption("smtp.clientName must be a string");
+  const auth = smtp.auth;
+  if (auth !== undefined && (!auth || typeof auth !== "object" || auth.type !== "OAuth2" || typeof auth.user !== "string")) {
+    throw badOption('smtp.auth must be {type: "OAuth2", user, accessToken | clientId + clientSecret + refreshToken}');
+  }
+  if (auth !== undefined && hasUserOf(user)) throw badOption("give smtp.user/pass or smtp.auth, not both");
   const hasUser = typeof user === "string";
   return {
+    auth: auth === undefined ? undefined : { ...auth },
     host: host.replace(/^\[(.*)\]$/, "$1"),
-    port: port ?? (secure ? 465 : hasUser ? 587 : 25),
+    port: port ?? (secure ? 465 : hasUser || auth ? 587 : 25),
     secure: Boolean(secure),
     starttls: mode,
     user: hasUser ? user : undefined,
@@ -627,8 +340,73 @@ function normalizeSmtp(smtp) {
   };
 }
 
+/** A reply as one line: "250-a\n250 b" → "250 a b". */
+function replyText(reply) {
+  const lines = String(reply).split(/\r?\n/).filter(Boolean);
+  const code = /^\d{3}/.exec(lines[0] ?? "")?.[0];
+  if (!code) return lines.join(" ");
+  return `${code} ${lines.map((l) => l.replace(/^\d{3}[ -]?/, "")).join(" ")}`.trim();
+}
+
+/** What the exchange was doing when it stopped, from nodemailer's transcript. */
+class Stage {
+  constructor() {
+    this.last = null;
+    const record = (meta, format, ...args) => {
+      if (meta?.tnx !== "client") return;
+      const line = String(args[0] ?? format ?? "").split("\r\n")[0];
+      // Credentials are never part of a message.
+      this.last = /^AUTH\b/i.test(line) ? line.split(" ").slice(0, 2).join(" ") : line.startsWith("<") ? "the message" : line;
+    };
+    const ignore = () => {};
+    this.logger = { trace: ignore, debug: record, info: ignore, warn: ignore, error: ignore, fatal: ignore };
+  }
+  get text() {
+    return this.last ? this.last : "waiting for the greeting";
+  }
+}
+
+/** nodemailer's error → our code and message. */
+function mailError(e, options, stage) {
+  const where = `${options.host.includes(":") ? `[${options.host}]` : options.host}:${options.port}`;
+  const base = { host: options.host, port: options.port };
+  const response = typeof e?.response === "string" ? replyText(e.response) : undefined;
+  const cause = e?.originalCode ?? e?.code;
+  const text = String(e?.message ?? e);
+  if (e?.code === "ETIMEDOUT" || cause === "ETIMEDOUT") {
+    return new SmithersError("MAIL_TIMEOUT", `mail to ${where} timed out after ${options.timeoutMs} ms (${stage.text})`, { ...base, timeoutMs: options.timeoutMs, stage: stage.text });
+  }
+  if (e?.code === "EAUTH" || e?.code === "ENOAUTH") {
+    // AUTH is sent even when not offered (forceAuth), so a server without it says so here.
+    if ([500, 502, 503, 504].includes(e.responseCode)) {
+      return new SmithersError("MAIL_AUTH_FAILED", `${where} does not offer AUTH: ${response ?? text}`, { ...base, responseCode: e.responseCode, response });
+    }
+    return new SmithersError("MAIL_AUTH_FAILED", `${where} refused the credentials of ${JSON.stringify(options.user ?? options.auth?.user ?? "")}: ${response ?? text}`, {
+      ...base,
+      responseCode: e.responseCode || undefined,
+      response,
+    });
+  }
+  if (e?.code === "ETLS" || e?.code === "EREQUIRETLS" || /certificate|SSL routines|TLS/i.test(text)) {
+    if (/STARTTLS/i.test(text) && options.starttls === "always") {
+      return new SmithersError("MAIL_TLS_UNAVAILABLE", `${where} does not offer STARTTLS (smtp.starttls is "always")`, base);
+    }
+    return new SmithersError("MAIL_TLS_UNAVAILABLE", `TLS handshake with ${where} failed: ${text}`, base);
+  }
+  if (e?.code === "EENVELOPE" || e?.code === "EMESSAGE") {
+    const command = e.command ?? "DATA";
+    return new SmithersError("MAIL_REJECTED", `${where} refused ${command}: ${response ?? text}`, { ...base, command, responseCode: e.responseCode || undefined, response });
+  }
+  if (e?.code === "EPROTOCOL") {
+    return new SmithersError("MAIL_CONNECT_FAILED", `${where} does not speak SMTP: ${text}`, base);
+  }
+  return new SmithersError("MAIL_CONNECT_FAILED", `cannot connect to ${where}: ${cause ?? ""} ${text}`.replace(/\s+/g, " ").trim(), { ...base, cause });
+}
+
 /**
- * Sends one message over SMTP.
+ * Sends one message over SMTP with nodemailer (one connection, then QUIT). The message is
+ * composed here (`buildMessage`) and handed to nodemailer as it is; nodemailer speaks SMTP:
+ * STARTTLS, AUTH PLAIN / LOGIN / XOAUTH2 (`smtp.auth: {type: "OAuth2", …}`).
  * @param {import("./mail.d.ts").SmtpOptions} smtp
  * @param {import("./mail.d.ts").MailMessage} message
  * @returns {Promise<import("./mail.d.ts").SendMailResult>}
@@ -636,23 +414,58 @@ function normalizeSmtp(smtp) {
 export async function sendMail(smtp, message) {
   const options = normalizeSmtp(smtp);
   const prepared = buildMessage(message);
-  const conn = new Connection(options);
-  const timer = setTimeout(() => {
-    conn.fail(
-      new SmithersError("MAIL_TIMEOUT", `mail to ${conn.where} timed out after ${options.timeoutMs} ms (${conn.stage})`, {
-        host: options.host,
-        port: options.port,
-        timeoutMs: options.timeoutMs,
-        stage: conn.stage,
-      }),
-    );
-  }, options.timeoutMs);
+  const { default: nodemailer } = await import("nodemailer");
+  const stage = new Stage();
+  const transport = nodemailer.createTransport({
+    host: options.host,
+    port: options.port,
+    secure: options.secure,
+    requireTLS: options.starttls === "always",
+    ignoreTLS: options.starttls === "never",
+    name: options.clientName,
+    auth: options.auth ?? (options.user !== undefined ? { user: options.user, pass: options.pass } : undefined),
+    tls: { rejectUnauthorized: options.rejectUnauthorized, servername: net.isIP(options.host) ? undefined : options.host },
+    connectionTimeout: options.timeoutMs,
+    greetingTimeout: options.timeoutMs,
+    socketTimeout: options.timeoutMs,
+    dnsTimeout: options.timeoutMs,
+    logger: stage.logger,
+    debug: true,
+    // AUTH even when the server does not offer it, so the server's answer says why it fails
+    // rather than the message going out unauthenticated.
+    forceAuth: true,
+  });
+  let info;
   try {
-    return await exchange(conn, options, prepared);
+    info = await transport.sendMail({ envelope: { from: prepared.envelopeFrom, to: prepared.recipients }, raw: prepared.data });
+  } catch (e) {
+    if (e?.code === "EENVELOPE" && e.command === "RCPT TO" && Array.isArray(e.rejectedErrors)) throw rejectedRecipients(options, e.rejectedErrors, []);
+    throw mailError(e, options, stage);
   } finally {
-    clearTimeout(timer);
-    conn.close();
+    transport.close();
   }
+  if (info.rejected?.length) throw rejectedRecipients(options, info.rejectedErrors ?? info.rejected.map((r) => ({ recipient: r })), info.accepted ?? []);
+  return { messageId: prepared.messageId, accepted: [...prepared.recipients], response: replyText(info.response ?? "") };
+}
+
+/** Recipients the server refused (RCPT TO); `accepted` got the message anyway. */
+function rejectedRecipients(options, errors, accepted) {
+  const where = `${options.host}:${options.port}`;
+  const rejected = errors.map((e) => ({
+    recipient: e.recipient ?? String(e.message ?? "").replace(/^.*?Recipient command failed: /, ""),
+    responseCode: e.responseCode || undefined,
+    response: typeof e.response === "string" ? replyText(e.response) : undefined,
+  }));
+  const list = rejected.map((r) => `<${r.recipient}> (${r.response ?? "refused"})`).join(", ");
+  return new SmithersError("MAIL_REJECTED", `${where} rejected recipient${rejected.length > 1 ? "s" : ""} ${list}${accepted.length ? `; delivered to ${accepted.join(", ")}` : ""}`, {
+    host: options.host,
+    port: options.port,
+    command: "RCPT TO",
+    responseCode: rejected[0]?.responseCode,
+    response: rejected[0]?.response,
+    rejected,
+    accepted,
+  });
 }
 
 // ===================================================================== the "waiting" mail
@@ -695,6 +508,15 @@ function gateInputs(gate) {
   const names = [...(gate.input ?? [])];
   for (const r of required) if (!names.includes(r)) names.push(r);
   return names.map((name) => ({ name, required: required.has(name) }));
+}
+
+/** A gate's signed decision links for this recipient (`gate.links`, see links.js), if any. */
+function linkLines(gate) {
+  const links = gate.links;
+  if (!links || !isWebUrl(links.approve) || !isWebUrl(links.deny)) return [];
+  const verbs = [["approve", "Approve"], ["deny", gate.kind === "review" ? "Reject" : "Deny"]];
+  const width = Math.max(...verbs.map(([, v]) => `${v} as ${links.approver}:`.length)) + 1;
+  return verbs.map(([key, verb]) => ({ verb, url: links[key], label: `${verb} as ${links.approver}:`.padEnd(width) }));
 }
 
 /** Only http(s) URLs become links. */
@@ -742,6 +564,7 @@ export function waitMail({ run, gates: given, inboxUrl, subjectPrefix = "[smithe
       text.push(`${indent}inputs: ${marked}${inputs.some((x) => x.required) ? " (* required)" : ""}; pass them as --input KEY=VALUE`);
     }
     for (const { label, command } of decisionCommands(runId, gate)) text.push(`${indent}${label} ${command}`);
+    for (const { label, url } of linkLines(gate)) text.push(`${indent}${label} ${url}`);
   });
   text.push("", "-- ", "smithers");
 
@@ -769,6 +592,11 @@ export function waitMail({ run, gates: given, inboxUrl, subjectPrefix = "[smithe
     }
     const commands = decisionCommands(runId, gate).map(({ label, command }) => `${label} ${command}`);
     html.push(`<pre style="background:#f6f8fa;padding:8px;overflow:auto">${escapeHtml(commands.join("\n"))}</pre>`);
+    const links = linkLines(gate);
+    if (links.length) {
+      html.push(`<p>${links.map(({ verb, url }) => link(url, `${verb} as ${gate.links.approver}`)).join(" · ")}</p>`);
+      html.push(`<p style="color:#656d76;font-size:0.9em">Each link works once and expires at ${escapeHtml(gate.links.expiresAt)}; it asks before it records.</p>`);
+    }
     html.push("</div>");
   }
   html.push('<p style="color:#656d76;font-size:0.9em">smithers</p>', "</body></html>");

@@ -1,12 +1,16 @@
 // Mail on wait: one message each time a run starts waiting (its driver parked it, in this
 // process or any other on the database), naming the gates and linking to the inbox. What
 // was sent, or why not, is recorded in the run's events (WaitMailSent / WaitMailFailed).
+// A recipient the configuration maps to an approver (`mailOnWait.links.approvers`) gets a
+// message of their own, with signed approve/deny links that decide as that approver.
+import { decisionLinks } from "./links.js";
 
 export class WaitMailer {
   /**
    * @param {import("../engine.js").SmithersEngine} engine
    * @param {{ smtp: any, from: string, to: string[], subjectPrefix: string }} mail
-   * @param {{ inboxUrl: () => string, log: (line: string) => void, sendMail?: Function }} options
+   * @param {{ inboxUrl: () => string, log: (line: string) => void, sendMail?: Function,
+   *   links?: { secret: string, ttlMs: number, baseUrl: () => string } | null }} options
    */
   constructor(engine, mail, options) {
     this.engine = engine;
@@ -14,6 +18,7 @@ export class WaitMailer {
     this.inboxUrl = options.inboxUrl;
     this.log = options.log;
     this.send = options.sendMail ?? null;
+    this.links = options.links && mail.links ? options.links : null;
     /** Messages go out one at a time, in the order the runs started waiting. */
     this.queue = Promise.resolve();
   }
@@ -41,23 +46,36 @@ export class WaitMailer {
     }
     // Decided (or cancelled) before the mail went out: nothing to ask anyone.
     if (gates.length === 0) return;
-    const message = waitMail({
-      run,
-      gates,
-      inboxUrl: this.inboxUrl(),
-      subjectPrefix: this.mail.subjectPrefix,
-      from: this.mail.from,
-      to: this.mail.to,
-    });
     const nodes = gates.map((g) => g.nodeId);
-    try {
-      const sent = await send(this.mail.smtp, message);
-      this.record(runId, "WaitMailSent", { waitSeq: event.seq, to: this.mail.to, nodes, messageId: sent?.messageId ?? null });
-      this.log(`mailed ${this.mail.to.join(", ")}: run ${runId} waits at ${nodes.join(", ")}`);
-    } catch (e) {
-      this.record(runId, "WaitMailFailed", { waitSeq: event.seq, to: this.mail.to, nodes, code: e?.code ?? "MAIL_FAILED", message: String(e?.message ?? e) });
-      this.log(`mail for run ${runId} failed: ${e?.code ?? ""} ${e?.message ?? e}`);
+    for (const { to, approver } of this.recipients()) {
+      const withLinks = approver
+        ? gates.map((g) => ({ ...g, links: decisionLinks(this.links, this.links.baseUrl(), g, approver) }))
+        : gates;
+      const message = waitMail({
+        run,
+        gates: withLinks,
+        inboxUrl: this.inboxUrl(),
+        subjectPrefix: this.mail.subjectPrefix,
+        from: this.mail.from,
+        to,
+      });
+      try {
+        const sent = await send(this.mail.smtp, message);
+        this.record(runId, "WaitMailSent", { waitSeq: event.seq, to, nodes, messageId: sent?.messageId ?? null, ...(approver ? { links: approver } : {}) });
+        this.log(`mailed ${to.join(", ")}: run ${runId} waits at ${nodes.join(", ")}`);
+      } catch (e) {
+        this.record(runId, "WaitMailFailed", { waitSeq: event.seq, to, nodes, code: e?.code ?? "MAIL_FAILED", message: String(e?.message ?? e) });
+        this.log(`mail for run ${runId} failed: ${e?.code ?? ""} ${e?.message ?? e}`);
+      }
     }
+  }
+
+  /** One message to every recipient, or, with links, one per approver and one to the rest. */
+  recipients() {
+    if (!this.links) return [{ to: this.mail.to, approver: null }];
+    const approvers = this.mail.links.approvers;
+    const rest = this.mail.to.filter((a) => !approvers[a]);
+    return [...this.mail.to.filter((a) => approvers[a]).map((a) => ({ to: [a], approver: approvers[a] })), ...(rest.length ? [{ to: rest, approver: null }] : [])];
   }
 
   record(runId, type, payload) {

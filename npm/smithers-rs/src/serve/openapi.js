@@ -1,6 +1,6 @@
 // The OpenAPI 3.1 document served at /openapi.json. Kept next to the routes in server.js;
 // tests/serve-api.test.js checks that every route is described here.
-import { APPROVAL_STATUSES, NODE_STATES, RUN_STATUSES } from "../contract.js";
+import { APPROVAL_STATUSES, DELIVERY_STATUSES, NODE_STATES, RUN_STATUSES } from "../contract.js";
 import { engineVersion } from "../native.js";
 
 const ref = (name) => ({ $ref: `#/components/schemas/${name}` });
@@ -47,6 +47,16 @@ const decisionOp = (summary, properties, more = []) => ({
   requestBody: decisionBody(properties),
   responses: { 200: json(ref("Decision")), ...errors(400, 401, 403, 404, 409, ...more) },
 });
+
+const linkErrors = Object.fromEntries(
+  [
+    [400, "INVALID_REQUEST: a field other than note, or a note that is not a string"],
+    [403, "LINK_INVALID: not signed by this server's link secret, altered, or its approver is no longer configured; FORBIDDEN: the approver may not decide this gate"],
+    [404, "NOT_FOUND: decision links are not configured on this server (no links secret)"],
+    [409, "LINK_USED: used before (details: usedAt, outcome); ALREADY_DECIDED"],
+    [410, "LINK_EXPIRED: past its expiry, or the gate no longer waits in the round the link was made for"],
+  ].map(([status, description]) => [String(status), json(ref("Error"), description)]),
+);
 
 const daguParam = (name, description) => ({ name, in: "path", required: true, schema: str, description });
 const daguErrors = (...codes) => Object.fromEntries(codes.map((status) => [String(status), json(ref("DaguError"), `Dagu's error body (${status})`)]));
@@ -180,6 +190,16 @@ export function openApiDocument() {
             details: { type: "object", properties: { code: { ...str, description: "smithers' stable code" } } },
           },
         },
+        Delivery: {
+          type: "object",
+          properties: {
+            deliveryId: { ...str, description: "msg_<feedId>_<target>; the webhook-id header" },
+            target: str, url: str, eventType: { enum: ["gate.waiting", "gate.decided"] }, feedId: int, runId: nstr, nodeId: nstr,
+            iteration: int, status: { enum: [...DELIVERY_STATUSES] }, attempts: int, nextAttemptAtMs: int,
+            claimedBy: nstr, lastStatusCode: { type: ["integer", "null"] }, lastError: nstr, createdAtMs: int, updatedAtMs: int,
+            deliveredAtMs: { type: ["integer", "null"] },
+          },
+        },
         Event: {
           type: "object",
           properties: { runId: str, seq: int, feedId: int, type: str, timestampMs: int },
@@ -300,6 +320,51 @@ export function openApiDocument() {
           responses: {
             200: json({ type: "object", properties: { approvals: { type: "array", items: ref("Approval") }, nextCursor: nstr } }),
             ...errors(400, 401, 403),
+          },
+        },
+      },
+      "/v1/deliveries": {
+        get: {
+          summary: "The webhook delivery log, newest first (without bodies)",
+          parameters: [
+            query("status", { enum: [...DELIVERY_STATUSES] }),
+            query("run", str), query("target", str, "A webhook's name in the serve configuration"),
+            query("limit", { ...int, minimum: 1, maximum: 1000 }), query("cursor", str, "nextCursor of the previous page"),
+          ],
+          responses: { 200: json({ type: "object", properties: { deliveries: { type: "array", items: ref("Delivery") }, nextCursor: nstr } }), ...errors(400, 401, 403) },
+        },
+      },
+      "/v1/deliveries/{deliveryId}/retry": {
+        post: {
+          summary: "Make a failed delivery due again, its attempts counted from 0 (scope admin)",
+          parameters: [{ name: "deliveryId", in: "path", required: true, schema: str }],
+          responses: { 200: json(ref("Delivery")), ...errors(400, 401, 403, 404) },
+        },
+      },
+      "/v1/links/{token}": {
+        get: {
+          summary: "A signed decision link's confirmation page (HTML); records nothing",
+          security: [],
+          parameters: [{ name: "token", in: "path", required: true, schema: str }],
+          responses: { 200: { description: "text/html: the gate and a button", content: { "text/html": { schema: str } } }, ...linkErrors },
+        },
+        post: {
+          summary: "Use a signed decision link: decides the gate as the link's approver, once (form or JSON `{note}`; JSON answer with Accept: application/json)",
+          security: [],
+          parameters: [{ name: "token", in: "path", required: true, schema: str }],
+          requestBody: {
+            required: false,
+            content: {
+              "application/x-www-form-urlencoded": { schema: { type: "object", additionalProperties: false, properties: { note: str } } },
+              "application/json": { schema: { type: "object", additionalProperties: false, properties: { note: str } } },
+            },
+          },
+          responses: {
+            200: {
+              description: "The decision: JSON with Accept: application/json, else an HTML page saying what was recorded",
+              content: { "application/json": { schema: ref("Decision") }, "text/html": { schema: str } },
+            },
+            ...linkErrors,
           },
         },
       },

@@ -14,6 +14,7 @@ import { SmithersError } from "../errors.js";
 import { engineVersion } from "../native.js";
 import { authenticate } from "./config.js";
 import { daguErrorBody, daguRoutes } from "./dagu.js";
+import { linkRoute } from "./link-page.js";
 import { Metrics } from "./metrics.js";
 import { openApiDocument } from "./openapi.js";
 import { startAllowed } from "./start.js";
@@ -61,6 +62,9 @@ export async function startServer(options) {
   const streams = new Set();
   let baseUrl = "";
   let mailer = null;
+  let webhooks = null;
+  // Where people reach this server (links in mail and webhooks), ending in "/".
+  const publicBase = () => (config.publicUrl ? (config.publicUrl.endsWith("/") ? config.publicUrl : `${config.publicUrl}/`) : baseUrl);
   const metrics = new Metrics();
   const watcher = new Watcher(engine, {
     intervalMs: options.pollMs,
@@ -69,15 +73,21 @@ export async function startServer(options) {
       metrics.onEvents(events);
       for (const event of events) broadcast(streams, event);
       mailer?.onEvents(events);
+      webhooks?.poke();
     },
   });
   if (config.mailOnWait) {
     const { WaitMailer } = await import("./notify.js");
     mailer = new WaitMailer(engine, config.mailOnWait, {
       inboxUrl: () => config.mailOnWait.inboxUrl ?? config.publicUrl ?? baseUrl,
+      links: config.links ? { ...config.links, baseUrl: publicBase } : null,
       log,
       sendMail: options.sendMail,
     });
+  }
+  if (config.webhooks?.length) {
+    const { WebhookDispatcher } = await import("./webhooks.js");
+    webhooks = new WebhookDispatcher(dbPath, config, { baseUrl: publicBase, log, pollMs: options.webhookPollMs });
   }
 
   const ctx = { engine, tokens, config, streams, watcher, metrics, log };
@@ -108,6 +118,7 @@ export async function startServer(options) {
   const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
   baseUrl = `http://${host}:${address.port}/`;
   watcher.start();
+  webhooks?.start();
   const heartbeat = setInterval(() => {
     for (const s of streams) s.res.write(": ping\n\n");
   }, 15_000);
@@ -133,6 +144,7 @@ export async function startServer(options) {
         const drives = [...engine.driving.values()].map((d) => d.done.catch(() => {}));
         await Promise.race([Promise.all(drives), new Promise((r) => setTimeout(r, graceMs).unref())]);
         await mailer?.flush(graceMs);
+        await webhooks?.close(Math.min(graceMs, 5000));
         server.closeAllConnections?.();
         await closed;
         watcher.close();
@@ -191,6 +203,8 @@ const ROUTES = [
   // Smithers' aliases for the approvals list.
   ["GET", /^\/(?:v1\/)?approvals?(?:\/list)?$/, "read", listApprovals],
   ["GET", /^\/v1\/events$/, "read", eventStream],
+  ["GET", /^\/v1\/deliveries$/, "read", listDeliveries],
+  ["POST", /^\/v1\/deliveries\/([^/]+)\/retry$/, "admin", (c) => c.engine.native.retryDelivery(c.params[0], Date.now())],
   // Dagu's paths (serve/dagu.js).
   ...daguRoutes({ readBody, HttpError }),
 ];
@@ -201,6 +215,10 @@ async function handle(ctx, req, res) {
   if (req.method === "GET" || req.method === "HEAD") {
     if (path === "/" || /^\/runs\/[^/]+$/.test(path)) return page(ctx, req, res, url);
     if (path.startsWith("/assets/")) return asset(res, path.slice("/assets/".length));
+  }
+  const link = /^\/v1\/links\/([^/]+)$/.exec(path);
+  if (link && (req.method === "GET" || req.method === "POST")) {
+    return linkRoute({ ...ctx, req, res, decideAs, readForm: (allowed) => readForm(req, allowed), statusOf: (code) => errorMeta(code).httpStatus }, link[1]);
   }
   let matched = false;
   for (const [method, pattern, scope, handler, format] of ROUTES) {
@@ -553,6 +571,32 @@ function eventStream(c) {
   return undefined;
 }
 
+/**
+ * `GET /v1/deliveries?status=&run=&target=&limit=&cursor=`: the webhook delivery log, newest
+ * first, without bodies (a waiting gate's body may hold decision links).
+ */
+function listDeliveries(c) {
+  const q = c.query;
+  const limit = intParam(q, "limit", 50, 1, 1000);
+  const filter = { status: q.get("status") ?? undefined, runId: q.get("run") ?? q.get("runId") ?? undefined, target: q.get("target") ?? undefined, limit };
+  const cursor = q.get("cursor");
+  if (cursor) {
+    try {
+      const [createdAtMs, deliveryId] = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8"));
+      if (!Number.isInteger(createdAtMs) || typeof deliveryId !== "string") throw new Error("shape");
+      filter.before = { createdAtMs, deliveryId };
+    } catch {
+      throw new HttpError("INVALID_REQUEST", "cursor is not one this server handed out (use nextCursor as given)");
+    }
+  }
+  const deliveries = c.engine.native.listDeliveries(filter);
+  const last = deliveries.at(-1);
+  return {
+    deliveries,
+    nextCursor: deliveries.length === limit && last ? Buffer.from(JSON.stringify([last.createdAtMs, last.deliveryId])).toString("base64url") : null,
+  };
+}
+
 // ---------------------------------------------------------------------------------------
 // The inbox page and its files
 
@@ -631,6 +675,25 @@ async function readBody(req, allowed) {
   const unknown = Object.keys(body).filter((k) => !allowed.includes(k));
   if (unknown.length) {
     throw new HttpError("INVALID_REQUEST", `unknown field${unknown.length > 1 ? "s" : ""} ${unknown.join(", ")} (accepted: ${allowed.join(", ")})`);
+  }
+  return body;
+}
+
+/** A form post (a decision link's page) or a JSON body: only `allowed` fields, all strings. */
+async function readForm(req, allowed) {
+  if (!/^application\/x-www-form-urlencoded/i.test(req.headers["content-type"] ?? "")) return readBody(req, allowed);
+  const chunks = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += chunk.length;
+    if (size > MAX_BODY) throw tooLarge(req);
+    chunks.push(chunk);
+  }
+  const form = new URLSearchParams(Buffer.concat(chunks).toString("utf8"));
+  const body = {};
+  for (const [k, v] of form) {
+    if (!allowed.includes(k)) throw new HttpError("INVALID_REQUEST", `unknown field ${k} (accepted: ${allowed.join(", ")})`);
+    body[k] = v;
   }
   return body;
 }
