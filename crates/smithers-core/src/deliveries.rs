@@ -24,7 +24,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-pub(crate) const STATUSES: &[&str] = &["pending", "sending", "delivered", "failed"];
+/// The statuses of a delivery row, in the order a delivery meets them.
+pub const DELIVERY_STATUSES: [&str; 4] = ["pending", "sending", "delivered", "failed"];
 
 /// A delivery to write (`enqueue_deliveries`).
 #[derive(Debug, Clone, Deserialize)]

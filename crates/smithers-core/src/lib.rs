@@ -7,6 +7,7 @@
 mod api;
 mod apply;
 pub mod command;
+pub mod contract;
 pub mod decision;
 pub mod deliveries;
 mod drive;
@@ -14,7 +15,7 @@ pub mod engine;
 pub mod error;
 pub mod events;
 pub mod graph;
-mod ident;
+pub mod ident;
 mod inspect;
 mod logs;
 pub mod machines;

@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use crate::deliveries::{
-    Delivery, DeliveryFilter, DeliveryOutcome, LinkUse, NewDelivery, STATUSES, Settled,
+    DELIVERY_STATUSES, Delivery, DeliveryFilter, DeliveryOutcome, LinkUse, NewDelivery, Settled,
     check_delivery,
 };
 use crate::engine::Engine;
@@ -139,11 +139,11 @@ impl Engine {
     /// Deliveries, newest first.
     pub fn list_deliveries(&self, filter: &DeliveryFilter) -> Result<Vec<Delivery>> {
         if let Some(status) = &filter.status
-            && !STATUSES.contains(&status.as_str())
+            && !DELIVERY_STATUSES.contains(&status.as_str())
         {
             return Err(Error::InvalidDelivery(format!(
                 "status {status:?} is not one of {}",
-                STATUSES.join(", ")
+                DELIVERY_STATUSES.join(", ")
             )));
         }
         self.store.list_deliveries(filter)

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::{DecisionRequest, Gate};
+use crate::contract::scope_covers;
 use crate::error::{Error, Result};
 use crate::ident::check_text;
 use crate::machines::node::Verdict;
@@ -99,22 +100,4 @@ pub(super) fn authorise(gate: &Gate, req: &DecisionRequest) -> Result<()> {
         });
     }
     Ok(())
-}
-
-/// Built-in scopes, each covering those before it (as Smithers' gateway ranks them).
-pub const SCOPE_LEVELS: &[&str] = &["read", "execute", "approve", "admin"];
-
-/// Whether holding scope `held` satisfies `needed`: the same scope, a higher built-in level
-/// (`approve` covers `execute` and `read`; `admin` and `*` cover everything), or a
-/// wildcard prefix (`deploy:*` covers `deploy:prod`).
-pub fn scope_covers(held: &str, needed: &str) -> bool {
-    if held == needed || held == "*" || held == "admin" {
-        return true;
-    }
-    let level = |s: &str| SCOPE_LEVELS.iter().position(|l| *l == s);
-    if let (Some(h), Some(n)) = (level(held), level(needed)) {
-        return h >= n;
-    }
-    held.strip_suffix('*')
-        .is_some_and(|prefix| needed.starts_with(prefix))
 }

@@ -25,7 +25,8 @@ use crate::logs::DECISION;
 use crate::machines::node::Verdict;
 use crate::owner;
 
-pub use checks::{SCOPE_LEVELS, scope_covers};
+/// Scope matching is part of the contract every surface shares.
+pub use crate::contract::{SCOPE_LEVELS, scope_covers};
 pub(crate) use record::reset_scope_of;
 pub(crate) use values::{AUTO_DECIDER, AUTO_NOTE, decision_value};
 
