@@ -20,7 +20,7 @@
 // (default ~/.cache/smithers-rs). Each addon is then checked from its bytes
 // (scripts/lib/native-binary.js): format and CPU, release marker, glibc floor / musl libc.
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -135,7 +135,7 @@ function build(abi) {
     env.PATH = `${ensureZig()}:${env.PATH}`;
   }
   const t0 = performance.now();
-  run("nice", ["-n", "10", NAPI, ...args], { cwd: PKG_DIR, env });
+  run("nice", ["-n", "19", NAPI, ...args], { cwd: PKG_DIR, env });
   return (performance.now() - t0) / 1000;
 }
 
@@ -144,9 +144,12 @@ function main() {
   const seconds = {};
   writePlatformPackages();
   if (!CHECK_ONLY) {
-    for (const abi of abis) seconds[abi] = build(abi);
-    // Copies smithers.<abi>.node from OUT_DIR into npm/<abi>/.
-    run(NAPI, ["artifacts", "--output-dir", OUT_DIR, "--npm-dir", "npm"], { cwd: PKG_DIR });
+    for (const abi of abis) {
+      seconds[abi] = build(abi);
+      // Not `napi artifacts`: it refuses unless every target of napi.targets was built.
+      const name = `smithers.${abi}.node`;
+      copyFileSync(join(OUT_DIR, name), join(PKG_DIR, "npm", abi, name));
+    }
   }
   const rows = [];
   let failed = false;
