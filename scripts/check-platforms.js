@@ -69,7 +69,8 @@ function apt(args, options = {}) {
     "Debug::NoLocking=1",
     "APT::Sandbox::User=root",
   ].flatMap((o) => ["-o", o]);
-  if (!readdirSync(join(state, "lists")).some((f) => f.endsWith("_Packages"))) execFileSync("apt-get", [...config, "-qq", "update"], { stdio: "inherit" });
+  // Lists may be kept compressed (`_Packages.lz4`, as Debian's container images configure apt).
+  if (!readdirSync(join(state, "lists")).some((f) => /_Packages(\.\w+)?$/.test(f))) execFileSync("apt-get", [...config, "-qq", "update"], { stdio: "inherit" });
   execFileSync("apt-get", [...config, "-qq", ...args], { stdio: ["ignore", "ignore", "inherit"], ...options });
 }
 
