@@ -241,7 +241,7 @@ function main() {
   for (const abi of present) {
     const info = inspectBinary(addon(abi));
     const bad = problems(abi, info);
-    report(bad.length === 0, `${abi}: ${info.format} ${info.cpu}, ${(info.sizeBytes / 2 ** 20).toFixed(1)} MB, ${info.profile} build${info.maxGlibc ? `, newest symbol version GLIBC_${info.maxGlibc}` : ""}${info.needed.length ? `, needs ${info.needed.join(" ")}` : ""}${bad.length ? `: ${bad.join("; ")}` : ""}`);
+    report(bad.length === 0, `${abi}: ${info.format} ${info.cpu}, ${(info.sizeBytes / 2 ** 20).toFixed(1)} MB, ${info.profile} build${info.exportsEntry ? ", exports napi_register_module_v1" : ""}${info.maxGlibc ? `, newest symbol version GLIBC_${info.maxGlibc}` : ""}${info.minMacos ? `, macOS ≥ ${info.minMacos}${info.signed ? ", code-signed" : ""}` : ""}${info.needed.length ? `, needs ${info.needed.join(" ")}` : ""}${bad.length ? `: ${bad.join("; ")}` : ""}`);
   }
   if (RUN) for (const abi of present.filter((a) => NODES[a])) exercise(abi);
   const failed = results.filter((ok) => !ok).length;

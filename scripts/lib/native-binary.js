@@ -1,7 +1,8 @@
 // What a built `.node` file is, read from its bytes (no tool of the target platform needed):
 // its format and CPU, the build profile the addon was compiled with, the shared libraries it
 // needs and, for glibc builds, the newest GLIBC_x.y symbol version it requires (the glibc
-// floor of a machine that can load it), for macOS builds the oldest macOS it was linked for, and
+// floor of a machine that can load it), for macOS builds the oldest macOS it was linked for and
+// whether it is code-signed, and
 // whether it exports the entry point Node calls (`napi_register_module_v1`). Used by
 // scripts/build-platforms.js, scripts/check-platforms.js and scripts/publish-guard.js.
 import { readFileSync } from "node:fs";
@@ -133,6 +134,8 @@ const LC_VERSION_MIN_MACOSX = 0x24;
 const LC_BUILD_VERSION = 0x32;
 const LC_DYLD_INFO_ONLY = 0x80000022;
 const LC_DYLD_EXPORTS_TRIE = 0x80000033;
+const LC_CODE_SIGNATURE = 0x1d;
+const CSMAGIC_EMBEDDED_SIGNATURE = 0xfade0cc0;
 const PLATFORM_MACOS = 1;
 
 /** An unsigned LEB128 at `at`: [value, the offset after it]. */
@@ -181,11 +184,13 @@ function machoInfo(buf) {
   const needed = [];
   let minMacos = null;
   let exported = [];
+  let signed = false;
   // Load commands follow the 32-byte mach_header_64.
   for (let i = 0, at = 32; i < ncmds; i++) {
     const cmd = buf.readUInt32LE(at);
     if (cmd === LC_DYLD_INFO_ONLY) exported = machoExports(buf, buf.readUInt32LE(at + 40), buf.readUInt32LE(at + 44));
     else if (cmd === LC_DYLD_EXPORTS_TRIE) exported = machoExports(buf, buf.readUInt32LE(at + 8), buf.readUInt32LE(at + 12));
+    else if (cmd === LC_CODE_SIGNATURE) signed = buf.readUInt32BE(buf.readUInt32LE(at + 8)) === CSMAGIC_EMBEDDED_SIGNATURE;
     else if (cmd === LC_LOAD_DYLIB || cmd === LC_LOAD_WEAK_DYLIB || cmd === LC_REEXPORT_DYLIB) needed.push(cString(buf, at + buf.readUInt32LE(at + 8)));
     else if (cmd === LC_BUILD_VERSION && buf.readUInt32LE(at + 8) === PLATFORM_MACOS) minMacos = machoVersion(buf.readUInt32LE(at + 12));
     else if (cmd === LC_VERSION_MIN_MACOSX) minMacos = machoVersion(buf.readUInt32LE(at + 8));
@@ -199,6 +204,7 @@ function machoInfo(buf) {
     maxGlibc: null,
     minMacos,
     exportsEntry: exported.includes(`_${NAPI_ENTRY}`), // C names carry a leading underscore
+    signed,
     debugInfo: buf.includes("__debug_info"),
   };
 }
@@ -241,6 +247,8 @@ export function problems(abi, info) {
     // What every Mac has: libSystem, libiconv, frameworks.
     const foreign = info.needed.filter((d) => !d.startsWith("/usr/lib/") && !d.startsWith("/System/Library/"));
     if (foreign.length) out.push(`links libraries a Mac does not have: ${foreign.join(", ")}`);
+    // Apple silicon loads no unsigned code; an ad-hoc signature (what the linker adds) suffices.
+    if (want.cpu === "arm64" && !info.signed) out.push("carries no code signature (LC_CODE_SIGNATURE): Apple silicon refuses to load it");
   }
   if (want.libc === "musl") {
     if (info.maxGlibc) out.push(`requires GLIBC_${info.maxGlibc}: not a musl build`);
