@@ -2,7 +2,7 @@
 //   node --cpu-prof --cpu-prof-dir=/tmp/prof bench/one.js compute sequence 1000
 //   node bench/cpuprof-summary.js /tmp/prof/*.cpuprofile [top=25]
 // Native engine calls show up as self time of the JS function that calls the binding
-// (NativeEngine.call -> `this.raw[method]`), since V8 cannot see inside the addon.
+// (NativeEngine's methods -> `this.raw[method]`), since V8 cannot see inside the addon.
 import { readFileSync } from "node:fs";
 
 const [file, topArg = "25"] = process.argv.slice(2);

@@ -998,7 +998,7 @@ describe("re-entrancy and concurrent calls on one engine", () => {
     assert.equal(outcome.needsResume, true);
     const bEnd = await outcome.done;
     assert.equal(bEnd.status, "running");
-    assert.equal(bEnd.owner, a.native.call("ownerId"));
+    assert.equal(bEnd.owner, a.native.ownerId());
     writeFileSync(hold, "");
     assert.equal((await driven).status, "finished");
     assert.deepEqual(readFileSync(effects, "utf8").trim().split("\n"), ["after"]);

@@ -11,87 +11,680 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 
 /** A smithers-rs engine on one SQLite database file. */
 export declare class Engine {
-  /**
-   * Opens (or creates) the database at `dbPath`. `optionsJson`: `{mustExist, readOnly,
-   * leaseMs}` (a missing file is DB_NOT_FOUND; read only never migrates or writes).
-   */
-  constructor(dbPath: string, optionsJson?: string | undefined | null)
+  /** Opens (or creates) the database at `dbPath` (see `BindingEngineOptions`). */
+  constructor(dbPath: string, options?: BindingEngineOptions | undefined | null)
   /** This engine's owner id, as recorded on the runs it drives. */
   ownerId(): string
-  createRun(newRunJson: string): string
+  /** Records a new run, owned by this engine, and returns its first snapshot. */
+  createRun(run: BindingNewRun): BindingSnapshot
   /**
-   * `expectJson`: `{workflowPath, workflowName}` the caller drives the run with
-   * (WORKFLOW_MISMATCH unless `force`).
+   * Takes the run for this engine (RUN_OWNED while another live engine holds it, unless
+   * `force`) and returns its snapshot.
    */
-  claimRun(runId: string, force: boolean, expectJson?: string | undefined | null): string
-  releaseRun(runId: string): string
+  claimRun(runId: string, options?: BindingClaimOptions | undefined | null): BindingSnapshot
+  releaseRun(runId: string): void
   isDriving(runId: string): boolean
-  submitGraph(runId: string, graphJson: string): string
-  completeTasks(runId: string, resultsJson: string): string
-  /** Checks an agent's answer against a task's output schema; records nothing. */
-  checkOutput(runId: string, nodeId: string, valueJson: string): string
-  advance(runId: string): string
-  approve(requestJson: string): string
-  deny(requestJson: string): string
-  pushBack(requestJson: string): string
-  attemptLogs(runId: string, filterJson: string): string
-  /** Records a wait/failure handler's start or end in the run's events. */
-  recordDriverEvent(runId: string, kind: string, payloadJson: string): string
+  /**
+   * Reconciles a rendered graph descriptor (JSON text: the bulk path) with the run and
+   * advances it.
+   */
+  submitGraph(runId: string, graphJson: string): BindingStep
+  /**
+   * Records the results of task bodies (a JSON array: the bulk path, each result encoded
+   * on its own by `values.js`) and advances the run.
+   */
+  completeTasks(runId: string, resultsJson: string): BindingStep
+  /** Checks an agent's answer (JSON text) against a task's output schema; records nothing. */
+  checkOutput(runId: string, nodeId: string, valueJson: string): void
+  advance(runId: string): BindingStep
+  approve(request: BindingDecisionRequest): BindingDecisionOutcome
+  /** Denies a gate (as its `onDeny` says) or rejects a reviewed step. */
+  deny(request: BindingDecisionRequest): BindingDecisionOutcome
+  /** Sends a reviewed step back to run again with the reviewer's inputs. */
+  pushBack(request: BindingDecisionRequest): BindingDecisionOutcome
+  attemptLogs(runId: string, filter?: BindingLogFilter | undefined | null): Array<BindingAttemptLog>
+  /**
+   * Records what a driver ran outside the core (a handler, mail, a tool call) in the
+   * run's events; `payloadJson` is the event's fields as JSON text.
+   */
+  recordDriverEvent(runId: string, kind: string, payloadJson: string): void
   /** Where command tasks write their logs. */
   logDir(): string
   setLogDir(dir: string): void
-  cancelRun(runId: string): string
-  listRuns(filterJson: string): string
-  runSummary(runId: string): string
-  inspect(runId: string): string
-  pendingApprovals(filterJson: string): string
-  events(runId: string, afterSeq: number, limit: number): string
-  feed(afterId: number, limit: number): string
+  /** Cancels the run; returns its status afterwards. */
+  cancelRun(runId: string): BindingRunStatus
+  listRuns(filter?: BindingRunFilter | undefined | null): Array<BindingRunSummary>
+  runSummary(runId: string): BindingRunSummary
+  inspect(runId: string): BindingRunInspection
+  pendingApprovals(filter?: BindingApprovalFilter | undefined | null): Array<BindingApprovalSummary>
+  /**
+   * The run's events after `afterSeq`, oldest first: `{runId, seq, type, timestampMs,
+   * …}` and the fields of their type.
+   */
+  events(runId: string, afterSeq: number, limit: number): Array<Record<string, any>>
+  /**
+   * Events of every run after position `afterId` of the database-wide feed, in commit
+   * order.
+   */
+  feed(afterId: number, limit: number): Array<Record<string, any>>
   /** Runs by workflow and status, pending approvals by workflow (for `/metrics`). */
-  storeMetrics(): string
-  feedHead(): string
-  /** `afterJson`: `{updatedAtMs, runId}` of the last run of the previous page. */
-  orphanedRuns(limit: number, includeDead: boolean, afterJson?: string | undefined | null): string
+  storeMetrics(): BindingStoreMetrics
+  feedHead(): number
+  /** Runs that are `running` while nobody holds them, oldest first; page with `after`. */
+  orphanedRuns(limit: number, includeDead: boolean, after?: BindingOrphanCursor | undefined | null): Array<BindingOrphanedRun>
   /**
-   * Writes webhook deliveries (`[{deliveryId, target, url, eventType, feedId?, runId?,
-   * nodeId?, iteration?, body}]`; one that exists is kept) and moves the feed cursor to
-   * `cursor`, in one transaction. Returns how many were new.
+   * Writes webhook deliveries (one that exists is kept: its id names the event and the
+   * target) and moves the feed cursor to `cursor`, in one transaction. Returns how many
+   * were new.
    */
-  enqueueDeliveries(rowsJson: string, cursor: number | undefined | null, nowMs: number): string
+  enqueueDeliveries(rows: Array<BindingNewDelivery>, cursor: number | undefined | null, nowMs: number): number
   /** The feed position up to which gate events became deliveries (null: never). */
-  deliveryCursor(): string
-  /** Claims due deliveries to `targetsJson` (names) for `claimer` until `nowMs + leaseMs`. */
-  claimDeliveries(claimer: string, targetsJson: string, nowMs: number, leaseMs: number, limit: number): string
+  deliveryCursor(): number | null
+  /** Claims due deliveries to `targets` (names) for `claimer` until `nowMs + leaseMs`. */
+  claimDeliveries(claimer: string, targets: Array<string>, nowMs: number, leaseMs: number, limit: number): Array<BindingDelivery>
+  /** Settles a claimed delivery; false when the claim was lost. */
+  settleDelivery(deliveryId: string, claimer: string, outcome: BindingDeliveryOutcome, nowMs: number): boolean
+  /** Makes a delivery due again now (DELIVERY_NOT_FOUND when there is none). */
+  retryDelivery(deliveryId: string, nowMs: number): BindingDelivery
+  listDeliveries(filter?: BindingDeliveryFilter | undefined | null): Array<BindingDelivery>
+  /** Records the first use of a decision link; LINK_USED when it was used before. */
+  useLink(link: BindingLinkUse, nowMs: number): void
   /**
-   * `outcomeJson`: `{delivered, statusCode?, error?, nextAttemptAtMs?}`. False when the
-   * claim was lost.
+   * Records what a used link's decision came to (`outcomeJson`: JSON text, as the
+   * decision's own error message may hold anything).
    */
-  settleDelivery(deliveryId: string, claimer: string, outcomeJson: string, nowMs: number): string
-  retryDelivery(deliveryId: string, nowMs: number): string
-  /** `filterJson`: `{status?, runId?, target?, limit?, before?: {createdAtMs, deliveryId}, withBody?}`. */
-  listDeliveries(filterJson: string): string
+  recordLinkOutcome(linkId: string, outcomeJson: string): void
   /**
-   * Records the first use of a decision link (`{linkId, runId, nodeId, iteration, action,
-   * approver}`); LINK_USED when it was used before.
+   * Forgets a link's use (its decision failed for a reason that says nothing about the
+   * link), so that it works again.
    */
-  useLink(linkJson: string, nowMs: number): string
-  recordLinkOutcome(linkId: string, outcomeJson: string): string
-  releaseLink(linkId: string): string
-  /** Records why a watcher could not resume a run (`{code, message}`). */
-  markUnresumable(runId: string, errorJson: string): string
-  failRun(runId: string, errorJson: string): string
+  releaseLink(linkId: string): void
+  /** Records why a watcher could not resume a run. */
+  markUnresumable(runId: string, error: BindingRunError): void
+  failRun(runId: string, error: BindingRunError): BindingStep
   /**
-   * Checks a graph descriptor without a run (a dry render before `createRun`), against
-   * this database's output tables; writes nothing.
+   * Checks a graph descriptor (JSON text) without a run (a dry render before
+   * `createRun`), against this database's output tables; writes nothing.
    */
-  validateGraph(graphJson: string): string
+  validateGraph(graphJson: string): void
   /** Changes when another process commits to the database. */
   dataVersion(): number
   setEventBuffering(on: boolean): void
   /** Events committed since the last call (for in-process subscribers). */
-  takeEvents(): string
-  /** Closes the database. Later calls fail. */
+  takeEvents(): Array<Record<string, any>>
+  /** Closes the database. Later calls fail with ENGINE_CLOSED. */
   close(): void
+}
+
+/** Where a page of `pendingApprovals` ended: the last row's sort key. */
+export interface BindingApprovalCursor {
+  requestedAtMs: number
+  runId: string
+  nodeId: string
+  iteration: number
+}
+
+/**
+ * Which approvals `pendingApprovals` returns: waiting ones unless `status` says otherwise
+ * (`all` for every status), oldest request first; page with `after` (or `offset`).
+ */
+export interface BindingApprovalFilter {
+  runId?: string | null
+  workflowName?: string | null
+  nodeId?: string | null
+  status?: BindingApprovalStatus | 'all' | null
+  limit?: number | null
+  offset?: number | null
+  after?: BindingApprovalCursor | null
+}
+
+export type BindingApprovalStatus = 'requested' | 'approved' | 'denied' | 'rejected' | 'pushed-back' | 'cancelled'
+
+export interface BindingApprovalStatusInfo {
+  status: BindingApprovalStatus
+  /** Waiting for a decision. */
+  open: boolean
+}
+
+/** An approval (a gate or a review) as the inbox, `pendingApprovals` and `inspect` show it. */
+export interface BindingApprovalSummary {
+  runId: string
+  workflowName: string
+  /** The status of the approval's run. */
+  runStatus: BindingRunStatus
+  nodeId: string
+  iteration: number
+  status: BindingApprovalStatus
+  mode: 'gate' | 'decision' | 'select' | 'rank' | 'human' | 'review'
+  onDeny: 'fail' | 'continue' | 'skip'
+  title: string | null
+  summary: string | null
+  metadata: Record<string, unknown> | null
+  options: Array<{ key: string; label: string; summary?: string }>
+  allowedUsers: Array<string>
+  allowedScopes: Array<string>
+  requestedAt: string
+  requestedAtMs: number
+  waitingMs: number | null
+  decidedAt: string | null
+  decidedBy: string | null
+  note: string | null
+  /** "gate": decided before the step runs; "review": after it ran. */
+  kind: 'gate' | 'review'
+  /** The review round: 1, then +1 per push-back. */
+  round: number
+  /** Dagu's approvalIteration: push-backs so far (round - 1). */
+  approvalIteration: number
+  /** Where a push-back restarts, when not the step itself. */
+  rewindTo: string | null
+  workflowPath: string | null
+  /** Set when the approval belongs to a sub-run (listed with its caller's). */
+  parentRunId: string | null
+  prompt: string | null
+  input: Array<string>
+  required: Array<string>
+  /** Inputs sent with the decision. */
+  inputs: Record<string, string>
+  /** Why a reviewed step was rejected. */
+  reason: string | null
+  stdoutPath: string | null
+  /** The reviewed step's output (reviews only). */
+  output: any
+  /** Earlier review rounds, oldest first. */
+  history: Array<{ iteration: number; status: 'pushed-back' | 'approved' | 'rejected'; by: string | null; at: string; requestedAt: string; inputs: Record<string, string> | null; note: string | null; output: Record<string, unknown> | null; stdoutPath: string | null }>
+  /** A human task's answer schema. */
+  schema?: any
+  maxAttempts?: number
+  /** An `async` gate: what follows it goes on while it waits. */
+  async?: boolean
+}
+
+/** One attempt of a task: a command's exit code and log paths, or an agent's call. */
+export interface BindingAttemptLog {
+  nodeId: string
+  iteration: number
+  attempt: number
+  state: string
+  exitCode: number | null
+  stdoutPath: string | null
+  stderrPath: string | null
+  startedAt: string
+  finishedAt: string | null
+  /**
+   * Agent attempts: the prompt sent, the raw answer, token usage, the agent
+   * (`{agent, model, followUp, toolCalls}`); null for command tasks.
+   */
+  prompt: string | null
+  responseText: string | null
+  usage: { inputTokens?: number; outputTokens?: number; totalTokens?: number; reasoningTokens?: number; cacheReadTokens?: number; cacheWriteTokens?: number } | null
+  agent: { agent: string | null; model: string | null; followUp: { reason: string; prompt: string; text: string } | null; toolCalls: number | null } | null
+  error: { code?: string | null; message: string } | null
+}
+
+/**
+ * How a run is claimed: over a live owner (`force`), and with which workflow (the file and
+ * the name it renders; another name than the run's is WORKFLOW_MISMATCH unless `force`).
+ */
+export interface BindingClaimOptions {
+  force?: boolean
+  workflowPath?: string | null
+  workflowName?: string | null
+}
+
+/**
+ * How a command's process ended: exit code or signal, whether it timed out or was
+ * cancelled, the tails of its output.
+ */
+export interface BindingCommandOutcome {
+  exitCode: number | null
+  signal: number | null
+  timedOut: boolean
+  stdout: string
+  stderr: string
+  stdoutTruncated: boolean
+  stderrTruncated: boolean
+  durationMs: number
+  spawnError: string | null
+  cancelled: boolean
+}
+
+/**
+ * A command task's process, as the core built it (or as a CLI agent or a tool asks for
+ * one): `env` pairs are added to the engine's environment; `envTemplates` are set before
+ * them, as written (the driver expands them first).
+ */
+export interface BindingCommandSpec {
+  program: string
+  args: Array<string>
+  cwd?: string | null
+  env?: Array<[string, string]>
+  envTemplates?: Array<[string, string]>
+  timeoutMs?: number | null
+  /** Stops the command when it writes nothing (stdout or stderr) for this long. */
+  idleTimeoutMs?: number | null
+  stdoutPath: string
+  stderrPath: string
+  /** Written to the process's stdin, which is then closed (unless `keepStdinOpen`). */
+  stdin?: string | null
+  /**
+   * Keep stdin open until the process ends: `writeCommandStdin(cancelId, text)` writes
+   * more (a CLI spoken to over JSON lines).
+   */
+  keepStdinOpen?: boolean
+  /** `runCommand` only: the id under which `cancelCommand` can stop it. */
+  cancelId?: string | null
+}
+
+export interface BindingContract {
+  /** Every run status, in the order a run meets them. */
+  runStatuses: Array<BindingRunStatusInfo>
+  nodeStates: Array<BindingNodeStateInfo>
+  approvalStatuses: Array<BindingApprovalStatusInfo>
+  /** The statuses of a webhook delivery. */
+  deliveryStatuses: Array<string>
+  /** The codes that mean more than "failed", by code. */
+  errorCodes: Record<string, BindingErrorMeta>
+  /** What every other code means. */
+  otherError: BindingErrorMeta
+  /** Built-in scopes, each covering those before it. */
+  scopeLevels: Array<string>
+  runIdMaxLength: number
+  /** What a denied `<Approval>` may do (`onDeny`). */
+  onDeny: Array<string>
+  /** What a loop may do when `maxIterations` is reached (`onMaxReached`). */
+  onMaxReached: Array<string>
+  /** The columns every output table has first; no schema field may take their names. */
+  keyColumns: Array<string>
+  reservedEnv: BindingReservedEnv
+}
+
+/** What a decision recorded, and where the run stands after it. */
+export interface BindingDecisionOutcome {
+  runId: string
+  nodeId: string
+  iteration: number
+  status: 'approved' | 'denied' | 'rejected' | 'pushed-back' | 'invalid'
+  decidedBy: string | null
+  decidedAt: string
+  runStatus: BindingRunStatus
+  kind: 'gate' | 'review'
+  /** The review round the decision closed (1 unless the step was pushed back before). */
+  round: number
+  /** Dagu's count of push-backs of the step, from 0: after this decision. */
+  approvalIteration: number
+  /** Nodes a push-back sent back to pending besides the step itself. */
+  reset?: Array<string>
+  inputs: Record<string, string>
+  /** Another live process that drives the run and will pick the decision up. */
+  owner: string | null
+  /** Nobody drives the run: the caller should resume it. */
+  needsResume: boolean
+  output: BindingOutputRow | null
+  /**
+   * A human task's answer that was not valid: which attempt it was, how many the task
+   * takes, and why it was refused.
+   */
+  attempt?: number
+  maxAttempts?: number
+  error?: { code: 'HUMAN_TASK_INVALID_JSON' | 'HUMAN_TASK_VALIDATION_FAILED'; message: string }
+}
+
+/**
+ * A decision on a gate of `runId`: the gate (`nodeId`, `iteration`; found when the run has
+ * one waiting), who decides with which scopes, and what they send. `decisionJson` is the
+ * payload of a select / rank gate or a human task's answer, as JSON text.
+ */
+export interface BindingDecisionRequest {
+  runId: string
+  nodeId?: string | null
+  iteration?: number | null
+  note?: string | null
+  decidedBy?: string | null
+  /** Scopes the decider holds (checked against a gate's `allowedScopes`). */
+  scopes?: Array<string> | null
+  decisionJson?: string | null
+  /** Approver inputs: only names the gate declares in `input`. */
+  inputs?: Record<string, string> | null
+  /** Why a reviewed step is rejected; defaults to the note. */
+  reason?: string | null
+  /** Refuse an approve by the user who started the run (four-eyes rule). */
+  forbidStarter?: boolean
+}
+
+/** A delivery row, as `claimDeliveries`, `retryDelivery` and `listDeliveries` return it. */
+export interface BindingDelivery {
+  deliveryId: string
+  target: string
+  url: string
+  eventType: string
+  feedId: number | null
+  runId: string | null
+  nodeId: string | null
+  iteration: number | null
+  /** The body sent: on claimed rows, and listed ones when `withBody`. */
+  body?: string
+  status: 'pending' | 'sending' | 'delivered' | 'failed'
+  attempts: number
+  nextAttemptAtMs: number
+  claimedBy: string | null
+  lastStatusCode: number | null
+  lastError: string | null
+  createdAtMs: number
+  updatedAtMs: number
+  deliveredAtMs: number | null
+}
+
+/** Where a page of `listDeliveries` ended. */
+export interface BindingDeliveryCursor {
+  createdAtMs: number
+  deliveryId: string
+}
+
+/** `listDeliveries`: newest first, paged with `before` (the last row's sort key). */
+export interface BindingDeliveryFilter {
+  status?: 'pending' | 'sending' | 'delivered' | 'failed' | null
+  runId?: string | null
+  target?: string | null
+  limit?: number | null
+  before?: BindingDeliveryCursor | null
+  /** Include the body sent. */
+  withBody?: boolean
+}
+
+/** What became of one attempt (`settleDelivery`). */
+export interface BindingDeliveryOutcome {
+  /** The receiver answered 2xx. */
+  delivered: boolean
+  statusCode?: number | null
+  error?: string | null
+  /** When to try again; none (and not delivered) gives up: `failed`. */
+  nextAttemptAtMs?: number | null
+}
+
+/**
+ * How `new Engine(dbPath, options)` opens its database: a missing file is DB_NOT_FOUND
+ * (`mustExist`); read only never migrates nor writes; `leaseMs` is how long a claim on a
+ * run lasts unless renewed.
+ */
+export interface BindingEngineOptions {
+  mustExist?: boolean
+  readOnly?: boolean
+  leaseMs?: number
+}
+
+/** What an error code means to the CLI and to HTTP. */
+export interface BindingErrorMeta {
+  /** What the caller named does not exist, or names several things. */
+  lookup: boolean
+  /** 4: the command line names nothing that exists or asks what can never be done; else 1. */
+  exitCode: number
+  httpStatus: number
+  /** Asking again cannot succeed: the gate was decided, stopped waiting, or is gone. */
+  finalForDecision: boolean
+}
+
+/** The first use of a signed decision link (`useLink`). */
+export interface BindingLinkUse {
+  linkId: string
+  runId: string
+  nodeId: string
+  iteration: number
+  action: 'approve' | 'deny'
+  approver: string
+}
+
+/** Which attempts `attemptLogs` returns. */
+export interface BindingLogFilter {
+  nodeId?: string | null
+  iteration?: number | null
+  attempt?: number | null
+}
+
+export interface BindingLoopSummary {
+  loopId: string
+  iteration: number
+  done: boolean
+}
+
+/** A webhook delivery to write (`enqueueDeliveries`). */
+export interface BindingNewDelivery {
+  deliveryId: string
+  target: string
+  url: string
+  eventType: string
+  feedId?: number | null
+  runId?: string | null
+  nodeId?: string | null
+  iteration?: number | null
+  /** The exact bytes that are sent (and signed). */
+  body: string
+}
+
+/**
+ * A run to record: `inputJson` is the run's input as JSON text, `inputSchemaJson` the
+ * workflow's input schema (JSON Schema) as JSON text.
+ */
+export interface BindingNewRun {
+  runId?: string | null
+  workflowName?: string | null
+  workflowPath?: string | null
+  inputJson?: string
+  inputSchemaJson?: string | null
+  startedBy?: string | null
+  parent?: BindingParentRef | null
+}
+
+export type BindingNodeState = 'pending' | 'in-progress' | 'waiting-approval' | 'finished' | 'failed' | 'skipped' | 'cancelled' | 'rejected'
+
+export interface BindingNodeStateInfo {
+  state: BindingNodeState
+  /** Cancelled when the run ends early. */
+  open: boolean
+}
+
+export interface BindingNodeSummary {
+  nodeId: string
+  iteration: number
+  state: BindingNodeState
+  output: string
+  label: string | null
+  attempts: number
+  skipReason: string | null
+  /** `{code?, message, name?, stack?}` of the last failure. */
+  error: { code?: string | null; message: string; name?: string | null; stack?: string | null } | null
+  updatedAt: string
+  /** The sub-run the task waits on (or last waited on). */
+  subRunId?: string
+}
+
+/** Where the previous page of `orphanedRuns` ended. */
+export interface BindingOrphanCursor {
+  updatedAtMs: number
+  runId: string
+}
+
+/** A run nobody holds that a watcher should resume, and its `updatedAtMs` (the page key). */
+export interface BindingOrphanedRun {
+  run: BindingRunSummary
+  updatedAtMs: number
+}
+
+/** Names one output row. */
+export interface BindingOutputRef {
+  table: string
+  nodeId: string
+  iteration: number
+}
+
+/**
+ * One output row: its table key, node, iteration and value (fields camelCase as in the
+ * schema).
+ */
+export interface BindingOutputRow {
+  table: string
+  nodeId: string
+  iteration: number
+  value: any
+}
+
+/** The task whose sub-run a new run is. */
+export interface BindingParentRef {
+  runId: string
+  nodeId: string
+  iteration?: number
+}
+
+export interface BindingPendingCount {
+  workflow: string
+  count: number
+  oldestRequestedAtMs: number
+}
+
+export interface BindingRejection {
+  nodeId: string
+  rejectedAt: string
+  rejectedBy: string | null
+  rejectionReason: string | null
+}
+
+/** Environment variable names no approver input or workflow param may use. */
+export interface BindingReservedEnv {
+  exact: Array<string>
+  prefixes: Array<string>
+}
+
+export interface BindingRunCount {
+  workflow: string
+  status: BindingRunStatus
+  count: number
+}
+
+/** Why a run failed (or could not be resumed). */
+export interface BindingRunError {
+  code: string
+  message: string
+  nodeId?: string
+}
+
+/** Which runs `listRuns` returns (newest first). */
+export interface BindingRunFilter {
+  status?: BindingRunStatus | null
+  workflowName?: string | null
+  limit?: number | null
+  /** Only runs a watcher could not resume. */
+  resumeFailed?: boolean | null
+}
+
+/** Everything stored about a run. */
+export interface BindingRunInspection {
+  run: BindingRunSummary
+  input: any
+  nodes: Array<BindingNodeSummary>
+  approvals: Array<BindingApprovalSummary>
+  outputs: Array<BindingOutputRow>
+  loops: Array<BindingLoopSummary>
+  /** Every attempt of an agent task: what it asked, answered and used. */
+  agentAttempts: Array<BindingAttemptLog>
+}
+
+export type BindingRunStatus = 'running' | 'waiting-approval' | 'waiting-timer' | 'finished' | 'failed' | 'cancelled' | 'rejected'
+
+export interface BindingRunStatusInfo {
+  status: BindingRunStatus
+  /** The run has ended: nothing moves it again. */
+  terminal: boolean
+  /** The CLI's exit code for a run that stopped here. */
+  exitCode: number
+}
+
+/** A run as `ps`, `getRun` and the API show it. */
+export interface BindingRunSummary {
+  runId: string
+  workflowName: string
+  workflowPath: string | null
+  status: BindingRunStatus
+  owner: string | null
+  /**
+   * Whether the owner still holds the run: its lease is current ("alive"), its process is
+   * gone or its lease expired ("dead": anyone may resume it), or a row from before leases.
+   */
+  ownerLiveness: 'alive' | 'dead' | 'unknown' | null
+  /** When the owner's lease expires unless it renews it. */
+  leaseExpiresAt: string | null
+  /** Why a watcher could not resume the run (cleared when it is claimed). */
+  resumeError: BindingRunError | null
+  createdAt: string
+  updatedAt: string
+  finishedAt: string | null
+  pendingApprovals: number
+  error: BindingRunError | null
+  /** Who started the run. */
+  startedBy: string | null
+  /** A sub-run's caller: its run, task and iteration. */
+  parentRunId?: string
+  parentNodeId?: string
+  parentIteration?: number
+  /** A rejected run: who rejected which step, when, and why. */
+  rejection?: BindingRejection
+}
+
+/** What JS needs to render a run: its input, loop positions and every output so far. */
+export interface BindingSnapshot {
+  runId: string
+  status: BindingRunStatus
+  workflowName: string
+  workflowPath: string | null
+  input: any
+  loops: Record<string, number>
+  nodeLoops: Record<string, string>
+  /**
+   * Every output row so far, as JSON text (`JSON.parse` gives `BindingOutputRow[]`): the
+   * bulk path out of the core.
+   */
+  outputsJson: string
+  error: BindingRunError | null
+}
+
+/** The answer to every driving call: where the run is and what JS must do next. */
+export interface BindingStep {
+  status: BindingRunStatus
+  needsRender: boolean
+  tasks: Array<BindingTaskToRun>
+  /**
+   * The rows this step wrote, as JSON text (`JSON.parse` gives `BindingOutputRow[]`): the
+   * bulk path out of the core.
+   */
+  outputsJson: string
+  loops: Record<string, number>
+  inFlight: number
+  error: BindingRunError | null
+  /** When the run parks: the nodes waiting for a decision. */
+  waiting?: Array<string>
+  /** Outputs a push-back withdrew (its reset scope runs again): the driver forgets them. */
+  reset?: Array<BindingOutputRef>
+}
+
+/**
+ * Counts over the whole database for `/metrics`: runs by workflow and status, pending
+ * approvals by workflow with the oldest one's request time.
+ */
+export interface BindingStoreMetrics {
+  runs: Array<BindingRunCount>
+  pendingApprovals: Array<BindingPendingCount>
+}
+
+/** A task JS must run: a compute or agent body, or a command (`command`, for the runner). */
+export interface BindingTaskToRun {
+  nodeId: string
+  iteration: number
+  attempt: number
+  output: string
+  timeoutMs: number | null
+  command?: BindingCommandSpec
+  /** Approver inputs that reach this task (from upstream gates, or its own push-back). */
+  inputs?: Record<string, string>
+  /** Set when a reviewer sent this step back: round, who, when, inputs, history. */
+  pushBack?: any
 }
 
 /**
@@ -100,24 +693,39 @@ export declare class Engine {
  */
 export declare function cancelCommand(cancelId: string): boolean
 
-/** How the addon was compiled: "debug" or "release". */
-export declare function engineBuild(): string
+/** The shared vocabulary, in one object (read once by `src/contract.js`). */
+export declare function contract(): BindingContract
+
+/** How the addon was compiled. */
+export declare function engineBuild(): 'debug' | 'release'
 
 /** The version of the native engine. */
 export declare function engineVersion(): string
 
-/**
- * Environment variable names an approver's input or a workflow's param may never use:
- * `{"exact": [...], "prefixes": [...]}`.
- */
-export declare function reservedEnv(): string
+/** Why `name` cannot be a field of an output schema (a key column, …), or null. */
+export declare function fieldProblem(name: string): string | null
+
+/** Why `name` cannot be an SQL identifier, or null. */
+export declare function identifierProblem(name: string): string | null
+
+/** Whether `runId` is a valid run id: 1-128 letters, digits and `_ . : -`, not dots only. */
+export declare function isRunId(runId: string): boolean
 
 /**
- * Runs a command task's process (a `CommandSpec` from a step's task) on a thread of its
- * own and resolves with its `CommandOutcome` as JSON. The JS thread never waits on it.
+ * Runs a command task's process (a step's `command`, or one a CLI agent or a tool builds)
+ * on a thread of its own and resolves with how it ended. The JS thread never waits on it.
  * With `cancelId`, `cancelCommand(cancelId)` stops it.
  */
-export declare function runCommand(specJson: string): Promise<string>
+export declare function runCommand(spec: BindingCommandSpec): Promise<BindingCommandOutcome>
+
+/** Whether holding scope `held` satisfies `needed` (the core's rule for `allowedScopes`). */
+export declare function scopeCovers(held: string, needed: string): boolean
+
+/** The SQL name of an output key or field: `publishApproval` → `publish_approval`. */
+export declare function snakeCase(name: string): string
+
+/** Why `key` cannot be an output key (its table's name is reserved, …), or null. */
+export declare function tableKeyProblem(key: string): string | null
 
 /**
  * Writes `text` to the stdin of a command started with this `cancelId` and

@@ -19,6 +19,9 @@ use crate::plan::ApprovalStatus;
 use crate::state::{NodeEvent, NodeState, RunEvent, RunStatus};
 use crate::store::{iso8601, now_ms};
 
+/// Scope matching is part of the contract every surface shares.
+pub use crate::contract::scope_covers;
+
 const MAX_NOTE: usize = 64 * 1024;
 const MAX_NAME: usize = 256;
 /// Who decides an auto-approved gate (as in Smithers); names starting with `smithers:` are
@@ -270,24 +273,6 @@ fn authorise(gate: &Gate, req: &DecisionRequest) -> Result<()> {
         });
     }
     Ok(())
-}
-
-/// Built-in scopes, each covering those before it (as Smithers' gateway ranks them).
-const SCOPE_LEVELS: &[&str] = &["read", "execute", "approve", "admin"];
-
-/// Whether holding scope `held` satisfies `needed`: the same scope, a higher built-in level
-/// (`approve` covers `execute` and `read`; `admin` and `*` cover everything), or a
-/// wildcard prefix (`deploy:*` covers `deploy:prod`).
-pub fn scope_covers(held: &str, needed: &str) -> bool {
-    if held == needed || held == "*" || held == "admin" {
-        return true;
-    }
-    let level = |s: &str| SCOPE_LEVELS.iter().position(|l| *l == s);
-    if let (Some(h), Some(n)) = (level(held), level(needed)) {
-        return h >= n;
-    }
-    held.strip_suffix('*')
-        .is_some_and(|prefix| needed.starts_with(prefix))
 }
 
 /// The value an `<Approval>` writes to its output table.

@@ -64,7 +64,8 @@ CREATE TABLE IF NOT EXISTS _smithers_link_uses (
 ";
 
 const CURSOR_KEY: &str = "deliveries_feed_cursor";
-const STATUSES: &[&str] = &["pending", "sending", "delivered", "failed"];
+/// The statuses of a delivery row, in the order a delivery meets them.
+pub const DELIVERY_STATUSES: [&str; 4] = ["pending", "sending", "delivered", "failed"];
 
 /// A delivery to write (`enqueue_deliveries`).
 #[derive(Debug, Clone, Deserialize)]
@@ -425,11 +426,11 @@ impl Engine {
     /// Deliveries, newest first.
     pub fn list_deliveries(&self, filter: &DeliveryFilter) -> Result<Vec<Delivery>> {
         if let Some(status) = &filter.status
-            && !STATUSES.contains(&status.as_str())
+            && !DELIVERY_STATUSES.contains(&status.as_str())
         {
             return Err(Error::InvalidDelivery(format!(
                 "status {status:?} is not one of {}",
-                STATUSES.join(", ")
+                DELIVERY_STATUSES.join(", ")
             )));
         }
         let (before_ms, before_id) = match &filter.before {

@@ -409,14 +409,7 @@ fn random_suffix() -> String {
 }
 
 pub fn check_run_id(run_id: &str) -> Result<()> {
-    // A run id names a directory of logs (`<db>.logs/<run id>/`): `.` and `..` would not.
-    let ok = !run_id.is_empty()
-        && run_id.len() <= 128
-        && run_id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_.:-".contains(c))
-        && !run_id.chars().all(|c| c == '.');
-    if ok {
+    if crate::contract::is_run_id(run_id) {
         Ok(())
     } else {
         Err(Error::InvalidRunId(run_id.into()))

@@ -321,16 +321,7 @@ impl Error {
 
     /// Lookup errors: the thing named does not exist or is ambiguous (CLI exit 4).
     pub fn is_lookup(&self) -> bool {
-        matches!(
-            self,
-            Error::RunNotFound { .. }
-                | Error::NodeNotFound { .. }
-                | Error::NoPendingApprovals { .. }
-                | Error::AmbiguousApproval { .. }
-                | Error::InvalidRunId(_)
-                | Error::DbNotFound { .. }
-                | Error::DeliveryNotFound { .. }
-        )
+        crate::contract::error_meta(self.code()).lookup
     }
 
     /// Structured fields for callers (the binding puts them on `error.details`).

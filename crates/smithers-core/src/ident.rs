@@ -6,58 +6,65 @@ use crate::error::{Error, Result};
 
 const MAX_LEN: usize = 63;
 
-fn check(what: &'static str, name: &str) -> Result<()> {
-    let invalid = |why| {
-        Err(Error::InvalidIdentifier {
-            what,
-            name: name.to_string(),
-            why,
-        })
-    };
+/// The columns every output table has first (its key): no schema field may take their names.
+pub const KEY_COLUMNS: [&str; 3] = ["run_id", "node_id", "iteration"];
+
+/// Why `name` cannot be an SQL identifier (`^[A-Za-z][A-Za-z0-9_]*$`, at most 63 bytes).
+pub fn identifier_problem(name: &str) -> Option<&'static str> {
     let mut chars = name.chars();
     match chars.next() {
-        None => return invalid("it is empty"),
-        Some(c) if !c.is_ascii_alphabetic() => return invalid("it must start with a letter"),
+        None => return Some("it is empty"),
+        Some(c) if !c.is_ascii_alphabetic() => return Some("it must start with a letter"),
         _ => {}
     }
     if !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        return invalid("only letters, digits and _ are allowed");
+        return Some("only letters, digits and _ are allowed");
     }
     if name.len() > MAX_LEN {
-        return invalid("it is longer than 63 characters");
+        return Some("it is longer than 63 characters");
     }
-    Ok(())
+    None
 }
 
-/// An output key (`createSmithers({ publishApproval: … })`); its table is `snake_case(key)`.
-pub fn check_table_key(key: &str) -> Result<()> {
-    check("output key", key)?;
-    // SQLite reserves every table name that starts with `sqlite_` (`sqliteMaster` would be
-    // `sqlite_master`): refused here, not by CREATE TABLE after a run was written.
-    let table = snake_case(key);
-    if table.starts_with("smithers_") || table == "sqlite" || table.starts_with("sqlite_") {
-        return Err(Error::InvalidIdentifier {
-            what: "output key",
-            name: key.to_string(),
-            why: "names starting with smithers_ or sqlite_ are reserved",
-        });
+/// Why `key` cannot be an output key (`createSmithers({ publishApproval: … })`); its table
+/// is `snake_case(key)`.
+pub fn table_key_problem(key: &str) -> Option<&'static str> {
+    identifier_problem(key).or_else(|| {
+        // SQLite reserves every table name that starts with `sqlite_` (`sqliteMaster` would
+        // be `sqlite_master`): refused here, not by CREATE TABLE after a run was written.
+        let table = snake_case(key);
+        (table.starts_with("smithers_") || table == "sqlite" || table.starts_with("sqlite_"))
+            .then_some("names starting with smithers_ or sqlite_ are reserved")
+    })
+}
+
+/// Why `field` cannot be a field of an output schema (a column of its table).
+pub fn field_problem(field: &str) -> Option<&'static str> {
+    identifier_problem(field).or_else(|| {
+        KEY_COLUMNS
+            .contains(&snake_case(field).as_str())
+            .then_some("run_id, node_id and iteration are the output table's key columns")
+    })
+}
+
+fn check(what: &'static str, name: &str, problem: Option<&'static str>) -> Result<()> {
+    match problem {
+        None => Ok(()),
+        Some(why) => Err(Error::InvalidIdentifier {
+            what,
+            name: name.to_string(),
+            why,
+        }),
     }
-    Ok(())
+}
+
+/// An output key the core accepts (see [`table_key_problem`]).
+pub fn check_table_key(key: &str) -> Result<()> {
+    check("output key", key, table_key_problem(key))
 }
 
 pub fn check_field(field: &str) -> Result<()> {
-    check("schema field", field)?;
-    if matches!(
-        snake_case(field).as_str(),
-        "run_id" | "node_id" | "iteration"
-    ) {
-        return Err(Error::InvalidIdentifier {
-            what: "schema field",
-            name: field.to_string(),
-            why: "run_id, node_id and iteration are the output table's key columns",
-        });
-    }
-    Ok(())
+    check("schema field", field, field_problem(field))
 }
 
 /// `publishApproval` → `publish_approval`, `decidedAt` → `decided_at`, `HTTPCode` → `http_code`.
@@ -84,7 +91,7 @@ pub fn snake_case(name: &str) -> String {
     out
 }
 
-/// Double-quotes an identifier that [`check`] accepted (it cannot contain quotes).
+/// Double-quotes an identifier that [`identifier_problem`] accepted (it cannot contain quotes).
 pub fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }

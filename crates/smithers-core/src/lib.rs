@@ -5,6 +5,7 @@
 //! machines and the tables.
 
 pub mod command;
+pub mod contract;
 pub mod decision;
 pub mod deliveries;
 pub mod engine;

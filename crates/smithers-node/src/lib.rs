@@ -1,62 +1,46 @@
-//! The napi binding: one `Engine` class over `smithers_core::Engine`. No logic lives here.
+//! The napi binding: one `Engine` class over `smithers_core::Engine`, the command runner and
+//! the shared vocabulary (`contract`). No logic lives here.
 //!
-//! Every method takes and returns JSON text. A result is `{"ok":true,"value":…}` or
-//! `{"ok":false,"error":{"code","message","details"}}`: errors are values at the boundary (as in
-//! oxc and rolldown), and the JS layer turns them into `SmithersError`s with stable codes.
-//! JSON text is also the fastest way across for graphs of thousands of nodes.
+//! The boundary is oxc's hybrid (ARCHITECTURE.md, "The boundary"): graphs go in as JSON text
+//! (`submitGraph`, `validateGraph`: the bulk path, thousands of nodes in one string), the
+//! output rows of a step or snapshot come out as JSON text (`outputsJson`), and every other
+//! call takes and returns typed objects (`types.rs`), whose TypeScript napi generates into
+//! `binding.d.cts`.
+//!
+//! A failing call throws an `Error` whose `code` is the core's stable code and whose
+//! `details` are its structured fields; the JS layer (`native.js`) makes it a
+//! `SmithersError`. An argument napi cannot convert throws napi's own error (code
+//! `InvalidArg`, `StringExpected`, …), which the JS layer names with the call's stable code.
 
 #![deny(clippy::all)]
 
+mod contract;
+mod logging;
+mod types;
+
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
-use serde_json::json;
+use serde_json::{Value, json};
 use smithers_core as core;
 
-mod logging;
+use types::*;
 
-fn ok<T: serde::Serialize>(value: T) -> String {
-    match serde_json::to_string(&value) {
-        Ok(v) => format!("{{\"ok\":true,\"value\":{v}}}"),
-        Err(e) => fail(core::Error::Json(e)),
+/// What a failed call throws: `code` (stable), the message, `details`.
+fn throw(env: &Env, code: &str, message: String, details: Value) -> Error {
+    let thrown = (|| {
+        let mut error = env.create_error(Error::new(Status::GenericFailure, message))?;
+        error.set_named_property("code", code)?;
+        error.set_named_property("details", env.to_js_value(&details)?)?;
+        env.throw(error)
+    })();
+    match thrown {
+        Ok(()) => Error::new(Status::PendingException, String::new()),
+        Err(e) => e,
     }
 }
 
-fn fail(err: core::Error) -> String {
-    json!({ "ok": false, "error": { "code": err.code(), "message": err.to_string(), "details": err.details(), "lookup": err.is_lookup() } })
-        .to_string()
-}
-
-fn answer<T: serde::Serialize>(result: core::Result<T>) -> String {
-    match result {
-        Ok(v) => ok(v),
-        Err(e) => fail(e),
-    }
-}
-
-fn parse<T: serde::de::DeserializeOwned>(json: &str) -> core::Result<T> {
-    Ok(serde_json::from_str(json)?)
-}
-
-/// A decision request that is not valid JSON (a lone surrogate in a note, from a client that
-/// sent `"\ud83d"`) is a bad decision, not a bad program.
-fn parse_decision(json: &str) -> core::Result<core::DecisionRequest> {
-    serde_json::from_str(json).map_err(|e| {
-        core::Error::InvalidDecision(format!(
-            "the request cannot be read: {e} (text must be valid Unicode, without lone surrogates)"
-        ))
-    })
-}
-
-/// How `new Engine(dbPath, options)` opens its database.
-#[derive(serde::Deserialize, Default)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct EngineOptions {
-    #[serde(default)]
-    must_exist: bool,
-    #[serde(default)]
-    read_only: bool,
-    #[serde(default)]
-    lease_ms: Option<i64>,
+fn fail(env: &Env, err: core::Error) -> Error {
+    throw(env, err.code(), err.to_string(), err.details())
 }
 
 /// A smithers-rs engine on one SQLite database file.
@@ -67,77 +51,76 @@ pub struct Engine {
 
 #[napi]
 impl Engine {
-    /// Opens (or creates) the database at `dbPath`. `optionsJson`: `{mustExist, readOnly,
-    /// leaseMs}` (a missing file is DB_NOT_FOUND; read only never migrates or writes).
+    /// Opens (or creates) the database at `dbPath` (see `BindingEngineOptions`).
     #[napi(constructor)]
-    pub fn new(db_path: String, options_json: Option<String>) -> Result<Self> {
+    pub fn new(env: &Env, db_path: String, options: Option<BindingEngineOptions>) -> Result<Self> {
         logging::init();
-        let failed =
-            |e: core::Error| Error::new(Status::GenericFailure, format!("{}: {}", e.code(), e));
-        let options: EngineOptions = match options_json.as_deref() {
-            Some(json) => parse(json).map_err(failed)?,
-            None => EngineOptions::default(),
+        let BindingEngineOptions {
+            must_exist,
+            read_only,
+            lease_ms,
+        } = options.unwrap_or_default();
+        let open = core::OpenOptions {
+            must_exist: must_exist.unwrap_or(false),
+            read_only: read_only.unwrap_or(false),
         };
-        let mut inner = core::Engine::open_with(
-            &db_path,
-            core::OpenOptions {
-                must_exist: options.must_exist,
-                read_only: options.read_only,
-            },
-        )
-        .map_err(failed)?;
-        if let Some(ms) = options.lease_ms {
+        let mut inner = core::Engine::open_with(&db_path, open).map_err(|e| fail(env, e))?;
+        if let Some(ms) = lease_ms {
             inner.set_lease_ms(ms);
         }
         Ok(Engine { inner: Some(inner) })
     }
 
-    fn engine(&mut self) -> core::Result<&mut core::Engine> {
-        self.inner
-            .as_mut()
-            .ok_or_else(|| core::Error::InvalidGraph("the engine is closed".into()))
-    }
-
-    fn with<T: serde::Serialize>(
+    /// Calls the core engine; a closed engine is ENGINE_CLOSED.
+    fn with<T>(
         &mut self,
+        env: &Env,
         f: impl FnOnce(&mut core::Engine) -> core::Result<T>,
-    ) -> String {
-        answer(self.engine().and_then(f))
+    ) -> Result<T> {
+        match self.inner.as_mut() {
+            Some(engine) => f(engine).map_err(|e| fail(env, e)),
+            None => Err(throw(
+                env,
+                "ENGINE_CLOSED",
+                "the engine is closed".into(),
+                json!({}),
+            )),
+        }
     }
 
     /// This engine's owner id, as recorded on the runs it drives.
     #[napi]
-    pub fn owner_id(&mut self) -> String {
-        self.with(|e| Ok(e.owner_id().to_string()))
+    pub fn owner_id(&mut self, env: &Env) -> Result<String> {
+        self.with(env, |e| Ok(e.owner_id().to_string()))
     }
 
+    /// Records a new run, owned by this engine, and returns its first snapshot.
     #[napi]
-    pub fn create_run(&mut self, new_run_json: String) -> String {
-        self.with(|e| e.create_run(parse(&new_run_json)?))
+    pub fn create_run(&mut self, env: &Env, run: BindingNewRun) -> Result<BindingSnapshot> {
+        self.with(env, |e| {
+            e.create_run(run.try_into()?).and_then(TryInto::try_into)
+        })
     }
 
-    /// `expectJson`: `{workflowPath, workflowName}` the caller drives the run with
-    /// (WORKFLOW_MISMATCH unless `force`).
+    /// Takes the run for this engine (RUN_OWNED while another live engine holds it, unless
+    /// `force`) and returns its snapshot.
     #[napi]
     pub fn claim_run(
         &mut self,
+        env: &Env,
         run_id: String,
-        force: bool,
-        expect_json: Option<String>,
-    ) -> String {
-        self.with(|e| {
-            let mut options: core::ClaimOptions = match expect_json.as_deref() {
-                Some(json) => parse(json)?,
-                None => core::ClaimOptions::default(),
-            };
-            options.force = force;
+        options: Option<BindingClaimOptions>,
+    ) -> Result<BindingSnapshot> {
+        let options: core::ClaimOptions = options.map(Into::into).unwrap_or_default();
+        self.with(env, |e| {
             e.claim_run_with(&run_id, &options)
+                .and_then(TryInto::try_into)
         })
     }
 
     #[napi]
-    pub fn release_run(&mut self, run_id: String) -> String {
-        self.with(|e| e.release_run(&run_id))
+    pub fn release_run(&mut self, env: &Env, run_id: String) -> Result<()> {
+        self.with(env, |e| e.release_run(&run_id))
     }
 
     #[napi]
@@ -145,62 +128,118 @@ impl Engine {
         self.inner.as_ref().is_some_and(|e| e.is_driving(&run_id))
     }
 
+    /// Reconciles a rendered graph descriptor (JSON text: the bulk path) with the run and
+    /// advances it.
     #[napi]
-    pub fn submit_graph(&mut self, run_id: String, graph_json: String) -> String {
-        self.with(|e| e.submit_graph(&run_id, core::GraphDescriptor::parse(&graph_json)?))
+    pub fn submit_graph(
+        &mut self,
+        env: &Env,
+        run_id: String,
+        graph_json: String,
+    ) -> Result<BindingStep> {
+        self.with(env, |e| {
+            e.submit_graph(&run_id, core::GraphDescriptor::parse(&graph_json)?)
+                .and_then(TryInto::try_into)
+        })
+    }
+
+    /// Records the results of task bodies (a JSON array: the bulk path, each result encoded
+    /// on its own by `values.js`) and advances the run.
+    #[napi]
+    pub fn complete_tasks(
+        &mut self,
+        env: &Env,
+        run_id: String,
+        results_json: String,
+    ) -> Result<BindingStep> {
+        self.with(env, |e| {
+            let results = serde_json::from_str(&results_json)?;
+            e.complete_tasks(&run_id, results)
+                .and_then(TryInto::try_into)
+        })
+    }
+
+    /// Checks an agent's answer (JSON text) against a task's output schema; records nothing.
+    #[napi]
+    pub fn check_output(
+        &mut self,
+        env: &Env,
+        run_id: String,
+        node_id: String,
+        value_json: String,
+    ) -> Result<()> {
+        self.with(env, |e| {
+            e.check_output(&run_id, &node_id, &parse_value(&value_json)?)
+        })
     }
 
     #[napi]
-    pub fn complete_tasks(&mut self, run_id: String, results_json: String) -> String {
-        self.with(|e| e.complete_tasks(&run_id, parse(&results_json)?))
-    }
-
-    /// Checks an agent's answer against a task's output schema; records nothing.
-    #[napi]
-    pub fn check_output(&mut self, run_id: String, node_id: String, value_json: String) -> String {
-        self.with(|e| e.check_output(&run_id, &node_id, &parse(&value_json)?))
+    pub fn advance(&mut self, env: &Env, run_id: String) -> Result<BindingStep> {
+        self.with(env, |e| e.advance(&run_id).and_then(TryInto::try_into))
     }
 
     #[napi]
-    pub fn advance(&mut self, run_id: String) -> String {
-        self.with(|e| e.advance(&run_id))
+    pub fn approve(
+        &mut self,
+        env: &Env,
+        request: BindingDecisionRequest,
+    ) -> Result<BindingDecisionOutcome> {
+        self.with(env, |e| e.approve(request.try_into()?).map(Into::into))
+    }
+
+    /// Denies a gate (as its `onDeny` says) or rejects a reviewed step.
+    #[napi]
+    pub fn deny(
+        &mut self,
+        env: &Env,
+        request: BindingDecisionRequest,
+    ) -> Result<BindingDecisionOutcome> {
+        self.with(env, |e| e.deny(request.try_into()?).map(Into::into))
+    }
+
+    /// Sends a reviewed step back to run again with the reviewer's inputs.
+    #[napi]
+    pub fn push_back(
+        &mut self,
+        env: &Env,
+        request: BindingDecisionRequest,
+    ) -> Result<BindingDecisionOutcome> {
+        self.with(env, |e| e.push_back(request.try_into()?).map(Into::into))
     }
 
     #[napi]
-    pub fn approve(&mut self, request_json: String) -> String {
-        self.with(|e| e.approve(parse_decision(&request_json)?))
+    pub fn attempt_logs(
+        &mut self,
+        env: &Env,
+        run_id: String,
+        filter: Option<BindingLogFilter>,
+    ) -> Result<Vec<BindingAttemptLog>> {
+        let filter: core::LogFilter = filter.map(Into::into).unwrap_or_default();
+        self.with(env, |e| {
+            let logs = e.attempt_logs(&run_id, &filter)?;
+            Ok(logs.into_iter().map(Into::into).collect())
+        })
     }
 
-    #[napi]
-    pub fn deny(&mut self, request_json: String) -> String {
-        self.with(|e| e.deny(parse_decision(&request_json)?))
-    }
-
-    #[napi]
-    pub fn push_back(&mut self, request_json: String) -> String {
-        self.with(|e| e.push_back(parse_decision(&request_json)?))
-    }
-
-    #[napi]
-    pub fn attempt_logs(&mut self, run_id: String, filter_json: String) -> String {
-        self.with(|e| e.attempt_logs(&run_id, &parse(&filter_json)?))
-    }
-
-    /// Records a wait/failure handler's start or end in the run's events.
+    /// Records what a driver ran outside the core (a handler, mail, a tool call) in the
+    /// run's events; `payloadJson` is the event's fields as JSON text.
     #[napi]
     pub fn record_driver_event(
         &mut self,
+        env: &Env,
         run_id: String,
         kind: String,
         payload_json: String,
-    ) -> String {
-        self.with(|e| e.record_driver_event(&run_id, &kind, parse(&payload_json)?))
+    ) -> Result<()> {
+        self.with(env, |e| {
+            e.record_driver_event(&run_id, &kind, parse_value(&payload_json)?)
+        })
     }
 
     /// Where command tasks write their logs.
     #[napi]
-    pub fn log_dir(&mut self) -> String {
-        self.with(|e| Ok(e.log_dir().to_string_lossy().into_owned()))
+    pub fn log_dir(&mut self, env: &Env) -> Result<String> {
+        self.with(env, |e| Ok(e.log_dir().to_string_lossy().into_owned()))
     }
 
     #[napi]
@@ -210,161 +249,250 @@ impl Engine {
         }
     }
 
-    #[napi]
-    pub fn cancel_run(&mut self, run_id: String) -> String {
-        self.with(|e| e.cancel_run(&run_id))
+    /// Cancels the run; returns its status afterwards.
+    #[napi(ts_return_type = "BindingRunStatus")]
+    pub fn cancel_run(&mut self, env: &Env, run_id: String) -> Result<String> {
+        self.with(env, |e| e.cancel_run(&run_id).map(str::to_string))
     }
 
     #[napi]
-    pub fn list_runs(&mut self, filter_json: String) -> String {
-        self.with(|e| e.list_runs(&parse(&filter_json)?))
+    pub fn list_runs(
+        &mut self,
+        env: &Env,
+        filter: Option<BindingRunFilter>,
+    ) -> Result<Vec<BindingRunSummary>> {
+        let filter: core::RunFilter = filter.map(Into::into).unwrap_or_default();
+        self.with(env, |e| {
+            Ok(e.list_runs(&filter)?.into_iter().map(Into::into).collect())
+        })
     }
 
     #[napi]
-    pub fn run_summary(&mut self, run_id: String) -> String {
-        self.with(|e| e.run_summary(&run_id))
+    pub fn run_summary(&mut self, env: &Env, run_id: String) -> Result<BindingRunSummary> {
+        self.with(env, |e| e.run_summary(&run_id).map(Into::into))
     }
 
     #[napi]
-    pub fn inspect(&mut self, run_id: String) -> String {
-        self.with(|e| e.inspect(&run_id))
+    pub fn inspect(&mut self, env: &Env, run_id: String) -> Result<BindingRunInspection> {
+        self.with(env, |e| e.inspect(&run_id).map(Into::into))
     }
 
     #[napi]
-    pub fn pending_approvals(&mut self, filter_json: String) -> String {
-        self.with(|e| e.pending_approvals(&parse(&filter_json)?))
+    pub fn pending_approvals(
+        &mut self,
+        env: &Env,
+        filter: Option<BindingApprovalFilter>,
+    ) -> Result<Vec<BindingApprovalSummary>> {
+        let filter: core::ApprovalFilter = filter.map(Into::into).unwrap_or_default();
+        self.with(env, |e| {
+            let approvals = e.pending_approvals(&filter)?;
+            Ok(approvals.into_iter().map(Into::into).collect())
+        })
     }
 
+    /// The run's events after `afterSeq`, oldest first: `{runId, seq, type, timestampMs,
+    /// …}` and the fields of their type.
     #[napi]
-    pub fn events(&mut self, run_id: String, after_seq: i64, limit: i64) -> String {
-        self.with(|e| e.events(&run_id, after_seq, limit))
+    pub fn events(
+        &mut self,
+        env: &Env,
+        run_id: String,
+        after_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<serde_json::Map<String, Value>>> {
+        self.with(env, |e| {
+            Ok(e.events(&run_id, after_seq, limit)?
+                .into_iter()
+                .map(event)
+                .collect())
+        })
     }
 
+    /// Events of every run after position `afterId` of the database-wide feed, in commit
+    /// order.
     #[napi]
-    pub fn feed(&mut self, after_id: i64, limit: i64) -> String {
-        self.with(|e| e.feed(after_id, limit))
+    pub fn feed(
+        &mut self,
+        env: &Env,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<serde_json::Map<String, Value>>> {
+        self.with(env, |e| {
+            Ok(e.feed(after_id, limit)?.into_iter().map(event).collect())
+        })
     }
 
     /// Runs by workflow and status, pending approvals by workflow (for `/metrics`).
     #[napi]
-    pub fn store_metrics(&mut self) -> String {
-        self.with(|e| e.store_metrics())
+    pub fn store_metrics(&mut self, env: &Env) -> Result<BindingStoreMetrics> {
+        self.with(env, |e| e.store_metrics().map(Into::into))
     }
 
     #[napi]
-    pub fn feed_head(&mut self) -> String {
-        self.with(|e| e.feed_head())
+    pub fn feed_head(&mut self, env: &Env) -> Result<i64> {
+        self.with(env, |e| e.feed_head())
     }
 
-    /// `afterJson`: `{updatedAtMs, runId}` of the last run of the previous page.
+    /// Runs that are `running` while nobody holds them, oldest first; page with `after`.
     #[napi]
     pub fn orphaned_runs(
         &mut self,
+        env: &Env,
         limit: i64,
         include_dead: bool,
-        after_json: Option<String>,
-    ) -> String {
-        self.with(|e| {
-            let after: Option<core::OrphanCursor> = after_json.as_deref().map(parse).transpose()?;
-            e.orphaned_runs(limit, include_dead, after.as_ref())
+        after: Option<BindingOrphanCursor>,
+    ) -> Result<Vec<BindingOrphanedRun>> {
+        let after: Option<core::OrphanCursor> = after.map(Into::into);
+        self.with(env, |e| {
+            let runs = e.orphaned_runs(limit, include_dead, after.as_ref())?;
+            Ok(runs.into_iter().map(Into::into).collect())
         })
     }
 
-    /// Writes webhook deliveries (`[{deliveryId, target, url, eventType, feedId?, runId?,
-    /// nodeId?, iteration?, body}]`; one that exists is kept) and moves the feed cursor to
-    /// `cursor`, in one transaction. Returns how many were new.
+    /// Writes webhook deliveries (one that exists is kept: its id names the event and the
+    /// target) and moves the feed cursor to `cursor`, in one transaction. Returns how many
+    /// were new.
     #[napi]
     pub fn enqueue_deliveries(
         &mut self,
-        rows_json: String,
+        env: &Env,
+        rows: Vec<BindingNewDelivery>,
         cursor: Option<i64>,
         now_ms: i64,
-    ) -> String {
-        self.with(|e| {
-            let rows: Vec<core::NewDelivery> = parse(&rows_json)?;
-            e.enqueue_deliveries(&rows, cursor, now_ms)
+    ) -> Result<u32> {
+        let rows: Vec<core::NewDelivery> = rows.into_iter().map(Into::into).collect();
+        self.with(env, |e| {
+            let new = e.enqueue_deliveries(&rows, cursor, now_ms)?;
+            Ok(u32::try_from(new).unwrap_or(u32::MAX))
         })
     }
 
     /// The feed position up to which gate events became deliveries (null: never).
     #[napi]
-    pub fn delivery_cursor(&mut self) -> String {
-        self.with(|e| e.delivery_cursor())
+    pub fn delivery_cursor(&mut self, env: &Env) -> Result<Option<i64>> {
+        self.with(env, |e| e.delivery_cursor())
     }
 
-    /// Claims due deliveries to `targetsJson` (names) for `claimer` until `nowMs + leaseMs`.
+    /// Claims due deliveries to `targets` (names) for `claimer` until `nowMs + leaseMs`.
     #[napi]
     pub fn claim_deliveries(
         &mut self,
+        env: &Env,
         claimer: String,
-        targets_json: String,
+        targets: Vec<String>,
         now_ms: i64,
         lease_ms: i64,
         limit: i64,
-    ) -> String {
-        self.with(|e| {
-            let targets: Vec<String> = parse(&targets_json)?;
-            e.claim_deliveries(&claimer, &targets, now_ms, lease_ms, limit)
+    ) -> Result<Vec<BindingDelivery>> {
+        self.with(env, |e| {
+            let claimed = e.claim_deliveries(&claimer, &targets, now_ms, lease_ms, limit)?;
+            Ok(claimed.into_iter().map(Into::into).collect())
         })
     }
 
-    /// `outcomeJson`: `{delivered, statusCode?, error?, nextAttemptAtMs?}`. False when the
-    /// claim was lost.
+    /// Settles a claimed delivery; false when the claim was lost.
     #[napi]
     pub fn settle_delivery(
         &mut self,
+        env: &Env,
         delivery_id: String,
         claimer: String,
-        outcome_json: String,
+        outcome: BindingDeliveryOutcome,
         now_ms: i64,
-    ) -> String {
-        self.with(|e| e.settle_delivery(&delivery_id, &claimer, &parse(&outcome_json)?, now_ms))
+    ) -> Result<bool> {
+        let outcome: core::DeliveryOutcome = outcome.into();
+        self.with(env, |e| {
+            e.settle_delivery(&delivery_id, &claimer, &outcome, now_ms)
+        })
+    }
+
+    /// Makes a delivery due again now (DELIVERY_NOT_FOUND when there is none).
+    #[napi]
+    pub fn retry_delivery(
+        &mut self,
+        env: &Env,
+        delivery_id: String,
+        now_ms: i64,
+    ) -> Result<BindingDelivery> {
+        self.with(env, |e| {
+            e.retry_delivery(&delivery_id, now_ms).map(Into::into)
+        })
     }
 
     #[napi]
-    pub fn retry_delivery(&mut self, delivery_id: String, now_ms: i64) -> String {
-        self.with(|e| e.retry_delivery(&delivery_id, now_ms))
+    pub fn list_deliveries(
+        &mut self,
+        env: &Env,
+        filter: Option<BindingDeliveryFilter>,
+    ) -> Result<Vec<BindingDelivery>> {
+        let filter: core::DeliveryFilter = filter.map(Into::into).unwrap_or_default();
+        self.with(env, |e| {
+            Ok(e.list_deliveries(&filter)?
+                .into_iter()
+                .map(Into::into)
+                .collect())
+        })
     }
 
-    /// `filterJson`: `{status?, runId?, target?, limit?, before?: {createdAtMs, deliveryId}, withBody?}`.
+    /// Records the first use of a decision link; LINK_USED when it was used before.
     #[napi]
-    pub fn list_deliveries(&mut self, filter_json: String) -> String {
-        self.with(|e| e.list_deliveries(&parse(&filter_json)?))
+    pub fn use_link(&mut self, env: &Env, link: BindingLinkUse, now_ms: i64) -> Result<()> {
+        let link: core::LinkUse = link.into();
+        self.with(env, |e| e.use_link(&link, now_ms))
     }
 
-    /// Records the first use of a decision link (`{linkId, runId, nodeId, iteration, action,
-    /// approver}`); LINK_USED when it was used before.
+    /// Records what a used link's decision came to (`outcomeJson`: JSON text, as the
+    /// decision's own error message may hold anything).
     #[napi]
-    pub fn use_link(&mut self, link_json: String, now_ms: i64) -> String {
-        self.with(|e| e.use_link(&parse(&link_json)?, now_ms))
+    pub fn record_link_outcome(
+        &mut self,
+        env: &Env,
+        link_id: String,
+        outcome_json: String,
+    ) -> Result<()> {
+        self.with(env, |e| {
+            e.record_link_outcome(&link_id, &parse_value(&outcome_json)?)
+        })
+    }
+
+    /// Forgets a link's use (its decision failed for a reason that says nothing about the
+    /// link), so that it works again.
+    #[napi]
+    pub fn release_link(&mut self, env: &Env, link_id: String) -> Result<()> {
+        self.with(env, |e| e.release_link(&link_id))
+    }
+
+    /// Records why a watcher could not resume a run.
+    #[napi]
+    pub fn mark_unresumable(
+        &mut self,
+        env: &Env,
+        run_id: String,
+        error: BindingRunError,
+    ) -> Result<()> {
+        self.with(env, |e| e.mark_unresumable(&run_id, error.into()))
     }
 
     #[napi]
-    pub fn record_link_outcome(&mut self, link_id: String, outcome_json: String) -> String {
-        self.with(|e| e.record_link_outcome(&link_id, &parse(&outcome_json)?))
+    pub fn fail_run(
+        &mut self,
+        env: &Env,
+        run_id: String,
+        error: BindingRunError,
+    ) -> Result<BindingStep> {
+        self.with(env, |e| {
+            e.fail_run(&run_id, error.into())
+                .and_then(TryInto::try_into)
+        })
     }
 
+    /// Checks a graph descriptor (JSON text) without a run (a dry render before
+    /// `createRun`), against this database's output tables; writes nothing.
     #[napi]
-    pub fn release_link(&mut self, link_id: String) -> String {
-        self.with(|e| e.release_link(&link_id))
-    }
-
-    /// Records why a watcher could not resume a run (`{code, message}`).
-    #[napi]
-    pub fn mark_unresumable(&mut self, run_id: String, error_json: String) -> String {
-        self.with(|e| e.mark_unresumable(&run_id, parse(&error_json)?))
-    }
-
-    #[napi]
-    pub fn fail_run(&mut self, run_id: String, error_json: String) -> String {
-        self.with(|e| e.fail_run(&run_id, parse(&error_json)?))
-    }
-
-    /// Checks a graph descriptor without a run (a dry render before `createRun`), against
-    /// this database's output tables; writes nothing.
-    #[napi]
-    pub fn validate_graph(&mut self, graph_json: String) -> String {
-        self.with(|e| e.validate_graph(&core::GraphDescriptor::parse(&graph_json)?))
+    pub fn validate_graph(&mut self, env: &Env, graph_json: String) -> Result<()> {
+        self.with(env, |e| {
+            e.validate_graph(&core::GraphDescriptor::parse(&graph_json)?)
+        })
     }
 
     /// Changes when another process commits to the database.
@@ -385,25 +513,17 @@ impl Engine {
 
     /// Events committed since the last call (for in-process subscribers).
     #[napi]
-    pub fn take_events(&mut self) -> String {
-        self.with(|e| Ok(e.take_events()))
+    pub fn take_events(&mut self, env: &Env) -> Result<Vec<serde_json::Map<String, Value>>> {
+        self.with(env, |e| {
+            Ok(e.take_events().into_iter().map(event).collect())
+        })
     }
 
-    /// Closes the database. Later calls fail.
+    /// Closes the database. Later calls fail with ENGINE_CLOSED.
     #[napi]
     pub fn close(&mut self) {
         self.inner = None;
     }
-}
-
-/// A `CommandSpec`, plus the id under which `cancelCommand` can stop it.
-#[derive(serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct CommandRequest {
-    #[serde(flatten)]
-    spec: core::CommandSpec,
-    #[serde(default)]
-    cancel_id: Option<String>,
 }
 
 /// Commands that can be cancelled, by the id their caller gave.
@@ -411,33 +531,29 @@ static CANCELLERS: std::sync::LazyLock<
     std::sync::Mutex<std::collections::HashMap<String, core::command::Canceller>>,
 > = std::sync::LazyLock::new(Default::default);
 
-/// Runs a command task's process (a `CommandSpec` from a step's task) on a thread of its
-/// own and resolves with its `CommandOutcome` as JSON. The JS thread never waits on it.
+/// Runs a command task's process (a step's `command`, or one a CLI agent or a tool builds)
+/// on a thread of its own and resolves with how it ended. The JS thread never waits on it.
 /// With `cancelId`, `cancelCommand(cancelId)` stops it.
-#[napi(ts_return_type = "Promise<string>")]
-pub fn run_command<'env>(env: &'env Env, spec_json: String) -> Result<Object<'env>> {
+#[napi(ts_return_type = "Promise<BindingCommandOutcome>")]
+pub fn run_command<'env>(env: &'env Env, spec: BindingCommandSpec) -> Result<Object<'env>> {
     logging::init();
-    let request: CommandRequest = serde_json::from_str(&spec_json)
-        .map_err(|e| Error::new(Status::InvalidArg, format!("INVALID_JSON: {e}")))?;
-    let canceller = request.cancel_id.clone().map(|id| {
+    let (spec, cancel_id) = spec.into_core()?;
+    let canceller = cancel_id.clone().map(|id| {
         let c = core::command::Canceller::default();
         if let Ok(mut map) = CANCELLERS.lock() {
             map.insert(id, c.clone());
         }
         c
     });
-    let (deferred, promise) = env.create_deferred::<String, _>()?;
+    let (deferred, promise) = env.create_deferred::<BindingCommandOutcome, _>()?;
     std::thread::Builder::new()
         .name("smithers-command".into())
         .spawn(move || {
-            let outcome = core::command::run_with(&request.spec, canceller.as_ref());
-            if let (Some(id), Ok(mut map)) = (&request.cancel_id, CANCELLERS.lock()) {
+            let outcome = core::command::run_with(&spec, canceller.as_ref());
+            if let (Some(id), Ok(mut map)) = (&cancel_id, CANCELLERS.lock()) {
                 map.remove(id);
             }
-            let text = serde_json::to_string(&outcome).unwrap_or_else(|e| {
-                format!("{{\"spawnError\":\"cannot encode the outcome: {e}\"}}")
-            });
-            deferred.resolve(move |_| Ok(text));
+            deferred.resolve(move |_| Ok(outcome.into()));
         })
         .map_err(|e| {
             Error::new(
@@ -446,14 +562,6 @@ pub fn run_command<'env>(env: &'env Env, spec_json: String) -> Result<Object<'en
             )
         })?;
     Ok(promise)
-}
-
-/// Environment variable names an approver's input or a workflow's param may never use:
-/// `{"exact": [...], "prefixes": [...]}`.
-#[napi]
-pub fn reserved_env() -> String {
-    json!({ "exact": core::graph::RESERVED_ENV, "prefixes": core::graph::RESERVED_ENV_PREFIXES })
-        .to_string()
 }
 
 /// Stops a command started with this `cancelId` (SIGTERM to its process group, SIGKILL two
@@ -487,8 +595,8 @@ pub fn write_command_stdin(cancel_id: String, text: String) -> bool {
     control.is_some_and(|c| c.write_stdin(text.into_bytes()))
 }
 
-/// How the addon was compiled: "debug" or "release".
-#[napi]
+/// How the addon was compiled.
+#[napi(ts_return_type = "'debug' | 'release'")]
 pub fn engine_build() -> String {
     BUILD_PROFILE
         .trim_start_matches("smithers-build-profile=")

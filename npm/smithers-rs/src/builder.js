@@ -6,6 +6,7 @@
 // model (graphWorkflow below).
 import { dirname } from "node:path";
 import { Approval, Branch, Loop, Parallel, Sequence, Task, Workflow } from "./components.js";
+import { CONTRACT, snakeCase, tableKeyProblem } from "./contract.js";
 import { checkIdentifier } from "./create.js";
 import { SmithersError } from "./errors.js";
 import { jsx } from "./jsx-runtime.js";
@@ -13,8 +14,7 @@ import { approvalDecisionSchema, commandResultSchema, isPlainObject, toJsonSchem
 import { FieldTypeError, fieldMapToSchema } from "./toon/fields.js";
 
 const BUILDER_NODE = Symbol.for("smithers.builderNode");
-const ON_DENY = ["fail", "continue", "skip"];
-const ON_MAX_REACHED = ["return-last", "fail"];
+const { onDeny: ON_DENY, onMaxReached: ON_MAX_REACHED } = CONTRACT;
 /** Names the functions' argument object always has; a `needs` alias may not take one. */
 const SCOPE_NAMES = new Set(["input", "ctx", "loop"]);
 
@@ -26,33 +26,12 @@ export function tableKeyFor(id) {
   return parts.map((p, i) => (i === 0 ? p : p[0].toUpperCase() + p.slice(1))).join("");
 }
 
-/** The core's snake_case (crates/smithers-core/src/ident.rs): the SQL name of a table key. */
-export function snakeCase(name) {
-  let out = "";
-  for (let i = 0; i < name.length; i++) {
-    const c = name[i];
-    if (c >= "A" && c <= "Z") {
-      const prev = name[i - 1];
-      const next = name[i + 1];
-      const boundary =
-        prev !== undefined &&
-        (/[a-z0-9]/.test(prev) || (/[A-Z]/.test(prev) && next !== undefined && /[a-z]/.test(next)));
-      if (boundary && !out.endsWith("_")) out += "_";
-      out += c.toLowerCase();
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
 /** An output key the core will accept (ident.rs check_table_key), else INVALID_IDENTIFIER. */
 export function checkTableKey(key, what) {
   checkIdentifier(key, what);
-  const sql = snakeCase(key);
-  if (sql.startsWith("smithers_") || sql === "sqlite" || sql.startsWith("sqlite_")) {
-    throw new SmithersError("INVALID_IDENTIFIER", `${what} ${JSON.stringify(key)}: table names starting with smithers_ or sqlite_ are reserved`, { name: key });
-  }
+  // An identifier the core still refuses as a table: its SQL name is reserved.
+  const reserved = tableKeyProblem(key);
+  if (reserved) throw new SmithersError("INVALID_IDENTIFIER", `${what} ${JSON.stringify(key)}: table ${reserved}`, { name: key });
 }
 
 /**

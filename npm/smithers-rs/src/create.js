@@ -1,13 +1,11 @@
 import { Approval, Branch, Loop, Parallel, Ralph, Sequence, Task, Workflow, useCtx } from "./components.js";
+import { identifierProblem } from "./contract.js";
 import { SmithersError } from "./errors.js";
 import { isPlainObject, toJsonSchema } from "./schema.js";
 
-// Same rule as the core's SQL identifiers (ARCHITECTURE.md, Tables).
-const IDENTIFIER = /^[A-Za-z][A-Za-z0-9_]*$/;
-
-/** @param {string} name @param {string} what */
+/** The core's rule for SQL identifiers (ARCHITECTURE.md, Tables). @param {string} name @param {string} what */
 export function checkIdentifier(name, what) {
-  if (typeof name !== "string" || !IDENTIFIER.test(name) || Buffer.byteLength(name) > 63) {
+  if (identifierProblem(name) !== null) {
     throw new SmithersError(
       "INVALID_IDENTIFIER",
       `${what} ${JSON.stringify(name)} must match ^[A-Za-z][A-Za-z0-9_]*$ (at most 63 bytes)`,

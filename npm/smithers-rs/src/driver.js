@@ -3,15 +3,14 @@
 import { dirname, join } from "node:path";
 import { runAgentTask } from "./agents/task.js";
 import { SmithersError } from "./errors.js";
+import { isTerminal } from "./contract.js";
+import { DAGU_RUN_STATUS } from "./dagu/status.js";
 import { logger } from "./log.js";
 import { runCommand } from "./native.js";
 import { renderWorkflow } from "./render.js";
 import { expandEnvTemplates, expandTemplate, substituteDaguVars } from "./templates.js";
 import { describeThrown, encodeResult, isSmithersError } from "./values.js";
 
-const TERMINAL = new Set(["finished", "failed", "cancelled", "rejected"]);
-/** Dagu's word for each run status, in DAG_RUN_STATUS. */
-const DAGU_STATUS = { finished: "succeeded", failed: "failed", cancelled: "aborted", rejected: "rejected", "waiting-approval": "waiting" };
 /** The run's log next to its task logs (the core's RUN_LOG_FILE, DAG_RUN_LOG_FILE). */
 const RUN_LOG = "run.log";
 /** How often a driver with bodies in flight looks for decisions made by other processes. */
@@ -44,11 +43,16 @@ export function createRun(native, workflow, { runId, input: given, workflowPath,
   } finally {
     onRender?.(false, false);
   }
-  native.call("validateGraph", JSON.stringify(probe.graph));
-  return native.call(
-    "createRun",
-    JSON.stringify({ runId, workflowName: probe.graph.workflow.name, workflowPath, input, inputSchema: workflow.inputSchema ?? undefined, startedBy, parent }),
-  );
+  native.validateGraph(JSON.stringify(probe.graph));
+  return native.createRun({
+    runId,
+    workflowName: probe.graph.workflow.name,
+    workflowPath,
+    inputJson: JSON.stringify(input),
+    inputSchemaJson: workflow.inputSchema ? JSON.stringify(workflow.inputSchema) : undefined,
+    startedBy,
+    parent,
+  });
 }
 
 /**
@@ -97,7 +101,7 @@ export async function driveRun(native, workflow, snapshot, hooks = {}) {
       });
     }
     if (workflow.mail?.wait) await sendRunMail(run, "wait");
-  } else if (TERMINAL.has(status) && outcome.observedEnd) {
+  } else if (isTerminal(status) && outcome.observedEnd) {
     const failed = status === "failed" || status === "rejected";
     const env = failed ? { SMITHERS_RUN_ERROR: JSON.stringify(error ?? null), SMITHERS_FAILED_NODE: error?.nodeId ?? "" } : {};
     const info = error ? { runId, status, error } : { runId, status };
@@ -111,11 +115,11 @@ export async function driveRun(native, workflow, snapshot, hooks = {}) {
 
 async function drive(native, workflow, snapshot, hooks) {
   const runId = snapshot.runId;
-  if (TERMINAL.has(snapshot.status)) return { result: result(runId, snapshot.status, snapshot.error) };
+  if (isTerminal(snapshot.status)) return { result: result(runId, snapshot.status, snapshot.error) };
   const after = hooks.afterCall ?? (() => {});
   const call = (method, ...args) => {
     try {
-      return native.call(method, ...args);
+      return native[method](...args);
     } finally {
       after();
     }
@@ -123,7 +127,8 @@ async function drive(native, workflow, snapshot, hooks) {
 
   const outputs = new Map();
   const keyOf = (row) => `${row.table}\u0000${row.nodeId}\u0000${row.iteration}`;
-  for (const row of snapshot.outputs ?? []) outputs.set(keyOf(row), row);
+  // Output rows cross as JSON text, the bulk path out of the core (ARCHITECTURE.md, "The boundary").
+  for (const row of JSON.parse(snapshot.outputsJson)) outputs.set(keyOf(row), row);
   const loops = { ...(snapshot.loops ?? {}) };
   const nodeLoops = { ...(snapshot.nodeLoops ?? {}) };
   let rendered = null;
@@ -166,7 +171,7 @@ async function drive(native, workflow, snapshot, hooks) {
   // Fails the run; its step (status failed, with the error) ends the drive like any other.
   const fail = (error) => {
     try {
-      return call("failRun", runId, JSON.stringify(error));
+      return call("failRun", runId, error);
     } catch {
       // The run is no longer this driver's (or the engine was closed): nothing to record.
       throw new SmithersError(error.code, error.message, { runId });
@@ -204,7 +209,7 @@ async function drive(native, workflow, snapshot, hooks) {
               task,
               spec: fn.agentTask,
               jsonSchema: workflow.jsonSchemas[fn.agentTask.outputKey],
-              logDir: (logDir ??= native.call("logDir")),
+              logDir: (logDir ??= native.logDir()),
             })
           : runBody(fn, rendered?.ctx, task);
   };
@@ -216,7 +221,7 @@ async function drive(native, workflow, snapshot, hooks) {
     const running = worktree
       ? inWorktree(worktree, task, () => runTask(task), {
           rootDir: rendered.baseDir,
-          logDir: (logDir ??= native.call("logDir")),
+          logDir: (logDir ??= native.logDir()),
           runId,
           record: (type, payload) => recordEvent(native, runId, type, payload),
         })
@@ -238,13 +243,13 @@ async function drive(native, workflow, snapshot, hooks) {
       outputs.delete(keyOf(ref));
       rendered?.dropOutput(ref);
     }
-    for (const row of step.outputs) {
+    for (const row of JSON.parse(step.outputsJson)) {
       outputs.set(keyOf(row), row);
       rendered?.addOutput(row);
     }
     Object.assign(loops, step.loops);
     for (const task of step.tasks) start(task);
-    if (TERMINAL.has(step.status) || step.status === "waiting-approval") {
+    if (isTerminal(step.status) || step.status === "waiting-approval") {
       log.info("run stopped", { run_id: runId, status: step.status, waiting: (step.waiting ?? []).join(","), in_flight: inFlight });
       return { result: result(runId, step.status, step.error), rendered, waiting: step.waiting, observedEnd: true };
     }
@@ -263,10 +268,10 @@ async function drive(native, workflow, snapshot, hooks) {
       }
       // While bodies run, watch for commits by other processes (a CLI decision on one of
       // this run's gates): PRAGMA data_version changes only then, and costs microseconds.
-      const seen = native.raw.dataVersion();
+      const seen = native.dataVersion();
       log.trace("waiting for task bodies; polling for decisions", { run_id: runId, in_flight: inFlight, poll_ms: DECISION_POLL_MS });
       const watch = setInterval(() => {
-        if (native.raw.dataVersion() !== seen) {
+        if (native.dataVersion() !== seen) {
           log.debug("another process committed: advancing", { run_id: runId, in_flight: inFlight });
           poked = true;
           notify();
@@ -312,7 +317,7 @@ async function inWorktree(spec, task, run, where) {
 /** An event the driver adds to the run (the engine may have been closed meanwhile). */
 function recordEvent(native, runId, type, payload) {
   try {
-    native.call("recordDriverEvent", runId, type, JSON.stringify(payload));
+    native.recordDriverEvent(runId, type, JSON.stringify(payload));
   } catch {
     // The engine was closed meanwhile: nothing to record into.
   }
@@ -348,7 +353,7 @@ const runLogs = new Map();
 function runLog(native, runId, text) {
   let file;
   try {
-    file = join(native.call("logDir"), runId, RUN_LOG);
+    file = join(native.logDir(), runId, RUN_LOG);
   } catch {
     return Promise.resolve();
   }
@@ -381,7 +386,7 @@ async function runSubWorkflow(native, sub, runId, task, ctx, hooks) {
     const workflow = await loadWorkflow(sub.path);
     let snapshot;
     try {
-      snapshot = native.call("claimRun", childId, false);
+      snapshot = native.claimRun(childId);
     } catch (e) {
       // Decided elsewhere and being driven there: wait for it like for a waiting one.
       if (e?.code === "RUN_OWNED") return { ...base, ok: true, waitingOn: childId };
@@ -394,11 +399,11 @@ async function runSubWorkflow(native, sub, runId, task, ctx, hooks) {
     try {
       result = await driveRun(native, workflow, snapshot, { afterCall: hooks.afterCall });
     } finally {
-      native.call("releaseRun", childId);
+      native.releaseRun(childId);
     }
     if (result.status === "finished") {
       const outputs = {};
-      for (const row of native.call("inspect", childId).outputs) {
+      for (const row of native.inspect(childId).outputs) {
         outputs[row.iteration ? `${row.nodeId}#${row.iteration}` : row.nodeId] = row.value;
       }
       return { ...base, ok: true, value: { subRunId: childId, status: "finished", outputs } };
@@ -450,7 +455,7 @@ async function runHandler(run, name, handler, env, info) {
       return;
     }
     const spec = typeof handler === "string" ? { command: handler } : handler;
-    const dir = join(native.call("logDir"), runId);
+    const dir = join(native.logDir(), runId);
     const stamp = `${name}.${Date.now()}`;
     const stdoutPath = join(dir, `${stamp}.stdout.log`);
     const stderrPath = join(dir, `${stamp}.stderr.log`);
@@ -489,11 +494,11 @@ async function runHandler(run, name, handler, env, info) {
 /** Dagu's variables for a handler, as it sets them for its handler steps. */
 function daguVars(run, stepName, { stdoutPath, stderrPath }) {
   const params = JSON.stringify(run.input ?? null);
-  const logDir = join(run.native.call("logDir"), run.runId);
+  const logDir = join(run.native.logDir(), run.runId);
   return {
     DAG_NAME: run.rendered?.graph.workflow.name ?? run.workflow.name ?? "",
     DAG_RUN_ID: run.runId,
-    DAG_RUN_STATUS: DAGU_STATUS[run.status] ?? run.status,
+    DAG_RUN_STATUS: DAGU_RUN_STATUS[run.status]?.[1] ?? run.status,
     DAG_RUN_STEP_NAME: stepName,
     DAG_RUN_LOG_FILE: join(logDir, RUN_LOG),
     DAG_RUN_STEP_STDOUT_FILE: stdoutPath,
@@ -506,7 +511,7 @@ function daguVars(run, stepName, { stdoutPath, stderrPath }) {
 function runApprovalInputs(native, runId) {
   const inputs = {};
   try {
-    for (const a of native.call("pendingApprovals", JSON.stringify({ runId, status: "approved", limit: 1000 }))) {
+    for (const a of native.pendingApprovals({ runId, status: "approved", limit: 1000 })) {
       if (a.runId === runId) Object.assign(inputs, a.inputs ?? {});
     }
   } catch {
@@ -526,11 +531,11 @@ async function sendRunMail(run, when) {
   const record = (suffix, payload) => recordEvent(native, runId, `${kind}${suffix}`, { to: config.to, ...payload });
   try {
     const { sendMail, runEndedMail, waitMail } = await import("./serve/mail.js");
-    const summary = native.call("runSummary", runId);
+    const summary = native.runSummary(runId);
     const subjectPrefix = config.prefix;
     const message =
       when === "wait"
-        ? waitMail({ run: summary, gates: native.call("pendingApprovals", JSON.stringify({ runId, limit: 100 })), subjectPrefix, from: config.from, to: config.to })
+        ? waitMail({ run: summary, gates: native.pendingApprovals({ runId, limit: 100 }), subjectPrefix, from: config.from, to: config.to })
         : runEndedMail({ run: summary, subjectPrefix, from: config.from, to: config.to });
     const sent = await sendMail(mailServer(workflow.mail.smtp), message);
     record("Sent", { messageId: sent?.messageId ?? null });

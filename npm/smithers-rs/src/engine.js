@@ -2,6 +2,7 @@
 // for the CLI. Runs are driven in this process; decisions resume them at once.
 import { resolve } from "node:path";
 import { SmithersError } from "./errors.js";
+import { isTerminal } from "./contract.js";
 import { NativeEngine } from "./native.js";
 
 // node:fs through getBuiltinModule: an ES import of it builds its whole namespace, which loads
@@ -22,8 +23,6 @@ const loadRuntime = () =>
       loadWorkflow: loader.loadWorkflow,
     }),
   ));
-
-const ENDED = new Set(["finished", "failed", "cancelled", "rejected"]);
 
 export class SmithersEngine {
   /**
@@ -90,16 +89,16 @@ export class SmithersEngine {
   on(type, listener) {
     if (!this.listeners.has(type)) this.listeners.set(type, new Set());
     this.listeners.get(type).add(listener);
-    this.native.raw.setEventBuffering(true);
+    this.native.setEventBuffering(true);
     return () => {
       this.listeners.get(type)?.delete(listener);
-      if ([...this.listeners.values()].every((s) => s.size === 0)) this.native.raw.setEventBuffering(false);
+      if ([...this.listeners.values()].every((s) => s.size === 0)) this.native.setEventBuffering(false);
     };
   }
 
   dispatch() {
     if (this.listeners.size === 0) return;
-    const events = this.native.call("takeEvents");
+    const events = this.native.takeEvents();
     for (const event of events) {
       for (const key of [event.type, "*"]) {
         for (const listener of this.listeners.get(key) ?? []) {
@@ -212,8 +211,8 @@ export class SmithersEngine {
     const givenWorkflow = typeof given === "string" && !isolated ? await loadWorkflow(givenPath) : given;
     const active = this.driving.get(runId);
     if (active) return active.done;
-    const summary = this.native.call("runSummary", runId);
-    if (ENDED.has(summary.status)) {
+    const summary = this.native.runSummary(runId);
+    if (isTerminal(summary.status)) {
       return summary.error ? { runId, status: summary.status, error: summary.error } : { runId, status: summary.status };
     }
     if (isolated) {
@@ -229,7 +228,7 @@ export class SmithersEngine {
     const expect =
       givenWorkflow === undefined
         ? undefined
-        : JSON.stringify({ workflowPath: givenPath ?? undefined, workflowName: renderedName(givenWorkflow, this.native.call("inspect", runId)) ?? undefined });
+        : { workflowPath: givenPath, workflowName: renderedName(givenWorkflow, this.native.inspect(runId)) };
     if (!wf) {
       if (!summary.workflowPath) {
         throw new SmithersError("WORKFLOW_NOT_FOUND", `run ${runId} has no workflow file recorded; pass the workflow to resume it`, { runId });
@@ -240,7 +239,7 @@ export class SmithersEngine {
       const started = this.driving.get(runId);
       if (started) return started.done;
     }
-    const snapshot = this.native.call("claimRun", runId, Boolean(options.force), expect);
+    const snapshot = this.native.claimRun(runId, { ...expect, force: Boolean(options.force) });
     this.workflows.set(runId, wf);
     return this.#drive(driveRun, wf, snapshot);
   }
@@ -261,7 +260,7 @@ export class SmithersEngine {
     const stop = () => {
       if (this.driving.get(runId) === entry) this.driving.delete(runId);
       try {
-        this.native.call("releaseRun", runId);
+        this.native.releaseRun(runId);
       } catch {
         // The engine was closed while the run was driven.
       }
@@ -271,8 +270,8 @@ export class SmithersEngine {
         stop();
         // An ended run is never resumed: forget its workflow, or an engine that lives long
         // keeps one entry for every run it ever drove.
-        if (ENDED.has(result.status)) this.workflows.delete(runId);
-        settle.resolve(ENDED.has(result.status) ? await this.#resumeCaller(runId, result) : result);
+        if (isTerminal(result.status)) this.workflows.delete(runId);
+        settle.resolve(isTerminal(result.status) ? await this.#resumeCaller(runId, result) : result);
       },
       (error) => {
         stop();
@@ -329,7 +328,7 @@ export class SmithersEngine {
       }
     };
     return this.native
-      .call("attemptLogs", runId, JSON.stringify(where))
+      .attemptLogs(runId, where)
       .map((a) => ({ ...a, stdout: read(a.stdoutPath), stderr: read(a.stderrPath) }));
   }
 
@@ -344,10 +343,10 @@ export class SmithersEngine {
         throw new SmithersError("INVALID_DECISION", `${field} is not valid Unicode text (it holds a lone surrogate, as a string cut inside an emoji does)`, { field });
       }
     }
-    const outcome = this.native.call(
-      kind,
-      JSON.stringify({ runId, nodeId, iteration, note, decidedBy, scopes, decision, inputs: inputs ?? {}, reason, forbidStarter }),
-    );
+    // The payload of a select / rank gate or a human task's answer is the person's value:
+    // it crosses as JSON text, like every value a user wrote.
+    const decisionJson = decision === undefined ? undefined : JSON.stringify(decision);
+    const outcome = this.native[kind]({ runId, nodeId, iteration, note, decidedBy, scopes, decisionJson, inputs, reason, forbidStarter });
     this.dispatch();
     const active = this.driving.get(runId);
     if (active) {
@@ -395,9 +394,9 @@ export class SmithersEngine {
   async #resumeCaller(runId, result) {
     let caller;
     try {
-      const { parentRunId } = this.native.call("runSummary", runId);
+      const { parentRunId } = this.native.runSummary(runId);
       if (!parentRunId) return result;
-      const parent = this.native.call("runSummary", parentRunId);
+      const parent = this.native.runSummary(parentRunId);
       if (parent.status !== "running" || (parent.owner && parent.ownerLiveness !== "dead")) return result;
       caller = await this.#resumeAfterDecision(parentRunId);
     } catch (e) {
@@ -413,7 +412,7 @@ export class SmithersEngine {
     // Still loading the workflow file to resume it: that resume's outcome.
     const resuming = this.resuming.get(runId);
     if (resuming) return resuming;
-    const { status, error } = this.native.call("runSummary", runId);
+    const { status, error } = this.native.runSummary(runId);
     return error ? { runId, status, error } : { runId, status };
   }
 
@@ -423,17 +422,17 @@ export class SmithersEngine {
    * @param {{ runId?: string, workflowName?: string, nodeId?: string, status?: string, limit?: number, offset?: number, after?: { requestedAtMs: number, runId: string, nodeId: string, iteration: number } }} [filter]
    */
   pendingApprovals(filter = {}) {
-    return this.native.call("pendingApprovals", JSON.stringify(filter));
+    return this.native.pendingApprovals(filter);
   }
 
   /** Events of every run after position `afterId` of the database-wide feed (commit order). */
   feed(afterId = 0, limit = 1000) {
-    return this.native.call("feed", afterId, limit);
+    return this.native.feed(afterId, limit);
   }
 
   /** The newest position of the feed. */
   feedHead() {
-    return this.native.call("feedHead");
+    return this.native.feedHead();
   }
 
   /**
@@ -442,34 +441,34 @@ export class SmithersEngine {
    * `{ updatedAtMs, runId }`). Runs marked unresumable are left out.
    */
   orphanedRuns(limit = 100, { includeDead = true, after } = {}) {
-    return this.native.call("orphanedRuns", limit, includeDead, after ? JSON.stringify(after) : undefined);
+    return this.native.orphanedRuns(limit, includeDead, after).map(({ run, updatedAtMs }) => ({ ...run, updatedAtMs }));
   }
 
   /** Records why a run cannot be resumed (shown by `why`, `resumeError`); a claim clears it. */
   markUnresumable(runId, error) {
-    this.native.call("markUnresumable", runId, JSON.stringify({ code: error.code, message: error.message }));
+    this.native.markUnresumable(runId, { code: error.code, message: error.message });
     this.dispatch();
   }
 
   /** @param {{ status?: string, workflowName?: string, limit?: number }} [filter] */
   listRuns(filter = {}) {
-    return this.native.call("listRuns", JSON.stringify(filter));
+    return this.native.listRuns(filter);
   }
 
   getRun(runId) {
-    return this.native.call("runSummary", runId);
+    return this.native.runSummary(runId);
   }
 
   inspect(runId) {
-    return this.native.call("inspect", runId);
+    return this.native.inspect(runId);
   }
 
   events(runId, { afterSeq = 0, limit = 1000 } = {}) {
-    return this.native.call("events", runId, afterSeq, limit);
+    return this.native.events(runId, afterSeq, limit);
   }
 
   cancel(runId) {
-    const status = this.native.call("cancelRun", runId);
+    const status = this.native.cancelRun(runId);
     this.dispatch();
     return { runId, status };
   }

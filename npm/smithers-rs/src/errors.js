@@ -16,19 +16,6 @@ export class SmithersError extends Error {
   }
 }
 
-/** Codes that mean "what you named does not exist or is ambiguous" (CLI exit 4). */
-export const LOOKUP_CODES = new Set([
-  "RUN_NOT_FOUND",
-  "NODE_NOT_FOUND",
-  "NO_PENDING_APPROVALS",
-  "AMBIGUOUS_APPROVAL",
-  "USAGE",
-  "DB_NOT_FOUND",
-  "WORKFLOW_NOT_FOUND",
-  "INVALID_RUN_ID",
-  "DELIVERY_NOT_FOUND",
-]);
-
 /**
  * A SmithersError about a place in a workflow file: `file:line: key: message`, with
  * details `{ file, line, key }` (TOON and Dagu YAML files).

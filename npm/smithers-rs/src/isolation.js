@@ -15,6 +15,7 @@
 import { randomBytes } from "node:crypto";
 import { statSync } from "node:fs";
 import { Worker } from "node:worker_threads";
+import { isTerminal } from "./contract.js";
 import { SmithersError } from "./errors.js";
 import { logFileFd, logger } from "./log.js";
 import { describeThrown } from "./values.js";
@@ -29,7 +30,6 @@ export const DONE = 3;
 export const HEARTBEAT_MS = 50;
 
 const WORKER_URL = new URL("./driver-worker.js", import.meta.url);
-const ENDED = new Set(["finished", "failed", "cancelled"]);
 /** Workflow files a spare worker is kept for (the most recently driven). */
 const SPARE_FILES = 4;
 
@@ -258,12 +258,12 @@ export class DriverPool {
   #failRun(runId, error) {
     try {
       // Parked or ended before its worker went: the run is as its worker left it.
-      const { status } = this.native.call("runSummary", runId);
+      const { status } = this.native.runSummary(runId);
       if (status !== "running") return { runId, status };
-      const snapshot = this.native.call("claimRun", runId, true);
-      if (ENDED.has(snapshot.status)) return { runId, status: snapshot.status, ...(snapshot.error ? { error: snapshot.error } : {}) };
-      const step = this.native.call("failRun", runId, JSON.stringify(error));
-      this.native.call("releaseRun", runId);
+      const snapshot = this.native.claimRun(runId, { force: true });
+      if (isTerminal(snapshot.status)) return { runId, status: snapshot.status, ...(snapshot.error ? { error: snapshot.error } : {}) };
+      const step = this.native.failRun(runId, error);
+      this.native.releaseRun(runId);
       this.log(`run ${runId}: failed (${error.code}: ${error.message})`);
       return { runId, status: step.status, error: step.error ?? error };
     } catch (e) {

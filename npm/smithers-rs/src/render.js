@@ -2,13 +2,13 @@
 // and turn the element tree into the graph descriptor of ARCHITECTURE.md.
 import { dirname, resolve as resolvePath } from "node:path";
 import { BUILTINS, setCurrentCtx } from "./components.js";
+import { CONTRACT } from "./contract.js";
 import { SmithersError } from "./errors.js";
 import { Fragment, isElement } from "./jsx-runtime.js";
 import { agentLabel } from "./agents/task.js";
 
-const ON_DENY = ["fail", "continue", "skip"];
+const { onDeny: ON_DENY, onMaxReached: ON_MAX_REACHED } = CONTRACT;
 const APPROVAL_MODES = { approve: "decision", select: "select", rank: "rank" };
-const ON_MAX_REACHED = ["return-last", "fail"];
 /** Run by the driver: onWait each time the run parks; the others once when it ends. */
 const HANDLERS = ["onWait", "onSuccess", "onFailure", "onExit"];
 

@@ -55,7 +55,7 @@ export async function runAgentTask({ native, runId, task, spec, jsonSchema, logD
     emitEvent: (event) => {
       const { type, ...payload } = event;
       try {
-        native.call("recordDriverEvent", runId, type, JSON.stringify(payload));
+        native.recordDriverEvent(runId, type, JSON.stringify(payload));
       } catch {
         // The engine was closed meanwhile: nothing to record into.
       }
@@ -171,7 +171,7 @@ function accept(native, runId, nodeId, found, jsonSchema) {
     value = Object.fromEntries(Object.entries(value).filter(([k]) => Object.hasOwn(known, k)));
   }
   try {
-    native.call("checkOutput", runId, nodeId, JSON.stringify(value ?? null));
+    native.checkOutput(runId, nodeId, JSON.stringify(value ?? null));
     return { ok: true, value };
   } catch (e) {
     if (e?.code !== "INVALID_OUTPUT") throw e;

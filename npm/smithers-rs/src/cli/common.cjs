@@ -7,8 +7,6 @@
 const { existsSync, fstatSync, writeSync } = require("node:fs");
 const { dirname, isAbsolute, join, relative, resolve } = require("node:path");
 
-const RUN_STATUSES = ["running", "waiting-approval", "waiting-timer", "finished", "failed", "cancelled", "rejected"];
-
 const COMMON = {
   db: { type: "string" },
   json: { type: "boolean", default: false },
@@ -196,7 +194,6 @@ module.exports = {
   COMMON,
   DECIDE,
   PS,
-  RUN_STATUSES,
   dbArg,
   decisionLines,
   findDbPath,

@@ -15,7 +15,7 @@
 // through the ESM loader. What it prints, and how, comes from common.cjs, which main.js prints
 // with too.
 const { parseArgs } = require("node:util");
-const { DECIDE, PS, RUN_STATUSES, decisionLines, findDbPath, forbidSelfApproval, notResumedLine, osUser, print, printErr, refusedAnswerText, runsTable } =
+const { DECIDE, PS, decisionLines, findDbPath, forbidSelfApproval, notResumedLine, osUser, print, printErr, refusedAnswerText, runsTable } =
   require("./common.cjs");
 
 /** The options the short path takes: the full CLI's, but --help and --input (theirs to handle). */
@@ -65,7 +65,7 @@ function binding() {
  */
 function open(dbPath, readOnly) {
   try {
-    return new (binding().Engine)(dbPath, readOnly ? '{"readOnly":true}' : '{"mustExist":true}');
+    return new (binding().Engine)(dbPath, readOnly ? { readOnly: true } : { mustExist: true });
   } catch {
     return null;
   }
@@ -74,8 +74,7 @@ function open(dbPath, readOnly) {
 /** One native call: its value, or undefined on an engine error. */
 function call(engine, method, ...args) {
   try {
-    const answer = JSON.parse(engine[method](...args));
-    return answer.ok ? answer.value : undefined;
+    return engine[method](...args);
   } catch {
     return undefined;
   }
@@ -110,9 +109,9 @@ function decide(kind, rest) {
   let recorded;
   try {
     // The request SmithersEngine sends (engine.js #decide) for what main.js passes it.
-    const request = { runId: id, nodeId, iteration, note: v.note ?? v.reason, decidedBy, scopes: v.scope ?? [], decision, inputs: {}, reason: kind === "deny" ? v.reason : undefined,
-      forbidStarter: forbidSelfApproval() };
-    recorded = call(engine, kind, JSON.stringify(request));
+    const request = { runId: id, nodeId, iteration, note: v.note ?? v.reason, decidedBy, scopes: v.scope ?? [], decisionJson: decision === undefined ? undefined : JSON.stringify(decision),
+      reason: kind === "deny" ? v.reason : undefined, forbidStarter: forbidSelfApproval() };
+    recorded = call(engine, kind, request);
   } finally {
     if (recorded === undefined) engine.close();
   }
@@ -151,12 +150,16 @@ function ps(rest) {
   const v = args.values;
   const limit = v.limit === undefined ? 50 : Number(v.limit);
   if (!Number.isInteger(limit) || limit < 1) return null;
-  if (v.status !== undefined && !RUN_STATUSES.includes(v.status)) return null;
   const dbPath = findDbPath(v);
   if (dbPath === null) return null;
   const engine = open(dbPath, true);
   if (engine === null) return null;
-  const runs = call(engine, "listRuns", JSON.stringify({ status: v.status, limit }));
+  // A status the core does not know is the full CLI's usage error.
+  if (v.status !== undefined && !binding().contract().runStatuses.some((s) => s.status === v.status)) {
+    engine.close();
+    return null;
+  }
+  const runs = call(engine, "listRuns", { status: v.status, limit });
   engine.close();
   if (runs === undefined) return null;
   if (v.json) {

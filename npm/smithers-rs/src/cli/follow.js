@@ -70,7 +70,7 @@ export class OutputTail {
    */
   poll() {
     const out = [];
-    for (const a of this.native.call("attemptLogs", this.runId, JSON.stringify(this.filter))) {
+    for (const a of this.native.attemptLogs(this.runId, this.filter)) {
       if (a.prompt != null) {
         // An agent attempt is listed once it ended, with its answer: printed once, whole.
         const key = `${a.nodeId}\0${a.iteration}\0${a.attempt}`;
@@ -163,7 +163,6 @@ export function eventLine(e) {
   return `${new Date(e.timestampMs).toISOString()} ${e.runId} #${e.seq} ${e.type}${node}${extra}`;
 }
 
-const TERMINAL = new Set(["finished", "failed", "cancelled", "rejected"]);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /**
@@ -175,15 +174,17 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
  * @param {{ stopped: boolean }} control
  */
 export async function pollUntilEnd(native, runId, each, control) {
+  // Loaded here, not with the module: the CLI imports this file before it needs the engine.
+  const { isTerminal } = await import("../contract.js");
   let version = null;
   for (;;) {
-    const now = native.raw.dataVersion();
+    const now = native.dataVersion();
     const changed = now !== version;
     version = now;
     each();
     if (changed && runId) {
-      const { status } = native.call("runSummary", runId);
-      if (TERMINAL.has(status)) {
+      const { status } = native.runSummary(runId);
+      if (isTerminal(status)) {
         each();
         return status;
       }

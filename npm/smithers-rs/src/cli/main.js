@@ -2,7 +2,7 @@
 // 1 failed, 4 usage or lookup errors (including a decision whose --input can never fit the
 // gate: MISSING_REQUIRED_INPUTS, UNDECLARED_INPUT, PUSH_BACK_UNSUPPORTED).
 import { resolve } from "node:path";
-import { LOOKUP_CODES, SmithersError, printable } from "../errors.js";
+import { SmithersError, printable } from "../errors.js";
 import { describeThrown, isSmithersError } from "../values.js";
 
 // Node's fs and util through getBuiltinModule, common.cjs through require: an ES import of a
@@ -14,7 +14,6 @@ const {
   COMMON,
   DECIDE,
   PS,
-  RUN_STATUSES,
   dbArg,
   decisionLines,
   findDbPath,
@@ -31,18 +30,27 @@ const {
   table,
 } = process.getBuiltinModule("node:module").createRequire(import.meta.url)("./common.cjs");
 
-// The core's rule for run ids (engine.rs check_run_id): a run id names a log directory, so
-// not `.` or `..` either.
-const RUN_ID = /^(?!\.+$)[A-Za-z0-9_.:-]{1,128}$/;
-const EXIT = { finished: 0, "waiting-approval": 3, "waiting-timer": 3, cancelled: 2, failed: 1, rejected: 1, running: 1 };
 /**
- * Exit 4: the command line names nothing that exists, or asks what the named gate can never
- * do (inputs it does not declare or lacks, a push-back of a plain gate). The same command
- * fixed by hand succeeds. State conflicts (ALREADY_DECIDED, NOT_WAITING, RUN_REJECTED,
- * FORBIDDEN) stay exit 1: the command was right, the run said no.
+ * The core's vocabulary (`contract.js`: statuses, exit codes, run ids), loaded when a command
+ * needs it: it loads the native engine, which `--help` does not, and a CLI whose engine did
+ * not load must still be able to say why.
  */
-const USAGE_CODES = new Set([...LOOKUP_CODES, "MISSING_REQUIRED_INPUTS", "UNDECLARED_INPUT", "PUSH_BACK_UNSUPPORTED"]);
-const exitFor = (code) => (USAGE_CODES.has(code) ? 4 : 1);
+const vocabulary = () => import("../contract.js");
+
+/**
+ * Exit 4 (the core's error metadata, contract.rs): the command line names nothing that
+ * exists, or asks what the named gate can never do (inputs it does not declare or lacks, a
+ * push-back of a plain gate). The same command fixed by hand succeeds. State conflicts
+ * (ALREADY_DECIDED, NOT_WAITING, RUN_REJECTED, FORBIDDEN) stay exit 1: the command was
+ * right, the run said no. 1 as well when the engine itself did not load.
+ */
+async function exitFor(code) {
+  try {
+    return (await vocabulary()).errorMeta(code).exitCode;
+  } catch {
+    return 1;
+  }
+}
 
 const COMMANDS = {
   up: {
@@ -354,7 +362,7 @@ function resumeWords(words) {
   return out;
 }
 
-function report(e, json) {
+async function report(e, json) {
   const thrown = describeThrown(e);
   const field = (key) => {
     try {
@@ -431,7 +439,7 @@ async function up(args) {
     params[word.slice(0, eq)] = word.slice(eq + 1);
   }
   const id = args.values["run-id"];
-  if (id !== undefined && !RUN_ID.test(id)) {
+  if (id !== undefined && !(await vocabulary()).isRunId(id)) {
     throw usage(`--run-id ${JSON.stringify(id)} must be 1-128 characters of letters, digits and _ . : - (not only dots)`, "up");
   }
   const path = resolve(file);
@@ -646,7 +654,7 @@ const PROGRESS_EVENTS = new Set([
   "LoopIteration",
 ]);
 
-function finish(engine, result, json) {
+async function finish(engine, result, json) {
   const pending = result.status === "waiting-approval" ? engine.pendingApprovals({ runId: result.runId }) : [];
   if (json) {
     print(JSON.stringify({ ok: result.status !== "failed", ...result, pendingApprovals: pending }, null, 2));
@@ -658,7 +666,7 @@ function finish(engine, result, json) {
     printDecisionCommands(pending, db);
   }
   engine.close();
-  return EXIT[result.status] ?? 1;
+  return (await vocabulary()).runExitCode(result.status);
 }
 
 const isReview = (a) => a.kind === "review";
@@ -880,6 +888,7 @@ async function ps(args) {
   const limit = v.limit === undefined ? 50 : Number(v.limit);
   if (!Number.isInteger(limit) || limit < 1) throw usage("--limit must be a whole number ≥ 1", "ps");
   // The core filters on the string as given: a typo would list nothing, and exit 0.
+  const { RUN_STATUSES } = await vocabulary();
   if (v.status !== undefined && !RUN_STATUSES.includes(v.status)) {
     throw usage(`--status must be one of ${RUN_STATUSES.join(", ")}; got ${JSON.stringify(v.status)}`, "ps");
   }
@@ -896,7 +905,6 @@ async function ps(args) {
   return 0;
 }
 
-const DELIVERY_STATUSES = ["pending", "sending", "delivered", "failed"];
 
 async function deliveries(args) {
   const v = args.values;
@@ -905,7 +913,7 @@ async function deliveries(args) {
     if (!id || extra !== undefined) throw usage("retry takes one delivery id", "deliveries");
     const engine = await openEngine(findDb(v));
     try {
-      const row = engine.native.call("retryDelivery", id, Date.now());
+      const row = engine.native.retryDelivery(id, Date.now());
       print(v.json ? JSON.stringify({ ok: true, delivery: row }, null, 2) : `delivery ${id}: pending again`);
     } finally {
       engine.close();
@@ -915,13 +923,14 @@ async function deliveries(args) {
   if (word !== undefined) throw usage(`unexpected argument ${JSON.stringify(word)}`, "deliveries");
   const limit = v.limit === undefined ? 50 : Number(v.limit);
   if (!Number.isInteger(limit) || limit < 1) throw usage("--limit must be a whole number ≥ 1", "deliveries");
+  const { DELIVERY_STATUSES } = await vocabulary();
   if (v.status !== undefined && !DELIVERY_STATUSES.includes(v.status)) {
     throw usage(`--status must be one of ${DELIVERY_STATUSES.join(", ")}; got ${JSON.stringify(v.status)}`, "deliveries");
   }
   const engine = await openEngine(findDb(v), { readOnly: true });
   let rows;
   try {
-    rows = engine.native.call("listDeliveries", JSON.stringify({ status: v.status, runId: v.run, target: v.target, limit, withBody: v.body }));
+    rows = engine.native.listDeliveries({ status: v.status, runId: v.run, target: v.target, limit, withBody: v.body });
   } finally {
     engine.close();
   }
@@ -1194,7 +1203,7 @@ async function followLogs(id, v, filter) {
     };
     const status = await pollUntilEnd(engine.native, id, () => write(tail.poll()), { stopped: false });
     write(tail.flush());
-    return EXIT[status] ?? 1;
+    return (await vocabulary()).runExitCode(status);
   } finally {
     engine.close();
   }
@@ -1226,7 +1235,7 @@ async function events(args) {
       return 0;
     }
     const status = await pollUntilEnd(engine.native, v.run ?? null, drain, { stopped: false });
-    return v.run ? (EXIT[status] ?? 1) : 0;
+    return v.run ? (await vocabulary()).runExitCode(status) : 0;
   } finally {
     engine.close();
   }

@@ -18,7 +18,7 @@
 import { basename, dirname, extname, resolve as resolvePath } from "node:path";
 import { TableRegistry, graphWorkflow } from "../builder.js";
 import { SmithersError, keyPath, locatedError } from "../errors.js";
-import { reservedEnv } from "../native.js";
+import { RESERVED_ENV } from "../contract.js";
 import { commandResultSchema, subRunResultSchema } from "../schema.js";
 import { expandEnvTemplates, shellWords, substituteDaguVars } from "../templates.js";
 import { parseDagu } from "./parse.js";
@@ -89,7 +89,7 @@ function compileFile(file, text, stack) {
   if (type !== "graph" && type !== "chain") {
     throw at.err("DAGU_INVALID_VALUE", `type must be graph or chain (got ${JSON.stringify(type)})`, ["type"]);
   }
-  const reserved = reservedNames();
+  const reserved = RESERVED_ENV;
   const params = readParams(at, doc.params, ["params"], reserved);
   const dagEnv = readEnv(at, doc.env, ["env"]);
   const baseDir = doc.working_dir === undefined ? at.dir : resolvePath(at.dir, text1(at, doc.working_dir, ["working_dir"]));
@@ -433,10 +433,6 @@ function paramsSchema(reserved) {
     propertyNames: { pattern: `^(?!(?:${exact})$)(?!(?:${prefixes}))[A-Za-z_][A-Za-z0-9_]*$` },
     additionalProperties: { type: ["string", "number", "boolean"] },
   };
-}
-
-function reservedNames() {
-  return reservedEnv();
 }
 
 const isReserved = (reserved, name) => reserved.exact.includes(name) || reserved.prefixes.some((p) => name.startsWith(p));

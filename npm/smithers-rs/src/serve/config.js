@@ -355,13 +355,3 @@ export function authenticate(tokens, presented) {
   return found;
 }
 
-const LEVELS = ["read", "execute", "approve", "admin"];
-
-/** Same rule as the core's `scope_covers`: higher built-in levels cover lower ones, `x:*` covers `x:y`. */
-export function scopeCovers(held, needed) {
-  if (held === needed || held === "*" || held === "admin") return true;
-  const h = LEVELS.indexOf(held);
-  const n = LEVELS.indexOf(needed);
-  if (h >= 0 && n >= 0) return h >= n;
-  return held.endsWith("*") && needed.startsWith(held.slice(0, -1));
-}

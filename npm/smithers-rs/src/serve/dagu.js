@@ -14,31 +14,11 @@ import { SmithersError } from "../errors.js";
 import { engineVersion } from "../native.js";
 import { shellWords } from "../templates.js";
 import { startAllowed } from "./start.js";
+import { DAGU_NODE_STATUS as NODE_STATUS, DAGU_RUN_STATUS as RUN_STATUS } from "../dagu/status.js";
 
 const API = String.raw`^\/api\/v[12]`;
 const SEG = "([^/]+)";
 const ACTIONS = "(approve|reject|push-back)";
-
-/** Dagu's numeric statuses and labels (internal/core/status.go). */
-const RUN_STATUS = {
-  running: [1, "running"],
-  failed: [2, "failed"],
-  cancelled: [3, "aborted"],
-  finished: [4, "succeeded"],
-  "waiting-approval": [7, "waiting"],
-  "waiting-timer": [7, "waiting"],
-  rejected: [8, "rejected"],
-};
-const NODE_STATUS = {
-  pending: [0, "not_started"],
-  "in-progress": [1, "running"],
-  failed: [2, "failed"],
-  cancelled: [3, "aborted"],
-  finished: [4, "succeeded"],
-  skipped: [5, "skipped"],
-  "waiting-approval": [7, "waiting"],
-  rejected: [8, "rejected"],
-};
 
 /** HTTP status and Dagu error code for our codes. */
 function daguError(code) {
@@ -202,7 +182,7 @@ export function daguErrorBody(e) {
 /** DAGRunDetails: the run and its steps in Dagu's shape. */
 function runDetails(engine, run) {
   const info = engine.inspect(run.runId);
-  const attempts = engine.native.call("attemptLogs", run.runId, "{}");
+  const attempts = engine.native.attemptLogs(run.runId);
   const approvals = new Map(info.approvals.map((a) => [`${a.nodeId}#${a.iteration}`, a]));
   const [status, statusLabel] = RUN_STATUS[run.status] ?? [0, "not_started"];
   const root = rootOf(engine, run);

@@ -36,9 +36,8 @@ export async function linkRoute(c, token) {
     const body = await c.readForm(["note"]);
     if (body.note !== undefined && typeof body.note !== "string") throw new SmithersError("INVALID_REQUEST", "note must be a string");
     const native = c.engine.native;
-    native.call(
-      "useLink",
-      JSON.stringify({ linkId: claims.linkId, runId: claims.runId, nodeId: claims.nodeId, iteration: claims.iteration, action: claims.action, approver: claims.approver }),
+    native.useLink(
+      { linkId: claims.linkId, runId: claims.runId, nodeId: claims.nodeId, iteration: claims.iteration, action: claims.action, approver: claims.approver },
       Date.now(),
     );
     let recorded;
@@ -48,11 +47,11 @@ export async function linkRoute(c, token) {
       const note = body.note?.trim() ? body.note : `via a decision link`;
       recorded = await c.decideAs({ ...c, auth: { user: claims.approver, scopes } }, kind, claims.runId, claims.nodeId, { iteration: claims.iteration, note });
     } catch (e) {
-      if (PASSING.has(e?.code)) native.call("releaseLink", claims.linkId);
-      else native.call("recordLinkOutcome", claims.linkId, JSON.stringify({ error: { code: e?.code ?? "INTERNAL", message: String(e?.message ?? e) } }));
+      if (PASSING.has(e?.code)) native.releaseLink(claims.linkId);
+      else native.recordLinkOutcome(claims.linkId, JSON.stringify({ error: { code: e?.code ?? "INTERNAL", message: String(e?.message ?? e) } }));
       throw e;
     }
-    native.call("recordLinkOutcome", claims.linkId, JSON.stringify({ status: recorded.status, decidedBy: claims.approver }));
+    native.recordLinkOutcome(claims.linkId, JSON.stringify({ status: recorded.status, decidedBy: claims.approver }));
     if (json) return send(c, 200, JSON.stringify(recorded), "application/json; charset=utf-8");
     return page(c, 200, `${capital(recorded.status)}`, [
       `<p><strong>${esc(claims.nodeId)}</strong> in run <code>${esc(claims.runId)}</code> was ${esc(recorded.status)} by ${esc(claims.approver)}.</p>`,

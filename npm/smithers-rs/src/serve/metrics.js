@@ -92,8 +92,7 @@ export class Metrics {
 
   /**
    * The exposition text.
-   * @param {{ runs: { workflow: string, status: string, count: number }[],
-   *   pendingApprovals: { workflow: string, count: number, oldestRequestedAtMs: number }[] }} store the core's storeMetrics
+   * @param {import("../../binding.cjs").BindingStoreMetrics} store the core's storeMetrics
    * @param {number} [now] epoch ms
    */
   render(store, now = Date.now()) {

@@ -80,7 +80,7 @@ export class WaitMailer {
 
   record(runId, type, payload) {
     try {
-      this.engine.native.call("recordDriverEvent", runId, type, JSON.stringify(payload));
+      this.engine.native.recordDriverEvent(runId, type, JSON.stringify(payload));
     } catch (e) {
       this.log(`cannot record ${type} for ${runId}: ${e?.message ?? e}`);
     }

@@ -1,5 +1,6 @@
 // The OpenAPI 3.1 document served at /openapi.json. Kept next to the routes in server.js;
 // tests/serve-api.test.js checks that every route is described here.
+import { APPROVAL_STATUSES, DELIVERY_STATUSES, NODE_STATES, RUN_STATUSES } from "../contract.js";
 import { engineVersion } from "../native.js";
 
 const ref = (name) => ({ $ref: `#/components/schemas/${name}` });
@@ -132,7 +133,7 @@ export function openApiDocument() {
           type: "object",
           properties: {
             runId: str, workflowName: str, workflowPath: nstr,
-            status: { enum: ["running", "waiting-approval", "waiting-timer", "finished", "failed", "cancelled", "rejected"] },
+            status: { enum: [...RUN_STATUSES] },
             owner: nstr, ownerLiveness: { enum: ["alive", "dead", "unknown", null] },
             createdAt: str, updatedAt: str, finishedAt: nstr, pendingApprovals: int,
             error: { type: ["object", "null"] }, startedBy: nstr,
@@ -146,7 +147,7 @@ export function openApiDocument() {
           type: "object",
           properties: {
             nodeId: str, iteration: int,
-            state: { enum: ["pending", "in-progress", "waiting-approval", "finished", "failed", "skipped", "cancelled", "rejected"] },
+            state: { enum: [...NODE_STATES] },
             output: str, label: nstr, attempts: int, skipReason: nstr, error: {}, updatedAt: str,
             subRunId: { ...str, description: "The sub-run the task waits on (or last waited on)" },
           },
@@ -155,7 +156,7 @@ export function openApiDocument() {
           type: "object",
           properties: {
             runId: str, workflowName: str, runStatus: str, nodeId: str, iteration: int,
-            status: { enum: ["requested", "approved", "denied", "rejected", "pushed-back", "cancelled"] },
+            status: { enum: [...APPROVAL_STATUSES] },
             mode: { enum: ["gate", "decision", "select", "rank", "human", "review"] }, kind: { enum: ["gate", "review"] },
             onDeny: str, title: nstr, summary: nstr, prompt: nstr, metadata: {}, options: {},
             allowedUsers: {}, allowedScopes: {}, requestedAt: str, requestedAtMs: int, waitingMs: { type: ["integer", "null"] },
@@ -194,7 +195,7 @@ export function openApiDocument() {
           properties: {
             deliveryId: { ...str, description: "msg_<feedId>_<target>; the webhook-id header" },
             target: str, url: str, eventType: { enum: ["gate.waiting", "gate.decided"] }, feedId: int, runId: nstr, nodeId: nstr,
-            iteration: int, status: { enum: ["pending", "sending", "delivered", "failed"] }, attempts: int, nextAttemptAtMs: int,
+            iteration: int, status: { enum: [...DELIVERY_STATUSES] }, attempts: int, nextAttemptAtMs: int,
             claimedBy: nstr, lastStatusCode: { type: ["integer", "null"] }, lastError: nstr, createdAtMs: int, updatedAtMs: int,
             deliveredAtMs: { type: ["integer", "null"] },
           },
@@ -313,7 +314,7 @@ export function openApiDocument() {
           summary: "Approvals across runs, oldest request first (also at /approvals, /v1/approval/list)",
           parameters: [
             query("workflow", str), query("node", str), query("runId", str),
-            query("status", { enum: ["requested", "approved", "denied", "rejected", "pushed-back", "all"] }, "Default requested"),
+            query("status", { enum: [...APPROVAL_STATUSES, "all"] }, "Default requested"),
             query("limit", { ...int, minimum: 1, maximum: 500 }), query("cursor", str, "nextCursor of the previous page"),
           ],
           responses: {
@@ -326,7 +327,7 @@ export function openApiDocument() {
         get: {
           summary: "The webhook delivery log, newest first (without bodies)",
           parameters: [
-            query("status", { enum: ["pending", "sending", "delivered", "failed"] }),
+            query("status", { enum: [...DELIVERY_STATUSES] }),
             query("run", str), query("target", str, "A webhook's name in the serve configuration"),
             query("limit", { ...int, minimum: 1, maximum: 1000 }), query("cursor", str, "nextCursor of the previous page"),
           ],

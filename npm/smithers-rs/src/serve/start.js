@@ -2,9 +2,8 @@
 // by name or by path, in the serving process. Used by `POST /v1/runs` and Dagu's
 // `POST /api/v1/dags/{name}/start`.
 import { resolve } from "node:path";
+import { isRunId } from "../contract.js";
 import { SmithersError } from "../errors.js";
-
-const RUN_ID = /^[A-Za-z0-9_.:-]{1,128}$/;
 
 /**
  * The allow-listed workflow a request names: `name` (a key of `workflows`) or `path` (one
@@ -37,8 +36,8 @@ export function allowedWorkflow(workflows, { name, path }) {
  * @param {{ name?: string, path?: string, input?: unknown, runId?: string, startedBy: string }} request
  */
 export async function startAllowed(ctx, { name, path, input = {}, runId, startedBy }) {
-  if (runId !== undefined && !(typeof runId === "string" && RUN_ID.test(runId))) {
-    throw new SmithersError("INVALID_REQUEST", "runId must be 1-128 letters, digits and _ . : -");
+  if (runId !== undefined && !isRunId(runId)) {
+    throw new SmithersError("INVALID_REQUEST", "runId must be 1-128 letters, digits and _ . : - (not only dots)");
   }
   if (typeof input !== "object" || input === null || Array.isArray(input)) {
     throw new SmithersError("INVALID_REQUEST", "input must be a JSON object");

@@ -29,7 +29,7 @@ export class Watcher {
     this.intervalMs = options.intervalMs ?? 20;
     this.log = options.log ?? (() => {});
     this.onEvents = options.onEvents ?? (() => {});
-    this.cursor = this.native.call("feedHead");
+    this.cursor = this.native.feedHead();
     this.version = null;
     /** runId -> updatedAt of a resume that failed for a passing reason: not retried until the run changes. */
     this.failed = new Map();
@@ -47,7 +47,7 @@ export class Watcher {
     if (this.ticking) return;
     this.ticking = true;
     try {
-      const version = this.native.raw.dataVersion();
+      const version = this.native.dataVersion();
       // A process that dies writes nothing: look for runs it left behind now and then too.
       const sweep = Date.now() - this.sweptAt > 5000;
       if (version === this.version && !sweep) return;
@@ -70,7 +70,7 @@ export class Watcher {
 
   readFeed() {
     for (;;) {
-      const events = this.native.call("feed", this.cursor, 1000);
+      const events = this.native.feed(this.cursor, 1000);
       if (events.length === 0) return;
       this.cursor = events[events.length - 1].feedId;
       this.onEvents(events);
@@ -80,18 +80,18 @@ export class Watcher {
 
   /** Events after `afterId` (for a stream client reconnecting with Last-Event-ID). */
   replay(afterId, limit = 1000) {
-    return this.native.call("feed", afterId, limit);
+    return this.native.feed(afterId, limit);
   }
 
   /** @param {boolean} includeDead also runs whose owner no longer holds them (process gone, lease expired) */
   adoptOrphans(includeDead) {
     let after;
     for (;;) {
-      const page = this.native.call("orphanedRuns", PAGE, includeDead, after === undefined ? undefined : JSON.stringify(after));
-      for (const run of page) this.adopt(run);
+      const page = this.native.orphanedRuns(PAGE, includeDead, after);
+      for (const { run } of page) this.adopt(run);
       if (page.length < PAGE) return;
       const last = page[page.length - 1];
-      after = { updatedAtMs: last.updatedAtMs, runId: last.runId };
+      after = { updatedAtMs: last.updatedAtMs, runId: last.run.runId };
     }
   }
 
@@ -129,7 +129,7 @@ export class Watcher {
   markUnresumable(runId, error) {
     this.log(`cannot resume ${runId}: ${error.code} ${error.message}`);
     try {
-      this.native.call("markUnresumable", runId, JSON.stringify(error));
+      this.native.markUnresumable(runId, error);
     } catch (e) {
       this.log(`cannot record why ${runId} was not resumed: ${e?.code ?? "ERROR"} ${e?.message ?? e}`);
     }

@@ -159,7 +159,7 @@ export class WebhookDispatcher {
   start() {
     // Events after the stored cursor were seen by no serve process yet; with none stored
     // (webhooks just configured), start at the head rather than replay the whole history.
-    this.cursor = this.native.call("deliveryCursor") ?? this.native.call("feedHead");
+    this.cursor = this.native.deliveryCursor() ?? this.native.feedHead();
     this.tick();
     this.timer = setInterval(() => this.tick(), this.pollMs);
   }
@@ -187,7 +187,7 @@ export class WebhookDispatcher {
 
   enqueueFromFeed() {
     for (;;) {
-      const events = this.native.call("feed", this.cursor, 500);
+      const events = this.native.feed(this.cursor, 500);
       if (events.length === 0) return;
       const last = events[events.length - 1].feedId;
       const rows = [];
@@ -195,7 +195,7 @@ export class WebhookDispatcher {
       // The stored cursor only saves a restarted serve from reading events again: written
       // with deliveries, else now and then, not for every batch of other events.
       if (rows.length || this.now() - this.cursorSavedAt > 5000) {
-        this.native.call("enqueueDeliveries", JSON.stringify(rows), last, this.now());
+        this.native.enqueueDeliveries(rows, last, this.now());
         this.cursorSavedAt = this.now();
       }
       this.cursor = last;
@@ -211,7 +211,7 @@ export class WebhookDispatcher {
     if (wanted.length === 0) return [];
     let run;
     try {
-      run = this.native.call("runSummary", event.runId);
+      run = this.native.runSummary(event.runId);
     } catch {
       run = { runId: event.runId };
     }
@@ -268,7 +268,7 @@ export class WebhookDispatcher {
     const room = 8 - this.inFlight.size;
     if (room <= 0) return;
     const leaseMs = Math.max(...[...this.targets.values()].map((t) => t.timeoutMs)) + 10_000;
-    const claimed = this.native.call("claimDeliveries", this.claimer, JSON.stringify([...this.targets.keys()]), this.now(), leaseMs, room);
+    const claimed = this.native.claimDeliveries(this.claimer, [...this.targets.keys()], this.now(), leaseMs, room);
     for (const delivery of claimed) {
       const sending = this.send(delivery).finally(() => this.inFlight.delete(sending));
       this.inFlight.add(sending);
@@ -297,7 +297,7 @@ export class WebhookDispatcher {
     }
     if (this.closed) return;
     try {
-      this.native.call("settleDelivery", delivery.deliveryId, this.claimer, JSON.stringify(outcome), this.now());
+      this.native.settleDelivery(delivery.deliveryId, this.claimer, outcome, this.now());
     } catch (e) {
       this.log(`webhook ${delivery.deliveryId}: cannot record the attempt: ${e?.code ?? "ERROR"} ${e?.message ?? e}`);
     }

@@ -10,7 +10,8 @@
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, extname, resolve as resolvePath } from "node:path";
 import { pathToFileURL } from "node:url";
-import { TableRegistry, checkTableKey, graphWorkflow, snakeCase, tableKeyFor } from "../builder.js";
+import { TableRegistry, checkTableKey, graphWorkflow, tableKeyFor } from "../builder.js";
+import { CONTRACT, fieldProblem, identifierProblem } from "../contract.js";
 import { SmithersError } from "../errors.js";
 import { approvalDecisionSchema } from "../schema.js";
 import { ExpressionSyntaxError, RESERVED, SCOPE_NAMES, analyse, compileFunction, splitTemplate } from "./expr.js";
@@ -20,9 +21,7 @@ import { parseToon, pathString, toonError } from "./parse.js";
 const TOP_LEVEL_KEYS = ["name", "input", "schemas", "steps", "imports", "onWait", "onFailure"];
 const IMPORT_KINDS = ["workflows", "handlers"];
 const ID = /^[A-Za-z_][A-Za-z0-9_-]{0,99}$/;
-const ON_DENY = ["fail", "continue", "skip"];
-const ON_MAX_REACHED = ["return-last", "fail"];
-const RESERVED_COLUMNS = new Set(["run_id", "node_id", "iteration"]);
+const { onDeny: ON_DENY, onMaxReached: ON_MAX_REACHED } = CONTRACT;
 /** Extensions tried for an extensionless handler module, and TypeScript sources of .js names. */
 const HANDLER_EXTENSIONS = [".ts", ".tsx", ".js", ".mjs", ".jsx", ".mts"];
 const TS_SOURCES = { ".js": [".ts", ".tsx"], ".jsx": [".tsx"], ".mjs": [".mts"] };
@@ -938,10 +937,10 @@ function convertFields(at, fields, path, { output }) {
     return fieldMapToSchema(fields, {
       checkField: output
         ? (name, fieldPath) => {
-            if (!/^[A-Za-z][A-Za-z0-9_]*$/.test(name) || Buffer.byteLength(name) > 63) {
+            if (identifierProblem(name) !== null) {
               throw new FieldTypeError(`output field "${name}" must match ^[A-Za-z][A-Za-z0-9_]*$ (at most 63 bytes): it is a column`, fieldPath);
             }
-            if (RESERVED_COLUMNS.has(snakeCase(name))) {
+            if (fieldProblem(name) !== null) {
               throw new FieldTypeError(`output field "${name}" is a key column of every output table (run_id, node_id, iteration)`, fieldPath);
             }
           }

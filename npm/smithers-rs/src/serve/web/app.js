@@ -7,6 +7,8 @@
 // (debounced). Cards are keyed by runId/nodeId/iteration and kept across re-renders, so
 // text typed into a card's forms survives them.
 
+import { CONTRACT } from "./contract.js";
+
 // --------------------------------------------------------------------------- DOM helpers
 
 /**
@@ -1029,8 +1031,7 @@ class ApprovalCard {
     } else if (d && typeof d === "object" && Object.keys(d).length) {
       parts.push(h("div", { class: "muted small mono", text: JSON.stringify(d) }));
     }
-    const final = ["ALREADY_DECIDED", "NOT_WAITING", "RUN_REJECTED", "RUN_NOT_FOUND", "NODE_NOT_FOUND"].includes(code);
-    if (final) {
+    if (CONTRACT.errorCodes[code]?.finalForDecision) {
       // Nothing more can be decided here: keep the card, with the error, until dismissed.
       this.markDone({ sticky: true });
     }
