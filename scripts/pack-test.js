@@ -15,17 +15,16 @@
 //      reaches a webhook receiver on loopback signed (checked with the package's own
 //      verifyWebhook); and check the error a user gets when the platform package is missing.
 // A missing file, a wrong `files` entry or a wrong os/cpu/libc field fails it. ~20 s.
-import { execFile, execFileSync, spawn, spawnSync } from "node:child_process";
+import { execFile, spawn, spawnSync } from "node:child_process";
 import { createServer } from "node:http";
 import { createRequire } from "node:module";
-import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
-import { delimiter, dirname, join, resolve } from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { delimiter, dirname, join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { startAnthropicStandIn } from "./lib/anthropic-stand-in.js";
+import { PKG_DIR, ROOT, packAll, versionHere, writeApp } from "./lib/packed-app.js";
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const PKG_DIR = join(ROOT, "npm/smithers-rs");
 const HOST_ABI = "linux-x64-gnu";
 const t0 = performance.now();
 const failures = [];
@@ -40,46 +39,27 @@ if (`${process.platform}-${process.arch}` !== "linux-x64") {
 }
 
 const work = mkdtempSync(join(os.tmpdir(), "smithers-pack-test-"));
-const pack = (dir) => {
-  const [info] = JSON.parse(execFileSync("npm", ["pack", "--json", "--ignore-scripts", "--pack-destination", work], { cwd: dir, encoding: "utf8" }));
-  return info;
-};
 
 try {
-  // 1. The main package.
-  const main = pack(PKG_DIR);
+  // 1. The main package and 2. the platform packages, the one for this machine carrying the
+  // addon `npm install` built here.
+  const hostManifest = JSON.parse(readFileSync(join(PKG_DIR, "npm", HOST_ABI, "package.json"), "utf8"));
+  const packed = packAll(work, { [HOST_ABI]: join(PKG_DIR, hostManifest.main) });
+  const { pkg, main } = packed;
   const files = main.files.map((f) => f.path);
   check(!files.some((f) => f.endsWith(".node")), `the main tarball holds no .node (${(main.size / 1024).toFixed(0)} KB, ${files.length} files)`);
   for (const f of ["README.md", "LICENSE", "package.json", "bin/smithers.js", "binding.cjs", "src/binding-load.cjs", "src/loader/hooks.js", "src/tools.js", "src/agents/task.js", "src/dagu/parse.js", "src/serve/web/index.html", "src/serve/webhooks.js", "src/serve/links.js", "src/serve/link-page.js", "src/serve/mail.js", "src/driver-worker.js", "src/isolation.js", "src/worktree.js"]) {
     check(files.includes(f), `the main tarball holds ${f}`);
   }
-
-  // 2. The platform packages.
-  const pkg = JSON.parse(readFileSync(join(PKG_DIR, "package.json"), "utf8"));
-  const overrides = {};
-  for (const name of Object.keys(pkg.optionalDependencies)) {
-    const abi = name.slice(`${pkg.name}-`.length);
-    const dir = join(work, "platforms", abi);
-    mkdirSync(dir, { recursive: true });
-    for (const f of ["package.json", "README.md"]) copyFileSync(join(PKG_DIR, "npm", abi, f), join(dir, f));
-    const manifest = JSON.parse(readFileSync(join(dir, "package.json"), "utf8"));
+  for (const [abi, { name, manifest, tarball }] of Object.entries(packed.platforms)) {
     check(manifest.name === name && manifest.version === pkg.version, `npm/${abi}/package.json is ${name}@${pkg.version}`);
-    if (abi === HOST_ABI) copyFileSync(join(PKG_DIR, manifest.main), join(dir, manifest.main));
-    const tarball = pack(dir);
     if (abi === HOST_ABI) check(tarball.files.some((f) => f.path === manifest.main), `${name} carries ${manifest.main}`);
-    overrides[name] = `file:${join(work, tarball.filename)}`;
   }
 
-  // 3. An empty project, no Rust on PATH.
+  // 3. An empty project, no Rust on PATH, with what a project that writes agent workflows has
+  // beside smithers-rs (versions as here).
   const app = join(work, "app");
-  mkdirSync(app);
-  // What a project that writes agent workflows has beside smithers-rs (versions as here).
-  const versionOf = (name) => JSON.parse(readFileSync(join(ROOT, "node_modules", name, "package.json"), "utf8")).version;
-  const peers = Object.fromEntries(["zod", "ai", "@ai-sdk/anthropic"].map((name) => [name, versionOf(name)]));
-  writeFileSync(
-    join(app, "package.json"),
-    `${JSON.stringify({ name: "app", private: true, type: "module", dependencies: { "smithers-rs": `file:${join(work, main.filename)}`, ...peers }, overrides }, null, 2)}\n`,
-  );
+  writeApp(app, packed, Object.fromEntries(["zod", "ai", "@ai-sdk/anthropic"].map((name) => [name, versionHere(name)])));
   const noRust = [dirname(process.execPath), "/usr/bin", "/bin"].filter((d, i, all) => all.indexOf(d) === i && !existsSync(join(d, "cargo")) && !existsSync(join(d, "rustc")));
   const env = { ...process.env, PATH: noRust.join(delimiter), npm_config_audit: "false", npm_config_fund: "false" };
   for (const k of ["CARGO", "RUSTUP_HOME", "CARGO_HOME", "NAPI_RS_NATIVE_LIBRARY_PATH", "SMITHERS_DB", "SMITHERS_LOG"]) delete env[k];
