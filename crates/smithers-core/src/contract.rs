@@ -7,7 +7,7 @@
 #[cfg(test)]
 use crate::error::Error;
 use crate::graph::OnDeny;
-use crate::machines::{NodeState, RunStatus};
+use crate::machines::{ApprovalStatus, NodeState, RunStatus};
 
 /// Every run status, in the order a run meets them.
 pub const RUN_STATUSES: [RunStatus; 7] = [
@@ -33,13 +33,13 @@ pub const NODE_STATES: [NodeState; 8] = [
 ];
 
 /// The statuses of an approval row (`_smithers_approvals.status`): open while `requested`.
-pub const APPROVAL_STATUSES: [&str; 6] = [
-    "requested",
-    "approved",
-    "denied",
-    "rejected",
-    "pushed-back",
-    "cancelled",
+pub const APPROVAL_STATUSES: [ApprovalStatus; 6] = [
+    ApprovalStatus::Requested,
+    ApprovalStatus::Approved,
+    ApprovalStatus::Denied,
+    ApprovalStatus::Rejected,
+    ApprovalStatus::PushedBack,
+    ApprovalStatus::Cancelled,
 ];
 
 /// The statuses of a webhook delivery (`_smithers_deliveries.status`).
@@ -220,6 +220,7 @@ mod tests {
             NodeState::Cancelled => 6,
             NodeState::Rejected => 7,
         };
+        assert_eq!(APPROVAL_STATUSES.as_slice(), ApprovalStatus::ALL);
         for (i, s) in NODE_STATES.iter().enumerate() {
             assert_eq!(node_index(*s), i);
             assert_eq!(NodeState::parse(s.as_str()).ok(), Some(*s));

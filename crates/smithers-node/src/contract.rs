@@ -191,10 +191,10 @@ pub fn contract() -> BindingContract {
             .collect(),
         approval_statuses: vocab::APPROVAL_STATUSES
             .iter()
-            .filter_map(|s| {
+            .filter_map(|&s| {
                 Some(BindingApprovalStatusInfo {
-                    status: BindingApprovalStatus::parse(s)?,
-                    open: *s == "requested",
+                    status: BindingApprovalStatus::parse(s.as_str())?,
+                    open: s == core::ApprovalStatus::Requested,
                 })
             })
             .collect(),
