@@ -288,17 +288,7 @@ impl ApprovalRows for SqliteStore {
                ON n.run_id = a.run_id AND n.node_id = a.node_id AND n.iteration = a.iteration \
              WHERE a.run_id = ?1 AND a.status != 'requested'",
             [run_id],
-            |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                ))
-            },
+            |r| r.try_into(),
         )?;
         rows.into_iter()
             .map(
@@ -333,17 +323,7 @@ impl ApprovalRows for SqliteStore {
              WHERE run_id = ?1 AND (inputs_json IS NOT NULL OR pushback_json IS NOT NULL) \
              ORDER BY COALESCE(decided_at_ms, requested_at_ms)",
             [run_id],
-            |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                ))
-            },
+            |r| r.try_into(),
         )?;
         rows.into_iter()
             .map(

@@ -10,14 +10,7 @@ use crate::store::EventRows;
 type Row = (String, i64, String, i64, String, Option<i64>);
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-    ))
+    r.try_into()
 }
 
 fn typed(rows: Vec<Row>) -> Result<Vec<Event>> {
@@ -53,7 +46,7 @@ impl EventRows for SqliteStore {
              RETURNING seq, feed_id",
         )?
         .query_row(params![run_id, timestamp_ms, kind.as_str(), payload_json], |r| {
-            Ok((r.get(0)?, r.get(1)?))
+            r.try_into()
         })?)
     }
 

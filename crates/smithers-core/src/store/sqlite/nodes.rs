@@ -56,16 +56,7 @@ impl NodeRows for SqliteStore {
                ON a.run_id = n.run_id AND a.node_id = n.node_id AND a.iteration = n.iteration \
              WHERE n.run_id = ?1",
             [run_id],
-            |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                ))
-            },
+            |r| r.try_into(),
         )?;
         rows.into_iter()
             .map(|(node_id, iteration, state, attempts, loop_id, approval)| {
@@ -86,7 +77,7 @@ impl NodeRows for SqliteStore {
             &self.conn,
             "SELECT loop_id, iteration, done FROM _smithers_loops WHERE run_id = ?1",
             [run_id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            |r| r.try_into(),
         )
     }
 
@@ -97,7 +88,7 @@ impl NodeRows for SqliteStore {
             "SELECT state, attempts, output_table, error_json, sub_run_id FROM _smithers_nodes \
              WHERE run_id = ?1 AND node_id = ?2 AND iteration = ?3",
             params![key.run, key.node, key.iteration],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            |r| r.try_into(),
         )?;
         row.map(|(state, attempts, output_table, error_json, sub_run_id)| {
             Ok(NodeDetail {
@@ -122,7 +113,7 @@ impl NodeRows for SqliteStore {
             "SELECT node_id, iteration, state, attempts FROM _smithers_nodes WHERE run_id = ?1 \
              AND state IN (SELECT value FROM json_each(?2))",
             params![run_id, serde_json::to_string(&names)?],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            |r| r.try_into(),
         )?;
         rows.into_iter()
             .map(|(n, i, s, a)| Ok((n, i, typed(s)?, a)))
@@ -180,7 +171,7 @@ impl NodeRows for SqliteStore {
             "SELECT node_id, iteration, state FROM _smithers_nodes WHERE run_id = ?1 \
              AND sub_run_id IS NOT NULL AND state != 'waiting-approval'",
             [run_id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            |r| r.try_into(),
         )?;
         rows.into_iter()
             .map(|(n, i, s)| Ok((n, i, typed(s)?)))

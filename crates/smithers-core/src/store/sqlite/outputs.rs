@@ -83,7 +83,7 @@ fn decode(codec: Codec, value: SqlValue) -> Value {
 fn ensure(conn: &Connection, t: &OutputTable) -> Result<()> {
     let existing: Vec<(String, i64)> = {
         let mut stmt = conn.prepare("SELECT name, pk FROM pragma_table_info(?1)")?;
-        stmt.query_map([&t.table], |r| Ok((r.get(0)?, r.get(1)?)))?
+        stmt.query_map([&t.table], |r| r.try_into())?
             .collect::<Result<_, _>>()?
     };
     if existing.is_empty() {
@@ -155,7 +155,7 @@ impl OutputRows for SqliteStore {
             &self.conn,
             "SELECT name, type FROM pragma_table_info(?1)",
             [table],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| r.try_into(),
         )
     }
 
@@ -303,7 +303,7 @@ impl OutputRows for SqliteStore {
             &self.conn,
             "SELECT table_key, version FROM _smithers_run_schemas WHERE run_id = ?1",
             [run_id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| r.try_into(),
         )?
         .into_iter()
         .collect())

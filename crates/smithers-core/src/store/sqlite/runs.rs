@@ -35,18 +35,7 @@ impl RunRows for SqliteStore {
             "SELECT status, owner, lease_expires_at_ms, workflow_name, workflow_path, input_json, error_json, started_by \
              FROM _smithers_runs WHERE run_id = ?1",
             [run_id],
-            |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                    r.get(7)?,
-                ))
-            },
+            |r| r.try_into(),
         )?;
         let Some((status, owner, lease, name, path, input_json, error_json, started_by)) = row
         else {
@@ -165,7 +154,7 @@ impl RunRows for SqliteStore {
             &self.conn,
             "SELECT parent_run_id, parent_node_id, parent_iteration FROM _smithers_runs WHERE run_id = ?1",
             [run_id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            |r| r.try_into(),
         )?;
         Ok(match row {
             Some((Some(run_id), Some(node_id), iteration)) => Some(ParentRef {
@@ -185,7 +174,7 @@ impl RunRows for SqliteStore {
              SELECT run_id, status FROM _smithers_runs WHERE run_id IN sub \
                AND status IN ('running', 'waiting-approval', 'waiting-timer')",
             params![root, tree],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| r.try_into(),
         )?;
         rows.into_iter()
             .map(|(id, status)| Ok((id, typed(status)?)))
