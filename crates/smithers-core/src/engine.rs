@@ -58,13 +58,21 @@ impl Engine {
 
     pub fn open_with(path: impl AsRef<Path>, options: store::OpenOptions) -> Result<Engine> {
         let path = path.as_ref();
-        let stem = path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "smithers".into());
-        let log_dir = std::path::absolute(path)
-            .unwrap_or_else(|_| path.to_path_buf())
-            .with_file_name(format!("{stem}.logs"));
+        let log_dir = match path.to_str() {
+            // A server database has no file to put logs next to: `./smithers.logs`.
+            Some(url) if store::is_postgres_url(url) => {
+                std::path::absolute("smithers.logs").unwrap_or_else(|_| "smithers.logs".into())
+            }
+            _ => {
+                let stem = path
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "smithers".into());
+                std::path::absolute(path)
+                    .unwrap_or_else(|_| path.to_path_buf())
+                    .with_file_name(format!("{stem}.logs"))
+            }
+        };
         Ok(Engine {
             store: store::open(path, options)?,
             config: Config {

@@ -323,6 +323,9 @@ pub enum Error {
     #[error("Database error: {0}")]
     Db(#[from] rusqlite::Error),
 
+    #[error("Database error: {}", pg_message(.0))]
+    Pg(#[from] postgres::Error),
+
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -387,7 +390,7 @@ impl Error {
             Error::DeliveryNotFound { .. } => "DELIVERY_NOT_FOUND",
             Error::LinkUsed { .. } => "LINK_USED",
             Error::Json(_) => "INVALID_JSON",
-            Error::Db(_) => "DB_ERROR",
+            Error::Db(_) | Error::Pg(_) => "DB_ERROR",
             Error::Io(_) => "IO_ERROR",
         }
     }
@@ -508,5 +511,14 @@ impl Error {
             } => json!({ "linkId": link_id, "usedAt": used_at, "outcome": outcome }),
             _ => json!({}),
         }
+    }
+}
+
+/// A PostgreSQL error with the server's own message and code when there is one (the client's
+/// `Display` says only "db error").
+fn pg_message(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => e.to_string(),
     }
 }

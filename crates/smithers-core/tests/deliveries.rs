@@ -2,6 +2,8 @@
 //! sender at a time, retried by hand, and decision links used once, across engines on one
 //! database.
 
+mod common;
+
 use smithers_core::Engine;
 use smithers_core::deliveries::{DeliveryFilter, DeliveryOutcome, LinkUse, NewDelivery};
 
@@ -25,8 +27,8 @@ fn targets(names: &[&str]) -> Vec<String> {
 
 #[test]
 fn a_delivery_is_written_once_and_claimed_by_one_sender() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("d.db");
+    let dir = common::TestDb::new();
+    let path = dir.db().to_path_buf();
     let mut a = Engine::open(&path).unwrap();
     let mut b = Engine::open(&path).unwrap();
     // Two processes that saw the same event write one row; the cursor only moves forward.
@@ -105,8 +107,8 @@ fn a_delivery_is_written_once_and_claimed_by_one_sender() {
 
 #[test]
 fn racing_claimers_take_each_row_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("race.db");
+    let dir = common::TestDb::new();
+    let path = dir.db().to_path_buf();
     let mut setup = Engine::open(&path).unwrap();
     let rows: Vec<NewDelivery> = (0..200)
         .map(|i| delivery(&format!("msg_{i}_ops"), "ops"))
@@ -143,8 +145,8 @@ fn racing_claimers_take_each_row_once() {
 
 #[test]
 fn failed_deliveries_are_retried_by_hand_and_bad_filters_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut e = Engine::open(dir.path().join("f.db")).unwrap();
+    let dir = common::TestDb::new();
+    let mut e = dir.engine();
     e.enqueue_deliveries(&[delivery("msg_1_ops", "ops")], None, 0)
         .unwrap();
     let err = e.retry_delivery("msg_1_ops", 1).unwrap_err();
@@ -187,8 +189,8 @@ fn failed_deliveries_are_retried_by_hand_and_bad_filters_refused() {
 
 #[test]
 fn a_link_is_used_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("l.db");
+    let dir = common::TestDb::new();
+    let path = dir.db().to_path_buf();
     let mut a = Engine::open(&path).unwrap();
     let mut b = Engine::open(&path).unwrap();
     let link = LinkUse {

@@ -5,7 +5,7 @@ mod common;
 
 use common::{decision_schema, open, start};
 use serde_json::{Value, json};
-use smithers_core::{DecisionRequest, Engine, GraphDescriptor, Step, TaskResult};
+use smithers_core::{DecisionRequest, GraphDescriptor, Step, TaskResult};
 
 fn step_schema() -> Value {
     json!({"type": "object", "properties": {"v": {"type": "number"}}, "required": ["v"], "additionalProperties": false})
@@ -45,9 +45,8 @@ fn decide(run_id: &str, node: Option<&str>, by: &str) -> DecisionRequest {
     }
 }
 
-fn count(engine_db: &std::path::Path, sql: &str) -> i64 {
-    let conn = rusqlite::Connection::open(engine_db).unwrap();
-    conn.query_row(sql, [], |r| r.get(0)).unwrap()
+fn count(db: &common::TestDb, sql: &str) -> i64 {
+    common::query(db, sql)[0][0].as_i64().unwrap()
 }
 
 #[test]
@@ -72,7 +71,7 @@ fn publish_with_approval_end_to_end() {
     assert_eq!(outcome.node_id, "publish");
     assert!(outcome.needs_resume);
     assert_eq!(outcome.run_status, "running");
-    let db = dir.path().join("smithers.db");
+    let db = &dir;
     assert_eq!(
         count(
             &db,
@@ -245,10 +244,7 @@ fn deny_with_fail_fails_the_run_and_writes_no_row() {
     let step = engine.submit_graph("d", g()).unwrap();
     assert_eq!(step.status, "failed");
     assert_eq!(step.error.unwrap().code, "APPROVAL_DENIED");
-    assert_eq!(
-        count(&dir.path().join("smithers.db"), "SELECT COUNT(*) FROM gate"),
-        0
-    );
+    assert_eq!(count(&dir, "SELECT COUNT(*) FROM gate"), 0);
 }
 
 /// Smithers' runtime and contract tests (deferred-contract.test.js): "skip" records the
@@ -272,7 +268,7 @@ fn deny_with_skip_records_the_denial_and_runs_what_follows() {
     engine.claim_run("s", false).unwrap();
     let step = engine.submit_graph("s", g()).unwrap();
     assert_eq!(step.status, "finished");
-    let db = dir.path().join("smithers.db");
+    let db = &dir;
     assert_eq!(
         count(
             &db,
@@ -301,7 +297,7 @@ fn deny_with_continue_records_the_denial_and_goes_on() {
     engine.deny(decide("c", None, "bob")).unwrap();
     engine.claim_run("c", false).unwrap();
     assert_eq!(engine.submit_graph("c", g()).unwrap().status, "finished");
-    let db = dir.path().join("smithers.db");
+    let db = &dir;
     assert_eq!(
         count(
             &db,
@@ -479,13 +475,7 @@ fn malformed_graphs_are_refused_before_anything_is_written() {
         parse(base(json!({"kind": "widget"}), json!({}))),
         "INVALID_GRAPH"
     );
-    assert_eq!(
-        count(
-            &dir.path().join("smithers.db"),
-            "SELECT COUNT(*) FROM _smithers_nodes"
-        ),
-        0
-    );
+    assert_eq!(count(&dir, "SELECT COUNT(*) FROM _smithers_nodes"), 0);
 }
 
 #[test]
@@ -504,15 +494,12 @@ fn a_run_left_by_a_dead_owner_resumes_without_rerunning_finished_tasks() {
         .unwrap();
     assert_eq!(step2.tasks[0].node_id, "b");
     drop(engine);
-    let db = dir.path().join("smithers.db");
-    rusqlite::Connection::open(&db)
-        .unwrap()
-        .execute(
-            "UPDATE _smithers_runs SET owner = 'localhost-gone:999999:1:0'",
-            [],
-        )
-        .unwrap();
-    let mut engine = Engine::open(&db).unwrap();
+    let db = &dir;
+    common::execute(
+        db,
+        "UPDATE _smithers_runs SET owner = 'localhost-gone:999999:1:0'",
+    );
+    let mut engine = db.engine();
     // Another host: liveness unknown, so the claim needs force.
     assert_eq!(
         engine.claim_run("k", false).unwrap_err().code(),

@@ -5,9 +5,9 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
-use common::{decision_schema, digest};
+use common::{decision_schema, digest_db};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 use smithers_core::{DecisionRequest, Engine, GraphDescriptor, NewRun, TaskResult};
@@ -242,39 +242,36 @@ fn descriptor() -> impl Strategy<Value = Value> {
 // ---- an engine with a run ------------------------------------------------------------------
 
 struct World {
-    _dir: tempfile::TempDir,
-    path: PathBuf,
+    db: Rc<common::TestDb>,
     engine: Engine,
 }
 
 fn world() -> World {
     let (dir, mut engine) = common::open();
-    let path = dir.path().join("smithers.db");
     let new = NewRun {
         workflow_name: Some("fuzz".into()),
         ..NewRun::default()
     };
     common::create(&mut engine, "r", new);
     World {
-        _dir: dir,
-        path,
+        db: Rc::new(dir),
         engine,
     }
 }
 
 /// Runs `f`; when it is refused, the database must be exactly as it was.
 fn refused_writes_nothing<T>(
-    path: &Path,
+    db: &common::TestDb,
     what: &str,
     f: impl FnOnce() -> smithers_core::Result<T>,
 ) -> Option<T> {
-    let before = digest(path);
+    let before = digest_db(db);
     match f() {
         Ok(v) => Some(v),
         Err(e) => {
             assert!(!e.code().is_empty());
             assert_eq!(
-                digest(path),
+                digest_db(db),
                 before,
                 "{what} was refused ({}: {e}) but wrote",
                 e.code()
@@ -357,7 +354,7 @@ proptest! {
     fn graph_descriptors_never_panic_and_a_refusal_writes_nothing(g in descriptor()) {
         let mut w = world();
         let Ok(graph) = GraphDescriptor::parse(&g.to_string()) else { return Ok(()) };
-        let path = w.path.clone();
+        let path = w.db.clone();
         refused_writes_nothing(&path, "validate_graph", || w.engine.validate_graph(&graph));
         let submitted = refused_writes_nothing(&path, "submit_graph", || w.engine.submit_graph("r", graph.clone()));
         if submitted.is_some() {
@@ -378,7 +375,7 @@ proptest! {
         requests in prop::collection::vec((0u8..3, decision_request()), 1..6),
     ) {
         let mut w = parked();
-        let path = w.path.clone();
+        let path = w.db.clone();
         for (verdict, request) in requests {
             let Ok(req) = serde_json::from_value::<DecisionRequest>(request) else { continue };
             refused_writes_nothing(&path, "a decision", || match verdict {
@@ -405,7 +402,7 @@ proptest! {
         });
         let graph = GraphDescriptor::parse(&g.to_string()).expect("graph");
         w.engine.submit_graph("r", graph).expect("submit");
-        let path = w.path.clone();
+        let path = w.db.clone();
         for batch in results {
             let Ok(batch) = batch.into_iter().map(serde_json::from_value).collect::<Result<Vec<TaskResult>, _>>() else { continue };
             refused_writes_nothing(&path, "a batch of results", || w.engine.complete_tasks("r", batch));

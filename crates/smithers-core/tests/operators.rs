@@ -163,8 +163,8 @@ fn approvals_page_by_keyset_and_filter_by_status() {
 
 #[test]
 fn the_feed_orders_every_runs_events_and_orphans_are_found() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("smithers.db");
+    let dir = common::TestDb::new();
+    let db = dir.db().to_path_buf();
     let mut a = Engine::open(&db).unwrap();
     let head = a.feed_head().unwrap();
     assert_eq!(head, 0);

@@ -7,7 +7,6 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::{compute, create, decision_schema, digest, ok as result, seq};
-use rusqlite::Connection;
 use serde_json::{Value, json};
 use smithers_core::{
     ClaimOptions, DecisionRequest, Engine, GraphDescriptor, NewRun, OpenOptions, OrphanCursor,
@@ -39,9 +38,10 @@ const MUST_EXIST: OpenOptions = OpenOptions {
     must_exist: true,
 };
 
-fn db() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("smithers.db");
+/// A fresh database of the store under test, and its database string.
+fn db() -> (common::TestDb, PathBuf) {
+    let dir = common::TestDb::new();
+    let path = dir.db().to_path_buf();
     (dir, path)
 }
 
@@ -70,18 +70,14 @@ fn open_err(path: &Path, options: OpenOptions) -> smithers_core::Error {
     }
 }
 
-fn raw(path: &Path) -> Connection {
-    Connection::open(path).unwrap()
-}
-
 fn schema_version(path: &Path) -> String {
-    raw(path)
-        .query_row(
-            "SELECT value FROM _smithers_meta WHERE key = 'schema_version'",
-            [],
-            |r| r.get(0),
-        )
+    common::query_at(
+        path,
+        "SELECT value FROM _smithers_meta WHERE key = 'schema_version'",
+    )[0][0]
+        .as_str()
         .unwrap()
+        .to_string()
 }
 
 // ---- run ids and output keys -------------------------------------------------------------
@@ -126,12 +122,10 @@ fn output_keys_that_name_sqlite_tables_are_refused_at_validation() {
 fn a_database_from_a_newer_version_is_refused_and_left_as_it_is() {
     let (_dir, path) = db();
     drop(Engine::open(&path).unwrap());
-    raw(&path)
-        .execute(
-            "UPDATE _smithers_meta SET value = '99' WHERE key = 'schema_version'",
-            [],
-        )
-        .unwrap();
+    common::execute_at(
+        &path,
+        "UPDATE _smithers_meta SET value = '99' WHERE key = 'schema_version'",
+    );
     let before = digest(&path);
     for options in [OpenOptions::default(), READ_ONLY, MUST_EXIST] {
         let err = open_err(&path, options);
@@ -145,30 +139,42 @@ fn a_database_from_a_newer_version_is_refused_and_left_as_it_is() {
 #[test]
 fn read_only_opening_never_creates_nor_migrates() {
     let (dir, path) = db();
-    let missing = dir.path().join("typo.db");
+    let missing = if dir.is_postgres() {
+        PathBuf::from(common::pg::fresh_url())
+    } else {
+        dir.path().join("typo.db")
+    };
     for options in [READ_ONLY, MUST_EXIST] {
         let err = open_err(&missing, options);
         assert_eq!(err.code(), "DB_NOT_FOUND");
         assert!(
-            !missing.exists(),
+            !common::exists(&missing),
             "a mistyped path must not become a database"
         );
     }
     drop(Engine::open(&path).unwrap());
-    raw(&path)
-        .execute(
-            "UPDATE _smithers_meta SET value = '3' WHERE key = 'schema_version'",
-            [],
-        )
-        .unwrap();
+    common::execute_at(
+        &path,
+        "UPDATE _smithers_meta SET value = '3' WHERE key = 'schema_version'",
+    );
     let err = open_err(&path, READ_ONLY);
     assert_eq!(err.code(), "SCHEMA_OUTDATED");
     assert_eq!(schema_version(&path), "3");
     // A file that is some other program's database is not taken for an empty smithers one.
-    let other = dir.path().join("other.db");
-    raw(&other)
-        .execute_batch("CREATE TABLE notes (body TEXT)")
-        .unwrap();
+    let other = if dir.is_postgres() {
+        let url = common::pg::fresh_url();
+        let schema = url.rsplit_once("schema=").unwrap().1.to_string();
+        common::pg::client(&url)
+            .batch_execute(&format!(
+                "CREATE SCHEMA {schema}; CREATE TABLE {schema}.notes (body TEXT)"
+            ))
+            .unwrap();
+        PathBuf::from(url)
+    } else {
+        let file = dir.path().join("other.db");
+        common::execute_at(&file, "CREATE TABLE notes (body TEXT)");
+        file
+    };
     let err = open_err(&other, MUST_EXIST);
     assert_eq!(err.code(), "DB_NOT_FOUND");
 }
@@ -364,12 +370,12 @@ fn an_owner_on_another_host_holds_its_run_until_its_lease_expires() {
     let (_dir, path) = db();
     let _a = released(&path, "w", None);
     let far = smithers_core::time::now_ms() + 60_000;
-    raw(&path)
-        .execute(
-            "UPDATE _smithers_runs SET owner = 'pod-7f9c:1:1:0', lease_expires_at_ms = ?1 WHERE run_id = 'r1'",
-            [far],
-        )
-        .unwrap();
+    common::execute_at(
+        &path,
+        &format!(
+            "UPDATE _smithers_runs SET owner = 'pod-7f9c:1:1:0', lease_expires_at_ms = {far} WHERE run_id = 'r1'"
+        ),
+    );
     let mut b = Engine::open(&path).unwrap();
     assert_eq!(b.claim_run("r1", false).unwrap_err().code(), "RUN_OWNED");
     assert!(b.orphaned_runs(100, true, None).unwrap().is_empty());
@@ -377,12 +383,13 @@ fn an_owner_on_another_host_holds_its_run_until_its_lease_expires() {
 
     // The owner stops renewing (its container is gone): once the lease expires, anyone may
     // take the run over, no force needed.
-    raw(&path)
-        .execute(
-            "UPDATE _smithers_runs SET lease_expires_at_ms = ?1 WHERE run_id = 'r1'",
-            [far - 120_000],
-        )
-        .unwrap();
+    common::execute_at(
+        &path,
+        &format!(
+            "UPDATE _smithers_runs SET lease_expires_at_ms = {} WHERE run_id = 'r1'",
+            far - 120_000
+        ),
+    );
     assert_eq!(b.run_summary("r1").unwrap().owner_liveness, Some("dead"));
     let orphans = b.orphaned_runs(100, true, None).unwrap();
     assert_eq!(orphans.len(), 1);
@@ -400,12 +407,11 @@ fn an_owner_renews_its_lease_while_it_lives() {
     a.set_lease_ms(90);
     start(&mut a, "r1", "w", None);
     let lease = |path: &Path| -> i64 {
-        raw(path)
-            .query_row(
-                "SELECT lease_expires_at_ms FROM _smithers_runs WHERE run_id = 'r1'",
-                [],
-                |r| r.get(0),
-            )
+        common::query_at(
+            path,
+            "SELECT lease_expires_at_ms FROM _smithers_runs WHERE run_id = 'r1'",
+        )[0][0]
+            .as_i64()
             .unwrap()
     };
     let first = lease(&path);

@@ -176,7 +176,7 @@ fn an_open_attempt_is_abandoned_when_another_engine_takes_over() {
     new_run(&mut first, "taken", None);
     let root = json!({"kind": "sequence", "children": [compute("a", json!({}))]});
     assert_eq!(drive_once(&mut first, "taken", &root).tasks.len(), 1);
-    let mut second = Engine::open(dir.path().join("smithers.db")).expect("a second engine");
+    let mut second = dir.engine();
     second.claim_run("taken", true).expect("forced claim");
     assert_eq!(drive(&mut second, "taken", &root, &[]).status, "finished");
 }

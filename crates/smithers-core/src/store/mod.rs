@@ -1,6 +1,7 @@
 //! The store boundary: everything the engine asks of its database, as one interface
 //! ([`Store`]), so that another database is an implementation of it, not a fork of the engine.
-//! SQLite (`sqlite/`, one file, WAL) is the one there is.
+//! SQLite (`sqlite/`, one file, WAL) is the embedded default; PostgreSQL (`postgres/`, a
+//! `postgres://` URL) lets several processes on several hosts share runs.
 //!
 //! The interface is synchronous and transactional: a driving call (submit, complete,
 //! advance), a decision or a claim opens one write transaction ([`Transactions::begin`]), asks
@@ -12,6 +13,7 @@
 //! machine's is `CORRUPT_STORE`. Why it is synchronous, and how a server database fits: see
 //! ARCHITECTURE.md ("The store").
 
+mod postgres;
 mod sqlite;
 
 use std::collections::HashMap;
@@ -33,6 +35,7 @@ use crate::views::{
     RunFilter, RunSummary, StoreMetrics,
 };
 
+pub use postgres::{is_postgres_url, redact};
 pub use sqlite::SCHEMA_VERSION;
 
 /// How a database is opened.
@@ -46,9 +49,14 @@ pub struct OpenOptions {
     pub read_only: bool,
 }
 
-/// Opens the store at `path` (a SQLite file), bringing its schema up to date unless read only.
+/// Opens the store a database string names — a `postgres://` or `postgresql://` URL is a
+/// PostgreSQL database, anything else a SQLite file — bringing its schema up to date unless
+/// read only.
 pub(crate) fn open(path: &Path, options: OpenOptions) -> Result<Box<dyn Store>> {
-    Ok(Box::new(sqlite::SqliteStore::open(path, options)?))
+    match path.to_str() {
+        Some(url) if is_postgres_url(url) => Ok(Box::new(postgres::PgStore::open(url, options)?)),
+        _ => Ok(Box::new(sqlite::SqliteStore::open(path, options)?)),
+    }
 }
 
 /// Every part of the interface; implemented by each store.

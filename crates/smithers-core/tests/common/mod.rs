@@ -1,9 +1,17 @@
 //! The integration tests' one harness (each test file uses some of it): an engine on a
 //! temporary database, descriptors and their nodes, task results, a driver loop that drives a
 //! run the way the JS driver does, and reads of the raw database.
+//!
+//! **Both stores.** The store the tests run on is `$SMITHERS_TEST_STORE`: `sqlite` (the
+//! default) or `postgres` (a server of the tests' own, `pg.rs`; a schema per test).
+//! `npm run test:rust` runs the engine's tests once on each. A test that is about SQLite
+//! itself (its files, its pragmas) opens a file with `Engine::open` and runs on SQLite in
+//! both passes.
 #![allow(dead_code)]
 
-use std::path::Path;
+pub mod pg;
+
+use std::path::{Path, PathBuf};
 
 use rusqlite::Connection;
 use serde_json::{Value, json};
@@ -13,11 +21,63 @@ use smithers_core::{
 
 // ---- engines and runs ----------------------------------------------------------------------
 
-/// An engine on `<temporary dir>/smithers.db`; the directory lives as long as the guard.
-pub fn open() -> (tempfile::TempDir, Engine) {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let engine = Engine::open(dir.path().join("smithers.db")).expect("an engine");
-    (dir, engine)
+/// Whether the tests run on PostgreSQL (`SMITHERS_TEST_STORE=postgres`) or SQLite.
+pub fn on_postgres() -> bool {
+    match std::env::var("SMITHERS_TEST_STORE").as_deref() {
+        Ok("postgres") => true,
+        Ok("sqlite") | Ok("") | Err(_) => false,
+        Ok(other) => panic!("SMITHERS_TEST_STORE is sqlite or postgres, not {other:?}"),
+    }
+}
+
+/// A test's database: `<temporary dir>/smithers.db`, or a schema of its own on the test
+/// server; the directory (for logs and files) lives as long as the guard.
+pub struct TestDb {
+    dir: tempfile::TempDir,
+    db: PathBuf,
+}
+
+impl TestDb {
+    pub fn new() -> TestDb {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let db = if on_postgres() {
+            PathBuf::from(pg::fresh_url())
+        } else {
+            dir.path().join("smithers.db")
+        };
+        TestDb { dir, db }
+    }
+
+    /// The temporary directory (logs, workflow files).
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The database string: a file path or a `postgres://` URL.
+    pub fn db(&self) -> &Path {
+        &self.db
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.db
+            .to_str()
+            .is_some_and(|d| d.starts_with("postgres://"))
+    }
+
+    /// Another engine on the same database (its command logs in the temporary directory).
+    pub fn engine(&self) -> Engine {
+        let mut engine = Engine::open(&self.db).expect("an engine");
+        engine.set_log_dir(self.dir.path().join("smithers.logs"));
+        engine
+    }
+}
+
+/// An engine on a fresh database of the store under test; the database lives as long as the
+/// guard.
+pub fn open() -> (TestDb, Engine) {
+    let db = TestDb::new();
+    let engine = db.engine();
+    (db, engine)
 }
 
 /// Creates (and claims) run `run_id` with `new`'s other fields.
@@ -159,9 +219,44 @@ pub fn req(run_id: &str, node: &str, by: &str) -> DecisionRequest {
 
 // ---- the raw database ----------------------------------------------------------------------
 
-/// The rows of `sql` on `<dir>/smithers.db`, as JSON values.
-pub fn query(dir: impl AsRef<Path>, sql: &str) -> Vec<Vec<Value>> {
-    let conn = rusqlite::Connection::open(dir.as_ref().join("smithers.db")).unwrap();
+/// The rows of `sql` on the test's database, as JSON values.
+pub fn query(db: &TestDb, sql: &str) -> Vec<Vec<Value>> {
+    query_at(db.db(), sql)
+}
+
+fn pg_url(db: &Path) -> Option<&str> {
+    db.to_str().filter(|d| d.starts_with("postgres://"))
+}
+
+/// Whether the database exists: the file, or the schema on the server.
+pub fn exists(db: &Path) -> bool {
+    match pg_url(db) {
+        Some(url) => {
+            let schema = url
+                .rsplit_once("schema=")
+                .map(|(_, s)| s)
+                .unwrap_or("public");
+            pg::client(url)
+                .query_opt("SELECT 1 FROM pg_namespace WHERE nspname = $1", &[&schema])
+                .unwrap()
+                .is_some()
+        }
+        None => db.exists(),
+    }
+}
+
+/// The rows of `sql` on the database `db` (a file or a URL), as JSON values.
+pub fn query_at(db: &Path, sql: &str) -> Vec<Vec<Value>> {
+    if let Some(url) = pg_url(db) {
+        let mut client = pg::client(url);
+        return client
+            .query(sql, &[])
+            .unwrap()
+            .iter()
+            .map(|r| (0..r.len()).map(|i| pg_cell(r, i)).collect())
+            .collect();
+    }
+    let conn = rusqlite::Connection::open(db).unwrap();
     let mut stmt = conn.prepare(sql).unwrap();
     let n = stmt.column_count();
     stmt.query_map([], |r| {
@@ -180,9 +275,60 @@ pub fn query(dir: impl AsRef<Path>, sql: &str) -> Vec<Vec<Value>> {
     .collect()
 }
 
-/// Every row of every table of the database at `path`, in a stable order: equal digests mean
-/// nothing was written in between.
+/// A PostgreSQL cell as SQLite's would read (booleans as 0/1).
+fn pg_cell(r: &postgres::Row, i: usize) -> Value {
+    use postgres::types::Type;
+    let ty = r.columns()[i].type_().clone();
+    if ty == Type::INT8 {
+        json!(r.get::<_, Option<i64>>(i))
+    } else if ty == Type::INT4 {
+        json!(r.get::<_, Option<i32>>(i))
+    } else if ty == Type::FLOAT8 {
+        json!(r.get::<_, Option<f64>>(i))
+    } else if ty == Type::BOOL {
+        json!(r.get::<_, Option<bool>>(i).map(i64::from))
+    } else {
+        json!(r.get::<_, Option<String>>(i))
+    }
+}
+
+/// Every row of every table of the database, in a stable order: equal digests mean nothing
+/// was written in between.
+pub fn digest_db(db: &TestDb) -> String {
+    digest(db.db())
+}
+
+fn digest_pg(url: &str) -> String {
+    let mut client = pg::client(url);
+    let tables: Vec<String> = client
+        .query(
+            "SELECT tablename::text FROM pg_tables WHERE schemaname = current_schema() ORDER BY 1",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut out = String::new();
+    for t in tables {
+        out.push_str(&format!("== {t}\n"));
+        let rows = client
+            .query(&format!("SELECT x::text FROM \"{t}\" x ORDER BY 1"), &[])
+            .unwrap();
+        for r in rows {
+            out.push_str(&r.get::<_, String>(0));
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// Every row of every table of the database at `path` (a file or a URL), in a stable order:
+/// equal digests mean nothing was written in between.
 pub fn digest(path: &Path) -> String {
+    if let Some(url) = pg_url(path) {
+        return digest_pg(url);
+    }
     let conn = Connection::open(path).expect("open the database");
     let tables: Vec<String> = conn
         .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
@@ -208,4 +354,20 @@ pub fn digest(path: &Path) -> String {
         }
     }
     out
+}
+
+/// Runs a statement on the test's database (a test reaching behind the engine's back).
+pub fn execute(db: &TestDb, sql: &str) -> u64 {
+    execute_at(db.db(), sql)
+}
+
+/// Runs statements on the database `db` (a file or a URL).
+pub fn execute_at(db: &Path, sql: &str) -> u64 {
+    if let Some(url) = pg_url(db) {
+        return pg::client(url).execute(sql, &[]).unwrap();
+    }
+    rusqlite::Connection::open(db)
+        .unwrap()
+        .execute(sql, [])
+        .unwrap() as u64
 }

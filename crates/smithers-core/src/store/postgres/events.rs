@@ -1,0 +1,69 @@
+//! Events of runs, and the database-wide feed of them.
+
+use postgres::Row;
+
+use super::PgStore;
+use crate::error::Result;
+use crate::events::{Event, EventKind};
+use crate::store::EventRows;
+
+fn event(r: &Row) -> Result<Event> {
+    Ok(Event {
+        run_id: r.get(0),
+        seq: r.get(1),
+        kind: EventKind::parse(r.get(2))?,
+        timestamp_ms: r.get(3),
+        feed_id: r.get(5),
+        payload: serde_json::from_str(r.get(4)).unwrap_or_default(),
+    })
+}
+
+impl EventRows for PgStore {
+    fn insert_event(
+        &self,
+        run_id: &str,
+        kind: EventKind,
+        timestamp_ms: i64,
+        payload_json: &str,
+    ) -> Result<(i64, i64)> {
+        // Events are written inside write transactions, which hold the schema's lock: the
+        // MAX() + 1 of seq and feed_id are taken one transaction at a time, so feed order is
+        // commit order across processes and a reader of the feed sees a prefix of it.
+        let row = self.row(
+            "INSERT INTO _smithers_events (run_id, seq, timestamp_ms, type, payload_json, feed_id) \
+             VALUES ($1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM _smithers_events WHERE run_id = $1), $2, $3, $4, \
+                     (SELECT COALESCE(MAX(feed_id), 0) + 1 FROM _smithers_events)) \
+             RETURNING seq, feed_id",
+            &[&run_id, &timestamp_ms, &kind.as_str(), &payload_json],
+        )?;
+        Ok(row.map(|r| (r.get(0), r.get(1))).unwrap_or((0, 0)))
+    }
+
+    fn events(&self, run_id: &str, after_seq: i64, limit: i64) -> Result<Vec<Event>> {
+        self.all(
+            "SELECT run_id, seq, type, timestamp_ms, payload_json, feed_id FROM _smithers_events \
+             WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+            &[&run_id, &after_seq, &limit],
+            event,
+        )
+    }
+
+    fn feed(&self, after_id: i64, limit: i64) -> Result<Vec<Event>> {
+        self.all(
+            "SELECT run_id, seq, type, timestamp_ms, payload_json, feed_id FROM _smithers_events \
+             WHERE feed_id > $1 ORDER BY feed_id LIMIT $2",
+            &[&after_id, &limit],
+            event,
+        )
+    }
+
+    fn feed_head(&self) -> Result<i64> {
+        Ok(self
+            .one(
+                "SELECT COALESCE(MAX(feed_id), 0) FROM _smithers_events",
+                &[],
+                |r| Ok(r.get(0)),
+            )?
+            .unwrap_or(0))
+    }
+}

@@ -1,0 +1,376 @@
+//! The read views of operators: runs, one run's parts, approvals, attempts.
+
+use postgres::Row;
+use serde_json::Value;
+
+use super::PgStore;
+use crate::error::Result;
+use crate::machines::NodeKey;
+use crate::store::{ApprovalRows, Views};
+use crate::time::{iso8601, now_ms};
+use crate::views::{
+    ApprovalFilter, ApprovalSummary, AttemptLog, LogFilter, LoopSummary, NodeSummary, OrphanCursor,
+    PendingCount, Rejection, RunCount, RunFilter, RunSummary, StoreMetrics,
+};
+
+const RUN_COLS: &str = "r.run_id, r.workflow_name, r.workflow_path, r.status, r.owner, r.created_at_ms, r.updated_at_ms, \
+     r.finished_at_ms, r.error_json, \
+     (SELECT COUNT(*) FROM _smithers_approvals a WHERE a.run_id = r.run_id AND a.status = 'requested'), r.started_by, \
+     r.parent_run_id, r.parent_node_id, r.parent_iteration, \
+     CASE WHEN r.status = 'rejected' THEN (SELECT json_build_array(a.node_id, a.decided_at_ms, a.decided_by, a.reason)::text \
+       FROM _smithers_approvals a WHERE a.run_id = r.run_id AND a.status = 'rejected' LIMIT 1) END, \
+     r.lease_expires_at_ms, r.resume_error_json";
+
+fn run_summary(r: &Row) -> Result<RunSummary> {
+    let error: Option<String> = r.get(8);
+    let lease: Option<i64> = r.get(15);
+    let resume_error: Option<String> = r.get(16);
+    Ok(RunSummary {
+        // Filled in by the engine (it knows its host and clock).
+        owner_liveness: None,
+        lease_expires_at: lease.map(iso8601),
+        lease_expires_at_ms: lease,
+        resume_error: resume_error.and_then(|e| serde_json::from_str(&e).ok()),
+        owner: r.get(4),
+        run_id: r.get(0),
+        workflow_name: r.get(1),
+        workflow_path: r.get(2),
+        status: r.get(3),
+        created_at: iso8601(r.get(5)),
+        updated_at: iso8601(r.get(6)),
+        finished_at: r.get::<_, Option<i64>>(7).map(iso8601),
+        error: error.and_then(|e| serde_json::from_str(&e).ok()),
+        pending_approvals: r.get(9),
+        started_by: r.get(10),
+        parent_run_id: r.get(11),
+        parent_node_id: r.get(12),
+        parent_iteration: r.get(13),
+        rejection: r
+            .get::<_, Option<String>>(14)
+            .and_then(|j| {
+                serde_json::from_str::<(String, i64, Option<String>, Option<String>)>(&j).ok()
+            })
+            .map(|(node_id, at, by, reason)| Rejection {
+                node_id,
+                rejected_at: iso8601(at),
+                rejected_by: by,
+                rejection_reason: reason,
+            }),
+    })
+}
+
+const APPROVAL_COLS: &str = "a.run_id, r.workflow_name, a.node_id, a.iteration, a.status, a.mode, a.on_deny, a.request_json, \
+     a.requested_at_ms, a.decided_at_ms, a.decided_by, a.note, a.kind, a.round, a.inputs_json, a.reason, r.status, \
+     r.workflow_path, r.parent_run_id";
+
+fn approval_summary(r: &Row) -> Result<ApprovalSummary> {
+    let request: Value = serde_json::from_str(r.get::<_, &str>(7)).unwrap_or(Value::Null);
+    let requested_at_ms: i64 = r.get(8);
+    let decided_at_ms: Option<i64> = r.get(9);
+    let status: String = r.get(4);
+    let kind: String = r.get(12);
+    let round: i64 = r.get(13);
+    let field = |k: &str| request.get(k).cloned().unwrap_or(Value::Null);
+    let text = |k: &str| request.get(k).and_then(Value::as_str).map(String::from);
+    Ok(ApprovalSummary {
+        run_id: r.get(0),
+        workflow_name: r.get(1),
+        run_status: r.get(16),
+        node_id: r.get(2),
+        iteration: r.get(3),
+        waiting_ms: (status == "requested").then(|| now_ms() - requested_at_ms),
+        status,
+        mode: r.get(5),
+        on_deny: r.get(6),
+        title: text("title"),
+        summary: text("summary"),
+        metadata: field("metadata"),
+        options: field("options"),
+        allowed_users: field("allowedUsers"),
+        allowed_scopes: field("allowedScopes"),
+        requested_at: iso8601(requested_at_ms),
+        requested_at_ms,
+        decided_at: decided_at_ms.map(iso8601),
+        decided_by: r.get(10),
+        note: r.get(11),
+        approval_iteration: if kind == "review" { round - 1 } else { 0 },
+        rewind_to: text("rewindTo"),
+        workflow_path: r.get(17),
+        parent_run_id: r.get(18),
+        kind,
+        round,
+        prompt: text("prompt"),
+        input: request
+            .get("input")
+            .cloned()
+            .unwrap_or_else(|| Value::Array(Vec::new())),
+        required: request
+            .get("required")
+            .cloned()
+            .unwrap_or_else(|| Value::Array(Vec::new())),
+        inputs: r
+            .get::<_, Option<String>>(14)
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or_else(|| Value::Object(Default::default())),
+        reason: r.get(15),
+        stdout_path: text("stdoutPath"),
+        output: field("output"),
+        history: Vec::new(),
+        schema: field("schema"),
+        max_attempts: request.get("maxAttempts").and_then(Value::as_i64),
+        wait_async: request
+            .get("async")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+    })
+}
+
+const ATTEMPT_COLS: &str = "node_id, iteration, attempt, state, exit_code, stdout_path, stderr_path, started_at_ms, \
+     finished_at_ms, prompt, response_text, usage_json, agent_json, error_json";
+
+fn attempt_log(r: &Row) -> Result<AttemptLog> {
+    let json = |i: usize| -> Option<Value> {
+        r.get::<_, Option<String>>(i)
+            .and_then(|t| serde_json::from_str(&t).ok())
+    };
+    Ok(AttemptLog {
+        node_id: r.get(0),
+        iteration: r.get(1),
+        attempt: r.get(2),
+        state: r.get(3),
+        exit_code: r.get(4),
+        stdout_path: r.get(5),
+        stderr_path: r.get(6),
+        started_at: iso8601(r.get(7)),
+        finished_at: r.get::<_, Option<i64>>(8).map(iso8601),
+        prompt: r.get(9),
+        response_text: r.get(10),
+        usage: json(11),
+        agent: json(12),
+        error: json(13),
+    })
+}
+
+impl PgStore {
+    /// Reviews get their earlier rounds.
+    fn with_history(&self, mut approvals: Vec<ApprovalSummary>) -> Result<Vec<ApprovalSummary>> {
+        for a in approvals.iter_mut().filter(|a| a.kind == "review") {
+            a.history = self.review_history(&NodeKey::new(&a.run_id, &a.node_id, a.iteration))?;
+        }
+        Ok(approvals)
+    }
+}
+
+impl Views for PgStore {
+    fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunSummary>> {
+        let limit = filter.limit.unwrap_or(50).clamp(1, 10_000);
+        self.all(
+            &format!(
+                "SELECT {RUN_COLS} FROM _smithers_runs r WHERE ($1::text IS NULL OR r.status = $1::text) \
+                 AND ($3::text IS NULL OR r.workflow_name = $3::text) \
+                 AND ($4::boolean IS NULL OR (r.resume_error_json IS NOT NULL) = $4::boolean) \
+                 ORDER BY r.created_at_ms DESC, r.run_id DESC LIMIT $2"
+            ),
+            &[
+                &filter.status,
+                &limit,
+                &filter.workflow_name,
+                &filter.resume_failed,
+            ],
+            run_summary,
+        )
+    }
+
+    fn run_summary(&self, run_id: &str) -> Result<Option<RunSummary>> {
+        self.one(
+            &format!("SELECT {RUN_COLS} FROM _smithers_runs r WHERE r.run_id = $1"),
+            &[&run_id],
+            run_summary,
+        )
+    }
+
+    fn node_summaries(&self, run_id: &str) -> Result<Vec<NodeSummary>> {
+        self.all(
+            "SELECT node_id, iteration, state, output_table, label, attempts, skip_reason, error_json, updated_at_ms, sub_run_id \
+             FROM _smithers_nodes WHERE run_id = $1 ORDER BY iteration, ordinal, node_id",
+            &[&run_id],
+            |r| {
+                Ok(NodeSummary {
+                    node_id: r.get(0),
+                    iteration: r.get(1),
+                    state: r.get(2),
+                    output: r.get(3),
+                    label: r.get(4),
+                    attempts: r.get(5),
+                    skip_reason: r.get(6),
+                    error: r
+                        .get::<_, Option<String>>(7)
+                        .and_then(|e| serde_json::from_str(&e).ok()),
+                    updated_at: iso8601(r.get(8)),
+                    sub_run_id: r.get(9),
+                })
+            },
+        )
+    }
+
+    fn run_approvals(&self, run_id: &str) -> Result<Vec<ApprovalSummary>> {
+        let rows = self.all(
+            &format!(
+                "SELECT {APPROVAL_COLS} FROM _smithers_approvals a JOIN _smithers_runs r ON r.run_id = a.run_id \
+                 WHERE a.run_id = $1 ORDER BY a.requested_at_ms, a.node_id"
+            ),
+            &[&run_id],
+            approval_summary,
+        )?;
+        self.with_history(rows)
+    }
+
+    fn loop_summaries(&self, run_id: &str) -> Result<Vec<LoopSummary>> {
+        self.all(
+            "SELECT loop_id, iteration, done FROM _smithers_loops WHERE run_id = $1 ORDER BY loop_id",
+            &[&run_id],
+            |r| {
+                Ok(LoopSummary {
+                    loop_id: r.get(0),
+                    iteration: r.get(1),
+                    done: r.get(2),
+                })
+            },
+        )
+    }
+
+    fn agent_attempts(&self, run_id: &str) -> Result<Vec<AttemptLog>> {
+        self.all(
+            &format!(
+                "SELECT {ATTEMPT_COLS} FROM _smithers_attempts WHERE run_id = $1 AND prompt IS NOT NULL \
+                 ORDER BY started_at_ms, node_id, iteration, attempt"
+            ),
+            &[&run_id],
+            attempt_log,
+        )
+    }
+
+    fn approvals(
+        &self,
+        filter: &ApprovalFilter,
+        status: Option<&str>,
+    ) -> Result<Vec<ApprovalSummary>> {
+        let limit = filter.limit.unwrap_or(100).clamp(1, 10_000);
+        let offset = filter.offset.unwrap_or(0).max(0);
+        let after = filter.after.as_ref();
+        let rows = self.all(
+            &format!(
+                "SELECT {APPROVAL_COLS} FROM _smithers_approvals a JOIN _smithers_runs r ON r.run_id = a.run_id \
+                 WHERE ($1::text IS NULL OR a.status = $1::text) AND ($3::text IS NULL OR r.workflow_name = $3::text) \
+                 AND ($2::text IS NULL OR a.run_id IN (WITH RECURSIVE sub(id) AS (SELECT $2::text COLLATE \"C\" \
+                        UNION SELECT s.run_id FROM _smithers_runs s JOIN sub ON s.parent_run_id = sub.id) SELECT id FROM sub)) \
+                 AND ($4::text IS NULL OR a.node_id = $4::text) \
+                 AND ($5::bigint IS NULL OR (a.requested_at_ms, a.run_id, a.node_id, a.iteration) > ($5::bigint, $6::text, $7::text, $8::bigint)) \
+                 ORDER BY a.requested_at_ms, a.run_id, a.node_id, a.iteration LIMIT $9 OFFSET $10"
+            ),
+            &[
+                &status,
+                &filter.run_id,
+                &filter.workflow_name,
+                &filter.node_id,
+                &after.map(|c| c.requested_at_ms),
+                &after.map(|c| c.run_id.as_str()),
+                &after.map(|c| c.node_id.as_str()),
+                &after.map(|c| c.iteration),
+                &limit,
+                &offset,
+            ],
+            approval_summary,
+        )?;
+        self.with_history(rows)
+    }
+
+    fn orphan_candidates(
+        &self,
+        include_dead: bool,
+        after: Option<&OrphanCursor>,
+        limit: usize,
+        keep: &mut dyn FnMut(&mut RunSummary) -> bool,
+    ) -> Result<Vec<(RunSummary, i64)>> {
+        // Read a page at a time (SQLite's store streams the rows), then let `keep` choose.
+        const PAGE: i64 = 500;
+        let mut cursor: Option<(i64, String)> = after.map(|c| (c.updated_at_ms, c.run_id.clone()));
+        let mut out = Vec::new();
+        loop {
+            let page = self.all(
+                &format!(
+                    "SELECT {RUN_COLS} FROM _smithers_runs r WHERE r.status = 'running' AND ($1::boolean OR r.owner IS NULL) \
+                     AND (r.resume_error_at_ms IS NULL OR r.resume_error_at_ms < r.updated_at_ms) \
+                     AND ($2::bigint IS NULL OR (r.updated_at_ms, r.run_id) > ($2::bigint, $3::text)) \
+                     ORDER BY r.updated_at_ms, r.run_id LIMIT $4"
+                ),
+                &[
+                    &include_dead,
+                    &cursor.as_ref().map(|c| c.0),
+                    &cursor.as_ref().map(|c| c.1.as_str()),
+                    &PAGE,
+                ],
+                |r| Ok((run_summary(r)?, r.get::<_, i64>(6))),
+            )?;
+            let full = page.len() as i64 == PAGE;
+            for (mut run, updated_at_ms) in page {
+                cursor = Some((updated_at_ms, run.run_id.clone()));
+                if keep(&mut run) {
+                    out.push((run, updated_at_ms));
+                    if out.len() >= limit.max(1) {
+                        return Ok(out);
+                    }
+                }
+            }
+            if !full {
+                return Ok(out);
+            }
+        }
+    }
+
+    fn attempt_logs(&self, run_id: &str, filter: &LogFilter) -> Result<Vec<AttemptLog>> {
+        self.all(
+            &format!(
+                "SELECT {ATTEMPT_COLS} \
+                 FROM _smithers_attempts WHERE run_id = $1 AND (stdout_path IS NOT NULL OR prompt IS NOT NULL) \
+                 AND ($2::text IS NULL OR node_id = $2::text) AND ($3::bigint IS NULL OR iteration = $3::bigint) \
+                 AND ($4::bigint IS NULL OR attempt = $4::bigint) \
+                 ORDER BY started_at_ms, node_id, iteration, attempt"
+            ),
+            &[&run_id, &filter.node_id, &filter.iteration, &filter.attempt],
+            attempt_log,
+        )
+    }
+
+    fn store_metrics(&self) -> Result<StoreMetrics> {
+        let runs = self.all(
+            "SELECT workflow_name, status, COUNT(*) FROM _smithers_runs GROUP BY workflow_name, status \
+             ORDER BY workflow_name COLLATE \"C\", status COLLATE \"C\"",
+            &[],
+            |r| {
+                Ok(RunCount {
+                    workflow: r.get(0),
+                    status: r.get(1),
+                    count: r.get(2),
+                })
+            },
+        )?;
+        let pending_approvals = self.all(
+            "SELECT r.workflow_name, COUNT(*), MIN(a.requested_at_ms) FROM _smithers_approvals a \
+             JOIN _smithers_runs r ON r.run_id = a.run_id WHERE a.status = 'requested' \
+             GROUP BY r.workflow_name ORDER BY r.workflow_name COLLATE \"C\"",
+            &[],
+            |r| {
+                Ok(PendingCount {
+                    workflow: r.get(0),
+                    count: r.get(1),
+                    oldest_requested_at_ms: r.get(2),
+                })
+            },
+        )?;
+        Ok(StoreMetrics {
+            runs,
+            pending_approvals,
+        })
+    }
+}

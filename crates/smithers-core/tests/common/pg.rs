@@ -1,0 +1,80 @@
+//! A PostgreSQL server of the tests' own, from the machine's server binaries
+//! (`scripts/pg-server.sh`: `initdb` into a temporary folder, as the `postgres` user when the
+//! tests run as root, `pg_ctl start` on a free loopback port with its socket in that folder,
+//! stopped and removed when the process it watches ends). nextest starts one for a whole run
+//! (`.config/nextest.toml`, a setup script) and hands its URL to every test process in
+//! `$SMITHERS_TEST_PG_URL`; without it (`cargo test`), each test process starts its own.
+//! Every test gets a schema of its own (`?schema=t_<pid>_<n>_<nanos>`).
+//!
+//! No server binaries is a failure that says how to get them, never a silent skip.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// Starts a server (`scripts/pg-server.sh`) that lives until the process `watch` ends;
+/// returns its URL.
+pub fn start_server(watch: u32) -> Result<String, String> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/pg-server.sh");
+    let out = Command::new(&script)
+        .arg(watch.to_string())
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .map_err(|e| format!("{} did not start: {e}", script.display()))?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// The server of this test process (or of the whole run).
+pub fn server_url() -> &'static str {
+    static URL: OnceLock<Result<String, String>> = OnceLock::new();
+    let url = URL.get_or_init(|| match std::env::var("SMITHERS_TEST_PG_URL") {
+        Ok(url) if !url.is_empty() => Ok(url),
+        _ => start_server(std::process::id()),
+    });
+    match url {
+        Ok(url) => url,
+        Err(why) => panic!("cannot run the PostgreSQL tests: {why}"),
+    }
+}
+
+/// A URL naming a schema no other test uses (the engine creates it).
+pub fn fresh_url() -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let base = server_url();
+    let sep = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{sep}schema=t_{}_{n}_{nanos}", std::process::id())
+}
+
+/// A client of the server with `search_path` set to the schema of `url`.
+pub fn client(url: &str) -> postgres::Client {
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let schema = query
+        .split('&')
+        .find_map(|p| p.strip_prefix("schema="))
+        .unwrap_or("public")
+        .to_string();
+    let rest: Vec<&str> = query
+        .split('&')
+        .filter(|p| !p.is_empty() && !p.starts_with("schema="))
+        .collect();
+    let url = if rest.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", rest.join("&"))
+    };
+    let mut c =
+        postgres::Client::connect(&url, postgres::NoTls).expect("connect to the test server");
+    c.batch_execute(&format!("SET search_path TO \"{schema}\""))
+        .expect("search_path");
+    c
+}
