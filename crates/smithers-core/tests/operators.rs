@@ -201,3 +201,37 @@ fn the_feed_orders_every_runs_events_and_orphans_are_found() {
         ["r2"]
     );
 }
+
+/// Deciders on engines of their own (connections, as processes have) race for one gate:
+/// exactly one decision is recorded, every other is `ALREADY_DECIDED` naming the winner. The
+/// database decides, on either store.
+#[test]
+fn racing_deciders_on_separate_engines_record_one_decision() {
+    let dir = common::TestDb::new();
+    let mut setup = dir.engine();
+    start(&mut setup, "race", None, &[gate("g", json!({}))]);
+    drop(setup);
+    let db = dir.db().to_path_buf();
+    let handles: Vec<_> = (0..4)
+        .map(|n| {
+            let db = db.clone();
+            std::thread::spawn(move || {
+                let mut engine = Engine::open(&db).unwrap();
+                engine
+                    .approve(req("race", "g", &format!("user{n}")))
+                    .map(|o| o.decided_by)
+                    .map_err(|e| (e.code(), e.details()))
+            })
+        })
+        .collect();
+    let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let winners: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+    assert_eq!(winners.len(), 1, "{results:?}");
+    let winner = winners[0].clone().unwrap();
+    for r in results.iter().filter_map(|r| r.as_ref().err()) {
+        assert_eq!(r.0, "ALREADY_DECIDED");
+        assert_eq!(r.1["decidedBy"], json!(winner));
+    }
+    let rows = common::query(&dir, "SELECT decided_by FROM gate");
+    assert_eq!(rows, vec![vec![json!(winner)]]);
+}

@@ -4,6 +4,7 @@ import { resolve } from "node:path";
 import { SmithersError } from "./errors.js";
 import { isTerminal } from "./contract.js";
 import { NativeEngine } from "./native.js";
+import { resolveDb } from "./database.cjs";
 
 // node:fs through getBuiltinModule: an ES import of it builds its whole namespace, which loads
 // fs/promises and Node's streams (start-up: ARCHITECTURE.md).
@@ -41,7 +42,7 @@ export class SmithersEngine {
   #closed = false;
 
   /**
-   * @param {{ dbPath?: string, forbidSelfApproval?: boolean, mustExist?: boolean, readOnly?: boolean, leaseMs?: number,
+   * @param {{ database?: string, dbPath?: string, forbidSelfApproval?: boolean, mustExist?: boolean, readOnly?: boolean, leaseMs?: number,
    *   isolate?: boolean | { renderTimeoutMs?: number, blockedTimeoutMs?: number, maxWorkers?: number },
    *   onRender?: (rendering: boolean, owned: boolean) => void, log?: (line: string) => void }} [options]
    *   `mustExist`: a missing database is DB_NOT_FOUND instead of a new one; `readOnly`: never
@@ -51,7 +52,8 @@ export class SmithersEngine {
    *   a render starts and ends (`owned`: of a run this engine drives, not the check before a start)
    */
   constructor(options = {}) {
-    this.dbPath = resolve(options.dbPath ?? "smithers.db");
+    // `database` and `dbPath` are one option: a SQLite file, or a postgres:// URL.
+    this.dbPath = resolveDb(options.database ?? options.dbPath ?? "smithers.db");
     /** Refuse an approve by the user who started the run (`startedBy`). */
     this.forbidSelfApproval = Boolean(options.forbidSelfApproval);
     const leaseMs = options.leaseMs ?? (process.env.SMITHERS_LEASE_MS ? Number(process.env.SMITHERS_LEASE_MS) : undefined);

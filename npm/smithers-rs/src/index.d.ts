@@ -969,6 +969,9 @@ export declare class SmithersEngine {
    * render starts and ends (`owned`: of a run this engine drives).
    */
   constructor(options?: {
+    /** A SQLite file, or a PostgreSQL URL (`postgres://user@host/db?schema=name`). */
+    database?: string;
+    /** The same as `database` (its earlier name). */
     dbPath?: string;
     forbidSelfApproval?: boolean;
     mustExist?: boolean;

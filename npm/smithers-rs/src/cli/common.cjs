@@ -6,6 +6,7 @@
 "use strict";
 const { existsSync, fstatSync, writeSync } = require("node:fs");
 const { dirname, isAbsolute, join, relative, resolve } = require("node:path");
+const { isServerUrl, resolveDb } = require("../database.cjs");
 
 const COMMON = {
   db: { type: "string" },
@@ -29,8 +30,8 @@ const PS = { ...COMMON, status: { type: "string" }, limit: { type: "string" } };
 
 /** --db, else $SMITHERS_DB, else the nearest smithers.db from the working directory up; else null. */
 function findDbPath(values) {
-  if (values.db) return resolve(values.db);
-  if (process.env.SMITHERS_DB) return resolve(process.env.SMITHERS_DB);
+  if (values.db) return resolveDb(values.db);
+  if (process.env.SMITHERS_DB) return resolveDb(process.env.SMITHERS_DB);
   for (let dir = process.cwd(); ; dir = dirname(dir)) {
     const candidate = join(dir, "smithers.db");
     if (existsSync(candidate)) return candidate;
@@ -44,8 +45,9 @@ function findDbPath(values) {
  * With `{ up: true }`, for `smithers up`, which defaults to $SMITHERS_DB or ./smithers.db.
  */
 function dbArg(dbPath, { up = false } = {}) {
-  const found = up ? resolve(process.env.SMITHERS_DB ?? "smithers.db") : findDbPath({});
+  const found = up ? resolveDb(process.env.SMITHERS_DB ?? "smithers.db") : findDbPath({});
   if (found === dbPath) return "";
+  if (isServerUrl(dbPath)) return ` --db ${shellQuote(dbPath)}`;
   const rel = relative(process.cwd(), dbPath);
   const shown = rel !== "" && !rel.startsWith("..") && !isAbsolute(rel) ? rel : dbPath;
   return ` --db ${shellQuote(shown)}`;

@@ -2,6 +2,7 @@
 // 1 failed, 4 usage or lookup errors (including a decision whose --input can never fit the
 // gate: MISSING_REQUIRED_INPUTS, UNDECLARED_INPUT, PUSH_BACK_UNSUPPORTED).
 import { resolve } from "node:path";
+import { resolveDb, showDb } from "../database.cjs";
 import { SmithersError, printable } from "../errors.js";
 import { describeThrown, isSmithersError } from "../values.js";
 
@@ -66,7 +67,7 @@ const COMMANDS = {
       "                A run of another workflow (another name) is refused with WORKFLOW_MISMATCH",
       "--force         with --resume: take the run over even if another live process drives it,",
       "                or resume it with this workflow even though it was started with another",
-      "--db FILE       database (default: $SMITHERS_DB, the workflow's dbPath, or ./smithers.db)",
+      "--db FILE|URL   database: a SQLite file or postgres://… (default: $SMITHERS_DB, the workflow's dbPath, or ./smithers.db)",
       "--live          show progress, command output and agents' answers on stderr as the run goes, each",
       "                line prefixed by its node (the default when stderr is a terminal and --json is not given)",
       "SMITHERS_LOG=debug (or info, or smithers_core::decision=debug, …) logs what the engine decides, to",
@@ -245,7 +246,7 @@ const COMMANDS = {
     details: [
       "--port N        port (default 7331; 0 picks a free one)",
       "--host H        address to bind (default 127.0.0.1, loopback only)",
-      "--db FILE       database (default: $SMITHERS_DB, else ./smithers.db)",
+      "--db FILE|URL   database: a SQLite file or postgres://… (default: $SMITHERS_DB, else ./smithers.db)",
       "--config FILE   JSON configuration (default: $SMITHERS_SERVE_CONFIG, else ./smithers.serve.json if present):",
       '                {"tokens": [{"user": "alice", "token": "…16+ chars…" | "tokenSha256": "…", "scopes": ["approve"]}],',
       '                 "forbidSelfApproval": true, "publicUrl": "https://…",',
@@ -287,7 +288,7 @@ function mainHelp() {
 }
 
 function commandHelp(name, c) {
-  return [c.about, "", `Usage: ${c.usage}`, "", ...c.details.map((d) => `  ${d}`), "  --db FILE   database file", "  --json      machine-readable output"]
+  return [c.about, "", `Usage: ${c.usage}`, "", ...c.details.map((d) => `  ${d}`), "  --db FILE|URL  database: a SQLite file or a postgres:// URL", "  --json      machine-readable output"]
     .join("\n");
 }
 
@@ -470,10 +471,10 @@ async function up(args) {
     throw e;
   }
   const dbPath = args.values.db
-    ? resolve(args.values.db)
+    ? resolveDb(args.values.db)
     : process.env.SMITHERS_DB
-      ? resolve(process.env.SMITHERS_DB)
-      : resolve(workflow.dbPath ?? "smithers.db");
+      ? resolveDb(process.env.SMITHERS_DB)
+      : resolveDb(workflow.dbPath ?? "smithers.db");
   const engine = await openEngine(dbPath, { create: true });
   const live = await progress(engine, args.values);
   let result;
@@ -493,7 +494,7 @@ async function serve(args) {
   const port = v.port === undefined ? 7331 : Number(v.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw usage("--port must be 0-65535", "serve");
   const host = v.host ?? "127.0.0.1";
-  const dbPath = v.db ? resolve(v.db) : process.env.SMITHERS_DB ? resolve(process.env.SMITHERS_DB) : resolve("smithers.db");
+  const dbPath = v.db ? resolveDb(v.db) : process.env.SMITHERS_DB ? resolveDb(process.env.SMITHERS_DB) : resolve("smithers.db");
   const { loadServeConfig, generatedToken } = await import("../serve/config.js");
   const { startServer } = await import("../serve/server.js");
   let config;
@@ -515,9 +516,9 @@ async function serve(args) {
   const server = await startServer({ dbPath, host, port, config, tokens, log });
   const signInUrl = signIn ? `${server.url}?token=${encodeURIComponent(signIn.token)}` : null;
   if (v.json) {
-    print(JSON.stringify({ ok: true, url: server.url, db: dbPath, config: config.path, signInUrl, user: signIn?.user ?? null, token: signIn?.token ?? null }));
+    print(JSON.stringify({ ok: true, url: server.url, db: showDb(dbPath), config: config.path, signInUrl, user: signIn?.user ?? null, token: signIn?.token ?? null }));
   } else {
-    print(`smithers serve: ${server.url} (db ${dbPath})`);
+    print(`smithers serve: ${server.url} (db ${showDb(dbPath)})`);
     if (!v.quiet) {
       print(`  inbox: ${server.url}   API: ${server.url}v1/…   OpenAPI: ${server.url}openapi.json`);
       if (signIn) {
@@ -572,9 +573,9 @@ async function migrate(args) {
   engine.close();
   const { engineVersion } = await import("../native.js");
   if (args.values.json) {
-    print(JSON.stringify({ ok: true, db: dbPath, from: before, engine: engineVersion() }, null, 2));
+    print(JSON.stringify({ ok: true, db: showDb(dbPath), from: before, engine: engineVersion() }, null, 2));
   } else {
-    print(before === "current" ? `${dbPath}: up to date` : `${dbPath}: upgraded from schema ${before}`);
+    print(before === "current" ? `${showDb(dbPath)}: up to date` : `${showDb(dbPath)}: upgraded from schema ${before}`);
   }
   return 0;
 }
