@@ -1,6 +1,8 @@
 // Durability across processes: kill -9 mid-task and at a wait, racing approvers, and a
 // decision made by the CLI while another live process drives the run.
 // Every test has its own temp dir and database; every child process is killed in `after`.
+// durability-postgres.test.js runs the same tests on PostgreSQL (SMITHERS_TEST_STORE=postgres:
+// each test's database is a schema of its own on the file's server).
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -23,6 +25,10 @@ import {
   waitFor,
   writeIn,
 } from "./helpers/durability.js";
+import { pgDatabase } from "./helpers/postgres.js";
+
+/** The test's database: `<dir>/smithers.db`, or a fresh schema on PostgreSQL. */
+const dbIn = (dir) => (process.env.SMITHERS_TEST_STORE === "postgres" ? pgDatabase("dur") : join(dir, "smithers.db"));
 
 after(() => {
   killAll();
@@ -96,7 +102,7 @@ describe("kill -9", { timeout: TIMEOUT }, () => {
   test("kill -9 mid-task: resume re-runs only the interrupted task, completed ones never again", async () => {
     const dir = freshDir();
     const wf = writeIn(dir, "killmid.tsx", KILLMID_TSX);
-    const db = join(dir, "smithers.db");
+    const db = dbIn(dir);
     const effects = join(dir, "effects.log");
     const release = join(dir, "release");
     const env = { EFFECTS: effects, RELEASE: release };
@@ -167,7 +173,7 @@ describe("kill -9", { timeout: TIMEOUT }, () => {
   test("resume refuses (RUN_OWNED) while the owner is alive, and takes over once it is killed", async () => {
     const dir = freshDir();
     const wf = writeIn(dir, "killmid.tsx", KILLMID_TSX);
-    const db = join(dir, "smithers.db");
+    const db = dbIn(dir);
     const effects = join(dir, "effects.log");
     const release = join(dir, "release");
     const env = { EFFECTS: effects, RELEASE: release };
@@ -192,7 +198,7 @@ describe("kill -9", { timeout: TIMEOUT }, () => {
   test("kill -9 while waiting at the gate: the CLI approves, resumes and finishes the run", async () => {
     const dir = freshDir();
     const wf = writeIn(dir, "killmid.tsx", KILLMID_TSX);
-    const db = join(dir, "smithers.db");
+    const db = dbIn(dir);
     const effects = join(dir, "effects.log");
     const release = join(dir, "release");
     writeFileSync(release, ""); // slow does not block in this test
@@ -239,7 +245,7 @@ setInterval(() => {}, 1 << 30);
   test("kill -9 of the driver while its gate waits in parallel: the CLI approves and takes the run over", async () => {
     const dir = freshDir();
     const wf = writeIn(dir, "busy.tsx", BUSY_TSX);
-    const db = join(dir, "smithers.db");
+    const db = dbIn(dir);
     const effects = join(dir, "effects.log");
     const release = join(dir, "release");
     const env = { EFFECTS: effects, RELEASE: release };
@@ -268,7 +274,7 @@ setInterval(() => {}, 1 << 30);
   test("two resumers racing after a kill -9: one drives, the interrupted task re-runs once", async () => {
     const dir = freshDir();
     const wf = writeIn(dir, "killmid.tsx", KILLMID_TSX);
-    const db = join(dir, "smithers.db");
+    const db = dbIn(dir);
     const effects = join(dir, "effects.log");
     const release = join(dir, "release");
     const env = { EFFECTS: effects, RELEASE: release };
@@ -303,7 +309,7 @@ setInterval(() => {}, 1 << 30);
   test("smithers cancel while another process drives the run: the driver stops, nothing else runs", async () => {
     const dir = freshDir();
     const wf = writeIn(dir, "killmid.tsx", KILLMID_TSX);
-    const db = join(dir, "smithers.db");
+    const db = dbIn(dir);
     const effects = join(dir, "effects.log");
     const release = join(dir, "release");
     const env = { EFFECTS: effects, RELEASE: release };
@@ -375,7 +381,7 @@ export default smithers((ctx) => {
 });
 `,
     );
-    const db = join(dir, "smithers.db");
+    const db = dbIn(dir);
     const effects = join(dir, "effects.log");
     const release = join(dir, "release");
     const env = { EFFECTS: effects, RELEASE: release };
@@ -433,7 +439,7 @@ export default smithers(() => (
 ));
 `,
       );
-      const db = join(dir, "smithers.db");
+      const db = dbIn(dir);
       const effects = join(dir, "effects.log");
       const release = join(dir, "release");
       const env = { EFFECTS: effects, RELEASE: release };
@@ -455,7 +461,7 @@ describe("two approvers racing", { timeout: TIMEOUT }, () => {
   test("exactly one decision is recorded; the loser gets ALREADY_DECIDED or NO_PENDING_APPROVALS", async (t) => {
     const dir = freshDir();
     const wf = writeIn(dir, "race.tsx", GATE_TSX);
-    const db = join(dir, "smithers.db");
+    const db = dbIn(dir);
     const outcomes = { ALREADY_DECIDED: 0, NO_PENDING_APPROVALS: 0 };
     for (let i = 0; i < 10; i++) {
       const effects = join(dir, `effects-${i}.log`);
@@ -521,7 +527,7 @@ describe("two approvers of two different gates at once", { timeout: TIMEOUT }, (
   test("both decisions count, the run finishes with each branch run once", async () => {
     const dir = freshDir();
     const wf = writeIn(dir, "two-gates.tsx", TWO_GATES_TSX);
-    const db = join(dir, "smithers.db");
+    const db = dbIn(dir);
     for (let i = 0; i < 8; i++) {
       const effects = join(dir, `effects-${i}.log`);
       const env = { EFFECTS: effects };
@@ -557,7 +563,7 @@ describe("two approvers of two different gates at once", { timeout: TIMEOUT }, (
 describe("a decision while another live process drives the run", { timeout: TIMEOUT }, () => {
   test("the CLI records it without taking over; the driving process picks it up", async () => {
     const dir = freshDir();
-    const db = join(dir, "smithers.db");
+    const db = dbIn(dir);
     const effects = join(dir, "effects.log");
     const release = join(dir, "release");
     const env = { EFFECTS: effects, RELEASE: release };
@@ -619,7 +625,7 @@ engine.close();
 
   test("the human-readable CLI says the run is driven by another process", async () => {
     const dir = freshDir();
-    const db = join(dir, "smithers.db");
+    const db = dbIn(dir);
     const effects = join(dir, "effects.log");
     const release = join(dir, "release");
     const env = { EFFECTS: effects, RELEASE: release };
