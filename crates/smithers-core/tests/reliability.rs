@@ -447,6 +447,33 @@ fn an_engine_that_lost_its_run_writes_nothing_more_for_it() {
     assert_eq!(digest(&path), before);
 }
 
+/// The engine that took the run over finished it (and let go of it: no owner now) before the
+/// old owner reported its late result: that result is refused too, and nothing is written.
+#[test]
+fn a_late_result_after_the_adopter_ended_the_run_is_refused() {
+    let (_dir, path) = db();
+    let schemas = json!({"result": object(json!({"v": {"type": "number"}}))});
+    let g = || graph_with("w", schemas.clone(), compute("a", "result"));
+    let mut a = Engine::open(&path).unwrap();
+    start(&mut a, "r1", "w", None);
+    assert_eq!(a.submit_graph("r1", g()).unwrap().tasks.len(), 1);
+    let mut b = Engine::open(&path).unwrap();
+    b.claim_run("r1", true).unwrap();
+    let step = b.submit_graph("r1", g()).unwrap();
+    let attempt = step.tasks[0].attempt;
+    let done = b
+        .complete_tasks("r1", vec![result("a", attempt, json!({"v": 2}))])
+        .unwrap();
+    assert_eq!(done.status, "finished");
+    let before = digest(&path);
+    let err = a
+        .complete_tasks("r1", vec![result("a", 1, json!({"v": 1}))])
+        .unwrap_err();
+    assert_eq!(err.code(), "RUN_OWNED");
+    assert_eq!(digest(&path), before);
+    assert_eq!(b.inspect("r1").unwrap().outputs[0].value, json!({"v": 2}));
+}
+
 // ---- resuming with another workflow -------------------------------------------------------
 
 #[test]

@@ -18,13 +18,20 @@ impl Drive<'_, '_> {
     pub(super) fn refresh(&mut self) -> Result<()> {
         let row = self.tx.store.run(self.run_id)?;
         let (status, owner) = row.map(|r| (r.status, r.owner)).unzip();
-        if status == Some(RunStatus::Cancelled) && self.run.status != RunStatus::Cancelled {
+        // Cancelled (by this engine or any other): the driver learns it and stops; results
+        // that arrive after it are not recorded (complete.rs).
+        if status == Some(RunStatus::Cancelled) {
             self.run.status = RunStatus::Cancelled;
             return Ok(());
         }
         // Fencing: another engine took the run over (this one's lease had expired, or it was
-        // forced); nothing more may be written for it from here.
-        if let Some(other) = owner.flatten().filter(|o| o != self.owner) {
+        // forced); nothing more may be written for it from here. That engine may have let go
+        // of it since (parked or ended it: no owner now): a run this engine drives always has
+        // this engine as its owner, so no owner is a lost run too.
+        let owner = owner.flatten();
+        if owner.as_deref() != Some(self.owner) {
+            let other = owner
+                .unwrap_or_else(|| "none now: another engine took it over and let go of it".into());
             tracing::warn!(
                 target: ENGINE,
                 run_id = self.run_id,
