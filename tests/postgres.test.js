@@ -127,5 +127,10 @@ describe("PostgreSQL: every surface", () => {
     await expectExit(assert, 3, ["up", PUBLISH, "--input", '{"title":"Other"}', "--run-id", "srv-2"], { db });
     await expectExit(assert, 0, ["approve", "srv-2", "--by", "bob"], { db });
     assert.equal((await api("/v1/runs/srv-2")).body.run.status, "finished");
+    // A decision recorded by another process that does not resume the run: the server hears
+    // the commit (LISTEN/NOTIFY) and drives the run to its end.
+    await expectExit(assert, 3, ["up", PUBLISH, "--input", '{"title":"Third"}', "--run-id", "srv-3"], { db });
+    await expectExit(assert, 0, ["approve", "srv-3", "--by", "bob", "--no-resume"], { db });
+    await waitFor(async () => (await api("/v1/runs/srv-3")).body.run.status === "finished", { timeoutMs: 20_000, what: "srv-3 driven by serve" });
   });
 });

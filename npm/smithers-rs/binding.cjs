@@ -835,6 +835,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.ChangeWaiter = nativeBinding.ChangeWaiter
 module.exports.Engine = nativeBinding.Engine
 module.exports.BindingApprovalStatus = nativeBinding.BindingApprovalStatus
 module.exports.BindingNodeState = nativeBinding.BindingNodeState

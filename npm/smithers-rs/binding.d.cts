@@ -9,6 +9,15 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+/** Waits for other connections' commits off the JS thread (`Engine.changeWaiter()`). */
+export declare class ChangeWaiter {
+  /**
+   * Resolves true when another connection committed within `timeoutMs`, false when the time
+   * ran out; waits on a thread of the pool, never on the JS thread. One wait at a time.
+   */
+  wait(timeoutMs: number): Promise<boolean>
+}
+
 /** A smithers-rs engine on one SQLite database file. */
 export declare class Engine {
   /** Opens (or creates) the database at `dbPath` (see `BindingEngineOptions`). */
@@ -107,6 +116,11 @@ export declare class Engine {
    * `createRun`), against this database's output tables; writes nothing.
    */
   validateGraph(graphJson: string): void
+  /**
+   * A waiter woken when another connection commits, without polling (PostgreSQL's
+   * LISTEN/NOTIFY, on a connection of its own); null on SQLite: poll `dataVersion`.
+   */
+  changeWaiter(): ChangeWaiter | null
   /** Changes when another process commits to the database. */
   dataVersion(): number
   setEventBuffering(on: boolean): void

@@ -37,6 +37,16 @@ pub(crate) struct Config {
     pub clock: fn() -> i64,
 }
 
+/// Waits for commits of other connections (`Engine::change_waiter`).
+pub struct ChangeWaiter(Box<dyn store::ChangeListener>);
+
+impl ChangeWaiter {
+    /// Waits up to `timeout_ms`; true when another connection committed (or may have).
+    pub fn wait(&mut self, timeout_ms: u64) -> Result<bool> {
+        self.0.wait(timeout_ms)
+    }
+}
+
 pub struct Engine {
     pub(crate) store: Box<dyn Store>,
     pub(crate) config: Config,
@@ -123,6 +133,13 @@ impl Engine {
     /// decisions made by other processes.
     pub fn data_version(&self) -> Result<i64> {
         self.store.change_counter()
+    }
+
+    /// A waiter woken by other connections' commits without polling, where the store can push
+    /// them (PostgreSQL: LISTEN/NOTIFY); None on SQLite (poll `data_version`). It has a
+    /// connection of its own and may be used from another thread.
+    pub fn change_waiter(&self) -> Result<Option<ChangeWaiter>> {
+        Ok(self.store.listener()?.map(ChangeWaiter))
     }
 
     /// How long a claim lasts without renewal; renewed every third of it.

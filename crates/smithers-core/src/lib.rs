@@ -34,8 +34,8 @@ pub use command::{CommandOutcome, CommandSpec};
 pub use decision::{DecisionOutcome, DecisionRequest};
 pub use deliveries::{Delivery, DeliveryFilter, DeliveryOutcome, LinkUse, NewDelivery};
 pub use engine::{
-    AgentCall, ClaimOptions, Engine, NewRun, OutputRef, OutputRow, ParentRef, RunError, Snapshot,
-    Step, TaskError, TaskResult, TaskToRun,
+    AgentCall, ChangeWaiter, ClaimOptions, Engine, NewRun, OutputRef, OutputRow, ParentRef,
+    RunError, Snapshot, Step, TaskError, TaskResult, TaskToRun,
 };
 pub use error::{Error, Result};
 pub use events::{Event, EventKind};

@@ -235,3 +235,28 @@ fn racing_deciders_on_separate_engines_record_one_decision() {
     let rows = common::query(&dir, "SELECT decided_by FROM gate");
     assert_eq!(rows, vec![vec![json!(winner)]]);
 }
+
+/// A decision made on another connection wakes a waiter at once on PostgreSQL
+/// (LISTEN/NOTIFY: no polling); a commit in another schema does not. SQLite has no such
+/// signal: readers poll `data_version`, and the waiter is None.
+#[test]
+fn a_commit_elsewhere_wakes_a_change_waiter() {
+    let dir = common::TestDb::new();
+    let mut a = dir.engine();
+    start(&mut a, "w1", None, &[gate("g", json!({}))]);
+    let Some(mut waiter) = a.change_waiter().unwrap() else {
+        assert!(!dir.is_postgres(), "PostgreSQL pushes commits");
+        return;
+    };
+    assert!(dir.is_postgres());
+    // Nothing committed: the wait times out.
+    assert!(!waiter.wait(50).unwrap());
+    // Another schema's commits are not this database's.
+    let other = common::TestDb::new();
+    start(&mut other.engine(), "x", None, &[gate("g", json!({}))]);
+    assert!(!waiter.wait(50).unwrap());
+    let waiting = std::thread::spawn(move || waiter.wait(30_000).unwrap());
+    let mut b = dir.engine();
+    b.approve(req("w1", "g", "erin")).unwrap();
+    assert!(waiting.join().unwrap(), "woken by the decision");
+}

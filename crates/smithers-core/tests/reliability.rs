@@ -448,7 +448,7 @@ fn an_engine_that_lost_its_run_writes_nothing_more_for_it() {
 }
 
 /// The engine that took the run over finished it (and let go of it: no owner now) before the
-/// old owner reported its late result: that result is refused too, and nothing is written.
+/// old owner reported its late result: it is refused (RUN_OWNED) and nothing is written.
 #[test]
 fn a_late_result_after_the_adopter_ended_the_run_is_refused() {
     let (_dir, path) = db();

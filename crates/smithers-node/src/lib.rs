@@ -495,6 +495,16 @@ impl Engine {
         })
     }
 
+    /// A waiter woken when another connection commits, without polling (PostgreSQL's
+    /// LISTEN/NOTIFY, on a connection of its own); null on SQLite: poll `dataVersion`.
+    #[napi]
+    pub fn change_waiter(&mut self, env: &Env) -> Result<Option<ChangeWaiter>> {
+        let waiter = self.with(env, |e| e.change_waiter())?;
+        Ok(waiter.map(|w| ChangeWaiter {
+            inner: std::sync::Arc::new(std::sync::Mutex::new(w)),
+        }))
+    }
+
     /// Changes when another process commits to the database.
     #[napi]
     pub fn data_version(&mut self) -> i64 {
@@ -607,4 +617,47 @@ pub fn engine_build() -> String {
 #[napi]
 pub fn engine_version() -> String {
     env!("CARGO_PKG_VERSION").to_string()
+}
+
+/// Waits for other connections' commits off the JS thread (`Engine.changeWaiter()`).
+#[napi]
+pub struct ChangeWaiter {
+    inner: std::sync::Arc<std::sync::Mutex<core::ChangeWaiter>>,
+}
+
+#[napi]
+impl ChangeWaiter {
+    /// Resolves true when another connection committed within `timeoutMs`, false when the time
+    /// ran out; waits on a thread of the pool, never on the JS thread. One wait at a time.
+    #[napi(ts_return_type = "Promise<boolean>")]
+    pub fn wait(&self, timeout_ms: u32) -> AsyncTask<WaitForChange> {
+        AsyncTask::new(WaitForChange {
+            inner: self.inner.clone(),
+            timeout_ms: u64::from(timeout_ms),
+        })
+    }
+}
+
+pub struct WaitForChange {
+    inner: std::sync::Arc<std::sync::Mutex<core::ChangeWaiter>>,
+    timeout_ms: u64,
+}
+
+impl Task for WaitForChange {
+    type Output = bool;
+    type JsValue = bool;
+
+    fn compute(&mut self) -> Result<bool> {
+        let mut waiter = self
+            .inner
+            .lock()
+            .map_err(|_| Error::from_reason("DB_ERROR: the waiter's lock was poisoned"))?;
+        waiter
+            .wait(self.timeout_ms)
+            .map_err(|e| Error::from_reason(format!("{}: {e}", e.code())))
+    }
+
+    fn resolve(&mut self, _env: Env, output: bool) -> Result<bool> {
+        Ok(output)
+    }
 }

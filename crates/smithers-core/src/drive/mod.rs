@@ -165,6 +165,7 @@ impl Engine {
         self.drive(run_id, |d| {
             // A cancel made by another process must win over results that arrive after it.
             d.refresh()?;
+            d.fence_late_results()?;
             for result in results {
                 d.complete(result)?;
             }

@@ -15,23 +15,44 @@ use crate::machines::{ApprovalStatus, NodeKey, NodeState, RunStatus, run};
 use crate::plan::WalkCache;
 
 impl Drive<'_, '_> {
+    /// Results of an engine whose run was taken over and then let go of by the engine that
+    /// took it (ended, or parked: no owner, not running) are refused: the attempts they
+    /// report were abandoned by that takeover, and a task that finished is never recorded
+    /// twice. (`refresh` fences a run another engine holds now.)
+    pub(super) fn fence_late_results(&mut self) -> Result<()> {
+        let Some(row) = self.tx.store.run(self.run_id)? else {
+            return Ok(());
+        };
+        if row.owner.is_none()
+            && row.status != RunStatus::Running
+            && row.status != RunStatus::Cancelled
+            && self.run.status == RunStatus::Running
+        {
+            tracing::warn!(
+                target: ENGINE,
+                run_id = self.run_id,
+                owner = self.owner,
+                status = row.status.as_str(),
+                "late results refused: another engine took the run over and let go of it"
+            );
+            return Err(Error::RunOwned {
+                run_id: self.run_id.into(),
+                owner: "none now: another engine took it over and let go of it".into(),
+            });
+        }
+        Ok(())
+    }
+
     pub(super) fn refresh(&mut self) -> Result<()> {
         let row = self.tx.store.run(self.run_id)?;
         let (status, owner) = row.map(|r| (r.status, r.owner)).unzip();
-        // Cancelled (by this engine or any other): the driver learns it and stops; results
-        // that arrive after it are not recorded (complete.rs).
-        if status == Some(RunStatus::Cancelled) {
+        if status == Some(RunStatus::Cancelled) && self.run.status != RunStatus::Cancelled {
             self.run.status = RunStatus::Cancelled;
             return Ok(());
         }
         // Fencing: another engine took the run over (this one's lease had expired, or it was
-        // forced); nothing more may be written for it from here. That engine may have let go
-        // of it since (parked or ended it: no owner now): a run this engine drives always has
-        // this engine as its owner, so no owner is a lost run too.
-        let owner = owner.flatten();
-        if owner.as_deref() != Some(self.owner) {
-            let other = owner
-                .unwrap_or_else(|| "none now: another engine took it over and let go of it".into());
+        // forced); nothing more may be written for it from here.
+        if let Some(other) = owner.flatten().filter(|o| o != self.owner) {
             tracing::warn!(
                 target: ENGINE,
                 run_id = self.run_id,

@@ -86,6 +86,14 @@ impl<T> Store for T where
 {
 }
 
+/// Wakes a waiter when another connection commits, without polling (PostgreSQL's
+/// LISTEN/NOTIFY); on a connection of its own, used from a thread of its own.
+pub(crate) trait ChangeListener: Send {
+    /// Waits up to `timeout_ms` for a commit of another connection; true when one came (or
+    /// may have: the connection was lost and made again).
+    fn wait(&mut self, timeout_ms: u64) -> Result<bool>;
+}
+
 /// Renews the leases of an owner's runs from a thread of its own, on a connection of its own.
 pub(crate) trait LeaseRenewer: Send {
     /// Moves the expiry of every open run `owner` holds to `until`; returns how many.
@@ -101,6 +109,9 @@ pub(crate) trait Transactions: Send {
     /// other processes.
     fn change_counter(&self) -> Result<i64>;
     fn renewer(&self) -> Result<Box<dyn LeaseRenewer>>;
+    /// A listener for other connections' commits, where the database can push them (None:
+    /// poll `change_counter`).
+    fn listener(&self) -> Result<Option<Box<dyn ChangeListener>>>;
 }
 
 /// A run's row, as a claim or a decision reads it.

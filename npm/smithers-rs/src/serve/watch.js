@@ -11,6 +11,9 @@
 //      all of them; a run it cannot resume (its workflow file is gone, no longer loads, …) is
 //      marked with the reason (`why`, the inbox and GET /v1/runs?resumeFailed=true show it)
 //      and left out from then on, so it never hides the others.
+// On PostgreSQL the database says when another connection commits (LISTEN/NOTIFY: every
+// write transaction notifies as it commits): the watcher waits for that off the JS thread
+// (`changeWaiter().wait`) instead of polling, and ticks at once — or every second regardless.
 import { NativeEngine } from "../native.js";
 
 /** Orphaned runs read per query. */
@@ -40,7 +43,28 @@ export class Watcher {
 
   start() {
     this.tick();
+    const waiter = this.native.changeWaiter();
+    if (waiter) {
+      this.listening = true;
+      this.listen(waiter);
+      return;
+    }
     this.timer = setInterval(() => this.tick(), this.intervalMs);
+  }
+
+  /** Ticks when another connection commits (or a second passed), until stopped. */
+  async listen(waiter) {
+    while (this.listening) {
+      try {
+        await waiter.wait(1000);
+      } catch (e) {
+        const line = `watch: ${e.code ?? "ERROR"} ${e.message}`;
+        if (line !== this.lastError) this.log(line);
+        this.lastError = line;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      if (this.listening) this.tick();
+    }
   }
 
   tick() {
@@ -136,6 +160,7 @@ export class Watcher {
   }
 
   stop() {
+    this.listening = false;
     clearInterval(this.timer);
     this.timer = null;
   }

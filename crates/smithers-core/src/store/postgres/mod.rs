@@ -29,7 +29,7 @@ use std::sync::Arc;
 use postgres::types::ToSql;
 use postgres::{Client, Row, Statement};
 
-use super::{LeaseRenewer, OpenOptions, Transactions};
+use super::{ChangeListener, LeaseRenewer, OpenOptions, Transactions};
 use crate::error::Result;
 use crate::machines::Stored;
 
@@ -159,6 +159,11 @@ impl Transactions for PgStore {
             "UPDATE _smithers_changes SET commits = commits + 1 WHERE id = 1",
             &[],
         )?;
+        // Listeners of this schema on any host wake up when (and only if) it commits.
+        self.exec(
+            "SELECT pg_notify('smithers', $1::text)",
+            &[&self.target.schema],
+        )?;
         self.batch("COMMIT")?;
         self.in_tx.set(false);
         self.own_commits.set(self.own_commits.get() + 1);
@@ -187,6 +192,76 @@ impl Transactions for PgStore {
             target: self.target.clone(),
             client: None,
         }))
+    }
+
+    fn listener(&self) -> Result<Option<Box<dyn ChangeListener>>> {
+        let mut listener = Listener {
+            target: self.target.clone(),
+            client: None,
+        };
+        listener.connect()?;
+        Ok(Some(Box::new(listener)))
+    }
+}
+
+/// `LISTEN smithers` on a connection of its own: every write transaction of a schema sends
+/// `pg_notify('smithers', schema)` as it commits (PostgreSQL delivers it at commit, to every
+/// listening session on every host).
+struct Listener {
+    target: Arc<schema::Target>,
+    client: Option<Client>,
+}
+
+impl Listener {
+    fn connect(&mut self) -> Result<()> {
+        let mut client = self.target.connect()?;
+        client.batch_execute("LISTEN smithers")?;
+        self.client = Some(client);
+        Ok(())
+    }
+}
+
+impl ChangeListener for Listener {
+    fn wait(&mut self, timeout_ms: u64) -> Result<bool> {
+        use postgres::fallible_iterator::FallibleIterator;
+        if self.client.as_ref().is_none_or(Client::is_closed) {
+            // Whatever was committed while it was away is news.
+            self.connect()?;
+            return Ok(true);
+        }
+        let Some(client) = self.client.as_mut() else {
+            return Ok(false);
+        };
+        let schema = self.target.schema.as_str();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(timeout_ms);
+        let mut notes = client.notifications();
+        let mut changed = false;
+        loop {
+            // What arrived already first, then wait for the rest of the time.
+            {
+                let mut pending = notes.iter();
+                while let Some(note) = pending.next()? {
+                    changed |= note.payload() == schema;
+                }
+            }
+            if changed {
+                return Ok(true);
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Ok(false);
+            }
+            match notes.timeout_iter(left).next() {
+                Ok(Some(note)) => {
+                    if note.payload() == schema {
+                        return Ok(true);
+                    }
+                }
+                Ok(None) => return Ok(false),
+                // A lost connection is made again at the next wait.
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 }
 

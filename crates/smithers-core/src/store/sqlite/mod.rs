@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
-use super::{LeaseRenewer, OpenOptions, Transactions};
+use super::{ChangeListener, LeaseRenewer, OpenOptions, Transactions};
 use crate::error::{Error, Result};
 use crate::machines::Stored;
 
@@ -69,6 +69,11 @@ impl Transactions for SqliteStore {
             path: self.path.clone(),
             conn: None,
         }))
+    }
+
+    /// SQLite cannot tell another process that it committed: readers poll `data_version`.
+    fn listener(&self) -> Result<Option<Box<dyn ChangeListener>>> {
+        Ok(None)
     }
 }
 
