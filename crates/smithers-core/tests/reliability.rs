@@ -636,3 +636,49 @@ fn an_output_nested_deeper_than_the_limit_fails_its_task() {
     assert_eq!(step.status, "failed");
     assert_eq!(step.error.unwrap().code, "INVALID_OUTPUT");
 }
+
+/// PostgreSQL: the server ends the engine's connections (a restart, a network cut, an
+/// operator's pg_terminate_backend): the call that meets the lost connection fails with
+/// DB_ERROR and changes nothing; the engine connects again and nothing committed is lost.
+/// (SQLite has no connection to lose.)
+#[test]
+fn an_engine_connects_again_after_its_connections_were_ended() {
+    let dir = common::TestDb::new();
+    if !dir.is_postgres() {
+        return;
+    }
+    let app = format!("reconnect_{}", std::process::id());
+    let url = format!("{}&application_name={app}", dir.db().display());
+    let mut engine = Engine::open(&url).unwrap();
+    start(&mut engine, "r1", "w", None);
+    engine
+        .submit_graph(
+            "r1",
+            graph_with("w", json!({"gate": decision_schema()}), gate("g")),
+        )
+        .unwrap();
+    let ended = common::query(
+        &dir,
+        &format!(
+            "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = '{app}'"
+        ),
+    );
+    assert!(ended[0][0].as_i64().unwrap() >= 1, "{ended:?}");
+    let decide = |engine: &mut Engine| {
+        engine.approve(DecisionRequest {
+            run_id: "r1".into(),
+            decided_by: Some("alice".into()),
+            ..DecisionRequest::default()
+        })
+    };
+    let outcome = match decide(&mut engine) {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            assert_eq!(e.code(), "DB_ERROR");
+            decide(&mut engine).unwrap()
+        }
+    };
+    assert_eq!(outcome.node_id, "g");
+    let inspected = engine.inspect("r1").unwrap();
+    assert_eq!(inspected.approvals[0].status, "approved");
+}

@@ -67,7 +67,23 @@ impl PgStore {
         })
     }
 
+    /// Connects again when the connection was lost (a server restart, a network cut, a
+    /// terminated backend) and no transaction is open: the call that found it lost failed
+    /// with `DB_ERROR`; the next one works on a new connection. A transaction that was open
+    /// is gone with its connection (rolled back by the server), never half-applied.
+    fn ensure_connected(&self) -> Result<()> {
+        if self.in_tx.get() || !self.client.borrow().is_closed() {
+            return Ok(());
+        }
+        let client = self.target.connect()?;
+        *self.client.borrow_mut() = client;
+        self.statements.borrow_mut().clear();
+        tracing::info!(target: crate::logs::STORE, db = %self.target.display, "connected to the database again");
+        Ok(())
+    }
+
     fn statement(&self, sql: &str) -> Result<Statement> {
+        self.ensure_connected()?;
         if let Some(s) = self.statements.borrow().get(sql) {
             return Ok(s.clone());
         }
@@ -118,6 +134,7 @@ impl PgStore {
 
     /// Statements without parameters or results (DDL), not prepared.
     pub(crate) fn batch(&self, sql: &str) -> Result<()> {
+        self.ensure_connected()?;
         self.client.borrow_mut().batch_execute(sql)?;
         Ok(())
     }
@@ -171,8 +188,10 @@ impl Transactions for PgStore {
     }
 
     fn rollback(&self) {
-        let _ = self.batch("ROLLBACK");
         self.in_tx.set(false);
+        if !self.client.borrow().is_closed() {
+            let _ = self.client.borrow_mut().batch_execute("ROLLBACK");
+        }
         // Tables created (or changed) in the transaction are gone, and statements prepared
         // on them with them.
         self.tables.borrow_mut().clear();
