@@ -133,4 +133,48 @@ describe("PostgreSQL: every surface", () => {
     await expectExit(assert, 0, ["approve", "srv-3", "--by", "bob", "--no-resume"], { db });
     await waitFor(async () => (await api("/v1/runs/srv-3")).body.run.status === "finished", { timeoutMs: 20_000, what: "srv-3 driven by serve" });
   });
+
+  test("two smithers serve processes on one database: a decision made elsewhere is driven once, both streams see the run end", async (t) => {
+    const db = pgDatabase("two");
+    const token = "pg-two-token-0123456789";
+    const config = box.write("serve-two.json", JSON.stringify({ tokens: [{ user: "alice", token, scopes: ["approve", "read"] }] }));
+    const effects = join(box.dir, "two-effects.log");
+    const wf = box.write(
+      "two.tsx",
+      `/** @jsxImportSource smithers-orchestrator */
+import { Approval, Sequence, Task, approvalDecisionSchema, createSmithers } from "smithers-orchestrator";
+import { appendFileSync } from "node:fs";
+const { Workflow, smithers, outputs } = createSmithers({ gate: approvalDecisionSchema, done: { type: "object", properties: { pid: { type: "number" } }, required: ["pid"] } });
+export default smithers((ctx) => {
+  const decision = ctx.outputMaybe(outputs.gate, { nodeId: "gate" });
+  return (
+    <Workflow name="two">
+      <Sequence>
+        <Approval id="gate" output={outputs.gate} request={{ title: "Go?" }} />
+        {decision ? <Task id="after" output={outputs.done}>{() => { appendFileSync(${JSON.stringify(effects)}, "after " + process.pid + "\\n"); return { pid: process.pid }; }}</Task> : null}
+      </Sequence>
+    </Workflow>
+  );
 });
+`,
+    );
+    const a = await startServe({ db, config });
+    t.after(() => a.stop("SIGKILL"));
+    const b = await startServe({ db, config });
+    t.after(() => b.stop("SIGKILL"));
+    const apiA = client(a.url, token);
+    const apiB = client(b.url, token);
+    const runs = ["two-1", "two-2", "two-3"];
+    for (const runId of runs) await expectExit(assert, 3, ["up", wf, "--run-id", runId], { db });
+    for (const runId of runs) await expectExit(assert, 0, ["approve", runId, "--by", "bob", "--no-resume"], { db });
+    for (const runId of runs) {
+      await waitFor(async () => (await apiA(`/v1/runs/${runId}`)).body.run.status === "finished", { timeoutMs: 30_000, what: `${runId} finished` });
+      assert.equal((await apiB(`/v1/runs/${runId}`)).body.run.status, "finished");
+    }
+    // Each run's task ran exactly once, in one of the two servers.
+    const { readFileSync } = await import("node:fs");
+    const lines = readFileSync(effects, "utf8").trim().split("\n");
+    assert.equal(lines.length, runs.length, lines.join("\n"));
+  });
+});
+
