@@ -98,7 +98,9 @@ export function checkProps(component, props, allowed, notHonoured = {}) {
  * @typedef {{ table: string, nodeId: string, iteration: number, value: Record<string, unknown> }} OutputRow
  * @typedef {{ runId: string, input?: unknown, loops?: Record<string, number>,
  *   nodeLoops?: Record<string, string>, outputs?: OutputRow[], workflowPath?: string | null,
- *   index?: ReturnType<typeof outputIndex> }} Snapshot (`index`: the rows, indexed already; then `outputs` is not read)
+ *   index?: ReturnType<typeof outputIndex>, memo?: RenderMemo }} Snapshot (`index`: the rows, indexed already; then `outputs` is not read)
+ * @typedef {{ tasks: Map<string, any>, deps: string[] | null, renders: number }} RenderMemo what renders leave
+ *   for the next of the same run (`newRenderMemo()`; the driver keeps one per run): see `SEALED`
  */
 
 /**
@@ -107,7 +109,7 @@ export function checkProps(component, props, allowed, notHonoured = {}) {
  * `addOutput(row)` for each output the core reports, so those bodies read fresh rows.
  * @param {any} workflow the value returned by `smithers(build)`
  * @param {Snapshot} snapshot
- * @returns {{ graph: any, computeFns: Map<string, Function>, ctx: any, addOutput: (row: OutputRow) => void,
+ * @returns {{ graph: any, computeFns: { get(nodeId: string): any, keys(): Iterable<string>, size: number }, ctx: any, addOutput: (row: OutputRow) => void,
  *   dropOutput: (ref: { table: string, nodeId: string, iteration: number }) => void,
  *   handlers: { onWait?: any, onSuccess?: any, onFailure?: any, onExit?: any }, baseDir: string,
  *   worktrees: Map<string, WorktreeSpec> }}
@@ -124,7 +126,7 @@ export function renderWorkflow(workflow, snapshot) {
     loops: snapshot.loops ?? {},
     ids: new Set(),
     loopIds: new Set(),
-    computeFns: new Map(),
+    computeFns: null,
     name: "workflow",
     handlers: {},
     // Command tasks run in the workflow file's directory unless they say otherwise; inside a
@@ -135,7 +137,12 @@ export function renderWorkflow(workflow, snapshot) {
     worktree: null,
     worktrees: new Map(),
     worktreeIds: new Set(),
+    /** Sealed task nodes of earlier renders, by the element's id (see SEALED). */
+    memo: snapshot.memo ? snapshot.memo.tasks : null,
+    memoRender: snapshot.memo ? ++snapshot.memo.renders : 0,
+    reused: 0,
   };
+  state.computeFns = new ComputeFns(state.memo, state.memoRender);
   state.baseDir = state.rootDir;
   const prevCtx = setCurrentCtx(ctx);
   const prevState = rendering;
@@ -157,9 +164,17 @@ export function renderWorkflow(workflow, snapshot) {
     schemas: workflow.implicitSchemas?.size
       ? { ...workflow.jsonSchemas, ...Object.fromEntries(workflow.implicitSchemas) }
       : workflow.jsonSchemas,
-    renderDeps: deps.all ? "*" : [...deps.nodes].sort(),
+    renderDeps: deps.all ? "*" : sortedDeps(deps.nodes, snapshot.memo),
     root,
   };
+  if (snapshot.memo) {
+    snapshot.memo.deps = Array.isArray(graph.renderDeps) ? graph.renderDeps : null;
+    // Forget the nodes of elements no longer rendered, once they are half of what is kept.
+    const { tasks } = snapshot.memo;
+    if (tasks.size > 2 * (state.ids.size + state.reused) + 64) {
+      for (const [id, entry] of tasks) if (entry.render !== state.memoRender) tasks.delete(id);
+    }
+  }
   return {
     graph,
     computeFns: state.computeFns,
@@ -170,6 +185,127 @@ export function renderWorkflow(workflow, snapshot) {
     baseDir: state.rootDir,
     worktrees: state.worktrees,
   };
+}
+
+/**
+ * Nodes made of nothing but the props' primitives (and of the schema key their `output` names):
+ * no value of the workflow's is in them, so nothing the workflow does later can change them. A
+ * render reuses one for an element whose props are the same as the last render's, and the
+ * driver's `sameGraph` takes one found again at its place for equal without walking it. That
+ * is what keeps a re-render of N unchanged tasks cheap (issue 13: a sequence whose render
+ * reads the previous output renders N times).
+ */
+export const SEALED = new WeakSet();
+
+/** @returns {RenderMemo} */
+export const newRenderMemo = () => ({ tasks: new Map(), deps: null, renders: 0 });
+
+/** The sorted render deps; the last render's array when the set is the same. */
+function sortedDeps(nodes, memo) {
+  const last = memo?.deps;
+  if (last && last.length === nodes.size && last.every((id) => nodes.has(id))) return last;
+  const sorted = [...nodes].sort();
+  SEALED.add(sorted);
+  return sorted;
+}
+
+const isPrimitive = (v) => v === null || (typeof v !== "object" && typeof v !== "function");
+
+/**
+ * Whether a <Task>'s node can be sealed: a compute, static or command task whose props are
+ * primitives, arrays of primitives (`dependsOn`), its output schema and a function as its
+ * body. Agents, `deps` (the body is called at render), sub-workflows and object props
+ * (`env`, `approval`, `meta`, …) are rendered every time.
+ */
+function sealable(props, state) {
+  if (state.worktree || props.agent !== undefined || props.fallbackAgent !== undefined || props.deps != null || props.workflow != null) return false;
+  for (const key in props) {
+    const v = props[key];
+    if (isPrimitive(v) || key === "output" || (key === "children" && typeof v === "function")) continue;
+    if (Array.isArray(v) && v.every(isPrimitive)) continue;
+    return false;
+  }
+  return true;
+}
+
+/** Same props: the same keys and values; arrays element by element; any two body functions. */
+function sameProps(a, b) {
+  let keys = 0;
+  for (const key in a) {
+    const x = a[key];
+    const y = b[key];
+    keys += 1;
+    if (x === y || (key === "children" && typeof x === "function" && typeof y === "function")) continue;
+    if (!Array.isArray(x) || !Array.isArray(y) || x.length !== y.length) return false;
+    for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
+  }
+  for (const _ in b) keys -= 1;
+  return keys === 0;
+}
+
+/** Where a task is rendered, as far as its node depends on it: its loop's iteration, the directory. */
+const placeOf = (scope, state) => (scope.length ? `${scope[0].id}=${scope[0].iteration}|${state.baseDir}` : state.baseDir);
+
+/**
+ * Whether this render has a node with this id: one it built (`ids`), or one it took from the
+ * memo (not copied into `ids`: a render of N unchanged tasks builds no set of N ids).
+ */
+const hasId = (state, id) => state.ids.has(id) || (state.memo !== null && state.memo.get(id)?.render === state.memoRender);
+
+/**
+ * node id -> what the driver runs for a compute task (its function, or a sub-workflow): those
+ * this render built, and the bodies of the sealed nodes it took from the memo (the element's
+ * function of this render, which closes over this render's ctx).
+ */
+class ComputeFns {
+  constructor(memo, render) {
+    this.own = new Map();
+    this.memo = memo;
+    this.render = render;
+  }
+  set(id, fn) {
+    this.own.set(id, fn);
+  }
+  get(id) {
+    const fn = this.own.get(id);
+    if (fn !== undefined || this.memo === null) return fn;
+    const entry = this.memo.get(id);
+    return entry !== undefined && entry.render === this.render && entry.compute ? entry.props.children : undefined;
+  }
+  *keys() {
+    yield* this.own.keys();
+    if (this.memo === null) return;
+    for (const [id, entry] of this.memo) if (entry.render === this.render && entry.compute && !this.own.has(id)) yield id;
+  }
+  get size() {
+    let n = 0;
+    for (const _ of this.keys()) n += 1;
+    return n;
+  }
+}
+
+/**
+ * The last render's node for this <Task> element, when its props and place are the same
+ * (then it is this render's too: its id is claimed and its body registered), else undefined.
+ */
+function reuseTask(props, state, scope) {
+  if (scope.length > 1) return undefined;
+  const entry = state.memo.get(props.id);
+  // Taken already by this render: a duplicate id, which the renderer reports.
+  if (entry === undefined || entry.render === state.memoRender || !sameProps(props, entry.props) || entry.place !== placeOf(scope, state)) return undefined;
+  if (state.ids.has(props.id)) return undefined;
+  entry.props = props;
+  entry.render = state.memoRender;
+  state.reused += 1;
+  return entry.node;
+}
+
+/** Keeps a freshly rendered <Task> node for the next render when it is sealable. */
+function rememberTask(props, state, scope, node) {
+  // Keyed by node id, which is the element's id outside nested loops (those are not kept).
+  if (node === null || scope.length > 1 || !sealable(props, state)) return;
+  SEALED.add(node);
+  state.memo.set(props.id, { props, node, place: placeOf(scope, state), render: state.memoRender, compute: node.body.type === "compute" });
 }
 
 /**
@@ -238,12 +374,22 @@ function createCtx(workflow, snapshot, deps) {
   const { byTable, byNode, add: addOutput, drop: dropOutput } = index;
 
   const tableKey = (table) => resolveOutputKey(workflow, table, "ctx");
+  // The table a render reads is most often the one it read last: its node map is kept (a
+  // table's map, once made, is never replaced), so the usual lookup is one Map.get.
+  let lastTable;
+  let lastNodes;
   const nodeEntry = (table, nodeId) => {
     if (typeof nodeId !== "string") {
       throw new SmithersError("INVALID_ARGUMENT", "ctx output lookups need a nodeId string");
     }
     deps.nodes.add(nodeId);
+    if (table === lastTable) return lastNodes.get(nodeId);
     const keys = outputKeys(workflow, table, "ctx");
+    if (keys.length === 1 && byNode.has(keys[0])) {
+      lastTable = table;
+      lastNodes = byNode.get(keys[0]);
+      return lastNodes.get(nodeId);
+    }
     if (keys.length === 1) return byNode.get(keys[0])?.get(nodeId);
     // A schema shared by several keys: the node writes to one of them.
     for (const key of keys) {
@@ -462,8 +608,16 @@ function expand(node, state, scope, parentPath, index, out) {
         `<${type.name}> comes from another copy of smithers-rs; import components from one place`,
       );
     }
+    if (tag === "task" && state.memo !== null) {
+      const reused = typeof props.id === "string" ? reuseTask(props, state, scope) : undefined;
+      if (reused !== undefined) {
+        out.push(reused);
+        return;
+      }
+    }
     checkProps(COMPONENT_NAMES[tag], props, ALLOWED[tag], NOT_HONOURED_ON[tag]);
     const planNode = RENDERERS[tag](props, state, scope, parentPath, index);
+    if (tag === "task" && state.memo !== null && typeof props.id === "string") rememberTask(props, state, scope, planNode);
     if (planNode) out.push(planNode);
     return;
   }
@@ -576,7 +730,7 @@ const RENDERERS = {
       if (resolved === null) return null;
       // Waiting on them (a reviewed step's output exists before its review) where the graph
       // has them already; a dep not in this render has its output and nothing to wait for.
-      depIds = resolved.nodeIds.filter((id) => state.ids.has(id));
+      depIds = resolved.nodeIds.filter((id) => hasId(state, id));
       // A function child gets the deps' rows at render; what it returns is the body.
       if (typeof body === "function") body = body(resolved.values);
     } else if (isAgent && typeof body === "function") {
@@ -851,7 +1005,7 @@ function taskBase(component, props, state, scope, extraDependsOn = []) {
           .map((l) => `${l.id}=${l.iteration}`)
           .join(",")}`
       : props.id;
-  if (state.ids.has(id)) throw new SmithersError("DUPLICATE_ID", `Duplicate node id "${id}"`, { id });
+  if (hasId(state, id)) throw new SmithersError("DUPLICATE_ID", `Duplicate node id "${id}"`, { id });
   state.ids.add(id);
   if (state.worktree) state.worktrees.set(id, state.worktree);
 
