@@ -211,14 +211,15 @@ describe("SMITHERS_LOG", () => {
   test("a run taken over while its process lives: that process logs run lost; a dead process's run is taken over as owner process dead", { skip: !hasSqlite3() && "needs the sqlite3 shell" }, async () => {
     const file = join(box.dir, "owners.log");
     const db = join(box.dir, "owners.db");
-    const env = { SMITHERS_LOG: "smithers_core::engine=debug", SMITHERS_LOG_FILE: file };
+    const env = { SMITHERS_LOG: "smithers_core::engine=debug,smithers_js::driver=debug", SMITHERS_LOG_FILE: file };
     const { SMITHERS_DB: _db, SMITHERS_USER: _u, ...parentEnv } = process.env;
-    /** `up` of a run whose build body waits `ms`, in the background; resolves once it claimed the run. */
+    /** `up` of a run whose build body waits `ms`, in the background; resolves once build's body started. */
     const upInBackground = async (runId, ms) => {
       const wf = box.write(`${runId}.js`, slowWorkflow(runId, { ms }));
       const child = spawn(process.execPath, [BIN, "up", wf, "--run-id", runId, "--db", db], { env: { ...parentEnv, ...env }, stdio: "ignore" });
       const exited = new Promise((r) => child.on("exit", (code) => r(code)));
       const owner = await waitFor(() => find(logLines(file), "smithers_core::engine", "run created and claimed", runId)[0]?.match(/ owner="([^"]+)"/)[1], { timeoutMs: 30_000, what: `${runId} to be created` });
+      await waitFor(() => find(logLines(file), "smithers_js::driver", "task started", runId).length > 0, { timeoutMs: 30_000, what: `${runId}'s build to start` });
       return { child, exited, owner, wf };
     };
 
