@@ -57,6 +57,15 @@ event_kinds! {
     NodeReset,
     NodeWaitingSubRun,
     NodeSubRunEnded,
+    /// A `<Timer>` waits for its due time (`dueAtMs`).
+    NodeWaitingTimer,
+    /// A durable timer was scheduled (`kind`, `dueAtMs`): a `<Timer>`'s or a gate's deadline.
+    TimerScheduled,
+    /// A durable timer fired (`kind`, `dueAtMs`, `lagMs`, `outcome`), once.
+    TimerFired,
+    /// A gate's deadline passed undecided: its `onTimeout` decision was recorded as
+    /// `system:timeout` (`onTimeout`, `status`, `dueAtMs`).
+    ApprovalTimedOut,
     ApprovalRequested,
     ApprovalGranted,
     ApprovalDenied,
