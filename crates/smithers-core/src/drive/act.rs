@@ -138,7 +138,11 @@ impl Drive<'_, '_> {
             request["onTimeout"] = json!(on_timeout.as_str());
         }
         let request = gate_request(task, spec, &request)?;
-        let shown = json!({ "title": spec.request.title, "summary": spec.request.summary });
+        let mut shown = json!({ "title": spec.request.title, "summary": spec.request.summary });
+        if let Some(due) = deadline {
+            shown["deadlineAtMs"] = json!(due);
+            shown["onTimeout"] = json!(on_timeout.as_str());
+        }
         let (_, mut effects) = node::request_approval(&key, NodeState::Pending, request, shown)?;
         if let Some(due) = deadline {
             effects.push(deadline_timer(&key, 1, due, on_timeout));

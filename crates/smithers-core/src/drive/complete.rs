@@ -282,8 +282,12 @@ impl Drive<'_, '_> {
             request_json: serde_json::to_string(&request)?,
             round,
         };
-        let shown =
+        let mut shown =
             json!({ "title": title, "summary": review.prompt, "kind": "review", "round": round });
+        if let Some(due) = deadline {
+            shown["deadlineAtMs"] = json!(due);
+            shown["onTimeout"] = json!(on_timeout.as_str());
+        }
         let (_, mut effects) = node::await_review(
             &key,
             NodeState::InProgress,

@@ -484,6 +484,8 @@ async function up(args) {
     const startedBy = args.values.by ?? process.env.SMITHERS_USER ?? osUser();
     result = await engine.run(workflow, { input, runId: args.values["run-id"], workflowPath: path, startedBy });
   }
+  // A run waiting only on timers is waited on here: one timeout for its earliest due time.
+  result = await engine.waitOnTimers(result);
   live?.stop();
   return finish(engine, result, args.values.json);
 }
@@ -586,7 +588,10 @@ async function resumeCmd(args) {
   await import("../loader/warm.js").then((m) => m.warm());
   let result;
   try {
-    result = await engine.resume(id, { force: args.values.force });
+    // Timers due by now fire first (each once, whoever else races for them): this one's
+    // run is resumed below; others a fire woke are left to `smithers resume` or serve.
+    await engine.fireDueTimers({ resume: false });
+    result = await engine.waitOnTimers(await engine.resume(id, { force: args.values.force }));
   } catch (e) {
     if (e?.code === "WORKFLOW_NOT_FOUND") e.message += `\n${resumeHint(id, e.code, engine.dbPath)}`;
     throw e;
@@ -773,6 +778,9 @@ async function decide(kind, args, command = kind) {
   const inputs = parseInputs(v.input ?? [], command);
   const decidedBy = v.by ?? process.env.SMITHERS_USER ?? osUser();
   const engine = await openEngine(findDb(v));
+  // Deadlines that passed are decided first (as system:timeout): a decision that comes after
+  // its gate's deadline finds it decided (ALREADY_DECIDED), whether or not anything ran since.
+  await engine.fireDueTimers({ resume: false });
   // A decision that resumes the run loads its workflow file.
   if (!v["no-resume"]) await import("../loader/warm.js").then((m) => m.warm());
   const outcome = await engine[kind](id, {

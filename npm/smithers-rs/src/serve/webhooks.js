@@ -24,7 +24,9 @@ export const GATE_EVENTS = {
   "gate.decided": ["ApprovalGranted", "ApprovalDenied", "ApprovalRejected", "ApprovalPushedBack", "ApprovalAutoApproved"],
   "gate.reminder": null,
   "gate.escalated": null,
-  "gate.timed-out": null,
+  // A deadline passed undecided: its onTimeout decision, recorded as system:timeout (the
+  // same decision also comes as gate.decided).
+  "gate.timed-out": ["ApprovalTimedOut"],
 };
 /** core event type → webhook event name */
 const FROM_CORE = new Map(
@@ -116,6 +118,7 @@ function slackPayload(message) {
   const where = `run \`${esc(run.runId)}\` of *${esc(run.workflowName ?? run.runId)}*`;
   let text;
   if (message.type === "gate.waiting") text = `*${esc(title)}* is waiting for approval in ${where}.`;
+  else if (message.type === "gate.timed-out") text = `*${esc(title)}* timed out undecided in ${where}: ${decision.status} (onTimeout ${decision.onTimeout}).`;
   else text = `*${esc(title)}* was ${decision.status} by ${esc(decision.decidedBy ?? "someone")} in ${where}.`;
   const blocks = [{ type: "section", text: { type: "mrkdwn", text } }];
   if (message.type === "gate.waiting" && gate.summary && gate.summary !== gate.title) {
@@ -234,6 +237,15 @@ export class WebhookDispatcher {
         url: `${base}runs/${encodeURIComponent(event.runId)}`,
       },
     };
+    if (type === "gate.timed-out") {
+      message.data.decision = {
+        status: event.status ?? null,
+        decidedBy: event.decidedBy ?? "system:timeout",
+        decidedAt: new Date(event.timestampMs).toISOString(),
+        onTimeout: event.onTimeout ?? null,
+        deadlineAt: event.dueAt ?? null,
+      };
+    }
     if (type === "gate.decided") {
       message.data.decision = {
         status: DECIDED_STATUS[event.type],
