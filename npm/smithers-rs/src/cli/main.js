@@ -778,11 +778,12 @@ async function decide(kind, args, command = kind) {
   const inputs = parseInputs(v.input ?? [], command);
   const decidedBy = v.by ?? process.env.SMITHERS_USER ?? osUser();
   const engine = await openEngine(findDb(v));
-  // Deadlines that passed are decided first (as system:timeout): a decision that comes after
-  // its gate's deadline finds it decided (ALREADY_DECIDED), whether or not anything ran since.
-  await engine.fireDueTimers({ resume: false });
   // A decision that resumes the run loads its workflow file.
   if (!v["no-resume"]) await import("../loader/warm.js").then((m) => m.warm());
+  // Deadlines that passed are decided first (as system:timeout), and the runs they move are
+  // resumed as after any decision: a decision that comes after its gate's deadline finds it
+  // decided (ALREADY_DECIDED), whether or not any process ran since.
+  await engine.fireDueTimers({ resume: !v["no-resume"] });
   const outcome = await engine[kind](id, {
     nodeId,
     iteration,
