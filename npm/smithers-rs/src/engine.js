@@ -492,8 +492,9 @@ export class SmithersEngine {
    * until it stops otherwise (finished, waiting for a decision, …). For `smithers up` and
    * `resume`, which stay with the run while its timers run.
    * @param {{ runId: string, status: string }} result
+   * @param {(dueAtMs: number) => void} [onWait] told each time it starts waiting (the due time)
    */
-  async waitOnTimers(result) {
+  async waitOnTimers(result, onWait) {
     const { runId } = result;
     while (result.status === "waiting-timer" && !this.#closed) {
       const due = this.native
@@ -502,6 +503,7 @@ export class SmithersEngine {
         .reduce((min, t) => Math.min(min, t.dueAtMs), Infinity);
       if (due !== Infinity) {
         const delay = due - this.native.nowMs();
+        if (delay > 0) onWait?.(due);
         if (delay > 0) await new Promise((r) => setTimeout(r, Math.min(delay, MAX_TIMEOUT_MS)));
         await this.fireDueTimers({ resume: false });
       }
