@@ -192,3 +192,61 @@ describe("deadlines on gates", () => {
     assert.equal(timedOut[0].decidedBy, "system:timeout");
   });
 });
+
+describe("deadlines in TOON and Dagu YAML", () => {
+  const TOON = `name: toon-deadline
+steps[2]:
+  - kind: approval
+    id: sign-off
+    request:
+      title: "Sign off?"
+    timeoutMs: 3600000
+    onTimeout: approve
+
+  - id: after
+    needs[1]: sign-off
+    run: "({ by: sign-off.decidedBy, approved: sign-off.approved })"
+    output:
+      by: string?
+      approved: boolean
+`;
+  const DAG = `name: dag-deadline
+steps:
+  - id: build
+    command: echo built
+    approval:
+      prompt: "Ship the build?"
+      timeout_sec: 3600
+      on_timeout: deny
+  - id: ship
+    depends: [build]
+    command: echo shipped
+`;
+
+  test("TOON kind: approval with timeoutMs and onTimeout: approve is approved by system:timeout once due", async () => {
+    const dir = freshDir("smithers-deadline-");
+    const db = join(dir, "smithers.db");
+    const file = writeIn(dir, "flow.toon", TOON);
+    await expectExit(assert, 3, ["up", file, "--run-id", "t1"], { db });
+    const done = await expectExit(assert, 0, ["resume", "t1", "--json"], { db, env: LATER });
+    assert.equal(done.json.status, "finished");
+    const info = readDb(db, (e) => e.inspect("t1"));
+    assert.deepEqual(info.outputs.find((o) => o.nodeId === "after").value, { by: "system:timeout", approved: true });
+  });
+
+  test("a Dagu step's approval: with timeout_sec and on_timeout: deny rejects the step once due (the run is rejected)", async () => {
+    const dir = freshDir("smithers-deadline-");
+    const db = join(dir, "smithers.db");
+    const file = writeIn(dir, "dag.yaml", DAG);
+    await expectExit(assert, 3, ["up", file, "--run-id", "y1"], { db });
+    const timers = readDb(db, (e) => e.native.runTimers("y1"));
+    assert.deepEqual(timers.map((t) => [t.nodeId, t.kind, t.round]), [["build", "approval-timeout", 1]]);
+    const done = await smithers(["resume", "y1", "--json"], { db, env: LATER });
+    assert.equal(done.json.status, "rejected", done.stderr);
+    const info = readDb(db, (e) => e.inspect("y1"));
+    const review = info.approvals.find((a) => a.nodeId === "build");
+    assert.equal(review.status, "rejected");
+    assert.equal(review.decidedBy, "system:timeout");
+    assert.equal(info.nodes.find((n) => n.nodeId === "ship").state, "cancelled");
+  });
+});

@@ -121,9 +121,10 @@ export async function startServer(options) {
   const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
   baseUrl = `http://${host}:${address.port}/`;
   watcher.start();
-  // Durable timers (<Timer>, gates' deadlines): fired here when due, their runs resumed.
-  engine.startTimers();
   webhooks?.start();
+  // Durable timers (<Timer>, gates' deadlines): fired here when due, their runs resumed.
+  // After the webhooks' cursor is read, so a deadline fired at start-up is delivered.
+  engine.startTimers();
   const heartbeat = setInterval(() => {
     for (const s of streams) s.res.write(": ping\n\n");
   }, 15_000);
