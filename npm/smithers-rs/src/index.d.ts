@@ -942,7 +942,8 @@ export type EngineEventType =
   | "HandlerStarted" | "HandlerFinished" | "HandlerFailed" | "WaitMailSent" | "WaitMailFailed"
   | "FailureMailSent" | "FailureMailFailed" | "RunRejected" | "NodeReset" | "NodeWaitingSubRun" | "NodeSubRunEnded"
   | "ToolCallStarted" | "ToolCallFinished" | "TokenUsageReported"
-  | "LoopIteration" | "LoopFinished";
+  | "LoopIteration" | "LoopFinished"
+  | "NodeWaitingTimer" | "TimerScheduled" | "TimerFired" | "ApprovalTimedOut";
 
 export interface EngineEvent {
   runId: string;
