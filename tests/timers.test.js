@@ -250,3 +250,52 @@ steps:
     assert.equal(info.nodes.find((n) => n.nodeId === "ship").state, "cancelled");
   });
 });
+
+describe("reminders and escalation", () => {
+  const GATE_TSX = `/** @jsxImportSource smithers-orchestrator */
+import { Approval, Sequence, Task, approvalDecisionSchema, createSmithers } from "smithers-orchestrator";
+import { z } from "zod";
+
+const { Workflow, smithers, outputs } = createSmithers({ gate: approvalDecisionSchema, done: z.object({ by: z.string().nullable() }) });
+
+export default smithers((ctx) => {
+  const decision = ctx.outputMaybe(outputs.gate, { nodeId: "release" });
+  return (
+    <Workflow name="remind-escalate">
+      <Sequence>
+        <Approval id="release" output={outputs.gate} request={{ title: "Release?" }} allowedUsers={["alice"]}
+          remind={{ every: "15m", max: 2 }} escalate={[{ after: "30m", allowedUsers: ["bob"] }]} />
+        {decision ? <Task id="done" output={outputs.done}>{{ by: decision.decidedBy }}</Task> : null}
+      </Sequence>
+    </Workflow>
+  );
+});
+`;
+  const at = (minutes) => ({ SMITHERS_TEST_ONLY_CLOCK_OFFSET_MS: String(minutes * 60_000) });
+
+  test("reminders every 15 minutes (at most 2) and, after 30, bob may decide too; each fired once by whichever command came", async () => {
+    const dir = freshDir("smithers-remind-");
+    const db = join(dir, "smithers.db");
+    const file = writeIn(dir, "gate.tsx", GATE_TSX);
+    await expectExit(assert, 3, ["up", file, "--run-id", "e1"], { db });
+    const refused = await smithers(["approve", "e1", "release", "--by", "bob"], { db });
+    assert.match(refused.stderr, /FORBIDDEN/);
+    // 20 minutes later: the first reminder.
+    await expectExit(assert, 3, ["resume", "e1"], { db, env: at(20) });
+    assert.deepEqual(eventsOf(db, "e1", "ApprovalReminder").map((e) => e.n), [1]);
+    // 40 minutes later: the second (the last: max 2) and the escalation; bob may decide now.
+    const why = await smithers(["resume", "e1"], { db, env: at(40) });
+    assert.equal(why.code, 3, why.stderr);
+    assert.deepEqual(eventsOf(db, "e1", "ApprovalReminder").map((e) => e.n), [1, 2]);
+    const [escalated] = eventsOf(db, "e1", "ApprovalEscalated");
+    assert.deepEqual(escalated.allowedUsers, ["alice", "bob"]);
+    const pending = readDb(db, (e) => e.pendingApprovals({ runId: "e1" }));
+    assert.deepEqual(pending[0].allowedUsers, ["alice", "bob"], "listings show who may decide now");
+    await expectExit(assert, 0, ["approve", "e1", "release", "--by", "bob"], { db, env: at(41) });
+    assert.equal(readDb(db, (e) => e.getRun("e1")).status, "finished");
+    // Much later: no third reminder (max 2), nothing left to fire.
+    await expectExit(assert, 0, ["resume", "e1"], { db, env: at(600) });
+    assert.equal(eventsOf(db, "e1", "ApprovalReminder").length, 2);
+    assert.equal(readDb(db, (e) => e.native.nextTimerDue()), null);
+  });
+});

@@ -66,6 +66,10 @@ event_kinds! {
     /// A gate's deadline passed undecided: its `onTimeout` decision was recorded as
     /// `system:timeout` (`onTimeout`, `status`, `dueAtMs`).
     ApprovalTimedOut,
+    /// A gate still waits: its approvers are reminded (`n`, `max`).
+    ApprovalReminder,
+    /// An escalation widened who may decide a waiting gate (`allowedUsers`, `allowedScopes`).
+    ApprovalEscalated,
     ApprovalRequested,
     ApprovalGranted,
     ApprovalDenied,

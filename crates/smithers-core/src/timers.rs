@@ -31,7 +31,7 @@ use crate::decision::{self, DecisionRequest};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::events::EventKind;
-use crate::graph::OnTimeout;
+use crate::graph::{Escalation, OnTimeout, Remind};
 use crate::logs::TIMER;
 use crate::machines::{ApprovalStatus, Effect, NodeKey, NodeState, RunStatus, node};
 use crate::time::iso8601;
@@ -45,6 +45,10 @@ pub enum TimerKind {
     Timer,
     /// An approval's deadline.
     ApprovalTimeout,
+    /// A reminder to a waiting gate's approvers (`remind`).
+    ApprovalReminder,
+    /// An escalation step of a waiting gate (`escalate`).
+    ApprovalEscalation,
 }
 
 impl TimerKind {
@@ -52,6 +56,8 @@ impl TimerKind {
         match self {
             TimerKind::Timer => "timer",
             TimerKind::ApprovalTimeout => "approval-timeout",
+            TimerKind::ApprovalReminder => "approval-reminder",
+            TimerKind::ApprovalEscalation => "approval-escalation",
         }
     }
 
@@ -59,6 +65,8 @@ impl TimerKind {
         match s {
             "timer" => Ok(TimerKind::Timer),
             "approval-timeout" => Ok(TimerKind::ApprovalTimeout),
+            "approval-reminder" => Ok(TimerKind::ApprovalReminder),
+            "approval-escalation" => Ok(TimerKind::ApprovalEscalation),
             other => Err(Error::CorruptStore {
                 what: "timer kind",
                 value: other.into(),
@@ -216,6 +224,8 @@ fn fire_one(
             }
         }
         (TimerKind::ApprovalTimeout, true) => fire_deadline(tx, row, &key, bound)?,
+        (TimerKind::ApprovalReminder, true) => fire_reminder(tx, row, &key)?,
+        (TimerKind::ApprovalEscalation, true) => fire_escalation(tx, row, &key)?,
     };
     tx.store
         .set_timer_outcome(&key, kind, row.round, &outcome)?;
@@ -308,4 +318,167 @@ fn fire_deadline(
         }),
     }])?;
     Ok(outcome)
+}
+
+/// Key rounds of reminders and escalations: the approval's round times this, plus their number.
+const ROUND_SPAN: i64 = 10_000;
+
+/// The timers a request schedules with it: its deadline (`round` = the approval's round), its
+/// first reminder and its escalation steps.
+pub(crate) fn request_timers(
+    key: &NodeKey,
+    approval_round: i64,
+    now: i64,
+    deadline: Option<(i64, OnTimeout)>,
+    remind: Option<&Remind>,
+    escalate: &[Escalation],
+) -> Vec<Effect> {
+    let mut effects = Vec::new();
+    if let Some((due, on_timeout)) = deadline {
+        effects.push(Effect::ScheduleTimer(Box::new(NewTimer {
+            key: key.clone(),
+            kind: TimerKind::ApprovalTimeout,
+            round: approval_round,
+            due_at_ms: due,
+            spec_json: Some(json!({ "onTimeout": on_timeout.as_str() }).to_string()),
+        })));
+    }
+    if let Some(remind) = remind {
+        effects.push(reminder(key, approval_round, 1, now, remind));
+    }
+    for (i, step) in escalate.iter().enumerate() {
+        effects.push(Effect::ScheduleTimer(Box::new(NewTimer {
+            key: key.clone(),
+            kind: TimerKind::ApprovalEscalation,
+            round: approval_round * ROUND_SPAN + i as i64 + 1,
+            due_at_ms: now.saturating_add(ms(step.after_ms)),
+            spec_json: Some(
+                json!({ "approvalRound": approval_round, "step": i + 1, "allowedUsers": step.allowed_users,
+                        "allowedScopes": step.allowed_scopes })
+                .to_string(),
+            ),
+        })));
+    }
+    effects
+}
+
+fn ms(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// Reminder `n` of a request, `every` after `from`.
+fn reminder(key: &NodeKey, approval_round: i64, n: i64, from: i64, remind: &Remind) -> Effect {
+    Effect::ScheduleTimer(Box::new(NewTimer {
+        key: key.clone(),
+        kind: TimerKind::ApprovalReminder,
+        round: approval_round * ROUND_SPAN + n,
+        due_at_ms: from.saturating_add(ms(remind.every_ms)),
+        spec_json: Some(
+            json!({ "approvalRound": approval_round, "n": n, "remind": remind }).to_string(),
+        ),
+    }))
+}
+
+fn spec(row: &TimerRow) -> serde_json::Value {
+    row.spec_json
+        .as_deref()
+        .and_then(|s| serde_json::from_str(s).ok())
+        .unwrap_or(serde_json::Value::Null)
+}
+
+/// The request a reminder or an escalation was set for, if it still waits in that round.
+fn open_request(
+    tx: &Tx<'_>,
+    key: &NodeKey,
+    spec: &serde_json::Value,
+) -> Result<Option<crate::store::ApprovalRow>> {
+    let round = spec
+        .get("approvalRound")
+        .and_then(serde_json::Value::as_i64);
+    Ok(tx
+        .store
+        .approval(key)?
+        .filter(|a| a.status == ApprovalStatus::Requested && Some(a.round) == round))
+}
+
+/// A gate still waits: its approvers are reminded (`ApprovalReminder`, which serve turns into
+/// `gate.reminder` webhooks), and the next reminder is scheduled unless `max` is reached.
+fn fire_reminder(tx: &mut Tx<'_>, row: &TimerRow, key: &NodeKey) -> Result<String> {
+    let spec = spec(row);
+    let Some(open) = open_request(tx, key, &spec)? else {
+        return Ok("obsolete".into());
+    };
+    let Some(remind) = spec
+        .get("remind")
+        .cloned()
+        .and_then(|r| serde_json::from_value::<Remind>(r).ok())
+    else {
+        return Ok("obsolete".into());
+    };
+    let n = spec
+        .get("n")
+        .and_then(serde_json::Value::as_i64)
+        .unwrap_or(1);
+    let request: serde_json::Value = serde_json::from_str(&open.request_json).unwrap_or_default();
+    let more = remind.max.is_none_or(|max| n < i64::from(max));
+    let mut effects = vec![key.emit(
+        EventKind::ApprovalReminder,
+        json!({ "n": n, "max": remind.max, "everyMs": remind.every_ms, "round": open.round,
+                "title": request.get("title"), "summary": request.get("summary"),
+                "allowedUsers": request.get("allowedUsers"), "allowedScopes": request.get("allowedScopes"),
+                "requestedAtMs": open.requested_at_ms }),
+    )];
+    if more {
+        // From the due time, not from when it fired: a late fire does not shift the series.
+        effects.push(reminder(key, open.round, n + 1, row.due_at_ms, &remind));
+    }
+    tx.apply(effects)?;
+    Ok("reminded".into())
+}
+
+/// An escalation step: its users and scopes may decide the gate from now on. A list the gate
+/// did not restrict (empty: anyone) stays unrestricted; a restricted one gains the step's.
+fn fire_escalation(tx: &mut Tx<'_>, row: &TimerRow, key: &NodeKey) -> Result<String> {
+    let spec = spec(row);
+    let Some(open) = open_request(tx, key, &spec)? else {
+        return Ok("obsolete".into());
+    };
+    let mut request: serde_json::Value =
+        serde_json::from_str(&open.request_json).unwrap_or_default();
+    let mut added = serde_json::Map::new();
+    for field in ["allowedUsers", "allowedScopes"] {
+        let extra: Vec<String> = spec
+            .get(field)
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .unwrap_or_default();
+        let mut now: Vec<String> = request
+            .get(field)
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .unwrap_or_default();
+        if now.is_empty() {
+            continue;
+        }
+        let new: Vec<String> = extra.into_iter().filter(|e| !now.contains(e)).collect();
+        now.extend(new.iter().cloned());
+        added.insert(field.into(), json!(new));
+        request[field] = json!(now);
+    }
+    let escalations = request
+        .get("escalated")
+        .and_then(serde_json::Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let step = spec.get("step").cloned().unwrap_or(json!(null));
+    let mut escalated = escalations;
+    escalated.push(json!({ "step": step, "at": iso8601(tx.now), "added": added }));
+    request["escalated"] = json!(escalated);
+    tx.store
+        .set_request_json(key, &serde_json::to_string(&request)?)?;
+    tx.apply(vec![key.emit(
+        EventKind::ApprovalEscalated,
+        json!({ "step": step, "round": open.round, "added": added,
+                "allowedUsers": request.get("allowedUsers"), "allowedScopes": request.get("allowedScopes"),
+                "title": request.get("title") }),
+    )])?;
+    Ok("escalated".into())
 }

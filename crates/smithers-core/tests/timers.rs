@@ -290,3 +290,65 @@ fn timer_props_are_checked() {
         approval("a", json!({"onTimeout": "approve"}))});
     assert!(GraphDescriptor::parse(&on_timeout_alone.to_string()).is_err());
 }
+
+fn kinds_of(engine: &Engine, run: &str, kind: EventKind) -> Vec<smithers_core::Event> {
+    engine
+        .events(run, 0, 1000)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == kind)
+        .collect()
+}
+
+#[test]
+fn reminders_come_every_interval_up_to_max_and_stop_when_decided() {
+    let quarter = HOUR / 4;
+    let (_dir, clock, mut engine) =
+        gate_run(json!({"timeoutMs": HOUR, "remind": {"everyMs": quarter, "max": 3}}));
+    // Three reminders at 15, 30 and 45 minutes; then the deadline at 60.
+    for n in 1..=3 {
+        clock.advance(quarter);
+        let fired = engine.fire_due_timers(10).unwrap();
+        assert_eq!(fired.len(), 1, "reminder {n}");
+        assert_eq!(fired[0].kind, "approval-reminder");
+        assert_eq!(fired[0].outcome, "reminded");
+    }
+    let reminders = kinds_of(&engine, "g1", EventKind::ApprovalReminder);
+    let ns: Vec<i64> = reminders
+        .iter()
+        .map(|e| e.payload["n"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ns, vec![1, 2, 3]);
+    clock.advance(quarter);
+    let fired = engine.fire_due_timers(10).unwrap();
+    assert_eq!(fired.len(), 1, "no fourth reminder, only the deadline");
+    assert_eq!(fired[0].kind, "approval-timeout");
+
+    // Decided before its first reminder: the reminder finds nothing to do and none follows.
+    let (_dir, clock, mut engine) = gate_run(json!({"remind": {"everyMs": quarter}}));
+    engine.approve(req("g1", "deploy", "alice")).unwrap();
+    clock.advance(quarter);
+    let fired = engine.fire_due_timers(10).unwrap();
+    assert_eq!(fired[0].outcome, "obsolete");
+    assert_eq!(engine.next_timer_due().unwrap(), None);
+    assert!(kinds_of(&engine, "g1", EventKind::ApprovalReminder).is_empty());
+}
+
+#[test]
+fn an_escalation_widens_who_may_decide_after_its_delay() {
+    let (_dir, clock, mut engine) = gate_run(json!({
+        "allowedUsers": ["alice"],
+        "escalate": [{"afterMs": HOUR, "allowedUsers": ["bob"]}]
+    }));
+    let early = engine.approve(req("g1", "deploy", "bob")).unwrap_err();
+    assert_eq!(early.code(), "FORBIDDEN");
+    clock.advance(HOUR);
+    let fired = engine.fire_due_timers(10).unwrap();
+    assert_eq!(fired[0].outcome, "escalated");
+    let escalated = kinds_of(&engine, "g1", EventKind::ApprovalEscalated);
+    assert_eq!(escalated.len(), 1);
+    assert_eq!(escalated[0].payload["added"]["allowedUsers"], json!(["bob"]));
+    assert_eq!(escalated[0].payload["allowedUsers"], json!(["alice", "bob"]));
+    let decided = engine.approve(req("g1", "deploy", "bob")).unwrap();
+    assert_eq!(decided.status, "approved");
+}

@@ -164,7 +164,7 @@ function toElement(node, state, frame) {
       if (node.input) props.input = node.input;
       if (node.required) props.required = node.required;
       // A deadline: <Approval timeoutMs deadline onTimeout> (checked by the renderer).
-      for (const key of ["timeoutMs", "deadline", "onTimeout"]) if (node[key] != null) props[key] = node[key];
+      for (const key of ["timeoutMs", "deadline", "onTimeout", "remind", "escalate"]) if (node[key] != null) props[key] = node[key];
       if (node.dependsOn.length) state.deps.push([props, node.dependsOn]);
       return jsx(Approval, props);
     }
@@ -213,7 +213,7 @@ function need(cond, message, details) {
 /** The options each builder function takes; any other is refused, naming it. */
 const OPTIONS = {
   task: ["output", "table", "needs", "run", "command", "script", "cwd", "env", "parse", "shell", "approval", "skipIf", "retries", "maxAttempts", "timeoutMs", "continueOnFail", "label"],
-  approval: ["request", "needs", "onDeny", "table", "allowedUsers", "allowedScopes", "input", "required", "timeoutMs", "deadline", "onTimeout"],
+  approval: ["request", "needs", "onDeny", "table", "allowedUsers", "allowedScopes", "input", "required", "timeoutMs", "deadline", "onTimeout", "remind", "escalate"],
   loop: ["id", "until", "maxIterations", "onMaxReached", "needs"],
   branch: ["if", "then", "else", "needs"],
   parallel: ["maxConcurrency"],
@@ -420,7 +420,7 @@ export function workflow(options) {
         };
         if (o.allowedUsers) out.allowedUsers = o.allowedUsers;
         if (o.allowedScopes) out.allowedScopes = o.allowedScopes;
-        for (const key of ["timeoutMs", "deadline", "onTimeout"]) if (o[key] != null) out[key] = o[key];
+        for (const key of ["timeoutMs", "deadline", "onTimeout", "remind", "escalate"]) if (o[key] != null) out[key] = o[key];
         if (o.input) out.input = o.input;
         if (o.required) out.required = o.required;
         return out;

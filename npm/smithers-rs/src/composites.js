@@ -9,7 +9,7 @@ import { approvalDecisionSchema, toJsonSchema } from "./schema.js";
 
 const APPROVAL_GATE_PROPS = new Set([
   "id", "output", "request", "when", "onDeny", "skipIf", "continueOnFail", "label", "meta", "dependsOn", "needs",
-  "timeoutMs", "deadline", "onTimeout",
+  "timeoutMs", "deadline", "onTimeout", "remind", "escalate",
 ]);
 
 /**

@@ -285,6 +285,10 @@ export interface DeadlineOptions {
   /** An absolute time (ISO 8601, a Date, or epoch milliseconds). */
   deadline?: string | Date | number;
   onTimeout?: "deny" | "approve" | "fail";
+  /** Remind the approvers every `every` ("15m" or ms) while the gate waits, at most `max` times. */
+  remind?: { every: string | number; max?: number };
+  /** After `after` ("1h" or ms), these users (scopes) may decide too; an unrestricted list stays so. */
+  escalate?: Array<{ after: string | number; allowedUsers?: string[]; allowedScopes?: string[] }>;
 }
 
 export interface ReviewOptions extends DeadlineOptions {}
@@ -943,7 +947,7 @@ export type EngineEventType =
   | "FailureMailSent" | "FailureMailFailed" | "RunRejected" | "NodeReset" | "NodeWaitingSubRun" | "NodeSubRunEnded"
   | "ToolCallStarted" | "ToolCallFinished" | "TokenUsageReported"
   | "LoopIteration" | "LoopFinished"
-  | "NodeWaitingTimer" | "TimerScheduled" | "TimerFired" | "ApprovalTimedOut";
+  | "NodeWaitingTimer" | "TimerScheduled" | "TimerFired" | "ApprovalTimedOut" | "ApprovalReminder" | "ApprovalEscalated";
 
 export interface EngineEvent {
   runId: string;

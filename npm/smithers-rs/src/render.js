@@ -39,9 +39,9 @@ const PROPS = {
   ],
   approval: [
     ...TASK_LIKE, "request", "mode", "options", "onDeny", "allowedUsers", "allowedScopes", "autoApprove", "async",
-    "input", "required", "timeoutMs", "deadline", "onTimeout",
+    "input", "required", "timeoutMs", "deadline", "onTimeout", "remind", "escalate",
   ],
-  human: [...TASK_LIKE, "prompt", "maxAttempts", "async", "timeoutMs", "deadline", "onTimeout"],
+  human: [...TASK_LIKE, "prompt", "maxAttempts", "async", "timeoutMs", "deadline", "onTimeout", "remind", "escalate"],
   // Smithers' <Timer>: no output, exactly one of duration and until.
   timer: ["id", "key", "duration", "until", "skipIf", "dependsOn", "needs", "label", "meta"],
 };
@@ -767,7 +767,37 @@ export function deadlineSpec(props, where) {
     }
     spec.onTimeout = oneOf(props.onTimeout, ON_TIMEOUT, `${where} onTimeout`);
   }
+  if (props.remind != null) {
+    const r = props.remind;
+    if (typeof r !== "object" || Array.isArray(r) || Object.keys(r).some((k) => k !== "every" && k !== "max")) {
+      throw new SmithersError("INVALID_PROP", `${where} remind must be { every, max? }`);
+    }
+    spec.remind = { everyMs: durationMs(r.every, `${where} remind.every`) };
+    if (r.max != null) spec.remind.max = positiveInt(r.max, `${where} remind.max`);
+  }
+  if (props.escalate != null) {
+    if (!Array.isArray(props.escalate)) throw new SmithersError("INVALID_PROP", `${where} escalate must be a list of { after, allowedUsers | allowedScopes }`);
+    spec.escalate = props.escalate.map((step, i) => {
+      const at = `${where} escalate[${i}]`;
+      if (typeof step !== "object" || step === null || Object.keys(step).some((k) => !["after", "allowedUsers", "allowedScopes"].includes(k))) {
+        throw new SmithersError("INVALID_PROP", `${at} must be { after, allowedUsers | allowedScopes }`);
+      }
+      const out = { afterMs: durationMs(step.after, `${at}.after`) };
+      if (step.allowedUsers != null) out.allowedUsers = nameList(step.allowedUsers, `${at}.allowedUsers`);
+      if (step.allowedScopes != null) out.allowedScopes = nameList(step.allowedScopes, `${at}.allowedScopes`);
+      if (!out.allowedUsers?.length && !out.allowedScopes?.length) throw new SmithersError("INVALID_PROP", `${at} needs allowedUsers or allowedScopes`);
+      return out;
+    });
+  }
   return spec;
+}
+
+/** A duration as milliseconds: a number, or "15m", "1h", … */
+function durationMs(value, what) {
+  if (typeof value === "number") return positiveInt(value, what);
+  const ms = parseDuration(value, what);
+  if (ms < 1) throw new SmithersError("INVALID_PROP", `${what} must be at least 1 ms`);
+  return ms;
 }
 const ON_TIMEOUT = ["deny", "approve", "fail"];
 
@@ -783,8 +813,8 @@ function taskOptions(node, props) {
     if (typeof props.needsApproval === "object") {
       const where = `<Task id="${node.id}"> needsApproval`;
       for (const key of Object.keys(props.needsApproval)) {
-        if (!["timeoutMs", "deadline", "onTimeout"].includes(key)) {
-          throw new SmithersError("UNSUPPORTED_PROP", `${where}.${key}: needsApproval takes true or { timeoutMs, deadline, onTimeout }`, {
+        if (!["timeoutMs", "deadline", "onTimeout", "remind", "escalate"].includes(key)) {
+          throw new SmithersError("UNSUPPORTED_PROP", `${where}.${key}: needsApproval takes true or { timeoutMs, deadline, onTimeout, remind, escalate }`, {
             component: "Task", prop: `needsApproval.${key}`, id: node.id,
           });
         }

@@ -9,9 +9,7 @@ use crate::api::{RunError, TaskToRun};
 use crate::decision::{AUTO_DECIDER, AUTO_NOTE, decision_value};
 use crate::error::{Error, Result, codes};
 use crate::events::EventKind;
-use crate::graph::{
-    ApprovalMode, ApprovalSpec, OnMaxReached, OnTimeout, TaskBody, TaskNode, deadline_at,
-};
+use crate::graph::{ApprovalMode, ApprovalSpec, OnMaxReached, TaskBody, TaskNode, deadline_at};
 use crate::logs::DECISION;
 use crate::machines::node;
 use crate::machines::{ApprovalRequest, ApprovalStatus, DecisionRow, Effect, NodeState};
@@ -144,9 +142,14 @@ impl Drive<'_, '_> {
             shown["onTimeout"] = json!(on_timeout.as_str());
         }
         let (_, mut effects) = node::request_approval(&key, NodeState::Pending, request, shown)?;
-        if let Some(due) = deadline {
-            effects.push(deadline_timer(&key, 1, due, on_timeout));
-        }
+        effects.extend(crate::timers::request_timers(
+            &key,
+            1,
+            self.tx.now,
+            deadline.map(|due| (due, on_timeout)),
+            spec.remind.as_ref(),
+            &spec.escalate,
+        ));
         self.apply(effects)
     }
 
@@ -362,22 +365,6 @@ fn gate_request(task: &TaskNode, spec: &ApprovalSpec, request: &Value) -> Result
 }
 
 /// What a gate asks, as stored on its approval row (`request_json`) and shown by listings.
-/// The row of a gate's (or a review's) deadline, which records `on_timeout` when it fires.
-pub(crate) fn deadline_timer(
-    key: &crate::machines::NodeKey,
-    round: i64,
-    due: i64,
-    on_timeout: OnTimeout,
-) -> Effect {
-    Effect::ScheduleTimer(Box::new(NewTimer {
-        key: key.clone(),
-        kind: TimerKind::ApprovalTimeout,
-        round,
-        due_at_ms: due,
-        spec_json: Some(json!({ "onTimeout": on_timeout.as_str() }).to_string()),
-    }))
-}
-
 pub(crate) fn request_json(task: &TaskNode, spec: &ApprovalSpec) -> Value {
     let mut request = json!({
         "title": spec.request.title,

@@ -297,9 +297,14 @@ impl Drive<'_, '_> {
             prior.map(|row| row.status),
             shown,
         )?;
-        if let Some(due) = deadline {
-            effects.push(super::act::deadline_timer(&key, round, due, on_timeout));
-        }
+        effects.extend(crate::timers::request_timers(
+            &key,
+            round,
+            self.tx.now,
+            deadline.map(|due| (due, on_timeout)),
+            review.remind.as_ref(),
+            &review.escalate,
+        ));
         self.apply(effects)
     }
 

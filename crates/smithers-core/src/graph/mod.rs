@@ -204,6 +204,32 @@ pub struct ReviewSpec {
     pub deadline_ms: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_timeout: Option<OnTimeout>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remind: Option<Remind>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub escalate: Vec<Escalation>,
+}
+
+/// `remind: { every, max }`: the gate's approvers are reminded every `everyMs` while it waits,
+/// at most `max` times (unbounded when unset).
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Remind {
+    pub every_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<u32>,
+}
+
+/// One step of `escalate: [{ after, allowedUsers | allowedScopes }]`: `afterMs` after the
+/// request, these users (scopes) may decide too.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Escalation {
+    pub after_ms: u64,
+    #[serde(default)]
+    pub allowed_users: Vec<String>,
+    #[serde(default)]
+    pub allowed_scopes: Vec<String>,
 }
 
 /// What a gate's deadline decides when it passes undecided (recorded as `system:timeout`).
@@ -362,6 +388,12 @@ pub struct ApprovalSpec {
     pub deadline_ms: Option<i64>,
     #[serde(default)]
     pub on_timeout: Option<OnTimeout>,
+    /// Reminders while it waits.
+    #[serde(default)]
+    pub remind: Option<Remind>,
+    /// Who else may decide, and after how long.
+    #[serde(default)]
+    pub escalate: Vec<Escalation>,
 }
 
 impl ApprovalSpec {

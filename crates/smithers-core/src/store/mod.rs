@@ -312,6 +312,9 @@ pub(crate) trait ApprovalRows {
     fn withdraw_requests(&self, run_id: &str) -> Result<()>;
     fn forget_gate(&self, key: &NodeKey) -> Result<()>;
     fn reopen_review(&self, key: &NodeKey) -> Result<()>;
+    /// Replaces an open request's JSON (an escalation widened who may decide); false when the
+    /// request is no longer open.
+    fn set_request_json(&self, key: &NodeKey, request_json: &str) -> Result<bool>;
     fn append_history(&self, key: &NodeKey, row: &HistoryRow, now: i64) -> Result<()>;
     /// Earlier rounds of a review, oldest first, as JSON objects (`iteration`, `status`,
     /// `requestedAt`, `at`, `by`, `note`, `inputs`, `output`, `stdoutPath`).
