@@ -347,8 +347,14 @@ fn an_escalation_widens_who_may_decide_after_its_delay() {
     assert_eq!(fired[0].outcome, "escalated");
     let escalated = kinds_of(&engine, "g1", EventKind::ApprovalEscalated);
     assert_eq!(escalated.len(), 1);
-    assert_eq!(escalated[0].payload["added"]["allowedUsers"], json!(["bob"]));
-    assert_eq!(escalated[0].payload["allowedUsers"], json!(["alice", "bob"]));
+    assert_eq!(
+        escalated[0].payload["added"]["allowedUsers"],
+        json!(["bob"])
+    );
+    assert_eq!(
+        escalated[0].payload["allowedUsers"],
+        json!(["alice", "bob"])
+    );
     let decided = engine.approve(req("g1", "deploy", "bob")).unwrap();
     assert_eq!(decided.status, "approved");
 }
