@@ -1,6 +1,7 @@
 /** @jsxImportSource smithers-orchestrator */
-// A deploy gate that decides itself: if nobody approves the deploy within an hour, it is
-// denied (recorded as decided by system:timeout) and the run records that nothing shipped.
+// A deploy gate that decides itself: its approvers are reminded every 15 minutes, and if
+// nobody approves the deploy within an hour, it is denied (recorded as decided by
+// system:timeout) and the run records that nothing shipped.
 // The deadline is a row in the database, not a process: kill everything, and the next
 // `smithers resume`, `approve`, `deny` (or a running `smithers serve`) fires it, once.
 // Run:     npx smithers up examples/deploy-gate-timeout.tsx --input '{"version":"1.4.2"}'
@@ -32,6 +33,7 @@ export default smithers((ctx) => {
           request={{ title: `Deploy ${version} to production?`, summary: "Denied automatically if nobody decides within 1 h." }}
           timeoutMs={HOUR_MS}
           onTimeout="deny"
+          remind={{ every: "15m", max: 3 }}
         />
         {decision ? (
           <Task id="outcome" output={outputs.outcome}>

@@ -147,6 +147,7 @@ describe("deadlines on gates", () => {
     assert.equal(decision.decidedBy, "system:timeout");
     assert.deepEqual(info.outputs.find((o) => o.table === "outcome").value, { shipped: false, version: "1.4.2", why: "nobody decided within the hour" });
     assert.equal(eventsOf(db, "d1", "ApprovalTimedOut").length, 1);
+    assert.deepEqual(eventsOf(db, "d1", "ApprovalReminder").map((e) => e.n), [1, 2, 3], "reminded at 15, 30 and 45 minutes");
     assert.equal(eventsOf(db, "d1", "ApprovalDenied").length, 1);
     assert.equal(eventsOf(db, "d1", "ApprovalDenied")[0].decidedBy, "system:timeout");
   });

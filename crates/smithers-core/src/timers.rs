@@ -147,10 +147,15 @@ impl Engine {
     /// this call fired (not those another engine took first).
     pub fn fire_due_timers(&mut self, limit: usize) -> Result<Vec<FiredTimer>> {
         let now = self.now();
-        // A read first: no write lock is taken when nothing is due.
-        let due = self.store.due_timers(now, limit.max(1))?;
         let mut fired = Vec::new();
-        for row in due {
+        // One due row at a time, earliest first, re-read after each fire: a fire may schedule
+        // a timer due before the rest (the next reminder before the deadline). A read first:
+        // no write lock is taken when nothing is due.
+        // A row another engine took is not `scheduled` any more, so the next read skips it.
+        for _ in 0..limit.max(1) {
+            let Some(row) = self.store.due_timers(now, 1)?.into_iter().next() else {
+                break;
+            };
             let me = self.config.owner.clone();
             let bound = self
                 .runs
