@@ -1,5 +1,8 @@
 //! Durable timers: a due time is a row (`_smithers_timers`, the store's `TimerRows`), not a
-//! thread or a process. Two kinds:
+//! thread or a process. A `<Timer>`, and three that belong to a waiting request (a gate's
+//! deadline, its reminders and its escalation steps, all scheduled with the request by
+//! [`request_timers`]; `approval-reminder` and `approval-escalation` are at the end of this
+//! file):
 //!
 //! - `timer`: a `<Timer duration|until>` node. Starting it schedules its row (`round` = the
 //!   node's attempt; a row that exists already keeps its due time, so a restart does not move
@@ -20,8 +23,11 @@
 //! nothing and they move on. Who calls it: every engine process that runs on the store
 //! (`smithers up` while its run waits on timers, `smithers serve`, an embedding service's
 //! `SmithersEngine`), each with one wake-up at the earliest due time
-//! ([`Engine::next_timer_due`]), and the CLI commands that write (`resume`, `approve`, `deny`,
-//! `cancel`) before they do anything else. "Now" is the engine's clock.
+//! ([`Engine::next_timer_due`]), and the CLI commands `resume`, `approve` and `deny` before
+//! they do anything else. A timer of a run another engine drives is fired all the same; that
+//! engine's next driving call picks the change up (`refresh`), so a `<Timer>` that comes due
+//! while tasks of its run are in flight finishes at the run's next driving call. "Now" is
+//! the engine's clock.
 
 use serde::Serialize;
 use serde_json::json;
