@@ -107,6 +107,17 @@ export declare class Engine {
    * `createRun`), against this database's output tables; writes nothing.
    */
   validateGraph(graphJson: string): void
+  /** "Now" as this engine sees it (its clock), in ms since the epoch. */
+  nowMs(): number
+  /** The earliest due time of a scheduled timer in the database (when to wake up next). */
+  nextTimerDue(): number | null
+  /**
+   * Fires the timers due now (at most `limit`, default 100), each once whoever races for
+   * it; returns those this engine fired.
+   */
+  fireDueTimers(limit?: number | undefined | null): Array<BindingFiredTimer>
+  /** The timers of a run, earliest due first. */
+  runTimers(runId: string): Array<BindingTimer>
   /** Changes when another process commits to the database. */
   dataVersion(): number
   setEventBuffering(on: boolean): void
@@ -423,6 +434,21 @@ export interface BindingErrorMeta {
   finalForDecision: boolean
 }
 
+/** A timer this engine fired (`fireDueTimers`). */
+export interface BindingFiredTimer {
+  runId: string
+  nodeId: string
+  iteration: number
+  kind: 'timer' | 'approval-timeout'
+  dueAtMs: number
+  lagMs: number
+  /** `finished`, `approved`, `denied`, `rejected`, `failed` or `obsolete`. */
+  outcome: string
+  runStatus: BindingRunStatus
+  /** The run can move and nobody drives it: resume it. */
+  needsResume: boolean
+}
+
 /** The first use of a signed decision link (`useLink`). */
 export interface BindingLinkUse {
   linkId: string
@@ -685,6 +711,23 @@ export interface BindingTaskToRun {
   inputs?: Record<string, string>
   /** Set when a reviewer sent this step back: round, who, when, inputs, history. */
   pushBack?: any
+}
+
+/** A durable timer (`runTimers`): a `<Timer>`'s or a gate's deadline. */
+export interface BindingTimer {
+  runId: string
+  nodeId: string
+  iteration: number
+  kind: 'timer' | 'approval-timeout'
+  round: number
+  dueAtMs: number
+  dueAt: string
+  status: 'scheduled' | 'fired'
+  specJson?: string
+  createdAtMs: number
+  firedAtMs?: number
+  firedBy?: string
+  outcome?: string
 }
 
 /**

@@ -28,6 +28,7 @@ mod runs;
 mod schemas;
 pub mod store;
 pub mod time;
+pub mod timers;
 pub mod views;
 
 pub use command::{CommandOutcome, CommandSpec};

@@ -1546,3 +1546,103 @@ impl From<BindingLinkUse> for core::LinkUse {
         }
     }
 }
+
+/// A durable timer (`runTimers`): a `<Timer>`'s or a gate's deadline.
+#[napi(object)]
+pub struct BindingTimer {
+    pub run_id: String,
+    pub node_id: String,
+    pub iteration: i64,
+    #[napi(ts_type = "'timer' | 'approval-timeout'")]
+    pub kind: String,
+    pub round: i64,
+    pub due_at_ms: i64,
+    pub due_at: String,
+    #[napi(ts_type = "'scheduled' | 'fired'")]
+    pub status: String,
+    pub spec_json: Option<String>,
+    pub created_at_ms: i64,
+    pub fired_at_ms: Option<i64>,
+    pub fired_by: Option<String>,
+    pub outcome: Option<String>,
+}
+
+impl From<core::timers::TimerRow> for BindingTimer {
+    fn from(t: core::timers::TimerRow) -> Self {
+        let core::timers::TimerRow {
+            run_id,
+            node_id,
+            iteration,
+            kind,
+            round,
+            due_at_ms,
+            due_at,
+            status,
+            spec_json,
+            created_at_ms,
+            fired_at_ms,
+            fired_by,
+            outcome,
+        } = t;
+        BindingTimer {
+            run_id,
+            node_id,
+            iteration,
+            kind,
+            round,
+            due_at_ms,
+            due_at,
+            status,
+            spec_json,
+            created_at_ms,
+            fired_at_ms,
+            fired_by,
+            outcome,
+        }
+    }
+}
+
+/// A timer this engine fired (`fireDueTimers`).
+#[napi(object)]
+pub struct BindingFiredTimer {
+    pub run_id: String,
+    pub node_id: String,
+    pub iteration: i64,
+    #[napi(ts_type = "'timer' | 'approval-timeout'")]
+    pub kind: String,
+    pub due_at_ms: i64,
+    pub lag_ms: i64,
+    /// `finished`, `approved`, `denied`, `rejected`, `failed` or `obsolete`.
+    pub outcome: String,
+    #[napi(ts_type = "BindingRunStatus")]
+    pub run_status: String,
+    /// The run can move and nobody drives it: resume it.
+    pub needs_resume: bool,
+}
+
+impl From<core::timers::FiredTimer> for BindingFiredTimer {
+    fn from(t: core::timers::FiredTimer) -> Self {
+        let core::timers::FiredTimer {
+            run_id,
+            node_id,
+            iteration,
+            kind,
+            due_at_ms,
+            lag_ms,
+            outcome,
+            run_status,
+            needs_resume,
+        } = t;
+        BindingFiredTimer {
+            run_id,
+            node_id,
+            iteration,
+            kind,
+            due_at_ms,
+            lag_ms,
+            outcome,
+            run_status,
+            needs_resume,
+        }
+    }
+}

@@ -262,7 +262,8 @@ async function drive(native, workflow, snapshot, hooks) {
     for (const row of JSON.parse(step.outputsJson)) index.add(row);
     Object.assign(loops, step.loops);
     for (const task of step.tasks) start(task);
-    if (isTerminal(step.status) || step.status === "waiting-approval") {
+    // Parked: waiting for decisions, or only for timers (whoever waits on those fires them).
+    if (isTerminal(step.status) || step.status === "waiting-approval" || step.status === "waiting-timer") {
       log.info("run stopped", { run_id: runId, status: step.status, waiting: (step.waiting ?? []).join(","), in_flight: inFlight });
       return { result: result(runId, step.status, step.error), rendered, waiting: step.waiting, observedEnd: true };
     }
@@ -421,7 +422,7 @@ async function runSubWorkflow(native, sub, runId, task, ctx, hooks) {
       }
       return { ...base, ok: true, value: { subRunId: childId, status: "finished", outputs } };
     }
-    if (result.status === "waiting-approval") return { ...base, ok: true, waitingOn: childId };
+    if (result.status === "waiting-approval" || result.status === "waiting-timer") return { ...base, ok: true, waitingOn: childId };
     const message = `sub-run ${childId} ${result.status}${result.error ? `: ${result.error.message}` : ""}`;
     return { ...base, ok: false, error: { code: "SUBRUN_FAILED", message } };
   } catch (e) {

@@ -6,12 +6,14 @@ import type {
   BindingApprovalSummary,
   BindingAttemptLog,
   BindingDecisionOutcome,
+  BindingFiredTimer,
   BindingNodeState,
   BindingNodeSummary,
   BindingRunError,
   BindingRunInspection,
   BindingRunStatus,
   BindingRunSummary,
+  BindingTimer,
 } from "../binding.cjs";
 export type { SmithersElement, SmithersNode } from "./jsx-runtime.js";
 export { Fragment, createElement, jsx, jsxs } from "./jsx-runtime.js";
@@ -271,6 +273,41 @@ export interface ReviewOptions {
   rewindTo?: string;
 }
 
+/**
+ * A deadline on a gate, a review or a human task: when it passes undecided, `onTimeout` is
+ * recorded as decided by `system:timeout` (the same row and events as a person's decision,
+ * plus `ApprovalTimedOut`). Default `deny` (which then does what `onDeny` says); `fail` fails
+ * the node whatever `onDeny` says. The earlier of `timeoutMs` and `deadline` counts.
+ */
+export interface DeadlineOptions {
+  /** Milliseconds from when the gate is requested. */
+  timeoutMs?: number;
+  /** An absolute time (ISO 8601, a Date, or epoch milliseconds). */
+  deadline?: string | Date | number;
+  onTimeout?: "deny" | "approve" | "fail";
+  /** Remind the approvers every `every` ("15m" or ms) while the gate waits, at most `max` times. */
+  remind?: { every: string | number; max?: number };
+  /** After `after` ("1h" or ms), these users (scopes) may decide too; an unrestricted list stays so. */
+  escalate?: Array<{ after: string | number; allowedUsers?: string[]; allowedScopes?: string[] }>;
+}
+
+export interface ReviewOptions extends DeadlineOptions {}
+
+/** `<Timer duration|until>`: the run waits, durably, with no process, until it fires. */
+export interface TimerProps {
+  id: string;
+  /** "500ms", "30s", "2m", "1h", "7d" (a bare number is milliseconds). Exactly one of duration and until. */
+  duration?: string;
+  /** An absolute time (ISO 8601 or a Date); a past one fires at once. */
+  until?: string | Date;
+  skipIf?: boolean;
+  dependsOn?: string[];
+  needs?: Record<string, string>;
+  label?: string;
+  meta?: Record<string, unknown>;
+  key?: string | number;
+}
+
 export interface TaskProps<S> extends NodeProps<S> {
   /**
    * A compute function (runs in the driver) or a static value; none with command/script/workflow.
@@ -311,8 +348,8 @@ export interface TaskProps<S> extends NodeProps<S> {
   /** No retries (the default; contradicts retries > 0). */
   noRetry?: boolean;
   timeoutMs?: number | null;
-  /** Wait for a human approval ("gate") before the body runs. */
-  needsApproval?: boolean;
+  /** Wait for a human approval ("gate") before the body runs; an object gives it a deadline. */
+  needsApproval?: boolean | DeadlineOptions;
   /** With needsApproval: while the gate waits, later siblings run; dependsOn still waits. */
   async?: boolean;
   /**
@@ -403,7 +440,7 @@ export interface ApprovalOption {
   summary?: string;
 }
 
-export interface ApprovalProps<S> extends NodeProps<S> {
+export interface ApprovalProps<S> extends NodeProps<S>, DeadlineOptions {
   request: { title: string; summary?: string | null; metadata?: Record<string, unknown> | null };
   /** Default "approve" (output like approvalDecisionSchema). */
   mode?: "approve" | "select" | "rank";
@@ -439,7 +476,7 @@ export interface AutoApprove {
   revertOn?: (ctx: SmithersCtx<any, any>) => boolean;
 }
 
-export interface HumanTaskProps<S> extends NodeProps<S> {
+export interface HumanTaskProps<S> extends NodeProps<S>, DeadlineOptions {
   /** What the person is asked to fill in. */
   prompt: string;
   /** Answers that do not fit the output schema it takes before it fails. Default 10. */
@@ -450,7 +487,7 @@ export interface HumanTaskProps<S> extends NodeProps<S> {
   skipIf?: boolean;
 }
 
-export interface ApprovalGateProps<S> extends NodeProps<S> {
+export interface ApprovalGateProps<S> extends NodeProps<S>, DeadlineOptions {
   request: ApprovalProps<S>["request"];
   /** true: a person decides; false: approved at once with a valid decision row. */
   when: boolean;
@@ -510,6 +547,8 @@ export declare function Loop(props: LoopProps): SmithersElement;
 export declare const Ralph: typeof Loop;
 export declare function Task<S extends OutputRef>(props: TaskProps<S>): SmithersElement;
 export declare function Approval<S extends OutputRef>(props: ApprovalProps<S>): SmithersElement;
+/** Durably waits for `duration` or `until` (Smithers' `<Timer>`); writes no output. */
+export declare function Timer(props: TimerProps): SmithersElement | null;
 /** The run waits until a person submits JSON valid for the output schema (`smithers approve <run> <node> --note '<json>'`). */
 export declare function HumanTask<S extends OutputRef>(props: HumanTaskProps<S>): SmithersElement;
 /** An approval only when `when` is true; otherwise approved at once. */
@@ -907,7 +946,8 @@ export type EngineEventType =
   | "HandlerStarted" | "HandlerFinished" | "HandlerFailed" | "WaitMailSent" | "WaitMailFailed"
   | "FailureMailSent" | "FailureMailFailed" | "RunRejected" | "NodeReset" | "NodeWaitingSubRun" | "NodeSubRunEnded"
   | "ToolCallStarted" | "ToolCallFinished" | "TokenUsageReported"
-  | "LoopIteration" | "LoopFinished";
+  | "LoopIteration" | "LoopFinished"
+  | "NodeWaitingTimer" | "TimerScheduled" | "TimerFired" | "ApprovalTimedOut" | "ApprovalReminder" | "ApprovalEscalated";
 
 export interface EngineEvent {
   runId: string;
@@ -1021,6 +1061,18 @@ export declare class SmithersEngine {
   inspect(runId: string): RunInspection;
   events(runId: string, options?: { afterSeq?: number; limit?: number }): EngineEvent[];
   cancel(runId: string): { runId: string; status: RunStatus };
+  /**
+   * Fires the durable timers due now (each once, whoever races for it); runs a fire woke and
+   * nobody drives are resumed here unless `resume: false`.
+   */
+  fireDueTimers(options?: { resume?: boolean }): Promise<{ fired: BindingFiredTimer[]; resumed: RunResult[] }>;
+  /** Keeps one wake-up armed for the earliest due timer (unref'd), firing and resuming then. */
+  startTimers(): void;
+  stopTimers(): void;
+  /** Re-reads the earliest due time (after another process scheduled a timer). */
+  armTimers(): void;
+  /** Stays with a run that waits only on timers (`waiting-timer`) until it stops otherwise. */
+  waitOnTimers(result: RunResult): Promise<RunResult>;
   close(): void;
 }
 
@@ -1033,3 +1085,6 @@ export interface AttemptLog extends AgentAttempt {
 export declare function engineVersion(): string;
 /** How the native addon was compiled. */
 export declare function engineBuild(): "debug" | "release";
+
+/** A durable timer's row (`engine.native.runTimers(runId)`). */
+export type DurableTimer = BindingTimer;

@@ -39,14 +39,16 @@ const PROPS = {
   ],
   approval: [
     ...TASK_LIKE, "request", "mode", "options", "onDeny", "allowedUsers", "allowedScopes", "autoApprove", "async",
-    "input", "required",
+    "input", "required", "timeoutMs", "deadline", "onTimeout", "remind", "escalate",
   ],
-  human: [...TASK_LIKE, "prompt", "maxAttempts", "async"],
+  human: [...TASK_LIKE, "prompt", "maxAttempts", "async", "timeoutMs", "deadline", "onTimeout", "remind", "escalate"],
+  // Smithers' <Timer>: no output, exactly one of duration and until.
+  timer: ["id", "key", "duration", "until", "skipIf", "dependsOn", "needs", "label", "meta"],
 };
 const ALLOWED = Object.fromEntries(Object.entries(PROPS).map(([tag, names]) => [tag, new Set(names)]));
 const COMPONENT_NAMES = {
   workflow: "Workflow", sequence: "Sequence", parallel: "Parallel", branch: "Branch", loop: "Loop",
-  task: "Task", approval: "Approval", human: "HumanTask", "merge-queue": "MergeQueue", worktree: "Worktree",
+  task: "Task", approval: "Approval", human: "HumanTask", "merge-queue": "MergeQueue", worktree: "Worktree", timer: "Timer",
 };
 /** Smithers props smithers-rs does not honour (yet), and what to do instead. */
 const NOT_HONOURED = {
@@ -65,11 +67,10 @@ const NOT_HONOURED = {
 /** The same, where one component differs from the rest. */
 const NOT_HONOURED_ON = {
   approval: {
-    timeoutMs: "a deadline for the decision is not supported yet",
     retries: "an approval has no body to run again",
     children: "an <Approval> renders no children: put what follows the decision after it",
   },
-  human: { timeoutMs: "a deadline for the answer is not supported yet" },
+  timer: { every: "recurring timers are not supported (nor in Smithers: \"phase 2\")" },
 };
 
 /**
@@ -819,11 +820,14 @@ const RENDERERS = {
     if (props.required != null) node.approval.required = nameList(props.required, `<Approval id="${node.id}"> required`);
     if (asyncProp(props, `<Approval id="${node.id}">`)) node.approval.async = true;
     if (props.autoApprove != null) node.approval.autoApprove = autoApproveSpec(node.id, props.autoApprove, state.ctx);
+    Object.assign(node.approval, deadlineSpec(props, `<Approval id="${node.id}">`));
     if (props.continueOnFail) node.continueOnFail = true;
     node.label = props.label ?? request.title;
     if (props.meta != null) node.meta = props.meta;
     return node;
   },
+
+  timer: timerNode,
 
   human(props, state, scope) {
     if (props.skipIf) return null; // as <Approval>: a skipped human task is no node at all
@@ -846,6 +850,7 @@ const RENDERERS = {
       onDeny: "fail",
       request: { title: label, summary: String(prompt), metadata: null },
       maxAttempts: positiveInt(props.maxAttempts ?? 10, `${where} maxAttempts`),
+      ...deadlineSpec(props, where),
     };
     if (asyncProp(props, where)) node.approval.async = true;
     if (props.continueOnFail) node.continueOnFail = true;
@@ -855,6 +860,101 @@ const RENDERERS = {
   },
 };
 
+/**
+ * `<Timer duration|until>` (Smithers'): a node the core holds, with no thread, until its
+ * durable timer fires (`timers.rs`); it writes no output. A `duration` counts from when the
+ * timer is reached; a past `until` fires at once.
+ */
+function timerNode(props, state, scope) {
+  if (props.skipIf) return null;
+  if (typeof props.id !== "string" || props.id === "") throw new SmithersError("TASK_ID_REQUIRED", "<Timer> needs an id");
+  const where = `<Timer id="${props.id}">`;
+  const hasDuration = typeof props.duration === "string" && props.duration.trim() !== "";
+  const hasUntil = props.until != null && String(props.until).trim() !== "";
+  if (Number(hasDuration) + Number(hasUntil) !== 1) {
+    throw new SmithersError("INVALID_PROP", `${where} requires exactly one of "duration" or "until"`, { id: props.id });
+  }
+  // taskBase wants an output; a timer has none (the core refuses one).
+  const node = taskBase("Timer", { ...props, output: TIMER_OUTPUT }, state, scope);
+  node.body = hasDuration
+    ? { type: "timer", durationMs: parseDuration(props.duration, `${where} duration`) }
+    : { type: "timer", untilMs: parseTime(props.until, `${where} until`) };
+  node.label = props.label == null ? `timer:${props.id}` : String(props.label);
+  if (props.meta != null) node.meta = props.meta;
+  return node;
+}
+
+/** Stands in for the output taskBase asks of every node; never reaches the graph. */
+const TIMER_OUTPUT = Symbol("timer");
+const DURATION_UNITS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** "500ms", "30s", "2m", "1.5h", "7d" (a bare number is milliseconds), as Smithers parses them. */
+export function parseDuration(raw, what) {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(String(raw).trim().toLowerCase());
+  const ms = match ? Math.floor(Number(match[1]) * DURATION_UNITS[match[2] ?? "ms"]) : NaN;
+  if (!Number.isSafeInteger(ms) || ms < 0) {
+    throw new SmithersError("INVALID_PROP", `${what} must be a duration like 500ms, 30s, 2m, 1h or 7d (got ${JSON.stringify(raw)})`);
+  }
+  return ms;
+}
+
+/** An ISO 8601 time, a Date or epoch milliseconds, as epoch milliseconds. */
+function parseTime(raw, what) {
+  const ms = raw instanceof Date ? raw.getTime() : typeof raw === "number" ? raw : Date.parse(String(raw));
+  if (!Number.isSafeInteger(ms)) throw new SmithersError("INVALID_PROP", `${what} must be an ISO 8601 time or a Date (got ${JSON.stringify(raw)})`);
+  return ms;
+}
+
+/**
+ * `timeoutMs` / `deadline` / `onTimeout` of a gate, a review or a human task: when it passes
+ * undecided, the core records `onTimeout` (deny by default, approve, fail) as decided by
+ * `system:timeout`.
+ * @param {{ timeoutMs?: unknown, deadline?: unknown, onTimeout?: unknown }} props
+ */
+export function deadlineSpec(props, where) {
+  const spec = {};
+  if (props.timeoutMs != null) spec.timeoutMs = positiveInt(props.timeoutMs, `${where} timeoutMs`);
+  if (props.deadline != null) spec.deadlineMs = parseTime(props.deadline, `${where} deadline`);
+  if (props.onTimeout != null) {
+    if (spec.timeoutMs === undefined && spec.deadlineMs === undefined) {
+      throw new SmithersError("INVALID_PROP", `${where} onTimeout needs timeoutMs or deadline`);
+    }
+    spec.onTimeout = oneOf(props.onTimeout, ON_TIMEOUT, `${where} onTimeout`);
+  }
+  if (props.remind != null) {
+    const r = props.remind;
+    if (typeof r !== "object" || Array.isArray(r) || Object.keys(r).some((k) => k !== "every" && k !== "max")) {
+      throw new SmithersError("INVALID_PROP", `${where} remind must be { every, max? }`);
+    }
+    spec.remind = { everyMs: durationMs(r.every, `${where} remind.every`) };
+    if (r.max != null) spec.remind.max = positiveInt(r.max, `${where} remind.max`);
+  }
+  if (props.escalate != null) {
+    if (!Array.isArray(props.escalate)) throw new SmithersError("INVALID_PROP", `${where} escalate must be a list of { after, allowedUsers | allowedScopes }`);
+    spec.escalate = props.escalate.map((step, i) => {
+      const at = `${where} escalate[${i}]`;
+      if (typeof step !== "object" || step === null || Object.keys(step).some((k) => !["after", "allowedUsers", "allowedScopes"].includes(k))) {
+        throw new SmithersError("INVALID_PROP", `${at} must be { after, allowedUsers | allowedScopes }`);
+      }
+      const out = { afterMs: durationMs(step.after, `${at}.after`) };
+      if (step.allowedUsers != null) out.allowedUsers = nameList(step.allowedUsers, `${at}.allowedUsers`);
+      if (step.allowedScopes != null) out.allowedScopes = nameList(step.allowedScopes, `${at}.allowedScopes`);
+      if (!out.allowedUsers?.length && !out.allowedScopes?.length) throw new SmithersError("INVALID_PROP", `${at} needs allowedUsers or allowedScopes`);
+      return out;
+    });
+  }
+  return spec;
+}
+
+/** A duration as milliseconds: a number, or "15m", "1h", … */
+function durationMs(value, what) {
+  if (typeof value === "number") return positiveInt(value, what);
+  const ms = parseDuration(value, what);
+  if (ms < 1) throw new SmithersError("INVALID_PROP", `${what} must be at least 1 ms`);
+  return ms;
+}
+const ON_TIMEOUT = ["deny", "approve", "fail"];
+
 /** The props every kind of <Task> shares: gates, review, retries, timeout, label. */
 function taskOptions(node, props) {
   if (props.needsApproval) {
@@ -863,6 +963,18 @@ function taskOptions(node, props) {
       onDeny: "fail",
       request: { title: props.label ?? props.id, summary: null },
     };
+    // needsApproval={{ timeoutMs, deadline, onTimeout }}: the gate with a deadline.
+    if (typeof props.needsApproval === "object") {
+      const where = `<Task id="${node.id}"> needsApproval`;
+      for (const key of Object.keys(props.needsApproval)) {
+        if (!["timeoutMs", "deadline", "onTimeout", "remind", "escalate"].includes(key)) {
+          throw new SmithersError("UNSUPPORTED_PROP", `${where}.${key}: needsApproval takes true or { timeoutMs, deadline, onTimeout, remind, escalate }`, {
+            component: "Task", prop: `needsApproval.${key}`, id: node.id,
+          });
+        }
+      }
+      Object.assign(node.approval, deadlineSpec(props.needsApproval, where));
+    }
     if (asyncProp(props, `<Task id="${node.id}">`)) node.approval.async = true;
   } else if (props.async != null) {
     throw new SmithersError(
@@ -1013,7 +1125,7 @@ function taskBase(component, props, state, scope, extraDependsOn = []) {
     kind: "task",
     id,
     iteration: scope.length ? scope[scope.length - 1].iteration : 0,
-    output: resolveOutputKey(state.workflow, props.output, `<${component} id="${props.id}"> output`),
+    output: props.output === TIMER_OUTPUT ? "" : resolveOutputKey(state.workflow, props.output, `<${component} id="${props.id}"> output`),
     body: null,
   };
   if (props.dependsOn === undefined && props.needs === undefined && extraDependsOn.length === 0) return node;
@@ -1078,6 +1190,7 @@ function reviewSpec(id, approval) {
     }
     spec.rewindTo = approval.rewindTo;
   }
+  Object.assign(spec, deadlineSpec(approval, where));
   // required ⊆ input and the names themselves are checked by the core (REQUIRED_NOT_IN_INPUT,
   // INVALID_INPUT_NAME) before anything is written.
   return spec;

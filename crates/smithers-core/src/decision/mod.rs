@@ -257,5 +257,38 @@ fn check_request(req: &DecisionRequest) -> Result<()> {
             "decidedBy names starting with \"smithers:\" are the engine's (smithers:auto decides auto-approvals)".into(),
         ));
     }
+    if req
+        .decided_by
+        .as_ref()
+        .is_some_and(|n| n.starts_with("system:"))
+    {
+        return Err(Error::InvalidDecision(
+            "decidedBy names starting with \"system:\" are the engine's (system:timeout decides gates whose deadline passed)".into(),
+        ));
+    }
     Ok(())
+}
+
+/// A gate's deadline passed undecided (`timers.rs`): records its `onTimeout` decision, made by
+/// `req.decided_by` (`system:timeout`), in the caller's transaction and through the same
+/// recording as a person's decision (first writer wins, the same row, output and events).
+/// `fail` is a denial that fails the node whatever the gate's `onDeny` says. Returns the
+/// approval's new status.
+pub(crate) fn record_timeout(
+    tx: &mut crate::apply::Tx<'_>,
+    req: &DecisionRequest,
+    on_timeout: crate::graph::OnTimeout,
+    bound: Option<&std::collections::HashMap<String, i64>>,
+) -> Result<&'static str> {
+    use crate::graph::OnTimeout;
+    let mut gate = gate::find(tx.store, req)?;
+    let verdict = match on_timeout {
+        OnTimeout::Approve => Verdict::Approve,
+        OnTimeout::Deny => Verdict::Deny,
+        OnTimeout::Fail => {
+            gate.on_deny = OnDeny::Fail;
+            Verdict::Deny
+        }
+    };
+    Ok(record::record(tx, req, &gate, verdict, bound)?.status)
 }

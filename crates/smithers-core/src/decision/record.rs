@@ -22,8 +22,8 @@ use crate::time::iso8601;
 
 /// What was recorded, for the outcome.
 pub(super) struct Recorded {
-    status: &'static str,
-    run_status: RunStatus,
+    pub(super) status: &'static str,
+    pub(super) run_status: RunStatus,
     pub owner: Option<String>,
     pub lease_expires_at_ms: Option<i64>,
     pub at_ms: i64,

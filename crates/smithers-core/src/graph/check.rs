@@ -91,6 +91,22 @@ fn check_approval_kind(node_id: &str, body: &TaskBody, approval: &ApprovalSpec) 
     if human && approval.on_deny() != OnDeny::Fail {
         return invalid("a human task fails when denied (onDeny fail)");
     }
+    if approval.on_timeout == Some(crate::graph::OnTimeout::Approve)
+        && matches!(
+            approval.mode,
+            ApprovalMode::Human | ApprovalMode::Select | ApprovalMode::Rank
+        )
+    {
+        return invalid(
+            "onTimeout approve needs an answer nobody gave: only for approve/deny gates",
+        );
+    }
+    if approval.on_timeout.is_some()
+        && approval.timeout_ms.is_none()
+        && approval.deadline_ms.is_none()
+    {
+        return invalid("onTimeout without timeoutMs or deadline");
+    }
     Ok(())
 }
 
@@ -202,7 +218,19 @@ impl GraphDescriptor {
                     if !ids.insert(&task.id) {
                         return Err(Error::DuplicateId(task.id.clone()));
                     }
-                    if !self.schemas.contains_key(&task.output) {
+                    if let TaskBody::Timer {
+                        duration_ms,
+                        until_ms,
+                    } = &task.body
+                    {
+                        // A timer writes no output: it names no table.
+                        if duration_ms.is_some() == until_ms.is_some() || !task.output.is_empty() {
+                            return Err(Error::InvalidGraph(format!(
+                                "timer {}: exactly one of durationMs and untilMs, and no output",
+                                task.id
+                            )));
+                        }
+                    } else if !self.schemas.contains_key(&task.output) {
                         return Err(Error::UnknownOutputSchema {
                             key: task.output.clone(),
                             node_id: task.id.clone(),

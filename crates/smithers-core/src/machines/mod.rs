@@ -293,6 +293,8 @@ pub(crate) struct AgentRecord {
 #[derive(Debug, Clone)]
 pub(crate) enum Effect {
     CreateRun(Box<RunInsert>),
+    /// A durable timer's row (`timers.rs`); one that exists already keeps its due time.
+    ScheduleTimer(Box<crate::timers::NewTimer>),
     SetRunWorkflow {
         run: String,
         name: String,

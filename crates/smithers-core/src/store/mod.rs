@@ -28,6 +28,7 @@ use crate::machines::{
     NodeChange, NodeKey, NodeState, RunChange, RunInsert, RunStatus,
 };
 use crate::output::OutputTable;
+use crate::timers::{NewTimer, TimerKind, TimerRow};
 use crate::views::{
     ApprovalFilter, ApprovalSummary, AttemptLog, LogFilter, LoopSummary, NodeSummary, OrphanCursor,
     RunFilter, RunSummary, StoreMetrics,
@@ -62,6 +63,7 @@ pub(crate) trait Store:
     + EventRows
     + Views
     + DeliveryRows
+    + TimerRows
 {
 }
 
@@ -75,6 +77,7 @@ impl<T> Store for T where
         + EventRows
         + Views
         + DeliveryRows
+        + TimerRows
 {
 }
 
@@ -309,6 +312,9 @@ pub(crate) trait ApprovalRows {
     fn withdraw_requests(&self, run_id: &str) -> Result<()>;
     fn forget_gate(&self, key: &NodeKey) -> Result<()>;
     fn reopen_review(&self, key: &NodeKey) -> Result<()>;
+    /// Replaces an open request's JSON (an escalation widened who may decide); false when the
+    /// request is no longer open.
+    fn set_request_json(&self, key: &NodeKey, request_json: &str) -> Result<bool>;
     fn append_history(&self, key: &NodeKey, row: &HistoryRow, now: i64) -> Result<()>;
     /// Earlier rounds of a review, oldest first, as JSON objects (`iteration`, `status`,
     /// `requestedAt`, `at`, `by`, `note`, `inputs`, `output`, `stdoutPath`).
@@ -429,4 +435,35 @@ pub(crate) trait DeliveryRows {
     fn link_use(&self, link_id: &str) -> Result<Option<(i64, Option<Value>)>>;
     fn set_link_outcome(&self, link_id: &str, outcome: &Value) -> Result<()>;
     fn delete_link_use(&self, link_id: &str) -> Result<()>;
+}
+
+/// Durable timers (`timers.rs`): due times as rows, fired once by a conditional update.
+pub(crate) trait TimerRows {
+    /// Schedules a timer unless it exists already (a restart does not move its due time);
+    /// returns the due time stored.
+    fn schedule_timer(&self, timer: &NewTimer, now: i64) -> Result<i64>;
+    /// The earliest due time of a scheduled timer.
+    fn next_timer_due(&self) -> Result<Option<i64>>;
+    /// Scheduled timers due at `now`, earliest first.
+    fn due_timers(&self, now: i64, limit: usize) -> Result<Vec<TimerRow>>;
+    /// `scheduled` → `fired` by `by` at `now`; false when it is not scheduled any more (another
+    /// engine fired it first). Inside the transaction that carries out its effect.
+    fn take_timer(
+        &self,
+        key: &NodeKey,
+        kind: TimerKind,
+        round: i64,
+        by: &str,
+        now: i64,
+    ) -> Result<bool>;
+    fn set_timer_outcome(
+        &self,
+        key: &NodeKey,
+        kind: TimerKind,
+        round: i64,
+        outcome: &str,
+    ) -> Result<()>;
+    fn run_timers(&self, run_id: &str) -> Result<Vec<TimerRow>>;
+    /// `<Timer>` nodes of a run: still scheduled, or fired (their node finished).
+    fn timer_nodes(&self, run_id: &str, fired: bool) -> Result<Vec<(String, i64)>>;
 }

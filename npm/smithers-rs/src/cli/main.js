@@ -484,6 +484,8 @@ async function up(args) {
     const startedBy = args.values.by ?? process.env.SMITHERS_USER ?? osUser();
     result = await engine.run(workflow, { input, runId: args.values["run-id"], workflowPath: path, startedBy });
   }
+  // A run waiting only on timers is waited on here: one timeout for its earliest due time.
+  result = await engine.waitOnTimers(result, timerNotice(result.runId, engine.dbPath, args.values.json));
   live?.stop();
   return finish(engine, result, args.values.json);
 }
@@ -586,7 +588,10 @@ async function resumeCmd(args) {
   await import("../loader/warm.js").then((m) => m.warm());
   let result;
   try {
-    result = await engine.resume(id, { force: args.values.force });
+    // Timers due by now fire first (each once, whoever else races for them): this one's
+    // run is resumed below; others a fire woke are left to `smithers resume` or serve.
+    await engine.fireDueTimers({ resume: false });
+    result = await engine.waitOnTimers(await engine.resume(id, { force: args.values.force }), timerNotice(id, engine.dbPath, args.values.json));
   } catch (e) {
     if (e?.code === "WORKFLOW_NOT_FOUND") e.message += `\n${resumeHint(id, e.code, engine.dbPath)}`;
     throw e;
@@ -594,6 +599,13 @@ async function resumeCmd(args) {
     live?.stop();
   }
   return finish(engine, result, args.values.json);
+}
+
+/** What `up` / `resume` say on stderr while they wait on a run's timers. */
+function timerNotice(id, dbPath, json) {
+  if (json) return undefined;
+  return (due) =>
+    printErr(`run ${id} waits on a timer until ${new Date(due).toISOString()}; stopping this process leaves it waiting (npx smithers resume ${id}${dbArg(dbPath)} fires it when due)`);
 }
 
 /**
@@ -775,6 +787,10 @@ async function decide(kind, args, command = kind) {
   const engine = await openEngine(findDb(v));
   // A decision that resumes the run loads its workflow file.
   if (!v["no-resume"]) await import("../loader/warm.js").then((m) => m.warm());
+  // Deadlines that passed are decided first (as system:timeout), and the runs they move are
+  // resumed as after any decision: a decision that comes after its gate's deadline finds it
+  // decided (ALREADY_DECIDED), whether or not any process ran since.
+  await engine.fireDueTimers({ resume: !v["no-resume"] });
   const outcome = await engine[kind](id, {
     nodeId,
     iteration,
@@ -966,7 +982,7 @@ async function deliveries(args) {
 async function inspect(args) {
   const id = runId(args, "inspect");
   const engine = await openEngine(findDb(args.values), { readOnly: true });
-  const info = engine.inspect(id);
+  const info = withTimers(engine, engine.inspect(id));
   engine.close();
   if (args.values.json) {
     print(JSON.stringify({ ok: true, ...info }, null, 2));
@@ -1008,6 +1024,14 @@ async function inspect(args) {
       }
     }
   }
+  if (info.timers.length > 0) {
+    say("\ntimers:");
+    for (const t of info.timers) {
+      const what = t.kind === "timer" ? "timer" : "deadline";
+      const fired = t.status === "fired" ? `, fired at ${new Date(t.firedAtMs).toISOString()} (${t.outcome})` : "";
+      say(`  ${t.nodeId} [${t.iteration}] ${what} due ${t.dueAt}${fired}`);
+    }
+  }
   if (info.agentAttempts?.length > 0) {
     print("\nagent calls:");
     for (const a of info.agentAttempts) {
@@ -1023,6 +1047,11 @@ async function inspect(args) {
     for (const o of info.outputs) say(`  ${o.table} ${o.nodeId} [${o.iteration}]: ${JSON.stringify(o.value)}`);
   }
   return 0;
+}
+
+/** An `inspect` answer with the run's durable timers (`timers`: its <Timer>s and deadlines). */
+function withTimers(engine, info) {
+  return { ...info, timers: engine.native.runTimers(info.run.runId) };
 }
 
 /**
@@ -1042,7 +1071,7 @@ export function diagnose(info, db = "") {
         approvalKind: a.kind ?? "gate",
         nodeId: a.nodeId,
         iteration: a.iteration,
-        reason: `Approval requested — no decision yet: ${a.title ?? a.nodeId}`,
+        reason: `Approval requested — no decision yet: ${a.title ?? a.nodeId}${deadlineOf(info, a)}`,
         waitingSince: a.requestedAtMs,
         unblocker: `npx smithers approve ${r.runId}${sel}`,
         deny: `npx smithers deny ${r.runId}${sel}`,
@@ -1079,6 +1108,18 @@ export function diagnose(info, db = "") {
         unblocker: `npx smithers why ${n.subRunId}${db}`,
       });
     }
+  } else if (r.status === "waiting-timer") {
+    for (const t of (info.timers ?? []).filter((x) => x.kind === "timer" && x.status === "scheduled")) {
+      blockers.push({
+        kind: "timer",
+        nodeId: t.nodeId,
+        iteration: t.iteration,
+        dueAt: t.dueAt,
+        reason: `${t.nodeId} waits until ${t.dueAt} (a <Timer>)`,
+        // Any command that opens the database for writing fires it once it is due.
+        unblocker: `npx smithers resume ${r.runId}${db}`,
+      });
+    }
   } else if (r.status === "running" && !r.owner && r.resumeError) {
     // A watcher (smithers serve) tried and could not: say why, and what to run once fixed.
     const { code, message } = r.resumeError;
@@ -1109,10 +1150,18 @@ export function diagnose(info, db = "") {
   return { runId: r.runId, status: r.status, summary, blockers, ...(rejected.length ? { rejected } : {}) };
 }
 
+/** ", decided by system:timeout (onTimeout deny) at …" for a gate with a deadline still to come. */
+function deadlineOf(info, a) {
+  const t = (info.timers ?? []).find((x) => x.kind === "approval-timeout" && x.status === "scheduled" && x.nodeId === a.nodeId && x.iteration === a.iteration);
+  if (!t) return "";
+  const onTimeout = JSON.parse(t.specJson ?? "{}").onTimeout ?? "deny";
+  return ` (deadline ${t.dueAt}: then ${onTimeout} by system:timeout)`;
+}
+
 async function why(args) {
   const id = runId(args, "why");
   const engine = await openEngine(findDb(args.values), { readOnly: true });
-  const report = diagnose(engine.inspect(id), dbArg(engine.dbPath));
+  const report = diagnose(withTimers(engine, engine.inspect(id)), dbArg(engine.dbPath));
   engine.close();
   if (args.values.json) {
     print(JSON.stringify({ ok: true, ...report }, null, 2));

@@ -70,6 +70,9 @@ export async function startServer(options) {
     intervalMs: options.pollMs,
     log,
     onEvents: (events) => {
+      // A commit (here or by another process) may have scheduled a timer: one wake-up, moved
+      // to the earliest due time.
+      engine.armTimers();
       metrics.onEvents(events);
       for (const event of events) broadcast(streams, event);
       mailer?.onEvents(events);
@@ -119,6 +122,9 @@ export async function startServer(options) {
   baseUrl = `http://${host}:${address.port}/`;
   watcher.start();
   webhooks?.start();
+  // Durable timers (<Timer>, gates' deadlines): fired here when due, their runs resumed.
+  // After the webhooks' cursor is read, so a deadline fired at start-up is delivered.
+  engine.startTimers();
   const heartbeat = setInterval(() => {
     for (const s of streams) s.res.write(": ping\n\n");
   }, 15_000);
@@ -138,6 +144,7 @@ export async function startServer(options) {
       closing ??= (async () => {
         clearInterval(heartbeat);
         watcher.stop();
+        engine.stopTimers();
         const closed = new Promise((r) => server.close(r));
         for (const s of streams) s.res.end();
         server.closeIdleConnections?.();

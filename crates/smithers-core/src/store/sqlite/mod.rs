@@ -10,6 +10,7 @@ mod nodes;
 mod outputs;
 mod runs;
 mod schema;
+mod timers;
 mod views;
 
 use std::cell::RefCell;

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::logs::STORE;
 use crate::store::OpenOptions;
 
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS _smithers_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -225,6 +225,30 @@ CREATE TABLE IF NOT EXISTS _smithers_link_uses (
 ) WITHOUT ROWID;
 ";
 
+/// Schema v8: durable timers (`timers.rs`). One row per due time: a `<Timer>` node's
+/// (`kind = 'timer'`, `round` = the node's attempt) or an approval's deadline
+/// (`kind = 'approval-timeout'`, `round` = the approval's round). Fired once: the fire is an
+/// `UPDATE … WHERE status = 'scheduled'` in the transaction that carries out its effect.
+const V8: &str = "
+CREATE TABLE IF NOT EXISTS _smithers_timers (
+  run_id TEXT NOT NULL,
+  node_id TEXT NOT NULL,
+  iteration INTEGER NOT NULL,
+  kind TEXT NOT NULL,
+  round INTEGER NOT NULL,
+  due_at_ms INTEGER NOT NULL,
+  status TEXT NOT NULL,
+  spec_json TEXT,
+  created_at_ms INTEGER NOT NULL,
+  fired_at_ms INTEGER,
+  fired_by TEXT,
+  outcome TEXT,
+  PRIMARY KEY (run_id, node_id, iteration, kind, round)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS _smithers_timers_due
+  ON _smithers_timers (due_at_ms) WHERE status = 'scheduled';
+";
+
 /// Opens (and unless told otherwise creates) a database, in WAL mode with a busy timeout so
 /// several processes (a service, the CLI) can share it, and brings its schema up to date.
 /// A database written by a newer version is refused (`SCHEMA_TOO_NEW`) before anything is
@@ -398,6 +422,9 @@ fn migrate(conn: &Connection, path: &Path) -> Result<()> {
     }
     if current < 7 {
         tx.execute_batch(V7)?;
+    }
+    if current < 8 {
+        tx.execute_batch(V8)?;
     }
     tx.execute(
         "INSERT OR REPLACE INTO _smithers_meta (key, value) VALUES ('schema_version', ?1)",
