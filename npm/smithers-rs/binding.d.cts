@@ -197,6 +197,10 @@ export interface BindingApprovalSummary {
   maxAttempts?: number
   /** An `async` gate: what follows it goes on while it waits. */
   async?: boolean
+  /** The view digest (`sha256:…`): send it back with a decision as `expectDigest`. */
+  digest: string
+  /** The votes of a quorum gate on this request, oldest first. */
+  votes?: Array<BindingVote>
 }
 
 /** One attempt of a task: a command's exit code and log paths, or an agent's call. */
@@ -349,6 +353,11 @@ export interface BindingDecisionRequest {
   reason?: string | null
   /** Refuse an approve by the user who started the run (four-eyes rule). */
   forbidStarter?: boolean
+  /**
+   * The view digest the decider saw (`digest` of the approval): refused with STALE_VIEW
+   * when the gate shows something else now.
+   */
+  expectDigest?: string | null
 }
 
 /** A delivery row, as `claimDeliveries`, `retryDelivery` and `listDeliveries` return it. */
@@ -685,6 +694,17 @@ export interface BindingTaskToRun {
   inputs?: Record<string, string>
   /** Set when a reviewer sent this step back: round, who, when, inputs, history. */
   pushBack?: any
+}
+
+/** One vote on a quorum gate. */
+export interface BindingVote {
+  voter: string
+  verdict: 'approve' | 'deny'
+  /** A denial by a veto holder (it decided the gate). */
+  veto: boolean
+  note: string | null
+  at: string
+  atMs: number
 }
 
 /**

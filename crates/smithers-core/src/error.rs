@@ -81,6 +81,17 @@ pub enum Error {
     #[error("{message}")]
     Forbidden { message: String },
 
+    #[error(
+        "{node_id} (iteration {iteration}) of run {run_id} no longer shows what the decider saw (digest {expected}; now {current}): look again and decide on what it shows now"
+    )]
+    StaleView {
+        run_id: String,
+        node_id: String,
+        iteration: i64,
+        expected: String,
+        current: String,
+    },
+
     #[error("Run {run_id} is {status}: {message}")]
     RunNotResumable {
         run_id: String,
@@ -340,6 +351,7 @@ impl Error {
             Error::AlreadyDecided(_) => "ALREADY_DECIDED",
             Error::NotWaiting { .. } => "NOT_WAITING",
             Error::Forbidden { .. } => "FORBIDDEN",
+            Error::StaleView { .. } => "STALE_VIEW",
             Error::RunNotResumable { .. } => "RUN_NOT_RESUMABLE",
             Error::RunOwned { .. } => "RUN_OWNED",
             Error::RunNotClaimed { .. } => "RUN_NOT_CLAIMED",
@@ -429,6 +441,14 @@ impl Error {
             } => {
                 json!({ "runId": run_id, "nodeId": node_id, "iteration": iteration })
             }
+            Error::StaleView {
+                run_id,
+                node_id,
+                iteration,
+                expected,
+                current,
+            } => json!({ "runId": run_id, "nodeId": node_id, "iteration": iteration,
+                         "expectedDigest": expected, "currentDigest": current }),
             Error::RunOwned { run_id, owner } => json!({ "runId": run_id, "owner": owner }),
             Error::DbNotFound { path, .. } => json!({ "dbPath": path }),
             Error::SchemaTooNew {

@@ -540,6 +540,9 @@ pub struct BindingDecisionRequest {
     pub reason: Option<Either<String, Null>>,
     /// Refuse an approve by the user who started the run (four-eyes rule).
     pub forbid_starter: Option<bool>,
+    /// The view digest the decider saw (`digest` of the approval): refused with STALE_VIEW
+    /// when the gate shows something else now.
+    pub expect_digest: Option<Either<String, Null>>,
 }
 
 impl TryFrom<BindingDecisionRequest> for core::DecisionRequest {
@@ -556,6 +559,7 @@ impl TryFrom<BindingDecisionRequest> for core::DecisionRequest {
             inputs,
             reason,
             forbid_starter,
+            expect_digest,
         } = r;
         let decision = given(decision_json)
             .map(|json| {
@@ -575,6 +579,7 @@ impl TryFrom<BindingDecisionRequest> for core::DecisionRequest {
             inputs: given(inputs).unwrap_or_default(),
             reason: given(reason),
             forbid_starter: forbid_starter.unwrap_or(false),
+            expect_digest: given(expect_digest),
         })
     }
 }
@@ -947,6 +952,44 @@ pub struct BindingApprovalSummary {
     /// An `async` gate: what follows it goes on while it waits.
     #[napi(js_name = "async")]
     pub wait_async: Option<bool>,
+    /// The view digest (`sha256:…`): send it back with a decision as `expectDigest`.
+    pub digest: String,
+    /// The votes of a quorum gate on this request, oldest first.
+    pub votes: Option<Vec<BindingVote>>,
+}
+
+/// One vote on a quorum gate.
+#[napi(object)]
+pub struct BindingVote {
+    pub voter: String,
+    #[napi(ts_type = "'approve' | 'deny'")]
+    pub verdict: String,
+    /// A denial by a veto holder (it decided the gate).
+    pub veto: bool,
+    pub note: Either<String, Null>,
+    pub at: String,
+    pub at_ms: i64,
+}
+
+impl From<core::VoteSummary> for BindingVote {
+    fn from(v: core::VoteSummary) -> Self {
+        let core::VoteSummary {
+            voter,
+            verdict,
+            veto,
+            note,
+            at,
+            at_ms,
+        } = v;
+        BindingVote {
+            voter,
+            verdict,
+            veto,
+            note: nullable(note),
+            at,
+            at_ms,
+        }
+    }
 }
 
 impl From<core::ApprovalSummary> for BindingApprovalSummary {
@@ -989,6 +1032,8 @@ impl From<core::ApprovalSummary> for BindingApprovalSummary {
             schema,
             max_attempts,
             wait_async,
+            digest,
+            votes,
         } = a;
         BindingApprovalSummary {
             run_id,
@@ -1028,6 +1073,8 @@ impl From<core::ApprovalSummary> for BindingApprovalSummary {
             schema: (!schema.is_null()).then_some(schema),
             max_attempts,
             wait_async: wait_async.then_some(true),
+            digest,
+            votes: (!votes.is_empty()).then(|| votes.into_iter().map(Into::into).collect()),
         }
     }
 }

@@ -938,6 +938,12 @@ export interface DecisionOptions {
   resume?: boolean;
   /** Override the engine's `forbidSelfApproval` for this decision. */
   forbidSelfApproval?: boolean;
+  /**
+   * The view digest the decider saw (an approval's `digest`, `sha256:…`): the decision is
+   * refused with STALE_VIEW, nothing recorded, when the gate shows something else now (the
+   * step was sent back and ran again, the gate was asked again). Without it, not checked.
+   */
+  expectDigest?: string;
   workflow?: SmithersWorkflow<any>;
 }
 

@@ -59,6 +59,10 @@ pub struct DecisionRequest {
     /// Refuse an approve by the user who started the run (four-eyes rule).
     #[serde(default)]
     pub forbid_starter: bool,
+    /// The view digest the decider saw (`inspect`, the inbox): the decision is refused with
+    /// `STALE_VIEW` when the pending request's digest is another. `None`: not checked.
+    #[serde(default)]
+    pub expect_digest: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -244,6 +248,9 @@ fn check_request(req: &DecisionRequest) -> Result<()> {
     }
     if let Some(by) = &req.decided_by {
         check_name("decidedBy", by)?;
+    }
+    if let Some(digest) = &req.expect_digest {
+        crate::audit::check_digest(digest)?;
     }
     for scope in &req.scopes {
         check_name("a scope", scope)?;

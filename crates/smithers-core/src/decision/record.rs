@@ -153,6 +153,7 @@ pub(super) fn record(
         });
     }
     let key = NodeKey::new(run_id, &gate.node_id, gate.iteration);
+    check_view(tx, req, &key)?;
     if let Some(Err(refused)) = answer {
         return refuse_answer(tx, req, gate, &key, refused, recorded);
     }
@@ -424,4 +425,39 @@ fn rewind(
     let (_, effects) = node::rewind(key, node.state, Some(table), approval, by_gate)?;
     tx.apply(effects)?;
     Ok(true)
+}
+
+/// A decision sent with the digest of what its decider saw is refused when the request open
+/// now shows something else (`STALE_VIEW`): the step was sent back and ran again, the gate
+/// was asked again. Checked under the transaction's lock; a request no longer open is left to
+/// the checks after (who decided it first).
+fn check_view(tx: &Tx<'_>, req: &DecisionRequest, key: &NodeKey) -> Result<()> {
+    let Some(expected) = &req.expect_digest else {
+        return Ok(());
+    };
+    let Some(row) = tx.store.approval(key)? else {
+        return Ok(());
+    };
+    if row.status != ApprovalStatus::Requested {
+        return Ok(());
+    }
+    let current = crate::audit::view_digest(
+        &key.run,
+        &key.node,
+        key.iteration,
+        &row.kind,
+        row.round,
+        row.requested_at_ms,
+        &row.request_json,
+    );
+    if &current != expected {
+        return Err(Error::StaleView {
+            run_id: key.run.clone(),
+            node_id: key.node.clone(),
+            iteration: key.iteration,
+            expected: expected.clone(),
+            current,
+        });
+    }
+    Ok(())
 }

@@ -120,7 +120,17 @@ impl Drive<'_, '_> {
             request["schema"] = self.table(&task.output)?.schema.clone();
         }
         let request = gate_request(task, spec, &request)?;
-        let shown = json!({ "title": spec.request.title, "summary": spec.request.summary });
+        let digest = crate::audit::view_digest(
+            &key.run,
+            &key.node,
+            key.iteration,
+            request.kind,
+            request.round,
+            self.tx.now,
+            &request.request_json,
+        );
+        let shown = json!({ "title": spec.request.title, "summary": spec.request.summary,
+                            "digest": digest });
         let (_, effects) = node::request_approval(&key, NodeState::Pending, request, shown)?;
         self.apply(effects)
     }

@@ -22,6 +22,7 @@ const DECIDE = {
   scope: { type: "string", multiple: true },
   decision: { type: "string" },
   input: { type: "string", short: "i", multiple: true },
+  "expect-digest": { type: "string" },
   "no-resume": { type: "boolean", default: false },
   force: { type: "boolean", default: false },
 };

@@ -83,7 +83,7 @@ const COMMANDS = {
     run: resumeCmd,
   },
   approve: {
-    usage: "smithers approve <runId> [<nodeId> | --node ID] [--iteration N] [--input KEY=VALUE]… [--note TEXT] [--by USER] [--no-resume] [--json]",
+    usage: "smithers approve <runId> [<nodeId> | --node ID] [--iteration N] [--input KEY=VALUE]… [--note TEXT] [--by USER] [--expect-digest D] [--no-resume] [--json]",
     about: "Approve a pending gate or reviewed step, then resume the run to its next wait or its end.",
     details: [
       "<nodeId>, --node ID the gate (found automatically when exactly one is pending)",
@@ -94,6 +94,9 @@ const COMMANDS = {
       "--by USER           who decides (default: $SMITHERS_USER, else the OS user)",
       "--scope S           a scope the decider holds (repeatable; checked against allowedScopes)",
       "--decision JSON     payload for select/rank gates, e.g. '{\"selected\":\"canary\"}'",
+      "--expect-digest D   the gate's digest as inspect / why printed it: refused (STALE_VIEW,",
+      "                    exit 1, nothing recorded) when the gate shows something else now",
+      "                    (the step ran again, the gate was asked again). Without it: not checked",
       "--no-resume         only record the decision",
       "A <HumanTask> is approved with its answer, JSON valid for its output: --note '<json>',",
       "--decision '<json>', or --input FIELD=VALUE (typed by the schema). An answer that does not",
@@ -107,10 +110,10 @@ const COMMANDS = {
     run: (args) => decide("approve", args),
   },
   deny: {
-    usage: "smithers deny <runId> [<nodeId> | --node ID] [--iteration N] [--reason TEXT] [--note TEXT] [--by USER] [--no-resume] [--json]",
+    usage: "smithers deny <runId> [<nodeId> | --node ID] [--iteration N] [--reason TEXT] [--note TEXT] [--by USER] [--expect-digest D] [--no-resume] [--json]",
     about: "Deny a pending gate (its onDeny decides), or reject a reviewed step (the run fails), then resume.",
     details: [
-      "Options as for approve, without --input. --reason says why (for a reviewed step it is",
+      "Options as for approve (--expect-digest too), without --input. --reason says why (for a reviewed step it is",
       "shown as the rejection's reason; --note defaults to it).",
       "Rejecting a reviewed step fails the run (APPROVAL_REJECTED): the steps after it are",
       "cancelled, other waiting gates withdrawn, the workflow's onFailure handler runs, and",
@@ -784,6 +787,7 @@ async function decide(kind, args, command = kind) {
     scopes: v.scope ?? [],
     decision,
     inputs,
+    expectDigest: v["expect-digest"],
     resume: !v["no-resume"],
   });
   const { done, ...recorded } = outcome;
@@ -985,6 +989,7 @@ async function inspect(args) {
       const who = a.decidedBy ? ` by ${a.decidedBy} at ${a.decidedAt}` : ` since ${a.requestedAt}`;
       if (!isReview(a)) {
         say(`  ${a.nodeId} [${a.iteration}] ${a.status}${who}: ${a.title ?? ""}${a.summary ? ` — ${a.summary}` : ""}${a.note ? ` (note: ${a.note})` : ""}`);
+        if (a.status === "requested") say(`    digest: ${a.digest}`);
         if (a.input?.length) say(`    inputs: ${inputList(a)}`);
         const given = Object.entries(a.inputs ?? {});
         if (given.length) say(`    approved with: ${given.map(([k, v]) => `${k}=${v}`).join(", ")}`);
@@ -992,6 +997,7 @@ async function inspect(args) {
       }
       // A reviewed step: its round, what it takes, what was decided, and the earlier rounds.
       say(`  ${a.nodeId} [${a.iteration}] ${a.status}${who} (review, round ${a.round}): ${a.prompt ?? a.title ?? ""}`);
+      if (a.status === "requested") say(`    digest: ${a.digest}`);
       if (a.input?.length) say(`    inputs: ${inputList(a)}`);
       const sent = Object.entries(a.inputs ?? {});
       if (sent.length) say(`    approved with: ${sent.map(([k, v]) => `${k}=${v}`).join(", ")}`);
@@ -1044,6 +1050,7 @@ export function diagnose(info, db = "") {
         iteration: a.iteration,
         reason: `Approval requested — no decision yet: ${a.title ?? a.nodeId}`,
         waitingSince: a.requestedAtMs,
+        digest: a.digest,
         unblocker: `npx smithers approve ${r.runId}${sel}`,
         deny: `npx smithers deny ${r.runId}${sel}`,
       };
@@ -1127,6 +1134,7 @@ async function why(args) {
     if (b.kind === "approval" && b.approvalKind === "review") {
       say(`\n  ${b.nodeId}${b.iteration ? ` (iteration ${b.iteration})` : ""}: ${b.reason}`);
       say(`  Waiting since: ${new Date(b.waitingSince).toISOString()}`);
+      say(`  Digest: ${b.digest}`);
       if (b.input.length) say(`  Inputs: ${inputList(b)}`);
       for (const h of b.history) say(`  Earlier: ${historyLine(h)}`);
       say(`  Its output: ${b.logs}`);
@@ -1136,6 +1144,7 @@ async function why(args) {
     } else if (b.kind === "approval") {
       say(`\n  ${b.nodeId}${b.iteration ? ` (iteration ${b.iteration})` : ""}: ${b.reason}`);
       say(`  Waiting since: ${new Date(b.waitingSince).toISOString()}`);
+      say(`  Digest: ${b.digest}`);
       say(`  Unblock: ${b.unblocker}`);
       say(`  Deny instead: ${b.deny}`);
     } else if (b.unblocker) {

@@ -68,12 +68,24 @@ const APPROVAL_COLS: &str = "a.run_id, r.workflow_name, a.node_id, a.iteration, 
      r.workflow_path, r.parent_run_id";
 
 fn approval_summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApprovalSummary> {
-    let request: Value = serde_json::from_str(&r.get::<_, String>(7)?).unwrap_or(Value::Null);
+    let request_json: String = r.get(7)?;
+    let request: Value = serde_json::from_str(&request_json).unwrap_or(Value::Null);
     let requested_at_ms: i64 = r.get(8)?;
     let decided_at_ms: Option<i64> = r.get(9)?;
     let status: String = r.get(4)?;
     let field = |k: &str| request.get(k).cloned().unwrap_or(Value::Null);
+    let digest = crate::audit::view_digest(
+        &r.get::<_, String>(0)?,
+        &r.get::<_, String>(2)?,
+        r.get(3)?,
+        &r.get::<_, String>(12)?,
+        r.get(13)?,
+        requested_at_ms,
+        &request_json,
+    );
     Ok(ApprovalSummary {
+        digest,
+        votes: Vec::new(),
         run_id: r.get(0)?,
         workflow_name: r.get(1)?,
         run_status: r.get(16)?,

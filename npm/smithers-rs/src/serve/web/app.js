@@ -993,7 +993,10 @@ class ApprovalCard {
     this.setBusy(true);
     this.showResult("pending", `Sending ${action}…`);
     try {
-      const r = await api("POST", `/v1/runs/${enc(a.runId)}/nodes/${enc(a.nodeId)}/${action}`, body);
+      // The digest of what this card shows: a gate that changed since (the step ran again, the
+      // gate was asked again) refuses the decision with STALE_VIEW, and nothing is recorded.
+      const sent = a.digest ? { ...(body ?? {}), expectDigest: a.digest } : body;
+      const r = await api("POST", `/v1/runs/${enc(a.runId)}/nodes/${enc(a.nodeId)}/${action}`, sent);
       this.setBusy(false);
       this.finish(action, r);
     } catch (e) {
