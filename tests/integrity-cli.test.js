@@ -3,9 +3,10 @@
 // decision log `audit verify` / `audit export` check and write, and the two-person release
 // example (quorum with a security veto).
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { describe, test } from "node:test";
-import { EXAMPLES, expectExit, inspectRun, sandbox } from "./helpers/cli.js";
+import { EXAMPLES, expectExit, hasSqlite3, inspectRun, sandbox } from "./helpers/cli.js";
 
 const METRICS = join(EXAMPLES, "metrics-pushback.tsx");
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
@@ -67,5 +68,62 @@ describe("decisions bound to what was seen (--expect-digest)", () => {
     await expectExit(assert, 3, ["up", METRICS, "--run-id", "m2"], { db });
     const ok = await expectExit(assert, 0, ["approve", "m2", "--by", "alice", "--no-resume", "--json"], { db });
     assert.equal(ok.json.status, "approved");
+  });
+});
+
+describe("the decision log (smithers audit)", () => {
+  const PUBLISH = join(EXAMPLES, "publish-approval.tsx");
+
+  /** Three decided runs of the publish example: alice approves p1 and p3, bob denies p2. */
+  async function decided(t) {
+    const b = box(t);
+    for (const [id, verb, by] of [["p1", "approve", "alice"], ["p2", "deny", "bob"], ["p3", "approve", "alice"]]) {
+      await expectExit(assert, 3, ["up", PUBLISH, "--run-id", id, "--input", '{"title":"x"}'], { db: b.db });
+      await expectExit(assert, 0, [verb, id, "--by", by, "--no-resume"], { db: b.db });
+    }
+    return b;
+  }
+
+  test("verify: exit 0 and the head when the chain holds; export --json writes every entry", async (t) => {
+    const { db } = await decided(t);
+    const ok = await expectExit(assert, 0, ["audit", "verify"], { db });
+    assert.match(ok.stdout, /^decision log: 3 entries, chain intact; head 3 sha256:[0-9a-f]{64}$/m);
+    const json = await expectExit(assert, 0, ["audit", "verify", "--json"], { db });
+    assert.deepEqual([json.json.ok, json.json.entries, json.json.headSeq, json.json.broken], [true, 3, 3, null]);
+
+    const exported = await expectExit(assert, 0, ["audit", "export", "--json"], { db });
+    const entries = exported.json.entries;
+    assert.deepEqual(entries.map((e) => [e.seq, e.kind, e.runId, e.nodeId, e.actor, e.data.status]), [
+      [1, "decision", "p1", "publish-approval", "alice", "approved"],
+      [2, "decision", "p2", "publish-approval", "bob", "denied"],
+      [3, "decision", "p3", "publish-approval", "alice", "approved"],
+    ]);
+    assert.equal(entries[1].prevHash, entries[0].entryHash);
+    assert.equal(entries[2].entryHash, json.json.headHash);
+    assert.match(entries[0].data.digest, DIGEST);
+    const later = await expectExit(assert, 0, ["audit", "export", "--json", "--after", "2"], { db });
+    assert.deepEqual(later.json.entries.map((e) => e.seq), [3]);
+    const noJson = await expectExit(assert, 4, ["audit", "export"], { db });
+    assert.match(noJson.stderr, /USAGE: audit export writes JSON for tools: add --json/);
+    await expectExit(assert, 4, ["audit"], { db });
+  });
+
+  test("verify names the entry altered or removed with plain SQL: exit 1, AUDIT_CHAIN_BROKEN", { skip: !hasSqlite3() && "no sqlite3 shell" }, async (t) => {
+    const { db } = await decided(t);
+    execFileSync("sqlite3", [db, "UPDATE _smithers_audit_log SET actor = 'mallory' WHERE seq = 2"]);
+    const altered = await expectExit(assert, 1, ["audit", "verify", "--json"], { db });
+    assert.equal(altered.json.ok, false);
+    assert.equal(altered.json.error.code, "AUDIT_CHAIN_BROKEN");
+    assert.deepEqual([altered.json.error.details.seq, altered.json.error.details.problem], [2, "altered"]);
+    const text = await expectExit(assert, 1, ["audit", "verify"], { db });
+    assert.match(text.stderr, /^smithers: AUDIT_CHAIN_BROKEN: the decision log does not hold at entry 2 \(altered\)/m);
+    const exported = await expectExit(assert, 1, ["audit", "export", "--json"], { db });
+    assert.equal(exported.json.entries.length, 3, "export still writes what is stored");
+    assert.equal(exported.json.verify.broken.seq, 2);
+
+    const other = await decided(t);
+    execFileSync("sqlite3", [other.db, "DELETE FROM _smithers_audit_log WHERE seq = 3"]);
+    const removed = await expectExit(assert, 1, ["audit", "verify", "--json"], { db: other.db });
+    assert.deepEqual([removed.json.broken.seq, removed.json.broken.problem], [3, "removed"]);
   });
 });

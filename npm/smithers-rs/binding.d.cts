@@ -70,6 +70,10 @@ export declare class Engine {
   /** Runs by workflow and status, pending approvals by workflow (for `/metrics`). */
   storeMetrics(): BindingStoreMetrics
   feedHead(): number
+  /** Checks the decision log's hash chain (`smithers audit verify`); nothing is written. */
+  auditVerify(): BindingAuditReport
+  /** Entries of the decision log after `afterSeq`, oldest first, at most `limit`. */
+  auditEntries(afterSeq: number, limit: number): Array<BindingAuditEntry>
   /** Runs that are `running` while nobody holds them, oldest first; page with `after`. */
   orphanedRuns(limit: number, includeDead: boolean, after?: BindingOrphanCursor | undefined | null): Array<BindingOrphanedRun>
   /**
@@ -199,7 +203,8 @@ export interface BindingApprovalSummary {
   async?: boolean
   /** The view digest (`sha256:…`): send it back with a decision as `expectDigest`. */
   digest: string
-  /** The votes of a quorum gate on this request, oldest first. */
+  /** A quorum gate's quorum, and its votes on this request, oldest first. */
+  quorum?: { approvals: number; from?: string[]; veto?: string[] }
   votes?: Array<BindingVote>
 }
 
@@ -223,6 +228,41 @@ export interface BindingAttemptLog {
   usage: { inputTokens?: number; outputTokens?: number; totalTokens?: number; reasoningTokens?: number; cacheReadTokens?: number; cacheWriteTokens?: number } | null
   agent: { agent: string | null; model: string | null; followUp: { reason: string; prompt: string; text: string } | null; toolCalls: number | null } | null
   error: { code?: string | null; message: string } | null
+}
+
+/** The first entry of the log that does not hold. */
+export interface BindingAuditBreak {
+  seq: number
+  problem: 'altered' | 'removed'
+  message: string
+}
+
+/**
+ * One entry of the decision log, as stored: its content (`dataJson`: what was decided, as
+ * JSON text) and the hashes that chain it to the entry before.
+ */
+export interface BindingAuditEntry {
+  seq: number
+  /** `decision`, `vote`, `migrated-decision` (later: `timeout`, `escalation`). */
+  kind: string
+  runId: string
+  nodeId: string | null
+  iteration: number | null
+  actor: string | null
+  atMs: number
+  dataJson: string
+  contentHash: string
+  prevHash: string
+  entryHash: string
+}
+
+/** What `auditVerify` found. */
+export interface BindingAuditReport {
+  ok: boolean
+  entries: number
+  headSeq: number | null
+  headHash: string | null
+  broken: BindingAuditBreak | null
 }
 
 /**
@@ -307,7 +347,7 @@ export interface BindingDecisionOutcome {
   runId: string
   nodeId: string
   iteration: number
-  status: 'approved' | 'denied' | 'rejected' | 'pushed-back' | 'invalid'
+  status: 'approved' | 'denied' | 'rejected' | 'pushed-back' | 'invalid' | 'voted'
   decidedBy: string | null
   decidedAt: string
   runStatus: BindingRunStatus
@@ -331,6 +371,8 @@ export interface BindingDecisionOutcome {
   attempt?: number
   maxAttempts?: number
   error?: { code: 'HUMAN_TASK_INVALID_JSON' | 'HUMAN_TASK_VALIDATION_FAILED'; message: string }
+  /** A quorum gate: the votes on it after this one (`status` is `voted` while it stays open). */
+  quorum?: BindingTally
 }
 
 /**
@@ -680,6 +722,20 @@ export interface BindingStep {
 export interface BindingStoreMetrics {
   runs: Array<BindingRunCount>
   pendingApprovals: Array<BindingPendingCount>
+}
+
+/** Where a quorum gate stands after a vote. */
+export interface BindingTally {
+  /** Approvals it needs. */
+  needed: number
+  /** Who approved, in the order they voted. */
+  approvals: Array<string>
+  /** Who denied without a veto. */
+  denials: Array<string>
+  /** The veto holder whose denial decided it. */
+  vetoedBy: string | null
+  /** Whether this vote decided the gate. */
+  decided: boolean
 }
 
 /** A task JS must run: a compute or agent body, or a command (`command`, for the runner). */

@@ -157,7 +157,10 @@ pub struct ApprovalSummary {
     /// The view digest of the request (`audit::view_digest`): what a decider saw, sent back
     /// with a decision (`expectDigest`) so that a decision on a stale view is refused.
     pub digest: String,
-    /// The votes of a quorum gate on this request, oldest first.
+    /// A quorum gate's quorum (`{approvals, from, veto}`), and its votes on this request,
+    /// oldest first.
+    #[serde(skip_serializing_if = "Value::is_null")]
+    pub quorum: Value,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub votes: Vec<crate::views::VoteSummary>,
 }

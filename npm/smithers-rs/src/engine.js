@@ -436,6 +436,19 @@ export class SmithersEngine {
   }
 
   /**
+   * Checks the decision log's hash chain: `{ ok, entries, headSeq, headHash, broken }`, where
+   * `broken` names the first entry altered or removed (`{ seq, problem, message }`).
+   */
+  auditVerify() {
+    return this.native.auditVerify();
+  }
+
+  /** Entries of the decision log after `afterSeq`, oldest first (`data` parsed from `dataJson`). */
+  auditEntries({ afterSeq = 0, limit = 1000 } = {}) {
+    return this.native.auditEntries(afterSeq, limit).map(({ dataJson, ...e }) => ({ ...e, data: JSON.parse(dataJson) }));
+  }
+
+  /**
    * Runs that are `running` while nobody holds them (a decision nobody resumed, an owner whose
    * process died or whose lease expired), oldest first; page with `after` (the last run's
    * `{ updatedAtMs, runId }`). Runs marked unresumable are left out.

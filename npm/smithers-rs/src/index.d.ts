@@ -5,6 +5,8 @@ import type {
   BindingApprovalStatus,
   BindingApprovalSummary,
   BindingAttemptLog,
+  BindingAuditEntry,
+  BindingAuditReport,
   BindingDecisionOutcome,
   BindingNodeState,
   BindingNodeSummary,
@@ -898,6 +900,10 @@ export type RunInspection = BindingRunInspection;
 export type AgentAttempt = BindingAttemptLog;
 /** Where a page of `pendingApprovals` ended: the last row's sort key. */
 export type ApprovalCursor = BindingApprovalCursor;
+/** What `auditVerify` found: `broken` names the first entry altered or removed. */
+export type AuditReport = BindingAuditReport;
+/** An entry of the decision log, with its content (`data`) parsed. */
+export type AuditEntry = Omit<BindingAuditEntry, "dataJson"> & { data: Record<string, unknown> };
 
 export type EngineEventType =
   | "RunStarted" | "RunStatusChanged" | "RunFinished" | "RunFailed"
@@ -1015,6 +1021,10 @@ export declare class SmithersEngine {
   /** Events of every run after position `afterId` of the database-wide feed, in commit order. */
   feed(afterId?: number, limit?: number): EngineEvent[];
   feedHead(): number;
+  /** Checks the decision log's hash chain; `broken` names the first entry altered or removed. */
+  auditVerify(): AuditReport;
+  /** Entries of the decision log after `afterSeq` (default 0), oldest first, at most `limit` (1000). */
+  auditEntries(options?: { afterSeq?: number; limit?: number }): AuditEntry[];
   /**
    * Runs that are `running` while nobody holds them, oldest first; page with `after` (the last
    * run's `updatedAtMs` and `runId`). Runs marked unresumable are left out.

@@ -232,6 +232,24 @@ const COMMANDS = {
     options: { ...COMMON, status: { type: "string" }, run: { type: "string" }, target: { type: "string" }, limit: { type: "string" }, body: { type: "boolean", default: false } },
     run: deliveries,
   },
+  audit: {
+    usage: "smithers audit verify [--db FILE] [--json] | smithers audit export --json [--after N] [--db FILE]",
+    about: "Check the decision log's hash chain, or write the log for auditors.",
+    details: [
+      "Every decision and every vote on a quorum gate is appended to a hash-chained log in the",
+      "decision's own transaction: each entry carries the SHA-256 of its content and of the entry",
+      "before it (ARCHITECTURE.md, \"The decision log\").",
+      "verify      checks every entry from the first to the head recorded with the log; exit 0 when",
+      "            the chain holds (prints the entry count and the head hash: keep it elsewhere), else",
+      "            exit 1 with AUDIT_CHAIN_BROKEN naming the first entry that was altered or removed",
+      "export      writes the entries (seq, kind, run, node, actor, time, data, the three hashes) as",
+      "            JSON, oldest first, with the verification (--json is required: it is for tools);",
+      "            exit 1 (AUDIT_CHAIN_BROKEN on stderr) when the chain does not hold",
+      "--after N   export: only entries after seq N",
+    ],
+    options: { ...COMMON, after: { type: "string" } },
+    run: audit,
+  },
   migrate: {
     usage: "smithers migrate [--db FILE] [--json]",
     about: "Upgrade a database to this version's schema (every command that writes does it too).",
@@ -913,6 +931,54 @@ async function ps(args) {
   return 0;
 }
 
+
+async function audit(args) {
+  const v = args.values;
+  const [word, extra] = args.positionals;
+  if (extra !== undefined) throw usage(`unexpected argument ${JSON.stringify(extra)}`, "audit");
+  if (word !== "verify" && word !== "export") throw usage("say what to do: audit verify, or audit export --json", "audit");
+  if (word === "export" && !v.json) throw usage("audit export writes JSON for tools: add --json", "audit");
+  let after = 0;
+  if (v.after !== undefined) {
+    after = Number(v.after);
+    if (!Number.isInteger(after) || after < 0) throw usage("--after must be a whole number ≥ 0", "audit");
+  }
+  const engine = await openEngine(findDb(v), { readOnly: true });
+  let report;
+  const entries = [];
+  try {
+    report = engine.auditVerify();
+    if (word === "export") {
+      for (let page; (page = engine.auditEntries({ afterSeq: after, limit: 1000 })).length > 0; after = page.at(-1).seq) entries.push(...page);
+    }
+  } finally {
+    engine.close();
+  }
+  const broken = report.broken
+    ? new SmithersError("AUDIT_CHAIN_BROKEN", `the decision log does not hold at entry ${report.broken.seq} (${report.broken.problem}): ${report.broken.message}`, {
+        seq: report.broken.seq,
+        problem: report.broken.problem,
+        entries: report.entries,
+      })
+    : null;
+  if (word === "export") {
+    // The entries as stored, whatever the check says; a broken chain still exits 1.
+    print(JSON.stringify({ ok: !broken, verify: report, entries }, null, 2));
+    if (broken) printErr(`smithers: ${broken.code}: ${broken.message}`);
+    return broken ? 1 : 0;
+  }
+  if (broken) {
+    if (v.json) {
+      print(JSON.stringify({ ok: false, error: { code: broken.code, message: broken.message, details: broken.details }, ...report }, null, 2));
+    } else {
+      printErr(`smithers: ${broken.code}: ${broken.message}`);
+    }
+    return 1;
+  }
+  if (v.json) print(JSON.stringify({ ok: true, ...report }, null, 2));
+  else print(`decision log: ${report.entries} entr${report.entries === 1 ? "y" : "ies"}, chain intact${report.headHash ? `; head ${report.headSeq} ${report.headHash}` : ""}`);
+  return 0;
+}
 
 async function deliveries(args) {
   const v = args.values;

@@ -6,7 +6,7 @@ use serde_json::Value;
 use super::{SqliteStore, all, one};
 use crate::error::Result;
 use crate::machines::NodeKey;
-use crate::store::{ApprovalRows, Views};
+use crate::store::{ApprovalRows, AuditRows, Views};
 use crate::time::{iso8601, now_ms};
 use crate::views::{
     ApprovalFilter, ApprovalSummary, AttemptLog, LogFilter, LoopSummary, NodeSummary, OrphanCursor,
@@ -85,6 +85,7 @@ fn approval_summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApprovalSummary> 
     );
     Ok(ApprovalSummary {
         digest,
+        quorum: field("quorum"),
         votes: Vec::new(),
         run_id: r.get(0)?,
         workflow_name: r.get(1)?,
@@ -184,10 +185,27 @@ fn attempt_log(r: &rusqlite::Row<'_>) -> rusqlite::Result<AttemptLog> {
 }
 
 impl SqliteStore {
-    /// Reviews get their earlier rounds.
+    /// Reviews get their earlier rounds, quorum gates their votes.
     fn with_history(&self, mut approvals: Vec<ApprovalSummary>) -> Result<Vec<ApprovalSummary>> {
-        for a in approvals.iter_mut().filter(|a| a.kind == "review") {
-            a.history = self.review_history(&NodeKey::new(&a.run_id, &a.node_id, a.iteration))?;
+        for a in approvals.iter_mut() {
+            let key = NodeKey::new(&a.run_id, &a.node_id, a.iteration);
+            if a.kind == "review" {
+                a.history = self.review_history(&key)?;
+            }
+            if !a.quorum.is_null() {
+                a.votes = self
+                    .votes(&key, a.requested_at_ms)?
+                    .into_iter()
+                    .map(|v| crate::views::VoteSummary {
+                        voter: v.voter,
+                        verdict: v.verdict,
+                        veto: v.veto,
+                        note: v.note,
+                        at: iso8601(v.at_ms),
+                        at_ms: v.at_ms,
+                    })
+                    .collect();
+            }
         }
         Ok(approvals)
     }
