@@ -127,3 +127,69 @@ describe("the decision log (smithers audit)", () => {
     assert.deepEqual([removed.json.broken.seq, removed.json.broken.problem], [3, "removed"]);
   });
 });
+
+describe("examples/release-two-person.tsx: two approvers, a security veto", () => {
+  const RELEASE = join(EXAMPLES, "release-two-person.tsx");
+
+  test("two distinct approvers release it; one person counts once; votes are shown and logged", async (t) => {
+    const { db } = box(t);
+    const up = await expectExit(assert, 3, ["up", RELEASE, "--run-id", "rel", "--input", '{"version":"2.4.0"}', "--by", "carol"], { db });
+    assert.match(up.stdout, /waiting for approval: release-approval/);
+
+    const alice = await expectExit(assert, 0, ["approve", "rel", "--by", "alice", "--note", "changelog read"], { db });
+    assert.match(alice.stdout, /^vote recorded on release-approval in run rel by alice: 1 of 2 approvals$/m);
+    assert.match(alice.stdout, /^  quorum: approved by alice \(2 needed\)$/m);
+    assert.match(alice.stdout, /^run rel: waiting-approval$/m);
+    // alice again: one person counts once (exit 1, nothing recorded).
+    const again = await expectExit(assert, 1, ["approve", "rel", "--by", "alice", "--json"], { db });
+    assert.equal(again.json.error.code, "ALREADY_VOTED");
+    assert.equal(again.json.error.details.voter, "alice");
+    // Someone who is not a voter of this gate.
+    const eve = await expectExit(assert, 1, ["approve", "rel", "--by", "eve", "--json"], { db });
+    assert.equal(eve.json.error.code, "FORBIDDEN");
+
+    const shown = await expectExit(assert, 0, ["inspect", "rel"], { db });
+    assert.match(shown.stdout, /^    quorum: 2 approvals from alice, bob, dave; veto: security$/m);
+    assert.match(shown.stdout, /^      approve by alice at \S+ \(note: changelog read\)$/m);
+    let a = pendingOf(db, "rel", "release-approval");
+    assert.deepEqual(a.votes.map((v) => [v.voter, v.verdict, v.veto]), [["alice", "approve", false]]);
+
+    // dave denies: a vote (alice, bob and security can still make up two).
+    const dave = await expectExit(assert, 0, ["deny", "rel", "--by", "dave", "--reason", "not on a Friday", "--json"], { db });
+    assert.equal(dave.json.status, "voted");
+    assert.deepEqual(dave.json.quorum.denials, ["dave"]);
+
+    const bob = await expectExit(assert, 0, ["approve", "rel", "--by", "bob", "--json"], { db });
+    assert.equal(bob.json.status, "approved");
+    assert.deepEqual(bob.json.quorum.approvals, ["alice", "bob"]);
+    assert.equal(bob.json.runStatus, "finished");
+    const info = inspectRun(db, "rel");
+    a = info.approvals.find((x) => x.nodeId === "release-approval");
+    assert.equal(a.status, "approved");
+    assert.equal(a.decidedBy, "bob");
+    assert.deepEqual(a.votes.map((v) => v.voter), ["alice", "dave", "bob"]);
+    assert.deepEqual(info.outputs.find((o) => o.table === "shipped")?.value, { version: "2.4.0", tag: "v2.4.0", approvedBy: "bob" });
+
+    const log = await expectExit(assert, 0, ["audit", "export", "--json"], { db });
+    assert.deepEqual(log.json.entries.map((e) => [e.kind, e.actor]), [["vote", "alice"], ["vote", "dave"], ["vote", "bob"], ["decision", "bob"]]);
+    assert.deepEqual(log.json.entries[3].data.quorum.approvals, ["alice", "bob"]);
+    await expectExit(assert, 0, ["audit", "verify"], { db });
+  });
+
+  test("a denial by security vetoes it at once: the release halts", async (t) => {
+    const { db } = box(t);
+    await expectExit(assert, 3, ["up", RELEASE, "--run-id", "rv", "--input", '{"version":"2.5.0"}', "--by", "carol"], { db });
+    await expectExit(assert, 0, ["approve", "rv", "--by", "alice"], { db });
+    const veto = await expectExit(assert, 0, ["deny", "rv", "--by", "security", "--reason", "CVE open", "--json"], { db });
+    assert.equal(veto.json.status, "denied");
+    assert.equal(veto.json.quorum.vetoedBy, "security");
+    assert.equal(veto.json.runStatus, "finished");
+    const info = inspectRun(db, "rv");
+    assert.equal(info.outputs.find((o) => o.table === "shipped"), undefined);
+    assert.deepEqual(info.outputs.find((o) => o.table === "halted")?.value, { version: "2.5.0", reason: "CVE open", by: "security" });
+    // The starter may not approve under forbidSelfApproval, per vote.
+    await expectExit(assert, 3, ["up", RELEASE, "--run-id", "rs", "--input", '{"version":"2.6.0"}', "--by", "alice"], { db });
+    const own = await expectExit(assert, 1, ["approve", "rs", "--by", "alice", "--json"], { db, env: { SMITHERS_FORBID_SELF_APPROVAL: "1" } });
+    assert.equal(own.json.error.code, "FORBIDDEN");
+  });
+});

@@ -418,6 +418,14 @@ export interface ApprovalProps<S> extends NodeProps<S> {
   onDeny?: "fail" | "continue" | "skip";
   allowedUsers?: string[];
   allowedScopes?: string[];
+  /**
+   * Decided by several people: approved once `approvals` distinct people approved; a denial
+   * by one of `veto` denies it at once; with `from`, only they (and the veto holders) vote,
+   * and it is denied once too few of them are left to approve. Each decision is one vote
+   * (`status: "voted"` until the gate is decided); a second vote by one person is
+   * ALREADY_VOTED. Approve/deny gates only.
+   */
+  quorum?: { approvals: number; from?: string[]; veto?: string[] };
   /** Names of the values an approver may send; they reach every downstream task. */
   input?: string[];
   /** The inputs an approve must carry; a subset of `input`. */
@@ -701,6 +709,8 @@ export interface ApprovalOptions<N> {
   table?: string;
   allowedUsers?: string[];
   allowedScopes?: string[];
+  /** N distinct approvers; a veto holder's denial denies it (as `<Approval quorum>`). */
+  quorum?: { approvals: number; from?: string[]; veto?: string[] };
 }
 
 export declare function task<const Id extends string, S extends SchemaLike, const N extends Needs = {}>(
@@ -909,7 +919,7 @@ export type EngineEventType =
   | "RunStarted" | "RunStatusChanged" | "RunFinished" | "RunFailed"
   | "NodeStarted" | "NodeFinished" | "NodeFailed" | "NodeRetrying" | "NodeSkipped" | "NodeCancelled" | "NodeAbandoned"
   | "NodeWaitingApproval" | "ApprovalRequested" | "ApprovalGranted" | "ApprovalDenied"
-  | "ApprovalRejected" | "ApprovalPushedBack" | "NodeRejected" | "NodePushedBack"
+  | "ApprovalRejected" | "ApprovalPushedBack" | "ApprovalVoted" | "NodeRejected" | "NodePushedBack"
   | "HandlerStarted" | "HandlerFinished" | "HandlerFailed" | "WaitMailSent" | "WaitMailFailed"
   | "FailureMailSent" | "FailureMailFailed" | "RunRejected" | "NodeReset" | "NodeWaitingSubRun" | "NodeSubRunEnded"
   | "ToolCallStarted" | "ToolCallFinished" | "TokenUsageReported"

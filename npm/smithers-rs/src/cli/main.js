@@ -94,6 +94,9 @@ const COMMANDS = {
       "--by USER           who decides (default: $SMITHERS_USER, else the OS user)",
       "--scope S           a scope the decider holds (repeatable; checked against allowedScopes)",
       "--decision JSON     payload for select/rank gates, e.g. '{\"selected\":\"canary\"}'",
+      "On a gate with a quorum, each approve or deny is one person's vote (\"vote recorded …\"):",
+      "the gate is decided by the vote that makes up the quorum, or a veto holder's denial; a",
+      "second vote by the same person is refused (ALREADY_VOTED, exit 1).",
       "--expect-digest D   the gate's digest as inspect / why printed it: refused (STALE_VIEW,",
       "                    exit 1, nothing recorded) when the gate shows something else now",
       "                    (the step ran again, the gate was asked again). Without it: not checked",
@@ -1056,6 +1059,12 @@ async function inspect(args) {
       if (!isReview(a)) {
         say(`  ${a.nodeId} [${a.iteration}] ${a.status}${who}: ${a.title ?? ""}${a.summary ? ` — ${a.summary}` : ""}${a.note ? ` (note: ${a.note})` : ""}`);
         if (a.status === "requested") say(`    digest: ${a.digest}`);
+        if (a.quorum) {
+          const from = a.quorum.from?.length ? ` from ${a.quorum.from.join(", ")}` : "";
+          const veto = a.quorum.veto?.length ? `; veto: ${a.quorum.veto.join(", ")}` : "";
+          say(`    quorum: ${a.quorum.approvals} approvals${from}${veto}`);
+          for (const vote of a.votes ?? []) say(`      ${vote.verdict}${vote.veto ? " (veto)" : ""} by ${vote.voter} at ${vote.at}${vote.note ? ` (note: ${vote.note})` : ""}`);
+        }
         if (a.input?.length) say(`    inputs: ${inputList(a)}`);
         const given = Object.entries(a.inputs ?? {});
         if (given.length) say(`    approved with: ${given.map(([k, v]) => `${k}=${v}`).join(", ")}`);

@@ -177,7 +177,8 @@ export function openApiDocument() {
         Decision: {
           type: "object",
           properties: {
-            runId: str, nodeId: str, iteration: int, status: { enum: ["approved", "denied", "rejected", "pushed-back"] },
+            runId: str, nodeId: str, iteration: int, status: { enum: ["approved", "denied", "rejected", "pushed-back", "voted"] },
+            quorum: { type: "object", description: "A quorum gate's tally after this vote: needed, approvals, denials, vetoedBy, decided (status voted: it still waits)" },
             decidedBy: nstr, decidedAt: str, runStatus: str, kind: str, round: int, inputs: { type: "object" },
             output: {}, resumed: { type: "boolean", description: "The run was resumed in the serving process" },
             approvalIteration: { ...int, description: "Push-backs of the step so far, after this decision" },

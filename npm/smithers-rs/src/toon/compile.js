@@ -85,7 +85,7 @@ const NODE_KINDS = {
     compile: compileStep,
   },
   approval: {
-    keys: ["kind", "id", "needs", "request", "onDeny", "output", "allowedUsers", "allowedScopes"],
+    keys: ["kind", "id", "needs", "request", "onDeny", "output", "allowedUsers", "allowedScopes", "quorum"],
     id: true,
     children: () => [],
     compile: compileApproval,
@@ -470,8 +470,26 @@ function compileApproval(unit, info, extraDeps) {
     }
     node[key] = list;
   }
+  if (v.quorum !== undefined) node.quorum = toonQuorum(at, v.quorum, [...path, "quorum"]);
   program.pending.push({ node, deps: depsFor(unit, info, refs, readNeeds(unit, info), extraDeps) });
   return node;
+}
+
+/** `quorum: { approvals, from?, veto? }` of an approval (as `<Approval quorum>`). */
+function toonQuorum(at, q, path) {
+  if (q === null || typeof q !== "object" || Array.isArray(q)) throw at.err("TOON_INVALID_VALUE", "quorum is an object: approvals, from, veto", path);
+  for (const key of Object.keys(q)) {
+    if (!["approvals", "from", "veto"].includes(key)) throw at.err("TOON_UNKNOWN_KEY", `quorum has no ${key} (approvals, from, veto)`, [...path, key]);
+  }
+  if (!Number.isInteger(q.approvals) || q.approvals < 1) throw at.err("TOON_INVALID_VALUE", "quorum.approvals is a whole number ≥ 1", [...path, "approvals"]);
+  const out = { approvals: q.approvals };
+  for (const key of ["from", "veto"]) {
+    if (q[key] === undefined) continue;
+    const list = typeof q[key] === "string" ? [q[key]] : q[key];
+    if (!Array.isArray(list) || list.some((u) => typeof u !== "string" || u === "")) throw at.err("TOON_INVALID_VALUE", `quorum.${key} is a list of names`, [...path, key]);
+    out[key] = list;
+  }
+  return out;
 }
 
 async function compileChildren(unit, info, key, extraDeps) {
