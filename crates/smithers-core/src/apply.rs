@@ -272,6 +272,13 @@ impl<'a> Applier<'a> {
                     payload,
                 });
             }
+            Effect::AppendAudit(entry) => {
+                let sealed = crate::audit::seal(store.audit_tail()?, *entry);
+                store.insert_audit(&sealed)?;
+            }
+            Effect::RecordVote { node, vote } => {
+                store.insert_vote(&node, &vote)?;
+            }
             Effect::FailRun(error) => {
                 if let Some(d) = self.driven.as_mut() {
                     d.run.fail(error);

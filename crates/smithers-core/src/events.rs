@@ -76,6 +76,8 @@ event_kinds! {
     ApprovalAutoApproved,
     ApprovalRejected,
     ApprovalPushedBack,
+    /// One person's vote on a quorum gate that did not decide it.
+    ApprovalVoted,
     HumanAnswerInvalid,
     LoopIteration,
     LoopFinished,

@@ -331,6 +331,9 @@ fn fire_deadline(
     Ok(outcome)
 }
 
+/// Who widens a gate's deciders in the decision log when an escalation step fires.
+pub const ESCALATION_ACTOR: &str = "system:escalation";
+
 /// Key rounds of reminders and escalations: the approval's round times this, plus their number.
 const ROUND_SPAN: i64 = 10_000;
 
@@ -485,11 +488,25 @@ fn fire_escalation(tx: &mut Tx<'_>, row: &TimerRow, key: &NodeKey) -> Result<Str
     request["escalated"] = json!(escalated);
     tx.store
         .set_request_json(key, &serde_json::to_string(&request)?)?;
-    tx.apply(vec![key.emit(
-        EventKind::ApprovalEscalated,
-        json!({ "step": step, "round": open.round, "added": added,
-                "allowedUsers": request.get("allowedUsers"), "allowedScopes": request.get("allowedScopes"),
-                "title": request.get("title") }),
-    )])?;
+    tx.apply(vec![
+        key.emit(
+            EventKind::ApprovalEscalated,
+            json!({ "step": step, "round": open.round, "added": added,
+                    "allowedUsers": request.get("allowedUsers"), "allowedScopes": request.get("allowedScopes"),
+                    "title": request.get("title") }),
+        ),
+        // Who may decide changed: the decision log says when and to whom (audit.rs).
+        Effect::AppendAudit(Box::new(crate::audit::NewAuditEntry {
+            kind: crate::audit::kinds::ESCALATION,
+            run_id: key.run.clone(),
+            node_id: Some(key.node.clone()),
+            iteration: Some(key.iteration),
+            actor: Some(ESCALATION_ACTOR.into()),
+            at_ms: tx.now,
+            data: json!({ "step": step, "round": open.round, "added": added,
+                          "allowedUsers": request.get("allowedUsers"),
+                          "allowedScopes": request.get("allowedScopes") }),
+        })),
+    ])?;
     Ok("escalated".into())
 }

@@ -357,4 +357,32 @@ fn an_escalation_widens_who_may_decide_after_its_delay() {
     );
     let decided = engine.approve(req("g1", "deploy", "bob")).unwrap();
     assert_eq!(decided.status, "approved");
+    // The decision log has the escalation, then bob's decision, and holds.
+    let log: Vec<(String, Option<String>)> = engine
+        .audit_entries(0, 100)
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.kind, e.actor))
+        .collect();
+    assert_eq!(
+        log,
+        vec![
+            ("escalation".into(), Some("system:escalation".into())),
+            ("decision".into(), Some("bob".into())),
+        ]
+    );
+    assert!(engine.audit_verify().unwrap().ok);
+}
+
+#[test]
+fn a_deadline_s_decision_is_in_the_decision_log_as_system_timeout() {
+    let (_dir, clock, mut engine) = gate_run(json!({"timeoutMs": HOUR}));
+    clock.advance(HOUR);
+    engine.fire_due_timers(10).unwrap();
+    let log = engine.audit_entries(0, 100).unwrap();
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0].kind, "decision");
+    assert_eq!(log[0].actor.as_deref(), Some("system:timeout"));
+    assert_eq!(log[0].data["status"], json!("denied"));
+    assert!(engine.audit_verify().unwrap().ok);
 }

@@ -336,6 +336,28 @@ impl Engine {
         self.with(env, |e| e.feed_head())
     }
 
+    /// Checks the decision log's hash chain (`smithers audit verify`); nothing is written.
+    #[napi]
+    pub fn audit_verify(&mut self, env: &Env) -> Result<BindingAuditReport> {
+        self.with(env, |e| e.audit_verify().map(Into::into))
+    }
+
+    /// Entries of the decision log after `afterSeq`, oldest first, at most `limit`.
+    #[napi]
+    pub fn audit_entries(
+        &mut self,
+        env: &Env,
+        after_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<BindingAuditEntry>> {
+        self.with(env, |e| {
+            e.audit_entries(after_seq, limit)?
+                .into_iter()
+                .map(BindingAuditEntry::try_from)
+                .collect()
+        })
+    }
+
     /// Runs that are `running` while nobody holds them, oldest first; page with `after`.
     #[napi]
     pub fn orphaned_runs(

@@ -339,7 +339,7 @@ export class SmithersEngine {
   }
 
   async #decide(kind, runId, options) {
-    const { nodeId, iteration, note, decidedBy, scopes, decision, inputs, reason, resume = true, workflow } = options;
+    const { nodeId, iteration, note, decidedBy, scopes, decision, inputs, reason, expectDigest, resume = true, workflow } = options;
     const forbidStarter = Boolean(options.forbidSelfApproval ?? this.forbidSelfApproval);
     // Text the core cannot hold (a lone surrogate: a string cut inside an emoji) is a bad
     // decision, named by its field; nothing is recorded.
@@ -352,7 +352,7 @@ export class SmithersEngine {
     // The payload of a select / rank gate or a human task's answer is the person's value:
     // it crosses as JSON text, like every value a user wrote.
     const decisionJson = decision === undefined ? undefined : JSON.stringify(decision);
-    const outcome = this.native[kind]({ runId, nodeId, iteration, note, decidedBy, scopes, decisionJson, inputs, reason, forbidStarter });
+    const outcome = this.native[kind]({ runId, nodeId, iteration, note, decidedBy, scopes, decisionJson, inputs, reason, forbidStarter, expectDigest });
     this.dispatch();
     const active = this.driving.get(runId);
     if (active) {
@@ -546,6 +546,19 @@ export class SmithersEngine {
   /** The newest position of the feed. */
   feedHead() {
     return this.native.feedHead();
+  }
+
+  /**
+   * Checks the decision log's hash chain: `{ ok, entries, headSeq, headHash, broken }`, where
+   * `broken` names the first entry altered or removed (`{ seq, problem, message }`).
+   */
+  auditVerify() {
+    return this.native.auditVerify();
+  }
+
+  /** Entries of the decision log after `afterSeq`, oldest first (`data` parsed from `dataJson`). */
+  auditEntries({ afterSeq = 0, limit = 1000 } = {}) {
+    return this.native.auditEntries(afterSeq, limit).map(({ dataJson, ...e }) => ({ ...e, data: JSON.parse(dataJson) }));
   }
 
   /**

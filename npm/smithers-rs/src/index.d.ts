@@ -5,6 +5,8 @@ import type {
   BindingApprovalStatus,
   BindingApprovalSummary,
   BindingAttemptLog,
+  BindingAuditEntry,
+  BindingAuditReport,
   BindingDecisionOutcome,
   BindingFiredTimer,
   BindingNodeState,
@@ -453,6 +455,14 @@ export interface ApprovalProps<S> extends NodeProps<S>, DeadlineOptions {
   onDeny?: "fail" | "continue" | "skip";
   allowedUsers?: string[];
   allowedScopes?: string[];
+  /**
+   * Decided by several people: approved once `approvals` distinct people approved; a denial
+   * by one of `veto` denies it at once; with `from`, only they (and the veto holders) vote,
+   * and it is denied once too few of them are left to approve. Each decision is one vote
+   * (`status: "voted"` until the gate is decided); a second vote by one person is
+   * ALREADY_VOTED. Approve/deny gates only.
+   */
+  quorum?: { approvals: number; from?: string[]; veto?: string[] };
   /** Names of the values an approver may send; they reach every downstream task. */
   input?: string[];
   /** The inputs an approve must carry; a subset of `input`. */
@@ -738,6 +748,8 @@ export interface ApprovalOptions<N> {
   table?: string;
   allowedUsers?: string[];
   allowedScopes?: string[];
+  /** N distinct approvers; a veto holder's denial denies it (as `<Approval quorum>`). */
+  quorum?: { approvals: number; from?: string[]; veto?: string[] };
 }
 
 export declare function task<const Id extends string, S extends SchemaLike, const N extends Needs = {}>(
@@ -937,12 +949,16 @@ export type RunInspection = BindingRunInspection;
 export type AgentAttempt = BindingAttemptLog;
 /** Where a page of `pendingApprovals` ended: the last row's sort key. */
 export type ApprovalCursor = BindingApprovalCursor;
+/** What `auditVerify` found: `broken` names the first entry altered or removed. */
+export type AuditReport = BindingAuditReport;
+/** An entry of the decision log, with its content (`data`) parsed. */
+export type AuditEntry = Omit<BindingAuditEntry, "dataJson"> & { data: Record<string, unknown> };
 
 export type EngineEventType =
   | "RunStarted" | "RunStatusChanged" | "RunFinished" | "RunFailed"
   | "NodeStarted" | "NodeFinished" | "NodeFailed" | "NodeRetrying" | "NodeSkipped" | "NodeCancelled" | "NodeAbandoned"
   | "NodeWaitingApproval" | "ApprovalRequested" | "ApprovalGranted" | "ApprovalDenied"
-  | "ApprovalRejected" | "ApprovalPushedBack" | "NodeRejected" | "NodePushedBack"
+  | "ApprovalRejected" | "ApprovalPushedBack" | "ApprovalVoted" | "NodeRejected" | "NodePushedBack"
   | "HandlerStarted" | "HandlerFinished" | "HandlerFailed" | "WaitMailSent" | "WaitMailFailed"
   | "FailureMailSent" | "FailureMailFailed" | "RunRejected" | "NodeReset" | "NodeWaitingSubRun" | "NodeSubRunEnded"
   | "ToolCallStarted" | "ToolCallFinished" | "TokenUsageReported"
@@ -978,6 +994,12 @@ export interface DecisionOptions {
   resume?: boolean;
   /** Override the engine's `forbidSelfApproval` for this decision. */
   forbidSelfApproval?: boolean;
+  /**
+   * The view digest the decider saw (an approval's `digest`, `sha256:…`): the decision is
+   * refused with STALE_VIEW, nothing recorded, when the gate shows something else now (the
+   * step was sent back and ran again, the gate was asked again). Without it, not checked.
+   */
+  expectDigest?: string;
   workflow?: SmithersWorkflow<any>;
 }
 
@@ -1049,6 +1071,10 @@ export declare class SmithersEngine {
   /** Events of every run after position `afterId` of the database-wide feed, in commit order. */
   feed(afterId?: number, limit?: number): EngineEvent[];
   feedHead(): number;
+  /** Checks the decision log's hash chain; `broken` names the first entry altered or removed. */
+  auditVerify(): AuditReport;
+  /** Entries of the decision log after `afterSeq` (default 0), oldest first, at most `limit` (1000). */
+  auditEntries(options?: { afterSeq?: number; limit?: number }): AuditEntry[];
   /**
    * Runs that are `running` while nobody holds them, oldest first; page with `after` (the last
    * run's `updatedAtMs` and `runId`). Runs marked unresumable are left out.

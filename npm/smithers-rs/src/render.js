@@ -39,7 +39,7 @@ const PROPS = {
   ],
   approval: [
     ...TASK_LIKE, "request", "mode", "options", "onDeny", "allowedUsers", "allowedScopes", "autoApprove", "async",
-    "input", "required", "timeoutMs", "deadline", "onTimeout", "remind", "escalate",
+    "input", "required", "timeoutMs", "deadline", "onTimeout", "remind", "escalate", "quorum",
   ],
   human: [...TASK_LIKE, "prompt", "maxAttempts", "async", "timeoutMs", "deadline", "onTimeout", "remind", "escalate"],
   // Smithers' <Timer>: no output, exactly one of duration and until.
@@ -821,6 +821,7 @@ const RENDERERS = {
     if (asyncProp(props, `<Approval id="${node.id}">`)) node.approval.async = true;
     if (props.autoApprove != null) node.approval.autoApprove = autoApproveSpec(node.id, props.autoApprove, state.ctx);
     Object.assign(node.approval, deadlineSpec(props, `<Approval id="${node.id}">`));
+    if (props.quorum != null) node.approval.quorum = quorumSpec(props.quorum, `<Approval id="${node.id}"> quorum`);
     if (props.continueOnFail) node.continueOnFail = true;
     node.label = props.label ?? request.title;
     if (props.meta != null) node.meta = props.meta;
@@ -1193,6 +1194,23 @@ function reviewSpec(id, approval) {
   Object.assign(spec, deadlineSpec(approval, where));
   // required ⊆ input and the names themselves are checked by the core (REQUIRED_NOT_IN_INPUT,
   // INVALID_INPUT_NAME) before anything is written.
+  return spec;
+}
+
+/**
+ * `quorum={{ approvals, from, veto }}` (also TOON's `quorum:`): N distinct approvers decide the
+ * gate, a veto holder's denial denies it; the core checks the rest (ARCHITECTURE.md).
+ */
+export function quorumSpec(value, what) {
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    throw new SmithersError("INVALID_PROP", `${what} must be an object { approvals, from?, veto? }`);
+  }
+  for (const key of Object.keys(value)) {
+    if (!["approvals", "from", "veto"].includes(key)) throw new SmithersError("INVALID_PROP", `${what} has no ${key} (approvals, from, veto)`);
+  }
+  const spec = { approvals: positiveInt(value.approvals, `${what}.approvals`) };
+  if (value.from != null) spec.from = nameList(value.from, `${what}.from`);
+  if (value.veto != null) spec.veto = nameList(value.veto, `${what}.veto`);
   return spec;
 }
 

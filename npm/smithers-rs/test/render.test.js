@@ -180,6 +180,16 @@ describe("graph shapes", () => {
     assert.equal(b.label, "Ship?");
   });
 
+  test("Approval quorum: passed to the gate's spec; a malformed one is INVALID_PROP", () => {
+    const [gate] = rootChildren(
+      render([h(Approval, { id: "g", output: outputs.gate, request: { title: "Ship?" }, quorum: { approvals: 2, from: ["a", "b"], veto: ["sec"] } })]),
+    );
+    assert.deepEqual(gate.approval.quorum, { approvals: 2, from: ["a", "b"], veto: ["sec"] });
+    for (const quorum of [{ approvals: 0 }, { approvals: 1, from: "a" }, { approvals: 1, voters: [] }, [2]]) {
+      assert.throws(() => render([h(Approval, { id: "g", output: outputs.gate, request: { title: "Ship?" }, quorum })]), (e) => e.code === "INVALID_PROP", JSON.stringify(quorum));
+    }
+  });
+
   test("Approval: decision, select, rank, skipIf", () => {
     const r = render([
       h(Approval, {

@@ -136,7 +136,17 @@ impl Drive<'_, '_> {
             request["onTimeout"] = json!(on_timeout.as_str());
         }
         let request = gate_request(task, spec, &request)?;
-        let mut shown = json!({ "title": spec.request.title, "summary": spec.request.summary });
+        let digest = crate::audit::view_digest(
+            &key.run,
+            &key.node,
+            key.iteration,
+            request.kind,
+            request.round,
+            self.tx.now,
+            &request.request_json,
+        );
+        let mut shown = json!({ "title": spec.request.title, "summary": spec.request.summary,
+                                "digest": digest });
         if let Some(due) = deadline {
             shown["deadlineAtMs"] = json!(due);
             shown["onTimeout"] = json!(on_timeout.as_str());
@@ -247,6 +257,17 @@ impl Drive<'_, '_> {
                 }),
             });
         }
+        // Every decision is in the decision log, smithers:auto's too (audit or not).
+        effects.push(Effect::AppendAudit(Box::new(crate::audit::NewAuditEntry {
+            kind: crate::audit::kinds::DECISION,
+            run_id: key.run.clone(),
+            node_id: Some(key.node.clone()),
+            iteration: Some(key.iteration),
+            actor: Some(AUTO_DECIDER.into()),
+            at_ms: self.tx.now,
+            data: json!({ "status": "approved", "kind": "gate", "round": 1, "note": AUTO_NOTE,
+                          "decision": payload, "auto": { "after": auto.after, "audit": auto.audit } }),
+        })));
         effects.push(key.emit(
             EventKind::ApprovalAutoApproved,
             json!({ "decidedBy": AUTO_DECIDER, "audit": auto.audit, "after": auto.after }),
@@ -380,6 +401,9 @@ pub(crate) fn request_json(task: &TaskNode, spec: &ApprovalSpec) -> Value {
     });
     if spec.wait_async {
         request["async"] = json!(true);
+    }
+    if let Some(q) = &spec.quorum {
+        request["quorum"] = json!(q);
     }
     if spec.mode == ApprovalMode::Human {
         request["prompt"] = json!(spec.request.summary);

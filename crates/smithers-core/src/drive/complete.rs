@@ -259,6 +259,8 @@ impl Drive<'_, '_> {
             "meta": task.meta,
             "attempt": attempt,
             "stdoutPath": stdout_path,
+            // The stdout the reviewer may read, pinned for the view digest (audit.rs).
+            "stdoutSha256": stdout_path.as_deref().and_then(crate::audit::file_sha256),
             // What the reviewer decides on, shown by the inbox next to the prompt.
             "output": value,
             "rewindTo": review.rewind_to,
@@ -282,8 +284,17 @@ impl Drive<'_, '_> {
             request_json: serde_json::to_string(&request)?,
             round,
         };
-        let mut shown =
-            json!({ "title": title, "summary": review.prompt, "kind": "review", "round": round });
+        let digest = crate::audit::view_digest(
+            &key.run,
+            &key.node,
+            key.iteration,
+            "review",
+            round,
+            self.tx.now,
+            &request.request_json,
+        );
+        let mut shown = json!({ "title": title, "summary": review.prompt, "kind": "review", "round": round,
+                                "digest": digest });
         if let Some(due) = deadline {
             shown["deadlineAtMs"] = json!(due);
             shown["onTimeout"] = json!(on_timeout.as_str());

@@ -107,6 +107,31 @@ fn check_approval_kind(node_id: &str, body: &TaskBody, approval: &ApprovalSpec) 
     {
         return invalid("onTimeout without timeoutMs or deadline");
     }
+    if let Some(q) = &approval.quorum {
+        if !matches!(approval.mode, ApprovalMode::Gate | ApprovalMode::Decision) {
+            return invalid("quorum is for approve/deny gates (mode gate or decision)");
+        }
+        if approval.auto_approve.is_some() {
+            return invalid("a quorum gate is decided by people: no autoApprove");
+        }
+        if q.approvals == 0 {
+            return invalid("quorum.approvals must be at least 1");
+        }
+        for name in q.from.iter().chain(&q.veto) {
+            crate::ident::check_name("a quorum voter", name)
+                .map_err(|e| Error::InvalidGraph(format!("{node_id}: {e}")))?;
+        }
+        let mut voters: Vec<&String> = q.from.iter().chain(&q.veto).collect();
+        voters.sort();
+        voters.dedup();
+        if !q.from.is_empty() && (q.approvals as usize) > voters.len() {
+            return invalid(&format!(
+                "quorum.approvals is {} but only {} people (from and veto) may vote",
+                q.approvals,
+                voters.len()
+            ));
+        }
+    }
     Ok(())
 }
 

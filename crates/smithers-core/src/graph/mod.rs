@@ -394,6 +394,23 @@ pub struct ApprovalSpec {
     /// Who else may decide, and after how long.
     #[serde(default)]
     pub escalate: Vec<Escalation>,
+    /// Decided by several people: `approvals` distinct approvers, any veto holder's denial.
+    #[serde(default)]
+    pub quorum: Option<Quorum>,
+}
+
+/// `quorum: { approvals, from?, veto? }` of a gate (`decision.rs`' vote path): the gate is
+/// approved once `approvals` distinct people approved it; a denial by one of `veto` denies it;
+/// with `from`, only those (and the veto holders) vote, and the gate is denied once too few of
+/// them are left to make up the quorum.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Quorum {
+    pub approvals: u32,
+    #[serde(default)]
+    pub from: Vec<String>,
+    #[serde(default)]
+    pub veto: Vec<String>,
 }
 
 impl ApprovalSpec {

@@ -421,4 +421,11 @@ pub(crate) enum Effect {
     /// The driven run must end: why (the first reason found wins). Memory only; the drive
     /// ends the run at its next turn.
     FailRun(RunError),
+    /// An entry of the decision log, sealed onto the chain's head by the applier.
+    AppendAudit(Box<crate::audit::NewAuditEntry>),
+    /// One person's vote on a quorum gate.
+    RecordVote {
+        node: NodeKey,
+        vote: Box<crate::store::VoteRow>,
+    },
 }

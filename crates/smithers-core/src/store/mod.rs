@@ -20,6 +20,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::api::{ParentRef, RunError};
+use crate::audit::AuditEntry;
 use crate::deliveries::{Delivery, DeliveryFilter, LinkUse, NewDelivery, Settled};
 use crate::error::Result;
 use crate::events::{Event, EventKind};
@@ -64,6 +65,7 @@ pub(crate) trait Store:
     + Views
     + DeliveryRows
     + TimerRows
+    + AuditRows
 {
 }
 
@@ -78,6 +80,7 @@ impl<T> Store for T where
         + Views
         + DeliveryRows
         + TimerRows
+        + AuditRows
 {
 }
 
@@ -466,4 +469,37 @@ pub(crate) trait TimerRows {
     fn run_timers(&self, run_id: &str) -> Result<Vec<TimerRow>>;
     /// `<Timer>` nodes of a run: still scheduled, or fired (their node finished).
     fn timer_nodes(&self, run_id: &str, fired: bool) -> Result<Vec<(String, i64)>>;
+}
+
+/// One vote on a quorum gate, as `_smithers_votes` keeps it: on the request asked at
+/// `requested_at_ms` (a gate asked again starts its count afresh).
+#[derive(Debug, Clone)]
+pub(crate) struct VoteRow {
+    pub requested_at_ms: i64,
+    pub voter: String,
+    /// `approve` or `deny`.
+    pub verdict: String,
+    /// A denial by a veto holder.
+    pub veto: bool,
+    pub note: Option<String>,
+    pub at_ms: i64,
+}
+
+/// The decision log (`audit.rs`): a hash chain of every decision and vote, appended in the
+/// decision's transaction, and the votes of quorum gates. A store keeps the entries as sealed
+/// (the hashes are the core's) and the head (`seq`, `entry_hash` of the last entry) beside
+/// them, written with each entry, so an entry removed from the end is found too.
+pub(crate) trait AuditRows {
+    /// The head the next entry chains to: the recorded head, else the last entry.
+    fn audit_tail(&self) -> Result<Option<(i64, String)>>;
+    /// Appends a sealed entry and makes it the head.
+    fn insert_audit(&self, entry: &AuditEntry) -> Result<()>;
+    /// Entries after `after_seq`, oldest first, at most `limit`.
+    fn audit_entries(&self, after_seq: i64, limit: i64) -> Result<Vec<AuditEntry>>;
+    /// The head recorded with the log.
+    fn audit_head(&self) -> Result<Option<(i64, String)>>;
+    /// Records a vote; false when this voter voted on this request before.
+    fn insert_vote(&self, key: &NodeKey, vote: &VoteRow) -> Result<bool>;
+    /// The votes on the request asked at `requested_at_ms`, oldest first.
+    fn votes(&self, key: &NodeKey, requested_at_ms: i64) -> Result<Vec<VoteRow>>;
 }

@@ -83,7 +83,7 @@ const COMMANDS = {
     run: resumeCmd,
   },
   approve: {
-    usage: "smithers approve <runId> [<nodeId> | --node ID] [--iteration N] [--input KEY=VALUE]… [--note TEXT] [--by USER] [--no-resume] [--json]",
+    usage: "smithers approve <runId> [<nodeId> | --node ID] [--iteration N] [--input KEY=VALUE]… [--note TEXT] [--by USER] [--expect-digest D] [--no-resume] [--json]",
     about: "Approve a pending gate or reviewed step, then resume the run to its next wait or its end.",
     details: [
       "<nodeId>, --node ID the gate (found automatically when exactly one is pending)",
@@ -94,6 +94,12 @@ const COMMANDS = {
       "--by USER           who decides (default: $SMITHERS_USER, else the OS user)",
       "--scope S           a scope the decider holds (repeatable; checked against allowedScopes)",
       "--decision JSON     payload for select/rank gates, e.g. '{\"selected\":\"canary\"}'",
+      "On a gate with a quorum, each approve or deny is one person's vote (\"vote recorded …\"):",
+      "the gate is decided by the vote that makes up the quorum, or a veto holder's denial; a",
+      "second vote by the same person is refused (ALREADY_VOTED, exit 1).",
+      "--expect-digest D   the gate's digest as inspect / why printed it: refused (STALE_VIEW,",
+      "                    exit 1, nothing recorded) when the gate shows something else now",
+      "                    (the step ran again, the gate was asked again). Without it: not checked",
       "--no-resume         only record the decision",
       "A <HumanTask> is approved with its answer, JSON valid for its output: --note '<json>',",
       "--decision '<json>', or --input FIELD=VALUE (typed by the schema). An answer that does not",
@@ -107,10 +113,10 @@ const COMMANDS = {
     run: (args) => decide("approve", args),
   },
   deny: {
-    usage: "smithers deny <runId> [<nodeId> | --node ID] [--iteration N] [--reason TEXT] [--note TEXT] [--by USER] [--no-resume] [--json]",
+    usage: "smithers deny <runId> [<nodeId> | --node ID] [--iteration N] [--reason TEXT] [--note TEXT] [--by USER] [--expect-digest D] [--no-resume] [--json]",
     about: "Deny a pending gate (its onDeny decides), or reject a reviewed step (the run fails), then resume.",
     details: [
-      "Options as for approve, without --input. --reason says why (for a reviewed step it is",
+      "Options as for approve (--expect-digest too), without --input. --reason says why (for a reviewed step it is",
       "shown as the rejection's reason; --note defaults to it).",
       "Rejecting a reviewed step fails the run (APPROVAL_REJECTED): the steps after it are",
       "cancelled, other waiting gates withdrawn, the workflow's onFailure handler runs, and",
@@ -228,6 +234,24 @@ const COMMANDS = {
     ],
     options: { ...COMMON, status: { type: "string" }, run: { type: "string" }, target: { type: "string" }, limit: { type: "string" }, body: { type: "boolean", default: false } },
     run: deliveries,
+  },
+  audit: {
+    usage: "smithers audit verify [--db FILE] [--json] | smithers audit export --json [--after N] [--db FILE]",
+    about: "Check the decision log's hash chain, or write the log for auditors.",
+    details: [
+      "Every decision and every vote on a quorum gate is appended to a hash-chained log in the",
+      "decision's own transaction: each entry carries the SHA-256 of its content and of the entry",
+      "before it (ARCHITECTURE.md, \"The decision log\").",
+      "verify      checks every entry from the first to the head recorded with the log; exit 0 when",
+      "            the chain holds (prints the entry count and the head hash: keep it elsewhere), else",
+      "            exit 1 with AUDIT_CHAIN_BROKEN naming the first entry that was altered or removed",
+      "export      writes the entries (seq, kind, run, node, actor, time, data, the three hashes) as",
+      "            JSON, oldest first, with the verification (--json is required: it is for tools);",
+      "            exit 1 (AUDIT_CHAIN_BROKEN on stderr) when the chain does not hold",
+      "--after N   export: only entries after seq N",
+    ],
+    options: { ...COMMON, after: { type: "string" } },
+    run: audit,
   },
   migrate: {
     usage: "smithers migrate [--db FILE] [--json]",
@@ -800,6 +824,7 @@ async function decide(kind, args, command = kind) {
     scopes: v.scope ?? [],
     decision,
     inputs,
+    expectDigest: v["expect-digest"],
     resume: !v["no-resume"],
   });
   const { done, ...recorded } = outcome;
@@ -926,6 +951,54 @@ async function ps(args) {
 }
 
 
+async function audit(args) {
+  const v = args.values;
+  const [word, extra] = args.positionals;
+  if (extra !== undefined) throw usage(`unexpected argument ${JSON.stringify(extra)}`, "audit");
+  if (word !== "verify" && word !== "export") throw usage("say what to do: audit verify, or audit export --json", "audit");
+  if (word === "export" && !v.json) throw usage("audit export writes JSON for tools: add --json", "audit");
+  let after = 0;
+  if (v.after !== undefined) {
+    after = Number(v.after);
+    if (!Number.isInteger(after) || after < 0) throw usage("--after must be a whole number ≥ 0", "audit");
+  }
+  const engine = await openEngine(findDb(v), { readOnly: true });
+  let report;
+  const entries = [];
+  try {
+    report = engine.auditVerify();
+    if (word === "export") {
+      for (let page; (page = engine.auditEntries({ afterSeq: after, limit: 1000 })).length > 0; after = page.at(-1).seq) entries.push(...page);
+    }
+  } finally {
+    engine.close();
+  }
+  const broken = report.broken
+    ? new SmithersError("AUDIT_CHAIN_BROKEN", `the decision log does not hold at entry ${report.broken.seq} (${report.broken.problem}): ${report.broken.message}`, {
+        seq: report.broken.seq,
+        problem: report.broken.problem,
+        entries: report.entries,
+      })
+    : null;
+  if (word === "export") {
+    // The entries as stored, whatever the check says; a broken chain still exits 1.
+    print(JSON.stringify({ ok: !broken, verify: report, entries }, null, 2));
+    if (broken) printErr(`smithers: ${broken.code}: ${broken.message}`);
+    return broken ? 1 : 0;
+  }
+  if (broken) {
+    if (v.json) {
+      print(JSON.stringify({ ok: false, error: { code: broken.code, message: broken.message, details: broken.details }, ...report }, null, 2));
+    } else {
+      printErr(`smithers: ${broken.code}: ${broken.message}`);
+    }
+    return 1;
+  }
+  if (v.json) print(JSON.stringify({ ok: true, ...report }, null, 2));
+  else print(`decision log: ${report.entries} entr${report.entries === 1 ? "y" : "ies"}, chain intact${report.headHash ? `; head ${report.headSeq} ${report.headHash}` : ""}`);
+  return 0;
+}
+
 async function deliveries(args) {
   const v = args.values;
   const [word, id, extra] = args.positionals;
@@ -1001,6 +1074,13 @@ async function inspect(args) {
       const who = a.decidedBy ? ` by ${a.decidedBy} at ${a.decidedAt}` : ` since ${a.requestedAt}`;
       if (!isReview(a)) {
         say(`  ${a.nodeId} [${a.iteration}] ${a.status}${who}: ${a.title ?? ""}${a.summary ? ` — ${a.summary}` : ""}${a.note ? ` (note: ${a.note})` : ""}`);
+        if (a.status === "requested") say(`    digest: ${a.digest}`);
+        if (a.quorum) {
+          const from = a.quorum.from?.length ? ` from ${a.quorum.from.join(", ")}` : "";
+          const veto = a.quorum.veto?.length ? `; veto: ${a.quorum.veto.join(", ")}` : "";
+          say(`    quorum: ${a.quorum.approvals} approvals${from}${veto}`);
+          for (const vote of a.votes ?? []) say(`      ${vote.verdict}${vote.veto ? " (veto)" : ""} by ${vote.voter} at ${vote.at}${vote.note ? ` (note: ${vote.note})` : ""}`);
+        }
         if (a.input?.length) say(`    inputs: ${inputList(a)}`);
         const given = Object.entries(a.inputs ?? {});
         if (given.length) say(`    approved with: ${given.map(([k, v]) => `${k}=${v}`).join(", ")}`);
@@ -1008,6 +1088,7 @@ async function inspect(args) {
       }
       // A reviewed step: its round, what it takes, what was decided, and the earlier rounds.
       say(`  ${a.nodeId} [${a.iteration}] ${a.status}${who} (review, round ${a.round}): ${a.prompt ?? a.title ?? ""}`);
+      if (a.status === "requested") say(`    digest: ${a.digest}`);
       if (a.input?.length) say(`    inputs: ${inputList(a)}`);
       const sent = Object.entries(a.inputs ?? {});
       if (sent.length) say(`    approved with: ${sent.map(([k, v]) => `${k}=${v}`).join(", ")}`);
@@ -1073,6 +1154,7 @@ export function diagnose(info, db = "") {
         iteration: a.iteration,
         reason: `Approval requested — no decision yet: ${a.title ?? a.nodeId}${deadlineOf(info, a)}`,
         waitingSince: a.requestedAtMs,
+        digest: a.digest,
         unblocker: `npx smithers approve ${r.runId}${sel}`,
         deny: `npx smithers deny ${r.runId}${sel}`,
       };
@@ -1176,6 +1258,7 @@ async function why(args) {
     if (b.kind === "approval" && b.approvalKind === "review") {
       say(`\n  ${b.nodeId}${b.iteration ? ` (iteration ${b.iteration})` : ""}: ${b.reason}`);
       say(`  Waiting since: ${new Date(b.waitingSince).toISOString()}`);
+      say(`  Digest: ${b.digest}`);
       if (b.input.length) say(`  Inputs: ${inputList(b)}`);
       for (const h of b.history) say(`  Earlier: ${historyLine(h)}`);
       say(`  Its output: ${b.logs}`);
@@ -1185,6 +1268,7 @@ async function why(args) {
     } else if (b.kind === "approval") {
       say(`\n  ${b.nodeId}${b.iteration ? ` (iteration ${b.iteration})` : ""}: ${b.reason}`);
       say(`  Waiting since: ${new Date(b.waitingSince).toISOString()}`);
+      say(`  Digest: ${b.digest}`);
       say(`  Unblock: ${b.unblocker}`);
       say(`  Deny instead: ${b.deny}`);
     } else if (b.unblocker) {

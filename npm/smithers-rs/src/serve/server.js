@@ -431,10 +431,10 @@ function decodeCursor(text) {
 }
 
 const DECISION_FIELDS = {
-  approve: ["iteration", "note", "inputs", "decision", "decidedBy"],
-  deny: ["iteration", "note", "reason", "decidedBy"],
-  reject: ["iteration", "note", "reason", "decidedBy"],
-  pushBack: ["iteration", "note", "inputs", "decidedBy"],
+  approve: ["iteration", "note", "inputs", "decision", "decidedBy", "expectDigest"],
+  deny: ["iteration", "note", "reason", "decidedBy", "expectDigest"],
+  reject: ["iteration", "note", "reason", "decidedBy", "expectDigest"],
+  pushBack: ["iteration", "note", "inputs", "decidedBy", "expectDigest"],
 };
 
 async function decide(c, kind) {
@@ -443,7 +443,7 @@ async function decide(c, kind) {
   if (body.iteration !== undefined && !(Number.isInteger(body.iteration) && body.iteration >= 0)) {
     throw new HttpError("INVALID_REQUEST", "iteration must be a whole number ≥ 0");
   }
-  for (const key of ["note", "reason"]) {
+  for (const key of ["note", "reason", "expectDigest"]) {
     if (body[key] !== undefined && body[key] !== null && typeof body[key] !== "string") {
       throw new HttpError("INVALID_REQUEST", `${key} must be a string`);
     }
@@ -480,6 +480,7 @@ async function decideAs(c, kind, runId, nodeId, body) {
     decision: body.decision,
     decidedBy: c.auth.user,
     scopes: c.auth.scopes,
+    expectDigest: body.expectDigest ?? undefined,
   });
   const { done, ...recorded } = outcome;
   c.log(`${recorded.status} ${recorded.nodeId} in run ${runId} by ${c.auth.user}${done ? " (resuming)" : ""}`);

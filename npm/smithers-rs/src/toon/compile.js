@@ -85,7 +85,7 @@ const NODE_KINDS = {
     compile: compileStep,
   },
   approval: {
-    keys: ["kind", "id", "needs", "request", "onDeny", "output", "allowedUsers", "allowedScopes", "timeoutMs", "deadline", "onTimeout"],
+    keys: ["kind", "id", "needs", "request", "onDeny", "output", "allowedUsers", "allowedScopes", "timeoutMs", "deadline", "onTimeout", "quorum"],
     id: true,
     children: () => [],
     compile: compileApproval,
@@ -471,6 +471,7 @@ function compileApproval(unit, info, extraDeps) {
     node[key] = list;
   }
   Object.assign(node, readDeadline(at, v, path));
+  if (v.quorum !== undefined) node.quorum = toonQuorum(at, v.quorum, [...path, "quorum"]);
   program.pending.push({ node, deps: depsFor(unit, info, refs, readNeeds(unit, info), extraDeps) });
   return node;
 }
@@ -495,6 +496,23 @@ function readDeadline(at, v, path) {
     if (!["deny", "approve", "fail"].includes(v.onTimeout)) throw at.err("TOON_INVALID_VALUE", "onTimeout must be one of deny, approve, fail", [...path, "onTimeout"]);
     if (out.timeoutMs === undefined && out.deadline === undefined) throw at.err("TOON_INVALID_VALUE", "onTimeout needs timeoutMs or deadline", [...path, "onTimeout"]);
     out.onTimeout = v.onTimeout;
+  }
+  return out;
+}
+
+/** `quorum: { approvals, from?, veto? }` of an approval (as `<Approval quorum>`). */
+function toonQuorum(at, q, path) {
+  if (q === null || typeof q !== "object" || Array.isArray(q)) throw at.err("TOON_INVALID_VALUE", "quorum is an object: approvals, from, veto", path);
+  for (const key of Object.keys(q)) {
+    if (!["approvals", "from", "veto"].includes(key)) throw at.err("TOON_UNKNOWN_KEY", `quorum has no ${key} (approvals, from, veto)`, [...path, key]);
+  }
+  if (!Number.isInteger(q.approvals) || q.approvals < 1) throw at.err("TOON_INVALID_VALUE", "quorum.approvals is a whole number ≥ 1", [...path, "approvals"]);
+  const out = { approvals: q.approvals };
+  for (const key of ["from", "veto"]) {
+    if (q[key] === undefined) continue;
+    const list = typeof q[key] === "string" ? [q[key]] : q[key];
+    if (!Array.isArray(list) || list.some((u) => typeof u !== "string" || u === "")) throw at.err("TOON_INVALID_VALUE", `quorum.${key} is a list of names`, [...path, key]);
+    out[key] = list;
   }
   return out;
 }

@@ -4,6 +4,7 @@
 
 mod approvals;
 mod attempts;
+mod audit;
 mod deliveries;
 mod events;
 mod nodes;
