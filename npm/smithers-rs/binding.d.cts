@@ -70,6 +70,10 @@ export declare class Engine {
   /** Runs by workflow and status, pending approvals by workflow (for `/metrics`). */
   storeMetrics(): BindingStoreMetrics
   feedHead(): number
+  /** Checks the decision log's hash chain (`smithers audit verify`); nothing is written. */
+  auditVerify(): BindingAuditReport
+  /** Entries of the decision log after `afterSeq`, oldest first, at most `limit`. */
+  auditEntries(afterSeq: number, limit: number): Array<BindingAuditEntry>
   /** Runs that are `running` while nobody holds them, oldest first; page with `after`. */
   orphanedRuns(limit: number, includeDead: boolean, after?: BindingOrphanCursor | undefined | null): Array<BindingOrphanedRun>
   /**
@@ -208,6 +212,11 @@ export interface BindingApprovalSummary {
   maxAttempts?: number
   /** An `async` gate: what follows it goes on while it waits. */
   async?: boolean
+  /** The view digest (`sha256:…`): send it back with a decision as `expectDigest`. */
+  digest: string
+  /** A quorum gate's quorum, and its votes on this request, oldest first. */
+  quorum?: { approvals: number; from?: string[]; veto?: string[] }
+  votes?: Array<BindingVote>
 }
 
 /** One attempt of a task: a command's exit code and log paths, or an agent's call. */
@@ -230,6 +239,44 @@ export interface BindingAttemptLog {
   usage: { inputTokens?: number; outputTokens?: number; totalTokens?: number; reasoningTokens?: number; cacheReadTokens?: number; cacheWriteTokens?: number } | null
   agent: { agent: string | null; model: string | null; followUp: { reason: string; prompt: string; text: string } | null; toolCalls: number | null } | null
   error: { code?: string | null; message: string } | null
+}
+
+/** The first entry of the log that does not hold. */
+export interface BindingAuditBreak {
+  seq: number
+  problem: 'altered' | 'removed'
+  message: string
+}
+
+/**
+ * One entry of the decision log, as stored: its content (`dataJson`: what was decided, as
+ * JSON text) and the hashes that chain it to the entry before.
+ */
+export interface BindingAuditEntry {
+  seq: number
+  /**
+   * `decision` (by a person, `smithers:auto` or `system:timeout`), `vote`, `escalation`,
+   * `migrated-decision`.
+   */
+  kind: string
+  runId: string
+  nodeId: string | null
+  iteration: number | null
+  actor: string | null
+  atMs: number
+  dataJson: string
+  contentHash: string
+  prevHash: string
+  entryHash: string
+}
+
+/** What `auditVerify` found. */
+export interface BindingAuditReport {
+  ok: boolean
+  entries: number
+  headSeq: number | null
+  headHash: string | null
+  broken: BindingAuditBreak | null
 }
 
 /**
@@ -314,7 +361,7 @@ export interface BindingDecisionOutcome {
   runId: string
   nodeId: string
   iteration: number
-  status: 'approved' | 'denied' | 'rejected' | 'pushed-back' | 'invalid'
+  status: 'approved' | 'denied' | 'rejected' | 'pushed-back' | 'invalid' | 'voted'
   decidedBy: string | null
   decidedAt: string
   runStatus: BindingRunStatus
@@ -338,6 +385,8 @@ export interface BindingDecisionOutcome {
   attempt?: number
   maxAttempts?: number
   error?: { code: 'HUMAN_TASK_INVALID_JSON' | 'HUMAN_TASK_VALIDATION_FAILED'; message: string }
+  /** A quorum gate: the votes on it after this one (`status` is `voted` while it stays open). */
+  quorum?: BindingTally
 }
 
 /**
@@ -360,6 +409,11 @@ export interface BindingDecisionRequest {
   reason?: string | null
   /** Refuse an approve by the user who started the run (four-eyes rule). */
   forbidStarter?: boolean
+  /**
+   * The view digest the decider saw (`digest` of the approval): refused with STALE_VIEW
+   * when the gate shows something else now.
+   */
+  expectDigest?: string | null
 }
 
 /** A delivery row, as `claimDeliveries`, `retryDelivery` and `listDeliveries` return it. */
@@ -699,6 +753,20 @@ export interface BindingStoreMetrics {
   pendingApprovals: Array<BindingPendingCount>
 }
 
+/** Where a quorum gate stands after a vote. */
+export interface BindingTally {
+  /** Approvals it needs. */
+  needed: number
+  /** Who approved, in the order they voted. */
+  approvals: Array<string>
+  /** Who denied without a veto. */
+  denials: Array<string>
+  /** The veto holder whose denial decided it. */
+  vetoedBy: string | null
+  /** Whether this vote decided the gate. */
+  decided: boolean
+}
+
 /** A task JS must run: a compute or agent body, or a command (`command`, for the runner). */
 export interface BindingTaskToRun {
   nodeId: string
@@ -728,6 +796,17 @@ export interface BindingTimer {
   firedAtMs?: number
   firedBy?: string
   outcome?: string
+}
+
+/** One vote on a quorum gate. */
+export interface BindingVote {
+  voter: string
+  verdict: 'approve' | 'deny'
+  /** A denial by a veto holder (it decided the gate). */
+  veto: boolean
+  note: string | null
+  at: string
+  atMs: number
 }
 
 /**

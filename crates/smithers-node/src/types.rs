@@ -1743,7 +1743,8 @@ impl From<core::timers::FiredTimer> for BindingFiredTimer {
 #[napi(object)]
 pub struct BindingAuditEntry {
     pub seq: i64,
-    /// `decision`, `vote`, `migrated-decision` (later: `timeout`, `escalation`).
+    /// `decision` (by a person, `smithers:auto` or `system:timeout`), `vote`, `escalation`,
+    /// `migrated-decision`.
     pub kind: String,
     pub run_id: String,
     pub node_id: Either<String, Null>,
