@@ -217,6 +217,14 @@ export interface BindingApprovalSummary {
   /** A quorum gate's quorum, and its votes on this request, oldest first. */
   quorum?: { approvals: number; from?: string[]; veto?: string[] }
   votes?: Array<BindingVote>
+  /** A gate's deadline, ms since the epoch, and what it decides then. */
+  deadlineAtMs?: number
+  onTimeout?: 'deny' | 'approve' | 'fail'
+  /**
+   * Escalation steps that fired, oldest first: `allowedUsers` / `allowedScopes` are who may
+   * decide now.
+   */
+  escalated?: Array<{ step: number; at: string; added: { allowedUsers?: string[]; allowedScopes?: string[] } }>
 }
 
 /** One attempt of a task: a command's exit code and log paths, or an agent's call. */

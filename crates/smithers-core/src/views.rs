@@ -163,6 +163,16 @@ pub struct ApprovalSummary {
     pub quorum: Value,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub votes: Vec<crate::views::VoteSummary>,
+    /// A gate's deadline (`timeoutMs` / `deadline`): when it decides itself, and how
+    /// (`onTimeout`: deny, approve, fail).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deadline_at_ms: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_timeout: Option<String>,
+    /// Escalation steps that fired (`escalate`): each `{ step, at, added }`; `allowedUsers` and
+    /// `allowedScopes` above are who may decide now.
+    #[serde(skip_serializing_if = "Value::is_null")]
+    pub escalated: Value,
 }
 
 /// One vote on a quorum gate.

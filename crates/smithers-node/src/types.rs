@@ -996,6 +996,16 @@ pub struct BindingApprovalSummary {
     #[napi(ts_type = "{ approvals: number; from?: string[]; veto?: string[] }")]
     pub quorum: Option<Value>,
     pub votes: Option<Vec<BindingVote>>,
+    /// A gate's deadline, ms since the epoch, and what it decides then.
+    pub deadline_at_ms: Option<i64>,
+    #[napi(ts_type = "'deny' | 'approve' | 'fail'")]
+    pub on_timeout: Option<String>,
+    /// Escalation steps that fired, oldest first: `allowedUsers` / `allowedScopes` are who may
+    /// decide now.
+    #[napi(
+        ts_type = "Array<{ step: number; at: string; added: { allowedUsers?: string[]; allowedScopes?: string[] } }>"
+    )]
+    pub escalated: Option<Value>,
 }
 
 /// One vote on a quorum gate.
@@ -1075,6 +1085,9 @@ impl From<core::ApprovalSummary> for BindingApprovalSummary {
             digest,
             quorum,
             votes,
+            deadline_at_ms,
+            on_timeout,
+            escalated,
         } = a;
         BindingApprovalSummary {
             run_id,
@@ -1117,6 +1130,9 @@ impl From<core::ApprovalSummary> for BindingApprovalSummary {
             digest,
             quorum: (!quorum.is_null()).then_some(quorum),
             votes: (!votes.is_empty()).then(|| votes.into_iter().map(Into::into).collect()),
+            deadline_at_ms,
+            on_timeout,
+            escalated: (!escalated.is_null()).then_some(escalated),
         }
     }
 }

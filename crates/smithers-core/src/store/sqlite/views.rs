@@ -155,6 +155,12 @@ fn approval_summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApprovalSummary> 
             .get("async")
             .and_then(Value::as_bool)
             .unwrap_or(false),
+        deadline_at_ms: request.get("deadlineAtMs").and_then(Value::as_i64),
+        on_timeout: request
+            .get("onTimeout")
+            .and_then(Value::as_str)
+            .map(String::from),
+        escalated: field("escalated"),
     })
 }
 

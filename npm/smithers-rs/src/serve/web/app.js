@@ -59,6 +59,9 @@ function timeEl(iso, { relative = false } = {}) {
   return h("time", { datetime: d.toISOString(), title: d.toISOString(), text: relative ? `${fmtAgo(d)} (${fmtDate(d)})` : fmtDate(d) });
 }
 
+/** A time given as ms since the epoch. */
+const timeElMs = (ms) => timeEl(new Date(ms).toISOString());
+
 function fmtDate(d) {
   const now = new Date();
   const sameDay = d.toDateString() === now.toDateString();
@@ -603,12 +606,30 @@ class ApprovalCard {
     if (a.allowedUsers?.length) restrict.push(`users: ${a.allowedUsers.join(", ")}`);
     if (a.allowedScopes?.length) restrict.push(`scopes: ${a.allowedScopes.join(", ")}`);
 
+    // A deadline: when the gate decides itself, and how (onTimeout, as system:timeout).
+    const TIMEOUT_VERB = { deny: "denied", approve: "approved", fail: "denied, failing the run" };
+    const deadline =
+      a.status === "requested" && a.deadlineAtMs != null
+        ? h(
+            "p",
+            { class: "deadline small" },
+            "Deadline ",
+            timeElMs(a.deadlineAtMs),
+            h("span", { class: "muted", text: `: if nobody decides by then, it is ${TIMEOUT_VERB[a.onTimeout] ?? "denied"} by system:timeout.` }),
+          )
+        : null;
+    const escalated = a.escalated?.length
+      ? h("p", { class: "escalated muted small", text: `Escalated ${a.escalated.length === 1 ? "once" : `${a.escalated.length} times`}: who may decide was widened.` })
+      : null;
+
     const parts = [
       meta,
       h("h3", { id: this.titleId, class: "card-title", text: title }),
       texts.map((t) => h("p", { class: "card-text", text: t })),
       waitLine,
-      restrict.length ? h("p", { class: "muted small", text: `Only ${restrict.join("; ")} may decide.` }) : null,
+      deadline,
+      restrict.length ? h("p", { class: "muted small restrict", text: `Only ${restrict.join("; ")} may decide now.` }) : null,
+      escalated,
     ];
 
     if (a.options?.length) {
