@@ -15,6 +15,7 @@ import { HERE, epochMs, stats } from "./lib.js";
 import { approvalBesideTask } from "./workflows.js";
 
 const APPROVAL_WF = join(HERE, "wf/approval.js");
+const DEADLINE_WF = join(HERE, "wf/deadline.js");
 const MB = 2 ** 20;
 
 function memory() {
@@ -35,8 +36,8 @@ function timed(reps, fn) {
   return stats(ms);
 }
 
-async function create(db, n) {
-  const { default: workflow } = await import(APPROVAL_WF);
+async function create(db, n, file = APPROVAL_WF) {
+  const { default: workflow } = await import(file);
   const engine = new SmithersEngine({ dbPath: db });
   const before = memory();
   // Preallocated: this process's memory is measured, the harness should not grow with n.
@@ -45,7 +46,7 @@ async function create(db, n) {
   const t0 = performance.now();
   for (let i = 0; i < n; i++) {
     const s = performance.now();
-    const { runId, done } = await engine.start(workflow, { workflowPath: APPROVAL_WF });
+    const { runId, done } = await engine.start(workflow, { workflowPath: file });
     const r = await done;
     perRun[i] = performance.now() - s;
     if (r.status !== "waiting-approval") throw new Error(`run ${runId} did not park: ${r.status}`);
@@ -158,9 +159,37 @@ async function live(db, runs, afterFile) {
   return { runs, statuses };
 }
 
+/**
+ * Fires every due timer of the database (run with SMITHERS_TEST_ONLY_CLOCK_OFFSET_MS past the
+ * deadlines), without resuming the runs: the cost of the fires alone, in batches of 100.
+ */
+async function fireAll(db, n) {
+  const engine = new SmithersEngine({ dbPath: db });
+  const before = memory();
+  const batches = [];
+  let fired = 0;
+  const t0 = performance.now();
+  for (;;) {
+    const s = performance.now();
+    const batch = engine.native.fireDueTimers(100);
+    if (batch.length === 0) break;
+    batches.push((performance.now() - s) / batch.length);
+    fired += batch.length;
+    if (fired % Math.max(100, Math.floor(n / 5)) < 100) globalThis.gc?.();
+  }
+  const totalMs = performance.now() - t0;
+  const after = memory();
+  const left = engine.native.nextTimerDue();
+  const denied = engine.listRuns({ status: "running", limit: 1 }).length;
+  engine.close();
+  return { n, fired, totalMs, perTimer: stats(batches), before, after, left, denied };
+}
+
 const [mode, db, arg, arg2] = process.argv.slice(2);
 let out;
 if (mode === "create") out = await create(db, Number(arg));
+else if (mode === "create-deadline") out = await create(db, Number(arg), DEADLINE_WF);
+else if (mode === "fire-all") out = await fireAll(db, Number(arg));
 else if (mode === "hold") out = await hold(db, Number(arg));
 else if (mode === "approve-all") out = await approveAll(db, arg ?? "resume");
 else if (mode === "resume") out = await resume(db, arg, arg2);

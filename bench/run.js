@@ -8,6 +8,7 @@
 //   crossproc  `smithers approve` in another process -> downstream task started
 //   cli        the CLI as whole processes (wall, peak RSS) on 1,000 waiting runs
 //   waiting    1,000 / 10,000 (/ 100,000) runs waiting at an approval
+//   timers     1,000 / 10,000 (/ 100,000) gates waiting with deadlines: first pages, firing all
 //   recovery   kill -9 during a 1,000-task run, then resume
 //   agents     what an agent task costs over a compute task (an agent that answers at once)
 //   peer       the same workflows on Smithers 0.32, installed into a scratch folder
@@ -45,6 +46,7 @@ import * as peersSection from "./sections/peers.js";
 import * as pernodeSection from "./sections/pernode.js";
 import * as recoverySection from "./sections/recovery.js";
 import * as waitingSection from "./sections/waiting.js";
+import * as timersSection from "./sections/timers.js";
 
 const argv = process.argv.slice(2);
 const FULL = argv.includes("--full");
@@ -63,6 +65,7 @@ const SECTIONS = [
   ["crossproc", crossprocSection],
   ["cli", cliSection],
   ["waiting", waitingSection],
+  ["timers", timersSection],
   ["recovery", recoverySection],
   ["agents", agentsSection],
   ["peer", peerSection],
@@ -657,6 +660,12 @@ function consoleTable(res) {
       add("waiting", `${count(w.n)} runs: page of 50`, w.hold.pageFirst.n, `first ${fmt(w.hold.pageFirst.p50)} ms`, `last ${fmt(w.hold.pageLast.p50)} ms`);
       add("waiting", `${count(w.n)} runs: approve all`, "", `${fmt(w.approveAll.totalMs / 1000)} s`, `to finished p50 ${fmt(w.approveAll.done.p50)} ms`);
       for (const r of w.cli ?? []) add(`cli ${count(w.n)}`, r.label.replace(/`/g, ""), r.wall.n, `${mmm(r.wall)} ms`, r.rss ? `RSS ${mmm(r.rss)} MB` : "");
+    }
+  }
+  if (res.timers) {
+    for (const t of res.timers.rows) {
+      add("timers", `${count(t.n)} gates with deadlines: fire all`, t.fire.perTimer.n, `${fmt(t.fire.perTimer.p50)} ms/timer p50`, `p99 ${fmt(t.fire.perTimer.p99)}, RSS ${fmt(t.fire.before.rssMB)} -> ${fmt(t.fire.after.rssMB)} MB`);
+      add("timers", `${count(t.n)} gates with deadlines: first pages`, t.hold.pageFirst.n, `approvals ${fmt(t.hold.pageFirst.p50)} ms`, `listRuns ${fmt(t.hold.runsPage.p50)} ms`);
     }
   }
   if (res.agents) {

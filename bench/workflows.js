@@ -55,13 +55,13 @@ export function manyAgentTasks(n, agent) {
  * the body of "after" (the approve -> downstream benchmark records performance.now() there).
  * @param {(runId: string) => void} [onAfter]
  */
-export function approvalThenTask(onAfter = () => {}) {
+export function approvalThenTask(onAfter = () => {}, gateProps = {}) {
   return smithers((ctx) =>
     jsx(Workflow, {
       name: "approval",
       children: jsx(Sequence, {
         children: [
-          jsx(Approval, { id: "gate", output: outputs.gate, request: { title: "Go on?" } }, "gate"),
+          jsx(Approval, { id: "gate", output: outputs.gate, request: { title: "Go on?" }, ...gateProps }, "gate"),
           jsx(
             Task,
             {

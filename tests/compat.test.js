@@ -462,8 +462,8 @@ describe("<ApprovalGate when>", () => {
 
   test("props it does not honour are refused", async (t) => {
     const engine = newEngine(t);
-    const bad = s.smithers(() => h(Workflow, {}, h(ApprovalGate, { id: "g", output: s.outputs.deployDecision, when: true, request: { title: "t" }, timeoutMs: 5 })));
-    await assert.rejects(engine.run(bad, { input: { risk: "x" } }), (e) => e.code === "UNSUPPORTED_PROP" && e.details.prop === "timeoutMs");
+    const bad = s.smithers(() => h(Workflow, {}, h(ApprovalGate, { id: "g", output: s.outputs.deployDecision, when: true, request: { title: "t" }, retries: 5 })));
+    await assert.rejects(engine.run(bad, { input: { risk: "x" } }), (e) => e.code === "UNSUPPORTED_PROP" && e.details.prop === "retries");
   });
 });
 

@@ -3,21 +3,16 @@
 // the ones README.md documents (a claim, a scheduling decision, a decision, a committed event).
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
-import { cpSync, existsSync, readFileSync } from "node:fs";
+import { cpSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { startAnthropicStandIn } from "../scripts/lib/anthropic-stand-in.js";
 import { BIN, EXAMPLES, hasSqlite3, sandbox, smithers } from "./helpers/cli.js";
 import { daguBox } from "./helpers/dagu.js";
 import { PKG_INDEX_URL, waitFor } from "./helpers/durability.js";
+import { LINE, findLines, logLines } from "./helpers/log.js";
 
 const EXAMPLE = join(EXAMPLES, "publish-approval.tsx");
-/** timestamp, level, target: message, fields — the tracing-subscriber text format. */
-const LINE = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z) (ERROR| WARN| INFO|DEBUG|TRACE) ([a-z_]+(?:::[a-z_]+)*): (.+)$/;
-
-function logLines(file) {
-  return existsSync(file) ? readFileSync(file, "utf8").split("\n").filter(Boolean) : [];
-}
 
 /** A builder workflow: `build` (its body waits `ms`), then a gate; `v` is build's field type. */
 function slowWorkflow(name, { ms = 0, v = "number" } = {}) {
@@ -28,9 +23,7 @@ export default workflow({ name: ${JSON.stringify(name)}, steps: [build, gate] })
 `;
 }
 
-/** The lines of `target` whose message starts with `message`, for run `runId`. */
-const find = (lines, target, message, runId) =>
-  lines.filter((l) => l.includes(` ${target}: ${message}`) && (!runId || l.includes(`run_id="${runId}"`)));
+const find = findLines;
 
 describe("SMITHERS_LOG", () => {
   let box;
@@ -213,6 +206,43 @@ describe("SMITHERS_LOG", () => {
     assert.notEqual(conflict.code, 0);
     assert.match(conflict.stderr, /SCHEMA_CONFLICT/);
     assert.match(find(logLines(file), "smithers_core::engine", "output schemas refused")[0], / code="SCHEMA_CONFLICT" error=".*build.*"$/);
+  });
+
+  test("a run taken over while its process lives: that process logs run lost; a dead process's run is taken over as owner process dead", { skip: !hasSqlite3() && "needs the sqlite3 shell" }, async () => {
+    const file = join(box.dir, "owners.log");
+    const db = join(box.dir, "owners.db");
+    const env = { SMITHERS_LOG: "smithers_core::engine=debug,smithers_js::driver=debug", SMITHERS_LOG_FILE: file };
+    const { SMITHERS_DB: _db, SMITHERS_USER: _u, ...parentEnv } = process.env;
+    /** `up` of a run whose build body waits `ms`, in the background; resolves once build's body started. */
+    const upInBackground = async (runId, ms) => {
+      const wf = box.write(`${runId}.js`, slowWorkflow(runId, { ms }));
+      const child = spawn(process.execPath, [BIN, "up", wf, "--run-id", runId, "--db", db], { env: { ...parentEnv, ...env }, stdio: "ignore" });
+      const exited = new Promise((r) => child.on("exit", (code) => r(code)));
+      const owner = await waitFor(() => find(logLines(file), "smithers_core::engine", "run created and claimed", runId)[0]?.match(/ owner="([^"]+)"/)[1], { timeoutMs: 30_000, what: `${runId} to be created` });
+      await waitFor(() => find(logLines(file), "smithers_js::driver", "task started", runId).length > 0, { timeoutMs: 30_000, what: `${runId}'s build to start` });
+      return { child, exited, owner, wf };
+    };
+
+    // Another engine takes the run over while build's body runs (as `--force` would): when
+    // the body's result comes back, the first process finds it lost and writes nothing.
+    const lost = await upInBackground("lost", 4000);
+    execFileSync("sqlite3", ["-cmd", ".timeout 10000", db, `UPDATE _smithers_runs SET owner = 'elsewhere:1:1:0', lease_expires_at_ms = ${Date.now() + 3_600_000} WHERE run_id = 'lost'`]);
+    assert.notEqual(await lost.exited, 0);
+    const lines = logLines(file);
+    const lostLine = find(lines, "smithers_core::engine", "run lost", "lost");
+    assert.equal(lostLine.length, 1, lines.join("\n"));
+    assert.equal(lostLine[0].split(" WARN smithers_core::engine: ")[1], `run lost: another engine took it over (this one's lease expired, or --force) run_id="lost" owner="${lost.owner}" new_owner="elsewhere:1:1:0"`);
+
+    // The process driving a run is killed: the next claim sees its owner dead, not a lease to wait out.
+    const dead = await upInBackground("dead", 60_000);
+    dead.child.kill("SIGKILL");
+    await dead.exited;
+    box.write("dead.js", slowWorkflow("dead"));
+    const resumed = await smithers(["resume", "dead"], { db, env });
+    assert.equal(resumed.code, 3, resumed.stderr);
+    const taken = find(logLines(file), "smithers_core::engine", "run claimed", "dead");
+    assert.equal(taken.length, 1, logLines(file).join("\n"));
+    assert.match(taken[0], new RegExp(` previous_owner="${dead.owner}" taken_over="owner process dead" forced=false abandoned=1 status="running"$`));
   });
 
   test("an agent attempt: the agent, its model, tool calls and tokens, once recorded", async (t) => {

@@ -132,6 +132,8 @@ describe("smithers serve: the web approval inbox in a browser", { skip }, () => 
     assert.equal(posts.length, 0, "nothing was sent");
     const before = await inspectCli(box.db, runs.migration);
     assert.equal(approvalOf(before, "migration-plan").status, "requested");
+    const digest = approvalOf(before, "migration-plan").digest;
+    assert.match(digest, /^sha256:[0-9a-f]{64}$/);
     assert.deepEqual(approvalOf(before, "migration-plan").inputs, {});
 
     await form.getByLabel(/^APPROVED_BY/).fill("dba-carol");
@@ -141,7 +143,8 @@ describe("smithers serve: the web approval inbox in a browser", { skip }, () => 
     await result.waitFor();
     assert.match(await result.textContent(), /Approved.*by alice/);
     assert.equal(posts.length, 1);
-    assert.deepEqual(posts[0].body, { iteration: 0, inputs: { APPROVED_BY: "dba-carol", MAINTENANCE_WINDOW: "sat-02:00" }, note: "window agreed with the team" });
+    // The page sends the digest of what the card shows: the decision is bound to that view.
+    assert.deepEqual(posts[0].body, { iteration: 0, inputs: { APPROVED_BY: "dba-carol", MAINTENANCE_WINDOW: "sat-02:00" }, note: "window agreed with the team", expectDigest: digest });
 
     const info = await until(async () => {
       const i = await inspectCli(box.db, runs.migration);
@@ -159,6 +162,16 @@ describe("smithers serve: the web approval inbox in a browser", { skip }, () => 
   });
 
   test("pushing back shows the next round live, with the history; user text stays text", async () => {
+    // A second page of alice's that hears no live events keeps showing round 1.
+    const staleCtx = await browser.newContext();
+    await staleCtx.route("**/v1/events*", (route) => route.abort());
+    const stale = await staleCtx.newPage();
+    await stale.goto(`${server.url}?token=${TOKENS.alice}`);
+    await stale.getByRole("button", { name: "Sign in as alice" }).click();
+    const sm = card("metrics", stale);
+    await sm.waitFor();
+    const round1 = approvalOf(await inspectCli(box.db, runs.metrics), "metrics").digest;
+
     const m = card("metrics");
     await m.getByRole("button", { name: "Push back" }).click();
     const form = panel(m, "pushback");
@@ -190,6 +203,19 @@ describe("smithers serve: the web approval inbox in a browser", { skip }, () => 
     assert.equal(a.history[0].by, "alice");
     assert.equal(a.history[0].note, note);
     assert.deepEqual(a.history[0].inputs, { DAYS: "30" });
+    assert.notEqual(a.digest, round1);
+    assert.equal(posts.at(-1).body.expectDigest, round1);
+
+    // Approving on the stale page (round 1's view) is refused: STALE_VIEW, nothing recorded.
+    await sm.getByRole("button", { name: "Approve" }).click();
+    await panel(sm, "approve").getByRole("button", { name: "Approve" }).click();
+    const sErr = sm.locator('.result[data-kind="error"]');
+    await sErr.waitFor();
+    assert.match(await sErr.textContent(), /STALE_VIEW/);
+    assert.match(await sErr.textContent(), /HTTP 409/);
+    await staleCtx.close();
+    const after = approvalOf(await inspectCli(box.db, runs.metrics), "metrics");
+    assert.deepEqual([after.status, after.round, after.digest], ["requested", 2, a.digest]);
   });
 
   test("rejecting a review needs a reason; the run fails and production never deploys", async () => {
@@ -206,7 +232,9 @@ describe("smithers serve: the web approval inbox in a browser", { skip }, () => 
     await form.getByRole("button", { name: "Reject" }).click();
     await d.locator('.result[data-kind="ok"]').waitFor();
     assert.match(await d.locator(".result").textContent(), /Rejected.*by alice/);
-    assert.deepEqual(posts.at(-1).body, { iteration: 0, reason: "staging is slow" });
+    const { expectDigest, ...sentBody } = posts.at(-1).body;
+    assert.deepEqual(sentBody, { iteration: 0, reason: "staging is slow" });
+    assert.match(expectDigest, /^sha256:[0-9a-f]{64}$/);
 
     const info = await until(async () => {
       const i = await inspectCli(box.db, runs.deploy);

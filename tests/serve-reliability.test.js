@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { describe, test } from "node:test";
 import { PKG_INDEX_URL, spawnNode, waitFor } from "./helpers/durability.js";
 import { expectExit, runIdOf, sandbox, smithers } from "./helpers/cli.js";
+import { findLines, logLines } from "./helpers/log.js";
 import { client, startServe } from "./helpers/serve.js";
 
 const TOKEN = "alice-reliability-token-0123";
@@ -25,9 +26,11 @@ export default workflow({ name: ${JSON.stringify(name)}, steps: [build, gate, af
 `;
 }
 
-async function serveWith(t, box, workers) {
+/** serve on the box's database; its logs (SMITHERS_LOG=`log`) go to `<box>/serve.log`. */
+async function serveWith(t, box, workers, log = "smithers_js::isolation=debug,smithers_core::inspect=debug") {
   box.write("serve.json", JSON.stringify({ workers }));
-  const server = await startServe({ db: box.db, cwd: box.dir, config: join(box.dir, "serve.json"), env: { SMITHERS_TOKENS: TOKENS } });
+  const env = { SMITHERS_TOKENS: TOKENS, SMITHERS_LOG: log, SMITHERS_LOG_FILE: join(box.dir, "serve.log") };
+  const server = await startServe({ db: box.db, cwd: box.dir, config: join(box.dir, "serve.json"), env });
   t.after(() => server.stop("SIGKILL"));
   return { server, api: client(server.url, TOKEN) };
 }
@@ -72,6 +75,11 @@ export default workflow({ name: "spin", steps: [build, gate, after] });
     const run = (await api(`/v1/runs/${runId}`)).body.run;
     assert.equal(run.error.code, "RENDER_TIMEOUT", JSON.stringify(run));
     assert.equal((await api("/v1/approvals")).status, 200);
+    // The documented log lines: the drive handed to a worker, the watchdog stopping it.
+    const lines = logLines(join(b.dir, "serve.log"));
+    assert.match(findLines(lines, "smithers_js::isolation", "drive handed to a worker", runId)[0] ?? lines.join("\n"), / DEBUG smithers_js::isolation: drive handed to a worker run_id="[^"]+" kind="resume" workflow_path="[^"]+spin\.js" spare=(true|false) workers=1$/);
+    assert.match(findLines(lines, "smithers_js::isolation", "stopping a worker", runId)[0] ?? lines.join("\n"), /  WARN smithers_js::isolation: stopping a worker run_id="[^"]+" code="RENDER_TIMEOUT"$/);
+    assert.match(findLines(lines, "smithers_js::isolation", "worker ended before its drive did", runId)[0] ?? lines.join("\n"), /  WARN smithers_js::isolation: worker ended before its drive did run_id="[^"]+" code="RENDER_TIMEOUT" owned=true$/);
   });
 
   test("a task body that never yields: the API answers, the run fails with WORKFLOW_BLOCKED", async (t) => {
@@ -98,6 +106,8 @@ export default workflow({ name: "spin", steps: [build, gate, after] });
     await waitFor(async () => (await api(`/v1/runs/${second}`)).body.run?.status === "failed", { what: "the stray-timer run to fail" });
     assert.equal((await api(`/v1/runs/${first}`)).body.run.error.code, "TASK_FAILED");
     assert.equal((await api(`/v1/runs/${second}`)).body.run.error.code, "WORKFLOW_CRASHED");
+    const crashed = findLines(logLines(join(b.dir, "serve.log")), "smithers_js::isolation", "worker ended before its drive did", second);
+    assert.match(crashed[0] ?? "none", /  WARN smithers_js::isolation: worker ended before its drive did run_id="[^"]+" code="WORKFLOW_CRASHED" owned=true$/);
     assert.equal(server.child.exitCode, null, "serve is alive");
     assert.equal((await api("/healthz", { token: null })).status, 200);
   });
@@ -140,6 +150,12 @@ engine.close();
     const why = await smithers(["why", ids[0]], { db: b.db });
     assert.equal(why.code, 0, why.stderr);
     assert.match(why.stdout, /could not resume.*WORKFLOW_NOT_FOUND/s);
+    // serve's watcher logged each run it found nobody driving, and each it could not resume.
+    const lines = logLines(join(b.dir, "serve.log"));
+    assert.match(findLines(lines, "smithers_core::inspect", "orphaned run found: nobody drives it", goodId)[0] ?? "none", / DEBUG smithers_core::inspect: orphaned run found: nobody drives it run_id="[^"]+" previous_owner="" lease_expires_at=""$/);
+    const unresumable = findLines(lines, "smithers_core::inspect", "run marked unresumable", ids[0]);
+    assert.equal(unresumable.length, 1, lines.join("\n"));
+    assert.match(unresumable[0], /  INFO smithers_core::inspect: run marked unresumable: watchers leave it until it changes or is claimed run_id="[^"]+" code="WORKFLOW_NOT_FOUND" error=".+"$/);
   });
 });
 

@@ -271,3 +271,32 @@ test("a Slack payload's approve link: GET asks, POST decides once; a second use,
   // None of them decided anything.
   assert.equal((await api(`/v1/approvals?runId=${runId}`)).body.approvals.length, 1);
 });
+
+test("a gate whose deadline passed while nothing ran: serve fires it at start-up and delivers gate.timed-out (and gate.decided), signed, once", async (t) => {
+  const secret = newWebhookSecret();
+  const hook = await receiver(secret);
+  t.after(() => hook.close());
+  const { box, config } = releaseBox(t, {
+    tokens: [{ user: "alice", token: TOKEN, scopes: ["approve"] }],
+    webhooks: [{ name: "ops", url: hook.url, secret, events: ["gate.timed-out", "gate.decided"] }],
+  }, "smithers-webhooks-timeout-");
+  const example = new URL("../examples/deploy-gate-timeout.tsx", import.meta.url).pathname;
+  const up = await expectExit(assert, 3, ["up", example, "--input", '{"version":"9.9.9"}', "--json"], { db: box.db });
+  const runId = up.json.runId;
+  // serve starts two hours later by the test clock: the deadline is due at once.
+  const server = await startServe({ db: box.db, config, env: { SMITHERS_TEST_ONLY_CLOCK_OFFSET_MS: String(2 * 3_600_000) } });
+  t.after(() => server.stop("SIGKILL"));
+  const timedOut = await waitFor(() => hook.received.find((d) => d.body?.type === "gate.timed-out"), { timeoutMs: 20_000, what: "gate.timed-out" });
+  assert.ok(timedOut.signed);
+  assert.equal(timedOut.body.data.run.runId, runId);
+  assert.equal(timedOut.body.data.gate.nodeId, "deploy-approval");
+  assert.equal(timedOut.body.data.decision.status, "denied");
+  assert.equal(timedOut.body.data.decision.decidedBy, "system:timeout");
+  assert.equal(timedOut.body.data.decision.onTimeout, "deny");
+  const decided = await waitFor(() => hook.received.find((d) => d.body?.type === "gate.decided"), { timeoutMs: 20_000, what: "gate.decided" });
+  assert.equal(decided.body.data.decision.decidedBy, "system:timeout");
+  // serve resumed the run the deadline moved.
+  const api = client(server.url, TOKEN);
+  await waitFor(async () => (await api(`/v1/runs/${runId}`)).body.run?.status === "finished", { timeoutMs: 20_000, what: "the run to finish" });
+  assert.equal(hook.received.filter((d) => d.body?.type === "gate.timed-out").length, 1);
+});

@@ -79,6 +79,10 @@ export declare class Engine {
   /** Runs by workflow and status, pending approvals by workflow (for `/metrics`). */
   storeMetrics(): BindingStoreMetrics
   feedHead(): number
+  /** Checks the decision log's hash chain (`smithers audit verify`); nothing is written. */
+  auditVerify(): BindingAuditReport
+  /** Entries of the decision log after `afterSeq`, oldest first, at most `limit`. */
+  auditEntries(afterSeq: number, limit: number): Array<BindingAuditEntry>
   /** Runs that are `running` while nobody holds them, oldest first; page with `after`. */
   orphanedRuns(limit: number, includeDead: boolean, after?: BindingOrphanCursor | undefined | null): Array<BindingOrphanedRun>
   /**
@@ -121,6 +125,17 @@ export declare class Engine {
    * LISTEN/NOTIFY, on a connection of its own); null on SQLite: poll `dataVersion`.
    */
   changeWaiter(): ChangeWaiter | null
+  /** "Now" as this engine sees it (its clock), in ms since the epoch. */
+  nowMs(): number
+  /** The earliest due time of a scheduled timer in the database (when to wake up next). */
+  nextTimerDue(): number | null
+  /**
+   * Fires the timers due now (at most `limit`, default 100), each once whoever races for
+   * it; returns those this engine fired.
+   */
+  fireDueTimers(limit?: number | undefined | null): Array<BindingFiredTimer>
+  /** The timers of a run, earliest due first. */
+  runTimers(runId: string): Array<BindingTimer>
   /** Changes when another process commits to the database. */
   dataVersion(): number
   setEventBuffering(on: boolean): void
@@ -211,6 +226,19 @@ export interface BindingApprovalSummary {
   maxAttempts?: number
   /** An `async` gate: what follows it goes on while it waits. */
   async?: boolean
+  /** The view digest (`sha256:…`): send it back with a decision as `expectDigest`. */
+  digest: string
+  /** A quorum gate's quorum, and its votes on this request, oldest first. */
+  quorum?: { approvals: number; from?: string[]; veto?: string[] }
+  votes?: Array<BindingVote>
+  /** A gate's deadline, ms since the epoch, and what it decides then. */
+  deadlineAtMs?: number
+  onTimeout?: 'deny' | 'approve' | 'fail'
+  /**
+   * Escalation steps that fired, oldest first: `allowedUsers` / `allowedScopes` are who may
+   * decide now.
+   */
+  escalated?: Array<{ step: number; at: string; added: { allowedUsers?: string[]; allowedScopes?: string[] } }>
 }
 
 /** One attempt of a task: a command's exit code and log paths, or an agent's call. */
@@ -233,6 +261,44 @@ export interface BindingAttemptLog {
   usage: { inputTokens?: number; outputTokens?: number; totalTokens?: number; reasoningTokens?: number; cacheReadTokens?: number; cacheWriteTokens?: number } | null
   agent: { agent: string | null; model: string | null; followUp: { reason: string; prompt: string; text: string } | null; toolCalls: number | null } | null
   error: { code?: string | null; message: string } | null
+}
+
+/** The first entry of the log that does not hold. */
+export interface BindingAuditBreak {
+  seq: number
+  problem: 'altered' | 'removed'
+  message: string
+}
+
+/**
+ * One entry of the decision log, as stored: its content (`dataJson`: what was decided, as
+ * JSON text) and the hashes that chain it to the entry before.
+ */
+export interface BindingAuditEntry {
+  seq: number
+  /**
+   * `decision` (by a person, `smithers:auto` or `system:timeout`), `vote`, `escalation`,
+   * `migrated-decision`.
+   */
+  kind: string
+  runId: string
+  nodeId: string | null
+  iteration: number | null
+  actor: string | null
+  atMs: number
+  dataJson: string
+  contentHash: string
+  prevHash: string
+  entryHash: string
+}
+
+/** What `auditVerify` found. */
+export interface BindingAuditReport {
+  ok: boolean
+  entries: number
+  headSeq: number | null
+  headHash: string | null
+  broken: BindingAuditBreak | null
 }
 
 /**
@@ -317,7 +383,7 @@ export interface BindingDecisionOutcome {
   runId: string
   nodeId: string
   iteration: number
-  status: 'approved' | 'denied' | 'rejected' | 'pushed-back' | 'invalid'
+  status: 'approved' | 'denied' | 'rejected' | 'pushed-back' | 'invalid' | 'voted'
   decidedBy: string | null
   decidedAt: string
   runStatus: BindingRunStatus
@@ -341,6 +407,8 @@ export interface BindingDecisionOutcome {
   attempt?: number
   maxAttempts?: number
   error?: { code: 'HUMAN_TASK_INVALID_JSON' | 'HUMAN_TASK_VALIDATION_FAILED'; message: string }
+  /** A quorum gate: the votes on it after this one (`status` is `voted` while it stays open). */
+  quorum?: BindingTally
 }
 
 /**
@@ -363,6 +431,11 @@ export interface BindingDecisionRequest {
   reason?: string | null
   /** Refuse an approve by the user who started the run (four-eyes rule). */
   forbidStarter?: boolean
+  /**
+   * The view digest the decider saw (`digest` of the approval): refused with STALE_VIEW
+   * when the gate shows something else now.
+   */
+  expectDigest?: string | null
 }
 
 /** A delivery row, as `claimDeliveries`, `retryDelivery` and `listDeliveries` return it. */
@@ -435,6 +508,21 @@ export interface BindingErrorMeta {
   httpStatus: number
   /** Asking again cannot succeed: the gate was decided, stopped waiting, or is gone. */
   finalForDecision: boolean
+}
+
+/** A timer this engine fired (`fireDueTimers`). */
+export interface BindingFiredTimer {
+  runId: string
+  nodeId: string
+  iteration: number
+  kind: 'timer' | 'approval-timeout'
+  dueAtMs: number
+  lagMs: number
+  /** `finished`, `approved`, `denied`, `rejected`, `failed` or `obsolete`. */
+  outcome: string
+  runStatus: BindingRunStatus
+  /** The run can move and nobody drives it: resume it. */
+  needsResume: boolean
 }
 
 /** The first use of a signed decision link (`useLink`). */
@@ -687,6 +775,20 @@ export interface BindingStoreMetrics {
   pendingApprovals: Array<BindingPendingCount>
 }
 
+/** Where a quorum gate stands after a vote. */
+export interface BindingTally {
+  /** Approvals it needs. */
+  needed: number
+  /** Who approved, in the order they voted. */
+  approvals: Array<string>
+  /** Who denied without a veto. */
+  denials: Array<string>
+  /** The veto holder whose denial decided it. */
+  vetoedBy: string | null
+  /** Whether this vote decided the gate. */
+  decided: boolean
+}
+
 /** A task JS must run: a compute or agent body, or a command (`command`, for the runner). */
 export interface BindingTaskToRun {
   nodeId: string
@@ -699,6 +801,34 @@ export interface BindingTaskToRun {
   inputs?: Record<string, string>
   /** Set when a reviewer sent this step back: round, who, when, inputs, history. */
   pushBack?: any
+}
+
+/** A durable timer (`runTimers`): a `<Timer>`'s or a gate's deadline. */
+export interface BindingTimer {
+  runId: string
+  nodeId: string
+  iteration: number
+  kind: 'timer' | 'approval-timeout'
+  round: number
+  dueAtMs: number
+  dueAt: string
+  status: 'scheduled' | 'fired'
+  specJson?: string
+  createdAtMs: number
+  firedAtMs?: number
+  firedBy?: string
+  outcome?: string
+}
+
+/** One vote on a quorum gate. */
+export interface BindingVote {
+  voter: string
+  verdict: 'approve' | 'deny'
+  /** A denial by a veto holder (it decided the gate). */
+  veto: boolean
+  note: string | null
+  at: string
+  atMs: number
 }
 
 /**

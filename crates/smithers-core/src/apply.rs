@@ -87,6 +87,30 @@ impl<'a> Applier<'a> {
         let now = self.now;
         match effect {
             Effect::CreateRun(insert) => store.insert_run(&insert, now)?,
+            Effect::ScheduleTimer(timer) => {
+                let due_at_ms = store.schedule_timer(&timer, now)?;
+                tracing::debug!(
+                    target: crate::logs::TIMER,
+                    run_id = timer.key.run.as_str(),
+                    node_id = timer.key.node.as_str(),
+                    iteration = timer.key.iteration,
+                    kind = timer.kind.as_str(),
+                    round = timer.round,
+                    due_at_ms,
+                    due_in_ms = due_at_ms - now,
+                    "timer scheduled"
+                );
+                let mut payload = timer.key.payload();
+                payload.insert("kind".into(), timer.kind.as_str().into());
+                payload.insert("round".into(), timer.round.into());
+                payload.insert("dueAtMs".into(), due_at_ms.into());
+                payload.insert("dueAt".into(), crate::time::iso8601(due_at_ms).into());
+                self.one(Effect::Emit {
+                    run: timer.key.run.clone(),
+                    kind: crate::events::EventKind::TimerScheduled,
+                    payload: serde_json::Value::Object(payload),
+                })?;
+            }
             Effect::SetRunWorkflow { run, name, path } => {
                 store.set_run_workflow(&run, &name, path.as_deref())?;
                 if let Some(d) = self.driven(&run) {
@@ -247,6 +271,13 @@ impl<'a> Applier<'a> {
                     feed_id: Some(feed_id),
                     payload,
                 });
+            }
+            Effect::AppendAudit(entry) => {
+                let sealed = crate::audit::seal(store.audit_tail()?, *entry);
+                store.insert_audit(&sealed)?;
+            }
+            Effect::RecordVote { node, vote } => {
+                store.insert_vote(&node, &vote)?;
             }
             Effect::FailRun(error) => {
                 if let Some(d) = self.driven.as_mut() {

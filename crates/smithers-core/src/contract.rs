@@ -130,6 +130,11 @@ pub const ERROR_CODES: &[(&str, ErrorMeta)] = &[
     meta("RUN_EXISTS", 1, 409),
     meta("PUSH_BACK_BUSY", 1, 409),
     meta("FORBIDDEN", 1, 403),
+    // Approvals that cannot be faked (audit.rs): a decision on a view that changed; a second
+    // vote by one person on a quorum gate; a decision log whose chain does not hold.
+    decided(meta("STALE_VIEW", 1, 409)),
+    decided(meta("ALREADY_VOTED", 1, 409)),
+    meta("AUDIT_CHAIN_BROKEN", 1, 409),
     // Signed decision links (`smithers serve`): the signature or approver is not valid, the
     // link expired, or it was used before (the core's `_smithers_link_uses`).
     meta("LINK_INVALID", 1, 403),

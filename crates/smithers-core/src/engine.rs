@@ -34,7 +34,7 @@ pub(crate) struct Config {
     /// How long a claim on a run lasts without renewal (see `owner.rs`).
     pub lease_ms: i64,
     /// "Now", in milliseconds since the epoch.
-    pub clock: fn() -> i64,
+    pub clock: crate::time::Clock,
 }
 
 /// Waits for commits of other connections (`Engine::change_waiter`).
@@ -90,7 +90,7 @@ impl Engine {
                 log_dir,
                 owner: owner::new_owner_id(),
                 lease_ms: owner::DEFAULT_LEASE_MS,
-                clock: crate::time::now_ms,
+                clock: crate::time::system_clock(),
             },
             lease_keeper: None,
             schemas: SchemaCache::default(),
@@ -156,6 +156,18 @@ impl Engine {
         (self.config.clock)()
     }
 
+    /// "Now" as this engine sees it (its clock), in milliseconds since the epoch.
+    pub fn now_ms(&self) -> i64 {
+        self.now()
+    }
+
+    /// Takes "now" from `clock` from here on (timers' due times, leases, timestamps): a
+    /// [`crate::time::ManualClock`] in tests. The lease keeper restarts with it.
+    pub fn set_clock(&mut self, clock: crate::time::Clock) {
+        self.config.clock = clock;
+        self.lease_keeper = None;
+    }
+
     /// The expiry of a lease taken now, with the thread that renews it started.
     pub(crate) fn lease_until(&mut self) -> Result<i64> {
         if self.lease_keeper.is_none() {
@@ -163,6 +175,7 @@ impl Engine {
                 self.store.renewer()?,
                 self.config.owner.clone(),
                 self.config.lease_ms,
+                self.config.clock.clone(),
             )?);
             tracing::debug!(
                 target: ENGINE,

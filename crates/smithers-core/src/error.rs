@@ -22,6 +22,17 @@ pub mod codes {
     pub const INVALID_OUTPUT: &str = "INVALID_OUTPUT";
 }
 
+/// A voter's earlier vote on a quorum gate, for `ALREADY_VOTED`.
+#[derive(Debug, Clone)]
+pub struct PriorVote {
+    pub run_id: String,
+    pub node_id: String,
+    pub iteration: i64,
+    pub voter: String,
+    pub verdict: String,
+    pub at: String,
+}
+
 /// Who decided a gate first, for `ALREADY_DECIDED`.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error(
@@ -80,6 +91,23 @@ pub enum Error {
 
     #[error("{message}")]
     Forbidden { message: String },
+
+    #[error(
+        "{} already voted {} on {} (iteration {}) of run {} at {}: one person counts once",
+        .0.voter, .0.verdict, .0.node_id, .0.iteration, .0.run_id, .0.at
+    )]
+    AlreadyVoted(Box<PriorVote>),
+
+    #[error(
+        "{node_id} (iteration {iteration}) of run {run_id} no longer shows what the decider saw (digest {expected}; now {current}): look again and decide on what it shows now"
+    )]
+    StaleView {
+        run_id: String,
+        node_id: String,
+        iteration: i64,
+        expected: String,
+        current: String,
+    },
 
     #[error("Run {run_id} is {status}: {message}")]
     RunNotResumable {
@@ -343,6 +371,8 @@ impl Error {
             Error::AlreadyDecided(_) => "ALREADY_DECIDED",
             Error::NotWaiting { .. } => "NOT_WAITING",
             Error::Forbidden { .. } => "FORBIDDEN",
+            Error::StaleView { .. } => "STALE_VIEW",
+            Error::AlreadyVoted(_) => "ALREADY_VOTED",
             Error::RunNotResumable { .. } => "RUN_NOT_RESUMABLE",
             Error::RunOwned { .. } => "RUN_OWNED",
             Error::RunNotClaimed { .. } => "RUN_NOT_CLAIMED",
@@ -432,6 +462,16 @@ impl Error {
             } => {
                 json!({ "runId": run_id, "nodeId": node_id, "iteration": iteration })
             }
+            Error::AlreadyVoted(v) => json!({ "runId": v.run_id, "nodeId": v.node_id,
+                "iteration": v.iteration, "voter": v.voter, "verdict": v.verdict, "votedAt": v.at }),
+            Error::StaleView {
+                run_id,
+                node_id,
+                iteration,
+                expected,
+                current,
+            } => json!({ "runId": run_id, "nodeId": node_id, "iteration": iteration,
+                         "expectedDigest": expected, "currentDigest": current }),
             Error::RunOwned { run_id, owner } => json!({ "runId": run_id, "owner": owner }),
             Error::DbNotFound { path, .. } => json!({ "dbPath": path }),
             Error::SchemaTooNew {

@@ -57,12 +57,27 @@ event_kinds! {
     NodeReset,
     NodeWaitingSubRun,
     NodeSubRunEnded,
+    /// A `<Timer>` waits for its due time (`dueAtMs`).
+    NodeWaitingTimer,
+    /// A durable timer was scheduled (`kind`, `dueAtMs`): a `<Timer>`'s or a gate's deadline.
+    TimerScheduled,
+    /// A durable timer fired (`kind`, `dueAtMs`, `lagMs`, `outcome`), once.
+    TimerFired,
+    /// A gate's deadline passed undecided: its `onTimeout` decision was recorded as
+    /// `system:timeout` (`onTimeout`, `status`, `dueAtMs`).
+    ApprovalTimedOut,
+    /// A gate still waits: its approvers are reminded (`n`, `max`).
+    ApprovalReminder,
+    /// An escalation widened who may decide a waiting gate (`allowedUsers`, `allowedScopes`).
+    ApprovalEscalated,
     ApprovalRequested,
     ApprovalGranted,
     ApprovalDenied,
     ApprovalAutoApproved,
     ApprovalRejected,
     ApprovalPushedBack,
+    /// One person's vote on a quorum gate that did not decide it.
+    ApprovalVoted,
     HumanAnswerInvalid,
     LoopIteration,
     LoopFinished,

@@ -169,6 +169,37 @@ impl Engine {
         self.store.feed_head()
     }
 
+    /// Checks the decision log's chain from its first entry to the head recorded with it
+    /// (`smithers audit verify`): the first entry altered or removed, if any. Reads pages of
+    /// 1,000 entries; nothing is written.
+    pub fn audit_verify(&self) -> Result<crate::audit::AuditReport> {
+        let mut verifier = crate::audit::Verifier::new();
+        let mut after = 0;
+        loop {
+            let page = self.store.audit_entries(after, 1000)?;
+            let Some(last) = page.last() else { break };
+            after = last.seq;
+            for e in &page {
+                verifier.check(e);
+            }
+            if verifier.done() {
+                break;
+            }
+        }
+        Ok(verifier.finish(self.store.audit_head()?))
+    }
+
+    /// Entries of the decision log after `after_seq`, oldest first, at most `limit` (1 to
+    /// 100,000), as stored: for auditors (`smithers audit export`).
+    pub fn audit_entries(
+        &self,
+        after_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<crate::audit::AuditEntry>> {
+        self.store
+            .audit_entries(after_seq.max(0), limit.clamp(1, 100_000))
+    }
+
     /// The attempts of a run that have logs (command tasks), oldest first.
     pub fn attempt_logs(&self, run_id: &str, filter: &LogFilter) -> Result<Vec<AttemptLog>> {
         self.run_summary(run_id)?;

@@ -6,6 +6,7 @@
 
 mod api;
 mod apply;
+pub mod audit;
 pub mod command;
 pub mod contract;
 pub mod decision;
@@ -28,6 +29,7 @@ mod runs;
 mod schemas;
 pub mod store;
 pub mod time;
+pub mod timers;
 pub mod views;
 
 pub use command::{CommandOutcome, CommandSpec};
@@ -44,5 +46,5 @@ pub use machines::{ApprovalStatus, AttemptState, NodeState, RunStatus};
 pub use store::OpenOptions;
 pub use views::{
     ApprovalFilter, ApprovalSummary, AttemptLog, LogFilter, OrphanCursor, OrphanedRun, RunFilter,
-    RunInspection, RunSummary, StoreMetrics,
+    RunInspection, RunSummary, StoreMetrics, VoteSummary,
 };

@@ -11,3 +11,5 @@ pub(crate) const DECISION: &str = "smithers_core::decision";
 pub(crate) const STORE: &str = "smithers_core::store";
 /// Deliveries claimed and settled, decision links used.
 pub(crate) const DELIVERIES: &str = "smithers_core::deliveries";
+/// Durable timers scheduled and fired.
+pub(crate) const TIMER: &str = "smithers_core::timer";

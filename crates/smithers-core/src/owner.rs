@@ -101,6 +101,7 @@ impl LeaseKeeper {
         mut renewer: Box<dyn LeaseRenewer>,
         owner: String,
         lease_ms: i64,
+        clock: crate::time::Clock,
     ) -> std::io::Result<LeaseKeeper> {
         let (stop, stopped) = mpsc::channel::<()>();
         let every = Duration::from_millis((lease_ms / 3).max(1) as u64);
@@ -110,7 +111,7 @@ impl LeaseKeeper {
                 while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
                     // A failed renewal (the database is busy, gone) is tried again next time;
                     // the lease has two more renewals' worth of time left.
-                    match renewer.renew(&owner, crate::time::now_ms() + lease_ms) {
+                    match renewer.renew(&owner, clock() + lease_ms) {
                         Ok(0) => {}
                         Ok(runs) => {
                             tracing::debug!(

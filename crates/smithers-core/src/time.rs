@@ -1,5 +1,48 @@
 //! Time as the engine sees it: milliseconds since the Unix epoch, and their RFC 3339 form.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+/// Where an engine takes "now" from: the system clock by default ([`system_clock`]); tests
+/// give a [`ManualClock`] (Rust) or the binding's test-only offset (`SMITHERS_TEST_ONLY_CLOCK_OFFSET_MS`).
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+pub fn system_clock() -> Clock {
+    Arc::new(now_ms)
+}
+
+/// A clock that moves only when told to: due times pass in tests without sleeping.
+#[derive(Debug, Clone)]
+pub struct ManualClock(Arc<AtomicI64>);
+
+impl ManualClock {
+    pub fn new(now_ms: i64) -> ManualClock {
+        ManualClock(Arc::new(AtomicI64::new(now_ms)))
+    }
+
+    pub fn now(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    pub fn set(&self, now_ms: i64) {
+        self.0.store(now_ms, Ordering::SeqCst);
+    }
+
+    pub fn advance(&self, by_ms: i64) {
+        self.0.fetch_add(by_ms, Ordering::SeqCst);
+    }
+
+    pub fn clock(&self) -> Clock {
+        let at = self.0.clone();
+        Arc::new(move || at.load(Ordering::SeqCst))
+    }
+}
+
+/// The system clock shifted by `offset_ms`: time moves as usual, only later (or earlier).
+pub fn offset_clock(offset_ms: i64) -> Clock {
+    Arc::new(move || now_ms().saturating_add(offset_ms))
+}
+
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -154,6 +154,39 @@ pub struct ApprovalSummary {
     /// `async`: the run goes on around the gate while it waits.
     #[serde(rename = "async", skip_serializing_if = "std::ops::Not::not")]
     pub wait_async: bool,
+    /// The view digest of the request (`audit::view_digest`): what a decider saw, sent back
+    /// with a decision (`expectDigest`) so that a decision on a stale view is refused.
+    pub digest: String,
+    /// A quorum gate's quorum (`{approvals, from, veto}`), and its votes on this request,
+    /// oldest first.
+    #[serde(skip_serializing_if = "Value::is_null")]
+    pub quorum: Value,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub votes: Vec<crate::views::VoteSummary>,
+    /// A gate's deadline (`timeoutMs` / `deadline`): when it decides itself, and how
+    /// (`onTimeout`: deny, approve, fail).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deadline_at_ms: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_timeout: Option<String>,
+    /// Escalation steps that fired (`escalate`): each `{ step, at, added }`; `allowedUsers` and
+    /// `allowedScopes` above are who may decide now.
+    #[serde(skip_serializing_if = "Value::is_null")]
+    pub escalated: Value,
+}
+
+/// One vote on a quorum gate.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VoteSummary {
+    pub voter: String,
+    /// `approve` or `deny`.
+    pub verdict: String,
+    /// A denial by a veto holder (it decided the gate).
+    pub veto: bool,
+    pub note: Option<String>,
+    pub at: String,
+    pub at_ms: i64,
 }
 
 #[derive(Debug, Clone, Serialize)]

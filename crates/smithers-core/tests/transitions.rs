@@ -9,7 +9,8 @@ mod common;
 use common::{approval, create, failed, human, ok, req, with};
 use serde_json::{Value, json};
 use smithers_core::engine::ParentRef;
-use smithers_core::machines::{self, run::TIMER_MOVES};
+use smithers_core::machines;
+use smithers_core::time::ManualClock;
 use smithers_core::{Engine, GraphDescriptor, NewRun, Step, TaskResult};
 
 fn graph(root: Value) -> GraphDescriptor {
@@ -263,6 +264,31 @@ fn a_task_waits_on_its_sub_run_until_it_ends() {
     assert_eq!(resume(&mut engine, "p", &root, &[]).status, "finished");
 }
 
+/// A `<Timer>` parks its run `waiting-timer`; a run claimed while it waits parks again, one
+/// whose timer fires wakes, and one cancelled while it waits is cancelled.
+fn timers_park_wake_claim_and_cancel() {
+    let clock = ManualClock::new(1_000_000);
+    let (_dir, mut engine) = common::open();
+    engine.set_clock(clock.clock());
+    let root = json!({"kind": "sequence", "children": [
+        {"kind": "task", "id": "t", "output": "", "body": {"type": "timer", "durationMs": 1000}},
+        common::static_task("s", "step", json!({"v": 1})),
+    ]});
+    for run in ["timed", "cancelled"] {
+        new_run(&mut engine, run, None);
+        assert_eq!(drive(&mut engine, run, &root, &[]).status, "waiting-timer");
+    }
+    assert_eq!(
+        resume(&mut engine, "timed", &root, &[]).status,
+        "waiting-timer"
+    );
+    assert_eq!(engine.cancel_run("cancelled").expect("cancel"), "cancelled");
+    clock.advance(1000);
+    let fired = engine.fire_due_timers(10).expect("fire");
+    assert_eq!(fired.len(), 2);
+    assert_eq!(resume(&mut engine, "timed", &root, &[]).status, "finished");
+}
+
 #[test]
 fn every_move_of_every_machine_is_taken() {
     tasks_finish_retry_fail_and_skip();
@@ -272,16 +298,11 @@ fn every_move_of_every_machine_is_taken() {
     a_push_back_rewinds_every_kind_of_node_and_a_rejection_ends_the_run();
     a_task_waits_on_its_sub_run_until_it_ends();
 
-    // Durable timers (issue 15) will take the timer moves; nothing parks on a timer yet.
-    let timer_move = |m: &machines::MoveTaken| {
-        m.machine == "run"
-            && TIMER_MOVES
-                .iter()
-                .any(|(s, e)| m.from == format!("Some({s:?})") && m.event == format!("{e:?}"))
-    };
+    timers_park_wake_claim_and_cancel();
+
     let untaken: Vec<String> = machines::moves_taken()
         .into_iter()
-        .filter(|m| m.count == 0 && !timer_move(m))
+        .filter(|m| m.count == 0)
         .map(|m| format!("{}: {} --{}--> {}", m.machine, m.from, m.event, m.to))
         .collect();
     assert!(

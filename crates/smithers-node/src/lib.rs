@@ -68,6 +68,9 @@ impl Engine {
         if let Some(ms) = lease_ms {
             inner.set_lease_ms(ms);
         }
+        if let Some(offset) = test_clock_offset(env)? {
+            inner.set_clock(core::time::offset_clock(offset));
+        }
         Ok(Engine { inner: Some(inner) })
     }
 
@@ -333,6 +336,28 @@ impl Engine {
         self.with(env, |e| e.feed_head())
     }
 
+    /// Checks the decision log's hash chain (`smithers audit verify`); nothing is written.
+    #[napi]
+    pub fn audit_verify(&mut self, env: &Env) -> Result<BindingAuditReport> {
+        self.with(env, |e| e.audit_verify().map(Into::into))
+    }
+
+    /// Entries of the decision log after `afterSeq`, oldest first, at most `limit`.
+    #[napi]
+    pub fn audit_entries(
+        &mut self,
+        env: &Env,
+        after_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<BindingAuditEntry>> {
+        self.with(env, |e| {
+            e.audit_entries(after_seq, limit)?
+                .into_iter()
+                .map(BindingAuditEntry::try_from)
+                .collect()
+        })
+    }
+
     /// Runs that are `running` while nobody holds them, oldest first; page with `after`.
     #[napi]
     pub fn orphaned_runs(
@@ -505,6 +530,43 @@ impl Engine {
         }))
     }
 
+    /// "Now" as this engine sees it (its clock), in ms since the epoch.
+    #[napi]
+    pub fn now_ms(&mut self, env: &Env) -> Result<i64> {
+        self.with(env, |e| Ok(e.now_ms()))
+    }
+
+    /// The earliest due time of a scheduled timer in the database (when to wake up next).
+    #[napi]
+    pub fn next_timer_due(&mut self, env: &Env) -> Result<Option<i64>> {
+        self.with(env, |e| e.next_timer_due())
+    }
+
+    /// Fires the timers due now (at most `limit`, default 100), each once whoever races for
+    /// it; returns those this engine fired.
+    #[napi]
+    pub fn fire_due_timers(
+        &mut self,
+        env: &Env,
+        limit: Option<u32>,
+    ) -> Result<Vec<BindingFiredTimer>> {
+        let limit = limit.map_or(core::timers::FIRE_BATCH, |l| l as usize);
+        self.with(env, |e| {
+            Ok(e.fire_due_timers(limit)?
+                .into_iter()
+                .map(Into::into)
+                .collect())
+        })
+    }
+
+    /// The timers of a run, earliest due first.
+    #[napi]
+    pub fn run_timers(&mut self, env: &Env, run_id: String) -> Result<Vec<BindingTimer>> {
+        self.with(env, |e| {
+            Ok(e.run_timers(&run_id)?.into_iter().map(Into::into).collect())
+        })
+    }
+
     /// Changes when another process commits to the database.
     #[napi]
     pub fn data_version(&mut self) -> i64 {
@@ -659,5 +721,34 @@ impl Task for WaitForChange {
 
     fn resolve(&mut self, _env: Env, output: bool) -> Result<bool> {
         Ok(output)
+    }
+}
+
+/// The variable tests set to shift every engine's clock (ms, may be negative): due times pass
+/// without sleeping. Never set in production; an engine that reads it says so in its logs.
+const TEST_CLOCK_VAR: &str = "SMITHERS_TEST_ONLY_CLOCK_OFFSET_MS";
+
+fn test_clock_offset(env: &Env) -> Result<Option<i64>> {
+    let Ok(text) = std::env::var(TEST_CLOCK_VAR) else {
+        return Ok(None);
+    };
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    match text.trim().parse::<i64>() {
+        Ok(offset) => {
+            tracing::warn!(
+                target: "smithers_node",
+                offset_ms = offset,
+                "{TEST_CLOCK_VAR} is set: this engine's clock is shifted (for tests only)"
+            );
+            Ok(Some(offset))
+        }
+        Err(_) => Err(throw(
+            env,
+            "INVALID_ARGUMENT",
+            format!("{TEST_CLOCK_VAR}={text:?} is not a whole number of milliseconds"),
+            json!({ "variable": TEST_CLOCK_VAR }),
+        )),
     }
 }

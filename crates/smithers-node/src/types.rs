@@ -540,6 +540,9 @@ pub struct BindingDecisionRequest {
     pub reason: Option<Either<String, Null>>,
     /// Refuse an approve by the user who started the run (four-eyes rule).
     pub forbid_starter: Option<bool>,
+    /// The view digest the decider saw (`digest` of the approval): refused with STALE_VIEW
+    /// when the gate shows something else now.
+    pub expect_digest: Option<Either<String, Null>>,
 }
 
 impl TryFrom<BindingDecisionRequest> for core::DecisionRequest {
@@ -556,6 +559,7 @@ impl TryFrom<BindingDecisionRequest> for core::DecisionRequest {
             inputs,
             reason,
             forbid_starter,
+            expect_digest,
         } = r;
         let decision = given(decision_json)
             .map(|json| {
@@ -575,6 +579,7 @@ impl TryFrom<BindingDecisionRequest> for core::DecisionRequest {
             inputs: given(inputs).unwrap_or_default(),
             reason: given(reason),
             forbid_starter: forbid_starter.unwrap_or(false),
+            expect_digest: given(expect_digest),
         })
     }
 }
@@ -585,7 +590,7 @@ pub struct BindingDecisionOutcome {
     pub run_id: String,
     pub node_id: String,
     pub iteration: i64,
-    #[napi(ts_type = "'approved' | 'denied' | 'rejected' | 'pushed-back' | 'invalid'")]
+    #[napi(ts_type = "'approved' | 'denied' | 'rejected' | 'pushed-back' | 'invalid' | 'voted'")]
     pub status: String,
     pub decided_by: Either<String, Null>,
     pub decided_at: String,
@@ -613,6 +618,42 @@ pub struct BindingDecisionOutcome {
         ts_type = "{ code: 'HUMAN_TASK_INVALID_JSON' | 'HUMAN_TASK_VALIDATION_FAILED'; message: string }"
     )]
     pub error: Option<Value>,
+    /// A quorum gate: the votes on it after this one (`status` is `voted` while it stays open).
+    pub quorum: Option<BindingTally>,
+}
+
+/// Where a quorum gate stands after a vote.
+#[napi(object)]
+pub struct BindingTally {
+    /// Approvals it needs.
+    pub needed: u32,
+    /// Who approved, in the order they voted.
+    pub approvals: Vec<String>,
+    /// Who denied without a veto.
+    pub denials: Vec<String>,
+    /// The veto holder whose denial decided it.
+    pub vetoed_by: Either<String, Null>,
+    /// Whether this vote decided the gate.
+    pub decided: bool,
+}
+
+impl From<core::decision::Tally> for BindingTally {
+    fn from(t: core::decision::Tally) -> Self {
+        let core::decision::Tally {
+            needed,
+            approvals,
+            denials,
+            vetoed_by,
+            decided,
+        } = t;
+        BindingTally {
+            needed,
+            approvals,
+            denials,
+            vetoed_by: nullable(vetoed_by),
+            decided,
+        }
+    }
 }
 
 impl From<core::DecisionOutcome> for BindingDecisionOutcome {
@@ -636,6 +677,7 @@ impl From<core::DecisionOutcome> for BindingDecisionOutcome {
             attempt,
             max_attempts,
             error,
+            quorum,
         } = o;
         BindingDecisionOutcome {
             run_id,
@@ -656,6 +698,7 @@ impl From<core::DecisionOutcome> for BindingDecisionOutcome {
             attempt,
             max_attempts,
             error,
+            quorum: quorum.map(Into::into),
         }
     }
 }
@@ -947,6 +990,56 @@ pub struct BindingApprovalSummary {
     /// An `async` gate: what follows it goes on while it waits.
     #[napi(js_name = "async")]
     pub wait_async: Option<bool>,
+    /// The view digest (`sha256:…`): send it back with a decision as `expectDigest`.
+    pub digest: String,
+    /// A quorum gate's quorum, and its votes on this request, oldest first.
+    #[napi(ts_type = "{ approvals: number; from?: string[]; veto?: string[] }")]
+    pub quorum: Option<Value>,
+    pub votes: Option<Vec<BindingVote>>,
+    /// A gate's deadline, ms since the epoch, and what it decides then.
+    pub deadline_at_ms: Option<i64>,
+    #[napi(ts_type = "'deny' | 'approve' | 'fail'")]
+    pub on_timeout: Option<String>,
+    /// Escalation steps that fired, oldest first: `allowedUsers` / `allowedScopes` are who may
+    /// decide now.
+    #[napi(
+        ts_type = "Array<{ step: number; at: string; added: { allowedUsers?: string[]; allowedScopes?: string[] } }>"
+    )]
+    pub escalated: Option<Value>,
+}
+
+/// One vote on a quorum gate.
+#[napi(object)]
+pub struct BindingVote {
+    pub voter: String,
+    #[napi(ts_type = "'approve' | 'deny'")]
+    pub verdict: String,
+    /// A denial by a veto holder (it decided the gate).
+    pub veto: bool,
+    pub note: Either<String, Null>,
+    pub at: String,
+    pub at_ms: i64,
+}
+
+impl From<core::VoteSummary> for BindingVote {
+    fn from(v: core::VoteSummary) -> Self {
+        let core::VoteSummary {
+            voter,
+            verdict,
+            veto,
+            note,
+            at,
+            at_ms,
+        } = v;
+        BindingVote {
+            voter,
+            verdict,
+            veto,
+            note: nullable(note),
+            at,
+            at_ms,
+        }
+    }
 }
 
 impl From<core::ApprovalSummary> for BindingApprovalSummary {
@@ -989,6 +1082,12 @@ impl From<core::ApprovalSummary> for BindingApprovalSummary {
             schema,
             max_attempts,
             wait_async,
+            digest,
+            quorum,
+            votes,
+            deadline_at_ms,
+            on_timeout,
+            escalated,
         } = a;
         BindingApprovalSummary {
             run_id,
@@ -1028,6 +1127,12 @@ impl From<core::ApprovalSummary> for BindingApprovalSummary {
             schema: (!schema.is_null()).then_some(schema),
             max_attempts,
             wait_async: wait_async.then_some(true),
+            digest,
+            quorum: (!quorum.is_null()).then_some(quorum),
+            votes: (!votes.is_empty()).then(|| votes.into_iter().map(Into::into).collect()),
+            deadline_at_ms,
+            on_timeout,
+            escalated: (!escalated.is_null()).then_some(escalated),
         }
     }
 }
@@ -1543,6 +1648,208 @@ impl From<BindingLinkUse> for core::LinkUse {
             iteration,
             action,
             approver,
+        }
+    }
+}
+
+/// A durable timer (`runTimers`): a `<Timer>`'s or a gate's deadline.
+#[napi(object)]
+pub struct BindingTimer {
+    pub run_id: String,
+    pub node_id: String,
+    pub iteration: i64,
+    #[napi(ts_type = "'timer' | 'approval-timeout'")]
+    pub kind: String,
+    pub round: i64,
+    pub due_at_ms: i64,
+    pub due_at: String,
+    #[napi(ts_type = "'scheduled' | 'fired'")]
+    pub status: String,
+    pub spec_json: Option<String>,
+    pub created_at_ms: i64,
+    pub fired_at_ms: Option<i64>,
+    pub fired_by: Option<String>,
+    pub outcome: Option<String>,
+}
+
+impl From<core::timers::TimerRow> for BindingTimer {
+    fn from(t: core::timers::TimerRow) -> Self {
+        let core::timers::TimerRow {
+            run_id,
+            node_id,
+            iteration,
+            kind,
+            round,
+            due_at_ms,
+            due_at,
+            status,
+            spec_json,
+            created_at_ms,
+            fired_at_ms,
+            fired_by,
+            outcome,
+        } = t;
+        BindingTimer {
+            run_id,
+            node_id,
+            iteration,
+            kind,
+            round,
+            due_at_ms,
+            due_at,
+            status,
+            spec_json,
+            created_at_ms,
+            fired_at_ms,
+            fired_by,
+            outcome,
+        }
+    }
+}
+
+/// A timer this engine fired (`fireDueTimers`).
+#[napi(object)]
+pub struct BindingFiredTimer {
+    pub run_id: String,
+    pub node_id: String,
+    pub iteration: i64,
+    #[napi(ts_type = "'timer' | 'approval-timeout'")]
+    pub kind: String,
+    pub due_at_ms: i64,
+    pub lag_ms: i64,
+    /// `finished`, `approved`, `denied`, `rejected`, `failed` or `obsolete`.
+    pub outcome: String,
+    #[napi(ts_type = "BindingRunStatus")]
+    pub run_status: String,
+    /// The run can move and nobody drives it: resume it.
+    pub needs_resume: bool,
+}
+
+impl From<core::timers::FiredTimer> for BindingFiredTimer {
+    fn from(t: core::timers::FiredTimer) -> Self {
+        let core::timers::FiredTimer {
+            run_id,
+            node_id,
+            iteration,
+            kind,
+            due_at_ms,
+            lag_ms,
+            outcome,
+            run_status,
+            needs_resume,
+        } = t;
+        BindingFiredTimer {
+            run_id,
+            node_id,
+            iteration,
+            kind,
+            due_at_ms,
+            lag_ms,
+            outcome,
+            run_status,
+            needs_resume,
+        }
+    }
+}
+
+// ------------------------------------------------------------------ the decision log
+
+/// One entry of the decision log, as stored: its content (`dataJson`: what was decided, as
+/// JSON text) and the hashes that chain it to the entry before.
+#[napi(object)]
+pub struct BindingAuditEntry {
+    pub seq: i64,
+    /// `decision` (by a person, `smithers:auto` or `system:timeout`), `vote`, `escalation`,
+    /// `migrated-decision`.
+    pub kind: String,
+    pub run_id: String,
+    pub node_id: Either<String, Null>,
+    pub iteration: Either<i64, Null>,
+    pub actor: Either<String, Null>,
+    pub at_ms: i64,
+    pub data_json: String,
+    pub content_hash: String,
+    pub prev_hash: String,
+    pub entry_hash: String,
+}
+
+impl TryFrom<core::audit::AuditEntry> for BindingAuditEntry {
+    type Error = core::Error;
+    fn try_from(e: core::audit::AuditEntry) -> core::Result<Self> {
+        let core::audit::AuditEntry {
+            seq,
+            kind,
+            run_id,
+            node_id,
+            iteration,
+            actor,
+            at_ms,
+            data,
+            content_hash,
+            prev_hash,
+            entry_hash,
+        } = e;
+        Ok(BindingAuditEntry {
+            seq,
+            kind,
+            run_id,
+            node_id: nullable(node_id),
+            iteration: nullable(iteration),
+            actor: nullable(actor),
+            at_ms,
+            data_json: serde_json::to_string(&data)?,
+            content_hash,
+            prev_hash,
+            entry_hash,
+        })
+    }
+}
+
+/// The first entry of the log that does not hold.
+#[napi(object)]
+pub struct BindingAuditBreak {
+    pub seq: i64,
+    #[napi(ts_type = "'altered' | 'removed'")]
+    pub problem: String,
+    pub message: String,
+}
+
+/// What `auditVerify` found.
+#[napi(object)]
+pub struct BindingAuditReport {
+    pub ok: bool,
+    pub entries: i64,
+    pub head_seq: Either<i64, Null>,
+    pub head_hash: Either<String, Null>,
+    pub broken: Either<BindingAuditBreak, Null>,
+}
+
+impl From<core::audit::AuditReport> for BindingAuditReport {
+    fn from(r: core::audit::AuditReport) -> Self {
+        let core::audit::AuditReport {
+            ok,
+            entries,
+            head_seq,
+            head_hash,
+            broken,
+        } = r;
+        BindingAuditReport {
+            ok,
+            entries,
+            head_seq: nullable(head_seq),
+            head_hash: nullable(head_hash),
+            broken: nullable(broken.map(|b| {
+                let core::audit::AuditBreak {
+                    seq,
+                    problem,
+                    message,
+                } = b;
+                BindingAuditBreak {
+                    seq,
+                    problem,
+                    message,
+                }
+            })),
         }
     }
 }

@@ -161,8 +161,11 @@ function toElement(node, state, frame) {
       };
       if (node.allowedUsers) props.allowedUsers = node.allowedUsers;
       if (node.allowedScopes) props.allowedScopes = node.allowedScopes;
+      if (node.quorum) props.quorum = node.quorum;
       if (node.input) props.input = node.input;
       if (node.required) props.required = node.required;
+      // A deadline: <Approval timeoutMs deadline onTimeout> (checked by the renderer).
+      for (const key of ["timeoutMs", "deadline", "onTimeout", "remind", "escalate"]) if (node[key] != null) props[key] = node[key];
       if (node.dependsOn.length) state.deps.push([props, node.dependsOn]);
       return jsx(Approval, props);
     }
@@ -211,7 +214,7 @@ function need(cond, message, details) {
 /** The options each builder function takes; any other is refused, naming it. */
 const OPTIONS = {
   task: ["output", "table", "needs", "run", "command", "script", "cwd", "env", "parse", "shell", "approval", "skipIf", "retries", "maxAttempts", "timeoutMs", "continueOnFail", "label"],
-  approval: ["request", "needs", "onDeny", "table", "allowedUsers", "allowedScopes", "input", "required"],
+  approval: ["request", "needs", "onDeny", "table", "allowedUsers", "allowedScopes", "input", "required", "timeoutMs", "deadline", "onTimeout", "remind", "escalate", "quorum"],
   loop: ["id", "until", "maxIterations", "onMaxReached", "needs"],
   branch: ["if", "then", "else", "needs"],
   parallel: ["maxConcurrency"],
@@ -418,6 +421,8 @@ export function workflow(options) {
         };
         if (o.allowedUsers) out.allowedUsers = o.allowedUsers;
         if (o.allowedScopes) out.allowedScopes = o.allowedScopes;
+        for (const key of ["timeoutMs", "deadline", "onTimeout", "remind", "escalate"]) if (o[key] != null) out[key] = o[key];
+        if (o.quorum) out.quorum = o.quorum;
         if (o.input) out.input = o.input;
         if (o.required) out.required = o.required;
         return out;

@@ -44,7 +44,10 @@ export const MergeQueue = marker("MergeQueue", "merge-queue");
 /** Children run in a git worktree at `path` (created on first use, on `branch`). */
 export const Worktree = marker("Worktree", "worktree");
 
+/** Durably waits for `duration` ("500ms", "30s", "2h", "7d") or `until` (ISO time or Date). */
+export const Timer = marker("Timer", "timer");
+
 /** tag -> component, so the renderer can check identity (one runtime instance). */
 export const BUILTINS = new Map(
-  [Workflow, Sequence, Parallel, Branch, Loop, Task, Approval, HumanTask, MergeQueue, Worktree].map((c) => [c.__smithersTag, c]),
+  [Workflow, Sequence, Parallel, Branch, Loop, Task, Approval, HumanTask, MergeQueue, Worktree, Timer].map((c) => [c.__smithersTag, c]),
 );

@@ -9,6 +9,7 @@ import { approvalDecisionSchema, toJsonSchema } from "./schema.js";
 
 const APPROVAL_GATE_PROPS = new Set([
   "id", "output", "request", "when", "onDeny", "skipIf", "continueOnFail", "label", "meta", "dependsOn", "needs",
+  "timeoutMs", "deadline", "onTimeout", "remind", "escalate",
 ]);
 
 /**
@@ -20,7 +21,6 @@ const APPROVAL_GATE_PROPS = new Set([
  */
 export function ApprovalGate(props) {
   checkProps("ApprovalGate", props, APPROVAL_GATE_PROPS, {
-    timeoutMs: "a deadline for the decision is not supported yet",
     retries: "an approval has no body to run again",
   });
   if (props.skipIf) return null;
@@ -29,6 +29,7 @@ export function ApprovalGate(props) {
       id: props.id,
     });
   }
+  // A deadline (timeoutMs, deadline, onTimeout) is the person's gate's: it goes with `approval`.
   const { when, skipIf: _skip, ...approval } = props;
   const common = { id: props.id, output: props.output, dependsOn: props.dependsOn, needs: props.needs };
   return jsx(Branch, {

@@ -7,7 +7,7 @@ import { isTerminal } from "./contract.js";
 import { DAGU_RUN_STATUS } from "./dagu/status.js";
 import { logger } from "./log.js";
 import { runCommand } from "./native.js";
-import { outputIndex, renderWorkflow } from "./render.js";
+import { SEALED, newRenderMemo, outputIndex, renderWorkflow } from "./render.js";
 import { expandEnvTemplates, expandTemplate, substituteDaguVars } from "./templates.js";
 import { describeThrown, encodeResult, isSmithersError } from "./values.js";
 
@@ -136,6 +136,10 @@ async function drive(native, workflow, snapshot, hooks) {
   // a render equal to it is sent as the same text without building it (see sameGraph).
   let lastText = null;
   let lastGraph = null;
+  // What the last render leaves to the next: its sealed task nodes, its render deps; and the
+  // graph it rendered (sameGraph takes a sealed node found again at its place for equal).
+  const memo = newRenderMemo();
+  let prevGraph = null;
 
   const render = () => {
     let graph;
@@ -149,9 +153,12 @@ async function drive(native, workflow, snapshot, hooks) {
         nodeLoops,
         index,
         workflowPath: snapshot.workflowPath ?? null,
+        memo,
       });
       if (t0) log.debug("rendered", { run_id: runId, render_ms: Number((performance.now() - t0).toFixed(3)), render_deps: rendered.graph.renderDeps });
-      if (lastGraph !== null && sameGraph(rendered.graph, lastGraph)) {
+      const previous = prevGraph;
+      prevGraph = rendered.graph;
+      if (lastGraph !== null && sameGraph(rendered.graph, lastGraph, previous)) {
         graph = lastText;
       } else {
         collectNodeLoops(rendered.graph.root, null, nodeLoops);
@@ -255,7 +262,8 @@ async function drive(native, workflow, snapshot, hooks) {
     for (const row of JSON.parse(step.outputsJson)) index.add(row);
     Object.assign(loops, step.loops);
     for (const task of step.tasks) start(task);
-    if (isTerminal(step.status) || step.status === "waiting-approval") {
+    // Parked: waiting for decisions, or only for timers (whoever waits on those fires them).
+    if (isTerminal(step.status) || step.status === "waiting-approval" || step.status === "waiting-timer") {
       log.info("run stopped", { run_id: runId, status: step.status, waiting: (step.waiting ?? []).join(","), in_flight: inFlight });
       return { result: result(runId, step.status, step.error), rendered, waiting: step.waiting, observedEnd: true };
     }
@@ -414,7 +422,7 @@ async function runSubWorkflow(native, sub, runId, task, ctx, hooks) {
       }
       return { ...base, ok: true, value: { subRunId: childId, status: "finished", outputs } };
     }
-    if (result.status === "waiting-approval") return { ...base, ok: true, waitingOn: childId };
+    if (result.status === "waiting-approval" || result.status === "waiting-timer") return { ...base, ok: true, waitingOn: childId };
     const message = `sub-run ${childId} ${result.status}${result.error ? `: ${result.error.message}` : ""}`;
     return { ...base, ok: false, error: { code: "SUBRUN_FAILED", message } };
   } catch (e) {
@@ -600,22 +608,28 @@ async function runBody(fn, ctx, task) {
  * values compare equal (plain objects with the same keys, in any order; arrays; strings;
  * finite numbers; booleans; null); anything else (a Date, a toJSON, undefined, NaN) is
  * "different", and the caller stringifies. Allocates nothing.
+ * `prev` is the graph rendered just before, which is equal to `last` as JSON (the driver
+ * keeps `last` only while renders repeat its text): a sealed node of render.js found again
+ * at the same place holds only what it held then, so it is equal without being walked.
  * @param {unknown} a
  * @param {unknown} b
+ * @param {unknown} [prev]
  */
-export function sameGraph(a, b) {
+export function sameGraph(a, b, prev) {
   if (typeof a !== "object" || a === null) return a === b && a !== undefined && (typeof a !== "number" || Number.isFinite(a));
   if (typeof b !== "object" || b === null) return false;
+  if (a === prev && SEALED.has(a)) return true;
+  const p = typeof prev === "object" && prev !== null ? prev : undefined;
   if (Array.isArray(a)) {
     if (!Array.isArray(b) || a.length !== b.length) return false;
-    for (let i = 0; i < a.length; i++) if (!sameGraph(a[i], b[i])) return false;
+    for (let i = 0; i < a.length; i++) if (!sameGraph(a[i], b[i], p?.[i])) return false;
     return true;
   }
   const proto = Object.getPrototypeOf(a);
   if (Array.isArray(b) || (proto !== Object.prototype && proto !== null)) return false;
   let keys = 0;
   for (const key in a) {
-    if (!Object.hasOwn(b, key) || !sameGraph(a[key], b[key])) return false;
+    if (!Object.hasOwn(b, key) || !sameGraph(a[key], b[key], p?.[key])) return false;
     keys += 1;
   }
   for (const _ in b) keys -= 1;

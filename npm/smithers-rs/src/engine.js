@@ -9,6 +9,10 @@ import { resolveDb } from "./database.cjs";
 // node:fs through getBuiltinModule: an ES import of it builds its whole namespace, which loads
 // fs/promises and Node's streams (start-up: ARCHITECTURE.md).
 const { readFileSync } = process.getBuiltinModule("node:fs");
+/** Due timers fired per call (the core's FIRE_BATCH). */
+const FIRE_BATCH = 100;
+/** The longest delay setTimeout keeps (about 24.8 days); a later due time is re-armed then. */
+const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 
 /**
  * The half that runs workflows (loader, renderer, driver), loaded on first use: commands
@@ -266,6 +270,8 @@ export class SmithersEngine {
       } catch {
         // The engine was closed while the run was driven.
       }
+      // The run may have scheduled timers (a <Timer>, a gate's deadline).
+      this.#armTimers();
     };
     driveRun(this.native, workflow, snapshot, { afterCall: () => this.dispatch(), control, onRender: this.onRender }).then(
       async (result) => {
@@ -335,7 +341,7 @@ export class SmithersEngine {
   }
 
   async #decide(kind, runId, options) {
-    const { nodeId, iteration, note, decidedBy, scopes, decision, inputs, reason, resume = true, workflow } = options;
+    const { nodeId, iteration, note, decidedBy, scopes, decision, inputs, reason, expectDigest, resume = true, workflow } = options;
     const forbidStarter = Boolean(options.forbidSelfApproval ?? this.forbidSelfApproval);
     // Text the core cannot hold (a lone surrogate: a string cut inside an emoji) is a bad
     // decision, named by its field; nothing is recorded.
@@ -348,7 +354,7 @@ export class SmithersEngine {
     // The payload of a select / rank gate or a human task's answer is the person's value:
     // it crosses as JSON text, like every value a user wrote.
     const decisionJson = decision === undefined ? undefined : JSON.stringify(decision);
-    const outcome = this.native[kind]({ runId, nodeId, iteration, note, decidedBy, scopes, decisionJson, inputs, reason, forbidStarter });
+    const outcome = this.native[kind]({ runId, nodeId, iteration, note, decidedBy, scopes, decisionJson, inputs, reason, forbidStarter, expectDigest });
     this.dispatch();
     const active = this.driving.get(runId);
     if (active) {
@@ -407,6 +413,113 @@ export class SmithersEngine {
     return { ...result, caller };
   }
 
+  /**
+   * Fires the durable timers due now (`timers.rs`), each once whoever races for it, in
+   * batches until none is due. With `resume` (default), runs a fire woke that nobody drives
+   * are resumed here (their outcomes in `resumed`; one that cannot be resumed has `error`).
+   * @param {{ resume?: boolean }} [options]
+   * @returns {Promise<{ fired: import("./native.js").BindingFiredTimer[], resumed: any[] }>}
+   */
+  async fireDueTimers({ resume = true } = {}) {
+    const fired = [];
+    for (;;) {
+      const batch = this.native.fireDueTimers(FIRE_BATCH);
+      this.dispatch();
+      fired.push(...batch);
+      if (batch.length < FIRE_BATCH) break;
+    }
+    const resumed = [];
+    if (resume) {
+      const runs = [...new Set(fired.filter((t) => t.needsResume).map((t) => t.runId))];
+      for (const runId of runs) {
+        resumed.push(
+          await this.#resumeAfterDecision(runId).catch((e) => ({ runId, status: "not-resumed", error: { code: e?.code ?? "INTERNAL", message: String(e?.message ?? e) } })),
+        );
+      }
+    }
+    this.#armTimers();
+    return { fired, resumed };
+  }
+
+  /**
+   * Keeps one wake-up armed for the earliest due timer in the database and fires what is due
+   * then (resuming the runs it wakes), until `stopTimers()` or `close()`. For a service that
+   * embeds the engine, and `smithers serve`. The wake-up does not keep the process alive.
+   * Timers this engine schedules re-arm it; ones another process schedules are found when
+   * `armTimers()` is called (serve's watcher does on every commit it sees).
+   */
+  startTimers() {
+    this.#timers = { handle: null, due: null };
+    this.#armTimers();
+  }
+
+  stopTimers() {
+    if (this.#timers?.handle) clearTimeout(this.#timers.handle);
+    this.#timers = null;
+  }
+
+  /** Re-reads the earliest due time and moves the wake-up to it (started engines only). */
+  armTimers() {
+    this.#armTimers();
+  }
+
+  #timers = null;
+
+  #armTimers() {
+    const timers = this.#timers;
+    if (!timers || this.#closed) return;
+    let due;
+    try {
+      due = this.native.nextTimerDue();
+    } catch {
+      return;
+    }
+    if (due === timers.due && timers.handle) return;
+    if (timers.handle) clearTimeout(timers.handle);
+    timers.handle = null;
+    timers.due = due;
+    if (due === null || due === undefined) return;
+    const delay = Math.min(Math.max(0, due - this.native.nowMs()), MAX_TIMEOUT_MS);
+    timers.handle = setTimeout(() => {
+      timers.handle = null;
+      timers.due = null;
+      this.fireDueTimers().catch(() => this.#armTimers());
+    }, delay);
+    timers.handle.unref();
+  }
+
+  /**
+   * A run that waits only on timers (`waiting-timer`) after `result`: waits here for its
+   * earliest due time (one timeout, no polling), fires what is due and drives the run on,
+   * until it stops otherwise (finished, waiting for a decision, …). For `smithers up` and
+   * `resume`, which stay with the run while its timers run.
+   * @param {{ runId: string, status: string }} result
+   * @param {(dueAtMs: number) => void} [onWait] told each time it starts waiting (the due time)
+   */
+  async waitOnTimers(result, onWait) {
+    const { runId } = result;
+    while (result.status === "waiting-timer" && !this.#closed) {
+      const due = this.native
+        .runTimers(runId)
+        .filter((t) => t.status === "scheduled")
+        .reduce((min, t) => Math.min(min, t.dueAtMs), Infinity);
+      if (due !== Infinity) {
+        const delay = due - this.native.nowMs();
+        if (delay > 0) onWait?.(due);
+        if (delay > 0) await new Promise((r) => setTimeout(r, Math.min(delay, MAX_TIMEOUT_MS)));
+        await this.fireDueTimers({ resume: false });
+      }
+      const now = this.native.runSummary(runId);
+      if (now.status === "waiting-timer" && due === Infinity) break;
+      if (now.status !== "running" && now.status !== "waiting-timer") {
+        return now.error ? { runId, status: now.status, error: now.error } : { runId, status: now.status };
+      }
+      if (now.status === "waiting-timer") continue;
+      result = await this.#resumeAfterDecision(runId);
+    }
+    return result;
+  }
+
   /** Settles when this process stops driving the run; otherwise reports its status. */
   async waitForRun(runId) {
     const active = this.driving.get(runId);
@@ -435,6 +548,19 @@ export class SmithersEngine {
   /** The newest position of the feed. */
   feedHead() {
     return this.native.feedHead();
+  }
+
+  /**
+   * Checks the decision log's hash chain: `{ ok, entries, headSeq, headHash, broken }`, where
+   * `broken` names the first entry altered or removed (`{ seq, problem, message }`).
+   */
+  auditVerify() {
+    return this.native.auditVerify();
+  }
+
+  /** Entries of the decision log after `afterSeq`, oldest first (`data` parsed from `dataJson`). */
+  auditEntries({ afterSeq = 0, limit = 1000 } = {}) {
+    return this.native.auditEntries(afterSeq, limit).map(({ dataJson, ...e }) => ({ ...e, data: JSON.parse(dataJson) }));
   }
 
   /**
@@ -476,6 +602,7 @@ export class SmithersEngine {
   }
 
   close() {
+    this.stopTimers();
     this.#closed = true;
     this.#driverPool?.close();
     this.native.close();

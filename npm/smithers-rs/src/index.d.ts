@@ -5,13 +5,17 @@ import type {
   BindingApprovalStatus,
   BindingApprovalSummary,
   BindingAttemptLog,
+  BindingAuditEntry,
+  BindingAuditReport,
   BindingDecisionOutcome,
+  BindingFiredTimer,
   BindingNodeState,
   BindingNodeSummary,
   BindingRunError,
   BindingRunInspection,
   BindingRunStatus,
   BindingRunSummary,
+  BindingTimer,
 } from "../binding.cjs";
 export type { SmithersElement, SmithersNode } from "./jsx-runtime.js";
 export { Fragment, createElement, jsx, jsxs } from "./jsx-runtime.js";
@@ -271,6 +275,41 @@ export interface ReviewOptions {
   rewindTo?: string;
 }
 
+/**
+ * A deadline on a gate, a review or a human task: when it passes undecided, `onTimeout` is
+ * recorded as decided by `system:timeout` (the same row and events as a person's decision,
+ * plus `ApprovalTimedOut`). Default `deny` (which then does what `onDeny` says); `fail` fails
+ * the node whatever `onDeny` says. The earlier of `timeoutMs` and `deadline` counts.
+ */
+export interface DeadlineOptions {
+  /** Milliseconds from when the gate is requested. */
+  timeoutMs?: number;
+  /** An absolute time (ISO 8601, a Date, or epoch milliseconds). */
+  deadline?: string | Date | number;
+  onTimeout?: "deny" | "approve" | "fail";
+  /** Remind the approvers every `every` ("15m" or ms) while the gate waits, at most `max` times. */
+  remind?: { every: string | number; max?: number };
+  /** After `after` ("1h" or ms), these users (scopes) may decide too; an unrestricted list stays so. */
+  escalate?: Array<{ after: string | number; allowedUsers?: string[]; allowedScopes?: string[] }>;
+}
+
+export interface ReviewOptions extends DeadlineOptions {}
+
+/** `<Timer duration|until>`: the run waits, durably, with no process, until it fires. */
+export interface TimerProps {
+  id: string;
+  /** "500ms", "30s", "2m", "1h", "7d" (a bare number is milliseconds). Exactly one of duration and until. */
+  duration?: string;
+  /** An absolute time (ISO 8601 or a Date); a past one fires at once. */
+  until?: string | Date;
+  skipIf?: boolean;
+  dependsOn?: string[];
+  needs?: Record<string, string>;
+  label?: string;
+  meta?: Record<string, unknown>;
+  key?: string | number;
+}
+
 export interface TaskProps<S> extends NodeProps<S> {
   /**
    * A compute function (runs in the driver) or a static value; none with command/script/workflow.
@@ -311,8 +350,8 @@ export interface TaskProps<S> extends NodeProps<S> {
   /** No retries (the default; contradicts retries > 0). */
   noRetry?: boolean;
   timeoutMs?: number | null;
-  /** Wait for a human approval ("gate") before the body runs. */
-  needsApproval?: boolean;
+  /** Wait for a human approval ("gate") before the body runs; an object gives it a deadline. */
+  needsApproval?: boolean | DeadlineOptions;
   /** With needsApproval: while the gate waits, later siblings run; dependsOn still waits. */
   async?: boolean;
   /**
@@ -403,7 +442,7 @@ export interface ApprovalOption {
   summary?: string;
 }
 
-export interface ApprovalProps<S> extends NodeProps<S> {
+export interface ApprovalProps<S> extends NodeProps<S>, DeadlineOptions {
   request: { title: string; summary?: string | null; metadata?: Record<string, unknown> | null };
   /** Default "approve" (output like approvalDecisionSchema). */
   mode?: "approve" | "select" | "rank";
@@ -416,6 +455,14 @@ export interface ApprovalProps<S> extends NodeProps<S> {
   onDeny?: "fail" | "continue" | "skip";
   allowedUsers?: string[];
   allowedScopes?: string[];
+  /**
+   * Decided by several people: approved once `approvals` distinct people approved; a denial
+   * by one of `veto` denies it at once; with `from`, only they (and the veto holders) vote,
+   * and it is denied once too few of them are left to approve. Each decision is one vote
+   * (`status: "voted"` until the gate is decided); a second vote by one person is
+   * ALREADY_VOTED. Approve/deny gates only.
+   */
+  quorum?: { approvals: number; from?: string[]; veto?: string[] };
   /** Names of the values an approver may send; they reach every downstream task. */
   input?: string[];
   /** The inputs an approve must carry; a subset of `input`. */
@@ -439,7 +486,7 @@ export interface AutoApprove {
   revertOn?: (ctx: SmithersCtx<any, any>) => boolean;
 }
 
-export interface HumanTaskProps<S> extends NodeProps<S> {
+export interface HumanTaskProps<S> extends NodeProps<S>, DeadlineOptions {
   /** What the person is asked to fill in. */
   prompt: string;
   /** Answers that do not fit the output schema it takes before it fails. Default 10. */
@@ -450,7 +497,7 @@ export interface HumanTaskProps<S> extends NodeProps<S> {
   skipIf?: boolean;
 }
 
-export interface ApprovalGateProps<S> extends NodeProps<S> {
+export interface ApprovalGateProps<S> extends NodeProps<S>, DeadlineOptions {
   request: ApprovalProps<S>["request"];
   /** true: a person decides; false: approved at once with a valid decision row. */
   when: boolean;
@@ -510,6 +557,8 @@ export declare function Loop(props: LoopProps): SmithersElement;
 export declare const Ralph: typeof Loop;
 export declare function Task<S extends OutputRef>(props: TaskProps<S>): SmithersElement;
 export declare function Approval<S extends OutputRef>(props: ApprovalProps<S>): SmithersElement;
+/** Durably waits for `duration` or `until` (Smithers' `<Timer>`); writes no output. */
+export declare function Timer(props: TimerProps): SmithersElement | null;
 /** The run waits until a person submits JSON valid for the output schema (`smithers approve <run> <node> --note '<json>'`). */
 export declare function HumanTask<S extends OutputRef>(props: HumanTaskProps<S>): SmithersElement;
 /** An approval only when `when` is true; otherwise approved at once. */
@@ -699,6 +748,8 @@ export interface ApprovalOptions<N> {
   table?: string;
   allowedUsers?: string[];
   allowedScopes?: string[];
+  /** N distinct approvers; a veto holder's denial denies it (as `<Approval quorum>`). */
+  quorum?: { approvals: number; from?: string[]; veto?: string[] };
 }
 
 export declare function task<const Id extends string, S extends SchemaLike, const N extends Needs = {}>(
@@ -898,16 +949,21 @@ export type RunInspection = BindingRunInspection;
 export type AgentAttempt = BindingAttemptLog;
 /** Where a page of `pendingApprovals` ended: the last row's sort key. */
 export type ApprovalCursor = BindingApprovalCursor;
+/** What `auditVerify` found: `broken` names the first entry altered or removed. */
+export type AuditReport = BindingAuditReport;
+/** An entry of the decision log, with its content (`data`) parsed. */
+export type AuditEntry = Omit<BindingAuditEntry, "dataJson"> & { data: Record<string, unknown> };
 
 export type EngineEventType =
   | "RunStarted" | "RunStatusChanged" | "RunFinished" | "RunFailed"
   | "NodeStarted" | "NodeFinished" | "NodeFailed" | "NodeRetrying" | "NodeSkipped" | "NodeCancelled" | "NodeAbandoned"
   | "NodeWaitingApproval" | "ApprovalRequested" | "ApprovalGranted" | "ApprovalDenied"
-  | "ApprovalRejected" | "ApprovalPushedBack" | "NodeRejected" | "NodePushedBack"
+  | "ApprovalRejected" | "ApprovalPushedBack" | "ApprovalVoted" | "NodeRejected" | "NodePushedBack"
   | "HandlerStarted" | "HandlerFinished" | "HandlerFailed" | "WaitMailSent" | "WaitMailFailed"
   | "FailureMailSent" | "FailureMailFailed" | "RunRejected" | "NodeReset" | "NodeWaitingSubRun" | "NodeSubRunEnded"
   | "ToolCallStarted" | "ToolCallFinished" | "TokenUsageReported"
-  | "LoopIteration" | "LoopFinished";
+  | "LoopIteration" | "LoopFinished"
+  | "NodeWaitingTimer" | "TimerScheduled" | "TimerFired" | "ApprovalTimedOut" | "ApprovalReminder" | "ApprovalEscalated";
 
 export interface EngineEvent {
   runId: string;
@@ -938,6 +994,12 @@ export interface DecisionOptions {
   resume?: boolean;
   /** Override the engine's `forbidSelfApproval` for this decision. */
   forbidSelfApproval?: boolean;
+  /**
+   * The view digest the decider saw (an approval's `digest`, `sha256:…`): the decision is
+   * refused with STALE_VIEW, nothing recorded, when the gate shows something else now (the
+   * step was sent back and ran again, the gate was asked again). Without it, not checked.
+   */
+  expectDigest?: string;
   workflow?: SmithersWorkflow<any>;
 }
 
@@ -1012,6 +1074,10 @@ export declare class SmithersEngine {
   /** Events of every run after position `afterId` of the database-wide feed, in commit order. */
   feed(afterId?: number, limit?: number): EngineEvent[];
   feedHead(): number;
+  /** Checks the decision log's hash chain; `broken` names the first entry altered or removed. */
+  auditVerify(): AuditReport;
+  /** Entries of the decision log after `afterSeq` (default 0), oldest first, at most `limit` (1000). */
+  auditEntries(options?: { afterSeq?: number; limit?: number }): AuditEntry[];
   /**
    * Runs that are `running` while nobody holds them, oldest first; page with `after` (the last
    * run's `updatedAtMs` and `runId`). Runs marked unresumable are left out.
@@ -1024,6 +1090,18 @@ export declare class SmithersEngine {
   inspect(runId: string): RunInspection;
   events(runId: string, options?: { afterSeq?: number; limit?: number }): EngineEvent[];
   cancel(runId: string): { runId: string; status: RunStatus };
+  /**
+   * Fires the durable timers due now (each once, whoever races for it); runs a fire woke and
+   * nobody drives are resumed here unless `resume: false`.
+   */
+  fireDueTimers(options?: { resume?: boolean }): Promise<{ fired: BindingFiredTimer[]; resumed: RunResult[] }>;
+  /** Keeps one wake-up armed for the earliest due timer (unref'd), firing and resuming then. */
+  startTimers(): void;
+  stopTimers(): void;
+  /** Re-reads the earliest due time (after another process scheduled a timer). */
+  armTimers(): void;
+  /** Stays with a run that waits only on timers (`waiting-timer`) until it stops otherwise. */
+  waitOnTimers(result: RunResult): Promise<RunResult>;
   close(): void;
 }
 
@@ -1036,3 +1114,6 @@ export interface AttemptLog extends AgentAttempt {
 export declare function engineVersion(): string;
 /** How the native addon was compiled. */
 export declare function engineBuild(): "debug" | "release";
+
+/** A durable timer's row (`engine.native.runTimers(runId)`). */
+export type DurableTimer = BindingTimer;

@@ -39,14 +39,16 @@ const PROPS = {
   ],
   approval: [
     ...TASK_LIKE, "request", "mode", "options", "onDeny", "allowedUsers", "allowedScopes", "autoApprove", "async",
-    "input", "required",
+    "input", "required", "timeoutMs", "deadline", "onTimeout", "remind", "escalate", "quorum",
   ],
-  human: [...TASK_LIKE, "prompt", "maxAttempts", "async"],
+  human: [...TASK_LIKE, "prompt", "maxAttempts", "async", "timeoutMs", "deadline", "onTimeout", "remind", "escalate"],
+  // Smithers' <Timer>: no output, exactly one of duration and until.
+  timer: ["id", "key", "duration", "until", "skipIf", "dependsOn", "needs", "label", "meta"],
 };
 const ALLOWED = Object.fromEntries(Object.entries(PROPS).map(([tag, names]) => [tag, new Set(names)]));
 const COMPONENT_NAMES = {
   workflow: "Workflow", sequence: "Sequence", parallel: "Parallel", branch: "Branch", loop: "Loop",
-  task: "Task", approval: "Approval", human: "HumanTask", "merge-queue": "MergeQueue", worktree: "Worktree",
+  task: "Task", approval: "Approval", human: "HumanTask", "merge-queue": "MergeQueue", worktree: "Worktree", timer: "Timer",
 };
 /** Smithers props smithers-rs does not honour (yet), and what to do instead. */
 const NOT_HONOURED = {
@@ -65,11 +67,10 @@ const NOT_HONOURED = {
 /** The same, where one component differs from the rest. */
 const NOT_HONOURED_ON = {
   approval: {
-    timeoutMs: "a deadline for the decision is not supported yet",
     retries: "an approval has no body to run again",
     children: "an <Approval> renders no children: put what follows the decision after it",
   },
-  human: { timeoutMs: "a deadline for the answer is not supported yet" },
+  timer: { every: "recurring timers are not supported (nor in Smithers: \"phase 2\")" },
 };
 
 /**
@@ -98,7 +99,9 @@ export function checkProps(component, props, allowed, notHonoured = {}) {
  * @typedef {{ table: string, nodeId: string, iteration: number, value: Record<string, unknown> }} OutputRow
  * @typedef {{ runId: string, input?: unknown, loops?: Record<string, number>,
  *   nodeLoops?: Record<string, string>, outputs?: OutputRow[], workflowPath?: string | null,
- *   index?: ReturnType<typeof outputIndex> }} Snapshot (`index`: the rows, indexed already; then `outputs` is not read)
+ *   index?: ReturnType<typeof outputIndex>, memo?: RenderMemo }} Snapshot (`index`: the rows, indexed already; then `outputs` is not read)
+ * @typedef {{ tasks: Map<string, any>, deps: string[] | null, renders: number }} RenderMemo what renders leave
+ *   for the next of the same run (`newRenderMemo()`; the driver keeps one per run): see `SEALED`
  */
 
 /**
@@ -107,7 +110,7 @@ export function checkProps(component, props, allowed, notHonoured = {}) {
  * `addOutput(row)` for each output the core reports, so those bodies read fresh rows.
  * @param {any} workflow the value returned by `smithers(build)`
  * @param {Snapshot} snapshot
- * @returns {{ graph: any, computeFns: Map<string, Function>, ctx: any, addOutput: (row: OutputRow) => void,
+ * @returns {{ graph: any, computeFns: { get(nodeId: string): any, keys(): Iterable<string>, size: number }, ctx: any, addOutput: (row: OutputRow) => void,
  *   dropOutput: (ref: { table: string, nodeId: string, iteration: number }) => void,
  *   handlers: { onWait?: any, onSuccess?: any, onFailure?: any, onExit?: any }, baseDir: string,
  *   worktrees: Map<string, WorktreeSpec> }}
@@ -124,7 +127,7 @@ export function renderWorkflow(workflow, snapshot) {
     loops: snapshot.loops ?? {},
     ids: new Set(),
     loopIds: new Set(),
-    computeFns: new Map(),
+    computeFns: null,
     name: "workflow",
     handlers: {},
     // Command tasks run in the workflow file's directory unless they say otherwise; inside a
@@ -135,7 +138,12 @@ export function renderWorkflow(workflow, snapshot) {
     worktree: null,
     worktrees: new Map(),
     worktreeIds: new Set(),
+    /** Sealed task nodes of earlier renders, by the element's id (see SEALED). */
+    memo: snapshot.memo ? snapshot.memo.tasks : null,
+    memoRender: snapshot.memo ? ++snapshot.memo.renders : 0,
+    reused: 0,
   };
+  state.computeFns = new ComputeFns(state.memo, state.memoRender);
   state.baseDir = state.rootDir;
   const prevCtx = setCurrentCtx(ctx);
   const prevState = rendering;
@@ -157,9 +165,17 @@ export function renderWorkflow(workflow, snapshot) {
     schemas: workflow.implicitSchemas?.size
       ? { ...workflow.jsonSchemas, ...Object.fromEntries(workflow.implicitSchemas) }
       : workflow.jsonSchemas,
-    renderDeps: deps.all ? "*" : [...deps.nodes].sort(),
+    renderDeps: deps.all ? "*" : sortedDeps(deps.nodes, snapshot.memo),
     root,
   };
+  if (snapshot.memo) {
+    snapshot.memo.deps = Array.isArray(graph.renderDeps) ? graph.renderDeps : null;
+    // Forget the nodes of elements no longer rendered, once they are half of what is kept.
+    const { tasks } = snapshot.memo;
+    if (tasks.size > 2 * (state.ids.size + state.reused) + 64) {
+      for (const [id, entry] of tasks) if (entry.render !== state.memoRender) tasks.delete(id);
+    }
+  }
   return {
     graph,
     computeFns: state.computeFns,
@@ -170,6 +186,127 @@ export function renderWorkflow(workflow, snapshot) {
     baseDir: state.rootDir,
     worktrees: state.worktrees,
   };
+}
+
+/**
+ * Nodes made of nothing but the props' primitives (and of the schema key their `output` names):
+ * no value of the workflow's is in them, so nothing the workflow does later can change them. A
+ * render reuses one for an element whose props are the same as the last render's, and the
+ * driver's `sameGraph` takes one found again at its place for equal without walking it. That
+ * is what keeps a re-render of N unchanged tasks cheap (issue 13: a sequence whose render
+ * reads the previous output renders N times).
+ */
+export const SEALED = new WeakSet();
+
+/** @returns {RenderMemo} */
+export const newRenderMemo = () => ({ tasks: new Map(), deps: null, renders: 0 });
+
+/** The sorted render deps; the last render's array when the set is the same. */
+function sortedDeps(nodes, memo) {
+  const last = memo?.deps;
+  if (last && last.length === nodes.size && last.every((id) => nodes.has(id))) return last;
+  const sorted = [...nodes].sort();
+  SEALED.add(sorted);
+  return sorted;
+}
+
+const isPrimitive = (v) => v === null || (typeof v !== "object" && typeof v !== "function");
+
+/**
+ * Whether a <Task>'s node can be sealed: a compute, static or command task whose props are
+ * primitives, arrays of primitives (`dependsOn`), its output schema and a function as its
+ * body. Agents, `deps` (the body is called at render), sub-workflows and object props
+ * (`env`, `approval`, `meta`, …) are rendered every time.
+ */
+function sealable(props, state) {
+  if (state.worktree || props.agent !== undefined || props.fallbackAgent !== undefined || props.deps != null || props.workflow != null) return false;
+  for (const key in props) {
+    const v = props[key];
+    if (isPrimitive(v) || key === "output" || (key === "children" && typeof v === "function")) continue;
+    if (Array.isArray(v) && v.every(isPrimitive)) continue;
+    return false;
+  }
+  return true;
+}
+
+/** Same props: the same keys and values; arrays element by element; any two body functions. */
+function sameProps(a, b) {
+  let keys = 0;
+  for (const key in a) {
+    const x = a[key];
+    const y = b[key];
+    keys += 1;
+    if (x === y || (key === "children" && typeof x === "function" && typeof y === "function")) continue;
+    if (!Array.isArray(x) || !Array.isArray(y) || x.length !== y.length) return false;
+    for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
+  }
+  for (const _ in b) keys -= 1;
+  return keys === 0;
+}
+
+/** Where a task is rendered, as far as its node depends on it: its loop's iteration, the directory. */
+const placeOf = (scope, state) => (scope.length ? `${scope[0].id}=${scope[0].iteration}|${state.baseDir}` : state.baseDir);
+
+/**
+ * Whether this render has a node with this id: one it built (`ids`), or one it took from the
+ * memo (not copied into `ids`: a render of N unchanged tasks builds no set of N ids).
+ */
+const hasId = (state, id) => state.ids.has(id) || (state.memo !== null && state.memo.get(id)?.render === state.memoRender);
+
+/**
+ * node id -> what the driver runs for a compute task (its function, or a sub-workflow): those
+ * this render built, and the bodies of the sealed nodes it took from the memo (the element's
+ * function of this render, which closes over this render's ctx).
+ */
+class ComputeFns {
+  constructor(memo, render) {
+    this.own = new Map();
+    this.memo = memo;
+    this.render = render;
+  }
+  set(id, fn) {
+    this.own.set(id, fn);
+  }
+  get(id) {
+    const fn = this.own.get(id);
+    if (fn !== undefined || this.memo === null) return fn;
+    const entry = this.memo.get(id);
+    return entry !== undefined && entry.render === this.render && entry.compute ? entry.props.children : undefined;
+  }
+  *keys() {
+    yield* this.own.keys();
+    if (this.memo === null) return;
+    for (const [id, entry] of this.memo) if (entry.render === this.render && entry.compute && !this.own.has(id)) yield id;
+  }
+  get size() {
+    let n = 0;
+    for (const _ of this.keys()) n += 1;
+    return n;
+  }
+}
+
+/**
+ * The last render's node for this <Task> element, when its props and place are the same
+ * (then it is this render's too: its id is claimed and its body registered), else undefined.
+ */
+function reuseTask(props, state, scope) {
+  if (scope.length > 1) return undefined;
+  const entry = state.memo.get(props.id);
+  // Taken already by this render: a duplicate id, which the renderer reports.
+  if (entry === undefined || entry.render === state.memoRender || !sameProps(props, entry.props) || entry.place !== placeOf(scope, state)) return undefined;
+  if (state.ids.has(props.id)) return undefined;
+  entry.props = props;
+  entry.render = state.memoRender;
+  state.reused += 1;
+  return entry.node;
+}
+
+/** Keeps a freshly rendered <Task> node for the next render when it is sealable. */
+function rememberTask(props, state, scope, node) {
+  // Keyed by node id, which is the element's id outside nested loops (those are not kept).
+  if (node === null || scope.length > 1 || !sealable(props, state)) return;
+  SEALED.add(node);
+  state.memo.set(props.id, { props, node, place: placeOf(scope, state), render: state.memoRender, compute: node.body.type === "compute" });
 }
 
 /**
@@ -238,12 +375,22 @@ function createCtx(workflow, snapshot, deps) {
   const { byTable, byNode, add: addOutput, drop: dropOutput } = index;
 
   const tableKey = (table) => resolveOutputKey(workflow, table, "ctx");
+  // The table a render reads is most often the one it read last: its node map is kept (a
+  // table's map, once made, is never replaced), so the usual lookup is one Map.get.
+  let lastTable;
+  let lastNodes;
   const nodeEntry = (table, nodeId) => {
     if (typeof nodeId !== "string") {
       throw new SmithersError("INVALID_ARGUMENT", "ctx output lookups need a nodeId string");
     }
     deps.nodes.add(nodeId);
+    if (table === lastTable) return lastNodes.get(nodeId);
     const keys = outputKeys(workflow, table, "ctx");
+    if (keys.length === 1 && byNode.has(keys[0])) {
+      lastTable = table;
+      lastNodes = byNode.get(keys[0]);
+      return lastNodes.get(nodeId);
+    }
     if (keys.length === 1) return byNode.get(keys[0])?.get(nodeId);
     // A schema shared by several keys: the node writes to one of them.
     for (const key of keys) {
@@ -462,8 +609,16 @@ function expand(node, state, scope, parentPath, index, out) {
         `<${type.name}> comes from another copy of smithers-rs; import components from one place`,
       );
     }
+    if (tag === "task" && state.memo !== null) {
+      const reused = typeof props.id === "string" ? reuseTask(props, state, scope) : undefined;
+      if (reused !== undefined) {
+        out.push(reused);
+        return;
+      }
+    }
     checkProps(COMPONENT_NAMES[tag], props, ALLOWED[tag], NOT_HONOURED_ON[tag]);
     const planNode = RENDERERS[tag](props, state, scope, parentPath, index);
+    if (tag === "task" && state.memo !== null && typeof props.id === "string") rememberTask(props, state, scope, planNode);
     if (planNode) out.push(planNode);
     return;
   }
@@ -576,7 +731,7 @@ const RENDERERS = {
       if (resolved === null) return null;
       // Waiting on them (a reviewed step's output exists before its review) where the graph
       // has them already; a dep not in this render has its output and nothing to wait for.
-      depIds = resolved.nodeIds.filter((id) => state.ids.has(id));
+      depIds = resolved.nodeIds.filter((id) => hasId(state, id));
       // A function child gets the deps' rows at render; what it returns is the body.
       if (typeof body === "function") body = body(resolved.values);
     } else if (isAgent && typeof body === "function") {
@@ -665,11 +820,15 @@ const RENDERERS = {
     if (props.required != null) node.approval.required = nameList(props.required, `<Approval id="${node.id}"> required`);
     if (asyncProp(props, `<Approval id="${node.id}">`)) node.approval.async = true;
     if (props.autoApprove != null) node.approval.autoApprove = autoApproveSpec(node.id, props.autoApprove, state.ctx);
+    Object.assign(node.approval, deadlineSpec(props, `<Approval id="${node.id}">`));
+    if (props.quorum != null) node.approval.quorum = quorumSpec(props.quorum, `<Approval id="${node.id}"> quorum`);
     if (props.continueOnFail) node.continueOnFail = true;
     node.label = props.label ?? request.title;
     if (props.meta != null) node.meta = props.meta;
     return node;
   },
+
+  timer: timerNode,
 
   human(props, state, scope) {
     if (props.skipIf) return null; // as <Approval>: a skipped human task is no node at all
@@ -692,6 +851,7 @@ const RENDERERS = {
       onDeny: "fail",
       request: { title: label, summary: String(prompt), metadata: null },
       maxAttempts: positiveInt(props.maxAttempts ?? 10, `${where} maxAttempts`),
+      ...deadlineSpec(props, where),
     };
     if (asyncProp(props, where)) node.approval.async = true;
     if (props.continueOnFail) node.continueOnFail = true;
@@ -701,6 +861,101 @@ const RENDERERS = {
   },
 };
 
+/**
+ * `<Timer duration|until>` (Smithers'): a node the core holds, with no thread, until its
+ * durable timer fires (`timers.rs`); it writes no output. A `duration` counts from when the
+ * timer is reached; a past `until` fires at once.
+ */
+function timerNode(props, state, scope) {
+  if (props.skipIf) return null;
+  if (typeof props.id !== "string" || props.id === "") throw new SmithersError("TASK_ID_REQUIRED", "<Timer> needs an id");
+  const where = `<Timer id="${props.id}">`;
+  const hasDuration = typeof props.duration === "string" && props.duration.trim() !== "";
+  const hasUntil = props.until != null && String(props.until).trim() !== "";
+  if (Number(hasDuration) + Number(hasUntil) !== 1) {
+    throw new SmithersError("INVALID_PROP", `${where} requires exactly one of "duration" or "until"`, { id: props.id });
+  }
+  // taskBase wants an output; a timer has none (the core refuses one).
+  const node = taskBase("Timer", { ...props, output: TIMER_OUTPUT }, state, scope);
+  node.body = hasDuration
+    ? { type: "timer", durationMs: parseDuration(props.duration, `${where} duration`) }
+    : { type: "timer", untilMs: parseTime(props.until, `${where} until`) };
+  node.label = props.label == null ? `timer:${props.id}` : String(props.label);
+  if (props.meta != null) node.meta = props.meta;
+  return node;
+}
+
+/** Stands in for the output taskBase asks of every node; never reaches the graph. */
+const TIMER_OUTPUT = Symbol("timer");
+const DURATION_UNITS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** "500ms", "30s", "2m", "1.5h", "7d" (a bare number is milliseconds), as Smithers parses them. */
+export function parseDuration(raw, what) {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(String(raw).trim().toLowerCase());
+  const ms = match ? Math.floor(Number(match[1]) * DURATION_UNITS[match[2] ?? "ms"]) : NaN;
+  if (!Number.isSafeInteger(ms) || ms < 0) {
+    throw new SmithersError("INVALID_PROP", `${what} must be a duration like 500ms, 30s, 2m, 1h or 7d (got ${JSON.stringify(raw)})`);
+  }
+  return ms;
+}
+
+/** An ISO 8601 time, a Date or epoch milliseconds, as epoch milliseconds. */
+function parseTime(raw, what) {
+  const ms = raw instanceof Date ? raw.getTime() : typeof raw === "number" ? raw : Date.parse(String(raw));
+  if (!Number.isSafeInteger(ms)) throw new SmithersError("INVALID_PROP", `${what} must be an ISO 8601 time or a Date (got ${JSON.stringify(raw)})`);
+  return ms;
+}
+
+/**
+ * `timeoutMs` / `deadline` / `onTimeout` of a gate, a review or a human task: when it passes
+ * undecided, the core records `onTimeout` (deny by default, approve, fail) as decided by
+ * `system:timeout`.
+ * @param {{ timeoutMs?: unknown, deadline?: unknown, onTimeout?: unknown }} props
+ */
+export function deadlineSpec(props, where) {
+  const spec = {};
+  if (props.timeoutMs != null) spec.timeoutMs = positiveInt(props.timeoutMs, `${where} timeoutMs`);
+  if (props.deadline != null) spec.deadlineMs = parseTime(props.deadline, `${where} deadline`);
+  if (props.onTimeout != null) {
+    if (spec.timeoutMs === undefined && spec.deadlineMs === undefined) {
+      throw new SmithersError("INVALID_PROP", `${where} onTimeout needs timeoutMs or deadline`);
+    }
+    spec.onTimeout = oneOf(props.onTimeout, ON_TIMEOUT, `${where} onTimeout`);
+  }
+  if (props.remind != null) {
+    const r = props.remind;
+    if (typeof r !== "object" || Array.isArray(r) || Object.keys(r).some((k) => k !== "every" && k !== "max")) {
+      throw new SmithersError("INVALID_PROP", `${where} remind must be { every, max? }`);
+    }
+    spec.remind = { everyMs: durationMs(r.every, `${where} remind.every`) };
+    if (r.max != null) spec.remind.max = positiveInt(r.max, `${where} remind.max`);
+  }
+  if (props.escalate != null) {
+    if (!Array.isArray(props.escalate)) throw new SmithersError("INVALID_PROP", `${where} escalate must be a list of { after, allowedUsers | allowedScopes }`);
+    spec.escalate = props.escalate.map((step, i) => {
+      const at = `${where} escalate[${i}]`;
+      if (typeof step !== "object" || step === null || Object.keys(step).some((k) => !["after", "allowedUsers", "allowedScopes"].includes(k))) {
+        throw new SmithersError("INVALID_PROP", `${at} must be { after, allowedUsers | allowedScopes }`);
+      }
+      const out = { afterMs: durationMs(step.after, `${at}.after`) };
+      if (step.allowedUsers != null) out.allowedUsers = nameList(step.allowedUsers, `${at}.allowedUsers`);
+      if (step.allowedScopes != null) out.allowedScopes = nameList(step.allowedScopes, `${at}.allowedScopes`);
+      if (!out.allowedUsers?.length && !out.allowedScopes?.length) throw new SmithersError("INVALID_PROP", `${at} needs allowedUsers or allowedScopes`);
+      return out;
+    });
+  }
+  return spec;
+}
+
+/** A duration as milliseconds: a number, or "15m", "1h", … */
+function durationMs(value, what) {
+  if (typeof value === "number") return positiveInt(value, what);
+  const ms = parseDuration(value, what);
+  if (ms < 1) throw new SmithersError("INVALID_PROP", `${what} must be at least 1 ms`);
+  return ms;
+}
+const ON_TIMEOUT = ["deny", "approve", "fail"];
+
 /** The props every kind of <Task> shares: gates, review, retries, timeout, label. */
 function taskOptions(node, props) {
   if (props.needsApproval) {
@@ -709,6 +964,18 @@ function taskOptions(node, props) {
       onDeny: "fail",
       request: { title: props.label ?? props.id, summary: null },
     };
+    // needsApproval={{ timeoutMs, deadline, onTimeout }}: the gate with a deadline.
+    if (typeof props.needsApproval === "object") {
+      const where = `<Task id="${node.id}"> needsApproval`;
+      for (const key of Object.keys(props.needsApproval)) {
+        if (!["timeoutMs", "deadline", "onTimeout", "remind", "escalate"].includes(key)) {
+          throw new SmithersError("UNSUPPORTED_PROP", `${where}.${key}: needsApproval takes true or { timeoutMs, deadline, onTimeout, remind, escalate }`, {
+            component: "Task", prop: `needsApproval.${key}`, id: node.id,
+          });
+        }
+      }
+      Object.assign(node.approval, deadlineSpec(props.needsApproval, where));
+    }
     if (asyncProp(props, `<Task id="${node.id}">`)) node.approval.async = true;
   } else if (props.async != null) {
     throw new SmithersError(
@@ -851,7 +1118,7 @@ function taskBase(component, props, state, scope, extraDependsOn = []) {
           .map((l) => `${l.id}=${l.iteration}`)
           .join(",")}`
       : props.id;
-  if (state.ids.has(id)) throw new SmithersError("DUPLICATE_ID", `Duplicate node id "${id}"`, { id });
+  if (hasId(state, id)) throw new SmithersError("DUPLICATE_ID", `Duplicate node id "${id}"`, { id });
   state.ids.add(id);
   if (state.worktree) state.worktrees.set(id, state.worktree);
 
@@ -859,7 +1126,7 @@ function taskBase(component, props, state, scope, extraDependsOn = []) {
     kind: "task",
     id,
     iteration: scope.length ? scope[scope.length - 1].iteration : 0,
-    output: resolveOutputKey(state.workflow, props.output, `<${component} id="${props.id}"> output`),
+    output: props.output === TIMER_OUTPUT ? "" : resolveOutputKey(state.workflow, props.output, `<${component} id="${props.id}"> output`),
     body: null,
   };
   if (props.dependsOn === undefined && props.needs === undefined && extraDependsOn.length === 0) return node;
@@ -924,8 +1191,26 @@ function reviewSpec(id, approval) {
     }
     spec.rewindTo = approval.rewindTo;
   }
+  Object.assign(spec, deadlineSpec(approval, where));
   // required ⊆ input and the names themselves are checked by the core (REQUIRED_NOT_IN_INPUT,
   // INVALID_INPUT_NAME) before anything is written.
+  return spec;
+}
+
+/**
+ * `quorum={{ approvals, from, veto }}` (also TOON's `quorum:`): N distinct approvers decide the
+ * gate, a veto holder's denial denies it; the core checks the rest (ARCHITECTURE.md).
+ */
+export function quorumSpec(value, what) {
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    throw new SmithersError("INVALID_PROP", `${what} must be an object { approvals, from?, veto? }`);
+  }
+  for (const key of Object.keys(value)) {
+    if (!["approvals", "from", "veto"].includes(key)) throw new SmithersError("INVALID_PROP", `${what} has no ${key} (approvals, from, veto)`);
+  }
+  const spec = { approvals: positiveInt(value.approvals, `${what}.approvals`) };
+  if (value.from != null) spec.from = nameList(value.from, `${what}.from`);
+  if (value.veto != null) spec.veto = nameList(value.veto, `${what}.veto`);
   return spec;
 }
 

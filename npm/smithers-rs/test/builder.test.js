@@ -194,7 +194,7 @@ describe("builder errors", () => {
     assert.throws(() => approval("g", { request: { summary: "x" } }), code("INVALID_ARGUMENT"));
     assert.throws(() => approval("g", { request: { title: "t" }, onDeny: "later" }), code("INVALID_ARGUMENT"));
     // An option no builder function takes is refused, named, not ignored.
-    assert.throws(() => approval("g", { request: { title: "t" }, timeoutMs: 5 }), (e) => e.code === "UNSUPPORTED_PROP" && e.details.option === "timeoutMs");
+    assert.throws(() => approval("g", { request: { title: "t" }, timeout: 5 }), (e) => e.code === "UNSUPPORTED_PROP" && e.details.option === "timeout");
     assert.throws(() => task("t", { output: num, run: () => ({ v: 1 }), retry: 2 }), code("UNSUPPORTED_PROP"));
     assert.throws(() => workflow({ name: "w", steps: [task("t", { output: num, run: () => ({ v: 1 }) })], db: "x" }), code("UNSUPPORTED_PROP"));
     assert.throws(() => loop({ id: "l", onMaxReached: "never" }, []), code("INVALID_ARGUMENT"));

@@ -10,6 +10,7 @@ import {
   Sequence,
   SmithersError,
   Task,
+  Timer,
   Workflow,
   approvalDecisionSchema,
   approvalRankingSchema,
@@ -177,6 +178,16 @@ describe("graph shapes", () => {
     assert.deepEqual(a.approval, { mode: "gate", onDeny: "fail", request: { title: "a", summary: null } });
     assert.deepEqual(b.approval.request, { title: "Ship?", summary: null });
     assert.equal(b.label, "Ship?");
+  });
+
+  test("Approval quorum: passed to the gate's spec; a malformed one is INVALID_PROP", () => {
+    const [gate] = rootChildren(
+      render([h(Approval, { id: "g", output: outputs.gate, request: { title: "Ship?" }, quorum: { approvals: 2, from: ["a", "b"], veto: ["sec"] } })]),
+    );
+    assert.deepEqual(gate.approval.quorum, { approvals: 2, from: ["a", "b"], veto: ["sec"] });
+    for (const quorum of [{ approvals: 0 }, { approvals: 1, from: "a" }, { approvals: 1, voters: [] }, [2]]) {
+      assert.throws(() => render([h(Approval, { id: "g", output: outputs.gate, request: { title: "Ship?" }, quorum })]), (e) => e.code === "INVALID_PROP", JSON.stringify(quorum));
+    }
   });
 
   test("Approval: decision, select, rank, skipIf", () => {
@@ -491,7 +502,7 @@ describe("loops without an id", () => {
 
 describe("props a component does not honour are refused, naming them", () => {
   const refused = [
-    [() => h(Approval, { id: "g", output: outputs.gate, request: { title: "t" }, timeoutMs: 1000 }), "timeoutMs", /deadline/],
+    [() => h(Timer, { id: "t", duration: "1s", every: "1h" }), "every", /recurring/],
     [() => h(Approval, { id: "g", output: outputs.gate, request: { title: "t" }, retryPolicy: { backoff: "fixed" } }), "retryPolicy", /backoff/],
     [() => h(Approval, { id: "g", output: outputs.gate, request: { title: "t" }, cache: { version: "1" } }), "cache", /caching/],
     [() => h(Approval, { id: "g", output: outputs.gate, request: { title: "t" }, retries: 2 }), "retries", /no body/],
@@ -631,5 +642,46 @@ describe("render errors", () => {
     }
     assert.throws(() => render(h("div", null)), /<div>/);
     assert.deepEqual(new SmithersError("X", "m").details, {});
+  });
+});
+
+describe("<Timer> and deadlines", () => {
+  const s = createSmithers({ step: z.object({ v: z.number() }), gate: approvalDecisionSchema });
+  const root = (...children) => renderWorkflow(s.smithers(() => h(Workflow, { name: "t" }, h(Sequence, {}, ...children))), { runId: "r" }).graph.root.children[0].children;
+
+  test("<Timer duration|until> is a timer node with no output", () => {
+    const [a, b] = root(h(Timer, { id: "a", duration: "1.5h" }), h(Timer, { id: "b", until: "2030-01-01T00:00:00Z" }));
+    assert.deepEqual(a.body, { type: "timer", durationMs: 5_400_000 });
+    assert.equal(a.output, "");
+    assert.equal(a.label, "timer:a");
+    assert.deepEqual(b.body, { type: "timer", untilMs: Date.parse("2030-01-01T00:00:00Z") });
+    assert.deepEqual(root(h(Timer, { id: "c", duration: "250" }))[0].body, { type: "timer", durationMs: 250 });
+    assert.deepEqual(root(h(Timer, { id: "d", duration: "1s", skipIf: true })), []);
+  });
+
+  test("a <Timer> needs exactly one of duration and until, each well formed", () => {
+    for (const props of [{}, { duration: "1s", until: "2030-01-01" }, { duration: "soon" }, { until: "not a time" }]) {
+      assert.throws(() => root(h(Timer, { id: "t", ...props })), (e) => e.code === "INVALID_PROP", JSON.stringify(props));
+    }
+  });
+
+  test("gates, needsApproval and reviews take timeoutMs, deadline and onTimeout", () => {
+    const [gate, task, reviewed] = root(
+      h(Approval, { id: "g", output: s.outputs.gate, request: { title: "t" }, timeoutMs: 60_000, onTimeout: "approve" }),
+      h(Task, { id: "n", output: s.outputs.step, needsApproval: { deadline: "2030-01-01T00:00:00Z", onTimeout: "fail" } }, { v: 1 }),
+      h(Task, { id: "r", output: s.outputs.step, approval: { prompt: "ok?", timeoutMs: 5 } }, { v: 1 }),
+    );
+    assert.equal(gate.approval.timeoutMs, 60_000);
+    assert.equal(gate.approval.onTimeout, "approve");
+    assert.equal(task.approval.deadlineMs, Date.parse("2030-01-01T00:00:00Z"));
+    assert.equal(task.approval.onTimeout, "fail");
+    assert.equal(reviewed.review.timeoutMs, 5);
+    const bad = [
+      h(Approval, { id: "g", output: s.outputs.gate, request: { title: "t" }, onTimeout: "deny" }),
+      h(Approval, { id: "g", output: s.outputs.gate, request: { title: "t" }, timeoutMs: 5, onTimeout: "maybe" }),
+      h(Approval, { id: "g", output: s.outputs.gate, request: { title: "t" }, timeoutMs: -1 }),
+      h(Task, { id: "n", output: s.outputs.step, needsApproval: { timeout: 5 } }, { v: 1 }),
+    ];
+    for (const el of bad) assert.throws(() => root(el), (e) => e.code === "INVALID_PROP" || e.code === "UNSUPPORTED_PROP");
   });
 });

@@ -638,6 +638,15 @@ describe("the graph a .toon file renders", () => {
     assert.deepEqual(wf.jsonSchemas.decisions, JSON.parse(JSON.stringify(approvalDecisionSchema)));
   });
 
+  test("an approval's quorum: approvals, from, veto (as <Approval quorum>); a malformed one is refused", async () => {
+    const gate = (...q) => lines("name: x", "steps[1]:", "  - kind: approval", "    id: g", "    request:", "      title: Ship?", "    quorum:", ...q);
+    const wf = await compile(gate("      approvals: 2", "      from[3]: alice,bob,dave", "      veto[1]: security"));
+    assert.deepEqual(taskById(render(wf).graph, "g").approval.quorum, { approvals: 2, from: ["alice", "bob", "dave"], veto: ["security"] });
+    await rejects(compile(gate("      approvals: 0")), "TOON_INVALID_VALUE", { key: "steps[0].quorum.approvals" });
+    await rejects(compile(gate("      approvals: 1", "      voters[1]: a")), "TOON_UNKNOWN_KEY", { key: "steps[0].quorum.voters" });
+    await rejects(compile(gate("      approvals: 1", "      veto: 3")), "TOON_INVALID_VALUE", { key: "steps[0].quorum.veto" });
+  });
+
   test("handlers: ./module.ts#export and imported handler modules get { input, steps, loop, ctx }", async () => {
     const dir = files({
       "lib/tools.ts": lines(

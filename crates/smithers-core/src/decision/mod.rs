@@ -8,6 +8,7 @@
 
 mod checks;
 mod gate;
+mod quorum;
 mod record;
 mod values;
 
@@ -59,6 +60,10 @@ pub struct DecisionRequest {
     /// Refuse an approve by the user who started the run (four-eyes rule).
     #[serde(default)]
     pub forbid_starter: bool,
+    /// The view digest the decider saw (`inspect`, the inbox): the decision is refused with
+    /// `STALE_VIEW` when the pending request's digest is another. `None`: not checked.
+    #[serde(default)]
+    pub expect_digest: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -95,6 +100,26 @@ pub struct DecisionOutcome {
     pub max_attempts: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<Value>,
+    /// A quorum gate: the votes on it so far (with this one). `status` is `voted` while the
+    /// gate stays open.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quorum: Option<Tally>,
+}
+
+/// Where a quorum gate stands after a vote.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Tally {
+    /// Approvals it needs.
+    pub needed: u32,
+    /// Who approved, in the order they voted.
+    pub approvals: Vec<String>,
+    /// Who denied (without a veto), in the order they voted.
+    pub denials: Vec<String>,
+    /// The veto holder whose denial decided it.
+    pub vetoed_by: Option<String>,
+    /// Whether this vote decided the gate.
+    pub decided: bool,
 }
 
 /// A request waiting for a decision, as found.
@@ -200,6 +225,9 @@ impl Engine {
             });
         }
         checks::authorise(&gate, &req)?;
+        if let Some(q) = quorum::of(&gate.request).filter(|_| !gate.is_review()) {
+            quorum::authorise(&gate, &q, &req)?;
+        }
         if req.forbid_starter && verdict == Verdict::Approve {
             let started_by = self.store.run(&run_id)?.and_then(|r| r.started_by);
             if started_by.is_some() && started_by == req.decided_by {
@@ -245,6 +273,9 @@ fn check_request(req: &DecisionRequest) -> Result<()> {
     if let Some(by) = &req.decided_by {
         check_name("decidedBy", by)?;
     }
+    if let Some(digest) = &req.expect_digest {
+        crate::audit::check_digest(digest)?;
+    }
     for scope in &req.scopes {
         check_name("a scope", scope)?;
     }
@@ -257,5 +288,38 @@ fn check_request(req: &DecisionRequest) -> Result<()> {
             "decidedBy names starting with \"smithers:\" are the engine's (smithers:auto decides auto-approvals)".into(),
         ));
     }
+    if req
+        .decided_by
+        .as_ref()
+        .is_some_and(|n| n.starts_with("system:"))
+    {
+        return Err(Error::InvalidDecision(
+            "decidedBy names starting with \"system:\" are the engine's (system:timeout decides gates whose deadline passed)".into(),
+        ));
+    }
     Ok(())
+}
+
+/// A gate's deadline passed undecided (`timers.rs`): records its `onTimeout` decision, made by
+/// `req.decided_by` (`system:timeout`), in the caller's transaction and through the same
+/// recording as a person's decision (first writer wins, the same row, output and events).
+/// `fail` is a denial that fails the node whatever the gate's `onDeny` says. Returns the
+/// approval's new status.
+pub(crate) fn record_timeout(
+    tx: &mut crate::apply::Tx<'_>,
+    req: &DecisionRequest,
+    on_timeout: crate::graph::OnTimeout,
+    bound: Option<&std::collections::HashMap<String, i64>>,
+) -> Result<&'static str> {
+    use crate::graph::OnTimeout;
+    let mut gate = gate::find(tx.store, req)?;
+    let verdict = match on_timeout {
+        OnTimeout::Approve => Verdict::Approve,
+        OnTimeout::Deny => Verdict::Deny,
+        OnTimeout::Fail => {
+            gate.on_deny = OnDeny::Fail;
+            Verdict::Deny
+        }
+    };
+    Ok(record::record(tx, req, &gate, verdict, bound)?.status)
 }

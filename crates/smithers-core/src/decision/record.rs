@@ -7,23 +7,24 @@ use std::collections::HashMap;
 use serde_json::{Value, json};
 
 use super::values::{RefusedAnswer, human_answer};
-use super::{DecisionOutcome, DecisionRequest, Gate, decision_value, gate};
+use super::{DecisionOutcome, DecisionRequest, Gate, Tally, decision_value, gate, quorum};
 use crate::api::OutputRow;
 use crate::apply::Tx;
+use crate::audit::{self, NewAuditEntry};
 use crate::error::{Error, Result};
 use crate::events::EventKind;
 use crate::graph::{ApprovalMode, OnDeny};
 use crate::machines::node::{self, Decided, Verdict};
 use crate::machines::{
-    ApprovalStatus, DecisionRow, HistoryRow, NodeEvent, NodeKey, NodeState, RunStatus,
+    ApprovalStatus, DecisionRow, Effect, HistoryRow, NodeEvent, NodeKey, NodeState, RunStatus,
 };
 use crate::runs::{self, SubRuns};
 use crate::time::iso8601;
 
 /// What was recorded, for the outcome.
 pub(super) struct Recorded {
-    status: &'static str,
-    run_status: RunStatus,
+    pub(super) status: &'static str,
+    pub(super) run_status: RunStatus,
     pub owner: Option<String>,
     pub lease_expires_at_ms: Option<i64>,
     pub at_ms: i64,
@@ -34,6 +35,8 @@ pub(super) struct Recorded {
     /// The refused answer used the task's last attempt.
     exhausted: bool,
     approval_iteration: i64,
+    /// A quorum gate's votes after this one.
+    tally: Option<Tally>,
 }
 
 impl Recorded {
@@ -43,7 +46,9 @@ impl Recorded {
         gate: Gate,
         live_owner: Option<String>,
     ) -> DecisionOutcome {
-        let moves_on = self.refused.is_none() || self.exhausted;
+        // A vote that did not decide its gate moves nothing.
+        let moves_on = (self.refused.is_none() || self.exhausted)
+            && self.tally.as_ref().is_none_or(|t| t.decided);
         let (attempt, max_attempts, error) = match self.refused {
             Some((a, m, e)) => (Some(a), Some(m), Some(e)),
             None => (None, None, None),
@@ -67,6 +72,7 @@ impl Recorded {
             attempt,
             max_attempts,
             error,
+            quorum: self.tally,
         }
     }
 }
@@ -143,6 +149,7 @@ pub(super) fn record(
         refused: None,
         exhausted: false,
         approval_iteration: 0,
+        tally: None,
     };
     // A rejection ends the run: nothing else of it may be decided, so a later approval
     // elsewhere can never bring the rejected step back.
@@ -153,6 +160,7 @@ pub(super) fn record(
         });
     }
     let key = NodeKey::new(run_id, &gate.node_id, gate.iteration);
+    let view = check_view(tx, req, &key)?;
     if let Some(Err(refused)) = answer {
         return refuse_answer(tx, req, gate, &key, refused, recorded);
     }
@@ -195,6 +203,24 @@ pub(super) fn record(
             state: state.as_str().into(),
         });
     }
+    // A quorum gate: this decision is one vote; it decides the gate only when it makes up the
+    // quorum, is a veto, or leaves too few voters.
+    let tally = match quorum::of(&gate.request) {
+        Some(q) if !review && verdict != Verdict::PushBack => {
+            let asked_at = tx
+                .store
+                .approval(&key)?
+                .map_or(gate.requested_at_ms, |a| a.requested_at_ms);
+            let tally = quorum::vote(tx, req, &key, &q, verdict, view.as_deref(), asked_at, at_ms)?;
+            if !tally.decided {
+                recorded.status = "voted";
+                recorded.tally = Some(tally);
+                return Ok(recorded);
+            }
+            Some(tally)
+        }
+        _ => None,
+    };
     let status = match (verdict, review) {
         (Verdict::Approve, _) => ApprovalStatus::Approved,
         (Verdict::Deny, true) => ApprovalStatus::Rejected,
@@ -258,13 +284,17 @@ pub(super) fn record(
         decided_by: req.decided_by.clone(),
         note: req.note.clone(),
         // A human task's decision is its answer, in whatever form it came.
-        decision_json: if human {
-            output_value.as_ref()
-        } else {
-            req.decision.as_ref()
-        }
-        .map(serde_json::to_string)
-        .transpose()?,
+        decision_json: match &tally {
+            // Who made up the quorum (or vetoed it), on the decision row.
+            Some(t) => Some(json!({ "quorum": t }).to_string()),
+            None => if human {
+                output_value.as_ref()
+            } else {
+                req.decision.as_ref()
+            }
+            .map(serde_json::to_string)
+            .transpose()?,
+        },
         inputs_json: (approved && !req.inputs.is_empty())
             .then(|| serde_json::to_string(&req.inputs))
             .transpose()?,
@@ -315,9 +345,19 @@ pub(super) fn record(
                 "waitedMs": at_ms - gate.requested_at_ms }),
     )];
     effects.extend(node::decided_event(&key, to, verdict == Verdict::PushBack));
+    effects.push(audit_entry(
+        req,
+        &key,
+        gate,
+        status,
+        view.as_deref(),
+        at_ms,
+        tally.as_ref().map(|t| ("quorum", json!(t))),
+    ));
     tx.apply(effects)?;
     recorded.run_status = runs::wake(tx, run_id, run.status)?;
     recorded.status = status.as_str();
+    recorded.tally = tally;
     recorded.approval_iteration = match (review, verdict) {
         (false, _) => 0,
         (true, Verdict::PushBack) => gate.round,
@@ -424,4 +464,69 @@ fn rewind(
     let (_, effects) = node::rewind(key, node.state, Some(table), approval, by_gate)?;
     tx.apply(effects)?;
     Ok(true)
+}
+
+/// A decision sent with the digest of what its decider saw is refused when the request open
+/// now shows something else (`STALE_VIEW`): the step was sent back and ran again, the gate
+/// was asked again. Checked under the transaction's lock; a request no longer open is left to
+/// the checks after (who decided it first).
+/// Returns the digest of the open request (what the decision is on), if it is open.
+fn check_view(tx: &Tx<'_>, req: &DecisionRequest, key: &NodeKey) -> Result<Option<String>> {
+    let Some(row) = tx.store.approval(key)? else {
+        return Ok(None);
+    };
+    if row.status != ApprovalStatus::Requested {
+        return Ok(None);
+    }
+    let current = crate::audit::view_digest(
+        &key.run,
+        &key.node,
+        key.iteration,
+        &row.kind,
+        row.round,
+        row.requested_at_ms,
+        &row.request_json,
+    );
+    if let Some(expected) = &req.expect_digest
+        && &current != expected
+    {
+        return Err(Error::StaleView {
+            run_id: key.run.clone(),
+            node_id: key.node.clone(),
+            iteration: key.iteration,
+            expected: expected.clone(),
+            current,
+        });
+    }
+    Ok(Some(current))
+}
+
+/// The decision log's entry for a decision (`audit.rs`): what the decision row says, the
+/// view digest it was made on, and whether the decider bound it to that view.
+pub(super) fn audit_entry(
+    req: &DecisionRequest,
+    key: &NodeKey,
+    gate: &Gate,
+    status: ApprovalStatus,
+    view: Option<&str>,
+    at_ms: i64,
+    extra: Option<(&str, Value)>,
+) -> Effect {
+    let mut data = json!({
+        "status": status.as_str(), "kind": gate.kind, "round": gate.round,
+        "note": req.note, "reason": req.reason, "inputs": req.inputs, "decision": req.decision,
+        "digest": view, "bound": req.expect_digest.is_some(),
+    });
+    if let (Some((k, v)), Some(obj)) = (extra, data.as_object_mut()) {
+        obj.insert(k.into(), v);
+    }
+    Effect::AppendAudit(Box::new(NewAuditEntry {
+        kind: audit::kinds::DECISION,
+        run_id: key.run.clone(),
+        node_id: Some(key.node.clone()),
+        iteration: Some(key.iteration),
+        actor: req.decided_by.clone(),
+        at_ms,
+        data,
+    }))
 }

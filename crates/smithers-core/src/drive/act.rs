@@ -9,12 +9,13 @@ use crate::api::{RunError, TaskToRun};
 use crate::decision::{AUTO_DECIDER, AUTO_NOTE, decision_value};
 use crate::error::{Error, Result, codes};
 use crate::events::EventKind;
-use crate::graph::{ApprovalMode, ApprovalSpec, OnMaxReached, TaskBody, TaskNode};
+use crate::graph::{ApprovalMode, ApprovalSpec, OnMaxReached, TaskBody, TaskNode, deadline_at};
 use crate::logs::DECISION;
 use crate::machines::node;
 use crate::machines::{ApprovalRequest, ApprovalStatus, DecisionRow, Effect, NodeState};
 use crate::plan::{Action, EntryKind};
 use crate::time::iso8601;
+use crate::timers::{NewTimer, TimerKind};
 
 impl Drive<'_, '_> {
     pub(super) fn act(&mut self, action: Action) -> Result<()> {
@@ -31,6 +32,13 @@ impl Drive<'_, '_> {
             Action::Start(idx) => {
                 let task = self.plan_task(idx)?;
                 let attempt = self.start_task(&task)?;
+                if let TaskBody::Timer {
+                    duration_ms,
+                    until_ms,
+                } = &task.body
+                {
+                    return self.start_timer(&task, attempt, *duration_ms, *until_ms);
+                }
                 let (inputs, push_back) = self.inputs_for(idx, &task, attempt)?;
                 let command = match &task.body {
                     TaskBody::Command(body) => {
@@ -119,9 +127,66 @@ impl Drive<'_, '_> {
             // What the person fills in: the inbox renders its fields.
             request["schema"] = self.table(&task.output)?.schema.clone();
         }
+        let deadline = deadline_at(self.tx.now, spec.timeout_ms, spec.deadline_ms);
+        let on_timeout = spec.on_timeout.unwrap_or_default();
+        if let Some(due) = deadline {
+            // Shown by listings and the inbox: when the gate decides itself, and how.
+            request["deadlineAtMs"] = json!(due);
+            request["deadlineAt"] = json!(iso8601(due));
+            request["onTimeout"] = json!(on_timeout.as_str());
+        }
         let request = gate_request(task, spec, &request)?;
-        let shown = json!({ "title": spec.request.title, "summary": spec.request.summary });
-        let (_, effects) = node::request_approval(&key, NodeState::Pending, request, shown)?;
+        let digest = crate::audit::view_digest(
+            &key.run,
+            &key.node,
+            key.iteration,
+            request.kind,
+            request.round,
+            self.tx.now,
+            &request.request_json,
+        );
+        let mut shown = json!({ "title": spec.request.title, "summary": spec.request.summary,
+                                "digest": digest });
+        if let Some(due) = deadline {
+            shown["deadlineAtMs"] = json!(due);
+            shown["onTimeout"] = json!(on_timeout.as_str());
+        }
+        let (_, mut effects) = node::request_approval(&key, NodeState::Pending, request, shown)?;
+        effects.extend(crate::timers::request_timers(
+            &key,
+            1,
+            self.tx.now,
+            deadline.map(|due| (due, on_timeout)),
+            spec.remind.as_ref(),
+            &spec.escalate,
+        ));
+        self.apply(effects)
+    }
+
+    /// `<Timer>`: its row is scheduled (or found, after a restart: the due time stays), and
+    /// the node waits for it with no thread; a due time already past finishes it at once.
+    fn start_timer(
+        &mut self,
+        task: &TaskNode,
+        attempt: i64,
+        duration_ms: Option<u64>,
+        until_ms: Option<i64>,
+    ) -> Result<()> {
+        let key = self.key(task);
+        let now = self.tx.now;
+        let due = until_ms
+            .or_else(|| deadline_at(now, duration_ms, None))
+            .unwrap_or(now);
+        let timer = NewTimer {
+            key: key.clone(),
+            kind: TimerKind::Timer,
+            round: attempt,
+            due_at_ms: due,
+            spec_json: Some(json!({ "durationMs": duration_ms, "untilMs": until_ms }).to_string()),
+        };
+        let mut effects = vec![Effect::ScheduleTimer(Box::new(timer))];
+        let (_, waiting) = node::await_timer(&key, NodeState::InProgress, attempt, due)?;
+        effects.extend(waiting);
         self.apply(effects)
     }
 
@@ -192,6 +257,17 @@ impl Drive<'_, '_> {
                 }),
             });
         }
+        // Every decision is in the decision log, smithers:auto's too (audit or not).
+        effects.push(Effect::AppendAudit(Box::new(crate::audit::NewAuditEntry {
+            kind: crate::audit::kinds::DECISION,
+            run_id: key.run.clone(),
+            node_id: Some(key.node.clone()),
+            iteration: Some(key.iteration),
+            actor: Some(AUTO_DECIDER.into()),
+            at_ms: self.tx.now,
+            data: json!({ "status": "approved", "kind": "gate", "round": 1, "note": AUTO_NOTE,
+                          "decision": payload, "auto": { "after": auto.after, "audit": auto.audit } }),
+        })));
         effects.push(key.emit(
             EventKind::ApprovalAutoApproved,
             json!({ "decidedBy": AUTO_DECIDER, "audit": auto.audit, "after": auto.after }),
@@ -325,6 +401,9 @@ pub(crate) fn request_json(task: &TaskNode, spec: &ApprovalSpec) -> Value {
     });
     if spec.wait_async {
         request["async"] = json!(true);
+    }
+    if let Some(q) = &spec.quorum {
+        request["quorum"] = json!(q);
     }
     if spec.mode == ApprovalMode::Human {
         request["prompt"] = json!(spec.request.summary);

@@ -11,7 +11,7 @@ use crate::api::{AgentCall, TaskError, TaskResult};
 use crate::command::CommandOutcome;
 use crate::error::{Result, codes};
 use crate::events::EventKind;
-use crate::graph::{TaskBody, TaskNode};
+use crate::graph::{TaskBody, TaskNode, deadline_at};
 use crate::ident::check_run_id;
 use crate::logs::ENGINE;
 use crate::machines::{AgentRecord, ApprovalRequest, Effect, NodeKey, NodeState, node};
@@ -245,7 +245,9 @@ impl Drive<'_, '_> {
             .clone()
             .or_else(|| review.prompt.clone())
             .unwrap_or_else(|| format!("Review {}", task.id));
-        let request = json!({
+        let deadline = deadline_at(self.tx.now, review.timeout_ms, review.deadline_ms);
+        let on_timeout = review.on_timeout.unwrap_or_default();
+        let mut request = json!({
             "title": title,
             "summary": review.prompt,
             "prompt": review.prompt,
@@ -257,6 +259,8 @@ impl Drive<'_, '_> {
             "meta": task.meta,
             "attempt": attempt,
             "stdoutPath": stdout_path,
+            // The stdout the reviewer may read, pinned for the view digest (audit.rs).
+            "stdoutSha256": stdout_path.as_deref().and_then(crate::audit::file_sha256),
             // What the reviewer decides on, shown by the inbox next to the prompt.
             "output": value,
             "rewindTo": review.rewind_to,
@@ -267,6 +271,11 @@ impl Drive<'_, '_> {
         // counted it).
         let prior = self.tx.store.approval(&key)?;
         let round = prior.as_ref().map_or(1, |row| row.round);
+        if let Some(due) = deadline {
+            request["deadlineAtMs"] = json!(due);
+            request["deadlineAt"] = json!(crate::time::iso8601(due));
+            request["onTimeout"] = json!(on_timeout.as_str());
+        }
         let request = ApprovalRequest {
             kind: "review",
             mode: "review",
@@ -275,9 +284,22 @@ impl Drive<'_, '_> {
             request_json: serde_json::to_string(&request)?,
             round,
         };
-        let shown =
-            json!({ "title": title, "summary": review.prompt, "kind": "review", "round": round });
-        let (_, effects) = node::await_review(
+        let digest = crate::audit::view_digest(
+            &key.run,
+            &key.node,
+            key.iteration,
+            "review",
+            round,
+            self.tx.now,
+            &request.request_json,
+        );
+        let mut shown = json!({ "title": title, "summary": review.prompt, "kind": "review", "round": round,
+                                "digest": digest });
+        if let Some(due) = deadline {
+            shown["deadlineAtMs"] = json!(due);
+            shown["onTimeout"] = json!(on_timeout.as_str());
+        }
+        let (_, mut effects) = node::await_review(
             &key,
             NodeState::InProgress,
             attempt,
@@ -286,6 +308,14 @@ impl Drive<'_, '_> {
             prior.map(|row| row.status),
             shown,
         )?;
+        effects.extend(crate::timers::request_timers(
+            &key,
+            round,
+            self.tx.now,
+            deadline.map(|due| (due, on_timeout)),
+            review.remind.as_ref(),
+            &review.escalate,
+        ));
         self.apply(effects)
     }
 

@@ -27,7 +27,7 @@ use crate::engine::Engine;
 use crate::error::{Error, Result, codes};
 use crate::graph::{GraphDescriptor, TaskNode};
 use crate::logs::ENGINE;
-use crate::machines::{Effect, NodeKey, NodeState, RunEvent, RunStatus};
+use crate::machines::{Effect, NodeKey, NodeState, RunEvent};
 use crate::memory::ActiveRun;
 use crate::memory::{LoopRecord, NodeRecord};
 use crate::output::OutputTable;
@@ -90,7 +90,7 @@ impl Engine {
                 "scheduled"
             );
         }
-        if !run.status.is_terminal() && run.status != RunStatus::WaitingApproval {
+        if !run.status.is_terminal() && !run.status.is_waiting() {
             self.runs.insert(run_id.into(), run);
         }
         Ok(step)
@@ -431,7 +431,7 @@ impl Drive<'_, '_> {
             self.step.error = run.failure.clone();
             self.step.tasks.clear();
             self.step.needs_render = false;
-        } else if run.status == RunStatus::WaitingApproval {
+        } else if run.status.is_waiting() {
             self.step.waiting = run.waiting_nodes();
         }
         Ok(())

@@ -133,6 +133,12 @@ impl Drive<'_, '_> {
                 self.run.set_state(&node_id, iteration, state);
             }
         }
+        // `<Timer>`s fired since (by this engine or another: `timers.rs`).
+        for (node_id, iteration) in self.tx.store.timer_nodes(self.run_id, true)? {
+            if self.state_of(&node_id, iteration) == Some(NodeState::WaitingApproval) {
+                self.run.set_state(&node_id, iteration, NodeState::Finished);
+            }
+        }
         Ok(())
     }
 
@@ -194,8 +200,10 @@ impl Drive<'_, '_> {
             .woken_nodes(self.run_id)?
             .into_iter()
             .map(|(n, i, _)| (n, i));
+        let fired = self.tx.store.timer_nodes(self.run_id, true)?.into_iter();
         let changed = decided
             .chain(woken)
+            .chain(fired)
             .filter(|(n, i)| self.state_of(n, *i) == Some(NodeState::WaitingApproval))
             .count();
         if changed > 0 {
@@ -208,7 +216,19 @@ impl Drive<'_, '_> {
             self.refresh()?;
             return Ok(true);
         }
-        let (_, effects) = run::park(self.run_id, self.run.status)?;
+        // Waiting only on `<Timer>`s: `waiting-timer` (a timer's fire wakes it).
+        let timers = self
+            .tx
+            .store
+            .timer_nodes(self.run_id, false)?
+            .into_iter()
+            .filter(|(n, i)| self.state_of(n, *i) == Some(NodeState::WaitingApproval))
+            .count();
+        let (_, effects) = if timers > 0 && timers == self.run.waiting {
+            run::park_on_timer(self.run_id, self.run.status)?
+        } else {
+            run::park(self.run_id, self.run.status)?
+        };
         self.apply(effects)?;
         Ok(false)
     }

@@ -91,6 +91,47 @@ fn check_approval_kind(node_id: &str, body: &TaskBody, approval: &ApprovalSpec) 
     if human && approval.on_deny() != OnDeny::Fail {
         return invalid("a human task fails when denied (onDeny fail)");
     }
+    if approval.on_timeout == Some(crate::graph::OnTimeout::Approve)
+        && matches!(
+            approval.mode,
+            ApprovalMode::Human | ApprovalMode::Select | ApprovalMode::Rank
+        )
+    {
+        return invalid(
+            "onTimeout approve needs an answer nobody gave: only for approve/deny gates",
+        );
+    }
+    if approval.on_timeout.is_some()
+        && approval.timeout_ms.is_none()
+        && approval.deadline_ms.is_none()
+    {
+        return invalid("onTimeout without timeoutMs or deadline");
+    }
+    if let Some(q) = &approval.quorum {
+        if !matches!(approval.mode, ApprovalMode::Gate | ApprovalMode::Decision) {
+            return invalid("quorum is for approve/deny gates (mode gate or decision)");
+        }
+        if approval.auto_approve.is_some() {
+            return invalid("a quorum gate is decided by people: no autoApprove");
+        }
+        if q.approvals == 0 {
+            return invalid("quorum.approvals must be at least 1");
+        }
+        for name in q.from.iter().chain(&q.veto) {
+            crate::ident::check_name("a quorum voter", name)
+                .map_err(|e| Error::InvalidGraph(format!("{node_id}: {e}")))?;
+        }
+        let mut voters: Vec<&String> = q.from.iter().chain(&q.veto).collect();
+        voters.sort();
+        voters.dedup();
+        if !q.from.is_empty() && (q.approvals as usize) > voters.len() {
+            return invalid(&format!(
+                "quorum.approvals is {} but only {} people (from and veto) may vote",
+                q.approvals,
+                voters.len()
+            ));
+        }
+    }
     Ok(())
 }
 
@@ -202,7 +243,19 @@ impl GraphDescriptor {
                     if !ids.insert(&task.id) {
                         return Err(Error::DuplicateId(task.id.clone()));
                     }
-                    if !self.schemas.contains_key(&task.output) {
+                    if let TaskBody::Timer {
+                        duration_ms,
+                        until_ms,
+                    } = &task.body
+                    {
+                        // A timer writes no output: it names no table.
+                        if duration_ms.is_some() == until_ms.is_some() || !task.output.is_empty() {
+                            return Err(Error::InvalidGraph(format!(
+                                "timer {}: exactly one of durationMs and untilMs, and no output",
+                                task.id
+                            )));
+                        }
+                    } else if !self.schemas.contains_key(&task.output) {
                         return Err(Error::UnknownOutputSchema {
                             key: task.output.clone(),
                             node_id: task.id.clone(),

@@ -137,6 +137,17 @@ pub enum TaskBody {
     Approval,
     /// A shell command or script, run by the core as a child process.
     Command(CommandBody),
+    /// `<Timer duration|until>`: the node waits, with no thread and no process, until a
+    /// durable timer (`timers.rs`) fires; it finishes with no output.
+    #[serde(rename_all = "camelCase")]
+    Timer {
+        /// `duration`, in milliseconds from when the timer starts.
+        #[serde(default)]
+        duration_ms: Option<u64>,
+        /// `until`, in milliseconds since the epoch (a past time fires at once).
+        #[serde(default)]
+        until_ms: Option<i64>,
+    },
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -185,6 +196,72 @@ pub struct ReviewSpec {
     /// step itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rewind_to: Option<String>,
+    /// A deadline for the review, from when it is requested (`timeoutMs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// An absolute deadline, ms since the epoch (`deadline`); the earlier of the two counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_timeout: Option<OnTimeout>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remind: Option<Remind>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub escalate: Vec<Escalation>,
+}
+
+/// `remind: { every, max }`: the gate's approvers are reminded every `everyMs` while it waits,
+/// at most `max` times (unbounded when unset).
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Remind {
+    pub every_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<u32>,
+}
+
+/// One step of `escalate: [{ after, allowedUsers | allowedScopes }]`: `afterMs` after the
+/// request, these users (scopes) may decide too.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Escalation {
+    pub after_ms: u64,
+    #[serde(default)]
+    pub allowed_users: Vec<String>,
+    #[serde(default)]
+    pub allowed_scopes: Vec<String>,
+}
+
+/// What a gate's deadline decides when it passes undecided (recorded as `system:timeout`).
+/// Default `deny`: the denial then does what the gate's `onDeny` says, as a person's would.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum OnTimeout {
+    #[default]
+    Deny,
+    Approve,
+    /// Denied, and the node fails (and the run with it) whatever `onDeny` says.
+    Fail,
+}
+
+impl OnTimeout {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnTimeout::Deny => "deny",
+            OnTimeout::Approve => "approve",
+            OnTimeout::Fail => "fail",
+        }
+    }
+}
+
+/// The due time of a deadline requested at `now`: the earlier of `now + timeoutMs` and
+/// `deadline`, if either is set.
+pub fn deadline_at(now: i64, timeout_ms: Option<u64>, deadline_ms: Option<i64>) -> Option<i64> {
+    let relative = timeout_ms.map(|t| now.saturating_add(i64::try_from(t).unwrap_or(i64::MAX)));
+    match (relative, deadline_ms) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -303,6 +380,37 @@ pub struct ApprovalSpec {
     /// task fails (default 10).
     #[serde(default)]
     pub max_attempts: Option<u32>,
+    /// A deadline from when the gate is requested (`timeoutMs`); see [`OnTimeout`].
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    /// An absolute deadline, ms since the epoch (`deadline`); the earlier of the two counts.
+    #[serde(default)]
+    pub deadline_ms: Option<i64>,
+    #[serde(default)]
+    pub on_timeout: Option<OnTimeout>,
+    /// Reminders while it waits.
+    #[serde(default)]
+    pub remind: Option<Remind>,
+    /// Who else may decide, and after how long.
+    #[serde(default)]
+    pub escalate: Vec<Escalation>,
+    /// Decided by several people: `approvals` distinct approvers, any veto holder's denial.
+    #[serde(default)]
+    pub quorum: Option<Quorum>,
+}
+
+/// `quorum: { approvals, from?, veto? }` of a gate (`decision.rs`' vote path): the gate is
+/// approved once `approvals` distinct people approved it; a denial by one of `veto` denies it;
+/// with `from`, only those (and the veto holders) vote, and the gate is denied once too few of
+/// them are left to make up the quorum.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Quorum {
+    pub approvals: u32,
+    #[serde(default)]
+    pub from: Vec<String>,
+    #[serde(default)]
+    pub veto: Vec<String>,
 }
 
 impl ApprovalSpec {

@@ -293,6 +293,8 @@ pub(crate) struct AgentRecord {
 #[derive(Debug, Clone)]
 pub(crate) enum Effect {
     CreateRun(Box<RunInsert>),
+    /// A durable timer's row (`timers.rs`); one that exists already keeps its due time.
+    ScheduleTimer(Box<crate::timers::NewTimer>),
     SetRunWorkflow {
         run: String,
         name: String,
@@ -419,4 +421,11 @@ pub(crate) enum Effect {
     /// The driven run must end: why (the first reason found wins). Memory only; the drive
     /// ends the run at its next turn.
     FailRun(RunError),
+    /// An entry of the decision log, sealed onto the chain's head by the applier.
+    AppendAudit(Box<crate::audit::NewAuditEntry>),
+    /// One person's vote on a quorum gate.
+    RecordVote {
+        node: NodeKey,
+        vote: Box<crate::store::VoteRow>,
+    },
 }

@@ -1,8 +1,7 @@
 //! The run machine. A run is created `running`, parks `waiting-approval` when only decisions
 //! can move it, wakes when one is made, and ends `finished`, `failed`, `cancelled` or
-//! `rejected`. `waiting-timer` is the status of a run that waits only on timers: its moves are
-//! in the table for the durable timers to come (a timer due wakes the run, as a decision
-//! does); nothing parks a run on a timer yet.
+//! `rejected`. `waiting-timer` is the status of a run that waits only on timers (`<Timer>`
+//! nodes, `timers.rs`): a timer fired wakes the run, as a decision does.
 
 use serde_json::json;
 
@@ -133,14 +132,6 @@ pub(crate) static MOVES: [Move<Option<RunStatus>, RunEvent>; 14] = [
 
 pub(crate) static TAKEN: Taken<14> = Taken::new();
 
-/// The moves that belong to durable timers, which nothing takes yet.
-pub const TIMER_MOVES: &[(RunStatus, RunEvent)] = &[
-    (S::WaitingTimer, E::Claim),
-    (S::WaitingTimer, E::Wake),
-    (S::Running, E::ParkOnTimer),
-    (S::WaitingTimer, E::Cancel),
-];
-
 pub fn next(from: Option<RunStatus>, event: RunEvent) -> Result<RunStatus> {
     let to = super::take("run", &MOVES, &TAKEN, from, event)?;
     // Every move ends at a status.
@@ -214,7 +205,16 @@ pub(crate) fn wake(run: &str, from: RunStatus) -> Result<Moved> {
 
 /// Only decisions can move the run: nobody drives it until one is made.
 pub(crate) fn park(run: &str, from: RunStatus) -> Result<Moved> {
-    let to = next(Some(from), E::Park)?;
+    park_for(run, from, E::Park)
+}
+
+/// Only timers are left to wait for: the run is `waiting-timer`, released like a parked run.
+pub(crate) fn park_on_timer(run: &str, from: RunStatus) -> Result<Moved> {
+    park_for(run, from, E::ParkOnTimer)
+}
+
+fn park_for(run: &str, from: RunStatus, event: RunEvent) -> Result<Moved> {
+    let to = next(Some(from), event)?;
     Ok((
         to,
         vec![

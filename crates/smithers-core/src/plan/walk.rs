@@ -193,6 +193,8 @@ impl<L: NodeLookup> Walk<'_, L> {
         match task.body {
             TaskBody::Static { .. } => self.actions.push(Action::RunStatic(idx)),
             TaskBody::Approval => self.actions.push(Action::FinishFromDecision(idx)),
+            // A timer holds no slot of a parallel's `maxConcurrency`: it only waits.
+            TaskBody::Timer { .. } => self.actions.push(Action::Start(idx)),
             TaskBody::Compute | TaskBody::Agent { .. } | TaskBody::Command(_) => match budget {
                 Some(0) => {}
                 Some(b) => {

@@ -22,6 +22,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::api::{ParentRef, RunError};
+use crate::audit::AuditEntry;
 use crate::deliveries::{Delivery, DeliveryFilter, LinkUse, NewDelivery, Settled};
 use crate::error::Result;
 use crate::events::{Event, EventKind};
@@ -30,6 +31,7 @@ use crate::machines::{
     NodeChange, NodeKey, NodeState, RunChange, RunInsert, RunStatus,
 };
 use crate::output::OutputTable;
+use crate::timers::{NewTimer, TimerKind, TimerRow};
 use crate::views::{
     ApprovalFilter, ApprovalSummary, AttemptLog, LogFilter, LoopSummary, NodeSummary, OrphanCursor,
     RunFilter, RunSummary, StoreMetrics,
@@ -70,6 +72,8 @@ pub(crate) trait Store:
     + EventRows
     + Views
     + DeliveryRows
+    + TimerRows
+    + AuditRows
 {
 }
 
@@ -83,6 +87,8 @@ impl<T> Store for T where
         + EventRows
         + Views
         + DeliveryRows
+        + TimerRows
+        + AuditRows
 {
 }
 
@@ -328,6 +334,9 @@ pub(crate) trait ApprovalRows {
     fn withdraw_requests(&self, run_id: &str) -> Result<()>;
     fn forget_gate(&self, key: &NodeKey) -> Result<()>;
     fn reopen_review(&self, key: &NodeKey) -> Result<()>;
+    /// Replaces an open request's JSON (an escalation widened who may decide); false when the
+    /// request is no longer open.
+    fn set_request_json(&self, key: &NodeKey, request_json: &str) -> Result<bool>;
     fn append_history(&self, key: &NodeKey, row: &HistoryRow, now: i64) -> Result<()>;
     /// Earlier rounds of a review, oldest first, as JSON objects (`iteration`, `status`,
     /// `requestedAt`, `at`, `by`, `note`, `inputs`, `output`, `stdoutPath`).
@@ -448,4 +457,68 @@ pub(crate) trait DeliveryRows {
     fn link_use(&self, link_id: &str) -> Result<Option<(i64, Option<Value>)>>;
     fn set_link_outcome(&self, link_id: &str, outcome: &Value) -> Result<()>;
     fn delete_link_use(&self, link_id: &str) -> Result<()>;
+}
+
+/// Durable timers (`timers.rs`): due times as rows, fired once by a conditional update.
+pub(crate) trait TimerRows {
+    /// Schedules a timer unless it exists already (a restart does not move its due time);
+    /// returns the due time stored.
+    fn schedule_timer(&self, timer: &NewTimer, now: i64) -> Result<i64>;
+    /// The earliest due time of a scheduled timer.
+    fn next_timer_due(&self) -> Result<Option<i64>>;
+    /// Scheduled timers due at `now`, earliest first.
+    fn due_timers(&self, now: i64, limit: usize) -> Result<Vec<TimerRow>>;
+    /// `scheduled` → `fired` by `by` at `now`; false when it is not scheduled any more (another
+    /// engine fired it first). Inside the transaction that carries out its effect.
+    fn take_timer(
+        &self,
+        key: &NodeKey,
+        kind: TimerKind,
+        round: i64,
+        by: &str,
+        now: i64,
+    ) -> Result<bool>;
+    fn set_timer_outcome(
+        &self,
+        key: &NodeKey,
+        kind: TimerKind,
+        round: i64,
+        outcome: &str,
+    ) -> Result<()>;
+    fn run_timers(&self, run_id: &str) -> Result<Vec<TimerRow>>;
+    /// `<Timer>` nodes of a run: still scheduled, or fired (their node finished).
+    fn timer_nodes(&self, run_id: &str, fired: bool) -> Result<Vec<(String, i64)>>;
+}
+
+/// One vote on a quorum gate, as `_smithers_votes` keeps it: on the request asked at
+/// `requested_at_ms` (a gate asked again starts its count afresh).
+#[derive(Debug, Clone)]
+pub(crate) struct VoteRow {
+    pub requested_at_ms: i64,
+    pub voter: String,
+    /// `approve` or `deny`.
+    pub verdict: String,
+    /// A denial by a veto holder.
+    pub veto: bool,
+    pub note: Option<String>,
+    pub at_ms: i64,
+}
+
+/// The decision log (`audit.rs`): a hash chain of every decision and vote, appended in the
+/// decision's transaction, and the votes of quorum gates. A store keeps the entries as sealed
+/// (the hashes are the core's) and the head (`seq`, `entry_hash` of the last entry) beside
+/// them, written with each entry, so an entry removed from the end is found too.
+pub(crate) trait AuditRows {
+    /// The head the next entry chains to: the recorded head, else the last entry.
+    fn audit_tail(&self) -> Result<Option<(i64, String)>>;
+    /// Appends a sealed entry and makes it the head.
+    fn insert_audit(&self, entry: &AuditEntry) -> Result<()>;
+    /// Entries after `after_seq`, oldest first, at most `limit`.
+    fn audit_entries(&self, after_seq: i64, limit: i64) -> Result<Vec<AuditEntry>>;
+    /// The head recorded with the log.
+    fn audit_head(&self) -> Result<Option<(i64, String)>>;
+    /// Records a vote; false when this voter voted on this request before.
+    fn insert_vote(&self, key: &NodeKey, vote: &VoteRow) -> Result<bool>;
+    /// The votes on the request asked at `requested_at_ms`, oldest first.
+    fn votes(&self, key: &NodeKey, requested_at_ms: i64) -> Result<Vec<VoteRow>>;
 }

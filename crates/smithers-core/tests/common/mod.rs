@@ -371,3 +371,15 @@ pub fn execute_at(db: &Path, sql: &str) -> u64 {
         .execute(sql, [])
         .unwrap() as u64
 }
+
+/// Runs several statements on the test's database (a test reaching behind the engine's back).
+pub fn execute_batch(db: &TestDb, sql: &str) {
+    if let Some(url) = pg_url(db.db()) {
+        pg::client(url).batch_execute(sql).unwrap();
+        return;
+    }
+    rusqlite::Connection::open(db.db())
+        .unwrap()
+        .execute_batch(sql)
+        .unwrap();
+}

@@ -23,6 +23,7 @@ const DECIDE = {
   scope: { type: "string", multiple: true },
   decision: { type: "string" },
   input: { type: "string", short: "i", multiple: true },
+  "expect-digest": { type: "string" },
   "no-resume": { type: "boolean", default: false },
   force: { type: "boolean", default: false },
 };
@@ -169,7 +170,18 @@ function decisionLines(id, recorded) {
   const where = [];
   if (recorded.iteration) where.push(`iteration ${recorded.iteration}`);
   if (recorded.kind === "review" && (recorded.round > 1 || recorded.status === "pushed-back")) where.push(`round ${recorded.round}`);
-  const lines = [`${recorded.status} ${recorded.nodeId}${where.length ? ` (${where.join(", ")})` : ""} in run ${id} by ${recorded.decidedBy ?? "?"}`];
+  const q = recorded.quorum;
+  const lines = [
+    q && !q.decided
+      ? `vote recorded on ${recorded.nodeId}${where.length ? ` (${where.join(", ")})` : ""} in run ${id} by ${recorded.decidedBy ?? "?"}: ${q.approvals.length} of ${q.needed} approvals`
+      : `${recorded.status} ${recorded.nodeId}${where.length ? ` (${where.join(", ")})` : ""} in run ${id} by ${recorded.decidedBy ?? "?"}`,
+  ];
+  if (q) {
+    const parts = [`approved by ${q.approvals.join(", ") || "nobody yet"}`];
+    if (q.denials.length) parts.push(`denied by ${q.denials.join(", ")}`);
+    if (q.vetoedBy) parts.push(`vetoed by ${q.vetoedBy}`);
+    lines.push(`  quorum: ${parts.join("; ")} (${q.needed} needed)`);
+  }
   const sent = Object.entries(recorded.inputs ?? {});
   if (sent.length) lines.push(`  inputs: ${sent.map(([k, val]) => `${k}=${val}`).join(", ")}`);
   return lines;

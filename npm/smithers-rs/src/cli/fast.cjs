@@ -110,7 +110,7 @@ function decide(kind, rest) {
   try {
     // The request SmithersEngine sends (engine.js #decide) for what main.js passes it.
     const request = { runId: id, nodeId, iteration, note: v.note ?? v.reason, decidedBy, scopes: v.scope ?? [], decisionJson: decision === undefined ? undefined : JSON.stringify(decision),
-      reason: kind === "deny" ? v.reason : undefined, forbidStarter: forbidSelfApproval() };
+      reason: kind === "deny" ? v.reason : undefined, forbidStarter: forbidSelfApproval(), expectDigest: v["expect-digest"] };
     recorded = call(engine, kind, request);
   } finally {
     if (recorded === undefined) engine.close();

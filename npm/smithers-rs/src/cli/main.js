@@ -84,7 +84,7 @@ const COMMANDS = {
     run: resumeCmd,
   },
   approve: {
-    usage: "smithers approve <runId> [<nodeId> | --node ID] [--iteration N] [--input KEY=VALUE]… [--note TEXT] [--by USER] [--no-resume] [--json]",
+    usage: "smithers approve <runId> [<nodeId> | --node ID] [--iteration N] [--input KEY=VALUE]… [--note TEXT] [--by USER] [--expect-digest D] [--no-resume] [--json]",
     about: "Approve a pending gate or reviewed step, then resume the run to its next wait or its end.",
     details: [
       "<nodeId>, --node ID the gate (found automatically when exactly one is pending)",
@@ -95,6 +95,12 @@ const COMMANDS = {
       "--by USER           who decides (default: $SMITHERS_USER, else the OS user)",
       "--scope S           a scope the decider holds (repeatable; checked against allowedScopes)",
       "--decision JSON     payload for select/rank gates, e.g. '{\"selected\":\"canary\"}'",
+      "On a gate with a quorum, each approve or deny is one person's vote (\"vote recorded …\"):",
+      "the gate is decided by the vote that makes up the quorum, or a veto holder's denial; a",
+      "second vote by the same person is refused (ALREADY_VOTED, exit 1).",
+      "--expect-digest D   the gate's digest as inspect / why printed it: refused (STALE_VIEW,",
+      "                    exit 1, nothing recorded) when the gate shows something else now",
+      "                    (the step ran again, the gate was asked again). Without it: not checked",
       "--no-resume         only record the decision",
       "A <HumanTask> is approved with its answer, JSON valid for its output: --note '<json>',",
       "--decision '<json>', or --input FIELD=VALUE (typed by the schema). An answer that does not",
@@ -108,10 +114,10 @@ const COMMANDS = {
     run: (args) => decide("approve", args),
   },
   deny: {
-    usage: "smithers deny <runId> [<nodeId> | --node ID] [--iteration N] [--reason TEXT] [--note TEXT] [--by USER] [--no-resume] [--json]",
+    usage: "smithers deny <runId> [<nodeId> | --node ID] [--iteration N] [--reason TEXT] [--note TEXT] [--by USER] [--expect-digest D] [--no-resume] [--json]",
     about: "Deny a pending gate (its onDeny decides), or reject a reviewed step (the run fails), then resume.",
     details: [
-      "Options as for approve, without --input. --reason says why (for a reviewed step it is",
+      "Options as for approve (--expect-digest too), without --input. --reason says why (for a reviewed step it is",
       "shown as the rejection's reason; --note defaults to it).",
       "Rejecting a reviewed step fails the run (APPROVAL_REJECTED): the steps after it are",
       "cancelled, other waiting gates withdrawn, the workflow's onFailure handler runs, and",
@@ -229,6 +235,24 @@ const COMMANDS = {
     ],
     options: { ...COMMON, status: { type: "string" }, run: { type: "string" }, target: { type: "string" }, limit: { type: "string" }, body: { type: "boolean", default: false } },
     run: deliveries,
+  },
+  audit: {
+    usage: "smithers audit verify [--db FILE] [--json] | smithers audit export --json [--after N] [--db FILE]",
+    about: "Check the decision log's hash chain, or write the log for auditors.",
+    details: [
+      "Every decision and every vote on a quorum gate is appended to a hash-chained log in the",
+      "decision's own transaction: each entry carries the SHA-256 of its content and of the entry",
+      "before it (ARCHITECTURE.md, \"The decision log\").",
+      "verify      checks every entry from the first to the head recorded with the log; exit 0 when",
+      "            the chain holds (prints the entry count and the head hash: keep it elsewhere), else",
+      "            exit 1 with AUDIT_CHAIN_BROKEN naming the first entry that was altered or removed",
+      "export      writes the entries (seq, kind, run, node, actor, time, data, the three hashes) as",
+      "            JSON, oldest first, with the verification (--json is required: it is for tools);",
+      "            exit 1 (AUDIT_CHAIN_BROKEN on stderr) when the chain does not hold",
+      "--after N   export: only entries after seq N",
+    ],
+    options: { ...COMMON, after: { type: "string" } },
+    run: audit,
   },
   migrate: {
     usage: "smithers migrate [--db FILE] [--json]",
@@ -485,6 +509,8 @@ async function up(args) {
     const startedBy = args.values.by ?? process.env.SMITHERS_USER ?? osUser();
     result = await engine.run(workflow, { input, runId: args.values["run-id"], workflowPath: path, startedBy });
   }
+  // A run waiting only on timers is waited on here: one timeout for its earliest due time.
+  result = await engine.waitOnTimers(result, timerNotice(result.runId, engine.dbPath, args.values.json));
   live?.stop();
   return finish(engine, result, args.values.json);
 }
@@ -587,7 +613,10 @@ async function resumeCmd(args) {
   await import("../loader/warm.js").then((m) => m.warm());
   let result;
   try {
-    result = await engine.resume(id, { force: args.values.force });
+    // Timers due by now fire first (each once, whoever else races for them): this one's
+    // run is resumed below; others a fire woke are left to `smithers resume` or serve.
+    await engine.fireDueTimers({ resume: false });
+    result = await engine.waitOnTimers(await engine.resume(id, { force: args.values.force }), timerNotice(id, engine.dbPath, args.values.json));
   } catch (e) {
     if (e?.code === "WORKFLOW_NOT_FOUND") e.message += `\n${resumeHint(id, e.code, engine.dbPath)}`;
     throw e;
@@ -595,6 +624,13 @@ async function resumeCmd(args) {
     live?.stop();
   }
   return finish(engine, result, args.values.json);
+}
+
+/** What `up` / `resume` say on stderr while they wait on a run's timers. */
+function timerNotice(id, dbPath, json) {
+  if (json) return undefined;
+  return (due) =>
+    printErr(`run ${id} waits on a timer until ${new Date(due).toISOString()}; stopping this process leaves it waiting (npx smithers resume ${id}${dbArg(dbPath)} fires it when due)`);
 }
 
 /**
@@ -776,6 +812,10 @@ async function decide(kind, args, command = kind) {
   const engine = await openEngine(findDb(v));
   // A decision that resumes the run loads its workflow file.
   if (!v["no-resume"]) await import("../loader/warm.js").then((m) => m.warm());
+  // Deadlines that passed are decided first (as system:timeout), and the runs they move are
+  // resumed as after any decision: a decision that comes after its gate's deadline finds it
+  // decided (ALREADY_DECIDED), whether or not any process ran since.
+  await engine.fireDueTimers({ resume: !v["no-resume"] });
   const outcome = await engine[kind](id, {
     nodeId,
     iteration,
@@ -785,6 +825,7 @@ async function decide(kind, args, command = kind) {
     scopes: v.scope ?? [],
     decision,
     inputs,
+    expectDigest: v["expect-digest"],
     resume: !v["no-resume"],
   });
   const { done, ...recorded } = outcome;
@@ -911,6 +952,54 @@ async function ps(args) {
 }
 
 
+async function audit(args) {
+  const v = args.values;
+  const [word, extra] = args.positionals;
+  if (extra !== undefined) throw usage(`unexpected argument ${JSON.stringify(extra)}`, "audit");
+  if (word !== "verify" && word !== "export") throw usage("say what to do: audit verify, or audit export --json", "audit");
+  if (word === "export" && !v.json) throw usage("audit export writes JSON for tools: add --json", "audit");
+  let after = 0;
+  if (v.after !== undefined) {
+    after = Number(v.after);
+    if (!Number.isInteger(after) || after < 0) throw usage("--after must be a whole number ≥ 0", "audit");
+  }
+  const engine = await openEngine(findDb(v), { readOnly: true });
+  let report;
+  const entries = [];
+  try {
+    report = engine.auditVerify();
+    if (word === "export") {
+      for (let page; (page = engine.auditEntries({ afterSeq: after, limit: 1000 })).length > 0; after = page.at(-1).seq) entries.push(...page);
+    }
+  } finally {
+    engine.close();
+  }
+  const broken = report.broken
+    ? new SmithersError("AUDIT_CHAIN_BROKEN", `the decision log does not hold at entry ${report.broken.seq} (${report.broken.problem}): ${report.broken.message}`, {
+        seq: report.broken.seq,
+        problem: report.broken.problem,
+        entries: report.entries,
+      })
+    : null;
+  if (word === "export") {
+    // The entries as stored, whatever the check says; a broken chain still exits 1.
+    print(JSON.stringify({ ok: !broken, verify: report, entries }, null, 2));
+    if (broken) printErr(`smithers: ${broken.code}: ${broken.message}`);
+    return broken ? 1 : 0;
+  }
+  if (broken) {
+    if (v.json) {
+      print(JSON.stringify({ ok: false, error: { code: broken.code, message: broken.message, details: broken.details }, ...report }, null, 2));
+    } else {
+      printErr(`smithers: ${broken.code}: ${broken.message}`);
+    }
+    return 1;
+  }
+  if (v.json) print(JSON.stringify({ ok: true, ...report }, null, 2));
+  else print(`decision log: ${report.entries} entr${report.entries === 1 ? "y" : "ies"}, chain intact${report.headHash ? `; head ${report.headSeq} ${report.headHash}` : ""}`);
+  return 0;
+}
+
 async function deliveries(args) {
   const v = args.values;
   const [word, id, extra] = args.positionals;
@@ -967,7 +1056,7 @@ async function deliveries(args) {
 async function inspect(args) {
   const id = runId(args, "inspect");
   const engine = await openEngine(findDb(args.values), { readOnly: true });
-  const info = engine.inspect(id);
+  const info = withTimers(engine, engine.inspect(id));
   engine.close();
   if (args.values.json) {
     print(JSON.stringify({ ok: true, ...info }, null, 2));
@@ -986,6 +1075,13 @@ async function inspect(args) {
       const who = a.decidedBy ? ` by ${a.decidedBy} at ${a.decidedAt}` : ` since ${a.requestedAt}`;
       if (!isReview(a)) {
         say(`  ${a.nodeId} [${a.iteration}] ${a.status}${who}: ${a.title ?? ""}${a.summary ? ` — ${a.summary}` : ""}${a.note ? ` (note: ${a.note})` : ""}`);
+        if (a.status === "requested") say(`    digest: ${a.digest}`);
+        if (a.quorum) {
+          const from = a.quorum.from?.length ? ` from ${a.quorum.from.join(", ")}` : "";
+          const veto = a.quorum.veto?.length ? `; veto: ${a.quorum.veto.join(", ")}` : "";
+          say(`    quorum: ${a.quorum.approvals} approvals${from}${veto}`);
+          for (const vote of a.votes ?? []) say(`      ${vote.verdict}${vote.veto ? " (veto)" : ""} by ${vote.voter} at ${vote.at}${vote.note ? ` (note: ${vote.note})` : ""}`);
+        }
         if (a.input?.length) say(`    inputs: ${inputList(a)}`);
         const given = Object.entries(a.inputs ?? {});
         if (given.length) say(`    approved with: ${given.map(([k, v]) => `${k}=${v}`).join(", ")}`);
@@ -993,6 +1089,7 @@ async function inspect(args) {
       }
       // A reviewed step: its round, what it takes, what was decided, and the earlier rounds.
       say(`  ${a.nodeId} [${a.iteration}] ${a.status}${who} (review, round ${a.round}): ${a.prompt ?? a.title ?? ""}`);
+      if (a.status === "requested") say(`    digest: ${a.digest}`);
       if (a.input?.length) say(`    inputs: ${inputList(a)}`);
       const sent = Object.entries(a.inputs ?? {});
       if (sent.length) say(`    approved with: ${sent.map(([k, v]) => `${k}=${v}`).join(", ")}`);
@@ -1007,6 +1104,14 @@ async function inspect(args) {
         say("    history:");
         for (const h of earlier) say(`      ${historyLine(h)}`);
       }
+    }
+  }
+  if (info.timers.length > 0) {
+    say("\ntimers:");
+    for (const t of info.timers) {
+      const what = t.kind === "timer" ? "timer" : "deadline";
+      const fired = t.status === "fired" ? `, fired at ${new Date(t.firedAtMs).toISOString()} (${t.outcome})` : "";
+      say(`  ${t.nodeId} [${t.iteration}] ${what} due ${t.dueAt}${fired}`);
     }
   }
   if (info.agentAttempts?.length > 0) {
@@ -1026,6 +1131,11 @@ async function inspect(args) {
   return 0;
 }
 
+/** An `inspect` answer with the run's durable timers (`timers`: its <Timer>s and deadlines). */
+function withTimers(engine, info) {
+  return { ...info, timers: engine.native.runTimers(info.run.runId) };
+}
+
 /**
  * What blocks a run, and the command that unblocks it.
  * @param {any} info an `inspect` answer
@@ -1043,8 +1153,9 @@ export function diagnose(info, db = "") {
         approvalKind: a.kind ?? "gate",
         nodeId: a.nodeId,
         iteration: a.iteration,
-        reason: `Approval requested — no decision yet: ${a.title ?? a.nodeId}`,
+        reason: `Approval requested — no decision yet: ${a.title ?? a.nodeId}${deadlineOf(info, a)}`,
         waitingSince: a.requestedAtMs,
+        digest: a.digest,
         unblocker: `npx smithers approve ${r.runId}${sel}`,
         deny: `npx smithers deny ${r.runId}${sel}`,
       };
@@ -1080,6 +1191,18 @@ export function diagnose(info, db = "") {
         unblocker: `npx smithers why ${n.subRunId}${db}`,
       });
     }
+  } else if (r.status === "waiting-timer") {
+    for (const t of (info.timers ?? []).filter((x) => x.kind === "timer" && x.status === "scheduled")) {
+      blockers.push({
+        kind: "timer",
+        nodeId: t.nodeId,
+        iteration: t.iteration,
+        dueAt: t.dueAt,
+        reason: `${t.nodeId} waits until ${t.dueAt} (a <Timer>)`,
+        // Any command that opens the database for writing fires it once it is due.
+        unblocker: `npx smithers resume ${r.runId}${db}`,
+      });
+    }
   } else if (r.status === "running" && !r.owner && r.resumeError) {
     // A watcher (smithers serve) tried and could not: say why, and what to run once fixed.
     const { code, message } = r.resumeError;
@@ -1110,10 +1233,18 @@ export function diagnose(info, db = "") {
   return { runId: r.runId, status: r.status, summary, blockers, ...(rejected.length ? { rejected } : {}) };
 }
 
+/** ", decided by system:timeout (onTimeout deny) at …" for a gate with a deadline still to come. */
+function deadlineOf(info, a) {
+  const t = (info.timers ?? []).find((x) => x.kind === "approval-timeout" && x.status === "scheduled" && x.nodeId === a.nodeId && x.iteration === a.iteration);
+  if (!t) return "";
+  const onTimeout = JSON.parse(t.specJson ?? "{}").onTimeout ?? "deny";
+  return ` (deadline ${t.dueAt}: then ${onTimeout} by system:timeout)`;
+}
+
 async function why(args) {
   const id = runId(args, "why");
   const engine = await openEngine(findDb(args.values), { readOnly: true });
-  const report = diagnose(engine.inspect(id), dbArg(engine.dbPath));
+  const report = diagnose(withTimers(engine, engine.inspect(id)), dbArg(engine.dbPath));
   engine.close();
   if (args.values.json) {
     print(JSON.stringify({ ok: true, ...report }, null, 2));
@@ -1128,6 +1259,7 @@ async function why(args) {
     if (b.kind === "approval" && b.approvalKind === "review") {
       say(`\n  ${b.nodeId}${b.iteration ? ` (iteration ${b.iteration})` : ""}: ${b.reason}`);
       say(`  Waiting since: ${new Date(b.waitingSince).toISOString()}`);
+      say(`  Digest: ${b.digest}`);
       if (b.input.length) say(`  Inputs: ${inputList(b)}`);
       for (const h of b.history) say(`  Earlier: ${historyLine(h)}`);
       say(`  Its output: ${b.logs}`);
@@ -1137,6 +1269,7 @@ async function why(args) {
     } else if (b.kind === "approval") {
       say(`\n  ${b.nodeId}${b.iteration ? ` (iteration ${b.iteration})` : ""}: ${b.reason}`);
       say(`  Waiting since: ${new Date(b.waitingSince).toISOString()}`);
+      say(`  Digest: ${b.digest}`);
       say(`  Unblock: ${b.unblocker}`);
       say(`  Deny instead: ${b.deny}`);
     } else if (b.unblocker) {

@@ -36,7 +36,8 @@ const STEP_KEYS = [
   "depends", "call", "params", "approval", "timeout_sec", "retry_policy", "continue_on",
 ];
 const COMMAND_ONLY = ["shell", "working_dir", "dir", "env"];
-const APPROVAL_KEYS = ["prompt", "input", "required", "rewind_to"];
+// timeout_sec, deadline, on_timeout: ours (Dagu's gates wait forever), named as Dagu names a step's timeout.
+const APPROVAL_KEYS = ["prompt", "input", "required", "rewind_to", "timeout_sec", "deadline", "on_timeout"];
 const HANDLER_KEYS = ["command", "script", "shell", "working_dir", "dir", "env"];
 const HANDLERS = { wait: "onWait", success: "onSuccess", failure: "onFailure", exit: "onExit" };
 const MAIL_ON_KEYS = ["wait", "failure"];
@@ -288,6 +289,17 @@ function readApproval(at, step, value, path, resolve, reserved) {
       throw at.err("DAGU_REWIND_TO_INVALID", `rewind_to ${JSON.stringify(target)} must be ${step.name} itself or a step it depends on`, [...path, "rewind_to"]);
     }
     if (target !== step.name) review.rewindTo = target;
+  }
+  if (value.timeout_sec !== undefined) review.timeoutMs = positive(at, value.timeout_sec, [...path, "timeout_sec"]) * 1000;
+  if (value.deadline !== undefined) {
+    const deadline = text1(at, value.deadline, [...path, "deadline"]);
+    if (!Number.isFinite(Date.parse(deadline))) throw at.err("DAGU_INVALID_VALUE", "deadline must be an ISO 8601 time", [...path, "deadline"]);
+    review.deadline = deadline;
+  }
+  if (value.on_timeout !== undefined) {
+    if (!["deny", "approve", "fail"].includes(value.on_timeout)) throw at.err("DAGU_INVALID_VALUE", "on_timeout is deny, approve or fail", [...path, "on_timeout"]);
+    if (review.timeoutMs === undefined && review.deadline === undefined) throw at.err("DAGU_INVALID_VALUE", "on_timeout needs timeout_sec or deadline", [...path, "on_timeout"]);
+    review.onTimeout = value.on_timeout;
   }
   return review;
 }

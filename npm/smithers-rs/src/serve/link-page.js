@@ -45,7 +45,7 @@ export async function linkRoute(c, token) {
       const gate = waitingGate(c, claims);
       const kind = claims.action === "approve" ? "approve" : gate.kind === "review" ? "reject" : "deny";
       const note = body.note?.trim() ? body.note : `via a decision link`;
-      recorded = await c.decideAs({ ...c, auth: { user: claims.approver, scopes } }, kind, claims.runId, claims.nodeId, { iteration: claims.iteration, note });
+      recorded = await c.decideAs({ ...c, auth: { user: claims.approver, scopes } }, kind, claims.runId, claims.nodeId, { iteration: claims.iteration, note, expectDigest: claims.digest ?? undefined });
     } catch (e) {
       if (PASSING.has(e?.code)) native.releaseLink(claims.linkId);
       else native.recordLinkOutcome(claims.linkId, JSON.stringify({ error: { code: e?.code ?? "INTERNAL", message: String(e?.message ?? e) } }));

@@ -36,6 +36,7 @@ const common = {
   iteration: { ...int, minimum: 0, description: "Loop iteration of the gate (default: the pending one)" },
   note: { ...str, description: "Stored with the decision" },
   decidedBy: { ...str, description: "Accepted for Smithers clients; must equal the authenticated user (else 403)" },
+  expectDigest: { ...str, description: "The approval's `digest` as the decider saw it: refused with STALE_VIEW (409), nothing recorded, when the gate shows something else now" },
 };
 const inputs = { type: "object", additionalProperties: str, description: "Approver inputs: names the gate declares in `input`" };
 
@@ -163,6 +164,8 @@ export function openApiDocument() {
             decidedAt: nstr, decidedBy: nstr, note: nstr, round: int,
             input: { type: "array", items: str }, required: { type: "array", items: str }, inputs: { type: "object" },
             reason: nstr, output: {}, stdoutPath: nstr, stdoutTail: nstr, history: { type: "array", items: { type: "object" } },
+            digest: { ...str, description: "sha256: digest of what the gate shows (ARCHITECTURE.md); send it back as expectDigest" },
+            votes: { type: "array", items: { type: "object" }, description: "A quorum gate's votes on this request: voter, verdict, veto, note, at" },
             label: str, requestTitle: str, requestSummary: nstr, approvalMode: str,
             approvalIteration: { ...int, description: "Dagu's count of push-backs, from 0 (round - 1)" },
             rewindTo: { ...nstr, description: "Where a push-back restarts, when not the step itself" },
@@ -174,7 +177,8 @@ export function openApiDocument() {
         Decision: {
           type: "object",
           properties: {
-            runId: str, nodeId: str, iteration: int, status: { enum: ["approved", "denied", "rejected", "pushed-back"] },
+            runId: str, nodeId: str, iteration: int, status: { enum: ["approved", "denied", "rejected", "pushed-back", "voted"] },
+            quorum: { type: "object", description: "A quorum gate's tally after this vote: needed, approvals, denials, vetoedBy, decided (status voted: it still waits)" },
             decidedBy: nstr, decidedAt: str, runStatus: str, kind: str, round: int, inputs: { type: "object" },
             output: {}, resumed: { type: "boolean", description: "The run was resumed in the serving process" },
             approvalIteration: { ...int, description: "Push-backs of the step so far, after this decision" },

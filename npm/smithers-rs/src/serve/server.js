@@ -70,6 +70,9 @@ export async function startServer(options) {
     intervalMs: options.pollMs,
     log,
     onEvents: (events) => {
+      // A commit (here or by another process) may have scheduled a timer: one wake-up, moved
+      // to the earliest due time.
+      engine.armTimers();
       metrics.onEvents(events);
       for (const event of events) broadcast(streams, event);
       mailer?.onEvents(events);
@@ -119,6 +122,9 @@ export async function startServer(options) {
   baseUrl = `http://${host}:${address.port}/`;
   watcher.start();
   webhooks?.start();
+  // Durable timers (<Timer>, gates' deadlines): fired here when due, their runs resumed.
+  // After the webhooks' cursor is read, so a deadline fired at start-up is delivered.
+  engine.startTimers();
   const heartbeat = setInterval(() => {
     for (const s of streams) s.res.write(": ping\n\n");
   }, 15_000);
@@ -138,6 +144,7 @@ export async function startServer(options) {
       closing ??= (async () => {
         clearInterval(heartbeat);
         watcher.stop();
+        engine.stopTimers();
         const closed = new Promise((r) => server.close(r));
         for (const s of streams) s.res.end();
         server.closeIdleConnections?.();
@@ -424,10 +431,10 @@ function decodeCursor(text) {
 }
 
 const DECISION_FIELDS = {
-  approve: ["iteration", "note", "inputs", "decision", "decidedBy"],
-  deny: ["iteration", "note", "reason", "decidedBy"],
-  reject: ["iteration", "note", "reason", "decidedBy"],
-  pushBack: ["iteration", "note", "inputs", "decidedBy"],
+  approve: ["iteration", "note", "inputs", "decision", "decidedBy", "expectDigest"],
+  deny: ["iteration", "note", "reason", "decidedBy", "expectDigest"],
+  reject: ["iteration", "note", "reason", "decidedBy", "expectDigest"],
+  pushBack: ["iteration", "note", "inputs", "decidedBy", "expectDigest"],
 };
 
 async function decide(c, kind) {
@@ -436,7 +443,7 @@ async function decide(c, kind) {
   if (body.iteration !== undefined && !(Number.isInteger(body.iteration) && body.iteration >= 0)) {
     throw new HttpError("INVALID_REQUEST", "iteration must be a whole number ≥ 0");
   }
-  for (const key of ["note", "reason"]) {
+  for (const key of ["note", "reason", "expectDigest"]) {
     if (body[key] !== undefined && body[key] !== null && typeof body[key] !== "string") {
       throw new HttpError("INVALID_REQUEST", `${key} must be a string`);
     }
@@ -473,6 +480,7 @@ async function decideAs(c, kind, runId, nodeId, body) {
     decision: body.decision,
     decidedBy: c.auth.user,
     scopes: c.auth.scopes,
+    expectDigest: body.expectDigest ?? undefined,
   });
   const { done, ...recorded } = outcome;
   c.log(`${recorded.status} ${recorded.nodeId} in run ${runId} by ${c.auth.user}${done ? " (resuming)" : ""}`);

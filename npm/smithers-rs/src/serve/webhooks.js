@@ -22,9 +22,13 @@ import { decisionLinks } from "./links.js";
 export const GATE_EVENTS = {
   "gate.waiting": ["ApprovalRequested"],
   "gate.decided": ["ApprovalGranted", "ApprovalDenied", "ApprovalRejected", "ApprovalPushedBack", "ApprovalAutoApproved"],
-  "gate.reminder": null,
-  "gate.escalated": null,
-  "gate.timed-out": null,
+  // A gate still waits: its approvers are reminded (remind: { every, max }).
+  "gate.reminder": ["ApprovalReminder"],
+  // An escalation step widened who may decide (escalate: [{ after, allowedUsers | allowedScopes }]).
+  "gate.escalated": ["ApprovalEscalated"],
+  // A deadline passed undecided: its onTimeout decision, recorded as system:timeout (the
+  // same decision also comes as gate.decided).
+  "gate.timed-out": ["ApprovalTimedOut"],
 };
 /** core event type → webhook event name */
 const FROM_CORE = new Map(
@@ -116,6 +120,9 @@ function slackPayload(message) {
   const where = `run \`${esc(run.runId)}\` of *${esc(run.workflowName ?? run.runId)}*`;
   let text;
   if (message.type === "gate.waiting") text = `*${esc(title)}* is waiting for approval in ${where}.`;
+  else if (message.type === "gate.reminder") text = `Reminder ${message.data.reminder.n}: *${esc(title)}* is still waiting for approval in ${where}.`;
+  else if (message.type === "gate.escalated") text = `*${esc(title)}* was escalated in ${where}: now ${esc((gate.allowedUsers ?? []).join(", ") || (gate.allowedScopes ?? []).join(", "))} may decide.`;
+  else if (message.type === "gate.timed-out") text = `*${esc(title)}* timed out undecided in ${where}: ${decision.status} (onTimeout ${decision.onTimeout}).`;
   else text = `*${esc(title)}* was ${decision.status} by ${esc(decision.decidedBy ?? "someone")} in ${where}.`;
   const blocks = [{ type: "section", text: { type: "mrkdwn", text } }];
   if (message.type === "gate.waiting" && gate.summary && gate.summary !== gate.title) {
@@ -234,6 +241,17 @@ export class WebhookDispatcher {
         url: `${base}runs/${encodeURIComponent(event.runId)}`,
       },
     };
+    if (type === "gate.reminder") message.data.reminder = { n: event.n ?? 1, max: event.max ?? null, everyMs: event.everyMs ?? null };
+    if (type === "gate.escalated") message.data.escalation = { step: event.step ?? null, added: event.added ?? {} };
+    if (type === "gate.timed-out") {
+      message.data.decision = {
+        status: event.status ?? null,
+        decidedBy: event.decidedBy ?? "system:timeout",
+        decidedAt: new Date(event.timestampMs).toISOString(),
+        onTimeout: event.onTimeout ?? null,
+        deadlineAt: event.dueAt ?? null,
+      };
+    }
     if (type === "gate.decided") {
       message.data.decision = {
         status: DECIDED_STATUS[event.type],
@@ -246,7 +264,8 @@ export class WebhookDispatcher {
     }
     return wanted.map((target) => {
       let body = message;
-      if (type === "gate.waiting" && target.links && this.links) {
+      // Links ride on every event that asks someone to decide: waiting, reminded, escalated.
+      if ((type === "gate.waiting" || type === "gate.reminder" || type === "gate.escalated") && target.links && this.links) {
         const gate = { runId: event.runId, nodeId: event.nodeId, iteration: event.iteration ?? 0, round: event.round ?? 1, digest: event.digest ?? null, deadlineAtMs: event.deadlineAtMs ?? null };
         body = { ...message, data: { ...message.data, links: decisionLinks(this.links, base, gate, target.links.approver, this.now()) } };
       }

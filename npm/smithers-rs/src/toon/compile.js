@@ -85,7 +85,7 @@ const NODE_KINDS = {
     compile: compileStep,
   },
   approval: {
-    keys: ["kind", "id", "needs", "request", "onDeny", "output", "allowedUsers", "allowedScopes"],
+    keys: ["kind", "id", "needs", "request", "onDeny", "output", "allowedUsers", "allowedScopes", "timeoutMs", "deadline", "onTimeout", "quorum"],
     id: true,
     children: () => [],
     compile: compileApproval,
@@ -470,8 +470,51 @@ function compileApproval(unit, info, extraDeps) {
     }
     node[key] = list;
   }
+  Object.assign(node, readDeadline(at, v, path));
+  if (v.quorum !== undefined) node.quorum = toonQuorum(at, v.quorum, [...path, "quorum"]);
   program.pending.push({ node, deps: depsFor(unit, info, refs, readNeeds(unit, info), extraDeps) });
   return node;
+}
+
+/**
+ * `timeoutMs`, `deadline` (ISO 8601) and `onTimeout` (deny | approve | fail) of an approval or
+ * a step's review: the gate's deadline (`system:timeout` records onTimeout when it passes).
+ */
+function readDeadline(at, v, path) {
+  const out = {};
+  if (v.timeoutMs !== undefined) {
+    if (!Number.isInteger(v.timeoutMs) || v.timeoutMs < 1) throw at.err("TOON_INVALID_VALUE", "timeoutMs must be a positive whole number of milliseconds", [...path, "timeoutMs"]);
+    out.timeoutMs = v.timeoutMs;
+  }
+  if (v.deadline !== undefined) {
+    if (typeof v.deadline !== "string" || !Number.isFinite(Date.parse(v.deadline))) {
+      throw at.err("TOON_INVALID_VALUE", "deadline must be an ISO 8601 time", [...path, "deadline"]);
+    }
+    out.deadline = v.deadline;
+  }
+  if (v.onTimeout !== undefined) {
+    if (!["deny", "approve", "fail"].includes(v.onTimeout)) throw at.err("TOON_INVALID_VALUE", "onTimeout must be one of deny, approve, fail", [...path, "onTimeout"]);
+    if (out.timeoutMs === undefined && out.deadline === undefined) throw at.err("TOON_INVALID_VALUE", "onTimeout needs timeoutMs or deadline", [...path, "onTimeout"]);
+    out.onTimeout = v.onTimeout;
+  }
+  return out;
+}
+
+/** `quorum: { approvals, from?, veto? }` of an approval (as `<Approval quorum>`). */
+function toonQuorum(at, q, path) {
+  if (q === null || typeof q !== "object" || Array.isArray(q)) throw at.err("TOON_INVALID_VALUE", "quorum is an object: approvals, from, veto", path);
+  for (const key of Object.keys(q)) {
+    if (!["approvals", "from", "veto"].includes(key)) throw at.err("TOON_UNKNOWN_KEY", `quorum has no ${key} (approvals, from, veto)`, [...path, key]);
+  }
+  if (!Number.isInteger(q.approvals) || q.approvals < 1) throw at.err("TOON_INVALID_VALUE", "quorum.approvals is a whole number ≥ 1", [...path, "approvals"]);
+  const out = { approvals: q.approvals };
+  for (const key of ["from", "veto"]) {
+    if (q[key] === undefined) continue;
+    const list = typeof q[key] === "string" ? [q[key]] : q[key];
+    if (!Array.isArray(list) || list.some((u) => typeof u !== "string" || u === "")) throw at.err("TOON_INVALID_VALUE", `quorum.${key} is a list of names`, [...path, key]);
+    out[key] = list;
+  }
+  return out;
 }
 
 async function compileChildren(unit, info, key, extraDeps) {
@@ -891,8 +934,8 @@ function readReview(at, value, path) {
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     throw at.err("TOON_INVALID_VALUE", "approval must be a block: prompt, input[N], required[N]", path);
   }
-  checkKeys(at, value, path, ["prompt", "input", "required", "allowedUsers", "allowedScopes", "rewindTo"], "a step's approval");
-  const review = {};
+  checkKeys(at, value, path, ["prompt", "input", "required", "allowedUsers", "allowedScopes", "rewindTo", "timeoutMs", "deadline", "onTimeout"], "a step's approval");
+  const review = readDeadline(at, value, path);
   if (value.prompt !== undefined) review.prompt = expectString(at, value.prompt, [...path, "prompt"]);
   // Where a push-back restarts: this step or one it needs (the core checks which).
   if (value.rewindTo !== undefined) review.rewindTo = expectString(at, value.rewindTo, [...path, "rewindTo"]);

@@ -116,6 +116,10 @@ pub enum NodeEvent {
     Rewind,
     /// A human task's answer that does not fit: counted, and the task keeps waiting.
     RefuseAnswer,
+    /// A `<Timer>` started: it waits (as a sub-run caller does) until its due time.
+    AwaitTimer,
+    /// The `<Timer>`'s due time passed and it was fired (once, by whichever engine fired it).
+    TimerFired,
 }
 
 impl NodeEvent {
@@ -140,6 +144,8 @@ impl NodeEvent {
         NodeEvent::SubRunEnded,
         NodeEvent::Rewind,
         NodeEvent::RefuseAnswer,
+        NodeEvent::AwaitTimer,
+        NodeEvent::TimerFired,
     ];
 }
 
@@ -151,7 +157,7 @@ use NodeEvent as E;
 use NodeState as S;
 
 /// Every legal move of a node.
-pub(crate) static MOVES: [Move<NodeState, NodeEvent>; 27] = [
+pub(crate) static MOVES: [Move<NodeState, NodeEvent>; 29] = [
     m(S::Pending, E::Start, S::InProgress),
     m(S::InProgress, E::Finish, S::Finished),
     m(S::InProgress, E::Retry, S::Pending),
@@ -182,9 +188,11 @@ pub(crate) static MOVES: [Move<NodeState, NodeEvent>; 27] = [
     m(S::Skipped, E::Rewind, S::Pending),
     m(S::WaitingApproval, E::Rewind, S::Pending),
     m(S::WaitingApproval, E::RefuseAnswer, S::WaitingApproval),
+    m(S::InProgress, E::AwaitTimer, S::WaitingApproval),
+    m(S::WaitingApproval, E::TimerFired, S::Finished),
 ];
 
-pub(crate) static TAKEN: Taken<27> = Taken::new();
+pub(crate) static TAKEN: Taken<29> = Taken::new();
 
 /// The state `event` takes a node in `from` to, or `ILLEGAL_TRANSITION`.
 pub fn next(from: NodeState, event: NodeEvent) -> Result<NodeState> {
@@ -429,6 +437,43 @@ pub(crate) fn await_sub_run(
                     EventKind::NodeWaitingSubRun
                 },
                 json!({ "subRunId": sub_run }),
+            ),
+        ],
+    ))
+}
+
+/// A `<Timer>` started: its attempt closes as waiting, the node waits until the timer row
+/// (scheduled with it, `timers.rs`) is fired.
+pub(crate) fn await_timer(
+    key: &NodeKey,
+    from: NodeState,
+    attempt: i64,
+    due_at_ms: i64,
+) -> Result<Moved> {
+    let to = next(from, E::AwaitTimer)?;
+    Ok((
+        to,
+        vec![
+            set(key, to, NodeChange::attempt(attempt)),
+            close(key, attempt, AttemptEvent::Wait, None)?,
+            key.emit(
+                EventKind::NodeWaitingTimer,
+                json!({ "attempt": attempt, "dueAtMs": due_at_ms, "dueAt": crate::time::iso8601(due_at_ms) }),
+            ),
+        ],
+    ))
+}
+
+/// A `<Timer>`'s due time passed: the node finishes, with no output (as in Smithers).
+pub(crate) fn timer_fired(key: &NodeKey, from: NodeState, lag_ms: i64) -> Result<Moved> {
+    let to = next(from, E::TimerFired)?;
+    Ok((
+        to,
+        vec![
+            set(key, to, NodeChange::default()),
+            key.emit(
+                EventKind::NodeFinished,
+                json!({ "timer": true, "lagMs": lag_ms }),
             ),
         ],
     ))

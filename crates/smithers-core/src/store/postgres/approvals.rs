@@ -201,6 +201,14 @@ impl ApprovalRows for PgStore {
         Ok(())
     }
 
+    fn set_request_json(&self, key: &NodeKey, request_json: &str) -> Result<bool> {
+        Ok(self.exec(
+            "UPDATE _smithers_approvals SET request_json = $4 \
+             WHERE run_id = $1 AND node_id = $2 AND iteration = $3 AND status = 'requested'",
+            &[&key.run, &key.node, &key.iteration, &request_json],
+        )? == 1)
+    }
+
     fn append_history(&self, key: &NodeKey, h: &HistoryRow, now: i64) -> Result<()> {
         self.exec(
             "INSERT INTO _smithers_approval_history (run_id, node_id, iteration, round, status, requested_at_ms, \

@@ -14,12 +14,14 @@
 
 mod approvals;
 mod attempts;
+mod audit;
 mod deliveries;
 mod events;
 mod nodes;
 mod outputs;
 mod runs;
 mod schema;
+mod timers;
 mod views;
 
 use std::cell::{Cell, RefCell};

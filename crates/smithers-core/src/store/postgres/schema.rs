@@ -19,7 +19,7 @@ use super::super::SCHEMA_VERSION;
 /// first key is `SMTH`; the second the schema's name, hashed.
 pub(super) const WRITE_LOCK: &str = "SELECT pg_advisory_xact_lock(1397576776, hashtext($1::text))";
 
-/// The whole schema at version 7 (the SQLite store's `SCHEMA` and `V2`..`V7`, in PostgreSQL's
+/// The schema at version 7 (the SQLite store's `SCHEMA` and `V2`..`V7`, in PostgreSQL's
 /// types: INTEGER → BIGINT; identifiers compare bytewise (`COLLATE "C"`) as SQLite's do).
 const V7: &str = r#"
 CREATE TABLE IF NOT EXISTS _smithers_meta (key TEXT COLLATE "C" PRIMARY KEY, value TEXT NOT NULL);
@@ -193,6 +193,59 @@ CREATE TABLE IF NOT EXISTS _smithers_link_uses (
   approver TEXT NOT NULL,
   used_at_ms BIGINT NOT NULL,
   outcome_json TEXT
+);
+"#;
+
+/// Schema v8: durable timers (`timers.rs`), as SQLite's v8.
+const V8: &str = r#"
+CREATE TABLE IF NOT EXISTS _smithers_timers (
+  run_id TEXT COLLATE "C" NOT NULL,
+  node_id TEXT COLLATE "C" NOT NULL,
+  iteration BIGINT NOT NULL,
+  kind TEXT NOT NULL,
+  round BIGINT NOT NULL,
+  due_at_ms BIGINT NOT NULL,
+  status TEXT NOT NULL,
+  spec_json TEXT,
+  created_at_ms BIGINT NOT NULL,
+  fired_at_ms BIGINT,
+  fired_by TEXT,
+  outcome TEXT,
+  PRIMARY KEY (run_id, node_id, iteration, kind, round)
+);
+CREATE INDEX IF NOT EXISTS _smithers_timers_due
+  ON _smithers_timers (due_at_ms) WHERE status = 'scheduled';
+"#;
+
+/// Schema v9: the decision log (a hash chain, `audit.rs`) and the votes of quorum gates, as
+/// SQLite's v9. A PostgreSQL schema gets them empty: every schema at v7 was made by
+/// development builds of this store and none held decisions to start the chain with.
+const V9: &str = r#"
+CREATE TABLE IF NOT EXISTS _smithers_audit_log (
+  seq BIGINT PRIMARY KEY,
+  kind TEXT NOT NULL,
+  run_id TEXT COLLATE "C" NOT NULL,
+  node_id TEXT COLLATE "C",
+  iteration BIGINT,
+  actor TEXT,
+  at_ms BIGINT NOT NULL,
+  data_json TEXT NOT NULL,
+  content_hash TEXT NOT NULL,
+  prev_hash TEXT NOT NULL,
+  entry_hash TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS _smithers_audit_log_by_run ON _smithers_audit_log (run_id, seq);
+CREATE TABLE IF NOT EXISTS _smithers_votes (
+  run_id TEXT COLLATE "C" NOT NULL,
+  node_id TEXT COLLATE "C" NOT NULL,
+  iteration BIGINT NOT NULL,
+  requested_at_ms BIGINT NOT NULL,
+  voter TEXT NOT NULL,
+  verdict TEXT NOT NULL,
+  veto BOOLEAN NOT NULL DEFAULT false,
+  note TEXT,
+  at_ms BIGINT NOT NULL,
+  PRIMARY KEY (run_id, node_id, iteration, requested_at_ms, voter)
 );
 "#;
 
@@ -398,6 +451,12 @@ fn migrate(client: &mut Client, target: &Target) -> Result<()> {
     }
     if current < 7 {
         tx.batch_execute(V7)?;
+    }
+    if current < 8 {
+        tx.batch_execute(V8)?;
+    }
+    if current < 9 {
+        tx.batch_execute(V9)?;
     }
     tx.execute(
         "INSERT INTO _smithers_meta (key, value) VALUES ('schema_version', $1) \

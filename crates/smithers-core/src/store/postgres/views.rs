@@ -6,7 +6,7 @@ use serde_json::Value;
 use super::PgStore;
 use crate::error::Result;
 use crate::machines::NodeKey;
-use crate::store::{ApprovalRows, Views};
+use crate::store::{ApprovalRows, AuditRows, Views};
 use crate::time::{iso8601, now_ms};
 use crate::views::{
     ApprovalFilter, ApprovalSummary, AttemptLog, LogFilter, LoopSummary, NodeSummary, OrphanCursor,
@@ -64,8 +64,18 @@ const APPROVAL_COLS: &str = "a.run_id, r.workflow_name, a.node_id, a.iteration, 
      r.workflow_path, r.parent_run_id";
 
 fn approval_summary(r: &Row) -> Result<ApprovalSummary> {
-    let request: Value = serde_json::from_str(r.get::<_, &str>(7)).unwrap_or(Value::Null);
+    let request_json: String = r.get(7);
+    let request: Value = serde_json::from_str(&request_json).unwrap_or(Value::Null);
     let requested_at_ms: i64 = r.get(8);
+    let digest = crate::audit::view_digest(
+        &r.get::<_, String>(0),
+        &r.get::<_, String>(2),
+        r.get(3),
+        &r.get::<_, String>(12),
+        r.get(13),
+        requested_at_ms,
+        &request_json,
+    );
     let decided_at_ms: Option<i64> = r.get(9);
     let status: String = r.get(4);
     let kind: String = r.get(12);
@@ -122,6 +132,12 @@ fn approval_summary(r: &Row) -> Result<ApprovalSummary> {
             .get("async")
             .and_then(Value::as_bool)
             .unwrap_or(false),
+        digest,
+        quorum: field("quorum"),
+        votes: Vec::new(),
+        deadline_at_ms: request.get("deadlineAtMs").and_then(Value::as_i64),
+        on_timeout: text("onTimeout"),
+        escalated: field("escalated"),
     })
 }
 
@@ -152,10 +168,27 @@ fn attempt_log(r: &Row) -> Result<AttemptLog> {
 }
 
 impl PgStore {
-    /// Reviews get their earlier rounds.
+    /// Reviews get their earlier rounds, quorum gates their votes.
     fn with_history(&self, mut approvals: Vec<ApprovalSummary>) -> Result<Vec<ApprovalSummary>> {
-        for a in approvals.iter_mut().filter(|a| a.kind == "review") {
-            a.history = self.review_history(&NodeKey::new(&a.run_id, &a.node_id, a.iteration))?;
+        for a in approvals.iter_mut() {
+            let key = NodeKey::new(&a.run_id, &a.node_id, a.iteration);
+            if a.kind == "review" {
+                a.history = self.review_history(&key)?;
+            }
+            if !a.quorum.is_null() {
+                a.votes = self
+                    .votes(&key, a.requested_at_ms)?
+                    .into_iter()
+                    .map(|v| crate::views::VoteSummary {
+                        voter: v.voter,
+                        verdict: v.verdict,
+                        veto: v.veto,
+                        note: v.note,
+                        at: iso8601(v.at_ms),
+                        at_ms: v.at_ms,
+                    })
+                    .collect();
+            }
         }
         Ok(approvals)
     }

@@ -234,6 +234,17 @@ impl ApprovalRows for SqliteStore {
         Ok(())
     }
 
+    fn set_request_json(&self, key: &NodeKey, request_json: &str) -> Result<bool> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "UPDATE _smithers_approvals SET request_json = ?4 \
+                 WHERE run_id = ?1 AND node_id = ?2 AND iteration = ?3 AND status = 'requested'",
+            )?
+            .execute(params![key.run, key.node, key.iteration, request_json])?
+            == 1)
+    }
+
     fn append_history(&self, key: &NodeKey, h: &HistoryRow, now: i64) -> Result<()> {
         self.conn.prepare_cached(
             "INSERT OR REPLACE INTO _smithers_approval_history (run_id, node_id, iteration, round, status, requested_at_ms, \

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::logs::STORE;
 use crate::store::OpenOptions;
 
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 9;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS _smithers_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -225,6 +225,149 @@ CREATE TABLE IF NOT EXISTS _smithers_link_uses (
 ) WITHOUT ROWID;
 ";
 
+/// Schema v8: durable timers (`timers.rs`). One row per due time: a `<Timer>` node's
+/// (`kind = 'timer'`, `round` = the node's attempt) or an approval's deadline
+/// (`kind = 'approval-timeout'`, `round` = the approval's round). Fired once: the fire is an
+/// `UPDATE … WHERE status = 'scheduled'` in the transaction that carries out its effect.
+const V8: &str = "
+CREATE TABLE IF NOT EXISTS _smithers_timers (
+  run_id TEXT NOT NULL,
+  node_id TEXT NOT NULL,
+  iteration INTEGER NOT NULL,
+  kind TEXT NOT NULL,
+  round INTEGER NOT NULL,
+  due_at_ms INTEGER NOT NULL,
+  status TEXT NOT NULL,
+  spec_json TEXT,
+  created_at_ms INTEGER NOT NULL,
+  fired_at_ms INTEGER,
+  fired_by TEXT,
+  outcome TEXT,
+  PRIMARY KEY (run_id, node_id, iteration, kind, round)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS _smithers_timers_due
+  ON _smithers_timers (due_at_ms) WHERE status = 'scheduled';
+";
+
+/// Schema v9 (issue 15, items 4 and 6): the decision log, a hash chain (`audit.rs`), and the
+/// votes of quorum gates. Self-contained: two new tables and the chain started from the
+/// decisions already recorded ([`v9`]).
+const V9: &str = "
+CREATE TABLE IF NOT EXISTS _smithers_audit_log (
+  seq INTEGER PRIMARY KEY,
+  kind TEXT NOT NULL,
+  run_id TEXT NOT NULL,
+  node_id TEXT,
+  iteration INTEGER,
+  actor TEXT,
+  at_ms INTEGER NOT NULL,
+  data_json TEXT NOT NULL,
+  content_hash TEXT NOT NULL,
+  prev_hash TEXT NOT NULL,
+  entry_hash TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS _smithers_audit_log_by_run ON _smithers_audit_log (run_id, seq);
+CREATE TABLE IF NOT EXISTS _smithers_votes (
+  run_id TEXT NOT NULL,
+  node_id TEXT NOT NULL,
+  iteration INTEGER NOT NULL,
+  requested_at_ms INTEGER NOT NULL,
+  voter TEXT NOT NULL,
+  verdict TEXT NOT NULL,
+  veto INTEGER NOT NULL DEFAULT 0,
+  note TEXT,
+  at_ms INTEGER NOT NULL,
+  PRIMARY KEY (run_id, node_id, iteration, requested_at_ms, voter)
+) WITHOUT ROWID;
+";
+
+/// Creates the v9 tables and starts the chain with the decisions a database already holds
+/// (none in a new one): every closed review round (`_smithers_approval_history`) and every
+/// decided approval row not in it, oldest decision first (ties by run, node, iteration,
+/// round), each an entry of kind `migrated-decision` whose data says what the rows say.
+fn v9(tx: &Connection) -> Result<()> {
+    tx.execute_batch(V9)?;
+    // A file that holds no approvals tables (made by hand, or by a tool) has no decisions.
+    let tables: i64 = tx.query_row(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' \
+         AND name IN ('_smithers_approvals', '_smithers_approval_history')",
+        [],
+        |r| r.get(0),
+    )?;
+    if tables < 2 {
+        return Ok(());
+    }
+    let mut stmt = tx.prepare(
+        "SELECT run_id, node_id, iteration, round, status, decided_by, decided_at_ms, note, reason, inputs_json, kind
+           FROM (
+             SELECT h.run_id, h.node_id, h.iteration, h.round, h.status, h.decided_by, h.decided_at_ms,
+                    h.note, NULL AS reason, h.inputs_json, 'review' AS kind
+               FROM _smithers_approval_history h
+             UNION ALL
+             SELECT a.run_id, a.node_id, a.iteration, a.round, a.status, a.decided_by, a.decided_at_ms,
+                    a.note, a.reason, a.inputs_json, a.kind
+               FROM _smithers_approvals a
+              WHERE a.status IN ('approved', 'denied', 'rejected', 'pushed-back')
+                AND a.decided_at_ms IS NOT NULL
+                AND NOT EXISTS (SELECT 1 FROM _smithers_approval_history h
+                                 WHERE h.run_id = a.run_id AND h.node_id = a.node_id
+                                   AND h.iteration = a.iteration AND h.round = a.round))
+          ORDER BY decided_at_ms, run_id, node_id, iteration, round",
+    )?;
+    type Decided = (
+        String,
+        String,
+        i64,
+        i64,
+        String,
+        Option<String>,
+        i64,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        String,
+    );
+    let rows: Vec<Decided> = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+                r.get(7)?,
+                r.get(8)?,
+                r.get(9)?,
+                r.get(10)?,
+            ))
+        })?
+        .collect::<std::result::Result<_, _>>()?;
+    let mut tail = super::audit::tail(tx)?;
+    for (run_id, node_id, iteration, round, status, by, at_ms, note, reason, inputs, kind) in rows {
+        let inputs: serde_json::Value = inputs
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or(serde_json::Value::Null);
+        let entry = crate::audit::seal(
+            tail.take(),
+            crate::audit::NewAuditEntry {
+                kind: crate::audit::kinds::MIGRATED_DECISION,
+                run_id,
+                node_id: Some(node_id),
+                iteration: Some(iteration),
+                actor: by,
+                at_ms,
+                data: serde_json::json!({ "status": status, "kind": kind, "round": round,
+                                          "note": note, "reason": reason, "inputs": inputs }),
+            },
+        );
+        super::audit::insert(tx, &entry)?;
+        tail = Some((entry.seq, entry.entry_hash));
+    }
+    Ok(())
+}
+
 /// Opens (and unless told otherwise creates) a database, in WAL mode with a busy timeout so
 /// several processes (a service, the CLI) can share it, and brings its schema up to date.
 /// A database written by a newer version is refused (`SCHEMA_TOO_NEW`) before anything is
@@ -398,6 +541,12 @@ fn migrate(conn: &Connection, path: &Path) -> Result<()> {
     }
     if current < 7 {
         tx.execute_batch(V7)?;
+    }
+    if current < 8 {
+        tx.execute_batch(V8)?;
+    }
+    if current < 9 {
+        v9(&tx)?;
     }
     tx.execute(
         "INSERT OR REPLACE INTO _smithers_meta (key, value) VALUES ('schema_version', ?1)",

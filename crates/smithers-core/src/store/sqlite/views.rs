@@ -6,7 +6,7 @@ use serde_json::Value;
 use super::{SqliteStore, all, one};
 use crate::error::Result;
 use crate::machines::NodeKey;
-use crate::store::{ApprovalRows, Views};
+use crate::store::{ApprovalRows, AuditRows, Views};
 use crate::time::{iso8601, now_ms};
 use crate::views::{
     ApprovalFilter, ApprovalSummary, AttemptLog, LogFilter, LoopSummary, NodeSummary, OrphanCursor,
@@ -68,12 +68,25 @@ const APPROVAL_COLS: &str = "a.run_id, r.workflow_name, a.node_id, a.iteration, 
      r.workflow_path, r.parent_run_id";
 
 fn approval_summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApprovalSummary> {
-    let request: Value = serde_json::from_str(&r.get::<_, String>(7)?).unwrap_or(Value::Null);
+    let request_json: String = r.get(7)?;
+    let request: Value = serde_json::from_str(&request_json).unwrap_or(Value::Null);
     let requested_at_ms: i64 = r.get(8)?;
     let decided_at_ms: Option<i64> = r.get(9)?;
     let status: String = r.get(4)?;
     let field = |k: &str| request.get(k).cloned().unwrap_or(Value::Null);
+    let digest = crate::audit::view_digest(
+        &r.get::<_, String>(0)?,
+        &r.get::<_, String>(2)?,
+        r.get(3)?,
+        &r.get::<_, String>(12)?,
+        r.get(13)?,
+        requested_at_ms,
+        &request_json,
+    );
     Ok(ApprovalSummary {
+        digest,
+        quorum: field("quorum"),
+        votes: Vec::new(),
         run_id: r.get(0)?,
         workflow_name: r.get(1)?,
         run_status: r.get(16)?,
@@ -142,6 +155,12 @@ fn approval_summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApprovalSummary> 
             .get("async")
             .and_then(Value::as_bool)
             .unwrap_or(false),
+        deadline_at_ms: request.get("deadlineAtMs").and_then(Value::as_i64),
+        on_timeout: request
+            .get("onTimeout")
+            .and_then(Value::as_str)
+            .map(String::from),
+        escalated: field("escalated"),
     })
 }
 
@@ -172,10 +191,27 @@ fn attempt_log(r: &rusqlite::Row<'_>) -> rusqlite::Result<AttemptLog> {
 }
 
 impl SqliteStore {
-    /// Reviews get their earlier rounds.
+    /// Reviews get their earlier rounds, quorum gates their votes.
     fn with_history(&self, mut approvals: Vec<ApprovalSummary>) -> Result<Vec<ApprovalSummary>> {
-        for a in approvals.iter_mut().filter(|a| a.kind == "review") {
-            a.history = self.review_history(&NodeKey::new(&a.run_id, &a.node_id, a.iteration))?;
+        for a in approvals.iter_mut() {
+            let key = NodeKey::new(&a.run_id, &a.node_id, a.iteration);
+            if a.kind == "review" {
+                a.history = self.review_history(&key)?;
+            }
+            if !a.quorum.is_null() {
+                a.votes = self
+                    .votes(&key, a.requested_at_ms)?
+                    .into_iter()
+                    .map(|v| crate::views::VoteSummary {
+                        voter: v.voter,
+                        verdict: v.verdict,
+                        veto: v.veto,
+                        note: v.note,
+                        at: iso8601(v.at_ms),
+                        at_ms: v.at_ms,
+                    })
+                    .collect();
+            }
         }
         Ok(approvals)
     }

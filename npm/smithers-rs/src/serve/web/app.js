@@ -59,6 +59,9 @@ function timeEl(iso, { relative = false } = {}) {
   return h("time", { datetime: d.toISOString(), title: d.toISOString(), text: relative ? `${fmtAgo(d)} (${fmtDate(d)})` : fmtDate(d) });
 }
 
+/** A time given as ms since the epoch. */
+const timeElMs = (ms) => timeEl(new Date(ms).toISOString());
+
 function fmtDate(d) {
   const now = new Date();
   const sameDay = d.toDateString() === now.toDateString();
@@ -90,6 +93,27 @@ const pretty = (v) => {
 };
 
 /** Coloured status badge; the tone follows the state's meaning. */
+/** A quorum gate: how many approvals it needs, from whom, who may veto, and the votes so far. */
+function quorumEl(q, votes) {
+  const who = [`${q.approvals} approval${q.approvals === 1 ? "" : "s"}`];
+  if (q.from?.length) who.push(`from ${q.from.join(", ")}`);
+  if (q.veto?.length) who.push(`veto: ${q.veto.join(", ")}`);
+  return h(
+    "section",
+    { class: "quorum", "aria-label": "quorum" },
+    h("h4", { text: `Quorum: ${who.join("; ")}` }),
+    votes.length
+      ? h(
+          "ul",
+          { class: "votes" },
+          votes.map((v) =>
+            h("li", { class: "vote", "data-voter": v.voter }, badge(v.verdict === "approve" ? "approved" : "denied", "badge-small"), v.veto ? " veto" : "", " by ", h("strong", { text: v.voter }), " · ", timeEl(v.at), v.note ? h("blockquote", { class: "note", text: v.note }) : null),
+          ),
+        )
+      : h("p", { class: "muted small", text: "No votes yet." }),
+  );
+}
+
 function badge(status, extraClass = "") {
   const s = String(status ?? "unknown");
   return h("span", { class: `badge tone-${toneOf(s)} ${extraClass}`.trim(), text: s });
@@ -245,7 +269,7 @@ const EVENT_TYPES = [
   "RunStarted", "RunStatusChanged", "RunFinished", "RunFailed", "RunCancelled",
   "NodeStarted", "NodeFinished", "NodeFailed", "NodeRetrying", "NodeSkipped", "NodeCancelled",
   "NodeAbandoned", "NodeWaitingApproval", "NodePushedBack", "NodeRejected",
-  "ApprovalRequested", "ApprovalGranted", "ApprovalDenied", "ApprovalRejected", "ApprovalPushedBack",
+  "ApprovalRequested", "ApprovalGranted", "ApprovalDenied", "ApprovalRejected", "ApprovalPushedBack", "ApprovalVoted",
   "ApprovalCancelled", "LoopIteration", "LoopFinished", "HandlerStarted", "HandlerFinished", "HandlerFailed",
   "WaitMailSent", "WaitMailFailed",
   "message",
@@ -582,12 +606,30 @@ class ApprovalCard {
     if (a.allowedUsers?.length) restrict.push(`users: ${a.allowedUsers.join(", ")}`);
     if (a.allowedScopes?.length) restrict.push(`scopes: ${a.allowedScopes.join(", ")}`);
 
+    // A deadline: when the gate decides itself, and how (onTimeout, as system:timeout).
+    const TIMEOUT_VERB = { deny: "denied", approve: "approved", fail: "denied, failing the run" };
+    const deadline =
+      a.status === "requested" && a.deadlineAtMs != null
+        ? h(
+            "p",
+            { class: "deadline small" },
+            "Deadline ",
+            timeElMs(a.deadlineAtMs),
+            h("span", { class: "muted", text: `: if nobody decides by then, it is ${TIMEOUT_VERB[a.onTimeout] ?? "denied"} by system:timeout.` }),
+          )
+        : null;
+    const escalated = a.escalated?.length
+      ? h("p", { class: "escalated muted small", text: `Escalated ${a.escalated.length === 1 ? "once" : `${a.escalated.length} times`}: who may decide was widened.` })
+      : null;
+
     const parts = [
       meta,
       h("h3", { id: this.titleId, class: "card-title", text: title }),
       texts.map((t) => h("p", { class: "card-text", text: t })),
       waitLine,
-      restrict.length ? h("p", { class: "muted small", text: `Only ${restrict.join("; ")} may decide.` }) : null,
+      deadline,
+      restrict.length ? h("p", { class: "muted small restrict", text: `Only ${restrict.join("; ")} may decide now.` }) : null,
+      escalated,
     ];
 
     if (a.options?.length) {
@@ -620,6 +662,7 @@ class ApprovalCard {
       parts.push(preDetails(isDagu(a) ? "Step output" : "stdout (tail)", a.stdoutTail, { key: "stdout", open: open.get("stdout") ?? !hasOutput, cls: "stdout" }));
     }
     if (a.history?.length) parts.push(this.historyEl(a.history, open));
+    if (a.quorum) parts.push(quorumEl(a.quorum, a.votes ?? []));
 
     this.body.replaceChildren(...parts.flat().filter(Boolean));
   }
@@ -993,7 +1036,10 @@ class ApprovalCard {
     this.setBusy(true);
     this.showResult("pending", `Sending ${action}…`);
     try {
-      const r = await api("POST", `/v1/runs/${enc(a.runId)}/nodes/${enc(a.nodeId)}/${action}`, body);
+      // The digest of what this card shows: a gate that changed since (the step ran again, the
+      // gate was asked again) refuses the decision with STALE_VIEW, and nothing is recorded.
+      const sent = a.digest ? { ...(body ?? {}), expectDigest: a.digest } : body;
+      const r = await api("POST", `/v1/runs/${enc(a.runId)}/nodes/${enc(a.nodeId)}/${action}`, sent);
       this.setBusy(false);
       this.finish(action, r);
     } catch (e) {
@@ -1004,7 +1050,9 @@ class ApprovalCard {
   }
 
   finish(action, r) {
-    const verb = { approve: "Approved", "push-back": "Pushed back", reject: "Rejected", deny: "Denied" }[action] ?? action;
+    const verb = r.status === "voted"
+      ? `Vote recorded (${action === "approve" ? "approve" : "deny"}): ${r.quorum?.approvals.length ?? 0} of ${r.quorum?.needed ?? "?"} approvals`
+      : ({ approve: "Approved", "push-back": "Pushed back", reject: "Rejected", deny: "Denied" }[action] ?? action);
     const msg = [h("strong", { text: `${verb}` })];
     if (r.round && this.a.kind === "review") msg.push(` round ${r.round}`);
     if (r.decidedBy) msg.push(" by ", h("strong", { text: r.decidedBy }));
