@@ -100,7 +100,7 @@ export function checkProps(component, props, allowed, notHonoured = {}) {
  * @typedef {{ runId: string, input?: unknown, loops?: Record<string, number>,
  *   nodeLoops?: Record<string, string>, outputs?: OutputRow[], workflowPath?: string | null,
  *   index?: ReturnType<typeof outputIndex>, memo?: RenderMemo }} Snapshot (`index`: the rows, indexed already; then `outputs` is not read)
- * @typedef {{ tasks: Map<string, any>, deps: string[] | null, renders: number }} RenderMemo what renders leave
+ * @typedef {{ tasks: Map<string, any>, deps: string[] | null, depsOrder: string[] | null, renders: number }} RenderMemo what renders leave
  *   for the next of the same run (`newRenderMemo()`; the driver keeps one per run): see `SEALED`
  */
 
@@ -119,7 +119,9 @@ export function renderWorkflow(workflow, snapshot) {
   if (!workflow?.__smithersWorkflow) {
     throw new SmithersError("INVALID_WORKFLOW", "renderWorkflow: not a workflow (expected smithers((ctx) => …))");
   }
-  const deps = { nodes: new Set(), all: false };
+  // `order`: the ids the last render read, in the order it read them; `same` stays true while
+  // this render reads the same ones in the same order (then its sorted deps are the last's).
+  const deps = { nodes: new Set(), all: false, order: snapshot.memo?.depsOrder ?? null, same: true };
   const { ctx, addOutput, dropOutput } = createCtx(workflow, snapshot, deps);
   const state = {
     workflow,
@@ -165,7 +167,7 @@ export function renderWorkflow(workflow, snapshot) {
     schemas: workflow.implicitSchemas?.size
       ? { ...workflow.jsonSchemas, ...Object.fromEntries(workflow.implicitSchemas) }
       : workflow.jsonSchemas,
-    renderDeps: deps.all ? "*" : sortedDeps(deps.nodes, snapshot.memo),
+    renderDeps: deps.all ? "*" : sortedDeps(deps, snapshot.memo),
     root,
   };
   if (snapshot.memo) {
@@ -199,11 +201,18 @@ export function renderWorkflow(workflow, snapshot) {
 export const SEALED = new WeakSet();
 
 /** @returns {RenderMemo} */
-export const newRenderMemo = () => ({ tasks: new Map(), deps: null, renders: 0 });
+export const newRenderMemo = () => ({ tasks: new Map(), deps: null, depsOrder: null, renders: 0 });
 
-/** The sorted render deps; the last render's array when the set is the same. */
-function sortedDeps(nodes, memo) {
+/**
+ * The sorted render deps; the last render's array when this render read the same ids in the
+ * same order (the usual case: the same function over the same rows), without sorting or
+ * looking them up again.
+ */
+function sortedDeps(deps, memo) {
+  const { nodes } = deps;
   const last = memo?.deps;
+  if (last && deps.same && deps.order.length === nodes.size) return last;
+  if (memo) memo.depsOrder = [...nodes];
   if (last && last.length === nodes.size && last.every((id) => nodes.has(id))) return last;
   const sorted = [...nodes].sort();
   SEALED.add(sorted);
@@ -383,7 +392,9 @@ function createCtx(workflow, snapshot, deps) {
     if (typeof nodeId !== "string") {
       throw new SmithersError("INVALID_ARGUMENT", "ctx output lookups need a nodeId string");
     }
+    const read = deps.nodes.size;
     deps.nodes.add(nodeId);
+    if (deps.same && deps.nodes.size !== read && deps.order?.[read] !== nodeId) deps.same = false;
     if (table === lastTable) return lastNodes.get(nodeId);
     const keys = outputKeys(workflow, table, "ctx");
     if (keys.length === 1 && byNode.has(keys[0])) {
