@@ -603,3 +603,48 @@ fn an_output_nested_deeper_than_the_limit_fails_its_task() {
     assert_eq!(step.status, "failed");
     assert_eq!(step.error.unwrap().code, "INVALID_OUTPUT");
 }
+
+/// Processes that start runs of a new workflow at once on a new database: each registers the
+/// same output schema, planned before its write lock. One version is registered, every run
+/// starts (the loader-cache test's four parallel `smithers up` met UNIQUE constraint failures).
+#[test]
+fn engines_registering_one_new_schema_at_once_agree_on_its_version() {
+    for round in 0..8 {
+        let (_dir, path) = db();
+        Engine::open(&path).unwrap();
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(4));
+        let handles: Vec<_> = (0..4)
+            .map(|n| {
+                let path = path.clone();
+                let barrier = barrier.clone();
+                std::thread::spawn(move || {
+                    let mut engine = Engine::open(&path).unwrap();
+                    let run = format!("r{n}");
+                    start(&mut engine, &run, "same", None);
+                    barrier.wait();
+                    let graph = graph_with(
+                        "same",
+                        json!({ "build": object(json!({"v": {"type": "number"}})) }),
+                        seq(vec![compute("build", "build")]),
+                    );
+                    engine.submit_graph(&run, graph).map(|_| ())
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join()
+                .unwrap()
+                .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        }
+        let versions = common::query(
+            path.parent().unwrap(),
+            "SELECT version FROM _smithers_schema_versions WHERE table_key = 'build'",
+        );
+        assert_eq!(versions, vec![vec![json!(1)]], "round {round}");
+        let bound = common::query(
+            path.parent().unwrap(),
+            "SELECT COUNT(*) FROM _smithers_run_schemas WHERE table_key = 'build' AND version = 1",
+        );
+        assert_eq!(bound, vec![vec![json!(4)]], "round {round}");
+    }
+}
