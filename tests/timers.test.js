@@ -300,3 +300,59 @@ export default smithers((ctx) => {
     assert.equal(readDb(db, (e) => e.native.nextTimerDue()), null);
   });
 });
+
+describe("<WaitForEvent> and <Signal>", () => {
+  const WFE_TSX = `/** @jsxImportSource smithers-orchestrator */
+import { createSmithers, Sequence, Signal, WaitForEvent } from "smithers-orchestrator";
+import { z } from "zod";
+const { Workflow, Task, smithers, outputs } = createSmithers({
+  deployEvent: z.object({ ok: z.boolean(), version: z.string() }),
+  feedback: z.object({ rating: z.number() }),
+  summary: z.object({ text: z.string() }),
+});
+export default smithers((ctx) => (
+  <Workflow name="wfe">
+    <Sequence>
+      <WaitForEvent id="wait-deploy" event="deploy.completed" correlationId="d-1" output={outputs.deployEvent} timeoutMs={600000} />
+      <Signal id="feedback" schema={outputs.feedback}>
+        {(f) => <Task id="summary" output={outputs.summary}>{{ text: \`rated \${f.rating}\` }}</Task>}
+      </Signal>
+    </Sequence>
+  </Workflow>
+));
+`;
+
+  test("a run waits for events sent with smithers signal: a payload that does not fit is refused, a correlationId must match; <Signal> children mount with the payload", async () => {
+    const dir = freshDir("smithers-signal-");
+    const db = join(dir, "smithers.db");
+    const file = writeIn(dir, "wfe.tsx", WFE_TSX);
+    const up = await expectExit(assert, 3, ["up", file, "--run-id", "s1"], { db });
+    assert.match(up.stdout, /send: +npx smithers signal s1 deploy\.completed --correlation-id d-1/);
+    const bad = await smithers(["signal", "s1", "deploy.completed", "--data", '{"ok":true}'], { db });
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /HUMAN_TASK_VALIDATION_FAILED/);
+    const elsewhere = await smithers(["signal", "s1", "deploy.completed", "--correlation-id", "d-2", "--data", '{"ok":true,"version":"1"}'], { db });
+    assert.equal(elsewhere.code, 4);
+    assert.match(elsewhere.stderr, /NO_PENDING_APPROVALS/);
+    await expectExit(assert, 0, ["signal", "s1", "deploy.completed", "--data", '{"ok":true,"version":"1.2"}'], { db });
+    const done = await expectExit(assert, 0, ["signal", "s1", "feedback", "--data", '{"rating":4}', "--json"], { db });
+    assert.equal(done.json.runStatus, "finished");
+    const info = readDb(db, (e) => e.inspect("s1"));
+    const out = (n) => info.outputs.find((o) => o.nodeId === n)?.value;
+    assert.deepEqual(out("wait-deploy"), { ok: true, version: "1.2" });
+    assert.deepEqual(out("summary"), { text: "rated 4" });
+    assert.equal(info.approvals.find((a) => a.nodeId === "feedback").decidedBy, "signal");
+  });
+
+  test("a <WaitForEvent timeoutMs> whose time passed fails the run (Smithers' onTimeout fail), once", async () => {
+    const dir = freshDir("smithers-signal-");
+    const db = join(dir, "smithers.db");
+    const file = writeIn(dir, "wfe.tsx", WFE_TSX);
+    await expectExit(assert, 3, ["up", file, "--run-id", "s2"], { db });
+    const r = await smithers(["resume", "s2", "--json"], { db, env: LATER });
+    assert.equal(r.json?.status, "failed", r.stderr);
+    assert.equal(eventsOf(db, "s2", "ApprovalTimedOut").length, 1);
+    const late = await smithers(["signal", "s2", "deploy.completed", "--data", '{"ok":true,"version":"1"}'], { db });
+    assert.notEqual(late.code, 0);
+  });
+});
