@@ -811,11 +811,11 @@ async function decide(kind, args, command = kind) {
   const engine = await openEngine(findDb(v));
   // A decision that resumes the run loads its workflow file.
   if (!v["no-resume"]) await import("../loader/warm.js").then((m) => m.warm());
-  // Deadlines that passed are decided first (as system:timeout), and the runs they move are
-  // resumed as after any decision: a decision that comes after its gate's deadline finds it
-  // decided (ALREADY_DECIDED), whether or not any process ran since.
-  await engine.fireDueTimers({ resume: !v["no-resume"] });
-  const outcome = await engine[kind](id, {
+  // Deadlines that passed are decided first (as system:timeout): a decision that comes after
+  // its gate's deadline finds it decided (ALREADY_DECIDED), whether or not any process ran
+  // since; this run, if a fire moved it, is resumed as after any decision.
+  const fired = await firedFirst(engine, id, v["no-resume"]);
+  const outcome = await fired.decide(() => engine[kind](id, {
     nodeId,
     iteration,
     note: v.note ?? v.reason,
@@ -825,7 +825,7 @@ async function decide(kind, args, command = kind) {
     decision,
     inputs,
     resume: !v["no-resume"],
-  });
+  }));
   const { done, ...recorded } = outcome;
   if (recorded.status === "invalid") return refusedAnswer(engine, recorded, v.json, done);
   // The decision is committed by now: if resuming fails (say the workflow file is gone),
@@ -881,6 +881,26 @@ async function decide(kind, args, command = kind) {
   return 0;
 }
 
+/**
+ * Fires the timers due by now (other runs they move are left to `smithers resume` or serve),
+ * and returns `decide(f)`: the decision `f()`; when it fails and a fire moved this run, the run is
+ * resumed first (unless --no-resume), so the deadline's decision is carried through.
+ */
+async function firedFirst(engine, id, noResume) {
+  const { fired } = await engine.fireDueTimers({ resume: false });
+  const moved = !noResume && fired.some((t) => t.runId === id && t.needsResume);
+  return {
+    decide: async (decide) => {
+      try {
+        return await decide();
+      } catch (e) {
+        if (moved) await engine.resume(id).catch(() => {});
+        throw e;
+      }
+    },
+  };
+}
+
 /** `smithers signal <run> <event> --data '<json>'`: an event for a <WaitForEvent> / <Signal>. */
 async function signalCmd(args) {
   const [id, name, extra] = args.positionals;
@@ -897,8 +917,8 @@ async function signalCmd(args) {
   }
   const engine = await openEngine(findDb(v));
   if (!v["no-resume"]) await import("../loader/warm.js").then((m) => m.warm());
-  await engine.fireDueTimers({ resume: !v["no-resume"] });
-  const outcome = await engine.signal(id, name, data, { correlationId: v["correlation-id"], decidedBy: v.by, resume: !v["no-resume"] });
+  const fired = await firedFirst(engine, id, v["no-resume"]);
+  const outcome = await fired.decide(() => engine.signal(id, name, data, { correlationId: v["correlation-id"], decidedBy: v.by, resume: !v["no-resume"] }));
   const { done, ...recorded } = outcome;
   if (recorded.status === "invalid") return refusedAnswer(engine, recorded, v.json, done);
   let run = null;
