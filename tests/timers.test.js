@@ -9,6 +9,7 @@ import { after, describe, test } from "node:test";
 import { SmithersEngine } from "../npm/smithers-rs/src/index.js";
 import { EXAMPLES, expectExit, smithers } from "./helpers/cli.js";
 import { countEffects, freshDir, killAll, removeDirs, spawnCli, waitFor, writeIn } from "./helpers/durability.js";
+import { client, startServe } from "./helpers/serve.js";
 
 after(() => {
   killAll();
@@ -16,6 +17,25 @@ after(() => {
 });
 
 const HOUR = 3_600_000;
+const WFE_TSX_FOR_HTTP = `/** @jsxImportSource smithers-orchestrator */
+import { createSmithers, Sequence, Signal, WaitForEvent } from "smithers-orchestrator";
+import { z } from "zod";
+const { Workflow, Task, smithers, outputs } = createSmithers({
+  deployEvent: z.object({ ok: z.boolean(), version: z.string() }),
+  feedback: z.object({ rating: z.number() }),
+  summary: z.object({ text: z.string() }),
+});
+export default smithers((ctx) => (
+  <Workflow name="wfe">
+    <Sequence>
+      <WaitForEvent id="wait-deploy" event="deploy.completed" correlationId="d-1" output={outputs.deployEvent} timeoutMs={600000} />
+      <Signal id="feedback" schema={outputs.feedback}>
+        {(f) => <Task id="summary" output={outputs.summary}>{{ text: \`rated \${f.rating}\` }}</Task>}
+      </Signal>
+    </Sequence>
+  </Workflow>
+));
+`;
 /** Every engine of a command started with this sees the time two hours from now. */
 const LATER = { SMITHERS_TEST_ONLY_CLOCK_OFFSET_MS: String(2 * HOUR) };
 
@@ -355,4 +375,25 @@ export default smithers((ctx) => (
     const late = await smithers(["signal", "s2", "deploy.completed", "--data", '{"ok":true,"version":"1"}'], { db });
     assert.notEqual(late.code, 0);
   });
+});
+
+test("POST /v1/runs/:run/signals/:event sends an event through smithers serve, as the token's user", async (t) => {
+  const dir = freshDir("smithers-signal-http-");
+  const db = join(dir, "smithers.db");
+  const file = writeIn(dir, "wfe.tsx", WFE_TSX_FOR_HTTP);
+  const config = writeIn(dir, "serve.json", JSON.stringify({ tokens: [{ user: "deployer", token: "signal-token-0123456789abcdef", scopes: ["approve", "read"] }] }));
+  await expectExit(assert, 3, ["up", file, "--run-id", "h1"], { db });
+  const server = await startServe({ db, config });
+  t.after(() => server.stop("SIGKILL"));
+  const api = client(server.url, "signal-token-0123456789abcdef");
+  const none = await api("/v1/runs/h1/signals/nothing", { body: { data: {} } });
+  assert.equal(none.status, 404, JSON.stringify(none.body));
+  const bad = await api("/v1/runs/h1/signals/deploy.completed", { body: { data: { ok: "yes" } } });
+  assert.equal(bad.status, 422, JSON.stringify(bad.body));
+  const ok = await api("/v1/runs/h1/signals/deploy.completed", { body: { data: { ok: true, version: "7" }, correlationId: "d-1" } });
+  assert.equal(ok.status, 200, JSON.stringify(ok.body));
+  assert.equal(ok.body.decidedBy, "deployer");
+  await waitFor(async () => (await api("/v1/runs/h1")).body.run?.status === "waiting-approval" && (await api("/v1/approvals")).body.approvals?.some((a) => a.nodeId === "feedback"), { timeoutMs: 20_000, what: "the run to wait for the next event" });
+  assert.equal((await api("/v1/runs/h1/signals/feedback", { body: { data: { rating: 2 } } })).status, 200);
+  await waitFor(async () => (await api("/v1/runs/h1")).body.run?.status === "finished", { timeoutMs: 20_000, what: "the run to finish" });
 });
