@@ -44,11 +44,14 @@ const PROPS = {
   human: [...TASK_LIKE, "prompt", "maxAttempts", "async", "timeoutMs", "deadline", "onTimeout", "remind", "escalate"],
   // Smithers' <Timer>: no output, exactly one of duration and until.
   timer: ["id", "key", "duration", "until", "skipIf", "dependsOn", "needs", "label", "meta"],
+  // Smithers' <WaitForEvent>: the payload sent to the run (smithers signal) is its output.
+  "wait-for-event": [...TASK_LIKE, "event", "correlationId", "timeoutMs", "onTimeout", "async"],
 };
 const ALLOWED = Object.fromEntries(Object.entries(PROPS).map(([tag, names]) => [tag, new Set(names)]));
 const COMPONENT_NAMES = {
   workflow: "Workflow", sequence: "Sequence", parallel: "Parallel", branch: "Branch", loop: "Loop",
   task: "Task", approval: "Approval", human: "HumanTask", "merge-queue": "MergeQueue", worktree: "Worktree", timer: "Timer",
+  "wait-for-event": "WaitForEvent",
 };
 /** Smithers props smithers-rs does not honour (yet), and what to do instead. */
 const NOT_HONOURED = {
@@ -71,6 +74,7 @@ const NOT_HONOURED_ON = {
     children: "an <Approval> renders no children: put what follows the decision after it",
   },
   timer: { every: "recurring timers are not supported (nor in Smithers: \"phase 2\")" },
+  "wait-for-event": { outputSchema: "the payload is checked against the output's schema; a second schema is not supported" },
 };
 
 /**
@@ -840,6 +844,45 @@ const RENDERERS = {
   },
 
   timer: timerNode,
+
+  // <WaitForEvent id event output correlationId timeoutMs onTimeout>: a wait the core holds
+  // like a <HumanTask> (no thread), answered by a signal — `smithers signal <run> <event>
+  // --data '<json>'`, `engine.signal()` — whose payload, valid for the output's schema, is the
+  // output. A timeout fails it (Smithers' default, onTimeout "fail").
+  "wait-for-event"(props, state, scope) {
+    if (props.skipIf) return null;
+    const node = taskBase("WaitForEvent", props, state, scope);
+    const where = `<WaitForEvent id="${node.id}">`;
+    if (typeof props.event !== "string" || props.event === "") {
+      throw new SmithersError("INVALID_PROP", `${where} needs an event name`, { id: node.id });
+    }
+    if (props.correlationId != null && typeof props.correlationId !== "string") {
+      throw new SmithersError("INVALID_PROP", `${where} correlationId must be a string`, { id: node.id });
+    }
+    if (props.onTimeout != null && props.onTimeout !== "fail") {
+      throw new SmithersError("UNSUPPORTED_PROP", `${where} onTimeout: only "fail" (the default) is supported; "skip" and "continue" are not yet`, {
+        component: "WaitForEvent", prop: "onTimeout", id: node.id,
+      });
+    }
+    const label = props.label == null ? `event:${props.event}` : String(props.label);
+    node.body = { type: "approval" };
+    node.approval = {
+      mode: "human",
+      onDeny: "fail",
+      request: {
+        title: label,
+        summary: `Waiting for the event ${props.event}${props.correlationId ? ` (${props.correlationId})` : ""}`,
+        metadata: { waitForEvent: { event: props.event, correlationId: props.correlationId ?? null } },
+      },
+      maxAttempts: 10,
+      ...deadlineSpec({ timeoutMs: props.timeoutMs, onTimeout: props.timeoutMs == null ? undefined : "fail" }, where),
+    };
+    if (asyncProp(props, where)) node.approval.async = true;
+    if (props.continueOnFail) node.continueOnFail = true;
+    node.label = label;
+    if (props.meta != null) node.meta = props.meta;
+    return node;
+  },
 
   human(props, state, scope) {
     if (props.skipIf) return null; // as <Approval>: a skipped human task is no node at all
