@@ -19,7 +19,7 @@
 // smithers-orchestrator 0.32.0 on bun, with the same scripted model): they are reported
 // apart, as "fails in Smithers too", when ours refuses them with the code listed there.
 import { execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -166,8 +166,16 @@ async function main() {
       only: { type: "string" },
       jobs: { type: "string", default: "2" },
       json: { type: "boolean", default: false },
+      help: { type: "boolean", short: "h", default: false },
     },
   });
+  if (values.help) {
+    // The usage is the comment at the top of this file.
+    const head = readFileSync(fileURLToPath(import.meta.url), "utf8").split("\n").slice(1);
+    const end = head.findIndex((l) => !l.startsWith("//"));
+    process.stdout.write(`${head.slice(0, end).map((l) => l.replace(/^\/\/ ?/, "")).join("\n")}\n`);
+    return;
+  }
   const repo = values.repo ?? process.env.SMITHERS_REPO ?? DEFAULT_REPO;
   const dir = resolve(positionals[0] ?? mkdtempSync(join(tmpdir(), "smithers-examples-")));
   mkdirSync(join(dir, "dbs"), { recursive: true });

@@ -9,6 +9,7 @@ import { after, describe, test } from "node:test";
 import { SmithersEngine } from "../npm/smithers-rs/src/index.js";
 import { EXAMPLES, expectExit, smithers } from "./helpers/cli.js";
 import { countEffects, freshDir, killAll, removeDirs, spawnCli, waitFor, writeIn } from "./helpers/durability.js";
+import { client, startServe } from "./helpers/serve.js";
 
 after(() => {
   killAll();
@@ -16,6 +17,25 @@ after(() => {
 });
 
 const HOUR = 3_600_000;
+const WFE_TSX_FOR_HTTP = `/** @jsxImportSource smithers-orchestrator */
+import { createSmithers, Sequence, Signal, WaitForEvent } from "smithers-orchestrator";
+import { z } from "zod";
+const { Workflow, Task, smithers, outputs } = createSmithers({
+  deployEvent: z.object({ ok: z.boolean(), version: z.string() }),
+  feedback: z.object({ rating: z.number() }),
+  summary: z.object({ text: z.string() }),
+});
+export default smithers((ctx) => (
+  <Workflow name="wfe">
+    <Sequence>
+      <WaitForEvent id="wait-deploy" event="deploy.completed" correlationId="d-1" output={outputs.deployEvent} timeoutMs={600000} />
+      <Signal id="feedback" schema={outputs.feedback}>
+        {(f) => <Task id="summary" output={outputs.summary}>{{ text: \`rated \${f.rating}\` }}</Task>}
+      </Signal>
+    </Sequence>
+  </Workflow>
+));
+`;
 /** Every engine of a command started with this sees the time two hours from now. */
 const LATER = { SMITHERS_TEST_ONLY_CLOCK_OFFSET_MS: String(2 * HOUR) };
 
@@ -299,4 +319,81 @@ export default smithers((ctx) => {
     assert.equal(eventsOf(db, "e1", "ApprovalReminder").length, 2);
     assert.equal(readDb(db, (e) => e.native.nextTimerDue()), null);
   });
+});
+
+describe("<WaitForEvent> and <Signal>", () => {
+  const WFE_TSX = `/** @jsxImportSource smithers-orchestrator */
+import { createSmithers, Sequence, Signal, WaitForEvent } from "smithers-orchestrator";
+import { z } from "zod";
+const { Workflow, Task, smithers, outputs } = createSmithers({
+  deployEvent: z.object({ ok: z.boolean(), version: z.string() }),
+  feedback: z.object({ rating: z.number() }),
+  summary: z.object({ text: z.string() }),
+});
+export default smithers((ctx) => (
+  <Workflow name="wfe">
+    <Sequence>
+      <WaitForEvent id="wait-deploy" event="deploy.completed" correlationId="d-1" output={outputs.deployEvent} timeoutMs={600000} />
+      <Signal id="feedback" schema={outputs.feedback}>
+        {(f) => <Task id="summary" output={outputs.summary}>{{ text: \`rated \${f.rating}\` }}</Task>}
+      </Signal>
+    </Sequence>
+  </Workflow>
+));
+`;
+
+  test("a run waits for events sent with smithers signal: a payload that does not fit is refused, a correlationId must match; <Signal> children mount with the payload", async () => {
+    const dir = freshDir("smithers-signal-");
+    const db = join(dir, "smithers.db");
+    const file = writeIn(dir, "wfe.tsx", WFE_TSX);
+    const up = await expectExit(assert, 3, ["up", file, "--run-id", "s1"], { db });
+    assert.match(up.stdout, /send: +npx smithers signal s1 deploy\.completed --correlation-id d-1/);
+    const bad = await smithers(["signal", "s1", "deploy.completed", "--data", '{"ok":true}'], { db });
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /HUMAN_TASK_VALIDATION_FAILED/);
+    const elsewhere = await smithers(["signal", "s1", "deploy.completed", "--correlation-id", "d-2", "--data", '{"ok":true,"version":"1"}'], { db });
+    assert.equal(elsewhere.code, 4);
+    assert.match(elsewhere.stderr, /NO_PENDING_APPROVALS/);
+    await expectExit(assert, 0, ["signal", "s1", "deploy.completed", "--data", '{"ok":true,"version":"1.2"}'], { db });
+    const done = await expectExit(assert, 0, ["signal", "s1", "feedback", "--data", '{"rating":4}', "--json"], { db });
+    assert.equal(done.json.runStatus, "finished");
+    const info = readDb(db, (e) => e.inspect("s1"));
+    const out = (n) => info.outputs.find((o) => o.nodeId === n)?.value;
+    assert.deepEqual(out("wait-deploy"), { ok: true, version: "1.2" });
+    assert.deepEqual(out("summary"), { text: "rated 4" });
+    assert.equal(info.approvals.find((a) => a.nodeId === "feedback").decidedBy, "signal");
+  });
+
+  test("a <WaitForEvent timeoutMs> whose time passed fails the run (Smithers' onTimeout fail), once", async () => {
+    const dir = freshDir("smithers-signal-");
+    const db = join(dir, "smithers.db");
+    const file = writeIn(dir, "wfe.tsx", WFE_TSX);
+    await expectExit(assert, 3, ["up", file, "--run-id", "s2"], { db });
+    const r = await smithers(["resume", "s2", "--json"], { db, env: LATER });
+    assert.equal(r.json?.status, "failed", r.stderr);
+    assert.equal(eventsOf(db, "s2", "ApprovalTimedOut").length, 1);
+    const late = await smithers(["signal", "s2", "deploy.completed", "--data", '{"ok":true,"version":"1"}'], { db });
+    assert.notEqual(late.code, 0);
+  });
+});
+
+test("POST /v1/runs/:run/signals/:event sends an event through smithers serve, as the token's user", async (t) => {
+  const dir = freshDir("smithers-signal-http-");
+  const db = join(dir, "smithers.db");
+  const file = writeIn(dir, "wfe.tsx", WFE_TSX_FOR_HTTP);
+  const config = writeIn(dir, "serve.json", JSON.stringify({ tokens: [{ user: "deployer", token: "signal-token-0123456789abcdef", scopes: ["approve", "read"] }] }));
+  await expectExit(assert, 3, ["up", file, "--run-id", "h1"], { db });
+  const server = await startServe({ db, config });
+  t.after(() => server.stop("SIGKILL"));
+  const api = client(server.url, "signal-token-0123456789abcdef");
+  const none = await api("/v1/runs/h1/signals/nothing", { body: { data: {} } });
+  assert.equal(none.status, 404, JSON.stringify(none.body));
+  const bad = await api("/v1/runs/h1/signals/deploy.completed", { body: { data: { ok: "yes" } } });
+  assert.equal(bad.status, 422, JSON.stringify(bad.body));
+  const ok = await api("/v1/runs/h1/signals/deploy.completed", { body: { data: { ok: true, version: "7" }, correlationId: "d-1" } });
+  assert.equal(ok.status, 200, JSON.stringify(ok.body));
+  assert.equal(ok.body.decidedBy, "deployer");
+  await waitFor(async () => (await api("/v1/runs/h1")).body.run?.status === "waiting-approval" && (await api("/v1/approvals")).body.approvals?.some((a) => a.nodeId === "feedback"), { timeoutMs: 20_000, what: "the run to wait for the next event" });
+  assert.equal((await api("/v1/runs/h1/signals/feedback", { body: { data: { rating: 2 } } })).status, 200);
+  await waitFor(async () => (await api("/v1/runs/h1")).body.run?.status === "finished", { timeoutMs: 20_000, what: "the run to finish" });
 });

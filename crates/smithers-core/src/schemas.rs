@@ -180,21 +180,45 @@ impl SchemaCache {
         plan: &SchemaPlan,
         now: i64,
     ) -> Result<()> {
-        for (version, table) in &plan.new_versions {
-            store.ensure_table(table)?;
+        // The plan was made before this transaction took the write lock: another process may
+        // have registered versions of these keys since (four `smithers up` of a new workflow
+        // at once). Under the lock, an identical schema registered meanwhile is taken as it
+        // is, and a new one gets the next free number, checked again against what is there.
+        let mut registered: HashMap<String, i64> = HashMap::new();
+        for (_, table) in &plan.new_versions {
             let schema_json = serde_json::to_string(&table.schema)?;
-            store.insert_schema_version(table, *version, &schema_json, now)?;
+            let version = match store.version_of_schema(&table.key, &schema_json)? {
+                Some(version) => version,
+                None => {
+                    check_new_version(store, &table.key, table)?;
+                    let version = store.max_version(&table.key)? + 1;
+                    store.ensure_table(table)?;
+                    store.insert_schema_version(table, version, &schema_json, now)?;
+                    version
+                }
+            };
+            registered.insert(table.key.clone(), version);
         }
-        for (key, version, table) in &plan.bind {
-            store.bind_schema(run_id, key, *version)?;
-            self.versions.insert((key.clone(), *version), table.clone());
-            bound.insert(key.clone(), *version);
+        for (key, planned, table) in &plan.bind {
+            let new = plan
+                .new_versions
+                .iter()
+                .any(|(v, t)| v == planned && Rc::ptr_eq(t, table));
+            let version = match registered.get(key) {
+                Some(&v) if new => v,
+                _ => *planned,
+            };
+            store.bind_schema(run_id, key, version)?;
+            self.versions.insert((key.clone(), version), table.clone());
+            bound.insert(key.clone(), version);
         }
-        for (version, table) in &plan.new_versions {
-            self.current
-                .insert(table.key.clone(), (*version, table.clone()));
-            self.versions
-                .insert((table.key.clone(), *version), table.clone());
+        for (_, table) in &plan.new_versions {
+            if let Some(&version) = registered.get(&table.key) {
+                self.current
+                    .insert(table.key.clone(), (version, table.clone()));
+                self.versions
+                    .insert((table.key.clone(), version), table.clone());
+            }
         }
         Ok(())
     }

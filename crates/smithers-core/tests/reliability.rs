@@ -682,3 +682,48 @@ fn an_engine_connects_again_after_its_connections_were_ended() {
     let inspected = engine.inspect("r1").unwrap();
     assert_eq!(inspected.approvals[0].status, "approved");
 }
+
+/// Processes that start runs of a new workflow at once on a new database: each registers the
+/// same output schema, planned before its write lock. One version is registered, every run
+/// starts (the loader-cache test's four parallel `smithers up` met UNIQUE constraint failures).
+#[test]
+fn engines_registering_one_new_schema_at_once_agree_on_its_version() {
+    for round in 0..8 {
+        let (_dir, path) = db();
+        Engine::open(&path).unwrap();
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(4));
+        let handles: Vec<_> = (0..4)
+            .map(|n| {
+                let path = path.clone();
+                let barrier = barrier.clone();
+                std::thread::spawn(move || {
+                    let mut engine = Engine::open(&path).unwrap();
+                    let run = format!("r{n}");
+                    start(&mut engine, &run, "same", None);
+                    barrier.wait();
+                    let graph = graph_with(
+                        "same",
+                        json!({ "build": object(json!({"v": {"type": "number"}})) }),
+                        seq(vec![compute("build", "build")]),
+                    );
+                    engine.submit_graph(&run, graph).map(|_| ())
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join()
+                .unwrap()
+                .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        }
+        let versions = common::query_at(
+            &path,
+            "SELECT version FROM _smithers_schema_versions WHERE table_key = 'build'",
+        );
+        assert_eq!(versions, vec![vec![json!(1)]], "round {round}");
+        let bound = common::query_at(
+            &path,
+            "SELECT COUNT(*) FROM _smithers_run_schemas WHERE table_key = 'build' AND version = 1",
+        );
+        assert_eq!(bound, vec![vec![json!(4)]], "round {round}");
+    }
+}

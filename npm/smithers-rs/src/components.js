@@ -46,8 +46,10 @@ export const Worktree = marker("Worktree", "worktree");
 
 /** Durably waits for `duration` ("500ms", "30s", "2h", "7d") or `until` (ISO time or Date). */
 export const Timer = marker("Timer", "timer");
+/** Durably waits until an event named `event` is sent to the run (`smithers signal`); its payload is the output. */
+export const WaitForEvent = marker("WaitForEvent", "wait-for-event");
 
 /** tag -> component, so the renderer can check identity (one runtime instance). */
 export const BUILTINS = new Map(
-  [Workflow, Sequence, Parallel, Branch, Loop, Task, Approval, HumanTask, MergeQueue, Worktree, Timer].map((c) => [c.__smithersTag, c]),
+  [Workflow, Sequence, Parallel, Branch, Loop, Task, Approval, HumanTask, MergeQueue, Worktree, Timer, WaitForEvent].map((c) => [c.__smithersTag, c]),
 );

@@ -1,7 +1,7 @@
 // Smithers' composite components: plain function components over the built-ins, as in
 // Smithers, so they render to the same graph as the JSX an author would write by hand.
 import { tableKeyFor } from "./builder.js";
-import { Approval, Branch, Sequence, Task, useCtx } from "./components.js";
+import { Approval, Branch, Sequence, Task, WaitForEvent, useCtx } from "./components.js";
 import { SmithersError } from "./errors.js";
 import { jsx } from "./jsx-runtime.js";
 import { checkProps, implicitTable, outputJsonSchema } from "./render.js";
@@ -229,4 +229,23 @@ function checkEscalationSchema(schema, human, invalid) {
       );
     }
   }
+}
+
+const SIGNAL_PROPS = new Set([
+  "id", "schema", "correlationId", "timeoutMs", "onTimeout", "async", "skipIf", "dependsOn", "needs", "label", "meta", "children",
+]);
+
+/**
+ * Smithers' `<Signal id schema>`: a `<WaitForEvent>` whose event is its id and whose output is
+ * `schema`; `children(data)`, when given, mounts once the payload has arrived.
+ * @param {Record<string, any>} props
+ */
+export function Signal(props) {
+  checkProps("Signal", props, SIGNAL_PROPS);
+  if (props.skipIf) return null;
+  const { schema, children, ...rest } = props;
+  const wait = jsx(WaitForEvent, { ...rest, event: props.id, output: schema });
+  if (typeof children !== "function") return wait;
+  const data = useCtx().outputMaybe(schema, { nodeId: props.id });
+  return jsx(Sequence, { children: [wait, data === undefined ? null : children(data)] });
 }

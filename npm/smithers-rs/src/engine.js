@@ -414,6 +414,33 @@ export class SmithersEngine {
   }
 
   /**
+   * Sends the event `name` to a run: the `<WaitForEvent event={name}>` (or `<Signal id={name}>`)
+   * it waits at, matching `correlationId` when given, takes `data` as its output (checked
+   * against its schema; one that does not fit is refused and the wait goes on), as decided by
+   * `decidedBy` (default "signal"). Then the run resumes, as after a decision.
+   * NO_PENDING_APPROVALS when the run waits for no such event.
+   * @param {string} runId @param {string} name @param {unknown} data
+   * @param {{ correlationId?: string, decidedBy?: string, resume?: boolean }} [options]
+   */
+  async signal(runId, name, data, options = {}) {
+    const waits = this.native.pendingApprovals({ runId }).filter((a) => {
+      const w = a.metadata?.waitForEvent;
+      return w && w.event === name && (options.correlationId == null || w.correlationId === options.correlationId);
+    });
+    if (waits.length === 0) {
+      throw new SmithersError("NO_PENDING_APPROVALS", `run ${runId} waits for no event ${JSON.stringify(name)}${options.correlationId ? ` with correlationId ${JSON.stringify(options.correlationId)}` : ""}`, { runId, event: name });
+    }
+    const [wait] = waits;
+    return this.approve(runId, {
+      nodeId: wait.nodeId,
+      iteration: wait.iteration,
+      decision: data ?? {},
+      decidedBy: options.decidedBy ?? "signal",
+      resume: options.resume ?? true,
+    });
+  }
+
+  /**
    * Fires the durable timers due now (`timers.rs`), each once whoever races for it, in
    * batches until none is due. With `resume` (default), runs a fire woke that nobody drives
    * are resumed here (their outcomes in `resumed`; one that cannot be resumed has `error`).

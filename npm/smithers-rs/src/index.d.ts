@@ -559,6 +559,21 @@ export declare function Task<S extends OutputRef>(props: TaskProps<S>): Smithers
 export declare function Approval<S extends OutputRef>(props: ApprovalProps<S>): SmithersElement;
 /** Durably waits for `duration` or `until` (Smithers' `<Timer>`); writes no output. */
 export declare function Timer(props: TimerProps): SmithersElement | null;
+export interface WaitForEventProps<S> extends NodeProps<S> {
+  /** The event's name: `smithers signal <run> <event> --data '<json>'`, `engine.signal(run, event, data)`. */
+  event: string;
+  /** Only a signal that names this correlationId is taken. */
+  correlationId?: string;
+  /** After this long without the event, the node fails (and the run unless continueOnFail). */
+  timeoutMs?: number;
+  onTimeout?: "fail";
+  async?: boolean;
+  skipIf?: boolean;
+}
+/** Durably waits until the event arrives; its payload (valid for the output's schema) is the output. */
+export declare function WaitForEvent<S extends OutputRef>(props: WaitForEventProps<S>): SmithersElement | null;
+/** `<WaitForEvent event={id} output={schema}>`; `children(data)` mount once the payload arrived. */
+export declare function Signal<S extends OutputRef>(props: Omit<WaitForEventProps<S>, "event" | "output"> & { schema: S; children?: (data: any) => SmithersNode }): SmithersElement | null;
 /** The run waits until a person submits JSON valid for the output schema (`smithers approve <run> <node> --note '<json>'`). */
 export declare function HumanTask<S extends OutputRef>(props: HumanTaskProps<S>): SmithersElement;
 /** An approval only when `when` is true; otherwise approved at once. */
@@ -1095,6 +1110,8 @@ export declare class SmithersEngine {
    * nobody drives are resumed here unless `resume: false`.
    */
   fireDueTimers(options?: { resume?: boolean }): Promise<{ fired: BindingFiredTimer[]; resumed: RunResult[] }>;
+  /** Sends event `name` to the run's `<WaitForEvent>` / `<Signal>` waiting for it; its payload is the output. */
+  signal(runId: string, name: string, data: unknown, options?: { correlationId?: string; decidedBy?: string; resume?: boolean }): Promise<DecisionOutcome & { done: Promise<RunResult> | null }>;
   /** Keeps one wake-up armed for the earliest due timer (unref'd), firing and resuming then. */
   startTimers(): void;
   stopTimers(): void;

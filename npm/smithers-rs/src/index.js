@@ -1,8 +1,8 @@
 // Public entry point. `createElement` must stay: compilers import it from the package root
 // for `<X {...props} key="k" />`.
 import { SYNC_HOOKS } from "./loader/install.js";
-export { Approval, Branch, HumanTask, Loop, MergeQueue, Parallel, Ralph, Sequence, Task, Timer, Workflow, Worktree, useCtx } from "./components.js";
-export { ApprovalGate, EscalationChain, Runbook } from "./composites.js";
+export { Approval, Branch, HumanTask, Loop, MergeQueue, Parallel, Ralph, Sequence, Task, Timer, WaitForEvent, Workflow, Worktree, useCtx } from "./components.js";
+export { ApprovalGate, EscalationChain, Runbook, Signal } from "./composites.js";
 export { approval, branch, fields, loop, parallel, sequence, tableKeyFor, task, workflow } from "./builder.js";
 export {
   AmpAgent,

@@ -44,11 +44,14 @@ const PROPS = {
   human: [...TASK_LIKE, "prompt", "maxAttempts", "async", "timeoutMs", "deadline", "onTimeout", "remind", "escalate"],
   // Smithers' <Timer>: no output, exactly one of duration and until.
   timer: ["id", "key", "duration", "until", "skipIf", "dependsOn", "needs", "label", "meta"],
+  // Smithers' <WaitForEvent>: the payload sent to the run (smithers signal) is its output.
+  "wait-for-event": [...TASK_LIKE, "event", "correlationId", "timeoutMs", "onTimeout", "async"],
 };
 const ALLOWED = Object.fromEntries(Object.entries(PROPS).map(([tag, names]) => [tag, new Set(names)]));
 const COMPONENT_NAMES = {
   workflow: "Workflow", sequence: "Sequence", parallel: "Parallel", branch: "Branch", loop: "Loop",
   task: "Task", approval: "Approval", human: "HumanTask", "merge-queue": "MergeQueue", worktree: "Worktree", timer: "Timer",
+  "wait-for-event": "WaitForEvent",
 };
 /** Smithers props smithers-rs does not honour (yet), and what to do instead. */
 const NOT_HONOURED = {
@@ -71,6 +74,7 @@ const NOT_HONOURED_ON = {
     children: "an <Approval> renders no children: put what follows the decision after it",
   },
   timer: { every: "recurring timers are not supported (nor in Smithers: \"phase 2\")" },
+  "wait-for-event": { outputSchema: "the payload is checked against the output's schema; a second schema is not supported" },
 };
 
 /**
@@ -100,7 +104,7 @@ export function checkProps(component, props, allowed, notHonoured = {}) {
  * @typedef {{ runId: string, input?: unknown, loops?: Record<string, number>,
  *   nodeLoops?: Record<string, string>, outputs?: OutputRow[], workflowPath?: string | null,
  *   index?: ReturnType<typeof outputIndex>, memo?: RenderMemo }} Snapshot (`index`: the rows, indexed already; then `outputs` is not read)
- * @typedef {{ tasks: Map<string, any>, deps: string[] | null, renders: number }} RenderMemo what renders leave
+ * @typedef {{ tasks: Map<string, any>, deps: string[] | null, depsOrder: string[] | null, renders: number }} RenderMemo what renders leave
  *   for the next of the same run (`newRenderMemo()`; the driver keeps one per run): see `SEALED`
  */
 
@@ -119,7 +123,9 @@ export function renderWorkflow(workflow, snapshot) {
   if (!workflow?.__smithersWorkflow) {
     throw new SmithersError("INVALID_WORKFLOW", "renderWorkflow: not a workflow (expected smithers((ctx) => …))");
   }
-  const deps = { nodes: new Set(), all: false };
+  // `order`: the ids the last render read, in the order it read them; `same` stays true while
+  // this render reads the same ones in the same order (then its sorted deps are the last's).
+  const deps = { nodes: new Set(), all: false, order: snapshot.memo?.depsOrder ?? null, same: true };
   const { ctx, addOutput, dropOutput } = createCtx(workflow, snapshot, deps);
   const state = {
     workflow,
@@ -165,7 +171,7 @@ export function renderWorkflow(workflow, snapshot) {
     schemas: workflow.implicitSchemas?.size
       ? { ...workflow.jsonSchemas, ...Object.fromEntries(workflow.implicitSchemas) }
       : workflow.jsonSchemas,
-    renderDeps: deps.all ? "*" : sortedDeps(deps.nodes, snapshot.memo),
+    renderDeps: deps.all ? "*" : sortedDeps(deps, snapshot.memo),
     root,
   };
   if (snapshot.memo) {
@@ -199,11 +205,18 @@ export function renderWorkflow(workflow, snapshot) {
 export const SEALED = new WeakSet();
 
 /** @returns {RenderMemo} */
-export const newRenderMemo = () => ({ tasks: new Map(), deps: null, renders: 0 });
+export const newRenderMemo = () => ({ tasks: new Map(), deps: null, depsOrder: null, renders: 0 });
 
-/** The sorted render deps; the last render's array when the set is the same. */
-function sortedDeps(nodes, memo) {
+/**
+ * The sorted render deps; the last render's array when this render read the same ids in the
+ * same order (the usual case: the same function over the same rows), without sorting or
+ * looking them up again.
+ */
+function sortedDeps(deps, memo) {
+  const { nodes } = deps;
   const last = memo?.deps;
+  if (last && deps.same && deps.order.length === nodes.size) return last;
+  if (memo) memo.depsOrder = [...nodes];
   if (last && last.length === nodes.size && last.every((id) => nodes.has(id))) return last;
   const sorted = [...nodes].sort();
   SEALED.add(sorted);
@@ -383,7 +396,9 @@ function createCtx(workflow, snapshot, deps) {
     if (typeof nodeId !== "string") {
       throw new SmithersError("INVALID_ARGUMENT", "ctx output lookups need a nodeId string");
     }
+    const read = deps.nodes.size;
     deps.nodes.add(nodeId);
+    if (deps.same && deps.nodes.size !== read && deps.order?.[read] !== nodeId) deps.same = false;
     if (table === lastTable) return lastNodes.get(nodeId);
     const keys = outputKeys(workflow, table, "ctx");
     if (keys.length === 1 && byNode.has(keys[0])) {
@@ -829,6 +844,45 @@ const RENDERERS = {
   },
 
   timer: timerNode,
+
+  // <WaitForEvent id event output correlationId timeoutMs onTimeout>: a wait the core holds
+  // like a <HumanTask> (no thread), answered by a signal — `smithers signal <run> <event>
+  // --data '<json>'`, `engine.signal()` — whose payload, valid for the output's schema, is the
+  // output. A timeout fails it (Smithers' default, onTimeout "fail").
+  "wait-for-event"(props, state, scope) {
+    if (props.skipIf) return null;
+    const node = taskBase("WaitForEvent", props, state, scope);
+    const where = `<WaitForEvent id="${node.id}">`;
+    if (typeof props.event !== "string" || props.event === "") {
+      throw new SmithersError("INVALID_PROP", `${where} needs an event name`, { id: node.id });
+    }
+    if (props.correlationId != null && typeof props.correlationId !== "string") {
+      throw new SmithersError("INVALID_PROP", `${where} correlationId must be a string`, { id: node.id });
+    }
+    if (props.onTimeout != null && props.onTimeout !== "fail") {
+      throw new SmithersError("UNSUPPORTED_PROP", `${where} onTimeout: only "fail" (the default) is supported; "skip" and "continue" are not yet`, {
+        component: "WaitForEvent", prop: "onTimeout", id: node.id,
+      });
+    }
+    const label = props.label == null ? `event:${props.event}` : String(props.label);
+    node.body = { type: "approval" };
+    node.approval = {
+      mode: "human",
+      onDeny: "fail",
+      request: {
+        title: label,
+        summary: `Waiting for the event ${props.event}${props.correlationId ? ` (${props.correlationId})` : ""}`,
+        metadata: { waitForEvent: { event: props.event, correlationId: props.correlationId ?? null } },
+      },
+      maxAttempts: 10,
+      ...deadlineSpec({ timeoutMs: props.timeoutMs, onTimeout: props.timeoutMs == null ? undefined : "fail" }, where),
+    };
+    if (asyncProp(props, where)) node.approval.async = true;
+    if (props.continueOnFail) node.continueOnFail = true;
+    node.label = label;
+    if (props.meta != null) node.meta = props.meta;
+    return node;
+  },
 
   human(props, state, scope) {
     if (props.skipIf) return null; // as <Approval>: a skipped human task is no node at all

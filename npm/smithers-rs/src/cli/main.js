@@ -113,6 +113,20 @@ const COMMANDS = {
     options: DECIDE,
     run: (args) => decide("approve", args),
   },
+  signal: {
+    usage: "smithers signal <runId> <event> [--data JSON] [--correlation-id ID] [--by USER] [--no-resume] [--json]",
+    about: "Send an event to a run waiting at <WaitForEvent event> (or <Signal id>): its payload becomes that node's output, then the run resumes.",
+    details: [
+      "--data JSON           the payload (default {}); it must fit the output's schema, else it is refused",
+      "                      (exit 1) and the run keeps waiting",
+      "--correlation-id ID   only a wait with this correlationId",
+      "--by USER             who sends it (default: signal)",
+      "--no-resume           only record it",
+      "Exit code: 0 once it is recorded; 4 when the run waits for no such event (NO_PENDING_APPROVALS).",
+    ],
+    options: { ...COMMON, data: { type: "string" }, "correlation-id": { type: "string" }, by: { type: "string" }, "no-resume": { type: "boolean", default: false } },
+    run: signalCmd,
+  },
   deny: {
     usage: "smithers deny <runId> [<nodeId> | --node ID] [--iteration N] [--reason TEXT] [--note TEXT] [--by USER] [--expect-digest D] [--no-resume] [--json]",
     about: "Deny a pending gate (its onDeny decides), or reject a reviewed step (the run fails), then resume.",
@@ -723,6 +737,13 @@ function inputList(a) {
 function printPending(runId, pending, db = "") {
   for (const a of pending) {
     if (a.runId !== runId) print(`  sub-run ${a.runId} (${a.workflowName}) waits:`);
+    const event = a.metadata?.waitForEvent;
+    if (event) {
+      print(`  waiting for the event ${event.event}${event.correlationId ? ` (correlationId ${event.correlationId})` : ""}: ${a.nodeId}${a.iteration ? ` (iteration ${a.iteration})` : ""}`);
+      const fields = Object.keys(a.schema?.properties ?? {});
+      if (fields.length) print(`    payload fields: ${fields.join(", ")}`);
+      continue;
+    }
     if (a.mode === "human") {
       // A <HumanTask>: the answer is the output; say what to fill in.
       print(`  waiting for an answer: ${a.nodeId}${a.iteration ? ` (iteration ${a.iteration})` : ""} — ${a.prompt ?? a.title ?? ""}`);
@@ -759,7 +780,10 @@ function historyLine(h) {
 function printDecisionCommands(pending, db = "") {
   for (const a of pending) {
     const sel = (pending.length > 1 ? ` --node ${a.nodeId}${a.iteration ? ` --iteration ${a.iteration}` : ""}` : "") + db;
-    if (a.mode === "human") {
+    const event = a.metadata?.waitForEvent;
+    if (event) {
+      print(`  send:    npx smithers signal ${a.runId} ${event.event}${event.correlationId ? ` --correlation-id ${event.correlationId}` : ""}${db} --data '<json>'`);
+    } else if (a.mode === "human") {
       print(`  answer:  npx smithers approve ${a.runId} ${a.nodeId}${a.iteration ? ` --iteration ${a.iteration}` : ""}${db} --note '<json>'`);
       print(`  deny:    npx smithers deny ${a.runId}${sel}`);
     } else if (isReview(a)) {
@@ -812,11 +836,11 @@ async function decide(kind, args, command = kind) {
   const engine = await openEngine(findDb(v));
   // A decision that resumes the run loads its workflow file.
   if (!v["no-resume"]) await import("../loader/warm.js").then((m) => m.warm());
-  // Deadlines that passed are decided first (as system:timeout), and the runs they move are
-  // resumed as after any decision: a decision that comes after its gate's deadline finds it
-  // decided (ALREADY_DECIDED), whether or not any process ran since.
-  await engine.fireDueTimers({ resume: !v["no-resume"] });
-  const outcome = await engine[kind](id, {
+  // Deadlines that passed are decided first (as system:timeout): a decision that comes after
+  // its gate's deadline finds it decided (ALREADY_DECIDED), whether or not any process ran
+  // since; this run, if a fire moved it, is resumed as after any decision.
+  const fired = await firedFirst(engine, id, v["no-resume"]);
+  const outcome = await fired.decide(() => engine[kind](id, {
     nodeId,
     iteration,
     note: v.note ?? v.reason,
@@ -827,7 +851,7 @@ async function decide(kind, args, command = kind) {
     inputs,
     expectDigest: v["expect-digest"],
     resume: !v["no-resume"],
-  });
+  }));
   const { done, ...recorded } = outcome;
   if (recorded.status === "invalid") return refusedAnswer(engine, recorded, v.json, done);
   // The decision is committed by now: if resuming fails (say the workflow file is gone),
@@ -880,6 +904,67 @@ async function decide(kind, args, command = kind) {
   }
   engine.close();
   // The decision is recorded: whatever the resumed run does next, the command did its job.
+  return 0;
+}
+
+/**
+ * Fires the timers due by now (other runs they move are left to `smithers resume` or serve),
+ * and returns `decide(f)`: the decision `f()`; when it fails and a fire moved this run, the run is
+ * resumed first (unless --no-resume), so the deadline's decision is carried through.
+ */
+async function firedFirst(engine, id, noResume) {
+  const { fired } = await engine.fireDueTimers({ resume: false });
+  const moved = !noResume && fired.some((t) => t.runId === id && t.needsResume);
+  return {
+    decide: async (decide) => {
+      try {
+        return await decide();
+      } catch (e) {
+        if (moved) await engine.resume(id).catch(() => {});
+        throw e;
+      }
+    },
+  };
+}
+
+/** `smithers signal <run> <event> --data '<json>'`: an event for a <WaitForEvent> / <Signal>. */
+async function signalCmd(args) {
+  const [id, name, extra] = args.positionals;
+  if (!id || !name) throw usage("a run id and an event name are required", "signal");
+  if (extra !== undefined) throw usage(`unexpected argument ${JSON.stringify(extra)}`, "signal");
+  const v = args.values;
+  let data = {};
+  if (v.data !== undefined) {
+    try {
+      data = JSON.parse(v.data);
+    } catch (e) {
+      throw usage(`--data is not valid JSON: ${e.message}`, "signal");
+    }
+  }
+  const engine = await openEngine(findDb(v));
+  if (!v["no-resume"]) await import("../loader/warm.js").then((m) => m.warm());
+  const fired = await firedFirst(engine, id, v["no-resume"]);
+  const outcome = await fired.decide(() => engine.signal(id, name, data, { correlationId: v["correlation-id"], decidedBy: v.by, resume: !v["no-resume"] }));
+  const { done, ...recorded } = outcome;
+  if (recorded.status === "invalid") return refusedAnswer(engine, recorded, v.json, done);
+  let run = null;
+  let resumeError = null;
+  if (done) {
+    try {
+      run = await done;
+    } catch (e) {
+      resumeError = { code: e?.code ?? "INTERNAL", message: String(e?.message ?? e) };
+    }
+  }
+  const runStatus = run?.status ?? engine.getRun(id).status;
+  if (v.json) {
+    print(JSON.stringify({ ok: true, ...recorded, runStatus, run, ...(resumeError ? { resumeError } : {}) }, null, 2));
+  } else {
+    print(`event ${name} sent to ${recorded.nodeId} in run ${id}`);
+    print(`run ${id}: ${runStatus}${run?.error ? ` (${run.error.code}: ${run.error.message})` : ""}`);
+    if (resumeError) printErr(`smithers: ${resumeError.code}: the event is recorded, but the run could not be resumed: ${resumeError.message}`);
+  }
+  engine.close();
   return 0;
 }
 

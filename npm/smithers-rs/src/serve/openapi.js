@@ -290,6 +290,16 @@ export function openApiDocument() {
           decision: { type: "object", description: "select: {selected, notes}; rank: {ranked, notes}; a human task: its answer (422 when it does not fit)" },
         }, [422]),
       },
+      "/v1/runs/{runId}/signals/{event}": {
+        post: {
+          summary: "Send an event to the run's <WaitForEvent event> / <Signal id>: its payload becomes that node's output",
+          tags: ["approvals"],
+          security: [{ bearer: [] }, { cookie: [] }],
+          parameters: [runId, { name: "event", in: "path", required: true, schema: str }],
+          requestBody: decisionBody({ data: { description: "The payload; it must fit the node's output schema (else 422)" }, correlationId: str }),
+          responses: { 200: json(ref("Decision")), ...errors(400, 401, 403, 404, 409, 422) },
+        },
+      },
       "/v1/runs/{runId}/nodes/{nodeId}/deny": {
         post: decisionOp("Deny a gate (per its onDeny), or reject a reviewed step", { ...common, reason: str }),
       },

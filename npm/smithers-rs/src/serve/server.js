@@ -202,6 +202,7 @@ const ROUTES = [
   ["POST", /^\/v1\/runs\/([^/]+)\/nodes\/([^/]+)\/deny$/, "approve", (c) => decide(c, "deny")],
   ["POST", /^\/v1\/runs\/([^/]+)\/nodes\/([^/]+)\/reject$/, "approve", (c) => decide(c, "reject")],
   ["POST", /^\/v1\/runs\/([^/]+)\/nodes\/([^/]+)\/push-back$/, "approve", (c) => decide(c, "pushBack")],
+  ["POST", /^\/v1\/runs\/([^/]+)\/signals\/([^/]+)$/, "approve", sendSignal],
   ["POST", /^\/v1\/runs$/, "execute", startRun],
   ["POST", /^\/v1\/runs\/([^/]+)\/reject$/, "approve", rejectRun],
   ["POST", /^\/v1\/runs\/([^/]+)\/cancel$/, "execute", cancelRun],
@@ -490,6 +491,29 @@ async function decideAs(c, kind, runId, nodeId, body) {
   );
   if (recorded.status === "invalid") {
     // A human task's answer that does not fit: refused, though it used up an attempt.
+    const { attempt, maxAttempts } = recorded;
+    throw new HttpError(recorded.error.code, recorded.error.message, { nodeId: recorded.nodeId, attempt, maxAttempts, runStatus: recorded.runStatus });
+  }
+  return { ...recorded, resumed: Boolean(done) };
+}
+
+/**
+ * `POST /v1/runs/:runId/signals/:event {data, correlationId?}`: the event for the run's
+ * `<WaitForEvent>` / `<Signal>`, sent as the authenticated user (as `smithers signal`); 422
+ * when its payload does not fit, 404 (NO_PENDING_APPROVALS) when nothing waits for it.
+ */
+async function sendSignal(c) {
+  const [runId, event] = c.params;
+  const body = await readBody(c.req, ["data", "correlationId"]);
+  if (body.correlationId != null && typeof body.correlationId !== "string") throw new HttpError("INVALID_REQUEST", "correlationId must be a string");
+  const outcome = await c.engine.signal(runId, event, body.data ?? {}, { correlationId: body.correlationId ?? undefined, decidedBy: c.auth.user });
+  const { done, ...recorded } = outcome;
+  c.log(`event ${event} for ${recorded.nodeId} in run ${runId} by ${c.auth.user}: ${recorded.status}`);
+  done?.then(
+    (r) => c.log(`run ${runId}: ${r.status}${r.error ? ` (${r.error.code})` : ""}`),
+    (e) => c.log(`run ${runId} did not resume: ${e?.code ?? "ERROR"} ${e?.message ?? e}`),
+  );
+  if (recorded.status === "invalid") {
     const { attempt, maxAttempts } = recorded;
     throw new HttpError(recorded.error.code, recorded.error.message, { nodeId: recorded.nodeId, attempt, maxAttempts, runStatus: recorded.runStatus });
   }
