@@ -1,5 +1,6 @@
 // Helpers shared by the benchmark sections: statistics, formatting, whole-process measurement
-// (wall time, peak RSS through GNU time), temp folders, the machine description.
+// (wall time, peak RSS through GNU time; CPU time through bench/rusage.py), temp folders, the
+// machine description.
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -117,11 +118,37 @@ function readRss(rssFile) {
 
 const rssPath = () => join(os.tmpdir(), `smithers-bench-rss-${process.pid}-${Math.random().toString(36).slice(2)}`);
 
+const RUSAGE = join(HERE, "rusage.py");
+const PYTHON = existsSync("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
+let cpuAvailable = null;
+/** Whether bench/rusage.py (Python 3) can report a child's CPU time here. */
+export function checkCpu() {
+  if (cpuAvailable !== null) return cpuAvailable;
+  const out = rssPath();
+  const r = spawnSync(PYTHON, [RUSAGE, out, process.execPath, "-e", "0"], { stdio: "ignore" });
+  cpuAvailable = r.status === 0 && readUsage(out)?.status === 0;
+  return cpuAvailable;
+}
+
+function readUsage(file) {
+  try {
+    return JSON.parse(readFileSync(file, "utf8"));
+  } catch {
+    return null;
+  } finally {
+    rmSync(file, { force: true });
+  }
+}
+
 /**
  * Runs a command as a whole process, synchronously:
  * { wallMs, rssMB (null without GNU time), status, stdout, stderr }.
+ * With `cpu: true` (and Python 3 here), bench/rusage.py runs it instead of GNU time and the
+ * result also has `cpuMs` (user + system), `userMs` and `sysMs`; `wallMs` is then the child's
+ * own (spawn to exit, timed by rusage.py), and peak RSS comes from the same rusage.
  */
 export function measureProcess(cmd, args, options = {}) {
+  if (options.cpu && checkCpu()) return measureCpu(cmd, args, options);
   const rssFile = checkRss() ? rssPath() : null;
   const [file, fullArgs] = timeArgs(cmd, args, rssFile);
   const t0 = performance.now();
@@ -134,6 +161,20 @@ export function measureProcess(cmd, args, options = {}) {
   });
   const wallMs = performance.now() - t0;
   return { wallMs, rssMB: readRss(rssFile), status: r.status, stdout: r.stdout ?? "", stderr: r.stderr ?? "", error: r.error };
+}
+
+function measureCpu(cmd, args, options) {
+  const out = rssPath();
+  const r = spawnSync(PYTHON, [RUSAGE, out, cmd, ...args], {
+    encoding: "utf8",
+    cwd: options.cwd ?? ROOT,
+    env: options.env ?? process.env,
+    maxBuffer: 256 << 20,
+    timeout: options.timeoutMs,
+  });
+  const u = readUsage(out);
+  if (!u) return { wallMs: null, cpuMs: null, rssMB: null, status: r.status === 0 ? 127 : r.status, stdout: r.stdout ?? "", stderr: r.stderr ?? "", error: r.error };
+  return { wallMs: u.wallMs, cpuMs: u.cpuMs, userMs: u.userMs, sysMs: u.sysMs, rssMB: u.maxRssKB / 1024, status: u.status, stdout: r.stdout ?? "", stderr: r.stderr ?? "", error: r.error };
 }
 
 /**

@@ -6,7 +6,7 @@
 //   pernode    per-node overhead: Sequence of N static / compute tasks, Parallel of N
 //   approve    in-process approve -> downstream task started
 //   crossproc  `smithers approve` in another process -> downstream task started
-//   cli        the CLI as whole processes (wall, peak RSS) on 1,000 waiting runs
+//   cli        the CLI as whole processes (wall, CPU time, peak RSS) on 1,000 waiting runs
 //   waiting    1,000 / 10,000 (/ 100,000) runs waiting at an approval
 //   timers     1,000 / 10,000 (/ 100,000) gates waiting with deadlines: first pages, firing all
 //   recovery   kill -9 during a 1,000-task run, then resume
@@ -24,7 +24,8 @@
 // --addon=release|debug|FILE (bench/addon.js: the release build by default, built if needed),
 // --baseline=DIR (section cli: another checkout's CLI runs the .tsx rows in the same rounds,
 // for before/after figures; DIR needs its node_modules and addon), --node=PATH (section cli:
-// the processes run on that Node, e.g. one with module.registerHooks when this one lacks it).
+// the processes run on that Node, e.g. one with module.registerHooks when this one lacks it),
+// --rounds=N (section cli: interleaved rounds, default 30).
 import { ADDON } from "./addon.js";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
@@ -35,6 +36,8 @@ import { HERE, ROOT, buildInfo, checkRss, count, elapsedS, fmt, log, machine, mm
 const signed = (v) => (v == null ? "–" : v < 0 ? `−${fmt(-v)}` : `+${fmt(v)}`);
 /** Median over rounds of (this command's wall − the floor's wall in the same round). */
 const overFloor = (row, floor) => stats(row.walls.map((w, i) => w - floor.walls[i])).median;
+/** The same for CPU time (user + system), or null where it was not measured. */
+const cpuOverFloor = (row, floor) => (row.cpus && floor.cpus ? stats(row.cpus.map((c, i) => c - floor.cpus[i])).median : null);
 import { PEER_PACKAGE, PEER_VERSION } from "./peer-install.js";
 import * as agentsSection from "./sections/agents.js";
 import * as approveSection from "./sections/approve.js";
@@ -57,6 +60,9 @@ const NO_PEER = argv.includes("--no-peer");
 const RENDER = argv.find((a) => a.startsWith("--render="))?.slice("--render=".length);
 const BASELINE = argv.find((a) => a.startsWith("--baseline="))?.slice("--baseline=".length);
 const CLI_NODE = argv.find((a) => a.startsWith("--node="))?.slice("--node=".length);
+const ROUNDS_ARG = argv.find((a) => a.startsWith("--rounds="))?.slice("--rounds=".length);
+const CLI_ROUNDS = ROUNDS_ARG === undefined ? undefined : Number(ROUNDS_ARG);
+if (CLI_ROUNDS !== undefined && !(Number.isInteger(CLI_ROUNDS) && CLI_ROUNDS > 0)) throw new Error(`--rounds must be a whole number > 0 (got ${ROUNDS_ARG})`);
 const want = (section) => (ONLY === null || ONLY.has(section)) && !((section === "peer" || section === "peers") && NO_PEER);
 
 const SECTIONS = [
@@ -116,6 +122,16 @@ function budgets(res) {
         value: `${signed(over.median)} ms over ${over.n} rounds${res.cli.node ? ` on Node ${res.cli.node}` : ""} (medians ${fmt(row.wall.median)} vs ${fmt(base.wall.median)} ms)`,
         pass: over.median <= 40,
       });
+      // CPU time: what the process itself spent, which other work on the cores stretches
+      // much less than wall time (on a quiet machine a start-up is CPU-bound, so the two agree).
+      const cpu = cpuOverFloor(row, base);
+      if (cpu != null) {
+        out.push({
+          what: `${what} within 40 ms of ${floorWhat} in CPU time (user + system; median of the differences within each round)`,
+          value: `${signed(cpu)} ms over ${row.cpus.length} rounds (medians ${fmt(row.cpu.median)} vs ${fmt(base.cpu.median)} ms)`,
+          pass: cpu <= 40,
+        });
+      }
     }
   }
   if (res.agents) {
@@ -472,7 +488,7 @@ function render(res) {
     parts.push(`\n## 3. The CLI as whole processes\n`);
     parts.push(
       `On a database of ${count(c.runs)} runs each waiting at one approval (created in-process in ${fmt(c.create.totalMs)} ms, p50 ${fmt(c.create.perRun.p50)} ms per run; ${fmt(c.dbMB)} MB with its WAL). ` +
-        `Each command ran as \`node npm/smithers-rs/bin/smithers.js …\`${c.rssAvailable ? " under `/usr/bin/time -f %M`" : ""}, in ${c.rounds} interleaved rounds after one warm-up round; ` +
+        `Each command ran as \`node npm/smithers-rs/bin/smithers.js …\`${c.cpuAvailable ? " under `bench/rusage.py` (wall from spawn to exit; CPU time, user + system, and peak RSS from the process's rusage)" : c.rssAvailable ? " under `/usr/bin/time -f %M`" : ""}, in ${c.rounds} interleaved rounds after one warm-up round; ` +
         `each approve names a different run. After the rounds: ${c.after.waiting} runs waiting, ${c.after.finished} finished. ` +
         (c.node ? `Every process of this section ran on Node ${c.node}. ` : "") +
         "The .tsx rows run `bench/wf/gate.tsx` (a task, a gate, a task after it; JSON Schema outputs) and `gate-zod.tsx` (the same with zod, as Smithers workflows write it; its floor is Node importing zod): `up` parks a run at its gate, then `approve` of that run, in the same round, loads the file again and resumes it to its end. " +
@@ -486,11 +502,24 @@ function render(res) {
     const zodFloor = c.rows.find((r) => r.key === "zodFloor");
     parts.push(
       mdTable(
-        ["process", "n", "wall ms", "minus its floor in the same round (median): `node -e 0`, for zod rows Node importing zod", "peak RSS MB", "peer wall ms", "peer RSS MB", "ours/peer wall", "ours/peer RSS"],
+        ["process", "n", "wall ms", "minus its floor in the same round (median): `node -e 0`, for zod rows Node importing zod", "CPU ms (user + sys), median", "CPU minus its floor (median)", "peak RSS MB", "peer wall ms", "peer RSS MB", "ours/peer wall", "ours/peer RSS"],
         c.rows.map((r) => {
           const t = pc?.rows[peerOf[r.key]];
           const own = /Zod/.test(r.key) ? (zodFloor ?? floor) : floor;
-          return [r.label, String(r.wall.n), mmm(r.wall), r.key === "nodeFloor" ? "–" : signed(overFloor(r, own)), r.rss ? mmm(r.rss) : "n/a", t ? mmm(t.wall) : "–", t ? mmm(t.rss) : "–", ratio(r.wall.median, t?.wall.median), ratio(r.rss?.median, t?.rss.median)];
+          const isFloor = r.key === "nodeFloor" || r.key === "zodFloor";
+          return [
+            r.label,
+            String(r.wall.n),
+            mmm(r.wall),
+            r.key === "nodeFloor" ? "–" : signed(overFloor(r, own)),
+            r.cpu ? fmt(r.cpu.median) : "n/a",
+            r.cpu && !isFloor ? signed(cpuOverFloor(r, own)) : "–",
+            r.rss ? mmm(r.rss) : "n/a",
+            t ? mmm(t.wall) : "–",
+            t ? mmm(t.rss) : "–",
+            ratio(r.wall.median, t?.wall.median),
+            ratio(r.rss?.median, t?.rss.median),
+          ];
         }),
       ),
     );
@@ -652,7 +681,7 @@ function consoleTable(res) {
     add("crossproc", "approve --no-resume, live engine -> body", c.liveEngine.toBody.n, `p50 ${fmt(c.liveEngine.toBody.p50)} p99 ${fmt(c.liveEngine.toBody.p99)} ms`);
     add("crossproc", "approve --no-resume, smithers serve -> body", c.serve.toBody.n, `p50 ${fmt(c.serve.toBody.p50)} p99 ${fmt(c.serve.toBody.p99)} ms`);
   }
-  if (res.cli) for (const r of res.cli.rows) add("cli 1k", r.label.replace(/`/g, ""), r.wall.n, `${mmm(r.wall)} ms`, r.rss ? `RSS ${mmm(r.rss)} MB` : "RSS n/a");
+  if (res.cli) for (const r of res.cli.rows) add("cli 1k", r.label.replace(/`/g, ""), r.wall.n, `${mmm(r.wall)} ms`, `${r.cpu ? `CPU ${fmt(r.cpu.median)} ms  ` : ""}${r.rss ? `RSS ${mmm(r.rss)} MB` : "RSS n/a"}`);
   if (res.waiting) {
     for (const w of res.waiting.rows) {
       add("waiting", `${count(w.n)} runs: create`, "", `${fmt(w.create.totalMs / 1000)} s`, `p50 ${fmt(w.create.perRun.p50)} ms/run, DB ${fmt(w.dbMB)} MB`);
@@ -738,7 +767,7 @@ async function main() {
     if (!want(name)) continue;
     const t0 = elapsedS();
     const load0 = os.loadavg()[0];
-    res[name] = await section.run({ full: FULL, baseline: BASELINE && resolve(BASELINE), node: CLI_NODE && resolve(CLI_NODE) });
+    res[name] = await section.run({ full: FULL, baseline: BASELINE && resolve(BASELINE), node: CLI_NODE && resolve(CLI_NODE), rounds: CLI_ROUNDS });
     // The 1-minute load average as the section starts and ends: whole-process figures
     // (start-up, the CLI) stretch when other work takes the cores.
     res.load = { ...res.load, [name]: [load0, os.loadavg()[0]] };

@@ -1,10 +1,10 @@
-// 3. The CLI as whole processes (wall time, peak RSS) on a database of runs that each wait at one
+// 3. The CLI as whole processes (wall time, CPU time, peak RSS) on a database of runs that each wait at one
 // approval, next to `node -e 0` measured in the same rounds: the operator commands, and
 // `smithers up` / `approve` (with resume) of a small .tsx workflow file.
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { SmithersEngine } from "../../npm/smithers-rs/src/index.js";
-import { CLI, HERE, checkRss, count, dbSizeMB, fmt, log, measureProcess, removeDir, runJson, stats, tempDir } from "../lib.js";
+import { CLI, HERE, checkCpu, checkRss, count, dbSizeMB, fmt, log, measureProcess, removeDir, runJson, stats, tempDir } from "../lib.js";
 
 const CHILD = join(HERE, "child.js");
 
@@ -108,7 +108,7 @@ export function rounds(list, total, scratch, node = process.execPath) {
     for (const c of list) {
       if (round > (c.rounds ?? total)) continue;
       const env = typeof c.env === "function" ? c.env() : c.env;
-      const p = measureProcess(node, c.args(), { env, cwd: scratch });
+      const p = measureProcess(node, c.args(), { env, cwd: scratch, cpu: true });
       if (p.status !== (c.status ?? 0)) throw new Error(`${c.label} exited ${p.status}: ${p.stderr || p.stdout}`);
       if (round > 0) samples[c.key].push(p);
     }
@@ -119,6 +119,9 @@ export function rounds(list, total, scratch, node = process.execPath) {
     // Per round, in order: a difference to the floor can be taken round by round.
     walls: samples[c.key].map((p) => p.wallMs),
     wall: stats(samples[c.key].map((p) => p.wallMs)),
+    // CPU time (user + system) of the process, per round; null without Python 3 (checkCpu).
+    cpus: samples[c.key][0]?.cpuMs == null ? null : samples[c.key].map((p) => p.cpuMs),
+    cpu: samples[c.key][0]?.cpuMs == null ? null : stats(samples[c.key].map((p) => p.cpuMs)),
     rss: samples[c.key][0]?.rssMB == null ? null : stats(samples[c.key].map((p) => p.rssMB)),
   }));
 }
@@ -128,9 +131,8 @@ export function rounds(list, total, scratch, node = process.execPath) {
  * included: `--node=PATH` measures start-up on another Node, e.g. one with module.registerHooks
  * (22.15+) when the suite runs on Node 20.
  */
-export async function run({ baseline, node = process.execPath } = {}) {
+export async function run({ baseline, node = process.execPath, rounds: ROUNDS = 30 } = {}) {
   const RUNS = 1000;
-  const ROUNDS = 30;
   const dir = tempDir("cli");
   const db = join(dir, "smithers.db");
   try {
@@ -138,7 +140,8 @@ export async function run({ baseline, node = process.execPath } = {}) {
     const created = createParked(db, RUNS);
     const dbMB = dbSizeMB(db);
     log(`cli: ${count(RUNS)} runs parked in ${fmt(created.totalMs)} ms (p50 ${fmt(created.perRun.p50)} ms/run), db ${fmt(dbMB)} MB`);
-    if (!checkRss()) log("cli: /usr/bin/time (GNU time) not usable: peak RSS unavailable (Debian package `time` provides it)");
+    if (!checkCpu()) log("cli: bench/rusage.py (Python 3) not usable: no CPU time; wall from the suite");
+    if (!checkCpu() && !checkRss()) log("cli: /usr/bin/time (GNU time) not usable: peak RSS unavailable (Debian package `time` provides it)");
     const ids = pendingRunIds(db, RUNS);
     let i = 0;
     const next = () => {
@@ -152,8 +155,8 @@ export async function run({ baseline, node = process.execPath } = {}) {
     const waiting = check.listRuns({ status: "waiting-approval", limit: 10_000 }).length;
     const finished = check.listRuns({ status: "finished", limit: 10_000 }).length;
     check.close();
-    for (const r of rows) log(`cli: ${r.label}: wall median ${fmt(r.wall.median)} ms, RSS ${r.rss ? `${fmt(r.rss.median)} MB` : "n/a"}`);
-    return { runs: RUNS, rounds: ROUNDS, create: created, dbMB, rows, after: { waiting, finished }, rssAvailable: checkRss(), baseline: baseline ?? null, node: nodeVersion };
+    for (const r of rows) log(`cli: ${r.label}: wall median ${fmt(r.wall.median)} ms, CPU ${r.cpu ? `${fmt(r.cpu.median)} ms` : "n/a"}, RSS ${r.rss ? `${fmt(r.rss.median)} MB` : "n/a"}`);
+    return { runs: RUNS, rounds: ROUNDS, create: created, dbMB, rows, after: { waiting, finished }, rssAvailable: rows[0]?.rss != null, cpuAvailable: rows[0]?.cpu != null, baseline: baseline ?? null, node: nodeVersion };
   } finally {
     removeDir(dir);
   }

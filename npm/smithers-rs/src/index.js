@@ -2,8 +2,9 @@
 // for `<X {...props} key="k" />`.
 import { SYNC_HOOKS } from "./loader/install.js";
 export { Approval, Branch, HumanTask, Loop, MergeQueue, Parallel, Ralph, Sequence, Task, Timer, WaitForEvent, Workflow, Worktree, useCtx } from "./components.js";
-export { ApprovalGate, EscalationChain, Runbook, Signal } from "./composites.js";
-export { approval, branch, fields, loop, parallel, sequence, tableKeyFor, task, workflow } from "./builder.js";
+// The builder, the composites and the Dagu compiler load on first call (lazy.js).
+export { ApprovalGate, EscalationChain, Runbook, Signal } from "./lazy.js";
+export { approval, branch, fields, loop, parallel, sequence, tableKeyFor, task, workflow } from "./lazy.js";
 export {
   AmpAgent,
   BaseCliAgent,
@@ -17,7 +18,7 @@ export {
 export { renderMdx } from "./agents/prompt.js";
 export { AnthropicAgent, OpenAIAgent } from "./agents/sdk.js";
 export { createSmithers } from "./create.js";
-export { compileDagu, loadDaguWorkflow } from "./dagu/compile.js";
+export { compileDagu, loadDaguWorkflow } from "./lazy.js";
 export { SmithersEngine } from "./engine.js";
 export { SmithersError } from "./errors.js";
 export { createElement, Fragment, jsx, jsxs } from "./jsx-runtime.js";

@@ -3,7 +3,8 @@
 // With the compiled file cached, neither loads node:crypto or fs/promises, and where the
 // loader's hooks run in this thread (module.registerHooks) neither loads a compiler, Node's
 // streams (the CLI prints with writeSync) or worker threads (with module.register, Node's
-// loader thread is a worker, with streams of its own). A preload records, at exit, the builtins
+// loader thread is a worker, with streams of its own), nor the package modules the workflow
+// does not use (builder, composites, Dagu: src/lazy.js). A preload records, at exit, the builtins
 // Node loaded and the CommonJS files required; the builtins of `node -e 0` under the same
 // preload are subtracted.
 import assert from "node:assert/strict";
@@ -26,8 +27,14 @@ const hasRegisterHooks = (version) => {
 const NODES = [{ path: process.execPath, syncHooks: hasRegisterHooks(process.version) }];
 if (!NODES[0].syncHooks && process.env.SMITHERS_TEST_NODE22) NODES.push({ path: process.env.SMITHERS_TEST_NODE22, syncHooks: true });
 
-const PRELOAD = `process.on("exit", () => {
-  const loaded = { builtins: process.moduleLoadList.filter((m) => m.startsWith("NativeModule ")).map((m) => m.slice(13)), required: Object.keys(require.cache) };
+const PRELOAD = `const esm = [];
+// Where hooks run in this thread, a load hook that sees every ES module loaded from a file.
+require("node:module").registerHooks?.({ load(url, context, next) {
+  if (url.startsWith("file:")) esm.push(url);
+  return next(url, context);
+} });
+process.on("exit", () => {
+  const loaded = { builtins: process.moduleLoadList.filter((m) => m.startsWith("NativeModule ")).map((m) => m.slice(13)), required: Object.keys(require.cache), esm };
   require("node:fs").writeFileSync(process.env.STARTUP_TEST_OUT, JSON.stringify(loaded));
 });
 `;
@@ -44,6 +51,8 @@ function loadedBy(node, args, dir, env = {}) {
 }
 
 const COMPILERS = /node_modules\/(oxc-transform|@oxc-transform|@mdx-js)\//;
+/** This package's modules a workflow that uses neither the builder, composites nor Dagu does not need (src/lazy.js). */
+const LAZY = /\/src\/(builder|composites|dagu\/compile|dagu\/parse|toon\/fields)\.js$/;
 /** Unused by these commands; Node's loader thread (module.register) loads streams and net itself. */
 const UNUSED = ["crypto", "fs/promises"];
 const UNUSED_IN_ONE_THREAD = [...UNUSED, "stream", "internal/fs/streams", "internal/streams/writable", "net", "tty", "worker_threads", "internal/worker"];
@@ -73,6 +82,10 @@ for (const { path: node, syncHooks } of NODES) {
       const unused = syncHooks ? UNUSED_IN_ONE_THREAD : UNUSED;
       for (const [name, r] of [["up", up], ["approve", approve]]) {
         if (syncHooks) assert.deepEqual(r.required.filter((f) => COMPILERS.test(f)), [], `${name} loaded a compiler`);
+        if (syncHooks) {
+          assert.ok(r.esm.some((u) => u.endsWith("/src/render.js")), `${name}: the preload's load hook saw the package's modules (the check below can fail)`);
+          assert.deepEqual(r.esm.filter((u) => LAZY.test(u)), [], `${name} loaded modules the workflow does not use`);
+        }
         assert.deepEqual(extra(r).filter((m) => unused.includes(m)), [], `${name} loaded builtins it does not use`);
       }
     });

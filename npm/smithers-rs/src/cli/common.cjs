@@ -4,7 +4,7 @@
 // most commands). One copy, so both paths print the same by construction. CommonJS, so that
 // both load it with a synchronous require.
 "use strict";
-const { existsSync, fstatSync, writeSync } = require("node:fs");
+const { existsSync, fstatSync, statSync, writeSync } = require("node:fs");
 const { dirname, isAbsolute, join, relative, resolve } = require("node:path");
 const { isServerUrl, resolveDb } = require("../database.cjs");
 
@@ -108,15 +108,31 @@ function writeAll(fd, text) {
 
 /**
  * Whether `fd` is a terminal, without creating process.stdout/stderr for it (their `isTTY`):
- * node:tty (which loads Node's streams) only for a character device, which a pipe or a file
- * is not.
+ * node:tty (which loads Node's streams, ~10 ms of a start) only for a character device, which
+ * a pipe or a file is not, and which /dev/null (`2>/dev/null`, a service's stdio) is but is
+ * no terminal.
  */
 function isTerminal(fd) {
   try {
-    return fstatSync(fd).isCharacterDevice() && require("node:tty").isatty(fd);
+    const stat = fstatSync(fd);
+    if (!stat.isCharacterDevice() || stat.rdev === devNullRdev()) return false;
+    return require("node:tty").isatty(fd);
   } catch {
     return false;
   }
+}
+
+let devNull;
+/** The device number of /dev/null, or null where there is none. */
+function devNullRdev() {
+  if (devNull === undefined) {
+    try {
+      devNull = statSync("/dev/null").rdev;
+    } catch {
+      devNull = null;
+    }
+  }
+  return devNull;
 }
 
 /**

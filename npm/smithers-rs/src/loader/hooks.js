@@ -22,6 +22,8 @@ const { readFileSync, statSync } = process.getBuiltinModule("node:fs");
 const ALIASES = ["smithers-orchestrator", "smithers-rs"];
 /** This package's folder: bare imports from inside it may be the user's peers (`ai`). */
 const PACKAGE_DIR = new URL("../../", import.meta.url).href;
+/** Its ES modules (`src/`, "type": "module"). */
+const PACKAGE_SRC = new URL("../", import.meta.url).href;
 /** The workflow file that last imported this package, to resolve peers from its project. */
 let userParent = null;
 const PROBES = [".tsx", ".ts", ".jsx", ".js", ".mjs", ".mdx", "/index.tsx", "/index.ts", "/index.js"];
@@ -50,6 +52,8 @@ function isFile(url) {
 
 /** Resolution; each `yield [specifier, context]` is a call to the next resolve hook. */
 function* resolveSteps(specifier, context) {
+  const own = ownModule(specifier, context.parentURL);
+  if (own) return { url: own, format: "module", shortCircuit: true };
   const alias = aliasOf(specifier);
   if (alias) {
     // Read before the next hook: Node may change the context object it is given.
@@ -89,6 +93,18 @@ function* resolveSteps(specifier, context) {
     }
     throw err;
   }
+}
+
+/**
+ * `./x.js` imported by a module of this package's `src/`, naming a file there: its URL as it
+ * is, which is what Node's resolution would give (the importer's URL is already a real path),
+ * without its realpath, stat and package scope lookups (a start resolves ~100 such imports
+ * once the hooks exist). Anything else, a missing file included, goes the usual way.
+ */
+function ownModule(specifier, parentURL) {
+  if (!parentURL?.startsWith(PACKAGE_SRC) || !specifier.endsWith(".js") || !(specifier.startsWith("./") || specifier.startsWith("../"))) return null;
+  const url = new URL(specifier, parentURL);
+  return url.href.startsWith(PACKAGE_SRC) && !url.href.includes("/node_modules/", PACKAGE_SRC.length) && isFile(url) ? url.href : null;
 }
 
 function probe(specifier, parentURL) {
