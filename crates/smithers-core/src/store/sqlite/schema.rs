@@ -328,21 +328,7 @@ fn v9(tx: &Connection) -> Result<()> {
         String,
     );
     let rows: Vec<Decided> = stmt
-        .query_map([], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-                r.get(6)?,
-                r.get(7)?,
-                r.get(8)?,
-                r.get(9)?,
-                r.get(10)?,
-            ))
-        })?
+        .query_map([], |r| Decided::try_from(r))?
         .collect::<std::result::Result<_, _>>()?;
     let mut tail = super::audit::tail(tx)?;
     for (run_id, node_id, iteration, round, status, by, at_ms, note, reason, inputs, kind) in rows {
