@@ -218,9 +218,11 @@ export class SmithersEngine {
    * run's: another workflow name is refused with WORKFLOW_MISMATCH and the run
    * is left as it was, unless `force` (which also takes it over from a live owner).
    * @param {string} runId
+   * `onlyIfReady`: claim only if the run still is `running` with nobody holding it, read again
+   * just before the claim (else its status is returned, unclaimed; for workers).
    * `onClaimed` is told once the run is claimed here (not when it was ended, driven here
    * already, or taken by another process).
-   * @param {{ force?: boolean, workflow?: any, workflowPath?: string, onClaimed?: (snapshot: any) => void }} [options]
+   * @param {{ force?: boolean, workflow?: any, workflowPath?: string, onlyIfReady?: boolean, onClaimed?: (snapshot: any) => void }} [options]
    */
   resume(runId, options = {}) {
     // One resume per run at a time: a second caller (the serve watcher, another decision)
@@ -274,6 +276,14 @@ export class SmithersEngine {
       // from this engine would abandon that drive's in-flight tasks and run them twice.
       const started = this.driving.get(runId);
       if (started) return started.done;
+    }
+    if (options.onlyIfReady) {
+      // Read again after the await: another process may have driven the run on and parked
+      // it (waiting for a decision) meanwhile; claiming it then would only park it again.
+      const now = this.native.runSummary(runId);
+      if (now.status !== "running" || (now.owner && now.ownerLiveness !== "dead")) {
+        return now.error ? { runId, status: now.status, error: now.error } : { runId, status: now.status };
+      }
     }
     const snapshot = this.native.claimRun(runId, { ...expect, force: Boolean(options.force) });
     this.workflows.set(runId, wf);

@@ -1076,7 +1076,7 @@ export declare class SmithersEngine {
    * Claims the run and drives it. A `workflow` (object or file path; `workflowPath` names an
    * object's file) whose workflow name is not the run's is WORKFLOW_MISMATCH unless `force`.
    */
-  resume(runId: string, options?: { force?: boolean; workflow?: SmithersWorkflow<any> | string; workflowPath?: string; onClaimed?: (snapshot: { runId: string; workflowName: string }) => void }): Promise<RunResult>;
+  resume(runId: string, options?: { force?: boolean; workflow?: SmithersWorkflow<any> | string; workflowPath?: string; onlyIfReady?: boolean; onClaimed?: (snapshot: { runId: string; workflowName: string }) => void }): Promise<RunResult>;
   approve(runId: string, options?: DecisionOptions): Promise<DecisionOutcome>;
   /** Denies a gate (per onDeny) or rejects a reviewed step (the run ends rejected). */
   deny(runId: string, options?: DecisionOptions): Promise<DecisionOutcome>;

@@ -145,7 +145,7 @@ export class Worker {
       this.taken += 1;
       this.log({ event: "took", runId, workflow: snapshot.workflowName, why, ...(run.owner ? { previousOwner: run.owner } : {}) });
     };
-    const done = this.engine.resume(runId, { onClaimed: claimed }).then(
+    const done = this.engine.resume(runId, { onlyIfReady: true, onClaimed: claimed }).then(
       (result) => {
         this.failed.delete(runId);
         // Not claimed: another process had ended the run by the time this one tried.
