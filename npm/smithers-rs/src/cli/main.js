@@ -661,6 +661,9 @@ async function workerCmd(args) {
         ({ finished, released }) => {
           log({ event: "stopped", taken: worker.taken, finished, released: released.length });
           resolveExit(0);
+          // Task bodies of released runs may still be under way (another process runs them
+          // again): they must not keep this process alive.
+          setTimeout(() => process.exit(), 100).unref();
         },
         (e) => {
           printErr(`smithers worker: ${e?.code ?? "ERROR"}: ${e?.message ?? e}`);
