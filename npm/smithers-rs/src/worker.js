@@ -52,6 +52,8 @@ export class Worker {
     this.version = null;
     this.ticking = false;
     this.again = false;
+    this.changed = false;
+    this.slotFreed = false;
     this.taken = 0;
   }
 
@@ -70,13 +72,15 @@ export class Worker {
   /** PostgreSQL: ticks when another connection commits, or every `sweepMs` regardless. */
   async listen(waiter) {
     while (!this.stopping) {
+      let changed = true;
       try {
-        await waiter.wait(this.sweepMs);
+        changed = await waiter.wait(this.sweepMs);
       } catch (e) {
         this.say({ event: "watch-error", code: e?.code ?? "ERROR", message: String(e?.message ?? e) });
         await new Promise((r) => setTimeout(r, 200));
       }
-      if (!this.stopping) this.tick();
+      // A notification is the news (no counter to read); a wait that timed out only sweeps.
+      if (!this.stopping) this.tick(changed);
     }
   }
 
@@ -88,8 +92,10 @@ export class Worker {
     this.log(entry);
   }
 
-  tick() {
+  /** @param {boolean} [changed] known to have changed (PostgreSQL's notification); else the counter is read */
+  tick(changed) {
     if (this.stopping) return;
+    if (changed) this.changed = true;
     if (this.ticking) {
       this.again = true;
       return;
@@ -108,15 +114,24 @@ export class Worker {
   }
 
   #take() {
-    const version = this.watch.dataVersion();
     const sweep = Date.now() - this.sweptAt >= this.sweepMs;
-    if (version === this.version && !sweep) return;
-    this.version = version;
-    // Timers another process scheduled: the wake-up moves to the earliest.
-    this.engine.armTimers();
+    let changed = this.changed || this.slotFreed;
+    this.changed = false;
+    this.slotFreed = false;
+    if (!changed && !this.listening) {
+      const version = this.watch.dataVersion();
+      changed = version !== this.version;
+      this.version = version;
+    }
+    if (!changed && !sweep) return;
     const free = this.concurrency - this.active.size;
+    if (sweep) {
+      this.sweptAt = Date.now();
+      // Timers another process scheduled: the wake-up moves to the earliest. (The process
+      // that schedules one arms its own wake-up at once; this is for the others.)
+      this.engine.armTimers();
+    }
     if (free <= 0) return;
-    if (sweep) this.sweptAt = Date.now();
     // A page larger than the free slots, tried in a random order: workers reading the same
     // queue at once mostly pick different runs.
     const page = this.engine.native.orphanedRuns(Math.min(100, free * 4 + 8), sweep);
@@ -170,7 +185,7 @@ export class Worker {
     done.finally(() => {
       this.active.delete(runId);
       // A slot is free: more ready work may be waiting (no commit may come to say so).
-      this.version = null;
+      this.slotFreed = true;
       if (!this.stopping) setImmediate(() => this.tick());
     });
   }
