@@ -170,6 +170,8 @@ export class Worker {
       (e) => {
         const code = typeof e?.code === "string" ? e.code : "INTERNAL";
         const message = String(e?.message ?? e);
+        // Claimed, then lost while driving it (taken over after a lapsed lease: RUN_OWNED).
+        if (took) this.log({ event: "released", runId, status: "lost", code, message, ms: Date.now() - t0 });
         // Another process claimed it first: it drives the run.
         if (code === "RUN_OWNED") return;
         if (this.stopping && (code === "ENGINE_CLOSED" || code === "RUN_NOT_CLAIMED")) return;
