@@ -67,16 +67,18 @@ for (const store of ["sqlite", "postgres"]) {
       const db = store === "postgres" ? pgDatabase("workers") : join(dir, "smithers.db");
       const file = writeIn(dir, "short.tsx", SHORT_TSX);
       const effects = join(dir, "effects.log");
-      const ids = await enqueue(db, file, RUNS);
-      assert.equal(new Set(ids).size, RUNS);
-      // Queued: running, driven by nobody.
+      // Queued before any worker runs: running, driven by nobody.
+      const [first] = await enqueue(db, file, 1, () => ({ n: 0 }));
       withEngine(db, (e) => {
-        const run = e.getRun(ids[0]);
+        const run = e.getRun(first);
         assert.equal(run.status, "running");
         assert.equal(run.owner, null);
       });
-
+      // All four up before the rest is queued, so no worker has the queue to itself.
       const workers = Array.from({ length: 4 }, () => startWorker(db, { env: { EFFECTS: effects } }));
+      await waitFor(() => workers.every((w) => w.events().some((e) => e.event === "started")), { what: "four workers up" });
+      const ids = [first, ...(await enqueue(db, file, RUNS - 1, (i) => ({ n: i + 1 })))];
+      assert.equal(new Set(ids).size, RUNS);
       await waitFor(() => readEffects(effects).length >= RUNS * 2, { timeoutMs: 90_000, what: `${RUNS * 2} task effects` });
       await waitFor(() => withEngine(db, (e) => e.listRuns({ status: "finished", limit: RUNS + 1 }).length === RUNS), {
         timeoutMs: 30_000,
