@@ -48,6 +48,8 @@ export class Worker {
     /** runId -> updatedAt of a claim that failed for a passing reason: not tried again until the run changes. */
     this.failed = new Map();
     this.stopping = false;
+    /** Runs stop() let go while their drive was under way. */
+    this.releasedOnStop = new Set();
     this.sweptAt = 0;
     this.version = null;
     this.ticking = false;
@@ -170,11 +172,13 @@ export class Worker {
       (e) => {
         const code = typeof e?.code === "string" ? e.code : "INTERNAL";
         const message = String(e?.message ?? e);
+        // Released by stop() (logged there): the drive then fails, whatever it meets next.
+        if (this.releasedOnStop.has(runId)) return;
+        if (this.stopping && code === "ENGINE_CLOSED") return;
         // Claimed, then lost while driving it (taken over after a lapsed lease: RUN_OWNED).
         if (took) this.log({ event: "released", runId, status: "lost", code, message, ms: Date.now() - t0 });
         // Another process claimed it first: it drives the run.
         if (code === "RUN_OWNED") return;
-        if (this.stopping && (code === "ENGINE_CLOSED" || code === "RUN_NOT_CLAIMED")) return;
         if (TRANSIENT.has(code)) {
           this.failed.set(runId, run.updatedAt);
           this.log({ event: "claim-failed", runId, code, message });
@@ -221,6 +225,7 @@ export class Worker {
       const released = [];
       for (const runId of [...this.engine.driving.keys()]) {
         try {
+          this.releasedOnStop.add(runId);
           this.engine.native.releaseRun(runId);
           released.push(runId);
           this.log({ event: "released", runId, status: "running", why: "stopping" });
