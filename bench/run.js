@@ -14,6 +14,8 @@
 //   peer       the same workflows on Smithers 0.32, installed into a scratch folder
 //   peers      DBOS, LangGraph (PyPI) and Dagu (npm binary) on the same shapes; racing approvers
 //   dagu       a 100-step Dagu DAG of command steps, ms per step, beside Dagu running it
+//   workers    1,000 short runs over 1, 2 and 4 `smithers worker` processes (PostgreSQL, SQLite);
+//              a decision in one process -> downstream task started in a worker, p50/p95
 // It prints a table on stdout (progress on stderr), writes BENCHMARKS.md at the repo root and
 // the raw figures to bench/results/ (ignored by git). Budgets are reported, not asserted: the
 // exit code is 0 unless a benchmark cannot run at all.
@@ -50,6 +52,7 @@ import * as pernodeSection from "./sections/pernode.js";
 import * as recoverySection from "./sections/recovery.js";
 import * as waitingSection from "./sections/waiting.js";
 import * as timersSection from "./sections/timers.js";
+import * as workersSection from "./sections/workers.js";
 
 const argv = process.argv.slice(2);
 const FULL = argv.includes("--full");
@@ -77,6 +80,7 @@ const SECTIONS = [
   ["peer", peerSection],
   ["peers", peersSection],
   ["dagu", daguSection],
+  ["workers", workersSection],
 ];
 
 // ---------------------------------------------------------------- budgets
@@ -154,6 +158,14 @@ function budgets(res) {
       what: `engine memory flat with ${count(a.n)} → ${count(b.n)} waiting runs (RSS within 10 %)${b.n < 100_000 ? "; 100,000 needs --full" : ""}`,
       value: `${fmt(a.hold.after.rssMB)} → ${fmt(b.hold.after.rssMB)} MB (×${grow.toFixed(2)}; peak ${fmt(a.hold.peakRssMB)} → ${fmt(b.hold.peakRssMB)} MB)`,
       pass: grow <= 1.1,
+    });
+  }
+  const pgWorkers = res.workers?.stores?.postgres;
+  if (pgWorkers?.available) {
+    out.push({
+      what: "decision made in one process -> downstream task started in a worker process, PostgreSQL, p50 < 20 ms (issue 16)",
+      value: `p50 ${fmt(pgWorkers.latency.p50)} ms, p95 ${fmt(pgWorkers.latency.p95)} ms (${pgWorkers.latency.reps} decisions)`,
+      pass: pgWorkers.latency.p50 < 20,
     });
   }
   return out;
@@ -634,6 +646,7 @@ function render(res) {
     );
   }
   if (res.dagu) parts.push(renderDagu(res.dagu));
+  if (res.workers) parts.push(workersSection.render(res.workers));
   return parts.join("\n");
 }
 
@@ -712,6 +725,16 @@ function consoleTable(res) {
     const d = res.dagu;
     add("dagu", "100-step command DAG: smithers up", d.reps, `${fmt(d.cli.perStepMs)} ms/step`, `in-process ${fmt(d.inproc.perStepMs)} ms/step`);
     add("dagu", d.dagu.available ? `same DAG: dagu start (${d.dagu.version})` : "same DAG: dagu start (reference, not run)", d.dagu.available ? d.reps : "", `${d.dagu.available ? fmt(d.dagu.perStepMs) : d.reference.cliMsPerStep.join("-")} ms/step`, d.dagu.available ? "" : d.dagu.reason);
+  }
+  if (res.workers) {
+    for (const [store, s] of Object.entries(res.workers.stores)) {
+      if (!s.available) {
+        add("workers", `${store}: unavailable`, "", s.reason ?? "");
+        continue;
+      }
+      for (const r of s.throughput) add("workers", `${store}: ${count(r.runs)} short runs, ${r.workers} worker(s)`, "", `${fmt(r.runsPerS)} runs/s`, `wall ${fmt(r.wallMs / 1000)} s, taken ${r.perWorker.join("/")}`);
+      add("workers", `${store}: decision -> downstream body in a worker`, s.latency.reps, `p50 ${fmt(s.latency.p50)} p95 ${fmt(s.latency.p95)} ms`);
+    }
   }
   const widths = [0, 1, 2, 3, 4].map((i) => Math.max(...rows.map((r) => r[i].length), 4));
   const lines = [`smithers-rs benchmarks — ${res.date} — ${res.env.node} — ${res.build.type} — ${res.env.cpu}, ${res.env.cores} cores — ${res.full ? "full" : "quick"}`];

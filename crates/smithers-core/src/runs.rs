@@ -185,9 +185,13 @@ impl Engine {
 
     /// Lets go of a run this engine drives (the process is about to stop driving it). A run
     /// that is still running stays `running` with no owner: `resume` picks it up.
+    /// It is a write transaction of its own, so it is announced like any other commit (on
+    /// PostgreSQL it notifies): a worker waiting for ready runs on another host takes it at
+    /// once instead of at its next sweep.
     pub fn release_run(&mut self, run_id: &str) -> Result<()> {
         if self.runs.remove(run_id).is_some() {
-            self.store.release_run(run_id, &self.config.owner)?;
+            let owner = self.config.owner.clone();
+            self.transaction(|tx| tx.store.release_run(run_id, &owner))?;
             tracing::debug!(target: ENGINE, run_id, owner = self.config.owner.as_str(), "run released");
         }
         Ok(())

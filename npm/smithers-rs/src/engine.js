@@ -144,6 +144,34 @@ export class SmithersEngine {
     return { runId: snapshot.runId, done: this.#drive(driveRun, wf, snapshot) };
   }
 
+  /**
+   * Records a run for another process to drive (`smithers worker`, `smithers serve`) and
+   * returns its id without driving it: the run is created (its input checked, its graph
+   * validated) and let go at once, so it is `running` with no owner — ready work, which the
+   * first worker with a free slot claims. Its workflow must be a file (the worker loads it
+   * from the path recorded on the run): pass its path, or `workflowPath` with an object.
+   * @param {any} workflow @param {{ input?: unknown, runId?: string, workflowPath?: string, startedBy?: string }} [options]
+   * @returns {Promise<{ runId: string, status: "queued" }>}
+   */
+  async enqueue(workflow, options = {}) {
+    const path = typeof workflow === "string" ? resolve(workflow) : options.workflowPath ? resolve(options.workflowPath) : null;
+    if (!path) {
+      throw new SmithersError("WORKFLOW_NOT_FOUND", "a queued run needs a workflow file (another process loads it from the path recorded on the run): pass its path, or workflowPath", {});
+    }
+    const { createRun, loadWorkflow } = await loadRuntime();
+    const wf = typeof workflow === "string" ? await loadWorkflow(path) : workflow;
+    const snapshot = createRun(this.native, wf, {
+      runId: options.runId,
+      input: options.input ?? {},
+      workflowPath: path,
+      startedBy: options.startedBy,
+      onRender: this.onRender,
+    });
+    this.dispatch();
+    this.native.releaseRun(snapshot.runId);
+    return { runId: snapshot.runId, status: "queued" };
+  }
+
   /** The pool of worker threads of an isolating engine, made on first use. */
   #pool() {
     this.#poolMade ??= import("./isolation.js").then(({ DriverPool }) => {
@@ -190,7 +218,11 @@ export class SmithersEngine {
    * run's: another workflow name is refused with WORKFLOW_MISMATCH and the run
    * is left as it was, unless `force` (which also takes it over from a live owner).
    * @param {string} runId
-   * @param {{ force?: boolean, workflow?: any, workflowPath?: string }} [options]
+   * `onlyIfReady`: claim only if the run still is `running` with nobody holding it, read again
+   * just before the claim (else its status is returned, unclaimed; for workers).
+   * `onClaimed` is told once the run is claimed here (not when it was ended, driven here
+   * already, or taken by another process).
+   * @param {{ force?: boolean, workflow?: any, workflowPath?: string, onlyIfReady?: boolean, onClaimed?: (snapshot: any) => void }} [options]
    */
   resume(runId, options = {}) {
     // One resume per run at a time: a second caller (the serve watcher, another decision)
@@ -245,8 +277,18 @@ export class SmithersEngine {
       const started = this.driving.get(runId);
       if (started) return started.done;
     }
+    if (options.onlyIfReady) {
+      // Read again after the await: another process may have driven the run on and parked
+      // it (waiting for a decision) meanwhile; claiming it then would only park it again.
+      const now = this.native.runSummary(runId);
+      if (now.status !== "running" || (now.owner && now.ownerLiveness !== "dead")) {
+        return now.error ? { runId, status: now.status, error: now.error } : { runId, status: now.status };
+      }
+    }
     const snapshot = this.native.claimRun(runId, { ...expect, force: Boolean(options.force) });
     this.workflows.set(runId, wf);
+    // An ended run comes back as it is, unclaimed (another process finished it meanwhile).
+    if (!isTerminal(snapshot.status)) options.onClaimed?.(snapshot);
     return this.#drive(driveRun, wf, snapshot);
   }
 
@@ -473,10 +515,13 @@ export class SmithersEngine {
    * then (resuming the runs it wakes), until `stopTimers()` or `close()`. For a service that
    * embeds the engine, and `smithers serve`. The wake-up does not keep the process alive.
    * Timers this engine schedules re-arm it; ones another process schedules are found when
-   * `armTimers()` is called (serve's watcher does on every commit it sees).
+   * `armTimers()` is called (serve's watcher does on every commit it sees). With
+   * `resume: false` a fire only records (a `smithers worker` claims the runs it woke as ready
+   * work, within its concurrency limit).
+   * @param {{ resume?: boolean }} [options]
    */
-  startTimers() {
-    this.#timers = { handle: null, due: null };
+  startTimers({ resume = true } = {}) {
+    this.#timers = { handle: null, due: null, resume };
     this.#armTimers();
   }
 
@@ -510,7 +555,7 @@ export class SmithersEngine {
     timers.handle = setTimeout(() => {
       timers.handle = null;
       timers.due = null;
-      this.fireDueTimers().catch(() => this.#armTimers());
+      this.fireDueTimers({ resume: timers.resume }).catch(() => this.#armTimers());
     }, delay);
     timers.handle.unref();
   }

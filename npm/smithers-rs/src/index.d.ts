@@ -1067,10 +1067,16 @@ export declare class SmithersEngine {
   start(workflow: SmithersWorkflow<any> | string, options?: StartOptions): Promise<{ runId: string; done: Promise<RunResult> }>;
   run(workflow: SmithersWorkflow<any> | string, options?: StartOptions): Promise<RunResult>;
   /**
+   * Records a run of a workflow file for another process (`smithers worker`, `smithers serve`)
+   * to drive, without driving it: the run is `running` with no owner until a worker claims it.
+   * WORKFLOW_NOT_FOUND when no file is given (a path, or `workflowPath` with an object).
+   */
+  enqueue(workflow: SmithersWorkflow<any> | string, options?: StartOptions): Promise<{ runId: string; status: "queued" }>;
+  /**
    * Claims the run and drives it. A `workflow` (object or file path; `workflowPath` names an
    * object's file) whose workflow name is not the run's is WORKFLOW_MISMATCH unless `force`.
    */
-  resume(runId: string, options?: { force?: boolean; workflow?: SmithersWorkflow<any> | string; workflowPath?: string }): Promise<RunResult>;
+  resume(runId: string, options?: { force?: boolean; workflow?: SmithersWorkflow<any> | string; workflowPath?: string; onlyIfReady?: boolean; onClaimed?: (snapshot: { runId: string; workflowName: string }) => void }): Promise<RunResult>;
   approve(runId: string, options?: DecisionOptions): Promise<DecisionOutcome>;
   /** Denies a gate (per onDeny) or rejects a reviewed step (the run ends rejected). */
   deny(runId: string, options?: DecisionOptions): Promise<DecisionOutcome>;
@@ -1112,8 +1118,11 @@ export declare class SmithersEngine {
   fireDueTimers(options?: { resume?: boolean }): Promise<{ fired: BindingFiredTimer[]; resumed: RunResult[] }>;
   /** Sends event `name` to the run's `<WaitForEvent>` / `<Signal>` waiting for it; its payload is the output. */
   signal(runId: string, name: string, data: unknown, options?: { correlationId?: string; decidedBy?: string; resume?: boolean }): Promise<DecisionOutcome & { done: Promise<RunResult> | null }>;
-  /** Keeps one wake-up armed for the earliest due timer (unref'd), firing and resuming then. */
-  startTimers(): void;
+  /**
+   * Keeps one wake-up armed for the earliest due timer (unref'd), firing and resuming then;
+   * with `resume: false` a fire only records (a worker claims the woken runs as ready work).
+   */
+  startTimers(options?: { resume?: boolean }): void;
   stopTimers(): void;
   /** Re-reads the earliest due time (after another process scheduled a timer). */
   armTimers(): void;

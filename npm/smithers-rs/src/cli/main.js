@@ -55,7 +55,7 @@ async function exitFor(code) {
 
 const COMMANDS = {
   up: {
-    usage: "smithers up <workflow.tsx|.toon|dag.yaml> [--input JSON] [--run-id ID] [--by USER] [--resume [true|false|ID]] [--force] [--live] [--db FILE] [--json] [-- NAME=VALUE …]",
+    usage: "smithers up <workflow.tsx|.toon|dag.yaml> [--input JSON] [--run-id ID] [--by USER] [--resume [true|false|ID]] [--force] [--detach] [--live] [--db FILE] [--json] [-- NAME=VALUE …]",
     about: "Start a run of a workflow file (.tsx/.ts/.jsx/.js, .toon, or a Dagu DAG .yaml/.yml) and drive it until it finishes, fails, or waits at an approval.",
     details: [
       "--input JSON    the run's input (default {}); for a Dagu DAG, its params: {\"NAME\": \"value\"}",
@@ -67,13 +67,15 @@ const COMMANDS = {
       "                A run of another workflow (another name) is refused with WORKFLOW_MISMATCH",
       "--force         with --resume: take the run over even if another live process drives it,",
       "                or resume it with this workflow even though it was started with another",
+      "--detach        record the run and exit 0 without driving it: a `smithers worker` (or `smithers serve`)",
+      "                on the same database drives it (prints the run id; see `smithers worker --help`)",
       "--db FILE|URL   database: a SQLite file or postgres://… (default: $SMITHERS_DB, the workflow's dbPath, or ./smithers.db)",
       "--live          show progress, command output and agents' answers on stderr as the run goes, each",
       "                line prefixed by its node (the default when stderr is a terminal and --json is not given)",
       "SMITHERS_LOG=debug (or info, or smithers_core::decision=debug, …) logs what the engine decides, to",
       "stderr or SMITHERS_LOG_FILE; see README.md.",
     ],
-    options: { ...COMMON, input: { type: "string" }, "run-id": { type: "string" }, by: { type: "string" }, resume: { type: "boolean", default: false }, force: { type: "boolean", default: false }, live: { type: "boolean", default: false } },
+    options: { ...COMMON, input: { type: "string" }, "run-id": { type: "string" }, by: { type: "string" }, resume: { type: "boolean", default: false }, force: { type: "boolean", default: false }, detach: { type: "boolean", default: false }, live: { type: "boolean", default: false } },
     run: up,
   },
   resume: {
@@ -305,6 +307,28 @@ const COMMANDS = {
     run: serve,
   },
 };
+COMMANDS.worker = {
+  usage: "smithers worker [--db FILE|URL] [--concurrency N] [--grace-ms MS] [--json]",
+  about: "Drive ready runs and fire due timers, with no HTTP; run as many as you like on one database.",
+  details: [
+    "Ready runs: queued (smithers up --detach, engine.enqueue), decided or signalled with nobody",
+    "driving them, woken by a timer, or left by a process that died or lost its lease. Each is",
+    "driven by one process at a time (a claim takes a lease the worker renews); several workers",
+    "(and serve processes) on one database share the work.",
+    "--concurrency N   runs driven at once by this process (default 4)",
+    "--grace-ms MS     on SIGTERM/SIGINT: how long runs driven here get to reach their next wait",
+    "                  or end (default 10000) before they are released for another process to take",
+    "                  at once; then exit 0",
+    "--db FILE|URL     database: a SQLite file or postgres://… (default: $SMITHERS_DB, else ./smithers.db)",
+    "Wake-ups: on PostgreSQL a commit anywhere (a decision, a queued run) wakes the worker at once",
+    "(LISTEN/NOTIFY); on SQLite it polls the database for other processes' commits every 50 ms.",
+    "Runs whose owner died or lost its lease are looked for every second.",
+    "Logs one line per event on stderr (took, released, unresumable); with --json, one JSON object",
+    "a line on stdout. SMITHERS_LEASE_MS sets the lease (default 30000).",
+  ],
+  options: { ...COMMON, concurrency: { type: "string" }, "grace-ms": { type: "string" } },
+  run: workerCmd,
+};
 COMMANDS.run = COMMANDS.up;
 
 function mainHelp() {
@@ -514,6 +538,15 @@ async function up(args) {
       ? resolveDb(process.env.SMITHERS_DB)
       : resolveDb(workflow.dbPath ?? "smithers.db");
   const engine = await openEngine(dbPath, { create: true });
+  if (args.values.detach) {
+    if (args.values.resume) throw usage("--detach starts a run for a worker; it does not go with --resume", "up");
+    const startedBy = args.values.by ?? process.env.SMITHERS_USER ?? osUser();
+    const queued = await engine.enqueue(workflow, { input, runId: args.values["run-id"], workflowPath: path, startedBy });
+    if (args.values.json) print(JSON.stringify({ ok: true, ...queued }, null, 2));
+    else print(`run ${queued.runId}: queued (a smithers worker${dbArg(engine.dbPath)} drives it)`);
+    engine.close();
+    return 0;
+  }
   const live = await progress(engine, args.values);
   let result;
   if (args.values.resume) {
@@ -589,6 +622,51 @@ async function serve(args) {
         },
         (e) => {
           printErr(`smithers serve: ${e?.message ?? e}`);
+          resolveExit(1);
+        },
+      );
+    };
+    process.on("SIGINT", () => stop("SIGINT"));
+    process.on("SIGTERM", () => stop("SIGTERM"));
+  });
+}
+
+async function workerCmd(args) {
+  const v = args.values;
+  if (args.positionals.length) throw usage(`unexpected argument ${JSON.stringify(args.positionals[0])}`, "worker");
+  const concurrency = v.concurrency === undefined ? 4 : Number(v.concurrency);
+  if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 1000) throw usage("--concurrency must be a whole number from 1 to 1000", "worker");
+  const graceMs = v["grace-ms"] === undefined ? 10_000 : Number(v["grace-ms"]);
+  if (!Number.isInteger(graceMs) || graceMs < 0) throw usage("--grace-ms must be a whole number of milliseconds ≥ 0", "worker");
+  const dbPath = v.db ? resolveDb(v.db) : process.env.SMITHERS_DB ? resolveDb(process.env.SMITHERS_DB) : resolve("smithers.db");
+  const [{ Worker }] = await Promise.all([import("../worker.js"), import("../loader/warm.js").then((m) => m.warm())]);
+  const log = v.json
+    ? (entry) => print(JSON.stringify({ ts: new Date().toISOString(), ...entry }))
+    : (entry) => {
+        const { event, runId, ...rest } = entry;
+        const more = Object.entries(rest).map(([k, x]) => `${k}=${typeof x === "string" && !/\s/.test(x) ? x : JSON.stringify(x)}`);
+        printErr([new Date().toISOString().slice(11, 23), event, runId ?? "", ...more].filter(Boolean).join(" "));
+      };
+  const worker = new Worker({ database: dbPath, concurrency, log });
+  log({ event: "started", db: showDb(dbPath), concurrency, pid: process.pid });
+  worker.start();
+  return new Promise((resolveExit) => {
+    const stop = (signal) => {
+      if (worker.stopping) {
+        printErr(`smithers worker: ${signal} again, exiting now`);
+        process.exit(130);
+      }
+      log({ event: "stopping", signal, driving: worker.active.size });
+      worker.stop({ graceMs }).then(
+        ({ finished, released }) => {
+          log({ event: "stopped", taken: worker.taken, finished, released: released.length });
+          resolveExit(0);
+          // Task bodies of released runs may still be under way (another process runs them
+          // again): they must not keep this process alive.
+          setTimeout(() => process.exit(), 100).unref();
+        },
+        (e) => {
+          printErr(`smithers worker: ${e?.code ?? "ERROR"}: ${e?.message ?? e}`);
           resolveExit(1);
         },
       );

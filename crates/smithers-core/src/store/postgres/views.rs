@@ -327,6 +327,13 @@ impl Views for PgStore {
     ) -> Result<Vec<(RunSummary, i64)>> {
         // Read a page at a time (SQLite's store streams the rows), then let `keep` choose.
         const PAGE: i64 = 500;
+        // Without dead owners every row read is kept (`owner IS NULL`): read no more than asked
+        // for. Workers ask on every commit they hear of, for a few runs.
+        let page_size = if include_dead {
+            PAGE
+        } else {
+            i64::try_from(limit).unwrap_or(PAGE).clamp(1, PAGE)
+        };
         let mut cursor: Option<(i64, String)> = after.map(|c| (c.updated_at_ms, c.run_id.clone()));
         let mut out = Vec::new();
         loop {
@@ -341,11 +348,11 @@ impl Views for PgStore {
                     &include_dead,
                     &cursor.as_ref().map(|c| c.0),
                     &cursor.as_ref().map(|c| c.1.as_str()),
-                    &PAGE,
+                    &page_size,
                 ],
                 |r| Ok((run_summary(r)?, r.get::<_, i64>(6))),
             )?;
-            let full = page.len() as i64 == PAGE;
+            let full = page.len() as i64 == page_size;
             for (mut run, updated_at_ms) in page {
                 cursor = Some((updated_at_ms, run.run_id.clone()));
                 if keep(&mut run) {

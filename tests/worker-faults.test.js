@@ -1,0 +1,140 @@
+// `smithers worker` faults, on SQLite and on PostgreSQL:
+//   - kill -9 of a worker mid-run: another worker adopts its run (once the owner is found
+//     gone: its lease expired, or on SQLite its process is gone) and finishes it; the task
+//     that had completed never runs again, the interrupted one runs again;
+//   - SIGTERM: the worker stops taking work, releases the run it drives (its lease let go) and
+//     exits 0; another worker takes the run at once — long before the lease would expire.
+import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, describe, test } from "node:test";
+import { countEffects, freshDir, killAll, readEffects, removeDirs, waitFor, writeIn } from "./helpers/durability.js";
+import { pgDatabase } from "./helpers/postgres.js";
+import { enqueue, startWorker, withEngine } from "./helpers/workers.js";
+
+after(() => {
+  killAll();
+  removeDirs();
+});
+
+/** `pre` -> `slow` (until $RELEASE exists) -> `after`; effects `<what> <pid>` to $EFFECTS. */
+const SLOW_TSX = `/** @jsxImportSource smithers-orchestrator */
+import { Sequence, Task, createSmithers } from "smithers-orchestrator";
+import { appendFileSync, existsSync } from "node:fs";
+import { z } from "zod";
+
+const { Workflow, smithers, outputs } = createSmithers({ step: z.object({ pid: z.number() }) });
+const mark = (what: string) => appendFileSync(process.env.EFFECTS as string, \`\${what} \${process.pid}\\n\`);
+const until = async (file: string) => {
+  while (!existsSync(file)) await new Promise((r) => setTimeout(r, 20));
+};
+
+export default smithers(() => (
+  <Workflow name="slow">
+    <Sequence>
+      <Task id="pre" output={outputs.step}>{() => { mark("pre"); return { pid: process.pid }; }}</Task>
+      <Task id="slow" output={outputs.step}>
+        {async () => {
+          mark("slow-start");
+          await until(process.env.RELEASE as string);
+          mark("slow-end");
+          return { pid: process.pid };
+        }}
+      </Task>
+      <Task id="after" output={outputs.step}>{() => { mark("after"); return { pid: process.pid }; }}</Task>
+    </Sequence>
+  </Workflow>
+));
+`;
+
+function setup(store, name) {
+  const dir = freshDir("smithers-worker-faults-");
+  const db = store === "postgres" ? pgDatabase(name) : join(dir, "smithers.db");
+  const file = writeIn(dir, "slow.tsx", SLOW_TSX);
+  const effects = join(dir, "effects.log");
+  const release = join(dir, "release");
+  return { db, file, effects, release, env: { EFFECTS: effects, RELEASE: release } };
+}
+
+const startedBy = (effects, what) => readEffects(effects).filter((e) => e.what === what).map((e) => e.pid);
+
+for (const store of ["sqlite", "postgres"]) {
+  describe(`smithers worker faults on ${store}`, { timeout: 120_000 }, () => {
+    test("kill -9 of a worker mid-run: another worker adopts the run after the lease; no completed task runs again", async () => {
+      const { db, file, effects, release, env } = setup(store, "kill9");
+      const [runId] = await enqueue(db, file, 1);
+      // A short lease: the dead worker's claim runs out soon.
+      const workerEnv = { ...env, SMITHERS_LEASE_MS: "600" };
+      const first = startWorker(db, { env: workerEnv });
+      await waitFor(() => startedBy(effects, "slow-start").length === 1, { what: "slow started in the first worker" });
+      assert.deepEqual(startedBy(effects, "slow-start"), [first.child.pid]);
+      const second = startWorker(db, { env: workerEnv });
+      await waitFor(() => second.events().some((e) => e.event === "started"), { what: "the second worker up" });
+      first.child.kill("SIGKILL");
+      await first.done;
+
+      await waitFor(() => startedBy(effects, "slow-start").length === 2, { what: "slow started again in the second worker" });
+      const [took] = second.took();
+      assert.equal(took.runId, runId);
+      assert.equal(took.why, "owner-gone");
+      writeFileSync(release, "");
+      await waitFor(() => withEngine(db, (e) => e.getRun(runId).status === "finished"), { what: "the run finished" });
+      const end = await second.stop("SIGTERM");
+      assert.equal(end.code, 0, end.stderr);
+
+      const counts = countEffects(effects);
+      assert.deepEqual(counts, { pre: 1, "slow-start": 2, "slow-end": 1, after: 1 });
+      for (const what of ["slow-end", "after"]) assert.deepEqual(startedBy(effects, what), [second.child.pid]);
+      withEngine(db, (e) => {
+        const info = e.inspect(runId);
+        assert.equal(info.nodes.find((n) => n.nodeId === "pre").attempts, 1, "pre never ran again");
+        assert.equal(info.nodes.find((n) => n.nodeId === "slow").attempts, 2);
+        const events = e.events(runId, { limit: 1000 });
+        assert.deepEqual(events.filter((ev) => ev.type === "NodeAbandoned").map((ev) => ev.nodeId), ["slow"]);
+        assert.equal(info.outputs.find((o) => o.nodeId === "slow").value.pid, second.child.pid);
+      });
+    });
+
+    test("SIGTERM: the worker releases its run and exits 0; another worker takes it at once, not at lease expiry", async () => {
+      const { db, file, effects, release, env } = setup(store, "term");
+      const [runId] = await enqueue(db, file, 1);
+      // A lease far longer than the test: only a release lets another worker in.
+      const workerEnv = { ...env, SMITHERS_LEASE_MS: "600000" };
+      const first = startWorker(db, { env: workerEnv, args: ["--grace-ms", "200"] });
+      await waitFor(() => startedBy(effects, "slow-start").length === 1, { what: "slow started in the first worker" });
+      const second = startWorker(db, { env: workerEnv });
+      await waitFor(() => second.events().some((e) => e.event === "started"), { what: "the second worker up" });
+      // Live owner, long lease: the second worker leaves the run alone.
+      assert.deepEqual(second.took(), []);
+      assert.equal(withEngine(db, (e) => e.getRun(runId).owner !== null), true);
+
+      const end = await first.stop("SIGTERM");
+      assert.equal(end.code, 0, end.stderr);
+      const events = first.events();
+      assert.ok(events.some((e) => e.event === "stopping" && e.signal === "SIGTERM"));
+      assert.ok(events.some((e) => e.event === "released" && e.runId === runId && e.why === "stopping"), JSON.stringify(events));
+      assert.equal(events.at(-1).event, "stopped");
+
+      await waitFor(() => second.took().some((t) => t.runId === runId), { what: "the second worker to take the run" });
+      assert.equal(second.took()[0].why, "ready", "taken as released, not as a dead owner's");
+      await waitFor(() => startedBy(effects, "slow-start").length === 2, { what: "slow started again" });
+      writeFileSync(release, "");
+      await waitFor(() => withEngine(db, (e) => e.getRun(runId).status === "finished"), { what: "the run finished" });
+      const end2 = await second.stop("SIGINT");
+      assert.equal(end2.code, 0, end2.stderr);
+
+      const counts = countEffects(effects);
+      // The first worker's body may still have seen the release file before its process ended;
+      // its completion is refused either way (the run is no longer its): after runs once.
+      assert.equal(counts.pre, 1);
+      assert.equal(counts["slow-start"], 2);
+      assert.equal(counts.after, 1);
+      assert.deepEqual(startedBy(effects, "after"), [second.child.pid]);
+      withEngine(db, (e) => {
+        const info = e.inspect(runId);
+        assert.equal(info.run.owner, null);
+        assert.equal(info.nodes.find((n) => n.nodeId === "pre").attempts, 1);
+      });
+    });
+  });
+}
