@@ -292,6 +292,11 @@ pub enum Error {
     )]
     CorruptStore { what: &'static str, value: String },
 
+    #[error(
+        "The database has a row smithers cannot read: column {column}: {why}. The table was made by something other than this engine, or damaged; nothing was changed"
+    )]
+    UnreadableRow { column: String, why: String },
+
     #[error("The engine is closed")]
     EngineClosed,
 
@@ -349,10 +354,10 @@ pub enum Error {
     Json(#[from] serde_json::Error),
 
     #[error("Database error: {0}")]
-    Db(#[from] rusqlite::Error),
+    Db(rusqlite::Error),
 
     #[error("Database error: {}", pg_message(.0))]
-    Pg(#[from] postgres::Error),
+    Pg(postgres::Error),
 
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
@@ -403,7 +408,7 @@ impl Error {
             Error::TableNameConflict { .. } => "TABLE_NAME_CONFLICT",
             Error::SchemaChanged { .. } => "SCHEMA_CHANGED",
             Error::WorkflowMismatch { .. } => "WORKFLOW_MISMATCH",
-            Error::CorruptStore { .. } => "CORRUPT_STORE",
+            Error::CorruptStore { .. } | Error::UnreadableRow { .. } => "CORRUPT_STORE",
             Error::EngineClosed => "ENGINE_CLOSED",
             Error::TaskFailed { .. } => codes::TASK_FAILED,
             Error::TaskTimeout { .. } => "TASK_TIMEOUT",
@@ -543,6 +548,9 @@ impl Error {
                 json!({ "runId": run_id, "nodeId": node_id })
             }
             Error::CorruptStore { what, value } => json!({ "what": what, "value": value }),
+            Error::UnreadableRow { column, why } => {
+                json!({ "what": "column", "value": column, "why": why })
+            }
             Error::DeliveryNotFound { delivery_id } => json!({ "deliveryId": delivery_id }),
             Error::LinkUsed {
                 link_id,
@@ -551,6 +559,88 @@ impl Error {
             } => json!({ "linkId": link_id, "usedAt": used_at, "outcome": outcome }),
             _ => json!({}),
         }
+    }
+}
+
+/// A SQLite error, or `CORRUPT_STORE` when it says a table is not the one the engine made
+/// (a value of another type than the column's, a column missing): a table made by something
+/// else, or damaged, is refused as an unknown stored state is, never read as something else.
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Error {
+        use rusqlite::Error as E;
+        let unreadable = |column: String, why: String| Error::UnreadableRow { column, why };
+        match e {
+            E::InvalidColumnType(_, name, ty) => unreadable(
+                name,
+                format!("holds a value of type {ty} the engine does not write there"),
+            ),
+            E::FromSqlConversionFailure(i, ty, why) => unreadable(
+                format!("#{i}"),
+                format!("holds a {ty} value that does not convert: {why}"),
+            ),
+            E::IntegralValueOutOfRange(i, v) => {
+                unreadable(format!("#{i}"), format!("holds {v}, out of range"))
+            }
+            E::SqliteFailure(_, Some(ref msg)) | E::SqlInputError { ref msg, .. }
+                if missing_column(msg) =>
+            {
+                let column = msg.rsplit([' ', ':', '.']).next().unwrap_or("").to_string();
+                unreadable(column, format!("the table has no such column ({msg})"))
+            }
+            e => Error::Db(e),
+        }
+    }
+}
+
+/// SQLite's message for a statement naming a column its table does not have.
+fn missing_column(msg: &str) -> bool {
+    msg.starts_with("no such column") || msg.contains("has no column named")
+}
+
+/// A PostgreSQL error, or `CORRUPT_STORE` when it says a table is not the one the engine made:
+/// a column of another type than the engine's (the client refuses to convert a parameter, the
+/// server to compare or cast a value) or a column missing.
+impl From<postgres::Error> for Error {
+    fn from(e: postgres::Error) -> Error {
+        use postgres::error::SqlState;
+        use std::error::Error as _;
+        if let Some(wrong) = e
+            .source()
+            .and_then(|s| s.downcast_ref::<postgres::types::WrongType>())
+        {
+            return Error::UnreadableRow {
+                column: "(a parameter)".into(),
+                why: wrong.to_string(),
+            };
+        }
+        if let Some(db) = e.as_db_error() {
+            let code = db.code();
+            if *code == SqlState::UNDEFINED_COLUMN
+                || *code == SqlState::DATATYPE_MISMATCH
+                || *code == SqlState::UNDEFINED_FUNCTION
+                || *code == SqlState::INVALID_TEXT_REPRESENTATION
+            {
+                // The server names the column only when it is missing.
+                // (`column "x" does not exist`, `column t.x does not exist`).
+                let named = (*code == SqlState::UNDEFINED_COLUMN)
+                    .then(|| {
+                        let m = db.message().strip_prefix("column ")?;
+                        let name = m.split(' ').next()?.rsplit('.').next()?;
+                        Some(name.trim_matches('"'))
+                    })
+                    .flatten();
+                let column = db
+                    .column()
+                    .or(named)
+                    .unwrap_or("(one a statement compares with a value)")
+                    .to_string();
+                return Error::UnreadableRow {
+                    column,
+                    why: format!("{} ({})", db.message(), code.code()),
+                };
+            }
+        }
+        Error::Pg(e)
     }
 }
 
