@@ -297,6 +297,48 @@ pub enum Error {
     )]
     UnreadableRow { column: String, why: String },
 
+    #[error(
+        "{to} already holds smithers data ({table}: {rows} row(s)): migrate copies into an empty database only, so nothing is merged or overwritten; nothing was changed"
+    )]
+    TargetNotEmpty {
+        to: String,
+        table: String,
+        rows: i64,
+    },
+
+    #[error("{from} and {to} are the same database: migrate copies from one database to another")]
+    SameDatabase { from: String, to: String },
+
+    #[error(
+        "Run(s) {} of {from} are being driven (an owner holds a lease on them): a copy now would leave their progress behind. Stop the processes driving them (serve, workers, `smithers up`) or wait for them to park, then migrate again; nothing was changed",
+        runs.join(", ")
+    )]
+    SourceInUse { from: String, runs: Vec<String> },
+
+    #[error(
+        "{from} changed while it was being copied (another process committed): the copy was rolled back, nothing was changed. Stop what writes to it and migrate again"
+    )]
+    SourceChanged { from: String },
+
+    #[error(
+        "The copy does not match its source ({what}: {source_value} in the source, {target_value} in the copy): it was rolled back, nothing was changed"
+    )]
+    MigrateMismatch {
+        what: String,
+        source_value: String,
+        target_value: String,
+    },
+
+    #[error(
+        "{table}.{column} holds {value}, which the target's {target_type} column cannot hold: nothing was changed"
+    )]
+    MigrateValueUnfit {
+        table: String,
+        column: String,
+        value: String,
+        target_type: String,
+    },
+
     #[error("The engine is closed")]
     EngineClosed,
 
@@ -409,6 +451,12 @@ impl Error {
             Error::SchemaChanged { .. } => "SCHEMA_CHANGED",
             Error::WorkflowMismatch { .. } => "WORKFLOW_MISMATCH",
             Error::CorruptStore { .. } | Error::UnreadableRow { .. } => "CORRUPT_STORE",
+            Error::TargetNotEmpty { .. } => "TARGET_NOT_EMPTY",
+            Error::SameDatabase { .. } => "SAME_DATABASE",
+            Error::SourceInUse { .. } => "SOURCE_IN_USE",
+            Error::SourceChanged { .. } => "SOURCE_CHANGED",
+            Error::MigrateMismatch { .. } => "MIGRATE_VERIFY_FAILED",
+            Error::MigrateValueUnfit { .. } => "MIGRATE_VALUE_UNFIT",
             Error::EngineClosed => "ENGINE_CLOSED",
             Error::TaskFailed { .. } => codes::TASK_FAILED,
             Error::TaskTimeout { .. } => "TASK_TIMEOUT",
@@ -548,6 +596,25 @@ impl Error {
                 json!({ "runId": run_id, "nodeId": node_id })
             }
             Error::CorruptStore { what, value } => json!({ "what": what, "value": value }),
+            Error::TargetNotEmpty { to, table, rows } => {
+                json!({ "to": to, "table": table, "rows": rows })
+            }
+            Error::SameDatabase { from, to } => json!({ "from": from, "to": to }),
+            Error::SourceInUse { from, runs } => json!({ "from": from, "runs": runs }),
+            Error::SourceChanged { from } => json!({ "from": from }),
+            Error::MigrateMismatch {
+                what,
+                source_value,
+                target_value,
+            } => json!({ "what": what, "source": source_value, "target": target_value }),
+            Error::MigrateValueUnfit {
+                table,
+                column,
+                value,
+                target_type,
+            } => {
+                json!({ "table": table, "column": column, "value": value, "targetType": target_type })
+            }
             Error::UnreadableRow { column, why } => {
                 json!({ "what": "column", "value": column, "why": why })
             }

@@ -15,6 +15,7 @@
 mod approvals;
 mod attempts;
 mod audit;
+mod copy;
 mod deliveries;
 mod events;
 mod nodes;
