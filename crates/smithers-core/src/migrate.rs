@@ -301,13 +301,25 @@ fn copy(
         },
     )?;
     let mut outputs = BTreeSet::new();
+    let target_tables: BTreeSet<String> = target.table_names()?.into_iter().collect();
     for (key, schemas) in &versions {
         for json in schemas.values() {
             let schema: serde_json::Value = serde_json::from_str(json)?;
             let table = OutputTable::new(key, &schema)?;
             if source_tables.contains(&table.table) {
+                // An output table the target has already (left by runs deleted since, or
+                // made by something else) must be empty: rows are never merged.
+                if outputs.insert(table.table.clone()) && target_tables.contains(&table.table) {
+                    let rows = target.count_rows(&table.table)?;
+                    if rows > 0 {
+                        return Err(Error::TargetNotEmpty {
+                            to: to.to_string(),
+                            table: table.table.clone(),
+                            rows,
+                        });
+                    }
+                }
                 target.ensure_table(&table)?;
-                outputs.insert(table.table.clone());
             }
         }
     }

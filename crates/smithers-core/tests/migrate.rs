@@ -236,3 +236,24 @@ fn a_source_that_changes_during_the_copy_is_rolled_back() {
     let report = migrate(db.db(), &to, &mut |_| {}).unwrap();
     assert_eq!(report.audit.entries, 3);
 }
+
+#[test]
+fn an_output_table_with_rows_in_the_target_is_refused() {
+    let db = common::TestDb::new();
+    fill(db.db());
+    let to = sqlite_file(&db, "to.db");
+    // Something else's `build` table, with a row, in an otherwise empty database.
+    Engine::open(&to).unwrap();
+    rusqlite::Connection::open(&to)
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE build (run_id TEXT, node_id TEXT, iteration INTEGER, version TEXT);
+             INSERT INTO build VALUES ('x', 'build', 0, '0.1');",
+        )
+        .unwrap();
+    let before = digest(&to);
+    let err = migrate(db.db(), &to, &mut |_| {}).unwrap_err();
+    assert_eq!(err.code(), "TARGET_NOT_EMPTY", "{err}");
+    assert_eq!(err.details()["table"], "build");
+    assert_eq!(digest(&to), before, "nothing written");
+}
