@@ -9,6 +9,8 @@
 //   cli        the CLI as whole processes (wall, CPU time, peak RSS) on 1,000 waiting runs
 //   waiting    1,000 / 10,000 (/ 100,000) runs waiting at an approval
 //   timers     1,000 / 10,000 (/ 100,000) gates waiting with deadlines: first pages, firing all
+//   postgres   PostgreSQL next to SQLite: per-node overhead (Sequence of 1,000 static / compute
+//              tasks) and approve -> downstream started, on a throwaway server (scripts/pg-server.sh)
 //   recovery   kill -9 during a 1,000-task run, then resume
 //   agents     what an agent task costs over a compute task (an agent that answers at once)
 //   peer       the same workflows on Smithers 0.32, installed into a scratch folder
@@ -49,6 +51,7 @@ import * as daguSection from "./sections/dagu.js";
 import * as peerSection from "./sections/peer.js";
 import * as peersSection from "./sections/peers.js";
 import * as pernodeSection from "./sections/pernode.js";
+import * as postgresSection from "./sections/postgres.js";
 import * as recoverySection from "./sections/recovery.js";
 import * as waitingSection from "./sections/waiting.js";
 import * as timersSection from "./sections/timers.js";
@@ -75,6 +78,7 @@ const SECTIONS = [
   ["cli", cliSection],
   ["waiting", waitingSection],
   ["timers", timersSection],
+  ["postgres", postgresSection],
   ["recovery", recoverySection],
   ["agents", agentsSection],
   ["peer", peerSection],
@@ -646,6 +650,7 @@ function render(res) {
     );
   }
   if (res.dagu) parts.push(renderDagu(res.dagu));
+  if (res.postgres) parts.push(renderPostgres(res.postgres));
   if (res.workers) parts.push(workersSection.render(res.workers));
   return parts.join("\n");
 }
@@ -669,6 +674,26 @@ function renderDagu(d) {
   out.push(mdTable(["runner", `${d.lengths[0]} step, wall ms`, `${d.lengths[1]} steps, wall ms`, "ms per step"], rows));
   const theirs = d.dagu.available ? d.dagu.perStepMs : d.reference.cliMsPerStep[0];
   out.push(`\nours/Dagu per step (whole process): ${ratio(d.cli.perStepMs, theirs)}. Each step is a \`/bin/sh -c true\` process in both; the rest is the engine.\n`);
+  return out.join("\n");
+}
+
+function renderPostgres(p) {
+  const out = ["\n## 8. PostgreSQL next to SQLite\n"];
+  out.push(
+    `The same in-process measurements on a PostgreSQL server on loopback (${p.version}; ${p.server}) and on a SQLite file, ` +
+      `interleaved repetition by repetition, a fresh database (schema or file) each. Per node: \`engine.run\` of a <Sequence> of ${count(p.n)} tasks, median of ${p.reps}. ` +
+      `Approve: \`engine.approve\` → the downstream task's body starts, ${p.approveRuns} runs after 10 warm-up. ` +
+      "Every transition is a transaction with its round trips to the server (ARCHITECTURE.md, \"The store\").\n",
+  );
+  const rows = [];
+  for (const c of [...new Set(p.rows.map((r) => r.label))]) {
+    const at = (store) => p.rows.find((r) => r.label === c && r.store === store);
+    rows.push([`${c}, ms per node`, mmm(at("sqlite").perNode), mmm(at("postgres").perNode), ratio(at("postgres").perNode.median, at("sqlite").perNode.median)]);
+  }
+  rows.push(["approve → downstream started, p50 ms", fmt(p.approve.sqlite.toBody.p50), fmt(p.approve.postgres.toBody.p50), ratio(p.approve.postgres.toBody.p50, p.approve.sqlite.toBody.p50)]);
+  rows.push(["approve → downstream started, p99 ms", fmt(p.approve.sqlite.toBody.p99), fmt(p.approve.postgres.toBody.p99), ratio(p.approve.postgres.toBody.p99, p.approve.sqlite.toBody.p99)]);
+  rows.push(["approve → run finished, p50 ms", fmt(p.approve.sqlite.toDone.p50), fmt(p.approve.postgres.toDone.p50), ratio(p.approve.postgres.toDone.p50, p.approve.sqlite.toDone.p50)]);
+  out.push(mdTable(["figure", "SQLite", "PostgreSQL", "PostgreSQL/SQLite"], rows));
   return out.join("\n");
 }
 
@@ -709,6 +734,11 @@ function consoleTable(res) {
       add("timers", `${count(t.n)} gates with deadlines: fire all`, t.fire.perTimer.n, `${fmt(t.fire.perTimer.p50)} ms/timer p50`, `p99 ${fmt(t.fire.perTimer.p99)}, RSS ${fmt(t.fire.before.rssMB)} -> ${fmt(t.fire.after.rssMB)} MB`);
       add("timers", `${count(t.n)} gates with deadlines: first pages`, t.hold.pageFirst.n, `approvals ${fmt(t.hold.pageFirst.p50)} ms`, `listRuns ${fmt(t.hold.runsPage.p50)} ms`);
     }
+  }
+  if (res.postgres) {
+    const p = res.postgres;
+    for (const r of p.rows) add("postgres", `${r.label} N=${r.n} on ${r.store}`, r.total.n, `${mmm(r.perNode)} ms/node`, `total ${mmm(r.total)} ms`);
+    for (const [store, a] of Object.entries(p.approve)) add("postgres", `approve -> downstream body on ${store}`, a.toBody.n, `p50 ${fmt(a.toBody.p50)} p99 ${fmt(a.toBody.p99)} ms`, `-> finished p50 ${fmt(a.toDone.p50)} ms`);
   }
   if (res.agents) {
     for (const r of res.agents.rows) {

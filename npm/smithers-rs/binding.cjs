@@ -847,6 +847,7 @@ module.exports.engineVersion = nativeBinding.engineVersion
 module.exports.fieldProblem = nativeBinding.fieldProblem
 module.exports.identifierProblem = nativeBinding.identifierProblem
 module.exports.isRunId = nativeBinding.isRunId
+module.exports.migrateDatabase = nativeBinding.migrateDatabase
 module.exports.runCommand = nativeBinding.runCommand
 module.exports.scopeCovers = nativeBinding.scopeCovers
 module.exports.snakeCase = nativeBinding.snakeCase

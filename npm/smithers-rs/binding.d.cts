@@ -856,6 +856,15 @@ export declare function identifierProblem(name: string): string | null
 export declare function isRunId(runId: string): boolean
 
 /**
+ * Copies the database `from` into the empty database `to` (`smithers migrate --from --to`;
+ * either may be a SQLite file or a `postgres://` URL), calling `onProgress` at the start of
+ * every table, every 1,000 rows and its end. Returns what was copied; throws with the core's
+ * code (TARGET_NOT_EMPTY, SOURCE_IN_USE, SOURCE_CHANGED, MIGRATE_VERIFY_FAILED, …), having
+ * changed nothing.
+ */
+export declare function migrateDatabase(from: string, to: string, onProgress?: (progress: { table: string; tableIndex: number; tables: number; tableRowsDone: number; tableRows: number; rowsDone: number; rows: number }) => void): { from: string; to: string; tables: Array<{ table: string; rows: number; output: boolean }>; rows: number; runs: number; audit: BindingAuditReport; skipped: Array<string> }
+
+/**
  * Runs a command task's process (a step's `command`, or one a CLI agent or a tool builds)
  * on a thread of its own and resolves with how it ended. The JS thread never waits on it.
  * With `cancelId`, `cancelCommand(cancelId)` stops it.

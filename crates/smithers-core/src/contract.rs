@@ -143,6 +143,15 @@ pub const ERROR_CODES: &[(&str, ErrorMeta)] = &[
     // A <HumanTask> answer that does not fit its schema (it counts as an attempt).
     meta("HUMAN_TASK_INVALID_JSON", 1, 422),
     meta("HUMAN_TASK_VALIDATION_FAILED", 1, 422),
+    // `smithers migrate --from --to`: the target holds data; the source is the target; a run
+    // of the source is being driven, or something committed to it during the copy; the copy
+    // did not verify; a value the target's column cannot hold.
+    meta("TARGET_NOT_EMPTY", 1, 409),
+    meta("SAME_DATABASE", 4, 400),
+    meta("SOURCE_IN_USE", 1, 409),
+    meta("SOURCE_CHANGED", 1, 409),
+    meta("MIGRATE_VERIFY_FAILED", 1, 500),
+    meta("MIGRATE_VALUE_UNFIT", 1, 400),
     // HTTP only.
     meta("UNAUTHORIZED", 1, 401),
     meta("NOT_FOUND", 1, 404),

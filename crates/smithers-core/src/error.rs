@@ -292,6 +292,53 @@ pub enum Error {
     )]
     CorruptStore { what: &'static str, value: String },
 
+    #[error(
+        "The database has a row smithers cannot read: column {column}: {why}. The table was made by something other than this engine, or damaged; nothing was changed"
+    )]
+    UnreadableRow { column: String, why: String },
+
+    #[error(
+        "{to} already holds smithers data ({table}: {rows} row(s)): migrate copies into an empty database only, so nothing is merged or overwritten; nothing was changed"
+    )]
+    TargetNotEmpty {
+        to: String,
+        table: String,
+        rows: i64,
+    },
+
+    #[error("{from} and {to} are the same database: migrate copies from one database to another")]
+    SameDatabase { from: String, to: String },
+
+    #[error(
+        "Run(s) {} of {from} are being driven (an owner holds a lease on them): a copy now would leave their progress behind. Stop the processes driving them (serve, workers, `smithers up`) or wait for them to park, then migrate again; nothing was changed",
+        runs.join(", ")
+    )]
+    SourceInUse { from: String, runs: Vec<String> },
+
+    #[error(
+        "{from} changed while it was being copied (another process committed): the copy was rolled back, nothing was changed. Stop what writes to it and migrate again"
+    )]
+    SourceChanged { from: String },
+
+    #[error(
+        "The copy does not match its source ({what}: {source_value} in the source, {target_value} in the copy): it was rolled back, nothing was changed"
+    )]
+    MigrateMismatch {
+        what: String,
+        source_value: String,
+        target_value: String,
+    },
+
+    #[error(
+        "{table}.{column} holds {value}, which the target's {target_type} column cannot hold: nothing was changed"
+    )]
+    MigrateValueUnfit {
+        table: String,
+        column: String,
+        value: String,
+        target_type: String,
+    },
+
     #[error("The engine is closed")]
     EngineClosed,
 
@@ -349,10 +396,10 @@ pub enum Error {
     Json(#[from] serde_json::Error),
 
     #[error("Database error: {0}")]
-    Db(#[from] rusqlite::Error),
+    Db(rusqlite::Error),
 
     #[error("Database error: {}", pg_message(.0))]
-    Pg(#[from] postgres::Error),
+    Pg(postgres::Error),
 
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
@@ -403,7 +450,13 @@ impl Error {
             Error::TableNameConflict { .. } => "TABLE_NAME_CONFLICT",
             Error::SchemaChanged { .. } => "SCHEMA_CHANGED",
             Error::WorkflowMismatch { .. } => "WORKFLOW_MISMATCH",
-            Error::CorruptStore { .. } => "CORRUPT_STORE",
+            Error::CorruptStore { .. } | Error::UnreadableRow { .. } => "CORRUPT_STORE",
+            Error::TargetNotEmpty { .. } => "TARGET_NOT_EMPTY",
+            Error::SameDatabase { .. } => "SAME_DATABASE",
+            Error::SourceInUse { .. } => "SOURCE_IN_USE",
+            Error::SourceChanged { .. } => "SOURCE_CHANGED",
+            Error::MigrateMismatch { .. } => "MIGRATE_VERIFY_FAILED",
+            Error::MigrateValueUnfit { .. } => "MIGRATE_VALUE_UNFIT",
             Error::EngineClosed => "ENGINE_CLOSED",
             Error::TaskFailed { .. } => codes::TASK_FAILED,
             Error::TaskTimeout { .. } => "TASK_TIMEOUT",
@@ -543,6 +596,28 @@ impl Error {
                 json!({ "runId": run_id, "nodeId": node_id })
             }
             Error::CorruptStore { what, value } => json!({ "what": what, "value": value }),
+            Error::TargetNotEmpty { to, table, rows } => {
+                json!({ "to": to, "table": table, "rows": rows })
+            }
+            Error::SameDatabase { from, to } => json!({ "from": from, "to": to }),
+            Error::SourceInUse { from, runs } => json!({ "from": from, "runs": runs }),
+            Error::SourceChanged { from } => json!({ "from": from }),
+            Error::MigrateMismatch {
+                what,
+                source_value,
+                target_value,
+            } => json!({ "what": what, "source": source_value, "target": target_value }),
+            Error::MigrateValueUnfit {
+                table,
+                column,
+                value,
+                target_type,
+            } => {
+                json!({ "table": table, "column": column, "value": value, "targetType": target_type })
+            }
+            Error::UnreadableRow { column, why } => {
+                json!({ "what": "column", "value": column, "why": why })
+            }
             Error::DeliveryNotFound { delivery_id } => json!({ "deliveryId": delivery_id }),
             Error::LinkUsed {
                 link_id,
@@ -551,6 +626,88 @@ impl Error {
             } => json!({ "linkId": link_id, "usedAt": used_at, "outcome": outcome }),
             _ => json!({}),
         }
+    }
+}
+
+/// A SQLite error, or `CORRUPT_STORE` when it says a table is not the one the engine made
+/// (a value of another type than the column's, a column missing): a table made by something
+/// else, or damaged, is refused as an unknown stored state is, never read as something else.
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Error {
+        use rusqlite::Error as E;
+        let unreadable = |column: String, why: String| Error::UnreadableRow { column, why };
+        match e {
+            E::InvalidColumnType(_, name, ty) => unreadable(
+                name,
+                format!("holds a value of type {ty} the engine does not write there"),
+            ),
+            E::FromSqlConversionFailure(i, ty, why) => unreadable(
+                format!("#{i}"),
+                format!("holds a {ty} value that does not convert: {why}"),
+            ),
+            E::IntegralValueOutOfRange(i, v) => {
+                unreadable(format!("#{i}"), format!("holds {v}, out of range"))
+            }
+            E::SqliteFailure(_, Some(ref msg)) | E::SqlInputError { ref msg, .. }
+                if missing_column(msg) =>
+            {
+                let column = msg.rsplit([' ', ':', '.']).next().unwrap_or("").to_string();
+                unreadable(column, format!("the table has no such column ({msg})"))
+            }
+            e => Error::Db(e),
+        }
+    }
+}
+
+/// SQLite's message for a statement naming a column its table does not have.
+fn missing_column(msg: &str) -> bool {
+    msg.starts_with("no such column") || msg.contains("has no column named")
+}
+
+/// A PostgreSQL error, or `CORRUPT_STORE` when it says a table is not the one the engine made:
+/// a column of another type than the engine's (the client refuses to convert a parameter, the
+/// server to compare or cast a value) or a column missing.
+impl From<postgres::Error> for Error {
+    fn from(e: postgres::Error) -> Error {
+        use postgres::error::SqlState;
+        use std::error::Error as _;
+        if let Some(wrong) = e
+            .source()
+            .and_then(|s| s.downcast_ref::<postgres::types::WrongType>())
+        {
+            return Error::UnreadableRow {
+                column: "(a parameter)".into(),
+                why: wrong.to_string(),
+            };
+        }
+        if let Some(db) = e.as_db_error() {
+            let code = db.code();
+            if *code == SqlState::UNDEFINED_COLUMN
+                || *code == SqlState::DATATYPE_MISMATCH
+                || *code == SqlState::UNDEFINED_FUNCTION
+                || *code == SqlState::INVALID_TEXT_REPRESENTATION
+            {
+                // The server names the column only when it is missing.
+                // (`column "x" does not exist`, `column t.x does not exist`).
+                let named = (*code == SqlState::UNDEFINED_COLUMN)
+                    .then(|| {
+                        let m = db.message().strip_prefix("column ")?;
+                        let name = m.split(' ').next()?.rsplit('.').next()?;
+                        Some(name.trim_matches('"'))
+                    })
+                    .flatten();
+                let column = db
+                    .column()
+                    .or(named)
+                    .unwrap_or("(one a statement compares with a value)")
+                    .to_string();
+                return Error::UnreadableRow {
+                    column,
+                    why: format!("{} ({})", db.message(), code.code()),
+                };
+            }
+        }
+        Error::Pg(e)
     }
 }
 

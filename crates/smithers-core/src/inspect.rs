@@ -173,20 +173,7 @@ impl Engine {
     /// (`smithers audit verify`): the first entry altered or removed, if any. Reads pages of
     /// 1,000 entries; nothing is written.
     pub fn audit_verify(&self) -> Result<crate::audit::AuditReport> {
-        let mut verifier = crate::audit::Verifier::new();
-        let mut after = 0;
-        loop {
-            let page = self.store.audit_entries(after, 1000)?;
-            let Some(last) = page.last() else { break };
-            after = last.seq;
-            for e in &page {
-                verifier.check(e);
-            }
-            if verifier.done() {
-                break;
-            }
-        }
-        Ok(verifier.finish(self.store.audit_head()?))
+        verify_audit(&*self.store)
     }
 
     /// Entries of the decision log after `after_seq`, oldest first, at most `limit` (1 to
@@ -255,4 +242,23 @@ impl Engine {
         self.store
             .events(run_id, after_seq, limit.clamp(1, 100_000))
     }
+}
+
+/// Checks a store's decision log from its first entry to the head recorded with it, in pages
+/// of 1,000 entries (`Engine::audit_verify`, and `migrate` on both of its databases).
+pub(crate) fn verify_audit(store: &dyn crate::store::Store) -> Result<crate::audit::AuditReport> {
+    let mut verifier = crate::audit::Verifier::new();
+    let mut after = 0;
+    loop {
+        let page = store.audit_entries(after, 1000)?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        for e in &page {
+            verifier.check(e);
+        }
+        if verifier.done() {
+            break;
+        }
+    }
+    Ok(verifier.finish(store.audit_head()?))
 }

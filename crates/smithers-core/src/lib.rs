@@ -21,6 +21,7 @@ mod inspect;
 mod logs;
 pub mod machines;
 mod memory;
+pub mod migrate;
 mod outbox;
 mod output;
 mod owner;

@@ -106,6 +106,22 @@ export const cancelCommand = (cancelId) => binding.cancelCommand(cancelId);
  */
 export const writeCommandStdin = (cancelId, text) => binding.writeCommandStdin(cancelId, text);
 
+/**
+ * Copies the database `from` into the empty database `to` (`smithers migrate --from --to`):
+ * either may be a SQLite file or a `postgres://` URL. Synchronous; `onProgress` is called at
+ * the start of every table, every 1,000 rows and at its end.
+ * @param {string} from
+ * @param {string} to
+ * @param {Parameters<typeof binding.migrateDatabase>[2]} [onProgress]
+ */
+export const migrateDatabase = (from, to, onProgress) => {
+  try {
+    return binding.migrateDatabase(from, to, onProgress);
+  } catch (e) {
+    throw smithersError(e, "migrateDatabase");
+  }
+};
+
 export const engineVersion = () => binding.engineVersion();
 /** "debug" or "release": how the native addon was compiled. */
 export const engineBuild = () => binding.engineBuild();

@@ -61,6 +61,52 @@ pub(crate) fn open(path: &Path, options: OpenOptions) -> Result<Box<dyn Store>> 
     }
 }
 
+/// Opens a store for copying rows between databases (`smithers migrate --from --to`,
+/// `crate::migrate`): the [`Store`] and its raw rows ([`CopyRows`]).
+pub(crate) fn open_copy(path: &Path, options: OpenOptions) -> Result<Box<dyn CopyStore>> {
+    match path.to_str() {
+        Some(url) if is_postgres_url(url) => Ok(Box::new(postgres::PgStore::open(url, options)?)),
+        _ => Ok(Box::new(sqlite::SqliteStore::open(path, options)?)),
+    }
+}
+
+/// A store whose tables can be read and written row by row, whatever they hold.
+pub(crate) trait CopyStore: Store + CopyRows {}
+
+impl<T: Store + CopyRows> CopyStore for T {}
+
+/// One value of a row as a copy carries it from one store to another: SQLite's storage
+/// classes (PostgreSQL's BOOLEAN travels as 0/1, as SQLite keeps it).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Cell {
+    Null,
+    Int(i64),
+    Real(f64),
+    Text(String),
+}
+
+/// Raw rows of any table of the database, for `crate::migrate`: read in one consistent
+/// snapshot of the source, written inside one write transaction of the target.
+pub(crate) trait CopyRows {
+    /// Starts a read-only transaction whose reads all see one moment of the database (SQLite:
+    /// a WAL read snapshot; PostgreSQL: REPEATABLE READ).
+    fn begin_snapshot(&self) -> Result<()>;
+    fn end_snapshot(&self);
+    /// The names of the database's tables (of its schema, on PostgreSQL).
+    fn table_names(&self) -> Result<Vec<String>>;
+    fn count_rows(&self, table: &str) -> Result<i64>;
+    /// Hands every row of `table` (its `columns`, in that order) to `f`, one at a time.
+    fn scan_rows(
+        &self,
+        table: &str,
+        columns: &[String],
+        f: &mut dyn FnMut(Vec<Cell>) -> Result<()>,
+    ) -> Result<()>;
+    /// Inserts rows of `columns`, each value converted to its column's type (a value that
+    /// does not fit is `MIGRATE_VALUE_UNFIT`).
+    fn insert_rows(&self, table: &str, columns: &[String], rows: &[Vec<Cell>]) -> Result<()>;
+}
+
 /// Every part of the interface; implemented by each store.
 pub(crate) trait Store:
     Transactions

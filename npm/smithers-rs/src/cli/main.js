@@ -2,7 +2,7 @@
 // 1 failed, 4 usage or lookup errors (including a decision whose --input can never fit the
 // gate: MISSING_REQUIRED_INPUTS, UNDECLARED_INPUT, PUSH_BACK_UNSUPPORTED).
 import { resolve } from "node:path";
-import { resolveDb, showDb } from "../database.cjs";
+import { isServerUrl, resolveDb, showDb } from "../database.cjs";
 import { SmithersError, printable } from "../errors.js";
 import { describeThrown, isSmithersError } from "../values.js";
 
@@ -271,13 +271,26 @@ const COMMANDS = {
     run: audit,
   },
   migrate: {
-    usage: "smithers migrate [--db FILE] [--json]",
-    about: "Upgrade a database to this version's schema (every command that writes does it too).",
+    usage: "smithers migrate [--db FILE|URL] [--json] | smithers migrate --from FILE|URL --to FILE|URL [--json]",
+    about: "Upgrade a database to this version's schema, or copy a database into another store (SQLite <-> PostgreSQL).",
     details: [
-      "Read commands (ps, inspect, why, logs) never change a database: on one of an older schema",
-      "they say SCHEMA_OUTDATED. A database of a newer version is refused (SCHEMA_TOO_NEW), untouched.",
+      "--db            upgrade the database in place (every command that writes does it too). Read commands",
+      "                (ps, inspect, why, logs) never change a database: on one of an older schema they say",
+      "                SCHEMA_OUTDATED. A database of a newer version is refused (SCHEMA_TOO_NEW), untouched.",
+      "--from, --to    copy every run, node, attempt, approval and decision, vote, timer, event, the decision",
+      "                log, the schema versions and the output tables from one database into another, e.g.",
+      "                  smithers migrate --from smithers.db --to 'postgres://user@host/db?schema=wf'",
+      "                The source is only read, in one consistent snapshot (run `smithers migrate --db` on it",
+      "                first if it is of an older schema). The target is created if missing and must hold no",
+      "                smithers data (TARGET_NOT_EMPTY). Everything is written in one transaction, committed",
+      "                only when every table's row count equals the source's and the decision log verifies as",
+      "                in the source (MIGRATE_VERIFY_FAILED); otherwise nothing is written. Refused while a run",
+      "                of the source is being driven (SOURCE_IN_USE: stop serve, workers and `up`, or let the",
+      "                runs park) and when anything commits to the source during the copy (SOURCE_CHANGED).",
+      "                Runs waiting at a gate move as they are: approve them afterwards with --db <target>.",
+      "                Prints progress on a terminal; --json prints the tables and counts copied.",
     ],
-    options: COMMON,
+    options: { ...COMMON, from: { type: "string" }, to: { type: "string" } },
     run: migrate,
   },
   serve: {
@@ -677,6 +690,8 @@ async function workerCmd(args) {
 }
 
 async function migrate(args) {
+  const v = args.values;
+  if (v.from !== undefined || v.to !== undefined) return copyDatabase(args);
   const dbPath = findDb(args.values);
   const { NativeEngine } = await import("../native.js");
   let before;
@@ -695,6 +710,48 @@ async function migrate(args) {
   } else {
     print(before === "current" ? `${showDb(dbPath)}: up to date` : `${showDb(dbPath)}: upgraded from schema ${before}`);
   }
+  return 0;
+}
+
+/** `smithers migrate --from A --to B`: the core copies (`migrate.rs`); this prints. */
+async function copyDatabase(args) {
+  const v = args.values;
+  if (v.from === undefined || v.to === undefined) throw usage("a copy needs both --from and --to", "migrate");
+  if (v.db !== undefined) throw usage("--db upgrades one database in place; a copy takes --from and --to, not --db", "migrate");
+  if (args.positionals.length > 0) throw usage(`unexpected argument ${JSON.stringify(args.positionals[0])}`, "migrate");
+  const from = resolveDb(v.from);
+  const to = resolveDb(v.to);
+  // A mistyped source is DB_NOT_FOUND, not an empty copy.
+  if (!isServerUrl(from) && !existsSync(from)) throw new SmithersError("DB_NOT_FOUND", `no database at ${from}`, { dbPath: from });
+  const { migrateDatabase } = await import("../native.js");
+  const live = !v.json && isTerminal(2);
+  let last = 0;
+  const onProgress = live
+    ? (p) => {
+        const now = Date.now();
+        if (now - last < 100 && p.tableRowsDone !== p.tableRows) return;
+        last = now;
+        const pct = p.rows > 0 ? Math.floor((100 * p.rowsDone) / p.rows) : 100;
+        process.stderr.write(`\r\x1b[2K[${p.tableIndex}/${p.tables}] ${p.table}: ${p.tableRowsDone}/${p.tableRows} rows (${pct}% of ${p.rows})`);
+      }
+    : undefined;
+  let report;
+  try {
+    report = migrateDatabase(from, to, onProgress);
+  } finally {
+    if (live) process.stderr.write("\r\x1b[2K");
+  }
+  if (v.json) {
+    print(JSON.stringify({ ok: true, ...report }, null, 2));
+    return 0;
+  }
+  const copied = report.tables.filter((t) => t.rows > 0);
+  print(`copied ${showDb(from)} -> ${showDb(to)}: ${report.runs} run${report.runs === 1 ? "" : "s"}, ${report.rows} rows in ${copied.length} tables`);
+  print(table(["TABLE", "ROWS"], copied.map((t) => [t.table + (t.output ? " (output)" : ""), String(t.rows)])));
+  const a = report.audit;
+  print(a.entries > 0 ? `decision log: ${a.entries} entr${a.entries === 1 ? "y" : "ies"}, ${a.ok ? "chain intact" : "chain broken (as in the source)"}; head ${a.headSeq} ${a.headHash}` : "decision log: empty");
+  if (report.skipped.length > 0) print(`left behind (not smithers tables): ${report.skipped.join(", ")}`);
+  print(`row counts verified; use --db ${showDb(to)} from now on`);
   return 0;
 }
 

@@ -3,7 +3,7 @@
 use postgres::Row;
 use serde_json::{Value, json};
 
-use super::{PgStore, json_col, typed};
+use super::{PgStore, col, json_col, typed};
 use crate::error::Result;
 use crate::machines::{
     ApprovalRequest, ApprovalStatus, DecisionRow, HistoryRow, NodeKey, NodeState,
@@ -16,20 +16,20 @@ const COLS: &str = "node_id, iteration, status, mode, on_deny, output_table, req
 
 fn approval_row(r: &Row) -> Result<ApprovalRow> {
     Ok(ApprovalRow {
-        node_id: r.get(0),
-        iteration: r.get(1),
-        status: typed(r.get(2))?,
-        mode: r.get(3),
-        on_deny: r.get(4),
-        output_table: r.get(5),
-        request_json: r.get(6),
-        decided_by: r.get(7),
-        decided_at_ms: r.get(8),
-        note: r.get(9),
-        decision_json: r.get(10),
-        kind: r.get(11),
-        round: r.get(12),
-        requested_at_ms: r.get(13),
+        node_id: col(r, 0)?,
+        iteration: col(r, 1)?,
+        status: typed(col(r, 2)?)?,
+        mode: col(r, 3)?,
+        on_deny: col(r, 4)?,
+        output_table: col(r, 5)?,
+        request_json: col(r, 6)?,
+        decided_by: col(r, 7)?,
+        decided_at_ms: col(r, 8)?,
+        note: col(r, 9)?,
+        decision_json: col(r, 10)?,
+        kind: col(r, 11)?,
+        round: col(r, 12)?,
+        requested_at_ms: col(r, 13)?,
     })
 }
 
@@ -84,7 +84,7 @@ impl ApprovalRows for PgStore {
             "SELECT state FROM _smithers_nodes WHERE run_id = $1 AND node_id = $2 \
              AND ($3::bigint IS NULL OR iteration = $3::bigint) ORDER BY iteration DESC LIMIT 1",
             &[&run_id, &node_id, &iteration],
-            |r| typed(r.get(0)),
+            |r| typed(col(r, 0)?),
         )
     }
 
@@ -243,15 +243,15 @@ impl ApprovalRows for PgStore {
             &[&key.run, &key.node, &key.iteration],
             |r| {
                 Ok(json!({
-                    "iteration": r.get::<_, i64>(0),
-                    "status": r.get::<_, String>(1),
-                    "requestedAt": iso8601(r.get(2)),
-                    "at": iso8601(r.get(3)),
-                    "by": r.get::<_, Option<String>>(4),
-                    "note": r.get::<_, Option<String>>(5),
-                    "inputs": json_col(r.get(6)).unwrap_or(Value::Null),
-                    "output": json_col(r.get(7)).unwrap_or(Value::Null),
-                    "stdoutPath": r.get::<_, Option<String>>(8),
+                    "iteration": col::<i64>(r, 0)?,
+                    "status": col::<String>(r, 1)?,
+                    "requestedAt": iso8601(col(r, 2)?),
+                    "at": iso8601(col(r, 3)?),
+                    "by": col::<Option<String>>(r, 4)?,
+                    "note": col::<Option<String>>(r, 5)?,
+                    "inputs": json_col(col(r, 6)?).unwrap_or(Value::Null),
+                    "output": json_col(col(r, 7)?).unwrap_or(Value::Null),
+                    "stdoutPath": col::<Option<String>>(r, 8)?,
                 }))
             },
         )
@@ -266,13 +266,13 @@ impl ApprovalRows for PgStore {
             &[&run_id],
             |r| {
                 Ok(DecidedRow {
-                    node_id: r.get(0),
-                    iteration: r.get(1),
-                    node_state: typed(r.get(2))?,
-                    status: typed(r.get(3))?,
-                    output_table: r.get(4),
-                    node_error_json: r.get(5),
-                    request_json: r.get(6),
+                    node_id: col(r, 0)?,
+                    iteration: col(r, 1)?,
+                    node_state: typed(col(r, 2)?)?,
+                    status: typed(col(r, 3)?)?,
+                    output_table: col(r, 4)?,
+                    node_error_json: col(r, 5)?,
+                    request_json: col(r, 6)?,
                 })
             },
         )
@@ -286,13 +286,13 @@ impl ApprovalRows for PgStore {
             &[&run_id],
             |r| {
                 Ok(InputRow {
-                    node_id: r.get(0),
-                    iteration: r.get(1),
-                    status: typed(r.get(2))?,
-                    round: r.get(3),
-                    inputs_json: r.get(4),
-                    pushback_json: r.get(5),
-                    request_json: r.get(6),
+                    node_id: col(r, 0)?,
+                    iteration: col(r, 1)?,
+                    status: typed(col(r, 2)?)?,
+                    round: col(r, 3)?,
+                    inputs_json: col(r, 4)?,
+                    pushback_json: col(r, 5)?,
+                    request_json: col(r, 6)?,
                 })
             },
         )

@@ -1,6 +1,6 @@
 //! Attempts: one row per run of a task's body.
 
-use super::PgStore;
+use super::{PgStore, col};
 use crate::error::Result;
 use crate::machines::{AgentRecord, AttemptState, NodeKey};
 use crate::store::AttemptRows;
@@ -133,7 +133,7 @@ impl AttemptRows for PgStore {
                 "SELECT COUNT(*) FROM _smithers_attempts \
                  WHERE run_id = $1 AND node_id = $2 AND iteration = $3 AND state = 'failed'",
                 &[&key.run, &key.node, &key.iteration],
-                |r| Ok(r.get(0)),
+                |r| col(r, 0),
             )?
             .unwrap_or(0))
     }
@@ -143,7 +143,7 @@ impl AttemptRows for PgStore {
             .one(
                 "SELECT stdout_path FROM _smithers_attempts WHERE run_id = $1 AND node_id = $2 AND iteration = $3 AND attempt = $4",
                 &[&key.run, &key.node, &key.iteration, &attempt],
-                |r| Ok(r.get::<_, Option<String>>(0)),
+                |r| col::<Option<String>>(r, 0),
             )?
             .flatten())
     }
@@ -153,7 +153,7 @@ impl AttemptRows for PgStore {
             "SELECT stdout_path FROM _smithers_attempts WHERE run_id = $1 AND node_id = $2 AND iteration = $3 \
              AND attempt < $4 AND state = 'finished' AND stdout_path IS NOT NULL ORDER BY attempt DESC LIMIT 1",
             &[&key.run, &key.node, &key.iteration, &attempt],
-            |r| Ok(r.get(0)),
+            |r| col(r, 0),
         )
     }
 }

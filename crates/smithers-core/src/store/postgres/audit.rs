@@ -6,7 +6,7 @@
 use postgres::Row;
 use serde_json::Value;
 
-use super::PgStore;
+use super::{PgStore, col};
 use crate::audit::AuditEntry;
 use crate::error::Result;
 use crate::machines::NodeKey;
@@ -18,21 +18,21 @@ const COLS: &str = "seq, kind, run_id, node_id, iteration, actor, at_ms, data_js
      prev_hash, entry_hash";
 
 fn entry(r: &Row) -> Result<AuditEntry> {
-    let data: String = r.get(7);
+    let data: String = col(r, 7)?;
     Ok(AuditEntry {
-        seq: r.get(0),
-        kind: r.get(1),
-        run_id: r.get(2),
-        node_id: r.get(3),
-        iteration: r.get(4),
-        actor: r.get(5),
-        at_ms: r.get(6),
+        seq: col(r, 0)?,
+        kind: col(r, 1)?,
+        run_id: col(r, 2)?,
+        node_id: col(r, 3)?,
+        iteration: col(r, 4)?,
+        actor: col(r, 5)?,
+        at_ms: col(r, 6)?,
         // Text that is not JSON any more was altered: it hashes as a string, never as the
         // value that was sealed.
         data: serde_json::from_str(&data).unwrap_or(Value::String(data)),
-        content_hash: r.get(8),
-        prev_hash: r.get(9),
-        entry_hash: r.get(10),
+        content_hash: col(r, 8)?,
+        prev_hash: col(r, 9)?,
+        entry_hash: col(r, 10)?,
     })
 }
 
@@ -50,7 +50,7 @@ impl AuditRows for PgStore {
         self.one(
             "SELECT seq, entry_hash FROM _smithers_audit_log ORDER BY seq DESC LIMIT 1",
             &[],
-            |r| Ok((r.get(0), r.get(1))),
+            |r| Ok((col(r, 0)?, col(r, 1)?)),
         )
     }
 
@@ -93,7 +93,7 @@ impl AuditRows for PgStore {
             .one(
                 "SELECT value FROM _smithers_meta WHERE key = $1",
                 &[&HEAD_KEY],
-                |r| Ok(r.get::<_, String>(0)),
+                |r| col::<String>(r, 0),
             )?
             .and_then(|t| parse_head(&t)))
     }
@@ -124,12 +124,12 @@ impl AuditRows for PgStore {
             &[&key.run, &key.node, &key.iteration, &requested_at_ms],
             |r| {
                 Ok(VoteRow {
-                    requested_at_ms: r.get(0),
-                    voter: r.get(1),
-                    verdict: r.get(2),
-                    veto: r.get(3),
-                    note: r.get(4),
-                    at_ms: r.get(5),
+                    requested_at_ms: col(r, 0)?,
+                    voter: col(r, 1)?,
+                    verdict: col(r, 2)?,
+                    veto: col(r, 3)?,
+                    note: col(r, 4)?,
+                    at_ms: col(r, 5)?,
                 })
             },
         )

@@ -4,7 +4,7 @@
 use postgres::Row;
 use serde_json::Value;
 
-use super::{PgStore, json_col};
+use super::{PgStore, col, json_col};
 use crate::deliveries::{Delivery, DeliveryFilter, LinkUse, NewDelivery, Settled};
 use crate::error::{Error, Result};
 use crate::store::DeliveryRows;
@@ -15,27 +15,27 @@ const COLS: &str = "delivery_id, target, url, event_type, feed_id, run_id, node_
      status, attempts, next_attempt_at_ms, claimed_by, last_status_code, last_error, created_at_ms, \
      updated_at_ms, delivered_at_ms, body";
 
-fn row(r: &Row, with_body: bool) -> Delivery {
-    Delivery {
-        delivery_id: r.get(0),
-        target: r.get(1),
-        url: r.get(2),
-        event_type: r.get(3),
-        feed_id: r.get(4),
-        run_id: r.get(5),
-        node_id: r.get(6),
-        iteration: r.get(7),
-        status: r.get(8),
-        attempts: r.get(9),
-        next_attempt_at_ms: r.get(10),
-        claimed_by: r.get(11),
-        last_status_code: r.get(12),
-        last_error: r.get(13),
-        created_at_ms: r.get(14),
-        updated_at_ms: r.get(15),
-        delivered_at_ms: r.get(16),
-        body: if with_body { r.get(17) } else { None },
-    }
+fn row(r: &Row, with_body: bool) -> Result<Delivery> {
+    Ok(Delivery {
+        delivery_id: col(r, 0)?,
+        target: col(r, 1)?,
+        url: col(r, 2)?,
+        event_type: col(r, 3)?,
+        feed_id: col(r, 4)?,
+        run_id: col(r, 5)?,
+        node_id: col(r, 6)?,
+        iteration: col(r, 7)?,
+        status: col(r, 8)?,
+        attempts: col(r, 9)?,
+        next_attempt_at_ms: col(r, 10)?,
+        claimed_by: col(r, 11)?,
+        last_status_code: col(r, 12)?,
+        last_error: col(r, 13)?,
+        created_at_ms: col(r, 14)?,
+        updated_at_ms: col(r, 15)?,
+        delivered_at_ms: col(r, 16)?,
+        body: if with_body { col(r, 17)? } else { None },
+    })
 }
 
 impl DeliveryRows for PgStore {
@@ -78,7 +78,7 @@ impl DeliveryRows for PgStore {
             .one(
                 "SELECT value FROM _smithers_meta WHERE key = $1",
                 &[&CURSOR_KEY],
-                |r| Ok(r.get::<_, String>(0)),
+                |r| col::<String>(r, 0),
             )?
             .and_then(|v| v.parse().ok()))
     }
@@ -115,7 +115,7 @@ impl DeliveryRows for PgStore {
                  RETURNING {COLS}"
             ),
             &[&claimer, &now, &lease_ms, &targets, &limit],
-            |r| Ok(row(r, true)),
+            |r| row(r, true),
         )
     }
 
@@ -142,7 +142,7 @@ impl DeliveryRows for PgStore {
         self.one(
             "SELECT status FROM _smithers_deliveries WHERE delivery_id = $1",
             &[&id],
-            |r| Ok(r.get(0)),
+            |r| col(r, 0),
         )
     }
 
@@ -153,7 +153,7 @@ impl DeliveryRows for PgStore {
                  updated_at_ms = $2 WHERE delivery_id = $1 RETURNING {COLS}"
             ),
             &[&id, &now],
-            |r| Ok(row(r, false)),
+            |r| row(r, false),
         )?
         .ok_or_else(|| Error::DeliveryNotFound {
             delivery_id: id.to_string(),
@@ -181,7 +181,7 @@ impl DeliveryRows for PgStore {
                 &before_id,
                 &filter.limit.unwrap_or(100).clamp(1, 10_000),
             ],
-            |r| Ok(row(r, filter.with_body)),
+            |r| row(r, filter.with_body),
         )
     }
 
@@ -206,7 +206,7 @@ impl DeliveryRows for PgStore {
         self.one(
             "SELECT used_at_ms, outcome_json FROM _smithers_link_uses WHERE link_id = $1",
             &[&link_id],
-            |r| Ok((r.get::<_, i64>(0), json_col(r.get(1)))),
+            |r| Ok((col::<i64>(r, 0)?, json_col(col(r, 1)?))),
         )
     }
 

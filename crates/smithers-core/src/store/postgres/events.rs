@@ -2,19 +2,19 @@
 
 use postgres::Row;
 
-use super::PgStore;
+use super::{PgStore, col};
 use crate::error::Result;
 use crate::events::{Event, EventKind};
 use crate::store::EventRows;
 
 fn event(r: &Row) -> Result<Event> {
     Ok(Event {
-        run_id: r.get(0),
-        seq: r.get(1),
-        kind: EventKind::parse(r.get(2))?,
-        timestamp_ms: r.get(3),
-        feed_id: r.get(5),
-        payload: serde_json::from_str(r.get(4)).unwrap_or_default(),
+        run_id: col(r, 0)?,
+        seq: col(r, 1)?,
+        kind: EventKind::parse(col(r, 2)?)?,
+        timestamp_ms: col(r, 3)?,
+        feed_id: col(r, 5)?,
+        payload: serde_json::from_str(col(r, 4)?).unwrap_or_default(),
     })
 }
 
@@ -36,7 +36,10 @@ impl EventRows for PgStore {
              RETURNING seq, feed_id",
             &[&run_id, &timestamp_ms, &kind.as_str(), &payload_json],
         )?;
-        Ok(row.map(|r| (r.get(0), r.get(1))).unwrap_or((0, 0)))
+        Ok(row
+            .map(|r| Ok::<_, crate::error::Error>((col(&r, 0)?, col(&r, 1)?)))
+            .transpose()?
+            .unwrap_or((0, 0)))
     }
 
     fn events(&self, run_id: &str, after_seq: i64, limit: i64) -> Result<Vec<Event>> {
@@ -62,7 +65,7 @@ impl EventRows for PgStore {
             .one(
                 "SELECT COALESCE(MAX(feed_id), 0) FROM _smithers_events",
                 &[],
-                |r| Ok(r.get(0)),
+                |r| col(r, 0),
             )?
             .unwrap_or(0))
     }

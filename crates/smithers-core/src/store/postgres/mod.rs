@@ -15,6 +15,7 @@
 mod approvals;
 mod attempts;
 mod audit;
+mod copy;
 mod deliveries;
 mod events;
 mod nodes;
@@ -203,7 +204,8 @@ impl Transactions for PgStore {
     fn change_counter(&self) -> Result<i64> {
         let commits: i64 = self
             .row("SELECT commits FROM _smithers_changes WHERE id = 1", &[])?
-            .map(|r| r.get(0))
+            .map(|r| col(&r, 0))
+            .transpose()?
             .unwrap_or(0);
         Ok(commits - self.own_commits.get())
     }
@@ -314,6 +316,23 @@ impl LeaseRenewer for Renewer {
             }
         }
     }
+}
+
+/// Column `i` of a row, as `T`: a value of another type (the table was made by something
+/// else, or altered) or a NULL where the engine never writes one is `CORRUPT_STORE`, never a
+/// panic (`Row::get` panics on both).
+pub(crate) fn col<'a, T: postgres::types::FromSql<'a>>(r: &'a Row, i: usize) -> Result<T> {
+    r.try_get(i).map_err(|e| {
+        use std::error::Error as _;
+        let column = r
+            .columns()
+            .get(i)
+            .map_or_else(|| format!("#{i}"), |c| c.name().to_string());
+        let why = e
+            .source()
+            .map_or_else(|| e.to_string(), ToString::to_string);
+        crate::error::Error::UnreadableRow { column, why }
+    })
 }
 
 /// A stored state, typed (an unknown one is `CORRUPT_STORE`).

@@ -1,6 +1,6 @@
 //! Nodes and loops of runs.
 
-use super::{PgStore, typed, typed_opt};
+use super::{PgStore, col, typed, typed_opt};
 use crate::error::Result;
 use crate::machines::{Field, NodeChange, NodeKey, NodeState};
 use crate::store::{NodeDetail, NodeInsert, NodeRow, NodeRows};
@@ -67,12 +67,12 @@ impl NodeRows for PgStore {
             &[&run_id],
             |r| {
                 Ok(NodeRow {
-                    node_id: r.get(0),
-                    iteration: r.get(1),
-                    state: typed(r.get(2))?,
-                    attempts: r.get(3),
-                    loop_id: r.get(4),
-                    approval: typed_opt(r.get(5))?,
+                    node_id: col(r, 0)?,
+                    iteration: col(r, 1)?,
+                    state: typed(col(r, 2)?)?,
+                    attempts: col(r, 3)?,
+                    loop_id: col(r, 4)?,
+                    approval: typed_opt(col(r, 5)?)?,
                 })
             },
         )
@@ -82,7 +82,7 @@ impl NodeRows for PgStore {
         self.all(
             "SELECT loop_id, iteration, done FROM _smithers_loops WHERE run_id = $1",
             &[&run_id],
-            |r| Ok((r.get(0), r.get(1), r.get(2))),
+            |r| Ok((col(r, 0)?, col(r, 1)?, col(r, 2)?)),
         )
     }
 
@@ -93,11 +93,11 @@ impl NodeRows for PgStore {
             &[&key.run, &key.node, &key.iteration],
             |r| {
                 Ok(NodeDetail {
-                    state: typed(r.get(0))?,
-                    attempts: r.get(1),
-                    output_table: r.get(2),
-                    error_json: r.get(3),
-                    sub_run_id: r.get(4),
+                    state: typed(col(r, 0)?)?,
+                    attempts: col(r, 1)?,
+                    output_table: col(r, 2)?,
+                    error_json: col(r, 3)?,
+                    sub_run_id: col(r, 4)?,
                 })
             },
         )
@@ -113,7 +113,7 @@ impl NodeRows for PgStore {
             "SELECT node_id, iteration, state, attempts FROM _smithers_nodes WHERE run_id = $1 \
              AND state = ANY($2::text[])",
             &[&run_id, &names],
-            |r| Ok((r.get(0), r.get(1), typed(r.get(2))?, r.get(3))),
+            |r| Ok((col(r, 0)?, col(r, 1)?, typed(col(r, 2)?)?, col(r, 3)?)),
         )
     }
 
@@ -165,7 +165,7 @@ impl NodeRows for PgStore {
             "SELECT node_id, iteration, state FROM _smithers_nodes WHERE run_id = $1 \
              AND sub_run_id IS NOT NULL AND state <> 'waiting-approval'",
             &[&run_id],
-            |r| Ok((r.get(0), r.get(1), typed(r.get(2))?)),
+            |r| Ok((col(r, 0)?, col(r, 1)?, typed(col(r, 2)?)?)),
         )
     }
 
@@ -173,7 +173,7 @@ impl NodeRows for PgStore {
         self.one(
             "SELECT node_id FROM _smithers_nodes WHERE run_id = $1 AND state = 'rejected' LIMIT 1",
             &[&run_id],
-            |r| Ok(r.get(0)),
+            |r| col(r, 0),
         )
     }
 

@@ -13,7 +13,7 @@ use postgres::Row;
 use postgres::types::{ToSql, Type};
 use serde_json::{Map, Value};
 
-use super::PgStore;
+use super::{PgStore, col};
 use crate::error::{Error, Result};
 use crate::ident::quote;
 use crate::machines::NodeKey;
@@ -163,16 +163,16 @@ fn decode(codec: Codec, text: Option<String>) -> Value {
 }
 
 /// A row's fields as JSON (a null field that is not required is left out).
-fn row_value(t: &OutputTable, row: &Row) -> Value {
+fn row_value(t: &OutputTable, row: &Row) -> Result<Value> {
     let mut obj = Map::new();
     for (i, c) in t.columns.iter().enumerate() {
-        let v = decode(c.codec, row.get(i + 2));
+        let v = decode(c.codec, col(row, i + 2)?);
         if v.is_null() && !c.required {
             continue;
         }
         obj.insert(c.field.clone(), v);
     }
-    Value::Object(obj)
+    Ok(Value::Object(obj))
 }
 
 impl PgStore {
@@ -190,7 +190,7 @@ impl PgStore {
             "SELECT column_name::text, data_type::text FROM information_schema.columns \
              WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position",
             &[&table],
-            |r| Ok((r.get(0), r.get(1))),
+            |r| Ok((col(r, 0)?, col(r, 1)?)),
         )
     }
 }
@@ -218,7 +218,7 @@ impl OutputRows for PgStore {
              WHERE c.constraint_type = 'PRIMARY KEY' AND c.table_schema = current_schema() AND c.table_name = $1 \
              ORDER BY k.ordinal_position",
             &[&t.table],
-            |r| Ok(r.get(0)),
+            |r| col(r, 0),
         )?;
         if key_cols != ["run_id", "node_id", "iteration"] {
             return Err(Error::TableConflict {
@@ -288,7 +288,7 @@ impl OutputRows for PgStore {
         self.one(
             &sql.select_one,
             &[&key.run, &key.node, &key.iteration],
-            |r| Ok(row_value(t, r)),
+            |r| row_value(t, r),
         )
     }
 
@@ -298,7 +298,7 @@ impl OutputRows for PgStore {
         }
         let sql = self.sql(t);
         self.all(&sql.select_run, &[&run_id], |r| {
-            Ok((r.get(0), r.get(1), row_value(t, r)))
+            Ok((col(r, 0)?, col(r, 1)?, row_value(t, r)?))
         })
     }
 
@@ -323,7 +323,7 @@ impl OutputRows for PgStore {
         self.one(
             "SELECT schema_json FROM _smithers_schema_versions WHERE table_key = $1 AND version = $2",
             &[&key, &version],
-            |r| Ok(r.get(0)),
+            |r| col(r, 0),
         )
     }
 
@@ -331,7 +331,7 @@ impl OutputRows for PgStore {
         self.one(
             "SELECT version FROM _smithers_run_schemas WHERE run_id = $1 AND table_key = $2",
             &[&run_id, &key],
-            |r| Ok(r.get(0)),
+            |r| col(r, 0),
         )
     }
 
@@ -339,7 +339,7 @@ impl OutputRows for PgStore {
         self.one(
             "SELECT version FROM _smithers_schemas WHERE table_key = $1",
             &[&key],
-            |r| Ok(r.get(0)),
+            |r| col(r, 0),
         )
     }
 
@@ -347,7 +347,7 @@ impl OutputRows for PgStore {
         self.one(
             "SELECT version FROM _smithers_schema_versions WHERE table_key = $1 AND schema_json = $2",
             &[&key, &schema_json],
-            |r| Ok(r.get(0)),
+            |r| col(r, 0),
         )
     }
 
@@ -356,7 +356,7 @@ impl OutputRows for PgStore {
             .one(
                 "SELECT COALESCE(MAX(version), 0) FROM _smithers_schema_versions WHERE table_key = $1",
                 &[&key],
-                |r| Ok(r.get(0)),
+                |r| col(r, 0),
             )?
             .unwrap_or(0))
     }
@@ -365,7 +365,7 @@ impl OutputRows for PgStore {
         self.one(
             "SELECT table_key FROM _smithers_schema_versions WHERE table_name = $1 AND table_key <> $2 LIMIT 1",
             &[&table, &key],
-            |r| Ok(r.get(0)),
+            |r| col(r, 0),
         )
     }
 
@@ -405,7 +405,7 @@ impl OutputRows for PgStore {
             .all(
                 "SELECT table_key, version FROM _smithers_run_schemas WHERE run_id = $1",
                 &[&run_id],
-                |r| Ok((r.get(0), r.get(1))),
+                |r| Ok((col(r, 0)?, col(r, 1)?)),
             )?
             .into_iter()
             .collect())

@@ -1,6 +1,6 @@
 //! Runs: their rows, ownership and leases, sub-runs.
 
-use super::{PgStore, typed};
+use super::{PgStore, col, typed};
 use crate::api::{ParentRef, RunError};
 use crate::error::Result;
 use crate::machines::{ApprovalStatus, RunChange, RunInsert, RunStatus};
@@ -25,16 +25,15 @@ impl RunRows for PgStore {
         };
         self.one(sql, &[&run_id], |r| {
             Ok(RunRow {
-                status: typed(r.get(0))?,
-                owner: r.get(1),
-                lease_expires_at_ms: r.get(2),
-                workflow_name: r.get(3),
-                workflow_path: r.get(4),
-                input_json: r.get(5),
-                error: r
-                    .get::<_, Option<String>>(6)
+                status: typed(col(r, 0)?)?,
+                owner: col(r, 1)?,
+                lease_expires_at_ms: col(r, 2)?,
+                workflow_name: col(r, 3)?,
+                workflow_path: col(r, 4)?,
+                input_json: col(r, 5)?,
+                error: col::<Option<String>>(r, 6)?
                     .and_then(|e| serde_json::from_str::<RunError>(&e).ok()),
-                started_by: r.get(7),
+                started_by: col(r, 7)?,
             })
         })
     }
@@ -127,15 +126,16 @@ impl RunRows for PgStore {
             "SELECT parent_run_id, parent_node_id, parent_iteration FROM _smithers_runs WHERE run_id = $1",
             &[&run_id],
         )?;
-        Ok(row.and_then(|r| {
-            let run_id: Option<String> = r.get(0);
-            let node_id: Option<String> = r.get(1);
-            let iteration: Option<i64> = r.get(2);
-            Some(ParentRef {
-                run_id: run_id?,
-                node_id: node_id?,
-                iteration: iteration.unwrap_or(0),
-            })
+        let Some(r) = row else {
+            return Ok(None);
+        };
+        let run_id: Option<String> = col(&r, 0)?;
+        let node_id: Option<String> = col(&r, 1)?;
+        let iteration: Option<i64> = col(&r, 2)?;
+        Ok(run_id.zip(node_id).map(|(run_id, node_id)| ParentRef {
+            run_id,
+            node_id,
+            iteration: iteration.unwrap_or(0),
         }))
     }
 
@@ -147,7 +147,7 @@ impl RunRows for PgStore {
              SELECT run_id, status FROM _smithers_runs WHERE run_id IN (SELECT id FROM sub) \
                AND status IN ('running', 'waiting-approval', 'waiting-timer')",
             &[&root, &tree],
-            |r| Ok((r.get(0), typed(r.get(1))?)),
+            |r| Ok((col(r, 0)?, typed(col(r, 1)?)?)),
         )
     }
 
@@ -166,7 +166,7 @@ impl RunRows for PgStore {
                AND a.status IN ('approved', 'denied') AND COALESCE(a.decided_by, '') <> $3 \
              ORDER BY r.created_at_ms DESC, a.decided_at_ms DESC LIMIT $4",
             &[&run_id, &node_id, &except_by, &i64::from(limit)],
-            |r| typed(r.get(0)),
+            |r| typed(col(r, 0)?),
         )
     }
 }

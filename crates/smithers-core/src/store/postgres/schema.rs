@@ -14,6 +14,7 @@ use crate::logs::STORE;
 use crate::store::OpenOptions;
 
 use super::super::SCHEMA_VERSION;
+use super::col;
 
 /// The schema's write lock: every write transaction (and a migration) takes it first. The
 /// first key is `SMTH`; the second the schema's name, hashed.
@@ -353,7 +354,9 @@ fn schema_version(client: &mut Client) -> Result<Option<i64>> {
             "SELECT value FROM _smithers_meta WHERE key = 'schema_version'",
             &[],
         )?
-        .and_then(|r| r.get::<_, String>(0).parse().ok()))
+        .map(|r| col::<String>(&r, 0))
+        .transpose()?
+        .and_then(|v| v.parse().ok()))
 }
 
 /// Whether the schema holds no table at all (or does not exist).
@@ -433,7 +436,9 @@ fn migrate(client: &mut Client, target: &Target) -> Result<()> {
                 "SELECT value FROM _smithers_meta WHERE key = 'schema_version'",
                 &[],
             )?
-            .and_then(|r| r.get::<_, String>(0).parse::<i64>().ok())
+            .map(|r| col::<String>(&r, 0))
+            .transpose()?
+            .and_then(|v| v.parse::<i64>().ok())
             .unwrap_or(0)
         } else {
             0

@@ -4,7 +4,7 @@
 
 use postgres::Row;
 
-use super::PgStore;
+use super::{PgStore, col};
 use crate::error::Result;
 use crate::machines::NodeKey;
 use crate::store::TimerRows;
@@ -15,21 +15,21 @@ const COLS: &str = "run_id, node_id, iteration, kind, round, due_at_ms, status, 
      created_at_ms, fired_at_ms, fired_by, outcome";
 
 fn row(r: &Row) -> Result<TimerRow> {
-    let due_at_ms: i64 = r.get(5);
+    let due_at_ms: i64 = col(r, 5)?;
     Ok(TimerRow {
-        run_id: r.get(0),
-        node_id: r.get(1),
-        iteration: r.get(2),
-        kind: r.get(3),
-        round: r.get(4),
+        run_id: col(r, 0)?,
+        node_id: col(r, 1)?,
+        iteration: col(r, 2)?,
+        kind: col(r, 3)?,
+        round: col(r, 4)?,
         due_at_ms,
         due_at: iso8601(due_at_ms),
-        status: r.get(6),
-        spec_json: r.get(7),
-        created_at_ms: r.get(8),
-        fired_at_ms: r.get(9),
-        fired_by: r.get(10),
-        outcome: r.get(11),
+        status: col(r, 6)?,
+        spec_json: col(r, 7)?,
+        created_at_ms: col(r, 8)?,
+        fired_at_ms: col(r, 9)?,
+        fired_by: col(r, 10)?,
+        outcome: col(r, 11)?,
     })
 }
 
@@ -62,7 +62,7 @@ impl TimerRows for PgStore {
                     &timer.kind.as_str(),
                     &timer.round,
                 ],
-                |r| Ok(r.get(0)),
+                |r| col(r, 0),
             )?
             .unwrap_or(timer.due_at_ms))
     }
@@ -72,7 +72,7 @@ impl TimerRows for PgStore {
             .one(
                 "SELECT MIN(due_at_ms) FROM _smithers_timers WHERE status = 'scheduled'",
                 &[],
-                |r| Ok(r.get::<_, Option<i64>>(0)),
+                |r| col::<Option<i64>>(r, 0),
             )?
             .flatten())
     }
@@ -152,6 +152,6 @@ impl TimerRows for PgStore {
             "SELECT node_id, iteration FROM _smithers_timers WHERE run_id = $1 AND kind = 'timer' \
              AND status = 'scheduled'"
         };
-        self.all(sql, &[&run_id], |r| Ok((r.get(0), r.get(1))))
+        self.all(sql, &[&run_id], |r| Ok((col(r, 0)?, col(r, 1)?)))
     }
 }

@@ -3,7 +3,7 @@
 use postgres::Row;
 use serde_json::Value;
 
-use super::PgStore;
+use super::{PgStore, col};
 use crate::error::Result;
 use crate::machines::NodeKey;
 use crate::store::{ApprovalRows, AuditRows, Views};
@@ -22,31 +22,30 @@ const RUN_COLS: &str = "r.run_id, r.workflow_name, r.workflow_path, r.status, r.
      r.lease_expires_at_ms, r.resume_error_json";
 
 fn run_summary(r: &Row) -> Result<RunSummary> {
-    let error: Option<String> = r.get(8);
-    let lease: Option<i64> = r.get(15);
-    let resume_error: Option<String> = r.get(16);
+    let error: Option<String> = col(r, 8)?;
+    let lease: Option<i64> = col(r, 15)?;
+    let resume_error: Option<String> = col(r, 16)?;
     Ok(RunSummary {
         // Filled in by the engine (it knows its host and clock).
         owner_liveness: None,
         lease_expires_at: lease.map(iso8601),
         lease_expires_at_ms: lease,
         resume_error: resume_error.and_then(|e| serde_json::from_str(&e).ok()),
-        owner: r.get(4),
-        run_id: r.get(0),
-        workflow_name: r.get(1),
-        workflow_path: r.get(2),
-        status: r.get(3),
-        created_at: iso8601(r.get(5)),
-        updated_at: iso8601(r.get(6)),
-        finished_at: r.get::<_, Option<i64>>(7).map(iso8601),
+        owner: col(r, 4)?,
+        run_id: col(r, 0)?,
+        workflow_name: col(r, 1)?,
+        workflow_path: col(r, 2)?,
+        status: col(r, 3)?,
+        created_at: iso8601(col(r, 5)?),
+        updated_at: iso8601(col(r, 6)?),
+        finished_at: col::<Option<i64>>(r, 7)?.map(iso8601),
         error: error.and_then(|e| serde_json::from_str(&e).ok()),
-        pending_approvals: r.get(9),
-        started_by: r.get(10),
-        parent_run_id: r.get(11),
-        parent_node_id: r.get(12),
-        parent_iteration: r.get(13),
-        rejection: r
-            .get::<_, Option<String>>(14)
+        pending_approvals: col(r, 9)?,
+        started_by: col(r, 10)?,
+        parent_run_id: col(r, 11)?,
+        parent_node_id: col(r, 12)?,
+        parent_iteration: col(r, 13)?,
+        rejection: col::<Option<String>>(r, 14)?
             .and_then(|j| {
                 serde_json::from_str::<(String, i64, Option<String>, Option<String>)>(&j).ok()
             })
@@ -64,34 +63,34 @@ const APPROVAL_COLS: &str = "a.run_id, r.workflow_name, a.node_id, a.iteration, 
      r.workflow_path, r.parent_run_id";
 
 fn approval_summary(r: &Row) -> Result<ApprovalSummary> {
-    let request_json: String = r.get(7);
+    let request_json: String = col(r, 7)?;
     let request: Value = serde_json::from_str(&request_json).unwrap_or(Value::Null);
-    let requested_at_ms: i64 = r.get(8);
+    let requested_at_ms: i64 = col(r, 8)?;
     let digest = crate::audit::view_digest(
-        &r.get::<_, String>(0),
-        &r.get::<_, String>(2),
-        r.get(3),
-        &r.get::<_, String>(12),
-        r.get(13),
+        &col::<String>(r, 0)?,
+        &col::<String>(r, 2)?,
+        col(r, 3)?,
+        &col::<String>(r, 12)?,
+        col(r, 13)?,
         requested_at_ms,
         &request_json,
     );
-    let decided_at_ms: Option<i64> = r.get(9);
-    let status: String = r.get(4);
-    let kind: String = r.get(12);
-    let round: i64 = r.get(13);
+    let decided_at_ms: Option<i64> = col(r, 9)?;
+    let status: String = col(r, 4)?;
+    let kind: String = col(r, 12)?;
+    let round: i64 = col(r, 13)?;
     let field = |k: &str| request.get(k).cloned().unwrap_or(Value::Null);
     let text = |k: &str| request.get(k).and_then(Value::as_str).map(String::from);
     Ok(ApprovalSummary {
-        run_id: r.get(0),
-        workflow_name: r.get(1),
-        run_status: r.get(16),
-        node_id: r.get(2),
-        iteration: r.get(3),
+        run_id: col(r, 0)?,
+        workflow_name: col(r, 1)?,
+        run_status: col(r, 16)?,
+        node_id: col(r, 2)?,
+        iteration: col(r, 3)?,
         waiting_ms: (status == "requested").then(|| now_ms() - requested_at_ms),
         status,
-        mode: r.get(5),
-        on_deny: r.get(6),
+        mode: col(r, 5)?,
+        on_deny: col(r, 6)?,
         title: text("title"),
         summary: text("summary"),
         metadata: field("metadata"),
@@ -101,12 +100,12 @@ fn approval_summary(r: &Row) -> Result<ApprovalSummary> {
         requested_at: iso8601(requested_at_ms),
         requested_at_ms,
         decided_at: decided_at_ms.map(iso8601),
-        decided_by: r.get(10),
-        note: r.get(11),
+        decided_by: col(r, 10)?,
+        note: col(r, 11)?,
         approval_iteration: if kind == "review" { round - 1 } else { 0 },
         rewind_to: text("rewindTo"),
-        workflow_path: r.get(17),
-        parent_run_id: r.get(18),
+        workflow_path: col(r, 17)?,
+        parent_run_id: col(r, 18)?,
         kind,
         round,
         prompt: text("prompt"),
@@ -118,11 +117,10 @@ fn approval_summary(r: &Row) -> Result<ApprovalSummary> {
             .get("required")
             .cloned()
             .unwrap_or_else(|| Value::Array(Vec::new())),
-        inputs: r
-            .get::<_, Option<String>>(14)
+        inputs: col::<Option<String>>(r, 14)?
             .and_then(|s| serde_json::from_str(&s).ok())
             .unwrap_or_else(|| Value::Object(Default::default())),
-        reason: r.get(15),
+        reason: col(r, 15)?,
         stdout_path: text("stdoutPath"),
         output: field("output"),
         history: Vec::new(),
@@ -145,25 +143,24 @@ const ATTEMPT_COLS: &str = "node_id, iteration, attempt, state, exit_code, stdou
      finished_at_ms, prompt, response_text, usage_json, agent_json, error_json";
 
 fn attempt_log(r: &Row) -> Result<AttemptLog> {
-    let json = |i: usize| -> Option<Value> {
-        r.get::<_, Option<String>>(i)
-            .and_then(|t| serde_json::from_str(&t).ok())
+    let json = |i: usize| -> Result<Option<Value>> {
+        Ok(col::<Option<String>>(r, i)?.and_then(|t| serde_json::from_str(&t).ok()))
     };
     Ok(AttemptLog {
-        node_id: r.get(0),
-        iteration: r.get(1),
-        attempt: r.get(2),
-        state: r.get(3),
-        exit_code: r.get(4),
-        stdout_path: r.get(5),
-        stderr_path: r.get(6),
-        started_at: iso8601(r.get(7)),
-        finished_at: r.get::<_, Option<i64>>(8).map(iso8601),
-        prompt: r.get(9),
-        response_text: r.get(10),
-        usage: json(11),
-        agent: json(12),
-        error: json(13),
+        node_id: col(r, 0)?,
+        iteration: col(r, 1)?,
+        attempt: col(r, 2)?,
+        state: col(r, 3)?,
+        exit_code: col(r, 4)?,
+        stdout_path: col(r, 5)?,
+        stderr_path: col(r, 6)?,
+        started_at: iso8601(col(r, 7)?),
+        finished_at: col::<Option<i64>>(r, 8)?.map(iso8601),
+        prompt: col(r, 9)?,
+        response_text: col(r, 10)?,
+        usage: json(11)?,
+        agent: json(12)?,
+        error: json(13)?,
     })
 }
 
@@ -229,18 +226,17 @@ impl Views for PgStore {
             &[&run_id],
             |r| {
                 Ok(NodeSummary {
-                    node_id: r.get(0),
-                    iteration: r.get(1),
-                    state: r.get(2),
-                    output: r.get(3),
-                    label: r.get(4),
-                    attempts: r.get(5),
-                    skip_reason: r.get(6),
-                    error: r
-                        .get::<_, Option<String>>(7)
+                    node_id: col(r, 0)?,
+                    iteration: col(r, 1)?,
+                    state: col(r, 2)?,
+                    output: col(r, 3)?,
+                    label: col(r, 4)?,
+                    attempts: col(r, 5)?,
+                    skip_reason: col(r, 6)?,
+                    error: col::<Option<String>>(r, 7)?
                         .and_then(|e| serde_json::from_str(&e).ok()),
-                    updated_at: iso8601(r.get(8)),
-                    sub_run_id: r.get(9),
+                    updated_at: iso8601(col(r, 8)?),
+                    sub_run_id: col(r, 9)?,
                 })
             },
         )
@@ -264,9 +260,9 @@ impl Views for PgStore {
             &[&run_id],
             |r| {
                 Ok(LoopSummary {
-                    loop_id: r.get(0),
-                    iteration: r.get(1),
-                    done: r.get(2),
+                    loop_id: col(r, 0)?,
+                    iteration: col(r, 1)?,
+                    done: col(r, 2)?,
                 })
             },
         )
@@ -350,7 +346,7 @@ impl Views for PgStore {
                     &cursor.as_ref().map(|c| c.1.as_str()),
                     &page_size,
                 ],
-                |r| Ok((run_summary(r)?, r.get::<_, i64>(6))),
+                |r| Ok((run_summary(r)?, col::<i64>(r, 6)?)),
             )?;
             let full = page.len() as i64 == page_size;
             for (mut run, updated_at_ms) in page {
@@ -389,9 +385,9 @@ impl Views for PgStore {
             &[],
             |r| {
                 Ok(RunCount {
-                    workflow: r.get(0),
-                    status: r.get(1),
-                    count: r.get(2),
+                    workflow: col(r, 0)?,
+                    status: col(r, 1)?,
+                    count: col(r, 2)?,
                 })
             },
         )?;
@@ -402,9 +398,9 @@ impl Views for PgStore {
             &[],
             |r| {
                 Ok(PendingCount {
-                    workflow: r.get(0),
-                    count: r.get(1),
-                    oldest_requested_at_ms: r.get(2),
+                    workflow: col(r, 0)?,
+                    count: col(r, 1)?,
+                    oldest_requested_at_ms: col(r, 2)?,
                 })
             },
         )?;

@@ -5,6 +5,7 @@
 mod approvals;
 mod attempts;
 mod audit;
+mod copy;
 mod deliveries;
 mod events;
 mod nodes;
