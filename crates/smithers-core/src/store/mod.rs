@@ -466,8 +466,8 @@ pub(crate) trait TimerRows {
     fn schedule_timer(&self, timer: &NewTimer, now: i64) -> Result<i64>;
     /// The earliest due time of a scheduled timer.
     fn next_timer_due(&self) -> Result<Option<i64>>;
-    /// Scheduled timers due at `now`, earliest first.
-    fn due_timers(&self, now: i64, limit: usize) -> Result<Vec<TimerRow>>;
+    /// Scheduled timers due at `now`, earliest first; with `run`, that run's only.
+    fn due_timers(&self, now: i64, run: Option<&str>, limit: usize) -> Result<Vec<TimerRow>>;
     /// `scheduled` → `fired` by `by` at `now`; false when it is not scheduled any more (another
     /// engine fired it first). Inside the transaction that carries out its effect.
     fn take_timer(
