@@ -216,14 +216,30 @@ impl Drive<'_, '_> {
             self.refresh()?;
             return Ok(true);
         }
-        // Waiting only on `<Timer>`s: `waiting-timer` (a timer's fire wakes it).
-        let timers = self
+        // Waiting only on `<Timer>`s: `waiting-timer` (a timer's fire wakes it). A task that
+        // waits on a sub-run which itself waits only on timers counts as one: firing the
+        // sub-run's timer moves it, and its end wakes this run (`runs::wake_caller`).
+        let mut timers = self
             .tx
             .store
             .timer_nodes(self.run_id, false)?
             .into_iter()
             .filter(|(n, i)| self.state_of(n, *i) == Some(NodeState::WaitingApproval))
             .count();
+        for (sub, status) in self.tx.store.open_sub_runs(self.run_id, false)? {
+            if status != RunStatus::WaitingTimer {
+                continue;
+            }
+            let Some(caller) = self.tx.store.caller(&sub)? else {
+                continue;
+            };
+            if caller.run_id == self.run_id
+                && self.state_of(&caller.node_id, caller.iteration)
+                    == Some(NodeState::WaitingApproval)
+            {
+                timers += 1;
+            }
+        }
         let (_, effects) = if timers > 0 && timers == self.run.waiting {
             run::park_on_timer(self.run_id, self.run.status)?
         } else {
