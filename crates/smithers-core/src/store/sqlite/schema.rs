@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::logs::STORE;
 use crate::store::OpenOptions;
 
-pub const SCHEMA_VERSION: i64 = 9;
+pub const SCHEMA_VERSION: i64 = 10;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS _smithers_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -247,6 +247,16 @@ CREATE TABLE IF NOT EXISTS _smithers_timers (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS _smithers_timers_due
   ON _smithers_timers (due_at_ms) WHERE status = 'scheduled';
+";
+
+/// Schema v10 (issue 15): the approvals listing's index. Its query walks approvals of one
+/// status in the listing's whole order `(requested_at_ms, run_id, node_id, iteration)` from a
+/// cursor and stops after a page (`store::approval_listing`), instead of sorting every pending
+/// gate. It covers what `(status, requested_at_ms)` served, which goes.
+const V10: &str = "
+CREATE INDEX IF NOT EXISTS _smithers_approvals_listing
+  ON _smithers_approvals (status, requested_at_ms, run_id, node_id, iteration);
+DROP INDEX IF EXISTS _smithers_approvals_by_status;
 ";
 
 /// Schema v9 (issue 15, items 4 and 6): the decision log, a hash chain (`audit.rs`), and the
@@ -533,6 +543,9 @@ fn migrate(conn: &Connection, path: &Path) -> Result<()> {
     }
     if current < 9 {
         v9(&tx)?;
+    }
+    if current < 10 {
+        tx.execute_batch(V10)?;
     }
     tx.execute(
         "INSERT OR REPLACE INTO _smithers_meta (key, value) VALUES ('schema_version', ?1)",
