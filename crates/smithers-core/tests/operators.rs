@@ -162,13 +162,13 @@ fn approvals_page_by_keyset_and_filter_by_status() {
     assert!(err.to_string().contains("unknown approval status"), "{err}");
 }
 
-/// Pages through the listing with `filter`, `per` at a time; `between(page_no)` runs after
-/// each page is read. Returns every row seen, in order.
+/// Pages through the listing with `filter`, `per` at a time; `between(engine, page_no, seen)`
+/// runs after each page is read. Returns every row seen, in order.
 fn page_through(
     engine: &mut Engine,
     filter: ApprovalFilter,
     per: i64,
-    mut between: impl FnMut(&mut Engine, usize),
+    mut between: impl FnMut(&mut Engine, usize, &[ApprovalSummary]),
 ) -> Vec<ApprovalSummary> {
     let mut seen: Vec<ApprovalSummary> = Vec::new();
     let mut after: Option<ApprovalCursor> = None;
@@ -189,7 +189,7 @@ fn page_through(
             iteration: last.iteration,
         });
         seen.extend(page);
-        between(engine, page_no);
+        between(engine, page_no, &seen);
     }
     seen
 }
@@ -242,35 +242,43 @@ fn keyset_pages_follow_the_listing_order_across_ties_and_decisions_between_pages
     assert_eq!(keys, sorted, "one page is in the listing's order");
 
     // Pages of 5, undisturbed: the same rows in the same order as one page.
-    let paged = page_through(&mut engine, ApprovalFilter::default(), 5, |_, _| {});
+    let paged = page_through(&mut engine, ApprovalFilter::default(), 5, |_, _, _| {});
     assert_eq!(paged.iter().map(sort_key).collect::<Vec<_>>(), keys);
 
     // Decisions between pages: behind the cursor (already seen: nothing changes ahead), at
     // the next row and further ahead (never shown: they stopped waiting before their page).
     let mut decided_ahead: Vec<(String, String)> = Vec::new();
-    let paged = page_through(&mut engine, ApprovalFilter::default(), 5, |e, page_no| {
-        let pick = match page_no {
-            // r09/a was on the first page (behind the cursor); r00/a is further ahead.
-            0 => vec![("r09", "a"), ("r00", "a")],
-            1 => vec![("r11", "c"), ("r04", "b")],
-            2 => vec![("r05", "b")],
-            _ => vec![],
-        };
-        for (run, node) in pick {
-            let pending = e
-                .pending_approvals(&ApprovalFilter {
-                    run_id: Some(run.into()),
-                    node_id: Some(node.into()),
-                    ..ApprovalFilter::default()
-                })
-                .unwrap();
-            if pending.is_empty() {
-                continue;
+    let paged = page_through(
+        &mut engine,
+        ApprovalFilter::default(),
+        5,
+        |e, page_no, seen| {
+            let pick = match page_no {
+                // r09/a was on the first page (behind the cursor); r00/a is further ahead.
+                0 => vec![("r09", "a"), ("r00", "a")],
+                1 => vec![("r11", "c"), ("r04", "b")],
+                2 => vec![("r05", "b")],
+                _ => vec![],
+            };
+            for (run, node) in pick {
+                let pending = e
+                    .pending_approvals(&ApprovalFilter {
+                        run_id: Some(run.into()),
+                        node_id: Some(node.into()),
+                        ..ApprovalFilter::default()
+                    })
+                    .unwrap();
+                if pending.is_empty() {
+                    continue;
+                }
+                e.approve(req(run, node, "dave")).unwrap();
+                let shown = seen.iter().any(|a| a.run_id == run && a.node_id == node);
+                if !shown {
+                    decided_ahead.push((run.into(), node.into()));
+                }
             }
-            e.approve(req(run, node, "dave")).unwrap();
-            decided_ahead.push((run.into(), node.into()));
-        }
-    });
+        },
+    );
     let got: Vec<_> = paged.iter().map(sort_key).collect();
     let mut strictly = got.clone();
     strictly.dedup();
@@ -279,21 +287,19 @@ fn keyset_pages_follow_the_listing_order_across_ties_and_decisions_between_pages
         got.windows(2).all(|w| w[0] < w[1]),
         "strictly increasing: {got:?}"
     );
-    // What was shown: every gate, except those decided before their page was read.
-    let seen_first_page: Vec<(String, String)> = everything[..5]
-        .iter()
-        .map(|a| (a.run_id.clone(), a.node_id.clone()))
-        .collect();
+    // What was shown: every gate, except those decided before their page was read (a gate
+    // decided once shown changes nothing ahead of the cursor).
     let expected: Vec<_> = everything
         .iter()
-        .filter(|a| {
-            let id = (a.run_id.clone(), a.node_id.clone());
-            seen_first_page.contains(&id) || !decided_ahead.contains(&id)
-        })
+        .filter(|a| !decided_ahead.contains(&(a.run_id.clone(), a.node_id.clone())))
         .map(sort_key)
         .collect();
     assert_eq!(got, expected);
-    assert!(decided_ahead.contains(&("r00".into(), "a".into())));
+    assert_eq!(
+        decided_ahead,
+        [("r00", "a"), ("r11", "c"), ("r04", "b")].map(|(r, n)| (r.to_string(), n.to_string())),
+        "r09/a and r05/b were decided after they were shown"
+    );
 
     // The filters keep the order and the cursor: one workflow's, one node's, one run's.
     let b_only = page_through(
@@ -304,7 +310,7 @@ fn keyset_pages_follow_the_listing_order_across_ties_and_decisions_between_pages
             ..ApprovalFilter::default()
         },
         2,
-        |_, _| {},
+        |_, _, _| {},
     );
     let want: Vec<_> = engine
         .pending_approvals(&ApprovalFilter {
@@ -325,7 +331,7 @@ fn keyset_pages_follow_the_listing_order_across_ties_and_decisions_between_pages
             ..ApprovalFilter::default()
         },
         1,
-        |_, _| {},
+        |_, _, _| {},
     );
     assert_eq!(
         one_run
