@@ -226,20 +226,13 @@ impl Drive<'_, '_> {
             .into_iter()
             .filter(|(n, i)| self.state_of(n, *i) == Some(NodeState::WaitingApproval))
             .count();
-        for (sub, status) in self.tx.store.open_sub_runs(self.run_id, false)? {
-            if status != RunStatus::WaitingTimer {
-                continue;
-            }
-            let Some(caller) = self.tx.store.caller(&sub)? else {
-                continue;
-            };
-            if caller.run_id == self.run_id
-                && self.state_of(&caller.node_id, caller.iteration)
-                    == Some(NodeState::WaitingApproval)
-            {
-                timers += 1;
-            }
-        }
+        timers += self
+            .tx
+            .store
+            .nodes_on_timer_sub_runs(self.run_id)?
+            .into_iter()
+            .filter(|(n, i)| self.state_of(n, *i) == Some(NodeState::WaitingApproval))
+            .count();
         let (_, effects) = if timers > 0 && timers == self.run.waiting {
             run::park_on_timer(self.run_id, self.run.status)?
         } else {

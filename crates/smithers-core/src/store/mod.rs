@@ -214,6 +214,8 @@ pub(crate) trait NodeRows {
     fn cancel_open_nodes(&self, run_id: &str, now: i64) -> Result<()>;
     /// Nodes that waited on a sub-run and no longer wait (it ended).
     fn woken_nodes(&self, run_id: &str) -> Result<Vec<(String, i64, NodeState)>>;
+    /// Nodes of the run that wait on a sub-run which waits only on timers (`waiting-timer`).
+    fn nodes_on_timer_sub_runs(&self, run_id: &str) -> Result<Vec<(String, i64)>>;
     /// A node of the run that was rejected, if any.
     fn rejected_node(&self, run_id: &str) -> Result<Option<String>>;
     fn has_node(&self, run_id: &str, node_id: &str) -> Result<bool>;

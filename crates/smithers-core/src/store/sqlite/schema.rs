@@ -259,6 +259,20 @@ CREATE INDEX IF NOT EXISTS _smithers_approvals_listing
 DROP INDEX IF EXISTS _smithers_approvals_by_status;
 ";
 
+/// Creates the listing's index; a file that holds no approvals table (made by hand, or by a
+/// tool, as `v9` allows) has nothing to index.
+fn v10(tx: &Connection) -> Result<()> {
+    let has_approvals: i64 = tx.query_row(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '_smithers_approvals'",
+        [],
+        |r| r.get(0),
+    )?;
+    if has_approvals > 0 {
+        tx.execute_batch(V10)?;
+    }
+    Ok(())
+}
+
 /// Schema v9 (issue 15, items 4 and 6): the decision log, a hash chain (`audit.rs`), and the
 /// votes of quorum gates. Self-contained: two new tables and the chain started from the
 /// decisions already recorded ([`v9`]).
@@ -545,7 +559,7 @@ fn migrate(conn: &Connection, path: &Path) -> Result<()> {
         v9(&tx)?;
     }
     if current < 10 {
-        tx.execute_batch(V10)?;
+        v10(&tx)?;
     }
     tx.execute(
         "INSERT OR REPLACE INTO _smithers_meta (key, value) VALUES ('schema_version', ?1)",
