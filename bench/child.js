@@ -75,6 +75,14 @@ async function hold(db, n) {
     pageLast: timed(reps, () => engine.pendingApprovals({ limit: 50, offset: Math.max(0, n - 50) })),
     runsPage: timed(reps, () => engine.listRuns({ status: "waiting-approval", limit: 50 })),
   };
+  // The last page through the keyset cursor (`after`: the row before it), as the inbox and
+  // the API page: its cost should not grow with the depth, unlike `offset`.
+  const before = n > 50 ? engine.pendingApprovals({ limit: 1, offset: n - 51 })[0] : null;
+  if (before) {
+    const after = { requestedAtMs: before.requestedAtMs, runId: before.runId, nodeId: before.nodeId, iteration: before.iteration };
+    out.pageKeysetLast = timed(reps, () => engine.pendingApprovals({ limit: 50, after }));
+    out.pageKeysetLastRows = engine.pendingApprovals({ limit: 50, after }).length;
+  }
   out.pageLastRows = engine.pendingApprovals({ limit: 50, offset: Math.max(0, n - 50) }).length;
   out.base = base;
   out.opened = opened;

@@ -732,7 +732,7 @@ function consoleTable(res) {
   if (res.timers) {
     for (const t of res.timers.rows) {
       add("timers", `${count(t.n)} gates with deadlines: fire all`, t.fire.perTimer.n, `${fmt(t.fire.perTimer.p50)} ms/timer p50`, `p99 ${fmt(t.fire.perTimer.p99)}, RSS ${fmt(t.fire.before.rssMB)} -> ${fmt(t.fire.after.rssMB)} MB`);
-      add("timers", `${count(t.n)} gates with deadlines: first pages`, t.hold.pageFirst.n, `approvals ${fmt(t.hold.pageFirst.p50)} ms`, `listRuns ${fmt(t.hold.runsPage.p50)} ms`);
+      add("timers", `${count(t.n)} gates with deadlines: first pages`, t.hold.pageFirst.n, `approvals ${fmt(t.hold.pageFirst.p50)} ms`, `listRuns ${fmt(t.hold.runsPage.p50)} ms${t.hold.pageKeysetLast ? `, last approvals page by cursor ${fmt(t.hold.pageKeysetLast.p50)} ms, by offset ${fmt(t.hold.pageLast.p50)} ms` : ""}`);
     }
   }
   if (res.postgres) {

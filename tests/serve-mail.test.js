@@ -136,3 +136,98 @@ test("a recipient mapped to an approver gets a message of their own with links t
   const again = await fetch(security, { method: "POST", headers: { accept: "application/json" } });
   assert.equal((await again.json()).error.code, "LINK_USED");
 });
+
+// Reminders and escalations reach mail too: the gate's approvers, under mailOnWait's rules.
+const REMIND_TSX = `/** @jsxImportSource smithers-orchestrator */
+import { Approval, Sequence, Task, approvalDecisionSchema, createSmithers } from "smithers-orchestrator";
+import { z } from "zod";
+const { Workflow, smithers, outputs } = createSmithers({ gate: approvalDecisionSchema, done: z.object({ by: z.string().nullable() }) });
+export default smithers((ctx) => {
+  const decision = ctx.outputMaybe(outputs.gate, { nodeId: "release" });
+  return (
+    <Workflow name="remind-mail">
+      <Sequence>
+        <Approval id="release" output={outputs.gate} request={{ title: "Release 4.0?" }} allowedUsers={["alice"]}
+          timeoutMs={2 * 3600000} onTimeout="deny"
+          remind={{ every: "15m", max: 2 }} escalate={[{ after: "30m", allowedUsers: ["bob"] }]} />
+        {decision ? <Task id="done" output={outputs.done}>{{ by: decision.decidedBy }}</Task> : null}
+      </Sequence>
+    </Workflow>
+  );
+});
+`;
+
+test("reminders are mailed to the gate's approvers (n of max, the deadline), an escalation to the approvers it added", async (t) => {
+  const smtp = await smtpServer();
+  t.after(() => smtp.close());
+  const box = sandbox("smithers-serve-remind-mail-");
+  t.after(() => box.cleanup());
+  const config = box.write(
+    "serve.json",
+    JSON.stringify({
+      tokens: [
+        { user: "alice", token: TOKEN, scopes: ["approve"] },
+        { user: "bob", token: "mail-test-token-bob-0123456789", scopes: ["approve"] },
+        { user: "carol", token: "mail-test-token-carol-0123456789", scopes: ["approve"] },
+      ],
+      links: { secret: "mail-link-secret-0123456789abcdefgh", ttlMs: 3_600_000 },
+      mailOnWait: {
+        smtp: { host: "127.0.0.1", port: smtp.port, starttls: "never" },
+        from: "smithers@example.com",
+        to: ["alice@example.com", "bob@example.com", "carol@example.com", "ops@example.com"],
+        subjectPrefix: "[ci]",
+        links: { approvers: { "alice@example.com": "alice", "bob@example.com": "bob", "carol@example.com": "carol" } },
+      },
+    }),
+  );
+  const file = box.write("remind.tsx", REMIND_TSX);
+  const at = (minutes) => ({ SMITHERS_TEST_ONLY_CLOCK_OFFSET_MS: String(minutes * 60_000) });
+  const up = await expectExit(assert, 3, ["up", file, "--json"], { db: box.db });
+  const runId = up.json.runId;
+
+  // serve starts 20 minutes later (test clock): the first reminder is due and fired there.
+  const server = await startServe({ db: box.db, config, env: at(20) });
+  t.after(() => server.stop("SIGKILL"));
+  const api = client(server.url, TOKEN);
+  await waitFor(() => smtp.received.length >= 2, { timeoutMs: 20_000, what: "reminder 1 mails" });
+  await new Promise((r) => setTimeout(r, 300));
+  const first = smtp.received.splice(0);
+  const rcpts = (list) => list.flatMap((m) => m.to).sort();
+  // alice may decide (her own message, with links); ops is mapped to nobody; bob and carol may not decide yet.
+  assert.deepEqual(rcpts(first), ["alice@example.com", "ops@example.com"]);
+  for (const m of first) assert.match(m.raw, /^Subject: \[ci\] remind-mail \(reminder 1 of 2\)\r?$/m);
+  const alice = decodeQP(first.find((m) => m.to.includes("alice@example.com")).raw).replace(/\r\n/g, "\n");
+  assert.match(alice, /Reminder 1 of 2: run \S+ of remind-mail is still waiting for approval\./);
+  assert.match(alice, /deadline \d{4}-\d\d-\d\dT[\d:.]+Z \(then denied by system:timeout\)/);
+  assert.match(alice, /may decide: users alice$/m);
+  assert.match(alice, /^ *Approve as alice: +\S+$/m);
+
+  // 40 minutes in, another process (the CLI) fires reminder 2 and the escalation; serve mails them.
+  await expectExit(assert, 3, ["resume", runId], { db: box.db, env: at(40) });
+  await waitFor(() => smtp.received.some((m) => /\(escalated\)/.test(m.raw)) && smtp.received.filter((m) => /reminder 2 of 2/.test(m.raw)).length >= 2, {
+    timeoutMs: 20_000,
+    what: "reminder 2 and escalation mails",
+  });
+  await new Promise((r) => setTimeout(r, 300));
+  const escalated = smtp.received.filter((m) => /^Subject: \[ci\] remind-mail \(escalated\)\r?$/m.test(m.raw));
+  // bob was added (his own message, with links), ops gets everything; alice could decide already, carol still cannot.
+  assert.deepEqual(rcpts(escalated), ["bob@example.com", "ops@example.com"]);
+  const second = smtp.received.filter((m) => /reminder 2 of 2/.test(m.raw));
+  assert.ok(rcpts(second).includes("alice@example.com") && rcpts(second).includes("ops@example.com"));
+  assert.ok(!rcpts(second).includes("carol@example.com"), "carol may not decide: no reminder");
+  const bob = decodeQP(escalated.find((m) => m.to.includes("bob@example.com")).raw).replace(/\r\n/g, "\n");
+  assert.match(bob, /Escalated: run \S+ of remind-mail is still waiting for approval; bob may decide it now\./);
+  assert.match(bob, /may decide: users alice, bob$/m);
+  const approveLink = bob.match(/^ *Approve as bob: +(\S+)$/m)?.[1];
+  assert.ok(approveLink?.startsWith(`${server.url}v1/links/`), bob);
+
+  const events = (await api(`/v1/runs/${runId}/events`)).body.events.filter((e) => e.type === "WaitMailSent");
+  assert.deepEqual(events.filter((e) => e.reason === "reminder").map((e) => e.n).sort(), [1, 1, 2, 2, ...(rcpts(second).includes("bob@example.com") ? [2] : [])].sort());
+  assert.equal(events.filter((e) => e.reason === "escalated").length, 2);
+
+  // bob's link decides as bob, which he may do now.
+  const approved = await fetch(approveLink, { method: "POST", headers: { accept: "application/json" } });
+  assert.equal(approved.status, 200, await approved.clone().text());
+  const decision = (await api(`/v1/runs/${runId}`)).body.approvals.find((a) => a.nodeId === "release");
+  assert.deepEqual([decision.status, decision.decidedBy], ["approved", "bob"]);
+});

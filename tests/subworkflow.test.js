@@ -114,3 +114,83 @@ export default smithers(() => (
   assert.deepEqual(info.nodes.map((n) => [n.nodeId, n.state]), [["call", "finished"], ["after", "finished"]]);
   assert.equal(info.outputs.find((o) => o.nodeId === "call").value.outputs.built.stdout, "built\n");
 });
+
+// A sub-run that waits on a <Timer>: its caller is `waiting-timer` (not waiting-approval),
+// and firing the sub-run's timer moves the caller on, whichever command fires it.
+const TIMER_CHILD_TSX = `/** @jsxImportSource smithers-rs */
+import { Sequence, Task, Timer, createSmithers } from "smithers-rs";
+import { z } from "zod";
+const { Workflow, smithers, outputs } = createSmithers({ step: z.object({ v: z.number() }) });
+export default smithers(() => (
+  <Workflow name="child"><Sequence>
+    <Timer id="cool-down" duration="1h" />
+    <Task id="after-cool-down" output={outputs.step}>{{ v: 7 }}</Task>
+  </Sequence></Workflow>
+));`;
+const TIMER_PARENT_TSX = `/** @jsxImportSource smithers-rs */
+import { Sequence, Task, createSmithers, subRunResultSchema } from "smithers-rs";
+import { z } from "zod";
+const { Workflow, smithers, outputs } = createSmithers({ sub: subRunResultSchema, done: z.object({ ok: z.boolean() }) });
+export default smithers(() => (
+  <Workflow name="parent"><Sequence>
+    <Task id="call" output={outputs.sub} workflow="./child.tsx" />
+    <Task id="done" output={outputs.done}>{{ ok: true }}</Task>
+  </Sequence></Workflow>
+));`;
+
+test("a sub-run waiting on a <Timer> makes its caller waiting-timer; `resume` of the caller once due fires it and both finish", async (t) => {
+  const box = sandbox();
+  t.after(() => box.cleanup());
+  box.write("child.tsx", TIMER_CHILD_TSX);
+  const parent = box.write("parent.tsx", TIMER_PARENT_TSX);
+  const { spawnCli, waitFor } = await import("./helpers/durability.js");
+  // `up` stays with a waiting-timer run: watch for the status, then stop it.
+  const up = spawnCli(["up", parent, "--db", box.db, "--run-id", "p1"], {});
+  const read = (fn) => {
+    const engine = new SmithersEngine({ dbPath: box.db });
+    try {
+      return fn(engine);
+    } finally {
+      engine.close();
+    }
+  };
+  await waitFor(() => {
+    try {
+      return read((e) => e.getRun("p1").status) === "waiting-timer";
+    } catch {
+      return false;
+    }
+  }, { what: "the caller to be waiting-timer" });
+  assert.equal(up.child.exitCode, null, "smithers up stays with a run that waits on its sub-run's timer");
+  up.child.kill("SIGKILL");
+  await up.done;
+  const child = read((e) => e.getRun("p1.call.0"));
+  assert.equal(child.status, "waiting-timer");
+  assert.equal(read((e) => e.pendingApprovals({ runId: "p1" }).length), 0, "no approval is pending anywhere");
+
+  // Two hours later (test clock): `resume` of the caller fires the sub-run's timer, resumes
+  // the sub-run, whose end moves the caller on.
+  const later = { SMITHERS_TEST_ONLY_CLOCK_OFFSET_MS: String(2 * 3_600_000) };
+  const resumed = await smithers(["resume", "p1", "--json"], { db: box.db, env: later });
+  assert.equal(resumed.code, 0, resumed.stderr);
+  assert.equal(read((e) => e.getRun("p1.call.0").status), "finished");
+  const info = read((e) => e.inspect("p1"));
+  assert.equal(info.run.status, "finished");
+  assert.deepEqual(info.outputs.find((o) => o.nodeId === "done").value, { ok: true });
+  assert.equal(info.outputs.find((o) => o.nodeId === "call").value.outputs["after-cool-down"].v, 7);
+});
+
+test("a caller waiting on a sub-run's <Timer>: `smithers up` stays and, once due, fires it and finishes both", async (t) => {
+  const box = sandbox();
+  t.after(() => box.cleanup());
+  box.write("child.tsx", TIMER_CHILD_TSX.replace('duration="1h"', 'duration="300ms"'));
+  const parent = box.write("parent.tsx", TIMER_PARENT_TSX);
+  const up = await smithers(["up", parent, "--json", "--run-id", "p2"], { db: box.db });
+  assert.equal(up.code, 0, up.stderr);
+  assert.equal(up.json.status, "finished");
+  const engine = new SmithersEngine({ dbPath: box.db });
+  t.after(() => engine.close());
+  assert.equal(engine.getRun("p2.call.0").status, "finished");
+  const waited = engine.events("p2", { limit: 1000 }).filter((e) => e.type === "RunStatusChanged").map((e) => e.status);
+  assert.ok(waited.includes("waiting-timer"), `the caller waited as waiting-timer: ${waited.join(", ")}`);
+});

@@ -397,3 +397,62 @@ test("POST /v1/runs/:run/signals/:event sends an event through smithers serve, a
   assert.equal((await api("/v1/runs/h1/signals/feedback", { body: { data: { rating: 2 } } })).status, 200);
   await waitFor(async () => (await api("/v1/runs/h1")).body.run?.status === "finished", { timeoutMs: 20_000, what: "the run to finish" });
 });
+
+describe("a driver with task bodies in flight fires its own run's timers", () => {
+  // <Parallel>: a long task that waits (up to 30 s) for the task after a 300 ms <Timer> to
+  // have run. Only a driver that fires its own due timer while the long body runs lets it see
+  // that: otherwise the timer is fired after the long task ends (when the run parks).
+  const PARALLEL_TSX = `/** @jsxImportSource smithers-orchestrator */
+import { Parallel, Sequence, Task, Timer, createSmithers } from "smithers-orchestrator";
+import { existsSync, writeFileSync } from "node:fs";
+import { z } from "zod";
+const { Workflow, smithers, outputs } = createSmithers({ long: z.object({ sawAfter: z.boolean() }), after: z.object({ v: z.number() }) });
+const MARK = process.env.MARK as string;
+export default smithers(() => (
+  <Workflow name="timer-beside-long">
+    <Parallel>
+      <Task id="long" output={outputs.long}>{async () => {
+        const until = Date.now() + 30000;
+        while (!existsSync(MARK) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+        return { sawAfter: existsSync(MARK) };
+      }}</Task>
+      <Sequence>
+        <Timer id="short" duration="300ms" />
+        <Task id="after" output={outputs.after}>{() => (writeFileSync(MARK, "after"), { v: 1 })}</Task>
+      </Sequence>
+    </Parallel>
+  </Workflow>
+));
+`;
+
+  test("smithers up: the task after a short <Timer> starts while a long task still runs", async () => {
+    const dir = freshDir("smithers-timer-inflight-");
+    const db = join(dir, "smithers.db");
+    const file = writeIn(dir, "beside.tsx", PARALLEL_TSX);
+    const up = await expectExit(assert, 0, ["up", file, "--json", "--run-id", "beside"], { db, env: { MARK: join(dir, "after.mark") } });
+    assert.equal(up.json.status, "finished");
+    const info = readDb(db, (e) => e.inspect("beside"));
+    const long = info.outputs.find((o) => o.nodeId === "long");
+    assert.deepEqual(long.value, { sawAfter: true }, "the task after the timer ran before the long task ended");
+    const fired = eventsOf(db, "beside", "TimerFired");
+    assert.equal(fired.length, 1);
+    assert.equal(fired[0].outcome, "finished");
+  });
+
+  test("engine.run (Node API): the same, in one process", async () => {
+    const dir = freshDir("smithers-timer-inflight-");
+    const db = join(dir, "smithers.db");
+    const file = writeIn(dir, "beside.tsx", PARALLEL_TSX);
+    process.env.MARK = join(dir, "after.mark");
+    const engine = new SmithersEngine({ dbPath: db });
+    try {
+      const result = await engine.run(file, { runId: "beside-api" });
+      assert.equal(result.status, "finished");
+      const long = engine.inspect("beside-api").outputs.find((o) => o.nodeId === "long");
+      assert.deepEqual(long.value, { sawAfter: true });
+    } finally {
+      engine.close();
+      delete process.env.MARK;
+    }
+  });
+});

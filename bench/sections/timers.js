@@ -22,7 +22,7 @@ export async function run({ full }) {
       const create = { ...c.json, peakRssMB: c.rssMB };
       const h = runJson(process.execPath, ["--expose-gc", CHILD, "hold", db, String(n)]);
       const hold = { ...h.json, peakRssMB: h.rssMB };
-      log(`timers: ${count(n)} pending with deadlines: page of 50 first ${fmt(hold.pageFirst.p50)} ms, listRuns page ${fmt(hold.runsPage.p50)} ms, engine RSS ${fmt(hold.after.rssMB)} MB`);
+      log(`timers: ${count(n)} pending with deadlines: page of 50 first ${fmt(hold.pageFirst.p50)} ms, last by cursor ${fmt(hold.pageKeysetLast?.p50)} ms, last by offset ${fmt(hold.pageLast.p50)} ms, listRuns page ${fmt(hold.runsPage.p50)} ms, engine RSS ${fmt(hold.after.rssMB)} MB`);
       const f = runJson(process.execPath, ["--expose-gc", CHILD, "fire-all", db, String(n)], { env: LATER });
       const fire = { ...f.json, peakRssMB: f.rssMB };
       if (fire.fired !== n || fire.left !== null) throw new Error(`timers: fired ${fire.fired} of ${n}, next due ${fire.left}`);

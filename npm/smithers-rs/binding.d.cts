@@ -130,10 +130,10 @@ export declare class Engine {
   /** The earliest due time of a scheduled timer in the database (when to wake up next). */
   nextTimerDue(): number | null
   /**
-   * Fires the timers due now (at most `limit`, default 100), each once whoever races for
-   * it; returns those this engine fired.
+   * Fires the timers due now (at most `limit`, default 100; only run `runId`'s when given),
+   * each once whoever races for it; returns those this engine fired.
    */
-  fireDueTimers(limit?: number | undefined | null): Array<BindingFiredTimer>
+  fireDueTimers(limit?: number | undefined | null, runId?: string | undefined | null): Array<BindingFiredTimer>
   /** The timers of a run, earliest due first. */
   runTimers(runId: string): Array<BindingTimer>
   /** Changes when another process commits to the database. */

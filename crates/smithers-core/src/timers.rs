@@ -152,6 +152,17 @@ impl Engine {
     /// effect commit together, so a timer fires once whoever races for it. Returns the timers
     /// this call fired (not those another engine took first).
     pub fn fire_due_timers(&mut self, limit: usize) -> Result<Vec<FiredTimer>> {
+        self.fire_due_timers_of(None, limit)
+    }
+
+    /// As [`Engine::fire_due_timers`], limited to one run's timers when `run` is given: what
+    /// a driver with task bodies in flight fires of its own run (a `<Timer>` beside a long
+    /// task), without taking on other runs' timers.
+    pub fn fire_due_timers_of(
+        &mut self,
+        run: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<FiredTimer>> {
         let now = self.now();
         let mut fired = Vec::new();
         // One due row at a time, earliest first, re-read after each fire: a fire may schedule
@@ -159,7 +170,7 @@ impl Engine {
         // no write lock is taken when nothing is due.
         // A row another engine took is not `scheduled` any more, so the next read skips it.
         for _ in 0..limit.max(1) {
-            let Some(row) = self.store.due_timers(now, 1)?.into_iter().next() else {
+            let Some(row) = self.store.due_timers(now, run, 1)?.into_iter().next() else {
                 break;
             };
             let me = self.config.owner.clone();

@@ -6,7 +6,8 @@ mod common;
 
 use common::{approval, decision_schema, open, req, with};
 use serde_json::{Value, json};
-use smithers_core::views::{ApprovalCursor, ApprovalFilter};
+use smithers_core::time::ManualClock;
+use smithers_core::views::{ApprovalCursor, ApprovalFilter, ApprovalSummary};
 use smithers_core::{Engine, GraphDescriptor, NewRun};
 
 fn graph(gates: &[Value]) -> GraphDescriptor {
@@ -159,6 +160,193 @@ fn approvals_page_by_keyset_and_filter_by_status() {
         })
         .unwrap_err();
     assert!(err.to_string().contains("unknown approval status"), "{err}");
+}
+
+/// Pages through the listing with `filter`, `per` at a time; `between(engine, page_no, seen)`
+/// runs after each page is read. Returns every row seen, in order.
+fn page_through(
+    engine: &mut Engine,
+    filter: ApprovalFilter,
+    per: i64,
+    mut between: impl FnMut(&mut Engine, usize, &[ApprovalSummary]),
+) -> Vec<ApprovalSummary> {
+    let mut seen: Vec<ApprovalSummary> = Vec::new();
+    let mut after: Option<ApprovalCursor> = None;
+    for page_no in 0.. {
+        let page = engine
+            .pending_approvals(&ApprovalFilter {
+                limit: Some(per),
+                after: after.clone(),
+                ..filter.clone()
+            })
+            .unwrap();
+        assert!(page.len() <= per as usize);
+        let Some(last) = page.last() else { break };
+        after = Some(ApprovalCursor {
+            requested_at_ms: last.requested_at_ms,
+            run_id: last.run_id.clone(),
+            node_id: last.node_id.clone(),
+            iteration: last.iteration,
+        });
+        seen.extend(page);
+        between(engine, page_no, &seen);
+    }
+    seen
+}
+
+fn sort_key(a: &ApprovalSummary) -> (i64, String, String, i64) {
+    (
+        a.requested_at_ms,
+        a.run_id.clone(),
+        a.node_id.clone(),
+        a.iteration,
+    )
+}
+
+#[test]
+fn keyset_pages_follow_the_listing_order_across_ties_and_decisions_between_pages() {
+    let dir = common::TestDb::new();
+    let clock = ManualClock::new(1_000_000);
+    let mut engine = Engine::open(dir.db()).unwrap();
+    engine.set_clock(clock.clock());
+    // 12 runs of three gates each; runs started in pairs share a request time, so ties are
+    // broken by run id and node id. Run ids are created out of their sort order.
+    let ids = [
+        "r09", "r03", "r11", "r00", "r07", "r05", "r10", "r01", "r08", "r02", "r06", "r04",
+    ];
+    for (i, id) in ids.iter().enumerate() {
+        if i % 2 == 0 {
+            clock.advance(1000);
+        }
+        start(
+            &mut engine,
+            id,
+            None,
+            &[
+                gate("c", json!({})),
+                gate("a", json!({})),
+                gate("b", json!({})),
+            ],
+        );
+    }
+    let everything = engine
+        .pending_approvals(&ApprovalFilter {
+            limit: Some(1000),
+            ..ApprovalFilter::default()
+        })
+        .unwrap();
+    assert_eq!(everything.len(), 36);
+    let keys: Vec<_> = everything.iter().map(sort_key).collect();
+    let mut sorted = keys.clone();
+    sorted.sort();
+    assert_eq!(keys, sorted, "one page is in the listing's order");
+
+    // Pages of 5, undisturbed: the same rows in the same order as one page.
+    let paged = page_through(&mut engine, ApprovalFilter::default(), 5, |_, _, _| {});
+    assert_eq!(paged.iter().map(sort_key).collect::<Vec<_>>(), keys);
+
+    // Decisions between pages: behind the cursor (already seen: nothing changes ahead), at
+    // the next row and further ahead (never shown: they stopped waiting before their page).
+    let mut decided_ahead: Vec<(String, String)> = Vec::new();
+    let paged = page_through(
+        &mut engine,
+        ApprovalFilter::default(),
+        5,
+        |e, page_no, seen| {
+            let pick = match page_no {
+                // r09/a was on the first page (behind the cursor); r00/a is further ahead.
+                0 => vec![("r09", "a"), ("r00", "a")],
+                1 => vec![("r11", "c"), ("r04", "b")],
+                2 => vec![("r05", "b")],
+                _ => vec![],
+            };
+            for (run, node) in pick {
+                let pending = e
+                    .pending_approvals(&ApprovalFilter {
+                        run_id: Some(run.into()),
+                        node_id: Some(node.into()),
+                        ..ApprovalFilter::default()
+                    })
+                    .unwrap();
+                if pending.is_empty() {
+                    continue;
+                }
+                e.approve(req(run, node, "dave")).unwrap();
+                let shown = seen.iter().any(|a| a.run_id == run && a.node_id == node);
+                if !shown {
+                    decided_ahead.push((run.into(), node.into()));
+                }
+            }
+        },
+    );
+    let got: Vec<_> = paged.iter().map(sort_key).collect();
+    let mut strictly = got.clone();
+    strictly.dedup();
+    assert_eq!(strictly.len(), got.len(), "no row twice");
+    assert!(
+        got.windows(2).all(|w| w[0] < w[1]),
+        "strictly increasing: {got:?}"
+    );
+    // What was shown: every gate, except those decided before their page was read (a gate
+    // decided once shown changes nothing ahead of the cursor).
+    let expected: Vec<_> = everything
+        .iter()
+        .filter(|a| !decided_ahead.contains(&(a.run_id.clone(), a.node_id.clone())))
+        .map(sort_key)
+        .collect();
+    assert_eq!(got, expected);
+    assert_eq!(
+        decided_ahead,
+        [("r00", "a"), ("r11", "c"), ("r04", "b")].map(|(r, n)| (r.to_string(), n.to_string())),
+        "r09/a and r05/b were decided after they were shown"
+    );
+
+    // The filters keep the order and the cursor: one workflow's, one node's, one run's.
+    let b_only = page_through(
+        &mut engine,
+        ApprovalFilter {
+            node_id: Some("b".into()),
+            workflow_name: Some("ops".into()),
+            ..ApprovalFilter::default()
+        },
+        2,
+        |_, _, _| {},
+    );
+    let want: Vec<_> = engine
+        .pending_approvals(&ApprovalFilter {
+            limit: Some(1000),
+            ..ApprovalFilter::default()
+        })
+        .unwrap()
+        .iter()
+        .filter(|a| a.node_id == "b")
+        .map(sort_key)
+        .collect();
+    assert_eq!(b_only.iter().map(sort_key).collect::<Vec<_>>(), want);
+    assert_eq!(want.len(), 10, "12 b gates, r04/b and r05/b decided");
+    let one_run = page_through(
+        &mut engine,
+        ApprovalFilter {
+            run_id: Some("r07".into()),
+            ..ApprovalFilter::default()
+        },
+        1,
+        |_, _, _| {},
+    );
+    assert_eq!(
+        one_run
+            .iter()
+            .map(|a| a.node_id.as_str())
+            .collect::<Vec<_>>(),
+        ["a", "b", "c"]
+    );
+    let none = engine
+        .pending_approvals(&ApprovalFilter {
+            workflow_name: Some("other".into()),
+            ..ApprovalFilter::default()
+        })
+        .unwrap();
+    assert!(none.is_empty());
 }
 
 #[test]

@@ -542,17 +542,18 @@ impl Engine {
         self.with(env, |e| e.next_timer_due())
     }
 
-    /// Fires the timers due now (at most `limit`, default 100), each once whoever races for
-    /// it; returns those this engine fired.
+    /// Fires the timers due now (at most `limit`, default 100; only run `runId`'s when given),
+    /// each once whoever races for it; returns those this engine fired.
     #[napi]
     pub fn fire_due_timers(
         &mut self,
         env: &Env,
         limit: Option<u32>,
+        run_id: Option<String>,
     ) -> Result<Vec<BindingFiredTimer>> {
         let limit = limit.map_or(core::timers::FIRE_BATCH, |l| l as usize);
         self.with(env, |e| {
-            Ok(e.fire_due_timers(limit)?
+            Ok(e.fire_due_timers_of(run_id.as_deref(), limit)?
                 .into_iter()
                 .map(Into::into)
                 .collect())

@@ -15,6 +15,8 @@ import { describeThrown, encodeResult, isSmithersError } from "./values.js";
 const RUN_LOG = "run.log";
 /** How often a driver with bodies in flight looks for decisions made by other processes. */
 const DECISION_POLL_MS = 25;
+/** The longest setTimeout delay. */
+const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 /** A wait/failure handler that runs longer than this is stopped (and logged as failed). */
 const HANDLER_TIMEOUT_MS = 60_000;
 const log = logger("smithers_js::driver");
@@ -255,6 +257,36 @@ async function drive(native, workflow, snapshot, hooks) {
     running.then(settled, (e) => settled({ nodeId: task.nodeId, iteration: task.iteration, attempt: task.attempt, ok: false, error: describeThrown(e) }));
   };
 
+  // Whether the graph last sent has a <Timer> (read once per graph text).
+  let timersIn = null;
+  let hasTimers = false;
+  const armOwnTimers = () => {
+    if (timersIn !== lastText) {
+      timersIn = lastText;
+      hasTimers = typeof lastText === "string" && lastText.includes('"type":"timer"');
+    }
+    if (!hasTimers) return null;
+    let due = Infinity;
+    try {
+      for (const t of native.runTimers(runId)) if (t.status === "scheduled" && t.dueAtMs < due) due = t.dueAtMs;
+    } catch {
+      return null;
+    }
+    if (due === Infinity) return null;
+    const handle = setTimeout(() => {
+      try {
+        const fired = call("fireDueTimers", 100, runId);
+        if (fired.length) log.debug("fired this run's due timers while bodies run", { run_id: runId, fired: fired.length, in_flight: inFlight });
+      } catch (e) {
+        log.warn("could not fire this run's due timers", { run_id: runId, code: e?.code ?? "INTERNAL", message: String(e?.message ?? e) });
+      }
+      poked = true;
+      notify();
+    }, Math.min(Math.max(0, due - native.nowMs()), MAX_TIMEOUT_MS));
+    handle.unref?.();
+    return handle;
+  };
+
   let step = render();
   for (;;) {
     // Outputs a push-back withdrew (its scope runs again): no render may read them now.
@@ -292,10 +324,15 @@ async function drive(native, workflow, snapshot, hooks) {
         }
       }, DECISION_POLL_MS);
       watch.unref?.();
+      // A timer of this run due while bodies run (a <Timer> beside a long task): fired here,
+      // as it comes due, so what follows it starts then. Serve and parked runs' waiters fire
+      // timers too; this driver fires only its own run's.
+      const timer = armOwnTimers();
       await new Promise((resolve) => {
         wake = resolve;
       });
       clearInterval(watch);
+      if (timer) clearTimeout(timer);
     }
     // Let bodies that settle in the same turn join this batch.
     await new Promise((resolve) => setImmediate(resolve));

@@ -571,15 +571,18 @@ export class SmithersEngine {
   async waitOnTimers(result, onWait) {
     const { runId } = result;
     while (result.status === "waiting-timer" && !this.#closed) {
-      const due = this.native
-        .runTimers(runId)
+      // The run's own timers and those of the sub-runs it waits on (a sub-run waiting on a
+      // <Timer> makes its caller `waiting-timer` too).
+      const due = [runId, ...this.#waitedSubRuns(runId)]
+        .flatMap((id) => this.native.runTimers(id))
         .filter((t) => t.status === "scheduled")
         .reduce((min, t) => Math.min(min, t.dueAtMs), Infinity);
       if (due !== Infinity) {
         const delay = due - this.native.nowMs();
         if (delay > 0) onWait?.(due);
         if (delay > 0) await new Promise((r) => setTimeout(r, Math.min(delay, MAX_TIMEOUT_MS)));
-        await this.fireDueTimers({ resume: false });
+        const { fired } = await this.fireDueTimers({ resume: false });
+        await this.resumeWokenSubRuns(runId, fired);
       }
       const now = this.native.runSummary(runId);
       if (now.status === "waiting-timer" && due === Infinity) break;
@@ -590,6 +593,49 @@ export class SmithersEngine {
       result = await this.#resumeAfterDecision(runId);
     }
     return result;
+  }
+
+  /**
+   * The sub-runs (at any depth) that run `runId` waits on now: tasks waiting on a sub-run.
+   * @param {string} runId @returns {string[]}
+   */
+  #waitedSubRuns(runId) {
+    const out = [];
+    const walk = (id, depth) => {
+      if (depth > 32) return;
+      for (const n of this.native.inspect(id).nodes) {
+        if (n.state === "waiting-approval" && n.subRunId && !out.includes(n.subRunId)) {
+          out.push(n.subRunId);
+          walk(n.subRunId, depth + 1);
+        }
+      }
+    };
+    walk(runId, 0);
+    return out;
+  }
+
+  /**
+   * After timers fired (`fired`, from `fireDueTimers({resume: false})`): resumes the sub-runs
+   * of `runId` (at any depth) a fire woke and nobody drives. A sub-run that ends resumes its
+   * caller, as after a decision in it, so the caller goes on. Returns their outcomes.
+   * @param {string} runId @param {import("./native.js").BindingFiredTimer[]} fired
+   */
+  async resumeWokenSubRuns(runId, fired) {
+    const isBelow = (id) => {
+      for (let depth = 0, at = id; depth < 32; depth++) {
+        const parent = this.native.runSummary(at).parentRunId;
+        if (!parent) return false;
+        if (parent === runId) return true;
+        at = parent;
+      }
+      return false;
+    };
+    const woken = [...new Set(fired.filter((t) => t.needsResume && t.runId !== runId).map((t) => t.runId))].filter(isBelow);
+    const outcomes = [];
+    for (const sub of woken) {
+      outcomes.push(await this.#resumeAfterDecision(sub).catch((e) => ({ runId: sub, status: "not-resumed", error: { code: e?.code ?? "INTERNAL", message: String(e?.message ?? e) } })));
+    }
+    return outcomes;
   }
 
   /** Settles when this process stops driving the run; otherwise reports its status. */

@@ -1126,8 +1126,16 @@ export declare class SmithersEngine {
   stopTimers(): void;
   /** Re-reads the earliest due time (after another process scheduled a timer). */
   armTimers(): void;
-  /** Stays with a run that waits only on timers (`waiting-timer`) until it stops otherwise. */
-  waitOnTimers(result: RunResult): Promise<RunResult>;
+  /**
+   * Stays with a run that waits only on timers (`waiting-timer`: its own, or those of the
+   * sub-runs it waits on) until it stops otherwise.
+   */
+  waitOnTimers(result: RunResult, onWait?: (dueAtMs: number) => void): Promise<RunResult>;
+  /**
+   * After `fireDueTimers({ resume: false })`: resumes the sub-runs of `runId` (any depth) a
+   * fire woke that nobody drives; a sub-run that ends resumes its caller.
+   */
+  resumeWokenSubRuns(runId: string, fired: BindingFiredTimer[]): Promise<RunResult[]>;
   close(): void;
 }
 

@@ -216,11 +216,20 @@ impl Drive<'_, '_> {
             self.refresh()?;
             return Ok(true);
         }
-        // Waiting only on `<Timer>`s: `waiting-timer` (a timer's fire wakes it).
-        let timers = self
+        // Waiting only on `<Timer>`s: `waiting-timer` (a timer's fire wakes it). A task that
+        // waits on a sub-run which itself waits only on timers counts as one: firing the
+        // sub-run's timer moves it, and its end wakes this run (`runs::wake_caller`).
+        let mut timers = self
             .tx
             .store
             .timer_nodes(self.run_id, false)?
+            .into_iter()
+            .filter(|(n, i)| self.state_of(n, *i) == Some(NodeState::WaitingApproval))
+            .count();
+        timers += self
+            .tx
+            .store
+            .nodes_on_timer_sub_runs(self.run_id)?
             .into_iter()
             .filter(|(n, i)| self.state_of(n, *i) == Some(NodeState::WaitingApproval))
             .count();

@@ -763,8 +763,10 @@ async function resumeCmd(args) {
   let result;
   try {
     // Timers due by now fire first (each once, whoever else races for them): this one's
-    // run is resumed below; others a fire woke are left to `smithers resume` or serve.
-    await engine.fireDueTimers({ resume: false });
+    // run is resumed below, after its sub-runs a fire woke (a sub-run that ends resumes its
+    // caller); others a fire woke are left to `smithers resume` or serve.
+    const { fired } = await engine.fireDueTimers({ resume: false });
+    await engine.resumeWokenSubRuns(id, fired);
     result = await engine.waitOnTimers(await engine.resume(id, { force: args.values.force }), timerNotice(id, engine.dbPath, args.values.json));
   } catch (e) {
     if (e?.code === "WORKFLOW_NOT_FOUND") e.message += `\n${resumeHint(id, e.code, engine.dbPath)}`;

@@ -93,6 +93,12 @@ export interface WaitMailGate {
   required: string[];
   /** ISO 8601. */
   requestedAt: string;
+  /** When the gate decides itself (ms since the epoch) and how; the mail states it. */
+  deadlineAtMs?: number | null;
+  onTimeout?: "deny" | "approve" | "fail" | null;
+  /** Who may decide now, when the gate restricts it; the mail states it. */
+  allowedUsers?: string[] | null;
+  allowedScopes?: string[] | null;
   /** Signed approve/deny links for the one recipient of this message (serve's mailOnWait.links). */
   links?: { approve: string; deny: string; approver: string; expiresAt: string } | null;
 }
@@ -106,12 +112,20 @@ export interface WaitMailOptions {
   subjectPrefix?: string;
   from: string;
   to: string | string[];
+  /**
+   * Why it is sent: the run started waiting (default), reminder `n` of `max` (`remind`), or an
+   * escalation step widened who may decide (`added`). Subject: "(reminder 2 of 3)", "(escalated)".
+   */
+  reason?:
+    | { kind: "waiting" }
+    | { kind: "reminder"; n: number; max?: number | null }
+    | { kind: "escalated"; added?: { allowedUsers?: string[]; allowedScopes?: string[] } };
 }
 
 export interface WaitMail {
   from: string;
   to: string | string[];
-  /** "[smithers] deploy (waiting)", or "[smithers] deploy (waiting: 2 approvals)". */
+  /** "[smithers] deploy (waiting)", "[smithers] deploy (waiting: 2 approvals)", "(reminder 2 of 3)", "(escalated)". */
   subject: string;
   text: string;
   html: string;

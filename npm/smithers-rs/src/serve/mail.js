@@ -493,6 +493,37 @@ function gateWhere(gate) {
   return parts.join(", ");
 }
 
+/** "decides itself at … (deny)": a gate's deadline and what it does then, or null. */
+function gateDeadline(gate) {
+  if (!Number.isFinite(gate.deadlineAtMs)) return null;
+  const outcome = { deny: "denied", approve: "approved", fail: "the run fails" }[gate.onTimeout] ?? null;
+  return `deadline ${new Date(gate.deadlineAtMs).toISOString()}${outcome ? ` (then ${outcome === "the run fails" ? outcome : `${outcome} by system:timeout`})` : ""}`;
+}
+
+/** Who may decide a gate now, when it restricts it. */
+function gateDeciders(gate) {
+  const parts = [];
+  if (Array.isArray(gate.allowedUsers) && gate.allowedUsers.length) parts.push(`users ${gate.allowedUsers.join(", ")}`);
+  if (Array.isArray(gate.allowedScopes) && gate.allowedScopes.length) parts.push(`scopes ${gate.allowedScopes.join(", ")}`);
+  return parts.length ? `may decide: ${parts.join("; ")}` : null;
+}
+
+/** Why a mail about a waiting run is sent: the wait, a reminder, an escalation. */
+function mailReason(reason) {
+  if (!reason || reason.kind === "waiting" || reason.kind === undefined) return { kind: "waiting", tag: null, lead: null };
+  if (reason.kind === "reminder") {
+    const n = Number.isInteger(reason.n) ? reason.n : 1;
+    const ofMax = Number.isInteger(reason.max) ? ` of ${reason.max}` : "";
+    return { kind: "reminder", tag: `reminder ${n}${ofMax}`, lead: `Reminder ${n}${ofMax}: ` };
+  }
+  if (reason.kind === "escalated") {
+    const added = reason.added ?? {};
+    const who = [...(added.allowedUsers ?? []), ...(added.allowedScopes ?? []).map((s) => `scope ${s}`)];
+    return { kind: "escalated", tag: "escalated", lead: "Escalated: ", who: who.length ? who.join(", ") : null };
+  }
+  throw new SmithersError("INVALID_ARGUMENT", `waitMail: reason.kind must be waiting, reminder or escalated, not ${JSON.stringify(reason.kind)}`);
+}
+
 /** The prompt and the summary, each once, without repeating the title. */
 function gateTexts(gate) {
   const texts = [];
@@ -527,19 +558,24 @@ const isWebUrl = (url) => typeof url === "string" && /^https?:\/\/[^\s]+$/i.test
  * @param {import("./mail.d.ts").WaitMailOptions} options
  * @returns {import("./mail.d.ts").MailMessage & { subject: string, text: string, html: string }}
  */
-export function waitMail({ run, gates: given, inboxUrl, subjectPrefix = "[smithers]", from, to }) {
+export function waitMail({ run, gates: given, inboxUrl, subjectPrefix = "[smithers]", from, to, reason: why }) {
   if (!run || typeof run.runId !== "string") throw new SmithersError("INVALID_ARGUMENT", "waitMail: run.runId is required");
   const gates = Array.isArray(given) ? given : [];
+  const reason = mailReason(why);
   const oneLine = (s) => String(s).replace(/[\x00-\x1f\x7f]+/g, " ").trim();
   const runId = run.runId;
   const workflow = run.workflowName ? String(run.workflowName) : runId;
   const count = gates.length;
-  const waiting = count > 1 ? `(waiting: ${count} approvals)` : "(waiting)";
+  const waiting = reason.tag ? `(${reason.tag})` : count > 1 ? `(waiting: ${count} approvals)` : "(waiting)";
   const subject = [oneLine(subjectPrefix ?? ""), oneLine(workflow), waiting].filter(Boolean).join(" ");
 
   const base = typeof inboxUrl === "string" && inboxUrl ? (inboxUrl.endsWith("/") ? inboxUrl : `${inboxUrl}/`) : null;
   const runUrl = base ? `${base}runs/${encodeURIComponent(runId)}` : null;
-  const headline = `Run ${runId} of ${workflow} is waiting for ${count > 1 ? `${count} approvals` : "approval"}.`;
+  const what = count > 1 ? `${count} approvals` : "approval";
+  const headline =
+    reason.kind === "waiting"
+      ? `Run ${runId} of ${workflow} is waiting for ${what}.`
+      : `${reason.lead}run ${runId} of ${workflow} is still waiting for ${what}${reason.who ? `; ${reason.who} may decide it now` : ""}.`;
   const facts = [
     ["workflow", workflow],
     ["run", runId],
@@ -557,6 +593,7 @@ export function waitMail({ run, gates: given, inboxUrl, subjectPrefix = "[smithe
     text.push("", `${count > 1 ? `${i + 1}. ` : ""}${title}`);
     const indent = count > 1 ? " ".repeat(`${i + 1}. `.length) : "";
     text.push(`${indent}${gateWhere(gate)}`);
+    for (const line of [gateDeadline(gate), gateDeciders(gate)]) if (line) text.push(`${indent}${line}`);
     for (const t of gateTexts(gate)) for (const l of t.split("\n")) text.push(`${indent}${l}`.trimEnd());
     const inputs = gateInputs(gate);
     if (inputs.length) {
@@ -574,7 +611,9 @@ export function waitMail({ run, gates: given, inboxUrl, subjectPrefix = "[smithe
     "<!doctype html>",
     `<html><head><meta charset="utf-8"><title>${escapeHtml(subject)}</title></head>`,
     '<body style="font-family:system-ui,-apple-system,Segoe UI,sans-serif;line-height:1.45;color:#1f2328">',
-    `<p style="font-size:1.1em"><strong>${escapeHtml(workflow)}</strong> is waiting for ${count > 1 ? `${count} approvals` : "approval"}.</p>`,
+    reason.kind === "waiting"
+      ? `<p style="font-size:1.1em"><strong>${escapeHtml(workflow)}</strong> is waiting for ${what}.</p>`
+      : `<p style="font-size:1.1em">${escapeHtml(reason.lead)}<strong>${escapeHtml(workflow)}</strong> is still waiting for ${what}${reason.who ? `; ${escapeHtml(reason.who)} may decide it now` : ""}.</p>`,
     '<table style="border-collapse:collapse">',
     ...facts.map(([k, v]) => `<tr><td style="color:#656d76;padding-right:1em">${escapeHtml(k)}</td><td><code>${escapeHtml(v)}</code></td></tr>`),
     "</table>",
@@ -584,6 +623,7 @@ export function waitMail({ run, gates: given, inboxUrl, subjectPrefix = "[smithe
     html.push('<div style="border-left:3px solid #d0d7de;padding-left:12px;margin:16px 0">');
     html.push(`<h3 style="margin:0 0 4px">${escapeHtml(gate.title || gate.nodeId)}</h3>`);
     html.push(`<p style="margin:0;color:#656d76">${escapeHtml(gateWhere(gate))}</p>`);
+    for (const line of [gateDeadline(gate), gateDeciders(gate)]) if (line) html.push(`<p style="margin:0;color:#656d76">${escapeHtml(line)}</p>`);
     for (const t of gateTexts(gate)) html.push(`<p style="white-space:pre-wrap">${escapeHtml(t)}</p>`);
     const inputs = gateInputs(gate);
     if (inputs.length) {

@@ -86,6 +86,7 @@ export async function startServer(options) {
       links: config.links ? { ...config.links, baseUrl: publicBase } : null,
       log,
       sendMail: options.sendMail,
+      tokens,
     });
   }
   if (config.webhooks?.length) {

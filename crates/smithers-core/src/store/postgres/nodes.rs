@@ -169,6 +169,16 @@ impl NodeRows for PgStore {
         )
     }
 
+    fn nodes_on_timer_sub_runs(&self, run_id: &str) -> Result<Vec<(String, i64)>> {
+        self.all(
+            "SELECT n.node_id, n.iteration FROM _smithers_nodes n JOIN _smithers_runs s ON s.run_id = n.sub_run_id \
+             WHERE n.run_id = $1 AND n.sub_run_id IS NOT NULL AND n.state = 'waiting-approval' \
+             AND s.status = 'waiting-timer'",
+            &[&run_id],
+            |r| Ok((col(r, 0)?, col(r, 1)?)),
+        )
+    }
+
     fn rejected_node(&self, run_id: &str) -> Result<Option<String>> {
         self.one(
             "SELECT node_id FROM _smithers_nodes WHERE run_id = $1 AND state = 'rejected' LIMIT 1",

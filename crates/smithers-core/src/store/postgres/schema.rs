@@ -218,6 +218,13 @@ CREATE INDEX IF NOT EXISTS _smithers_timers_due
   ON _smithers_timers (due_at_ms) WHERE status = 'scheduled';
 "#;
 
+/// Schema v10: the approvals listing's index, as SQLite's v10 (`store::approval_listing`).
+const V10: &str = r#"
+CREATE INDEX IF NOT EXISTS _smithers_approvals_listing
+  ON _smithers_approvals (status, requested_at_ms, run_id, node_id, iteration);
+DROP INDEX IF EXISTS _smithers_approvals_by_status;
+"#;
+
 /// Schema v9: the decision log (a hash chain, `audit.rs`) and the votes of quorum gates, as
 /// SQLite's v9. A PostgreSQL schema gets them empty: every schema at v7 was made by
 /// development builds of this store and none held decisions to start the chain with.
@@ -462,6 +469,9 @@ fn migrate(client: &mut Client, target: &Target) -> Result<()> {
     }
     if current < 9 {
         tx.batch_execute(V9)?;
+    }
+    if current < 10 {
+        tx.batch_execute(V10)?;
     }
     tx.execute(
         "INSERT INTO _smithers_meta (key, value) VALUES ('schema_version', $1) \

@@ -77,15 +77,26 @@ impl TimerRows for PgStore {
             .flatten())
     }
 
-    fn due_timers(&self, now: i64, limit: usize) -> Result<Vec<TimerRow>> {
-        self.all(
-            &format!(
-                "SELECT {COLS} FROM _smithers_timers WHERE status = 'scheduled' AND due_at_ms <= $1 \
-                 ORDER BY due_at_ms LIMIT $2"
+    fn due_timers(&self, now: i64, run: Option<&str>, limit: usize) -> Result<Vec<TimerRow>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        match run {
+            None => self.all(
+                &format!(
+                    "SELECT {COLS} FROM _smithers_timers WHERE status = 'scheduled' AND due_at_ms <= $1 \
+                     ORDER BY due_at_ms LIMIT $2"
+                ),
+                &[&now, &limit],
+                row,
             ),
-            &[&now, &i64::try_from(limit).unwrap_or(i64::MAX)],
-            row,
-        )
+            Some(run_id) => self.all(
+                &format!(
+                    "SELECT {COLS} FROM _smithers_timers WHERE run_id = $3 AND status = 'scheduled' \
+                     AND due_at_ms <= $1 ORDER BY due_at_ms LIMIT $2"
+                ),
+                &[&now, &limit, &run_id],
+                row,
+            ),
+        }
     }
 
     fn take_timer(

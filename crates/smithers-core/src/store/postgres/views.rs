@@ -6,7 +6,7 @@ use serde_json::Value;
 use super::{PgStore, col};
 use crate::error::Result;
 use crate::machines::NodeKey;
-use crate::store::{ApprovalRows, AuditRows, Views};
+use crate::store::{ApprovalRows, AuditRows, ListingParam, Views};
 use crate::time::{iso8601, now_ms};
 use crate::views::{
     ApprovalFilter, ApprovalSummary, AttemptLog, LogFilter, LoopSummary, NodeSummary, OrphanCursor,
@@ -284,33 +284,28 @@ impl Views for PgStore {
         filter: &ApprovalFilter,
         status: Option<&str>,
     ) -> Result<Vec<ApprovalSummary>> {
-        let limit = filter.limit.unwrap_or(100).clamp(1, 10_000);
-        let offset = filter.offset.unwrap_or(0).max(0);
-        let after = filter.after.as_ref();
-        let rows = self.all(
-            &format!(
-                "SELECT {APPROVAL_COLS} FROM _smithers_approvals a JOIN _smithers_runs r ON r.run_id = a.run_id \
-                 WHERE ($1::text IS NULL OR a.status = $1::text) AND ($3::text IS NULL OR r.workflow_name = $3::text) \
-                 AND ($2::text IS NULL OR a.run_id IN (WITH RECURSIVE sub(id) AS (SELECT $2::text COLLATE \"C\" \
-                        UNION SELECT s.run_id FROM _smithers_runs s JOIN sub ON s.parent_run_id = sub.id) SELECT id FROM sub)) \
-                 AND ($4::text IS NULL OR a.node_id = $4::text) \
-                 AND ($5::bigint IS NULL OR (a.requested_at_ms, a.run_id, a.node_id, a.iteration) > ($5::bigint, $6::text, $7::text, $8::bigint)) \
-                 ORDER BY a.requested_at_ms, a.run_id, a.node_id, a.iteration LIMIT $9 OFFSET $10"
-            ),
-            &[
-                &status,
-                &filter.run_id,
-                &filter.workflow_name,
-                &filter.node_id,
-                &after.map(|c| c.requested_at_ms),
-                &after.map(|c| c.run_id.as_str()),
-                &after.map(|c| c.node_id.as_str()),
-                &after.map(|c| c.iteration),
-                &limit,
-                &offset,
-            ],
-            approval_summary,
-        )?;
+        let (sql, params) = crate::store::approval_listing(
+            APPROVAL_COLS,
+            filter,
+            status,
+            " COLLATE \"C\"",
+            &|n, p| match p {
+                ListingParam::Text(_) => format!("${n}::text"),
+                ListingParam::Int(_) => format!("${n}::bigint"),
+            },
+        );
+        let values: Vec<Box<dyn postgres::types::ToSql + Sync>> = params
+            .into_iter()
+            .map(|p| -> Box<dyn postgres::types::ToSql + Sync> {
+                match p {
+                    ListingParam::Text(t) => Box::new(t.to_owned()),
+                    ListingParam::Int(i) => Box::new(i),
+                }
+            })
+            .collect();
+        let refs: Vec<&(dyn postgres::types::ToSql + Sync)> =
+            values.iter().map(|v| v.as_ref()).collect();
+        let rows = self.all(&sql, &refs, approval_summary)?;
         self.with_history(rows)
     }
 

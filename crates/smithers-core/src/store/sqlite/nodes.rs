@@ -178,6 +178,18 @@ impl NodeRows for SqliteStore {
             .collect()
     }
 
+    fn nodes_on_timer_sub_runs(&self, run_id: &str) -> Result<Vec<(String, i64)>> {
+        // Through the run's nodes (primary key prefix), then each sub-run by its key.
+        all(
+            &self.conn,
+            "SELECT n.node_id, n.iteration FROM _smithers_nodes n JOIN _smithers_runs s ON s.run_id = n.sub_run_id \
+             WHERE n.run_id = ?1 AND n.sub_run_id IS NOT NULL AND n.state = 'waiting-approval' \
+             AND s.status = 'waiting-timer'",
+            [run_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+    }
+
     fn rejected_node(&self, run_id: &str) -> Result<Option<String>> {
         one(
             &self.conn,

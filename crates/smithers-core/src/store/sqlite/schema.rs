@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::logs::STORE;
 use crate::store::OpenOptions;
 
-pub const SCHEMA_VERSION: i64 = 9;
+pub const SCHEMA_VERSION: i64 = 10;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS _smithers_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -248,6 +248,30 @@ CREATE TABLE IF NOT EXISTS _smithers_timers (
 CREATE INDEX IF NOT EXISTS _smithers_timers_due
   ON _smithers_timers (due_at_ms) WHERE status = 'scheduled';
 ";
+
+/// Schema v10 (issue 15): the approvals listing's index. Its query walks approvals of one
+/// status in the listing's whole order `(requested_at_ms, run_id, node_id, iteration)` from a
+/// cursor and stops after a page (`store::approval_listing`), instead of sorting every pending
+/// gate. It covers what `(status, requested_at_ms)` served, which goes.
+const V10: &str = "
+CREATE INDEX IF NOT EXISTS _smithers_approvals_listing
+  ON _smithers_approvals (status, requested_at_ms, run_id, node_id, iteration);
+DROP INDEX IF EXISTS _smithers_approvals_by_status;
+";
+
+/// Creates the listing's index; a file that holds no approvals table (made by hand, or by a
+/// tool, as `v9` allows) has nothing to index.
+fn v10(tx: &Connection) -> Result<()> {
+    let has_approvals: i64 = tx.query_row(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '_smithers_approvals'",
+        [],
+        |r| r.get(0),
+    )?;
+    if has_approvals > 0 {
+        tx.execute_batch(V10)?;
+    }
+    Ok(())
+}
 
 /// Schema v9 (issue 15, items 4 and 6): the decision log, a hash chain (`audit.rs`), and the
 /// votes of quorum gates. Self-contained: two new tables and the chain started from the
@@ -533,6 +557,9 @@ fn migrate(conn: &Connection, path: &Path) -> Result<()> {
     }
     if current < 9 {
         v9(&tx)?;
+    }
+    if current < 10 {
+        v10(&tx)?;
     }
     tx.execute(
         "INSERT OR REPLACE INTO _smithers_meta (key, value) VALUES ('schema_version', ?1)",

@@ -69,16 +69,28 @@ impl TimerRows for SqliteStore {
         .flatten())
     }
 
-    fn due_timers(&self, now: i64, limit: usize) -> Result<Vec<TimerRow>> {
-        all(
-            &self.conn,
-            &format!(
-                "SELECT {COLS} FROM _smithers_timers WHERE status = 'scheduled' AND due_at_ms <= ?1 \
-                 ORDER BY due_at_ms LIMIT ?2"
+    fn due_timers(&self, now: i64, run: Option<&str>, limit: usize) -> Result<Vec<TimerRow>> {
+        match run {
+            None => all(
+                &self.conn,
+                &format!(
+                    "SELECT {COLS} FROM _smithers_timers WHERE status = 'scheduled' AND due_at_ms <= ?1 \
+                     ORDER BY due_at_ms LIMIT ?2"
+                ),
+                params![now, limit as i64],
+                row,
             ),
-            params![now, limit as i64],
-            row,
-        )
+            // Through the primary key (the run's few timers).
+            Some(run_id) => all(
+                &self.conn,
+                &format!(
+                    "SELECT {COLS} FROM _smithers_timers WHERE run_id = ?3 AND +status = 'scheduled' \
+                     AND due_at_ms <= ?1 ORDER BY due_at_ms LIMIT ?2"
+                ),
+                params![now, limit as i64, run_id],
+                row,
+            ),
+        }
     }
 
     fn take_timer(

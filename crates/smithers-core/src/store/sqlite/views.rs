@@ -6,7 +6,7 @@ use serde_json::Value;
 use super::{SqliteStore, all, one};
 use crate::error::Result;
 use crate::machines::NodeKey;
-use crate::store::{ApprovalRows, AuditRows, Views};
+use crate::store::{ApprovalRows, AuditRows, ListingParam, Views};
 use crate::time::{iso8601, now_ms};
 use crate::views::{
     ApprovalFilter, ApprovalSummary, AttemptLog, LogFilter, LoopSummary, NodeSummary, OrphanCursor,
@@ -14,7 +14,7 @@ use crate::views::{
 };
 
 // `+a.status`: the count must go through the primary key (this run's few approvals); left to
-// itself SQLite prefers the covering (status, requested_at_ms) index and reads every pending
+// itself SQLite prefers the covering listing index (status, requested_at_ms, …) and reads every pending
 // approval of the database once per listed run (200 ms for `smithers ps` on 20,000 waiting runs).
 const RUN_COLS: &str = "r.run_id, r.workflow_name, r.workflow_path, r.status, r.owner, r.created_at_ms, r.updated_at_ms, \
      r.finished_at_ms, r.error_json, \
@@ -317,33 +317,21 @@ impl Views for SqliteStore {
         filter: &ApprovalFilter,
         status: Option<&str>,
     ) -> Result<Vec<ApprovalSummary>> {
-        let limit = filter.limit.unwrap_or(100).clamp(1, 10_000);
-        let offset = filter.offset.unwrap_or(0).max(0);
-        let after = filter.after.as_ref();
-        // Row values compare lexicographically: (t, run, node, iteration) > the cursor.
+        let (sql, params) =
+            crate::store::approval_listing(APPROVAL_COLS, filter, status, "", &|n, _| {
+                format!("?{n}")
+            });
+        let values: Vec<rusqlite::types::Value> = params
+            .into_iter()
+            .map(|p| match p {
+                ListingParam::Text(t) => rusqlite::types::Value::Text(t.to_owned()),
+                ListingParam::Int(i) => rusqlite::types::Value::Integer(i),
+            })
+            .collect();
         let rows = all(
             &self.conn,
-            &format!(
-                "SELECT {APPROVAL_COLS} FROM _smithers_approvals a JOIN _smithers_runs r ON r.run_id = a.run_id \
-                 WHERE (?1 IS NULL OR a.status = ?1) AND (?3 IS NULL OR r.workflow_name = ?3) \
-                 AND (?2 IS NULL OR a.run_id IN (WITH RECURSIVE sub(id) AS (SELECT ?2 \
-                        UNION SELECT s.run_id FROM _smithers_runs s JOIN sub ON s.parent_run_id = sub.id) SELECT id FROM sub)) \
-                 AND (?4 IS NULL OR a.node_id = ?4) \
-                 AND (?5 IS NULL OR (a.requested_at_ms, a.run_id, a.node_id, a.iteration) > (?5, ?6, ?7, ?8)) \
-                 ORDER BY a.requested_at_ms, a.run_id, a.node_id, a.iteration LIMIT ?9 OFFSET ?10"
-            ),
-            params![
-                status,
-                filter.run_id,
-                filter.workflow_name,
-                filter.node_id,
-                after.map(|c| c.requested_at_ms),
-                after.map(|c| c.run_id.as_str()),
-                after.map(|c| c.node_id.as_str()),
-                after.map(|c| c.iteration),
-                limit,
-                offset
-            ],
+            &sql,
+            rusqlite::params_from_iter(values),
             approval_summary,
         )?;
         self.with_history(rows)
