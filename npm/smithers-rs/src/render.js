@@ -374,8 +374,24 @@ export function outputIndex(runId, rows = []) {
     const tableRows = byTable.get(ref.table);
     tableRows?.splice(tableRows.indexOf(old), 1);
   };
+  // Adds a row and returns what takes it back out (the row it replaced goes back in its
+  // place): the driver renders with a result's row before the core has recorded it.
+  const put = (out) => {
+    const iteration = out.iteration ?? 0;
+    const old = byNode.get(out.table)?.get(out.nodeId)?.byIteration.get(iteration);
+    add(out);
+    return () => {
+      if (old === undefined) return drop(out);
+      const entry = byNode.get(out.table).get(out.nodeId);
+      const now = entry.byIteration.get(iteration);
+      const tableRows = byTable.get(out.table);
+      entry.rows[entry.rows.indexOf(now)] = old;
+      tableRows[tableRows.indexOf(now)] = old;
+      entry.byIteration.set(iteration, old);
+    };
+  };
   for (const out of rows) add(out);
-  return { byTable, byNode, add, drop };
+  return { byTable, byNode, add, drop, put };
 }
 
 function createCtx(workflow, snapshot, deps) {
