@@ -154,8 +154,8 @@ async function drive(native, workflow, snapshot, hooks) {
   // The text whose loops `nodeLoops` has learnt.
   let loopsOf = null;
   const learnLoops = (text) => {
-    if (text === loopsOf) return;
-    collectNodeLoops(rendered.graph.root, null, nodeLoops);
+    if (text !== loopsOf) collectNodeLoops(rendered.graph.root, null, nodeLoops);
+    // The same string from now on, compared without reading it.
     loopsOf = text;
   };
 

@@ -104,7 +104,7 @@ export function checkProps(component, props, allowed, notHonoured = {}) {
  * @typedef {{ runId: string, input?: unknown, loops?: Record<string, number>,
  *   nodeLoops?: Record<string, string>, outputs?: OutputRow[], workflowPath?: string | null,
  *   index?: ReturnType<typeof outputIndex>, memo?: RenderMemo }} Snapshot (`index`: the rows, indexed already; then `outputs` is not read)
- * @typedef {{ tasks: Map<string, any>, deps: string[] | null, depsOrder: string[] | null, renders: number }} RenderMemo what renders leave
+ * @typedef {{ tasks: Map<string, any>, deps: string[] | null, depsOrder: string[] | null, depsAt: Map<string, number> | null, renders: number }} RenderMemo what renders leave
  *   for the next of the same run (`newRenderMemo()`; the driver keeps one per run): see `SEALED`
  */
 
@@ -123,9 +123,14 @@ export function renderWorkflow(workflow, snapshot) {
   if (!workflow?.__smithersWorkflow) {
     throw new SmithersError("INVALID_WORKFLOW", "renderWorkflow: not a workflow (expected smithers((ctx) => …))");
   }
-  // `order`: the ids the last render read, in the order it read them; `same` stays true while
-  // this render reads the same ones in the same order (then its sorted deps are the last's).
-  const deps = { nodes: new Set(), all: false, order: snapshot.memo?.depsOrder ?? null, same: true };
+  // `order`: the ids the last render read, in the order it read them (`at`: id -> position);
+  // `same` stays true while this render reads the same ones in the same order, counted by
+  // `read` (then its sorted deps are the last's), and no set of the ids it read is built.
+  // `nodes`: the ids read, once this render has read another id or another order.
+  const order = snapshot.memo?.depsOrder ?? null;
+  const at = snapshot.memo?.depsAt ?? null;
+  const same = order !== null && at !== null;
+  const deps = { nodes: same ? null : new Set(), read: 0, all: false, order, at, same };
   const { ctx, addOutput, dropOutput } = createCtx(workflow, snapshot, deps);
   const state = {
     workflow,
@@ -205,7 +210,23 @@ export function renderWorkflow(workflow, snapshot) {
 export const SEALED = new WeakSet();
 
 /** @returns {RenderMemo} */
-export const newRenderMemo = () => ({ tasks: new Map(), deps: null, depsOrder: null, renders: 0 });
+export const newRenderMemo = () => ({ tasks: new Map(), deps: null, depsOrder: null, depsAt: null, renders: 0 });
+
+/** Records that a render read node `nodeId`'s outputs (see `deps` in renderWorkflow). */
+function readDep(deps, nodeId) {
+  if (deps.same) {
+    const { order, read } = deps;
+    if (read < order.length && order[read] === nodeId) {
+      deps.read = read + 1;
+      return;
+    }
+    // Read already in this render: nothing new.
+    if ((deps.at.get(nodeId) ?? read) < read) return;
+    deps.same = false;
+    deps.nodes = new Set(read === order.length ? order : order.slice(0, read));
+  }
+  deps.nodes.add(nodeId);
+}
 
 /**
  * The sorted render deps; the last render's array when this render read the same ids in the
@@ -213,12 +234,20 @@ export const newRenderMemo = () => ({ tasks: new Map(), deps: null, depsOrder: n
  * looking them up again.
  */
 function sortedDeps(deps, memo) {
-  const { nodes } = deps;
   const last = memo?.deps;
-  if (last && deps.same && deps.order.length === nodes.size) return last;
-  if (memo) memo.depsOrder = [...nodes];
-  if (last && last.length === nodes.size && last.every((id) => nodes.has(id))) return last;
-  const sorted = [...nodes].sort();
+  if (last && deps.same && deps.order.length === deps.read) return last;
+  // The ids read, without repeats, in the order they were read.
+  const ids = deps.same ? deps.order.slice(0, deps.read) : [...deps.nodes];
+  if (memo) {
+    memo.depsOrder = ids;
+    memo.depsAt = new Map();
+    for (let i = 0; i < ids.length; i++) memo.depsAt.set(ids[i], i);
+  }
+  if (last && last.length === ids.length) {
+    const nodes = memo?.depsAt ?? new Set(ids);
+    if (last.every((id) => nodes.has(id))) return last;
+  }
+  const sorted = [...ids].sort();
   SEALED.add(sorted);
   return sorted;
 }
@@ -412,9 +441,7 @@ function createCtx(workflow, snapshot, deps) {
     if (typeof nodeId !== "string") {
       throw new SmithersError("INVALID_ARGUMENT", "ctx output lookups need a nodeId string");
     }
-    const read = deps.nodes.size;
-    deps.nodes.add(nodeId);
-    if (deps.same && deps.nodes.size !== read && deps.order?.[read] !== nodeId) deps.same = false;
+    readDep(deps, nodeId);
     if (table === lastTable) return lastNodes.get(nodeId);
     const keys = outputKeys(workflow, table, "ctx");
     if (keys.length === 1 && byNode.has(keys[0])) {
