@@ -104,7 +104,7 @@ export function checkProps(component, props, allowed, notHonoured = {}) {
  * @typedef {{ runId: string, input?: unknown, loops?: Record<string, number>,
  *   nodeLoops?: Record<string, string>, outputs?: OutputRow[], workflowPath?: string | null,
  *   index?: ReturnType<typeof outputIndex>, memo?: RenderMemo }} Snapshot (`index`: the rows, indexed already; then `outputs` is not read)
- * @typedef {{ tasks: Map<string, any>, deps: string[] | null, depsOrder: string[] | null, depsAt: Map<string, number> | null, renders: number }} RenderMemo what renders leave
+ * @typedef {{ tasks: Map<string, any>, slots: Map<string, any[]>, deps: string[] | null, depsOrder: string[] | null, depsAt: Map<string, number> | null, renders: number }} RenderMemo what renders leave
  *   for the next of the same run (`newRenderMemo()`; the driver keeps one per run): see `SEALED`
  */
 
@@ -151,6 +151,11 @@ export function renderWorkflow(workflow, snapshot) {
     worktreeIds: new Set(),
     /** Sealed task nodes of earlier renders, by the element's id (see SEALED). */
     memo: snapshot.memo ? snapshot.memo.tasks : null,
+    /** The memo's entries by place: path of the children's container -> entry per position. */
+    slots: snapshot.memo ? snapshot.memo.slots : null,
+    /** The container whose slots were looked up last, and its slots. */
+    slotPath: null,
+    slotArray: null,
     memoRender: snapshot.memo ? ++snapshot.memo.renders : 0,
     reused: 0,
   };
@@ -184,7 +189,11 @@ export function renderWorkflow(workflow, snapshot) {
     // Forget the nodes of elements no longer rendered, once they are half of what is kept.
     const { tasks } = snapshot.memo;
     if (tasks.size > 2 * (state.ids.size + state.reused) + 64) {
-      for (const [id, entry] of tasks) if (entry.render !== state.memoRender) tasks.delete(id);
+      for (const [id, entry] of tasks) {
+        if (entry.render === state.memoRender) continue;
+        entry.dead = true;
+        tasks.delete(id);
+      }
     }
   }
   return {
@@ -210,7 +219,7 @@ export function renderWorkflow(workflow, snapshot) {
 export const SEALED = new WeakSet();
 
 /** @returns {RenderMemo} */
-export const newRenderMemo = () => ({ tasks: new Map(), deps: null, depsOrder: null, depsAt: null, renders: 0 });
+export const newRenderMemo = () => ({ tasks: new Map(), slots: new Map(), deps: null, depsOrder: null, depsAt: null, renders: 0 });
 
 /** Records that a render read node `nodeId`'s outputs (see `deps` in renderWorkflow). */
 function readDep(deps, nodeId) {
@@ -328,27 +337,49 @@ class ComputeFns {
 }
 
 /**
+ * The memo's entries of the children of the container at `path`, by position (an element's
+ * place in its parent's children): looked up once per container while its children render.
+ */
+function slotsOf(state, path) {
+  if (path === state.slotPath) return state.slotArray;
+  let slots = state.slots.get(path);
+  if (slots === undefined) state.slots.set(path, (slots = []));
+  state.slotPath = path;
+  state.slotArray = slots;
+  return slots;
+}
+
+/**
  * The last render's node for this <Task> element, when its props and place are the same
  * (then it is this render's too: its id is claimed and its body registered), else undefined.
+ * The entry is looked for at the element's position first (the same element at the same
+ * position: no lookup by id), then by id (an element that moved).
  */
-function reuseTask(props, state, scope) {
+function reuseTask(props, state, scope, path, index) {
   if (scope.length > 1) return undefined;
-  const entry = state.memo.get(props.id);
+  let entry = slotsOf(state, path)[index];
+  // An entry of another id, or one a later entry for its id replaced: look the id up.
+  if (entry === undefined || entry.dead || entry.props.id !== props.id) entry = state.memo.get(props.id);
   // Taken already by this render: a duplicate id, which the renderer reports.
   if (entry === undefined || entry.render === state.memoRender || !sameProps(props, entry.props) || entry.place !== placeOf(scope, state)) return undefined;
-  if (state.ids.has(props.id)) return undefined;
+  if (state.ids.size !== 0 && state.ids.has(props.id)) return undefined;
   entry.props = props;
   entry.render = state.memoRender;
+  state.slotArray[index] = entry;
   state.reused += 1;
   return entry.node;
 }
 
 /** Keeps a freshly rendered <Task> node for the next render when it is sealable. */
-function rememberTask(props, state, scope, node) {
+function rememberTask(props, state, scope, node, path, index) {
   // Keyed by node id, which is the element's id outside nested loops (those are not kept).
   if (node === null || scope.length > 1 || !sealable(props, state)) return;
   SEALED.add(node);
-  state.memo.set(props.id, { props, node, place: placeOf(scope, state), render: state.memoRender, compute: node.body.type === "compute" });
+  const entry = { props, node, place: placeOf(scope, state), render: state.memoRender, compute: node.body.type === "compute", dead: false };
+  const replaced = state.memo.get(props.id);
+  if (replaced !== undefined) replaced.dead = true;
+  state.memo.set(props.id, entry);
+  slotsOf(state, path)[index] = entry;
 }
 
 /**
@@ -668,7 +699,7 @@ function expand(node, state, scope, parentPath, index, out) {
       );
     }
     if (tag === "task" && state.memo !== null) {
-      const reused = typeof props.id === "string" ? reuseTask(props, state, scope) : undefined;
+      const reused = typeof props.id === "string" ? reuseTask(props, state, scope, parentPath, index) : undefined;
       if (reused !== undefined) {
         out.push(reused);
         return;
@@ -676,7 +707,7 @@ function expand(node, state, scope, parentPath, index, out) {
     }
     checkProps(COMPONENT_NAMES[tag], props, ALLOWED[tag], NOT_HONOURED_ON[tag]);
     const planNode = RENDERERS[tag](props, state, scope, parentPath, index);
-    if (tag === "task" && state.memo !== null && typeof props.id === "string") rememberTask(props, state, scope, planNode);
+    if (tag === "task" && state.memo !== null && typeof props.id === "string") rememberTask(props, state, scope, planNode, parentPath, index);
     if (planNode) out.push(planNode);
     return;
   }
