@@ -7,7 +7,7 @@ import { isTerminal } from "./contract.js";
 import { DAGU_RUN_STATUS } from "./dagu/status.js";
 import { logger } from "./log.js";
 import { runCommand } from "./native.js";
-import { SEALED, newRenderMemo, outputIndex, renderWorkflow } from "./render.js";
+import { SEAL, newRenderMemo, outputIndex, renderWorkflow } from "./render.js";
 import { expandEnvTemplates, expandTemplate, substituteDaguVars } from "./templates.js";
 import { describeThrown, encodeResult, isSmithersError } from "./values.js";
 
@@ -738,11 +738,16 @@ async function runBody(fn, ctx, task) {
 export function sameGraph(a, b, prev) {
   if (typeof a !== "object" || a === null) return a === b && a !== undefined && (typeof a !== "number" || Number.isFinite(a));
   if (typeof b !== "object" || b === null) return false;
-  if (a === prev && SEALED.has(a)) return true;
+  if (a === prev && a[SEAL] === true) return true;
   const p = typeof prev === "object" && prev !== null ? prev : undefined;
   if (Array.isArray(a)) {
     if (!Array.isArray(b) || a.length !== b.length) return false;
-    for (let i = 0; i < a.length; i++) if (!sameGraph(a[i], b[i], p?.[i])) return false;
+    for (let i = 0; i < a.length; i++) {
+      const x = a[i];
+      // A sealed node found again at its place (the usual child of a big container): equal.
+      if (p !== undefined && x === p[i] && typeof x === "object" && x !== null && x[SEAL] === true) continue;
+      if (!sameGraph(x, b[i], p?.[i])) return false;
+    }
     return true;
   }
   const proto = Object.getPrototypeOf(a);

@@ -216,7 +216,21 @@ export function renderWorkflow(workflow, snapshot) {
  * is what keeps a re-render of N unchanged tasks cheap (issue 13: a sequence whose render
  * reads the previous output renders N times).
  */
-export const SEALED = new WeakSet();
+export const SEALED = {
+  /** @param {unknown} value */
+  has: (value) => typeof value === "object" && value !== null && /** @type {any} */ (value)[SEAL] === true,
+  /** @param {object} value */
+  add: (value) => {
+    Object.defineProperty(value, SEAL, { value: true });
+  },
+};
+
+/**
+ * The mark of a sealed object: a property no JSON, no `for…in`, no structured clone and no
+ * deep-equal sees (a symbol, not enumerable), read as fast as any property (the driver's
+ * `sameGraph` reads it for every node of every render).
+ */
+export const SEAL = Symbol("smithers.sealed");
 
 /** @returns {RenderMemo} */
 export const newRenderMemo = () => ({ tasks: new Map(), slots: new Map(), deps: null, depsOrder: null, depsAt: null, renders: 0 });
@@ -490,6 +504,7 @@ function createCtx(workflow, snapshot, deps) {
   };
   // A node's default iteration is the current iteration of the loop it belongs to.
   const defaultIteration = (nodeId) => {
+    if (loopOf.size === 0) return 0;
     const loopId = loopOf.get(nodeId);
     return loopId === undefined ? 0 : (loops[loopId] ?? 0);
   };
