@@ -294,8 +294,11 @@ function sealable(props, state) {
   return true;
 }
 
-/** Same props: the same keys and values; arrays element by element; any two body functions. */
-function sameProps(a, b) {
+/**
+ * Same props: the same keys and values; arrays element by element; any two body functions.
+ * `bKeys`: how many keys `b` has, when known (then `b`'s keys are not enumerated).
+ */
+function sameProps(a, b, bKeys) {
   let keys = 0;
   for (const key in a) {
     const x = a[key];
@@ -305,6 +308,7 @@ function sameProps(a, b) {
     if (!Array.isArray(x) || !Array.isArray(y) || x.length !== y.length) return false;
     for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
   }
+  if (bKeys !== undefined) return keys === bKeys;
   for (const _ in b) keys -= 1;
   return keys === 0;
 }
@@ -375,7 +379,7 @@ function reuseTask(props, state, scope, path, index) {
   // An entry of another id, or one a later entry for its id replaced: look the id up.
   if (entry === undefined || entry.dead || entry.props.id !== props.id) entry = state.memo.get(props.id);
   // Taken already by this render: a duplicate id, which the renderer reports.
-  if (entry === undefined || entry.render === state.memoRender || !sameProps(props, entry.props) || entry.place !== placeOf(scope, state)) return undefined;
+  if (entry === undefined || entry.render === state.memoRender || !sameProps(props, entry.props, entry.keys) || entry.place !== placeOf(scope, state)) return undefined;
   if (state.ids.size !== 0 && state.ids.has(props.id)) return undefined;
   entry.props = props;
   entry.render = state.memoRender;
@@ -389,7 +393,10 @@ function rememberTask(props, state, scope, node, path, index) {
   // Keyed by node id, which is the element's id outside nested loops (those are not kept).
   if (node === null || scope.length > 1 || !sealable(props, state)) return;
   SEALED.add(node);
-  const entry = { props, node, place: placeOf(scope, state), render: state.memoRender, compute: node.body.type === "compute", dead: false };
+  let keys = 0;
+  for (const _ in props) keys += 1;
+  // `keys`: how many props `props` has, and every later props the entry takes (sameProps).
+  const entry = { props, node, keys, place: placeOf(scope, state), render: state.memoRender, compute: node.body.type === "compute", dead: false };
   const replaced = state.memo.get(props.id);
   if (replaced !== undefined) replaced.dead = true;
   state.memo.set(props.id, entry);
