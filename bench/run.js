@@ -95,7 +95,7 @@ function budgets(res) {
     const r = res.pernode.rows.find((x) => x.kind === "static" && x.shape === "sequence" && x.n === 1000);
     out.push({ what: "static per-node overhead at N = 1,000 < 0.2 ms", value: `${fmt(r.perNode.median)} ms/node (median of ${r.perNode.n})`, pass: r.perNode.median < 0.2 });
     const reading = res.pernode.reading?.find((x) => x.n === 2000);
-    if (reading) out.push({ what: "output-reading sequence at N = 2,000 < 2 s (issue 13)", value: `${fmt(reading.total.median)} ms`, pass: reading.total.median < 2000 });
+    if (reading) out.push({ what: "output-reading sequence at N = 2,000 < 2 s (issue 13)", value: `${fmt(reading.total.median)} ms${reading.cpu ? ` (CPU ${fmt(reading.cpu.median)} ms)` : ""}`, pass: reading.total.median < 2000 });
   }
   if (res.cli) {
     const get = (k) => res.cli.rows.find((r) => r.key === k);
@@ -429,12 +429,12 @@ function render(res) {
     if (p.reading) {
       parts.push(
         "\nRe-renders: a sequence whose render reads the previous task's output (`bench/workflows.js` `readingSequence`), " +
-          "so the workflow is rendered after every task: N renders of N elements. Total wall of `engine.run`; each size over the one before:\n",
+          "so the workflow is rendered after every task: N renders of N elements. Total wall of `engine.run`, the CPU time it took (the run is in-process); each size over the one before:\n",
       );
       parts.push(
         mdTable(
-          ["workflow", "N", "reps", "total ms", "ms/node", "total / total at the size before"],
-          p.reading.map((r, i) => [r.label, count(r.n), String(r.total.n), mmm(r.total), mmm(r.perNode), i ? ratio(r.total.median, p.reading[i - 1].total.median) : "–"]),
+          ["workflow", "N", "reps", "total ms", "CPU ms", "ms/node", "total / total at the size before"],
+          p.reading.map((r, i) => [r.label, count(r.n), String(r.total.n), mmm(r.total), r.cpu ? mmm(r.cpu) : "–", mmm(r.perNode), i ? ratio(r.total.median, p.reading[i - 1].total.median) : "–"]),
         ),
       );
     }

@@ -18,14 +18,18 @@ export const CASES = [
 export const READING = { kind: "reading", shape: "sequence", label: "Sequence reading the previous output" };
 const READING_SIZES = [500, 1000, 2000];
 
-async function runOnce(kind, shape, n) {
+/** One run on a fresh database: its wall time; `cpu`, when given, gets the process CPU time it took. */
+async function runOnce(kind, shape, n, cpu) {
   const dir = tempDir("pernode");
   try {
     const engine = new SmithersEngine({ dbPath: join(dir, "bench.db") });
     const workflow = kind === "reading" ? readingSequence(n) : manyTasks(kind, shape, n);
+    const c0 = process.cpuUsage();
     const t0 = performance.now();
     const result = await engine.run(workflow);
     const ms = performance.now() - t0;
+    const used = process.cpuUsage(c0);
+    cpu?.push((used.user + used.system) / 1000);
     engine.close();
     if (result.status !== "finished") throw new Error(`${shape}/${kind} N=${n}: run ended ${result.status} ${JSON.stringify(result.error ?? {})}`);
     return ms;
@@ -71,10 +75,13 @@ export async function run({ full }) {
   const reading = [];
   for (const n of READING_SIZES) {
     const times = [];
-    for (let i = 0; i < (n <= 500 ? 3 : 1); i++) times.push(await runOnce(READING.kind, READING.shape, n));
+    const cpus = [];
+    for (let i = 0; i < (n <= 500 ? 3 : 1); i++) times.push(await runOnce(READING.kind, READING.shape, n, cpus));
     const total = stats(times);
-    reading.push({ ...READING, n, total, perNode: stats(times.map((t) => t / n)) });
-    log(`per-node: ${READING.label} N=${n}: total ${fmt(total.median)} ms (${fmt(total.median / n)} ms/node)`);
+    // CPU time of this process (the run is in-process): what a loaded machine does not inflate.
+    const cpu = stats(cpus);
+    reading.push({ ...READING, n, total, cpu, perNode: stats(times.map((t) => t / n)) });
+    log(`per-node: ${READING.label} N=${n}: total ${fmt(total.median)} ms, CPU ${fmt(cpu.median)} ms (${fmt(total.median / n)} ms/node)`);
   }
   const procN = full ? [100, 1000, 10000] : [100, 1000];
   const processes = [];

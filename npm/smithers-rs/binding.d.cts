@@ -39,10 +39,17 @@ export declare class Engine {
    */
   submitGraph(runId: string, graphJson: string): BindingStep
   /**
-   * Records the results of task bodies (a JSON array: the bulk path, each result encoded
-   * on its own by `values.js`) and advances the run.
+   * Advances a run with the graph its plan was built from, named by `graphId` (a step's):
+   * `STALE_GRAPH`, nothing changed, when that is not the plan's graph now.
    */
-  completeTasks(runId: string, resultsJson: string): BindingStep
+  submitSameGraph(runId: string, graphId: number): BindingStep
+  /**
+   * Records the results of task bodies (a JSON array: the bulk path, each result encoded
+   * on its own by `values.js`) and advances the run. With `render`, the graph rendered
+   * with those results as stored: applied in the same transaction when recording them
+   * changed exactly that (`graphApplied`; ARCHITECTURE.md).
+   */
+  completeTasks(runId: string, resultsJson: string, render?: BindingRender | undefined | null): BindingStep
   /** Checks an agent's answer (JSON text) against a task's output schema; records nothing. */
   checkOutput(runId: string, nodeId: string, valueJson: string): void
   advance(runId: string): BindingStep
@@ -649,6 +656,15 @@ export interface BindingRejection {
   rejectionReason: string | null
 }
 
+/**
+ * A graph rendered with the results `completeTasks` reports: its JSON text, or the id of
+ * the text the run's plan was built from (`BindingStep.graphId`). Exactly one of the two.
+ */
+export interface BindingRender {
+  graphJson?: string
+  graphId?: number
+}
+
 /** Environment variable names no approver input or workflow param may use. */
 export interface BindingReservedEnv {
   exact: Array<string>
@@ -764,6 +780,16 @@ export interface BindingStep {
   waiting?: Array<string>
   /** Outputs a push-back withdrew (its reset scope runs again): the driver forgets them. */
   reset?: Array<BindingOutputRef>
+  /**
+   * The id of the graph text the run's plan was built from (0: none): a render that gives
+   * that text again is sent as this id (`submitSameGraph`, `completeTasks` `render.graphId`).
+   */
+  graphId: number
+  /**
+   * `completeTasks` with a `render`: whether that graph was applied (else only the
+   * results were recorded, and `needsRender` says whether to render again).
+   */
+  graphApplied: boolean
 }
 
 /**

@@ -124,6 +124,13 @@ pub struct Step {
     /// Outputs a push-back withdrew (its reset scope runs again): the driver forgets them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub reset: Vec<OutputRef>,
+    /// The id of the graph text the run's plan was built from (0: none, or not from text).
+    /// A render that gives that text again is sent as this id (`submit_same_graph`,
+    /// `RenderedGraph::Same`).
+    pub graph_id: u64,
+    /// `complete_and_submit`: whether the graph rendered with the results was applied (else
+    /// the results alone were recorded, and a render is owed as after `complete_tasks`).
+    pub graph_applied: bool,
 }
 
 /// Names one output row: table, node, iteration.
@@ -217,6 +224,8 @@ impl Step {
             error: None,
             waiting: Vec::new(),
             reset: Vec::new(),
+            graph_id: 0,
+            graph_applied: false,
         }
     }
 }

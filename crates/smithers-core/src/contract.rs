@@ -129,6 +129,8 @@ pub const ERROR_CODES: &[(&str, ErrorMeta)] = &[
     meta("RUN_NOT_RESUMABLE", 1, 409),
     meta("RUN_EXISTS", 1, 409),
     meta("PUSH_BACK_BUSY", 1, 409),
+    // A driver named a graph by an id that is not its run's plan's now (send the text).
+    meta("STALE_GRAPH", 1, 409),
     meta("FORBIDDEN", 1, 403),
     // Approvals that cannot be faked (audit.rs): a decision on a view that changed; a second
     // vote by one person on a quorum gate; a decision log whose chain does not hold.

@@ -127,6 +127,15 @@ pub enum Error {
     #[error("Invalid workflow graph: {0}")]
     InvalidGraph(String),
 
+    #[error(
+        "Run {run_id}: graph {given} is not the one its plan was built from ({current}); send the graph text"
+    )]
+    StaleGraph {
+        run_id: String,
+        given: u64,
+        current: u64,
+    },
+
     #[error("Duplicate node id: {0}")]
     DuplicateId(String),
 
@@ -424,6 +433,7 @@ impl Error {
             Error::RunOwned { .. } => "RUN_OWNED",
             Error::RunNotClaimed { .. } => "RUN_NOT_CLAIMED",
             Error::InvalidGraph(_) => "INVALID_GRAPH",
+            Error::StaleGraph { .. } => "STALE_GRAPH",
             Error::DuplicateId(_) => "DUPLICATE_ID",
             Error::UnknownOutputSchema { .. } => "UNKNOWN_OUTPUT_SCHEMA",
             Error::InvalidIdentifier { .. } => "INVALID_IDENTIFIER",
@@ -526,6 +536,11 @@ impl Error {
             } => json!({ "runId": run_id, "nodeId": node_id, "iteration": iteration,
                          "expectedDigest": expected, "currentDigest": current }),
             Error::RunOwned { run_id, owner } => json!({ "runId": run_id, "owner": owner }),
+            Error::StaleGraph {
+                run_id,
+                given,
+                current,
+            } => json!({ "runId": run_id, "graphId": given, "currentGraphId": current }),
             Error::DbNotFound { path, .. } => json!({ "dbPath": path }),
             Error::SchemaTooNew {
                 path,

@@ -36,6 +36,7 @@ pub mod views;
 pub use command::{CommandOutcome, CommandSpec};
 pub use decision::{DecisionOutcome, DecisionRequest};
 pub use deliveries::{Delivery, DeliveryFilter, DeliveryOutcome, LinkUse, NewDelivery};
+pub use drive::RenderedGraph;
 pub use engine::{
     AgentCall, ChangeWaiter, ClaimOptions, Engine, NewRun, OutputRef, OutputRow, ParentRef,
     RunError, Snapshot, Step, TaskError, TaskResult, TaskToRun,

@@ -31,6 +31,9 @@ pub(crate) struct ActiveRun {
     /// The descriptor text the plan was built from, when it came as text
     /// (`submit_graph_json`): a render that gives the same text again reuses the plan.
     pub plan_source: Option<Box<str>>,
+    /// The id this engine gave `plan_source` (`Step::graph_id`; 0: none): a driver whose
+    /// render gives that text again says so with the id instead of sending the text.
+    pub graph_id: u64,
     pub cache: WalkCache,
     /// No output the render read has changed since the plan was submitted.
     pub fresh: bool,
@@ -67,6 +70,7 @@ impl ActiveRun {
             input_json,
             plan: None,
             plan_source: None,
+            graph_id: 0,
             cache: WalkCache::default(),
             fresh: false,
             nodes: HashMap::new(),

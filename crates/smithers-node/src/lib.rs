@@ -146,19 +146,59 @@ impl Engine {
         })
     }
 
+    /// Advances a run with the graph its plan was built from, named by `graphId` (a step's):
+    /// `STALE_GRAPH`, nothing changed, when that is not the plan's graph now.
+    #[napi]
+    pub fn submit_same_graph(
+        &mut self,
+        env: &Env,
+        run_id: String,
+        graph_id: i64,
+    ) -> Result<BindingStep> {
+        self.with(env, |e| {
+            e.submit_same_graph(&run_id, graph_id_arg(graph_id))
+                .and_then(TryInto::try_into)
+        })
+    }
+
     /// Records the results of task bodies (a JSON array: the bulk path, each result encoded
-    /// on its own by `values.js`) and advances the run.
+    /// on its own by `values.js`) and advances the run. With `render`, the graph rendered
+    /// with those results as stored: applied in the same transaction when recording them
+    /// changed exactly that (`graphApplied`; ARCHITECTURE.md).
     #[napi]
     pub fn complete_tasks(
         &mut self,
         env: &Env,
         run_id: String,
         results_json: String,
+        render: Option<BindingRender>,
     ) -> Result<BindingStep> {
+        let graph = match &render {
+            None => None,
+            Some(BindingRender {
+                graph_json: Some(text),
+                graph_id: None,
+            }) => Some(core::RenderedGraph::Text(text)),
+            Some(BindingRender {
+                graph_json: None,
+                graph_id: Some(id),
+            }) => Some(core::RenderedGraph::Same(graph_id_arg(*id))),
+            Some(_) => {
+                return Err(throw(
+                    env,
+                    "INVALID_ARGUMENT",
+                    "completeTasks render: give graphJson or graphId, not both or neither".into(),
+                    json!({ "runId": run_id }),
+                ));
+            }
+        };
         self.with(env, |e| {
             let results = serde_json::from_str(&results_json)?;
-            e.complete_tasks(&run_id, results)
-                .and_then(TryInto::try_into)
+            match graph {
+                None => e.complete_tasks(&run_id, results),
+                Some(graph) => e.complete_and_submit(&run_id, results, graph),
+            }
+            .and_then(TryInto::try_into)
         })
     }
 
@@ -779,4 +819,9 @@ fn test_clock_offset(env: &Env) -> Result<Option<i64>> {
             json!({ "variable": TEST_CLOCK_VAR }),
         )),
     }
+}
+
+/// A graph id from JS: a negative one names no graph (0, which the core refuses as stale).
+fn graph_id_arg(id: i64) -> u64 {
+    u64::try_from(id).unwrap_or(0)
 }

@@ -301,6 +301,20 @@ pub struct BindingStep {
     pub waiting: Option<Vec<String>>,
     /// Outputs a push-back withdrew (its reset scope runs again): the driver forgets them.
     pub reset: Option<Vec<BindingOutputRef>>,
+    /// The id of the graph text the run's plan was built from (0: none): a render that gives
+    /// that text again is sent as this id (`submitSameGraph`, `completeTasks` `render.graphId`).
+    pub graph_id: i64,
+    /// `completeTasks` with a `render`: whether that graph was applied (else only the
+    /// results were recorded, and `needsRender` says whether to render again).
+    pub graph_applied: bool,
+}
+
+/// A graph rendered with the results `completeTasks` reports: its JSON text, or the id of
+/// the text the run's plan was built from (`BindingStep.graphId`). Exactly one of the two.
+#[napi(object)]
+pub struct BindingRender {
+    pub graph_json: Option<String>,
+    pub graph_id: Option<i64>,
 }
 
 impl TryFrom<core::Step> for BindingStep {
@@ -317,6 +331,8 @@ impl TryFrom<core::Step> for BindingStep {
             error,
             waiting,
             reset,
+            graph_id,
+            graph_applied,
         } = s;
         Ok(BindingStep {
             status: status.to_string(),
@@ -328,6 +344,9 @@ impl TryFrom<core::Step> for BindingStep {
             error: nullable(error.map(Into::into)),
             waiting: (!waiting.is_empty()).then_some(waiting),
             reset: (!reset.is_empty()).then(|| reset.into_iter().map(Into::into).collect()),
+            // Ids count up from 1 in this process: far below 2^53, exact as a JS number.
+            graph_id: i64::try_from(graph_id).unwrap_or(i64::MAX),
+            graph_applied,
         })
     }
 }

@@ -7,7 +7,7 @@ import { isTerminal } from "./contract.js";
 import { DAGU_RUN_STATUS } from "./dagu/status.js";
 import { logger } from "./log.js";
 import { runCommand } from "./native.js";
-import { SEALED, newRenderMemo, outputIndex, renderWorkflow } from "./render.js";
+import { SEAL, newRenderMemo, outputIndex, renderWorkflow } from "./render.js";
 import { expandEnvTemplates, expandTemplate, substituteDaguVars } from "./templates.js";
 import { describeThrown, encodeResult, isSmithersError } from "./values.js";
 
@@ -143,11 +143,31 @@ async function drive(native, workflow, snapshot, hooks) {
   const memo = newRenderMemo();
   let prevGraph = null;
 
-  const render = () => {
-    let graph;
+  // The graph text the core's plan was last built from, as this driver sent it, and the id
+  // the core gave that text (a step's graphId): a render that gives the text again is sent
+  // as the id, and nothing of it crosses the boundary. The core checks the id (STALE_GRAPH).
+  let sentText = null;
+  let sentId = 0;
+  const sent = (text, step) => {
+    sentText = text;
+    sentId = step.graphId;
+    return step;
+  };
+  // The text whose loops `nodeLoops` has learnt.
+  let loopsOf = null;
+  const learnLoops = (text) => {
+    if (text !== loopsOf) collectNodeLoops(rendered.graph.root, null, nodeLoops);
+    // The same string from now on, compared without reading it.
+    loopsOf = text;
+  };
+
+  // Renders the workflow from the run's state as the index has it; returns the graph's text
+  // (the last text again, without building it, for a render equal to it). Throws what the
+  // workflow threw.
+  const renderText = () => {
+    const t0 = log.enabled("debug") ? performance.now() : 0;
+    hooks.onRender?.(true, true);
     try {
-      const t0 = log.enabled("debug") ? performance.now() : 0;
-      hooks.onRender?.(true, true);
       rendered = renderWorkflow(workflow, {
         runId,
         input: snapshot.input,
@@ -160,16 +180,23 @@ async function drive(native, workflow, snapshot, hooks) {
       if (t0) log.debug("rendered", { run_id: runId, render_ms: Number((performance.now() - t0).toFixed(3)), render_deps: rendered.graph.renderDeps });
       const previous = prevGraph;
       prevGraph = rendered.graph;
-      if (lastGraph !== null && sameGraph(rendered.graph, lastGraph, previous)) {
-        graph = lastText;
-      } else {
-        collectNodeLoops(rendered.graph.root, null, nodeLoops);
-        graph = JSON.stringify(rendered.graph);
-        // The same text twice: later renders are compared with its graph (a private copy, so
-        // a value the workflow mutates later cannot make two graphs look alike).
-        lastGraph = graph === lastText ? JSON.parse(graph) : null;
-        lastText = graph;
-      }
+      if (lastGraph !== null && sameGraph(rendered.graph, lastGraph, previous)) return lastText;
+      const graph = JSON.stringify(rendered.graph);
+      // The same text twice: later renders are compared with its graph (a private copy, so
+      // a value the workflow mutates later cannot make two graphs look alike).
+      lastGraph = graph === lastText ? JSON.parse(graph) : null;
+      lastText = graph;
+      return graph;
+    } finally {
+      hooks.onRender?.(false, true);
+    }
+  };
+
+  const render = () => {
+    let graph;
+    try {
+      graph = renderText();
+      learnLoops(graph);
     } catch (e) {
       // A workflow that cannot be rendered fails the run (a render is a function of the run's
       // state: rendering again gives the same answer). Whatever was thrown is described,
@@ -177,17 +204,66 @@ async function drive(native, workflow, snapshot, hooks) {
       const thrown = describeThrown(e);
       const ours = isSmithersError(e);
       return fail({ code: ours ? thrown.code ?? "RENDER_FAILED" : "RENDER_FAILED", message: ours ? thrown.message : `the workflow threw while rendering: ${thrown.message}` });
-    } finally {
-      hooks.onRender?.(false, true);
     }
     try {
-      return call("submitGraph", runId, graph);
+      if (graph === sentText && sentId !== 0) {
+        try {
+          return sent(graph, call("submitSameGraph", runId, sentId));
+        } catch (e) {
+          // Not the plan's graph any more (nothing changed): the text goes instead.
+          if (e?.code !== "STALE_GRAPH") throw e;
+        }
+      }
+      return sent(graph, call("submitGraph", runId, graph));
     } catch (e) {
       // The core refused the graph (INVALID_GRAPH, …): the run fails with that code. Unless
       // the run is not this driver's to fail (NOT_OURS): then it is left as it is.
       if (NOT_OURS.has(e?.code)) throw e;
       return fail({ code: e?.code ?? "RENDER_FAILED", message: describeThrown(e).message });
     }
+  };
+
+  // Reports finished bodies. When the last render read one of them, the next render is owed
+  // as soon as they are recorded: it is made now, with their rows as the core will store
+  // them, and sent with them (one call, one transaction). The core applies it only if
+  // recording them changed exactly that; else the rows are taken back out, and the step owes
+  // a render, made the usual way (ARCHITECTURE.md, "A render sent with the results it read").
+  const complete = (batch, tables) => {
+    const texts = batch.map(encodeResult);
+    const json = `[${texts.join(",")}]`;
+    const rows = rendered ? rowsToRenderWith(batch, texts, tables, rendered.graph.renderDeps) : null;
+    if (rows === null) return call("completeTasks", runId, json);
+    const undo = rows.map(index.put);
+    const takeBack = () => {
+      for (let i = undo.length - 1; i >= 0; i--) undo[i]();
+    };
+    let graph;
+    try {
+      graph = renderText();
+    } catch {
+      // The render threw: the results go with a graph the core refuses, so the step owes a
+      // render, made (and failed) the usual way from what the core recorded.
+      takeBack();
+      return call("completeTasks", runId, json, { graphJson: "" });
+    }
+    let step;
+    try {
+      step = call("completeTasks", runId, json, graph === sentText && sentId !== 0 ? { graphId: sentId } : { graphJson: graph });
+    } catch (e) {
+      // A stale id changed nothing: the text goes instead. Other refusals end the drive, as
+      // they would from completeTasks alone.
+      if (e?.code !== "STALE_GRAPH") {
+        takeBack();
+        throw e;
+      }
+      step = call("completeTasks", runId, json, { graphJson: graph });
+    }
+    if (!step.graphApplied) {
+      takeBack();
+      return step;
+    }
+    learnLoops(graph);
+    return sent(graph, step);
   };
   // Fails the run; its step (status failed, with the error) ends the drive like any other.
   const fail = (error) => {
@@ -199,8 +275,10 @@ async function drive(native, workflow, snapshot, hooks) {
     }
   };
 
-  // Results of finished task bodies, reported to the core in batches.
+  // Results of finished task bodies, reported to the core in batches, and their tasks'
+  // output keys.
   const results = [];
+  const resultTables = [];
   let inFlight = 0;
   let wake = null;
   let poked = false;
@@ -251,6 +329,7 @@ async function drive(native, workflow, snapshot, hooks) {
       inFlight -= 1;
       if (LOG_TASKS) log.debug("task ended", { run_id: runId, node_id: task.nodeId, iteration: task.iteration, attempt: task.attempt, ok: r.ok, duration_ms: Math.round(performance.now() - t0) });
       results.push(r);
+      resultTables.push(task.output);
       notify();
     };
     // Nothing a body does reaches the top level: an unexpected rejection fails its task.
@@ -338,9 +417,50 @@ async function drive(native, workflow, snapshot, hooks) {
     await new Promise((resolve) => setImmediate(resolve));
     poked = false;
     const batch = results.splice(0);
-    // Each result is encoded on its own: one that JSON cannot carry fails its own task.
-    step = batch.length > 0 ? call("completeTasks", runId, `[${batch.map(encodeResult).join(",")}]`) : call("advance", runId);
+    const tables = resultTables.splice(0);
+    step = batch.length > 0 ? complete(batch, tables) : call("advance", runId);
   }
+}
+
+/**
+ * The rows a render made before the core records `batch` reads: one per result, its value as
+ * the core will store and report it (the JSON text sent, parsed). Null when no render is owed
+ * after them (the last render read none of them) or when one is not a value (a failure, a
+ * command's outcome, a sub-run to wait on): then the core is asked first.
+ * @param {any[]} batch
+ * @param {string[]} texts each result as sent (`encodeResult`)
+ * @param {string[]} tables each result's output key
+ * @param {string[] | "*"} deps the last render's renderDeps (sorted)
+ */
+function rowsToRenderWith(batch, texts, tables, deps) {
+  let read = false;
+  for (const r of batch) {
+    if (!r.ok || r.command || r.waitingOn) return null;
+    read ||= deps === "*" || hasSorted(deps, r.nodeId);
+  }
+  if (!read) return null;
+  const rows = new Array(batch.length);
+  for (let i = 0; i < batch.length; i++) {
+    const sent = JSON.parse(texts[i]);
+    // encodeResult made a value JSON cannot carry the task's failure.
+    if (!sent.ok) return null;
+    rows[i] = { table: tables[i], nodeId: sent.nodeId, iteration: sent.iteration ?? 0, value: "value" in sent ? sent.value : null };
+  }
+  return rows;
+}
+
+/** Whether the sorted array `ids` holds `id` (binary search). */
+function hasSorted(ids, id) {
+  let lo = 0;
+  let hi = ids.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    const x = ids[mid];
+    if (x === id) return true;
+    if (x < id) lo = mid + 1;
+    else hi = mid;
+  }
+  return false;
 }
 
 function result(runId, status, error) {
@@ -655,11 +775,16 @@ async function runBody(fn, ctx, task) {
 export function sameGraph(a, b, prev) {
   if (typeof a !== "object" || a === null) return a === b && a !== undefined && (typeof a !== "number" || Number.isFinite(a));
   if (typeof b !== "object" || b === null) return false;
-  if (a === prev && SEALED.has(a)) return true;
+  if (a === prev && a[SEAL] === true) return true;
   const p = typeof prev === "object" && prev !== null ? prev : undefined;
   if (Array.isArray(a)) {
     if (!Array.isArray(b) || a.length !== b.length) return false;
-    for (let i = 0; i < a.length; i++) if (!sameGraph(a[i], b[i], p?.[i])) return false;
+    for (let i = 0; i < a.length; i++) {
+      const x = a[i];
+      // A sealed node found again at its place (the usual child of a big container): equal.
+      if (p !== undefined && x === p[i] && typeof x === "object" && x !== null && x[SEAL] === true) continue;
+      if (!sameGraph(x, b[i], p?.[i])) return false;
+    }
     return true;
   }
   const proto = Object.getPrototypeOf(a);

@@ -104,7 +104,7 @@ export function checkProps(component, props, allowed, notHonoured = {}) {
  * @typedef {{ runId: string, input?: unknown, loops?: Record<string, number>,
  *   nodeLoops?: Record<string, string>, outputs?: OutputRow[], workflowPath?: string | null,
  *   index?: ReturnType<typeof outputIndex>, memo?: RenderMemo }} Snapshot (`index`: the rows, indexed already; then `outputs` is not read)
- * @typedef {{ tasks: Map<string, any>, deps: string[] | null, depsOrder: string[] | null, renders: number }} RenderMemo what renders leave
+ * @typedef {{ tasks: Map<string, any>, slots: Map<string, any[]>, deps: string[] | null, depsOrder: string[] | null, depsAt: Map<string, number> | null, renders: number }} RenderMemo what renders leave
  *   for the next of the same run (`newRenderMemo()`; the driver keeps one per run): see `SEALED`
  */
 
@@ -123,9 +123,14 @@ export function renderWorkflow(workflow, snapshot) {
   if (!workflow?.__smithersWorkflow) {
     throw new SmithersError("INVALID_WORKFLOW", "renderWorkflow: not a workflow (expected smithers((ctx) => …))");
   }
-  // `order`: the ids the last render read, in the order it read them; `same` stays true while
-  // this render reads the same ones in the same order (then its sorted deps are the last's).
-  const deps = { nodes: new Set(), all: false, order: snapshot.memo?.depsOrder ?? null, same: true };
+  // `order`: the ids the last render read, in the order it read them (`at`: id -> position);
+  // `same` stays true while this render reads the same ones in the same order, counted by
+  // `read` (then its sorted deps are the last's), and no set of the ids it read is built.
+  // `nodes`: the ids read, once this render has read another id or another order.
+  const order = snapshot.memo?.depsOrder ?? null;
+  const at = snapshot.memo?.depsAt ?? null;
+  const same = order !== null && at !== null;
+  const deps = { nodes: same ? null : new Set(), read: 0, all: false, order, at, same };
   const { ctx, addOutput, dropOutput } = createCtx(workflow, snapshot, deps);
   const state = {
     workflow,
@@ -146,6 +151,11 @@ export function renderWorkflow(workflow, snapshot) {
     worktreeIds: new Set(),
     /** Sealed task nodes of earlier renders, by the element's id (see SEALED). */
     memo: snapshot.memo ? snapshot.memo.tasks : null,
+    /** The memo's entries by place: path of the children's container -> entry per position. */
+    slots: snapshot.memo ? snapshot.memo.slots : null,
+    /** The container whose slots were looked up last, and its slots. */
+    slotPath: null,
+    slotArray: null,
     memoRender: snapshot.memo ? ++snapshot.memo.renders : 0,
     reused: 0,
   };
@@ -179,7 +189,11 @@ export function renderWorkflow(workflow, snapshot) {
     // Forget the nodes of elements no longer rendered, once they are half of what is kept.
     const { tasks } = snapshot.memo;
     if (tasks.size > 2 * (state.ids.size + state.reused) + 64) {
-      for (const [id, entry] of tasks) if (entry.render !== state.memoRender) tasks.delete(id);
+      for (const [id, entry] of tasks) {
+        if (entry.render === state.memoRender) continue;
+        entry.dead = true;
+        tasks.delete(id);
+      }
     }
   }
   return {
@@ -202,10 +216,40 @@ export function renderWorkflow(workflow, snapshot) {
  * is what keeps a re-render of N unchanged tasks cheap (issue 13: a sequence whose render
  * reads the previous output renders N times).
  */
-export const SEALED = new WeakSet();
+export const SEALED = {
+  /** @param {unknown} value */
+  has: (value) => typeof value === "object" && value !== null && /** @type {any} */ (value)[SEAL] === true,
+  /** @param {object} value */
+  add: (value) => {
+    Object.defineProperty(value, SEAL, { value: true });
+  },
+};
+
+/**
+ * The mark of a sealed object: a property no JSON, no `for…in`, no structured clone and no
+ * deep-equal sees (a symbol, not enumerable), read as fast as any property (the driver's
+ * `sameGraph` reads it for every node of every render).
+ */
+export const SEAL = Symbol("smithers.sealed");
 
 /** @returns {RenderMemo} */
-export const newRenderMemo = () => ({ tasks: new Map(), deps: null, depsOrder: null, renders: 0 });
+export const newRenderMemo = () => ({ tasks: new Map(), slots: new Map(), deps: null, depsOrder: null, depsAt: null, renders: 0 });
+
+/** Records that a render read node `nodeId`'s outputs (see `deps` in renderWorkflow). */
+function readDep(deps, nodeId) {
+  if (deps.same) {
+    const { order, read } = deps;
+    if (read < order.length && order[read] === nodeId) {
+      deps.read = read + 1;
+      return;
+    }
+    // Read already in this render: nothing new.
+    if ((deps.at.get(nodeId) ?? read) < read) return;
+    deps.same = false;
+    deps.nodes = new Set(read === order.length ? order : order.slice(0, read));
+  }
+  deps.nodes.add(nodeId);
+}
 
 /**
  * The sorted render deps; the last render's array when this render read the same ids in the
@@ -213,12 +257,20 @@ export const newRenderMemo = () => ({ tasks: new Map(), deps: null, depsOrder: n
  * looking them up again.
  */
 function sortedDeps(deps, memo) {
-  const { nodes } = deps;
   const last = memo?.deps;
-  if (last && deps.same && deps.order.length === nodes.size) return last;
-  if (memo) memo.depsOrder = [...nodes];
-  if (last && last.length === nodes.size && last.every((id) => nodes.has(id))) return last;
-  const sorted = [...nodes].sort();
+  if (last && deps.same && deps.order.length === deps.read) return last;
+  // The ids read, without repeats, in the order they were read.
+  const ids = deps.same ? deps.order.slice(0, deps.read) : [...deps.nodes];
+  if (memo) {
+    memo.depsOrder = ids;
+    memo.depsAt = new Map();
+    for (let i = 0; i < ids.length; i++) memo.depsAt.set(ids[i], i);
+  }
+  if (last && last.length === ids.length) {
+    const nodes = memo?.depsAt ?? new Set(ids);
+    if (last.every((id) => nodes.has(id))) return last;
+  }
+  const sorted = [...ids].sort();
   SEALED.add(sorted);
   return sorted;
 }
@@ -242,8 +294,11 @@ function sealable(props, state) {
   return true;
 }
 
-/** Same props: the same keys and values; arrays element by element; any two body functions. */
-function sameProps(a, b) {
+/**
+ * Same props: the same keys and values; arrays element by element; any two body functions.
+ * `bKeys`: how many keys `b` has, when known (then `b`'s keys are not enumerated).
+ */
+function sameProps(a, b, bKeys) {
   let keys = 0;
   for (const key in a) {
     const x = a[key];
@@ -253,6 +308,7 @@ function sameProps(a, b) {
     if (!Array.isArray(x) || !Array.isArray(y) || x.length !== y.length) return false;
     for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
   }
+  if (bKeys !== undefined) return keys === bKeys;
   for (const _ in b) keys -= 1;
   return keys === 0;
 }
@@ -299,27 +355,52 @@ class ComputeFns {
 }
 
 /**
+ * The memo's entries of the children of the container at `path`, by position (an element's
+ * place in its parent's children): looked up once per container while its children render.
+ */
+function slotsOf(state, path) {
+  if (path === state.slotPath) return state.slotArray;
+  let slots = state.slots.get(path);
+  if (slots === undefined) state.slots.set(path, (slots = []));
+  state.slotPath = path;
+  state.slotArray = slots;
+  return slots;
+}
+
+/**
  * The last render's node for this <Task> element, when its props and place are the same
  * (then it is this render's too: its id is claimed and its body registered), else undefined.
+ * The entry is looked for at the element's position first (the same element at the same
+ * position: no lookup by id), then by id (an element that moved).
  */
-function reuseTask(props, state, scope) {
+function reuseTask(props, state, scope, path, index) {
   if (scope.length > 1) return undefined;
-  const entry = state.memo.get(props.id);
+  let entry = slotsOf(state, path)[index];
+  // An entry of another id, or one a later entry for its id replaced: look the id up.
+  if (entry === undefined || entry.dead || entry.props.id !== props.id) entry = state.memo.get(props.id);
   // Taken already by this render: a duplicate id, which the renderer reports.
-  if (entry === undefined || entry.render === state.memoRender || !sameProps(props, entry.props) || entry.place !== placeOf(scope, state)) return undefined;
-  if (state.ids.has(props.id)) return undefined;
+  if (entry === undefined || entry.render === state.memoRender || !sameProps(props, entry.props, entry.keys) || entry.place !== placeOf(scope, state)) return undefined;
+  if (state.ids.size !== 0 && state.ids.has(props.id)) return undefined;
   entry.props = props;
   entry.render = state.memoRender;
+  state.slotArray[index] = entry;
   state.reused += 1;
   return entry.node;
 }
 
 /** Keeps a freshly rendered <Task> node for the next render when it is sealable. */
-function rememberTask(props, state, scope, node) {
+function rememberTask(props, state, scope, node, path, index) {
   // Keyed by node id, which is the element's id outside nested loops (those are not kept).
   if (node === null || scope.length > 1 || !sealable(props, state)) return;
   SEALED.add(node);
-  state.memo.set(props.id, { props, node, place: placeOf(scope, state), render: state.memoRender, compute: node.body.type === "compute" });
+  let keys = 0;
+  for (const _ in props) keys += 1;
+  // `keys`: how many props `props` has, and every later props the entry takes (sameProps).
+  const entry = { props, node, keys, place: placeOf(scope, state), render: state.memoRender, compute: node.body.type === "compute", dead: false };
+  const replaced = state.memo.get(props.id);
+  if (replaced !== undefined) replaced.dead = true;
+  state.memo.set(props.id, entry);
+  slotsOf(state, path)[index] = entry;
 }
 
 /**
@@ -374,8 +455,24 @@ export function outputIndex(runId, rows = []) {
     const tableRows = byTable.get(ref.table);
     tableRows?.splice(tableRows.indexOf(old), 1);
   };
+  // Adds a row and returns what takes it back out (the row it replaced goes back in its
+  // place): the driver renders with a result's row before the core has recorded it.
+  const put = (out) => {
+    const iteration = out.iteration ?? 0;
+    const old = byNode.get(out.table)?.get(out.nodeId)?.byIteration.get(iteration);
+    add(out);
+    return () => {
+      if (old === undefined) return drop(out);
+      const entry = byNode.get(out.table).get(out.nodeId);
+      const now = entry.byIteration.get(iteration);
+      const tableRows = byTable.get(out.table);
+      entry.rows[entry.rows.indexOf(now)] = old;
+      tableRows[tableRows.indexOf(now)] = old;
+      entry.byIteration.set(iteration, old);
+    };
+  };
   for (const out of rows) add(out);
-  return { byTable, byNode, add, drop };
+  return { byTable, byNode, add, drop, put };
 }
 
 function createCtx(workflow, snapshot, deps) {
@@ -396,9 +493,7 @@ function createCtx(workflow, snapshot, deps) {
     if (typeof nodeId !== "string") {
       throw new SmithersError("INVALID_ARGUMENT", "ctx output lookups need a nodeId string");
     }
-    const read = deps.nodes.size;
-    deps.nodes.add(nodeId);
-    if (deps.same && deps.nodes.size !== read && deps.order?.[read] !== nodeId) deps.same = false;
+    readDep(deps, nodeId);
     if (table === lastTable) return lastNodes.get(nodeId);
     const keys = outputKeys(workflow, table, "ctx");
     if (keys.length === 1 && byNode.has(keys[0])) {
@@ -416,6 +511,7 @@ function createCtx(workflow, snapshot, deps) {
   };
   // A node's default iteration is the current iteration of the loop it belongs to.
   const defaultIteration = (nodeId) => {
+    if (loopOf.size === 0) return 0;
     const loopId = loopOf.get(nodeId);
     return loopId === undefined ? 0 : (loops[loopId] ?? 0);
   };
@@ -625,7 +721,7 @@ function expand(node, state, scope, parentPath, index, out) {
       );
     }
     if (tag === "task" && state.memo !== null) {
-      const reused = typeof props.id === "string" ? reuseTask(props, state, scope) : undefined;
+      const reused = typeof props.id === "string" ? reuseTask(props, state, scope, parentPath, index) : undefined;
       if (reused !== undefined) {
         out.push(reused);
         return;
@@ -633,7 +729,7 @@ function expand(node, state, scope, parentPath, index, out) {
     }
     checkProps(COMPONENT_NAMES[tag], props, ALLOWED[tag], NOT_HONOURED_ON[tag]);
     const planNode = RENDERERS[tag](props, state, scope, parentPath, index);
-    if (tag === "task" && state.memo !== null && typeof props.id === "string") rememberTask(props, state, scope, planNode);
+    if (tag === "task" && state.memo !== null && typeof props.id === "string") rememberTask(props, state, scope, planNode, parentPath, index);
     if (planNode) out.push(planNode);
     return;
   }

@@ -10,11 +10,16 @@
 //! - `env.rs`: what a started task gets: approver inputs, push-backs, a command's process.
 //! - `refresh.rs`: what other writers changed (a cancel, decisions, ended sub-runs), and
 //!   parking a run that can only wait.
+//! - `render.rs`: a render that travels with the results it read (`complete_and_submit`),
+//!   and a render that is the plan's graph again (`submit_same_graph`).
 
 mod act;
 mod complete;
 mod env;
 mod refresh;
+mod render;
+
+pub use render::RenderedGraph;
 
 use std::path::Path;
 use std::rc::Rc;
@@ -64,7 +69,7 @@ impl Engine {
             })?;
         let owner = self.config.owner.clone();
         let log_dir = self.config.log_dir.clone();
-        let step = self.transaction(|tx| {
+        let mut step = self.transaction(|tx| {
             let mut drive = Drive {
                 tx,
                 run_id,
@@ -77,6 +82,7 @@ impl Engine {
             drive.advance()?;
             Ok(drive.step)
         })?;
+        step.graph_id = run.graph_id;
         if tracing::enabled!(target: ENGINE, tracing::Level::DEBUG) {
             let tasks: Vec<&str> = step.tasks.iter().map(|t| t.node_id.as_str()).collect();
             tracing::debug!(
@@ -108,6 +114,17 @@ impl Engine {
         run_id: &str,
         graph: GraphDescriptor,
     ) -> Result<crate::api::Step> {
+        self.submit_graph_from(run_id, graph, None)
+    }
+
+    /// [`Engine::submit_graph`] of a descriptor parsed from `source`, which the run keeps
+    /// with its plan (`plan_source`, with a new `graph_id`).
+    fn submit_graph_from(
+        &mut self,
+        run_id: &str,
+        graph: GraphDescriptor,
+        source: Option<&str>,
+    ) -> Result<crate::api::Step> {
         let bound = self.driven(run_id)?.schema_versions.clone();
         graph.validate()?;
         // Everything about the schemas that can be refused is refused before a write.
@@ -131,7 +148,12 @@ impl Engine {
                 &schemas,
                 d.tx.now,
             )?;
-            d.submit(graph)
+            d.submit(graph)?;
+            if let Some(source) = source {
+                d.run.plan_source = Some(source.into());
+                d.run.graph_id = render::next_graph_id();
+            }
+            Ok(())
         })?;
         schemas.log_written(run_id);
         Ok(step)
@@ -153,11 +175,7 @@ impl Engine {
                 Ok(())
             });
         }
-        let step = self.submit_graph(run_id, GraphDescriptor::parse(json)?)?;
-        if let Some(run) = self.runs.get_mut(run_id) {
-            run.plan_source = Some(json.into());
-        }
-        Ok(step)
+        self.submit_graph_from(run_id, GraphDescriptor::parse(json)?, Some(json))
     }
 
     /// Records results of compute tasks JS ran, then advances.
@@ -282,6 +300,11 @@ impl Drive<'_, '_> {
         let workflow_name = graph.workflow.name.clone();
         let plan = Plan::build(graph);
         plan.check_rewinds()?;
+        self.submit_plan(plan, workflow_name)
+    }
+
+    /// [`Drive::submit`] of a plan already built and checked.
+    fn submit_plan(&mut self, plan: Plan, workflow_name: Option<String>) -> Result<()> {
         if let Some(name) = workflow_name
             && name != self.run.workflow_name
         {
@@ -340,6 +363,7 @@ impl Drive<'_, '_> {
         self.run.downstream.clear();
         self.run.plan = Some(plan);
         self.run.plan_source = None;
+        self.run.graph_id = 0;
         self.run.fresh = true;
         Ok(())
     }
