@@ -3,7 +3,8 @@
 // start its ESM loader first, a few milliseconds that every command pays.
 // `approve`/`deny --no-resume` and `ps` take a short path that loads only the native binding
 // (src/cli/fast.cjs); everything else, and anything that path does not handle, runs the full
-// CLI (src/cli/main.js).
+// CLI: dist/cli/main.js, the bundle of src/ (scripts/bundle.js), while it is up to date with
+// src/, else src/cli/main.js.
 "use strict";
 // V8's compile cache (Node 22.1 and later): the CLI's modules, and the workflow's, are not
 // compiled again at every start.
@@ -15,7 +16,8 @@ const code = fast(argv);
 if (code !== null) {
   process.exitCode = code;
 } else {
-  import("../src/cli/main.js")
+  const bundle = bundled();
+  (bundle ? Promise.resolve().then(() => require(bundle)) : import("../src/cli/main.js"))
     .then(({ main }) => main(argv))
     .then(
       (code) => {
@@ -26,4 +28,31 @@ if (code !== null) {
         process.exitCode = 1;
       },
     );
+}
+
+/**
+ * The bundled CLI, dist/smithers.cjs (scripts/bundle.js; built by `npm pack` and `npm install`),
+ * or null: src/ runs when there is no bundle, when a source file it was built from changed
+ * since (mtime or size differs from dist/manifest.json: a checkout whose src/ was edited runs
+ * the edit), on a Node without `module.registerHooks` (before 22.15: the workflow loader's
+ * hooks then run on Node's loader thread, which would load the package from src/ a second
+ * time), and with SMITHERS_NO_BUNDLE=1.
+ * @returns {string | null}
+ */
+function bundled() {
+  if (process.env.SMITHERS_NO_BUNDLE || typeof require("node:module").registerHooks !== "function") return null;
+  const { readFileSync, statSync } = require("node:fs");
+  const { join } = require("node:path");
+  const pkg = join(__dirname, "..");
+  let manifest;
+  try {
+    manifest = JSON.parse(readFileSync(join(pkg, "dist/manifest.json"), "utf8"));
+  } catch {
+    return null;
+  }
+  for (const file in manifest.inputs) {
+    const s = statSync(join(pkg, file), { throwIfNoEntry: false });
+    if (s?.mtimeMs !== manifest.inputs[file][0] || s.size !== manifest.inputs[file][1]) return null;
+  }
+  return join(pkg, "dist", manifest.bundle);
 }

@@ -20,6 +20,12 @@ import { LANGS, compile } from "./compile.js";
 const { readFileSync, statSync } = process.getBuiltinModule("node:fs");
 
 const ALIASES = ["smithers-orchestrator", "smithers-rs"];
+/**
+ * Set where this module was bundled into dist/ (scripts/bundle.js; undefined in src/): the
+ * folder of the bundle and its public entry points (`smithers-rs/tools` → `tools.js`).
+ * @type {{ dir: string, entries: Record<string, string> } | undefined}
+ */
+const BUNDLE = import.meta.smithersBundle;
 /** This package's folder: bare imports from inside it may be the user's peers (`ai`). */
 const PACKAGE_DIR = new URL("../../", import.meta.url).href;
 /** Its ES modules (`src/`, "type": "module"). */
@@ -59,6 +65,9 @@ function* resolveSteps(specifier, context) {
     // Read before the next hook: Node may change the context object it is given.
     const importer = context.parentURL;
     if (importer?.startsWith("file:") && !importer.startsWith(PACKAGE_DIR)) userParent = importer;
+    // Running from the bundle (dist/): its entry point, the module instances the CLI uses.
+    const bundled = BUNDLE?.entries[alias];
+    if (bundled) return { url: BUNDLE.dir + bundled, format: "module", shortCircuit: true };
     // Self-reference through this package's "exports": one runtime instance, whatever
     // copy (if any) sits next to the workflow file.
     try {
