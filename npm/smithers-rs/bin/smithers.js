@@ -34,13 +34,11 @@ if (code !== null) {
  * The bundled CLI, dist/smithers.cjs (scripts/bundle.js; built by `npm pack` and `npm install`),
  * or null: src/ runs when there is no bundle, when a source file it was built from changed
  * since (mtime or size differs from dist/manifest.json: a checkout whose src/ was edited runs
- * the edit), on a Node without `module.registerHooks` (before 22.15: the workflow loader's
- * hooks then run on Node's loader thread, which would load the package from src/ a second
- * time), and with SMITHERS_NO_BUNDLE=1.
+ * the edit), and with SMITHERS_NO_BUNDLE=1.
  * @returns {string | null}
  */
 function bundled() {
-  if (process.env.SMITHERS_NO_BUNDLE || typeof require("node:module").registerHooks !== "function") return null;
+  if (process.env.SMITHERS_NO_BUNDLE) return null;
   const { readFileSync, statSync } = require("node:fs");
   const { join } = require("node:path");
   const pkg = join(__dirname, "..");

@@ -21,11 +21,17 @@ const { readFileSync, statSync } = process.getBuiltinModule("node:fs");
 
 const ALIASES = ["smithers-orchestrator", "smithers-rs"];
 /**
- * Set where this module was bundled into dist/ (scripts/bundle.js; undefined in src/): the
- * folder of the bundle and its public entry points (`smithers-rs/tools` → `tools.js`).
+ * Set where this module was bundled into dist/ (scripts/bundle.js; undefined in src/), or
+ * passed by a bundled install.js to Node's loader thread (`initialize`): the folder of the
+ * bundle and its public entry points (`smithers-rs/tools` → `tools.js`).
  * @type {{ dir: string, entries: Record<string, string> } | undefined}
  */
-const BUNDLE = import.meta.smithersBundle;
+let BUNDLE = import.meta.smithersBundle;
+
+/** For `module.register`: what install.js passes (the bundle's, when it runs from one). */
+export function initialize(data) {
+  if (data?.bundle) BUNDLE = data.bundle;
+}
 /** This package's folder: bare imports from inside it may be the user's peers (`ai`). */
 const PACKAGE_DIR = new URL("../../", import.meta.url).href;
 /** Its ES modules (`src/`, "type": "module"). */
