@@ -17,7 +17,7 @@ if (code !== null) {
   process.exitCode = code;
 } else {
   const bundle = bundled();
-  (bundle ? Promise.resolve().then(() => require(bundle)) : import("../src/cli/main.js"))
+  (bundle ? Promise.resolve().then(() => loadBundle(bundle)) : import("../src/cli/main.js"))
     .then(({ main }) => main(argv))
     .then(
       (code) => {
@@ -53,4 +53,14 @@ function bundled() {
     if (s?.mtimeMs !== manifest.inputs[file][0] || s.size !== manifest.inputs[file][1]) return null;
   }
   return join(pkg, "dist", manifest.bundle);
+}
+
+/** The bundle; src/ if it is gone meanwhile (a build of dist/ swaps the folder). */
+function loadBundle(path) {
+  try {
+    return require(path);
+  } catch (e) {
+    if (e?.code === "MODULE_NOT_FOUND" && e.message.includes(path)) return import("../src/cli/main.js");
+    throw e;
+  }
 }

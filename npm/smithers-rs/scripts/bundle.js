@@ -48,7 +48,12 @@ export function publicEntries(pkg = JSON.parse(readFileSync(join(PKG, "package.j
 }
 
 /** The package folder's URL, computed once at the top of the bundle. */
-const BANNER = `"use strict";\nconst __smithersPackage = require("node:url").pathToFileURL(require("node:path").dirname(__dirname)).href;`;
+const BANNER = [
+  `"use strict";`,
+  `const __smithersPackage = require("node:url").pathToFileURL(require("node:path").dirname(__dirname)).href;`,
+  // The modules of src/ that ran, in order (test/startup.test.js: what stays lazy stays unrun).
+  `const __smithersRan = (globalThis[Symbol.for("smithers-rs.bundle.ran")] = []);`,
+].join("\n");
 
 /** The modules of src/ as the bundle needs them. */
 const plugin = (entries) => ({
@@ -69,6 +74,7 @@ const plugin = (entries) => ({
         text = text.replace(/^const require = createRequire\(import\.meta\.url\);$/m, "").replace(/createRequire\(import\.meta\.url\)\(("[^"]+")\)/g, "require($1)");
       }
       const bundle = `({ dir: __smithersPackage + "/dist/", entries: ${JSON.stringify(entries)} })`;
+      text = `__smithersRan.push(${JSON.stringify(rel)});\n${text}`;
       text = text.replaceAll("import.meta.url", `(__smithersPackage + ${JSON.stringify(`/src/${rel}`)})`).replaceAll("import.meta.smithersBundle", bundle);
       return { contents: text, loader: "js" };
     });
