@@ -34,7 +34,8 @@ if (code !== null) {
  * The bundled CLI, dist/smithers.cjs (scripts/bundle.js; built by `npm pack` and `npm install`),
  * or null: src/ runs when there is no bundle, when a source file it was built from changed
  * since (mtime or size differs from dist/manifest.json: a checkout whose src/ was edited runs
- * the edit), and with SMITHERS_NO_BUNDLE=1.
+ * the edit; in node_modules, where npm gives every file the same mtime, the size), and with
+ * SMITHERS_NO_BUNDLE=1.
  * @returns {string | null}
  */
 function bundled() {
@@ -48,9 +49,12 @@ function bundled() {
   } catch {
     return null;
   }
+  // Installed from a tarball, npm sets every file's mtime to one date: sizes only there.
+  const installed = pkg.includes(`${require("node:path").sep}node_modules${require("node:path").sep}`);
   for (const file in manifest.inputs) {
+    const [mtime, size] = manifest.inputs[file];
     const s = statSync(join(pkg, file), { throwIfNoEntry: false });
-    if (s?.mtimeMs !== manifest.inputs[file][0] || s.size !== manifest.inputs[file][1]) return null;
+    if (s?.size !== size || (!installed && s.mtimeMs !== mtime)) return null;
   }
   return join(pkg, "dist", manifest.bundle);
 }
