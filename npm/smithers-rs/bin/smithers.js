@@ -3,16 +3,16 @@
 // start its ESM loader first, a few milliseconds that every command pays.
 // `approve`/`deny --no-resume` and `ps` take a short path that loads only the native binding
 // (src/cli/fast.cjs); everything else, and anything that path does not handle, runs the full
-// CLI: dist/cli/main.js, the bundle of src/ (scripts/bundle.js), while it is up to date with
+// CLI: dist/smithers.cjs, the bundle of src/ (scripts/bundle.js), while it is up to date with
 // src/, else src/cli/main.js.
 "use strict";
 // V8's compile cache (Node 22.1 and later): the CLI's modules, and the workflow's, are not
 // compiled again at every start.
 require("node:module").enableCompileCache?.(require("node:path").join(require("../src/loader/cache-dir.cjs").cacheRoot(), "v8"));
-const { fast } = require("../src/cli/fast.cjs");
 
 const argv = process.argv.slice(2);
-const code = fast(argv);
+// fast.cjs is read only for the commands it may handle.
+const code = ["approve", "deny", "ps"].includes(argv[0]) ? require("../src/cli/fast.cjs").fast(argv) : null;
 if (code !== null) {
   process.exitCode = code;
 } else {
