@@ -233,6 +233,31 @@ describe("SMITHERS_LOG", () => {
     assert.equal(sql("SELECT count(*) FROM _smithers_audit_log WHERE run_id = '" + up.json.runId + "'"), "1");
   });
 
+  test("lease renewal failed: while another connection holds the database's write lock longer than the renewer waits (2 s), the renewal fails, is logged, and the next one renews", { skip: !hasSqlite3() && "needs the sqlite3 shell" }, async () => {
+    const file = join(box.dir, "renewal.log");
+    const db = join(box.dir, "renewal.db");
+    const env = { SMITHERS_LOG: "smithers_core::owner=debug,smithers_core::engine=debug", SMITHERS_LOG_FILE: file, SMITHERS_LEASE_MS: "300" };
+    const wf = box.write("renewed.js", slowWorkflow("renewed", { ms: 60_000 }));
+    const { SMITHERS_DB: _db, SMITHERS_USER: _u, ...parentEnv } = process.env;
+    const up = spawn(process.execPath, [BIN, "up", wf, "--run-id", "renewed", "--db", db, "--json"], { env: { ...parentEnv, ...env }, stdio: "ignore" });
+    const exited = new Promise((r) => up.on("exit", r));
+    try {
+      const owner = await waitFor(() => logLines(file).find((l) => l.includes("run created and claimed") && l.includes('run_id="renewed"'))?.match(/ owner="([^"]+)"/)[1], { timeoutMs: 30_000, what: "the run to be created" });
+      await waitFor(() => find(logLines(file), "smithers_core::owner", "leases renewed").find((l) => l.includes(`owner="${owner}"`)), { timeoutMs: 30_000, what: "a lease renewal" });
+      // The sqlite3 shell takes the write lock and keeps it 3 s.
+      execFileSync("sqlite3", [db], { input: "BEGIN IMMEDIATE;\n.shell sleep 3\nCOMMIT;\n" });
+      const failed = await waitFor(() => find(logLines(file), "smithers_core::owner", "lease renewal failed").find((l) => l.includes(`owner="${owner}"`)), { timeoutMs: 30_000, what: "a failed renewal" });
+      assert.match(failed, LINE);
+      assert.match(failed, new RegExp(` WARN smithers_core::owner: lease renewal failed: trying again at the next renewal owner="${owner}" error="[^"]*locked[^"]*"$`));
+      // Once the lock is gone, the next renewal succeeds.
+      const at = logLines(file).indexOf(failed);
+      await waitFor(() => logLines(file).slice(at + 1).find((l) => l.includes(" smithers_core::owner: leases renewed") && l.includes(`owner="${owner}"`)), { timeoutMs: 30_000, what: "a renewal after the failure" });
+    } finally {
+      up.kill("SIGKILL");
+      await exited;
+    }
+  });
+
   test("a run taken over while its process lives: that process logs run lost; a dead process's run is taken over as owner process dead", { skip: !hasSqlite3() && "needs the sqlite3 shell" }, async () => {
     const file = join(box.dir, "owners.log");
     const db = join(box.dir, "owners.db");

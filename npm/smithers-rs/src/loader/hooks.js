@@ -185,12 +185,22 @@ async function runAsync(steps, next) {
   return step.value;
 }
 
+/**
+ * Running from the bundle: a public entry point of `src/` reached by its path (a workflow that
+ * imports `…/smithers-rs/src/index.js`) is the bundle's too.
+ */
+function toBundle(result) {
+  if (!BUNDLE || !result?.url?.startsWith(PACKAGE_SRC)) return result;
+  const file = result.url.slice(PACKAGE_SRC.length);
+  return Object.values(BUNDLE.entries).includes(file) ? { url: BUNDLE.dir + file, format: "module", shortCircuit: true } : result;
+}
+
 /** For `module.registerHooks`. */
 export const syncHooks = {
-  resolve: (specifier, context, nextResolve) => runSync(resolveSteps(specifier, context), nextResolve),
+  resolve: (specifier, context, nextResolve) => toBundle(runSync(resolveSteps(specifier, context), nextResolve)),
   load: (url, context, nextLoad) => runSync(loadSteps(url, context), nextLoad),
 };
 
 /** For `module.register`: Node calls these on its loader thread. */
-export const resolve = (specifier, context, nextResolve) => runAsync(resolveSteps(specifier, context), nextResolve);
+export const resolve = async (specifier, context, nextResolve) => toBundle(await runAsync(resolveSteps(specifier, context), nextResolve));
 export const load = (url, context, nextLoad) => runAsync(loadSteps(url, context), nextLoad);
