@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // CI check of the npm packaging path (.ci/run): what `npm install smithers-rs` gives a user.
-//   1. `npm pack` the main package (no `.node` in it; README, LICENSE, the CLI, the loader);
+//   1. `npm pack` the main package (no `.node` in it; README, LICENSE, the CLI, the loader, the
+//      CLI's bundle dist/ that its prepack builds);
 //   2. `npm pack` every platform package from its committed manifest (npm/smithers-rs/npm/*/);
 //      the one for this machine carries the addon `npm install` built here (a debug build:
 //      release builds are for scripts/build-platforms.js, too slow for CI);
@@ -48,7 +49,7 @@ try {
   const { pkg, main } = packed;
   const files = main.files.map((f) => f.path);
   check(!files.some((f) => f.endsWith(".node")), `the main tarball holds no .node (${(main.size / 1024).toFixed(0)} KB, ${files.length} files)`);
-  for (const f of ["README.md", "LICENSE", "package.json", "bin/smithers.js", "binding.cjs", "src/binding-load.cjs", "src/loader/hooks.js", "src/tools.js", "src/agents/task.js", "src/dagu/parse.js", "src/serve/web/index.html", "src/serve/webhooks.js", "src/serve/links.js", "src/serve/link-page.js", "src/serve/mail.js", "src/driver-worker.js", "src/isolation.js", "src/worktree.js"]) {
+  for (const f of ["README.md", "LICENSE", "package.json", "bin/smithers.js", "binding.cjs", "src/binding-load.cjs", "src/loader/hooks.js", "src/tools.js", "src/agents/task.js", "src/dagu/parse.js", "src/serve/web/index.html", "src/serve/webhooks.js", "src/serve/links.js", "src/serve/link-page.js", "src/serve/mail.js", "src/driver-worker.js", "src/isolation.js", "src/worktree.js", "dist/smithers.cjs", "dist/manifest.json", "dist/index.js", "dist/jsx-runtime.js", "dist/tools.js", "dist/serve/index.js"]) {
     check(files.includes(f), `the main tarball holds ${f}`);
   }
   for (const [abi, { name, manifest, tarball }] of Object.entries(packed.platforms)) {
@@ -81,9 +82,15 @@ try {
     const approve = smithers("approve", run.runId, "--by", "ci", "--json");
     const decided = approve.status === 0 ? JSON.parse(approve.stdout) : null;
     check(decided?.run?.status === "finished", `smithers approve finishes the run, exit 0 (exit ${approve.status}${approve.status ? `: ${approve.stderr.slice(-800)}` : ""})`);
-    const inspect = smithers("inspect", run.runId, "--json");
+    // The full CLI of the installed package runs from its bundle (dist/smithers.cjs): a
+    // preload lists the files it required.
+    const required = join(work, "required.json");
+    writeFileSync(join(work, "required.cjs"), `process.on("exit", () => require("node:fs").writeFileSync(${JSON.stringify(required)}, JSON.stringify(Object.keys(require.cache))));\n`);
+    const inspect = spawnSync(join(app, "node_modules/.bin/smithers"), ["inspect", run.runId, "--json"], { cwd: app, env: { ...env, NODE_OPTIONS: `--require=${join(work, "required.cjs")}` }, encoding: "utf8" });
     const outputs = inspect.status === 0 ? JSON.parse(inspect.stdout).outputs.map((o) => o.nodeId) : [];
     check(outputs.includes("publish"), `smithers inspect shows the published output (${outputs.join(", ")})`);
+    const requiredFiles = existsSync(required) ? JSON.parse(readFileSync(required, "utf8")) : [];
+    check(requiredFiles.includes(join(app, "node_modules", pkg.name, "dist/smithers.cjs")), "the installed CLI runs from its bundle, dist/smithers.cjs");
   }
 
   // A decision through `smithers serve`: it resumes the run in a worker thread of its own.

@@ -12,6 +12,8 @@ import { jsx } from "../npm/smithers-rs/src/jsx-runtime.js";
 
 const TRACE = join(REPO, "tests/helpers/trace-imports.js");
 const MAIN = "/npm/smithers-rs/src/cli/main.js";
+/** The full CLI from the bundle (bin/smithers.js uses it when it is up to date). */
+const BUNDLE = "/npm/smithers-rs/dist/smithers.cjs";
 
 const { Workflow, smithers: build, outputs } = createSmithers({
   gate: approvalDecisionSchema,
@@ -61,7 +63,7 @@ async function cli(args, { full = false, db, cwd } = {}) {
   const r = await smithers(args, { db, cwd, env });
   const loaded = existsSync(trace) ? readFileSync(trace, "utf8") : "";
   rmSync(trace, { force: true });
-  return { ...r, fullCli: loaded.includes(MAIN) };
+  return { ...r, fullCli: loaded.includes(MAIN) || loaded.includes(BUNDLE) };
 }
 
 let box;

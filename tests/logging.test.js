@@ -208,6 +208,56 @@ describe("SMITHERS_LOG", () => {
     assert.match(find(logLines(file), "smithers_core::engine", "output schemas refused")[0], / code="SCHEMA_CONFLICT" error=".*build.*"$/);
   });
 
+  test("database migrated: a database of the previous schema version, opened by a command that writes, is migrated and says from which version to which", { skip: !hasSqlite3() && "needs the sqlite3 shell" }, async () => {
+    const file = join(box.dir, "migrated.log");
+    const db = join(box.dir, "migrated.db");
+    const env = { SMITHERS_LOG: "smithers_core::store=info", SMITHERS_LOG_FILE: file };
+    const up = await smithers(["up", EXAMPLE, "--input", '{"title":"Old"}', "--json"], { db, env });
+    assert.equal(up.code, 3, up.stderr);
+    const sql = (q) => execFileSync("sqlite3", [db, q], { encoding: "utf8" }).trim();
+    const version = Number(sql("SELECT value FROM _smithers_meta WHERE key = 'schema_version'"));
+    assert.ok(find(logLines(file), "smithers_core::store", "database created").some((l) => l.endsWith(` version=${version}`)), logLines(file).join("\n"));
+    // What v8 left: v9 added the decision log and the votes (its backfill finds no decision,
+    // the run only waits at its gate).
+    assert.equal(version, 9, "this test makes a v8 database by undoing v9: update it with the next schema version");
+    sql("DROP TABLE _smithers_audit_log; DROP TABLE _smithers_votes; UPDATE _smithers_meta SET value = '8' WHERE key = 'schema_version'");
+    // A command that writes migrates it (a read command says SCHEMA_OUTDATED, reliability-cli.test.js).
+    const approve = await smithers(["approve", up.json.runId, "--by", "alice"], { db, env });
+    assert.equal(approve.code, 0, approve.stderr);
+    const migrated = find(logLines(file), "smithers_core::store", "database migrated");
+    assert.equal(migrated.length, 1, logLines(file).join("\n"));
+    assert.match(migrated[0], LINE);
+    assert.ok(migrated[0].endsWith(` INFO smithers_core::store: database migrated db=${db} from=8 to=9`), migrated[0]);
+    assert.equal(sql("SELECT value FROM _smithers_meta WHERE key = 'schema_version'"), "9");
+    // The migration made v9's tables again, and the decision was logged in them.
+    assert.equal(sql("SELECT count(*) FROM _smithers_audit_log WHERE run_id = '" + up.json.runId + "'"), "1");
+  });
+
+  test("lease renewal failed: while another connection holds the database's write lock longer than the renewer waits (2 s), the renewal fails, is logged, and the next one renews", { skip: !hasSqlite3() && "needs the sqlite3 shell" }, async () => {
+    const file = join(box.dir, "renewal.log");
+    const db = join(box.dir, "renewal.db");
+    const env = { SMITHERS_LOG: "smithers_core::owner=debug,smithers_core::engine=debug", SMITHERS_LOG_FILE: file, SMITHERS_LEASE_MS: "300" };
+    const wf = box.write("renewed.js", slowWorkflow("renewed", { ms: 60_000 }));
+    const { SMITHERS_DB: _db, SMITHERS_USER: _u, ...parentEnv } = process.env;
+    const up = spawn(process.execPath, [BIN, "up", wf, "--run-id", "renewed", "--db", db, "--json"], { env: { ...parentEnv, ...env }, stdio: "ignore" });
+    const exited = new Promise((r) => up.on("exit", r));
+    try {
+      const owner = await waitFor(() => logLines(file).find((l) => l.includes("run created and claimed") && l.includes('run_id="renewed"'))?.match(/ owner="([^"]+)"/)[1], { timeoutMs: 30_000, what: "the run to be created" });
+      await waitFor(() => find(logLines(file), "smithers_core::owner", "leases renewed").find((l) => l.includes(`owner="${owner}"`)), { timeoutMs: 30_000, what: "a lease renewal" });
+      // The sqlite3 shell takes the write lock and keeps it 3 s.
+      execFileSync("sqlite3", [db], { input: "BEGIN IMMEDIATE;\n.shell sleep 3\nCOMMIT;\n" });
+      const failed = await waitFor(() => find(logLines(file), "smithers_core::owner", "lease renewal failed").find((l) => l.includes(`owner="${owner}"`)), { timeoutMs: 30_000, what: "a failed renewal" });
+      assert.match(failed, LINE);
+      assert.match(failed, new RegExp(` WARN smithers_core::owner: lease renewal failed: trying again at the next renewal owner="${owner}" error="[^"]*locked[^"]*"$`));
+      // Once the lock is gone, the next renewal succeeds.
+      const at = logLines(file).indexOf(failed);
+      await waitFor(() => logLines(file).slice(at + 1).find((l) => l.includes(" smithers_core::owner: leases renewed") && l.includes(`owner="${owner}"`)), { timeoutMs: 30_000, what: "a renewal after the failure" });
+    } finally {
+      up.kill("SIGKILL");
+      await exited;
+    }
+  });
+
   test("a run taken over while its process lives: that process logs run lost; a dead process's run is taken over as owner process dead", { skip: !hasSqlite3() && "needs the sqlite3 shell" }, async () => {
     const file = join(box.dir, "owners.log");
     const db = join(box.dir, "owners.db");

@@ -11,9 +11,16 @@ import { fileURLToPath } from "node:url";
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 export const PKG_DIR = join(ROOT, "npm/smithers-rs");
 
-/** `npm pack` of the package in `dir` into `dest`; npm's JSON description of the tarball. */
-export function npmPack(dir, dest) {
-  const [info] = JSON.parse(execFileSync("npm", ["pack", "--json", "--ignore-scripts", "--pack-destination", dest], { cwd: dir, encoding: "utf8" }));
+/**
+ * `npm pack` of the package in `dir` into `dest`; npm's JSON description of the tarball.
+ * `scripts`: run its lifecycle scripts (the main package's prepack builds dist/, the CLI's
+ * bundle).
+ */
+export function npmPack(dir, dest, { scripts = false } = {}) {
+  const args = ["pack", "--json", ...(scripts ? [] : ["--ignore-scripts"]), "--pack-destination", dest];
+  const out = execFileSync("npm", args, { cwd: dir, encoding: "utf8" });
+  // Lifecycle scripts print before npm's JSON.
+  const [info] = JSON.parse(out.slice(out.indexOf("\n[") + 1 || 0));
   return info;
 }
 
@@ -26,7 +33,7 @@ export function npmPack(dir, dest) {
  */
 export function packAll(work, addons) {
   const pkg = JSON.parse(readFileSync(join(PKG_DIR, "package.json"), "utf8"));
-  const main = npmPack(PKG_DIR, work);
+  const main = npmPack(PKG_DIR, work, { scripts: true });
   const platforms = {};
   const overrides = {};
   for (const name of Object.keys(pkg.optionalDependencies)) {

@@ -4,12 +4,14 @@
 // loader's hooks run in this thread (module.registerHooks) neither loads a compiler, Node's
 // streams (the CLI prints with writeSync) or worker threads (with module.register, Node's
 // loader thread is a worker, with streams of its own), nor the package modules the workflow
-// does not use (builder, composites, Dagu: src/lazy.js). A preload records, at exit, the builtins
-// Node loaded and the CommonJS files required; the builtins of `node -e 0` under the same
-// preload are subtracted.
+// does not use (builder, composites, Dagu: src/lazy.js). Both as the CLI runs from its bundle
+// (dist/smithers.cjs, scripts/bundle.js: built here first if src/ changed since) and from src/
+// (SMITHERS_NO_BUNDLE=1). A preload records, at exit, the builtins Node loaded, the CommonJS
+// files required, and which modules of src/ the bundle ran; the builtins of `node -e 0` under
+// the same preload are subtracted.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -34,7 +36,8 @@ require("node:module").registerHooks?.({ load(url, context, next) {
   return next(url, context);
 } });
 process.on("exit", () => {
-  const loaded = { builtins: process.moduleLoadList.filter((m) => m.startsWith("NativeModule ")).map((m) => m.slice(13)), required: Object.keys(require.cache), esm };
+  const loaded = { builtins: process.moduleLoadList.filter((m) => m.startsWith("NativeModule ")).map((m) => m.slice(13)), required: Object.keys(require.cache), esm,
+    ran: globalThis[Symbol.for("smithers-rs.bundle.ran")] ?? null };
   require("node:fs").writeFileSync(process.env.STARTUP_TEST_OUT, JSON.stringify(loaded));
 });
 `;
@@ -52,17 +55,33 @@ function loadedBy(node, args, dir, env = {}) {
 
 const COMPILERS = /node_modules\/(oxc-transform|@oxc-transform|@mdx-js)\//;
 /** This package's modules a workflow that uses neither the builder, composites nor Dagu does not need (src/lazy.js). */
-const LAZY = /\/src\/(builder|composites|dagu\/compile|dagu\/parse|toon\/fields)\.js$/;
+const LAZY = /(^|\/src\/)(builder|composites|dagu\/compile|dagu\/parse|toon\/fields)\.js$/;
+const PKG = fileURLToPath(new URL("..", import.meta.url));
+const BUNDLE = join(PKG, "dist/smithers.cjs");
+
+/** Builds dist/ unless it is there and every source file it lists is unchanged (as bin/smithers.js checks). */
+async function freshBundle() {
+  try {
+    const { inputs } = JSON.parse(readFileSync(join(PKG, "dist/manifest.json"), "utf8"));
+    if (Object.entries(inputs).every(([f, [mtime, size]]) => {
+      const st = statSync(join(PKG, f), { throwIfNoEntry: false });
+      return st?.mtimeMs === mtime && st.size === size;
+    })) return;
+  } catch {}
+  const { bundle } = await import("../scripts/bundle.js");
+  await bundle({ quiet: true });
+}
 /** Unused by these commands; Node's loader thread (module.register) loads streams and net itself. */
 const UNUSED = ["crypto", "fs/promises"];
 const UNUSED_IN_ONE_THREAD = [...UNUSED, "stream", "internal/fs/streams", "internal/streams/writable", "net", "tty", "worker_threads", "internal/worker"];
 
-for (const { path: node, syncHooks } of NODES) {
-  describe(`what a start loads (Node ${node === process.execPath ? process.version : node})`, () => {
+for (const { path: node, syncHooks } of NODES) for (const fromBundle of [true, false]) {
+  describe(`what a start loads (Node ${node === process.execPath ? process.version : node}, ${fromBundle ? "the bundle" : "src/"})`, () => {
     test("up of a .tsx, then approve that resumes it: with the compiled file cached, no compiler, no node:crypto, no streams", async () => {
+      if (fromBundle) await freshBundle();
       const dir = mkdtempSync(join(tmpdir(), "smithers-rs-startup-"));
       writeFileSync(join(dir, "preload.cjs"), PRELOAD);
-      const env = { SMITHERS_CACHE_DIR: join(dir, "cache") };
+      const env = { SMITHERS_CACHE_DIR: join(dir, "cache"), SMITHERS_NO_BUNDLE: fromBundle ? "" : "1" };
       const floor = new Set((await loadedBy(node, ["-e", "0"], dir)).builtins);
       const extra = (r) => r.builtins.filter((m) => !floor.has(m));
 
@@ -82,7 +101,17 @@ for (const { path: node, syncHooks } of NODES) {
       const unused = syncHooks ? UNUSED_IN_ONE_THREAD : UNUSED;
       for (const [name, r] of [["up", up], ["approve", approve]]) {
         if (syncHooks) assert.deepEqual(r.required.filter((f) => COMPILERS.test(f)), [], `${name} loaded a compiler`);
-        if (syncHooks) {
+        if (fromBundle) {
+          // One file for the package's modules; the workflow's import of it is dist/index.js,
+          // which re-exports the bundle's instances.
+          assert.ok(r.required.includes(BUNDLE), `${name} ran from the bundle`);
+          assert.deepEqual(r.required.filter((f) => f.startsWith(join(PKG, "src")) && f.endsWith(".js")), [], `${name} required ES modules of src/`);
+          assert.deepEqual(r.esm.filter((u) => u.includes("/smithers-rs/src/") && u.endsWith(".js")), [], `${name} imported ES modules of src/`);
+          if (syncHooks) assert.ok(r.esm.some((u) => u.endsWith("/smithers-rs/dist/index.js")), `${name}: the workflow's smithers-orchestrator is dist/index.js`);
+          assert.ok(r.ran.includes("render.js") && r.ran.includes("index.js"), `${name}: the bundle records what ran (the check below can fail)`);
+          assert.deepEqual(r.ran.filter((m) => LAZY.test(m)), [], `${name} ran modules the workflow does not use`);
+        } else if (syncHooks) {
+          assert.equal(r.ran, null, `${name} ran from src/`);
           assert.ok(r.esm.some((u) => u.endsWith("/src/render.js")), `${name}: the preload's load hook saw the package's modules (the check below can fail)`);
           assert.deepEqual(r.esm.filter((u) => LAZY.test(u)), [], `${name} loaded modules the workflow does not use`);
         }

@@ -20,6 +20,18 @@ import { LANGS, compile } from "./compile.js";
 const { readFileSync, statSync } = process.getBuiltinModule("node:fs");
 
 const ALIASES = ["smithers-orchestrator", "smithers-rs"];
+/**
+ * Set where this module was bundled into dist/ (scripts/bundle.js; undefined in src/), or
+ * passed by a bundled install.js to Node's loader thread (`initialize`): the folder of the
+ * bundle and its public entry points (`smithers-rs/tools` → `tools.js`).
+ * @type {{ dir: string, entries: Record<string, string> } | undefined}
+ */
+let BUNDLE = import.meta.smithersBundle;
+
+/** For `module.register`: what install.js passes (the bundle's, when it runs from one). */
+export function initialize(data) {
+  if (data?.bundle) BUNDLE = data.bundle;
+}
 /** This package's folder: bare imports from inside it may be the user's peers (`ai`). */
 const PACKAGE_DIR = new URL("../../", import.meta.url).href;
 /** Its ES modules (`src/`, "type": "module"). */
@@ -59,6 +71,9 @@ function* resolveSteps(specifier, context) {
     // Read before the next hook: Node may change the context object it is given.
     const importer = context.parentURL;
     if (importer?.startsWith("file:") && !importer.startsWith(PACKAGE_DIR)) userParent = importer;
+    // Running from the bundle (dist/): its entry point, the module instances the CLI uses.
+    const bundled = BUNDLE?.entries[alias];
+    if (bundled) return { url: BUNDLE.dir + bundled, format: "module", shortCircuit: true };
     // Self-reference through this package's "exports": one runtime instance, whatever
     // copy (if any) sits next to the workflow file.
     try {
@@ -170,12 +185,22 @@ async function runAsync(steps, next) {
   return step.value;
 }
 
+/**
+ * Running from the bundle: a public entry point of `src/` reached by its path (a workflow that
+ * imports `…/smithers-rs/src/index.js`) is the bundle's too.
+ */
+function toBundle(result) {
+  if (!BUNDLE || !result?.url?.startsWith(PACKAGE_SRC)) return result;
+  const file = result.url.slice(PACKAGE_SRC.length);
+  return Object.values(BUNDLE.entries).includes(file) ? { url: BUNDLE.dir + file, format: "module", shortCircuit: true } : result;
+}
+
 /** For `module.registerHooks`. */
 export const syncHooks = {
-  resolve: (specifier, context, nextResolve) => runSync(resolveSteps(specifier, context), nextResolve),
+  resolve: (specifier, context, nextResolve) => toBundle(runSync(resolveSteps(specifier, context), nextResolve)),
   load: (url, context, nextLoad) => runSync(loadSteps(url, context), nextLoad),
 };
 
 /** For `module.register`: Node calls these on its loader thread. */
-export const resolve = (specifier, context, nextResolve) => runAsync(resolveSteps(specifier, context), nextResolve);
+export const resolve = async (specifier, context, nextResolve) => toBundle(await runAsync(resolveSteps(specifier, context), nextResolve));
 export const load = (url, context, nextLoad) => runAsync(loadSteps(url, context), nextLoad);

@@ -18,6 +18,7 @@ export function registerLoader() {
     // require(esm): registerLoader is synchronous, and every Node with registerHooks has it.
     module.registerHooks(createRequire(import.meta.url)("./hooks.js").syncHooks);
   } else {
-    module.register(new URL("./hooks.js", import.meta.url));
+    // From the bundle (dist/), the hooks on that thread resolve the package to its instances.
+    module.register(new URL("./hooks.js", import.meta.url), { data: { bundle: import.meta.smithersBundle } });
   }
 }
