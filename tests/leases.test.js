@@ -8,7 +8,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { SmithersEngine } from "../npm/smithers-rs/src/index.js";
-import { cli, countEffects, freshDir, killAll, readEffects, removeDirs, spawnCli, waitFor, writeIn } from "./helpers/durability.js";
+import { cli, countEffects, freshDir, killAll, readEffects, removeDirs, slowTsx, spawnCli, waitFor, writeIn } from "./helpers/durability.js";
 import { pgDatabase } from "./helpers/postgres.js";
 
 after(() => {
@@ -16,34 +16,7 @@ after(() => {
   removeDirs();
 });
 
-const LEASE_TSX = `/** @jsxImportSource smithers-orchestrator */
-import { Sequence, Task, createSmithers } from "smithers-orchestrator";
-import { appendFileSync, existsSync } from "node:fs";
-import { z } from "zod";
-
-const { Workflow, smithers, outputs } = createSmithers({ step: z.object({ pid: z.number() }) });
-const mark = (what: string) => appendFileSync(process.env.EFFECTS as string, \`\${what} \${process.pid}\\n\`);
-const until = async (file: string) => {
-  while (!existsSync(file)) await new Promise((r) => setTimeout(r, 20));
-};
-
-export default smithers(() => (
-  <Workflow name="lease">
-    <Sequence>
-      <Task id="pre" output={outputs.step}>{() => { mark("pre"); return { pid: process.pid }; }}</Task>
-      <Task id="slow" output={outputs.step}>
-        {async () => {
-          mark("slow-start");
-          await until(process.env.RELEASE as string);
-          mark("slow-end");
-          return { pid: process.pid };
-        }}
-      </Task>
-      <Task id="after" output={outputs.step}>{() => { mark("after"); return { pid: process.pid }; }}</Task>
-    </Sequence>
-  </Workflow>
-));
-`;
+const LEASE_TSX = slowTsx("lease");
 
 function inspectDb(database, runId) {
   const engine = new SmithersEngine({ database });

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
-import { countEffects, freshDir, killAll, readEffects, removeDirs, waitFor, writeIn } from "./helpers/durability.js";
+import { countEffects, freshDir, killAll, readEffects, removeDirs, slowTsx, waitFor, writeIn } from "./helpers/durability.js";
 import { pgDatabase } from "./helpers/postgres.js";
 import { enqueue, startWorker, withEngine } from "./helpers/workers.js";
 
@@ -17,35 +17,7 @@ after(() => {
   removeDirs();
 });
 
-/** `pre` -> `slow` (until $RELEASE exists) -> `after`; effects `<what> <pid>` to $EFFECTS. */
-const SLOW_TSX = `/** @jsxImportSource smithers-orchestrator */
-import { Sequence, Task, createSmithers } from "smithers-orchestrator";
-import { appendFileSync, existsSync } from "node:fs";
-import { z } from "zod";
-
-const { Workflow, smithers, outputs } = createSmithers({ step: z.object({ pid: z.number() }) });
-const mark = (what: string) => appendFileSync(process.env.EFFECTS as string, \`\${what} \${process.pid}\\n\`);
-const until = async (file: string) => {
-  while (!existsSync(file)) await new Promise((r) => setTimeout(r, 20));
-};
-
-export default smithers(() => (
-  <Workflow name="slow">
-    <Sequence>
-      <Task id="pre" output={outputs.step}>{() => { mark("pre"); return { pid: process.pid }; }}</Task>
-      <Task id="slow" output={outputs.step}>
-        {async () => {
-          mark("slow-start");
-          await until(process.env.RELEASE as string);
-          mark("slow-end");
-          return { pid: process.pid };
-        }}
-      </Task>
-      <Task id="after" output={outputs.step}>{() => { mark("after"); return { pid: process.pid }; }}</Task>
-    </Sequence>
-  </Workflow>
-));
-`;
+const SLOW_TSX = slowTsx("slow");
 
 function setup(store, name) {
   const dir = freshDir("smithers-worker-faults-");

@@ -271,3 +271,37 @@ export default smithers((ctx) => {
   );
 });
 `;
+
+/**
+ * `pre` -> `slow` (until $RELEASE exists) -> `after`, each appending `<what> <pid>` to
+ * $EFFECTS: a run that can be held mid-task from outside (leases, worker faults).
+ * @param {string} name the workflow's name
+ */
+export const slowTsx = (name) => `/** @jsxImportSource smithers-orchestrator */
+import { Sequence, Task, createSmithers } from "smithers-orchestrator";
+import { appendFileSync, existsSync } from "node:fs";
+import { z } from "zod";
+
+const { Workflow, smithers, outputs } = createSmithers({ step: z.object({ pid: z.number() }) });
+const mark = (what: string) => appendFileSync(process.env.EFFECTS as string, \`\${what} \${process.pid}\\n\`);
+const until = async (file: string) => {
+  while (!existsSync(file)) await new Promise((r) => setTimeout(r, 20));
+};
+
+export default smithers(() => (
+  <Workflow name="${name}">
+    <Sequence>
+      <Task id="pre" output={outputs.step}>{() => { mark("pre"); return { pid: process.pid }; }}</Task>
+      <Task id="slow" output={outputs.step}>
+        {async () => {
+          mark("slow-start");
+          await until(process.env.RELEASE as string);
+          mark("slow-end");
+          return { pid: process.pid };
+        }}
+      </Task>
+      <Task id="after" output={outputs.step}>{() => { mark("after"); return { pid: process.pid }; }}</Task>
+    </Sequence>
+  </Workflow>
+));
+`;

@@ -29,6 +29,14 @@ const loadRuntime = () =>
     }),
   ));
 
+/**
+ * The workflow file a new run records (another process loads it to drive the run): the path
+ * given, else `workflowPath` beside an object, else none.
+ * @param {any} workflow @param {{ workflowPath?: string }} options
+ */
+const workflowFile = (workflow, options) =>
+  typeof workflow === "string" ? resolve(workflow) : options.workflowPath ? resolve(options.workflowPath) : null;
+
 export class SmithersEngine {
   /**
    * The pool of an isolating engine (isolation.js), made when the first run is driven in it:
@@ -129,8 +137,20 @@ export class SmithersEngine {
    */
   async start(workflow, options = {}) {
     if (this.#isolate && typeof workflow === "string") return this.#startIsolated(resolve(workflow), options);
-    const { driveRun, createRun, loadWorkflow } = await loadRuntime();
-    const path = typeof workflow === "string" ? resolve(workflow) : options.workflowPath ? resolve(options.workflowPath) : null;
+    const { driveRun } = await loadRuntime();
+    const { wf, snapshot } = await this.#create(workflow, workflowFile(workflow, options), options);
+    this.workflows.set(snapshot.runId, wf);
+    return { runId: snapshot.runId, done: this.#drive(driveRun, wf, snapshot) };
+  }
+
+  /**
+   * Loads the workflow (a file's path, or an object) and records its run, claimed by this
+   * engine; its events are dispatched.
+   * @param {any} workflow @param {string | null} path the file recorded on the run
+   * @param {{ input?: unknown, runId?: string, startedBy?: string }} options
+   */
+  async #create(workflow, path, options) {
+    const { createRun, loadWorkflow } = await loadRuntime();
     const wf = typeof workflow === "string" ? await loadWorkflow(path) : workflow;
     const snapshot = createRun(this.native, wf, {
       runId: options.runId,
@@ -140,8 +160,7 @@ export class SmithersEngine {
       onRender: this.onRender,
     });
     this.dispatch();
-    this.workflows.set(snapshot.runId, wf);
-    return { runId: snapshot.runId, done: this.#drive(driveRun, wf, snapshot) };
+    return { wf, snapshot };
   }
 
   /**
@@ -154,20 +173,11 @@ export class SmithersEngine {
    * @returns {Promise<{ runId: string, status: "queued" }>}
    */
   async enqueue(workflow, options = {}) {
-    const path = typeof workflow === "string" ? resolve(workflow) : options.workflowPath ? resolve(options.workflowPath) : null;
+    const path = workflowFile(workflow, options);
     if (!path) {
       throw new SmithersError("WORKFLOW_NOT_FOUND", "a queued run needs a workflow file (another process loads it from the path recorded on the run): pass its path, or workflowPath", {});
     }
-    const { createRun, loadWorkflow } = await loadRuntime();
-    const wf = typeof workflow === "string" ? await loadWorkflow(path) : workflow;
-    const snapshot = createRun(this.native, wf, {
-      runId: options.runId,
-      input: options.input ?? {},
-      workflowPath: path,
-      startedBy: options.startedBy,
-      onRender: this.onRender,
-    });
-    this.dispatch();
+    const { snapshot } = await this.#create(workflow, path, options);
     this.native.releaseRun(snapshot.runId);
     return { runId: snapshot.runId, status: "queued" };
   }
