@@ -444,6 +444,9 @@ export function outputIndex(runId, rows = []) {
   /** table -> rows; table -> nodeId -> { rows, byIteration } */
   const byTable = new Map();
   const byNode = new Map();
+  // A row replaced or withdrawn is looked for from the end (lastIndexOf): it is most often the
+  // one added last (the driver puts a result's row, then the core's step reports it again),
+  // so a run of N outputs does not scan N rows per output.
   const add = (out) => {
     const iteration = out.iteration ?? 0;
     const row = { runId, nodeId: out.nodeId, iteration, ...out.value };
@@ -456,8 +459,8 @@ export function outputIndex(runId, rows = []) {
     const old = entry.byIteration.get(iteration);
     if (old) {
       // Upsert, like the output table's primary key (run, node, iteration).
-      entry.rows[entry.rows.indexOf(old)] = row;
-      tableRows[tableRows.indexOf(old)] = row;
+      entry.rows[entry.rows.lastIndexOf(old)] = row;
+      tableRows[tableRows.lastIndexOf(old)] = row;
     } else {
       entry.rows.push(row);
       tableRows.push(row);
@@ -470,9 +473,9 @@ export function outputIndex(runId, rows = []) {
     const old = entry?.byIteration.get(ref.iteration ?? 0);
     if (!old) return;
     entry.byIteration.delete(ref.iteration ?? 0);
-    entry.rows.splice(entry.rows.indexOf(old), 1);
+    entry.rows.splice(entry.rows.lastIndexOf(old), 1);
     const tableRows = byTable.get(ref.table);
-    tableRows?.splice(tableRows.indexOf(old), 1);
+    tableRows?.splice(tableRows.lastIndexOf(old), 1);
   };
   // Adds a row and returns what takes it back out (the row it replaced goes back in its
   // place): the driver renders with a result's row before the core has recorded it.
@@ -485,8 +488,8 @@ export function outputIndex(runId, rows = []) {
       const entry = byNode.get(out.table).get(out.nodeId);
       const now = entry.byIteration.get(iteration);
       const tableRows = byTable.get(out.table);
-      entry.rows[entry.rows.indexOf(now)] = old;
-      tableRows[tableRows.indexOf(now)] = old;
+      entry.rows[entry.rows.lastIndexOf(now)] = old;
+      tableRows[tableRows.lastIndexOf(now)] = old;
       entry.byIteration.set(iteration, old);
     };
   };
