@@ -120,12 +120,22 @@ function requireWarm(path, build) {
   if (cachedData === undefined || script.cachedDataRejected) {
     // Written when the command is over: what it compiled is in the cache then.
     process.once("exit", () => {
+      const tmp = `${file}.${process.pid}.tmp`;
       try {
         fs.mkdirSync(V8_CACHE, { recursive: true });
-        const tmp = `${file}.${process.pid}.tmp`;
-        fs.writeFileSync(tmp, Buffer.concat([head, script.createCachedData()]));
+        // Opened first: where nothing can be written, nothing is serialised either.
+        const fd = fs.openSync(tmp, "w");
+        try {
+          fs.writeSync(fd, head);
+          fs.writeSync(fd, script.createCachedData());
+        } finally {
+          fs.closeSync(fd);
+        }
         fs.renameSync(tmp, file);
       } catch {
+        try {
+          fs.unlinkSync(tmp);
+        } catch {}
         // A cache that cannot be written costs the next start its compile time, nothing else.
       }
     });
