@@ -104,7 +104,8 @@ export function checkProps(component, props, allowed, notHonoured = {}) {
  * @typedef {{ runId: string, input?: unknown, loops?: Record<string, number>,
  *   nodeLoops?: Record<string, string>, outputs?: OutputRow[], workflowPath?: string | null,
  *   index?: ReturnType<typeof outputIndex>, memo?: RenderMemo }} Snapshot (`index`: the rows, indexed already; then `outputs` is not read)
- * @typedef {{ tasks: Map<string, any>, slots: Map<string, any[]>, deps: string[] | null, depsOrder: string[] | null, depsAt: Map<string, number> | null, renders: number }} RenderMemo what renders leave
+ * @typedef {{ tasks: Map<string, any>, slots: Map<string, any[]>, deps: string[] | null, depsOrder: string[] | null, depsAt: Map<string, number> | null,
+ *   depsEntries: ({ table: unknown, entry: any } | undefined)[] | null, depsIndex: unknown, renders: number }} RenderMemo what renders leave
  *   for the next of the same run (`newRenderMemo()`; the driver keeps one per run): see `SEALED`
  */
 
@@ -130,7 +131,7 @@ export function renderWorkflow(workflow, snapshot) {
   const order = snapshot.memo?.depsOrder ?? null;
   const at = snapshot.memo?.depsAt ?? null;
   const same = order !== null && at !== null;
-  const deps = { nodes: same ? null : new Set(), read: 0, all: false, order, at, same };
+  const deps = { nodes: same ? null : new Set(), read: 0, all: false, order, at, same, entries: same ? readEntries(snapshot.memo, snapshot.index) : null };
   const { ctx, addOutput, dropOutput } = createCtx(workflow, snapshot, deps);
   const state = {
     workflow,
@@ -233,7 +234,24 @@ export const SEALED = {
 export const SEAL = Symbol("smithers.sealed");
 
 /** @returns {RenderMemo} */
-export const newRenderMemo = () => ({ tasks: new Map(), slots: new Map(), deps: null, depsOrder: null, depsAt: null, renders: 0 });
+export const newRenderMemo = () => ({ tasks: new Map(), slots: new Map(), deps: null, depsOrder: null, depsAt: null, depsEntries: null, depsIndex: null, renders: 0 });
+
+/**
+ * What the last renders' reads found, by their place in `depsOrder` (the i-th id read): the
+ * index entry of that node in that table. A render that reads the same ids in the same order
+ * takes the entry from there instead of hashing the id again (issue 13: a render that reads N
+ * outputs, N times). An entry, once an index has it, stays that node's for good (rows come
+ * and go inside it), so a place keeps it while the order and the index are the same; a read
+ * that found nothing is looked up again next time. Null without a driver's index.
+ */
+function readEntries(memo, index) {
+  if (index === undefined) return null;
+  if (memo.depsEntries === null || memo.depsIndex !== index) {
+    memo.depsEntries = [];
+    memo.depsIndex = index;
+  }
+  return memo.depsEntries;
+}
 
 /** Records that a render read node `nodeId`'s outputs (see `deps` in renderWorkflow). */
 function readDep(deps, nodeId) {
@@ -263,6 +281,7 @@ function sortedDeps(deps, memo) {
   const ids = deps.same ? deps.order.slice(0, deps.read) : [...deps.nodes];
   if (memo) {
     memo.depsOrder = ids;
+    memo.depsEntries = null;
     memo.depsAt = new Map();
     for (let i = 0; i < ids.length; i++) memo.depsAt.set(ids[i], i);
   }
@@ -425,6 +444,9 @@ export function outputIndex(runId, rows = []) {
   /** table -> rows; table -> nodeId -> { rows, byIteration } */
   const byTable = new Map();
   const byNode = new Map();
+  // A row replaced or withdrawn is looked for from the end (lastIndexOf): it is most often the
+  // one added last (the driver puts a result's row, then the core's step reports it again),
+  // so a run of N outputs does not scan N rows per output.
   const add = (out) => {
     const iteration = out.iteration ?? 0;
     const row = { runId, nodeId: out.nodeId, iteration, ...out.value };
@@ -437,8 +459,8 @@ export function outputIndex(runId, rows = []) {
     const old = entry.byIteration.get(iteration);
     if (old) {
       // Upsert, like the output table's primary key (run, node, iteration).
-      entry.rows[entry.rows.indexOf(old)] = row;
-      tableRows[tableRows.indexOf(old)] = row;
+      entry.rows[entry.rows.lastIndexOf(old)] = row;
+      tableRows[tableRows.lastIndexOf(old)] = row;
     } else {
       entry.rows.push(row);
       tableRows.push(row);
@@ -451,9 +473,9 @@ export function outputIndex(runId, rows = []) {
     const old = entry?.byIteration.get(ref.iteration ?? 0);
     if (!old) return;
     entry.byIteration.delete(ref.iteration ?? 0);
-    entry.rows.splice(entry.rows.indexOf(old), 1);
+    entry.rows.splice(entry.rows.lastIndexOf(old), 1);
     const tableRows = byTable.get(ref.table);
-    tableRows?.splice(tableRows.indexOf(old), 1);
+    tableRows?.splice(tableRows.lastIndexOf(old), 1);
   };
   // Adds a row and returns what takes it back out (the row it replaced goes back in its
   // place): the driver renders with a result's row before the core has recorded it.
@@ -466,8 +488,8 @@ export function outputIndex(runId, rows = []) {
       const entry = byNode.get(out.table).get(out.nodeId);
       const now = entry.byIteration.get(iteration);
       const tableRows = byTable.get(out.table);
-      entry.rows[entry.rows.indexOf(now)] = old;
-      tableRows[tableRows.indexOf(now)] = old;
+      entry.rows[entry.rows.lastIndexOf(now)] = old;
+      tableRows[tableRows.lastIndexOf(now)] = old;
       entry.byIteration.set(iteration, old);
     };
   };
@@ -493,7 +515,25 @@ function createCtx(workflow, snapshot, deps) {
     if (typeof nodeId !== "string") {
       throw new SmithersError("INVALID_ARGUMENT", "ctx output lookups need a nodeId string");
     }
+    // The read the last render made at this place, of the same node in the same table: its
+    // entry (readEntries), without readDep or a lookup.
+    const { entries } = deps;
+    if (entries !== null && deps.same) {
+      const { order, read } = deps;
+      if (read < order.length && order[read] === nodeId) {
+        deps.read = read + 1;
+        const found = entries[read];
+        if (found !== undefined && found.table === table) return found.entry;
+        const entry = lookupEntry(table, nodeId);
+        // Only a table of one key whose nodes are indexed: its entry for this node is final.
+        if (entry !== undefined && table === lastTable) entries[read] = { table, entry };
+        return entry;
+      }
+    }
     readDep(deps, nodeId);
+    return lookupEntry(table, nodeId);
+  };
+  const lookupEntry = (table, nodeId) => {
     if (table === lastTable) return lastNodes.get(nodeId);
     const keys = outputKeys(workflow, table, "ctx");
     if (keys.length === 1 && byNode.has(keys[0])) {
@@ -694,6 +734,9 @@ function renderChildren(children, state, scope, path) {
 /** The path of child `index` of the node at `path`; built only where it is used (containers). */
 const at = (path, index) => (path === "" ? `${index}` : `${path}.${index}`);
 
+/** The builtin component `expand` checked last (`BUILTINS.get(tag) === type`). */
+let lastBuiltin = null;
+
 function expand(node, state, scope, parentPath, index, out) {
   // Strings and numbers are ignored, as Smithers' reconciler drops text in the plan.
   if (node === null || node === undefined || typeof node === "boolean") return;
@@ -714,12 +757,14 @@ function expand(node, state, scope, parentPath, index, out) {
   if (typeof type === "function") {
     const tag = type.__smithersTag;
     if (tag === undefined) return expand(type(props), state, scope, parentPath, index, out);
-    if (BUILTINS.get(tag) !== type) {
+    // The component of the last element checked is the same one most of the time.
+    if (type !== lastBuiltin && BUILTINS.get(tag) !== type) {
       throw new SmithersError(
         "UNKNOWN_COMPONENT",
         `<${type.name}> comes from another copy of smithers-rs; import components from one place`,
       );
     }
+    lastBuiltin = type;
     if (tag === "task" && state.memo !== null) {
       const reused = typeof props.id === "string" ? reuseTask(props, state, scope, parentPath, index) : undefined;
       if (reused !== undefined) {

@@ -11,7 +11,7 @@ import { describe, test } from "node:test";
 import { z } from "zod";
 import { Approval, Loop, Sequence, SmithersEngine, SmithersError, Task, Workflow, approvalDecisionSchema, createElement as h, createSmithers } from "../src/index.js";
 import { sameGraph } from "../src/driver.js";
-import { SEALED, newRenderMemo, renderWorkflow } from "../src/render.js";
+import { SEALED, newRenderMemo, outputIndex, renderWorkflow } from "../src/render.js";
 
 const step = z.object({ v: z.number() });
 const { outputs, smithers } = createSmithers({ step, gate: approvalDecisionSchema });
@@ -124,6 +124,51 @@ describe("render memo", () => {
     // A sealed node is only taken for equal at its own place.
     const swapped = { ...g2, root: { ...g2.root, children: [g2.root.children[1], g2.root.children[0]] } };
     assert.equal(sameGraph(swapped, last, g2), false);
+  });
+
+  test("reads found again at their place see the index as it is now: rows added, replaced, withdrawn", () => {
+    // The driver's index and memo, kept across renders: a read at the place the last render
+    // read the same node takes the entry found there (render.js readEntries).
+    const wf = smithers((ctx) => {
+      const a = ctx.outputMaybe(outputs.step, { nodeId: "a" });
+      const b = ctx.outputMaybe(outputs.step, { nodeId: "b" });
+      const latest = ctx.latest(outputs.step, "a");
+      return h(
+        Workflow,
+        { name: "reads" },
+        h(Sequence, null, h(Task, { id: "a", output: outputs.step, label: `a=${a?.v ?? "-"} b=${b?.v ?? "-"} latest=${latest?.v ?? "-"}` }, () => ({ v: 1 }))),
+      );
+    });
+    const index = outputIndex("r1", []);
+    const memo = newRenderMemo();
+    const label = (rows) => {
+      const cached = renderWorkflow(wf, { ...snap([]), index, memo }).graph.root.children[0].children[0].label;
+      const fresh = renderWorkflow(wf, snap(rows)).graph.root.children[0].children[0].label;
+      assert.equal(cached, fresh);
+      return cached;
+    };
+    const rows = [];
+    assert.equal(label(rows), "a=- b=- latest=-");
+    assert.equal(label(rows), "a=- b=- latest=-");
+    index.add(row("a", 1));
+    rows.push(row("a", 1));
+    assert.equal(label(rows), "a=1 b=- latest=1");
+    assert.equal(label(rows), "a=1 b=- latest=1");
+    index.add(row("a", 2));
+    rows[0] = row("a", 2);
+    assert.equal(label(rows), "a=2 b=- latest=2");
+    index.add(row("b", 3));
+    rows.push(row("b", 3));
+    assert.equal(label(rows), "a=2 b=3 latest=2");
+    const undo = index.put(row("a", 4, 1));
+    assert.equal(label([...rows, row("a", 4, 1)]), "a=2 b=3 latest=4");
+    undo();
+    assert.equal(label(rows), "a=2 b=3 latest=2");
+    index.drop({ table: "step", nodeId: "a", iteration: 0 });
+    rows.shift();
+    assert.equal(label(rows), "a=- b=3 latest=-");
+    // The reads were taken from their places (not looked up again) in these renders.
+    assert.ok(memo.depsEntries.filter(Boolean).length >= 2);
   });
 
   test("a run of a sequence reading the previous output computes every step from the latest render", async () => {

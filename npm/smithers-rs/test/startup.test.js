@@ -11,7 +11,7 @@
 // the same preload are subtracted.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -118,5 +118,38 @@ for (const { path: node, syncHooks } of NODES) for (const fromBundle of [true, f
         assert.deepEqual(extra(r).filter((m) => unused.includes(m)), [], `${name} loaded builtins it does not use`);
       }
     });
+  });
+}
+
+// The bundle's own V8 code cache (bin/smithers.js requireWarm; Node 22 and later): written
+// once per command after it ran, then read, never written again while the build is the same;
+// a damaged or foreign file is a miss that is written again, and the command's output is the
+// same either way.
+for (const { path: node } of NODES.filter((n) => Number(/^v?(\d+)/.exec(n.path === process.execPath ? process.version : "v22")[1]) >= 22)) {
+  test(`the bundle's warm code cache: written after a command, then used; a damaged one is replaced (Node ${node})`, async () => {
+    await freshBundle();
+    const dir = mkdtempSync(join(tmpdir(), "smithers-rs-warm-"));
+    writeFileSync(join(dir, "preload.cjs"), PRELOAD);
+    const env = { SMITHERS_CACHE_DIR: join(dir, "cache") };
+    const v8 = join(dir, "cache", "v8");
+    const caches = () => readdirSync(v8).filter((f) => f.startsWith("bundle-")).sort();
+    const up = (id) => loadedBy(node, [BIN, "up", WORKFLOW, "--run-id", id, "--db", "s.db"], dir, env);
+    const first = await up("w1");
+    assert.equal(first.code, 3, first.stdout);
+    const [upCache] = caches();
+    assert.match(upCache, /^bundle-v\d+\.\d+\.\d+-\w+-\d+-up\.bin$/);
+    const written = statSync(join(v8, upCache));
+    const second = await up("w2");
+    assert.equal(second.stdout, first.stdout.replaceAll("w1", "w2"));
+    assert.ok(second.required.includes(BUNDLE));
+    assert.equal(statSync(join(v8, upCache)).mtimeMs, written.mtimeMs, "a cache that was used is not written again");
+    const approve = await loadedBy(node, [BIN, "approve", "w2", "--db", "s.db"], dir, env);
+    assert.match(approve.stdout, /^run w2: finished$/m);
+    assert.deepEqual(caches(), [upCache.replace(/-up\.bin$/, "-approve.bin"), upCache]);
+    // Another build's (or a damaged) file: not used, written again, same output.
+    writeFileSync(join(v8, upCache), "not a cache");
+    const third = await up("w3");
+    assert.equal(third.stdout, first.stdout.replaceAll("w1", "w3"));
+    assert.ok(statSync(join(v8, upCache)).size > 1000, "the damaged cache was written again");
   });
 }

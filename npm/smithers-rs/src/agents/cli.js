@@ -3,13 +3,15 @@
 // Smithers documents, and runs it as a child process through the core's command runner
 // (its own process group, a timeout, an abort that stops the group, stdout/stderr logged
 // per attempt next to the run's command logs).
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SmithersError } from "../errors.js";
 import { cancelCommand, runCommand, writeCommandStdin } from "../native.js";
 import { toJsonSchema } from "../schema.js";
 import { getToolContext } from "./context.js";
 
+// node:os only when an agent needs a temporary file (start-up: a workflow file imports the
+// package index, which imports this module).
+const tmpdir = () => process.getBuiltinModule("node:os").tmpdir();
 // node:fs through getBuiltinModule: an ES import of it builds its whole namespace, which loads
 // fs/promises and Node's streams (start-up: ARCHITECTURE.md).
 const { closeSync, openSync, readSync, rmSync, writeFileSync } = process.getBuiltinModule("node:fs");

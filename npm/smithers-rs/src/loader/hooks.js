@@ -86,10 +86,19 @@ function* resolveSteps(specifier, context) {
       );
     }
   }
+  // A relative import that names no file (`./shape` for shape.tsx, `./util.js` for util.ts):
+  // the file it means, found before Node's resolution fails on it. A failed resolution is
+  // not cheap: Node decorates the error with CommonJS hints, which resolves again and loads
+  // the source-map support for its stack (measured: issue 17's start-up).
+  const parent = context.parentURL;
+  // Imports only: a `require` of `./x` finds x.js itself (and takes no URL back).
+  if (parent?.startsWith("file:") && context.conditions?.includes("import") && isRelative(specifier) && !/[?#]/.test(specifier) && !isFile(new URL(specifier, parent))) {
+    const found = probe(specifier, parent);
+    if (found) return yield [found, context];
+  }
   try {
     return yield [specifier, context];
   } catch (err) {
-    const parent = context.parentURL;
     if (parent?.startsWith("file:") && (isRelative(specifier) || specifier.startsWith("/"))) {
       const found = probe(specifier, parent);
       if (found) return yield [found, context];
