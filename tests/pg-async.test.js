@@ -2,8 +2,9 @@
 // engine talks to a server of the test's own (helpers/postgres.js) through a loopback TCP
 // proxy that holds every chunk, each way, for DELAY_MS (a slow network). A run of several
 // tasks and a gate is driven and decided through the engine while a 5 ms interval records
-// how late it fires: it must not stall for a round trip (2 × DELAY_MS), as it does once per
-// call when calls wait for their round trips on the JS thread (the synchronous binding).
+// how late it fires: it must keep firing and almost never stall for a round trip
+// (2 × DELAY_MS), as it does at every call when calls wait for their round trips on the JS
+// thread (the synchronous binding).
 // The proxy lives in a worker thread, so a blocked main thread cannot stall it.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
@@ -76,11 +77,16 @@ function lagMeter() {
   let ticks = 0;
   /** Stalls as long as one round trip through the proxy (what waiting on it costs at least). */
   let stalls = 0;
+  let stalledMs = 0;
+  let started = last;
   const handle = setInterval(() => {
     const now = performance.now();
     const lag = now - last - TICK_MS;
     max = Math.max(max, lag);
-    if (lag >= 2 * DELAY_MS) stalls += 1;
+    if (lag >= 2 * DELAY_MS) {
+      stalls += 1;
+      stalledMs += lag;
+    }
     last = now;
     ticks += 1;
   }, TICK_MS);
@@ -90,10 +96,12 @@ function lagMeter() {
       max = 0;
       ticks = 0;
       stalls = 0;
+      stalledMs = 0;
+      started = last;
     },
     stop() {
       clearInterval(handle);
-      return { max, ticks, stalls };
+      return { max, ticks, stalls, stalledMs, elapsedMs: performance.now() - started };
     },
   };
 }
@@ -161,21 +169,22 @@ describe("PostgreSQL: the JS thread does not wait on the network", () => {
       assert.equal(outcome.status, "approved");
       assert.equal((await outcome.done).status, "finished");
       await assert.rejects(engine.approve(runId, { nodeId: "gate", decidedBy: "dave" }), { code: "ALREADY_DECIDED" });
-      const { max, ticks, stalls } = watch.stop();
+      const { max, ticks, stalls, stalledMs, elapsedMs } = watch.stop();
       const info = await engine.native.inspectAsync(runId);
       assert.deepEqual(
         info.outputs.filter((o) => o.table === "step").map((o) => o.value.n),
         [1, 2],
       );
       assert.deepEqual(info.outputs.find((o) => o.table === "done").value, { by: "carol" });
-      // Blocked on the network means stalled for at least one round trip (2 × DELAY_MS), once
-      // per call (the control above: one synchronous call; a drive makes dozens). The loop
-      // is not held to a finer bound: an idle Node process on this loaded 2-core machine sees
-      // stalls of up to ~140 ms from the scheduler alone, so one such stall is tolerated.
-      t.diagnostic(`max event-loop lag ${max.toFixed(1)} ms, ${stalls} stall(s) ≥ ${2 * DELAY_MS} ms over ${ticks} ticks; one synchronous call stalled it ${blocked.max.toFixed(1)} ms`);
-      assert.ok(stalls <= 1, `the event loop stalled ${stalls} times for a round trip or more (max ${max.toFixed(1)} ms; proxy delay ${DELAY_MS} ms each way)`);
-      // The drive took many round trips of 2 × DELAY_MS; the loop turned all along.
-      assert.ok(ticks > 20, `the interval should have fired throughout (${ticks} ticks)`);
+      // Blocked on the network means stalled for at least one round trip (2 × DELAY_MS) at
+      // every call: with the synchronous binding the loop is stalled nearly all the time (the
+      // drive makes dozens of calls; forced synchronous, the interval fired 3 times in all).
+      // Single stalls are not held to a bound: an idle Node process on this loaded 2-core
+      // machine sees up to ~140 ms from the scheduler alone, and a test run beside others
+      // more, so the test asserts how much of the time the loop was stalled that long.
+      t.diagnostic(`max event-loop lag ${max.toFixed(1)} ms; ${stalls} stall(s) ≥ ${2 * DELAY_MS} ms, ${stalledMs.toFixed(0)} of ${elapsedMs.toFixed(0)} ms; ${ticks} ticks; one synchronous call stalled it ${blocked.max.toFixed(1)} ms`);
+      assert.ok(ticks > 20, `the interval should have fired throughout (${ticks} ticks in ${elapsedMs.toFixed(0)} ms)`);
+      assert.ok(stalledMs < elapsedMs / 10, `the event loop was stalled for round trips ${stalledMs.toFixed(0)} of ${elapsedMs.toFixed(0)} ms (${stalls} stalls, max ${max.toFixed(1)} ms; proxy delay ${DELAY_MS} ms each way)`);
     } finally {
       meter.stop();
       engine.close();

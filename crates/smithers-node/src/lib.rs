@@ -109,15 +109,12 @@ impl Engine {
         match &mut self.inner {
             Inner::Local(engine) => deferred.resolve(settle(remote::run(Some(engine), f))),
             Inner::Remote(remote) => {
-                // The deferred moves into the job; a job the thread never runs (it is gone)
-                // is dropped with it, so the promise is settled here instead.
-                let (gone, gone_rx) = std::sync::mpsc::sync_channel::<()>(1);
+                // The deferred moves into the job. When the engine thread is gone (nothing
+                // can run the job), the call throws instead and its promise is never seen.
                 let queued = remote.send(move |e| {
-                    drop(gone);
                     deferred.resolve(settle(remote::run(e, f)));
                 });
                 if !queued {
-                    drop(gone_rx);
                     return Err(throw(
                         env,
                         "ENGINE_CLOSED",
