@@ -112,7 +112,7 @@ describe("the binding's typed calls", () => {
     }
   });
 
-  test("output rows come out as JSON text: a step carries the rows it wrote, a snapshot every row of the run", () => {
+  test("output rows come out as JSON text: a step carries the rows it wrote, a snapshot every row of the run", async () => {
     const native = open();
     try {
       const { smithers, outputs } = createSmithers({ out: z.object({ v: z.number(), s: z.string() }) });
@@ -120,7 +120,7 @@ describe("the binding's typed calls", () => {
       const workflow = smithers(() =>
         h(Workflow, { name: "static-rows" }, h(Sequence, {}, [h(Task, { id: "a", output: outputs.out }, { v: 1, s: "é\u2028\"" }), h(Task, { id: "b", output: outputs.out }, { v: 2, s: "" })])),
       );
-      const created = createRun(native, workflow, { runId: "rows", input: {}, workflowPath: null });
+      const created = await createRun(native, workflow, { runId: "rows", input: {}, workflowPath: null });
       assert.equal(created.outputsJson, "[]");
       const { graph } = renderWorkflow(workflow, { runId: "rows", input: {}, loops: {}, nodeLoops: {}, outputs: [], workflowPath: null });
       const step = native.submitGraph("rows", JSON.stringify(graph));

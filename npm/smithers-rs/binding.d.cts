@@ -18,31 +18,30 @@ export declare class ChangeWaiter {
   wait(timeoutMs: number): Promise<boolean>
 }
 
-/** A smithers-rs engine on one SQLite database file. */
+/**
+ * A smithers-rs engine on one database: a SQLite file, run on the JS thread, or a
+ * `postgres://` URL, run on a thread of its own. Every call that reads or writes the database
+ * has an `…Async` twin that resolves a promise instead of returning: on PostgreSQL the JS
+ * thread never waits on the network there (the synchronous form blocks it for its round
+ * trips); on SQLite it runs in place and resolves at once.
+ */
 export declare class Engine {
-  /** Opens (or creates) the database at `dbPath` (see `BindingEngineOptions`). */
+  /**
+   * Opens (or creates) the database at `dbPath` (see `BindingEngineOptions`): a SQLite file,
+   * or a `postgres://` URL (then the engine lives on a thread of its own).
+   */
   constructor(dbPath: string, options?: BindingEngineOptions | undefined | null)
+  /**
+   * Whether this engine lives on a thread of its own (PostgreSQL): its `…Async` calls
+   * never block the JS thread, its synchronous ones wait for the network.
+   */
+  get isRemote(): boolean
   /** This engine's owner id, as recorded on the runs it drives. */
   ownerId(): string
-  /** Records a new run, owned by this engine, and returns its first snapshot. */
-  createRun(run: BindingNewRun): BindingSnapshot
-  /**
-   * Takes the run for this engine (RUN_OWNED while another live engine holds it, unless
-   * `force`) and returns its snapshot.
-   */
-  claimRun(runId: string, options?: BindingClaimOptions | undefined | null): BindingSnapshot
-  releaseRun(runId: string): void
   isDriving(runId: string): boolean
-  /**
-   * Reconciles a rendered graph descriptor (JSON text: the bulk path) with the run and
-   * advances it.
-   */
-  submitGraph(runId: string, graphJson: string): BindingStep
-  /**
-   * Advances a run with the graph its plan was built from, named by `graphId` (a step's):
-   * `STALE_GRAPH`, nothing changed, when that is not the plan's graph now.
-   */
-  submitSameGraph(runId: string, graphId: number): BindingStep
+  /** Where command tasks write their logs. */
+  logDir(): string
+  setLogDir(dir: string): void
   /**
    * Records the results of task bodies (a JSON array: the bulk path, each result encoded
    * on its own by `values.js`) and advances the run. With `render`, the graph rendered
@@ -50,83 +49,8 @@ export declare class Engine {
    * changed exactly that (`graphApplied`; ARCHITECTURE.md).
    */
   completeTasks(runId: string, resultsJson: string, render?: BindingRender | undefined | null): BindingStep
-  /** Checks an agent's answer (JSON text) against a task's output schema; records nothing. */
-  checkOutput(runId: string, nodeId: string, valueJson: string): void
-  advance(runId: string): BindingStep
-  approve(request: BindingDecisionRequest): BindingDecisionOutcome
-  /** Denies a gate (as its `onDeny` says) or rejects a reviewed step. */
-  deny(request: BindingDecisionRequest): BindingDecisionOutcome
-  /** Sends a reviewed step back to run again with the reviewer's inputs. */
-  pushBack(request: BindingDecisionRequest): BindingDecisionOutcome
-  attemptLogs(runId: string, filter?: BindingLogFilter | undefined | null): Array<BindingAttemptLog>
-  /**
-   * Records what a driver ran outside the core (a handler, mail, a tool call) in the
-   * run's events; `payloadJson` is the event's fields as JSON text.
-   */
-  recordDriverEvent(runId: string, kind: string, payloadJson: string): void
-  /** Where command tasks write their logs. */
-  logDir(): string
-  setLogDir(dir: string): void
-  /** Cancels the run; returns its status afterwards. */
-  cancelRun(runId: string): BindingRunStatus
-  listRuns(filter?: BindingRunFilter | undefined | null): Array<BindingRunSummary>
-  runSummary(runId: string): BindingRunSummary
-  inspect(runId: string): BindingRunInspection
-  pendingApprovals(filter?: BindingApprovalFilter | undefined | null): Array<BindingApprovalSummary>
-  /**
-   * The run's events after `afterSeq`, oldest first: `{runId, seq, type, timestampMs,
-   * …}` and the fields of their type.
-   */
-  events(runId: string, afterSeq: number, limit: number): Array<Record<string, any>>
-  /**
-   * Events of every run after position `afterId` of the database-wide feed, in commit
-   * order.
-   */
-  feed(afterId: number, limit: number): Array<Record<string, any>>
-  /** Runs by workflow and status, pending approvals by workflow (for `/metrics`). */
-  storeMetrics(): BindingStoreMetrics
-  feedHead(): number
-  /** Checks the decision log's hash chain (`smithers audit verify`); nothing is written. */
-  auditVerify(): BindingAuditReport
-  /** Entries of the decision log after `afterSeq`, oldest first, at most `limit`. */
-  auditEntries(afterSeq: number, limit: number): Array<BindingAuditEntry>
-  /** Runs that are `running` while nobody holds them, oldest first; page with `after`. */
-  orphanedRuns(limit: number, includeDead: boolean, after?: BindingOrphanCursor | undefined | null): Array<BindingOrphanedRun>
-  /**
-   * Writes webhook deliveries (one that exists is kept: its id names the event and the
-   * target) and moves the feed cursor to `cursor`, in one transaction. Returns how many
-   * were new.
-   */
-  enqueueDeliveries(rows: Array<BindingNewDelivery>, cursor: number | undefined | null, nowMs: number): number
-  /** The feed position up to which gate events became deliveries (null: never). */
-  deliveryCursor(): number | null
-  /** Claims due deliveries to `targets` (names) for `claimer` until `nowMs + leaseMs`. */
-  claimDeliveries(claimer: string, targets: Array<string>, nowMs: number, leaseMs: number, limit: number): Array<BindingDelivery>
-  /** Settles a claimed delivery; false when the claim was lost. */
-  settleDelivery(deliveryId: string, claimer: string, outcome: BindingDeliveryOutcome, nowMs: number): boolean
-  /** Makes a delivery due again now (DELIVERY_NOT_FOUND when there is none). */
-  retryDelivery(deliveryId: string, nowMs: number): BindingDelivery
-  listDeliveries(filter?: BindingDeliveryFilter | undefined | null): Array<BindingDelivery>
-  /** Records the first use of a decision link; LINK_USED when it was used before. */
-  useLink(link: BindingLinkUse, nowMs: number): void
-  /**
-   * Records what a used link's decision came to (`outcomeJson`: JSON text, as the
-   * decision's own error message may hold anything).
-   */
-  recordLinkOutcome(linkId: string, outcomeJson: string): void
-  /**
-   * Forgets a link's use (its decision failed for a reason that says nothing about the
-   * link), so that it works again.
-   */
-  releaseLink(linkId: string): void
-  /** Records why a watcher could not resume a run. */
-  markUnresumable(runId: string, error: BindingRunError): void
-  failRun(runId: string, error: BindingRunError): BindingStep
-  /**
-   * Checks a graph descriptor (JSON text) without a run (a dry render before
-   * `createRun`), against this database's output tables; writes nothing.
-   */
-  validateGraph(graphJson: string): void
+  /** `completeTasks`, resolving a promise (see `Engine`). */
+  completeTasksAsync(runId: string, resultsJson: string, render?: BindingRender | undefined | null): Promise<BindingStep>
   /**
    * A waiter woken when another connection commits, without polling (PostgreSQL's
    * LISTEN/NOTIFY, on a connection of its own); null on SQLite: poll `dataVersion`.
@@ -134,22 +58,223 @@ export declare class Engine {
   changeWaiter(): ChangeWaiter | null
   /** "Now" as this engine sees it (its clock), in ms since the epoch. */
   nowMs(): number
+  /** Changes when another process commits to the database (-1: it cannot be read). */
+  dataVersion(): number
+  /** `dataVersion`, resolving a promise (see `Engine`); -1 when it cannot be read. */
+  dataVersionAsync(): Promise<number>
+  setEventBuffering(on: boolean): void
+  /**
+   * Events committed since the last call (for in-process subscribers). On PostgreSQL:
+   * those of the calls that have ended, read without waiting for calls under way.
+   */
+  takeEvents(): Array<Record<string, any>>
+  /**
+   * Closes the database. Later calls fail with ENGINE_CLOSED; on PostgreSQL, so do the
+   * `…Async` calls still waiting for their turn (the one under way ends as it ends).
+   */
+  close(): void
+  /** Records a new run, owned by this engine, and returns its first snapshot. */
+  createRun(run: BindingNewRun): BindingSnapshot
+  /** Records a new run, owned by this engine, and returns its first snapshot. */
+  createRunAsync(run: BindingNewRun): Promise<BindingSnapshot>
+  /**
+   * Takes the run for this engine (RUN_OWNED while another live engine holds it, unless
+   * `force`) and returns its snapshot.
+   */
+  claimRun(runId: string, options?: BindingClaimOptions | undefined | null): BindingSnapshot
+  /**
+   * Takes the run for this engine (RUN_OWNED while another live engine holds it, unless
+   * `force`) and returns its snapshot.
+   */
+  claimRunAsync(runId: string, options?: BindingClaimOptions | undefined | null): Promise<BindingSnapshot>
+  releaseRun(runId: string): void
+  releaseRunAsync(runId: string): Promise<void>
+  /**
+   * Reconciles a rendered graph descriptor (JSON text: the bulk path) with the run and
+   * advances it.
+   */
+  submitGraph(runId: string, graphJson: string): BindingStep
+  /**
+   * Reconciles a rendered graph descriptor (JSON text: the bulk path) with the run and
+   * advances it.
+   */
+  submitGraphAsync(runId: string, graphJson: string): Promise<BindingStep>
+  /**
+   * Advances a run with the graph its plan was built from, named by `graphId` (a step's):
+   * `STALE_GRAPH`, nothing changed, when that is not the plan's graph now.
+   */
+  submitSameGraph(runId: string, graphId: number): BindingStep
+  /**
+   * Advances a run with the graph its plan was built from, named by `graphId` (a step's):
+   * `STALE_GRAPH`, nothing changed, when that is not the plan's graph now.
+   */
+  submitSameGraphAsync(runId: string, graphId: number): Promise<BindingStep>
+  /** Checks an agent's answer (JSON text) against a task's output schema; records nothing. */
+  checkOutput(runId: string, nodeId: string, valueJson: string): void
+  /** Checks an agent's answer (JSON text) against a task's output schema; records nothing. */
+  checkOutputAsync(runId: string, nodeId: string, valueJson: string): Promise<void>
+  advance(runId: string): BindingStep
+  advanceAsync(runId: string): Promise<BindingStep>
+  approve(request: BindingDecisionRequest): BindingDecisionOutcome
+  approveAsync(request: BindingDecisionRequest): Promise<BindingDecisionOutcome>
+  /** Denies a gate (as its `onDeny` says) or rejects a reviewed step. */
+  deny(request: BindingDecisionRequest): BindingDecisionOutcome
+  /** Denies a gate (as its `onDeny` says) or rejects a reviewed step. */
+  denyAsync(request: BindingDecisionRequest): Promise<BindingDecisionOutcome>
+  /** Sends a reviewed step back to run again with the reviewer's inputs. */
+  pushBack(request: BindingDecisionRequest): BindingDecisionOutcome
+  /** Sends a reviewed step back to run again with the reviewer's inputs. */
+  pushBackAsync(request: BindingDecisionRequest): Promise<BindingDecisionOutcome>
+  attemptLogs(runId: string, filter?: BindingLogFilter | undefined | null): Array<BindingAttemptLog>
+  attemptLogsAsync(runId: string, filter?: BindingLogFilter | undefined | null): Promise<Array<BindingAttemptLog>>
+  /**
+   * Records what a driver ran outside the core (a handler, mail, a tool call) in the
+   * run's events; `payloadJson` is the event's fields as JSON text.
+   */
+  recordDriverEvent(runId: string, kind: string, payloadJson: string): void
+  /**
+   * Records what a driver ran outside the core (a handler, mail, a tool call) in the
+   * run's events; `payloadJson` is the event's fields as JSON text.
+   */
+  recordDriverEventAsync(runId: string, kind: string, payloadJson: string): Promise<void>
+  /** Cancels the run; returns its status afterwards. */
+  cancelRun(runId: string): BindingRunStatus
+  /** Cancels the run; returns its status afterwards. */
+  cancelRunAsync(runId: string): Promise<BindingRunStatus>
+  listRuns(filter?: BindingRunFilter | undefined | null): Array<BindingRunSummary>
+  listRunsAsync(filter?: BindingRunFilter | undefined | null): Promise<Array<BindingRunSummary>>
+  runSummary(runId: string): BindingRunSummary
+  runSummaryAsync(runId: string): Promise<BindingRunSummary>
+  inspect(runId: string): BindingRunInspection
+  inspectAsync(runId: string): Promise<BindingRunInspection>
+  pendingApprovals(filter?: BindingApprovalFilter | undefined | null): Array<BindingApprovalSummary>
+  pendingApprovalsAsync(filter?: BindingApprovalFilter | undefined | null): Promise<Array<BindingApprovalSummary>>
+  /**
+   * The run's events after `afterSeq`, oldest first: `{runId, seq, type, timestampMs,
+   * …}` and the fields of their type.
+   */
+  events(runId: string, afterSeq: number, limit: number): Array<Record<string, any>>
+  /**
+   * The run's events after `afterSeq`, oldest first: `{runId, seq, type, timestampMs,
+   * …}` and the fields of their type.
+   */
+  eventsAsync(runId: string, afterSeq: number, limit: number): Promise<Array<Record<string, any>>>
+  /**
+   * Events of every run after position `afterId` of the database-wide feed, in commit
+   * order.
+   */
+  feed(afterId: number, limit: number): Array<Record<string, any>>
+  /**
+   * Events of every run after position `afterId` of the database-wide feed, in commit
+   * order.
+   */
+  feedAsync(afterId: number, limit: number): Promise<Array<Record<string, any>>>
+  /** Runs by workflow and status, pending approvals by workflow (for `/metrics`). */
+  storeMetrics(): BindingStoreMetrics
+  /** Runs by workflow and status, pending approvals by workflow (for `/metrics`). */
+  storeMetricsAsync(): Promise<BindingStoreMetrics>
+  feedHead(): number
+  feedHeadAsync(): Promise<number>
+  /** Checks the decision log's hash chain (`smithers audit verify`); nothing is written. */
+  auditVerify(): BindingAuditReport
+  /** Checks the decision log's hash chain (`smithers audit verify`); nothing is written. */
+  auditVerifyAsync(): Promise<BindingAuditReport>
+  /** Entries of the decision log after `afterSeq`, oldest first, at most `limit`. */
+  auditEntries(afterSeq: number, limit: number): Array<BindingAuditEntry>
+  /** Entries of the decision log after `afterSeq`, oldest first, at most `limit`. */
+  auditEntriesAsync(afterSeq: number, limit: number): Promise<Array<BindingAuditEntry>>
+  /** Runs that are `running` while nobody holds them, oldest first; page with `after`. */
+  orphanedRuns(limit: number, includeDead: boolean, after?: BindingOrphanCursor | undefined | null): Array<BindingOrphanedRun>
+  /** Runs that are `running` while nobody holds them, oldest first; page with `after`. */
+  orphanedRunsAsync(limit: number, includeDead: boolean, after?: BindingOrphanCursor | undefined | null): Promise<Array<BindingOrphanedRun>>
+  /**
+   * Writes webhook deliveries (one that exists is kept: its id names the event and the
+   * target) and moves the feed cursor to `cursor`, in one transaction. Returns how many
+   * were new.
+   */
+  enqueueDeliveries(rows: Array<BindingNewDelivery>, cursor: number | undefined | null, nowMs: number): number
+  /**
+   * Writes webhook deliveries (one that exists is kept: its id names the event and the
+   * target) and moves the feed cursor to `cursor`, in one transaction. Returns how many
+   * were new.
+   */
+  enqueueDeliveriesAsync(rows: Array<BindingNewDelivery>, cursor: number | undefined | null, nowMs: number): Promise<number>
+  /** The feed position up to which gate events became deliveries (null: never). */
+  deliveryCursor(): number | null
+  /** The feed position up to which gate events became deliveries (null: never). */
+  deliveryCursorAsync(): Promise<number | null>
+  /** Claims due deliveries to `targets` (names) for `claimer` until `nowMs + leaseMs`. */
+  claimDeliveries(claimer: string, targets: Array<string>, nowMs: number, leaseMs: number, limit: number): Array<BindingDelivery>
+  /** Claims due deliveries to `targets` (names) for `claimer` until `nowMs + leaseMs`. */
+  claimDeliveriesAsync(claimer: string, targets: Array<string>, nowMs: number, leaseMs: number, limit: number): Promise<Array<BindingDelivery>>
+  /** Settles a claimed delivery; false when the claim was lost. */
+  settleDelivery(deliveryId: string, claimer: string, outcome: BindingDeliveryOutcome, nowMs: number): boolean
+  /** Settles a claimed delivery; false when the claim was lost. */
+  settleDeliveryAsync(deliveryId: string, claimer: string, outcome: BindingDeliveryOutcome, nowMs: number): Promise<boolean>
+  /** Makes a delivery due again now (DELIVERY_NOT_FOUND when there is none). */
+  retryDelivery(deliveryId: string, nowMs: number): BindingDelivery
+  /** Makes a delivery due again now (DELIVERY_NOT_FOUND when there is none). */
+  retryDeliveryAsync(deliveryId: string, nowMs: number): Promise<BindingDelivery>
+  listDeliveries(filter?: BindingDeliveryFilter | undefined | null): Array<BindingDelivery>
+  listDeliveriesAsync(filter?: BindingDeliveryFilter | undefined | null): Promise<Array<BindingDelivery>>
+  /** Records the first use of a decision link; LINK_USED when it was used before. */
+  useLink(link: BindingLinkUse, nowMs: number): void
+  /** Records the first use of a decision link; LINK_USED when it was used before. */
+  useLinkAsync(link: BindingLinkUse, nowMs: number): Promise<void>
+  /**
+   * Records what a used link's decision came to (`outcomeJson`: JSON text, as the
+   * decision's own error message may hold anything).
+   */
+  recordLinkOutcome(linkId: string, outcomeJson: string): void
+  /**
+   * Records what a used link's decision came to (`outcomeJson`: JSON text, as the
+   * decision's own error message may hold anything).
+   */
+  recordLinkOutcomeAsync(linkId: string, outcomeJson: string): Promise<void>
+  /**
+   * Forgets a link's use (its decision failed for a reason that says nothing about the
+   * link), so that it works again.
+   */
+  releaseLink(linkId: string): void
+  /**
+   * Forgets a link's use (its decision failed for a reason that says nothing about the
+   * link), so that it works again.
+   */
+  releaseLinkAsync(linkId: string): Promise<void>
+  /** Records why a watcher could not resume a run. */
+  markUnresumable(runId: string, error: BindingRunError): void
+  /** Records why a watcher could not resume a run. */
+  markUnresumableAsync(runId: string, error: BindingRunError): Promise<void>
+  failRun(runId: string, error: BindingRunError): BindingStep
+  failRunAsync(runId: string, error: BindingRunError): Promise<BindingStep>
+  /**
+   * Checks a graph descriptor (JSON text) without a run (a dry render before
+   * `createRun`), against this database's output tables; writes nothing.
+   */
+  validateGraph(graphJson: string): void
+  /**
+   * Checks a graph descriptor (JSON text) without a run (a dry render before
+   * `createRun`), against this database's output tables; writes nothing.
+   */
+  validateGraphAsync(graphJson: string): Promise<void>
   /** The earliest due time of a scheduled timer in the database (when to wake up next). */
   nextTimerDue(): number | null
+  /** The earliest due time of a scheduled timer in the database (when to wake up next). */
+  nextTimerDueAsync(): Promise<number | null>
   /**
    * Fires the timers due now (at most `limit`, default 100; only run `runId`'s when given),
    * each once whoever races for it; returns those this engine fired.
    */
   fireDueTimers(limit?: number | undefined | null, runId?: string | undefined | null): Array<BindingFiredTimer>
+  /**
+   * Fires the timers due now (at most `limit`, default 100; only run `runId`'s when given),
+   * each once whoever races for it; returns those this engine fired.
+   */
+  fireDueTimersAsync(limit?: number | undefined | null, runId?: string | undefined | null): Promise<Array<BindingFiredTimer>>
   /** The timers of a run, earliest due first. */
   runTimers(runId: string): Array<BindingTimer>
-  /** Changes when another process commits to the database. */
-  dataVersion(): number
-  setEventBuffering(on: boolean): void
-  /** Events committed since the last call (for in-process subscribers). */
-  takeEvents(): Array<Record<string, any>>
-  /** Closes the database. Later calls fail with ENGINE_CLOSED. */
-  close(): void
+  /** The timers of a run, earliest due first. */
+  runTimersAsync(runId: string): Promise<Array<BindingTimer>>
 }
 
 /** Where a page of `pendingApprovals` ended: the last row's sort key. */

@@ -16,6 +16,7 @@
 
 mod contract;
 mod logging;
+mod remote;
 mod types;
 
 use napi::bindgen_prelude::*;
@@ -43,15 +44,175 @@ fn fail(env: &Env, err: core::Error) -> Error {
     throw(env, err.code(), err.to_string(), err.details())
 }
 
-/// A smithers-rs engine on one SQLite database file.
+/// A failed call's error object (`code`, message, `details`), made on the JS thread: a
+/// promise of an `…Async` method is rejected with it.
+fn rejection(env: &Env, failure: remote::Failure) -> Error {
+    let made = (|| {
+        let mut error = env.create_error(Error::new(Status::GenericFailure, failure.message))?;
+        error.set_named_property("code", failure.code)?;
+        error.set_named_property("details", env.to_js_value(&failure.details)?)?;
+        Ok::<_, Error>(Error::from(error.to_unknown()))
+    })();
+    made.unwrap_or_else(|e| e)
+}
+
+/// Where an engine lives: on the JS thread (SQLite: a call is a local file's transaction,
+/// fastest run in place) or on a thread of its own (PostgreSQL: a call waits on the network).
+enum Inner {
+    Local(Box<core::Engine>),
+    Remote(remote::Remote),
+    Closed,
+}
+
+/// A promise's settling function (napi calls it on the JS thread).
+type Settle<T> = Box<dyn FnOnce(Env) -> Result<T> + Send>;
+
+/// A smithers-rs engine on one database: a SQLite file, run on the JS thread, or a
+/// `postgres://` URL, run on a thread of its own. Every call that reads or writes the database
+/// has an `…Async` twin that resolves a promise instead of returning: on PostgreSQL the JS
+/// thread never waits on the network there (the synchronous form blocks it for its round
+/// trips); on SQLite it runs in place and resolves at once.
 #[napi]
 pub struct Engine {
-    inner: Option<core::Engine>,
+    inner: Inner,
+}
+
+impl Engine {
+    /// Calls the core engine and waits for the answer; a closed engine is ENGINE_CLOSED.
+    fn with<T: Send + 'static>(
+        &mut self,
+        env: &Env,
+        f: impl FnOnce(&mut core::Engine) -> core::Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let failure = match &mut self.inner {
+            Inner::Local(engine) => return f(engine).map_err(|e| fail(env, e)),
+            Inner::Remote(remote) => match remote.blocking(f) {
+                Ok(value) => return Ok(value),
+                Err(failure) => failure,
+            },
+            Inner::Closed => remote::Failure::closed(),
+        };
+        Err(throw(env, &failure.code, failure.message, failure.details))
+    }
+
+    /// Calls the core engine and returns a promise of the answer: on the engine's thread
+    /// (PostgreSQL), in place (SQLite). A failure rejects it with the core's code.
+    fn call<'env, T: ToNapiValue + Send + 'static>(
+        &mut self,
+        env: &'env Env,
+        f: impl FnOnce(&mut core::Engine) -> core::Result<T> + Send + 'static,
+    ) -> Result<Object<'env>> {
+        let (deferred, promise) = env.create_deferred::<T, Settle<T>>()?;
+        let settle = |result: std::result::Result<T, remote::Failure>| -> Settle<T> {
+            Box::new(move |env: Env| result.map_err(|failure| rejection(&env, failure)))
+        };
+        match &mut self.inner {
+            Inner::Local(engine) => deferred.resolve(settle(remote::run(Some(engine), f))),
+            Inner::Remote(remote) => {
+                // The deferred moves into the job. When the engine thread is gone (nothing
+                // can run the job), the call throws instead and its promise is never seen.
+                let queued = remote.send(move |e| {
+                    deferred.resolve(settle(remote::run(e, f)));
+                });
+                if !queued {
+                    return Err(throw(
+                        env,
+                        "ENGINE_CLOSED",
+                        "the engine is closed".into(),
+                        json!({}),
+                    ));
+                }
+            }
+            Inner::Closed => deferred.resolve(settle(Err(remote::Failure::closed()))),
+        }
+        Ok(promise)
+    }
+}
+
+/// The calls that read or write the database, each twice: `name` (returns the answer) and
+/// `name_async` (a promise of it; see `Engine`). `|e| body` runs on the core engine.
+macro_rules! engine_calls {
+    ($(
+        $(#[doc = $doc:tt])*
+        fn $name:ident / $async_name:ident ( $($arg:ident : [$($ty:tt)*]),* ) -> [$($ret:tt)*] , $ts:tt , $promise:tt
+            => |$e:ident| $body:expr;
+    )*) => {
+        #[napi]
+        impl Engine {
+            $(
+                $(#[doc = $doc])*
+                #[napi(ts_return_type = $ts)]
+                pub fn $name(&mut self, env: &Env, $($arg: $($ty)*),*) -> Result<$($ret)*> {
+                    self.with(env, move |$e: &mut core::Engine| $body)
+                }
+
+                $(#[doc = $doc])*
+                #[napi(ts_return_type = $promise)]
+                pub fn $async_name<'env>(
+                    &mut self,
+                    env: &'env Env,
+                    $($arg: $($ty)*),*
+                ) -> Result<Object<'env>> {
+                    self.call(env, move |$e: &mut core::Engine| -> core::Result<$($ret)*> { $body })
+                }
+            )*
+        }
+    };
+}
+
+/// The graph a `completeTasks` call sends with its results.
+enum RenderArg {
+    None,
+    Text(String),
+    Same(i64),
+}
+
+impl RenderArg {
+    /// INVALID_ARGUMENT (thrown at once, nothing sent) for both or neither.
+    fn parse(env: &Env, render: Option<BindingRender>, run_id: &str) -> Result<RenderArg> {
+        match render {
+            None => Ok(RenderArg::None),
+            Some(BindingRender {
+                graph_json: Some(text),
+                graph_id: None,
+            }) => Ok(RenderArg::Text(text)),
+            Some(BindingRender {
+                graph_json: None,
+                graph_id: Some(id),
+            }) => Ok(RenderArg::Same(id)),
+            Some(_) => Err(throw(
+                env,
+                "INVALID_ARGUMENT",
+                "completeTasks render: give graphJson or graphId, not both or neither".into(),
+                json!({ "runId": run_id }),
+            )),
+        }
+    }
+}
+
+fn complete_tasks(
+    e: &mut core::Engine,
+    run_id: &str,
+    results_json: &str,
+    render: RenderArg,
+) -> core::Result<BindingStep> {
+    let results = serde_json::from_str(results_json)?;
+    match render {
+        RenderArg::None => e.complete_tasks(run_id, results),
+        RenderArg::Text(text) => {
+            e.complete_and_submit(run_id, results, core::RenderedGraph::Text(&text))
+        }
+        RenderArg::Same(id) => {
+            e.complete_and_submit(run_id, results, core::RenderedGraph::Same(graph_id_arg(id)))
+        }
+    }
+    .and_then(TryInto::try_into)
 }
 
 #[napi]
 impl Engine {
-    /// Opens (or creates) the database at `dbPath` (see `BindingEngineOptions`).
+    /// Opens (or creates) the database at `dbPath` (see `BindingEngineOptions`): a SQLite file,
+    /// or a `postgres://` URL (then the engine lives on a thread of its own).
     #[napi(constructor)]
     pub fn new(env: &Env, db_path: String, options: Option<BindingEngineOptions>) -> Result<Self> {
         logging::init();
@@ -64,101 +225,76 @@ impl Engine {
             must_exist: must_exist.unwrap_or(false),
             read_only: read_only.unwrap_or(false),
         };
+        let offset = test_clock_offset(env)?;
+        if core::store::is_postgres_url(&db_path) {
+            let remote = remote::Remote::open(db_path, open, lease_ms, offset)
+                .map_err(|f| throw(env, &f.code, f.message, f.details))?;
+            return Ok(Engine {
+                inner: Inner::Remote(remote),
+            });
+        }
         let mut inner = core::Engine::open_with(&db_path, open).map_err(|e| fail(env, e))?;
         if let Some(ms) = lease_ms {
             inner.set_lease_ms(ms);
         }
-        if let Some(offset) = test_clock_offset(env)? {
+        if let Some(offset) = offset {
             inner.set_clock(core::time::offset_clock(offset));
         }
-        Ok(Engine { inner: Some(inner) })
+        Ok(Engine {
+            inner: Inner::Local(Box::new(inner)),
+        })
     }
 
-    /// Calls the core engine; a closed engine is ENGINE_CLOSED.
-    fn with<T>(
-        &mut self,
-        env: &Env,
-        f: impl FnOnce(&mut core::Engine) -> core::Result<T>,
-    ) -> Result<T> {
-        match self.inner.as_mut() {
-            Some(engine) => f(engine).map_err(|e| fail(env, e)),
-            None => Err(throw(
-                env,
-                "ENGINE_CLOSED",
-                "the engine is closed".into(),
-                json!({}),
-            )),
-        }
+    /// Whether this engine lives on a thread of its own (PostgreSQL): its `…Async` calls
+    /// never block the JS thread, its synchronous ones wait for the network.
+    #[napi(getter)]
+    pub fn is_remote(&self) -> bool {
+        matches!(self.inner, Inner::Remote(_))
     }
 
     /// This engine's owner id, as recorded on the runs it drives.
     #[napi]
     pub fn owner_id(&mut self, env: &Env) -> Result<String> {
-        self.with(env, |e| Ok(e.owner_id().to_string()))
-    }
-
-    /// Records a new run, owned by this engine, and returns its first snapshot.
-    #[napi]
-    pub fn create_run(&mut self, env: &Env, run: BindingNewRun) -> Result<BindingSnapshot> {
-        self.with(env, |e| {
-            e.create_run(run.try_into()?).and_then(TryInto::try_into)
-        })
-    }
-
-    /// Takes the run for this engine (RUN_OWNED while another live engine holds it, unless
-    /// `force`) and returns its snapshot.
-    #[napi]
-    pub fn claim_run(
-        &mut self,
-        env: &Env,
-        run_id: String,
-        options: Option<BindingClaimOptions>,
-    ) -> Result<BindingSnapshot> {
-        let options: core::ClaimOptions = options.map(Into::into).unwrap_or_default();
-        self.with(env, |e| {
-            e.claim_run_with(&run_id, &options)
-                .and_then(TryInto::try_into)
-        })
-    }
-
-    #[napi]
-    pub fn release_run(&mut self, env: &Env, run_id: String) -> Result<()> {
-        self.with(env, |e| e.release_run(&run_id))
+        match &self.inner {
+            Inner::Remote(remote) => Ok(remote.owner.clone()),
+            _ => self.with(env, |e| Ok(e.owner_id().to_string())),
+        }
     }
 
     #[napi]
     pub fn is_driving(&mut self, run_id: String) -> bool {
-        self.inner.as_ref().is_some_and(|e| e.is_driving(&run_id))
+        match &self.inner {
+            Inner::Local(e) => e.is_driving(&run_id),
+            Inner::Remote(remote) => remote
+                .blocking(move |e| Ok(e.is_driving(&run_id)))
+                .unwrap_or(false),
+            Inner::Closed => false,
+        }
     }
 
-    /// Reconciles a rendered graph descriptor (JSON text: the bulk path) with the run and
-    /// advances it.
+    /// Where command tasks write their logs.
     #[napi]
-    pub fn submit_graph(
-        &mut self,
-        env: &Env,
-        run_id: String,
-        graph_json: String,
-    ) -> Result<BindingStep> {
-        self.with(env, |e| {
-            e.submit_graph_json(&run_id, &graph_json)
-                .and_then(TryInto::try_into)
-        })
+    pub fn log_dir(&mut self, env: &Env) -> Result<String> {
+        match &self.inner {
+            Inner::Remote(remote) => Ok(remote.log_dir.clone()),
+            _ => self.with(env, |e| Ok(e.log_dir().to_string_lossy().into_owned())),
+        }
     }
 
-    /// Advances a run with the graph its plan was built from, named by `graphId` (a step's):
-    /// `STALE_GRAPH`, nothing changed, when that is not the plan's graph now.
     #[napi]
-    pub fn submit_same_graph(
-        &mut self,
-        env: &Env,
-        run_id: String,
-        graph_id: i64,
-    ) -> Result<BindingStep> {
-        self.with(env, |e| {
-            e.submit_same_graph(&run_id, graph_id_arg(graph_id))
-                .and_then(TryInto::try_into)
-        })
+    pub fn set_log_dir(&mut self, dir: String) {
+        match &mut self.inner {
+            Inner::Local(e) => e.set_log_dir(dir),
+            Inner::Remote(remote) => {
+                remote.log_dir = dir.clone();
+                remote.send(move |e| {
+                    if let Some(e) = e {
+                        e.set_log_dir(dir);
+                    }
+                });
+            }
+            Inner::Closed => {}
+        }
     }
 
     /// Records the results of task bodies (a JSON array: the bulk path, each result encoded
@@ -173,390 +309,24 @@ impl Engine {
         results_json: String,
         render: Option<BindingRender>,
     ) -> Result<BindingStep> {
-        let graph = match &render {
-            None => None,
-            Some(BindingRender {
-                graph_json: Some(text),
-                graph_id: None,
-            }) => Some(core::RenderedGraph::Text(text)),
-            Some(BindingRender {
-                graph_json: None,
-                graph_id: Some(id),
-            }) => Some(core::RenderedGraph::Same(graph_id_arg(*id))),
-            Some(_) => {
-                return Err(throw(
-                    env,
-                    "INVALID_ARGUMENT",
-                    "completeTasks render: give graphJson or graphId, not both or neither".into(),
-                    json!({ "runId": run_id }),
-                ));
-            }
-        };
-        self.with(env, |e| {
-            let results = serde_json::from_str(&results_json)?;
-            match graph {
-                None => e.complete_tasks(&run_id, results),
-                Some(graph) => e.complete_and_submit(&run_id, results, graph),
-            }
-            .and_then(TryInto::try_into)
+        let render = RenderArg::parse(env, render, &run_id)?;
+        self.with(env, move |e| {
+            complete_tasks(e, &run_id, &results_json, render)
         })
     }
 
-    /// Checks an agent's answer (JSON text) against a task's output schema; records nothing.
-    #[napi]
-    pub fn check_output(
+    /// `completeTasks`, resolving a promise (see `Engine`).
+    #[napi(ts_return_type = "Promise<BindingStep>")]
+    pub fn complete_tasks_async<'env>(
         &mut self,
-        env: &Env,
+        env: &'env Env,
         run_id: String,
-        node_id: String,
-        value_json: String,
-    ) -> Result<()> {
-        self.with(env, |e| {
-            e.check_output(&run_id, &node_id, &parse_value(&value_json)?)
-        })
-    }
-
-    #[napi]
-    pub fn advance(&mut self, env: &Env, run_id: String) -> Result<BindingStep> {
-        self.with(env, |e| e.advance(&run_id).and_then(TryInto::try_into))
-    }
-
-    #[napi]
-    pub fn approve(
-        &mut self,
-        env: &Env,
-        request: BindingDecisionRequest,
-    ) -> Result<BindingDecisionOutcome> {
-        self.with(env, |e| e.approve(request.try_into()?).map(Into::into))
-    }
-
-    /// Denies a gate (as its `onDeny` says) or rejects a reviewed step.
-    #[napi]
-    pub fn deny(
-        &mut self,
-        env: &Env,
-        request: BindingDecisionRequest,
-    ) -> Result<BindingDecisionOutcome> {
-        self.with(env, |e| e.deny(request.try_into()?).map(Into::into))
-    }
-
-    /// Sends a reviewed step back to run again with the reviewer's inputs.
-    #[napi]
-    pub fn push_back(
-        &mut self,
-        env: &Env,
-        request: BindingDecisionRequest,
-    ) -> Result<BindingDecisionOutcome> {
-        self.with(env, |e| e.push_back(request.try_into()?).map(Into::into))
-    }
-
-    #[napi]
-    pub fn attempt_logs(
-        &mut self,
-        env: &Env,
-        run_id: String,
-        filter: Option<BindingLogFilter>,
-    ) -> Result<Vec<BindingAttemptLog>> {
-        let filter: core::LogFilter = filter.map(Into::into).unwrap_or_default();
-        self.with(env, |e| {
-            let logs = e.attempt_logs(&run_id, &filter)?;
-            Ok(logs.into_iter().map(Into::into).collect())
-        })
-    }
-
-    /// Records what a driver ran outside the core (a handler, mail, a tool call) in the
-    /// run's events; `payloadJson` is the event's fields as JSON text.
-    #[napi]
-    pub fn record_driver_event(
-        &mut self,
-        env: &Env,
-        run_id: String,
-        kind: String,
-        payload_json: String,
-    ) -> Result<()> {
-        self.with(env, |e| {
-            e.record_driver_event(&run_id, &kind, parse_value(&payload_json)?)
-        })
-    }
-
-    /// Where command tasks write their logs.
-    #[napi]
-    pub fn log_dir(&mut self, env: &Env) -> Result<String> {
-        self.with(env, |e| Ok(e.log_dir().to_string_lossy().into_owned()))
-    }
-
-    #[napi]
-    pub fn set_log_dir(&mut self, dir: String) {
-        if let Some(e) = self.inner.as_mut() {
-            e.set_log_dir(dir);
-        }
-    }
-
-    /// Cancels the run; returns its status afterwards.
-    #[napi(ts_return_type = "BindingRunStatus")]
-    pub fn cancel_run(&mut self, env: &Env, run_id: String) -> Result<String> {
-        self.with(env, |e| e.cancel_run(&run_id).map(str::to_string))
-    }
-
-    #[napi]
-    pub fn list_runs(
-        &mut self,
-        env: &Env,
-        filter: Option<BindingRunFilter>,
-    ) -> Result<Vec<BindingRunSummary>> {
-        let filter: core::RunFilter = filter.map(Into::into).unwrap_or_default();
-        self.with(env, |e| {
-            Ok(e.list_runs(&filter)?.into_iter().map(Into::into).collect())
-        })
-    }
-
-    #[napi]
-    pub fn run_summary(&mut self, env: &Env, run_id: String) -> Result<BindingRunSummary> {
-        self.with(env, |e| e.run_summary(&run_id).map(Into::into))
-    }
-
-    #[napi]
-    pub fn inspect(&mut self, env: &Env, run_id: String) -> Result<BindingRunInspection> {
-        self.with(env, |e| e.inspect(&run_id).map(Into::into))
-    }
-
-    #[napi]
-    pub fn pending_approvals(
-        &mut self,
-        env: &Env,
-        filter: Option<BindingApprovalFilter>,
-    ) -> Result<Vec<BindingApprovalSummary>> {
-        let filter: core::ApprovalFilter = filter.map(Into::into).unwrap_or_default();
-        self.with(env, |e| {
-            let approvals = e.pending_approvals(&filter)?;
-            Ok(approvals.into_iter().map(Into::into).collect())
-        })
-    }
-
-    /// The run's events after `afterSeq`, oldest first: `{runId, seq, type, timestampMs,
-    /// …}` and the fields of their type.
-    #[napi]
-    pub fn events(
-        &mut self,
-        env: &Env,
-        run_id: String,
-        after_seq: i64,
-        limit: i64,
-    ) -> Result<Vec<serde_json::Map<String, Value>>> {
-        self.with(env, |e| {
-            Ok(e.events(&run_id, after_seq, limit)?
-                .into_iter()
-                .map(event)
-                .collect())
-        })
-    }
-
-    /// Events of every run after position `afterId` of the database-wide feed, in commit
-    /// order.
-    #[napi]
-    pub fn feed(
-        &mut self,
-        env: &Env,
-        after_id: i64,
-        limit: i64,
-    ) -> Result<Vec<serde_json::Map<String, Value>>> {
-        self.with(env, |e| {
-            Ok(e.feed(after_id, limit)?.into_iter().map(event).collect())
-        })
-    }
-
-    /// Runs by workflow and status, pending approvals by workflow (for `/metrics`).
-    #[napi]
-    pub fn store_metrics(&mut self, env: &Env) -> Result<BindingStoreMetrics> {
-        self.with(env, |e| e.store_metrics().map(Into::into))
-    }
-
-    #[napi]
-    pub fn feed_head(&mut self, env: &Env) -> Result<i64> {
-        self.with(env, |e| e.feed_head())
-    }
-
-    /// Checks the decision log's hash chain (`smithers audit verify`); nothing is written.
-    #[napi]
-    pub fn audit_verify(&mut self, env: &Env) -> Result<BindingAuditReport> {
-        self.with(env, |e| e.audit_verify().map(Into::into))
-    }
-
-    /// Entries of the decision log after `afterSeq`, oldest first, at most `limit`.
-    #[napi]
-    pub fn audit_entries(
-        &mut self,
-        env: &Env,
-        after_seq: i64,
-        limit: i64,
-    ) -> Result<Vec<BindingAuditEntry>> {
-        self.with(env, |e| {
-            e.audit_entries(after_seq, limit)?
-                .into_iter()
-                .map(BindingAuditEntry::try_from)
-                .collect()
-        })
-    }
-
-    /// Runs that are `running` while nobody holds them, oldest first; page with `after`.
-    #[napi]
-    pub fn orphaned_runs(
-        &mut self,
-        env: &Env,
-        limit: i64,
-        include_dead: bool,
-        after: Option<BindingOrphanCursor>,
-    ) -> Result<Vec<BindingOrphanedRun>> {
-        let after: Option<core::OrphanCursor> = after.map(Into::into);
-        self.with(env, |e| {
-            let runs = e.orphaned_runs(limit, include_dead, after.as_ref())?;
-            Ok(runs.into_iter().map(Into::into).collect())
-        })
-    }
-
-    /// Writes webhook deliveries (one that exists is kept: its id names the event and the
-    /// target) and moves the feed cursor to `cursor`, in one transaction. Returns how many
-    /// were new.
-    #[napi]
-    pub fn enqueue_deliveries(
-        &mut self,
-        env: &Env,
-        rows: Vec<BindingNewDelivery>,
-        cursor: Option<i64>,
-        now_ms: i64,
-    ) -> Result<u32> {
-        let rows: Vec<core::NewDelivery> = rows.into_iter().map(Into::into).collect();
-        self.with(env, |e| {
-            let new = e.enqueue_deliveries(&rows, cursor, now_ms)?;
-            Ok(u32::try_from(new).unwrap_or(u32::MAX))
-        })
-    }
-
-    /// The feed position up to which gate events became deliveries (null: never).
-    #[napi]
-    pub fn delivery_cursor(&mut self, env: &Env) -> Result<Option<i64>> {
-        self.with(env, |e| e.delivery_cursor())
-    }
-
-    /// Claims due deliveries to `targets` (names) for `claimer` until `nowMs + leaseMs`.
-    #[napi]
-    pub fn claim_deliveries(
-        &mut self,
-        env: &Env,
-        claimer: String,
-        targets: Vec<String>,
-        now_ms: i64,
-        lease_ms: i64,
-        limit: i64,
-    ) -> Result<Vec<BindingDelivery>> {
-        self.with(env, |e| {
-            let claimed = e.claim_deliveries(&claimer, &targets, now_ms, lease_ms, limit)?;
-            Ok(claimed.into_iter().map(Into::into).collect())
-        })
-    }
-
-    /// Settles a claimed delivery; false when the claim was lost.
-    #[napi]
-    pub fn settle_delivery(
-        &mut self,
-        env: &Env,
-        delivery_id: String,
-        claimer: String,
-        outcome: BindingDeliveryOutcome,
-        now_ms: i64,
-    ) -> Result<bool> {
-        let outcome: core::DeliveryOutcome = outcome.into();
-        self.with(env, |e| {
-            e.settle_delivery(&delivery_id, &claimer, &outcome, now_ms)
-        })
-    }
-
-    /// Makes a delivery due again now (DELIVERY_NOT_FOUND when there is none).
-    #[napi]
-    pub fn retry_delivery(
-        &mut self,
-        env: &Env,
-        delivery_id: String,
-        now_ms: i64,
-    ) -> Result<BindingDelivery> {
-        self.with(env, |e| {
-            e.retry_delivery(&delivery_id, now_ms).map(Into::into)
-        })
-    }
-
-    #[napi]
-    pub fn list_deliveries(
-        &mut self,
-        env: &Env,
-        filter: Option<BindingDeliveryFilter>,
-    ) -> Result<Vec<BindingDelivery>> {
-        let filter: core::DeliveryFilter = filter.map(Into::into).unwrap_or_default();
-        self.with(env, |e| {
-            Ok(e.list_deliveries(&filter)?
-                .into_iter()
-                .map(Into::into)
-                .collect())
-        })
-    }
-
-    /// Records the first use of a decision link; LINK_USED when it was used before.
-    #[napi]
-    pub fn use_link(&mut self, env: &Env, link: BindingLinkUse, now_ms: i64) -> Result<()> {
-        let link: core::LinkUse = link.into();
-        self.with(env, |e| e.use_link(&link, now_ms))
-    }
-
-    /// Records what a used link's decision came to (`outcomeJson`: JSON text, as the
-    /// decision's own error message may hold anything).
-    #[napi]
-    pub fn record_link_outcome(
-        &mut self,
-        env: &Env,
-        link_id: String,
-        outcome_json: String,
-    ) -> Result<()> {
-        self.with(env, |e| {
-            e.record_link_outcome(&link_id, &parse_value(&outcome_json)?)
-        })
-    }
-
-    /// Forgets a link's use (its decision failed for a reason that says nothing about the
-    /// link), so that it works again.
-    #[napi]
-    pub fn release_link(&mut self, env: &Env, link_id: String) -> Result<()> {
-        self.with(env, |e| e.release_link(&link_id))
-    }
-
-    /// Records why a watcher could not resume a run.
-    #[napi]
-    pub fn mark_unresumable(
-        &mut self,
-        env: &Env,
-        run_id: String,
-        error: BindingRunError,
-    ) -> Result<()> {
-        self.with(env, |e| e.mark_unresumable(&run_id, error.into()))
-    }
-
-    #[napi]
-    pub fn fail_run(
-        &mut self,
-        env: &Env,
-        run_id: String,
-        error: BindingRunError,
-    ) -> Result<BindingStep> {
-        self.with(env, |e| {
-            e.fail_run(&run_id, error.into())
-                .and_then(TryInto::try_into)
-        })
-    }
-
-    /// Checks a graph descriptor (JSON text) without a run (a dry render before
-    /// `createRun`), against this database's output tables; writes nothing.
-    #[napi]
-    pub fn validate_graph(&mut self, env: &Env, graph_json: String) -> Result<()> {
-        self.with(env, |e| {
-            e.validate_graph(&core::GraphDescriptor::parse(&graph_json)?)
+        results_json: String,
+        render: Option<BindingRender>,
+    ) -> Result<Object<'env>> {
+        let render = RenderArg::parse(env, render, &run_id)?;
+        self.call(env, move |e| {
+            complete_tasks(e, &run_id, &results_json, render)
         })
     }
 
@@ -573,70 +343,287 @@ impl Engine {
     /// "Now" as this engine sees it (its clock), in ms since the epoch.
     #[napi]
     pub fn now_ms(&mut self, env: &Env) -> Result<i64> {
-        self.with(env, |e| Ok(e.now_ms()))
+        match &self.inner {
+            Inner::Remote(remote) => Ok(core::time::now_ms().saturating_add(remote.clock_offset)),
+            _ => self.with(env, |e| Ok(e.now_ms())),
+        }
     }
 
-    /// The earliest due time of a scheduled timer in the database (when to wake up next).
-    #[napi]
-    pub fn next_timer_due(&mut self, env: &Env) -> Result<Option<i64>> {
-        self.with(env, |e| e.next_timer_due())
-    }
-
-    /// Fires the timers due now (at most `limit`, default 100; only run `runId`'s when given),
-    /// each once whoever races for it; returns those this engine fired.
-    #[napi]
-    pub fn fire_due_timers(
-        &mut self,
-        env: &Env,
-        limit: Option<u32>,
-        run_id: Option<String>,
-    ) -> Result<Vec<BindingFiredTimer>> {
-        let limit = limit.map_or(core::timers::FIRE_BATCH, |l| l as usize);
-        self.with(env, |e| {
-            Ok(e.fire_due_timers_of(run_id.as_deref(), limit)?
-                .into_iter()
-                .map(Into::into)
-                .collect())
-        })
-    }
-
-    /// The timers of a run, earliest due first.
-    #[napi]
-    pub fn run_timers(&mut self, env: &Env, run_id: String) -> Result<Vec<BindingTimer>> {
-        self.with(env, |e| {
-            Ok(e.run_timers(&run_id)?.into_iter().map(Into::into).collect())
-        })
-    }
-
-    /// Changes when another process commits to the database.
+    /// Changes when another process commits to the database (-1: it cannot be read).
     #[napi]
     pub fn data_version(&mut self) -> i64 {
-        self.inner
-            .as_ref()
-            .and_then(|e| e.data_version().ok())
-            .unwrap_or(-1)
+        match &mut self.inner {
+            Inner::Local(e) => e.data_version().unwrap_or(-1),
+            Inner::Remote(remote) => remote.blocking(|e| e.data_version()).unwrap_or(-1),
+            Inner::Closed => -1,
+        }
+    }
+
+    /// `dataVersion`, resolving a promise (see `Engine`); -1 when it cannot be read.
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn data_version_async<'env>(&mut self, env: &'env Env) -> Result<Object<'env>> {
+        self.call(env, |e| Ok(e.data_version().unwrap_or(-1)))
     }
 
     #[napi]
     pub fn set_event_buffering(&mut self, on: bool) {
-        if let Some(e) = self.inner.as_mut() {
-            e.set_event_buffering(on);
+        match &mut self.inner {
+            Inner::Local(e) => e.set_event_buffering(on),
+            Inner::Remote(remote) => {
+                if !on {
+                    remote.clear_events();
+                }
+                remote.send(move |e| {
+                    if let Some(e) = e {
+                        e.set_event_buffering(on);
+                    }
+                });
+            }
+            Inner::Closed => {}
         }
     }
 
-    /// Events committed since the last call (for in-process subscribers).
+    /// Events committed since the last call (for in-process subscribers). On PostgreSQL:
+    /// those of the calls that have ended, read without waiting for calls under way.
     #[napi]
     pub fn take_events(&mut self, env: &Env) -> Result<Vec<serde_json::Map<String, Value>>> {
-        self.with(env, |e| {
-            Ok(e.take_events().into_iter().map(event).collect())
-        })
+        match &mut self.inner {
+            Inner::Local(e) => Ok(e.take_events().into_iter().map(event).collect()),
+            Inner::Remote(remote) => Ok(remote.take_events()),
+            Inner::Closed => self.with(env, |_| Ok(Vec::new())),
+        }
     }
 
-    /// Closes the database. Later calls fail with ENGINE_CLOSED.
+    /// Closes the database. Later calls fail with ENGINE_CLOSED; on PostgreSQL, so do the
+    /// `…Async` calls still waiting for their turn (the one under way ends as it ends).
     #[napi]
     pub fn close(&mut self) {
-        self.inner = None;
+        if let Inner::Remote(remote) = &mut self.inner {
+            remote.close();
+        }
+        self.inner = Inner::Closed;
     }
+}
+
+engine_calls! {
+    #[doc = " Records a new run, owned by this engine, and returns its first snapshot."]
+    fn create_run / create_run_async (run: [BindingNewRun]) -> [BindingSnapshot],
+        "BindingSnapshot", "Promise<BindingSnapshot>"
+        => |e| e.create_run(run.try_into()?).and_then(TryInto::try_into);
+
+    #[doc = " Takes the run for this engine (RUN_OWNED while another live engine holds it, unless"]
+    #[doc = " `force`) and returns its snapshot."]
+    fn claim_run / claim_run_async (run_id: [String], options: [Option<BindingClaimOptions>])
+        -> [BindingSnapshot], "BindingSnapshot", "Promise<BindingSnapshot>"
+        => |e| {
+            let options: core::ClaimOptions = options.map(Into::into).unwrap_or_default();
+            e.claim_run_with(&run_id, &options).and_then(TryInto::try_into)
+        };
+
+    fn release_run / release_run_async (run_id: [String]) -> [()], "void", "Promise<void>"
+        => |e| e.release_run(&run_id);
+
+    #[doc = " Reconciles a rendered graph descriptor (JSON text: the bulk path) with the run and"]
+    #[doc = " advances it."]
+    fn submit_graph / submit_graph_async (run_id: [String], graph_json: [String])
+        -> [BindingStep], "BindingStep", "Promise<BindingStep>"
+        => |e| e.submit_graph_json(&run_id, &graph_json).and_then(TryInto::try_into);
+
+    #[doc = " Advances a run with the graph its plan was built from, named by `graphId` (a step's):"]
+    #[doc = " `STALE_GRAPH`, nothing changed, when that is not the plan's graph now."]
+    fn submit_same_graph / submit_same_graph_async (run_id: [String], graph_id: [i64])
+        -> [BindingStep], "BindingStep", "Promise<BindingStep>"
+        => |e| e.submit_same_graph(&run_id, graph_id_arg(graph_id)).and_then(TryInto::try_into);
+
+    #[doc = " Checks an agent's answer (JSON text) against a task's output schema; records nothing."]
+    fn check_output / check_output_async (run_id: [String], node_id: [String], value_json: [String])
+        -> [()], "void", "Promise<void>"
+        => |e| e.check_output(&run_id, &node_id, &parse_value(&value_json)?);
+
+    fn advance / advance_async (run_id: [String]) -> [BindingStep], "BindingStep", "Promise<BindingStep>"
+        => |e| e.advance(&run_id).and_then(TryInto::try_into);
+
+    fn approve / approve_async (request: [BindingDecisionRequest]) -> [BindingDecisionOutcome],
+        "BindingDecisionOutcome", "Promise<BindingDecisionOutcome>"
+        => |e| e.approve(request.try_into()?).map(Into::into);
+
+    #[doc = " Denies a gate (as its `onDeny` says) or rejects a reviewed step."]
+    fn deny / deny_async (request: [BindingDecisionRequest]) -> [BindingDecisionOutcome],
+        "BindingDecisionOutcome", "Promise<BindingDecisionOutcome>"
+        => |e| e.deny(request.try_into()?).map(Into::into);
+
+    #[doc = " Sends a reviewed step back to run again with the reviewer's inputs."]
+    fn push_back / push_back_async (request: [BindingDecisionRequest]) -> [BindingDecisionOutcome],
+        "BindingDecisionOutcome", "Promise<BindingDecisionOutcome>"
+        => |e| e.push_back(request.try_into()?).map(Into::into);
+
+    fn attempt_logs / attempt_logs_async (run_id: [String], filter: [Option<BindingLogFilter>])
+        -> [Vec<BindingAttemptLog>], "Array<BindingAttemptLog>", "Promise<Array<BindingAttemptLog>>"
+        => |e| {
+            let filter: core::LogFilter = filter.map(Into::into).unwrap_or_default();
+            Ok(e.attempt_logs(&run_id, &filter)?.into_iter().map(Into::into).collect())
+        };
+
+    #[doc = " Records what a driver ran outside the core (a handler, mail, a tool call) in the"]
+    #[doc = " run's events; `payloadJson` is the event's fields as JSON text."]
+    fn record_driver_event / record_driver_event_async (run_id: [String], kind: [String], payload_json: [String])
+        -> [()], "void", "Promise<void>"
+        => |e| e.record_driver_event(&run_id, &kind, parse_value(&payload_json)?);
+
+    #[doc = " Cancels the run; returns its status afterwards."]
+    fn cancel_run / cancel_run_async (run_id: [String]) -> [String],
+        "BindingRunStatus", "Promise<BindingRunStatus>"
+        => |e| e.cancel_run(&run_id).map(str::to_string);
+
+    fn list_runs / list_runs_async (filter: [Option<BindingRunFilter>]) -> [Vec<BindingRunSummary>],
+        "Array<BindingRunSummary>", "Promise<Array<BindingRunSummary>>"
+        => |e| {
+            let filter: core::RunFilter = filter.map(Into::into).unwrap_or_default();
+            Ok(e.list_runs(&filter)?.into_iter().map(Into::into).collect())
+        };
+
+    fn run_summary / run_summary_async (run_id: [String]) -> [BindingRunSummary],
+        "BindingRunSummary", "Promise<BindingRunSummary>"
+        => |e| e.run_summary(&run_id).map(Into::into);
+
+    fn inspect / inspect_async (run_id: [String]) -> [BindingRunInspection],
+        "BindingRunInspection", "Promise<BindingRunInspection>"
+        => |e| e.inspect(&run_id).map(Into::into);
+
+    fn pending_approvals / pending_approvals_async (filter: [Option<BindingApprovalFilter>])
+        -> [Vec<BindingApprovalSummary>], "Array<BindingApprovalSummary>", "Promise<Array<BindingApprovalSummary>>"
+        => |e| {
+            let filter: core::ApprovalFilter = filter.map(Into::into).unwrap_or_default();
+            Ok(e.pending_approvals(&filter)?.into_iter().map(Into::into).collect())
+        };
+
+    #[doc = " The run's events after `afterSeq`, oldest first: `{runId, seq, type, timestampMs,"]
+    #[doc = " …}` and the fields of their type."]
+    fn events / events_async (run_id: [String], after_seq: [i64], limit: [i64])
+        -> [Vec<serde_json::Map<String, Value>>], "Array<Record<string, any>>", "Promise<Array<Record<string, any>>>"
+        => |e| Ok(e.events(&run_id, after_seq, limit)?.into_iter().map(event).collect());
+
+    #[doc = " Events of every run after position `afterId` of the database-wide feed, in commit"]
+    #[doc = " order."]
+    fn feed / feed_async (after_id: [i64], limit: [i64])
+        -> [Vec<serde_json::Map<String, Value>>], "Array<Record<string, any>>", "Promise<Array<Record<string, any>>>"
+        => |e| Ok(e.feed(after_id, limit)?.into_iter().map(event).collect());
+
+    #[doc = " Runs by workflow and status, pending approvals by workflow (for `/metrics`)."]
+    fn store_metrics / store_metrics_async () -> [BindingStoreMetrics],
+        "BindingStoreMetrics", "Promise<BindingStoreMetrics>"
+        => |e| e.store_metrics().map(Into::into);
+
+    fn feed_head / feed_head_async () -> [i64], "number", "Promise<number>"
+        => |e| e.feed_head();
+
+    #[doc = " Checks the decision log's hash chain (`smithers audit verify`); nothing is written."]
+    fn audit_verify / audit_verify_async () -> [BindingAuditReport],
+        "BindingAuditReport", "Promise<BindingAuditReport>"
+        => |e| e.audit_verify().map(Into::into);
+
+    #[doc = " Entries of the decision log after `afterSeq`, oldest first, at most `limit`."]
+    fn audit_entries / audit_entries_async (after_seq: [i64], limit: [i64])
+        -> [Vec<BindingAuditEntry>], "Array<BindingAuditEntry>", "Promise<Array<BindingAuditEntry>>"
+        => |e| e.audit_entries(after_seq, limit)?.into_iter().map(BindingAuditEntry::try_from).collect();
+
+    #[doc = " Runs that are `running` while nobody holds them, oldest first; page with `after`."]
+    fn orphaned_runs / orphaned_runs_async (limit: [i64], include_dead: [bool], after: [Option<BindingOrphanCursor>])
+        -> [Vec<BindingOrphanedRun>], "Array<BindingOrphanedRun>", "Promise<Array<BindingOrphanedRun>>"
+        => |e| {
+            let after: Option<core::OrphanCursor> = after.map(Into::into);
+            Ok(e.orphaned_runs(limit, include_dead, after.as_ref())?.into_iter().map(Into::into).collect())
+        };
+
+    #[doc = " Writes webhook deliveries (one that exists is kept: its id names the event and the"]
+    #[doc = " target) and moves the feed cursor to `cursor`, in one transaction. Returns how many"]
+    #[doc = " were new."]
+    fn enqueue_deliveries / enqueue_deliveries_async (rows: [Vec<BindingNewDelivery>], cursor: [Option<i64>], now_ms: [i64])
+        -> [u32], "number", "Promise<number>"
+        => |e| {
+            let rows: Vec<core::NewDelivery> = rows.into_iter().map(Into::into).collect();
+            let new = e.enqueue_deliveries(&rows, cursor, now_ms)?;
+            Ok(u32::try_from(new).unwrap_or(u32::MAX))
+        };
+
+    #[doc = " The feed position up to which gate events became deliveries (null: never)."]
+    fn delivery_cursor / delivery_cursor_async () -> [Option<i64>], "number | null", "Promise<number | null>"
+        => |e| e.delivery_cursor();
+
+    #[doc = " Claims due deliveries to `targets` (names) for `claimer` until `nowMs + leaseMs`."]
+    fn claim_deliveries / claim_deliveries_async (claimer: [String], targets: [Vec<String>], now_ms: [i64], lease_ms: [i64], limit: [i64])
+        -> [Vec<BindingDelivery>], "Array<BindingDelivery>", "Promise<Array<BindingDelivery>>"
+        => |e| Ok(e.claim_deliveries(&claimer, &targets, now_ms, lease_ms, limit)?.into_iter().map(Into::into).collect());
+
+    #[doc = " Settles a claimed delivery; false when the claim was lost."]
+    fn settle_delivery / settle_delivery_async (delivery_id: [String], claimer: [String], outcome: [BindingDeliveryOutcome], now_ms: [i64])
+        -> [bool], "boolean", "Promise<boolean>"
+        => |e| {
+            let outcome: core::DeliveryOutcome = outcome.into();
+            e.settle_delivery(&delivery_id, &claimer, &outcome, now_ms)
+        };
+
+    #[doc = " Makes a delivery due again now (DELIVERY_NOT_FOUND when there is none)."]
+    fn retry_delivery / retry_delivery_async (delivery_id: [String], now_ms: [i64])
+        -> [BindingDelivery], "BindingDelivery", "Promise<BindingDelivery>"
+        => |e| e.retry_delivery(&delivery_id, now_ms).map(Into::into);
+
+    fn list_deliveries / list_deliveries_async (filter: [Option<BindingDeliveryFilter>])
+        -> [Vec<BindingDelivery>], "Array<BindingDelivery>", "Promise<Array<BindingDelivery>>"
+        => |e| {
+            let filter: core::DeliveryFilter = filter.map(Into::into).unwrap_or_default();
+            Ok(e.list_deliveries(&filter)?.into_iter().map(Into::into).collect())
+        };
+
+    #[doc = " Records the first use of a decision link; LINK_USED when it was used before."]
+    fn use_link / use_link_async (link: [BindingLinkUse], now_ms: [i64]) -> [()], "void", "Promise<void>"
+        => |e| {
+            let link: core::LinkUse = link.into();
+            e.use_link(&link, now_ms)
+        };
+
+    #[doc = " Records what a used link's decision came to (`outcomeJson`: JSON text, as the"]
+    #[doc = " decision's own error message may hold anything)."]
+    fn record_link_outcome / record_link_outcome_async (link_id: [String], outcome_json: [String])
+        -> [()], "void", "Promise<void>"
+        => |e| e.record_link_outcome(&link_id, &parse_value(&outcome_json)?);
+
+    #[doc = " Forgets a link's use (its decision failed for a reason that says nothing about the"]
+    #[doc = " link), so that it works again."]
+    fn release_link / release_link_async (link_id: [String]) -> [()], "void", "Promise<void>"
+        => |e| e.release_link(&link_id);
+
+    #[doc = " Records why a watcher could not resume a run."]
+    fn mark_unresumable / mark_unresumable_async (run_id: [String], error: [BindingRunError])
+        -> [()], "void", "Promise<void>"
+        => |e| e.mark_unresumable(&run_id, error.into());
+
+    fn fail_run / fail_run_async (run_id: [String], error: [BindingRunError])
+        -> [BindingStep], "BindingStep", "Promise<BindingStep>"
+        => |e| e.fail_run(&run_id, error.into()).and_then(TryInto::try_into);
+
+    #[doc = " Checks a graph descriptor (JSON text) without a run (a dry render before"]
+    #[doc = " `createRun`), against this database's output tables; writes nothing."]
+    fn validate_graph / validate_graph_async (graph_json: [String]) -> [()], "void", "Promise<void>"
+        => |e| e.validate_graph(&core::GraphDescriptor::parse(&graph_json)?);
+
+    #[doc = " The earliest due time of a scheduled timer in the database (when to wake up next)."]
+    fn next_timer_due / next_timer_due_async () -> [Option<i64>], "number | null", "Promise<number | null>"
+        => |e| e.next_timer_due();
+
+    #[doc = " Fires the timers due now (at most `limit`, default 100; only run `runId`'s when given),"]
+    #[doc = " each once whoever races for it; returns those this engine fired."]
+    fn fire_due_timers / fire_due_timers_async (limit: [Option<u32>], run_id: [Option<String>])
+        -> [Vec<BindingFiredTimer>], "Array<BindingFiredTimer>", "Promise<Array<BindingFiredTimer>>"
+        => |e| {
+            let limit = limit.map_or(core::timers::FIRE_BATCH, |l| l as usize);
+            Ok(e.fire_due_timers_of(run_id.as_deref(), limit)?.into_iter().map(Into::into).collect())
+        };
+
+    #[doc = " The timers of a run, earliest due first."]
+    fn run_timers / run_timers_async (run_id: [String]) -> [Vec<BindingTimer>],
+        "Array<BindingTimer>", "Promise<Array<BindingTimer>>"
+        => |e| Ok(e.run_timers(&run_id)?.into_iter().map(Into::into).collect());
 }
 
 /// Commands that can be cancelled, by the id their caller gave.

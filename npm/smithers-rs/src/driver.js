@@ -35,7 +35,7 @@ const NOT_OURS = new Set(["RUN_OWNED", "RUN_NOT_CLAIMED", "WORKFLOW_MISMATCH", "
  * @param {any} workflow
  * @param {{ runId?: string, input: unknown, workflowPath: string | null, startedBy?: string, onRender?: (rendering: boolean, owned: boolean) => void }} options
  */
-export function createRun(native, workflow, { runId, input: given, workflowPath, startedBy, parent, onRender }) {
+export async function createRun(native, workflow, { runId, input: given, workflowPath, startedBy, parent, onRender }) {
   // A Dagu DAG's input is its params: the declared defaults fill in what the run was not given.
   const input = workflow.resolveInput ? workflow.resolveInput(given) : given;
   let probe;
@@ -45,8 +45,8 @@ export function createRun(native, workflow, { runId, input: given, workflowPath,
   } finally {
     onRender?.(false, false);
   }
-  native.validateGraph(JSON.stringify(probe.graph));
-  return native.createRun({
+  await native.validateGraphAsync(JSON.stringify(probe.graph));
+  return native.createRunAsync({
     runId,
     workflowName: probe.graph.workflow.name,
     workflowPath,
@@ -119,13 +119,17 @@ async function drive(native, workflow, snapshot, hooks) {
   const runId = snapshot.runId;
   if (isTerminal(snapshot.status)) return { result: result(runId, snapshot.status, snapshot.error) };
   const after = hooks.afterCall ?? (() => {});
-  const call = (method, ...args) => {
-    try {
-      return native[method](...args);
-    } finally {
-      after();
-    }
-  };
+  // A call of the core: in place on SQLite (a value), on the engine's own thread on
+  // PostgreSQL (a promise: this thread does not wait on the network). Await it either way.
+  const call = native.remote
+    ? (method, ...args) => native[`${method}Async`](...args).finally(after)
+    : (method, ...args) => {
+        try {
+          return native[method](...args);
+        } finally {
+          after();
+        }
+      };
 
   // Every render reads the run's outputs through one index, which the core's steps keep up
   // to date: a render does not index every row again. Output rows cross as JSON text, the
@@ -192,7 +196,7 @@ async function drive(native, workflow, snapshot, hooks) {
     }
   };
 
-  const render = () => {
+  const render = async () => {
     let graph;
     try {
       graph = renderText();
@@ -208,13 +212,13 @@ async function drive(native, workflow, snapshot, hooks) {
     try {
       if (graph === sentText && sentId !== 0) {
         try {
-          return sent(graph, call("submitSameGraph", runId, sentId));
+          return sent(graph, await call("submitSameGraph", runId, sentId));
         } catch (e) {
           // Not the plan's graph any more (nothing changed): the text goes instead.
           if (e?.code !== "STALE_GRAPH") throw e;
         }
       }
-      return sent(graph, call("submitGraph", runId, graph));
+      return sent(graph, await call("submitGraph", runId, graph));
     } catch (e) {
       // The core refused the graph (INVALID_GRAPH, …): the run fails with that code. Unless
       // the run is not this driver's to fail (NOT_OURS): then it is left as it is.
@@ -228,7 +232,7 @@ async function drive(native, workflow, snapshot, hooks) {
   // them, and sent with them (one call, one transaction). The core applies it only if
   // recording them changed exactly that; else the rows are taken back out, and the step owes
   // a render, made the usual way (ARCHITECTURE.md, "A render sent with the results it read").
-  const complete = (batch, tables) => {
+  const complete = async (batch, tables) => {
     const texts = batch.map(encodeResult);
     const json = `[${texts.join(",")}]`;
     const rows = rendered ? rowsToRenderWith(batch, texts, tables, rendered.graph.renderDeps) : null;
@@ -248,7 +252,7 @@ async function drive(native, workflow, snapshot, hooks) {
     }
     let step;
     try {
-      step = call("completeTasks", runId, json, graph === sentText && sentId !== 0 ? { graphId: sentId } : { graphJson: graph });
+      step = await call("completeTasks", runId, json, graph === sentText && sentId !== 0 ? { graphId: sentId } : { graphJson: graph });
     } catch (e) {
       // A stale id changed nothing: the text goes instead. Other refusals end the drive, as
       // they would from completeTasks alone.
@@ -256,7 +260,7 @@ async function drive(native, workflow, snapshot, hooks) {
         takeBack();
         throw e;
       }
-      step = call("completeTasks", runId, json, { graphJson: graph });
+      step = await call("completeTasks", runId, json, { graphJson: graph });
     }
     if (!step.graphApplied) {
       takeBack();
@@ -266,9 +270,9 @@ async function drive(native, workflow, snapshot, hooks) {
     return sent(graph, step);
   };
   // Fails the run; its step (status failed, with the error) ends the drive like any other.
-  const fail = (error) => {
+  const fail = async (error) => {
     try {
-      return call("failRun", runId, error);
+      return await call("failRun", runId, error);
     } catch {
       // The run is no longer this driver's (or the engine was closed): nothing to record.
       throw new SmithersError(error.code, error.message, { runId });
@@ -339,7 +343,7 @@ async function drive(native, workflow, snapshot, hooks) {
   // Whether the graph last sent has a <Timer> (read once per graph text).
   let timersIn = null;
   let hasTimers = false;
-  const armOwnTimers = () => {
+  const armOwnTimers = async () => {
     if (timersIn !== lastText) {
       timersIn = lastText;
       hasTimers = typeof lastText === "string" && lastText.includes('"type":"timer"');
@@ -347,14 +351,14 @@ async function drive(native, workflow, snapshot, hooks) {
     if (!hasTimers) return null;
     let due = Infinity;
     try {
-      for (const t of native.runTimers(runId)) if (t.status === "scheduled" && t.dueAtMs < due) due = t.dueAtMs;
+      for (const t of await native.runTimersAsync(runId)) if (t.status === "scheduled" && t.dueAtMs < due) due = t.dueAtMs;
     } catch {
       return null;
     }
     if (due === Infinity) return null;
-    const handle = setTimeout(() => {
+    const handle = setTimeout(async () => {
       try {
-        const fired = call("fireDueTimers", 100, runId);
+        const fired = await call("fireDueTimers", 100, runId);
         if (fired.length) log.debug("fired this run's due timers while bodies run", { run_id: runId, fired: fired.length, in_flight: inFlight });
       } catch (e) {
         log.warn("could not fire this run's due timers", { run_id: runId, code: e?.code ?? "INTERNAL", message: String(e?.message ?? e) });
@@ -366,7 +370,7 @@ async function drive(native, workflow, snapshot, hooks) {
     return handle;
   };
 
-  let step = render();
+  let step = await render();
   for (;;) {
     // Outputs a push-back withdrew (its scope runs again): no render may read them now.
     for (const ref of step.reset ?? []) index.drop(ref);
@@ -379,13 +383,13 @@ async function drive(native, workflow, snapshot, hooks) {
       return { result: result(runId, step.status, step.error), rendered, waiting: step.waiting, observedEnd: true };
     }
     if (step.needsRender) {
-      step = render();
+      step = await render();
       continue;
     }
     if (results.length === 0 && !poked) {
       if (inFlight === 0) {
         // Nothing runs and the core asks for nothing: only a decision can move the run.
-        step = call("advance", runId);
+        step = await call("advance", runId);
         if (step.tasks.length === 0 && !step.needsRender && step.status === "running") {
           return { result: result(runId, "running", { code: "RUN_IDLE", message: "the run has nothing to do" }), rendered };
         }
@@ -393,23 +397,43 @@ async function drive(native, workflow, snapshot, hooks) {
       }
       // While bodies run, watch for commits by other processes (a CLI decision on one of
       // this run's gates): PRAGMA data_version changes only then, and costs microseconds.
-      const seen = native.dataVersion();
+      // On PostgreSQL the counter is read on the engine's thread, one read at a time.
+      const seen = await native.dataVersionAsync();
       log.trace("waiting for task bodies; polling for decisions", { run_id: runId, in_flight: inFlight, poll_ms: DECISION_POLL_MS });
-      const watch = setInterval(() => {
-        if (native.dataVersion() !== seen) {
+      let watching = true;
+      let reading = false;
+      const changed = (version) => {
+        if (watching && version !== seen) {
           log.debug("another process committed: advancing", { run_id: runId, in_flight: inFlight });
           poked = true;
           notify();
         }
+      };
+      const watch = setInterval(() => {
+        if (!native.remote) return changed(native.dataVersion());
+        if (reading) return;
+        reading = true;
+        native.dataVersionAsync().then(
+          (version) => {
+            reading = false;
+            changed(version);
+          },
+          () => {
+            reading = false;
+          },
+        );
       }, DECISION_POLL_MS);
       watch.unref?.();
       // A timer of this run due while bodies run (a <Timer> beside a long task): fired here,
       // as it comes due, so what follows it starts then. Serve and parked runs' waiters fire
       // timers too; this driver fires only its own run's.
-      const timer = armOwnTimers();
+      const timer = await armOwnTimers();
+      // A body that settled (or a poke) during the awaits above has found no one to wake.
       await new Promise((resolve) => {
-        wake = resolve;
+        if (results.length > 0 || poked) resolve();
+        else wake = resolve;
       });
+      watching = false;
       clearInterval(watch);
       if (timer) clearTimeout(timer);
     }
@@ -418,7 +442,7 @@ async function drive(native, workflow, snapshot, hooks) {
     poked = false;
     const batch = results.splice(0);
     const tables = resultTables.splice(0);
-    step = batch.length > 0 ? complete(batch, tables) : call("advance", runId);
+    step = batch.length > 0 ? await complete(batch, tables) : await call("advance", runId);
   }
 }
 
@@ -557,24 +581,24 @@ async function runSubWorkflow(native, sub, runId, task, ctx, hooks) {
     const workflow = await loadWorkflow(sub.path);
     let snapshot;
     try {
-      snapshot = native.claimRun(childId);
+      snapshot = await native.claimRunAsync(childId);
     } catch (e) {
       // Decided elsewhere and being driven there: wait for it like for a waiting one.
       if (e?.code === "RUN_OWNED") return { ...base, ok: true, waitingOn: childId };
       if (e?.code !== "RUN_NOT_FOUND") throw e;
       const input = typeof sub.input === "function" ? await sub.input(ctx) : sub.input;
       const parent = { runId, nodeId: task.nodeId, iteration: task.iteration };
-      snapshot = createRun(native, workflow, { runId: childId, input, workflowPath: sub.path, parent });
+      snapshot = await createRun(native, workflow, { runId: childId, input, workflowPath: sub.path, parent });
     }
     let result;
     try {
       result = await driveRun(native, workflow, snapshot, { afterCall: hooks.afterCall });
     } finally {
-      native.releaseRun(childId);
+      await native.releaseRunAsync(childId);
     }
     if (result.status === "finished") {
       const outputs = {};
-      for (const row of native.inspect(childId).outputs) {
+      for (const row of (await native.inspectAsync(childId)).outputs) {
         outputs[row.iteration ? `${row.nodeId}#${row.iteration}` : row.nodeId] = row.value;
       }
       return { ...base, ok: true, value: { subRunId: childId, status: "finished", outputs } };

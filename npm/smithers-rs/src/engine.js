@@ -152,7 +152,7 @@ export class SmithersEngine {
   async #create(workflow, path, options) {
     const { createRun, loadWorkflow } = await loadRuntime();
     const wf = typeof workflow === "string" ? await loadWorkflow(path) : workflow;
-    const snapshot = createRun(this.native, wf, {
+    const snapshot = await createRun(this.native, wf, {
       runId: options.runId,
       input: options.input ?? {},
       workflowPath: path,
@@ -178,7 +178,7 @@ export class SmithersEngine {
       throw new SmithersError("WORKFLOW_NOT_FOUND", "a queued run needs a workflow file (another process loads it from the path recorded on the run): pass its path, or workflowPath", {});
     }
     const { snapshot } = await this.#create(workflow, path, options);
-    this.native.releaseRun(snapshot.runId);
+    await this.native.releaseRunAsync(snapshot.runId);
     return { runId: snapshot.runId, status: "queued" };
   }
 
@@ -259,7 +259,7 @@ export class SmithersEngine {
     const givenWorkflow = typeof given === "string" && !isolated ? await loadWorkflow(givenPath) : given;
     const active = this.driving.get(runId);
     if (active) return active.done;
-    const summary = this.native.runSummary(runId);
+    const summary = await this.native.runSummaryAsync(runId);
     if (isTerminal(summary.status)) {
       return summary.error ? { runId, status: summary.status, error: summary.error } : { runId, status: summary.status };
     }
@@ -276,7 +276,7 @@ export class SmithersEngine {
     const expect =
       givenWorkflow === undefined
         ? undefined
-        : { workflowPath: givenPath, workflowName: renderedName(givenWorkflow, this.native.inspect(runId)) };
+        : { workflowPath: givenPath, workflowName: renderedName(givenWorkflow, await this.native.inspectAsync(runId)) };
     if (!wf) {
       if (!summary.workflowPath) {
         throw new SmithersError("WORKFLOW_NOT_FOUND", `run ${runId} has no workflow file recorded; pass the workflow to resume it`, { runId });
@@ -290,12 +290,16 @@ export class SmithersEngine {
     if (options.onlyIfReady) {
       // Read again after the await: another process may have driven the run on and parked
       // it (waiting for a decision) meanwhile; claiming it then would only park it again.
-      const now = this.native.runSummary(runId);
+      const now = await this.native.runSummaryAsync(runId);
       if (now.status !== "running" || (now.owner && now.ownerLiveness !== "dead")) {
         return now.error ? { runId, status: now.status, error: now.error } : { runId, status: now.status };
       }
     }
-    const snapshot = this.native.claimRun(runId, { ...expect, force: Boolean(options.force) });
+    // Started here during the awaits above (on PostgreSQL they wait on the network): claiming
+    // it again would abandon that drive's in-flight tasks.
+    const driven = this.driving.get(runId);
+    if (driven) return driven.done;
+    const snapshot = await this.native.claimRunAsync(runId, { ...expect, force: Boolean(options.force) });
     this.workflows.set(runId, wf);
     // An ended run comes back as it is, unclaimed (another process finished it meanwhile).
     if (!isTerminal(snapshot.status)) options.onClaimed?.(snapshot);
@@ -315,10 +319,10 @@ export class SmithersEngine {
     done.catch(() => {});
     const entry = { done, control };
     this.driving.set(runId, entry);
-    const stop = () => {
+    const stop = async () => {
       if (this.driving.get(runId) === entry) this.driving.delete(runId);
       try {
-        this.native.releaseRun(runId);
+        await this.native.releaseRunAsync(runId);
       } catch {
         // The engine was closed while the run was driven.
       }
@@ -327,14 +331,14 @@ export class SmithersEngine {
     };
     driveRun(this.native, workflow, snapshot, { afterCall: () => this.dispatch(), control, onRender: this.onRender }).then(
       async (result) => {
-        stop();
+        await stop();
         // An ended run is never resumed: forget its workflow, or an engine that lives long
         // keeps one entry for every run it ever drove.
         if (isTerminal(result.status)) this.workflows.delete(runId);
         settle.resolve(isTerminal(result.status) ? await this.#resumeCaller(runId, result) : result);
       },
-      (error) => {
-        stop();
+      async (error) => {
+        await stop();
         settle.reject(error);
       },
     );
@@ -406,7 +410,7 @@ export class SmithersEngine {
     // The payload of a select / rank gate or a human task's answer is the person's value:
     // it crosses as JSON text, like every value a user wrote.
     const decisionJson = decision === undefined ? undefined : JSON.stringify(decision);
-    const outcome = this.native[kind]({ runId, nodeId, iteration, note, decidedBy, scopes, decisionJson, inputs, reason, forbidStarter, expectDigest });
+    const outcome = await this.native[`${kind}Async`]({ runId, nodeId, iteration, note, decidedBy, scopes, decisionJson, inputs, reason, forbidStarter, expectDigest });
     this.dispatch();
     const active = this.driving.get(runId);
     if (active) {
@@ -454,9 +458,9 @@ export class SmithersEngine {
   async #resumeCaller(runId, result) {
     let caller;
     try {
-      const { parentRunId } = this.native.runSummary(runId);
+      const { parentRunId } = await this.native.runSummaryAsync(runId);
       if (!parentRunId) return result;
-      const parent = this.native.runSummary(parentRunId);
+      const parent = await this.native.runSummaryAsync(parentRunId);
       if (parent.status !== "running" || (parent.owner && parent.ownerLiveness !== "dead")) return result;
       caller = await this.#resumeAfterDecision(parentRunId);
     } catch (e) {
@@ -475,7 +479,7 @@ export class SmithersEngine {
    * @param {{ correlationId?: string, decidedBy?: string, resume?: boolean }} [options]
    */
   async signal(runId, name, data, options = {}) {
-    const waits = this.native.pendingApprovals({ runId }).filter((a) => {
+    const waits = (await this.native.pendingApprovalsAsync({ runId })).filter((a) => {
       const w = a.metadata?.waitForEvent;
       return w && w.event === name && (options.correlationId == null || w.correlationId === options.correlationId);
     });
@@ -502,7 +506,7 @@ export class SmithersEngine {
   async fireDueTimers({ resume = true } = {}) {
     const fired = [];
     for (;;) {
-      const batch = this.native.fireDueTimers(FIRE_BATCH);
+      const batch = await this.native.fireDueTimersAsync(FIRE_BATCH);
       this.dispatch();
       fired.push(...batch);
       if (batch.length < FIRE_BATCH) break;
@@ -547,21 +551,29 @@ export class SmithersEngine {
 
   #timers = null;
 
-  #armTimers() {
+  async #armTimers() {
     const timers = this.#timers;
     if (!timers || this.#closed) return;
     let due;
     try {
-      due = this.native.nextTimerDue();
+      due = await this.native.nextTimerDueAsync();
     } catch {
       return;
     }
+    // Stopped (or restarted) while the due time was read (on PostgreSQL, over the network).
+    if (this.#timers !== timers || this.#closed) return;
     if (due === timers.due && timers.handle) return;
     if (timers.handle) clearTimeout(timers.handle);
     timers.handle = null;
     timers.due = due;
     if (due === null || due === undefined) return;
-    const delay = Math.min(Math.max(0, due - this.native.nowMs()), MAX_TIMEOUT_MS);
+    let now;
+    try {
+      now = this.native.nowMs();
+    } catch {
+      return;
+    }
+    const delay = Math.min(Math.max(0, due - now), MAX_TIMEOUT_MS);
     timers.handle = setTimeout(() => {
       timers.handle = null;
       timers.due = null;
@@ -583,8 +595,9 @@ export class SmithersEngine {
     while (result.status === "waiting-timer" && !this.#closed) {
       // The run's own timers and those of the sub-runs it waits on (a sub-run waiting on a
       // <Timer> makes its caller `waiting-timer` too).
-      const due = [runId, ...this.#waitedSubRuns(runId)]
-        .flatMap((id) => this.native.runTimers(id))
+      const ids = [runId, ...(await this.#waitedSubRuns(runId))];
+      const due = (await Promise.all(ids.map((id) => this.native.runTimersAsync(id))))
+        .flat()
         .filter((t) => t.status === "scheduled")
         .reduce((min, t) => Math.min(min, t.dueAtMs), Infinity);
       if (due !== Infinity) {
@@ -594,7 +607,7 @@ export class SmithersEngine {
         const { fired } = await this.fireDueTimers({ resume: false });
         await this.resumeWokenSubRuns(runId, fired);
       }
-      const now = this.native.runSummary(runId);
+      const now = await this.native.runSummaryAsync(runId);
       if (now.status === "waiting-timer" && due === Infinity) break;
       if (now.status !== "running" && now.status !== "waiting-timer") {
         return now.error ? { runId, status: now.status, error: now.error } : { runId, status: now.status };
@@ -607,20 +620,20 @@ export class SmithersEngine {
 
   /**
    * The sub-runs (at any depth) that run `runId` waits on now: tasks waiting on a sub-run.
-   * @param {string} runId @returns {string[]}
+   * @param {string} runId @returns {Promise<string[]>}
    */
-  #waitedSubRuns(runId) {
+  async #waitedSubRuns(runId) {
     const out = [];
-    const walk = (id, depth) => {
+    const walk = async (id, depth) => {
       if (depth > 32) return;
-      for (const n of this.native.inspect(id).nodes) {
+      for (const n of (await this.native.inspectAsync(id)).nodes) {
         if (n.state === "waiting-approval" && n.subRunId && !out.includes(n.subRunId)) {
           out.push(n.subRunId);
-          walk(n.subRunId, depth + 1);
+          await walk(n.subRunId, depth + 1);
         }
       }
     };
-    walk(runId, 0);
+    await walk(runId, 0);
     return out;
   }
 
@@ -631,16 +644,19 @@ export class SmithersEngine {
    * @param {string} runId @param {import("./native.js").BindingFiredTimer[]} fired
    */
   async resumeWokenSubRuns(runId, fired) {
-    const isBelow = (id) => {
+    const isBelow = async (id) => {
       for (let depth = 0, at = id; depth < 32; depth++) {
-        const parent = this.native.runSummary(at).parentRunId;
+        const parent = (await this.native.runSummaryAsync(at)).parentRunId;
         if (!parent) return false;
         if (parent === runId) return true;
         at = parent;
       }
       return false;
     };
-    const woken = [...new Set(fired.filter((t) => t.needsResume && t.runId !== runId).map((t) => t.runId))].filter(isBelow);
+    const woken = [];
+    for (const id of new Set(fired.filter((t) => t.needsResume && t.runId !== runId).map((t) => t.runId))) {
+      if (await isBelow(id)) woken.push(id);
+    }
     const outcomes = [];
     for (const sub of woken) {
       outcomes.push(await this.#resumeAfterDecision(sub).catch((e) => ({ runId: sub, status: "not-resumed", error: { code: e?.code ?? "INTERNAL", message: String(e?.message ?? e) } })));
@@ -655,7 +671,7 @@ export class SmithersEngine {
     // Still loading the workflow file to resume it: that resume's outcome.
     const resuming = this.resuming.get(runId);
     if (resuming) return resuming;
-    const { status, error } = this.native.runSummary(runId);
+    const { status, error } = await this.native.runSummaryAsync(runId);
     return error ? { runId, status, error } : { runId, status };
   }
 

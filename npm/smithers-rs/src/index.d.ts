@@ -16,6 +16,7 @@ import type {
   BindingRunStatus,
   BindingRunSummary,
   BindingTimer,
+  Engine as BindingEngine,
 } from "../binding.cjs";
 export type { SmithersElement, SmithersNode } from "./jsx-runtime.js";
 export { Fragment, createElement, jsx, jsxs } from "./jsx-runtime.js";
@@ -1035,6 +1036,15 @@ export interface StartOptions {
   startedBy?: string;
 }
 
+/**
+ * The native engine (binding.d.cts' `Engine`): every call that reads or writes the database has
+ * a `<call>Async` twin, which on PostgreSQL (`remote`) returns a promise and leaves the JS thread
+ * free while the engine's own thread waits on the network; on SQLite it is the synchronous call
+ * and returns the value (typed as the promise: `await` it either way). Failures are
+ * `SmithersError`s with the same codes, thrown or rejected; after `close()`, `ENGINE_CLOSED`.
+ */
+export type NativeEngine = BindingEngine & { readonly dbPath: string; readonly raw: BindingEngine; readonly remote: boolean };
+
 export declare class SmithersEngine {
   /**
    * `forbidSelfApproval`: refuse an approve by the user who started the run (FORBIDDEN).
@@ -1061,6 +1071,8 @@ export declare class SmithersEngine {
   static open(dbPath: string): SmithersEngine;
   readonly dbPath: string;
   readonly forbidSelfApproval: boolean;
+  /** The native engine under this one (`native.js`): its calls throw `SmithersError`s. */
+  readonly native: NativeEngine;
   /** Subscribe to events by type, or "*" for all; returns an unsubscribe function. */
   on(type: EngineEventType | "*", listener: (event: EngineEvent) => void): () => void;
   /** Start a run; `done` settles when this process stops driving it. */
@@ -1106,6 +1118,11 @@ export declare class SmithersEngine {
   orphanedRuns(limit?: number, options?: { includeDead?: boolean; after?: { updatedAtMs: number; runId: string } }): (RunSummary & { updatedAtMs: number })[];
   /** Records why a run cannot be resumed (`why`, `resumeError`); claiming it clears that. */
   markUnresumable(runId: string, error: { code: string; message: string }): void;
+  /**
+   * The synchronous getters below (`listRuns`, `getRun`, `inspect`, `events`,
+   * `pendingApprovals`, `feed`, …): on PostgreSQL each waits for its round trips on the calling
+   * thread; `native.<call>Async` reads the same without blocking it.
+   */
   listRuns(filter?: { status?: RunStatus; workflowName?: string; limit?: number; resumeFailed?: boolean }): RunSummary[];
   getRun(runId: string): RunSummary;
   inspect(runId: string): RunInspection;

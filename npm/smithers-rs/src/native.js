@@ -41,9 +41,14 @@ function smithersError(e, call) {
 }
 
 /**
- * An engine on one database file: every method of the binding's `Engine` (typed in
- * binding.d.cts), throwing SmithersErrors.
- * @typedef {import("../binding.cjs").Engine & { readonly dbPath: string, readonly raw: import("../binding.cjs").Engine }} NativeEngineApi
+ * An engine on one database: every method of the binding's `Engine` (typed in
+ * binding.d.cts), throwing SmithersErrors. Each call that reads or writes the database also
+ * has an `…Async` form, for the paths that run while a service serves (the driver's steps,
+ * decisions, timers): on PostgreSQL (`remote`) it returns a promise and the JS thread never
+ * waits on the network; on SQLite it is the synchronous call (it returns the value: awaiting
+ * it costs one microtask, and a SQLite transaction is faster run in place than handed to
+ * another thread). Await it either way.
+ * @typedef {import("../binding.cjs").Engine & { readonly dbPath: string, readonly raw: import("../binding.cjs").Engine, readonly remote: boolean }} NativeEngineApi
  */
 export class NativeEngine {
   /**
@@ -59,22 +64,38 @@ export class NativeEngine {
       throw new SmithersError(error.code === "INTERNAL" ? "DB_ERROR" : error.code, error.message, { dbPath, ...error.details });
     }
     this.dbPath = dbPath;
+    /** On PostgreSQL: the engine lives on a thread of its own (ARCHITECTURE.md). */
+    this.remote = this.raw.isRemote;
   }
 }
 
-for (const call of Object.getOwnPropertyNames(binding.Engine.prototype)) {
-  if (call === "constructor") continue;
-  Object.defineProperty(NativeEngine.prototype, call, {
-    value: function (...args) {
-      try {
-        return this.raw[call](...args);
-      } catch (e) {
-        throw smithersError(e, call);
+const prototype = binding.Engine.prototype;
+for (const call of Object.getOwnPropertyNames(prototype)) {
+  if (call === "constructor" || typeof Object.getOwnPropertyDescriptor(prototype, call).value !== "function") continue;
+  const sync = call.endsWith("Async") ? null : call;
+  const value = sync
+    ? function (...args) {
+        try {
+          return this.raw[call](...args);
+        } catch (e) {
+          throw smithersError(e, call);
+        }
       }
-    },
-    writable: true,
-    configurable: true,
-  });
+    : // `xAsync`: the promise on PostgreSQL; the synchronous `x` on SQLite (see NativeEngine).
+      function (...args) {
+        const name = call.slice(0, -"Async".length);
+        if (!this.remote) return this[name](...args);
+        let promise;
+        try {
+          promise = this.raw[call](...args);
+        } catch (e) {
+          return Promise.reject(smithersError(e, name));
+        }
+        return promise.then(undefined, (e) => {
+          throw smithersError(e, name);
+        });
+      };
+  Object.defineProperty(NativeEngine.prototype, call, { value, writable: true, configurable: true });
 }
 
 /**

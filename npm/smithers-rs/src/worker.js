@@ -94,8 +94,11 @@ export class Worker {
     this.log(entry);
   }
 
-  /** @param {boolean} [changed] known to have changed (PostgreSQL's notification); else the counter is read */
-  tick(changed) {
+  /**
+   * @param {boolean} [changed] known to have changed (PostgreSQL's notification); else the counter is read
+   * Never rejects; on PostgreSQL its reads wait on the engine's thread, not on this one.
+   */
+  async tick(changed) {
     if (this.stopping) return;
     if (changed) this.changed = true;
     if (this.ticking) {
@@ -106,7 +109,7 @@ export class Worker {
     try {
       do {
         this.again = false;
-        this.#take();
+        await this.#take();
       } while (this.again && !this.stopping);
     } catch (e) {
       this.say({ event: "watch-error", code: e?.code ?? "ERROR", message: String(e?.message ?? e) });
@@ -115,13 +118,13 @@ export class Worker {
     }
   }
 
-  #take() {
+  async #take() {
     const sweep = Date.now() - this.sweptAt >= this.sweepMs;
     let changed = this.changed || this.slotFreed;
     this.changed = false;
     this.slotFreed = false;
     if (!changed && !this.listening) {
-      const version = this.watch.dataVersion();
+      const version = await this.watch.dataVersionAsync();
       changed = version !== this.version;
       this.version = version;
     }
@@ -136,7 +139,8 @@ export class Worker {
     if (free <= 0) return;
     // A page larger than the free slots, tried in a random order: workers reading the same
     // queue at once mostly pick different runs.
-    const page = this.engine.native.orphanedRuns(Math.min(100, free * 4 + 8), sweep);
+    const page = await this.engine.native.orphanedRunsAsync(Math.min(100, free * 4 + 8), sweep);
+    if (this.stopping) return;
     const ready = page.map((p) => p.run).filter((run) => !this.active.has(run.runId) && this.failed.get(run.runId) !== run.updatedAt);
     for (let i = ready.length - 1; i > 0; i--) {
       const j = Math.floor(Math.random() * (i + 1));

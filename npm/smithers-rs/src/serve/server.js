@@ -333,26 +333,28 @@ function deleteSession(c) {
 // ---------------------------------------------------------------------------------------
 // Handlers
 
-function listRuns(c) {
+// The read handlers call the engine's `…Async` forms: on PostgreSQL the server keeps serving
+// while a read waits on the network (ARCHITECTURE.md, "The binding on PostgreSQL").
+async function listRuns(c) {
   const status = c.query.get("status") ?? undefined;
   const workflowName = c.query.get("workflow") ?? undefined;
   const limit = intParam(c.query, "limit", 50, 1, 1000);
   const flag = c.query.get("resumeFailed");
   if (flag !== null && flag !== "true" && flag !== "false") throw new HttpError("INVALID_REQUEST", "resumeFailed must be true or false");
   const resumeFailed = flag === null ? undefined : flag === "true";
-  return { runs: c.engine.listRuns({ status, workflowName, limit, resumeFailed }) };
+  return { runs: await c.engine.native.listRunsAsync({ status, workflowName, limit, resumeFailed }) };
 }
 
-function getRun(c) {
-  const inspection = c.engine.inspect(c.params[0]);
+async function getRun(c) {
+  const inspection = await c.engine.native.inspectAsync(c.params[0]);
   inspection.approvals = inspection.approvals.map(withCompatFields);
   return inspection;
 }
 
-function runEvents(c) {
+async function runEvents(c) {
   const after = intParam(c.query, "after", 0, 0, Number.MAX_SAFE_INTEGER);
   const limit = intParam(c.query, "limit", 200, 1, 10_000);
-  return { events: c.engine.events(c.params[0], { afterSeq: after, limit }) };
+  return { events: await c.engine.native.eventsAsync(c.params[0], after, limit) };
 }
 
 function runLogs(c) {
@@ -364,7 +366,7 @@ function runLogs(c) {
   return { logs: c.engine.logs(c.params[0], filter) };
 }
 
-function listApprovals(c) {
+async function listApprovals(c) {
   const q = c.query;
   const limit = intParam(q, "limit", 50, 1, 500);
   const filter = {
@@ -378,7 +380,7 @@ function listApprovals(c) {
   if (cursor) filter.after = decodeCursor(cursor);
   let approvals;
   try {
-    approvals = c.engine.pendingApprovals(filter);
+    approvals = await c.engine.native.pendingApprovalsAsync(filter);
   } catch (e) {
     if (e.code === "INVALID_DECISION") throw new HttpError("INVALID_REQUEST", e.message);
     throw e;

@@ -63,24 +63,25 @@ export class Watcher {
         this.lastError = line;
         await new Promise((r) => setTimeout(r, 200));
       }
-      if (this.listening) this.tick();
+      if (this.listening) await this.tick();
     }
   }
 
-  tick() {
+  /** Never rejects; on PostgreSQL its reads wait on the engine's thread, not on this one. */
+  async tick() {
     if (this.ticking) return;
     this.ticking = true;
     try {
-      const version = this.native.dataVersion();
+      const version = await this.native.dataVersionAsync();
       // A process that dies writes nothing: look for runs it left behind now and then too.
       const sweep = Date.now() - this.sweptAt > 5000;
       if (version === this.version && !sweep) return;
       if (version !== this.version) {
         this.version = version;
-        this.readFeed();
+        await this.readFeed();
       }
       if (sweep) this.sweptAt = Date.now();
-      this.adoptOrphans(sweep);
+      await this.adoptOrphans(sweep);
       this.lastError = null;
     } catch (e) {
       // Said once, not at every tick while it lasts (a locked or vanished database).
@@ -92,9 +93,9 @@ export class Watcher {
     }
   }
 
-  readFeed() {
+  async readFeed() {
     for (;;) {
-      const events = this.native.feed(this.cursor, 1000);
+      const events = await this.native.feedAsync(this.cursor, 1000);
       if (events.length === 0) return;
       this.cursor = events[events.length - 1].feedId;
       this.onEvents(events);
@@ -108,10 +109,10 @@ export class Watcher {
   }
 
   /** @param {boolean} includeDead also runs whose owner no longer holds them (process gone, lease expired) */
-  adoptOrphans(includeDead) {
+  async adoptOrphans(includeDead) {
     let after;
     for (;;) {
-      const page = this.native.orphanedRuns(PAGE, includeDead, after);
+      const page = await this.native.orphanedRunsAsync(PAGE, includeDead, after);
       for (const { run } of page) this.adopt(run);
       if (page.length < PAGE) return;
       const last = page[page.length - 1];
