@@ -488,6 +488,7 @@ fn claiming_a_run_for_another_workflow_is_refused_unless_forced() {
                 force,
                 workflow_path: Some(path.into()),
                 workflow_name: Some(name.into()),
+                ..ClaimOptions::default()
             },
         )
     };

@@ -26,20 +26,38 @@ impl EventRows for PgStore {
         timestamp_ms: i64,
         payload_json: &str,
     ) -> Result<(i64, i64)> {
-        // Events are written inside write transactions, which hold the schema's lock: the
-        // MAX() + 1 of seq and feed_id are taken one transaction at a time, so feed order is
-        // commit order across processes and a reader of the feed sees a prefix of it.
-        let row = self.row(
-            "INSERT INTO _smithers_events (run_id, seq, timestamp_ms, type, payload_json, feed_id) \
-             VALUES ($1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM _smithers_events WHERE run_id = $1), $2, $3, $4, \
-                     (SELECT COALESCE(MAX(feed_id), 0) + 1 FROM _smithers_events)) \
-             RETURNING seq, feed_id",
-            &[&run_id, &timestamp_ms, &kind.as_str(), &payload_json],
-        )?;
-        Ok(row
-            .map(|r| Ok::<_, crate::error::Error>((col(&r, 0)?, col(&r, 1)?)))
-            .transpose()?
-            .unwrap_or((0, 0)))
+        if !self.in_tx.get() {
+            let row = self.row(
+                "INSERT INTO _smithers_events (run_id, seq, timestamp_ms, type, payload_json, feed_id) \
+                 VALUES ($1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM _smithers_events WHERE run_id = $1), $2, $3, $4, \
+                         (SELECT COALESCE(MAX(feed_id), 0) + 1 FROM _smithers_events)) \
+                 RETURNING seq, feed_id",
+                &[&run_id, &timestamp_ms, &kind.as_str(), &payload_json],
+            )?;
+            return Ok(row
+                .map(|r| Ok::<_, crate::error::Error>((col(&r, 0)?, col(&r, 1)?)))
+                .transpose()?
+                .unwrap_or((0, 0)));
+        }
+        // The run's row is locked, so its MAX(seq) + 1 is taken one transaction at a time.
+        // The feed id is given at commit under the schema's lock (`commit`), so feed order
+        // is commit order across processes and a reader of the feed sees a prefix of it;
+        // until then the row has none (and uncommitted rows are seen by nobody else).
+        self.lock_run(run_id)?;
+        let seq: i64 = self
+            .one(
+                "INSERT INTO _smithers_events (run_id, seq, timestamp_ms, type, payload_json, feed_id) \
+                 VALUES ($1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM _smithers_events WHERE run_id = $1), $2, $3, $4, NULL) \
+                 RETURNING seq",
+                &[&run_id, &timestamp_ms, &kind.as_str(), &payload_json],
+                |r| col(r, 0),
+            )?
+            .unwrap_or(0);
+        self.pending_feed
+            .borrow_mut()
+            .push((run_id.to_string(), seq));
+        // The engine takes the real id from `committed_feed_base` once committed.
+        Ok((seq, 0))
     }
 
     fn events(&self, run_id: &str, after_seq: i64, limit: i64) -> Result<Vec<Event>> {
