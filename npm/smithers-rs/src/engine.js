@@ -285,7 +285,17 @@ export class SmithersEngine {
         return now.error ? { runId, status: now.status, error: now.error } : { runId, status: now.status };
       }
     }
-    const snapshot = this.native.claimRun(runId, { ...expect, force: Boolean(options.force) });
+    // A worker's claim gives up at once when another process holds the run's row now
+    // (claiming or driving it: PostgreSQL's SKIP LOCKED) rather than queueing behind it.
+    let snapshot;
+    try {
+      snapshot = this.native.claimRun(runId, { ...expect, force: Boolean(options.force), skipLocked: Boolean(options.onlyIfReady) });
+    } catch (e) {
+      // The claim may have committed before the database went out of reach: let go of the
+      // run (again later if need be), or this engine's lease keeper would hold it forever.
+      if (e?.code === "DB_ERROR" || e?.code === "IO_ERROR") this.#release(runId);
+      throw e;
+    }
     this.workflows.set(runId, wf);
     // An ended run comes back as it is, unclaimed (another process finished it meanwhile).
     if (!isTerminal(snapshot.status)) options.onClaimed?.(snapshot);
@@ -307,11 +317,7 @@ export class SmithersEngine {
     this.driving.set(runId, entry);
     const stop = () => {
       if (this.driving.get(runId) === entry) this.driving.delete(runId);
-      try {
-        this.native.releaseRun(runId);
-      } catch {
-        // The engine was closed while the run was driven.
-      }
+      this.#release(runId);
       // The run may have scheduled timers (a <Timer>, a gate's deadline).
       this.#armTimers();
     };
@@ -329,6 +335,23 @@ export class SmithersEngine {
       },
     );
     return done;
+  }
+
+  /**
+   * Lets go of a run this engine stopped driving. When the database cannot be reached (a
+   * server restarting, a network cut), the release is tried again a moment later until it
+   * commits, the engine closes, or the run is driven here again: a run left owned by a live
+   * process would have its lease renewed by it and never be taken by anyone.
+   */
+  #release(runId, delayMs = 100) {
+    if (this.#closed || this.driving.has(runId)) return;
+    try {
+      this.native.releaseRun(runId);
+    } catch (e) {
+      // Closed while the run was driven: its lease keeper is gone with it.
+      if (e?.code === "ENGINE_CLOSED" || this.#closed) return;
+      setTimeout(() => this.#release(runId, Math.min(delayMs * 2, 2_000)), delayMs).unref();
+    }
   }
 
   /**
