@@ -269,30 +269,36 @@ impl Transactions for PgStore {
 
     fn commit(&self) -> Result<()> {
         let pending = std::mem::take(&mut *self.pending_feed.borrow_mut());
-        if !pending.is_empty() {
+        if pending.is_empty() {
+            // Every committed write transaction moves the counter other connections poll, and
+            // listeners of this schema on any host wake up when (and only if) it commits.
+            self.exec(
+                "UPDATE _smithers_changes SET commits = commits + 1 WHERE id = 1 \
+                 RETURNING pg_notify('smithers', $1::text)",
+                &[&self.target.schema],
+            )?;
+        } else {
             // The feed's ids, under the schema's lock held to the commit: ids are given in
             // commit order, so a reader of `feed(after)` never finds one committed behind it.
+            // The lock is its own statement: the next one's snapshot (its MAX) is taken once
+            // the lock is held. The counter and the notification go in the same statement.
             self.lock_schema()?;
+            let (runs, seqs): (Vec<String>, Vec<i64>) = pending.into_iter().unzip();
             let head: i64 = self
                 .one(
-                    "SELECT COALESCE(MAX(feed_id), 0) FROM _smithers_events",
-                    &[],
+                    "WITH changed AS (UPDATE _smithers_changes SET commits = commits + 1 WHERE id = 1 \
+                       RETURNING pg_notify('smithers', $1::text)), \
+                     head AS (SELECT COALESCE(MAX(feed_id), 0) AS head FROM _smithers_events), \
+                     numbered AS (UPDATE _smithers_events e SET feed_id = head.head + p.ord \
+                       FROM head, unnest($2::text[], $3::bigint[]) WITH ORDINALITY AS p(run_id, seq, ord) \
+                       WHERE e.run_id = p.run_id AND e.seq = p.seq RETURNING 1) \
+                     SELECT head.head, (SELECT COUNT(*) FROM changed), (SELECT COUNT(*) FROM numbered) FROM head",
+                    &[&self.target.schema, &runs, &seqs],
                     |r| col(r, 0),
                 )?
                 .unwrap_or(0);
-            let (runs, seqs): (Vec<String>, Vec<i64>) = pending.into_iter().unzip();
-            self.exec(
-                "UPDATE _smithers_events e SET feed_id = $3 + p.ord                  FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS p(run_id, seq, ord)                  WHERE e.run_id = p.run_id AND e.seq = p.seq",
-                &[&runs, &seqs, &head],
-            )?;
             self.feed_base.set(Some(head + 1));
         }
-        // Every committed write transaction moves the counter other connections poll, and
-        // listeners of this schema on any host wake up when (and only if) it commits.
-        self.exec(
-            "UPDATE _smithers_changes SET commits = commits + 1 WHERE id = 1              RETURNING pg_notify('smithers', $1::text)",
-            &[&self.target.schema],
-        )?;
         self.batch("COMMIT")?;
         self.end_tx();
         self.own_commits.set(self.own_commits.get() + 1);
