@@ -62,9 +62,11 @@ pub(crate) struct PgStore {
     locked_runs: RefCell<HashSet<String>>,
     /// Whether the open transaction holds the schema's advisory lock.
     schema_locked: Cell<bool>,
-    /// Events the open transaction inserted (run, seq), in order: their feed ids are given at
-    /// commit, under the schema's lock.
-    pending_feed: RefCell<Vec<(String, i64)>>,
+    /// Events the open transaction recorded, in order: they are inserted at commit, under
+    /// the schema's lock, with their feed ids (see `commit`).
+    pending_feed: RefCell<Vec<events::PendingEvent>>,
+    /// The next `seq` of each run the open transaction recorded events of.
+    next_seq: RefCell<HashMap<String, i64>>,
     /// The feed id of the first event the last committed transaction inserted.
     feed_base: Cell<Option<i64>>,
     /// The connection failed (not a statement on it): it is made again before the next call
@@ -86,6 +88,7 @@ impl PgStore {
             locked_runs: RefCell::new(HashSet::new()),
             schema_locked: Cell::new(false),
             pending_feed: RefCell::new(Vec::new()),
+            next_seq: RefCell::new(HashMap::new()),
             feed_base: Cell::new(None),
             broken: Cell::new(false),
         })
@@ -150,6 +153,7 @@ impl PgStore {
         self.schema_locked.set(false);
         self.locked_runs.borrow_mut().clear();
         self.pending_feed.borrow_mut().clear();
+        self.next_seq.borrow_mut().clear();
     }
 
     /// Connects again when the connection was lost (a server restart, a network cut, a
@@ -283,17 +287,32 @@ impl Transactions for PgStore {
             // The lock is its own statement: the next one's snapshot (its MAX) is taken once
             // the lock is held. The counter and the notification go in the same statement.
             self.lock_schema()?;
-            let (runs, seqs): (Vec<String>, Vec<i64>) = pending.into_iter().unzip();
+            let n = pending.len();
+            let (mut runs, mut seqs, mut times, mut kinds, mut payloads) = (
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+            );
+            for e in pending {
+                runs.push(e.run_id);
+                seqs.push(e.seq);
+                times.push(e.timestamp_ms);
+                kinds.push(e.kind);
+                payloads.push(e.payload_json);
+            }
             let head: i64 = self
                 .one(
                     "WITH changed AS (UPDATE _smithers_changes SET commits = commits + 1 WHERE id = 1 \
                        RETURNING pg_notify('smithers', $1::text)), \
                      head AS (SELECT COALESCE(MAX(feed_id), 0) AS head FROM _smithers_events), \
-                     numbered AS (UPDATE _smithers_events e SET feed_id = head.head + p.ord \
-                       FROM head, unnest($2::text[], $3::bigint[]) WITH ORDINALITY AS p(run_id, seq, ord) \
-                       WHERE e.run_id = p.run_id AND e.seq = p.seq RETURNING 1) \
-                     SELECT head.head, (SELECT COUNT(*) FROM changed), (SELECT COUNT(*) FROM numbered) FROM head",
-                    &[&self.target.schema, &runs, &seqs],
+                     inserted AS (INSERT INTO _smithers_events (run_id, seq, timestamp_ms, type, payload_json, feed_id) \
+                       SELECT p.run_id, p.seq, p.ts, p.kind, p.payload, head.head + p.ord \
+                       FROM head, unnest($2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::text[]) \
+                         WITH ORDINALITY AS p(run_id, seq, ts, kind, payload, ord) RETURNING 1) \
+                     SELECT head.head, (SELECT COUNT(*) FROM changed), (SELECT COUNT(*) FROM inserted) FROM head",
+                    &[&self.target.schema, &runs, &seqs, &times, &kinds, &payloads],
                     |r| col(r, 0),
                 )?
                 .unwrap_or(0);
