@@ -217,19 +217,22 @@ describe("SMITHERS_LOG", () => {
     const sql = (q) => execFileSync("sqlite3", [db, q], { encoding: "utf8" }).trim();
     const version = Number(sql("SELECT value FROM _smithers_meta WHERE key = 'schema_version'"));
     assert.ok(find(logLines(file), "smithers_core::store", "database created").some((l) => l.endsWith(` version=${version}`)), logLines(file).join("\n"));
-    // What v8 left: v9 added the decision log and the votes (its backfill finds no decision,
-    // the run only waits at its gate).
-    assert.equal(version, 9, "this test makes a v8 database by undoing v9: update it with the next schema version");
-    sql("DROP TABLE _smithers_audit_log; DROP TABLE _smithers_votes; UPDATE _smithers_meta SET value = '8' WHERE key = 'schema_version'");
+    // What v9 left: v10 replaced the approvals' status index by the listing's index.
+    assert.equal(version, 10, "this test makes a v9 database by undoing v10: update it with the next schema version");
+    sql(
+      "DROP INDEX _smithers_approvals_listing; CREATE INDEX _smithers_approvals_by_status ON _smithers_approvals (status, requested_at_ms); UPDATE _smithers_meta SET value = '9' WHERE key = 'schema_version'",
+    );
     // A command that writes migrates it (a read command says SCHEMA_OUTDATED, reliability-cli.test.js).
     const approve = await smithers(["approve", up.json.runId, "--by", "alice"], { db, env });
     assert.equal(approve.code, 0, approve.stderr);
     const migrated = find(logLines(file), "smithers_core::store", "database migrated");
     assert.equal(migrated.length, 1, logLines(file).join("\n"));
     assert.match(migrated[0], LINE);
-    assert.ok(migrated[0].endsWith(` INFO smithers_core::store: database migrated db=${db} from=8 to=9`), migrated[0]);
-    assert.equal(sql("SELECT value FROM _smithers_meta WHERE key = 'schema_version'"), "9");
-    // The migration made v9's tables again, and the decision was logged in them.
+    assert.ok(migrated[0].endsWith(` INFO smithers_core::store: database migrated db=${db} from=9 to=10`), migrated[0]);
+    assert.equal(sql("SELECT value FROM _smithers_meta WHERE key = 'schema_version'"), "10");
+    // The migration made v10's index again (and dropped the one it replaces); the decision was logged.
+    assert.equal(sql("SELECT count(*) FROM sqlite_master WHERE name IN ('_smithers_approvals_listing', '_smithers_approvals_by_status')"), "1");
+    assert.equal(sql("SELECT count(*) FROM sqlite_master WHERE name = '_smithers_approvals_listing'"), "1");
     assert.equal(sql("SELECT count(*) FROM _smithers_audit_log WHERE run_id = '" + up.json.runId + "'"), "1");
   });
 
