@@ -11,6 +11,8 @@
 # root: the server refuses to run as root); the server listens on a free loopback port, its
 # socket in that folder, with durability off (fsync, synchronous_commit: test data). When the
 # watched process ends, a watchdog stops the server (pg_ctl -m immediate) and removes the folder.
+# With $SMITHERS_PG_INFO set, the folder, the binaries' directory and the command prefix to run
+# them as the server's user go to that file, one a line (a test that restarts its server).
 set -euo pipefail
 
 if [ "${1:-}" = "--nextest" ]; then
@@ -65,6 +67,10 @@ setsid sh -c "while kill -0 $watch 2>/dev/null; do sleep 1; done; $stop >/dev/nu
   </dev/null >/dev/null 2>&1 &
 
 url="postgres://postgres@127.0.0.1:$port/postgres"
+# A test that restarts its own server (tests/worker-faults.test.js) needs where it lives.
+if [ -n "${SMITHERS_PG_INFO:-}" ]; then
+  printf '%s\n%s\n%s\n' "$dir" "$bin" "${as[*]}" >"$SMITHERS_PG_INFO"
+fi
 if [ "${1:-}" = "--nextest" ]; then
   echo "SMITHERS_TEST_PG_URL=$url" >>"$NEXTEST_ENV"
 fi

@@ -3,13 +3,17 @@
 //     gone: its lease expired, or on SQLite its process is gone) and finishes it; the task
 //     that had completed never runs again, the interrupted one runs again;
 //   - SIGTERM: the worker stops taking work, releases the run it drives (its lease let go) and
-//     exits 0; another worker takes the run at once — long before the lease would expire.
+//     exits 0; another worker takes the run at once — long before the lease would expire;
+//   - a worker frozen (SIGSTOP: cut off from the database) past its lease: another worker
+//     adopts its run, and its late writes once it thaws are refused (fencing);
+//   - PostgreSQL only: the server restarted under load (pg_ctl restart of a server of the
+//     test's own): workers reconnect, every run finishes, no completed task runs again.
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { countEffects, freshDir, killAll, readEffects, removeDirs, slowTsx, waitFor, writeIn } from "./helpers/durability.js";
-import { pgDatabase } from "./helpers/postgres.js";
+import { pgDatabase, pgOwnServer } from "./helpers/postgres.js";
 import { enqueue, startWorker, withEngine } from "./helpers/workers.js";
 
 after(() => {
@@ -27,6 +31,32 @@ function setup(store, name) {
   const release = join(dir, "release");
   return { db, file, effects, release, env: { EFFECTS: effects, RELEASE: release } };
 }
+
+/** Three compute tasks, each marking `<task>:<n> <pid>` (n: the run's input) and taking a moment. */
+const STEPS_TSX = `/** @jsxImportSource smithers-orchestrator */
+import { Sequence, Task, createSmithers } from "smithers-orchestrator";
+import { appendFileSync } from "node:fs";
+import { z } from "zod";
+
+const { Workflow, smithers, outputs } = createSmithers({ step: z.object({ n: z.number() }) });
+
+export default smithers((ctx) => {
+  const step = (id: string) => async () => {
+    appendFileSync(process.env.EFFECTS as string, \`\${id}:\${ctx.input.n} \${process.pid}\\n\`);
+    await new Promise((r) => setTimeout(r, 15));
+    return { n: Number(ctx.input.n) };
+  };
+  return (
+    <Workflow name="steps">
+      <Sequence>
+        <Task id="a" output={outputs.step}>{step("a")}</Task>
+        <Task id="b" output={outputs.step}>{step("b")}</Task>
+        <Task id="c" output={outputs.step}>{step("c")}</Task>
+      </Sequence>
+    </Workflow>
+  );
+});
+`;
 
 const startedBy = (effects, what) => readEffects(effects).filter((e) => e.what === what).map((e) => e.pid);
 
@@ -108,5 +138,99 @@ for (const store of ["sqlite", "postgres"]) {
         assert.equal(info.nodes.find((n) => n.nodeId === "pre").attempts, 1);
       });
     });
+
+    test("a worker frozen past its lease: another worker adopts its run; its late writes are refused", async () => {
+      const { db, file, effects, release, env } = setup(store, "frozen");
+      const [runId] = await enqueue(db, file, 1);
+      const workerEnv = { ...env, SMITHERS_LEASE_MS: "600" };
+      const first = startWorker(db, { env: workerEnv });
+      await waitFor(() => startedBy(effects, "slow-start").length === 1, { what: "slow started in the first worker" });
+      // Cut off: the process (its lease keeper with it) stops; the database hears nothing
+      // more from it while the lease runs out.
+      first.child.kill("SIGSTOP");
+      const second = startWorker(db, { env: workerEnv });
+      await waitFor(() => second.took().some((t) => t.runId === runId), { what: "the second worker to adopt the run" });
+      assert.equal(second.took()[0].why, "owner-gone");
+      await waitFor(() => startedBy(effects, "slow-start").length === 2, { what: "slow started again in the second worker" });
+      writeFileSync(release, "");
+      await waitFor(() => withEngine(db, (e) => e.getRun(runId).status === "finished"), { what: "the run finished" });
+
+      // Thawed: its body sees the release file and reports `slow` (and would go on to
+      // `after`): the database refuses it — the run is no longer its.
+      first.child.kill("SIGCONT");
+      await waitFor(() => first.events().some((e) => e.event === "released" && e.runId === runId), {
+        what: "the thawed worker to give the run up",
+      });
+      const gaveUp = first.events().find((e) => e.event === "released" && e.runId === runId);
+      assert.equal(gaveUp.status, "lost", JSON.stringify(gaveUp));
+      await waitFor(() => startedBy(effects, "slow-end").length === 2, { what: "the thawed body to end" });
+      const end = await first.stop("SIGTERM");
+      assert.equal(end.code, 0, end.stderr);
+      const end2 = await second.stop("SIGTERM");
+      assert.equal(end2.code, 0, end2.stderr);
+
+      const counts = countEffects(effects);
+      assert.deepEqual(counts, { pre: 1, "slow-start": 2, "slow-end": 2, after: 1 });
+      assert.deepEqual(startedBy(effects, "after"), [second.child.pid]);
+      withEngine(db, (e) => {
+        const info = e.inspect(runId);
+        assert.equal(info.run.status, "finished");
+        assert.equal(info.nodes.find((n) => n.nodeId === "pre").attempts, 1, "pre never ran again");
+        assert.equal(info.nodes.find((n) => n.nodeId === "slow").attempts, 2);
+        assert.equal(info.nodes.find((n) => n.nodeId === "after").attempts, 1);
+        // What the frozen worker reported was never recorded: the output is the adopter's.
+        assert.equal(info.outputs.find((o) => o.nodeId === "slow").value.pid, second.child.pid);
+        const finished = e.events(runId, { limit: 1000 }).filter((ev) => ev.type === "NodeFinished");
+        assert.deepEqual(finished.map((ev) => ev.nodeId).sort(), ["after", "pre", "slow"]);
+      });
+    });
   });
 }
+
+describe("smithers worker: PostgreSQL restarted under load", { timeout: 180_000 }, () => {
+  test("workers reconnect; every run finishes; no completed task runs again", async () => {
+    const server = pgOwnServer();
+    const db = server.database("restart");
+    const dir = freshDir("smithers-worker-restart-");
+    const file = writeIn(dir, "steps.tsx", STEPS_TSX);
+    const effects = join(dir, "effects.log");
+    const runs = 40;
+    const ids = await enqueue(db, file, runs);
+    // Leases far longer than the test: runs must come back through the workers' own
+    // reconnecting and releasing, not through an expired lease.
+    const env = { EFFECTS: effects, SMITHERS_LEASE_MS: "600000" };
+    const workers = [startWorker(db, { env }), startWorker(db, { env })];
+    const finishedNow = () => withEngine(db, (e) => ids.filter((id) => e.getRun(id).status === "finished").length);
+    await waitFor(() => readEffects(effects).length >= 20, { what: "the workers under way" });
+    server.restart();
+    assert.ok(finishedNow() < runs, "the restart landed mid-way");
+    try {
+      await waitFor(() => finishedNow() === runs, { what: "every run to finish after the restart", timeoutMs: 120_000 });
+    } catch (e) {
+      const left = withEngine(db, (en) => ids.map((id) => en.getRun(id)).filter((r) => r.status !== "finished"));
+      const logs = workers.map((w) => w.events().filter((ev) => ev.event !== "took").slice(-15));
+      throw new Error(`${e.message}: ${JSON.stringify(left.slice(0, 3))} ${JSON.stringify(logs)}`);
+    }
+    for (const w of workers) {
+      const end = await w.stop("SIGTERM");
+      assert.equal(end.code, 0, end.stderr);
+    }
+
+    const counts = countEffects(effects);
+    withEngine(db, (e) => {
+      for (const [n, id] of ids.entries()) {
+        const info = e.inspect(id);
+        assert.equal(info.run.status, "finished");
+        const finished = e.events(id, { limit: 1000 }).filter((ev) => ev.type === "NodeFinished");
+        // Each task completed once, and its body ran once per attempt the database recorded:
+        // a body is run again only when its completion never committed (cut off by the
+        // restart), never after it did.
+        assert.deepEqual(finished.map((ev) => ev.nodeId).sort(), ["a", "b", "c"], id);
+        for (const task of ["a", "b", "c"]) {
+          const node = info.nodes.find((x) => x.nodeId === task);
+          assert.equal(counts[`${task}:${n}`], node.attempts, `${id} ${task}: bodies run vs attempts`);
+        }
+      }
+    });
+  });
+});

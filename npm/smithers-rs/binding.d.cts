@@ -441,6 +441,11 @@ export interface BindingClaimOptions {
   force?: boolean
   workflowPath?: string | null
   workflowName?: string | null
+  /**
+   * Refuse at once (RUN_OWNED) when another transaction holds the run now (PostgreSQL's
+   * SKIP LOCKED): a worker's claim of a ready run.
+   */
+  skipLocked?: boolean
 }
 
 /**

@@ -2,6 +2,8 @@
 // folder, pg_ctl on a free loopback port, stopped when this process ends), and a schema per
 // database the tests ask for. No server binaries is a failure that says how to get them.
 import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { REPO } from "./cli.js";
 
@@ -30,4 +32,37 @@ let n = 0;
 export function pgDatabase(name = "t") {
   const url = pgServer();
   return `${url}${url.includes("?") ? "&" : "?"}schema=${name}_${process.pid}_${n++}`;
+}
+
+/**
+ * A server of the caller's alone (not the file's shared one), for a test that stops it:
+ * `{ url, database(name), restart() }`. `restart()` is `pg_ctl restart -m fast` (sessions are
+ * ended; the server comes back on the same port with the same options).
+ */
+export function pgOwnServer() {
+  const tmp = mkdtempSync(join(tmpdir(), "smithers-pg-info-"));
+  const info = join(tmp, "info");
+  let url;
+  try {
+    url = execFileSync(join(REPO, "scripts/pg-server.sh"), [String(process.pid)], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, SMITHERS_PG_INFO: info },
+    }).trim();
+  } catch (e) {
+    throw new Error(`cannot start a PostgreSQL server: ${String(e.stderr ?? e.message).trim()}`);
+  }
+  const [dir, bin, as] = readFileSync(info, "utf8").split("\n");
+  rmSync(tmp, { recursive: true, force: true });
+  const prefix = as ? as.split(" ").filter(Boolean) : [];
+  const pgCtl = (...args) => {
+    const argv = [...prefix, join(bin, "pg_ctl"), "-D", join(dir, "data"), ...args];
+    execFileSync(argv[0], argv.slice(1), { stdio: ["ignore", "pipe", "pipe"] });
+  };
+  let k = 0;
+  return {
+    url,
+    database: (name = "t") => `${url}?schema=${name}_${process.pid}_${k++}`,
+    restart: () => pgCtl("restart", "-m", "fast", "-w", "-t", "60", "-l", join(dir, "server.log")),
+  };
 }

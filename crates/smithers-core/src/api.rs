@@ -53,6 +53,11 @@ pub struct ClaimOptions {
     /// The name that workflow renders (`<Workflow name>`).
     #[serde(default)]
     pub workflow_name: Option<String>,
+    /// Give up at once (`RUN_OWNED`) when another transaction holds the run's row now (a
+    /// worker's claim of a ready run: another process is claiming or driving it; PostgreSQL's
+    /// `FOR UPDATE SKIP LOCKED`) instead of waiting for it.
+    #[serde(default)]
+    pub skip_locked: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]

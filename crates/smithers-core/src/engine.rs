@@ -55,6 +55,11 @@ pub struct Engine {
     pub(crate) schemas: SchemaCache,
     /// The runs this engine drives, in memory.
     pub(crate) runs: HashMap<String, ActiveRun>,
+    /// Runs this engine may hold in the database without driving them: a claim or a driving
+    /// call failed (the database out of reach, say) after which the row may still name this
+    /// engine as owner. `release_run` lets go of them too, or the lease keeper would renew
+    /// their leases for as long as this engine lives and nobody would ever take them.
+    pub(crate) unsure: std::collections::HashSet<String>,
     /// Committed events kept for `take_events` (while someone in-process listens).
     events: Vec<Event>,
     buffer_events: bool,
@@ -95,6 +100,7 @@ impl Engine {
             lease_keeper: None,
             schemas: SchemaCache::default(),
             runs: HashMap::new(),
+            unsure: std::collections::HashSet::new(),
             events: Vec::new(),
             buffer_events: false,
         })
@@ -200,9 +206,15 @@ impl Engine {
             now,
         };
         let result = f(&mut tx).and_then(|v| store.commit().map(|()| v));
-        let events = std::mem::take(&mut tx.events);
+        let mut events = std::mem::take(&mut tx.events);
         match result {
             Ok(v) => {
+                // PostgreSQL gives the feed's ids at commit, in the order of the inserts.
+                if let Some(base) = store.committed_feed_base() {
+                    for (i, e) in (0_i64..).zip(events.iter_mut()) {
+                        e.feed_id = Some(base + i);
+                    }
+                }
                 self.publish(events);
                 Ok(v)
             }

@@ -176,6 +176,7 @@ pub fn migrate(
     source.begin_snapshot()?;
     let copied = (|| {
         target.begin()?;
+        target.lock_all()?;
         let report = copy(&*source, &*target, &from_shown, &to_shown, progress);
         let report = report.and_then(|report| {
             if watcher.change_counter()? != changes_before {

@@ -119,8 +119,21 @@ impl Engine {
         let me = self.config.owner.clone();
         let lease_until = self.lease_until()?;
         let driving = self.runs.contains_key(run_id);
-        let claimed =
-            self.transaction(|tx| claim(tx, run_id, options, &me, lease_until, driving))?;
+        let claimed = self
+            .transaction(|tx| claim(tx, run_id, options, &me, lease_until, driving))
+            .inspect_err(|e| {
+                // The claim may have committed before the error reached us (a connection
+                // lost at COMMIT): the run may be ours in the database.
+                if !matches!(
+                    e,
+                    Error::RunOwned { .. }
+                        | Error::RunNotFound { .. }
+                        | Error::WorkflowMismatch { .. }
+                ) {
+                    self.unsure.insert(run_id.into());
+                }
+            })?;
+        self.unsure.remove(run_id);
         let (row, status, abandoned) = match claimed {
             Claimed::Ended(snapshot) => return Ok(*snapshot),
             Claimed::Taken {
@@ -189,9 +202,22 @@ impl Engine {
     /// PostgreSQL it notifies): a worker waiting for ready runs on another host takes it at
     /// once instead of at its next sweep.
     pub fn release_run(&mut self, run_id: &str) -> Result<()> {
-        if self.runs.remove(run_id).is_some() {
+        let run = self.runs.remove(run_id);
+        if run.is_some() || self.unsure.remove(run_id) {
             let owner = self.config.owner.clone();
-            self.transaction(|tx| tx.store.release_run(run_id, &owner))?;
+            if let Err(e) = self.transaction(|tx| tx.store.release_run(run_id, &owner)) {
+                // Still ours (the database was out of reach): the caller may release it
+                // again; until then the lease keeper renews it, as for any run driven here.
+                match run {
+                    Some(run) => {
+                        self.runs.insert(run_id.into(), run);
+                    }
+                    None => {
+                        self.unsure.insert(run_id.into());
+                    }
+                }
+                return Err(e);
+            }
             tracing::debug!(target: ENGINE, run_id, owner = self.config.owner.as_str(), "run released");
         }
         Ok(())
@@ -268,6 +294,17 @@ fn claim(
     lease_until: i64,
     driving: bool,
 ) -> Result<Claimed> {
+    if options.skip_locked && !tx.store.try_lock_run(run_id)? {
+        tracing::debug!(
+            target: ENGINE,
+            run_id,
+            "claim skipped: another transaction holds the run's row"
+        );
+        return Err(Error::RunOwned {
+            run_id: run_id.into(),
+            owner: "another process, claiming or driving it now".into(),
+        });
+    }
     let Some(mut row) = tx.store.run(run_id)? else {
         return Err(Error::RunNotFound {
             run_id: run_id.into(),

@@ -123,6 +123,9 @@ pub struct BindingClaimOptions {
     pub force: Option<bool>,
     pub workflow_path: Option<Either<String, Null>>,
     pub workflow_name: Option<Either<String, Null>>,
+    /// Refuse at once (RUN_OWNED) when another transaction holds the run now (PostgreSQL's
+    /// SKIP LOCKED): a worker's claim of a ready run.
+    pub skip_locked: Option<bool>,
 }
 
 impl From<BindingClaimOptions> for core::ClaimOptions {
@@ -131,11 +134,13 @@ impl From<BindingClaimOptions> for core::ClaimOptions {
             force,
             workflow_path,
             workflow_name,
+            skip_locked,
         } = o;
         core::ClaimOptions {
             force: force.unwrap_or(false),
             workflow_path: given(workflow_path),
             workflow_name: given(workflow_name),
+            skip_locked: skip_locked.unwrap_or(false),
         }
     }
 }

@@ -299,7 +299,17 @@ export class SmithersEngine {
     // it again would abandon that drive's in-flight tasks.
     const driven = this.driving.get(runId);
     if (driven) return driven.done;
-    const snapshot = await this.native.claimRunAsync(runId, { ...expect, force: Boolean(options.force) });
+    // A worker's claim gives up at once when another process holds the run's row now
+    // (claiming or driving it: PostgreSQL's SKIP LOCKED) rather than queueing behind it.
+    let snapshot;
+    try {
+      snapshot = await this.native.claimRunAsync(runId, { ...expect, force: Boolean(options.force), skipLocked: Boolean(options.onlyIfReady) });
+    } catch (e) {
+      // The claim may have committed before the database went out of reach: let go of the
+      // run (again later if need be), or this engine's lease keeper would hold it forever.
+      if (e?.code === "DB_ERROR" || e?.code === "IO_ERROR") void this.#release(runId);
+      throw e;
+    }
     this.workflows.set(runId, wf);
     // An ended run comes back as it is, unclaimed (another process finished it meanwhile).
     if (!isTerminal(snapshot.status)) options.onClaimed?.(snapshot);
@@ -321,11 +331,7 @@ export class SmithersEngine {
     this.driving.set(runId, entry);
     const stop = async () => {
       if (this.driving.get(runId) === entry) this.driving.delete(runId);
-      try {
-        await this.native.releaseRunAsync(runId);
-      } catch {
-        // The engine was closed while the run was driven.
-      }
+      await this.#release(runId);
       // The run may have scheduled timers (a <Timer>, a gate's deadline).
       this.#armTimers();
     };
@@ -343,6 +349,23 @@ export class SmithersEngine {
       },
     );
     return done;
+  }
+
+  /**
+   * Lets go of a run this engine stopped driving. When the database cannot be reached (a
+   * server restarting, a network cut), the release is tried again a moment later until it
+   * commits, the engine closes, or the run is driven here again: a run left owned by a live
+   * process would have its lease renewed by it and never be taken by anyone.
+   */
+  async #release(runId, delayMs = 100) {
+    if (this.#closed || this.driving.has(runId)) return;
+    try {
+      await this.native.releaseRunAsync(runId);
+    } catch (e) {
+      // Closed while the run was driven: its lease keeper is gone with it.
+      if (e?.code === "ENGINE_CLOSED" || this.#closed) return;
+      setTimeout(() => void this.#release(runId, Math.min(delayMs * 2, 2_000)), delayMs).unref();
+    }
   }
 
   /**

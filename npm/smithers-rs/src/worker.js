@@ -45,7 +45,11 @@ export class Worker {
     this.watch = new NativeEngine(this.engine.dbPath);
     /** Runs claimed or being claimed here: runId -> promise of the drive's end. */
     this.active = new Map();
-    /** runId -> updatedAt of a claim that failed for a passing reason: not tried again until the run changes. */
+    /**
+     * runId -> { updatedAt, at } of a claim that failed for a passing reason: not tried again
+     * until the run changes, or `sweepMs` later (the database was out of reach: nothing
+     * changes the run, and it must not be left behind).
+     */
     this.failed = new Map();
     this.stopping = false;
     /** Runs stop() let go while their drive was under way. */
@@ -141,7 +145,7 @@ export class Worker {
     // queue at once mostly pick different runs.
     const page = await this.engine.native.orphanedRunsAsync(Math.min(100, free * 4 + 8), sweep);
     if (this.stopping) return;
-    const ready = page.map((p) => p.run).filter((run) => !this.active.has(run.runId) && this.failed.get(run.runId) !== run.updatedAt);
+    const ready = page.map((p) => p.run).filter((run) => !this.active.has(run.runId) && !this.#failedRecently(run));
     for (let i = ready.length - 1; i > 0; i--) {
       const j = Math.floor(Math.random() * (i + 1));
       [ready[i], ready[j]] = [ready[j], ready[i]];
@@ -184,7 +188,7 @@ export class Worker {
         // Another process claimed it first: it drives the run.
         if (code === "RUN_OWNED") return;
         if (TRANSIENT.has(code)) {
-          this.failed.set(runId, run.updatedAt);
+          this.failed.set(runId, { updatedAt: run.updatedAt, at: Date.now() });
           this.log({ event: "claim-failed", runId, code, message });
           return;
         }
@@ -198,6 +202,11 @@ export class Worker {
       this.slotFreed = true;
       if (!this.stopping) setImmediate(() => this.tick());
     });
+  }
+
+  #failedRecently(run) {
+    const failed = this.failed.get(run.runId);
+    return failed !== undefined && failed.updatedAt === run.updatedAt && Date.now() - failed.at < this.sweepMs;
   }
 
   #unresumable(runId, error) {

@@ -69,19 +69,23 @@ impl Engine {
             })?;
         let owner = self.config.owner.clone();
         let log_dir = self.config.log_dir.clone();
-        let mut step = self.transaction(|tx| {
-            let mut drive = Drive {
-                tx,
-                run_id,
-                run: &mut run,
-                step: Step::new(),
-                owner: &owner,
-                log_dir: &log_dir,
-            };
-            f(&mut drive)?;
-            drive.advance()?;
-            Ok(drive.step)
-        })?;
+        let mut step = self
+            .transaction(|tx| {
+                let mut drive = Drive {
+                    tx,
+                    run_id,
+                    run: &mut run,
+                    step: Step::new(),
+                    owner: &owner,
+                    log_dir: &log_dir,
+                };
+                f(&mut drive)?;
+                drive.advance()?;
+                Ok(drive.step)
+            })
+            .inspect_err(|_| {
+                self.unsure.insert(run_id.into());
+            })?;
         step.graph_id = run.graph_id;
         if tracing::enabled!(target: ENGINE, tracing::Level::DEBUG) {
             let tasks: Vec<&str> = step.tasks.iter().map(|t| t.node_id.as_str()).collect();

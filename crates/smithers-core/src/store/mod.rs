@@ -153,10 +153,22 @@ pub(crate) trait LeaseRenewer: Send {
 }
 
 pub(crate) trait Transactions: Send {
-    /// Starts a write transaction (taking the write lock at once).
+    /// Starts a write transaction (SQLite: taking the file's write lock at once; PostgreSQL:
+    /// locking each run's row as the transaction first touches it).
     fn begin(&self) -> Result<()>;
     fn commit(&self) -> Result<()>;
     fn rollback(&self);
+    /// The feed id of the first event the last committed transaction inserted, when the store
+    /// gives feed ids at commit (PostgreSQL) rather than as events are inserted: that
+    /// transaction's events have the ids that follow, in the order they were inserted.
+    fn committed_feed_base(&self) -> Option<i64> {
+        None
+    }
+    /// Makes the open write transaction the schema's only writer of shared state (PostgreSQL:
+    /// its advisory lock; SQLite's write transactions are that already).
+    fn lock_all(&self) -> Result<()> {
+        Ok(())
+    }
     /// Changes whenever another connection commits: a cheap way to notice decisions made by
     /// other processes.
     fn change_counter(&self) -> Result<i64>;
@@ -182,6 +194,11 @@ pub(crate) struct RunRow {
 pub(crate) trait RunRows {
     fn run_exists(&self, run_id: &str) -> Result<bool>;
     fn run(&self, run_id: &str) -> Result<Option<RunRow>>;
+    /// Inside a write transaction, locks the run's row unless another transaction holds it
+    /// now (PostgreSQL's `SKIP LOCKED`): false then. SQLite has one writer: always true.
+    fn try_lock_run(&self, _run_id: &str) -> Result<bool> {
+        Ok(true)
+    }
     fn insert_run(&self, run: &RunInsert, now: i64) -> Result<()>;
     fn set_run_workflow(&self, run_id: &str, name: &str, path: Option<&str>) -> Result<()>;
     /// The name a render gives the workflow (when it changed).

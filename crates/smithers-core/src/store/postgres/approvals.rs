@@ -35,6 +35,7 @@ fn approval_row(r: &Row) -> Result<ApprovalRow> {
 
 impl ApprovalRows for PgStore {
     fn approval(&self, key: &NodeKey) -> Result<Option<ApprovalRow>> {
+        self.lock_run(&key.run)?;
         // In a write transaction the row is locked: a decision reads it, then writes it.
         let lock = if self.in_tx.get() { " FOR UPDATE" } else { "" };
         self.one(
@@ -52,6 +53,7 @@ impl ApprovalRows for PgStore {
         node_id: &str,
         iteration: Option<i64>,
     ) -> Result<Option<ApprovalRow>> {
+        self.lock_run(run_id)?;
         self.one(
             &format!(
                 "SELECT {COLS} FROM _smithers_approvals WHERE run_id = $1 AND node_id = $2 \
@@ -64,6 +66,7 @@ impl ApprovalRows for PgStore {
     }
 
     fn open_requests(&self, run_id: &str, iteration: Option<i64>) -> Result<Vec<ApprovalRow>> {
+        self.lock_run(run_id)?;
         self.all(
             &format!(
                 "SELECT {COLS} FROM _smithers_approvals WHERE run_id = $1 AND status = 'requested' \
@@ -80,6 +83,7 @@ impl ApprovalRows for PgStore {
         node_id: &str,
         iteration: Option<i64>,
     ) -> Result<Option<NodeState>> {
+        self.lock_run(run_id)?;
         self.one(
             "SELECT state FROM _smithers_nodes WHERE run_id = $1 AND node_id = $2 \
              AND ($3::bigint IS NULL OR iteration = $3::bigint) ORDER BY iteration DESC LIMIT 1",
@@ -95,6 +99,7 @@ impl ApprovalRows for PgStore {
         status: ApprovalStatus,
         now: i64,
     ) -> Result<()> {
+        self.lock_run(&key.run)?;
         if request.kind == "review" {
             // A step sent back comes here again: its row moves to the next round.
             self.exec(
@@ -135,6 +140,7 @@ impl ApprovalRows for PgStore {
     }
 
     fn decide(&self, key: &NodeKey, d: &DecisionRow, now: i64) -> Result<()> {
+        self.lock_run(&key.run)?;
         self.exec(
             "UPDATE _smithers_approvals SET status = $4::text, decided_at_ms = $5, note = $6, decided_by = $7, decision_json = $8, \
                inputs_json = CASE WHEN $4::text = 'approved' THEN $9::text ELSE inputs_json END, \
@@ -166,6 +172,7 @@ impl ApprovalRows for PgStore {
         note: Option<&str>,
         now: i64,
     ) -> Result<()> {
+        self.lock_run(&key.run)?;
         self.exec(
             "UPDATE _smithers_approvals SET status = 'cancelled', decided_at_ms = $4, decided_by = $5, note = $6 \
              WHERE run_id = $1 AND node_id = $2 AND iteration = $3",
@@ -175,6 +182,7 @@ impl ApprovalRows for PgStore {
     }
 
     fn withdraw_requests(&self, run_id: &str) -> Result<()> {
+        self.lock_run(run_id)?;
         self.exec(
             "UPDATE _smithers_approvals SET status = 'cancelled' WHERE run_id = $1 AND status = 'requested'",
             &[&run_id],
@@ -183,6 +191,7 @@ impl ApprovalRows for PgStore {
     }
 
     fn forget_gate(&self, key: &NodeKey) -> Result<()> {
+        self.lock_run(&key.run)?;
         self.exec(
             "DELETE FROM _smithers_approvals WHERE run_id = $1 AND node_id = $2 AND iteration = $3 AND kind = 'gate'",
             &[&key.run, &key.node, &key.iteration],
@@ -191,6 +200,7 @@ impl ApprovalRows for PgStore {
     }
 
     fn reopen_review(&self, key: &NodeKey) -> Result<()> {
+        self.lock_run(&key.run)?;
         // A decided review keeps its round in the history and opens the next one.
         self.exec(
             "UPDATE _smithers_approvals SET round = round + CASE WHEN status <> 'requested' THEN 1 ELSE 0 END, \
@@ -202,6 +212,7 @@ impl ApprovalRows for PgStore {
     }
 
     fn set_request_json(&self, key: &NodeKey, request_json: &str) -> Result<bool> {
+        self.lock_run(&key.run)?;
         Ok(self.exec(
             "UPDATE _smithers_approvals SET request_json = $4 \
              WHERE run_id = $1 AND node_id = $2 AND iteration = $3 AND status = 'requested'",
@@ -210,6 +221,7 @@ impl ApprovalRows for PgStore {
     }
 
     fn append_history(&self, key: &NodeKey, h: &HistoryRow, now: i64) -> Result<()> {
+        self.lock_run(&key.run)?;
         self.exec(
             "INSERT INTO _smithers_approval_history (run_id, node_id, iteration, round, status, requested_at_ms, \
                decided_at_ms, decided_by, note, inputs_json, output_json, stdout_path) \
@@ -237,6 +249,7 @@ impl ApprovalRows for PgStore {
     }
 
     fn review_history(&self, key: &NodeKey) -> Result<Vec<Value>> {
+        self.lock_run(&key.run)?;
         self.all(
             "SELECT round, status, requested_at_ms, decided_at_ms, decided_by, note, inputs_json, output_json, stdout_path \
              FROM _smithers_approval_history WHERE run_id = $1 AND node_id = $2 AND iteration = $3 ORDER BY round",
@@ -258,6 +271,7 @@ impl ApprovalRows for PgStore {
     }
 
     fn decided(&self, run_id: &str) -> Result<Vec<DecidedRow>> {
+        self.lock_run(run_id)?;
         self.all(
             "SELECT a.node_id, a.iteration, n.state, a.status, a.output_table, n.error_json, a.request_json \
              FROM _smithers_approvals a JOIN _smithers_nodes n \
@@ -279,6 +293,7 @@ impl ApprovalRows for PgStore {
     }
 
     fn input_rows(&self, run_id: &str) -> Result<Vec<InputRow>> {
+        self.lock_run(run_id)?;
         self.all(
             "SELECT node_id, iteration, status, round, inputs_json, pushback_json, request_json FROM _smithers_approvals \
              WHERE run_id = $1 AND (inputs_json IS NOT NULL OR pushback_json IS NOT NULL) \

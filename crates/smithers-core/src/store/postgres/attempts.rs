@@ -10,6 +10,7 @@ const REPLACE: &str = "DELETE FROM _smithers_attempts WHERE run_id = $1 AND node
 
 impl AttemptRows for PgStore {
     fn open_attempt(&self, key: &NodeKey, attempt: i64, owner: &str, now: i64) -> Result<()> {
+        self.lock_run(&key.run)?;
         self.exec(REPLACE, &[&key.run, &key.node, &key.iteration, &attempt])?;
         self.exec(
             "INSERT INTO _smithers_attempts (run_id, node_id, iteration, attempt, state, started_at_ms, owner) \
@@ -28,6 +29,7 @@ impl AttemptRows for PgStore {
         only_running: bool,
         now: i64,
     ) -> Result<()> {
+        self.lock_run(&key.run)?;
         self.exec(
             "UPDATE _smithers_attempts SET state = $5, finished_at_ms = $6, error_json = COALESCE($7, error_json) \
              WHERE run_id = $1 AND node_id = $2 AND iteration = $3 AND attempt = $4 AND (NOT $8::boolean OR state = 'running')",
@@ -52,6 +54,7 @@ impl AttemptRows for PgStore {
         error_json: &str,
         now: i64,
     ) -> Result<()> {
+        self.lock_run(&key.run)?;
         self.exec(REPLACE, &[&key.run, &key.node, &key.iteration, &attempt])?;
         self.exec(
             "INSERT INTO _smithers_attempts (run_id, node_id, iteration, attempt, state, started_at_ms, finished_at_ms, error_json) \
@@ -68,6 +71,7 @@ impl AttemptRows for PgStore {
         stdout: &str,
         stderr: &str,
     ) -> Result<()> {
+        self.lock_run(&key.run)?;
         self.exec(
             "UPDATE _smithers_attempts SET stdout_path = $5, stderr_path = $6 \
              WHERE run_id = $1 AND node_id = $2 AND iteration = $3 AND attempt = $4",
@@ -84,6 +88,7 @@ impl AttemptRows for PgStore {
     }
 
     fn set_attempt_exit(&self, key: &NodeKey, attempt: i64, exit_code: Option<i32>) -> Result<()> {
+        self.lock_run(&key.run)?;
         self.exec(
             "UPDATE _smithers_attempts SET exit_code = $5 \
              WHERE run_id = $1 AND node_id = $2 AND iteration = $3 AND attempt = $4",
@@ -99,6 +104,7 @@ impl AttemptRows for PgStore {
     }
 
     fn set_attempt_agent(&self, key: &NodeKey, attempt: i64, record: &AgentRecord) -> Result<()> {
+        self.lock_run(&key.run)?;
         self.exec(
             "UPDATE _smithers_attempts SET prompt = $5, response_text = $6, usage_json = $7, agent_json = $8, \
              stdout_path = COALESCE($9, stdout_path), stderr_path = COALESCE($10, stderr_path) \
@@ -120,6 +126,7 @@ impl AttemptRows for PgStore {
     }
 
     fn cancel_attempts(&self, run_id: &str, now: i64) -> Result<()> {
+        self.lock_run(run_id)?;
         self.exec(
             "UPDATE _smithers_attempts SET state = 'cancelled', finished_at_ms = $2 WHERE run_id = $1 AND state = 'running'",
             &[&run_id, &now],
@@ -128,6 +135,7 @@ impl AttemptRows for PgStore {
     }
 
     fn failed_attempts(&self, key: &NodeKey) -> Result<i64> {
+        self.lock_run(&key.run)?;
         Ok(self
             .one(
                 "SELECT COUNT(*) FROM _smithers_attempts \
@@ -139,6 +147,7 @@ impl AttemptRows for PgStore {
     }
 
     fn attempt_stdout(&self, key: &NodeKey, attempt: i64) -> Result<Option<String>> {
+        self.lock_run(&key.run)?;
         Ok(self
             .one(
                 "SELECT stdout_path FROM _smithers_attempts WHERE run_id = $1 AND node_id = $2 AND iteration = $3 AND attempt = $4",
@@ -149,6 +158,7 @@ impl AttemptRows for PgStore {
     }
 
     fn previous_stdout(&self, key: &NodeKey, attempt: i64) -> Result<Option<String>> {
+        self.lock_run(&key.run)?;
         self.one(
             "SELECT stdout_path FROM _smithers_attempts WHERE run_id = $1 AND node_id = $2 AND iteration = $3 \
              AND attempt < $4 AND state = 'finished' AND stdout_path IS NOT NULL ORDER BY attempt DESC LIMIT 1",

@@ -44,6 +44,7 @@ fn parse_head(text: &str) -> Option<(i64, String)> {
 
 impl AuditRows for PgStore {
     fn audit_tail(&self) -> Result<Option<(i64, String)>> {
+        self.lock_schema()?;
         if let Some(head) = self.audit_head()? {
             return Ok(Some(head));
         }
@@ -55,6 +56,7 @@ impl AuditRows for PgStore {
     }
 
     fn insert_audit(&self, e: &AuditEntry) -> Result<()> {
+        self.lock_schema()?;
         self.exec(
             "INSERT INTO _smithers_audit_log (seq, kind, run_id, node_id, iteration, actor, at_ms, data_json, \
              content_hash, prev_hash, entry_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
@@ -99,6 +101,7 @@ impl AuditRows for PgStore {
     }
 
     fn insert_vote(&self, key: &NodeKey, v: &VoteRow) -> Result<bool> {
+        self.lock_run(&key.run)?;
         Ok(self.exec(
             "INSERT INTO _smithers_votes (run_id, node_id, iteration, requested_at_ms, voter, \
              verdict, veto, note, at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
@@ -117,6 +120,7 @@ impl AuditRows for PgStore {
     }
 
     fn votes(&self, key: &NodeKey, requested_at_ms: i64) -> Result<Vec<VoteRow>> {
+        self.lock_run(&key.run)?;
         self.all(
             "SELECT requested_at_ms, voter, verdict, veto, note, at_ms FROM _smithers_votes \
              WHERE run_id = $1 AND node_id = $2 AND iteration = $3 AND requested_at_ms = $4 \

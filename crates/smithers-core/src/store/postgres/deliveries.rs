@@ -40,6 +40,7 @@ fn row(r: &Row, with_body: bool) -> Result<Delivery> {
 
 impl DeliveryRows for PgStore {
     fn insert_deliveries(&self, rows: &[NewDelivery], now: i64) -> Result<usize> {
+        self.lock_schema()?;
         let mut added = 0;
         for d in rows {
             added += self.exec(
@@ -64,6 +65,7 @@ impl DeliveryRows for PgStore {
     }
 
     fn advance_delivery_cursor(&self, cursor: i64) -> Result<()> {
+        self.lock_schema()?;
         self.exec(
             "INSERT INTO _smithers_meta (key, value) VALUES ($1, $2) \
              ON CONFLICT (key) DO UPDATE SET value = excluded.value \

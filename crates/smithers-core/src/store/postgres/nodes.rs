@@ -16,6 +16,7 @@ fn field<T: Clone>(f: &Field<T>) -> (bool, Option<T>) {
 
 impl NodeRows for PgStore {
     fn insert_nodes(&self, run_id: &str, nodes: &[NodeInsert<'_>], now: i64) -> Result<()> {
+        self.lock_run(run_id)?;
         if nodes.is_empty() {
             return Ok(());
         }
@@ -47,6 +48,7 @@ impl NodeRows for PgStore {
     }
 
     fn insert_loops(&self, run_id: &str, loop_ids: &[&str]) -> Result<()> {
+        self.lock_run(run_id)?;
         if loop_ids.is_empty() {
             return Ok(());
         }
@@ -59,6 +61,7 @@ impl NodeRows for PgStore {
     }
 
     fn nodes(&self, run_id: &str) -> Result<Vec<NodeRow>> {
+        self.lock_run(run_id)?;
         self.all(
             "SELECT n.node_id, n.iteration, n.state, n.attempts, n.loop_id, a.status \
              FROM _smithers_nodes n LEFT JOIN _smithers_approvals a \
@@ -79,6 +82,7 @@ impl NodeRows for PgStore {
     }
 
     fn loops(&self, run_id: &str) -> Result<Vec<(String, i64, bool)>> {
+        self.lock_run(run_id)?;
         self.all(
             "SELECT loop_id, iteration, done FROM _smithers_loops WHERE run_id = $1",
             &[&run_id],
@@ -87,6 +91,7 @@ impl NodeRows for PgStore {
     }
 
     fn node(&self, key: &NodeKey) -> Result<Option<NodeDetail>> {
+        self.lock_run(&key.run)?;
         self.one(
             "SELECT state, attempts, output_table, error_json, sub_run_id FROM _smithers_nodes \
              WHERE run_id = $1 AND node_id = $2 AND iteration = $3",
@@ -108,6 +113,7 @@ impl NodeRows for PgStore {
         run_id: &str,
         states: &[NodeState],
     ) -> Result<Vec<(String, i64, NodeState, i64)>> {
+        self.lock_run(run_id)?;
         let names: Vec<&str> = states.iter().map(|s| s.as_str()).collect();
         self.all(
             "SELECT node_id, iteration, state, attempts FROM _smithers_nodes WHERE run_id = $1 \
@@ -124,6 +130,7 @@ impl NodeRows for PgStore {
         change: &NodeChange,
         now: i64,
     ) -> Result<()> {
+        self.lock_run(&key.run)?;
         let (skip_set, skip) = field(&change.skip_reason);
         let (error_set, error) = field(&change.error);
         let (sub_set, sub) = field(&change.sub_run);
@@ -152,6 +159,7 @@ impl NodeRows for PgStore {
     }
 
     fn cancel_open_nodes(&self, run_id: &str, now: i64) -> Result<()> {
+        self.lock_run(run_id)?;
         self.exec(
             "UPDATE _smithers_nodes SET state = 'cancelled', updated_at_ms = $2 WHERE run_id = $1 \
              AND state IN ('pending', 'in-progress', 'waiting-approval')",
@@ -161,6 +169,7 @@ impl NodeRows for PgStore {
     }
 
     fn woken_nodes(&self, run_id: &str) -> Result<Vec<(String, i64, NodeState)>> {
+        self.lock_run(run_id)?;
         self.all(
             "SELECT node_id, iteration, state FROM _smithers_nodes WHERE run_id = $1 \
              AND sub_run_id IS NOT NULL AND state <> 'waiting-approval'",
@@ -170,6 +179,7 @@ impl NodeRows for PgStore {
     }
 
     fn nodes_on_timer_sub_runs(&self, run_id: &str) -> Result<Vec<(String, i64)>> {
+        self.lock_run(run_id)?;
         self.all(
             "SELECT n.node_id, n.iteration FROM _smithers_nodes n JOIN _smithers_runs s ON s.run_id = n.sub_run_id \
              WHERE n.run_id = $1 AND n.sub_run_id IS NOT NULL AND n.state = 'waiting-approval' \
@@ -180,6 +190,7 @@ impl NodeRows for PgStore {
     }
 
     fn rejected_node(&self, run_id: &str) -> Result<Option<String>> {
+        self.lock_run(run_id)?;
         self.one(
             "SELECT node_id FROM _smithers_nodes WHERE run_id = $1 AND state = 'rejected' LIMIT 1",
             &[&run_id],
@@ -188,6 +199,7 @@ impl NodeRows for PgStore {
     }
 
     fn has_node(&self, run_id: &str, node_id: &str) -> Result<bool> {
+        self.lock_run(run_id)?;
         Ok(self
             .row(
                 "SELECT 1 FROM _smithers_nodes WHERE run_id = $1 AND node_id = $2 LIMIT 1",
@@ -197,6 +209,7 @@ impl NodeRows for PgStore {
     }
 
     fn set_loop(&self, run_id: &str, loop_id: &str, iteration: i64, done: bool) -> Result<()> {
+        self.lock_run(run_id)?;
         self.exec(
             "UPDATE _smithers_loops SET iteration = $3, done = $4 WHERE run_id = $1 AND loop_id = $2",
             &[&run_id, &loop_id, &iteration, &done],

@@ -197,6 +197,7 @@ impl PgStore {
 
 impl OutputRows for PgStore {
     fn ensure_table(&self, t: &OutputTable) -> Result<()> {
+        self.lock_schema()?;
         let existing = self.columns(&t.table)?;
         let table = quote(&t.table);
         if existing.is_empty() {
@@ -257,6 +258,7 @@ impl OutputRows for PgStore {
     }
 
     fn write_output(&self, t: &OutputTable, key: &NodeKey, value: &Value) -> Result<()> {
+        self.lock_run(&key.run)?;
         let sql = self.sql(t);
         let statement = self.statement(&sql.insert)?;
         let types = statement.params();
@@ -281,6 +283,7 @@ impl OutputRows for PgStore {
     }
 
     fn read_output(&self, t: &OutputTable, key: &NodeKey) -> Result<Option<Value>> {
+        self.lock_run(&key.run)?;
         if !self.table_exists(&t.table)? {
             return Ok(None);
         }
@@ -293,6 +296,7 @@ impl OutputRows for PgStore {
     }
 
     fn read_outputs(&self, t: &OutputTable, run_id: &str) -> Result<Vec<(String, i64, Value)>> {
+        self.lock_run(run_id)?;
         if !self.table_exists(&t.table)? {
             return Ok(Vec::new());
         }
@@ -303,6 +307,7 @@ impl OutputRows for PgStore {
     }
 
     fn delete_output(&self, t: &OutputTable, key: &NodeKey) -> Result<()> {
+        self.lock_run(&key.run)?;
         if !self.table_exists(&t.table)? {
             return Ok(());
         }
@@ -312,6 +317,7 @@ impl OutputRows for PgStore {
     }
 
     fn run_has_rows(&self, table: &str, run_id: &str) -> Result<bool> {
+        self.lock_run(run_id)?;
         if !self.table_exists(table)? {
             return Ok(false);
         }
@@ -328,6 +334,7 @@ impl OutputRows for PgStore {
     }
 
     fn bound_version(&self, run_id: &str, key: &str) -> Result<Option<i64>> {
+        self.lock_run(run_id)?;
         self.one(
             "SELECT version FROM _smithers_run_schemas WHERE run_id = $1 AND table_key = $2",
             &[&run_id, &key],
@@ -344,6 +351,7 @@ impl OutputRows for PgStore {
     }
 
     fn version_of_schema(&self, key: &str, schema_json: &str) -> Result<Option<i64>> {
+        self.lock_schema()?;
         self.one(
             "SELECT version FROM _smithers_schema_versions WHERE table_key = $1 AND schema_json = $2",
             &[&key, &schema_json],
@@ -352,6 +360,7 @@ impl OutputRows for PgStore {
     }
 
     fn max_version(&self, key: &str) -> Result<i64> {
+        self.lock_schema()?;
         Ok(self
             .one(
                 "SELECT COALESCE(MAX(version), 0) FROM _smithers_schema_versions WHERE table_key = $1",
@@ -362,6 +371,7 @@ impl OutputRows for PgStore {
     }
 
     fn other_key_of_table(&self, table: &str, key: &str) -> Result<Option<String>> {
+        self.lock_schema()?;
         self.one(
             "SELECT table_key FROM _smithers_schema_versions WHERE table_name = $1 AND table_key <> $2 LIMIT 1",
             &[&table, &key],
@@ -376,6 +386,7 @@ impl OutputRows for PgStore {
         schema_json: &str,
         now: i64,
     ) -> Result<()> {
+        self.lock_schema()?;
         self.exec(
             "INSERT INTO _smithers_schema_versions (table_key, version, table_name, schema_json, created_at_ms) \
              VALUES ($1, $2, $3, $4, $5)",
@@ -392,6 +403,7 @@ impl OutputRows for PgStore {
     }
 
     fn bind_schema(&self, run_id: &str, key: &str, version: i64) -> Result<()> {
+        self.lock_run(run_id)?;
         self.exec(
             "INSERT INTO _smithers_run_schemas (run_id, table_key, version) VALUES ($1, $2, $3) \
              ON CONFLICT (run_id, table_key) DO UPDATE SET version = excluded.version",
@@ -401,6 +413,7 @@ impl OutputRows for PgStore {
     }
 
     fn schema_bindings(&self, run_id: &str) -> Result<HashMap<String, i64>> {
+        self.lock_run(run_id)?;
         Ok(self
             .all(
                 "SELECT table_key, version FROM _smithers_run_schemas WHERE run_id = $1",

@@ -7,22 +7,23 @@ use crate::machines::{ApprovalStatus, RunChange, RunInsert, RunStatus};
 use crate::store::{RunRow, RunRows};
 
 impl RunRows for PgStore {
+    fn try_lock_run(&self, run_id: &str) -> Result<bool> {
+        PgStore::try_lock_run(self, run_id)
+    }
+
     fn run_exists(&self, run_id: &str) -> Result<bool> {
+        self.lock_run(run_id)?;
         Ok(self
             .row("SELECT 1 FROM _smithers_runs WHERE run_id = $1", &[&run_id])?
             .is_some())
     }
 
     fn run(&self, run_id: &str) -> Result<Option<RunRow>> {
-        // Inside a write transaction the row is locked until it ends: claims, decisions and
-        // fencing read it here.
-        let sql = if self.in_tx.get() {
-            "SELECT status, owner, lease_expires_at_ms, workflow_name, workflow_path, input_json, error_json, started_by \
-             FROM _smithers_runs WHERE run_id = $1 FOR UPDATE"
-        } else {
-            "SELECT status, owner, lease_expires_at_ms, workflow_name, workflow_path, input_json, error_json, started_by \
-             FROM _smithers_runs WHERE run_id = $1"
-        };
+        self.lock_run(run_id)?;
+        // Inside a write transaction the row is locked until it ends (`lock_run`, above):
+        // claims, decisions and fencing read it here.
+        let sql = "SELECT status, owner, lease_expires_at_ms, workflow_name, workflow_path, input_json, error_json, started_by \
+             FROM _smithers_runs WHERE run_id = $1";
         self.one(sql, &[&run_id], |r| {
             Ok(RunRow {
                 status: typed(col(r, 0)?)?,
@@ -62,6 +63,7 @@ impl RunRows for PgStore {
     }
 
     fn set_run_workflow(&self, run_id: &str, name: &str, path: Option<&str>) -> Result<()> {
+        self.lock_run(run_id)?;
         self.exec(
             "UPDATE _smithers_runs SET workflow_path = $2, workflow_name = $3 WHERE run_id = $1",
             &[&run_id, &path, &name],
@@ -70,6 +72,7 @@ impl RunRows for PgStore {
     }
 
     fn set_workflow_name(&self, run_id: &str, name: &str) -> Result<()> {
+        self.lock_run(run_id)?;
         self.exec(
             "UPDATE _smithers_runs SET workflow_name = $2 WHERE run_id = $1 AND workflow_name <> $2",
             &[&run_id, &name],
@@ -78,6 +81,7 @@ impl RunRows for PgStore {
     }
 
     fn set_run(&self, run_id: &str, status: RunStatus, change: &RunChange, now: i64) -> Result<()> {
+        self.lock_run(run_id)?;
         let status = status.as_str();
         match change {
             RunChange::Status => self.exec(
@@ -106,6 +110,7 @@ impl RunRows for PgStore {
     }
 
     fn release_run(&self, run_id: &str, owner: &str) -> Result<()> {
+        self.lock_run(run_id)?;
         self.exec(
             "UPDATE _smithers_runs SET owner = NULL, lease_expires_at_ms = NULL WHERE run_id = $1 AND owner = $2",
             &[&run_id, &owner],
@@ -114,6 +119,7 @@ impl RunRows for PgStore {
     }
 
     fn mark_unresumable(&self, run_id: &str, error: &RunError, now: i64) -> Result<()> {
+        self.lock_run(run_id)?;
         self.exec(
             "UPDATE _smithers_runs SET resume_error_json = $2, resume_error_at_ms = GREATEST($3, updated_at_ms) WHERE run_id = $1",
             &[&run_id, &serde_json::to_string(error)?, &now],
@@ -158,6 +164,7 @@ impl RunRows for PgStore {
         except_by: &str,
         limit: u32,
     ) -> Result<Vec<ApprovalStatus>> {
+        self.lock_run(run_id)?;
         self.all(
             "SELECT a.status FROM _smithers_approvals a \
              JOIN _smithers_runs r ON r.run_id = a.run_id \

@@ -340,7 +340,14 @@ impl Target {
     /// A connection whose `search_path` is the schema.
     pub(crate) fn connect(&self) -> Result<Client> {
         let mut client = self.config.connect(NoTls)?;
-        client.batch_execute(&format!("SET search_path TO {}", quote(&self.schema)))?;
+        // A transaction of the engine never waits for anything but the database (no JS runs
+        // inside one), so a session idle in a transaction for a minute belongs to a process
+        // that froze or was cut off mid-transaction: the server ends it and its row locks
+        // go with it, and the runs it held can be adopted once their leases expire.
+        client.batch_execute(&format!(
+            "SET search_path TO {}; SET idle_in_transaction_session_timeout = '60s'",
+            quote(&self.schema)
+        ))?;
         Ok(client)
     }
 }

@@ -35,6 +35,7 @@ fn row(r: &Row) -> Result<TimerRow> {
 
 impl TimerRows for PgStore {
     fn schedule_timer(&self, timer: &NewTimer, now: i64) -> Result<i64> {
+        self.lock_run(&timer.key.run)?;
         let k = &timer.key;
         self.exec(
             "INSERT INTO _smithers_timers (run_id, node_id, iteration, kind, round, \
@@ -107,6 +108,7 @@ impl TimerRows for PgStore {
         by: &str,
         now: i64,
     ) -> Result<bool> {
+        self.lock_run(&key.run)?;
         Ok(self.exec(
             "UPDATE _smithers_timers SET status = 'fired', fired_at_ms = $6, fired_by = $7 \
              WHERE run_id = $1 AND node_id = $2 AND iteration = $3 AND kind = $4 AND round = $5 \
@@ -130,6 +132,7 @@ impl TimerRows for PgStore {
         round: i64,
         outcome: &str,
     ) -> Result<()> {
+        self.lock_run(&key.run)?;
         self.exec(
             "UPDATE _smithers_timers SET outcome = $6 WHERE run_id = $1 AND node_id = $2 \
              AND iteration = $3 AND kind = $4 AND round = $5",
@@ -146,6 +149,7 @@ impl TimerRows for PgStore {
     }
 
     fn run_timers(&self, run_id: &str) -> Result<Vec<TimerRow>> {
+        self.lock_run(run_id)?;
         self.all(
             &format!(
                 "SELECT {COLS} FROM _smithers_timers WHERE run_id = $1 ORDER BY due_at_ms, node_id"
@@ -156,6 +160,7 @@ impl TimerRows for PgStore {
     }
 
     fn timer_nodes(&self, run_id: &str, fired: bool) -> Result<Vec<(String, i64)>> {
+        self.lock_run(run_id)?;
         let sql = if fired {
             "SELECT node_id, iteration FROM _smithers_timers WHERE run_id = $1 AND kind = 'timer' \
              AND status = 'fired' AND outcome = 'finished'"
