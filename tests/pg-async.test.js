@@ -15,6 +15,11 @@ import { join } from "node:path";
 import { pgServer } from "./helpers/postgres.js";
 import { SmithersEngine, approvalDecisionSchema, createSmithers } from "../npm/smithers-rs/src/index.js";
 import { NativeEngine } from "../npm/smithers-rs/src/native.js";
+import { loadServeConfig } from "../npm/smithers-rs/src/serve/config.js";
+import { startServer } from "../npm/smithers-rs/src/serve/server.js";
+import { newWebhookSecret } from "../npm/smithers-rs/src/serve/webhooks.js";
+import { createServer } from "node:http";
+import { writeFileSync } from "node:fs";
 import { jsx } from "../npm/smithers-rs/src/jsx-runtime.js";
 // Loaded now: the engine loads them on its first run, and compiling them is not the network.
 import "../npm/smithers-rs/src/driver.js";
@@ -188,6 +193,62 @@ describe("PostgreSQL: the JS thread does not wait on the network", () => {
     } finally {
       meter.stop();
       engine.close();
+    }
+  });
+
+  test("smithers serve over a slow network: a webhook goes out, every kind of route answers, the event loop keeps turning", async (t) => {
+    const database = prepared("serve");
+    const received = [];
+    const hook = createServer((req, res) => {
+      const chunks = [];
+      req.on("data", (c) => chunks.push(c));
+      req.on("end", () => {
+        received.push(JSON.parse(Buffer.concat(chunks).toString("utf8")));
+        res.writeHead(204).end();
+      });
+    });
+    await new Promise((r) => hook.listen(0, "127.0.0.1", r));
+    t.after(() => new Promise((r) => hook.close(r)));
+    const token = "pg-async-serve-token-0123456789";
+    const configPath = join(dir, "serve.json");
+    writeFileSync(
+      configPath,
+      JSON.stringify({
+        tokens: [{ user: "alice", token, scopes: ["admin"] }],
+        webhooks: [{ name: "ops", url: `http://127.0.0.1:${hook.address().port}/hook`, events: ["gate.waiting"], secret: newWebhookSecret() }],
+      }),
+    );
+    const server = await startServer({ dbPath: database, config: loadServeConfig({ configPath }), port: 0, pollMs: 20, webhookPollMs: 50 });
+    // The run is started on a direct connection: only serve talks through the slow proxy.
+    const engine = new SmithersEngine({ database: withSchema(pgServer(), new URL(database).searchParams.get("schema")) });
+    const meter = lagMeter();
+    try {
+      meter.reset();
+      const { runId, done } = await engine.start(workflow, { runId: "served-1" });
+      assert.equal((await done).status, "waiting-approval");
+      // Serve's webhook dispatcher reads the feed, the run, enqueues, claims and settles.
+      while (!received.some((m) => m.type === "gate.waiting" && m.data.run.runId === runId)) await new Promise((r) => setTimeout(r, 20));
+      const get = async (path) => {
+        const res = await fetch(`${server.url}${path}`, { headers: { authorization: `Bearer ${token}` } });
+        assert.equal(res.status, 200, `${path}: ${res.status} ${await res.clone().text()}`);
+        return path === "metrics" ? res.text() : res.json();
+      };
+      assert.equal((await get(`v1/runs/${runId}`)).run.status, "waiting-approval");
+      assert.equal((await get(`v1/approvals?runId=${runId}`)).approvals[0].nodeId, "gate");
+      assert.deepEqual((await get(`v1/runs/${runId}/logs`)).logs, []);
+      assert.ok((await get("v1/deliveries")).deliveries.some((d) => d.runId === runId && d.status === "delivered"));
+      assert.match(await get("metrics"), /smithers_/);
+      const cancelled = await fetch(`${server.url}v1/runs/${runId}/cancel`, { method: "POST", headers: { authorization: `Bearer ${token}` } });
+      assert.equal(cancelled.status, 200, await cancelled.text());
+      assert.equal((await engine.getRunAsync(runId)).status, "cancelled");
+      const { max, ticks, stalls, stalledMs, elapsedMs } = meter.stop();
+      t.diagnostic(`serve: max event-loop lag ${max.toFixed(1)} ms; ${stalls} stall(s) ≥ ${2 * DELAY_MS} ms, ${stalledMs.toFixed(0)} of ${elapsedMs.toFixed(0)} ms; ${ticks} ticks`);
+      assert.ok(ticks > 20, `the interval should have fired throughout (${ticks} ticks in ${elapsedMs.toFixed(0)} ms)`);
+      assert.ok(stalledMs < elapsedMs / 10, `the event loop was stalled for round trips ${stalledMs.toFixed(0)} of ${elapsedMs.toFixed(0)} ms (${stalls} stalls, max ${max.toFixed(1)} ms)`);
+    } finally {
+      meter.stop();
+      engine.close();
+      await server.close({ graceMs: 1000 });
     }
   });
 

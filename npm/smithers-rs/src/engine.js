@@ -29,6 +29,17 @@ const loadRuntime = () =>
     }),
   ));
 
+/** The last `maxBytes` of a log file, as text; "" for none or one that cannot be read. */
+function readTail(path, maxBytes) {
+  if (!path) return "";
+  try {
+    const buf = readFileSync(path);
+    return buf.subarray(Math.max(0, buf.length - maxBytes)).toString("utf8");
+  } catch {
+    return "";
+  }
+}
+
 /**
  * The workflow file a new run records (another process loads it to drive the run): the path
  * given, else `workflowPath` beside an object, else none.
@@ -405,18 +416,16 @@ export class SmithersEngine {
    */
   logs(runId, filter = {}) {
     const { maxBytes = 1024 * 1024, ...where } = filter;
-    const read = (path) => {
-      if (!path) return "";
-      try {
-        const buf = readFileSync(path);
-        return buf.subarray(Math.max(0, buf.length - maxBytes)).toString("utf8");
-      } catch {
-        return "";
-      }
-    };
     return this.native
       .attemptLogs(runId, where)
-      .map((a) => ({ ...a, stdout: read(a.stdoutPath), stderr: read(a.stderrPath) }));
+      .map((a) => ({ ...a, stdout: readTail(a.stdoutPath, maxBytes), stderr: readTail(a.stderrPath, maxBytes) }));
+  }
+
+  /** `logs`, its attempts read without waiting on this thread (PostgreSQL). */
+  async logsAsync(runId, filter = {}) {
+    const { maxBytes = 1024 * 1024, ...where } = filter;
+    const attempts = await this.native.attemptLogsAsync(runId, where);
+    return attempts.map((a) => ({ ...a, stdout: readTail(a.stdoutPath, maxBytes), stderr: readTail(a.stderrPath, maxBytes) }));
   }
 
   async #decide(kind, runId, options) {
@@ -764,6 +773,34 @@ export class SmithersEngine {
 
   cancel(runId) {
     const status = this.native.cancelRun(runId);
+    this.dispatch();
+    return { runId, status };
+  }
+
+  // The getters' twins that do not wait on this thread: on PostgreSQL the read runs on the
+  // engine's own thread (ARCHITECTURE.md, "The binding on PostgreSQL"); on SQLite they are
+  // the synchronous getters. `smithers serve` reads through them.
+
+  /** @param {{ status?: string, workflowName?: string, limit?: number }} [filter] */
+  async listRunsAsync(filter = {}) {
+    return this.native.listRunsAsync(filter);
+  }
+
+  async getRunAsync(runId) {
+    return this.native.runSummaryAsync(runId);
+  }
+
+  async inspectAsync(runId) {
+    return this.native.inspectAsync(runId);
+  }
+
+  /** @param {Parameters<SmithersEngine["pendingApprovals"]>[0]} [filter] */
+  async pendingApprovalsAsync(filter = {}) {
+    return this.native.pendingApprovalsAsync(filter);
+  }
+
+  async cancelAsync(runId) {
+    const status = await this.native.cancelRunAsync(runId);
     this.dispatch();
     return { runId, status };
   }

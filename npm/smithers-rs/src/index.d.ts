@@ -1129,6 +1129,17 @@ export declare class SmithersEngine {
   events(runId: string, options?: { afterSeq?: number; limit?: number }): EngineEvent[];
   cancel(runId: string): { runId: string; status: RunStatus };
   /**
+   * The getters' twins that never wait on the calling thread: on PostgreSQL the read runs on
+   * the engine's own thread (a service keeps serving meanwhile); on SQLite they answer as the
+   * synchronous getters do. `smithers serve` reads through them.
+   */
+  listRunsAsync(filter?: { status?: RunStatus; workflowName?: string; limit?: number; resumeFailed?: boolean }): Promise<RunSummary[]>;
+  getRunAsync(runId: string): Promise<RunSummary>;
+  inspectAsync(runId: string): Promise<RunInspection>;
+  pendingApprovalsAsync(filter?: Parameters<SmithersEngine["pendingApprovals"]>[0]): Promise<PendingApproval[]>;
+  cancelAsync(runId: string): Promise<{ runId: string; status: RunStatus }>;
+  logsAsync(runId: string, filter?: { nodeId?: string; iteration?: number; attempt?: number; maxBytes?: number }): Promise<AttemptLog[]>;
+  /**
    * Fires the durable timers due now (each once, whoever races for it); runs a fire woke and
    * nobody drives are resumed here unless `resume: false`.
    */

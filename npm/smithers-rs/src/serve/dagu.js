@@ -58,10 +58,10 @@ export function daguRoutes({ readBody, HttpError }) {
   const fail = (code, message, details) => new HttpError(code, message, details);
 
   /** The run `{name}/{dagRunId}` names (and the sub-run under it), or a 404. */
-  function locate(c, name, dagRunId, subRunId) {
+  async function locate(c, name, dagRunId, subRunId) {
     let run;
     try {
-      run = dagRunId === "latest" ? c.engine.listRuns({ workflowName: name, limit: 1 })[0] : c.engine.getRun(dagRunId);
+      run = dagRunId === "latest" ? (await c.engine.listRunsAsync({ workflowName: name, limit: 1 }))[0] : await c.engine.getRunAsync(dagRunId);
     } catch (e) {
       if (e?.code !== "RUN_NOT_FOUND") throw e;
     }
@@ -69,20 +69,20 @@ export function daguRoutes({ readBody, HttpError }) {
     if (subRunId === undefined) return run;
     let sub;
     try {
-      sub = c.engine.getRun(subRunId);
+      sub = await c.engine.getRunAsync(subRunId);
     } catch (e) {
       if (e?.code !== "RUN_NOT_FOUND") throw e;
     }
     // A sub-run of a sub-run counts: walk up to the root named in the path.
     for (let r = sub, depth = 0; r && depth < 32; depth++) {
       if (r.parentRunId === run.runId) return sub;
-      r = r.parentRunId ? c.engine.getRun(r.parentRunId) : null;
+      r = r.parentRunId ? await c.engine.getRunAsync(r.parentRunId) : null;
     }
     throw fail("RUN_NOT_FOUND", `sub dag-run ${subRunId} not found under dag-run ${run.runId} of DAG ${name}`, { runId: subRunId });
   }
 
   async function decide(c, [name, dagRunId, subRunId, stepName, action]) {
-    const run = locate(c, name, dagRunId, subRunId);
+    const run = await locate(c, name, dagRunId, subRunId);
     const body = await readBody(c.req, action === "reject" ? ["reason"] : ["inputs"]);
     if (body.inputs !== undefined && body.inputs !== null) {
       const ok = typeof body.inputs === "object" && !Array.isArray(body.inputs) && Object.values(body.inputs).every((v) => typeof v === "string");
@@ -114,7 +114,8 @@ export function daguRoutes({ readBody, HttpError }) {
     const body = await readBody(c.req, ["params", "dagRunId", "singleton"]);
     if (body.singleton !== undefined && typeof body.singleton !== "boolean") throw fail("INVALID_REQUEST", "singleton must be true or false");
     if (body.singleton) {
-      const busy = ["running", "waiting-approval"].flatMap((status) => c.engine.listRuns({ workflowName: name, status, limit: 1 }));
+      const busy = [];
+      for (const status of ["running", "waiting-approval"]) busy.push(...(await c.engine.listRunsAsync({ workflowName: name, status, limit: 1 })));
       if (busy.length) throw fail("ALREADY_RUNNING", `DAG ${name} is already running (run ${busy[0].runId})`, { runId: busy[0].runId });
     }
     const { runId } = await startAllowed(c, { name, input: params(body.params), runId: body.dagRunId, startedBy: c.auth.user });
@@ -141,9 +142,9 @@ export function daguRoutes({ readBody, HttpError }) {
     return out;
   }
 
-  function details(c, [name, dagRunId, subRunId]) {
-    const run = locate(c, name, dagRunId, subRunId);
-    return { dagRunDetails: runDetails(c.engine, run) };
+  async function details(c, [name, dagRunId, subRunId]) {
+    const run = await locate(c, name, dagRunId, subRunId);
+    return { dagRunDetails: await runDetails(c.engine, run) };
   }
 
   const health = () => ({ status: "healthy", version: engineVersion(), uptime: Math.floor(process.uptime()), timestamp: new Date().toISOString() });
@@ -180,13 +181,15 @@ export function daguErrorBody(e) {
 }
 
 /** DAGRunDetails: the run and its steps in Dagu's shape. */
-function runDetails(engine, run) {
-  const info = engine.inspect(run.runId);
-  const attempts = engine.native.attemptLogs(run.runId);
+async function runDetails(engine, run) {
+  const info = await engine.inspectAsync(run.runId);
+  const attempts = await engine.native.attemptLogsAsync(run.runId);
   const approvals = new Map(info.approvals.map((a) => [`${a.nodeId}#${a.iteration}`, a]));
   const [status, statusLabel] = RUN_STATUS[run.status] ?? [0, "not_started"];
-  const root = rootOf(engine, run);
-  const parent = run.parentRunId ? engine.getRun(run.parentRunId) : null;
+  const root = await rootOf(engine, run);
+  const parent = run.parentRunId ? await engine.getRunAsync(run.parentRunId) : null;
+  const subRuns = new Map();
+  for (const n of info.nodes) if (n.subRunId) subRuns.set(n.subRunId, await subRunSummary(engine, n.subRunId));
   const nodes = info.nodes.map((n) => {
     const a = approvals.get(`${n.nodeId}#${n.iteration}`);
     const mine = attempts.filter((t) => t.nodeId === n.nodeId && t.iteration === n.iteration);
@@ -211,7 +214,7 @@ function runDetails(engine, run) {
     if (a?.status === "approved") Object.assign(node, { approvedAt: a.decidedAt, approvedBy: a.decidedBy ?? undefined, approvalInputs: a.inputs });
     if (a?.status === "rejected") Object.assign(node, { rejectedAt: a.decidedAt, rejectedBy: a.decidedBy ?? undefined, rejectionReason: a.reason ?? undefined });
     if (n.subRunId) {
-      const sub = subRunSummary(engine, n.subRunId);
+      const sub = subRuns.get(n.subRunId);
       if (sub) node.subRuns = [sub];
     }
     return node;
@@ -234,16 +237,16 @@ function runDetails(engine, run) {
   };
 }
 
-function rootOf(engine, run) {
+async function rootOf(engine, run) {
   let r = run;
-  for (let depth = 0; r.parentRunId && depth < 32; depth++) r = engine.getRun(r.parentRunId);
+  for (let depth = 0; r.parentRunId && depth < 32; depth++) r = await engine.getRunAsync(r.parentRunId);
   return r;
 }
 
-function subRunSummary(engine, runId) {
+async function subRunSummary(engine, runId) {
   try {
-    const sub = engine.getRun(runId);
-    return { dagRunId: sub.runId, dagName: sub.workflowName, params: JSON.stringify(engine.inspect(runId).input ?? {}) };
+    const sub = await engine.getRunAsync(runId);
+    return { dagRunId: sub.runId, dagName: sub.workflowName, params: JSON.stringify((await engine.inspectAsync(runId)).input ?? {}) };
   } catch {
     return null;
   }

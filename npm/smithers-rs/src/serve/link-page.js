@@ -32,26 +32,26 @@ export async function linkRoute(c, token) {
     if (scopes.length === 0) {
       throw new SmithersError("LINK_INVALID", `this decision link is not valid: ${claims.approver} is no longer a configured user`);
     }
-    if (c.req.method === "GET") return confirmation(c, claims, token);
+    if (c.req.method === "GET") return await confirmation(c, claims, token);
     const body = await c.readForm(["note"]);
     if (body.note !== undefined && typeof body.note !== "string") throw new SmithersError("INVALID_REQUEST", "note must be a string");
     const native = c.engine.native;
-    native.useLink(
+    await native.useLinkAsync(
       { linkId: claims.linkId, runId: claims.runId, nodeId: claims.nodeId, iteration: claims.iteration, action: claims.action, approver: claims.approver },
       Date.now(),
     );
     let recorded;
     try {
-      const gate = waitingGate(c, claims);
+      const gate = await waitingGate(c, claims);
       const kind = claims.action === "approve" ? "approve" : gate.kind === "review" ? "reject" : "deny";
       const note = body.note?.trim() ? body.note : `via a decision link`;
       recorded = await c.decideAs({ ...c, auth: { user: claims.approver, scopes } }, kind, claims.runId, claims.nodeId, { iteration: claims.iteration, note, expectDigest: claims.digest ?? undefined });
     } catch (e) {
-      if (PASSING.has(e?.code)) native.releaseLink(claims.linkId);
-      else native.recordLinkOutcome(claims.linkId, JSON.stringify({ error: { code: e?.code ?? "INTERNAL", message: String(e?.message ?? e) } }));
+      if (PASSING.has(e?.code)) await native.releaseLinkAsync(claims.linkId);
+      else await native.recordLinkOutcomeAsync(claims.linkId, JSON.stringify({ error: { code: e?.code ?? "INTERNAL", message: String(e?.message ?? e) } }));
       throw e;
     }
-    native.recordLinkOutcome(claims.linkId, JSON.stringify({ status: recorded.status, decidedBy: claims.approver }));
+    await native.recordLinkOutcomeAsync(claims.linkId, JSON.stringify({ status: recorded.status, decidedBy: claims.approver }));
     if (json) return send(c, 200, JSON.stringify(recorded), "application/json; charset=utf-8");
     return page(c, 200, `${capital(recorded.status)}`, [
       `<p><strong>${esc(claims.nodeId)}</strong> in run <code>${esc(claims.runId)}</code> was ${esc(recorded.status)} by ${esc(claims.approver)}.</p>`,
@@ -68,10 +68,8 @@ export async function linkRoute(c, token) {
 }
 
 /** The gate the link names, still waiting in the link's round; else the link expired with it. */
-function waitingGate(c, claims) {
-  const gate = c.engine
-    .pendingApprovals({ runId: claims.runId, limit: 500 })
-    .find((a) => a.runId === claims.runId && a.nodeId === claims.nodeId && a.iteration === claims.iteration);
+async function waitingGate(c, claims) {
+  const gate = (await c.engine.pendingApprovalsAsync({ runId: claims.runId, limit: 500 })).find((a) => a.runId === claims.runId && a.nodeId === claims.nodeId && a.iteration === claims.iteration);
   // A link is for what the approver was shown: another round of a review, or (once gates
   // carry one) another digest of what is shown, is another question.
   if (!gate || (gate.round ?? 1) !== claims.round || (claims.digest && gate.digest !== claims.digest)) {
@@ -83,8 +81,8 @@ function waitingGate(c, claims) {
   return gate;
 }
 
-function confirmation(c, claims, token) {
-  const gate = waitingGate(c, claims);
+async function confirmation(c, claims, token) {
+  const gate = await waitingGate(c, claims);
   const verb = claims.action === "approve" ? "Approve" : gate.kind === "review" ? "Reject" : "Deny";
   const texts = [gate.summary, gate.prompt].filter((t, i, all) => typeof t === "string" && t && t !== gate.title && all.indexOf(t) === i);
   return page(c, 200, `${verb} ${gate.title || gate.nodeId}?`, [

@@ -55,8 +55,8 @@ export class WaitMailer {
     let gates;
     let run;
     try {
-      run = this.engine.getRun(runId);
-      gates = this.engine.pendingApprovals({ runId, limit: 100 });
+      run = await this.engine.getRunAsync(runId);
+      gates = await this.engine.pendingApprovalsAsync({ runId, limit: 100 });
     } catch (e) {
       if (e?.code === "DB_ERROR" && /closed/i.test(e.message)) return;
       throw e;
@@ -78,10 +78,10 @@ export class WaitMailer {
       });
       try {
         const sent = await send(this.mail.smtp, message);
-        this.record(runId, "WaitMailSent", { reason: "waiting", waitSeq: event.seq, to, nodes, messageId: sent?.messageId ?? null, ...(approver ? { links: approver } : {}) });
+        await this.record(runId, "WaitMailSent", { reason: "waiting", waitSeq: event.seq, to, nodes, messageId: sent?.messageId ?? null, ...(approver ? { links: approver } : {}) });
         this.log(`mailed ${to.join(", ")}: run ${runId} waits at ${nodes.join(", ")}`);
       } catch (e) {
-        this.record(runId, "WaitMailFailed", { reason: "waiting", waitSeq: event.seq, to, nodes, code: e?.code ?? "MAIL_FAILED", message: String(e?.message ?? e) });
+        await this.record(runId, "WaitMailFailed", { reason: "waiting", waitSeq: event.seq, to, nodes, code: e?.code ?? "MAIL_FAILED", message: String(e?.message ?? e) });
         this.log(`mail for run ${runId} failed: ${e?.code ?? ""} ${e?.message ?? e}`);
       }
     }
@@ -96,8 +96,8 @@ export class WaitMailer {
     let gate;
     let run;
     try {
-      run = this.engine.getRun(runId);
-      gate = this.engine.pendingApprovals({ runId, limit: 100 }).find((g) => g.nodeId === event.nodeId && (g.iteration ?? 0) === iteration);
+      run = await this.engine.getRunAsync(runId);
+      gate = (await this.engine.pendingApprovalsAsync({ runId, limit: 100 })).find((g) => g.nodeId === event.nodeId && (g.iteration ?? 0) === iteration);
     } catch (e) {
       if (e?.code === "DB_ERROR" && /closed/i.test(e.message)) return;
       throw e;
@@ -130,10 +130,10 @@ export class WaitMailer {
       const message = waitMail({ run, gates, inboxUrl: this.inboxUrl(), subjectPrefix: this.mail.subjectPrefix, from: this.mail.from, to, reason });
       try {
         const sent = await send(this.mail.smtp, message);
-        this.record(runId, "WaitMailSent", { ...recorded, eventSeq: event.seq, to, nodes: [gate.nodeId], messageId: sent?.messageId ?? null, ...(approver ? { links: approver } : {}) });
+        await this.record(runId, "WaitMailSent", { ...recorded, eventSeq: event.seq, to, nodes: [gate.nodeId], messageId: sent?.messageId ?? null, ...(approver ? { links: approver } : {}) });
         this.log(`mailed ${to.join(", ")}: ${reminder ? `reminder ${reason.n}` : "escalation"} for run ${runId} at ${gate.nodeId}`);
       } catch (e) {
-        this.record(runId, "WaitMailFailed", { ...recorded, eventSeq: event.seq, to, nodes: [gate.nodeId], code: e?.code ?? "MAIL_FAILED", message: String(e?.message ?? e) });
+        await this.record(runId, "WaitMailFailed", { ...recorded, eventSeq: event.seq, to, nodes: [gate.nodeId], code: e?.code ?? "MAIL_FAILED", message: String(e?.message ?? e) });
         this.log(`mail for run ${runId} failed: ${e?.code ?? ""} ${e?.message ?? e}`);
       }
     }
@@ -156,9 +156,9 @@ export class WaitMailer {
     return [...this.mail.to.filter((a) => approvers[a]).map((a) => ({ to: [a], approver: approvers[a] })), ...(rest.length ? [{ to: rest, approver: null }] : [])];
   }
 
-  record(runId, type, payload) {
+  async record(runId, type, payload) {
     try {
-      this.engine.native.recordDriverEvent(runId, type, JSON.stringify(payload));
+      await this.engine.native.recordDriverEventAsync(runId, type, JSON.stringify(payload));
     } catch (e) {
       this.log(`cannot record ${type} for ${runId}: ${e?.message ?? e}`);
     }

@@ -122,7 +122,7 @@ export async function startServer(options) {
   const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
   baseUrl = `http://${host}:${address.port}/`;
   watcher.start();
-  webhooks?.start();
+  await webhooks?.start();
   // Durable timers (<Timer>, gates' deadlines): fired here when due, their runs resumed.
   // After the webhooks' cursor is read, so a deadline fired at start-up is delivered.
   engine.startTimers();
@@ -168,7 +168,9 @@ function broadcast(streams, event) {
   const frame = sseFrame(event);
   for (const s of streams) {
     if (s.runId && s.runId !== event.runId) continue;
-    s.res.write(frame);
+    // A stream still replaying from Last-Event-ID holds live events until its replay is out.
+    if (s.held) s.held.push(event);
+    else s.res.write(frame);
   }
 }
 
@@ -177,8 +179,8 @@ function sseFrame(event) {
 }
 
 /** `GET /metrics`: Prometheus text (serve/metrics.js), counted on the watcher's connection. */
-function prometheusMetrics(c) {
-  const text = c.metrics.render(c.watcher.native.storeMetrics());
+async function prometheusMetrics(c) {
+  const text = c.metrics.render(await c.watcher.native.storeMetricsAsync());
   c.res.writeHead(200, { ...SECURITY_HEADERS, "content-type": "text/plain; version=0.0.4; charset=utf-8", "cache-control": "no-store" });
   c.res.end(text);
 }
@@ -213,7 +215,7 @@ const ROUTES = [
   ["GET", /^\/(?:v1\/)?approvals?(?:\/list)?$/, "read", listApprovals],
   ["GET", /^\/v1\/events$/, "read", eventStream],
   ["GET", /^\/v1\/deliveries$/, "read", listDeliveries],
-  ["POST", /^\/v1\/deliveries\/([^/]+)\/retry$/, "admin", (c) => c.engine.native.retryDelivery(c.params[0], Date.now())],
+  ["POST", /^\/v1\/deliveries\/([^/]+)\/retry$/, "admin", (c) => c.engine.native.retryDeliveryAsync(c.params[0], Date.now())],
   // Dagu's paths (serve/dagu.js).
   ...daguRoutes({ readBody, HttpError }),
 ];
@@ -357,13 +359,13 @@ async function runEvents(c) {
   return { events: await c.engine.native.eventsAsync(c.params[0], after, limit) };
 }
 
-function runLogs(c) {
+async function runLogs(c) {
   const filter = { maxBytes: 256 * 1024 };
   const node = c.params[1] ?? c.query.get("node");
   if (node) filter.nodeId = node;
   if (c.query.has("iteration")) filter.iteration = intParam(c.query, "iteration", 0, 0, 1e9);
   if (c.query.has("attempt")) filter.attempt = intParam(c.query, "attempt", 1, 1, 1e9);
-  return { logs: c.engine.logs(c.params[0], filter) };
+  return { logs: await c.engine.logsAsync(c.params[0], filter) };
 }
 
 async function listApprovals(c) {
@@ -542,7 +544,7 @@ async function startRun(c) {
     runId: body.runId,
     startedBy: c.auth.user,
   });
-  return { runId: started.runId, workflow: started.workflow, status: c.engine.getRun(started.runId).status };
+  return { runId: started.runId, workflow: started.workflow, status: (await c.engine.getRunAsync(started.runId)).status };
 }
 
 /**
@@ -554,18 +556,18 @@ async function rejectRun(c) {
   const runId = c.params[0];
   const body = await readBody(c.req, ["reason"]);
   if (body.reason !== undefined && body.reason !== null && typeof body.reason !== "string") throw new HttpError("INVALID_REQUEST", "reason must be a string");
-  const review = c.engine.pendingApprovals({ runId, limit: 500 }).find((a) => a.runId === runId && a.kind === "review");
+  const review = (await c.engine.pendingApprovalsAsync({ runId, limit: 500 })).find((a) => a.runId === runId && a.kind === "review");
   if (!review) throw new HttpError("NO_PENDING_APPROVALS", `run ${runId} has no reviewed step waiting to be rejected`, { runId });
   return decideAs(c, "reject", runId, review.nodeId, { iteration: review.iteration, reason: body.reason ?? undefined });
 }
 
 function cancelRun(c) {
-  return c.engine.cancel(c.params[0]);
+  return c.engine.cancelAsync(c.params[0]);
 }
 
 async function resumeRun(c) {
   const runId = c.params[0];
-  const summary = c.engine.getRun(runId);
+  const summary = await c.engine.getRunAsync(runId);
   if (isTerminal(summary.status)) {
     throw new HttpError("RUN_NOT_RESUMABLE", `run ${runId} is ${summary.status}`);
   }
@@ -581,7 +583,7 @@ async function resumeRun(c) {
 }
 
 /** Server-sent events: every run's events (or one run's, `?runId=`), from the database-wide feed. */
-function eventStream(c) {
+async function eventStream(c) {
   const { req, res } = c;
   const runId = c.query.get("runId") ?? null;
   res.writeHead(200, {
@@ -593,16 +595,27 @@ function eventStream(c) {
   });
   res.write("retry: 1000\n\n");
   const lastId = Number(req.headers["last-event-id"] ?? c.query.get("after") ?? NaN);
-  if (Number.isInteger(lastId) && lastId >= 0) {
-    for (const event of c.watcher.replay(lastId, 1000)) {
-      if (!runId || event.runId === runId) res.write(sseFrame(event));
-    }
-  }
-  const stream = { res, runId };
+  const replaying = Number.isInteger(lastId) && lastId >= 0;
+  // Registered before the replay is read (on PostgreSQL that read waits on the engine's
+  // thread): what is broadcast meanwhile is held, then written after the replay, once.
+  const stream = { res, runId, held: replaying ? [] : null };
   c.streams.add(stream);
   const drop = () => c.streams.delete(stream);
   req.on("close", drop);
   res.on("error", drop);
+  if (replaying) {
+    let last = lastId;
+    try {
+      for (const event of await c.watcher.replay(lastId, 1000)) {
+        last = event.feedId;
+        if (!runId || event.runId === runId) res.write(sseFrame(event));
+      }
+    } finally {
+      const held = stream.held;
+      stream.held = null;
+      for (const event of held) if (event.feedId > last) res.write(sseFrame(event));
+    }
+  }
   return undefined;
 }
 
@@ -610,7 +623,7 @@ function eventStream(c) {
  * `GET /v1/deliveries?status=&run=&target=&limit=&cursor=`: the webhook delivery log, newest
  * first, without bodies (a waiting gate's body may hold decision links).
  */
-function listDeliveries(c) {
+async function listDeliveries(c) {
   const q = c.query;
   const limit = intParam(q, "limit", 50, 1, 1000);
   const filter = { status: q.get("status") ?? undefined, runId: q.get("run") ?? q.get("runId") ?? undefined, target: q.get("target") ?? undefined, limit };
@@ -624,7 +637,7 @@ function listDeliveries(c) {
       throw new HttpError("INVALID_REQUEST", "cursor is not one this server handed out (use nextCursor as given)");
     }
   }
-  const deliveries = c.engine.native.listDeliveries(filter);
+  const deliveries = await c.engine.native.listDeliveriesAsync(filter);
   const last = deliveries.at(-1);
   return {
     deliveries,

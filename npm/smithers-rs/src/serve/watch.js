@@ -104,8 +104,8 @@ export class Watcher {
   }
 
   /** Events after `afterId` (for a stream client reconnecting with Last-Event-ID). */
-  replay(afterId, limit = 1000) {
-    return this.native.feed(afterId, limit);
+  async replay(afterId, limit = 1000) {
+    return this.native.feedAsync(afterId, limit);
   }
 
   /** @param {boolean} includeDead also runs whose owner no longer holds them (process gone, lease expired) */
@@ -151,10 +151,11 @@ export class Watcher {
     );
   }
 
-  markUnresumable(runId, error) {
+  /** Never rejects (its callers do not wait for it). */
+  async markUnresumable(runId, error) {
     this.log(`cannot resume ${runId}: ${error.code} ${error.message}`);
     try {
-      this.native.markUnresumable(runId, error);
+      await this.native.markUnresumableAsync(runId, error);
     } catch (e) {
       this.log(`cannot record why ${runId} was not resumed: ${e?.code ?? "ERROR"} ${e?.message ?? e}`);
     }

@@ -163,10 +163,10 @@ export class WebhookDispatcher {
     this.closed = false;
   }
 
-  start() {
+  async start() {
     // Events after the stored cursor were seen by no serve process yet; with none stored
     // (webhooks just configured), start at the head rather than replay the whole history.
-    this.cursor = this.native.deliveryCursor() ?? this.native.feedHead();
+    this.cursor = (await this.native.deliveryCursorAsync()) ?? (await this.native.feedHeadAsync());
     this.tick();
     this.timer = setInterval(() => this.tick(), this.pollMs);
   }
@@ -176,14 +176,16 @@ export class WebhookDispatcher {
     if (this.timer) setImmediate(() => this.tick());
   }
 
-  tick() {
+  /** Never rejects; on PostgreSQL its reads and writes wait on the engine's thread. */
+  async tick() {
     if (this.ticking || this.closed) return;
     this.ticking = true;
     try {
-      this.enqueueFromFeed();
-      this.sendDue();
+      await this.enqueueFromFeed();
+      await this.sendDue();
       this.lastError = null;
     } catch (e) {
+      if (this.closed) return;
       const line = `webhooks: ${e?.code ?? "ERROR"} ${e?.message ?? e}`;
       if (line !== this.lastError) this.log(line);
       this.lastError = line;
@@ -192,17 +194,17 @@ export class WebhookDispatcher {
     }
   }
 
-  enqueueFromFeed() {
+  async enqueueFromFeed() {
     for (;;) {
-      const events = this.native.feed(this.cursor, 500);
+      const events = await this.native.feedAsync(this.cursor, 500);
       if (events.length === 0) return;
       const last = events[events.length - 1].feedId;
       const rows = [];
-      for (const event of events) rows.push(...this.deliveriesFor(event));
+      for (const event of events) rows.push(...(await this.deliveriesFor(event)));
       // The stored cursor only saves a restarted serve from reading events again: written
       // with deliveries, else now and then, not for every batch of other events.
       if (rows.length || this.now() - this.cursorSavedAt > 5000) {
-        this.native.enqueueDeliveries(rows, last, this.now());
+        await this.native.enqueueDeliveriesAsync(rows, last, this.now());
         this.cursorSavedAt = this.now();
       }
       this.cursor = last;
@@ -211,14 +213,14 @@ export class WebhookDispatcher {
   }
 
   /** The rows one core event becomes: one per target that wants its webhook event. */
-  deliveriesFor(event) {
+  async deliveriesFor(event) {
     const type = FROM_CORE.get(event.type);
     if (!type) return [];
     const wanted = [...this.targets.values()].filter((t) => t.events.includes(type));
     if (wanted.length === 0) return [];
     let run;
     try {
-      run = this.native.runSummary(event.runId);
+      run = await this.native.runSummaryAsync(event.runId);
     } catch {
       run = { runId: event.runId };
     }
@@ -283,11 +285,11 @@ export class WebhookDispatcher {
     });
   }
 
-  sendDue() {
+  async sendDue() {
     const room = 8 - this.inFlight.size;
     if (room <= 0) return;
     const leaseMs = Math.max(...[...this.targets.values()].map((t) => t.timeoutMs)) + 10_000;
-    const claimed = this.native.claimDeliveries(this.claimer, [...this.targets.keys()], this.now(), leaseMs, room);
+    const claimed = await this.native.claimDeliveriesAsync(this.claimer, [...this.targets.keys()], this.now(), leaseMs, room);
     for (const delivery of claimed) {
       const sending = this.send(delivery).finally(() => this.inFlight.delete(sending));
       this.inFlight.add(sending);
@@ -316,7 +318,7 @@ export class WebhookDispatcher {
     }
     if (this.closed) return;
     try {
-      this.native.settleDelivery(delivery.deliveryId, this.claimer, outcome, this.now());
+      await this.native.settleDeliveryAsync(delivery.deliveryId, this.claimer, outcome, this.now());
     } catch (e) {
       this.log(`webhook ${delivery.deliveryId}: cannot record the attempt: ${e?.code ?? "ERROR"} ${e?.message ?? e}`);
     }
