@@ -207,9 +207,13 @@ describe("smithers worker: PostgreSQL restarted under load", { timeout: 180_000 
     try {
       await waitFor(() => finishedNow() === runs, { what: "every run to finish after the restart", timeoutMs: 120_000 });
     } catch (e) {
+      // What each worker said about the runs left (took, claim-failed, released, errors),
+      // and its stderr: the mechanism of a run left behind is in them.
       const left = withEngine(db, (en) => ids.map((id) => en.getRun(id)).filter((r) => r.status !== "finished"));
-      const logs = workers.map((w) => w.events().filter((ev) => ev.event !== "took").slice(-15));
-      throw new Error(`${e.message}: ${JSON.stringify(left.slice(0, 3))} ${JSON.stringify(logs)}`);
+      const about = left.slice(0, 3).map((r) => ({ run: r, said: workers.map((w, i) => ({ worker: i, pid: w.child.pid, lines: w.events().filter((ev) => ev.runId === r.runId) })) }));
+      const errors = workers.map((w) => w.events().filter((ev) => ev.event !== "took" && ev.event !== "released").slice(-15));
+      const stderr = workers.map((w) => w.stderr().slice(-3000));
+      throw new Error(`${e.message}: ${JSON.stringify(about)} ${JSON.stringify(errors)} stderr: ${JSON.stringify(stderr)}`);
     }
     for (const w of workers) {
       const end = await w.stop("SIGTERM");
