@@ -207,9 +207,13 @@ describe("smithers worker: PostgreSQL restarted under load", { timeout: 180_000 
     try {
       await waitFor(() => finishedNow() === runs, { what: "every run to finish after the restart", timeoutMs: 120_000 });
     } catch (e) {
+      // What each worker said about the runs left (took, claim-failed, released, errors),
+      // and its stderr: the mechanism of a run left behind is in them.
       const left = withEngine(db, (en) => ids.map((id) => en.getRun(id)).filter((r) => r.status !== "finished"));
-      const logs = workers.map((w) => w.events().filter((ev) => ev.event !== "took").slice(-15));
-      throw new Error(`${e.message}: ${JSON.stringify(left.slice(0, 3))} ${JSON.stringify(logs)}`);
+      const about = left.slice(0, 3).map((r) => ({ run: r, said: workers.map((w, i) => ({ worker: i, pid: w.child.pid, lines: w.events().filter((ev) => ev.runId === r.runId) })) }));
+      const errors = workers.map((w) => w.events().filter((ev) => ev.event !== "took" && ev.event !== "released").slice(-15));
+      const stderr = workers.map((w) => w.stderr().slice(-3000));
+      throw new Error(`${e.message}: ${JSON.stringify(about)} ${JSON.stringify(errors)} stderr: ${JSON.stringify(stderr)}`);
     }
     for (const w of workers) {
       const end = await w.stop("SIGTERM");
@@ -221,14 +225,25 @@ describe("smithers worker: PostgreSQL restarted under load", { timeout: 180_000 
       for (const [n, id] of ids.entries()) {
         const info = e.inspect(id);
         assert.equal(info.run.status, "finished");
-        const finished = e.events(id, { limit: 1000 }).filter((ev) => ev.type === "NodeFinished");
-        // Each task completed once, and its body ran once per attempt the database recorded:
-        // a body is run again only when its completion never committed (cut off by the
-        // restart), never after it did.
+        const history = e.events(id, { limit: 1000 });
+        const finished = history.filter((ev) => ev.type === "NodeFinished");
+        // Each task completed once, with no attempt after the one that completed it, and its
+        // body ran at most once per attempt the database recorded: a body is run again only
+        // when its completion never committed (cut off by the restart), never after it did.
+        // An attempt whose start committed while its reply was lost to the restart (the
+        // connection ended at COMMIT) never ran its body: the run's next claim abandoned it.
         assert.deepEqual(finished.map((ev) => ev.nodeId).sort(), ["a", "b", "c"], id);
         for (const task of ["a", "b", "c"]) {
           const node = info.nodes.find((x) => x.nodeId === task);
-          assert.equal(counts[`${task}:${n}`], node.attempts, `${id} ${task}: bodies run vs attempts`);
+          const bodies = counts[`${task}:${n}`] ?? 0;
+          const abandoned = history.filter((ev) => ev.type === "NodeAbandoned" && ev.nodeId === task).length;
+          const completedAt = finished.find((ev) => ev.nodeId === task).attempt;
+          if (completedAt !== node.attempts || bodies > node.attempts || bodies < node.attempts - abandoned) {
+            // The run's history and what the workers said about it show where an attempt went.
+            const events = history.map((ev) => [ev.type, ev.nodeId, ev.attempt, ev.timestampMs]);
+            const said = workers.map((w) => w.events().filter((ev) => ev.runId === id));
+            assert.fail(`${id} ${task}: ${bodies} bodies run, ${node.attempts} attempts (${abandoned} abandoned), completed at attempt ${completedAt}; events ${JSON.stringify(events)}; workers ${JSON.stringify(said)}`);
+          }
         }
       }
     });

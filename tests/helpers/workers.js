@@ -20,6 +20,7 @@ export function startWorker(db, { env = {}, args = [] } = {}) {
     done: spawned.done,
     events,
     took: () => events().filter((e) => e.event === "took"),
+    stderr: () => spawned.output().stderr,
     stop: (signal = "SIGTERM") => {
       spawned.child.kill(signal);
       return spawned.done;

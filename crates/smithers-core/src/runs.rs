@@ -62,16 +62,24 @@ impl Engine {
             started_by: new.started_by,
             parent: new.parent.map(|p| (p.run_id, p.node_id, p.iteration)),
         };
-        let status = self.transaction(|tx| {
-            if tx.store.run_exists(&run_id)? {
-                return Err(Error::RunExists {
-                    run_id: run_id.clone(),
-                });
-            }
-            let (status, effects) = run::start(insert)?;
-            tx.apply(effects)?;
-            Ok(status)
-        })?;
+        let status = self
+            .transaction(|tx| {
+                if tx.store.run_exists(&run_id)? {
+                    return Err(Error::RunExists {
+                        run_id: run_id.clone(),
+                    });
+                }
+                let (status, effects) = run::start(insert)?;
+                tx.apply(effects)?;
+                Ok(status)
+            })
+            .inspect_err(|e| {
+                // The run may have been created (owned by this engine) before the error reached
+                // us (a connection lost at COMMIT): `release_run` must be able to let it go.
+                if matches!(e, Error::Db(_) | Error::Pg(_) | Error::Io(_)) {
+                    self.unsure.insert(run_id.clone());
+                }
+            })?;
         tracing::debug!(
             target: ENGINE,
             run_id = run_id.as_str(),
@@ -133,9 +141,11 @@ impl Engine {
                     self.unsure.insert(run_id.into());
                 }
             })?;
-        self.unsure.remove(run_id);
         let (row, status, abandoned) = match claimed {
-            Claimed::Ended(snapshot) => return Ok(*snapshot),
+            Claimed::Ended(snapshot) => {
+                self.unsure.remove(run_id);
+                return Ok(*snapshot);
+            }
             Claimed::Taken {
                 row,
                 status,
@@ -159,28 +169,44 @@ impl Engine {
             status = status.as_str(),
             "run claimed"
         );
-        let mut run = ActiveRun::new(status, row.workflow_name.clone(), row.input_json.clone());
-        let mut node_loops = BTreeMap::new();
-        for n in self.store.nodes(run_id)? {
-            if let Some(loop_id) = n.loop_id {
-                node_loops.insert(n.node_id.clone(), loop_id);
+        // The claim committed: the run is ours in the database from here on. If reading its
+        // nodes fails (the connection lost just after the COMMIT, a server restarting), the
+        // run is recorded as unsure, so that `release_run` lets it go; else the lease keeper
+        // would renew a run nobody drives here, forever.
+        let loaded = (|| -> Result<_> {
+            let mut run = ActiveRun::new(status, row.workflow_name.clone(), row.input_json.clone());
+            let mut node_loops = BTreeMap::new();
+            for n in self.store.nodes(run_id)? {
+                if let Some(loop_id) = n.loop_id {
+                    node_loops.insert(n.node_id.clone(), loop_id);
+                }
+                run.insert(
+                    &n.node_id,
+                    n.iteration,
+                    NodeRecord {
+                        state: n.state,
+                        approval: n.approval,
+                        attempts: n.attempts,
+                    },
+                );
             }
-            run.insert(
-                &n.node_id,
-                n.iteration,
-                NodeRecord {
-                    state: n.state,
-                    approval: n.approval,
-                    attempts: n.attempts,
-                },
-            );
-        }
-        let mut loops = BTreeMap::new();
-        for (loop_id, iteration, done) in self.store.loops(run_id)? {
-            loops.insert(loop_id.clone(), iteration);
-            run.loops.insert(loop_id, LoopRecord { iteration, done });
-        }
-        run.schema_versions = self.store.schema_bindings(run_id)?;
+            let mut loops = BTreeMap::new();
+            for (loop_id, iteration, done) in self.store.loops(run_id)? {
+                loops.insert(loop_id.clone(), iteration);
+                run.loops.insert(loop_id, LoopRecord { iteration, done });
+            }
+            run.schema_versions = self.store.schema_bindings(run_id)?;
+            Ok((run, node_loops, loops))
+        })();
+        let (run, node_loops, loops) = match loaded {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                self.unsure.insert(run_id.into());
+                return Err(e);
+            }
+        };
+        self.unsure.remove(run_id);
+        // Driven here from now on: a failure below leaves it to `release_run` like any other.
         self.runs.insert(run_id.into(), run);
         let outputs = self.schemas.read_outputs(&*self.store, run_id)?;
         Ok(Snapshot {

@@ -805,3 +805,38 @@ fn concurrent_writers_keep_the_feed_gapless_for_a_reader() {
         }
     }
 }
+
+/// A claim that committed but whose reads after the COMMIT failed (on PostgreSQL: the
+/// connection lost right then, a server restarting) has the run owned by this engine in the
+/// database: `release_run` lets it go. Otherwise the engine's lease keeper renews a run it
+/// never drives, and nobody else may take it (a worker's run stuck at a server restart).
+#[test]
+fn a_claim_that_failed_after_its_commit_is_let_go_by_release_run() {
+    let (_dir, path) = db();
+    let schemas = json!({"result": object(json!({"v": {"type": "number"}}))});
+    let mut a = Engine::open(&path).unwrap();
+    start(&mut a, "r1", "w", None);
+    a.submit_graph("r1", graph_with("w", schemas, compute("a", "result")))
+        .unwrap();
+    a.release_run("r1").unwrap();
+    // A node row the engine cannot read back: the claim's transaction never reads it (it
+    // commits), the reads that load the run after the COMMIT fail.
+    common::execute_at(
+        &path,
+        "UPDATE _smithers_nodes SET state = 'unreadable' WHERE run_id = 'r1'",
+    );
+    let owner = |path: &Path| -> Value {
+        common::query_at(path, "SELECT owner FROM _smithers_runs WHERE run_id = 'r1'")[0][0].clone()
+    };
+    let mut b = Engine::open(&path).unwrap();
+    let Err(err) = b.claim_run("r1", false) else {
+        panic!("a run whose nodes cannot be read was claimed");
+    };
+    assert_eq!(err.code(), "CORRUPT_STORE", "{err}");
+    assert!(!b.is_driving("r1"));
+    // The claim committed: the run is B's in the database…
+    assert_eq!(owner(&path), json!(b.owner_id()));
+    // …until B lets go of it, as the binding's caller does after a failed claim.
+    b.release_run("r1").unwrap();
+    assert_eq!(owner(&path), Value::Null);
+}
