@@ -840,3 +840,31 @@ fn a_claim_that_failed_after_its_commit_is_let_go_by_release_run() {
     b.release_run("r1").unwrap();
     assert_eq!(owner(&path), Value::Null);
 }
+
+/// Processes creating one new SQLite file at the same moment (two `smithers serve`, parallel
+/// `up`s): each switches it to WAL, which SQLite answers with SQLITE_BUSY at once rather than
+/// waiting (the busy handler is not called there). Every opener gets an engine; none fails
+/// with "database is locked" (it did in 19 of 30 rounds of three processes).
+#[test]
+fn openers_racing_to_create_one_sqlite_file_all_get_an_engine() {
+    for round in 0..20 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("smithers.db");
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(4));
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let path = path.clone();
+                let barrier = barrier.clone();
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    Engine::open(&path).map(|_| ())
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join()
+                .unwrap()
+                .unwrap_or_else(|e| panic!("round {round}: {} {e}", e.code()));
+        }
+    }
+}

@@ -1,9 +1,9 @@
 //! The SQLite store's tables (`_smithers_*`), its migrations, and how a file is opened.
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use crate::error::{Error, Result};
 use crate::logs::STORE;
@@ -480,13 +480,35 @@ pub(super) fn open(path: &Path, options: OpenOptions) -> Result<Connection> {
     }
     // WAL + NORMAL: commits survive a crash of the process (kill -9); only an OS crash or
     // power loss can lose the last commits. See ARCHITECTURE.md.
-    conn.pragma_update(None, "journal_mode", "WAL")?;
+    set_wal(&conn)?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "OFF")?;
     if found != Some(SCHEMA_VERSION) {
         migrate(&conn, path)?;
     }
     Ok(conn)
+}
+
+/// How long `set_wal` keeps trying, as the busy handler waits for a write lock.
+const WAL_SWITCH_PATIENCE: Duration = Duration::from_secs(30);
+
+/// Puts the file in WAL mode. Switching takes the file's exclusive lock from a shared one;
+/// when another connection is doing the same (processes creating one new file at once: two
+/// `smithers serve`, parallel `up`s), SQLite answers SQLITE_BUSY at once instead of calling
+/// the busy handler (waiting could deadlock), so the switch is tried again here. A file
+/// already in WAL mode answers without a lock.
+fn set_wal(conn: &Connection) -> Result<()> {
+    let started = Instant::now();
+    loop {
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == ErrorCode::DatabaseBusy && started.elapsed() < WAL_SWITCH_PATIENCE =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            other => return Ok(other?),
+        }
+    }
 }
 
 /// The schema version recorded in the database; None when it has no smithers tables.
