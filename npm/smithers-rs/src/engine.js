@@ -189,7 +189,9 @@ export class SmithersEngine {
       throw new SmithersError("WORKFLOW_NOT_FOUND", "a queued run needs a workflow file (another process loads it from the path recorded on the run): pass its path, or workflowPath", {});
     }
     const { snapshot } = await this.#create(workflow, path, options);
-    await this.native.releaseRunAsync(snapshot.runId);
+    // Let go through #release: when the database is out of reach it tries again, or the
+    // queued run would stay owned by this live process and no worker would take it.
+    await this.#release(snapshot.runId);
     return { runId: snapshot.runId, status: "queued" };
   }
 
