@@ -1,7 +1,7 @@
 //! The SQLite store's tables (`_smithers_*`), its migrations, and how a file is opened.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
 
@@ -489,22 +489,20 @@ pub(super) fn open(path: &Path, options: OpenOptions) -> Result<Connection> {
     Ok(conn)
 }
 
-/// How long `set_wal` keeps trying, as the busy handler waits for a write lock.
-const WAL_SWITCH_PATIENCE: Duration = Duration::from_secs(30);
-
 /// Puts the file in WAL mode. Switching takes the file's exclusive lock from a shared one;
 /// when another connection is doing the same (processes creating one new file at once: two
 /// `smithers serve`, parallel `up`s), SQLite answers SQLITE_BUSY at once instead of calling
 /// the busy handler (waiting could deadlock), so the switch is tried again here. A file
 /// already in WAL mode answers without a lock.
 fn set_wal(conn: &Connection) -> Result<()> {
-    let started = Instant::now();
+    // Waited for as the busy handler waits for a lock (its delays, its limit, its log lines).
+    let mut waits = 0;
     loop {
         match conn.pragma_update(None, "journal_mode", "WAL") {
             Err(rusqlite::Error::SqliteFailure(e, _))
-                if e.code == ErrorCode::DatabaseBusy && started.elapsed() < WAL_SWITCH_PATIENCE =>
+                if e.code == ErrorCode::DatabaseBusy && wait_while_busy(waits) =>
             {
-                std::thread::sleep(Duration::from_millis(5));
+                waits += 1;
             }
             other => return Ok(other?),
         }
