@@ -186,7 +186,7 @@ export async function run() {
 
 /** `## 8.` of BENCHMARKS.md. */
 export function render(w) {
-  const out = ["\n## 8. Workers: runs spread over `smithers worker` processes\n"];
+  const out = ["\n## 9. Workers: runs spread over `smithers worker` processes\n"];
   out.push(
     `${w.runs.toLocaleString("en-US")} short runs (two compute tasks each) queued with \`engine.enqueue\`, then N \`smithers worker\` processes (\`--concurrency ${w.concurrency}\`) on the database. ` +
       "runs/s: from the first run a worker took to the last it finished (the workers' log lines); wall: from spawning the workers. " +
