@@ -421,3 +421,83 @@ impl Views for SqliteStore {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::OpenOptions;
+    use crate::views::ApprovalCursor;
+
+    /// The plan of the approvals listing for `filter` and `status`, one line per step.
+    fn plan(store: &SqliteStore, filter: &ApprovalFilter, status: Option<&str>) -> Vec<String> {
+        let (sql, params) =
+            crate::store::approval_listing(APPROVAL_COLS, filter, status, "", &|n, _| {
+                format!("?{n}")
+            });
+        let values: Vec<rusqlite::types::Value> = params
+            .into_iter()
+            .map(|p| match p {
+                ListingParam::Text(t) => rusqlite::types::Value::Text(t.to_owned()),
+                ListingParam::Int(i) => rusqlite::types::Value::Integer(i),
+            })
+            .collect();
+        all(
+            &store.conn,
+            &format!("EXPLAIN QUERY PLAN {sql}"),
+            rusqlite::params_from_iter(values),
+            |r| r.get::<_, String>(3),
+        )
+        .unwrap()
+    }
+
+    /// Every status at once walks the listing's index once per status from the cursor (it
+    /// sorted every approval of the database: `SCAN a`, then a sort of all of them).
+    #[test]
+    fn the_all_listing_walks_the_index_once_per_status() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("plan.db"), OpenOptions::default()).unwrap();
+        let cursor = ApprovalCursor {
+            requested_at_ms: 1,
+            run_id: "r".into(),
+            node_id: "n".into(),
+            iteration: 0,
+        };
+        let filters = [
+            ApprovalFilter::default(),
+            ApprovalFilter {
+                after: Some(cursor.clone()),
+                ..ApprovalFilter::default()
+            },
+            ApprovalFilter {
+                after: Some(cursor),
+                workflow_name: Some("w".into()),
+                node_id: Some("n".into()),
+                ..ApprovalFilter::default()
+            },
+        ];
+        for filter in &filters {
+            let lines = plan(&store, filter, None);
+            let walks = lines
+                .iter()
+                .filter(|l| l.contains("INDEX _smithers_approvals_listing (status=?"))
+                .count();
+            assert_eq!(
+                walks,
+                crate::machines::ApprovalStatus::ALL.len(),
+                "{lines:#?}"
+            );
+            assert!(!lines.iter().any(|l| l.starts_with("SCAN a")), "{lines:#?}");
+            // One status: one walk, and no sort of all its rows.
+            let lines = plan(&store, filter, Some("approved"));
+            let walks = lines
+                .iter()
+                .filter(|l| l.contains("INDEX _smithers_approvals_listing (status=?"))
+                .count();
+            assert_eq!(walks, 1, "{lines:#?}");
+            assert!(
+                !lines.iter().any(|l| l.contains("TEMP B-TREE FOR ORDER BY")),
+                "{lines:#?}"
+            );
+        }
+    }
+}
