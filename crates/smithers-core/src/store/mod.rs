@@ -14,6 +14,7 @@
 //! ARCHITECTURE.md ("The store").
 
 mod postgres;
+pub(crate) mod shared;
 mod sqlite;
 
 use std::collections::HashMap;
