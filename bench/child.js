@@ -74,6 +74,8 @@ async function hold(db, n) {
     pageFirst: timed(reps, () => engine.pendingApprovals({ limit: 50 })),
     pageLast: timed(reps, () => engine.pendingApprovals({ limit: 50, offset: Math.max(0, n - 50) })),
     runsPage: timed(reps, () => engine.listRuns({ status: "waiting-approval", limit: 50 })),
+    // Every status at once (the inbox's "all" tab, `GET /v1/approvals?status=all`).
+    pageAllFirst: timed(reps, () => engine.pendingApprovals({ status: "all", limit: 50 })),
   };
   // The last page through the keyset cursor (`after`: the row before it), as the inbox and
   // the API page: its cost should not grow with the depth, unlike `offset`.

@@ -194,3 +194,79 @@ test("a caller waiting on a sub-run's <Timer>: `smithers up` stays and, once due
   const waited = engine.events("p2", { limit: 1000 }).filter((e) => e.type === "RunStatusChanged").map((e) => e.status);
   assert.ok(waited.includes("waiting-timer"), `the caller waited as waiting-timer: ${waited.join(", ")}`);
 });
+
+// A caller parked on its sub-run follows what the sub-run waits on when that changes: a gate
+// decided, then a <Timer>; a timer fired, then a gate. `ps` and `inspect` show the caller's
+// current wait (it kept the first one).
+const childWith = (steps) => `/** @jsxImportSource smithers-rs */
+import { Approval, Sequence, Task, Timer, approvalDecisionSchema, createSmithers } from "smithers-rs";
+import { z } from "zod";
+const { Workflow, smithers, outputs } = createSmithers({ gate: approvalDecisionSchema, step: z.object({ v: z.number() }) });
+export default smithers(() => (
+  <Workflow name="child"><Sequence>
+    ${steps}
+    <Task id="after-cool-down" output={outputs.step}>{{ v: 7 }}</Task>
+  </Sequence></Workflow>
+));`;
+const GATE = `<Approval id="ok" output={outputs.gate} request={{ title: "Go on?" }} />`;
+
+async function psAndInspect(db, runId) {
+  const [ps, insp, inspText] = await Promise.all([
+    smithers(["ps", "--json"], { db }),
+    smithers(["inspect", runId, "--json"], { db }),
+    smithers(["inspect", runId], { db }),
+  ]);
+  for (const r of [ps, insp, inspText]) assert.equal(r.code, 0, r.stdout + r.stderr);
+  return {
+    ps: Object.fromEntries(ps.json.runs.map((r) => [r.runId, r.status])),
+    status: insp.json.run.status,
+    text: inspText.stdout,
+  };
+}
+
+test("a caller follows its sub-run from a gate to a <Timer>: after `approve`, `ps` and `inspect` show it waiting-timer", async (t) => {
+  const box = sandbox();
+  t.after(() => box.cleanup());
+  box.write("child.tsx", childWith(`${GATE}\n    <Timer id="cool-down" duration="1h" />`));
+  const parent = box.write("parent.tsx", TIMER_PARENT_TSX);
+  const up = await smithers(["up", parent, "--json", "--run-id", "g1"], { db: box.db });
+  assert.equal(up.code, 3, up.stderr);
+  assert.equal(up.json.status, "waiting-approval");
+
+  const ok = await smithers(["approve", "g1.call.0", "ok", "--by", "ann", "--json"], { db: box.db });
+  assert.equal(ok.code, 0, ok.stderr);
+  const seen = await psAndInspect(box.db, "g1");
+  assert.equal(seen.ps["g1.call.0"], "waiting-timer");
+  assert.equal(seen.ps.g1, "waiting-timer", "the caller waits on its sub-run's timer now");
+  assert.equal(seen.status, "waiting-timer");
+  assert.match(seen.text, /^run g1 \(parent\): waiting-timer$/m);
+
+  // Two hours later (test clock): `resume` of the caller fires the timer; both finish.
+  const later = { SMITHERS_TEST_ONLY_CLOCK_OFFSET_MS: String(2 * 3_600_000) };
+  const resumed = await smithers(["resume", "g1", "--json"], { db: box.db, env: later });
+  assert.equal(resumed.code, 0, resumed.stderr);
+  assert.equal((await psAndInspect(box.db, "g1")).status, "finished");
+});
+
+test("a caller follows its sub-run from a <Timer> to a gate: `up` waits the timer out and stops waiting-approval (exit 3)", async (t) => {
+  const box = sandbox();
+  t.after(() => box.cleanup());
+  box.write("child.tsx", childWith(`<Timer id="cool-down" duration="300ms" />\n    ${GATE}`));
+  const parent = box.write("parent.tsx", TIMER_PARENT_TSX);
+  const up = await smithers(["up", parent, "--json", "--run-id", "g2"], { db: box.db });
+  assert.equal(up.code, 3, up.stdout + up.stderr);
+  assert.equal(up.json.status, "waiting-approval");
+  const seen = await psAndInspect(box.db, "g2");
+  assert.equal(seen.ps["g2.call.0"], "waiting-approval");
+  assert.equal(seen.ps.g2, "waiting-approval", "the caller waits for its sub-run's gate now");
+  assert.equal(seen.status, "waiting-approval");
+  const engine = new SmithersEngine({ dbPath: box.db });
+  t.after(() => engine.close());
+  assert.deepEqual(engine.pendingApprovals({ runId: "g2" }).map((a) => [a.runId, a.nodeId]), [["g2.call.0", "ok"]]);
+  const waited = engine.events("g2", { limit: 1000 }).filter((e) => e.type === "RunStatusChanged").map((e) => e.status);
+  assert.deepEqual(waited.slice(-2), ["waiting-timer", "waiting-approval"]);
+
+  const ok = await smithers(["approve", "g2.call.0", "ok", "--by", "ann", "--json"], { db: box.db });
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.equal(engine.getRun("g2").status, "finished", "the sub-run's end resumed its caller");
+});

@@ -552,6 +552,88 @@ fn wake_caller(tx: &mut Tx<'_>, run_id: &str) -> Result<Option<String>> {
     Ok(Some(caller.run_id))
 }
 
+/// What a run whose waiting nodes are those `waiting` says waits on: `waiting-timer` when every
+/// one of the `count` waits on a `<Timer>` of its own or on a sub-run that is `waiting-timer`,
+/// else `waiting-approval`. Read through the store in the caller's transaction, so a parked
+/// run and a sub-run parking at the same time agree (`drive::refresh::park`,
+/// [`follow_sub_run`]).
+pub(crate) fn wait_kind(
+    tx: &Tx<'_>,
+    run_id: &str,
+    waiting: impl Fn(&str, i64) -> bool,
+    count: usize,
+) -> Result<RunStatus> {
+    let timed: std::collections::BTreeSet<(String, i64)> = tx
+        .store
+        .timer_nodes(run_id, false)?
+        .into_iter()
+        .chain(tx.store.nodes_on_timer_sub_runs(run_id)?)
+        .filter(|(n, i)| waiting(n, *i))
+        .collect();
+    Ok(if !timed.is_empty() && timed.len() == count {
+        RunStatus::WaitingTimer
+    } else {
+        RunStatus::WaitingApproval
+    })
+}
+
+/// A run parked (`waiting-approval` or `waiting-timer`): each parked caller up its chain that
+/// waits on it follows what it now waits on, in the same transaction (`FollowSubRun`). A
+/// sub-run decided on and now waiting on a `<Timer>` makes its caller `waiting-timer`; one
+/// whose timer fired and now waits on a gate makes it `waiting-approval` again. A caller that
+/// is running (its driver parks it later, and reads the sub-run then) or ended is left alone.
+/// On PostgreSQL the sub-run's transaction holds its callers' rows (`lock_run` locks the
+/// tree), so a caller parking at the same time is either before it or after it.
+pub(crate) fn follow_sub_run(tx: &mut Tx<'_>, run_id: &str) -> Result<()> {
+    let mut sub = run_id.to_string();
+    // As deep as the store's lock of a run tree goes.
+    for _ in 0..64 {
+        let Some(caller) = tx.store.caller(&sub)? else {
+            return Ok(());
+        };
+        let Some(row) = tx.store.run(&caller.run_id)? else {
+            return Ok(());
+        };
+        if !row.status.is_waiting() {
+            return Ok(());
+        }
+        let key = NodeKey::new(&caller.run_id, &caller.node_id, caller.iteration);
+        let waits = tx.store.node(&key)?.is_some_and(|n| {
+            n.state == NodeState::WaitingApproval && n.sub_run_id.as_deref() == Some(sub.as_str())
+        });
+        if !waits {
+            return Ok(());
+        }
+        let waiting: std::collections::BTreeSet<(String, i64)> = tx
+            .store
+            .nodes_in(&caller.run_id, &[NodeState::WaitingApproval])?
+            .into_iter()
+            .map(|(n, i, _, _)| (n, i))
+            .collect();
+        let kind = wait_kind(
+            tx,
+            &caller.run_id,
+            |n, i| waiting.contains(&(n.to_string(), i)),
+            waiting.len(),
+        )?;
+        if kind == row.status {
+            return Ok(());
+        }
+        let (to, effects) = run::follow_sub_run(&caller.run_id, row.status)?;
+        tx.apply(effects)?;
+        tracing::debug!(
+            target: ENGINE,
+            run_id = caller.run_id.as_str(),
+            sub_run_id = sub.as_str(),
+            status = to.as_str(),
+            previous = row.status.as_str(),
+            "caller follows what its sub-run waits on"
+        );
+        sub = caller.run_id;
+    }
+    Ok(())
+}
+
 /// A decision on a waiting run (or a sub-run's end, for its caller) wakes it (`running`):
 /// whoever resumes it picks the decision up. Returns the run's status after.
 pub(crate) fn wake(tx: &mut Tx<'_>, run_id: &str, status: RunStatus) -> Result<RunStatus> {

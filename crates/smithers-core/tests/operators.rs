@@ -349,6 +349,141 @@ fn keyset_pages_follow_the_listing_order_across_ties_and_decisions_between_pages
     assert!(none.is_empty());
 }
 
+/// `status: "all"` pages by the same keyset as the pending listing, over every status at
+/// once: requested, approved, denied and withdrawn (cancelled) gates, ties on the request
+/// time broken by run and node, every page size, `offset`, and the filters.
+#[test]
+fn the_all_listing_pages_by_keyset_over_every_status() {
+    let dir = common::TestDb::new();
+    let clock = ManualClock::new(1_000_000);
+    let mut engine = Engine::open(dir.db()).unwrap();
+    engine.set_clock(clock.clock());
+    let ids = ["s5", "s1", "s7", "s0", "s3", "s6", "s2", "s4"];
+    for (i, id) in ids.iter().enumerate() {
+        if i % 2 == 0 {
+            clock.advance(1000);
+        }
+        start(
+            &mut engine,
+            id,
+            None,
+            &[
+                gate("b", json!({})),
+                gate("a", json!({})),
+                gate("c", json!({})),
+            ],
+        );
+    }
+    clock.advance(1000);
+    for (run, node) in [("s1", "a"), ("s0", "c"), ("s6", "b"), ("s4", "a")] {
+        engine.approve(req(run, node, "dave")).unwrap();
+    }
+    for (run, node) in [("s5", "b"), ("s2", "c")] {
+        engine.deny(req(run, node, "erin")).unwrap();
+    }
+    // Withdrawn: every request of a cancelled run.
+    engine.cancel_run("s3").unwrap();
+    let mut expected: Vec<ApprovalSummary> = Vec::new();
+    for id in ids {
+        expected.extend(engine.inspect(id).unwrap().approvals);
+    }
+    expected.sort_by_key(sort_key);
+    let statuses = |rows: &[ApprovalSummary]| {
+        let mut s: Vec<&str> = rows.iter().map(|a| a.status.as_str()).collect();
+        s.sort();
+        s.dedup();
+        s.join(",")
+    };
+    assert_eq!(expected.len(), 24);
+    assert_eq!(statuses(&expected), "approved,cancelled,denied,requested");
+    let keys: Vec<_> = expected.iter().map(sort_key).collect();
+    let all = || ApprovalFilter {
+        status: Some("all".into()),
+        ..ApprovalFilter::default()
+    };
+
+    for per in [1, 4, 7, 24, 100] {
+        let paged = page_through(&mut engine, all(), per, |_, _, _| {});
+        assert_eq!(
+            paged.iter().map(sort_key).collect::<Vec<_>>(),
+            keys,
+            "pages of {per}"
+        );
+        assert_eq!(
+            paged.iter().map(|a| a.status.as_str()).collect::<Vec<_>>(),
+            expected
+                .iter()
+                .map(|a| a.status.as_str())
+                .collect::<Vec<_>>()
+        );
+    }
+    // `offset` (and a cursor with it) counts in the same order.
+    let page = engine
+        .pending_approvals(&ApprovalFilter {
+            limit: Some(5),
+            offset: Some(7),
+            ..all()
+        })
+        .unwrap();
+    assert_eq!(page.iter().map(sort_key).collect::<Vec<_>>(), keys[7..12]);
+    let cursor = &expected[3];
+    let page = engine
+        .pending_approvals(&ApprovalFilter {
+            limit: Some(4),
+            offset: Some(2),
+            after: Some(ApprovalCursor {
+                requested_at_ms: cursor.requested_at_ms,
+                run_id: cursor.run_id.clone(),
+                node_id: cursor.node_id.clone(),
+                iteration: cursor.iteration,
+            }),
+            ..all()
+        })
+        .unwrap();
+    assert_eq!(page.iter().map(sort_key).collect::<Vec<_>>(), keys[6..10]);
+    // The filters keep the order: one node's, one workflow's, one run's.
+    let a_only = page_through(
+        &mut engine,
+        ApprovalFilter {
+            node_id: Some("a".into()),
+            workflow_name: Some("ops".into()),
+            ..all()
+        },
+        3,
+        |_, _, _| {},
+    );
+    let want: Vec<_> = expected
+        .iter()
+        .filter(|a| a.node_id == "a")
+        .map(sort_key)
+        .collect();
+    assert_eq!(a_only.iter().map(sort_key).collect::<Vec<_>>(), want);
+    assert_eq!(statuses(&a_only), "approved,cancelled,requested");
+    let one_run = page_through(
+        &mut engine,
+        ApprovalFilter {
+            run_id: Some("s5".into()),
+            ..all()
+        },
+        2,
+        |_, _, _| {},
+    );
+    assert_eq!(
+        one_run
+            .iter()
+            .map(|a| (a.node_id.as_str(), a.status.as_str()))
+            .collect::<Vec<_>>(),
+        [("a", "requested"), ("b", "denied"), ("c", "requested")]
+    );
+    let none = engine
+        .pending_approvals(&ApprovalFilter {
+            workflow_name: Some("other".into()),
+            ..all()
+        })
+        .unwrap();
+    assert!(none.is_empty());
+}
+
 #[test]
 fn the_feed_orders_every_runs_events_and_orphans_are_found() {
     let dir = common::TestDb::new();

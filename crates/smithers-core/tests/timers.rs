@@ -386,3 +386,190 @@ fn a_deadline_s_decision_is_in_the_decision_log_as_system_timeout() {
     assert_eq!(log[0].data["status"], json!("denied"));
     assert!(engine.audit_verify().unwrap().ok);
 }
+
+// ---- a caller follows what its sub-run waits on ---------------------------------------------
+
+fn sub_flow(children: Vec<Value>) -> GraphDescriptor {
+    descriptor(
+        "sub-waits",
+        json!({"gate": decision_schema(), "out": {"type": "object", "properties": {"n": {"type": "integer"}}}}),
+        json!([]),
+        seq(children),
+    )
+}
+
+/// A run whose task `call` waits on a sub-run (`caller_flow`): its tasks answer `{n: 1}`.
+fn caller_flow() -> GraphDescriptor {
+    sub_flow(vec![
+        compute("call", "out"),
+        static_task("after", "out", json!({"n": 3})),
+    ])
+}
+
+/// Drives `run` (claimed) with `graph`: `call` waits on `<run>.call.0` while that run is not
+/// ended, and answers `{n: 1}` once it is.
+fn drive_caller(engine: &mut Engine, run: &str, graph: &dyn Fn() -> GraphDescriptor) -> String {
+    let sub = format!("{run}.call.0");
+    let ended = engine.run_summary(&sub).is_ok_and(|s| {
+        ["finished", "failed", "cancelled", "rejected"].contains(&s.status.as_str())
+    });
+    drive(engine, run, graph, |t| {
+        if ended {
+            ok(&t.node_id, t.attempt, json!({"n": 1}))
+        } else {
+            result(&t.node_id, t.attempt, json!({"ok": true, "waitingOn": sub}))
+        }
+    })
+    .status
+    .to_string()
+}
+
+/// Creates `<parent>.call.0`, the sub-run of `parent`'s task `call`.
+fn create_sub(engine: &mut Engine, parent: &str) -> String {
+    let id = format!("{parent}.call.0");
+    create(
+        engine,
+        &id,
+        smithers_core::NewRun {
+            parent: Some(smithers_core::engine::ParentRef {
+                run_id: parent.into(),
+                node_id: "call".into(),
+                iteration: 0,
+            }),
+            ..smithers_core::NewRun::default()
+        },
+    );
+    id
+}
+
+fn statuses_changed(engine: &Engine, run: &str) -> Vec<String> {
+    kinds_of(engine, run, EventKind::RunStatusChanged)
+        .iter()
+        .filter_map(|e| {
+            e.payload
+                .get("status")
+                .and_then(Value::as_str)
+                .map(String::from)
+        })
+        .collect()
+}
+
+/// Issue 15's leftover: a sub-run decided on that now waits on a `<Timer>` makes its parked
+/// caller `waiting-timer` in the same transaction (it stayed `waiting-approval`), and the
+/// caller moves on once the timer fired and the sub-run ended.
+#[test]
+fn a_caller_follows_its_sub_run_from_a_gate_to_a_timer() {
+    let clock = ManualClock::new(T0);
+    let dir = TestDb::new();
+    let mut engine = clocked(&dir, &clock);
+    let child = || {
+        sub_flow(vec![
+            approval("g", json!({})),
+            timer("cool-down", HOUR),
+            static_task("after-cool-down", "out", json!({"n": 2})),
+        ])
+    };
+    start(&mut engine, "p");
+    let sub = create_sub(&mut engine, "p");
+    let step = drive(&mut engine, &sub, child, |t| panic!("{}", t.node_id));
+    assert_eq!(step.status, "waiting-approval");
+    assert_eq!(
+        drive_caller(&mut engine, "p", &caller_flow),
+        "waiting-approval"
+    );
+
+    engine.approve(req(&sub, "g", "ann")).expect("approve");
+    engine.claim_run(&sub, false).expect("claim the sub-run");
+    let step = drive(&mut engine, &sub, child, |t| panic!("{}", t.node_id));
+    assert_eq!(step.status, "waiting-timer");
+    assert_eq!(
+        status(&engine, "p"),
+        "waiting-timer",
+        "the caller waits on what its sub-run waits on now"
+    );
+    assert_eq!(
+        statuses_changed(&engine, "p").last().map(String::as_str),
+        Some("waiting-timer")
+    );
+    assert_eq!(
+        engine.run_summary("p").unwrap().owner,
+        None,
+        "nobody drives the caller"
+    );
+
+    clock.advance(HOUR);
+    assert_eq!(engine.fire_due_timers(10).unwrap().len(), 1);
+    engine.claim_run(&sub, false).expect("claim the sub-run");
+    let step = drive(&mut engine, &sub, child, |t| panic!("{}", t.node_id));
+    assert_eq!(step.status, "finished");
+    assert_eq!(
+        status(&engine, "p"),
+        "running",
+        "the sub-run's end woke its caller"
+    );
+    engine.claim_run("p", false).expect("claim the caller");
+    assert_eq!(drive_caller(&mut engine, "p", &caller_flow), "finished");
+}
+
+/// The other way, two levels deep: a sub-sub-run whose timer fired and that now waits on a
+/// gate makes its caller and its caller's caller `waiting-approval` again (they stayed
+/// `waiting-timer`, and nothing listed them as waiting for a decision).
+#[test]
+fn callers_up_the_chain_follow_a_sub_run_from_a_timer_to_a_gate() {
+    let clock = ManualClock::new(T0);
+    let dir = TestDb::new();
+    let mut engine = clocked(&dir, &clock);
+    let leaf = || sub_flow(vec![timer("cool-down", HOUR), approval("g", json!({}))]);
+    start(&mut engine, "p");
+    let mid = create_sub(&mut engine, "p");
+    let sub = create_sub(&mut engine, &mid);
+    assert_eq!(
+        drive(&mut engine, &sub, leaf, |t| panic!("{}", t.node_id)).status,
+        "waiting-timer"
+    );
+    assert_eq!(
+        drive_caller(&mut engine, &mid, &caller_flow),
+        "waiting-timer"
+    );
+    assert_eq!(
+        drive_caller(&mut engine, "p", &caller_flow),
+        "waiting-timer"
+    );
+
+    clock.advance(HOUR);
+    assert_eq!(engine.fire_due_timers(10).unwrap().len(), 1);
+    engine
+        .claim_run(&sub, false)
+        .expect("claim the sub-sub-run");
+    let step = drive(&mut engine, &sub, leaf, |t| panic!("{}", t.node_id));
+    assert_eq!(step.status, "waiting-approval");
+    assert_eq!(status(&engine, &mid), "waiting-approval");
+    assert_eq!(status(&engine, "p"), "waiting-approval");
+    for run in [mid.as_str(), "p"] {
+        let changed = statuses_changed(&engine, run);
+        assert!(
+            changed.ends_with(&["waiting-timer", "waiting-approval"].map(String::from)),
+            "{run}: {changed:?}"
+        );
+    }
+    // The gate is listed with the top caller, which is waiting-approval now.
+    let listed = engine
+        .pending_approvals(&smithers_core::ApprovalFilter {
+            run_id: Some("p".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].run_id, sub);
+
+    engine.approve(req(&sub, "g", "ann")).expect("approve");
+    engine.claim_run(&sub, false).expect("claim");
+    assert_eq!(
+        drive(&mut engine, &sub, leaf, |t| panic!("{}", t.node_id)).status,
+        "finished"
+    );
+    engine.claim_run(&mid, false).expect("claim");
+    assert_eq!(drive_caller(&mut engine, &mid, &caller_flow), "finished");
+    engine.claim_run("p", false).expect("claim");
+    assert_eq!(drive_caller(&mut engine, "p", &caller_flow), "finished");
+}

@@ -289,6 +289,59 @@ fn timers_park_wake_claim_and_cancel() {
     assert_eq!(resume(&mut engine, "timed", &root, &[]).status, "finished");
 }
 
+/// A caller parked on its sub-run follows what the sub-run waits on: a timer, then (fired) a
+/// gate, then (decided) another timer; the sub-run's end wakes it.
+fn a_parked_caller_follows_its_sub_run_s_wait() {
+    let clock = ManualClock::new(1_000_000);
+    let (_dir, mut engine) = common::open();
+    engine.set_clock(clock.clock());
+    new_run(&mut engine, "f", None);
+    let root = json!({"kind": "sequence", "children": [compute("call", json!({}))]});
+    let attempt = drive_once(&mut engine, "f", &root).tasks[0].attempt;
+    let parent = ParentRef {
+        run_id: "f".into(),
+        node_id: "call".into(),
+        iteration: 0,
+    };
+    new_run(&mut engine, "f.call.0", Some(parent));
+    let timer = |id: &str| json!({"kind": "task", "id": id, "output": "", "body": {"type": "timer", "durationMs": 1000}});
+    let child = json!({"kind": "sequence", "children": [timer("t1"), gate("g", "fail", json!({})), timer("t2")]});
+    assert_eq!(
+        drive(&mut engine, "f.call.0", &child, &[]).status,
+        "waiting-timer"
+    );
+    let waiting = common::result(
+        "call",
+        attempt,
+        json!({"ok": true, "waitingOn": "f.call.0"}),
+    );
+    let step = engine.complete_tasks("f", vec![waiting]).expect("wait");
+    assert_eq!(step.status, "waiting-timer");
+    let status = |engine: &Engine| engine.run_summary("f").expect("the caller").status;
+    clock.advance(1000);
+    assert_eq!(engine.fire_due_timers(10).expect("fire").len(), 1);
+    assert_eq!(
+        resume(&mut engine, "f.call.0", &child, &[]).status,
+        "waiting-approval"
+    );
+    assert_eq!(status(&engine), "waiting-approval");
+    engine
+        .approve(req("f.call.0", "g", "ann"))
+        .expect("approve");
+    assert_eq!(
+        resume(&mut engine, "f.call.0", &child, &[]).status,
+        "waiting-timer"
+    );
+    assert_eq!(status(&engine), "waiting-timer");
+    clock.advance(1000);
+    assert_eq!(engine.fire_due_timers(10).expect("fire").len(), 1);
+    assert_eq!(
+        resume(&mut engine, "f.call.0", &child, &[]).status,
+        "finished"
+    );
+    assert_eq!(resume(&mut engine, "f", &root, &[]).status, "finished");
+}
+
 #[test]
 fn every_move_of_every_machine_is_taken() {
     tasks_finish_retry_fail_and_skip();
@@ -299,6 +352,7 @@ fn every_move_of_every_machine_is_taken() {
     a_task_waits_on_its_sub_run_until_it_ends();
 
     timers_park_wake_claim_and_cancel();
+    a_parked_caller_follows_its_sub_run_s_wait();
 
     let untaken: Vec<String> = machines::moves_taken()
         .into_iter()

@@ -219,26 +219,25 @@ impl Drive<'_, '_> {
         // Waiting only on `<Timer>`s: `waiting-timer` (a timer's fire wakes it). A task that
         // waits on a sub-run which itself waits only on timers counts as one: firing the
         // sub-run's timer moves it, and its end wakes this run (`runs::wake_caller`).
-        let mut timers = self
-            .tx
-            .store
-            .timer_nodes(self.run_id, false)?
-            .into_iter()
-            .filter(|(n, i)| self.state_of(n, *i) == Some(NodeState::WaitingApproval))
-            .count();
-        timers += self
-            .tx
-            .store
-            .nodes_on_timer_sub_runs(self.run_id)?
-            .into_iter()
-            .filter(|(n, i)| self.state_of(n, *i) == Some(NodeState::WaitingApproval))
-            .count();
-        let (_, effects) = if timers > 0 && timers == self.run.waiting {
+        let active = &*self.run;
+        let kind = crate::runs::wait_kind(
+            self.tx,
+            self.run_id,
+            |n, i| {
+                active
+                    .record(n, i)
+                    .is_some_and(|r| r.state == NodeState::WaitingApproval)
+            },
+            active.waiting,
+        )?;
+        let (_, effects) = if kind == RunStatus::WaitingTimer {
             run::park_on_timer(self.run_id, self.run.status)?
         } else {
             run::park(self.run_id, self.run.status)?
         };
         self.apply(effects)?;
+        // Its parked callers now wait on what it waits on.
+        crate::runs::follow_sub_run(self.tx, self.run_id)?;
         Ok(false)
     }
 }

@@ -81,6 +81,10 @@ pub enum RunEvent {
     Park,
     /// Only timers are left to wait for (issue 15: durable timers).
     ParkOnTimer,
+    /// A parked caller follows what its sub-run now waits on: a sub-run that parked again on
+    /// another kind of wait (a decision made, now on a `<Timer>`; a timer fired, now on a
+    /// gate) changes what the caller waits on, and so its status.
+    FollowSubRun,
     Finish,
     Fail,
     Cancel,
@@ -94,6 +98,7 @@ impl RunEvent {
         RunEvent::Wake,
         RunEvent::Park,
         RunEvent::ParkOnTimer,
+        RunEvent::FollowSubRun,
         RunEvent::Finish,
         RunEvent::Fail,
         RunEvent::Cancel,
@@ -113,7 +118,7 @@ const fn m(
 }
 
 /// Every legal move of a run (`None`: no run yet).
-pub(crate) static MOVES: [Move<Option<RunStatus>, RunEvent>; 14] = [
+pub(crate) static MOVES: [Move<Option<RunStatus>, RunEvent>; 16] = [
     m(None, E::Start, Some(S::Running)),
     m(Some(S::Running), E::Claim, Some(S::Running)),
     m(Some(S::WaitingApproval), E::Claim, Some(S::Running)),
@@ -122,6 +127,16 @@ pub(crate) static MOVES: [Move<Option<RunStatus>, RunEvent>; 14] = [
     m(Some(S::WaitingTimer), E::Wake, Some(S::Running)),
     m(Some(S::Running), E::Park, Some(S::WaitingApproval)),
     m(Some(S::Running), E::ParkOnTimer, Some(S::WaitingTimer)),
+    m(
+        Some(S::WaitingApproval),
+        E::FollowSubRun,
+        Some(S::WaitingTimer),
+    ),
+    m(
+        Some(S::WaitingTimer),
+        E::FollowSubRun,
+        Some(S::WaitingApproval),
+    ),
     m(Some(S::Running), E::Finish, Some(S::Finished)),
     m(Some(S::Running), E::Fail, Some(S::Failed)),
     m(Some(S::Running), E::Reject, Some(S::Rejected)),
@@ -130,7 +145,7 @@ pub(crate) static MOVES: [Move<Option<RunStatus>, RunEvent>; 14] = [
     m(Some(S::WaitingTimer), E::Cancel, Some(S::Cancelled)),
 ];
 
-pub(crate) static TAKEN: Taken<14> = Taken::new();
+pub(crate) static TAKEN: Taken<16> = Taken::new();
 
 pub fn next(from: Option<RunStatus>, event: RunEvent) -> Result<RunStatus> {
     let to = super::take("run", &MOVES, &TAKEN, from, event)?;
@@ -211,6 +226,23 @@ pub(crate) fn park(run: &str, from: RunStatus) -> Result<Moved> {
 /// Only timers are left to wait for: the run is `waiting-timer`, released like a parked run.
 pub(crate) fn park_on_timer(run: &str, from: RunStatus) -> Result<Moved> {
     park_for(run, from, E::ParkOnTimer)
+}
+
+/// A parked caller whose sub-run now waits on another kind of wait: `waiting-approval` ⇄
+/// `waiting-timer` (`runs::follow_sub_run`). Nobody drives it, so nothing else changes.
+pub(crate) fn follow_sub_run(run: &str, from: RunStatus) -> Result<Moved> {
+    let to = next(Some(from), E::FollowSubRun)?;
+    Ok((
+        to,
+        vec![
+            Effect::SetRun {
+                run: run.into(),
+                status: to,
+                change: RunChange::Status,
+            },
+            changed(run, to, from),
+        ],
+    ))
 }
 
 fn park_for(run: &str, from: RunStatus, event: RunEvent) -> Result<Moved> {
@@ -314,6 +346,8 @@ mod tests {
             (Some(S::WaitingApproval | S::WaitingTimer), E::Wake) => S::Running,
             (Some(S::Running), E::Park) => S::WaitingApproval,
             (Some(S::Running), E::ParkOnTimer) => S::WaitingTimer,
+            (Some(S::WaitingApproval), E::FollowSubRun) => S::WaitingTimer,
+            (Some(S::WaitingTimer), E::FollowSubRun) => S::WaitingApproval,
             (Some(S::Running), E::Finish) => S::Finished,
             (Some(S::Running), E::Fail) => S::Failed,
             (Some(S::Running), E::Reject) => S::Rejected,

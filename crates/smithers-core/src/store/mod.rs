@@ -14,6 +14,7 @@
 //! ARCHITECTURE.md ("The store").
 
 mod postgres;
+pub(crate) mod shared;
 mod sqlite;
 
 use std::collections::HashMap;
@@ -602,6 +603,11 @@ pub(crate) enum ListingParam<'a> {
 /// `limit` rows. `place(n, param)` writes the n-th (1-based) placeholder in the store's
 /// dialect; `cols` is the store's column list; `seed_collate` follows the run id that seeds
 /// the sub-run walk (PostgreSQL: ` COLLATE "C"`, as the run ids compare).
+///
+/// Every status at once (`status: "all"`, `None` here) is the same walk once per status,
+/// each from the cursor and stopped after the page (plus `offset`) rows, merged: the index
+/// leads with the status, so a listing of all of them in one order has no index of its own
+/// to walk, and sorting every approval of the database (what it did before) grows with it.
 pub(crate) fn approval_listing<'a>(
     cols: &str,
     filter: &'a ApprovalFilter,
@@ -626,10 +632,8 @@ pub(crate) fn approval_listing<'a>(
         );
         conds.push("a.run_id IN (SELECT id FROM sub)".into());
     }
-    if let Some(status) = status {
-        let p = bind(&mut params, ListingParam::Text(status));
-        conds.push(format!("a.status = {p}"));
-    }
+    let status_param = status.map(|status| bind(&mut params, ListingParam::Text(status)));
+    let by_workflow = filter.workflow_name.is_some();
     if let Some(name) = filter.workflow_name.as_deref() {
         let p = bind(&mut params, ListingParam::Text(name));
         conds.push(format!("r.workflow_name = {p}"));
@@ -648,24 +652,54 @@ pub(crate) fn approval_listing<'a>(
             "(a.requested_at_ms, a.run_id, a.node_id, a.iteration) > ({t}, {run}, {node}, {it})"
         ));
     }
-    let limit = bind(
-        &mut params,
-        ListingParam::Int(filter.limit.unwrap_or(100).clamp(1, 10_000)),
-    );
-    let offset = bind(
-        &mut params,
-        ListingParam::Int(filter.offset.unwrap_or(0).max(0)),
-    );
-    let filter_sql = if conds.is_empty() {
-        String::new()
-    } else {
-        format!("WHERE {}", conds.join(" AND "))
+    let limit_value = filter.limit.unwrap_or(100).clamp(1, 10_000);
+    let offset_value = filter.offset.unwrap_or(0).max(0);
+    let limit = bind(&mut params, ListingParam::Int(limit_value));
+    let offset = bind(&mut params, ListingParam::Int(offset_value));
+    const ORDER: &str = "a.requested_at_ms, a.run_id, a.node_id, a.iteration";
+    let where_ = |status: &str| {
+        let all: Vec<String> = std::iter::once(format!("a.status = {status}"))
+            .chain(conds.iter().cloned())
+            .collect();
+        format!("WHERE {}", all.join(" AND "))
     };
-    (
-        format!(
+    let sql = match status_param {
+        Some(status) => format!(
             "{with}SELECT {cols} FROM _smithers_approvals a JOIN _smithers_runs r ON r.run_id = a.run_id \
-             {filter_sql} ORDER BY a.requested_at_ms, a.run_id, a.node_id, a.iteration LIMIT {limit} OFFSET {offset}"
+             {} ORDER BY {ORDER} LIMIT {limit} OFFSET {offset}",
+            where_(&status)
         ),
-        params,
-    )
+        None => {
+            // The page's keys, at most `limit + offset` of each status (the statuses are the
+            // machine's own names, not user text), then the page's rows by primary key.
+            let per_status = bind(
+                &mut params,
+                ListingParam::Int(limit_value.saturating_add(offset_value)),
+            );
+            let join_runs = if by_workflow {
+                " JOIN _smithers_runs r ON r.run_id = a.run_id"
+            } else {
+                ""
+            };
+            let branches: Vec<String> = ApprovalStatus::ALL
+                .iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    format!(
+                        "SELECT * FROM (SELECT a.requested_at_ms AS t, a.run_id AS run, a.node_id AS node, \
+                         a.iteration AS it FROM _smithers_approvals a{join_runs} {} ORDER BY {ORDER} \
+                         LIMIT {per_status}) s{i}",
+                        where_(&format!("'{}'", s.as_str()))
+                    )
+                })
+                .collect();
+            format!(
+                "{with}SELECT {cols} FROM ({}) k JOIN _smithers_approvals a ON a.run_id = k.run \
+                 AND a.node_id = k.node AND a.iteration = k.it JOIN _smithers_runs r ON r.run_id = a.run_id \
+                 ORDER BY k.t, k.run, k.node, k.it LIMIT {limit} OFFSET {offset}",
+                branches.join(" UNION ALL ")
+            )
+        }
+    };
+    (sql, params)
 }

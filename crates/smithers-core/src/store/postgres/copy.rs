@@ -9,6 +9,7 @@ use postgres::types::{ToSql, Type};
 use super::{PgStore, col};
 use crate::error::{Error, Result};
 use crate::ident::quote;
+use crate::store::shared::{insert_columns, select_columns};
 use crate::store::{Cell, CopyRows};
 
 /// Rows per INSERT statement (PostgreSQL takes at most 65,535 parameters).
@@ -115,8 +116,7 @@ impl CopyRows for PgStore {
         columns: &[String],
         f: &mut dyn FnMut(Vec<Cell>) -> Result<()>,
     ) -> Result<()> {
-        let names: Vec<String> = columns.iter().map(|c| quote(c)).collect();
-        let sql = format!("SELECT {} FROM {}", names.join(", "), quote(table));
+        let sql = select_columns(table, columns);
         let statement = self.statement(&sql)?;
         let mut client = self.client.borrow_mut();
         // Streamed: a table is never held in memory whole.
@@ -134,7 +134,6 @@ impl CopyRows for PgStore {
         if columns.is_empty() {
             return Ok(());
         }
-        let names: Vec<String> = columns.iter().map(|c| quote(c)).collect();
         let per = (PARAMS_PER_INSERT / columns.len()).max(1);
         for chunk in rows.chunks(per) {
             let tuples: Vec<String> = (0..chunk.len())
@@ -146,9 +145,8 @@ impl CopyRows for PgStore {
                 })
                 .collect();
             let sql = format!(
-                "INSERT INTO {} ({}) VALUES {}",
-                quote(table),
-                names.join(", "),
+                "{} VALUES {}",
+                insert_columns(table, columns),
                 tuples.join(", ")
             );
             let statement = self.statement(&sql)?;

@@ -517,6 +517,22 @@ fn connection_lost(e: &postgres::Error) -> bool {
     false
 }
 
+impl crate::store::shared::Columns for Row {
+    type Error = crate::error::Error;
+    fn text(&self, i: usize) -> Result<String> {
+        col(self, i)
+    }
+    fn opt_text(&self, i: usize) -> Result<Option<String>> {
+        col(self, i)
+    }
+    fn int(&self, i: usize) -> Result<i64> {
+        col(self, i)
+    }
+    fn opt_int(&self, i: usize) -> Result<Option<i64>> {
+        col(self, i)
+    }
+}
+
 /// Column `i` of a row, as `T`: a value of another type (the table was made by something
 /// else, or altered) or a NULL where the engine never writes one is `CORRUPT_STORE`, never a
 /// panic (`Row::get` panics on both).

@@ -5,6 +5,7 @@ use rusqlite::types::{Value as SqlValue, ValueRef};
 use super::SqliteStore;
 use crate::error::{Error, Result};
 use crate::ident::quote;
+use crate::store::shared::{insert_columns, select_columns};
 use crate::store::{Cell, CopyRows};
 
 fn cell(v: ValueRef<'_>, column: &str) -> Result<Cell> {
@@ -82,12 +83,7 @@ impl CopyRows for SqliteStore {
         columns: &[String],
         f: &mut dyn FnMut(Vec<Cell>) -> Result<()>,
     ) -> Result<()> {
-        let names: Vec<String> = columns.iter().map(|c| quote(c)).collect();
-        let mut stmt = self.conn.prepare(&format!(
-            "SELECT {} FROM {}",
-            names.join(", "),
-            quote(table)
-        ))?;
+        let mut stmt = self.conn.prepare(&select_columns(table, columns))?;
         let mut rows = stmt.query([])?;
         while let Some(r) = rows.next()? {
             let mut cells = Vec::with_capacity(columns.len());
@@ -100,12 +96,10 @@ impl CopyRows for SqliteStore {
     }
 
     fn insert_rows(&self, table: &str, columns: &[String], rows: &[Vec<Cell>]) -> Result<()> {
-        let names: Vec<String> = columns.iter().map(|c| quote(c)).collect();
         let marks: Vec<String> = (1..=columns.len()).map(|i| format!("?{i}")).collect();
         let mut stmt = self.conn.prepare_cached(&format!(
-            "INSERT INTO {} ({}) VALUES ({})",
-            quote(table),
-            names.join(", "),
+            "{} VALUES ({})",
+            insert_columns(table, columns),
             marks.join(", ")
         ))?;
         for row in rows {

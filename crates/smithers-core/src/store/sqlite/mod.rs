@@ -117,6 +117,22 @@ fn typed_opt<S: Stored>(text: Option<String>) -> Result<Option<S>> {
     text.map(|t| S::parse(&t)).transpose()
 }
 
+impl crate::store::shared::Columns for rusqlite::Row<'_> {
+    type Error = rusqlite::Error;
+    fn text(&self, i: usize) -> rusqlite::Result<String> {
+        self.get(i)
+    }
+    fn opt_text(&self, i: usize) -> rusqlite::Result<Option<String>> {
+        self.get(i)
+    }
+    fn int(&self, i: usize) -> rusqlite::Result<i64> {
+        self.get(i)
+    }
+    fn opt_int(&self, i: usize) -> rusqlite::Result<Option<i64>> {
+        self.get(i)
+    }
+}
+
 /// A JSON column read leniently (a value another writer left unreadable is no value).
 fn json_col(text: Option<String>) -> Option<serde_json::Value> {
     text.and_then(|t| serde_json::from_str(&t).ok())

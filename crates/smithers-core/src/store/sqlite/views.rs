@@ -1,16 +1,17 @@
 //! The read views of operators: runs, one run's parts, approvals, attempts.
 
 use rusqlite::params;
-use serde_json::Value;
 
 use super::{SqliteStore, all, one};
 use crate::error::Result;
-use crate::machines::NodeKey;
-use crate::store::{ApprovalRows, AuditRows, ListingParam, Views};
-use crate::time::{iso8601, now_ms};
+use crate::store::shared::{
+    APPROVAL_COLS, ATTEMPT_COLS, NODE_COLS, approval_summary, attempt_log, node_summary,
+    run_summary, with_history,
+};
+use crate::store::{ListingParam, Views};
 use crate::views::{
     ApprovalFilter, ApprovalSummary, AttemptLog, LogFilter, LoopSummary, NodeSummary, OrphanCursor,
-    PendingCount, Rejection, RunCount, RunFilter, RunSummary, StoreMetrics,
+    PendingCount, RunCount, RunFilter, RunSummary, StoreMetrics,
 };
 
 // `+a.status`: the count must go through the primary key (this run's few approvals); left to
@@ -23,199 +24,6 @@ const RUN_COLS: &str = "r.run_id, r.workflow_name, r.workflow_path, r.status, r.
      CASE WHEN r.status = 'rejected' THEN (SELECT json_array(a.node_id, a.decided_at_ms, a.decided_by, a.reason) \
        FROM _smithers_approvals a WHERE a.run_id = r.run_id AND a.status = 'rejected' LIMIT 1) END, \
      r.lease_expires_at_ms, r.resume_error_json";
-
-fn run_summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunSummary> {
-    let error: Option<String> = r.get(8)?;
-    let owner: Option<String> = r.get(4)?;
-    let lease: Option<i64> = r.get(15)?;
-    let resume_error: Option<String> = r.get(16)?;
-    Ok(RunSummary {
-        // Filled in by the engine (it knows its host and clock).
-        owner_liveness: None,
-        lease_expires_at: lease.map(iso8601),
-        lease_expires_at_ms: lease,
-        resume_error: resume_error.and_then(|e| serde_json::from_str(&e).ok()),
-        owner,
-        run_id: r.get(0)?,
-        workflow_name: r.get(1)?,
-        workflow_path: r.get(2)?,
-        status: r.get(3)?,
-        created_at: iso8601(r.get(5)?),
-        updated_at: iso8601(r.get(6)?),
-        finished_at: r.get::<_, Option<i64>>(7)?.map(iso8601),
-        error: error.and_then(|e| serde_json::from_str(&e).ok()),
-        pending_approvals: r.get(9)?,
-        started_by: r.get(10)?,
-        parent_run_id: r.get(11)?,
-        parent_node_id: r.get(12)?,
-        parent_iteration: r.get(13)?,
-        rejection: r
-            .get::<_, Option<String>>(14)?
-            .and_then(|j| {
-                serde_json::from_str::<(String, i64, Option<String>, Option<String>)>(&j).ok()
-            })
-            .map(|(node_id, at, by, reason)| Rejection {
-                node_id,
-                rejected_at: iso8601(at),
-                rejected_by: by,
-                rejection_reason: reason,
-            }),
-    })
-}
-
-const APPROVAL_COLS: &str = "a.run_id, r.workflow_name, a.node_id, a.iteration, a.status, a.mode, a.on_deny, a.request_json, \
-     a.requested_at_ms, a.decided_at_ms, a.decided_by, a.note, a.kind, a.round, a.inputs_json, a.reason, r.status, \
-     r.workflow_path, r.parent_run_id";
-
-fn approval_summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApprovalSummary> {
-    let request_json: String = r.get(7)?;
-    let request: Value = serde_json::from_str(&request_json).unwrap_or(Value::Null);
-    let requested_at_ms: i64 = r.get(8)?;
-    let decided_at_ms: Option<i64> = r.get(9)?;
-    let status: String = r.get(4)?;
-    let field = |k: &str| request.get(k).cloned().unwrap_or(Value::Null);
-    let digest = crate::audit::view_digest(
-        &r.get::<_, String>(0)?,
-        &r.get::<_, String>(2)?,
-        r.get(3)?,
-        &r.get::<_, String>(12)?,
-        r.get(13)?,
-        requested_at_ms,
-        &request_json,
-    );
-    Ok(ApprovalSummary {
-        digest,
-        quorum: field("quorum"),
-        votes: Vec::new(),
-        run_id: r.get(0)?,
-        workflow_name: r.get(1)?,
-        run_status: r.get(16)?,
-        node_id: r.get(2)?,
-        iteration: r.get(3)?,
-        waiting_ms: (status == "requested").then(|| now_ms() - requested_at_ms),
-        status,
-        mode: r.get(5)?,
-        on_deny: r.get(6)?,
-        title: request
-            .get("title")
-            .and_then(Value::as_str)
-            .map(String::from),
-        summary: request
-            .get("summary")
-            .and_then(Value::as_str)
-            .map(String::from),
-        metadata: field("metadata"),
-        options: field("options"),
-        allowed_users: field("allowedUsers"),
-        allowed_scopes: field("allowedScopes"),
-        requested_at: iso8601(requested_at_ms),
-        requested_at_ms,
-        decided_at: decided_at_ms.map(iso8601),
-        decided_by: r.get(10)?,
-        note: r.get(11)?,
-        approval_iteration: if r.get::<_, String>(12)? == "review" {
-            r.get::<_, i64>(13)? - 1
-        } else {
-            0
-        },
-        rewind_to: request
-            .get("rewindTo")
-            .and_then(Value::as_str)
-            .map(String::from),
-        workflow_path: r.get(17)?,
-        parent_run_id: r.get(18)?,
-        kind: r.get(12)?,
-        round: r.get(13)?,
-        prompt: request
-            .get("prompt")
-            .and_then(Value::as_str)
-            .map(String::from),
-        input: request
-            .get("input")
-            .cloned()
-            .unwrap_or_else(|| Value::Array(Vec::new())),
-        required: request
-            .get("required")
-            .cloned()
-            .unwrap_or_else(|| Value::Array(Vec::new())),
-        inputs: r
-            .get::<_, Option<String>>(14)?
-            .and_then(|s| serde_json::from_str(&s).ok())
-            .unwrap_or_else(|| Value::Object(Default::default())),
-        reason: r.get(15)?,
-        stdout_path: request
-            .get("stdoutPath")
-            .and_then(Value::as_str)
-            .map(String::from),
-        output: field("output"),
-        history: Vec::new(),
-        schema: field("schema"),
-        max_attempts: request.get("maxAttempts").and_then(Value::as_i64),
-        wait_async: request
-            .get("async")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
-        deadline_at_ms: request.get("deadlineAtMs").and_then(Value::as_i64),
-        on_timeout: request
-            .get("onTimeout")
-            .and_then(Value::as_str)
-            .map(String::from),
-        escalated: field("escalated"),
-    })
-}
-
-const ATTEMPT_COLS: &str = "node_id, iteration, attempt, state, exit_code, stdout_path, stderr_path, started_at_ms, \
-     finished_at_ms, prompt, response_text, usage_json, agent_json, error_json";
-
-fn attempt_log(r: &rusqlite::Row<'_>) -> rusqlite::Result<AttemptLog> {
-    let json = |i: usize| -> rusqlite::Result<Option<Value>> {
-        Ok(r.get::<_, Option<String>>(i)?
-            .and_then(|t| serde_json::from_str(&t).ok()))
-    };
-    Ok(AttemptLog {
-        node_id: r.get(0)?,
-        iteration: r.get(1)?,
-        attempt: r.get(2)?,
-        state: r.get(3)?,
-        exit_code: r.get(4)?,
-        stdout_path: r.get(5)?,
-        stderr_path: r.get(6)?,
-        started_at: iso8601(r.get(7)?),
-        finished_at: r.get::<_, Option<i64>>(8)?.map(iso8601),
-        prompt: r.get(9)?,
-        response_text: r.get(10)?,
-        usage: json(11)?,
-        agent: json(12)?,
-        error: json(13)?,
-    })
-}
-
-impl SqliteStore {
-    /// Reviews get their earlier rounds, quorum gates their votes.
-    fn with_history(&self, mut approvals: Vec<ApprovalSummary>) -> Result<Vec<ApprovalSummary>> {
-        for a in approvals.iter_mut() {
-            let key = NodeKey::new(&a.run_id, &a.node_id, a.iteration);
-            if a.kind == "review" {
-                a.history = self.review_history(&key)?;
-            }
-            if !a.quorum.is_null() {
-                a.votes = self
-                    .votes(&key, a.requested_at_ms)?
-                    .into_iter()
-                    .map(|v| crate::views::VoteSummary {
-                        voter: v.voter,
-                        verdict: v.verdict,
-                        veto: v.veto,
-                        note: v.note,
-                        at: iso8601(v.at_ms),
-                        at_ms: v.at_ms,
-                    })
-                    .collect();
-            }
-        }
-        Ok(approvals)
-    }
-}
 
 impl Views for SqliteStore {
     fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunSummary>> {
@@ -234,7 +42,7 @@ impl Views for SqliteStore {
                 filter.workflow_name,
                 filter.resume_failed
             ],
-            run_summary,
+            |r| run_summary(r),
         )
     }
 
@@ -243,32 +51,18 @@ impl Views for SqliteStore {
             &self.conn,
             &format!("SELECT {RUN_COLS} FROM _smithers_runs r WHERE r.run_id = ?1"),
             [run_id],
-            run_summary,
+            |r| run_summary(r),
         )
     }
 
     fn node_summaries(&self, run_id: &str) -> Result<Vec<NodeSummary>> {
         all(
             &self.conn,
-            "SELECT node_id, iteration, state, output_table, label, attempts, skip_reason, error_json, updated_at_ms, sub_run_id \
-             FROM _smithers_nodes WHERE run_id = ?1 ORDER BY iteration, ordinal, node_id",
+            &format!(
+                "SELECT {NODE_COLS} FROM _smithers_nodes WHERE run_id = ?1 ORDER BY iteration, ordinal, node_id"
+            ),
             [run_id],
-            |r| {
-                Ok(NodeSummary {
-                    node_id: r.get(0)?,
-                    iteration: r.get(1)?,
-                    state: r.get(2)?,
-                    output: r.get(3)?,
-                    label: r.get(4)?,
-                    attempts: r.get(5)?,
-                    skip_reason: r.get(6)?,
-                    error: r
-                        .get::<_, Option<String>>(7)?
-                        .and_then(|e| serde_json::from_str(&e).ok()),
-                    updated_at: iso8601(r.get(8)?),
-                    sub_run_id: r.get(9)?,
-                })
-            },
+            |r| node_summary(r),
         )
     }
 
@@ -280,9 +74,9 @@ impl Views for SqliteStore {
                  WHERE a.run_id = ?1 ORDER BY a.requested_at_ms, a.node_id"
             ),
             [run_id],
-            approval_summary,
+            |r| approval_summary(r),
         )?;
-        self.with_history(rows)
+        with_history(self, rows)
     }
 
     fn loop_summaries(&self, run_id: &str) -> Result<Vec<LoopSummary>> {
@@ -308,7 +102,7 @@ impl Views for SqliteStore {
                  ORDER BY started_at_ms, node_id, iteration, attempt"
             ),
             [run_id],
-            attempt_log,
+            |r| attempt_log(r),
         )
     }
 
@@ -328,13 +122,10 @@ impl Views for SqliteStore {
                 ListingParam::Int(i) => rusqlite::types::Value::Integer(i),
             })
             .collect();
-        let rows = all(
-            &self.conn,
-            &sql,
-            rusqlite::params_from_iter(values),
-            approval_summary,
-        )?;
-        self.with_history(rows)
+        let rows = all(&self.conn, &sql, rusqlite::params_from_iter(values), |r| {
+            approval_summary(r)
+        })?;
+        with_history(self, rows)
     }
 
     fn orphan_candidates(
@@ -381,7 +172,7 @@ impl Views for SqliteStore {
                  ORDER BY started_at_ms, node_id, iteration, attempt"
             ),
             params![run_id, filter.node_id, filter.iteration, filter.attempt],
-            attempt_log,
+            |r| attempt_log(r),
         )
     }
 
@@ -419,5 +210,85 @@ impl Views for SqliteStore {
             runs,
             pending_approvals,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::OpenOptions;
+    use crate::views::ApprovalCursor;
+
+    /// The plan of the approvals listing for `filter` and `status`, one line per step.
+    fn plan(store: &SqliteStore, filter: &ApprovalFilter, status: Option<&str>) -> Vec<String> {
+        let (sql, params) =
+            crate::store::approval_listing(APPROVAL_COLS, filter, status, "", &|n, _| {
+                format!("?{n}")
+            });
+        let values: Vec<rusqlite::types::Value> = params
+            .into_iter()
+            .map(|p| match p {
+                ListingParam::Text(t) => rusqlite::types::Value::Text(t.to_owned()),
+                ListingParam::Int(i) => rusqlite::types::Value::Integer(i),
+            })
+            .collect();
+        all(
+            &store.conn,
+            &format!("EXPLAIN QUERY PLAN {sql}"),
+            rusqlite::params_from_iter(values),
+            |r| r.get::<_, String>(3),
+        )
+        .unwrap()
+    }
+
+    /// Every status at once walks the listing's index once per status from the cursor (it
+    /// sorted every approval of the database: `SCAN a`, then a sort of all of them).
+    #[test]
+    fn the_all_listing_walks_the_index_once_per_status() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("plan.db"), OpenOptions::default()).unwrap();
+        let cursor = ApprovalCursor {
+            requested_at_ms: 1,
+            run_id: "r".into(),
+            node_id: "n".into(),
+            iteration: 0,
+        };
+        let filters = [
+            ApprovalFilter::default(),
+            ApprovalFilter {
+                after: Some(cursor.clone()),
+                ..ApprovalFilter::default()
+            },
+            ApprovalFilter {
+                after: Some(cursor),
+                workflow_name: Some("w".into()),
+                node_id: Some("n".into()),
+                ..ApprovalFilter::default()
+            },
+        ];
+        for filter in &filters {
+            let lines = plan(&store, filter, None);
+            let walks = lines
+                .iter()
+                .filter(|l| l.contains("INDEX _smithers_approvals_listing (status=?"))
+                .count();
+            assert_eq!(
+                walks,
+                crate::machines::ApprovalStatus::ALL.len(),
+                "{lines:#?}"
+            );
+            assert!(!lines.iter().any(|l| l.starts_with("SCAN a")), "{lines:#?}");
+            // One status: one walk, and no sort of all its rows.
+            let lines = plan(&store, filter, Some("approved"));
+            let walks = lines
+                .iter()
+                .filter(|l| l.contains("INDEX _smithers_approvals_listing (status=?"))
+                .count();
+            assert_eq!(walks, 1, "{lines:#?}");
+            assert!(
+                !lines.iter().any(|l| l.contains("TEMP B-TREE FOR ORDER BY")),
+                "{lines:#?}"
+            );
+        }
     }
 }
