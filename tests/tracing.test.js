@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { EXAMPLES, sandbox, smithers } from "./helpers/cli.js";
 import { PKG_INDEX_URL } from "./helpers/durability.js";
+import { pgDatabase } from "./helpers/postgres.js";
 import { client, startServe } from "./helpers/serve.js";
 
 const EXAMPLE = join(EXAMPLES, "publish-approval.tsx");
@@ -155,6 +156,31 @@ describe("OpenTelemetry traces", () => {
     assert.ok(nanos(gate.startTimeUnixNano) <= nanos(gate.endTimeUnixNano));
     assert.ok(nanos(gate.startTimeUnixNano) >= nanos(byName["task draft"].endTimeUnixNano), "the wait starts after draft finished");
     assert.ok(nanos(gate.endTimeUnixNano) <= nanos(byName["task publish"].startTimeUnixNano), "publish starts after the decision");
+  });
+
+  test("on PostgreSQL (the reads a run span needs go through the engine's own thread): the same trace, and a cancel ends it", async () => {
+    const env = { OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url, OTEL_EXPORTER_OTLP_PROTOCOL: "http/json" };
+    const db = pgDatabase("otel");
+    const up = await smithers(["up", EXAMPLE, "--input", '{"title":"Remote"}', "--json"], { db, env });
+    assert.equal(up.code, 3, up.stderr);
+    const approve = await smithers(["approve", up.json.runId, "--by", "carol"], { db, env });
+    assert.equal(approve.code, 0, approve.stderr);
+    const spans = otlp.spans().filter((s) => s.attrs["smithers.run.id"] === up.json.runId);
+    assert.deepEqual(spans.map((s) => s.name).sort(), ["approval publish-approval", "run publish", "task draft", "task publish"]);
+    for (const s of spans) assert.equal(s.traceId, traceIdOf(up.json.runId), s.name);
+    const run = spans.find((s) => s.name === "run publish");
+    assert.deepEqual(run.events.filter((e) => e.name === "smithers.approval.decided").map((e) => e.attrs["smithers.approval.decided_by"]), ["carol"]);
+
+    // `cancel` ends a parked run and closes its engine at once: the run span is made all the same.
+    const parked = await smithers(["up", EXAMPLE, "--json"], { db, env });
+    assert.equal(parked.code, 3, parked.stderr);
+    const cancel = await smithers(["cancel", parked.json.runId], { db, env });
+    assert.equal(cancel.code, 0, cancel.stderr);
+    const cancelled = otlp.spans().find((s) => s.attrs["smithers.run.id"] === parked.json.runId && s.name === "run publish");
+    assert.ok(cancelled, "the cancelled run's span");
+    assert.equal(cancelled.attrs["smithers.run.status"], "cancelled");
+    assert.equal(cancelled.spanId, runSpanIdOf(parked.json.runId));
+    assert.ok(cancelled.events.some((e) => e.name === "smithers.approval.waiting"), "its history was read before the engine closed");
   });
 
   test("a failing attempt: its error code and status; the run span ends failed", async () => {

@@ -210,18 +210,19 @@ function emit(span) {
  * @param {number} [timeoutMs]
  */
 export async function flushTraces(timeoutMs) {
-  if (pipeline === null) return;
-  const p = await pipeline.catch(() => null);
-  if (!p) return;
-  const limit = timeoutMs ?? p.timeoutMs + 500;
+  if (pipeline === null && pending.size === 0) return;
+  const limit = timeoutMs ?? (envInt("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT") ?? envInt("OTEL_EXPORTER_OTLP_TIMEOUT") ?? DEFAULT_EXPORT_TIMEOUT_MS) + 500;
   let timer;
+  // Ref'd: the reads a span waits for (PostgreSQL) may hold nothing else that keeps the
+  // process alive.
   const expired = new Promise((resolve) => {
     timer = setTimeout(resolve, limit);
-    timer.unref?.();
   });
   const flushed = (async () => {
+    // Spans still being made (their reads, OpenTelemetry loading), then their export.
     while (pending.size) await Promise.all([...pending]);
-    await p.provider.forceFlush({ timeoutMillis: limit }).catch(() => {});
+    const p = await pipeline?.catch(() => null);
+    await p?.provider.forceFlush({ timeoutMillis: limit }).catch(() => {});
   })();
   await Promise.race([flushed, expired]);
   clearTimeout(timer);
