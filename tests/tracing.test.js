@@ -13,6 +13,8 @@ import { EXAMPLES, sandbox, smithers } from "./helpers/cli.js";
 import { PKG_INDEX_URL } from "./helpers/durability.js";
 import { pgDatabase } from "./helpers/postgres.js";
 import { client, startServe } from "./helpers/serve.js";
+import { startWorker } from "./helpers/workers.js";
+import { SmithersEngine, approval, fields, flushTraces, task, workflow } from "../npm/smithers-rs/src/index.js";
 
 const EXAMPLE = join(EXAMPLES, "publish-approval.tsx");
 
@@ -258,6 +260,55 @@ export default workflow({ name: "failing", steps: [flaky] });
     const none = await smithers(["up", EXAMPLE, "--json"], { db: join(box.dir, "off.db") });
     assert.equal(none.code, 3, none.stderr);
     assert.equal(otlp.requests.length, before);
+  });
+
+  test("smithers worker: a queued run it drives is traced; its spans leave before it stops", async (t) => {
+    const env = { OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url, OTEL_EXPORTER_OTLP_PROTOCOL: "http/json", OTEL_BSP_SCHEDULE_DELAY: "100" };
+    const db = join(box.dir, "worker.db");
+    const queued = await smithers(["up", EXAMPLE, "--detach", "--json"], { db, env });
+    assert.equal(queued.code, 0, queued.stderr);
+    const runId = queued.json.runId;
+    const worker = startWorker(db, { env });
+    t.after(() => worker.stop());
+    const spans = await waitFor(() => {
+      const s = otlp.spans().filter((x) => x.attrs["smithers.run.id"] === runId);
+      return s.some((x) => x.name === "task draft") ? s : null;
+    }, "the worker's span of draft");
+    assert.equal(spans.find((x) => x.name === "task draft").traceId, traceIdOf(runId));
+    const stopped = await worker.stop();
+    assert.equal(stopped.code, 0, worker.stderr());
+  });
+
+  test("a Node service: an engine with tracing: true exports, flushTraces() sends what is made; without it, nothing", async () => {
+    const names = ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_SERVICE_NAME"];
+    const saved = names.map((n) => process.env[n]);
+    Object.assign(process.env, { OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url, OTEL_EXPORTER_OTLP_PROTOCOL: "http/json", OTEL_SERVICE_NAME: "embedded" });
+    try {
+      const build = task("build", { output: fields({ v: "number" }), run: () => ({ v: 1 }) });
+      const gate = approval("gate", { needs: { build }, request: { title: "Ship?" } });
+      const ship = task("ship", { output: fields({ v: "number" }), needs: { gate }, run: () => ({ v: 2 }) });
+      const wf = workflow({ name: "embedded", steps: [build, gate, ship] });
+
+      const quiet = new SmithersEngine({ database: join(box.dir, "quiet.db") });
+      const q = await quiet.run(wf);
+      assert.equal(q.status, "waiting-approval");
+      quiet.close();
+
+      const engine = new SmithersEngine({ database: join(box.dir, "embedded.db"), tracing: true });
+      const r = await engine.run(wf);
+      assert.equal(r.status, "waiting-approval");
+      const { done } = await engine.approve(r.runId, { decidedBy: "dana" });
+      assert.equal((await done).status, "finished");
+      engine.close();
+      await flushTraces();
+      const spans = otlp.spans().filter((x) => x.resource["service.name"] === "embedded");
+      assert.deepEqual(spans.filter((x) => x.attrs["smithers.run.id"] === q.runId), [], "an engine without tracing makes no span");
+      const mine = spans.filter((x) => x.attrs["smithers.run.id"] === r.runId);
+      assert.deepEqual(mine.map((x) => x.name).sort(), ["approval gate", "run embedded", "task build", "task ship"]);
+      assert.equal(mine.find((x) => x.name === "approval gate").attrs["smithers.approval.decided_by"], "dana");
+    } finally {
+      names.forEach((n, i) => (saved[i] === undefined ? delete process.env[n] : (process.env[n] = saved[i])));
+    }
   });
 
   test("smithers serve: an API decision resumes the run in a worker thread; its spans join the run's trace", async (t) => {

@@ -54,6 +54,7 @@ export async function prepareTracing() {
  * @param {number} [timeoutMs]
  */
 export async function flushTraces(timeoutMs) {
+  if (traceLoading) await traceLoading.catch(() => {});
   if (traceModule) await traceModule.flushTraces(timeoutMs);
 }
 
@@ -171,16 +172,20 @@ export class SmithersEngine {
         events: (runId, afterSeq, limit) => native.eventsAsync(runId, afterSeq, limit),
         attempts: (runId, filter) => native.attemptLogsAsync(runId, filter),
       };
-      const tracing = { sink: traceModule?.traceSink(reads) ?? null, queue: [] };
+      const tracing = { sink: traceModule?.traceSink(reads) ?? null, queue: [], loading: null };
       this.#tracing = tracing;
       if (!tracing.sink) {
-        loadTraceModule().then(
+        // The engine's driving and deciding calls wait for it (`loading`), so the sink
+        // sees their events, and makes the reads a run's end needs, while the engine is open.
+        tracing.loading = loadTraceModule().then(
           (m) => {
             tracing.sink = m.traceSink(reads);
             for (const [events, kinds] of tracing.queue.splice(0)) tracing.sink.events(events, kinds);
+            tracing.loading = null;
           },
           () => {
             tracing.queue = null;
+            tracing.loading = null;
           },
         );
       }
@@ -266,6 +271,7 @@ export class SmithersEngine {
    * @param {{ input?: unknown, runId?: string, workflowPath?: string, startedBy?: string }} [options]
    */
   async start(workflow, options = {}) {
+    if (this.#tracing?.loading) await this.#tracing.loading;
     if (this.#isolate && typeof workflow === "string") return this.#startIsolated(resolve(workflow), options);
     const { driveRun } = await loadRuntime();
     const { wf, snapshot } = await this.#create(workflow, workflowFile(workflow, options), options);
@@ -303,6 +309,7 @@ export class SmithersEngine {
    * @returns {Promise<{ runId: string, status: "queued" }>}
    */
   async enqueue(workflow, options = {}) {
+    if (this.#tracing?.loading) await this.#tracing.loading;
     const path = workflowFile(workflow, options);
     if (!path) {
       throw new SmithersError("WORKFLOW_NOT_FOUND", "a queued run needs a workflow file (another process loads it from the path recorded on the run): pass its path, or workflowPath", {});
@@ -381,6 +388,7 @@ export class SmithersEngine {
   }
 
   async #resume(runId, options) {
+    if (this.#tracing?.loading) await this.#tracing.loading;
     const given = options.workflow;
     const fileOrNone = given === undefined || typeof given === "string";
     // Loaded before the checks below, so no await sits between them and the claim.
@@ -563,6 +571,7 @@ export class SmithersEngine {
   }
 
   async #decide(kind, runId, options) {
+    if (this.#tracing?.loading) await this.#tracing.loading;
     const { nodeId, iteration, note, decidedBy, scopes, decision, inputs, reason, expectDigest, resume = true, workflow } = options;
     const forbidStarter = Boolean(options.forbidSelfApproval ?? this.forbidSelfApproval);
     // Text the core cannot hold (a lone surrogate: a string cut inside an emoji) is a bad
@@ -670,6 +679,7 @@ export class SmithersEngine {
    * @returns {Promise<{ fired: import("./native.js").BindingFiredTimer[], resumed: any[] }>}
    */
   async fireDueTimers({ resume = true } = {}) {
+    if (this.#tracing?.loading) await this.#tracing.loading;
     const fired = [];
     for (;;) {
       const batch = await this.native.fireDueTimersAsync(FIRE_BATCH);
