@@ -469,13 +469,6 @@ export class SmithersEngine {
     done.catch(() => {});
     const entry = { done, control };
     this.driving.set(runId, entry);
-    const stop = async () => {
-      if (this.driving.get(runId) === entry) this.driving.delete(runId);
-      for (const id of renderedRuns) if (!this.driving.has(id)) this.#rendered.delete(id);
-      await this.#release(runId);
-      // The run may have scheduled timers (a <Timer>, a gate's deadline).
-      this.#armTimers();
-    };
     // While tracing: each render of the run (and of the sub-runs it drives in place), for the
     // kinds of the nodes its events name.
     const rendered = this.#rendered;
@@ -488,6 +481,13 @@ export class SmithersEngine {
           renderedRuns.add(id);
         }
       : undefined;
+    const stop = async () => {
+      if (this.driving.get(runId) === entry) this.driving.delete(runId);
+      for (const id of renderedRuns) if (!this.driving.has(id)) this.#rendered.delete(id);
+      await this.#release(runId);
+      // The run may have scheduled timers (a <Timer>, a gate's deadline).
+      this.#armTimers();
+    };
     driveRun(this.native, workflow, snapshot, { afterCall: () => this.dispatch(), control, onRender: this.onRender, onRendered }).then(
       async (result) => {
         await stop();
