@@ -6,11 +6,12 @@
 // across the process that parked the run and the one that approved and finished it.
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
+import { existsSync } from "node:fs";
 import { createServer } from "node:http";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { EXAMPLES, sandbox, smithers } from "./helpers/cli.js";
-import { PKG_INDEX_URL } from "./helpers/durability.js";
+import { PKG_INDEX_URL, spawnCli } from "./helpers/durability.js";
 import { pgDatabase } from "./helpers/postgres.js";
 import { client, startServe } from "./helpers/serve.js";
 import { startWorker } from "./helpers/workers.js";
@@ -214,6 +215,45 @@ export default workflow({ name: "failing", steps: [flaky] });
     assert.equal(run.attrs["smithers.run.status"], "failed");
     assert.equal(run.attrs["smithers.run.error.code"], "FLAKY_BROKE");
     assert.equal(run.status?.code, 2);
+  });
+
+  test("a process killed during an attempt: the process that resumes the run makes the abandoned attempt's span, from the attempt's own start", async () => {
+    const marker = join(box.dir, "slow-started");
+    const file = box.write(
+      "slow.js",
+      `import { existsSync, writeFileSync } from "node:fs";
+import { task, fields, workflow } from ${JSON.stringify(PKG_INDEX_URL)};
+const slow = task("slow", { output: fields({ v: "number" }), run: async () => {
+  if (existsSync(${JSON.stringify(marker)})) return { v: 2 };
+  writeFileSync(${JSON.stringify(marker)}, "");
+  await new Promise((r) => setTimeout(r, 60_000));
+  return { v: 1 };
+} });
+export default workflow({ name: "slow", steps: [slow] });
+`,
+    );
+    const env = { OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url, OTEL_EXPORTER_OTLP_PROTOCOL: "http/json" };
+    const db = join(box.dir, "abandoned.db");
+    const first = spawnCli(["up", file, "--run-id", "run-abandoned", "--db", db], { env });
+    await waitFor(() => existsSync(marker), "the first attempt to start");
+    const killedAt = Date.now();
+    first.child.kill("SIGKILL");
+    await first.done;
+    const resumed = await smithers(["resume", "run-abandoned"], { db, env });
+    assert.equal(resumed.code, 0, resumed.stdout + resumed.stderr);
+    const attempts = otlp
+      .spans()
+      .filter((s) => s.attrs["smithers.run.id"] === "run-abandoned" && s.name === "task slow")
+      .sort((a, b) => a.attrs["smithers.node.attempt"] - b.attrs["smithers.node.attempt"]);
+    assert.deepEqual(attempts.map((s) => [s.attrs["smithers.node.attempt"], s.attrs["smithers.node.outcome"]]), [
+      [1, "abandoned"],
+      [2, "finished"],
+    ]);
+    // The killed process made no span; the first attempt's start comes from its row.
+    assert.ok(Number(nanos(attempts[0].startTimeUnixNano) / 1_000_000n) <= killedAt, "the abandoned attempt starts when it started, before the kill");
+    assert.ok(nanos(attempts[0].endTimeUnixNano) > nanos(attempts[0].startTimeUnixNano));
+    const run = otlp.spans().find((s) => s.attrs["smithers.run.id"] === "run-abandoned" && s.name === "run slow");
+    assert.equal(run?.attrs["smithers.run.status"], "finished");
   });
 
   test("the default protocol, http/protobuf, posts protobuf to /v1/traces", async () => {

@@ -170,7 +170,6 @@ export class SmithersEngine {
         remote: native.remote,
         summary: (runId) => native.runSummaryAsync(runId),
         events: (runId, afterSeq, limit) => native.eventsAsync(runId, afterSeq, limit),
-        attempts: (runId, filter) => native.attemptLogsAsync(runId, filter),
       };
       const tracing = { sink: traceModule?.traceSink(reads) ?? null, queue: [], loading: null };
       this.#tracing = tracing;

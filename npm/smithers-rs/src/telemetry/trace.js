@@ -10,7 +10,8 @@
 // puts its spans in the same trace, under the same parent, without telling the others.
 //   - a span per node attempt (`task <nodeId>`), made by the process that records the
 //     attempt's end (NodeFinished / NodeFailed / NodeRetrying / NodeAbandoned / NodeCancelled,
-//     or a review / sub-run / timer wait), from its NodeStarted (or the attempt row's start);
+//     or a review / sub-run / timer wait), from its NodeStarted (seen here, else read from the
+//     run's history);
 //   - a span per decided approval (`approval <nodeId>`), made by the process that records the
 //     decision: from the request (the decision's `waitedMs` before it) to the decision, with
 //     the events `smithers.approval.waiting` and `smithers.approval.decided`;
@@ -230,7 +231,7 @@ export async function flushTraces(timeoutMs) {
 
 /**
  * Turns the events one engine commits into spans.
- * @param {{ summary: (runId: string) => any, events: (runId: string, afterSeq: number, limit: number) => any, attempts: (runId: string, filter: object) => any, remote: boolean }} read
+ * @param {{ summary: (runId: string) => any, events: (runId: string, afterSeq: number, limit: number) => any, remote: boolean }} read
  *   the engine's reads (synchronous on SQLite, promises on PostgreSQL)
  */
 export function traceSink(read) {
@@ -289,14 +290,14 @@ export function traceSink(read) {
       return;
     }
     // Started before this process saw it (a claim abandoning a dead owner's attempt): its
-    // start is on its attempt row.
+    // start is its NodeStarted in the run's history.
     if (typeof e.attempt !== "number") return;
-    const rows = safely(() => read.attempts(e.runId, { nodeId: e.nodeId, iteration: e.iteration ?? 0, attempt: e.attempt }));
+    const iteration = e.iteration ?? 0;
+    const found = safely(() => history(e.runId, (x) => x.type === "NodeStarted" && x.nodeId === e.nodeId && (x.iteration ?? 0) === iteration && x.attempt === e.attempt));
     track(
-      Promise.resolve(rows).then((list) => {
-        const row = Array.isArray(list) ? list.find((a) => a.attempt === e.attempt) : null;
-        const startMs = row?.startedAt ? Date.parse(row.startedAt) : NaN;
-        return emit(attemptSpan(e, Number.isFinite(startMs) ? startMs : e.timestampMs, outcome, kind));
+      Promise.resolve(found).then((list) => {
+        const startMs = Array.isArray(list) && list.length ? list[list.length - 1].timestampMs : e.timestampMs;
+        return emit(attemptSpan(e, startMs, outcome, kind));
       }),
     );
   }
@@ -328,11 +329,11 @@ export function traceSink(read) {
     });
   }
 
-  /** The run's events a run span shows, all pages (synchronously on SQLite). */
-  function history(runId) {
+  /** The run's events that `wanted` keeps, all pages (synchronously on SQLite). */
+  function history(runId, wanted) {
     const kept = [];
     const keep = (page) => {
-      for (const ev of page) if (RUN_SPAN_EVENTS.has(ev.type)) kept.push(ev);
+      for (const ev of page) if (wanted(ev)) kept.push(ev);
     };
     if (!read.remote) {
       for (let after = 0; ; ) {
@@ -356,7 +357,7 @@ export function traceSink(read) {
     // Both reads start now, before the caller can close the engine (on SQLite they are done
     // when this returns).
     const summary = safely(() => read.summary(e.runId));
-    const events = safely(() => history(e.runId));
+    const events = safely(() => history(e.runId, (x) => RUN_SPAN_EVENTS.has(x.type)));
     track(
       Promise.all([summary, events]).then(([run, evs]) => {
         const list = evs ?? [];
