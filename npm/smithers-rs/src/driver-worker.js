@@ -55,6 +55,9 @@ async function drive(job) {
   try {
     engine = new SmithersEngine({
       ...job.engine,
+      // The serving thread makes the spans (one exporter per process, and spans that outlive
+      // a worker it stops): the events this drive commits go there, in order, before `done`.
+      tracing: job.engine.tracing === "forward" ? { forward: (events, kinds) => parentPort.postMessage({ type: "trace", events, kinds }) } : false,
       mustExist: job.kind === "resume",
       onRender: (on, owned) => {
         watch[RENDER] = on ? Date.now() : 0;

@@ -83,7 +83,8 @@ export function renderedName(workflow, info) {
  * @param {import("./native.js").NativeEngine} native
  * @param {any} workflow value of `smithers(build)`
  * @param {any} snapshot from createRun / claimRun
- * @param {{ afterCall?: () => void, control?: { poke?: () => void }, onRender?: (rendering: boolean, owned: boolean) => void }} [hooks]
+ * @param {{ afterCall?: () => void, control?: { poke?: () => void }, onRender?: (rendering: boolean, owned: boolean) => void, onRendered?: (runId: string, rendered: any) => void }} [hooks]
+ *   `onRendered`: told each render's result (its graph, its bodies), for tracing's node kinds
  * @returns {Promise<{ runId: string, status: string, error?: any }>}
  */
 export async function driveRun(native, workflow, snapshot, hooks = {}) {
@@ -181,6 +182,7 @@ async function drive(native, workflow, snapshot, hooks) {
         workflowPath: snapshot.workflowPath ?? null,
         memo,
       });
+      hooks.onRendered?.(runId, rendered);
       if (t0) log.debug("rendered", { run_id: runId, render_ms: Number((performance.now() - t0).toFixed(3)), render_deps: rendered.graph.renderDeps });
       const previous = prevGraph;
       prevGraph = rendered.graph;
@@ -592,7 +594,7 @@ async function runSubWorkflow(native, sub, runId, task, ctx, hooks) {
     }
     let result;
     try {
-      result = await driveRun(native, workflow, snapshot, { afterCall: hooks.afterCall });
+      result = await driveRun(native, workflow, snapshot, { afterCall: hooks.afterCall, onRendered: hooks.onRendered });
     } finally {
       await native.releaseRunAsync(childId);
     }

@@ -5,6 +5,7 @@ import { SmithersError } from "./errors.js";
 import { isTerminal } from "./contract.js";
 import { NativeEngine } from "./native.js";
 import { resolveDb } from "./database.cjs";
+import { tracesConfigured } from "./telemetry/env.js";
 
 // node:fs through getBuiltinModule: an ES import of it builds its whole namespace, which loads
 // fs/promises and Node's streams (start-up: ARCHITECTURE.md).
@@ -28,6 +29,48 @@ const loadRuntime = () =>
       loadWorkflow: loader.loadWorkflow,
     }),
   ));
+
+/**
+ * telemetry/trace.js, loaded only by an engine made with `tracing` while traces are configured
+ * (OTEL_EXPORTER_OTLP_ENDPOINT, …: telemetry/env.js).
+ */
+let traceModule = null;
+let traceLoading = null;
+const loadTraceModule = () => (traceLoading ??= import("./telemetry/trace.js").then((m) => (traceModule = m)));
+
+/**
+ * Loads what an engine made with `tracing` needs, when traces are configured (the CLI awaits it
+ * before it opens its engine, so that the spans of a command that ends at once are made);
+ * nothing otherwise.
+ */
+export async function prepareTracing() {
+  if (tracesConfigured()) await loadTraceModule();
+}
+
+/**
+ * Exports the spans this process made so far (a service calls it before it exits; the CLI
+ * does after every command): at most `timeoutMs` (default: the OTLP export timeout). Nothing
+ * when traces are not configured.
+ * @param {number} [timeoutMs]
+ */
+export async function flushTraces(timeoutMs) {
+  if (traceLoading) await traceLoading.catch(() => {});
+  if (traceModule) await traceModule.flushTraces(timeoutMs);
+}
+
+/** The kind a graph's task node is of: its body's type, `sub-run` for a sub-workflow. */
+function nodeKinds(rendered) {
+  const kinds = new Map();
+  const walk = (node) => {
+    if (!node) return;
+    if (node.kind === "task") {
+      kinds.set(node.id, rendered.computeFns?.get(node.id)?.subWorkflow ? "sub-run" : (node.body?.type ?? "task"));
+    }
+    for (const child of node.children ?? []) walk(child);
+  };
+  walk(rendered.graph?.root);
+  return kinds;
+}
 
 /** The last `maxBytes` of a log file, as text; "" for none or one that cannot be read. */
 function readTail(path, maxBytes) {
@@ -63,16 +106,28 @@ export class SmithersEngine {
    */
   #isolate;
   #closed = false;
+  /**
+   * Traces (`tracing`): `{ sink, queue }` (spans made here: telemetry/trace.js, the events
+   * queued while it loads) or `{ forward }` (a serve worker's engine: events go to the serving
+   * thread); null when off.
+   */
+  #tracing = null;
+  /** While tracing: runId -> { rendered, kinds, indexed } of the runs driven here (node kinds). */
+  #rendered = null;
 
   /**
    * @param {{ database?: string, dbPath?: string, forbidSelfApproval?: boolean, mustExist?: boolean, readOnly?: boolean, leaseMs?: number,
    *   isolate?: boolean | { renderTimeoutMs?: number, blockedTimeoutMs?: number, maxWorkers?: number },
-   *   onRender?: (rendering: boolean, owned: boolean) => void, log?: (line: string) => void }} [options]
+   *   onRender?: (rendering: boolean, owned: boolean) => void, log?: (line: string) => void,
+   *   tracing?: boolean | { forward: (events: any[], kinds: Record<string, string>) => void } }} [options]
    *   `mustExist`: a missing database is DB_NOT_FOUND instead of a new one; `readOnly`: never
    *   writes (not even a migration); `leaseMs`: how long a claim on a run lasts unless renewed
    *   (default $SMITHERS_LEASE_MS, else 30 s); `isolate`: runs of workflow files are driven in
    *   worker threads with a watchdog (isolation.js), never on this thread; `onRender`: told when
-   *   a render starts and ends (`owned`: of a run this engine drives, not the check before a start)
+   *   a render starts and ends (`owned`: of a run this engine drives, not the check before a start);
+   *   `tracing`: export OpenTelemetry spans of the runs this engine drives and decides, when
+   *   the standard variables configure traces (OTEL_EXPORTER_OTLP_ENDPOINT, …; README
+   *   "Traces"); off by default
    */
   constructor(options = {}) {
     // `database` and `dbPath` are one option: a SQLite file, or a postgres:// URL.
@@ -85,11 +140,14 @@ export class SmithersEngine {
     }
     this.native = new NativeEngine(this.dbPath, { mustExist: options.mustExist, readOnly: options.readOnly, leaseMs });
     this.onRender = options.onRender;
+    this.#setUpTracing(options.tracing);
     this.#isolate = options.isolate
       ? {
           ...(typeof options.isolate === "object" ? options.isolate : {}),
-          engine: { dbPath: this.dbPath, leaseMs, forbidSelfApproval: this.forbidSelfApproval },
+          engine: { dbPath: this.dbPath, leaseMs, forbidSelfApproval: this.forbidSelfApproval, tracing: this.#tracing ? "forward" : false },
           log: options.log,
+          // A worker's drive sends its events here, with the kinds of their nodes.
+          onTrace: this.#tracing ? (events, kinds) => this.#traceEvents(events, kinds) : undefined,
         }
       : null;
     /** @type {Map<string, Set<(event: any) => void>>} */
@@ -100,6 +158,70 @@ export class SmithersEngine {
     this.driving = new Map();
     /** Resumes under way (loading the workflow, not yet claimed): runId -> promise. */
     this.resuming = new Map();
+  }
+
+  #setUpTracing(option) {
+    if (typeof option === "object" && option !== null && typeof option.forward === "function") {
+      this.#tracing = { forward: option.forward };
+    } else if (option && tracesConfigured()) {
+      const native = this.native;
+      // The reads a run's span needs when it ends: in place on SQLite, promises on PostgreSQL.
+      const reads = {
+        remote: native.remote,
+        summary: (runId) => native.runSummaryAsync(runId),
+        events: (runId, afterSeq, limit) => native.eventsAsync(runId, afterSeq, limit),
+      };
+      const tracing = { sink: traceModule?.traceSink(reads) ?? null, queue: [], loading: null };
+      this.#tracing = tracing;
+      if (!tracing.sink) {
+        // The engine's driving and deciding calls wait for it (`loading`), so the sink
+        // sees their events, and makes the reads a run's end needs, while the engine is open.
+        tracing.loading = loadTraceModule().then(
+          (m) => {
+            tracing.sink = m.traceSink(reads);
+            for (const [events, kinds] of tracing.queue.splice(0)) tracing.sink.events(events, kinds);
+            tracing.loading = null;
+          },
+          () => {
+            tracing.queue = null;
+            tracing.loading = null;
+          },
+        );
+      }
+    } else {
+      return;
+    }
+    this.#rendered = new Map();
+    this.native.setEventBuffering(true);
+  }
+
+  #traceEvents(events, kinds) {
+    const tracing = this.#tracing;
+    try {
+      if (tracing.forward) tracing.forward(events, kinds ?? {});
+      else if (tracing.sink) tracing.sink.events(events, kinds);
+      else tracing.queue?.push([events, kinds]);
+    } catch {
+      // Tracing never fails what is traced.
+    }
+  }
+
+  /** The kinds of the nodes `events` name, as the renders of the runs driven here have them. */
+  #kindsOf(events) {
+    let kinds;
+    for (const e of events) {
+      if (typeof e.nodeId !== "string" || !e.type.startsWith("Node")) continue;
+      const run = this.#rendered.get(e.runId);
+      if (!run) continue;
+      let kind = run.kinds.get(e.nodeId);
+      if (kind === undefined && run.indexed !== run.rendered.graph) {
+        for (const [id, k] of nodeKinds(run.rendered)) run.kinds.set(id, k);
+        run.indexed = run.rendered.graph;
+        kind = run.kinds.get(e.nodeId);
+      }
+      if (kind !== undefined) (kinds ??= {})[`${e.runId}\u0000${e.nodeId}`] = kind;
+    }
+    return kinds;
   }
 
   /** @param {string} dbPath */
@@ -117,13 +239,14 @@ export class SmithersEngine {
     this.native.setEventBuffering(true);
     return () => {
       this.listeners.get(type)?.delete(listener);
-      if ([...this.listeners.values()].every((s) => s.size === 0)) this.native.setEventBuffering(false);
+      if (!this.#tracing && [...this.listeners.values()].every((s) => s.size === 0)) this.native.setEventBuffering(false);
     };
   }
 
   dispatch() {
-    if (this.listeners.size === 0) return;
+    if (this.listeners.size === 0 && !this.#tracing) return;
     const events = this.native.takeEvents();
+    if (this.#tracing && events.length) this.#traceEvents(events, this.#kindsOf(events));
     for (const event of events) {
       for (const key of [event.type, "*"]) {
         for (const listener of this.listeners.get(key) ?? []) {
@@ -147,6 +270,7 @@ export class SmithersEngine {
    * @param {{ input?: unknown, runId?: string, workflowPath?: string, startedBy?: string }} [options]
    */
   async start(workflow, options = {}) {
+    if (this.#tracing?.loading) await this.#tracing.loading;
     if (this.#isolate && typeof workflow === "string") return this.#startIsolated(resolve(workflow), options);
     const { driveRun } = await loadRuntime();
     const { wf, snapshot } = await this.#create(workflow, workflowFile(workflow, options), options);
@@ -184,6 +308,7 @@ export class SmithersEngine {
    * @returns {Promise<{ runId: string, status: "queued" }>}
    */
   async enqueue(workflow, options = {}) {
+    if (this.#tracing?.loading) await this.#tracing.loading;
     const path = workflowFile(workflow, options);
     if (!path) {
       throw new SmithersError("WORKFLOW_NOT_FOUND", "a queued run needs a workflow file (another process loads it from the path recorded on the run): pass its path, or workflowPath", {});
@@ -262,6 +387,7 @@ export class SmithersEngine {
   }
 
   async #resume(runId, options) {
+    if (this.#tracing?.loading) await this.#tracing.loading;
     const given = options.workflow;
     const fileOrNone = given === undefined || typeof given === "string";
     // Loaded before the checks below, so no await sits between them and the claim.
@@ -342,13 +468,26 @@ export class SmithersEngine {
     done.catch(() => {});
     const entry = { done, control };
     this.driving.set(runId, entry);
+    // While tracing: each render of the run (and of the sub-runs it drives in place), for the
+    // kinds of the nodes its events name.
+    const rendered = this.#rendered;
+    const renderedRuns = new Set();
+    const onRendered = rendered
+      ? (id, r) => {
+          const run = rendered.get(id);
+          if (run) run.rendered = r;
+          else rendered.set(id, { rendered: r, kinds: new Map(), indexed: null });
+          renderedRuns.add(id);
+        }
+      : undefined;
     const stop = async () => {
       if (this.driving.get(runId) === entry) this.driving.delete(runId);
+      for (const id of renderedRuns) if (!this.driving.has(id)) this.#rendered.delete(id);
       await this.#release(runId);
       // The run may have scheduled timers (a <Timer>, a gate's deadline).
       this.#armTimers();
     };
-    driveRun(this.native, workflow, snapshot, { afterCall: () => this.dispatch(), control, onRender: this.onRender }).then(
+    driveRun(this.native, workflow, snapshot, { afterCall: () => this.dispatch(), control, onRender: this.onRender, onRendered }).then(
       async (result) => {
         await stop();
         // An ended run is never resumed: forget its workflow, or an engine that lives long
@@ -431,6 +570,7 @@ export class SmithersEngine {
   }
 
   async #decide(kind, runId, options) {
+    if (this.#tracing?.loading) await this.#tracing.loading;
     const { nodeId, iteration, note, decidedBy, scopes, decision, inputs, reason, expectDigest, resume = true, workflow } = options;
     const forbidStarter = Boolean(options.forbidSelfApproval ?? this.forbidSelfApproval);
     // Text the core cannot hold (a lone surrogate: a string cut inside an emoji) is a bad
@@ -538,6 +678,7 @@ export class SmithersEngine {
    * @returns {Promise<{ fired: import("./native.js").BindingFiredTimer[], resumed: any[] }>}
    */
   async fireDueTimers({ resume = true } = {}) {
+    if (this.#tracing?.loading) await this.#tracing.loading;
     const fired = [];
     for (;;) {
       const batch = await this.native.fireDueTimersAsync(FIRE_BATCH);
@@ -811,6 +952,21 @@ export class SmithersEngine {
     this.stopTimers();
     this.#closed = true;
     this.#driverPool?.close();
+    if (this.#tracing) {
+      // Events no call dispatched yet are traced; reads a run's span needs (PostgreSQL) end
+      // before the database is closed.
+      try {
+        const events = this.native.takeEvents();
+        if (events.length) this.#traceEvents(events, this.#kindsOf(events));
+      } catch {
+        // closed already
+      }
+      const reading = this.#tracing.sink?.reading();
+      if (reading) {
+        reading.finally(() => this.native.close());
+        return;
+      }
+    }
     this.native.close();
   }
 }

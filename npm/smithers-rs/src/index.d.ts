@@ -78,6 +78,12 @@ export interface SubRunResult {
 export declare const subRunResultSchema: JsonSchemaOf<SubRunResult>;
 
 /** Converts a schema to JSON Schema; throws SCHEMA_UNSUPPORTED (naming `key`) otherwise. */
+/**
+ * Exports the OpenTelemetry spans this process made so far (engines made with `tracing`):
+ * waits at most `timeoutMs` (default: the OTLP export timeout, OTEL_EXPORTER_OTLP_TIMEOUT, else
+ * 2 s), never throws. Call it before a service exits; the CLI does after every command.
+ */
+export declare function flushTraces(timeoutMs?: number): Promise<void>;
 export declare function toJsonSchema(schemaLike: unknown, key: string, opts?: { kind?: "output" | "input" }): JsonSchema;
 
 // ------------------------------------------------------------------ errors
@@ -1067,6 +1073,16 @@ export declare class SmithersEngine {
     isolate?: boolean | { renderTimeoutMs?: number; blockedTimeoutMs?: number; maxWorkers?: number };
     onRender?: (rendering: boolean, owned: boolean) => void;
     log?: (line: string) => void;
+    /**
+     * Export OpenTelemetry spans of the runs this engine drives and the decisions it records
+     * (a span per run, per node attempt, per decided approval; one trace per run across
+     * processes), when the standard variables configure traces: OTEL_EXPORTER_OTLP_ENDPOINT or
+     * OTEL_EXPORTER_OTLP_TRACES_ENDPOINT set (or OTEL_TRACES_EXPORTER=otlp), and
+     * OTEL_TRACES_EXPORTER not `none`. Needs the optional peer dependencies @opentelemetry/api,
+     * @opentelemetry/sdk-trace, @opentelemetry/resources and the exporter of the protocol
+     * (README "Traces"). Off by default; the CLI turns it on.
+     */
+    tracing?: boolean;
   });
   static open(dbPath: string): SmithersEngine;
   readonly dbPath: string;

@@ -19,7 +19,7 @@ export { renderMdx } from "./agents/prompt.js";
 export { AnthropicAgent, OpenAIAgent } from "./agents/sdk.js";
 export { createSmithers } from "./create.js";
 export { compileDagu, loadDaguWorkflow } from "./lazy.js";
-export { SmithersEngine } from "./engine.js";
+export { SmithersEngine, flushTraces } from "./engine.js";
 export { SmithersError } from "./errors.js";
 export { createElement, Fragment, jsx, jsxs } from "./jsx-runtime.js";
 export { registerLoader } from "./loader/install.js";

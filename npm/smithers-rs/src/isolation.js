@@ -41,8 +41,9 @@ export const newRunId = () => `run-${randomBytes(6).toString("hex")}`;
 export class DriverPool {
   /**
    * @param {import("./native.js").NativeEngine} native the calling engine's (to fail a run whose worker was stopped)
-   * @param {{ engine: object, renderTimeoutMs?: number, blockedTimeoutMs?: number, maxWorkers?: number, log?: (line: string) => void }} options
-   *   `engine`: the options each worker's engine is made with (dbPath, leaseMs, forbidSelfApproval)
+   * @param {{ engine: object, renderTimeoutMs?: number, blockedTimeoutMs?: number, maxWorkers?: number, log?: (line: string) => void, onTrace?: (events: any[], kinds: Record<string, string>) => void }} options
+   *   `engine`: the options each worker's engine is made with (dbPath, leaseMs, forbidSelfApproval,
+   *   `tracing: "forward"`: its events come back as `trace` messages, for `onTrace`)
    */
   constructor(native, options) {
     this.native = native;
@@ -51,6 +52,8 @@ export class DriverPool {
     this.blockedTimeoutMs = options.blockedTimeoutMs ?? ISOLATION_DEFAULTS.blockedTimeoutMs;
     this.maxWorkers = options.maxWorkers ?? ISOLATION_DEFAULTS.maxWorkers;
     this.log = options.log ?? (() => {});
+    /** Told the events a worker's drive committed (an engine that traces: `tracing`). */
+    this.onTrace = options.onTrace ?? null;
     /** @type {Set<any>} drives whose worker runs */
     this.active = new Set();
     /** @type {any[]} drives waiting for a worker */
@@ -185,7 +188,8 @@ export class DriverPool {
   }
 
   #message(drive, m) {
-    if (m?.type === "started") drive.markStarted(m.runId);
+    if (m?.type === "trace") this.onTrace?.(m.events, m.kinds);
+    else if (m?.type === "started") drive.markStarted(m.runId);
     else if (m?.type === "done") this.#finish(drive, m.clean, drive.job.runId, () => drive.settle.resolve(m.result));
     else if (m?.type === "error") {
       const { code, message, details } = m.error;

@@ -25,11 +25,12 @@ const TRANSIENT = new Set(["RUN_NOT_CLAIMED", "DB_ERROR", "IO_ERROR", "ENGINE_CL
 export class Worker {
   /**
    * @param {{ database: string, concurrency?: number, leaseMs?: number, pollMs?: number, sweepMs?: number,
-   *   log?: (entry: Record<string, unknown>) => void }} options
+   *   log?: (entry: Record<string, unknown>) => void, tracing?: boolean }} options
    *   `concurrency`: runs driven at once (default 4); `pollMs`: SQLite's poll of the database
    *   for commits by other processes (default 50); `sweepMs`: how often runs whose owner died
    *   or lost its lease are looked for (default 1000); `log`: told what the worker takes,
-   *   releases and cannot drive (one object per event).
+   *   releases and cannot drive (one object per event); `tracing`: OpenTelemetry spans of the
+   *   runs it drives, when configured (SmithersEngine's option; `smithers worker` turns it on).
    */
   constructor(options) {
     const concurrency = options.concurrency ?? 4;
@@ -40,7 +41,7 @@ export class Worker {
     this.pollMs = options.pollMs ?? 50;
     this.sweepMs = options.sweepMs ?? 1000;
     this.log = options.log ?? (() => {});
-    this.engine = new SmithersEngine({ database: options.database, leaseMs: options.leaseMs });
+    this.engine = new SmithersEngine({ database: options.database, leaseMs: options.leaseMs, tracing: options.tracing });
     // A connection of its own to hear other processes' commits (as serve's watcher has).
     this.watch = new NativeEngine(this.engine.dbPath);
     /** Runs claimed or being claimed here: runId -> promise of the drive's end. */

@@ -54,8 +54,11 @@ function loadedBy(node, args, dir, env = {}) {
 }
 
 const COMPILERS = /node_modules\/(oxc-transform|@oxc-transform|@mdx-js)\//;
-/** This package's modules a workflow that uses neither the builder, composites nor Dagu does not need (src/lazy.js). */
-const LAZY = /(^|\/src\/)(builder|composites|dagu\/compile|dagu\/parse|toon\/fields)\.js$/;
+/**
+ * This package's modules a workflow that uses neither the builder, composites nor Dagu does not
+ * need (src/lazy.js), and the tracer, loaded only when OTEL_EXPORTER_OTLP_* configure traces.
+ */
+const LAZY = /(^|\/src\/)(builder|composites|dagu\/compile|dagu\/parse|toon\/fields|telemetry\/trace)\.js$/;
 const PKG = fileURLToPath(new URL("..", import.meta.url));
 const BUNDLE = join(PKG, "dist/smithers.cjs");
 

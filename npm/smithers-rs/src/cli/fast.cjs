@@ -31,9 +31,20 @@ const FAST_PS = shortPath(PS);
 function fast(argv) {
   if (process.env.SMITHERS_CLI_FULL) return null;
   const [name, ...rest] = argv;
-  if (name === "approve" || name === "deny") return decide(name, rest);
+  if (name === "approve" || name === "deny") return tracesConfigured(process.env) ? null : decide(name, rest);
   if (name === "ps") return ps(rest);
   return null;
+}
+
+/**
+ * Whether OpenTelemetry traces are configured (src/telemetry/env.js, which this CommonJS file
+ * cannot import: the same test). Then a decision goes to the full CLI, which makes its span.
+ */
+function tracesConfigured(env) {
+  if (String(env.OTEL_SDK_DISABLED ?? "").trim().toLowerCase() === "true") return false;
+  const exporters = String(env.OTEL_TRACES_EXPORTER ?? "").trim().toLowerCase();
+  if (exporters === "none") return false;
+  return Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || exporters.split(",").includes("otlp"));
 }
 
 function parse(rest, options) {

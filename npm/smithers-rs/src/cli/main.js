@@ -5,6 +5,7 @@ import { resolve } from "node:path";
 import { isServerUrl, resolveDb, showDb } from "../database.cjs";
 import { SmithersError, printable } from "../errors.js";
 import { describeThrown, isSmithersError } from "../values.js";
+import { tracesConfigured } from "../telemetry/env.js";
 
 // Node's fs and util through getBuiltinModule, common.cjs through require: an ES import of a
 // builtin builds its whole namespace (for node:fs that loads fs/promises and Node's streams),
@@ -403,6 +404,10 @@ export async function main(argv) {
     return await command.run(args);
   } catch (e) {
     return report(e, args.values.json);
+  } finally {
+    // The spans this command made are exported before it exits (bounded: a collector that is
+    // down or slow costs at most the export timeout). Nothing is loaded when traces are off.
+    if (tracesConfigured()) await import("../engine.js").then((m) => m.flushTraces());
   }
 }
 
@@ -492,8 +497,11 @@ function findDb(values) {
  * even a migration (SCHEMA_OUTDATED tells them to run `smithers migrate`).
  */
 async function openEngine(dbPath, { create = false, readOnly = false } = {}) {
-  const { SmithersEngine } = await import("../engine.js");
-  return new SmithersEngine({ dbPath, forbidSelfApproval: forbidSelfApproval(), mustExist: !create, readOnly });
+  const { SmithersEngine, prepareTracing } = await import("../engine.js");
+  // Spans of what this command drives and decides, when OTEL_EXPORTER_OTLP_* configure traces
+  // (README "Traces"): ready before the engine opens, so a command that ends at once has them.
+  if (!readOnly) await prepareTracing();
+  return new SmithersEngine({ dbPath, forbidSelfApproval: forbidSelfApproval(), mustExist: !create, readOnly, tracing: !readOnly });
 }
 
 function runId(args, command) {
@@ -599,7 +607,9 @@ async function serve(args) {
   }
   const stamp = () => new Date().toISOString().slice(11, 23);
   const log = v.quiet ? () => {} : (line) => printErr(`${stamp()} ${line}`);
-  const server = await startServer({ dbPath, host, port, config, tokens, log });
+  const { prepareTracing } = await import("../engine.js");
+  await prepareTracing();
+  const server = await startServer({ dbPath, host, port, config, tokens, log, tracing: true });
   const signInUrl = signIn ? `${server.url}?token=${encodeURIComponent(signIn.token)}` : null;
   if (v.json) {
     print(JSON.stringify({ ok: true, url: server.url, db: showDb(dbPath), config: config.path, signInUrl, user: signIn?.user ?? null, token: signIn?.token ?? null }));
@@ -660,7 +670,9 @@ async function workerCmd(args) {
         const more = Object.entries(rest).map(([k, x]) => `${k}=${typeof x === "string" && !/\s/.test(x) ? x : JSON.stringify(x)}`);
         printErr([new Date().toISOString().slice(11, 23), event, runId ?? "", ...more].filter(Boolean).join(" "));
       };
-  const worker = new Worker({ database: dbPath, concurrency, log });
+  const { prepareTracing } = await import("../engine.js");
+  await prepareTracing();
+  const worker = new Worker({ database: dbPath, concurrency, log, tracing: true });
   log({ event: "started", db: showDb(dbPath), concurrency, pid: process.pid });
   worker.start();
   return new Promise((resolveExit) => {

@@ -98,4 +98,6 @@ export function startServer(options: {
   pollMs?: number;
   /** How often webhook deliveries that are due are looked for (default 250 ms; new events are looked at when they commit). */
   webhookPollMs?: number;
+  /** OpenTelemetry spans of the runs driven and decided here, when configured (SmithersEngine's `tracing`; `smithers serve` turns it on). */
+  tracing?: boolean;
 }): Promise<RunningServer>;

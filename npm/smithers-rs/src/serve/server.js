@@ -49,7 +49,9 @@ class HttpError extends SmithersError {}
  * Starts serving. Resolves once the port is bound.
  * @param {{ dbPath: string, host?: string, port?: number, config: ReturnType<typeof import("./config.js").loadServeConfig>,
  *   tokens?: { user: string, scopes: string[], hash: Buffer }[], log?: (line: string) => void,
- *   sendMail?: (smtp: any, message: any) => Promise<any>, pollMs?: number }} options
+ *   sendMail?: (smtp: any, message: any) => Promise<any>, pollMs?: number, tracing?: boolean }} options
+ *   `tracing`: OpenTelemetry spans of the runs driven and decided here, when configured
+ *   (SmithersEngine's option; `smithers serve` turns it on)
  */
 export async function startServer(options) {
   const { dbPath, config } = options;
@@ -57,7 +59,7 @@ export async function startServer(options) {
   const log = options.log ?? (() => {});
   // Workflow code (module loading, renders, task bodies, handlers) runs in worker threads
   // with a watchdog, never on this thread: the API and the inbox answer whatever it does.
-  const engine = new SmithersEngine({ dbPath, forbidSelfApproval: config.forbidSelfApproval, isolate: config.workers ?? true, log });
+  const engine = new SmithersEngine({ dbPath, forbidSelfApproval: config.forbidSelfApproval, isolate: config.workers ?? true, log, tracing: options.tracing });
   /** @type {Set<{ res: import("node:http").ServerResponse, runId: string | null }>} */
   const streams = new Set();
   let baseUrl = "";
