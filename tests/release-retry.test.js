@@ -3,12 +3,15 @@
 // still owns forever (leases far longer than the test):
 //   - a sub-run whose drive and release fail is let go once the server is back, and so is its
 //     parent; both finish when resumed;
-//   - a release being tried again never lets go of a run a drive here holds again.
+//   - a release being tried again never lets go of a run a drive here holds again;
+// and (SQLite) a Worker stopped in a process that lives on lets go of the sub-runs its drives
+// drive, not only of their callers: another worker takes both at once, not at lease expiry.
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { SmithersEngine } from "../npm/smithers-rs/src/index.js";
-import { freshDir, removeDirs, waitFor, writeIn } from "./helpers/durability.js";
+import { Worker } from "../npm/smithers-rs/src/worker.js";
+import { countEffects, freshDir, removeDirs, slowTsx, waitFor, writeIn } from "./helpers/durability.js";
 import { pgOwnServer } from "./helpers/postgres.js";
 
 after(() => removeDirs());
@@ -116,4 +119,44 @@ describe("releases retried while the PostgreSQL server is stopped", { timeout: 1
     await native.releaseRunRetrying(runId);
     assert.equal((await native.runSummaryAsync(runId)).owner, null);
   });
+});
+
+test("a Worker stopped in a live process lets go of the sub-run its drive drives; another worker takes both at once", async (t) => {
+  const dir = freshDir("smithers-release-stop-");
+  const db = join(dir, "smithers.db");
+  const effects = join(dir, "effects.log");
+  const release = join(dir, "release");
+  writeIn(dir, "child.tsx", slowTsx("child"));
+  const parentFile = writeIn(dir, "parent.tsx", PARENT_TSX);
+  process.env.EFFECTS = effects;
+  process.env.RELEASE = release;
+  t.after(() => {
+    delete process.env.EFFECTS;
+    delete process.env.RELEASE;
+  });
+  const queue = new SmithersEngine({ database: db });
+  t.after(() => queue.close());
+  const { runId } = await queue.enqueue(parentFile, {});
+  const childId = `${runId}.call.0`;
+  // Leases far longer than the test, in a process that lives on: only a release lets another
+  // worker in.
+  const first = new Worker({ database: db, leaseMs: 600_000, pollMs: 20 });
+  first.start();
+  await waitFor(() => countEffects(effects)["slow-start"] === 1, { what: "the sub-run's slow task under way" });
+  const stopped = await first.stop({ graceMs: 100 });
+  assert.deepEqual(stopped.released.sort(), [childId, runId].sort());
+  assert.equal(stopped.finished, 0);
+  assert.equal(queue.getRun(childId).owner, null, "the sub-run is let go");
+  assert.equal(queue.getRun(runId).owner, null);
+
+  const second = new Worker({ database: db, leaseMs: 600_000, pollMs: 20, sweepMs: 60_000 });
+  t.after(() => second.stop({ graceMs: 0 }));
+  second.start();
+  await waitFor(() => countEffects(effects)["slow-start"] === 2, { what: "the sub-run's slow task run again by the second worker", timeoutMs: 10_000 });
+  writeIn(dir, "release", "");
+  await waitFor(() => queue.getRun(runId).status === "finished", { what: "the parent finished", timeoutMs: 20_000 });
+  assert.equal(queue.getRun(childId).status, "finished");
+  await second.stop({ graceMs: 1000 });
+  assert.equal(queue.getRun(childId).owner, null);
+  assert.equal(queue.getRun(runId).owner, null);
 });

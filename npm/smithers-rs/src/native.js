@@ -96,6 +96,11 @@ export class NativeEngine {
     return this.#driven.has(runId);
   }
 
+  /** The runs drives through this engine hold now (runs and the sub-runs they drive). */
+  heldRuns() {
+    return [...this.#driven.keys()];
+  }
+
   /**
    * Lets go of a run this engine stopped driving (or may own after a claim or create whose
    * reply was lost): `releaseRun`, and when the database cannot be reached (a server
