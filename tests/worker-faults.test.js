@@ -7,7 +7,9 @@
 //   - a worker frozen (SIGSTOP: cut off from the database) past its lease: another worker
 //     adopts its run, and its late writes once it thaws are refused (fencing);
 //   - PostgreSQL only: the server restarted under load (pg_ctl restart of a server of the
-//     test's own): workers reconnect, every run finishes, no completed task runs again.
+//     test's own): workers reconnect, every run finishes, no completed task runs again;
+//     and the same with runs that call a sub-workflow: every parent and every sub-run ends,
+//     none is left owned (a sub-run whose release failed is let go once the server is back).
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -243,6 +245,110 @@ describe("smithers worker: PostgreSQL restarted under load", { timeout: 180_000 
             const events = history.map((ev) => [ev.type, ev.nodeId, ev.attempt, ev.timestampMs]);
             const said = workers.map((w) => w.events().filter((ev) => ev.runId === id));
             assert.fail(`${id} ${task}: ${bodies} bodies run, ${node.attempts} attempts (${abandoned} abandoned), completed at attempt ${completedAt}; events ${JSON.stringify(events)}; workers ${JSON.stringify(said)}`);
+          }
+        }
+      }
+    });
+  });
+});
+
+/** A parent calling CHILD_TSX as a sub-run between two compute tasks (effects as STEPS_TSX). */
+const PARENT_TSX = `/** @jsxImportSource smithers-orchestrator */
+import { Sequence, Task, createSmithers, subRunResultSchema } from "smithers-orchestrator";
+import { appendFileSync } from "node:fs";
+import { z } from "zod";
+
+const { Workflow, smithers, outputs } = createSmithers({ step: z.object({ n: z.number() }), sub: subRunResultSchema });
+
+export default smithers((ctx) => {
+  const step = (id: string) => async () => {
+    appendFileSync(process.env.EFFECTS as string, \`\${id}:\${ctx.input.n} \${process.pid}\\n\`);
+    await new Promise((r) => setTimeout(r, 15));
+    return { n: Number(ctx.input.n) };
+  };
+  return (
+    <Workflow name="parent">
+      <Sequence>
+        <Task id="a" output={outputs.step}>{step("a")}</Task>
+        <Task id="call" output={outputs.sub} workflow="./child.tsx" input={{ n: Number(ctx.input.n) }} />
+        <Task id="c" output={outputs.step}>{step("c")}</Task>
+      </Sequence>
+    </Workflow>
+  );
+});
+`;
+
+const CHILD_TSX = STEPS_TSX.replace('name="steps"', 'name="child"').replace(/step\("([abc])"\)/g, 'step("child-$1")');
+
+describe("smithers worker: PostgreSQL restarted under load, runs with sub-runs", { timeout: 180_000 }, () => {
+  test("every parent and sub-run ends; none is left owned; no completed task runs again", async () => {
+    const server = pgOwnServer();
+    const db = server.database("restartsub");
+    const dir = freshDir("smithers-worker-restart-sub-");
+    const file = writeIn(dir, "parent.tsx", PARENT_TSX);
+    writeIn(dir, "child.tsx", CHILD_TSX);
+    const effects = join(dir, "effects.log");
+    const runs = 30;
+    const ids = await enqueue(db, file, runs);
+    const children = ids.map((id) => `${id}.call.0`);
+    // Leases far longer than the test: a sub-run left owned by a live worker would be renewed
+    // by it forever; runs must come back through the workers' own releasing.
+    const env = { EFFECTS: effects, SMITHERS_LEASE_MS: "600000" };
+    const workers = [startWorker(db, { env }), startWorker(db, { env })];
+    const ended = (e, id) => {
+      try {
+        return ["finished", "failed", "cancelled"].includes(e.getRun(id).status);
+      } catch {
+        return false;
+      }
+    };
+    const endedNow = () => withEngine(db, (e) => [...ids, ...children].filter((id) => ended(e, id)).length);
+    await waitFor(() => readEffects(effects).filter((x) => x.what.startsWith("child-")).length >= 15, { what: "the sub-runs under way" });
+    server.restart();
+    assert.ok(endedNow() < 2 * runs, "the restart landed mid-way");
+    try {
+      await waitFor(() => endedNow() === 2 * runs, { what: "every parent and sub-run to end after the restart", timeoutMs: 120_000 });
+    } catch (e) {
+      const left = withEngine(db, (en) =>
+        [...ids, ...children].filter((id) => !ended(en, id)).map((id) => {
+          try {
+            return en.getRun(id);
+          } catch (err) {
+            return { runId: id, error: err.code };
+          }
+        }),
+      );
+      const errors = workers.map((w) => w.events().filter((ev) => ev.event !== "took" && ev.event !== "released").slice(-10));
+      throw new Error(`${e.message}: ${left.length} left, e.g. ${JSON.stringify(left.slice(0, 4))} ${JSON.stringify(errors)}`);
+    }
+    for (const w of workers) {
+      const end = await w.stop("SIGTERM");
+      assert.equal(end.code, 0, end.stderr);
+    }
+
+    const counts = countEffects(effects);
+    withEngine(db, (e) => {
+      for (const [n, id] of ids.entries()) {
+        for (const [runId, tasks, prefix] of [
+          [id, ["a", "c"], ""],
+          [children[n], ["a", "b", "c"], "child-"],
+        ]) {
+          const info = e.inspect(runId);
+          assert.equal(info.run.status, "finished", `${runId}: ${JSON.stringify(info.run.error ?? null)}`);
+          assert.equal(info.run.owner, null, `${runId} is left owned`);
+          const history = e.events(runId, { limit: 1000 });
+          const finished = history.filter((ev) => ev.type === "NodeFinished");
+          for (const task of tasks) {
+            // Each body ran at most once per attempt recorded, and again only when its
+            // completion never committed (as in the test above).
+            const node = info.nodes.find((x) => x.nodeId === task);
+            const bodies = counts[`${prefix}${task}:${n}`] ?? 0;
+            const abandoned = history.filter((ev) => ev.type === "NodeAbandoned" && ev.nodeId === task).length;
+            const completedAt = finished.find((ev) => ev.nodeId === task)?.attempt;
+            if (completedAt !== node.attempts || bodies > node.attempts || bodies < node.attempts - abandoned) {
+              const events = history.map((ev) => [ev.type, ev.nodeId, ev.attempt, ev.timestampMs]);
+              assert.fail(`${runId} ${task}: ${bodies} bodies run, ${node.attempts} attempts (${abandoned} abandoned), completed at attempt ${completedAt}; events ${JSON.stringify(events)}`);
+            }
           }
         }
       }

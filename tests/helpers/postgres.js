@@ -36,7 +36,7 @@ export function pgDatabase(name = "t") {
 
 /**
  * A server of the caller's alone (not the file's shared one), for a test that stops it:
- * `{ url, database(name), restart() }`. `restart()` is `pg_ctl restart -m fast` (sessions are
+ * `{ url, database(name), restart(), stop(), start() }`. `restart()` is `pg_ctl restart -m fast` (sessions are
  * ended; the server comes back on the same port with the same options).
  */
 export function pgOwnServer() {
@@ -64,5 +64,9 @@ export function pgOwnServer() {
     url,
     database: (name = "t") => `${url}?schema=${name}_${process.pid}_${k++}`,
     restart: () => pgCtl("restart", "-m", "fast", "-w", "-t", "60", "-l", join(dir, "server.log")),
+    /** `pg_ctl stop -m fast`: sessions are ended, the server is gone until `start()`. */
+    stop: () => pgCtl("stop", "-m", "fast", "-w", "-t", "60"),
+    /** Starts a stopped server again with its options (pg_ctl restart reads postmaster.opts). */
+    start: () => pgCtl("restart", "-w", "-t", "60", "-l", join(dir, "server.log")),
   };
 }

@@ -27,6 +27,8 @@ const LOG_TASKS = log.enabled("debug");
  * process drives it now, or this workflow is not the run's (the run stays as it is).
  */
 const NOT_OURS = new Set(["RUN_OWNED", "RUN_NOT_CLAIMED", "WORKFLOW_MISMATCH", "SCHEMA_CHANGED"]);
+/** Errors of a call whose reply was lost (the database out of reach): it may have committed. */
+const LOST = new Set(["DB_ERROR", "IO_ERROR"]);
 
 /**
  * Records a new run of a workflow, owned by this engine, and returns its first snapshot. A
@@ -578,26 +580,40 @@ async function runSubWorkflow(native, sub, runId, task, ctx, hooks) {
   const base = { nodeId: task.nodeId, iteration: task.iteration, attempt: task.attempt };
   const round = task.pushBack?.iteration ? `.r${task.pushBack.iteration}` : "";
   const childId = `${runId}.${task.nodeId}.${task.iteration}${round}`.replace(/[^A-Za-z0-9_.:-]/g, "_").slice(0, 128);
+  // Held while this drives it (from before its claim or create): a release of the sub-run
+  // still being retried here, from an earlier drive of it, must not let it go under this one.
+  const unhold = native.hold(childId);
+  // Whether this engine may own the sub-run when this call ends: claimed or created here,
+  // or a claim or create whose reply was lost (the database out of reach: it may have
+  // committed). Not after RUN_OWNED (another drive has it) or RUN_NOT_FOUND.
+  let mayOwn = false;
   try {
     const { loadWorkflow } = await import("./loader/load.js");
     const workflow = await loadWorkflow(sub.path);
     let snapshot;
     try {
+      mayOwn = true;
       snapshot = await native.claimRunAsync(childId);
     } catch (e) {
+      mayOwn = LOST.has(e?.code);
       // Decided elsewhere and being driven there: wait for it like for a waiting one.
       if (e?.code === "RUN_OWNED") return { ...base, ok: true, waitingOn: childId };
       if (e?.code !== "RUN_NOT_FOUND") throw e;
       const input = typeof sub.input === "function" ? await sub.input(ctx) : sub.input;
       const parent = { runId, nodeId: task.nodeId, iteration: task.iteration };
-      snapshot = await createRun(native, workflow, { runId: childId, input, workflowPath: sub.path, parent });
+      try {
+        mayOwn = true;
+        snapshot = await createRun(native, workflow, { runId: childId, input, workflowPath: sub.path, parent });
+      } catch (e) {
+        mayOwn = LOST.has(e?.code);
+        throw e;
+      }
     }
-    let result;
-    try {
-      result = await driveRun(native, workflow, snapshot, { afterCall: hooks.afterCall, onRendered: hooks.onRendered });
-    } finally {
-      await native.releaseRunAsync(childId);
-    }
+    const result = await driveRun(native, workflow, snapshot, { afterCall: hooks.afterCall, onRendered: hooks.onRendered });
+    // Let go before its outputs are read (as a drive of a run of its own is let go at its end).
+    unhold();
+    mayOwn = false;
+    await native.releaseRunRetrying(childId);
     if (result.status === "finished") {
       const outputs = {};
       for (const row of (await native.inspectAsync(childId)).outputs) {
@@ -611,6 +627,12 @@ async function runSubWorkflow(native, sub, runId, task, ctx, hooks) {
   } catch (e) {
     const error = describeThrown(e);
     return { ...base, ok: false, error: { ...error, code: error.code ?? "SUBRUN_FAILED" } };
+  } finally {
+    unhold();
+    // Every failing path lets go of a sub-run this engine may own (again while the database
+    // is out of reach), or its lease keeper would renew it forever and nobody would drive
+    // it. A sub-run held by another drive here is left to that drive.
+    if (mayOwn) void native.releaseRunRetrying(childId);
   }
 }
 

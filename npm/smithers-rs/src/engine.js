@@ -287,13 +287,23 @@ export class SmithersEngine {
   async #create(workflow, path, options) {
     const { createRun, loadWorkflow } = await loadRuntime();
     const wf = typeof workflow === "string" ? await loadWorkflow(path) : workflow;
-    const snapshot = await createRun(this.native, wf, {
-      runId: options.runId,
-      input: options.input ?? {},
-      workflowPath: path,
-      startedBy: options.startedBy,
-      onRender: this.onRender,
-    });
+    const runId = options.runId;
+    let snapshot;
+    try {
+      snapshot = await createRun(this.native, wf, {
+        runId,
+        input: options.input ?? {},
+        workflowPath: path,
+        startedBy: options.startedBy,
+        onRender: this.onRender,
+      });
+    } catch (e) {
+      // The create may have committed before the database went out of reach (the run owned
+      // by this engine): let go of it, again later if need be. (A run named by the core is
+      // not known here: its lease keeper holds it until this engine closes.)
+      if (runId !== undefined && (e?.code === "DB_ERROR" || e?.code === "IO_ERROR")) void this.native.releaseRunRetrying(runId);
+      throw e;
+    }
     this.dispatch();
     return { wf, snapshot };
   }
@@ -314,9 +324,9 @@ export class SmithersEngine {
       throw new SmithersError("WORKFLOW_NOT_FOUND", "a queued run needs a workflow file (another process loads it from the path recorded on the run): pass its path, or workflowPath", {});
     }
     const { snapshot } = await this.#create(workflow, path, options);
-    // Let go through #release: when the database is out of reach it tries again, or the
-    // queued run would stay owned by this live process and no worker would take it.
-    await this.#release(snapshot.runId);
+    // Let go, again while the database is out of reach: else the queued run would stay owned
+    // by this live process and no worker would take it.
+    await this.native.releaseRunRetrying(snapshot.runId);
     return { runId: snapshot.runId, status: "queued" };
   }
 
@@ -440,19 +450,28 @@ export class SmithersEngine {
     if (driven) return driven.done;
     // A worker's claim gives up at once when another process holds the run's row now
     // (claiming or driving it: PostgreSQL's SKIP LOCKED) rather than queueing behind it.
+    // Held from before the claim: a release of the run still being retried here (its last
+    // drive's) must not let it go under the drive that starts now.
+    const unhold = this.native.hold(runId);
     let snapshot;
     try {
       snapshot = await this.native.claimRunAsync(runId, { ...expect, force: Boolean(options.force), skipLocked: Boolean(options.onlyIfReady) });
     } catch (e) {
+      unhold();
       // The claim may have committed before the database went out of reach: let go of the
       // run (again later if need be), or this engine's lease keeper would hold it forever.
-      if (e?.code === "DB_ERROR" || e?.code === "IO_ERROR") void this.#release(runId);
+      if (e?.code === "DB_ERROR" || e?.code === "IO_ERROR") void this.native.releaseRunRetrying(runId);
       throw e;
     }
-    this.workflows.set(runId, wf);
-    // An ended run comes back as it is, unclaimed (another process finished it meanwhile).
-    if (!isTerminal(snapshot.status)) options.onClaimed?.(snapshot);
-    return this.#drive(driveRun, wf, snapshot);
+    try {
+      this.workflows.set(runId, wf);
+      // An ended run comes back as it is, unclaimed (another process finished it meanwhile).
+      if (!isTerminal(snapshot.status)) options.onClaimed?.(snapshot);
+      return this.#drive(driveRun, wf, snapshot);
+    } finally {
+      // #drive holds it from here.
+      unhold();
+    }
   }
 
   #drive(driveRun, workflow, snapshot) {
@@ -468,6 +487,7 @@ export class SmithersEngine {
     done.catch(() => {});
     const entry = { done, control };
     this.driving.set(runId, entry);
+    const unhold = this.native.hold(runId);
     // While tracing: each render of the run (and of the sub-runs it drives in place), for the
     // kinds of the nodes its events name.
     const rendered = this.#rendered;
@@ -483,7 +503,9 @@ export class SmithersEngine {
     const stop = async () => {
       if (this.driving.get(runId) === entry) this.driving.delete(runId);
       for (const id of renderedRuns) if (!this.driving.has(id)) this.#rendered.delete(id);
-      await this.#release(runId);
+      unhold();
+      // Tried again while the database is out of reach, unless the run is driven here again.
+      await this.native.releaseRunRetrying(runId);
       // The run may have scheduled timers (a <Timer>, a gate's deadline).
       this.#armTimers();
     };
@@ -501,23 +523,6 @@ export class SmithersEngine {
       },
     );
     return done;
-  }
-
-  /**
-   * Lets go of a run this engine stopped driving. When the database cannot be reached (a
-   * server restarting, a network cut), the release is tried again a moment later until it
-   * commits, the engine closes, or the run is driven here again: a run left owned by a live
-   * process would have its lease renewed by it and never be taken by anyone.
-   */
-  async #release(runId, delayMs = 100) {
-    if (this.#closed || this.driving.has(runId)) return;
-    try {
-      await this.native.releaseRunAsync(runId);
-    } catch (e) {
-      // Closed while the run was driven: its lease keeper is gone with it.
-      if (e?.code === "ENGINE_CLOSED" || this.#closed) return;
-      setTimeout(() => void this.#release(runId, Math.min(delayMs * 2, 2_000)), delayMs).unref();
-    }
   }
 
   /**

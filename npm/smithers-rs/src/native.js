@@ -67,11 +67,76 @@ export class NativeEngine {
     /** On PostgreSQL: the engine lives on a thread of its own (ARCHITECTURE.md). */
     this.remote = this.raw.isRemote;
   }
+
+  /** Runs driven through this engine now, or being claimed or created to be: runId -> how many drives. */
+  #driven = new Map();
+  #closed = false;
+
+  /**
+   * Marks a run as driven here until the function returned is called (once): a release tried
+   * again meanwhile (`releaseRunRetrying`) leaves the run to its driver. Every drive of a run
+   * through this engine (the facade's, a sub-run's) holds it from before its claim or create
+   * until it stops.
+   * @param {string} runId @returns {() => void}
+   */
+  hold(runId) {
+    this.#driven.set(runId, (this.#driven.get(runId) ?? 0) + 1);
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
+      const n = (this.#driven.get(runId) ?? 1) - 1;
+      if (n > 0) this.#driven.set(runId, n);
+      else this.#driven.delete(runId);
+    };
+  }
+
+  /** Whether a drive of the run through this engine holds it (`hold`). @param {string} runId */
+  isHeld(runId) {
+    return this.#driven.has(runId);
+  }
+
+  /** The runs drives through this engine hold now (runs and the sub-runs they drive). */
+  heldRuns() {
+    return [...this.#driven.keys()];
+  }
+
+  /**
+   * Lets go of a run this engine stopped driving (or may own after a claim or create whose
+   * reply was lost): `releaseRun`, and when the database cannot be reached (a server
+   * restarting, a network cut) the same again 100 ms later, doubling up to 2 s, until it
+   * commits, the engine closes, or the run is held by a drive here again. A run left owned by
+   * a live process would have its lease renewed by it and never be taken by anyone. Resolves
+   * once the first try ends; never rejects. (A run this engine does not own is a no-op.)
+   * @param {string} runId
+   */
+  async releaseRunRetrying(runId, delayMs = 100) {
+    if (this.#closed || this.#driven.has(runId)) return;
+    try {
+      await this.releaseRunAsync(runId);
+    } catch (e) {
+      // Closed meanwhile: its lease keeper is gone with it.
+      if (e?.code === "ENGINE_CLOSED" || this.#closed) return;
+      setTimeout(() => void this.releaseRunRetrying(runId, Math.min(delayMs * 2, 2_000)), delayMs).unref();
+    }
+  }
+
+  /** Closes the database (later calls fail with ENGINE_CLOSED; pending release retries stop). */
+  close() {
+    this.#closed = true;
+    try {
+      this.raw.close();
+    } catch (e) {
+      throw smithersError(e, "close");
+    }
+  }
 }
 
 const prototype = binding.Engine.prototype;
 for (const call of Object.getOwnPropertyNames(prototype)) {
   if (call === "constructor" || typeof Object.getOwnPropertyDescriptor(prototype, call).value !== "function") continue;
+  // Defined by the class above (`close`: it also stops release retries).
+  if (Object.hasOwn(NativeEngine.prototype, call)) continue;
   const sync = call.endsWith("Async") ? null : call;
   const value = sync
     ? function (...args) {

@@ -221,8 +221,9 @@ export class Worker {
 
   /**
    * Stops taking work; runs driven here get `graceMs` to reach their next wait or their end,
-   * then the ones still driven are released (their lease let go at once, so another process
-   * takes them now, not when the lease would have expired). Closes the engine.
+   * then the ones still driven, and the sub-runs they drive, are released (their lease let go
+   * at once, so another process takes them now, not when the lease would have expired).
+   * Closes the engine. `released` lists them all; `finished`: runs that ended or parked.
    * @param {{ graceMs?: number }} [options]
    * @returns {Promise<{ finished: number, released: string[] }>}
    */
@@ -237,7 +238,11 @@ export class Worker {
       await Promise.race([Promise.allSettled(running), new Promise((r) => (timeout = setTimeout(r, graceMs)))]);
       clearTimeout(timeout);
       const released = [];
-      for (const runId of [...this.engine.driving.keys()]) {
+      // The sub-runs those drives drive (held here, not among the engine's runs) go too, and
+      // first: the process that takes a caller then claims its sub-run at once, rather than
+      // waiting for the sub-run's lease to expire (another host cannot see this process end).
+      const subRuns = this.engine.native.heldRuns().filter((runId) => !this.engine.driving.has(runId));
+      for (const runId of [...subRuns, ...this.engine.driving.keys()]) {
         try {
           this.releasedOnStop.add(runId);
           this.engine.native.releaseRun(runId);
@@ -250,7 +255,7 @@ export class Worker {
       await this.listening;
       this.watch.close();
       this.engine.close();
-      return { finished: running.length - released.length, released };
+      return { finished: running.length - released.filter((runId) => !subRuns.includes(runId)).length, released };
     })();
     return this.stopped;
   }

@@ -200,7 +200,10 @@ export class WebhookDispatcher {
       if (events.length === 0) return;
       const last = events[events.length - 1].feedId;
       const rows = [];
-      for (const event of events) rows.push(...(await this.deliveriesFor(event)));
+      // Run summaries read for this batch (one read per run, not per event); not kept across
+      // batches: a run's status changes.
+      const runs = new Map();
+      for (const event of events) rows.push(...(await this.deliveriesFor(event, runs)));
       // The stored cursor only saves a restarted serve from reading events again: written
       // with deliveries, else now and then, not for every batch of other events.
       if (rows.length || this.now() - this.cursorSavedAt > 5000) {
@@ -212,16 +215,27 @@ export class WebhookDispatcher {
     }
   }
 
-  /** The rows one core event becomes: one per target that wants its webhook event. */
-  async deliveriesFor(event) {
+  /**
+   * The rows one core event becomes: one per target that wants its webhook event.
+   * @param {any} event @param {Map<string, Promise<any>>} [runs] summaries read so far in this batch, by run id
+   */
+  async deliveriesFor(event, runs = new Map()) {
     const type = FROM_CORE.get(event.type);
     if (!type) return [];
     const wanted = [...this.targets.values()].filter((t) => t.events.includes(type));
     if (wanted.length === 0) return [];
+    let read = runs.get(event.runId);
+    if (!read) {
+      // (On SQLite the read is synchronous: a throw becomes the promise's rejection.)
+      read = (async () => this.native.runSummaryAsync(event.runId))();
+      runs.set(event.runId, read);
+    }
     let run;
     try {
-      run = await this.native.runSummaryAsync(event.runId);
+      run = await read;
     } catch {
+      // Not kept: the next event of the run reads it again.
+      if (runs.get(event.runId) === read) runs.delete(event.runId);
       run = { runId: event.runId };
     }
     const base = this.baseUrl();
