@@ -27,6 +27,7 @@ mod outputs;
 mod runs;
 mod schema;
 mod timers;
+mod tls;
 mod views;
 
 use std::cell::{Cell, RefCell};

@@ -4,9 +4,10 @@
 //! `postgresql://…`; a unix socket with `?host=/path/to/dir`) with one more parameter,
 //! `schema=<name>`: the schema that holds the engine's tables and the output tables (`public`
 //! when not given). The engine creates the schema and its tables when it opens a database
-//! for writing, and migrates them in one transaction under the schema's lock.
+//! for writing, and migrates them in one transaction under the schema's lock. libpq's TLS
+//! parameters (`sslmode`, `sslrootcert`, `sslcert`, `sslkey`) are the store's (`tls.rs`).
 
-use postgres::{Client, Config, NoTls};
+use postgres::{Client, Config};
 
 use crate::error::{Error, Result};
 use crate::ident::{identifier_problem, quote};
@@ -287,9 +288,11 @@ pub fn redact(url: &str) -> String {
     }
 }
 
-/// Where the store connects: the server's configuration and the schema its tables live in.
+/// Where the store connects: the server's configuration, how TLS is used, and the schema its
+/// tables live in.
 pub(crate) struct Target {
     config: Config,
+    tls: super::tls::Tls,
     pub schema: String,
     /// The URL without its password.
     pub display: String,
@@ -300,13 +303,16 @@ impl Target {
         let shown = redact(url);
         let (base, query) = url.split_once('?').unwrap_or((url, ""));
         let mut schema = None;
+        let mut tls = super::tls::TlsParams::default();
         let mut kept = Vec::new();
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             match pair.strip_prefix("schema=") {
                 Some(name) => schema = Some(name.to_string()),
+                None if tls.take(pair) => {}
                 None => kept.push(pair),
             }
         }
+        let tls = tls.build(&shown)?;
         let schema = schema.unwrap_or_else(|| "public".into());
         if let Some(why) = identifier_problem(&schema) {
             return Err(Error::InvalidIdentifier {
@@ -330,8 +336,10 @@ impl Target {
         if config.get_application_name().is_none() {
             config.application_name("smithers");
         }
+        config.ssl_mode(tls.mode.client_mode());
         Ok(Target {
             config,
+            tls,
             schema,
             display: shown,
         })
@@ -339,7 +347,19 @@ impl Target {
 
     /// A connection whose `search_path` is the schema.
     pub(crate) fn connect(&self) -> Result<Client> {
-        let mut client = self.config.connect(NoTls)?;
+        let mode = self.tls.mode;
+        let failed = |e: postgres::Error| {
+            super::tls::failure(&e, mode, &self.display).unwrap_or_else(|| e.into())
+        };
+        let mut client = match self.config.connect(self.tls.connector.clone()) {
+            // libpq's `allow`: plain first, TLS when the server refuses that.
+            Err(e) if mode == super::tls::SslMode::Allow && e.as_db_error().is_some() => {
+                let mut config = self.config.clone();
+                config.ssl_mode(postgres::config::SslMode::Require);
+                config.connect(self.tls.connector.clone()).map_err(failed)?
+            }
+            other => other.map_err(failed)?,
+        };
         // A transaction of the engine never waits for anything but the database (no JS runs
         // inside one), so a session idle in a transaction for a minute belongs to a process
         // that froze or was cut off mid-transaction: the server ends it and its row locks
