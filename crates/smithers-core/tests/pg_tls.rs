@@ -224,6 +224,62 @@ fn a_server_that_accepts_tls_only_refuses_disable_with_a_clear_error() {
 }
 
 #[test]
+fn a_server_that_refuses_tls_is_reached_plain_under_prefer_and_refused_under_require() {
+    if !on_postgres() {
+        return;
+    }
+    let server = TlsServer::start("on");
+    // pg_hba.conf: TCP clients without TLS only.
+    let data = server
+        .tls
+        .parent()
+        .expect("the server's folder")
+        .join("data");
+    std::fs::write(
+        data.join("pg_hba.conf"),
+        "local all all trust\nhostnossl all all 127.0.0.1/32 trust\n",
+    )
+    .expect("pg_hba.conf");
+    socket_client(&server)
+        .batch_execute("SELECT pg_reload_conf()")
+        .expect("reloaded");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // prefer tries TLS, is refused, and connects plain (libpq's prefer).
+    let url = server.url_for("postgres@127.0.0.1", "application_name=nossl");
+    let _engine = Engine::open(&url).expect("opens");
+    assert_eq!(sessions(&server, "nossl"), (0, 1));
+    let url = server.url_for("postgres@127.0.0.1", "sslmode=require");
+    let err = refused(&url);
+    assert_eq!(err.code(), "DB_TLS_FAILED");
+    assert!(
+        err.to_string()
+            .contains("does not accept this connection over TLS"),
+        "{err}"
+    );
+    assert!(!schema_exists(&server, &url));
+}
+
+#[test]
+fn the_test_helpers_client_honours_sslmode() {
+    if !on_postgres() {
+        return;
+    }
+    let server = TlsServer::start("only");
+    let url = server.url_for(
+        "postgres@127.0.0.1",
+        &format!("sslmode=verify-full&sslrootcert={}", server.file("ca.crt")),
+    );
+    let ssl: bool = common::pg::client(&url)
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .expect("pg_stat_ssl")
+        .get(0);
+    assert!(ssl);
+}
+
+#[test]
 fn a_client_certificate_is_presented_when_given() {
     if !on_postgres() {
         return;

@@ -55,28 +55,10 @@ pub fn fresh_url() -> String {
     format!("{base}{sep}schema=t_{}_{n}_{nanos}", std::process::id())
 }
 
-/// A client of the server with `search_path` set to the schema of `url`.
+/// A client of the server with `search_path` set to the schema of `url`, connected as the
+/// store connects (the URL's `sslmode` and certificates honoured).
 pub fn client(url: &str) -> postgres::Client {
-    let (base, query) = url.split_once('?').unwrap_or((url, ""));
-    let schema = query
-        .split('&')
-        .find_map(|p| p.strip_prefix("schema="))
-        .unwrap_or("public")
-        .to_string();
-    let rest: Vec<&str> = query
-        .split('&')
-        .filter(|p| !p.is_empty() && !p.starts_with("schema="))
-        .collect();
-    let url = if rest.is_empty() {
-        base.to_string()
-    } else {
-        format!("{base}?{}", rest.join("&"))
-    };
-    let mut c =
-        postgres::Client::connect(&url, postgres::NoTls).expect("connect to the test server");
-    c.batch_execute(&format!("SET search_path TO \"{schema}\""))
-        .expect("search_path");
-    c
+    smithers_core::store::pg_client(url).expect("connect to the test server")
 }
 
 /// A server of the caller's alone that speaks TLS (`scripts/pg-server.sh` with

@@ -336,7 +336,17 @@ impl Target {
         if config.get_application_name().is_none() {
             config.application_name("smithers");
         }
-        config.ssl_mode(tls.mode.client_mode());
+        // libpq uses no TLS over a unix socket, whatever the mode says.
+        let sockets_only = config
+            .get_hosts()
+            .iter()
+            .all(|h| !matches!(h, postgres::config::Host::Tcp(_)))
+            && config.get_hostaddrs().is_empty();
+        config.ssl_mode(if sockets_only {
+            postgres::config::SslMode::Disable
+        } else {
+            tls.mode.client_mode()
+        });
         Ok(Target {
             config,
             tls,
@@ -345,18 +355,31 @@ impl Target {
         })
     }
 
-    /// A connection whose `search_path` is the schema.
+    /// A connection whose `search_path` is the schema (TLS as the URL says).
     pub(crate) fn connect(&self) -> Result<Client> {
         let mode = self.tls.mode;
         let failed = |e: postgres::Error| {
             super::tls::failure(&e, mode, &self.display).unwrap_or_else(|| e.into())
         };
+        let again = |ssl: postgres::config::SslMode| {
+            let mut config = self.config.clone();
+            config.ssl_mode(ssl);
+            config.connect(self.tls.connector.clone()).map_err(failed)
+        };
         let mut client = match self.config.connect(self.tls.connector.clone()) {
             // libpq's `allow`: plain first, TLS when the server refuses that.
-            Err(e) if mode == super::tls::SslMode::Allow && e.as_db_error().is_some() => {
-                let mut config = self.config.clone();
-                config.ssl_mode(postgres::config::SslMode::Require);
-                config.connect(self.tls.connector.clone()).map_err(failed)?
+            Err(e)
+                if mode == super::tls::SslMode::Allow
+                    && super::tls::hba_refusal(&e) == Some(false) =>
+            {
+                again(postgres::config::SslMode::Require)?
+            }
+            // libpq's `prefer`: TLS first, plain when the server refuses that.
+            Err(e)
+                if mode == super::tls::SslMode::Prefer
+                    && super::tls::hba_refusal(&e) == Some(true) =>
+            {
+                again(postgres::config::SslMode::Disable)?
             }
             other => other.map_err(failed)?,
         };
@@ -370,6 +393,13 @@ impl Target {
         ))?;
         Ok(client)
     }
+}
+
+/// A client of the server `url` names, connected as the store connects (TLS as the URL says),
+/// its `search_path` the URL's schema: for tests and tools that read the tables as they are.
+#[doc(hidden)]
+pub fn pg_client(url: &str) -> Result<Client> {
+    Target::parse(url)?.connect()
 }
 
 /// The schema version recorded in the schema; None when it has no smithers tables.

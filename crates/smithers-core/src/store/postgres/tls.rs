@@ -157,7 +157,7 @@ impl TlsParams {
             .map_err(|e| invalid(e.to_string()))?
             .dangerous()
             .with_custom_certificate_verifier(verifier);
-        let config = match (
+        let mut config = match (
             self.cert.filter(|p| !p.is_empty()),
             self.key.filter(|p| !p.is_empty()),
         ) {
@@ -173,6 +173,8 @@ impl TlsParams {
             (Some(_), None) => return Err(invalid("sslcert without sslkey".into())),
             (None, Some(_)) => return Err(invalid("sslkey without sslcert".into())),
         };
+        // As libpq (PostgreSQL 17's direct TLS, `sslnegotiation=direct`, requires it).
+        config.alpn_protocols = vec![b"postgresql".to_vec()];
         Ok(Tls {
             mode,
             connector: MakeRustlsConnect::new(config),
@@ -341,15 +343,20 @@ pub(crate) fn failure(e: &postgres::Error, mode: SslMode, db: &str) -> Option<Er
         })
     };
     if let Some(server) = e.as_db_error() {
-        // pg_hba.conf has only `hostssl` lines for this client.
-        if server.message().contains("no encryption") {
-            return failed(format!(
-                "the server accepts this connection over TLS only, and sslmode={} did not use it ({})",
+        let message = server.message();
+        return match hba_refusal(e) {
+            // pg_hba.conf has only `hostssl` lines for this client.
+            Some(false) => failed(format!(
+                "the server accepts this connection over TLS only, and sslmode={} did not use it ({message})",
                 mode.name(),
-                server.message()
-            ));
-        }
-        return None;
+            )),
+            // Only `hostnossl` lines.
+            Some(true) => failed(format!(
+                "the server does not accept this connection over TLS, and sslmode={} requires it ({message})",
+                mode.name(),
+            )),
+            None => None,
+        };
     }
     let mut source = std::error::Error::source(e);
     let mut saw_io = false;
@@ -380,6 +387,26 @@ pub(crate) fn failure(e: &postgres::Error, mode: SslMode, db: &str) -> Option<Er
         return failed(why);
     }
     None
+}
+
+/// Whether the server refused the connection for want of a pg_hba.conf line that fits: Some(true)
+/// when the connection was encrypted, Some(false) when it was not (its message says which:
+/// "SSL encryption" / "no encryption"; "SSL on" / "SSL off" before PostgreSQL 12).
+pub(crate) fn hba_refusal(e: &postgres::Error) -> Option<bool> {
+    let server = e.as_db_error()?;
+    let message = server.message();
+    if *server.code() != postgres::error::SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+        || !message.contains("pg_hba.conf")
+    {
+        return None;
+    }
+    if message.ends_with("SSL encryption") || message.ends_with("SSL on") {
+        Some(true)
+    } else if message.ends_with("no encryption") || message.ends_with("SSL off") {
+        Some(false)
+    } else {
+        None
+    }
 }
 
 fn describe(e: &rustls::Error, mode: SslMode) -> String {
