@@ -13,6 +13,14 @@
 # watched process ends, a watchdog stops the server (pg_ctl -m immediate) and removes the folder.
 # With $SMITHERS_PG_INFO set, the folder, the binaries' directory and the command prefix to run
 # them as the server's user go to that file, one a line (a test that restarts its server).
+#
+# With $SMITHERS_PG_SSL set the server speaks TLS (ssl=on; the openssl CLI makes the files, in
+# the folder's tls/: ca.crt, the CA that signed server.crt (subjectAltName DNS:localhost and
+# IP:127.0.0.1), other-ca.crt, a CA that signed nothing of the server's, and client.crt /
+# client.key, a client certificate for the user certuser):
+#   SMITHERS_PG_SSL=on     TLS offered, plain connections accepted as before
+#   SMITHERS_PG_SSL=only   pg_hba.conf accepts TCP clients over TLS only (hostssl), and the
+#                          user certuser only with its client certificate (cert)
 set -euo pipefail
 
 if [ "${1:-}" = "--nextest" ]; then
@@ -45,11 +53,48 @@ if ! "${as[@]}" "$bin/initdb" -D "$dir/data" -A trust -U postgres -E UTF8 --loca
   exit 1
 fi
 
+ssl_opts=
+case "${SMITHERS_PG_SSL:-}" in
+  "") ;;
+  on|only)
+    tls="$dir/tls"
+    mkdir "$tls"
+    (
+      cd "$tls"
+      ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+      for ca in ca other-ca; do
+        openssl req -x509 "${ec[@]}" -days 3 -subj "/CN=smithers test $ca" -keyout "$ca.key" -out "$ca.crt" \
+          -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
+      done
+      printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n' >server.ext
+      printf 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n' >client.ext
+      serial=2
+      for who in server:localhost client:certuser; do
+        name=${who%%:*}
+        openssl req -new "${ec[@]}" -subj "/CN=${who#*:}" -keyout "$name.key" -out "$name.csr"
+        openssl x509 -req -in "$name.csr" -CA ca.crt -CAkey ca.key -set_serial $serial -days 3 \
+          -extfile "$name.ext" -out "$name.crt"
+        serial=$((serial + 1))
+      done
+      chmod 600 ./*.key
+    ) >"$dir/openssl.log" 2>&1 || { echo "openssl could not make the test certificates:" >&2; cat "$dir/openssl.log" >&2; rm -rf "$dir"; exit 1; }
+    if [ "$(id -u)" = 0 ]; then chown -R postgres:postgres "$tls"; fi
+    ssl_opts="-c ssl=on -c ssl_cert_file=$tls/server.crt -c ssl_key_file=$tls/server.key -c ssl_ca_file=$tls/ca.crt"
+    if [ "$SMITHERS_PG_SSL" = only ]; then
+      printf '%s\n' "local all all trust" \
+        "hostssl all certuser 127.0.0.1/32 cert" \
+        "hostssl all all 127.0.0.1/32 trust" >"$dir/data/pg_hba.conf"
+      if [ "$(id -u)" = 0 ]; then chown postgres:postgres "$dir/data/pg_hba.conf"; fi
+    fi
+    ;;
+  *) echo "SMITHERS_PG_SSL is on, only or unset (got ${SMITHERS_PG_SSL})" >&2; rm -rf "$dir"; exit 2 ;;
+esac
+
 started=
 for _ in 1 2 3 4 5 6 7 8; do
   port=$((20000 + RANDOM % 40000))
   if "${as[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-      -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 -c shared_buffers=32MB" \
+      -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 -c shared_buffers=32MB $ssl_opts" \
       start >/dev/null 2>&1; then
     started=1
     break

@@ -70,3 +70,35 @@ export function pgOwnServer() {
     start: () => pgCtl("restart", "-w", "-t", "60", "-l", join(dir, "server.log")),
   };
 }
+
+/**
+ * A server of the caller's alone that speaks TLS (scripts/pg-server.sh with SMITHERS_PG_SSL:
+ * `on`, or `only`: TCP clients over TLS only), with the certificates made for it:
+ * `{ url, port, file(name), database(host, params) }`. `file("ca.crt")` is the CA that signed
+ * the server's certificate (DNS:localhost, IP:127.0.0.1), `file("other-ca.crt")` one that did
+ * not; `database(host, params)` a URL of `host` naming a schema of its own, with `params`.
+ */
+export function pgTlsServer(ssl = "on") {
+  const tmp = mkdtempSync(join(tmpdir(), "smithers-pg-info-"));
+  const info = join(tmp, "info");
+  let url;
+  try {
+    url = execFileSync(join(REPO, "scripts/pg-server.sh"), [String(process.pid)], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, SMITHERS_PG_INFO: info, SMITHERS_PG_SSL: ssl },
+    }).trim();
+  } catch (e) {
+    throw new Error(`cannot start a TLS PostgreSQL server: ${String(e.stderr ?? e.message).trim()}`);
+  }
+  const [dir] = readFileSync(info, "utf8").split("\n");
+  rmSync(tmp, { recursive: true, force: true });
+  const port = new URL(url).port;
+  let k = 0;
+  return {
+    url,
+    port,
+    file: (name) => join(dir, "tls", name),
+    database: (host, params) => `postgres://${host}:${port}/postgres?schema=tls_${process.pid}_${k++}&${params}`,
+  };
+}

@@ -114,6 +114,8 @@ pub const ERROR_CODES: &[(&str, ErrorMeta)] = &[
     lookup("AMBIGUOUS_APPROVAL", 409),
     lookup("INVALID_RUN_ID", 400),
     lookup("DB_NOT_FOUND", 400),
+    // A PostgreSQL URL whose sslmode / sslrootcert / sslcert / sslkey cannot be used.
+    meta("DB_TLS_CONFIG", 4, 400),
     lookup("USAGE", 400),
     lookup("WORKFLOW_NOT_FOUND", 404),
     lookup("DELIVERY_NOT_FOUND", 404),
@@ -161,6 +163,8 @@ pub const ERROR_CODES: &[(&str, ErrorMeta)] = &[
     meta("PAYLOAD_TOO_LARGE", 1, 413),
     // Ours, not the caller's.
     meta("DB_ERROR", 1, 500),
+    // No TLS session with the PostgreSQL server (certificate, host name, TLS refused).
+    meta("DB_TLS_FAILED", 1, 500),
     meta("IO_ERROR", 1, 500),
     meta("INTERNAL", 1, 500),
 ];

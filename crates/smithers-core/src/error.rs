@@ -410,6 +410,17 @@ pub enum Error {
     #[error("Database error: {}", pg_message(.0))]
     Pg(postgres::Error),
 
+    /// A TLS session with a PostgreSQL server could not be had: its certificate is not
+    /// trusted or does not name the host, it does not speak TLS under `sslmode=require`, or
+    /// it accepts this client over TLS only under `sslmode=disable`.
+    #[error("TLS with {db} failed: {why}")]
+    DbTlsFailed { db: String, why: String },
+
+    /// The URL's TLS parameters cannot be used: an unknown `sslmode`, an `sslrootcert` /
+    /// `sslcert` / `sslkey` file that cannot be read or holds none. Nothing is opened.
+    #[error("The TLS settings of {db} cannot be used: {why}")]
+    DbTlsConfig { db: String, why: String },
+
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -484,6 +495,8 @@ impl Error {
             Error::LinkUsed { .. } => "LINK_USED",
             Error::Json(_) => "INVALID_JSON",
             Error::Db(_) | Error::Pg(_) => "DB_ERROR",
+            Error::DbTlsFailed { .. } => "DB_TLS_FAILED",
+            Error::DbTlsConfig { .. } => "DB_TLS_CONFIG",
             Error::Io(_) => "IO_ERROR",
         }
     }

@@ -4,6 +4,7 @@
 // types); graphs and task results cross as JSON text (ARCHITECTURE.md, "The boundary").
 import { createRequire } from "node:module";
 import { SmithersError } from "./errors.js";
+import { showDb } from "./database.cjs";
 
 const require = createRequire(import.meta.url);
 const { loadBinding } = require("./binding-load.cjs");
@@ -61,7 +62,8 @@ export class NativeEngine {
       this.raw = new binding.Engine(dbPath, options);
     } catch (e) {
       const error = smithersError(e, "open");
-      throw new SmithersError(error.code === "INTERNAL" ? "DB_ERROR" : error.code, error.message, { dbPath, ...error.details });
+      // A URL's password never goes into an error (it is printed, logged, sent over HTTP).
+      throw new SmithersError(error.code === "INTERNAL" ? "DB_ERROR" : error.code, error.message, { dbPath: showDb(dbPath), ...error.details });
     }
     this.dbPath = dbPath;
     /** On PostgreSQL: the engine lives on a thread of its own (ARCHITECTURE.md). */

@@ -38,7 +38,7 @@ use crate::views::{
     RunFilter, RunSummary, StoreMetrics,
 };
 
-pub use postgres::{is_postgres_url, redact};
+pub use postgres::{is_postgres_url, pg_client, redact};
 pub use sqlite::SCHEMA_VERSION;
 
 /// How a database is opened.

@@ -55,26 +55,80 @@ pub fn fresh_url() -> String {
     format!("{base}{sep}schema=t_{}_{n}_{nanos}", std::process::id())
 }
 
-/// A client of the server with `search_path` set to the schema of `url`.
+/// A client of the server with `search_path` set to the schema of `url`, connected as the
+/// store connects (the URL's `sslmode` and certificates honoured).
 pub fn client(url: &str) -> postgres::Client {
-    let (base, query) = url.split_once('?').unwrap_or((url, ""));
-    let schema = query
-        .split('&')
-        .find_map(|p| p.strip_prefix("schema="))
-        .unwrap_or("public")
-        .to_string();
-    let rest: Vec<&str> = query
-        .split('&')
-        .filter(|p| !p.is_empty() && !p.starts_with("schema="))
-        .collect();
-    let url = if rest.is_empty() {
-        base.to_string()
-    } else {
-        format!("{base}?{}", rest.join("&"))
-    };
-    let mut c =
-        postgres::Client::connect(&url, postgres::NoTls).expect("connect to the test server");
-    c.batch_execute(&format!("SET search_path TO \"{schema}\""))
-        .expect("search_path");
-    c
+    smithers_core::store::pg_client(url).expect("connect to the test server")
+}
+
+/// A server of the caller's alone that speaks TLS (`scripts/pg-server.sh` with
+/// `SMITHERS_PG_SSL=on`, or `only`: TCP clients over TLS only), living until this process
+/// ends; its URL and the folder of its certificates (`ca.crt`, `other-ca.crt`,
+/// `client.crt` / `client.key` for the user `certuser`).
+pub struct TlsServer {
+    pub url: String,
+    pub port: String,
+    pub tls: std::path::PathBuf,
+}
+
+impl TlsServer {
+    pub fn start(ssl: &str) -> TlsServer {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/pg-server.sh");
+        let info = tempfile::NamedTempFile::new().expect("a temporary file");
+        let out = Command::new(&script)
+            .arg(std::process::id().to_string())
+            .env("SMITHERS_PG_SSL", ssl)
+            .env("SMITHERS_PG_INFO", info.path())
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .expect("pg-server.sh runs");
+        assert!(
+            out.status.success(),
+            "cannot start a TLS PostgreSQL server: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        let url = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let info = std::fs::read_to_string(info.path()).expect("the server's info");
+        let dir = info.lines().next().expect("the server's folder");
+        let port = url
+            .rsplit_once(':')
+            .and_then(|(_, rest)| rest.split_once('/'))
+            .map(|(port, _)| port.to_string())
+            .expect("a port in the URL");
+        TlsServer {
+            url,
+            port,
+            tls: Path::new(dir).join("tls"),
+        }
+    }
+
+    /// The path of one of the server's certificate files.
+    pub fn file(&self, name: &str) -> String {
+        self.tls.join(name).display().to_string()
+    }
+
+    /// A URL of `user@host` on this server with `params`, naming a schema of its own.
+    pub fn url_for(&self, user_host: &str, params: &str) -> String {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let sep = if params.is_empty() { "" } else { "&" };
+        format!(
+            "postgres://{user_host}:{}/postgres?schema=tls_{}_{n}{sep}{params}",
+            self.port,
+            std::process::id()
+        )
+    }
+}
+
+/// A client of a TLS server over its unix socket (no TLS: the server's `local` line trusts it).
+pub fn socket_client(server: &TlsServer) -> postgres::Client {
+    let dir = server.tls.parent().expect("the server's folder");
+    postgres::Config::new()
+        .host_path(dir)
+        .port(server.port.parse().expect("a port"))
+        .user("postgres")
+        .dbname("postgres")
+        .connect(postgres::NoTls)
+        .expect("connect over the unix socket")
 }

@@ -27,6 +27,7 @@ mod outputs;
 mod runs;
 mod schema;
 mod timers;
+mod tls;
 mod views;
 
 use std::cell::{Cell, RefCell};
@@ -40,7 +41,7 @@ use super::{ChangeListener, LeaseRenewer, OpenOptions, Transactions};
 use crate::error::Result;
 use crate::machines::Stored;
 
-pub use schema::{is_postgres_url, redact};
+pub use schema::{is_postgres_url, pg_client, redact};
 
 /// A statement's parameters.
 pub(crate) type Params<'a> = &'a [&'a (dyn ToSql + Sync)];

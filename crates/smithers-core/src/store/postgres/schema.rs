@@ -4,9 +4,10 @@
 //! `postgresql://…`; a unix socket with `?host=/path/to/dir`) with one more parameter,
 //! `schema=<name>`: the schema that holds the engine's tables and the output tables (`public`
 //! when not given). The engine creates the schema and its tables when it opens a database
-//! for writing, and migrates them in one transaction under the schema's lock.
+//! for writing, and migrates them in one transaction under the schema's lock. libpq's TLS
+//! parameters (`sslmode`, `sslrootcert`, `sslcert`, `sslkey`) are the store's (`tls.rs`).
 
-use postgres::{Client, Config, NoTls};
+use postgres::{Client, Config};
 
 use crate::error::{Error, Result};
 use crate::ident::{identifier_problem, quote};
@@ -287,9 +288,11 @@ pub fn redact(url: &str) -> String {
     }
 }
 
-/// Where the store connects: the server's configuration and the schema its tables live in.
+/// Where the store connects: the server's configuration, how TLS is used, and the schema its
+/// tables live in.
 pub(crate) struct Target {
     config: Config,
+    tls: super::tls::Tls,
     pub schema: String,
     /// The URL without its password.
     pub display: String,
@@ -300,13 +303,16 @@ impl Target {
         let shown = redact(url);
         let (base, query) = url.split_once('?').unwrap_or((url, ""));
         let mut schema = None;
+        let mut tls = super::tls::TlsParams::default();
         let mut kept = Vec::new();
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             match pair.strip_prefix("schema=") {
                 Some(name) => schema = Some(name.to_string()),
+                None if tls.take(pair) => {}
                 None => kept.push(pair),
             }
         }
+        let tls = tls.build(&shown)?;
         let schema = schema.unwrap_or_else(|| "public".into());
         if let Some(why) = identifier_problem(&schema) {
             return Err(Error::InvalidIdentifier {
@@ -330,16 +336,53 @@ impl Target {
         if config.get_application_name().is_none() {
             config.application_name("smithers");
         }
+        // libpq uses no TLS over a unix socket, whatever the mode says.
+        let sockets_only = config
+            .get_hosts()
+            .iter()
+            .all(|h| !matches!(h, postgres::config::Host::Tcp(_)))
+            && config.get_hostaddrs().is_empty();
+        config.ssl_mode(if sockets_only {
+            postgres::config::SslMode::Disable
+        } else {
+            tls.mode.client_mode()
+        });
         Ok(Target {
             config,
+            tls,
             schema,
             display: shown,
         })
     }
 
-    /// A connection whose `search_path` is the schema.
+    /// A connection whose `search_path` is the schema (TLS as the URL says).
     pub(crate) fn connect(&self) -> Result<Client> {
-        let mut client = self.config.connect(NoTls)?;
+        let mode = self.tls.mode;
+        let failed = |e: postgres::Error| {
+            super::tls::failure(&e, mode, &self.display).unwrap_or_else(|| e.into())
+        };
+        let again = |ssl: postgres::config::SslMode| {
+            let mut config = self.config.clone();
+            config.ssl_mode(ssl);
+            config.connect(self.tls.connector.clone()).map_err(failed)
+        };
+        let mut client = match self.config.connect(self.tls.connector.clone()) {
+            // libpq's `allow`: plain first, TLS when the server refuses that.
+            Err(e)
+                if mode == super::tls::SslMode::Allow
+                    && super::tls::hba_refusal(&e) == Some(false) =>
+            {
+                again(postgres::config::SslMode::Require)?
+            }
+            // libpq's `prefer`: TLS first, plain when the server refuses that.
+            Err(e)
+                if mode == super::tls::SslMode::Prefer
+                    && super::tls::hba_refusal(&e) == Some(true) =>
+            {
+                again(postgres::config::SslMode::Disable)?
+            }
+            other => other.map_err(failed)?,
+        };
         // A transaction of the engine never waits for anything but the database (no JS runs
         // inside one), so a session idle in a transaction for a minute belongs to a process
         // that froze or was cut off mid-transaction: the server ends it and its row locks
@@ -350,6 +393,13 @@ impl Target {
         ))?;
         Ok(client)
     }
+}
+
+/// A client of the server `url` names, connected as the store connects (TLS as the URL says),
+/// its `search_path` the URL's schema: for tests and tools that read the tables as they are.
+#[doc(hidden)]
+pub fn pg_client(url: &str) -> Result<Client> {
+    Target::parse(url)?.connect()
 }
 
 /// The schema version recorded in the schema; None when it has no smithers tables.
