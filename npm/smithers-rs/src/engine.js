@@ -5,7 +5,7 @@ import { SmithersError } from "./errors.js";
 import { isTerminal } from "./contract.js";
 import { NativeEngine } from "./native.js";
 import { resolveDb } from "./database.cjs";
-import { tracesConfigured } from "./telemetry/env.js";
+import { tracesConfigured } from "./telemetry/env.cjs";
 
 // node:fs through getBuiltinModule: an ES import of it builds its whole namespace, which loads
 // fs/promises and Node's streams (start-up: ARCHITECTURE.md).
@@ -32,7 +32,7 @@ const loadRuntime = () =>
 
 /**
  * telemetry/trace.js, loaded only by an engine made with `tracing` while traces are configured
- * (OTEL_EXPORTER_OTLP_ENDPOINT, …: telemetry/env.js).
+ * (OTEL_EXPORTER_OTLP_ENDPOINT, …: telemetry/env.cjs).
  */
 let traceModule = null;
 let traceLoading = null;

@@ -17,6 +17,7 @@
 const { parseArgs } = require("node:util");
 const { DECIDE, PS, decisionLines, findDbPath, forbidSelfApproval, notResumedLine, osUser, print, printErr, refusedAnswerText, runsTable } =
   require("./common.cjs");
+const { tracesConfigured } = require("../telemetry/env.cjs");
 
 /** The options the short path takes: the full CLI's, but --help and --input (theirs to handle). */
 const shortPath = ({ help, input, ...options }) => options;
@@ -34,17 +35,6 @@ function fast(argv) {
   if (name === "approve" || name === "deny") return tracesConfigured(process.env) ? null : decide(name, rest);
   if (name === "ps") return ps(rest);
   return null;
-}
-
-/**
- * Whether OpenTelemetry traces are configured (src/telemetry/env.js, which this CommonJS file
- * cannot import: the same test). Then a decision goes to the full CLI, which makes its span.
- */
-function tracesConfigured(env) {
-  if (String(env.OTEL_SDK_DISABLED ?? "").trim().toLowerCase() === "true") return false;
-  const exporters = String(env.OTEL_TRACES_EXPORTER ?? "").trim().toLowerCase();
-  if (exporters === "none") return false;
-  return Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || exporters.split(",").includes("otlp"));
 }
 
 function parse(rest, options) {

@@ -5,7 +5,7 @@ import { resolve } from "node:path";
 import { isServerUrl, resolveDb, showDb } from "../database.cjs";
 import { SmithersError, printable } from "../errors.js";
 import { describeThrown, isSmithersError } from "../values.js";
-import { tracesConfigured } from "../telemetry/env.js";
+import { tracesConfigured } from "../telemetry/env.cjs";
 
 // Node's fs and util through getBuiltinModule, common.cjs through require: an ES import of a
 // builtin builds its whole namespace (for node:fs that loads fs/promises and Node's streams),

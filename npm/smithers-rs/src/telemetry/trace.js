@@ -1,5 +1,5 @@
 // OpenTelemetry traces of runs, made from the events an engine commits (ARCHITECTURE.md,
-// "Traces"). Loaded only when telemetry/env.js says traces are configured; the OpenTelemetry
+// "Traces"). Loaded only when telemetry/env.cjs says traces are configured; the OpenTelemetry
 // packages (optional peer dependencies: @opentelemetry/api, @opentelemetry/sdk-trace,
 // @opentelemetry/resources and the exporter of the configured protocol) are imported on first
 // use, and a missing one is a warning, never a failure.
