@@ -279,7 +279,7 @@ function everyPeer(res) {
       "start runs that each wait at a gate (p50 ms per run)",
       waiting ? `${fmt(ours.park)} ms (${count(waiting.n)} runs, ${fmt(waiting.create.totalMs / 1000)} s)` : "–",
       sm?.cli ? `${cell(sm.cli.park.perRun.p50, ours.park)} (${sm.cli.parked} runs)` : "–",
-      (x) => (x.park ? `${cell(x.park.perRun.p50, ours.park)} (${count(x.park.n)} runs, ${fmt(x.park.totalMs / 1000)} s)` : "–"),
+      (x) => (x.park ? `${cell(x.park.perRun.p50, ours.park)} (${count(x.park.n)} runs, ${fmt(x.park.totalMs / 1000)} s${x.park.stalledAfter == null ? "" : `; of ${count(x.park.asked)} asked, the next did not reach its gate within 30 s`})` : "–"),
     ),
     row(
       "kill -9 mid-sequence, then resume: first resumed task after (ms); ran twice / missing",

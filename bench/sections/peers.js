@@ -99,8 +99,10 @@ function shapes(name, run, s, { dagu = false } = {}) {
   step("park", () => {
     const n = dagu ? s.daguPark : s.park;
     const r = run(["park", String(n)]);
-    const v = { n, totalMs: r.totalMs, perRun: stats(r.perRunMs), rssMB: r.rssKiB ? r.rssKiB / 1024 : null, threads: r.threads ?? null };
-    log(`peers: ${name} start ${count(n)} waiting runs: ${fmt(v.totalMs / 1000)} s (p50 ${fmt(v.perRun.p50)} ms/run)`);
+    // A peer that stopped parking (a run not at its gate within 30 s) reports how many it parked.
+    const stalledAfter = r.stalledAfter ?? null;
+    const v = { n: stalledAfter ?? n, asked: n, stalledAfter, totalMs: r.totalMs, perRun: stats(r.perRunMs), rssMB: r.rssKiB ? r.rssKiB / 1024 : null, threads: r.threads ?? null };
+    log(`peers: ${name} start ${count(n)} waiting runs: ${stalledAfter === null ? "" : `stalled after ${count(stalledAfter)}, `}${fmt(v.totalMs / 1000)} s (p50 ${fmt(v.perRun.p50)} ms/run)`);
     return v;
   });
   step("crash", () => {

@@ -72,7 +72,7 @@ def launch(fresh=True):
     DBOS.launch()
 
 
-def park(k, prefix):
+def park(k, prefix, limit_s=120):
     """Starts k gate workflows and waits until each waits at its recv; per-run start times."""
     ids, times = [], []
     for i in range(k):
@@ -80,10 +80,18 @@ def park(k, prefix):
         t = time.perf_counter()
         with SetWorkflowID(wfid):
             DBOS.start_workflow(gate_workflow)
-        wait_until(lambda: wfid in AT_GATE)
+        wait_until(lambda: wfid in AT_GATE, limit_s=limit_s)
         times.append((time.perf_counter() - t) * 1000)
         ids.append(wfid)
     return ids, times
+
+
+class Stalled(Exception):
+    """park() stopped: a run did not reach its gate in time (after `parked` runs did)."""
+
+    def __init__(self, parked, times):
+        super().__init__(f"stalled after {parked} runs")
+        self.parked, self.times = parked, times
 
 
 def shape_pernode(n, reps):
@@ -116,16 +124,39 @@ def shape_approve(k):
     emit({"toBodyMs": to_body, "parkMs": park_ms})
 
 
+def park_counted(k, prefix, limit_s):
+    """park(), but a run that does not reach its gate ends the shape with what was parked."""
+    ids, times = [], []
+    for i in range(k):
+        try:
+            one, ms = park(1, f"{prefix}{i}", limit_s)
+        except TimeoutError:
+            raise Stalled(len(ids), times)
+        ids += one
+        times += ms
+    return ids, times
+
+
 def shape_park(r):
     launch()
     t = time.perf_counter()
-    _, per_run = park(r, "pk")
+    stalled = None
+    try:
+        _, per_run = park_counted(r, "pk", 30)
+    except Stalled as e:
+        # Reported as such; the waiting workflows' threads would keep the process alive, so
+        # it ends with os._exit once the line is out.
+        stalled, per_run = e.parked, e.times
     total = (time.perf_counter() - t) * 1000
     rss = {}
     for line in open("/proc/self/status"):
         if line.startswith(("VmRSS:", "Threads:")):
             k, v = line.split(":", 1)
             rss[k] = int(v.split()[0])
+    if stalled is not None:
+        emit({"r": r, "stalledAfter": stalled, "totalMs": total, "perRunMs": per_run, "rssKiB": rss.get("VmRSS"), "threads": rss.get("Threads")})
+        sys.stdout.flush()
+        os._exit(0)
     DBOS.destroy()
     emit({"r": r, "totalMs": total, "perRunMs": per_run, "rssKiB": rss.get("VmRSS"), "threads": rss.get("Threads")})
 
