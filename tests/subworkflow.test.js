@@ -270,3 +270,105 @@ test("a caller follows its sub-run from a <Timer> to a gate: `up` waits the time
   assert.equal(ok.code, 0, ok.stderr);
   assert.equal(engine.getRun("g2").status, "finished", "the sub-run's end resumed its caller");
 });
+
+// `why` of a caller parked on a sub-run names the sub-run and what it waits on, down to the
+// deepest run that waits: its gate with the approve command, or its timer with its due time.
+// On both stores (PostgreSQL: a server of this file's own, a schema per test).
+const MID_TSX = `/** @jsxImportSource smithers-rs */
+import { Sequence, Task, createSmithers, subRunResultSchema } from "smithers-rs";
+const { Workflow, smithers, outputs } = createSmithers({ sub: subRunResultSchema });
+export default smithers(() => (
+  <Workflow name="mid"><Sequence><Task id="inner" output={outputs.sub} workflow="./child.tsx" /></Sequence></Workflow>
+));`;
+const TOP_TSX = TIMER_PARENT_TSX.replace("./child.tsx", "./mid.tsx");
+
+for (const store of ["sqlite", "postgres"]) {
+  const dbOf = async (box) => (store === "postgres" ? (await import("./helpers/postgres.js")).pgDatabase("why") : box.db);
+
+  test(`[${store}] \`why\` of a caller names its sub-run's sub-run and the gate it waits on, with the approve command`, async (t) => {
+    const box = sandbox();
+    t.after(() => box.cleanup());
+    const db = await dbOf(box);
+    box.write("child.tsx", childWith(GATE));
+    box.write("mid.tsx", MID_TSX);
+    const top = box.write("top.tsx", TOP_TSX);
+    const up = await smithers(["up", top, "--json", "--run-id", "w1"], { db });
+    assert.equal(up.code, 3, up.stdout + up.stderr);
+    assert.equal(up.json.status, "waiting-approval");
+
+    const json = await smithers(["why", "w1", "--json"], { db });
+    assert.equal(json.code, 0, json.stderr);
+    const [b] = json.json.blockers;
+    assert.equal(json.json.blockers.length, 1, JSON.stringify(json.json.blockers));
+    assert.equal(b.kind, "sub-run");
+    assert.equal(b.nodeId, "call");
+    assert.equal(b.subRunId, "w1.call.0");
+    assert.equal(b.subRunStatus, "waiting-approval");
+    const [midB] = b.subRun.blockers;
+    assert.equal(midB.kind, "sub-run");
+    assert.equal(midB.nodeId, "inner");
+    assert.equal(midB.subRunId, "w1.call.0.inner.0");
+    assert.deepEqual(
+      b.waitsOn.map((w) => [w.runId, w.kind, w.nodeId]),
+      [["w1.call.0.inner.0", "approval", "ok"]],
+      "the deepest wait: the grandchild's gate",
+    );
+    assert.match(b.unblocker, /^npx smithers approve w1\.call\.0\.inner\.0\b/);
+    assert.match(json.json.summary, /call waits for its sub-run w1\.call\.0 .*inner waits for its sub-run w1\.call\.0\.inner\.0 .*Approval requested — no decision yet: Go on\?/);
+
+    const text = await smithers(["why", "w1"], { db });
+    assert.equal(text.code, 0, text.stderr);
+    assert.match(text.stdout, /call: waits for its sub-run w1\.call\.0 \(waiting-approval\)/);
+    assert.match(text.stdout, /inner: waits for its sub-run w1\.call\.0\.inner\.0 \(waiting-approval\)/);
+    assert.match(text.stdout, /w1\.call\.0\.inner\.0 ok: Approval requested — no decision yet: Go on\?/);
+    assert.match(text.stdout, /Unblock: npx smithers approve w1\.call\.0\.inner\.0/);
+
+    // The printed command does unblock it: the grandchild, then its callers, finish.
+    const ok = await smithers(["approve", "w1.call.0.inner.0", "--by", "ann", "--json"], { db });
+    assert.equal(ok.code, 0, ok.stderr);
+    const after = await smithers(["why", "w1", "--json"], { db });
+    assert.equal(after.json.status, "finished");
+    assert.deepEqual(after.json.blockers, []);
+  });
+
+  test(`[${store}] \`why\` of a caller waiting-timer names its sub-run and the sub-run's <Timer> with its due time`, async (t) => {
+    const box = sandbox();
+    t.after(() => box.cleanup());
+    const db = await dbOf(box);
+    box.write("child.tsx", childWith(`${GATE}\n    <Timer id="cool-down" duration="1h" />`));
+    const parent = box.write("parent.tsx", TIMER_PARENT_TSX);
+    const up = await smithers(["up", parent, "--json", "--run-id", "w2"], { db });
+    assert.equal(up.code, 3, up.stdout + up.stderr);
+    const before = Date.now();
+    const ok = await smithers(["approve", "w2.call.0", "ok", "--by", "ann", "--json"], { db });
+    assert.equal(ok.code, 0, ok.stderr);
+
+    const json = await smithers(["why", "w2", "--json"], { db });
+    assert.equal(json.code, 0, json.stderr);
+    assert.equal(json.json.status, "waiting-timer");
+    assert.equal(json.json.blockers.length, 1, JSON.stringify(json.json.blockers));
+    const [b] = json.json.blockers;
+    assert.equal(b.kind, "sub-run");
+    assert.equal(b.subRunId, "w2.call.0");
+    assert.equal(b.subRunStatus, "waiting-timer");
+    const [w] = b.waitsOn;
+    assert.deepEqual([b.waitsOn.length, w.runId, w.kind, w.nodeId], [1, "w2.call.0", "timer", "cool-down"]);
+    const due = Date.parse(w.dueAt);
+    assert.ok(due >= before + 3_600_000 - 5_000 && due <= Date.now() + 3_600_000 + 5_000, `due in an hour: ${w.dueAt}`);
+    assert.match(b.unblocker, /^npx smithers resume w2\b/);
+    assert.ok(json.json.summary.includes(`call waits for its sub-run w2.call.0 (waiting-timer): cool-down waits until ${w.dueAt}`), json.json.summary);
+
+    const text = await smithers(["why", "w2"], { db });
+    assert.equal(text.code, 0, text.stderr);
+    assert.match(text.stdout, /call: waits for its sub-run w2\.call\.0 \(waiting-timer\)/);
+    assert.ok(text.stdout.includes(`w2.call.0 cool-down waits until ${w.dueAt} (a <Timer>)`), text.stdout);
+    assert.match(text.stdout, /Unblock: npx smithers resume w2/);
+
+    // The printed command does unblock it once due (test clock two hours on).
+    const later = { SMITHERS_TEST_ONLY_CLOCK_OFFSET_MS: String(2 * 3_600_000) };
+    const resumed = await smithers(["resume", "w2", "--json"], { db, env: later });
+    assert.equal(resumed.code, 0, resumed.stderr);
+    const after = await smithers(["why", "w2", "--json"], { db });
+    assert.equal(after.json.status, "finished");
+  });
+}

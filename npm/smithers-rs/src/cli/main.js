@@ -1374,8 +1374,11 @@ function withTimers(engine, info) {
  * What blocks a run, and the command that unblocks it.
  * @param {any} info an `inspect` answer
  * @param {string} [db] appended to the commands (` --db FILE` when they need it)
+ * @param {((runId: string) => any) | null} [subRun] a sub-run's `inspect` answer (with its
+ *   timers), or null: with it a sub-run blocker says what the sub-run waits on, recursively
+ * @param {number} [depth] how deep in a run tree `info` is (internal)
  */
-export function diagnose(info, db = "") {
+export function diagnose(info, db = "", subRun = null, depth = 0) {
   const r = info.run;
   const pending = info.approvals.filter((a) => a.status === "requested");
   const blockers = [];
@@ -1415,16 +1418,6 @@ export function diagnose(info, db = "") {
       }
       blockers.push(blocker);
     }
-    for (const n of info.nodes.filter((x) => x.state === "waiting-approval" && x.subRunId)) {
-      blockers.push({
-        kind: "sub-run",
-        nodeId: n.nodeId,
-        iteration: n.iteration,
-        subRunId: n.subRunId,
-        reason: `${n.nodeId} waits for its sub-run ${n.subRunId}, which waits for a decision`,
-        unblocker: `npx smithers why ${n.subRunId}${db}`,
-      });
-    }
   } else if (r.status === "waiting-timer") {
     for (const t of (info.timers ?? []).filter((x) => x.kind === "timer" && x.status === "scheduled")) {
       blockers.push({
@@ -1454,6 +1447,13 @@ export function diagnose(info, db = "") {
   } else if (r.status === "running") {
     blockers.push({ kind: "running", reason: `Being driven by ${r.owner}${r.leaseExpiresAt ? ` (its lease runs to ${r.leaseExpiresAt} unless it renews it)` : ""}`, unblocker: null });
   }
+  if (r.status === "waiting-approval" || r.status === "waiting-timer") {
+    // A task parked on its sub-run (the caller follows the sub-run's wait kind): name the
+    // sub-run and, with `subRun`, what it waits on, down to the deepest run that waits.
+    for (const n of info.nodes.filter((x) => x.state === "waiting-approval" && x.subRunId)) {
+      blockers.push(subRunBlocker(r, n, subRun, db, depth));
+    }
+  }
   // Who rejected which step, and why: the rejection is final (RUN_REJECTED for anything else).
   const rejected = info.approvals
     .filter((a) => a.status === "rejected")
@@ -1467,6 +1467,46 @@ export function diagnose(info, db = "") {
   return { runId: r.runId, status: r.status, summary, blockers, ...(rejected.length ? { rejected } : {}) };
 }
 
+/**
+ * The blocker of a task `n` of run `r` parked on its sub-run: the sub-run's own blockers under
+ * `subRun` (as deep as runs nest), the deepest ones flattened in `waitsOn` (each with its
+ * `runId`), and the command that moves the deepest wait on: its gate's approve command, or
+ * for a timer `resume` of this run (which fires it once due and moves the callers on).
+ */
+function subRunBlocker(r, n, subRun, db, depth) {
+  const blocker = {
+    kind: "sub-run",
+    nodeId: n.nodeId,
+    iteration: n.iteration,
+    subRunId: n.subRunId,
+    reason: `${n.nodeId} waits for its sub-run ${n.subRunId}`,
+    unblocker: `npx smithers why ${n.subRunId}${db}`,
+  };
+  let sub = null;
+  if (subRun && depth < 64) {
+    try {
+      sub = subRun(n.subRunId);
+    } catch {
+      sub = null; // gone (deleted, pruned): say what we know
+    }
+  }
+  if (!sub) return blocker;
+  const inner = diagnose(sub, db, subRun, depth + 1);
+  const waitsOn = inner.blockers.flatMap((b) => (b.kind === "sub-run" ? b.waitsOn ?? [] : [{ runId: inner.runId, ...b }]));
+  const said = inner.blockers.length > 0 ? inner.blockers.map((b) => b.reason).join("; ") : `it is ${inner.status}`;
+  Object.assign(blocker, {
+    subRunStatus: inner.status,
+    reason: `${n.nodeId} waits for its sub-run ${n.subRunId} (${inner.status}): ${said}`,
+    subRun: { runId: inner.runId, status: inner.status, blockers: inner.blockers },
+    waitsOn,
+  });
+  if (waitsOn.length === 1) {
+    const [deepest] = waitsOn;
+    blocker.unblocker = deepest.kind === "timer" ? `npx smithers resume ${r.runId}${db}` : deepest.unblocker ?? blocker.unblocker;
+  }
+  return blocker;
+}
+
 /** ", decided by system:timeout (onTimeout deny) at …" for a gate with a deadline still to come. */
 function deadlineOf(info, a) {
   const t = (info.timers ?? []).find((x) => x.kind === "approval-timeout" && x.status === "scheduled" && x.nodeId === a.nodeId && x.iteration === a.iteration);
@@ -1478,8 +1518,14 @@ function deadlineOf(info, a) {
 async function why(args) {
   const id = runId(args, "why");
   const engine = await openEngine(findDb(args.values), { readOnly: true });
-  const report = diagnose(withTimers(engine, engine.inspect(id)), dbArg(engine.dbPath));
-  engine.close();
+  let report;
+  try {
+    // A sub-run's wait is read from the same database, as deep as sub-runs nest.
+    const subRun = (subId) => withTimers(engine, engine.inspect(subId));
+    report = diagnose(withTimers(engine, engine.inspect(id)), dbArg(engine.dbPath), subRun);
+  } finally {
+    engine.close();
+  }
   if (args.values.json) {
     print(JSON.stringify({ ok: true, ...report }, null, 2));
     return 0;
@@ -1489,28 +1535,47 @@ async function why(args) {
   for (const r of report.rejected ?? []) {
     say(`  Rejected: ${r.nodeId}${r.iteration ? ` (iteration ${r.iteration})` : ""} by ${r.by ?? "?"} at ${r.at}: ${r.reason ?? "(no reason given)"}`);
   }
-  for (const b of report.blockers) {
+  sayBlockers(report.blockers, "  ", null);
+  return 0;
+}
+
+/**
+ * `why`'s lines for `blockers`, indented by `ind`; `runId` is set for a sub-run's blockers
+ * (nested under the task that waits for it), whose reasons it then prints too.
+ */
+function sayBlockers(blockers, ind, runId) {
+  const gap = runId ? "" : "\n"; // a sub-run's lines stay with the task that waits for it
+  const at = (b) => `${runId ? `${runId} ` : ""}${b.nodeId}${b.iteration ? ` (iteration ${b.iteration})` : ""}`;
+  for (const b of blockers) {
     if (b.kind === "approval" && b.approvalKind === "review") {
-      say(`\n  ${b.nodeId}${b.iteration ? ` (iteration ${b.iteration})` : ""}: ${b.reason}`);
-      say(`  Waiting since: ${new Date(b.waitingSince).toISOString()}`);
-      say(`  Digest: ${b.digest}`);
-      if (b.input.length) say(`  Inputs: ${inputList(b)}`);
-      for (const h of b.history) say(`  Earlier: ${historyLine(h)}`);
-      say(`  Its output: ${b.logs}`);
-      say(`  Unblock: ${b.unblocker}`);
-      say(`  Push back: ${b.pushBack}`);
-      say(`  Reject instead: ${b.deny}`);
+      say(`${gap}${ind}${at(b)}: ${b.reason}`);
+      say(`${ind}Waiting since: ${new Date(b.waitingSince).toISOString()}`);
+      say(`${ind}Digest: ${b.digest}`);
+      if (b.input.length) say(`${ind}Inputs: ${inputList(b)}`);
+      for (const h of b.history) say(`${ind}Earlier: ${historyLine(h)}`);
+      say(`${ind}Its output: ${b.logs}`);
+      say(`${ind}Unblock: ${b.unblocker}`);
+      say(`${ind}Push back: ${b.pushBack}`);
+      say(`${ind}Reject instead: ${b.deny}`);
     } else if (b.kind === "approval") {
-      say(`\n  ${b.nodeId}${b.iteration ? ` (iteration ${b.iteration})` : ""}: ${b.reason}`);
-      say(`  Waiting since: ${new Date(b.waitingSince).toISOString()}`);
-      say(`  Digest: ${b.digest}`);
-      say(`  Unblock: ${b.unblocker}`);
-      say(`  Deny instead: ${b.deny}`);
+      say(`${gap}${ind}${at(b)}: ${b.reason}`);
+      say(`${ind}Waiting since: ${new Date(b.waitingSince).toISOString()}`);
+      say(`${ind}Digest: ${b.digest}`);
+      say(`${ind}Unblock: ${b.unblocker}`);
+      say(`${ind}Deny instead: ${b.deny}`);
+    } else if (b.kind === "sub-run" && b.subRun) {
+      say(`${gap}${ind}${at(b)}: waits for its sub-run ${b.subRunId} (${b.subRunStatus})`);
+      sayBlockers(b.subRun.blockers, `${ind}  `, b.subRunId);
+      // The command for the deepest wait, once, at the top (a gate's is under the gate).
+      const gate = b.waitsOn.length === 1 && b.waitsOn[0].kind === "approval";
+      if (!runId && !gate && b.unblocker) say(`${ind}Unblock: ${b.unblocker}`);
+    } else if (runId) {
+      // In a sub-run: what it waits on; the command is the calling task's (above).
+      say(`${gap}${ind}${runId}${b.kind === "timer" ? " " : ": "}${b.reason}`);
     } else if (b.unblocker) {
-      say(`  Unblock: ${b.unblocker}`);
+      say(`${ind}Unblock: ${b.unblocker}`);
     }
   }
-  return 0;
 }
 
 async function logs(args) {
