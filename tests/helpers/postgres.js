@@ -40,20 +40,7 @@ export function pgDatabase(name = "t") {
  * ended; the server comes back on the same port with the same options).
  */
 export function pgOwnServer() {
-  const tmp = mkdtempSync(join(tmpdir(), "smithers-pg-info-"));
-  const info = join(tmp, "info");
-  let url;
-  try {
-    url = execFileSync(join(REPO, "scripts/pg-server.sh"), [String(process.pid)], {
-      encoding: "utf8",
-      stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, SMITHERS_PG_INFO: info },
-    }).trim();
-  } catch (e) {
-    throw new Error(`cannot start a PostgreSQL server: ${String(e.stderr ?? e.message).trim()}`);
-  }
-  const [dir, bin, as] = readFileSync(info, "utf8").split("\n");
-  rmSync(tmp, { recursive: true, force: true });
+  const { url, dir, bin, as } = startServer({}, "a PostgreSQL server");
   const prefix = as ? as.split(" ").filter(Boolean) : [];
   const pgCtl = (...args) => {
     const argv = [...prefix, join(bin, "pg_ctl"), "-D", join(dir, "data"), ...args];
@@ -79,20 +66,7 @@ export function pgOwnServer() {
  * not; `database(host, params)` a URL of `host` naming a schema of its own, with `params`.
  */
 export function pgTlsServer(ssl = "on") {
-  const tmp = mkdtempSync(join(tmpdir(), "smithers-pg-info-"));
-  const info = join(tmp, "info");
-  let url;
-  try {
-    url = execFileSync(join(REPO, "scripts/pg-server.sh"), [String(process.pid)], {
-      encoding: "utf8",
-      stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, SMITHERS_PG_INFO: info, SMITHERS_PG_SSL: ssl },
-    }).trim();
-  } catch (e) {
-    throw new Error(`cannot start a TLS PostgreSQL server: ${String(e.stderr ?? e.message).trim()}`);
-  }
-  const [dir] = readFileSync(info, "utf8").split("\n");
-  rmSync(tmp, { recursive: true, force: true });
+  const { url, dir } = startServer({ SMITHERS_PG_SSL: ssl }, "a TLS PostgreSQL server");
   const port = new URL(url).port;
   let k = 0;
   return {
@@ -101,4 +75,26 @@ export function pgTlsServer(ssl = "on") {
     file: (name) => join(dir, "tls", name),
     database: (host, params) => `postgres://${host}:${port}/postgres?schema=tls_${process.pid}_${k++}&${params}`,
   };
+}
+
+/**
+ * scripts/pg-server.sh for this process, with `env` added: the server's URL, its folder, its
+ * binaries' directory and the command prefix that runs them as the server's user.
+ */
+function startServer(env, what) {
+  const tmp = mkdtempSync(join(tmpdir(), "smithers-pg-info-"));
+  const info = join(tmp, "info");
+  let url;
+  try {
+    url = execFileSync(join(REPO, "scripts/pg-server.sh"), [String(process.pid)], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, ...env, SMITHERS_PG_INFO: info },
+    }).trim();
+  } catch (e) {
+    throw new Error(`cannot start ${what}: ${String(e.stderr ?? e.message).trim()}`);
+  }
+  const [dir, bin, as] = readFileSync(info, "utf8").split("\n");
+  rmSync(tmp, { recursive: true, force: true });
+  return { url, dir, bin, as };
 }

@@ -111,17 +111,7 @@ impl Views for SqliteStore {
         filter: &ApprovalFilter,
         status: Option<&str>,
     ) -> Result<Vec<ApprovalSummary>> {
-        let (sql, params) =
-            crate::store::approval_listing(APPROVAL_COLS, filter, status, "", &|n, _| {
-                format!("?{n}")
-            });
-        let values: Vec<rusqlite::types::Value> = params
-            .into_iter()
-            .map(|p| match p {
-                ListingParam::Text(t) => rusqlite::types::Value::Text(t.to_owned()),
-                ListingParam::Int(i) => rusqlite::types::Value::Integer(i),
-            })
-            .collect();
+        let (sql, values) = approval_listing(filter, status);
         let rows = all(&self.conn, &sql, rusqlite::params_from_iter(values), |r| {
             approval_summary(r)
         })?;
@@ -213,6 +203,23 @@ impl Views for SqliteStore {
     }
 }
 
+/// The approvals listing's SQL for SQLite and its parameters (the store's shared builder).
+fn approval_listing(
+    filter: &ApprovalFilter,
+    status: Option<&str>,
+) -> (String, Vec<rusqlite::types::Value>) {
+    let (sql, params) =
+        crate::store::approval_listing(APPROVAL_COLS, filter, status, "", &|n, _| format!("?{n}"));
+    let values = params
+        .into_iter()
+        .map(|p| match p {
+            ListingParam::Text(t) => rusqlite::types::Value::Text(t.to_owned()),
+            ListingParam::Int(i) => rusqlite::types::Value::Integer(i),
+        })
+        .collect();
+    (sql, values)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,17 +228,7 @@ mod tests {
 
     /// The plan of the approvals listing for `filter` and `status`, one line per step.
     fn plan(store: &SqliteStore, filter: &ApprovalFilter, status: Option<&str>) -> Vec<String> {
-        let (sql, params) =
-            crate::store::approval_listing(APPROVAL_COLS, filter, status, "", &|n, _| {
-                format!("?{n}")
-            });
-        let values: Vec<rusqlite::types::Value> = params
-            .into_iter()
-            .map(|p| match p {
-                ListingParam::Text(t) => rusqlite::types::Value::Text(t.to_owned()),
-                ListingParam::Int(i) => rusqlite::types::Value::Integer(i),
-            })
-            .collect();
+        let (sql, values) = approval_listing(filter, status);
         all(
             &store.conn,
             &format!("EXPLAIN QUERY PLAN {sql}"),
