@@ -326,7 +326,9 @@ describe("Dagu's approval, handler and REST scenarios on smithers serve", () => 
 
   test("WaitHandler: runs when the DAG waits with DAG_WAITING_STEPS; a failing one leaves the DAG waiting", async () => {
     const ok = await start("wait-handler");
-    await waitFor(() => existsSync(join(box.dir, "wait-handler.out")), { timeoutMs: 10_000, what: "the handler's output" });
+    // The shell creates the file before it writes the line: wait for the whole line.
+    const out = join(box.dir, "wait-handler.out");
+    await waitFor(() => existsSync(out) && readFileSync(out, "utf8").endsWith("\n"), { timeoutMs: 10_000, what: "the handler's output" });
     assert.equal(readFileSync(join(box.dir, "wait-handler.out"), "utf8"), "waiting_steps:approval-gate\n");
     // The handler writes its output before it exits: its end is recorded a moment later.
     const events = await waitFor(
